@@ -1,0 +1,582 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * api.c - the behaviour API of include/girder/girder.h.
+ *
+ * Every function here is called by a process from inside one of its callbacks,
+ * on its scheduler thread (ctx is that process). They update the caller's own
+ * side at once and send signals for the other side; they never touch another
+ * process's memory, even on the same scheduler, so one routing path serves
+ * local, cross-scheduler and (later) remote destinations alike.
+ */
+#include "runtime/rt_int.h"
+
+#include "proto/err.h"
+#include "proto/term.h"
+#include "util/log.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+girder_pid girder_self(girder_ctx *ctx)
+{
+    return gr_proc_of(ctx)->pid;
+}
+
+girder_rt *girder_runtime(girder_ctx *ctx)
+{
+    return gr_proc_of(ctx)->sched->rt;
+}
+
+girder_ref girder_make_ref(girder_ctx *ctx)
+{
+    return gr_sched_make_ref(gr_proc_of(ctx)->sched);
+}
+
+/* ---- pids and refs in terms ---------------------------------------------------------- */
+
+static int pack_id(girder_rt *rt, msgpack_packer *pk, int type, uint32_t node, uint32_t creation,
+                   uint64_t id)
+{
+    size_t nlen;
+    const char *name = gr_rt_node_at(rt, node, &nlen);
+
+    if (name == NULL) {
+        return -EINVAL;
+    }
+    return gr_term_pack_id(pk, type, name, nlen, creation, id);
+}
+
+int girder_pack_pid(girder_ctx *ctx, msgpack_packer *pk, girder_pid pid)
+{
+    return pack_id(girder_runtime(ctx), pk, GR_TERM_EXT_PID, pid.node, pid.creation, pid.id);
+}
+
+int girder_pack_ref(girder_ctx *ctx, msgpack_packer *pk, girder_ref ref)
+{
+    return pack_id(girder_runtime(ctx), pk, GR_TERM_EXT_REF, ref.node, ref.creation, ref.id);
+}
+
+static int get_id(girder_rt *rt, const msgpack_object *o, int type, girder_pid *ret)
+{
+    gr_term_id tid;
+    uint32_t node;
+    int r;
+
+    if ((r = gr_term_parse_id(o, type, &tid)) < 0) {
+        return r;
+    }
+    if ((r = gr_rt_node_intern(rt, tid.node, tid.node_len, &node)) < 0) {
+        return r;
+    }
+    *ret = (girder_pid){node, tid.creation, tid.id};
+    return 0;
+}
+
+int girder_get_pid(girder_ctx *ctx, const msgpack_object *o, girder_pid *ret_pid)
+{
+    return get_id(girder_runtime(ctx), o, GR_TERM_EXT_PID, ret_pid);
+}
+
+int girder_get_ref(girder_ctx *ctx, const msgpack_object *o, girder_ref *ret_ref)
+{
+    girder_pid p;
+    int r = get_id(girder_runtime(ctx), o, GR_TERM_EXT_REF, &p);
+
+    if (r == 0) {
+        *ret_ref = gr_pid_as_ref(p);
+    }
+    return r;
+}
+
+/* ---- spawning -------------------------------------------------------------------------- */
+
+int girder_spawn(girder_ctx *ctx, const girder_behaviour *b, const girder_msg *arg,
+                 unsigned flags, girder_pid *ret_pid, girder_ref *ret_mref)
+{
+    gr_proc *p = gr_proc_of(ctx);
+    gr_sched *s = p->sched, *t = s;
+    girder_rt *rt = s->rt;
+    gr_proc *child;
+    girder_ref mref = {0, 0, 0};
+
+    if (b == NULL || b->handle == NULL) {
+        return GR_EBADBEHAVIOUR;
+    }
+    if (atomic_load(&rt->stopping)) {
+        return GR_ESTOPPED;
+    }
+    if ((flags & GIRDER_SPAWN_SPREAD) && rt->nsched > 1) {
+        t = &rt->scheds[atomic_fetch_add(&rt->spread, 1) % rt->nsched];
+    }
+    child = gr_proc_new(t, b, arg, gr_sched_alloc_id(t));
+    if (child == NULL) {
+        return -ENOMEM;
+    }
+    /* Both sides of the link/monitor exist before the child can run: no window
+     * in which it dies unobserved. The child is not visible to anyone yet, so
+     * this thread may write it even when it belongs to another scheduler. */
+    if (flags & GIRDER_SPAWN_LINK) {
+        gr_proc_ext *cx = gr_proc_ext_get(child), *px = gr_proc_ext_get(p);
+
+        if (cx == NULL || px == NULL || gr_idmap_put(&cx->links, p->pid, p->pid) < 0 ||
+            gr_idmap_put(&px->links, child->pid, child->pid) < 0) {
+            goto nomem;
+        }
+    }
+    if (flags & GIRDER_SPAWN_MONITOR) {
+        gr_proc_ext *cx = gr_proc_ext_get(child), *px = gr_proc_ext_get(p);
+
+        mref = gr_sched_make_ref(s);
+        if (cx == NULL || px == NULL ||
+            gr_idmap_put(&cx->monby, gr_ref_as_pid(mref), p->pid) < 0 ||
+            gr_idmap_put(&px->mons, gr_ref_as_pid(mref), child->pid) < 0) {
+            goto nomem;
+        }
+    }
+    if (t == s) {
+        gr_proc_insert(s, child);
+    } else {
+        gr_sig *sig = gr_sig_new(GR_SIG_SPAWN, p->pid, child->pid);
+
+        if (sig == NULL) {
+            goto nomem;
+        }
+        sig->ptr = child;
+        gr_sched_push(t, sig);
+    }
+    *ret_pid = child->pid;
+    if (ret_mref) {
+        *ret_mref = mref;
+    }
+    return 0;
+nomem:
+    if (p->ext) {
+        gr_idmap_del(&p->ext->links, child->pid, NULL);
+        gr_idmap_del(&p->ext->mons, gr_ref_as_pid(mref), NULL);
+    }
+    gr_proc_free(child);
+    return -ENOMEM;
+}
+
+int girder_spawn_named(girder_ctx *ctx, const char *behaviour, const girder_msg *arg,
+                       unsigned flags, girder_pid *ret_pid, girder_ref *ret_mref)
+{
+    const girder_behaviour *b = girder_behaviour_find(girder_runtime(ctx), behaviour);
+
+    if (b == NULL) {
+        return GR_EBADBEHAVIOUR;
+    }
+    return girder_spawn(ctx, b, arg, flags, ret_pid, ret_mref);
+}
+
+/* ---- signals ----------------------------------------------------------------------------- */
+
+/* Send a signal from the calling process; takes msg (a new reference) only on
+ * success. */
+static int emit(gr_proc *p, gr_sig_type type, girder_pid to, girder_ref ref, girder_msg *msg)
+{
+    gr_sig *s = gr_sig_new(type, p->pid, to);
+
+    if (s == NULL) {
+        return -ENOMEM;
+    }
+    s->ref = ref;
+    s->msg = msg;
+    gr_route(p->sched->rt, p->sched, s);
+    return 0;
+}
+
+int girder_send(girder_ctx *ctx, girder_pid to, girder_msg *msg)
+{
+    if (msg == NULL) {
+        return GR_EBADARG;
+    }
+    return emit(gr_proc_of(ctx), GR_SIG_MSG, to, (girder_ref){0, 0, 0}, msg);
+}
+
+int girder_send_name(girder_ctx *ctx, const char *name, girder_msg *msg)
+{
+    girder_pid to;
+    int r;
+
+    if ((r = girder_whereis(ctx, name, &to)) < 0) {
+        return r;
+    }
+    return girder_send(ctx, to, msg);
+}
+
+static bool name_ok(const char *name)
+{
+    size_t n = name ? strlen(name) : 0;
+
+    return n > 0 && n <= GR_TERM_NODE_MAX;
+}
+
+int girder_register(girder_ctx *ctx, const char *name, girder_pid pid)
+{
+    gr_proc *p = gr_proc_of(ctx);
+    girder_rt *rt = p->sched->rt;
+    unsigned idx = (unsigned)(pid.id & 0xff);
+    int r;
+
+    if (!name_ok(name) || pid.node != 0) {
+        return GR_EBADARG;
+    }
+    if (pid.creation != rt->creation || idx >= rt->nsched || pid.id == 0) {
+        return GR_ENOPROC;
+    }
+    if (&rt->scheds[idx] == p->sched) {
+        gr_proc *t = gr_ptab_get(&p->sched->ptab, pid.id);
+        gr_proc_ext *x;
+
+        if (t == NULL || t->status == GR_PROC_DEAD) {
+            return GR_ENOPROC;
+        }
+        if (t->ext && t->ext->name) {
+            return GR_EALREADY;
+        }
+        if ((x = gr_proc_ext_get(t)) == NULL) {
+            return -ENOMEM;
+        }
+        if ((r = gr_registry_add(rt->names, name, pid)) < 0) {
+            return r;
+        }
+        if ((x->name = strdup(name)) == NULL) {
+            gr_registry_del_if(rt->names, name, pid);
+            return -ENOMEM;
+        }
+        return 0;
+    }
+    /* Another scheduler owns pid: register now, let the owner confirm (or drop
+     * the name if pid is dead or already named). */
+    if ((r = gr_registry_add(rt->names, name, pid)) < 0) {
+        return r;
+    }
+    {
+        girder_msg *m = girder_msg_atom(name);
+
+        if (m == NULL || emit(p, GR_SIG_REGCHECK, pid, (girder_ref){0, 0, 0}, m) < 0) {
+            girder_msg_unref(m);
+            gr_registry_del_if(rt->names, name, pid);
+            return -ENOMEM;
+        }
+    }
+    return 0;
+}
+
+int girder_unregister(girder_ctx *ctx, const char *name)
+{
+    gr_proc *p = gr_proc_of(ctx);
+    girder_rt *rt = p->sched->rt;
+    girder_pid pid;
+    int r;
+
+    if (!name_ok(name)) {
+        return GR_EBADARG;
+    }
+    if ((r = gr_registry_del(rt->names, name, &pid)) < 0) {
+        return r;
+    }
+    if (&rt->scheds[pid.id & 0xff] == p->sched) {
+        gr_proc *t = gr_ptab_get(&p->sched->ptab, pid.id);
+
+        if (t && t->ext && t->ext->name && strcmp(t->ext->name, name) == 0) {
+            free(t->ext->name);
+            t->ext->name = NULL;
+        }
+        return 0;
+    }
+    {
+        girder_msg *m = girder_msg_atom(name);
+
+        if (m && emit(p, GR_SIG_REGCHECK, pid, (girder_ref){0, 0, 0}, m) < 0) {
+            girder_msg_unref(m);
+        }
+    }
+    return 0;
+}
+
+int girder_whereis(girder_ctx *ctx, const char *name, girder_pid *ret_pid)
+{
+    if (!name_ok(name)) {
+        return GR_EBADARG;
+    }
+    return gr_registry_get(girder_runtime(ctx)->names, name, ret_pid);
+}
+
+int girder_link(girder_ctx *ctx, girder_pid pid)
+{
+    gr_proc *p = gr_proc_of(ctx);
+    gr_proc_ext *x;
+    int r;
+
+    if (girder_pid_eq(pid, p->pid)) {
+        return 0;
+    }
+    if ((x = gr_proc_ext_get(p)) == NULL) {
+        return -ENOMEM;
+    }
+    if ((r = gr_idmap_put(&x->links, pid, pid)) <= 0) {
+        return r; /* already linked (0) or ENOMEM */
+    }
+    if ((r = emit(p, GR_SIG_LINK, pid, (girder_ref){0, 0, 0}, NULL)) < 0) {
+        gr_idmap_del(&x->links, pid, NULL);
+    }
+    return r;
+}
+
+int girder_unlink(girder_ctx *ctx, girder_pid pid)
+{
+    gr_proc *p = gr_proc_of(ctx);
+
+    if (p->ext == NULL || !gr_idmap_del(&p->ext->links, pid, NULL)) {
+        return 0;
+    }
+    return emit(p, GR_SIG_UNLINK, pid, (girder_ref){0, 0, 0}, NULL);
+}
+
+static int monitor_with(gr_proc *p, girder_pid pid, girder_ref ref)
+{
+    gr_proc_ext *x = gr_proc_ext_get(p);
+    int r;
+
+    if (x == NULL) {
+        return -ENOMEM;
+    }
+    if ((r = gr_idmap_put(&x->mons, gr_ref_as_pid(ref), pid)) < 0) {
+        return r;
+    }
+    if ((r = emit(p, GR_SIG_MONITOR, pid, ref, NULL)) < 0) {
+        gr_idmap_del(&x->mons, gr_ref_as_pid(ref), NULL);
+    }
+    return r;
+}
+
+int girder_monitor(girder_ctx *ctx, girder_pid pid, girder_ref *ret_ref)
+{
+    gr_proc *p = gr_proc_of(ctx);
+    girder_ref ref = gr_sched_make_ref(p->sched);
+    int r = monitor_with(p, pid, ref);
+
+    if (r == 0) {
+        *ret_ref = ref;
+    }
+    return r;
+}
+
+int girder_demonitor(girder_ctx *ctx, girder_ref ref)
+{
+    gr_proc *p = gr_proc_of(ctx);
+    girder_pid target;
+
+    if (p->ext == NULL || !gr_idmap_del(&p->ext->mons, gr_ref_as_pid(ref), &target)) {
+        return 0;
+    }
+    return emit(p, GR_SIG_DEMONITOR, target, ref, NULL);
+}
+
+int girder_exit(girder_ctx *ctx, girder_pid pid, const girder_msg *reason)
+{
+    gr_proc *p = gr_proc_of(ctx);
+    girder_msg *r = reason ? girder_msg_ref((girder_msg *)reason) : NULL;
+    int rc = emit(p, GR_SIG_EXIT, pid, (girder_ref){0, 0, 0}, r);
+
+    if (rc < 0) {
+        girder_msg_unref(r);
+    }
+    return rc;
+}
+
+void girder_stop(girder_ctx *ctx, const girder_msg *reason)
+{
+    gr_proc *p = gr_proc_of(ctx);
+
+    if (p->stopping) {
+        return; /* already exiting (called from terminate): the reason is final */
+    }
+    /* The slot holds only a stop reason here: run_init emptied it of the spawn
+     * argument before calling init. */
+    girder_msg_unref(p->arg_or_reason);
+    p->arg_or_reason = reason ? girder_msg_ref((girder_msg *)reason) : NULL;
+}
+
+bool girder_trap_exit(girder_ctx *ctx, bool on)
+{
+    gr_proc *p = gr_proc_of(ctx);
+    bool old = p->trap_exit;
+
+    p->trap_exit = on;
+    return old;
+}
+
+/* ---- timers -------------------------------------------------------------------------------- */
+
+static void timer_unlink(gr_timer *t)
+{
+    gr_proc_ext *x = t->owner->ext;
+
+    if (t->prev) {
+        t->prev->next = t->next;
+    } else {
+        x->timers = t->next;
+    }
+    if (t->next) {
+        t->next->prev = t->prev;
+    }
+}
+
+static void timer_destroy(gr_timer *t)
+{
+    event_free(t->ev);
+    girder_msg_unref(t->msg);
+    free(t);
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    gr_timer *t = arg;
+    gr_proc *owner = t->owner;
+    gr_sig *s;
+
+    (void)fd;
+    (void)what;
+    timer_unlink(t);
+    s = gr_sig_new(GR_SIG_MSG, owner->pid, t->to);
+    if (s == NULL) {
+        gr_error("timer", "timer message lost: out of memory");
+    } else {
+        s->msg = t->msg;
+        t->msg = NULL;
+        gr_route(owner->sched->rt, owner->sched, s);
+    }
+    timer_destroy(t);
+}
+
+int girder_send_after(girder_ctx *ctx, girder_pid to, uint64_t ms, girder_msg *msg,
+                      girder_ref *ret_tref)
+{
+    gr_proc *p = gr_proc_of(ctx);
+    gr_proc_ext *x = gr_proc_ext_get(p);
+    gr_timer *t;
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+
+    if (msg == NULL) {
+        return GR_EBADARG;
+    }
+    if (x == NULL || (t = calloc(1, sizeof(*t))) == NULL) {
+        return -ENOMEM;
+    }
+    t->ev = evtimer_new(p->sched->base, on_timer, t);
+    if (t->ev == NULL || evtimer_add(t->ev, &tv) < 0) {
+        if (t->ev) {
+            event_free(t->ev);
+        }
+        free(t);
+        return -ENOMEM;
+    }
+    t->owner = p;
+    t->to = to;
+    t->ref = gr_sched_make_ref(p->sched);
+    t->msg = msg;
+    t->next = x->timers;
+    if (x->timers) {
+        x->timers->prev = t;
+    }
+    x->timers = t;
+    if (ret_tref) {
+        *ret_tref = t->ref;
+    }
+    return 0;
+}
+
+int girder_cancel_timer(girder_ctx *ctx, girder_ref tref)
+{
+    gr_proc *p = gr_proc_of(ctx);
+
+    for (gr_timer *t = p->ext ? p->ext->timers : NULL; t; t = t->next) {
+        if (girder_ref_eq(t->ref, tref)) {
+            timer_unlink(t);
+            timer_destroy(t);
+            return 0;
+        }
+    }
+    return -ENOENT;
+}
+
+void gr_timer_free_all(gr_proc *p)
+{
+    while (p->ext && p->ext->timers) {
+        gr_timer *t = p->ext->timers;
+
+        timer_unlink(t);
+        timer_destroy(t);
+    }
+}
+
+/* ---- request / reply ------------------------------------------------------------------------ */
+
+int girder_call(girder_ctx *ctx, girder_pid to, const girder_msg *request, bool monitor,
+                girder_ref *ret_ref)
+{
+    gr_proc *p = gr_proc_of(ctx);
+    girder_ref ref = gr_sched_make_ref(p->sched);
+    gr_pack pk;
+    girder_msg *m;
+    int r;
+
+    gr_pack_init(&pk);
+    msgpack_pack_array(&pk.pk, 4);
+    msgpack_pack_str_with_body(&pk.pk, "$call", 5);
+    girder_pack_pid(ctx, &pk.pk, p->pid);
+    girder_pack_ref(ctx, &pk.pk, ref);
+    gr_pack_raw(&pk, request);
+    if ((m = gr_pack_finish(&pk)) == NULL) {
+        return -ENOMEM;
+    }
+    if (monitor && (r = monitor_with(p, to, ref)) < 0) {
+        girder_msg_unref(m);
+        return r;
+    }
+    if ((r = girder_send(ctx, to, m)) < 0) {
+        girder_msg_unref(m);
+        if (monitor) {
+            girder_demonitor(ctx, ref);
+        }
+        return r;
+    }
+    *ret_ref = ref;
+    return 0;
+}
+
+int girder_reply(girder_ctx *ctx, girder_pid from, girder_ref ref, const girder_msg *response)
+{
+    gr_pack pk;
+    girder_msg *m;
+    int r;
+
+    gr_pack_init(&pk);
+    msgpack_pack_array(&pk.pk, 3);
+    msgpack_pack_str_with_body(&pk.pk, "$reply", 6);
+    girder_pack_ref(ctx, &pk.pk, ref);
+    gr_pack_raw(&pk, response);
+    if ((m = gr_pack_finish(&pk)) == NULL) {
+        return -ENOMEM;
+    }
+    if ((r = girder_send(ctx, from, m)) < 0) {
+        girder_msg_unref(m);
+    }
+    return r;
+}
+
+int girder_info_request(girder_ctx *ctx, girder_pid pid, girder_ref *ret_ref)
+{
+    gr_proc *p = gr_proc_of(ctx);
+    girder_ref ref = gr_sched_make_ref(p->sched);
+    int r = emit(p, GR_SIG_INFO, pid, ref, NULL);
+
+    if (r == 0) {
+        *ret_ref = ref;
+    }
+    return r;
+}

@@ -1,0 +1,156 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * msg.c - messages (immutable, reference-counted encoded terms) and signals.
+ *
+ * A girder_msg is one allocation: a header and the encoded bytes. A local send
+ * shares it by reference; a remote send frames the same bytes. The refcount is
+ * the only mutable field, so a message may be read from any thread.
+ */
+#include "runtime/rt_int.h"
+
+#include "proto/err.h"
+#include "proto/term.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+girder_msg *gr_msg_alloc(size_t len)
+{
+    girder_msg *m;
+
+    if (len == 0 || len > UINT32_MAX) {
+        return NULL;
+    }
+    m = malloc(sizeof(*m) + len);
+    if (m == NULL) {
+        return NULL;
+    }
+    atomic_init(&m->refs, 1);
+    m->len = (uint32_t)len;
+    return m;
+}
+
+girder_msg *girder_msg_new(const void *bytes, size_t len)
+{
+    girder_msg *m = gr_msg_alloc(len);
+
+    if (m != NULL) {
+        memcpy(m->data, bytes, len);
+    }
+    return m;
+}
+
+girder_msg *girder_msg_atom(const char *s)
+{
+    gr_pack p;
+    size_t n = strlen(s);
+
+    gr_pack_init(&p);
+    msgpack_pack_str(&p.pk, n);
+    msgpack_pack_str_body(&p.pk, s, n);
+    return gr_pack_finish(&p);
+}
+
+girder_msg *girder_msg_ref(girder_msg *m)
+{
+    atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
+    return m;
+}
+
+girder_msg *girder_msg_unref(girder_msg *m)
+{
+    if (m != NULL && atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1) {
+        free(m);
+    }
+    return NULL;
+}
+
+const void *girder_msg_data(const girder_msg *m)
+{
+    return m->data;
+}
+
+size_t girder_msg_size(const girder_msg *m)
+{
+    return m->len;
+}
+
+int girder_msg_unpack(const girder_msg *m, msgpack_unpacked *out)
+{
+    size_t off = 0;
+
+    if (msgpack_unpack_next(out, (const char *)m->data, m->len, &off) !=
+        MSGPACK_UNPACK_SUCCESS) {
+        return GR_EBADTERM;
+    }
+    return 0;
+}
+
+bool girder_msg_is_atom(const girder_msg *m, const char *s)
+{
+    size_t n = strlen(s);
+    const unsigned char *d = m->data;
+
+    if (n <= 31) {
+        return m->len == n + 1 && d[0] == (0xa0 | n) && memcmp(d + 1, s, n) == 0;
+    }
+    if (n <= 255) {
+        return m->len == n + 2 && d[0] == 0xd9 && d[1] == n && memcmp(d + 2, s, n) == 0;
+    }
+    return false;
+}
+
+/* ---- building messages ------------------------------------------------------------- */
+
+void gr_pack_init(gr_pack *p)
+{
+    msgpack_sbuffer_init(&p->sb);
+    msgpack_packer_init(&p->pk, &p->sb, msgpack_sbuffer_write);
+}
+
+int gr_pack_raw(gr_pack *p, const girder_msg *m)
+{
+    if (m == NULL) {
+        return msgpack_pack_nil(&p->pk) == 0 ? 0 : -ENOMEM;
+    }
+    return msgpack_sbuffer_write(&p->sb, (const char *)m->data, m->len) == 0 ? 0 : -ENOMEM;
+}
+
+girder_msg *gr_pack_finish(gr_pack *p)
+{
+    girder_msg *m = NULL;
+
+    if (p->sb.size > 0) {
+        m = girder_msg_new(p->sb.data, p->sb.size);
+    }
+    msgpack_sbuffer_destroy(&p->sb);
+    return m;
+}
+
+/* ---- signals ------------------------------------------------------------------------ */
+
+gr_sig *gr_sig_new(gr_sig_type type, girder_pid from, girder_pid to)
+{
+    gr_sig *s = malloc(sizeof(*s));
+
+    if (s == NULL) {
+        return NULL;
+    }
+    s->next = NULL;
+    s->type = (uint8_t)type;
+    s->from = from;
+    s->to = to;
+    s->ref = (girder_ref){0, 0, 0};
+    s->msg = NULL;
+    s->ptr = NULL;
+    return s;
+}
+
+void gr_sig_free(gr_sig *s)
+{
+    if (s != NULL) {
+        girder_msg_unref(s->msg);
+        free(s);
+    }
+}

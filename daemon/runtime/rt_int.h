@@ -1,0 +1,281 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * rt_int.h - the runtime's internal types, shared by the files of daemon/runtime/
+ * only. Nothing outside this folder includes it.
+ *
+ * Ownership map
+ *   gr_rt      shared by all threads; immutable after gr_rt_start except the
+ *              fields marked atomic or "under lock".
+ *   gr_sched   owned by its scheduler thread, except `inbox`, `sleeping`,
+ *              `next_serial` (atomics written by any thread).
+ *   gr_proc    owned by its scheduler thread, always.
+ *   gr_sig     owned by whoever holds it: the sender until pushed, then the
+ *              destination scheduler.
+ */
+#ifndef GR_RT_INT_H
+#define GR_RT_INT_H
+
+#include "girder/girder.h"
+#include "runtime/rt.h"
+#include "runtime/inbox.h"
+#include "runtime/ptab.h"
+#include "runtime/idmap.h"
+
+#include <event2/event.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/* ---- messages ----------------------------------------------------------------- */
+
+struct girder_msg {
+    atomic_uint refs;      /* references; freed at zero */
+    uint32_t len;          /* bytes in data */
+    unsigned char data[];  /* one encoded msgpack term */
+};
+
+/* ---- signals ------------------------------------------------------------------ */
+
+typedef enum gr_sig_type {
+    GR_SIG_MSG,       /* ordinary message: msg */
+    GR_SIG_EXIT,      /* exit/2 from `from` with reason msg */
+    GR_SIG_LINKEXIT,  /* a linked process `from` exited with reason msg */
+    GR_SIG_LINK,      /* `from` linked to `to` */
+    GR_SIG_UNLINK,    /* `from` unlinked from `to` */
+    GR_SIG_MONITOR,   /* `from` monitors `to` with ref */
+    GR_SIG_DEMONITOR, /* `from` cancels monitor ref on `to` */
+    GR_SIG_DOWN,      /* monitored `from` died with reason msg; ref identifies it */
+    GR_SIG_SPAWN,     /* create ptr (a gr_proc) on the destination scheduler */
+    GR_SIG_INFO,      /* `from` asks for process info; reply tagged with ref */
+    GR_SIG_RUN,       /* run ptr (a gr_run closure) inside `to` */
+    GR_SIG_REGCHECK,  /* name msg was registered to `to`: confirm or drop */
+    GR_SIG_STOP,      /* scheduler: begin shutdown */
+} gr_sig_type;
+
+typedef struct gr_sig {
+    struct gr_sig *next; /* inbox / local queue / mailbox link */
+    uint8_t type;        /* gr_sig_type */
+    girder_pid from;     /* sender (id 0 = none) */
+    girder_pid to;       /* destination process */
+    girder_ref ref;      /* monitor / info / timer ref when relevant */
+    girder_msg *msg;     /* payload or reason; owned by the signal */
+    void *ptr;           /* GR_SIG_SPAWN: gr_proc*, GR_SIG_RUN: gr_run* */
+} gr_sig;
+
+/* Closure for GR_SIG_RUN: fn runs in the target process; result posted back. */
+typedef struct gr_run {
+    int (*fn)(girder_ctx *ctx, void *arg); /* what to run */
+    void *arg;                             /* fn's argument */
+    int result;                            /* fn's return, or GR_ENOPROC */
+    bool done;                             /* set under lock when result is valid */
+    pthread_mutex_t lock;                  /* guards done/result */
+    pthread_cond_t cond;                   /* signalled when done */
+} gr_run;
+
+/* ---- processes ---------------------------------------------------------------- */
+
+typedef enum gr_proc_status {
+    GR_PROC_WAITING,  /* idle, mailbox empty */
+    GR_PROC_RUNNABLE, /* in the run queue */
+    GR_PROC_RUNNING,  /* its callback is executing now */
+    GR_PROC_DEAD,     /* exited; awaiting reap */
+} gr_proc_status;
+
+typedef struct gr_timer gr_timer;
+
+/* Rarely-used process parts, allocated on first use so an idle process is small. */
+typedef struct gr_proc_ext {
+    gr_idmap links;    /* linked pid -> same pid */
+    gr_idmap mons;     /* monitors held: ref -> target */
+    gr_idmap monby;    /* monitors on this process: ref -> watcher */
+    char *name;        /* registered name or NULL */
+    gr_timer *timers;  /* pending timers (doubly linked) */
+} gr_proc_ext;
+
+typedef struct gr_sched gr_sched;
+
+typedef struct gr_proc {
+    girder_pid pid;                /* own pid */
+    const girder_behaviour *beh;   /* callbacks */
+    void *state;                   /* behaviour state */
+    gr_sched *sched;               /* owning scheduler */
+    gr_sig *mbox_head;             /* mailbox FIFO (messages and lazy DOWNs) */
+    gr_sig *mbox_tail;             /* last mailbox entry */
+    struct gr_proc *run_next;      /* run queue / reap list link */
+    girder_msg *arg_or_reason;     /* spawn arg until init, exit reason after */
+    gr_proc_ext *ext;              /* links, monitors, name, timers; may be NULL */
+    uint64_t handled;              /* messages handled */
+    uint64_t start_ms;             /* CLOCK_REALTIME ms at spawn */
+    uint32_t mbox_len;             /* entries in the mailbox */
+    uint8_t status;                /* gr_proc_status */
+    bool trap_exit : 1;            /* exits arrive as messages */
+    bool queued : 1;               /* in the run queue */
+    bool inited : 1;               /* init has run successfully */
+    bool stopping : 1;             /* exiting: reason is final */
+} gr_proc;
+
+/* The context passed to callbacks IS the process. */
+static inline gr_proc *gr_proc_of(girder_ctx *ctx)
+{
+    return (gr_proc *)ctx;
+}
+
+static inline girder_ctx *gr_ctx_of(gr_proc *p)
+{
+    return (girder_ctx *)p;
+}
+
+/* ---- timers ------------------------------------------------------------------- */
+
+struct gr_timer {
+    struct event *ev;     /* libevent timer on the owner's scheduler base */
+    gr_proc *owner;       /* process that armed it; timer dies with it */
+    girder_pid to;        /* destination */
+    girder_ref ref;       /* identifies the timer for cancel */
+    girder_msg *msg;      /* message to deliver; owned */
+    gr_timer *prev, *next; /* owner's timer list */
+};
+
+/* ---- schedulers --------------------------------------------------------------- */
+
+struct gr_sched {
+    girder_rt *rt;                 /* owning runtime */
+    unsigned idx;                  /* index, also the low byte of pids */
+    pthread_t thread;              /* the scheduler thread */
+    struct event_base *base;       /* libevent base, this thread only */
+    struct event *wake_ev;         /* eventfd readable -> drain inbox */
+    int wake_fd;                   /* eventfd; written by any thread */
+    gr_inbox inbox;                /* lock-free MPSC of signals from other threads */
+    atomic_int sleeping;           /* 1 while the thread may block in the event loop */
+    atomic_uint_fast64_t next_serial; /* pid serials; any thread (cross-sched spawn) */
+    uint64_t next_ref;             /* ref counter, owner only */
+    gr_ptab ptab;                  /* pid -> process, owner only */
+    gr_sig *localq_head;           /* signals from this thread to this thread */
+    gr_sig *localq_tail;           /* last of localq */
+    gr_proc *runq_head;            /* processes with work */
+    gr_proc *runq_tail;            /* last of runq */
+    gr_proc *reap;                 /* dead processes to free at end of turn */
+    gr_proc *current;              /* process whose callback is running */
+    atomic_uint_fast64_t nprocs;   /* live processes (read by any thread) */
+    bool stopping;                 /* shutdown in progress */
+    bool started;                  /* thread was created (main thread only) */
+    bool quit;                     /* loop exit requested (owner thread) */
+};
+
+/* ---- the runtime -------------------------------------------------------------- */
+
+#define GR_NODES_MAX 4096
+
+typedef struct gr_behav_entry {
+    const girder_behaviour *b;   /* registered behaviour */
+    struct gr_behav_entry *next; /* list link */
+} gr_behav_entry;
+
+typedef struct gr_registry gr_registry;
+
+struct girder_rt {
+    char *node_name;               /* "name@host" */
+    size_t node_name_len;          /* strlen(node_name) */
+    uint32_t creation;             /* incarnation */
+    unsigned nsched;               /* scheduler count */
+    unsigned batch;                /* messages per process turn */
+    gr_sched *scheds;              /* nsched schedulers */
+    atomic_uint spread;            /* round-robin cursor for placement */
+    atomic_uint_fast64_t ext_ref;  /* refs made by non-scheduler threads */
+    atomic_bool running;           /* between start and stop */
+    atomic_bool stopping;          /* stop requested */
+    pthread_mutex_t lock;          /* guards behaviours and node table appends */
+    gr_behav_entry *behaviours;    /* under lock */
+    const char *nodes[GR_NODES_MAX]; /* node-name table; [0] = local; append-only */
+    atomic_uint nnodes;            /* entries published in nodes[] */
+    gr_registry *names;            /* registered names (own lock) */
+    pthread_mutex_t stop_lock;     /* guards stop_cond waits */
+    pthread_cond_t stop_cond;      /* a scheduler emptied itself during shutdown */
+    /* Common reasons, allocated once (shared, refcounted). */
+    girder_msg *r_normal, *r_kill, *r_killed, *r_noproc, *r_shutdown, *r_noconnection;
+};
+
+/* ---- cross-file internal functions ------------------------------------------------ */
+
+/* msg.c */
+girder_msg *gr_msg_alloc(size_t len); /* uninitialised data; refcount 1 */
+
+/* Encode helper: a growable buffer a msgpack_packer writes into, then turned into
+ * a girder_msg without another copy when possible. */
+typedef struct gr_pack {
+    msgpack_sbuffer sb; /* underlying buffer */
+    msgpack_packer pk;  /* packer writing to sb */
+} gr_pack;
+void gr_pack_init(gr_pack *p);
+/* Append raw, already-encoded term bytes (e.g. a reason) */
+int gr_pack_raw(gr_pack *p, const girder_msg *m);
+/* Finish: returns a new message (NULL on ENOMEM) and frees the buffer. */
+girder_msg *gr_pack_finish(gr_pack *p);
+
+/* sig: allocate / free. */
+gr_sig *gr_sig_new(gr_sig_type type, girder_pid from, girder_pid to);
+void gr_sig_free(gr_sig *s);
+
+/* rt.c */
+/* Route a signal to its destination. `cur` is the calling scheduler (NULL for a
+ * non-scheduler thread). Takes the signal in all cases (dead destinations get
+ * the Erlang treatment: messages dropped, link/monitor answered noproc). */
+void gr_route(girder_rt *rt, gr_sched *cur, gr_sig *s);
+/* Name of node index i (0 = local). NULL if unknown. */
+const char *gr_rt_node_at(girder_rt *rt, uint32_t i, size_t *ret_len);
+/* Intern a node name, returning its index; -ENOMEM / -ENOSPC. */
+int gr_rt_node_intern(girder_rt *rt, const char *name, size_t len, uint32_t *ret_idx);
+uint64_t gr_now_ms(void);
+/* Called by a stopping scheduler whose last process just exited. */
+void gr_rt_sched_emptied(girder_rt *rt);
+
+/* sched.c */
+/* Deliver a signal whose destination is on `s` (owner thread). */
+void gr_sched_deliver(gr_sched *s, gr_sig *sig);
+/* Append to the local queue (owner thread). */
+void gr_sched_local(gr_sched *s, gr_sig *sig);
+/* Push from any thread; wakes the scheduler if it may sleep. */
+void gr_sched_push(gr_sched *s, gr_sig *sig);
+/* Put p on the run queue if it is not there (owner thread). */
+void gr_sched_ready(gr_sched *s, gr_proc *p);
+girder_ref gr_sched_make_ref(gr_sched *s);
+uint64_t gr_sched_alloc_id(gr_sched *s); /* any thread */
+int gr_sched_start(gr_sched *s);
+
+/* proc.c */
+/* Allocate a process (not yet inserted); takes a ref on arg. */
+gr_proc *gr_proc_new(gr_sched *s, const girder_behaviour *b, const girder_msg *arg, uint64_t id);
+/* Insert a new process into its scheduler and queue it for init (owner thread). */
+void gr_proc_insert(gr_sched *s, gr_proc *p);
+/* Run one turn of p (owner thread). */
+void gr_proc_run(gr_proc *p);
+/* Handle a non-message signal for live process p (owner thread); takes sig. */
+void gr_proc_signal(gr_proc *p, gr_sig *sig);
+/* Answer a signal addressed to a dead/unknown pid (any scheduler); takes sig. */
+void gr_proc_dead_signal(girder_rt *rt, gr_sched *cur, gr_sig *sig);
+/* Kill p now with reason (borrowed) (owner thread, p not running). */
+void gr_proc_exit(gr_proc *p, girder_msg *reason);
+/* Free a dead process (owner thread). */
+void gr_proc_free(gr_proc *p);
+/* Memory in bytes accounted to p. */
+size_t gr_proc_memory(const gr_proc *p);
+/* Build the info map message of p (or nil for NULL). */
+girder_msg *gr_proc_info_msg(girder_rt *rt, gr_proc *p, girder_ref ref);
+/* The ext part of p, allocated on first use; NULL on ENOMEM (owner thread). */
+gr_proc_ext *gr_proc_ext_get(gr_proc *p);
+/* Timers (api.c creates; proc.c cancels on exit). */
+void gr_timer_free_all(gr_proc *p);
+
+/* registry.c */
+int gr_registry_new(gr_registry **ret);
+gr_registry *gr_registry_free(gr_registry *r);
+int gr_registry_add(gr_registry *r, const char *name, girder_pid pid);
+/* Remove name only if it maps to pid. */
+bool gr_registry_del_if(gr_registry *r, const char *name, girder_pid pid);
+int gr_registry_del(gr_registry *r, const char *name, girder_pid *ret_pid);
+int gr_registry_get(gr_registry *r, const char *name, girder_pid *ret_pid);
+/* Number of names. */
+size_t gr_registry_count(gr_registry *r);
+
+#endif

@@ -1,0 +1,1107 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * runtime_test.c - Check tests for the local runtime: spawn, send, ordering,
+ * links, exits, monitors, names, timers, info, fairness, incarnations, shutdown.
+ *
+ * Tests drive real runtimes with real scheduler threads. The test thread talks
+ * to processes through a probe (a process with a thread-safe mailbox) and makes
+ * any process call the API with gr_rt_run_in. Every wait has a timeout, so a
+ * broken guarantee fails the test instead of hanging it.
+ */
+#include "girder/girder.h"
+#include "proto/err.h"
+#include "proto/term.h"
+#include "runtime/rt.h"
+
+#include <check.h>
+#include <stdatomic.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define WAIT_MS 5000
+
+/* ---- fixture ---------------------------------------------------------------------- */
+
+static girder_rt *rt;
+static gr_probe *probe;
+
+static void start_rt(unsigned scheds)
+{
+    gr_rt_config cfg = {.node_name = "test@127.0.0.1", .creation = 7, .schedulers = scheds};
+
+    ck_assert_int_eq(gr_rt_new(&cfg, &rt), 0);
+    ck_assert_int_eq(gr_rt_start(rt), 0);
+    ck_assert_int_eq(gr_probe_new(rt, &probe), 0);
+}
+
+static void setup2(void)
+{
+    start_rt(2);
+}
+
+static void setup1(void)
+{
+    start_rt(1);
+}
+
+static void teardown(void)
+{
+    probe = gr_probe_free(probe);
+    gr_rt_stop(rt);
+    rt = gr_rt_free(rt);
+}
+
+/* ---- term helpers ------------------------------------------------------------------ */
+
+static girder_msg *mk_int(int64_t v)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    girder_msg *m;
+
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_int64(&pk, v);
+    m = girder_msg_new(sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+    return m;
+}
+
+/* Receive one message and unpack it; the caller destroys `u`. */
+static void recv_obj(msgpack_unpacked *u, girder_msg **ret)
+{
+    girder_msg *m = NULL;
+
+    ck_assert_int_eq(gr_probe_recv(probe, WAIT_MS, &m), 0);
+    msgpack_unpacked_init(u);
+    ck_assert_int_eq(girder_msg_unpack(m, u), 0);
+    *ret = m;
+}
+
+static void expect_none(int ms)
+{
+    girder_msg *m = NULL;
+    int r = gr_probe_recv(probe, ms, &m);
+
+    if (r == 0) {
+        girder_msg_unref(m);
+    }
+    ck_assert_int_eq(r, -ETIMEDOUT);
+}
+
+static bool obj_is_pid(const msgpack_object *o, girder_pid pid)
+{
+    gr_term_id id;
+
+    return gr_term_parse_id(o, GR_TERM_EXT_PID, &id) == 0 && id.id == pid.id &&
+           id.creation == pid.creation;
+}
+
+/* Expect ["DOWN", _, "process", pid, reason_atom]; reason2 may also match. */
+static void expect_down2(girder_pid pid, const char *reason, const char *reason2)
+{
+    msgpack_unpacked u;
+    girder_msg *m;
+    msgpack_object *a;
+
+    recv_obj(&u, &m);
+    ck_assert_int_eq(u.data.type, MSGPACK_OBJECT_ARRAY);
+    ck_assert_uint_eq(u.data.via.array.size, 5);
+    a = u.data.via.array.ptr;
+    ck_assert(gr_term_is_str(&a[0], "DOWN"));
+    ck_assert(gr_term_is_str(&a[2], "process"));
+    ck_assert(obj_is_pid(&a[3], pid));
+    ck_assert_msg(gr_term_is_str(&a[4], reason) || (reason2 && gr_term_is_str(&a[4], reason2)),
+                  "DOWN reason is not %s", reason);
+    msgpack_unpacked_destroy(&u);
+    girder_msg_unref(m);
+}
+
+static void expect_down(girder_pid pid, const char *reason)
+{
+    expect_down2(pid, reason, NULL);
+}
+
+/* Expect ["EXIT", pid, reason_atom]. */
+static void expect_exit(girder_pid pid, const char *reason)
+{
+    msgpack_unpacked u;
+    girder_msg *m;
+    msgpack_object *a;
+
+    recv_obj(&u, &m);
+    ck_assert_int_eq(u.data.type, MSGPACK_OBJECT_ARRAY);
+    ck_assert_uint_eq(u.data.via.array.size, 3);
+    a = u.data.via.array.ptr;
+    ck_assert(gr_term_is_str(&a[0], "EXIT"));
+    ck_assert(obj_is_pid(&a[1], pid));
+    ck_assert_msg(gr_term_is_str(&a[2], reason), "EXIT reason is not %s", reason);
+    msgpack_unpacked_destroy(&u);
+    girder_msg_unref(m);
+}
+
+static void expect_atom(const char *atom)
+{
+    girder_msg *m = NULL;
+
+    ck_assert_int_eq(gr_probe_recv(probe, WAIT_MS, &m), 0);
+    ck_assert_msg(girder_msg_is_atom(m, atom), "expected atom %s", atom);
+    girder_msg_unref(m);
+}
+
+/* ---- test behaviour: a forwarder ----------------------------------------------------------
+ * Arg: a pid to report to (or nil). Forwards every message to it, except the
+ * atoms "stop" (exit normal), "crash" (exit "boom") and "trap" (trap exits). */
+
+typedef struct fwd {
+    girder_pid report; /* where messages go */
+    bool has_report;   /* report is set */
+} fwd;
+
+static int fwd_init(girder_ctx *ctx, const girder_msg *arg, void **ret_state)
+{
+    fwd *f = calloc(1, sizeof(*f));
+    msgpack_unpacked u;
+
+    if (f == NULL) {
+        return -ENOMEM;
+    }
+    if (arg) {
+        msgpack_unpacked_init(&u);
+        if (girder_msg_unpack(arg, &u) == 0 && girder_get_pid(ctx, &u.data, &f->report) == 0) {
+            f->has_report = true;
+        } else if (girder_msg_is_atom(arg, "fail")) {
+            msgpack_unpacked_destroy(&u);
+            free(f);
+            return GR_EBADARG;
+        }
+        msgpack_unpacked_destroy(&u);
+    }
+    *ret_state = f;
+    return 0;
+}
+
+static int fwd_handle(girder_ctx *ctx, void *state, const girder_msg *msg)
+{
+    fwd *f = state;
+
+    if (girder_msg_is_atom(msg, "stop")) {
+        return GIRDER_STOP;
+    }
+    if (girder_msg_is_atom(msg, "crash")) {
+        girder_msg *r = girder_msg_atom("boom");
+
+        girder_stop(ctx, r);
+        girder_msg_unref(r);
+        return GIRDER_STOP;
+    }
+    if (girder_msg_is_atom(msg, "trap")) {
+        girder_trap_exit(ctx, true);
+        return GIRDER_CONTINUE;
+    }
+    if (f->has_report) {
+        girder_send(ctx, f->report, girder_msg_ref((girder_msg *)msg));
+    }
+    return GIRDER_CONTINUE;
+}
+
+static void fwd_terminate(girder_ctx *ctx, void *state, const girder_msg *reason)
+{
+    free(state);
+}
+
+static const girder_behaviour fwd_beh = {
+    .name = "fwd", .init = fwd_init, .handle = fwd_handle, .terminate = fwd_terminate};
+
+/* Spawn a forwarder reporting to the probe, from the test thread. */
+static girder_pid spawn_fwd(void)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    girder_msg *arg;
+    girder_pid pid = gr_probe_pid(probe);
+    girder_pid child;
+
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    ck_assert_int_eq(gr_term_pack_id(&pk, GR_TERM_EXT_PID, gr_rt_node_name(rt),
+                                     strlen(gr_rt_node_name(rt)), pid.creation, pid.id),
+                     0);
+    arg = girder_msg_new(sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+    ck_assert_int_eq(gr_rt_spawn(rt, &fwd_beh, arg, &child), 0);
+    girder_msg_unref(arg);
+    return child;
+}
+
+static void kill_pid(girder_pid pid)
+{
+    girder_msg *k = girder_msg_atom("kill");
+
+    ck_assert_int_eq(gr_rt_exit(rt, pid, k), 0);
+    girder_msg_unref(k);
+}
+
+static void send_atom(girder_pid to, const char *atom)
+{
+    ck_assert_int_eq(gr_rt_send(rt, to, girder_msg_atom(atom)), 0);
+}
+
+/* ---- closures run inside processes --------------------------------------------------------- */
+
+typedef struct op {
+    girder_pid pid;     /* target */
+    girder_ref ref;     /* in/out ref */
+    const char *name;   /* name argument */
+    const char *reason; /* atom reason */
+    unsigned flags;     /* spawn flags */
+    const girder_msg *arg; /* spawn arg */
+    int n;              /* count */
+    bool flag;          /* boolean argument */
+} op;
+
+static int do_link(girder_ctx *ctx, void *a)
+{
+    return girder_link(ctx, ((op *)a)->pid);
+}
+
+static int do_unlink(girder_ctx *ctx, void *a)
+{
+    return girder_unlink(ctx, ((op *)a)->pid);
+}
+
+static int do_monitor(girder_ctx *ctx, void *a)
+{
+    op *o = a;
+
+    return girder_monitor(ctx, o->pid, &o->ref);
+}
+
+static int do_demonitor(girder_ctx *ctx, void *a)
+{
+    return girder_demonitor(ctx, ((op *)a)->ref);
+}
+
+static int do_exit(girder_ctx *ctx, void *a)
+{
+    op *o = a;
+    girder_msg *r = girder_msg_atom(o->reason);
+    int rc = girder_exit(ctx, o->pid, r);
+
+    girder_msg_unref(r);
+    return rc;
+}
+
+static int do_trap(girder_ctx *ctx, void *a)
+{
+    girder_trap_exit(ctx, ((op *)a)->flag);
+    return 0;
+}
+
+static int do_register(girder_ctx *ctx, void *a)
+{
+    op *o = a;
+
+    return girder_register(ctx, o->name, o->pid);
+}
+
+static int do_unregister(girder_ctx *ctx, void *a)
+{
+    return girder_unregister(ctx, ((op *)a)->name);
+}
+
+static int do_send_name(girder_ctx *ctx, void *a)
+{
+    op *o = a;
+    girder_msg *m = girder_msg_atom(o->reason);
+    int r = girder_send_name(ctx, o->name, m);
+
+    if (r < 0) {
+        girder_msg_unref(m);
+    }
+    return r;
+}
+
+static int do_send_seq(girder_ctx *ctx, void *a)
+{
+    op *o = a;
+
+    for (int i = 0; i < o->n; i++) {
+        int r = girder_send(ctx, o->pid, mk_int(i));
+
+        if (r < 0) {
+            return r;
+        }
+    }
+    return 0;
+}
+
+static int do_spawn(girder_ctx *ctx, void *a)
+{
+    op *o = a;
+
+    return girder_spawn(ctx, &fwd_beh, o->arg, o->flags, &o->pid, &o->ref);
+}
+
+static int do_send_after(girder_ctx *ctx, void *a)
+{
+    op *o = a;
+
+    return girder_send_after(ctx, o->pid, (uint64_t)o->n, girder_msg_atom(o->reason), &o->ref);
+}
+
+static int do_cancel(girder_ctx *ctx, void *a)
+{
+    return girder_cancel_timer(ctx, ((op *)a)->ref);
+}
+
+static int do_info(girder_ctx *ctx, void *a)
+{
+    op *o = a;
+
+    return girder_info_request(ctx, o->pid, &o->ref);
+}
+
+static int do_call(girder_ctx *ctx, void *a)
+{
+    op *o = a;
+    girder_msg *req = girder_msg_atom(o->reason);
+    int r = girder_call(ctx, o->pid, req, o->flag, &o->ref);
+
+    girder_msg_unref(req);
+    return r;
+}
+
+static int run_op(girder_pid in, int (*fn)(girder_ctx *, void *), op *o)
+{
+    return gr_rt_run_in(rt, in, fn, o);
+}
+
+static int probe_op(int (*fn)(girder_ctx *, void *), op *o)
+{
+    return gr_probe_run(probe, fn, o);
+}
+
+/* Wait until pid is dead, by monitoring it from the probe. The monitor may
+ * arrive after the death: then the reason is "noproc". */
+static void await_death(girder_pid pid, const char *reason)
+{
+    op o = {.pid = pid};
+
+    ck_assert_int_eq(probe_op(do_monitor, &o), 0);
+    expect_down2(pid, reason, "noproc");
+}
+
+/* ---- tests: messages ------------------------------------------------------------------------ */
+
+START_TEST(test_spawn_send_receive)
+{
+    girder_pid p = spawn_fwd();
+
+    send_atom(p, "hello");
+    expect_atom("hello");
+    ck_assert_uint_ge(gr_rt_process_count(rt), 2);
+}
+END_TEST
+
+START_TEST(test_ordering_per_pair)
+{
+    /* 20,000 messages from the probe (scheduler 0) to forwarders on both
+     * schedulers, interleaved, come back in order per pair. */
+    girder_pid a = spawn_fwd(), b = spawn_fwd();
+    op oa = {.pid = a, .n = 20000}, ob = {.pid = b, .n = 20000};
+    int next_a = 0, next_b = 0;
+
+    ck_assert_uint_ne(a.id & 0xff, b.id & 0xff); /* placed on both schedulers */
+    ck_assert_int_eq(probe_op(do_send_seq, &oa), 0);
+    ck_assert_int_eq(probe_op(do_send_seq, &ob), 0);
+    /* Both forwarders report to the probe; each stream must be ordered. We
+     * cannot tell them apart by content, so check the merged stream is an
+     * interleaving of two in-order sequences. */
+    for (int i = 0; i < 40000; i++) {
+        msgpack_unpacked u;
+        girder_msg *m;
+        int64_t v;
+
+        recv_obj(&u, &m);
+        ck_assert(u.data.type == MSGPACK_OBJECT_POSITIVE_INTEGER);
+        v = (int64_t)u.data.via.u64;
+        if (v == next_a && next_a >= next_b) {
+            next_a++;
+        } else if (v == next_b) {
+            next_b++;
+        } else if (v == next_a) {
+            next_a++;
+        } else {
+            ck_abort_msg("out of order: got %lld, expected %d or %d", (long long)v, next_a,
+                         next_b);
+        }
+        msgpack_unpacked_destroy(&u);
+        girder_msg_unref(m);
+    }
+    ck_assert_int_eq(next_a + next_b, 40000);
+}
+END_TEST
+
+START_TEST(test_ordering_cross_scheduler)
+{
+    /* A process on scheduler 1 sends 50,000 numbered messages to the probe's
+     * scheduler: strictly in order. */
+    girder_pid p = spawn_fwd();
+    op o = {.pid = gr_probe_pid(probe), .n = 50000};
+
+    if ((p.id & 0xff) == 0) {
+        p = spawn_fwd();
+    }
+    ck_assert_uint_eq(p.id & 0xff, 1);
+    ck_assert_int_eq(run_op(p, do_send_seq, &o), 0);
+    for (int i = 0; i < 50000; i++) {
+        msgpack_unpacked u;
+        girder_msg *m;
+
+        recv_obj(&u, &m);
+        ck_assert_uint_eq(u.data.via.u64, (uint64_t)i);
+        msgpack_unpacked_destroy(&u);
+        girder_msg_unref(m);
+    }
+}
+END_TEST
+
+START_TEST(test_send_dead_pid_dropped)
+{
+    girder_pid p = spawn_fwd();
+    op o = {.pid = p, .n = 3};
+
+    send_atom(p, "stop");
+    await_death(p, "normal");
+    ck_assert_int_eq(probe_op(do_send_seq, &o), 0); /* silently dropped */
+    ck_assert_int_eq(gr_rt_send(rt, p, girder_msg_atom("x")), 0);
+    expect_none(100);
+}
+END_TEST
+
+START_TEST(test_message_shared_refcount)
+{
+    /* One buffer sent to two processes is shared, not copied. */
+    girder_msg *m = girder_msg_atom("shared");
+    girder_pid a = spawn_fwd(), b = spawn_fwd();
+    girder_msg *r1, *r2;
+
+    ck_assert_int_eq(gr_rt_send(rt, a, girder_msg_ref(m)), 0);
+    ck_assert_int_eq(gr_rt_send(rt, b, girder_msg_ref(m)), 0);
+    ck_assert_int_eq(gr_probe_recv(probe, WAIT_MS, &r1), 0);
+    ck_assert_int_eq(gr_probe_recv(probe, WAIT_MS, &r2), 0);
+    ck_assert_ptr_eq(r1, m);
+    ck_assert_ptr_eq(r2, m);
+    girder_msg_unref(r1);
+    girder_msg_unref(r2);
+    girder_msg_unref(m);
+}
+END_TEST
+
+/* ---- tests: links and exits ---------------------------------------------------------------- */
+
+START_TEST(test_link_normal_exit_does_not_kill)
+{
+    girder_pid a = spawn_fwd(), b = spawn_fwd();
+    op o = {.pid = b};
+
+    ck_assert_int_eq(run_op(a, do_link, &o), 0);
+    send_atom(b, "stop");
+    await_death(b, "normal");
+    send_atom(a, "still-alive");
+    expect_atom("still-alive");
+}
+END_TEST
+
+START_TEST(test_link_abnormal_exit_kills)
+{
+    girder_pid a = spawn_fwd(), b = spawn_fwd();
+    op o = {.pid = b}, ma = {.pid = a};
+
+    ck_assert_int_eq(run_op(a, do_link, &o), 0);
+    ck_assert_int_eq(probe_op(do_monitor, &ma), 0);
+    send_atom(b, "crash");
+    expect_down(a, "boom");
+}
+END_TEST
+
+START_TEST(test_link_trapping_gets_exit_message)
+{
+    girder_pid b = spawn_fwd();
+    op o = {.pid = b};
+
+    /* The probe traps exits: it receives ["EXIT", B, "boom"]. */
+    ck_assert_int_eq(probe_op(do_link, &o), 0);
+    send_atom(b, "crash");
+    expect_exit(b, "boom");
+    /* A normal exit is delivered to a trapping process too. */
+    b = spawn_fwd();
+    o.pid = b;
+    ck_assert_int_eq(probe_op(do_link, &o), 0);
+    send_atom(b, "stop");
+    expect_exit(b, "normal");
+}
+END_TEST
+
+START_TEST(test_unlink_prevents_exit)
+{
+    girder_pid a = spawn_fwd(), b = spawn_fwd();
+    op o = {.pid = b};
+
+    ck_assert_int_eq(run_op(a, do_link, &o), 0);
+    ck_assert_int_eq(run_op(a, do_unlink, &o), 0);
+    send_atom(b, "crash");
+    await_death(b, "boom");
+    send_atom(a, "alive");
+    expect_atom("alive");
+}
+END_TEST
+
+START_TEST(test_link_to_dead_gives_noproc)
+{
+    girder_pid b = spawn_fwd();
+    op o = {.pid = b};
+
+    send_atom(b, "stop");
+    await_death(b, "normal");
+    ck_assert_int_eq(probe_op(do_link, &o), 0);
+    expect_exit(b, "noproc");
+}
+END_TEST
+
+START_TEST(test_kill_is_untrappable)
+{
+    girder_pid a = spawn_fwd();
+    op trap = {.flag = true}, k = {.pid = a, .reason = "kill"}, ma = {.pid = a};
+
+    ck_assert_int_eq(run_op(a, do_trap, &trap), 0);
+    ck_assert_int_eq(probe_op(do_monitor, &ma), 0);
+    ck_assert_int_eq(probe_op(do_exit, &k), 0);
+    expect_down(a, "killed");
+}
+END_TEST
+
+START_TEST(test_exit_signal_rules)
+{
+    girder_pid a = spawn_fwd();
+    op trap = {.flag = true}, ma = {.pid = a};
+    op normal = {.pid = a, .reason = "normal"}, custom = {.pid = a, .reason = "custom"};
+
+    /* exit(a, normal) is ignored by a non-trapping process. */
+    ck_assert_int_eq(probe_op(do_exit, &normal), 0);
+    send_atom(a, "ping");
+    expect_atom("ping");
+    /* A trapping process gets ["EXIT", From, Reason] (forwarded to us). */
+    ck_assert_int_eq(run_op(a, do_trap, &trap), 0);
+    ck_assert_int_eq(probe_op(do_exit, &custom), 0);
+    expect_exit(gr_probe_pid(probe), "custom");
+    /* A non-trapping process dies with the reason. */
+    trap.flag = false;
+    ck_assert_int_eq(run_op(a, do_trap, &trap), 0);
+    ck_assert_int_eq(probe_op(do_monitor, &ma), 0);
+    ck_assert_int_eq(probe_op(do_exit, &custom), 0);
+    expect_down(a, "custom");
+}
+END_TEST
+
+START_TEST(test_exit_self_normal_kills)
+{
+    girder_pid a = spawn_fwd();
+    op self = {.pid = a, .reason = "normal"}, ma = {.pid = a};
+
+    ck_assert_int_eq(probe_op(do_monitor, &ma), 0);
+    ck_assert_int_eq(run_op(a, do_exit, &self), 0);
+    expect_down(a, "normal");
+}
+END_TEST
+
+START_TEST(test_long_link_chain)
+{
+    /* 100,000 processes linked in a chain: killing the head kills them all,
+     * without recursion (the C stack would not survive it). */
+    enum { N = 100000 };
+    girder_pid prev = spawn_fwd(), head = prev, last;
+    op ml;
+
+    for (int i = 1; i < N; i++) {
+        op o = {.arg = NULL, .flags = GIRDER_SPAWN_LINK};
+
+        ck_assert_int_eq(run_op(prev, do_spawn, &o), 0);
+        prev = o.pid;
+    }
+    last = prev;
+    ml.pid = last;
+    ck_assert_int_eq(probe_op(do_monitor, &ml), 0);
+    send_atom(head, "crash");
+    expect_down(last, "boom");
+}
+END_TEST
+
+START_TEST(test_spawn_link_init_failure)
+{
+    /* Atomic spawn_link: a child whose init fails still reaches the parent. */
+    girder_msg *fail = girder_msg_atom("fail");
+    op o = {.arg = fail, .flags = GIRDER_SPAWN_LINK};
+
+    ck_assert_int_eq(probe_op(do_spawn, &o), 0);
+    expect_exit(o.pid, "init_failed");
+    girder_msg_unref(fail);
+}
+END_TEST
+
+/* ---- tests: monitors ---------------------------------------------------------------------- */
+
+START_TEST(test_monitor_reasons)
+{
+    girder_pid a = spawn_fwd(), b = spawn_fwd();
+    op ma = {.pid = a}, mb = {.pid = b}, kb = {.pid = b, .reason = "kill"};
+
+    ck_assert_int_eq(probe_op(do_monitor, &ma), 0);
+    send_atom(a, "stop");
+    expect_down(a, "normal");
+    ck_assert_int_eq(probe_op(do_monitor, &mb), 0);
+    ck_assert_int_eq(probe_op(do_exit, &kb), 0);
+    expect_down(b, "killed");
+    /* Monitoring a dead pid: noproc. */
+    ck_assert_int_eq(probe_op(do_monitor, &ma), 0);
+    expect_down(a, "noproc");
+}
+END_TEST
+
+START_TEST(test_monitor_exactly_once)
+{
+    girder_pid a = spawn_fwd();
+    op m1 = {.pid = a}, m2 = {.pid = a};
+
+    ck_assert_int_eq(probe_op(do_monitor, &m1), 0);
+    ck_assert_int_eq(probe_op(do_monitor, &m2), 0);
+    ck_assert(!girder_ref_eq(m1.ref, m2.ref));
+    send_atom(a, "crash");
+    expect_down(a, "boom"); /* one per monitor, */
+    expect_down(a, "boom");
+    expect_none(200); /* and no more */
+}
+END_TEST
+
+START_TEST(test_demonitor_suppresses_down)
+{
+    girder_pid a = spawn_fwd();
+    op m = {.pid = a};
+
+    ck_assert_int_eq(probe_op(do_monitor, &m), 0);
+    ck_assert_int_eq(probe_op(do_demonitor, &m), 0);
+    send_atom(a, "crash");
+    await_death(a, "boom"); /* a fresh monitor sees it die... */
+    expect_none(200);       /* ...the cancelled one never fires */
+}
+END_TEST
+
+START_TEST(test_spawn_monitor)
+{
+    op o = {.arg = NULL, .flags = GIRDER_SPAWN_MONITOR};
+    op k;
+
+    ck_assert_int_eq(probe_op(do_spawn, &o), 0);
+    ck_assert_uint_ne(o.ref.id, 0);
+    k.pid = o.pid;
+    k.reason = "bye";
+    ck_assert_int_eq(probe_op(do_exit, &k), 0);
+    expect_down(o.pid, "bye");
+}
+END_TEST
+
+/* ---- tests: names ------------------------------------------------------------------------- */
+
+START_TEST(test_register_whereis_send)
+{
+    girder_pid a = spawn_fwd(), b = spawn_fwd(), w;
+    op reg = {.name = "worker", .pid = a}, reg2 = {.name = "worker", .pid = b};
+    op send = {.name = "worker", .reason = "by-name"};
+    op unknown = {.name = "nobody", .reason = "x"};
+
+    ck_assert_int_eq(probe_op(do_register, &reg), 0);
+    ck_assert_int_eq(gr_rt_whereis(rt, "worker", &w), 0);
+    ck_assert(girder_pid_eq(w, a));
+    ck_assert_int_eq(probe_op(do_register, &reg2), GR_ENAMETAKEN);
+    ck_assert_int_eq(probe_op(do_send_name, &send), 0);
+    expect_atom("by-name");
+    ck_assert_int_eq(probe_op(do_send_name, &unknown), GR_ENONAME);
+    /* The name vanishes when its process exits. */
+    send_atom(a, "stop");
+    await_death(a, "normal");
+    ck_assert_int_eq(gr_rt_whereis(rt, "worker", &w), GR_ENONAME);
+    /* ...and can be taken again. */
+    ck_assert_int_eq(probe_op(do_register, &reg2), 0);
+    ck_assert_int_eq(probe_op(do_unregister, &reg2), 0);
+    ck_assert_int_eq(gr_rt_whereis(rt, "worker", &w), GR_ENONAME);
+}
+END_TEST
+
+START_TEST(test_register_errors)
+{
+    girder_pid a = spawn_fwd(), dead = spawn_fwd();
+    op bad = {.name = "", .pid = a};
+    op stale = {.name = "stale", .pid = {0, 99, a.id}};
+    op r1 = {.name = "one", .pid = gr_probe_pid(probe)};
+    op r2 = {.name = "two", .pid = gr_probe_pid(probe)};
+    op rd = {.name = "dead", .pid = dead};
+    girder_pid w;
+
+    ck_assert_int_eq(probe_op(do_register, &bad), GR_EBADARG);
+    ck_assert_int_eq(probe_op(do_register, &stale), GR_ENOPROC);
+    ck_assert_int_eq(probe_op(do_register, &r1), 0);
+    ck_assert_int_eq(probe_op(do_register, &r2), GR_EALREADY);
+    send_atom(dead, "stop");
+    await_death(dead, "normal");
+    if ((dead.id & 0xff) == 0) {
+        ck_assert_int_eq(probe_op(do_register, &rd), GR_ENOPROC);
+    } else {
+        /* Cross-scheduler: accepted, then dropped by the owner's check. */
+        probe_op(do_register, &rd);
+        for (int i = 0; i < 500 && gr_rt_whereis(rt, "dead", &w) == 0; i++) {
+            expect_none(2);
+        }
+        ck_assert_int_eq(gr_rt_whereis(rt, "dead", &w), GR_ENONAME);
+    }
+}
+END_TEST
+
+/* ---- tests: timers ------------------------------------------------------------------------ */
+
+START_TEST(test_send_after_and_cancel)
+{
+    op t1 = {.pid = gr_probe_pid(probe), .n = 30, .reason = "tick"};
+    op t2 = {.pid = gr_probe_pid(probe), .n = 200, .reason = "never"};
+
+    ck_assert_int_eq(probe_op(do_send_after, &t1), 0);
+    ck_assert_int_eq(probe_op(do_send_after, &t2), 0);
+    ck_assert_int_eq(probe_op(do_cancel, &t2), 0);
+    expect_atom("tick");
+    ck_assert_int_eq(probe_op(do_cancel, &t1), -ENOENT); /* already fired */
+    expect_none(400);
+}
+END_TEST
+
+START_TEST(test_timer_dies_with_owner)
+{
+    girder_pid a = spawn_fwd();
+    op t = {.pid = gr_probe_pid(probe), .n = 100, .reason = "orphan"};
+
+    ck_assert_int_eq(run_op(a, do_send_after, &t), 0);
+    send_atom(a, "stop");
+    await_death(a, "normal");
+    expect_none(300);
+}
+END_TEST
+
+/* ---- tests: call and info ---------------------------------------------------------------- */
+
+static int echo_handle(girder_ctx *ctx, void *state, const girder_msg *msg)
+{
+    msgpack_unpacked u;
+    girder_pid from;
+    girder_ref ref;
+
+    msgpack_unpacked_init(&u);
+    if (girder_msg_unpack(msg, &u) == 0 && u.data.type == MSGPACK_OBJECT_ARRAY &&
+        u.data.via.array.size == 4 && gr_term_is_str(&u.data.via.array.ptr[0], "$call") &&
+        girder_get_pid(ctx, &u.data.via.array.ptr[1], &from) == 0 &&
+        girder_get_ref(ctx, &u.data.via.array.ptr[2], &ref) == 0) {
+        girder_msg *resp = girder_msg_atom("pong");
+
+        girder_reply(ctx, from, ref, resp);
+        girder_msg_unref(resp);
+    }
+    msgpack_unpacked_destroy(&u);
+    return GIRDER_CONTINUE;
+}
+
+static const girder_behaviour echo_beh = {.name = "echo", .handle = echo_handle};
+
+START_TEST(test_call_reply)
+{
+    girder_pid e;
+    op c;
+    msgpack_unpacked u;
+    girder_msg *m;
+    gr_term_id rid;
+
+    ck_assert_int_eq(gr_rt_spawn(rt, &echo_beh, NULL, &e), 0);
+    c.pid = e;
+    c.reason = "ping";
+    c.flag = true;
+    ck_assert_int_eq(probe_op(do_call, &c), 0);
+    recv_obj(&u, &m);
+    ck_assert_uint_eq(u.data.via.array.size, 3);
+    ck_assert(gr_term_is_str(&u.data.via.array.ptr[0], "$reply"));
+    ck_assert_int_eq(gr_term_parse_id(&u.data.via.array.ptr[1], GR_TERM_EXT_REF, &rid), 0);
+    ck_assert_uint_eq(rid.id, c.ref.id);
+    ck_assert(gr_term_is_str(&u.data.via.array.ptr[2], "pong"));
+    msgpack_unpacked_destroy(&u);
+    girder_msg_unref(m);
+    /* A call to a dead server with monitor=true yields DOWN noproc, not silence. */
+    kill_pid(e);
+}
+END_TEST
+
+static const msgpack_object *map_get(const msgpack_object *map, const char *key)
+{
+    for (uint32_t i = 0; i < map->via.map.size; i++) {
+        if (gr_term_is_str(&map->via.map.ptr[i].key, key)) {
+            return &map->via.map.ptr[i].val;
+        }
+    }
+    return NULL;
+}
+
+START_TEST(test_process_info)
+{
+    girder_pid a = spawn_fwd();
+    op reg = {.name = "infoed", .pid = a}, ln = {.pid = a}, info = {.pid = a};
+    msgpack_unpacked u;
+    girder_msg *m;
+    const msgpack_object *map, *v;
+
+    ck_assert_int_eq(probe_op(do_register, &reg), 0);
+    ck_assert_int_eq(probe_op(do_link, &ln), 0);
+    send_atom(a, "x");
+    expect_atom("x");
+    ck_assert_int_eq(probe_op(do_info, &info), 0);
+    recv_obj(&u, &m);
+    ck_assert(gr_term_is_str(&u.data.via.array.ptr[0], "$info"));
+    map = &u.data.via.array.ptr[2];
+    ck_assert_int_eq(map->type, MSGPACK_OBJECT_MAP);
+    ck_assert(obj_is_pid(map_get(map, "pid"), a));
+    ck_assert(gr_term_is_str(map_get(map, "status"), "waiting"));
+    ck_assert(gr_term_is_str(map_get(map, "name"), "infoed"));
+    ck_assert(gr_term_is_str(map_get(map, "behaviour"), "fwd"));
+    ck_assert_uint_eq(map_get(map, "handled")->via.u64, 1);
+    ck_assert_uint_eq(map_get(map, "mailbox")->via.u64, 0);
+    ck_assert_uint_eq(map_get(map, "scheduler")->via.u64, a.id & 0xff);
+    ck_assert_uint_gt(map_get(map, "memory")->via.u64, 64);
+    ck_assert_uint_gt(map_get(map, "started_ms")->via.u64, 1700000000000ull);
+    v = map_get(map, "links");
+    ck_assert_uint_eq(v->via.array.size, 1);
+    ck_assert(obj_is_pid(&v->via.array.ptr[0], gr_probe_pid(probe)));
+    msgpack_unpacked_destroy(&u);
+    girder_msg_unref(m);
+    /* Info on a dead pid: nil. */
+    send_atom(a, "stop");
+    expect_exit(a, "normal"); /* the probe is linked and traps */
+    ck_assert_int_eq(probe_op(do_info, &info), 0);
+    recv_obj(&u, &m);
+    ck_assert_int_eq(u.data.via.array.ptr[2].type, MSGPACK_OBJECT_NIL);
+    msgpack_unpacked_destroy(&u);
+    girder_msg_unref(m);
+}
+END_TEST
+
+/* ---- tests: fairness, incarnations, shutdown ---------------------------------------------- */
+
+/* A process that sends itself a message for every message it handles: it is
+ * never idle. */
+static int spin_handle(girder_ctx *ctx, void *state, const girder_msg *msg)
+{
+    girder_send(ctx, girder_self(ctx), girder_msg_ref((girder_msg *)msg));
+    girder_send(ctx, girder_self(ctx), girder_msg_ref((girder_msg *)msg));
+    return GIRDER_CONTINUE;
+}
+
+static const girder_behaviour spin_beh = {.name = "spin", .handle = spin_handle};
+
+START_TEST(test_fairness)
+{
+    /* One scheduler. A spinning process floods its own mailbox forever; a
+     * forwarder on the same scheduler must still answer promptly, and timers
+     * must still fire. */
+    girder_pid spin, f;
+    op t = {.pid = gr_probe_pid(probe), .n = 20, .reason = "timer"};
+
+    ck_assert_int_eq(gr_rt_spawn(rt, &spin_beh, NULL, &spin), 0);
+    send_atom(spin, "go");
+    f = spawn_fwd();
+    for (int i = 0; i < 50; i++) {
+        send_atom(f, "hi");
+        expect_atom("hi");
+    }
+    ck_assert_int_eq(probe_op(do_send_after, &t), 0);
+    expect_atom("timer");
+    kill_pid(spin);
+}
+END_TEST
+
+START_TEST(test_stale_incarnation)
+{
+    girder_pid a = spawn_fwd();
+    girder_pid old = {0, gr_rt_creation(rt) - 1, a.id}; /* same number, older node */
+    op m = {.pid = old};
+
+    ck_assert_int_eq(gr_rt_send(rt, old, girder_msg_atom("ghost")), 0);
+    expect_none(100); /* never delivered to the live process with that number */
+    ck_assert_int_eq(probe_op(do_monitor, &m), 0);
+    expect_down(old, "noproc");
+}
+END_TEST
+
+static int term_count_handle(girder_ctx *ctx, void *state, const girder_msg *msg)
+{
+    return GIRDER_CONTINUE;
+}
+
+static void term_count_terminate(girder_ctx *ctx, void *state, const girder_msg *reason)
+{
+    atomic_int *n = *(atomic_int **)state;
+
+    if (girder_msg_is_atom(reason, "shutdown")) {
+        atomic_fetch_add(n, 1);
+    }
+    free(state);
+}
+
+static int term_count_init(girder_ctx *ctx, const girder_msg *arg, void **ret_state)
+{
+    atomic_int *counter = NULL; /* the test passes the counter's address */
+    atomic_int **st = malloc(sizeof(*st));
+    msgpack_unpacked u;
+
+    msgpack_unpacked_init(&u);
+    if (arg && girder_msg_unpack(arg, &u) == 0 && u.data.type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        counter = (atomic_int *)(uintptr_t)u.data.via.u64;
+    }
+    msgpack_unpacked_destroy(&u);
+    *st = counter;
+    *ret_state = st;
+    return 0;
+}
+
+static const girder_behaviour term_beh = {.name = "termcount",
+                                          .init = term_count_init,
+                                          .handle = term_count_handle,
+                                          .terminate = term_count_terminate};
+
+START_TEST(test_shutdown_terminates_everything)
+{
+    static atomic_int n;
+    girder_msg *arg = mk_int((int64_t)(uintptr_t)&n);
+    girder_pid p;
+
+    atomic_store(&n, 0);
+    for (int i = 0; i < 1000; i++) {
+        ck_assert_int_eq(gr_rt_spawn(rt, &term_beh, arg, &p), 0);
+    }
+    girder_msg_unref(arg);
+    /* Let every init run before stopping. */
+    send_atom(spawn_fwd(), "sync");
+    expect_atom("sync");
+    for (int i = 0; i < 2000 && gr_rt_process_count(rt) < 1002; i++) {
+        expect_none(1);
+    }
+    probe = gr_probe_free(probe);
+    gr_rt_stop(rt);
+    ck_assert_int_eq(atomic_load(&n), 1000);
+    ck_assert_uint_eq(gr_rt_process_count(rt), 0);
+    ck_assert_int_eq(gr_rt_spawn(rt, &fwd_beh, NULL, &p), GR_ESTOPPED);
+}
+END_TEST
+
+START_TEST(test_behaviour_registry_and_config_errors)
+{
+    gr_rt_config bad = {.node_name = "no-at-sign", .schedulers = 1};
+    gr_rt_config many = {.node_name = "a@b", .schedulers = 1000};
+    girder_rt *r2 = NULL;
+
+    ck_assert_int_eq(gr_rt_new(&bad, &r2), -EINVAL);
+    ck_assert_int_eq(gr_rt_new(&many, &r2), -EINVAL);
+    ck_assert_ptr_null(r2);
+    ck_assert_int_eq(girder_behaviour_register(rt, &fwd_beh), 0);
+    ck_assert_int_eq(girder_behaviour_register(rt, &fwd_beh), -EEXIST);
+    ck_assert_ptr_eq(girder_behaviour_find(rt, "fwd"), &fwd_beh);
+    ck_assert_ptr_nonnull(girder_behaviour_find(rt, "supervisor"));
+    ck_assert_ptr_null(girder_behaviour_find(rt, "nope"));
+}
+END_TEST
+
+START_TEST(test_many_processes_cross_scheduler)
+{
+    /* Stress for the sanitizers: 2,000 processes on both schedulers, each
+     * receiving messages from the test thread and the probe concurrently. */
+    girder_pid pids[2000];
+    int got = 0;
+
+    for (int i = 0; i < 2000; i++) {
+        pids[i] = spawn_fwd();
+    }
+    for (int i = 0; i < 2000; i++) {
+        op o = {.pid = pids[i], .n = 2};
+
+        send_atom(pids[i], "a");
+        ck_assert_int_eq(probe_op(do_send_seq, &o), 0);
+    }
+    for (; got < 6000; got++) {
+        girder_msg *m;
+
+        ck_assert_int_eq(gr_probe_recv(probe, WAIT_MS, &m), 0);
+        girder_msg_unref(m);
+    }
+    expect_none(50);
+}
+END_TEST
+
+static Suite *runtime_suite(void)
+{
+    Suite *s = suite_create("runtime");
+    TCase *tc = tcase_create("two-schedulers");
+    TCase *one = tcase_create("one-scheduler");
+
+    tcase_add_checked_fixture(tc, setup2, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_spawn_send_receive);
+    tcase_add_test(tc, test_ordering_per_pair);
+    tcase_add_test(tc, test_ordering_cross_scheduler);
+    tcase_add_test(tc, test_send_dead_pid_dropped);
+    tcase_add_test(tc, test_message_shared_refcount);
+    tcase_add_test(tc, test_link_normal_exit_does_not_kill);
+    tcase_add_test(tc, test_link_abnormal_exit_kills);
+    tcase_add_test(tc, test_link_trapping_gets_exit_message);
+    tcase_add_test(tc, test_unlink_prevents_exit);
+    tcase_add_test(tc, test_link_to_dead_gives_noproc);
+    tcase_add_test(tc, test_kill_is_untrappable);
+    tcase_add_test(tc, test_exit_signal_rules);
+    tcase_add_test(tc, test_exit_self_normal_kills);
+    tcase_add_test(tc, test_long_link_chain);
+    tcase_add_test(tc, test_spawn_link_init_failure);
+    tcase_add_test(tc, test_monitor_reasons);
+    tcase_add_test(tc, test_monitor_exactly_once);
+    tcase_add_test(tc, test_demonitor_suppresses_down);
+    tcase_add_test(tc, test_spawn_monitor);
+    tcase_add_test(tc, test_register_whereis_send);
+    tcase_add_test(tc, test_register_errors);
+    tcase_add_test(tc, test_send_after_and_cancel);
+    tcase_add_test(tc, test_timer_dies_with_owner);
+    tcase_add_test(tc, test_call_reply);
+    tcase_add_test(tc, test_process_info);
+    tcase_add_test(tc, test_stale_incarnation);
+    tcase_add_test(tc, test_shutdown_terminates_everything);
+    tcase_add_test(tc, test_behaviour_registry_and_config_errors);
+    tcase_add_test(tc, test_many_processes_cross_scheduler);
+    suite_add_tcase(s, tc);
+
+    tcase_add_checked_fixture(one, setup1, teardown);
+    tcase_set_timeout(one, 60);
+    tcase_add_test(one, test_fairness);
+    suite_add_tcase(s, one);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(runtime_suite());
+    int failed;
+
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

@@ -1,0 +1,297 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * sched.c - a scheduler thread: its run queue, its signal queues, its event loop.
+ *
+ * A scheduler owns a libevent base, a pid table, a run queue of processes with
+ * work, a local signal queue (signals this thread sends to its own processes) and
+ * a lock-free inbox (signals from every other thread). Processes never migrate.
+ *
+ * Design notes
+ * - Delivery is never recursive. A process that sends, links or exits only
+ *   appends to the local queue (or another scheduler's inbox); the loop delivers
+ *   between process turns. A chain of 1,000,000 linked processes dying therefore
+ *   uses a queue, not the C stack, and a process is never re-entered by a signal
+ *   while its own callback runs.
+ * - Fairness: a process handles at most rt->batch messages per turn, then goes to
+ *   the tail of the run queue. After a bounded number of turns the loop polls the
+ *   event base without blocking so timers and sockets are never starved.
+ * - Sleep/wake: before blocking in the event loop the thread publishes
+ *   sleeping = 1 and re-checks the inbox (both seq_cst); a producer pushes, then
+ *   reads `sleeping` and, if it wins the exchange back to 0, writes the eventfd.
+ *   So a busy scheduler costs producers no syscall, and a push is never missed.
+ * - Shutdown is two-phase (see rt.c): GR_SIG_STOP with ptr == NULL kills every
+ *   local process with reason "shutdown"; with ptr != NULL the loop ends.
+ */
+#include "runtime/rt_int.h"
+
+#include "proto/err.h"
+#include "util/log.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#define TURNS_PER_POLL 128 /* process turns between non-blocking event polls */
+
+void gr_sched_ready(gr_sched *s, gr_proc *p)
+{
+    if (p->queued || p->status == GR_PROC_DEAD) {
+        return;
+    }
+    p->queued = true;
+    if (p->status != GR_PROC_RUNNING) {
+        p->status = GR_PROC_RUNNABLE;
+    }
+    p->run_next = NULL;
+    if (s->runq_tail) {
+        s->runq_tail->run_next = p;
+    } else {
+        s->runq_head = p;
+    }
+    s->runq_tail = p;
+}
+
+static gr_proc *runq_pop(gr_sched *s)
+{
+    gr_proc *p = s->runq_head;
+
+    if (p) {
+        s->runq_head = p->run_next;
+        if (s->runq_head == NULL) {
+            s->runq_tail = NULL;
+        }
+        p->run_next = NULL;
+        p->queued = false;
+    }
+    return p;
+}
+
+void gr_sched_local(gr_sched *s, gr_sig *sig)
+{
+    sig->next = NULL;
+    if (s->localq_tail) {
+        s->localq_tail->next = sig;
+    } else {
+        s->localq_head = sig;
+    }
+    s->localq_tail = sig;
+}
+
+void gr_sched_push(gr_sched *s, gr_sig *sig)
+{
+    gr_inbox_push(&s->inbox, sig);
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&s->sleeping, memory_order_relaxed) &&
+        atomic_exchange(&s->sleeping, 0)) {
+        uint64_t one = 1;
+
+        if (write(s->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN) {
+            gr_error("sched", "wake of scheduler %u failed: %s", s->idx, strerror(errno));
+        }
+    }
+}
+
+girder_ref gr_sched_make_ref(gr_sched *s)
+{
+    return (girder_ref){0, s->rt->creation, (++s->next_ref << 8) | s->idx};
+}
+
+uint64_t gr_sched_alloc_id(gr_sched *s)
+{
+    uint64_t serial = atomic_fetch_add_explicit(&s->next_serial, 1, memory_order_relaxed);
+
+    return (serial << 8) | s->idx;
+}
+
+/* Free p if it is dead and no queue still points at it. */
+static void reap(gr_sched *s)
+{
+    while (s->reap) {
+        gr_proc *p = s->reap;
+
+        s->reap = p->run_next;
+        gr_proc_free(p);
+    }
+}
+
+static void kill_one(void *vp, void *arg)
+{
+    gr_proc **list = arg;
+    gr_proc *p = vp;
+
+    /* Collect first: gr_proc_exit removes from the table we iterate. */
+    p->run_next = *list;
+    *list = p;
+}
+
+/* Phase 1 of shutdown: every process exits with reason "shutdown". */
+static void stop_all(gr_sched *s)
+{
+    gr_proc *list = NULL;
+
+    gr_proc *q;
+
+    s->stopping = true;
+    /* The run queue links are reused for the collection: empty the run queue
+     * first (freeing the dead that were waiting there) so nothing is linked
+     * twice. */
+    while ((q = runq_pop(s)) != NULL) {
+        if (q->status == GR_PROC_DEAD) {
+            gr_proc_free(q);
+        }
+    }
+    gr_ptab_each(&s->ptab, kill_one, &list);
+    while (list) {
+        gr_proc *p = list;
+
+        list = p->run_next;
+        p->run_next = NULL;
+        gr_proc_exit(p, s->rt->r_shutdown);
+    }
+}
+
+void gr_sched_deliver(gr_sched *s, gr_sig *sig)
+{
+    gr_proc *p;
+
+    switch (sig->type) {
+    case GR_SIG_STOP:
+        if (sig->ptr == NULL) {
+            stop_all(s);
+        } else {
+            event_base_loopbreak(s->base);
+            s->quit = true;
+        }
+        gr_sig_free(sig);
+        return;
+    case GR_SIG_SPAWN:
+        p = sig->ptr;
+        sig->ptr = NULL;
+        gr_sig_free(sig);
+        gr_proc_insert(s, p);
+        if (s->stopping) {
+            gr_proc_exit(p, s->rt->r_shutdown);
+        }
+        return;
+    default:
+        break;
+    }
+    p = gr_ptab_get(&s->ptab, sig->to.id);
+    if (p == NULL || p->status == GR_PROC_DEAD) {
+        gr_proc_dead_signal(s->rt, s, sig);
+        return;
+    }
+    if (sig->type == GR_SIG_MSG) {
+        sig->next = NULL;
+        if (p->mbox_tail) {
+            p->mbox_tail->next = sig;
+        } else {
+            p->mbox_head = sig;
+        }
+        p->mbox_tail = sig;
+        p->mbox_len++;
+        gr_sched_ready(s, p);
+        return;
+    }
+    gr_proc_signal(p, sig);
+}
+
+static void drain_local(gr_sched *s)
+{
+    while (s->localq_head) {
+        gr_sig *sig = s->localq_head;
+
+        s->localq_head = sig->next;
+        if (s->localq_head == NULL) {
+            s->localq_tail = NULL;
+        }
+        gr_sched_deliver(s, sig);
+    }
+}
+
+static void drain_inbox(gr_sched *s)
+{
+    gr_sig *sig = gr_inbox_take(&s->inbox);
+
+    while (sig) {
+        gr_sig *next = sig->next;
+
+        gr_sched_deliver(s, sig);
+        sig = next;
+    }
+    drain_local(s);
+}
+
+static void on_wake(evutil_socket_t fd, short what, void *arg)
+{
+    uint64_t v;
+
+    (void)what;
+    (void)arg;
+    if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN) {
+        gr_error("sched", "eventfd read failed: %s", strerror(errno));
+    }
+}
+
+static void *sched_main(void *arg)
+{
+    gr_sched *s = arg;
+    unsigned turns = 0;
+
+    while (!s->quit) {
+        drain_inbox(s);
+        while (s->runq_head && turns < TURNS_PER_POLL) {
+            gr_proc *p = runq_pop(s);
+
+            if (p->status == GR_PROC_DEAD) {
+                gr_proc_free(p);
+                continue;
+            }
+            gr_proc_run(p);
+            drain_local(s);
+            reap(s);
+            turns++;
+        }
+        if (s->quit) {
+            break;
+        }
+        if (s->runq_head == NULL && s->localq_head == NULL) {
+            atomic_store(&s->sleeping, 1);
+            if (!gr_inbox_empty(&s->inbox)) {
+                atomic_store(&s->sleeping, 0);
+                continue;
+            }
+            event_base_loop(s->base, EVLOOP_ONCE);
+            atomic_store(&s->sleeping, 0);
+            turns = 0;
+        } else if (turns >= TURNS_PER_POLL) {
+            event_base_loop(s->base, EVLOOP_NONBLOCK);
+            turns = 0;
+        }
+        drain_local(s);
+        reap(s);
+    }
+    return NULL;
+}
+
+int gr_sched_start(gr_sched *s)
+{
+    int r;
+
+    s->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (s->wake_fd < 0) {
+        return -errno;
+    }
+    s->wake_ev = event_new(s->base, s->wake_fd, EV_READ | EV_PERSIST, on_wake, s);
+    if (s->wake_ev == NULL || event_add(s->wake_ev, NULL) < 0) {
+        return -ENOMEM;
+    }
+    r = pthread_create(&s->thread, NULL, sched_main, s);
+    if (r != 0) {
+        return -r;
+    }
+    s->started = true;
+    return 0;
+}
