@@ -51,7 +51,7 @@ const char *gr_errid(int err)
 int gr_err_from_id(const char *id, size_t len)
 {
 #define GR_ERR_MATCH(name, value, sid, msg)                                                        \
-    if (len == sizeof(sid) - 1 && memcmp(id, sid, len) == 0) {                                    \
+    if (len == sizeof(sid) - 1 && memcmp(id, sid, len) == 0) {                                     \
         return name;                                                                               \
     }
     if (id == NULL) {

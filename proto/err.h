@@ -16,33 +16,33 @@
 #include <stddef.h>
 
 /* X(NAME, value, "stable-reason-id", "human message") */
-#define GR_ERR_MAP(X)                                                                            \
-    X(GR_ENOPROC, -5001, "noproc", "no such process")                                           \
-    X(GR_ENONAME, -5002, "noname", "name is not registered")                                    \
-    X(GR_ENAMETAKEN, -5003, "name_taken", "name is already registered")                         \
-    X(GR_EALREADY, -5004, "already_registered", "process already has a registered name")        \
-    X(GR_EBADTERM, -5005, "bad_term", "malformed term")                                         \
-    X(GR_EBADBEHAVIOUR, -5006, "bad_behaviour", "unknown behaviour")                            \
-    X(GR_EINIT, -5007, "init_failed", "process init failed")                                    \
-    X(GR_ENOTSCHED, -5008, "not_scheduler", "call made outside a scheduler thread")             \
-    X(GR_ESTOPPED, -5009, "stopped", "runtime is stopping")                                     \
-    X(GR_EFRAMETOOBIG, -5010, "frame_too_big", "frame exceeds the size limit")                  \
-    X(GR_EBADFRAME, -5011, "bad_frame", "malformed frame")                                      \
-    X(GR_EBADCOOKIE, -5012, "bad_cookie", "authentication failed (wrong cookie)")               \
-    X(GR_EVERSION, -5013, "version_mismatch", "protocol version mismatch")                      \
-    X(GR_ENAMECLASH, -5014, "name_clash", "node name clash")                                    \
-    X(GR_EREPLAY, -5015, "replay", "replayed or out-of-order handshake message")                \
-    X(GR_ECRYPTO, -5016, "decrypt_failed", "decryption or authentication of a frame failed")    \
-    X(GR_ECOOKIEPERM, -5017, "cookie_perm", "cookie file is readable by group or others")       \
-    X(GR_ENOCONN, -5018, "noconnection", "node is not connected")                               \
-    X(GR_EBADMODULE, -5019, "undef_module", "unknown module")                                   \
-    X(GR_EBADFUNC, -5020, "undef_function", "unknown function")                                 \
-    X(GR_EBADARG, -5021, "badarg", "bad argument")                                              \
-    X(GR_ECONFIG, -5022, "bad_config", "invalid configuration")                                 \
-    X(GR_ETIMEOUT, -5023, "timeout", "timed out")                                               \
-    X(GR_EBADNODE, -5024, "bad_node_name", "malformed node name")                               \
-    X(GR_EOVERLOAD, -5025, "overload", "peer link is overloaded")                              \
-    X(GR_ENOCOOKIE, -5026, "no_cookie", "cookie is missing or empty")                          \
+#define GR_ERR_MAP(X)                                                                              \
+    X(GR_ENOPROC, -5001, "noproc", "no such process")                                              \
+    X(GR_ENONAME, -5002, "noname", "name is not registered")                                       \
+    X(GR_ENAMETAKEN, -5003, "name_taken", "name is already registered")                            \
+    X(GR_EALREADY, -5004, "already_registered", "process already has a registered name")           \
+    X(GR_EBADTERM, -5005, "bad_term", "malformed term")                                            \
+    X(GR_EBADBEHAVIOUR, -5006, "bad_behaviour", "unknown behaviour")                               \
+    X(GR_EINIT, -5007, "init_failed", "process init failed")                                       \
+    X(GR_ENOTSCHED, -5008, "not_scheduler", "call made outside a scheduler thread")                \
+    X(GR_ESTOPPED, -5009, "stopped", "runtime is stopping")                                        \
+    X(GR_EFRAMETOOBIG, -5010, "frame_too_big", "frame exceeds the size limit")                     \
+    X(GR_EBADFRAME, -5011, "bad_frame", "malformed frame")                                         \
+    X(GR_EBADCOOKIE, -5012, "bad_cookie", "authentication failed (wrong cookie)")                  \
+    X(GR_EVERSION, -5013, "version_mismatch", "protocol version mismatch")                         \
+    X(GR_ENAMECLASH, -5014, "name_clash", "node name clash")                                       \
+    X(GR_EREPLAY, -5015, "replay", "replayed or out-of-order handshake message")                   \
+    X(GR_ECRYPTO, -5016, "decrypt_failed", "decryption or authentication of a frame failed")       \
+    X(GR_ECOOKIEPERM, -5017, "cookie_perm", "cookie file is readable by group or others")          \
+    X(GR_ENOCONN, -5018, "noconnection", "node is not connected")                                  \
+    X(GR_EBADMODULE, -5019, "undef_module", "unknown module")                                      \
+    X(GR_EBADFUNC, -5020, "undef_function", "unknown function")                                    \
+    X(GR_EBADARG, -5021, "badarg", "bad argument")                                                 \
+    X(GR_ECONFIG, -5022, "bad_config", "invalid configuration")                                    \
+    X(GR_ETIMEOUT, -5023, "timeout", "timed out")                                                  \
+    X(GR_EBADNODE, -5024, "bad_node_name", "malformed node name")                                  \
+    X(GR_EOVERLOAD, -5025, "overload", "peer link is overloaded")                                  \
+    X(GR_ENOCOOKIE, -5026, "no_cookie", "cookie is missing or empty")                              \
     X(GR_EREJECTED, -5027, "rejected", "peer rejected the handshake")
 
 enum {

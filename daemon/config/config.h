@@ -1,0 +1,176 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * config.h - girderd's configuration: built-in defaults, the INI file and the
+ * command-line flags, in increasing order of precedence (a flag overrides the
+ * file, the file overrides the default).
+ *
+ * The INI file has one section, [node]:
+ *
+ *   key          flag            value                      default
+ *   -----------  --------------  -------------------------  --------------------------
+ *   name         --name          NAME@HOST                  girder@127.0.0.1
+ *   listen       --listen        HOST:PORT (port 0 = any)   127.0.0.1:4370
+ *   cookie_file  --cookie-file   path                       none (GIRDER_COOKIE)
+ *   seeds        --seed          NAME@HOST:PORT, comma-     none
+ *                                separated or repeated
+ *   data_dir     --data-dir      path                       girder-data/NAME@HOST
+ *   http         --http          HOST:PORT or "off"         off
+ *   schedulers   --schedulers    1..255 or "auto"           auto (one per core)
+ *   log_level    --log-level     debug|info|notice|warn|    info
+ *                                error
+ *
+ * Errors are reported as a gr_config_error naming the file, line, key and value
+ * that were wrong plus a reason code; gr_config_error_print turns it into the
+ * one line girderd prints before exiting with status 2. Nothing here logs.
+ *
+ * Thread-safety: none needed. Configuration is parsed once by main before any
+ * thread starts and is read-only afterwards (the one global the style allows).
+ * gr_config_load uses getopt_long and so must not run concurrently with itself.
+ */
+#ifndef GR_CONFIG_H
+#define GR_CONFIG_H
+
+#include "util/log.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define GR_CONFIG_PORT_DEFAULT 4370      /* listen port when none is configured */
+#define GR_CONFIG_SEEDS_MAX 64           /* seeds accepted from file + flags */
+#define GR_CONFIG_FILE_MAX (1024 * 1024) /* largest INI file read, bytes */
+#define GR_CONFIG_VALUE_MAX 4095         /* longest value (a path), bytes */
+#define GR_CONFIG_SCHED_MAX 255          /* = GR_RT_SCHED_MAX */
+
+/* X(NAME, "message") - why a configuration was rejected. */
+#define GR_CONFIG_REASON_MAP(X)                                                                    \
+    X(GR_CONFIG_OK, "no error")                                                                    \
+    X(GR_CONFIG_EUNREADABLE, "cannot read the configuration file")                                 \
+    X(GR_CONFIG_ESYNTAX, "syntax error: expected [section] or key = value")                        \
+    X(GR_CONFIG_ELINE, "line too long")                                                            \
+    X(GR_CONFIG_ENUL, "line contains a NUL byte")                                                  \
+    X(GR_CONFIG_ESECTION, "unknown section (known: [node])")                                       \
+    X(GR_CONFIG_ENOSECTION, "key outside any section (put it under [node])")                       \
+    X(GR_CONFIG_EKEY, "unknown key")                                                               \
+    X(GR_CONFIG_EDUP, "key set twice")                                                             \
+    X(GR_CONFIG_EEMPTY, "empty value")                                                             \
+    X(GR_CONFIG_ELONG, "value too long")                                                           \
+    X(GR_CONFIG_ENODE, "bad node name: expected NAME@HOST (NAME: letters, digits, _ -; "           \
+                       "HOST: a DNS name or IPv4 address)")                                        \
+    X(GR_CONFIG_EADDR, "bad address: expected HOST:PORT (IPv6 as [ADDR]:PORT)")                    \
+    X(GR_CONFIG_EPORT, "bad port: expected a number 1..65535")                                     \
+    X(GR_CONFIG_ESEED, "bad seed: expected NAME@HOST:PORT")                                        \
+    X(GR_CONFIG_ETOOMANYSEEDS, "too many seeds")                                                   \
+    X(GR_CONFIG_ERANGE, "out of range: expected 1..255 or auto")                                   \
+    X(GR_CONFIG_ELEVEL, "bad log level: expected debug, info, notice, warn or error")              \
+    X(GR_CONFIG_EOPTION, "unknown option")                                                         \
+    X(GR_CONFIG_ENOARG, "option needs a value")                                                    \
+    X(GR_CONFIG_EOPERAND, "unexpected argument (girderd takes options only)")
+
+typedef enum gr_config_reason {
+#define GR_CONFIG_REASON_ENUM(name, msg) name,
+    GR_CONFIG_REASON_MAP(GR_CONFIG_REASON_ENUM)
+#undef GR_CONFIG_REASON_ENUM
+} gr_config_reason;
+
+/* What main should do after a successful gr_config_load. */
+typedef enum gr_config_action {
+    GR_CONFIG_RUN,     /* start the node */
+    GR_CONFIG_HELP,    /* print gr_config_usage and exit 0 */
+    GR_CONFIG_VERSION, /* print the version and exit 0 */
+} gr_config_action;
+
+/* One static seed: a node to contact at start-up. */
+typedef struct gr_config_seed {
+    char *node;    /* "NAME@HOST", the node name it must answer to */
+    char *host;    /* HOST to connect to */
+    uint16_t port; /* 1..65535 */
+} gr_config_seed;
+
+/* Parsed configuration. Every string is owned by the struct (gr_config_clear
+ * frees them). */
+typedef struct gr_config {
+    gr_config_action action;     /* set by gr_config_load */
+    char *file;                  /* INI file read (-c), or NULL */
+    char *name;                  /* node name "NAME@HOST" */
+    char *listen_host;           /* listen address host part (no brackets) */
+    uint16_t listen_port;        /* 0 = pick a free port */
+    char *cookie_file;           /* cookie file path, or NULL (use GIRDER_COOKIE) */
+    gr_config_seed *seeds;       /* nseeds static seeds */
+    size_t nseeds;               /* 0..GR_CONFIG_SEEDS_MAX */
+    char *data_dir;              /* data directory */
+    char *http_host;             /* HTTP listen host, or NULL when HTTP is off */
+    uint16_t http_port;          /* HTTP port when http_host != NULL; 0 = any */
+    unsigned schedulers;         /* 1..255, or 0 = one per online core */
+    enum gr_log_level log_level; /* minimum log level */
+} gr_config;
+
+/* Why a configuration was rejected. Filled by the functions below when they
+ * return GR_ECONFIG; zeroed (reason GR_CONFIG_OK) when they start. */
+typedef struct gr_config_error {
+    gr_config_reason reason; /* what was wrong */
+    const char *file;        /* INI file (borrowed from the caller), NULL = command line */
+    unsigned line;           /* 1-based line in file, 0 = none */
+    char section[32];        /* INI section of the offending line, "" = none */
+    char key[32];            /* INI key ("listen") or flag ("--listen"), "" = none */
+    char value[96];          /* offending value, truncated with "...", "" = none */
+    int sys_err;             /* -errno behind GR_CONFIG_EUNREADABLE, else 0 */
+} gr_config_error;
+
+/* Fill *ret_cfg with the built-in defaults (data_dir stays NULL until
+ * gr_config_finish). 0 or -ENOMEM (*ret_cfg untouched). */
+int gr_config_init(gr_config *ret_cfg);
+
+/* Free every member and zero the struct. NULL-safe; safe on a zeroed struct and
+ * on a half-built one. */
+void gr_config_clear(gr_config *cfg);
+
+/* Apply INI text (len bytes, need not be NUL-terminated, may hold anything) on
+ * top of cfg. `file` names the source in errors (borrowed; must outlive *err).
+ * A key set twice is an error, except `seeds`, which accumulates. On error cfg
+ * may hold some of the file's values: clear it. 0, GR_ECONFIG (*err filled) or
+ * -ENOMEM. */
+int gr_config_parse_ini(gr_config *cfg, const char *file, const void *text, size_t len,
+                        gr_config_error *err);
+
+/* Read the INI file at `path` (borrowed; must outlive *err) and apply it as
+ * gr_config_parse_ini does. Also records the path in cfg->file. An unreadable,
+ * non-regular or over-GR_CONFIG_FILE_MAX file is GR_CONFIG_EUNREADABLE. */
+int gr_config_read_file(gr_config *cfg, const char *path, gr_config_error *err);
+
+/* Set one key as the INI file would (`key` as in the table above), with no
+ * duplicate check: a later call overrides; `seeds` appends. 0, GR_ECONFIG or
+ * -ENOMEM. */
+int gr_config_set(gr_config *cfg, const char *key, const char *value, gr_config_error *err);
+
+/* Fill the defaults that depend on other keys (data_dir from name). 0 or
+ * -ENOMEM. */
+int gr_config_finish(gr_config *cfg);
+
+/* The whole pipeline for girderd's command line: defaults, then the file given
+ * with -c FILE / --config FILE, then every other flag in order, then
+ * gr_config_finish. --help / --version set ret_cfg->action and skip the file.
+ * argv may be permuted (getopt_long). 0 and *ret_cfg (caller clears it),
+ * GR_ECONFIG with *err filled, or -ENOMEM; *ret_cfg untouched on failure. */
+int gr_config_load(int argc, char *argv[], gr_config_error *err, gr_config *ret_cfg);
+
+/* Print the usage text, generated from the same table that parses flags. */
+void gr_config_usage(FILE *f, const char *prog);
+
+/* Print err as one line: "PROG: FILE:LINE: [node] KEY = 'VALUE': REASON". */
+void gr_config_error_print(FILE *f, const char *prog, const gr_config_error *err);
+
+/* The message of a reason code. Never NULL; static storage. */
+const char *gr_config_reason_str(gr_config_reason reason);
+
+/* Is s a valid node name "NAME@HOST" (at most 255 bytes)? 0 or GR_EBADNODE. */
+int gr_config_check_node(const char *s);
+
+/* Split "HOST:PORT" ("[v6addr]:PORT" for IPv6); HOST is a DNS name, an IPv4
+ * address or a bracketed IPv6 address. allow_zero permits port 0. 0 and
+ * *ret_host (malloc'd, brackets removed) and *ret_port; -EINVAL for a malformed
+ * address, -ERANGE for a bad port, -ENOMEM. Outputs untouched on failure. */
+int gr_config_split_hostport(const char *s, bool allow_zero, char **ret_host, uint16_t *ret_port);
+
+#endif

@@ -1,0 +1,97 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * services.c - the table of the node's services and the root supervisor's
+ * argument built from it (services.h).
+ */
+#include "services/services.h"
+
+#include "proto/term.h"
+#include "services/sys.h"
+
+#include <errno.h>
+#include <msgpack.h>
+#include <string.h>
+
+/* One service under the root supervisor. */
+typedef struct service_def {
+    const girder_behaviour *beh; /* its behaviour; the child spec names it */
+    const char *id;              /* child id in the root supervisor */
+    const char *restart;         /* permanent | transient | temporary */
+    /* Pack the child's spawn argument (exactly one term). */
+    void (*pack_arg)(msgpack_packer *pk, const gr_services_env *env);
+} service_def;
+
+static void pack_cstr(msgpack_packer *pk, const char *s)
+{
+    msgpack_pack_str_with_body(pk, s, strlen(s));
+}
+
+static void sys_arg(msgpack_packer *pk, const gr_services_env *env)
+{
+    msgpack_pack_map(pk, 1);
+    pack_cstr(pk, "started_ms");
+    msgpack_pack_uint64(pk, env->started_ms);
+}
+
+static const service_def services[] = {
+    {&gr_sys_service, "sys", "permanent", sys_arg},
+};
+
+#define NSERVICES (sizeof(services) / sizeof(services[0]))
+
+int gr_services_register(girder_rt *rt)
+{
+    int r;
+
+    for (size_t i = 0; i < NSERVICES; i++) {
+        if ((r = girder_behaviour_register(rt, services[i].beh)) < 0) {
+            return r;
+        }
+    }
+    return 0;
+}
+
+int gr_services_root_arg(const gr_services_env *env, girder_msg **ret_arg)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    girder_msg *m;
+
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 4);
+    pack_cstr(&pk, "strategy");
+    pack_cstr(&pk, "one_for_one");
+    pack_cstr(&pk, "intensity");
+    msgpack_pack_unsigned_int(&pk, GR_SERVICES_INTENSITY);
+    pack_cstr(&pk, "period_ms");
+    msgpack_pack_unsigned_int(&pk, GR_SERVICES_PERIOD_MS);
+    pack_cstr(&pk, "children");
+    msgpack_pack_array(&pk, NSERVICES);
+    for (size_t i = 0; i < NSERVICES; i++) {
+        const service_def *s = &services[i];
+
+        msgpack_pack_map(&pk, 6);
+        pack_cstr(&pk, "id");
+        pack_cstr(&pk, s->id);
+        pack_cstr(&pk, "behaviour");
+        pack_cstr(&pk, s->beh->name);
+        pack_cstr(&pk, "arg");
+        s->pack_arg(&pk, env);
+        pack_cstr(&pk, "restart");
+        pack_cstr(&pk, s->restart);
+        pack_cstr(&pk, "shutdown_ms");
+        msgpack_pack_unsigned_int(&pk, GR_SERVICES_SHUTDOWN_MS);
+        pack_cstr(&pk, "type");
+        pack_cstr(&pk, "worker");
+    }
+    /* A failed buffer write (ENOMEM) leaves a truncated term: catch it here
+     * instead of checking every pack call. */
+    m = gr_term_validate(sb.data, sb.size) == 0 ? girder_msg_new(sb.data, sb.size) : NULL;
+    msgpack_sbuffer_destroy(&sb);
+    if (!m) {
+        return -ENOMEM;
+    }
+    *ret_arg = m;
+    return 0;
+}

@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * frame_int.h - batch internals shared with record.c (internal).
+ *
+ * A batch buffer is laid out so that sealing happens in place, without a copy:
+ *
+ *   OFFSET         SIZE  DESCRIPTION
+ *   0              4     room for the record length (written by the seal)
+ *   4              len   frames, each GR_FRAME_HDR + N bytes (frame.h)
+ *   4+len          16    room for the Poly1305 tag (written by the seal)
+ *
+ * After gr_record_seal the same bytes are the whole record, sealed bytes long.
+ */
+#ifndef GR_FRAME_INT_H
+#define GR_FRAME_INT_H
+
+#include "proto/frame.h"
+
+struct gr_batch {
+    uint8_t *buf;  /* the layout above; NULL until the first frame */
+    size_t cap;    /* bytes allocated at buf */
+    size_t len;    /* plaintext bytes at buf + 4 */
+    size_t count;  /* frames in the plaintext */
+    size_t sealed; /* record length at buf once sealed; 0 while open */
+    gr_limits lim; /* limits of the receiving side, resolved */
+};
+
+/* Walk a record plaintext buf[0..len): at *io_off, yield the next frame.
+ * Returns 1 (frame at *ret_frame, *ret_len bytes; *io_off advanced), 0 at the
+ * end, GR_EFRAMETOOBIG if the prefix exceeds max_frame, GR_EBADFRAME if the
+ * prefix is truncated or runs past len. Outputs untouched unless 1. */
+int gr_frame_next(const uint8_t *buf, size_t len, size_t *io_off, uint32_t max_frame,
+                  const uint8_t **ret_frame, size_t *ret_len);
+
+#endif

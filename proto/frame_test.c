@@ -1,0 +1,659 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * frame_test.c - unit tests of batches, frames and the encrypted record stream
+ * (frame.h, record.h): batching, lanes, any chunking of the input, tampering,
+ * replays, size limits checked before allocation, malformed plaintext and
+ * frame-level rules.
+ */
+#include "proto/err.h"
+#include "proto/frame.h"
+#include "proto/frame_int.h"
+#include "proto/record.h"
+#include "proto/record_int.h"
+#include "proto/term.h"
+
+#include <check.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const uint8_t KEY_A[GR_KEY_BYTES] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11,
+                                            12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22,
+                                            23, 24, 25, 26, 27, 28, 29, 30, 31, 32};
+
+#define MAXF 64 /* frames a test collects */
+
+/* What the receiving side saw. */
+typedef struct sink {
+    Girder__Frame *f[MAXF]; /* decoded frames, in order */
+    int n;                  /* how many */
+    int err;                /* first error from feed/next/unpack, 0 if none */
+} sink;
+
+static void sink_clear(sink *s)
+{
+    for (int i = 0; i < s->n; i++) {
+        gr_frame_free(s->f[i]);
+    }
+    memset(s, 0, sizeof(*s));
+}
+
+/* Drain every pending frame of rx into s. */
+static void drain(gr_record_rx *rx, sink *s)
+{
+    const uint8_t *fr;
+    size_t flen;
+    int r;
+
+    while ((r = gr_record_next(rx, &fr, &flen)) == 1) {
+        ck_assert_int_lt(s->n, MAXF);
+        if ((r = gr_frame_unpack(fr, flen, &s->f[s->n])) < 0) {
+            s->err = r;
+            return;
+        }
+        s->n++;
+    }
+    if (r < 0) {
+        s->err = r;
+    }
+}
+
+/* Deliver data[0..len) to rx in chunks of `chunk` bytes, collecting frames. */
+static void deliver(gr_record_rx *rx, const uint8_t *data, size_t len, size_t chunk, sink *s)
+{
+    size_t off = 0;
+
+    while (off < len && s->err == 0) {
+        size_t n = len - off < chunk ? len - off : chunk;
+        size_t done = 0;
+
+        while (done < n && s->err == 0) {
+            size_t used = 0;
+            int r = gr_record_feed(rx, data + off + done, n - done, &used);
+
+            if (r < 0) {
+                s->err = r;
+                return;
+            }
+            done += used;
+            drain(rx, s);
+        }
+        off += n;
+    }
+}
+
+/* A heartbeat frame with seq. */
+static int add_heartbeat(gr_batch *b, uint64_t seq)
+{
+    Girder__Heartbeat hb = GIRDER__HEARTBEAT__INIT;
+    Girder__Frame f = GIRDER__FRAME__INIT;
+
+    hb.seq = seq;
+    hb.time_ms = 1700000000000ull + seq;
+    f.msg_case = GIRDER__FRAME__MSG_HEARTBEAT;
+    f.heartbeat = &hb;
+    return gr_batch_add(b, &f);
+}
+
+/* Append the record sealed from b to a growing byte stream. */
+static void seal_into(gr_record_tx *tx, gr_batch *b, uint8_t **stream, size_t *len)
+{
+    const uint8_t *rec;
+    size_t rlen;
+
+    ck_assert_int_eq(gr_record_seal(tx, b, &rec, &rlen), 0);
+    *stream = realloc(*stream, *len + rlen);
+    ck_assert_ptr_nonnull(*stream);
+    memcpy(*stream + *len, rec, rlen);
+    *len += rlen;
+    gr_batch_reset(b);
+}
+
+/* Three records: 10 heartbeats, 1 heartbeat, 0 frames. */
+static void three_records(uint8_t **stream, size_t *len)
+{
+    gr_record_tx *tx;
+    gr_batch *b;
+
+    ck_assert_int_eq(gr_record_tx_new(KEY_A, &tx), 0);
+    ck_assert_int_eq(gr_batch_new(NULL, &b), 0);
+    for (int i = 0; i < 10; i++) {
+        ck_assert_int_eq(add_heartbeat(b, (uint64_t)i), 0);
+    }
+    ck_assert_uint_eq(gr_batch_count(b), 10);
+    seal_into(tx, b, stream, len);
+    ck_assert_int_eq(add_heartbeat(b, 10), 0);
+    seal_into(tx, b, stream, len);
+    seal_into(tx, b, stream, len);
+    gr_batch_free(b);
+    gr_record_tx_free(tx);
+}
+
+static void check_heartbeats(const sink *s, int n)
+{
+    ck_assert_int_eq(s->err, 0);
+    ck_assert_int_eq(s->n, n);
+    for (int i = 0; i < n; i++) {
+        ck_assert_int_eq(s->f[i]->msg_case, GIRDER__FRAME__MSG_HEARTBEAT);
+        ck_assert(s->f[i]->heartbeat->seq == (uint64_t)i);
+    }
+}
+
+START_TEST(limits)
+{
+    gr_limits l, in;
+
+    ck_assert_int_eq(gr_frame_limits_resolve(NULL, &l), 0);
+    ck_assert_uint_eq(l.max_frame, GR_FRAME_MAX_DEFAULT);
+    ck_assert_uint_eq(l.max_record, GR_RECORD_MAX_DEFAULT);
+    in = (gr_limits){GR_FRAME_MAX_MIN - 1, 0};
+    ck_assert_int_eq(gr_frame_limits_resolve(&in, &l), -EINVAL);
+    in = (gr_limits){8192, 8192 + 19};
+    ck_assert_int_eq(gr_frame_limits_resolve(&in, &l), -EINVAL);
+    in = (gr_limits){8192, 8192 + 20};
+    ck_assert_int_eq(gr_frame_limits_resolve(&in, &l), 0);
+    in = (gr_limits){0, GR_RECORD_MAX_LIMIT + 1};
+    ck_assert_int_eq(gr_frame_limits_resolve(&in, &l), -EINVAL);
+    in = (gr_limits){GR_RECORD_MAX_DEFAULT, 0}; /* a large frame raises the record default */
+    ck_assert_int_eq(gr_frame_limits_resolve(&in, &l), 0);
+    ck_assert_uint_ge(l.max_record, l.max_frame + 20);
+}
+END_TEST
+
+START_TEST(batch_one_record)
+{
+    uint8_t *stream = NULL;
+    size_t len = 0;
+    gr_record_rx *rx;
+    sink s = {0};
+
+    three_records(&stream, &len);
+    ck_assert_int_eq(gr_record_rx_new(KEY_A, NULL, &rx), 0);
+    deliver(rx, stream, len, len, &s);
+    check_heartbeats(&s, 11);
+    sink_clear(&s);
+    gr_record_rx_free(rx);
+    free(stream);
+}
+END_TEST
+
+START_TEST(byte_by_byte)
+{
+    uint8_t *stream = NULL;
+    size_t len = 0;
+    gr_record_rx *rx;
+    sink s = {0};
+
+    three_records(&stream, &len);
+    for (size_t chunk = 1; chunk <= 7; chunk++) {
+        ck_assert_int_eq(gr_record_rx_new(KEY_A, NULL, &rx), 0);
+        deliver(rx, stream, len, chunk, &s);
+        check_heartbeats(&s, 11);
+        sink_clear(&s);
+        gr_record_rx_free(rx);
+    }
+    free(stream);
+}
+END_TEST
+
+START_TEST(feed_stops_while_frames_pending)
+{
+    uint8_t *stream = NULL;
+    size_t len = 0, used = 99;
+    gr_record_rx *rx;
+    const uint8_t *fr;
+    size_t flen;
+
+    three_records(&stream, &len);
+    ck_assert_int_eq(gr_record_rx_new(KEY_A, NULL, &rx), 0);
+    ck_assert_int_eq(gr_record_feed(rx, stream, len, &used), 0);
+    ck_assert_uint_lt(used, len); /* stopped after the first record */
+    ck_assert_int_eq(gr_record_feed(rx, stream + used, len - used, &used), 0);
+    ck_assert_uint_eq(used, 0); /* frames pending: nothing consumed */
+    ck_assert_int_eq(gr_record_next(rx, &fr, &flen), 1);
+    gr_record_rx_free(rx);
+    free(stream);
+}
+END_TEST
+
+START_TEST(two_lanes_in_order)
+{
+    Girder__Signal sig = GIRDER__SIGNAL__INIT;
+    Girder__Frame f = GIRDER__FRAME__INIT;
+    uint8_t *stream = NULL, payload[3000];
+    size_t len = 0;
+    gr_record_tx *tx;
+    gr_record_rx *rx;
+    gr_batch *ctl, *bulk;
+    sink s = {0};
+
+    memset(payload, 0xa5, sizeof(payload));
+    payload[0] = 0xc5; /* bin16 of 2997 bytes */
+    payload[1] = (uint8_t)(2997 >> 8);
+    payload[2] = (uint8_t)(2997 & 0xff);
+    ck_assert_int_eq(gr_term_validate(payload, sizeof(payload)), 0);
+    sig.kind = GIRDER__SIGNAL_KIND__MESSAGE;
+    sig.to_name = "worker";
+    sig.payload.data = payload;
+    sig.payload.len = sizeof(payload);
+    f.msg_case = GIRDER__FRAME__MSG_SIGNAL;
+    f.signal = &sig;
+    ck_assert_int_eq(gr_record_tx_new(KEY_A, &tx), 0);
+    ck_assert_int_eq(gr_batch_new(NULL, &ctl), 0);
+    ck_assert_int_eq(gr_batch_new(NULL, &bulk), 0);
+    /* bulk filled first, control sealed first: the receiver sees control first */
+    ck_assert_int_eq(gr_batch_add(bulk, &f), 0);
+    ck_assert_int_eq(gr_batch_add(bulk, &f), 0);
+    ck_assert_int_eq(add_heartbeat(ctl, 0), 0);
+    seal_into(tx, ctl, &stream, &len);
+    seal_into(tx, bulk, &stream, &len);
+    ck_assert_int_eq(gr_record_rx_new(KEY_A, NULL, &rx), 0);
+    deliver(rx, stream, len, 100, &s);
+    ck_assert_int_eq(s.err, 0);
+    ck_assert_int_eq(s.n, 3);
+    ck_assert_int_eq(s.f[0]->msg_case, GIRDER__FRAME__MSG_HEARTBEAT);
+    ck_assert_int_eq(s.f[1]->msg_case, GIRDER__FRAME__MSG_SIGNAL);
+    ck_assert_str_eq(s.f[2]->signal->to_name, "worker");
+    ck_assert(memcmp(s.f[2]->signal->payload.data, payload, sizeof(payload)) == 0);
+    sink_clear(&s);
+    gr_record_rx_free(rx);
+    gr_batch_free(ctl);
+    gr_batch_free(bulk);
+    gr_record_tx_free(tx);
+    free(stream);
+}
+END_TEST
+
+START_TEST(tampered_ciphertext)
+{
+    uint8_t *stream = NULL;
+    size_t len = 0, first;
+    gr_record_rx *rx;
+    sink s = {0};
+
+    three_records(&stream, &len);
+    first = 4 + ((size_t)stream[2] << 8 | stream[3]); /* first record, < 64 KiB */
+    /* flip one bit anywhere in the first record after its length: body or tag */
+    for (size_t i = 4; i < first; i += 7) {
+        stream[i] ^= 0x10;
+        ck_assert_int_eq(gr_record_rx_new(KEY_A, NULL, &rx), 0);
+        deliver(rx, stream, len, len, &s);
+        ck_assert_int_eq(s.err, GR_ECRYPTO);
+        ck_assert_int_eq(s.n, 0);
+        /* sticky */
+        ck_assert_int_eq(gr_record_feed(rx, stream, 1, &(size_t){0}), GR_ECRYPTO);
+        sink_clear(&s);
+        gr_record_rx_free(rx);
+        stream[i] ^= 0x10;
+    }
+    /* a different key */
+    {
+        uint8_t other[GR_KEY_BYTES] = {0};
+
+        ck_assert_int_eq(gr_record_rx_new(other, NULL, &rx), 0);
+        deliver(rx, stream, len, len, &s);
+        ck_assert_int_eq(s.err, GR_ECRYPTO);
+        sink_clear(&s);
+        gr_record_rx_free(rx);
+    }
+    free(stream);
+}
+END_TEST
+
+START_TEST(replayed_or_reordered_record)
+{
+    uint8_t *stream = NULL, *twice;
+    size_t len = 0, first;
+    gr_record_rx *rx;
+    sink s = {0};
+
+    three_records(&stream, &len);
+    first = 4 + ((size_t)stream[2] << 8 | stream[3]);
+    twice = malloc(2 * first);
+    memcpy(twice, stream, first);
+    memcpy(twice + first, stream, first);
+    ck_assert_int_eq(gr_record_rx_new(KEY_A, NULL, &rx), 0);
+    deliver(rx, twice, 2 * first, 2 * first, &s);
+    ck_assert_int_eq(s.n, 10);           /* the first copy */
+    ck_assert_int_eq(s.err, GR_ECRYPTO); /* the replayed copy: wrong nonce */
+    sink_clear(&s);
+    gr_record_rx_free(rx);
+    /* the second record alone, as if the first was dropped */
+    ck_assert_int_eq(gr_record_rx_new(KEY_A, NULL, &rx), 0);
+    deliver(rx, stream + first, len - first, len, &s);
+    ck_assert_int_eq(s.err, GR_ECRYPTO);
+    sink_clear(&s);
+    gr_record_rx_free(rx);
+    free(twice);
+    free(stream);
+}
+END_TEST
+
+START_TEST(oversized_length_refused_before_allocation)
+{
+    gr_limits lim = {8192, 65536};
+    uint8_t hdr[4] = {0x00, 0x01, 0x00, 0x01}; /* 65537 */
+    uint8_t huge[4] = {0xff, 0xff, 0xff, 0xff};
+    gr_record_rx *rx;
+    size_t used = 0;
+
+    ck_assert_int_eq(gr_record_rx_new(KEY_A, &lim, &rx), 0);
+    ck_assert_int_eq(gr_record_feed(rx, hdr, 4, &used), GR_EFRAMETOOBIG);
+    ck_assert_uint_eq(gr_record_rx_capacity(rx), 0);
+    gr_record_rx_free(rx);
+    ck_assert_int_eq(gr_record_rx_new(KEY_A, NULL, &rx), 0);
+    ck_assert_int_eq(gr_record_feed(rx, huge, 4, &used), GR_EFRAMETOOBIG);
+    ck_assert_uint_eq(gr_record_rx_capacity(rx), 0);
+    ck_assert_int_eq(gr_record_feed(rx, huge, 4, &used), GR_EFRAMETOOBIG); /* sticky */
+    gr_record_rx_free(rx);
+}
+END_TEST
+
+START_TEST(short_record_and_garbage)
+{
+    uint8_t tiny[4 + 15] = {0, 0, 0, 15};
+    uint8_t junk[4096];
+    gr_record_rx *rx;
+    sink s = {0};
+
+    ck_assert_int_eq(gr_record_rx_new(KEY_A, NULL, &rx), 0);
+    deliver(rx, tiny, sizeof(tiny), 1, &s);
+    ck_assert_int_eq(s.err, GR_EBADFRAME);
+    gr_record_rx_free(rx);
+    memset(&s, 0, sizeof(s));
+    /* pseudo-random garbage with a plausible length: authentication fails */
+    srand(7);
+    for (size_t i = 0; i < sizeof(junk); i++) {
+        junk[i] = (uint8_t)rand();
+    }
+    junk[0] = 0;
+    junk[1] = 0;
+    junk[2] = 0x0f;
+    junk[3] = 0xfc;
+    ck_assert_int_eq(gr_record_rx_new(KEY_A, NULL, &rx), 0);
+    deliver(rx, junk, sizeof(junk), 333, &s);
+    ck_assert_int_eq(s.err, GR_ECRYPTO);
+    ck_assert_int_eq(s.n, 0);
+    gr_record_rx_free(rx);
+}
+END_TEST
+
+START_TEST(batch_limits)
+{
+    gr_limits lim = {GR_FRAME_MAX_MIN, GR_FRAME_MAX_MIN + 2000};
+    static uint8_t big[GR_FRAME_MAX_MIN + 1];
+    gr_batch *b;
+
+    ck_assert_int_eq(gr_batch_new(&lim, &b), 0);
+    ck_assert_int_eq(gr_batch_add_packed(b, big, sizeof(big)), GR_EFRAMETOOBIG);
+    ck_assert_uint_eq(gr_batch_count(b), 0);
+    /* a max-size frame always fits an empty batch */
+    ck_assert_int_eq(gr_batch_add_packed(b, big, GR_FRAME_MAX_MIN), 0);
+    /* ... and then the batch is full */
+    ck_assert_int_eq(gr_batch_add_packed(b, big, 2000), -ENOBUFS);
+    ck_assert_uint_eq(gr_batch_count(b), 1);
+    ck_assert_uint_eq(gr_batch_size(b), 4 + GR_FRAME_MAX_MIN);
+    gr_batch_reset(b);
+    ck_assert_int_eq(gr_batch_add_packed(b, big, 2000), 0);
+    gr_batch_free(b);
+    ck_assert_int_eq(gr_batch_new(&(gr_limits){100, 0}, &b), -EINVAL);
+}
+END_TEST
+
+START_TEST(seal_twice_and_empty_batch)
+{
+    gr_record_tx *tx;
+    gr_record_rx *rx;
+    gr_batch *b;
+    const uint8_t *rec;
+    size_t rlen;
+    sink s = {0};
+
+    ck_assert_int_eq(gr_record_tx_new(KEY_A, &tx), 0);
+    ck_assert_int_eq(gr_batch_new(NULL, &b), 0);
+    ck_assert_int_eq(gr_record_seal(tx, b, &rec, &rlen), 0); /* never-used batch */
+    ck_assert_uint_eq(rlen, 20);
+    ck_assert_int_eq(gr_record_seal(tx, b, &rec, &rlen), -EINVAL);
+    ck_assert_int_eq(gr_record_rx_new(KEY_A, NULL, &rx), 0);
+    deliver(rx, rec, rlen, rlen, &s);
+    ck_assert_int_eq(s.err, 0);
+    ck_assert_int_eq(s.n, 0);
+    /* adding to a sealed batch starts a new one */
+    ck_assert_int_eq(add_heartbeat(b, 0), 0);
+    ck_assert_uint_eq(gr_batch_count(b), 1);
+    ck_assert_int_eq(gr_record_seal(tx, b, &rec, &rlen), 0);
+    deliver(rx, rec, rlen, rlen, &s);
+    check_heartbeats(&s, 1);
+    sink_clear(&s);
+    gr_record_rx_free(rx);
+    gr_batch_free(b);
+    gr_record_tx_free(tx);
+}
+END_TEST
+
+START_TEST(receiver_frame_limit)
+{
+    gr_limits small = {GR_FRAME_MAX_MIN, 65536};
+    static uint8_t big[GR_FRAME_MAX_MIN + 1];
+    gr_record_tx *tx;
+    gr_record_rx *rx;
+    gr_batch *b;
+    const uint8_t *rec;
+    size_t rlen;
+    sink s = {0};
+
+    ck_assert_int_eq(gr_record_tx_new(KEY_A, &tx), 0);
+    ck_assert_int_eq(gr_batch_new(NULL, &b), 0); /* sender ignores the peer's limits */
+    ck_assert_int_eq(gr_batch_add_packed(b, big, sizeof(big)), 0);
+    ck_assert_int_eq(gr_record_seal(tx, b, &rec, &rlen), 0);
+    ck_assert_int_eq(gr_record_rx_new(KEY_A, &small, &rx), 0);
+    deliver(rx, rec, rlen, rlen, &s);
+    ck_assert_int_eq(s.err, GR_EFRAMETOOBIG);
+    gr_record_rx_free(rx);
+    gr_batch_free(b);
+    gr_record_tx_free(tx);
+}
+END_TEST
+
+START_TEST(malformed_plaintext)
+{
+    /* frame prefixes that lie, walked directly */
+    const uint8_t trunc_hdr[] = {0, 0, 1};
+    const uint8_t past_end[] = {0, 0, 0, 9, 1, 2, 3};
+    const uint8_t *fr;
+    size_t off = 0, flen;
+
+    ck_assert_int_eq(gr_frame_next(trunc_hdr, sizeof(trunc_hdr), &off, 100, &fr, &flen),
+                     GR_EBADFRAME);
+    ck_assert_int_eq(gr_frame_next(past_end, sizeof(past_end), &off, 100, &fr, &flen),
+                     GR_EBADFRAME);
+    ck_assert_int_eq(gr_frame_next(past_end, sizeof(past_end), &off, 8, &fr, &flen),
+                     GR_EFRAMETOOBIG);
+    ck_assert_int_eq(gr_frame_next(past_end, 0, &off, 8, &fr, &flen), 0);
+    ck_assert_uint_eq(off, 0);
+}
+END_TEST
+
+START_TEST(undecodable_frame)
+{
+    Girder__Frame *f = NULL;
+    const uint8_t bad_wire[] = {0x0a, 0x7f, 0x01}; /* field 1, length 127, 1 byte */
+    const uint8_t unknown[] = {0xf8, 0x07, 0x01};  /* field 127 varint: a future frame */
+
+    ck_assert_int_eq(gr_frame_unpack(bad_wire, sizeof(bad_wire), &f), GR_EBADFRAME);
+    ck_assert_ptr_null(f);
+    ck_assert_int_eq(gr_frame_unpack(unknown, sizeof(unknown), &f), 0);
+    ck_assert_int_eq(f->msg_case, GIRDER__FRAME__MSG__NOT_SET);
+    gr_frame_free(f);
+    ck_assert_int_eq(gr_frame_unpack("", 0, &f), 0); /* empty frame: unknown, skip */
+    gr_frame_free(f);
+}
+END_TEST
+
+/* Pack f and run it through gr_frame_unpack; returns its result. */
+static int roundtrip(const Girder__Frame *f)
+{
+    uint8_t buf[4096];
+    size_t n = girder__frame__get_packed_size(f);
+    Girder__Frame *out = NULL;
+    int r;
+
+    ck_assert_uint_le(n, sizeof(buf));
+    girder__frame__pack(f, buf);
+    r = gr_frame_unpack(buf, n, &out);
+    gr_frame_free(out);
+    return r;
+}
+
+START_TEST(frame_rules)
+{
+    Girder__Frame f = GIRDER__FRAME__INIT;
+    Girder__Signal sig = GIRDER__SIGNAL__INIT;
+    Girder__Member m = GIRDER__MEMBER__INIT, *mp = &m;
+    Girder__MemberList ml = GIRDER__MEMBER_LIST__INIT;
+    Girder__Fragment fr = GIRDER__FRAGMENT__INIT;
+    Girder__RpcRequest rq = GIRDER__RPC_REQUEST__INIT;
+    msgpack_sbuffer pid;
+    msgpack_packer pk;
+
+    msgpack_sbuffer_init(&pid);
+    msgpack_packer_init(&pk, &pid, msgpack_sbuffer_write);
+    ck_assert_int_eq(gr_term_pack_id(&pk, GR_TERM_EXT_PID, "a@h", 3, 1, 256), 0);
+
+    f.msg_case = GIRDER__FRAME__MSG_SIGNAL;
+    f.signal = &sig;
+    sig.kind = GIRDER__SIGNAL_KIND__LINK;
+    sig.from.data = (uint8_t *)pid.data;
+    sig.from.len = pid.size;
+    sig.to = sig.from;
+    ck_assert_int_eq(roundtrip(&f), 0);
+    sig.to.len--; /* truncated pid */
+    ck_assert_int_eq(roundtrip(&f), GR_EBADFRAME);
+    sig.to = sig.from;
+    sig.ref = sig.from; /* a pid where a ref belongs */
+    ck_assert_int_eq(roundtrip(&f), GR_EBADFRAME);
+    sig.ref.len = 0;
+    sig.to_name = "x"; /* two targets */
+    ck_assert_int_eq(roundtrip(&f), GR_EBADFRAME);
+    sig.to.len = 0;
+    sig.payload.data = (uint8_t *)"\x92\x01"; /* array of 2 with 1 element */
+    sig.payload.len = 2;
+    ck_assert_int_eq(roundtrip(&f), GR_EBADTERM);
+
+    f.msg_case = GIRDER__FRAME__MSG_MEMBERS;
+    f.members = &ml;
+    ml.n_members = 1;
+    ml.members = &mp;
+    m.name = "b@10.0.0.2";
+    m.host = "10.0.0.2";
+    m.port = 4370;
+    ck_assert_int_eq(roundtrip(&f), 0);
+    m.name = "no-at-sign";
+    ck_assert_int_eq(roundtrip(&f), GR_EBADFRAME);
+    m.name = "b@10.0.0.2";
+    m.port = 70000;
+    ck_assert_int_eq(roundtrip(&f), GR_EBADFRAME);
+
+    f.msg_case = GIRDER__FRAME__MSG_FRAGMENT;
+    f.fragment = &fr;
+    fr.id = 1;
+    fr.total = 10;
+    fr.offset = 8;
+    fr.chunk.data = (uint8_t *)"ab";
+    fr.chunk.len = 2;
+    ck_assert_int_eq(roundtrip(&f), 0);
+    fr.offset = 9;
+    ck_assert_int_eq(roundtrip(&f), GR_EBADFRAME);
+
+    f.msg_case = GIRDER__FRAME__MSG_RPC_REQUEST;
+    f.rpc_request = &rq;
+    rq.module = "system";
+    rq.function = "ping";
+    rq.args.data = (uint8_t *)"\x90";
+    rq.args.len = 1;
+    ck_assert_int_eq(roundtrip(&f), 0);
+    rq.function = "";
+    ck_assert_int_eq(roundtrip(&f), GR_EBADFRAME);
+    msgpack_sbuffer_destroy(&pid);
+}
+END_TEST
+
+START_TEST(large_record_buffer_released)
+{
+    gr_limits lim = {2u << 20, 4u << 20};
+    Girder__Fragment fr = GIRDER__FRAGMENT__INIT;
+    Girder__Frame f = GIRDER__FRAME__INIT;
+    uint8_t *stream = NULL;
+    size_t len = 0, big_len;
+    gr_record_tx *tx;
+    gr_record_rx *rx;
+    gr_batch *b;
+    sink s = {0};
+
+    fr.id = 7;
+    fr.total = 1u << 20;
+    fr.chunk.len = 1u << 20;
+    fr.chunk.data = calloc(1, fr.chunk.len);
+    f.msg_case = GIRDER__FRAME__MSG_FRAGMENT;
+    f.fragment = &fr;
+    ck_assert_int_eq(gr_record_tx_new(KEY_A, &tx), 0);
+    ck_assert_int_eq(gr_batch_new(&lim, &b), 0);
+    ck_assert_int_eq(gr_batch_add(b, &f), 0);
+    seal_into(tx, b, &stream, &len);
+    big_len = len;
+    ck_assert_int_eq(add_heartbeat(b, 0), 0);
+    seal_into(tx, b, &stream, &len);
+    ck_assert_int_eq(gr_record_rx_new(KEY_A, &lim, &rx), 0);
+    deliver(rx, stream, big_len, 65536, &s);
+    ck_assert_int_eq(s.err, 0);
+    ck_assert_int_eq(s.n, 1);
+    ck_assert_uint_eq(s.f[0]->fragment->chunk.len, 1u << 20);
+    ck_assert_uint_gt(gr_record_rx_capacity(rx), 256u << 10);
+    deliver(rx, stream + big_len, len - big_len, len, &s);
+    ck_assert_int_eq(s.err, 0);
+    ck_assert_int_eq(s.n, 2);
+    ck_assert_uint_lt(gr_record_rx_capacity(rx), 256u << 10);
+    sink_clear(&s);
+    gr_record_rx_free(rx);
+    gr_batch_free(b);
+    gr_record_tx_free(tx);
+    free(fr.chunk.data);
+    free(stream);
+}
+END_TEST
+
+static Suite *frame_suite(void)
+{
+    Suite *s = suite_create("frame");
+    TCase *tc = tcase_create("records");
+
+    tcase_add_test(tc, limits);
+    tcase_add_test(tc, batch_one_record);
+    tcase_add_test(tc, byte_by_byte);
+    tcase_add_test(tc, feed_stops_while_frames_pending);
+    tcase_add_test(tc, two_lanes_in_order);
+    tcase_add_test(tc, tampered_ciphertext);
+    tcase_add_test(tc, replayed_or_reordered_record);
+    tcase_add_test(tc, oversized_length_refused_before_allocation);
+    tcase_add_test(tc, short_record_and_garbage);
+    tcase_add_test(tc, batch_limits);
+    tcase_add_test(tc, seal_twice_and_empty_batch);
+    tcase_add_test(tc, receiver_frame_limit);
+    tcase_add_test(tc, malformed_plaintext);
+    tcase_add_test(tc, undecodable_frame);
+    tcase_add_test(tc, frame_rules);
+    tcase_add_test(tc, large_record_buffer_released);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(frame_suite());
+    int failed;
+
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

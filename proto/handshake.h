@@ -1,0 +1,124 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * handshake.h - authenticating a new connection and deriving its keys.
+ *
+ * Four plaintext messages, each a record of its own:
+ *
+ *   OFFSET  SIZE  DESCRIPTION
+ *   0       4     N, unsigned big-endian, 1 <= N <= GR_HANDSHAKE_MSG_MAX
+ *   4       N     girder.Handshake, protobuf encoding
+ *
+ *   M1 initiator -> responder  Hello       versions, name, hidden, ephemeral key
+ *   M2 responder -> initiator  HelloReply  chosen version, name, ephemeral key, echo
+ *   M3 initiator -> responder  Proof       echo, MAC proving the cookie
+ *   M4 responder -> initiator  Proof       echo, MAC proving the cookie
+ *
+ * Both sides prove the cookie without sending it, bound to a BLAKE2b transcript
+ * of every handshake byte (names, versions, both fresh X25519 keys), then use one
+ * key per direction (record.h). The initiator proves first, so an unauthenticated
+ * client learns nothing it could test cookie guesses against. Derivation step by
+ * step: docs/protocol.md, "Handshake". A side that fails queues a Reject with the
+ * reason, which the caller sends (best effort) before closing.
+ *
+ * Driving it (the caller owns the socket and the timeout):
+ *   gr_handshake_new      (initiator: M1 is queued at once)
+ *   loop: send gr_handshake_output(); feed received bytes to gr_handshake_feed
+ *         until it returns 1 (done) or < 0 (send the output, log, close)
+ *   send gr_handshake_output() once more (the responder's M4), then
+ *   gr_handshake_finish -> peer identity and the two record halves;
+ *   bytes left over after the last message belong to gr_record_feed.
+ *
+ * Nothing is allocated per unauthenticated peer but the fixed-size state of
+ * gr_handshake_new; messages are size-checked before they are parsed, and are
+ * parsed in an arena inside that state. Threading: one thread per handshake.
+ */
+#ifndef GR_HANDSHAKE_H
+#define GR_HANDSHAKE_H
+
+#include "proto/cookie.h"
+#include "proto/frame.h"
+#include "proto/nodename.h"
+#include "proto/record.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define GR_PROTO_VERSION 1        /* the protocol version this code speaks */
+#define GR_HANDSHAKE_MSG_MAX 1024 /* largest handshake message body */
+
+enum {
+    GR_HANDSHAKE_INITIATOR = 1, /* dialled out: sends M1 and M3 */
+    GR_HANDSHAKE_RESPONDER = 2, /* accepted: sends M2 and M4 */
+};
+
+/* What a side says about itself. Everything is copied by gr_handshake_new. */
+typedef struct gr_handshake_config {
+    const char *name;        /* our node name, "name@host", NUL-terminated */
+    const gr_cookie *cookie; /* the cluster secret; only a derived key is kept */
+    uint32_t creation;       /* our incarnation, told to the peer */
+    int hidden;              /* initiator: connect as a client, never a member */
+    const char *expect_peer; /* initiator: the node name dialled, or NULL for any */
+    gr_limits limits;        /* what we accept (zero fields: defaults); advertised */
+    uint32_t version_min;    /* lowest version we speak; 0: GR_PROTO_VERSION */
+    uint32_t version_max;    /* highest version we speak; 0: GR_PROTO_VERSION */
+} gr_handshake_config;
+
+/* What the peer proved and said, from gr_handshake_finish. No secrets. */
+typedef struct gr_handshake_peer {
+    char name[GR_NODENAME_MAX + 1]; /* peer node name, NUL-terminated, checked */
+    uint32_t creation;              /* peer incarnation */
+    int hidden;                     /* peer is a hidden client (responder side only) */
+    uint32_t version;               /* negotiated protocol version */
+    gr_limits limits;               /* peer's receive limits: size batches with these */
+    uint64_t peer_time_ms;          /* peer wall clock in its hello (ms since epoch) */
+    uint64_t local_time_ms;         /* our wall clock when that hello arrived */
+} gr_handshake_peer;
+
+/* Handshake state: fixed size, opaque. */
+typedef struct gr_handshake gr_handshake;
+
+/* Start a handshake as `role`. Checks the config (-EINVAL: bad role, versions or
+ * limits, no cookie; GR_EBADNODE: bad name or expect_peer) before allocating one
+ * fixed-size state. The initiator's M1 is queued for gr_handshake_output.
+ * Returns 0, an error above, -ENOMEM, or -ENOSYS if libsodium cannot start. */
+int gr_handshake_new(const gr_handshake_config *cfg, int role, gr_handshake **ret_hs);
+
+/* Wipe all secrets and free. NULL-safe. */
+void gr_handshake_free(gr_handshake *hs);
+
+/* Feed bytes received from the peer. Consumes at most one handshake message per
+ * call and sets *ret_used to the bytes taken: call again with the rest. Returns
+ * 0 (more needed), 1 (handshake complete: later bytes are records), or an error:
+ *   GR_EFRAMETOOBIG  a message longer than GR_HANDSHAKE_MSG_MAX (checked first)
+ *   GR_EBADFRAME     empty or undecodable message, wrong field sizes
+ *   GR_EVERSION      no common protocol version
+ *   GR_EBADNODE      malformed peer name, or not the expect_peer we dialled
+ *   GR_ENAMECLASH    the peer claims our own name
+ *   GR_EREPLAY       a message out of order, or one that echoes a key that is
+ *                    not ours (recorded in another handshake)
+ *   GR_EBADCOOKIE    the peer's proof is wrong: a different cookie
+ *   GR_ECRYPTO       the peer's key is degenerate
+ *   GR_EREJECTED     the peer sent a Reject with a reason this version does not
+ *                    know; a known reason maps to its own code above
+ *   -ENOBUFS         output was not taken between calls
+ * Errors are sticky. After an error other than a received Reject, a Reject
+ * naming the reason is queued: send gr_handshake_output, then close. */
+int gr_handshake_feed(gr_handshake *hs, const void *data, size_t len, size_t *ret_used);
+
+/* Bytes to send now: sets *ret_buf and returns their length (0: nothing). The
+ * bytes are taken: they stay valid until the next feed or free, and are not
+ * returned again. */
+size_t gr_handshake_output(gr_handshake *hs, const uint8_t **ret_buf);
+
+/* Did the handshake fail because the peer sent a Reject? 1 or 0 (for the log:
+ * "rejected by peer: bad_cookie" versus "rejected peer: bad_cookie"). */
+int gr_handshake_peer_rejected(const gr_handshake *hs);
+
+/* After feed returned 1: fill *ret_peer and make the two record halves, keyed
+ * for our direction (ret_tx) and the peer's (ret_rx, with our limits), then wipe
+ * every key in hs. Returns 0, -EINVAL if the handshake is not complete or was
+ * finished already, -ENOMEM (nothing is returned, hs stays finishable). */
+int gr_handshake_finish(gr_handshake *hs, gr_handshake_peer *ret_peer, gr_record_tx **ret_tx,
+                        gr_record_rx **ret_rx);
+
+#endif

@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * record.h - the encrypted record stream, one direction of an established link.
+ *
+ * After the handshake each direction has its own 32-byte key. Every batch of
+ * frames (frame.h) travels as one record:
+ *
+ *   OFFSET  SIZE  DESCRIPTION
+ *   0       4     L, unsigned big-endian: ciphertext length, tag included;
+ *                 16 <= L <= max_record of the receiver
+ *   4       L-16  ChaCha20 ciphertext of the batch plaintext
+ *   L-12    16    Poly1305 tag (ChaCha20-Poly1305-IETF, RFC 8439)
+ *
+ * Nonce (12 bytes) = 4 zero bytes || record counter, 64-bit little-endian. The
+ * counter starts at 0 in each direction and grows by one per record; it is never
+ * sent. Additional data = the 4 length bytes. A lost, reordered, replayed,
+ * truncated or altered record therefore fails authentication (GR_ECRYPTO) and the
+ * link must be closed: a record stream cannot resynchronise.
+ *
+ * Sender:   gr_batch_add ... gr_record_seal -> write the record bytes.
+ * Receiver: gr_record_feed(bytes as they arrive) -> gr_record_next until 0.
+ *
+ * Threading: a gr_record_tx / gr_record_rx belongs to the thread that owns the
+ * connection. Nothing here touches a socket.
+ */
+#ifndef GR_RECORD_H
+#define GR_RECORD_H
+
+#include "proto/frame.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define GR_KEY_BYTES 32  /* a direction key */
+#define GR_RECORD_HDR 4  /* record length prefix */
+#define GR_RECORD_TAG 16 /* Poly1305 tag */
+
+/* Sending half: key and record counter. Opaque. */
+typedef struct gr_record_tx gr_record_tx;
+
+/* Receiving half: key, counter, partial-record reassembly. Opaque. */
+typedef struct gr_record_rx gr_record_rx;
+
+/* New sending half with `key` (copied; the caller wipes its copy). Returns 0 or
+ * -ENOMEM. Normally made by gr_handshake_finish. */
+int gr_record_tx_new(const uint8_t key[GR_KEY_BYTES], gr_record_tx **ret_tx);
+
+/* Wipe the key and free. NULL-safe. */
+void gr_record_tx_free(gr_record_tx *tx);
+
+/* Seal batch `b` in place into one record and point *ret_rec / *ret_len at it
+ * (inside b's buffer; valid until the next gr_batch_add, gr_batch_reset or
+ * gr_batch_free on b). An empty batch seals to an empty record (20 bytes), which
+ * a receiver accepts. Returns 0, -EINVAL if b is already sealed, or GR_ECRYPTO
+ * when the 2^64 record counter is spent (outputs untouched on error). */
+int gr_record_seal(gr_record_tx *tx, gr_batch *b, const uint8_t **ret_rec, size_t *ret_len);
+
+/* New receiving half with `key` (copied) and our own limits `lim` (NULL:
+ * defaults; the ones we advertised in the handshake). Returns 0, -EINVAL (bad
+ * limits) or -ENOMEM. */
+int gr_record_rx_new(const uint8_t key[GR_KEY_BYTES], const gr_limits *lim, gr_record_rx **ret_rx);
+
+/* Wipe the key and any plaintext, free. NULL-safe. */
+void gr_record_rx_free(gr_record_rx *rx);
+
+/* Consume received bytes data[0..len), any chunking. Stops right after a record
+ * is complete and decrypted so its frames can be drained with gr_record_next;
+ * while such frames are pending it consumes nothing. *ret_used tells how many
+ * bytes were consumed: pass the rest again once gr_record_next returned 0.
+ * The record length is checked against max_record before any allocation.
+ * Returns 0; GR_EFRAMETOOBIG (length over max_record), GR_EBADFRAME (length
+ * under 16), GR_ECRYPTO (authentication failed), -ENOMEM. Errors are sticky:
+ * every later call returns the same code; close the link. */
+int gr_record_feed(gr_record_rx *rx, const void *data, size_t len, size_t *ret_used);
+
+/* Next frame of the current record. Returns 1 with *ret_frame / *ret_len set
+ * (pointing into rx's buffer, valid until the next gr_record_feed or free), 0
+ * when no frame is pending (feed more bytes), GR_EFRAMETOOBIG / GR_EBADFRAME for
+ * a malformed plaintext (sticky, as above). */
+int gr_record_next(gr_record_rx *rx, const uint8_t **ret_frame, size_t *ret_len);
+
+#endif

@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * term.h - the term codec: msgpack values plus Girder's extension types.
+ *
+ * A term is one msgpack value. Girder adds two msgpack ext types whose payload
+ * names the node that created them, so a pid or ref stays meaningful on any node:
+ *
+ *   ext type  name  payload (big-endian)
+ *   --------  ----  ---------------------------------------------------------
+ *   1         pid   u8 node_len | node_len bytes node name | u32 creation | u64 id
+ *   2         ref   u8 node_len | node_len bytes node name | u32 creation | u64 id
+ *
+ *   OFFSET      SIZE      DESCRIPTION
+ *   0           1         node_len, 1..255
+ *   1           node_len  node name, "name@host", not NUL-terminated
+ *   1+node_len  4         creation (incarnation) of the node
+ *   5+node_len  8         id: for pids (serial << 8) | scheduler, for refs a counter
+ *
+ * Atoms are msgpack strings (documented in docs/protocol.md). This file knows
+ * nothing about runtimes: it maps wire bytes to (node name, creation, id) views.
+ */
+#ifndef GR_TERM_H
+#define GR_TERM_H
+
+#include <msgpack.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define GR_TERM_EXT_PID 1
+#define GR_TERM_EXT_REF 2
+#define GR_TERM_NODE_MAX 255 /* longest node name a pid/ref can carry */
+#define GR_TERM_DEPTH_MAX 32 /* deepest nesting gr_term_validate accepts (msgpack-c's limit) */
+
+/* A decoded pid or ref as found on the wire. `node` points into the source buffer. */
+typedef struct gr_term_id {
+    const char *node;  /* node name bytes, not NUL-terminated; borrowed */
+    size_t node_len;   /* 1..GR_TERM_NODE_MAX */
+    uint32_t creation; /* incarnation of the node when the id was made */
+    uint64_t id;       /* pid or ref number */
+} gr_term_id;
+
+/* Pack a pid/ref ext (type GR_TERM_EXT_PID or _REF). Returns 0, -EINVAL for a bad
+ * node name length, or -ENOMEM if the packer's buffer fails. */
+int gr_term_pack_id(msgpack_packer *pk, int ext_type, const char *node, size_t node_len,
+                    uint32_t creation, uint64_t id);
+
+/* Decode a pid/ref ext object. Returns 0 and fills *ret_id, or GR_EBADTERM if `o`
+ * is not an ext of `ext_type` with a well-formed payload (*ret_id untouched). */
+int gr_term_parse_id(const msgpack_object *o, int ext_type, gr_term_id *ret_id);
+
+/* Decode a pid/ref given as the bytes of one msgpack ext object (how frames carry
+ * them, e.g. Signal.from): buf[0..len) must be exactly one ext of `ext_type` with
+ * a well-formed payload. Returns 0 and fills *ret_id (node points into buf), or
+ * GR_EBADTERM (*ret_id untouched). Allocates nothing. */
+int gr_term_decode_id(const void *buf, size_t len, int ext_type, gr_term_id *ret_id);
+
+/* Check that buf[0..len) holds exactly one well-formed term: valid msgpack, at
+ * most GR_TERM_DEPTH_MAX containers open at any point (an empty array or map
+ * counts while it is read), every Girder ext payload well-formed. Whatever it
+ * accepts, msgpack_unpack_next() unpacks. Allocates nothing. Returns 0 or
+ * GR_EBADTERM. */
+int gr_term_validate(const void *buf, size_t len);
+
+/* Convenience: does msgpack object `o` equal the string `s`? */
+int gr_term_is_str(const msgpack_object *o, const char *s);
+
+#endif

@@ -1,0 +1,261 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * term_test.c - unit tests of the term codec (term.h): pid/ref packing and
+ * parsing, and the validator on good, truncated, too-deep and lying input.
+ */
+#include "proto/err.h"
+#include "proto/term.h"
+
+#include <check.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Pack an id into a fresh sbuffer; the caller destroys it. */
+static void pack_id(msgpack_sbuffer *sb, int type, const char *node, uint32_t cr, uint64_t id)
+{
+    msgpack_packer pk;
+
+    msgpack_sbuffer_init(sb);
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    ck_assert_int_eq(gr_term_pack_id(&pk, type, node, strlen(node), cr, id), 0);
+}
+
+/* Does msgpack-c unpack buf[0..len) as exactly one object? */
+static int msgpack_accepts(const void *buf, size_t len)
+{
+    msgpack_unpacked u;
+    size_t off = 0;
+    int ok;
+
+    msgpack_unpacked_init(&u);
+    ok = msgpack_unpack_next(&u, buf, len, &off) == MSGPACK_UNPACK_SUCCESS && off == len;
+    msgpack_unpacked_destroy(&u);
+    return ok;
+}
+
+START_TEST(pid_roundtrip)
+{
+    msgpack_sbuffer sb;
+    msgpack_unpacked u;
+    gr_term_id id;
+    size_t off = 0;
+
+    pack_id(&sb, GR_TERM_EXT_PID, "a@host", 7, 0x0102030405060708ull);
+    ck_assert_int_eq(gr_term_validate(sb.data, sb.size), 0);
+    msgpack_unpacked_init(&u);
+    ck_assert_int_eq(msgpack_unpack_next(&u, sb.data, sb.size, &off), MSGPACK_UNPACK_SUCCESS);
+    ck_assert_int_eq(gr_term_parse_id(&u.data, GR_TERM_EXT_PID, &id), 0);
+    ck_assert_uint_eq(id.node_len, 6);
+    ck_assert(memcmp(id.node, "a@host", 6) == 0);
+    ck_assert_uint_eq(id.creation, 7);
+    ck_assert(id.id == 0x0102030405060708ull);
+    /* a pid is not a ref */
+    ck_assert_int_eq(gr_term_parse_id(&u.data, GR_TERM_EXT_REF, &id), GR_EBADTERM);
+    msgpack_unpacked_destroy(&u);
+    msgpack_sbuffer_destroy(&sb);
+}
+END_TEST
+
+START_TEST(decode_id_from_bytes)
+{
+    msgpack_sbuffer sb;
+    gr_term_id id = {0};
+
+    pack_id(&sb, GR_TERM_EXT_REF, "n@h", 1, 42);
+    ck_assert_int_eq(gr_term_decode_id(sb.data, sb.size, GR_TERM_EXT_REF, &id), 0);
+    ck_assert_uint_eq(id.node_len, 3);
+    ck_assert(id.id == 42);
+    ck_assert_int_eq(gr_term_decode_id(sb.data, sb.size, GR_TERM_EXT_PID, &id), GR_EBADTERM);
+    /* trailing or missing bytes */
+    ck_assert_int_eq(gr_term_decode_id(sb.data, sb.size - 1, GR_TERM_EXT_REF, &id), GR_EBADTERM);
+    ck_assert_int_eq(gr_term_decode_id(sb.data, 0, GR_TERM_EXT_REF, &id), GR_EBADTERM);
+    msgpack_sbuffer_destroy(&sb);
+    /* not an ext at all */
+    ck_assert_int_eq(gr_term_decode_id("\x01", 1, GR_TERM_EXT_REF, &id), GR_EBADTERM);
+}
+END_TEST
+
+START_TEST(pack_id_bad_node)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    char big[GR_TERM_NODE_MAX + 2];
+
+    memset(big, 'x', sizeof(big));
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    ck_assert_int_eq(gr_term_pack_id(&pk, GR_TERM_EXT_PID, "", 0, 1, 1), -EINVAL);
+    ck_assert_int_eq(gr_term_pack_id(&pk, GR_TERM_EXT_PID, big, sizeof(big), 1, 1), -EINVAL);
+    ck_assert_int_eq(gr_term_pack_id(&pk, GR_TERM_EXT_PID, big, GR_TERM_NODE_MAX, 1, 1), 0);
+    ck_assert_int_eq(gr_term_validate(sb.data, sb.size), 0);
+    msgpack_sbuffer_destroy(&sb);
+}
+END_TEST
+
+START_TEST(parse_id_malformed_payload)
+{
+    /* ext 1 with payload: node_len 5 but only 3 node bytes + 12 */
+    unsigned char bad[] = {0xc7, 16, 1, 5, 'a', '@', 'b', 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 9};
+    unsigned char zero_len[] = {0xc7, 14, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 9};
+    gr_term_id id;
+
+    ck_assert_int_eq(gr_term_validate(bad, sizeof(bad)), GR_EBADTERM);
+    ck_assert_int_eq(gr_term_decode_id(bad, sizeof(bad), GR_TERM_EXT_PID, &id), GR_EBADTERM);
+    ck_assert_int_eq(gr_term_validate(zero_len, sizeof(zero_len)), GR_EBADTERM);
+    ck_assert_int_eq(gr_term_parse_id(NULL, GR_TERM_EXT_PID, &id), GR_EBADTERM);
+}
+END_TEST
+
+START_TEST(validate_scalars_and_containers)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 3);
+    msgpack_pack_str_with_body(&pk, "k", 1);
+    msgpack_pack_array(&pk, 4);
+    msgpack_pack_nil(&pk);
+    msgpack_pack_true(&pk);
+    msgpack_pack_double(&pk, 1.5);
+    msgpack_pack_int64(&pk, -70000);
+    msgpack_pack_bin_with_body(&pk, "\0\1", 2);
+    msgpack_pack_uint64(&pk, UINT64_MAX);
+    msgpack_pack_str_with_body(&pk, "x", 1);
+    msgpack_pack_ext_with_body(&pk, "abcd", 4, 77); /* unknown ext: opaque */
+    ck_assert_int_eq(gr_term_validate(sb.data, sb.size), 0);
+    ck_assert(msgpack_accepts(sb.data, sb.size));
+    /* trailing bytes: not one term */
+    msgpack_pack_nil(&pk);
+    ck_assert_int_eq(gr_term_validate(sb.data, sb.size), GR_EBADTERM);
+    msgpack_sbuffer_destroy(&sb);
+}
+END_TEST
+
+START_TEST(validate_truncated)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 3);
+    msgpack_pack_str_with_body(&pk, "hello world", 11);
+    msgpack_pack_uint32(&pk, 0x12345678);
+    ck_assert_int_eq(gr_term_pack_id(&pk, GR_TERM_EXT_PID, "n@h", 3, 1, 2), 0);
+    ck_assert_int_eq(gr_term_validate(sb.data, sb.size), 0);
+    /* every proper prefix is refused, by both the validator and msgpack-c */
+    for (size_t n = 0; n < sb.size; n++) {
+        ck_assert_int_eq(gr_term_validate(sb.data, n), GR_EBADTERM);
+        ck_assert(!msgpack_accepts(sb.data, n));
+    }
+    ck_assert_int_eq(gr_term_validate(NULL, 0), GR_EBADTERM);
+    msgpack_sbuffer_destroy(&sb);
+}
+END_TEST
+
+/* depth nested arrays, the innermost holding `inner` (an empty array if 1). */
+static size_t nest(unsigned char *buf, int depth, int empty_inner)
+{
+    size_t n = 0;
+
+    for (int i = 0; i < depth; i++) {
+        buf[n++] = 0x91; /* fixarray of 1 */
+    }
+    buf[n++] = empty_inner ? 0x90 : 0x01;
+    return n;
+}
+
+START_TEST(validate_depth)
+{
+    unsigned char buf[GR_TERM_DEPTH_MAX + 8];
+    size_t n;
+
+    n = nest(buf, GR_TERM_DEPTH_MAX, 0);
+    ck_assert_int_eq(gr_term_validate(buf, n), 0);
+    ck_assert(msgpack_accepts(buf, n));
+    n = nest(buf, GR_TERM_DEPTH_MAX + 1, 0);
+    ck_assert_int_eq(gr_term_validate(buf, n), GR_EBADTERM);
+    /* an empty container still counts: msgpack-c refuses it at this depth */
+    n = nest(buf, GR_TERM_DEPTH_MAX, 1);
+    ck_assert(!msgpack_accepts(buf, n));
+    ck_assert_int_eq(gr_term_validate(buf, n), GR_EBADTERM);
+    n = nest(buf, GR_TERM_DEPTH_MAX - 1, 1);
+    ck_assert(msgpack_accepts(buf, n));
+    ck_assert_int_eq(gr_term_validate(buf, n), 0);
+}
+END_TEST
+
+START_TEST(validate_huge_declared_lengths)
+{
+    /* array32 / map32 / str32 / bin32 / ext32 claiming ~4G with a few bytes */
+    static const unsigned char cases[][8] = {
+        {0xdd, 0xff, 0xff, 0xff, 0xff, 0x01, 0x01, 0x01},
+        {0xdf, 0xff, 0xff, 0xff, 0xff, 0x01, 0x01, 0x01},
+        {0xdb, 0xff, 0xff, 0xff, 0xff, 'a', 'b', 'c'},
+        {0xc6, 0x7f, 0xff, 0xff, 0xff, 'a', 'b', 'c'},
+        {0xc9, 0xff, 0xff, 0xff, 0xf0, 0x01, 'a', 'b'},
+        {0xdc, 0x00, 0x08, 0x01, 0x01, 0x01, 0x01, 0x01}, /* array16 of 8, 5 present */
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        ck_assert_int_eq(gr_term_validate(cases[i], sizeof(cases[i])), GR_EBADTERM);
+    }
+}
+END_TEST
+
+START_TEST(validate_reserved_byte_and_short_headers)
+{
+    ck_assert_int_eq(gr_term_validate("\xc1", 1), GR_EBADTERM);
+    ck_assert_int_eq(gr_term_validate("\xd9", 1), GR_EBADTERM);       /* str8, no length */
+    ck_assert_int_eq(gr_term_validate("\xc7\x01", 2), GR_EBADTERM);   /* ext8, no type */
+    ck_assert_int_eq(gr_term_validate("\xd4", 1), GR_EBADTERM);       /* fixext1, no type */
+    ck_assert_int_eq(gr_term_validate("\xcb\0\0\0", 4), GR_EBADTERM); /* short double */
+    ck_assert_int_eq(gr_term_validate("\xa0", 1), 0);                 /* "" */
+}
+END_TEST
+
+START_TEST(is_str)
+{
+    msgpack_object o;
+
+    o.type = MSGPACK_OBJECT_STR;
+    o.via.str.ptr = "DOWN";
+    o.via.str.size = 4;
+    ck_assert(gr_term_is_str(&o, "DOWN"));
+    ck_assert(!gr_term_is_str(&o, "DOW"));
+    ck_assert(!gr_term_is_str(NULL, "DOWN"));
+}
+END_TEST
+
+static Suite *term_suite(void)
+{
+    Suite *s = suite_create("term");
+    TCase *tc = tcase_create("codec");
+
+    tcase_add_test(tc, pid_roundtrip);
+    tcase_add_test(tc, decode_id_from_bytes);
+    tcase_add_test(tc, pack_id_bad_node);
+    tcase_add_test(tc, parse_id_malformed_payload);
+    tcase_add_test(tc, validate_scalars_and_containers);
+    tcase_add_test(tc, validate_truncated);
+    tcase_add_test(tc, validate_depth);
+    tcase_add_test(tc, validate_huge_declared_lengths);
+    tcase_add_test(tc, validate_reserved_byte_and_short_headers);
+    tcase_add_test(tc, is_str);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(term_suite());
+    int failed;
+
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
