@@ -60,6 +60,7 @@ static int set_data_dir(gr_config *cfg, const char *v, gr_config_reason *why);
 static int set_http(gr_config *cfg, const char *v, gr_config_reason *why);
 static int set_schedulers(gr_config *cfg, const char *v, gr_config_reason *why);
 static int set_log_level(gr_config *cfg, const char *v, gr_config_reason *why);
+static int set_detection_ms(gr_config *cfg, const char *v, gr_config_reason *why);
 
 static const key_def keys[] = {
     {"name", "name", "NAME@HOST", "node name", DEFAULT_NAME, set_name, false},
@@ -77,6 +78,9 @@ static const key_def keys[] = {
      set_schedulers, false},
     {"log_level", "log-level", "LEVEL", "debug, info, notice, warn or error", "info", set_log_level,
      false},
+    {"detection_ms", "detection-ms", "MS",
+     "a silent link or hung peer is declared down after MS (300..600000)", "3000",
+     set_detection_ms, false},
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -412,6 +416,30 @@ static int set_schedulers(gr_config *cfg, const char *v, gr_config_reason *why)
     return 0;
 }
 
+static int set_detection_ms(gr_config *cfg, const char *v, gr_config_reason *why)
+{
+    unsigned long n = 0;
+    size_t len = strlen(v);
+
+    if (len == 0 || len > 6) {
+        *why = GR_CONFIG_EDETECTION;
+        return GR_ECONFIG;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (!is_digit(v[i])) {
+            *why = GR_CONFIG_EDETECTION;
+            return GR_ECONFIG;
+        }
+        n = n * 10 + (unsigned long)(v[i] - '0');
+    }
+    if (n < GR_CONFIG_DETECTION_MIN_MS || n > GR_CONFIG_DETECTION_MAX_MS) {
+        *why = GR_CONFIG_EDETECTION;
+        return GR_ECONFIG;
+    }
+    cfg->detection_ms = (unsigned)n;
+    return 0;
+}
+
 static int set_log_level(gr_config *cfg, const char *v, gr_config_reason *why)
 {
     enum gr_log_level level;
@@ -563,6 +591,7 @@ int gr_config_init(gr_config *ret_cfg)
         .listen_port = GR_CONFIG_PORT_DEFAULT,
         .schedulers = 0,
         .log_level = GR_LOG_INFO,
+        .detection_ms = GR_CONFIG_DETECTION_DEFAULT_MS,
     };
 
     if (!(cfg.name = strdup(DEFAULT_NAME)) || !(cfg.listen_host = strdup(DEFAULT_LISTEN_HOST))) {

@@ -18,6 +18,7 @@
  *   schedulers   --schedulers    1..255 or "auto"           auto (one per core)
  *   log_level    --log-level     debug|info|notice|warn|    info
  *                                error
+ *   detection_ms --detection-ms  300..600000                3000
  *
  * Errors are reported as a gr_config_error naming the file, line, key and value
  * that were wrong plus a reason code; gr_config_error_print turns it into the
@@ -42,6 +43,9 @@
 #define GR_CONFIG_FILE_MAX (1024 * 1024) /* largest INI file read, bytes */
 #define GR_CONFIG_VALUE_MAX 4095         /* longest value (a path), bytes */
 #define GR_CONFIG_SCHED_MAX 255          /* = GR_RT_SCHED_MAX */
+#define GR_CONFIG_DETECTION_DEFAULT_MS 3000 /* failure detection time */
+#define GR_CONFIG_DETECTION_MIN_MS 300
+#define GR_CONFIG_DETECTION_MAX_MS 600000
 
 /* X(NAME, "message") - why a configuration was rejected. */
 #define GR_CONFIG_REASON_MAP(X)                                                                    \
@@ -63,6 +67,7 @@
     X(GR_CONFIG_ESEED, "bad seed: expected NAME@HOST:PORT")                                        \
     X(GR_CONFIG_ETOOMANYSEEDS, "too many seeds")                                                   \
     X(GR_CONFIG_ERANGE, "out of range: expected 1..255 or auto")                                   \
+    X(GR_CONFIG_EDETECTION, "bad detection time: expected milliseconds 300..600000")              \
     X(GR_CONFIG_ELEVEL, "bad log level: expected debug, info, notice, warn or error")              \
     X(GR_CONFIG_EOPTION, "unknown option")                                                         \
     X(GR_CONFIG_ENOARG, "option needs a value")                                                    \
@@ -104,6 +109,7 @@ typedef struct gr_config {
     uint16_t http_port;          /* HTTP port when http_host != NULL; 0 = any */
     unsigned schedulers;         /* 1..255, or 0 = one per online core */
     enum gr_log_level log_level; /* minimum log level */
+    unsigned detection_ms;       /* silent link -> peer down after this */
 } gr_config;
 
 /* Why a configuration was rejected. Filled by the functions below when they

@@ -243,6 +243,17 @@ START_TEST(set_one_key)
     ck_assert_int_eq(gr_config_set(&cfg, "name", "nope", &err), GR_ECONFIG);
     ck_assert_int_eq(err.reason, GR_CONFIG_ENODE);
     ck_assert_str_eq(cfg.name, "girder@127.0.0.1"); /* unchanged on failure */
+    ck_assert_uint_eq(cfg.detection_ms, 3000);
+    ck_assert_int_eq(gr_config_set(&cfg, "detection_ms", "300", &err), 0);
+    ck_assert_uint_eq(cfg.detection_ms, 300);
+    ck_assert_int_eq(gr_config_set(&cfg, "detection_ms", "600000", &err), 0);
+    ck_assert_uint_eq(cfg.detection_ms, 600000);
+    const char *bad[] = {"299", "600001", "1s", "", "-1", "9999999"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        ck_assert_int_eq(gr_config_set(&cfg, "detection_ms", bad[i], &err), GR_ECONFIG);
+        ck_assert_int_eq(err.reason, bad[i][0] ? GR_CONFIG_EDETECTION : GR_CONFIG_EEMPTY);
+        ck_assert_uint_eq(cfg.detection_ms, 600000); /* unchanged on failure */
+    }
     gr_config_clear(&cfg);
 }
 END_TEST

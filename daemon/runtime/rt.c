@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #define DEFAULT_BATCH 64
@@ -38,6 +39,22 @@ uint64_t gr_now_ms(void)
 
     clock_gettime(CLOCK_REALTIME, &ts);
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* A fresh incarnation number: 32 random bits, never 0. Random rather than the
+ * clock so that a node restarted within the same second (kill -9, systemd
+ * restart) still gets a new one: a pid of the previous incarnation then never
+ * matches (a 1 in 2^32 chance per restart). */
+static uint32_t new_creation(void)
+{
+    uint32_t c = 0;
+
+    while (c == 0) {
+        if (getrandom(&c, sizeof(c), 0) != (ssize_t)sizeof(c)) {
+            c = (uint32_t)(gr_now_ms() ^ ((uint64_t)getpid() << 16));
+        }
+    }
+    return c;
 }
 
 static int make_reasons(girder_rt *rt)
@@ -88,7 +105,7 @@ int gr_rt_new(const gr_rt_config *cfg, girder_rt **ret_rt)
     rt->node_name_len = strlen(cfg->node_name);
     rt->nodes[0] = rt->node_name;
     atomic_init(&rt->nnodes, 1);
-    rt->creation = cfg->creation ? cfg->creation : (uint32_t)(gr_now_ms() / 1000);
+    rt->creation = cfg->creation ? cfg->creation : new_creation();
     rt->batch = cfg->batch ? cfg->batch : DEFAULT_BATCH;
     rt->nsched = n;
     rt->scheds = calloc(n, sizeof(*rt->scheds));

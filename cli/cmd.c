@@ -1,0 +1,518 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * cmd.c - the commands of `girder` (ping, nodes, join, leave, rpc, stats): the
+ * table that also generates the help, argument checks, the one rpc each makes
+ * (`session`), and how each prints its result.
+ *
+ * Design notes:
+ * - Arguments are checked and packed before the cookie is read or a socket
+ *   opened, so a usage error is exit 2 whatever the environment.
+ * - The cookie lives on session()'s stack only between gr_cookie_resolve and
+ *   the end of the handshake, and is wiped on every path.
+ */
+#include "cli/cmd.h"
+
+#include "cli/fail.h"
+#include "cli/json.h"
+#include "cli/print.h"
+#include "gr_version.h"
+#include "proto/err.h"
+#include "proto/handshake.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <msgpack.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------ reporting */
+
+int gr_cli_usage_error(const gr_cli_ctx *ctx, const char *cmd, const char *format, ...)
+{
+    va_list ap;
+    char *msg = NULL;
+    int n;
+
+    va_start(ap, format);
+    n = vasprintf(&msg, format, ap);
+    va_end(ap);
+    if (n < 0) {
+        msg = NULL;
+    }
+    if (ctx->json) {
+        (void)gr_cli_print_json_error(ctx->out, "usage", msg != NULL ? msg : "usage error");
+    } else {
+        fprintf(ctx->err, "girder: %s%s%s\n", cmd != NULL ? cmd : "", cmd != NULL ? ": " : "",
+                msg != NULL ? msg : "usage error");
+        fprintf(ctx->err, "Try 'girder %s%s--help'.\n", cmd != NULL ? cmd : "",
+                cmd != NULL ? " " : "");
+    }
+    free(msg);
+    return GR_CLI_EXIT_USAGE;
+}
+
+/* Print an error whose message is ready: stderr line, or JSON document on stdout. */
+static void report(const gr_cli_ctx *ctx, const char *reason, const char *msg)
+{
+    if (ctx->json) {
+        (void)gr_cli_print_json_error(ctx->out, reason, msg);
+    } else {
+        fprintf(ctx->err, "girder: %s\n", msg);
+    }
+}
+
+static void report_fail(const gr_cli_ctx *ctx, const gr_cli_fail *f, const char *cookie_src)
+{
+    char *msg = gr_cli_fail_message(f, &ctx->target, ctx->timeout_ms, cookie_src);
+
+    report(ctx, gr_cli_fail_reason(f), msg != NULL ? msg : gr_strerror(f->code));
+    free(msg);
+}
+
+static void report_remote(const gr_cli_ctx *ctx, const char *node, const gr_cli_reply *rep)
+{
+    char *msg = NULL;
+
+    if (asprintf(&msg, "%s: %s (%s)", node, gr_cli_remote_message(rep->status, rep->reason),
+                 rep->reason) < 0) {
+        msg = NULL;
+    }
+    report(ctx, rep->reason, msg != NULL ? msg : rep->reason);
+    free(msg);
+}
+
+/* What the cookie will be read from, in gr_cookie_resolve's order (for messages). */
+static const char *cookie_source(const gr_cli_ctx *ctx, char *buf, size_t cap)
+{
+    const char *e;
+
+    if (ctx->cookie_file != NULL) {
+        return ctx->cookie_file;
+    }
+    if (getenv(GR_COOKIE_ENV) != NULL) {
+        return GR_COOKIE_ENV;
+    }
+    if ((e = getenv(GR_COOKIE_FILE_ENV)) != NULL) {
+        return e;
+    }
+    if (gr_cookie_default_path(buf, cap) < 0) {
+        return "the default cookie file";
+    }
+    return buf;
+}
+
+/* ------------------------------------------------------------ the one rpc */
+
+/* Connect, call module.function(args), hang up. On success returns 0 with the
+ * reply (status 0) in *ret_r and the node's proven name in peer. Otherwise
+ * reports the failure (remote errors as coming from err_node, or the peer if
+ * NULL) and returns its exit code. */
+static int session(const gr_cli_ctx *ctx, const char *err_node, const char *module,
+                   const char *function, const msgpack_sbuffer *args, gr_cli_reply *ret_r,
+                   char peer[GR_NODENAME_MAX + 1])
+{
+    int64_t deadline = gr_cli_now_ms() + ctx->timeout_ms;
+    char srcbuf[GR_COOKIE_PATH_MAX];
+    const char *src = cookie_source(ctx, srcbuf, sizeof(srcbuf));
+    gr_cli_fail f = {0};
+    gr_cli_conn *c = NULL;
+    gr_cli_reply rep = {0};
+    gr_cookie ck;
+    int r;
+
+    memset(&ck, 0, sizeof(ck));
+    if ((r = gr_cookie_resolve(ctx->cookie_file, &ck)) < 0) {
+        gr_cookie_wipe(&ck);
+        f.stage = GR_CLI_STAGE_COOKIE;
+        f.code = r;
+        goto fail;
+    }
+    r = gr_cli_connect(&ctx->target, &ck, deadline, &c, &f);
+    gr_cookie_wipe(&ck);
+    if (r < 0) {
+        goto fail;
+    }
+    snprintf(peer, GR_NODENAME_MAX + 1, "%s", gr_cli_conn_peer(c));
+    r = gr_cli_call(c, module, function, args->data, args->size, deadline, &rep, &f);
+    gr_cli_conn_close(c);
+    if (r < 0) {
+        goto fail;
+    }
+    if (rep.status < 0) {
+        report_remote(ctx, err_node != NULL ? err_node : peer, &rep);
+        gr_cli_reply_clear(&rep);
+        return GR_CLI_EXIT_REMOTE;
+    }
+    *ret_r = rep;
+    return GR_CLI_EXIT_OK;
+fail:
+    report_fail(ctx, &f, src);
+    return gr_cli_fail_exit(&f);
+}
+
+/* Print a reply's result as JSON: compact with --json, pretty otherwise. */
+static int print_result_json(const gr_cli_ctx *ctx, const gr_cli_reply *rep)
+{
+    char *s = NULL;
+    int r;
+
+    if ((r = gr_cli_term_buf_to_json(rep->result, rep->len, !ctx->json, &s)) < 0) {
+        report(ctx, gr_errid(r), "cannot print the result");
+        return GR_CLI_EXIT_UNREACHABLE;
+    }
+    fprintf(ctx->out, "%s\n", s);
+    free(s);
+    return GR_CLI_EXIT_OK;
+}
+
+/* Run a call with no arguments. */
+static int call_noargs(const gr_cli_ctx *ctx, const char *module, const char *function,
+                       gr_cli_reply *ret_r, char peer[GR_NODENAME_MAX + 1])
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    int ex;
+
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    if (msgpack_pack_array(&pk, 0) < 0) {
+        msgpack_sbuffer_destroy(&sb);
+        report(ctx, "ENOMEM", "out of memory");
+        return GR_CLI_EXIT_UNREACHABLE;
+    }
+    ex = session(ctx, NULL, module, function, &sb, ret_r, peer);
+    msgpack_sbuffer_destroy(&sb);
+    return ex;
+}
+
+/* Unpack a validated result for printing. */
+static int unpack_result(const gr_cli_reply *rep, msgpack_unpacked *u)
+{
+    size_t off = 0;
+
+    msgpack_unpacked_init(u);
+    return msgpack_unpack_next(u, (const char *)rep->result, rep->len, &off) ==
+                   MSGPACK_UNPACK_SUCCESS
+               ? 0
+               : GR_EBADTERM;
+}
+
+/* ------------------------------------------------------------ commands */
+
+static int cmd_ping(const gr_cli_ctx *ctx, int argc, char **argv)
+{
+    char peer[GR_NODENAME_MAX + 1], *name = NULL;
+    gr_cli_reply rep = {0};
+    msgpack_sbuffer sb;
+    int ex;
+
+    if ((ex = call_noargs(ctx, "node", "ping", &rep, peer)) != 0) {
+        return ex;
+    }
+    if (ctx->json) {
+        msgpack_sbuffer_init(&sb);
+        if (gr_cli_json_put_str(&sb, peer, strlen(peer)) == 0 &&
+            (name = strndup(sb.data, sb.size)) != NULL) {
+            fprintf(ctx->out, "{\"node\":%s,\"ms\":%.3f}\n", name, rep.rtt_ms);
+        }
+        free(name);
+        msgpack_sbuffer_destroy(&sb);
+    } else {
+        fprintf(ctx->out, "pong from %s (%.1f ms)\n", peer, rep.rtt_ms);
+    }
+    gr_cli_reply_clear(&rep);
+    return GR_CLI_EXIT_OK;
+}
+
+/* Print a table-shaped result with `table`, or as JSON (--json, or an unexpected shape). */
+static int print_shaped(const gr_cli_ctx *ctx, const gr_cli_reply *rep,
+                        int (*table)(FILE *f, const msgpack_object *o))
+{
+    msgpack_unpacked u;
+    int r;
+
+    if (ctx->json) {
+        return print_result_json(ctx, rep);
+    }
+    if ((r = unpack_result(rep, &u)) == 0) {
+        r = table(ctx->out, &u.data);
+    }
+    msgpack_unpacked_destroy(&u);
+    return r == 0 ? GR_CLI_EXIT_OK : print_result_json(ctx, rep);
+}
+
+static int cmd_nodes(const gr_cli_ctx *ctx, int argc, char **argv)
+{
+    char peer[GR_NODENAME_MAX + 1];
+    gr_cli_reply rep = {0};
+    int ex;
+
+    if ((ex = call_noargs(ctx, "node", "list", &rep, peer)) != 0) {
+        return ex;
+    }
+    ex = print_shaped(ctx, &rep, gr_cli_print_nodes);
+    gr_cli_reply_clear(&rep);
+    return ex;
+}
+
+static int cmd_stats(const gr_cli_ctx *ctx, int argc, char **argv)
+{
+    char peer[GR_NODENAME_MAX + 1];
+    gr_cli_reply rep = {0};
+    int ex;
+
+    if ((ex = call_noargs(ctx, "sys", "counters", &rep, peer)) != 0) {
+        return ex;
+    }
+    ex = print_shaped(ctx, &rep, gr_cli_print_stats);
+    gr_cli_reply_clear(&rep);
+    return ex;
+}
+
+static int cmd_leave(const gr_cli_ctx *ctx, int argc, char **argv)
+{
+    char peer[GR_NODENAME_MAX + 1];
+    gr_cli_reply rep = {0};
+    int ex;
+
+    if ((ex = call_noargs(ctx, "node", "leave", &rep, peer)) != 0) {
+        return ex;
+    }
+    if (ctx->json) {
+        ex = print_result_json(ctx, &rep);
+    } else {
+        fprintf(ctx->out, "ok: %s is leaving the cluster and shutting down\n", peer);
+    }
+    gr_cli_reply_clear(&rep);
+    return ex;
+}
+
+static int cmd_join(const gr_cli_ctx *ctx, int argc, char **argv)
+{
+    char peer[GR_NODENAME_MAX + 1], seed[GR_NODENAME_MAX + 16];
+    gr_cli_reply rep = {0};
+    gr_cli_target t;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    const char *at;
+    int r, ex;
+
+    if ((r = gr_cli_target_parse(argv[0], &t)) < 0) {
+        return gr_cli_usage_error(ctx, "join",
+                                  r == -EINVAL ? "bad port in '%s' (expected 1..65535)"
+                                               : "'%s' is not NAME@HOST:PORT",
+                                  argv[0]);
+    }
+    at = strchr(t.node, '@');
+    snprintf(seed, sizeof(seed), strchr(t.host, ':') != NULL ? "%.*s@[%s]:%u" : "%.*s@%s:%u",
+             (int)(at - t.node), t.node, t.host, (unsigned)t.port);
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    if (msgpack_pack_array(&pk, 1) < 0 || msgpack_pack_str_with_body(&pk, seed, strlen(seed)) < 0) {
+        msgpack_sbuffer_destroy(&sb);
+        report(ctx, "ENOMEM", "out of memory");
+        return GR_CLI_EXIT_UNREACHABLE;
+    }
+    ex = session(ctx, NULL, "node", "join", &sb, &rep, peer);
+    msgpack_sbuffer_destroy(&sb);
+    if (ex != 0) {
+        return ex;
+    }
+    if (ctx->json) {
+        ex = print_result_json(ctx, &rep);
+    } else {
+        fprintf(ctx->out, "ok: %s joins the cluster of %s\n", peer, seed);
+    }
+    gr_cli_reply_clear(&rep);
+    return ex;
+}
+
+/* Checks an rpc module or function name: non-empty printable ASCII, no spaces. */
+static int bad_ident(const char *s)
+{
+    if (*s == '\0' || strlen(s) > 255) {
+        return 1;
+    }
+    for (; *s != '\0'; s++) {
+        if (*s <= 0x20 || *s >= 0x7f) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int cmd_rpc(const gr_cli_ctx *ctx, int argc, char **argv)
+{
+    const char *node = argv[0], *mod = argv[1], *fun = argv[2];
+    int direct = strcmp(node, ctx->target.node) == 0, nargs = argc - 3, ex;
+    char peer[GR_NODENAME_MAX + 1];
+    gr_cli_reply rep = {0};
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    long inner;
+
+    if (gr_nodename_check(node, strlen(node)) < 0) {
+        return gr_cli_usage_error(ctx, "rpc", "'%s' is not a node name (NAME@HOST)", node);
+    }
+    if (bad_ident(mod)) {
+        return gr_cli_usage_error(ctx, "rpc", "'%s' is not a module name", mod);
+    }
+    if (bad_ident(fun)) {
+        return gr_cli_usage_error(ctx, "rpc", "'%s' is not a function name", fun);
+    }
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    /* direct: [args...]; else [node, mod, fun, [args...], timeout_ms] */
+    inner = ctx->timeout_ms - (ctx->timeout_ms / 10 < 1000 ? ctx->timeout_ms / 10 : 1000);
+    if ((!direct && (msgpack_pack_array(&pk, 5) < 0 ||
+                     msgpack_pack_str_with_body(&pk, node, strlen(node)) < 0 ||
+                     msgpack_pack_str_with_body(&pk, mod, strlen(mod)) < 0 ||
+                     msgpack_pack_str_with_body(&pk, fun, strlen(fun)) < 0)) ||
+        msgpack_pack_array(&pk, (size_t)nargs) < 0) {
+        goto nomem;
+    }
+    for (int i = 0; i < nargs; i++) {
+        gr_cli_json_err je = {0};
+        int r = gr_cli_json_to_term(argv[3 + i], &pk, &je);
+
+        if (r == -ENOMEM) {
+            goto nomem;
+        }
+        if (r < 0) {
+            msgpack_sbuffer_destroy(&sb);
+            if (je.line > 0) {
+                return gr_cli_usage_error(ctx, "rpc",
+                                          "JSON argument %d '%s' is not valid JSON: %s (at "
+                                          "column %d)%s",
+                                          i + 1, argv[3 + i], je.text, je.column,
+                                          argv[3 + i][0] != '"' && argv[3 + i][0] != '[' &&
+                                                  argv[3 + i][0] != '{'
+                                              ? "; a string needs JSON quotes, e.g. '\"text\"'"
+                                              : "");
+            }
+            return gr_cli_usage_error(ctx, "rpc", "JSON argument %d '%s': %s", i + 1, argv[3 + i],
+                                      je.text);
+        }
+    }
+    if (!direct && msgpack_pack_int64(&pk, inner > 0 ? inner : 1) < 0) {
+        goto nomem;
+    }
+    ex = direct ? session(ctx, node, mod, fun, &sb, &rep, peer)
+                : session(ctx, node, "rpc", "call", &sb, &rep, peer);
+    msgpack_sbuffer_destroy(&sb);
+    if (ex != 0) {
+        return ex;
+    }
+    ex = print_result_json(ctx, &rep);
+    gr_cli_reply_clear(&rep);
+    return ex;
+nomem:
+    msgpack_sbuffer_destroy(&sb);
+    report(ctx, "ENOMEM", "out of memory");
+    return GR_CLI_EXIT_UNREACHABLE;
+}
+
+/* ------------------------------------------------------------ the table */
+
+static const gr_cli_cmd CMDS[] = {
+    {"ping", "", 0, 0, "check that a node is up and answers (round trip)",
+     "Authenticates to the node and calls node.ping(); prints \"pong from NODE (N.N ms)\",\n"
+     "the round trip of the call itself. --json: {\"node\": NODE, \"ms\": MS}.",
+     cmd_ping},
+    {"nodes", "", 0, 0, "list the cluster members as the node sees them",
+     "Calls node.list() and prints NAME, HOST:PORT, STATE (self, up, down, left),\n"
+     "CREATION and SINCE (time in that state). --json: the array of members.",
+     cmd_nodes},
+    {"join", "NAME@HOST:PORT", 1, 1, "make the node join the cluster of another node",
+     "Calls node.join(\"NAME@HOST:PORT\"): the contacted node joins the cluster the given\n"
+     "node belongs to. PORT defaults to 4370. Both nodes must share the cookie.",
+     cmd_join},
+    {"leave", "", 0, 0, "make the node leave the cluster and shut down",
+     "Calls node.leave(): the node tells the cluster it is leaving, then stops.", cmd_leave},
+    {"rpc", "NODE MODULE FUNCTION [JSON-ARG...]", 3, -1, "call MODULE.FUNCTION(ARGS) on NODE",
+     "Each JSON-ARG is one JSON value: 42, 1.5, true, null, '\"text\"', '[1,2]',\n"
+     "'{\"k\":\"v\"}'. Strings \"<NODE.CREATION.SERIAL.SCHED>\" are pids,\n"
+     "\"#Ref<NODE.CREATION.ID>\" refs, {\"$bin\": \"BASE64\"} binaries. If NODE is the\n"
+     "contacted node the function is called there directly, otherwise through\n"
+     "rpc.call(NODE, MODULE, FUNCTION, [ARGS], TIMEOUT). The result is printed as JSON\n"
+     "(indented; one line with --json). Example:\n"
+     "  girder rpc girder@127.0.0.1 node ping",
+     cmd_rpc},
+    {"stats", "", 0, 0, "show the node's counters",
+     "Calls sys.counters() and prints NAME VALUE. --json: the map.", cmd_stats},
+};
+
+const gr_cli_cmd *gr_cli_cmd_find(const char *name)
+{
+    for (size_t i = 0; i < sizeof(CMDS) / sizeof(CMDS[0]); i++) {
+        if (strcmp(CMDS[i].name, name) == 0) {
+            return &CMDS[i];
+        }
+    }
+    return NULL;
+}
+
+int gr_cli_cmd_run(const gr_cli_cmd *cmd, const gr_cli_ctx *ctx, int argc, char **argv)
+{
+    if (argc < cmd->min_args) {
+        return gr_cli_usage_error(ctx, cmd->name, "missing argument%s: expected %s",
+                                  cmd->min_args - argc > 1 ? "s" : "", cmd->args);
+    }
+    if (cmd->max_args >= 0 && argc > cmd->max_args) {
+        return gr_cli_usage_error(
+            ctx, cmd->name, "unexpected argument '%s'%s", argv[cmd->max_args],
+            argv[cmd->max_args][0] == '-' ? " (global options go before the command)" : "");
+    }
+    return cmd->fn(ctx, argc, argv);
+}
+
+static const char EXIT_CODES[] =
+    "Exit codes:\n"
+    "  0  ok\n"
+    "  1  remote error: the node answered with an error (e.g. undef_module, badarg)\n"
+    "  2  usage error: bad arguments or bad JSON\n"
+    "  3  node unreachable: unknown host, connection refused or closed, wrong node\n"
+    "  4  authentication failed: the cookie does not match, or no usable cookie\n"
+    "  5  timeout: no answer within --timeout\n";
+
+void gr_cli_usage(FILE *f)
+{
+    fprintf(f,
+            "Usage: girder [OPTIONS] COMMAND [ARGS...]\n"
+            "Drive a Girder node as a hidden client.\n"
+            "\n"
+            "Options (before the command):\n"
+            "  -n, --node NAME@HOST[:PORT]  node to contact; HOST is dialled, PORT is %d\n"
+            "                               by default (default: $%s, else\n"
+            "                               %s)\n"
+            "      --cookie-file FILE       cookie file (default: $%s holds the\n"
+            "                               cookie, else $%s, else\n"
+            "                               ~/%s)\n"
+            "      --json                   print one JSON document (errors too)\n"
+            "      --timeout MS             total time for connect + reply (default %d)\n"
+            "  -h, --help                   this help; COMMAND --help for a command\n"
+            "      --version                print the version\n"
+            "\n"
+            "Commands:\n",
+            GR_CLI_PORT_DEFAULT, GR_CLI_NODE_ENV, GR_CLI_NODE_DEFAULT, GR_COOKIE_ENV,
+            GR_COOKIE_FILE_ENV, GR_COOKIE_DEFAULT_NAME, GR_CLI_TIMEOUT_DEFAULT);
+    for (size_t i = 0; i < sizeof(CMDS) / sizeof(CMDS[0]); i++) {
+        char syn[64];
+
+        snprintf(syn, sizeof(syn), "%s %s", CMDS[i].name, CMDS[i].args);
+        if (strlen(syn) > 20) {
+            fprintf(f, "  %s\n  %-20s  %s\n", syn, "", CMDS[i].summary);
+        } else {
+            fprintf(f, "  %-20s  %s\n", syn, CMDS[i].summary);
+        }
+    }
+    fprintf(f, "\n%s", EXIT_CODES);
+}
+
+void gr_cli_cmd_help(const gr_cli_cmd *cmd, FILE *f)
+{
+    fprintf(f, "Usage: girder [OPTIONS] %s%s%s\n%c%s.\n\n%s\n\n%s", cmd->name,
+            cmd->args[0] ? " " : "", cmd->args, toupper((unsigned char)cmd->summary[0]),
+            cmd->summary + 1, cmd->help, EXIT_CODES);
+}

@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * cmd.h - the CLI's commands: one {name, fn, help} table that drives dispatch,
+ * `girder --help` and `girder COMMAND --help`.
+ *
+ * A command checks its arguments locally first (a usage error never needs a
+ * cookie or a node), then makes exactly one rpc through cli/conn.h, prints the
+ * result and returns the process exit code (cli/fail.h).
+ */
+#ifndef GR_CLI_CMD_H
+#define GR_CLI_CMD_H
+
+#include "cli/conn.h"
+
+#include <stdio.h>
+
+#define GR_CLI_TIMEOUT_DEFAULT 5000 /* --timeout default, ms */
+#define GR_CLI_TIMEOUT_MAX 3600000  /* --timeout ceiling, ms (one hour) */
+
+/* Everything global options decided; read-only for commands. */
+typedef struct gr_cli_ctx {
+    gr_cli_target target;    /* the node to contact (-n) */
+    const char *cookie_file; /* --cookie-file, or NULL: gr_cookie_resolve's order */
+    int json;                /* --json: one JSON document on stdout */
+    long timeout_ms;         /* --timeout */
+    FILE *out;               /* results (stdout) */
+    FILE *err;               /* human errors (stderr) */
+} gr_cli_ctx;
+
+/* One command. */
+typedef struct gr_cli_cmd {
+    const char *name;    /* as typed */
+    const char *args;    /* argument synopsis, "" if none */
+    int min_args;        /* fewest arguments */
+    int max_args;        /* most arguments, -1: any */
+    const char *summary; /* one line for `girder --help` */
+    const char *help;    /* paragraph for `girder COMMAND --help` */
+    int (*fn)(const gr_cli_ctx *ctx, int argc, char **argv); /* returns the exit code */
+} gr_cli_cmd;
+
+/* The command called `name`, or NULL. */
+const gr_cli_cmd *gr_cli_cmd_find(const char *name);
+
+/* Run cmd with its arguments argv[0..argc) (the command name excluded): checks
+ * the argument count, then cmd->fn. Returns the exit code. */
+int gr_cli_cmd_run(const gr_cli_cmd *cmd, const gr_cli_ctx *ctx, int argc, char **argv);
+
+/* Report a usage error: "girder: MESSAGE" and a hint on ctx->err, or the JSON
+ * error document on ctx->out with --json. Returns GR_CLI_EXIT_USAGE. */
+int gr_cli_usage_error(const gr_cli_ctx *ctx, const char *cmd, const char *format, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* `girder --help`: synopsis, options, commands, exit codes. */
+void gr_cli_usage(FILE *f);
+
+/* `girder COMMAND --help`. */
+void gr_cli_cmd_help(const gr_cli_cmd *cmd, FILE *f);
+
+#endif

@@ -1,0 +1,253 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * print.c - the CLI's human output (aligned tables, durations) and the JSON
+ * error document. Tables are built in memory first because a column's width
+ * is only known once every row is in.
+ */
+#include "cli/print.h"
+
+#include "cli/json.h"
+#include "proto/err.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct gr_cli_table {
+    int ncols;                           /* columns */
+    char align[GR_CLI_TABLE_COLS_MAX];   /* 'l' or 'r' per column */
+    size_t width[GR_CLI_TABLE_COLS_MAX]; /* widest cell so far, header included */
+    char **cells;                        /* (rows + 1) * ncols, row 0 the header */
+    size_t rows;                         /* rows, header included */
+    size_t cap;                          /* rows the cells array holds */
+};
+
+int gr_cli_table_new(int ncols, const char *const *headers, const char *align, gr_cli_table **ret_t)
+{
+    gr_cli_table *t;
+
+    if (ncols < 1 || ncols > GR_CLI_TABLE_COLS_MAX || strlen(align) != (size_t)ncols) {
+        return -EINVAL;
+    }
+    if ((t = calloc(1, sizeof(*t))) == NULL) {
+        return -ENOMEM;
+    }
+    t->ncols = ncols;
+    memcpy(t->align, align, (size_t)ncols);
+    if (gr_cli_table_row(t, headers) < 0) {
+        gr_cli_table_free(t);
+        return -ENOMEM;
+    }
+    *ret_t = t;
+    return 0;
+}
+
+int gr_cli_table_row(gr_cli_table *t, const char *const *cells)
+{
+    char *row[GR_CLI_TABLE_COLS_MAX] = {0};
+
+    if (t->rows == t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 16;
+        char **c = realloc(t->cells, cap * (size_t)t->ncols * sizeof(*c));
+
+        if (c == NULL) {
+            return -ENOMEM;
+        }
+        t->cells = c;
+        t->cap = cap;
+    }
+    for (int i = 0; i < t->ncols; i++) {
+        if ((row[i] = strdup(cells[i] != NULL ? cells[i] : "-")) == NULL) {
+            for (int j = 0; j < i; j++) {
+                free(row[j]);
+            }
+            return -ENOMEM;
+        }
+    }
+    for (int i = 0; i < t->ncols; i++) {
+        size_t w = strlen(row[i]);
+
+        t->cells[t->rows * (size_t)t->ncols + (size_t)i] = row[i];
+        t->width[i] = w > t->width[i] ? w : t->width[i];
+    }
+    t->rows++;
+    return 0;
+}
+
+void gr_cli_table_print(const gr_cli_table *t, FILE *f)
+{
+    for (size_t r = 0; r < t->rows; r++) {
+        for (int i = 0; i < t->ncols; i++) {
+            const char *c = t->cells[r * (size_t)t->ncols + (size_t)i];
+            int w = (int)t->width[i], last = i == t->ncols - 1;
+
+            if (t->align[i] == 'r') {
+                fprintf(f, "%*s", w, c);
+            } else {
+                fprintf(f, "%-*s", last ? 0 : w, c);
+            }
+            fputs(last ? "\n" : "  ", f);
+        }
+    }
+}
+
+void gr_cli_table_free(gr_cli_table *t)
+{
+    if (t == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < t->rows * (size_t)t->ncols; i++) {
+        free(t->cells[i]);
+    }
+    free(t->cells);
+    free(t);
+}
+
+char *gr_cli_duration(uint64_t ms, char *buf, size_t cap)
+{
+    uint64_t s = ms / 1000;
+
+    if (ms < 1000) {
+        snprintf(buf, cap, "%" PRIu64 "ms", ms);
+    } else if (s < 60) {
+        snprintf(buf, cap, "%" PRIu64 ".%" PRIu64 "s", s, (ms % 1000) / 100);
+    } else if (s < 3600) {
+        snprintf(buf, cap, "%" PRIu64 "m%" PRIu64 "s", s / 60, s % 60);
+    } else if (s < 86400) {
+        snprintf(buf, cap, "%" PRIu64 "h%" PRIu64 "m", s / 3600, (s % 3600) / 60);
+    } else {
+        snprintf(buf, cap, "%" PRIu64 "d%" PRIu64 "h", s / 86400, (s % 86400) / 3600);
+    }
+    return buf;
+}
+
+/* The value of string key `k` in map m, or NULL. */
+static const msgpack_object *map_get(const msgpack_object *m, const char *k)
+{
+    for (uint32_t i = 0; i < m->via.map.size; i++) {
+        if (gr_term_is_str(&m->via.map.ptr[i].key, k)) {
+            return &m->via.map.ptr[i].val;
+        }
+    }
+    return NULL;
+}
+
+/* A cell from a str or uint value, into buf; NULL ("-") for anything else. */
+static const char *cell(const msgpack_object *v, char *buf, size_t cap)
+{
+    if (v == NULL) {
+        return NULL;
+    }
+    if (v->type == MSGPACK_OBJECT_STR) {
+        snprintf(buf, cap, "%.*s", (int)v->via.str.size, v->via.str.ptr);
+        return buf;
+    }
+    if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        snprintf(buf, cap, "%" PRIu64, v->via.u64);
+        return buf;
+    }
+    return NULL;
+}
+
+int gr_cli_print_nodes(FILE *f, const msgpack_object *o)
+{
+    static const char *const hdr[] = {"NAME", "HOST:PORT", "STATE", "CREATION", "SINCE"};
+    gr_cli_table *t = NULL;
+    int r;
+
+    if (o->type != MSGPACK_OBJECT_ARRAY) {
+        return GR_EBADTERM;
+    }
+    for (uint32_t i = 0; i < o->via.array.size; i++) {
+        if (o->via.array.ptr[i].type != MSGPACK_OBJECT_MAP) {
+            return GR_EBADTERM;
+        }
+    }
+    if ((r = gr_cli_table_new(5, hdr, "lllrr", &t)) < 0) {
+        return r;
+    }
+    for (uint32_t i = 0; i < o->via.array.size; i++) {
+        const msgpack_object *m = &o->via.array.ptr[i], *since = map_get(m, "since_ms");
+        char name[300], host[300], port[32], hp[340], state[32], creation[32], sb[32];
+        const char *h = cell(map_get(m, "host"), host, sizeof(host));
+        const char *p = cell(map_get(m, "port"), port, sizeof(port));
+        const char *cells[5];
+
+        snprintf(hp, sizeof(hp), "%s%s%s:%s", h != NULL && strchr(h, ':') ? "[" : "",
+                 h != NULL ? h : "-", h != NULL && strchr(h, ':') ? "]" : "", p != NULL ? p : "-");
+        cells[0] = cell(map_get(m, "name"), name, sizeof(name));
+        cells[1] = hp;
+        cells[2] = cell(map_get(m, "state"), state, sizeof(state));
+        cells[3] = cell(map_get(m, "creation"), creation, sizeof(creation));
+        cells[4] = since != NULL && since->type == MSGPACK_OBJECT_POSITIVE_INTEGER
+                       ? gr_cli_duration(since->via.u64, sb, sizeof(sb))
+                       : NULL;
+        if ((r = gr_cli_table_row(t, cells)) < 0) {
+            gr_cli_table_free(t);
+            return r;
+        }
+    }
+    gr_cli_table_print(t, f);
+    gr_cli_table_free(t);
+    return 0;
+}
+
+int gr_cli_print_stats(FILE *f, const msgpack_object *o)
+{
+    static const char *const hdr[] = {"NAME", "VALUE"};
+    gr_cli_table *t = NULL;
+    int r = 0;
+
+    if (o->type != MSGPACK_OBJECT_MAP) {
+        return GR_EBADTERM;
+    }
+    if ((r = gr_cli_table_new(2, hdr, "lr", &t)) < 0) {
+        return r;
+    }
+    for (uint32_t i = 0; i < o->via.map.size && r == 0; i++) {
+        const msgpack_object *k = &o->via.map.ptr[i].key, *v = &o->via.map.ptr[i].val;
+        char *ks = NULL, *vs = NULL;
+        const char *cells[2];
+
+        if (k->type == MSGPACK_OBJECT_STR) {
+            ks = strndup(k->via.str.ptr, k->via.str.size);
+            r = ks == NULL ? -ENOMEM : 0;
+        } else {
+            r = gr_cli_term_to_json(k, 0, &ks);
+        }
+        if (r == 0) {
+            r = v->type == MSGPACK_OBJECT_STR
+                    ? ((vs = strndup(v->via.str.ptr, v->via.str.size)) == NULL ? -ENOMEM : 0)
+                    : gr_cli_term_to_json(v, 0, &vs);
+        }
+        if (r == 0) {
+            cells[0] = ks;
+            cells[1] = vs;
+            r = gr_cli_table_row(t, cells);
+        }
+        free(ks);
+        free(vs);
+    }
+    if (r == 0) {
+        gr_cli_table_print(t, f);
+    }
+    gr_cli_table_free(t);
+    return r;
+}
+
+int gr_cli_print_json_error(FILE *f, const char *reason, const char *message)
+{
+    msgpack_sbuffer sb;
+    int r;
+
+    msgpack_sbuffer_init(&sb);
+    if ((r = msgpack_sbuffer_write(&sb, "{\"error\":", 9) < 0 ? -ENOMEM : 0) == 0 &&
+        (r = gr_cli_json_put_str(&sb, reason, strlen(reason))) == 0 &&
+        (r = msgpack_sbuffer_write(&sb, ",\"message\":", 11) < 0 ? -ENOMEM : 0) == 0 &&
+        (r = gr_cli_json_put_str(&sb, message, strlen(message))) == 0) {
+        fprintf(f, "%.*s}\n", (int)sb.size, sb.data);
+    }
+    msgpack_sbuffer_destroy(&sb);
+    return r;
+}
