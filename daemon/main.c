@@ -6,7 +6,7 @@
  *
  * Exit status: 0 after a clean stop, 1 when the node could not start or its
  * root supervisor died on its own, 2 for a bad configuration (the message
- * names the file, line and key). docs/operations.md is the operator's view.
+ * names the file, line and key) or an unusable cookie. docs/operations.md is the operator's view.
  *
  * Design notes
  * - Signals: SIGINT, SIGTERM, SIGHUP and SIGUSR1 are blocked before any thread
@@ -22,9 +22,12 @@
  *   deadline; a "$wake" message releases the watcher if the deadline passes.
  */
 #include "config/config.h"
+#include "dist/dist.h"
 #include "gr_version.h"
+#include "proto/cookie.h"
 #include "proto/err.h"
 #include "proto/term.h"
+#include "rpc/rpc.h"
 #include "runtime/rt.h"
 #include "services/services.h"
 #include "services/sys.h"
@@ -45,6 +48,7 @@
 #define START_TIMEOUT_MS 5000 /* root supervisor must answer within this */
 #define STOP_TIMEOUT_MS 5000  /* root supervisor must be DOWN within this */
 #define WAKE_ATOM "$wake"     /* main -> watcher: stop waiting */
+#define LEAVE_TIMEOUT_MS 3000 /* SIGTERM: Leave + flush to peers within this */
 
 /* State shared by the main thread and the watcher thread. */
 typedef struct node {
@@ -56,6 +60,8 @@ typedef struct node {
     atomic_bool stopping;  /* main began a requested shutdown */
     bool root_down;        /* written by watcher, read after join */
     char root_reason[128]; /* root's exit reason as text (after join) */
+    gr_rpc *rpc;           /* serves rpc requests (workers on the schedulers) */
+    gr_dist *dist;         /* links to the cluster (its own thread) */
 } node;
 
 /* What a message from the probe's queue is, for main and the watcher. */
@@ -257,6 +263,96 @@ static void stop_services(node *n)
     n->watcher_started = false;
 }
 
+/* ---- the cluster ---------------------------------------------------------------------------- */
+
+/* The cookie: --cookie-file, GIRDER_COOKIE, GIRDER_COOKIE_FILE, or the default
+ * file (proto/cookie.h). With none of them, the default file is created with a
+ * fresh random cookie (as Erlang creates ~/.erlang.cookie), so a node runs with
+ * no configuration at all. 0 or a negative error (logged). */
+static int load_cookie(const gr_config *cfg, gr_cookie *ret)
+{
+    char path[GR_COOKIE_PATH_MAX];
+    int r = gr_cookie_resolve(cfg->cookie_file, ret);
+
+    if (r == -ENOENT && !cfg->cookie_file && !getenv(GR_COOKIE_FILE_ENV) &&
+        gr_cookie_default_path(path, sizeof(path)) == 0) {
+        if ((r = gr_cookie_generate(path, ret)) == 0) {
+            gr_notice("node", "no cookie found: created %s with a new random cookie", path);
+            return 0;
+        }
+        if (r == -EEXIST) { /* another node created it meanwhile */
+            r = gr_cookie_load_file(path, ret);
+        }
+        if (r < 0) {
+            gr_error("node", "no cookie found and cannot create %s: %s", path, gr_strerror(r));
+        }
+        return r;
+    }
+    if (r < 0) {
+        const char *src = cfg->cookie_file ? cfg->cookie_file
+                          : getenv(GR_COOKIE_FILE_ENV) ? getenv(GR_COOKIE_FILE_ENV)
+                          : getenv(GR_COOKIE_ENV) ? "$" GR_COOKIE_ENV
+                                                  : "the default cookie file";
+
+        gr_error("node", "cannot use the cookie from %s: %s", src, gr_strerror(r));
+    }
+    return r;
+}
+
+/* node.leave: answered "ok"; now stop as on SIGTERM (Leave to every peer). */
+static void leave_node(void *ud)
+{
+    kill(getpid(), SIGTERM); /* blocked everywhere: main's sigwait takes it */
+}
+
+/* rpc + dist: listen, dial the seeds. 0 or a negative error (logged). */
+static int start_cluster(node *n, const gr_config *cfg, const gr_cookie *cookie,
+                         uint64_t started_ms)
+{
+    gr_rpc_config rc = {
+        .rt = n->rt, .started_ms = started_ms, .leave_fn = leave_node, .leave_ud = n};
+    gr_dist_seed *seeds = NULL;
+    int r;
+
+    if ((r = gr_rpc_new(&rc, &n->rpc)) < 0) {
+        gr_error("node", "cannot create the rpc service: %s", gr_strerror(r));
+        goto out;
+    }
+    if (cfg->nseeds && !(seeds = calloc(cfg->nseeds, sizeof(*seeds)))) {
+        r = -ENOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < cfg->nseeds; i++) {
+        seeds[i] = (gr_dist_seed){cfg->seeds[i].node, cfg->seeds[i].host, cfg->seeds[i].port};
+    }
+    gr_dist_config dc = {
+        .rt = n->rt,
+        .name = gr_rt_node_name(n->rt),
+        .creation = gr_rt_creation(n->rt),
+        .cookie = cookie,
+        .listen_host = cfg->listen_host,
+        .listen_port = cfg->listen_port,
+        .seeds = seeds,
+        .nseeds = cfg->nseeds,
+        .detection_ms = cfg->detection_ms,
+        .rpc_fn = gr_rpc_dispatch,
+        .rpc_ud = n->rpc,
+    };
+    if ((r = gr_dist_new(&dc, &n->dist)) < 0) {
+        gr_error("node", "cannot set up distribution: %s", gr_strerror(r));
+        goto out;
+    }
+    gr_rpc_set_dist(n->rpc, n->dist);
+    if ((r = gr_dist_start(n->dist)) < 0) {
+        gr_error("node", "cannot listen on %s:%u: %s", cfg->listen_host, cfg->listen_port,
+                 gr_strerror(r));
+        goto out;
+    }
+out:
+    free(seeds);
+    return r;
+}
+
 /* ---- the node ----------------------------------------------------------------------------- */
 
 static void log_config(const gr_config *cfg)
@@ -275,6 +371,7 @@ static int run(const gr_config *cfg)
     uint64_t started_ms = mono_ms();
     gr_rt_config rcfg = {.node_name = cfg->name, .creation = 0, .schedulers = cfg->schedulers};
     node n = {0};
+    gr_cookie cookie;
     sigset_t sigs;
     int rc = EXIT_FAILURE, sig, r;
 
@@ -293,8 +390,14 @@ static int run(const gr_config *cfg)
     signal(SIGPIPE, SIG_IGN); /* peers that vanish are handled via EPIPE */
 
     log_config(cfg);
+    /* The cookie is configuration: a missing or unsafe one is exit 2, before
+     * anything starts. */
+    if (load_cookie(cfg, &cookie) < 0) {
+        return EXIT_CONFIG;
+    }
     if ((r = gr_rt_new(&rcfg, &n.rt)) < 0) {
         gr_error("node", "cannot create the runtime for %s: %s", cfg->name, gr_strerror(r));
+        gr_cookie_wipe(&cookie);
         return EXIT_FAILURE;
     }
     if ((r = gr_services_register(n.rt)) < 0) {
@@ -317,9 +420,13 @@ static int run(const gr_config *cfg)
         goto out;
     }
     n.watcher_started = true;
+    if (start_cluster(&n, cfg, &cookie, started_ms) < 0) {
+        goto out;
+    }
 
-    gr_info("node", "girderd %s up: %u schedulers, pid %d", gr_rt_node_name(n.rt),
-            gr_rt_schedulers(n.rt), (int)getpid());
+    gr_info("node", "girderd %s up: %u schedulers, listening on %s:%u, detection %u ms, pid %d",
+            gr_rt_node_name(n.rt), gr_rt_schedulers(n.rt), cfg->listen_host,
+            gr_dist_port(n.dist), cfg->detection_ms, (int)getpid());
 
     for (;;) {
         if ((r = sigwait(&sigs, &sig)) != 0) {
@@ -337,6 +444,9 @@ static int run(const gr_config *cfg)
             break;
         }
         gr_notice("node", "received SIG%s, shutting down", sigabbrev_np(sig));
+        /* Stop taking work and tell the peers first; a dead peer costs at most
+         * LEAVE_TIMEOUT_MS. Then the services, then the runtime. */
+        gr_dist_stop(n.dist, LEAVE_TIMEOUT_MS);
         stop_services(&n);
         rc = EXIT_SUCCESS;
         break;
@@ -352,9 +462,15 @@ out:
         }
         pthread_join(n.watcher, NULL);
     }
+    if (n.dist) {
+        gr_dist_stop(n.dist, LEAVE_TIMEOUT_MS); /* idempotent */
+    }
     n.probe = gr_probe_free(n.probe);
     gr_rt_stop(n.rt);
+    n.rpc = gr_rpc_free(n.rpc); /* after the workers are gone */
+    n.dist = gr_dist_free(n.dist);
     n.rt = gr_rt_free(n.rt);
+    gr_cookie_wipe(&cookie);
     gr_log(rc == EXIT_SUCCESS ? GR_LOG_INFO : GR_LOG_ERROR, "node", "girderd %s stopped (exit %d)",
            cfg->name, rc);
     return rc;

@@ -1,0 +1,416 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""bench/net/net.py - the network section of bench/run: Girder nodes beside
+Erlang distributed nodes on this machine, in the same run.
+
+usage: bench/net/net.py --build DIR [--quick] [--no-erlang] [--results FILE]
+
+  1. node-to-node rpc latency: two girderd on 127.0.0.1, `girder rpc A rpc
+     latency '"B"' N` (A times N node.ping round trips to B inside the daemon);
+     Erlang: two `erl -name` nodes, A times N rpc:call(B, erlang, node, [])
+     with erlang:monotonic_time. Median, p99, mean.
+  2. time to notice a hung node: Girder with its default detection (3000 ms)
+     and with --detection-ms 1000: SIGSTOP B, poll `girder -n A --json nodes`
+     every 50 ms until B is "down". Erlang with net_ticktime 1: A monitors
+     nodes, kill -STOP B, time until {nodedown, B}. (Erlang's default
+     net_ticktime of 60 s would take about 60-75 s; it is not run.)
+  3. wall time of one CLI rpc, from process start to printed result, median of
+     M runs interleaved: `girder -n A rpc A node ping`, `erl_call -n B -c
+     COOKIE -a 'erlang node []'`, `/bin/true`; ratio (girder - true) /
+     (erl_call - true).
+
+Prints a table; with --results, appends key=value lines (girder.net_* and
+erlang.net_*) to FILE. docs/benchmarks.md explains how to read it.
+"""
+
+import argparse
+import ctypes
+import glob
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HOST = "127.0.0.1"
+procs = []  # everything started, killed at exit
+
+
+def child_setup():
+    try:
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL, 0, 0, 0)  # die with us
+    except OSError:
+        pass
+
+
+def spawn(argv, log):
+    f = open(log, "a")
+    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=f, stderr=f,
+                         preexec_fn=child_setup, start_new_session=True)
+    f.close()
+    procs.append(p)
+    return p
+
+
+def kill_all():
+    for p in procs:
+        if p.poll() is None:
+            try:
+                p.kill()
+                p.wait(timeout=5)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+
+
+def wait_until(what, fn, timeout, interval=0.05):
+    deadline = time.monotonic() + timeout
+    while True:
+        v = fn()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}")
+        time.sleep(interval)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind((HOST, 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def note(msg):
+    print(f"bench/net: {msg}", file=sys.stderr, flush=True)
+
+
+class Girder:
+    def __init__(self, build, tmp):
+        self.girderd = os.path.join(build, "daemon", "girderd")
+        self.girder = os.path.join(build, "cli", "girder")
+        self.tmp = tmp
+        self.cookie = os.path.join(tmp, "girder.cookie")
+        fd = os.open(self.cookie, os.O_WRONLY | os.O_CREAT, 0o600)
+        os.write(fd, os.urandom(24).hex().encode() + b"\n")
+        os.close(fd)
+        self.seq = 0
+
+    def available(self):
+        return os.access(self.girderd, os.X_OK) and os.access(self.girder, os.X_OK)
+
+    def supports_detection_flag(self):
+        out = subprocess.run([self.girderd, "--help"], capture_output=True, text=True).stdout
+        return "--detection-ms" in out
+
+    def start(self, short, seed=None, extra=()):
+        self.seq += 1
+        name = f"{short}{os.getpid()}x{self.seq}@{HOST}"
+        port = free_port()
+        log = os.path.join(self.tmp, f"{short}{self.seq}.log")
+        argv = [self.girderd, "--name", name, "--listen", f"{HOST}:{port}",
+                "--cookie-file", self.cookie, "--data-dir", os.path.join(self.tmp, name)]
+        if seed:
+            argv += ["--seed", seed["spec"]]
+        p = spawn(argv + list(extra), log)
+        node = {"name": name, "spec": f"{name}:{port}", "proc": p, "log": log}
+        pat = re.compile(rf"girderd {re.escape(name)} up\b")
+
+        def up():
+            if p.poll() is not None:
+                raise RuntimeError(f"girderd {name} exited {p.returncode}: see {log}")
+            with open(log, errors="replace") as f:
+                return pat.search(f.read())
+
+        wait_until(f"girderd {name} up", up, 20)
+        return node
+
+    def cli(self, node, *args, timeout_ms=10000):
+        argv = [self.girder, "-n", node["spec"], "--cookie-file", self.cookie, "--json",
+                "--timeout", str(timeout_ms)] + [str(a) for a in args]
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_ms / 1000 + 30)
+        try:
+            data = json.loads(r.stdout) if r.stdout.strip() else None
+        except ValueError:
+            data = None
+        return r.returncode, data, r
+
+    def state(self, observer, other):
+        rc, data, _ = self.cli(observer, "nodes", timeout_ms=2000)
+        if rc != 0 or not isinstance(data, list):
+            return None
+        for e in data:
+            if e.get("name") == other["name"]:
+                return e.get("state")
+        return "absent"
+
+    def wait_up(self, a, b):
+        wait_until(f"{a['name']} to see {b['name']} up", lambda: self.state(a, b) == "up", 30,
+                   0.1)
+
+    @staticmethod
+    def stop(node):
+        p = node["proc"]
+        if p.poll() is None:
+            p.send_signal(signal.SIGCONT)
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+    def detect(self, a, b):
+        """SIGSTOP b, poll a's view every 50 ms: seconds until b is down."""
+        b["proc"].send_signal(signal.SIGSTOP)
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 60:
+            if self.state(a, b) == "down":
+                return time.monotonic() - t0
+            time.sleep(0.05)
+        raise RuntimeError("girder: hung node never reported down in 60 s")
+
+
+class Erlang:
+    def __init__(self, tmp):
+        self.tmp = tmp
+        self.cookie = "gbench" + os.urandom(8).hex()
+        self.erl = shutil.which("erl")
+        self.erlc = shutil.which("erlc")
+        self.erl_call = shutil.which("erl_call") or next(
+            iter(sorted(glob.glob("/usr/lib/erlang/lib/erl_interface-*/bin/erl_call"))), None)
+        self.epmd_was_running = False
+        self.seq = 0
+
+    def available(self):
+        return bool(self.erl and self.erlc)
+
+    def prepare(self):
+        here = os.path.dirname(os.path.abspath(__file__))
+        subprocess.run([self.erlc, "-o", self.tmp, os.path.join(here, "girder_net.erl")],
+                       check=True)
+        epmd = shutil.which("epmd")
+        self.epmd_was_running = bool(epmd) and subprocess.run(
+            [epmd, "-names"], capture_output=True).returncode == 0
+
+    def name(self, short):
+        self.seq += 1
+        return f"gb{short}{os.getpid()}x{self.seq}@{HOST}"
+
+    def start_b(self, ticktime=None):
+        name = self.name("b")
+        argv = [self.erl, "-noshell", "-name", name, "-setcookie", self.cookie]
+        if ticktime:
+            argv += ["-kernel", "net_ticktime", str(ticktime)]
+        p = spawn(argv, os.path.join(self.tmp, f"{name}.log"))
+        return name, p
+
+    def run_a(self, args, ticktime=None, timeout=300):
+        argv = [self.erl, "-noshell", "-name", self.name("a"), "-setcookie", self.cookie,
+                "-pa", self.tmp]
+        if ticktime:
+            argv += ["-kernel", "net_ticktime", str(ticktime)]
+        argv += ["-eval", "girder_net:main([" + ",".join(f'"{a}"' for a in args) + "])"]
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
+                           preexec_fn=child_setup)
+        if r.returncode != 0:
+            raise RuntimeError(f"erl {' '.join(args)} failed: {r.stdout}{r.stderr}")
+        return dict(line.split("=", 1) for line in r.stdout.split() if "=" in line)
+
+    def call_argv(self, b):
+        return [self.erl_call, "-c", self.cookie, "-n", b, "-a", "erlang node []"]
+
+    def finish(self):
+        if not self.epmd_was_running and shutil.which("epmd"):
+            subprocess.run(["epmd", "-kill"], capture_output=True)
+
+
+def wall_ms(argvs, runs):
+    """Run each argv `runs` times, interleaved; {key: median ms}."""
+    times = {k: [] for k in argvs}
+    for _ in range(runs):
+        for k, argv in argvs.items():
+            t0 = time.perf_counter()
+            r = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+            t = time.perf_counter() - t0
+            if r.returncode != 0:
+                raise RuntimeError(f"{' '.join(argv)} exited {r.returncode}: "
+                                   f"{r.stdout.decode(errors='replace')}"
+                                   f"{r.stderr.decode(errors='replace')}")
+            times[k].append(t * 1000)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", required=True)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--no-erlang", action="store_true")
+    ap.add_argument("--results", default=None)
+    ap.add_argument("--idle", type=int, default=None, help="CPU idle %% measured by bench/run")
+    args = ap.parse_args()
+    n_rpc = 2000 if args.quick else 20000
+    n_cli = 10 if args.quick else 50
+
+    tmp = tempfile.mkdtemp(prefix="girder-bench-net.")
+    G, E = {}, {}
+    g = Girder(os.path.abspath(args.build), tmp)
+    e = Erlang(tmp)
+    have_g = g.available()
+    have_e = e.available() and not args.no_erlang
+    if not have_g:
+        note(f"girderd or girder missing in {args.build}: Girder side not measured")
+    try:
+        if have_e:
+            e.prepare()
+        eb = None
+        if have_e:
+            eb, _ = e.start_b()
+        if have_g:
+            a = g.start("ga")
+            b = g.start("gb", seed=a)
+            g.wait_up(a, b)
+            g.wait_up(b, a)
+            note(f"girder: rpc.latency {n_rpc}")
+            rc, data, r = g.cli(a, "rpc", a["name"], "rpc", "latency", json.dumps(b["name"]),
+                                n_rpc, timeout_ms=300000)
+            if rc != 0 or not isinstance(data, dict):
+                raise RuntimeError(f"girder rpc.latency failed (exit {rc}): {r.stdout}{r.stderr}")
+            for k in ("count", "median_us", "p99_us", "mean_us"):
+                G[f"net_rpc_{k}"] = data.get(k)
+        if have_e:
+            note(f"erlang: rpc:call x {n_rpc}")
+            d = e.run_a(["latency", eb, str(n_rpc)])
+            for k in ("count", "median_us", "p99_us", "mean_us"):
+                E[f"net_rpc_{k}"] = d.get(f"erl_rpc_{k}")
+
+        # 3. CLI wall time, interleaved so that noise hits all three alike.
+        argvs = {"true": ["/bin/true"]}
+        if have_g:
+            argvs["girder"] = [g.girder, "-n", a["spec"], "--cookie-file", g.cookie, "rpc",
+                               a["name"], "node", "ping"]
+        if have_e and e.erl_call:
+            wait_until("erl_call to reach B", lambda: subprocess.run(
+                e.call_argv(eb), capture_output=True).returncode == 0, 20, 0.2)
+            argvs["erl_call"] = e.call_argv(eb)
+        note(f"cli wall time x {n_cli}: {', '.join(argvs)}")
+        w = wall_ms(argvs, n_cli)
+        G["net_true_ms"] = w["true"]
+        if "girder" in w:
+            G["net_cli_ms"] = w["girder"]
+        if "erl_call" in w:
+            E["net_cli_ms"] = w["erl_call"]
+            E["net_true_ms"] = w["true"]
+        kill_all_erl = [p for p in procs if p.args[0] == e.erl]
+        for p in kill_all_erl:
+            p.kill()
+            p.wait()
+
+        # 2. hung node.
+        if have_g:
+            note("girder: SIGSTOP, default detection")
+            G["net_detect_s"] = g.detect(a, b)
+            G["net_detection_ms"] = 3000
+            g.stop(b)
+            g.stop(a)
+            if g.supports_detection_flag():
+                note("girder: SIGSTOP, --detection-ms 1000")
+                a = g.start("ga", extra=["--detection-ms", "1000"])
+                b = g.start("gb", seed=a, extra=["--detection-ms", "1000"])
+                g.wait_up(a, b)
+                G["net_detect_1000_s"] = g.detect(a, b)
+                g.stop(b)
+                g.stop(a)
+            else:
+                note("girderd has no --detection-ms: the 1000 ms row is not measured")
+        if have_e:
+            note("erlang: kill -STOP, net_ticktime 1")
+            eb1, _ = e.start_b(ticktime=1)
+            d = e.run_a(["detect", eb1], ticktime=1, timeout=120)
+            E["net_detect_1000_s"] = d.get("erl_detect_s")
+            E["net_ticktime_s"] = d.get("erl_ticktime_s")
+    finally:
+        kill_all()
+        if have_e:
+            e.finish()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    if args.results:
+        with open(args.results, "a") as f:
+            for k, v in G.items():
+                f.write(f"girder.{k}={v}\n")
+            for k, v in E.items():
+                f.write(f"erlang.{k}={v}\n")
+    table(G, E, have_e, n_rpc, n_cli, e.erl_call is not None, args.idle)
+    return 0
+
+
+def num(v):
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def table(G, E, have_e, n_rpc, n_cli, have_erl_call, idle):
+    fmt_row = "{:<44s} {:>14s} {:>16s} {:>8s}"
+    print()
+    print(f"Network benchmarks (two nodes on 127.0.0.1, {time.strftime('%Y-%m-%dT%H:%MZ', time.gmtime())})")
+    if idle is not None:
+        print(f"machine: {os.cpu_count()} cores, {idle}% idle before the run"
+              + ("; WARNING: busy, these figures are unreliable" if idle < 90 else ""))
+    print(fmt_row.format("benchmark", "Girder", "Erlang", "G/E"))
+    print(fmt_row.format("---------", "------", "------", "---"))
+
+    def row(label, k, unit, scale=1.0, ek=None, ratio=True, etxt=None):
+        gv, ev = num(G.get(k)), num(E.get(ek or k))
+        gs = f"{gv * scale:.2f} {unit}" if gv is not None else "-"
+        if etxt is not None:
+            es = etxt
+        else:
+            es = f"{ev * scale:.2f} {unit}" if ev is not None else ("-" if have_e else "n/a")
+        r = f"{gv / ev:.2f}" if ratio and gv and ev else "-"
+        print(fmt_row.format(label, gs, es, r))
+
+    row(f"node-to-node rpc round trip, median ({n_rpc})", "net_rpc_median_us", "us")
+    row("  p99", "net_rpc_p99_us", "us")
+    row("  mean", "net_rpc_mean_us", "us")
+    row("hung node noticed, default settings", "net_detect_s", "s", ratio=False,
+        etxt="~60-75 s (*)")
+    row("hung node noticed, 1 s (detection/ticktime)", "net_detect_1000_s", "s")
+    gt, gc, ec = num(G.get("net_true_ms")), num(G.get("net_cli_ms")), num(E.get("net_cli_ms"))
+    gs = f"{gc:.2f} ms" if gc is not None else "-"
+    es = f"{ec:.2f} ms" if ec is not None else ("n/a" if not (have_e and have_erl_call) else "-")
+    r = f"{(gc - gt) / (ec - gt):.2f}" if gc is not None and ec is not None and ec > gt else "-"
+    print(fmt_row.format(f"one CLI rpc, wall, median of {n_cli} (**)", gs, es, r))
+    if gt is not None:
+        print(fmt_row.format("  /bin/true, same harness (baseline)", f"{gt:.2f} ms",
+                             f"{gt:.2f} ms", "-"))
+    print()
+    print("(*) Erlang's default net_ticktime (60 s) notices a hung node after 60-75 s; not run.")
+    print("    Girder's default detection is 3000 ms. The 1 s row: Girder --detection-ms 1000,")
+    print("    Erlang -kernel net_ticktime 1. Girder is timed by polling `girder nodes` every")
+    print("    50 ms (adds up to ~50 ms + one CLI call); Erlang by its nodedown message.")
+    print("(**) girder -n A rpc A node ping vs erl_call -n B -a 'erlang node []'; G/E is")
+    print("    (girder - true) / (erl_call - true): the cost above starting any process.")
+    if not have_e:
+        print("Erlang not measured: install erlang-base (scripts/setup-deps --bench).")
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except RuntimeError as x:
+        kill_all()
+        print(f"bench/net: error: {x}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        kill_all()
+        sys.exit(130)

@@ -1,0 +1,391 @@
+# SPDX-License-Identifier: Apache-2.0
+"""tests - the cluster tests. Each is a function taking a fresh Cluster; it
+raises TestFailure (harness.check) on the first broken expectation. The
+runner (cluster-tests/run) stops every node afterwards and fails the test if a
+node died on its own, exited non-zero on the final SIGTERM, or printed a
+sanitizer report. docs/testing.md describes each test."""
+
+import random
+import re
+import time
+
+from harness import (EXIT_AUTH, EXIT_OK, EXIT_REMOTE, EXIT_TIMEOUT, EXIT_UNREACHABLE, EXIT_USAGE,
+                     TestFailure, check, free_port, now, wait_until)
+
+# Log patterns. The daemon names refusals by their stable reason id
+# (proto/err.h); the alternatives keep the tests honest but not brittle.
+AUTH_FAIL = r"bad_cookie|wrong cookie|authenticat\w* fail"
+REFUSED = r"bad_cookie|rejected|wrong cookie|authenticat\w* fail"
+
+
+def views_states(nodes, of):
+    """{observer short: state of `of`} for every running observer."""
+    out = {}
+    for o in nodes:
+        if o is not of and o.running():
+            out[o.short] = o.state_of(of)
+    return out
+
+
+# ---- a. mesh formation -------------------------------------------------------------------------
+def test_mesh(c):
+    """5 nodes in a ring of seeds (n1 seeds n5, which is not up yet) form the full
+    mesh; a 6th without seeds joins with `girder join` and is seen by all."""
+    names = ["n1", "n2", "n3", "n4", "n5"]
+    nodes = [c.node(s, start=False) for s in names]
+    for i, n in enumerate(nodes):
+        n.seeds = [nodes[i - 1]]  # n1 -> n5, n2 -> n1, ... : each one seed
+    for n in nodes:
+        n.start(wait=False)
+    for n in nodes:
+        n.wait_up()
+    c.wait_mesh(nodes, timeout=30)
+
+    # Every view agrees on every member's address and creation.
+    views = {o.name: o.nodes() for o in nodes}
+    for m in nodes:
+        entries = [v[m.name] for v in views.values()]
+        check(all(e.get("host") == m.addr and int(e.get("port", -1)) == m.port for e in entries),
+              f"host/port of {m.name} differ between views: {entries}")
+        creations = {e.get("creation") for e in entries}
+        check(len(creations) == 1 and 0 not in creations and None not in creations,
+              f"views disagree on {m.name}'s creation: {creations}")
+        check(all(isinstance(e.get("since_ms"), (int, float)) for e in entries),
+              f"since_ms missing for {m.name}: {entries}")
+
+    n6 = c.node("n6")
+    r = n6.cli("join", nodes[2].spec, timeout_ms=10000)
+    c.expect(r, EXIT_OK, what="girder join")
+    c.wait_mesh(nodes + [n6], timeout=30)
+
+
+# ---- b. rpc ----------------------------------------------------------------------------------
+def test_rpc(c):
+    """rpc to each node directly and through each other node; builtin modules;
+    remote errors as reason ids with exit 1."""
+    a = c.node("a")
+    b = c.node("b", seeds=[a])
+    d = c.node("c", seeds=[a])
+    nodes = [a, b, d]
+    c.wait_mesh(nodes)
+
+    for via in nodes:
+        for to in nodes:
+            r = via.cli("rpc", to.name, "node", "self")
+            c.expect(r, EXIT_OK, what=f"rpc via {via.short} to {to.short}")
+            check(r.data == to.name, f"node.self via {via.short} on {to.short}: {r!r}")
+    for n in nodes:
+        r = c.expect(n.cli("rpc", n.name, "node", "ping"), EXIT_OK)
+        check(r.data == "pong", f"node.ping: {r!r}")
+        r = c.expect(n.cli("ping"), EXIT_OK, what="girder ping")
+        check(isinstance(r.data, dict) and r.data.get("node") == n.name and "ms" in r.data,
+              f"ping --json: {r!r}")
+        for fn in ("version", "uptime", "schedulers", "memory", "counters", "info"):
+            c.expect(n.cli("rpc", n.name, "sys", fn), EXIT_OK, what=f"sys.{fn}")
+        r = c.expect(n.cli("rpc", n.name, "node", "list"), EXIT_OK, what="node.list")
+        check(isinstance(r.data, list) and len(r.data) == 3, f"node.list: {r!r}")
+        c.expect(n.cli("stats"), EXIT_OK, what="girder stats")
+    r = c.expect(a.cli("rpc", b.name, "sys", "schedulers"), EXIT_OK)
+    check(r.data == 2, f"sys.schedulers of a node started with --schedulers 2: {r!r}")
+
+    # rpc.call on a, which calls c.
+    r = c.expect(a.cli("rpc", a.name, "rpc", "call", f'"{d.name}"', '"node"', '"self"', "[]",
+                       "3000"), EXIT_OK, what="rpc.call")
+    check(r.data == d.name, f"rpc.call(c, node, self): {r!r}")
+    # rpc.latency, used by bench/run.
+    r = c.expect(a.cli("rpc", a.name, "rpc", "latency", f'"{b.name}"', "200",
+                       timeout_ms=20000), EXIT_OK, what="rpc.latency")
+    check(isinstance(r.data, dict) and r.data.get("count") == 200
+          and all(isinstance(r.data.get(k), (int, float)) and r.data[k] > 0
+                  for k in ("median_us", "p99_us", "mean_us")), f"rpc.latency: {r!r}")
+
+    # Errors, directly and through another node.
+    for via, to in ((a, a), (a, b)):
+        w = f"via {via.short} to {to.short}"
+        c.expect(via.cli("rpc", to.name, "no_such_module", "f"), EXIT_REMOTE, "undef_module", w)
+        c.expect(via.cli("rpc", to.name, "node", "no_such_function"), EXIT_REMOTE,
+                 "undef_function", w)
+        c.expect(via.cli("rpc", to.name, "node", "join", "42"), EXIT_REMOTE, "badarg", w)
+        r = via.cli("rpc", to.name, "no_such_module", "f", use_json=False)
+        check(r.rc == EXIT_REMOTE and "undef_module" in (r.out + r.err),
+              f"plain output must name the reason: {r!r}")
+
+    # A node that is down: noconnection.
+    d.kill9()
+    wait_until("a to see c down", lambda: a.state_of(d) in ("down", "absent"), 15)
+    c.expect(a.cli("rpc", d.name, "node", "self"), EXIT_REMOTE, "noconnection", "rpc to a dead node")
+    c.expect(a.cli("rpc", a.name, "rpc", "call", f'"{d.name}"', '"node"', '"self"', "[]", "2000"),
+             EXIT_REMOTE, "noconnection", "rpc.call to a dead node")
+
+
+# ---- c. failure detection --------------------------------------------------------------------
+DETECTION_MS = 1000
+
+
+def test_detection(c):
+    """SIGSTOP: others see the node down within detection + 1 s; SIGCONT: back
+    up, same creation; kill -9 and restart: back with a new creation."""
+    a = c.node("a", detection_ms=DETECTION_MS)
+    b = c.node("b", seeds=[a], detection_ms=DETECTION_MS)
+    x = c.node("c", seeds=[a], detection_ms=DETECTION_MS)
+    nodes = [a, b, x]
+    c.wait_mesh(nodes)
+    observers = [a, b]
+    creation = a.nodes()[x.name]["creation"]
+
+    x.sigstop()
+    t0 = now()
+    seen = {}
+    # Poll the observers in turn until each reports x down; the time charged is
+    # the end of the CLI call that showed it (an upper bound).
+    deadline = t0 + DETECTION_MS / 1000 + 10
+    while len(seen) < len(observers) and now() < deadline:
+        for o in observers:
+            if o.short not in seen and o.state_of(x) == "down":
+                seen[o.short] = now() - t0
+        time.sleep(0.02)
+    check(len(seen) == len(observers),
+          f"not every node saw the SIGSTOPped node down within 10 s: {seen}")
+    worst = max(seen.values())
+    bound = DETECTION_MS / 1000 + 1.0
+    print(f"    detection {DETECTION_MS} ms: seen down after "
+          + ", ".join(f"{k} {v:.2f} s" for k, v in sorted(seen.items())), flush=True)
+    check(worst <= bound, f"detection took {worst:.2f} s > {bound:.1f} s (detection + 1 s): {seen}")
+    check(min(seen.values()) >= 0.5 * DETECTION_MS / 1000,
+          f"down after {min(seen.values()):.2f} s: faster than the detection time? {seen}")
+    # The others stay up with each other meanwhile.
+    c.wait_mesh([a, b], observers=[a, b], timeout=5)
+
+    x.sigcont()
+    c.wait_mesh(nodes, timeout=20)
+    check(a.nodes()[x.name]["creation"] == creation,
+          "creation changed across SIGSTOP/SIGCONT (the process did not restart)")
+
+    x.kill9()
+    wait_until("a and b to see c down after kill -9",
+               lambda: all(o.state_of(x) == "down" for o in observers), 15)
+    x.start()
+    c.wait_mesh(nodes, timeout=20)
+    for o in observers:
+        view = o.nodes()
+        new = view[x.name]["creation"]
+        check(new != creation, f"{o.short} sees the restarted node with its old creation {new}")
+        check(len(view) == 3, f"{o.short} lists {len(view)} nodes after a restart: {sorted(view)}")
+
+
+# ---- d. cookies --------------------------------------------------------------------------------
+def test_cookie(c):
+    """A CLI with the wrong cookie gets exit 4 and changes nothing; a node with
+    the wrong cookie seeded to a member stays out, and both sides log it."""
+    a = c.node("a")
+    b = c.node("b", seeds=[a])
+    nodes = [a, b]
+    c.wait_mesh(nodes)
+
+    bad = c.make_cookie("wrong-cookie")
+    mark = a.log_mark()
+    r = c.cli("ping", node=a, cookie_file=bad)
+    c.expect(r, EXIT_AUTH, what="ping with the wrong cookie")
+    r = c.cli("rpc", a.name, "node", "self", node=a, cookie_file=bad, use_json=False)
+    check(r.rc == EXIT_AUTH and re.search(r"cookie", r.err + r.out, re.I),
+          f"plain wrong-cookie message should mention the cookie: {r!r}")
+    a.wait_log(REFUSED, 10, mark, "a to log the CLI's refusal")
+    c.wait_mesh(nodes, timeout=5)
+
+    # Permissions: a cookie file readable by others is refused (by the CLI).
+    loose = c.make_cookie("loose-cookie", value=open(c.cookie_file).read().strip(), mode=0o644)
+    r = c.cli("ping", node=a, cookie_file=loose)
+    check(r.rc == EXIT_AUTH, f"the CLI must refuse a cookie file with mode 0644 (exit 4): {r!r}")
+    y = c.node("y", seeds=[a], cookie_file=loose, start=False)
+    y.start(wait=False)
+    rc = y.wait_exit(15)
+    y.expected_exit = rc
+    check(rc == 2 and re.search(r"cookie", y.log_text(), re.I),
+          f"girderd must refuse a cookie file with mode 0644 (exit 2, got {rc}, log {y.log_path})")
+
+    ma = a.log_mark()
+    x = c.node("x", seeds=[a], cookie_file=bad)
+    try:
+        x.wait_log(AUTH_FAIL, 15, 0, "the wrong-cookie node to log its auth failure")
+    except TestFailure as e:
+        dist = [ln for ln in x.log_text().splitlines() if " dist: " in ln]
+        raise TestFailure(f"{e}; its last dist line: {dist[-1] if dist else 'none'!r}") from None
+    a.wait_log(REFUSED, 15, ma, "the seed to log the refusal of the wrong-cookie node")
+    # Stays out: poll for a while (it keeps redialling with backoff).
+    t_end = now() + 3
+    while now() < t_end:
+        for o in nodes:
+            st = o.state_of(x)
+            check(st == "absent", f"{o.short} lists the wrong-cookie node as {st!r}")
+        view = x.nodes()
+        check(view is not None and all(e.get("state") != "up" for n, e in view.items()
+                                       if n != x.name),
+              f"the wrong-cookie node sees members up: {view}")
+        time.sleep(0.2)
+    c.wait_mesh(nodes, timeout=5)
+
+
+# ---- e. garbage on the wire -------------------------------------------------------------------
+def test_garbage(c):
+    """Random bytes, a truncated handshake, a 0xffffffff length, a junk frame of
+    valid length, an empty prefix, many junk connections at once: the node
+    closes them, names the reason in its log, and keeps serving."""
+    a = c.node("a")
+    b = c.node("b", seeds=[a])
+    nodes = [a, b]
+    c.wait_mesh(nodes)
+    rnd = random.Random(20240611)  # fixed: the same bytes on every run
+    mark = a.log_mark()
+
+    def still_serving(what):
+        r = a.cli("ping")
+        check(r.rc == EXIT_OK, f"after {what}: ping failed: {r!r}")
+        check(c.mesh_ok(nodes), f"after {what}: the mesh broke: {a.nodes()}")
+
+    # A truncated handshake held open: the node must drop it after its
+    # handshake timeout while serving everyone else meanwhile.
+    held = c.raw_connect(a)
+    held.sendall((200).to_bytes(4, "big") + bytes(rnd.getrandbits(8) for _ in range(50)))
+    held_t0 = now()
+
+    cases = [
+        ("random bytes", bytes(rnd.getrandbits(8) for _ in range(4096))),
+        ("oversized length 0xffffffff", b"\xff\xff\xff\xff" + b"\x00" * 64),
+        ("junk frame of valid length",
+         (64).to_bytes(4, "big") + bytes(rnd.getrandbits(8) for _ in range(64))),
+        ("zero length", b"\x00\x00\x00\x00"),
+        ("truncated handshake, then close", (300).to_bytes(4, "big") + b"\x0a\x05hello"),
+        ("connect and close", b""),
+    ]
+    for what, payload in cases:
+        s = c.raw_connect(a)
+        try:
+            if payload:
+                s.sendall(payload)
+            if what.endswith("close"):
+                s.close()
+            else:
+                c.wait_closed(s, 10)
+        except OSError:
+            pass  # a reset while sending is also a refusal
+        finally:
+            s.close()
+        still_serving(what)
+
+    socks = []
+    for i in range(40):
+        s = c.raw_connect(a)
+        s.sendall((64).to_bytes(4, "big") + bytes(rnd.getrandbits(8) for _ in range(64)))
+        socks.append(s)
+    for s in socks:
+        try:
+            c.wait_closed(s, 10)
+        except OSError:
+            pass
+        s.close()
+    still_serving("40 junk connections at once")
+
+    try:
+        c.wait_closed(held, 15)
+    finally:
+        held.close()
+    total = now() - held_t0
+    check(total <= 5 + 3, f"a truncated handshake was kept open {total:.1f} s (limit 5 s + slack)")
+    still_serving("the held truncated handshake")
+
+    log = a.log_since(mark)
+    for reason in ("frame_too_big", "bad_frame"):
+        check(re.search(reason, log), f"a's log never names {reason!r} after the garbage")
+    check(re.search(r"timeout|timed out", log, re.I),
+          "a's log does not mention the handshake timeout of the held connection")
+
+
+# ---- f. graceful stop ------------------------------------------------------------------------------
+def test_graceful(c):
+    """`girder leave` makes the node leave (others show it left or absent) and
+    exit 0; SIGTERM with a SIGSTOPped peer still exits 0 within 10 s."""
+    a = c.node("a")
+    b = c.node("b", seeds=[a])
+    x = c.node("c", seeds=[a])
+    c.wait_mesh([a, b, x])
+
+    r = x.cli("leave", timeout_ms=10000)
+    c.expect(r, EXIT_OK, what="girder leave")
+    rc = x.wait_exit(15)
+    x.expected_exit = rc
+    check(rc == 0, f"the node that left exited {rc}")
+    wait_until("a and b to show c left or absent",
+               lambda: all(o.state_of(x) in ("left", "absent") for o in (a, b)), 10)
+    check(all(o.state_of(x) in ("left", "absent") for o in (a, b)),
+          f"c reappeared: {views_states([a, b], x)}")
+    c.wait_mesh([a, b], timeout=5)
+
+    b.sigstop()
+    rc, secs = a.stop(timeout=10)
+    check(rc == 0, f"SIGTERM with a SIGSTOPped peer: exit {rc}")
+    print(f"    SIGTERM with a hung peer: exit 0 after {secs:.2f} s", flush=True)
+    b.sigcont()
+    wait_until("b to see a left or absent",
+               lambda: b.state_of(a) in ("left", "absent", "down"), 15)
+
+
+# ---- g. the CLI itself ---------------------------------------------------------------------------
+def test_cli(c):
+    """No daemon: exit 3 with an 'is girderd running?' hint; bad usage: exit 2;
+    a hung node: exit 5 within --timeout; the GIRDER_* environment."""
+    addr = c.alloc_addr()
+    port = free_port(addr)
+    nobody = f"nobody@{addr}:{port}"
+    r = c.cli("ping", node=nobody, use_json=False)
+    check(r.rc == EXIT_UNREACHABLE and re.search(r"girderd running", r.err + r.out, re.I),
+          f"no daemon: want exit 3 and 'is girderd running?': {r!r}")
+    r = c.cli("ping", node=nobody)
+    c.expect(r, EXIT_UNREACHABLE, what="no daemon, --json")
+    check(isinstance(r.data, dict) and r.error_id and "message" in r.data,
+          f"--json error object on stdout: {r!r}")
+
+    usage = [
+        (),
+        ("no-such-command",),
+        ("rpc",),
+        ("rpc", "a@127.0.0.2"),
+        ("join",),
+        ("join", "not a node"),
+        ("--timeout", "abc", "ping"),
+        ("--no-such-flag", "ping"),
+        ("rpc", "a@127.0.0.2", "node", "self", "{not json"),
+    ]
+    for args in usage:
+        r = c.cli(*args, node=nobody)
+        check(r.rc == EXIT_USAGE, f"bad usage must exit 2: {r!r}")
+        check((r.err + r.out).strip() != "", f"bad usage must say why: {r!r}")
+    r = c.cli("-n", "bad name!", "ping", node=None)
+    check(r.rc == EXIT_USAGE, f"a malformed -n must exit 2: {r!r}")
+
+    a = c.node("a")
+    r = c.cli("ping", node=a, cookie_file="",
+              env={"GIRDER_COOKIE_FILE": c.cookie_file, "GIRDER_NODE": a.spec})
+    c.expect(r, EXIT_OK, what="ping with GIRDER_NODE and GIRDER_COOKIE_FILE")
+    r = c.cli("ping", node=None, cookie_file="",
+              env={"GIRDER_COOKIE_FILE": c.cookie_file, "GIRDER_NODE": a.spec})
+    c.expect(r, EXIT_OK, what="ping with only the environment")
+
+    a.sigstop()
+    t0 = now()
+    r = c.cli("ping", node=a, timeout_ms=1000)
+    secs = now() - t0
+    a.sigcont()
+    c.expect(r, EXIT_TIMEOUT, what="ping to a SIGSTOPped node with --timeout 1000")
+    check(secs <= 1.0 + 2.0, f"--timeout 1000 took {secs:.2f} s")
+    c.expect(c.cli("ping", node=a), EXIT_OK, what="ping after SIGCONT")
+
+
+TESTS = [
+    ("a_mesh", test_mesh),
+    ("b_rpc", test_rpc),
+    ("c_detection", test_detection),
+    ("d_cookie", test_cookie),
+    ("e_garbage", test_garbage),
+    ("f_graceful", test_graceful),
+    ("g_cli", test_cli),
+]

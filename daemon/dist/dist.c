@@ -1,0 +1,797 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * dist.c - the distribution layer's public API (dist.h): creating and freeing a
+ * gr_dist, the dist thread and its event loop, the command queue through which
+ * other threads reach it, nodeup/nodedown notifications, counters, and the
+ * graceful stop.
+ *
+ * Design notes
+ * - Other threads never touch the event base. They append a dist_cmd to a
+ *   mutex-protected FIFO and write an eventfd that the dist thread watches (a
+ *   plain fd needs no libevent thread support, which would be process-global
+ *   state). Every accepted command is completed exactly once: by the dist thread,
+ *   or - when it arrives after the loop ended - by gr_dist_stop, which drains the
+ *   queue after joining the thread (calls and joins answered GR_ESTOPPED).
+ * - The member snapshot and the monitor list are copies under pub_lock, so
+ *   gr_dist_members and gr_dist_monitor_nodes never wait on the loop.
+ * - Counters are relaxed atomics: each is exact, a snapshot across them is not.
+ * - The loop has three priorities: commands, then I/O and timers, then one flush
+ *   event that seals each link's batches once per iteration and frees closed
+ *   connections (never inside their own callbacks).
+ * - Graceful stop: close the listener, answer outgoing calls GR_ESTOPPED, queue a
+ *   Leave on every member link, flush, half-close each link once its output is
+ *   written and wait for the peer's close - or for the deadline, whichever comes
+ *   first - then close everything and leave the loop.
+ */
+#include "dist/dist_int.h"
+
+#include "proto/err.h"
+#include "runtime/rt.h"
+#include "util/log.h"
+
+#include <errno.h>
+#include <msgpack.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+uint64_t gr_dist_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* ---- messages to pids ---------------------------------------------------------- */
+
+static void pack_cstr(msgpack_packer *pk, const char *s)
+{
+    msgpack_pack_str_with_body(pk, s, strlen(s));
+}
+
+/* Send the packed buffer to `to`. 0 or the send error. */
+static int send_sbuf(gr_dist *d, girder_pid to, msgpack_sbuffer *sb)
+{
+    girder_msg *m = girder_msg_new(sb->data, sb->size);
+    int r;
+
+    msgpack_sbuffer_destroy(sb);
+    if (m == NULL) {
+        return -ENOMEM;
+    }
+    if ((r = gr_rt_send(d->rt, to, m)) < 0) {
+        girder_msg_unref(m);
+    }
+    return r;
+}
+
+static void monitors_drop(gr_dist *d, girder_pid pid)
+{
+    pthread_mutex_lock(&d->pub_lock);
+    for (size_t i = 0; i < d->nmonitors; i++) {
+        if (girder_pid_eq(d->monitors[i], pid)) {
+            d->monitors[i] = d->monitors[--d->nmonitors];
+            break;
+        }
+    }
+    pthread_mutex_unlock(&d->pub_lock);
+}
+
+/* ["nodeup", node] or ["nodedown", node, reason] to every subscriber. */
+static void notify(gr_dist *d, const char *what, const char *node, const char *reason)
+{
+    girder_pid *pids;
+    size_t n;
+
+    pthread_mutex_lock(&d->pub_lock);
+    n = d->nmonitors;
+    pids = n ? malloc(n * sizeof(*pids)) : NULL;
+    if (pids) {
+        memcpy(pids, d->monitors, n * sizeof(*pids));
+    }
+    pthread_mutex_unlock(&d->pub_lock);
+    if (pids == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        msgpack_sbuffer sb;
+        msgpack_packer pk;
+
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        msgpack_pack_array(&pk, reason ? 3 : 2);
+        pack_cstr(&pk, what);
+        pack_cstr(&pk, node);
+        if (reason) {
+            pack_cstr(&pk, reason);
+        }
+        if (send_sbuf(d, pids[i], &sb) < 0) {
+            monitors_drop(d, pids[i]);
+        }
+    }
+    free(pids);
+}
+
+void gr_dist_notify_up(gr_dist *d, const char *node)
+{
+    gr_info(DIST_LOG, "nodeup %s", node);
+    notify(d, "nodeup", node, NULL);
+}
+
+void gr_dist_notify_down(gr_dist *d, const char *node, const char *reason)
+{
+    gr_info(DIST_LOG, "nodedown %s (%s)", node, reason);
+    DIST_CTR_ADD(d, nodedowns, 1);
+    notify(d, "nodedown", node, reason);
+}
+
+/* ["$join", tag, status] */
+static void answer_join(gr_dist *d, girder_pid to, uint64_t tag, int status)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 3);
+    pack_cstr(&pk, "$join");
+    msgpack_pack_uint64(&pk, tag);
+    msgpack_pack_int(&pk, status);
+    (void)send_sbuf(d, to, &sb);
+}
+
+void gr_dist_rpc_answer_err(gr_dist *d, girder_pid to, uint64_t tag, int status)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 4);
+    pack_cstr(&pk, "$rpc");
+    msgpack_pack_uint64(&pk, tag);
+    msgpack_pack_int(&pk, status);
+    pack_cstr(&pk, gr_errid(status));
+    (void)send_sbuf(d, to, &sb);
+}
+
+void gr_dist_answer_join(gr_dist *d, girder_pid to, uint64_t tag, int status)
+{
+    answer_join(d, to, tag, status);
+}
+
+/* ---- command queue -------------------------------------------------------------- */
+
+static void cmd_free(dist_cmd *c)
+{
+    if (c) {
+        free(c->module);
+        free(c->function);
+        free(c);
+    }
+}
+
+static dist_cmd *cmd_new(int kind, size_t len)
+{
+    dist_cmd *c = calloc(1, sizeof(*c) + len);
+
+    if (c) {
+        c->kind = kind;
+        c->len = len;
+    }
+    return c;
+}
+
+/* Queue c (taken). force: even after stop was requested (the stop itself).
+ * 0 or GR_ESTOPPED (c freed). */
+static int cmd_push(gr_dist *d, dist_cmd *c, bool force)
+{
+    uint64_t one = 1;
+    ssize_t w;
+
+    pthread_mutex_lock(&d->cmd_lock);
+    if (!force && atomic_load(&d->stopped)) {
+        pthread_mutex_unlock(&d->cmd_lock);
+        cmd_free(c);
+        return GR_ESTOPPED;
+    }
+    if (d->cmd_tail) {
+        d->cmd_tail->next = c;
+    } else {
+        d->cmd_head = c;
+    }
+    d->cmd_tail = c;
+    pthread_mutex_unlock(&d->cmd_lock);
+    do {
+        w = write(d->wake_fd, &one, sizeof(one));
+    } while (w < 0 && errno == EINTR);
+    return 0; /* EAGAIN: the counter is already non-zero, the loop will wake */
+}
+
+static dist_cmd *cmd_take_all(gr_dist *d)
+{
+    dist_cmd *c;
+
+    pthread_mutex_lock(&d->cmd_lock);
+    c = d->cmd_head;
+    d->cmd_head = d->cmd_tail = NULL;
+    pthread_mutex_unlock(&d->cmd_lock);
+    return c;
+}
+
+/* Complete a command the loop will never run. */
+static void cmd_abandon(gr_dist *d, dist_cmd *c)
+{
+    if (c->kind == CMD_CALL) {
+        gr_dist_rpc_answer_err(d, c->reply_to, c->tag, GR_ESTOPPED);
+    } else if (c->kind == CMD_JOIN) {
+        answer_join(d, c->reply_to, c->tag, GR_ESTOPPED);
+    }
+    cmd_free(c);
+}
+
+static void stop_begin(gr_dist *d, unsigned deadline_ms);
+
+static void pause_wait(gr_dist *d)
+{
+    pthread_mutex_lock(&d->pub_lock);
+    while (d->paused) {
+        pthread_cond_wait(&d->pub_cond, &d->pub_lock);
+    }
+    pthread_mutex_unlock(&d->pub_lock);
+}
+
+static void on_cmd(evutil_socket_t fd, short what, void *arg)
+{
+    gr_dist *d = arg;
+    uint64_t v;
+    dist_cmd *c, *next;
+
+    (void)what;
+    while (read(fd, &v, sizeof(v)) < 0 && errno == EINTR) {
+    }
+    for (c = cmd_take_all(d); c; c = next) {
+        next = c->next;
+        switch (c->kind) {
+        case CMD_REPLY:
+            gr_dist_rpc_reply_cmd(d, c);
+            break;
+        case CMD_CALL:
+            if (d->stopping) {
+                gr_dist_rpc_answer_err(d, c->reply_to, c->tag, GR_ESTOPPED);
+            } else {
+                gr_dist_rpc_call_cmd(d, c);
+            }
+            break;
+        case CMD_JOIN:
+            if (d->stopping) {
+                answer_join(d, c->reply_to, c->tag, GR_ESTOPPED);
+            } else {
+                gr_dist_mem_join(d, c);
+            }
+            break;
+        case CMD_STOP:
+            stop_begin(d, c->timeout_ms);
+            break;
+        case CMD_PAUSE:
+            pause_wait(d);
+            break;
+        }
+        cmd_free(c);
+    }
+}
+
+/* ---- flush ------------------------------------------------------------------------ */
+
+void gr_dist_schedule_flush(gr_dist *d)
+{
+    if (!d->flush_pending) {
+        d->flush_pending = true;
+        event_active(d->flush_ev, EV_TIMEOUT, 0);
+    }
+}
+
+static void on_flush(evutil_socket_t fd, short what, void *arg)
+{
+    gr_dist *d = arg;
+
+    (void)fd;
+    (void)what;
+    d->flush_pending = false;
+    gr_dist_conn_flush_all(d);
+}
+
+/* ---- graceful stop ---------------------------------------------------------------- */
+
+static void stop_finish(gr_dist *d)
+{
+    dist_conn *c;
+
+    while ((c = d->conns) != NULL) {
+        gr_dist_conn_close(c, 0, NULL);
+    }
+    event_base_loopbreak(d->base);
+}
+
+void gr_dist_stop_progress(gr_dist *d)
+{
+    if (d->stopping && d->conns == NULL) {
+        event_base_loopbreak(d->base);
+    }
+}
+
+static void on_stop_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    gr_dist *d = arg;
+
+    (void)fd;
+    (void)what;
+    if (d->conns) {
+        gr_info(DIST_LOG, "stop deadline reached: closing remaining links");
+    }
+    stop_finish(d);
+}
+
+static void stop_begin(gr_dist *d, unsigned deadline_ms)
+{
+    struct timeval tv = {deadline_ms / 1000, (deadline_ms % 1000) * 1000};
+    dist_conn *c, *next;
+
+    if (d->stopping) {
+        return;
+    }
+    d->stopping = true;
+    gr_dist_listen_stop(d);
+    gr_dist_mem_fail_joins(d, GR_ESTOPPED);
+    gr_dist_mem_stop_timers(d);
+    for (c = d->conns; c; c = next) {
+        next = c->next;
+        gr_dist_rpc_conn_closed(c, GR_ESTOPPED);
+        if (c->state != CONN_UP || c->hidden) {
+            gr_dist_conn_close(c, 0, NULL);
+        }
+    }
+    gr_dist_mem_leave_all(d); /* marks the member links drained_close */
+    d->stop_timer = evtimer_new(d->base, on_stop_deadline, d);
+    if (d->stop_timer == NULL) {
+        stop_finish(d);
+        return;
+    }
+    evtimer_add(d->stop_timer, &tv);
+    gr_dist_schedule_flush(d);
+    gr_dist_stop_progress(d);
+}
+
+/* ---- the thread ------------------------------------------------------------------- */
+
+static void *dist_main(void *arg)
+{
+    gr_dist *d = arg;
+    dist_conn *c;
+
+    for (dist_member *m = d->members; m; m = m->next) {
+        gr_dist_mem_dial(d, m);
+    }
+    event_base_dispatch(d->base);
+
+    /* Loop over: whatever is left is closed quietly and freed here, on the
+     * thread that owns it. */
+    d->stopping = true;
+    gr_dist_listen_stop(d);
+    while ((c = d->conns) != NULL) {
+        gr_dist_conn_close(c, 0, NULL);
+    }
+    gr_dist_conn_flush_all(d); /* frees d->dead */
+    gr_dist_mem_fail_joins(d, GR_ESTOPPED);
+    gr_dist_mem_stop_timers(d);
+    gr_dist_mem_publish(d);
+    return NULL;
+}
+
+/* ---- public API ------------------------------------------------------------------- */
+
+static char *dupstr(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+int gr_dist_new(const gr_dist_config *cfg, gr_dist **ret_d)
+{
+    gr_dist *d;
+    const char *at;
+    int r;
+
+    if (cfg == NULL || cfg->rt == NULL || cfg->name == NULL || cfg->cookie == NULL ||
+        cfg->cookie->len == 0 || cfg->cookie->len > GR_COOKIE_MAX ||
+        (cfg->nseeds && cfg->seeds == NULL)) {
+        return -EINVAL;
+    }
+    if ((r = gr_nodename_check(cfg->name, strlen(cfg->name))) < 0) {
+        return r;
+    }
+    if (cfg->detection_ms != 0 && cfg->detection_ms < GR_DIST_DETECTION_MIN_MS) {
+        return -EINVAL;
+    }
+    if (cfg->listen_host && strlen(cfg->listen_host) > GR_DIST_HOST_MAX) {
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < cfg->nseeds; i++) {
+        const gr_dist_seed *s = &cfg->seeds[i];
+
+        if (s->node == NULL || (r = gr_nodename_check(s->node, strlen(s->node))) < 0) {
+            return GR_EBADNODE;
+        }
+        if (s->host == NULL || s->host[0] == '\0' || strlen(s->host) > GR_DIST_HOST_MAX ||
+            s->port == 0) {
+            return -EINVAL;
+        }
+    }
+    if ((d = calloc(1, sizeof(*d))) == NULL) {
+        return -ENOMEM;
+    }
+    d->rt = cfg->rt;
+    strcpy(d->name, cfg->name);
+    d->creation = cfg->creation;
+    d->cookie = *cfg->cookie;
+    at = strchr(d->name, '@');
+    snprintf(d->listen_host, sizeof(d->listen_host), "%s",
+             cfg->listen_host && cfg->listen_host[0] ? cfg->listen_host : at + 1);
+    if (strcmp(d->listen_host, "0.0.0.0") == 0 || strcmp(d->listen_host, "::") == 0) {
+        snprintf(d->adv_host, sizeof(d->adv_host), "%s", at + 1);
+    } else {
+        snprintf(d->adv_host, sizeof(d->adv_host), "%s", d->listen_host);
+    }
+    d->listen_port = cfg->listen_port;
+    d->detection_ms = cfg->detection_ms ? cfg->detection_ms : GR_DIST_DETECTION_DEFAULT_MS;
+    d->tick_ms = d->detection_ms / 6;
+    d->rpc_fn = cfg->rpc_fn;
+    d->rpc_ud = cfg->rpc_ud;
+    d->listen_fd = -1;
+    d->wake_fd = -1;
+    d->next_conn_id = 1;
+    d->next_ref = 1;
+    pthread_mutex_init(&d->cmd_lock, NULL);
+    pthread_mutex_init(&d->pub_lock, NULL);
+    pthread_cond_init(&d->pub_cond, NULL);
+    if (cfg->nseeds) {
+        d->seeds = calloc(cfg->nseeds, sizeof(*d->seeds));
+        if (d->seeds == NULL) {
+            gr_dist_free(d);
+            return -ENOMEM;
+        }
+        d->nseeds = cfg->nseeds;
+        for (size_t i = 0; i < cfg->nseeds; i++) {
+            d->seeds[i].port = cfg->seeds[i].port;
+            d->seeds[i].node = dupstr(cfg->seeds[i].node);
+            d->seeds[i].host = dupstr(cfg->seeds[i].host);
+            if (d->seeds[i].node == NULL || d->seeds[i].host == NULL) {
+                gr_dist_free(d);
+                return -ENOMEM;
+            }
+        }
+    }
+    if ((d->stop_cmd = cmd_new(CMD_STOP, 0)) == NULL) {
+        gr_dist_free(d);
+        return -ENOMEM;
+    }
+    if ((r = gr_dist_mem_init(d)) < 0) {
+        gr_dist_free(d);
+        return r;
+    }
+    *ret_d = d;
+    return 0;
+}
+
+int gr_dist_start(gr_dist *d)
+{
+    sigset_t all, old;
+    int r;
+
+    if (d == NULL || atomic_load(&d->started) || atomic_load(&d->stopped)) {
+        return -EINVAL;
+    }
+    if ((r = gr_dist_listen_bind(d)) < 0) {
+        return r;
+    }
+    if ((d->base = event_base_new()) == NULL || event_base_priority_init(d->base, DIST_NPRIO) < 0) {
+        r = -ENOMEM;
+        goto fail;
+    }
+    if ((d->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
+        r = -errno;
+        goto fail;
+    }
+    d->cmd_ev = event_new(d->base, d->wake_fd, EV_READ | EV_PERSIST, on_cmd, d);
+    d->flush_ev = event_new(d->base, -1, 0, on_flush, d);
+    if (d->cmd_ev == NULL || d->flush_ev == NULL) {
+        r = -ENOMEM;
+        goto fail;
+    }
+    event_priority_set(d->cmd_ev, DIST_PRIO_CMD);
+    event_priority_set(d->flush_ev, DIST_PRIO_FLUSH);
+    event_add(d->cmd_ev, NULL);
+    /* No resolv.conf (a bare container) still leaves IP literals working. */
+    d->dns = evdns_base_new(d->base,
+                            EVDNS_BASE_INITIALIZE_NAMESERVERS | EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+    if (d->dns == NULL) {
+        d->dns = evdns_base_new(d->base, 0);
+    }
+    if ((r = gr_dist_listen_start(d)) < 0) {
+        goto fail;
+    }
+    gr_dist_mem_publish(d);
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old); /* the thread inherits: SIGPIPE stays blocked */
+    r = -pthread_create(&d->thread, NULL, dist_main, d);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (r < 0) {
+        goto fail;
+    }
+    atomic_store(&d->started, true);
+    gr_info(DIST_LOG, "listening on %s:%u as %s", d->listen_host, (unsigned)atomic_load(&d->port),
+            d->name);
+    return 0;
+fail:
+    gr_dist_listen_stop(d);
+    return r;
+}
+
+uint16_t gr_dist_port(const gr_dist *d)
+{
+    return atomic_load(&((gr_dist *)d)->port);
+}
+
+void gr_dist_stop(gr_dist *d, unsigned deadline_ms)
+{
+    dist_cmd *c, *next;
+
+    if (d == NULL || atomic_exchange(&d->stopped, true)) {
+        return;
+    }
+    if (!atomic_load(&d->started)) {
+        return;
+    }
+    c = d->stop_cmd; /* allocated by gr_dist_new: stopping cannot fail */
+    d->stop_cmd = NULL;
+    c->timeout_ms = deadline_ms;
+    cmd_push(d, c, true);
+    gr_dist_test_pause(d, false);
+    pthread_join(d->thread, NULL);
+    atomic_store(&d->started, false);
+    for (c = cmd_take_all(d); c; c = next) {
+        next = c->next;
+        cmd_abandon(d, c);
+    }
+    gr_info(DIST_LOG, "stopped");
+}
+
+gr_dist *gr_dist_free(gr_dist *d)
+{
+    dist_cmd *c, *next;
+
+    if (d == NULL) {
+        return NULL;
+    }
+    if (atomic_load(&d->started)) {
+        gr_dist_stop(d, 0);
+    }
+    for (c = cmd_take_all(d); c; c = next) {
+        next = c->next;
+        cmd_abandon(d, c);
+    }
+    cmd_free(d->stop_cmd);
+    gr_dist_listen_stop(d);
+    gr_dist_mem_free_all(d);
+    if (d->stop_timer) {
+        event_free(d->stop_timer);
+    }
+    if (d->cmd_ev) {
+        event_free(d->cmd_ev);
+    }
+    if (d->flush_ev) {
+        event_free(d->flush_ev);
+    }
+    if (d->dns) {
+        evdns_base_free(d->dns, 1);
+    }
+    if (d->base) {
+        event_base_free(d->base);
+    }
+    if (d->wake_fd >= 0) {
+        close(d->wake_fd);
+    }
+    for (size_t i = 0; i < d->nseeds; i++) {
+        free((char *)d->seeds[i].node);
+        free((char *)d->seeds[i].host);
+    }
+    free(d->seeds);
+    free(d->pub_members);
+    free(d->monitors);
+    gr_cookie_wipe(&d->cookie);
+    pthread_cond_destroy(&d->pub_cond);
+    pthread_mutex_destroy(&d->pub_lock);
+    pthread_mutex_destroy(&d->cmd_lock);
+    free(d);
+    return NULL;
+}
+
+int gr_dist_reply(gr_dist *d, uint64_t conn, uint64_t ref, int status, const void *result,
+                  size_t len)
+{
+    dist_cmd *c;
+
+    if (status > 0) {
+        return -EINVAL;
+    }
+    if (status < 0 || result == NULL) {
+        len = 0;
+    }
+    if ((c = cmd_new(CMD_REPLY, len)) == NULL) {
+        return -ENOMEM;
+    }
+    c->conn = conn;
+    c->ref = ref;
+    c->status = status;
+    if (len) {
+        memcpy(c->data, result, len);
+    }
+    return cmd_push(d, c, false) == 0 ? 0 : GR_ENOCONN;
+}
+
+int gr_dist_call(gr_dist *d, const char *node, const char *module, const char *function,
+                 const void *args, size_t len, unsigned timeout_ms, girder_pid reply_to,
+                 uint64_t tag)
+{
+    dist_cmd *c;
+
+    if (node == NULL || gr_nodename_check(node, strlen(node)) < 0) {
+        return GR_EBADNODE;
+    }
+    if (module == NULL || function == NULL || module[0] == '\0' || function[0] == '\0' ||
+        (len && args == NULL)) {
+        return -EINVAL;
+    }
+    if (atomic_load(&d->stopped) || !atomic_load(&d->started)) {
+        return GR_ESTOPPED;
+    }
+    if ((c = cmd_new(CMD_CALL, len)) == NULL) {
+        return -ENOMEM;
+    }
+    strcpy(c->node, node);
+    c->module = strdup(module);
+    c->function = strdup(function);
+    if (c->module == NULL || c->function == NULL) {
+        cmd_free(c);
+        return -ENOMEM;
+    }
+    if (len) {
+        memcpy(c->data, args, len);
+    }
+    c->timeout_ms = timeout_ms;
+    c->reply_to = reply_to;
+    c->tag = tag;
+    return cmd_push(d, c, false);
+}
+
+int gr_dist_join(gr_dist *d, const char *node, const char *host, uint16_t port, unsigned timeout_ms,
+                 girder_pid reply_to, uint64_t tag)
+{
+    dist_cmd *c;
+
+    if (node == NULL || gr_nodename_check(node, strlen(node)) < 0) {
+        return GR_EBADNODE;
+    }
+    if (host == NULL || host[0] == '\0' || strlen(host) > GR_DIST_HOST_MAX || port == 0) {
+        return -EINVAL;
+    }
+    if (atomic_load(&d->stopped) || !atomic_load(&d->started)) {
+        return GR_ESTOPPED;
+    }
+    if ((c = cmd_new(CMD_JOIN, 0)) == NULL) {
+        return -ENOMEM;
+    }
+    strcpy(c->node, node);
+    strcpy(c->host, host);
+    c->port = port;
+    c->timeout_ms = timeout_ms;
+    c->reply_to = reply_to;
+    c->tag = tag;
+    return cmd_push(d, c, false);
+}
+
+int gr_dist_members(gr_dist *d, gr_dist_member **ret_members, size_t *ret_n)
+{
+    gr_dist_member *m;
+    size_t n;
+
+    pthread_mutex_lock(&d->pub_lock);
+    n = d->pub_nmembers;
+    m = malloc((n ? n : 1) * sizeof(*m));
+    if (m && n) {
+        memcpy(m, d->pub_members, n * sizeof(*m));
+    }
+    pthread_mutex_unlock(&d->pub_lock);
+    if (m == NULL) {
+        return -ENOMEM;
+    }
+    *ret_members = m;
+    *ret_n = n;
+    return 0;
+}
+
+int gr_dist_monitor_nodes(gr_dist *d, girder_pid pid, bool on)
+{
+    int r = 0;
+
+    pthread_mutex_lock(&d->pub_lock);
+    if (on) {
+        bool have = false;
+
+        for (size_t i = 0; i < d->nmonitors; i++) {
+            have |= girder_pid_eq(d->monitors[i], pid);
+        }
+        if (!have && d->nmonitors == d->capmonitors) {
+            size_t cap = d->capmonitors ? d->capmonitors * 2 : 8;
+            girder_pid *p = realloc(d->monitors, cap * sizeof(*p));
+
+            if (p == NULL) {
+                r = -ENOMEM;
+            } else {
+                d->monitors = p;
+                d->capmonitors = cap;
+            }
+        }
+        if (!have && r == 0) {
+            d->monitors[d->nmonitors++] = pid;
+        }
+    } else {
+        for (size_t i = 0; i < d->nmonitors; i++) {
+            if (girder_pid_eq(d->monitors[i], pid)) {
+                d->monitors[i] = d->monitors[--d->nmonitors];
+                break;
+            }
+        }
+    }
+    pthread_mutex_unlock(&d->pub_lock);
+    return r;
+}
+
+void gr_dist_counters_get(gr_dist *d, gr_dist_counters *ret)
+{
+#define LOAD(f) ret->f = __atomic_load_n(&d->ctr.f, __ATOMIC_RELAXED)
+    LOAD(conns_accepted);
+    LOAD(conns_dialled);
+    LOAD(handshakes_ok);
+    LOAD(handshakes_failed);
+    LOAD(frames_in);
+    LOAD(frames_out);
+    LOAD(records_in);
+    LOAD(records_out);
+    LOAD(bytes_in);
+    LOAD(bytes_out);
+    LOAD(rpc_in);
+    LOAD(rpc_out);
+    LOAD(rpc_timeouts);
+    LOAD(nodedowns);
+    LOAD(members_up);
+#undef LOAD
+}
+
+void gr_dist_test_pause(gr_dist *d, bool on)
+{
+    dist_cmd *c;
+
+    pthread_mutex_lock(&d->pub_lock);
+    d->paused = on;
+    if (!on) {
+        pthread_cond_broadcast(&d->pub_cond);
+    }
+    pthread_mutex_unlock(&d->pub_lock);
+    if (on && (c = cmd_new(CMD_PAUSE, 0)) != NULL) {
+        cmd_push(d, c, true);
+    }
+}

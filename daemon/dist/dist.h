@@ -1,0 +1,177 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * dist.h - distribution: this node's links to the other nodes of the cluster and
+ * to hidden clients (the girder CLI).
+ *
+ * The dist layer owns one thread with its own libevent base. On it live the
+ * listening socket, every connection (handshake, encrypted records, batching,
+ * heartbeats), the member list and its gossip, the failure detector, reconnection
+ * with backoff, and the outgoing rpc calls with their deadlines. Nothing else
+ * touches a socket or the member list; other threads talk to it through the
+ * functions below marked "any thread", which queue a command to the dist thread
+ * and return at once (results come back as messages to a pid).
+ *
+ * Membership in one paragraph (docs/cluster.md has the rest): a node dials its
+ * seeds at start; on every new member link both sides send their full member
+ * list, later only changes; every member learnt is dialled (a full mesh). When
+ * both ends dial at once, the connection dialled by the lexically smaller node
+ * name survives. A link that carries no inbound bytes for detection_ms is
+ * declared down (heartbeats every detection_ms / 6 keep idle links alive); a
+ * down member is redialled with exponential backoff (100 ms .. 5 s, +-20%
+ * jitter) until it comes back or leaves. A graceful leave (Leave frame) makes
+ * peers drop the member without suspecting it. A member restarted with a new
+ * creation replaces the old one: pids of the old creation are dead.
+ *
+ * RPC: an RpcRequest arriving from a member or a hidden client is handed to the
+ * configured handler on the dist thread (gr_dist_rpc_fn); whoever handles it
+ * answers later, from any thread, with gr_dist_reply. Outgoing calls
+ * (gr_dist_call) carry a deadline that the dist thread enforces: the caller gets
+ * exactly one answer - the reply, GR_ETIMEOUT, or GR_ENOCONN when the node is
+ * not connected or goes down before answering.
+ *
+ * Messages this layer sends to pids (msgpack arrays, first element a string):
+ *   ["$rpc", Tag, Status, Result]   answer to gr_dist_call: Status 0 and Result the
+ *                                   reply term, or Status < 0 (proto/err.h) and
+ *                                   Result the reason id string ("timeout", ...)
+ *   ["$join", Tag, Status]          answer to gr_dist_join: 0 once the node is an
+ *                                   authenticated member, else an error code
+ *   ["nodeup", Node]                to pids given to gr_dist_monitor_nodes
+ *   ["nodedown", Node, Reason]      Reason: "noconnection" (link lost or silent),
+ *                                   "left" (graceful leave), "restarted" (new creation)
+ */
+#ifndef GR_DIST_H
+#define GR_DIST_H
+
+#include "girder/girder.h"
+#include "proto/cookie.h"
+#include "proto/nodename.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define GR_DIST_DETECTION_DEFAULT_MS 3000 /* silent link -> node down */
+#define GR_DIST_DETECTION_MIN_MS 300
+#define GR_DIST_HANDSHAKE_TIMEOUT_MS 5000 /* unauthenticated peers get this long */
+#define GR_DIST_HOST_MAX 255
+
+typedef struct gr_dist gr_dist;
+
+/* An address to dial for a node. */
+typedef struct gr_dist_seed {
+    const char *node; /* "name@host" it must answer to */
+    const char *host; /* host or IPv4/IPv6 address to dial */
+    uint16_t port;
+} gr_dist_seed;
+
+/* One incoming rpc request, borrowed for the duration of the gr_dist_rpc_fn call
+ * (copy what you keep). `conn` and `ref` identify it for gr_dist_reply. */
+typedef struct gr_dist_request {
+    uint64_t conn;        /* connection id, never reused within a gr_dist */
+    uint64_t ref;         /* RpcRequest.ref */
+    const char *peer;     /* peer node name (a client's name for hidden peers) */
+    bool hidden;          /* peer is a hidden client (the CLI), not a member */
+    const char *module;   /* NUL-terminated */
+    const char *function; /* NUL-terminated */
+    const uint8_t *args;  /* one msgpack term (checked: an array), args_len bytes */
+    size_t args_len;
+    uint32_t deadline_ms; /* caller gives up this long after sending; 0: none */
+} gr_dist_request;
+
+/* Called on the dist thread for every RpcRequest. Must not block: hand the work
+ * to a process and return. Every request must be answered exactly once with
+ * gr_dist_reply (an answer after the connection closed is dropped). */
+typedef void (*gr_dist_rpc_fn)(void *ud, const gr_dist_request *req);
+
+typedef struct gr_dist_config {
+    girder_rt *rt;           /* the node's runtime (started before gr_dist_start) */
+    const char *name;        /* our node name, "name@host" */
+    uint32_t creation;       /* our incarnation (gr_rt_creation) */
+    const gr_cookie *cookie; /* copied */
+    const char *listen_host; /* address to bind, e.g. "127.0.0.1" */
+    uint16_t listen_port;    /* 0: any free port (see gr_dist_port) */
+    const gr_dist_seed *seeds;
+    size_t nseeds;
+    unsigned detection_ms;   /* 0: GR_DIST_DETECTION_DEFAULT_MS */
+    gr_dist_rpc_fn rpc_fn;   /* NULL: every request answered GR_EBADMODULE */
+    void *rpc_ud;
+} gr_dist_config;
+
+/* A member as seen from this node (a snapshot). */
+typedef struct gr_dist_member {
+    char name[GR_NODENAME_MAX + 1];
+    char host[GR_DIST_HOST_MAX + 1];
+    uint16_t port;
+    uint32_t creation;  /* 0 while never connected */
+    enum {
+        GR_DIST_SELF,   /* this node */
+        GR_DIST_UP,     /* authenticated link, alive */
+        GR_DIST_DOWN,   /* known, not connected (being redialled) */
+        GR_DIST_LEFT,   /* left gracefully; kept for a while for `girder nodes` */
+    } state;
+    uint64_t since_ms;  /* CLOCK_MONOTONIC ms of the last state change */
+} gr_dist_member;
+
+/* Counters for sys.counters (monotonic since start unless noted). */
+typedef struct gr_dist_counters {
+    uint64_t conns_accepted, conns_dialled;
+    uint64_t handshakes_ok, handshakes_failed; /* failed: any reason, timeouts included */
+    uint64_t frames_in, frames_out, records_in, records_out, bytes_in, bytes_out;
+    uint64_t rpc_in, rpc_out, rpc_timeouts;
+    uint64_t nodedowns;
+    uint64_t members_up; /* current */
+} gr_dist_counters;
+
+/* Check the config and create (no thread, no socket yet). 0, -EINVAL, GR_EBADNODE,
+ * -ENOMEM. */
+int gr_dist_new(const gr_dist_config *cfg, gr_dist **ret_d);
+/* Bind and listen (errors such as -EADDRINUSE are returned here, before any
+ * thread starts), start the dist thread, dial the seeds. 0 or -errno. */
+int gr_dist_start(gr_dist *d);
+/* The port actually bound (useful with listen_port 0). */
+uint16_t gr_dist_port(const gr_dist *d);
+/* Graceful stop: close the listener, refuse new rpc, send Leave to every member,
+ * flush with a deadline of `deadline_ms`, close everything, join the thread.
+ * Outstanding outgoing calls are answered GR_ESTOPPED. A dead or hung peer never
+ * makes this take longer than the deadline. Idempotent. Not from the dist thread. */
+void gr_dist_stop(gr_dist *d, unsigned deadline_ms);
+/* Free a stopped (or never started) dist. NULL-safe; returns NULL. */
+gr_dist *gr_dist_free(gr_dist *d);
+
+/* Answer request (conn, ref): status 0 with result[0..len) one msgpack term, or a
+ * negative code (result ignored; the reason id is gr_errid(status)). Copies.
+ * Any thread. 0, GR_ENOCONN (connection gone: dropped), -ENOMEM. */
+int gr_dist_reply(gr_dist *d, uint64_t conn, uint64_t ref, int status, const void *result,
+                  size_t len);
+
+/* Call module:function(args) on member `node` (args: msgpack array, copied).
+ * The answer arrives at reply_to as ["$rpc", tag, Status, Result] exactly once,
+ * within timeout_ms (+ scheduling slack). Any thread. 0 (queued), GR_EBADNODE,
+ * -ENOMEM, GR_ESTOPPED. */
+int gr_dist_call(gr_dist *d, const char *node, const char *module, const char *function,
+                 const void *args, size_t len, unsigned timeout_ms, girder_pid reply_to,
+                 uint64_t tag);
+
+/* Dial node@host:port and make it a member (the mesh then spreads by gossip).
+ * Answer ["$join", tag, Status] to reply_to once it is up or has failed (bad
+ * cookie, unreachable, timeout). Any thread. */
+int gr_dist_join(gr_dist *d, const char *node, const char *host, uint16_t port,
+                 unsigned timeout_ms, girder_pid reply_to, uint64_t tag);
+
+/* Snapshot of every member, self first. *ret_members is malloc'd (free()).
+ * Any thread. 0 or -ENOMEM. */
+int gr_dist_members(gr_dist *d, gr_dist_member **ret_members, size_t *ret_n);
+
+/* Subscribe (on=true) or unsubscribe pid to nodeup/nodedown messages. A dead
+ * subscriber is dropped when a send to it fails. Any thread. */
+int gr_dist_monitor_nodes(gr_dist *d, girder_pid pid, bool on);
+
+/* Counter snapshot. Any thread. */
+void gr_dist_counters_get(gr_dist *d, gr_dist_counters *ret);
+
+/* Test hook: on=true makes the dist thread block (a hung node: no reads, no
+ * heartbeats, no timers) until called again with on=false. gr_dist_stop resumes
+ * it. Any thread but the dist thread. */
+void gr_dist_test_pause(gr_dist *d, bool on);
+
+#endif

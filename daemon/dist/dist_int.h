@@ -1,0 +1,298 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * dist_int.h - what the files of daemon/dist/ share: the gr_dist struct, the
+ * connection, member, call and join records, and the functions one file offers
+ * the others (prefix gr_dist_ with a file tag: conn_, mem_, rpc_, ...).
+ *
+ * Files:
+ *   dist.c      public API, the dist thread, the command queue, notifications,
+ *               counters, start and graceful stop
+ *   listener.c  the listening socket (evconnlistener)
+ *   conn.c      one connection: dial, handshake, records, batches, flush, the
+ *               per-link timer (handshake timeout, heartbeats, detector)
+ *   members.c   member table, gossip, dialling with backoff, tie-break, join
+ *   rpc.c       the rpc transport: incoming requests, replies, outgoing calls
+ *
+ * Threading: everything declared here belongs to the dist thread (d->base runs
+ * there) except the fields of gr_dist marked otherwise: the command queue
+ * (cmd_lock), the published member snapshot and monitor list (pub_lock) and the
+ * counters (atomics).
+ */
+#ifndef GR_DIST_INT_H
+#define GR_DIST_INT_H
+
+#include "dist/dist.h"
+
+#include "proto/frame.h"
+#include "proto/handshake.h"
+#include "proto/record.h"
+
+#include <event2/bufferevent.h>
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#define DIST_LOG "dist"
+#define DIST_BACKOFF_MIN_MS 100u
+#define DIST_BACKOFF_MAX_MS 5000u
+#define DIST_OUT_MAX (64u << 20)     /* queued output bytes before a link is overloaded */
+#define DIST_HS_READ_MAX (16u << 10) /* input buffered for an unauthenticated peer */
+#define DIST_SMALL_REPLY (16u << 10) /* larger rpc replies go on the bulk lane */
+#define DIST_MEMBERS_MAX 4096u       /* members a node keeps (gossip cannot grow it more) */
+#define DIST_UNAUTH_MAX 256u         /* accepted connections still in handshake */
+#define DIST_RETIRE_MS 2000u         /* a tie-break loser stays open this long */
+#define DIST_ADDR_MAX (GR_DIST_HOST_MAX + 16) /* "host:port" or "[v6]:port" for logs */
+
+/* Event priorities: 0 commands, 1 I/O and timers (default), 2 flush and reap, so
+ * that every frame queued during one loop iteration goes out in one record. */
+#define DIST_PRIO_CMD 0
+#define DIST_PRIO_IO 1
+#define DIST_PRIO_FLUSH 2
+#define DIST_NPRIO 3
+
+typedef struct dist_conn dist_conn;
+typedef struct dist_member dist_member;
+typedef struct dist_call dist_call;
+typedef struct dist_join dist_join;
+typedef struct dist_cmd dist_cmd;
+
+/* Connection states. */
+enum {
+    CONN_CONNECTING, /* outgoing: resolving or connecting */
+    CONN_HANDSHAKE,  /* bytes flowing, gr_handshake running */
+    CONN_UP,         /* authenticated: records and frames */
+    CONN_DEAD,       /* closed, waiting on d->dead to be freed */
+};
+
+/* One TCP connection. Dist thread only. */
+struct dist_conn {
+    dist_conn *next, *prev;   /* d->conns (or d->dead once closed) */
+    gr_dist *d;               /* owner */
+    uint64_t id;              /* never reused within d */
+    int state;                /* CONN_* */
+    bool outgoing;            /* we dialled it */
+    bool hidden;              /* peer is a hidden client */
+    bool dirty;               /* frames waiting in ctrl/bulk */
+    bool drained_close;       /* stop: half-close once the Leave is written */
+    struct bufferevent *bev;  /* socket; NULL once closed */
+    struct event *timer;      /* handshake deadline, then heartbeat/detector tick */
+    gr_handshake *hs;         /* while CONN_CONNECTING/HANDSHAKE */
+    gr_record_tx *tx;         /* CONN_UP: our direction */
+    gr_record_rx *rx;         /* CONN_UP: peer's direction */
+    gr_batch *ctrl, *bulk;    /* CONN_UP: the two lanes, ctrl sealed first */
+    gr_handshake_peer peer;   /* CONN_UP: who the peer proved to be */
+    dist_member *member;      /* outgoing: the dial target; UP: the member (NULL: hidden) */
+    char addr[DIST_ADDR_MAX]; /* peer address for logs */
+    uint64_t last_in_ms;      /* monotonic ms of the last inbound byte */
+    uint64_t last_out_ms;     /* monotonic ms of the last frame queued */
+    uint64_t hb_seq;          /* heartbeats sent */
+    unsigned inflight;        /* incoming rpc requests not yet answered */
+    dist_call *calls;         /* outgoing rpc calls waiting on this link */
+    int fail;                 /* why the dial or handshake failed (for join answers) */
+    bool peer_left;           /* the peer sent Leave: its close is "left" */
+    bool retired;             /* lost a tie-break: still served, closed soon */
+    bool unauth;              /* counted in d->n_unauth (accepted, not yet UP) */
+};
+
+/* One known node. Dist thread only (snapshot in d->pub_members). */
+struct dist_member {
+    dist_member *next;               /* d->members, self first */
+    gr_dist *d;                      /* owner */
+    char name[GR_NODENAME_MAX + 1];  /* "name@host" */
+    char host[GR_DIST_HOST_MAX + 1]; /* where to dial it */
+    uint16_t port;                   /* where to dial it; 0: unknown yet */
+    uint32_t creation;               /* 0 while never connected */
+    int state;                       /* GR_DIST_* */
+    uint64_t since_ms;               /* monotonic ms of the last state change */
+    dist_conn *conn;                 /* the established link (state UP) */
+    dist_conn *dial;                 /* our dial in progress */
+    unsigned backoff_ms;             /* next redial delay (before jitter) */
+    struct event *redial;            /* redial timer */
+    bool only_join;                  /* known only from a join that has not succeeded */
+};
+
+/* One outgoing rpc call waiting for its answer. Dist thread only. */
+struct dist_call {
+    dist_call *next;     /* conn->calls */
+    dist_conn *conn;     /* link it was sent on */
+    uint64_t ref;        /* RpcRequest.ref */
+    girder_pid reply_to; /* answer goes there */
+    uint64_t tag;        /* caller's tag */
+    struct event *timer; /* deadline */
+};
+
+/* One gr_dist_join waiting for its member to come up. Dist thread only. */
+struct dist_join {
+    dist_join *next;                /* d->joins */
+    gr_dist *d;                     /* owner */
+    char node[GR_NODENAME_MAX + 1]; /* member awaited */
+    girder_pid reply_to;            /* answer goes there */
+    uint64_t tag;                   /* caller's tag */
+    struct event *timer;            /* deadline */
+};
+
+/* Commands from other threads. */
+enum { CMD_REPLY, CMD_CALL, CMD_JOIN, CMD_STOP, CMD_PAUSE };
+
+/* One queued command; owned by the queue, then by the dist thread. */
+struct dist_cmd {
+    dist_cmd *next;                  /* FIFO */
+    int kind;                        /* CMD_* */
+    uint64_t conn, ref;              /* REPLY */
+    int status;                      /* REPLY */
+    char node[GR_NODENAME_MAX + 1];  /* CALL, JOIN */
+    char host[GR_DIST_HOST_MAX + 1]; /* JOIN */
+    uint16_t port;                   /* JOIN */
+    char *module, *function;         /* CALL, owned */
+    unsigned timeout_ms;             /* CALL, JOIN; STOP: deadline */
+    girder_pid reply_to;             /* CALL, JOIN */
+    uint64_t tag;                    /* CALL, JOIN */
+    size_t len;                      /* bytes in data */
+    uint8_t data[];                  /* REPLY: result; CALL: args */
+};
+
+struct gr_dist {
+    /* fixed after gr_dist_new */
+    girder_rt *rt;                          /* the runtime messages go to */
+    char name[GR_NODENAME_MAX + 1];         /* our node name */
+    uint32_t creation;                      /* our incarnation */
+    gr_cookie cookie;                       /* wiped in gr_dist_free */
+    char listen_host[GR_DIST_HOST_MAX + 1]; /* bind address */
+    char adv_host[GR_DIST_HOST_MAX + 1];    /* host others dial us at */
+    uint16_t listen_port;                   /* configured port */
+    gr_dist_seed *seeds;                    /* copied */
+    size_t nseeds;
+    unsigned detection_ms; /* link silent this long: down */
+    unsigned tick_ms;      /* detection_ms / 6 */
+    gr_dist_rpc_fn rpc_fn; /* incoming requests */
+    void *rpc_ud;
+
+    /* set by gr_dist_start, read-only after */
+    _Atomic uint16_t port; /* bound port */
+    atomic_bool started;   /* thread running */
+    atomic_bool stopped;   /* stop requested: refuse new commands */
+    pthread_t thread;
+
+    /* dist thread */
+    struct event_base *base;
+    struct evdns_base *dns; /* NULL if none could be set up */
+    struct evconnlistener *listener;
+    int listen_fd;            /* until handed to the listener */
+    struct event *cmd_ev;     /* reads wake_fd */
+    struct event *flush_ev;   /* lowest priority: flush dirty links, reap */
+    struct event *stop_timer; /* graceful stop deadline */
+    bool flush_pending;       /* flush_ev is active */
+    bool stopping;            /* graceful stop under way */
+    dist_conn *conns;         /* live connections */
+    dist_conn *dead;          /* closed, freed by the flush event */
+    uint64_t next_conn_id;
+    unsigned n_unauth;    /* accepted connections still in handshake */
+    uint64_t next_ref;    /* outgoing RpcRequest refs */
+    dist_member *members; /* self first */
+    unsigned nmembers;    /* length of members */
+    dist_join *joins;
+
+    /* command queue: any thread */
+    pthread_mutex_t cmd_lock;
+    dist_cmd *cmd_head, *cmd_tail; /* under cmd_lock */
+    int wake_fd;                   /* eventfd: a command is queued */
+    dist_cmd *stop_cmd;            /* preallocated CMD_STOP; taken by gr_dist_stop */
+
+    /* published to other threads under pub_lock */
+    pthread_mutex_t pub_lock;
+    pthread_cond_t pub_cond;     /* pause hook */
+    bool paused;                 /* pause hook, under pub_lock */
+    gr_dist_member *pub_members; /* snapshot, self first */
+    size_t pub_nmembers;
+    girder_pid *monitors; /* nodeup/nodedown subscribers */
+    size_t nmonitors, capmonitors;
+
+    gr_dist_counters ctr; /* updated with relaxed atomics */
+};
+
+#define DIST_CTR_ADD(d, field, n) __atomic_fetch_add(&(d)->ctr.field, (n), __ATOMIC_RELAXED)
+#define DIST_CTR_SUB(d, field, n) __atomic_fetch_sub(&(d)->ctr.field, (n), __ATOMIC_RELAXED)
+
+/* ---- dist.c -------------------------------------------------------------------- */
+uint64_t gr_dist_now_ms(void);
+/* Make the flush event run at the end of this loop iteration. */
+void gr_dist_schedule_flush(gr_dist *d);
+/* Tell subscribers ["nodeup", node] / ["nodedown", node, reason]. */
+void gr_dist_notify_up(gr_dist *d, const char *node);
+void gr_dist_notify_down(gr_dist *d, const char *node, const char *reason);
+/* ["$join", tag, status] to `to`. */
+void gr_dist_answer_join(gr_dist *d, girder_pid to, uint64_t tag, int status);
+/* Stop: called when a connection closed, to see whether everything is drained. */
+void gr_dist_stop_progress(gr_dist *d);
+
+/* ---- listener.c ---------------------------------------------------------------- */
+/* Bind and listen on the configured address (caller thread, before the thread
+ * starts). 0 or -errno / GR_ECONFIG. Sets d->listen_fd and d->port. */
+int gr_dist_listen_bind(gr_dist *d);
+/* Attach the listener to d->base. 0 or -ENOMEM. */
+int gr_dist_listen_start(gr_dist *d);
+void gr_dist_listen_stop(gr_dist *d);
+
+/* ---- conn.c -------------------------------------------------------------------- */
+/* Dial m at m->host:m->port; sets m->dial. 0 or -errno. */
+int gr_dist_conn_dial(gr_dist *d, dist_member *m);
+/* Take an accepted socket. */
+void gr_dist_conn_accept(gr_dist *d, int fd, const struct sockaddr *sa, int salen);
+/* Close: log `err` (0: quiet), detach from member (down reason `why`, NULL:
+ * "noconnection"), answer its calls, queue the struct for freeing. Idempotent. */
+void gr_dist_conn_close(dist_conn *c, int err, const char *why);
+/* Queue a frame on a lane (ctrl: true). 0 or an error (the link is closed on a
+ * batch error other than GR_EFRAMETOOBIG, which is returned). */
+int gr_dist_conn_send(dist_conn *c, const Girder__Frame *f, bool ctrl);
+/* Seal and write every dirty link; free closed ones. */
+void gr_dist_conn_flush_all(gr_dist *d);
+dist_conn *gr_dist_conn_find(gr_dist *d, uint64_t id);
+/* Detach c from its member (a tie-break loser, or a link replaced by a newer
+ * one) but keep serving it for DIST_RETIRE_MS, so that the peer - which may not
+ * have seen the winning link complete yet - never reads our close as the
+ * member going down. Frames in flight on it are still handled; its calls are
+ * answered when it finally closes. */
+void gr_dist_conn_retire(dist_conn *c);
+/* Free a closed connection. */
+void gr_dist_conn_free(dist_conn *c);
+/* Bytes waiting in the socket's output buffer. */
+size_t gr_dist_conn_pending(const dist_conn *c);
+
+/* ---- members.c ----------------------------------------------------------------- */
+int gr_dist_mem_init(gr_dist *d);
+void gr_dist_mem_free_all(gr_dist *d);
+dist_member *gr_dist_mem_find(gr_dist *d, const char *name);
+/* Learn a member (or update where to dial it). Returns it, NULL on -ENOMEM. */
+dist_member *gr_dist_mem_learn(gr_dist *d, const char *name, const char *host, uint16_t port);
+/* Dial now if it is down, not left, and not being dialled. */
+void gr_dist_mem_dial(gr_dist *d, dist_member *m);
+/* A handshake completed on c with a member peer: tie-break, restart detection,
+ * state UP, gossip. Returns false if c lost the tie-break and was closed. */
+bool gr_dist_mem_link_up(gr_dist *d, dist_conn *c);
+/* c, which was m's link or dial, closed with reason err. */
+void gr_dist_mem_link_down(gr_dist *d, dist_conn *c, int err, const char *why);
+/* Frames about membership from member link c. 0 or an error (close c). */
+int gr_dist_mem_on_frame(gr_dist *d, dist_conn *c, const Girder__Frame *f);
+/* Publish the member snapshot for gr_dist_members. */
+void gr_dist_mem_publish(gr_dist *d);
+/* gr_dist_join on the dist thread. */
+void gr_dist_mem_join(gr_dist *d, dist_cmd *cmd);
+/* Answer every join waiter with err. */
+void gr_dist_mem_fail_joins(gr_dist *d, int err);
+/* Queue a Leave on every member link. */
+void gr_dist_mem_leave_all(gr_dist *d);
+void gr_dist_mem_stop_timers(gr_dist *d);
+
+/* ---- rpc.c --------------------------------------------------------------------- */
+/* An RpcRequest or RpcReply arrived on c. 0 or an error (close c). */
+int gr_dist_rpc_on_frame(gr_dist *d, dist_conn *c, const Girder__Frame *f);
+void gr_dist_rpc_reply_cmd(gr_dist *d, dist_cmd *cmd);
+void gr_dist_rpc_call_cmd(gr_dist *d, dist_cmd *cmd);
+/* Answer ["$rpc", tag, status, reason] (not on the dist thread's state). */
+void gr_dist_rpc_answer_err(gr_dist *d, girder_pid to, uint64_t tag, int status);
+/* c closed: answer its calls with err. */
+void gr_dist_rpc_conn_closed(dist_conn *c, int err);
+
+#endif

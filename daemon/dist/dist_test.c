@@ -1,0 +1,1045 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * dist_test.c - unit tests of the distribution layer (dist.h): two or three
+ * gr_dist instances in one process, each with its own runtime, on 127.0.0.1
+ * with port 0. Covers the mesh through one seed (transitive by gossip), rpc
+ * round trips and their exactly-once answers (reply, timeout, no connection),
+ * joins, a wrong cookie, hostile bytes on the port, a hung peer (the pause
+ * hook), graceful leave, stop with a hung peer, and a restart with a new
+ * creation. A raw client drives proto/ directly to act as a hidden client.
+ *
+ * Every wait polls with a generous deadline: these tests must pass on a noisy
+ * two-core machine.
+ */
+#include "dist/dist.h"
+
+#include "proto/err.h"
+#include "proto/frame.h"
+#include "proto/handshake.h"
+#include "proto/record.h"
+#include "proto/term.h"
+#include "runtime/rt.h"
+
+#include <arpa/inet.h>
+#include <check.h>
+#include <errno.h>
+#include <msgpack.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define WAIT_MS 10000 /* generous: the machine may be busy */
+#define DETECT_MS 600
+
+typedef struct node {
+    char name[64];
+    girder_rt *rt;
+    gr_dist *d;
+    gr_probe *probe;
+    uint32_t creation;
+} node;
+
+static gr_cookie COOKIE, OTHER_COOKIE;
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void nap(unsigned ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+
+    nanosleep(&ts, NULL);
+}
+
+static void setup(void)
+{
+    COOKIE.len = strlen("test-cookie");
+    memcpy(COOKIE.bytes, "test-cookie", COOKIE.len);
+    OTHER_COOKIE.len = strlen("other-cookie");
+    memcpy(OTHER_COOKIE.bytes, "other-cookie", OTHER_COOKIE.len);
+}
+
+/* Test rpc handler: test:echo replies its args; test:never never answers;
+ * anything else is GR_EBADFUNC. */
+static void test_rpc(void *ud, const gr_dist_request *req)
+{
+    node *n = ud;
+
+    if (strcmp(req->module, "test") == 0 && strcmp(req->function, "echo") == 0) {
+        ck_assert_int_eq(gr_dist_reply(n->d, req->conn, req->ref, 0, req->args, req->args_len), 0);
+    } else if (strcmp(req->module, "test") == 0 && strcmp(req->function, "never") == 0) {
+        /* left unanswered on purpose: the caller's deadline answers */
+    } else {
+        gr_dist_reply(n->d, req->conn, req->ref, GR_EBADFUNC, NULL, 0);
+    }
+}
+
+static void node_start_full(node *n, const char *name, uint32_t creation, const gr_cookie *cookie,
+                            const node *seed, unsigned detection_ms)
+{
+    gr_rt_config rc = {.node_name = name, .creation = creation, .schedulers = 1};
+    gr_dist_seed s;
+    gr_dist_config dc = {0};
+
+    memset(n, 0, sizeof(*n));
+    snprintf(n->name, sizeof(n->name), "%s", name);
+    ck_assert_int_eq(gr_rt_new(&rc, &n->rt), 0);
+    ck_assert_int_eq(gr_rt_start(n->rt), 0);
+    ck_assert_int_eq(gr_probe_new(n->rt, &n->probe), 0);
+    n->creation = gr_rt_creation(n->rt);
+    dc.rt = n->rt;
+    dc.name = name;
+    dc.creation = n->creation;
+    dc.cookie = cookie;
+    dc.listen_host = "127.0.0.1";
+    dc.listen_port = 0;
+    dc.detection_ms = detection_ms;
+    dc.rpc_fn = test_rpc;
+    dc.rpc_ud = n;
+    if (seed) {
+        s.node = seed->name;
+        s.host = "127.0.0.1";
+        s.port = gr_dist_port(seed->d);
+        dc.seeds = &s;
+        dc.nseeds = 1;
+    }
+    ck_assert_int_eq(gr_dist_new(&dc, &n->d), 0);
+    ck_assert_int_eq(gr_dist_monitor_nodes(n->d, gr_probe_pid(n->probe), true), 0);
+    ck_assert_int_eq(gr_dist_start(n->d), 0);
+    ck_assert_uint_ne(gr_dist_port(n->d), 0);
+}
+
+static void node_start(node *n, const char *name, const node *seed)
+{
+    node_start_full(n, name, 0, &COOKIE, seed, DETECT_MS);
+}
+
+static void node_stop(node *n)
+{
+    gr_dist_stop(n->d, 3000);
+    n->d = gr_dist_free(n->d);
+    n->probe = gr_probe_free(n->probe);
+    gr_rt_stop(n->rt);
+    n->rt = gr_rt_free(n->rt);
+}
+
+/* State of `name` as n sees it; -1 if unknown. */
+static int member_state(node *n, const char *name, uint32_t *ret_creation)
+{
+    gr_dist_member *m;
+    size_t k;
+    int st = -1;
+
+    ck_assert_int_eq(gr_dist_members(n->d, &m, &k), 0);
+    for (size_t i = 0; i < k; i++) {
+        if (strcmp(m[i].name, name) == 0) {
+            st = (int)m[i].state;
+            if (ret_creation) {
+                *ret_creation = m[i].creation;
+            }
+        }
+    }
+    free(m);
+    return st;
+}
+
+static bool wait_state(node *n, const char *name, int state, unsigned ms)
+{
+    uint64_t end = now_ms() + ms;
+
+    do {
+        if (member_state(n, name, NULL) == state) {
+            return true;
+        }
+        nap(10);
+    } while (now_ms() < end);
+    return false;
+}
+
+/* ---- messages ---------------------------------------------------------------------- */
+
+typedef struct got {
+    char kind[16];    /* first element */
+    char a[300];      /* second element if a string */
+    char b[64];       /* third element if a string */
+    uint64_t tag;     /* second element if an integer */
+    int64_t status;   /* third element if an integer */
+    char result[64];  /* fourth element if a string */
+    uint32_t nresult; /* fourth element's size if an array */
+} got;
+
+static void str_of(const msgpack_object *o, char *buf, size_t cap)
+{
+    buf[0] = '\0';
+    if (o->type == MSGPACK_OBJECT_STR) {
+        snprintf(buf, cap, "%.*s", (int)o->via.str.size, o->via.str.ptr);
+    }
+}
+
+/* Next message on n's probe within ms; false on timeout. */
+static bool recv_msg(node *n, unsigned ms, got *g)
+{
+    girder_msg *msg = NULL;
+    msgpack_unpacked up;
+    const msgpack_object *e;
+    uint32_t k;
+
+    memset(g, 0, sizeof(*g));
+    if (gr_probe_recv(n->probe, (int)ms, &msg) < 0) {
+        return false;
+    }
+    msgpack_unpacked_init(&up);
+    ck_assert_int_eq(girder_msg_unpack(msg, &up), 0);
+    ck_assert_int_eq(up.data.type, MSGPACK_OBJECT_ARRAY);
+    e = up.data.via.array.ptr;
+    k = up.data.via.array.size;
+    if (k > 0) {
+        str_of(&e[0], g->kind, sizeof(g->kind));
+    }
+    if (k > 1) {
+        str_of(&e[1], g->a, sizeof(g->a));
+        if (e[1].type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+            g->tag = e[1].via.u64;
+        }
+    }
+    if (k > 2) {
+        str_of(&e[2], g->b, sizeof(g->b));
+        if (e[2].type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+            g->status = (int64_t)e[2].via.u64;
+        } else if (e[2].type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+            g->status = e[2].via.i64;
+        }
+    }
+    if (k > 3) {
+        str_of(&e[3], g->result, sizeof(g->result));
+        if (e[3].type == MSGPACK_OBJECT_ARRAY) {
+            g->nresult = e[3].via.array.size;
+        }
+    }
+    msgpack_unpacked_destroy(&up);
+    girder_msg_unref(msg);
+    return true;
+}
+
+/* Wait for [kind, a(, b)] (b NULL: any), skipping other messages. */
+static bool wait_msg(node *n, const char *kind, const char *a, const char *b, unsigned ms)
+{
+    uint64_t end = now_ms() + ms;
+    got g;
+
+    while (now_ms() < end) {
+        if (!recv_msg(n, (unsigned)(end - now_ms()) + 1, &g)) {
+            return false;
+        }
+        if (strcmp(g.kind, kind) == 0 && (a == NULL || strcmp(g.a, a) == 0) &&
+            (b == NULL || strcmp(g.b, b) == 0)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Wait for ["$rpc", tag, ...] (skipping node events) into *g. */
+static bool wait_rpc(node *n, uint64_t tag, unsigned ms, got *g)
+{
+    uint64_t end = now_ms() + ms;
+
+    while (now_ms() < end) {
+        if (!recv_msg(n, (unsigned)(end - now_ms()) + 1, g)) {
+            return false;
+        }
+        if (strcmp(g->kind, "$rpc") == 0 && g->tag == tag) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Wait for ["$join", tag, ...] into *g. */
+static bool wait_join(node *n, uint64_t tag, unsigned ms, got *g)
+{
+    uint64_t end = now_ms() + ms;
+
+    while (now_ms() < end) {
+        if (!recv_msg(n, (unsigned)(end - now_ms()) + 1, g)) {
+            return false;
+        }
+        if (strcmp(g->kind, "$join") == 0 && g->tag == tag) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* [1, "x"] */
+static const uint8_t ARGS[] = {0x92, 0x01, 0xa1, 'x'};
+
+static void mesh2(node *a, node *b)
+{
+    node_start(a, "a@127.0.0.1", NULL);
+    node_start(b, "b@127.0.0.1", a);
+    ck_assert(wait_state(a, "b@127.0.0.1", GR_DIST_UP, WAIT_MS));
+    ck_assert(wait_state(b, "a@127.0.0.1", GR_DIST_UP, WAIT_MS));
+}
+
+/* ---- tests ------------------------------------------------------------------------- */
+
+START_TEST(test_config_checks)
+{
+    gr_dist_config dc = {0};
+    gr_dist *d = NULL;
+    girder_rt *rt = NULL;
+    gr_rt_config rc = {.node_name = "a@127.0.0.1", .schedulers = 1};
+    gr_dist_seed bad = {.node = "nope", .host = "127.0.0.1", .port = 1};
+
+    ck_assert_int_eq(gr_rt_new(&rc, &rt), 0);
+    ck_assert_int_eq(gr_dist_new(&dc, &d), -EINVAL);
+    dc.rt = rt;
+    dc.cookie = &COOKIE;
+    dc.name = "no-at-sign";
+    ck_assert_int_eq(gr_dist_new(&dc, &d), GR_EBADNODE);
+    dc.name = "a@127.0.0.1";
+    dc.detection_ms = 10;
+    ck_assert_int_eq(gr_dist_new(&dc, &d), -EINVAL);
+    dc.detection_ms = 0;
+    dc.seeds = &bad;
+    dc.nseeds = 1;
+    ck_assert_int_eq(gr_dist_new(&dc, &d), GR_EBADNODE);
+    dc.nseeds = 0;
+    ck_assert_int_eq(gr_dist_new(&dc, &d), 0);
+    d = gr_dist_free(d); /* never started */
+    ck_assert_ptr_null(gr_dist_free(NULL));
+    rt = gr_rt_free(rt);
+}
+END_TEST
+
+START_TEST(test_port_in_use)
+{
+    node a;
+    gr_dist_config dc = {0};
+    gr_dist *d = NULL;
+
+    node_start(&a, "a@127.0.0.1", NULL);
+    dc.rt = a.rt;
+    dc.name = "x@127.0.0.1";
+    dc.cookie = &COOKIE;
+    dc.listen_host = "127.0.0.1";
+    dc.listen_port = gr_dist_port(a.d);
+    ck_assert_int_eq(gr_dist_new(&dc, &d), 0);
+    ck_assert_int_eq(gr_dist_start(d), -EADDRINUSE);
+    d = gr_dist_free(d);
+    node_stop(&a);
+}
+END_TEST
+
+START_TEST(test_mesh_via_one_seed)
+{
+    node a, b, c;
+    gr_dist_counters ctr;
+
+    node_start(&a, "a@127.0.0.1", NULL);
+    node_start(&b, "b@127.0.0.1", &a);
+    node_start(&c, "c@127.0.0.1", &a);
+    /* b and c only know a: they find each other through gossip */
+    ck_assert(wait_state(&b, "c@127.0.0.1", GR_DIST_UP, WAIT_MS));
+    ck_assert(wait_state(&c, "b@127.0.0.1", GR_DIST_UP, WAIT_MS));
+    ck_assert(wait_state(&a, "b@127.0.0.1", GR_DIST_UP, WAIT_MS));
+    ck_assert(wait_state(&a, "c@127.0.0.1", GR_DIST_UP, WAIT_MS));
+    ck_assert_int_eq(member_state(&a, "a@127.0.0.1", NULL), GR_DIST_SELF);
+    ck_assert(wait_msg(&b, "nodeup", "c@127.0.0.1", NULL, WAIT_MS));
+    ck_assert(wait_msg(&c, "nodeup", "a@127.0.0.1", NULL, WAIT_MS));
+    /* duplicate links were tie-broken: exactly two members up on each node */
+    gr_dist_counters_get(a.d, &ctr);
+    ck_assert_uint_eq(ctr.members_up, 2);
+    ck_assert_uint_ge(ctr.handshakes_ok, 2);
+    ck_assert_uint_eq(ctr.handshakes_failed, 0);
+    gr_dist_counters_get(b.d, &ctr);
+    ck_assert_uint_eq(ctr.members_up, 2);
+    node_stop(&c);
+    node_stop(&b);
+    node_stop(&a);
+}
+END_TEST
+
+START_TEST(test_seed_by_host_name)
+{
+    node a, b;
+    gr_rt_config rc = {.node_name = "b@127.0.0.1", .schedulers = 1};
+    gr_dist_seed s = {.node = "a@127.0.0.1", .host = "localhost"};
+    gr_dist_config dc = {0};
+
+    node_start(&a, "a@127.0.0.1", NULL);
+    memset(&b, 0, sizeof(b));
+    snprintf(b.name, sizeof(b.name), "b@127.0.0.1");
+    ck_assert_int_eq(gr_rt_new(&rc, &b.rt), 0);
+    ck_assert_int_eq(gr_rt_start(b.rt), 0);
+    ck_assert_int_eq(gr_probe_new(b.rt, &b.probe), 0);
+    s.port = gr_dist_port(a.d);
+    dc.rt = b.rt;
+    dc.name = b.name;
+    dc.creation = gr_rt_creation(b.rt);
+    dc.cookie = &COOKIE;
+    dc.listen_host = "127.0.0.1";
+    dc.seeds = &s;
+    dc.nseeds = 1;
+    ck_assert_int_eq(gr_dist_new(&dc, &b.d), 0);
+    ck_assert_int_eq(gr_dist_start(b.d), 0);
+    ck_assert(wait_state(&b, "a@127.0.0.1", GR_DIST_UP, WAIT_MS));
+    ck_assert(wait_state(&a, "b@127.0.0.1", GR_DIST_UP, WAIT_MS));
+    node_stop(&b);
+    node_stop(&a);
+}
+END_TEST
+
+START_TEST(test_rpc_round_trip)
+{
+    node a, b;
+    gr_dist_counters ctr;
+    girder_pid me;
+    got g;
+
+    mesh2(&a, &b);
+    me = gr_probe_pid(a.probe);
+    ck_assert_int_eq(
+        gr_dist_call(a.d, "b@127.0.0.1", "test", "echo", ARGS, sizeof(ARGS), 5000, me, 7), 0);
+    ck_assert(wait_rpc(&a, 7, WAIT_MS, &g));
+    ck_assert_int_eq(g.status, 0);
+    ck_assert_uint_eq(g.nresult, 2);
+    /* an error reply carries the code and its reason id */
+    ck_assert_int_eq(
+        gr_dist_call(a.d, "b@127.0.0.1", "test", "nosuch", ARGS, sizeof(ARGS), 5000, me, 8), 0);
+    ck_assert(wait_rpc(&a, 8, WAIT_MS, &g));
+    ck_assert_int_eq(g.status, GR_EBADFUNC);
+    ck_assert_str_eq(g.result, "undef_function");
+    /* args that are not an array are refused locally */
+    ck_assert_int_eq(gr_dist_call(a.d, "b@127.0.0.1", "test", "echo", "\x01", 1, 5000, me, 9), 0);
+    ck_assert(wait_rpc(&a, 9, WAIT_MS, &g));
+    ck_assert_int_eq(g.status, GR_EBADARG);
+    /* the other direction */
+    ck_assert_int_eq(
+        gr_dist_call(b.d, "a@127.0.0.1", "test", "echo", NULL, 0, 5000, gr_probe_pid(b.probe), 10),
+        0);
+    ck_assert(wait_rpc(&b, 10, WAIT_MS, &g));
+    ck_assert_int_eq(g.status, 0);
+    ck_assert_uint_eq(g.nresult, 0);
+    gr_dist_counters_get(a.d, &ctr);
+    ck_assert_uint_ge(ctr.rpc_out, 2);
+    ck_assert_uint_ge(ctr.rpc_in, 1);
+    ck_assert_uint_gt(ctr.frames_out, 0);
+    ck_assert_uint_gt(ctr.records_in, 0);
+    ck_assert_uint_gt(ctr.bytes_in, 0);
+    node_stop(&b);
+    node_stop(&a);
+}
+END_TEST
+
+START_TEST(test_rpc_timeout_once)
+{
+    node a, b;
+    gr_dist_counters ctr;
+    uint64_t t0;
+    got g;
+
+    mesh2(&a, &b);
+    t0 = now_ms();
+    ck_assert_int_eq(gr_dist_call(a.d, "b@127.0.0.1", "test", "never", ARGS, sizeof(ARGS), 300,
+                                  gr_probe_pid(a.probe), 11),
+                     0);
+    ck_assert(wait_rpc(&a, 11, WAIT_MS, &g));
+    ck_assert_int_eq(g.status, GR_ETIMEOUT);
+    ck_assert_str_eq(g.result, "timeout");
+    ck_assert_uint_ge(now_ms() - t0, 290);
+    /* exactly once: nothing more for tag 11, not even when the link closes */
+    node_stop(&b);
+    ck_assert(!wait_rpc(&a, 11, 1000, &g));
+    gr_dist_counters_get(a.d, &ctr);
+    ck_assert_uint_eq(ctr.rpc_timeouts, 1);
+    node_stop(&a);
+}
+END_TEST
+
+START_TEST(test_rpc_unknown_node)
+{
+    node a;
+    got g;
+
+    node_start(&a, "a@127.0.0.1", NULL);
+    ck_assert_int_eq(gr_dist_call(a.d, "zz@127.0.0.1", "test", "echo", ARGS, sizeof(ARGS), 1000,
+                                  gr_probe_pid(a.probe), 12),
+                     0);
+    ck_assert(wait_rpc(&a, 12, WAIT_MS, &g));
+    ck_assert_int_eq(g.status, GR_ENOCONN);
+    ck_assert_str_eq(g.result, "noconnection");
+    ck_assert_int_eq(
+        gr_dist_call(a.d, "bad name", "m", "f", NULL, 0, 100, gr_probe_pid(a.probe), 1),
+        GR_EBADNODE);
+    gr_dist_stop(a.d, 1000);
+    ck_assert_int_eq(gr_dist_call(a.d, "zz@127.0.0.1", "m", "f", NULL, 0, 100, (girder_pid){0}, 1),
+                     GR_ESTOPPED);
+    ck_assert_int_eq(gr_dist_join(a.d, "zz@127.0.0.1", "127.0.0.1", 1, 100, (girder_pid){0}, 1),
+                     GR_ESTOPPED);
+    gr_dist_stop(a.d, 1000); /* idempotent */
+    node_stop(&a);
+}
+END_TEST
+
+START_TEST(test_call_answered_on_nodedown)
+{
+    node a, b;
+    got g;
+
+    mesh2(&a, &b);
+    ck_assert_int_eq(gr_dist_call(a.d, "b@127.0.0.1", "test", "never", ARGS, sizeof(ARGS), 60000,
+                                  gr_probe_pid(a.probe), 13),
+                     0);
+    nap(100);
+    node_stop(&b);
+    ck_assert(wait_rpc(&a, 13, WAIT_MS, &g));
+    ck_assert_int_eq(g.status, GR_ENOCONN);
+    node_stop(&a);
+}
+END_TEST
+
+START_TEST(test_join)
+{
+    node a, b;
+    got g;
+    uint64_t end;
+
+    node_start(&a, "a@127.0.0.1", NULL);
+    node_start(&b, "b@127.0.0.1", NULL);
+    ck_assert_int_eq(gr_dist_join(b.d, "a@127.0.0.1", "127.0.0.1", gr_dist_port(a.d), 5000,
+                                  gr_probe_pid(b.probe), 42),
+                     0);
+    end = now_ms() + WAIT_MS;
+    do {
+        ck_assert(recv_msg(&b, WAIT_MS, &g));
+    } while (strcmp(g.kind, "$join") != 0 && now_ms() < end);
+    ck_assert_str_eq(g.kind, "$join");
+    ck_assert_uint_eq(g.tag, 42);
+    ck_assert_int_eq(g.status, 0);
+    ck_assert(wait_state(&a, "b@127.0.0.1", GR_DIST_UP, WAIT_MS));
+    /* a join to nothing fails and leaves no member behind */
+    ck_assert_int_eq(
+        gr_dist_join(b.d, "x@127.0.0.1", "127.0.0.1", 1, 5000, gr_probe_pid(b.probe), 43), 0);
+    do {
+        ck_assert(recv_msg(&b, WAIT_MS, &g));
+    } while (strcmp(g.kind, "$join") != 0);
+    ck_assert_uint_eq(g.tag, 43);
+    ck_assert_int_lt(g.status, 0);
+    ck_assert_int_eq(member_state(&b, "x@127.0.0.1", NULL), -1);
+    node_stop(&b);
+    node_stop(&a);
+}
+END_TEST
+
+START_TEST(test_simultaneous_dial_keeps_one_link)
+{
+    node a, b;
+    gr_dist_counters ca, cb;
+    got g;
+
+    for (int round = 0; round < 3; round++) {
+        node_start(&a, "a@127.0.0.1", NULL);
+        node_start(&b, "b@127.0.0.1", NULL);
+        /* both dial each other at once */
+        ck_assert_int_eq(gr_dist_join(a.d, "b@127.0.0.1", "127.0.0.1", gr_dist_port(b.d), 5000,
+                                      gr_probe_pid(a.probe), 1),
+                         0);
+        ck_assert_int_eq(gr_dist_join(b.d, "a@127.0.0.1", "127.0.0.1", gr_dist_port(a.d), 5000,
+                                      gr_probe_pid(b.probe), 2),
+                         0);
+        ck_assert(wait_join(&a, 1, WAIT_MS, &g));
+        ck_assert_int_eq(g.status, 0);
+        ck_assert(wait_join(&b, 2, WAIT_MS, &g));
+        ck_assert_int_eq(g.status, 0);
+        /* the duplicate is retired quietly: no nodedown on either side */
+        ck_assert(!wait_msg(&a, "nodedown", NULL, NULL, 2500));
+        ck_assert(!wait_msg(&b, "nodedown", NULL, NULL, 100));
+        gr_dist_counters_get(a.d, &ca);
+        gr_dist_counters_get(b.d, &cb);
+        ck_assert_uint_eq(ca.members_up, 1);
+        ck_assert_uint_eq(cb.members_up, 1);
+        ck_assert_uint_eq(ca.nodedowns, 0);
+        ck_assert_uint_eq(cb.nodedowns, 0);
+        ck_assert_int_eq(gr_dist_call(a.d, "b@127.0.0.1", "test", "echo", ARGS, sizeof(ARGS), 5000,
+                                      gr_probe_pid(a.probe), 3),
+                         0);
+        ck_assert(wait_rpc(&a, 3, WAIT_MS, &g));
+        ck_assert_int_eq(g.status, 0);
+        node_stop(&b);
+        node_stop(&a);
+    }
+}
+END_TEST
+
+START_TEST(test_wrong_cookie)
+{
+    node a, c;
+    gr_dist_counters ca, cc;
+    uint64_t end = now_ms() + WAIT_MS;
+    got g;
+
+    node_start(&a, "a@127.0.0.1", NULL);
+    node_start_full(&c, "c@127.0.0.1", 0, &OTHER_COOKIE, &a, DETECT_MS);
+    do {
+        nap(20);
+        gr_dist_counters_get(a.d, &ca);
+        gr_dist_counters_get(c.d, &cc);
+    } while ((ca.handshakes_failed == 0 || cc.handshakes_failed == 0) && now_ms() < end);
+    ck_assert_uint_ge(ca.handshakes_failed, 1);
+    ck_assert_uint_ge(cc.handshakes_failed, 1);
+    ck_assert_uint_eq(ca.handshakes_ok, 0);
+    ck_assert_uint_eq(cc.handshakes_ok, 0);
+    ck_assert_int_eq(member_state(&c, "a@127.0.0.1", NULL), GR_DIST_DOWN);
+    ck_assert_int_eq(member_state(&a, "c@127.0.0.1", NULL), -1);
+    ck_assert_uint_eq(ca.members_up, 0);
+    /* a join with the wrong cookie is answered bad_cookie */
+    ck_assert_int_eq(gr_dist_join(c.d, "a@127.0.0.1", "127.0.0.1", gr_dist_port(a.d), 5000,
+                                  gr_probe_pid(c.probe), 77),
+                     0);
+    ck_assert(wait_join(&c, 77, WAIT_MS, &g));
+    ck_assert_int_eq(g.status, GR_EBADCOOKIE);
+    node_stop(&c);
+    node_stop(&a);
+}
+END_TEST
+
+/* ---- raw sockets ------------------------------------------------------------------- */
+
+static int raw_connect(uint16_t port)
+{
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(port)};
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    ck_assert_int_ge(fd, 0);
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    return fd;
+}
+
+static void raw_send(int fd, const void *buf, size_t len)
+{
+    ck_assert_int_eq(send(fd, buf, len, MSG_NOSIGNAL), (ssize_t)len);
+}
+
+/* Does the node close fd within ms (reading and discarding what it sends)? */
+static bool raw_closed(int fd, unsigned ms)
+{
+    uint64_t end = now_ms() + ms;
+    uint8_t buf[4096];
+
+    while (now_ms() < end) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+
+        if (poll(&p, 1, 50) > 0) {
+            ssize_t n = recv(fd, buf, sizeof(buf), 0);
+
+            if (n <= 0) {
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+/* A hidden client driving proto/ by hand. */
+typedef struct raw_client {
+    int fd;
+    gr_record_tx *tx;
+    gr_record_rx *rx;
+    gr_handshake_peer peer;
+} raw_client;
+
+static void raw_client_open(raw_client *rc, node *n, bool hidden)
+{
+    gr_handshake_config hc = {.name = "cli@127.0.0.1",
+                              .cookie = &COOKIE,
+                              .creation = 1,
+                              .hidden = hidden,
+                              .expect_peer = n->name};
+    gr_handshake *hs = NULL;
+    const uint8_t *out;
+    uint8_t buf[4096];
+    size_t len, used;
+    int r = 0;
+
+    rc->fd = raw_connect(gr_dist_port(n->d));
+    ck_assert_int_eq(gr_handshake_new(&hc, GR_HANDSHAKE_INITIATOR, &hs), 0);
+    while (r == 0) {
+        ssize_t got_n;
+        size_t off = 0;
+
+        while ((len = gr_handshake_output(hs, &out)) > 0) {
+            raw_send(rc->fd, out, len);
+        }
+        got_n = recv(rc->fd, buf, sizeof(buf), 0);
+        ck_assert_int_gt(got_n, 0);
+        while (off < (size_t)got_n && r == 0) {
+            r = gr_handshake_feed(hs, buf + off, (size_t)got_n - off, &used);
+            off += used;
+            while ((len = gr_handshake_output(hs, &out)) > 0) {
+                raw_send(rc->fd, out, len);
+            }
+        }
+        ck_assert_uint_eq(off, (size_t)got_n); /* the node says nothing after M4 */
+    }
+    ck_assert_int_eq(r, 1);
+    ck_assert_int_eq(gr_handshake_finish(hs, &rc->peer, &rc->tx, &rc->rx), 0);
+    gr_handshake_free(hs);
+}
+
+static void raw_client_close(raw_client *rc)
+{
+    close(rc->fd);
+    gr_record_tx_free(rc->tx);
+    gr_record_rx_free(rc->rx);
+}
+
+static void raw_client_send(raw_client *rc, const Girder__Frame *f)
+{
+    gr_batch *b = NULL;
+    const uint8_t *rec;
+    size_t len;
+
+    ck_assert_int_eq(gr_batch_new(&rc->peer.limits, &b), 0);
+    ck_assert_int_eq(gr_batch_add(b, f), 0);
+    ck_assert_int_eq(gr_record_seal(rc->tx, b, &rec, &len), 0);
+    raw_send(rc->fd, rec, len);
+    gr_batch_free(b);
+}
+
+/* Next non-heartbeat frame from the node, or NULL after ms. */
+static Girder__Frame *raw_client_recv(raw_client *rc, unsigned ms)
+{
+    uint64_t end = now_ms() + ms;
+    uint8_t buf[4096];
+    const uint8_t *fr;
+    size_t flen, used;
+    Girder__Frame *f = NULL;
+
+    while (now_ms() < end) {
+        struct pollfd p = {.fd = rc->fd, .events = POLLIN};
+        ssize_t n;
+        size_t off = 0;
+
+        if (poll(&p, 1, 50) <= 0) {
+            continue;
+        }
+        if ((n = recv(rc->fd, buf, sizeof(buf), 0)) <= 0) {
+            return NULL;
+        }
+        while (off < (size_t)n) {
+            ck_assert_int_eq(gr_record_feed(rc->rx, buf + off, (size_t)n - off, &used), 0);
+            off += used;
+            while (gr_record_next(rc->rx, &fr, &flen) == 1) {
+                ck_assert_int_eq(gr_frame_unpack(fr, flen, &f), 0);
+                if (f->msg_case != GIRDER__FRAME__MSG_HEARTBEAT) {
+                    /* keep it simple: one interesting frame per call */
+                    return f;
+                }
+                gr_frame_free(f);
+                f = NULL;
+            }
+        }
+    }
+    return NULL;
+}
+
+START_TEST(test_hidden_client_rpc)
+{
+    node a;
+    raw_client rc;
+    Girder__Frame f = GIRDER__FRAME__INIT, *in;
+    Girder__RpcRequest q = GIRDER__RPC_REQUEST__INIT;
+    Girder__MemberList ml = GIRDER__MEMBER_LIST__INIT;
+
+    node_start(&a, "a@127.0.0.1", NULL);
+    raw_client_open(&rc, &a, true);
+    q.ref = 99;
+    q.module = "test";
+    q.function = "echo";
+    q.args.data = (uint8_t *)ARGS;
+    q.args.len = sizeof(ARGS);
+    f.msg_case = GIRDER__FRAME__MSG_RPC_REQUEST;
+    f.rpc_request = &q;
+    raw_client_send(&rc, &f);
+    in = raw_client_recv(&rc, WAIT_MS);
+    ck_assert_ptr_nonnull(in);
+    ck_assert_int_eq(in->msg_case, GIRDER__FRAME__MSG_RPC_REPLY);
+    ck_assert_uint_eq(in->rpc_reply->ref, 99);
+    ck_assert_int_eq(in->rpc_reply->status, 0);
+    ck_assert_mem_eq(in->rpc_reply->result.data, ARGS, sizeof(ARGS));
+    gr_frame_free(in);
+    /* a hidden client is never a member */
+    ck_assert_int_eq(member_state(&a, "cli@127.0.0.1", NULL), -1);
+    /* ... and may not gossip: the link is closed */
+    f.msg_case = GIRDER__FRAME__MSG_MEMBERS;
+    f.members = &ml;
+    raw_client_send(&rc, &f);
+    ck_assert(raw_closed(rc.fd, WAIT_MS));
+    raw_client_close(&rc);
+    node_stop(&a);
+}
+END_TEST
+
+START_TEST(test_garbage_closes_only_that_connection)
+{
+    node a, b;
+    uint8_t junk[8192];
+    static const uint8_t huge[4] = {0xff, 0xff, 0xff, 0xff};
+    gr_dist_counters c0, c1;
+    raw_client rc;
+    got g;
+    int fd;
+
+    mesh2(&a, &b);
+    gr_dist_counters_get(a.d, &c0);
+    for (size_t i = 0; i < sizeof(junk); i++) {
+        junk[i] = (uint8_t)(i * 131u + 7u);
+    }
+    /* random bytes */
+    fd = raw_connect(gr_dist_port(a.d));
+    raw_send(fd, junk, sizeof(junk));
+    ck_assert(raw_closed(fd, WAIT_MS));
+    close(fd);
+    /* an oversized handshake length prefix */
+    fd = raw_connect(gr_dist_port(a.d));
+    raw_send(fd, huge, sizeof(huge));
+    ck_assert(raw_closed(fd, WAIT_MS));
+    close(fd);
+    /* a truncated message, then the peer goes away */
+    fd = raw_connect(gr_dist_port(a.d));
+    raw_send(fd, "\x00\x00\x00\x40\x0a", 5);
+    close(fd);
+    /* after a good handshake: an oversized record, then garbage records */
+    raw_client_open(&rc, &a, true);
+    raw_send(rc.fd, huge, sizeof(huge));
+    ck_assert(raw_closed(rc.fd, WAIT_MS));
+    raw_client_close(&rc);
+    raw_client_open(&rc, &a, true);
+    raw_send(rc.fd, "\x00\x00\x00\x20", 4);
+    raw_send(rc.fd, junk, 32);
+    ck_assert(raw_closed(rc.fd, WAIT_MS));
+    raw_client_close(&rc);
+    /* nothing else changed: the member link is up and works */
+    ck_assert_int_eq(member_state(&a, "b@127.0.0.1", NULL), GR_DIST_UP);
+    ck_assert_int_eq(gr_dist_call(a.d, "b@127.0.0.1", "test", "echo", ARGS, sizeof(ARGS), 5000,
+                                  gr_probe_pid(a.probe), 21),
+                     0);
+    ck_assert(wait_rpc(&a, 21, WAIT_MS, &g));
+    ck_assert_int_eq(g.status, 0);
+    gr_dist_counters_get(a.d, &c1);
+    ck_assert_uint_ge(c1.handshakes_failed, c0.handshakes_failed + 2);
+    ck_assert_uint_eq(c1.nodedowns, c0.nodedowns);
+    node_stop(&b);
+    node_stop(&a);
+}
+END_TEST
+
+START_TEST(test_handshake_timeout_is_not_a_stall)
+{
+    node a;
+    int fd;
+    uint64_t t0;
+
+    node_start(&a, "a@127.0.0.1", NULL);
+    /* a silent connection is dropped after the handshake timeout */
+    fd = raw_connect(gr_dist_port(a.d));
+    t0 = now_ms();
+    ck_assert(raw_closed(fd, GR_DIST_HANDSHAKE_TIMEOUT_MS + WAIT_MS));
+    ck_assert_uint_ge(now_ms() - t0, GR_DIST_HANDSHAKE_TIMEOUT_MS - 100);
+    close(fd);
+    node_stop(&a);
+}
+END_TEST
+
+START_TEST(test_unauthenticated_peers_are_bounded)
+{
+    node a, b;
+    enum { N = 300 };
+    int fds[N];
+    uint64_t t0;
+    got g;
+
+    mesh2(&a, &b);
+    for (int i = 0; i < N; i++) {
+        fds[i] = raw_connect(gr_dist_port(a.d));
+    }
+    /* the ones over the cap are closed at once, long before the handshake timeout */
+    t0 = now_ms();
+    ck_assert(raw_closed(fds[N - 1], WAIT_MS));
+    ck_assert_uint_lt(now_ms() - t0, GR_DIST_HANDSHAKE_TIMEOUT_MS);
+    /* the member link is unaffected */
+    ck_assert_int_eq(gr_dist_call(a.d, "b@127.0.0.1", "test", "echo", ARGS, sizeof(ARGS), 5000,
+                                  gr_probe_pid(a.probe), 31),
+                     0);
+    ck_assert(wait_rpc(&a, 31, WAIT_MS, &g));
+    ck_assert_int_eq(g.status, 0);
+    for (int i = 0; i < N; i++) {
+        close(fds[i]);
+    }
+    ck_assert_int_eq(member_state(&a, "b@127.0.0.1", NULL), GR_DIST_UP);
+    node_stop(&b);
+    node_stop(&a);
+}
+END_TEST
+
+START_TEST(test_hung_peer_detected)
+{
+    node a, b;
+    uint64_t t0, took;
+
+    mesh2(&a, &b);
+    while (recv_msg(&a, 50, &(got){0})) {
+    }
+    gr_dist_test_pause(b.d, true);
+    t0 = now_ms();
+    ck_assert(wait_msg(&a, "nodedown", "b@127.0.0.1", "noconnection", WAIT_MS));
+    took = now_ms() - t0;
+    /* detection_ms plus one tick plus scheduling slack on a busy machine */
+    ck_assert_uint_le(took, DETECT_MS + DETECT_MS / 6 + 1500);
+    ck_assert_uint_ge(took, DETECT_MS / 2);
+    ck_assert_int_eq(member_state(&a, "b@127.0.0.1", NULL), GR_DIST_DOWN);
+    gr_dist_test_pause(b.d, false);
+    /* b wakes up, both reconnect with backoff */
+    ck_assert(wait_msg(&a, "nodeup", "b@127.0.0.1", NULL, WAIT_MS));
+    ck_assert(wait_state(&b, "a@127.0.0.1", GR_DIST_UP, WAIT_MS));
+    node_stop(&b);
+    node_stop(&a);
+}
+END_TEST
+
+START_TEST(test_graceful_leave)
+{
+    node a, b;
+    gr_dist_counters c0, c1;
+
+    mesh2(&a, &b);
+    node_stop(&b);
+    ck_assert(wait_msg(&a, "nodedown", "b@127.0.0.1", "left", WAIT_MS));
+    ck_assert_int_eq(member_state(&a, "b@127.0.0.1", NULL), GR_DIST_LEFT);
+    gr_dist_counters_get(a.d, &c0);
+    nap(1000);
+    gr_dist_counters_get(a.d, &c1);
+    ck_assert_uint_eq(c1.conns_dialled, c0.conns_dialled); /* no redial of a left node */
+    ck_assert_int_eq(member_state(&a, "b@127.0.0.1", NULL), GR_DIST_LEFT);
+    node_stop(&a);
+}
+END_TEST
+
+START_TEST(test_stop_with_hung_peer)
+{
+    node a, b;
+    size_t big = 1u << 20;
+    uint8_t *args = calloc(1, big + 8);
+    uint64_t t0;
+    int stopped = 0;
+    got g;
+
+    mesh2(&a, &b);
+    /* [bin32 of 1 MiB] */
+    args[0] = 0x91;
+    args[1] = 0xc6;
+    args[2] = (uint8_t)(big >> 24);
+    args[3] = (uint8_t)(big >> 16);
+    args[4] = (uint8_t)(big >> 8);
+    args[5] = (uint8_t)big;
+    gr_dist_test_pause(b.d, true);
+    for (int i = 0; i < 32; i++) {
+        ck_assert_int_eq(gr_dist_call(a.d, "b@127.0.0.1", "test", "echo", args, big + 6, 60000,
+                                      gr_probe_pid(a.probe), 100 + (uint64_t)i),
+                         0);
+    }
+    nap(200);
+    t0 = now_ms();
+    gr_dist_stop(a.d, 500);
+    ck_assert_uint_le(now_ms() - t0, 500 + 1500);
+    /* every outstanding call was answered, once, with stopped or noconnection */
+    while (recv_msg(&a, 500, &g)) {
+        if (strcmp(g.kind, "$rpc") == 0) {
+            ck_assert(g.status == GR_ESTOPPED || g.status == GR_ENOCONN);
+            stopped++;
+        }
+    }
+    ck_assert_int_eq(stopped, 32);
+    free(args);
+    gr_dist_test_pause(b.d, false);
+    node_stop(&b);
+    node_stop(&a);
+}
+END_TEST
+
+START_TEST(test_restart_new_creation)
+{
+    node a, b1, b2;
+    uint32_t cr = 0;
+
+    node_start_full(&a, "a@127.0.0.1", 0, &COOKIE, NULL, 3000);
+    node_start_full(&b1, "b@127.0.0.1", 1111, &COOKIE, &a, 3000);
+    ck_assert(wait_state(&a, "b@127.0.0.1", GR_DIST_UP, WAIT_MS));
+    ck_assert(wait_msg(&a, "nodeup", "b@127.0.0.1", NULL, WAIT_MS));
+    gr_dist_test_pause(b1.d, true); /* b1 "hangs"; b2 is its restart */
+    node_start_full(&b2, "b@127.0.0.1", 2222, &COOKIE, &a, 3000);
+    ck_assert(wait_msg(&a, "nodedown", "b@127.0.0.1", "restarted", WAIT_MS));
+    ck_assert(wait_msg(&a, "nodeup", "b@127.0.0.1", NULL, WAIT_MS));
+    ck_assert_int_eq(member_state(&a, "b@127.0.0.1", &cr), GR_DIST_UP);
+    ck_assert_uint_eq(cr, 2222);
+    node_stop(&b1); /* resumes it and stops it */
+    ck_assert(wait_state(&b2, "a@127.0.0.1", GR_DIST_UP, WAIT_MS));
+    ck_assert_int_eq(member_state(&a, "b@127.0.0.1", &cr), GR_DIST_UP);
+    ck_assert_uint_eq(cr, 2222);
+    node_stop(&b2);
+    node_stop(&a);
+}
+END_TEST
+
+static Suite *dist_suite(void)
+{
+    Suite *s = suite_create("dist");
+    TCase *tc = tcase_create("dist");
+
+    tcase_add_checked_fixture(tc, setup, NULL);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_config_checks);
+    tcase_add_test(tc, test_port_in_use);
+    tcase_add_test(tc, test_mesh_via_one_seed);
+    tcase_add_test(tc, test_seed_by_host_name);
+    tcase_add_test(tc, test_rpc_round_trip);
+    tcase_add_test(tc, test_rpc_timeout_once);
+    tcase_add_test(tc, test_rpc_unknown_node);
+    tcase_add_test(tc, test_call_answered_on_nodedown);
+    tcase_add_test(tc, test_join);
+    tcase_add_test(tc, test_simultaneous_dial_keeps_one_link);
+    tcase_add_test(tc, test_wrong_cookie);
+    tcase_add_test(tc, test_hidden_client_rpc);
+    tcase_add_test(tc, test_garbage_closes_only_that_connection);
+    tcase_add_test(tc, test_handshake_timeout_is_not_a_stall);
+    tcase_add_test(tc, test_unauthenticated_peers_are_bounded);
+    tcase_add_test(tc, test_hung_peer_detected);
+    tcase_add_test(tc, test_graceful_leave);
+    tcase_add_test(tc, test_stop_with_hung_peer);
+    tcase_add_test(tc, test_restart_new_creation);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(dist_suite());
+    int failed;
+
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,112 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * listener.c - the node's listening socket.
+ *
+ * The socket is bound on the caller's thread in gr_dist_start, so that an
+ * address in use or a bad listen host is an error returned to main before any
+ * thread exists; it is then handed to an evconnlistener on the dist base, which
+ * accepts with SOCK_CLOEXEC and passes every new socket to conn.c.
+ *
+ * Threading: gr_dist_listen_bind on the starting thread; the rest on the dist
+ * thread (or after it was joined).
+ */
+#include "dist/dist_int.h"
+
+#include "proto/err.h"
+#include "util/log.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+int gr_dist_listen_bind(gr_dist *d)
+{
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
+    struct addrinfo *ai = NULL;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    char port[8];
+    int fd = -1, one = 1, r;
+
+    snprintf(port, sizeof(port), "%u", (unsigned)d->listen_port);
+    if ((r = getaddrinfo(d->listen_host, port, &hints, &ai)) != 0) {
+        gr_warn(DIST_LOG, "cannot resolve listen address %s: %s", d->listen_host, gai_strerror(r));
+        return r == EAI_SYSTEM ? -errno : GR_ECONFIG;
+    }
+    fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+        r = -errno;
+        goto fail;
+    }
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 128) < 0 ||
+        getsockname(fd, (struct sockaddr *)&ss, &sl) < 0) {
+        r = -errno;
+        goto fail;
+    }
+    if (ss.ss_family == AF_INET) {
+        atomic_store(&d->port, ntohs(((struct sockaddr_in *)&ss)->sin_port));
+    } else {
+        atomic_store(&d->port, ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
+    }
+    freeaddrinfo(ai);
+    d->listen_fd = fd;
+    return 0;
+fail:
+    gr_warn(DIST_LOG, "cannot listen on %s:%s: %s", d->listen_host, port, gr_errid(r));
+    if (fd >= 0) {
+        close(fd);
+    }
+    freeaddrinfo(ai);
+    return r;
+}
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
+                      void *arg)
+{
+    gr_dist *d = arg;
+
+    (void)l;
+    if (d->stopping) {
+        close(fd);
+        return;
+    }
+    gr_dist_conn_accept(d, fd, sa, salen);
+}
+
+static void on_accept_error(struct evconnlistener *l, void *arg)
+{
+    int err = EVUTIL_SOCKET_ERROR();
+
+    (void)l;
+    (void)arg;
+    /* EMFILE and friends: log and keep listening; the peer will retry. */
+    gr_warn(DIST_LOG, "accept failed: %s", gr_errid(-err));
+}
+
+int gr_dist_listen_start(gr_dist *d)
+{
+    d->listener = evconnlistener_new(
+        d->base, on_accept, d, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, d->listen_fd);
+    if (d->listener == NULL) {
+        return -ENOMEM;
+    }
+    d->listen_fd = -1; /* the listener owns it now */
+    evconnlistener_set_error_cb(d->listener, on_accept_error);
+    return 0;
+}
+
+void gr_dist_listen_stop(gr_dist *d)
+{
+    if (d->listener) {
+        evconnlistener_free(d->listener);
+        d->listener = NULL;
+    }
+    if (d->listen_fd >= 0) {
+        close(d->listen_fd);
+        d->listen_fd = -1;
+    }
+}

@@ -1,0 +1,556 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * rpc.c - the module table, dispatch of incoming requests, and the worker
+ * process that serves one request (rpc.h, rpc_int.h).
+ *
+ * Design notes
+ * - Dispatch (dist thread) validates module and function against the static
+ *   table, so an unknown name costs no process. A known one becomes a
+ *   gr_rpc_call parked in the call table under a fresh id, and a worker process
+ *   is spawned with that id as its argument; the worker's init takes the call out
+ *   of the table. The table exists so that a call whose worker never ran (the
+ *   runtime stopped first) is still freed, by gr_rpc_free.
+ * - The worker runs the function's start on its first message ("$rpc_start",
+ *   sent to itself) rather than in init, because init cannot end a process
+ *   normally. A "$rpc_deadline" timer bounds every worker's life.
+ * - Exactly-once answers: gr_rpc_answer / gr_rpc_fail set `answered`; the worker
+ *   stops after the first answer; terminate answers GR_ESTOPPED if nothing was
+ *   answered (the worker was killed).
+ */
+#include "rpc/rpc_int.h"
+
+#include "proto/err.h"
+#include "proto/term.h"
+#include "runtime/rt.h"
+#include "util/log.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define START_ATOM "$rpc_start"
+#define DEADLINE_ATOM "$rpc_deadline"
+
+static const gr_rpc_module *const modules[] = {
+    &gr_rpc_mod_node,
+    &gr_rpc_mod_sys,
+    &gr_rpc_mod_rpc,
+};
+
+/* Calls waiting for their worker's init: a singly linked list (short: a call
+ * stays here only between spawn and the worker's first turn). */
+typedef struct parked {
+    struct parked *next;
+    gr_rpc_call *call;
+} parked;
+
+struct gr_rpc {
+    girder_rt *rt;
+    uint64_t started_ms;
+    gr_rpc_reply_fn reply_fn;
+    void *reply_ud;
+    void (*leave_fn)(void *ud);
+    void *leave_ud;
+    gr_dist *dist;          /* set before dist starts; read-only afterwards */
+    pthread_mutex_t lock;   /* guards parked */
+    parked *parked;
+    atomic_uint_fast64_t next_id;
+    atomic_uint_fast64_t next_tag;
+    atomic_uint_fast64_t inflight;
+};
+
+static const girder_behaviour worker_behaviour;
+
+uint64_t gr_rpc_now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- the table -------------------------------------------------------------------- */
+
+static const gr_rpc_fn_def *lookup(const char *module, size_t mlen, const char *function,
+                                   size_t flen, int *ret_err)
+{
+    for (size_t i = 0; i < sizeof(modules) / sizeof(modules[0]); i++) {
+        const gr_rpc_module *m = modules[i];
+
+        if (strlen(m->name) != mlen || memcmp(m->name, module, mlen) != 0) {
+            continue;
+        }
+        for (size_t j = 0; j < m->nfns; j++) {
+            if (strlen(m->fns[j].name) == flen && memcmp(m->fns[j].name, function, flen) == 0) {
+                return &m->fns[j];
+            }
+        }
+        *ret_err = GR_EBADFUNC;
+        return NULL;
+    }
+    *ret_err = GR_EBADMODULE;
+    return NULL;
+}
+
+/* ---- answering ---------------------------------------------------------------------- */
+
+static int send_answer(gr_rpc_call *c, int status, const void *term, size_t len)
+{
+    gr_rpc *rpc = c->rpc;
+
+    if (c->answered) {
+        return -EALREADY;
+    }
+    c->answered = true;
+    if (rpc->reply_fn) {
+        return rpc->reply_fn(rpc->reply_ud, c->conn, c->ref, status, term, len);
+    }
+    if (!rpc->dist) {
+        return GR_ENOCONN;
+    }
+    return gr_dist_reply(rpc->dist, c->conn, c->ref, status, term, len);
+}
+
+int gr_rpc_answer(gr_rpc_call *c, const void *term, size_t len)
+{
+    int r = send_answer(c, 0, term, len);
+
+    if (r < 0 && r != GR_ENOCONN && r != -EALREADY) {
+        gr_warn("rpc", "cannot answer %s from %s: %s", c->fn->name, c->peer, gr_strerror(r));
+    }
+    return GR_RPC_DONE;
+}
+
+int gr_rpc_fail(gr_rpc_call *c, int status)
+{
+    (void)send_answer(c, status < 0 ? status : GR_EBADARG, NULL, 0);
+    return GR_RPC_DONE;
+}
+
+int gr_rpc_answer_str(gr_rpc_call *c, const char *s)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_str_with_body(&pk, s, strlen(s));
+    gr_rpc_answer(c, sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+    return GR_RPC_DONE;
+}
+
+int gr_rpc_answer_uint(gr_rpc_call *c, uint64_t v)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_uint64(&pk, v);
+    gr_rpc_answer(c, sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+    return GR_RPC_DONE;
+}
+
+girder_rt *gr_rpc_rt(const gr_rpc *rpc)
+{
+    return rpc->rt;
+}
+
+gr_dist *gr_rpc_dist(const gr_rpc *rpc)
+{
+    return rpc->dist;
+}
+
+uint64_t gr_rpc_started_ms(const gr_rpc *rpc)
+{
+    return rpc->started_ms;
+}
+
+gr_dist *gr_rpc_call_dist(const gr_rpc_call *c)
+{
+    return c->rpc->dist;
+}
+
+uint64_t gr_rpc_call_started_ms(const gr_rpc_call *c)
+{
+    return c->rpc->started_ms;
+}
+
+bool gr_rpc_call_can_leave(const gr_rpc_call *c)
+{
+    return c->rpc->leave_fn != NULL;
+}
+
+void gr_rpc_call_leave(const gr_rpc_call *c)
+{
+    if (c->rpc->leave_fn) {
+        c->rpc->leave_fn(c->rpc->leave_ud);
+    }
+}
+
+uint64_t gr_rpc_next_tag(gr_rpc_call *c)
+{
+    c->tag = atomic_fetch_add(&c->rpc->next_tag, 1) + 1;
+    return c->tag;
+}
+
+int gr_rpc_call_redirect(gr_rpc_call *c, girder_ctx *ctx, const char *module, size_t module_len,
+                         const char *function, size_t function_len, const msgpack_object *args)
+{
+    int err = 0;
+    const gr_rpc_fn_def *fn = lookup(module, module_len, function, function_len, &err);
+
+    if (!fn) {
+        return err;
+    }
+    if (args->type != MSGPACK_OBJECT_ARRAY) {
+        return GR_EBADARG;
+    }
+    if (fn->inline_fn) {
+        msgpack_sbuffer sb;
+        msgpack_packer pk;
+        int r;
+
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        if ((r = fn->inline_fn(c->rpc, args, &pk)) == 0) {
+            r = gr_rpc_answer(c, sb.data, sb.size);
+        }
+        msgpack_sbuffer_destroy(&sb);
+        return r;
+    }
+    c->fn = fn;
+    return fn->start(c, ctx, args);
+}
+
+/* ---- the worker process --------------------------------------------------------------- */
+
+static gr_rpc_call *unpark(gr_rpc *rpc, uint64_t id)
+{
+    gr_rpc_call *c = NULL;
+
+    pthread_mutex_lock(&rpc->lock);
+    for (parked **pp = &rpc->parked; *pp; pp = &(*pp)->next) {
+        if ((*pp)->call->id == id) {
+            parked *p = *pp;
+
+            *pp = p->next;
+            c = p->call;
+            free(p);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&rpc->lock);
+    return c;
+}
+
+static void call_free(gr_rpc_call *c)
+{
+    free(c->args);
+    free(c->priv);
+    free(c);
+}
+
+/* The spawn argument: [RpcPointerAsUint, Id]. The gr_rpc outlives every worker. */
+static int worker_init(girder_ctx *ctx, const girder_msg *arg, void **ret_state)
+{
+    msgpack_unpacked up;
+    gr_rpc *rpc = NULL;
+    gr_rpc_call *c = NULL;
+    girder_msg *m;
+    girder_ref tref;
+    int r;
+
+    msgpack_unpacked_init(&up);
+    if (arg && girder_msg_unpack(arg, &up) == 0 && up.data.type == MSGPACK_OBJECT_ARRAY &&
+        up.data.via.array.size == 2 &&
+        up.data.via.array.ptr[0].type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
+        up.data.via.array.ptr[1].type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        rpc = (gr_rpc *)(uintptr_t)up.data.via.array.ptr[0].via.u64;
+        c = unpark(rpc, up.data.via.array.ptr[1].via.u64);
+    }
+    msgpack_unpacked_destroy(&up);
+    if (!c) {
+        return GR_EBADARG;
+    }
+    /* From here the worker owns c: terminate frees it, and answers it if needed. */
+    *ret_state = c;
+    if (!(m = girder_msg_atom(DEADLINE_ATOM))) {
+        gr_rpc_fail(c, -ENOMEM);
+        return 0; /* the start message below finds it answered and stops */
+    }
+    if ((r = girder_send_after(ctx, girder_self(ctx), c->deadline_ms, m, &tref)) < 0) {
+        girder_msg_unref(m);
+        gr_rpc_fail(c, r);
+    }
+    if (!(m = girder_msg_atom(START_ATOM))) {
+        gr_rpc_fail(c, -ENOMEM);
+        return 0;
+    }
+    if ((r = girder_send(ctx, girder_self(ctx), m)) < 0) {
+        girder_msg_unref(m);
+        gr_rpc_fail(c, r);
+    }
+    return 0;
+}
+
+/* What a start or message callback returned -> keep going or stop. */
+static int settle(gr_rpc_call *c, int r)
+{
+    if (r == GR_RPC_WAIT && !c->answered) {
+        return GIRDER_CONTINUE;
+    }
+    if (r < 0) {
+        gr_rpc_fail(c, r);
+    } else if (!c->answered) {
+        gr_warn("rpc", "%s returned without answering", c->fn->name);
+        gr_rpc_fail(c, -EPROTO);
+    }
+    return GIRDER_STOP;
+}
+
+static int worker_handle(girder_ctx *ctx, void *state, const girder_msg *msg)
+{
+    gr_rpc_call *c = state;
+    msgpack_unpacked up;
+    int r;
+
+    if (c->answered) {
+        return GIRDER_STOP;
+    }
+    if (girder_msg_is_atom(msg, DEADLINE_ATOM)) {
+        gr_rpc_fail(c, GR_ETIMEOUT);
+        return GIRDER_STOP;
+    }
+    msgpack_unpacked_init(&up);
+    if (girder_msg_is_atom(msg, START_ATOM)) {
+        size_t off = 0;
+
+        if (msgpack_unpack_next(&up, (const char *)c->args, c->args_len, &off) !=
+            MSGPACK_UNPACK_SUCCESS) {
+            r = GR_EBADARG;
+        } else {
+            r = c->fn->start(c, ctx, &up.data);
+        }
+    } else if (c->fn->on_msg && girder_msg_unpack(msg, &up) == 0) {
+        r = c->fn->on_msg(c, ctx, &up.data);
+    } else {
+        r = GR_RPC_WAIT; /* a stray message: not ours */
+    }
+    msgpack_unpacked_destroy(&up);
+    return settle(c, r);
+}
+
+static void worker_terminate(girder_ctx *ctx, void *state, const girder_msg *reason)
+{
+    gr_rpc_call *c = state;
+    gr_rpc *rpc = c->rpc;
+
+    if (!c->answered) {
+        gr_rpc_fail(c, GR_ESTOPPED);
+    }
+    call_free(c);
+    atomic_fetch_sub(&rpc->inflight, 1);
+}
+
+static size_t worker_state_size(const void *state)
+{
+    const gr_rpc_call *c = state;
+
+    return sizeof(*c) + c->args_len;
+}
+
+static const girder_behaviour worker_behaviour = {
+    .name = "rpc_worker",
+    .init = worker_init,
+    .handle = worker_handle,
+    .terminate = worker_terminate,
+    .state_size = worker_state_size,
+};
+
+/* ---- dispatch ------------------------------------------------------------------------------ */
+
+static void reply_now(gr_rpc *rpc, const gr_dist_request *req, int status, const void *term,
+                      size_t len)
+{
+    int r;
+
+    if (rpc->reply_fn) {
+        r = rpc->reply_fn(rpc->reply_ud, req->conn, req->ref, status, term, len);
+    } else {
+        r = rpc->dist ? gr_dist_reply(rpc->dist, req->conn, req->ref, status, term, len)
+                      : GR_ENOCONN;
+    }
+    if (r < 0 && r != GR_ENOCONN) {
+        gr_warn("rpc", "cannot answer %s.%s from %s: %s", req->module, req->function, req->peer,
+                gr_strerror(r));
+    }
+}
+
+/* An inline function, on the dist thread: no worker, no thread hop. */
+static void run_inline(gr_rpc *rpc, const gr_rpc_fn_def *fn, const gr_dist_request *req)
+{
+    msgpack_unpacked up;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    size_t off = 0;
+    int r;
+
+    msgpack_unpacked_init(&up);
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    if (msgpack_unpack_next(&up, (const char *)req->args, req->args_len, &off) !=
+            MSGPACK_UNPACK_SUCCESS ||
+        up.data.type != MSGPACK_OBJECT_ARRAY) {
+        r = GR_EBADARG;
+    } else {
+        r = fn->inline_fn(rpc, &up.data, &pk);
+    }
+    if (r < 0) {
+        reply_now(rpc, req, r, NULL, 0);
+    } else {
+        reply_now(rpc, req, 0, sb.data, sb.size);
+    }
+    msgpack_sbuffer_destroy(&sb);
+    msgpack_unpacked_destroy(&up);
+}
+
+void gr_rpc_dispatch(void *ud, const gr_dist_request *req)
+{
+    gr_rpc *rpc = ud;
+    const gr_rpc_fn_def *fn;
+    gr_rpc_call *c = NULL;
+    parked *p = NULL;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    girder_msg *arg = NULL;
+    girder_pid pid;
+    int err = 0, r;
+
+    fn = lookup(req->module, strlen(req->module), req->function, strlen(req->function), &err);
+    if (!fn) {
+        reply_now(rpc, req, err, NULL, 0);
+        return;
+    }
+    if (fn->inline_fn) {
+        run_inline(rpc, fn, req);
+        return;
+    }
+    if (!(c = calloc(1, sizeof(*c))) || !(p = calloc(1, sizeof(*p))) ||
+        !(c->args = malloc(req->args_len ? req->args_len : 1))) {
+        r = -ENOMEM;
+        goto fail;
+    }
+    c->rpc = rpc;
+    c->id = atomic_fetch_add(&rpc->next_id, 1) + 1;
+    c->conn = req->conn;
+    c->ref = req->ref;
+    snprintf(c->peer, sizeof(c->peer), "%s", req->peer);
+    c->hidden = req->hidden;
+    c->fn = fn;
+    memcpy(c->args, req->args, req->args_len);
+    c->args_len = req->args_len;
+    c->deadline_ms = req->deadline_ms ? req->deadline_ms : GR_RPC_DEFAULT_DEADLINE_MS;
+
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 2);
+    msgpack_pack_uint64(&pk, (uint64_t)(uintptr_t)rpc);
+    msgpack_pack_uint64(&pk, c->id);
+    arg = girder_msg_new(sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+    if (!arg) {
+        r = -ENOMEM;
+        goto fail;
+    }
+    p->call = c;
+    pthread_mutex_lock(&rpc->lock);
+    p->next = rpc->parked;
+    rpc->parked = p;
+    pthread_mutex_unlock(&rpc->lock);
+    atomic_fetch_add(&rpc->inflight, 1);
+    r = gr_rt_spawn(rpc->rt, &worker_behaviour, arg, &pid);
+    girder_msg_unref(arg);
+    if (r < 0) {
+        /* No worker: take the call back (nobody else can have it). */
+        atomic_fetch_sub(&rpc->inflight, 1);
+        c = unpark(rpc, c->id);
+        p = NULL;
+        goto fail;
+    }
+    return;
+
+fail:
+    if (c) {
+        call_free(c);
+    }
+    free(p);
+    reply_now(rpc, req, r, NULL, 0);
+}
+
+/* ---- life cycle ------------------------------------------------------------------------------ */
+
+int gr_rpc_new(const gr_rpc_config *cfg, gr_rpc **ret_rpc)
+{
+    gr_rpc *rpc;
+    int r;
+
+    if (!cfg || !cfg->rt || !ret_rpc) {
+        return -EINVAL;
+    }
+    if (!(rpc = calloc(1, sizeof(*rpc)))) {
+        return -ENOMEM;
+    }
+    rpc->rt = cfg->rt;
+    rpc->started_ms = cfg->started_ms;
+    rpc->reply_fn = cfg->reply_fn;
+    rpc->reply_ud = cfg->reply_ud;
+    rpc->leave_fn = cfg->leave_fn;
+    rpc->leave_ud = cfg->leave_ud;
+    if ((r = pthread_mutex_init(&rpc->lock, NULL)) != 0) {
+        free(rpc);
+        return -r;
+    }
+    r = girder_behaviour_register(cfg->rt, &worker_behaviour);
+    if (r < 0 && r != -EEXIST) {
+        pthread_mutex_destroy(&rpc->lock);
+        free(rpc);
+        return r;
+    }
+    *ret_rpc = rpc;
+    return 0;
+}
+
+void gr_rpc_set_dist(gr_rpc *rpc, gr_dist *dist)
+{
+    rpc->dist = dist;
+}
+
+uint64_t gr_rpc_inflight(gr_rpc *rpc)
+{
+    return atomic_load(&rpc->inflight);
+}
+
+gr_rpc *gr_rpc_free(gr_rpc *rpc)
+{
+    if (!rpc) {
+        return NULL;
+    }
+    /* Workers that never ran (the runtime stopped first): answer, once. */
+    while (rpc->parked) {
+        parked *p = rpc->parked;
+
+        rpc->parked = p->next;
+        gr_rpc_fail(p->call, GR_ESTOPPED);
+        call_free(p->call);
+        free(p);
+    }
+    pthread_mutex_destroy(&rpc->lock);
+    free(rpc);
+    return NULL;
+}

@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * rpc.h - serving rpc requests: the module table and the per-call workers.
+ *
+ * Every request that reaches this node (from a member or from the girder CLI)
+ * arrives on the dist thread (dist/dist.h, gr_dist_rpc_fn). gr_rpc_dispatch
+ * looks up module.function in the table of built-in modules; an unknown one is
+ * answered at once (undef_module / undef_function). A known one gets a fresh
+ * worker process, spread round-robin over the schedulers, that runs the handler
+ * and answers when it is ready - at once or later (a deferred reply: a call
+ * forwarded to another node, a join waiting for the link). So no single server
+ * process exists that every call would queue behind, and a slow call holds only
+ * its own worker.
+ *
+ * Exactly once: a worker answers its request once - the handler's result, its
+ * error, GR_ETIMEOUT when the request's deadline passes first, or GR_ESTOPPED if
+ * the worker is killed (node shutdown). The caller enforces its own deadline too.
+ *
+ * Built-in modules (docs/rpc.md lists arguments and results):
+ *   node  ping, self, list, join, leave
+ *   sys   version, uptime, schedulers, processes, memory, info, counters
+ *   rpc   call, latency
+ *
+ * Threading: gr_rpc_dispatch runs on the dist thread; workers on schedulers;
+ * the call table between them is mutex-protected. The gr_rpc outlives every
+ * worker: free it after gr_rt_stop.
+ */
+#ifndef GR_RPC_H
+#define GR_RPC_H
+
+#include "dist/dist.h"
+#include "girder/girder.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define GR_RPC_DEFAULT_DEADLINE_MS 60000 /* a request without deadline: worker limit */
+
+typedef struct gr_rpc gr_rpc;
+
+/* Where answers go. The daemon leaves it NULL (answers go to gr_dist_reply);
+ * tests capture them. Called from worker (scheduler) threads. */
+typedef int (*gr_rpc_reply_fn)(void *ud, uint64_t conn, uint64_t ref, int status,
+                               const void *result, size_t len);
+
+typedef struct gr_rpc_config {
+    girder_rt *rt;            /* started before the first dispatch */
+    uint64_t started_ms;      /* CLOCK_MONOTONIC ms girderd started (uptime) */
+    gr_rpc_reply_fn reply_fn; /* NULL: gr_dist_reply on the dist of gr_rpc_set_dist */
+    void *reply_ud;
+    /* node.leave: called once the "ok" is answered, from a worker thread; girderd
+     * raises SIGTERM (a graceful stop). NULL: node.leave answers an error. */
+    void (*leave_fn)(void *ud);
+    void *leave_ud;
+} gr_rpc_config;
+
+/* Create; registers the worker behaviour on rt. 0, -EINVAL, -ENOMEM, -EEXIST. */
+int gr_rpc_new(const gr_rpc_config *cfg, gr_rpc **ret_rpc);
+/* Attach the node's dist (made after the gr_rpc, since dist's config names
+ * gr_rpc_dispatch). Before gr_dist_start. NULL: node.list shows only self and
+ * remote calls fail with noconnection. */
+void gr_rpc_set_dist(gr_rpc *rpc, gr_dist *dist);
+/* Free after the runtime stopped (no worker left). A request whose worker never
+ * ran is answered GR_ESTOPPED here (keep the dist alive until then, or the
+ * answer is dropped). NULL-safe; returns NULL. */
+gr_rpc *gr_rpc_free(gr_rpc *rpc);
+
+/* The gr_dist_rpc_fn: ud is the gr_rpc. Never blocks. */
+void gr_rpc_dispatch(void *ud, const gr_dist_request *req);
+
+/* Requests being served right now (workers alive). Any thread. */
+uint64_t gr_rpc_inflight(gr_rpc *rpc);
+
+#endif

@@ -1,0 +1,99 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * rpc_int.h - what a built-in rpc module sees: the call being served by one
+ * worker process, and how to answer it.
+ *
+ * A function is a start callback, run once in the worker with the request's
+ * arguments, and optionally a message callback for a deferred answer. Both
+ * return GR_RPC_DONE once they answered (gr_rpc_answer), GR_RPC_WAIT to keep
+ * waiting for messages (a "$rpc", "$join" or "$reply" they asked for), or a
+ * negative code, which is answered as the error. Arguments are checked by the
+ * function itself: wrong count or type is GR_EBADARG.
+ *
+ * Owning thread: a gr_rpc_call belongs to its worker process (one scheduler).
+ */
+#ifndef GR_RPC_INT_H
+#define GR_RPC_INT_H
+
+#include "rpc/rpc.h"
+
+#include <msgpack.h>
+#include <stdbool.h>
+
+#define GR_RPC_DONE 0 /* answered */
+#define GR_RPC_WAIT 1 /* deferred: wait for messages */
+
+typedef struct gr_rpc_call gr_rpc_call;
+
+typedef int (*gr_rpc_start_fn)(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args);
+typedef int (*gr_rpc_msg_fn)(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *msg);
+/* An inline function: answered on the dist thread without a worker. Only for
+ * functions that read a few counters or a snapshot and never wait: packs the
+ * result into pk and returns 0, or returns a negative code (pk then unused). */
+typedef int (*gr_rpc_inline_fn)(gr_rpc *rpc, const msgpack_object *args, msgpack_packer *pk);
+
+typedef struct gr_rpc_fn_def {
+    const char *name;
+    gr_rpc_start_fn start;       /* run in a worker; NULL when inline */
+    gr_rpc_msg_fn on_msg;        /* NULL: the function never waits */
+    gr_rpc_inline_fn inline_fn;  /* set instead of start for inline functions */
+} gr_rpc_fn_def;
+
+typedef struct gr_rpc_module {
+    const char *name;
+    const gr_rpc_fn_def *fns;
+    size_t nfns;
+} gr_rpc_module;
+
+/* Handler scratch space, freed by the worker (free(priv)) when it ends. */
+struct gr_rpc_call {
+    gr_rpc *rpc;
+    uint64_t id;                       /* key in the call table */
+    uint64_t conn, ref;                /* the request, for the answer */
+    char peer[GR_NODENAME_MAX + 1];    /* who asked */
+    bool hidden;                       /* asked by a client, not a member */
+    const gr_rpc_fn_def *fn;           /* what runs; rpc.call to self swaps it */
+    uint8_t *args;                     /* msgpack array, args_len bytes */
+    size_t args_len;
+    uint32_t deadline_ms;              /* worker gives up after this */
+    bool answered;                     /* exactly once */
+    uint64_t tag;                      /* the handler's outstanding "$rpc"/"$join" tag */
+    void *priv;                        /* handler state; free()d at the end */
+};
+
+/* Answer with one msgpack term. GR_RPC_DONE, or a negative code when the term
+ * could not be sent (the call then counts as answered anyway). */
+int gr_rpc_answer(gr_rpc_call *c, const void *term, size_t len);
+/* Answer with an error code. GR_RPC_DONE. */
+int gr_rpc_fail(gr_rpc_call *c, int status);
+/* Answer with a string / an unsigned integer term. */
+int gr_rpc_answer_str(gr_rpc_call *c, const char *s);
+int gr_rpc_answer_uint(gr_rpc_call *c, uint64_t v);
+
+/* The runtime, the dist (or NULL), and girderd's start time of a gr_rpc. */
+girder_rt *gr_rpc_rt(const gr_rpc *rpc);
+gr_dist *gr_rpc_dist(const gr_rpc *rpc);
+uint64_t gr_rpc_started_ms(const gr_rpc *rpc);
+
+/* The node's dist, or NULL (a runtime without networking: tests). */
+gr_dist *gr_rpc_call_dist(const gr_rpc_call *c);
+uint64_t gr_rpc_call_started_ms(const gr_rpc_call *c);
+/* Run module.function in this same worker with new arguments (rpc.call to the
+ * node itself). Returns what the function's start returns. */
+int gr_rpc_call_redirect(gr_rpc_call *c, girder_ctx *ctx, const char *module,
+                         size_t module_len, const char *function, size_t function_len,
+                         const msgpack_object *args);
+/* node.leave: is a leave hook configured; run it (gr_rpc_config.leave_fn). */
+bool gr_rpc_call_can_leave(const gr_rpc_call *c);
+void gr_rpc_call_leave(const gr_rpc_call *c);
+/* A fresh tag for "$rpc" / "$join" correlation. */
+uint64_t gr_rpc_next_tag(gr_rpc_call *c);
+
+/* CLOCK_MONOTONIC in ns. */
+uint64_t gr_rpc_now_ns(void);
+
+extern const gr_rpc_module gr_rpc_mod_node;
+extern const gr_rpc_module gr_rpc_mod_sys;
+extern const gr_rpc_module gr_rpc_mod_rpc;
+
+#endif

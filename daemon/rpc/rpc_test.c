@@ -1,0 +1,455 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * rpc_test.c - unit tests for rpc dispatch and the built-in modules without a
+ * network: the test thread plays the dist thread (gr_rpc_dispatch) and a reply
+ * hook collects the answers. Cross-node behaviour (node.join, rpc.call to a
+ * member, node.list with members) is covered by dist's tests and cluster-tests/.
+ */
+#include "rpc/rpc.h"
+
+#include "gr_version.h"
+#include "proto/err.h"
+#include "proto/term.h"
+#include "runtime/rt.h"
+#include "services/sys.h"
+
+#include <check.h>
+#include <msgpack.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define NODE "rpctest@127.0.0.1"
+#define WAIT_MS 10000
+#define MAX_ANSWERS 4096
+
+typedef struct answer {
+    uint64_t conn, ref;
+    int status;
+    uint8_t *term;
+    size_t len;
+} answer;
+
+/* Answers collected from worker threads. */
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
+static answer answers[MAX_ANSWERS];
+static size_t nanswers;
+static atomic_int leaves;
+
+static girder_rt *rt;
+static gr_rpc *rpc;
+
+static int capture(void *ud, uint64_t conn, uint64_t ref, int status, const void *term,
+                   size_t len)
+{
+    pthread_mutex_lock(&lock);
+    ck_assert_uint_lt(nanswers, MAX_ANSWERS);
+    answers[nanswers] = (answer){.conn = conn, .ref = ref, .status = status, .len = len};
+    if (status == 0) {
+        answers[nanswers].term = malloc(len);
+        memcpy(answers[nanswers].term, term, len);
+    }
+    nanswers++;
+    pthread_cond_broadcast(&cond);
+    pthread_mutex_unlock(&lock);
+    return 0;
+}
+
+static void on_leave(void *ud)
+{
+    atomic_fetch_add(&leaves, 1);
+}
+
+static void setup(void)
+{
+    gr_rt_config rc = {.node_name = NODE, .schedulers = 2};
+    gr_rpc_config cfg = {.reply_fn = capture, .leave_fn = on_leave};
+
+    ck_assert_int_eq(gr_rt_new(&rc, &rt), 0);
+    ck_assert_int_eq(girder_behaviour_register(rt, &gr_sys_service), 0);
+    ck_assert_int_eq(gr_rt_start(rt), 0);
+    cfg.rt = rt;
+    ck_assert_int_eq(gr_rpc_new(&cfg, &rpc), 0);
+    nanswers = 0;
+    atomic_store(&leaves, 0);
+}
+
+static void teardown(void)
+{
+    gr_rt_stop(rt);
+    rt = gr_rt_free(rt);
+    rpc = gr_rpc_free(rpc);
+    for (size_t i = 0; i < nanswers; i++) {
+        free(answers[i].term);
+    }
+    nanswers = 0;
+}
+
+static void start_sys(void)
+{
+    girder_pid pid;
+
+    ck_assert_int_eq(gr_rt_spawn(rt, &gr_sys_service, NULL, &pid), 0);
+    for (int i = 0; i < 1000 && gr_rt_whereis(rt, GR_SYS_NAME, &pid) < 0; i++) {
+        nanosleep(&(struct timespec){0, 5000000}, NULL);
+    }
+    ck_assert_int_eq(gr_rt_whereis(rt, GR_SYS_NAME, &pid), 0);
+}
+
+/* Dispatch module.function(args_json-ish packed by the caller). */
+static void dispatch(uint64_t ref, const char *module, const char *function,
+                     const msgpack_sbuffer *args, uint32_t deadline_ms)
+{
+    static const uint8_t empty[] = {0x90};
+    gr_dist_request req = {
+        .conn = 7,
+        .ref = ref,
+        .peer = "cli@127.0.0.1",
+        .hidden = true,
+        .module = module,
+        .function = function,
+        .args = args ? (const uint8_t *)args->data : empty,
+        .args_len = args ? args->size : sizeof(empty),
+        .deadline_ms = deadline_ms,
+    };
+
+    gr_rpc_dispatch(rpc, &req);
+}
+
+/* Wait for the answer to ref; returns its index. */
+static size_t wait_answer(uint64_t ref)
+{
+    struct timespec dl;
+
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += WAIT_MS / 1000;
+    pthread_mutex_lock(&lock);
+    for (;;) {
+        for (size_t i = 0; i < nanswers; i++) {
+            if (answers[i].ref == ref) {
+                pthread_mutex_unlock(&lock);
+                return i;
+            }
+        }
+        ck_assert_msg(pthread_cond_timedwait(&cond, &lock, &dl) == 0, "no answer to ref %llu",
+                      (unsigned long long)ref);
+    }
+}
+
+static size_t count_answers(uint64_t ref)
+{
+    size_t n = 0;
+
+    pthread_mutex_lock(&lock);
+    for (size_t i = 0; i < nanswers; i++) {
+        n += answers[i].ref == ref;
+    }
+    pthread_mutex_unlock(&lock);
+    return n;
+}
+
+/* Unpack answer i into up (caller destroys). */
+static const msgpack_object *term_of(size_t i, msgpack_unpacked *up)
+{
+    size_t off = 0;
+
+    ck_assert_int_eq(answers[i].status, 0);
+    msgpack_unpacked_init(up);
+    ck_assert_int_eq(msgpack_unpack_next(up, (const char *)answers[i].term, answers[i].len, &off),
+                     MSGPACK_UNPACK_SUCCESS);
+    return &up->data;
+}
+
+static void expect_str(uint64_t ref, const char *s)
+{
+    msgpack_unpacked up;
+    size_t i = wait_answer(ref);
+
+    ck_assert_msg(answers[i].status == 0, "ref %llu: error %s", (unsigned long long)ref,
+                  gr_errid(answers[i].status));
+    ck_assert(gr_term_is_str(term_of(i, &up), s));
+    msgpack_unpacked_destroy(&up);
+}
+
+static void expect_err(uint64_t ref, int status)
+{
+    size_t i = wait_answer(ref);
+
+    ck_assert_msg(answers[i].status == status, "ref %llu: got %s, want %s",
+                  (unsigned long long)ref, gr_errid(answers[i].status), gr_errid(status));
+}
+
+/* args builder */
+typedef struct args {
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+} args;
+
+static args *args_new(uint32_t n)
+{
+    args *a = calloc(1, sizeof(*a));
+
+    msgpack_sbuffer_init(&a->sb);
+    msgpack_packer_init(&a->pk, &a->sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&a->pk, n);
+    return a;
+}
+
+static void args_str(args *a, const char *s)
+{
+    msgpack_pack_str_with_body(&a->pk, s, strlen(s));
+}
+
+static void args_free(args *a)
+{
+    msgpack_sbuffer_destroy(&a->sb);
+    free(a);
+}
+
+/* ---- tests ------------------------------------------------------------------------- */
+
+START_TEST(unknown_names)
+{
+    dispatch(1, "nosuch", "ping", NULL, 1000);
+    dispatch(2, "node", "nosuch", NULL, 1000);
+    dispatch(3, "", "", NULL, 1000);
+    expect_err(1, GR_EBADMODULE);
+    expect_err(2, GR_EBADFUNC);
+    expect_err(3, GR_EBADMODULE);
+}
+END_TEST
+
+START_TEST(node_ping_self_list)
+{
+    args *a = args_new(1);
+    msgpack_unpacked up;
+    const msgpack_object *o;
+    size_t i;
+
+    args_str(a, "extra");
+    dispatch(1, "node", "ping", NULL, 1000);
+    dispatch(2, "node", "ping", &a->sb, 1000);
+    dispatch(3, "node", "self", NULL, 1000);
+    dispatch(4, "node", "list", NULL, 1000);
+    expect_str(1, "pong");
+    expect_err(2, GR_EBADARG);
+    expect_str(3, NODE);
+    i = wait_answer(4);
+    o = term_of(i, &up);
+    ck_assert_int_eq(o->type, MSGPACK_OBJECT_ARRAY);
+    ck_assert_uint_eq(o->via.array.size, 1);
+    ck_assert_int_eq(o->via.array.ptr[0].type, MSGPACK_OBJECT_MAP);
+    ck_assert_uint_eq(o->via.array.ptr[0].via.map.size, 6);
+    ck_assert(gr_term_is_str(&o->via.array.ptr[0].via.map.ptr[0].val, NODE));
+    ck_assert(gr_term_is_str(&o->via.array.ptr[0].via.map.ptr[4].val, "self"));
+    msgpack_unpacked_destroy(&up);
+    args_free(a);
+}
+END_TEST
+
+START_TEST(sys_forwarded)
+{
+    msgpack_unpacked up;
+    const msgpack_object *o;
+    size_t i;
+
+    dispatch(1, "sys", "version", NULL, 1000); /* no sys service yet */
+    expect_err(1, GR_ENOPROC);
+    start_sys();
+    dispatch(2, "sys", "version", NULL, 2000);
+    dispatch(3, "sys", "schedulers", NULL, 2000);
+    dispatch(4, "sys", "counters", NULL, 2000);
+    expect_str(2, GIRDER_VERSION);
+    i = wait_answer(3);
+    o = term_of(i, &up);
+    ck_assert_int_eq(o->type, MSGPACK_OBJECT_POSITIVE_INTEGER);
+    ck_assert_uint_eq(o->via.u64, 2);
+    msgpack_unpacked_destroy(&up);
+    i = wait_answer(4);
+    o = term_of(i, &up);
+    ck_assert_int_eq(o->type, MSGPACK_OBJECT_MAP);
+    ck_assert(gr_term_is_str(&o->via.map.ptr[0].key, "processes"));
+    ck_assert_uint_ge(o->via.map.ptr[0].val.via.u64, 1);
+    msgpack_unpacked_destroy(&up);
+}
+END_TEST
+
+START_TEST(rpc_call_self_and_remote)
+{
+    args *a = args_new(5), *b = args_new(4), *bad = args_new(4);
+
+    /* rpc.call(self, node, ping, [], 1000) runs here */
+    args_str(a, NODE);
+    args_str(a, "node");
+    args_str(a, "ping");
+    msgpack_pack_array(&a->pk, 0);
+    msgpack_pack_uint32(&a->pk, 1000);
+    dispatch(1, "rpc", "call", &a->sb, 2000);
+    expect_str(1, "pong");
+    /* another node, no network: noconnection */
+    args_str(b, "other@127.0.0.9");
+    args_str(b, "node");
+    args_str(b, "ping");
+    msgpack_pack_array(&b->pk, 0);
+    dispatch(2, "rpc", "call", &b->sb, 2000);
+    expect_err(2, GR_ENOCONN);
+    /* Args not an array: badarg; unknown function through rpc.call on self */
+    args_str(bad, NODE);
+    args_str(bad, "node");
+    args_str(bad, "nosuch");
+    msgpack_pack_array(&bad->pk, 0);
+    dispatch(3, "rpc", "call", &bad->sb, 2000);
+    expect_err(3, GR_EBADFUNC);
+    dispatch(4, "rpc", "call", NULL, 2000);
+    expect_err(4, GR_EBADARG);
+    args_free(a);
+    args_free(b);
+    args_free(bad);
+}
+END_TEST
+
+START_TEST(join_and_leave)
+{
+    args *a = args_new(1), *self = args_new(1), *j = args_new(1);
+
+    args_str(a, "not-a-target");
+    dispatch(1, "node", "join", &a->sb, 1000);
+    expect_err(1, GR_EBADARG);
+    args_str(self, NODE ":4370");
+    dispatch(2, "node", "join", &self->sb, 1000);
+    expect_str(2, "ok");
+    args_str(j, "b@127.0.0.9:4370");
+    dispatch(3, "node", "join", &j->sb, 1000);
+    expect_err(3, GR_ENOCONN);
+    dispatch(4, "node", "leave", NULL, 1000);
+    expect_str(4, "ok");
+    ck_assert_int_eq(atomic_load(&leaves), 1);
+    args_free(a);
+    args_free(self);
+    args_free(j);
+}
+END_TEST
+
+/* A fake "sys" that never answers: the worker's deadline answers timeout. */
+static int mute_init(girder_ctx *ctx, const girder_msg *arg, void **ret_state)
+{
+    return girder_register(ctx, GR_SYS_NAME, girder_self(ctx));
+}
+
+static int mute_handle(girder_ctx *ctx, void *state, const girder_msg *msg)
+{
+    return GIRDER_CONTINUE;
+}
+
+static const girder_behaviour mute = {.name = "mute", .init = mute_init, .handle = mute_handle};
+
+START_TEST(deadline)
+{
+    girder_pid pid;
+
+    ck_assert_int_eq(gr_rt_spawn(rt, &mute, NULL, &pid), 0);
+    for (int i = 0; i < 1000 && gr_rt_whereis(rt, GR_SYS_NAME, &pid) < 0; i++) {
+        nanosleep(&(struct timespec){0, 5000000}, NULL);
+    }
+    dispatch(1, "sys", "uptime", NULL, 200);
+    expect_err(1, GR_ETIMEOUT);
+    /* exactly once: nothing more arrives, and the worker is gone */
+    for (int i = 0; i < 1000 && gr_rpc_inflight(rpc) > 0; i++) {
+        nanosleep(&(struct timespec){0, 5000000}, NULL);
+    }
+    ck_assert_uint_eq(gr_rpc_inflight(rpc), 0);
+    ck_assert_uint_eq(count_answers(1), 1);
+}
+END_TEST
+
+/* Inline functions (node.ping, node.self, node.list, sys.counters) are answered
+ * on the calling thread, before dispatch returns. */
+START_TEST(inline_answers_at_once)
+{
+    dispatch(1, "node", "ping", NULL, 1000);
+    dispatch(2, "sys", "counters", NULL, 1000);
+    ck_assert_uint_eq(count_answers(1), 1);
+    ck_assert_uint_eq(count_answers(2), 1);
+    ck_assert_uint_eq(gr_rpc_inflight(rpc), 0);
+    expect_str(1, "pong");
+}
+END_TEST
+
+/* Many calls at once: each answered exactly once, no worker left behind. */
+START_TEST(many)
+{
+    enum { N = 2000 };
+
+    start_sys();
+    for (uint64_t r = 1; r <= N; r++) {
+        dispatch(r, r % 2 ? "node" : "sys", r % 2 ? "ping" : "uptime", NULL, 5000);
+    }
+    for (uint64_t r = 1; r <= N; r++) {
+        size_t i = wait_answer(r);
+
+        ck_assert_int_eq(answers[i].status, 0);
+    }
+    for (int i = 0; i < 1000 && gr_rpc_inflight(rpc) > 0; i++) {
+        nanosleep(&(struct timespec){0, 5000000}, NULL);
+    }
+    ck_assert_uint_eq(gr_rpc_inflight(rpc), 0);
+    ck_assert_uint_eq(nanswers, N);
+}
+END_TEST
+
+/* Workers still waiting when the runtime stops answer "stopped", once. */
+START_TEST(stop_answers_stopped)
+{
+    girder_pid pid;
+
+    ck_assert_int_eq(gr_rt_spawn(rt, &mute, NULL, &pid), 0);
+    for (int i = 0; i < 1000 && gr_rt_whereis(rt, GR_SYS_NAME, &pid) < 0; i++) {
+        nanosleep(&(struct timespec){0, 5000000}, NULL);
+    }
+    dispatch(1, "sys", "uptime", NULL, 60000);
+    for (int i = 0; i < 1000 && gr_rpc_inflight(rpc) == 0; i++) {
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
+    }
+    gr_rt_stop(rt);
+    dispatch(2, "sys", "uptime", NULL, 1000); /* after stop: refused at once */
+    expect_err(2, GR_ESTOPPED);
+    /* A worker that never ran is answered when the gr_rpc goes away. */
+    rpc = gr_rpc_free(rpc);
+    expect_err(1, GR_ESTOPPED);
+    ck_assert_uint_eq(count_answers(1), 1);
+}
+END_TEST
+
+static Suite *rpc_suite(void)
+{
+    Suite *s = suite_create("rpc");
+    TCase *tc = tcase_create("core");
+
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, unknown_names);
+    tcase_add_test(tc, node_ping_self_list);
+    tcase_add_test(tc, sys_forwarded);
+    tcase_add_test(tc, rpc_call_self_and_remote);
+    tcase_add_test(tc, join_and_leave);
+    tcase_add_test(tc, deadline);
+    tcase_add_test(tc, inline_answers_at_once);
+    tcase_add_test(tc, many);
+    tcase_add_test(tc, stop_answers_stopped);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(rpc_suite());
+    int failed;
+
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
