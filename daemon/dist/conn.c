@@ -347,7 +347,7 @@ static void hs_done(dist_conn *c)
         return;
     }
     if (c->hidden) {
-        gr_info(DIST_LOG, "client %s connected from %s", c->peer.name, c->addr);
+        gr_debug(DIST_LOG, "client %s connected from %s", c->peer.name, c->addr);
         return;
     }
     if (d->stopping) {
@@ -400,6 +400,7 @@ static void on_read(struct bufferevent *bev, void *arg)
     struct evbuffer *in = bufferevent_get_input(bev);
     int r = 0;
 
+    c->d->activity++;
     c->last_in_ms = gr_dist_now_ms();
     while (c->state != CONN_DEAD && evbuffer_get_length(in) > 0) {
         struct evbuffer_iovec v;
@@ -650,13 +651,17 @@ void gr_dist_conn_close(dist_conn *c, int err, const char *why)
     if (c->state == CONN_DEAD) {
         return;
     }
-    if (err && c->state == CONN_UP) {
+    if (err && c->state == CONN_UP && c->hidden && c->inflight == 0 &&
+        (err == -ECONNRESET || err == -EPIPE)) {
+        /* A CLI that has its answer closes at once, often with a heartbeat
+         * unread (hence a reset): that is how clients end, not a fault. */
+    } else if (err && c->state == CONN_UP) {
         gr_warn(DIST_LOG, "closing link to %s (%s): %s", peer_name(c), c->addr, gr_errid(err));
     } else if (err) {
         gr_warn(DIST_LOG, "closing connection %s (%s): %s", peer_name(c), c->addr, gr_errid(err));
     }
     if (c->state == CONN_UP && c->hidden) {
-        gr_info(DIST_LOG, "client %s (%s) disconnected", c->peer.name, c->addr);
+        gr_debug(DIST_LOG, "client %s (%s) disconnected", c->peer.name, c->addr);
     }
     c->state = CONN_DEAD;
     if (c->unauth) {

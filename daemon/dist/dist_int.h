@@ -34,6 +34,8 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+/* How long the loop keeps polling after its last work before it blocks. */
+#define DIST_SPIN_US 100
 #define DIST_LOG "dist"
 #define DIST_BACKOFF_MIN_MS 100u
 #define DIST_BACKOFF_MAX_MS 5000u
@@ -198,6 +200,9 @@ struct gr_dist {
     pthread_mutex_t cmd_lock;
     dist_cmd *cmd_head, *cmd_tail; /* under cmd_lock */
     int wake_fd;                   /* eventfd: a command is queued */
+    atomic_int sleeping;           /* 1 while the loop may block: producers wake it */
+    uint64_t activity;             /* bumped by every read and command (dist thread) */
+    bool quit;                     /* the loop ends (dist thread) */
     dist_cmd *stop_cmd;            /* preallocated CMD_STOP; taken by gr_dist_stop */
 
     /* published to other threads under pub_lock */
@@ -217,6 +222,8 @@ struct gr_dist {
 
 /* ---- dist.c -------------------------------------------------------------------- */
 uint64_t gr_dist_now_ms(void);
+/* CLOCK_MONOTONIC in microseconds. */
+uint64_t gr_dist_now_us(void);
 /* Make the flush event run at the end of this loop iteration. */
 void gr_dist_schedule_flush(gr_dist *d);
 /* Tell subscribers ["nodeup", node] / ["nodedown", node, reason]. */
