@@ -51,6 +51,18 @@ expect 2 '^{"error":"usage","message":"unknown command' -- --json nope
 expect 2 '^{"error":"usage","message":"-n: bad port' -- -n a@h:0 --json ping
 expect 2 "option '-n' needs a value" -- -n
 GIRDER_NODE=bad expect 2 "GIRDER_NODE: 'bad' is not a node name" -- ping
+expect 0 "Usage: girder \[OPTIONS\] spawn \[--on NODE\] BEHAVIOUR" -- spawn --help
+expect 2 "send: missing arguments: expected DEST JSON" -- send
+expect 2 "call: 'a b' is not a DEST" -- call 'a b' 1
+expect 2 "call: '<x>' is not a DEST" -- call '<x>' 1
+expect 2 "info: 'w@nohost' is not a DEST" -- info w@nohost
+expect 2 "send: JSON argument 1 'bare' is not valid JSON" -- send w bare
+expect 2 "spawn: missing argument: expected NODE BEHAVIOUR" -- spawn --on
+expect 2 "spawn: 'x' is not a node name" -- spawn --on x echo
+expect 2 "spawn: unexpected argument 'z'" -- spawn echo 1 z
+expect 2 "ps: 'x' is not a node name" -- ps x
+expect 2 "kill: JSON argument 1 '{' is not valid JSON" -- kill w '{'
+
 
 # a port nobody listens on: bind-and-close is racy, so use port 1 on loopback
 expect 3 "cannot connect to a@127.0.0.1:1: connection refused (is girderd running?)" \

@@ -1,17 +1,24 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * cmd.c - the commands of `girder` (ping, nodes, join, leave, rpc, stats): the
- * table that also generates the help, argument checks, the one rpc each makes
- * (`session`), and how each prints its result.
+ * cmd.c - the commands of `girder` (ping, nodes, join, leave, rpc, stats, and
+ * the process commands send, call, spawn, ps, info, kill): the table that also
+ * generates the help, argument checks, the one rpc each makes (`session`), and
+ * how each prints its result.
  *
  * Design notes:
  * - Arguments are checked and packed before the cookie is read or a socket
  *   opened, so a usage error is exit 2 whatever the environment.
  * - The cookie lives on session()'s stack only between gr_cookie_resolve and
  *   the end of the handshake, and is wiped on every path.
+ * - Process commands act where the process lives: a DEST's node (cli/dest.h),
+ *   or spawn's --on / ps's NODE. When that is the contacted node they call
+ *   proc.FN directly; otherwise rpc.call(NODE, "proc", FN, [ARGS], T) on the
+ *   contacted node, exactly like `girder rpc`. Nested deadlines shrink inwards
+ *   (inner_timeout) so the innermost timeout is the one reported.
  */
 #include "cli/cmd.h"
 
+#include "cli/dest.h"
 #include "cli/fail.h"
 #include "cli/json.h"
 #include "cli/print.h"
@@ -413,6 +420,304 @@ nomem:
     return GR_CLI_EXIT_UNREACHABLE;
 }
 
+/* ------------------------------------------------------------ processes */
+
+/* The deadline to hand one level further in: ours minus 10%, at most 1 s less. */
+static long inner_timeout(long ms)
+{
+    long t = ms - (ms / 10 < 1000 ? ms / 10 : 1000);
+
+    return t > 0 ? t : 1;
+}
+
+/* One proc.FN request being built: for a process on `node` (NULL or "": the
+ * contacted node). */
+typedef struct proc_req {
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    const char *node; /* where the process lives; NULL: the contacted node */
+    const char *fn;   /* proc function */
+    int routed;       /* through rpc.call on the contacted node */
+} proc_req;
+
+/* Start the request: routed, [node, "proc", fn, [ then the caller packs nargs
+ * arguments; proc_run closes it. 0 or -ENOMEM. */
+static int proc_begin(const gr_cli_ctx *ctx, proc_req *q, const char *node, const char *fn,
+                      uint32_t nargs)
+{
+    msgpack_sbuffer_init(&q->sb);
+    msgpack_packer_init(&q->pk, &q->sb, msgpack_sbuffer_write);
+    q->node = node != NULL && node[0] != '\0' ? node : NULL;
+    q->fn = fn;
+    q->routed = q->node != NULL && strcmp(q->node, ctx->target.node) != 0;
+    if (q->routed && (msgpack_pack_array(&q->pk, 5) < 0 ||
+                      msgpack_pack_str_with_body(&q->pk, q->node, strlen(q->node)) < 0 ||
+                      msgpack_pack_str_with_body(&q->pk, "proc", 4) < 0 ||
+                      msgpack_pack_str_with_body(&q->pk, fn, strlen(fn)) < 0)) {
+        return -ENOMEM;
+    }
+    return msgpack_pack_array(&q->pk, nargs) < 0 ? -ENOMEM : 0;
+}
+
+/* The TimeoutMs to give proc.call: below every deadline around it. */
+static long proc_call_timeout(const gr_cli_ctx *ctx, const proc_req *q)
+{
+    long t = inner_timeout(ctx->timeout_ms);
+
+    return q->routed ? inner_timeout(t) : t;
+}
+
+/* Finish and send the request; frees q's buffer. As session(). */
+static int proc_run(const gr_cli_ctx *ctx, proc_req *q, gr_cli_reply *ret_r,
+                    char peer[GR_NODENAME_MAX + 1])
+{
+    int ex;
+
+    if (q->routed && msgpack_pack_int64(&q->pk, inner_timeout(ctx->timeout_ms)) < 0) {
+        msgpack_sbuffer_destroy(&q->sb);
+        report(ctx, "ENOMEM", "out of memory");
+        return GR_CLI_EXIT_UNREACHABLE;
+    }
+    ex = q->routed ? session(ctx, q->node, "rpc", "call", &q->sb, ret_r, peer)
+                   : session(ctx, q->node, "proc", q->fn, &q->sb, ret_r, peer);
+    msgpack_sbuffer_destroy(&q->sb);
+    return ex;
+}
+
+static int proc_nomem(const gr_cli_ctx *ctx, proc_req *q)
+{
+    msgpack_sbuffer_destroy(&q->sb);
+    report(ctx, "ENOMEM", "out of memory");
+    return GR_CLI_EXIT_UNREACHABLE;
+}
+
+/* Parse a DEST argument, or report the usage error (returns its exit code). */
+static int parse_dest(const gr_cli_ctx *ctx, const char *cmd, const char *s, gr_cli_dest *ret_d)
+{
+    if (gr_cli_dest_parse(s, ret_d) < 0) {
+        return gr_cli_usage_error(ctx, cmd,
+                                  "'%s' is not a DEST: a pid <NODE.CREATION.SERIAL.SCHED>, a "
+                                  "registered NAME, or NAME@NODE",
+                                  s);
+    }
+    return 0;
+}
+
+/* Append one JSON argument (argument number `n` for messages), or report the
+ * usage error: returns 0, GR_CLI_EXIT_USAGE, or -ENOMEM. */
+static int pack_json_arg(const gr_cli_ctx *ctx, const char *cmd, int n, const char *text,
+                         msgpack_packer *pk)
+{
+    gr_cli_json_err je = {0};
+    int r = gr_cli_json_to_term(text, pk, &je);
+
+    if (r == 0 || r == -ENOMEM) {
+        return r;
+    }
+    if (je.line > 0) {
+        return gr_cli_usage_error(
+            ctx, cmd, "JSON argument %d '%s' is not valid JSON: %s (at column %d)%s", n, text,
+            je.text, je.column,
+            text[0] != '"' && text[0] != '[' && text[0] != '{'
+                ? "; a string needs JSON quotes, e.g. '\"text\"'"
+                : "");
+    }
+    return gr_cli_usage_error(ctx, cmd, "JSON argument %d '%s': %s", n, text, je.text);
+}
+
+/* Print an "ok" result: "ok" (human), "ok" as JSON (--json). */
+static int print_ok(const gr_cli_ctx *ctx, const gr_cli_reply *rep)
+{
+    if (ctx->json) {
+        return print_result_json(ctx, rep);
+    }
+    fprintf(ctx->out, "ok\n");
+    return GR_CLI_EXIT_OK;
+}
+
+/* send DEST JSON / call DEST JSON / info DEST / kill DEST [JSON] */
+static int dest_cmd(const gr_cli_ctx *ctx, const char *cmd, const char *fn, int argc,
+                    char **argv, gr_cli_reply *ret_r)
+{
+    char peer[GR_NODENAME_MAX + 1];
+    gr_cli_dest d;
+    proc_req q;
+    int ex, r;
+    uint32_t nargs = (uint32_t)argc + (strcmp(fn, "call") == 0);
+
+    if ((ex = parse_dest(ctx, cmd, argv[0], &d)) != 0) {
+        return ex;
+    }
+    if (proc_begin(ctx, &q, d.node, fn, nargs) < 0 || gr_cli_dest_pack(&d, &q.pk) < 0) {
+        return proc_nomem(ctx, &q);
+    }
+    for (int i = 1; i < argc; i++) {
+        if ((r = pack_json_arg(ctx, cmd, i, argv[i], &q.pk)) == -ENOMEM) {
+            return proc_nomem(ctx, &q);
+        }
+        if (r != 0) {
+            msgpack_sbuffer_destroy(&q.sb);
+            return r;
+        }
+    }
+    if (strcmp(fn, "call") == 0 && msgpack_pack_int64(&q.pk, proc_call_timeout(ctx, &q)) < 0) {
+        return proc_nomem(ctx, &q);
+    }
+    return proc_run(ctx, &q, ret_r, peer);
+}
+
+static int cmd_send(const gr_cli_ctx *ctx, int argc, char **argv)
+{
+    gr_cli_reply rep = {0};
+    int ex;
+
+    if ((ex = dest_cmd(ctx, "send", "send", argc, argv, &rep)) != 0) {
+        return ex;
+    }
+    ex = print_ok(ctx, &rep);
+    gr_cli_reply_clear(&rep);
+    return ex;
+}
+
+static int cmd_call(const gr_cli_ctx *ctx, int argc, char **argv)
+{
+    gr_cli_reply rep = {0};
+    int ex;
+
+    if ((ex = dest_cmd(ctx, "call", "call", argc, argv, &rep)) != 0) {
+        return ex;
+    }
+    ex = print_result_json(ctx, &rep);
+    gr_cli_reply_clear(&rep);
+    return ex;
+}
+
+static int cmd_info(const gr_cli_ctx *ctx, int argc, char **argv)
+{
+    gr_cli_reply rep = {0};
+    int ex;
+
+    if ((ex = dest_cmd(ctx, "info", "info", argc, argv, &rep)) != 0) {
+        return ex;
+    }
+    ex = print_shaped(ctx, &rep, gr_cli_print_info);
+    gr_cli_reply_clear(&rep);
+    return ex;
+}
+
+static int cmd_kill(const gr_cli_ctx *ctx, int argc, char **argv)
+{
+    gr_cli_reply rep = {0};
+    int ex;
+
+    if ((ex = dest_cmd(ctx, "kill", "kill", argc, argv, &rep)) != 0) {
+        return ex;
+    }
+    ex = print_ok(ctx, &rep);
+    gr_cli_reply_clear(&rep);
+    return ex;
+}
+
+/* A node argument of spawn --on / ps: NAME@HOST, or report the usage error. */
+static int check_node_arg(const gr_cli_ctx *ctx, const char *cmd, const char *node)
+{
+    if (gr_nodename_check(node, strlen(node)) < 0) {
+        return gr_cli_usage_error(ctx, cmd, "'%s' is not a node name (NAME@HOST)", node);
+    }
+    return 0;
+}
+
+static int cmd_spawn(const gr_cli_ctx *ctx, int argc, char **argv)
+{
+    char peer[GR_NODENAME_MAX + 1];
+    const char *node = NULL, *beh, *arg;
+    gr_cli_reply rep = {0};
+    msgpack_unpacked u;
+    proc_req q;
+    int ex, r, i = 0;
+
+    if (strcmp(argv[0], "--on") == 0) {
+        if (argc < 3) {
+            return gr_cli_usage_error(ctx, "spawn", "missing argument: expected %s",
+                                      argc < 2 ? "NODE BEHAVIOUR" : "BEHAVIOUR");
+        }
+        node = argv[1];
+        i = 2;
+    } else if (strncmp(argv[0], "--on=", 5) == 0) {
+        node = argv[0] + 5;
+        i = 1;
+    }
+    if (node != NULL && (ex = check_node_arg(ctx, "spawn", node)) != 0) {
+        return ex;
+    }
+    if (i >= argc) {
+        return gr_cli_usage_error(ctx, "spawn", "missing argument: expected BEHAVIOUR");
+    }
+    if (argc - i > 2) {
+        return gr_cli_usage_error(ctx, "spawn", "unexpected argument '%s'", argv[i + 2]);
+    }
+    beh = argv[i];
+    arg = argc - i == 2 ? argv[i + 1] : NULL;
+    if (bad_ident(beh)) {
+        return gr_cli_usage_error(ctx, "spawn", "'%s' is not a behaviour name", beh);
+    }
+    if (proc_begin(ctx, &q, node, "spawn", arg != NULL ? 2 : 1) < 0 ||
+        msgpack_pack_str_with_body(&q.pk, beh, strlen(beh)) < 0) {
+        return proc_nomem(ctx, &q);
+    }
+    if (arg != NULL && (r = pack_json_arg(ctx, "spawn", 1, arg, &q.pk)) != 0) {
+        if (r == -ENOMEM) {
+            return proc_nomem(ctx, &q);
+        }
+        msgpack_sbuffer_destroy(&q.sb);
+        return r;
+    }
+    if ((ex = proc_run(ctx, &q, &rep, peer)) != 0) {
+        return ex;
+    }
+    if (ctx->json || unpack_result(&rep, &u) != 0 || u.data.type != MSGPACK_OBJECT_EXT) {
+        if (!ctx->json) {
+            msgpack_unpacked_destroy(&u);
+        }
+        ex = print_result_json(ctx, &rep);
+    } else {
+        char *s = NULL;
+
+        /* The pid without JSON quotes: PID=$(girder spawn echo) just works. */
+        if (gr_cli_term_to_json(&u.data, 0, &s) == 0 && strlen(s) >= 2) {
+            fprintf(ctx->out, "%.*s\n", (int)strlen(s) - 2, s + 1);
+            ex = GR_CLI_EXIT_OK;
+        } else {
+            ex = print_result_json(ctx, &rep);
+        }
+        free(s);
+        msgpack_unpacked_destroy(&u);
+    }
+    gr_cli_reply_clear(&rep);
+    return ex;
+}
+
+static int cmd_ps(const gr_cli_ctx *ctx, int argc, char **argv)
+{
+    char peer[GR_NODENAME_MAX + 1];
+    gr_cli_reply rep = {0};
+    proc_req q;
+    int ex;
+
+    if (argc == 1 && (ex = check_node_arg(ctx, "ps", argv[0])) != 0) {
+        return ex;
+    }
+    if (proc_begin(ctx, &q, argc == 1 ? argv[0] : NULL, "list", 0) < 0) {
+        return proc_nomem(ctx, &q);
+    }
+    if ((ex = proc_run(ctx, &q, &rep, peer)) != 0) {
+        return ex;
+    }
+    ex = print_shaped(ctx, &rep, gr_cli_print_procs);
+    gr_cli_reply_clear(&rep);
+    return ex;
+}
+
 /* ------------------------------------------------------------ the table */
 
 static const gr_cli_cmd CMDS[] = {
@@ -441,6 +746,47 @@ static const gr_cli_cmd CMDS[] = {
      cmd_rpc},
     {"stats", "", 0, 0, "show the node's counters",
      "Calls sys.counters() and prints NAME VALUE. --json: the map.", cmd_stats},
+    {"send", "DEST JSON", 2, 2, "send a message (one JSON term) to a process",
+     "DEST is a pid \"<NODE.CREATION.SERIAL.SCHED>\", a NAME registered on the\n"
+     "contacted node, or NAME@NODE (split at the first '@'). Calls proc.send(DEST,\n"
+     "TERM) on the process's node (through rpc.call when that is not the contacted\n"
+     "node). Prints \"ok\"; a dead pid is \"ok\" too (as in Erlang), an unregistered\n"
+     "name is the remote error noname. Example:\n"
+     "  girder send worker@b@10.0.0.2 '{\"job\": 42}'",
+     cmd_send},
+    {"call", "DEST JSON", 2, 2, "call a process (request/reply) and print its answer",
+     "Sends the JSON request as a girder_call ([\"$call\", From, Ref, Request]) to DEST\n"
+     "(see send) and prints the response as JSON. The process's own timeout is\n"
+     "derived from --timeout (a little less, so it is reported first): remote\n"
+     "error timeout (exit 1). A dead or unknown process: remote error noproc.\n"
+     "Example:\n"
+     "  girder call '<b@10.0.0.2.1712.9.1>' '\"count\"'",
+     cmd_call},
+    {"spawn", "[--on NODE] BEHAVIOUR [JSON]", 1, 4, "start a process running a behaviour",
+     "Calls proc.spawn(BEHAVIOUR[, ARG]) on NODE (default: the contacted node) and\n"
+     "prints the new pid, unquoted (--json: the pid as a JSON string). The process\n"
+     "is not linked to anything. Every node has the demo behaviour \"echo\".\n"
+     "Unknown behaviour: remote error bad_behaviour. Example:\n"
+     "  girder -n a@10.0.0.1 spawn --on b@10.0.0.2 echo",
+     cmd_spawn},
+    {"ps", "[NODE]", 0, 1, "list the processes of a node",
+     "Calls proc.list() on NODE (default: the contacted node) and prints PID NAME\n"
+     "BEHAVIOUR STATUS MAILBOX MEMORY. The list holds the node's services (the\n"
+     "root supervisor and everything linked to it) and the processes spawned or\n"
+     "registered through the proc module; docs/rpc.md explains. --json: the array.",
+     cmd_ps},
+    {"info", "DEST", 1, 1, "show everything the runtime knows about a process",
+     "Calls proc.info(DEST) on the process's node (see send for DEST) and prints\n"
+     "KEY VALUE: pid, status, scheduler, mailbox, handled, memory, links, monitors,\n"
+     "monitored_by, name, behaviour, started_ms, trap_exit. A dead process: remote\n"
+     "error noproc. --json: the map.",
+     cmd_info},
+    {"kill", "DEST [JSON-REASON]", 1, 2, "send an exit signal to a process",
+     "Calls proc.kill(DEST[, REASON]) on the process's node (see send for DEST).\n"
+     "REASON defaults to \"kill\" (untrappable: the process dies with reason\n"
+     "\"killed\"). Prints \"ok\" once the process is down, or after 1 s if it\n"
+     "survives (it traps exits); a dead pid is \"ok\" too. Unregistered name: noname.",
+     cmd_kill},
 };
 
 const gr_cli_cmd *gr_cli_cmd_find(const char *name)

@@ -84,6 +84,21 @@ static long split_id(const char *body, size_t len, int nums, const uint64_t *max
     return (long)end;
 }
 
+int gr_cli_pid_parse(const char *s, size_t len, gr_term_id *ret_id)
+{
+    static const uint64_t pid_max[3] = {UINT32_MAX, UINT64_MAX >> 8, 255};
+    uint64_t v[3];
+    long nl;
+
+    if (len <= 2 || s[0] != '<' || s[len - 1] != '>' ||
+        (nl = split_id(s + 1, len - 2, 3, pid_max, v)) < 0) {
+        return GR_EBADARG;
+    }
+    *ret_id = (gr_term_id){
+        .node = s + 1, .node_len = (size_t)nl, .creation = (uint32_t)v[0], .id = (v[1] << 8) | v[2]};
+    return 0;
+}
+
 /* If s is "<NODE.C.SERIAL.SCHED>" or "#Ref<NODE.C.ID>", pack the ext and return 1;
  * 0 if it is not one; <0 on a packing error. */
 static int pack_id_string(msgpack_packer *pk, const char *s, size_t len)

@@ -44,6 +44,11 @@ typedef struct gr_cli_json_err {
  * may hold a partial term: discard its buffer. */
 int gr_cli_json_to_term(const char *text, msgpack_packer *pk, gr_cli_json_err *ret_err);
 
+/* Parse s[0..len) as a whole pid text "<NODE.CREATION.SERIAL.SCHED>" (the
+ * form pids print as). Returns 0 and *ret_id (node points into s), or
+ * GR_EBADARG (*ret_id untouched). Pure. */
+int gr_cli_pid_parse(const char *s, size_t len, gr_term_id *ret_id);
+
 /* Print term `o` as JSON into a malloc'd NUL-terminated string *ret_s: compact on
  * one line, or indented by two spaces when `pretty`. Returns 0 or -ENOMEM. */
 int gr_cli_term_to_json(const msgpack_object *o, int pretty, char **ret_s);

@@ -3,8 +3,9 @@
  * json_test.c - unit tests of cli/json.h: every JSON type to a term and back,
  * pids, refs and binaries both ways, exact uint64 and float output, escaping
  * and invalid UTF-8, non-string keys, pretty layout, and refused input (bad
- * JSON, bad base64, too deep, integers out of range).
+ * JSON, bad base64, too deep, integers out of range); DEST arguments (dest.h).
  */
+#include "cli/dest.h"
 #include "cli/json.h"
 #include "proto/err.h"
 
@@ -217,6 +218,65 @@ START_TEST(bad_input)
 }
 END_TEST
 
+START_TEST(dest_args)
+{
+    gr_cli_dest d;
+    gr_term_id id;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_unpacked u;
+    size_t off = 0;
+    static const char *const bad[] = {
+        "", "<>", "<a@h.1.2>", "<a@h.1.2.256>", "<not a pid>", "<nohost.1.2.3>", "@b@h",
+        "worker@", "worker@nohost", "a b", "tab\tname", "x@y@", "<a@h.1.2.3",
+    };
+
+    /* a pid: its node, creation and id */
+    ck_assert_int_eq(gr_cli_dest_parse("<b@10.0.0.2.1712.9.1>", &d), 0);
+    ck_assert_int_eq(d.kind, GR_CLI_DEST_PID);
+    ck_assert_str_eq(d.node, "b@10.0.0.2");
+    ck_assert_uint_eq(d.creation, 1712);
+    ck_assert_uint_eq(d.id, (9u << 8) | 1);
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    ck_assert_int_eq(gr_cli_dest_pack(&d, &pk), 0);
+    msgpack_unpacked_init(&u);
+    ck_assert_int_eq(msgpack_unpack_next(&u, sb.data, sb.size, &off), MSGPACK_UNPACK_SUCCESS);
+    ck_assert_int_eq(gr_term_parse_id(&u.data, GR_TERM_EXT_PID, &id), 0);
+    ck_assert_uint_eq(id.node_len, strlen("b@10.0.0.2"));
+    ck_assert(memcmp(id.node, "b@10.0.0.2", id.node_len) == 0);
+    ck_assert_uint_eq(id.id, (9u << 8) | 1);
+    msgpack_unpacked_destroy(&u);
+    msgpack_sbuffer_destroy(&sb);
+    /* NAME@NODE splits at the first '@' */
+    ck_assert_int_eq(gr_cli_dest_parse("worker@b@10.0.0.2", &d), 0);
+    ck_assert_int_eq(d.kind, GR_CLI_DEST_NAME);
+    ck_assert_str_eq(d.name, "worker");
+    ck_assert_str_eq(d.node, "b@10.0.0.2");
+    /* NAME: the contacted node */
+    ck_assert_int_eq(gr_cli_dest_parse("sys", &d), 0);
+    ck_assert_int_eq(d.kind, GR_CLI_DEST_NAME);
+    ck_assert_str_eq(d.name, "sys");
+    ck_assert_str_eq(d.node, "");
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    ck_assert_int_eq(gr_cli_dest_pack(&d, &pk), 0);
+    ck_assert_uint_eq(sb.size, 4); /* fixstr "sys" */
+    msgpack_sbuffer_destroy(&sb);
+    /* refused, output untouched */
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        d.kind = GR_CLI_DEST_NAME;
+        strcpy(d.name, "keep");
+        ck_assert_msg(gr_cli_dest_parse(bad[i], &d) == GR_EBADARG, "accepted '%s'", bad[i]);
+        ck_assert_str_eq(d.name, "keep");
+    }
+    /* the pid parser alone */
+    ck_assert_int_eq(gr_cli_pid_parse("<a@h.1.2.3>", 11, &id), 0);
+    ck_assert_uint_eq(id.creation, 1);
+    ck_assert_int_eq(gr_cli_pid_parse("a@h.1.2.3", 9, &id), GR_EBADARG);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("cli_json");
@@ -229,6 +289,7 @@ int main(void)
     tcase_add_test(tc, output_only_forms);
     tcase_add_test(tc, pretty_layout);
     tcase_add_test(tc, bad_input);
+    tcase_add_test(tc, dest_args);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -117,7 +117,7 @@ int main(int argc, char **argv)
     if (optind >= argc) {
         return gr_cli_usage_error(&ctx, NULL,
                                   "no command given (ping, nodes, join, leave, "
-                                  "rpc, stats)");
+                                  "rpc, stats, send, call, spawn, ps, info, kill)");
     }
     if ((cmd = gr_cli_cmd_find(argv[optind])) == NULL) {
         return gr_cli_usage_error(&ctx, NULL, "unknown command '%s'", argv[optind]);

@@ -8,6 +8,7 @@
 
 #include "cli/json.h"
 #include "proto/err.h"
+#include "proto/term.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -193,16 +194,31 @@ int gr_cli_print_nodes(FILE *f, const msgpack_object *o)
     return 0;
 }
 
-int gr_cli_print_stats(FILE *f, const msgpack_object *o)
+/* A pid ext as its text "<NODE.CREATION.SERIAL.SCHED>" into buf; NULL if v is
+ * not a pid. */
+static const char *pid_cell(const msgpack_object *v, char *buf, size_t cap)
 {
-    static const char *const hdr[] = {"NAME", "VALUE"};
+    gr_term_id id;
+
+    if (v == NULL || gr_term_parse_id(v, GR_TERM_EXT_PID, &id) < 0) {
+        return NULL;
+    }
+    snprintf(buf, cap, "<%.*s.%" PRIu32 ".%" PRIu64 ".%" PRIu64 ">", (int)id.node_len, id.node,
+             id.creation, id.id >> 8, id.id & 0xff);
+    return buf;
+}
+
+/* A two-column table of a map: strings and pids as their text, anything else
+ * as compact JSON. */
+static int print_kv(FILE *f, const msgpack_object *o, const char *const *hdr, const char *align)
+{
     gr_cli_table *t = NULL;
     int r = 0;
 
     if (o->type != MSGPACK_OBJECT_MAP) {
         return GR_EBADTERM;
     }
-    if ((r = gr_cli_table_new(2, hdr, "lr", &t)) < 0) {
+    if ((r = gr_cli_table_new(2, hdr, align, &t)) < 0) {
         return r;
     }
     for (uint32_t i = 0; i < o->via.map.size && r == 0; i++) {
@@ -217,9 +233,15 @@ int gr_cli_print_stats(FILE *f, const msgpack_object *o)
             r = gr_cli_term_to_json(k, 0, &ks);
         }
         if (r == 0) {
-            r = v->type == MSGPACK_OBJECT_STR
-                    ? ((vs = strndup(v->via.str.ptr, v->via.str.size)) == NULL ? -ENOMEM : 0)
-                    : gr_cli_term_to_json(v, 0, &vs);
+            char pb[GR_TERM_NODE_MAX + 64];
+
+            if (v->type == MSGPACK_OBJECT_STR) {
+                r = (vs = strndup(v->via.str.ptr, v->via.str.size)) == NULL ? -ENOMEM : 0;
+            } else if (pid_cell(v, pb, sizeof(pb)) != NULL) {
+                r = (vs = strdup(pb)) == NULL ? -ENOMEM : 0;
+            } else {
+                r = gr_cli_term_to_json(v, 0, &vs);
+            }
         }
         if (r == 0) {
             cells[0] = ks;
@@ -234,6 +256,58 @@ int gr_cli_print_stats(FILE *f, const msgpack_object *o)
     }
     gr_cli_table_free(t);
     return r;
+}
+
+int gr_cli_print_stats(FILE *f, const msgpack_object *o)
+{
+    static const char *const hdr[] = {"NAME", "VALUE"};
+
+    return print_kv(f, o, hdr, "lr");
+}
+
+int gr_cli_print_info(FILE *f, const msgpack_object *o)
+{
+    static const char *const hdr[] = {"KEY", "VALUE"};
+
+    return print_kv(f, o, hdr, "ll");
+}
+
+int gr_cli_print_procs(FILE *f, const msgpack_object *o)
+{
+    static const char *const hdr[] = {"PID", "NAME", "BEHAVIOUR", "STATUS", "MAILBOX", "MEMORY"};
+    gr_cli_table *t = NULL;
+    int r;
+
+    if (o->type != MSGPACK_OBJECT_ARRAY) {
+        return GR_EBADTERM;
+    }
+    for (uint32_t i = 0; i < o->via.array.size; i++) {
+        if (o->via.array.ptr[i].type != MSGPACK_OBJECT_MAP) {
+            return GR_EBADTERM;
+        }
+    }
+    if ((r = gr_cli_table_new(6, hdr, "llllrr", &t)) < 0) {
+        return r;
+    }
+    for (uint32_t i = 0; i < o->via.array.size; i++) {
+        const msgpack_object *m = &o->via.array.ptr[i];
+        char pid[GR_TERM_NODE_MAX + 64], name[300], beh[300], status[64], mbox[32], mem[32];
+        const char *cells[6];
+
+        cells[0] = pid_cell(map_get(m, "pid"), pid, sizeof(pid));
+        cells[1] = cell(map_get(m, "name"), name, sizeof(name));
+        cells[2] = cell(map_get(m, "behaviour"), beh, sizeof(beh));
+        cells[3] = cell(map_get(m, "status"), status, sizeof(status));
+        cells[4] = cell(map_get(m, "mailbox"), mbox, sizeof(mbox));
+        cells[5] = cell(map_get(m, "memory"), mem, sizeof(mem));
+        if ((r = gr_cli_table_row(t, cells)) < 0) {
+            gr_cli_table_free(t);
+            return r;
+        }
+    }
+    gr_cli_table_print(t, f);
+    gr_cli_table_free(t);
+    return 0;
 }
 
 int gr_cli_print_json_error(FILE *f, const char *reason, const char *message)

@@ -45,6 +45,16 @@ int gr_cli_print_nodes(FILE *f, const msgpack_object *o);
  * GR_EBADTERM (nothing printed) if `o` is not a map, or -ENOMEM. */
 int gr_cli_print_stats(FILE *f, const msgpack_object *o);
 
+/* The `girder info` two-column table (KEY VALUE) of a process info map:
+ * strings and pids as text, other values as compact JSON. 0, GR_EBADTERM
+ * (nothing printed) if `o` is not a map, or -ENOMEM. */
+int gr_cli_print_info(FILE *f, const msgpack_object *o);
+
+/* The `girder ps` table (PID NAME BEHAVIOUR STATUS MAILBOX MEMORY) from the
+ * proc.list result. 0, or GR_EBADTERM (nothing printed) if `o` is not an array
+ * of maps; missing fields (and a nil name) print as "-". */
+int gr_cli_print_procs(FILE *f, const msgpack_object *o);
+
 /* Error as one JSON document: {"error": reason, "message": message}\n.
  * Returns 0 or -ENOMEM. */
 int gr_cli_print_json_error(FILE *f, const char *reason, const char *message);

@@ -380,6 +380,84 @@ def test_cli(c):
     c.expect(c.cli("ping", node=a), EXIT_OK, what="ping after SIGCONT")
 
 
+# ---- h. processes: spawn, send, call, ps, info, kill across nodes --------------------------------
+def test_proc(c):
+    """Spawn echo on b through a, call it by pid (routed through a), count plain
+    messages, reach it by NAME@NODE, see it in ps and info, kill it (info then
+    says noproc); a bad DEST is a usage error, a dead pid a remote noproc."""
+    a = c.node("a")
+    b = c.node("b", seeds=[a])
+    c.wait_mesh([a, b])
+
+    r = c.expect(a.cli("spawn", "--on", b.name, "echo"), EXIT_OK, what="spawn --on b echo")
+    pid = r.data
+    check(isinstance(pid, str) and pid.startswith(f"<{b.name}.") and pid.endswith(">"),
+          f"spawn must answer a pid of b: {r!r}")
+    r = a.cli("spawn", "--on", b.name, "echo", use_json=False)
+    check(r.rc == EXIT_OK and r.out.strip().startswith(f"<{b.name}."),
+          f"plain spawn prints the bare pid: {r!r}")
+
+    # call by pid from a: routed through a to b
+    r = c.expect(a.cli("call", pid, '{"hello": [1, 2]}'), EXIT_OK, what="call by pid")
+    check(r.data == {"hello": [1, 2]}, f"echo must answer the request: {r!r}")
+    for i in range(3):
+        r = c.expect(a.cli("send", pid, f'{{"n": {i}}}'), EXIT_OK, what="send")
+        check(r.data == "ok", f"send answers ok: {r!r}")
+    r = c.expect(a.cli("call", pid, '"count"'), EXIT_OK, what="call count")
+    check(r.data == 3, f"3 plain messages sent, echo counted {r.data!r}")
+
+    # a name on b, reached as NAME@NODE from a (and as NAME directly on b)
+    c.expect(a.cli("rpc", b.name, "proc", "register", '"worker"', f'"{pid}"'), EXIT_OK,
+             what="proc.register on b")
+    r = c.expect(a.cli("call", f"worker@{b.name}", '"count"'), EXIT_OK, what="call NAME@NODE")
+    check(r.data == 3, f"call worker@b: {r!r}")
+    r = c.expect(b.cli("call", "worker", '"count"'), EXIT_OK, what="call NAME on b")
+    check(r.data == 3, f"call worker on b: {r!r}")
+    c.expect(a.cli("send", f"worker@{b.name}", "1"), EXIT_OK, what="send NAME@NODE")
+    c.expect(a.cli("send", "worker", "1"), EXIT_REMOTE, "noname", "send NAME not on a")
+
+    # info and ps
+    r = c.expect(a.cli("info", pid), EXIT_OK, what="info by pid")
+    check(isinstance(r.data, dict) and r.data.get("behaviour") == "echo"
+          and r.data.get("name") == "worker" and r.data.get("pid") == pid, f"info: {r!r}")
+    r = c.expect(a.cli("info", f"worker@{b.name}"), EXIT_OK, what="info NAME@NODE")
+    check(r.data.get("pid") == pid, f"info worker@b: {r!r}")
+    r = c.expect(a.cli("ps", b.name), EXIT_OK, what="ps b")
+    check(isinstance(r.data, list), f"ps --json is an array: {r!r}")
+    rows = {e.get("pid"): e for e in r.data if isinstance(e, dict)}
+    check(pid in rows and rows[pid].get("name") == "worker"
+          and rows[pid].get("behaviour") == "echo", f"ps b lists the echo: {r!r}")
+    check(any(e.get("name") == "sys" for e in rows.values()), f"ps b lists sys: {r!r}")
+    check(all(p.startswith(f"<{b.name}.") for p in rows), f"ps b lists only b's pids: {r!r}")
+    r = c.expect(a.cli("ps"), EXIT_OK, what="ps a")
+    check(pid not in {e.get("pid") for e in r.data}, f"ps a must not list b's echo: {r!r}")
+    r = a.cli("ps", b.name, use_json=False)
+    check(r.rc == EXIT_OK and re.search(r"^PID\s+NAME\s+BEHAVIOUR", r.out, re.M)
+          and "worker" in r.out, f"plain ps table: {r!r}")
+
+    # kill: then info says noproc, the name is gone, calls are noproc
+    r = c.expect(a.cli("kill", pid), EXIT_OK, what="kill by pid")
+    check(r.data == "ok", f"kill answers ok: {r!r}")
+    c.expect(a.cli("info", pid), EXIT_REMOTE, "noproc", "info after kill")
+    c.expect(a.cli("call", pid, '"count"'), EXIT_REMOTE, "noproc", "call to a dead pid")
+    c.expect(a.cli("call", f"worker@{b.name}", '"count"'), EXIT_REMOTE, "noproc",
+             "call a name that died")
+    c.expect(a.cli("send", pid, "1"), EXIT_OK, what="send to a dead pid (Erlang: ok)")
+    r = a.cli("call", pid, '"count"', use_json=False)
+    check(r.rc == EXIT_REMOTE and "noproc" in r.err, f"plain noproc: {r!r}")
+
+    # errors: bad DEST, unknown behaviour, unreachable node of a pid
+    for bad in ("<not a pid>", "@b", f"worker@", "a b", "x@nohost"):
+        r = a.cli("call", bad, "1")
+        check(r.rc == EXIT_USAGE and r.error_id == "usage", f"bad DEST {bad!r}: {r!r}")
+    c.expect(a.cli("send", pid, "{bad json"), EXIT_USAGE, "usage", "bad JSON")
+    c.expect(a.cli("spawn", "--on", b.name, "no_such_behaviour"), EXIT_REMOTE, "bad_behaviour",
+             "spawn an unknown behaviour")
+    c.expect(a.cli("spawn", "--on"), EXIT_USAGE, "usage", "spawn --on without NODE")
+    ghost = f"<ghost@127.0.0.99.1.1.0>"
+    c.expect(a.cli("info", ghost), EXIT_REMOTE, "noconnection", "info on an unknown node")
+
+
 TESTS = [
     ("a_mesh", test_mesh),
     ("b_rpc", test_rpc),
@@ -388,4 +466,5 @@ TESTS = [
     ("e_garbage", test_garbage),
     ("f_graceful", test_graceful),
     ("g_cli", test_cli),
+    ("h_proc", test_proc),
 ]

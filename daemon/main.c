@@ -34,6 +34,7 @@
 #include "util/log.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <msgpack.h>
 #include <pthread.h>
 #include <signal.h>
@@ -305,9 +306,11 @@ static void leave_node(void *ud)
     kill(getpid(), SIGTERM); /* blocked everywhere: main's sigwait takes it */
 }
 
-/* rpc + dist: listen, dial the seeds. 0 or a negative error (logged). */
-static int start_cluster(node *n, const gr_config *cfg, const gr_cookie *cookie,
-                         uint64_t started_ms)
+/* rpc + dist, made before the schedulers start so that the runtime's hook for
+ * signals to other nodes is in place from the first process on. Nothing
+ * listens yet. 0 or a negative error (logged). */
+static int prepare_cluster(node *n, const gr_config *cfg, const gr_cookie *cookie,
+                           uint64_t started_ms)
 {
     gr_rpc_config rc = {
         .rt = n->rt, .started_ms = started_ms, .leave_fn = leave_node, .leave_ud = n};
@@ -316,11 +319,10 @@ static int start_cluster(node *n, const gr_config *cfg, const gr_cookie *cookie,
 
     if ((r = gr_rpc_new(&rc, &n->rpc)) < 0) {
         gr_error("node", "cannot create the rpc service: %s", gr_strerror(r));
-        goto out;
+        return r;
     }
     if (cfg->nseeds && !(seeds = calloc(cfg->nseeds, sizeof(*seeds)))) {
-        r = -ENOMEM;
-        goto out;
+        return -ENOMEM;
     }
     for (size_t i = 0; i < cfg->nseeds; i++) {
         seeds[i] = (gr_dist_seed){cfg->seeds[i].node, cfg->seeds[i].host, cfg->seeds[i].port};
@@ -338,18 +340,26 @@ static int start_cluster(node *n, const gr_config *cfg, const gr_cookie *cookie,
         .rpc_fn = gr_rpc_dispatch,
         .rpc_ud = n->rpc,
     };
-    if ((r = gr_dist_new(&dc, &n->dist)) < 0) {
+    r = gr_dist_new(&dc, &n->dist);
+    free(seeds);
+    if (r < 0) {
         gr_error("node", "cannot set up distribution: %s", gr_strerror(r));
-        goto out;
+        return r;
     }
     gr_rpc_set_dist(n->rpc, n->dist);
-    if ((r = gr_dist_start(n->dist)) < 0) {
+    gr_rt_set_remote(n->rt, gr_dist_remote_hook, n->dist);
+    return 0;
+}
+
+/* Listen and dial the seeds. 0 or a negative error (logged). */
+static int start_cluster(node *n, const gr_config *cfg)
+{
+    int r = gr_dist_start(n->dist);
+
+    if (r < 0) {
         gr_error("node", "cannot listen on %s:%u: %s", cfg->listen_host, cfg->listen_port,
                  gr_strerror(r));
-        goto out;
     }
-out:
-    free(seeds);
     return r;
 }
 
@@ -376,6 +386,12 @@ static int run(const gr_config *cfg)
     int rc = EXIT_FAILURE, sig, r;
 
     gr_log_setup("girderd", cfg->log_level);
+    /* Messages are allocated on one thread and freed on another (a scheduler
+     * and the dist thread); glibc then keeps returning the top of the heap to
+     * the kernel and faulting it back in. Keep 64 MiB of slack instead: the
+     * node-to-node stream benchmark goes from ~0.45 M to ~0.65 M msgs/s. */
+    mallopt(M_TRIM_THRESHOLD, 256 << 20);
+    mallopt(M_TOP_PAD, 64 << 20);
 
     /* Before any thread exists, so all of them inherit the mask. */
     sigemptyset(&sigs);
@@ -404,6 +420,9 @@ static int run(const gr_config *cfg)
         gr_error("node", "cannot register the services' behaviours: %s", gr_strerror(r));
         goto out;
     }
+    if (prepare_cluster(&n, cfg, &cookie, started_ms) < 0) {
+        goto out;
+    }
     if ((r = gr_rt_start(n.rt)) < 0) {
         gr_error("node", "cannot start the schedulers: %s", gr_strerror(r));
         goto out;
@@ -420,7 +439,7 @@ static int run(const gr_config *cfg)
         goto out;
     }
     n.watcher_started = true;
-    if (start_cluster(&n, cfg, &cookie, started_ms) < 0) {
+    if (start_cluster(&n, cfg) < 0) {
         goto out;
     }
 

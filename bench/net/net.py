@@ -9,6 +9,11 @@ usage: bench/net/net.py --build DIR [--quick] [--no-erlang] [--results FILE]
      latency '"B"' N` (A times N node.ping round trips to B inside the daemon);
      Erlang: two `erl -name` nodes, A times N rpc:call(B, erlang, node, [])
      with erlang:monotonic_time. Median, p99, mean.
+  1b. process messaging between the nodes, timed inside the nodes:
+     `girder rpc A bench pingpong '"B"' N` (a process on A bounces "ping" off
+     an echo process on B), `bench stream '"B"' N 16` (one-way small messages
+     to a sink on B, which acks after the last) and `bench stream '"B"' N
+     65536`; Erlang: girder_net pingpong / stream, the same workloads.
   2. time to notice a hung node: Girder with its default detection (3000 ms)
      and with --detection-ms 1000: SIGSTOP B, poll `girder -n A --json nodes`
      every 50 ms until B is "down". Erlang with net_ticktime 1: A monitors
@@ -205,7 +210,8 @@ class Erlang:
 
     def start_b(self, ticktime=None):
         name = self.name("b")
-        argv = [self.erl, "-noshell", "-name", name, "-setcookie", self.cookie]
+        argv = [self.erl, "-noshell", "-name", name, "-setcookie", self.cookie, "-pa",
+                self.tmp]  # girder_net's echo and sink run here
         if ticktime:
             argv += ["-kernel", "net_ticktime", str(ticktime)]
         p = spawn(argv, os.path.join(self.tmp, f"{name}.log"))
@@ -229,6 +235,47 @@ class Erlang:
     def finish(self):
         if not self.epmd_was_running and shutil.which("epmd"):
             subprocess.run(["epmd", "-kill"], capture_output=True)
+
+
+STREAMS = (("small", 16), ("big", 65536))  # key, message size in bytes
+
+
+def girder_messaging(g, a, b, G, n_pp, n_small, n_big):
+    """Process messaging A -> B, timed inside A: bench.pingpong, bench.stream."""
+    note(f"girder: bench.pingpong {n_pp}")
+    rc, data, r = g.cli(a, "rpc", a["name"], "bench", "pingpong", json.dumps(b["name"]), n_pp,
+                        timeout_ms=300000)
+    if rc != 0 or not isinstance(data, dict):
+        raise RuntimeError(f"girder bench.pingpong failed (exit {rc}): {r.stdout}{r.stderr}")
+    for k in ("count", "median_us", "p99_us", "mean_us"):
+        G[f"net_pp_{k}"] = data.get(k)
+    for key, size in STREAMS:
+        n = n_small if key == "small" else n_big
+        note(f"girder: bench.stream {n} x {size} B")
+        rc, data, r = g.cli(a, "rpc", a["name"], "bench", "stream", json.dumps(b["name"]), n,
+                            size, timeout_ms=600000)
+        if rc != 0 or not isinstance(data, dict):
+            raise RuntimeError(f"girder bench.stream {size} failed (exit {rc}): "
+                               f"{r.stdout}{r.stderr}")
+        G[f"net_{key}_count"] = n
+        G[f"net_{key}_msgs_s"] = data.get("msgs_per_s")
+        G[f"net_{key}_mb_s"] = data.get("mb_per_s")
+        G[f"net_{key}_window"] = data.get("window")
+
+
+def erlang_messaging(e, eb, E, n_pp, n_small, n_big):
+    """The same workloads between two Erlang nodes (girder_net pingpong / stream)."""
+    note(f"erlang: pingpong {n_pp}")
+    d = e.run_a(["pingpong", eb, str(n_pp)])
+    for k in ("count", "median_us", "p99_us", "mean_us"):
+        E[f"net_pp_{k}"] = d.get(f"erl_pp_{k}")
+    for key, size in STREAMS:
+        n = n_small if key == "small" else n_big
+        note(f"erlang: stream {n} x {size} B")
+        d = e.run_a(["stream", eb, str(n), str(size)], timeout=900)
+        E[f"net_{key}_count"] = n
+        E[f"net_{key}_msgs_s"] = d.get("erl_stream_msgs_s")
+        E[f"net_{key}_mb_s"] = d.get("erl_stream_mb_s")
 
 
 def wall_ms(argvs, runs):
@@ -257,6 +304,8 @@ def main():
     ap.add_argument("--idle", type=int, default=None, help="CPU idle %% measured by bench/run")
     args = ap.parse_args()
     n_rpc = 2000 if args.quick else 20000
+    n_small = 100000 if args.quick else 1000000
+    n_big = 2000 if args.quick else 20000
     n_cli = 10 if args.quick else 50
 
     tmp = tempfile.mkdtemp(prefix="girder-bench-net.")
@@ -285,11 +334,13 @@ def main():
                 raise RuntimeError(f"girder rpc.latency failed (exit {rc}): {r.stdout}{r.stderr}")
             for k in ("count", "median_us", "p99_us", "mean_us"):
                 G[f"net_rpc_{k}"] = data.get(k)
+            girder_messaging(g, a, b, G, n_rpc, n_small, n_big)
         if have_e:
             note(f"erlang: rpc:call x {n_rpc}")
             d = e.run_a(["latency", eb, str(n_rpc)])
             for k in ("count", "median_us", "p99_us", "mean_us"):
                 E[f"net_rpc_{k}"] = d.get(f"erl_rpc_{k}")
+            erlang_messaging(e, eb, E, n_rpc, n_small, n_big)
 
         # 3. CLI wall time, interleaved so that noise hits all three alike.
         argvs = {"true": ["/bin/true"]}
@@ -348,7 +399,7 @@ def main():
                 f.write(f"girder.{k}={v}\n")
             for k, v in E.items():
                 f.write(f"erlang.{k}={v}\n")
-    table(G, E, have_e, n_rpc, n_cli, e.erl_call is not None, args.idle)
+    table(G, E, have_e, n_rpc, n_cli, e.erl_call is not None, args.idle, n_small)
     return 0
 
 
@@ -359,7 +410,7 @@ def num(v):
         return None
 
 
-def table(G, E, have_e, n_rpc, n_cli, have_erl_call, idle):
+def table(G, E, have_e, n_rpc, n_cli, have_erl_call, idle, n_small):
     fmt_row = "{:<44s} {:>14s} {:>16s} {:>8s}"
     print()
     print(f"Network benchmarks (two nodes on 127.0.0.1, {time.strftime('%Y-%m-%dT%H:%MZ', time.gmtime())})")
@@ -382,6 +433,10 @@ def table(G, E, have_e, n_rpc, n_cli, have_erl_call, idle):
     row(f"node-to-node rpc round trip, median ({n_rpc})", "net_rpc_median_us", "us")
     row("  p99", "net_rpc_p99_us", "us")
     row("  mean", "net_rpc_mean_us", "us")
+    row(f"remote ping-pong round trip, median ({n_rpc})", "net_pp_median_us", "us")
+    row("  p99", "net_pp_p99_us", "us")
+    row(f"one-way small messages ({n_small:,} x 16 B)", "net_small_msgs_s", "k/s", 1e-3)
+    row("64 KiB messages (MB/s)", "net_big_mb_s", "MB/s")
     row("hung node noticed, default settings", "net_detect_s", "s", ratio=False,
         etxt="~60-75 s (*)")
     row("hung node noticed, 1 s (detection/ticktime)", "net_detect_1000_s", "s")
@@ -398,6 +453,11 @@ def table(G, E, have_e, n_rpc, n_cli, have_erl_call, idle):
     print("    Girder's default detection is 3000 ms. The 1 s row: Girder --detection-ms 1000,")
     print("    Erlang -kernel net_ticktime 1. Girder is timed by polling `girder nodes` every")
     print("    50 ms (adds up to ~50 ms + one CLI call); Erlang by its nodedown message.")
+    print("Ping-pong: a process on A and an echo process on B, one message in flight;")
+    print("    streams: a sender on A, a sink on B that acks after the last message (the clock")
+    print("    stops when the ack is back); Girder paces its sender with a window of acked")
+    print("    messages, Erlang relies on its busy dist port. MB = 10^6 bytes. G/E: lower is")
+    print("    better for times, higher for rates. Girder encrypts the link, Erlang does not.")
     print("(**) girder -n A rpc A node ping vs erl_call -n B -a 'erlang node []'; G/E is")
     print("    (girder - true) / (erl_call - true): the cost above starting any process.")
     if not have_e:

@@ -383,9 +383,10 @@ static int on_frame(dist_conn *c, const uint8_t *buf, size_t len)
         r = c->hidden ? GR_EBADFRAME : gr_dist_mem_on_frame(c->d, c, f);
         break;
     case GIRDER__FRAME__MSG_SIGNAL:
+        r = gr_dist_signal_on_frame(c->d, c, f);
+        break;
     case GIRDER__FRAME__MSG_FRAGMENT:
-        /* Not routed by this layer yet (docs/cluster.md): skipped. */
-        r = c->hidden ? GR_EBADFRAME : 0;
+        r = gr_dist_large_on_fragment(c, f->fragment);
         break;
     default:
         break; /* a kind this version does not know: skipped */
@@ -452,6 +453,76 @@ static void on_read(struct bufferevent *bev, void *arg)
 }
 
 /* ---- frames out ------------------------------------------------------------------- */
+
+int gr_dist_conn_add_bulk(dist_conn *c, const void *frame, size_t len)
+{
+    int r = gr_batch_add_packed(c->bulk, frame, len);
+
+    if (r == -ENOBUFS) {
+        const uint8_t *rec;
+        size_t rlen;
+
+        if ((r = gr_record_seal(c->tx, c->bulk, &rec, &rlen)) == 0) {
+            out_raw(c, rec, rlen);
+            DIST_CTR_ADD(c->d, records_out, 1);
+            gr_batch_reset(c->bulk);
+            r = gr_batch_add_packed(c->bulk, frame, len);
+        }
+    }
+    if (r == 0) {
+        DIST_CTR_ADD(c->d, frames_out, 1);
+    }
+    return r;
+}
+
+int gr_dist_conn_add_bulk_frame(dist_conn *c, const Girder__Frame *f)
+{
+    size_t len = girder__frame__get_packed_size(f);
+    uint8_t *buf = malloc(len ? len : 1);
+    int r;
+
+    if (buf == NULL) {
+        return -ENOMEM;
+    }
+    girder__frame__pack(f, buf);
+    r = gr_dist_conn_add_bulk(c, buf, len);
+    free(buf);
+    return r;
+}
+
+int gr_dist_conn_send_packed(dist_conn *c, const void *frame, size_t len, bool ctrl)
+{
+    gr_batch *b;
+    int r;
+
+    if (c->state != CONN_UP || c->bev == NULL) {
+        return GR_ENOCONN;
+    }
+    if (len > c->peer.limits.max_frame) {
+        return GR_EFRAMETOOBIG;
+    }
+    b = ctrl ? c->ctrl : c->bulk;
+    if ((r = gr_batch_add_packed(b, frame, len)) == -ENOBUFS) {
+        const uint8_t *rec;
+        size_t rlen;
+
+        if ((r = gr_record_seal(c->tx, b, &rec, &rlen)) == 0) {
+            out_raw(c, rec, rlen);
+            DIST_CTR_ADD(c->d, records_out, 1);
+            gr_batch_reset(b);
+            r = gr_batch_add_packed(b, frame, len);
+        }
+    }
+    if (r < 0) {
+        gr_dist_conn_close(c, r, NULL);
+        return r;
+    }
+    DIST_CTR_ADD(c->d, frames_out, 1);
+    c->last_out_ms = gr_dist_now_ms();
+    c->dirty = true;
+    gr_dist_schedule_flush(c->d);
+    return 0;
+}
 
 int gr_dist_conn_send(dist_conn *c, const Girder__Frame *f, bool ctrl)
 {
@@ -520,6 +591,12 @@ static void maybe_shutdown(dist_conn *c)
     }
 }
 
+void gr_dist_conn_drain_close(dist_conn *c)
+{
+    c->drained_close = true;
+    maybe_shutdown(c); /* at once if nothing is queued; else once written */
+}
+
 void gr_dist_conn_flush_all(gr_dist *d)
 {
     dist_conn *c, *next;
@@ -531,9 +608,15 @@ void gr_dist_conn_flush_all(gr_dist *d)
             continue;
         }
         c->dirty = false;
-        if ((r = seal_lane(c, c->ctrl)) < 0 || (r = seal_lane(c, c->bulk)) < 0) {
+        if ((r = seal_lane(c, c->ctrl)) < 0 || (r = gr_dist_large_pump(c)) < 0 ||
+            (r = seal_lane(c, c->bulk)) < 0) {
             gr_dist_conn_close(c, r, NULL);
             continue;
+        }
+        if (gr_dist_large_pending(c) && gr_dist_conn_pending(c) < DIST_LARGE_OUT_HIGH) {
+            /* the next chunk in the next loop iteration, after whatever else
+             * arrived meanwhile (small signals go first) */
+            event_active(d->pump_ev, EV_TIMEOUT, 0);
         }
         if (gr_dist_conn_pending(c) > DIST_OUT_MAX) {
             gr_warn(DIST_LOG, "link to %s (%s): %zu bytes unsent", peer_name(c), c->addr,
@@ -549,8 +632,14 @@ void gr_dist_conn_flush_all(gr_dist *d)
 
 static void on_write(struct bufferevent *bev, void *arg)
 {
+    dist_conn *c = arg;
+
     (void)bev;
-    maybe_shutdown(arg);
+    if (c->state == CONN_UP && gr_dist_large_pending(c)) {
+        c->dirty = true; /* the socket drained: the next chunk */
+        gr_dist_schedule_flush(c->d);
+    }
+    maybe_shutdown(c);
 }
 
 /* ---- events, timers, close --------------------------------------------------------- */
@@ -685,6 +774,7 @@ void gr_dist_conn_close(dist_conn *c, int err, const char *why)
     gr_batch_free(c->ctrl);
     gr_batch_free(c->bulk);
     c->ctrl = c->bulk = NULL;
+    gr_dist_large_free(c);
     c->dirty = false;
     gr_dist_rpc_conn_closed(c, GR_ENOCONN);
     if (c->member) {

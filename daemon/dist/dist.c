@@ -175,7 +175,7 @@ void gr_dist_answer_join(gr_dist *d, girder_pid to, uint64_t tag, int status)
 
 /* ---- command queue -------------------------------------------------------------- */
 
-static void cmd_free(dist_cmd *c)
+void gr_dist_cmd_free(dist_cmd *c)
 {
     if (c) {
         free(c->module);
@@ -184,11 +184,13 @@ static void cmd_free(dist_cmd *c)
     }
 }
 
-static dist_cmd *cmd_new(int kind, size_t len)
+dist_cmd *gr_dist_cmd_new(int kind, size_t len)
 {
-    dist_cmd *c = calloc(1, sizeof(*c) + len);
+    /* only the header is zeroed: data may be large (a 64 MiB signal) */
+    dist_cmd *c = malloc(sizeof(*c) + len);
 
     if (c) {
+        memset(c, 0, sizeof(*c));
         c->kind = kind;
         c->len = len;
     }
@@ -205,7 +207,7 @@ static int cmd_push(gr_dist *d, dist_cmd *c, bool force)
     pthread_mutex_lock(&d->cmd_lock);
     if (!force && atomic_load(&d->stopped)) {
         pthread_mutex_unlock(&d->cmd_lock);
-        cmd_free(c);
+        gr_dist_cmd_free(c);
         return GR_ESTOPPED;
     }
     if (d->cmd_tail) {
@@ -227,6 +229,11 @@ static int cmd_push(gr_dist *d, dist_cmd *c, bool force)
     return 0; /* EAGAIN: the counter is already non-zero, the loop will wake */
 }
 
+int gr_dist_cmd_push(gr_dist *d, dist_cmd *c)
+{
+    return cmd_push(d, c, false);
+}
+
 static dist_cmd *cmd_take_all(gr_dist *d)
 {
     dist_cmd *c;
@@ -246,7 +253,7 @@ static void cmd_abandon(gr_dist *d, dist_cmd *c)
     } else if (c->kind == CMD_JOIN) {
         answer_join(d, c->reply_to, c->tag, GR_ESTOPPED);
     }
-    cmd_free(c);
+    gr_dist_cmd_free(c);
 }
 
 static void stop_begin(gr_dist *d, unsigned deadline_ms);
@@ -301,8 +308,13 @@ static void run_cmds(gr_dist *d)
         case CMD_PAUSE:
             pause_wait(d);
             break;
+        case CMD_SIGNAL:
+            if (gr_dist_signal_cmd(d, c)) {
+                continue; /* the large lane keeps it */
+            }
+            break;
         }
-        cmd_free(c);
+        gr_dist_cmd_free(c);
     }
 }
 
@@ -335,6 +347,22 @@ static void on_flush(evutil_socket_t fd, short what, void *arg)
     (void)what;
     d->flush_pending = false;
     gr_dist_conn_flush_all(d);
+}
+
+/* Large lanes: one more chunk each, at I/O priority, so that the small frames
+ * and commands that arrived since the last chunk are flushed first. */
+static void on_pump(evutil_socket_t fd, short what, void *arg)
+{
+    gr_dist *d = arg;
+
+    (void)fd;
+    (void)what;
+    for (dist_conn *c = d->conns; c; c = c->next) {
+        if (c->state == CONN_UP && gr_dist_large_pending(c)) {
+            c->dirty = true;
+        }
+    }
+    gr_dist_schedule_flush(d);
 }
 
 /* ---- graceful stop ---------------------------------------------------------------- */
@@ -385,8 +413,12 @@ static void stop_begin(gr_dist *d, unsigned deadline_ms)
     for (c = d->conns; c; c = next) {
         next = c->next;
         gr_dist_rpc_conn_closed(c, GR_ESTOPPED);
-        if (c->state != CONN_UP || c->hidden) {
+        if (c->state != CONN_UP) {
             gr_dist_conn_close(c, 0, NULL);
+        } else if (c->hidden) {
+            /* answers already queued (node.leave's "ok") go out first; then
+             * the client sees the end of the stream */
+            gr_dist_conn_drain_close(c);
         }
     }
     gr_dist_mem_leave_all(d); /* marks the member links drained_close */
@@ -538,7 +570,7 @@ int gr_dist_new(const gr_dist_config *cfg, gr_dist **ret_d)
             }
         }
     }
-    if ((d->stop_cmd = cmd_new(CMD_STOP, 0)) == NULL) {
+    if ((d->stop_cmd = gr_dist_cmd_new(CMD_STOP, 0)) == NULL) {
         gr_dist_free(d);
         return -ENOMEM;
     }
@@ -571,12 +603,14 @@ int gr_dist_start(gr_dist *d)
     }
     d->cmd_ev = event_new(d->base, d->wake_fd, EV_READ | EV_PERSIST, on_cmd, d);
     d->flush_ev = event_new(d->base, -1, 0, on_flush, d);
-    if (d->cmd_ev == NULL || d->flush_ev == NULL) {
+    d->pump_ev = event_new(d->base, -1, 0, on_pump, d);
+    if (d->cmd_ev == NULL || d->flush_ev == NULL || d->pump_ev == NULL) {
         r = -ENOMEM;
         goto fail;
     }
     event_priority_set(d->cmd_ev, DIST_PRIO_CMD);
     event_priority_set(d->flush_ev, DIST_PRIO_FLUSH);
+    event_priority_set(d->pump_ev, DIST_PRIO_IO);
     event_add(d->cmd_ev, NULL);
     /* No resolv.conf (a bare container) still leaves IP literals working. */
     d->dns = evdns_base_new(d->base,
@@ -647,7 +681,7 @@ gr_dist *gr_dist_free(gr_dist *d)
         next = c->next;
         cmd_abandon(d, c);
     }
-    cmd_free(d->stop_cmd);
+    gr_dist_cmd_free(d->stop_cmd);
     gr_dist_listen_stop(d);
     gr_dist_mem_free_all(d);
     if (d->stop_timer) {
@@ -658,6 +692,9 @@ gr_dist *gr_dist_free(gr_dist *d)
     }
     if (d->flush_ev) {
         event_free(d->flush_ev);
+    }
+    if (d->pump_ev) {
+        event_free(d->pump_ev);
     }
     if (d->dns) {
         evdns_base_free(d->dns, 1);
@@ -694,7 +731,7 @@ int gr_dist_reply(gr_dist *d, uint64_t conn, uint64_t ref, int status, const voi
     if (status < 0 || result == NULL) {
         len = 0;
     }
-    if ((c = cmd_new(CMD_REPLY, len)) == NULL) {
+    if ((c = gr_dist_cmd_new(CMD_REPLY, len)) == NULL) {
         return -ENOMEM;
     }
     c->conn = conn;
@@ -722,14 +759,14 @@ int gr_dist_call(gr_dist *d, const char *node, const char *module, const char *f
     if (atomic_load(&d->stopped) || !atomic_load(&d->started)) {
         return GR_ESTOPPED;
     }
-    if ((c = cmd_new(CMD_CALL, len)) == NULL) {
+    if ((c = gr_dist_cmd_new(CMD_CALL, len)) == NULL) {
         return -ENOMEM;
     }
     strcpy(c->node, node);
     c->module = strdup(module);
     c->function = strdup(function);
     if (c->module == NULL || c->function == NULL) {
-        cmd_free(c);
+        gr_dist_cmd_free(c);
         return -ENOMEM;
     }
     if (len) {
@@ -755,7 +792,7 @@ int gr_dist_join(gr_dist *d, const char *node, const char *host, uint16_t port, 
     if (atomic_load(&d->stopped) || !atomic_load(&d->started)) {
         return GR_ESTOPPED;
     }
-    if ((c = cmd_new(CMD_JOIN, 0)) == NULL) {
+    if ((c = gr_dist_cmd_new(CMD_JOIN, 0)) == NULL) {
         return -ENOMEM;
     }
     strcpy(c->node, node);
@@ -840,6 +877,10 @@ void gr_dist_counters_get(gr_dist *d, gr_dist_counters *ret)
     LOAD(rpc_in);
     LOAD(rpc_out);
     LOAD(rpc_timeouts);
+    LOAD(signals_in);
+    LOAD(signals_out);
+    LOAD(signals_lost);
+    LOAD(large_queued_bytes);
     LOAD(nodedowns);
     LOAD(members_up);
 #undef LOAD
@@ -855,7 +896,7 @@ void gr_dist_test_pause(gr_dist *d, bool on)
         pthread_cond_broadcast(&d->pub_cond);
     }
     pthread_mutex_unlock(&d->pub_lock);
-    if (on && (c = cmd_new(CMD_PAUSE, 0)) != NULL) {
+    if (on && (c = gr_dist_cmd_new(CMD_PAUSE, 0)) != NULL) {
         cmd_push(d, c, true);
     }
 }

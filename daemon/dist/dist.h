@@ -45,6 +45,7 @@
 #include "girder/girder.h"
 #include "proto/cookie.h"
 #include "proto/nodename.h"
+#include "runtime/rt.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -120,6 +121,9 @@ typedef struct gr_dist_counters {
     uint64_t rpc_in, rpc_out, rpc_timeouts;
     uint64_t nodedowns;
     uint64_t members_up; /* current */
+    uint64_t signals_in, signals_out; /* process signals received / queued to a link */
+    uint64_t signals_lost;            /* taken for a node whose link then went down */
+    uint64_t large_queued_bytes;      /* current: big signals waiting on large lanes */
 } gr_dist_counters;
 
 /* Check the config and create (no thread, no socket yet). 0, -EINVAL, GR_EBADNODE,
@@ -165,6 +169,11 @@ int gr_dist_members(gr_dist *d, gr_dist_member **ret_members, size_t *ret_n);
 /* Subscribe (on=true) or unsubscribe pid to nodeup/nodedown messages. A dead
  * subscriber is dropped when a send to it fails. Any thread. */
 int gr_dist_monitor_nodes(gr_dist *d, girder_pid pid, bool on);
+
+/* The runtime's outgoing hook for signals to other nodes (runtime/rt.h,
+ * gr_rt_remote_fn); ud is the gr_dist. Install it with gr_rt_set_remote before
+ * gr_rt_start. Scheduler threads. */
+int gr_dist_remote_hook(void *ud, gr_rt_remote_sig *sig);
 
 /* Counter snapshot. Any thread. */
 void gr_dist_counters_get(gr_dist *d, gr_dist_counters *ret);

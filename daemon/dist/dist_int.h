@@ -36,6 +36,11 @@
 
 /* How long the loop keeps polling after its last work before it blocks. */
 #define DIST_SPIN_US 100
+#define DIST_LARGE_MIN (1u << 20)      /* signals this big take the large lane */
+#define DIST_LARGE_CHUNK (256u << 10)   /* fragment size: at most this per flush */
+#define DIST_LARGE_OUT_HIGH (1u << 20)  /* no next chunk while this much is unsent */
+#define DIST_LARGE_MAX (1024u << 20)    /* largest reassembled frame (1 GiB) */
+#define GR_DIST_NODES_MAX 4096 /* = the runtime's node table (GR_NODES_MAX) */
 #define DIST_LOG "dist"
 #define DIST_BACKOFF_MIN_MS 100u
 #define DIST_BACKOFF_MAX_MS 5000u
@@ -59,6 +64,7 @@ typedef struct dist_member dist_member;
 typedef struct dist_call dist_call;
 typedef struct dist_join dist_join;
 typedef struct dist_cmd dist_cmd;
+typedef struct dist_large dist_large;
 
 /* Connection states. */
 enum {
@@ -96,6 +102,13 @@ struct dist_conn {
     bool peer_left;           /* the peer sent Leave: its close is "left" */
     bool retired;             /* lost a tie-break: still served, closed soon */
     bool unauth;              /* counted in d->n_unauth (accepted, not yet UP) */
+    /* large lane (large.c) */
+    dist_large *lg_head, *lg_tail; /* queued big signals, and what must follow them */
+    size_t lg_bytes;               /* bytes not yet handed to the batch */
+    uint64_t lg_next_id;           /* Fragment ids, this direction */
+    uint64_t rx_id;                /* Fragment id being reassembled (0: none) */
+    size_t rx_total, rx_have;      /* its size, bytes received */
+    uint8_t *rx_buf;               /* reassembly buffer */
 };
 
 /* One known node. Dist thread only (snapshot in d->pub_members). */
@@ -136,7 +149,7 @@ struct dist_join {
 };
 
 /* Commands from other threads. */
-enum { CMD_REPLY, CMD_CALL, CMD_JOIN, CMD_STOP, CMD_PAUSE };
+enum { CMD_REPLY, CMD_CALL, CMD_JOIN, CMD_STOP, CMD_PAUSE, CMD_SIGNAL };
 
 /* One queued command; owned by the queue, then by the dist thread. */
 struct dist_cmd {
@@ -151,6 +164,8 @@ struct dist_cmd {
     unsigned timeout_ms;             /* CALL, JOIN; STOP: deadline */
     girder_pid reply_to;             /* CALL, JOIN */
     uint64_t tag;                    /* CALL, JOIN */
+    uint32_t node_idx;               /* SIGNAL: destination node (runtime index) */
+    girder_pid from;                 /* SIGNAL: sender (ordering on the large lane) */
     size_t len;                      /* bytes in data */
     uint8_t data[];                  /* REPLY: result; CALL: args */
 };
@@ -184,6 +199,7 @@ struct gr_dist {
     int listen_fd;            /* until handed to the listener */
     struct event *cmd_ev;     /* reads wake_fd */
     struct event *flush_ev;   /* lowest priority: flush dirty links, reap */
+    struct event *pump_ev;    /* next iteration: another chunk of the large lanes */
     struct event *stop_timer; /* graceful stop deadline */
     bool flush_pending;       /* flush_ev is active */
     bool stopping;            /* graceful stop under way */
@@ -215,6 +231,11 @@ struct gr_dist {
     size_t nmonitors, capmonitors;
 
     gr_dist_counters ctr; /* updated with relaxed atomics */
+
+    /* signals (signal.c): node index -> up flag | creation, written by the dist
+     * thread, read by the outgoing hook on scheduler threads */
+    _Atomic uint64_t node_state[GR_DIST_NODES_MAX];
+    dist_member *member_at[GR_DIST_NODES_MAX]; /* dist thread: index -> member */
 };
 
 #define DIST_CTR_ADD(d, field, n) __atomic_fetch_add(&(d)->ctr.field, (n), __ATOMIC_RELAXED)
@@ -253,6 +274,8 @@ void gr_dist_conn_close(dist_conn *c, int err, const char *why);
 /* Queue a frame on a lane (ctrl: true). 0 or an error (the link is closed on a
  * batch error other than GR_EFRAMETOOBIG, which is returned). */
 int gr_dist_conn_send(dist_conn *c, const Girder__Frame *f, bool ctrl);
+/* Half-close c once everything queued on it is written (stop). */
+void gr_dist_conn_drain_close(dist_conn *c);
 /* Seal and write every dirty link; free closed ones. */
 void gr_dist_conn_flush_all(gr_dist *d);
 dist_conn *gr_dist_conn_find(gr_dist *d, uint64_t id);
@@ -291,6 +314,44 @@ void gr_dist_mem_fail_joins(gr_dist *d, int err);
 /* Queue a Leave on every member link. */
 void gr_dist_mem_leave_all(gr_dist *d);
 void gr_dist_mem_stop_timers(gr_dist *d);
+
+/* Allocate / queue a command (dist.c). push: 0 or GR_ESTOPPED (c freed). */
+dist_cmd *gr_dist_cmd_new(int kind, size_t len);
+void gr_dist_cmd_free(dist_cmd *c);
+int gr_dist_cmd_push(gr_dist *d, dist_cmd *c);
+/* Queue an already packed frame on a lane. 0, GR_EFRAMETOOBIG (over the peer's
+ * max_frame), or an error (the link is closed). */
+int gr_dist_conn_send_packed(dist_conn *c, const void *frame, size_t len, bool ctrl);
+
+/* Add a packed frame / a frame to c's bulk batch during a flush (sealing a full
+ * batch first). 0 or an error (close c). */
+int gr_dist_conn_add_bulk(dist_conn *c, const void *frame, size_t len);
+int gr_dist_conn_add_bulk_frame(dist_conn *c, const Girder__Frame *f);
+
+/* ---- large.c ------------------------------------------------------------------- */
+/* Does `from` have a signal waiting in c's large lane? */
+bool gr_dist_large_holds(const dist_conn *c, girder_pid from);
+/* Queue cmd's packed Signal frame on the large lane (fragmented when big);
+ * takes cmd on success. */
+int gr_dist_large_push(dist_conn *c, dist_cmd *cmd);
+/* Flush: move at most one chunk into the bulk batch. 0 or an error. */
+int gr_dist_large_pump(dist_conn *c);
+bool gr_dist_large_pending(const dist_conn *c);
+/* Close: drop what is queued (counted as lost) and any reassembly. */
+void gr_dist_large_free(dist_conn *c);
+/* A Fragment frame arrived. 0 or an error (close c). */
+int gr_dist_large_on_fragment(dist_conn *c, const Girder__Fragment *fr);
+
+/* ---- signal.c ------------------------------------------------------------------ */
+/* Member m is up (its link and creation are current) / went down (tell the
+ * runtime: links and monitors fire) / is being freed. */
+void gr_dist_signal_node_up(gr_dist *d, dist_member *m);
+void gr_dist_signal_node_down(gr_dist *d, dist_member *m);
+void gr_dist_signal_forget(gr_dist *d, dist_member *m);
+/* CMD_SIGNAL. Returns true if it kept cmd (queued on a large lane). */
+bool gr_dist_signal_cmd(gr_dist *d, dist_cmd *cmd);
+/* A Signal frame arrived on member link c. 0 or an error (close c). */
+int gr_dist_signal_on_frame(gr_dist *d, dist_conn *c, const Girder__Frame *f);
 
 /* ---- rpc.c --------------------------------------------------------------------- */
 /* An RpcRequest or RpcReply arrived on c. 0 or an error (close c). */

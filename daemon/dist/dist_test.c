@@ -96,8 +96,6 @@ static void node_start_full(node *n, const char *name, uint32_t creation, const 
     memset(n, 0, sizeof(*n));
     snprintf(n->name, sizeof(n->name), "%s", name);
     ck_assert_int_eq(gr_rt_new(&rc, &n->rt), 0);
-    ck_assert_int_eq(gr_rt_start(n->rt), 0);
-    ck_assert_int_eq(gr_probe_new(n->rt, &n->probe), 0);
     n->creation = gr_rt_creation(n->rt);
     dc.rt = n->rt;
     dc.name = name;
@@ -116,6 +114,10 @@ static void node_start_full(node *n, const char *name, uint32_t creation, const 
         dc.nseeds = 1;
     }
     ck_assert_int_eq(gr_dist_new(&dc, &n->d), 0);
+    /* as girderd does: the signal hook before the schedulers start */
+    gr_rt_set_remote(n->rt, gr_dist_remote_hook, n->d);
+    ck_assert_int_eq(gr_rt_start(n->rt), 0);
+    ck_assert_int_eq(gr_probe_new(n->rt, &n->probe), 0);
     ck_assert_int_eq(gr_dist_monitor_nodes(n->d, gr_probe_pid(n->probe), true), 0);
     ck_assert_int_eq(gr_dist_start(n->d), 0);
     ck_assert_uint_ne(gr_dist_port(n->d), 0);
@@ -129,9 +131,9 @@ static void node_start(node *n, const char *name, const node *seed)
 static void node_stop(node *n)
 {
     gr_dist_stop(n->d, 3000);
-    n->d = gr_dist_free(n->d);
     n->probe = gr_probe_free(n->probe);
-    gr_rt_stop(n->rt);
+    gr_rt_stop(n->rt); /* the hook is called until this returns */
+    n->d = gr_dist_free(n->d);
     n->rt = gr_rt_free(n->rt);
 }
 
@@ -1006,11 +1008,351 @@ START_TEST(test_restart_new_creation)
 }
 END_TEST
 
+/* ---- process signals across nodes ------------------------------------------------------ */
+
+/* n's view of a pid of node `other` (its index in n's node table). */
+static girder_pid remote_pid(node *n, const node *other, girder_pid p)
+{
+    uint32_t idx = 0;
+
+    ck_assert_int_eq(gr_rt_node_intern(n->rt, other->name, strlen(other->name), &idx), 0);
+    return (girder_pid){idx, p.creation, p.id};
+}
+
+static girder_msg *seq_msg(uint64_t i)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    girder_msg *m;
+
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 2);
+    msgpack_pack_str_with_body(&pk, "seq", 3);
+    msgpack_pack_uint64(&pk, i);
+    m = girder_msg_new(sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+    return m;
+}
+
+/* Messages from one sender arrive in order, and all of them. */
+START_TEST(test_signal_send_in_order)
+{
+    enum { N = 20000 };
+    node a, b;
+    girder_pid to;
+    uint64_t next = 0;
+    got g;
+
+    mesh2(&a, &b);
+    to = remote_pid(&a, &b, gr_probe_pid(b.probe));
+    for (uint64_t i = 0; i < N; i++) {
+        girder_msg *m = seq_msg(i);
+
+        ck_assert_int_eq(gr_rt_send(a.rt, to, m), 0);
+    }
+    while (next < N && recv_msg(&b, WAIT_MS, &g)) {
+        if (strcmp(g.kind, "seq") == 0) {
+            ck_assert_uint_eq(g.tag, next);
+            next++;
+        }
+    }
+    ck_assert_uint_eq(next, N);
+    {
+        gr_dist_counters ca, cb;
+
+        gr_dist_counters_get(a.d, &ca);
+        gr_dist_counters_get(b.d, &cb);
+        ck_assert_uint_eq(ca.signals_out, N);
+        ck_assert_uint_eq(ca.signals_lost, 0);
+        ck_assert_uint_eq(cb.signals_in, N);
+    }
+    node_stop(&b);
+    node_stop(&a);
+}
+END_TEST
+
+typedef struct mon_op {
+    girder_pid pid;
+    girder_ref ref;
+} mon_op;
+
+static int do_monitor(girder_ctx *ctx, void *arg)
+{
+    mon_op *o = arg;
+
+    return girder_monitor(ctx, o->pid, &o->ref);
+}
+
+static int do_link(girder_ctx *ctx, void *arg)
+{
+    return girder_link(ctx, *(girder_pid *)arg);
+}
+
+/* The reason (last element) of the next ["DOWN", ...] or ["EXIT", ...] on n. */
+static bool wait_signal(node *n, const char *kind, char *reason, size_t cap, unsigned ms)
+{
+    uint64_t end = now_ms() + ms;
+
+    while (now_ms() < end) {
+        girder_msg *msg = NULL;
+        msgpack_unpacked up;
+        bool hit = false;
+
+        if (gr_probe_recv(n->probe, (int)(end - now_ms()) + 1, &msg) < 0) {
+            return false;
+        }
+        msgpack_unpacked_init(&up);
+        if (girder_msg_unpack(msg, &up) == 0 && up.data.type == MSGPACK_OBJECT_ARRAY &&
+            up.data.via.array.size >= 3 && gr_term_is_str(&up.data.via.array.ptr[0], kind)) {
+            const msgpack_object *r = &up.data.via.array.ptr[up.data.via.array.size - 1];
+
+            str_of(r, reason, cap);
+            hit = true;
+        }
+        msgpack_unpacked_destroy(&up);
+        girder_msg_unref(msg);
+        if (hit) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The kind and reason (last element) of the next ["DOWN", ...] or ["EXIT", ...]. */
+static bool next_signal(node *n, char *kind, size_t kcap, char *reason, size_t rcap, unsigned ms)
+{
+    uint64_t end = now_ms() + ms;
+
+    while (now_ms() < end) {
+        girder_msg *msg = NULL;
+        msgpack_unpacked up;
+        bool hit = false;
+
+        if (gr_probe_recv(n->probe, (int)(end - now_ms()) + 1, &msg) < 0) {
+            return false;
+        }
+        msgpack_unpacked_init(&up);
+        if (girder_msg_unpack(msg, &up) == 0 && up.data.type == MSGPACK_OBJECT_ARRAY &&
+            up.data.via.array.size >= 3 &&
+            (gr_term_is_str(&up.data.via.array.ptr[0], "DOWN") ||
+             gr_term_is_str(&up.data.via.array.ptr[0], "EXIT"))) {
+            str_of(&up.data.via.array.ptr[0], kind, kcap);
+            str_of(&up.data.via.array.ptr[up.data.via.array.size - 1], reason, rcap);
+            hit = true;
+        }
+        msgpack_unpacked_destroy(&up);
+        girder_msg_unref(msg);
+        if (hit) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Monitors and links across nodes: a remote death is reported with its reason;
+ * a dead pid or one of an earlier creation gets noproc; a lost node gets
+ * noconnection, once. */
+START_TEST(test_signal_monitor_link)
+{
+    node a, b;
+    gr_probe *victim, *victim2;
+    mon_op m1, m2, m3;
+    girder_pid v2;
+    char reason[64];
+    girder_msg *kill = girder_msg_atom("kill");
+
+    mesh2(&a, &b);
+    ck_assert_int_eq(gr_probe_new(b.rt, &victim), 0);
+    ck_assert_int_eq(gr_probe_new(b.rt, &victim2), 0);
+
+    /* monitor across, then the target is killed: DOWN "killed" */
+    m1.pid = remote_pid(&a, &b, gr_probe_pid(victim));
+    ck_assert_int_eq(gr_probe_run(a.probe, do_monitor, &m1), 0);
+    nap(100); /* the MONITOR travels before the kill, which comes from b */
+    ck_assert_int_eq(gr_rt_exit(b.rt, gr_probe_pid(victim), kill), 0);
+    ck_assert(wait_signal(&a, "DOWN", reason, sizeof(reason), WAIT_MS));
+    ck_assert_str_eq(reason, "killed");
+
+    /* monitor of the now dead pid: DOWN "noproc" */
+    m2.pid = m1.pid;
+    ck_assert_int_eq(gr_probe_run(a.probe, do_monitor, &m2), 0);
+    ck_assert(wait_signal(&a, "DOWN", reason, sizeof(reason), WAIT_MS));
+    ck_assert_str_eq(reason, "noproc");
+
+    /* a pid of another creation of b: noproc at once */
+    m3.pid = remote_pid(&a, &b, gr_probe_pid(victim2));
+    m3.pid.creation++;
+    ck_assert_int_eq(gr_probe_run(a.probe, do_monitor, &m3), 0);
+    ck_assert(wait_signal(&a, "DOWN", reason, sizeof(reason), WAIT_MS));
+    ck_assert_str_eq(reason, "noproc");
+
+    /* link + monitor on a live pid, then b goes away: EXIT and DOWN noconnection */
+    v2 = remote_pid(&a, &b, gr_probe_pid(victim2));
+    m3.pid = v2;
+    ck_assert_int_eq(gr_probe_run(a.probe, do_monitor, &m3), 0);
+    ck_assert_int_eq(gr_probe_run(a.probe, do_link, &v2), 0);
+    nap(100);
+    victim = gr_probe_free(victim);
+    gr_dist_test_pause(b.d, true); /* b hangs: a's detector notices */
+    {
+        /* both, in either order, each once, each "noconnection" */
+        int downs = 0, exits = 0;
+        char kind[16];
+
+        while ((downs == 0 || exits == 0) &&
+               next_signal(&a, kind, sizeof(kind), reason, sizeof(reason), WAIT_MS)) {
+            ck_assert_str_eq(reason, "noconnection");
+            *(strcmp(kind, "DOWN") == 0 ? &downs : &exits) += 1;
+        }
+        ck_assert_int_eq(downs, 1);
+        ck_assert_int_eq(exits, 1);
+    }
+    /* exactly once: nothing more once b is back */
+    gr_dist_test_pause(b.d, false);
+    ck_assert(wait_state(&a, "b@127.0.0.1", GR_DIST_UP, WAIT_MS));
+    ck_assert(!wait_signal(&a, "DOWN", reason, sizeof(reason), 500));
+    victim2 = gr_probe_free(victim2);
+    girder_msg_unref(kill);
+    node_stop(&b);
+    node_stop(&a);
+}
+END_TEST
+
+static girder_msg *big_msg(size_t n)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    girder_msg *m;
+    char *body = malloc(n);
+
+    ck_assert_ptr_nonnull(body);
+    for (size_t i = 0; i < n; i++) {
+        body[i] = (char)(i * 7);
+    }
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 2);
+    msgpack_pack_str_with_body(&pk, "big", 3);
+    msgpack_pack_bin_with_body(&pk, body, n);
+    m = girder_msg_new(sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+    free(body);
+    return m;
+}
+
+typedef struct send_op {
+    girder_pid to;
+    uint64_t seq;
+} send_op;
+
+static int do_send_seq(girder_ctx *ctx, void *arg)
+{
+    send_op *o = arg;
+
+    return girder_send(ctx, o->to, seq_msg(o->seq));
+}
+
+/* A 64 MiB message travels in fragments on the large lane: intact, and a small
+ * message of another sender sent after it arrives first, within a bound; a
+ * small message of the same sender stays behind it (order per pair). */
+#if defined(__SANITIZE_THREAD__)
+#define BIG_MSG (16u << 20) /* TSan copies shadow memory too: smaller, still fragmented */
+#else
+#define BIG_MSG (64u << 20)
+#endif
+
+START_TEST(test_signal_large_message)
+{
+    enum { BIG = BIG_MSG };
+    node a, b;
+    girder_pid to;
+    send_op o;
+    uint64_t t0;
+    girder_msg *msg = NULL;
+    msgpack_unpacked up;
+    int order = 0, seen_seq1 = 0, seen_big = 0, seen_seq2 = 0;
+    gr_dist_counters ca;
+
+    /* the default detection time: copying 64 MiB several times takes a while on
+     * a small machine, and the test is not about the detector */
+    node_start_full(&a, "a@127.0.0.1", 0, &COOKIE, NULL, 10000);
+    node_start_full(&b, "b@127.0.0.1", 0, &COOKIE, &a, 10000);
+    ck_assert(wait_state(&a, "b@127.0.0.1", GR_DIST_UP, WAIT_MS));
+    ck_assert(wait_state(&b, "a@127.0.0.1", GR_DIST_UP, WAIT_MS));
+    to = remote_pid(&a, &b, gr_probe_pid(b.probe));
+    /* b stops reading while the big one is queued, so that it is still on a's
+     * large lane when the small ones are sent, whatever the machine's speed */
+    gr_dist_test_pause(b.d, true);
+    ck_assert_int_eq(gr_rt_send(a.rt, to, big_msg(BIG)), 0);           /* sender: this thread */
+    ck_assert_int_eq(gr_rt_send(a.rt, to, seq_msg(2)), 0);             /* same sender: after */
+    for (int i = 0; i < 1000; i++) {
+        gr_dist_counters_get(a.d, &ca);
+        if (ca.large_queued_bytes > 0) {
+            break;
+        }
+        nap(5);
+    }
+    ck_assert_uint_gt(ca.large_queued_bytes, 0);
+    o = (send_op){to, 1};
+    ck_assert_int_eq(gr_probe_run(a.probe, do_send_seq, &o), 0);       /* another sender */
+    nap(50);
+    t0 = now_ms();
+    gr_dist_test_pause(b.d, false);
+    while (seen_big == 0 || seen_seq1 == 0 || seen_seq2 == 0) {
+        ck_assert_int_eq(gr_probe_recv(b.probe, 6 * WAIT_MS, &msg), 0);
+        msgpack_unpacked_init(&up);
+        ck_assert_int_eq(girder_msg_unpack(msg, &up), 0);
+        if (up.data.type == MSGPACK_OBJECT_ARRAY && up.data.via.array.size == 2) {
+            const msgpack_object *e = up.data.via.array.ptr;
+
+            if (gr_term_is_str(&e[0], "big")) {
+                ck_assert_int_eq(e[1].type, MSGPACK_OBJECT_BIN);
+                ck_assert_uint_eq(e[1].via.bin.size, BIG);
+                ck_assert_int_eq((unsigned char)e[1].via.bin.ptr[BIG - 1],
+                                 (unsigned char)((BIG - 1) * 7));
+                seen_big = ++order;
+            } else if (gr_term_is_str(&e[0], "seq") && e[1].via.u64 == 1) {
+                seen_seq1 = ++order;
+                /* the small one did not wait for 64 MiB to cross (the order
+                 * check below is the real one; this bounds a stall on a busy
+                 * 2-core machine, where copying 64 MiB takes ~0.2 s a time) */
+                ck_assert_uint_lt(now_ms() - t0, 5000);
+            } else if (gr_term_is_str(&e[0], "seq") && e[1].via.u64 == 2) {
+                seen_seq2 = ++order;
+            }
+        }
+        msgpack_unpacked_destroy(&up);
+        girder_msg_unref(msg);
+    }
+#if !defined(__SANITIZE_THREAD__)
+    /* another sender overtakes (not checked under TSan: the test's timing
+     * premises - the big one still queued when the small one is sent - do not
+     * hold at TSan's speed) */
+    ck_assert_int_lt(seen_seq1, seen_big);
+#endif
+    ck_assert_int_lt(seen_big, seen_seq2); /* the same sender keeps its order */
+    gr_dist_counters_get(a.d, &ca);
+    ck_assert_uint_eq(ca.signals_lost, 0);
+    ck_assert_uint_eq(ca.large_queued_bytes, 0);
+    node_stop(&b);
+    node_stop(&a);
+}
+END_TEST
+
 static Suite *dist_suite(void)
 {
     Suite *s = suite_create("dist");
     TCase *tc = tcase_create("dist");
 
+    TCase *tsig = tcase_create("signals");
+
+    tcase_add_checked_fixture(tsig, setup, NULL);
+    tcase_set_timeout(tsig, 120);
+    tcase_add_test(tsig, test_signal_send_in_order);
+    tcase_add_test(tsig, test_signal_monitor_link);
+    tcase_add_test(tsig, test_signal_large_message);
+    suite_add_tcase(s, tsig);
     tcase_add_checked_fixture(tc, setup, NULL);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_config_checks);
@@ -1032,6 +1374,7 @@ static Suite *dist_suite(void)
     tcase_add_test(tc, test_graceful_leave);
     tcase_add_test(tc, test_stop_with_hung_peer);
     tcase_add_test(tc, test_restart_new_creation);
+
     suite_add_tcase(s, tc);
     return s;
 }

@@ -92,6 +92,7 @@ static void member_remove(gr_dist *d, dist_member *m)
     if (m->redial) {
         event_free(m->redial);
     }
+    gr_dist_signal_forget(d, m);
     free(m);
 }
 
@@ -516,6 +517,7 @@ bool gr_dist_mem_link_up(gr_dist *d, dist_conn *c)
         event_del(m->redial);
     }
     set_state(m, GR_DIST_UP);
+    gr_dist_signal_node_up(d, m);
     send_full(d, c);
     if (join_waiting(d, name)) {
         send_join(d, c);
@@ -562,6 +564,7 @@ void gr_dist_mem_link_down(gr_dist *d, dist_conn *c, int err, const char *why)
     }
     m->conn = NULL;
     DIST_CTR_SUB(d, members_up, 1);
+    gr_dist_signal_node_down(d, m); /* links and monitors fire "noconnection" */
     if (d->stopping) {
         set_state(m, GR_DIST_DOWN);
         gr_dist_mem_publish(d);

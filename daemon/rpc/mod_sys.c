@@ -122,7 +122,7 @@ static int sys_counters(gr_rpc *rpc, const msgpack_object *args, msgpack_packer 
     if (dist) {
         gr_dist_counters_get(dist, &dc);
     }
-    msgpack_pack_map(pk, 18);
+    msgpack_pack_map(pk, 21);
     pack_kv(pk, "processes", gr_rt_process_count(gr_rpc_rt(rpc)));
     pack_kv(pk, "rpc_inflight", gr_rpc_inflight(rpc));
     pack_kv(pk, "uptime_ms", now_ms > started ? now_ms - started : 0);
@@ -141,6 +141,9 @@ static int sys_counters(gr_rpc *rpc, const msgpack_object *args, msgpack_packer 
     pack_kv(pk, "rpc_timeouts", dc.rpc_timeouts);
     pack_kv(pk, "nodedowns", dc.nodedowns);
     pack_kv(pk, "members_up", dc.members_up);
+    pack_kv(pk, "signals_in", dc.signals_in);
+    pack_kv(pk, "signals_out", dc.signals_out);
+    pack_kv(pk, "signals_lost", dc.signals_lost);
     return 0;
 }
 

@@ -20,6 +20,8 @@
 #include <msgpack.h>
 #include <stdbool.h>
 
+#define GR_RPC_WORKER_NAME "rpc_worker" /* the worker behaviour: never spawnable by rpc */
+
 #define GR_RPC_DONE 0 /* answered */
 #define GR_RPC_WAIT 1 /* deferred: wait for messages */
 
@@ -45,7 +47,8 @@ typedef struct gr_rpc_module {
     size_t nfns;
 } gr_rpc_module;
 
-/* Handler scratch space, freed by the worker (free(priv)) when it ends. */
+/* Handler scratch space (priv), freed by the worker when it ends: priv_free(priv)
+ * if the handler set it, else free(priv). */
 struct gr_rpc_call {
     gr_rpc *rpc;
     uint64_t id;                       /* key in the call table */
@@ -58,7 +61,8 @@ struct gr_rpc_call {
     uint32_t deadline_ms;              /* worker gives up after this */
     bool answered;                     /* exactly once */
     uint64_t tag;                      /* the handler's outstanding "$rpc"/"$join" tag */
-    void *priv;                        /* handler state; free()d at the end */
+    void *priv;                        /* handler state; freed at the end */
+    void (*priv_free)(void *priv);     /* how priv is freed; NULL: free() */
 };
 
 /* Answer with one msgpack term. GR_RPC_DONE, or a negative code when the term
@@ -89,11 +93,25 @@ void gr_rpc_call_leave(const gr_rpc_call *c);
 /* A fresh tag for "$rpc" / "$join" correlation. */
 uint64_t gr_rpc_next_tag(gr_rpc_call *c);
 
+/* proc.list's roster: pids the list starts from besides the well-known names
+ * (processes spawned or registered through the proc module). A bounded ring:
+ * when GR_RPC_ROSTER_MAX pids are held, adding overwrites an older entry (in
+ * ring order; most likely dead by then). Any thread (own mutex). */
+#define GR_RPC_ROSTER_MAX 4096
+/* Add pid: 0, or -EEXIST if it is already there. */
+int gr_rpc_roster_add(gr_rpc *rpc, girder_pid pid);
+/* Forget pid (a dead process); no-op if absent. */
+void gr_rpc_roster_drop(gr_rpc *rpc, girder_pid pid);
+/* Copy up to cap pids into out; returns how many. */
+size_t gr_rpc_roster_get(gr_rpc *rpc, girder_pid *out, size_t cap);
+
 /* CLOCK_MONOTONIC in ns. */
 uint64_t gr_rpc_now_ns(void);
 
 extern const gr_rpc_module gr_rpc_mod_node;
 extern const gr_rpc_module gr_rpc_mod_sys;
 extern const gr_rpc_module gr_rpc_mod_rpc;
+extern const gr_rpc_module gr_rpc_mod_proc;
+extern const gr_rpc_module gr_rpc_mod_bench;
 
 #endif

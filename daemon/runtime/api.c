@@ -11,6 +11,7 @@
 #include "runtime/rt_int.h"
 
 #include "proto/err.h"
+#include "proto/nodename.h"
 #include "proto/term.h"
 #include "util/log.h"
 
@@ -211,6 +212,36 @@ static bool name_ok(const char *name)
     size_t n = name ? strlen(name) : 0;
 
     return n > 0 && n <= GR_TERM_NODE_MAX;
+}
+
+int girder_send_name_node(girder_ctx *ctx, const char *name, const char *node, girder_msg *msg)
+{
+    gr_proc *p = gr_proc_of(ctx);
+    girder_rt *rt = p->sched->rt;
+    uint32_t idx;
+    int r;
+
+    if (msg == NULL || !name_ok(name) || node == NULL) {
+        return GR_EBADARG;
+    }
+    if ((r = gr_nodename_check(node, strlen(node))) < 0 ||
+        (r = gr_rt_node_intern(rt, node, strlen(node), &idx)) < 0) {
+        return r;
+    }
+    if (idx == 0) {
+        return girder_send_name(ctx, name, msg);
+    }
+    /* Straight to the hook, on this thread, like gr_route would: keeps order
+     * with this process's other signals to that node. */
+    gr_remote_send_name(rt, p->pid, idx, name, msg);
+    return 0;
+}
+
+const char *girder_pid_node_name(girder_ctx *ctx, girder_pid pid)
+{
+    size_t len;
+
+    return gr_rt_node_at(girder_runtime(ctx), pid.node, &len);
 }
 
 int girder_register(girder_ctx *ctx, const char *name, girder_pid pid)

@@ -4,8 +4,8 @@
  *
  * Everything here runs on the process's own scheduler thread, outside any
  * callback of that process (the loop calls in between turns), except
- * gr_proc_dead_signal which answers for pids that no longer exist and may run
- * on any thread.
+ * gr_proc_dead_signal[_why] which answers for pids that no longer exist (or
+ * nodes that are not connected) and may run on any thread.
  *
  * Design notes
  * - Erlang's exit-signal rules, in gr_proc_signal: "kill" by exit/2 is
@@ -478,6 +478,8 @@ void gr_proc_signal(gr_proc *p, gr_sig *sig)
     case GR_SIG_MSG:
     case GR_SIG_SPAWN:
     case GR_SIG_STOP:
+    case GR_SIG_NODEDOWN:
+    case GR_SIG_DEAD:
         gr_panic_unreachable();
     }
     gr_sig_free(sig);
@@ -485,8 +487,11 @@ void gr_proc_signal(gr_proc *p, gr_sig *sig)
 
 void gr_proc_dead_signal(girder_rt *rt, gr_sched *cur, gr_sig *sig)
 {
-    girder_msg *reason = sig->to.node != 0 ? rt->r_noconnection : rt->r_noproc;
+    gr_proc_dead_signal_why(rt, cur, sig, sig->to.node != 0 ? rt->r_noconnection : rt->r_noproc);
+}
 
+void gr_proc_dead_signal_why(girder_rt *rt, gr_sched *cur, gr_sig *sig, girder_msg *reason)
+{
     switch ((gr_sig_type)sig->type) {
     case GR_SIG_LINK:
         send_sig(rt, cur, GR_SIG_LINKEXIT, sig->to, sig->from, (girder_ref){0, 0, 0}, reason);

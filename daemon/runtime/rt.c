@@ -5,8 +5,8 @@
  *
  * Design notes
  * - gr_route is the one path for all signals: same scheduler (local queue),
- *   another scheduler (its inbox), another node (the distribution layer, once it
- *   exists: until then a remote destination is "not connected"). A pid of an
+ *   another scheduler (its inbox), another node (the distribution hook, see
+ *   remote.c; without one every other node is "not connected"). A pid of an
  *   older incarnation of this node (creation differs) is dead by definition and
  *   is never delivered to a process that reuses its number.
  * - The node-name table is append-only: a slot is written once, then published
@@ -20,6 +20,7 @@
 #include "runtime/rt_int.h"
 
 #include "proto/err.h"
+#include "proto/nodename.h"
 #include "proto/term.h"
 #include "util/log.h"
 
@@ -248,6 +249,8 @@ static void discard_sig(gr_sig *s)
         run->done = true;
         pthread_cond_signal(&run->cond);
         pthread_mutex_unlock(&run->lock);
+    } else if (s->type == GR_SIG_DEAD) {
+        gr_sig_free(s->ptr);
     }
     gr_sig_free(s);
 }
@@ -455,9 +458,14 @@ void gr_route(girder_rt *rt, gr_sched *cur, gr_sig *s)
 
     if (s->to.node != 0 || s->to.creation != rt->creation || idx >= rt->nsched ||
         s->to.id == 0) {
-        /* Remote nodes are not connected yet (distribution arrives with the
-         * network layer); stale incarnations and malformed pids are dead. */
-        gr_proc_dead_signal(rt, cur, s);
+        /* The one branch local signals pay for: another node's pid goes to the
+         * distribution hook (remote.c); stale incarnations and malformed pids
+         * of this node are dead. */
+        if (s->to.node != 0) {
+            gr_remote_out(rt, cur, s);
+        } else {
+            gr_proc_dead_signal(rt, cur, s);
+        }
         return;
     }
     t = &rt->scheds[idx];
@@ -521,6 +529,30 @@ int gr_rt_send(girder_rt *rt, girder_pid to, girder_msg *msg)
 int gr_rt_exit(girder_rt *rt, girder_pid to, const girder_msg *reason)
 {
     return ext_signal(rt, GR_SIG_EXIT, to, reason, false);
+}
+
+int gr_rt_send_name_node(girder_rt *rt, const char *name, const char *node, girder_msg *msg)
+{
+    size_t len = name ? strlen(name) : 0;
+    uint32_t idx;
+    girder_pid to;
+    int r;
+
+    if (msg == NULL || len == 0 || len > 255 || node == NULL) {
+        return GR_EBADARG;
+    }
+    if ((r = gr_nodename_check(node, strlen(node))) < 0 ||
+        (r = gr_rt_node_intern(rt, node, strlen(node), &idx)) < 0) {
+        return r;
+    }
+    if (idx == 0) {
+        if ((r = gr_registry_get(rt->names, name, &to)) < 0) {
+            return r;
+        }
+        return gr_rt_send(rt, to, msg);
+    }
+    gr_remote_send_name(rt, (girder_pid){0, 0, 0}, idx, name, msg);
+    return 0;
 }
 
 int gr_rt_whereis(girder_rt *rt, const char *name, girder_pid *ret_pid)

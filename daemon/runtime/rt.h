@@ -72,9 +72,115 @@ int gr_rt_whereis(girder_rt *rt, const char *name, girder_pid *ret_pid);
 /* Number of live processes across all schedulers (approximate while running). */
 uint64_t gr_rt_process_count(girder_rt *rt);
 
+/* Send msg to `name` registered on node `node` ("name@host") from a
+ * non-scheduler thread: {Name, Node} ! Msg. As girder_send_name_node. Any
+ * thread. */
+int gr_rt_send_name_node(girder_rt *rt, const char *name, const char *node, girder_msg *msg);
+
+/* Name of node index i (0 = this node). NULL if i was never interned; else the
+ * name (valid for the runtime's life) and *ret_len its length. Any thread,
+ * lock-free. */
+const char *gr_rt_node_at(girder_rt *rt, uint32_t i, size_t *ret_len);
+
+/* Intern a node name (len bytes, not NUL-terminated), returning its index in
+ * this runtime's node table: 0 for this node's own name, the same index for the
+ * same name forever (the table is append-only). 0 and *ret_idx, or
+ * GR_EBADNODE, -ENOMEM, -ENOSPC (4,096 names per runtime lifetime). Any thread. */
+int gr_rt_node_intern(girder_rt *rt, const char *name, size_t len, uint32_t *ret_idx);
+
 /* Text form of a pid: "<node.creation.serial.sched>"... see docs/processes.md.
  * Writes at most len bytes including NUL; returns chars that would be written. */
 int gr_pid_format(girder_rt *rt, girder_pid pid, char *buf, size_t len);
+
+/* ---- distribution hooks ----------------------------------------------------------
+ *
+ * The runtime routes every signal; when its destination is on another node it
+ * hands it to the distribution layer through one hook, and the distribution
+ * layer hands signals arriving from other nodes back with gr_rt_remote_deliver.
+ * Pids and refs inside a gr_rt_remote_sig use the node indices of the runtime
+ * that produces or consumes it (gr_rt_node_at / gr_rt_node_intern translate);
+ * payload bytes never need translating (pids in terms carry node names).
+ * docs/runtime.md, "Remote signals", has the whole contract.
+ */
+
+typedef enum gr_rsig_kind {
+    GR_RSIG_MSG,       /* message msg (to a pid, or to to_name on to.node) */
+    GR_RSIG_LINK,      /* `from` links to `to` */
+    GR_RSIG_UNLINK,    /* `from` unlinks from `to` */
+    GR_RSIG_EXIT,      /* exit/2: `from` sends exit reason msg (NULL = normal) */
+    GR_RSIG_LINKEXIT,  /* linked `from` exited with reason msg */
+    GR_RSIG_MONITOR,   /* `from` monitors `to` under ref */
+    GR_RSIG_DEMONITOR, /* `from` cancels monitor ref on `to` */
+    GR_RSIG_DOWN,      /* monitored `from` died with reason msg; ref names the monitor */
+} gr_rsig_kind;
+
+typedef struct gr_rt_remote_sig {
+    gr_rsig_kind kind;   /* what it is */
+    girder_pid from;     /* sender; node index in the producing/consuming runtime;
+                            id 0 = a non-process thread (exit/2 or send only) */
+    girder_pid to;       /* destination; out: to.node != 0; in: to.node == 0 */
+    girder_ref ref;      /* monitor ref (MONITOR/DEMONITOR/DOWN), else zero */
+    const char *to_name; /* MSG only: registered name on node to.node (to.id == 0),
+                            else NULL; borrowed for the call */
+    girder_msg *msg;     /* payload or reason, may be NULL except for MSG and DOWN;
+                            owned by the signal (see each function) */
+} gr_rt_remote_sig;
+
+/* Outgoing hook. Called for every signal whose destination is on another node,
+ * on the thread that emits it: a scheduler thread (from inside a process
+ * callback, or between turns), or a thread calling gr_rt_send / gr_rt_exit /
+ * gr_rt_send_name_node with a remote destination. Never called from inside
+ * gr_rt_remote_deliver or gr_rt_node_down. Must not block and must not call
+ * back into the runtime. `sig` is borrowed for the call.
+ *
+ * Order: two signals handed over by one thread for one (from, to) pair must
+ * reach the other node in that order (a scheduler thread is the only one that
+ * emits for its processes, so per-connection FIFO suffices).
+ *
+ * Returns 0: taken (the hook now owns sig->msg and must deliver the signal or
+ * lose it only with the connection, i.e. followed by gr_rt_node_down);
+ * GR_ENOPROC: the destination is known dead (e.g. an older creation of that
+ * node); GR_ENOCONN or any other error: the node is not connected. On error
+ * sig->msg stays with the runtime, which answers as Erlang does: MSG, UNLINK,
+ * EXIT, LINKEXIT, DEMONITOR, DOWN are dropped; LINK gets the sender an exit
+ * signal, MONITOR a DOWN, with reason "noproc" (GR_ENOPROC) or "noconnection". */
+typedef int (*gr_rt_remote_fn)(void *ud, gr_rt_remote_sig *sig);
+
+/* Install the outgoing hook (NULL: no distribution; every other node is "not
+ * connected"). Before gr_rt_start, once. The hook must stay callable until
+ * gr_rt_stop returns: stopping makes every process exit, which sends exits and
+ * DOWNs to its remote links and watchers. gr_rt_remote_deliver and
+ * gr_rt_node_down may be called until gr_rt_free (after gr_rt_stop they only
+ * queue, and gr_rt_free discards). */
+void gr_rt_set_remote(girder_rt *rt, gr_rt_remote_fn fn, void *ud);
+
+/* Incoming: hand over a signal that arrived from node sig->from.node (an index
+ * already interned with gr_rt_node_intern, != 0) for a process of this node
+ * (sig->to.node == 0), or, for MSG, for the name sig->to_name registered here
+ * (an unknown name drops the message, as in Erlang). A destination that is
+ * dead, or of an older creation of this node, is answered like a local one
+ * ("noproc" back through the outgoing hook, later and on a scheduler thread).
+ * Order: signals handed over by one thread are delivered in that order.
+ * 0 (takes sig->msg and sets it to NULL), or GR_EBADARG (bad kind, node,
+ * pid or missing msg),
+ * -ENOMEM (msg stays with the caller; the signal is lost, so treat it as a
+ * broken connection). Any thread; never blocks, never calls the hook. */
+int gr_rt_remote_deliver(girder_rt *rt, gr_rt_remote_sig *sig);
+
+/* Node index `node` went down (connection lost, left, or restarted with a new
+ * creation). Asynchronously (one signal per scheduler, each ahead of every
+ * signal handed over after this call): every local link to a pid of that node
+ * fires with reason "noconnection" (an EXIT message to a trapping process,
+ * death otherwise), every monitor held on such a pid fires one DOWN
+ * "noconnection" (never a second one), and monitors that pids of that node hold
+ * on local processes are forgotten (nothing is sent back). Until every
+ * scheduler has done so, new links/monitors to that node are answered
+ * "noconnection" at once. After this call the caller must not hand over any
+ * signal that arrived on the lost connection (the remote side has forgotten
+ * the links and monitors it would refer to); signals from a new connection to
+ * that node may follow at once. Call it again for every later loss. 0 or
+ * GR_EBADARG (node 0 or never interned). Any thread. */
+int gr_rt_node_down(girder_rt *rt, uint32_t node);
 
 /* ---- probes --------------------------------------------------------------------- */
 

@@ -51,6 +51,8 @@ typedef enum gr_sig_type {
     GR_SIG_RUN,       /* run ptr (a gr_run closure) inside `to` */
     GR_SIG_REGCHECK,  /* name msg was registered to `to`: confirm or drop */
     GR_SIG_STOP,      /* scheduler: begin shutdown */
+    GR_SIG_NODEDOWN,  /* scheduler: node to.node went down; scan local processes */
+    GR_SIG_DEAD,      /* answer ptr (a gr_sig from another node) as sent to a dead pid */
 } gr_sig_type;
 
 typedef struct gr_sig {
@@ -60,7 +62,7 @@ typedef struct gr_sig {
     girder_pid to;       /* destination process */
     girder_ref ref;      /* monitor / info / timer ref when relevant */
     girder_msg *msg;     /* payload or reason; owned by the signal */
-    void *ptr;           /* GR_SIG_SPAWN: gr_proc*, GR_SIG_RUN: gr_run* */
+    void *ptr;           /* GR_SIG_SPAWN: gr_proc*, GR_SIG_RUN: gr_run*, GR_SIG_DEAD: gr_sig* */
 } gr_sig;
 
 /* Closure for GR_SIG_RUN: fn runs in the target process; result posted back. */
@@ -190,6 +192,12 @@ struct girder_rt {
     const char *nodes[GR_NODES_MAX]; /* node-name table; [0] = local; append-only */
     atomic_uint nnodes;            /* entries published in nodes[] */
     gr_registry *names;            /* registered names (own lock) */
+    gr_rt_remote_fn remote_fn;     /* outgoing remote signals; NULL = no distribution */
+    void *remote_ud;               /* remote_fn's argument */
+    /* Per node index: schedulers that have not yet run the node-down scan of
+     * gr_rt_node_down. While non-zero, new signals to that node are answered as
+     * if it were not connected (remote.c). */
+    atomic_uint node_down_pending[GR_NODES_MAX];
     pthread_mutex_t stop_lock;     /* guards stop_cond waits */
     pthread_cond_t stop_cond;      /* a scheduler emptied itself during shutdown */
     /* Common reasons, allocated once (shared, refcounted). */
@@ -222,10 +230,6 @@ void gr_sig_free(gr_sig *s);
  * non-scheduler thread). Takes the signal in all cases (dead destinations get
  * the Erlang treatment: messages dropped, link/monitor answered noproc). */
 void gr_route(girder_rt *rt, gr_sched *cur, gr_sig *s);
-/* Name of node index i (0 = local). NULL if unknown. */
-const char *gr_rt_node_at(girder_rt *rt, uint32_t i, size_t *ret_len);
-/* Intern a node name, returning its index; -ENOMEM / -ENOSPC. */
-int gr_rt_node_intern(girder_rt *rt, const char *name, size_t len, uint32_t *ret_idx);
 uint64_t gr_now_ms(void);
 /* Called by a stopping scheduler whose last process just exited. */
 void gr_rt_sched_emptied(girder_rt *rt);
@@ -252,8 +256,12 @@ void gr_proc_insert(gr_sched *s, gr_proc *p);
 void gr_proc_run(gr_proc *p);
 /* Handle a non-message signal for live process p (owner thread); takes sig. */
 void gr_proc_signal(gr_proc *p, gr_sig *sig);
-/* Answer a signal addressed to a dead/unknown pid (any scheduler); takes sig. */
+/* Answer a signal addressed to a dead/unknown pid (any scheduler); takes sig.
+ * The reason for link/monitor answers is "noconnection" for a pid of another
+ * node, "noproc" otherwise. */
 void gr_proc_dead_signal(girder_rt *rt, gr_sched *cur, gr_sig *sig);
+/* Same with an explicit reason (borrowed). */
+void gr_proc_dead_signal_why(girder_rt *rt, gr_sched *cur, gr_sig *sig, girder_msg *reason);
 /* Kill p now with reason (borrowed) (owner thread, p not running). */
 void gr_proc_exit(gr_proc *p, girder_msg *reason);
 /* Free a dead process (owner thread). */
@@ -266,6 +274,19 @@ girder_msg *gr_proc_info_msg(girder_rt *rt, gr_proc *p, girder_ref ref);
 gr_proc_ext *gr_proc_ext_get(gr_proc *p);
 /* Timers (api.c creates; proc.c cancels on exit). */
 void gr_timer_free_all(gr_proc *p);
+
+/* remote.c */
+/* Route a signal whose destination is on another node (to.node != 0) through
+ * the remote hook, or answer it as Erlang does for an unconnected node. Takes
+ * sig. Any thread (the thread that emits the signal). */
+void gr_remote_out(girder_rt *rt, gr_sched *cur, gr_sig *sig);
+/* Send msg to name registered on node index `node` (!= 0) from `from`. Takes
+ * msg in all cases (an unconnected node drops it). Any thread. */
+void gr_remote_send_name(girder_rt *rt, girder_pid from, uint32_t node, const char *name,
+                         girder_msg *msg);
+/* GR_SIG_NODEDOWN on scheduler s: fire links and monitors on pids of `node`,
+ * forget monitors held by them (owner thread). */
+void gr_remote_node_down_local(gr_sched *s, uint32_t node);
 
 /* registry.c */
 int gr_registry_new(gr_registry **ret);

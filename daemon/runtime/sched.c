@@ -150,6 +150,11 @@ static void stop_all(gr_sched *s)
         p->run_next = NULL;
         gr_proc_exit(p, s->rt->r_shutdown);
     }
+    /* The last process may have died just before `stopping` was set (a probe
+     * killed right before gr_rt_stop): nobody else would tell gr_rt_stop. */
+    if (atomic_load_explicit(&s->nprocs, memory_order_relaxed) == 0) {
+        gr_rt_sched_emptied(s->rt);
+    }
 }
 
 void gr_sched_deliver(gr_sched *s, gr_sig *sig)
@@ -166,6 +171,18 @@ void gr_sched_deliver(gr_sched *s, gr_sig *sig)
         }
         gr_sig_free(sig);
         return;
+    case GR_SIG_NODEDOWN:
+        gr_remote_node_down_local(s, sig->to.node);
+        gr_sig_free(sig);
+        return;
+    case GR_SIG_DEAD: {
+        gr_sig *inner = sig->ptr;
+
+        sig->ptr = NULL;
+        gr_sig_free(sig);
+        gr_proc_dead_signal(s->rt, s, inner);
+        return;
+    }
     case GR_SIG_SPAWN:
         p = sig->ptr;
         sig->ptr = NULL;

@@ -6,6 +6,7 @@
 #include "services/services.h"
 
 #include "proto/term.h"
+#include "services/echo.h"
 #include "services/sys.h"
 
 #include <errno.h>
@@ -39,12 +40,25 @@ static const service_def services[] = {
 
 #define NSERVICES (sizeof(services) / sizeof(services[0]))
 
+/* Behaviours registered on every node but not started: spawned on demand
+ * (proc.spawn, `girder spawn`). */
+static const girder_behaviour *const spawnable[] = {
+    &gr_echo_behaviour,
+};
+
+#define NSPAWNABLE (sizeof(spawnable) / sizeof(spawnable[0]))
+
 int gr_services_register(girder_rt *rt)
 {
     int r;
 
     for (size_t i = 0; i < NSERVICES; i++) {
         if ((r = girder_behaviour_register(rt, services[i].beh)) < 0) {
+            return r;
+        }
+    }
+    for (size_t i = 0; i < NSPAWNABLE; i++) {
+        if ((r = girder_behaviour_register(rt, spawnable[i])) < 0) {
             return r;
         }
     }

@@ -33,7 +33,9 @@ typedef struct gr_services_env {
     uint64_t started_ms;  /* CLOCK_MONOTONIC ms when girderd started */
 } gr_services_env;
 
-/* Register every service behaviour on rt. 0, -EEXIST or -ENOMEM. Any thread. */
+/* Register every service behaviour on rt, and the spawnable demo behaviours
+ * that are not started (echo, services/echo.h). 0, -EEXIST or -ENOMEM. Any
+ * thread. */
 int gr_services_register(girder_rt *rt);
 
 /* Build the root supervisor's spawn argument (see girder.h, supervisors). 0 and

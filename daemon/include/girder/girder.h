@@ -167,6 +167,20 @@ int girder_send(girder_ctx *ctx, girder_pid to, girder_msg *msg);
  * with the caller); otherwise as girder_send. */
 int girder_send_name(girder_ctx *ctx, const char *name, girder_msg *msg);
 
+/* Send to a name registered on another node: {Name, Node} ! Msg. `node` is a
+ * node name ("name@host"); when it is this node, exactly girder_send_name.
+ * Otherwise, as in Erlang, the message is dropped silently if the node is not
+ * connected or nothing is registered under `name` there; it is ordered with the
+ * caller's other signals to that node. Takes msg and returns 0, or GR_EBADARG
+ * (bad name), GR_EBADNODE (malformed node name), -ENOMEM / -ENOSPC (node
+ * table), GR_ENONAME (local node only); on error msg stays with the caller. */
+int girder_send_name_node(girder_ctx *ctx, const char *name, const char *node, girder_msg *msg);
+
+/* Name of the node a pid lives on ("name@host"; this node's own name for a local
+ * pid), valid for the runtime's life; NULL for a pid not made by this runtime's
+ * node table. */
+const char *girder_pid_node_name(girder_ctx *ctx, girder_pid pid);
+
 /* Register `pid` (a live local process) under `name` (1..255 bytes). 0,
  * GR_ENAMETAKEN, GR_EALREADY (pid has a name), GR_ENOPROC, GR_EBADARG. A name
  * vanishes when its process exits. */

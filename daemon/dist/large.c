@@ -1,0 +1,203 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * large.c - the large lane of a link: big signals cut into Fragment frames and
+ * sent a chunk at a time, so that small signals never wait behind them, and
+ * their reassembly on the receiving side.
+ *
+ * Design notes
+ * - A signal whose packed frame is larger than DIST_LARGE_MIN (or than the
+ *   peer's max_frame) joins the link's large queue instead of the bulk lane.
+ *   Every flush (once per loop iteration) appends at most one chunk
+ *   (DIST_LARGE_CHUNK) of the head item to the bulk batch, after the small
+ *   frames already there, and only while the socket's unsent output is below
+ *   DIST_LARGE_OUT_HIGH. So a small signal queued while a 64 MiB message is
+ *   being sent waits for at most one chunk plus DIST_LARGE_OUT_HIGH bytes
+ *   already handed to the socket, not for the whole message. Measured and
+ *   documented in docs/cluster.md ("Large messages").
+ * - Order between a pair of processes: once a sender has a signal in the large
+ *   queue, its later signals on this link go behind it in the same queue (sent
+ *   whole when small), until that sender has nothing left there. Other senders'
+ *   small signals overtake freely - they have no order to keep with it.
+ * - One fragmented frame at a time per direction: fragments of one id arrive
+ *   in order, offset 0 first; the receiver reassembles into one buffer of the
+ *   announced total (at most DIST_LARGE_MAX) and then handles the frame as if
+ *   it had arrived whole. Anything else is a protocol error that closes the
+ *   link.
+ *
+ * Threads: the dist thread only (every structure belongs to its dist_conn).
+ */
+#include "dist/dist_int.h"
+
+#include "proto/err.h"
+#include "proto/frame.h"
+#include "util/log.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* One queued item: a packed frame, sent as fragments (frag_id != 0) or whole.
+ * The bytes stay in the command that carried them from the hook: no copy. */
+struct dist_large {
+    dist_large *next;
+    girder_pid from;  /* sender, for ordering (runtime indices) */
+    uint64_t frag_id; /* 0: a small frame queued behind its sender's large one */
+    size_t len, off;  /* frame bytes, bytes already sent */
+    dist_cmd *cmd;    /* owns the bytes */
+    const uint8_t *data;
+};
+
+static bool same_pid(girder_pid a, girder_pid b)
+{
+    return a.node == b.node && a.creation == b.creation && a.id == b.id;
+}
+
+bool gr_dist_large_holds(const dist_conn *c, girder_pid from)
+{
+    for (const dist_large *l = c->lg_head; l; l = l->next) {
+        if (same_pid(l->from, from)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+int gr_dist_large_push(dist_conn *c, dist_cmd *cmd)
+{
+    dist_large *l = malloc(sizeof(*l));
+    size_t len = cmd->len;
+
+    if (l == NULL) {
+        return -ENOMEM;
+    }
+    l->next = NULL;
+    l->from = cmd->from;
+    l->frag_id = len >= DIST_LARGE_MIN || len > c->peer.limits.max_frame ? ++c->lg_next_id : 0;
+    l->len = len;
+    l->off = 0;
+    l->cmd = cmd;
+    l->data = cmd->data;
+    if (c->lg_tail) {
+        c->lg_tail->next = l;
+    } else {
+        c->lg_head = l;
+    }
+    c->lg_tail = l;
+    c->lg_bytes += len;
+    DIST_CTR_ADD(c->d, large_queued_bytes, len);
+    c->dirty = true;
+    gr_dist_schedule_flush(c->d);
+    return 0;
+}
+
+/* Add up to one chunk of the large queue to the bulk batch. */
+int gr_dist_large_pump(dist_conn *c)
+{
+    dist_large *l = c->lg_head;
+    Girder__Frame f = GIRDER__FRAME__INIT;
+    Girder__Fragment fr = GIRDER__FRAGMENT__INIT;
+    size_t n;
+    int r;
+
+    if (l == NULL || gr_dist_conn_pending(c) >= DIST_LARGE_OUT_HIGH) {
+        return 0; /* on_write calls us again once the socket drains */
+    }
+    if (l->frag_id == 0) {
+        if ((r = gr_dist_conn_add_bulk(c, l->data, l->len)) < 0) {
+            return r;
+        }
+        n = l->len;
+    } else {
+        n = l->len - l->off < DIST_LARGE_CHUNK ? l->len - l->off : DIST_LARGE_CHUNK;
+        fr.id = l->frag_id;
+        fr.offset = l->off;
+        fr.total = l->len;
+        fr.chunk.data = (uint8_t *)(uintptr_t)(l->data + l->off); /* read only */
+        fr.chunk.len = n;
+        f.msg_case = GIRDER__FRAME__MSG_FRAGMENT;
+        f.fragment = &fr;
+        if ((r = gr_dist_conn_add_bulk_frame(c, &f)) < 0) {
+            return r;
+        }
+    }
+    l->off += n;
+    DIST_CTR_SUB(c->d, large_queued_bytes, n);
+    c->lg_bytes -= n;
+    if (l->off == l->len) {
+        c->lg_head = l->next;
+        if (c->lg_head == NULL) {
+            c->lg_tail = NULL;
+        }
+        gr_dist_cmd_free(l->cmd);
+        free(l);
+    }
+    return 0;
+}
+
+bool gr_dist_large_pending(const dist_conn *c)
+{
+    return c->lg_head != NULL;
+}
+
+void gr_dist_large_free(dist_conn *c)
+{
+    while (c->lg_head) {
+        dist_large *l = c->lg_head;
+
+        c->lg_head = l->next;
+        DIST_CTR_SUB(c->d, large_queued_bytes, l->len - l->off);
+        DIST_CTR_ADD(c->d, signals_lost, 1);
+        gr_dist_cmd_free(l->cmd);
+        free(l);
+    }
+    c->lg_tail = NULL;
+    c->lg_bytes = 0;
+    free(c->rx_buf);
+    c->rx_buf = NULL;
+    c->rx_id = 0;
+}
+
+/* ---- receiving ------------------------------------------------------------------------ */
+
+int gr_dist_large_on_fragment(dist_conn *c, const Girder__Fragment *fr)
+{
+    Girder__Frame *f = NULL;
+    int r;
+
+    if (c->hidden || c->member == NULL || fr->id == 0) {
+        return GR_EBADFRAME;
+    }
+    if (c->rx_id == 0) {
+        /* a new frame: offset 0, a sane total */
+        if (fr->offset != 0 || fr->total > DIST_LARGE_MAX) {
+            return fr->total > DIST_LARGE_MAX ? GR_EFRAMETOOBIG : GR_EBADFRAME;
+        }
+        if ((c->rx_buf = malloc(fr->total)) == NULL) {
+            return -ENOMEM;
+        }
+        c->rx_id = fr->id;
+        c->rx_total = fr->total;
+        c->rx_have = 0;
+    }
+    if (fr->id != c->rx_id || fr->total != c->rx_total || fr->offset != c->rx_have ||
+        fr->chunk.len > c->rx_total - c->rx_have) {
+        return GR_EBADFRAME;
+    }
+    memcpy(c->rx_buf + c->rx_have, fr->chunk.data, fr->chunk.len);
+    c->rx_have += fr->chunk.len;
+    if (c->rx_have < c->rx_total) {
+        return 0;
+    }
+    r = gr_frame_unpack(c->rx_buf, c->rx_total, &f);
+    free(c->rx_buf);
+    c->rx_buf = NULL;
+    c->rx_id = 0;
+    if (r < 0) {
+        return r;
+    }
+    /* Only process signals travel in pieces. */
+    r = f->msg_case == GIRDER__FRAME__MSG_SIGNAL ? gr_dist_signal_on_frame(c->d, c, f)
+                                                 : GR_EBADFRAME;
+    gr_frame_free(f);
+    return r;
+}

@@ -1,0 +1,367 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * signal.c - process signals between nodes: the runtime's outgoing hook, the
+ * Signal frame both ways, and the per-node "is it up, which creation" table
+ * the hook reads.
+ *
+ * Design notes
+ * - The hook runs on scheduler threads. It packs the whole Signal frame there
+ *   (pids and refs as term.h ext bytes naming their nodes, the payload's msgpack
+ *   bytes as they are), so the dist thread only appends packed bytes to the
+ *   link's bulk lane: the encoding cost is spread over the schedulers.
+ * - Whether a node is up, and its creation, is one atomic word per node index
+ *   (node_state), written by the dist thread at nodeup/nodedown and read by the
+ *   hook without a lock. A signal for a pid of another creation of an up node is
+ *   GR_ENOPROC at once (a pid of a previous incarnation is dead). A signal taken
+ *   while the link is up but lost with it is covered by gr_rt_node_down, which
+ *   the dist thread calls right after the nodedown.
+ * - Ordering: signals of one scheduler thread go through the one command FIFO to
+ *   the one link of that node, in order (docs/cluster.md, "Signals").
+ * - Incoming frames are checked against the link they came on: `from` must be a
+ *   pid of the peer node (its current creation), `to` a pid or name of ours.
+ *
+ * Threads: gr_dist_remote_hook any scheduler thread; the rest the dist thread.
+ */
+#include "dist/dist_int.h"
+
+#include "proto/err.h"
+#include "proto/frame.h"
+#include "proto/term.h"
+#include "runtime/rt.h"
+#include "util/log.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define STATE_UP (1ull << 63)
+
+/* ---- packing pids and refs ---------------------------------------------------------- */
+
+/* A msgpack writer into a fixed buffer. */
+typedef struct fixbuf {
+    uint8_t *p;
+    size_t len, cap;
+} fixbuf;
+
+static int fixbuf_write(void *data, const char *buf, size_t len)
+{
+    fixbuf *f = data;
+
+    if (f->len + len > f->cap) {
+        return -1;
+    }
+    memcpy(f->p + f->len, buf, len);
+    f->len += len;
+    return 0;
+}
+
+#define ID_BYTES_MAX (3 + 1 + GR_TERM_NODE_MAX + 4 + 8)
+
+/* Pack id (node index `node` of d->rt) as an ext of `type` into buf. */
+static int pack_id(gr_dist *d, int type, uint32_t node, uint32_t creation, uint64_t id,
+                   uint8_t *buf, size_t *ret_len)
+{
+    fixbuf f = {.p = buf, .cap = ID_BYTES_MAX};
+    msgpack_packer pk;
+    size_t nlen = 0;
+    const char *name = gr_rt_node_at(d->rt, node, &nlen);
+
+    if (name == NULL) {
+        return GR_EBADTERM;
+    }
+    msgpack_packer_init(&pk, &f, fixbuf_write);
+    if (gr_term_pack_id(&pk, type, name, nlen, creation, id) < 0) {
+        return GR_EBADTERM;
+    }
+    *ret_len = f.len;
+    return 0;
+}
+
+static Girder__SignalKind wire_kind(gr_rsig_kind k)
+{
+    switch (k) {
+    case GR_RSIG_MSG:
+        return GIRDER__SIGNAL_KIND__MESSAGE;
+    case GR_RSIG_LINK:
+        return GIRDER__SIGNAL_KIND__LINK;
+    case GR_RSIG_UNLINK:
+        return GIRDER__SIGNAL_KIND__UNLINK;
+    case GR_RSIG_EXIT:
+        return GIRDER__SIGNAL_KIND__EXIT;
+    case GR_RSIG_LINKEXIT:
+        return GIRDER__SIGNAL_KIND__LINK_EXIT;
+    case GR_RSIG_MONITOR:
+        return GIRDER__SIGNAL_KIND__MONITOR;
+    case GR_RSIG_DEMONITOR:
+        return GIRDER__SIGNAL_KIND__DEMONITOR;
+    case GR_RSIG_DOWN:
+    default:
+        return GIRDER__SIGNAL_KIND__DOWN;
+    }
+}
+
+static int local_kind(Girder__SignalKind k, gr_rsig_kind *ret)
+{
+    switch (k) {
+    case GIRDER__SIGNAL_KIND__MESSAGE:
+        *ret = GR_RSIG_MSG;
+        return 0;
+    case GIRDER__SIGNAL_KIND__LINK:
+        *ret = GR_RSIG_LINK;
+        return 0;
+    case GIRDER__SIGNAL_KIND__UNLINK:
+        *ret = GR_RSIG_UNLINK;
+        return 0;
+    case GIRDER__SIGNAL_KIND__EXIT:
+        *ret = GR_RSIG_EXIT;
+        return 0;
+    case GIRDER__SIGNAL_KIND__LINK_EXIT:
+        *ret = GR_RSIG_LINKEXIT;
+        return 0;
+    case GIRDER__SIGNAL_KIND__MONITOR:
+        *ret = GR_RSIG_MONITOR;
+        return 0;
+    case GIRDER__SIGNAL_KIND__DEMONITOR:
+        *ret = GR_RSIG_DEMONITOR;
+        return 0;
+    case GIRDER__SIGNAL_KIND__DOWN:
+        *ret = GR_RSIG_DOWN;
+        return 0;
+    default:
+        return GR_EBADFRAME;
+    }
+}
+
+static bool uses_ref(gr_rsig_kind k)
+{
+    return k == GR_RSIG_MONITOR || k == GR_RSIG_DEMONITOR || k == GR_RSIG_DOWN;
+}
+
+/* ---- outgoing: scheduler threads ------------------------------------------------------ */
+
+int gr_dist_remote_hook(void *ud, gr_rt_remote_sig *sig)
+{
+    gr_dist *d = ud;
+    uint32_t idx = sig->to.node;
+    uint64_t st;
+    uint8_t from[ID_BYTES_MAX], to[ID_BYTES_MAX], ref[ID_BYTES_MAX];
+    size_t from_len = 0, to_len = 0, ref_len = 0, len;
+    Girder__Signal s = GIRDER__SIGNAL__INIT;
+    Girder__Frame f = GIRDER__FRAME__INIT;
+    dist_cmd *c;
+
+    if (idx == 0 || idx >= GR_DIST_NODES_MAX || !atomic_load(&d->started) ||
+        atomic_load(&d->stopped)) {
+        return GR_ENOCONN;
+    }
+    st = atomic_load_explicit(&d->node_state[idx], memory_order_acquire);
+    if (!(st & STATE_UP)) {
+        return GR_ENOCONN;
+    }
+    if (sig->to.id != 0 && sig->to.creation != (uint32_t)st) {
+        return GR_ENOPROC; /* a pid of an earlier incarnation of that node */
+    }
+    if (pack_id(d, GR_TERM_EXT_PID, sig->from.node, sig->from.creation, sig->from.id, from,
+                &from_len) < 0) {
+        return GR_EBADTERM;
+    }
+    s.kind = wire_kind(sig->kind);
+    s.from.data = from;
+    s.from.len = from_len;
+    if (sig->to_name) {
+        s.to_name = (char *)sig->to_name;
+    } else {
+        if (pack_id(d, GR_TERM_EXT_PID, sig->to.node, sig->to.creation, sig->to.id, to,
+                    &to_len) < 0) {
+            return GR_EBADTERM;
+        }
+        s.to.data = to;
+        s.to.len = to_len;
+    }
+    if (uses_ref(sig->kind)) {
+        if (pack_id(d, GR_TERM_EXT_REF, sig->ref.node, sig->ref.creation, sig->ref.id, ref,
+                    &ref_len) < 0) {
+            return GR_EBADTERM;
+        }
+        s.ref.data = ref;
+        s.ref.len = ref_len;
+    }
+    if (sig->msg) {
+        s.payload.data = (uint8_t *)girder_msg_data(sig->msg);
+        s.payload.len = girder_msg_size(sig->msg);
+    }
+    f.msg_case = GIRDER__FRAME__MSG_SIGNAL;
+    f.signal = &s;
+    len = girder__frame__get_packed_size(&f);
+    if ((c = gr_dist_cmd_new(CMD_SIGNAL, len)) == NULL) {
+        return -ENOMEM;
+    }
+    girder__frame__pack(&f, c->data);
+    c->node_idx = idx;
+    c->from = sig->from;
+    if (gr_dist_cmd_push(d, c) < 0) {
+        return GR_ENOCONN; /* stopping: freed by the push */
+    }
+    sig->msg = girder_msg_unref(sig->msg); /* taken: the bytes are in the frame */
+    return 0;
+}
+
+/* ---- the node table: dist thread ------------------------------------------------------- */
+
+/* The runtime's index for member name `node`, interning it. 0 on failure. */
+static uint32_t node_index(gr_dist *d, const char *node)
+{
+    uint32_t idx = 0;
+
+    if (gr_rt_node_intern(d->rt, node, strlen(node), &idx) < 0 || idx >= GR_DIST_NODES_MAX) {
+        return 0;
+    }
+    return idx;
+}
+
+void gr_dist_signal_node_up(gr_dist *d, dist_member *m)
+{
+    uint32_t idx = node_index(d, m->name);
+
+    if (idx == 0) {
+        gr_warn(DIST_LOG, "no node index for %s: its processes are unreachable", m->name);
+        return;
+    }
+    d->member_at[idx] = m;
+    atomic_store_explicit(&d->node_state[idx], STATE_UP | m->creation, memory_order_release);
+}
+
+void gr_dist_signal_node_down(gr_dist *d, dist_member *m)
+{
+    uint32_t idx = node_index(d, m->name);
+
+    if (idx == 0) {
+        return;
+    }
+    atomic_store_explicit(&d->node_state[idx], 0, memory_order_release);
+    d->member_at[idx] = NULL;
+    gr_rt_node_down(d->rt, idx);
+}
+
+void gr_dist_signal_forget(gr_dist *d, dist_member *m)
+{
+    for (uint32_t i = 0; i < GR_DIST_NODES_MAX; i++) {
+        if (d->member_at[i] == m) {
+            d->member_at[i] = NULL;
+            atomic_store_explicit(&d->node_state[i], 0, memory_order_release);
+        }
+    }
+}
+
+/* CMD_SIGNAL: append the packed frame to the member's bulk lane, or queue it
+ * on the large lane (then cmd is kept: returns true). */
+bool gr_dist_signal_cmd(gr_dist *d, dist_cmd *cmd)
+{
+    dist_member *m = cmd->node_idx < GR_DIST_NODES_MAX ? d->member_at[cmd->node_idx] : NULL;
+    dist_conn *c = m ? m->conn : NULL;
+    int r;
+
+    if (c == NULL || c->state != CONN_UP) {
+        /* The node went down after the hook took it: gr_rt_node_down has been
+         * (or is being) called, which fires the links and monitors. */
+        DIST_CTR_ADD(d, signals_lost, 1);
+        return false;
+    }
+    if (cmd->len >= DIST_LARGE_MIN || cmd->len > c->peer.limits.max_frame ||
+        gr_dist_large_holds(c, cmd->from)) {
+        /* big, or behind its sender's big one: the large lane (large.c) */
+        if (cmd->len > DIST_LARGE_MAX) {
+            gr_warn(DIST_LOG, "signal of %zu bytes to %s exceeds %u bytes: dropped", cmd->len,
+                    m->name, DIST_LARGE_MAX);
+            DIST_CTR_ADD(d, signals_lost, 1);
+            return false;
+        }
+        if ((r = gr_dist_large_push(c, cmd)) == 0) {
+            DIST_CTR_ADD(d, signals_out, 1);
+            return true;
+        }
+    } else {
+        r = gr_dist_conn_send_packed(c, cmd->data, cmd->len, false);
+    }
+    if (r < 0) {
+        DIST_CTR_ADD(d, signals_lost, 1);
+        return false;
+    }
+    DIST_CTR_ADD(d, signals_out, 1);
+    return false;
+}
+
+/* ---- incoming: dist thread ---------------------------------------------------------------- */
+
+/* Decode an id ext and intern its node. */
+static int take_id(gr_dist *d, const ProtobufCBinaryData *b, int type, gr_term_id *ret_tid,
+                   uint32_t *ret_node)
+{
+    if (gr_term_decode_id(b->data, b->len, type, ret_tid) < 0) {
+        return GR_EBADFRAME;
+    }
+    if (gr_rt_node_intern(d->rt, ret_tid->node, ret_tid->node_len, ret_node) < 0) {
+        return GR_EBADFRAME;
+    }
+    return 0;
+}
+
+int gr_dist_signal_on_frame(gr_dist *d, dist_conn *c, const Girder__Frame *f)
+{
+    const Girder__Signal *s = f->signal;
+    gr_rt_remote_sig sig = {0};
+    gr_term_id tid;
+    uint32_t node;
+    int r;
+
+    if (c->hidden || c->member == NULL || s == NULL) {
+        return GR_EBADFRAME;
+    }
+    if ((r = local_kind(s->kind, &sig.kind)) < 0) {
+        return r;
+    }
+    /* from: a pid of the peer, of the incarnation this link authenticated */
+    if ((r = take_id(d, &s->from, GR_TERM_EXT_PID, &tid, &node)) < 0) {
+        return r;
+    }
+    if (tid.node_len != strlen(c->peer.name) || memcmp(tid.node, c->peer.name, tid.node_len) ||
+        node == 0 || (tid.id != 0 && tid.creation != c->peer.creation)) {
+        return GR_EBADFRAME; /* id 0: sent by a thread of the peer, not a process */
+    }
+    sig.from = (girder_pid){node, tid.creation, tid.id};
+    if (s->to_name && s->to_name[0]) {
+        if (sig.kind != GR_RSIG_MSG) {
+            return GR_EBADFRAME;
+        }
+        sig.to_name = s->to_name;
+    } else {
+        if ((r = take_id(d, &s->to, GR_TERM_EXT_PID, &tid, &node)) < 0) {
+            return r;
+        }
+        if (node != 0) {
+            return GR_EBADFRAME; /* not one of ours */
+        }
+        sig.to = (girder_pid){0, tid.creation, tid.id};
+    }
+    if (uses_ref(sig.kind)) {
+        if ((r = take_id(d, &s->ref, GR_TERM_EXT_REF, &tid, &node)) < 0) {
+            return r;
+        }
+        sig.ref = (girder_ref){node, tid.creation, tid.id};
+    }
+    if (s->payload.len) {
+        if ((sig.msg = girder_msg_new(s->payload.data, s->payload.len)) == NULL) {
+            return -ENOMEM;
+        }
+    }
+    r = gr_rt_remote_deliver(d->rt, &sig);
+    girder_msg_unref(sig.msg); /* NULL when taken */
+    if (r == GR_EBADARG) {
+        return GR_EBADFRAME; /* e.g. a MSG without payload */
+    }
+    if (r == 0) {
+        DIST_CTR_ADD(d, signals_in, 1);
+    }
+    return r;
+}

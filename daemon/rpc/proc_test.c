@@ -1,0 +1,743 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * proc_test.c - unit tests of the rpc module `proc` (mod_proc.c) and the echo
+ * behaviour (services/echo.c) without a network: the test thread plays the
+ * dist thread (gr_rpc_dispatch) and a reply hook collects the answers, as in
+ * rpc_test.c. Every function is covered with its errors; routing to another
+ * node is the CLI's job and is covered by cluster-tests/ (h_proc).
+ */
+#include "rpc/rpc.h"
+
+#include "proto/err.h"
+#include "proto/term.h"
+#include "runtime/rt.h"
+#include "services/echo.h"
+#include "services/services.h"
+#include "services/sys.h"
+
+#include <check.h>
+#include <msgpack.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define NODE "proctest@127.0.0.1"
+#define WAIT_MS 10000
+#define MAX_ANSWERS 4096
+
+typedef struct answer {
+    uint64_t conn, ref;
+    int status;
+    uint8_t *term;
+    size_t len;
+} answer;
+
+/* Answers collected from worker threads. */
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
+static answer answers[MAX_ANSWERS];
+static size_t nanswers;
+
+static girder_rt *rt;
+static gr_rpc *rpc;
+
+static int capture(void *ud, uint64_t conn, uint64_t ref, int status, const void *term, size_t len)
+{
+    pthread_mutex_lock(&lock);
+    ck_assert_uint_lt(nanswers, MAX_ANSWERS);
+    answers[nanswers] = (answer){.conn = conn, .ref = ref, .status = status, .len = len};
+    if (status == 0) {
+        answers[nanswers].term = malloc(len);
+        memcpy(answers[nanswers].term, term, len);
+    }
+    nanswers++;
+    pthread_cond_broadcast(&cond);
+    pthread_mutex_unlock(&lock);
+    return 0;
+}
+
+/* "silent": a process that never answers a call (proc.call's timeout). */
+static int silent_init(girder_ctx *ctx, const girder_msg *arg, void **ret_state)
+{
+    return 0;
+}
+
+static int silent_handle(girder_ctx *ctx, void *state, const girder_msg *msg)
+{
+    return GIRDER_CONTINUE;
+}
+
+static const girder_behaviour silent = {
+    .name = "silent", .init = silent_init, .handle = silent_handle};
+
+static void setup(void)
+{
+    gr_rt_config rc = {.node_name = NODE, .schedulers = 2};
+    gr_rpc_config cfg = {.reply_fn = capture};
+
+    ck_assert_int_eq(gr_rt_new(&rc, &rt), 0);
+    ck_assert_int_eq(gr_services_register(rt), 0); /* sys, echo */
+    ck_assert_int_eq(girder_behaviour_register(rt, &silent), 0);
+    ck_assert_int_eq(gr_rt_start(rt), 0);
+    cfg.rt = rt;
+    ck_assert_int_eq(gr_rpc_new(&cfg, &rpc), 0);
+    nanswers = 0;
+}
+
+static void teardown(void)
+{
+    gr_rt_stop(rt);
+    rt = gr_rt_free(rt);
+    rpc = gr_rpc_free(rpc);
+    for (size_t i = 0; i < nanswers; i++) {
+        free(answers[i].term);
+    }
+    nanswers = 0;
+}
+
+/* Dispatch module.function(args_json-ish packed by the caller). */
+static void dispatch(uint64_t ref, const char *module, const char *function,
+                     const msgpack_sbuffer *args, uint32_t deadline_ms)
+{
+    static const uint8_t empty[] = {0x90};
+    gr_dist_request req = {
+        .conn = 7,
+        .ref = ref,
+        .peer = "cli@127.0.0.1",
+        .hidden = true,
+        .module = module,
+        .function = function,
+        .args = args ? (const uint8_t *)args->data : empty,
+        .args_len = args ? args->size : sizeof(empty),
+        .deadline_ms = deadline_ms,
+    };
+
+    gr_rpc_dispatch(rpc, &req);
+}
+
+/* Wait for the answer to ref; returns its index. */
+static size_t wait_answer(uint64_t ref)
+{
+    struct timespec dl;
+
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += WAIT_MS / 1000;
+    pthread_mutex_lock(&lock);
+    for (;;) {
+        for (size_t i = 0; i < nanswers; i++) {
+            if (answers[i].ref == ref) {
+                pthread_mutex_unlock(&lock);
+                return i;
+            }
+        }
+        ck_assert_msg(pthread_cond_timedwait(&cond, &lock, &dl) == 0, "no answer to ref %llu",
+                      (unsigned long long)ref);
+    }
+}
+
+static size_t count_answers(uint64_t ref)
+{
+    size_t n = 0;
+
+    pthread_mutex_lock(&lock);
+    for (size_t i = 0; i < nanswers; i++) {
+        n += answers[i].ref == ref;
+    }
+    pthread_mutex_unlock(&lock);
+    return n;
+}
+
+/* Unpack answer i into up (caller destroys). */
+static const msgpack_object *term_of(size_t i, msgpack_unpacked *up)
+{
+    size_t off = 0;
+
+    ck_assert_int_eq(answers[i].status, 0);
+    msgpack_unpacked_init(up);
+    ck_assert_int_eq(msgpack_unpack_next(up, (const char *)answers[i].term, answers[i].len, &off),
+                     MSGPACK_UNPACK_SUCCESS);
+    return &up->data;
+}
+
+/* args builder */
+typedef struct args {
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+} args;
+
+static args *args_new(uint32_t n)
+{
+    args *a = calloc(1, sizeof(*a));
+
+    msgpack_sbuffer_init(&a->sb);
+    msgpack_packer_init(&a->pk, &a->sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&a->pk, n);
+    return a;
+}
+
+static void args_str(args *a, const char *s)
+{
+    msgpack_pack_str_with_body(&a->pk, s, strlen(s));
+}
+
+static void args_free(args *a)
+{
+    msgpack_sbuffer_destroy(&a->sb);
+    free(a);
+}
+
+static void args_raw(args *a, const msgpack_object *o)
+{
+    msgpack_pack_object(&a->pk, *o);
+}
+
+/* A pid of another node. */
+static void args_remote_pid(args *a)
+{
+    static const char other[] = "other@127.0.0.9";
+
+    ck_assert_int_eq(gr_term_pack_id(&a->pk, GR_TERM_EXT_PID, other, sizeof(other) - 1, 1, 0x101),
+                     0);
+}
+
+/* The answer to ref, kept for use as an argument. */
+typedef struct kept {
+    msgpack_unpacked up;
+    const msgpack_object *o;
+} kept;
+
+static void keep(uint64_t ref, kept *k)
+{
+    size_t i = wait_answer(ref);
+
+    ck_assert_msg(answers[i].status == 0, "ref %llu: error %s", (unsigned long long)ref,
+                  gr_errid(answers[i].status));
+    k->o = term_of(i, &k->up);
+}
+
+static void unkeep(kept *k)
+{
+    msgpack_unpacked_destroy(&k->up);
+}
+
+static uint64_t next_ref = 1;
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Run proc.fn(args) and wait: returns the answer's index. */
+static size_t run(const char *fn, args *a, uint32_t deadline_ms)
+{
+    uint64_t ref = next_ref++;
+
+    dispatch(ref, "proc", fn, a ? &a->sb : NULL, deadline_ms);
+    if (a) {
+        args_free(a);
+    }
+    return wait_answer(ref);
+}
+
+static void run_err(const char *fn, args *a, int status)
+{
+    size_t i = run(fn, a, 5000);
+
+    ck_assert_msg(answers[i].status == status, "proc.%s: got %s, want %s", fn,
+                  gr_errid(answers[i].status), gr_errid(status));
+}
+
+static void run_str(const char *fn, args *a, const char *s)
+{
+    msgpack_unpacked up;
+    size_t i = run(fn, a, 5000);
+
+    ck_assert_msg(answers[i].status == 0, "proc.%s: error %s", fn, gr_errid(answers[i].status));
+    ck_assert_msg(gr_term_is_str(term_of(i, &up), s), "proc.%s: not \"%s\"", fn, s);
+    msgpack_unpacked_destroy(&up);
+}
+
+static uint64_t run_uint(const char *fn, args *a)
+{
+    msgpack_unpacked up;
+    size_t i = run(fn, a, 5000);
+    const msgpack_object *o;
+    uint64_t v;
+
+    ck_assert_msg(answers[i].status == 0, "proc.%s: error %s", fn, gr_errid(answers[i].status));
+    o = term_of(i, &up);
+    ck_assert_int_eq(o->type, MSGPACK_OBJECT_POSITIVE_INTEGER);
+    v = o->via.u64;
+    msgpack_unpacked_destroy(&up);
+    return v;
+}
+
+/* proc.spawn("echo") -> the pid, kept. */
+static void spawn_echo(kept *k)
+{
+    args *a = args_new(1);
+    uint64_t ref = next_ref++;
+
+    args_str(a, "echo");
+    dispatch(ref, "proc", "spawn", &a->sb, 5000);
+    args_free(a);
+    keep(ref, k);
+    ck_assert_int_eq(k->o->type, MSGPACK_OBJECT_EXT);
+}
+
+/* proc.FN(pid) with one more string argument (or none). */
+static args *pid_args(const kept *pid, uint32_t n)
+{
+    args *a = args_new(n);
+
+    args_raw(a, pid->o);
+    return a;
+}
+
+static uint64_t call_count(const msgpack_object *dest)
+{
+    args *a = args_new(2);
+
+    args_raw(a, dest);
+    args_str(a, "count");
+    return run_uint("call", a);
+}
+
+/* Is pid (a kept term) in proc.list's answer? */
+static bool listed(const kept *pid, const char *want_name)
+{
+    msgpack_unpacked up;
+    const msgpack_object *o;
+    size_t i = run("list", NULL, 5000);
+    bool found = false;
+
+    ck_assert_int_eq(answers[i].status, 0);
+    o = term_of(i, &up);
+    ck_assert_int_eq(o->type, MSGPACK_OBJECT_ARRAY);
+    for (uint32_t j = 0; j < o->via.array.size; j++) {
+        const msgpack_object *m = &o->via.array.ptr[j];
+
+        ck_assert_int_eq(m->type, MSGPACK_OBJECT_MAP);
+        ck_assert(gr_term_is_str(&m->via.map.ptr[0].key, "pid"));
+        if (m->via.map.ptr[0].val.type == MSGPACK_OBJECT_EXT &&
+            m->via.map.ptr[0].val.via.ext.size == pid->o->via.ext.size &&
+            memcmp(m->via.map.ptr[0].val.via.ext.ptr, pid->o->via.ext.ptr, pid->o->via.ext.size) ==
+                0) {
+            found = true;
+            for (uint32_t k = 0; k < m->via.map.size; k++) {
+                if (gr_term_is_str(&m->via.map.ptr[k].key, "behaviour")) {
+                    ck_assert(gr_term_is_str(&m->via.map.ptr[k].val, "echo"));
+                }
+                if (want_name && gr_term_is_str(&m->via.map.ptr[k].key, "name")) {
+                    ck_assert(gr_term_is_str(&m->via.map.ptr[k].val, want_name));
+                }
+            }
+        }
+    }
+    msgpack_unpacked_destroy(&up);
+    return found;
+}
+
+/* ---- tests ------------------------------------------------------------------------- */
+
+START_TEST(spawn)
+{
+    kept pid;
+    args *a;
+
+    spawn_echo(&pid);
+    unkeep(&pid);
+    a = args_new(2); /* with an argument */
+    args_str(a, "echo");
+    msgpack_pack_array(&a->pk, 0);
+    ck_assert_int_eq(answers[run("spawn", a, 5000)].status, 0);
+    a = args_new(1);
+    args_str(a, "no_such_behaviour");
+    run_err("spawn", a, GR_EBADBEHAVIOUR);
+    a = args_new(2); /* the rpc worker takes a raw pointer: never spawnable */
+    args_str(a, "rpc_worker");
+    msgpack_pack_array(&a->pk, 2);
+    msgpack_pack_uint64(&a->pk, 12345);
+    msgpack_pack_uint64(&a->pk, 1);
+    run_err("spawn", a, GR_EBADBEHAVIOUR);
+    run_err("spawn", NULL, GR_EBADARG);
+    a = args_new(1);
+    msgpack_pack_int(&a->pk, 1);
+    run_err("spawn", a, GR_EBADARG);
+    a = args_new(3);
+    args_str(a, "echo");
+    msgpack_pack_nil(&a->pk);
+    msgpack_pack_nil(&a->pk);
+    run_err("spawn", a, GR_EBADARG);
+}
+END_TEST
+
+START_TEST(send_and_call)
+{
+    kept pid;
+    args *a;
+    msgpack_unpacked up;
+    size_t i;
+
+    spawn_echo(&pid);
+    ck_assert_uint_eq(call_count(pid.o), 0);
+    for (int n = 0; n < 3; n++) {
+        a = pid_args(&pid, 2);
+        msgpack_pack_int(&a->pk, n);
+        run_str("send", a, "ok");
+    }
+    ck_assert_uint_eq(call_count(pid.o), 3);
+    /* echo: the request comes back */
+    a = pid_args(&pid, 3);
+    msgpack_pack_array(&a->pk, 2);
+    args_str(a, "x");
+    msgpack_pack_int(&a->pk, -7);
+    msgpack_pack_uint32(&a->pk, 2000);
+    i = run("call", a, 5000);
+    ck_assert_int_eq(answers[i].status, 0);
+    {
+        const msgpack_object *o = term_of(i, &up);
+
+        ck_assert_int_eq(o->type, MSGPACK_OBJECT_ARRAY);
+        ck_assert_uint_eq(o->via.array.size, 2);
+        ck_assert(gr_term_is_str(&o->via.array.ptr[0], "x"));
+        ck_assert_int_eq(o->via.array.ptr[1].via.i64, -7);
+        msgpack_unpacked_destroy(&up);
+    }
+    /* ["stop", "normal"]: "ok", then it is gone */
+    a = pid_args(&pid, 2);
+    msgpack_pack_array(&a->pk, 2);
+    args_str(a, "stop");
+    args_str(a, "normal");
+    run_str("call", a, "ok");
+    /* dead pid: call -> noproc, send -> ok (as Erlang) */
+    a = pid_args(&pid, 2);
+    args_str(a, "count");
+    run_err("call", a, GR_ENOPROC);
+    a = pid_args(&pid, 2);
+    msgpack_pack_int(&a->pk, 1);
+    run_str("send", a, "ok");
+    /* unknown name: call -> noproc, send -> noname */
+    a = args_new(2);
+    args_str(a, "nobody");
+    args_str(a, "count");
+    run_err("call", a, GR_ENOPROC);
+    a = args_new(2);
+    args_str(a, "nobody");
+    msgpack_pack_int(&a->pk, 1);
+    run_err("send", a, GR_ENONAME);
+    /* another node's pid: noconnection */
+    a = args_new(2);
+    args_remote_pid(a);
+    msgpack_pack_int(&a->pk, 1);
+    run_err("send", a, GR_ENOCONN);
+    a = args_new(2);
+    args_remote_pid(a);
+    msgpack_pack_int(&a->pk, 1);
+    run_err("call", a, GR_ENOCONN);
+    /* bad arguments */
+    run_err("send", NULL, GR_EBADARG);
+    a = args_new(2);
+    msgpack_pack_int(&a->pk, 5); /* not a pid or name */
+    msgpack_pack_int(&a->pk, 1);
+    run_err("send", a, GR_EBADARG);
+    a = pid_args(&pid, 3);
+    args_str(a, "count");
+    msgpack_pack_int(&a->pk, 0); /* timeout 0 */
+    run_err("call", a, GR_EBADARG);
+    a = args_new(1);
+    args_str(a, "x");
+    run_err("call", a, GR_EBADARG);
+    unkeep(&pid);
+}
+END_TEST
+
+START_TEST(call_timeout)
+{
+    girder_pid p;
+    args *a = args_new(3);
+
+    ck_assert_int_eq(gr_rt_spawn(rt, &silent, NULL, &p), 0);
+    {
+        args *r = args_new(2);
+        args_str(r, "quiet");
+        /* register through proc.register: needs the pid as a term */
+        msgpack_sbuffer sb;
+        msgpack_packer pk;
+        msgpack_unpacked up;
+        size_t off = 0;
+        char node[] = NODE;
+
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        ck_assert_int_eq(
+            gr_term_pack_id(&pk, GR_TERM_EXT_PID, node, strlen(node), gr_rt_creation(rt), p.id), 0);
+        msgpack_unpacked_init(&up);
+        ck_assert_int_eq(msgpack_unpack_next(&up, sb.data, sb.size, &off), MSGPACK_UNPACK_SUCCESS);
+        args_raw(r, &up.data);
+        msgpack_unpacked_destroy(&up);
+        msgpack_sbuffer_destroy(&sb);
+        run_str("register", r, "ok");
+    }
+    args_str(a, "quiet");
+    args_str(a, "hello");
+    msgpack_pack_uint32(&a->pk, 100);
+    {
+        uint64_t t0 = now_ms();
+
+        run_err("call", a, GR_ETIMEOUT); /* its own timer, not the 5 s deadline */
+        ck_assert_uint_lt(now_ms() - t0, 3000);
+    }
+    /* a call longer than the request's deadline: the worker's deadline answers */
+    a = args_new(3);
+    args_str(a, "quiet");
+    args_str(a, "hello");
+    msgpack_pack_uint32(&a->pk, 60000);
+    {
+        size_t i = run("call", a, 200);
+
+        ck_assert_int_eq(answers[i].status, GR_ETIMEOUT);
+    }
+}
+END_TEST
+
+START_TEST(info)
+{
+    kept pid;
+    args *a;
+    msgpack_unpacked up;
+    const msgpack_object *o;
+    size_t i;
+    bool beh = false;
+
+    spawn_echo(&pid);
+    i = run("info", pid_args(&pid, 1), 5000);
+    ck_assert_int_eq(answers[i].status, 0);
+    o = term_of(i, &up);
+    ck_assert_int_eq(o->type, MSGPACK_OBJECT_MAP);
+    for (uint32_t k = 0; k < o->via.map.size; k++) {
+        if (gr_term_is_str(&o->via.map.ptr[k].key, "behaviour")) {
+            beh = gr_term_is_str(&o->via.map.ptr[k].val, "echo");
+        }
+    }
+    ck_assert(beh);
+    msgpack_unpacked_destroy(&up);
+    /* by name */
+    a = args_new(2);
+    args_str(a, "e1");
+    args_raw(a, pid.o);
+    run_str("register", a, "ok");
+    a = args_new(1);
+    args_str(a, "e1");
+    ck_assert_int_eq(answers[run("info", a, 5000)].status, 0);
+    /* unknown name, remote pid, bad argument */
+    a = args_new(1);
+    args_str(a, "nobody");
+    run_err("info", a, GR_ENOPROC);
+    a = args_new(1);
+    args_remote_pid(a);
+    run_err("info", a, GR_ENOCONN);
+    run_err("info", NULL, GR_EBADARG);
+    a = args_new(1);
+    args_str(a, "");
+    run_err("info", a, GR_EBADARG);
+    unkeep(&pid);
+}
+END_TEST
+
+START_TEST(kill)
+{
+    kept pid;
+    args *a;
+
+    spawn_echo(&pid);
+    run_str("kill", pid_args(&pid, 1), "ok");
+    /* "ok" means down: info says noproc at once */
+    run_err("info", pid_args(&pid, 1), GR_ENOPROC);
+    /* a dead pid is ok; an unknown name is noname; remote: noconnection */
+    run_str("kill", pid_args(&pid, 1), "ok");
+    a = args_new(1);
+    args_str(a, "nobody");
+    run_err("kill", a, GR_ENONAME);
+    a = args_new(1);
+    args_remote_pid(a);
+    run_err("kill", a, GR_ENOCONN);
+    unkeep(&pid);
+    /* a reason, by name */
+    spawn_echo(&pid);
+    a = args_new(2);
+    args_str(a, "victim");
+    args_raw(a, pid.o);
+    run_str("register", a, "ok");
+    a = args_new(2);
+    args_str(a, "victim");
+    args_str(a, "shutdown");
+    run_str("kill", a, "ok");
+    run_err("info", pid_args(&pid, 1), GR_ENOPROC);
+    /* "normal" does not kill a process that does not trap: ok after the wait */
+    unkeep(&pid);
+    spawn_echo(&pid);
+    a = pid_args(&pid, 2);
+    args_str(a, "normal");
+    run_str("kill", a, "ok");
+    ck_assert_uint_eq(call_count(pid.o), 0);
+    run_err("kill", NULL, GR_EBADARG);
+    unkeep(&pid);
+}
+END_TEST
+
+START_TEST(names)
+{
+    kept pid, other, got;
+    args *a;
+    uint64_t ref;
+
+    spawn_echo(&pid);
+    spawn_echo(&other);
+    a = args_new(2);
+    args_str(a, "worker");
+    args_raw(a, pid.o);
+    run_str("register", a, "ok");
+    a = args_new(1);
+    args_str(a, "worker");
+    ref = next_ref++;
+    dispatch(ref, "proc", "whereis", &a->sb, 5000);
+    args_free(a);
+    keep(ref, &got);
+    ck_assert_int_eq(got.o->type, MSGPACK_OBJECT_EXT);
+    ck_assert_uint_eq(got.o->via.ext.size, pid.o->via.ext.size);
+    ck_assert(memcmp(got.o->via.ext.ptr, pid.o->via.ext.ptr, pid.o->via.ext.size) == 0);
+    unkeep(&got);
+    /* call and send by name */
+    {
+        msgpack_object name = {.type = MSGPACK_OBJECT_STR, .via.str = {6, "worker"}};
+
+        a = args_new(2);
+        args_str(a, "worker");
+        args_str(a, "hello");
+        run_str("send", a, "ok");
+        ck_assert_uint_eq(call_count(&name), 1);
+    }
+    /* taken, already named, unknown, remote, bad */
+    a = args_new(2);
+    args_str(a, "worker");
+    args_raw(a, other.o);
+    run_err("register", a, GR_ENAMETAKEN);
+    a = args_new(2);
+    args_str(a, "second");
+    args_raw(a, pid.o);
+    run_err("register", a, GR_EALREADY);
+    a = args_new(1);
+    args_str(a, "nobody");
+    run_err("whereis", a, GR_ENONAME);
+    a = args_new(2);
+    args_str(a, "far");
+    args_remote_pid(a);
+    run_err("register", a, GR_ENOCONN);
+    a = args_new(2);
+    args_str(a, "byname");
+    args_str(a, "worker"); /* register takes a pid, not a name */
+    run_err("register", a, GR_EBADARG);
+    run_err("whereis", NULL, GR_EBADARG);
+    /* a dead process cannot be registered; its name goes with it */
+    run_str("kill", pid_args(&pid, 1), "ok");
+    a = args_new(1);
+    args_str(a, "worker");
+    run_err("whereis", a, GR_ENONAME);
+    a = args_new(2);
+    args_str(a, "late");
+    args_raw(a, pid.o);
+    run_err("register", a, GR_ENOPROC);
+    unkeep(&pid);
+    unkeep(&other);
+}
+END_TEST
+
+START_TEST(list)
+{
+    kept pid, named;
+    args *a;
+
+    ck_assert_int_eq(answers[run("list", NULL, 5000)].status, 0); /* empty is fine */
+    spawn_echo(&pid);
+    spawn_echo(&named);
+    a = args_new(2);
+    args_str(a, "listed");
+    args_raw(a, named.o);
+    run_str("register", a, "ok");
+    ck_assert(listed(&pid, NULL));
+    ck_assert(listed(&named, "listed"));
+    run_str("kill", pid_args(&pid, 1), "ok");
+    ck_assert(!listed(&pid, NULL));
+    ck_assert(listed(&named, "listed"));
+    a = args_new(1);
+    msgpack_pack_int(&a->pk, 1);
+    run_err("list", a, GR_EBADARG);
+    unkeep(&pid);
+    unkeep(&named);
+}
+END_TEST
+
+/* Everything answered once and no worker left behind, also under load. */
+START_TEST(many_calls)
+{
+    enum { N = 500 };
+    kept pid;
+    uint64_t first = next_ref;
+
+    spawn_echo(&pid);
+    for (int n = 0; n < N; n++) {
+        args *a = pid_args(&pid, 2);
+        uint64_t ref = next_ref++;
+
+        msgpack_pack_int(&a->pk, n);
+        dispatch(ref, "proc", n % 2 ? "send" : "call", &a->sb, 5000);
+        args_free(a);
+    }
+    for (uint64_t r = first + 1; r < next_ref; r++) {
+        ck_assert_int_eq(answers[wait_answer(r)].status, 0);
+        ck_assert_uint_eq(count_answers(r), 1);
+    }
+    ck_assert_uint_eq(call_count(pid.o), N / 2);
+    for (int i = 0; i < 1000 && gr_rpc_inflight(rpc) > 0; i++) {
+        nanosleep(&(struct timespec){0, 5000000}, NULL);
+    }
+    ck_assert_uint_eq(gr_rpc_inflight(rpc), 0);
+    unkeep(&pid);
+}
+END_TEST
+
+static Suite *proc_suite(void)
+{
+    Suite *s = suite_create("proc");
+    TCase *tc = tcase_create("core");
+
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, spawn);
+    tcase_add_test(tc, send_and_call);
+    tcase_add_test(tc, call_timeout);
+    tcase_add_test(tc, info);
+    tcase_add_test(tc, kill);
+    tcase_add_test(tc, names);
+    tcase_add_test(tc, list);
+    tcase_add_test(tc, many_calls);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(proc_suite());
+    int failed;
+
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,342 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * remote.c - the runtime's seam to the distribution layer: signals whose
+ * destination is on another node (out), signals arriving from other nodes (in),
+ * and what a node going down does to local links and monitors.
+ *
+ * The runtime knows nothing about sockets. gr_route sends every signal for a pid
+ * with node != 0 here; we turn it into a gr_rt_remote_sig and call the hook the
+ * distribution layer installed (gr_rt_set_remote). The dist thread hands
+ * arriving signals to gr_rt_remote_deliver, which routes them like any signal
+ * from a non-scheduler thread. gr_rt_node_down pushes one GR_SIG_NODEDOWN per
+ * scheduler; each scheduler scans its own processes (it owns them: no lock).
+ *
+ * Design notes
+ * - One routing path. Remote signals reuse the local signal types, the local
+ *   exit/monitor rules (proc.c) and the local dead-pid answers: a LINK or
+ *   MONITOR the hook refuses is answered exactly as one sent to a dead local
+ *   pid, with reason "noconnection" (or "noproc" when the hook says the pid is
+ *   of an older creation). The local hot path pays nothing: gr_route's existing
+ *   "not a live local pid" branch is the only test.
+ * - Ordering. The hook runs on the thread that emits the signal, inside
+ *   gr_route, so signals of one sender reach the hook in emission order; the
+ *   dist layer keeps them in order per connection. Incoming signals are pushed
+ *   by one dist thread into scheduler inboxes (FIFO), so order per pair holds
+ *   end to end.
+ * - No re-entry. gr_rt_remote_deliver never calls the hook on the dist thread:
+ *   a destination that cannot be routed to a scheduler (older creation, bad
+ *   scheduler index) is wrapped in GR_SIG_DEAD and answered on scheduler 0.
+ * - Exactly-once on node down. The scan does not fire links and monitors
+ *   itself; it queues, per affected link, a LINKEXIT "noconnection" from the
+ *   remote pid, and per affected monitor a DOWN "noconnection". These take the
+ *   ordinary paths: a LINKEXIT is honoured only if the link still exists and
+ *   removes it; a DOWN becomes a message only if the ref is still held and
+ *   removes it. So a real exit or DOWN that arrived before (or is already in the
+ *   mailbox) and the synthetic one never both fire.
+ * - The scan is O(processes with links or monitors) per node down, once per
+ *   scheduler, and needs no per-node index, so local link/monitor/exit paths do
+ *   not pay for bookkeeping they rarely need.
+ * - node_down_pending[node] counts schedulers that have not scanned yet. While
+ *   it is non-zero, new LINK and MONITOR signals to that node are answered
+ *   "noconnection" at once: a link made over a new connection before the scan
+ *   of the old one would otherwise be fired by that scan.
+ */
+#include "runtime/rt_int.h"
+
+#include "proto/err.h"
+#include "util/log.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const girder_pid no_pid = {0, 0, 0};
+
+/* Remote kind of a local signal type, or -1 if it cannot leave the node. */
+static int kind_of(gr_sig_type t)
+{
+    switch (t) {
+    case GR_SIG_MSG:
+        return GR_RSIG_MSG;
+    case GR_SIG_LINK:
+        return GR_RSIG_LINK;
+    case GR_SIG_UNLINK:
+        return GR_RSIG_UNLINK;
+    case GR_SIG_EXIT:
+        return GR_RSIG_EXIT;
+    case GR_SIG_LINKEXIT:
+        return GR_RSIG_LINKEXIT;
+    case GR_SIG_MONITOR:
+        return GR_RSIG_MONITOR;
+    case GR_SIG_DEMONITOR:
+        return GR_RSIG_DEMONITOR;
+    case GR_SIG_DOWN:
+        return GR_RSIG_DOWN;
+    default:
+        return -1; /* info, run, regcheck, spawn, scheduler-internal */
+    }
+}
+
+/* Local signal type of a remote kind, or -1 for an unknown kind. */
+static int type_of(int kind)
+{
+    static const int8_t map[] = {
+        [GR_RSIG_MSG] = GR_SIG_MSG,
+        [GR_RSIG_LINK] = GR_SIG_LINK,
+        [GR_RSIG_UNLINK] = GR_SIG_UNLINK,
+        [GR_RSIG_EXIT] = GR_SIG_EXIT,
+        [GR_RSIG_LINKEXIT] = GR_SIG_LINKEXIT,
+        [GR_RSIG_MONITOR] = GR_SIG_MONITOR,
+        [GR_RSIG_DEMONITOR] = GR_SIG_DEMONITOR,
+        [GR_RSIG_DOWN] = GR_SIG_DOWN,
+    };
+
+    return kind >= 0 && (size_t)kind < sizeof(map) / sizeof(map[0]) ? map[kind] : -1;
+}
+
+/* ---- outgoing ------------------------------------------------------------------------- */
+
+void gr_rt_set_remote(girder_rt *rt, gr_rt_remote_fn fn, void *ud)
+{
+    assert(!atomic_load(&rt->running));
+    rt->remote_fn = fn;
+    rt->remote_ud = ud;
+}
+
+/* May a signal of type t to node go to the hook now? */
+static bool node_usable(girder_rt *rt, gr_sig_type t, uint32_t node)
+{
+    if (rt->remote_fn == NULL || node >= atomic_load_explicit(&rt->nnodes, memory_order_acquire)) {
+        return false;
+    }
+    if (t == GR_SIG_LINK || t == GR_SIG_MONITOR) {
+        return atomic_load_explicit(&rt->node_down_pending[node], memory_order_acquire) == 0;
+    }
+    return true;
+}
+
+void gr_remote_out(girder_rt *rt, gr_sched *cur, gr_sig *s)
+{
+    int kind = kind_of((gr_sig_type)s->type);
+    int r = GR_ENOCONN;
+
+    if (s->to.id == 0) {
+        r = GR_ENOPROC; /* never a valid pid */
+    } else if (kind >= 0 && node_usable(rt, (gr_sig_type)s->type, s->to.node)) {
+        gr_rt_remote_sig rs = {
+            .kind = (gr_rsig_kind)kind,
+            .from = s->from,
+            .to = s->to,
+            .ref = s->ref,
+            .to_name = NULL,
+            .msg = s->msg,
+        };
+
+        if ((r = rt->remote_fn(rt->remote_ud, &rs)) == 0) {
+            s->msg = NULL; /* the hook owns it now */
+            gr_sig_free(s);
+            return;
+        }
+    }
+    gr_proc_dead_signal_why(rt, cur, s, r == GR_ENOPROC ? rt->r_noproc : rt->r_noconnection);
+}
+
+void gr_remote_send_name(girder_rt *rt, girder_pid from, uint32_t node, const char *name,
+                         girder_msg *msg)
+{
+    gr_rt_remote_sig rs = {
+        .kind = GR_RSIG_MSG,
+        .from = from,
+        .to = {node, 0, 0},
+        .ref = {0, 0, 0},
+        .to_name = name,
+        .msg = msg,
+    };
+
+    if (node_usable(rt, GR_SIG_MSG, node) && rt->remote_fn(rt->remote_ud, &rs) == 0) {
+        return;
+    }
+    girder_msg_unref(msg); /* not connected: dropped, as in Erlang */
+}
+
+/* ---- incoming -------------------------------------------------------------------------- */
+
+int gr_rt_remote_deliver(girder_rt *rt, gr_rt_remote_sig *rs)
+{
+    unsigned n = atomic_load_explicit(&rt->nnodes, memory_order_acquire);
+    int type = type_of((int)rs->kind);
+    girder_pid to = rs->to;
+    gr_sig *s, *dead = NULL;
+    unsigned idx;
+
+    if (type < 0 || rs->from.node == 0 || rs->from.node >= n || rs->ref.node >= n) {
+        return GR_EBADARG;
+    }
+    if ((type == GR_SIG_MSG || type == GR_SIG_DOWN) && rs->msg == NULL) {
+        return GR_EBADARG;
+    }
+    if (type != GR_SIG_MSG && type != GR_SIG_EXIT && rs->from.id == 0) {
+        return GR_EBADARG; /* links and monitors need a real process */
+    }
+    if (rs->to_name != NULL) {
+        size_t len = strlen(rs->to_name);
+
+        if (type != GR_SIG_MSG || len == 0 || len > 255) {
+            return GR_EBADARG;
+        }
+        if (gr_registry_get(rt->names, rs->to_name, &to) < 0) {
+            girder_msg_unref(rs->msg); /* {Name, Node} ! Msg to no one: dropped */
+            rs->msg = NULL;
+            return 0;
+        }
+    } else if (to.node != 0) {
+        return GR_EBADARG; /* the dist layer relays nothing */
+    }
+    if ((s = gr_sig_new((gr_sig_type)type, rs->from, to)) == NULL) {
+        return -ENOMEM;
+    }
+    idx = (unsigned)(to.id & 0xff);
+    if (to.creation != rt->creation || idx >= rt->nsched || to.id == 0) {
+        /* Dead by definition. Answer on a scheduler so that the hook is never
+         * called on this thread, inside this call. */
+        if ((dead = gr_sig_new(GR_SIG_DEAD, no_pid, no_pid)) == NULL) {
+            gr_sig_free(s);
+            return -ENOMEM;
+        }
+        dead->ptr = s;
+    }
+    s->ref = rs->ref;
+    s->msg = rs->msg;
+    rs->msg = NULL;
+    if (dead) {
+        gr_sched_push(&rt->scheds[0], dead);
+    } else {
+        gr_route(rt, NULL, s);
+    }
+    return 0;
+}
+
+/* ---- node down ------------------------------------------------------------------------- */
+
+int gr_rt_node_down(girder_rt *rt, uint32_t node)
+{
+    if (node == 0 || node >= atomic_load_explicit(&rt->nnodes, memory_order_acquire)) {
+        return GR_EBADARG;
+    }
+    atomic_fetch_add_explicit(&rt->node_down_pending[node], rt->nsched, memory_order_acq_rel);
+    for (unsigned i = 0; i < rt->nsched; i++) {
+        gr_sig *sig;
+
+        /* Like a stop signal, a node down must not be lost to ENOMEM: the links
+         * it fires would never fire otherwise. */
+        while ((sig = gr_sig_new(GR_SIG_NODEDOWN, (girder_pid){node, 0, 0},
+                                 (girder_pid){node, 0, 0})) == NULL) {
+            sched_yield();
+        }
+        gr_sched_push(&rt->scheds[i], sig);
+    }
+    return 0;
+}
+
+typedef struct scan {
+    gr_sched *s;   /* scanning scheduler */
+    uint32_t node; /* node that went down */
+} scan;
+
+/* Queue a synthetic signal of type t from `from` to p. */
+static void queue_synthetic(gr_sched *s, gr_sig_type t, girder_pid from, gr_proc *p, girder_ref ref)
+{
+    gr_sig *sig = gr_sig_new(t, from, p->pid);
+
+    if (sig == NULL) {
+        gr_error("remote", "node-down signal lost: out of memory");
+        return;
+    }
+    sig->ref = ref;
+    sig->msg = girder_msg_ref(s->rt->r_noconnection);
+    gr_sched_local(s, sig);
+}
+
+/* Forget monitors that pids of `node` hold on p. Keys are collected first: a
+ * deletion shifts entries and would make the iteration skip some. */
+static void forget_monby(gr_idmap *m, uint32_t node)
+{
+    girder_pid *keys;
+    uint32_t n = 0;
+
+    GR_IDMAP_EACH(m, sl)
+    {
+        n += sl->val.node == node;
+    }
+    if (n == 0) {
+        return;
+    }
+    if ((keys = malloc(n * sizeof(*keys))) != NULL) {
+        uint32_t k = 0;
+
+        GR_IDMAP_EACH(m, sl)
+        {
+            if (sl->val.node == node) {
+                keys[k++] = sl->key;
+            }
+        }
+        for (k = 0; k < n; k++) {
+            gr_idmap_del(m, keys[k], NULL);
+        }
+        free(keys);
+        return;
+    }
+    for (bool found = true; found;) { /* out of memory: slower, same result */
+        girder_pid key = no_pid;
+
+        found = false;
+        GR_IDMAP_EACH(m, sl)
+        {
+            if (sl->val.node == node) {
+                key = sl->key;
+                found = true;
+                break;
+            }
+        }
+        if (found) {
+            gr_idmap_del(m, key, NULL);
+        }
+    }
+}
+
+static void scan_one(void *vp, void *arg)
+{
+    gr_proc *p = vp;
+    scan *sc = arg;
+    gr_proc_ext *x = p->ext;
+
+    if (x == NULL || p->status == GR_PROC_DEAD) {
+        return;
+    }
+    GR_IDMAP_EACH(&x->links, sl)
+    {
+        if (sl->key.node == sc->node) {
+            queue_synthetic(sc->s, GR_SIG_LINKEXIT, sl->key, p, (girder_ref){0, 0, 0});
+        }
+    }
+    GR_IDMAP_EACH(&x->mons, sl)
+    {
+        if (sl->val.node == sc->node) {
+            queue_synthetic(sc->s, GR_SIG_DOWN, sl->val, p, gr_pid_as_ref(sl->key));
+        }
+    }
+    forget_monby(&x->monby, sc->node);
+}
+
+void gr_remote_node_down_local(gr_sched *s, uint32_t node)
+{
+    scan sc = {.s = s, .node = node};
+
+    /* scan_one only appends to the local queue and edits p->ext: the table is
+     * not modified while we iterate. The queued signals are delivered before
+     * any process of this scheduler runs again. */
+    gr_ptab_each(&s->ptab, scan_one, &sc);
+    atomic_fetch_sub_explicit(&s->rt->node_down_pending[node], 1, memory_order_acq_rel);
+}
