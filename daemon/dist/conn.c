@@ -128,11 +128,29 @@ static int hs_start(dist_conn *c, int role)
     return gr_handshake_new(&hc, role, &c->hs);
 }
 
+/* Send bytes: straight to the socket when nothing is queued before them (the
+ * common case: one syscall, and libevent never has to switch write interest on
+ * and off in epoll, two more syscalls per record); whatever the socket does
+ * not take now is queued in the bufferevent, which writes it when it can. */
 static void out_raw(dist_conn *c, const void *buf, size_t len)
 {
-    if (len && c->bev && bufferevent_write(c->bev, buf, len) == 0) {
-        DIST_CTR_ADD(c->d, bytes_out, len);
+    struct evbuffer *out;
+    ssize_t n = 0;
+
+    if (len == 0 || c->bev == NULL) {
+        return;
     }
+    out = bufferevent_get_output(c->bev);
+    if (evbuffer_get_length(out) == 0) {
+        n = send(bufferevent_getfd(c->bev), buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n < 0) {
+            n = 0; /* EAGAIN, or an error the bufferevent reports on its write */
+        }
+    }
+    if ((size_t)n < len && bufferevent_write(c->bev, (const uint8_t *)buf + n, len - (size_t)n) < 0) {
+        return;
+    }
+    DIST_CTR_ADD(c->d, bytes_out, len);
 }
 
 static void hs_output(dist_conn *c)
@@ -613,6 +631,9 @@ void gr_dist_conn_flush_all(gr_dist *d)
             gr_dist_conn_close(c, r, NULL);
             continue;
         }
+        /* bytes sent straight to the socket get no on_write: a drained link
+         * that must half-close does it here */
+        maybe_shutdown(c);
         if (gr_dist_large_pending(c) && gr_dist_conn_pending(c) < DIST_LARGE_OUT_HIGH) {
             /* the next chunk in the next loop iteration, after whatever else
              * arrived meanwhile (small signals go first) */
