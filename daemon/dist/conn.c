@@ -20,7 +20,8 @@
  *   into one record each, so encryption and the write are paid per iteration.
  * - One timer per connection: the handshake deadline, then a periodic tick every
  *   detection_ms / 6 that sends a heartbeat if nothing was queued for a tick and
- *   closes the link if nothing arrived for detection_ms. Hidden clients are
+ *   closes the link if nothing arrived for detection_ms - tick (checked once a
+ *   tick, so a hung peer is declared down within detection_ms). Hidden clients are
  *   exempt from the silence rule while one of their requests is unanswered (a
  *   CLI blocked on a long rpc need not heartbeat).
  * - A closed connection is unlinked at once (state DEAD, socket freed, member
@@ -743,7 +744,12 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         gr_dist_conn_close(c, 0, NULL);
         return;
     }
-    if (now - c->last_in_ms >= c->d->detection_ms && !(c->hidden && c->inflight > 0)) {
+    /* This check runs once a tick: declaring the link dead one tick early
+     * keeps the worst case (silence began right after a check) within
+     * detection_ms. A healthy peer is never silent for more than about a tick
+     * (its heartbeats), far below detection_ms - tick_ms = 5/6 detection_ms. */
+    if (now - c->last_in_ms >= c->d->detection_ms - c->d->tick_ms &&
+        !(c->hidden && c->inflight > 0)) {
         gr_warn(DIST_LOG, "link to %s (%s) silent for %llu ms: closing", peer_name(c), c->addr,
                 (unsigned long long)(now - c->last_in_ms));
         gr_dist_conn_close(c, 0, c->hidden ? NULL : "noconnection");
