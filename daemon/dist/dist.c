@@ -27,6 +27,7 @@
 
 #include "proto/err.h"
 #include "runtime/rt.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 #include <errno.h>
@@ -41,18 +42,12 @@
 
 uint64_t gr_dist_now_us(void)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+    return gr_clock_us();
 }
 
 uint64_t gr_dist_now_ms(void)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    return gr_clock_ms();
 }
 
 /* ---- messages to pids ---------------------------------------------------------- */

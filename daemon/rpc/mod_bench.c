@@ -56,18 +56,6 @@
 
 /* ---- helpers -------------------------------------------------------------------------------- */
 
-/* Copy a string object into buf (NUL-terminated). 0 or GR_EBADARG. */
-static int get_str(const msgpack_object *o, char *buf, size_t cap)
-{
-    if (o->type != MSGPACK_OBJECT_STR || o->via.str.size == 0 || o->via.str.size >= cap ||
-        memchr(o->via.str.ptr, '\0', o->via.str.size)) {
-        return GR_EBADARG;
-    }
-    memcpy(buf, o->via.str.ptr, o->via.str.size);
-    buf[o->via.str.size] = '\0';
-    return 0;
-}
-
 /* A positive integer in 1..max, or GR_EBADARG. */
 static int get_count(const msgpack_object *o, uint64_t max, uint64_t *ret)
 {
@@ -310,7 +298,7 @@ static int bench_setup(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *ar
     c->priv_free = bench_free;
     b->stream = stream;
     b->count = count;
-    if (get_str(&a[0], b->node, sizeof(b->node)) < 0 ||
+    if (gr_rpc_get_str(&a[0], b->node, sizeof(b->node)) < 0 ||
         gr_nodename_check(b->node, strlen(b->node)) < 0 ||
         strcmp(b->node, gr_rt_node_name(girder_runtime(ctx))) == 0) {
         return GR_EBADARG; /* a remote node: this measures the network path */

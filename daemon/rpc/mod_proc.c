@@ -60,18 +60,6 @@
 
 /* ---- helpers --------------------------------------------------------------------------------- */
 
-/* Copy a string object into buf (NUL-terminated). 0 or GR_EBADARG. */
-static int get_str(const msgpack_object *o, char *buf, size_t cap)
-{
-    if (o->type != MSGPACK_OBJECT_STR || o->via.str.size == 0 || o->via.str.size >= cap ||
-        memchr(o->via.str.ptr, '\0', o->via.str.size)) {
-        return GR_EBADARG;
-    }
-    memcpy(buf, o->via.str.ptr, o->via.str.size);
-    buf[o->via.str.size] = '\0';
-    return 0;
-}
-
 /* A pid argument: a pid of this node. GR_EBADARG (not a pid) or GR_ENOCONN
  * (another node's pid). */
 static int get_local_pid(girder_ctx *ctx, const msgpack_object *o, girder_pid *ret_pid)
@@ -95,7 +83,7 @@ static int resolve(girder_ctx *ctx, const msgpack_object *o, int noname, girder_
     char name[NAME_MAX_LEN + 1];
 
     if (o->type == MSGPACK_OBJECT_STR) {
-        if (get_str(o, name, sizeof(name)) < 0) {
+        if (gr_rpc_get_str(o, name, sizeof(name)) < 0) {
             return GR_EBADARG;
         }
         return girder_whereis(ctx, name, ret_pid) < 0 ? noname : 0;
@@ -214,7 +202,7 @@ static int proc_spawn(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *arg
     int r;
 
     if (args->type != MSGPACK_OBJECT_ARRAY || args->via.array.size < 1 ||
-        args->via.array.size > 2 || get_str(&args->via.array.ptr[0], beh, sizeof(beh)) < 0) {
+        args->via.array.size > 2 || gr_rpc_get_str(&args->via.array.ptr[0], beh, sizeof(beh)) < 0) {
         return GR_EBADARG;
     }
     if (strcmp(beh, GR_RPC_WORKER_NAME) == 0) {
@@ -347,7 +335,7 @@ static int proc_register(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *
         return -ENOMEM;
     }
     c->priv = rw;
-    if (get_str(&args->via.array.ptr[0], rw->name, sizeof(rw->name)) < 0) {
+    if (gr_rpc_get_str(&args->via.array.ptr[0], rw->name, sizeof(rw->name)) < 0) {
         return GR_EBADARG;
     }
     if ((r = get_local_pid(ctx, &args->via.array.ptr[1], &pid)) < 0) {
@@ -391,7 +379,7 @@ static int proc_whereis(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *a
     int r;
 
     if (args->type != MSGPACK_OBJECT_ARRAY || args->via.array.size != 1 ||
-        get_str(&args->via.array.ptr[0], name, sizeof(name)) < 0) {
+        gr_rpc_get_str(&args->via.array.ptr[0], name, sizeof(name)) < 0) {
         return GR_EBADARG;
     }
     if ((r = girder_whereis(ctx, name, &pid)) < 0) {

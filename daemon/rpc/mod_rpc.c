@@ -25,18 +25,6 @@
 #define LATENCY_COUNT_MAX 1000000
 #define LATENCY_PING_TIMEOUT_MS 5000
 
-/* Copy a string object into buf (NUL-terminated). 0 or GR_EBADARG. */
-static int get_str(const msgpack_object *o, char *buf, size_t cap)
-{
-    if (o->type != MSGPACK_OBJECT_STR || o->via.str.size == 0 || o->via.str.size >= cap ||
-        memchr(o->via.str.ptr, '\0', o->via.str.size)) {
-        return GR_EBADARG;
-    }
-    memcpy(buf, o->via.str.ptr, o->via.str.size);
-    buf[o->via.str.size] = '\0';
-    return 0;
-}
-
 /* Is ["$rpc", Tag, Status, Result] our answer? */
 static const msgpack_object *rpc_answer(gr_rpc_call *c, const msgpack_object *msg, int *status)
 {
@@ -69,8 +57,8 @@ static int rpc_call(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
         return GR_EBADARG;
     }
     a = args->via.array.ptr;
-    if (get_str(&a[0], node, sizeof(node)) < 0 || gr_nodename_check(node, strlen(node)) < 0 ||
-        get_str(&a[1], mod, sizeof(mod)) < 0 || get_str(&a[2], fn, sizeof(fn)) < 0 ||
+    if (gr_rpc_get_str(&a[0], node, sizeof(node)) < 0 || gr_nodename_check(node, strlen(node)) < 0 ||
+        gr_rpc_get_str(&a[1], mod, sizeof(mod)) < 0 || gr_rpc_get_str(&a[2], fn, sizeof(fn)) < 0 ||
         a[3].type != MSGPACK_OBJECT_ARRAY) {
         return GR_EBADARG;
     }
@@ -157,7 +145,7 @@ static int rpc_latency(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *ar
     }
     c->priv = l;
     l->count = (uint32_t)count;
-    if (get_str(&a[0], l->node, sizeof(l->node)) < 0 ||
+    if (gr_rpc_get_str(&a[0], l->node, sizeof(l->node)) < 0 ||
         gr_nodename_check(l->node, strlen(l->node)) < 0 ||
         strcmp(l->node, gr_rt_node_name(girder_runtime(ctx))) == 0) {
         return GR_EBADARG; /* a remote node: this measures the network path */

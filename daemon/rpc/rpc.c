@@ -25,6 +25,7 @@
 #include "proto/err.h"
 #include "proto/term.h"
 #include "runtime/rt.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 #include <errno.h>
@@ -75,10 +76,18 @@ static const girder_behaviour worker_behaviour;
 
 uint64_t gr_rpc_now_ns(void)
 {
-    struct timespec ts;
+    return gr_clock_ns();
+}
 
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+int gr_rpc_get_str(const msgpack_object *o, char *buf, size_t cap)
+{
+    if (o->type != MSGPACK_OBJECT_STR || o->via.str.size == 0 || o->via.str.size >= cap ||
+        memchr(o->via.str.ptr, '\0', o->via.str.size)) {
+        return GR_EBADARG;
+    }
+    memcpy(buf, o->via.str.ptr, o->via.str.size);
+    buf[o->via.str.size] = '\0';
+    return 0;
 }
 
 /* ---- the table -------------------------------------------------------------------- */

@@ -105,6 +105,10 @@ void gr_rpc_roster_drop(gr_rpc *rpc, girder_pid pid);
 /* Copy up to cap pids into out; returns how many. */
 size_t gr_rpc_roster_get(gr_rpc *rpc, girder_pid *out, size_t cap);
 
+/* Argument helper: copy a non-empty string object without NUL bytes into
+ * buf (NUL-terminated, shorter than cap). 0 or GR_EBADARG. */
+int gr_rpc_get_str(const msgpack_object *o, char *buf, size_t cap);
+
 /* CLOCK_MONOTONIC in ns. */
 uint64_t gr_rpc_now_ns(void);
 

@@ -16,6 +16,7 @@
 #include "proto/err.h"
 #include "proto/term.h"
 #include "runtime/rt.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 #include <errno.h>
@@ -34,10 +35,7 @@ typedef struct sys_state {
 
 uint64_t gr_sys_now_ms(void)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    return gr_clock_ms();
 }
 
 static void pack_cstr(msgpack_packer *pk, const char *s)

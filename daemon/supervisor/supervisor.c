@@ -63,6 +63,7 @@
 #include "girder/girder.h"
 
 #include "proto/err.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 #include <assert.h>
@@ -187,10 +188,7 @@ struct sup {
 
 static uint64_t now_ms(void)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    return gr_clock_ms();
 }
 
 static bool obj_is_str(const msgpack_object *o, const char *s)
