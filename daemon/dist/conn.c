@@ -473,20 +473,18 @@ static void on_read(struct bufferevent *bev, void *arg)
 
 /* ---- frames out ------------------------------------------------------------------- */
 
-int gr_dist_conn_add_bulk(dist_conn *c, const void *frame, size_t len)
+static int seal_lane(dist_conn *c, gr_batch *b);
+
+/* Add one frame (f, or the packed bytes frame[0..len)) to lane b. A lane whose
+ * record is full is sealed and written first, then the frame starts the next
+ * record. 0 (frames_out counted) or the batch's error. */
+static int lane_add(dist_conn *c, gr_batch *b, const Girder__Frame *f, const void *frame,
+                    size_t len)
 {
-    int r = gr_batch_add_packed(c->bulk, frame, len);
+    int r = f ? gr_batch_add(b, f) : gr_batch_add_packed(b, frame, len);
 
-    if (r == -ENOBUFS) {
-        const uint8_t *rec;
-        size_t rlen;
-
-        if ((r = gr_record_seal(c->tx, c->bulk, &rec, &rlen)) == 0) {
-            out_raw(c, rec, rlen);
-            DIST_CTR_ADD(c->d, records_out, 1);
-            gr_batch_reset(c->bulk);
-            r = gr_batch_add_packed(c->bulk, frame, len);
-        }
+    if (r == -ENOBUFS && (r = seal_lane(c, b)) == 0) {
+        r = f ? gr_batch_add(b, f) : gr_batch_add_packed(b, frame, len);
     }
     if (r == 0) {
         DIST_CTR_ADD(c->d, frames_out, 1);
@@ -494,24 +492,26 @@ int gr_dist_conn_add_bulk(dist_conn *c, const void *frame, size_t len)
     return r;
 }
 
+/* A frame was queued on c: it goes out with this loop iteration's flush. */
+static void queued(dist_conn *c)
+{
+    c->last_out_ms = gr_dist_now_ms();
+    c->dirty = true;
+    gr_dist_schedule_flush(c->d);
+}
+
+int gr_dist_conn_add_bulk(dist_conn *c, const void *frame, size_t len)
+{
+    return lane_add(c, c->bulk, NULL, frame, len);
+}
+
 int gr_dist_conn_add_bulk_frame(dist_conn *c, const Girder__Frame *f)
 {
-    size_t len = girder__frame__get_packed_size(f);
-    uint8_t *buf = malloc(len ? len : 1);
-    int r;
-
-    if (buf == NULL) {
-        return -ENOMEM;
-    }
-    girder__frame__pack(f, buf);
-    r = gr_dist_conn_add_bulk(c, buf, len);
-    free(buf);
-    return r;
+    return lane_add(c, c->bulk, f, NULL, 0);
 }
 
 int gr_dist_conn_send_packed(dist_conn *c, const void *frame, size_t len, bool ctrl)
 {
-    gr_batch *b;
     int r;
 
     if (c->state != CONN_UP || c->bev == NULL) {
@@ -520,61 +520,29 @@ int gr_dist_conn_send_packed(dist_conn *c, const void *frame, size_t len, bool c
     if (len > c->peer.limits.max_frame) {
         return GR_EFRAMETOOBIG;
     }
-    b = ctrl ? c->ctrl : c->bulk;
-    if ((r = gr_batch_add_packed(b, frame, len)) == -ENOBUFS) {
-        const uint8_t *rec;
-        size_t rlen;
-
-        if ((r = gr_record_seal(c->tx, b, &rec, &rlen)) == 0) {
-            out_raw(c, rec, rlen);
-            DIST_CTR_ADD(c->d, records_out, 1);
-            gr_batch_reset(b);
-            r = gr_batch_add_packed(b, frame, len);
-        }
-    }
-    if (r < 0) {
+    if ((r = lane_add(c, ctrl ? c->ctrl : c->bulk, NULL, frame, len)) < 0) {
         gr_dist_conn_close(c, r, NULL);
         return r;
     }
-    DIST_CTR_ADD(c->d, frames_out, 1);
-    c->last_out_ms = gr_dist_now_ms();
-    c->dirty = true;
-    gr_dist_schedule_flush(c->d);
+    queued(c);
     return 0;
 }
 
 int gr_dist_conn_send(dist_conn *c, const Girder__Frame *f, bool ctrl)
 {
-    gr_batch *b;
     int r;
 
     if (c->state != CONN_UP || c->bev == NULL) {
         return GR_ENOCONN;
     }
-    b = ctrl ? c->ctrl : c->bulk;
-    if ((r = gr_batch_add(b, f)) == -ENOBUFS) {
-        /* This lane's record is full: seal it now and start the next one. */
-        const uint8_t *rec;
-        size_t len;
-
-        if ((r = gr_record_seal(c->tx, b, &rec, &len)) == 0) {
-            out_raw(c, rec, len);
-            DIST_CTR_ADD(c->d, records_out, 1);
-            gr_batch_reset(b);
-            r = gr_batch_add(b, f);
-        }
-    }
-    if (r == GR_EFRAMETOOBIG) {
+    if ((r = lane_add(c, ctrl ? c->ctrl : c->bulk, f, NULL, 0)) == GR_EFRAMETOOBIG) {
         return r;
     }
     if (r < 0) {
         gr_dist_conn_close(c, r, NULL);
         return r;
     }
-    DIST_CTR_ADD(c->d, frames_out, 1);
-    c->last_out_ms = gr_dist_now_ms();
-    c->dirty = true;
-    gr_dist_schedule_flush(c->d);
+    queued(c);
     return 0;
 }
 
