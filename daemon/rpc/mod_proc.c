@@ -102,20 +102,6 @@ static const msgpack_object *map_get(const msgpack_object *m, const char *k)
     return NULL;
 }
 
-/* One object as a new message. NULL on allocation failure. */
-static girder_msg *msg_of(const msgpack_object *o)
-{
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
-    girder_msg *m;
-
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    m = msgpack_pack_object(&pk, *o) == 0 ? girder_msg_new(sb.data, sb.size) : NULL;
-    msgpack_sbuffer_destroy(&sb);
-    return m;
-}
-
 static int answer_pid(gr_rpc_call *c, girder_ctx *ctx, girder_pid pid)
 {
     msgpack_sbuffer sb;
@@ -129,22 +115,6 @@ static int answer_pid(gr_rpc_call *c, girder_ctx *ctx, girder_pid pid)
     }
     msgpack_sbuffer_destroy(&sb);
     return r;
-}
-
-static int answer_object(gr_rpc_call *c, const msgpack_object *o)
-{
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
-
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    if (msgpack_pack_object(&pk, *o) < 0) {
-        msgpack_sbuffer_destroy(&sb);
-        return -ENOMEM;
-    }
-    gr_rpc_answer(c, sb.data, sb.size);
-    msgpack_sbuffer_destroy(&sb);
-    return GR_RPC_DONE;
 }
 
 /* Arm the call's own timer. 0 or a negative code. */
@@ -208,7 +178,7 @@ static int proc_spawn(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *arg
     if (strcmp(beh, GR_RPC_WORKER_NAME) == 0) {
         return GR_EBADBEHAVIOUR; /* its argument is a raw pointer: internal only */
     }
-    if (args->via.array.size == 2 && !(arg = msg_of(&args->via.array.ptr[1]))) {
+    if (args->via.array.size == 2 && !(arg = girder_msg_from_object(&args->via.array.ptr[1]))) {
         return -ENOMEM;
     }
     r = girder_spawn_named(ctx, beh, arg, GIRDER_SPAWN_SPREAD, &pid, NULL);
@@ -258,7 +228,7 @@ static int proc_info_msg(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *
         gr_rpc_roster_drop(c->rpc, w->pid);
         return GR_ENOPROC;
     }
-    return answer_object(c, info);
+    return gr_rpc_answer_object(c, info);
 }
 
 /* ---- kill ------------------------------------------------------------------------------------ */
@@ -280,7 +250,7 @@ static int proc_kill(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args
     if (girder_pid_eq(pid, girder_self(ctx))) {
         return GR_EBADARG; /* this worker: it could never answer */
     }
-    reason = args->via.array.size == 2 ? msg_of(&args->via.array.ptr[1]) : girder_msg_atom("kill");
+    reason = args->via.array.size == 2 ? girder_msg_from_object(&args->via.array.ptr[1]) : girder_msg_atom("kill");
     if (!reason || !(w = ref_wait_new(c))) {
         girder_msg_unref(reason);
         return -ENOMEM;
@@ -402,7 +372,7 @@ static int proc_send(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args
     if ((r = resolve(ctx, &args->via.array.ptr[0], GR_ENONAME, &pid)) < 0) {
         return r;
     }
-    if (!(m = msg_of(&args->via.array.ptr[1]))) {
+    if (!(m = girder_msg_from_object(&args->via.array.ptr[1]))) {
         return -ENOMEM;
     }
     if ((r = girder_send(ctx, pid, m)) < 0) {
@@ -439,7 +409,7 @@ static int proc_call(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args
     if (girder_pid_eq(pid, girder_self(ctx))) {
         return GR_EBADARG; /* this worker would call itself */
     }
-    if (!(w = ref_wait_new(c)) || !(req = msg_of(&a[1]))) {
+    if (!(w = ref_wait_new(c)) || !(req = girder_msg_from_object(&a[1]))) {
         return -ENOMEM;
     }
     w->pid = pid;
@@ -458,7 +428,7 @@ static int proc_call_msg(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *
 
     if (tagged(ctx, msg, "$reply", w->ref) && msg->via.array.size == 3) {
         girder_demonitor(ctx, w->ref);
-        return answer_object(c, &msg->via.array.ptr[2]);
+        return gr_rpc_answer_object(c, &msg->via.array.ptr[2]);
     }
     if (tagged(ctx, msg, "DOWN", w->ref)) {
         return GR_ENOPROC;

@@ -87,8 +87,6 @@ static int rpc_call(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
 static int rpc_call_msg(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *msg)
 {
     const msgpack_object *result;
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
     int status = 0;
 
     if (!(result = rpc_answer(c, msg, &status))) {
@@ -97,12 +95,7 @@ static int rpc_call_msg(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *m
     if (status < 0) {
         return gr_rpc_fail(c, status);
     }
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_object(&pk, *result);
-    gr_rpc_answer(c, sb.data, sb.size);
-    msgpack_sbuffer_destroy(&sb);
-    return GR_RPC_DONE;
+    return gr_rpc_answer_object(c, result);
 }
 
 /* rpc.latency state. */

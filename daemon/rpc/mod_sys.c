@@ -69,8 +69,6 @@ static int sys_forward_msg(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object
     sys_wait *w = c->priv;
     const msgpack_object *a, *resp;
     girder_ref ref;
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
 
     if (msg->type != MSGPACK_OBJECT_ARRAY || msg->via.array.size < 3) {
         return GR_RPC_WAIT;
@@ -96,12 +94,7 @@ static int sys_forward_msg(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object
 
         return code < 0 ? code : GR_EBADARG;
     }
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_object(&pk, *resp);
-    gr_rpc_answer(c, sb.data, sb.size);
-    msgpack_sbuffer_destroy(&sb);
-    return GR_RPC_DONE;
+    return gr_rpc_answer_object(c, resp);
 }
 
 static void pack_kv(msgpack_packer *pk, const char *k, uint64_t v)

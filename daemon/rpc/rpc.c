@@ -148,6 +148,22 @@ int gr_rpc_fail(gr_rpc_call *c, int status)
     return GR_RPC_DONE;
 }
 
+int gr_rpc_answer_object(gr_rpc_call *c, const msgpack_object *o)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    if (msgpack_pack_object(&pk, *o) < 0) {
+        msgpack_sbuffer_destroy(&sb);
+        return -ENOMEM;
+    }
+    gr_rpc_answer(c, sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+    return GR_RPC_DONE;
+}
+
 int gr_rpc_answer_str(gr_rpc_call *c, const char *s)
 {
     msgpack_sbuffer sb;

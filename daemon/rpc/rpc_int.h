@@ -70,6 +70,8 @@ struct gr_rpc_call {
 int gr_rpc_answer(gr_rpc_call *c, const void *term, size_t len);
 /* Answer with an error code. GR_RPC_DONE. */
 int gr_rpc_fail(gr_rpc_call *c, int status);
+/* Answer with the term o (re-encoded). GR_RPC_DONE, or -ENOMEM (unanswered). */
+int gr_rpc_answer_object(gr_rpc_call *c, const msgpack_object *o);
 /* Answer with a string / an unsigned integer term. */
 int gr_rpc_answer_str(gr_rpc_call *c, const char *s);
 int gr_rpc_answer_uint(gr_rpc_call *c, uint64_t v);

@@ -52,6 +52,18 @@ girder_msg *girder_msg_atom(const char *s)
     return gr_pack_finish(&p);
 }
 
+girder_msg *girder_msg_from_object(const msgpack_object *o)
+{
+    gr_pack p;
+
+    gr_pack_init(&p);
+    if (msgpack_pack_object(&p.pk, *o) < 0) {
+        msgpack_sbuffer_destroy(&p.sb);
+        return NULL;
+    }
+    return gr_pack_finish(&p);
+}
+
 girder_msg *girder_msg_ref(girder_msg *m)
 {
     atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);

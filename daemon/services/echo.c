@@ -32,20 +32,6 @@ static int echo_init(girder_ctx *ctx, const girder_msg *arg, void **ret_state)
     return 0;
 }
 
-/* Pack o into a new message. NULL on allocation failure. */
-static girder_msg *msg_of(const msgpack_object *o)
-{
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
-    girder_msg *m;
-
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    m = msgpack_pack_object(&pk, *o) == 0 ? girder_msg_new(sb.data, sb.size) : NULL;
-    msgpack_sbuffer_destroy(&sb);
-    return m;
-}
-
 static girder_msg *msg_uint(uint64_t v)
 {
     msgpack_sbuffer sb;
@@ -76,10 +62,10 @@ static int echo_call(girder_ctx *ctx, echo_state *s, const msgpack_object *a)
     } else if (req->type == MSGPACK_OBJECT_ARRAY && req->via.array.size == 2 &&
                gr_term_is_str(&req->via.array.ptr[0], "stop")) {
         resp = girder_msg_atom("ok");
-        reason = msg_of(&req->via.array.ptr[1]);
+        reason = girder_msg_from_object(&req->via.array.ptr[1]);
         ret = GIRDER_STOP;
     } else {
-        resp = msg_of(req);
+        resp = girder_msg_from_object(req);
     }
     if (resp) {
         (void)girder_reply(ctx, from, ref, resp); /* a dead caller is not our problem */

@@ -80,6 +80,10 @@ girder_msg *girder_msg_new(const void *bytes, size_t len);
 /* New message holding the msgpack string s (an "atom"). */
 girder_msg *girder_msg_atom(const char *s);
 
+/* New message holding the term o (e.g. part of an unpacked message, re-encoded).
+ * NULL on allocation failure. */
+girder_msg *girder_msg_from_object(const msgpack_object *o);
+
 /* Take another reference; returns m. Safe from any thread. */
 girder_msg *girder_msg_ref(girder_msg *m);
 
