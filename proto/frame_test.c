@@ -10,9 +10,11 @@
 #include "proto/frame_int.h"
 #include "proto/record.h"
 #include "proto/record_int.h"
+#include "proto/sigframe.h"
 #include "proto/term.h"
 
 #include <check.h>
+#include <sodium.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -622,6 +624,180 @@ START_TEST(large_record_buffer_released)
 }
 END_TEST
 
+/* The record AEAD is RFC 8439 ChaCha20-Poly1305 whoever computes it: a record
+ * sealed here (libcrypto) equals libsodium's encryption of the same batch under
+ * the same key, nonce (counter 0 and 1) and associated data (the length bytes). */
+START_TEST(record_cipher_is_rfc8439)
+{
+    gr_limits lim = {0};
+    gr_record_tx *tx;
+    gr_batch *b;
+    const uint8_t *rec;
+    size_t rlen;
+    uint8_t nonce[12] = {0}, *want;
+    unsigned long long wlen;
+
+    ck_assert_int_ge(sodium_init(), 0);
+    ck_assert_int_eq(gr_record_tx_new(KEY_A, &tx), 0);
+    ck_assert_int_eq(gr_batch_new(&lim, &b), 0);
+    for (uint64_t counter = 0; counter < 2; counter++) {
+        uint8_t plain[256];
+        size_t plen;
+
+        ck_assert_int_eq(add_heartbeat(b, 7 + counter), 0);
+        plen = b->len;
+        ck_assert_uint_le(plen, sizeof(plain));
+        memcpy(plain, b->buf + GR_RECORD_HDR, plen);
+        ck_assert_int_eq(gr_record_seal(tx, b, &rec, &rlen), 0);
+        ck_assert_uint_eq(rlen, GR_RECORD_HDR + plen + GR_RECORD_TAG);
+        want = malloc(plen + GR_RECORD_TAG);
+        ck_assert_ptr_nonnull(want);
+        nonce[4] = (uint8_t)counter; /* 4 zero bytes, then the counter little-endian */
+        crypto_aead_chacha20poly1305_ietf_encrypt(want, &wlen, plain, plen, rec, GR_RECORD_HDR,
+                                                  NULL, nonce, KEY_A);
+        ck_assert_uint_eq(wlen, plen + GR_RECORD_TAG);
+        ck_assert_mem_eq(rec + GR_RECORD_HDR, want, wlen);
+        free(want);
+        gr_batch_reset(b);
+    }
+    gr_batch_free(b);
+    gr_record_tx_free(tx);
+}
+END_TEST
+
+/* A pid or ref ext's bytes; returns the length. */
+static size_t pack_id_bytes(int type, const char *node, uint32_t creation, uint64_t id,
+                            uint8_t *out)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    size_t n;
+
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    ck_assert_int_eq(gr_term_pack_id(&pk, type, node, strlen(node), creation, id), 0);
+    n = sb.size;
+    ck_assert_uint_le(n, 64);
+    memcpy(out, sb.data, n);
+    msgpack_sbuffer_destroy(&sb);
+    return n;
+}
+
+/* A signal with every field set, through protobuf-c. */
+static size_t pb_signal(Girder__Signal *sg, uint8_t **ret)
+{
+    Girder__Frame f = GIRDER__FRAME__INIT;
+    size_t n;
+
+    f.msg_case = GIRDER__FRAME__MSG_SIGNAL;
+    f.signal = sg;
+    n = girder__frame__get_packed_size(&f);
+    *ret = malloc(n);
+    ck_assert_ptr_nonnull(*ret);
+    ck_assert_uint_eq(girder__frame__pack(&f, *ret), n);
+    return n;
+}
+
+/* The Signal fast path writes protobuf-c's bytes and reads them back in place;
+ * it declines what it does not know and refuses what gr_frame_check refuses. */
+START_TEST(sigframe_matches_protobuf)
+{
+    uint8_t from[64], to[64], ref[64], *pb, big[300];
+    size_t from_len, to_len, ref_len, n;
+    uint8_t payload[] = {0x92, 0xa4, 'p', 'i', 'n', 'g', 0x2a}; /* ["ping", 42] */
+    Girder__Signal sg = GIRDER__SIGNAL__INIT;
+    gr_sigframe v, w = {0};
+    uint8_t out[512];
+
+    from_len = pack_id_bytes(GR_TERM_EXT_PID, "a@h", 7, 1234567, from);
+    to_len = pack_id_bytes(GR_TERM_EXT_PID, "b@h", 9, 42, to);
+    ref_len = pack_id_bytes(GR_TERM_EXT_REF, "a@h", 7, 99, ref);
+    for (int kind = 0; kind <= 9; kind += 3) {
+        sg.kind = (Girder__SignalKind)kind;
+        sg.from = (ProtobufCBinaryData){from_len, from};
+        sg.to = (ProtobufCBinaryData){to_len, to};
+        sg.to_name = (char *)"";
+        sg.ref = (ProtobufCBinaryData){kind == 6 ? ref_len : 0, ref};
+        sg.payload = (ProtobufCBinaryData){sizeof(payload), payload};
+        n = pb_signal(&sg, &pb);
+        ck_assert_int_eq(gr_sigframe_view(pb, n, &v), 1);
+        ck_assert_uint_eq(v.kind, (uint32_t)kind);
+        ck_assert_uint_eq(v.from_len, from_len);
+        ck_assert_mem_eq(v.from, from, from_len);
+        ck_assert_uint_eq(v.to_len, to_len);
+        ck_assert_uint_eq(v.ref_len, kind == 6 ? ref_len : 0);
+        ck_assert_uint_eq(v.payload_len, sizeof(payload));
+        ck_assert_mem_eq(v.payload, payload, sizeof(payload));
+        ck_assert_uint_eq(gr_sigframe_size(&v), n);
+        ck_assert_uint_eq(gr_sigframe_pack(&v, out), n);
+        ck_assert_mem_eq(out, pb, n);
+        free(pb);
+    }
+    /* by name, and a payload long enough for a two-byte length */
+    memset(big, 0xc0, sizeof(big)); /* 300 nils: not one term */
+    big[0] = 0xc5;                  /* bin 16 */
+    big[1] = 0x01;
+    big[2] = 0x29; /* 297 bytes follow */
+    w.kind = 0;
+    w.from = from;
+    w.from_len = from_len;
+    w.to_name = "sink";
+    w.to_name_len = 4;
+    w.payload = big;
+    w.payload_len = sizeof(big);
+    n = gr_sigframe_pack(&w, out);
+    ck_assert_uint_eq(n, gr_sigframe_size(&w));
+    {
+        Girder__Frame *f = NULL;
+
+        ck_assert_int_eq(gr_frame_unpack(out, n, &f), 0);
+        ck_assert_int_eq(f->msg_case, GIRDER__FRAME__MSG_SIGNAL);
+        ck_assert_str_eq(f->signal->to_name, "sink");
+        ck_assert_uint_eq(f->signal->payload.len, sizeof(big));
+        gr_frame_free(f);
+    }
+    ck_assert_int_eq(gr_sigframe_view(out, n, &v), 1);
+    ck_assert_uint_eq(v.to_name_len, 4);
+    ck_assert_mem_eq(v.to_name, "sink", 4);
+    /* declined: another frame kind; a field it does not know; truncated */
+    {
+        Girder__Frame f = GIRDER__FRAME__INIT;
+        Girder__Heartbeat hb = GIRDER__HEARTBEAT__INIT;
+        uint8_t hbuf[64];
+
+        f.msg_case = GIRDER__FRAME__MSG_HEARTBEAT;
+        f.heartbeat = &hb;
+        hb.seq = 3;
+        ck_assert_int_eq(gr_sigframe_view(hbuf, girder__frame__pack(&f, hbuf), &v), 0);
+    }
+    {
+        uint8_t grown[sizeof(out) + 2];
+
+        ck_assert_uint_lt(n, 0x80 + 0x80 * 0x7f); /* the signal's length is 2 bytes: 0x80|lo, hi */
+        memcpy(grown, out, n);
+        grown[1] += 2; /* the signal grows by an unknown field 9 (varint 1) */
+        grown[n] = 0x48;
+        grown[n + 1] = 0x01;
+        ck_assert_int_eq(gr_sigframe_view(grown, n + 2, &v), 0);
+    }
+    ck_assert_int_eq(gr_sigframe_view(out, n - 1, &v), 0);
+    /* refused: both to and to_name; a malformed pid; a payload of two terms */
+    w.to = to;
+    w.to_len = to_len;
+    n = gr_sigframe_pack(&w, out);
+    ck_assert_int_eq(gr_sigframe_view(out, n, &v), GR_EBADFRAME);
+    w.to_name_len = 0;
+    w.from_len = 3;
+    n = gr_sigframe_pack(&w, out);
+    ck_assert_int_eq(gr_sigframe_view(out, n, &v), GR_EBADFRAME);
+    w.from_len = from_len;
+    w.payload = (const uint8_t *)"\xc0\xc0";
+    w.payload_len = 2;
+    n = gr_sigframe_pack(&w, out);
+    ck_assert_int_eq(gr_sigframe_view(out, n, &v), GR_EBADFRAME);
+}
+END_TEST
+
 static Suite *frame_suite(void)
 {
     Suite *s = suite_create("frame");
@@ -643,6 +819,8 @@ static Suite *frame_suite(void)
     tcase_add_test(tc, undecodable_frame);
     tcase_add_test(tc, frame_rules);
     tcase_add_test(tc, large_record_buffer_released);
+    tcase_add_test(tc, record_cipher_is_rfc8439);
+    tcase_add_test(tc, sigframe_matches_protobuf);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -18,12 +18,24 @@
  *   rpc replies) and bulk (rpc requests). gr_dist_conn_send only appends; the
  *   flush event (lowest priority, once per loop iteration) seals ctrl then bulk
  *   into one record each, so encryption and the write are paid per iteration.
+ * - Records are sealed at the flush, or as soon as a lane holds DIST_RECORD_SOFT
+ *   bytes: a stream of 64 KiB messages then moves as 256 KiB records that stay
+ *   in the cache between the copy, the cipher and the write, and the peer
+ *   decrypts one while the next is sealed. One record per flush of up to
+ *   max_record (16 MiB) was half as fast: every pass went to memory and the two
+ *   ends took turns.
  * - One timer per connection: the handshake deadline, then a periodic tick every
  *   detection_ms / 6 that sends a heartbeat if nothing was queued for a tick and
  *   closes the link if nothing arrived for detection_ms - tick (checked once a
  *   tick, so a hung peer is declared down within detection_ms). Hidden clients are
  *   exempt from the silence rule while one of their requests is unanswered (a
  *   CLI blocked on a long rpc need not heartbeat).
+ * - Reading: until UP the bufferevent reads (capped by the watermark). Once UP,
+ *   its reading is switched off and the link's own read event (rd_ev) reads
+ *   straight into d->rbuf, up to DIST_READ_CHUNK per call and DIST_READ_BUDGET
+ *   per wakeup: libevent's evbuffer reads at most 4 KiB per readv and asks
+ *   FIONREAD first, three syscalls per 4 KiB, which capped a 64 KiB stream at a
+ *   few hundred MB/s (docs/benchmarks.md). Writing stays with the bufferevent.
  * - A closed connection is unlinked at once (state DEAD, socket freed, member
  *   and calls told) but the struct is freed by the flush event, never inside
  *   its own callback.
@@ -50,6 +62,8 @@
 static void on_read(struct bufferevent *bev, void *arg);
 static void on_write(struct bufferevent *bev, void *arg);
 static void on_event(struct bufferevent *bev, short what, void *arg);
+static void on_raw_read(evutil_socket_t fd, short what, void *arg);
+static void conn_failed(dist_conn *c, short what, int err);
 static void on_timer(evutil_socket_t fd, short what, void *arg);
 
 static const char *peer_name(const dist_conn *c)
@@ -148,7 +162,8 @@ static void out_raw(dist_conn *c, const void *buf, size_t len)
             n = 0; /* EAGAIN, or an error the bufferevent reports on its write */
         }
     }
-    if ((size_t)n < len && bufferevent_write(c->bev, (const uint8_t *)buf + n, len - (size_t)n) < 0) {
+    if ((size_t)n < len &&
+        bufferevent_write(c->bev, (const uint8_t *)buf + n, len - (size_t)n) < 0) {
         return;
     }
     DIST_CTR_ADD(c->d, bytes_out, len);
@@ -381,9 +396,14 @@ static void hs_done(dist_conn *c)
 static int on_frame(dist_conn *c, const uint8_t *buf, size_t len)
 {
     Girder__Frame *f = NULL;
+    gr_sigframe sf;
     int r;
 
     DIST_CTR_ADD(c->d, frames_in, 1);
+    if ((r = gr_sigframe_view(buf, len, &sf)) != 0) {
+        /* the common case: a process signal, read in place */
+        return r < 0 ? r : gr_dist_signal_on_view(c->d, c, &sf);
+    }
     if ((r = gr_frame_unpack(buf, len, &f)) < 0) {
         return r;
     }
@@ -412,6 +432,52 @@ static int on_frame(dist_conn *c, const uint8_t *buf, size_t len)
     }
     gr_frame_free(f);
     return r;
+}
+
+/* Feed received bytes p[0..len) of an UP link through its record stream and
+ * handle every frame. 0, or < 0 once c is closed (by an error here, or by a
+ * frame handler). */
+static int feed_up(dist_conn *c, const uint8_t *p, size_t len)
+{
+    size_t off = 0;
+    int r = 0;
+
+    while (off < len && c->state == CONN_UP) {
+        const uint8_t *fr;
+        size_t flen, used = 0;
+        bool any = false;
+
+        r = gr_record_feed(c->rx, p + off, len - off, &used);
+        off += used;
+        while (r == 0 && c->state == CONN_UP && (r = gr_record_next(c->rx, &fr, &flen)) == 1) {
+            any = true;
+            r = on_frame(c, fr, flen);
+        }
+        if (any) {
+            DIST_CTR_ADD(c->d, records_in, 1);
+        }
+        if (r < 0 && c->state == CONN_UP) {
+            gr_dist_conn_close(c, r, NULL);
+        }
+        if (r < 0 || used == 0) {
+            break;
+        }
+    }
+    DIST_CTR_ADD(c->d, bytes_in, off);
+    return c->state == CONN_UP ? 0 : -1;
+}
+
+/* The link is UP and the bufferevent's input is drained: read with rd_ev from
+ * now on (design notes). */
+static void raw_read_start(dist_conn *c)
+{
+    c->rd_ev =
+        event_new(c->d->base, bufferevent_getfd(c->bev), EV_READ | EV_PERSIST, on_raw_read, c);
+    if (c->rd_ev == NULL || event_add(c->rd_ev, NULL) < 0) {
+        gr_dist_conn_close(c, -ENOMEM, NULL);
+        return;
+    }
+    bufferevent_disable(c->bev, EV_READ);
 }
 
 static void on_read(struct bufferevent *bev, void *arg)
@@ -443,22 +509,12 @@ static void on_read(struct bufferevent *bev, void *arg)
                 continue;
             }
         } else if (c->state == CONN_UP) {
-            const uint8_t *fr;
-            size_t flen;
-            bool any = false;
-
-            r = gr_record_feed(c->rx, v.iov_base, v.iov_len, &used);
-            evbuffer_drain(in, used);
-            DIST_CTR_ADD(c->d, bytes_in, used);
-            while (r == 0 && c->state == CONN_UP && (r = gr_record_next(c->rx, &fr, &flen)) == 1) {
-                any = true;
-                r = on_frame(c, fr, flen);
+            used = v.iov_len;
+            r = feed_up(c, v.iov_base, v.iov_len);
+            if (c->state == CONN_UP) {
+                evbuffer_drain(in, used);
             }
-            if (any) {
-                DIST_CTR_ADD(c->d, records_in, 1);
-            }
-            if (r < 0 && c->state == CONN_UP) {
-                gr_dist_conn_close(c, r, NULL);
+            if (r < 0) {
                 return;
             }
         } else {
@@ -469,6 +525,44 @@ static void on_read(struct bufferevent *bev, void *arg)
             break; /* defensive: nothing consumed, wait for more bytes */
         }
     }
+    if (c->state == CONN_UP && c->rd_ev == NULL && evbuffer_get_length(in) == 0) {
+        raw_read_start(c);
+    }
+}
+
+/* rd_ev: the socket of an UP link is readable. */
+static void on_raw_read(evutil_socket_t fd, short what, void *arg)
+{
+    dist_conn *c = arg;
+    gr_dist *d = c->d;
+    size_t budget = DIST_READ_BUDGET;
+    ssize_t n;
+
+    (void)what;
+    d->activity++;
+    c->last_in_ms = gr_dist_now_ms();
+    while (c->state == CONN_UP && budget > 0) {
+        n = recv(fd, d->rbuf, DIST_READ_CHUNK, 0);
+        if (n > 0) {
+            if (feed_up(c, d->rbuf, (size_t)n) < 0) {
+                return;
+            }
+            budget = (size_t)n < budget ? budget - (size_t)n : 0;
+            if ((size_t)n < DIST_READ_CHUNK) {
+                break; /* the socket is drained */
+            }
+        } else if (n == 0) {
+            conn_failed(c, BEV_EVENT_EOF | BEV_EVENT_READING, 0);
+            return;
+        } else if (errno == EINTR) {
+            continue;
+        } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            break;
+        } else {
+            conn_failed(c, BEV_EVENT_ERROR | BEV_EVENT_READING, errno);
+            return;
+        }
+    }
 }
 
 /* ---- frames out ------------------------------------------------------------------- */
@@ -477,7 +571,8 @@ static int seal_lane(dist_conn *c, gr_batch *b);
 
 /* Add one frame (f, or the packed bytes frame[0..len)) to lane b. A lane whose
  * record is full is sealed and written first, then the frame starts the next
- * record. 0 (frames_out counted) or the batch's error. */
+ * record; a lane that reaches DIST_RECORD_SOFT is sealed and written at once.
+ * 0 (frames_out counted) or the batch's error. */
 static int lane_add(dist_conn *c, gr_batch *b, const Girder__Frame *f, const void *frame,
                     size_t len)
 {
@@ -486,10 +581,14 @@ static int lane_add(dist_conn *c, gr_batch *b, const Girder__Frame *f, const voi
     if (r == -ENOBUFS && (r = seal_lane(c, b)) == 0) {
         r = f ? gr_batch_add(b, f) : gr_batch_add_packed(b, frame, len);
     }
-    if (r == 0) {
-        DIST_CTR_ADD(c->d, frames_out, 1);
+    if (r < 0) {
+        return r;
     }
-    return r;
+    DIST_CTR_ADD(c->d, frames_out, 1);
+    /* A lane this full goes out now rather than at the flush: the record stays
+     * in cache for the cipher and the copy into the socket, and the peer starts
+     * opening it while we seal the next one (design notes). */
+    return gr_batch_size(b) >= DIST_RECORD_SOFT ? seal_lane(c, b) : 0;
 }
 
 /* A frame was queued on c: it goes out with this loop iteration's flush. */
@@ -650,6 +749,12 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
         hs_output(c);
         return;
     }
+    conn_failed(c, what, err);
+}
+
+/* The socket reported EOF or error err (what: BEV_EVENT_* flags): close c. */
+static void conn_failed(dist_conn *c, short what, int err)
+{
     if (what & BEV_EVENT_EOF) {
         err = ECONNRESET;
     }
@@ -751,6 +856,10 @@ void gr_dist_conn_close(dist_conn *c, int err, const char *why)
     if (c->unauth) {
         c->unauth = false;
         d->n_unauth--;
+    }
+    if (c->rd_ev) {
+        event_free(c->rd_ev);
+        c->rd_ev = NULL;
     }
     if (c->bev) {
         bufferevent_free(c->bev);

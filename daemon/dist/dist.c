@@ -192,13 +192,27 @@ dist_cmd *gr_dist_cmd_new(int kind, size_t len)
     return c;
 }
 
-/* Queue c (taken). force: even after stop was requested (the stop itself).
- * 0 or GR_ESTOPPED (c freed). */
-static int cmd_push(gr_dist *d, dist_cmd *c, bool force)
+void gr_dist_wake(gr_dist *d)
 {
     uint64_t one = 1;
     ssize_t w;
 
+    /* The loop polls the queues while it spins (see dist_main): only a loop that
+     * may block needs the eventfd. The exchange pairs with dist_main's store of
+     * sleeping = 1 and re-check of the queues, so a push is never missed. */
+    if (atomic_exchange(&d->sleeping, 0) == 0) {
+        return;
+    }
+    do {
+        w = write(d->wake_fd, &one, sizeof(one));
+    } while (w < 0 && errno == EINTR);
+    /* EAGAIN: the counter is already non-zero, the loop will wake */
+}
+
+/* Queue c (taken). force: even after stop was requested (the stop itself).
+ * 0 or GR_ESTOPPED (c freed). */
+static int cmd_push(gr_dist *d, dist_cmd *c, bool force)
+{
     pthread_mutex_lock(&d->cmd_lock);
     if (!force && atomic_load(&d->stopped)) {
         pthread_mutex_unlock(&d->cmd_lock);
@@ -212,16 +226,8 @@ static int cmd_push(gr_dist *d, dist_cmd *c, bool force)
     }
     d->cmd_tail = c;
     pthread_mutex_unlock(&d->cmd_lock);
-    /* The loop polls the queue while it spins (see dist_main): only a loop that
-     * may block needs the eventfd. The exchange pairs with dist_main's store of
-     * sleeping = 1 and re-check of the queue, so a push is never missed. */
-    if (atomic_exchange(&d->sleeping, 0) == 0) {
-        return 0;
-    }
-    do {
-        w = write(d->wake_fd, &one, sizeof(one));
-    } while (w < 0 && errno == EINTR);
-    return 0; /* EAGAIN: the counter is already non-zero, the loop will wake */
+    gr_dist_wake(d);
+    return 0;
 }
 
 int gr_dist_cmd_push(gr_dist *d, dist_cmd *c)
@@ -267,7 +273,7 @@ static bool cmd_pending(gr_dist *d)
     bool r;
 
     pthread_mutex_lock(&d->cmd_lock);
-    r = d->cmd_head != NULL;
+    r = d->cmd_head != NULL || gr_dist_sigq_pending_locked(d);
     pthread_mutex_unlock(&d->cmd_lock);
     return r;
 }
@@ -276,6 +282,8 @@ static void run_cmds(gr_dist *d)
 {
     dist_cmd *c, *next;
 
+    /* signals first: those queued before a stop go out before its Leave */
+    gr_dist_sigq_run(d);
     d->activity++;
     for (c = cmd_take_all(d); c; c = next) {
         next = c->next;
@@ -565,7 +573,8 @@ int gr_dist_new(const gr_dist_config *cfg, gr_dist **ret_d)
             }
         }
     }
-    if ((d->stop_cmd = gr_dist_cmd_new(CMD_STOP, 0)) == NULL) {
+    if ((d->stop_cmd = gr_dist_cmd_new(CMD_STOP, 0)) == NULL ||
+        (d->rbuf = malloc(DIST_READ_CHUNK)) == NULL) {
         gr_dist_free(d);
         return -ENOMEM;
     }
@@ -677,6 +686,7 @@ gr_dist *gr_dist_free(gr_dist *d)
         cmd_abandon(d, c);
     }
     gr_dist_cmd_free(d->stop_cmd);
+    gr_dist_sigq_free(d);
     gr_dist_listen_stop(d);
     gr_dist_mem_free_all(d);
     if (d->stop_timer) {
@@ -707,6 +717,7 @@ gr_dist *gr_dist_free(gr_dist *d)
     free(d->seeds);
     free(d->pub_members);
     free(d->monitors);
+    free(d->rbuf);
     gr_cookie_wipe(&d->cookie);
     pthread_cond_destroy(&d->pub_cond);
     pthread_mutex_destroy(&d->pub_lock);
@@ -876,6 +887,8 @@ void gr_dist_counters_get(gr_dist *d, gr_dist_counters *ret)
     LOAD(signals_out);
     LOAD(signals_lost);
     LOAD(large_queued_bytes);
+    LOAD(sigq_bytes);
+    LOAD(sigq_peak);
     LOAD(nodedowns);
     LOAD(members_up);
 #undef LOAD

@@ -124,6 +124,8 @@ typedef struct gr_dist_counters {
     uint64_t signals_in, signals_out; /* process signals received / queued to a link */
     uint64_t signals_lost;            /* taken for a node whose link then went down */
     uint64_t large_queued_bytes;      /* current: big signals waiting on large lanes */
+    uint64_t sigq_bytes;              /* current: signal bytes queued for the dist thread */
+    uint64_t sigq_peak;               /* most bytes the dist thread took in one go */
 } gr_dist_counters;
 
 /* Check the config and create (no thread, no socket yet). 0, -EINVAL, GR_EBADNODE,

@@ -26,6 +26,7 @@
 #include "proto/frame.h"
 #include "proto/handshake.h"
 #include "proto/record.h"
+#include "proto/sigframe.h"
 
 #include <event2/bufferevent.h>
 #include <event2/dns.h>
@@ -36,11 +37,15 @@
 
 /* How long the loop keeps polling after its last work before it blocks. */
 #define DIST_SPIN_US 100
+#define DIST_SIGQ_INLINE 4096u         /* signal frames up to this are copied into the queue */
+#define DIST_RECORD_SOFT (256u << 10)  /* a lane this full is sealed at once (conn.c) */
+#define DIST_READ_CHUNK (256u << 10)   /* one recv on an UP link reads at most this */
+#define DIST_READ_BUDGET (4u << 20)    /* bytes one link reads per wakeup, at most */
 #define DIST_LARGE_MIN (1u << 20)      /* signals this big take the large lane */
-#define DIST_LARGE_CHUNK (256u << 10)   /* fragment size: at most this per flush */
-#define DIST_LARGE_OUT_HIGH (1u << 20)  /* no next chunk while this much is unsent */
-#define DIST_LARGE_MAX (1024u << 20)    /* largest reassembled frame (1 GiB) */
-#define GR_DIST_NODES_MAX 4096 /* = the runtime's node table (GR_NODES_MAX) */
+#define DIST_LARGE_CHUNK (256u << 10)  /* fragment size: at most this per flush */
+#define DIST_LARGE_OUT_HIGH (1u << 20) /* no next chunk while this much is unsent */
+#define DIST_LARGE_MAX (1024u << 20)   /* largest reassembled frame (1 GiB) */
+#define GR_DIST_NODES_MAX 4096         /* = the runtime's node table (GR_NODES_MAX) */
 #define DIST_LOG "dist"
 #define DIST_BACKOFF_MIN_MS 100u
 #define DIST_BACKOFF_MAX_MS 5000u
@@ -66,6 +71,12 @@ typedef struct dist_join dist_join;
 typedef struct dist_cmd dist_cmd;
 typedef struct dist_large dist_large;
 
+/* A growable byte buffer of queued signals (sigq.c). */
+typedef struct dist_sigbuf {
+    uint8_t *p;
+    size_t len, cap;
+} dist_sigbuf;
+
 /* Connection states. */
 enum {
     CONN_CONNECTING, /* outgoing: resolving or connecting */
@@ -84,7 +95,8 @@ struct dist_conn {
     bool hidden;              /* peer is a hidden client */
     bool dirty;               /* frames waiting in ctrl/bulk */
     bool drained_close;       /* stop: half-close once the Leave is written */
-    struct bufferevent *bev;  /* socket; NULL once closed */
+    struct bufferevent *bev;  /* socket; NULL once closed; reads until UP, writes */
+    struct event *rd_ev;      /* UP: reads the socket (conn.c, "Reading") */
     struct event *timer;      /* handshake deadline, then heartbeat/detector tick */
     gr_handshake *hs;         /* while CONN_CONNECTING/HANDSHAKE */
     gr_record_tx *tx;         /* CONN_UP: our direction */
@@ -198,6 +210,7 @@ struct gr_dist {
     struct evconnlistener *listener;
     int listen_fd;            /* until handed to the listener */
     struct event *cmd_ev;     /* reads wake_fd */
+    uint8_t *rbuf;            /* DIST_READ_CHUNK bytes: what UP links read into */
     struct event *flush_ev;   /* lowest priority: flush dirty links, reap */
     struct event *pump_ev;    /* next iteration: another chunk of the large lanes */
     struct event *stop_timer; /* graceful stop deadline */
@@ -215,6 +228,8 @@ struct gr_dist {
     /* command queue: any thread */
     pthread_mutex_t cmd_lock;
     dist_cmd *cmd_head, *cmd_tail; /* under cmd_lock */
+    dist_sigbuf sigq;              /* under cmd_lock: outgoing signals (sigq.c) */
+    dist_sigbuf sigq_spare;        /* dist thread: the drained buffer, swapped in next */
     int wake_fd;                   /* eventfd: a command is queued */
     atomic_int sleeping;           /* 1 while the loop may block: producers wake it */
     uint64_t activity;             /* bumped by every read and command (dist thread) */
@@ -254,6 +269,20 @@ void gr_dist_notify_down(gr_dist *d, const char *node, const char *reason);
 void gr_dist_answer_join(gr_dist *d, girder_pid to, uint64_t tag, int status);
 /* Stop: called when a connection closed, to see whether everything is drained. */
 void gr_dist_stop_progress(gr_dist *d);
+
+/* Wake the loop if it may be blocking (after queueing work). Any thread. */
+void gr_dist_wake(gr_dist *d);
+
+/* ---- sigq.c -------------------------------------------------------------------- */
+/* Pack signal s for node node_idx from `from` and queue it. Any thread. 0,
+ * -ENOMEM or GR_ESTOPPED. */
+int gr_dist_sigq_push(gr_dist *d, uint32_t node_idx, girder_pid from, const gr_sigframe *s);
+/* Is a signal queued? Caller holds cmd_lock. */
+bool gr_dist_sigq_pending_locked(const gr_dist *d);
+/* Hand every queued signal to its link. Dist thread. */
+void gr_dist_sigq_run(gr_dist *d);
+/* Drop what is queued (counted lost) and the buffers. The dist thread has ended. */
+void gr_dist_sigq_free(gr_dist *d);
 
 /* ---- listener.c ---------------------------------------------------------------- */
 /* Bind and listen on the configured address (caller thread, before the thread
@@ -350,8 +379,13 @@ void gr_dist_signal_node_down(gr_dist *d, dist_member *m);
 void gr_dist_signal_forget(gr_dist *d, dist_member *m);
 /* CMD_SIGNAL. Returns true if it kept cmd (queued on a large lane). */
 bool gr_dist_signal_cmd(gr_dist *d, dist_cmd *cmd);
-/* A Signal frame arrived on member link c. 0 or an error (close c). */
+/* A small packed Signal frame from the queue for node index node_idx. */
+void gr_dist_signal_packed(gr_dist *d, uint32_t node_idx, girder_pid from, const uint8_t *frame,
+                           size_t len);
+/* A Signal frame arrived on member link c: decoded by protobuf-c, or viewed in
+ * place (proto/sigframe.h). 0 or an error (close c). */
 int gr_dist_signal_on_frame(gr_dist *d, dist_conn *c, const Girder__Frame *f);
+int gr_dist_signal_on_view(gr_dist *d, dist_conn *c, const gr_sigframe *s);
 
 /* ---- rpc.c --------------------------------------------------------------------- */
 /* An RpcRequest or RpcReply arrived on c. 0 or an error (close c). */

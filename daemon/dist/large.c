@@ -162,6 +162,7 @@ void gr_dist_large_free(dist_conn *c)
 int gr_dist_large_on_fragment(dist_conn *c, const Girder__Fragment *fr)
 {
     Girder__Frame *f = NULL;
+    gr_sigframe sf;
     int r;
 
     if (c->hidden || c->member == NULL || fr->id == 0) {
@@ -188,16 +189,17 @@ int gr_dist_large_on_fragment(dist_conn *c, const Girder__Fragment *fr)
     if (c->rx_have < c->rx_total) {
         return 0;
     }
-    r = gr_frame_unpack(c->rx_buf, c->rx_total, &f);
+    /* Only process signals travel in pieces: viewed in place (sigframe.h), or
+     * through protobuf-c when the view declines. */
+    if ((r = gr_sigframe_view(c->rx_buf, c->rx_total, &sf)) == 1) {
+        r = gr_dist_signal_on_view(c->d, c, &sf);
+    } else if (r == 0 && (r = gr_frame_unpack(c->rx_buf, c->rx_total, &f)) == 0) {
+        r = f->msg_case == GIRDER__FRAME__MSG_SIGNAL ? gr_dist_signal_on_frame(c->d, c, f)
+                                                     : GR_EBADFRAME;
+    }
     free(c->rx_buf);
     c->rx_buf = NULL;
     c->rx_id = 0;
-    if (r < 0) {
-        return r;
-    }
-    /* Only process signals travel in pieces. */
-    r = f->msg_case == GIRDER__FRAME__MSG_SIGNAL ? gr_dist_signal_on_frame(c->d, c, f)
-                                                 : GR_EBADFRAME;
     gr_frame_free(f);
     return r;
 }

@@ -26,6 +26,7 @@
 
 #include "proto/err.h"
 #include "proto/frame.h"
+#include "proto/sigframe.h"
 #include "proto/term.h"
 #include "runtime/rt.h"
 #include "util/log.h"
@@ -146,10 +147,9 @@ int gr_dist_remote_hook(void *ud, gr_rt_remote_sig *sig)
     uint32_t idx = sig->to.node;
     uint64_t st;
     uint8_t from[ID_BYTES_MAX], to[ID_BYTES_MAX], ref[ID_BYTES_MAX];
-    size_t from_len = 0, to_len = 0, ref_len = 0, len;
-    Girder__Signal s = GIRDER__SIGNAL__INIT;
-    Girder__Frame f = GIRDER__FRAME__INIT;
-    dist_cmd *c;
+    size_t from_len = 0, to_len = 0, ref_len = 0;
+    gr_sigframe s = {0};
+    int r;
 
     if (idx == 0 || idx >= GR_DIST_NODES_MAX || !atomic_load(&d->started) ||
         atomic_load(&d->stopped)) {
@@ -166,44 +166,36 @@ int gr_dist_remote_hook(void *ud, gr_rt_remote_sig *sig)
                 &from_len) < 0) {
         return GR_EBADTERM;
     }
-    s.kind = wire_kind(sig->kind);
-    s.from.data = from;
-    s.from.len = from_len;
+    s.kind = (uint32_t)wire_kind(sig->kind);
+    s.from = from;
+    s.from_len = from_len;
     if (sig->to_name) {
-        s.to_name = (char *)sig->to_name;
+        s.to_name = sig->to_name;
+        s.to_name_len = strlen(sig->to_name);
     } else {
-        if (pack_id(d, GR_TERM_EXT_PID, sig->to.node, sig->to.creation, sig->to.id, to,
-                    &to_len) < 0) {
+        if (pack_id(d, GR_TERM_EXT_PID, sig->to.node, sig->to.creation, sig->to.id, to, &to_len) <
+            0) {
             return GR_EBADTERM;
         }
-        s.to.data = to;
-        s.to.len = to_len;
+        s.to = to;
+        s.to_len = to_len;
     }
     if (uses_ref(sig->kind)) {
         if (pack_id(d, GR_TERM_EXT_REF, sig->ref.node, sig->ref.creation, sig->ref.id, ref,
                     &ref_len) < 0) {
             return GR_EBADTERM;
         }
-        s.ref.data = ref;
-        s.ref.len = ref_len;
+        s.ref = ref;
+        s.ref_len = ref_len;
     }
     if (sig->msg) {
-        s.payload.data = (uint8_t *)girder_msg_data(sig->msg);
-        s.payload.len = girder_msg_size(sig->msg);
+        s.payload = girder_msg_data(sig->msg);
+        s.payload_len = girder_msg_size(sig->msg);
     }
-    f.msg_case = GIRDER__FRAME__MSG_SIGNAL;
-    f.signal = &s;
-    len = girder__frame__get_packed_size(&f);
-    if ((c = gr_dist_cmd_new(CMD_SIGNAL, len)) == NULL) {
-        return -ENOMEM;
+    if ((r = gr_dist_sigq_push(d, idx, sig->from, &s)) < 0) {
+        return r == -ENOMEM ? r : GR_ENOCONN; /* stopping */
     }
-    girder__frame__pack(&f, c->data);
-    c->node_idx = idx;
-    c->from = sig->from;
-    if (gr_dist_cmd_push(d, c) < 0) {
-        return GR_ENOCONN; /* stopping: freed by the push */
-    }
-    sig->msg = girder_msg_unref(sig->msg); /* taken: the bytes are in the frame */
+    sig->msg = girder_msg_unref(sig->msg); /* taken: the bytes are in the queue */
     return 0;
 }
 
@@ -292,13 +284,46 @@ bool gr_dist_signal_cmd(gr_dist *d, dist_cmd *cmd)
     return false;
 }
 
+void gr_dist_signal_packed(gr_dist *d, uint32_t node_idx, girder_pid from, const uint8_t *frame,
+                           size_t len)
+{
+    dist_member *m = node_idx < GR_DIST_NODES_MAX ? d->member_at[node_idx] : NULL;
+    dist_conn *c = m ? m->conn : NULL;
+    dist_cmd *cmd;
+
+    if (c != NULL && c->state == CONN_UP && c->lg_head == NULL && len <= c->peer.limits.max_frame) {
+        /* the common case: straight onto the bulk lane */
+        if (gr_dist_conn_send_packed(c, frame, len, false) < 0) {
+            DIST_CTR_ADD(d, signals_lost, 1);
+            return;
+        }
+        DIST_CTR_ADD(d, signals_out, 1);
+        return;
+    }
+    /* no link (counted lost there), or behind a large signal: the general path */
+    if ((cmd = gr_dist_cmd_new(CMD_SIGNAL, len)) == NULL) {
+        gr_warn(DIST_LOG, "no memory for a signal to node %u: closing its link", node_idx);
+        if (c != NULL) {
+            gr_dist_conn_close(c, -ENOMEM, NULL); /* lost only with the link */
+        }
+        DIST_CTR_ADD(d, signals_lost, 1);
+        return;
+    }
+    memcpy(cmd->data, frame, len);
+    cmd->node_idx = node_idx;
+    cmd->from = from;
+    if (!gr_dist_signal_cmd(d, cmd)) {
+        gr_dist_cmd_free(cmd);
+    }
+}
+
 /* ---- incoming: dist thread ---------------------------------------------------------------- */
 
 /* Decode an id ext and intern its node. */
-static int take_id(gr_dist *d, const ProtobufCBinaryData *b, int type, gr_term_id *ret_tid,
+static int take_id(gr_dist *d, const uint8_t *b, size_t len, int type, gr_term_id *ret_tid,
                    uint32_t *ret_node)
 {
-    if (gr_term_decode_id(b->data, b->len, type, ret_tid) < 0) {
+    if (gr_term_decode_id(b, len, type, ret_tid) < 0) {
         return GR_EBADFRAME;
     }
     if (gr_rt_node_intern(d->rt, ret_tid->node, ret_tid->node_len, ret_node) < 0) {
@@ -307,22 +332,22 @@ static int take_id(gr_dist *d, const ProtobufCBinaryData *b, int type, gr_term_i
     return 0;
 }
 
-int gr_dist_signal_on_frame(gr_dist *d, dist_conn *c, const Girder__Frame *f)
+int gr_dist_signal_on_view(gr_dist *d, dist_conn *c, const gr_sigframe *s)
 {
-    const Girder__Signal *s = f->signal;
     gr_rt_remote_sig sig = {0};
+    char name[GR_SIGFRAME_NAME_MAX + 1];
     gr_term_id tid;
     uint32_t node;
     int r;
 
-    if (c->hidden || c->member == NULL || s == NULL) {
+    if (c->hidden || c->member == NULL) {
         return GR_EBADFRAME;
     }
-    if ((r = local_kind(s->kind, &sig.kind)) < 0) {
+    if ((r = local_kind((Girder__SignalKind)s->kind, &sig.kind)) < 0) {
         return r;
     }
     /* from: a pid of the peer, of the incarnation this link authenticated */
-    if ((r = take_id(d, &s->from, GR_TERM_EXT_PID, &tid, &node)) < 0) {
+    if ((r = take_id(d, s->from, s->from_len, GR_TERM_EXT_PID, &tid, &node)) < 0) {
         return r;
     }
     if (tid.node_len != strlen(c->peer.name) || memcmp(tid.node, c->peer.name, tid.node_len) ||
@@ -330,13 +355,15 @@ int gr_dist_signal_on_frame(gr_dist *d, dist_conn *c, const Girder__Frame *f)
         return GR_EBADFRAME; /* id 0: sent by a thread of the peer, not a process */
     }
     sig.from = (girder_pid){node, tid.creation, tid.id};
-    if (s->to_name && s->to_name[0]) {
-        if (sig.kind != GR_RSIG_MSG) {
+    if (s->to_name_len > 0) {
+        if (sig.kind != GR_RSIG_MSG || s->to_name_len > GR_SIGFRAME_NAME_MAX) {
             return GR_EBADFRAME;
         }
-        sig.to_name = s->to_name;
+        memcpy(name, s->to_name, s->to_name_len);
+        name[s->to_name_len] = '\0';
+        sig.to_name = name;
     } else {
-        if ((r = take_id(d, &s->to, GR_TERM_EXT_PID, &tid, &node)) < 0) {
+        if ((r = take_id(d, s->to, s->to_len, GR_TERM_EXT_PID, &tid, &node)) < 0) {
             return r;
         }
         if (node != 0) {
@@ -345,13 +372,13 @@ int gr_dist_signal_on_frame(gr_dist *d, dist_conn *c, const Girder__Frame *f)
         sig.to = (girder_pid){0, tid.creation, tid.id};
     }
     if (uses_ref(sig.kind)) {
-        if ((r = take_id(d, &s->ref, GR_TERM_EXT_REF, &tid, &node)) < 0) {
+        if ((r = take_id(d, s->ref, s->ref_len, GR_TERM_EXT_REF, &tid, &node)) < 0) {
             return r;
         }
         sig.ref = (girder_ref){node, tid.creation, tid.id};
     }
-    if (s->payload.len) {
-        if ((sig.msg = girder_msg_new(s->payload.data, s->payload.len)) == NULL) {
+    if (s->payload_len) {
+        if ((sig.msg = girder_msg_new(s->payload, s->payload_len)) == NULL) {
             return -ENOMEM;
         }
     }
@@ -364,4 +391,26 @@ int gr_dist_signal_on_frame(gr_dist *d, dist_conn *c, const Girder__Frame *f)
         DIST_CTR_ADD(d, signals_in, 1);
     }
     return r;
+}
+
+int gr_dist_signal_on_frame(gr_dist *d, dist_conn *c, const Girder__Frame *f)
+{
+    const Girder__Signal *s = f->signal;
+    gr_sigframe v = {0};
+
+    if (s == NULL) {
+        return GR_EBADFRAME;
+    }
+    v.kind = (uint32_t)s->kind;
+    v.from = s->from.data;
+    v.from_len = s->from.len;
+    v.to = s->to.data;
+    v.to_len = s->to.len;
+    v.to_name = s->to_name;
+    v.to_name_len = s->to_name ? strlen(s->to_name) : 0;
+    v.ref = s->ref.data;
+    v.ref_len = s->ref.len;
+    v.payload = s->payload.data;
+    v.payload_len = s->payload.len;
+    return gr_dist_signal_on_view(d, c, &v);
 }

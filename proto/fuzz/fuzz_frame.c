@@ -8,15 +8,20 @@
  * Path 1 treats the body as a record plaintext, seals it with the harness key
  * as the peer would, and feeds the record: this reaches the frame walker,
  * protobuf decoding and gr_frame_check. Every frame that decodes must pack and
- * decode again to a frame that passes the checks (round trip).
+ * decode again to a frame that passes the checks (round trip), and the Signal
+ * fast path (sigframe.h) must agree with protobuf-c on every frame it claims:
+ * the same fields when it decodes one, a refusal where it refuses one.
  */
 #include "proto/err.h"
 #include "proto/frame.h"
 #include "proto/fuzz/fuzz_common.h"
 #include "proto/record.h"
+#include "proto/sigframe.h"
 
 #include <sodium.h>
+#include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -37,6 +42,41 @@ static void roundtrip(const Girder__Frame *f)
     free(buf);
 }
 
+static bool same(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
+{
+    return alen == blen && (alen == 0 || memcmp(a, b, alen) == 0);
+}
+
+/* Differential check of gr_sigframe_view against gr_frame_unpack. */
+static void sigframe_agrees(const uint8_t *fr, size_t flen)
+{
+    gr_sigframe v;
+    Girder__Frame *f = NULL;
+    int rv = gr_sigframe_view(fr, flen, &v);
+    int rp = gr_frame_unpack(fr, flen, &f);
+
+    if (rv < 0 && rp == 0) {
+        abort(); /* refused here, accepted by the general path */
+    }
+    if (rv == 1) {
+        const Girder__Signal *s;
+
+        if (rp != 0 || f->msg_case != GIRDER__FRAME__MSG_SIGNAL) {
+            abort();
+        }
+        s = f->signal;
+        if (v.kind != (uint32_t)s->kind || !same(v.from, v.from_len, s->from.data, s->from.len) ||
+            !same(v.to, v.to_len, s->to.data, s->to.len) ||
+            !same((const uint8_t *)v.to_name, v.to_name_len, (const uint8_t *)s->to_name,
+                  strlen(s->to_name)) ||
+            !same(v.ref, v.ref_len, s->ref.data, s->ref.len) ||
+            !same(v.payload, v.payload_len, s->payload.data, s->payload.len)) {
+            abort();
+        }
+    }
+    gr_frame_free(f);
+}
+
 static void drain(gr_record_rx *rx)
 {
     const uint8_t *fr;
@@ -44,6 +84,7 @@ static void drain(gr_record_rx *rx)
     Girder__Frame *f;
 
     while (gr_record_next(rx, &fr, &flen) == 1) {
+        sigframe_agrees(fr, flen);
         if (gr_frame_unpack(fr, flen, &f) == 0) {
             roundtrip(f);
             gr_frame_free(f);

@@ -1,0 +1,185 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * sigq.c - the outgoing signal queue: process signals for other nodes, handed
+ * from the scheduler threads that emit them to the dist thread that writes
+ * them to the links.
+ *
+ * Design notes
+ * - One growable byte buffer (d->sigq) under d->cmd_lock, the lock of the
+ *   command queue, so that "is there work" stays one check for the loop. A
+ *   signal is an entry header (node, sender, length) followed by its packed
+ *   Signal frame: appending is one memcpy under the lock and no allocation,
+ *   where a command per signal cost a malloc on the scheduler thread and a
+ *   cross-thread free on the dist thread (a quarter of both at a million
+ *   signals a second, docs/benchmarks.md).
+ * - The dist thread swaps the whole buffer for its drained spare under the
+ *   lock and walks it unlocked, so producers never wait on the links.
+ * - A frame larger than DIST_SIGQ_INLINE is packed into its own dist_cmd on
+ *   the producer's thread (a copy into the queue would hold the lock for it)
+ *   and only the pointer is queued. Either way every signal of the node goes
+ *   through this one FIFO: the order of a sender's signals to a node is the
+ *   order of its pushes (docs/cluster.md, "Signals").
+ * - Queued bytes are counted (counter sigq_bytes, the high-water mark in
+ *   sigq_peak): a stalled dist thread shows there, not as silent memory growth.
+ *
+ * Threads: gr_dist_sigq_push any thread; the rest the dist thread, or the
+ * owner after the dist thread ended (gr_dist_sigq_free).
+ */
+#include "dist/dist_int.h"
+
+#include "proto/err.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SIGQ_KEEP (4u << 20) /* a drained buffer above this is given back */
+
+/* One queued signal; its frame (len bytes, padded to 8) follows when inline. */
+typedef struct sigq_entry {
+    uint32_t node_idx; /* destination node (runtime index) */
+    uint32_t len;      /* inline frame bytes; 0: the frame is in cmd */
+    girder_pid from;   /* sender: ordering behind its large signals */
+    dist_cmd *cmd;     /* CMD_SIGNAL holding a frame above DIST_SIGQ_INLINE */
+} sigq_entry;
+
+static size_t pad8(size_t n)
+{
+    return (n + 7u) & ~(size_t)7u;
+}
+
+/* Room for n more bytes in b (cmd_lock held). 0 or -ENOMEM. */
+static int reserve(dist_sigbuf *b, size_t n)
+{
+    size_t cap = b->cap ? b->cap : 64u << 10;
+    uint8_t *p;
+
+    if (b->len + n <= b->cap) {
+        return 0;
+    }
+    while (cap < b->len + n) {
+        cap *= 2;
+    }
+    if ((p = realloc(b->p, cap)) == NULL) {
+        return -ENOMEM;
+    }
+    b->p = p;
+    b->cap = cap;
+    return 0;
+}
+
+int gr_dist_sigq_push(gr_dist *d, uint32_t node_idx, girder_pid from, const gr_sigframe *s)
+{
+    uint8_t frame[DIST_SIGQ_INLINE];
+    sigq_entry e = {.node_idx = node_idx, .from = from};
+    size_t flen = gr_sigframe_size(s), need = sizeof(e);
+    int r;
+
+    if (flen > DIST_SIGQ_INLINE) {
+        if ((e.cmd = gr_dist_cmd_new(CMD_SIGNAL, flen)) == NULL) {
+            return -ENOMEM;
+        }
+        gr_sigframe_pack(s, e.cmd->data);
+        e.cmd->node_idx = node_idx;
+        e.cmd->from = from;
+    } else {
+        gr_sigframe_pack(s, frame);
+        e.len = (uint32_t)flen;
+        need += pad8(flen);
+    }
+    pthread_mutex_lock(&d->cmd_lock);
+    if (atomic_load(&d->stopped)) {
+        r = GR_ESTOPPED;
+    } else if ((r = reserve(&d->sigq, need)) == 0) {
+        memcpy(d->sigq.p + d->sigq.len, &e, sizeof(e));
+        if (e.len) {
+            memcpy(d->sigq.p + d->sigq.len + sizeof(e), frame, flen);
+        }
+        d->sigq.len += need;
+    }
+    pthread_mutex_unlock(&d->cmd_lock);
+    if (r < 0) {
+        gr_dist_cmd_free(e.cmd);
+        return r;
+    }
+    DIST_CTR_ADD(d, sigq_bytes, flen);
+    gr_dist_wake(d);
+    return 0;
+}
+
+/* Walk a taken buffer: every entry to its link (signal.c). */
+static void run_buf(gr_dist *d, dist_sigbuf *b)
+{
+    size_t off = 0, bytes = 0;
+
+    while (off < b->len) {
+        sigq_entry e;
+
+        memcpy(&e, b->p + off, sizeof(e));
+        off += sizeof(e);
+        if (e.cmd) {
+            bytes += e.cmd->len;
+            if (!gr_dist_signal_cmd(d, e.cmd)) {
+                gr_dist_cmd_free(e.cmd);
+            }
+        } else {
+            bytes += e.len;
+            gr_dist_signal_packed(d, e.node_idx, e.from, b->p + off, e.len);
+            off += pad8(e.len);
+        }
+    }
+    DIST_CTR_SUB(d, sigq_bytes, bytes);
+    b->len = 0;
+}
+
+void gr_dist_sigq_run(gr_dist *d)
+{
+    dist_sigbuf work;
+    size_t peak;
+
+    pthread_mutex_lock(&d->cmd_lock);
+    work = d->sigq;
+    d->sigq = d->sigq_spare;
+    pthread_mutex_unlock(&d->cmd_lock);
+    if (work.len == 0) {
+        d->sigq_spare = work;
+        return;
+    }
+    d->activity++;
+    peak = work.len;
+    if (peak > d->ctr.sigq_peak) {
+        __atomic_store_n(&d->ctr.sigq_peak, peak, __ATOMIC_RELAXED);
+    }
+    run_buf(d, &work);
+    if (work.cap > SIGQ_KEEP) {
+        free(work.p);
+        work = (dist_sigbuf){0};
+    }
+    d->sigq_spare = work;
+}
+
+bool gr_dist_sigq_pending_locked(const gr_dist *d)
+{
+    return d->sigq.len > 0;
+}
+
+void gr_dist_sigq_free(gr_dist *d)
+{
+    dist_sigbuf *bufs[] = {&d->sigq, &d->sigq_spare};
+
+    for (size_t i = 0; i < 2; i++) {
+        dist_sigbuf *b = bufs[i];
+        size_t off = 0;
+
+        while (off < b->len) {
+            sigq_entry e;
+
+            memcpy(&e, b->p + off, sizeof(e));
+            off += sizeof(e) + (e.cmd ? 0 : pad8(e.len));
+            gr_dist_cmd_free(e.cmd);
+            DIST_CTR_ADD(d, signals_lost, 1);
+        }
+        free(b->p);
+        *b = (dist_sigbuf){0};
+    }
+}
