@@ -683,6 +683,53 @@ void gr_dist_conn_drain_close(dist_conn *c)
     maybe_shutdown(c); /* at once if nothing is queued; else once written */
 }
 
+/* Overload accounting after a flush or a drained socket (design notes,
+ * "Overload"): busy above d->out_high, not busy again at a quarter of it,
+ * closed above DIST_OUT_HARD_FACTOR times it. */
+static void account(dist_conn *c)
+{
+    gr_dist *d = c->d;
+    size_t q = gr_dist_conn_pending(c) + c->lg_bytes;
+    uint64_t now;
+    uint32_t idx;
+
+    if (c->state != CONN_UP) {
+        return;
+    }
+    if (q >= c->queued) {
+        DIST_CTR_ADD(d, out_queued_bytes, q - c->queued);
+    } else {
+        DIST_CTR_SUB(d, out_queued_bytes, c->queued - q);
+    }
+    c->queued = q;
+    if (!c->busy && q > d->out_high) {
+        c->busy = true;
+        c->busy_since_ms = gr_dist_now_ms();
+        DIST_CTR_ADD(d, overloads, 1);
+        DIST_CTR_ADD(d, links_busy, 1);
+        gr_warn(DIST_LOG,
+                "link to %s (%s) overloaded: %zu bytes queued (high water %zu); its signals are "
+                "kept in order, none dropped",
+                peer_name(c), c->addr, q, d->out_high);
+    } else if (c->busy && q <= d->out_high / 4) {
+        now = gr_dist_now_ms();
+        c->busy = false;
+        DIST_CTR_SUB(d, links_busy, 1);
+        gr_info(DIST_LOG, "link to %s (%s) drained: %zu bytes queued after %llu ms overloaded",
+                peer_name(c), c->addr, q, (unsigned long long)(now - c->busy_since_ms));
+    }
+    if (c->member && !c->hidden && (idx = gr_dist_signal_node_index(d, c->member)) != 0) {
+        atomic_store_explicit(&d->link_queued[idx], q | (c->busy ? DIST_QUEUED_BUSY : 0),
+                              memory_order_relaxed);
+    }
+    if (q > d->out_high * DIST_OUT_HARD_FACTOR) {
+        gr_warn(DIST_LOG, "link to %s (%s): %zu bytes queued, over %zu: closing it", peer_name(c),
+                c->addr, q, d->out_high * DIST_OUT_HARD_FACTOR);
+        DIST_CTR_ADD(d, overload_closes, 1);
+        gr_dist_conn_close(c, GR_EOVERLOAD, NULL);
+    }
+}
+
 void gr_dist_conn_flush_all(gr_dist *d)
 {
     dist_conn *c, *next;
@@ -707,11 +754,7 @@ void gr_dist_conn_flush_all(gr_dist *d)
              * arrived meanwhile (small signals go first) */
             event_active(d->pump_ev, EV_TIMEOUT, 0);
         }
-        if (gr_dist_conn_pending(c) > DIST_OUT_MAX) {
-            gr_warn(DIST_LOG, "link to %s (%s): %zu bytes unsent", peer_name(c), c->addr,
-                    gr_dist_conn_pending(c));
-            gr_dist_conn_close(c, GR_EOVERLOAD, NULL);
-        }
+        account(c);
     }
     while ((c = d->dead) != NULL) {
         d->dead = c->next;
@@ -728,6 +771,7 @@ static void on_write(struct bufferevent *bev, void *arg)
         c->dirty = true; /* the socket drained: the next chunk */
         gr_dist_schedule_flush(c->d);
     }
+    account(c);
     maybe_shutdown(c);
 }
 
@@ -852,6 +896,12 @@ void gr_dist_conn_close(dist_conn *c, int err, const char *why)
     if (c->state == CONN_UP && c->hidden) {
         gr_debug(DIST_LOG, "client %s (%s) disconnected", c->peer.name, c->addr);
     }
+    if (c->busy) {
+        DIST_CTR_SUB(d, links_busy, 1);
+        c->busy = false;
+    }
+    DIST_CTR_SUB(d, out_queued_bytes, c->queued);
+    c->queued = 0;
     c->state = CONN_DEAD;
     if (c->unauth) {
         c->unauth = false;

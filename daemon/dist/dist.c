@@ -547,6 +547,7 @@ int gr_dist_new(const gr_dist_config *cfg, gr_dist **ret_d)
     d->listen_port = cfg->listen_port;
     d->detection_ms = cfg->detection_ms ? cfg->detection_ms : GR_DIST_DETECTION_DEFAULT_MS;
     d->tick_ms = d->detection_ms / 6;
+    d->out_high = cfg->out_high_bytes ? cfg->out_high_bytes : GR_DIST_OUT_HIGH_DEFAULT;
     d->rpc_fn = cfg->rpc_fn;
     d->rpc_ud = cfg->rpc_ud;
     d->listen_fd = -1;
@@ -825,6 +826,19 @@ int gr_dist_members(gr_dist *d, gr_dist_member **ret_members, size_t *ret_n)
     if (m == NULL) {
         return -ENOMEM;
     }
+    for (size_t i = 0; i < n; i++) {
+        uint32_t idx = 0;
+        uint64_t q;
+
+        if (m[i].state != GR_DIST_UP ||
+            gr_rt_node_intern(d->rt, m[i].name, strlen(m[i].name), &idx) < 0 ||
+            idx >= GR_DIST_NODES_MAX) {
+            continue;
+        }
+        q = atomic_load_explicit(&d->link_queued[idx], memory_order_relaxed);
+        m[i].queued_bytes = q & ~DIST_QUEUED_BUSY;
+        m[i].busy = (q & DIST_QUEUED_BUSY) != 0;
+    }
     *ret_members = m;
     *ret_n = n;
     return 0;
@@ -888,6 +902,10 @@ void gr_dist_counters_get(gr_dist *d, gr_dist_counters *ret)
     LOAD(signals_lost);
     LOAD(large_queued_bytes);
     LOAD(sigq_bytes);
+    LOAD(out_queued_bytes);
+    LOAD(links_busy);
+    LOAD(overloads);
+    LOAD(overload_closes);
     LOAD(sigq_peak);
     LOAD(nodedowns);
     LOAD(members_up);

@@ -94,9 +94,14 @@ typedef struct gr_dist_config {
     const gr_dist_seed *seeds;
     size_t nseeds;
     unsigned detection_ms;   /* 0: GR_DIST_DETECTION_DEFAULT_MS */
+    size_t out_high_bytes;   /* 0: GR_DIST_OUT_HIGH_DEFAULT (conn.c, "Overload") */
     gr_dist_rpc_fn rpc_fn;   /* NULL: every request answered GR_EBADMODULE */
     void *rpc_ud;
 } gr_dist_config;
+
+/* Output queued on one link above which it is reported overloaded; 8 times it
+ * closes the link (docs/cluster.md, "Backpressure"). */
+#define GR_DIST_OUT_HIGH_DEFAULT ((size_t)64 << 20)
 
 /* A member as seen from this node (a snapshot). */
 typedef struct gr_dist_member {
@@ -111,6 +116,8 @@ typedef struct gr_dist_member {
         GR_DIST_LEFT,   /* left gracefully; kept for a while for `girder nodes` */
     } state;
     uint64_t since_ms;  /* CLOCK_MONOTONIC ms of the last state change */
+    uint64_t queued_bytes; /* UP: output queued on the link, not yet taken by the socket */
+    bool busy;             /* UP: the link is overloaded (queued above the high water mark) */
 } gr_dist_member;
 
 /* Counters for sys.counters (monotonic since start unless noted). */
@@ -125,6 +132,10 @@ typedef struct gr_dist_counters {
     uint64_t signals_lost;            /* taken for a node whose link then went down */
     uint64_t large_queued_bytes;      /* current: big signals waiting on large lanes */
     uint64_t sigq_bytes;              /* current: signal bytes queued for the dist thread */
+    uint64_t out_queued_bytes;        /* current: output queued on all links */
+    uint64_t links_busy;              /* current: links above their high water mark */
+    uint64_t overloads;               /* times a link went above it */
+    uint64_t overload_closes;         /* links closed at the hard limit (8x high) */
     uint64_t sigq_peak;               /* most bytes the dist thread took in one go */
 } gr_dist_counters;
 

@@ -49,7 +49,8 @@
 #define DIST_LOG "dist"
 #define DIST_BACKOFF_MIN_MS 100u
 #define DIST_BACKOFF_MAX_MS 5000u
-#define DIST_OUT_MAX (64u << 20)     /* queued output bytes before a link is overloaded */
+#define DIST_QUEUED_BUSY (1ull << 63) /* link_queued[]: the busy flag */
+#define DIST_OUT_HARD_FACTOR 8       /* queued above high * this: the link is closed */
 #define DIST_HS_READ_MAX (16u << 10) /* input buffered for an unauthenticated peer */
 #define DIST_SMALL_REPLY (16u << 10) /* larger rpc replies go on the bulk lane */
 #define DIST_MEMBERS_MAX 4096u       /* members a node keeps (gossip cannot grow it more) */
@@ -114,6 +115,9 @@ struct dist_conn {
     bool peer_left;           /* the peer sent Leave: its close is "left" */
     bool retired;             /* lost a tie-break: still served, closed soon */
     bool unauth;              /* counted in d->n_unauth (accepted, not yet UP) */
+    bool busy;                /* overloaded: queued output above d->out_high */
+    uint64_t busy_since_ms;   /* when it became busy */
+    size_t queued;            /* output queued at the last accounting */
     /* large lane (large.c) */
     dist_large *lg_head, *lg_tail; /* queued big signals, and what must follow them */
     size_t lg_bytes;               /* bytes not yet handed to the batch */
@@ -195,6 +199,7 @@ struct gr_dist {
     size_t nseeds;
     unsigned detection_ms; /* link silent this long: down */
     unsigned tick_ms;      /* detection_ms / 6 */
+    size_t out_high;       /* overload high water mark, bytes (conn.c, "Overload") */
     gr_dist_rpc_fn rpc_fn; /* incoming requests */
     void *rpc_ud;
 
@@ -251,6 +256,9 @@ struct gr_dist {
      * thread, read by the outgoing hook on scheduler threads */
     _Atomic uint64_t node_state[GR_DIST_NODES_MAX];
     dist_member *member_at[GR_DIST_NODES_MAX]; /* dist thread: index -> member */
+    /* per node index: the link's queued output bytes, top bit = busy; written by
+     * the dist thread (conn.c), read by gr_dist_members */
+    _Atomic uint64_t link_queued[GR_DIST_NODES_MAX];
 };
 
 #define DIST_CTR_ADD(d, field, n) __atomic_fetch_add(&(d)->ctr.field, (n), __ATOMIC_RELAXED)
@@ -318,6 +326,8 @@ void gr_dist_conn_retire(dist_conn *c);
 void gr_dist_conn_free(dist_conn *c);
 /* Bytes waiting in the socket's output buffer. */
 size_t gr_dist_conn_pending(const dist_conn *c);
+/* Node index of member m in d->rt (0: none); see signal.c. */
+uint32_t gr_dist_signal_node_index(gr_dist *d, const dist_member *m);
 
 /* ---- members.c ----------------------------------------------------------------- */
 int gr_dist_mem_init(gr_dist *d);

@@ -86,8 +86,8 @@ static void test_rpc(void *ud, const gr_dist_request *req)
     }
 }
 
-static void node_start_full(node *n, const char *name, uint32_t creation, const gr_cookie *cookie,
-                            const node *seed, unsigned detection_ms)
+static void node_start_opts(node *n, const char *name, uint32_t creation, const gr_cookie *cookie,
+                            const node *seed, unsigned detection_ms, size_t out_high)
 {
     gr_rt_config rc = {.node_name = name, .creation = creation, .schedulers = 1};
     gr_dist_seed s;
@@ -104,6 +104,7 @@ static void node_start_full(node *n, const char *name, uint32_t creation, const 
     dc.listen_host = "127.0.0.1";
     dc.listen_port = 0;
     dc.detection_ms = detection_ms;
+    dc.out_high_bytes = out_high;
     dc.rpc_fn = test_rpc;
     dc.rpc_ud = n;
     if (seed) {
@@ -121,6 +122,12 @@ static void node_start_full(node *n, const char *name, uint32_t creation, const 
     ck_assert_int_eq(gr_dist_monitor_nodes(n->d, gr_probe_pid(n->probe), true), 0);
     ck_assert_int_eq(gr_dist_start(n->d), 0);
     ck_assert_uint_ne(gr_dist_port(n->d), 0);
+}
+
+static void node_start_full(node *n, const char *name, uint32_t creation, const gr_cookie *cookie,
+                            const node *seed, unsigned detection_ms)
+{
+    node_start_opts(n, name, creation, cookie, seed, detection_ms, 0);
 }
 
 static void node_start(node *n, const char *name, const node *seed)
@@ -1340,6 +1347,122 @@ START_TEST(test_signal_large_message)
 }
 END_TEST
 
+
+/* ["seq", i, <pad bytes>] */
+static girder_msg *padded_seq_msg(uint64_t i, size_t pad)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    girder_msg *m;
+    char *body = calloc(1, pad);
+
+    ck_assert_ptr_nonnull(body);
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 3);
+    msgpack_pack_str_with_body(&pk, "seq", 3);
+    msgpack_pack_uint64(&pk, i);
+    msgpack_pack_bin_with_body(&pk, body, pad);
+    m = girder_msg_new(sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+    free(body);
+    return m;
+}
+
+static bool member_busy(node *n, const char *name, uint64_t *ret_queued)
+{
+    gr_dist_member *ms;
+    size_t k;
+    bool busy = false;
+
+    ck_assert_int_eq(gr_dist_members(n->d, &ms, &k), 0);
+    for (size_t i = 0; i < k; i++) {
+        if (strcmp(ms[i].name, name) == 0) {
+            busy = ms[i].busy;
+            *ret_queued = ms[i].queued_bytes;
+        }
+    }
+    free(ms);
+    return busy;
+}
+
+/* Backpressure: a peer that stops reading makes the link queue beyond its high
+ * water mark. That is reported (log, counters, the member's busy flag) while
+ * the link stays up; nothing is dropped, the order is kept, and the report
+ * clears once the peer reads again. Past 8x the mark the link is closed. */
+START_TEST(test_signal_overload_reported)
+{
+    enum { N = 1536, PAD = 16 << 10 }; /* 24 MiB: more than both socket buffers */
+    const size_t high = 4u << 20;      /* hard limit 32 MiB: not reached */
+    node a, b;
+    girder_pid to;
+    gr_dist_counters ca;
+    uint64_t next = 0, queued = 0;
+    got g;
+
+    node_start_opts(&a, "a@127.0.0.1", 0, &COOKIE, NULL, 10000, high);
+    node_start_opts(&b, "b@127.0.0.1", 0, &COOKIE, &a, 10000, high);
+    ck_assert(wait_state(&a, "b@127.0.0.1", GR_DIST_UP, WAIT_MS));
+    ck_assert(wait_state(&b, "a@127.0.0.1", GR_DIST_UP, WAIT_MS));
+    to = remote_pid(&a, &b, gr_probe_pid(b.probe));
+    gr_dist_test_pause(b.d, true);
+    for (uint64_t i = 0; i < N; i++) {
+        ck_assert_int_eq(gr_rt_send(a.rt, to, padded_seq_msg(i, PAD)), 0);
+    }
+    for (int i = 0; i < 500; i++) {
+        gr_dist_counters_get(a.d, &ca);
+        if (ca.links_busy == 1 && ca.sigq_bytes == 0) {
+            break;
+        }
+        nap(10);
+    }
+    ck_assert_uint_eq(ca.links_busy, 1);
+    ck_assert_uint_eq(ca.overloads, 1);
+    ck_assert_uint_gt(ca.out_queued_bytes, high);
+    ck_assert(member_busy(&a, "b@127.0.0.1", &queued));
+    ck_assert_uint_gt(queued, high);
+    ck_assert_int_eq(member_state(&a, "b@127.0.0.1", NULL), GR_DIST_UP);
+    gr_dist_test_pause(b.d, false);
+    while (next < N && recv_msg(&b, WAIT_MS, &g)) {
+        if (strcmp(g.kind, "seq") == 0) {
+            ck_assert_uint_eq(g.tag, next);
+            next++;
+        }
+    }
+    ck_assert_uint_eq(next, N);
+    for (int i = 0; i < 500; i++) {
+        gr_dist_counters_get(a.d, &ca);
+        if (ca.links_busy == 0) {
+            break;
+        }
+        nap(10);
+    }
+    ck_assert_uint_eq(ca.links_busy, 0);
+    ck_assert(!member_busy(&a, "b@127.0.0.1", &queued));
+    ck_assert_uint_eq(ca.signals_lost, 0);
+    ck_assert_uint_eq(ca.overload_closes, 0);
+    node_stop(&b);
+    node_stop(&a);
+
+    /* the hard limit: 8 x 1 MiB queued closes the link, counted */
+    node_start_opts(&a, "a@127.0.0.1", 0, &COOKIE, NULL, 10000, 1u << 20);
+    node_start_opts(&b, "b@127.0.0.1", 0, &COOKIE, &a, 10000, 1u << 20);
+    ck_assert(wait_state(&a, "b@127.0.0.1", GR_DIST_UP, WAIT_MS));
+    to = remote_pid(&a, &b, gr_probe_pid(b.probe));
+    gr_dist_test_pause(b.d, true);
+    for (uint64_t i = 0; i < N; i++) {
+        ck_assert_int_eq(gr_rt_send(a.rt, to, padded_seq_msg(i, PAD)), 0);
+    }
+    ck_assert(wait_state(&a, "b@127.0.0.1", GR_DIST_DOWN, WAIT_MS));
+    gr_dist_counters_get(a.d, &ca);
+    ck_assert_uint_eq(ca.overload_closes, 1);
+    ck_assert_uint_eq(ca.links_busy, 0);
+    gr_dist_test_pause(b.d, false);
+    node_stop(&b);
+    node_stop(&a);
+}
+END_TEST
+
 static Suite *dist_suite(void)
 {
     Suite *s = suite_create("dist");
@@ -1352,6 +1475,7 @@ static Suite *dist_suite(void)
     tcase_add_test(tsig, test_signal_send_in_order);
     tcase_add_test(tsig, test_signal_monitor_link);
     tcase_add_test(tsig, test_signal_large_message);
+    tcase_add_test(tsig, test_signal_overload_reported);
     suite_add_tcase(s, tsig);
     tcase_add_checked_fixture(tc, setup, NULL);
     tcase_set_timeout(tc, 60);

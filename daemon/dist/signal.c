@@ -212,6 +212,11 @@ static uint32_t node_index(gr_dist *d, const char *node)
     return idx;
 }
 
+uint32_t gr_dist_signal_node_index(gr_dist *d, const dist_member *m)
+{
+    return node_index(d, m->name);
+}
+
 void gr_dist_signal_node_up(gr_dist *d, dist_member *m)
 {
     uint32_t idx = node_index(d, m->name);
@@ -232,6 +237,7 @@ void gr_dist_signal_node_down(gr_dist *d, dist_member *m)
         return;
     }
     atomic_store_explicit(&d->node_state[idx], 0, memory_order_release);
+    atomic_store_explicit(&d->link_queued[idx], 0, memory_order_relaxed);
     d->member_at[idx] = NULL;
     gr_rt_node_down(d->rt, idx);
 }

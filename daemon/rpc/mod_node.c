@@ -5,9 +5,11 @@
  *   node.ping()                 -> "pong"
  *   node.self()                 -> "name@host"
  *   node.list()                 -> [{"name", "host", "port", "creation", "state",
- *                                   "since_ms"}, ...], self first; state is "self",
- *                                   "up", "down" or "left"; since_ms is how long ago
- *                                   the member entered that state
+ *                                   "since_ms", "queued_bytes", "busy"}, ...], self
+ *                                   first; state is "self", "up", "down" or "left";
+ *                                   since_ms is how long ago the member entered that
+ *                                   state; queued_bytes / busy: the link's unsent
+ *                                   output and overload flag (0 / false unless up)
  *   node.join("name@host:port") -> "ok" once that node is an authenticated member
  *   node.leave()                -> "ok"; then the node leaves the cluster (peers are
  *                                   told, not left to detect it) and shuts down
@@ -97,7 +99,7 @@ static int node_list(gr_rpc *rpc, const msgpack_object *args, msgpack_packer *pk
     }
     msgpack_pack_array(pk, (uint32_t)n);
     for (size_t i = 0; i < n; i++) {
-        msgpack_pack_map(pk, 6);
+        msgpack_pack_map(pk, 8);
         pack_cstr(pk, "name");
         pack_cstr(pk, ms[i].name);
         pack_cstr(pk, "host");
@@ -110,6 +112,14 @@ static int node_list(gr_rpc *rpc, const msgpack_object *args, msgpack_packer *pk
         pack_cstr(pk, state_name((int)ms[i].state));
         pack_cstr(pk, "since_ms");
         msgpack_pack_uint64(pk, now > ms[i].since_ms ? now - ms[i].since_ms : 0);
+        pack_cstr(pk, "queued_bytes");
+        msgpack_pack_uint64(pk, ms[i].queued_bytes);
+        pack_cstr(pk, "busy");
+        if (ms[i].busy) {
+            msgpack_pack_true(pk);
+        } else {
+            msgpack_pack_false(pk);
+        }
     }
     if (ms != &self) {
         free(ms);

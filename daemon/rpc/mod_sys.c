@@ -11,7 +11,10 @@
  *                      "handshakes_ok", "handshakes_failed", "frames_in",
  *                      "frames_out", "records_in", "records_out", "bytes_in",
  *                      "bytes_out", "rpc_in", "rpc_out", "rpc_timeouts",
- *                      "nodedowns", "members_up"}
+ *                      "nodedowns", "members_up", "signals_in",
+ *                      "signals_out", "signals_lost", "sigq_bytes",
+ *                      "out_queued_bytes", "links_busy", "overloads",
+ *                      "overload_closes"}
  */
 #include "rpc/rpc_int.h"
 
@@ -115,7 +118,7 @@ static int sys_counters(gr_rpc *rpc, const msgpack_object *args, msgpack_packer 
     if (dist) {
         gr_dist_counters_get(dist, &dc);
     }
-    msgpack_pack_map(pk, 21);
+    msgpack_pack_map(pk, 26);
     pack_kv(pk, "processes", gr_rt_process_count(gr_rpc_rt(rpc)));
     pack_kv(pk, "rpc_inflight", gr_rpc_inflight(rpc));
     pack_kv(pk, "uptime_ms", now_ms > started ? now_ms - started : 0);
@@ -137,6 +140,11 @@ static int sys_counters(gr_rpc *rpc, const msgpack_object *args, msgpack_packer 
     pack_kv(pk, "signals_in", dc.signals_in);
     pack_kv(pk, "signals_out", dc.signals_out);
     pack_kv(pk, "signals_lost", dc.signals_lost);
+    pack_kv(pk, "sigq_bytes", dc.sigq_bytes);
+    pack_kv(pk, "out_queued_bytes", dc.out_queued_bytes);
+    pack_kv(pk, "links_busy", dc.links_busy);
+    pack_kv(pk, "overloads", dc.overloads);
+    pack_kv(pk, "overload_closes", dc.overload_closes);
     return 0;
 }
 
