@@ -5,6 +5,7 @@ runner (cluster-tests/run) stops every node afterwards and fails the test if a
 node died on its own, exited non-zero on the final SIGTERM, or printed a
 sanitizer report. docs/testing.md describes each test."""
 
+import json
 import random
 import re
 import time
@@ -458,6 +459,68 @@ def test_proc(c):
     c.expect(a.cli("info", ghost), EXIT_REMOTE, "noconnection", "info on an unknown node")
 
 
+# ---- j. ordering of 100,000 messages across a link --------------------------------------------
+ORDER_N = 100000
+
+
+def seq_check(node, pid):
+    r = node.cli("call", pid, '["check"]')
+    check(r.rc == EXIT_OK and isinstance(r.data, dict), f"seq check of {pid}: {r!r}")
+    return r.data
+
+
+def test_order(c):
+    """A `seq` process on a sends 100,000 numbered messages to a `seq` process
+    on b (by pid), then 10,000 to another one registered by name (by
+    [Name, Node]); each receiver saw every number once, in order. A receiver
+    fed 1 then 3 by hand reports the gap (the check really compares)."""
+    a = c.node("a")
+    b = c.node("b", seeds=[a])
+    c.wait_mesh([a, b])
+    recv = c.expect(a.cli("spawn", "--on", b.name, "seq"), EXIT_OK, what="spawn seq on b").data
+    send = c.expect(a.cli("spawn", "seq"), EXIT_OK, what="spawn seq on a").data
+    check(recv.startswith(f"<{b.name}.") and send.startswith(f"<{a.name}."), f"{recv} {send}")
+
+    # The negative control first: the checker of the real daemon sees a gap.
+    ctl = c.expect(a.cli("spawn", "--on", b.name, "seq"), EXIT_OK).data
+    for i in (1, 3, 4):
+        c.expect(a.cli("send", ctl, f'["seq", {i}]'), EXIT_OK)
+    st = wait_until("the control seq to count 3", lambda: (lambda d: d if d.get("received") == 3
+                                                            else None)(seq_check(a, ctl)), 10)
+    check(st["in_order"] is False and st["first_gap"] == {"expected": 2, "got": 3},
+          f"1, 3, 4 must be reported out of order with the gap 2 -> 3: {st}")
+
+    t0 = now()
+    r = c.expect(a.cli("call", send, json.dumps(["burst", recv, ORDER_N]), timeout_ms=30000),
+                 EXIT_OK, what="burst by pid")
+    check(r.data.get("sent") == ORDER_N, f"burst answer: {r!r}")
+    st = wait_until(f"b's seq to receive {ORDER_N}",
+                    lambda: (lambda d: d if d.get("received") >= ORDER_N or not d["in_order"]
+                             else None)(seq_check(b, recv)), 30, interval=0.1)
+    secs = now() - t0
+    check(st == {"received": ORDER_N, "last": ORDER_N, "in_order": True, "first_gap": None},
+          f"{ORDER_N} messages a -> b by pid: {st}")
+    print(f"    {ORDER_N} messages a -> b in order: sent in {r.data.get('ms', 0):.0f} ms, "
+          f"all checked after {secs:.2f} s", flush=True)
+
+    # By name: {Name, Node} from a process on a to a name registered on b.
+    named = c.expect(a.cli("spawn", "--on", b.name, "seq"), EXIT_OK).data
+    c.expect(a.cli("rpc", b.name, "proc", "register", '"seqsink"', json.dumps(named)), EXIT_OK,
+             what="register seqsink on b")
+    r = c.expect(a.cli("call", send, json.dumps(["burst", ["seqsink", b.name], 10000]),
+                       timeout_ms=20000), EXIT_OK, what="burst by name")
+    check(r.data.get("sent") == 10000, f"burst by name: {r!r}")
+    st = wait_until("seqsink@b to receive 10000",
+                    lambda: (lambda d: d if d.get("received") >= 10000 or not d["in_order"]
+                             else None)(seq_check(a, f"seqsink@{b.name}")), 20, interval=0.1)
+    check(st == {"received": 10000, "last": 10000, "in_order": True, "first_gap": None},
+          f"10000 messages a -> seqsink@b: {st}")
+    # The first receiver got nothing more, and the burst errors are reported.
+    check(seq_check(b, recv)["received"] == ORDER_N, "the pid receiver got extra messages")
+    r = c.expect(a.cli("call", send, json.dumps(["burst", ["nobody", a.name], 5])), EXIT_OK)
+    check(r.data == ["error", "noname"], f"burst to an unregistered local name: {r!r}")
+
+
 TESTS = [
     ("a_mesh", test_mesh),
     ("b_rpc", test_rpc),
@@ -467,4 +530,5 @@ TESTS = [
     ("f_graceful", test_graceful),
     ("g_cli", test_cli),
     ("h_proc", test_proc),
+    ("j_order", test_order),
 ]
