@@ -521,6 +521,115 @@ def test_order(c):
     check(r.data == ["error", "noname"], f"burst to an unregistered local name: {r!r}")
 
 
+# ---- k. remote links and monitors: noconnection, then noproc --------------------------------------
+NOCONN_D_MS = 1000
+NOCONN_SLACK_S = 1.0  # bound: detection time + 1 s (the CLI polls; the event has its own time)
+
+
+def watcher_events(node, w):
+    r = node.cli("call", w, '["events"]')
+    check(r.rc == EXIT_OK and isinstance(r.data, dict) and r.data.get("dropped") == 0,
+          f"watcher events: {r!r}")
+    return r.data["events"]
+
+
+def arm_watcher(c, a, b):
+    """A watcher on a, two echo targets on b; the watcher monitors t1 twice,
+    t2 once, and links t2. Returns (w, t1, t2, {ref: pid})."""
+    w = c.expect(a.cli("spawn", "watcher"), EXIT_OK, what="spawn watcher").data
+    t1 = c.expect(a.cli("spawn", "--on", b.name, "echo"), EXIT_OK).data
+    t2 = c.expect(a.cli("spawn", "--on", b.name, "echo"), EXIT_OK).data
+    refs = {}
+    for t in (t1, t1, t2):
+        r = c.expect(a.cli("call", w, json.dumps(["monitor", t])), EXIT_OK, what="monitor")
+        check(isinstance(r.data, str) and r.data.startswith("#Ref<") and r.data not in refs,
+              f"monitor answers a fresh ref: {r!r}")
+        refs[r.data] = t
+    c.expect(a.cli("call", w, json.dumps(["link", t2])), EXIT_OK, what="link")
+    check(watcher_events(a, w) == [], "events before the far node went away")
+    return w, t1, t2, refs
+
+
+def check_noconn(events, refs, t2, t0, what, low_s=0.0):
+    """Exactly one DOWN noconnection per monitor ref and one EXIT noconnection
+    from the linked t2, each received between t0 + low_s and t0 + D + slack.
+    Returns the worst delay in seconds."""
+    downs = [e for e in events if e.get("kind") == "DOWN"]
+    exits = [e for e in events if e.get("kind") == "EXIT"]
+    check(len(events) == len(refs) + 1, f"{what}: want {len(refs)} DOWN + 1 EXIT: {events}")
+    check(sorted(e.get("ref") for e in downs) == sorted(refs),
+          f"{what}: exactly one DOWN per monitor: {events}")
+    for e in downs:
+        check(e.get("pid") == refs[e["ref"]] and e.get("reason") == "noconnection",
+              f"{what}: DOWN must name the target and noconnection: {e}")
+    check(len(exits) == 1 and exits[0].get("pid") == t2 and exits[0].get("reason") == "noconnection",
+          f"{what}: the link must deliver EXIT noconnection from t2: {exits}")
+    delays = [e["at_ms"] / 1000 - t0 for e in events]
+    bound = NOCONN_D_MS / 1000 + NOCONN_SLACK_S
+    print(f"    {what}: events after " + ", ".join(f"{d * 1000:.0f}" for d in delays) + " ms",
+          flush=True)
+    check(min(delays) >= low_s, f"{what}: an event {min(delays):.3f} s after t0 (< {low_s} s):"
+          f" {events}")
+    check(max(delays) <= bound, f"{what}: an event {max(delays):.2f} s after t0 > {bound:.1f} s"
+          f" (detection + {NOCONN_SLACK_S} s): {events}")
+    return max(delays)
+
+
+def test_noconn(c):
+    """A watcher on a monitors (twice) and links echo processes on b. kill -9 of
+    b, then SIGSTOP of b: each monitor fires exactly one DOWN noconnection and
+    the link one EXIT noconnection, within detection (1 s) + 1 s. Pids of the
+    killed incarnation: monitor and link give noproc at once after b restarts,
+    and `girder info` / `call` exit 1 noproc."""
+    D = NOCONN_D_MS
+    a = c.node("a", detection_ms=D)
+    b = c.node("b", seeds=[a], detection_ms=D)
+    c.wait_mesh([a, b])
+
+    # kill -9: the kernel resets the connection, so this is usually at once.
+    w, t1, t2, refs = arm_watcher(c, a, b)
+    t0 = now()
+    b.kill9()
+    ev = wait_until("4 events after kill -9", lambda: (lambda e: e if len(e) >= 4 else None)(
+        watcher_events(a, w)), D / 1000 + 10)
+    check_noconn(ev, refs, t2, t0, "kill -9")
+
+    # Restart with the same name: the old pids are dead, not reused.
+    b.start()
+    c.wait_mesh([a, b])
+    t0 = now()
+    r = c.expect(a.cli("call", w, json.dumps(["monitor", t1])), EXIT_OK, what="monitor old pid")
+    old_ref = r.data
+    c.expect(a.cli("call", w, json.dumps(["link", t2])), EXIT_OK, what="link old pid")
+    ev2 = wait_until("DOWN and EXIT noproc for the old pids",
+                     lambda: (lambda e: e if len(e) >= 6 else None)(watcher_events(a, w)), 5)
+    new = ev2[4:]
+    check(ev2[:4] == ev, f"the kill -9 events changed (a second DOWN?): {ev2}")
+    check(any(e.get("kind") == "DOWN" and e.get("ref") == old_ref and e.get("pid") == t1
+              and e.get("reason") == "noproc" for e in new)
+          and any(e.get("kind") == "EXIT" and e.get("pid") == t2 and e.get("reason") == "noproc"
+                  for e in new), f"monitor / link of an old-incarnation pid: want noproc: {new}")
+    late = max(e["at_ms"] / 1000 - t0 for e in new)
+    check(late <= 2.0, f"noproc for an old pid took {late:.2f} s (want at once: <= 2 s,"
+          f" two CLI calls included)")
+    c.expect(a.cli("info", t1), EXIT_REMOTE, "noproc", "info of an old-incarnation pid")
+    c.expect(a.cli("call", t1, '"count"'), EXIT_REMOTE, "noproc", "call to an old pid")
+
+    # SIGSTOP: nothing is reset, the silence detector must find it.
+    w2, u1, u2, refs2 = arm_watcher(c, a, b)
+    t0 = now()
+    b.sigstop()
+    ev = wait_until("4 events after SIGSTOP", lambda: (lambda e: e if len(e) >= 4 else None)(
+        watcher_events(a, w2)), D / 1000 + 10)
+    # Not before the detector can fire: the last byte is at most D/3 before
+    # the stop, and silence must last 5/6 D (docs/cluster.md): >= D/2.
+    check_noconn(ev, refs2, u2, t0, "SIGSTOP", low_s=0.5 * D / 1000 - 0.05)
+    b.sigcont()
+    c.wait_mesh([a, b])
+    check(watcher_events(a, w2) == ev, "after SIGCONT the SIGSTOP events changed (a second DOWN?)")
+    check(len(watcher_events(a, w)) == 6, "the first watcher got more events")
+
+
 TESTS = [
     ("a_mesh", test_mesh),
     ("b_rpc", test_rpc),
@@ -531,4 +640,5 @@ TESTS = [
     ("g_cli", test_cli),
     ("h_proc", test_proc),
     ("j_order", test_order),
+    ("k_noconn", test_noconn),
 ]
