@@ -630,6 +630,54 @@ def test_noconn(c):
     check(len(watcher_events(a, w)) == 6, "the first watcher got more events")
 
 
+# ---- l. a 64 MiB message does not stall small ones ---------------------------------------------
+BIG_BYTES = 64 << 20
+BIG_PINGS = 200
+SMALL_MAX_MS = 100  # bound on any small round trip while the big message crosses
+
+
+def test_bigmsg(c):
+    """bench.mixed: while one process on a sends 64 MiB to b, another does ping
+    round trips with an echo on b (the same link). The big message arrives,
+    at least 20 round trips overlap it, and none takes more than 100 ms. The
+    same with the big message going to c instead (another link) is measured
+    first, as a control, and printed."""
+    a = c.node("a")
+    b = c.node("b", seeds=[a])
+    x = c.node("c", seeds=[a])
+    c.wait_mesh([a, b, x])
+
+    def mixed(*extra):
+        r = c.expect(a.cli("rpc", a.name, "bench", "mixed", json.dumps(b.name), BIG_BYTES,
+                           BIG_PINGS, *extra, timeout_ms=60000), EXIT_OK, what="bench.mixed")
+        d = r.data
+        check(isinstance(d, dict) and d.get("big_bytes") == BIG_BYTES
+              and d.get("big_ms", 0) > 0 and d.get("pings", 0) >= BIG_PINGS
+              and 0 < d.get("baseline_median_us", 0) <= d.get("baseline_max_us", 0)
+              and 0 < d.get("small_median_us", 0) <= d.get("small_max_us", 0),
+              f"bench.mixed result: {r!r}")
+        return d
+
+    def show(what, d):
+        print(f"    {what}: 64 MiB in {d['big_ms']:.0f} ms, {d['pings_during_big']} pings during;"
+              f" small median {d['small_median_us']:.0f} us, p99 {d['small_p99_us']:.0f} us,"
+              f" max {d['small_max_us'] / 1000:.1f} ms (at +{d['small_max_at_ms']:.0f} ms);"
+              f" baseline median {d['baseline_median_us']:.0f} us,"
+              f" max {d['baseline_max_us'] / 1000:.1f} ms", flush=True)
+
+    ctl = mixed(json.dumps(x.name))
+    show("big a -> c, pings a <-> b", ctl)
+    d = mixed()
+    show("big a -> b, pings a <-> b", d)
+    check(d["pings_during_big"] >= 20,
+          f"only {d['pings_during_big']} round trips overlapped the big message: {d}")
+    check(d["small_max_us"] <= SMALL_MAX_MS * 1000,
+          f"a small round trip on the link carrying 64 MiB took {d['small_max_us'] / 1000:.0f} ms"
+          f" (bound {SMALL_MAX_MS} ms; it started {d['small_max_at_ms']:.0f} ms after the big send,"
+          f" which took {d['big_ms']:.0f} ms; with the big message on another link the max was"
+          f" {ctl['small_max_us'] / 1000:.0f} ms)")
+
+
 TESTS = [
     ("a_mesh", test_mesh),
     ("b_rpc", test_rpc),
@@ -641,4 +689,5 @@ TESTS = [
     ("h_proc", test_proc),
     ("j_order", test_order),
     ("k_noconn", test_noconn),
+    ("l_bigmsg", test_bigmsg),
 ]
