@@ -678,6 +678,47 @@ def test_bigmsg(c):
           f" {ctl['small_max_us'] / 1000:.0f} ms)")
 
 
+# ---- m. process-to-process calls across a link ---------------------------------------------------
+def test_call(c):
+    """A `relay` process on a calls an echo on b by pid and by [Name, Node]
+    (girder_call / "$call" across the link, not the CLI's local call on b),
+    and one on b calls an echo on a; a dead remote pid answers noproc, a name
+    nobody holds on b times out (the send is dropped, as in Erlang), a pid of
+    a kill -9ed node answers noconnection."""
+    a = c.node("a")
+    b = c.node("b", seeds=[a])
+    c.wait_mesh([a, b])
+    ra = c.expect(a.cli("spawn", "relay"), EXIT_OK, what="spawn relay on a").data
+    rb = c.expect(a.cli("spawn", "--on", b.name, "relay"), EXIT_OK, what="spawn relay on b").data
+    eb = c.expect(a.cli("spawn", "--on", b.name, "echo"), EXIT_OK).data
+    ea = c.expect(a.cli("spawn", "echo"), EXIT_OK).data
+    c.expect(a.cli("rpc", b.name, "proc", "register", '"worker"', json.dumps(eb)), EXIT_OK)
+
+    def relay(via, r, dest, req, *extra):
+        res = c.expect(via.cli("call", r, json.dumps(["call", dest, req, *extra])), EXIT_OK,
+                       what=f"relay call to {dest}")
+        check(isinstance(res.data, dict) and len(res.data) == 1, f"relay answer: {res!r}")
+        return res.data
+
+    got = relay(a, ra, eb, {"hello": [1, 2]})
+    check(got == {"reply": {"hello": [1, 2]}}, f"a -> b by pid: {got}")
+    got = relay(a, ra, ["worker", b.name], "count")
+    check(got == {"reply": 0}, f"a -> worker@b by name: {got}")
+    got = relay(a, rb, ea, "back")  # the relay on b, driven through a
+    check(got == {"reply": "back"}, f"b -> a by pid: {got}")
+    got = relay(a, ra, ["nobody", b.name], 1, 300)
+    check(got == {"error": "timeout"}, f"a name nobody holds on b: {got}")
+
+    c.expect(a.cli("kill", eb), EXIT_OK)
+    got = relay(a, ra, eb, 1)
+    check(got == {"error": "noproc"}, f"a dead pid on b: {got}")
+    eb2 = c.expect(a.cli("spawn", "--on", b.name, "echo"), EXIT_OK).data
+    b.kill9()
+    wait_until("a to see b down", lambda: a.state_of(b) in ("down", "absent"), 15)
+    got = relay(a, ra, eb2, 1)
+    check(got == {"error": "noconnection"}, f"a pid of a dead node: {got}")
+
+
 TESTS = [
     ("a_mesh", test_mesh),
     ("b_rpc", test_rpc),
@@ -690,4 +731,5 @@ TESTS = [
     ("j_order", test_order),
     ("k_noconn", test_noconn),
     ("l_bigmsg", test_bigmsg),
+    ("m_call", test_call),
 ]
