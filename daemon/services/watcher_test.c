@@ -254,11 +254,10 @@ START_TEST(down_and_exit_logged_once_with_time)
     req stop = {.server = e1, .reason = "bye"};
     exit_args boom = {e2, "boom"};
     const msgpack_object *ev;
-    uint64_t t0, t1;
+    uint64_t t0, t1, mref;
     reply rp;
 
-    uint64_t mref = monitor(w, e1);
-
+    mref = monitor(w, e1);
     link_to(w, e2);
     ev = events_until(w, 0, &rp);
     reply_done(&rp);
