@@ -5,6 +5,7 @@ runner (cluster-tests/run) stops every node afterwards and fails the test if a
 node died on its own, exited non-zero on the final SIGTERM, or printed a
 sanitizer report. docs/testing.md describes each test."""
 
+import json
 import random
 import re
 import time
@@ -458,6 +459,291 @@ def test_proc(c):
     c.expect(a.cli("info", ghost), EXIT_REMOTE, "noconnection", "info on an unknown node")
 
 
+# ---- j. ordering of 100,000 messages across a link --------------------------------------------
+ORDER_N = 100000
+
+
+def seq_check(node, pid):
+    r = node.cli("call", pid, '["check"]')
+    check(r.rc == EXIT_OK and isinstance(r.data, dict), f"seq check of {pid}: {r!r}")
+    return r.data
+
+
+def test_order(c):
+    """A `seq` process on a sends 100,000 numbered messages to a `seq` process
+    on b (by pid), then 10,000 to another one registered by name (by
+    [Name, Node]); each receiver saw every number once, in order. A receiver
+    fed 1 then 3 by hand reports the gap (the check really compares)."""
+    a = c.node("a")
+    b = c.node("b", seeds=[a])
+    c.wait_mesh([a, b])
+    recv = c.expect(a.cli("spawn", "--on", b.name, "seq"), EXIT_OK, what="spawn seq on b").data
+    send = c.expect(a.cli("spawn", "seq"), EXIT_OK, what="spawn seq on a").data
+    check(recv.startswith(f"<{b.name}.") and send.startswith(f"<{a.name}."), f"{recv} {send}")
+
+    # The negative control first: the checker of the real daemon sees a gap.
+    ctl = c.expect(a.cli("spawn", "--on", b.name, "seq"), EXIT_OK).data
+    for i in (1, 3, 4):
+        c.expect(a.cli("send", ctl, f'["seq", {i}]'), EXIT_OK)
+    st = wait_until("the control seq to count 3", lambda: (lambda d: d if d.get("received") == 3
+                                                            else None)(seq_check(a, ctl)), 10)
+    check(st["in_order"] is False and st["first_gap"] == {"expected": 2, "got": 3},
+          f"1, 3, 4 must be reported out of order with the gap 2 -> 3: {st}")
+
+    t0 = now()
+    r = c.expect(a.cli("call", send, json.dumps(["burst", recv, ORDER_N]), timeout_ms=30000),
+                 EXIT_OK, what="burst by pid")
+    check(r.data.get("sent") == ORDER_N, f"burst answer: {r!r}")
+    st = wait_until(f"b's seq to receive {ORDER_N}",
+                    lambda: (lambda d: d if d.get("received") >= ORDER_N or not d["in_order"]
+                             else None)(seq_check(b, recv)), 30, interval=0.1)
+    secs = now() - t0
+    check(st == {"received": ORDER_N, "last": ORDER_N, "in_order": True, "first_gap": None},
+          f"{ORDER_N} messages a -> b by pid: {st}")
+    print(f"    {ORDER_N} messages a -> b in order: sent in {r.data.get('ms', 0):.0f} ms, "
+          f"all checked after {secs:.2f} s", flush=True)
+
+    # By name: {Name, Node} from a process on a to a name registered on b.
+    named = c.expect(a.cli("spawn", "--on", b.name, "seq"), EXIT_OK).data
+    c.expect(a.cli("rpc", b.name, "proc", "register", '"seqsink"', json.dumps(named)), EXIT_OK,
+             what="register seqsink on b")
+    r = c.expect(a.cli("call", send, json.dumps(["burst", ["seqsink", b.name], 10000]),
+                       timeout_ms=20000), EXIT_OK, what="burst by name")
+    check(r.data.get("sent") == 10000, f"burst by name: {r!r}")
+    st = wait_until("seqsink@b to receive 10000",
+                    lambda: (lambda d: d if d.get("received") >= 10000 or not d["in_order"]
+                             else None)(seq_check(a, f"seqsink@{b.name}")), 20, interval=0.1)
+    check(st == {"received": 10000, "last": 10000, "in_order": True, "first_gap": None},
+          f"10000 messages a -> seqsink@b: {st}")
+    # The first receiver got nothing more, and the burst errors are reported.
+    check(seq_check(b, recv)["received"] == ORDER_N, "the pid receiver got extra messages")
+    r = c.expect(a.cli("call", send, json.dumps(["burst", ["nobody", a.name], 5])), EXIT_OK)
+    check(r.data == ["error", "noname"], f"burst to an unregistered local name: {r!r}")
+
+
+# ---- k. remote links and monitors: noconnection, then noproc --------------------------------------
+NOCONN_D_MS = 1000
+NOCONN_SLACK_S = 1.0  # bound: detection time + 1 s (the CLI polls; the event has its own time)
+
+
+def watcher_events(node, w):
+    r = node.cli("call", w, '["events"]')
+    check(r.rc == EXIT_OK and isinstance(r.data, dict) and r.data.get("dropped") == 0,
+          f"watcher events: {r!r}")
+    return r.data["events"]
+
+
+def arm_watcher(c, a, b):
+    """A watcher on a, two echo targets on b; the watcher monitors t1 twice,
+    t2 once, and links t2. Returns (w, t1, t2, {ref: pid})."""
+    w = c.expect(a.cli("spawn", "watcher"), EXIT_OK, what="spawn watcher").data
+    t1 = c.expect(a.cli("spawn", "--on", b.name, "echo"), EXIT_OK).data
+    t2 = c.expect(a.cli("spawn", "--on", b.name, "echo"), EXIT_OK).data
+    refs = {}
+    for t in (t1, t1, t2):
+        r = c.expect(a.cli("call", w, json.dumps(["monitor", t])), EXIT_OK, what="monitor")
+        check(isinstance(r.data, str) and r.data.startswith("#Ref<") and r.data not in refs,
+              f"monitor answers a fresh ref: {r!r}")
+        refs[r.data] = t
+    c.expect(a.cli("call", w, json.dumps(["link", t2])), EXIT_OK, what="link")
+    check(watcher_events(a, w) == [], "events before the far node went away")
+    return w, t1, t2, refs
+
+
+def check_noconn(events, refs, t2, t0, what, low_s=0.0):
+    """Exactly one DOWN noconnection per monitor ref and one EXIT noconnection
+    from the linked t2, each received between t0 + low_s and t0 + D + slack.
+    Returns the worst delay in seconds."""
+    downs = [e for e in events if e.get("kind") == "DOWN"]
+    exits = [e for e in events if e.get("kind") == "EXIT"]
+    check(len(events) == len(refs) + 1, f"{what}: want {len(refs)} DOWN + 1 EXIT: {events}")
+    check(sorted(e.get("ref") for e in downs) == sorted(refs),
+          f"{what}: exactly one DOWN per monitor: {events}")
+    for e in downs:
+        check(e.get("pid") == refs[e["ref"]] and e.get("reason") == "noconnection",
+              f"{what}: DOWN must name the target and noconnection: {e}")
+    check(len(exits) == 1 and exits[0].get("pid") == t2 and exits[0].get("reason") == "noconnection",
+          f"{what}: the link must deliver EXIT noconnection from t2: {exits}")
+    delays = [e["at_ms"] / 1000 - t0 for e in events]
+    bound = NOCONN_D_MS / 1000 + NOCONN_SLACK_S
+    print(f"    {what}: events after " + ", ".join(f"{d * 1000:.0f}" for d in delays) + " ms",
+          flush=True)
+    check(min(delays) >= low_s, f"{what}: an event {min(delays):.3f} s after t0 (< {low_s} s):"
+          f" {events}")
+    check(max(delays) <= bound, f"{what}: an event {max(delays):.2f} s after t0 > {bound:.1f} s"
+          f" (detection + {NOCONN_SLACK_S} s): {events}")
+    return max(delays)
+
+
+def test_noconn(c):
+    """A watcher on a monitors (twice) and links echo processes on b. kill -9 of
+    b, then SIGSTOP of b: each monitor fires exactly one DOWN noconnection and
+    the link one EXIT noconnection, within detection (1 s) + 1 s. Pids of the
+    killed incarnation: monitor and link give noproc at once after b restarts,
+    and `girder info` / `call` exit 1 noproc."""
+    D = NOCONN_D_MS
+    a = c.node("a", detection_ms=D)
+    b = c.node("b", seeds=[a], detection_ms=D)
+    c.wait_mesh([a, b])
+
+    # kill -9: the kernel resets the connection, so this is usually at once.
+    w, t1, t2, refs = arm_watcher(c, a, b)
+    t0 = now()
+    b.kill9()
+    ev = wait_until("4 events after kill -9", lambda: (lambda e: e if len(e) >= 4 else None)(
+        watcher_events(a, w)), D / 1000 + 10)
+    check_noconn(ev, refs, t2, t0, "kill -9")
+
+    # Restart with the same name: the old pids are dead, not reused.
+    b.start()
+    c.wait_mesh([a, b])
+    t0 = now()
+    r = c.expect(a.cli("call", w, json.dumps(["monitor", t1])), EXIT_OK, what="monitor old pid")
+    old_ref = r.data
+    c.expect(a.cli("call", w, json.dumps(["link", t2])), EXIT_OK, what="link old pid")
+    ev2 = wait_until("DOWN and EXIT noproc for the old pids",
+                     lambda: (lambda e: e if len(e) >= 6 else None)(watcher_events(a, w)), 5)
+    new = ev2[4:]
+    check(ev2[:4] == ev, f"the kill -9 events changed (a second DOWN?): {ev2}")
+    check(any(e.get("kind") == "DOWN" and e.get("ref") == old_ref and e.get("pid") == t1
+              and e.get("reason") == "noproc" for e in new)
+          and any(e.get("kind") == "EXIT" and e.get("pid") == t2 and e.get("reason") == "noproc"
+                  for e in new), f"monitor / link of an old-incarnation pid: want noproc: {new}")
+    late = max(e["at_ms"] / 1000 - t0 for e in new)
+    check(late <= 2.0, f"noproc for an old pid took {late:.2f} s (want at once: <= 2 s,"
+          f" two CLI calls included)")
+    c.expect(a.cli("info", t1), EXIT_REMOTE, "noproc", "info of an old-incarnation pid")
+    c.expect(a.cli("call", t1, '"count"'), EXIT_REMOTE, "noproc", "call to an old pid")
+
+    # SIGSTOP: nothing is reset, the silence detector must find it.
+    w2, u1, u2, refs2 = arm_watcher(c, a, b)
+    t0 = now()
+    b.sigstop()
+    ev = wait_until("4 events after SIGSTOP", lambda: (lambda e: e if len(e) >= 4 else None)(
+        watcher_events(a, w2)), D / 1000 + 10)
+    # Not before the detector can fire: the last byte is at most D/3 before
+    # the stop, and silence must last 5/6 D (docs/cluster.md): >= D/2.
+    check_noconn(ev, refs2, u2, t0, "SIGSTOP", low_s=0.5 * D / 1000 - 0.05)
+    b.sigcont()
+    c.wait_mesh([a, b])
+    check(watcher_events(a, w2) == ev, "after SIGCONT the SIGSTOP events changed (a second DOWN?)")
+    check(len(watcher_events(a, w)) == 6, "the first watcher got more events")
+
+
+# ---- l. a 64 MiB message does not stall small ones ---------------------------------------------
+BIG_BYTES = 64 << 20
+BIG_PINGS = 200
+SMALL_MAX_MS = 100  # bound on any small round trip while the big message crosses
+
+
+def test_bigmsg(c):
+    """bench.mixed: while one process on a sends 64 MiB to b, another does ping
+    round trips with an echo on b (the same link). The big message arrives,
+    at least 20 round trips overlap it, and none takes more than 100 ms. The
+    same with the big message going to c instead (another link) is measured
+    first, as a control: it must succeed too (no link may go down), and its
+    figures are printed."""
+    a = c.node("a")
+    b = c.node("b", seeds=[a])
+    x = c.node("c", seeds=[a])
+    nodes = [a, b, x]
+    c.wait_mesh(nodes)
+    problems = []
+
+    def mixed(what, *extra):
+        """The result map, or None after noting the problem (with the nodes'
+        log lines about links going down)."""
+        marks = [n.log_mark() for n in nodes]
+        r = a.cli("rpc", a.name, "bench", "mixed", json.dumps(b.name), BIG_BYTES, BIG_PINGS,
+                  *extra, timeout_ms=60000)
+        d = r.data
+        if r.rc != EXIT_OK:
+            downs = [f"{n.short}: {ln.split(' dist: ', 1)[-1]}" for n, m in zip(nodes, marks)
+                     for ln in n.log_since(m).splitlines()
+                     if re.search(r"silent for|nodedown|bad_frame|overload", ln)]
+            problems.append(f"{what}: bench.mixed exit {r.rc} {r.error_id!r}; logs: {downs}")
+            print(f"    {what}: failed: {r.error_id}; {downs}", flush=True)
+            return None
+        check(isinstance(d, dict) and d.get("big_bytes") == BIG_BYTES
+              and d.get("big_ms", 0) > 0 and d.get("pings", 0) >= BIG_PINGS
+              and 0 < d.get("baseline_median_us", 0) <= d.get("baseline_max_us", 0)
+              and 0 < d.get("small_median_us", 0) <= d.get("small_max_us", 0),
+              f"bench.mixed result: {r!r}")
+        print(f"    {what}: 64 MiB in {d['big_ms']:.0f} ms, {d['pings_during_big']} pings during;"
+              f" small median {d['small_median_us']:.0f} us, p99 {d['small_p99_us']:.0f} us,"
+              f" max {d['small_max_us'] / 1000:.1f} ms (at +{d['small_max_at_ms']:.0f} ms);"
+              f" baseline median {d['baseline_median_us']:.0f} us,"
+              f" max {d['baseline_max_us'] / 1000:.1f} ms", flush=True)
+        return d
+
+    ctl = mixed("big a -> c, pings a <-> b", json.dumps(x.name))
+    if ctl is None:  # the next run needs the whole mesh again
+        c.wait_mesh(nodes, timeout=20)
+    d = mixed("big a -> b, pings a <-> b")
+    if d is not None:
+        if d["pings_during_big"] < 20:
+            problems.append(f"only {d['pings_during_big']} round trips overlapped the big"
+                            f" message: {d}")
+        if d["small_max_us"] > SMALL_MAX_MS * 1000:
+            problems.append(
+                f"a small round trip on the link carrying 64 MiB took"
+                f" {d['small_max_us'] / 1000:.0f} ms (bound {SMALL_MAX_MS} ms; it started"
+                f" {d['small_max_at_ms']:.0f} ms after the big send, which took"
+                f" {d['big_ms']:.0f} ms"
+                + (f"; with the big message on another link the max was"
+                   f" {ctl['small_max_us'] / 1000:.0f} ms)" if ctl else ")"))
+    check(not problems, "; ".join(problems))
+
+
+# ---- m. process-to-process calls across a link ---------------------------------------------------
+def test_call(c):
+    """A `relay` process on a calls an echo on b by pid and by [Name, Node]
+    (girder_call / "$call" across the link, not the CLI's local call on b),
+    and one on b calls an echo on a; a dead remote pid answers noproc, a name
+    nobody holds on b times out (the send is dropped, as in Erlang), a pid of
+    a kill -9ed node answers noconnection."""
+    a = c.node("a")
+    b = c.node("b", seeds=[a])
+    c.wait_mesh([a, b])
+    ra = c.expect(a.cli("spawn", "relay"), EXIT_OK, what="spawn relay on a").data
+    rb = c.expect(a.cli("spawn", "--on", b.name, "relay"), EXIT_OK, what="spawn relay on b").data
+    eb = c.expect(a.cli("spawn", "--on", b.name, "echo"), EXIT_OK).data
+    ea = c.expect(a.cli("spawn", "echo"), EXIT_OK).data
+    c.expect(a.cli("rpc", b.name, "proc", "register", '"worker"', json.dumps(eb)), EXIT_OK)
+
+    def relay(via, r, dest, req, *extra):
+        res = c.expect(via.cli("call", r, json.dumps(["call", dest, req, *extra])), EXIT_OK,
+                       what=f"relay call to {dest}")
+        check(isinstance(res.data, dict) and len(res.data) == 1, f"relay answer: {res!r}")
+        return res.data
+
+    got = relay(a, ra, eb, {"hello": [1, 2]})
+    check(got == {"reply": {"hello": [1, 2]}}, f"a -> b by pid: {got}")
+    got = relay(a, ra, ["worker", b.name], "count")
+    check(got == {"reply": 0}, f"a -> worker@b by name: {got}")
+    got = relay(a, rb, ea, "back")  # the relay on b, driven through a
+    check(got == {"reply": "back"}, f"b -> a by pid: {got}")
+    got = relay(a, ra, ["nobody", b.name], 1, 300)
+    check(got == {"error": "timeout"}, f"a name nobody holds on b: {got}")
+
+    c.expect(a.cli("kill", eb), EXIT_OK)
+    got = relay(a, ra, eb, 1)
+    check(got == {"error": "noproc"}, f"a dead pid on b: {got}")
+    eb2 = c.expect(a.cli("spawn", "--on", b.name, "echo"), EXIT_OK).data
+    b.kill9()
+    wait_until("a to see b down", lambda: a.state_of(b) in ("down", "absent"), 15)
+    got = relay(a, ra, eb2, 1)
+    check(got == {"error": "noconnection"}, f"a pid of a dead node: {got}")
+
+
+# TODO(remote spawn with link): girder_spawn_remote is being written on another
+# branch. Once merged, add a test (plan in docs/testing.md): a process on a
+# spawns a child on b with GIRDER_SPAWN_LINK; killing the child delivers its
+# exit to the parent (an EXIT when trapping); a second linked child, then
+# kill -9 of b: the parent gets "noconnection" within detection + 1 s, as
+# k_noconn measures with the watcher.
+
+
 TESTS = [
     ("a_mesh", test_mesh),
     ("b_rpc", test_rpc),
@@ -467,4 +753,8 @@ TESTS = [
     ("f_graceful", test_graceful),
     ("g_cli", test_cli),
     ("h_proc", test_proc),
+    ("j_order", test_order),
+    ("k_noconn", test_noconn),
+    ("l_bigmsg", test_bigmsg),
+    ("m_call", test_call),
 ]

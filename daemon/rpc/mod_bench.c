@@ -15,8 +15,25 @@
  *          clock runs from the first send until the worker holds the sink's
  *          final ack (sent once the sink has counted all Count). mb_per_s is
  *          10^6 payload bytes per second.
+ *   bench.mixed(Node, BigBytes, Pings[, BigNode])
+ *       -> {"big_bytes", "big_ms", "pings", "pings_during_big", "same_scheduler",
+ *           "small_median_us", "small_p99_us", "small_max_us", "small_max_at_ms",
+ *           "baseline_median_us", "baseline_p99_us", "baseline_max_us"}:
+ *          small messages while a big one crosses the same link. An echo is
+ *          spawned on Node, a sink on BigNode (default Node; another node
+ *          gives the control case "big message on another link"). First the
+ *          worker times Pings round trips with the echo (after MIXED_WARMUP
+ *          untimed): the baseline. Then a forwarder process on this node
+ *          sends one message of BigBytes (a msgpack bin) to the sink while
+ *          the worker keeps bouncing pings off the echo; it stops at the
+ *          first pong after both the sink acknowledged the big message
+ *          (big_ms: from handing it to the forwarder to the ack) and at least
+ *          Pings round trips were timed. small_* cover every round trip of
+ *          that second phase; small_max_at_ms is when the slowest one started
+ *          (after the big send); pings_during_big counts those that ended
+ *          before the ack.
  *   bench.peer(Kind, Owner, Count, AckEvery) -> Pid
- *          (used by the two above, on the other node) spawn the "echo" or
+ *          (used by the three above, on the other node) spawn the "echo" or
  *          "sink" peer for Owner, a pid on the calling node.
  *
  * Design notes
@@ -28,6 +45,13 @@
  *   node) ends, for any reason, or its node goes away, the peer gets the DOWN
  *   and stops. (Monitors, not a link: a link would also kill the worker before
  *   it could answer when the peer's node dies.)
+ * - bench.mixed sends the big message from a second process (the
+ *   forwarder, linked to the worker): order is kept per pair of processes, so
+ *   a ping from the worker itself would rightly queue behind its own big
+ *   message (docs/cluster.md, "Large messages"). The forwarder is spawned
+ *   with GIRDER_SPAWN_SPREAD, so usually on another scheduler than the worker:
+ *   packing the 64 MiB signal frame then does not hold the pinger's thread.
+ *   The result says "same_scheduler" when it did not work out.
  * - Pacing: a remote link with more than 64 MiB unsent output is closed as
  *   overloaded (docs/cluster.md), so the stream sender keeps at most Window
  *   messages unacknowledged; the sink acks every Window/4 messages and at the
@@ -43,16 +67,21 @@
 #include "runtime/rt.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define COUNT_MAX 100000000u
 #define PINGPONG_COUNT_MAX 1000000u
-#define WARMUP 1000u                   /* untimed round trips before pingpong */
-#define SIZE_MAX_BYTES (4u << 20)      /* a frame is at most 8 MiB */
-#define WINDOW_BYTES (8u << 20)        /* default unacknowledged payload */
-#define WINDOW_MSGS_MAX 65536u         /* default window, in messages, at most */
+#define WARMUP 1000u              /* untimed round trips before pingpong */
+#define SIZE_MAX_BYTES (4u << 20) /* a frame is at most 8 MiB */
+#define WINDOW_BYTES (8u << 20)   /* default unacknowledged payload */
+#define WINDOW_MSGS_MAX 65536u    /* default window, in messages, at most */
 #define PEER_TIMEOUT_MS 5000
+#define MIXED_BIG_MAX (256u << 20)   /* bench.mixed: largest big message */
+#define MIXED_PINGS_MAX 100000u      /* bench.mixed: Pings at most */
+#define MIXED_WARMUP 200u            /* untimed round trips before the baseline */
+#define MIXED_SAMPLES_MAX (1u << 20) /* loaded samples kept (the max counts all) */
 
 /* ---- helpers -------------------------------------------------------------------------------- */
 
@@ -236,17 +265,17 @@ static int bench_peer(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *arg
 
 typedef struct bench {
     bool stream;
-    bool running;          /* the peer is up */
+    bool running; /* the peer is up */
     char node[GR_NODENAME_MAX + 1];
     girder_pid peer;
-    girder_ref mref;       /* monitor on the peer */
-    girder_msg *payload;   /* "ping", or the stream's bin */
+    girder_ref mref;     /* monitor on the peer */
+    girder_msg *payload; /* "ping", or the stream's bin */
     uint64_t count, size, window, ack_every;
-    uint64_t sent, acked;  /* stream */
-    uint64_t done;         /* pingpong: round trips, warm-up included */
+    uint64_t sent, acked; /* stream */
+    uint64_t done;        /* pingpong: round trips, warm-up included */
     uint64_t warmup;
     uint64_t t0_ns;
-    uint64_t samples[];    /* pingpong: ns per timed round trip */
+    uint64_t samples[]; /* pingpong: ns per timed round trip */
 } bench;
 
 static void bench_free(void *priv)
@@ -257,12 +286,14 @@ static void bench_free(void *priv)
     free(b);
 }
 
-/* Ask Node for the peer: bench.peer(Kind, Self, Count, AckEvery). */
-static int ask_peer(gr_rpc_call *c, girder_ctx *ctx, bench *b)
+/* Ask node for a peer owned by this worker: bench.peer(Kind, Self, Count,
+ * AckEvery). GR_RPC_WAIT (the pid comes as ["$rpc", Tag, 0, Pid]) or a
+ * negative code. */
+static int ask_peer_kind(gr_rpc_call *c, girder_ctx *ctx, const char *node, const char *kind,
+                         uint64_t count, uint64_t ack_every)
 {
     msgpack_sbuffer sb;
     msgpack_packer pk;
-    const char *kind = b->stream ? "sink" : "echo";
     int r;
 
     msgpack_sbuffer_init(&sb);
@@ -270,14 +301,21 @@ static int ask_peer(gr_rpc_call *c, girder_ctx *ctx, bench *b)
     msgpack_pack_array(&pk, 4);
     msgpack_pack_str_with_body(&pk, kind, strlen(kind));
     r = girder_pack_pid(ctx, &pk, girder_self(ctx));
-    msgpack_pack_uint64(&pk, b->stream ? b->count : 0);
-    msgpack_pack_uint64(&pk, b->ack_every);
+    msgpack_pack_uint64(&pk, count);
+    msgpack_pack_uint64(&pk, ack_every);
     if (r == 0) {
-        r = gr_dist_call(gr_rpc_call_dist(c), b->node, "bench", "peer", sb.data, sb.size,
+        r = gr_dist_call(gr_rpc_call_dist(c), node, "bench", "peer", sb.data, sb.size,
                          PEER_TIMEOUT_MS, girder_self(ctx), gr_rpc_next_tag(c));
     }
     msgpack_sbuffer_destroy(&sb);
     return r < 0 ? r : GR_RPC_WAIT;
+}
+
+/* Ask Node for the peer of pingpong or stream. */
+static int ask_peer(gr_rpc_call *c, girder_ctx *ctx, bench *b)
+{
+    return ask_peer_kind(c, ctx, b->node, b->stream ? "sink" : "echo", b->stream ? b->count : 0,
+                         b->ack_every);
 }
 
 /* Arguments common to both: [Node, Count, ...]. Allocates c->priv. */
@@ -532,9 +570,368 @@ static int bench_msg(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *msg)
     return GR_RPC_WAIT;
 }
 
+/* ---- mixed: small messages while a big one crosses ------------------------------------------- */
+
+/* The forwarder: sends the first bin message it gets to its target, then
+ * stops. Spawned linked to the worker, so it dies with it. */
+typedef struct fwd {
+    girder_pid to; /* the sink on the other node */
+} fwd;
+
+static int fwd_init(girder_ctx *ctx, const girder_msg *arg, void **ret_state)
+{
+    msgpack_unpacked up;
+    girder_pid to;
+    fwd *f;
+    int r = GR_EBADARG;
+
+    msgpack_unpacked_init(&up);
+    if (arg && girder_msg_unpack(arg, &up) == 0 && girder_get_pid(ctx, &up.data, &to) == 0) {
+        r = 0;
+    }
+    msgpack_unpacked_destroy(&up);
+    if (r < 0) {
+        return r;
+    }
+    if (!(f = calloc(1, sizeof(*f)))) {
+        return -ENOMEM;
+    }
+    f->to = to;
+    *ret_state = f;
+    return 0;
+}
+
+static int fwd_handle(girder_ctx *ctx, void *state, const girder_msg *msg)
+{
+    fwd *f = state;
+    const uint8_t *b = girder_msg_data(msg);
+    girder_msg *m, *reason;
+
+    if (girder_msg_size(msg) == 0 || (b[0] != 0xc4 && b[0] != 0xc5 && b[0] != 0xc6)) {
+        return GIRDER_CONTINUE; /* not the payload */
+    }
+    m = girder_msg_ref((girder_msg *)msg); /* borrowed: our own reference to send */
+    if (girder_send(ctx, f->to, m) < 0) {
+        girder_msg_unref(m);
+        /* a non-normal exit reaches the linked worker, which fails the call */
+        if ((reason = girder_msg_atom("send_failed"))) {
+            girder_stop(ctx, reason);
+            girder_msg_unref(reason);
+        }
+    }
+    return GIRDER_STOP;
+}
+
+static void fwd_terminate(girder_ctx *ctx, void *state, const girder_msg *reason)
+{
+    (void)ctx;
+    (void)reason;
+    free(state);
+}
+
+static const girder_behaviour fwd_behaviour = {
+    .name = "bench_fwd",
+    .init = fwd_init,
+    .handle = fwd_handle,
+    .terminate = fwd_terminate,
+};
+
+enum mixed_phase {
+    MIXED_ECHO_WAIT, /* asked Node for the echo */
+    MIXED_BASELINE,  /* pinging alone */
+    MIXED_SINK_WAIT, /* asked Node for the sink */
+    MIXED_LOADED,    /* pinging while the big message crosses */
+};
+
+typedef struct mixed {
+    enum mixed_phase phase;
+    char node[GR_NODENAME_MAX + 1];     /* the echo's node */
+    char big_node[GR_NODENAME_MAX + 1]; /* the sink's node (default: node) */
+    uint64_t big_bytes, pings;
+    girder_pid echo, sink;
+    girder_ref echo_mref, sink_mref; /* monitors on the peers */
+    girder_msg *ping;                /* "ping", shared */
+    girder_msg *big;                 /* the big bin; dropped once handed over */
+    bool same_sched;                 /* the forwarder shares the worker's scheduler */
+    uint64_t done;                   /* round trips of this phase, warm-up included */
+    uint64_t t0_ns;                  /* the ping in flight */
+    uint64_t big_t0_ns, big_ns;      /* big handed over / its ack after that */
+    bool big_done;                   /* the sink acknowledged it */
+    uint64_t during;                 /* loaded round trips that ended before the ack */
+    uint64_t *base;                  /* baseline samples, ns (pings of them) */
+    uint64_t *loaded;                /* loaded samples, ns */
+    size_t nloaded, cap;             /* ... held, and room for */
+    uint64_t loaded_max;             /* max over every loaded round trip, kept or not */
+    uint64_t loaded_all;             /* loaded round trips, kept or not */
+    uint64_t max_at_ns;              /* when the slowest one started, after big_t0_ns */
+} mixed;
+
+static void mixed_free(void *priv)
+{
+    mixed *m = priv;
+
+    girder_msg_unref(m->ping);
+    girder_msg_unref(m->big);
+    free(m->base);
+    free(m->loaded);
+    free(m);
+}
+
+/* bench.mixed(Node, BigBytes, Pings) */
+static int bench_mixed(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
+{
+    const msgpack_object *a;
+    uint8_t *buf;
+    mixed *m;
+
+    if (args->type != MSGPACK_OBJECT_ARRAY || args->via.array.size < 3 ||
+        args->via.array.size > 4) {
+        return GR_EBADARG;
+    }
+    a = args->via.array.ptr;
+    if (!(m = calloc(1, sizeof(*m)))) {
+        return -ENOMEM;
+    }
+    c->priv = m;
+    c->priv_free = mixed_free;
+    if (gr_rpc_get_str(&a[0], m->node, sizeof(m->node)) < 0 ||
+        gr_nodename_check(m->node, strlen(m->node)) < 0 ||
+        strcmp(m->node, gr_rt_node_name(girder_runtime(ctx))) == 0 ||
+        get_count(&a[1], MIXED_BIG_MAX, &m->big_bytes) < 0 ||
+        get_count(&a[2], MIXED_PINGS_MAX, &m->pings) < 0) {
+        return GR_EBADARG;
+    }
+    memcpy(m->big_node, m->node, sizeof(m->big_node));
+    if (args->via.array.size == 4 &&
+        (gr_rpc_get_str(&a[3], m->big_node, sizeof(m->big_node)) < 0 ||
+         gr_nodename_check(m->big_node, strlen(m->big_node)) < 0 ||
+         strcmp(m->big_node, gr_rt_node_name(girder_runtime(ctx))) == 0)) {
+        return GR_EBADARG;
+    }
+    if (!gr_rpc_call_dist(c)) {
+        return GR_ENOCONN;
+    }
+    m->cap = m->pings;
+    if (!(m->base = calloc(m->pings, sizeof(uint64_t))) ||
+        !(m->loaded = calloc(m->cap, sizeof(uint64_t))) || !(m->ping = girder_msg_atom("ping"))) {
+        return -ENOMEM;
+    }
+    /* the bin, built before any clock runs: 0xc6, 32-bit big-endian length, zeros */
+    if (!(buf = calloc(1, 5 + m->big_bytes))) {
+        return -ENOMEM;
+    }
+    buf[0] = 0xc6;
+    for (int i = 0; i < 4; i++) {
+        buf[1 + i] = (uint8_t)(m->big_bytes >> (8 * (3 - i)));
+    }
+    m->big = girder_msg_new(buf, 5 + m->big_bytes);
+    free(buf);
+    if (!m->big) {
+        return -ENOMEM;
+    }
+    m->phase = MIXED_ECHO_WAIT;
+    return ask_peer_kind(c, ctx, m->node, "echo", 0, 1);
+}
+
+static int mixed_ping(girder_ctx *ctx, mixed *m)
+{
+    int r;
+
+    girder_msg_ref(m->ping);
+    m->t0_ns = gr_rpc_now_ns();
+    if ((r = girder_send(ctx, m->echo, m->ping)) < 0) {
+        girder_msg_unref(m->ping);
+        return r;
+    }
+    return GR_RPC_WAIT;
+}
+
+/* Median, p99 and max of n samples (sorted in place); max is raised to the
+ * largest sample (it may count samples that were not kept). */
+static void pack_stats(msgpack_packer *pk, const char *prefix, uint64_t *v, size_t n, uint64_t max)
+{
+    char k[64];
+
+    qsort(v, n, sizeof(uint64_t), cmp_u64);
+    if (n && v[n - 1] > max) {
+        max = v[n - 1];
+    }
+    snprintf(k, sizeof(k), "%s_median_us", prefix);
+    pack_us(pk, k, n ? v[n / 2] : 0);
+    snprintf(k, sizeof(k), "%s_p99_us", prefix);
+    pack_us(pk, k, n ? v[n * 99 / 100] : 0);
+    snprintf(k, sizeof(k), "%s_max_us", prefix);
+    pack_us(pk, k, max);
+}
+
+static int mixed_result(gr_rpc_call *c, mixed *m)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 12);
+    pack_key(&pk, "big_bytes");
+    msgpack_pack_uint64(&pk, m->big_bytes);
+    pack_key(&pk, "big_ms");
+    msgpack_pack_double(&pk, (double)m->big_ns / 1e6);
+    pack_key(&pk, "pings");
+    msgpack_pack_uint64(&pk, m->loaded_all);
+    pack_key(&pk, "pings_during_big");
+    msgpack_pack_uint64(&pk, m->during);
+    pack_key(&pk, "same_scheduler");
+    if (m->same_sched) {
+        msgpack_pack_true(&pk);
+    } else {
+        msgpack_pack_false(&pk);
+    }
+    pack_stats(&pk, "small", m->loaded, m->nloaded, m->loaded_max);
+    pack_key(&pk, "small_max_at_ms");
+    msgpack_pack_double(&pk, (double)m->max_at_ns / 1e6);
+    pack_stats(&pk, "baseline", m->base, m->pings, 0);
+    gr_rpc_answer(c, sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+    return GR_RPC_DONE;
+}
+
+/* Baseline done and the sink is up: spawn the forwarder, hand it the big
+ * message, and start pinging again. */
+static int mixed_load(girder_ctx *ctx, mixed *m)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    girder_msg *arg = NULL;
+    girder_pid fpid;
+    int r;
+
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    if ((r = girder_pack_pid(ctx, &pk, m->sink)) == 0 &&
+        !(arg = girder_msg_new(sb.data, sb.size))) {
+        r = -ENOMEM;
+    }
+    msgpack_sbuffer_destroy(&sb);
+    if (r == 0) {
+        r = girder_spawn(ctx, &fwd_behaviour, arg, GIRDER_SPAWN_LINK | GIRDER_SPAWN_SPREAD, &fpid,
+                         NULL);
+    }
+    girder_msg_unref(arg);
+    if (r < 0) {
+        return r;
+    }
+    m->same_sched = (fpid.id & 0xff) == (girder_self(ctx).id & 0xff);
+    m->phase = MIXED_LOADED;
+    m->done = 0;
+    m->big_t0_ns = gr_rpc_now_ns();
+    if ((r = girder_send(ctx, fpid, m->big)) < 0) {
+        return r; /* m->big stays ours; mixed_free drops it */
+    }
+    m->big = NULL; /* taken by the send */
+    return mixed_ping(ctx, m);
+}
+
+/* A loaded round trip ended after ns. */
+static int mixed_loaded_pong(gr_rpc_call *c, girder_ctx *ctx, mixed *m, uint64_t ns)
+{
+    uint64_t *v;
+
+    if (m->nloaded == m->cap && m->cap < MIXED_SAMPLES_MAX &&
+        (v = realloc(m->loaded, 2 * m->cap * sizeof(uint64_t)))) {
+        m->loaded = v;
+        m->cap *= 2;
+    }
+    if (m->nloaded < m->cap) {
+        m->loaded[m->nloaded++] = ns;
+    }
+    m->loaded_all++;
+    if (ns > m->loaded_max) {
+        m->loaded_max = ns;
+        m->max_at_ns = m->t0_ns - m->big_t0_ns;
+    }
+    if (!m->big_done) {
+        m->during++;
+    }
+    if (m->big_done && m->loaded_all >= m->pings) {
+        return mixed_result(c, m);
+    }
+    return mixed_ping(ctx, m);
+}
+
+/* ["$rpc", Tag, Status, Pid]: a peer is up. 0 and *ret_pid, GR_RPC_WAIT (not
+ * our tag), or a negative code. */
+static int mixed_peer_pid(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *msg,
+                          girder_pid *ret_pid)
+{
+    const msgpack_object *a = msg->via.array.ptr;
+
+    if (msg->via.array.size != 4 || a[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+        a[1].via.u64 != c->tag) {
+        return GR_RPC_WAIT;
+    }
+    if (a[2].type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+        return (int)a[2].via.i64;
+    }
+    return girder_get_pid(ctx, &a[3], ret_pid) < 0 ? GR_EBADTERM : 0;
+}
+
+static int mixed_msg(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *msg)
+{
+    mixed *m = c->priv;
+    const msgpack_object *a = msg->via.array.ptr;
+    uint64_t now = gr_rpc_now_ns();
+    girder_ref ref;
+    int r;
+
+    if (gr_term_is_str(msg, "pong") && m->phase == MIXED_BASELINE) {
+        if (m->done >= MIXED_WARMUP) {
+            m->base[m->done - MIXED_WARMUP] = now - m->t0_ns;
+        }
+        if (++m->done < MIXED_WARMUP + m->pings) {
+            return mixed_ping(ctx, m);
+        }
+        m->phase = MIXED_SINK_WAIT;
+        return ask_peer_kind(c, ctx, m->big_node, "sink", 1, 1);
+    }
+    if (gr_term_is_str(msg, "pong") && m->phase == MIXED_LOADED) {
+        return mixed_loaded_pong(c, ctx, m, now - m->t0_ns);
+    }
+    if (is_tagged(msg, "ack") && m->phase == MIXED_LOADED && !m->big_done) {
+        m->big_done = true;
+        m->big_ns = now - m->big_t0_ns;
+        return GR_RPC_WAIT; /* the pong in flight ends the run if enough were timed */
+    }
+    if (is_tagged(msg, "$rpc") && m->phase == MIXED_ECHO_WAIT) {
+        if ((r = mixed_peer_pid(c, ctx, msg, &m->echo)) != 0) {
+            return r;
+        }
+        if ((r = girder_monitor(ctx, m->echo, &m->echo_mref)) < 0) {
+            return r;
+        }
+        m->phase = MIXED_BASELINE;
+        return mixed_ping(ctx, m);
+    }
+    if (is_tagged(msg, "$rpc") && m->phase == MIXED_SINK_WAIT) {
+        if ((r = mixed_peer_pid(c, ctx, msg, &m->sink)) != 0) {
+            return r;
+        }
+        if ((r = girder_monitor(ctx, m->sink, &m->sink_mref)) < 0) {
+            return r;
+        }
+        return mixed_load(ctx, m);
+    }
+    if (is_tagged(msg, "DOWN") && msg->via.array.size == 5 &&
+        girder_get_ref(ctx, &a[1], &ref) == 0 &&
+        (girder_ref_eq(ref, m->echo_mref) || (girder_ref_eq(ref, m->sink_mref) && !m->big_done))) {
+        return gr_term_is_str(&a[4], "noconnection") ? GR_ENOCONN : GR_ENOPROC;
+    }
+    return GR_RPC_WAIT;
+}
+
 static const gr_rpc_fn_def bench_fns[] = {
     {"pingpong", bench_pingpong, bench_msg, NULL},
     {"stream", bench_stream, bench_msg, NULL},
+    {"mixed", bench_mixed, mixed_msg, NULL},
     {"peer", bench_peer, NULL, NULL},
 };
 

@@ -7,7 +7,10 @@
 
 #include "proto/term.h"
 #include "services/echo.h"
+#include "services/relay.h"
+#include "services/seq.h"
 #include "services/sys.h"
+#include "services/watcher.h"
 
 #include <errno.h>
 #include <msgpack.h>
@@ -44,6 +47,9 @@ static const service_def services[] = {
  * (proc.spawn, `girder spawn`). */
 static const girder_behaviour *const spawnable[] = {
     &gr_echo_behaviour,
+    &gr_relay_behaviour,
+    &gr_seq_behaviour,
+    &gr_watcher_behaviour,
 };
 
 #define NSPAWNABLE (sizeof(spawnable) / sizeof(spawnable[0]))
