@@ -370,6 +370,8 @@ static int check_kind(const Girder__Frame *f)
         return check_signal(f->signal);
     case GIRDER__FRAME__MSG_FRAGMENT:
         return check_fragment(f->fragment);
+    case GIRDER__FRAME__MSG_FRAGMENT_ACK:
+        return f->fragment_ack->id == 0 || f->fragment_ack->bytes == 0 ? GR_EBADFRAME : 0;
     default:
         return 0; /* a oneof member newer than this code: the caller skips it */
     }

@@ -129,19 +129,22 @@ static int check_id(const uint8_t *p, size_t len, int ext_type)
     return gr_term_decode_id(p, len, ext_type, &id) < 0 ? GR_EBADFRAME : 0;
 }
 
-int gr_sigframe_view(const uint8_t *buf, size_t len, gr_sigframe *ret)
+/* The frame is buf[0..len) followed by tail[0..tail_len) (tail_len 0: buf is
+ * all of it). With a tail, buf must end exactly where the payload's bytes begin
+ * and the payload must be the whole tail. */
+static int view(const uint8_t *buf, size_t len, const uint8_t *tail, size_t tail_len,
+                gr_sigframe *ret)
 {
-    const uint8_t *p = buf, *end = buf + len, *bend;
+    const uint8_t *p = buf, *end = buf + len;
     gr_sigframe s = {0};
     unsigned last = 0; /* field numbers must rise: canonical, none repeated */
     uint64_t n;
 
     if (len < 2 || *p++ != KEY_FRAME_SIGNAL || varint_get(&p, end, &n) < 0 ||
-        n != (uint64_t)(end - p)) {
+        n != (uint64_t)(end - p) + tail_len) {
         return 0; /* another frame kind, or more than the signal member */
     }
-    bend = end;
-    while (p < bend) {
+    while (p < end) {
         uint8_t key = *p++;
         unsigned field = key >> 3;
 
@@ -150,13 +153,24 @@ int gr_sigframe_view(const uint8_t *buf, size_t len, gr_sigframe *ret)
         }
         last = field;
         if (field == 1) {
-            if ((key & 7) != 0 || varint_get(&p, bend, &n) < 0 || n > UINT32_MAX) {
+            if ((key & 7) != 0 || varint_get(&p, end, &n) < 0 || n > UINT32_MAX) {
                 return 0;
             }
             s.kind = (uint32_t)n;
             continue;
         }
-        if ((key & 7) != 2 || varint_get(&p, bend, &n) < 0 || n > (uint64_t)(bend - p)) {
+        if ((key & 7) != 2 || varint_get(&p, end, &n) < 0) {
+            return 0;
+        }
+        if (field == 6 && tail_len > 0) {
+            if (p != end || n != tail_len) {
+                return 0; /* the tail is not exactly the payload */
+            }
+            s.payload = tail;
+            s.payload_len = tail_len;
+            break;
+        }
+        if (n > (uint64_t)(end - p)) {
             return 0;
         }
         switch (field) {
@@ -186,6 +200,9 @@ int gr_sigframe_view(const uint8_t *buf, size_t len, gr_sigframe *ret)
         }
         p += n;
     }
+    if (tail_len > 0 && s.payload != tail) {
+        return 0;
+    }
     if ((s.to_len > 0 && s.to_name_len > 0) || check_id(s.from, s.from_len, GR_TERM_EXT_PID) < 0 ||
         check_id(s.to, s.to_len, GR_TERM_EXT_PID) < 0 ||
         check_id(s.ref, s.ref_len, GR_TERM_EXT_REF) < 0 ||
@@ -194,4 +211,61 @@ int gr_sigframe_view(const uint8_t *buf, size_t len, gr_sigframe *ret)
     }
     *ret = s;
     return 1;
+}
+
+int gr_sigframe_view(const uint8_t *buf, size_t len, gr_sigframe *ret)
+{
+    return view(buf, len, NULL, 0, ret);
+}
+
+int gr_sigframe_view_split(const uint8_t *head, size_t head_len, const uint8_t *payload,
+                           size_t payload_len, gr_sigframe *ret)
+{
+    if (payload_len == 0) {
+        return 0;
+    }
+    return view(head, head_len, payload, payload_len, ret);
+}
+
+int gr_sigframe_head_len(const uint8_t *buf, size_t len, size_t total, size_t *ret_head)
+{
+    const uint8_t *p = buf, *end = buf + len;
+    unsigned last = 0;
+    uint64_t n;
+
+    if (len < 2 || *p++ != KEY_FRAME_SIGNAL || varint_get(&p, end, &n) < 0 ||
+        n != total - (size_t)(p - buf)) {
+        return 0;
+    }
+    while (p < end) {
+        uint8_t key = *p++;
+        unsigned field = key >> 3;
+
+        if ((key & 0x80) || field <= last || field > 6) {
+            return 0;
+        }
+        last = field;
+        if ((key & 7) == 0 && field == 1) {
+            if (varint_get(&p, end, &n) < 0) {
+                return 0;
+            }
+            continue;
+        }
+        if ((key & 7) != 2 || varint_get(&p, end, &n) < 0) {
+            return 0;
+        }
+        if (field == 6) {
+            /* the payload runs from here to the end of the frame */
+            if (n == 0 || n != total - (size_t)(p - buf)) {
+                return 0;
+            }
+            *ret_head = (size_t)(p - buf);
+            return 1;
+        }
+        if (n > (uint64_t)(end - p)) {
+            return 0;
+        }
+        p += n;
+    }
+    return 0;
 }

@@ -55,6 +55,20 @@ typedef struct gr_sigframe {
  * gr_frame_unpack); GR_EBADFRAME: a Signal frame that fails the checks. */
 int gr_sigframe_view(const uint8_t *buf, size_t len, gr_sigframe *ret);
 
+/* The same for a frame held in two pieces: head[0..head_len), which ends where
+ * the payload's bytes begin, and the payload (the frame's last field, its
+ * whole rest). For big frames reassembled straight into a message buffer
+ * (dist/large.c). payload_len 0: returns 0. */
+int gr_sigframe_view_split(const uint8_t *head, size_t head_len, const uint8_t *payload,
+                           size_t payload_len, gr_sigframe *ret);
+
+/* Does buf[0..len), the first len bytes of a frame of `total` bytes, hold a
+ * canonical Signal frame's head up to a payload that runs to the frame's end?
+ * 1 and *ret_head (the payload's offset, <= len), or 0 (no: not a Signal frame,
+ * not canonical, or the payload not within reach). Nothing is checked beyond
+ * the layout; gr_sigframe_view_split checks the whole. */
+int gr_sigframe_head_len(const uint8_t *buf, size_t len, size_t total, size_t *ret_head);
+
 /* Bytes gr_sigframe_pack writes for s. */
 size_t gr_sigframe_size(const gr_sigframe *s);
 

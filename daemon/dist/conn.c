@@ -427,6 +427,9 @@ static int on_frame(dist_conn *c, const uint8_t *buf, size_t len)
     case GIRDER__FRAME__MSG_FRAGMENT:
         r = gr_dist_large_on_fragment(c, f->fragment);
         break;
+    case GIRDER__FRAME__MSG_FRAGMENT_ACK:
+        r = gr_dist_large_on_ack(c, f->fragment_ack);
+        break;
     default:
         break; /* a kind this version does not know: skipped */
     }
@@ -749,7 +752,7 @@ void gr_dist_conn_flush_all(gr_dist *d)
         /* bytes sent straight to the socket get no on_write: a drained link
          * that must half-close does it here */
         maybe_shutdown(c);
-        if (gr_dist_large_pending(c) && gr_dist_conn_pending(c) < DIST_LARGE_OUT_HIGH) {
+        if (gr_dist_large_can_pump(c)) {
             /* the next chunk in the next loop iteration, after whatever else
              * arrived meanwhile (small signals go first) */
             event_active(d->pump_ev, EV_TIMEOUT, 0);

@@ -93,9 +93,9 @@ typedef struct gr_dist_config {
     uint16_t listen_port;    /* 0: any free port (see gr_dist_port) */
     const gr_dist_seed *seeds;
     size_t nseeds;
-    unsigned detection_ms;   /* 0: GR_DIST_DETECTION_DEFAULT_MS */
-    size_t out_high_bytes;   /* 0: GR_DIST_OUT_HIGH_DEFAULT (conn.c, "Overload") */
-    gr_dist_rpc_fn rpc_fn;   /* NULL: every request answered GR_EBADMODULE */
+    unsigned detection_ms; /* 0: GR_DIST_DETECTION_DEFAULT_MS */
+    size_t out_high_bytes; /* 0: GR_DIST_OUT_HIGH_DEFAULT (conn.c, "Overload") */
+    gr_dist_rpc_fn rpc_fn; /* NULL: every request answered GR_EBADMODULE */
     void *rpc_ud;
 } gr_dist_config;
 
@@ -108,14 +108,14 @@ typedef struct gr_dist_member {
     char name[GR_NODENAME_MAX + 1];
     char host[GR_DIST_HOST_MAX + 1];
     uint16_t port;
-    uint32_t creation;  /* 0 while never connected */
+    uint32_t creation; /* 0 while never connected */
     enum {
-        GR_DIST_SELF,   /* this node */
-        GR_DIST_UP,     /* authenticated link, alive */
-        GR_DIST_DOWN,   /* known, not connected (being redialled) */
-        GR_DIST_LEFT,   /* left gracefully; kept for a while for `girder nodes` */
+        GR_DIST_SELF, /* this node */
+        GR_DIST_UP,   /* authenticated link, alive */
+        GR_DIST_DOWN, /* known, not connected (being redialled) */
+        GR_DIST_LEFT, /* left gracefully; kept for a while for `girder nodes` */
     } state;
-    uint64_t since_ms;  /* CLOCK_MONOTONIC ms of the last state change */
+    uint64_t since_ms;     /* CLOCK_MONOTONIC ms of the last state change */
     uint64_t queued_bytes; /* UP: output queued on the link, not yet taken by the socket */
     bool busy;             /* UP: the link is overloaded (queued above the high water mark) */
 } gr_dist_member;
@@ -127,7 +127,7 @@ typedef struct gr_dist_counters {
     uint64_t frames_in, frames_out, records_in, records_out, bytes_in, bytes_out;
     uint64_t rpc_in, rpc_out, rpc_timeouts;
     uint64_t nodedowns;
-    uint64_t members_up; /* current */
+    uint64_t members_up;              /* current */
     uint64_t signals_in, signals_out; /* process signals received / queued to a link */
     uint64_t signals_lost;            /* taken for a node whose link then went down */
     uint64_t large_queued_bytes;      /* current: big signals waiting on large lanes */
@@ -172,8 +172,8 @@ int gr_dist_call(gr_dist *d, const char *node, const char *module, const char *f
 /* Dial node@host:port and make it a member (the mesh then spreads by gossip).
  * Answer ["$join", tag, Status] to reply_to once it is up or has failed (bad
  * cookie, unreachable, timeout). Any thread. */
-int gr_dist_join(gr_dist *d, const char *node, const char *host, uint16_t port,
-                 unsigned timeout_ms, girder_pid reply_to, uint64_t tag);
+int gr_dist_join(gr_dist *d, const char *node, const char *host, uint16_t port, unsigned timeout_ms,
+                 girder_pid reply_to, uint64_t tag);
 
 /* Snapshot of every member, self first. *ret_members is malloc'd (free()).
  * Any thread. 0 or -ENOMEM. */

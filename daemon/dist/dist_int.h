@@ -37,25 +37,26 @@
 
 /* How long the loop keeps polling after its last work before it blocks. */
 #define DIST_SPIN_US 100
-#define DIST_SIGQ_INLINE 4096u         /* signal frames up to this are copied into the queue */
-#define DIST_RECORD_SOFT (256u << 10)  /* a lane this full is sealed at once (conn.c) */
-#define DIST_READ_CHUNK (256u << 10)   /* one recv on an UP link reads at most this */
-#define DIST_READ_BUDGET (4u << 20)    /* bytes one link reads per wakeup, at most */
-#define DIST_LARGE_MIN (1u << 20)      /* signals this big take the large lane */
-#define DIST_LARGE_CHUNK (256u << 10)  /* fragment size: at most this per flush */
-#define DIST_LARGE_OUT_HIGH (1u << 20) /* no next chunk while this much is unsent */
-#define DIST_LARGE_MAX (1024u << 20)   /* largest reassembled frame (1 GiB) */
-#define GR_DIST_NODES_MAX 4096         /* = the runtime's node table (GR_NODES_MAX) */
+#define DIST_SIGQ_INLINE 4096u           /* signal frames up to this are copied into the queue */
+#define DIST_RECORD_SOFT (256u << 10)    /* a lane this full is sealed at once (conn.c) */
+#define DIST_READ_CHUNK (256u << 10)     /* one recv on an UP link reads at most this */
+#define DIST_READ_BUDGET (4u << 20)      /* bytes one link reads per wakeup, at most */
+#define DIST_LARGE_MIN (1u << 20)        /* signals this big take the large lane */
+#define DIST_LARGE_CHUNK (256u << 10)    /* fragment size: at most this per flush */
+#define DIST_LARGE_OUT_HIGH (1u << 20)   /* no next chunk while this much is unsent */
+#define DIST_LARGE_INFLIGHT (512u << 10) /* no next chunk while this much is unacknowledged */
+#define DIST_LARGE_MAX (1024u << 20)     /* largest reassembled frame (1 GiB) */
+#define GR_DIST_NODES_MAX 4096           /* = the runtime's node table (GR_NODES_MAX) */
 #define DIST_LOG "dist"
 #define DIST_BACKOFF_MIN_MS 100u
 #define DIST_BACKOFF_MAX_MS 5000u
 #define DIST_QUEUED_BUSY (1ull << 63) /* link_queued[]: the busy flag */
-#define DIST_OUT_HARD_FACTOR 8       /* queued above high * this: the link is closed */
-#define DIST_HS_READ_MAX (16u << 10) /* input buffered for an unauthenticated peer */
-#define DIST_SMALL_REPLY (16u << 10) /* larger rpc replies go on the bulk lane */
-#define DIST_MEMBERS_MAX 4096u       /* members a node keeps (gossip cannot grow it more) */
-#define DIST_UNAUTH_MAX 256u         /* accepted connections still in handshake */
-#define DIST_RETIRE_MS 2000u         /* a tie-break loser stays open this long */
+#define DIST_OUT_HARD_FACTOR 8        /* queued above high * this: the link is closed */
+#define DIST_HS_READ_MAX (16u << 10)  /* input buffered for an unauthenticated peer */
+#define DIST_SMALL_REPLY (16u << 10)  /* larger rpc replies go on the bulk lane */
+#define DIST_MEMBERS_MAX 4096u        /* members a node keeps (gossip cannot grow it more) */
+#define DIST_UNAUTH_MAX 256u          /* accepted connections still in handshake */
+#define DIST_RETIRE_MS 2000u          /* a tie-break loser stays open this long */
 #define DIST_ADDR_MAX (GR_DIST_HOST_MAX + 16) /* "host:port" or "[v6]:port" for logs */
 
 /* Event priorities: 0 commands, 1 I/O and timers (default), 2 flush and reap, so
@@ -121,10 +122,15 @@ struct dist_conn {
     /* large lane (large.c) */
     dist_large *lg_head, *lg_tail; /* queued big signals, and what must follow them */
     size_t lg_bytes;               /* bytes not yet handed to the batch */
+    size_t lg_inflight;            /* fragment bytes sent, not yet acknowledged */
     uint64_t lg_next_id;           /* Fragment ids, this direction */
     uint64_t rx_id;                /* Fragment id being reassembled (0: none) */
     size_t rx_total, rx_have;      /* its size, bytes received */
-    uint8_t *rx_buf;               /* reassembly buffer */
+    uint8_t *rx_buf;               /* reassembly buffer (rx_msg NULL) */
+    girder_msg *rx_msg;            /* or: the payload's message, filled in place */
+    uint8_t *rx_msg_data;          /* its bytes */
+    uint8_t *rx_head;              /* and the frame's bytes before the payload */
+    size_t rx_head_len;
 };
 
 /* One known node. Dist thread only (snapshot in d->pub_members). */
@@ -376,10 +382,14 @@ int gr_dist_large_push(dist_conn *c, dist_cmd *cmd);
 /* Flush: move at most one chunk into the bulk batch. 0 or an error. */
 int gr_dist_large_pump(dist_conn *c);
 bool gr_dist_large_pending(const dist_conn *c);
+/* Would a pump now send something (socket and acknowledgement windows open)? */
+bool gr_dist_large_can_pump(const dist_conn *c);
 /* Close: drop what is queued (counted as lost) and any reassembly. */
 void gr_dist_large_free(dist_conn *c);
 /* A Fragment frame arrived. 0 or an error (close c). */
 int gr_dist_large_on_fragment(dist_conn *c, const Girder__Fragment *fr);
+/* The peer acknowledged a fragment. 0 or an error (close c). */
+int gr_dist_large_on_ack(dist_conn *c, const Girder__FragmentAck *ack);
 
 /* ---- signal.c ------------------------------------------------------------------ */
 /* Member m is up (its link and creation are current) / went down (tell the
@@ -396,6 +406,9 @@ void gr_dist_signal_packed(gr_dist *d, uint32_t node_idx, girder_pid from, const
  * place (proto/sigframe.h). 0 or an error (close c). */
 int gr_dist_signal_on_frame(gr_dist *d, dist_conn *c, const Girder__Frame *f);
 int gr_dist_signal_on_view(gr_dist *d, dist_conn *c, const gr_sigframe *s);
+/* The same with the payload already in a message (s->payload points into it);
+ * payload is taken whatever happens. NULL: copy s->payload. */
+int gr_dist_signal_deliver(gr_dist *d, dist_conn *c, const gr_sigframe *s, girder_msg *payload);
 
 /* ---- rpc.c --------------------------------------------------------------------- */
 /* An RpcRequest or RpcReply arrived on c. 0 or an error (close c). */

@@ -1291,8 +1291,8 @@ START_TEST(test_signal_large_message)
     /* b stops reading while the big one is queued, so that it is still on a's
      * large lane when the small ones are sent, whatever the machine's speed */
     gr_dist_test_pause(b.d, true);
-    ck_assert_int_eq(gr_rt_send(a.rt, to, big_msg(BIG)), 0);           /* sender: this thread */
-    ck_assert_int_eq(gr_rt_send(a.rt, to, seq_msg(2)), 0);             /* same sender: after */
+    ck_assert_int_eq(gr_rt_send(a.rt, to, big_msg(BIG)), 0); /* sender: this thread */
+    ck_assert_int_eq(gr_rt_send(a.rt, to, seq_msg(2)), 0);   /* same sender: after */
     for (int i = 0; i < 1000; i++) {
         gr_dist_counters_get(a.d, &ca);
         if (ca.large_queued_bytes > 0) {
@@ -1302,7 +1302,7 @@ START_TEST(test_signal_large_message)
     }
     ck_assert_uint_gt(ca.large_queued_bytes, 0);
     o = (send_op){to, 1};
-    ck_assert_int_eq(gr_probe_run(a.probe, do_send_seq, &o), 0);       /* another sender */
+    ck_assert_int_eq(gr_probe_run(a.probe, do_send_seq, &o), 0); /* another sender */
     nap(50);
     t0 = now_ms();
     gr_dist_test_pause(b.d, false);
@@ -1346,7 +1346,6 @@ START_TEST(test_signal_large_message)
     node_stop(&a);
 }
 END_TEST
-
 
 /* ["seq", i, <pad bytes>] */
 static girder_msg *padded_seq_msg(uint64_t i, size_t pad)

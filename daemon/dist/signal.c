@@ -338,7 +338,22 @@ static int take_id(gr_dist *d, const uint8_t *b, size_t len, int type, gr_term_i
     return 0;
 }
 
+static int deliver(gr_dist *d, dist_conn *c, const gr_sigframe *s, girder_msg **io_payload);
+
 int gr_dist_signal_on_view(gr_dist *d, dist_conn *c, const gr_sigframe *s)
+{
+    return gr_dist_signal_deliver(d, c, s, NULL);
+}
+
+int gr_dist_signal_deliver(gr_dist *d, dist_conn *c, const gr_sigframe *s, girder_msg *payload)
+{
+    int r = deliver(d, c, s, &payload);
+
+    girder_msg_unref(payload); /* NULL once taken */
+    return r;
+}
+
+static int deliver(gr_dist *d, dist_conn *c, const gr_sigframe *s, girder_msg **io_payload)
 {
     gr_rt_remote_sig sig = {0};
     char name[GR_SIGFRAME_NAME_MAX + 1];
@@ -383,7 +398,10 @@ int gr_dist_signal_on_view(gr_dist *d, dist_conn *c, const gr_sigframe *s)
         }
         sig.ref = (girder_ref){node, tid.creation, tid.id};
     }
-    if (s->payload_len) {
+    if (*io_payload) {
+        sig.msg = *io_payload; /* the bytes are already a message: no copy */
+        *io_payload = NULL;
+    } else if (s->payload_len) {
         if ((sig.msg = girder_msg_new(s->payload, s->payload_len)) == NULL) {
             return -ENOMEM;
         }

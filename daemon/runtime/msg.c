@@ -31,6 +31,16 @@ girder_msg *gr_msg_alloc(size_t len)
     return m;
 }
 
+girder_msg *gr_rt_msg_alloc(size_t len, uint8_t **ret_data)
+{
+    girder_msg *m = gr_msg_alloc(len);
+
+    if (m != NULL) {
+        *ret_data = m->data;
+    }
+    return m;
+}
+
 girder_msg *girder_msg_new(const void *bytes, size_t len)
 {
     girder_msg *m = gr_msg_alloc(len);
@@ -92,8 +102,7 @@ int girder_msg_unpack(const girder_msg *m, msgpack_unpacked *out)
 {
     size_t off = 0;
 
-    if (msgpack_unpack_next(out, (const char *)m->data, m->len, &off) !=
-        MSGPACK_UNPACK_SUCCESS) {
+    if (msgpack_unpack_next(out, (const char *)m->data, m->len, &off) != MSGPACK_UNPACK_SUCCESS) {
         return GR_EBADTERM;
     }
     return 0;

@@ -77,6 +77,13 @@ uint64_t gr_rt_process_count(girder_rt *rt);
  * thread. */
 int gr_rt_send_name_node(girder_rt *rt, const char *name, const char *node, girder_msg *msg);
 
+/* A message of len bytes (1..UINT32_MAX) for the caller to fill through
+ * *ret_data before it shares it (then it is immutable like any other). For a
+ * producer that would otherwise build the bytes elsewhere and copy them in:
+ * the dist layer reassembles a big payload straight into one. NULL on -ENOMEM
+ * or a bad length. Any thread. */
+girder_msg *gr_rt_msg_alloc(size_t len, uint8_t **ret_data);
+
 /* Name of node index i (0 = this node). NULL if i was never interned; else the
  * name (valid for the runtime's life) and *ret_len its length. Any thread,
  * lock-free. */
