@@ -95,6 +95,10 @@ static Girder__SignalKind wire_kind(gr_rsig_kind k)
         return GIRDER__SIGNAL_KIND__MONITOR;
     case GR_RSIG_DEMONITOR:
         return GIRDER__SIGNAL_KIND__DEMONITOR;
+    case GR_RSIG_SPAWN_REQUEST:
+        return GIRDER__SIGNAL_KIND__SPAWN_REQUEST;
+    case GR_RSIG_SPAWN_REPLY:
+        return GIRDER__SIGNAL_KIND__SPAWN_REPLY;
     case GR_RSIG_DOWN:
     default:
         return GIRDER__SIGNAL_KIND__DOWN;
@@ -128,6 +132,12 @@ static int local_kind(Girder__SignalKind k, gr_rsig_kind *ret)
     case GIRDER__SIGNAL_KIND__DOWN:
         *ret = GR_RSIG_DOWN;
         return 0;
+    case GIRDER__SIGNAL_KIND__SPAWN_REQUEST:
+        *ret = GR_RSIG_SPAWN_REQUEST;
+        return 0;
+    case GIRDER__SIGNAL_KIND__SPAWN_REPLY:
+        *ret = GR_RSIG_SPAWN_REPLY;
+        return 0;
     default:
         return GR_EBADFRAME;
     }
@@ -135,7 +145,13 @@ static int local_kind(Girder__SignalKind k, gr_rsig_kind *ret)
 
 static bool uses_ref(gr_rsig_kind k)
 {
-    return k == GR_RSIG_MONITOR || k == GR_RSIG_DEMONITOR || k == GR_RSIG_DOWN;
+    return k == GR_RSIG_MONITOR || k == GR_RSIG_DEMONITOR || k == GR_RSIG_DOWN ||
+           k == GR_RSIG_SPAWN_REQUEST || k == GR_RSIG_SPAWN_REPLY;
+}
+
+static bool is_spawn(gr_rsig_kind k)
+{
+    return k == GR_RSIG_SPAWN_REQUEST || k == GR_RSIG_SPAWN_REPLY;
 }
 
 /* ---- outgoing: scheduler threads ------------------------------------------------------ */
@@ -190,6 +206,12 @@ int gr_dist_remote_hook(void *ud, gr_rt_remote_sig *sig)
     if (sig->msg) {
         s.payload.data = (uint8_t *)girder_msg_data(sig->msg);
         s.payload.len = girder_msg_size(sig->msg);
+    }
+    if (is_spawn(sig->kind)) {
+        s.flags = sig->flags;
+        if (sig->behaviour) {
+            s.behaviour = (char *)sig->behaviour; /* SPAWN_REQUEST; to names the node */
+        }
     }
     f.msg_case = GIRDER__FRAME__MSG_SIGNAL;
     f.signal = &s;
@@ -349,6 +371,17 @@ int gr_dist_signal_on_frame(gr_dist *d, dist_conn *c, const Girder__Frame *f)
             return r;
         }
         sig.ref = (girder_ref){node, tid.creation, tid.id};
+    }
+    if (sig.kind == GR_RSIG_SPAWN_REQUEST) {
+        size_t blen = s->behaviour ? strlen(s->behaviour) : 0;
+
+        if (blen == 0 || blen > GR_TERM_NODE_MAX) {
+            return GR_EBADFRAME; /* a name a behaviour can have, or no request */
+        }
+        sig.behaviour = s->behaviour;
+    }
+    if (is_spawn(sig.kind)) {
+        sig.flags = s->flags; /* checked by gr_rt_remote_deliver */
     }
     if (s->payload.len) {
         if ((sig.msg = girder_msg_new(s->payload.data, s->payload.len)) == NULL) {

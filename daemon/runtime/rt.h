@@ -112,6 +112,14 @@ typedef enum gr_rsig_kind {
     GR_RSIG_MONITOR,   /* `from` monitors `to` under ref */
     GR_RSIG_DEMONITOR, /* `from` cancels monitor ref on `to` */
     GR_RSIG_DOWN,      /* monitored `from` died with reason msg; ref names the monitor */
+    /* `from` asks node to.node (to.id == 0) to spawn `behaviour` with argument
+     * msg (may be NULL); ref is the request ref (made by from's node); flags
+     * GIRDER_SPAWN_LINK / GIRDER_SPAWN_MONITOR. */
+    GR_RSIG_SPAWN_REQUEST,
+    /* The answer to request ref, for `to`: success when msg is NULL (`from` is
+     * the child; flags echo the request's), error when msg is the reason
+     * (`from` has id 0). */
+    GR_RSIG_SPAWN_REPLY,
 } gr_rsig_kind;
 
 typedef struct gr_rt_remote_sig {
@@ -124,6 +132,10 @@ typedef struct gr_rt_remote_sig {
                             else NULL; borrowed for the call */
     girder_msg *msg;     /* payload or reason, may be NULL except for MSG and DOWN;
                             owned by the signal (see each function) */
+    const char *behaviour; /* SPAWN_REQUEST only: behaviour name (1..255 bytes),
+                              borrowed for the call; else NULL */
+    uint32_t flags;        /* SPAWN_REQUEST / SPAWN_REPLY: GIRDER_SPAWN_LINK |
+                              GIRDER_SPAWN_MONITOR; else 0 */
 } gr_rt_remote_sig;
 
 /* Outgoing hook. Called for every signal whose destination is on another node,
