@@ -675,15 +675,14 @@ static void raw_client_open(raw_client *rc, node *n, bool hidden)
     gr_handshake *hs = NULL;
     const uint8_t *out;
     uint8_t buf[4096];
-    size_t len, used;
+    size_t len, used, off = 0;
+    ssize_t got_n = 0;
     int r = 0;
 
     rc->fd = raw_connect(gr_dist_port(n->d));
     ck_assert_int_eq(gr_handshake_new(&hc, GR_HANDSHAKE_INITIATOR, &hs), 0);
     while (r == 0) {
-        ssize_t got_n;
-        size_t off = 0;
-
+        off = 0;
         while ((len = gr_handshake_output(hs, &out)) > 0) {
             raw_send(rc->fd, out, len);
         }
@@ -696,11 +695,21 @@ static void raw_client_open(raw_client *rc, node *n, bool hidden)
                 raw_send(rc->fd, out, len);
             }
         }
-        ck_assert_uint_eq(off, (size_t)got_n); /* the node says nothing after M4 */
+        /* a hidden client hears nothing after M4; a member may get frames at once */
+        ck_assert(!hidden || off == (size_t)got_n);
     }
     ck_assert_int_eq(r, 1);
     ck_assert_int_eq(gr_handshake_finish(hs, &rc->peer, &rc->tx, &rc->rx), 0);
     gr_handshake_free(hs);
+    while (off < (size_t)got_n) { /* frames that came with M4 (gossip): dropped */
+        const uint8_t *fr;
+        size_t flen;
+
+        ck_assert_int_eq(gr_record_feed(rc->rx, buf + off, (size_t)got_n - off, &used), 0);
+        off += used;
+        while (gr_record_next(rc->rx, &fr, &flen) == 1) {
+        }
+    }
 }
 
 static void raw_client_close(raw_client *rc)
@@ -1336,6 +1345,44 @@ START_TEST(test_signal_spawn_remote)
 }
 END_TEST
 
+/* The first Signal frame from the node within ms (other frames are dropped),
+ * or NULL. Unlike raw_client_recv, loses no bytes around it. */
+static Girder__Frame *raw_client_recv_signal(raw_client *rc, unsigned ms)
+{
+    uint64_t end = now_ms() + ms;
+    Girder__Frame *sig = NULL;
+
+    while (sig == NULL && now_ms() < end) {
+        struct pollfd p = {.fd = rc->fd, .events = POLLIN};
+        uint8_t buf[4096];
+        const uint8_t *fr;
+        size_t flen, used, off = 0;
+        ssize_t n;
+
+        if (poll(&p, 1, 50) <= 0) {
+            continue;
+        }
+        if ((n = recv(rc->fd, buf, sizeof(buf), 0)) <= 0) {
+            break;
+        }
+        while (off < (size_t)n) {
+            ck_assert_int_eq(gr_record_feed(rc->rx, buf + off, (size_t)n - off, &used), 0);
+            off += used;
+            while (gr_record_next(rc->rx, &fr, &flen) == 1) {
+                Girder__Frame *f = NULL;
+
+                ck_assert_int_eq(gr_frame_unpack(fr, flen, &f), 0);
+                if (sig == NULL && f->msg_case == GIRDER__FRAME__MSG_SIGNAL) {
+                    sig = f;
+                } else {
+                    gr_frame_free(f);
+                }
+            }
+        }
+    }
+    return sig;
+}
+
 /* Pack a pid or ref ext into sb (reset first). */
 static void pack_ext(msgpack_sbuffer *sb, int type, const char *name, uint32_t creation,
                      uint64_t id)
@@ -1380,13 +1427,7 @@ START_TEST(test_signal_spawn_frames_checked)
     f.msg_case = GIRDER__FRAME__MSG_SIGNAL;
     f.signal = &sg;
     raw_client_send(&rc, &f);
-    for (uint64_t end = now_ms() + WAIT_MS; now_ms() < end;) {
-        if ((in = raw_client_recv(&rc, 200)) != NULL && in->msg_case == GIRDER__FRAME__MSG_SIGNAL) {
-            break;
-        }
-        gr_frame_free(in);
-        in = NULL;
-    }
+    in = raw_client_recv_signal(&rc, WAIT_MS);
     ck_assert_ptr_nonnull(in);
     ck_assert_int_eq(in->signal->kind, GIRDER__SIGNAL_KIND__SPAWN_REPLY);
     ck_assert_uint_eq(in->signal->ref.len, ref.size);
