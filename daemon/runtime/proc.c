@@ -562,7 +562,8 @@ size_t gr_proc_memory(const gr_proc *p)
     }
     if (p->ext) {
         n += sizeof(*p->ext) + gr_idmap_bytes(&p->ext->links) + gr_idmap_bytes(&p->ext->mons) +
-             gr_idmap_bytes(&p->ext->monby) + (p->ext->name ? strlen(p->ext->name) + 1 : 0);
+             gr_idmap_bytes(&p->ext->monby) + gr_idmap_bytes(&p->ext->spawns) +
+             (p->ext->name ? strlen(p->ext->name) + 1 : 0);
         for (const gr_timer *t = p->ext->timers; t; t = t->next) {
             n += sizeof(*t) + (t->msg ? t->msg->len : 0);
         }

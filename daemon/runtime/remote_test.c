@@ -1379,6 +1379,31 @@ START_TEST(test_spawn_remote_parent_dies_before_reply)
 }
 END_TEST
 
+START_TEST(test_spawn_remote_demonitor_while_pending)
+{
+    /* girder_demonitor(Req) before the reply: the reply installs no monitor,
+     * the child's side is dropped, and its death sends pA no DOWN. */
+    girder_msg *arg = mk_pid(rtB, gr_probe_pid(pB));
+    op o = {.node = "b@h", .name = "fwd", .arg = arg, .flags = GIRDER_SPAWN_MONITOR};
+    girder_pid child;
+    uint32_t links, monby;
+
+    wire_hold(&wBA, true);
+    ck_assert_int_eq(gr_probe_run(pA, do_spawn_remote, &o), 0);
+    girder_msg_unref(arg);
+    wire_wait_queued(&wBA, 1);
+    ck_assert_int_eq(gr_probe_run(pA, do_demonitor, &o), 0);
+    wire_hold(&wBA, false);
+    child = expect_spawn_reply(pA, rtA, o.ref, "ok", "b@h");
+    probe_send(pA, child, "ping"); /* after the DEMONITOR on the same pair */
+    expect_atom(pB, "ping");
+    info_counts(pB, in_b(child), &links, &monby);
+    ck_assert_uint_eq(monby, 0);
+    probe_send(pA, child, "crash");
+    expect_none(pA, QUIET_MS);
+}
+END_TEST
+
 START_TEST(test_spawn_remote_errors)
 {
     /* Unknown behaviour (remote and local), unconnected node: one error reply
@@ -1558,6 +1583,7 @@ static Suite *remote_suite(void)
     tcase_add_test(ts, test_spawn_remote_monitor_down_has_request_ref);
     tcase_add_test(ts, test_spawn_remote_init_fails_after_ok);
     tcase_add_test(ts, test_spawn_remote_parent_dies_before_reply);
+    tcase_add_test(ts, test_spawn_remote_demonitor_while_pending);
     tcase_add_test(ts, test_spawn_remote_errors);
     tcase_add_test(ts, test_spawn_remote_node_down_before_request_lands);
     tcase_add_test(ts, test_spawn_remote_node_down_before_reply_lands);

@@ -155,7 +155,9 @@ typedef struct gr_rt_remote_sig {
  * node); GR_ENOCONN or any other error: the node is not connected. On error
  * sig->msg stays with the runtime, which answers as Erlang does: MSG, UNLINK,
  * EXIT, LINKEXIT, DEMONITOR, DOWN are dropped; LINK gets the sender an exit
- * signal, MONITOR a DOWN, with reason "noproc" (GR_ENOPROC) or "noconnection". */
+ * signal, MONITOR a DOWN, SPAWN_REQUEST an error reply, with reason "noproc"
+ * (GR_ENOPROC) or "noconnection"; a SPAWN_REPLY that cannot leave undoes the
+ * child's link and monitor (docs/runtime.md, "Remote spawn"). */
 typedef int (*gr_rt_remote_fn)(void *ud, gr_rt_remote_sig *sig);
 
 /* Install the outgoing hook (NULL: no distribution; every other node is "not

@@ -311,6 +311,10 @@ void gr_proc_post(gr_proc *p, girder_pid from, girder_msg *msg);
 void gr_spawn_serve(gr_sched *s, gr_sig *sig);
 /* GR_SIG_SPAWNREPLY for live parent p (owner thread). Takes sig. */
 void gr_spawn_reply(gr_proc *p, gr_sig *sig);
+/* girder_demonitor of a ref that is a pending spawn request of p with a
+ * monitor: drop the monitor from the request. true if it was one (owner
+ * thread). */
+bool gr_spawn_demonitor(gr_proc *p, girder_ref ref);
 /* A spawn request or reply that cannot reach its destination (node not
  * connected, parent dead): answer the parent with an error reason, or undo
  * the child's side of the link/monitor with reason. Takes sig. Any scheduler. */

@@ -32,6 +32,9 @@
  *   "noproc" (the reason Erlang gives for a link to a dead process); a reply
  *   that cannot reach the parent's node undoes it with "noconnection". The
  *   reply echoes the request's flags so the undo needs no state.
+ * - girder_demonitor(Req) before the reply clears the monitor bit of the
+ *   pending entry; the reply then installs no monitor and sends the child a
+ *   DEMONITOR, so no DOWN ever arrives, as after any demonitor.
  * - The request does not wait for init: an init that fails shows as the
  *   child's exit ("init_failed") after the "ok" reply, as a crash right after
  *   spawn does in Erlang.
@@ -228,6 +231,10 @@ void gr_spawn_reply(gr_proc *p, gr_sig *sig)
         return;
     }
     flags = req.creation;
+    if (sig->msg == NULL && (sig->flags & ~flags & GIRDER_SPAWN_MONITOR)) {
+        /* demonitored while pending: the child's side goes too */
+        gr_proc_send_sig(rt, p->sched, GR_SIG_DEMONITOR, p->pid, sig->from, sig->ref, NULL);
+    }
     if (sig->msg == NULL) {
         if ((flags & GIRDER_SPAWN_LINK) && gr_idmap_put(&x->links, sig->from, sig->from) < 0) {
             goto nomem;
@@ -249,6 +256,19 @@ nomem:
     gr_proc_post(p, sig->from, reply_msg(p, sig->ref, sig->from, rt->r_noproc));
     sig->flags = (uint8_t)flags;
     gr_spawn_dead(rt, p->sched, sig, rt->r_noproc);
+}
+
+bool gr_spawn_demonitor(gr_proc *p, girder_ref ref)
+{
+    girder_pid req;
+
+    if (p->ext == NULL || !gr_idmap_get(&p->ext->spawns, gr_ref_as_pid(ref), &req) ||
+        !(req.creation & GIRDER_SPAWN_MONITOR)) {
+        return false;
+    }
+    req.creation &= ~(uint32_t)GIRDER_SPAWN_MONITOR;
+    gr_idmap_put(&p->ext->spawns, gr_ref_as_pid(ref), req); /* a replace: cannot fail */
+    return true;
 }
 
 void gr_spawn_dead(girder_rt *rt, gr_sched *cur, gr_sig *sig, girder_msg *reason)
