@@ -176,9 +176,10 @@ int girder_spawn_named(girder_ctx *ctx, const char *behaviour, const girder_msg 
  * "shutdown" (that node is stopping). The reply does not wait for init: a
  * failing init is the child's exit "init_failed" after an "ok". If the caller
  * dies before the reply, a child it asked to link gets the exit "noproc" and
- * its monitor is dropped. girder_demonitor(Req) works before the reply too. 0, or GR_EBADARG (bad
- * behaviour name, flags or ret_req), GR_EBADNODE, -ENOMEM, -ENOSPC (node table); on error no reply
- * comes. docs/runtime.md, "Remote spawn". */
+ * its monitor is dropped. girder_demonitor(Req) works before the reply too.
+ * 0, or GR_EBADARG (bad behaviour name, flags or ret_req), GR_EBADNODE,
+ * -ENOMEM, -ENOSPC (node table); on error no reply comes. docs/runtime.md,
+ * "Remote spawn". */
 int girder_spawn_remote(girder_ctx *ctx, const char *node, const char *behaviour,
                         const girder_msg *arg, unsigned flags, girder_ref *ret_req);
 
