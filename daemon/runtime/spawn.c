@@ -235,6 +235,7 @@ void gr_spawn_reply(gr_proc *p, gr_sig *sig)
         /* demonitored while pending: the child's side goes too */
         gr_proc_send_sig(rt, p->sched, GR_SIG_DEMONITOR, p->pid, sig->from, sig->ref, NULL);
     }
+    flags &= sig->flags; /* only what both sides hold (the child's as echoed) */
     if (sig->msg == NULL) {
         if ((flags & GIRDER_SPAWN_LINK) && gr_idmap_put(&x->links, sig->from, sig->from) < 0) {
             goto nomem;
@@ -253,7 +254,12 @@ void gr_spawn_reply(gr_proc *p, gr_sig *sig)
 nomem:
     /* The parent cannot hold its side: the child must not outlive it unseen. */
     gr_error("spawn", "spawn reply: out of memory; child abandoned");
-    gr_proc_post(p, sig->from, reply_msg(p, sig->ref, sig->from, rt->r_noproc));
+    {
+        girder_msg *why = reason_atom(rt, "system_limit");
+
+        gr_proc_post(p, sig->from, reply_msg(p, sig->ref, sig->from, why));
+        girder_msg_unref(why);
+    }
     sig->flags = (uint8_t)flags;
     gr_spawn_dead(rt, p->sched, sig, rt->r_noproc);
 }
