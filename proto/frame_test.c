@@ -714,6 +714,8 @@ START_TEST(sigframe_matches_protobuf)
     ref_len = pack_id_bytes(GR_TERM_EXT_REF, "a@h", 7, 99, ref);
     for (int kind = 0; kind <= 9; kind += 3) {
         sg.kind = (Girder__SignalKind)kind;
+        sg.flags = kind == 6 ? 3 : 0; /* SPAWN_REQUEST-like: flags, behaviour */
+        sg.behaviour = (char *)(kind == 6 ? "echo" : "");
         sg.from = (ProtobufCBinaryData){from_len, from};
         sg.to = (ProtobufCBinaryData){to_len, to};
         sg.to_name = (char *)"";
@@ -728,6 +730,8 @@ START_TEST(sigframe_matches_protobuf)
         ck_assert_uint_eq(v.ref_len, kind == 6 ? ref_len : 0);
         ck_assert_uint_eq(v.payload_len, sizeof(payload));
         ck_assert_mem_eq(v.payload, payload, sizeof(payload));
+        ck_assert_uint_eq(v.flags, kind == 6 ? 3u : 0u);
+        ck_assert_uint_eq(v.behaviour_len, kind == 6 ? 4u : 0u);
         ck_assert_uint_eq(gr_sigframe_size(&v), n);
         ck_assert_uint_eq(gr_sigframe_pack(&v, out), n);
         ck_assert_mem_eq(out, pb, n);

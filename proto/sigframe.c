@@ -11,6 +11,8 @@
  *   Signal.to_name    field 4, string:           key 0x22
  *   Signal.ref        field 5, bytes:            key 0x2a
  *   Signal.payload    field 6, bytes:            key 0x32
+ *   Signal.flags      field 7, varint:           key 0x38
+ *   Signal.behaviour  field 8, string:           key 0x42
  * All keys are one byte. frame_test.c checks both directions against
  * protobuf-c on the same values, so a schema change that moves a field fails
  * there first.
@@ -78,7 +80,8 @@ static size_t body_size(const gr_sigframe *s)
 {
     return (s->kind ? 1 + varint_size(s->kind) : 0) + field_size(s->from_len) +
            field_size(s->to_len) + field_size(s->to_name_len) + field_size(s->ref_len) +
-           field_size(s->payload_len);
+           field_size(s->payload_len) + (s->flags ? 1 + varint_size(s->flags) : 0) +
+           field_size(s->behaviour_len);
 }
 
 size_t gr_sigframe_size(const gr_sigframe *s)
@@ -114,6 +117,11 @@ size_t gr_sigframe_pack(const gr_sigframe *s, uint8_t *out)
     p = field_put(p, 0x22, s->to_name, s->to_name_len);
     p = field_put(p, 0x2a, s->ref, s->ref_len);
     p = field_put(p, 0x32, s->payload, s->payload_len);
+    if (s->flags) {
+        *p++ = 0x38;
+        p = varint_put(p, s->flags);
+    }
+    p = field_put(p, 0x42, s->behaviour, s->behaviour_len);
     return (size_t)(p - out);
 }
 
@@ -148,15 +156,19 @@ static int view(const uint8_t *buf, size_t len, const uint8_t *tail, size_t tail
         uint8_t key = *p++;
         unsigned field = key >> 3;
 
-        if ((key & 0x80) || field <= last || field > 6) {
+        if ((key & 0x80) || field <= last || field > 8) {
             return 0; /* a long key, out of order, repeated or unknown field */
         }
         last = field;
-        if (field == 1) {
+        if (field == 1 || field == 7) {
             if ((key & 7) != 0 || varint_get(&p, end, &n) < 0 || n > UINT32_MAX) {
                 return 0;
             }
-            s.kind = (uint32_t)n;
+            if (field == 1) {
+                s.kind = (uint32_t)n;
+            } else {
+                s.flags = (uint32_t)n;
+            }
             continue;
         }
         if ((key & 7) != 2 || varint_get(&p, end, &n) < 0) {
@@ -193,9 +205,16 @@ static int view(const uint8_t *buf, size_t len, const uint8_t *tail, size_t tail
             s.ref = p;
             s.ref_len = (size_t)n;
             break;
-        default:
+        case 6:
             s.payload = p;
             s.payload_len = (size_t)n;
+            break;
+        default:
+            if (n > GR_SIGFRAME_NAME_MAX || memchr(p, 0, (size_t)n) != NULL) {
+                return 0;
+            }
+            s.behaviour = (const char *)p;
+            s.behaviour_len = (size_t)n;
             break;
         }
         p += n;

@@ -21,8 +21,9 @@
  *
  * The checks are those of gr_frame_check for a Signal: pid/ref fields are one
  * ext object of their type, the payload one well-formed term, and `to` and
- * `to_name` are not both set; to_name is at most GR_SIGFRAME_NAME_MAX bytes with
- * no NUL (longer ones go the general path, which the receiver refuses anyway).
+ * `to_name` are not both set; to_name and behaviour are at most
+ * GR_SIGFRAME_NAME_MAX bytes with no NUL (longer ones go the general path,
+ * which the receiver refuses anyway).
  *
  * Threading: pure functions.
  */
@@ -48,6 +49,9 @@ typedef struct gr_sigframe {
     size_t ref_len;
     const uint8_t *payload; /* one msgpack term */
     size_t payload_len;
+    uint32_t flags;        /* SPAWN_REQUEST / SPAWN_REPLY */
+    const char *behaviour; /* SPAWN_REQUEST; not NUL-terminated in a decoded view */
+    size_t behaviour_len;
 } gr_sigframe;
 
 /* Decode frame bytes buf[0..len) as a canonical Signal frame into *ret (which

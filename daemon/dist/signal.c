@@ -96,6 +96,10 @@ static Girder__SignalKind wire_kind(gr_rsig_kind k)
         return GIRDER__SIGNAL_KIND__MONITOR;
     case GR_RSIG_DEMONITOR:
         return GIRDER__SIGNAL_KIND__DEMONITOR;
+    case GR_RSIG_SPAWN_REQUEST:
+        return GIRDER__SIGNAL_KIND__SPAWN_REQUEST;
+    case GR_RSIG_SPAWN_REPLY:
+        return GIRDER__SIGNAL_KIND__SPAWN_REPLY;
     case GR_RSIG_DOWN:
     default:
         return GIRDER__SIGNAL_KIND__DOWN;
@@ -129,6 +133,12 @@ static int local_kind(Girder__SignalKind k, gr_rsig_kind *ret)
     case GIRDER__SIGNAL_KIND__DOWN:
         *ret = GR_RSIG_DOWN;
         return 0;
+    case GIRDER__SIGNAL_KIND__SPAWN_REQUEST:
+        *ret = GR_RSIG_SPAWN_REQUEST;
+        return 0;
+    case GIRDER__SIGNAL_KIND__SPAWN_REPLY:
+        *ret = GR_RSIG_SPAWN_REPLY;
+        return 0;
     default:
         return GR_EBADFRAME;
     }
@@ -136,7 +146,13 @@ static int local_kind(Girder__SignalKind k, gr_rsig_kind *ret)
 
 static bool uses_ref(gr_rsig_kind k)
 {
-    return k == GR_RSIG_MONITOR || k == GR_RSIG_DEMONITOR || k == GR_RSIG_DOWN;
+    return k == GR_RSIG_MONITOR || k == GR_RSIG_DEMONITOR || k == GR_RSIG_DOWN ||
+           k == GR_RSIG_SPAWN_REQUEST || k == GR_RSIG_SPAWN_REPLY;
+}
+
+static bool is_spawn(gr_rsig_kind k)
+{
+    return k == GR_RSIG_SPAWN_REQUEST || k == GR_RSIG_SPAWN_REPLY;
 }
 
 /* ---- outgoing: scheduler threads ------------------------------------------------------ */
@@ -191,6 +207,13 @@ int gr_dist_remote_hook(void *ud, gr_rt_remote_sig *sig)
     if (sig->msg) {
         s.payload = girder_msg_data(sig->msg);
         s.payload_len = girder_msg_size(sig->msg);
+    }
+    if (is_spawn(sig->kind)) {
+        s.flags = sig->flags;
+        if (sig->behaviour) {
+            s.behaviour = sig->behaviour; /* SPAWN_REQUEST; to names the node */
+            s.behaviour_len = strlen(sig->behaviour);
+        }
     }
     if ((r = gr_dist_sigq_push(d, idx, sig->from, &s)) < 0) {
         return r == -ENOMEM ? r : GR_ENOCONN; /* stopping */
@@ -356,7 +379,7 @@ int gr_dist_signal_deliver(gr_dist *d, dist_conn *c, const gr_sigframe *s, girde
 static int deliver(gr_dist *d, dist_conn *c, const gr_sigframe *s, girder_msg **io_payload)
 {
     gr_rt_remote_sig sig = {0};
-    char name[GR_SIGFRAME_NAME_MAX + 1];
+    char name[GR_SIGFRAME_NAME_MAX + 1], behaviour[GR_SIGFRAME_NAME_MAX + 1];
     gr_term_id tid;
     uint32_t node;
     int r;
@@ -398,6 +421,18 @@ static int deliver(gr_dist *d, dist_conn *c, const gr_sigframe *s, girder_msg **
         }
         sig.ref = (girder_ref){node, tid.creation, tid.id};
     }
+    if (sig.kind == GR_RSIG_SPAWN_REQUEST) {
+        if (s->behaviour_len == 0 || s->behaviour_len > GR_TERM_NODE_MAX ||
+            s->behaviour_len > GR_SIGFRAME_NAME_MAX) {
+            return GR_EBADFRAME; /* a name a behaviour can have, or no request */
+        }
+        memcpy(behaviour, s->behaviour, s->behaviour_len);
+        behaviour[s->behaviour_len] = '\0';
+        sig.behaviour = behaviour;
+    }
+    if (is_spawn(sig.kind)) {
+        sig.flags = s->flags; /* checked by gr_rt_remote_deliver */
+    }
     if (*io_payload) {
         sig.msg = *io_payload; /* the bytes are already a message: no copy */
         *io_payload = NULL;
@@ -436,5 +471,8 @@ int gr_dist_signal_on_frame(gr_dist *d, dist_conn *c, const Girder__Frame *f)
     v.ref_len = s->ref.len;
     v.payload = s->payload.data;
     v.payload_len = s->payload.len;
+    v.flags = s->flags;
+    v.behaviour = s->behaviour;
+    v.behaviour_len = s->behaviour ? strlen(s->behaviour) : 0;
     return gr_dist_signal_on_view(d, c, &v);
 }

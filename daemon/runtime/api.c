@@ -402,6 +402,7 @@ int girder_demonitor(girder_ctx *ctx, girder_ref ref)
     girder_pid target;
 
     if (p->ext == NULL || !gr_idmap_del(&p->ext->mons, gr_ref_as_pid(ref), &target)) {
+        gr_spawn_demonitor(p, ref); /* a spawn request still pending, if it is one */
         return 0;
     }
     return emit(p, GR_SIG_DEMONITOR, target, ref, NULL);

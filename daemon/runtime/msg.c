@@ -160,6 +160,7 @@ gr_sig *gr_sig_new(gr_sig_type type, girder_pid from, girder_pid to)
     }
     s->next = NULL;
     s->type = (uint8_t)type;
+    s->flags = 0;
     s->from = from;
     s->to = to;
     s->ref = (girder_ref){0, 0, 0};

@@ -85,6 +85,12 @@ static void send_sig(girder_rt *rt, gr_sched *cur, gr_sig_type type, girder_pid 
     gr_route(rt, cur, s);
 }
 
+void gr_proc_send_sig(girder_rt *rt, gr_sched *cur, gr_sig_type type, girder_pid from,
+                      girder_pid to, girder_ref ref, girder_msg *msg)
+{
+    send_sig(rt, cur, type, from, to, ref, msg);
+}
+
 /* Build ["EXIT", From, Reason] for p. */
 static girder_msg *exit_msg(gr_proc *p, girder_pid from, const girder_msg *reason)
 {
@@ -128,7 +134,7 @@ static void mbox_append(gr_proc *p, gr_sig *sig)
     gr_sched_ready(p->sched, p);
 }
 
-static void mbox_append_msg(gr_proc *p, girder_pid from, girder_msg *msg)
+void gr_proc_post(gr_proc *p, girder_pid from, girder_msg *msg)
 {
     gr_sig *s;
 
@@ -231,6 +237,7 @@ void gr_proc_free(gr_proc *p)
         gr_idmap_clear(&p->ext->links);
         gr_idmap_clear(&p->ext->mons);
         gr_idmap_clear(&p->ext->monby);
+        gr_idmap_clear(&p->ext->spawns);
         free(p->ext->name);
         free(p->ext);
     }
@@ -353,7 +360,7 @@ static void handle_exit(gr_proc *p, gr_sig *sig, bool via_link)
         return;
     }
     if (p->trap_exit) {
-        mbox_append_msg(p, sig->from, exit_msg(p, sig->from, reason));
+        gr_proc_post(p, sig->from, exit_msg(p, sig->from, reason));
         return;
     }
     if (is_reason(reason, rt->r_normal, "normal")) {
@@ -475,7 +482,11 @@ void gr_proc_signal(gr_proc *p, gr_sig *sig)
     case GR_SIG_REGCHECK:
         handle_regcheck(p, sig);
         break;
+    case GR_SIG_SPAWNREPLY:
+        gr_spawn_reply(p, sig);
+        return;
     case GR_SIG_MSG:
+    case GR_SIG_SPAWNREQ:
     case GR_SIG_SPAWN:
     case GR_SIG_STOP:
     case GR_SIG_NODEDOWN:
@@ -532,6 +543,10 @@ void gr_proc_dead_signal_why(girder_rt *rt, gr_sched *cur, gr_sig *sig, girder_m
         msgpack_unpacked_destroy(&u);
         break;
     }
+    case GR_SIG_SPAWNREQ:
+    case GR_SIG_SPAWNREPLY:
+        gr_spawn_dead(rt, cur, sig, reason);
+        return;
     default:
         break; /* messages, exits, unlinks, demonitors, DOWNs to the dead vanish */
     }
@@ -547,7 +562,8 @@ size_t gr_proc_memory(const gr_proc *p)
     }
     if (p->ext) {
         n += sizeof(*p->ext) + gr_idmap_bytes(&p->ext->links) + gr_idmap_bytes(&p->ext->mons) +
-             gr_idmap_bytes(&p->ext->monby) + (p->ext->name ? strlen(p->ext->name) + 1 : 0);
+             gr_idmap_bytes(&p->ext->monby) + gr_idmap_bytes(&p->ext->spawns) +
+             (p->ext->name ? strlen(p->ext->name) + 1 : 0);
         for (const gr_timer *t = p->ext->timers; t; t = t->next) {
             n += sizeof(*t) + (t->msg ? t->msg->len : 0);
         }

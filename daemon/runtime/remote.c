@@ -74,6 +74,10 @@ static int kind_of(gr_sig_type t)
         return GR_RSIG_DEMONITOR;
     case GR_SIG_DOWN:
         return GR_RSIG_DOWN;
+    case GR_SIG_SPAWNREQ:
+        return GR_RSIG_SPAWN_REQUEST;
+    case GR_SIG_SPAWNREPLY:
+        return GR_RSIG_SPAWN_REPLY;
     default:
         return -1; /* info, run, regcheck, spawn, scheduler-internal */
     }
@@ -91,6 +95,8 @@ static int type_of(int kind)
         [GR_RSIG_MONITOR] = GR_SIG_MONITOR,
         [GR_RSIG_DEMONITOR] = GR_SIG_DEMONITOR,
         [GR_RSIG_DOWN] = GR_SIG_DOWN,
+        [GR_RSIG_SPAWN_REQUEST] = GR_SIG_SPAWNREQ,
+        [GR_RSIG_SPAWN_REPLY] = GR_SIG_SPAWNREPLY,
     };
 
     return kind >= 0 && (size_t)kind < sizeof(map) / sizeof(map[0]) ? map[kind] : -1;
@@ -111,7 +117,7 @@ static bool node_usable(girder_rt *rt, gr_sig_type t, uint32_t node)
     if (rt->remote_fn == NULL || node >= atomic_load_explicit(&rt->nnodes, memory_order_acquire)) {
         return false;
     }
-    if (t == GR_SIG_LINK || t == GR_SIG_MONITOR) {
+    if (t == GR_SIG_LINK || t == GR_SIG_MONITOR || t == GR_SIG_SPAWNREQ) {
         return atomic_load_explicit(&rt->node_down_pending[node], memory_order_acquire) == 0;
     }
     return true;
@@ -122,8 +128,8 @@ void gr_remote_out(girder_rt *rt, gr_sched *cur, gr_sig *s)
     int kind = kind_of((gr_sig_type)s->type);
     int r = GR_ENOCONN;
 
-    if (s->to.id == 0) {
-        r = GR_ENOPROC; /* never a valid pid */
+    if (s->to.id == 0 && s->type != GR_SIG_SPAWNREQ) {
+        r = GR_ENOPROC; /* never a valid pid (a spawn request names only a node) */
     } else if (kind >= 0 && node_usable(rt, (gr_sig_type)s->type, s->to.node)) {
         gr_rt_remote_sig rs = {
             .kind = (gr_rsig_kind)kind,
@@ -132,6 +138,8 @@ void gr_remote_out(girder_rt *rt, gr_sched *cur, gr_sig *s)
             .ref = s->ref,
             .to_name = NULL,
             .msg = s->msg,
+            .behaviour = s->type == GR_SIG_SPAWNREQ ? s->ptr : NULL,
+            .flags = s->flags,
         };
 
         if ((r = rt->remote_fn(rt->remote_ud, &rs)) == 0) {
@@ -163,6 +171,34 @@ void gr_remote_send_name(girder_rt *rt, girder_pid from, uint32_t node, const ch
 
 /* ---- incoming -------------------------------------------------------------------------- */
 
+/* The spawn kinds' own rules. 0: a valid SPAWN_REQUEST (served apart, it has
+ * no destination pid); 1: not a request, route it (a SPAWN_REPLY is valid);
+ * GR_EBADARG. */
+static int check_spawn(const gr_rt_remote_sig *rs, int type)
+{
+    size_t len;
+
+    if (type != GR_SIG_SPAWNREQ && type != GR_SIG_SPAWNREPLY) {
+        return 1; /* flags and behaviour mean nothing to other kinds */
+    }
+    if ((rs->flags & ~(uint32_t)(GIRDER_SPAWN_LINK | GIRDER_SPAWN_MONITOR)) != 0 ||
+        rs->ref.id == 0 || rs->to_name != NULL) {
+        return GR_EBADARG;
+    }
+    if (type == GR_SIG_SPAWNREPLY) {
+        /* success: from the child, no reason; error: a reason, from no process */
+        if (rs->behaviour != NULL || rs->ref.node != 0 || (rs->msg == NULL) != (rs->from.id != 0)) {
+            return GR_EBADARG;
+        }
+        return 1;
+    }
+    len = rs->behaviour ? strlen(rs->behaviour) : 0;
+    if (len == 0 || len > 255 || rs->ref.node != rs->from.node || rs->to.node != 0) {
+        return GR_EBADARG;
+    }
+    return 0;
+}
+
 int gr_rt_remote_deliver(girder_rt *rt, gr_rt_remote_sig *rs)
 {
     unsigned n = atomic_load_explicit(&rt->nnodes, memory_order_acquire);
@@ -170,6 +206,7 @@ int gr_rt_remote_deliver(girder_rt *rt, gr_rt_remote_sig *rs)
     girder_pid to = rs->to;
     gr_sig *s, *dead = NULL;
     unsigned idx;
+    int r;
 
     if (type < 0 || rs->from.node == 0 || rs->from.node >= n || rs->ref.node >= n) {
         return GR_EBADARG;
@@ -177,8 +214,12 @@ int gr_rt_remote_deliver(girder_rt *rt, gr_rt_remote_sig *rs)
     if ((type == GR_SIG_MSG || type == GR_SIG_DOWN) && rs->msg == NULL) {
         return GR_EBADARG;
     }
-    if (type != GR_SIG_MSG && type != GR_SIG_EXIT && rs->from.id == 0) {
-        return GR_EBADARG; /* links and monitors need a real process */
+    if (type != GR_SIG_MSG && type != GR_SIG_EXIT && type != GR_SIG_SPAWNREPLY &&
+        rs->from.id == 0) {
+        return GR_EBADARG; /* links, monitors and spawn requests need a real process */
+    }
+    if ((r = check_spawn(rs, type)) <= 0) {
+        return r < 0 ? r : gr_spawn_remote_in(rt, rs);
     }
     if (rs->to_name != NULL) {
         size_t len = strlen(rs->to_name);
@@ -208,6 +249,7 @@ int gr_rt_remote_deliver(girder_rt *rt, gr_rt_remote_sig *rs)
         dead->ptr = s;
     }
     s->ref = rs->ref;
+    s->flags = type == GR_SIG_SPAWNREPLY ? (uint8_t)rs->flags : 0;
     s->msg = rs->msg;
     rs->msg = NULL;
     if (dead) {
@@ -245,7 +287,7 @@ typedef struct scan {
     uint32_t node; /* node that went down */
 } scan;
 
-/* Queue a synthetic signal of type t from `from` to p. */
+/* Queue a synthetic signal of type t from `from` to p, reason "noconnection". */
 static void queue_synthetic(gr_sched *s, gr_sig_type t, girder_pid from, gr_proc *p, girder_ref ref)
 {
     gr_sig *sig = gr_sig_new(t, from, p->pid);
@@ -325,6 +367,15 @@ static void scan_one(void *vp, void *arg)
     {
         if (sl->val.node == sc->node) {
             queue_synthetic(sc->s, GR_SIG_DOWN, sl->val, p, gr_pid_as_ref(sl->key));
+        }
+    }
+    /* Requests pending on that node: one error reply "noconnection" each,
+     * honoured only if the real reply has not been delivered first. */
+    GR_IDMAP_EACH(&x->spawns, sl)
+    {
+        if (sl->val.node == sc->node) {
+            queue_synthetic(sc->s, GR_SIG_SPAWNREPLY, (girder_pid){sc->node, 0, 0}, p,
+                            gr_pid_as_ref(sl->key));
         }
     }
     forget_monby(&x->monby, sc->node);

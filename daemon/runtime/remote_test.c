@@ -30,7 +30,7 @@
 
 typedef struct item {
     struct item *next;    /* FIFO link */
-    gr_rt_remote_sig sig; /* copy; to_name strdup'ed */
+    gr_rt_remote_sig sig; /* copy; to_name and behaviour strdup'ed */
 } item;
 
 typedef struct wire {
@@ -42,6 +42,7 @@ typedef struct wire {
     bool cut;             /* hook answers GR_ENOCONN */
     bool busy;            /* the thread is delivering one item */
     bool quit;            /* end the thread */
+    bool hold;            /* keep what is queued: deliver nothing until released */
     bool check_creation;  /* hook answers GR_ENOPROC for another creation of dst */
     uint64_t carried;     /* signals delivered */
 } wire;
@@ -54,6 +55,7 @@ static void item_free(item *it)
 {
     girder_msg_unref(it->sig.msg);
     free((char *)it->sig.to_name);
+    free((char *)it->sig.behaviour);
     free(it);
 }
 
@@ -74,18 +76,22 @@ static int wire_hook(void *ud, gr_rt_remote_sig *sig)
         return -ENOMEM;
     }
     it->sig = *sig;
-    if (sig->to_name && (it->sig.to_name = strdup(sig->to_name)) == NULL) {
-        free(it);
+    it->sig.to_name = NULL;
+    it->sig.behaviour = NULL;
+    if ((sig->to_name && (it->sig.to_name = strdup(sig->to_name)) == NULL) ||
+        (sig->behaviour && (it->sig.behaviour = strdup(sig->behaviour)) == NULL)) {
+        it->sig.msg = NULL; /* stays with the runtime on error */
+        item_free(it);
         return -ENOMEM;
     }
     pthread_mutex_lock(&w->lock);
-    if (w->cut ||
-        (w->check_creation && sig->to_name == NULL && sig->to.creation != gr_rt_creation(w->dst))) {
+    if (w->cut || (w->check_creation && sig->to_name == NULL && sig->to.id != 0 &&
+                   sig->to.creation != gr_rt_creation(w->dst))) {
         int r = w->cut ? GR_ENOCONN : GR_ENOPROC;
 
         pthread_mutex_unlock(&w->lock);
-        free((char *)it->sig.to_name);
-        free(it);
+        it->sig.msg = NULL;
+        item_free(it);
         return r;
     }
     if (w->tail) {
@@ -124,7 +130,7 @@ static void *wire_main(void *arg)
     for (;;) {
         item *it;
 
-        while (w->head == NULL && !w->quit) {
+        while ((w->head == NULL || w->hold) && !w->quit) {
             pthread_cond_wait(&w->cond, &w->lock);
         }
         if (w->head == NULL) {
@@ -184,6 +190,34 @@ static void wire_cut(wire *w)
     pthread_mutex_unlock(&w->lock);
 }
 
+/* Hold (true) or release (false) the signals queued on w, so a test can
+ * order events that the wire would otherwise race. */
+static void wire_hold(wire *w, bool on)
+{
+    pthread_mutex_lock(&w->lock);
+    w->hold = on;
+    pthread_cond_broadcast(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+}
+
+/* Wait until w has n signals queued (held). */
+static void wire_wait_queued(wire *w, int n)
+{
+    pthread_mutex_lock(&w->lock);
+    for (;;) {
+        int k = 0;
+
+        for (item *it = w->head; it; it = it->next) {
+            k++;
+        }
+        if (k >= n) {
+            break;
+        }
+        pthread_cond_wait(&w->cond, &w->lock); /* the hook broadcasts each push */
+    }
+    pthread_mutex_unlock(&w->lock);
+}
+
 static void wire_mend(wire *w)
 {
     pthread_mutex_lock(&w->lock);
@@ -214,7 +248,7 @@ static void cut_both(void)
 
 /* ---- fixture ------------------------------------------------------------------------- */
 
-static const girder_behaviour fwd_beh;
+static const girder_behaviour fwd_beh, tfwd_beh;
 
 static void setup(void)
 {
@@ -227,6 +261,9 @@ static void setup(void)
     wire_init(&wBA, rtB, rtA);
     ck_assert_int_eq(pthread_create(&wAB.thread, NULL, wire_main, &wAB), 0);
     ck_assert_int_eq(pthread_create(&wBA.thread, NULL, wire_main, &wBA), 0);
+    ck_assert_int_eq(girder_behaviour_register(rtA, &fwd_beh), 0);
+    ck_assert_int_eq(girder_behaviour_register(rtB, &fwd_beh), 0);
+    ck_assert_int_eq(girder_behaviour_register(rtB, &tfwd_beh), 0);
     ck_assert_int_eq(gr_rt_start(rtA), 0);
     ck_assert_int_eq(gr_rt_start(rtB), 0);
     ck_assert_int_eq(gr_probe_new(rtA, &pA), 0);
@@ -381,7 +418,7 @@ static int fwd_init(girder_ctx *ctx, const girder_msg *arg, void **ret_state)
         return -ENOMEM;
     }
     msgpack_unpacked_init(&u);
-    r = girder_msg_unpack(arg, &u) == 0 ? girder_get_pid(ctx, &u.data, &f->report) : -1;
+    r = arg && girder_msg_unpack(arg, &u) == 0 ? girder_get_pid(ctx, &u.data, &f->report) : -1;
     msgpack_unpacked_destroy(&u);
     if (r < 0) {
         free(f);
@@ -422,6 +459,37 @@ static void fwd_terminate(girder_ctx *ctx, void *state, const girder_msg *reason
 static const girder_behaviour fwd_beh = {
     .name = "fwd", .init = fwd_init, .handle = fwd_handle, .terminate = fwd_terminate};
 
+/* A forwarder that traps exits (so exits arrive at its report pid as EXIT
+ * messages) and announces itself: its first message is its own pid. */
+static int tfwd_init(girder_ctx *ctx, const girder_msg *arg, void **ret_state)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    girder_msg *m;
+    fwd *f;
+    int r;
+
+    if ((r = fwd_init(ctx, arg, ret_state)) < 0) {
+        return r;
+    }
+    f = *ret_state;
+    girder_trap_exit(ctx, true);
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    girder_pack_pid(ctx, &pk, girder_self(ctx));
+    m = girder_msg_new(sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+    if (m == NULL || girder_send(ctx, f->report, m) < 0) {
+        girder_msg_unref(m);
+        free(f);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+static const girder_behaviour tfwd_beh = {
+    .name = "tfwd", .init = tfwd_init, .handle = fwd_handle, .terminate = fwd_terminate};
+
 /* A forwarder on rt reporting to probe p (of the same runtime). */
 static girder_pid spawn_fwd(girder_rt *rt, gr_probe *p)
 {
@@ -442,6 +510,8 @@ typedef struct op {
     const char *node; /* node name */
     const char *atom; /* message or reason */
     int n;            /* count */
+    girder_msg *arg;  /* spawn argument (borrowed) */
+    unsigned flags;   /* spawn flags */
 } op;
 
 static int do_link(girder_ctx *ctx, void *a)
@@ -1118,10 +1188,371 @@ START_TEST(test_no_hook_means_not_connected)
 }
 END_TEST
 
+/* ---- tests: remote spawn ------------------------------------------------------------------ */
+
+static int do_spawn_remote(girder_ctx *ctx, void *a)
+{
+    op *o = a;
+
+    return girder_spawn_remote(ctx, o->node, o->name, o->arg, o->flags, &o->ref);
+}
+
+/* A pid term (node name and ids) as a pid of rt's node table. */
+static girder_pid pid_in(girder_rt *rt, const msgpack_object *o, const char *node)
+{
+    gr_term_id id;
+    uint32_t idx;
+
+    ck_assert_int_eq(gr_term_parse_id(o, GR_TERM_EXT_PID, &id), 0);
+    ck_assert_msg(id.node_len == strlen(node) && memcmp(id.node, node, id.node_len) == 0,
+                  "pid of another node");
+    ck_assert_int_eq(gr_rt_node_intern(rt, id.node, id.node_len, &idx), 0);
+    return (girder_pid){idx, id.creation, id.id};
+}
+
+/* Expect ["$spawn_reply", Ref, Status, X]: for "ok", X is a pid of `what` (a
+ * node name), returned in rt's view; for "error", X is the reason `what`. */
+static girder_pid expect_spawn_reply(gr_probe *p, girder_rt *rt, girder_ref ref, const char *status,
+                                     const char *what)
+{
+    msgpack_unpacked u;
+    girder_msg *m;
+    msgpack_object *a;
+    gr_term_id rid;
+    girder_pid child = {0, 0, 0};
+
+    recv_obj(p, &u, &m);
+    ck_assert_int_eq(u.data.type, MSGPACK_OBJECT_ARRAY);
+    ck_assert_uint_eq(u.data.via.array.size, 4);
+    a = u.data.via.array.ptr;
+    ck_assert(gr_term_is_str(&a[0], "$spawn_reply"));
+    ck_assert_int_eq(gr_term_parse_id(&a[1], GR_TERM_EXT_REF, &rid), 0);
+    ck_assert_uint_eq(rid.id, ref.id);
+    ck_assert_uint_eq(rid.creation, ref.creation);
+    ck_assert_msg(gr_term_is_str(&a[2], status), "spawn reply is not %s", status);
+    if (strcmp(status, "ok") == 0) {
+        child = pid_in(rt, &a[3], what);
+    } else {
+        ck_assert_msg(gr_term_is_str(&a[3], what), "spawn error is not %s", what);
+    }
+    msgpack_unpacked_destroy(&u);
+    girder_msg_unref(m);
+    return child;
+}
+
+/* Expect a message that is a pid of node `node` (tfwd's announcement). */
+static girder_pid expect_pid_msg(gr_probe *p, girder_rt *rt, const char *node)
+{
+    msgpack_unpacked u;
+    girder_msg *m;
+    girder_pid pid;
+
+    recv_obj(p, &u, &m);
+    pid = pid_in(rt, &u.data, node);
+    msgpack_unpacked_destroy(&u);
+    girder_msg_unref(m);
+    return pid;
+}
+
+/* Ask pid's info from probe p and return the sizes of its "links" and
+ * "monitored_by" lists. */
+static void info_counts(gr_probe *p, girder_pid pid, uint32_t *ret_links, uint32_t *ret_monby)
+{
+    op o = {.pid = pid};
+    msgpack_unpacked u;
+    girder_msg *m;
+    msgpack_object *map;
+
+    ck_assert_int_eq(gr_probe_run(p, do_info, &o), 0);
+    recv_obj(p, &u, &m);
+    ck_assert_uint_eq(u.data.via.array.size, 3);
+    map = &u.data.via.array.ptr[2];
+    ck_assert_int_eq(map->type, MSGPACK_OBJECT_MAP);
+    *ret_links = *ret_monby = UINT32_MAX;
+    for (uint32_t i = 0; i < map->via.map.size; i++) {
+        msgpack_object_kv *kv = &map->via.map.ptr[i];
+
+        if (gr_term_is_str(&kv->key, "links")) {
+            *ret_links = kv->val.via.array.size;
+        } else if (gr_term_is_str(&kv->key, "monitored_by")) {
+            *ret_monby = kv->val.via.array.size;
+        }
+    }
+    msgpack_unpacked_destroy(&u);
+    girder_msg_unref(m);
+}
+
+START_TEST(test_spawn_remote_link_trapped)
+{
+    /* pA (trapping) spawns a linked forwarder on B; the reply names it; its
+     * crash reaches pA as ["EXIT", Child, "boom"], after the reply. */
+    girder_msg *arg = mk_pid(rtB, gr_probe_pid(pB));
+    op o = {.node = "b@h", .name = "fwd", .arg = arg, .flags = GIRDER_SPAWN_LINK};
+    girder_pid child;
+
+    ck_assert_int_eq(gr_probe_run(pA, do_spawn_remote, &o), 0);
+    girder_msg_unref(arg);
+    child = expect_spawn_reply(pA, rtA, o.ref, "ok", "b@h");
+    ck_assert_uint_eq(child.creation, 22);
+    probe_send(pA, child, "ping");
+    expect_atom(pB, "ping");
+    probe_send(pA, child, "crash");
+    expect_exit(pA, "b@h", child, "boom");
+    expect_none(pA, QUIET_MS);
+}
+END_TEST
+
+START_TEST(test_spawn_remote_link_kills_parent)
+{
+    /* x on A (not trapping) spawns a linked child on B; the child's crash
+     * kills x. x forwards the reply to pA. */
+    girder_pid x = spawn_fwd(rtA, pA), child;
+    girder_msg *arg = mk_pid(rtB, gr_probe_pid(pB));
+    op o = {.node = "b@h", .name = "fwd", .arg = arg, .flags = GIRDER_SPAWN_LINK}, mx = {.pid = x};
+
+    ck_assert_int_eq(gr_probe_run(pA, do_monitor, &mx), 0);
+    ck_assert_int_eq(gr_rt_run_in(rtA, x, do_spawn_remote, &o), 0);
+    girder_msg_unref(arg);
+    child = expect_spawn_reply(pA, rtA, o.ref, "ok", "b@h");
+    ck_assert_int_eq(gr_rt_send(rtB, in_b(child), girder_msg_atom("crash")), 0);
+    expect_down(pA, &mx.ref, "a@h", x, "boom");
+}
+END_TEST
+
+START_TEST(test_spawn_remote_monitor_down_has_request_ref)
+{
+    /* With MONITOR the DOWN carries the request ref; no link, so no EXIT. */
+    girder_msg *arg = mk_pid(rtB, gr_probe_pid(pB));
+    op o = {.node = "b@h", .name = "fwd", .arg = arg, .flags = GIRDER_SPAWN_MONITOR};
+    girder_pid child;
+
+    ck_assert_int_eq(gr_probe_run(pA, do_spawn_remote, &o), 0);
+    girder_msg_unref(arg);
+    child = expect_spawn_reply(pA, rtA, o.ref, "ok", "b@h");
+    probe_send(pA, child, "crash");
+    expect_down(pA, &o.ref, "b@h", child, "boom");
+    expect_none(pA, QUIET_MS);
+}
+END_TEST
+
+START_TEST(test_spawn_remote_init_fails_after_ok)
+{
+    /* fwd's init fails without an argument: the reply is "ok" (it does not
+     * wait for init), then the DOWN "init_failed" under the request ref. */
+    op o = {.node = "b@h", .name = "fwd", .flags = GIRDER_SPAWN_MONITOR};
+    girder_pid child;
+
+    ck_assert_int_eq(gr_probe_run(pA, do_spawn_remote, &o), 0);
+    child = expect_spawn_reply(pA, rtA, o.ref, "ok", "b@h");
+    expect_down(pA, &o.ref, "b@h", child, "init_failed");
+    expect_none(pA, QUIET_MS);
+}
+END_TEST
+
+START_TEST(test_spawn_remote_parent_dies_before_reply)
+{
+    /* x asks for a linked, monitored child on B and dies while the reply is
+     * held on the wire. When the reply reaches dead x, the child's monitor is
+     * dropped and it gets the link exit "noproc" (tfwd traps: pB sees it). */
+    girder_pid x = spawn_fwd(rtA, pA), child;
+    girder_msg *arg = mk_pid(rtB, gr_probe_pid(pB));
+    op o = {.node = "b@h",
+            .name = "tfwd",
+            .arg = arg,
+            .flags = GIRDER_SPAWN_LINK | GIRDER_SPAWN_MONITOR};
+    uint32_t links, monby;
+
+    wire_hold(&wBA, true);
+    ck_assert_int_eq(gr_rt_run_in(rtA, x, do_spawn_remote, &o), 0);
+    girder_msg_unref(arg);
+    child = expect_pid_msg(pB, rtB, "b@h"); /* created; its reply is held */
+    info_counts(pB, child, &links, &monby);
+    ck_assert_uint_eq(links, 1);
+    ck_assert_uint_eq(monby, 1);
+    crash_and_wait(rtA, pA, x);
+    wire_hold(&wBA, false);
+    expect_exit(pB, "a@h", x, "noproc");
+    info_counts(pB, child, &links, &monby);
+    ck_assert_uint_eq(links, 0);
+    ck_assert_uint_eq(monby, 0);
+    expect_none(pA, QUIET_MS); /* x never forwarded a reply: it was dead */
+}
+END_TEST
+
+START_TEST(test_spawn_remote_demonitor_while_pending)
+{
+    /* girder_demonitor(Req) before the reply: the reply installs no monitor,
+     * the child's side is dropped, and its death sends pA no DOWN. */
+    girder_msg *arg = mk_pid(rtB, gr_probe_pid(pB));
+    op o = {.node = "b@h", .name = "fwd", .arg = arg, .flags = GIRDER_SPAWN_MONITOR};
+    girder_pid child;
+    uint32_t links, monby;
+
+    wire_hold(&wBA, true);
+    ck_assert_int_eq(gr_probe_run(pA, do_spawn_remote, &o), 0);
+    girder_msg_unref(arg);
+    wire_wait_queued(&wBA, 1);
+    ck_assert_int_eq(gr_probe_run(pA, do_demonitor, &o), 0);
+    wire_hold(&wBA, false);
+    child = expect_spawn_reply(pA, rtA, o.ref, "ok", "b@h");
+    probe_send(pA, child, "ping"); /* after the DEMONITOR on the same pair */
+    expect_atom(pB, "ping");
+    info_counts(pB, in_b(child), &links, &monby);
+    ck_assert_uint_eq(monby, 0);
+    probe_send(pA, child, "crash");
+    expect_none(pA, QUIET_MS);
+}
+END_TEST
+
+START_TEST(test_spawn_remote_errors)
+{
+    /* Unknown behaviour (remote and local), unconnected node: one error reply
+     * each, and no EXIT or DOWN. Bad arguments fail at once. */
+    op o = {.node = "b@h", .name = "nope", .flags = GIRDER_SPAWN_LINK | GIRDER_SPAWN_MONITOR};
+
+    ck_assert_int_eq(gr_probe_run(pA, do_spawn_remote, &o), 0);
+    expect_spawn_reply(pA, rtA, o.ref, "error", "bad_behaviour");
+    o.node = "a@h";
+    ck_assert_int_eq(gr_probe_run(pA, do_spawn_remote, &o), 0);
+    expect_spawn_reply(pA, rtA, o.ref, "error", "bad_behaviour");
+    o.node = "c@h";
+    o.name = "fwd";
+    ck_assert_int_eq(gr_probe_run(pA, do_spawn_remote, &o), 0);
+    expect_spawn_reply(pA, rtA, o.ref, "error", "noconnection");
+    expect_none(pA, QUIET_MS);
+
+    o.node = "not a node";
+    ck_assert_int_eq(gr_probe_run(pA, do_spawn_remote, &o), GR_EBADNODE);
+    o.node = "b@h";
+    o.name = "";
+    ck_assert_int_eq(gr_probe_run(pA, do_spawn_remote, &o), GR_EBADARG);
+    o.name = "fwd";
+    o.flags = 0x80;
+    ck_assert_int_eq(gr_probe_run(pA, do_spawn_remote, &o), GR_EBADARG);
+    expect_none(pA, 50);
+}
+END_TEST
+
+START_TEST(test_spawn_remote_node_down_before_request_lands)
+{
+    /* The request is in flight when the connection dies: exactly one error
+     * reply "noconnection", no EXIT or DOWN. */
+    op o = {.node = "b@h", .name = "fwd", .flags = GIRDER_SPAWN_LINK | GIRDER_SPAWN_MONITOR};
+
+    wire_hold(&wAB, true);
+    ck_assert_int_eq(gr_probe_run(pA, do_spawn_remote, &o), 0);
+    wire_wait_queued(&wAB, 1);
+    cut_both();
+    wire_hold(&wAB, false);
+    expect_spawn_reply(pA, rtA, o.ref, "error", "noconnection");
+    expect_none(pA, QUIET_MS);
+}
+END_TEST
+
+START_TEST(test_spawn_remote_node_down_before_reply_lands)
+{
+    /* The child exists on B but its reply is lost with the connection: the
+     * parent gets one error "noconnection" (and never the child's EXIT or
+     * DOWN); the child gets the link exit "noconnection" from B's node down. */
+    girder_msg *arg = mk_pid(rtB, gr_probe_pid(pB));
+    op o = {.node = "b@h",
+            .name = "tfwd",
+            .arg = arg,
+            .flags = GIRDER_SPAWN_LINK | GIRDER_SPAWN_MONITOR};
+    girder_pid child;
+
+    wire_hold(&wBA, true);
+    ck_assert_int_eq(gr_probe_run(pA, do_spawn_remote, &o), 0);
+    girder_msg_unref(arg);
+    child = expect_pid_msg(pB, rtB, "b@h");
+    cut_both();
+    wire_hold(&wBA, false);
+    expect_spawn_reply(pA, rtA, o.ref, "error", "noconnection");
+    expect_exit(pB, "a@h", in_b(gr_probe_pid(pA)), "noconnection");
+    probe_send(pB, child, "crash"); /* no one on A may hear of it */
+    expect_none(pA, QUIET_MS);
+}
+END_TEST
+
+START_TEST(test_spawn_local_same_path)
+{
+    /* This node's own name: the same reply message, link and monitor. */
+    girder_msg *arg = mk_pid(rtA, gr_probe_pid(pA));
+    op o = {.node = "a@h",
+            .name = "fwd",
+            .arg = arg,
+            .flags = GIRDER_SPAWN_MONITOR | GIRDER_SPAWN_SPREAD};
+    girder_pid child;
+
+    ck_assert_int_eq(gr_probe_run(pA, do_spawn_remote, &o), 0);
+    child = expect_spawn_reply(pA, rtA, o.ref, "ok", "a@h");
+    ck_assert_uint_eq(child.node, 0);
+    probe_send(pA, child, "crash");
+    expect_down(pA, &o.ref, "a@h", child, "boom");
+
+    o.flags = GIRDER_SPAWN_LINK;
+    ck_assert_int_eq(gr_probe_run(pA, do_spawn_remote, &o), 0);
+    girder_msg_unref(arg);
+    child = expect_spawn_reply(pA, rtA, o.ref, "ok", "a@h");
+    probe_send(pA, child, "crash");
+    expect_exit(pA, "a@h", child, "boom");
+    expect_none(pA, QUIET_MS);
+}
+END_TEST
+
+START_TEST(test_deliver_rejects_bad_spawn)
+{
+    uint32_t nb = xnode(rtB, rtA, 0);
+    char longname[300];
+    girder_msg *m = girder_msg_atom("x");
+    gr_rt_remote_sig s = {.kind = GR_RSIG_SPAWN_REQUEST,
+                          .from = {nb, 22, 0x100},
+                          .ref = {nb, 22, 0x200},
+                          .flags = GIRDER_SPAWN_LINK};
+
+    ck_assert_int_eq(gr_rt_remote_deliver(rtA, &s), GR_EBADARG); /* no behaviour */
+    memset(longname, 'b', sizeof(longname) - 1);
+    longname[sizeof(longname) - 1] = '\0';
+    s.behaviour = longname;
+    ck_assert_int_eq(gr_rt_remote_deliver(rtA, &s), GR_EBADARG);
+    s.behaviour = "fwd";
+    s.flags = 0x10;
+    ck_assert_int_eq(gr_rt_remote_deliver(rtA, &s), GR_EBADARG);
+    s.flags = GIRDER_SPAWN_LINK;
+    s.ref.id = 0;
+    ck_assert_int_eq(gr_rt_remote_deliver(rtA, &s), GR_EBADARG);
+    s.ref = (girder_ref){0, 11, 0x200}; /* a ref of ours: not the parent's */
+    ck_assert_int_eq(gr_rt_remote_deliver(rtA, &s), GR_EBADARG);
+    s.ref = (girder_ref){nb, 22, 0x200};
+    s.from.id = 0;
+    ck_assert_int_eq(gr_rt_remote_deliver(rtA, &s), GR_EBADARG);
+
+    /* A reply: success from a process with no reason, error the reverse. */
+    s = (gr_rt_remote_sig){.kind = GR_RSIG_SPAWN_REPLY,
+                           .from = {nb, 22, 0},
+                           .to = gr_probe_pid(pA),
+                           .ref = {0, 11, 0x300}};
+    ck_assert_int_eq(gr_rt_remote_deliver(rtA, &s), GR_EBADARG);
+    s.from.id = 0x100;
+    s.msg = m;
+    ck_assert_int_eq(gr_rt_remote_deliver(rtA, &s), GR_EBADARG);
+    ck_assert_ptr_eq(s.msg, m); /* still ours */
+    s.from.id = 0;
+    s.ref.node = nb; /* a reply's ref is ours */
+    ck_assert_int_eq(gr_rt_remote_deliver(rtA, &s), GR_EBADARG);
+    /* Valid but unexpected (pA asked nothing): dropped, taken. */
+    s.ref.node = 0;
+    ck_assert_int_eq(gr_rt_remote_deliver(rtA, &s), 0);
+    ck_assert_ptr_null(s.msg);
+    expect_none(pA, 50);
+}
+END_TEST
+
 static Suite *remote_suite(void)
 {
     Suite *s = suite_create("remote");
     TCase *tc = tcase_create("two-runtimes");
+    TCase *ts;
 
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 120);
@@ -1143,6 +1574,22 @@ static Suite *remote_suite(void)
     tcase_add_test(tc, test_deliver_and_node_down_reject_bad_input);
     tcase_add_test(tc, test_no_hook_means_not_connected);
     suite_add_tcase(s, tc);
+
+    ts = tcase_create("spawn");
+    tcase_add_checked_fixture(ts, setup, teardown);
+    tcase_set_timeout(ts, 120);
+    tcase_add_test(ts, test_spawn_remote_link_trapped);
+    tcase_add_test(ts, test_spawn_remote_link_kills_parent);
+    tcase_add_test(ts, test_spawn_remote_monitor_down_has_request_ref);
+    tcase_add_test(ts, test_spawn_remote_init_fails_after_ok);
+    tcase_add_test(ts, test_spawn_remote_parent_dies_before_reply);
+    tcase_add_test(ts, test_spawn_remote_demonitor_while_pending);
+    tcase_add_test(ts, test_spawn_remote_errors);
+    tcase_add_test(ts, test_spawn_remote_node_down_before_request_lands);
+    tcase_add_test(ts, test_spawn_remote_node_down_before_reply_lands);
+    tcase_add_test(ts, test_spawn_local_same_path);
+    tcase_add_test(ts, test_deliver_rejects_bad_spawn);
+    suite_add_tcase(s, ts);
     return s;
 }
 

@@ -119,6 +119,14 @@ typedef enum gr_rsig_kind {
     GR_RSIG_MONITOR,   /* `from` monitors `to` under ref */
     GR_RSIG_DEMONITOR, /* `from` cancels monitor ref on `to` */
     GR_RSIG_DOWN,      /* monitored `from` died with reason msg; ref names the monitor */
+    /* `from` asks node to.node (to.id == 0) to spawn `behaviour` with argument
+     * msg (may be NULL); ref is the request ref (made by from's node); flags
+     * GIRDER_SPAWN_LINK / GIRDER_SPAWN_MONITOR. */
+    GR_RSIG_SPAWN_REQUEST,
+    /* The answer to request ref, for `to`: success when msg is NULL (`from` is
+     * the child; flags echo the request's), error when msg is the reason
+     * (`from` has id 0). */
+    GR_RSIG_SPAWN_REPLY,
 } gr_rsig_kind;
 
 typedef struct gr_rt_remote_sig {
@@ -131,6 +139,10 @@ typedef struct gr_rt_remote_sig {
                             else NULL; borrowed for the call */
     girder_msg *msg;     /* payload or reason, may be NULL except for MSG and DOWN;
                             owned by the signal (see each function) */
+    const char *behaviour; /* SPAWN_REQUEST only: behaviour name (1..255 bytes),
+                              borrowed for the call; else NULL */
+    uint32_t flags;        /* SPAWN_REQUEST / SPAWN_REPLY: GIRDER_SPAWN_LINK |
+                              GIRDER_SPAWN_MONITOR; else 0 */
 } gr_rt_remote_sig;
 
 /* Outgoing hook. Called for every signal whose destination is on another node,
@@ -150,7 +162,9 @@ typedef struct gr_rt_remote_sig {
  * node); GR_ENOCONN or any other error: the node is not connected. On error
  * sig->msg stays with the runtime, which answers as Erlang does: MSG, UNLINK,
  * EXIT, LINKEXIT, DEMONITOR, DOWN are dropped; LINK gets the sender an exit
- * signal, MONITOR a DOWN, with reason "noproc" (GR_ENOPROC) or "noconnection". */
+ * signal, MONITOR a DOWN, SPAWN_REQUEST an error reply, with reason "noproc"
+ * (GR_ENOPROC) or "noconnection"; a SPAWN_REPLY that cannot leave undoes the
+ * child's link and monitor (docs/runtime.md, "Remote spawn"). */
 typedef int (*gr_rt_remote_fn)(void *ud, gr_rt_remote_sig *sig);
 
 /* Install the outgoing hook (NULL: no distribution; every other node is "not

@@ -53,11 +53,19 @@ typedef enum gr_sig_type {
     GR_SIG_STOP,      /* scheduler: begin shutdown */
     GR_SIG_NODEDOWN,  /* scheduler: node to.node went down; scan local processes */
     GR_SIG_DEAD,      /* answer ptr (a gr_sig from another node) as sent to a dead pid */
+    /* `from` asks for a child under request ref, argument msg, flags; ptr:
+     * to.node != 0 the behaviour name (borrowed, only inside gr_remote_out),
+     * to.node == 0 the behaviour, or NULL if unknown (spawn.c) */
+    GR_SIG_SPAWNREQ,
+    /* answer to request ref: `from` the child and msg NULL, or msg the error
+     * reason; flags echo the request's */
+    GR_SIG_SPAWNREPLY,
 } gr_sig_type;
 
 typedef struct gr_sig {
     struct gr_sig *next; /* inbox / local queue / mailbox link */
     uint8_t type;        /* gr_sig_type */
+    uint8_t flags;       /* SPAWNREQ / SPAWNREPLY: GIRDER_SPAWN_LINK | _MONITOR */
     girder_pid from;     /* sender (id 0 = none) */
     girder_pid to;       /* destination process */
     girder_ref ref;      /* monitor / info / timer ref when relevant */
@@ -91,6 +99,7 @@ typedef struct gr_proc_ext {
     gr_idmap links;    /* linked pid -> same pid */
     gr_idmap mons;     /* monitors held: ref -> target */
     gr_idmap monby;    /* monitors on this process: ref -> watcher */
+    gr_idmap spawns;   /* pending spawn requests: ref -> {node, flags, 0} */
     char *name;        /* registered name or NULL */
     gr_timer *timers;  /* pending timers (doubly linked) */
 } gr_proc_ext;
@@ -287,6 +296,32 @@ void gr_remote_send_name(girder_rt *rt, girder_pid from, uint32_t node, const ch
 /* GR_SIG_NODEDOWN on scheduler s: fire links and monitors on pids of `node`,
  * forget monitors held by them (owner thread). */
 void gr_remote_node_down_local(gr_sched *s, uint32_t node);
+
+/* proc.c, for spawn.c */
+/* Route a new signal of `type` carrying a new reference to msg (may be NULL). */
+void gr_proc_send_sig(girder_rt *rt, gr_sched *cur, gr_sig_type type, girder_pid from,
+                      girder_pid to, girder_ref ref, girder_msg *msg);
+/* Append a message (taken; NULL = lost to ENOMEM, logged) to p's mailbox. */
+void gr_proc_post(gr_proc *p, girder_pid from, girder_msg *msg);
+
+/* spawn.c */
+/* GR_SIG_SPAWNREQ on scheduler s: create the child here with its side of the
+ * link/monitor, answer the parent from the child's pid before the child can
+ * run (owner thread). Takes sig. */
+void gr_spawn_serve(gr_sched *s, gr_sig *sig);
+/* GR_SIG_SPAWNREPLY for live parent p (owner thread). Takes sig. */
+void gr_spawn_reply(gr_proc *p, gr_sig *sig);
+/* girder_demonitor of a ref that is a pending spawn request of p with a
+ * monitor: drop the monitor from the request. true if it was one (owner
+ * thread). */
+bool gr_spawn_demonitor(gr_proc *p, girder_ref ref);
+/* A spawn request or reply that cannot reach its destination (node not
+ * connected, parent dead): answer the parent with an error reason, or undo
+ * the child's side of the link/monitor with reason. Takes sig. Any scheduler. */
+void gr_spawn_dead(girder_rt *rt, gr_sched *cur, gr_sig *sig, girder_msg *reason);
+/* A SPAWN_REQUEST from another node (validated): queue it on a scheduler. 0 or
+ * -ENOMEM (msg stays with rs). Any thread. */
+int gr_spawn_remote_in(girder_rt *rt, gr_rt_remote_sig *rs);
 
 /* registry.c */
 int gr_registry_new(gr_registry **ret);

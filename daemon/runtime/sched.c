@@ -192,6 +192,9 @@ void gr_sched_deliver(gr_sched *s, gr_sig *sig)
             gr_proc_exit(p, s->rt->r_shutdown);
         }
         return;
+    case GR_SIG_SPAWNREQ:
+        gr_spawn_serve(s, sig);
+        return;
     default:
         break;
     }

@@ -70,7 +70,10 @@ static void sigframe_agrees(const uint8_t *fr, size_t flen)
             !same((const uint8_t *)v.to_name, v.to_name_len, (const uint8_t *)s->to_name,
                   strlen(s->to_name)) ||
             !same(v.ref, v.ref_len, s->ref.data, s->ref.len) ||
-            !same(v.payload, v.payload_len, s->payload.data, s->payload.len)) {
+            !same(v.payload, v.payload_len, s->payload.data, s->payload.len) ||
+            v.flags != s->flags ||
+            !same((const uint8_t *)v.behaviour, v.behaviour_len, (const uint8_t *)s->behaviour,
+                  strlen(s->behaviour))) {
             abort();
         }
     }

@@ -22,6 +22,8 @@
  *   ["$call", FromPid, Ref, Request]         a request; answer with girder_reply
  *   ["$reply", Ref, Response]                the answer to girder_call
  *   ["$info", Ref, Map]                      the answer to girder_info_request
+ *   ["$spawn_reply", Ref, "ok", Pid]         girder_spawn_remote succeeded
+ *   ["$spawn_reply", Ref, "error", Reason]   girder_spawn_remote failed
  * Reasons: "normal", "killed", "noproc", "shutdown", "noconnection", or any term.
  *
  * Errors are negative ints (proto/err.h); 0 is success.
@@ -157,6 +159,29 @@ int girder_spawn(girder_ctx *ctx, const girder_behaviour *b, const girder_msg *a
 /* Same, by registered behaviour name; GR_EBADBEHAVIOUR if unknown. */
 int girder_spawn_named(girder_ctx *ctx, const char *behaviour, const girder_msg *arg,
                        unsigned flags, girder_pid *ret_pid, girder_ref *ret_mref);
+
+/* Asynchronous spawn on node `node` ("name@host"; this node's own name works
+ * the same way), Erlang's spawn_request: returns at once with *ret_req, the
+ * request ref; exactly one ["$spawn_reply", Ref, "ok", Pid] or
+ * ["$spawn_reply", Ref, "error", Reason] follows. `behaviour` is a registered
+ * behaviour name on that node (1..255 bytes); `arg` is borrowed (may be NULL).
+ * Flags: GIRDER_SPAWN_LINK and/or GIRDER_SPAWN_MONITOR are set up atomically
+ * with the spawn (the child's side before its init runs); the monitor's ref is
+ * the request ref, so a later ["DOWN", Ref, ...] matches it. The reply arrives
+ * before any EXIT or DOWN from the child; on an error reply no link or monitor
+ * exists. GIRDER_SPAWN_SPREAD applies to this node only. Error reasons:
+ * "bad_behaviour" (unknown there), "noconnection" (node not connected, or lost
+ * before the reply: the child may or may not have been created; if it was, it
+ * gets the link exit "noconnection"), "system_limit" (out of memory),
+ * "shutdown" (that node is stopping). The reply does not wait for init: a
+ * failing init is the child's exit "init_failed" after an "ok". If the caller
+ * dies before the reply, a child it asked to link gets the exit "noproc" and
+ * its monitor is dropped. girder_demonitor(Req) works before the reply too.
+ * 0, or GR_EBADARG (bad behaviour name, flags or ret_req), GR_EBADNODE,
+ * -ENOMEM, -ENOSPC (node table); on error no reply comes. docs/runtime.md,
+ * "Remote spawn". */
+int girder_spawn_remote(girder_ctx *ctx, const char *node, const char *behaviour,
+                        const girder_msg *arg, unsigned flags, girder_ref *ret_req);
 
 girder_pid girder_self(girder_ctx *ctx);
 girder_rt *girder_runtime(girder_ctx *ctx);
