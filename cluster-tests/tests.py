@@ -736,12 +736,75 @@ def test_call(c):
     check(got == {"error": "noconnection"}, f"a pid of a dead node: {got}")
 
 
-# TODO(remote spawn with link): girder_spawn_remote is being written on another
-# branch. Once merged, add a test (plan in docs/testing.md): a process on a
-# spawns a child on b with GIRDER_SPAWN_LINK; killing the child delivers its
-# exit to the parent (an EXIT when trapping); a second linked child, then
-# kill -9 of b: the parent gets "noconnection" within detection + 1 s, as
-# k_noconn measures with the watcher.
+# ---- n. remote spawn with an atomic link or monitor -----------------------------------------------
+def spawn_via(c, node, w, target, behaviour, how):
+    """Ask watcher w on node to girder_spawn_remote behaviour on target."""
+    r = c.expect(node.cli("call", w, json.dumps(["spawn", target.name, behaviour, how])), EXIT_OK,
+                 what=f"spawn {behaviour} on {target.name} ({how})")
+    check(isinstance(r.data, dict) and isinstance(r.data.get("pid"), str)
+          and r.data["pid"].startswith("<"), f"spawn answers a pid: {r!r}")
+    return r.data["pid"], r.data["ref"]
+
+
+def test_spawn(c):
+    """girder_spawn_remote from a watcher on a to b: with a link, killing the
+    child delivers EXIT (the watcher traps) or kills a non-trapping parent; with
+    a monitor, the DOWN carries the request ref; an unknown behaviour is an
+    error reply; kill -9 of b: the linked parent gets EXIT noconnection within
+    detection + 1 s."""
+    D = NOCONN_D_MS
+    a = c.node("a", detection_ms=D)
+    b = c.node("b", seeds=[a], detection_ms=D)
+    c.wait_mesh([a, b])
+    w = c.expect(a.cli("spawn", "watcher"), EXIT_OK, what="spawn watcher").data
+
+    # link: the child lives on b, linked both ways; its death reaches the parent
+    child, _ = spawn_via(c, a, w, b, "echo", "link")
+    info = c.expect(a.cli("info", child), EXIT_OK, what="info of the spawned child").data
+    check(isinstance(info, dict) and w in (info.get("links") or []),
+          f"the child on b is linked to the parent from its first turn: {info}")
+    c.expect(a.cli("kill", child), EXIT_OK, what="kill the child")
+    ev = wait_until("EXIT from the killed child",
+                    lambda: (lambda e: e if len(e) >= 1 else None)(watcher_events(a, w)), 5)
+    check(ev[0].get("kind") == "EXIT" and ev[0].get("pid") == child
+          and ev[0].get("reason") == "killed", f"EXIT killed from the child: {ev}")
+
+    # monitor: the DOWN's ref is the request ref
+    child2, ref2 = spawn_via(c, a, w, b, "echo", "monitor")
+    c.expect(a.cli("kill", child2, "\"boom\""), EXIT_OK, what="kill the monitored child")
+    ev = wait_until("DOWN from the monitored child",
+                    lambda: (lambda e: e if len(e) >= 2 else None)(watcher_events(a, w)), 5)
+    check(ev[1].get("kind") == "DOWN" and ev[1].get("ref") == ref2 and ev[1].get("pid") == child2
+          and ev[1].get("reason") == "boom", f"DOWN with the request ref and reason: {ev}")
+
+    # an unknown behaviour is an error reply, and no child exists
+    r = c.expect(a.cli("call", w, json.dumps(["spawn", b.name, "no_such_behaviour", "link"])),
+                 EXIT_OK, what="spawn of an unknown behaviour")
+    check(r.data == ["error", "bad_behaviour"], f"unknown behaviour: an error reply: {r!r}")
+
+    # a parent that does not trap exits dies with its linked child
+    p = c.expect(a.cli("spawn", "watcher", '"notrap"'), EXIT_OK, what="spawn notrap").data
+    child3, _ = spawn_via(c, a, p, b, "echo", "link")
+    c.expect(a.cli("kill", child3, "\"boom\""), EXIT_OK, what="kill the notrap parent's child")
+    wait_until("the non-trapping parent to die with its child",
+               lambda: a.cli("info", p).rc == EXIT_REMOTE, 5)
+
+    # kill -9 of b: a linked child's node is gone, the parent hears noconnection
+    child4, _ = spawn_via(c, a, w, b, "echo", "link")
+    t0 = now()
+    b.kill9()
+    ev = wait_until("EXIT noconnection after kill -9",
+                    lambda: (lambda e: e if len(e) >= 3 else None)(watcher_events(a, w)),
+                    D / 1000 + 10)
+    check(ev[2].get("kind") == "EXIT" and ev[2].get("pid") == child4
+          and ev[2].get("reason") == "noconnection", f"EXIT noconnection: {ev}")
+    delay = ev[2]["at_ms"] / 1000 - t0
+    print(f"    kill -9: EXIT noconnection after {delay * 1000:.0f} ms", flush=True)
+    check(delay <= D / 1000 + NOCONN_SLACK_S, f"noconnection after {delay:.2f} s")
+    # a spawn towards the dead node: an error, not a hang
+    r = a.cli("call", w, json.dumps(["spawn", b.name, "echo", "link"]))
+    check(r.rc == EXIT_OK and r.data == ["error", "noconnection"],
+          f"spawn on a dead node answers noconnection: {r!r}")
 
 
 TESTS = [
@@ -757,4 +820,5 @@ TESTS = [
     ("k_noconn", test_noconn),
     ("l_bigmsg", test_bigmsg),
     ("m_call", test_call),
+    ("n_spawn", test_spawn),
 ]

@@ -29,7 +29,16 @@ typedef struct watcher_event {
     uint64_t at_ns;  /* CLOCK_MONOTONIC when handled */
 } watcher_event;
 
+/* A spawn request waiting for its "$spawn_reply". */
+typedef struct watcher_spawn {
+    bool used;
+    girder_ref req;  /* girder_spawn_remote's ref */
+    girder_pid from; /* the caller to answer */
+    girder_ref ref;  /* its call's ref */
+} watcher_spawn;
+
 typedef struct watcher_state {
+    watcher_spawn spawns[GR_WATCHER_SPAWNS_MAX]; /* pending spawn requests */
     size_t n;                                    /* events kept */
     uint64_t dropped;                            /* events beyond the log's size */
     watcher_event events[GR_WATCHER_EVENTS_MAX]; /* oldest first */
@@ -70,11 +79,12 @@ static int watcher_init(girder_ctx *ctx, const girder_msg *arg, void **ret_state
 {
     watcher_state *s = calloc(1, sizeof(*s));
 
-    (void)arg;
     if (!s) {
         return -ENOMEM;
     }
-    (void)girder_trap_exit(ctx, true); /* returns the previous setting */
+    if (!(arg && girder_msg_is_atom(arg, "notrap"))) {
+        (void)girder_trap_exit(ctx, true); /* returns the previous setting */
+    }
     *ret_state = s;
     return 0;
 }
@@ -109,6 +119,110 @@ static void req_watch(girder_ctx *ctx, girder_pid from, girder_ref ref, const ms
         answer_sb(ctx, from, ref, &sb);
     } else {
         answer_error(ctx, from, ref, gr_errid(r));
+    }
+    msgpack_sbuffer_destroy(&sb);
+}
+
+/* A string argument into buf (NUL-terminated). 0 or -1. */
+static int get_str(const msgpack_object *o, char *buf, size_t cap)
+{
+    if (o->type != MSGPACK_OBJECT_STR || o->via.str.size == 0 || o->via.str.size >= cap) {
+        return -1;
+    }
+    memcpy(buf, o->via.str.ptr, o->via.str.size);
+    buf[o->via.str.size] = '\0';
+    return 0;
+}
+
+/* ["spawn", Node, Behaviour, How]: the answer waits for the spawn reply. */
+static void req_spawn(girder_ctx *ctx, watcher_state *s, girder_pid from, girder_ref ref,
+                      const msgpack_object *req)
+{
+    static const struct {
+        const char *how;
+        unsigned flags;
+    } hows[] = {{"none", 0},
+                {"link", GIRDER_SPAWN_LINK},
+                {"monitor", GIRDER_SPAWN_MONITOR},
+                {"link+monitor", GIRDER_SPAWN_LINK | GIRDER_SPAWN_MONITOR}};
+    char node[GR_TERM_NODE_MAX + 1], behaviour[GR_TERM_NODE_MAX + 1];
+    const msgpack_object *a = req->via.array.ptr;
+    watcher_spawn *slot = NULL;
+    unsigned flags = 0;
+    size_t i;
+    int r;
+
+    if (req->via.array.size != 4 || get_str(&a[1], node, sizeof(node)) < 0 ||
+        get_str(&a[2], behaviour, sizeof(behaviour)) < 0) {
+        answer_error(ctx, from, ref, "badarg");
+        return;
+    }
+    for (i = 0; i < sizeof(hows) / sizeof(hows[0]) && !gr_term_is_str(&a[3], hows[i].how); i++) {
+    }
+    if (i == sizeof(hows) / sizeof(hows[0])) {
+        answer_error(ctx, from, ref, "badarg");
+        return;
+    }
+    flags = hows[i].flags;
+    for (i = 0; i < GR_WATCHER_SPAWNS_MAX && !slot; i++) {
+        slot = s->spawns[i].used ? NULL : &s->spawns[i];
+    }
+    if (slot == NULL) {
+        answer_error(ctx, from, ref, "system_limit");
+        return;
+    }
+    if ((r = girder_spawn_remote(ctx, node, behaviour, NULL, flags, &slot->req)) < 0) {
+        answer_error(ctx, from, ref, gr_errid(r));
+        return;
+    }
+    slot->used = true;
+    slot->from = from;
+    slot->ref = ref;
+}
+
+/* ["$spawn_reply", Ref, "ok", Pid] / ["$spawn_reply", Ref, "error", Reason]:
+ * answer the call that asked for it. */
+static void on_spawn_reply(girder_ctx *ctx, watcher_state *s, const msgpack_object *a)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    girder_ref req;
+    girder_pid pid;
+    watcher_spawn *slot = NULL;
+    int r = 0;
+
+    if (girder_get_ref(ctx, &a[1], &req) < 0) {
+        return;
+    }
+    for (size_t i = 0; i < GR_WATCHER_SPAWNS_MAX && !slot; i++) {
+        if (s->spawns[i].used && girder_ref_eq(s->spawns[i].req, req)) {
+            slot = &s->spawns[i];
+        }
+    }
+    if (slot == NULL) {
+        return;
+    }
+    slot->used = false;
+    if (!gr_term_is_str(&a[2], "ok") || girder_get_pid(ctx, &a[3], &pid) < 0) {
+        char reason[64] = "badarg";
+
+        (void)get_str(&a[3], reason, sizeof(reason));
+        answer_error(ctx, slot->from, slot->ref, reason);
+        return;
+    }
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 2);
+    pack_key(&pk, "pid");
+    r = girder_pack_pid(ctx, &pk, pid);
+    pack_key(&pk, "ref");
+    if (r == 0) {
+        r = girder_pack_ref(ctx, &pk, req);
+    }
+    if (r == 0) {
+        answer_sb(ctx, slot->from, slot->ref, &sb);
+    } else {
+        answer_error(ctx, slot->from, slot->ref, gr_errid(r));
     }
     msgpack_sbuffer_destroy(&sb);
 }
@@ -185,6 +299,8 @@ static void watcher_call(girder_ctx *ctx, watcher_state *s, const msgpack_object
         req_watch(ctx, from, ref, req, true);
     } else if (gr_term_is_str(&req->via.array.ptr[0], "link")) {
         req_watch(ctx, from, ref, req, false);
+    } else if (gr_term_is_str(&req->via.array.ptr[0], "spawn")) {
+        req_spawn(ctx, s, from, ref, req);
     } else if (gr_term_is_str(&req->via.array.ptr[0], "events") && req->via.array.size == 1) {
         req_events(ctx, s, from, ref);
     } else {
@@ -216,6 +332,9 @@ static int watcher_handle(girder_ctx *ctx, void *state, const girder_msg *msg)
         up.data.via.array.size > 0) {
         if (up.data.via.array.size == 4 && gr_term_is_str(&up.data.via.array.ptr[0], "$call")) {
             watcher_call(ctx, s, up.data.via.array.ptr);
+        } else if (up.data.via.array.size == 4 &&
+                   gr_term_is_str(&up.data.via.array.ptr[0], "$spawn_reply")) {
+            on_spawn_reply(ctx, s, up.data.via.array.ptr);
         } else if (is_event(&up.data)) {
             if (s->n < GR_WATCHER_EVENTS_MAX) {
                 /* msg is borrowed: keep our own reference (the runtime's

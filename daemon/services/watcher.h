@@ -8,13 +8,24 @@
  * (gr_services_register), never started by the root supervisor.
  *
  * It traps exits from init on, so a link delivers ["EXIT", Pid, Reason]
- * instead of killing it (a "kill" exit signal still kills it).
+ * instead of killing it (a "kill" exit signal still kills it) - unless spawned
+ * with the argument "notrap", when a linked process's death kills it as it
+ * would any process.
  *
- * Spawn argument: ignored (any term, or none).
+ * Spawn argument: "notrap", or anything else (ignored).
  *
  * Requests, sent with girder_call (["$call", From, Ref, Request]):
  *   ["monitor", Pid]  -> Ref, the new monitor's ref (girder_monitor)
  *   ["link", Pid]     -> "ok" (girder_link)
+ *   ["spawn", Node, Behaviour, How]
+ *                     -> {"pid": Pid, "ref": Ref}: girder_spawn_remote of
+ *                        Behaviour (no argument) on Node ("name@host", this
+ *                        node's own name too) with How = "link", "monitor",
+ *                        "link+monitor" or "none"; answered when the
+ *                        "$spawn_reply" arrives (Ref is the request ref, which
+ *                        is also the monitor's). An error reply answers
+ *                        ["error", Reason] ("bad_behaviour", "noconnection",
+ *                        ...). At most GR_WATCHER_SPAWNS_MAX pending.
  *   ["events"]        -> {"events": [Event, ...], "dropped": N}: every DOWN
  *                        and EXIT received so far, oldest first, where Event
  *                        is {"kind": "DOWN", "ref": Ref, "pid": Pid,
@@ -38,6 +49,7 @@
 #include "girder/girder.h"
 
 #define GR_WATCHER_NAME "watcher"  /* behaviour name */
+#define GR_WATCHER_SPAWNS_MAX 8    /* spawn requests awaiting their reply */
 #define GR_WATCHER_EVENTS_MAX 256u /* events kept (16 bytes each) */
 
 /* The behaviour "watcher". Register it with girder_behaviour_register. */
