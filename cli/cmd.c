@@ -697,23 +697,68 @@ static int cmd_spawn(const gr_cli_ctx *ctx, int argc, char **argv)
     return ex;
 }
 
+/* The value of string key k in map m, or NULL. */
+static const msgpack_object *map_get(const msgpack_object *m, const char *k)
+{
+    for (uint32_t i = 0; m->type == MSGPACK_OBJECT_MAP && i < m->via.map.size; i++) {
+        const msgpack_object *key = &m->via.map.ptr[i].key;
+
+        if (key->type == MSGPACK_OBJECT_STR && key->via.str.size == strlen(k) &&
+            memcmp(key->via.str.ptr, k, key->via.str.size) == 0) {
+            return &m->via.map.ptr[i].val;
+        }
+    }
+    return NULL;
+}
+
+/* proc.snapshot's {"processes", "total", "truncated"}: the table and, when
+ * truncated, a note on stderr; --json: the processes array (as proc.list) and
+ * nothing on stderr (scripts wanting the count call proc.snapshot). */
 static int cmd_ps(const gr_cli_ctx *ctx, int argc, char **argv)
 {
     char peer[GR_NODENAME_MAX + 1];
+    const msgpack_object *procs, *total, *trunc;
     gr_cli_reply rep = {0};
+    msgpack_unpacked u;
+    char *s = NULL;
     proc_req q;
     int ex;
 
     if (argc == 1 && (ex = check_node_arg(ctx, "ps", argv[0])) != 0) {
         return ex;
     }
-    if (proc_begin(ctx, &q, argc == 1 ? argv[0] : NULL, "list", 0) < 0) {
+    if (proc_begin(ctx, &q, argc == 1 ? argv[0] : NULL, "snapshot", 0) < 0) {
         return proc_nomem(ctx, &q);
     }
     if ((ex = proc_run(ctx, &q, &rep, peer)) != 0) {
         return ex;
     }
-    ex = print_shaped(ctx, &rep, gr_cli_print_procs);
+    if (unpack_result(&rep, &u) != 0 || !(procs = map_get(&u.data, "processes")) ||
+        procs->type != MSGPACK_OBJECT_ARRAY) {
+        msgpack_unpacked_destroy(&u);
+        ex = print_result_json(ctx, &rep); /* an unexpected shape: show it as it is */
+        gr_cli_reply_clear(&rep);
+        return ex;
+    }
+    ex = GR_CLI_EXIT_OK;
+    if (ctx->json) {
+        if (gr_cli_term_to_json(procs, 0, &s) == 0) {
+            fprintf(ctx->out, "%s\n", s);
+        } else {
+            ex = print_result_json(ctx, &rep);
+        }
+        free(s);
+    } else if (gr_cli_print_procs(ctx->out, procs) < 0) {
+        ex = print_result_json(ctx, &rep);
+    }
+    total = map_get(&u.data, "total");
+    trunc = map_get(&u.data, "truncated");
+    if (!ctx->json && trunc && trunc->type == MSGPACK_OBJECT_BOOLEAN && trunc->via.boolean &&
+        total && total->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        fprintf(ctx->err, "girder: ps: %u of %llu processes shown (truncated)\n",
+                procs->via.array.size, (unsigned long long)total->via.u64);
+    }
+    msgpack_unpacked_destroy(&u);
     gr_cli_reply_clear(&rep);
     return ex;
 }
@@ -770,10 +815,12 @@ static const gr_cli_cmd CMDS[] = {
      "  girder -n a@10.0.0.1 spawn --on b@10.0.0.2 echo",
      cmd_spawn},
     {"ps", "[NODE]", 0, 1, "list the processes of a node",
-     "Calls proc.list() on NODE (default: the contacted node) and prints PID NAME\n"
-     "BEHAVIOUR STATUS MAILBOX MEMORY. The list holds the node's services (the\n"
-     "root supervisor and everything linked to it) and the processes spawned or\n"
-     "registered through the proc module; docs/rpc.md explains. --json: the array.",
+     "Calls proc.snapshot() on NODE (default: the contacted node) and prints PID NAME\n"
+     "BEHAVIOUR STATUS MAILBOX MEMORY for every live process of the node (services,\n"
+     "processes spawned by behaviours, rpc workers), sorted by pid: at most 1,024,\n"
+     "the oldest; when there are more, stderr says \"N of TOTAL processes shown\n"
+     "(truncated)\". --json: the array of processes (for the total:\n"
+     "girder rpc NODE proc snapshot).",
      cmd_ps},
     {"info", "DEST", 1, 1, "show everything the runtime knows about a process",
      "Calls proc.info(DEST) on the process's node (see send for DEST) and prints\n"

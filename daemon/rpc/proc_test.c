@@ -676,10 +676,98 @@ START_TEST(list)
     ck_assert(!listed(&pid, NULL));
     ck_assert(listed(&named, "listed"));
     a = args_new(1);
-    msgpack_pack_int(&a->pk, 1);
+    args_str(a, "many");
     run_err("list", a, GR_EBADARG);
+    a = args_new(1);
+    msgpack_pack_int(&a->pk, 0);
+    run_err("list", a, GR_EBADARG);
+    a = args_new(2);
+    msgpack_pack_int(&a->pk, 1);
+    msgpack_pack_int(&a->pk, 1);
+    run_err("snapshot", a, GR_EBADARG);
     unkeep(&pid);
     unkeep(&named);
+}
+END_TEST
+
+/* Does proc.FN(args) (list or snapshot's "processes") hold a process with this
+ * pid id, or (pid NULL) this behaviour? Returns the entries counted. */
+static bool list_has(const msgpack_object *arr, const girder_pid *pid, const char *beh)
+{
+    for (uint32_t j = 0; j < arr->via.array.size; j++) {
+        const msgpack_object *m = &arr->via.array.ptr[j];
+        gr_term_id id;
+
+        ck_assert_int_eq(m->type, MSGPACK_OBJECT_MAP);
+        for (uint32_t k = 0; k < m->via.map.size; k++) {
+            const msgpack_object *key = &m->via.map.ptr[k].key, *val = &m->via.map.ptr[k].val;
+
+            if (pid && gr_term_is_str(key, "pid") &&
+                gr_term_parse_id(val, GR_TERM_EXT_PID, &id) == 0 && id.id == pid->id) {
+                return true;
+            }
+            if (!pid && gr_term_is_str(key, "behaviour") && gr_term_is_str(val, beh)) {
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+START_TEST(list_everything)
+{
+    /* Not only what the proc module spawned: a process spawned by anyone else,
+     * unlinked and unnamed, the services, and rpc workers (the list's own). */
+    msgpack_unpacked up;
+    const msgpack_object *o, *procs = NULL, *total = NULL, *trunc = NULL;
+    girder_pid pid;
+    args *a;
+    size_t i;
+
+    ck_assert_int_eq(gr_rt_spawn(rt, &silent, NULL, &pid), 0);
+    i = run("list", NULL, 5000);
+    o = term_of(i, &up);
+    ck_assert_int_eq(o->type, MSGPACK_OBJECT_ARRAY);
+    ck_assert(list_has(o, &pid, NULL));
+    ck_assert(list_has(o, NULL, "rpc_worker"));
+    ck_assert(list_has(o, NULL, "silent"));
+    msgpack_unpacked_destroy(&up);
+
+    /* proc.snapshot(1): one entry, the true total, truncated. */
+    a = args_new(1);
+    msgpack_pack_int(&a->pk, 1);
+    i = run("snapshot", a, 5000);
+    o = term_of(i, &up);
+    ck_assert_int_eq(o->type, MSGPACK_OBJECT_MAP);
+    for (uint32_t k = 0; k < o->via.map.size; k++) {
+        const msgpack_object *key = &o->via.map.ptr[k].key;
+
+        if (gr_term_is_str(key, "processes")) {
+            procs = &o->via.map.ptr[k].val;
+        } else if (gr_term_is_str(key, "total")) {
+            total = &o->via.map.ptr[k].val;
+        } else if (gr_term_is_str(key, "truncated")) {
+            trunc = &o->via.map.ptr[k].val;
+        }
+    }
+    ck_assert(procs && total && trunc);
+    ck_assert_int_eq(procs->type, MSGPACK_OBJECT_ARRAY);
+    ck_assert_uint_eq(procs->via.array.size, 1);
+    ck_assert_int_eq(total->type, MSGPACK_OBJECT_POSITIVE_INTEGER);
+    ck_assert_uint_ge(total->via.u64, 2); /* silent + this worker */
+    ck_assert(trunc->type == MSGPACK_OBJECT_BOOLEAN && trunc->via.boolean);
+    msgpack_unpacked_destroy(&up);
+
+    /* Not truncated: every process. */
+    i = run("snapshot", NULL, 5000);
+    o = term_of(i, &up);
+    ck_assert_int_eq(o->type, MSGPACK_OBJECT_MAP);
+    ck_assert(gr_term_is_str(&o->via.map.ptr[2].key, "truncated"));
+    ck_assert(o->via.map.ptr[2].val.type == MSGPACK_OBJECT_BOOLEAN &&
+              !o->via.map.ptr[2].val.via.boolean);
+    ck_assert(list_has(&o->via.map.ptr[0].val, &pid, NULL));
+    ck_assert_uint_eq(o->via.map.ptr[1].val.via.u64, o->via.map.ptr[0].val.via.array.size);
+    msgpack_unpacked_destroy(&up);
 }
 END_TEST
 
@@ -726,6 +814,7 @@ static Suite *proc_suite(void)
     tcase_add_test(tc, kill);
     tcase_add_test(tc, names);
     tcase_add_test(tc, list);
+    tcase_add_test(tc, list_everything);
     tcase_add_test(tc, many_calls);
     suite_add_tcase(s, tc);
     return s;

@@ -16,9 +16,6 @@
  * - Exactly-once answers: gr_rpc_answer / gr_rpc_fail set `answered`; the worker
  *   stops after the first answer; terminate answers GR_ESTOPPED if nothing was
  *   answered (the worker was killed).
- * - The roster is what proc.list starts from, because the runtime offers no
- *   way to enumerate processes (mod_proc.c explains). It is a bounded ring of
- *   pids under its own mutex: any worker may add or drop.
  */
 #include "rpc/rpc_int.h"
 
@@ -66,10 +63,6 @@ struct gr_rpc {
     atomic_uint_fast64_t next_id;
     atomic_uint_fast64_t next_tag;
     atomic_uint_fast64_t inflight;
-    pthread_mutex_t roster_lock;          /* guards the roster fields */
-    girder_pid roster[GR_RPC_ROSTER_MAX]; /* proc.list's extra roots (a ring) */
-    size_t roster_len;                    /* entries in use */
-    size_t roster_next;                   /* next slot to overwrite when full */
 };
 
 static const girder_behaviour worker_behaviour;
@@ -260,56 +253,6 @@ int gr_rpc_call_redirect(gr_rpc_call *c, girder_ctx *ctx, const char *module, si
     }
     c->fn = fn;
     return fn->start(c, ctx, args);
-}
-
-/* ---- proc.list's roster ------------------------------------------------------------------- */
-
-int gr_rpc_roster_add(gr_rpc *rpc, girder_pid pid)
-{
-    int r = 0;
-
-    pthread_mutex_lock(&rpc->roster_lock);
-    for (size_t i = 0; i < rpc->roster_len; i++) {
-        if (girder_pid_eq(rpc->roster[i], pid)) {
-            r = -EEXIST;
-            goto out;
-        }
-    }
-    if (rpc->roster_len < GR_RPC_ROSTER_MAX) {
-        rpc->roster[rpc->roster_len++] = pid;
-    } else {
-        rpc->roster[rpc->roster_next] = pid;
-        rpc->roster_next = (rpc->roster_next + 1) % GR_RPC_ROSTER_MAX;
-    }
-out:
-    pthread_mutex_unlock(&rpc->roster_lock);
-    return r;
-}
-
-void gr_rpc_roster_drop(gr_rpc *rpc, girder_pid pid)
-{
-    pthread_mutex_lock(&rpc->roster_lock);
-    for (size_t i = 0; i < rpc->roster_len; i++) {
-        if (girder_pid_eq(rpc->roster[i], pid)) {
-            rpc->roster[i] = rpc->roster[--rpc->roster_len];
-            if (rpc->roster_next >= rpc->roster_len) {
-                rpc->roster_next = 0;
-            }
-            break;
-        }
-    }
-    pthread_mutex_unlock(&rpc->roster_lock);
-}
-
-size_t gr_rpc_roster_get(gr_rpc *rpc, girder_pid *out, size_t cap)
-{
-    size_t n;
-
-    pthread_mutex_lock(&rpc->roster_lock);
-    n = rpc->roster_len < cap ? rpc->roster_len : cap;
-    memcpy(out, rpc->roster, n * sizeof(*out));
-    pthread_mutex_unlock(&rpc->roster_lock);
-    return n;
 }
 
 /* ---- the worker process --------------------------------------------------------------- */
@@ -604,14 +547,8 @@ int gr_rpc_new(const gr_rpc_config *cfg, gr_rpc **ret_rpc)
         free(rpc);
         return -r;
     }
-    if ((r = pthread_mutex_init(&rpc->roster_lock, NULL)) != 0) {
-        pthread_mutex_destroy(&rpc->lock);
-        free(rpc);
-        return -r;
-    }
     r = girder_behaviour_register(cfg->rt, &worker_behaviour);
     if (r < 0 && r != -EEXIST) {
-        pthread_mutex_destroy(&rpc->roster_lock);
         pthread_mutex_destroy(&rpc->lock);
         free(rpc);
         return r;
@@ -644,7 +581,6 @@ gr_rpc *gr_rpc_free(gr_rpc *rpc)
         call_free(p->call);
         free(p);
     }
-    pthread_mutex_destroy(&rpc->roster_lock);
     pthread_mutex_destroy(&rpc->lock);
     free(rpc);
     return NULL;

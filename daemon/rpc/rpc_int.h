@@ -95,18 +95,6 @@ void gr_rpc_call_leave(const gr_rpc_call *c);
 /* A fresh tag for "$rpc" / "$join" correlation. */
 uint64_t gr_rpc_next_tag(gr_rpc_call *c);
 
-/* proc.list's roster: pids the list starts from besides the well-known names
- * (processes spawned or registered through the proc module). A bounded ring:
- * when GR_RPC_ROSTER_MAX pids are held, adding overwrites an older entry (in
- * ring order; most likely dead by then). Any thread (own mutex). */
-#define GR_RPC_ROSTER_MAX 4096
-/* Add pid: 0, or -EEXIST if it is already there. */
-int gr_rpc_roster_add(gr_rpc *rpc, girder_pid pid);
-/* Forget pid (a dead process); no-op if absent. */
-void gr_rpc_roster_drop(gr_rpc *rpc, girder_pid pid);
-/* Copy up to cap pids into out; returns how many. */
-size_t gr_rpc_roster_get(gr_rpc *rpc, girder_pid *out, size_t cap);
-
 /* Argument helper: copy a non-empty string object without NUL bytes into
  * buf (NUL-terminated, shorter than cap). 0 or GR_EBADARG. */
 int gr_rpc_get_str(const msgpack_object *o, char *buf, size_t cap);

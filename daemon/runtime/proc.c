@@ -480,6 +480,7 @@ void gr_proc_signal(gr_proc *p, gr_sig *sig)
     case GR_SIG_STOP:
     case GR_SIG_NODEDOWN:
     case GR_SIG_DEAD:
+    case GR_SIG_PLIST:
         gr_panic_unreachable();
     }
     gr_sig_free(sig);

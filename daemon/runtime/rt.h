@@ -72,6 +72,39 @@ int gr_rt_whereis(girder_rt *rt, const char *name, girder_pid *ret_pid);
 /* Number of live processes across all schedulers (approximate while running). */
 uint64_t gr_rt_process_count(girder_rt *rt);
 
+/* ---- enumerating processes (plist.c) ---------------------------------------------
+ *
+ * Every scheduler owns its pid table, so a list is a question to each of them:
+ * each answers from its own thread, between process turns, with its live
+ * processes at that moment (no lock on the spawn/exit path; the union is not
+ * one instant across schedulers, like Erlang's processes/0). Complete for the
+ * asker: a live process it spawned, or learnt of by a message, before asking
+ * is listed. Each scheduler reports at most `max` processes, those with the
+ * lowest pids (the oldest), and the count of all of them. rpc workers, probes
+ * and the asker itself are processes like any other and are listed.
+ */
+
+#define GR_RT_PLIST_MAX 65536 /* most processes one list may report */
+
+/* From inside a process (its scheduler thread): ask every scheduler. Each of
+ * the gr_rt_schedulers(rt) schedulers sends the caller one message
+ *   ["$procs", Ref, Total, [Entry, ...]]
+ * Total: live processes on that scheduler; Entries: at most `max` of them
+ * (lowest pids, ascending), each a map {"pid", "name" (nil if none),
+ * "behaviour", "status" ("running" | "runnable" | "waiting"), "mailbox",
+ * "memory", "handled", "scheduler"}. A scheduler out of memory sends nothing
+ * (the asker should bound its wait with a timer). 0 and *ret_ref, GR_EBADARG
+ * (max 0 or above GR_RT_PLIST_MAX) or -ENOMEM (nothing asked). */
+int gr_rt_process_list_request(girder_ctx *ctx, size_t max, girder_ref *ret_ref);
+
+/* From a non-scheduler thread (blocks until every scheduler answered; not
+ * during gr_rt_stop): the live processes, sorted by pid. *ret_pids (caller
+ * frees) holds *ret_n <= max pids, the lowest; *ret_total is the number of
+ * live processes (*ret_total > *ret_n: truncated). 0, GR_EBADARG, GR_ESTOPPED,
+ * -ENOMEM (outputs untouched). */
+int gr_rt_process_list(girder_rt *rt, size_t max, girder_pid **ret_pids, size_t *ret_n,
+                       uint64_t *ret_total);
+
 /* Send msg to `name` registered on node `node` ("name@host") from a
  * non-scheduler thread: {Name, Node} ! Msg. As girder_send_name_node. Any
  * thread. */

@@ -53,6 +53,8 @@ typedef enum gr_sig_type {
     GR_SIG_STOP,      /* scheduler: begin shutdown */
     GR_SIG_NODEDOWN,  /* scheduler: node to.node went down; scan local processes */
     GR_SIG_DEAD,      /* answer ptr (a gr_sig from another node) as sent to a dead pid */
+    GR_SIG_PLIST,     /* scheduler: list at most to.id processes for `from` (ref), or
+                         into ptr (a gr_plist_sync) when not NULL (plist.c) */
 } gr_sig_type;
 
 typedef struct gr_sig {
@@ -62,7 +64,8 @@ typedef struct gr_sig {
     girder_pid to;       /* destination process */
     girder_ref ref;      /* monitor / info / timer ref when relevant */
     girder_msg *msg;     /* payload or reason; owned by the signal */
-    void *ptr;           /* GR_SIG_SPAWN: gr_proc*, GR_SIG_RUN: gr_run*, GR_SIG_DEAD: gr_sig* */
+    void *ptr;           /* GR_SIG_SPAWN: gr_proc*, GR_SIG_RUN: gr_run*, GR_SIG_DEAD: gr_sig*,
+                            GR_SIG_PLIST: gr_plist_sync* or NULL */
 } gr_sig;
 
 /* Closure for GR_SIG_RUN: fn runs in the target process; result posted back. */
@@ -287,6 +290,11 @@ void gr_remote_send_name(girder_rt *rt, girder_pid from, uint32_t node, const ch
 /* GR_SIG_NODEDOWN on scheduler s: fire links and monitors on pids of `node`,
  * forget monitors held by them (owner thread). */
 void gr_remote_node_down_local(gr_sched *s, uint32_t node);
+
+/* plist.c */
+/* GR_SIG_PLIST on scheduler s: answer with a snapshot of its processes (owner
+ * thread). Takes sig. */
+void gr_plist_answer(gr_sched *s, gr_sig *sig);
 
 /* registry.c */
 int gr_registry_new(gr_registry **ret);
