@@ -187,6 +187,19 @@ typedef int (*gr_rt_remote_fn)(void *ud, gr_rt_remote_sig *sig);
  * queue, and gr_rt_free discards). */
 void gr_rt_set_remote(girder_rt *rt, gr_rt_remote_fn fn, void *ud);
 
+/* Node-monitor hook: girder_monitor_nodes(ctx, on) calls fn(ud, pid, on) on
+ * the caller's scheduler thread, and the runtime calls fn(ud, pid, false) when
+ * a subscribed process exits (on its scheduler thread; also while gr_rt_stop
+ * runs), so the distribution layer never keeps a dead subscriber. fn must not
+ * block or call back into the runtime; it returns 0 or a negative error (e.g.
+ * -ENOMEM), which girder_monitor_nodes returns. The subscriber then gets
+ * ["nodeup", Node] and ["nodedown", Node, Reason] messages (dist/dist.h).
+ * NULL (the default): no distribution, girder_monitor_nodes answers
+ * GR_ENOCONN. Before gr_rt_start, once; fn must stay callable until gr_rt_stop
+ * returns. girderd installs gr_dist_monitor_nodes. */
+typedef int (*gr_rt_node_monitor_fn)(void *ud, girder_pid pid, bool on);
+void gr_rt_set_node_monitor(girder_rt *rt, gr_rt_node_monitor_fn fn, void *ud);
+
 /* Incoming: hand over a signal that arrived from node sig->from.node (an index
  * already interned with gr_rt_node_intern, != 0) for a process of this node
  * (sig->to.node == 0), or, for MSG, for the name sig->to_name registered here

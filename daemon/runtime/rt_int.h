@@ -118,6 +118,7 @@ typedef struct gr_proc {
     bool queued : 1;               /* in the run queue */
     bool inited : 1;               /* init has run successfully */
     bool stopping : 1;             /* exiting: reason is final */
+    bool node_monitor : 1;         /* subscribed with girder_monitor_nodes */
 } gr_proc;
 
 /* The context passed to callbacks IS the process. */
@@ -197,6 +198,8 @@ struct girder_rt {
     gr_registry *names;            /* registered names (own lock) */
     gr_rt_remote_fn remote_fn;     /* outgoing remote signals; NULL = no distribution */
     void *remote_ud;               /* remote_fn's argument */
+    gr_rt_node_monitor_fn node_mon_fn; /* girder_monitor_nodes; NULL = no distribution */
+    void *node_mon_ud;                 /* node_mon_fn's argument */
     /* Per node index: schedulers that have not yet run the node-down scan of
      * gr_rt_node_down. While non-zero, new signals to that node are answered as
      * if it were not connected (remote.c). */

@@ -1227,11 +1227,123 @@ START_TEST(test_process_list_concurrent)
 }
 END_TEST
 
+/* ---- tests: node monitoring hook ------------------------------------------------------------ */
+
+/* A fake node-monitor hook: records every call; fails with -ENOMEM while
+ * nm_fail is set. */
+typedef struct nm_call {
+    girder_pid pid; /* who */
+    bool on;        /* subscribe or not */
+} nm_call;
+
+static pthread_mutex_t nm_lock = PTHREAD_MUTEX_INITIALIZER;
+static nm_call nm_calls[64];
+static size_t nm_n;
+static atomic_bool nm_fail;
+
+static int fake_node_monitor(void *ud, girder_pid pid, bool on)
+{
+    ck_assert_ptr_eq(ud, &nm_calls);
+    if (atomic_load(&nm_fail)) {
+        return -ENOMEM;
+    }
+    pthread_mutex_lock(&nm_lock);
+    ck_assert_uint_lt(nm_n, 64);
+    nm_calls[nm_n++] = (nm_call){pid, on};
+    pthread_mutex_unlock(&nm_lock);
+    return 0;
+}
+
+/* Calls recorded for pid with `on`. */
+static size_t nm_count(girder_pid pid, bool on)
+{
+    size_t k = 0;
+
+    pthread_mutex_lock(&nm_lock);
+    for (size_t i = 0; i < nm_n; i++) {
+        k += girder_pid_eq(nm_calls[i].pid, pid) && nm_calls[i].on == on;
+    }
+    pthread_mutex_unlock(&nm_lock);
+    return k;
+}
+
+static void setup_nm(void)
+{
+    gr_rt_config cfg = {.node_name = "test@127.0.0.1", .creation = 7, .schedulers = 2};
+
+    nm_n = 0;
+    atomic_store(&nm_fail, false);
+    ck_assert_int_eq(gr_rt_new(&cfg, &rt), 0);
+    gr_rt_set_node_monitor(rt, fake_node_monitor, &nm_calls);
+    ck_assert_int_eq(gr_rt_start(rt), 0);
+    ck_assert_int_eq(gr_probe_new(rt, &probe), 0);
+}
+
+static int do_monitor_nodes(girder_ctx *ctx, void *a)
+{
+    return girder_monitor_nodes(ctx, ((op *)a)->flag);
+}
+
+START_TEST(test_monitor_nodes_without_distribution)
+{
+    op o = {.flag = true};
+
+    ck_assert_int_eq(probe_op(do_monitor_nodes, &o), GR_ENOCONN);
+    o.flag = false;
+    ck_assert_int_eq(probe_op(do_monitor_nodes, &o), GR_ENOCONN);
+}
+END_TEST
+
+START_TEST(test_monitor_nodes_hook)
+{
+    /* Subscribing reaches the hook with the caller's pid; a subscriber that
+     * exits is unsubscribed once by the runtime; one that unsubscribed first,
+     * or whose subscription failed, is not unsubscribed again. */
+    girder_pid a = spawn_fwd(), b = spawn_fwd(), c = spawn_fwd();
+    op on = {.flag = true}, off = {.flag = false};
+
+    ck_assert_int_eq(run_op(a, do_monitor_nodes, &on), 0);
+    ck_assert_int_eq(run_op(a, do_monitor_nodes, &on), 0); /* idempotent for the hook */
+    ck_assert_int_eq(run_op(b, do_monitor_nodes, &on), 0);
+    ck_assert_int_eq(run_op(b, do_monitor_nodes, &off), 0);
+    atomic_store(&nm_fail, true);
+    ck_assert_int_eq(run_op(c, do_monitor_nodes, &on), -ENOMEM);
+    atomic_store(&nm_fail, false);
+    ck_assert_uint_eq(nm_count(a, true), 2);
+    ck_assert_uint_eq(nm_count(b, true), 1);
+    ck_assert_uint_eq(nm_count(b, false), 1);
+    ck_assert_uint_eq(nm_count(c, true), 0);
+
+    kill_pid(a);
+    await_death(a, "killed");
+    send_atom(b, "stop");
+    await_death(b, "normal");
+    send_atom(c, "crash");
+    await_death(c, "boom");
+    ck_assert_uint_eq(nm_count(a, false), 1); /* dropped on exit */
+    ck_assert_uint_eq(nm_count(b, false), 1); /* not twice */
+    ck_assert_uint_eq(nm_count(c, false), 0); /* never subscribed */
+}
+END_TEST
+
+START_TEST(test_monitor_nodes_dropped_at_stop)
+{
+    girder_pid a = spawn_fwd();
+    op on = {.flag = true};
+
+    ck_assert_int_eq(run_op(a, do_monitor_nodes, &on), 0);
+    probe = gr_probe_free(probe);
+    gr_rt_stop(rt); /* a exits with "shutdown": the hook hears of it */
+    ck_assert_uint_eq(nm_count(a, false), 1);
+}
+END_TEST
+
 static Suite *runtime_suite(void)
 {
     Suite *s = suite_create("runtime");
     TCase *tc = tcase_create("two-schedulers");
     TCase *one = tcase_create("one-scheduler");
+    TCase *nm = tcase_create("node-monitor-hook");
 
     tcase_add_checked_fixture(tc, setup2, teardown);
     tcase_set_timeout(tc, 60);
@@ -1267,12 +1379,19 @@ static Suite *runtime_suite(void)
     tcase_add_test(tc, test_process_list);
     tcase_add_test(tc, test_process_list_request);
     tcase_add_test(tc, test_process_list_concurrent);
+    tcase_add_test(tc, test_monitor_nodes_without_distribution);
     suite_add_tcase(s, tc);
 
     tcase_add_checked_fixture(one, setup1, teardown);
     tcase_set_timeout(one, 60);
     tcase_add_test(one, test_fairness);
     suite_add_tcase(s, one);
+
+    tcase_add_checked_fixture(nm, setup_nm, teardown);
+    tcase_set_timeout(nm, 60);
+    tcase_add_test(nm, test_monitor_nodes_hook);
+    tcase_add_test(nm, test_monitor_nodes_dropped_at_stop);
+    suite_add_tcase(s, nm);
     return s;
 }
 
