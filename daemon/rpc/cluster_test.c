@@ -243,6 +243,219 @@ START_TEST(monitor_nodes_real_dist)
 }
 END_TEST
 
+/* ---- rpc.multicall and rpc.cast ------------------------------------------------------------- */
+
+static uint64_t next_ref = 1;
+
+/* Dispatch rpc.FN(args) on node a (its answers are captured); wait for it. */
+static size_t run_on_a(node *a, const char *fn, const msgpack_sbuffer *args, uint32_t deadline)
+{
+    uint64_t ref = next_ref++;
+    gr_dist_request req = {
+        .conn = 7,
+        .ref = ref,
+        .peer = "cli@127.0.0.1",
+        .hidden = true,
+        .module = "rpc",
+        .function = fn,
+        .args = (const uint8_t *)args->data,
+        .args_len = args->size,
+        .deadline_ms = deadline,
+    };
+    struct timespec dl;
+
+    gr_rpc_dispatch(a->rpc, &req);
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += WAIT_MS / 1000;
+    pthread_mutex_lock(&lock);
+    for (;;) {
+        for (size_t i = 0; i < nanswers; i++) {
+            if (answers[i].ref == ref) {
+                pthread_mutex_unlock(&lock);
+                return i;
+            }
+        }
+        ck_assert_msg(pthread_cond_timedwait(&cond, &lock, &dl) == 0, "no answer");
+    }
+}
+
+/* rpc.multicall([nodes...], mod, fn, [arg?], timeout) on a; returns the
+ * answer's index (status 0 checked). */
+static size_t multicall(node *a, const char *const *nodes, size_t n, const char *mod,
+                        const char *fn, const char *arg, uint32_t timeout)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    size_t i;
+
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 5);
+    if (nodes) {
+        msgpack_pack_array(&pk, (uint32_t)n);
+        for (size_t k = 0; k < n; k++) {
+            msgpack_pack_str_with_body(&pk, nodes[k], strlen(nodes[k]));
+        }
+    } else {
+        msgpack_pack_str_with_body(&pk, "all", 3);
+    }
+    msgpack_pack_str_with_body(&pk, mod, strlen(mod));
+    msgpack_pack_str_with_body(&pk, fn, strlen(fn));
+    if (arg) {
+        msgpack_pack_array(&pk, 3);
+        msgpack_pack_str_with_body(&pk, arg, strlen(arg));
+        msgpack_pack_str_with_body(&pk, "hello", 5);
+        msgpack_pack_uint32(&pk, 60000);
+    } else {
+        msgpack_pack_array(&pk, 0);
+    }
+    msgpack_pack_uint32(&pk, timeout);
+    i = run_on_a(a, "multicall", &sb, timeout + 5000);
+    msgpack_sbuffer_destroy(&sb);
+    ck_assert_msg(answers[i].status == 0, "multicall: %s", gr_errid(answers[i].status));
+    return i;
+}
+
+/* Node `name`'s entry in answer i: ok and its value (a string, copied into
+ * buf) or the reason id. */
+static bool mc_entry(size_t i, const char *name, char *buf, size_t cap)
+{
+    msgpack_unpacked up;
+    size_t off = 0;
+    bool found = false, ok = false;
+
+    msgpack_unpacked_init(&up);
+    ck_assert_int_eq(msgpack_unpack_next(&up, (const char *)answers[i].term, answers[i].len, &off),
+                     MSGPACK_UNPACK_SUCCESS);
+    ck_assert_int_eq(up.data.type, MSGPACK_OBJECT_MAP);
+    buf[0] = '\0';
+    for (uint32_t k = 0; k < up.data.via.map.size; k++) {
+        const msgpack_object *v = &up.data.via.map.ptr[k].val;
+
+        if (gr_term_is_str(&up.data.via.map.ptr[k].key, name)) {
+            const msgpack_object *val = &v->via.map.ptr[0].val;
+
+            found = true;
+            ok = gr_term_is_str(&v->via.map.ptr[0].key, "ok");
+            if (val->type == MSGPACK_OBJECT_STR) {
+                snprintf(buf, cap, "%.*s", (int)val->via.str.size, val->via.str.ptr);
+            }
+        }
+    }
+    msgpack_unpacked_destroy(&up);
+    ck_assert_msg(found, "%s missing from the multicall answer", name);
+    return ok;
+}
+
+/* "silent": registered as "silent" on its node; never answers a call. */
+static int silent_init(girder_ctx *ctx, const girder_msg *arg, void **ret_state)
+{
+    (void)arg;
+    (void)ret_state;
+    return girder_register(ctx, "silent", girder_self(ctx));
+}
+
+static int silent_handle(girder_ctx *ctx, void *state, const girder_msg *msg)
+{
+    (void)ctx;
+    (void)state;
+    (void)msg;
+    return GIRDER_CONTINUE;
+}
+
+static const girder_behaviour silent = {
+    .name = "silent", .init = silent_init, .handle = silent_handle};
+
+static void start_silent(node *n)
+{
+    girder_pid pid;
+
+    ck_assert_int_eq(gr_rt_spawn(n->rt, &silent, NULL, &pid), 0);
+    for (int k = 0; k < 1000 && gr_rt_whereis(n->rt, "silent", &pid) < 0; k++) {
+        nap(5);
+    }
+}
+
+START_TEST(multicall_three_nodes)
+{
+    static const char *const abc[] = {"a@127.0.0.1", "b@127.0.0.1", "c@127.0.0.1"};
+    node a, b, c;
+    char v[128];
+    size_t i;
+
+    node_start(&a, abc[0], NULL, true);
+    node_start(&b, abc[1], &a, false);
+    node_start(&c, abc[2], &a, false);
+    wait_up(&a, abc[1]);
+    wait_up(&a, abc[2]);
+
+    /* everyone answers its own name, "all" and a list alike */
+    i = multicall(&a, NULL, 0, "node", "self", NULL, 3000);
+    for (int k = 0; k < 3; k++) {
+        ck_assert(mc_entry(i, abc[k], v, sizeof(v)) && strcmp(v, abc[k]) == 0);
+    }
+    i = multicall(&a, abc, 3, "node", "self", NULL, 3000);
+    for (int k = 0; k < 3; k++) {
+        ck_assert(mc_entry(i, abc[k], v, sizeof(v)) && strcmp(v, abc[k]) == 0);
+    }
+    /* per-node errors: b has no "silent" (noproc), a and c time out */
+    start_silent(&a);
+    start_silent(&c);
+    i = multicall(&a, abc, 3, "proc", "call", "silent", 400);
+    ck_assert(!mc_entry(i, abc[0], v, sizeof(v)) && strcmp(v, "timeout") == 0);
+    ck_assert(!mc_entry(i, abc[1], v, sizeof(v)) && strcmp(v, "noproc") == 0);
+    ck_assert(!mc_entry(i, abc[2], v, sizeof(v)) && strcmp(v, "timeout") == 0);
+    /* c gone: noconnection for c only */
+    node_stop(&c);
+    i = multicall(&a, abc, 3, "node", "ping", NULL, 3000);
+    ck_assert(mc_entry(i, abc[0], v, sizeof(v)) && strcmp(v, "pong") == 0);
+    ck_assert(mc_entry(i, abc[1], v, sizeof(v)) && strcmp(v, "pong") == 0);
+    ck_assert(!mc_entry(i, abc[2], v, sizeof(v)) && strcmp(v, "noconnection") == 0);
+    node_stop(&b);
+    node_stop(&a);
+}
+END_TEST
+
+static int do_register_inbox(girder_ctx *ctx, void *arg)
+{
+    (void)arg;
+    return girder_register(ctx, "inbox", girder_self(ctx));
+}
+
+START_TEST(cast_runs_remotely)
+{
+    /* cast(b, proc, send, ["inbox", "hello"]) from a: "ok" at once, and b's
+     * probe (registered as "inbox") gets "hello". */
+    node a, b;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    girder_msg *m = NULL;
+    size_t i;
+
+    node_start(&a, "a@127.0.0.1", NULL, true);
+    node_start(&b, "b@127.0.0.1", &a, false);
+    wait_up(&a, "b@127.0.0.1");
+    ck_assert_int_eq(gr_probe_run(b.probe, do_register_inbox, NULL), 0);
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 4);
+    msgpack_pack_str_with_body(&pk, "b@127.0.0.1", 11);
+    msgpack_pack_str_with_body(&pk, "proc", 4);
+    msgpack_pack_str_with_body(&pk, "send", 4);
+    msgpack_pack_array(&pk, 2);
+    msgpack_pack_str_with_body(&pk, "inbox", 5);
+    msgpack_pack_str_with_body(&pk, "hello", 5);
+    i = run_on_a(&a, "cast", &sb, 5000);
+    msgpack_sbuffer_destroy(&sb);
+    ck_assert_int_eq(answers[i].status, 0);
+    ck_assert_int_eq(gr_probe_recv(b.probe, WAIT_MS, &m), 0);
+    ck_assert(girder_msg_is_atom(m, "hello"));
+    girder_msg_unref(m);
+    node_stop(&b);
+    node_stop(&a);
+}
+END_TEST
+
 static Suite *cluster_suite(void)
 {
     Suite *s = suite_create("rpc-cluster");
@@ -251,6 +464,8 @@ static Suite *cluster_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, monitor_nodes_real_dist);
+    tcase_add_test(tc, multicall_three_nodes);
+    tcase_add_test(tc, cast_runs_remotely);
     suite_add_tcase(s, tc);
     return s;
 }

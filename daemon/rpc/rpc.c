@@ -108,6 +108,43 @@ static const gr_rpc_fn_def *lookup(const char *module, size_t mlen, const char *
 
 /* ---- answering ---------------------------------------------------------------------- */
 
+/* A local call's answer: ["$rpc", Tag, Status, Result | ReasonId] to `to`
+ * (id 0: nobody). 0 or -ENOMEM. Any thread (gr_rt_send). */
+static int local_answer(girder_rt *rt, girder_pid to, uint64_t tag, int status, const void *term,
+                        size_t len)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    girder_msg *m;
+    int r;
+
+    if (to.id == 0) {
+        return 0;
+    }
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 4);
+    msgpack_pack_str_with_body(&pk, "$rpc", 4);
+    msgpack_pack_uint64(&pk, tag);
+    msgpack_pack_int(&pk, status);
+    if (status < 0) {
+        const char *id = gr_errid(status);
+
+        msgpack_pack_str_with_body(&pk, id, strlen(id));
+    } else {
+        msgpack_sbuffer_write(&sb, term, len);
+    }
+    m = gr_term_validate(sb.data, sb.size) == 0 ? girder_msg_new(sb.data, sb.size) : NULL;
+    msgpack_sbuffer_destroy(&sb);
+    if (!m) {
+        return -ENOMEM;
+    }
+    if ((r = gr_rt_send(rt, to, m)) < 0) {
+        girder_msg_unref(m);
+    }
+    return r;
+}
+
 static int send_answer(gr_rpc_call *c, int status, const void *term, size_t len)
 {
     gr_rpc *rpc = c->rpc;
@@ -116,6 +153,9 @@ static int send_answer(gr_rpc_call *c, int status, const void *term, size_t len)
         return -EALREADY;
     }
     c->answered = true;
+    if (c->local) {
+        return local_answer(rpc->rt, c->answer_to, c->answer_tag, status, term, len);
+    }
     if (rpc->reply_fn) {
         return rpc->reply_fn(rpc->reply_ud, c->conn, c->ref, status, term, len);
     }
@@ -522,6 +562,88 @@ fail:
     }
     free(p);
     reply_now(rpc, req, r, NULL, 0);
+}
+
+/* ---- local calls (rpc.multicall, rpc.cast to this node) ----------------------------------- */
+
+int gr_rpc_call_local(gr_rpc_call *c, girder_ctx *ctx, const char *module, const char *function,
+                      const msgpack_object *args, uint32_t deadline_ms, girder_pid reply_to,
+                      uint64_t tag)
+{
+    gr_rpc *rpc = c->rpc;
+    const gr_rpc_fn_def *fn;
+    gr_rpc_call *k = NULL;
+    parked *p = NULL;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    girder_msg *arg = NULL;
+    girder_pid pid;
+    int err = 0, r;
+
+    if (!(fn = lookup(module, strlen(module), function, strlen(function), &err))) {
+        return err;
+    }
+    if (args->type != MSGPACK_OBJECT_ARRAY) {
+        return GR_EBADARG;
+    }
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    if (fn->inline_fn) {
+        r = fn->inline_fn(rpc, args, &pk);
+        r = r < 0 ? local_answer(rpc->rt, reply_to, tag, r, NULL, 0)
+                  : local_answer(rpc->rt, reply_to, tag, 0, sb.data, sb.size);
+        msgpack_sbuffer_destroy(&sb);
+        return r;
+    }
+    if (msgpack_pack_object(&pk, *args) < 0 || !(k = calloc(1, sizeof(*k))) ||
+        !(p = calloc(1, sizeof(*p)))) {
+        r = -ENOMEM;
+        goto fail;
+    }
+    k->rpc = rpc;
+    k->id = atomic_fetch_add(&rpc->next_id, 1) + 1;
+    snprintf(k->peer, sizeof(k->peer), "%s", gr_rt_node_name(rpc->rt));
+    k->fn = fn;
+    k->args_len = sb.size;
+    k->args = (uint8_t *)msgpack_sbuffer_release(&sb);
+    k->deadline_ms = deadline_ms ? deadline_ms : GR_RPC_DEFAULT_DEADLINE_MS;
+    k->local = true;
+    k->answer_to = reply_to;
+    k->answer_tag = tag;
+
+    msgpack_pack_array(&pk, 2);
+    msgpack_pack_uint64(&pk, (uint64_t)(uintptr_t)rpc);
+    msgpack_pack_uint64(&pk, k->id);
+    arg = girder_msg_new(sb.data, sb.size);
+    if (!arg) {
+        r = -ENOMEM;
+        goto fail;
+    }
+    p->call = k;
+    pthread_mutex_lock(&rpc->lock);
+    p->next = rpc->parked;
+    rpc->parked = p;
+    pthread_mutex_unlock(&rpc->lock);
+    atomic_fetch_add(&rpc->inflight, 1);
+    r = girder_spawn(ctx, &worker_behaviour, arg, GIRDER_SPAWN_SPREAD, &pid, NULL);
+    girder_msg_unref(arg);
+    msgpack_sbuffer_destroy(&sb);
+    if (r < 0) {
+        atomic_fetch_sub(&rpc->inflight, 1);
+        if ((k = unpark(rpc, k->id)) != NULL) { /* no worker: nobody else has it */
+            call_free(k);
+        }
+        return r;
+    }
+    return 0;
+
+fail:
+    msgpack_sbuffer_destroy(&sb);
+    if (k) {
+        call_free(k);
+    }
+    free(p);
+    return r;
 }
 
 /* ---- life cycle ------------------------------------------------------------------------------ */
