@@ -100,6 +100,7 @@ int girder_spawn(girder_ctx *ctx, const girder_behaviour *b, const girder_msg *a
     gr_sched *s = p->sched, *t = s;
     girder_rt *rt = s->rt;
     gr_proc *child;
+    girder_pid cpid;
     girder_ref mref = {0, 0, 0};
 
     if (b == NULL || b->handle == NULL) {
@@ -136,6 +137,7 @@ int girder_spawn(girder_ctx *ctx, const girder_behaviour *b, const girder_msg *a
             goto nomem;
         }
     }
+    cpid = child->pid;
     if (t == s) {
         gr_proc_insert(s, child);
     } else {
@@ -145,9 +147,11 @@ int girder_spawn(girder_ctx *ctx, const girder_behaviour *b, const girder_msg *a
             goto nomem;
         }
         sig->ptr = child;
+        /* From here the child belongs to t: it may run, die and be freed
+         * before this thread reads it again, so use cpid only. */
         gr_sched_push(t, sig);
     }
-    *ret_pid = child->pid;
+    *ret_pid = cpid;
     if (ret_mref) {
         *ret_mref = mref;
     }
