@@ -452,7 +452,7 @@ typedef struct list_state {
     size_t max;       /* most entries answered */
     unsigned pending; /* schedulers that have not answered */
     uint64_t total;   /* live processes, summed over the answers */
-    size_t n, cap;    /* items held / allocated (nsched * max at most) */
+    size_t n, cap;    /* items held / allocated: 2 * max (see list_trim) */
     list_item *items; /* the entries received */
 } list_state;
 
@@ -482,7 +482,7 @@ static int list_keep(list_state *l, girder_ctx *ctx, const msgpack_object *e)
         return GR_EBADTERM;
     }
     if (l->n == l->cap) {
-        return 0; /* a scheduler sent more than asked: cannot happen, ignore */
+        return 0; /* more than the scheduler was asked for: cannot happen */
     }
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
@@ -504,6 +504,21 @@ static int cmp_item(const void *a, const void *b)
     return x->id < y->id ? -1 : x->id > y->id;
 }
 
+/* Keep the `max` lowest pids, sorted. Called whenever another scheduler's
+ * answer (at most max entries) might not fit, so items never exceed 2 * max
+ * whatever the number of schedulers. */
+static void list_trim(list_state *l)
+{
+    if (l->n > 1) {
+        qsort(l->items, l->n, sizeof(l->items[0]), cmp_item);
+    }
+    while (l->n > l->max) {
+        l->n--;
+        free(l->items[l->n].entry);
+        l->items[l->n].entry = NULL;
+    }
+}
+
 /* The lowest `max` entries, sorted by pid: the array, or for proc.snapshot
  * {"processes": Array, "total": N, "truncated": Bool}. */
 static int list_answer(gr_rpc_call *c, list_state *l)
@@ -513,7 +528,7 @@ static int list_answer(gr_rpc_call *c, list_state *l)
     msgpack_packer pk;
     int r;
 
-    qsort(l->items, l->n, sizeof(l->items[0]), cmp_item);
+    list_trim(l);
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     if (l->snapshot) {
@@ -570,7 +585,7 @@ static int list_start(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *arg
     l->snapshot = snapshot;
     l->max = max;
     l->pending = nsched;
-    l->cap = (size_t)nsched * max;
+    l->cap = 2 * max;
     if (!(l->items = calloc(l->cap, sizeof(*l->items)))) {
         return -ENOMEM;
     }
@@ -609,6 +624,9 @@ static int proc_list_msg(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *
         return GR_EBADTERM;
     }
     l->total += a[2].via.u64;
+    if (l->n + a[3].via.array.size > l->cap) {
+        list_trim(l);
+    }
     for (uint32_t i = 0; i < a[3].via.array.size; i++) {
         if ((r = list_keep(l, ctx, &a[3].via.array.ptr[i])) < 0) {
             return r;

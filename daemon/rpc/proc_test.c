@@ -74,7 +74,7 @@ static const girder_behaviour silent = {
 
 static void setup(void)
 {
-    gr_rt_config rc = {.node_name = NODE, .schedulers = 2};
+    gr_rt_config rc = {.node_name = NODE, .schedulers = 3}; /* 3: proc.list merges */
     gr_rpc_config cfg = {.reply_fn = capture};
 
     ck_assert_int_eq(gr_rt_new(&rc, &rt), 0);
@@ -714,6 +714,17 @@ static bool list_has(const msgpack_object *arr, const girder_pid *pid, const cha
     return false;
 }
 
+/* Is entry e (a list map) of behaviour beh? */
+static bool list_has_beh(const msgpack_object *e, const char *beh)
+{
+    for (uint32_t k = 0; k < e->via.map.size; k++) {
+        if (gr_term_is_str(&e->via.map.ptr[k].key, "behaviour")) {
+            return gr_term_is_str(&e->via.map.ptr[k].val, beh);
+        }
+    }
+    return false;
+}
+
 START_TEST(list_everything)
 {
     /* Not only what the proc module spawned: a process spawned by anyone else,
@@ -757,6 +768,52 @@ START_TEST(list_everything)
     ck_assert_uint_ge(total->via.u64, 2); /* silent + this worker */
     ck_assert(trunc->type == MSGPACK_OBJECT_BOOLEAN && trunc->via.boolean);
     msgpack_unpacked_destroy(&up);
+
+    /* list(2) with three schedulers answering: the two lowest pids. The
+     * processes alive at both lists (all but rpc workers) bound them: both
+     * are at most the second-lowest such pid of the full list. */
+    {
+        msgpack_unpacked up2;
+        const msgpack_object *all, *two;
+        uint64_t ids[2], bound = 0;
+        girder_pid more;
+        int seen = 0;
+        size_t j;
+
+        for (int k = 0; k < 6; k++) {
+            ck_assert_int_eq(gr_rt_spawn(rt, &silent, NULL, &more), 0);
+        }
+        i = run("list", NULL, 5000);
+        all = term_of(i, &up);
+        for (uint32_t k = 0; k < all->via.array.size && seen < 2; k++) {
+            const msgpack_object *e = &all->via.array.ptr[k];
+            gr_term_id id;
+
+            if (!list_has_beh(e, "rpc_worker")) {
+                ck_assert_int_eq(gr_term_parse_id(&e->via.map.ptr[0].val, GR_TERM_EXT_PID, &id), 0);
+                bound = id.id;
+                seen++;
+            }
+        }
+        ck_assert_int_eq(seen, 2);
+        a = args_new(1);
+        msgpack_pack_int(&a->pk, 2);
+        j = run("list", a, 5000);
+        two = term_of(j, &up2);
+        ck_assert_uint_eq(two->via.array.size, 2);
+        for (uint32_t k = 0; k < 2; k++) {
+            gr_term_id id;
+
+            ck_assert_int_eq(
+                gr_term_parse_id(&two->via.array.ptr[k].via.map.ptr[0].val, GR_TERM_EXT_PID, &id),
+                0);
+            ids[k] = id.id;
+            ck_assert_uint_le(ids[k], bound);
+        }
+        ck_assert_uint_lt(ids[0], ids[1]);
+        msgpack_unpacked_destroy(&up2);
+        msgpack_unpacked_destroy(&up);
+    }
 
     /* Not truncated: every process. */
     i = run("snapshot", NULL, 5000);

@@ -45,9 +45,10 @@ typedef struct gr_plist_sync {
     pthread_cond_t cond;  /* signalled when `remaining` drops to 0 */
     unsigned remaining;   /* schedulers that have not answered */
     uint64_t total;       /* sum of the schedulers' counts */
-    girder_pid *pids;     /* up to nsched * max pids, unsorted */
+    girder_pid *pids;     /* pids received, unsorted; at most cap */
     size_t n;             /* pids filled */
-    size_t cap;           /* pids allocated */
+    size_t max;           /* pids asked for */
+    size_t cap;           /* pids allocated: 2 * max (see plist_sync_fill) */
     int err;              /* first error (-ENOMEM) of a scheduler, else 0 */
 } gr_plist_sync;
 
@@ -165,10 +166,25 @@ static girder_msg *plist_msg(gr_sched *s, girder_ref ref, heap *h)
     return gr_pack_finish(&pk);
 }
 
-/* Fill the collector of a synchronous request; wakes its waiter when last. */
+static int cmp_pid(const void *a, const void *b)
+{
+    const girder_pid *x = a, *y = b;
+
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* Fill the collector of a synchronous request; wakes its waiter when last.
+ * When this scheduler's pids might not fit, the collector first keeps only
+ * its `max` lowest: memory stays at 2 * max pids whatever the number of
+ * schedulers (the sort is O(max log max) under the collector's lock, which
+ * only the answering schedulers and the waiter take). */
 static void plist_sync_fill(gr_sched *s, gr_plist_sync *c, heap *h, int err)
 {
     pthread_mutex_lock(&c->lock);
+    if (c->n + h->n > c->cap) {
+        qsort(c->pids, c->n, sizeof(*c->pids), cmp_pid);
+        c->n = c->n < c->max ? c->n : c->max;
+    }
     c->total += s->ptab.count;
     if (err < 0 && c->err == 0) {
         c->err = err;
@@ -273,13 +289,6 @@ int gr_rt_process_list_request(girder_ctx *ctx, size_t max, girder_ref *ret_ref)
     return 0;
 }
 
-static int cmp_pid(const void *a, const void *b)
-{
-    const girder_pid *x = a, *y = b;
-
-    return x->id < y->id ? -1 : x->id > y->id;
-}
-
 int gr_rt_process_list(girder_rt *rt, size_t max, girder_pid **ret_pids, size_t *ret_n,
                        uint64_t *ret_total)
 {
@@ -292,7 +301,8 @@ int gr_rt_process_list(girder_rt *rt, size_t max, girder_pid **ret_pids, size_t 
     if (atomic_load(&rt->stopping) || !atomic_load(&rt->running)) {
         return GR_ESTOPPED;
     }
-    c.cap = (size_t)rt->nsched * max;
+    c.max = max;
+    c.cap = 2 * max;
     if ((c.pids = malloc(c.cap * sizeof(*c.pids))) == NULL) {
         return -ENOMEM;
     }
@@ -312,7 +322,9 @@ int gr_rt_process_list(girder_rt *rt, size_t max, girder_pid **ret_pids, size_t 
         free(c.pids);
         return r;
     }
-    qsort(c.pids, c.n, sizeof(*c.pids), cmp_pid);
+    if (c.n > 1) {
+        qsort(c.pids, c.n, sizeof(*c.pids), cmp_pid);
+    }
     *ret_pids = c.pids;
     *ret_n = c.n < max ? c.n : max;
     *ret_total = c.total;

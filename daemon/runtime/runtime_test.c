@@ -1127,6 +1127,35 @@ START_TEST(test_process_list)
         free(all);
     }
     ck_assert_int_eq(gr_rt_process_list(rt, 0, &pids, &n, &total), GR_EBADARG);
+
+    /* More schedulers than the collector holds answers for (2 * max pids):
+     * still the max lowest, and the true total. */
+    {
+        gr_rt_config cfg = {.node_name = "four@127.0.0.1", .creation = 9, .schedulers = 4};
+        girder_rt *r4;
+        girder_pid *all = NULL, *few = NULL, child;
+        size_t na = 0, nf = 0;
+        uint64_t ta = 0, tf = 0;
+
+        ck_assert_int_eq(gr_rt_new(&cfg, &r4), 0);
+        ck_assert_int_eq(gr_rt_start(r4), 0);
+        for (int i = 0; i < 40; i++) {
+            ck_assert_int_eq(gr_rt_spawn(r4, &fwd_beh, NULL, &child), 0);
+        }
+        ck_assert_int_eq(gr_rt_process_list(r4, 1000, &all, &na, &ta), 0);
+        ck_assert_uint_eq(na, 40);
+        ck_assert_uint_eq(ta, 40);
+        ck_assert_int_eq(gr_rt_process_list(r4, 3, &few, &nf, &tf), 0);
+        ck_assert_uint_eq(nf, 3);
+        ck_assert_uint_eq(tf, 40);
+        for (size_t i = 0; i < 3; i++) {
+            ck_assert(girder_pid_eq(few[i], all[i]));
+        }
+        free(all);
+        free(few);
+        gr_rt_stop(r4);
+        r4 = gr_rt_free(r4);
+    }
     ck_assert_int_eq(gr_rt_process_list(rt, GR_RT_PLIST_MAX + 1, &pids, &n, &total), GR_EBADARG);
 }
 END_TEST
