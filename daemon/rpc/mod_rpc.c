@@ -21,6 +21,20 @@
  *       -> {"count", "median_us", "p99_us", "mean_us", "min_us", "max_us"}:
  *          Count sequential node.ping round trips to Node measured in this
  *          daemon (send to reply, monotonic clock), for the benchmarks.
+ *
+ * Design notes
+ * - multicall treats every node alike: other nodes through gr_dist_call, this
+ *   node through gr_rpc_call_local (a request of its own in a new worker);
+ *   both answer with ["$rpc", Tag, Status, Result], one tag per node. The
+ *   worker arms its own TimeoutMs timer before issuing anything, so the whole
+ *   call is bounded by TimeoutMs even if a node's answer is late; answers
+ *   after that die with the worker.
+ * - cast checks the member list (gr_dist_members) before sending so that an
+ *   unconnected node is an error at once, as documented; a node lost between
+ *   the check and the send is silent (the call's answer goes to pid 0, which
+ *   the runtime drops).
+ *
+ * Owning thread: every function runs in its request's worker process.
  */
 #include "rpc/rpc_int.h"
 
@@ -211,8 +225,8 @@ static void multicall_free(void *priv)
     free(m);
 }
 
-/* Add node name (validated) unless already there. 0, GR_EBADARG, GR_EBADARG
- * (too many: the list is the caller's mistake). */
+/* Add node name (len bytes, validated) unless already there (at most cap
+ * nodes). 0, or GR_EBADARG (not a node name, or more than cap). */
 static int mc_add(multicall *m, size_t cap, const char *name, size_t len)
 {
     if (len == 0 || len > GR_NODENAME_MAX || gr_nodename_check(name, len) < 0) {
