@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * cmd.c - the commands of `girder` (ping, nodes, join, leave, rpc, stats, and
- * the process commands send, call, spawn, ps, info, kill): the table that also
- * generates the help, argument checks, the one rpc each makes (`session`), and
- * how each prints its result.
+ * cmd.c - the commands of `girder` (ping, nodes, join, leave, rpc, cast,
+ * multicall, stats, and the process commands send, call, spawn, ps, info,
+ * kill): the table that also generates the help, argument checks, the one rpc
+ * each makes (`session`), and how each prints its result.
  *
  * Design notes:
  * - Arguments are checked and packed before the cookie is read or a socket
@@ -697,25 +697,337 @@ static int cmd_spawn(const gr_cli_ctx *ctx, int argc, char **argv)
     return ex;
 }
 
+/* The value of string key k in map m, or NULL. */
+static const msgpack_object *map_get(const msgpack_object *m, const char *k)
+{
+    for (uint32_t i = 0; m->type == MSGPACK_OBJECT_MAP && i < m->via.map.size; i++) {
+        const msgpack_object *key = &m->via.map.ptr[i].key;
+
+        if (key->type == MSGPACK_OBJECT_STR && key->via.str.size == strlen(k) &&
+            memcmp(key->via.str.ptr, k, key->via.str.size) == 0) {
+            return &m->via.map.ptr[i].val;
+        }
+    }
+    return NULL;
+}
+
+/* proc.snapshot's {"processes", "total", "truncated"}: the table and, when
+ * truncated, a note on stderr; --json: the processes array (as proc.list) and
+ * nothing on stderr (scripts wanting the count call proc.snapshot). */
 static int cmd_ps(const gr_cli_ctx *ctx, int argc, char **argv)
 {
     char peer[GR_NODENAME_MAX + 1];
+    const msgpack_object *procs, *total, *trunc;
     gr_cli_reply rep = {0};
+    msgpack_unpacked u;
+    char *s = NULL;
     proc_req q;
     int ex;
 
     if (argc == 1 && (ex = check_node_arg(ctx, "ps", argv[0])) != 0) {
         return ex;
     }
-    if (proc_begin(ctx, &q, argc == 1 ? argv[0] : NULL, "list", 0) < 0) {
+    if (proc_begin(ctx, &q, argc == 1 ? argv[0] : NULL, "snapshot", 0) < 0) {
         return proc_nomem(ctx, &q);
     }
     if ((ex = proc_run(ctx, &q, &rep, peer)) != 0) {
         return ex;
     }
-    ex = print_shaped(ctx, &rep, gr_cli_print_procs);
+    if (unpack_result(&rep, &u) != 0 || !(procs = map_get(&u.data, "processes")) ||
+        procs->type != MSGPACK_OBJECT_ARRAY) {
+        msgpack_unpacked_destroy(&u);
+        ex = print_result_json(ctx, &rep); /* an unexpected shape: show it as it is */
+        gr_cli_reply_clear(&rep);
+        return ex;
+    }
+    ex = GR_CLI_EXIT_OK;
+    if (ctx->json) {
+        if (gr_cli_term_to_json(procs, 0, &s) == 0) {
+            fprintf(ctx->out, "%s\n", s);
+        } else {
+            ex = print_result_json(ctx, &rep);
+        }
+        free(s);
+    } else if (gr_cli_print_procs(ctx->out, procs) < 0) {
+        ex = print_result_json(ctx, &rep);
+    }
+    total = map_get(&u.data, "total");
+    trunc = map_get(&u.data, "truncated");
+    if (!ctx->json && trunc && trunc->type == MSGPACK_OBJECT_BOOLEAN && trunc->via.boolean &&
+        total && total->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        fprintf(ctx->err, "girder: ps: %u of %llu processes shown (truncated)\n",
+                procs->via.array.size, (unsigned long long)total->via.u64);
+    }
+    msgpack_unpacked_destroy(&u);
     gr_cli_reply_clear(&rep);
     return ex;
+}
+
+/* ------------------------------------------------------------ cast and multicall */
+
+/* Pack MODULE FUNCTION [JSON-ARG...] (argv[0..argc)) as Module, Function,
+ * [Args]: 0, a usage error's exit code, or -ENOMEM. */
+static int pack_mfa(const gr_cli_ctx *ctx, const char *cmd, int argc, char **argv,
+                    msgpack_packer *pk)
+{
+    int r;
+
+    if (bad_ident(argv[0])) {
+        return gr_cli_usage_error(ctx, cmd, "'%s' is not a module name", argv[0]);
+    }
+    if (bad_ident(argv[1])) {
+        return gr_cli_usage_error(ctx, cmd, "'%s' is not a function name", argv[1]);
+    }
+    if (msgpack_pack_str_with_body(pk, argv[0], strlen(argv[0])) < 0 ||
+        msgpack_pack_str_with_body(pk, argv[1], strlen(argv[1])) < 0 ||
+        msgpack_pack_array(pk, (size_t)(argc - 2)) < 0) {
+        return -ENOMEM;
+    }
+    for (int i = 2; i < argc; i++) {
+        if ((r = pack_json_arg(ctx, cmd, i - 1, argv[i], pk)) != 0) {
+            return r;
+        }
+    }
+    return 0;
+}
+
+static int cmd_cast(const gr_cli_ctx *ctx, int argc, char **argv)
+{
+    char peer[GR_NODENAME_MAX + 1];
+    gr_cli_reply rep = {0};
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    int ex, r;
+
+    if ((ex = check_node_arg(ctx, "cast", argv[0])) != 0) {
+        return ex;
+    }
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    if (msgpack_pack_array(&pk, 4) < 0 ||
+        msgpack_pack_str_with_body(&pk, argv[0], strlen(argv[0])) < 0) {
+        r = -ENOMEM;
+    } else {
+        r = pack_mfa(ctx, "cast", argc - 1, argv + 1, &pk);
+    }
+    if (r != 0) {
+        msgpack_sbuffer_destroy(&sb);
+        if (r == -ENOMEM) {
+            report(ctx, "ENOMEM", "out of memory");
+            return GR_CLI_EXIT_UNREACHABLE;
+        }
+        return r;
+    }
+    ex = session(ctx, NULL, "rpc", "cast", &sb, &rep, peer);
+    msgpack_sbuffer_destroy(&sb);
+    if (ex != 0) {
+        return ex;
+    }
+    ex = print_ok(ctx, &rep);
+    gr_cli_reply_clear(&rep);
+    return ex;
+}
+
+/* Pack --nodes a@h,b@h as an array of names, or report the usage error. */
+static int pack_node_list(const gr_cli_ctx *ctx, const char *list, msgpack_packer *pk)
+{
+    char *copy = strdup(list), *save = NULL, *tok;
+    const char *names[GR_CLI_MULTICALL_NODES_MAX];
+    size_t n = 0;
+    int r = 0;
+
+    if (copy == NULL) {
+        return -ENOMEM;
+    }
+    for (tok = strtok_r(copy, ",", &save); tok != NULL && r == 0;
+         tok = strtok_r(NULL, ",", &save)) {
+        if (gr_nodename_check(tok, strlen(tok)) < 0) {
+            r = gr_cli_usage_error(ctx, "multicall", "'%s' in --nodes is not a node name", tok);
+        } else if (n == GR_CLI_MULTICALL_NODES_MAX) {
+            r = gr_cli_usage_error(ctx, "multicall", "--nodes: at most %d nodes",
+                                   GR_CLI_MULTICALL_NODES_MAX);
+        } else {
+            names[n++] = tok;
+        }
+    }
+    if (r == 0 && n == 0) {
+        r = gr_cli_usage_error(ctx, "multicall", "--nodes: expected NAME@HOST[,NAME@HOST...]");
+    }
+    if (r == 0 && msgpack_pack_array(pk, n) < 0) {
+        r = -ENOMEM;
+    }
+    for (size_t i = 0; i < n && r == 0; i++) {
+        if (msgpack_pack_str_with_body(pk, names[i], strlen(names[i])) < 0) {
+            r = -ENOMEM;
+        }
+    }
+    free(copy);
+    return r;
+}
+
+/* The multicall table (NODE STATUS RESULT) of {Node: {"ok": R} | {"error": Id}}.
+ * 0 and *ret_failed (nodes in error), GR_EBADTERM (another shape: nothing
+ * printed), or -ENOMEM. */
+static int print_multicall(const gr_cli_ctx *ctx, const msgpack_object *o, size_t *ret_failed)
+{
+    static const char *const hdr[] = {"NODE", "STATUS", "RESULT"};
+    gr_cli_table *t = NULL;
+    size_t failed = 0;
+    int r;
+
+    if (o->type != MSGPACK_OBJECT_MAP) {
+        return GR_EBADTERM;
+    }
+    for (uint32_t i = 0; i < o->via.map.size; i++) {
+        const msgpack_object *k = &o->via.map.ptr[i].key, *v = &o->via.map.ptr[i].val;
+
+        if (k->type != MSGPACK_OBJECT_STR || v->type != MSGPACK_OBJECT_MAP ||
+            v->via.map.size != 1 || v->via.map.ptr[0].key.type != MSGPACK_OBJECT_STR) {
+            return GR_EBADTERM;
+        }
+    }
+    if ((r = gr_cli_table_new(3, hdr, "lll", &t)) < 0) {
+        return r;
+    }
+    for (uint32_t i = 0; i < o->via.map.size && r == 0; i++) {
+        const msgpack_object *k = &o->via.map.ptr[i].key, *v = &o->via.map.ptr[i].val;
+        const msgpack_object *st = &v->via.map.ptr[0].key, *res = &v->via.map.ptr[0].val;
+        char node[GR_NODENAME_MAX + 1], status[16], *json = NULL;
+        const char *cells[3];
+        bool ok = st->via.str.size == 2 && memcmp(st->via.str.ptr, "ok", 2) == 0;
+
+        snprintf(node, sizeof(node), "%.*s", (int)k->via.str.size, k->via.str.ptr);
+        snprintf(status, sizeof(status), "%s", ok ? "ok" : "error");
+        failed += !ok;
+        if (!ok && res->type == MSGPACK_OBJECT_STR) {
+            json = strndup(res->via.str.ptr, res->via.str.size); /* the reason id, bare */
+            r = json ? 0 : -ENOMEM;
+        } else {
+            r = gr_cli_term_to_json(res, 0, &json);
+        }
+        cells[0] = node;
+        cells[1] = status;
+        cells[2] = json;
+        if (r == 0) {
+            r = gr_cli_table_row(t, cells);
+        }
+        free(json);
+    }
+    if (r == 0) {
+        gr_cli_table_print(t, ctx->out);
+        *ret_failed = failed;
+    }
+    gr_cli_table_free(t);
+    return r;
+}
+
+/* Nodes in error in a multicall result (any shape: 0). */
+static size_t multicall_failed(const msgpack_object *o)
+{
+    size_t failed = 0;
+
+    for (uint32_t i = 0; o->type == MSGPACK_OBJECT_MAP && i < o->via.map.size; i++) {
+        const msgpack_object *v = &o->via.map.ptr[i].val;
+
+        failed += v->type != MSGPACK_OBJECT_MAP || v->via.map.size != 1 ||
+                  !(v->via.map.ptr[0].key.type == MSGPACK_OBJECT_STR &&
+                    v->via.map.ptr[0].key.via.str.size == 2 &&
+                    memcmp(v->via.map.ptr[0].key.via.str.ptr, "ok", 2) == 0);
+    }
+    return failed;
+}
+
+static int cmd_multicall(const gr_cli_ctx *ctx, int argc, char **argv)
+{
+    char peer[GR_NODENAME_MAX + 1];
+    const char *nodes = NULL;
+    gr_cli_reply rep = {0};
+    gr_cli_ctx sctx = *ctx;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_unpacked u;
+    long timeout = -1;
+    size_t failed = 0;
+    int ex, r, i = 0;
+
+    while (i < argc && strncmp(argv[i], "--", 2) == 0) {
+        const char *opt = argv[i], *val = NULL;
+
+        if (strcmp(opt, "--timeout") == 0 || strcmp(opt, "--nodes") == 0) {
+            if (i + 1 >= argc) {
+                return gr_cli_usage_error(ctx, "multicall", "%s needs a value", opt);
+            }
+            val = argv[i + 1];
+            i += 2;
+        } else if (strncmp(opt, "--timeout=", 10) == 0 || strncmp(opt, "--nodes=", 8) == 0) {
+            val = strchr(opt, '=') + 1;
+            i += 1;
+        } else {
+            return gr_cli_usage_error(ctx, "multicall", "unknown option '%s'", opt);
+        }
+        if (strncmp(opt, "--timeout", 9) == 0) {
+            char *end = NULL;
+
+            timeout = strtol(val, &end, 10);
+            if (end == val || *end != '\0' || timeout < 1 || timeout > GR_CLI_TIMEOUT_MAX) {
+                return gr_cli_usage_error(ctx, "multicall",
+                                          "--timeout: '%s' is not a number of ms in 1..%d", val,
+                                          GR_CLI_TIMEOUT_MAX);
+            }
+        } else {
+            nodes = val;
+        }
+    }
+    if (argc - i < 2) {
+        return gr_cli_usage_error(ctx, "multicall", "missing argument%s: expected %s",
+                                  argc - i == 0 ? "s" : "", "MODULE FUNCTION [JSON-ARG...]");
+    }
+    /* Per-node timeout: --timeout, else a little less than the global one.
+     * The session waits for it plus a margin. */
+    if (timeout < 0) {
+        timeout = inner_timeout(ctx->timeout_ms);
+    } else if (timeout + 1000 > ctx->timeout_ms) {
+        sctx.timeout_ms = timeout + 1000 < GR_CLI_TIMEOUT_MAX ? timeout + 1000 : GR_CLI_TIMEOUT_MAX;
+    }
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    r = msgpack_pack_array(&pk, 5) < 0 ? -ENOMEM : 0;
+    if (r == 0) {
+        r = nodes ? pack_node_list(ctx, nodes, &pk)
+                  : (msgpack_pack_str_with_body(&pk, "all", 3) < 0 ? -ENOMEM : 0);
+    }
+    if (r == 0) {
+        r = pack_mfa(ctx, "multicall", argc - i, argv + i, &pk);
+    }
+    if (r == 0 && msgpack_pack_int64(&pk, timeout) < 0) {
+        r = -ENOMEM;
+    }
+    if (r != 0) {
+        msgpack_sbuffer_destroy(&sb);
+        if (r == -ENOMEM) {
+            report(ctx, "ENOMEM", "out of memory");
+            return GR_CLI_EXIT_UNREACHABLE;
+        }
+        return r;
+    }
+    ex = session(&sctx, NULL, "rpc", "multicall", &sb, &rep, peer);
+    msgpack_sbuffer_destroy(&sb);
+    if (ex != 0) {
+        return ex;
+    }
+    if ((r = unpack_result(&rep, &u)) == 0) {
+        if (ctx->json) {
+            failed = multicall_failed(&u.data);
+            ex = print_result_json(ctx, &rep);
+        } else if (print_multicall(ctx, &u.data, &failed) < 0) {
+            ex = print_result_json(ctx, &rep);
+        }
+    } else {
+        ex = print_result_json(ctx, &rep);
+    }
+    msgpack_unpacked_destroy(&u);
+    gr_cli_reply_clear(&rep);
+    return ex != GR_CLI_EXIT_OK ? ex : failed > 0 ? GR_CLI_EXIT_REMOTE : GR_CLI_EXIT_OK;
 }
 
 /* ------------------------------------------------------------ the table */
@@ -744,6 +1056,27 @@ static const gr_cli_cmd CMDS[] = {
      "(indented; one line with --json). Example:\n"
      "  girder rpc girder@127.0.0.1 node ping",
      cmd_rpc},
+    {"cast", "NODE MODULE FUNCTION [JSON-ARG...]", 3, -1,
+     "run MODULE.FUNCTION(ARGS) on NODE without waiting for its result",
+     "Calls rpc.cast(NODE, MODULE, FUNCTION, [ARGS]) on the contacted node, which\n"
+     "starts the call on NODE and answers at once; the result is dropped. Prints\n"
+     "\"ok\". Errors known at once are remote errors (exit 1): noconnection (NODE\n"
+     "is not a connected member), and for the contacted node itself undef_module,\n"
+     "undef_function. Errors on another NODE are not reported. Example:\n"
+     "  girder cast b@10.0.0.2 proc spawn '\"echo\"'",
+     cmd_cast},
+    {"multicall", "[--timeout MS] [--nodes LIST] MODULE FUNCTION [JSON-ARG...]", 2, -1,
+     "call MODULE.FUNCTION(ARGS) on every node at once",
+     "Calls rpc.multicall(NODES, MODULE, FUNCTION, [ARGS], MS) on the contacted node,\n"
+     "which calls every node in parallel: NODES is every member that has not left\n"
+     "(the contacted node first), or the comma-separated --nodes list. Each node\n"
+     "has MS to answer (default: the global --timeout minus 10%, at most 1 s less;\n"
+     "the connection then waits MS + 1 s). Prints NODE STATUS RESULT: ok and the\n"
+     "result as JSON, or error and the reason id (noconnection, timeout,\n"
+     "undef_module, badarg, ...). --json: {NODE: {\"ok\": RESULT} | {\"error\": ID}}.\n"
+     "Exit 0 if every node answered ok, 1 if any node failed. Example:\n"
+     "  girder multicall --nodes a@10.0.0.1,b@10.0.0.2 sys uptime",
+     cmd_multicall},
     {"stats", "", 0, 0, "show the node's counters",
      "Calls sys.counters() and prints NAME VALUE. --json: the map.", cmd_stats},
     {"send", "DEST JSON", 2, 2, "send a message (one JSON term) to a process",
@@ -770,10 +1103,12 @@ static const gr_cli_cmd CMDS[] = {
      "  girder -n a@10.0.0.1 spawn --on b@10.0.0.2 echo",
      cmd_spawn},
     {"ps", "[NODE]", 0, 1, "list the processes of a node",
-     "Calls proc.list() on NODE (default: the contacted node) and prints PID NAME\n"
-     "BEHAVIOUR STATUS MAILBOX MEMORY. The list holds the node's services (the\n"
-     "root supervisor and everything linked to it) and the processes spawned or\n"
-     "registered through the proc module; docs/rpc.md explains. --json: the array.",
+     "Calls proc.snapshot() on NODE (default: the contacted node) and prints PID NAME\n"
+     "BEHAVIOUR STATUS MAILBOX MEMORY for every live process of the node (services,\n"
+     "processes spawned by behaviours, rpc workers), sorted by pid: at most 1,024,\n"
+     "the oldest; when there are more, stderr says \"N of TOTAL processes shown\n"
+     "(truncated)\". --json: the array of processes (for the total:\n"
+     "girder rpc NODE proc snapshot).",
      cmd_ps},
     {"info", "DEST", 1, 1, "show everything the runtime knows about a process",
      "Calls proc.info(DEST) on the process's node (see send for DEST) and prints\n"
@@ -844,7 +1179,7 @@ void gr_cli_usage(FILE *f)
             GR_CLI_PORT_DEFAULT, GR_CLI_NODE_ENV, GR_CLI_NODE_DEFAULT, GR_COOKIE_ENV,
             GR_COOKIE_FILE_ENV, GR_COOKIE_DEFAULT_NAME, GR_CLI_TIMEOUT_DEFAULT);
     for (size_t i = 0; i < sizeof(CMDS) / sizeof(CMDS[0]); i++) {
-        char syn[64];
+        char syn[96];
 
         snprintf(syn, sizeof(syn), "%s %s", CMDS[i].name, CMDS[i].args);
         if (strlen(syn) > 20) {

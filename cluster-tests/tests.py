@@ -806,6 +806,57 @@ def test_spawn(c):
     check(r.rc == EXIT_OK and r.data == ["error", "noconnection"],
           f"spawn on a dead node answers noconnection: {r!r}")
 
+# ---- i. multicall and cast -------------------------------------------------------------------
+def test_multicall(c):
+    """multicall over 3 nodes: all ok (exit 0); one killed -> noconnection for it
+    only (exit 1); a slow function -> per-node timeout; cast runs on another
+    node and answers at once; cast to a dead node -> noconnection."""
+    a = c.node("a")
+    b = c.node("b", seeds=[a])
+    d = c.node("c", seeds=[a])
+    nodes = [a, b, d]
+    c.wait_mesh(nodes)
+    names = ",".join(n.name for n in nodes)
+
+    r = c.expect(a.cli("multicall", "sys", "schedulers"), EXIT_OK, what="multicall all")
+    check(r.data == {n.name: {"ok": 2} for n in nodes}, f"multicall sys.schedulers: {r!r}")
+    r = a.cli("multicall", "--nodes", names, "node", "self", use_json=False)
+    check(r.rc == EXIT_OK and re.search(r"^NODE\s+STATUS\s+RESULT", r.out, re.M)
+          and all(re.search(rf"^{re.escape(n.name)}\s+ok\s+\"{re.escape(n.name)}\"", r.out, re.M)
+                  for n in nodes), f"plain multicall table: {r!r}")
+
+    # a slow function: proc.kill(sys, "normal") answers after 1 s (sys survives)
+    r = c.expect(a.cli("multicall", "--timeout", "300", "proc", "kill", '"sys"', '"normal"'),
+                 EXIT_REMOTE, what="multicall with a per-node timeout")
+    check(r.data == {n.name: {"error": "timeout"} for n in nodes}, f"per-node timeouts: {r!r}")
+    check(r.secs < 3, f"a multicall is bounded by its timeout: {r.secs:.1f} s")
+    r = c.expect(a.cli("multicall", "--timeout", "4000", "proc", "kill", '"sys"', '"normal"'),
+                 EXIT_OK, what="multicall of a slow function within the timeout")
+    check(r.data == {n.name: {"ok": "ok"} for n in nodes} and r.secs < 3.5,
+          f"parallel, not sequential (3 x 1 s): {r!r} in {r.secs:.1f} s")
+
+    # cast: answers at once, the call runs on b
+    pid = c.expect(a.cli("spawn", "--on", b.name, "echo"), EXIT_OK, what="spawn on b").data
+    r = c.expect(a.cli("cast", b.name, "proc", "register", '"casted"', f'"{pid}"'), EXIT_OK,
+                 what="cast to b")
+    check(r.data == "ok", f"cast answers ok: {r!r}")
+    wait_until("the cast to run on b",
+               lambda: b.cli("rpc", b.name, "proc", "whereis", '"casted"').rc == EXIT_OK, 5)
+
+    # c killed: noconnection for c only, exit 1
+    d.kill9()
+    wait_until("a to see c down", lambda: a.state_of(d) in ("down", "absent"), 15)
+    r = c.expect(a.cli("multicall", "--nodes", names, "node", "ping"), EXIT_REMOTE,
+                 what="multicall with a dead node")
+    check(r.data == {a.name: {"ok": "pong"}, b.name: {"ok": "pong"},
+                     d.name: {"error": "noconnection"}}, f"per-node noconnection: {r!r}")
+    r = a.cli("multicall", "--nodes", names, "node", "ping", use_json=False)
+    check(r.rc == EXIT_REMOTE and re.search(rf"^{re.escape(d.name)}\s+error\s+noconnection", r.out,
+                                            re.M), f"plain table names the error: {r!r}")
+    c.expect(a.cli("cast", d.name, "node", "ping"), EXIT_REMOTE, "noconnection", "cast to c")
+    c.expect(a.cli("multicall", "--nodes", "not a node", "node", "ping"), EXIT_USAGE, "usage",
+             "bad --nodes")
+
 
 TESTS = [
     ("a_mesh", test_mesh),
@@ -816,6 +867,7 @@ TESTS = [
     ("f_graceful", test_graceful),
     ("g_cli", test_cli),
     ("h_proc", test_proc),
+    ("i_multicall", test_multicall),
     ("j_order", test_order),
     ("k_noconn", test_noconn),
     ("l_bigmsg", test_bigmsg),

@@ -309,6 +309,13 @@ static void leave_node(void *ud)
 /* rpc + dist, made before the schedulers start so that the runtime's hook for
  * signals to other nodes is in place from the first process on. Nothing
  * listens yet. 0 or a negative error (logged). */
+/* The runtime's node-monitor hook (girder_monitor_nodes): ud is the gr_dist.
+ * Scheduler threads. */
+static int node_monitor_hook(void *ud, girder_pid pid, bool on)
+{
+    return gr_dist_monitor_nodes(ud, pid, on);
+}
+
 static int prepare_cluster(node *n, const gr_config *cfg, const gr_cookie *cookie,
                            uint64_t started_ms)
 {
@@ -348,6 +355,7 @@ static int prepare_cluster(node *n, const gr_config *cfg, const gr_cookie *cooki
     }
     gr_rpc_set_dist(n->rpc, n->dist);
     gr_rt_set_remote(n->rt, gr_dist_remote_hook, n->dist);
+    gr_rt_set_node_monitor(n->rt, node_monitor_hook, n->dist);
     return 0;
 }
 

@@ -4,8 +4,11 @@
  * outside (the CLI's send, call, spawn, ps, info, kill).
  *
  *   proc.spawn(Behaviour[, Arg])        -> Pid (unlinked; "bad_behaviour")
- *   proc.list()                         -> [{"pid", "name", "behaviour", "status",
- *                                           "mailbox", "memory", "handled"}, ...]
+ *   proc.list([Max])                    -> [{"pid", "name", "behaviour", "status",
+ *                                           "mailbox", "memory", "handled",
+ *                                           "scheduler"}, ...] (lowest Max pids)
+ *   proc.snapshot([Max])                -> {"processes": [...], "total": N,
+ *                                           "truncated": Bool}
  *   proc.info(Dest)                     -> the info map ("noproc")
  *   proc.kill(Dest[, Reason])           -> "ok" (exit signal, default "kill")
  *   proc.register(Name, Pid)            -> "ok" (checked with the target first)
@@ -27,15 +30,13 @@
  *   reliably says noproc. A target that survives (traps exits, or ignores
  *   "normal") is answered "ok" after KILL_WAIT_MS, since exit signals are
  *   asynchronous in Erlang too.
- * - proc.list: the runtime has no way to enumerate processes (rt.h offers only
- *   gr_rt_process_count, and daemon/runtime/ is not this module's to change).
- *   So the list is a walk: it starts from the well-known names ("root",
- *   "sys") and the roster (rpc_int.h: pids spawned or registered through this
- *   module), asks each for its info, and follows every local link it reports
- *   (a supervisor links its children). Processes reachable in none of these ways
- *   (e.g. spawned by a behaviour, unlinked) are not listed; neither are rpc
- *   workers. Bounded by LIST_MAX entries. A per-scheduler enumeration signal in
- *   the runtime would replace this.
+ * - proc.list / proc.snapshot ask the runtime for a snapshot of every live
+ *   process (rt.h, gr_rt_process_list_request): each scheduler answers the
+ *   worker with a "$procs" message holding at most Max entries (its lowest
+ *   pids) and its count; the worker keeps the Max lowest of the union.
+ *   Everything is listed: services, processes spawned by behaviours (linked
+ *   or not, named or not), rpc workers including the one serving the list.
+ *   A timer bounds the wait (a scheduler out of memory sends nothing).
  *
  * Owning thread: every function runs in its worker process (one scheduler).
  */
@@ -44,8 +45,6 @@
 #include "proto/err.h"
 #include "proto/term.h"
 #include "runtime/rt.h"
-#include "services/services.h"
-#include "services/sys.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -54,7 +53,9 @@
 #define CALL_TIMEOUT_DEFAULT_MS 5000
 #define TIMEOUT_MAX_MS 3600000
 #define KILL_WAIT_MS 1000
-#define LIST_MAX 1024                 /* most processes proc.list reports */
+#define LIST_DEFAULT 1024             /* processes proc.list reports without Max */
+#define LIST_MAX GR_RT_PLIST_MAX      /* largest Max */
+#define LIST_TIMEOUT_MS 5000          /* every scheduler answers within this */
 #define TIMER_ATOM "$proc_timeout"    /* a call's or kill's own timer */
 #define NAME_MAX_LEN GR_TERM_NODE_MAX /* registered names: 1..255 bytes */
 
@@ -186,7 +187,6 @@ static int proc_spawn(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *arg
     if (r < 0) {
         return r;
     }
-    (void)gr_rpc_roster_add(c->rpc, pid);
     return answer_pid(c, ctx, pid);
 }
 
@@ -225,7 +225,6 @@ static int proc_info_msg(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *
     }
     info = &msg->via.array.ptr[2];
     if (info->type != MSGPACK_OBJECT_MAP) {
-        gr_rpc_roster_drop(c->rpc, w->pid);
         return GR_ENOPROC;
     }
     return gr_rpc_answer_object(c, info);
@@ -271,7 +270,6 @@ static int proc_kill_msg(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *
     ref_wait *w = c->priv;
 
     if (tagged(ctx, msg, "DOWN", w->ref)) {
-        gr_rpc_roster_drop(c->rpc, w->pid);
         return gr_rpc_answer_str(c, "ok");
     }
     if (is_timer(msg)) {
@@ -338,7 +336,6 @@ static int proc_register_msg(gr_rpc_call *c, girder_ctx *ctx, const msgpack_obje
     if ((r = girder_register(ctx, rw->name, rw->w.pid)) < 0) {
         return r;
     }
-    (void)gr_rpc_roster_add(c->rpc, rw->w.pid);
     return gr_rpc_answer_str(c, "ok");
 }
 
@@ -442,18 +439,21 @@ static int proc_call_msg(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *
 
 /* ---- list ------------------------------------------------------------------------------------ */
 
+/* One process of the answer: its pid id (the sort key) and its entry. */
 typedef struct list_item {
-    girder_pid pid; /* the process */
-    girder_ref ref; /* its info request */
-    bool done;      /* its "$info" arrived */
-    uint8_t *entry; /* the list entry (a packed map), NULL: dead */
+    uint64_t id;    /* pid id: serial << 8 | scheduler */
+    uint8_t *entry; /* the entry map, packed */
     size_t len;     /* bytes in entry */
 } list_item;
 
 typedef struct list_state {
-    size_t n;                  /* items in use */
-    size_t pending;            /* info requests not answered yet */
-    list_item items[LIST_MAX]; /* every process asked about */
+    girder_ref ref;   /* the runtime's list request */
+    bool snapshot;    /* proc.snapshot (a map) rather than proc.list (the array) */
+    size_t max;       /* most entries answered */
+    unsigned pending; /* schedulers that have not answered */
+    uint64_t total;   /* live processes, summed over the answers */
+    size_t n, cap;    /* items held / allocated: 2 * max (see list_trim) */
+    list_item *items; /* the entries received */
 } list_state;
 
 static void list_free(void *priv)
@@ -466,63 +466,34 @@ static void list_free(void *priv)
     for (size_t i = 0; i < l->n; i++) {
         free(l->items[i].entry);
     }
+    free(l->items);
     free(l);
 }
 
-/* Ask pid for its info unless it was asked already (or the list is full). */
-static int list_ask(list_state *l, girder_ctx *ctx, girder_pid pid)
+/* Keep one entry of a "$procs" answer. 0, GR_EBADTERM (no pid) or -ENOMEM. */
+static int list_keep(list_state *l, girder_ctx *ctx, const msgpack_object *e)
 {
-    list_item *it;
-    int r;
-
-    if (pid.node != 0 || pid.id == 0 || l->n == LIST_MAX) {
-        return 0;
-    }
-    for (size_t i = 0; i < l->n; i++) {
-        if (girder_pid_eq(l->items[i].pid, pid)) {
-            return 0;
-        }
-    }
-    it = &l->items[l->n];
-    if ((r = girder_info_request(ctx, pid, &it->ref)) < 0) {
-        return r;
-    }
-    it->pid = pid;
-    l->n++;
-    l->pending++;
-    return 0;
-}
-
-static const char *const LIST_KEYS[] = {"pid",     "name",   "behaviour", "status",
-                                        "mailbox", "memory", "handled"};
-#define NLIST_KEYS (sizeof(LIST_KEYS) / sizeof(LIST_KEYS[0]))
-
-/* Keep the list's keys of an info map as item's entry. 0 or -ENOMEM. */
-static int list_keep(list_item *it, const msgpack_object *info)
-{
+    const msgpack_object *po = e->type == MSGPACK_OBJECT_MAP ? map_get(e, "pid") : NULL;
     msgpack_sbuffer sb;
     msgpack_packer pk;
-    const msgpack_object *v[NLIST_KEYS];
-    uint32_t n = 0;
+    girder_pid pid;
 
-    for (size_t k = 0; k < NLIST_KEYS; k++) {
-        n += (v[k] = map_get(info, LIST_KEYS[k])) != NULL;
+    if (!po || girder_get_pid(ctx, po, &pid) < 0) {
+        return GR_EBADTERM;
+    }
+    if (l->n == l->cap) {
+        return 0; /* more than the scheduler was asked for: cannot happen */
     }
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, n);
-    for (size_t k = 0; k < NLIST_KEYS; k++) {
-        if (v[k]) {
-            msgpack_pack_str_with_body(&pk, LIST_KEYS[k], strlen(LIST_KEYS[k]));
-            msgpack_pack_object(&pk, *v[k]);
-        }
-    }
-    if (gr_term_validate(sb.data, sb.size) < 0) { /* a failed write truncated it */
+    if (msgpack_pack_object(&pk, *e) < 0 || gr_term_validate(sb.data, sb.size) < 0) {
         msgpack_sbuffer_destroy(&sb);
         return -ENOMEM;
     }
-    it->len = sb.size;
-    it->entry = (uint8_t *)msgpack_sbuffer_release(&sb);
+    l->items[l->n].id = pid.id;
+    l->items[l->n].len = sb.size;
+    l->items[l->n].entry = (uint8_t *)msgpack_sbuffer_release(&sb);
+    l->n++;
     return 0;
 }
 
@@ -530,114 +501,138 @@ static int cmp_item(const void *a, const void *b)
 {
     const list_item *x = a, *y = b;
 
-    return x->pid.id < y->pid.id ? -1 : x->pid.id > y->pid.id;
+    return x->id < y->id ? -1 : x->id > y->id;
 }
 
+/* Keep the `max` lowest pids, sorted. Called whenever another scheduler's
+ * answer (at most max entries) might not fit, so items never exceed 2 * max
+ * whatever the number of schedulers. */
+static void list_trim(list_state *l)
+{
+    if (l->n > 1) {
+        qsort(l->items, l->n, sizeof(l->items[0]), cmp_item);
+    }
+    while (l->n > l->max) {
+        l->n--;
+        free(l->items[l->n].entry);
+        l->items[l->n].entry = NULL;
+    }
+}
+
+/* The lowest `max` entries, sorted by pid: the array, or for proc.snapshot
+ * {"processes": Array, "total": N, "truncated": Bool}. */
 static int list_answer(gr_rpc_call *c, list_state *l)
 {
+    size_t n = l->n < l->max ? l->n : l->max;
     msgpack_sbuffer sb;
     msgpack_packer pk;
-    uint32_t live = 0;
+    int r;
 
-    qsort(l->items, l->n, sizeof(l->items[0]), cmp_item);
-    for (size_t i = 0; i < l->n; i++) {
-        live += l->items[i].entry != NULL;
-    }
+    list_trim(l);
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_array(&pk, live);
-    for (size_t i = 0; i < l->n; i++) {
-        if (l->items[i].entry) {
-            msgpack_sbuffer_write(&sb, (const char *)l->items[i].entry, l->items[i].len);
+    if (l->snapshot) {
+        msgpack_pack_map(&pk, 3);
+        msgpack_pack_str_with_body(&pk, "processes", 9);
+    }
+    msgpack_pack_array(&pk, (uint32_t)n);
+    for (size_t i = 0; i < n; i++) {
+        msgpack_sbuffer_write(&sb, (const char *)l->items[i].entry, l->items[i].len);
+    }
+    if (l->snapshot) {
+        msgpack_pack_str_with_body(&pk, "total", 5);
+        msgpack_pack_uint64(&pk, l->total);
+        msgpack_pack_str_with_body(&pk, "truncated", 9);
+        if (l->total > n) {
+            msgpack_pack_true(&pk);
+        } else {
+            msgpack_pack_false(&pk);
         }
     }
-    if (gr_term_validate(sb.data, sb.size) < 0) {
+    if (gr_term_validate(sb.data, sb.size) < 0) { /* a failed write truncated it */
         msgpack_sbuffer_destroy(&sb);
         return -ENOMEM;
     }
-    gr_rpc_answer(c, sb.data, sb.size);
+    r = gr_rpc_answer(c, sb.data, sb.size);
     msgpack_sbuffer_destroy(&sb);
-    return GR_RPC_DONE;
+    return r < 0 ? r : GR_RPC_DONE;
 }
 
-static int proc_list(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
+static int list_start(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args, bool snapshot)
 {
-    static const char *const well_known[] = {GR_SERVICES_ROOT_NAME, GR_SYS_NAME};
-    girder_pid *roster;
+    unsigned nsched = gr_rt_schedulers(girder_runtime(ctx));
+    size_t max = LIST_DEFAULT;
     list_state *l;
-    girder_pid pid;
-    size_t n;
-    int r = 0;
+    int r;
 
-    if (args->type != MSGPACK_OBJECT_ARRAY || args->via.array.size != 0) {
+    if (args->type != MSGPACK_OBJECT_ARRAY || args->via.array.size > 1) {
         return GR_EBADARG;
     }
-    if (!(l = calloc(1, sizeof(*l))) || !(roster = malloc(GR_RPC_ROSTER_MAX * sizeof(*roster)))) {
-        free(l);
+    if (args->via.array.size == 1) {
+        const msgpack_object *m = &args->via.array.ptr[0];
+
+        if (m->type != MSGPACK_OBJECT_POSITIVE_INTEGER || m->via.u64 == 0 ||
+            m->via.u64 > LIST_MAX) {
+            return GR_EBADARG;
+        }
+        max = (size_t)m->via.u64;
+    }
+    if (!(l = calloc(1, sizeof(*l)))) {
         return -ENOMEM;
     }
     c->priv = l;
     c->priv_free = list_free;
-    for (size_t i = 0; i < sizeof(well_known) / sizeof(well_known[0]) && r == 0; i++) {
-        if (girder_whereis(ctx, well_known[i], &pid) == 0) {
-            r = list_ask(l, ctx, pid);
-        }
+    l->snapshot = snapshot;
+    l->max = max;
+    l->pending = nsched;
+    l->cap = 2 * max;
+    if (!(l->items = calloc(l->cap, sizeof(*l->items)))) {
+        return -ENOMEM;
     }
-    n = gr_rpc_roster_get(c->rpc, roster, GR_RPC_ROSTER_MAX);
-    for (size_t i = 0; i < n && r == 0; i++) {
-        r = list_ask(l, ctx, roster[i]);
-    }
-    free(roster);
-    if (r < 0) {
+    if ((r = gr_rt_process_list_request(ctx, max, &l->ref)) < 0 ||
+        (r = arm_timer(ctx, LIST_TIMEOUT_MS)) < 0) {
         return r;
     }
-    return l->pending ? GR_RPC_WAIT : list_answer(c, l);
+    return GR_RPC_WAIT;
 }
 
-/* ["$info", Ref, Map | nil] for one of the items: keep it, follow its links. */
+static int proc_list(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
+{
+    return list_start(c, ctx, args, false);
+}
+
+static int proc_snapshot(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
+{
+    return list_start(c, ctx, args, true);
+}
+
+/* ["$procs", Ref, Total, [Entry...]] from one scheduler, or our timer. */
 static int proc_list_msg(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *msg)
 {
     list_state *l = c->priv;
-    const msgpack_object *info, *links;
-    list_item *it = NULL;
-    girder_ref ref;
+    const msgpack_object *a;
     int r;
 
-    if (msg->type != MSGPACK_OBJECT_ARRAY || msg->via.array.size != 3 ||
-        !gr_term_is_str(&msg->via.array.ptr[0], "$info") ||
-        girder_get_ref(ctx, &msg->via.array.ptr[1], &ref) < 0) {
+    if (is_timer(msg)) {
+        return GR_ETIMEOUT; /* a scheduler could not answer (out of memory) */
+    }
+    if (!tagged(ctx, msg, "$procs", l->ref) || msg->via.array.size != 4) {
         return GR_RPC_WAIT;
     }
-    for (size_t i = 0; i < l->n && !it; i++) {
-        if (!l->items[i].done && girder_ref_eq(l->items[i].ref, ref)) {
-            it = &l->items[i];
-        }
+    a = msg->via.array.ptr;
+    if (a[2].type != MSGPACK_OBJECT_POSITIVE_INTEGER || a[3].type != MSGPACK_OBJECT_ARRAY) {
+        return GR_EBADTERM;
     }
-    if (!it) {
-        return GR_RPC_WAIT;
+    l->total += a[2].via.u64;
+    if (l->n + a[3].via.array.size > l->cap) {
+        list_trim(l);
     }
-    it->done = true;
-    l->pending--;
-    info = &msg->via.array.ptr[2];
-    if (info->type != MSGPACK_OBJECT_MAP) {
-        gr_rpc_roster_drop(c->rpc, it->pid); /* dead: forget it */
-    } else {
-        if ((r = list_keep(it, info)) < 0) {
+    for (uint32_t i = 0; i < a[3].via.array.size; i++) {
+        if ((r = list_keep(l, ctx, &a[3].via.array.ptr[i])) < 0) {
             return r;
         }
-        /* Follow its links (items never move before the answer is packed). */
-        links = map_get(info, "links");
-        for (uint32_t i = 0;
-             links && links->type == MSGPACK_OBJECT_ARRAY && i < links->via.array.size; i++) {
-            girder_pid pid;
-
-            if (girder_get_pid(ctx, &links->via.array.ptr[i], &pid) == 0 &&
-                (r = list_ask(l, ctx, pid)) < 0) {
-                return r;
-            }
-        }
     }
-    return l->pending ? GR_RPC_WAIT : list_answer(c, l);
+    return --l->pending > 0 ? GR_RPC_WAIT : list_answer(c, l);
 }
 
 /* ---- the table ------------------------------------------------------------------------------- */
@@ -645,6 +640,7 @@ static int proc_list_msg(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *
 static const gr_rpc_fn_def proc_fns[] = {
     {"spawn", proc_spawn, NULL, NULL},
     {"list", proc_list, proc_list_msg, NULL},
+    {"snapshot", proc_snapshot, proc_list_msg, NULL},
     {"info", proc_info, proc_info_msg, NULL},
     {"kill", proc_kill, proc_kill_msg, NULL},
     {"register", proc_register, proc_register_msg, NULL},

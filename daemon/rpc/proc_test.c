@@ -74,7 +74,7 @@ static const girder_behaviour silent = {
 
 static void setup(void)
 {
-    gr_rt_config rc = {.node_name = NODE, .schedulers = 2};
+    gr_rt_config rc = {.node_name = NODE, .schedulers = 3}; /* 3: proc.list merges */
     gr_rpc_config cfg = {.reply_fn = capture};
 
     ck_assert_int_eq(gr_rt_new(&rc, &rt), 0);
@@ -676,10 +676,155 @@ START_TEST(list)
     ck_assert(!listed(&pid, NULL));
     ck_assert(listed(&named, "listed"));
     a = args_new(1);
-    msgpack_pack_int(&a->pk, 1);
+    args_str(a, "many");
     run_err("list", a, GR_EBADARG);
+    a = args_new(1);
+    msgpack_pack_int(&a->pk, 0);
+    run_err("list", a, GR_EBADARG);
+    a = args_new(2);
+    msgpack_pack_int(&a->pk, 1);
+    msgpack_pack_int(&a->pk, 1);
+    run_err("snapshot", a, GR_EBADARG);
     unkeep(&pid);
     unkeep(&named);
+}
+END_TEST
+
+/* Does proc.FN(args) (list or snapshot's "processes") hold a process with this
+ * pid id, or (pid NULL) this behaviour? Returns the entries counted. */
+static bool list_has(const msgpack_object *arr, const girder_pid *pid, const char *beh)
+{
+    for (uint32_t j = 0; j < arr->via.array.size; j++) {
+        const msgpack_object *m = &arr->via.array.ptr[j];
+        gr_term_id id;
+
+        ck_assert_int_eq(m->type, MSGPACK_OBJECT_MAP);
+        for (uint32_t k = 0; k < m->via.map.size; k++) {
+            const msgpack_object *key = &m->via.map.ptr[k].key, *val = &m->via.map.ptr[k].val;
+
+            if (pid && gr_term_is_str(key, "pid") &&
+                gr_term_parse_id(val, GR_TERM_EXT_PID, &id) == 0 && id.id == pid->id) {
+                return true;
+            }
+            if (!pid && gr_term_is_str(key, "behaviour") && gr_term_is_str(val, beh)) {
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+/* Is entry e (a list map) of behaviour beh? */
+static bool list_has_beh(const msgpack_object *e, const char *beh)
+{
+    for (uint32_t k = 0; k < e->via.map.size; k++) {
+        if (gr_term_is_str(&e->via.map.ptr[k].key, "behaviour")) {
+            return gr_term_is_str(&e->via.map.ptr[k].val, beh);
+        }
+    }
+    return false;
+}
+
+START_TEST(list_everything)
+{
+    /* Not only what the proc module spawned: a process spawned by anyone else,
+     * unlinked and unnamed, the services, and rpc workers (the list's own). */
+    msgpack_unpacked up;
+    const msgpack_object *o, *procs = NULL, *total = NULL, *trunc = NULL;
+    girder_pid pid;
+    args *a;
+    size_t i;
+
+    ck_assert_int_eq(gr_rt_spawn(rt, &silent, NULL, &pid), 0);
+    i = run("list", NULL, 5000);
+    o = term_of(i, &up);
+    ck_assert_int_eq(o->type, MSGPACK_OBJECT_ARRAY);
+    ck_assert(list_has(o, &pid, NULL));
+    ck_assert(list_has(o, NULL, "rpc_worker"));
+    ck_assert(list_has(o, NULL, "silent"));
+    msgpack_unpacked_destroy(&up);
+
+    /* proc.snapshot(1): one entry, the true total, truncated. */
+    a = args_new(1);
+    msgpack_pack_int(&a->pk, 1);
+    i = run("snapshot", a, 5000);
+    o = term_of(i, &up);
+    ck_assert_int_eq(o->type, MSGPACK_OBJECT_MAP);
+    for (uint32_t k = 0; k < o->via.map.size; k++) {
+        const msgpack_object *key = &o->via.map.ptr[k].key;
+
+        if (gr_term_is_str(key, "processes")) {
+            procs = &o->via.map.ptr[k].val;
+        } else if (gr_term_is_str(key, "total")) {
+            total = &o->via.map.ptr[k].val;
+        } else if (gr_term_is_str(key, "truncated")) {
+            trunc = &o->via.map.ptr[k].val;
+        }
+    }
+    ck_assert(procs && total && trunc);
+    ck_assert_int_eq(procs->type, MSGPACK_OBJECT_ARRAY);
+    ck_assert_uint_eq(procs->via.array.size, 1);
+    ck_assert_int_eq(total->type, MSGPACK_OBJECT_POSITIVE_INTEGER);
+    ck_assert_uint_ge(total->via.u64, 2); /* silent + this worker */
+    ck_assert(trunc->type == MSGPACK_OBJECT_BOOLEAN && trunc->via.boolean);
+    msgpack_unpacked_destroy(&up);
+
+    /* list(2) with three schedulers answering: the two lowest pids. The
+     * processes alive at both lists (all but rpc workers) bound them: both
+     * are at most the second-lowest such pid of the full list. */
+    {
+        msgpack_unpacked up2;
+        const msgpack_object *all, *two;
+        uint64_t ids[2], bound = 0;
+        girder_pid more;
+        int seen = 0;
+        size_t j;
+
+        for (int k = 0; k < 6; k++) {
+            ck_assert_int_eq(gr_rt_spawn(rt, &silent, NULL, &more), 0);
+        }
+        i = run("list", NULL, 5000);
+        all = term_of(i, &up);
+        for (uint32_t k = 0; k < all->via.array.size && seen < 2; k++) {
+            const msgpack_object *e = &all->via.array.ptr[k];
+            gr_term_id id;
+
+            if (!list_has_beh(e, "rpc_worker")) {
+                ck_assert_int_eq(gr_term_parse_id(&e->via.map.ptr[0].val, GR_TERM_EXT_PID, &id), 0);
+                bound = id.id;
+                seen++;
+            }
+        }
+        ck_assert_int_eq(seen, 2);
+        a = args_new(1);
+        msgpack_pack_int(&a->pk, 2);
+        j = run("list", a, 5000);
+        two = term_of(j, &up2);
+        ck_assert_uint_eq(two->via.array.size, 2);
+        for (uint32_t k = 0; k < 2; k++) {
+            gr_term_id id;
+
+            ck_assert_int_eq(
+                gr_term_parse_id(&two->via.array.ptr[k].via.map.ptr[0].val, GR_TERM_EXT_PID, &id),
+                0);
+            ids[k] = id.id;
+            ck_assert_uint_le(ids[k], bound);
+        }
+        ck_assert_uint_lt(ids[0], ids[1]);
+        msgpack_unpacked_destroy(&up2);
+        msgpack_unpacked_destroy(&up);
+    }
+
+    /* Not truncated: every process. */
+    i = run("snapshot", NULL, 5000);
+    o = term_of(i, &up);
+    ck_assert_int_eq(o->type, MSGPACK_OBJECT_MAP);
+    ck_assert(gr_term_is_str(&o->via.map.ptr[2].key, "truncated"));
+    ck_assert(o->via.map.ptr[2].val.type == MSGPACK_OBJECT_BOOLEAN &&
+              !o->via.map.ptr[2].val.via.boolean);
+    ck_assert(list_has(&o->via.map.ptr[0].val, &pid, NULL));
+    ck_assert_uint_eq(o->via.map.ptr[1].val.via.u64, o->via.map.ptr[0].val.via.array.size);
+    msgpack_unpacked_destroy(&up);
 }
 END_TEST
 
@@ -726,6 +871,7 @@ static Suite *proc_suite(void)
     tcase_add_test(tc, kill);
     tcase_add_test(tc, names);
     tcase_add_test(tc, list);
+    tcase_add_test(tc, list_everything);
     tcase_add_test(tc, many_calls);
     suite_add_tcase(s, tc);
     return s;

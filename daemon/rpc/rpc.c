@@ -16,9 +16,6 @@
  * - Exactly-once answers: gr_rpc_answer / gr_rpc_fail set `answered`; the worker
  *   stops after the first answer; terminate answers GR_ESTOPPED if nothing was
  *   answered (the worker was killed).
- * - The roster is what proc.list starts from, because the runtime offers no
- *   way to enumerate processes (mod_proc.c explains). It is a bounded ring of
- *   pids under its own mutex: any worker may add or drop.
  */
 #include "rpc/rpc_int.h"
 
@@ -66,10 +63,6 @@ struct gr_rpc {
     atomic_uint_fast64_t next_id;
     atomic_uint_fast64_t next_tag;
     atomic_uint_fast64_t inflight;
-    pthread_mutex_t roster_lock;          /* guards the roster fields */
-    girder_pid roster[GR_RPC_ROSTER_MAX]; /* proc.list's extra roots (a ring) */
-    size_t roster_len;                    /* entries in use */
-    size_t roster_next;                   /* next slot to overwrite when full */
 };
 
 static const girder_behaviour worker_behaviour;
@@ -115,6 +108,43 @@ static const gr_rpc_fn_def *lookup(const char *module, size_t mlen, const char *
 
 /* ---- answering ---------------------------------------------------------------------- */
 
+/* A local call's answer: ["$rpc", Tag, Status, Result | ReasonId] to `to`
+ * (id 0: nobody). 0 or -ENOMEM. Any thread (gr_rt_send). */
+static int local_answer(girder_rt *rt, girder_pid to, uint64_t tag, int status, const void *term,
+                        size_t len)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    girder_msg *m;
+    int r;
+
+    if (to.id == 0) {
+        return 0;
+    }
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 4);
+    msgpack_pack_str_with_body(&pk, "$rpc", 4);
+    msgpack_pack_uint64(&pk, tag);
+    msgpack_pack_int(&pk, status);
+    if (status < 0) {
+        const char *id = gr_errid(status);
+
+        msgpack_pack_str_with_body(&pk, id, strlen(id));
+    } else {
+        msgpack_sbuffer_write(&sb, term, len);
+    }
+    m = gr_term_validate(sb.data, sb.size) == 0 ? girder_msg_new(sb.data, sb.size) : NULL;
+    msgpack_sbuffer_destroy(&sb);
+    if (!m) {
+        return -ENOMEM;
+    }
+    if ((r = gr_rt_send(rt, to, m)) < 0) {
+        girder_msg_unref(m);
+    }
+    return r;
+}
+
 static int send_answer(gr_rpc_call *c, int status, const void *term, size_t len)
 {
     gr_rpc *rpc = c->rpc;
@@ -123,6 +153,9 @@ static int send_answer(gr_rpc_call *c, int status, const void *term, size_t len)
         return -EALREADY;
     }
     c->answered = true;
+    if (c->local) {
+        return local_answer(rpc->rt, c->answer_to, c->answer_tag, status, term, len);
+    }
     if (rpc->reply_fn) {
         return rpc->reply_fn(rpc->reply_ud, c->conn, c->ref, status, term, len);
     }
@@ -260,56 +293,6 @@ int gr_rpc_call_redirect(gr_rpc_call *c, girder_ctx *ctx, const char *module, si
     }
     c->fn = fn;
     return fn->start(c, ctx, args);
-}
-
-/* ---- proc.list's roster ------------------------------------------------------------------- */
-
-int gr_rpc_roster_add(gr_rpc *rpc, girder_pid pid)
-{
-    int r = 0;
-
-    pthread_mutex_lock(&rpc->roster_lock);
-    for (size_t i = 0; i < rpc->roster_len; i++) {
-        if (girder_pid_eq(rpc->roster[i], pid)) {
-            r = -EEXIST;
-            goto out;
-        }
-    }
-    if (rpc->roster_len < GR_RPC_ROSTER_MAX) {
-        rpc->roster[rpc->roster_len++] = pid;
-    } else {
-        rpc->roster[rpc->roster_next] = pid;
-        rpc->roster_next = (rpc->roster_next + 1) % GR_RPC_ROSTER_MAX;
-    }
-out:
-    pthread_mutex_unlock(&rpc->roster_lock);
-    return r;
-}
-
-void gr_rpc_roster_drop(gr_rpc *rpc, girder_pid pid)
-{
-    pthread_mutex_lock(&rpc->roster_lock);
-    for (size_t i = 0; i < rpc->roster_len; i++) {
-        if (girder_pid_eq(rpc->roster[i], pid)) {
-            rpc->roster[i] = rpc->roster[--rpc->roster_len];
-            if (rpc->roster_next >= rpc->roster_len) {
-                rpc->roster_next = 0;
-            }
-            break;
-        }
-    }
-    pthread_mutex_unlock(&rpc->roster_lock);
-}
-
-size_t gr_rpc_roster_get(gr_rpc *rpc, girder_pid *out, size_t cap)
-{
-    size_t n;
-
-    pthread_mutex_lock(&rpc->roster_lock);
-    n = rpc->roster_len < cap ? rpc->roster_len : cap;
-    memcpy(out, rpc->roster, n * sizeof(*out));
-    pthread_mutex_unlock(&rpc->roster_lock);
-    return n;
 }
 
 /* ---- the worker process --------------------------------------------------------------- */
@@ -581,6 +564,88 @@ fail:
     reply_now(rpc, req, r, NULL, 0);
 }
 
+/* ---- local calls (rpc.multicall, rpc.cast to this node) ----------------------------------- */
+
+int gr_rpc_call_local(gr_rpc_call *c, girder_ctx *ctx, const char *module, const char *function,
+                      const msgpack_object *args, uint32_t deadline_ms, girder_pid reply_to,
+                      uint64_t tag)
+{
+    gr_rpc *rpc = c->rpc;
+    const gr_rpc_fn_def *fn;
+    gr_rpc_call *k = NULL;
+    parked *p = NULL;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    girder_msg *arg = NULL;
+    girder_pid pid;
+    int err = 0, r;
+
+    if (!(fn = lookup(module, strlen(module), function, strlen(function), &err))) {
+        return err;
+    }
+    if (args->type != MSGPACK_OBJECT_ARRAY) {
+        return GR_EBADARG;
+    }
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    if (fn->inline_fn) {
+        r = fn->inline_fn(rpc, args, &pk);
+        r = r < 0 ? local_answer(rpc->rt, reply_to, tag, r, NULL, 0)
+                  : local_answer(rpc->rt, reply_to, tag, 0, sb.data, sb.size);
+        msgpack_sbuffer_destroy(&sb);
+        return r;
+    }
+    if (msgpack_pack_object(&pk, *args) < 0 || !(k = calloc(1, sizeof(*k))) ||
+        !(p = calloc(1, sizeof(*p)))) {
+        r = -ENOMEM;
+        goto fail;
+    }
+    k->rpc = rpc;
+    k->id = atomic_fetch_add(&rpc->next_id, 1) + 1;
+    snprintf(k->peer, sizeof(k->peer), "%s", gr_rt_node_name(rpc->rt));
+    k->fn = fn;
+    k->args_len = sb.size;
+    k->args = (uint8_t *)msgpack_sbuffer_release(&sb);
+    k->deadline_ms = deadline_ms ? deadline_ms : GR_RPC_DEFAULT_DEADLINE_MS;
+    k->local = true;
+    k->answer_to = reply_to;
+    k->answer_tag = tag;
+
+    msgpack_pack_array(&pk, 2);
+    msgpack_pack_uint64(&pk, (uint64_t)(uintptr_t)rpc);
+    msgpack_pack_uint64(&pk, k->id);
+    arg = girder_msg_new(sb.data, sb.size);
+    if (!arg) {
+        r = -ENOMEM;
+        goto fail;
+    }
+    p->call = k;
+    pthread_mutex_lock(&rpc->lock);
+    p->next = rpc->parked;
+    rpc->parked = p;
+    pthread_mutex_unlock(&rpc->lock);
+    atomic_fetch_add(&rpc->inflight, 1);
+    r = girder_spawn(ctx, &worker_behaviour, arg, GIRDER_SPAWN_SPREAD, &pid, NULL);
+    girder_msg_unref(arg);
+    msgpack_sbuffer_destroy(&sb);
+    if (r < 0) {
+        atomic_fetch_sub(&rpc->inflight, 1);
+        if ((k = unpark(rpc, k->id)) != NULL) { /* no worker: nobody else has it */
+            call_free(k);
+        }
+        return r;
+    }
+    return 0;
+
+fail:
+    msgpack_sbuffer_destroy(&sb);
+    if (k) {
+        call_free(k);
+    }
+    free(p);
+    return r;
+}
+
 /* ---- life cycle ------------------------------------------------------------------------------ */
 
 int gr_rpc_new(const gr_rpc_config *cfg, gr_rpc **ret_rpc)
@@ -604,14 +669,8 @@ int gr_rpc_new(const gr_rpc_config *cfg, gr_rpc **ret_rpc)
         free(rpc);
         return -r;
     }
-    if ((r = pthread_mutex_init(&rpc->roster_lock, NULL)) != 0) {
-        pthread_mutex_destroy(&rpc->lock);
-        free(rpc);
-        return -r;
-    }
     r = girder_behaviour_register(cfg->rt, &worker_behaviour);
     if (r < 0 && r != -EEXIST) {
-        pthread_mutex_destroy(&rpc->roster_lock);
         pthread_mutex_destroy(&rpc->lock);
         free(rpc);
         return r;
@@ -644,7 +703,6 @@ gr_rpc *gr_rpc_free(gr_rpc *rpc)
         call_free(p->call);
         free(p);
     }
-    pthread_mutex_destroy(&rpc->roster_lock);
     pthread_mutex_destroy(&rpc->lock);
     free(rpc);
     return NULL;

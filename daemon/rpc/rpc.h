@@ -19,8 +19,8 @@
  * Built-in modules (docs/rpc.md lists arguments and results):
  *   node  ping, self, list, join, leave
  *   sys   version, uptime, schedulers, processes, memory, info, counters
- *   rpc   call, latency
- *   proc  spawn, list, info, kill, register, whereis, send, call
+ *   rpc   call, cast, multicall, latency
+ *   proc  spawn, list, snapshot, info, kill, register, whereis, send, call
  *
  * Threading: gr_rpc_dispatch runs on the dist thread; workers on schedulers;
  * the call table between them is mutex-protected. The gr_rpc outlives every

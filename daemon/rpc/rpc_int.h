@@ -63,6 +63,9 @@ struct gr_rpc_call {
     uint64_t tag;                      /* the handler's outstanding "$rpc"/"$join" tag */
     void *priv;                        /* handler state; freed at the end */
     void (*priv_free)(void *priv);     /* how priv is freed; NULL: free() */
+    bool local;                        /* started by gr_rpc_call_local: no conn */
+    girder_pid answer_to;              /* local: where the "$rpc" answer goes (id 0: dropped) */
+    uint64_t answer_tag;               /* local: the answer's tag */
 };
 
 /* Answer with one msgpack term. GR_RPC_DONE, or a negative code when the term
@@ -89,23 +92,24 @@ uint64_t gr_rpc_call_started_ms(const gr_rpc_call *c);
 int gr_rpc_call_redirect(gr_rpc_call *c, girder_ctx *ctx, const char *module,
                          size_t module_len, const char *function, size_t function_len,
                          const msgpack_object *args);
+/* Run module.function(args) on this node as a request of its own, in a new
+ * worker spawned from the calling process `ctx` (any scheduler, round-robin),
+ * with its own deadline_ms. Its answer arrives at reply_to exactly once as
+ * gr_dist_call's does, ["$rpc", Tag, Status, Result] (Status 0 and Result the
+ * term, or Status < 0 and Result the reason id), so a caller handles this node
+ * and the others alike; reply_to with id 0 drops the answer (a cast). An
+ * inline function runs at once, in the caller, and its answer is queued
+ * before this returns. 0, or GR_EBADMODULE / GR_EBADFUNC / GR_EBADARG (args
+ * not an array) / -ENOMEM / GR_ESTOPPED: nothing runs and no answer comes.
+ * Calling worker's scheduler thread. */
+int gr_rpc_call_local(gr_rpc_call *c, girder_ctx *ctx, const char *module, const char *function,
+                      const msgpack_object *args, uint32_t deadline_ms, girder_pid reply_to,
+                      uint64_t tag);
 /* node.leave: is a leave hook configured; run it (gr_rpc_config.leave_fn). */
 bool gr_rpc_call_can_leave(const gr_rpc_call *c);
 void gr_rpc_call_leave(const gr_rpc_call *c);
 /* A fresh tag for "$rpc" / "$join" correlation. */
 uint64_t gr_rpc_next_tag(gr_rpc_call *c);
-
-/* proc.list's roster: pids the list starts from besides the well-known names
- * (processes spawned or registered through the proc module). A bounded ring:
- * when GR_RPC_ROSTER_MAX pids are held, adding overwrites an older entry (in
- * ring order; most likely dead by then). Any thread (own mutex). */
-#define GR_RPC_ROSTER_MAX 4096
-/* Add pid: 0, or -EEXIST if it is already there. */
-int gr_rpc_roster_add(gr_rpc *rpc, girder_pid pid);
-/* Forget pid (a dead process); no-op if absent. */
-void gr_rpc_roster_drop(gr_rpc *rpc, girder_pid pid);
-/* Copy up to cap pids into out; returns how many. */
-size_t gr_rpc_roster_get(gr_rpc *rpc, girder_pid *out, size_t cap);
 
 /* Argument helper: copy a non-empty string object without NUL bytes into
  * buf (NUL-terminated, shorter than cap). 0 or GR_EBADARG. */

@@ -434,6 +434,202 @@ START_TEST(stop_answers_stopped)
 }
 END_TEST
 
+/* ---- rpc.multicall and rpc.cast (no network: this node and unconnected ones) ---------------- */
+
+/* The {"ok": R} / {"error": Id} of node in a multicall answer; NULL if absent. */
+static const msgpack_object *mc_entry(const msgpack_object *o, const char *node, bool *ret_ok)
+{
+    ck_assert_int_eq(o->type, MSGPACK_OBJECT_MAP);
+    for (uint32_t i = 0; i < o->via.map.size; i++) {
+        const msgpack_object *v = &o->via.map.ptr[i].val;
+
+        if (gr_term_is_str(&o->via.map.ptr[i].key, node)) {
+            ck_assert_int_eq(v->type, MSGPACK_OBJECT_MAP);
+            ck_assert_uint_eq(v->via.map.size, 1);
+            *ret_ok = gr_term_is_str(&v->via.map.ptr[0].key, "ok");
+            ck_assert(*ret_ok || gr_term_is_str(&v->via.map.ptr[0].key, "error"));
+            return &v->via.map.ptr[0].val;
+        }
+    }
+    return NULL;
+}
+
+/* rpc.multicall(Nodes, mod, fn, [], timeout) with Nodes packed by the caller
+ * into a (4 or 5 elements announced by args_new). */
+static void mc_args(args *a, const char *mod, const char *fn, uint32_t timeout)
+{
+    args_str(a, mod);
+    args_str(a, fn);
+    msgpack_pack_array(&a->pk, 0);
+    if (timeout) {
+        msgpack_pack_uint32(&a->pk, timeout);
+    }
+}
+
+START_TEST(multicall_self_and_unconnected)
+{
+    args *a = args_new(5), *all = args_new(4), *bad = args_new(4);
+    msgpack_unpacked up;
+    const msgpack_object *o, *v;
+    bool ok;
+    size_t i;
+
+    /* this node runs it; an unconnected node is noconnection; duplicates once */
+    msgpack_pack_array(&a->pk, 3);
+    args_str(a, NODE);
+    args_str(a, "other@127.0.0.9");
+    args_str(a, NODE);
+    mc_args(a, "node", "self", 2000);
+    dispatch(1, "rpc", "multicall", &a->sb, 5000);
+    i = wait_answer(1);
+    ck_assert_int_eq(answers[i].status, 0);
+    o = term_of(i, &up);
+    ck_assert_uint_eq(o->via.map.size, 2);
+    ck_assert(gr_term_is_str(&o->via.map.ptr[0].key, NODE)); /* in the order given */
+    ck_assert((v = mc_entry(o, NODE, &ok)) && ok && gr_term_is_str(v, NODE));
+    ck_assert((v = mc_entry(o, "other@127.0.0.9", &ok)) && !ok &&
+              gr_term_is_str(v, "noconnection"));
+    msgpack_unpacked_destroy(&up);
+
+    /* "all" without distribution: this node alone */
+    args_str(all, "all");
+    mc_args(all, "node", "ping", 0);
+    dispatch(2, "rpc", "multicall", &all->sb, 5000);
+    i = wait_answer(2);
+    o = term_of(i, &up);
+    ck_assert_uint_eq(o->via.map.size, 1);
+    ck_assert((v = mc_entry(o, NODE, &ok)) && ok && gr_term_is_str(v, "pong"));
+    msgpack_unpacked_destroy(&up);
+
+    /* an unknown module is each node's error, not the multicall's */
+    msgpack_pack_array(&bad->pk, 1);
+    args_str(bad, NODE);
+    mc_args(bad, "nosuch", "f", 0);
+    dispatch(3, "rpc", "multicall", &bad->sb, 5000);
+    i = wait_answer(3);
+    o = term_of(i, &up);
+    ck_assert((v = mc_entry(o, NODE, &ok)) && !ok && gr_term_is_str(v, "undef_module"));
+    msgpack_unpacked_destroy(&up);
+    ck_assert_uint_eq(count_answers(1) + count_answers(2) + count_answers(3), 3);
+    args_free(a);
+    args_free(all);
+    args_free(bad);
+}
+END_TEST
+
+START_TEST(multicall_timeout_per_node)
+{
+    /* sys never answers here: this node times out after TimeoutMs, the
+     * unconnected one is noconnection; one answer, no worker left behind. */
+    args *a = args_new(5);
+    msgpack_unpacked up;
+    const msgpack_object *o, *v;
+    girder_pid pid;
+    struct timespec t0, t1;
+    bool ok;
+    size_t i;
+    long ms;
+
+    ck_assert_int_eq(gr_rt_spawn(rt, &mute, NULL, &pid), 0);
+    for (int k = 0; k < 1000 && gr_rt_whereis(rt, GR_SYS_NAME, &pid) < 0; k++) {
+        nanosleep(&(struct timespec){0, 5000000}, NULL);
+    }
+    msgpack_pack_array(&a->pk, 2);
+    args_str(a, "other@127.0.0.9");
+    args_str(a, NODE);
+    mc_args(a, "sys", "uptime", 300);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    dispatch(1, "rpc", "multicall", &a->sb, 5000);
+    i = wait_answer(1);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    ck_assert_int_ge(ms, 250);
+    ck_assert_int_lt(ms, 3000);
+    o = term_of(i, &up);
+    ck_assert((v = mc_entry(o, NODE, &ok)) && !ok && gr_term_is_str(v, "timeout"));
+    ck_assert((v = mc_entry(o, "other@127.0.0.9", &ok)) && !ok &&
+              gr_term_is_str(v, "noconnection"));
+    msgpack_unpacked_destroy(&up);
+    for (int k = 0; k < 1000 && gr_rpc_inflight(rpc) > 0; k++) {
+        nanosleep(&(struct timespec){0, 5000000}, NULL);
+    }
+    ck_assert_uint_eq(gr_rpc_inflight(rpc), 0);
+    ck_assert_uint_eq(count_answers(1), 1);
+    args_free(a);
+}
+END_TEST
+
+START_TEST(multicall_bad_args)
+{
+    args *num = args_new(4), *empty = args_new(4), *badnode = args_new(4), *t0 = args_new(5);
+
+    msgpack_pack_int(&num->pk, 42);
+    mc_args(num, "node", "ping", 0);
+    dispatch(1, "rpc", "multicall", &num->sb, 1000);
+    expect_err(1, GR_EBADARG);
+    msgpack_pack_array(&empty->pk, 0);
+    mc_args(empty, "node", "ping", 0);
+    dispatch(2, "rpc", "multicall", &empty->sb, 1000);
+    expect_err(2, GR_EBADARG);
+    msgpack_pack_array(&badnode->pk, 1);
+    args_str(badnode, "not a node");
+    mc_args(badnode, "node", "ping", 0);
+    dispatch(3, "rpc", "multicall", &badnode->sb, 1000);
+    expect_err(3, GR_EBADARG);
+    args_str(t0, "all");
+    mc_args(t0, "node", "ping", 0);
+    msgpack_pack_uint32(&t0->pk, 0);
+    dispatch(4, "rpc", "multicall", &t0->sb, 1000);
+    expect_err(4, GR_EBADARG);
+    dispatch(5, "rpc", "multicall", NULL, 1000);
+    expect_err(5, GR_EBADARG);
+    args_free(num);
+    args_free(empty);
+    args_free(badnode);
+    args_free(t0);
+}
+END_TEST
+
+START_TEST(cast)
+{
+    args *leave = args_new(4), *undef = args_new(4), *other = args_new(4), *bad = args_new(3);
+
+    /* cast(self, node, leave, []): "ok" at once, the call runs (the leave hook
+     * fires) and its own answer goes nowhere */
+    args_str(leave, NODE);
+    mc_args(leave, "node", "leave", 0);
+    dispatch(1, "rpc", "cast", &leave->sb, 1000);
+    expect_str(1, "ok");
+    for (int i = 0; i < 1000 && atomic_load(&leaves) == 0; i++) {
+        nanosleep(&(struct timespec){0, 2000000}, NULL);
+    }
+    ck_assert_int_eq(atomic_load(&leaves), 1);
+    for (int i = 0; i < 1000 && gr_rpc_inflight(rpc) > 0; i++) {
+        nanosleep(&(struct timespec){0, 5000000}, NULL);
+    }
+    ck_assert_uint_eq(gr_rpc_inflight(rpc), 0);
+    ck_assert_uint_eq(nanswers, 1);
+    /* errors known at once */
+    args_str(undef, NODE);
+    mc_args(undef, "nosuch", "f", 0);
+    dispatch(2, "rpc", "cast", &undef->sb, 1000);
+    expect_err(2, GR_EBADMODULE);
+    args_str(other, "other@127.0.0.9");
+    mc_args(other, "node", "ping", 0);
+    dispatch(3, "rpc", "cast", &other->sb, 1000);
+    expect_err(3, GR_ENOCONN);
+    args_str(bad, NODE);
+    args_str(bad, "node");
+    args_str(bad, "ping");
+    dispatch(4, "rpc", "cast", &bad->sb, 1000);
+    expect_err(4, GR_EBADARG);
+    args_free(leave);
+    args_free(undef);
+    args_free(other);
+    args_free(bad);
+}
+END_TEST
+
 static Suite *rpc_suite(void)
 {
     Suite *s = suite_create("rpc");
@@ -450,6 +646,10 @@ static Suite *rpc_suite(void)
     tcase_add_test(tc, inline_answers_at_once);
     tcase_add_test(tc, many);
     tcase_add_test(tc, stop_answers_stopped);
+    tcase_add_test(tc, multicall_self_and_unconnected);
+    tcase_add_test(tc, multicall_timeout_per_node);
+    tcase_add_test(tc, multicall_bad_args);
+    tcase_add_test(tc, cast);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -15,6 +15,7 @@
 #include "proto/term.h"
 #include "util/log.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,6 +100,7 @@ int girder_spawn(girder_ctx *ctx, const girder_behaviour *b, const girder_msg *a
     gr_sched *s = p->sched, *t = s;
     girder_rt *rt = s->rt;
     gr_proc *child;
+    girder_pid cpid;
     girder_ref mref = {0, 0, 0};
 
     if (b == NULL || b->handle == NULL) {
@@ -135,6 +137,7 @@ int girder_spawn(girder_ctx *ctx, const girder_behaviour *b, const girder_msg *a
             goto nomem;
         }
     }
+    cpid = child->pid;
     if (t == s) {
         gr_proc_insert(s, child);
     } else {
@@ -144,9 +147,11 @@ int girder_spawn(girder_ctx *ctx, const girder_behaviour *b, const girder_msg *a
             goto nomem;
         }
         sig->ptr = child;
+        /* From here the child belongs to t: it may run, die and be freed
+         * before this thread reads it again, so use cpid only. */
         gr_sched_push(t, sig);
     }
-    *ret_pid = child->pid;
+    *ret_pid = cpid;
     if (ret_mref) {
         *ret_mref = mref;
     }
@@ -599,6 +604,29 @@ int girder_reply(girder_ctx *ctx, girder_pid from, girder_ref ref, const girder_
         girder_msg_unref(m);
     }
     return r;
+}
+
+void gr_rt_set_node_monitor(girder_rt *rt, gr_rt_node_monitor_fn fn, void *ud)
+{
+    assert(!atomic_load(&rt->running));
+    rt->node_mon_fn = fn;
+    rt->node_mon_ud = ud;
+}
+
+int girder_monitor_nodes(girder_ctx *ctx, bool on)
+{
+    gr_proc *p = gr_proc_of(ctx);
+    girder_rt *rt = p->sched->rt;
+    int r;
+
+    if (rt->node_mon_fn == NULL) {
+        return GR_ENOCONN;
+    }
+    if ((r = rt->node_mon_fn(rt->node_mon_ud, p->pid, on)) < 0) {
+        return r;
+    }
+    p->node_monitor = on;
+    return 0;
 }
 
 int girder_info_request(girder_ctx *ctx, girder_pid pid, girder_ref *ret_ref)

@@ -184,6 +184,10 @@ void gr_proc_exit(gr_proc *p, girder_msg *reason)
     }
     p->state = NULL;
     p->status = GR_PROC_DEAD;
+    if (p->node_monitor && rt->node_mon_fn) {
+        (void)rt->node_mon_fn(rt->node_mon_ud, p->pid, false); /* cannot fail */
+        p->node_monitor = false;
+    }
     gr_ptab_del(&s->ptab, p->pid.id);
     if (atomic_fetch_sub_explicit(&s->nprocs, 1, memory_order_relaxed) == 1 && s->stopping) {
         gr_rt_sched_emptied(rt);
@@ -491,6 +495,7 @@ void gr_proc_signal(gr_proc *p, gr_sig *sig)
     case GR_SIG_STOP:
     case GR_SIG_NODEDOWN:
     case GR_SIG_DEAD:
+    case GR_SIG_PLIST:
         gr_panic_unreachable();
     }
     gr_sig_free(sig);

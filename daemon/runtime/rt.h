@@ -72,6 +72,39 @@ int gr_rt_whereis(girder_rt *rt, const char *name, girder_pid *ret_pid);
 /* Number of live processes across all schedulers (approximate while running). */
 uint64_t gr_rt_process_count(girder_rt *rt);
 
+/* ---- enumerating processes (plist.c) ---------------------------------------------
+ *
+ * Every scheduler owns its pid table, so a list is a question to each of them:
+ * each answers from its own thread, between process turns, with its live
+ * processes at that moment (no lock on the spawn/exit path; the union is not
+ * one instant across schedulers, like Erlang's processes/0). Complete for the
+ * asker: a live process it spawned, or learnt of by a message, before asking
+ * is listed. Each scheduler reports at most `max` processes, those with the
+ * lowest pids (the oldest), and the count of all of them. rpc workers, probes
+ * and the asker itself are processes like any other and are listed.
+ */
+
+#define GR_RT_PLIST_MAX 65536 /* most processes one list may report */
+
+/* From inside a process (its scheduler thread): ask every scheduler. Each of
+ * the gr_rt_schedulers(rt) schedulers sends the caller one message
+ *   ["$procs", Ref, Total, [Entry, ...]]
+ * Total: live processes on that scheduler; Entries: at most `max` of them
+ * (lowest pids, ascending), each a map {"pid", "name" (nil if none),
+ * "behaviour", "status" ("running" | "runnable" | "waiting"), "mailbox",
+ * "memory", "handled", "scheduler"}. A scheduler out of memory sends nothing
+ * (the asker should bound its wait with a timer). 0 and *ret_ref, GR_EBADARG
+ * (max 0 or above GR_RT_PLIST_MAX) or -ENOMEM (nothing asked). */
+int gr_rt_process_list_request(girder_ctx *ctx, size_t max, girder_ref *ret_ref);
+
+/* From a non-scheduler thread (blocks until every scheduler answered; not
+ * during gr_rt_stop): the live processes, sorted by pid. *ret_pids (caller
+ * frees) holds *ret_n <= max pids, the lowest; *ret_total is the number of
+ * live processes (*ret_total > *ret_n: truncated). 0, GR_EBADARG, GR_ESTOPPED,
+ * -ENOMEM (outputs untouched). */
+int gr_rt_process_list(girder_rt *rt, size_t max, girder_pid **ret_pids, size_t *ret_n,
+                       uint64_t *ret_total);
+
 /* Send msg to `name` registered on node `node` ("name@host") from a
  * non-scheduler thread: {Name, Node} ! Msg. As girder_send_name_node. Any
  * thread. */
@@ -174,6 +207,19 @@ typedef int (*gr_rt_remote_fn)(void *ud, gr_rt_remote_sig *sig);
  * gr_rt_node_down may be called until gr_rt_free (after gr_rt_stop they only
  * queue, and gr_rt_free discards). */
 void gr_rt_set_remote(girder_rt *rt, gr_rt_remote_fn fn, void *ud);
+
+/* Node-monitor hook: girder_monitor_nodes(ctx, on) calls fn(ud, pid, on) on
+ * the caller's scheduler thread, and the runtime calls fn(ud, pid, false) when
+ * a subscribed process exits (on its scheduler thread; also while gr_rt_stop
+ * runs), so the distribution layer never keeps a dead subscriber. fn must not
+ * block or call back into the runtime; it returns 0 or a negative error (e.g.
+ * -ENOMEM), which girder_monitor_nodes returns. The subscriber then gets
+ * ["nodeup", Node] and ["nodedown", Node, Reason] messages (dist/dist.h).
+ * NULL (the default): no distribution, girder_monitor_nodes answers
+ * GR_ENOCONN. Before gr_rt_start, once; fn must stay callable until gr_rt_stop
+ * returns. girderd installs gr_dist_monitor_nodes. */
+typedef int (*gr_rt_node_monitor_fn)(void *ud, girder_pid pid, bool on);
+void gr_rt_set_node_monitor(girder_rt *rt, gr_rt_node_monitor_fn fn, void *ud);
 
 /* Incoming: hand over a signal that arrived from node sig->from.node (an index
  * already interned with gr_rt_node_intern, != 0) for a process of this node

@@ -60,6 +60,8 @@ typedef enum gr_sig_type {
     /* answer to request ref: `from` the child and msg NULL, or msg the error
      * reason; flags echo the request's */
     GR_SIG_SPAWNREPLY,
+    GR_SIG_PLIST,     /* scheduler: list at most to.id processes for `from` (ref), or
+                         into ptr (a gr_plist_sync) when not NULL (plist.c) */
 } gr_sig_type;
 
 typedef struct gr_sig {
@@ -70,7 +72,8 @@ typedef struct gr_sig {
     girder_pid to;       /* destination process */
     girder_ref ref;      /* monitor / info / timer ref when relevant */
     girder_msg *msg;     /* payload or reason; owned by the signal */
-    void *ptr;           /* GR_SIG_SPAWN: gr_proc*, GR_SIG_RUN: gr_run*, GR_SIG_DEAD: gr_sig* */
+    void *ptr;           /* GR_SIG_SPAWN: gr_proc*, GR_SIG_RUN: gr_run*, GR_SIG_DEAD: gr_sig*,
+                            GR_SIG_PLIST: gr_plist_sync* or NULL */
 } gr_sig;
 
 /* Closure for GR_SIG_RUN: fn runs in the target process; result posted back. */
@@ -124,6 +127,7 @@ typedef struct gr_proc {
     bool queued : 1;               /* in the run queue */
     bool inited : 1;               /* init has run successfully */
     bool stopping : 1;             /* exiting: reason is final */
+    bool node_monitor : 1;         /* subscribed with girder_monitor_nodes */
 } gr_proc;
 
 /* The context passed to callbacks IS the process. */
@@ -203,6 +207,8 @@ struct girder_rt {
     gr_registry *names;            /* registered names (own lock) */
     gr_rt_remote_fn remote_fn;     /* outgoing remote signals; NULL = no distribution */
     void *remote_ud;               /* remote_fn's argument */
+    gr_rt_node_monitor_fn node_mon_fn; /* girder_monitor_nodes; NULL = no distribution */
+    void *node_mon_ud;                 /* node_mon_fn's argument */
     /* Per node index: schedulers that have not yet run the node-down scan of
      * gr_rt_node_down. While non-zero, new signals to that node are answered as
      * if it were not connected (remote.c). */
@@ -322,6 +328,10 @@ void gr_spawn_dead(girder_rt *rt, gr_sched *cur, gr_sig *sig, girder_msg *reason
 /* A SPAWN_REQUEST from another node (validated): queue it on a scheduler. 0 or
  * -ENOMEM (msg stays with rs). Any thread. */
 int gr_spawn_remote_in(girder_rt *rt, gr_rt_remote_sig *rs);
+/* plist.c */
+/* GR_SIG_PLIST on scheduler s: answer with a snapshot of its processes (owner
+ * thread). Takes sig. */
+void gr_plist_answer(gr_sched *s, gr_sig *sig);
 
 /* registry.c */
 int gr_registry_new(gr_registry **ret);

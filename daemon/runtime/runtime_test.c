@@ -14,6 +14,7 @@
 #include "runtime/rt.h"
 
 #include <check.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -1049,11 +1050,329 @@ START_TEST(test_many_processes_cross_scheduler)
 }
 END_TEST
 
+/* ---- tests: enumerating processes ------------------------------------------------------------ */
+
+/* Is pid among the n sorted pids? */
+static bool has_pid(const girder_pid *pids, size_t n, girder_pid pid)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (girder_pid_eq(pids[i], pid)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static int do_list_request(girder_ctx *ctx, void *a)
+{
+    op *o = a;
+
+    return gr_rt_process_list_request(ctx, (size_t)o->n, &o->ref);
+}
+
+START_TEST(test_process_list)
+{
+    /* Every live process is listed whoever spawned it, linked or not, named or
+     * not; dead ones are not; the list is sorted and bounded. */
+    girder_pid direct[20], child_spread, child_local, *pids = NULL;
+    op sp = {.flags = GIRDER_SPAWN_SPREAD}, sl = {.flags = 0}, reg = {.name = "listed"};
+    size_t n = 0;
+    uint64_t total = 0;
+
+    for (int i = 0; i < 20; i++) {
+        direct[i] = spawn_fwd();
+    }
+    /* Spawned by a behaviour, unlinked, unregistered, on either scheduler. */
+    ck_assert_int_eq(run_op(direct[0], do_spawn, &sp), 0);
+    ck_assert_int_eq(run_op(direct[1], do_spawn, &sl), 0);
+    child_spread = sp.pid;
+    child_local = sl.pid;
+    reg.pid = direct[2];
+    ck_assert_int_eq(probe_op(do_register, &reg), 0);
+    kill_pid(direct[3]);
+    await_death(direct[3], "killed");
+
+    ck_assert_int_eq(gr_rt_process_list(rt, 1000, &pids, &n, &total), 0);
+    ck_assert_uint_eq(total, n);
+    ck_assert_uint_eq(n, 20 - 1 + 2 + 1); /* fwd alive, two children, the probe */
+    ck_assert_uint_eq(total, gr_rt_process_count(rt));
+    for (int i = 0; i < 20; i++) {
+        ck_assert(has_pid(pids, n, direct[i]) == (i != 3));
+    }
+    ck_assert(has_pid(pids, n, child_spread));
+    ck_assert(has_pid(pids, n, child_local));
+    ck_assert(has_pid(pids, n, gr_probe_pid(probe)));
+    for (size_t i = 1; i < n; i++) {
+        ck_assert_uint_lt(pids[i - 1].id, pids[i].id);
+    }
+    free(pids);
+
+    /* Truncated: the 3 lowest pids, the true total. */
+    {
+        girder_pid *few = NULL;
+        size_t nf = 0;
+        uint64_t tf = 0;
+        girder_pid *all = NULL;
+        size_t na = 0;
+        uint64_t ta = 0;
+
+        ck_assert_int_eq(gr_rt_process_list(rt, 1000, &all, &na, &ta), 0);
+        ck_assert_int_eq(gr_rt_process_list(rt, 3, &few, &nf, &tf), 0);
+        ck_assert_uint_eq(nf, 3);
+        ck_assert_uint_eq(tf, ta);
+        for (size_t i = 0; i < 3; i++) {
+            ck_assert(girder_pid_eq(few[i], all[i]));
+        }
+        free(few);
+        free(all);
+    }
+    ck_assert_int_eq(gr_rt_process_list(rt, 0, &pids, &n, &total), GR_EBADARG);
+
+    /* More schedulers than the collector holds answers for (2 * max pids):
+     * still the max lowest, and the true total. */
+    {
+        gr_rt_config cfg = {.node_name = "four@127.0.0.1", .creation = 9, .schedulers = 4};
+        girder_rt *r4;
+        girder_pid *all = NULL, *few = NULL, child;
+        size_t na = 0, nf = 0;
+        uint64_t ta = 0, tf = 0;
+
+        ck_assert_int_eq(gr_rt_new(&cfg, &r4), 0);
+        ck_assert_int_eq(gr_rt_start(r4), 0);
+        for (int i = 0; i < 40; i++) {
+            ck_assert_int_eq(gr_rt_spawn(r4, &fwd_beh, NULL, &child), 0);
+        }
+        ck_assert_int_eq(gr_rt_process_list(r4, 1000, &all, &na, &ta), 0);
+        ck_assert_uint_eq(na, 40);
+        ck_assert_uint_eq(ta, 40);
+        ck_assert_int_eq(gr_rt_process_list(r4, 3, &few, &nf, &tf), 0);
+        ck_assert_uint_eq(nf, 3);
+        ck_assert_uint_eq(tf, 40);
+        for (size_t i = 0; i < 3; i++) {
+            ck_assert(girder_pid_eq(few[i], all[i]));
+        }
+        free(all);
+        free(few);
+        gr_rt_stop(r4);
+        r4 = gr_rt_free(r4);
+    }
+    ck_assert_int_eq(gr_rt_process_list(rt, GR_RT_PLIST_MAX + 1, &pids, &n, &total), GR_EBADARG);
+}
+END_TEST
+
+START_TEST(test_process_list_request)
+{
+    /* From a process: one ["$procs", Ref, Total, [Entry...]] per scheduler; a
+     * child spawned just before asking is in it, with its entry's fields. */
+    op sp = {.flags = GIRDER_SPAWN_SPREAD}, q = {.n = 100};
+    bool seen_child = false, seen_self = false;
+    uint64_t total = 0;
+
+    ck_assert_int_eq(probe_op(do_spawn, &sp), 0);
+    ck_assert_int_eq(probe_op(do_list_request, &q), 0);
+    for (unsigned s = 0; s < gr_rt_schedulers(rt); s++) {
+        msgpack_unpacked u;
+        girder_msg *m;
+        msgpack_object *a;
+        gr_term_id rid;
+
+        recv_obj(&u, &m);
+        ck_assert_int_eq(u.data.type, MSGPACK_OBJECT_ARRAY);
+        ck_assert_uint_eq(u.data.via.array.size, 4);
+        a = u.data.via.array.ptr;
+        ck_assert(gr_term_is_str(&a[0], "$procs"));
+        ck_assert_int_eq(gr_term_parse_id(&a[1], GR_TERM_EXT_REF, &rid), 0);
+        ck_assert_uint_eq(rid.id, q.ref.id);
+        ck_assert_int_eq(a[2].type, MSGPACK_OBJECT_POSITIVE_INTEGER);
+        total += a[2].via.u64;
+        ck_assert_int_eq(a[3].type, MSGPACK_OBJECT_ARRAY);
+        ck_assert_uint_eq(a[3].via.array.size, a[2].via.u64);
+        for (uint32_t i = 0; i < a[3].via.array.size; i++) {
+            msgpack_object *e = &a[3].via.array.ptr[i];
+
+            ck_assert_int_eq(e->type, MSGPACK_OBJECT_MAP);
+            ck_assert_uint_eq(e->via.map.size, 8);
+            ck_assert(gr_term_is_str(&e->via.map.ptr[0].key, "pid"));
+            ck_assert(gr_term_is_str(&e->via.map.ptr[2].key, "behaviour"));
+            if (obj_is_pid(&e->via.map.ptr[0].val, sp.pid)) {
+                seen_child = true;
+                ck_assert(gr_term_is_str(&e->via.map.ptr[2].val, "fwd"));
+            }
+            if (obj_is_pid(&e->via.map.ptr[0].val, gr_probe_pid(probe))) {
+                seen_self = true;
+                ck_assert(gr_term_is_str(&e->via.map.ptr[3].val, "running") ||
+                          gr_term_is_str(&e->via.map.ptr[3].val, "runnable") ||
+                          gr_term_is_str(&e->via.map.ptr[3].val, "waiting"));
+            }
+        }
+        msgpack_unpacked_destroy(&u);
+        girder_msg_unref(m);
+    }
+    ck_assert(seen_child && seen_self);
+    ck_assert_uint_eq(total, 2);
+    expect_none(50);
+    q.n = 0;
+    ck_assert_int_eq(probe_op(do_list_request, &q), GR_EBADARG);
+}
+END_TEST
+
+/* For the thread sanitizer: lists taken while processes are spawned and die on
+ * both schedulers. */
+static atomic_bool churn_done;
+
+static void *lister(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&churn_done)) {
+        girder_pid *pids = NULL;
+        size_t n;
+        uint64_t total;
+
+        if (gr_rt_process_list(rt, 64, &pids, &n, &total) == 0) {
+            free(pids);
+        }
+    }
+    return NULL;
+}
+
+START_TEST(test_process_list_concurrent)
+{
+    pthread_t t;
+
+    atomic_store(&churn_done, false);
+    ck_assert_int_eq(pthread_create(&t, NULL, lister, NULL), 0);
+    for (int round = 0; round < 20; round++) {
+        girder_pid pids[50];
+
+        for (int i = 0; i < 50; i++) {
+            pids[i] = spawn_fwd();
+        }
+        for (int i = 0; i < 50; i++) {
+            send_atom(pids[i], "stop");
+        }
+    }
+    atomic_store(&churn_done, true);
+    pthread_join(t, NULL);
+}
+END_TEST
+
+/* ---- tests: node monitoring hook ------------------------------------------------------------ */
+
+/* A fake node-monitor hook: records every call; fails with -ENOMEM while
+ * nm_fail is set. */
+typedef struct nm_call {
+    girder_pid pid; /* who */
+    bool on;        /* subscribe or not */
+} nm_call;
+
+static pthread_mutex_t nm_lock = PTHREAD_MUTEX_INITIALIZER;
+static nm_call nm_calls[64];
+static size_t nm_n;
+static atomic_bool nm_fail;
+
+static int fake_node_monitor(void *ud, girder_pid pid, bool on)
+{
+    ck_assert_ptr_eq(ud, &nm_calls);
+    if (atomic_load(&nm_fail)) {
+        return -ENOMEM;
+    }
+    pthread_mutex_lock(&nm_lock);
+    ck_assert_uint_lt(nm_n, 64);
+    nm_calls[nm_n++] = (nm_call){pid, on};
+    pthread_mutex_unlock(&nm_lock);
+    return 0;
+}
+
+/* Calls recorded for pid with `on`. */
+static size_t nm_count(girder_pid pid, bool on)
+{
+    size_t k = 0;
+
+    pthread_mutex_lock(&nm_lock);
+    for (size_t i = 0; i < nm_n; i++) {
+        k += girder_pid_eq(nm_calls[i].pid, pid) && nm_calls[i].on == on;
+    }
+    pthread_mutex_unlock(&nm_lock);
+    return k;
+}
+
+static void setup_nm(void)
+{
+    gr_rt_config cfg = {.node_name = "test@127.0.0.1", .creation = 7, .schedulers = 2};
+
+    nm_n = 0;
+    atomic_store(&nm_fail, false);
+    ck_assert_int_eq(gr_rt_new(&cfg, &rt), 0);
+    gr_rt_set_node_monitor(rt, fake_node_monitor, &nm_calls);
+    ck_assert_int_eq(gr_rt_start(rt), 0);
+    ck_assert_int_eq(gr_probe_new(rt, &probe), 0);
+}
+
+static int do_monitor_nodes(girder_ctx *ctx, void *a)
+{
+    return girder_monitor_nodes(ctx, ((op *)a)->flag);
+}
+
+START_TEST(test_monitor_nodes_without_distribution)
+{
+    op o = {.flag = true};
+
+    ck_assert_int_eq(probe_op(do_monitor_nodes, &o), GR_ENOCONN);
+    o.flag = false;
+    ck_assert_int_eq(probe_op(do_monitor_nodes, &o), GR_ENOCONN);
+}
+END_TEST
+
+START_TEST(test_monitor_nodes_hook)
+{
+    /* Subscribing reaches the hook with the caller's pid; a subscriber that
+     * exits is unsubscribed once by the runtime; one that unsubscribed first,
+     * or whose subscription failed, is not unsubscribed again. */
+    girder_pid a = spawn_fwd(), b = spawn_fwd(), c = spawn_fwd();
+    op on = {.flag = true}, off = {.flag = false};
+
+    ck_assert_int_eq(run_op(a, do_monitor_nodes, &on), 0);
+    ck_assert_int_eq(run_op(a, do_monitor_nodes, &on), 0); /* idempotent for the hook */
+    ck_assert_int_eq(run_op(b, do_monitor_nodes, &on), 0);
+    ck_assert_int_eq(run_op(b, do_monitor_nodes, &off), 0);
+    atomic_store(&nm_fail, true);
+    ck_assert_int_eq(run_op(c, do_monitor_nodes, &on), -ENOMEM);
+    atomic_store(&nm_fail, false);
+    ck_assert_uint_eq(nm_count(a, true), 2);
+    ck_assert_uint_eq(nm_count(b, true), 1);
+    ck_assert_uint_eq(nm_count(b, false), 1);
+    ck_assert_uint_eq(nm_count(c, true), 0);
+
+    kill_pid(a);
+    await_death(a, "killed");
+    send_atom(b, "stop");
+    await_death(b, "normal");
+    send_atom(c, "crash");
+    await_death(c, "boom");
+    ck_assert_uint_eq(nm_count(a, false), 1); /* dropped on exit */
+    ck_assert_uint_eq(nm_count(b, false), 1); /* not twice */
+    ck_assert_uint_eq(nm_count(c, false), 0); /* never subscribed */
+}
+END_TEST
+
+START_TEST(test_monitor_nodes_dropped_at_stop)
+{
+    girder_pid a = spawn_fwd();
+    op on = {.flag = true};
+
+    ck_assert_int_eq(run_op(a, do_monitor_nodes, &on), 0);
+    probe = gr_probe_free(probe);
+    gr_rt_stop(rt); /* a exits with "shutdown": the hook hears of it */
+    ck_assert_uint_eq(nm_count(a, false), 1);
+}
+END_TEST
+
 static Suite *runtime_suite(void)
 {
     Suite *s = suite_create("runtime");
     TCase *tc = tcase_create("two-schedulers");
     TCase *one = tcase_create("one-scheduler");
+    TCase *nm = tcase_create("node-monitor-hook");
 
     tcase_add_checked_fixture(tc, setup2, teardown);
     tcase_set_timeout(tc, 60);
@@ -1086,12 +1405,22 @@ static Suite *runtime_suite(void)
     tcase_add_test(tc, test_shutdown_terminates_everything);
     tcase_add_test(tc, test_behaviour_registry_and_config_errors);
     tcase_add_test(tc, test_many_processes_cross_scheduler);
+    tcase_add_test(tc, test_process_list);
+    tcase_add_test(tc, test_process_list_request);
+    tcase_add_test(tc, test_process_list_concurrent);
+    tcase_add_test(tc, test_monitor_nodes_without_distribution);
     suite_add_tcase(s, tc);
 
     tcase_add_checked_fixture(one, setup1, teardown);
     tcase_set_timeout(one, 60);
     tcase_add_test(one, test_fairness);
     suite_add_tcase(s, one);
+
+    tcase_add_checked_fixture(nm, setup_nm, teardown);
+    tcase_set_timeout(nm, 60);
+    tcase_add_test(nm, test_monitor_nodes_hook);
+    tcase_add_test(nm, test_monitor_nodes_dropped_at_stop);
+    suite_add_tcase(s, nm);
     return s;
 }
 

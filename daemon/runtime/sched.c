@@ -175,6 +175,9 @@ void gr_sched_deliver(gr_sched *s, gr_sig *sig)
         gr_remote_node_down_local(s, sig->to.node);
         gr_sig_free(sig);
         return;
+    case GR_SIG_PLIST:
+        gr_plist_answer(s, sig);
+        return;
     case GR_SIG_DEAD: {
         gr_sig *inner = sig->ptr;
 

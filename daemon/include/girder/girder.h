@@ -24,6 +24,8 @@
  *   ["$info", Ref, Map]                      the answer to girder_info_request
  *   ["$spawn_reply", Ref, "ok", Pid]         girder_spawn_remote succeeded
  *   ["$spawn_reply", Ref, "error", Reason]   girder_spawn_remote failed
+ *   ["nodeup", Node]                         girder_monitor_nodes subscribers
+ *   ["nodedown", Node, Reason]               girder_monitor_nodes subscribers
  * Reasons: "normal", "killed", "noproc", "shutdown", "noconnection", or any term.
  *
  * Errors are negative ints (proto/err.h); 0 is success.
@@ -230,6 +232,14 @@ int girder_unlink(girder_ctx *ctx, girder_pid pid);
 int girder_monitor(girder_ctx *ctx, girder_pid pid, girder_ref *ret_ref);
 /* Cancel a monitor; after return its DOWN message is never delivered. */
 int girder_demonitor(girder_ctx *ctx, girder_ref ref);
+
+/* Subscribe the calling process (on = true) to node events, as Erlang's
+ * net_kernel:monitor_nodes/1: ["nodeup", Node] when a member node connects,
+ * ["nodedown", Node, Reason] when it is lost (Reason "noconnection"), leaves or
+ * restarts; Node is the node's name ("name@host"). on = false unsubscribes;
+ * both are idempotent. A subscription ends by itself when the process exits.
+ * 0, GR_ENOCONN (this node runs without distribution), or -ENOMEM. */
+int girder_monitor_nodes(girder_ctx *ctx, bool on);
 
 /* Send an exit signal with `reason` (borrowed) to pid. "kill" cannot be trapped
  * and kills with reason "killed"; "normal" is ignored by a non-trapping target

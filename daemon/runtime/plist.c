@@ -1,0 +1,332 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * plist.c - enumerating the processes of the runtime (rt.h:
+ * gr_rt_process_list_request, gr_rt_process_list).
+ *
+ * Each scheduler owns its pid table and nobody else may read it, so a list is
+ * a question put to every scheduler: one GR_SIG_PLIST per scheduler, pushed to
+ * its inbox (or to the local queue for the caller's own scheduler). Each
+ * scheduler answers from its own thread, between process turns, with the
+ * processes of its table at that moment, and the asker merges the answers.
+ *
+ * Design notes
+ * - No lock anywhere on the spawn/exit path: the table is read only by its
+ *   owner, as always. Thread-safety against concurrent spawn and exit is by
+ *   construction (the snapshot of a scheduler is taken on that scheduler,
+ *   between turns); the merged list is therefore not one atomic instant
+ *   across schedulers, like Erlang's processes/0. It is causally complete for
+ *   the asker: a process the asker spawned (or heard of through a message)
+ *   before asking is in the list unless it died, because its GR_SIG_SPAWN was
+ *   queued on the same FIFO path ahead of the question.
+ * - Bounded: a scheduler reports at most `max` processes, the ones with the
+ *   lowest pids (the oldest: services come first), chosen with a max-heap of
+ *   `max` entries in one pass over its table, plus the count of all of them.
+ *   The asker keeps the `max` lowest of the union.
+ * - A request from a process gets messages (the caller is a process and must
+ *   not block its scheduler); a request from another thread gets a collector
+ *   (mutex + condition variable) that each scheduler fills, and waits on it.
+ *
+ * Owning thread: plist_answer runs on the answering scheduler; the request
+ * functions on the asking thread.
+ */
+#include "runtime/rt_int.h"
+
+#include "proto/err.h"
+#include "proto/term.h"
+#include "util/log.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The collector of a synchronous request (gr_rt_process_list). */
+typedef struct gr_plist_sync {
+    pthread_mutex_t lock; /* guards everything below */
+    pthread_cond_t cond;  /* signalled when `remaining` drops to 0 */
+    unsigned remaining;   /* schedulers that have not answered */
+    uint64_t total;       /* sum of the schedulers' counts */
+    girder_pid *pids;     /* pids received, unsorted; at most cap */
+    size_t n;             /* pids filled */
+    size_t max;           /* pids asked for */
+    size_t cap;           /* pids allocated: 2 * max (see plist_sync_fill) */
+    int err;              /* first error (-ENOMEM) of a scheduler, else 0 */
+} gr_plist_sync;
+
+/* ---- on the answering scheduler ------------------------------------------------------------- */
+
+/* Max-heap of processes by pid id: the `cap` lowest ids seen so far. */
+typedef struct heap {
+    gr_proc **v; /* heap array */
+    size_t n;    /* entries */
+    size_t cap;  /* at most */
+} heap;
+
+static void sift_down(heap *h, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+
+        if (l < h->n && h->v[l]->pid.id > h->v[m]->pid.id) {
+            m = l;
+        }
+        if (r < h->n && h->v[r]->pid.id > h->v[m]->pid.id) {
+            m = r;
+        }
+        if (m == i) {
+            return;
+        }
+        gr_proc *t = h->v[i];
+
+        h->v[i] = h->v[m];
+        h->v[m] = t;
+        i = m;
+    }
+}
+
+static void heap_offer(void *vp, void *arg)
+{
+    heap *h = arg;
+    gr_proc *p = vp;
+
+    if (p->status == GR_PROC_DEAD || h->cap == 0) {
+        return;
+    }
+    if (h->n < h->cap) {
+        size_t i = h->n++;
+
+        h->v[i] = p;
+        while (i > 0 && h->v[(i - 1) / 2]->pid.id < h->v[i]->pid.id) {
+            gr_proc *t = h->v[i];
+
+            h->v[i] = h->v[(i - 1) / 2];
+            h->v[(i - 1) / 2] = t;
+            i = (i - 1) / 2;
+        }
+    } else if (p->pid.id < h->v[0]->pid.id) {
+        h->v[0] = p;
+        sift_down(h, 0);
+    }
+}
+
+static int cmp_proc(const void *a, const void *b)
+{
+    const gr_proc *x = *(gr_proc *const *)a, *y = *(gr_proc *const *)b;
+
+    return x->pid.id < y->pid.id ? -1 : x->pid.id > y->pid.id;
+}
+
+static void pack_str(msgpack_packer *pk, const char *s)
+{
+    msgpack_pack_str_with_body(pk, s, strlen(s));
+}
+
+/* ["$procs", Ref, Total, [Entry...]] for the asking process. NULL on ENOMEM. */
+static girder_msg *plist_msg(gr_sched *s, girder_ref ref, heap *h)
+{
+    girder_rt *rt = s->rt;
+    const char *node;
+    size_t nlen;
+    gr_pack pk;
+
+    gr_pack_init(&pk);
+    msgpack_pack_array(&pk.pk, 4);
+    pack_str(&pk.pk, "$procs");
+    node = gr_rt_node_at(rt, ref.node, &nlen);
+    if (node == NULL ||
+        gr_term_pack_id(&pk.pk, GR_TERM_EXT_REF, node, nlen, ref.creation, ref.id) < 0) {
+        msgpack_pack_nil(&pk.pk);
+    }
+    msgpack_pack_uint64(&pk.pk, s->ptab.count);
+    msgpack_pack_array(&pk.pk, (uint32_t)h->n);
+    for (size_t i = 0; i < h->n; i++) {
+        gr_proc *p = h->v[i];
+
+        msgpack_pack_map(&pk.pk, 8);
+        pack_str(&pk.pk, "pid");
+        girder_pack_pid(gr_ctx_of(p), &pk.pk, p->pid);
+        pack_str(&pk.pk, "name");
+        if (p->ext && p->ext->name) {
+            pack_str(&pk.pk, p->ext->name);
+        } else {
+            msgpack_pack_nil(&pk.pk);
+        }
+        pack_str(&pk.pk, "behaviour");
+        pack_str(&pk.pk, p->beh->name ? p->beh->name : "");
+        pack_str(&pk.pk, "status");
+        pack_str(&pk.pk, s->current == p ? "running" : p->queued ? "runnable" : "waiting");
+        pack_str(&pk.pk, "mailbox");
+        msgpack_pack_uint32(&pk.pk, p->mbox_len);
+        pack_str(&pk.pk, "memory");
+        msgpack_pack_uint64(&pk.pk, gr_proc_memory(p));
+        pack_str(&pk.pk, "handled");
+        msgpack_pack_uint64(&pk.pk, p->handled);
+        pack_str(&pk.pk, "scheduler");
+        msgpack_pack_unsigned_int(&pk.pk, s->idx);
+    }
+    return gr_pack_finish(&pk);
+}
+
+static int cmp_pid(const void *a, const void *b)
+{
+    const girder_pid *x = a, *y = b;
+
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* Fill the collector of a synchronous request; wakes its waiter when last.
+ * When this scheduler's pids might not fit, the collector first keeps only
+ * its `max` lowest: memory stays at 2 * max pids whatever the number of
+ * schedulers (the sort is O(max log max) under the collector's lock, which
+ * only the answering schedulers and the waiter take). */
+static void plist_sync_fill(gr_sched *s, gr_plist_sync *c, heap *h, int err)
+{
+    pthread_mutex_lock(&c->lock);
+    if (c->n + h->n > c->cap) {
+        qsort(c->pids, c->n, sizeof(*c->pids), cmp_pid);
+        c->n = c->n < c->max ? c->n : c->max;
+    }
+    c->total += s->ptab.count;
+    if (err < 0 && c->err == 0) {
+        c->err = err;
+    }
+    for (size_t i = 0; i < h->n && c->n < c->cap; i++) {
+        c->pids[c->n++] = h->v[i]->pid;
+    }
+    if (--c->remaining == 0) {
+        pthread_cond_signal(&c->cond);
+    }
+    pthread_mutex_unlock(&c->lock);
+}
+
+void gr_plist_answer(gr_sched *s, gr_sig *sig)
+{
+    gr_plist_sync *c = sig->ptr;
+    heap h = {NULL, 0, (size_t)sig->to.id};
+    int err = 0;
+
+    if (h.cap > s->ptab.count) {
+        h.cap = s->ptab.count;
+    }
+    if (h.cap > 0 && (h.v = malloc(h.cap * sizeof(*h.v))) == NULL) {
+        h.cap = 0;
+        err = -ENOMEM;
+    }
+    gr_ptab_each(&s->ptab, heap_offer, &h);
+    if (h.n > 1) {
+        qsort(h.v, h.n, sizeof(*h.v), cmp_proc);
+    }
+    if (c != NULL) {
+        plist_sync_fill(s, c, &h, err);
+    } else {
+        girder_msg *m = plist_msg(s, sig->ref, &h);
+        gr_sig *out = m ? gr_sig_new(GR_SIG_MSG, (girder_pid){0, 0, 0}, sig->from) : NULL;
+
+        if (out == NULL) {
+            /* The asker counts answers: it will time out, as for a lost reply. */
+            gr_error("plist", "process list answer lost: out of memory");
+            girder_msg_unref(m);
+        } else {
+            out->msg = m;
+            gr_route(s->rt, s, out);
+        }
+    }
+    free(h.v);
+    sig->ptr = NULL;
+    gr_sig_free(sig);
+}
+
+/* ---- on the asking thread ------------------------------------------------------------------- */
+
+/* One GR_SIG_PLIST per scheduler, from `from` (id 0: a thread) with ref and
+ * collector c (NULL: answer by message). cur: the asking scheduler or NULL.
+ * All or nothing: 0 or -ENOMEM (nothing sent). */
+static int plist_send(girder_rt *rt, gr_sched *cur, girder_pid from, girder_ref ref, size_t max,
+                      gr_plist_sync *c)
+{
+    gr_sig **sigs = calloc(rt->nsched, sizeof(*sigs));
+
+    if (sigs == NULL) {
+        return -ENOMEM;
+    }
+    for (unsigned i = 0; i < rt->nsched; i++) {
+        if ((sigs[i] = gr_sig_new(GR_SIG_PLIST, from, (girder_pid){0, 0, max})) == NULL) {
+            for (unsigned j = 0; j < i; j++) {
+                gr_sig_free(sigs[j]);
+            }
+            free(sigs);
+            return -ENOMEM;
+        }
+        sigs[i]->ref = ref;
+        sigs[i]->ptr = c;
+    }
+    for (unsigned i = 0; i < rt->nsched; i++) {
+        gr_sched *t = &rt->scheds[i];
+
+        if (t == cur) {
+            gr_sched_local(cur, sigs[i]);
+        } else {
+            gr_sched_push(t, sigs[i]);
+        }
+    }
+    free(sigs);
+    return 0;
+}
+
+int gr_rt_process_list_request(girder_ctx *ctx, size_t max, girder_ref *ret_ref)
+{
+    gr_proc *p = gr_proc_of(ctx);
+    girder_ref ref;
+    int r;
+
+    if (max == 0 || max > GR_RT_PLIST_MAX) {
+        return GR_EBADARG;
+    }
+    ref = gr_sched_make_ref(p->sched);
+    if ((r = plist_send(p->sched->rt, p->sched, p->pid, ref, max, NULL)) < 0) {
+        return r;
+    }
+    *ret_ref = ref;
+    return 0;
+}
+
+int gr_rt_process_list(girder_rt *rt, size_t max, girder_pid **ret_pids, size_t *ret_n,
+                       uint64_t *ret_total)
+{
+    gr_plist_sync c = {.remaining = rt->nsched};
+    int r;
+
+    if (max == 0 || max > GR_RT_PLIST_MAX) {
+        return GR_EBADARG;
+    }
+    if (atomic_load(&rt->stopping) || !atomic_load(&rt->running)) {
+        return GR_ESTOPPED;
+    }
+    c.max = max;
+    c.cap = 2 * max;
+    if ((c.pids = malloc(c.cap * sizeof(*c.pids))) == NULL) {
+        return -ENOMEM;
+    }
+    pthread_mutex_init(&c.lock, NULL);
+    pthread_cond_init(&c.cond, NULL);
+    if ((r = plist_send(rt, NULL, (girder_pid){0, 0, 0}, (girder_ref){0, 0, 0}, max, &c)) == 0) {
+        pthread_mutex_lock(&c.lock);
+        while (c.remaining > 0) {
+            pthread_cond_wait(&c.cond, &c.lock);
+        }
+        pthread_mutex_unlock(&c.lock);
+        r = c.err;
+    }
+    pthread_cond_destroy(&c.cond);
+    pthread_mutex_destroy(&c.lock);
+    if (r < 0) {
+        free(c.pids);
+        return r;
+    }
+    if (c.n > 1) {
+        qsort(c.pids, c.n, sizeof(*c.pids), cmp_pid);
+    }
+    *ret_pids = c.pids;
+    *ret_n = c.n < max ? c.n : max;
+    *ret_total = c.total;
+    return 0;
+}
