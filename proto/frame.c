@@ -156,6 +156,29 @@ int gr_batch_add(gr_batch *b, const Girder__Frame *f)
     return 0;
 }
 
+int gr_batch_add_packed2(gr_batch *b, const void *head, size_t head_len, const void *tail,
+                         size_t tail_len)
+{
+    size_t len = head_len + tail_len;
+    uint8_t *at;
+    int r;
+
+    if ((r = reserve(b, len)) < 0) {
+        return r;
+    }
+    at = b->buf + GR_RECORD_HDR + b->len;
+    gr_wire_put_be32(at, (uint32_t)len);
+    if (head_len > 0) {
+        memcpy(at + GR_FRAME_HDR, head, head_len);
+    }
+    if (tail_len > 0) {
+        memcpy(at + GR_FRAME_HDR + head_len, tail, tail_len);
+    }
+    b->len += GR_FRAME_HDR + len;
+    b->count++;
+    return 0;
+}
+
 int gr_batch_add_packed(gr_batch *b, const void *frame, size_t len)
 {
     uint8_t *at;

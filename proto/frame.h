@@ -67,6 +67,9 @@ int gr_batch_add(gr_batch *b, const Girder__Frame *f);
 /* Same as gr_batch_add for an already packed frame frame[0..len) (e.g. one being
  * forwarded). The bytes are copied; they are not checked. */
 int gr_batch_add_packed(gr_batch *b, const void *frame, size_t len);
+/* The same for a frame held in two pieces, head then tail. */
+int gr_batch_add_packed2(gr_batch *b, const void *head, size_t head_len, const void *tail,
+                         size_t tail_len);
 
 /* Number of frames in the open (unsealed) batch; 0 after a seal or reset. */
 size_t gr_batch_count(const gr_batch *b);

@@ -22,6 +22,7 @@
 #include "proto/err.h"
 #include "proto/term.h"
 
+#include <stdbool.h>
 #include <string.h>
 
 #define KEY_FRAME_SIGNAL 0x3a
@@ -102,7 +103,9 @@ static uint8_t *field_put(uint8_t *p, uint8_t key, const void *data, size_t len)
     return p + len;
 }
 
-size_t gr_sigframe_pack(const gr_sigframe *s, uint8_t *out)
+/* Write s; with_payload false: stop right after the payload's length (the
+ * caller sends the payload's bytes from where they are). */
+static size_t pack(const gr_sigframe *s, uint8_t *out, bool with_payload)
 {
     uint8_t *p = out;
 
@@ -116,6 +119,11 @@ size_t gr_sigframe_pack(const gr_sigframe *s, uint8_t *out)
     p = field_put(p, 0x1a, s->to, s->to_len);
     p = field_put(p, 0x22, s->to_name, s->to_name_len);
     p = field_put(p, 0x2a, s->ref, s->ref_len);
+    if (!with_payload) {
+        *p++ = 0x32;
+        p = varint_put(p, s->payload_len);
+        return (size_t)(p - out);
+    }
     p = field_put(p, 0x32, s->payload, s->payload_len);
     if (s->flags) {
         *p++ = 0x38;
@@ -123,6 +131,19 @@ size_t gr_sigframe_pack(const gr_sigframe *s, uint8_t *out)
     }
     p = field_put(p, 0x42, s->behaviour, s->behaviour_len);
     return (size_t)(p - out);
+}
+
+size_t gr_sigframe_pack(const gr_sigframe *s, uint8_t *out)
+{
+    return pack(s, out, true);
+}
+
+size_t gr_sigframe_pack_head(const gr_sigframe *s, uint8_t *out)
+{
+    if (s->payload_len == 0 || s->flags != 0 || s->behaviour_len != 0) {
+        return 0; /* the payload is not the frame's last field */
+    }
+    return pack(s, out, false);
 }
 
 /* ---- decoder ----------------------------------------------------------------------------- */

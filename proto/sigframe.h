@@ -79,4 +79,11 @@ size_t gr_sigframe_size(const gr_sigframe *s);
 /* Write s as a Frame into out (gr_sigframe_size(s) bytes); returns that size. */
 size_t gr_sigframe_pack(const gr_sigframe *s, uint8_t *out);
 
+/* Write the frame's bytes up to where the payload's begin (the frame is these
+ * plus the payload's bytes, which stay where they are: big messages are sent
+ * without a copy of them). Returns the head's length, or 0 when the payload is
+ * not the last field (no payload, or spawn fields set): use gr_sigframe_pack.
+ * out needs gr_sigframe_size(s) - s->payload_len bytes. */
+size_t gr_sigframe_pack_head(const gr_sigframe *s, uint8_t *out);
+
 #endif

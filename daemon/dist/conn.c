@@ -577,12 +577,12 @@ static int seal_lane(dist_conn *c, gr_batch *b);
  * record; a lane that reaches DIST_RECORD_SOFT is sealed and written at once.
  * 0 (frames_out counted) or the batch's error. */
 static int lane_add(dist_conn *c, gr_batch *b, const Girder__Frame *f, const void *frame,
-                    size_t len)
+                    size_t len, const void *tail, size_t tail_len)
 {
-    int r = f ? gr_batch_add(b, f) : gr_batch_add_packed(b, frame, len);
+    int r = f ? gr_batch_add(b, f) : gr_batch_add_packed2(b, frame, len, tail, tail_len);
 
     if (r == -ENOBUFS && (r = seal_lane(c, b)) == 0) {
-        r = f ? gr_batch_add(b, f) : gr_batch_add_packed(b, frame, len);
+        r = f ? gr_batch_add(b, f) : gr_batch_add_packed2(b, frame, len, tail, tail_len);
     }
     if (r < 0) {
         return r;
@@ -602,27 +602,34 @@ static void queued(dist_conn *c)
     gr_dist_schedule_flush(c->d);
 }
 
-int gr_dist_conn_add_bulk(dist_conn *c, const void *frame, size_t len)
+int gr_dist_conn_add_bulk(dist_conn *c, const void *frame, size_t len, const void *tail,
+                          size_t tail_len)
 {
-    return lane_add(c, c->bulk, NULL, frame, len);
+    return lane_add(c, c->bulk, NULL, frame, len, tail, tail_len);
 }
 
 int gr_dist_conn_add_bulk_frame(dist_conn *c, const Girder__Frame *f)
 {
-    return lane_add(c, c->bulk, f, NULL, 0);
+    return lane_add(c, c->bulk, f, NULL, 0, NULL, 0);
 }
 
 int gr_dist_conn_send_packed(dist_conn *c, const void *frame, size_t len, bool ctrl)
+{
+    return gr_dist_conn_send_packed2(c, frame, len, NULL, 0, ctrl);
+}
+
+int gr_dist_conn_send_packed2(dist_conn *c, const void *frame, size_t len, const void *tail,
+                              size_t tail_len, bool ctrl)
 {
     int r;
 
     if (c->state != CONN_UP || c->bev == NULL) {
         return GR_ENOCONN;
     }
-    if (len > c->peer.limits.max_frame) {
+    if (len + tail_len > c->peer.limits.max_frame) {
         return GR_EFRAMETOOBIG;
     }
-    if ((r = lane_add(c, ctrl ? c->ctrl : c->bulk, NULL, frame, len)) < 0) {
+    if ((r = lane_add(c, ctrl ? c->ctrl : c->bulk, NULL, frame, len, tail, tail_len)) < 0) {
         gr_dist_conn_close(c, r, NULL);
         return r;
     }
@@ -637,7 +644,7 @@ int gr_dist_conn_send(dist_conn *c, const Girder__Frame *f, bool ctrl)
     if (c->state != CONN_UP || c->bev == NULL) {
         return GR_ENOCONN;
     }
-    if ((r = lane_add(c, ctrl ? c->ctrl : c->bulk, f, NULL, 0)) == GR_EFRAMETOOBIG) {
+    if ((r = lane_add(c, ctrl ? c->ctrl : c->bulk, f, NULL, 0, NULL, 0)) == GR_EFRAMETOOBIG) {
         return r;
     }
     if (r < 0) {

@@ -173,6 +173,7 @@ void gr_dist_answer_join(gr_dist *d, girder_pid to, uint64_t tag, int status)
 void gr_dist_cmd_free(dist_cmd *c)
 {
     if (c) {
+        girder_msg_unref(c->payload);
         free(c->module);
         free(c->function);
         free(c);

@@ -188,7 +188,10 @@ struct dist_cmd {
     uint64_t tag;                    /* CALL, JOIN */
     uint32_t node_idx;               /* SIGNAL: destination node (runtime index) */
     girder_pid from;                 /* SIGNAL: sender (ordering on the large lane) */
-    size_t len;                      /* bytes in data */
+    girder_msg *payload;             /* SIGNAL: the frame's tail, sent from where it
+                                        is (a reference; NULL: all in data) */
+    size_t head_len;                 /* SIGNAL: frame bytes in data (the rest: payload) */
+    size_t len;                      /* bytes in data; SIGNAL: the whole frame's */
     uint8_t data[];                  /* REPLY: result; CALL: args */
 };
 
@@ -288,9 +291,12 @@ void gr_dist_stop_progress(gr_dist *d);
 void gr_dist_wake(gr_dist *d);
 
 /* ---- sigq.c -------------------------------------------------------------------- */
-/* Pack signal s for node node_idx from `from` and queue it. Any thread. 0,
- * -ENOMEM or GR_ESTOPPED. */
-int gr_dist_sigq_push(gr_dist *d, uint32_t node_idx, girder_pid from, const gr_sigframe *s);
+/* Pack signal s for node node_idx from `from` and queue it. payload: the
+ * message s->payload points into (a reference is taken when a big frame is
+ * sent from it without a copy), or NULL. Any thread. 0, -ENOMEM or
+ * GR_ESTOPPED. */
+int gr_dist_sigq_push(gr_dist *d, uint32_t node_idx, girder_pid from, const gr_sigframe *s,
+                      girder_msg *payload);
 /* Is a signal queued? Caller holds cmd_lock. */
 bool gr_dist_sigq_pending_locked(const gr_dist *d);
 /* Hand every queued signal to its link. Dist thread. */
@@ -368,9 +374,14 @@ int gr_dist_cmd_push(gr_dist *d, dist_cmd *c);
  * max_frame), or an error (the link is closed). */
 int gr_dist_conn_send_packed(dist_conn *c, const void *frame, size_t len, bool ctrl);
 
-/* Add a packed frame / a frame to c's bulk batch during a flush (sealing a full
- * batch first). 0 or an error (close c). */
-int gr_dist_conn_add_bulk(dist_conn *c, const void *frame, size_t len);
+/* The same for a frame in two pieces: frame[0..len) then tail[0..tail_len). */
+int gr_dist_conn_send_packed2(dist_conn *c, const void *frame, size_t len, const void *tail,
+                              size_t tail_len, bool ctrl);
+
+/* Add a packed frame (in one or two pieces) / a frame to c's bulk batch during
+ * a flush (sealing a full batch first). 0 or an error (close c). */
+int gr_dist_conn_add_bulk(dist_conn *c, const void *frame, size_t len, const void *tail,
+                          size_t tail_len);
 int gr_dist_conn_add_bulk_frame(dist_conn *c, const Girder__Frame *f);
 
 /* ---- large.c ------------------------------------------------------------------- */
@@ -399,6 +410,11 @@ void gr_dist_signal_node_down(gr_dist *d, dist_member *m);
 void gr_dist_signal_forget(gr_dist *d, dist_member *m);
 /* CMD_SIGNAL. Returns true if it kept cmd (queued on a large lane). */
 bool gr_dist_signal_cmd(gr_dist *d, dist_cmd *cmd);
+/* A piece of a CMD_SIGNAL's frame: the contiguous bytes from offset off, at
+ * most *io_n of them (*io_n is set to how many). */
+const uint8_t *gr_dist_cmd_span(const dist_cmd *cmd, size_t off, size_t *io_n);
+/* Add CMD_SIGNAL's frame to c's bulk batch (gr_dist_conn_add_bulk). */
+int gr_dist_cmd_add_bulk(dist_conn *c, const dist_cmd *cmd);
 /* A small packed Signal frame from the queue for node index node_idx. */
 void gr_dist_signal_packed(gr_dist *d, uint32_t node_idx, girder_pid from, const uint8_t *frame,
                            size_t len);

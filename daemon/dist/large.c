@@ -49,14 +49,14 @@
 #include <string.h>
 
 /* One queued item: a packed frame, sent as fragments (frag_id != 0) or whole.
- * The bytes stay in the command that carried them from the hook: no copy. */
+ * The bytes stay in the command that carried them from the hook (its head)
+ * and in the message they came from (its payload): no copy. */
 struct dist_large {
     dist_large *next;
     girder_pid from;  /* sender, for ordering (runtime indices) */
     uint64_t frag_id; /* 0: a small frame queued behind its sender's large one */
     size_t len, off;  /* frame bytes, bytes already sent */
-    dist_cmd *cmd;    /* owns the bytes */
-    const uint8_t *data;
+    dist_cmd *cmd;    /* owns the bytes (gr_dist_cmd_span) */
 };
 
 static bool same_pid(girder_pid a, girder_pid b)
@@ -88,7 +88,6 @@ int gr_dist_large_push(dist_conn *c, dist_cmd *cmd)
     l->len = len;
     l->off = 0;
     l->cmd = cmd;
-    l->data = cmd->data;
     if (c->lg_tail) {
         c->lg_tail->next = l;
     } else {
@@ -115,16 +114,21 @@ int gr_dist_large_pump(dist_conn *c)
         return 0; /* on_write or the next FragmentAck calls us again */
     }
     if (l->frag_id == 0) {
-        if ((r = gr_dist_conn_add_bulk(c, l->data, l->len)) < 0) {
+        if ((r = gr_dist_cmd_add_bulk(c, l->cmd)) < 0) {
             return r;
         }
         n = l->len;
     } else {
-        n = l->len - l->off < DIST_LARGE_CHUNK ? l->len - l->off : DIST_LARGE_CHUNK;
+        /* a chunk never straddles the command's head and payload: the first
+         * one of a message sent from its buffer is just the head */
+        const uint8_t *at;
+
+        n = DIST_LARGE_CHUNK;
+        at = gr_dist_cmd_span(l->cmd, l->off, &n);
         fr.id = l->frag_id;
         fr.offset = l->off;
         fr.total = l->len;
-        fr.chunk.data = (uint8_t *)(uintptr_t)(l->data + l->off); /* read only */
+        fr.chunk.data = (uint8_t *)(uintptr_t)at; /* read only */
         fr.chunk.len = n;
         f.msg_case = GIRDER__FRAME__MSG_FRAGMENT;
         f.fragment = &fr;

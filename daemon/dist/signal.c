@@ -215,7 +215,7 @@ int gr_dist_remote_hook(void *ud, gr_rt_remote_sig *sig)
             s.behaviour_len = strlen(sig->behaviour);
         }
     }
-    if ((r = gr_dist_sigq_push(d, idx, sig->from, &s)) < 0) {
+    if ((r = gr_dist_sigq_push(d, idx, sig->from, &s, sig->msg)) < 0) {
         return r == -ENOMEM ? r : GR_ENOCONN; /* stopping */
     }
     sig->msg = girder_msg_unref(sig->msg); /* taken: the bytes are in the queue */
@@ -303,7 +303,9 @@ bool gr_dist_signal_cmd(gr_dist *d, dist_cmd *cmd)
             return true;
         }
     } else {
-        r = gr_dist_conn_send_packed(c, cmd->data, cmd->len, false);
+        r = gr_dist_conn_send_packed2(c, cmd->data, cmd->head_len,
+                                      cmd->payload ? girder_msg_data(cmd->payload) : NULL,
+                                      cmd->len - cmd->head_len, false);
     }
     if (r < 0) {
         DIST_CTR_ADD(d, signals_lost, 1);
@@ -311,6 +313,27 @@ bool gr_dist_signal_cmd(gr_dist *d, dist_cmd *cmd)
     }
     DIST_CTR_ADD(d, signals_out, 1);
     return false;
+}
+
+const uint8_t *gr_dist_cmd_span(const dist_cmd *cmd, size_t off, size_t *io_n)
+{
+    size_t avail;
+
+    if (off < cmd->head_len) {
+        avail = cmd->head_len - off;
+        *io_n = *io_n < avail ? *io_n : avail;
+        return cmd->data + off;
+    }
+    avail = cmd->len - off;
+    *io_n = *io_n < avail ? *io_n : avail;
+    return girder_msg_data(cmd->payload) + (off - cmd->head_len);
+}
+
+int gr_dist_cmd_add_bulk(dist_conn *c, const dist_cmd *cmd)
+{
+    return gr_dist_conn_add_bulk(c, cmd->data, cmd->head_len,
+                                 cmd->payload ? girder_msg_data(cmd->payload) : NULL,
+                                 cmd->len - cmd->head_len);
 }
 
 void gr_dist_signal_packed(gr_dist *d, uint32_t node_idx, girder_pid from, const uint8_t *frame,
@@ -339,6 +362,7 @@ void gr_dist_signal_packed(gr_dist *d, uint32_t node_idx, girder_pid from, const
         return;
     }
     memcpy(cmd->data, frame, len);
+    cmd->head_len = len;
     cmd->node_idx = node_idx;
     cmd->from = from;
     if (!gr_dist_signal_cmd(d, cmd)) {

@@ -14,9 +14,11 @@
  *   signals a second, docs/benchmarks.md).
  * - The dist thread swaps the whole buffer for its drained spare under the
  *   lock and walks it unlocked, so producers never wait on the links.
- * - A frame larger than DIST_SIGQ_INLINE is packed into its own dist_cmd on
- *   the producer's thread (a copy into the queue would hold the lock for it)
- *   and only the pointer is queued. Either way every signal of the node goes
+ * - A frame larger than DIST_SIGQ_INLINE gets its own dist_cmd, of which only
+ *   the pointer is queued: the frame's head packed there, plus a reference to
+ *   the message whose bytes are the payload, so a 64 MiB message is not copied
+ *   on the producer's thread at all; its bytes go from the message straight
+ *   into the records (or fragments). Either way every signal of the node goes
  *   through this one FIFO: the order of a sender's signals to a node is the
  *   order of its pushes (docs/cluster.md, "Signals").
  * - Queued bytes are counted (counter sigq_bytes, the high-water mark in
@@ -30,6 +32,7 @@
 #include "proto/err.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -68,7 +71,8 @@ static int reserve(dist_sigbuf *b, size_t n)
     return 0;
 }
 
-int gr_dist_sigq_push(gr_dist *d, uint32_t node_idx, girder_pid from, const gr_sigframe *s)
+int gr_dist_sigq_push(gr_dist *d, uint32_t node_idx, girder_pid from, const gr_sigframe *s,
+                      girder_msg *payload)
 {
     uint8_t frame[DIST_SIGQ_INLINE];
     sigq_entry e = {.node_idx = node_idx, .from = from};
@@ -76,10 +80,28 @@ int gr_dist_sigq_push(gr_dist *d, uint32_t node_idx, girder_pid from, const gr_s
     int r;
 
     if (flen > DIST_SIGQ_INLINE) {
-        if ((e.cmd = gr_dist_cmd_new(CMD_SIGNAL, flen)) == NULL) {
+        /* Big: the command holds the frame's head and a reference to the
+         * message whose bytes are the payload - no copy of them here. */
+        bool split = payload != NULL && s->payload_len > 0;
+
+        if ((e.cmd = gr_dist_cmd_new(CMD_SIGNAL, split ? flen - s->payload_len : flen)) == NULL) {
             return -ENOMEM;
         }
-        gr_sigframe_pack(s, e.cmd->data);
+        if (split && gr_sigframe_pack_head(s, e.cmd->data) == flen - s->payload_len) {
+            e.cmd->head_len = flen - s->payload_len;
+            e.cmd->payload = girder_msg_ref(payload);
+        } else if (split) {
+            gr_dist_cmd_free(e.cmd); /* spawn fields after the payload: whole */
+            if ((e.cmd = gr_dist_cmd_new(CMD_SIGNAL, flen)) == NULL) {
+                return -ENOMEM;
+            }
+            gr_sigframe_pack(s, e.cmd->data);
+            e.cmd->head_len = flen;
+        } else {
+            gr_sigframe_pack(s, e.cmd->data);
+            e.cmd->head_len = flen;
+        }
+        e.cmd->len = flen;
         e.cmd->node_idx = node_idx;
         e.cmd->from = from;
     } else {
