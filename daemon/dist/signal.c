@@ -326,7 +326,7 @@ const uint8_t *gr_dist_cmd_span(const dist_cmd *cmd, size_t off, size_t *io_n)
     }
     avail = cmd->len - off;
     *io_n = *io_n < avail ? *io_n : avail;
-    return girder_msg_data(cmd->payload) + (off - cmd->head_len);
+    return (const uint8_t *)girder_msg_data(cmd->payload) + (off - cmd->head_len);
 }
 
 int gr_dist_cmd_add_bulk(dist_conn *c, const dist_cmd *cmd)
