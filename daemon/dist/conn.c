@@ -343,7 +343,9 @@ static void hs_failed(dist_conn *c, int err)
 
         if (have + n <= sizeof(buf)) {
             evbuffer_copyout(out, buf, have);
-            memcpy(buf + have, rej, n);
+            if (n > 0) {
+                memcpy(buf + have, rej, n); /* no Reject queued: rej may be NULL */
+            }
             if (send(bufferevent_getfd(c->bev), buf, have + n, MSG_DONTWAIT | MSG_NOSIGNAL) > 0) {
                 DIST_CTR_ADD(c->d, bytes_out, n);
             }
