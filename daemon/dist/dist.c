@@ -471,7 +471,9 @@ static void *dist_main(void *arg)
         }
         atomic_store(&d->sleeping, 1);
         if (cmd_pending(d)) {
+            /* pushed while we were deciding to sleep, without a wake-up */
             atomic_store(&d->sleeping, 0);
+            run_cmds(d);
             continue;
         }
         event_base_loop(d->base, EVLOOP_ONCE);
