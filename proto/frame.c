@@ -181,20 +181,7 @@ int gr_batch_add_packed2(gr_batch *b, const void *head, size_t head_len, const v
 
 int gr_batch_add_packed(gr_batch *b, const void *frame, size_t len)
 {
-    uint8_t *at;
-    int r;
-
-    if ((r = reserve(b, len)) < 0) {
-        return r;
-    }
-    at = b->buf + GR_RECORD_HDR + b->len;
-    gr_wire_put_be32(at, (uint32_t)len);
-    if (len > 0) {
-        memcpy(at + GR_FRAME_HDR, frame, len);
-    }
-    b->len += GR_FRAME_HDR + len;
-    b->count++;
-    return 0;
+    return gr_batch_add_packed2(b, frame, len, NULL, 0);
 }
 
 int gr_frame_next(const uint8_t *buf, size_t len, size_t *io_off, uint32_t max_frame,

@@ -17,6 +17,7 @@
 
 #include "proto/err.h"
 #include "proto/term.h"
+#include "services/reply.h"
 
 #include <errno.h>
 #include <msgpack.h>
@@ -45,7 +46,6 @@ static void answer(girder_ctx *ctx, girder_pid from, girder_ref ref, const char 
 {
     msgpack_sbuffer sb;
     msgpack_packer pk;
-    girder_msg *m;
 
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
@@ -56,12 +56,8 @@ static void answer(girder_ctx *ctx, girder_pid from, girder_ref ref, const char 
     } else {
         pack_key(&pk, str);
     }
-    m = gr_term_validate(sb.data, sb.size) == 0 ? girder_msg_new(sb.data, sb.size) : NULL;
+    gr_svc_reply_sb(ctx, from, ref, &sb);
     msgpack_sbuffer_destroy(&sb);
-    if (m) {
-        (void)girder_reply(ctx, from, ref, m); /* a dead caller is not our problem */
-    }
-    girder_msg_unref(m);
 }
 
 /* End the pending call: answer {key: o | str}, drop the monitor and timer. */

@@ -20,6 +20,7 @@
 
 #include "proto/err.h"
 #include "proto/term.h"
+#include "services/reply.h"
 #include "util/clock.h"
 
 #include <errno.h>
@@ -68,35 +69,6 @@ void gr_seq_check_note(gr_seq_check *c, uint64_t i)
 static void pack_key(msgpack_packer *pk, const char *k)
 {
     msgpack_pack_str_with_body(pk, k, strlen(k));
-}
-
-/* Answer from/ref with the packed term in sb (then reset). A dead caller is
- * not this process's problem: the result of girder_reply is ignored. */
-static void answer_sb(girder_ctx *ctx, girder_pid from, girder_ref ref, msgpack_sbuffer *sb)
-{
-    girder_msg *m =
-        gr_term_validate(sb->data, sb->size) == 0 ? girder_msg_new(sb->data, sb->size) : NULL;
-
-    if (m) {
-        (void)girder_reply(ctx, from, ref, m);
-    }
-    girder_msg_unref(m);
-    msgpack_sbuffer_clear(sb);
-}
-
-/* Answer ["error", id]. */
-static void answer_error(girder_ctx *ctx, girder_pid from, girder_ref ref, const char *id)
-{
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
-
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_array(&pk, 2);
-    pack_key(&pk, "error");
-    pack_key(&pk, id);
-    answer_sb(ctx, from, ref, &sb);
-    msgpack_sbuffer_destroy(&sb);
 }
 
 /* ["seq", i], packed by hand. NULL on allocation failure. */
@@ -158,7 +130,7 @@ static void burst_end(girder_ctx *ctx, seq_state *s, int r)
 
     s->bursting = false;
     if (r < 0) {
-        answer_error(ctx, s->from, s->ref, gr_errid(r));
+        gr_svc_reply_error(ctx, s->from, s->ref, gr_errid(r));
         return;
     }
     msgpack_sbuffer_init(&sb);
@@ -168,7 +140,7 @@ static void burst_end(girder_ctx *ctx, seq_state *s, int r)
     msgpack_pack_uint64(&pk, s->sent);
     pack_key(&pk, "ms");
     msgpack_pack_double(&pk, (double)(gr_clock_ns() - s->t0_ns) / 1e6);
-    answer_sb(ctx, s->from, s->ref, &sb);
+    gr_svc_reply_sb(ctx, s->from, s->ref, &sb);
     msgpack_sbuffer_destroy(&sb);
 }
 
@@ -206,12 +178,12 @@ static void req_burst(girder_ctx *ctx, seq_state *s, girder_pid from, girder_ref
     const msgpack_object *dest = &a[1];
 
     if (s->bursting) {
-        answer_error(ctx, from, ref, "busy");
+        gr_svc_reply_error(ctx, from, ref, "busy");
         return;
     }
     if (req->via.array.size != 3 || a[2].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
         a[2].via.u64 == 0 || a[2].via.u64 > GR_SEQ_BURST_MAX) {
-        answer_error(ctx, from, ref, "badarg");
+        gr_svc_reply_error(ctx, from, ref, "badarg");
         return;
     }
     if (dest->type == MSGPACK_OBJECT_ARRAY && dest->via.array.size == 2 &&
@@ -221,7 +193,7 @@ static void req_burst(girder_ctx *ctx, seq_state *s, girder_pid from, girder_ref
     } else if (girder_get_pid(ctx, dest, &s->to) == 0) {
         s->by_name = false;
     } else {
-        answer_error(ctx, from, ref, "badarg");
+        gr_svc_reply_error(ctx, from, ref, "badarg");
         return;
     }
     s->bursting = true;
@@ -265,7 +237,7 @@ static void req_check(girder_ctx *ctx, seq_state *s, girder_pid from, girder_ref
         pack_key(&pk, "got");
         msgpack_pack_uint64(&pk, c->gap_got);
     }
-    answer_sb(ctx, from, ref, &sb);
+    gr_svc_reply_sb(ctx, from, ref, &sb);
     msgpack_sbuffer_destroy(&sb);
 }
 
@@ -297,7 +269,7 @@ static void seq_call(girder_ctx *ctx, seq_state *s, const msgpack_object *a)
         return; /* malformed: nobody to answer */
     }
     if (req->type != MSGPACK_OBJECT_ARRAY || req->via.array.size == 0) {
-        answer_error(ctx, from, ref, "badarg");
+        gr_svc_reply_error(ctx, from, ref, "badarg");
     } else if (gr_term_is_str(&req->via.array.ptr[0], "burst")) {
         req_burst(ctx, s, from, ref, req);
     } else if (gr_term_is_str(&req->via.array.ptr[0], "check") && req->via.array.size == 1) {
@@ -311,7 +283,7 @@ static void seq_call(girder_ctx *ctx, seq_state *s, const msgpack_object *a)
         }
         girder_msg_unref(ok);
     } else {
-        answer_error(ctx, from, ref, "badarg");
+        gr_svc_reply_error(ctx, from, ref, "badarg");
     }
 }
 

@@ -17,6 +17,7 @@
 
 #include "proto/err.h"
 #include "proto/term.h"
+#include "services/reply.h"
 #include "util/clock.h"
 
 #include <errno.h>
@@ -49,32 +50,6 @@ static void pack_key(msgpack_packer *pk, const char *k)
     msgpack_pack_str_with_body(pk, k, strlen(k));
 }
 
-/* Answer the packed term in sb (a dead caller is not our problem). */
-static void answer_sb(girder_ctx *ctx, girder_pid from, girder_ref ref, msgpack_sbuffer *sb)
-{
-    girder_msg *m =
-        gr_term_validate(sb->data, sb->size) == 0 ? girder_msg_new(sb->data, sb->size) : NULL;
-
-    if (m) {
-        (void)girder_reply(ctx, from, ref, m);
-    }
-    girder_msg_unref(m);
-}
-
-static void answer_error(girder_ctx *ctx, girder_pid from, girder_ref ref, const char *id)
-{
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
-
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_array(&pk, 2);
-    pack_key(&pk, "error");
-    pack_key(&pk, id);
-    answer_sb(ctx, from, ref, &sb);
-    msgpack_sbuffer_destroy(&sb);
-}
-
 static int watcher_init(girder_ctx *ctx, const girder_msg *arg, void **ret_state)
 {
     watcher_state *s = calloc(1, sizeof(*s));
@@ -100,12 +75,12 @@ static void req_watch(girder_ctx *ctx, girder_pid from, girder_ref ref, const ms
     int r;
 
     if (req->via.array.size != 2 || girder_get_pid(ctx, &req->via.array.ptr[1], &pid) < 0) {
-        answer_error(ctx, from, ref, "badarg");
+        gr_svc_reply_error(ctx, from, ref, "badarg");
         return;
     }
     r = monitor ? girder_monitor(ctx, pid, &mref) : girder_link(ctx, pid);
     if (r < 0) {
-        answer_error(ctx, from, ref, gr_errid(r));
+        gr_svc_reply_error(ctx, from, ref, gr_errid(r));
         return;
     }
     msgpack_sbuffer_init(&sb);
@@ -116,9 +91,9 @@ static void req_watch(girder_ctx *ctx, girder_pid from, girder_ref ref, const ms
         pack_key(&pk, "ok");
     }
     if (r == 0) {
-        answer_sb(ctx, from, ref, &sb);
+        gr_svc_reply_sb(ctx, from, ref, &sb);
     } else {
-        answer_error(ctx, from, ref, gr_errid(r));
+        gr_svc_reply_error(ctx, from, ref, gr_errid(r));
     }
     msgpack_sbuffer_destroy(&sb);
 }
@@ -154,13 +129,13 @@ static void req_spawn(girder_ctx *ctx, watcher_state *s, girder_pid from, girder
 
     if (req->via.array.size != 4 || get_str(&a[1], node, sizeof(node)) < 0 ||
         get_str(&a[2], behaviour, sizeof(behaviour)) < 0) {
-        answer_error(ctx, from, ref, "badarg");
+        gr_svc_reply_error(ctx, from, ref, "badarg");
         return;
     }
     for (i = 0; i < sizeof(hows) / sizeof(hows[0]) && !gr_term_is_str(&a[3], hows[i].how); i++) {
     }
     if (i == sizeof(hows) / sizeof(hows[0])) {
-        answer_error(ctx, from, ref, "badarg");
+        gr_svc_reply_error(ctx, from, ref, "badarg");
         return;
     }
     flags = hows[i].flags;
@@ -168,11 +143,11 @@ static void req_spawn(girder_ctx *ctx, watcher_state *s, girder_pid from, girder
         slot = s->spawns[i].used ? NULL : &s->spawns[i];
     }
     if (slot == NULL) {
-        answer_error(ctx, from, ref, "system_limit");
+        gr_svc_reply_error(ctx, from, ref, "system_limit");
         return;
     }
     if ((r = girder_spawn_remote(ctx, node, behaviour, NULL, flags, &slot->req)) < 0) {
-        answer_error(ctx, from, ref, gr_errid(r));
+        gr_svc_reply_error(ctx, from, ref, gr_errid(r));
         return;
     }
     slot->used = true;
@@ -207,7 +182,7 @@ static void on_spawn_reply(girder_ctx *ctx, watcher_state *s, const msgpack_obje
         char reason[64] = "badarg";
 
         (void)get_str(&a[3], reason, sizeof(reason));
-        answer_error(ctx, slot->from, slot->ref, reason);
+        gr_svc_reply_error(ctx, slot->from, slot->ref, reason);
         return;
     }
     msgpack_sbuffer_init(&sb);
@@ -220,9 +195,9 @@ static void on_spawn_reply(girder_ctx *ctx, watcher_state *s, const msgpack_obje
         r = girder_pack_ref(ctx, &pk, req);
     }
     if (r == 0) {
-        answer_sb(ctx, slot->from, slot->ref, &sb);
+        gr_svc_reply_sb(ctx, slot->from, slot->ref, &sb);
     } else {
-        answer_error(ctx, slot->from, slot->ref, gr_errid(r));
+        gr_svc_reply_error(ctx, slot->from, slot->ref, gr_errid(r));
     }
     msgpack_sbuffer_destroy(&sb);
 }
@@ -276,9 +251,9 @@ static void req_events(girder_ctx *ctx, watcher_state *s, girder_pid from, girde
     pack_key(&pk, "dropped");
     msgpack_pack_uint64(&pk, s->dropped);
     if (r == 0) {
-        answer_sb(ctx, from, ref, &sb);
+        gr_svc_reply_sb(ctx, from, ref, &sb);
     } else {
-        answer_error(ctx, from, ref, gr_errid(r));
+        gr_svc_reply_error(ctx, from, ref, gr_errid(r));
     }
     msgpack_sbuffer_destroy(&sb);
 }
@@ -294,7 +269,7 @@ static void watcher_call(girder_ctx *ctx, watcher_state *s, const msgpack_object
         return; /* malformed: nobody to answer */
     }
     if (req->type != MSGPACK_OBJECT_ARRAY || req->via.array.size == 0) {
-        answer_error(ctx, from, ref, "badarg");
+        gr_svc_reply_error(ctx, from, ref, "badarg");
     } else if (gr_term_is_str(&req->via.array.ptr[0], "monitor")) {
         req_watch(ctx, from, ref, req, true);
     } else if (gr_term_is_str(&req->via.array.ptr[0], "link")) {
@@ -304,7 +279,7 @@ static void watcher_call(girder_ctx *ctx, watcher_state *s, const msgpack_object
     } else if (gr_term_is_str(&req->via.array.ptr[0], "events") && req->via.array.size == 1) {
         req_events(ctx, s, from, ref);
     } else {
-        answer_error(ctx, from, ref, "badarg");
+        gr_svc_reply_error(ctx, from, ref, "badarg");
     }
 }
 

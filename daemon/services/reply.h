@@ -1,0 +1,26 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * reply.h - answering a girder_call from a behaviour of daemon/services/ with
+ * a term packed into an sbuffer, or with ["error", Id]: what the demo and test
+ * behaviours (seq, watcher, relay) each wrote for themselves.
+ *
+ * A dead caller is not the answering process's problem: girder_reply's result
+ * is ignored, as in Erlang's gen_server:reply. A buffer that does not hold one
+ * well-formed term answers nothing (a bug of the caller, never sent).
+ *
+ * Owning thread: the answering process's scheduler.
+ */
+#ifndef GR_SERVICES_REPLY_H
+#define GR_SERVICES_REPLY_H
+
+#include "girder/girder.h"
+
+#include <msgpack.h>
+
+/* Answer from/ref with the term in sb, then clear sb for reuse. */
+void gr_svc_reply_sb(girder_ctx *ctx, girder_pid from, girder_ref ref, msgpack_sbuffer *sb);
+
+/* Answer ["error", id]. */
+void gr_svc_reply_error(girder_ctx *ctx, girder_pid from, girder_ref ref, const char *id);
+
+#endif
