@@ -153,7 +153,7 @@ static const char *cell(const msgpack_object *v, char *buf, size_t cap)
 
 int gr_cli_print_nodes(FILE *f, const msgpack_object *o)
 {
-    static const char *const hdr[] = {"NAME", "HOST:PORT", "STATE", "CREATION", "SINCE"};
+    static const char *const hdr[] = {"NAME", "HOST:PORT", "STATE", "CREATION", "SINCE", "QUEUED"};
     gr_cli_table *t = NULL;
     int r;
 
@@ -165,15 +165,16 @@ int gr_cli_print_nodes(FILE *f, const msgpack_object *o)
             return GR_EBADTERM;
         }
     }
-    if ((r = gr_cli_table_new(5, hdr, "lllrr", &t)) < 0) {
+    if ((r = gr_cli_table_new(6, hdr, "lllrrr", &t)) < 0) {
         return r;
     }
     for (uint32_t i = 0; i < o->via.array.size; i++) {
         const msgpack_object *m = &o->via.array.ptr[i], *since = map_get(m, "since_ms");
-        char name[300], host[300], port[32], hp[340], state[32], creation[32], sb[32];
+        const msgpack_object *queued = map_get(m, "queued_bytes"), *busy = map_get(m, "busy");
+        char name[300], host[300], port[32], hp[340], state[32], creation[32], sb[32], qb[48];
         const char *h = cell(map_get(m, "host"), host, sizeof(host));
         const char *p = cell(map_get(m, "port"), port, sizeof(port));
-        const char *cells[5];
+        const char *cells[6];
 
         snprintf(hp, sizeof(hp), "%s%s%s:%s", h != NULL && strchr(h, ':') ? "[" : "",
                  h != NULL ? h : "-", h != NULL && strchr(h, ':') ? "]" : "", p != NULL ? p : "-");
@@ -184,6 +185,15 @@ int gr_cli_print_nodes(FILE *f, const msgpack_object *o)
         cells[4] = since != NULL && since->type == MSGPACK_OBJECT_POSITIVE_INTEGER
                        ? gr_cli_duration(since->via.u64, sb, sizeof(sb))
                        : NULL;
+        cells[5] = NULL; /* unsent output on the link; "busy": overloaded */
+        if (queued != NULL && queued->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+            bool is_busy =
+                busy != NULL && busy->type == MSGPACK_OBJECT_BOOLEAN && busy->via.boolean;
+
+            snprintf(qb, sizeof(qb), "%.1f MiB%s", (double)queued->via.u64 / (1024.0 * 1024.0),
+                     is_busy ? " busy" : "");
+            cells[5] = queued->via.u64 == 0 && !is_busy ? "0" : qb;
+        }
         if ((r = gr_cli_table_row(t, cells)) < 0) {
             gr_cli_table_free(t);
             return r;
