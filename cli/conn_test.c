@@ -722,16 +722,18 @@ START_TEST(cmd_nodes_table)
     fake_start(&fk, FAKE_MULTI);
     fk.conns = 1;
     fake_result(&fk, "[{\"name\":\"a@10.0.0.1\",\"host\":\"10.0.0.1\",\"port\":4370,"
-                     "\"creation\":3,\"state\":\"self\",\"since_ms\":75000},"
+                     "\"creation\":3,\"state\":\"self\",\"since_ms\":75000,"
+                     "\"queued_bytes\":0,\"busy\":false},"
                      "{\"name\":\"bb@host-b\",\"host\":\"host-b\",\"port\":4371,"
-                     "\"creation\":12345,\"state\":\"up\",\"since_ms\":900}]");
+                     "\"creation\":12345,\"state\":\"up\",\"since_ms\":900,"
+                     "\"queued_bytes\":73400320,\"busy\":true}]");
     fake_run(&fk);
     c = run_cmd(&fk, 0, 1, a);
     fake_stop(&fk);
     ck_assert_int_eq(c.exit, 0);
-    ck_assert_str_eq(c.out, "NAME        HOST:PORT      STATE  CREATION  SINCE\n"
-                            "a@10.0.0.1  10.0.0.1:4370  self          3  1m15s\n"
-                            "bb@host-b   host-b:4371    up        12345  900ms\n");
+    ck_assert_str_eq(c.out, "NAME        HOST:PORT      STATE  CREATION  SINCE         QUEUED\n"
+                            "a@10.0.0.1  10.0.0.1:4370  self          3  1m15s              0\n"
+                            "bb@host-b   host-b:4371    up        12345  900ms  70.0 MiB busy\n");
     ck_assert_str_eq(fk.module, "node");
     ck_assert_str_eq(fk.function, "list");
     captured_free(&c);

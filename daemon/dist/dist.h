@@ -179,8 +179,10 @@ int gr_dist_join(gr_dist *d, const char *node, const char *host, uint16_t port, 
  * Any thread. 0 or -ENOMEM. */
 int gr_dist_members(gr_dist *d, gr_dist_member **ret_members, size_t *ret_n);
 
-/* Subscribe (on=true) or unsubscribe pid to nodeup/nodedown messages. A dead
- * subscriber is dropped when a send to it fails. Any thread. */
+/* Subscribe (on=true) or unsubscribe pid to nodeup/nodedown messages. A
+ * subscriber that exits is unsubscribed by the runtime (girder_monitor_nodes
+ * marks the process; its exit calls the hook with on=false); one whose send
+ * fails is dropped here too. Any thread. */
 int gr_dist_monitor_nodes(gr_dist *d, girder_pid pid, bool on);
 
 /* The runtime's outgoing hook for signals to other nodes (runtime/rt.h,
