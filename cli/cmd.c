@@ -515,12 +515,12 @@ static int pack_json_arg(const gr_cli_ctx *ctx, const char *cmd, int n, const ch
         return r;
     }
     if (je.line > 0) {
-        return gr_cli_usage_error(
-            ctx, cmd, "JSON argument %d '%s' is not valid JSON: %s (at column %d)%s", n, text,
-            je.text, je.column,
-            text[0] != '"' && text[0] != '[' && text[0] != '{'
-                ? "; a string needs JSON quotes, e.g. '\"text\"'"
-                : "");
+        return gr_cli_usage_error(ctx, cmd,
+                                  "JSON argument %d '%s' is not valid JSON: %s (at column %d)%s", n,
+                                  text, je.text, je.column,
+                                  text[0] != '"' && text[0] != '[' && text[0] != '{'
+                                      ? "; a string needs JSON quotes, e.g. '\"text\"'"
+                                      : "");
     }
     return gr_cli_usage_error(ctx, cmd, "JSON argument %d '%s': %s", n, text, je.text);
 }
@@ -536,8 +536,8 @@ static int print_ok(const gr_cli_ctx *ctx, const gr_cli_reply *rep)
 }
 
 /* send DEST JSON / call DEST JSON / info DEST / kill DEST [JSON] */
-static int dest_cmd(const gr_cli_ctx *ctx, const char *cmd, const char *fn, int argc,
-                    char **argv, gr_cli_reply *ret_r)
+static int dest_cmd(const gr_cli_ctx *ctx, const char *cmd, const char *fn, int argc, char **argv,
+                    gr_cli_reply *ret_r)
 {
     char peer[GR_NODENAME_MAX + 1];
     gr_cli_dest d;
@@ -1015,7 +1015,7 @@ static int cmd_multicall(const gr_cli_ctx *ctx, int argc, char **argv)
     if (ex != 0) {
         return ex;
     }
-    if ((r = unpack_result(&rep, &u)) == 0) {
+    if (unpack_result(&rep, &u) == 0) {
         if (ctx->json) {
             failed = multicall_failed(&u.data);
             ex = print_result_json(ctx, &rep);

@@ -240,16 +240,15 @@ static void stop_services(node *n)
 {
     girder_msg *reason = girder_msg_atom("shutdown");
     struct timespec dl;
-    int r;
 
     atomic_store(&n->stopping, true);
-    if (!reason || (r = gr_rt_exit(n->rt, n->root, reason)) < 0) {
+    if (!reason || gr_rt_exit(n->rt, n->root, reason) < 0) {
         gr_warn("node", "cannot signal the root supervisor; stopping the runtime directly");
     }
     girder_msg_unref(reason);
     clock_gettime(CLOCK_REALTIME, &dl);
     dl.tv_sec += STOP_TIMEOUT_MS / 1000;
-    if ((r = pthread_timedjoin_np(n->watcher, NULL, &dl)) != 0) {
+    if (pthread_timedjoin_np(n->watcher, NULL, &dl) != 0) {
         girder_msg *wake = girder_msg_atom(WAKE_ATOM);
 
         gr_warn("node", "root supervisor still running after %d ms; stopping the runtime",
@@ -290,10 +289,10 @@ static int load_cookie(const gr_config *cfg, gr_cookie *ret)
         return r;
     }
     if (r < 0) {
-        const char *src = cfg->cookie_file ? cfg->cookie_file
+        const char *src = cfg->cookie_file             ? cfg->cookie_file
                           : getenv(GR_COOKIE_FILE_ENV) ? getenv(GR_COOKIE_FILE_ENV)
-                          : getenv(GR_COOKIE_ENV) ? "$" GR_COOKIE_ENV
-                                                  : "the default cookie file";
+                          : getenv(GR_COOKIE_ENV)      ? "$" GR_COOKIE_ENV
+                                                       : "the default cookie file";
 
         gr_error("node", "cannot use the cookie from %s: %s", src, gr_strerror(r));
     }
@@ -452,8 +451,8 @@ static int run(const gr_config *cfg)
     }
 
     gr_info("node", "girderd %s up: %u schedulers, listening on %s:%u, detection %u ms, pid %d",
-            gr_rt_node_name(n.rt), gr_rt_schedulers(n.rt), cfg->listen_host,
-            gr_dist_port(n.dist), cfg->detection_ms, (int)getpid());
+            gr_rt_node_name(n.rt), gr_rt_schedulers(n.rt), cfg->listen_host, gr_dist_port(n.dist),
+            cfg->detection_ms, (int)getpid());
 
     for (;;) {
         if ((r = sigwait(&sigs, &sig)) != 0) {

@@ -355,6 +355,9 @@ int gr_record_feed(gr_record_rx *rx, const void *data, size_t len, size_t *ret_u
         if (n > len - used) {
             n = len - used;
         }
+        if (rx->buf == NULL) {
+            return fail(rx, -EINVAL); /* start_record sized it: cannot happen */
+        }
         memcpy(rx->buf + rx->have, p + used, n);
         rx->have += n;
         used += n;

@@ -530,7 +530,7 @@ int gr_dist_new(const gr_dist_config *cfg, gr_dist **ret_d)
     for (size_t i = 0; i < cfg->nseeds; i++) {
         const gr_dist_seed *s = &cfg->seeds[i];
 
-        if (s->node == NULL || (r = gr_nodename_check(s->node, strlen(s->node))) < 0) {
+        if (s->node == NULL || gr_nodename_check(s->node, strlen(s->node)) < 0) {
             return GR_EBADNODE;
         }
         if (s->host == NULL || s->host[0] == '\0' || strlen(s->host) > GR_DIST_HOST_MAX ||

@@ -26,7 +26,7 @@ int gr_dist_listen_bind(gr_dist *d)
 {
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
     struct addrinfo *ai = NULL;
-    struct sockaddr_storage ss;
+    struct sockaddr_storage ss = {0};
     socklen_t sl = sizeof(ss);
     char port[8];
     int fd = -1, one = 1, r;

@@ -389,7 +389,7 @@ static void send_full(gr_dist *d, dist_conn *c)
     for (dist_member *m = d->members; m; m = m->next) {
         n++;
     }
-    if ((list = calloc(n, sizeof(*list))) == NULL) {
+    if ((list = calloc(n ? n : 1, sizeof(*list))) == NULL) { /* n >= 1: self */
         return;
     }
     n = 0;

@@ -802,7 +802,7 @@ static int mixed_load(girder_ctx *ctx, mixed *m)
     msgpack_sbuffer sb;
     msgpack_packer pk;
     girder_msg *arg = NULL;
-    girder_pid fpid;
+    girder_pid fpid = {0};
     int r;
 
     msgpack_sbuffer_init(&sb);

@@ -45,7 +45,7 @@ static int sys_forward(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *ar
     if (args->type != MSGPACK_OBJECT_ARRAY || args->via.array.size != 0) {
         return GR_EBADARG;
     }
-    if ((r = girder_whereis(ctx, GR_SYS_NAME, &sys)) < 0) {
+    if (girder_whereis(ctx, GR_SYS_NAME, &sys) < 0) {
         return GR_ENOPROC;
     }
     if (!(w = calloc(1, sizeof(*w)))) {
@@ -92,8 +92,8 @@ static int sys_forward_msg(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object
     if (resp->type == MSGPACK_OBJECT_ARRAY && resp->via.array.size == 2 &&
         gr_term_is_str(&resp->via.array.ptr[0], "error") &&
         resp->via.array.ptr[1].type == MSGPACK_OBJECT_STR) {
-        int code = gr_err_from_id(resp->via.array.ptr[1].via.str.ptr,
-                                  resp->via.array.ptr[1].via.str.size);
+        int code =
+            gr_err_from_id(resp->via.array.ptr[1].via.str.ptr, resp->via.array.ptr[1].via.str.size);
 
         return code < 0 ? code : GR_EBADARG;
     }
