@@ -138,12 +138,17 @@ size_t gr_sigframe_pack(const gr_sigframe *s, uint8_t *out)
     return pack(s, out, true);
 }
 
-size_t gr_sigframe_pack_head(const gr_sigframe *s, uint8_t *out)
+size_t gr_sigframe_head_size(const gr_sigframe *s)
 {
     if (s->payload_len == 0 || s->flags != 0 || s->behaviour_len != 0) {
         return 0; /* the payload is not the frame's last field */
     }
-    return pack(s, out, false);
+    return gr_sigframe_size(s) - s->payload_len;
+}
+
+size_t gr_sigframe_pack_head(const gr_sigframe *s, uint8_t *out)
+{
+    return gr_sigframe_head_size(s) ? pack(s, out, false) : 0;
 }
 
 /* ---- decoder ----------------------------------------------------------------------------- */

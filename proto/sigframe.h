@@ -79,6 +79,10 @@ size_t gr_sigframe_size(const gr_sigframe *s);
 /* Write s as a Frame into out (gr_sigframe_size(s) bytes); returns that size. */
 size_t gr_sigframe_pack(const gr_sigframe *s, uint8_t *out);
 
+/* Bytes of the frame before the payload's bytes, or 0 when the payload is not
+ * the frame's last field (no payload, or spawn fields set). */
+size_t gr_sigframe_head_size(const gr_sigframe *s);
+
 /* Write the frame's bytes up to where the payload's begin (the frame is these
  * plus the payload's bytes, which stay where they are: big messages are sent
  * without a copy of them). Returns the head's length, or 0 when the payload is

@@ -81,26 +81,20 @@ int gr_dist_sigq_push(gr_dist *d, uint32_t node_idx, girder_pid from, const gr_s
 
     if (flen > DIST_SIGQ_INLINE) {
         /* Big: the command holds the frame's head and a reference to the
-         * message whose bytes are the payload - no copy of them here. */
-        bool split = payload != NULL && s->payload_len > 0;
+         * message whose bytes are the payload - no copy of them here - when
+         * the payload ends the frame; otherwise the whole frame. */
+        size_t head = payload != NULL ? gr_sigframe_head_size(s) : 0;
 
-        if ((e.cmd = gr_dist_cmd_new(CMD_SIGNAL, split ? flen - s->payload_len : flen)) == NULL) {
+        if ((e.cmd = gr_dist_cmd_new(CMD_SIGNAL, head ? head : flen)) == NULL) {
             return -ENOMEM;
         }
-        if (split && gr_sigframe_pack_head(s, e.cmd->data) == flen - s->payload_len) {
-            e.cmd->head_len = flen - s->payload_len;
+        if (head) {
+            gr_sigframe_pack_head(s, e.cmd->data);
             e.cmd->payload = girder_msg_ref(payload);
-        } else if (split) {
-            gr_dist_cmd_free(e.cmd); /* spawn fields after the payload: whole */
-            if ((e.cmd = gr_dist_cmd_new(CMD_SIGNAL, flen)) == NULL) {
-                return -ENOMEM;
-            }
-            gr_sigframe_pack(s, e.cmd->data);
-            e.cmd->head_len = flen;
         } else {
             gr_sigframe_pack(s, e.cmd->data);
-            e.cmd->head_len = flen;
         }
+        e.cmd->head_len = head ? head : flen;
         e.cmd->len = flen;
         e.cmd->node_idx = node_idx;
         e.cmd->from = from;
