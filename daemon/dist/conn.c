@@ -730,7 +730,7 @@ static void account(dist_conn *c)
         gr_info(DIST_LOG, "link to %s (%s) drained: %zu bytes queued after %llu ms overloaded",
                 peer_name(c), c->addr, q, (unsigned long long)(now - c->busy_since_ms));
     }
-    if (c->member && !c->hidden && (idx = gr_dist_signal_node_index(d, c->member)) != 0) {
+    if (c->member && !c->hidden && (idx = c->member->idx) != 0) {
         atomic_store_explicit(&d->link_queued[idx], q | (c->busy ? DIST_QUEUED_BUSY : 0),
                               memory_order_relaxed);
     }

@@ -148,6 +148,7 @@ struct dist_member {
     unsigned backoff_ms;             /* next redial delay (before jitter) */
     struct event *redial;            /* redial timer */
     bool only_join;                  /* known only from a join that has not succeeded */
+    uint32_t idx;                    /* its runtime node index while up (signal.c), else 0 */
 };
 
 /* One outgoing rpc call waiting for its answer. Dist thread only. */
@@ -338,8 +339,6 @@ void gr_dist_conn_retire(dist_conn *c);
 void gr_dist_conn_free(dist_conn *c);
 /* Bytes waiting in the socket's output buffer. */
 size_t gr_dist_conn_pending(const dist_conn *c);
-/* Node index of member m in d->rt (0: none); see signal.c. */
-uint32_t gr_dist_signal_node_index(gr_dist *d, const dist_member *m);
 
 /* ---- members.c ----------------------------------------------------------------- */
 int gr_dist_mem_init(gr_dist *d);

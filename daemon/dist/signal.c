@@ -235,11 +235,6 @@ static uint32_t node_index(gr_dist *d, const char *node)
     return idx;
 }
 
-uint32_t gr_dist_signal_node_index(gr_dist *d, const dist_member *m)
-{
-    return node_index(d, m->name);
-}
-
 void gr_dist_signal_node_up(gr_dist *d, dist_member *m)
 {
     uint32_t idx = node_index(d, m->name);
@@ -249,6 +244,7 @@ void gr_dist_signal_node_up(gr_dist *d, dist_member *m)
         return;
     }
     d->member_at[idx] = m;
+    m->idx = idx;
     atomic_store_explicit(&d->node_state[idx], STATE_UP | m->creation, memory_order_release);
 }
 
@@ -262,6 +258,7 @@ void gr_dist_signal_node_down(gr_dist *d, dist_member *m)
     atomic_store_explicit(&d->node_state[idx], 0, memory_order_release);
     atomic_store_explicit(&d->link_queued[idx], 0, memory_order_relaxed);
     d->member_at[idx] = NULL;
+    m->idx = 0;
     gr_rt_node_down(d->rt, idx);
 }
 
@@ -271,6 +268,7 @@ void gr_dist_signal_forget(gr_dist *d, dist_member *m)
         if (d->member_at[i] == m) {
             d->member_at[i] = NULL;
             atomic_store_explicit(&d->node_state[i], 0, memory_order_release);
+            atomic_store_explicit(&d->link_queued[i], 0, memory_order_relaxed);
         }
     }
 }
