@@ -260,8 +260,9 @@ static bool wait_msg(node *n, const char *kind, const char *a, const char *b, un
     return false;
 }
 
-/* Wait for ["$rpc", tag, ...] (skipping node events) into *g. */
-static bool wait_rpc(node *n, uint64_t tag, unsigned ms, got *g)
+/* Wait for [kind, tag, ...] (skipping anything else, node events included)
+ * into *g. */
+static bool wait_tagged(node *n, const char *kind, uint64_t tag, unsigned ms, got *g)
 {
     uint64_t end = now_ms() + ms;
 
@@ -269,27 +270,21 @@ static bool wait_rpc(node *n, uint64_t tag, unsigned ms, got *g)
         if (!recv_msg(n, (unsigned)(end - now_ms()) + 1, g)) {
             return false;
         }
-        if (strcmp(g->kind, "$rpc") == 0 && g->tag == tag) {
+        if (strcmp(g->kind, kind) == 0 && g->tag == tag) {
             return true;
         }
     }
     return false;
 }
 
-/* Wait for ["$join", tag, ...] into *g. */
+static bool wait_rpc(node *n, uint64_t tag, unsigned ms, got *g)
+{
+    return wait_tagged(n, "$rpc", tag, ms, g);
+}
+
 static bool wait_join(node *n, uint64_t tag, unsigned ms, got *g)
 {
-    uint64_t end = now_ms() + ms;
-
-    while (now_ms() < end) {
-        if (!recv_msg(n, (unsigned)(end - now_ms()) + 1, g)) {
-            return false;
-        }
-        if (strcmp(g->kind, "$join") == 0 && g->tag == tag) {
-            return true;
-        }
-    }
-    return false;
+    return wait_tagged(n, "$join", tag, ms, g);
 }
 
 /* [1, "x"] */
