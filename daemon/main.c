@@ -445,6 +445,7 @@ static int run(const gr_config *cfg)
         gr_error("node", "cannot start the watcher thread: %s", strerror(r));
         goto out;
     }
+    (void)pthread_setname_np(n.watcher, "gr-watch");
     n.watcher_started = true;
     if (start_cluster(&n, cfg) < 0) {
         goto out;

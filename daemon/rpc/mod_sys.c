@@ -6,13 +6,14 @@
  *   sys.info()      -> answered by the `sys` service process (services/sys.h):
  *                      the worker forwards the request with girder_call and
  *                      relays the answer (a deferred reply)
- *   sys.counters()  -> {"processes", "rpc_inflight", "uptime_ms", and the dist
+ *   sys.counters()  -> {"processes", "rpc_inflight", "uptime_ms",
+ *                      "sched_wakeups" (sleeping schedulers woken), and the dist
  *                      counters: "conns_accepted", "conns_dialled",
  *                      "handshakes_ok", "handshakes_failed", "frames_in",
  *                      "frames_out", "records_in", "records_out", "bytes_in",
  *                      "bytes_out", "rpc_in", "rpc_out", "rpc_timeouts",
  *                      "nodedowns", "members_up", "signals_in",
- *                      "signals_out", "signals_lost", "sigq_bytes",
+ *                      "signals_out", "signals_lost", "sigq_bytes", "sigq_peak",
  *                      "out_queued_bytes", "links_busy", "overloads",
  *                      "overload_closes"}
  */
@@ -118,10 +119,11 @@ static int sys_counters(gr_rpc *rpc, const msgpack_object *args, msgpack_packer 
     if (dist) {
         gr_dist_counters_get(dist, &dc);
     }
-    msgpack_pack_map(pk, 26);
+    msgpack_pack_map(pk, 28);
     pack_kv(pk, "processes", gr_rt_process_count(gr_rpc_rt(rpc)));
     pack_kv(pk, "rpc_inflight", gr_rpc_inflight(rpc));
     pack_kv(pk, "uptime_ms", now_ms > started ? now_ms - started : 0);
+    pack_kv(pk, "sched_wakeups", gr_rt_wakeups(gr_rpc_rt(rpc)));
     pack_kv(pk, "conns_accepted", dc.conns_accepted);
     pack_kv(pk, "conns_dialled", dc.conns_dialled);
     pack_kv(pk, "handshakes_ok", dc.handshakes_ok);
@@ -141,6 +143,7 @@ static int sys_counters(gr_rpc *rpc, const msgpack_object *args, msgpack_packer 
     pack_kv(pk, "signals_out", dc.signals_out);
     pack_kv(pk, "signals_lost", dc.signals_lost);
     pack_kv(pk, "sigq_bytes", dc.sigq_bytes);
+    pack_kv(pk, "sigq_peak", dc.sigq_peak);
     pack_kv(pk, "out_queued_bytes", dc.out_queued_bytes);
     pack_kv(pk, "links_busy", dc.links_busy);
     pack_kv(pk, "overloads", dc.overloads);

@@ -42,8 +42,7 @@ static atomic_int leaves;
 static girder_rt *rt;
 static gr_rpc *rpc;
 
-static int capture(void *ud, uint64_t conn, uint64_t ref, int status, const void *term,
-                   size_t len)
+static int capture(void *ud, uint64_t conn, uint64_t ref, int status, const void *term, size_t len)
 {
     pthread_mutex_lock(&lock);
     ck_assert_uint_lt(nanswers, MAX_ANSWERS);
@@ -178,8 +177,8 @@ static void expect_err(uint64_t ref, int status)
 {
     size_t i = wait_answer(ref);
 
-    ck_assert_msg(answers[i].status == status, "ref %llu: got %s, want %s",
-                  (unsigned long long)ref, gr_errid(answers[i].status), gr_errid(status));
+    ck_assert_msg(answers[i].status == status, "ref %llu: got %s, want %s", (unsigned long long)ref,
+                  gr_errid(answers[i].status), gr_errid(status));
 }
 
 /* args builder */
@@ -273,6 +272,9 @@ START_TEST(sys_forwarded)
     ck_assert_int_eq(o->type, MSGPACK_OBJECT_MAP);
     ck_assert(gr_term_is_str(&o->via.map.ptr[0].key, "processes"));
     ck_assert_uint_ge(o->via.map.ptr[0].val.via.u64, 1);
+    /* the calls above were pushed to sleeping schedulers from this thread */
+    ck_assert(gr_term_is_str(&o->via.map.ptr[3].key, "sched_wakeups"));
+    ck_assert_uint_ge(o->via.map.ptr[3].val.via.u64, 1);
     msgpack_unpacked_destroy(&up);
 }
 END_TEST

@@ -209,8 +209,7 @@ void gr_rt_stop(girder_rt *rt)
         pthread_mutex_unlock(&rt->stop_lock);
     } while (live_count(rt) > 0 && ++rounds < 5);
     if (live_count(rt) > 0) {
-        gr_warn("rt", "%llu processes still alive at shutdown",
-                (unsigned long long)live_count(rt));
+        gr_warn("rt", "%llu processes still alive at shutdown", (unsigned long long)live_count(rt));
     }
     /* Phase 2: end the loops. */
     push_stop(rt, true);
@@ -345,6 +344,11 @@ uint64_t gr_rt_process_count(girder_rt *rt)
     return live_count(rt);
 }
 
+uint64_t gr_rt_wakeups(girder_rt *rt)
+{
+    return atomic_load_explicit(&rt->wakeups, memory_order_relaxed);
+}
+
 /* ---- node-name table -------------------------------------------------------------------- */
 
 const char *gr_rt_node_at(girder_rt *rt, uint32_t i, size_t *ret_len)
@@ -456,8 +460,7 @@ void gr_route(girder_rt *rt, gr_sched *cur, gr_sig *s)
     unsigned idx = (unsigned)(s->to.id & 0xff);
     gr_sched *t;
 
-    if (s->to.node != 0 || s->to.creation != rt->creation || idx >= rt->nsched ||
-        s->to.id == 0) {
+    if (s->to.node != 0 || s->to.creation != rt->creation || idx >= rt->nsched || s->to.id == 0) {
         /* The one branch local signals pay for: another node's pid goes to the
          * distribution hook (remote.c); stale incarnations and malformed pids
          * of this node are dead. */
@@ -596,8 +599,8 @@ int gr_pid_format(girder_rt *rt, girder_pid pid, char *buf, size_t len)
     const char *node = gr_rt_node_at(rt, pid.node, &nlen);
 
     if (node == NULL) {
-        return snprintf(buf, len, "<?.%u.%llu.%u>", pid.creation,
-                        (unsigned long long)(pid.id >> 8), (unsigned)(pid.id & 0xff));
+        return snprintf(buf, len, "<?.%u.%llu.%u>", pid.creation, (unsigned long long)(pid.id >> 8),
+                        (unsigned)(pid.id & 0xff));
     }
     return snprintf(buf, len, "<%.*s.%u.%llu.%u>", (int)nlen, node, pid.creation,
                     (unsigned long long)(pid.id >> 8), (unsigned)(pid.id & 0xff));

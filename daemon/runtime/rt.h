@@ -72,6 +72,12 @@ int gr_rt_whereis(girder_rt *rt, const char *name, girder_pid *ret_pid);
 /* Number of live processes across all schedulers (approximate while running). */
 uint64_t gr_rt_process_count(girder_rt *rt);
 
+/* How many times a sleeping scheduler has been woken (a wake-up write) since
+ * the start. Relaxed: a thread that has just woken one sees its own increment.
+ * The dist loop uses it to stop spinning once it has handed work over (dist.c);
+ * sys.counters reports it as "sched_wakeups". Any thread. */
+uint64_t gr_rt_wakeups(girder_rt *rt);
+
 /* ---- enumerating processes (plist.c) ---------------------------------------------
  *
  * Every scheduler owns its pid table, so a list is a question to each of them:
@@ -163,15 +169,15 @@ typedef enum gr_rsig_kind {
 } gr_rsig_kind;
 
 typedef struct gr_rt_remote_sig {
-    gr_rsig_kind kind;   /* what it is */
-    girder_pid from;     /* sender; node index in the producing/consuming runtime;
-                            id 0 = a non-process thread (exit/2 or send only) */
-    girder_pid to;       /* destination; out: to.node != 0; in: to.node == 0 */
-    girder_ref ref;      /* monitor ref (MONITOR/DEMONITOR/DOWN), else zero */
-    const char *to_name; /* MSG only: registered name on node to.node (to.id == 0),
-                            else NULL; borrowed for the call */
-    girder_msg *msg;     /* payload or reason, may be NULL except for MSG and DOWN;
-                            owned by the signal (see each function) */
+    gr_rsig_kind kind;     /* what it is */
+    girder_pid from;       /* sender; node index in the producing/consuming runtime;
+                              id 0 = a non-process thread (exit/2 or send only) */
+    girder_pid to;         /* destination; out: to.node != 0; in: to.node == 0 */
+    girder_ref ref;        /* monitor ref (MONITOR/DEMONITOR/DOWN), else zero */
+    const char *to_name;   /* MSG only: registered name on node to.node (to.id == 0),
+                              else NULL; borrowed for the call */
+    girder_msg *msg;       /* payload or reason, may be NULL except for MSG and DOWN;
+                              owned by the signal (see each function) */
     const char *behaviour; /* SPAWN_REQUEST only: behaviour name (1..255 bytes),
                               borrowed for the call; else NULL */
     uint32_t flags;        /* SPAWN_REQUEST / SPAWN_REPLY: GIRDER_SPAWN_LINK |

@@ -30,9 +30,9 @@
 /* ---- messages ----------------------------------------------------------------- */
 
 struct girder_msg {
-    atomic_uint refs;      /* references; freed at zero */
-    uint32_t len;          /* bytes in data */
-    unsigned char data[];  /* one encoded msgpack term */
+    atomic_uint refs;     /* references; freed at zero */
+    uint32_t len;         /* bytes in data */
+    unsigned char data[]; /* one encoded msgpack term */
 };
 
 /* ---- signals ------------------------------------------------------------------ */
@@ -60,8 +60,8 @@ typedef enum gr_sig_type {
     /* answer to request ref: `from` the child and msg NULL, or msg the error
      * reason; flags echo the request's */
     GR_SIG_SPAWNREPLY,
-    GR_SIG_PLIST,     /* scheduler: list at most to.id processes for `from` (ref), or
-                         into ptr (a gr_plist_sync) when not NULL (plist.c) */
+    GR_SIG_PLIST, /* scheduler: list at most to.id processes for `from` (ref), or
+                     into ptr (a gr_plist_sync) when not NULL (plist.c) */
 } gr_sig_type;
 
 typedef struct gr_sig {
@@ -99,35 +99,35 @@ typedef struct gr_timer gr_timer;
 
 /* Rarely-used process parts, allocated on first use so an idle process is small. */
 typedef struct gr_proc_ext {
-    gr_idmap links;    /* linked pid -> same pid */
-    gr_idmap mons;     /* monitors held: ref -> target */
-    gr_idmap monby;    /* monitors on this process: ref -> watcher */
-    gr_idmap spawns;   /* pending spawn requests: ref -> {node, flags, 0} */
-    char *name;        /* registered name or NULL */
-    gr_timer *timers;  /* pending timers (doubly linked) */
+    gr_idmap links;   /* linked pid -> same pid */
+    gr_idmap mons;    /* monitors held: ref -> target */
+    gr_idmap monby;   /* monitors on this process: ref -> watcher */
+    gr_idmap spawns;  /* pending spawn requests: ref -> {node, flags, 0} */
+    char *name;       /* registered name or NULL */
+    gr_timer *timers; /* pending timers (doubly linked) */
 } gr_proc_ext;
 
 typedef struct gr_sched gr_sched;
 
 typedef struct gr_proc {
-    girder_pid pid;                /* own pid */
-    const girder_behaviour *beh;   /* callbacks */
-    void *state;                   /* behaviour state */
-    gr_sched *sched;               /* owning scheduler */
-    gr_sig *mbox_head;             /* mailbox FIFO (messages and lazy DOWNs) */
-    gr_sig *mbox_tail;             /* last mailbox entry */
-    struct gr_proc *run_next;      /* run queue / reap list link */
-    girder_msg *arg_or_reason;     /* spawn arg until init, exit reason after */
-    gr_proc_ext *ext;              /* links, monitors, name, timers; may be NULL */
-    uint64_t handled;              /* messages handled */
-    uint64_t start_ms;             /* CLOCK_REALTIME ms at spawn */
-    uint32_t mbox_len;             /* entries in the mailbox */
-    uint8_t status;                /* gr_proc_status */
-    bool trap_exit : 1;            /* exits arrive as messages */
-    bool queued : 1;               /* in the run queue */
-    bool inited : 1;               /* init has run successfully */
-    bool stopping : 1;             /* exiting: reason is final */
-    bool node_monitor : 1;         /* subscribed with girder_monitor_nodes */
+    girder_pid pid;              /* own pid */
+    const girder_behaviour *beh; /* callbacks */
+    void *state;                 /* behaviour state */
+    gr_sched *sched;             /* owning scheduler */
+    gr_sig *mbox_head;           /* mailbox FIFO (messages and lazy DOWNs) */
+    gr_sig *mbox_tail;           /* last mailbox entry */
+    struct gr_proc *run_next;    /* run queue / reap list link */
+    girder_msg *arg_or_reason;   /* spawn arg until init, exit reason after */
+    gr_proc_ext *ext;            /* links, monitors, name, timers; may be NULL */
+    uint64_t handled;            /* messages handled */
+    uint64_t start_ms;           /* CLOCK_REALTIME ms at spawn */
+    uint32_t mbox_len;           /* entries in the mailbox */
+    uint8_t status;              /* gr_proc_status */
+    bool trap_exit : 1;          /* exits arrive as messages */
+    bool queued : 1;             /* in the run queue */
+    bool inited : 1;             /* init has run successfully */
+    bool stopping : 1;           /* exiting: reason is final */
+    bool node_monitor : 1;       /* subscribed with girder_monitor_nodes */
 } gr_proc;
 
 /* The context passed to callbacks IS the process. */
@@ -144,38 +144,38 @@ static inline girder_ctx *gr_ctx_of(gr_proc *p)
 /* ---- timers ------------------------------------------------------------------- */
 
 struct gr_timer {
-    struct event *ev;     /* libevent timer on the owner's scheduler base */
-    gr_proc *owner;       /* process that armed it; timer dies with it */
-    girder_pid to;        /* destination */
-    girder_ref ref;       /* identifies the timer for cancel */
-    girder_msg *msg;      /* message to deliver; owned */
+    struct event *ev;      /* libevent timer on the owner's scheduler base */
+    gr_proc *owner;        /* process that armed it; timer dies with it */
+    girder_pid to;         /* destination */
+    girder_ref ref;        /* identifies the timer for cancel */
+    girder_msg *msg;       /* message to deliver; owned */
     gr_timer *prev, *next; /* owner's timer list */
 };
 
 /* ---- schedulers --------------------------------------------------------------- */
 
 struct gr_sched {
-    girder_rt *rt;                 /* owning runtime */
-    unsigned idx;                  /* index, also the low byte of pids */
-    pthread_t thread;              /* the scheduler thread */
-    struct event_base *base;       /* libevent base, this thread only */
-    struct event *wake_ev;         /* eventfd readable -> drain inbox */
-    int wake_fd;                   /* eventfd; written by any thread */
-    gr_inbox inbox;                /* lock-free MPSC of signals from other threads */
-    atomic_int sleeping;           /* 1 while the thread may block in the event loop */
+    girder_rt *rt;                    /* owning runtime */
+    unsigned idx;                     /* index, also the low byte of pids */
+    pthread_t thread;                 /* the scheduler thread */
+    struct event_base *base;          /* libevent base, this thread only */
+    struct event *wake_ev;            /* eventfd readable -> drain inbox */
+    int wake_fd;                      /* eventfd; written by any thread */
+    gr_inbox inbox;                   /* lock-free MPSC of signals from other threads */
+    atomic_int sleeping;              /* 1 while the thread may block in the event loop */
     atomic_uint_fast64_t next_serial; /* pid serials; any thread (cross-sched spawn) */
-    uint64_t next_ref;             /* ref counter, owner only */
-    gr_ptab ptab;                  /* pid -> process, owner only */
-    gr_sig *localq_head;           /* signals from this thread to this thread */
-    gr_sig *localq_tail;           /* last of localq */
-    gr_proc *runq_head;            /* processes with work */
-    gr_proc *runq_tail;            /* last of runq */
-    gr_proc *reap;                 /* dead processes to free at end of turn */
-    gr_proc *current;              /* process whose callback is running */
-    atomic_uint_fast64_t nprocs;   /* live processes (read by any thread) */
-    bool stopping;                 /* shutdown in progress */
-    bool started;                  /* thread was created (main thread only) */
-    bool quit;                     /* loop exit requested (owner thread) */
+    uint64_t next_ref;                /* ref counter, owner only */
+    gr_ptab ptab;                     /* pid -> process, owner only */
+    gr_sig *localq_head;              /* signals from this thread to this thread */
+    gr_sig *localq_tail;              /* last of localq */
+    gr_proc *runq_head;               /* processes with work */
+    gr_proc *runq_tail;               /* last of runq */
+    gr_proc *reap;                    /* dead processes to free at end of turn */
+    gr_proc *current;                 /* process whose callback is running */
+    atomic_uint_fast64_t nprocs;      /* live processes (read by any thread) */
+    bool stopping;                    /* shutdown in progress */
+    bool started;                     /* thread was created (main thread only) */
+    bool quit;                        /* loop exit requested (owner thread) */
 };
 
 /* ---- the runtime -------------------------------------------------------------- */
@@ -190,31 +190,32 @@ typedef struct gr_behav_entry {
 typedef struct gr_registry gr_registry;
 
 struct girder_rt {
-    char *node_name;               /* "name@host" */
-    size_t node_name_len;          /* strlen(node_name) */
-    uint32_t creation;             /* incarnation */
-    unsigned nsched;               /* scheduler count */
-    unsigned batch;                /* messages per process turn */
-    gr_sched *scheds;              /* nsched schedulers */
-    atomic_uint spread;            /* round-robin cursor for placement */
-    atomic_uint_fast64_t ext_ref;  /* refs made by non-scheduler threads */
-    atomic_bool running;           /* between start and stop */
-    atomic_bool stopping;          /* stop requested */
-    pthread_mutex_t lock;          /* guards behaviours and node table appends */
-    gr_behav_entry *behaviours;    /* under lock */
-    const char *nodes[GR_NODES_MAX]; /* node-name table; [0] = local; append-only */
-    atomic_uint nnodes;            /* entries published in nodes[] */
-    gr_registry *names;            /* registered names (own lock) */
-    gr_rt_remote_fn remote_fn;     /* outgoing remote signals; NULL = no distribution */
-    void *remote_ud;               /* remote_fn's argument */
+    char *node_name;                   /* "name@host" */
+    size_t node_name_len;              /* strlen(node_name) */
+    uint32_t creation;                 /* incarnation */
+    unsigned nsched;                   /* scheduler count */
+    unsigned batch;                    /* messages per process turn */
+    gr_sched *scheds;                  /* nsched schedulers */
+    atomic_uint spread;                /* round-robin cursor for placement */
+    atomic_uint_fast64_t wakeups;      /* sleeping schedulers woken (gr_rt_wakeups) */
+    atomic_uint_fast64_t ext_ref;      /* refs made by non-scheduler threads */
+    atomic_bool running;               /* between start and stop */
+    atomic_bool stopping;              /* stop requested */
+    pthread_mutex_t lock;              /* guards behaviours and node table appends */
+    gr_behav_entry *behaviours;        /* under lock */
+    const char *nodes[GR_NODES_MAX];   /* node-name table; [0] = local; append-only */
+    atomic_uint nnodes;                /* entries published in nodes[] */
+    gr_registry *names;                /* registered names (own lock) */
+    gr_rt_remote_fn remote_fn;         /* outgoing remote signals; NULL = no distribution */
+    void *remote_ud;                   /* remote_fn's argument */
     gr_rt_node_monitor_fn node_mon_fn; /* girder_monitor_nodes; NULL = no distribution */
     void *node_mon_ud;                 /* node_mon_fn's argument */
     /* Per node index: schedulers that have not yet run the node-down scan of
      * gr_rt_node_down. While non-zero, new signals to that node are answered as
      * if it were not connected (remote.c). */
     atomic_uint node_down_pending[GR_NODES_MAX];
-    pthread_mutex_t stop_lock;     /* guards stop_cond waits */
-    pthread_cond_t stop_cond;      /* a scheduler emptied itself during shutdown */
+    pthread_mutex_t stop_lock; /* guards stop_cond waits */
+    pthread_cond_t stop_cond;  /* a scheduler emptied itself during shutdown */
     /* Common reasons, allocated once (shared, refcounted). */
     girder_msg *r_normal, *r_kill, *r_killed, *r_noproc, *r_shutdown, *r_noconnection;
 };

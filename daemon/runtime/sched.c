@@ -28,6 +28,7 @@
 #include "util/log.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -87,6 +88,7 @@ void gr_sched_push(gr_sched *s, gr_sig *sig)
         atomic_exchange(&s->sleeping, 0)) {
         uint64_t one = 1;
 
+        atomic_fetch_add_explicit(&s->rt->wakeups, 1, memory_order_relaxed);
         if (write(s->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN) {
             gr_error("sched", "wake of scheduler %u failed: %s", s->idx, strerror(errno));
         }
@@ -301,6 +303,7 @@ static void *sched_main(void *arg)
 
 int gr_sched_start(gr_sched *s)
 {
+    char name[16];
     int r;
 
     s->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -315,6 +318,8 @@ int gr_sched_start(gr_sched *s)
     if (r != 0) {
         return -r;
     }
+    snprintf(name, sizeof(name), "gr-sched%u", s->idx % 1000u);
+    (void)pthread_setname_np(s->thread, name); /* ps -L, top -H, perf */
     s->started = true;
     return 0;
 }
