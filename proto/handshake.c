@@ -31,6 +31,9 @@
  *   needs more than the arena is malformed.
  * - Secrets (cookie key, ephemeral secret, derived keys) live only in this
  *   struct and are wiped on failure, on finish and on free.
+ * - k_3 exists from M2 on, so the initiator's sending half can be handed out
+ *   before M4 (gr_handshake_early_tx, for records sent with M3); finish then
+ *   makes no second tx on that key, which would reuse its nonces.
  */
 #include "proto/handshake.h"
 
@@ -100,6 +103,7 @@ struct gr_handshake {
     uint8_t out[2 * REC_MAX];            /* messages queued for sending */
     size_t out_len;                      /* bytes queued */
     int out_taken;                       /* out was handed to the caller; next queue restarts */
+    int early_tx;                        /* initiator: our tx was handed out by early_tx */
     size_t arena_used;                   /* bytes of arena used by the current message */
     alignas(max_align_t) uint8_t arena[ARENA_SIZE]; /* protobuf-c allocations */
 };
@@ -642,6 +646,25 @@ int gr_handshake_peer_rejected(const gr_handshake *hs)
     return hs->peer_rejected;
 }
 
+int gr_handshake_early_tx(gr_handshake *hs, gr_handshake_peer *ret_peer, gr_record_tx **ret_tx)
+{
+    gr_record_tx *tx = NULL;
+    int r;
+
+    /* ST_WAIT_PROOF for the initiator: M2 is in, keys derived, M3 queued */
+    if (hs->role != GR_HANDSHAKE_INITIATOR || hs->early_tx ||
+        (hs->state != ST_WAIT_PROOF && hs->state != ST_DONE)) {
+        return -EINVAL;
+    }
+    if ((r = gr_record_tx_new(hs->k_i2r, &tx)) < 0) {
+        return r;
+    }
+    hs->early_tx = 1;
+    *ret_peer = hs->peer;
+    *ret_tx = tx;
+    return 0;
+}
+
 int gr_handshake_finish(gr_handshake *hs, gr_handshake_peer *ret_peer, gr_record_tx **ret_tx,
                         gr_record_rx **ret_rx)
 {
@@ -653,7 +676,9 @@ int gr_handshake_finish(gr_handshake *hs, gr_handshake_peer *ret_peer, gr_record
     if (hs->state != ST_DONE) {
         return -EINVAL;
     }
-    if ((r = gr_record_tx_new(init ? hs->k_i2r : hs->k_r2i, &tx)) < 0) {
+    /* after early_tx the caller holds our direction already: a second tx with
+     * the same key would reuse its nonces */
+    if (!hs->early_tx && (r = gr_record_tx_new(init ? hs->k_i2r : hs->k_r2i, &tx)) < 0) {
         return r;
     }
     if ((r = gr_record_rx_new(init ? hs->k_r2i : hs->k_i2r, &hs->limits, &rx)) < 0) {

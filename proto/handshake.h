@@ -27,6 +27,18 @@
  *   send gr_handshake_output() once more (the responder's M4), then
  *   gr_handshake_finish -> peer identity and the two record halves;
  *   bytes left over after the last message belong to gr_record_feed.
+ * Or, as an initiator with early records: once the feed that absorbed M2 has
+ *   queued M3, take M3 from gr_handshake_output (copy it: it is valid until
+ *   the next feed), gr_handshake_early_tx -> the sending half, seal the first
+ *   records and send M3 and them in one write; then feed until 1 (M4 verified)
+ *   and gr_handshake_finish -> the receiving half only (*ret_tx NULL).
+ *
+ * Early records (docs/protocol.md "Early records") take the initiator's first
+ * records from the third round trip to the second: keyed from the cookie like
+ * every record, they tell a responder without the cookie nothing M3 does not.
+ * The initiator still accepts nothing from the responder before feed returned
+ * 1; the responder needs no change: it verifies M3 before it reads the bytes
+ * after it as records.
  *
  * Nothing is allocated per unauthenticated peer but the fixed-size state of
  * gr_handshake_new; messages are size-checked before they are parsed, and are
@@ -114,10 +126,22 @@ size_t gr_handshake_output(gr_handshake *hs, const uint8_t **ret_buf);
  * "rejected by peer: bad_cookie" versus "rejected peer: bad_cookie"). */
 int gr_handshake_peer_rejected(const gr_handshake *hs);
 
+/* Initiator, after the feed that absorbed M2 (M3 is queued) and before finish:
+ * fill *ret_peer with what the responder said in M2 (name, creation, version,
+ * limits, times: not proven until M4 is verified) and make the record half for
+ * our direction (initiator -> responder key), whose records may follow M3 on
+ * the wire at once. Once per handshake: finish then returns no tx. Returns 0,
+ * -EINVAL (a responder, M2 not absorbed yet, failed, finished, or taken
+ * already) or -ENOMEM (nothing is taken; may be called again). */
+int gr_handshake_early_tx(gr_handshake *hs, gr_handshake_peer *ret_peer, gr_record_tx **ret_tx);
+
 /* After feed returned 1: fill *ret_peer and make the two record halves, keyed
  * for our direction (ret_tx) and the peer's (ret_rx, with our limits), then wipe
- * every key in hs. Returns 0, -EINVAL if the handshake is not complete or was
- * finished already, -ENOMEM (nothing is returned, hs stays finishable). */
+ * every key in hs. If gr_handshake_early_tx handed out our direction already,
+ * *ret_tx is set to NULL instead (the caller keeps sealing with the early tx,
+ * its record counter running on). Returns 0, -EINVAL if the handshake is not
+ * complete or was finished already, -ENOMEM (nothing is returned, hs stays
+ * finishable). */
 int gr_handshake_finish(gr_handshake *hs, gr_handshake_peer *ret_peer, gr_record_tx **ret_tx,
                         gr_record_rx **ret_rx);
 

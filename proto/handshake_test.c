@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * handshake_test.c - unit tests of the handshake (handshake.h): success both
- * ways with agreeing keys, each failure with its own code on both sides
- * (wrong cookie, replays, name clash, version mismatch, oversized, truncated,
- * out-of-order and degenerate messages), and known-answer vectors that pin the
- * message encoding, the transcript and the key derivation.
+ * ways with agreeing keys, early records sent with M3 (gr_handshake_early_tx),
+ * each failure with its own code on both sides (wrong cookie, replays, name clash, version
+ * mismatch, oversized, truncated, out-of-order and degenerate messages), and known-answer vectors
+ * that pin the message encoding, the transcript and the key derivation.
  */
 #include "proto/err.h"
 #include "proto/frame_int.h"
@@ -239,6 +239,136 @@ START_TEST(leftover_bytes_belong_to_records)
     gr_record_tx_free(tr);
     gr_record_rx_free(xi);
     gr_record_rx_free(xr);
+    gr_handshake_free(i);
+    gr_handshake_free(r);
+}
+END_TEST
+
+/* Early records: the initiator's first record travels in the same write as M3,
+ * keyed by gr_handshake_early_tx, before M4 has come back. */
+START_TEST(early_records)
+{
+    gr_handshake_config ci = config("cli-1@laptop", &COOKIE_A);
+    gr_handshake_config cr = config("a@10.0.0.1", &COOKIE_A);
+    gr_handshake *i, *r;
+    gr_handshake_peer pe, pi, pr;
+    gr_record_tx *te = NULL, *ti = (gr_record_tx *)&te, *tr; /* ti: finish must clear it */
+    gr_record_rx *xi, *xr;
+    Girder__Heartbeat hb = GIRDER__HEARTBEAT__INIT;
+    Girder__Frame f = GIRDER__FRAME__INIT, *got = NULL;
+    const uint8_t *out, *rec, *fr;
+    uint8_t wire[4096];
+    size_t m3, rlen, used, flen;
+    gr_batch *b;
+
+    ci.expect_peer = "a@10.0.0.1";
+    ci.hidden = 1;
+    cr.creation = 22;
+    cr.limits.max_frame = 65536;
+    i = start(&ci, GR_HANDSHAKE_INITIATOR);
+    r = start(&cr, GR_HANDSHAKE_RESPONDER);
+    ck_assert_int_eq(xfer(i, r, NULL, 4096), 0); /* M1 */
+    ck_assert_int_eq(xfer(r, i, NULL, 4096), 0); /* M2: M3 queued */
+    ck_assert_int_eq(gr_handshake_early_tx(i, &pe, &te), 0);
+    ck_assert_ptr_nonnull(te);
+    ck_assert_str_eq(pe.name, "a@10.0.0.1");
+    ck_assert_uint_eq(pe.creation, 22);
+    ck_assert_uint_eq(pe.version, GR_PROTO_VERSION);
+    ck_assert_uint_eq(pe.limits.max_frame, 65536);
+    /* M3 and the first record in one write */
+    m3 = gr_handshake_output(i, &out);
+    ck_assert_uint_gt(m3, 0);
+    memcpy(wire, out, m3);
+    hb.seq = 1;
+    f.msg_case = GIRDER__FRAME__MSG_HEARTBEAT;
+    f.heartbeat = &hb;
+    ck_assert_int_eq(gr_batch_new(&pe.limits, &b), 0);
+    ck_assert_int_eq(gr_batch_add(b, &f), 0);
+    ck_assert_int_eq(gr_record_seal(te, b, &rec, &rlen), 0);
+    ck_assert_uint_le(m3 + rlen, sizeof(wire));
+    memcpy(wire + m3, rec, rlen);
+    /* the responder verifies M3 first, then opens the record with its rx */
+    ck_assert_int_eq(gr_handshake_feed(r, wire, m3 + rlen, &used), 1);
+    ck_assert_uint_eq(used, m3);
+    ck_assert_int_eq(gr_handshake_finish(r, &pr, &tr, &xr), 0);
+    ck_assert_str_eq(pr.name, "cli-1@laptop");
+    ck_assert_int_eq(gr_record_feed(xr, wire + m3, rlen, &used), 0);
+    ck_assert_uint_eq(used, rlen);
+    ck_assert_int_eq(gr_record_next(xr, &fr, &flen), 1);
+    ck_assert_int_eq(gr_frame_unpack(fr, flen, &got), 0);
+    ck_assert(got->heartbeat->seq == 1);
+    gr_frame_free(got);
+    ck_assert_int_eq(gr_record_next(xr, &fr, &flen), 0);
+    /* a second early record before M4: the counter runs on */
+    check_link(te, xr, 2);
+    /* M4 in; finish makes no second tx (it would reuse nonces) */
+    ck_assert_int_eq(xfer(r, i, NULL, 4096), 1);
+    ck_assert_int_eq(gr_handshake_finish(i, &pi, &ti, &xi), 0);
+    ck_assert_ptr_null(ti);
+    ck_assert_str_eq(pi.name, pe.name);
+    ck_assert_uint_eq(pi.creation, pe.creation);
+    /* after finish: the early tx goes on, the rx from finish works */
+    check_link(te, xr, 3);
+    check_link(te, xr, 4);
+    check_link(tr, xi, 100);
+    check_link(tr, xi, 101);
+    ck_assert_int_eq(gr_handshake_early_tx(i, &pe, &ti), -EINVAL); /* finished */
+    gr_batch_free(b);
+    gr_record_tx_free(te);
+    gr_record_tx_free(tr);
+    gr_record_rx_free(xi);
+    gr_record_rx_free(xr);
+    gr_handshake_free(i);
+    gr_handshake_free(r);
+}
+END_TEST
+
+START_TEST(early_tx_misuse)
+{
+    gr_handshake_config ci = config("b@h", &COOKIE_A);
+    gr_handshake_config cr = config("a@h", &COOKIE_A);
+    gr_handshake *i = start(&ci, GR_HANDSHAKE_INITIATOR);
+    gr_handshake *r = start(&cr, GR_HANDSHAKE_RESPONDER);
+    gr_handshake_peer p;
+    gr_record_tx *t1 = NULL, *t2 = NULL;
+    gr_record_rx *x = NULL;
+    int si, sr;
+
+    ck_assert_int_eq(gr_handshake_early_tx(i, &p, &t1), -EINVAL); /* before M2 */
+    ck_assert_int_eq(gr_handshake_early_tx(r, &p, &t1), -EINVAL); /* a responder */
+    ck_assert_int_eq(xfer(i, r, NULL, 4096), 0);                  /* M1 */
+    ck_assert_int_eq(gr_handshake_early_tx(r, &p, &t1), -EINVAL); /* still a responder */
+    ck_assert_int_eq(xfer(r, i, NULL, 4096), 0);                  /* M2 */
+    ck_assert_int_eq(gr_handshake_early_tx(i, &p, &t1), 0);
+    ck_assert_int_eq(gr_handshake_early_tx(i, &p, &t2), -EINVAL); /* twice */
+    ck_assert_ptr_null(t2);
+    run(i, r, &si, &sr, NULL, NULL, 4096);
+    ck_assert_int_eq(si, 1);
+    ck_assert_int_eq(sr, 1);
+    ck_assert_int_eq(gr_handshake_early_tx(r, &p, &t2), -EINVAL); /* responder, done */
+    gr_record_tx_free(t1);
+    gr_handshake_free(i);
+    gr_handshake_free(r);
+    /* taken late (after M4, before finish) is allowed too; a failed one is not */
+    i = start(&ci, GR_HANDSHAKE_INITIATOR);
+    r = start(&cr, GR_HANDSHAKE_RESPONDER);
+    run(i, r, &si, &sr, NULL, NULL, 4096);
+    ck_assert_int_eq(si, 1);
+    ck_assert_int_eq(gr_handshake_early_tx(i, &p, &t2), 0);
+    ck_assert_int_eq(gr_handshake_finish(i, &p, &t1, &x), 0);
+    ck_assert_ptr_null(t1);
+    ck_assert_ptr_nonnull(x);
+    gr_record_rx_free(x);
+    gr_record_tx_free(t2);
+    gr_handshake_free(i);
+    gr_handshake_free(r);
+    cr.cookie = &COOKIE_B;
+    i = start(&ci, GR_HANDSHAKE_INITIATOR);
+    r = start(&cr, GR_HANDSHAKE_RESPONDER);
+    run(i, r, &si, &sr, NULL, NULL, 4096);
+    ck_assert_int_eq(sr, GR_EBADCOOKIE);
+    ck_assert_int_lt(si, 0);
+    ck_assert_int_eq(gr_handshake_early_tx(i, &p, &t2), -EINVAL); /* failed */
     gr_handshake_free(i);
     gr_handshake_free(r);
 }
@@ -757,6 +887,8 @@ static Suite *handshake_suite(void)
     tcase_add_test(tc, success_both_ways);
     tcase_add_test(tc, success_byte_by_byte);
     tcase_add_test(tc, leftover_bytes_belong_to_records);
+    tcase_add_test(tc, early_records);
+    tcase_add_test(tc, early_tx_misuse);
     tcase_add_test(tc, wrong_cookie_both_sides);
     tcase_add_test(tc, bad_responder_proof);
     tcase_add_test(tc, replay_into_new_handshake);
