@@ -8,9 +8,24 @@
  *   deadline, so `--timeout` covers connect, handshake and reply together.
  * - We advertise max_frame = GR_CLI_REPLY_MAX so a node never needs to fragment
  *   a reply to us; a Fragment frame is therefore refused, not reassembled.
- * - The handshake is driven exactly as proto/handshake.h prescribes: send the
- *   pending output after every feed, and bytes after the last handshake
- *   message are the first record bytes.
+ * - Two round trips per call, not three: gr_cli_connect runs the handshake
+ *   until M2 is absorbed and M3 is queued, keeps M3 (copied into the conn) and
+ *   takes the sending record half early (gr_handshake_early_tx,
+ *   docs/protocol.md "Early records"). The first gr_cli_call sends M3 and its
+ *   request record in one write, then feeds what arrives to the handshake
+ *   until M4 is verified, and only then to the record layer: nothing the node
+ *   sends is believed before its proof. A failure before M4 is a handshake
+ *   failure, reported as such (stage, proof_sent, peer_closed), exactly as
+ *   when the request waited for M4. A node that refuses M3 may close while a
+ *   large first write is still going out (a reset): the write then fails, and
+ *   the Reject already received is read first (hs_drain) so the operator
+ *   still hears "wrong cookie".
+ * - Calls on one connection go one at a time: once our reply is found, the
+ *   rest of its record is skipped (the receiver must be drained before it
+ *   takes more bytes) and any later bytes are kept for the next call.
+ * - Otherwise the handshake is driven as proto/handshake.h prescribes: send the
+ *   pending output after every feed (our Reject, if we fail), and bytes after
+ *   the last handshake message are the first record bytes.
  */
 #include "cli/conn.h"
 
@@ -37,13 +52,17 @@
 
 struct gr_cli_conn {
     int fd;                 /* connected socket, non-blocking */
-    gr_handshake_peer peer; /* who answered */
-    gr_record_tx *tx;       /* our direction */
-    gr_record_rx *rx;       /* the node's direction */
+    gr_handshake_peer peer; /* who answered (as said in M2 until M4 is verified) */
+    gr_handshake *hs;       /* until M4 is verified: the handshake, owned */
+    size_t m3_len;          /* bytes of M3 in m3, not sent yet; 0 once sent */
+    int proof_sent;         /* M3 has gone out */
+    gr_record_tx *tx;       /* our direction (taken early, before M4) */
+    gr_record_rx *rx;       /* the node's direction, once M4 is verified */
     gr_batch *batch;        /* reused for the request */
     uint64_t next_ref;      /* RpcRequest.ref of the next call */
-    uint8_t *pending;       /* record bytes received but not yet fed */
+    uint8_t *pending;       /* bytes received but not yet fed (handshake or records) */
     size_t pending_len;     /* bytes in pending */
+    uint8_t m3[GR_RECORD_HDR + GR_HANDSHAKE_MSG_MAX]; /* our proof, for the first call */
 };
 
 int64_t gr_cli_now_ms(void)
@@ -307,8 +326,24 @@ static int hs_flush(gr_handshake *hs, int fd, int64_t deadline_ms, int *sent)
     return send_all(fd, out, n, deadline_ms);
 }
 
-/* Run the handshake on c->fd; on success c holds the peer and both record halves,
- * and c->pending the record bytes that arrived with the last handshake message. */
+/* Keep buf[off..n) for later: the bytes after M2 go to the handshake first. */
+static int keep_pending(gr_cli_conn *c, const uint8_t *buf, size_t off, size_t n)
+{
+    if (off >= n) {
+        return 0;
+    }
+    if ((c->pending = malloc(n - off)) == NULL) {
+        return -ENOMEM;
+    }
+    memcpy(c->pending, buf + off, n - off);
+    c->pending_len = n - off;
+    return 0;
+}
+
+/* Start the handshake on c->fd and run it until M2 is absorbed and M3 queued.
+ * On success c holds the handshake (c->hs), M3 unsent (c->m3), the peer as M2
+ * described it and our record half (early tx); c->pending holds any bytes that
+ * came after M2. Sending M3 and verifying M4 is left to the first call. */
 static int handshake(gr_cli_conn *c, const gr_cli_target *t, const gr_cookie *ck,
                      int64_t deadline_ms, gr_cli_fail *f)
 {
@@ -322,65 +357,60 @@ static int handshake(gr_cli_conn *c, const gr_cli_target *t, const gr_cookie *ck
         .limits = {.max_frame = GR_CLI_REPLY_MAX,
                    .max_record = GR_CLI_REPLY_MAX + GR_FRAME_HDR + GR_RECORD_OVERHEAD_MIN},
     };
-    gr_handshake *hs = NULL;
     uint8_t *buf = NULL;
     size_t off = 0;
     ssize_t n = 0;
-    int r, sent = 0, done = 0;
+    int r, sent = 0;
 
     client_name(name, sizeof(name));
-    if ((r = gr_handshake_new(&cfg, GR_HANDSHAKE_INITIATOR, &hs)) < 0) {
+    if ((r = gr_handshake_new(&cfg, GR_HANDSHAKE_INITIATOR, &c->hs)) < 0) {
         goto out;
     }
     if ((buf = malloc(RECV_CHUNK)) == NULL) {
         r = -ENOMEM;
         goto out;
     }
-    if ((r = hs_flush(hs, c->fd, deadline_ms, &sent)) < 0) {
+    if ((r = hs_flush(c->hs, c->fd, deadline_ms, &sent)) < 0) {
         goto out;
     }
-    while (!done) {
+    while (c->m3_len == 0) {
         if ((n = recv_some(c->fd, buf, RECV_CHUNK, deadline_ms)) < 0) {
             r = (int)n;
             goto out;
         }
         off = 0;
-        while (off < (size_t)n) {
-            size_t used = 0;
-            int unused = 0, fr;
+        while (off < (size_t)n && c->m3_len == 0) {
+            const uint8_t *out;
+            size_t used = 0, m;
+            int unused = 0;
 
-            r = gr_handshake_feed(hs, buf + off, (size_t)n - off, &used);
+            r = gr_handshake_feed(c->hs, buf + off, (size_t)n - off, &used);
             off += used;
             if (r < 0) {
-                (void)hs_flush(hs, c->fd, deadline_ms, &unused); /* our Reject, best effort */
+                (void)hs_flush(c->hs, c->fd, deadline_ms, &unused); /* our Reject, best effort */
                 goto out;
-            }
-            if ((fr = hs_flush(hs, c->fd, deadline_ms, &sent)) < 0) {
-                r = fr;
-                goto out;
-            }
-            if (sent >= 2) {
-                f->proof_sent = 1; /* M1, then M3 carrying our proof */
             }
             if (r == 1) {
-                done = 1;
-                break;
+                r = GR_EREPLAY; /* cannot happen: M4 before M3 is refused by the handshake */
+                goto out;
+            }
+            /* the feed that absorbed M2 queued M3: keep it for the first call */
+            if ((m = gr_handshake_output(c->hs, &out)) > 0) {
+                if (m > sizeof(c->m3)) {
+                    r = -ENOBUFS;
+                    goto out;
+                }
+                memcpy(c->m3, out, m);
+                c->m3_len = m;
             }
             if (used == 0) {
                 break; /* a partial message: read more */
             }
         }
     }
-    if ((r = gr_handshake_finish(hs, &c->peer, &c->tx, &c->rx)) < 0) {
+    if ((r = gr_handshake_early_tx(c->hs, &c->peer, &c->tx)) < 0 ||
+        (r = keep_pending(c, buf, off, (size_t)n)) < 0) {
         goto out;
-    }
-    if (off < (size_t)n) {
-        if ((c->pending = malloc((size_t)n - off)) == NULL) {
-            r = -ENOMEM;
-            goto out;
-        }
-        memcpy(c->pending, buf + off, (size_t)n - off);
-        c->pending_len = (size_t)n - off;
     }
     r = 0;
 out:
@@ -389,7 +419,6 @@ out:
         fail_set(f, GR_CLI_STAGE_HANDSHAKE, r);
     }
     free(buf);
-    gr_handshake_free(hs);
     return r;
 }
 
@@ -491,7 +520,30 @@ static int on_frame(const uint8_t *fr, size_t len, uint64_t ref, double sent_at,
     return r;
 }
 
-/* Feed received record bytes and handle every complete frame. 1 (reply found), 0, or error. */
+/* Our reply was found in the current record: skip the rest of its frames (none
+ * can be ours: one call at a time) and keep the bytes after it, buf[0..n), for
+ * the next call on this connection. 1, or -ENOMEM (*ret_r cleared). */
+static int after_reply(gr_cli_conn *c, const uint8_t *buf, size_t n, gr_cli_reply *ret_r)
+{
+    const uint8_t *fr;
+    size_t flen;
+
+    while (gr_record_next(c->rx, &fr, &flen) == 1) {
+        /* an error is sticky in rx: the next call reports it */
+    }
+    if (n > 0) {
+        if ((c->pending = malloc(n)) == NULL) {
+            gr_cli_reply_clear(ret_r);
+            return -ENOMEM;
+        }
+        memcpy(c->pending, buf, n);
+        c->pending_len = n;
+    }
+    return 1;
+}
+
+/* Feed received record bytes and handle every complete frame. 1 (reply found),
+ * 0, or error. Not on c->pending itself: after_reply may set it. */
 static int on_bytes(gr_cli_conn *c, const uint8_t *buf, size_t n, uint64_t ref, double sent_at,
                     gr_cli_reply *ret_r)
 {
@@ -509,8 +561,11 @@ static int on_bytes(gr_cli_conn *c, const uint8_t *buf, size_t n, uint64_t ref, 
         while ((r = gr_record_next(c->rx, &fr, &flen)) == 1) {
             int h = on_frame(fr, flen, ref, sent_at, ret_r);
 
-            if (h != 0) {
-                return h; /* our reply, or an error; the rest is of no interest */
+            if (h < 0) {
+                return h;
+            }
+            if (h == 1) {
+                return after_reply(c, buf + off, n - off, ret_r);
             }
         }
         if (r < 0) {
@@ -518,6 +573,118 @@ static int on_bytes(gr_cli_conn *c, const uint8_t *buf, size_t n, uint64_t ref, 
         }
         if (used == 0) {
             break; /* cannot happen once frames are drained; never spin */
+        }
+    }
+    return 0;
+}
+
+/* Feed the handshake until it has verified M4, then finish it: c gets the rx,
+ * the handshake is freed. Sets *ret_used to the bytes it took (the rest are
+ * records). 0 (M4 verified, or more bytes needed while c->hs stays) or the
+ * handshake's error, after our Reject was sent (best effort). */
+static int on_hs_bytes(gr_cli_conn *c, const uint8_t *buf, size_t n, int64_t deadline_ms,
+                       size_t *ret_used)
+{
+    gr_record_tx *tx = NULL;
+    size_t off = 0;
+    int r = 0, unused = 0;
+
+    while (off < n) {
+        size_t used = 0;
+
+        r = gr_handshake_feed(c->hs, buf + off, n - off, &used);
+        off += used;
+        if (r != 0 || used == 0) {
+            break;
+        }
+    }
+    *ret_used = off;
+    if (r < 0) {
+        (void)hs_flush(c->hs, c->fd, deadline_ms, &unused); /* our Reject, best effort */
+        return r;
+    }
+    if (r == 0) {
+        return 0; /* M4 is not complete yet */
+    }
+    if ((r = gr_handshake_finish(c->hs, &c->peer, &tx, &c->rx)) < 0) {
+        return r;
+    }
+    gr_record_tx_free(tx); /* NULL: our half was taken early */
+    gr_handshake_free(c->hs);
+    c->hs = NULL;
+    return 0;
+}
+
+/* Received bytes: to the handshake while M4 is outstanding, then to the records.
+ * 1 (reply found), 0 (more needed) or an error; *ret_hs_failed says whether the
+ * error came from the handshake (or c->hs is still held). */
+static int on_input(gr_cli_conn *c, const uint8_t *buf, size_t n, uint64_t ref, double sent_at,
+                    int64_t deadline_ms, gr_cli_reply *ret_r, int *ret_hs_failed)
+{
+    size_t used = 0;
+    int r;
+
+    if (c->hs != NULL) {
+        if ((r = on_hs_bytes(c, buf, n, deadline_ms, &used)) < 0) {
+            *ret_hs_failed = 1;
+            return r;
+        }
+        if (c->hs != NULL) {
+            return 0;
+        }
+    }
+    return on_bytes(c, buf + used, n - used, ref, sent_at, ret_r);
+}
+
+/* Send the sealed request rec[0..rlen), after M3 if that is still to go: one
+ * write either way. 0 or a code (GR_ETIMEOUT, -errno, -ENOMEM). */
+static int send_request(gr_cli_conn *c, const uint8_t *rec, size_t rlen, int64_t deadline_ms)
+{
+    uint8_t *all;
+    int r;
+
+    if (c->m3_len == 0) {
+        return send_all(c->fd, rec, rlen, deadline_ms);
+    }
+    if ((all = malloc(c->m3_len + rlen)) == NULL) {
+        return -ENOMEM;
+    }
+    memcpy(all, c->m3, c->m3_len);
+    memcpy(all + c->m3_len, rec, rlen);
+    r = send_all(c->fd, all, c->m3_len + rlen, deadline_ms);
+    free(all);
+    if (r == 0) {
+        c->proof_sent = 1;
+        sodium_memzero(c->m3, c->m3_len);
+        c->m3_len = 0;
+    }
+    return r;
+}
+
+/* The first write (M3 and the request) failed because the node closed: it may
+ * have answered our proof (a Reject) before, while the rest of a large request
+ * was still going out. Feed what is already queued on the socket to the
+ * handshake, without waiting. Returns the handshake's error (the node's
+ * verdict on our proof), or 0 if there is none. */
+static int hs_drain(gr_cli_conn *c)
+{
+    uint8_t buf[2 * (GR_RECORD_HDR + GR_HANDSHAKE_MSG_MAX)];
+    ssize_t n;
+
+    while ((n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT)) > 0) {
+        size_t off = 0;
+
+        while (off < (size_t)n) {
+            size_t used = 0;
+            int r = gr_handshake_feed(c->hs, buf + off, (size_t)n - off, &used);
+
+            if (r != 0) {
+                return r < 0 ? r : 0;
+            }
+            if (used == 0) {
+                break;
+            }
+            off += used;
         }
     }
     return 0;
@@ -533,7 +700,7 @@ int gr_cli_call(gr_cli_conn *c, const char *module, const char *function, const 
     uint8_t *buf = NULL;
     int64_t left = deadline_ms - gr_cli_now_ms();
     double sent_at;
-    int r;
+    int r, with_m3 = c->m3_len > 0, hs_failed = 0;
 
     req.ref = c->next_ref++;
     req.module = (char *)module;
@@ -550,16 +717,29 @@ int gr_cli_call(gr_cli_conn *c, const char *module, const char *function, const 
         return ret_fail->code;
     }
     sent_at = now_precise_ms();
-    if ((r = send_all(c->fd, rec, rlen, deadline_ms)) < 0) {
+    if ((r = send_request(c, rec, rlen, deadline_ms)) < 0) {
+        int h = with_m3 && is_closed(r) ? hs_drain(c) : 0;
+
+        if (h < 0) {
+            /* the node refused our proof, then closed: as if we had waited */
+            ret_fail->proof_sent = 1;
+            ret_fail->peer_closed = is_closed(h);
+            fail_set(ret_fail, GR_CLI_STAGE_HANDSHAKE, h);
+            return h;
+        }
+        /* with M3: as when sending our proof failed (proof_sent stays 0) */
         ret_fail->peer_closed = is_closed(r);
-        fail_set(ret_fail, GR_CLI_STAGE_REQUEST, r);
+        fail_set(ret_fail, with_m3 ? GR_CLI_STAGE_HANDSHAKE : GR_CLI_STAGE_REQUEST, r);
         return r;
     }
     if (c->pending_len > 0) {
-        r = on_bytes(c, c->pending, c->pending_len, req.ref, sent_at, ret_r);
-        free(c->pending);
+        uint8_t *p = c->pending; /* detached: on_input may keep new leftovers */
+        size_t plen = c->pending_len;
+
         c->pending = NULL;
         c->pending_len = 0;
+        r = on_input(c, p, plen, req.ref, sent_at, deadline_ms, ret_r, &hs_failed);
+        free(p);
         if (r != 0) {
             goto done;
         }
@@ -575,13 +755,19 @@ int gr_cli_call(gr_cli_conn *c, const char *module, const char *function, const 
             r = (int)n;
             break;
         }
-        r = on_bytes(c, buf, (size_t)n, req.ref, sent_at, ret_r);
+        r = on_input(c, buf, (size_t)n, req.ref, sent_at, deadline_ms, ret_r, &hs_failed);
     } while (r == 0);
 done:
     free(buf);
     if (r < 0) {
         ret_fail->peer_closed = is_closed(r);
-        fail_set(ret_fail, GR_CLI_STAGE_REPLY, r);
+        if (hs_failed || c->hs != NULL) {
+            /* before M4 was verified: a handshake failure, told as one */
+            ret_fail->proof_sent = c->proof_sent;
+            fail_set(ret_fail, GR_CLI_STAGE_HANDSHAKE, r);
+        } else {
+            fail_set(ret_fail, GR_CLI_STAGE_REPLY, r);
+        }
         return r;
     }
     return 0;
@@ -595,6 +781,7 @@ void gr_cli_conn_close(gr_cli_conn *c)
     if (c->fd >= 0) {
         close(c->fd);
     }
+    gr_handshake_free(c->hs); /* M4 never verified: wipes its secrets */
     gr_batch_free(c->batch);
     gr_record_tx_free(c->tx);
     gr_record_rx_free(c->rx);

@@ -10,6 +10,12 @@
  * single deadline (CLOCK_MONOTONIC ms) covering connect, handshake and reply.
  * Name resolution (getaddrinfo) is the one step the deadline cannot bound.
  *
+ * Two round trips: gr_cli_connect stops once the node's HelloReply is in and
+ * holds our proof back; the first gr_cli_call sends it together with its
+ * request (an early record, docs/protocol.md) and verifies the node's proof
+ * before it reads the reply. So the first call can fail with a handshake
+ * failure (stage HANDSHAKE), reported exactly as one from gr_cli_connect.
+ *
  * Failures return a negative code (proto/err.h) and, in *ret_fail, the stage it
  * happened in; cli/fail.h turns the pair into an exit code and a message.
  *
@@ -78,29 +84,36 @@ int gr_cli_target_parse(const char *s, gr_cli_target *ret_t);
 /* Milliseconds of CLOCK_MONOTONIC: the clock of every deadline here. */
 int64_t gr_cli_now_ms(void);
 
-/* Resolve, connect and authenticate to t with cookie c (only a derived key is
- * kept; the caller still wipes c) before deadline_ms. Returns 0 and *ret_c, or
- * a negative code with *ret_fail filled: GR_ETIMEOUT at any stage; RESOLVE
- * -ENOENT (gai set); CONNECT -errno (-ECONNREFUSED ...); HANDSHAKE the
- * handshake's code (GR_EBADCOOKIE, GR_EBADNODE for a different node ...) or
- * -ECONNRESET when the node closed. */
+/* Resolve, connect and start authenticating to t with cookie c (only derived
+ * keys are kept; the caller still wipes c) before deadline_ms: the handshake
+ * runs until the node's HelloReply is checked; our proof goes out with the
+ * first gr_cli_call. Returns 0 and *ret_c, or a negative code with *ret_fail
+ * filled: GR_ETIMEOUT at any stage; RESOLVE -ENOENT (gai set); CONNECT -errno
+ * (-ECONNREFUSED ...); HANDSHAKE the handshake's code (GR_EBADNODE for a
+ * different node, GR_EVERSION ...) or -ECONNRESET when the node closed. */
 int gr_cli_connect(const gr_cli_target *t, const gr_cookie *c, int64_t deadline_ms,
                    gr_cli_conn **ret_c, gr_cli_fail *ret_fail);
 
-/* The peer's node name as it proved it in the handshake. */
+/* The peer's node name: the one dialled (expect_peer), as the node stated it
+ * in its HelloReply; proven once the first gr_cli_call has succeeded. */
 const char *gr_cli_conn_peer(const gr_cli_conn *c);
 
 /* Send RpcRequest{module, function, args[0..len) (one msgpack array),
  * deadline_ms = what is left of deadline_ms} and wait for the RpcReply with the
- * same ref. Other frames are skipped. Returns 0 and fills *ret_r (status may be
- * negative: a remote error), or a negative code with *ret_fail: REQUEST
- * GR_EFRAMETOOBIG (arguments too large) / -ENOMEM / -errno; REPLY GR_ETIMEOUT,
- * -ECONNRESET (closed before the reply), GR_ECRYPTO, GR_EBADFRAME,
- * GR_EFRAMETOOBIG (reply over GR_CLI_REPLY_MAX). */
+ * same ref. Other frames are skipped. The first call on a connection also sends
+ * our proof (in the same write as the request) and verifies the node's before
+ * anything else it sends. Returns 0 and fills *ret_r (status may be negative: a
+ * remote error), or a negative code with *ret_fail: REQUEST GR_EFRAMETOOBIG
+ * (arguments too large) / -ENOMEM / -errno; HANDSHAKE (first call, until the
+ * node's proof is verified) GR_EBADCOOKIE (proof_sent set), GR_ETIMEOUT,
+ * -ECONNRESET (peer_closed) and the other handshake codes, as gr_cli_connect;
+ * REPLY GR_ETIMEOUT, -ECONNRESET (closed before the reply), GR_ECRYPTO,
+ * GR_EBADFRAME, GR_EFRAMETOOBIG (reply over GR_CLI_REPLY_MAX). Later calls on
+ * the same connection work alike (one at a time). */
 int gr_cli_call(gr_cli_conn *c, const char *module, const char *function, const void *args,
                 size_t len, int64_t deadline_ms, gr_cli_reply *ret_r, gr_cli_fail *ret_fail);
 
-/* Close the socket, wipe the keys, free. NULL-safe. */
+/* Close the socket, wipe the keys (and a handshake still held), free. NULL-safe. */
 void gr_cli_conn_close(gr_cli_conn *c);
 
 /* Free what a reply holds and zero it. NULL-safe. */

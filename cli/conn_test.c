@@ -3,7 +3,8 @@
  * conn_test.c - the CLI's connection (cli/conn.h) and commands (cli/cmd.h)
  * against a fake node: a thread of this test that listens on 127.0.0.1 port 0,
  * runs the real handshake as responder (proto/) and answers the RpcRequest
- * with a canned RpcReply. Covers success, remote errors, a wrong cookie, a
+ * with a canned RpcReply. Covers success (the first request sent with M3, two
+ * calls on one connection), remote errors, a wrong cookie, a
  * different node, refused connections, a silent node (timeout), closes in
  * every phase, replies mixed with other frames, and what each maps to
  * (cli/fail.h exit codes and messages).
@@ -36,6 +37,7 @@ typedef enum fake_mode {
     FAKE_SILENT,        /* complete the handshake, never answer */
     FAKE_CLOSE_HELLO,   /* read M1, close */
     FAKE_CLOSE_PROOF,   /* wrong cookie, close without a Reject */
+    FAKE_REJECT_SMALL,  /* wrong cookie, tiny receive buffer: Reject, close mid-request */
     FAKE_CLOSE_REQUEST, /* handshake, read the request, close */
     FAKE_MULTI,         /* answer several connections (cmd tests), one request each */
 } fake_mode;
@@ -50,6 +52,7 @@ typedef struct fake {
     uint16_t port;    /* its port */
     pthread_t th;     /* server thread */
     int conns;        /* FAKE_MULTI: connections to serve */
+    int calls;        /* requests to answer on one connection (0: 1) */
     /* canned reply */
     int status;          /* RpcReply.status */
     const char *reason;  /* RpcReply.reason */
@@ -63,6 +66,7 @@ typedef struct fake {
     size_t args_len;
     uint32_t deadline_ms;
     int requests; /* requests seen */
+    int early;    /* the first request came in the same read as M3 */
 } fake;
 
 static gr_cookie cookie_of(const char *s)
@@ -157,7 +161,7 @@ static void serve(fake *fk, int fd)
         (void)recv_wait(fd, buf, sizeof(buf));
         return;
     }
-    if (fk->mode == FAKE_CLOSE_PROOF) {
+    if (fk->mode == FAKE_CLOSE_PROOF || fk->mode == FAKE_REJECT_SMALL) {
         cfg.cookie = &wrong;
     }
     ck_assert_int_eq(gr_handshake_new(&cfg, GR_HANDSHAKE_RESPONDER, &hs), 0);
@@ -205,22 +209,22 @@ static void serve(fake *fk, int fd)
     } else {
         (void)send_all(fd, m4, m4_len);
     }
-    /* wait for the request */
-    {
+    /* wait for each request */
+    n = (ssize_t)off < n ? n : 0; /* bytes after M3 are records */
+    fk->early = (size_t)n > off;
+    for (int call = 0; call < (fk->calls > 0 ? fk->calls : 1); call++) {
         uint64_t ref = 0;
 
-        n = (ssize_t)off < n ? n : 0; /* bytes after M3 are records */
+        got = 0;
         while (!got) {
-            size_t o = off;
-
-            while (o < (size_t)n && !got) {
+            while (off < (size_t)n && !got) {
                 const uint8_t *fr;
                 size_t used = 0, flen;
 
-                if (gr_record_feed(rx, buf + o, (size_t)n - o, &used) < 0) {
+                if (gr_record_feed(rx, buf + off, (size_t)n - off, &used) < 0) {
                     goto out;
                 }
-                o += used;
+                off += used;
                 while (gr_record_next(rx, &fr, &flen) == 1) {
                     Girder__Frame *f = NULL;
 
@@ -425,7 +429,66 @@ START_TEST(call_success)
     ck_assert(strncmp(fk.peer, "girder-cli-", 11) == 0);
     ck_assert_uint_gt(fk.deadline_ms, 0);
     ck_assert_uint_le(fk.deadline_ms, 5000);
+    ck_assert_int_eq(fk.early, 1); /* the request rode with M3: two round trips */
+    ck_assert_int_eq(fk.requests, 1);
     gr_cli_reply_clear(&rep);
+}
+END_TEST
+
+START_TEST(two_calls_one_connection)
+{
+    gr_cli_target t;
+    gr_cookie c = cookie_of("s3cret");
+    int64_t deadline = gr_cli_now_ms() + 5000;
+    gr_cli_conn *conn = NULL;
+    gr_cli_reply rep = {0};
+    gr_cli_fail f = {0};
+    fake fk;
+
+    fake_start(&fk, FAKE_REPLY);
+    fk.calls = 2;
+    fake_run(&fk);
+    t = target_of(NODE, fk.port);
+    ck_assert_int_eq(gr_cli_connect(&t, &c, deadline, &conn, &f), 0);
+    gr_cookie_wipe(&c);
+    ck_assert_str_eq(gr_cli_conn_peer(conn), NODE);
+    /* the first call carries M3 and verifies M4 */
+    ck_assert_int_eq(gr_cli_call(conn, "node", "ping", "\x90", 1, deadline, &rep, &f), 0);
+    ck_assert_int_eq(rep.status, 0);
+    ck_assert(memcmp(rep.result, "\xa4pong", 5) == 0);
+    gr_cli_reply_clear(&rep);
+    /* the second goes over the same, now authenticated, connection */
+    ck_assert_int_eq(gr_cli_call(conn, "node", "list", "\x91\x01", 2, deadline, &rep, &f), 0);
+    ck_assert_int_eq(rep.status, 0);
+    ck_assert(memcmp(rep.result, "\xa4pong", 5) == 0);
+    gr_cli_reply_clear(&rep);
+    ck_assert_str_eq(gr_cli_conn_peer(conn), NODE);
+    gr_cli_conn_close(conn);
+    fake_stop(&fk);
+    ck_assert_int_eq(fk.requests, 2);
+    ck_assert_int_eq(fk.early, 1);
+    ck_assert_str_eq(fk.function, "list");
+    ck_assert_uint_eq(fk.args_len, 2);
+}
+END_TEST
+
+/* Connected (M2 in, M3 held back) but never called: close frees the handshake. */
+START_TEST(close_before_first_call)
+{
+    gr_cli_target t;
+    gr_cookie c = cookie_of("s3cret");
+    gr_cli_conn *conn = NULL;
+    gr_cli_fail f = {0};
+    fake fk;
+
+    fake_start(&fk, FAKE_REPLY);
+    fake_run(&fk);
+    t = target_of(NODE, fk.port);
+    ck_assert_int_eq(gr_cli_connect(&t, &c, gr_cli_now_ms() + 5000, &conn, &f), 0);
+    gr_cookie_wipe(&c);
+    gr_cli_conn_close(conn); /* the fake sees EOF where it waited for M3 */
+    fake_stop(&fk);
+    ck_assert_int_eq(fk.requests, 0);
 }
 END_TEST
 
@@ -478,6 +541,53 @@ START_TEST(wrong_cookie)
     fake_run(&fk);
     ck_assert_int_eq(client(&fk, NODE, "guess", 5000, &rep, &f), GR_EBADCOOKIE);
     fake_stop(&fk);
+    ck_assert_int_eq(f.stage, GR_CLI_STAGE_HANDSHAKE);
+    ck_assert_int_eq(f.proof_sent, 1);
+    ck_assert_int_eq(gr_cli_fail_exit(&f), GR_CLI_EXIT_AUTH);
+    ck_assert_str_eq(gr_cli_fail_reason(&f), "bad_cookie");
+    msg = gr_cli_fail_message(&f, &t, 5000, NULL);
+    ck_assert_str_eq(msg, "authentication failed: the cookie does not match the node's");
+    free(msg);
+    ck_assert_int_eq(fk.requests, 0);
+}
+END_TEST
+
+/* A large first request with a wrong cookie: the node reads M3 and the start
+ * of the request, rejects, and closes with the rest unread, while our write is
+ * still going on. The verdict is still "wrong cookie", as when the request
+ * waited for the node's proof. */
+START_TEST(wrong_cookie_large_request)
+{
+    const gr_cli_target t = target_of(NODE, 1);
+    size_t big = 7u << 20;
+    uint8_t *args = calloc(1, big);
+    gr_cli_target tt;
+    gr_cookie c = cookie_of("guess");
+    gr_cli_conn *conn = NULL;
+    gr_cli_reply rep = {0};
+    gr_cli_fail f = {0};
+    int small = 4096;
+    fake fk;
+    char *msg;
+
+    ck_assert_ptr_nonnull(args);
+    args[0] = 0x91; /* [bin32 of big - 6 bytes] */
+    args[1] = 0xc6;
+    args[2] = (uint8_t)((big - 6) >> 24);
+    args[3] = (uint8_t)((big - 6) >> 16);
+    args[4] = (uint8_t)((big - 6) >> 8);
+    args[5] = (uint8_t)(big - 6);
+    fake_start(&fk, FAKE_REJECT_SMALL);
+    ck_assert_int_eq(setsockopt(fk.lfd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), 0);
+    fake_run(&fk);
+    tt = target_of(NODE, fk.port);
+    ck_assert_int_eq(gr_cli_connect(&tt, &c, gr_cli_now_ms() + 5000, &conn, &f), 0);
+    gr_cookie_wipe(&c);
+    ck_assert_int_eq(gr_cli_call(conn, "node", "ping", args, big, gr_cli_now_ms() + 5000, &rep, &f),
+                     GR_EBADCOOKIE);
+    gr_cli_conn_close(conn);
+    fake_stop(&fk);
+    free(args);
     ck_assert_int_eq(f.stage, GR_CLI_STAGE_HANDSHAKE);
     ck_assert_int_eq(f.proof_sent, 1);
     ck_assert_int_eq(gr_cli_fail_exit(&f), GR_CLI_EXIT_AUTH);
@@ -818,9 +928,12 @@ int main(void)
     tcase_set_timeout(tc, 20);
     tcase_add_test(tc, target_parsing);
     tcase_add_test(tc, call_success);
+    tcase_add_test(tc, two_calls_one_connection);
+    tcase_add_test(tc, close_before_first_call);
     tcase_add_test(tc, call_skips_other_frames);
     tcase_add_test(tc, call_remote_error);
     tcase_add_test(tc, wrong_cookie);
+    tcase_add_test(tc, wrong_cookie_large_request);
     tcase_add_test(tc, close_after_proof);
     tcase_add_test(tc, close_mid_handshake);
     tcase_add_test(tc, different_node);
