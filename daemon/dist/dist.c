@@ -327,14 +327,14 @@ static void run_cmds(gr_dist *d)
     }
 }
 
+/* wake_fd is watched edge-triggered and never read, as a scheduler's
+ * (runtime/sched.c, on_wake): each write is an edge, one syscall less. */
 static void on_cmd(evutil_socket_t fd, short what, void *arg)
 {
     gr_dist *d = arg;
-    uint64_t v;
 
+    (void)fd;
     (void)what;
-    while (read(fd, &v, sizeof(v)) < 0 && errno == EINTR) {
-    }
     run_cmds(d);
 }
 
@@ -629,7 +629,7 @@ int gr_dist_start(gr_dist *d)
         r = -errno;
         goto fail;
     }
-    d->cmd_ev = event_new(d->base, d->wake_fd, EV_READ | EV_PERSIST, on_cmd, d);
+    d->cmd_ev = event_new(d->base, d->wake_fd, EV_READ | EV_PERSIST | EV_ET, on_cmd, d);
     d->flush_ev = event_new(d->base, -1, 0, on_flush, d);
     d->pump_ev = event_new(d->base, -1, 0, on_pump, d);
     if (d->cmd_ev == NULL || d->flush_ev == NULL || d->pump_ev == NULL) {
