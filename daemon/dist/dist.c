@@ -33,6 +33,7 @@
 #include <errno.h>
 #include <msgpack.h>
 #include <signal.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -466,9 +467,17 @@ static void *dist_main(void *arg)
      *   kept, round trips were bimodal (about half the runs at 90-190 us
      *   instead of 40); without it they hold at 39-47 us.
      * - It does not sched_yield: under the kernel's EEVDF scheduler the
-     *   yielding spinner made the slow mode more frequent. Every pass makes a
-     *   syscall (the non-blocking poll), and a thread woken onto this CPU
-     *   preempts the spinner. */
+     *   yielding spinner made the slow mode more frequent (even yielding
+     *   every 8th or 32nd idle pass did). Every pass makes a syscall (the
+     *   non-blocking poll), and a thread woken onto this CPU preempts the
+     *   spinner.
+     * - Except while a large message is sent or reassembled on some link:
+     *   then every idle pass yields. The loop then idles in short gaps
+     *   (waiting for fragment acknowledgements) between long stretches of
+     *   work, and on a loaded machine a spinner that never yields there kept
+     *   the small messages' threads waiting: cluster test l_bigmsg with both
+     *   CPUs also busy compiling saw small round trips of 165-183 ms on the
+     *   big message's link (bound 100 ms); yielding there: 17-29 ms. */
     while (!d->quit) {
         uint64_t until = gr_dist_now_us() + DIST_SPIN_US, seen = d->activity;
         uint64_t wakeups = gr_rt_wakeups(d->rt);
@@ -484,6 +493,8 @@ static void *dist_main(void *arg)
             if (d->activity != seen) {
                 seen = d->activity;
                 until = gr_dist_now_us() + DIST_SPIN_US;
+            } else if (gr_dist_large_any(d)) {
+                sched_yield(); /* see above: a fragment stream */
             }
         }
         if (d->quit) {

@@ -392,6 +392,8 @@ int gr_dist_large_push(dist_conn *c, dist_cmd *cmd);
 /* Flush: move at most one chunk into the bulk batch. 0 or an error. */
 int gr_dist_large_pump(dist_conn *c);
 bool gr_dist_large_pending(const dist_conn *c);
+/* Is a large message being sent or reassembled on any link? (dist_main) */
+bool gr_dist_large_any(const gr_dist *d);
 /* Would a pump now send something (socket and acknowledgement windows open)? */
 bool gr_dist_large_can_pump(const dist_conn *c);
 /* Close: drop what is queued (counted as lost) and any reassembly. */

@@ -156,6 +156,16 @@ bool gr_dist_large_pending(const dist_conn *c)
     return c->lg_head != NULL;
 }
 
+bool gr_dist_large_any(const gr_dist *d)
+{
+    for (const dist_conn *c = d->conns; c; c = c->next) {
+        if (c->lg_head != NULL || c->rx_id != 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 bool gr_dist_large_can_pump(const dist_conn *c)
 {
     const dist_large *l = c->lg_head;
