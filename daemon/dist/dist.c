@@ -201,6 +201,9 @@ void gr_dist_wake(gr_dist *d)
     /* The loop polls the queues while it spins (see dist_main): only a loop that
      * may block needs the eventfd. The exchange pairs with dist_main's store of
      * sleeping = 1 and re-check of the queues, so a push is never missed. */
+    if (atomic_load_explicit(&d->self, memory_order_relaxed) == (unsigned long)pthread_self()) {
+        return; /* the loop itself (an inline rpc's reply): it runs the queue next pass */
+    }
     if (atomic_exchange(&d->sleeping, 0) == 0) {
         return;
     }
@@ -449,6 +452,7 @@ static void *dist_main(void *arg)
     gr_dist *d = arg;
     dist_conn *c;
 
+    atomic_store_explicit(&d->self, (unsigned long)pthread_self(), memory_order_relaxed);
     for (dist_member *m = d->members; m; m = m->next) {
         gr_dist_mem_dial(d, m);
     }

@@ -247,6 +247,7 @@ struct gr_dist {
     dist_sigbuf sigq_spare;        /* dist thread: the drained buffer, swapped in next */
     int wake_fd;                   /* eventfd: a command is queued */
     atomic_int sleeping;           /* 1 while the loop may block: producers wake it */
+    atomic_ulong self;             /* the dist thread's pthread_self(), once running */
     uint64_t activity;             /* bumped by every read and command (dist thread) */
     bool quit;                     /* the loop ends (dist thread) */
     dist_cmd *stop_cmd;            /* preallocated CMD_STOP; taken by gr_dist_stop */
