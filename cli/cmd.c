@@ -791,6 +791,26 @@ static int pack_mfa(const gr_cli_ctx *ctx, const char *cmd, int argc, char **arg
     return 0;
 }
 
+/* Send the rpc request packed in sb, or, if packing it failed (pack_r: a usage
+ * error's exit code or -ENOMEM), report that instead. sb is destroyed. */
+static int session_packed(const gr_cli_ctx *ctx, const char *function, msgpack_sbuffer *sb,
+                          int pack_r, gr_cli_reply *ret_r, char peer[GR_NODENAME_MAX + 1])
+{
+    int ex;
+
+    if (pack_r != 0) {
+        msgpack_sbuffer_destroy(sb);
+        if (pack_r == -ENOMEM) {
+            report(ctx, "ENOMEM", "out of memory");
+            return GR_CLI_EXIT_UNREACHABLE;
+        }
+        return pack_r;
+    }
+    ex = session(ctx, NULL, "rpc", function, sb, ret_r, peer);
+    msgpack_sbuffer_destroy(sb);
+    return ex;
+}
+
 static int cmd_cast(const gr_cli_ctx *ctx, int argc, char **argv)
 {
     char peer[GR_NODENAME_MAX + 1];
@@ -810,17 +830,7 @@ static int cmd_cast(const gr_cli_ctx *ctx, int argc, char **argv)
     } else {
         r = pack_mfa(ctx, "cast", argc - 1, argv + 1, &pk);
     }
-    if (r != 0) {
-        msgpack_sbuffer_destroy(&sb);
-        if (r == -ENOMEM) {
-            report(ctx, "ENOMEM", "out of memory");
-            return GR_CLI_EXIT_UNREACHABLE;
-        }
-        return r;
-    }
-    ex = session(ctx, NULL, "rpc", "cast", &sb, &rep, peer);
-    msgpack_sbuffer_destroy(&sb);
-    if (ex != 0) {
+    if ((ex = session_packed(ctx, "cast", &sb, r, &rep, peer)) != 0) {
         return ex;
     }
     ex = print_ok(ctx, &rep);
@@ -1002,17 +1012,7 @@ static int cmd_multicall(const gr_cli_ctx *ctx, int argc, char **argv)
     if (r == 0 && msgpack_pack_int64(&pk, timeout) < 0) {
         r = -ENOMEM;
     }
-    if (r != 0) {
-        msgpack_sbuffer_destroy(&sb);
-        if (r == -ENOMEM) {
-            report(ctx, "ENOMEM", "out of memory");
-            return GR_CLI_EXIT_UNREACHABLE;
-        }
-        return r;
-    }
-    ex = session(&sctx, NULL, "rpc", "multicall", &sb, &rep, peer);
-    msgpack_sbuffer_destroy(&sb);
-    if (ex != 0) {
+    if ((ex = session_packed(&sctx, "multicall", &sb, r, &rep, peer)) != 0) {
         return ex;
     }
     if (unpack_result(&rep, &u) == 0) {

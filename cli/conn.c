@@ -326,7 +326,8 @@ static int hs_flush(gr_handshake *hs, int fd, int64_t deadline_ms, int *sent)
     return send_all(fd, out, n, deadline_ms);
 }
 
-/* Keep buf[off..n) for later: the bytes after M2 go to the handshake first. */
+/* Keep buf[off..n) in c->pending (empty) for the next feed: the bytes after M2
+ * (for the handshake), or those after a reply (for the next call). */
 static int keep_pending(gr_cli_conn *c, const uint8_t *buf, size_t off, size_t n)
 {
     if (off >= n) {
@@ -531,13 +532,9 @@ static int after_reply(gr_cli_conn *c, const uint8_t *buf, size_t n, gr_cli_repl
     while (gr_record_next(c->rx, &fr, &flen) == 1) {
         /* an error is sticky in rx: the next call reports it */
     }
-    if (n > 0) {
-        if ((c->pending = malloc(n)) == NULL) {
-            gr_cli_reply_clear(ret_r);
-            return -ENOMEM;
-        }
-        memcpy(c->pending, buf, n);
-        c->pending_len = n;
+    if (keep_pending(c, buf, 0, n) < 0) {
+        gr_cli_reply_clear(ret_r);
+        return -ENOMEM;
     }
     return 1;
 }

@@ -36,11 +36,7 @@
 #define DEADLINE_ATOM "$rpc_deadline"
 
 static const gr_rpc_module *const modules[] = {
-    &gr_rpc_mod_node,
-    &gr_rpc_mod_sys,
-    &gr_rpc_mod_rpc,
-    &gr_rpc_mod_proc,
-    &gr_rpc_mod_bench,
+    &gr_rpc_mod_node, &gr_rpc_mod_sys, &gr_rpc_mod_rpc, &gr_rpc_mod_proc, &gr_rpc_mod_bench,
 };
 
 /* Calls waiting for their worker's init: a singly linked list (short: a call
@@ -57,8 +53,8 @@ struct gr_rpc {
     void *reply_ud;
     void (*leave_fn)(void *ud);
     void *leave_ud;
-    gr_dist *dist;          /* set before dist starts; read-only afterwards */
-    pthread_mutex_t lock;   /* guards parked */
+    gr_dist *dist;        /* set before dist starts; read-only afterwards */
+    pthread_mutex_t lock; /* guards parked */
     parked *parked;
     atomic_uint_fast64_t next_id;
     atomic_uint_fast64_t next_tag;
@@ -316,6 +312,34 @@ static gr_rpc_call *unpark(gr_rpc *rpc, uint64_t id)
     return c;
 }
 
+/* Park call c (in p, taken) for the worker about to be spawned and count it in
+ * flight; returns the worker's argument, [rpc, id], which the worker unparks
+ * by. NULL if out of memory: nothing parked, p and c still the caller's. */
+static girder_msg *park_for_worker(gr_rpc *rpc, gr_rpc_call *c, parked *p)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    girder_msg *arg;
+
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 2);
+    msgpack_pack_uint64(&pk, (uint64_t)(uintptr_t)rpc);
+    msgpack_pack_uint64(&pk, c->id);
+    arg = girder_msg_new(sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+    if (!arg) {
+        return NULL;
+    }
+    p->call = c;
+    pthread_mutex_lock(&rpc->lock);
+    p->next = rpc->parked;
+    rpc->parked = p;
+    pthread_mutex_unlock(&rpc->lock);
+    atomic_fetch_add(&rpc->inflight, 1);
+    return arg;
+}
+
 static void call_free(gr_rpc_call *c)
 {
     free(c->args);
@@ -497,8 +521,6 @@ void gr_rpc_dispatch(void *ud, const gr_dist_request *req)
     const gr_rpc_fn_def *fn;
     gr_rpc_call *c = NULL;
     parked *p = NULL;
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
     girder_msg *arg = NULL;
     girder_pid pid;
     int err = 0, r;
@@ -528,23 +550,10 @@ void gr_rpc_dispatch(void *ud, const gr_dist_request *req)
     c->args_len = req->args_len;
     c->deadline_ms = req->deadline_ms ? req->deadline_ms : GR_RPC_DEFAULT_DEADLINE_MS;
 
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_array(&pk, 2);
-    msgpack_pack_uint64(&pk, (uint64_t)(uintptr_t)rpc);
-    msgpack_pack_uint64(&pk, c->id);
-    arg = girder_msg_new(sb.data, sb.size);
-    msgpack_sbuffer_destroy(&sb);
-    if (!arg) {
+    if (!(arg = park_for_worker(rpc, c, p))) {
         r = -ENOMEM;
         goto fail;
     }
-    p->call = c;
-    pthread_mutex_lock(&rpc->lock);
-    p->next = rpc->parked;
-    rpc->parked = p;
-    pthread_mutex_unlock(&rpc->lock);
-    atomic_fetch_add(&rpc->inflight, 1);
     r = gr_rt_spawn(rpc->rt, &worker_behaviour, arg, &pid);
     girder_msg_unref(arg);
     if (r < 0) {
@@ -611,23 +620,12 @@ int gr_rpc_call_local(gr_rpc_call *c, girder_ctx *ctx, const char *module, const
     k->answer_to = reply_to;
     k->answer_tag = tag;
 
-    msgpack_pack_array(&pk, 2);
-    msgpack_pack_uint64(&pk, (uint64_t)(uintptr_t)rpc);
-    msgpack_pack_uint64(&pk, k->id);
-    arg = girder_msg_new(sb.data, sb.size);
-    if (!arg) {
+    if (!(arg = park_for_worker(rpc, k, p))) {
         r = -ENOMEM;
         goto fail;
     }
-    p->call = k;
-    pthread_mutex_lock(&rpc->lock);
-    p->next = rpc->parked;
-    rpc->parked = p;
-    pthread_mutex_unlock(&rpc->lock);
-    atomic_fetch_add(&rpc->inflight, 1);
     r = girder_spawn(ctx, &worker_behaviour, arg, GIRDER_SPAWN_SPREAD, &pid, NULL);
     girder_msg_unref(arg);
-    msgpack_sbuffer_destroy(&sb);
     if (r < 0) {
         atomic_fetch_sub(&rpc->inflight, 1);
         if ((k = unpark(rpc, k->id)) != NULL) { /* no worker: nobody else has it */
