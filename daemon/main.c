@@ -343,6 +343,7 @@ static int prepare_cluster(node *n, const gr_config *cfg, const gr_cookie *cooki
         .seeds = seeds,
         .nseeds = cfg->nseeds,
         .detection_ms = cfg->detection_ms,
+        .chacha_only = !cfg->cipher_fast,
         .rpc_fn = gr_rpc_dispatch,
         .rpc_ud = n->rpc,
     };

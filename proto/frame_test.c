@@ -14,6 +14,7 @@
 #include "proto/term.h"
 
 #include <check.h>
+#include <openssl/evp.h>
 #include <sodium.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -24,6 +25,10 @@ static const uint8_t KEY_A[GR_KEY_BYTES] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  
                                             23, 24, 25, 26, 27, 28, 29, 30, 31, 32};
 
 #define MAXF 64 /* frames a test collects */
+
+/* The cipher the "records" tests run with: each TCase's unchecked fixture sets
+ * it in the parent process, before the tests fork. */
+static int cipher = GR_CIPHER_CHACHA20_POLY1305;
 
 /* What the receiving side saw. */
 typedef struct sink {
@@ -117,7 +122,7 @@ static void three_records(uint8_t **stream, size_t *len)
     gr_record_tx *tx;
     gr_batch *b;
 
-    ck_assert_int_eq(gr_record_tx_new(KEY_A, &tx), 0);
+    ck_assert_int_eq(gr_record_tx_new(cipher, KEY_A, &tx), 0);
     ck_assert_int_eq(gr_batch_new(NULL, &b), 0);
     for (int i = 0; i < 10; i++) {
         ck_assert_int_eq(add_heartbeat(b, (uint64_t)i), 0);
@@ -170,7 +175,7 @@ START_TEST(batch_one_record)
     sink s = {0};
 
     three_records(&stream, &len);
-    ck_assert_int_eq(gr_record_rx_new(KEY_A, NULL, &rx), 0);
+    ck_assert_int_eq(gr_record_rx_new(cipher, KEY_A, NULL, &rx), 0);
     deliver(rx, stream, len, len, &s);
     check_heartbeats(&s, 11);
     sink_clear(&s);
@@ -188,7 +193,7 @@ START_TEST(byte_by_byte)
 
     three_records(&stream, &len);
     for (size_t chunk = 1; chunk <= 7; chunk++) {
-        ck_assert_int_eq(gr_record_rx_new(KEY_A, NULL, &rx), 0);
+        ck_assert_int_eq(gr_record_rx_new(cipher, KEY_A, NULL, &rx), 0);
         deliver(rx, stream, len, chunk, &s);
         check_heartbeats(&s, 11);
         sink_clear(&s);
@@ -207,7 +212,7 @@ START_TEST(feed_stops_while_frames_pending)
     size_t flen;
 
     three_records(&stream, &len);
-    ck_assert_int_eq(gr_record_rx_new(KEY_A, NULL, &rx), 0);
+    ck_assert_int_eq(gr_record_rx_new(cipher, KEY_A, NULL, &rx), 0);
     ck_assert_int_eq(gr_record_feed(rx, stream, len, &used), 0);
     ck_assert_uint_lt(used, len); /* stopped after the first record */
     ck_assert_int_eq(gr_record_feed(rx, stream + used, len - used, &used), 0);
@@ -240,7 +245,7 @@ START_TEST(two_lanes_in_order)
     sig.payload.len = sizeof(payload);
     f.msg_case = GIRDER__FRAME__MSG_SIGNAL;
     f.signal = &sig;
-    ck_assert_int_eq(gr_record_tx_new(KEY_A, &tx), 0);
+    ck_assert_int_eq(gr_record_tx_new(cipher, KEY_A, &tx), 0);
     ck_assert_int_eq(gr_batch_new(NULL, &ctl), 0);
     ck_assert_int_eq(gr_batch_new(NULL, &bulk), 0);
     /* bulk filled first, control sealed first: the receiver sees control first */
@@ -249,7 +254,7 @@ START_TEST(two_lanes_in_order)
     ck_assert_int_eq(add_heartbeat(ctl, 0), 0);
     seal_into(tx, ctl, &stream, &len);
     seal_into(tx, bulk, &stream, &len);
-    ck_assert_int_eq(gr_record_rx_new(KEY_A, NULL, &rx), 0);
+    ck_assert_int_eq(gr_record_rx_new(cipher, KEY_A, NULL, &rx), 0);
     deliver(rx, stream, len, 100, &s);
     ck_assert_int_eq(s.err, 0);
     ck_assert_int_eq(s.n, 3);
@@ -278,7 +283,7 @@ START_TEST(tampered_ciphertext)
     /* flip one bit anywhere in the first record after its length: body or tag */
     for (size_t i = 4; i < first; i += 7) {
         stream[i] ^= 0x10;
-        ck_assert_int_eq(gr_record_rx_new(KEY_A, NULL, &rx), 0);
+        ck_assert_int_eq(gr_record_rx_new(cipher, KEY_A, NULL, &rx), 0);
         deliver(rx, stream, len, len, &s);
         ck_assert_int_eq(s.err, GR_ECRYPTO);
         ck_assert_int_eq(s.n, 0);
@@ -292,7 +297,7 @@ START_TEST(tampered_ciphertext)
     {
         uint8_t other[GR_KEY_BYTES] = {0};
 
-        ck_assert_int_eq(gr_record_rx_new(other, NULL, &rx), 0);
+        ck_assert_int_eq(gr_record_rx_new(cipher, other, NULL, &rx), 0);
         deliver(rx, stream, len, len, &s);
         ck_assert_int_eq(s.err, GR_ECRYPTO);
         sink_clear(&s);
@@ -314,14 +319,14 @@ START_TEST(replayed_or_reordered_record)
     twice = malloc(2 * first);
     memcpy(twice, stream, first);
     memcpy(twice + first, stream, first);
-    ck_assert_int_eq(gr_record_rx_new(KEY_A, NULL, &rx), 0);
+    ck_assert_int_eq(gr_record_rx_new(cipher, KEY_A, NULL, &rx), 0);
     deliver(rx, twice, 2 * first, 2 * first, &s);
     ck_assert_int_eq(s.n, 10);           /* the first copy */
     ck_assert_int_eq(s.err, GR_ECRYPTO); /* the replayed copy: wrong nonce */
     sink_clear(&s);
     gr_record_rx_free(rx);
     /* the second record alone, as if the first was dropped */
-    ck_assert_int_eq(gr_record_rx_new(KEY_A, NULL, &rx), 0);
+    ck_assert_int_eq(gr_record_rx_new(cipher, KEY_A, NULL, &rx), 0);
     deliver(rx, stream + first, len - first, len, &s);
     ck_assert_int_eq(s.err, GR_ECRYPTO);
     sink_clear(&s);
@@ -339,11 +344,11 @@ START_TEST(oversized_length_refused_before_allocation)
     gr_record_rx *rx;
     size_t used = 0;
 
-    ck_assert_int_eq(gr_record_rx_new(KEY_A, &lim, &rx), 0);
+    ck_assert_int_eq(gr_record_rx_new(cipher, KEY_A, &lim, &rx), 0);
     ck_assert_int_eq(gr_record_feed(rx, hdr, 4, &used), GR_EFRAMETOOBIG);
     ck_assert_uint_eq(gr_record_rx_capacity(rx), 0);
     gr_record_rx_free(rx);
-    ck_assert_int_eq(gr_record_rx_new(KEY_A, NULL, &rx), 0);
+    ck_assert_int_eq(gr_record_rx_new(cipher, KEY_A, NULL, &rx), 0);
     ck_assert_int_eq(gr_record_feed(rx, huge, 4, &used), GR_EFRAMETOOBIG);
     ck_assert_uint_eq(gr_record_rx_capacity(rx), 0);
     ck_assert_int_eq(gr_record_feed(rx, huge, 4, &used), GR_EFRAMETOOBIG); /* sticky */
@@ -358,7 +363,7 @@ START_TEST(short_record_and_garbage)
     gr_record_rx *rx;
     sink s = {0};
 
-    ck_assert_int_eq(gr_record_rx_new(KEY_A, NULL, &rx), 0);
+    ck_assert_int_eq(gr_record_rx_new(cipher, KEY_A, NULL, &rx), 0);
     deliver(rx, tiny, sizeof(tiny), 1, &s);
     ck_assert_int_eq(s.err, GR_EBADFRAME);
     gr_record_rx_free(rx);
@@ -372,7 +377,7 @@ START_TEST(short_record_and_garbage)
     junk[1] = 0;
     junk[2] = 0x0f;
     junk[3] = 0xfc;
-    ck_assert_int_eq(gr_record_rx_new(KEY_A, NULL, &rx), 0);
+    ck_assert_int_eq(gr_record_rx_new(cipher, KEY_A, NULL, &rx), 0);
     deliver(rx, junk, sizeof(junk), 333, &s);
     ck_assert_int_eq(s.err, GR_ECRYPTO);
     ck_assert_int_eq(s.n, 0);
@@ -411,12 +416,12 @@ START_TEST(seal_twice_and_empty_batch)
     size_t rlen;
     sink s = {0};
 
-    ck_assert_int_eq(gr_record_tx_new(KEY_A, &tx), 0);
+    ck_assert_int_eq(gr_record_tx_new(cipher, KEY_A, &tx), 0);
     ck_assert_int_eq(gr_batch_new(NULL, &b), 0);
     ck_assert_int_eq(gr_record_seal(tx, b, &rec, &rlen), 0); /* never-used batch */
     ck_assert_uint_eq(rlen, 20);
     ck_assert_int_eq(gr_record_seal(tx, b, &rec, &rlen), -EINVAL);
-    ck_assert_int_eq(gr_record_rx_new(KEY_A, NULL, &rx), 0);
+    ck_assert_int_eq(gr_record_rx_new(cipher, KEY_A, NULL, &rx), 0);
     deliver(rx, rec, rlen, rlen, &s);
     ck_assert_int_eq(s.err, 0);
     ck_assert_int_eq(s.n, 0);
@@ -444,11 +449,11 @@ START_TEST(receiver_frame_limit)
     size_t rlen;
     sink s = {0};
 
-    ck_assert_int_eq(gr_record_tx_new(KEY_A, &tx), 0);
+    ck_assert_int_eq(gr_record_tx_new(cipher, KEY_A, &tx), 0);
     ck_assert_int_eq(gr_batch_new(NULL, &b), 0); /* sender ignores the peer's limits */
     ck_assert_int_eq(gr_batch_add_packed(b, big, sizeof(big)), 0);
     ck_assert_int_eq(gr_record_seal(tx, b, &rec, &rlen), 0);
-    ck_assert_int_eq(gr_record_rx_new(KEY_A, &small, &rx), 0);
+    ck_assert_int_eq(gr_record_rx_new(cipher, KEY_A, &small, &rx), 0);
     deliver(rx, rec, rlen, rlen, &s);
     ck_assert_int_eq(s.err, GR_EFRAMETOOBIG);
     gr_record_rx_free(rx);
@@ -598,14 +603,14 @@ START_TEST(large_record_buffer_released)
     fr.chunk.data = calloc(1, fr.chunk.len);
     f.msg_case = GIRDER__FRAME__MSG_FRAGMENT;
     f.fragment = &fr;
-    ck_assert_int_eq(gr_record_tx_new(KEY_A, &tx), 0);
+    ck_assert_int_eq(gr_record_tx_new(cipher, KEY_A, &tx), 0);
     ck_assert_int_eq(gr_batch_new(&lim, &b), 0);
     ck_assert_int_eq(gr_batch_add(b, &f), 0);
     seal_into(tx, b, &stream, &len);
     big_len = len;
     ck_assert_int_eq(add_heartbeat(b, 0), 0);
     seal_into(tx, b, &stream, &len);
-    ck_assert_int_eq(gr_record_rx_new(KEY_A, &lim, &rx), 0);
+    ck_assert_int_eq(gr_record_rx_new(cipher, KEY_A, &lim, &rx), 0);
     deliver(rx, stream, big_len, 65536, &s);
     ck_assert_int_eq(s.err, 0);
     ck_assert_int_eq(s.n, 1);
@@ -638,7 +643,7 @@ START_TEST(record_cipher_is_rfc8439)
     unsigned long long wlen;
 
     ck_assert_int_ge(sodium_init(), 0);
-    ck_assert_int_eq(gr_record_tx_new(KEY_A, &tx), 0);
+    ck_assert_int_eq(gr_record_tx_new(GR_CIPHER_CHACHA20_POLY1305, KEY_A, &tx), 0);
     ck_assert_int_eq(gr_batch_new(&lim, &b), 0);
     for (uint64_t counter = 0; counter < 2; counter++) {
         uint8_t plain[256];
@@ -657,6 +662,97 @@ START_TEST(record_cipher_is_rfc8439)
                                                   NULL, nonce, KEY_A);
         ck_assert_uint_eq(wlen, plen + GR_RECORD_TAG);
         ck_assert_mem_eq(rec + GR_RECORD_HDR, want, wlen);
+        free(want);
+        gr_batch_reset(b);
+    }
+    gr_batch_free(b);
+    gr_record_tx_free(tx);
+}
+END_TEST
+
+/* AES-128-OCB of plain[0..len) as RFC 7253 defines it, computed by one-shot
+ * libcrypto calls apart from record.c: ciphertext || 16-byte tag into out. */
+static void ocb_reference(const uint8_t key[16], const uint8_t nonce[12], const uint8_t *aad,
+                          size_t alen, const uint8_t *plain, size_t len, uint8_t *out)
+{
+    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+    int n, m = 0;
+
+    ck_assert_ptr_nonnull(ctx);
+    ck_assert_int_eq(EVP_EncryptInit_ex(ctx, EVP_aes_128_ocb(), NULL, NULL, NULL), 1);
+    ck_assert_int_eq(EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_IVLEN, 12, NULL), 1);
+    ck_assert_int_eq(EVP_EncryptInit_ex(ctx, NULL, NULL, key, nonce), 1);
+    if (alen > 0) {
+        ck_assert_int_eq(EVP_EncryptUpdate(ctx, NULL, &n, aad, (int)alen), 1);
+    }
+    if (len > 0) {
+        ck_assert_int_eq(EVP_EncryptUpdate(ctx, out, &m, plain, (int)len), 1);
+    }
+    ck_assert_int_eq(EVP_EncryptFinal_ex(ctx, out + m, &n), 1);
+    ck_assert_uint_eq((size_t)(m + n), len);
+    ck_assert_int_eq(EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, 16, out + len), 1);
+    EVP_CIPHER_CTX_free(ctx);
+}
+
+/* With AES instructions, a record under GR_CIPHER_AES128_OCB is RFC 7253's
+ * AES-128-OCB (first vector of its appendix A checks the library) under the
+ * key's first 16 bytes, nonce 4 zero bytes || counter, and the length prefix as
+ * associated data - for an empty batch, a short one and one that ends in a
+ * partial block. */
+START_TEST(record_cipher_is_rfc7253)
+{
+    static const uint8_t rfc_key[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+    static const uint8_t rfc_nonce[12] = {0xbb, 0xaa, 0x99, 0x88, 0x77, 0x66,
+                                          0x55, 0x44, 0x33, 0x22, 0x11, 0x00};
+    static const uint8_t rfc_tag[16] = {0x78, 0x54, 0x07, 0xbf, 0xff, 0xc8, 0xad, 0x9e,
+                                        0xdc, 0xc5, 0x52, 0x0a, 0xc9, 0x11, 0x1e, 0xe6};
+    static const size_t payloads[] = {0, 16, 1001};
+    gr_limits lim = {0};
+    gr_record_tx *tx;
+    gr_record_rx *rx;
+    gr_batch *b;
+    uint8_t out[16], nonce[12] = {0};
+
+    if (!gr_record_cipher_fast(GR_CIPHER_AES128_OCB)) {
+        ck_assert_int_eq(gr_record_tx_new(GR_CIPHER_AES128_OCB, KEY_A, &tx), -ENOTSUP);
+        ck_assert_int_eq(gr_record_rx_new(GR_CIPHER_AES128_OCB, KEY_A, NULL, &rx), -ENOTSUP);
+        fprintf(stderr, "record_cipher_is_rfc7253: no AES instructions, OCB not run\n");
+        return;
+    }
+    ocb_reference(rfc_key, rfc_nonce, NULL, 0, NULL, 0, out);
+    ck_assert_mem_eq(out, rfc_tag, 16);
+
+    ck_assert_int_eq(gr_record_tx_new(GR_CIPHER_AES128_OCB, KEY_A, &tx), 0);
+    ck_assert_int_eq(gr_batch_new(&lim, &b), 0);
+    for (uint64_t counter = 0; counter < 3; counter++) {
+        Girder__Signal sig = GIRDER__SIGNAL__INIT;
+        Girder__Frame f = GIRDER__FRAME__INIT;
+        uint8_t body[1001];
+        const uint8_t *rec;
+        uint8_t *plain, *want;
+        size_t rlen, plen;
+
+        if (payloads[counter] > 0) {
+            for (size_t k = 0; k < sizeof(body); k++) {
+                body[k] = (uint8_t)(k * 7 + counter);
+            }
+            sig.payload.data = body;
+            sig.payload.len = payloads[counter];
+            f.msg_case = GIRDER__FRAME__MSG_SIGNAL;
+            f.signal = &sig;
+            ck_assert_int_eq(gr_batch_add(b, &f), 0);
+        }
+        plen = b->len;
+        plain = malloc(plen + 1);
+        want = malloc(plen + GR_RECORD_TAG);
+        ck_assert(plain != NULL && want != NULL);
+        memcpy(plain, b->buf + GR_RECORD_HDR, plen);
+        ck_assert_int_eq(gr_record_seal(tx, b, &rec, &rlen), 0);
+        ck_assert_uint_eq(rlen, GR_RECORD_HDR + plen + GR_RECORD_TAG);
+        nonce[4] = (uint8_t)counter;
+        ocb_reference(KEY_A, nonce, rec, GR_RECORD_HDR, plain, plen, want);
+        ck_assert_mem_eq(rec + GR_RECORD_HDR, want, plen + GR_RECORD_TAG);
+        free(plain);
         free(want);
         gr_batch_reset(b);
     }
@@ -802,12 +898,24 @@ START_TEST(sigframe_matches_protobuf)
 }
 END_TEST
 
-static Suite *frame_suite(void)
+static void use_chacha(void)
 {
-    Suite *s = suite_create("frame");
-    TCase *tc = tcase_create("records");
+    cipher = GR_CIPHER_CHACHA20_POLY1305;
+}
 
-    tcase_add_test(tc, limits);
+/* Without AES instructions the OCB case repeats the ChaCha20 one. */
+static void use_ocb(void)
+{
+    cipher = gr_record_cipher_fast(GR_CIPHER_AES128_OCB) ? GR_CIPHER_AES128_OCB
+                                                         : GR_CIPHER_CHACHA20_POLY1305;
+}
+
+/* The record tests that hold for any cipher, in a TCase of their own. */
+static TCase *record_case(const char *name, void (*setup)(void))
+{
+    TCase *tc = tcase_create(name);
+
+    tcase_add_unchecked_fixture(tc, setup, NULL);
     tcase_add_test(tc, batch_one_record);
     tcase_add_test(tc, byte_by_byte);
     tcase_add_test(tc, feed_stops_while_frames_pending);
@@ -816,16 +924,28 @@ static Suite *frame_suite(void)
     tcase_add_test(tc, replayed_or_reordered_record);
     tcase_add_test(tc, oversized_length_refused_before_allocation);
     tcase_add_test(tc, short_record_and_garbage);
-    tcase_add_test(tc, batch_limits);
     tcase_add_test(tc, seal_twice_and_empty_batch);
     tcase_add_test(tc, receiver_frame_limit);
     tcase_add_test(tc, malformed_plaintext);
     tcase_add_test(tc, undecodable_frame);
-    tcase_add_test(tc, frame_rules);
     tcase_add_test(tc, large_record_buffer_released);
+    return tc;
+}
+
+static Suite *frame_suite(void)
+{
+    Suite *s = suite_create("frame");
+    TCase *tc = tcase_create("frames");
+
+    tcase_add_test(tc, limits);
+    tcase_add_test(tc, batch_limits);
+    tcase_add_test(tc, frame_rules);
     tcase_add_test(tc, record_cipher_is_rfc8439);
+    tcase_add_test(tc, record_cipher_is_rfc7253);
     tcase_add_test(tc, sigframe_matches_protobuf);
     suite_add_tcase(s, tc);
+    suite_add_tcase(s, record_case("records-chacha20-poly1305", use_chacha));
+    suite_add_tcase(s, record_case("records-aes128-ocb", use_ocb));
     return s;
 }
 

@@ -31,6 +31,12 @@
  *   needs more than the arena is malformed.
  * - Secrets (cookie key, ephemeral secret, derived keys) live only in this
  *   struct and are wiped on failure, on finish and on free.
+ * - The records' cipher (record.h) is agreed in M1/M2: the initiator lists the
+ *   ciphers it accepts besides ChaCha20-Poly1305 (Hello.ciphers), the
+ *   responder names the one records use (HelloReply.cipher): the first of its
+ *   own that was offered, else ChaCha20-Poly1305. Both messages are in T, so a
+ *   changed offer or answer fails the proofs (GR_EBADCOOKIE): no downgrade
+ *   past the MACs. A choice that was not offered is GR_EBADFRAME.
  * - k_3 exists from M2 on, so the initiator's sending half can be handed out
  *   before M4 (gr_handshake_early_tx, for records sent with M3); finish then
  *   makes no second tx on that key, which would reuse its nonces.
@@ -55,6 +61,8 @@
 #define ARENA_SIZE 4096
 #define KEY 32  /* every symmetric key, public key and MAC here */
 #define HASH 64 /* transcript hash */
+#define CIPHER_BIT(c) (1u << (c))
+#define CIPHERS_KNOWN CIPHER_BIT(GR_CIPHER_AES128_OCB) /* besides ChaCha20-Poly1305 */
 
 enum { KDF_PROOF_I = 1, KDF_PROOF_R = 2, KDF_I2R = 3, KDF_R2I = 4 };
 
@@ -82,6 +90,7 @@ struct gr_handshake {
     uint32_t version_max;                /* highest version we speak */
     uint32_t creation;                   /* our incarnation */
     int hidden;                          /* we are a hidden client (initiator) */
+    uint32_t ciphers;                    /* CIPHER_BIT()s we accept besides ChaCha20 */
     gr_limits limits;                    /* our receive limits, resolved */
     char name[GR_NODENAME_MAX + 1];      /* our node name */
     size_t name_len;                     /* its length */
@@ -308,6 +317,7 @@ static int send_hello(gr_handshake *hs)
 {
     Girder__Hello h = GIRDER__HELLO__INIT;
     Girder__Handshake m = GIRDER__HANDSHAKE__INIT;
+    Girder__Cipher offer[1];
 
     h.version_min = hs->version_min;
     h.version_max = hs->version_max;
@@ -320,6 +330,10 @@ static int send_hello(gr_handshake *hs)
     h.time_ms = now_ms(hs);
     h.max_frame = hs->limits.max_frame;
     h.max_record = hs->limits.max_record;
+    if (hs->ciphers & CIPHER_BIT(GR_CIPHER_AES128_OCB)) {
+        offer[h.n_ciphers++] = GIRDER__CIPHER__AES128_OCB;
+    }
+    h.ciphers = offer;
     m.msg_case = GIRDER__HANDSHAKE__MSG_HELLO;
     m.hello = &h;
     return queue_msg(hs, &m, 1);
@@ -341,6 +355,7 @@ static int send_reply(gr_handshake *hs)
     h.time_ms = now_ms(hs);
     h.max_frame = hs->limits.max_frame;
     h.max_record = hs->limits.max_record;
+    h.cipher = (Girder__Cipher)hs->peer.cipher;
     m.msg_case = GIRDER__HANDSHAKE__MSG_HELLO_REPLY;
     m.hello_reply = &h;
     return queue_msg(hs, &m, 1);
@@ -387,6 +402,14 @@ static int on_hello(gr_handshake *hs, const Girder__Hello *h, const uint8_t *rec
     }
     set_peer(hs, &h->name, h->creation, v, &lim, h->time_ms);
     hs->peer.hidden = h->hidden;
+    hs->peer.cipher = GR_CIPHER_CHACHA20_POLY1305;
+    for (size_t i = 0; i < h->n_ciphers; i++) {
+        /* one cipher besides ChaCha20 today: offered and ours means chosen */
+        if (h->ciphers[i] == GIRDER__CIPHER__AES128_OCB &&
+            (hs->ciphers & CIPHER_BIT(GR_CIPHER_AES128_OCB))) {
+            hs->peer.cipher = GR_CIPHER_AES128_OCB;
+        }
+    }
     memcpy(hs->peer_eph, h->ephemeral.data, KEY);
     crypto_generichash_update(&hs->transcript, rec, rlen);
     if ((r = send_reply(hs)) < 0 || (r = derive(hs)) < 0) {
@@ -411,11 +434,16 @@ static int on_reply(gr_handshake *hs, const Girder__HelloReply *h, const uint8_t
     if (h->version < hs->version_min || h->version > hs->version_max) {
         return GR_EVERSION;
     }
+    if (h->cipher != GIRDER__CIPHER__CHACHA20_POLY1305 &&
+        ((unsigned)h->cipher >= 32 || !(hs->ciphers & CIPHER_BIT((unsigned)h->cipher)))) {
+        return GR_EBADFRAME; /* a cipher we did not offer */
+    }
     if ((r = check_peer_name(hs, &h->name)) < 0 ||
         (r = peer_limits(h->max_frame, h->max_record, &lim)) < 0) {
         return r;
     }
     set_peer(hs, &h->name, h->creation, h->version, &lim, h->time_ms);
+    hs->peer.cipher = (uint32_t)h->cipher;
     memcpy(hs->peer_eph, h->ephemeral.data, KEY);
     crypto_generichash_update(&hs->transcript, rec, rlen);
     if ((r = derive(hs)) < 0 || (r = send_proof(hs, hs->k_proof_i)) < 0) {
@@ -504,6 +532,9 @@ static int check_config(const gr_handshake_config *cfg, int role)
         gr_nodename_check(cfg->expect_peer, strlen(cfg->expect_peer)) < 0) {
         return GR_EBADNODE;
     }
+    if (cfg->ciphers & ~CIPHERS_KNOWN) {
+        return -EINVAL;
+    }
     return 0;
 }
 
@@ -536,6 +567,10 @@ static int create(const gr_handshake_config *cfg, int role, const uint8_t *eph_s
     hs->version_max = vmax;
     hs->creation = cfg->creation;
     hs->hidden = role == GR_HANDSHAKE_INITIATOR && cfg->hidden;
+    if (cfg->ciphers & CIPHER_BIT(GR_CIPHER_AES128_OCB) &&
+        gr_record_cipher_fast(GR_CIPHER_AES128_OCB)) {
+        hs->ciphers |= CIPHER_BIT(GR_CIPHER_AES128_OCB);
+    }
     hs->limits = lim;
     hs->name_len = strlen(cfg->name);
     memcpy(hs->name, cfg->name, hs->name_len);
@@ -656,7 +691,7 @@ int gr_handshake_early_tx(gr_handshake *hs, gr_handshake_peer *ret_peer, gr_reco
         (hs->state != ST_WAIT_PROOF && hs->state != ST_DONE)) {
         return -EINVAL;
     }
-    if ((r = gr_record_tx_new(hs->k_i2r, &tx)) < 0) {
+    if ((r = gr_record_tx_new((int)hs->peer.cipher, hs->k_i2r, &tx)) < 0) {
         return r;
     }
     hs->early_tx = 1;
@@ -678,10 +713,12 @@ int gr_handshake_finish(gr_handshake *hs, gr_handshake_peer *ret_peer, gr_record
     }
     /* after early_tx the caller holds our direction already: a second tx with
      * the same key would reuse its nonces */
-    if (!hs->early_tx && (r = gr_record_tx_new(init ? hs->k_i2r : hs->k_r2i, &tx)) < 0) {
+    if (!hs->early_tx &&
+        (r = gr_record_tx_new((int)hs->peer.cipher, init ? hs->k_i2r : hs->k_r2i, &tx)) < 0) {
         return r;
     }
-    if ((r = gr_record_rx_new(init ? hs->k_r2i : hs->k_i2r, &hs->limits, &rx)) < 0) {
+    if ((r = gr_record_rx_new((int)hs->peer.cipher, init ? hs->k_r2i : hs->k_i2r, &hs->limits,
+                              &rx)) < 0) {
         gr_record_tx_free(tx);
         return r;
     }

@@ -73,6 +73,10 @@ typedef struct gr_handshake_config {
     gr_limits limits;        /* what we accept (zero fields: defaults); advertised */
     uint32_t version_min;    /* lowest version we speak; 0: GR_PROTO_VERSION */
     uint32_t version_max;    /* highest version we speak; 0: GR_PROTO_VERSION */
+    uint32_t ciphers;        /* record ciphers we accept besides ChaCha20-Poly1305, a
+                              * bit (1u << GR_CIPHER_x) each; those this build or
+                              * CPU does not run fast (gr_record_cipher_fast) are
+                              * left out. 0: ChaCha20-Poly1305 only */
 } gr_handshake_config;
 
 /* What the peer proved and said, from gr_handshake_finish. No secrets. */
@@ -81,6 +85,7 @@ typedef struct gr_handshake_peer {
     uint32_t creation;              /* peer incarnation */
     int hidden;                     /* peer is a hidden client (responder side only) */
     uint32_t version;               /* negotiated protocol version */
+    uint32_t cipher;                /* the records' cipher, GR_CIPHER_x (record.h) */
     gr_limits limits;               /* peer's receive limits: size batches with these */
     uint64_t peer_time_ms;          /* peer wall clock in its hello (ms since epoch) */
     uint64_t local_time_ms;         /* our wall clock when that hello arrived */
@@ -89,9 +94,9 @@ typedef struct gr_handshake_peer {
 /* Handshake state: fixed size, opaque. */
 typedef struct gr_handshake gr_handshake;
 
-/* Start a handshake as `role`. Checks the config (-EINVAL: bad role, versions or
- * limits, no cookie; GR_EBADNODE: bad name or expect_peer) before allocating one
- * fixed-size state. The initiator's M1 is queued for gr_handshake_output.
+/* Start a handshake as `role`. Checks the config (-EINVAL: bad role, versions,
+ * limits or cipher bits, no cookie; GR_EBADNODE: bad name or expect_peer)
+ * before allocating one fixed-size state. The initiator's M1 is queued for gr_handshake_output.
  * Returns 0, an error above, -ENOMEM, or -ENOSYS if libsodium cannot start. */
 int gr_handshake_new(const gr_handshake_config *cfg, int role, gr_handshake **ret_hs);
 
@@ -102,7 +107,8 @@ void gr_handshake_free(gr_handshake *hs);
  * call and sets *ret_used to the bytes taken: call again with the rest. Returns
  * 0 (more needed), 1 (handshake complete: later bytes are records), or an error:
  *   GR_EFRAMETOOBIG  a message longer than GR_HANDSHAKE_MSG_MAX (checked first)
- *   GR_EBADFRAME     empty or undecodable message, wrong field sizes
+ *   GR_EBADFRAME     empty or undecodable message, wrong field sizes, a
+ *                    cipher chosen that we did not offer
  *   GR_EVERSION      no common protocol version
  *   GR_EBADNODE      malformed peer name, or not the expect_peer we dialled
  *   GR_ENAMECLASH    the peer claims our own name

@@ -492,7 +492,7 @@ END_TEST
 
 /* A HelloReply built by hand, answering the initiator's M1 in m1[0..n). */
 static size_t forge_reply(const uint8_t *m1, size_t n, const char *name, uint32_t version,
-                          uint8_t *out)
+                          uint32_t cipher, uint8_t *out)
 {
     Girder__Handshake *in = girder__handshake__unpack(NULL, n - 4, m1 + 4);
     Girder__Handshake m = GIRDER__HANDSHAKE__INIT;
@@ -509,6 +509,7 @@ static size_t forge_reply(const uint8_t *m1, size_t n, const char *name, uint32_
     h.ephemeral.data = pk;
     h.ephemeral.len = 32;
     h.echo = in->hello->ephemeral;
+    h.cipher = (Girder__Cipher)cipher;
     m.msg_case = GIRDER__HANDSHAKE__MSG_HELLO_REPLY;
     m.hello_reply = &h;
     len = girder__handshake__pack(&m, out + 4);
@@ -520,7 +521,8 @@ static size_t forge_reply(const uint8_t *m1, size_t n, const char *name, uint32_
 }
 
 /* Start an initiator and answer its M1 with a forged reply; returns its status. */
-static int initiator_vs_forged(const gr_handshake_config *ci, const char *name, uint32_t version)
+static int initiator_vs_forged(const gr_handshake_config *ci, const char *name, uint32_t version,
+                               uint32_t cipher)
 {
     gr_handshake *i = start(ci, GR_HANDSHAKE_INITIATOR);
     const uint8_t *m1;
@@ -528,7 +530,7 @@ static int initiator_vs_forged(const gr_handshake_config *ci, const char *name, 
     size_t n = gr_handshake_output(i, &m1);
     int r;
 
-    n = forge_reply(m1, n, name, version, reply);
+    n = forge_reply(m1, n, name, version, cipher, reply);
     r = feed_all(i, reply, n, n);
     gr_handshake_free(i);
     return r;
@@ -538,13 +540,106 @@ START_TEST(initiator_checks_reply)
 {
     gr_handshake_config ci = config("a@h", &COOKIE_A);
 
-    ck_assert_int_eq(initiator_vs_forged(&ci, "b@h", GR_PROTO_VERSION), 0); /* control */
-    ck_assert_int_eq(initiator_vs_forged(&ci, "a@h", GR_PROTO_VERSION), GR_ENAMECLASH);
-    ck_assert_int_eq(initiator_vs_forged(&ci, "b@h", GR_PROTO_VERSION + 1), GR_EVERSION);
-    ck_assert_int_eq(initiator_vs_forged(&ci, "b@h", 0), GR_EVERSION);
-    ck_assert_int_eq(initiator_vs_forged(&ci, "nope", GR_PROTO_VERSION), GR_EBADNODE);
+    ck_assert_int_eq(initiator_vs_forged(&ci, "b@h", GR_PROTO_VERSION, 0), 0); /* control */
+    ck_assert_int_eq(initiator_vs_forged(&ci, "a@h", GR_PROTO_VERSION, 0), GR_ENAMECLASH);
+    ck_assert_int_eq(initiator_vs_forged(&ci, "b@h", GR_PROTO_VERSION + 1, 0), GR_EVERSION);
+    ck_assert_int_eq(initiator_vs_forged(&ci, "b@h", 0, 0), GR_EVERSION);
+    ck_assert_int_eq(initiator_vs_forged(&ci, "nope", GR_PROTO_VERSION, 0), GR_EBADNODE);
     ci.expect_peer = "c@h";
-    ck_assert_int_eq(initiator_vs_forged(&ci, "b@h", GR_PROTO_VERSION), GR_EBADNODE);
+    ck_assert_int_eq(initiator_vs_forged(&ci, "b@h", GR_PROTO_VERSION, 0), GR_EBADNODE);
+}
+END_TEST
+
+/* The initiator takes ChaCha20-Poly1305 or a cipher it offered, nothing else. */
+START_TEST(initiator_checks_cipher)
+{
+    gr_handshake_config ci = config("a@h", &COOKIE_A);
+    int ocb = GR_CIPHER_AES128_OCB;
+
+    ck_assert_int_eq(initiator_vs_forged(&ci, "b@h", GR_PROTO_VERSION, ocb), GR_EBADFRAME);
+    ck_assert_int_eq(initiator_vs_forged(&ci, "b@h", GR_PROTO_VERSION, 7), GR_EBADFRAME);
+    ck_assert_int_eq(initiator_vs_forged(&ci, "b@h", GR_PROTO_VERSION, 1000), GR_EBADFRAME);
+    ci.ciphers = 1u << GR_CIPHER_AES128_OCB;
+    ck_assert_int_eq(initiator_vs_forged(&ci, "b@h", GR_PROTO_VERSION, 0), 0);
+    ck_assert_int_eq(initiator_vs_forged(&ci, "b@h", GR_PROTO_VERSION, ocb),
+                     gr_record_cipher_fast(ocb) ? 0 : GR_EBADFRAME);
+    ck_assert_int_eq(initiator_vs_forged(&ci, "b@h", GR_PROTO_VERSION, 7), GR_EBADFRAME);
+}
+END_TEST
+
+/* Each pairing of offers agrees on one cipher, the same on both sides, and
+ * the records then work both ways with it. */
+START_TEST(cipher_negotiation)
+{
+    int fast = gr_record_cipher_fast(GR_CIPHER_AES128_OCB);
+
+    for (int k = 0; k < 4; k++) {
+        gr_handshake_config ci = config("b@h", &COOKIE_A);
+        gr_handshake_config cr = config("a@h", &COOKIE_A);
+        gr_handshake *i, *r;
+        gr_handshake_peer pi, pr;
+        gr_record_tx *ti, *tr;
+        gr_record_rx *xi, *xr;
+        uint32_t want;
+        int si, sr;
+
+        ci.ciphers = (k & 1) ? 1u << GR_CIPHER_AES128_OCB : 0;
+        cr.ciphers = (k & 2) ? 1u << GR_CIPHER_AES128_OCB : 0;
+        want = k == 3 && fast ? GR_CIPHER_AES128_OCB : GR_CIPHER_CHACHA20_POLY1305;
+        i = start(&ci, GR_HANDSHAKE_INITIATOR);
+        r = start(&cr, GR_HANDSHAKE_RESPONDER);
+        run(i, r, &si, &sr, NULL, NULL, 4096);
+        ck_assert_int_eq(si, 1);
+        ck_assert_int_eq(sr, 1);
+        ck_assert_int_eq(gr_handshake_finish(i, &pi, &ti, &xi), 0);
+        ck_assert_int_eq(gr_handshake_finish(r, &pr, &tr, &xr), 0);
+        ck_assert_uint_eq(pi.cipher, want);
+        ck_assert_uint_eq(pr.cipher, want);
+        check_link(ti, xr, 1);
+        check_link(tr, xi, 2);
+        gr_record_tx_free(ti);
+        gr_record_tx_free(tr);
+        gr_record_rx_free(xi);
+        gr_record_rx_free(xr);
+        gr_handshake_free(i);
+        gr_handshake_free(r);
+    }
+}
+END_TEST
+
+/* Someone on the path who strips the offer from M1 gets ChaCha20 chosen, and
+ * the responder then rejects M3: the offer is in the transcript both MAC. */
+START_TEST(cipher_downgrade_detected)
+{
+    gr_handshake_config ci = config("b@h", &COOKIE_A);
+    gr_handshake_config cr = config("a@h", &COOKIE_A);
+    gr_handshake *i, *r;
+    Girder__Handshake *m;
+    const uint8_t *out;
+    uint8_t m1[1100];
+    size_t n, len;
+
+    if (!gr_record_cipher_fast(GR_CIPHER_AES128_OCB)) {
+        return; /* nothing is offered without AES instructions */
+    }
+    ci.ciphers = cr.ciphers = 1u << GR_CIPHER_AES128_OCB;
+    i = start(&ci, GR_HANDSHAKE_INITIATOR);
+    r = start(&cr, GR_HANDSHAKE_RESPONDER);
+    n = gr_handshake_output(i, &out);
+    m = girder__handshake__unpack(NULL, n - 4, out + 4);
+    ck_assert_ptr_nonnull(m);
+    ck_assert_uint_eq(m->hello->n_ciphers, 1);
+    m->hello->n_ciphers = 0;
+    len = girder__handshake__pack(m, m1 + 4);
+    girder__handshake__free_unpacked(m, NULL);
+    m1[0] = m1[1] = 0;
+    m1[2] = (uint8_t)(len >> 8);
+    m1[3] = (uint8_t)len;
+    ck_assert_int_eq(feed_all(r, m1, len + 4, len + 4), 0);
+    ck_assert_int_eq(xfer(r, i, NULL, 4096), 0); /* M2 names ChaCha20: acceptable */
+    ck_assert_int_eq(xfer(i, r, NULL, 4096), GR_EBADCOOKIE);
+    gr_handshake_free(i);
+    gr_handshake_free(r);
 }
 END_TEST
 
@@ -718,6 +813,9 @@ START_TEST(config_checks)
     c.version_min = c.version_max = 0;
     c.limits.max_frame = 10;
     ck_assert_int_eq(gr_handshake_new(&c, GR_HANDSHAKE_INITIATOR, &hs), -EINVAL);
+    c.limits.max_frame = 0;
+    c.ciphers = 1u << 5; /* no such cipher */
+    ck_assert_int_eq(gr_handshake_new(&c, GR_HANDSHAKE_RESPONDER, &hs), -EINVAL);
     ck_assert_ptr_null(hs);
     gr_handshake_free(NULL);
 }
@@ -840,7 +938,7 @@ START_TEST(known_answer)
     ck_assert_int_eq(gr_handshake_finish(r, &pr, &tr, &xr), 0);
     ck_assert(pr.peer_time_ms == KAT_TIME_I && pr.local_time_ms == KAT_TIME_R);
     ck_assert(pi.peer_time_ms == KAT_TIME_R && pi.local_time_ms == KAT_TIME_I);
-    ck_assert_int_eq(gr_record_tx_new(k[3], &ref), 0);
+    ck_assert_int_eq(gr_record_tx_new(GR_CIPHER_CHACHA20_POLY1305, k[3], &ref), 0);
     first_record_hex(ref, want);
     gr_record_tx_free(ref);
     first_record_hex(ti, got);
@@ -860,7 +958,7 @@ START_TEST(known_answer)
     gr_handshake_transcript(i, th);
     hex(th, sizeof(th), got);
     ck_assert_str_eq(got, KAT_TRANSCRIPT);
-    ck_assert_int_eq(gr_record_tx_new(k[3], &ref), 0);
+    ck_assert_int_eq(gr_record_tx_new(GR_CIPHER_CHACHA20_POLY1305, k[3], &ref), 0);
     first_record_hex(ref, got);
     ck_assert_str_eq(got, KAT_RECORD_I2R);
     gr_record_tx_free(ref);
@@ -894,6 +992,9 @@ static Suite *handshake_suite(void)
     tcase_add_test(tc, replay_into_new_handshake);
     tcase_add_test(tc, name_clash);
     tcase_add_test(tc, initiator_checks_reply);
+    tcase_add_test(tc, initiator_checks_cipher);
+    tcase_add_test(tc, cipher_negotiation);
+    tcase_add_test(tc, cipher_downgrade_detected);
     tcase_add_test(tc, version_mismatch_and_negotiation);
     tcase_add_test(tc, oversized_and_truncated);
     tcase_add_test(tc, malformed_hello);

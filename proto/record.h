@@ -8,8 +8,12 @@
  *   OFFSET  SIZE  DESCRIPTION
  *   0       4     L, unsigned big-endian: ciphertext length, tag included;
  *                 16 <= L <= max_record of the receiver
- *   4       L-16  ChaCha20 ciphertext of the batch plaintext
- *   L-12    16    Poly1305 tag (ChaCha20-Poly1305-IETF, RFC 8439)
+ *   4       L-16  ciphertext of the batch plaintext
+ *   L-12    16    tag
+ *
+ * The AEAD is the link's cipher (GR_CIPHER_*, agreed in the handshake):
+ * ChaCha20-Poly1305-IETF (RFC 8439) with the 32-byte key, or AES-128-OCB
+ * (RFC 7253, 128-bit tag) with its first 16 bytes.
  *
  * Nonce (12 bytes) = 4 zero bytes || record counter, 64-bit little-endian. The
  * counter starts at 0 in each direction and grows by one per record; it is never
@@ -28,12 +32,26 @@
 
 #include "proto/frame.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #define GR_KEY_BYTES 32  /* a direction key */
 #define GR_RECORD_HDR 4  /* record length prefix */
-#define GR_RECORD_TAG 16 /* Poly1305 tag */
+#define GR_RECORD_TAG 16 /* AEAD tag */
+
+/* Record ciphers: the values of girder.proto's Cipher. */
+#define GR_CIPHER_CHACHA20_POLY1305 0 /* every side has it */
+#define GR_CIPHER_AES128_OCB 1        /* only where gr_record_cipher_fast */
+
+/* Whether this build and CPU compute `cipher` fast and in constant time, so
+ * that a handshake may offer or choose it: AES-128-OCB with AES instructions,
+ * not in the CLI's libsodium build. False for ChaCha20-Poly1305, which needs
+ * no offer. */
+bool gr_record_cipher_fast(int cipher);
+
+/* "chacha20-poly1305", "aes-128-ocb", or NULL for another value. */
+const char *gr_record_cipher_name(int cipher);
 
 /* Sending half: key and record counter. Opaque. */
 typedef struct gr_record_tx gr_record_tx;
@@ -41,9 +59,10 @@ typedef struct gr_record_tx gr_record_tx;
 /* Receiving half: key, counter, partial-record reassembly. Opaque. */
 typedef struct gr_record_rx gr_record_rx;
 
-/* New sending half with `key` (copied; the caller wipes its copy). Returns 0 or
- * -ENOMEM. Normally made by gr_handshake_finish. */
-int gr_record_tx_new(const uint8_t key[GR_KEY_BYTES], gr_record_tx **ret_tx);
+/* New sending half for `cipher` with `key` (copied; the caller wipes its copy).
+ * Returns 0, -ENOTSUP (a cipher this build or CPU does not run:
+ * gr_record_cipher_fast) or -ENOMEM. Normally made by gr_handshake_finish. */
+int gr_record_tx_new(int cipher, const uint8_t key[GR_KEY_BYTES], gr_record_tx **ret_tx);
 
 /* Wipe the key and free. NULL-safe. */
 void gr_record_tx_free(gr_record_tx *tx);
@@ -55,10 +74,11 @@ void gr_record_tx_free(gr_record_tx *tx);
  * when the 2^64 record counter is spent (outputs untouched on error). */
 int gr_record_seal(gr_record_tx *tx, gr_batch *b, const uint8_t **ret_rec, size_t *ret_len);
 
-/* New receiving half with `key` (copied) and our own limits `lim` (NULL:
- * defaults; the ones we advertised in the handshake). Returns 0, -EINVAL (bad
- * limits) or -ENOMEM. */
-int gr_record_rx_new(const uint8_t key[GR_KEY_BYTES], const gr_limits *lim, gr_record_rx **ret_rx);
+/* New receiving half for `cipher` with `key` (copied) and our own limits `lim`
+ * (NULL: defaults; the ones we advertised in the handshake). Returns 0,
+ * -ENOTSUP (as for gr_record_tx_new), -EINVAL (bad limits) or -ENOMEM. */
+int gr_record_rx_new(int cipher, const uint8_t key[GR_KEY_BYTES], const gr_limits *lim,
+                     gr_record_rx **ret_rx);
 
 /* Wipe the key and any plaintext, free. NULL-safe. */
 void gr_record_rx_free(gr_record_rx *rx);

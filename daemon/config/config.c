@@ -61,6 +61,7 @@ static int set_http(gr_config *cfg, const char *v, gr_config_reason *why);
 static int set_schedulers(gr_config *cfg, const char *v, gr_config_reason *why);
 static int set_log_level(gr_config *cfg, const char *v, gr_config_reason *why);
 static int set_detection_ms(gr_config *cfg, const char *v, gr_config_reason *why);
+static int set_cipher(gr_config *cfg, const char *v, gr_config_reason *why);
 
 static const key_def keys[] = {
     {"name", "name", "NAME@HOST", "node name", DEFAULT_NAME, set_name, false},
@@ -79,8 +80,12 @@ static const key_def keys[] = {
     {"log_level", "log-level", "LEVEL", "debug, info, notice, warn or error", "info", set_log_level,
      false},
     {"detection_ms", "detection-ms", "MS",
-     "a silent link or hung peer is declared down after MS (300..600000)", "3000",
-     set_detection_ms, false},
+     "a silent link or hung peer is declared down after MS (300..600000)", "3000", set_detection_ms,
+     false},
+    {"cipher", "cipher", "NAME",
+     "link cipher: auto (AES-128-OCB where both ends have AES instructions, else "
+     "ChaCha20-Poly1305) or chacha20-poly1305",
+     "auto", set_cipher, false},
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -440,6 +445,19 @@ static int set_detection_ms(gr_config *cfg, const char *v, gr_config_reason *why
     return 0;
 }
 
+static int set_cipher(gr_config *cfg, const char *v, gr_config_reason *why)
+{
+    if (strcmp(v, "auto") == 0) {
+        cfg->cipher_fast = true;
+    } else if (strcmp(v, "chacha20-poly1305") == 0) {
+        cfg->cipher_fast = false;
+    } else {
+        *why = GR_CONFIG_ECIPHER;
+        return GR_ECONFIG;
+    }
+    return 0;
+}
+
 static int set_log_level(gr_config *cfg, const char *v, gr_config_reason *why)
 {
     enum gr_log_level level;
@@ -591,6 +609,7 @@ int gr_config_init(gr_config *ret_cfg)
         .listen_port = GR_CONFIG_PORT_DEFAULT,
         .schedulers = 0,
         .log_level = GR_LOG_INFO,
+        .cipher_fast = true,
         .detection_ms = GR_CONFIG_DETECTION_DEFAULT_MS,
     };
 

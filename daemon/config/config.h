@@ -19,6 +19,12 @@
  *   log_level    --log-level     debug|info|notice|warn|    info
  *                                error
  *   detection_ms --detection-ms  300..600000                3000
+ *   cipher       --cipher        auto|chacha20-poly1305     auto
+ *
+ * cipher: the AEAD of cluster links. auto offers and accepts AES-128-OCB
+ * besides ChaCha20-Poly1305 when this CPU has AES instructions (a link takes
+ * it when both ends do); chacha20-poly1305 never uses anything else
+ * (docs/protocol.md, "Ciphers").
  *
  * Errors are reported as a gr_config_error naming the file, line, key and value
  * that were wrong plus a reason code; gr_config_error_print turns it into the
@@ -38,11 +44,11 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#define GR_CONFIG_PORT_DEFAULT 4370      /* listen port when none is configured */
-#define GR_CONFIG_SEEDS_MAX 64           /* seeds accepted from file + flags */
-#define GR_CONFIG_FILE_MAX (1024 * 1024) /* largest INI file read, bytes */
-#define GR_CONFIG_VALUE_MAX 4095         /* longest value (a path), bytes */
-#define GR_CONFIG_SCHED_MAX 255          /* = GR_RT_SCHED_MAX */
+#define GR_CONFIG_PORT_DEFAULT 4370         /* listen port when none is configured */
+#define GR_CONFIG_SEEDS_MAX 64              /* seeds accepted from file + flags */
+#define GR_CONFIG_FILE_MAX (1024 * 1024)    /* largest INI file read, bytes */
+#define GR_CONFIG_VALUE_MAX 4095            /* longest value (a path), bytes */
+#define GR_CONFIG_SCHED_MAX 255             /* = GR_RT_SCHED_MAX */
 #define GR_CONFIG_DETECTION_DEFAULT_MS 3000 /* failure detection time */
 #define GR_CONFIG_DETECTION_MIN_MS 300
 #define GR_CONFIG_DETECTION_MAX_MS 600000
@@ -67,8 +73,9 @@
     X(GR_CONFIG_ESEED, "bad seed: expected NAME@HOST:PORT")                                        \
     X(GR_CONFIG_ETOOMANYSEEDS, "too many seeds")                                                   \
     X(GR_CONFIG_ERANGE, "out of range: expected 1..255 or auto")                                   \
-    X(GR_CONFIG_EDETECTION, "bad detection time: expected milliseconds 300..600000")              \
+    X(GR_CONFIG_EDETECTION, "bad detection time: expected milliseconds 300..600000")               \
     X(GR_CONFIG_ELEVEL, "bad log level: expected debug, info, notice, warn or error")              \
+    X(GR_CONFIG_ECIPHER, "bad cipher: expected auto or chacha20-poly1305")                         \
     X(GR_CONFIG_EOPTION, "unknown option")                                                         \
     X(GR_CONFIG_ENOARG, "option needs a value")                                                    \
     X(GR_CONFIG_EOPERAND, "unexpected argument (girderd takes options only)")
@@ -110,6 +117,7 @@ typedef struct gr_config {
     unsigned schedulers;         /* 1..255, or 0 = one per online core */
     enum gr_log_level log_level; /* minimum log level */
     unsigned detection_ms;       /* silent link -> peer down after this */
+    bool cipher_fast;            /* auto: AES-128-OCB where both ends can (cipher) */
 } gr_config;
 
 /* Why a configuration was rejected. Filled by the functions below when they

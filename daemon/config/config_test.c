@@ -254,6 +254,18 @@ START_TEST(set_one_key)
         ck_assert_int_eq(err.reason, bad[i][0] ? GR_CONFIG_EDETECTION : GR_CONFIG_EEMPTY);
         ck_assert_uint_eq(cfg.detection_ms, 600000); /* unchanged on failure */
     }
+    ck_assert(cfg.cipher_fast); /* default: auto */
+    ck_assert_int_eq(gr_config_set(&cfg, "cipher", "chacha20-poly1305", &err), 0);
+    ck_assert(!cfg.cipher_fast);
+    ck_assert_int_eq(gr_config_set(&cfg, "cipher", "auto", &err), 0);
+    ck_assert(cfg.cipher_fast);
+    const char *bad_cipher[] = {"aes", "AUTO", "chacha20", "aes-128-ocb "};
+    for (size_t i = 0; i < sizeof(bad_cipher) / sizeof(bad_cipher[0]); i++) {
+        ck_assert_int_eq(gr_config_set(&cfg, "cipher", bad_cipher[i], &err), GR_ECONFIG);
+        ck_assert_int_eq(err.reason, GR_CONFIG_ECIPHER);
+        ck_assert_str_eq(err.key, "cipher");
+        ck_assert(cfg.cipher_fast); /* unchanged on failure */
+    }
     gr_config_clear(&cfg);
 }
 END_TEST

@@ -138,6 +138,7 @@ static int hs_start(dist_conn *c, int role)
         .cookie = &c->d->cookie,
         .creation = c->d->creation,
         .expect_peer = c->outgoing && c->member ? c->member->name : NULL,
+        .ciphers = c->d->ciphers,
     };
 
     return gr_handshake_new(&hc, role, &c->hs);

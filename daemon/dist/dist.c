@@ -585,6 +585,7 @@ int gr_dist_new(const gr_dist_config *cfg, gr_dist **ret_d)
     d->listen_port = cfg->listen_port;
     d->detection_ms = cfg->detection_ms ? cfg->detection_ms : GR_DIST_DETECTION_DEFAULT_MS;
     d->tick_ms = d->detection_ms / 6;
+    d->ciphers = cfg->chacha_only ? 0 : 1u << GR_CIPHER_AES128_OCB;
     d->out_high = cfg->out_high_bytes ? cfg->out_high_bytes : GR_DIST_OUT_HIGH_DEFAULT;
     d->rpc_fn = cfg->rpc_fn;
     d->rpc_ud = cfg->rpc_ud;

@@ -95,6 +95,8 @@ typedef struct gr_dist_config {
     size_t nseeds;
     unsigned detection_ms; /* 0: GR_DIST_DETECTION_DEFAULT_MS */
     size_t out_high_bytes; /* 0: GR_DIST_OUT_HIGH_DEFAULT (conn.c, "Overload") */
+    bool chacha_only;      /* links use ChaCha20-Poly1305 only; false: AES-128-OCB
+                            * where both ends have AES instructions (proto/record.h) */
     gr_dist_rpc_fn rpc_fn; /* NULL: every request answered GR_EBADMODULE */
     void *rpc_ud;
 } gr_dist_config;
@@ -118,6 +120,7 @@ typedef struct gr_dist_member {
     uint64_t since_ms;     /* CLOCK_MONOTONIC ms of the last state change */
     uint64_t queued_bytes; /* UP: output queued on the link, not yet taken by the socket */
     bool busy;             /* UP: the link is overloaded (queued above the high water mark) */
+    int cipher;            /* UP: the link's record cipher (GR_CIPHER_x), else -1 */
 } gr_dist_member;
 
 /* Counters for sys.counters (monotonic since start unless noted). */

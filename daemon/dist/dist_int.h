@@ -208,6 +208,7 @@ struct gr_dist {
     gr_dist_seed *seeds;                    /* copied */
     size_t nseeds;
     unsigned detection_ms; /* link silent this long: down */
+    uint32_t ciphers;      /* record ciphers offered and accepted besides ChaCha20 */
     unsigned tick_ms;      /* detection_ms / 6 */
     size_t out_high;       /* overload high water mark, bytes (conn.c, "Overload") */
     gr_dist_rpc_fn rpc_fn; /* incoming requests */

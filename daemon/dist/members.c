@@ -165,6 +165,7 @@ void gr_dist_mem_publish(gr_dist *d)
         arr[i].creation = m->creation;
         arr[i].state = m->state;
         arr[i].since_ms = m->since_ms;
+        arr[i].cipher = m->state == GR_DIST_UP && m->conn ? (int)m->conn->peer.cipher : -1;
     }
     pthread_mutex_lock(&d->pub_lock);
     free(d->pub_members);

@@ -5,11 +5,15 @@
  *   node.ping()                 -> "pong"
  *   node.self()                 -> "name@host"
  *   node.list()                 -> [{"name", "host", "port", "creation", "state",
- *                                   "since_ms", "queued_bytes", "busy"}, ...], self
+ *                                   "since_ms", "queued_bytes", "busy", "cipher"},
+ *                                   ...], self
  *                                   first; state is "self", "up", "down" or "left";
  *                                   since_ms is how long ago the member entered that
  *                                   state; queued_bytes / busy: the link's unsent
- *                                   output and overload flag (0 / false unless up)
+ *                                   output and overload flag (0 / false unless up);
+ *                                   cipher: the link's record cipher
+ *                                   ("aes-128-ocb", "chacha20-poly1305"), nil
+ *                                   unless up
  *   node.join("name@host:port") -> "ok" once that node is an authenticated member
  *   node.leave()                -> "ok"; then the node leaves the cluster (peers are
  *                                   told, not left to detect it) and shuts down
@@ -18,6 +22,7 @@
 
 #include "proto/err.h"
 #include "proto/nodename.h"
+#include "proto/record.h"
 #include "proto/term.h"
 #include "runtime/rt.h"
 
@@ -76,7 +81,7 @@ static const char *state_name(int state)
 static int node_list(gr_rpc *rpc, const msgpack_object *args, msgpack_packer *pk)
 {
     gr_dist *dist = gr_rpc_dist(rpc);
-    gr_dist_member *ms = NULL, self = {.state = GR_DIST_SELF};
+    gr_dist_member *ms = NULL, self = {.state = GR_DIST_SELF, .cipher = -1};
     size_t n = 0;
     uint64_t now = mono_ms();
     int r;
@@ -99,7 +104,7 @@ static int node_list(gr_rpc *rpc, const msgpack_object *args, msgpack_packer *pk
     }
     msgpack_pack_array(pk, (uint32_t)n);
     for (size_t i = 0; i < n; i++) {
-        msgpack_pack_map(pk, 8);
+        msgpack_pack_map(pk, 9);
         pack_cstr(pk, "name");
         pack_cstr(pk, ms[i].name);
         pack_cstr(pk, "host");
@@ -119,6 +124,12 @@ static int node_list(gr_rpc *rpc, const msgpack_object *args, msgpack_packer *pk
             msgpack_pack_true(pk);
         } else {
             msgpack_pack_false(pk);
+        }
+        pack_cstr(pk, "cipher");
+        if (gr_record_cipher_name(ms[i].cipher) != NULL) {
+            pack_cstr(pk, gr_record_cipher_name(ms[i].cipher));
+        } else {
+            msgpack_pack_nil(pk);
         }
     }
     if (ms != &self) {
@@ -173,8 +184,7 @@ static int node_join(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args
     int r;
 
     if (args->type != MSGPACK_OBJECT_ARRAY || args->via.array.size != 1 ||
-        split_target(&args->via.array.ptr[0], node, sizeof(node), host, sizeof(host), &port) <
-            0) {
+        split_target(&args->via.array.ptr[0], node, sizeof(node), host, sizeof(host), &port) < 0) {
         return GR_EBADARG;
     }
     if (strcmp(node, gr_rt_node_name(girder_runtime(ctx))) == 0) {
@@ -223,10 +233,8 @@ static int node_leave(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *arg
 }
 
 static const gr_rpc_fn_def node_fns[] = {
-    {"ping", NULL, NULL, node_ping},
-    {"self", NULL, NULL, node_self},
-    {"list", NULL, NULL, node_list},
-    {"join", node_join, node_join_msg, NULL},
+    {"ping", NULL, NULL, node_ping},   {"self", NULL, NULL, node_self},
+    {"list", NULL, NULL, node_list},   {"join", node_join, node_join_msg, NULL},
     {"leave", node_leave, NULL, NULL},
 };
 

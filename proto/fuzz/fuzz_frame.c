@@ -143,7 +143,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     mode = data[0];
-    if (gr_record_rx_new(FUZZ_KEY, &FUZZ_LIMITS, &rx) < 0) {
+    if (gr_record_rx_new(GR_CIPHER_CHACHA20_POLY1305, FUZZ_KEY, &FUZZ_LIMITS, &rx) < 0) {
         return 0;
     }
     if (FUZZ_MODE_PATH(mode) == 0) {

@@ -154,7 +154,8 @@ static void frame_seeds(void)
     const uint8_t *rec;
     size_t rlen;
 
-    if (gr_record_tx_new(FUZZ_KEY, &tx) != 0 || gr_batch_new(&FUZZ_LIMITS, &b) != 0) {
+    if (gr_record_tx_new(GR_CIPHER_CHACHA20_POLY1305, FUZZ_KEY, &tx) != 0 ||
+        gr_batch_new(&FUZZ_LIMITS, &b) != 0) {
         die("alloc");
     }
     fill_batch(b, &pid, &ref);
