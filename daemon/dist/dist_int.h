@@ -209,6 +209,8 @@ struct gr_dist {
     size_t nseeds;
     unsigned detection_ms; /* link silent this long: down */
     uint32_t ciphers;      /* record ciphers offered and accepted besides ChaCha20 */
+    bool holding;          /* deliveries note wake-ups in `wakes` (on_raw_read) */
+    gr_rt_wakes wakes;     /* schedulers to wake when the received chunk is done */
     unsigned tick_ms;      /* detection_ms / 6 */
     size_t out_high;       /* overload high water mark, bytes (conn.c, "Overload") */
     gr_dist_rpc_fn rpc_fn; /* incoming requests */

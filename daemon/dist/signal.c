@@ -463,7 +463,7 @@ static int deliver(gr_dist *d, dist_conn *c, const gr_sigframe *s, girder_msg **
             return -ENOMEM;
         }
     }
-    r = gr_rt_remote_deliver(d->rt, &sig);
+    r = gr_rt_remote_deliver_held(d->rt, &sig, d->holding ? &d->wakes : NULL);
     girder_msg_unref(sig.msg); /* NULL when taken */
     if (r == GR_EBADARG) {
         return GR_EBADFRAME; /* e.g. a MSG without payload */

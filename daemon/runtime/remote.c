@@ -201,6 +201,23 @@ static int check_spawn(const gr_rt_remote_sig *rs, int type)
 
 int gr_rt_remote_deliver(girder_rt *rt, gr_rt_remote_sig *rs)
 {
+    return gr_rt_remote_deliver_held(rt, rs, NULL);
+}
+
+void gr_rt_wakes_flush(girder_rt *rt, gr_rt_wakes *held)
+{
+    for (unsigned w = 0; w < sizeof(held->bits) / sizeof(held->bits[0]); w++) {
+        while (held->bits[w]) {
+            unsigned b = (unsigned)__builtin_ctzll(held->bits[w]);
+
+            held->bits[w] &= held->bits[w] - 1;
+            gr_sched_wake(&rt->scheds[w * 64 + b]);
+        }
+    }
+}
+
+int gr_rt_remote_deliver_held(girder_rt *rt, gr_rt_remote_sig *rs, gr_rt_wakes *held)
+{
     unsigned n = atomic_load_explicit(&rt->nnodes, memory_order_acquire);
     int type = type_of((int)rs->kind);
     girder_pid to = rs->to;
@@ -253,9 +270,10 @@ int gr_rt_remote_deliver(girder_rt *rt, gr_rt_remote_sig *rs)
     s->msg = rs->msg;
     rs->msg = NULL;
     if (dead) {
-        gr_sched_push(&rt->scheds[0], dead);
+        gr_sched_push_held(&rt->scheds[0], dead, held);
     } else {
-        gr_route(rt, NULL, s);
+        /* what gr_route would do: the checks above leave a live local pid */
+        gr_sched_push_held(&rt->scheds[idx], s, held);
     }
     return 0;
 }

@@ -15,6 +15,7 @@
 #include "proto/err.h"
 #include "proto/term.h"
 #include "runtime/rt.h"
+#include "runtime/rt_int.h" /* a scheduler's sleeping flag (held wake-ups) */
 
 #include <check.h>
 #include <errno.h>
@@ -22,6 +23,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define WAIT_MS 5000
 #define QUIET_MS 200 /* how long "nothing arrives" is watched */
@@ -1116,6 +1118,38 @@ END_TEST
 
 /* ---- tests: the API's edges ----------------------------------------------------------------- */
 
+/* A held delivery to a sleeping scheduler leaves it asleep, with the message
+ * queued, until the holder flushes; the flush wakes it once. */
+START_TEST(test_deliver_held_wakes_at_flush)
+{
+    uint32_t nb = xnode(rtB, rtA, 0);
+    girder_pid to = gr_probe_pid(pA);
+    gr_sched *s = &rtA->scheds[to.id & 0xff];
+    gr_rt_wakes held = {0}, none = {0};
+    girder_msg *m = girder_msg_atom("held");
+    gr_rt_remote_sig sig = {.kind = GR_RSIG_MSG, .from = {nb, 22, 0x100}, .to = to, .msg = m};
+    uint64_t w0;
+
+    for (int i = 0; i < 2000 && !atomic_load(&s->sleeping); i++) {
+        usleep(1000); /* the probe's scheduler has nothing to do: it goes to sleep */
+    }
+    ck_assert(atomic_load(&s->sleeping));
+    w0 = gr_rt_wakeups(rtA);
+    ck_assert_int_eq(gr_rt_remote_deliver_held(rtA, &sig, &held), 0);
+    ck_assert_ptr_null(sig.msg);
+    ck_assert(held.bits[s->idx / 64] & (1ull << (s->idx % 64)));
+    ck_assert_uint_eq(gr_rt_wakeups(rtA), w0); /* nothing written yet */
+    expect_none(pA, QUIET_MS);                 /* still asleep */
+    gr_rt_wakes_flush(rtA, &held);
+    ck_assert_mem_eq(&held, &none, sizeof(held));
+    ck_assert_uint_eq(gr_rt_wakeups(rtA), w0 + 1);
+    expect_atom(pA, "held");
+    /* with nothing held, a flush does nothing */
+    gr_rt_wakes_flush(rtA, &held);
+    ck_assert_uint_eq(gr_rt_wakeups(rtA), w0 + 1);
+}
+END_TEST
+
 START_TEST(test_deliver_and_node_down_reject_bad_input)
 {
     uint32_t nb = xnode(rtB, rtA, 0);
@@ -1589,6 +1623,7 @@ static Suite *remote_suite(void)
     tcase_add_test(ts, test_spawn_remote_node_down_before_reply_lands);
     tcase_add_test(ts, test_spawn_local_same_path);
     tcase_add_test(ts, test_deliver_rejects_bad_spawn);
+    tcase_add_test(ts, test_deliver_held_wakes_at_flush);
     suite_add_tcase(s, ts);
     return s;
 }

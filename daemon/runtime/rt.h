@@ -240,6 +240,24 @@ void gr_rt_set_node_monitor(girder_rt *rt, gr_rt_node_monitor_fn fn, void *ud);
  * broken connection). Any thread; never blocks, never calls the hook. */
 int gr_rt_remote_deliver(girder_rt *rt, gr_rt_remote_sig *sig);
 
+/* Wake-ups held back by one thread: a bit per scheduler that a delivery found
+ * asleep and that is still to be woken. Zero-initialise; owned by the thread
+ * that fills it. */
+typedef struct gr_rt_wakes {
+    uint64_t bits[(GR_RT_SCHED_MAX + 64) / 64];
+} gr_rt_wakes;
+
+/* gr_rt_remote_deliver, but a sleeping destination scheduler is not woken
+ * here: it is noted in *held, and stays asleep - with anything else pushed to
+ * it meanwhile - until gr_rt_wakes_flush(rt, held), which the caller must call
+ * soon (the dist thread: after each received chunk, so that a batch of
+ * messages costs one wake-up, not one per message). held == NULL: wake at
+ * once. */
+int gr_rt_remote_deliver_held(girder_rt *rt, gr_rt_remote_sig *sig, gr_rt_wakes *held);
+
+/* Wake every scheduler noted in *held and clear it. Any thread. */
+void gr_rt_wakes_flush(girder_rt *rt, gr_rt_wakes *held);
+
 /* Node index `node` went down (connection lost, left, or restarted with a new
  * creation). Asynchronously (one signal per scheduler, each ahead of every
  * signal handed over after this call): every local link to a pid of that node

@@ -257,6 +257,10 @@ void gr_sched_deliver(gr_sched *s, gr_sig *sig);
 void gr_sched_local(gr_sched *s, gr_sig *sig);
 /* Push from any thread; wakes the scheduler if it may sleep. */
 void gr_sched_push(gr_sched *s, gr_sig *sig);
+/* gr_sched_push; a wake-up it owes is noted in *held instead (NULL: now). */
+void gr_sched_push_held(gr_sched *s, gr_sig *sig, gr_rt_wakes *held);
+/* Write s's wake-up eventfd (the caller won the exchange of s->sleeping). */
+void gr_sched_wake(gr_sched *s);
 /* Put p on the run queue if it is not there (owner thread). */
 void gr_sched_ready(gr_sched *s, gr_proc *p);
 girder_ref gr_sched_make_ref(gr_sched *s);

@@ -81,19 +81,36 @@ void gr_sched_local(gr_sched *s, gr_sig *sig)
     s->localq_tail = sig;
 }
 
-void gr_sched_push(gr_sched *s, gr_sig *sig)
+void gr_sched_wake(gr_sched *s)
+{
+    uint64_t one = 1;
+
+    atomic_fetch_add_explicit(&s->rt->wakeups, 1, memory_order_relaxed);
+    if (write(s->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN) {
+        gr_error("sched", "wake of scheduler %u failed: %s", s->idx, strerror(errno));
+    }
+}
+
+void gr_sched_push_held(gr_sched *s, gr_sig *sig, gr_rt_wakes *held)
 {
     gr_inbox_push(&s->inbox, sig);
     atomic_thread_fence(memory_order_seq_cst);
     if (atomic_load_explicit(&s->sleeping, memory_order_relaxed) &&
         atomic_exchange(&s->sleeping, 0)) {
-        uint64_t one = 1;
-
-        atomic_fetch_add_explicit(&s->rt->wakeups, 1, memory_order_relaxed);
-        if (write(s->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN) {
-            gr_error("sched", "wake of scheduler %u failed: %s", s->idx, strerror(errno));
+        /* we won the exchange: the wake-up is ours to make, now or at the
+         * holder's flush (a push by anyone else meanwhile sees sleeping == 0
+         * and relies on it) */
+        if (held != NULL) {
+            held->bits[s->idx / 64] |= 1ull << (s->idx % 64);
+        } else {
+            gr_sched_wake(s);
         }
     }
+}
+
+void gr_sched_push(gr_sched *s, gr_sig *sig)
+{
+    gr_sched_push_held(s, sig, NULL);
 }
 
 girder_ref gr_sched_make_ref(gr_sched *s)
