@@ -27,8 +27,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define BATCH_KEEP (256u << 10) /* buffers above this are freed on reset */
-#define BATCH_MIN 4096u         /* first allocation */
+/* Buffers above this are freed on reset. A bulk lane's record (the daemon
+ * seals at 256 KiB, so up to that plus one frame) stays below it: a stream of
+ * 64 KiB messages reuses one buffer instead of growing one from 4 KiB per
+ * record. */
+#define BATCH_KEEP (512u << 10)
+#define BATCH_MIN 4096u /* first allocation */
 
 int gr_frame_limits_resolve(const gr_limits *in, gr_limits *ret_lim)
 {
@@ -70,17 +74,29 @@ int gr_batch_new(const gr_limits *lim, gr_batch **ret_b)
     return 0;
 }
 
+static void release_refs(gr_batch *b)
+{
+    for (size_t i = 0; i < b->nrefs; i++) {
+        b->release(b->refs[i].owner);
+    }
+    b->nrefs = 0;
+}
+
 void gr_batch_free(gr_batch *b)
 {
     if (b == NULL) {
         return;
     }
+    release_refs(b);
+    free(b->refs);
+    free(b->obuf);
     free(b->buf);
     free(b);
 }
 
 void gr_batch_reset(gr_batch *b)
 {
+    release_refs(b);
     b->len = 0;
     b->count = 0;
     b->sealed = 0;
@@ -88,6 +104,11 @@ void gr_batch_reset(gr_batch *b)
         free(b->buf);
         b->buf = NULL;
         b->cap = 0;
+    }
+    if (b->ocap > BATCH_KEEP) {
+        free(b->obuf);
+        b->obuf = NULL;
+        b->ocap = 0;
     }
 }
 
@@ -174,6 +195,46 @@ int gr_batch_add_packed2(gr_batch *b, const void *head, size_t head_len, const v
     if (tail_len > 0) {
         memcpy(at + GR_FRAME_HDR + head_len, tail, tail_len);
     }
+    b->len += GR_FRAME_HDR + len;
+    b->count++;
+    return 0;
+}
+
+int gr_batch_add_packed_ref(gr_batch *b, const void *head, size_t head_len, const void *tail,
+                            size_t tail_len, gr_batch_release_fn release, void *owner)
+{
+    size_t len = head_len + tail_len;
+    gr_batch_ref *ref;
+    uint8_t *at;
+    int r;
+
+    if (release == NULL || (b->nrefs > 0 && release != b->release)) {
+        return -EINVAL;
+    }
+    if ((r = reserve(b, len)) < 0) {
+        return r;
+    }
+    if (b->nrefs == b->refs_cap) {
+        size_t cap = b->refs_cap ? 2 * b->refs_cap : 8;
+        gr_batch_ref *p = realloc(b->refs, cap * sizeof(*p));
+
+        if (p == NULL) {
+            return -ENOMEM;
+        }
+        b->refs = p;
+        b->refs_cap = cap;
+    }
+    at = b->buf + GR_RECORD_HDR + b->len;
+    gr_wire_put_be32(at, (uint32_t)len);
+    if (head_len > 0) {
+        memcpy(at + GR_FRAME_HDR, head, head_len);
+    }
+    ref = &b->refs[b->nrefs++];
+    ref->off = b->len + GR_FRAME_HDR + head_len;
+    ref->len = tail_len;
+    ref->p = tail;
+    ref->owner = owner;
+    b->release = release;
     b->len += GR_FRAME_HDR + len;
     b->count++;
     return 0;

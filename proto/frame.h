@@ -71,13 +71,27 @@ int gr_batch_add_packed(gr_batch *b, const void *frame, size_t len);
 int gr_batch_add_packed2(gr_batch *b, const void *head, size_t head_len, const void *tail,
                          size_t tail_len);
 
+/* Releases a reference held by a batch (gr_batch_add_packed_ref). */
+typedef void (*gr_batch_release_fn)(void *owner);
+
+/* gr_batch_add_packed2, but the tail is referenced, not copied: sealing
+ * encrypts it from where it is, which saves a pass over it (a message payload
+ * is then read once, by the cipher). tail must stay valid and unchanged until
+ * the batch releases it: on success the batch takes over the caller's
+ * reference `owner` and calls release(owner) once, at the next gr_batch_reset
+ * or gr_batch_free (sealed or not). On error the caller keeps it. Errors as
+ * gr_batch_add, or -EINVAL (release NULL). */
+int gr_batch_add_packed_ref(gr_batch *b, const void *head, size_t head_len, const void *tail,
+                            size_t tail_len, gr_batch_release_fn release, void *owner);
+
 /* Number of frames in the open (unsealed) batch; 0 after a seal or reset. */
 size_t gr_batch_count(const gr_batch *b);
 
 /* Plaintext bytes in the open batch (prefixes included); 0 after a seal or reset. */
 size_t gr_batch_size(const gr_batch *b);
 
-/* Drop the batch's frames (or sealed record) and give a large buffer back. */
+/* Drop the batch's frames (or sealed record), release its referenced tails
+ * and give a large buffer back. */
 void gr_batch_reset(gr_batch *b);
 
 /* Decode one frame from buf[0..len) (as yielded by gr_record_next) and check it

@@ -761,6 +761,112 @@ START_TEST(record_cipher_is_rfc7253)
 }
 END_TEST
 
+static int released; /* release_count's calls */
+
+static void release_count(void *owner)
+{
+    ck_assert_ptr_nonnull(owner);
+    released++;
+}
+
+static void release_other(void *owner)
+{
+    (void)owner;
+}
+
+/* Open the one record rec[0..len) with rx; its frames must be n_hb heartbeats
+ * and, in order, head/body frames of the sizes in tails[0..n). */
+static void open_mixed(gr_record_rx *rx, const uint8_t *rec, size_t len, const size_t *tails,
+                       size_t n, const uint8_t *body)
+{
+    const uint8_t *fr;
+    size_t flen, used = 0, k = 0;
+    int r;
+
+    ck_assert_int_eq(gr_record_feed(rx, rec, len, &used), 0);
+    ck_assert_uint_eq(used, len);
+    while ((r = gr_record_next(rx, &fr, &flen)) == 1) {
+        if (flen >= 1 && fr[0] >= 0x30 && fr[0] < 0x30 + n && k < n) {
+            size_t hl = flen - tails[k];
+
+            ck_assert_int_eq(fr[0], 0x30 + (int)k);
+            ck_assert_mem_eq(fr + hl, body, tails[k]);
+            k++;
+        }
+    }
+    ck_assert_int_eq(r, 0);
+    ck_assert_uint_eq(k, n);
+}
+
+/* Tails referenced by the batch seal to the same record as copied ones, for
+ * tails that start and end at any offset of a cipher block, between copied
+ * frames and back to back; each reference is released once, at reset or free,
+ * and none on a failed add. */
+START_TEST(referenced_tails_seal_like_copies)
+{
+    static const size_t tails[] = {4096, 1, 65536 + 7, 15, 17, 100000};
+    uint8_t *body = malloc(100000), head[40];
+    gr_record_tx *t1, *t2;
+    gr_record_rx *rx;
+    gr_batch *copy, *ref;
+    gr_limits lim = {GR_FRAME_MAX_DEFAULT, 0};
+    const uint8_t *r1, *r2;
+    size_t l1, l2;
+    int expect_refs = 0;
+
+    ck_assert_ptr_nonnull(body);
+    for (size_t i = 0; i < 100000; i++) {
+        body[i] = (uint8_t)(i * 13 + 5);
+    }
+    ck_assert_int_eq(gr_record_tx_new(cipher, KEY_A, &t1), 0);
+    ck_assert_int_eq(gr_record_tx_new(cipher, KEY_A, &t2), 0);
+    ck_assert_int_eq(gr_batch_new(&lim, &copy), 0);
+    ck_assert_int_eq(gr_batch_new(&lim, &ref), 0);
+    ck_assert_int_eq(gr_record_rx_new(cipher, KEY_A, &lim, &rx), 0);
+    released = 0;
+    for (int round = 0; round < 2; round++) {
+        for (size_t i = 0; i < sizeof(tails) / sizeof(tails[0]); i++) {
+            size_t hl = 3 + (i * 5 + (size_t)round) % sizeof(head);
+
+            memset(head, (int)(0x30 + i), hl);
+            if (i % 2 == 0) { /* a copied frame between the referenced ones */
+                ck_assert_int_eq(add_heartbeat(copy, i), 0);
+                ck_assert_int_eq(add_heartbeat(ref, i), 0);
+            }
+            ck_assert_int_eq(gr_batch_add_packed2(copy, head, hl, body, tails[i]), 0);
+            ck_assert_int_eq(
+                gr_batch_add_packed_ref(ref, head, hl, body, tails[i], release_count, body), 0);
+            expect_refs++;
+        }
+        ck_assert_uint_eq(gr_batch_size(copy), gr_batch_size(ref));
+        ck_assert_int_eq(gr_record_seal(t1, copy, &r1, &l1), 0);
+        ck_assert_int_eq(gr_record_seal(t2, ref, &r2, &l2), 0);
+        ck_assert_uint_eq(l1, l2);
+        ck_assert_mem_eq(r1, r2, l1);
+        ck_assert_int_eq(released, round == 0 ? 0 : expect_refs - 6); /* held until reset */
+        open_mixed(rx, r2, l2, tails, sizeof(tails) / sizeof(tails[0]), body);
+        gr_batch_reset(copy);
+        gr_batch_reset(ref);
+        ck_assert_int_eq(released, expect_refs);
+    }
+    /* a failed add keeps nothing; a mismatched release function is refused */
+    ck_assert_int_eq(
+        gr_batch_add_packed_ref(ref, head, 4, body, GR_FRAME_MAX_DEFAULT, release_count, body),
+        GR_EFRAMETOOBIG);
+    ck_assert_int_eq(gr_batch_add_packed_ref(ref, head, 4, body, 10, NULL, body), -EINVAL);
+    ck_assert_int_eq(gr_batch_add_packed_ref(ref, head, 4, body, 10, release_count, body), 0);
+    ck_assert_int_eq(gr_batch_add_packed_ref(ref, head, 4, body, 10, release_other, body), -EINVAL);
+    ck_assert_int_eq(released, expect_refs);
+    gr_batch_free(ref); /* unsealed: released at free */
+    ck_assert_int_eq(released, expect_refs + 1);
+    gr_batch_free(copy);
+    gr_record_tx_free(t1);
+    gr_record_tx_free(t2);
+    gr_record_rx_free(rx);
+    free(body);
+}
+END_TEST
+
 /* A pid or ref ext's bytes; returns the length. */
 static size_t pack_id_bytes(int type, const char *node, uint32_t creation, uint64_t id,
                             uint8_t *out)
@@ -929,6 +1035,7 @@ static TCase *record_case(const char *name, void (*setup)(void))
     tcase_add_test(tc, malformed_plaintext);
     tcase_add_test(tc, undecodable_frame);
     tcase_add_test(tc, large_record_buffer_released);
+    tcase_add_test(tc, referenced_tails_seal_like_copies);
     return tc;
 }
 

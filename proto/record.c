@@ -151,6 +151,19 @@ static int aead_run(gr_aead *a, int enc, uint64_t counter, const uint8_t *hdr, u
                ? 0
                : GR_ECRYPTO;
 }
+
+/* libsodium has no streaming AEAD: the referenced tails are copied into their
+ * room and the batch is sealed in place. */
+static int seal_refs(gr_aead *a, uint64_t counter, gr_batch *b, uint8_t **ret_buf)
+{
+    uint8_t *buf = b->buf;
+
+    for (size_t i = 0; i < b->nrefs; i++) {
+        memcpy(buf + GR_RECORD_HDR + b->refs[i].off, b->refs[i].p, b->refs[i].len);
+    }
+    *ret_buf = buf;
+    return aead_run(a, 1, counter, buf, buf + GR_RECORD_HDR, b->len, buf + GR_RECORD_HDR + b->len);
+}
 #else
 /* AES-128-OCB: only with AES instructions (design notes). */
 static bool aead_fast(int cipher)
@@ -236,6 +249,69 @@ static int aead_run(gr_aead *a, int enc, uint64_t counter, const uint8_t *hdr, u
     }
     return 0;
 }
+
+/* One EVP update of src[0..len) into out at *io_w. */
+static int seal_piece(EVP_CIPHER_CTX *ctx, uint8_t *out, size_t *io_w, const uint8_t *src,
+                      size_t len)
+{
+    int n = 0;
+
+    if (len == 0) {
+        return 0;
+    }
+    if (len > INT_MAX || EVP_EncryptUpdate(ctx, out + *io_w, &n, src, (int)len) != 1) {
+        return GR_ECRYPTO;
+    }
+    *io_w += (size_t)n;
+    return 0;
+}
+
+/* Seal a batch with referenced tails out of place, into b->obuf (the layout of
+ * frame_int.h): the plaintext is read from buf and from each tail in turn, so
+ * a tail is read once, by the cipher, and never copied. Output is contiguous:
+ * what a cipher holds back of a partial block comes out with the next piece. */
+static int seal_refs(gr_aead *a, uint64_t counter, gr_batch *b, uint8_t **ret_buf)
+{
+    EVP_CIPHER_CTX *ctx = (EVP_CIPHER_CTX *)a;
+    size_t need = GR_RECORD_HDR + b->len + GR_RECORD_TAG, pos = 0, w = 0;
+    uint8_t nonce[NONCE_BYTES], *out, *plain = b->buf + GR_RECORD_HDR;
+    int n = 0, r;
+
+    if (need > b->ocap) {
+        uint8_t *p = realloc(b->obuf, need);
+
+        if (p == NULL) {
+            return -ENOMEM;
+        }
+        b->obuf = p;
+        b->ocap = need;
+    }
+    memcpy(b->obuf, b->buf, GR_RECORD_HDR); /* the length, written by the caller */
+    out = b->obuf + GR_RECORD_HDR;
+    make_nonce(nonce, counter);
+    if (EVP_CipherInit_ex(ctx, NULL, NULL, NULL, nonce, 1) != 1 ||
+        EVP_CipherUpdate(ctx, NULL, &n, b->obuf, GR_RECORD_HDR) != 1) {
+        return GR_ECRYPTO;
+    }
+    for (size_t i = 0; i < b->nrefs; i++) {
+        const gr_batch_ref *ref = &b->refs[i];
+
+        if ((r = seal_piece(ctx, out, &w, plain + pos, ref->off - pos)) < 0 ||
+            (r = seal_piece(ctx, out, &w, ref->p, ref->len)) < 0) {
+            return r;
+        }
+        pos = ref->off + ref->len;
+    }
+    if ((r = seal_piece(ctx, out, &w, plain + pos, b->len - pos)) < 0) {
+        return r;
+    }
+    if (EVP_EncryptFinal_ex(ctx, out + w, &n) != 1 || w + (size_t)n != b->len ||
+        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, GR_RECORD_TAG, out + b->len) != 1) {
+        return GR_ECRYPTO;
+    }
+    *ret_buf = b->obuf;
+    return 0;
+}
 #endif
 
 bool gr_record_cipher_fast(int cipher)
@@ -308,8 +384,13 @@ int gr_record_seal(gr_record_tx *tx, gr_batch *b, const uint8_t **ret_rec, size_
     }
     buf = b->buf;
     gr_wire_put_be32(buf, (uint32_t)(b->len + GR_RECORD_TAG));
-    if ((r = aead_run(tx->ctx, 1, tx->counter, buf, buf + GR_RECORD_HDR, b->len,
-                      buf + GR_RECORD_HDR + b->len)) < 0) {
+    if (b->nrefs > 0) {
+        r = seal_refs(tx->ctx, tx->counter, b, &buf);
+    } else {
+        r = aead_run(tx->ctx, 1, tx->counter, buf, buf + GR_RECORD_HDR, b->len,
+                     buf + GR_RECORD_HDR + b->len);
+    }
+    if (r < 0) {
         return r;
     }
     tx->counter++;

@@ -67,10 +67,11 @@ int gr_record_tx_new(int cipher, const uint8_t key[GR_KEY_BYTES], gr_record_tx *
 /* Wipe the key and free. NULL-safe. */
 void gr_record_tx_free(gr_record_tx *tx);
 
-/* Seal batch `b` in place into one record and point *ret_rec / *ret_len at it
- * (inside b's buffer; valid until the next gr_batch_add, gr_batch_reset or
- * gr_batch_free on b). An empty batch seals to an empty record (20 bytes), which
- * a receiver accepts. Returns 0, -EINVAL if b is already sealed, or GR_ECRYPTO
+/* Seal batch `b` into one record and point *ret_rec / *ret_len at it (inside
+ * the batch: in place, or in a second buffer when it holds referenced tails;
+ * valid until the next gr_batch_add, gr_batch_reset or gr_batch_free on b).
+ * An empty batch seals to an empty record (20 bytes), which a receiver
+ * accepts. Returns 0, -EINVAL if b is already sealed, -ENOMEM, or GR_ECRYPTO
  * when the 2^64 record counter is spent (outputs untouched on error). */
 int gr_record_seal(gr_record_tx *tx, gr_batch *b, const uint8_t **ret_rec, size_t *ret_len);
 

@@ -590,13 +590,41 @@ static int seal_lane(dist_conn *c, gr_batch *b);
  * record is full is sealed and written first, then the frame starts the next
  * record; a lane that reaches DIST_RECORD_SOFT is sealed and written at once.
  * 0 (frames_out counted) or the batch's error. */
-static int lane_add(dist_conn *c, gr_batch *b, const Girder__Frame *f, const void *frame,
-                    size_t len, const void *tail, size_t tail_len)
+static void msg_release(void *m)
 {
-    int r = f ? gr_batch_add(b, f) : gr_batch_add_packed2(b, frame, len, tail, tail_len);
+    girder_msg_unref(m);
+}
+
+/* One frame into b: f, or frame[0..len) then tail[0..tail_len). A tail of at
+ * least DIST_TAIL_REF bytes that tail_msg holds is referenced, not copied:
+ * the batch keeps a reference to the message until the record is written, and
+ * the seal encrypts the payload straight from it (proto/record.c). */
+static int batch_put(gr_batch *b, const Girder__Frame *f, const void *frame, size_t len,
+                     const void *tail, size_t tail_len, girder_msg *tail_msg)
+{
+    int r;
+
+    if (f) {
+        return gr_batch_add(b, f);
+    }
+    if (tail_msg == NULL || tail_len < DIST_TAIL_REF) {
+        return gr_batch_add_packed2(b, frame, len, tail, tail_len);
+    }
+    r = gr_batch_add_packed_ref(b, frame, len, tail, tail_len, msg_release,
+                                girder_msg_ref(tail_msg));
+    if (r < 0) {
+        girder_msg_unref(tail_msg);
+    }
+    return r;
+}
+
+static int lane_add(dist_conn *c, gr_batch *b, const Girder__Frame *f, const void *frame,
+                    size_t len, const void *tail, size_t tail_len, girder_msg *tail_msg)
+{
+    int r = batch_put(b, f, frame, len, tail, tail_len, tail_msg);
 
     if (r == -ENOBUFS && (r = seal_lane(c, b)) == 0) {
-        r = f ? gr_batch_add(b, f) : gr_batch_add_packed2(b, frame, len, tail, tail_len);
+        r = batch_put(b, f, frame, len, tail, tail_len, tail_msg);
     }
     if (r < 0) {
         return r;
@@ -617,23 +645,23 @@ static void queued(dist_conn *c)
 }
 
 int gr_dist_conn_add_bulk(dist_conn *c, const void *frame, size_t len, const void *tail,
-                          size_t tail_len)
+                          size_t tail_len, girder_msg *tail_msg)
 {
-    return lane_add(c, c->bulk, NULL, frame, len, tail, tail_len);
+    return lane_add(c, c->bulk, NULL, frame, len, tail, tail_len, tail_msg);
 }
 
 int gr_dist_conn_add_bulk_frame(dist_conn *c, const Girder__Frame *f)
 {
-    return lane_add(c, c->bulk, f, NULL, 0, NULL, 0);
+    return lane_add(c, c->bulk, f, NULL, 0, NULL, 0, NULL);
 }
 
 int gr_dist_conn_send_packed(dist_conn *c, const void *frame, size_t len, bool ctrl)
 {
-    return gr_dist_conn_send_packed2(c, frame, len, NULL, 0, ctrl);
+    return gr_dist_conn_send_packed2(c, frame, len, NULL, 0, NULL, ctrl);
 }
 
 int gr_dist_conn_send_packed2(dist_conn *c, const void *frame, size_t len, const void *tail,
-                              size_t tail_len, bool ctrl)
+                              size_t tail_len, girder_msg *tail_msg, bool ctrl)
 {
     int r;
 
@@ -643,7 +671,8 @@ int gr_dist_conn_send_packed2(dist_conn *c, const void *frame, size_t len, const
     if (len + tail_len > c->peer.limits.max_frame) {
         return GR_EFRAMETOOBIG;
     }
-    if ((r = lane_add(c, ctrl ? c->ctrl : c->bulk, NULL, frame, len, tail, tail_len)) < 0) {
+    if ((r = lane_add(c, ctrl ? c->ctrl : c->bulk, NULL, frame, len, tail, tail_len, tail_msg)) <
+        0) {
         gr_dist_conn_close(c, r, NULL);
         return r;
     }
@@ -658,7 +687,7 @@ int gr_dist_conn_send(dist_conn *c, const Girder__Frame *f, bool ctrl)
     if (c->state != CONN_UP || c->bev == NULL) {
         return GR_ENOCONN;
     }
-    if ((r = lane_add(c, ctrl ? c->ctrl : c->bulk, f, NULL, 0, NULL, 0)) == GR_EFRAMETOOBIG) {
+    if ((r = lane_add(c, ctrl ? c->ctrl : c->bulk, f, NULL, 0, NULL, 0, NULL)) == GR_EFRAMETOOBIG) {
         return r;
     }
     if (r < 0) {

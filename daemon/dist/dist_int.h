@@ -37,13 +37,14 @@
 
 /* How long the loop keeps polling after its last work before it blocks. */
 #define DIST_SPIN_US 100
-#define DIST_SIGQ_INLINE 4096u           /* signal frames up to this are copied into the queue */
-#define DIST_RECORD_SOFT (256u << 10)    /* a lane this full is sealed at once (conn.c) */
-#define DIST_READ_CHUNK (256u << 10)     /* one recv on an UP link reads at most this */
-#define DIST_READ_BUDGET (4u << 20)      /* bytes one link reads per wakeup, at most */
-#define DIST_LARGE_MIN (1u << 20)        /* signals this big take the large lane */
-#define DIST_LARGE_CHUNK (256u << 10)    /* fragment size: at most this per flush */
-#define DIST_LARGE_OUT_HIGH (1u << 20)   /* no next chunk while this much is unsent */
+#define DIST_SIGQ_INLINE 4096u         /* signal frames up to this are copied into the queue */
+#define DIST_TAIL_REF 4096u            /* payloads this big are sealed from the message (conn.c) */
+#define DIST_RECORD_SOFT (256u << 10)  /* a lane this full is sealed at once (conn.c) */
+#define DIST_READ_CHUNK (256u << 10)   /* one recv on an UP link reads at most this */
+#define DIST_READ_BUDGET (4u << 20)    /* bytes one link reads per wakeup, at most */
+#define DIST_LARGE_MIN (1u << 20)      /* signals this big take the large lane */
+#define DIST_LARGE_CHUNK (256u << 10)  /* fragment size: at most this per flush */
+#define DIST_LARGE_OUT_HIGH (1u << 20) /* no next chunk while this much is unsent */
 #define DIST_LARGE_INFLIGHT (512u << 10) /* no next chunk while this much is unacknowledged */
 #define DIST_LARGE_MAX (1024u << 20)     /* largest reassembled frame (1 GiB) */
 #define GR_DIST_NODES_MAX 4096           /* = the runtime's node table (GR_NODES_MAX) */
@@ -379,12 +380,12 @@ int gr_dist_conn_send_packed(dist_conn *c, const void *frame, size_t len, bool c
 
 /* The same for a frame in two pieces: frame[0..len) then tail[0..tail_len). */
 int gr_dist_conn_send_packed2(dist_conn *c, const void *frame, size_t len, const void *tail,
-                              size_t tail_len, bool ctrl);
+                              size_t tail_len, girder_msg *tail_msg, bool ctrl);
 
 /* Add a packed frame (in one or two pieces) / a frame to c's bulk batch during
  * a flush (sealing a full batch first). 0 or an error (close c). */
 int gr_dist_conn_add_bulk(dist_conn *c, const void *frame, size_t len, const void *tail,
-                          size_t tail_len);
+                          size_t tail_len, girder_msg *tail_msg);
 int gr_dist_conn_add_bulk_frame(dist_conn *c, const Girder__Frame *f);
 
 /* ---- large.c ------------------------------------------------------------------- */

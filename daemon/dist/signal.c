@@ -303,7 +303,7 @@ bool gr_dist_signal_cmd(gr_dist *d, dist_cmd *cmd)
     } else {
         r = gr_dist_conn_send_packed2(c, cmd->data, cmd->head_len,
                                       cmd->payload ? girder_msg_data(cmd->payload) : NULL,
-                                      cmd->len - cmd->head_len, false);
+                                      cmd->len - cmd->head_len, cmd->payload, false);
     }
     if (r < 0) {
         DIST_CTR_ADD(d, signals_lost, 1);
@@ -331,7 +331,7 @@ int gr_dist_cmd_add_bulk(dist_conn *c, const dist_cmd *cmd)
 {
     return gr_dist_conn_add_bulk(c, cmd->data, cmd->head_len,
                                  cmd->payload ? girder_msg_data(cmd->payload) : NULL,
-                                 cmd->len - cmd->head_len);
+                                 cmd->len - cmd->head_len, cmd->payload);
 }
 
 void gr_dist_signal_packed(gr_dist *d, uint32_t node_idx, girder_pid from, const uint8_t *frame,
