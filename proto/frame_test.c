@@ -12,6 +12,7 @@
 #include "proto/record_int.h"
 #include "proto/sigframe.h"
 #include "proto/term.h"
+#include "proto/wire_int.h"
 
 #include <check.h>
 #include <openssl/evp.h>
@@ -885,6 +886,183 @@ static size_t pack_id_bytes(int type, const char *node, uint32_t creation, uint6
     return n;
 }
 
+/* A test sink: malloc'd buffers, counted. */
+typedef struct test_sink {
+    int allocs, drops, refuse;
+} test_sink;
+
+static void *ts_alloc(void *ud, size_t len, uint8_t **ret_dst)
+{
+    test_sink *t = ud;
+    uint8_t *p;
+
+    if (t->refuse) {
+        return NULL;
+    }
+    p = malloc(len);
+    ck_assert_ptr_nonnull(p);
+    t->allocs++;
+    *ret_dst = p;
+    return p;
+}
+
+static void ts_drop(void *ud, void *handle)
+{
+    test_sink *t = ud;
+
+    t->drops++;
+    free(handle);
+}
+
+/* A canonical Signal frame to "sink" carrying a bin 32 term of n bytes in all
+ * (pattern from seed), appended to b. */
+static void add_sig(gr_batch *b, size_t n, unsigned seed, uint8_t *payload)
+{
+    uint8_t from[64], *out = malloc(n + 512);
+    gr_sigframe w = {0};
+    size_t fl;
+
+    ck_assert_ptr_nonnull(out);
+    payload[0] = 0xc6;
+    gr_wire_put_be32(payload + 1, (uint32_t)(n - 5));
+    for (size_t i = 5; i < n; i++) {
+        payload[i] = (uint8_t)(i * 31 + seed);
+    }
+    w.from_len = pack_id_bytes(GR_TERM_EXT_PID, "a@h", 7, 1000 + seed, from);
+    w.from = from;
+    w.to_name = "sink";
+    w.to_name_len = 4;
+    w.payload = payload;
+    w.payload_len = n;
+    fl = gr_sigframe_pack(&w, out);
+    ck_assert_int_eq(gr_batch_add_packed(b, out, fl), 0);
+    free(out);
+}
+
+/* With a sink, each Signal payload of at least sink.min bytes comes out in a
+ * sink buffer, byte for byte, with the frame's head; smaller ones and other
+ * frames come out in place, in order. A record that fails authentication hands
+ * out nothing and gives every buffer back; a sink that refuses leaves the
+ * payloads in place. */
+START_TEST(sink_takes_big_payloads)
+{
+    static const size_t sizes[] = {4095, 4096, 4097, 65536 + 3, 100, 20013, 4096 + 15};
+    enum { NS = sizeof(sizes) / sizeof(sizes[0]) };
+    uint8_t *pay[NS];
+    test_sink t = {0};
+    gr_record_sink sk = {4096, ts_alloc, ts_drop, &t};
+    gr_limits lim = {GR_FRAME_MAX_DEFAULT, 0};
+    gr_record_tx *tx;
+    gr_record_rx *rx;
+    gr_batch *b;
+    uint8_t *stream = NULL;
+    size_t len = 0;
+
+    for (int i = 0; i < NS; i++) {
+        pay[i] = malloc(sizes[i]);
+        ck_assert_ptr_nonnull(pay[i]);
+    }
+    ck_assert_int_eq(gr_record_tx_new(cipher, KEY_A, &tx), 0);
+    ck_assert_int_eq(gr_record_rx_new(cipher, KEY_A, &lim, &rx), 0);
+    ck_assert_int_eq(gr_record_rx_set_sink(rx, NULL), -EINVAL);
+    sk.min = 0;
+    ck_assert_int_eq(gr_record_rx_set_sink(rx, &sk), -EINVAL);
+    sk.min = 4096;
+    ck_assert_int_eq(gr_record_rx_set_sink(rx, &sk), 0);
+    ck_assert_int_eq(gr_batch_new(&lim, &b), 0);
+    /* record 1: all of them, heartbeats between; record 2: the same, sealed
+     * after a refusal is set up; record 3: tampered */
+    for (int rec = 0; rec < 3; rec++) {
+        for (int i = 0; i < NS; i++) {
+            ck_assert_int_eq(add_heartbeat(b, (uint64_t)i), 0);
+            add_sig(b, sizes[i], (unsigned)(i + rec), pay[i]);
+        }
+        ck_assert_int_eq(add_heartbeat(b, 99), 0);
+        seal_into(tx, b, &stream, &len);
+    }
+    for (int rec = 0; rec < 3; rec++) {
+        size_t rlen = 4 + gr_wire_get_be32(stream), used = 0, k = 0;
+        const uint8_t *fr;
+        size_t flen;
+        gr_record_payload pl;
+        int r, redirected = 0;
+
+        t.refuse = rec == 1;
+        if (rec == 2) {
+            stream[rlen / 2] ^= 0x40; /* somewhere in the payloads */
+            ck_assert_int_eq(gr_record_feed(rx, stream, rlen, &used), GR_ECRYPTO);
+            ck_assert_int_eq(t.allocs, t.drops); /* all given back */
+            ck_assert_int_eq(gr_record_next2(rx, &fr, &flen, &pl), GR_ECRYPTO);
+            break;
+        }
+        ck_assert_int_eq(gr_record_feed(rx, stream, rlen, &used), 0);
+        ck_assert_uint_eq(used, rlen);
+        while ((r = gr_record_next2(rx, &fr, &flen, &pl)) == 1) {
+            gr_sigframe v;
+            int i = (int)(k / 2);
+
+            if (k % 2 == 0 || k == 2 * NS) { /* the heartbeats */
+                ck_assert_ptr_null(pl.handle);
+                k++;
+                continue;
+            }
+            if (pl.handle != NULL) {
+                ck_assert_int_eq(gr_sigframe_view_split(fr, flen, pl.data, pl.len, &v), 1);
+                redirected++;
+                ck_assert_uint_ge(sizes[i], 4096);
+            } else {
+                ck_assert_int_eq(gr_sigframe_view(fr, flen, &v), 1);
+                ck_assert(sizes[i] < 4096 || t.refuse);
+            }
+            ck_assert_uint_eq(v.payload_len, sizes[i]);
+            for (size_t j = 5; j < sizes[i]; j++) {
+                if (v.payload[j] != (uint8_t)(j * 31 + (unsigned)(i + rec))) {
+                    ck_abort_msg("payload %d byte %zu differs", i, j);
+                }
+            }
+            if (pl.handle != NULL) {
+                ts_drop(&t, pl.handle); /* the consumer's now */
+            }
+            k++;
+        }
+        ck_assert_int_eq(r, 0);
+        ck_assert_uint_eq(k, 2 * NS + 1);
+        ck_assert_int_eq(redirected, rec == 0 ? 5 : 0);
+        ck_assert_int_eq(t.allocs, t.drops);
+        memmove(stream, stream + rlen, len - rlen);
+        len -= rlen;
+    }
+    /* frames of a sink's record need gr_record_next2 */
+    gr_batch_reset(b);
+    add_sig(b, 5000, 1, pay[3]);
+    gr_record_rx_free(rx);
+    ck_assert_int_eq(gr_record_rx_new(cipher, KEY_A, &lim, &rx), 0);
+    ck_assert_int_eq(gr_record_rx_set_sink(rx, &sk), 0);
+    t.refuse = 0;
+    {
+        gr_record_tx *tx2;
+        const uint8_t *rec, *fr;
+        size_t rl, used, flen;
+        int allocs = t.allocs;
+
+        ck_assert_int_eq(gr_record_tx_new(cipher, KEY_A, &tx2), 0);
+        ck_assert_int_eq(gr_record_seal(tx2, b, &rec, &rl), 0);
+        ck_assert_int_eq(gr_record_feed(rx, rec, rl, &used), 0);
+        ck_assert_int_eq(t.allocs, allocs + 1);
+        ck_assert_int_eq(gr_record_next(rx, &fr, &flen), -EINVAL);
+        ck_assert_int_eq(t.allocs, t.drops); /* the failure gave it back */
+        gr_record_tx_free(tx2);
+    }
+    gr_batch_free(b);
+    gr_record_rx_free(rx);
+    gr_record_tx_free(tx);
+    for (int i = 0; i < NS; i++) {
+        free(pay[i]);
+    }
+    free(stream);
+}
+END_TEST
+
 /* A signal with every field set, through protobuf-c. */
 static size_t pb_signal(Girder__Signal *sg, uint8_t **ret)
 {
@@ -1036,6 +1214,7 @@ static TCase *record_case(const char *name, void (*setup)(void))
     tcase_add_test(tc, undecodable_frame);
     tcase_add_test(tc, large_record_buffer_released);
     tcase_add_test(tc, referenced_tails_seal_like_copies);
+    tcase_add_test(tc, sink_takes_big_payloads);
     return tc;
 }
 

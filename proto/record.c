@@ -39,6 +39,7 @@
 #include "proto/err.h"
 #include "proto/frame_int.h"
 #include "proto/record_int.h"
+#include "proto/sigframe.h"
 #include "proto/wire_int.h"
 
 #include <errno.h>
@@ -75,6 +76,18 @@ struct gr_record_tx {
     uint64_t counter; /* nonce of the next record */
 };
 
+/* A Signal frame of the open record whose payload went to the sink: its
+ * plaintext [p, q) is in dst, of which [m0, m1) was decrypted there directly
+ * and the rest in place (copied over once the tag is checked). */
+typedef struct rx_redirect {
+    size_t frame;  /* plaintext offset of the frame's length prefix */
+    size_t head;   /* frame bytes before the payload (valid in buf) */
+    size_t p, q;   /* the payload's plaintext range */
+    size_t m0, m1; /* the part decrypted straight into dst */
+    uint8_t *dst;  /* the sink's buffer of q - p bytes */
+    void *handle;  /* the sink's, owning dst; NULL once handed out */
+} rx_redirect;
+
 struct gr_record_rx {
     gr_aead *ctx;               /* keyed with the direction key */
     uint64_t counter;           /* nonce of the next record */
@@ -89,6 +102,10 @@ struct gr_record_rx {
     size_t pos;                 /* next frame offset in the plaintext */
     int ready;                  /* plaintext frames pending */
     int err;                    /* sticky error, 0 while healthy */
+    gr_record_sink sink;        /* payload destinations (alloc NULL: none) */
+    rx_redirect *redir;         /* this record's redirected frames, in order */
+    size_t nredir, redir_cap;   /* used / allocated */
+    size_t next_redir;          /* first not yet handed out by gr_record_next2 */
 };
 
 static void make_nonce(uint8_t nonce[NONCE_BYTES], uint64_t counter)
@@ -163,6 +180,19 @@ static int seal_refs(gr_aead *a, uint64_t counter, gr_batch *b, uint8_t **ret_bu
     }
     *ret_buf = buf;
     return aead_run(a, 1, counter, buf, buf + GR_RECORD_HDR, b->len, buf + GR_RECORD_HDR + b->len);
+}
+
+/* No streaming AEAD: payloads are never redirected (gr_record_rx_set_sink). */
+static bool can_redirect(void)
+{
+    return false;
+}
+
+static int open_redirect(gr_record_rx *rx, size_t mlen)
+{
+    (void)rx;
+    (void)mlen;
+    return GR_ECRYPTO;
 }
 #else
 /* AES-128-OCB: only with AES instructions (design notes). */
@@ -248,6 +278,158 @@ static int aead_run(gr_aead *a, int enc, uint64_t counter, const uint8_t *hdr, u
         return GR_ECRYPTO;
     }
     return 0;
+}
+
+/* ---- opening with payloads redirected to a sink -------------------------------- */
+
+#define SIG_HEAD_PROBE 2048u /* plaintext read to find a Signal frame's payload */
+
+/* The walk through one record: decrypted through d (a multiple of 16, or
+ * mlen); in-place output written through w (w == d but for what a cipher
+ * holds back of the last, partial block). */
+typedef struct opener {
+    EVP_CIPHER_CTX *ctx;
+    uint8_t *buf;
+    size_t mlen, d, w;
+} opener;
+
+static int open_update(EVP_CIPHER_CTX *ctx, uint8_t *out, const uint8_t *in, size_t len,
+                       size_t *ret_n)
+{
+    int n = 0;
+
+    *ret_n = 0;
+    if (len == 0) {
+        return 0;
+    }
+    if (len > INT_MAX || EVP_DecryptUpdate(ctx, out, &n, in, (int)len) != 1) {
+        return GR_ECRYPTO;
+    }
+    *ret_n = (size_t)n;
+    return 0;
+}
+
+/* Decrypt in place through x, rounded up to a block (at most mlen). Every
+ * update but the record's last is whole blocks, so no cipher holds anything
+ * back and output stays in step with input. */
+static int open_to(opener *o, size_t x)
+{
+    size_t end = x >= o->mlen ? o->mlen : (x + 15) & ~(size_t)15, n;
+    int r;
+
+    if (end > o->mlen) {
+        end = o->mlen;
+    }
+    if (end <= o->d) {
+        return 0;
+    }
+    if ((r = open_update(o->ctx, o->buf + o->w, o->buf + o->d, end - o->d, &n)) < 0) {
+        return r;
+    }
+    o->w += n;
+    o->d = end;
+    return 0;
+}
+
+/* The Signal frame at `frame`, payload at plaintext [p, q): have the sink's
+ * buffer take it, the whole blocks decrypted straight into it. 0 (also when
+ * the sink or memory says no: the payload then stays in place) or an error. */
+static int redirect(gr_record_rx *rx, opener *o, size_t frame, size_t head, size_t p, size_t q)
+{
+    rx_redirect *rd;
+    uint8_t *dst = NULL;
+    size_t f = q & ~(size_t)15, n;
+    void *h;
+
+    if (rx->nredir == rx->redir_cap) {
+        size_t cap = rx->redir_cap ? 2 * rx->redir_cap : 8;
+        rx_redirect *a = realloc(rx->redir, cap * sizeof(*a));
+
+        if (a == NULL) {
+            return 0;
+        }
+        rx->redir = a;
+        rx->redir_cap = cap;
+    }
+    if ((h = rx->sink.alloc(rx->sink.ud, q - p, &dst)) == NULL) {
+        return 0;
+    }
+    rd = &rx->redir[rx->nredir++];
+    *rd = (rx_redirect){frame, head, p, q, q, q, dst, h};
+    if (f > o->d && o->d >= p) {
+        rd->m0 = o->d;
+        if (open_update(o->ctx, dst + (o->d - p), o->buf + o->d, f - o->d, &n) < 0 ||
+            n != f - o->d) {
+            return GR_ECRYPTO;
+        }
+        rd->m1 = f;
+        o->d = o->w = f;
+    }
+    return 0;
+}
+
+/* open_record with a sink: walk the frames while decrypting, and send the
+ * payload of each big canonical Signal frame to the sink's buffer instead of
+ * the receive buffer, which saves the copy the consumer would make. The walk
+ * trusts no length: a frame that does not fit ends it, and gr_frame_next
+ * reports the fault after authentication. Nothing is handed out before the
+ * tag is checked. */
+static int open_redirect(gr_record_rx *rx, size_t mlen)
+{
+    EVP_CIPHER_CTX *ctx = (EVP_CIPHER_CTX *)rx->ctx;
+    opener o = {ctx, rx->buf, mlen, 0, 0};
+    uint8_t nonce[NONCE_BYTES];
+    size_t pos = 0;
+    int n = 0, r;
+
+    rx->nredir = rx->next_redir = 0;
+    make_nonce(nonce, rx->counter);
+    if (mlen > INT_MAX || EVP_CipherInit_ex(ctx, NULL, NULL, NULL, nonce, 0) != 1 ||
+        EVP_CipherUpdate(ctx, NULL, &n, rx->hdr, GR_RECORD_HDR) != 1) {
+        return GR_ECRYPTO;
+    }
+    while (mlen - pos >= GR_FRAME_HDR) {
+        size_t fstart = pos + GR_FRAME_HDR, flen, head, probe;
+
+        if ((r = open_to(&o, fstart)) < 0) {
+            return r;
+        }
+        flen = gr_wire_get_be32(rx->buf + pos);
+        if (flen > mlen - fstart) {
+            break;
+        }
+        if (flen >= rx->sink.min) {
+            probe = flen < SIG_HEAD_PROBE ? flen : SIG_HEAD_PROBE;
+            if ((r = open_to(&o, fstart + probe)) < 0) {
+                return r;
+            }
+            if (gr_sigframe_head_len(rx->buf + fstart, probe, flen, &head) == 1 &&
+                flen - head >= rx->sink.min &&
+                (r = redirect(rx, &o, pos, head, fstart + head, fstart + flen)) < 0) {
+                return r;
+            }
+        }
+        pos = fstart + flen;
+    }
+    if ((r = open_to(&o, mlen)) < 0) {
+        return r;
+    }
+    if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, GR_RECORD_TAG, rx->buf + mlen) != 1 ||
+        EVP_DecryptFinal_ex(ctx, rx->buf + o.w, &n) != 1 || o.w + (size_t)n != mlen) {
+        return GR_ECRYPTO;
+    }
+    for (size_t i = 0; i < rx->nredir; i++) {
+        rx_redirect *rd = &rx->redir[i];
+
+        memcpy(rd->dst, rx->buf + rd->p, rd->m0 - rd->p);
+        memcpy(rd->dst + (rd->m1 - rd->p), rx->buf + rd->m1, rd->q - rd->m1);
+    }
+    return 0;
+}
+
+static bool can_redirect(void)
+{
+    return true;
 }
 
 /* One EVP update of src[0..len) into out at *io_w. */
@@ -425,6 +607,17 @@ int gr_record_rx_new(int cipher, const uint8_t key[GR_KEY_BYTES], const gr_limit
     return 0;
 }
 
+/* Give back the payloads not handed out (a failed record, or a freed half). */
+static void drop_redirects(gr_record_rx *rx)
+{
+    for (size_t i = rx->next_redir; i < rx->nredir; i++) {
+        if (rx->redir[i].handle != NULL) {
+            rx->sink.drop(rx->sink.ud, rx->redir[i].handle);
+        }
+    }
+    rx->nredir = rx->next_redir = 0;
+}
+
 /* Wipe and drop the receive buffer. */
 static void drop_buf(gr_record_rx *rx)
 {
@@ -441,6 +634,8 @@ void gr_record_rx_free(gr_record_rx *rx)
     if (rx == NULL) {
         return;
     }
+    drop_redirects(rx);
+    free(rx->redir);
     drop_buf(rx);
     aead_free(rx->ctx);
     sodium_memzero(rx, sizeof(*rx));
@@ -451,6 +646,7 @@ static int fail(gr_record_rx *rx, int err)
 {
     rx->err = err;
     rx->ready = 0;
+    drop_redirects(rx);
     return err;
 }
 
@@ -487,9 +683,11 @@ static int open_record(gr_record_rx *rx)
     if (rx->counter == UINT64_MAX) {
         return GR_ECRYPTO;
     }
-    if (aead_run(rx->ctx, 0, rx->counter, rx->hdr, rx->buf, mlen, rx->buf + mlen) < 0) {
+    if (rx->sink.alloc != NULL
+            ? open_redirect(rx, mlen) < 0
+            : aead_run(rx->ctx, 0, rx->counter, rx->hdr, rx->buf, mlen, rx->buf + mlen) < 0) {
         sodium_memzero(rx->buf, rx->need); /* no unauthenticated plaintext stays */
-        return GR_ECRYPTO;
+        return GR_ECRYPTO;                 /* (fail() drops the redirected payloads) */
     }
     rx->counter++;
     rx->plain = mlen;
@@ -538,8 +736,22 @@ int gr_record_feed(gr_record_rx *rx, const void *data, size_t len, size_t *ret_u
     return 0;
 }
 
-int gr_record_next(gr_record_rx *rx, const uint8_t **ret_frame, size_t *ret_len)
+int gr_record_rx_set_sink(gr_record_rx *rx, const gr_record_sink *sink)
 {
+    if (sink == NULL || sink->alloc == NULL || sink->drop == NULL || sink->min == 0) {
+        return -EINVAL;
+    }
+    if (!can_redirect()) {
+        return -ENOTSUP;
+    }
+    rx->sink = *sink;
+    return 0;
+}
+
+int gr_record_next2(gr_record_rx *rx, const uint8_t **ret_frame, size_t *ret_len,
+                    gr_record_payload *ret_payload)
+{
+    size_t at = rx->pos;
     int r;
 
     if (rx->err) {
@@ -554,8 +766,30 @@ int gr_record_next(gr_record_rx *rx, const uint8_t **ret_frame, size_t *ret_len)
     }
     if (r == 0) {
         rx->ready = 0;
+        return 0;
     }
-    return r;
+    if (ret_payload != NULL) {
+        *ret_payload = (gr_record_payload){0};
+    }
+    if (rx->next_redir < rx->nredir && rx->redir[rx->next_redir].frame == at) {
+        rx_redirect *rd = &rx->redir[rx->next_redir];
+
+        if (ret_payload == NULL) {
+            return fail(rx, -EINVAL); /* a sink's frames need gr_record_next2 */
+        }
+        rx->next_redir++;
+        *ret_len = rd->head;
+        ret_payload->handle = rd->handle;
+        ret_payload->data = rd->dst;
+        ret_payload->len = rd->q - rd->p;
+        rd->handle = NULL;
+    }
+    return 1;
+}
+
+int gr_record_next(gr_record_rx *rx, const uint8_t **ret_frame, size_t *ret_len)
+{
+    return gr_record_next2(rx, ret_frame, ret_len, NULL);
 }
 
 size_t gr_record_rx_capacity(const gr_record_rx *rx)

@@ -100,4 +100,39 @@ int gr_record_feed(gr_record_rx *rx, const void *data, size_t len, size_t *ret_u
  * a malformed plaintext (sticky, as above). */
 int gr_record_next(gr_record_rx *rx, const uint8_t **ret_frame, size_t *ret_len);
 
+/* Where the payloads of big Signal frames go. alloc(ud, len, &dst) returns a
+ * handle owning a buffer dst of len bytes, or NULL (the payload then stays in
+ * the receive buffer); drop(ud, handle) gives back one the consumer never
+ * took (a record that failed authentication, a freed half). */
+typedef struct gr_record_sink {
+    size_t min;                                              /* payloads this big, at least */
+    void *(*alloc)(void *ud, size_t len, uint8_t **ret_dst); /* a destination */
+    void (*drop)(void *ud, void *handle);                    /* an unused one */
+    void *ud;
+} gr_record_sink;
+
+/* Decrypt the payload (the last field, canonical encoding: sigframe.h) of each
+ * Signal frame with at least sink->min payload bytes straight into a buffer of
+ * the sink's, instead of into the receive buffer from which the consumer would
+ * copy it: one pass over the payload less. Only the payload's whole cipher
+ * blocks go there directly; its first and last few bytes are copied. Nothing
+ * is handed out before the record is authenticated. Drain frames with
+ * gr_record_next2 from then on. 0, -EINVAL (no alloc, drop or min), -ENOTSUP
+ * (the CLI's libsodium build: no streaming AEAD). */
+int gr_record_rx_set_sink(gr_record_rx *rx, const gr_record_sink *sink);
+
+/* A redirected payload, from gr_record_next2. */
+typedef struct gr_record_payload {
+    void *handle;        /* the sink's handle, now the caller's; NULL: not redirected */
+    const uint8_t *data; /* its bytes */
+    size_t len;
+} gr_record_payload;
+
+/* gr_record_next, and for a frame whose payload went to the sink: *ret_len
+ * covers the frame's head only (the bytes before the payload), and
+ * *ret_payload hands over the payload's handle. ret_payload may be NULL only
+ * while no sink is set. */
+int gr_record_next2(gr_record_rx *rx, const uint8_t **ret_frame, size_t *ret_len,
+                    gr_record_payload *ret_payload);
+
 #endif
