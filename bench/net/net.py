@@ -240,15 +240,17 @@ class Erlang:
 STREAMS = (("small", 16), ("big", 65536))  # key, message size in bytes
 
 
-def girder_messaging(g, a, b, G, n_pp, n_small, n_big):
-    """Process messaging A -> B, timed inside A: bench.pingpong, bench.stream."""
+def girder_messaging(g, a, b, n_pp, n_small, n_big):
+    """One round of process messaging A -> B, timed inside A: bench.pingpong,
+    bench.stream (16 B, 64 KiB). Returns {key: value}."""
+    out = {}
     note(f"girder: bench.pingpong {n_pp}")
     rc, data, r = g.cli(a, "rpc", a["name"], "bench", "pingpong", json.dumps(b["name"]), n_pp,
                         timeout_ms=300000)
     if rc != 0 or not isinstance(data, dict):
         raise RuntimeError(f"girder bench.pingpong failed (exit {rc}): {r.stdout}{r.stderr}")
     for k in ("count", "median_us", "p99_us", "mean_us"):
-        G[f"net_pp_{k}"] = data.get(k)
+        out[f"net_pp_{k}"] = data.get(k)
     for key, size in STREAMS:
         n = n_small if key == "small" else n_big
         note(f"girder: bench.stream {n} x {size} B")
@@ -257,25 +259,46 @@ def girder_messaging(g, a, b, G, n_pp, n_small, n_big):
         if rc != 0 or not isinstance(data, dict):
             raise RuntimeError(f"girder bench.stream {size} failed (exit {rc}): "
                                f"{r.stdout}{r.stderr}")
-        G[f"net_{key}_count"] = n
-        G[f"net_{key}_msgs_s"] = data.get("msgs_per_s")
-        G[f"net_{key}_mb_s"] = data.get("mb_per_s")
-        G[f"net_{key}_window"] = data.get("window")
+        out[f"net_{key}_count"] = n
+        out[f"net_{key}_msgs_s"] = data.get("msgs_per_s")
+        out[f"net_{key}_mb_s"] = data.get("mb_per_s")
+        out[f"net_{key}_window"] = data.get("window")
+    return out
 
 
-def erlang_messaging(e, eb, E, n_pp, n_small, n_big):
-    """The same workloads between two Erlang nodes (girder_net pingpong / stream)."""
+def erlang_messaging(e, eb, n_pp, n_small, n_big):
+    """The same workloads between two Erlang nodes (girder_net pingpong / stream),
+    one round, each from a fresh node A. Returns {key: value}."""
+    out = {}
     note(f"erlang: pingpong {n_pp}")
     d = e.run_a(["pingpong", eb, str(n_pp)])
     for k in ("count", "median_us", "p99_us", "mean_us"):
-        E[f"net_pp_{k}"] = d.get(f"erl_pp_{k}")
+        out[f"net_pp_{k}"] = d.get(f"erl_pp_{k}")
     for key, size in STREAMS:
         n = n_small if key == "small" else n_big
         note(f"erlang: stream {n} x {size} B")
         d = e.run_a(["stream", eb, str(n), str(size)], timeout=900)
-        E[f"net_{key}_count"] = n
-        E[f"net_{key}_msgs_s"] = d.get("erl_stream_msgs_s")
-        E[f"net_{key}_mb_s"] = d.get("erl_stream_mb_s")
+        out[f"net_{key}_count"] = n
+        out[f"net_{key}_msgs_s"] = d.get("erl_stream_msgs_s")
+        out[f"net_{key}_mb_s"] = d.get("erl_stream_mb_s")
+    return out
+
+
+# Keys whose rounds are summarised by their median (the rest: the last round's).
+ROUND_KEYS = ("net_pp_median_us", "net_pp_p99_us", "net_pp_mean_us", "net_small_msgs_s",
+              "net_small_mb_s", "net_big_msgs_s", "net_big_mb_s")
+
+
+def merge_rounds(rounds, into):
+    """Median of each ROUND_KEYS value over the rounds into `into`, with every
+    round's value under KEY_rounds (comma-separated, in order)."""
+    for k in rounds[0]:
+        vals = [num(r.get(k)) for r in rounds]
+        if k in ROUND_KEYS and all(v is not None for v in vals):
+            into[k] = statistics.median(vals)
+            into[f"{k}_rounds"] = ",".join(f"{v:g}" for v in vals)
+        else:
+            into[k] = rounds[-1].get(k)
 
 
 def wall_ms(argvs, runs):
@@ -302,11 +325,14 @@ def main():
     ap.add_argument("--no-erlang", action="store_true")
     ap.add_argument("--results", default=None)
     ap.add_argument("--idle", type=int, default=None, help="CPU idle %% measured by bench/run")
+    ap.add_argument("--rounds", type=int, default=None,
+                    help="messaging rounds per side, interleaved (default 5; --quick 1)")
     args = ap.parse_args()
     n_rpc = 2000 if args.quick else 20000
     n_small = 100000 if args.quick else 1000000
     n_big = 2000 if args.quick else 20000
     n_cli = 10 if args.quick else 50
+    rounds = args.rounds if args.rounds else (1 if args.quick else 5)
 
     tmp = tempfile.mkdtemp(prefix="girder-bench-net.")
     G, E = {}, {}
@@ -334,13 +360,24 @@ def main():
                 raise RuntimeError(f"girder rpc.latency failed (exit {rc}): {r.stdout}{r.stderr}")
             for k in ("count", "median_us", "p99_us", "mean_us"):
                 G[f"net_rpc_{k}"] = data.get(k)
-            girder_messaging(g, a, b, G, n_rpc, n_small, n_big)
         if have_e:
             note(f"erlang: rpc:call x {n_rpc}")
             d = e.run_a(["latency", eb, str(n_rpc)])
             for k in ("count", "median_us", "p99_us", "mean_us"):
                 E[f"net_rpc_{k}"] = d.get(f"erl_rpc_{k}")
-            erlang_messaging(e, eb, E, n_rpc, n_small, n_big)
+        # Messaging: rounds, Girder and Erlang alternating, so that the machine's
+        # slow and fast spells fall on both; each row is the median of its rounds.
+        g_rounds, e_rounds = [], []
+        for i in range(rounds):
+            note(f"messaging round {i + 1} of {rounds}")
+            if have_g:
+                g_rounds.append(girder_messaging(g, a, b, n_rpc, n_small, n_big))
+            if have_e:
+                e_rounds.append(erlang_messaging(e, eb, n_rpc, n_small, n_big))
+        if g_rounds:
+            merge_rounds(g_rounds, G)
+        if e_rounds:
+            merge_rounds(e_rounds, E)
 
         # 3. CLI wall time, interleaved so that noise hits all three alike.
         argvs = {"true": ["/bin/true"]}
@@ -399,7 +436,7 @@ def main():
                 f.write(f"girder.{k}={v}\n")
             for k, v in E.items():
                 f.write(f"erlang.{k}={v}\n")
-    table(G, E, have_e, n_rpc, n_cli, e.erl_call is not None, args.idle, n_small)
+    table(G, E, have_e, n_rpc, n_cli, e.erl_call is not None, args.idle, n_small, rounds)
     return 0
 
 
@@ -410,8 +447,8 @@ def num(v):
         return None
 
 
-def table(G, E, have_e, n_rpc, n_cli, have_erl_call, idle, n_small):
-    fmt_row = "{:<44s} {:>14s} {:>16s} {:>8s}"
+def table(G, E, have_e, n_rpc, n_cli, have_erl_call, idle, n_small, rounds):
+    fmt_row = "{:<50s} {:>14s} {:>16s} {:>8s}"
     print()
     print(f"Network benchmarks (two nodes on 127.0.0.1, {time.strftime('%Y-%m-%dT%H:%MZ', time.gmtime())})")
     if idle is not None:
@@ -433,10 +470,10 @@ def table(G, E, have_e, n_rpc, n_cli, have_erl_call, idle, n_small):
     row(f"node-to-node rpc round trip, median ({n_rpc})", "net_rpc_median_us", "us")
     row("  p99", "net_rpc_p99_us", "us")
     row("  mean", "net_rpc_mean_us", "us")
-    row(f"remote ping-pong round trip, median ({n_rpc})", "net_pp_median_us", "us")
+    row(f"remote ping-pong round trip, median ({n_rpc}) (***)", "net_pp_median_us", "us")
     row("  p99", "net_pp_p99_us", "us")
-    row(f"one-way small messages ({n_small:,} x 16 B)", "net_small_msgs_s", "k/s", 1e-3)
-    row("64 KiB messages (MB/s)", "net_big_mb_s", "MB/s")
+    row(f"one-way small messages ({n_small:,} x 16 B) (***)", "net_small_msgs_s", "k/s", 1e-3)
+    row("64 KiB messages (MB/s) (***)", "net_big_mb_s", "MB/s")
     row("hung node noticed, default settings", "net_detect_s", "s", ratio=False,
         etxt="~60-75 s (*)")
     row("hung node noticed, 1 s (detection/ticktime)", "net_detect_1000_s", "s")
@@ -460,6 +497,15 @@ def table(G, E, have_e, n_rpc, n_cli, have_erl_call, idle, n_small):
     print("    better for times, higher for rates. Girder encrypts the link, Erlang does not.")
     print("(**) girder -n A rpc A node ping vs erl_call -n B -a 'erlang node []'; G/E is")
     print("    (girder - true) / (erl_call - true): the cost above starting any process.")
+    print(f"(***) median of {rounds} round{'s' if rounds != 1 else ''}, Girder and Erlang alternating; each round's figures:")
+    for label, k, scale in (("ping-pong median us", "net_pp_median_us", 1.0),
+                            ("small k/s", "net_small_msgs_s", 1e-3),
+                            ("64 KiB MB/s", "net_big_mb_s", 1.0)):
+        for side, d in (("Girder", G), ("Erlang", E)):
+            runs = d.get(f"{k}_rounds")
+            if runs:
+                vals = " ".join(f"{float(v) * scale:.0f}" for v in runs.split(","))
+                print(f"    {label:<20s} {side}: {vals}")
     if not have_e:
         print("Erlang not measured: install erlang-base (scripts/setup-deps --bench).")
 
