@@ -497,7 +497,9 @@ def table(G, E, have_e, n_rpc, n_cli, have_erl_call, idle, n_small, rounds):
     print("    better for times, higher for rates. Girder encrypts the link, Erlang does not.")
     print("(**) girder -n A rpc A node ping vs erl_call -n B -a 'erlang node []'; G/E is")
     print("    (girder - true) / (erl_call - true): the cost above starting any process.")
-    print(f"(***) median of {rounds} round{'s' if rounds != 1 else ''}, Girder and Erlang alternating; each round's figures:")
+    plural = "s" if rounds != 1 else ""
+    print(f"(***) median of {rounds} round{plural}, Girder and Erlang alternating; "
+          "each round's figures:")
     for label, k, scale in (("ping-pong median us", "net_pp_median_us", 1.0),
                             ("small k/s", "net_small_msgs_s", 1e-3),
                             ("64 KiB MB/s", "net_big_mb_s", 1.0)):
