@@ -131,6 +131,18 @@ static void check_link(gr_record_tx *tx, gr_record_rx *rx, uint64_t seq)
     gr_batch_free(b);
 }
 
+/* Free both ends of a finished handshake: its halves and its states. */
+static void free_both(gr_record_tx *ti, gr_record_tx *tr, gr_record_rx *xi, gr_record_rx *xr,
+                      gr_handshake *i, gr_handshake *r)
+{
+    gr_record_tx_free(ti);
+    gr_record_tx_free(tr);
+    gr_record_rx_free(xi);
+    gr_record_rx_free(xr);
+    gr_handshake_free(i);
+    gr_handshake_free(r);
+}
+
 START_TEST(success_both_ways)
 {
     gr_handshake_config ci = config("cli-1@laptop", &COOKIE_A);
@@ -174,12 +186,7 @@ START_TEST(success_both_ways)
         check_link(ti, xr, k);
         check_link(tr, xi, 100 + k);
     }
-    gr_record_tx_free(ti);
-    gr_record_tx_free(tr);
-    gr_record_rx_free(xi);
-    gr_record_rx_free(xr);
-    gr_handshake_free(i);
-    gr_handshake_free(r);
+    free_both(ti, tr, xi, xr, i, r);
 }
 END_TEST
 
@@ -235,12 +242,7 @@ START_TEST(leftover_bytes_belong_to_records)
     ck_assert_int_eq(gr_record_next(xi, &rec, &rlen), 1);
     ck_assert_uint_eq(rlen, 0);
     gr_batch_free(b);
-    gr_record_tx_free(ti);
-    gr_record_tx_free(tr);
-    gr_record_rx_free(xi);
-    gr_record_rx_free(xr);
-    gr_handshake_free(i);
-    gr_handshake_free(r);
+    free_both(ti, tr, xi, xr, i, r);
 }
 END_TEST
 
@@ -597,12 +599,7 @@ START_TEST(cipher_negotiation)
         ck_assert_uint_eq(pr.cipher, want);
         check_link(ti, xr, 1);
         check_link(tr, xi, 2);
-        gr_record_tx_free(ti);
-        gr_record_tx_free(tr);
-        gr_record_rx_free(xi);
-        gr_record_rx_free(xr);
-        gr_handshake_free(i);
-        gr_handshake_free(r);
+        free_both(ti, tr, xi, xr, i, r);
     }
 }
 END_TEST
@@ -965,12 +962,7 @@ START_TEST(known_answer)
     first_record_hex(tr, got);
     ck_assert_str_eq(got, KAT_RECORD_R2I);
 
-    gr_record_tx_free(ti);
-    gr_record_tx_free(tr);
-    gr_record_rx_free(xi);
-    gr_record_rx_free(xr);
-    gr_handshake_free(i);
-    gr_handshake_free(r);
+    free_both(ti, tr, xi, xr, i, r);
     free(capi);
     free(capr);
 }
