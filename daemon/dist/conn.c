@@ -458,9 +458,6 @@ static int on_frame(dist_conn *c, const uint8_t *buf, size_t len)
     return r;
 }
 
-/* Feed received bytes p[0..len) of an UP link through its record stream and
- * handle every frame. 0, or < 0 once c is closed (by an error here, or by a
- * frame handler). */
 /* A Signal frame whose payload the record layer put in message m: head is the
  * frame up to the payload. Takes m. */
 static int on_signal_payload(dist_conn *c, const uint8_t *head, size_t head_len, girder_msg *m)
@@ -477,6 +474,9 @@ static int on_signal_payload(dist_conn *c, const uint8_t *head, size_t head_len,
     return gr_dist_signal_deliver(c->d, c, &sf, m);
 }
 
+/* Feed received bytes p[0..len) of an UP link through its record stream and
+ * handle every frame. 0, or < 0 once c is closed (by an error here, or by a
+ * frame handler). */
 static int feed_up(dist_conn *c, const uint8_t *p, size_t len)
 {
     size_t off = 0;
@@ -622,10 +622,6 @@ static void on_raw_read(evutil_socket_t fd, short what, void *arg)
 
 static int seal_lane(dist_conn *c, gr_batch *b);
 
-/* Add one frame (f, or the packed bytes frame[0..len)) to lane b. A lane whose
- * record is full is sealed and written first, then the frame starts the next
- * record; a lane that reaches DIST_RECORD_SOFT is sealed and written at once.
- * 0 (frames_out counted) or the batch's error. */
 static void msg_release(void *m)
 {
     girder_msg_unref(m);
@@ -654,6 +650,10 @@ static int batch_put(gr_batch *b, const Girder__Frame *f, const void *frame, siz
     return r;
 }
 
+/* Add one frame (f, or the packed bytes frame[0..len)) to lane b. A lane whose
+ * record is full is sealed and written first, then the frame starts the next
+ * record; a lane that reaches DIST_RECORD_SOFT is sealed and written at once.
+ * 0 (frames_out counted) or the batch's error. */
 static int lane_add(dist_conn *c, gr_batch *b, const Girder__Frame *f, const void *frame,
                     size_t len, const void *tail, size_t tail_len, girder_msg *tail_msg)
 {
