@@ -4,24 +4,13 @@
  * stream (layout in record.h).
  *
  * Design notes
- * - Two AEADs, chosen per link by the handshake (gr_record_cipher_fast):
- *   ChaCha20-Poly1305 (RFC 8439), which every side supports, and AES-128-OCB
- *   (RFC 7253), taken when both ends have AES instructions. Records are what
- *   bounds bulk throughput, and on such CPUs OCB runs at about twice
- *   ChaCha20-Poly1305's speed (`openssl speed -evp`, 64 KiB: 9.4 against 4.0
- *   GB/s on the development VM; docs/benchmarks.md). Without AES instructions
- *   OCB is never offered: software AES is slow and leaks timing.
- * - Both are computed by OpenSSL's libcrypto (EVP), not libsodium: for
- *   ChaCha20-Poly1305 the same construction and bytes, but libcrypto's
- *   AVX2/AVX-512 code runs it about three times as fast on 64 KiB records, and
- *   libsodium has no OCB. libsodium keeps the handshake, and computes the
- *   records in the static CLI (GR_RECORD_SODIUM, see aead_new there), which
- *   offers ChaCha20-Poly1305 only. Each half keeps one EVP context keyed once;
- *   a record only sets the nonce.
- * - AES-128 takes the first 16 bytes of the 32-byte direction key (a uniformly
- *   random KDF output, so its prefix is one too).
+ * - The cipher of a link (ChaCha20-Poly1305 or AES-128-OCB, agreed in the
+ *   handshake) is computed in aead.c; this file only frames records.
  * - Encryption runs in place over the batch buffer (frame_int.h) and decryption
- *   in place over the receive buffer (EVP allows out == in). Decryption writes
+ *   in place over the receive buffer, except that where the cipher streams
+ *   (gr_aead_can_stream) a payload the batch only references is sealed from
+ *   where it is, and a big Signal payload is opened into its consumer's buffer
+ *   (gr_record_rx_set_sink). Decryption writes
  *   plaintext before the tag is checked; on a bad tag the record is wiped and the
  *   stream fails for good, so no unauthenticated byte is ever handed out.
  * - The receiver reads the 4-byte length into a fixed array, compares it with
@@ -36,6 +25,7 @@
  */
 #include "proto/record.h"
 
+#include "proto/aead_int.h"
 #include "proto/err.h"
 #include "proto/frame_int.h"
 #include "proto/record_int.h"
@@ -43,15 +33,6 @@
 #include "proto/wire_int.h"
 
 #include <errno.h>
-#include <limits.h>
-#if !defined(GR_RECORD_SODIUM)
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-#if defined(__aarch64__)
-#include <asm/hwcap.h>
-#include <sys/auxv.h>
-#endif
-#endif
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,14 +43,7 @@
  * wiping, freeing and allocating one per record. */
 #define RX_KEEP (512u << 10)
 
-_Static_assert(GR_KEY_BYTES == 32, "key size");
-_Static_assert(GR_RECORD_TAG == 16, "tag size");
-#define NONCE_BYTES 12
 _Static_assert(GR_RECORD_OVERHEAD_MIN == GR_FRAME_HDR + GR_RECORD_TAG, "frame.h overhead");
-
-/* The AEAD keyed for one direction: an EVP_CIPHER_CTX, or (GR_RECORD_SODIUM)
- * the key itself. */
-typedef struct gr_aead gr_aead;
 
 struct gr_record_tx {
     gr_aead *ctx;     /* keyed with the direction key */
@@ -108,178 +82,6 @@ struct gr_record_rx {
     size_t next_redir;          /* first not yet handed out by gr_record_next2 */
 };
 
-static void make_nonce(uint8_t nonce[NONCE_BYTES], uint64_t counter)
-{
-    memset(nonce, 0, 4);
-    gr_wire_put_le64(nonce + 4, counter);
-}
-
-#if defined(GR_RECORD_SODIUM)
-/* The girder CLI's build (cli/meson.build): libsodium computes the same AEAD.
- * A short-lived process moving a few small records gains nothing from
- * libcrypto's speed and would pay its initialisation at every start (~3 ms,
- * measured: bench/run's CLI row). */
-struct gr_aead {
-    uint8_t key[GR_KEY_BYTES];
-};
-
-static bool aead_fast(int cipher)
-{
-    (void)cipher;
-    return false; /* ChaCha20-Poly1305 only */
-}
-
-static gr_aead *aead_new(int cipher, const uint8_t key[GR_KEY_BYTES], int enc)
-{
-    gr_aead *a;
-
-    (void)enc;
-    if (cipher != GR_CIPHER_CHACHA20_POLY1305) {
-        return NULL;
-    }
-    a = malloc(sizeof(*a));
-    if (a != NULL) {
-        memcpy(a->key, key, GR_KEY_BYTES);
-    }
-    return a;
-}
-
-static void aead_free(gr_aead *a)
-{
-    if (a != NULL) {
-        sodium_memzero(a, sizeof(*a));
-        free(a);
-    }
-}
-
-static int aead_run(gr_aead *a, int enc, uint64_t counter, const uint8_t *hdr, uint8_t *buf,
-                    size_t len, uint8_t tag[GR_RECORD_TAG])
-{
-    uint8_t nonce[NONCE_BYTES];
-
-    make_nonce(nonce, counter);
-    if (enc) {
-        crypto_aead_chacha20poly1305_ietf_encrypt_detached(buf, tag, NULL, buf, len, hdr,
-                                                           GR_RECORD_HDR, NULL, nonce, a->key);
-        return 0;
-    }
-    return crypto_aead_chacha20poly1305_ietf_decrypt_detached(buf, NULL, buf, len, tag, hdr,
-                                                              GR_RECORD_HDR, nonce, a->key) == 0
-               ? 0
-               : GR_ECRYPTO;
-}
-
-/* libsodium has no streaming AEAD: the referenced tails are copied into their
- * room and the batch is sealed in place. */
-static int seal_refs(gr_aead *a, uint64_t counter, gr_batch *b, uint8_t **ret_buf)
-{
-    uint8_t *buf = b->buf;
-
-    for (size_t i = 0; i < b->nrefs; i++) {
-        memcpy(buf + GR_RECORD_HDR + b->refs[i].off, b->refs[i].p, b->refs[i].len);
-    }
-    *ret_buf = buf;
-    return aead_run(a, 1, counter, buf, buf + GR_RECORD_HDR, b->len, buf + GR_RECORD_HDR + b->len);
-}
-
-/* No streaming AEAD: payloads are never redirected (gr_record_rx_set_sink). */
-static bool can_redirect(void)
-{
-    return false;
-}
-
-static int open_redirect(gr_record_rx *rx, size_t mlen)
-{
-    (void)rx;
-    (void)mlen;
-    return GR_ECRYPTO;
-}
-#else
-/* AES-128-OCB: only with AES instructions (design notes). */
-static bool aead_fast(int cipher)
-{
-    if (cipher != GR_CIPHER_AES128_OCB) {
-        return false;
-    }
-#if defined(__x86_64__) || defined(__i386__)
-    return __builtin_cpu_supports("aes");
-#elif defined(__aarch64__)
-    return (getauxval(AT_HWCAP) & HWCAP_AES) != 0;
-#else
-    return false;
-#endif
-}
-
-/* A context of `cipher` keyed with key for one direction (enc: seal), or NULL
- * (unknown cipher, or no memory). libcrypto is told not to read openssl.cnf:
- * nothing here needs it. */
-static gr_aead *aead_new(int cipher, const uint8_t key[GR_KEY_BYTES], int enc)
-{
-    EVP_CIPHER_CTX *ctx;
-    int ok;
-
-    if ((cipher != GR_CIPHER_CHACHA20_POLY1305 && cipher != GR_CIPHER_AES128_OCB) ||
-        OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CONFIG, NULL) != 1 ||
-        (ctx = EVP_CIPHER_CTX_new()) == NULL) {
-        return NULL;
-    }
-    if (cipher == GR_CIPHER_CHACHA20_POLY1305) {
-        ok = EVP_CipherInit_ex(ctx, EVP_chacha20_poly1305(), NULL, key, NULL, enc) == 1;
-    } else {
-        /* OCB: nonce and tag sizes are set before the key (EVP_aes_128_ocb(3)) */
-        ok = EVP_CipherInit_ex(ctx, EVP_aes_128_ocb(), NULL, NULL, NULL, enc) == 1 &&
-             EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_IVLEN, NONCE_BYTES, NULL) == 1 &&
-             EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, GR_RECORD_TAG, NULL) == 1 &&
-             EVP_CipherInit_ex(ctx, NULL, NULL, key, NULL, enc) == 1;
-    }
-    if (!ok) {
-        EVP_CIPHER_CTX_free(ctx);
-        return NULL;
-    }
-    return (gr_aead *)ctx;
-}
-
-static void aead_free(gr_aead *a)
-{
-    EVP_CIPHER_CTX_free((EVP_CIPHER_CTX *)a); /* wipes the key schedule */
-}
-
-/* Seal or open buf[0..len) in place under the record counter's nonce, with the
- * 4 length bytes hdr as associated data. Sealing writes the tag to tag; opening
- * checks it. 0, or GR_ECRYPTO (bad tag, or libcrypto failed). */
-static int aead_run(gr_aead *a, int enc, uint64_t counter, const uint8_t *hdr, uint8_t *buf,
-                    size_t len, uint8_t tag[GR_RECORD_TAG])
-{
-    EVP_CIPHER_CTX *ctx = (EVP_CIPHER_CTX *)a;
-    uint8_t nonce[NONCE_BYTES];
-    int n, out = 0;
-
-    if (len > INT_MAX) {
-        return GR_ECRYPTO;
-    }
-    make_nonce(nonce, counter);
-    if (EVP_CipherInit_ex(ctx, NULL, NULL, NULL, nonce, enc) != 1 ||
-        EVP_CipherUpdate(ctx, NULL, &n, hdr, GR_RECORD_HDR) != 1 ||
-        (len > 0 && EVP_CipherUpdate(ctx, buf, &out, buf, (int)len) != 1)) {
-        return GR_ECRYPTO;
-    }
-    /* OCB holds back a partial last block until Final, which writes it after
-     * what Update wrote; ChaCha20-Poly1305 writes everything in Update */
-    if (!enc && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, GR_RECORD_TAG, tag) != 1) {
-        return GR_ECRYPTO;
-    }
-    if (EVP_CipherFinal_ex(ctx, buf + out, &n) != 1) {
-        return GR_ECRYPTO; /* opening: the tag did not match */
-    }
-    if ((size_t)out + (size_t)n != len) {
-        return GR_ECRYPTO;
-    }
-    if (enc && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, GR_RECORD_TAG, tag) != 1) {
-        return GR_ECRYPTO;
-    }
-    return 0;
-}
-
 /* ---- opening with payloads redirected to a sink -------------------------------- */
 
 #define SIG_HEAD_PROBE 2048u /* plaintext read to find a Signal frame's payload */
@@ -288,26 +90,10 @@ static int aead_run(gr_aead *a, int enc, uint64_t counter, const uint8_t *hdr, u
  * mlen); in-place output written through w (w == d but for what a cipher
  * holds back of the last, partial block). */
 typedef struct opener {
-    EVP_CIPHER_CTX *ctx;
+    gr_aead *aead;
     uint8_t *buf;
     size_t mlen, d, w;
 } opener;
-
-static int open_update(EVP_CIPHER_CTX *ctx, uint8_t *out, const uint8_t *in, size_t len,
-                       size_t *ret_n)
-{
-    int n = 0;
-
-    *ret_n = 0;
-    if (len == 0) {
-        return 0;
-    }
-    if (len > INT_MAX || EVP_DecryptUpdate(ctx, out, &n, in, (int)len) != 1) {
-        return GR_ECRYPTO;
-    }
-    *ret_n = (size_t)n;
-    return 0;
-}
 
 /* Decrypt in place through x, rounded up to a block (at most mlen). Every
  * update but the record's last is whole blocks, so no cipher holds anything
@@ -323,7 +109,7 @@ static int open_to(opener *o, size_t x)
     if (end <= o->d) {
         return 0;
     }
-    if ((r = open_update(o->ctx, o->buf + o->w, o->buf + o->d, end - o->d, &n)) < 0) {
+    if ((r = gr_aead_update(o->aead, o->buf + o->w, o->buf + o->d, end - o->d, &n)) < 0) {
         return r;
     }
     o->w += n;
@@ -358,7 +144,7 @@ static int redirect(gr_record_rx *rx, opener *o, size_t frame, size_t head, size
     *rd = (rx_redirect){frame, head, p, q, q, q, dst, h};
     if (f > o->d && o->d >= p) {
         rd->m0 = o->d;
-        if (open_update(o->ctx, dst + (o->d - p), o->buf + o->d, f - o->d, &n) < 0 ||
+        if (gr_aead_update(o->aead, dst + (o->d - p), o->buf + o->d, f - o->d, &n) < 0 ||
             n != f - o->d) {
             return GR_ECRYPTO;
         }
@@ -376,17 +162,13 @@ static int redirect(gr_record_rx *rx, opener *o, size_t frame, size_t head, size
  * tag is checked. */
 static int open_redirect(gr_record_rx *rx, size_t mlen)
 {
-    EVP_CIPHER_CTX *ctx = (EVP_CIPHER_CTX *)rx->ctx;
-    opener o = {ctx, rx->buf, mlen, 0, 0};
-    uint8_t nonce[NONCE_BYTES];
-    size_t pos = 0;
-    int n = 0, r;
+    opener o = {rx->ctx, rx->buf, mlen, 0, 0};
+    size_t pos = 0, n;
+    int r;
 
     rx->nredir = rx->next_redir = 0;
-    make_nonce(nonce, rx->counter);
-    if (mlen > INT_MAX || EVP_CipherInit_ex(ctx, NULL, NULL, NULL, nonce, 0) != 1 ||
-        EVP_CipherUpdate(ctx, NULL, &n, rx->hdr, GR_RECORD_HDR) != 1) {
-        return GR_ECRYPTO;
+    if ((r = gr_aead_begin(rx->ctx, 0, rx->counter, rx->hdr)) < 0) {
+        return r;
     }
     while (mlen - pos >= GR_FRAME_HDR) {
         size_t fstart = pos + GR_FRAME_HDR, flen, head, probe;
@@ -411,11 +193,11 @@ static int open_redirect(gr_record_rx *rx, size_t mlen)
         }
         pos = fstart + flen;
     }
-    if ((r = open_to(&o, mlen)) < 0) {
+    if ((r = open_to(&o, mlen)) < 0 ||
+        (r = gr_aead_finish(rx->ctx, 0, rx->buf + o.w, &n, rx->buf + mlen)) < 0) {
         return r;
     }
-    if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, GR_RECORD_TAG, rx->buf + mlen) != 1 ||
-        EVP_DecryptFinal_ex(ctx, rx->buf + o.w, &n) != 1 || o.w + (size_t)n != mlen) {
+    if (o.w + n != mlen) {
         return GR_ECRYPTO;
     }
     for (size_t i = 0; i < rx->nredir; i++) {
@@ -427,38 +209,41 @@ static int open_redirect(gr_record_rx *rx, size_t mlen)
     return 0;
 }
 
-static bool can_redirect(void)
-{
-    return true;
-}
+/* ---- sealing a batch with referenced tails ------------------------------------ */
 
-/* One EVP update of src[0..len) into out at *io_w. */
-static int seal_piece(EVP_CIPHER_CTX *ctx, uint8_t *out, size_t *io_w, const uint8_t *src,
-                      size_t len)
+/* One update of src[0..len) into out at *io_w. */
+static int seal_piece(gr_aead *a, uint8_t *out, size_t *io_w, const uint8_t *src, size_t len)
 {
-    int n = 0;
+    size_t n;
+    int r;
 
-    if (len == 0) {
-        return 0;
+    if ((r = gr_aead_update(a, out + *io_w, src, len, &n)) < 0) {
+        return r;
     }
-    if (len > INT_MAX || EVP_EncryptUpdate(ctx, out + *io_w, &n, src, (int)len) != 1) {
-        return GR_ECRYPTO;
-    }
-    *io_w += (size_t)n;
+    *io_w += n;
     return 0;
 }
 
-/* Seal a batch with referenced tails out of place, into b->obuf (the layout of
- * frame_int.h): the plaintext is read from buf and from each tail in turn, so
- * a tail is read once, by the cipher, and never copied. Output is contiguous:
- * what a cipher holds back of a partial block comes out with the next piece. */
+/* Seal a batch with referenced tails. Where the cipher streams: out of place,
+ * into b->obuf (the layout of frame_int.h), the plaintext read from buf and
+ * from each tail in turn, so a tail is read once, by the cipher, and never
+ * copied; output is contiguous (what a cipher holds back of a partial block
+ * comes out with the next piece). Otherwise (the CLI's libsodium build) the
+ * tails are copied into their room and the batch is sealed in place. The
+ * length prefix is in buf already. */
 static int seal_refs(gr_aead *a, uint64_t counter, gr_batch *b, uint8_t **ret_buf)
 {
-    EVP_CIPHER_CTX *ctx = (EVP_CIPHER_CTX *)a;
-    size_t need = GR_RECORD_HDR + b->len + GR_RECORD_TAG, pos = 0, w = 0;
-    uint8_t nonce[NONCE_BYTES], *out, *plain = b->buf + GR_RECORD_HDR;
-    int n = 0, r;
+    size_t need = GR_RECORD_HDR + b->len + GR_RECORD_TAG, pos = 0, w = 0, n;
+    uint8_t *out, *plain = b->buf + GR_RECORD_HDR;
+    int r;
 
+    if (!gr_aead_can_stream()) {
+        for (size_t i = 0; i < b->nrefs; i++) {
+            memcpy(plain + b->refs[i].off, b->refs[i].p, b->refs[i].len);
+        }
+        *ret_buf = b->buf;
+        return gr_aead_run(a, 1, counter, b->buf, plain, b->len, plain + b->len);
+    }
     if (need > b->ocap) {
         uint8_t *p = realloc(b->obuf, need);
 
@@ -468,37 +253,34 @@ static int seal_refs(gr_aead *a, uint64_t counter, gr_batch *b, uint8_t **ret_bu
         b->obuf = p;
         b->ocap = need;
     }
-    memcpy(b->obuf, b->buf, GR_RECORD_HDR); /* the length, written by the caller */
+    memcpy(b->obuf, b->buf, GR_RECORD_HDR);
     out = b->obuf + GR_RECORD_HDR;
-    make_nonce(nonce, counter);
-    if (EVP_CipherInit_ex(ctx, NULL, NULL, NULL, nonce, 1) != 1 ||
-        EVP_CipherUpdate(ctx, NULL, &n, b->obuf, GR_RECORD_HDR) != 1) {
-        return GR_ECRYPTO;
+    if ((r = gr_aead_begin(a, 1, counter, b->obuf)) < 0) {
+        return r;
     }
     for (size_t i = 0; i < b->nrefs; i++) {
         const gr_batch_ref *ref = &b->refs[i];
 
-        if ((r = seal_piece(ctx, out, &w, plain + pos, ref->off - pos)) < 0 ||
-            (r = seal_piece(ctx, out, &w, ref->p, ref->len)) < 0) {
+        if ((r = seal_piece(a, out, &w, plain + pos, ref->off - pos)) < 0 ||
+            (r = seal_piece(a, out, &w, ref->p, ref->len)) < 0) {
             return r;
         }
         pos = ref->off + ref->len;
     }
-    if ((r = seal_piece(ctx, out, &w, plain + pos, b->len - pos)) < 0) {
+    if ((r = seal_piece(a, out, &w, plain + pos, b->len - pos)) < 0 ||
+        (r = gr_aead_finish(a, 1, out + w, &n, out + b->len)) < 0) {
         return r;
     }
-    if (EVP_EncryptFinal_ex(ctx, out + w, &n) != 1 || w + (size_t)n != b->len ||
-        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, GR_RECORD_TAG, out + b->len) != 1) {
+    if (w + n != b->len) {
         return GR_ECRYPTO;
     }
     *ret_buf = b->obuf;
     return 0;
 }
-#endif
 
 bool gr_record_cipher_fast(int cipher)
 {
-    return aead_fast(cipher);
+    return gr_aead_fast(cipher);
 }
 
 const char *gr_record_cipher_name(int cipher)
@@ -515,7 +297,7 @@ const char *gr_record_cipher_name(int cipher)
 
 static bool cipher_known(int cipher)
 {
-    return cipher == GR_CIPHER_CHACHA20_POLY1305 || aead_fast(cipher);
+    return cipher == GR_CIPHER_CHACHA20_POLY1305 || gr_aead_fast(cipher);
 }
 
 int gr_record_tx_new(int cipher, const uint8_t key[GR_KEY_BYTES], gr_record_tx **ret_tx)
@@ -528,7 +310,7 @@ int gr_record_tx_new(int cipher, const uint8_t key[GR_KEY_BYTES], gr_record_tx *
     if ((tx = calloc(1, sizeof(*tx))) == NULL) {
         return -ENOMEM;
     }
-    if ((tx->ctx = aead_new(cipher, key, 1)) == NULL) {
+    if ((tx->ctx = gr_aead_new(cipher, key, 1)) == NULL) {
         free(tx);
         return -ENOMEM;
     }
@@ -541,7 +323,7 @@ void gr_record_tx_free(gr_record_tx *tx)
     if (tx == NULL) {
         return;
     }
-    aead_free(tx->ctx);
+    gr_aead_free(tx->ctx);
     sodium_memzero(tx, sizeof(*tx));
     free(tx);
 }
@@ -569,8 +351,8 @@ int gr_record_seal(gr_record_tx *tx, gr_batch *b, const uint8_t **ret_rec, size_
     if (b->nrefs > 0) {
         r = seal_refs(tx->ctx, tx->counter, b, &buf);
     } else {
-        r = aead_run(tx->ctx, 1, tx->counter, buf, buf + GR_RECORD_HDR, b->len,
-                     buf + GR_RECORD_HDR + b->len);
+        r = gr_aead_run(tx->ctx, 1, tx->counter, buf, buf + GR_RECORD_HDR, b->len,
+                        buf + GR_RECORD_HDR + b->len);
     }
     if (r < 0) {
         return r;
@@ -598,7 +380,7 @@ int gr_record_rx_new(int cipher, const uint8_t key[GR_KEY_BYTES], const gr_limit
     if ((rx = calloc(1, sizeof(*rx))) == NULL) {
         return -ENOMEM;
     }
-    if ((rx->ctx = aead_new(cipher, key, 0)) == NULL) {
+    if ((rx->ctx = gr_aead_new(cipher, key, 0)) == NULL) {
         free(rx);
         return -ENOMEM;
     }
@@ -637,7 +419,7 @@ void gr_record_rx_free(gr_record_rx *rx)
     drop_redirects(rx);
     free(rx->redir);
     drop_buf(rx);
-    aead_free(rx->ctx);
+    gr_aead_free(rx->ctx);
     sodium_memzero(rx, sizeof(*rx));
     free(rx);
 }
@@ -685,7 +467,7 @@ static int open_record(gr_record_rx *rx)
     }
     if (rx->sink.alloc != NULL
             ? open_redirect(rx, mlen) < 0
-            : aead_run(rx->ctx, 0, rx->counter, rx->hdr, rx->buf, mlen, rx->buf + mlen) < 0) {
+            : gr_aead_run(rx->ctx, 0, rx->counter, rx->hdr, rx->buf, mlen, rx->buf + mlen) < 0) {
         sodium_memzero(rx->buf, rx->need); /* no unauthenticated plaintext stays */
         return GR_ECRYPTO;                 /* (fail() drops the redirected payloads) */
     }
@@ -741,7 +523,7 @@ int gr_record_rx_set_sink(gr_record_rx *rx, const gr_record_sink *sink)
     if (sink == NULL || sink->alloc == NULL || sink->drop == NULL || sink->min == 0) {
         return -EINVAL;
     }
-    if (!can_redirect()) {
+    if (!gr_aead_can_stream()) {
         return -ENOTSUP;
     }
     rx->sink = *sink;
