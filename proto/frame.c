@@ -177,33 +177,40 @@ int gr_batch_add(gr_batch *b, const Girder__Frame *f)
     return 0;
 }
 
-int gr_batch_add_packed2(gr_batch *b, const void *head, size_t head_len, const void *tail,
-                         size_t tail_len)
+/* Append a frame of head_len + tail_len bytes, room reserved: its length
+ * prefix and head are written; returns where its tail goes. */
+static uint8_t *put_frame(gr_batch *b, const void *head, size_t head_len, size_t tail_len)
 {
-    size_t len = head_len + tail_len;
-    uint8_t *at;
-    int r;
+    uint8_t *at = b->buf + GR_RECORD_HDR + b->len;
 
-    if ((r = reserve(b, len)) < 0) {
-        return r;
-    }
-    at = b->buf + GR_RECORD_HDR + b->len;
-    gr_wire_put_be32(at, (uint32_t)len);
+    gr_wire_put_be32(at, (uint32_t)(head_len + tail_len));
     if (head_len > 0) {
         memcpy(at + GR_FRAME_HDR, head, head_len);
     }
-    if (tail_len > 0) {
-        memcpy(at + GR_FRAME_HDR + head_len, tail, tail_len);
-    }
-    b->len += GR_FRAME_HDR + len;
+    b->len += GR_FRAME_HDR + head_len + tail_len;
     b->count++;
+    return at + GR_FRAME_HDR + head_len;
+}
+
+int gr_batch_add_packed2(gr_batch *b, const void *head, size_t head_len, const void *tail,
+                         size_t tail_len)
+{
+    uint8_t *at;
+    int r;
+
+    if ((r = reserve(b, head_len + tail_len)) < 0) {
+        return r;
+    }
+    at = put_frame(b, head, head_len, tail_len);
+    if (tail_len > 0) {
+        memcpy(at, tail, tail_len);
+    }
     return 0;
 }
 
 int gr_batch_add_packed_ref(gr_batch *b, const void *head, size_t head_len, const void *tail,
                             size_t tail_len, gr_batch_release_fn release, void *owner)
 {
-    size_t len = head_len + tail_len;
     gr_batch_ref *ref;
     uint8_t *at;
     int r;
@@ -211,7 +218,7 @@ int gr_batch_add_packed_ref(gr_batch *b, const void *head, size_t head_len, cons
     if (release == NULL || (b->nrefs > 0 && release != b->release)) {
         return -EINVAL;
     }
-    if ((r = reserve(b, len)) < 0) {
+    if ((r = reserve(b, head_len + tail_len)) < 0) {
         return r;
     }
     if (b->nrefs == b->refs_cap) {
@@ -224,19 +231,13 @@ int gr_batch_add_packed_ref(gr_batch *b, const void *head, size_t head_len, cons
         b->refs = p;
         b->refs_cap = cap;
     }
-    at = b->buf + GR_RECORD_HDR + b->len;
-    gr_wire_put_be32(at, (uint32_t)len);
-    if (head_len > 0) {
-        memcpy(at + GR_FRAME_HDR, head, head_len);
-    }
+    at = put_frame(b, head, head_len, tail_len); /* the tail's room, left unwritten */
     ref = &b->refs[b->nrefs++];
-    ref->off = b->len + GR_FRAME_HDR + head_len;
+    ref->off = (size_t)(at - (b->buf + GR_RECORD_HDR));
     ref->len = tail_len;
     ref->p = tail;
     ref->owner = owner;
     b->release = release;
-    b->len += GR_FRAME_HDR + len;
-    b->count++;
     return 0;
 }
 

@@ -100,10 +100,10 @@ typedef struct opener {
  * back and output stays in step with input. */
 static int open_to(opener *o, size_t x)
 {
-    size_t end = x >= o->mlen ? o->mlen : (x + 15) & ~(size_t)15, n;
+    size_t end = (x + 15) & ~(size_t)15, n;
     int r;
 
-    if (end > o->mlen) {
+    if (x >= o->mlen || end > o->mlen) {
         end = o->mlen;
     }
     if (end <= o->d) {

@@ -104,6 +104,8 @@ static int node_list(gr_rpc *rpc, const msgpack_object *args, msgpack_packer *pk
     }
     msgpack_pack_array(pk, (uint32_t)n);
     for (size_t i = 0; i < n; i++) {
+        const char *cipher;
+
         msgpack_pack_map(pk, 9);
         pack_cstr(pk, "name");
         pack_cstr(pk, ms[i].name);
@@ -126,8 +128,8 @@ static int node_list(gr_rpc *rpc, const msgpack_object *args, msgpack_packer *pk
             msgpack_pack_false(pk);
         }
         pack_cstr(pk, "cipher");
-        if (gr_record_cipher_name(ms[i].cipher) != NULL) {
-            pack_cstr(pk, gr_record_cipher_name(ms[i].cipher));
+        if ((cipher = gr_record_cipher_name(ms[i].cipher)) != NULL) {
+            pack_cstr(pk, cipher);
         } else {
             msgpack_pack_nil(pk);
         }
