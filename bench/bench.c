@@ -61,22 +61,22 @@ static const char *const kind_names[] = {"spawn", "pingpong", "oneway", "ring", 
 
 /* One run of one benchmark. Owned by the main thread; see Design notes. */
 typedef struct bench_job {
-    enum bench_kind kind;    /* which benchmark */
-    uint64_t n;              /* spawns, round trips, messages, or hops */
-    uint64_t ring_size;      /* ring: processes in the ring, driver included */
-    uint64_t chunk;          /* spawn/oneway: operations per driver turn */
-    girder_pid probe;        /* where "done" goes */
-    girder_msg *done;        /* the "done" atom, shared */
-    girder_msg *payload;     /* the message that pingpong/oneway/ring carry */
-    girder_msg *cont;        /* the "continue" atom the driver posts itself */
-    girder_msg *self_arg;    /* spawn: the children's argument (this job's address) */
+    enum bench_kind kind;     /* which benchmark */
+    uint64_t n;               /* spawns, round trips, messages, or hops */
+    uint64_t ring_size;       /* ring: processes in the ring, driver included */
+    uint64_t chunk;           /* spawn/oneway: operations per driver turn */
+    girder_pid probe;         /* where "done" goes */
+    girder_msg *done;         /* the "done" atom, shared */
+    girder_msg *payload;      /* the message that pingpong/oneway/ring carry */
+    girder_msg *cont;         /* the "continue" atom the driver posts itself */
+    girder_msg *self_arg;     /* spawn: the children's argument (this job's address) */
     _Atomic uint64_t started; /* spawn: children that have run init */
-    uint64_t progress;       /* driver: spawns / sends / round trips / rounds so far */
-    girder_pid peer;         /* driver: ponger, receiver, or first ring node */
-    girder_pid sample;       /* spawn: one child, for process info */
-    uint64_t t0_ns;          /* clock start (driver) */
-    uint64_t t1_ns;          /* clock stop (last child, or driver) */
-    int err;                 /* first error a process of this run hit, or 0 */
+    uint64_t progress;        /* driver: spawns / sends / round trips / rounds so far */
+    girder_pid peer;          /* driver: ponger, receiver, or first ring node */
+    girder_pid sample;        /* spawn: one child, for process info */
+    uint64_t t0_ns;           /* clock start (driver) */
+    uint64_t t1_ns;           /* clock stop (last child, or driver) */
+    int err;                  /* first error a process of this run hit, or 0 */
 } bench_job;
 
 /* Command-line settings; the only "global" is this parsed configuration. */
@@ -308,8 +308,7 @@ static int receiver_init(girder_ctx *ctx, const girder_msg *arg, void **ret_stat
     if (!rc) {
         return -ENOMEM;
     }
-    if ((r = msg_pid(ctx, arg, &rc->driver, &rc->n)) < 0 ||
-        !(rc->done = girder_msg_atom("done"))) {
+    if ((r = msg_pid(ctx, arg, &rc->driver, &rc->n)) < 0 || !(rc->done = girder_msg_atom("done"))) {
         free(rc);
         return r < 0 ? r : -ENOMEM;
     }
@@ -515,8 +514,8 @@ static int start_driver(girder_ctx *ctx, void *arg)
 /* ---- process info of one idle child (spawn benchmark) ------------------------------- */
 
 typedef struct info_req {
-    girder_pid pid;  /* whom to ask */
-    girder_ref ref;  /* the request's ref */
+    girder_pid pid; /* whom to ask */
+    girder_ref ref; /* the request's ref */
 } info_req;
 
 static int request_info(girder_ctx *ctx, void *arg)
@@ -685,7 +684,7 @@ typedef struct out {
 } out;
 
 __attribute__((format(printf, 4, 5))) static void put(out *w, const char *key, bool num,
-                                                       const char *fmt, ...)
+                                                      const char *fmt, ...)
 {
     va_list ap;
 
@@ -726,14 +725,13 @@ static int cmp_double(const void *a, const void *b)
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: girder-bench [--quick] [--json] [--verbose] [--reps N] [--schedulers N]\n"
-            "                    [--only spawn,pingpong,oneway,ring,oneway_paced]\n"
-            "                    [--timeout SECONDS]\n"
-            "                    [--spawn N] [--pingpong N] [--oneway N] [--ring-size N]\n"
-            "                    [--ring-hops N] [--chunk N]\n"
-            "Runs Girder's runtime benchmarks; prints key=value lines (or JSON).\n"
-            "bench/run puts them beside Erlang/OTP's figures.\n");
+    fprintf(f, "usage: girder-bench [--quick] [--json] [--verbose] [--reps N] [--schedulers N]\n"
+               "                    [--only spawn,pingpong,oneway,ring,oneway_paced]\n"
+               "                    [--timeout SECONDS]\n"
+               "                    [--spawn N] [--pingpong N] [--oneway N] [--ring-size N]\n"
+               "                    [--ring-hops N] [--chunk N]\n"
+               "Runs Girder's runtime benchmarks; prints key=value lines (or JSON).\n"
+               "bench/run puts them beside Erlang/OTP's figures.\n");
 }
 
 static bool parse_u64(const char *s, uint64_t *ret)
@@ -856,8 +854,8 @@ int main(int argc, char **argv)
         return 2;
     }
     put(&w, "impl", false, "girder");
-    put(&w, "schedulers", true, "%ld", o.schedulers ? (long)o.schedulers
-                                                    : sysconf(_SC_NPROCESSORS_ONLN));
+    put(&w, "schedulers", true, "%ld",
+        o.schedulers ? (long)o.schedulers : sysconf(_SC_NPROCESSORS_ONLN));
     put(&w, "reps", true, "%u", o.reps);
     put(&w, "chunk", true, "%" PRIu64, o.chunk);
     for (unsigned k = 0; k < B_NKINDS; k++) {

@@ -14,8 +14,8 @@
 
 #include <stdio.h>
 
-#define GR_CLI_TIMEOUT_DEFAULT 5000 /* --timeout default, ms */
-#define GR_CLI_TIMEOUT_MAX 3600000  /* --timeout ceiling, ms (one hour) */
+#define GR_CLI_TIMEOUT_DEFAULT 5000     /* --timeout default, ms */
+#define GR_CLI_TIMEOUT_MAX 3600000      /* --timeout ceiling, ms (one hour) */
 #define GR_CLI_MULTICALL_NODES_MAX 1024 /* most names in multicall --nodes */
 
 /* Everything global options decided; read-only for commands. */

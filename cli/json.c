@@ -94,8 +94,10 @@ int gr_cli_pid_parse(const char *s, size_t len, gr_term_id *ret_id)
         (nl = split_id(s + 1, len - 2, 3, pid_max, v)) < 0) {
         return GR_EBADARG;
     }
-    *ret_id = (gr_term_id){
-        .node = s + 1, .node_len = (size_t)nl, .creation = (uint32_t)v[0], .id = (v[1] << 8) | v[2]};
+    *ret_id = (gr_term_id){.node = s + 1,
+                           .node_len = (size_t)nl,
+                           .creation = (uint32_t)v[0],
+                           .id = (v[1] << 8) | v[2]};
     return 0;
 }
 

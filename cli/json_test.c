@@ -227,8 +227,9 @@ START_TEST(dest_args)
     msgpack_unpacked u;
     size_t off = 0;
     static const char *const bad[] = {
-        "", "<>", "<a@h.1.2>", "<a@h.1.2.256>", "<not a pid>", "<nohost.1.2.3>", "@b@h",
-        "worker@", "worker@nohost", "a b", "tab\tname", "x@y@", "<a@h.1.2.3",
+        "",           "<>",      "<a@h.1.2>",     "<a@h.1.2.256>", "<not a pid>", "<nohost.1.2.3>",
+        "@b@h",       "worker@", "worker@nohost", "a b",           "tab\tname",   "x@y@",
+        "<a@h.1.2.3",
     };
 
     /* a pid: its node, creation and id */

@@ -249,7 +249,8 @@ static int proc_kill(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args
     if (girder_pid_eq(pid, girder_self(ctx))) {
         return GR_EBADARG; /* this worker: it could never answer */
     }
-    reason = args->via.array.size == 2 ? girder_msg_from_object(&args->via.array.ptr[1]) : girder_msg_atom("kill");
+    reason = args->via.array.size == 2 ? girder_msg_from_object(&args->via.array.ptr[1])
+                                       : girder_msg_atom("kill");
     if (!reason || !(w = ref_wait_new(c))) {
         girder_msg_unref(reason);
         return -ENOMEM;

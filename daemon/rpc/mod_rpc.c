@@ -86,9 +86,9 @@ static int rpc_call(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
         return GR_EBADARG;
     }
     a = args->via.array.ptr;
-    if (gr_rpc_get_str(&a[0], node, sizeof(node)) < 0 || gr_nodename_check(node, strlen(node)) < 0 ||
-        gr_rpc_get_str(&a[1], mod, sizeof(mod)) < 0 || gr_rpc_get_str(&a[2], fn, sizeof(fn)) < 0 ||
-        a[3].type != MSGPACK_OBJECT_ARRAY) {
+    if (gr_rpc_get_str(&a[0], node, sizeof(node)) < 0 ||
+        gr_nodename_check(node, strlen(node)) < 0 || gr_rpc_get_str(&a[1], mod, sizeof(mod)) < 0 ||
+        gr_rpc_get_str(&a[2], fn, sizeof(fn)) < 0 || a[3].type != MSGPACK_OBJECT_ARRAY) {
         return GR_EBADARG;
     }
     if (args->via.array.size == 5) {

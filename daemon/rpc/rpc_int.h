@@ -36,9 +36,9 @@ typedef int (*gr_rpc_inline_fn)(gr_rpc *rpc, const msgpack_object *args, msgpack
 
 typedef struct gr_rpc_fn_def {
     const char *name;
-    gr_rpc_start_fn start;       /* run in a worker; NULL when inline */
-    gr_rpc_msg_fn on_msg;        /* NULL: the function never waits */
-    gr_rpc_inline_fn inline_fn;  /* set instead of start for inline functions */
+    gr_rpc_start_fn start;      /* run in a worker; NULL when inline */
+    gr_rpc_msg_fn on_msg;       /* NULL: the function never waits */
+    gr_rpc_inline_fn inline_fn; /* set instead of start for inline functions */
 } gr_rpc_fn_def;
 
 typedef struct gr_rpc_module {
@@ -51,21 +51,21 @@ typedef struct gr_rpc_module {
  * if the handler set it, else free(priv). */
 struct gr_rpc_call {
     gr_rpc *rpc;
-    uint64_t id;                       /* key in the call table */
-    uint64_t conn, ref;                /* the request, for the answer */
-    char peer[GR_NODENAME_MAX + 1];    /* who asked */
-    bool hidden;                       /* asked by a client, not a member */
-    const gr_rpc_fn_def *fn;           /* what runs; rpc.call to self swaps it */
-    uint8_t *args;                     /* msgpack array, args_len bytes */
+    uint64_t id;                    /* key in the call table */
+    uint64_t conn, ref;             /* the request, for the answer */
+    char peer[GR_NODENAME_MAX + 1]; /* who asked */
+    bool hidden;                    /* asked by a client, not a member */
+    const gr_rpc_fn_def *fn;        /* what runs; rpc.call to self swaps it */
+    uint8_t *args;                  /* msgpack array, args_len bytes */
     size_t args_len;
-    uint32_t deadline_ms;              /* worker gives up after this */
-    bool answered;                     /* exactly once */
-    uint64_t tag;                      /* the handler's outstanding "$rpc"/"$join" tag */
-    void *priv;                        /* handler state; freed at the end */
-    void (*priv_free)(void *priv);     /* how priv is freed; NULL: free() */
-    bool local;                        /* started by gr_rpc_call_local: no conn */
-    girder_pid answer_to;              /* local: where the "$rpc" answer goes (id 0: dropped) */
-    uint64_t answer_tag;               /* local: the answer's tag */
+    uint32_t deadline_ms;          /* worker gives up after this */
+    bool answered;                 /* exactly once */
+    uint64_t tag;                  /* the handler's outstanding "$rpc"/"$join" tag */
+    void *priv;                    /* handler state; freed at the end */
+    void (*priv_free)(void *priv); /* how priv is freed; NULL: free() */
+    bool local;                    /* started by gr_rpc_call_local: no conn */
+    girder_pid answer_to;          /* local: where the "$rpc" answer goes (id 0: dropped) */
+    uint64_t answer_tag;           /* local: the answer's tag */
 };
 
 /* Answer with one msgpack term. GR_RPC_DONE, or a negative code when the term
@@ -89,9 +89,8 @@ gr_dist *gr_rpc_call_dist(const gr_rpc_call *c);
 uint64_t gr_rpc_call_started_ms(const gr_rpc_call *c);
 /* Run module.function in this same worker with new arguments (rpc.call to the
  * node itself). Returns what the function's start returns. */
-int gr_rpc_call_redirect(gr_rpc_call *c, girder_ctx *ctx, const char *module,
-                         size_t module_len, const char *function, size_t function_len,
-                         const msgpack_object *args);
+int gr_rpc_call_redirect(gr_rpc_call *c, girder_ctx *ctx, const char *module, size_t module_len,
+                         const char *function, size_t function_len, const msgpack_object *args);
 /* Run module.function(args) on this node as a request of its own, in a new
  * worker spawned from the calling process `ctx` (any scheduler, round-robin),
  * with its own deadline_ms. Its answer arrives at reply_to exactly once as

@@ -93,8 +93,8 @@ int girder_get_ref(girder_ctx *ctx, const msgpack_object *o, girder_ref *ret_ref
 
 /* ---- spawning -------------------------------------------------------------------------- */
 
-int girder_spawn(girder_ctx *ctx, const girder_behaviour *b, const girder_msg *arg,
-                 unsigned flags, girder_pid *ret_pid, girder_ref *ret_mref)
+int girder_spawn(girder_ctx *ctx, const girder_behaviour *b, const girder_msg *arg, unsigned flags,
+                 girder_pid *ret_pid, girder_ref *ret_mref)
 {
     gr_proc *p = gr_proc_of(ctx);
     gr_sched *s = p->sched, *t = s;
@@ -131,8 +131,7 @@ int girder_spawn(girder_ctx *ctx, const girder_behaviour *b, const girder_msg *a
         gr_proc_ext *cx = gr_proc_ext_get(child), *px = gr_proc_ext_get(p);
 
         mref = gr_sched_make_ref(s);
-        if (cx == NULL || px == NULL ||
-            gr_idmap_put(&cx->monby, gr_ref_as_pid(mref), p->pid) < 0 ||
+        if (cx == NULL || px == NULL || gr_idmap_put(&cx->monby, gr_ref_as_pid(mref), p->pid) < 0 ||
             gr_idmap_put(&px->mons, gr_ref_as_pid(mref), child->pid) < 0) {
             goto nomem;
         }

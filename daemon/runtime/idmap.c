@@ -10,8 +10,8 @@
 
 static uint32_t slot_of(girder_pid k, uint32_t mask)
 {
-    uint64_t h = (k.id ^ ((uint64_t)k.node << 40) ^ ((uint64_t)k.creation << 20)) *
-                 0x9E3779B97F4A7C15ull;
+    uint64_t h =
+        (k.id ^ ((uint64_t)k.node << 40) ^ ((uint64_t)k.creation << 20)) * 0x9E3779B97F4A7C15ull;
 
     return (uint32_t)(h >> 32) & mask;
 }

@@ -50,7 +50,7 @@ static inline girder_ref gr_pid_as_ref(girder_pid p)
 }
 
 #define GR_IDMAP_EACH(m, slotvar)                                                                  \
-    for (gr_idmap_slot *slotvar = (m)->slots; (m)->slots && slotvar <= (m)->slots + (m)->mask;    \
+    for (gr_idmap_slot *slotvar = (m)->slots; (m)->slots && slotvar <= (m)->slots + (m)->mask;     \
          slotvar++)                                                                                \
         if (slotvar->key.id != 0)
 

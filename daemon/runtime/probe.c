@@ -25,12 +25,12 @@ typedef struct qnode {
 } qnode;
 
 struct gr_probe {
-    girder_rt *rt;         /* runtime */
-    girder_pid pid;        /* the probe process */
-    atomic_int refs;       /* owner thread + live process */
-    pthread_mutex_t lock;  /* guards the queue */
-    pthread_cond_t cond;   /* signalled on enqueue */
-    qnode *head, *tail;    /* received messages */
+    girder_rt *rt;        /* runtime */
+    girder_pid pid;       /* the probe process */
+    atomic_int refs;      /* owner thread + live process */
+    pthread_mutex_t lock; /* guards the queue */
+    pthread_cond_t cond;  /* signalled on enqueue */
+    qnode *head, *tail;   /* received messages */
 };
 
 static void probe_unref(gr_probe *p)
@@ -102,8 +102,7 @@ int gr_probe_new(girder_rt *rt, gr_probe **ret_probe)
     atomic_init(&p->refs, 2);
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->cond, NULL);
-    proc = gr_proc_new(&rt->scheds[0], &probe_behaviour, NULL,
-                       gr_sched_alloc_id(&rt->scheds[0]));
+    proc = gr_proc_new(&rt->scheds[0], &probe_behaviour, NULL, gr_sched_alloc_id(&rt->scheds[0]));
     sig = proc ? gr_sig_new(GR_SIG_SPAWN, (girder_pid){0, 0, 0}, proc->pid) : NULL;
     if (sig == NULL) {
         gr_proc_free(proc);

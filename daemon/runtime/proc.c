@@ -71,8 +71,8 @@ void gr_proc_insert(gr_sched *s, gr_proc *p)
 }
 
 /* Route a new signal of `type` from `from` to `to`, carrying a reference to msg. */
-static void send_sig(girder_rt *rt, gr_sched *cur, gr_sig_type type, girder_pid from,
-                     girder_pid to, girder_ref ref, girder_msg *msg)
+static void send_sig(girder_rt *rt, gr_sched *cur, gr_sig_type type, girder_pid from, girder_pid to,
+                     girder_ref ref, girder_msg *msg)
 {
     gr_sig *s = gr_sig_new(type, from, to);
 
@@ -105,8 +105,7 @@ static girder_msg *exit_msg(gr_proc *p, girder_pid from, const girder_msg *reaso
 }
 
 /* Build ["DOWN", Ref, "process", Pid, Reason] for p. */
-static girder_msg *down_msg(gr_proc *p, girder_ref ref, girder_pid from,
-                            const girder_msg *reason)
+static girder_msg *down_msg(gr_proc *p, girder_ref ref, girder_pid from, const girder_msg *reason)
 {
     gr_pack pk;
 
@@ -615,8 +614,8 @@ girder_msg *gr_proc_info_msg(girder_rt *rt, gr_proc *p, girder_ref ref)
         size_t nlen;
         const char *node = gr_rt_node_at(rt, ref.node, &nlen);
 
-        if (node == NULL || gr_term_pack_id(&pk.pk, GR_TERM_EXT_REF, node, nlen, ref.creation,
-                                            ref.id) < 0) {
+        if (node == NULL ||
+            gr_term_pack_id(&pk.pk, GR_TERM_EXT_REF, node, nlen, ref.creation, ref.id) < 0) {
             msgpack_pack_nil(&pk.pk);
         }
     }

@@ -144,8 +144,7 @@ out:
     return rc;
 }
 
-static int del_locked(gr_registry *r, const char *name, const girder_pid *only,
-                      girder_pid *ret_pid)
+static int del_locked(gr_registry *r, const char *name, const girder_pid *only, girder_pid *ret_pid)
 {
     entry **pp = find_locked(r, name, hash_str(name));
     entry *e = *pp;

@@ -252,14 +252,14 @@ static void send_atom(girder_pid to, const char *atom)
 /* ---- closures run inside processes --------------------------------------------------------- */
 
 typedef struct op {
-    girder_pid pid;     /* target */
-    girder_ref ref;     /* in/out ref */
-    const char *name;   /* name argument */
-    const char *reason; /* atom reason */
-    unsigned flags;     /* spawn flags */
+    girder_pid pid;        /* target */
+    girder_ref ref;        /* in/out ref */
+    const char *name;      /* name argument */
+    const char *reason;    /* atom reason */
+    unsigned flags;        /* spawn flags */
     const girder_msg *arg; /* spawn arg */
-    int n;              /* count */
-    bool flag;          /* boolean argument */
+    int n;                 /* count */
+    bool flag;             /* boolean argument */
 } op;
 
 static int do_link(girder_ctx *ctx, void *a)
@@ -435,8 +435,7 @@ START_TEST(test_ordering_per_pair)
         } else if (v == next_a) {
             next_a++;
         } else {
-            ck_abort_msg("out of order: got %lld, expected %d or %d", (long long)v, next_a,
-                         next_b);
+            ck_abort_msg("out of order: got %lld, expected %d or %d", (long long)v, next_a, next_b);
         }
         msgpack_unpacked_destroy(&u);
         girder_msg_unref(m);

@@ -74,15 +74,15 @@
 #include <string.h>
 #include <time.h>
 
-#define SUP_BUDGET 64                     /* work steps per handle() call */
-#define SUP_ID_MAX 1024                   /* largest encoded child id, bytes */
-#define SUP_NAME_MAX 255                  /* longest behaviour name */
-#define SUP_INTENSITY_MAX 1000000u        /* bounds the restart-history ring */
-#define SUP_PERIOD_MS_MAX 604800000u      /* one week */
-#define SUP_SHUTDOWN_MS_MAX 604800000u    /* one week; beyond that say "infinity" */
-#define SUP_SHUTDOWN_DEFAULT_MS 5000      /* workers' default shutdown_ms */
-#define SUP_SHUTDOWN_INFINITY UINT64_MAX  /* wait for the child as long as it takes */
-#define SUP_DEFAULT_INTENSITY 1           /* OTP's defaults */
+#define SUP_BUDGET 64                    /* work steps per handle() call */
+#define SUP_ID_MAX 1024                  /* largest encoded child id, bytes */
+#define SUP_NAME_MAX 255                 /* longest behaviour name */
+#define SUP_INTENSITY_MAX 1000000u       /* bounds the restart-history ring */
+#define SUP_PERIOD_MS_MAX 604800000u     /* one week */
+#define SUP_SHUTDOWN_MS_MAX 604800000u   /* one week; beyond that say "infinity" */
+#define SUP_SHUTDOWN_DEFAULT_MS 5000     /* workers' default shutdown_ms */
+#define SUP_SHUTDOWN_INFINITY UINT64_MAX /* wait for the child as long as it takes */
+#define SUP_DEFAULT_INTENSITY 1          /* OTP's defaults */
 #define SUP_DEFAULT_PERIOD_MS 5000
 #define IDX_MIN_BUCKETS 16
 #define IDX_STEP_BUCKETS 4 /* buckets moved per index operation while rehashing */
@@ -157,29 +157,29 @@ struct op {
 
 struct sup {
     enum strategy strategy;
-    uint32_t intensity;      /* restarts allowed within period_ms */
+    uint32_t intensity; /* restarts allowed within period_ms */
     uint64_t period_ms;
-    struct child *head;      /* first started */
-    struct child *tail;      /* last started */
-    uint64_t next_seq;       /* seq for the next appended child */
-    struct index by_pid;     /* running children by pid */
-    struct index by_id;      /* named children by encoded id */
-    size_t nspecs;           /* children in the list */
-    size_t nactive;          /* children with a pid */
-    size_t nsups;            /* children of type supervisor */
-    size_t id_bytes;         /* sum of id_len, for state_size */
-    uint64_t *hist;          /* ring of restart times (ms) within the period */
-    size_t hist_cap;         /* ring slots */
-    size_t hist_first;       /* oldest entry */
-    size_t hist_len;         /* entries */
-    struct op op;            /* the operation in progress */
-    struct deferred *dq;     /* ring of deferred messages, power-of-two capacity */
+    struct child *head;  /* first started */
+    struct child *tail;  /* last started */
+    uint64_t next_seq;   /* seq for the next appended child */
+    struct index by_pid; /* running children by pid */
+    struct index by_id;  /* named children by encoded id */
+    size_t nspecs;       /* children in the list */
+    size_t nactive;      /* children with a pid */
+    size_t nsups;        /* children of type supervisor */
+    size_t id_bytes;     /* sum of id_len, for state_size */
+    uint64_t *hist;      /* ring of restart times (ms) within the period */
+    size_t hist_cap;     /* ring slots */
+    size_t hist_first;   /* oldest entry */
+    size_t hist_len;     /* entries */
+    struct op op;        /* the operation in progress */
+    struct deferred *dq; /* ring of deferred messages, power-of-two capacity */
     size_t dq_cap;
     size_t dq_first;
     size_t dq_len;
-    girder_ref cont_token;   /* token of the continuation message in flight */
-    bool cont_pending;       /* a continuation message is in flight */
-    girder_msg *a_shutdown;  /* pre-built atoms: "shutdown", "kill", "ok" */
+    girder_ref cont_token;  /* token of the continuation message in flight */
+    bool cont_pending;      /* a continuation message is in flight */
+    girder_msg *a_shutdown; /* pre-built atoms: "shutdown", "kill", "ok" */
     girder_msg *a_kill;
     girder_msg *a_ok;
 };
@@ -1341,8 +1341,7 @@ static void child_exited(girder_ctx *ctx, struct sup *s, struct child *c, const 
         return;
     }
     if (add_restart(s)) {
-        gr_warn(LOG_MOD, "restart intensity reached (%" PRIu32 " in %" PRIu64
-                         " ms): shutting down",
+        gr_warn(LOG_MOD, "restart intensity reached (%" PRIu32 " in %" PRIu64 " ms): shutting down",
                 s->intensity, s->period_ms);
         begin_exit(s, NULL);
         return;
@@ -1424,7 +1423,7 @@ static void on_down(girder_ctx *ctx, struct sup *s, const msgpack_object *a)
         c->mref.id == 0 || girder_get_ref(ctx, &a[1], &ref) < 0 || !girder_ref_eq(ref, c->mref)) {
         return; /* stale */
     }
-    c->mref = (girder_ref){0}; /* consumed */
+    c->mref = (girder_ref){0};  /* consumed */
     girder_unlink(ctx, c->pid); /* no EXIT from this child may follow (girder.h) */
     stop_done(ctx, s, c, &a[4]);
 }
@@ -1433,9 +1432,8 @@ static void on_timeout(girder_ctx *ctx, struct sup *s, const msgpack_object *a)
 {
     girder_ref token;
 
-    if (s->op.kind == OP_NONE || s->op.phase != PH_STOP || !s->op.waiting ||
-        s->op.tref.id == 0 || girder_get_ref(ctx, &a[1], &token) < 0 ||
-        !girder_ref_eq(token, s->op.ttoken)) {
+    if (s->op.kind == OP_NONE || s->op.phase != PH_STOP || !s->op.waiting || s->op.tref.id == 0 ||
+        girder_get_ref(ctx, &a[1], &token) < 0 || !girder_ref_eq(token, s->op.ttoken)) {
         return; /* stale */
     }
     s->op.tref = (girder_ref){0}; /* fired */

@@ -396,8 +396,8 @@ static void tw_terminate(girder_ctx *ctx, void *state, const girder_msg *reason)
     tw *w = state;
 
     if (!w->quiet) {
-        tw_report(ctx, pack_report(ctx, "terminated", w->name, reason,
-                                   atomic_fetch_add(&term_seq, 1)));
+        tw_report(ctx,
+                  pack_report(ctx, "terminated", w->name, reason, atomic_fetch_add(&term_seq, 1)));
     }
     free(w);
 }
@@ -596,8 +596,7 @@ static unsigned wait_terminated(const char *name, const char *reason_json)
 
     snprintf(waiting_for, sizeof(waiting_for), "terminated %s", name);
     recv_match(m_terminated, name, &g);
-    ck_assert_msg(obj_is(&g.a[2], reason_json), "%s terminated with an unexpected reason",
-                  name);
+    ck_assert_msg(obj_is(&g.a[2], reason_json), "%s terminated with an unexpected reason", name);
     seq = (unsigned)g.a[3].via.u64;
     got_free(&g);
     return seq;
@@ -779,17 +778,17 @@ static void which(girder_pid sup, got *ret)
     wait_reply(call_async(sup, J("[\"which_children\"]")), ret);
 }
 
-#define WORKER(id, extra)                                                                         \
+#define WORKER(id, extra)                                                                          \
     "{\"id\":\"" id "\",\"behaviour\":\"tw\",\"arg\":{\"name\":\"" id "\"}" extra "}"
 
 /* Start a supervisor with three workers a, b, c and wait until all run. */
 static girder_pid start_abc(const char *strategy, girder_ref *mref, girder_pid pids[3])
 {
-    girder_pid sup = spawn_sup(J("{\"strategy\":\"%s\",\"intensity\":10,\"period_ms\":60000,"
-                                 "\"children\":[" WORKER("a", "") "," WORKER("b", "") "," WORKER(
-                                     "c", "") "]}",
-                                 strategy),
-                               mref);
+    girder_pid sup =
+        spawn_sup(J("{\"strategy\":\"%s\",\"intensity\":10,\"period_ms\":60000,"
+                    "\"children\":[" WORKER("a", "") "," WORKER("b", "") "," WORKER("c", "") "]}",
+                    strategy),
+                  mref);
 
     pids[0] = wait_started("a");
     pids[1] = wait_started("b");
@@ -897,12 +896,29 @@ START_TEST(test_restart_types)
 {
     girder_ref mref;
     girder_pid sup = spawn_sup(
-        J("{\"strategy\":\"one_for_one\",\"intensity\":20,\"period_ms\":60000,\"children\":["
-          WORKER("perm", ",\"restart\":\"permanent\"") "," WORKER(
-              "tn", ",\"restart\":\"transient\"") "," WORKER("ta", ",\"restart\":\"transient\"") ","
-          WORKER("ts", ",\"restart\":\"transient\"") "," WORKER(
-              "tmp", ",\"restart\":\"temporary\"") "," WORKER("tmp2",
-                                                              ",\"restart\":\"temporary\"") "]}"),
+        J("{\"strategy\":\"one_for_one\",\"intensity\":20,\"period_ms\":60000,\"children\":"
+          "[" WORKER("perm", ",\"restart\":\"permanent\"") "," WORKER("tn", ",\"restart\":"
+                                                                            "\"transient\"") "," WORKER("ta", ",\"restart\":\"transient\"") "," WORKER(
+              "ts",
+              ",\"restart\":\"transient\"") "," WORKER("tmp",
+                                                       ",\"restart\":\"temporary\"") "," WORKER("tm"
+                                                                                                "p"
+                                                                                                "2",
+                                                                                                ","
+                                                                                                "\""
+                                                                                                "re"
+                                                                                                "st"
+                                                                                                "ar"
+                                                                                                "t"
+                                                                                                "\""
+                                                                                                ":"
+                                                                                                "\""
+                                                                                                "te"
+                                                                                                "mp"
+                                                                                                "or"
+                                                                                                "ar"
+                                                                                                "y"
+                                                                                                "\"") "]}"),
         &mref);
     girder_pid perm, ta;
     got g;
@@ -994,9 +1010,8 @@ END_TEST
 START_TEST(test_intensity_period)
 {
     girder_ref mref;
-    girder_pid sup = spawn_sup(J("{\"intensity\":1,\"period_ms\":100,\"children\":[" WORKER(
-                                   "a", "") "]}"),
-                               &mref);
+    girder_pid sup = spawn_sup(
+        J("{\"intensity\":1,\"period_ms\":100,\"children\":[" WORKER("a", "") "]}"), &mref);
     girder_pid a = wait_started("a");
     struct timespec pause = {0, 150 * 1000000};
 
@@ -1019,11 +1034,11 @@ END_TEST
 START_TEST(test_ordered_shutdown)
 {
     girder_ref mref;
-    girder_pid sup = spawn_sup(J("{\"children\":[" WORKER("w1", "") "," WORKER(
-                                   "w2", ",\"arg\":{\"name\":\"w2\",\"trap\":true}") "," WORKER("w3",
-                                                                                         "") ","
-                                   WORKER("w4", ",\"restart\":\"temporary\"") "]}"),
-                               &mref);
+    girder_pid sup = spawn_sup(
+        J("{\"children\":[" WORKER("w1", "") "," WORKER("w2", ",\"arg\":{\"name\":\"w2\",\"trap\":"
+                                                              "true}") "," WORKER(
+            "w3", "") "," WORKER("w4", ",\"restart\":\"temporary\"") "]}"),
+        &mref);
     unsigned s1, s2, s3, s4;
 
     wait_started("w1");
@@ -1045,15 +1060,15 @@ END_TEST
 START_TEST(test_shutdown_timeout_kill)
 {
     girder_ref mref;
-    girder_pid sup = spawn_sup(
-        J("{\"children\":["
-          "{\"id\":\"slow\",\"behaviour\":\"tw\",\"shutdown_ms\":200,"
-          "\"arg\":{\"name\":\"slow\",\"ignore_shutdown\":true}},"
-          "{\"id\":\"brutal\",\"behaviour\":\"tw\",\"shutdown_ms\":0,"
-          "\"arg\":{\"name\":\"brutal\",\"trap\":true}},"
-          "{\"id\":\"polite\",\"behaviour\":\"tw\",\"shutdown_ms\":\"infinity\","
-          "\"arg\":{\"name\":\"polite\",\"trap\":true}}]}"),
-        &mref);
+    girder_pid sup =
+        spawn_sup(J("{\"children\":["
+                    "{\"id\":\"slow\",\"behaviour\":\"tw\",\"shutdown_ms\":200,"
+                    "\"arg\":{\"name\":\"slow\",\"ignore_shutdown\":true}},"
+                    "{\"id\":\"brutal\",\"behaviour\":\"tw\",\"shutdown_ms\":0,"
+                    "\"arg\":{\"name\":\"brutal\",\"trap\":true}},"
+                    "{\"id\":\"polite\",\"behaviour\":\"tw\",\"shutdown_ms\":\"infinity\","
+                    "\"arg\":{\"name\":\"polite\",\"trap\":true}}]}"),
+                  &mref);
     unsigned s1, s2, s3;
     int64_t t0;
 
@@ -1144,8 +1159,9 @@ START_TEST(test_dynamic_children)
                 "{\"specs\":2,\"active\":2,\"supervisors\":0,\"workers\":2}");
 
     /* bad requests and specs answer errors; the supervisor carries on */
-    call_expect(sup, J("[\"start_child\", {\"id\":\"x\",\"behaviour\":\"tw\","
-                       "\"restart\":\"sometimes\"}]"),
+    call_expect(sup,
+                J("[\"start_child\", {\"id\":\"x\",\"behaviour\":\"tw\","
+                  "\"restart\":\"sometimes\"}]"),
                 "[\"error\", [\"bad_child_spec\", \"x\", \"bad_restart\"]]");
     call_expect(sup, J("[\"start_child\", {\"id\":\"x\",\"behaviour\":\"nope\"}]"),
                 "[\"error\", [\"bad_child_spec\", \"x\", \"unknown_behaviour\"]]");
@@ -1295,11 +1311,12 @@ START_TEST(test_nested)
 {
     girder_ref mref;
     girder_pid sup = spawn_sup(
-        J("{\"strategy\":\"one_for_one\",\"intensity\":5,\"period_ms\":60000,\"children\":["
-          WORKER("x0", "") ","
-          "{\"id\":\"sub\",\"behaviour\":\"supervisor\",\"arg\":{\"strategy\":\"one_for_all\","
-          "\"children\":[" WORKER("x1", "") "," WORKER("x2", "") "]}},"
-          WORKER("x3", "") "]}"),
+        J("{\"strategy\":\"one_for_one\",\"intensity\":5,\"period_ms\":60000,\"children\":[" WORKER(
+            "x0", "") ","
+                      "{\"id\":\"sub\",\"behaviour\":\"supervisor\",\"arg\":{\"strategy\":\"one_"
+                      "for_all\","
+                      "\"children\":[" WORKER("x1", "") "," WORKER("x2", "") "]}}," WORKER(
+                          "x3", "") "]}"),
         &mref);
     girder_pid x0, x1, x2, x3, sub, x1b, x2b;
     unsigned s0, s1, s2, s3;
@@ -1365,8 +1382,8 @@ START_TEST(test_calls_during_restart)
     girder_pid sup = spawn_sup(
         J("{\"strategy\":\"one_for_all\",\"intensity\":5,\"period_ms\":60000,\"children\":["
           "{\"id\":\"slow\",\"behaviour\":\"tw\",\"shutdown_ms\":300,"
-          "\"arg\":{\"name\":\"slow\",\"ignore_shutdown\":true}},"
-          WORKER("a", "") "," WORKER("b", "") "]}"),
+          "\"arg\":{\"name\":\"slow\",\"ignore_shutdown\":true}}," WORKER("a", "") "," WORKER(
+              "b", "") "]}"),
         &mref);
     girder_pid slow, a, b, slow2, a2, b2;
     got g;
@@ -1463,10 +1480,11 @@ START_TEST(test_stale_exit_after_group_restart)
     girder_ref mref, tref, downx, downc;
     girder_pid sup = spawn_sup(
         J("{\"strategy\":\"rest_for_one\",\"intensity\":10,\"period_ms\":60000,"
-          "\"children\":[" WORKER("x", "") ","
-          "{\"id\":\"slow\",\"behaviour\":\"tw\",\"shutdown_ms\":\"infinity\","
-          "\"arg\":{\"name\":\"slow\",\"ignore_shutdown\":true}},"
-          WORKER("c", "") "]}"),
+          "\"children\":[" WORKER(
+              "x", "") ","
+                       "{\"id\":\"slow\",\"behaviour\":\"tw\",\"shutdown_ms\":\"infinity\","
+                       "\"arg\":{\"name\":\"slow\",\"ignore_shutdown\":true}}," WORKER("c",
+                                                                                       "") "]}"),
         &mref);
     girder_pid x = wait_started("x"), slow = wait_started("slow"), c = wait_started("c");
     girder_pid x2, c2;
@@ -1579,8 +1597,8 @@ START_TEST(test_many_dynamic_children)
 {
     const size_t n = MANY_CHILDREN;
     girder_ref mref;
-    girder_pid sup = spawn_sup(J("{\"intensity\":1000,\"period_ms\":60000,\"children\":[]}"),
-                               &mref);
+    girder_pid sup =
+        spawn_sup(J("{\"intensity\":1000,\"period_ms\":60000,\"children\":[]}"), &mref);
     many_op o = {.sup = sup, .n = n};
     girder_pid *pids = calloc(n, sizeof(*pids));
     uint64_t base = gr_rt_process_count(rt);

@@ -148,15 +148,16 @@ const girder_behaviour *girder_behaviour_find(girder_rt *rt, const char *name);
 
 #define GIRDER_SPAWN_LINK 0x1u    /* atomically link caller and child */
 #define GIRDER_SPAWN_MONITOR 0x2u /* atomically monitor the child; ref in *ret_mref */
-#define GIRDER_SPAWN_SPREAD 0x4u  /* place on the next scheduler round-robin instead
-                                     of the caller's own */
+#define GIRDER_SPAWN_SPREAD                                                                        \
+    0x4u /* place on the next scheduler round-robin instead                                        \
+            of the caller's own */
 
 /* Spawn a process running `b` with argument `arg` (borrowed; the runtime takes
  * its own reference). The child is created at once and runs init on its first
  * turn. *ret_pid gets the child's pid; *ret_mref (may be NULL unless MONITOR is
  * set) the monitor ref. 0, -ENOMEM or GR_ESTOPPED. */
-int girder_spawn(girder_ctx *ctx, const girder_behaviour *b, const girder_msg *arg,
-                 unsigned flags, girder_pid *ret_pid, girder_ref *ret_mref);
+int girder_spawn(girder_ctx *ctx, const girder_behaviour *b, const girder_msg *arg, unsigned flags,
+                 girder_pid *ret_pid, girder_ref *ret_mref);
 
 /* Same, by registered behaviour name; GR_EBADBEHAVIOUR if unknown. */
 int girder_spawn_named(girder_ctx *ctx, const char *behaviour, const girder_msg *arg,
