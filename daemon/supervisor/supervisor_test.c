@@ -895,31 +895,18 @@ END_TEST
 START_TEST(test_restart_types)
 {
     girder_ref mref;
+    /* one child per line: clearer than the formatter's layout of the macros */
+    // clang-format off
     girder_pid sup = spawn_sup(
-        J("{\"strategy\":\"one_for_one\",\"intensity\":20,\"period_ms\":60000,\"children\":"
-          "[" WORKER("perm", ",\"restart\":\"permanent\"") "," WORKER("tn", ",\"restart\":"
-                                                                            "\"transient\"") "," WORKER("ta", ",\"restart\":\"transient\"") "," WORKER(
-              "ts",
-              ",\"restart\":\"transient\"") "," WORKER("tmp",
-                                                       ",\"restart\":\"temporary\"") "," WORKER("tm"
-                                                                                                "p"
-                                                                                                "2",
-                                                                                                ","
-                                                                                                "\""
-                                                                                                "re"
-                                                                                                "st"
-                                                                                                "ar"
-                                                                                                "t"
-                                                                                                "\""
-                                                                                                ":"
-                                                                                                "\""
-                                                                                                "te"
-                                                                                                "mp"
-                                                                                                "or"
-                                                                                                "ar"
-                                                                                                "y"
-                                                                                                "\"") "]}"),
+        J("{\"strategy\":\"one_for_one\",\"intensity\":20,\"period_ms\":60000,\"children\":["
+          WORKER("perm", ",\"restart\":\"permanent\"") ","
+          WORKER("tn", ",\"restart\":\"transient\"") ","
+          WORKER("ta", ",\"restart\":\"transient\"") ","
+          WORKER("ts", ",\"restart\":\"transient\"") ","
+          WORKER("tmp", ",\"restart\":\"temporary\"") ","
+          WORKER("tmp2", ",\"restart\":\"temporary\"") "]}"),
         &mref);
+    // clang-format on
     girder_pid perm, ta;
     got g;
 
@@ -1034,11 +1021,15 @@ END_TEST
 START_TEST(test_ordered_shutdown)
 {
     girder_ref mref;
+    // clang-format off
     girder_pid sup = spawn_sup(
-        J("{\"children\":[" WORKER("w1", "") "," WORKER("w2", ",\"arg\":{\"name\":\"w2\",\"trap\":"
-                                                              "true}") "," WORKER(
-            "w3", "") "," WORKER("w4", ",\"restart\":\"temporary\"") "]}"),
+        J("{\"children\":["
+          WORKER("w1", "") ","
+          WORKER("w2", ",\"arg\":{\"name\":\"w2\",\"trap\":true}") ","
+          WORKER("w3", "") ","
+          WORKER("w4", ",\"restart\":\"temporary\"") "]}"),
         &mref);
+    // clang-format on
     unsigned s1, s2, s3, s4;
 
     wait_started("w1");
