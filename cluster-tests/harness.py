@@ -145,7 +145,6 @@ class Node:
         self.extra = list(extra)
         self.proc = None
         self.log_path = os.path.join(cluster.dir, f"{short}.log")
-        self.data_dir = os.path.join(cluster.dir, f"{short}.data")
         self.starts = 0
         self.expected_exit = None  # set by stop()/kill9() so close() does not complain
         self.stopped_by_signal = False
@@ -157,7 +156,7 @@ class Node:
 
     def argv(self):
         a = [self.cluster.girderd, "--name", self.name, "--listen", f"{self.addr}:{self.port}",
-             "--cookie-file", self.cookie_file, "--data-dir", self.data_dir,
+             "--cookie-file", self.cookie_file,
              "--schedulers", "2", "--log-level", self.cluster.log_level]
         for s in self.seeds:
             a += ["--seed", s.spec if isinstance(s, Node) else s]

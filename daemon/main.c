@@ -265,16 +265,25 @@ static void stop_services(node *n)
 
 /* ---- the cluster ---------------------------------------------------------------------------- */
 
-/* The cookie: --cookie-file, GIRDER_COOKIE, GIRDER_COOKIE_FILE, or the default
- * file (proto/cookie.h). With none of them, the default file is created with a
- * fresh random cookie (as Erlang creates ~/.erlang.cookie), so a node runs with
- * no configuration at all. 0 or a negative error (logged). */
+/* The cookie, first source that exists: --cookie-file, GIRDER_COOKIE,
+ * GIRDER_COOKIE_FILE, the INI file's cookie_file, the default file
+ * (gr_config_cookie_path, proto/cookie.h). With none of them, the default file
+ * is created with a fresh random cookie (as Erlang creates ~/.erlang.cookie), so
+ * a node runs with no configuration at all. 0 or a negative error (logged). */
 static int load_cookie(const gr_config *cfg, gr_cookie *ret)
 {
     char path[GR_COOKIE_PATH_MAX];
-    int r = gr_cookie_resolve(cfg->cookie_file, ret);
+    const char *env_file = getenv(GR_COOKIE_FILE_ENV);
+    const char *file = gr_config_cookie_path(cfg, getenv(GR_COOKIE_ENV), env_file);
+    int r;
 
-    if (r == -ENOENT && !cfg->cookie_file && !getenv(GR_COOKIE_FILE_ENV) &&
+    if (cfg->cookie_file && !file) {
+        gr_notice("node", "the cookie comes from $%s, not from cookie_file = %s of %s",
+                  getenv(GR_COOKIE_ENV) ? GR_COOKIE_ENV : GR_COOKIE_FILE_ENV, cfg->cookie_file,
+                  cfg->file ? cfg->file : "the configuration");
+    }
+    r = gr_cookie_resolve(file, ret);
+    if (r == -ENOENT && !file && !getenv(GR_COOKIE_ENV) && !(env_file && env_file[0]) &&
         gr_cookie_default_path(path, sizeof(path)) == 0) {
         if ((r = gr_cookie_generate(path, ret)) == 0) {
             gr_notice("node", "no cookie found: created %s with a new random cookie", path);
@@ -289,10 +298,10 @@ static int load_cookie(const gr_config *cfg, gr_cookie *ret)
         return r;
     }
     if (r < 0) {
-        const char *src = cfg->cookie_file             ? cfg->cookie_file
-                          : getenv(GR_COOKIE_FILE_ENV) ? getenv(GR_COOKIE_FILE_ENV)
-                          : getenv(GR_COOKIE_ENV)      ? "$" GR_COOKIE_ENV
-                                                       : "the default cookie file";
+        const char *src = file                      ? file
+                          : getenv(GR_COOKIE_ENV)   ? "$" GR_COOKIE_ENV
+                          : env_file && env_file[0] ? env_file
+                                                    : "the default cookie file";
 
         gr_error("node", "cannot use the cookie from %s: %s", src, gr_strerror(r));
     }
@@ -375,9 +384,9 @@ static int start_cluster(node *n, const gr_config *cfg)
 
 static void log_config(const gr_config *cfg)
 {
-    gr_info("node", "config: %s; listen %s:%u, data_dir %s, %zu seed(s), http %s",
+    gr_info("node", "config: %s; listen %s:%u, %zu seed(s)",
             cfg->file ? cfg->file : "no file (defaults and flags)", cfg->listen_host,
-            cfg->listen_port, cfg->data_dir, cfg->nseeds, cfg->http_host ? "on" : "off");
+            cfg->listen_port, cfg->nseeds);
     for (size_t i = 0; i < cfg->nseeds; i++) {
         gr_debug("node", "seed %s at %s:%u", cfg->seeds[i].node, cfg->seeds[i].host,
                  cfg->seeds[i].port);

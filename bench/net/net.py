@@ -120,7 +120,7 @@ class Girder:
         port = free_port()
         log = os.path.join(self.tmp, f"{short}{self.seq}.log")
         argv = [self.girderd, "--name", name, "--listen", f"{HOST}:{port}",
-                "--cookie-file", self.cookie, "--data-dir", os.path.join(self.tmp, name)]
+                "--cookie-file", self.cookie]
         if seed:
             argv += ["--seed", seed["spec"]]
         p = spawn(argv + list(extra), log)

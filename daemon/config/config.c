@@ -34,7 +34,6 @@
 
 #define DEFAULT_NAME "girder@127.0.0.1"
 #define DEFAULT_LISTEN_HOST "127.0.0.1"
-#define DATA_DIR_PREFIX "girder-data/"
 #define NODE_NAME_MAX 255 /* = GR_TERM_NODE_MAX: a pid carries the node name */
 #define HOST_MAX 253      /* longest DNS name */
 
@@ -50,42 +49,43 @@ typedef struct key_def {
     const char *dflt;    /* default, as shown in usage */
     setter_fn set;       /* validate and store */
     bool repeatable;     /* accumulates (seeds) instead of "set twice" */
+    bool planned;        /* not available yet: always rejected, left out of the usage */
 } key_def;
 
 static int set_name(gr_config *cfg, const char *v, gr_config_reason *why);
 static int set_listen(gr_config *cfg, const char *v, gr_config_reason *why);
 static int set_cookie_file(gr_config *cfg, const char *v, gr_config_reason *why);
 static int set_seeds(gr_config *cfg, const char *v, gr_config_reason *why);
-static int set_data_dir(gr_config *cfg, const char *v, gr_config_reason *why);
-static int set_http(gr_config *cfg, const char *v, gr_config_reason *why);
+static int set_planned(gr_config *cfg, const char *v, gr_config_reason *why);
 static int set_schedulers(gr_config *cfg, const char *v, gr_config_reason *why);
 static int set_log_level(gr_config *cfg, const char *v, gr_config_reason *why);
 static int set_detection_ms(gr_config *cfg, const char *v, gr_config_reason *why);
 static int set_cipher(gr_config *cfg, const char *v, gr_config_reason *why);
 
 static const key_def keys[] = {
-    {"name", "name", "NAME@HOST", "node name", DEFAULT_NAME, set_name, false},
+    {"name", "name", "NAME@HOST", "node name", DEFAULT_NAME, set_name, false, false},
     {"listen", "listen", "HOST:PORT", "cluster address to listen on (port 0: any free port)",
-     "127.0.0.1:4370", set_listen, false},
+     "127.0.0.1:4370", set_listen, false, false},
     {"cookie_file", "cookie-file", "FILE", "file holding the cluster cookie", "$GIRDER_COOKIE",
-     set_cookie_file, false},
+     set_cookie_file, false, false},
     {"seeds", "seed", "NAME@HOST:PORT", "node to contact at start; repeatable", "none", set_seeds,
-     true},
-    {"data_dir", "data-dir", "DIR", "data directory", DATA_DIR_PREFIX "NAME@HOST", set_data_dir,
-     false},
-    {"http", "http", "HOST:PORT", "HTTP address for /metrics, /healthz, dashboard; or off", "off",
-     set_http, false},
+     true, false},
+    /* Known so that the error can say "not available yet" rather than "unknown":
+     * the data directory comes with tables, HTTP with /metrics (docs/operations.md,
+     * "Planned settings"). */
+    {"data_dir", "data-dir", "DIR", "data directory", "none", set_planned, false, true},
+    {"http", "http", "HOST:PORT", "HTTP address for /metrics", "off", set_planned, false, true},
     {"schedulers", "schedulers", "N", "scheduler threads, 1..255 or auto", "auto: one per core",
-     set_schedulers, false},
+     set_schedulers, false, false},
     {"log_level", "log-level", "LEVEL", "debug, info, notice, warn or error", "info", set_log_level,
-     false},
+     false, false},
     {"detection_ms", "detection-ms", "MS",
      "a silent link or hung peer is declared down after MS (300..600000)", "3000", set_detection_ms,
-     false},
+     false, false},
     {"cipher", "cipher", "NAME",
      "link cipher: auto (AES-128-OCB where both ends have AES instructions, else "
      "ChaCha20-Poly1305) or chacha20-poly1305",
-     "auto", set_cipher, false},
+     "auto", set_cipher, false, false},
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -347,7 +347,7 @@ static int set_name(gr_config *cfg, const char *v, gr_config_reason *why)
     return replace_str(&cfg->name, v);
 }
 
-/* Shared by listen and http: validate HOST:PORT (port 0 allowed) and store. */
+/* Validate HOST:PORT (port 0 allowed) and store it in the two slots. */
 static int set_addr(char **host_slot, uint16_t *port_slot, const char *v, gr_config_reason *why)
 {
     char *host;
@@ -372,25 +372,17 @@ static int set_listen(gr_config *cfg, const char *v, gr_config_reason *why)
     return set_addr(&cfg->listen_host, &cfg->listen_port, v, why);
 }
 
-static int set_http(gr_config *cfg, const char *v, gr_config_reason *why)
-{
-    if (strcmp(v, "off") == 0) {
-        free(cfg->http_host);
-        cfg->http_host = NULL;
-        cfg->http_port = 0;
-        return 0;
-    }
-    return set_addr(&cfg->http_host, &cfg->http_port, v, why);
-}
-
 static int set_cookie_file(gr_config *cfg, const char *v, gr_config_reason *why)
 {
     return replace_str(&cfg->cookie_file, v);
 }
 
-static int set_data_dir(gr_config *cfg, const char *v, gr_config_reason *why)
+/* A setting whose feature has not landed: accepting it would promise what the
+ * node does not do, so every value is refused. */
+static int set_planned(gr_config *cfg, const char *v, gr_config_reason *why)
 {
-    return replace_str(&cfg->data_dir, v);
+    *why = GR_CONFIG_EPLANNED;
+    return GR_ECONFIG;
 }
 
 static int set_schedulers(gr_config *cfg, const char *v, gr_config_reason *why)
@@ -631,8 +623,6 @@ void gr_config_clear(gr_config *cfg)
     free(cfg->listen_host);
     free(cfg->cookie_file);
     seeds_clear(cfg);
-    free(cfg->data_dir);
-    free(cfg->http_host);
     memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -649,21 +639,22 @@ int gr_config_set(gr_config *cfg, const char *key, const char *value, gr_config_
     if ((r = apply(cfg, kd, value, &why)) == GR_ECONFIG) {
         return fail(err, why, NULL, 0, NULL, key, value);
     }
+    if (r == 0 && kd->set == set_cookie_file) {
+        cfg->cookie_file_flag = false;
+    }
     return r;
 }
 
-int gr_config_finish(gr_config *cfg)
+const char *gr_config_cookie_path(const gr_config *cfg, const char *env_cookie,
+                                  const char *env_cookie_file)
 {
-    char *dir;
-
-    if (cfg->data_dir) {
-        return 0;
+    if (cfg->cookie_file_flag) {
+        return cfg->cookie_file;
     }
-    if (asprintf(&dir, "%s%s", DATA_DIR_PREFIX, cfg->name) < 0) {
-        return -ENOMEM;
+    if (env_cookie || (env_cookie_file && env_cookie_file[0])) {
+        return NULL;
     }
-    cfg->data_dir = dir;
-    return 0;
+    return cfg->cookie_file;
 }
 
 /* ---- the INI file -------------------------------------------------------------------- */
@@ -761,6 +752,9 @@ static int ini_handle(void *user, const char *section, const char *name, const c
     if (r < 0) {
         st->rc = r;
         return 0;
+    }
+    if (kd->set == set_cookie_file) {
+        st->cfg->cookie_file_flag = false;
     }
     return 1;
 }
@@ -959,9 +953,9 @@ int gr_config_load(int argc, char *argv[], gr_config_error *err, gr_config *ret_
             if (r < 0) {
                 goto out;
             }
-        }
-        if ((r = gr_config_finish(&cfg)) < 0) {
-            goto out;
+            if (flags[i].kd->set == set_cookie_file) {
+                cfg.cookie_file_flag = true; /* wins over the environment */
+            }
         }
     }
     *ret_cfg = cfg;
@@ -997,6 +991,9 @@ void gr_config_usage(FILE *f, const char *prog)
     fprintf(f, "usage: %s", prog);
     usage_item(f, &col, indent + 1, "[-c FILE]");
     for (size_t i = 0; i < NKEYS; i++) {
+        if (keys[i].planned) {
+            continue;
+        }
         snprintf(item, sizeof(item), "[--%s %s]%s", keys[i].flag, keys[i].metavar,
                  keys[i].repeatable ? "..." : "");
         usage_item(f, &col, indent + 1, item);
@@ -1012,13 +1009,17 @@ void gr_config_usage(FILE *f, const char *prog)
     for (size_t i = 0; i < NKEYS; i++) {
         char lhs[64];
 
+        if (keys[i].planned) {
+            continue;
+        }
         snprintf(lhs, sizeof(lhs), "    --%s %s", keys[i].flag, keys[i].metavar);
         fprintf(f, "  %-32s %s\n  %-32s (key: %s; default: %s)\n", lhs, keys[i].help, "",
                 keys[i].key, keys[i].dflt);
     }
     fprintf(f, "  %-32s %s\n", "-h, --help", "show this help and exit");
     fprintf(f, "  %-32s %s\n", "-V, --version", "show the version and exit");
-    fputs("\nEnvironment: GIRDER_COOKIE holds the cookie when no cookie file is set.\n"
+    fputs("\nEnvironment: GIRDER_COOKIE (the cookie) or GIRDER_COOKIE_FILE (a file)\n"
+          "overrides the file's cookie_file; --cookie-file overrides both.\n"
           "Exit status: 0 clean stop, 1 runtime failure, 2 bad configuration.\n",
           f);
 }

@@ -2,7 +2,10 @@
 /*
  * config.h - girderd's configuration: built-in defaults, the INI file and the
  * command-line flags, in increasing order of precedence (a flag overrides the
- * file, the file overrides the default).
+ * file, the file overrides the default). The cookie alone has the environment
+ * between them: --cookie-file > GIRDER_COOKIE / GIRDER_COOKIE_FILE > the
+ * file's cookie_file > the default file (gr_config_cookie_path), so that a
+ * container's environment can give the cookie whatever its image's file says.
  *
  * The INI file has one section, [node]:
  *
@@ -13,13 +16,15 @@
  *   cookie_file  --cookie-file   path                       none (GIRDER_COOKIE)
  *   seeds        --seed          NAME@HOST:PORT, comma-     none
  *                                separated or repeated
- *   data_dir     --data-dir      path                       girder-data/NAME@HOST
- *   http         --http          HOST:PORT or "off"         off
  *   schedulers   --schedulers    1..255 or "auto"           auto (one per core)
  *   log_level    --log-level     debug|info|notice|warn|    info
  *                                error
  *   detection_ms --detection-ms  300..600000                3000
  *   cipher       --cipher        auto|chacha20-poly1305     auto
+ *
+ * data_dir (--data-dir) and http (--http) are planned, not available yet: they
+ * are recognised only to be refused with GR_CONFIG_EPLANNED, which names them,
+ * instead of being accepted and doing nothing.
  *
  * cipher: the AEAD of cluster links. auto offers and accepts AES-128-OCB
  * besides ChaCha20-Poly1305 when this CPU has AES instructions (a link takes
@@ -76,6 +81,8 @@
     X(GR_CONFIG_EDETECTION, "bad detection time: expected milliseconds 300..600000")               \
     X(GR_CONFIG_ELEVEL, "bad log level: expected debug, info, notice, warn or error")              \
     X(GR_CONFIG_ECIPHER, "bad cipher: expected auto or chacha20-poly1305")                         \
+    X(GR_CONFIG_EPLANNED,                                                                          \
+      "not available yet: planned, see docs/operations.md \"Planned settings\"")                   \
     X(GR_CONFIG_EOPTION, "unknown option")                                                         \
     X(GR_CONFIG_ENOARG, "option needs a value")                                                    \
     X(GR_CONFIG_EOPERAND, "unexpected argument (girderd takes options only)")
@@ -109,11 +116,9 @@ typedef struct gr_config {
     char *listen_host;           /* listen address host part (no brackets) */
     uint16_t listen_port;        /* 0 = pick a free port */
     char *cookie_file;           /* cookie file path, or NULL (use GIRDER_COOKIE) */
+    bool cookie_file_flag;       /* cookie_file came from --cookie-file, not the file */
     gr_config_seed *seeds;       /* nseeds static seeds */
     size_t nseeds;               /* 0..GR_CONFIG_SEEDS_MAX */
-    char *data_dir;              /* data directory */
-    char *http_host;             /* HTTP listen host, or NULL when HTTP is off */
-    uint16_t http_port;          /* HTTP port when http_host != NULL; 0 = any */
     unsigned schedulers;         /* 1..255, or 0 = one per online core */
     enum gr_log_level log_level; /* minimum log level */
     unsigned detection_ms;       /* silent link -> peer down after this */
@@ -132,8 +137,7 @@ typedef struct gr_config_error {
     int sys_err;             /* -errno behind GR_CONFIG_EUNREADABLE, else 0 */
 } gr_config_error;
 
-/* Fill *ret_cfg with the built-in defaults (data_dir stays NULL until
- * gr_config_finish). 0 or -ENOMEM (*ret_cfg untouched). */
+/* Fill *ret_cfg with the built-in defaults. 0 or -ENOMEM (*ret_cfg untouched). */
 int gr_config_init(gr_config *ret_cfg);
 
 /* Free every member and zero the struct. NULL-safe; safe on a zeroed struct and
@@ -158,15 +162,19 @@ int gr_config_read_file(gr_config *cfg, const char *path, gr_config_error *err);
  * -ENOMEM. */
 int gr_config_set(gr_config *cfg, const char *key, const char *value, gr_config_error *err);
 
-/* Fill the defaults that depend on other keys (data_dir from name). 0 or
- * -ENOMEM. */
-int gr_config_finish(gr_config *cfg);
+/* The cookie file girderd must read, by the cookie's precedence: --cookie-file,
+ * then the environment (env_cookie = getenv("GIRDER_COOKIE"), env_cookie_file =
+ * getenv("GIRDER_COOKIE_FILE"); either set and, for the file, non-empty), then
+ * the INI file's cookie_file. Returns the path (borrowed from cfg), or NULL when
+ * the environment or the defaults decide (gr_cookie_resolve(NULL, ...)). Pure:
+ * reads no environment itself. */
+const char *gr_config_cookie_path(const gr_config *cfg, const char *env_cookie,
+                                  const char *env_cookie_file);
 
 /* The whole pipeline for girderd's command line: defaults, then the file given
- * with -c FILE / --config FILE, then every other flag in order, then
- * gr_config_finish. --help / --version set ret_cfg->action and skip the file.
- * argv may be permuted (getopt_long). 0 and *ret_cfg (caller clears it),
- * GR_ECONFIG with *err filled, or -ENOMEM; *ret_cfg untouched on failure. */
+ * with -c FILE / --config FILE, then every other flag in order. --help / --version set
+ * ret_cfg->action and skip the file. argv may be permuted (getopt_long). 0 and *ret_cfg (caller
+ * clears it), GR_ECONFIG with *err filled, or -ENOMEM; *ret_cfg untouched on failure. */
 int gr_config_load(int argc, char *argv[], gr_config_error *err, gr_config *ret_cfg);
 
 /* Print the usage text, generated from the same table that parses flags. */

@@ -108,9 +108,8 @@ START_TEST(defaults)
     ck_assert_str_eq(cfg.listen_host, "127.0.0.1");
     ck_assert_uint_eq(cfg.listen_port, 4370);
     ck_assert_ptr_null(cfg.cookie_file);
+    ck_assert(!cfg.cookie_file_flag);
     ck_assert_uint_eq(cfg.nseeds, 0);
-    ck_assert_str_eq(cfg.data_dir, "girder-data/girder@127.0.0.1");
-    ck_assert_ptr_null(cfg.http_host);
     ck_assert_uint_eq(cfg.schedulers, 0);
     ck_assert_int_eq(cfg.log_level, GR_LOG_INFO);
     ck_assert_ptr_null(cfg.file);
@@ -132,8 +131,6 @@ START_TEST(full_file)
                                               "cookie_file = /etc/girder/cookie\n"
                                               "seeds = b@h2:4370, c@10.0.0.3:4371\n"
                                               "seeds = d@h4:1\r\n"
-                                              "data_dir = /var/lib/girder\n"
-                                              "http = [::1]:8080\n"
                                               "schedulers = 4\n"
                                               "log_level = DEBUG\n");
 
@@ -143,6 +140,7 @@ START_TEST(full_file)
     ck_assert_str_eq(cfg.listen_host, "0.0.0.0");
     ck_assert_uint_eq(cfg.listen_port, 4444);
     ck_assert_str_eq(cfg.cookie_file, "/etc/girder/cookie");
+    ck_assert(!cfg.cookie_file_flag);
     ck_assert_uint_eq(cfg.nseeds, 3);
     ck_assert_str_eq(cfg.seeds[0].node, "b@h2");
     ck_assert_str_eq(cfg.seeds[0].host, "h2");
@@ -152,9 +150,6 @@ START_TEST(full_file)
     ck_assert_uint_eq(cfg.seeds[1].port, 4371);
     ck_assert_str_eq(cfg.seeds[2].node, "d@h4");
     ck_assert_uint_eq(cfg.seeds[2].port, 1);
-    ck_assert_str_eq(cfg.data_dir, "/var/lib/girder");
-    ck_assert_str_eq(cfg.http_host, "::1");
-    ck_assert_uint_eq(cfg.http_port, 8080);
     ck_assert_uint_eq(cfg.schedulers, 4);
     ck_assert_int_eq(cfg.log_level, GR_LOG_DEBUG);
     gr_config_clear(&cfg);
@@ -170,12 +165,11 @@ START_TEST(flags_override_file)
                                               "listen = 127.0.0.1:1000\n"
                                               "seeds = x@h:1, y@h:2\n"
                                               "schedulers = 2\n"
-                                              "http = 127.0.0.1:9000\n");
+                                              "cookie_file = /etc/girder/cookie\n");
 
     ck_assert_int_eq(LOAD(&err, &cfg, "--listen", "127.0.0.2:2000", "--config", (char *)path,
-                          "--seed", "s1@h:10", "--seed=s2@h:11", "--schedulers", "auto", "--http",
-                          "off", "--log-level", "warn", "--data-dir", "/d", "--cookie-file", "/c",
-                          "--name", "b@h"),
+                          "--seed", "s1@h:10", "--seed=s2@h:11", "--schedulers", "auto",
+                          "--log-level", "warn", "--cookie-file", "/c", "--name", "b@h"),
                      0);
     ck_assert_str_eq(cfg.name, "b@h");
     ck_assert_str_eq(cfg.listen_host, "127.0.0.2");
@@ -184,17 +178,17 @@ START_TEST(flags_override_file)
     ck_assert_str_eq(cfg.seeds[0].node, "s1@h");
     ck_assert_str_eq(cfg.seeds[1].node, "s2@h");
     ck_assert_uint_eq(cfg.schedulers, 0);
-    ck_assert_ptr_null(cfg.http_host);
     ck_assert_int_eq(cfg.log_level, GR_LOG_WARN);
-    ck_assert_str_eq(cfg.data_dir, "/d");
     ck_assert_str_eq(cfg.cookie_file, "/c");
+    ck_assert(cfg.cookie_file_flag);
     gr_config_clear(&cfg);
 
-    /* without --seed the file's seeds stay; data_dir follows the name */
+    /* without --seed the file's seeds stay; the file's cookie_file is the file's */
     ck_assert_int_eq(LOAD(&err, &cfg, "-c", (char *)path, "--listen", "127.0.0.1:0"), 0);
     ck_assert_uint_eq(cfg.nseeds, 2);
     ck_assert_uint_eq(cfg.listen_port, 0);
-    ck_assert_str_eq(cfg.data_dir, "girder-data/a@h");
+    ck_assert_str_eq(cfg.cookie_file, "/etc/girder/cookie");
+    ck_assert(!cfg.cookie_file_flag);
     gr_config_clear(&cfg);
 }
 END_TEST
@@ -352,10 +346,10 @@ END_TEST
 START_TEST(err_bad_value)
 {
     expect_ini_error("[node]\nlog_level = loud\n", GR_CONFIG_ELEVEL, 2, "log_level");
-    expect_ini_error("[node]\nhttp = localhost\n", GR_CONFIG_EADDR, 2, "http");
+    expect_ini_error("[node]\nlisten = localhost\n", GR_CONFIG_EADDR, 2, "listen");
     expect_ini_error("[node]\nlisten = 127.0.0.1\n", GR_CONFIG_EADDR, 2, "listen");
     expect_ini_error("[node]\nlisten = ::1:4370\n", GR_CONFIG_EADDR, 2, "listen");
-    expect_ini_error("[node]\ndata_dir =\n", GR_CONFIG_EEMPTY, 2, "data_dir");
+    expect_ini_error("[node]\ncookie_file =\n", GR_CONFIG_EEMPTY, 2, "cookie_file");
     expect_ini_error("[node]\nseeds = a@b:1,,c@d:2\n", GR_CONFIG_ESEED, 2, "seeds");
     expect_ini_error("[node]\nseeds = a@b\n", GR_CONFIG_ESEED, 2, "seeds");
 }
@@ -414,7 +408,7 @@ START_TEST(err_long_line_and_nul)
     static const char nul_text[] = "[node]\nname = a\0@b\n";
     char *exact;
 
-    snprintf(text, sizeof(text), "[node]\ndata_dir = /%0600d\nname = a@b\n", 0);
+    snprintf(text, sizeof(text), "[node]\ncookie_file = /%0600d\nname = a@b\n", 0);
     expect_ini_error(text, GR_CONFIG_ELINE, 2, "");
     /* found by fuzz_config: blanks and no newline at the very end of the input */
     exact = malloc(10); /* exactly sized, so ASan sees any read past the end */
@@ -425,11 +419,11 @@ START_TEST(err_long_line_and_nul)
     gr_config_clear(&cfg);
     free(exact);
     /* the documented limit: 197 bytes, even with CRLF, even indented */
-    snprintf(text, sizeof(text), "[node]\r\n    data_dir = /%0185d\r\n", 0);
+    snprintf(text, sizeof(text), "[node]\r\n    cookie_file = /%0182d\r\n", 0);
     ck_assert_int_eq(parse_text(text, &err, &cfg), 0);
-    ck_assert_uint_eq(strlen(cfg.data_dir) + strlen("data_dir = "), 197);
+    ck_assert_uint_eq(strlen(cfg.cookie_file) + strlen("cookie_file = "), 197);
     gr_config_clear(&cfg);
-    snprintf(text, sizeof(text), "[node]\r\ndata_dir = /%0186d\r\n", 0);
+    snprintf(text, sizeof(text), "[node]\r\ncookie_file = /%0183d\r\n", 0);
     expect_ini_error(text, GR_CONFIG_ELINE, 2, "");
 
     ck_assert_int_eq(gr_config_init(&cfg), 0);
@@ -566,6 +560,90 @@ START_TEST(error_value_is_sanitised)
 }
 END_TEST
 
+/* The cookie's precedence: --cookie-file > environment > the file's cookie_file
+ * > defaults (NULL: gr_cookie_resolve decides from the environment/defaults). */
+START_TEST(cookie_precedence)
+{
+    gr_config cfg;
+    gr_config_error err;
+    const char *path = write_file("cookie.ini", "[node]\ncookie_file = /etc/girder/cookie\n");
+
+    /* the file's cookie_file: used unless the environment gives a cookie */
+    ck_assert_int_eq(LOAD(&err, &cfg, "-c", (char *)path), 0);
+    ck_assert_str_eq(gr_config_cookie_path(&cfg, NULL, NULL), "/etc/girder/cookie");
+    ck_assert_str_eq(gr_config_cookie_path(&cfg, NULL, ""), "/etc/girder/cookie");
+    ck_assert_ptr_null(gr_config_cookie_path(&cfg, "secret", NULL));
+    ck_assert_ptr_null(gr_config_cookie_path(&cfg, "", NULL)); /* set, empty: refused later */
+    ck_assert_ptr_null(gr_config_cookie_path(&cfg, NULL, "/run/secrets/cookie"));
+    gr_config_clear(&cfg);
+
+    /* --cookie-file wins over the environment, before or after -c */
+    ck_assert_int_eq(LOAD(&err, &cfg, "--cookie-file", "/flag", "-c", (char *)path), 0);
+    ck_assert_str_eq(gr_config_cookie_path(&cfg, "secret", "/run/secrets/cookie"), "/flag");
+    ck_assert_str_eq(gr_config_cookie_path(&cfg, NULL, NULL), "/flag");
+    gr_config_clear(&cfg);
+
+    /* nothing configured: the environment and the defaults decide */
+    ck_assert_int_eq(LOAD(&err, &cfg, "--listen", "127.0.0.1:0"), 0);
+    ck_assert_ptr_null(gr_config_cookie_path(&cfg, NULL, NULL));
+    ck_assert_ptr_null(gr_config_cookie_path(&cfg, "secret", NULL));
+    gr_config_clear(&cfg);
+
+    /* gr_config_set sets it as the file would */
+    ck_assert_int_eq(gr_config_init(&cfg), 0);
+    ck_assert_int_eq(gr_config_set(&cfg, "cookie_file", "/set", &err), 0);
+    ck_assert_ptr_null(gr_config_cookie_path(&cfg, "secret", NULL));
+    ck_assert_str_eq(gr_config_cookie_path(&cfg, NULL, NULL), "/set");
+    gr_config_clear(&cfg);
+}
+END_TEST
+
+/* --http and --data-dir, and their keys, are planned: refused, by name, with
+ * "not available yet", whatever the value; the usage does not offer them. */
+START_TEST(err_planned_options)
+{
+    static const char *const flags[] = {"--http", "--data-dir"};
+    static const char *const keys[] = {"http", "data_dir"};
+    static const char *const values[] = {"0.0.0.0:4380", "off", "/var/lib/girder"};
+    gr_config cfg;
+    gr_config_error err;
+    char text[128], want[64], buf[4096];
+    FILE *f;
+
+    for (size_t i = 0; i < 2; i++) {
+        for (size_t v = 0; v < sizeof(values) / sizeof(values[0]); v++) {
+            ck_assert_int_eq(LOAD(&err, &cfg, (char *)flags[i], (char *)values[v]), GR_ECONFIG);
+            ck_assert_int_eq(err.reason, GR_CONFIG_EPLANNED);
+            ck_assert_str_eq(err.key, flags[i]);
+            snprintf(want, sizeof(want), "girderd: %s '%s': not available yet", flags[i],
+                     values[v]);
+            ck_assert_msg(strncmp(printed(&err), want, strlen(want)) == 0, "printed <%s>",
+                          printed(&err));
+
+            snprintf(text, sizeof(text), "[node]\nname = a@b\n%s = %s\n", keys[i], values[v]);
+            expect_ini_error(text, GR_CONFIG_EPLANNED, 3, keys[i]);
+            ck_assert_int_eq(parse_text(text, &err, &cfg), GR_ECONFIG);
+            snprintf(want, sizeof(want), "test.ini:3: [node] %s = '%s': not available yet", keys[i],
+                     values[v]);
+            ck_assert_msg(strstr(printed(&err), want), "printed <%s>", printed(&err));
+            gr_config_clear(&cfg);
+        }
+        /* also through a file given to gr_config_load */
+        snprintf(text, sizeof(text), "[node]\n%s = x\n", keys[i]);
+        ck_assert_int_eq(LOAD(&err, &cfg, "-c", (char *)write_file("planned.ini", text)),
+                         GR_ECONFIG);
+        ck_assert_int_eq(err.reason, GR_CONFIG_EPLANNED);
+        ck_assert_uint_eq(err.line, 2);
+    }
+    f = fmemopen(buf, sizeof(buf), "w");
+    ck_assert_ptr_nonnull(f);
+    gr_config_usage(f, "girderd");
+    fclose(f);
+    ck_assert_ptr_null(strstr(buf, "--http"));
+    ck_assert_ptr_null(strstr(buf, "--data-dir"));
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
     Suite *s = suite_create("config");
@@ -579,6 +657,7 @@ static Suite *config_suite(void)
     tcase_add_test(good, help_and_version);
     tcase_add_test(good, set_one_key);
     tcase_add_test(good, validators);
+    tcase_add_test(good, cookie_precedence);
     suite_add_tcase(s, good);
 
     tcase_add_checked_fixture(bad, setup, teardown);
@@ -597,6 +676,7 @@ static Suite *config_suite(void)
     tcase_add_test(bad, err_file_via_load_names_line);
     tcase_add_test(bad, err_flags);
     tcase_add_test(bad, error_value_is_sanitised);
+    tcase_add_test(bad, err_planned_options);
     suite_add_tcase(s, bad);
     return s;
 }
