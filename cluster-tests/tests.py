@@ -906,6 +906,54 @@ def test_cipher(c):
           f"girderd --cipher aes must exit 2 naming the cipher (got {rc}, log {y.log_path})")
 
 
+def test_pubsub(c):
+    """rpc module pubsub on a real node: an echo subscribed with a wildcard counts
+    the publishes that match; subscriptions/topics/counters show them; a bad topic
+    is badarg; the echo killed, its subscription is gone; counted group joins,
+    members and groups; the member killed, the group is empty."""
+    a = c.node("a")
+    c.wait_mesh([a])
+    r = c.expect(a.cli("spawn", "echo"), EXIT_OK, what="spawn echo")
+    pid = r.data
+    c.expect(a.cli("rpc", a.name, "pubsub", "subscribe", f'"{pid}"', '"orders.*"'), EXIT_OK,
+             what="pubsub.subscribe")
+    for topic in ("orders.eu", "orders.us", "orders.eu.new", "other"):
+        r = c.expect(a.cli("rpc", a.name, "pubsub", "publish", f'"{topic}"', '{"n": 1}'),
+                     EXIT_OK, what=f"publish {topic}")
+        want = 1 if topic.count(".") == 1 else 0
+        check(r.data.get("delivered") == want, f"publish {topic}: {r!r}")
+    r = c.expect(a.cli("call", pid, '"count"'), EXIT_OK, what="echo count")
+    check(r.data == 2, f"echo must have received the 2 matching publishes: {r!r}")
+    r = c.expect(a.cli("rpc", a.name, "pubsub", "subscriptions", '"orders.eu"'), EXIT_OK)
+    check(len(r.data) == 1 and r.data[0].get("pid") == pid and r.data[0].get("delivered") == 2
+          and r.data[0].get("backlog") == 0, f"subscriptions orders.eu: {r!r}")
+    r = c.expect(a.cli("rpc", a.name, "pubsub", "topics"), EXIT_OK)
+    check(r.data == [{"pattern": "orders.*", "subscribers": 1}], f"topics: {r!r}")
+    r = c.expect(a.cli("rpc", a.name, "pubsub", "counters"), EXIT_OK)
+    check(r.data.get("published") == 4 and r.data.get("delivered") == 2, f"counters: {r!r}")
+    c.expect(a.cli("rpc", a.name, "pubsub", "publish", '"a..b"', "1"), EXIT_REMOTE, "badarg",
+             "publish to a topic with an empty token")
+    c.expect(a.cli("rpc", a.name, "pubsub", "publish", '"a.*"', "1"), EXIT_REMOTE, "badarg",
+             "publish to a pattern")
+
+    for _ in range(2):
+        c.expect(a.cli("rpc", a.name, "pubsub", "join", '"app"', '"workers"', f'"{pid}"'), EXIT_OK)
+    r = c.expect(a.cli("rpc", a.name, "pubsub", "members", '"app"', '"workers"'), EXIT_OK)
+    check(r.data == [pid, pid], f"two joins, listed twice: {r!r}")
+    r = c.expect(a.cli("rpc", a.name, "pubsub", "groups", '"app"'), EXIT_OK)
+    check(r.data == [{"name": "workers", "members": 2}], f"groups app: {r!r}")
+
+    c.expect(a.cli("kill", pid), EXIT_OK, what="kill the subscriber")
+    deadline = time.monotonic() + 10
+    while True:
+        subs = c.expect(a.cli("rpc", a.name, "pubsub", "subscriptions"), EXIT_OK).data
+        mem = c.expect(a.cli("rpc", a.name, "pubsub", "members", '"app"', '"workers"'),
+                       EXIT_OK).data
+        if subs == [] and mem == []:
+            break
+        check(time.monotonic() < deadline, f"dead process still there: {subs!r} {mem!r}")
+
+
 TESTS = [
     ("a_mesh", test_mesh),
     ("b_rpc", test_rpc),
@@ -922,4 +970,5 @@ TESTS = [
     ("m_call", test_call),
     ("n_spawn", test_spawn),
     ("o_cipher", test_cipher),
+    ("p_pubsub", test_pubsub),
 ]

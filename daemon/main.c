@@ -27,6 +27,7 @@
 #include "proto/cookie.h"
 #include "proto/err.h"
 #include "proto/term.h"
+#include "pubsub/pubsub.h"
 #include "rpc/rpc.h"
 #include "runtime/rt.h"
 #include "services/services.h"
@@ -62,6 +63,7 @@ typedef struct node {
     bool root_down;        /* written by watcher, read after join */
     char root_reason[128]; /* root's exit reason as text (after join) */
     gr_rpc *rpc;           /* serves rpc requests (workers on the schedulers) */
+    gr_pubsub *pubsub;     /* topics and groups; its keeper serves rpc `pubsub` */
     gr_dist *dist;         /* links to the cluster (its own thread) */
 } node;
 
@@ -448,6 +450,10 @@ static int run(const gr_config *cfg)
         gr_error("node", "cannot create the main thread's probe: %s", gr_strerror(r));
         goto out;
     }
+    if ((r = gr_pubsub_new(n.rt, &n.pubsub)) < 0) {
+        gr_error("node", "cannot start pubsub: %s", gr_strerror(r));
+        goto out;
+    }
     if (start_services(&n, cfg, started_ms) < 0) {
         goto out;
     }
@@ -505,6 +511,7 @@ out:
     n.probe = gr_probe_free(n.probe);
     gr_rt_stop(n.rt);
     n.rpc = gr_rpc_free(n.rpc); /* after the workers are gone */
+    n.pubsub = gr_pubsub_free(n.pubsub);
     n.dist = gr_dist_free(n.dist);
     n.rt = gr_rt_free(n.rt);
     gr_cookie_wipe(&cookie);

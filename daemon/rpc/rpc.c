@@ -36,7 +36,8 @@
 #define DEADLINE_ATOM "$rpc_deadline"
 
 static const gr_rpc_module *const modules[] = {
-    &gr_rpc_mod_node, &gr_rpc_mod_sys, &gr_rpc_mod_rpc, &gr_rpc_mod_proc, &gr_rpc_mod_bench,
+    &gr_rpc_mod_node, &gr_rpc_mod_sys,   &gr_rpc_mod_rpc,
+    &gr_rpc_mod_proc, &gr_rpc_mod_bench, &gr_rpc_mod_pubsub,
 };
 
 /* Calls waiting for their worker's init: a singly linked list (short: a call

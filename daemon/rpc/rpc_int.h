@@ -122,5 +122,6 @@ extern const gr_rpc_module gr_rpc_mod_sys;
 extern const gr_rpc_module gr_rpc_mod_rpc;
 extern const gr_rpc_module gr_rpc_mod_proc;
 extern const gr_rpc_module gr_rpc_mod_bench;
+extern const gr_rpc_module gr_rpc_mod_pubsub;
 
 #endif

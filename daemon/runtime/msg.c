@@ -41,6 +41,11 @@ girder_msg *gr_rt_msg_alloc(size_t len, uint8_t **ret_data)
     return m;
 }
 
+unsigned gr_rt_msg_refs(const girder_msg *m)
+{
+    return atomic_load_explicit(&((girder_msg *)m)->refs, memory_order_acquire);
+}
+
 girder_msg *girder_msg_new(const void *bytes, size_t len)
 {
     girder_msg *m = gr_msg_alloc(len);

@@ -123,6 +123,12 @@ int gr_rt_send_name_node(girder_rt *rt, const char *name, const char *node, gird
  * or a bad length. Any thread. */
 girder_msg *gr_rt_msg_alloc(size_t len, uint8_t **ret_data);
 
+/* References m has right now (acquire). A holder that sees 1 knows it holds
+ * the last one: every other holder has dropped its reference, and what it did
+ * before is visible. pubsub uses it to tell when a subscriber has handled a
+ * message (daemon/pubsub/subs.c). Any thread. */
+unsigned gr_rt_msg_refs(const girder_msg *m);
+
 /* Name of node index i (0 = this node). NULL if i was never interned; else the
  * name (valid for the runtime's life) and *ret_len its length. Any thread,
  * lock-free. */

@@ -1,0 +1,777 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * pubsub_test.c - Check tests for node-local pub/sub and process groups on a
+ * real runtime (two schedulers): delivery and wildcards, order per
+ * publisher, backlog watermarks (busy, drop, kill), cleanup when a subscriber
+ * or member dies (and after the keeper itself was killed), counted joins,
+ * group monitors, the keeper's requests, and concurrent publishers against
+ * subscription churn (suite 'threaded': TSan runs it).
+ *
+ * Subscribers are probes: a probe keeps each message until the test thread
+ * takes it with gr_probe_recv, so a probe that is not read is a subscriber
+ * that does not keep up. Waits are bounded; "the keeper has cleaned up" is
+ * awaited by round trips to the keeper (a ["sync"] call), never by sleeping.
+ */
+#include "pubsub/pubsub.h"
+
+#include "proto/err.h"
+#include "proto/term.h"
+#include "runtime/rt.h"
+
+#include <check.h>
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define WAIT_MS 5000
+
+static girder_rt *rt;
+static gr_pubsub *ps;
+static gr_probe *probe;
+
+static void setup(void)
+{
+    gr_rt_config cfg = {.node_name = "ps@127.0.0.1", .creation = 3, .schedulers = 2};
+
+    ck_assert_int_eq(gr_rt_new(&cfg, &rt), 0);
+    ck_assert_int_eq(gr_rt_start(rt), 0);
+    ck_assert_int_eq(gr_pubsub_new(rt, &ps), 0);
+    ck_assert_int_eq(gr_probe_new(rt, &probe), 0);
+}
+
+static void teardown(void)
+{
+    probe = gr_probe_free(probe);
+    gr_rt_stop(rt);
+    ps = gr_pubsub_free(ps);
+    rt = gr_rt_free(rt);
+}
+
+static girder_msg *mk_int(int64_t v)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    girder_msg *m;
+
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_int64(&pk, v);
+    m = girder_msg_new(sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+    return m;
+}
+
+static int pub_int(const char *topic, int64_t v, gr_pub_result *res)
+{
+    girder_msg *m = mk_int(v);
+    int r = gr_pubsub_publish(ps, NULL, topic, strlen(topic), m, res);
+
+    girder_msg_unref(m);
+    return r;
+}
+
+/* Take the next message of p: ["$pub", Topic, Int]; checks the topic, returns Int. */
+static int64_t recv_pub(gr_probe *p, const char *topic)
+{
+    girder_msg *m = NULL;
+    msgpack_unpacked u;
+    int64_t v;
+
+    ck_assert_int_eq(gr_probe_recv(p, WAIT_MS, &m), 0);
+    msgpack_unpacked_init(&u);
+    ck_assert_int_eq(girder_msg_unpack(m, &u), 0);
+    ck_assert_int_eq(u.data.type, MSGPACK_OBJECT_ARRAY);
+    ck_assert_uint_eq(u.data.via.array.size, 3);
+    ck_assert(gr_term_is_str(&u.data.via.array.ptr[0], "$pub"));
+    ck_assert(gr_term_is_str(&u.data.via.array.ptr[1], topic));
+    v = u.data.via.array.ptr[2].via.i64;
+    msgpack_unpacked_destroy(&u);
+    girder_msg_unref(m);
+    return v;
+}
+
+static void expect_nothing(gr_probe *p)
+{
+    girder_msg *m = NULL;
+
+    ck_assert_int_eq(gr_probe_recv(p, 100, &m), -ETIMEDOUT);
+}
+
+static int sub(gr_probe *p, const char *pattern, const gr_sub_opts *o)
+{
+    return gr_pubsub_subscribe(ps, gr_probe_pid(p), pattern, strlen(pattern), o);
+}
+
+/* ---- a round trip to the keeper ------------------------------------------------------ */
+
+typedef struct call_arg {
+    const char *fn;
+    girder_ref ref;
+} call_arg;
+
+static int send_call(girder_ctx *ctx, void *arg)
+{
+    call_arg *a = arg;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    girder_msg *req;
+    girder_pid k;
+    int r;
+
+    if ((r = girder_whereis(ctx, GR_PUBSUB_NAME, &k)) < 0) {
+        return r;
+    }
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 1);
+    msgpack_pack_str_with_body(&pk, a->fn, strlen(a->fn));
+    req = girder_msg_new(sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+    r = girder_call(ctx, k, req, false, &a->ref);
+    girder_msg_unref(req);
+    return r;
+}
+
+/* Call the keeper with [fn] from the main probe; returns the reply message. */
+static girder_msg *keeper_call(const char *fn)
+{
+    call_arg a = {fn, {0}};
+    girder_msg *m = NULL;
+
+    ck_assert_int_eq(gr_probe_run(probe, send_call, &a), 0);
+    ck_assert_int_eq(gr_probe_recv(probe, WAIT_MS, &m), 0);
+    return m;
+}
+
+/* Round trips to the keeper until cond() holds (each one lets it handle what
+ * was queued before); fails after WAIT_MS. */
+static void until(bool (*cond)(void))
+{
+    struct timespec t0, t;
+
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (!cond()) {
+        girder_msg_unref(keeper_call("sync"));
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        ck_assert_msg((t.tv_sec - t0.tv_sec) * 1000 < WAIT_MS, "condition not reached");
+    }
+}
+
+static uint64_t nsubs(void)
+{
+    gr_pubsub_counters c;
+
+    gr_pubsub_counters_get(ps, &c);
+    return c.subscriptions;
+}
+
+static bool no_subs(void)
+{
+    return nsubs() == 0;
+}
+
+/* ---- tests -------------------------------------------------------------------------- */
+
+START_TEST(test_publish_wildcards)
+{
+    gr_probe *b;
+    gr_pub_result res;
+
+    ck_assert_int_eq(gr_probe_new(rt, &b), 0);
+    ck_assert_int_eq(sub(probe, "orders.*", NULL), 0);
+    ck_assert_int_eq(sub(b, "orders.>", NULL), 0);
+    ck_assert_int_eq(sub(b, "orders.*", NULL), 0); /* a second, different pattern */
+    ck_assert_int_eq(sub(b, "orders.*", NULL), -EEXIST);
+    ck_assert_int_eq(sub(b, "orders..x", NULL), GR_EBADARG);
+
+    ck_assert_int_eq(pub_int("orders.eu", 1, &res), 0);
+    ck_assert_uint_eq(res.matched, 3);
+    ck_assert_uint_eq(res.delivered, 3);
+    ck_assert_int_eq(pub_int("orders.eu.new", 2, &res), 0);
+    ck_assert_uint_eq(res.matched, 1);
+    ck_assert_int_eq(pub_int("orders", 3, &res), 0);
+    ck_assert_uint_eq(res.matched, 0);
+    ck_assert_int_eq(pub_int("orders.*", 4, &res), GR_EBADARG);
+
+    ck_assert_int_eq(recv_pub(probe, "orders.eu"), 1);
+    expect_nothing(probe);
+    ck_assert_int_eq(recv_pub(b, "orders.eu"), 1); /* once per subscription */
+    ck_assert_int_eq(recv_pub(b, "orders.eu"), 1);
+    ck_assert_int_eq(recv_pub(b, "orders.eu.new"), 2);
+    expect_nothing(b);
+
+    ck_assert_int_eq(gr_pubsub_unsubscribe(ps, gr_probe_pid(b), "orders.>", 8), 0);
+    ck_assert_int_eq(gr_pubsub_unsubscribe(ps, gr_probe_pid(b), "orders.>", 8), -ENOENT);
+    ck_assert_int_eq(pub_int("orders.eu.new", 5, &res), 0);
+    ck_assert_uint_eq(res.matched, 0);
+    ck_assert_int_eq(gr_pubsub_subscribe(ps, (girder_pid){1, 1, 256}, "a", 1, NULL), GR_EBADARG);
+    b = gr_probe_free(b);
+}
+END_TEST
+
+typedef struct burst {
+    int n;
+} burst;
+
+static int publish_burst(girder_ctx *ctx, void *arg)
+{
+    burst *b = arg;
+
+    for (int i = 0; i < b->n; i++) {
+        girder_msg *m = mk_int(i);
+        int r = gr_pubsub_publish(ps, ctx, "seq", 3, m, NULL);
+
+        girder_msg_unref(m);
+        if (r < 0) {
+            return r;
+        }
+    }
+    return 0;
+}
+
+/* From a process: 2,000 publishes arrive in order (the subscriber is a probe on
+ * scheduler 0, the publisher another probe, also a process). */
+START_TEST(test_order_from_process)
+{
+    gr_probe *pub;
+    burst b = {2000};
+
+    ck_assert_int_eq(gr_probe_new(rt, &pub), 0);
+    ck_assert_int_eq(sub(probe, "seq", NULL), 0);
+    ck_assert_int_eq(gr_probe_run(pub, publish_burst, &b), 0);
+    for (int i = 0; i < b.n; i++) {
+        ck_assert_int_eq(recv_pub(probe, "seq"), i);
+    }
+    pub = gr_probe_free(pub);
+}
+END_TEST
+
+/* A subscriber that does not read: busy above high, drops at the limit while
+ * another subscriber gets everything; reading it empties its backlog. */
+START_TEST(test_backlog_busy_and_drop)
+{
+    gr_sub_opts o = {.max_msgs = 10, .high_pct = 50, .policy = GR_SUB_DROP};
+    gr_probe *fast;
+    gr_pub_result res;
+    gr_sub_info *v;
+    size_t n;
+
+    ck_assert_int_eq(gr_probe_new(rt, &fast), 0);
+    ck_assert_int_eq(sub(probe, "t", &o), 0);
+    ck_assert_int_eq(sub(fast, "t", NULL), 0);
+    for (int i = 0; i < 5; i++) {
+        ck_assert_int_eq(pub_int("t", i, &res), 0);
+        ck_assert_int_eq(recv_pub(fast, "t"), i);
+    }
+    for (int i = 5; i < 10; i++) { /* above 5: busy, still delivered */
+        ck_assert_int_eq(pub_int("t", i, &res), GR_PUBSUB_BUSY);
+        ck_assert_uint_eq(res.delivered, 2);
+        ck_assert_uint_eq(res.busy, 1);
+        ck_assert_int_eq(recv_pub(fast, "t"), i);
+    }
+    for (int i = 10; i < 100; i++) { /* at 10: dropped for the slow one only */
+        ck_assert_int_eq(pub_int("t", i, &res), 0);
+        ck_assert_uint_eq(res.dropped, 1);
+        ck_assert_uint_eq(res.delivered, 1);
+        ck_assert_int_eq(recv_pub(fast, "t"), i);
+    }
+    ck_assert_int_eq(gr_pubsub_subscriptions(ps, "t", 1, &v, &n), 0);
+    ck_assert_uint_eq(n, 2);
+    for (size_t i = 0; i < n; i++) {
+        if (girder_pid_eq(v[i].pid, gr_probe_pid(probe))) {
+            ck_assert_uint_eq(v[i].backlog_msgs, 10);
+            ck_assert_uint_eq(v[i].dropped, 90);
+            ck_assert_uint_eq(v[i].delivered, 10);
+            ck_assert_uint_eq(v[i].busy, 5);
+        } else {
+            ck_assert_uint_eq(v[i].backlog_msgs, 0);
+            ck_assert_uint_eq(v[i].delivered, 100);
+        }
+    }
+    free(v);
+    /* The slow one reads its 10 (the first ten, in order): room again. */
+    for (int i = 0; i < 10; i++) {
+        ck_assert_int_eq(recv_pub(probe, "t"), i);
+    }
+    ck_assert_int_eq(pub_int("t", 100, &res), 0);
+    ck_assert_uint_eq(res.delivered, 2);
+    ck_assert_int_eq(recv_pub(probe, "t"), 100);
+    ck_assert_int_eq(recv_pub(fast, "t"), 100);
+    {
+        gr_pubsub_counters c;
+
+        gr_pubsub_counters_get(ps, &c);
+        ck_assert_uint_eq(c.dropped, 90);
+        ck_assert_uint_eq(c.busy, 5);
+        ck_assert_uint_eq(c.published, 101);
+    }
+    fast = gr_probe_free(fast);
+}
+END_TEST
+
+/* Byte limit: 4 KiB payloads against a 10 KiB limit: two fit, the third drops. */
+START_TEST(test_backlog_bytes)
+{
+    gr_sub_opts o = {.max_bytes = 10 * 1024};
+    char big[4096 + 3];
+    girder_msg *m;
+    gr_pub_result res;
+
+    big[0] = (char)0xc5; /* bin16 of 4096 bytes */
+    big[1] = 0x10;
+    big[2] = 0x00;
+    memset(big + 3, 'x', 4096);
+    m = girder_msg_new(big, sizeof(big));
+    ck_assert_int_eq(sub(probe, "b", &o), 0);
+    ck_assert_int_eq(gr_pubsub_publish(ps, NULL, "b", 1, m, &res), 0);
+    ck_assert_int_eq(gr_pubsub_publish(ps, NULL, "b", 1, m, &res), GR_PUBSUB_BUSY);
+    ck_assert_int_eq(gr_pubsub_publish(ps, NULL, "b", 1, m, &res), 0);
+    ck_assert_uint_eq(res.dropped, 1);
+    girder_msg_unref(m);
+}
+END_TEST
+
+/* Kill policy: at the limit the subscriber gets the exit "slow_subscriber"
+ * (a probe traps exits: it arrives as a message) and is unsubscribed. */
+START_TEST(test_backlog_kill)
+{
+    gr_sub_opts o = {.max_msgs = 3, .policy = GR_SUB_KILL};
+    gr_pub_result res;
+    girder_msg *m = NULL;
+    msgpack_unpacked u;
+
+    ck_assert_int_eq(sub(probe, "k", &o), 0);
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_ge(pub_int("k", i, &res), 0);
+    }
+    ck_assert_int_eq(pub_int("k", 3, &res), 0);
+    ck_assert_uint_eq(res.killed, 1);
+    ck_assert_uint_eq(nsubs(), 0);
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(recv_pub(probe, "k"), i);
+    }
+    ck_assert_int_eq(gr_probe_recv(probe, WAIT_MS, &m), 0);
+    msgpack_unpacked_init(&u);
+    ck_assert_int_eq(girder_msg_unpack(m, &u), 0);
+    ck_assert(gr_term_is_str(&u.data.via.array.ptr[0], "EXIT"));
+    ck_assert(gr_term_is_str(&u.data.via.array.ptr[2], "slow_subscriber"));
+    msgpack_unpacked_destroy(&u);
+    girder_msg_unref(m);
+    ck_assert_int_eq(pub_int("k", 4, &res), 0);
+    ck_assert_uint_eq(res.matched, 0);
+}
+END_TEST
+
+static bool two_subs(void)
+{
+    return nsubs() == 2;
+}
+
+/* A subscriber that dies loses its subscriptions; so does one subscribed
+ * after it died; and so after the keeper itself was killed and respawned. */
+START_TEST(test_dead_subscriber_cleaned)
+{
+    gr_probe *b;
+    girder_pid dead, k1, k2;
+    girder_msg *kill = girder_msg_atom("kill");
+    gr_pubsub_counters c;
+    struct timespec t0, t;
+
+    ck_assert_int_eq(gr_probe_new(rt, &b), 0);
+    dead = gr_probe_pid(b);
+    ck_assert_int_eq(sub(b, "x.>", NULL), 0);
+    ck_assert_int_eq(sub(b, "y", NULL), 0);
+    until(two_subs);
+    b = gr_probe_free(b); /* the process exits */
+    until(no_subs);
+    gr_pubsub_counters_get(ps, &c);
+    ck_assert_uint_eq(c.cleanups, 1);
+    ck_assert_uint_eq(c.owners, 0);
+
+    /* subscribing a pid that is already dead: removed by the keeper */
+    ck_assert_int_eq(gr_pubsub_subscribe(ps, dead, "z", 1, NULL), 0);
+    until(no_subs);
+
+    /* kill the keeper: a new one takes over and still cleans up */
+    ck_assert_int_eq(gr_rt_whereis(rt, GR_PUBSUB_NAME, &k1), 0);
+    ck_assert_int_eq(gr_rt_exit(rt, k1, kill), 0);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (gr_rt_whereis(rt, GR_PUBSUB_NAME, &k2) < 0 || girder_pid_eq(k1, k2)) {
+        sched_yield();
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        ck_assert_msg((t.tv_sec - t0.tv_sec) * 1000 < WAIT_MS, "no new keeper");
+    }
+    ck_assert_int_eq(gr_probe_new(rt, &b), 0);
+    ck_assert_int_eq(sub(b, "w", NULL), 0);
+    b = gr_probe_free(b);
+    until(no_subs);
+    girder_msg_unref(kill);
+}
+END_TEST
+
+/* ---- groups ------------------------------------------------------------------------- */
+
+static size_t nmembers(const char *scope, const char *group, girder_pid pid)
+{
+    girder_pid *v = NULL;
+    size_t n = 0, k = 0;
+
+    ck_assert_int_eq(gr_pg_members(ps, scope, group, &v, &n), 0);
+    for (size_t i = 0; i < n; i++) {
+        k += girder_pid_eq(v[i], pid);
+    }
+    free(v);
+    return pid.id == 0 ? n : k;
+}
+
+START_TEST(test_groups_counted_joins)
+{
+    girder_pid a = gr_probe_pid(probe), none = {0, 0, 0};
+    gr_pg_group_info *v;
+    size_t n;
+
+    ck_assert_int_eq(gr_pg_join(ps, "s", "g", a), 0);
+    ck_assert_int_eq(gr_pg_join(ps, "s", "g", a), 0);
+    ck_assert_int_eq(gr_pg_join(ps, "s", "h", a), 0);
+    ck_assert_int_eq(gr_pg_join(ps, "other", "g", a), 0);
+    ck_assert_uint_eq(nmembers("s", "g", a), 2);
+    ck_assert_uint_eq(nmembers("other", "g", a), 1);
+    ck_assert_uint_eq(nmembers("s", "nope", none), 0);
+    ck_assert_int_eq(gr_pg_groups(ps, "s", &v, &n), 0);
+    ck_assert_uint_eq(n, 2);
+    free(v);
+    ck_assert_int_eq(gr_pg_groups(ps, NULL, &v, &n), 0); /* scopes */
+    ck_assert_uint_eq(n, 2);
+    free(v);
+    ck_assert_int_eq(gr_pg_leave(ps, "s", "g", a), 0);
+    ck_assert_uint_eq(nmembers("s", "g", a), 1);
+    ck_assert_int_eq(gr_pg_leave(ps, "s", "g", a), 0);
+    ck_assert_int_eq(gr_pg_leave(ps, "s", "g", a), -ENOENT);
+    ck_assert_uint_eq(nmembers("s", "g", none), 0);
+    ck_assert_int_eq(gr_pg_groups(ps, "s", &v, &n), 0);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_str_eq(v[0].name, "h");
+    free(v);
+    ck_assert_int_eq(gr_pg_join(ps, "", "g", a), GR_EBADARG);
+    ck_assert_int_eq(gr_pg_join(ps, "s", "", a), GR_EBADARG);
+}
+END_TEST
+
+/* Many members, removed in an order that moves others around: slots stay right. */
+START_TEST(test_groups_many_members_die)
+{
+    enum { N = 16 };
+    gr_probe *p[N];
+    girder_pid none = {0, 0, 0};
+
+    for (int i = 0; i < N; i++) {
+        ck_assert_int_eq(gr_probe_new(rt, &p[i]), 0);
+        ck_assert_int_eq(gr_pg_join(ps, "s", "g", gr_probe_pid(p[i])), 0);
+        ck_assert_int_eq(gr_pg_join(ps, "s", i % 2 ? "odd" : "even", gr_probe_pid(p[i])), 0);
+    }
+    ck_assert_uint_eq(nmembers("s", "g", none), N);
+    for (int i = 0; i < N; i += 3) { /* leave from the middle */
+        ck_assert_int_eq(gr_pg_leave(ps, "s", "g", gr_probe_pid(p[i])), 0);
+    }
+    for (int i = 0; i < N; i++) {
+        ck_assert_uint_eq(nmembers("s", "g", gr_probe_pid(p[i])), i % 3 ? 1 : 0);
+    }
+    for (int i = 0; i < N; i++) {
+        p[i] = gr_probe_free(p[i]);
+    }
+    {
+        gr_pubsub_counters c;
+        struct timespec t0, t;
+
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        do {
+            girder_msg_unref(keeper_call("sync"));
+            gr_pubsub_counters_get(ps, &c);
+            clock_gettime(CLOCK_MONOTONIC, &t);
+            ck_assert_msg((t.tv_sec - t0.tv_sec) * 1000 < WAIT_MS, "joins left");
+        } while (c.joins != 0);
+    }
+    ck_assert_uint_eq(nmembers("s", "g", none), 0);
+    ck_assert_uint_eq(nmembers("s", "odd", none), 0);
+}
+END_TEST
+
+typedef struct mon_arg {
+    const char *group;
+    girder_ref ref;
+    girder_pid *members;
+    size_t n;
+} mon_arg;
+
+static int do_monitor(girder_ctx *ctx, void *arg)
+{
+    mon_arg *a = arg;
+
+    return gr_pg_monitor(ps, ctx, "s", a->group, &a->ref, &a->members, &a->n);
+}
+
+static int do_demonitor(girder_ctx *ctx, void *arg)
+{
+    return gr_pg_demonitor(ps, ctx, ((mon_arg *)arg)->ref);
+}
+
+/* Next event: ["$pg", Ref, Kind, "s", Group, Pids]; checks all but Pids' values,
+ * returns how many pids it lists. */
+static uint32_t recv_event(const mon_arg *a, const char *kind, const char *group, girder_pid pid)
+{
+    girder_msg *m = NULL;
+    msgpack_unpacked u;
+    const msgpack_object *e;
+    gr_term_id id;
+    uint32_t n;
+
+    ck_assert_int_eq(gr_probe_recv(probe, WAIT_MS, &m), 0);
+    msgpack_unpacked_init(&u);
+    ck_assert_int_eq(girder_msg_unpack(m, &u), 0);
+    ck_assert_uint_eq(u.data.via.array.size, 6);
+    e = u.data.via.array.ptr;
+    ck_assert(gr_term_is_str(&e[0], "$pg"));
+    ck_assert_int_eq(gr_term_parse_id(&e[1], GR_TERM_EXT_REF, &id), 0);
+    ck_assert_uint_eq(id.id, a->ref.id);
+    ck_assert(gr_term_is_str(&e[2], kind));
+    ck_assert(gr_term_is_str(&e[3], "s"));
+    ck_assert(gr_term_is_str(&e[4], group));
+    n = e[5].via.array.size;
+    for (uint32_t i = 0; i < n; i++) {
+        ck_assert_int_eq(gr_term_parse_id(&e[5].via.array.ptr[i], GR_TERM_EXT_PID, &id), 0);
+        ck_assert_uint_eq(id.id, pid.id);
+    }
+    msgpack_unpacked_destroy(&u);
+    girder_msg_unref(m);
+    return n;
+}
+
+START_TEST(test_groups_monitor_events)
+{
+    gr_probe *b;
+    girder_pid bp;
+    mon_arg g = {.group = "g"}, all = {.group = NULL};
+
+    ck_assert_int_eq(gr_probe_new(rt, &b), 0);
+    bp = gr_probe_pid(b);
+    ck_assert_int_eq(gr_pg_join(ps, "s", "g", bp), 0);
+    ck_assert_int_eq(gr_probe_run(probe, do_monitor, &g), 0);
+    ck_assert_uint_eq(g.n, 1); /* the member at monitor time */
+    ck_assert(girder_pid_eq(g.members[0], bp));
+    free(g.members);
+    ck_assert_int_eq(gr_probe_run(probe, do_monitor, &all), 0);
+    free(all.members);
+
+    ck_assert_int_eq(gr_pg_join(ps, "s", "g", bp), 0);
+    ck_assert_uint_eq(recv_event(&g, "join", "g", bp), 1);
+    ck_assert_uint_eq(recv_event(&all, "join", "g", bp), 1);
+    ck_assert_int_eq(gr_pg_join(ps, "s", "h", bp), 0); /* only the scope watcher */
+    ck_assert_uint_eq(recv_event(&all, "join", "h", bp), 1);
+    ck_assert_int_eq(gr_pg_leave(ps, "s", "g", bp), 0);
+    ck_assert_uint_eq(recv_event(&g, "leave", "g", bp), 1);
+    ck_assert_uint_eq(recv_event(&all, "leave", "g", bp), 1);
+
+    /* death: one leave per group, listing the pid once per join */
+    ck_assert_int_eq(gr_pg_join(ps, "s", "g", bp), 0);
+    ck_assert_uint_eq(recv_event(&g, "join", "g", bp), 1);
+    ck_assert_uint_eq(recv_event(&all, "join", "g", bp), 1);
+    b = gr_probe_free(b);
+    {
+        uint32_t seen_g = 0, seen_all_g = 0, seen_all_h = 0;
+
+        for (int i = 0; i < 3; i++) {
+            girder_msg *m = NULL;
+            msgpack_unpacked u;
+            const msgpack_object *e;
+
+            ck_assert_int_eq(gr_probe_recv(probe, WAIT_MS, &m), 0);
+            msgpack_unpacked_init(&u);
+            ck_assert_int_eq(girder_msg_unpack(m, &u), 0);
+            e = u.data.via.array.ptr;
+            ck_assert(gr_term_is_str(&e[2], "leave"));
+            if (gr_term_is_str(&e[4], "h")) {
+                seen_all_h += e[5].via.array.size;
+            } else {
+                gr_term_id id;
+
+                ck_assert_int_eq(gr_term_parse_id(&e[1], GR_TERM_EXT_REF, &id), 0);
+                if (id.id == g.ref.id) {
+                    seen_g += e[5].via.array.size;
+                } else {
+                    seen_all_g += e[5].via.array.size;
+                }
+            }
+            msgpack_unpacked_destroy(&u);
+            girder_msg_unref(m);
+        }
+        ck_assert_uint_eq(seen_g, 2);
+        ck_assert_uint_eq(seen_all_g, 2);
+        ck_assert_uint_eq(seen_all_h, 1);
+    }
+    /* demonitor: no more events */
+    ck_assert_int_eq(gr_probe_run(probe, do_demonitor, &g), 0);
+    ck_assert_int_eq(gr_probe_run(probe, do_demonitor, &g), -ENOENT);
+    ck_assert_int_eq(gr_pg_join(ps, "s", "g", gr_probe_pid(probe)), 0);
+    ck_assert_uint_eq(recv_event(&all, "join", "g", gr_probe_pid(probe)), 1);
+    expect_nothing(probe);
+}
+END_TEST
+
+/* ---- the keeper's requests ------------------------------------------------------------- */
+
+START_TEST(test_keeper_counters_request)
+{
+    girder_msg *m;
+    msgpack_unpacked u;
+    const msgpack_object *resp;
+    bool found = false;
+
+    ck_assert_int_eq(sub(probe, "c", NULL), 0);
+    ck_assert_int_eq(pub_int("c", 1, NULL), 0);
+    ck_assert_int_eq(recv_pub(probe, "c"), 1);
+    m = keeper_call("counters");
+    msgpack_unpacked_init(&u);
+    ck_assert_int_eq(girder_msg_unpack(m, &u), 0);
+    ck_assert(gr_term_is_str(&u.data.via.array.ptr[0], "$reply"));
+    resp = &u.data.via.array.ptr[2];
+    ck_assert_int_eq(resp->type, MSGPACK_OBJECT_MAP);
+    for (uint32_t i = 0; i < resp->via.map.size; i++) {
+        if (gr_term_is_str(&resp->via.map.ptr[i].key, "published")) {
+            ck_assert_uint_eq(resp->via.map.ptr[i].val.via.u64, 1);
+            found = true;
+        }
+    }
+    ck_assert(found);
+    msgpack_unpacked_destroy(&u);
+    girder_msg_unref(m);
+    m = keeper_call("nonsense");
+    msgpack_unpacked_init(&u);
+    ck_assert_int_eq(girder_msg_unpack(m, &u), 0);
+    resp = &u.data.via.array.ptr[2];
+    ck_assert(gr_term_is_str(&resp->via.array.ptr[0], "error"));
+    ck_assert(gr_term_is_str(&resp->via.array.ptr[1], "badarg"));
+    msgpack_unpacked_destroy(&u);
+    girder_msg_unref(m);
+}
+END_TEST
+
+/* ---- concurrency ----------------------------------------------------------------------- */
+
+typedef struct churn {
+    gr_probe *p;
+    _Atomic bool stop;
+    int subs;
+} churn;
+
+static void *publisher(void *arg)
+{
+    for (int i = 0; i < 5000; i++) {
+        girder_msg *m = mk_int(i);
+
+        (void)gr_pubsub_publish(ps, NULL, "load.x", 6, m, NULL);
+        girder_msg_unref(m);
+    }
+    (void)arg;
+    return NULL;
+}
+
+static void *churner(void *arg)
+{
+    churn *c = arg;
+    girder_pid pid = gr_probe_pid(c->p);
+
+    while (!c->stop) {
+        if (gr_pubsub_subscribe(ps, pid, "load.*", 6, NULL) == 0) {
+            c->subs++;
+        }
+        (void)gr_pubsub_unsubscribe(ps, pid, "load.*", 6);
+        (void)gr_pg_join(ps, "s", "g", pid);
+        (void)gr_pg_leave(ps, "s", "g", pid);
+    }
+    return NULL;
+}
+
+/* Two publisher threads and a process publishing, one subscriber reading
+ * everything, one thread subscribing and unsubscribing another pid: the
+ * steady subscriber gets all 15,000, each publisher's in order. */
+START_TEST(test_concurrent_publishers_and_churn)
+{
+    pthread_t t1, t2, tc;
+    churn c = {0};
+    gr_probe *pub;
+    burst b = {5000};
+    int last_seq = -1;
+    int got = 0;
+
+    ck_assert_int_eq(gr_probe_new(rt, &c.p), 0);
+    ck_assert_int_eq(gr_probe_new(rt, &pub), 0);
+    ck_assert_int_eq(sub(probe, "load.>", &(gr_sub_opts){.max_msgs = 100000}), 0);
+    ck_assert_int_eq(sub(probe, "seq", &(gr_sub_opts){.max_msgs = 100000}), 0);
+    pthread_create(&tc, NULL, churner, &c);
+    pthread_create(&t1, NULL, publisher, NULL);
+    pthread_create(&t2, NULL, publisher, NULL);
+    ck_assert_int_eq(gr_probe_run(pub, publish_burst, &b), 0);
+    pthread_join(t1, NULL);
+    pthread_join(t2, NULL);
+    c.stop = true;
+    pthread_join(tc, NULL);
+    while (got < 15000) {
+        girder_msg *m = NULL;
+        msgpack_unpacked u;
+        const msgpack_object *e;
+
+        ck_assert_int_eq(gr_probe_recv(probe, WAIT_MS, &m), 0);
+        msgpack_unpacked_init(&u);
+        ck_assert_int_eq(girder_msg_unpack(m, &u), 0);
+        e = u.data.via.array.ptr;
+        if (gr_term_is_str(&e[1], "seq")) {
+            ck_assert_int_eq(e[2].via.i64, last_seq + 1);
+            last_seq++;
+        }
+        got++;
+        msgpack_unpacked_destroy(&u);
+        girder_msg_unref(m);
+    }
+    ck_assert_int_eq(last_seq, 4999);
+    expect_nothing(probe);
+    ck_assert_int_gt(c.subs, 0);
+    c.p = gr_probe_free(c.p);
+    pub = gr_probe_free(pub);
+}
+END_TEST
+
+static Suite *pubsub_suite(void)
+{
+    Suite *s = suite_create("pubsub");
+    TCase *tc = tcase_create("core");
+
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_publish_wildcards);
+    tcase_add_test(tc, test_order_from_process);
+    tcase_add_test(tc, test_backlog_busy_and_drop);
+    tcase_add_test(tc, test_backlog_bytes);
+    tcase_add_test(tc, test_backlog_kill);
+    tcase_add_test(tc, test_dead_subscriber_cleaned);
+    tcase_add_test(tc, test_groups_counted_joins);
+    tcase_add_test(tc, test_groups_many_members_die);
+    tcase_add_test(tc, test_groups_monitor_events);
+    tcase_add_test(tc, test_keeper_counters_request);
+    tcase_add_test(tc, test_concurrent_publishers_and_churn);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(pubsub_suite());
+    int failed;
+
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

@@ -1,0 +1,89 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * topic.h - topic names, NATS-style patterns and the subscription index.
+ *
+ * A topic is 1..GR_TOPIC_MAX_LEN bytes of dot-separated tokens ("orders.eu.new").
+ * Tokens are non-empty and hold no '.', whitespace, control bytes, '*' or '>'.
+ * A pattern (what a subscription names) may use two wildcards, each a whole
+ * token: `*` matches exactly one token, `>` matches one or more trailing tokens
+ * and must be the last token. A publish names a topic, never a pattern.
+ *
+ * The index (gr_tidx) is a token trie: one node per distinct pattern prefix,
+ * children by literal token (a hash per node), one `*` child, and two item
+ * lists per node (patterns that end there, patterns whose next token is `>`).
+ * A match walks only the nodes whose prefix matches the topic: at most two
+ * branches per token, never a scan of all subscriptions.
+ *
+ * Nothing here allocates per match or locks: the owner (subs.c) guards an
+ * index with its lock. Everything works on (pointer, length) strings, never
+ * NUL-terminated ones (msgpack strings are not).
+ */
+#ifndef GR_PUBSUB_TOPIC_H
+#define GR_PUBSUB_TOPIC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define GR_TOPIC_MAX_LEN 255   /* bytes in a topic or pattern (fits a msgpack str8) */
+#define GR_TOPIC_MAX_TOKENS 32 /* tokens in a topic or pattern (bounds the trie depth) */
+
+/* Why a topic or pattern was refused; 0 is valid. */
+typedef enum gr_topic_err {
+    GR_TOPIC_OK = 0,
+    GR_TOPIC_EEMPTY,      /* zero bytes */
+    GR_TOPIC_ETOOLONG,    /* more than GR_TOPIC_MAX_LEN bytes */
+    GR_TOPIC_ETOOMANY,    /* more than GR_TOPIC_MAX_TOKENS tokens */
+    GR_TOPIC_EEMPTYTOKEN, /* leading/trailing '.' or ".." */
+    GR_TOPIC_EBADCHAR,    /* whitespace, control byte or NUL in a token */
+    GR_TOPIC_EPARTIAL,    /* '*' or '>' inside a longer token ("a*", ">b") */
+    GR_TOPIC_EWILDCARD,   /* a wildcard in a publish topic */
+    GR_TOPIC_EGTNOTLAST,  /* '>' before the last token */
+} gr_topic_err;
+
+/* Check s[0..len) as a publish topic (pattern = false) or a subscription
+ * pattern (pattern = true). Pure; any thread. */
+gr_topic_err gr_topic_check(const char *s, size_t len, bool pattern);
+
+/* Human text for a gr_topic_err ("empty token", ...). Static storage. */
+const char *gr_topic_strerror(gr_topic_err e);
+
+/* Does the (valid) pattern match the (valid) topic? The reference matcher,
+ * linear in the lengths; the index gives the same answers. Any thread. */
+bool gr_topic_match(const char *pattern, size_t plen, const char *topic, size_t tlen);
+
+/* ---- the index ------------------------------------------------------------------- */
+
+typedef struct gr_tidx gr_tidx;
+
+/* An entry of the index, embedded in the caller's struct (a subscription).
+ * Owned by the caller; linked while added. */
+typedef struct gr_tidx_item {
+    struct gr_tidx_item *prev, *next; /* list of its node */
+    void *node;                       /* trie node it hangs on; NULL when not added */
+    bool gt;                          /* on the node's `>` list */
+} gr_tidx_item;
+
+/* New empty index. 0 or -ENOMEM. */
+int gr_tidx_new(gr_tidx **ret_idx);
+
+/* Free the index (items stay with their owners, unlinked in spirit: remove
+ * them first). NULL-safe; returns NULL. */
+gr_tidx *gr_tidx_free(gr_tidx *idx);
+
+/* Hang item under the (valid) pattern. 0, -ENOMEM (nothing changed) or
+ * GR_EBADARG (not a valid pattern). The caller holds the index's lock. */
+int gr_tidx_add(gr_tidx *idx, const char *pattern, size_t len, gr_tidx_item *item);
+
+/* Unhang item (added before); empty trie nodes are freed. Caller's lock. */
+void gr_tidx_del(gr_tidx *idx, gr_tidx_item *item);
+
+/* Call fn(item, ud) for every item whose pattern matches the (valid) topic,
+ * each once; fn returns false to stop early. Returns the number of calls, or
+ * GR_EBADARG for an invalid topic. Caller holds the lock (shared is enough). */
+int gr_tidx_match(const gr_tidx *idx, const char *topic, size_t len,
+                  bool (*fn)(gr_tidx_item *item, void *ud), void *ud);
+
+/* Trie nodes alive (root included): what an index costs, for tests. */
+size_t gr_tidx_nodes(const gr_tidx *idx);
+
+#endif
