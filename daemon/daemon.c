@@ -486,6 +486,7 @@ static int run(const gr_config *cfg, const char *prog, const gr_daemon_ext *ext)
     if (ext && ext->what) {
         gr_notice("node", "%s: %s", prog, ext->what);
     }
+    /* "girderd NAME up" whatever prog is: scripts and harnesses wait for it. */
     gr_info("node", "girderd %s up: %u schedulers, listening on %s:%u, detection %u ms, pid %d",
             gr_rt_node_name(n.rt), gr_rt_schedulers(n.rt), cfg->listen_host, gr_dist_port(n.dist),
             cfg->detection_ms, (int)getpid());

@@ -7,8 +7,8 @@
  * (spawnable with `girder spawn`, proc.spawn) and more rpc modules to serve
  * (written against rpc/rpc_int.h). girderd passes none. girderd-testkit passes
  * the test kit (testkit/testkit.h: behaviours seq, relay, watcher and the rpc
- * module bench), which is how the tests, the demo's helpers and bench/run get
- * what a production node must not carry.
+ * module bench), which is how the cluster tests and bench/run get what a
+ * production node must not carry.
  *
  * What every daemon registers, in one place each:
  *   behaviours   services/services.c (the node's services and the example echo)
