@@ -5,7 +5,9 @@ A Cluster owns one scratch directory (cookie file, per-node logs and data
 dirs) and every girderd it started. Nodes listen on distinct loopback
 addresses 127.0.0.2, 127.0.0.3, ... (the whole 127/8 is local on Linux), each
 on a free port picked at start. Everything is driven through the `girder` CLI
-(--json) and signals; nothing links against the daemon.
+(--json) and signals; nothing links against the daemon. A Cluster runs the
+production girderd, or girderd-testkit (girderd plus the test kit) for a test
+marked @testkit.
 
 Rules the tests follow (a noisy 2-core machine must not make them flaky):
 - never sleep for a fixed time that assumes speed: poll a condition with
@@ -36,6 +38,20 @@ SANITIZER = re.compile(
 EXIT_OK, EXIT_REMOTE, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_AUTH, EXIT_TIMEOUT = 0, 1, 2, 3, 4, 5
 
 _ALL_PROCS = []  # every Popen started, for the atexit hook
+
+
+def testkit(fn):
+    """Mark a test whose nodes need the test kit (testkit/testkit.h: seq,
+    relay, watcher, bench): they run girderd-testkit instead of girderd."""
+    fn.testkit = True
+    return fn
+
+
+def daemon_path(build, kit):
+    """The daemon a Cluster starts: girderd, or girderd-testkit with kit."""
+    if kit:
+        return os.path.join(build, "testkit", "girderd-testkit")
+    return os.path.join(build, "daemon", "girderd")
 
 
 class TestFailure(Exception):
@@ -282,9 +298,9 @@ class Node:
 class Cluster:
     """Nodes of one test, in one scratch directory."""
 
-    def __init__(self, build, workdir, log_level="info"):
+    def __init__(self, build, workdir, log_level="info", kit=False):
         self.build = build
-        self.girderd = os.path.join(build, "daemon", "girderd")
+        self.girderd = daemon_path(build, kit)  # every node of this cluster runs it
         self.girder = os.path.join(build, "cli", "girder")
         self.dir = workdir
         self.log_level = log_level

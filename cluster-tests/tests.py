@@ -3,7 +3,11 @@
 raises TestFailure (harness.check) on the first broken expectation. The
 runner (cluster-tests/run) stops every node afterwards and fails the test if a
 node died on its own, exited non-zero on the final SIGTERM, or printed a
-sanitizer report. docs/testing.md describes each test."""
+sanitizer report. docs/testing.md describes each test.
+
+A test runs against the production girderd unless it is marked @testkit: then
+its nodes run girderd-testkit, girderd plus the test kit (testkit/testkit.h:
+the behaviours seq, relay, watcher and the rpc module bench)."""
 
 import json
 import random
@@ -11,7 +15,7 @@ import re
 import time
 
 from harness import (EXIT_AUTH, EXIT_OK, EXIT_REMOTE, EXIT_TIMEOUT, EXIT_UNREACHABLE, EXIT_USAGE,
-                     TestFailure, check, free_port, now, wait_until)
+                     TestFailure, check, free_port, now, testkit, wait_until)
 
 # Log patterns. The daemon names refusals by their stable reason id
 # (proto/err.h); the alternatives keep the tests honest but not brittle.
@@ -469,6 +473,7 @@ def seq_check(node, pid):
     return r.data
 
 
+@testkit
 def test_order(c):
     """A `seq` process on a sends 100,000 numbered messages to a `seq` process
     on b (by pid), then 10,000 to another one registered by name (by
@@ -575,6 +580,7 @@ def check_noconn(events, refs, t2, t0, what, low_s=0.0):
     return max(delays)
 
 
+@testkit
 def test_noconn(c):
     """A watcher on a monitors (twice) and links echo processes on b. kill -9 of
     b, then SIGSTOP of b: each monitor fires exactly one DOWN noconnection and
@@ -636,6 +642,7 @@ BIG_PINGS = 200
 SMALL_MAX_MS = 100  # bound on any small round trip while the big message crosses
 
 
+@testkit
 def test_bigmsg(c):
     """bench.mixed: while one process on a sends 64 MiB to b, another does ping
     round trips with an echo on b (the same link). The big message arrives,
@@ -696,6 +703,7 @@ def test_bigmsg(c):
 
 
 # ---- m. process-to-process calls across a link ---------------------------------------------------
+@testkit
 def test_call(c):
     """A `relay` process on a calls an echo on b by pid and by [Name, Node]
     (girder_call / "$call" across the link, not the CLI's local call on b),
@@ -746,6 +754,7 @@ def spawn_via(c, node, w, target, behaviour, how):
     return r.data["pid"], r.data["ref"]
 
 
+@testkit
 def test_spawn(c):
     """girder_spawn_remote from a watcher on a to b: with a link, killing the
     child delivers EXIT (the watcher traps) or kills a non-trapping parent; with
@@ -868,6 +877,7 @@ def cpu_has_aes():
         return False
 
 
+@testkit
 def test_cipher(c):
     """Two nodes on --cipher auto take AES-128-OCB where the CPU has AES
     instructions; a third on --cipher chacha20-poly1305 gets ChaCha20-Poly1305

@@ -5,6 +5,9 @@ Erlang distributed nodes on this machine, in the same run.
 
 usage: bench/net/net.py --build DIR [--quick] [--no-erlang] [--results FILE]
 
+  The Girder nodes run girderd-testkit (DIR/testkit/): girderd plus the test
+  kit, whose rpc module `bench` (testkit/mod_bench.c) times the messaging.
+
   1. node-to-node rpc latency: two girderd on 127.0.0.1, `girder rpc A rpc
      latency '"B"' N` (A times N node.ping round trips to B inside the daemon);
      Erlang: two `erl -name` nodes, A times N rpc:call(B, erlang, node, [])
@@ -98,7 +101,8 @@ def note(msg):
 
 class Girder:
     def __init__(self, build, tmp):
-        self.girderd = os.path.join(build, "daemon", "girderd")
+        # girderd plus the test kit: the rpc module `bench` (row 1b) is in it only
+        self.girderd = os.path.join(build, "testkit", "girderd-testkit")
         self.girder = os.path.join(build, "cli", "girder")
         self.tmp = tmp
         self.cookie = os.path.join(tmp, "girder.cookie")
@@ -341,7 +345,8 @@ def main():
     have_g = g.available()
     have_e = e.available() and not args.no_erlang
     if not have_g:
-        note(f"girderd or girder missing in {args.build}: Girder side not measured")
+        note(f"testkit/girderd-testkit or cli/girder missing in {args.build}: "
+             "Girder side not measured")
     try:
         if have_e:
             e.prepare()

@@ -35,10 +35,18 @@
 #define START_ATOM "$rpc_start"
 #define DEADLINE_ATOM "$rpc_deadline"
 
-static const gr_rpc_module *const modules[] = {
-    &gr_rpc_mod_node, &gr_rpc_mod_sys,   &gr_rpc_mod_rpc,
-    &gr_rpc_mod_proc, &gr_rpc_mod_bench, &gr_rpc_mod_pubsub,
+/* The built-in modules, served by every girderd. A new built-in module is one
+ * row here plus its mod_*.c. Modules that only some daemons serve (the test
+ * kit's `bench`) come in through gr_rpc_config.modules instead. */
+static const gr_rpc_module *const builtin[] = {
+    &gr_rpc_mod_node,
+    &gr_rpc_mod_sys,
+    &gr_rpc_mod_rpc,
+    &gr_rpc_mod_proc,
+    &gr_rpc_mod_pubsub,
 };
+
+#define NBUILTIN (sizeof(builtin) / sizeof(builtin[0]))
 
 /* Calls waiting for their worker's init: a singly linked list (short: a call
  * stays here only between spawn and the worker's first turn). */
@@ -54,8 +62,10 @@ struct gr_rpc {
     void *reply_ud;
     void (*leave_fn)(void *ud);
     void *leave_ud;
-    gr_dist *dist;        /* set before dist starts; read-only afterwards */
-    pthread_mutex_t lock; /* guards parked */
+    const gr_rpc_module *const *ext; /* gr_rpc_config.modules (borrowed) */
+    size_t next;                     /* entries in ext */
+    gr_dist *dist;                   /* set before dist starts; read-only afterwards */
+    pthread_mutex_t lock;            /* guards parked */
     parked *parked;
     atomic_uint_fast64_t next_id;
     atomic_uint_fast64_t next_tag;
@@ -82,24 +92,36 @@ int gr_rpc_get_str(const msgpack_object *o, char *buf, size_t cap)
 
 /* ---- the table -------------------------------------------------------------------- */
 
-static const gr_rpc_fn_def *lookup(const char *module, size_t mlen, const char *function,
-                                   size_t flen, int *ret_err)
+/* The module called `name` (mlen bytes): a built-in one, else one of the
+ * next extension modules in ext. NULL if none. */
+static const gr_rpc_module *find_module(const gr_rpc_module *const *ext, size_t next,
+                                        const char *name, size_t mlen)
 {
-    for (size_t i = 0; i < sizeof(modules) / sizeof(modules[0]); i++) {
-        const gr_rpc_module *m = modules[i];
+    for (size_t i = 0; i < NBUILTIN + next; i++) {
+        const gr_rpc_module *m = i < NBUILTIN ? builtin[i] : ext[i - NBUILTIN];
 
-        if (strlen(m->name) != mlen || memcmp(m->name, module, mlen) != 0) {
-            continue;
+        if (strlen(m->name) == mlen && memcmp(m->name, name, mlen) == 0) {
+            return m;
         }
-        for (size_t j = 0; j < m->nfns; j++) {
-            if (strlen(m->fns[j].name) == flen && memcmp(m->fns[j].name, function, flen) == 0) {
-                return &m->fns[j];
-            }
-        }
-        *ret_err = GR_EBADFUNC;
+    }
+    return NULL;
+}
+
+static const gr_rpc_fn_def *lookup(const gr_rpc *rpc, const char *module, size_t mlen,
+                                   const char *function, size_t flen, int *ret_err)
+{
+    const gr_rpc_module *m = find_module(rpc->ext, rpc->next, module, mlen);
+
+    if (!m) {
+        *ret_err = GR_EBADMODULE;
         return NULL;
     }
-    *ret_err = GR_EBADMODULE;
+    for (size_t j = 0; j < m->nfns; j++) {
+        if (strlen(m->fns[j].name) == flen && memcmp(m->fns[j].name, function, flen) == 0) {
+            return &m->fns[j];
+        }
+    }
+    *ret_err = GR_EBADFUNC;
     return NULL;
 }
 
@@ -267,7 +289,7 @@ int gr_rpc_call_redirect(gr_rpc_call *c, girder_ctx *ctx, const char *module, si
                          const char *function, size_t function_len, const msgpack_object *args)
 {
     int err = 0;
-    const gr_rpc_fn_def *fn = lookup(module, module_len, function, function_len, &err);
+    const gr_rpc_fn_def *fn = lookup(c->rpc, module, module_len, function, function_len, &err);
 
     if (!fn) {
         return err;
@@ -526,7 +548,7 @@ void gr_rpc_dispatch(void *ud, const gr_dist_request *req)
     girder_pid pid;
     int err = 0, r;
 
-    fn = lookup(req->module, strlen(req->module), req->function, strlen(req->function), &err);
+    fn = lookup(rpc, req->module, strlen(req->module), req->function, strlen(req->function), &err);
     if (!fn) {
         reply_now(rpc, req, err, NULL, 0);
         return;
@@ -590,7 +612,7 @@ int gr_rpc_call_local(gr_rpc_call *c, girder_ctx *ctx, const char *module, const
     girder_pid pid;
     int err = 0, r;
 
-    if (!(fn = lookup(module, strlen(module), function, strlen(function), &err))) {
+    if (!(fn = lookup(rpc, module, strlen(module), function, strlen(function), &err))) {
         return err;
     }
     if (args->type != MSGPACK_OBJECT_ARRAY) {
@@ -652,12 +674,23 @@ int gr_rpc_new(const gr_rpc_config *cfg, gr_rpc **ret_rpc)
     gr_rpc *rpc;
     int r;
 
-    if (!cfg || !cfg->rt || !ret_rpc) {
+    if (!cfg || !cfg->rt || !ret_rpc || (cfg->nmodules && !cfg->modules)) {
         return -EINVAL;
+    }
+    /* Each extension module's name is new: not a built-in one's, nor an
+     * earlier extension module's. */
+    for (size_t i = 0; i < cfg->nmodules; i++) {
+        const char *name = cfg->modules[i]->name;
+
+        if (find_module(cfg->modules, i, name, strlen(name))) {
+            return -EEXIST;
+        }
     }
     if (!(rpc = calloc(1, sizeof(*rpc)))) {
         return -ENOMEM;
     }
+    rpc->ext = cfg->modules;
+    rpc->next = cfg->nmodules;
     rpc->rt = cfg->rt;
     rpc->started_ms = cfg->started_ms;
     rpc->reply_fn = cfg->reply_fn;

@@ -16,11 +16,13 @@
  * error, GR_ETIMEOUT when the request's deadline passes first, or GR_ESTOPPED if
  * the worker is killed (node shutdown). The caller enforces its own deadline too.
  *
- * Built-in modules (docs/rpc.md lists arguments and results):
+ * Built-in modules (docs/rpc.md lists arguments and results; rpc.c's table):
  *   node  ping, self, list, join, leave
  *   sys   version, uptime, schedulers, processes, memory, info, counters
  *   rpc   call, cast, multicall, latency
  *   proc  spawn, list, snapshot, info, kill, register, whereis, send, call
+ * Further modules come from gr_rpc_config.modules (written against rpc_int.h):
+ * girderd-testkit adds `bench` (testkit/mod_bench.c).
  *
  * Threading: gr_rpc_dispatch runs on the dist thread; workers on schedulers;
  * the call table between them is mutex-protected. The gr_rpc outlives every
@@ -53,9 +55,15 @@ typedef struct gr_rpc_config {
      * raises SIGTERM (a graceful stop). NULL: node.leave answers an error. */
     void (*leave_fn)(void *ud);
     void *leave_ud;
+    /* Modules served besides the built-in ones (a daemon extension such as the
+     * test kit's `bench`, daemon/daemon.h). Borrowed: the array and the modules
+     * outlive the gr_rpc. NULL / 0: the built-in modules only. */
+    const struct gr_rpc_module *const *modules;
+    size_t nmodules;
 } gr_rpc_config;
 
-/* Create; registers the worker behaviour on rt. 0, -EINVAL, -ENOMEM, -EEXIST. */
+/* Create; registers the worker behaviour on rt. 0, -EINVAL, -ENOMEM, or
+ * -EEXIST (an extension module has the name of a built-in or earlier one). */
 int gr_rpc_new(const gr_rpc_config *cfg, gr_rpc **ret_rpc);
 /* Attach the node's dist (made after the gr_rpc, since dist's config names
  * gr_rpc_dispatch). Before gr_dist_start. NULL: node.list shows only self and

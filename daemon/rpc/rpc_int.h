@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * rpc_int.h - what a built-in rpc module sees: the call being served by one
- * worker process, and how to answer it.
+ * rpc_int.h - what an rpc module sees: the call being served by one worker
+ * process, and how to answer it. The built-in modules (mod_*.c, rpc.c's
+ * table) and the extension modules of gr_rpc_config.modules alike.
  *
  * A function is a start callback, run once in the worker with the request's
  * arguments, and optionally a message callback for a deferred answer. Both
@@ -42,7 +43,7 @@ typedef struct gr_rpc_fn_def {
 } gr_rpc_fn_def;
 
 typedef struct gr_rpc_module {
-    const char *name;
+    const char *name; /* unique among the modules of a gr_rpc */
     const gr_rpc_fn_def *fns;
     size_t nfns;
 } gr_rpc_module;
@@ -121,7 +122,6 @@ extern const gr_rpc_module gr_rpc_mod_node;
 extern const gr_rpc_module gr_rpc_mod_sys;
 extern const gr_rpc_module gr_rpc_mod_rpc;
 extern const gr_rpc_module gr_rpc_mod_proc;
-extern const gr_rpc_module gr_rpc_mod_bench;
 extern const gr_rpc_module gr_rpc_mod_pubsub;
 
 #endif

@@ -6,6 +6,7 @@
  * member, node.list with members) is covered by dist's tests and cluster-tests/.
  */
 #include "rpc/rpc.h"
+#include "rpc/rpc_int.h"
 
 #include "gr_version.h"
 #include "proto/err.h"
@@ -14,6 +15,7 @@
 #include "services/sys.h"
 
 #include <check.h>
+#include <errno.h>
 #include <msgpack.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -373,6 +375,52 @@ START_TEST(deadline)
 }
 END_TEST
 
+/* An extension module (gr_rpc_config.modules, as girderd-testkit's bench):
+ * served beside the built-in ones; a name already taken is refused. */
+static int hello_hi(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *a)
+{
+    return gr_rpc_answer_str(c, "hi");
+}
+
+static const gr_rpc_fn_def hello_fns[] = {{"hi", hello_hi, NULL, NULL}};
+static const gr_rpc_module mod_hello = {"hello", hello_fns, 1};
+static const gr_rpc_module mod_node_again = {"node", hello_fns, 1};
+
+START_TEST(extension_modules)
+{
+    const gr_rpc_module *const ext[] = {&mod_hello};
+    const gr_rpc_module *const clash[] = {&mod_node_again};
+    const gr_rpc_module *const twice[] = {&mod_hello, &mod_hello};
+    gr_rpc_config cfg = {.rt = rt, .reply_fn = capture, .modules = clash, .nmodules = 1};
+    gr_rpc *other = NULL;
+
+    ck_assert_int_eq(gr_rpc_new(&cfg, &other), -EEXIST);
+    cfg.modules = twice;
+    cfg.nmodules = 2;
+    ck_assert_int_eq(gr_rpc_new(&cfg, &other), -EEXIST);
+    cfg.modules = NULL;
+    cfg.nmodules = 1;
+    ck_assert_int_eq(gr_rpc_new(&cfg, &other), -EINVAL);
+    ck_assert_ptr_null(other);
+
+    /* The fixture's gr_rpc has no extension: hello is unknown there. */
+    dispatch(1, "hello", "hi", NULL, 1000);
+    expect_err(1, GR_EBADMODULE);
+
+    cfg.modules = ext;
+    cfg.nmodules = 1;
+    ck_assert_int_eq(gr_rpc_new(&cfg, &other), 0);
+    rpc = gr_rpc_free(rpc); /* nothing in flight: the teardown frees `other` */
+    rpc = other;
+    dispatch(2, "hello", "hi", NULL, 1000);
+    dispatch(3, "hello", "nosuch", NULL, 1000);
+    dispatch(4, "node", "ping", NULL, 1000);
+    expect_str(2, "hi");
+    expect_err(3, GR_EBADFUNC);
+    expect_str(4, "pong");
+}
+END_TEST
+
 /* Inline functions (node.ping, node.self, node.list, sys.counters) are answered
  * on the calling thread, before dispatch returns. */
 START_TEST(inline_answers_at_once)
@@ -642,6 +690,7 @@ static Suite *rpc_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, unknown_names);
+    tcase_add_test(tc, extension_modules);
     tcase_add_test(tc, node_ping_self_list);
     tcase_add_test(tc, sys_forwarded);
     tcase_add_test(tc, rpc_call_self_and_remote);

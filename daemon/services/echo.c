@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * echo.c - the `echo` demo behaviour (echo.h): answers girder_call requests
- * with the request, counts plain messages, and stops on ["stop", Reason].
+ * echo.c - the `echo` example behaviour (echo.h): answers girder_call
+ * requests with the request, counts plain messages, and stops on
+ * ["stop", Reason]. Copy it to start a behaviour of your own.
  *
  * The state is one counter. A request is answered by re-packing the request
  * object into a new message (girder_reply borrows it), so a "$call" costs one

@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * echo.h - the `echo` behaviour: a spawnable demo process, registered on every
- * node (gr_services_register) but not started by the root supervisor. Spawn it
- * with `girder spawn echo` or proc.spawn("echo", Arg) (docs/rpc.md).
+ * echo.h - the `echo` behaviour: the example behaviour every girderd carries,
+ * registered on every node (gr_services_register) but not started by the root
+ * supervisor. Spawn it with `girder spawn echo` or proc.spawn("echo", Arg)
+ * (docs/rpc.md); the demo does. echo.c is also the template for a behaviour of
+ * your own: init, handle (answering a girder_call and a plain message),
+ * terminate and state_size, in about a hundred lines.
  *
  * Spawn argument: ignored (any term, or none).
  *

@@ -7,10 +7,7 @@
 
 #include "proto/term.h"
 #include "services/echo.h"
-#include "services/relay.h"
-#include "services/seq.h"
 #include "services/sys.h"
-#include "services/watcher.h"
 
 #include <errno.h>
 #include <msgpack.h>
@@ -44,12 +41,10 @@ static const service_def services[] = {
 #define NSERVICES (sizeof(services) / sizeof(services[0]))
 
 /* Behaviours registered on every node but not started: spawned on demand
- * (proc.spawn, `girder spawn`). */
+ * (proc.spawn, `girder spawn`). Only the example echo: test behaviours belong
+ * to the test kit (testkit/testkit.h), which girderd does not carry. */
 static const girder_behaviour *const spawnable[] = {
     &gr_echo_behaviour,
-    &gr_relay_behaviour,
-    &gr_seq_behaviour,
-    &gr_watcher_behaviour,
 };
 
 #define NSPAWNABLE (sizeof(spawnable) / sizeof(spawnable[0]))

@@ -2,8 +2,9 @@
 /*
  * services.h - the node's own services and the root supervisor that runs them.
  *
- * girderd's main registers every service behaviour, then spawns the built-in
- * "supervisor" behaviour (registered as "root") with the argument built here:
+ * The daemon (daemon.c) registers every service behaviour, then spawns the
+ * built-in "supervisor" behaviour (registered as "root") with the argument
+ * built here:
  * strategy one_for_one and one child spec per service, started in table order
  * and stopped in reverse. A new service is one row in services.c's table plus
  * its behaviour file.
@@ -33,8 +34,8 @@ typedef struct gr_services_env {
     uint64_t started_ms;  /* CLOCK_MONOTONIC ms when girderd started */
 } gr_services_env;
 
-/* Register every service behaviour on rt, and the spawnable demo behaviours
- * that are not started (echo, services/echo.h). 0, -EEXIST or -ENOMEM. Any
+/* Register every service behaviour on rt, and the spawnable example behaviour
+ * that is not started (echo, services/echo.h). 0, -EEXIST or -ENOMEM. Any
  * thread. */
 int gr_services_register(girder_rt *rt);
 

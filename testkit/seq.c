@@ -16,11 +16,11 @@
  * - The checker keeps only the last number and the first gap: constant state,
  *   whatever the number of messages.
  */
-#include "services/seq.h"
+#include "testkit/seq.h"
 
 #include "proto/err.h"
 #include "proto/term.h"
-#include "services/reply.h"
+#include "testkit/reply.h"
 #include "util/clock.h"
 
 #include <errno.h>
@@ -130,7 +130,7 @@ static void burst_end(girder_ctx *ctx, seq_state *s, int r)
 
     s->bursting = false;
     if (r < 0) {
-        gr_svc_reply_error(ctx, s->from, s->ref, gr_errid(r));
+        gr_testkit_reply_error(ctx, s->from, s->ref, gr_errid(r));
         return;
     }
     msgpack_sbuffer_init(&sb);
@@ -140,7 +140,7 @@ static void burst_end(girder_ctx *ctx, seq_state *s, int r)
     msgpack_pack_uint64(&pk, s->sent);
     pack_key(&pk, "ms");
     msgpack_pack_double(&pk, (double)(gr_clock_ns() - s->t0_ns) / 1e6);
-    gr_svc_reply_sb(ctx, s->from, s->ref, &sb);
+    gr_testkit_reply_sb(ctx, s->from, s->ref, &sb);
     msgpack_sbuffer_destroy(&sb);
 }
 
@@ -178,12 +178,12 @@ static void req_burst(girder_ctx *ctx, seq_state *s, girder_pid from, girder_ref
     const msgpack_object *dest = &a[1];
 
     if (s->bursting) {
-        gr_svc_reply_error(ctx, from, ref, "busy");
+        gr_testkit_reply_error(ctx, from, ref, "busy");
         return;
     }
     if (req->via.array.size != 3 || a[2].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
         a[2].via.u64 == 0 || a[2].via.u64 > GR_SEQ_BURST_MAX) {
-        gr_svc_reply_error(ctx, from, ref, "badarg");
+        gr_testkit_reply_error(ctx, from, ref, "badarg");
         return;
     }
     if (dest->type == MSGPACK_OBJECT_ARRAY && dest->via.array.size == 2 &&
@@ -193,7 +193,7 @@ static void req_burst(girder_ctx *ctx, seq_state *s, girder_pid from, girder_ref
     } else if (girder_get_pid(ctx, dest, &s->to) == 0) {
         s->by_name = false;
     } else {
-        gr_svc_reply_error(ctx, from, ref, "badarg");
+        gr_testkit_reply_error(ctx, from, ref, "badarg");
         return;
     }
     s->bursting = true;
@@ -237,7 +237,7 @@ static void req_check(girder_ctx *ctx, seq_state *s, girder_pid from, girder_ref
         pack_key(&pk, "got");
         msgpack_pack_uint64(&pk, c->gap_got);
     }
-    gr_svc_reply_sb(ctx, from, ref, &sb);
+    gr_testkit_reply_sb(ctx, from, ref, &sb);
     msgpack_sbuffer_destroy(&sb);
 }
 
@@ -269,7 +269,7 @@ static void seq_call(girder_ctx *ctx, seq_state *s, const msgpack_object *a)
         return; /* malformed: nobody to answer */
     }
     if (req->type != MSGPACK_OBJECT_ARRAY || req->via.array.size == 0) {
-        gr_svc_reply_error(ctx, from, ref, "badarg");
+        gr_testkit_reply_error(ctx, from, ref, "badarg");
     } else if (gr_term_is_str(&req->via.array.ptr[0], "burst")) {
         req_burst(ctx, s, from, ref, req);
     } else if (gr_term_is_str(&req->via.array.ptr[0], "check") && req->via.array.size == 1) {
@@ -283,7 +283,7 @@ static void seq_call(girder_ctx *ctx, seq_state *s, const msgpack_object *a)
         }
         girder_msg_unref(ok);
     } else {
-        gr_svc_reply_error(ctx, from, ref, "badarg");
+        gr_testkit_reply_error(ctx, from, ref, "badarg");
     }
 }
 

@@ -7,8 +7,9 @@
  * starts its own two-scheduler runtime and drives the processes through a
  * probe.
  */
-#include "services/seq.h"
+#include "testkit/seq.h"
 #include "services/services.h"
+#include "testkit/testkit.h"
 
 #include "proto/err.h"
 #include "proto/term.h"
@@ -185,6 +186,7 @@ static void setup(void)
 
     ck_assert_int_eq(gr_rt_new(&cfg, &rt), 0);
     ck_assert_int_eq(gr_services_register(rt), 0);
+    ck_assert_int_eq(gr_testkit_register(rt), 0);
     ck_assert_ptr_eq(girder_behaviour_find(rt, GR_SEQ_NAME), &gr_seq_behaviour);
     ck_assert_int_eq(gr_rt_start(rt), 0);
     ck_assert_int_eq(gr_probe_new(rt, &probe), 0);

@@ -3,8 +3,8 @@
  * seq.h - the `seq` behaviour: a spawnable test process that sends numbered
  * messages in bursts and checks that the numbered messages it receives arrive
  * in order. The cluster tests use it to check per-pair ordering across a node
- * link (docs/testing.md, j_order). Registered on every node
- * (gr_services_register), never started by the root supervisor.
+ * link (docs/testing.md, j_order). Part of the test kit: registered
+ * only by girderd-testkit (testkit/testkit.h), never started by a supervisor.
  *
  * Spawn argument: ignored (any term, or none).
  *

@@ -9,7 +9,8 @@
  */
 #include "services/echo.h"
 #include "services/services.h"
-#include "services/watcher.h"
+#include "testkit/testkit.h"
+#include "testkit/watcher.h"
 
 #include "proto/err.h"
 #include "proto/term.h"
@@ -213,6 +214,7 @@ static void setup(void)
 
     ck_assert_int_eq(gr_rt_new(&cfg, &rt), 0);
     ck_assert_int_eq(gr_services_register(rt), 0);
+    ck_assert_int_eq(gr_testkit_register(rt), 0);
     ck_assert_ptr_eq(girder_behaviour_find(rt, GR_WATCHER_NAME), &gr_watcher_behaviour);
     ck_assert_int_eq(gr_rt_start(rt), 0);
     ck_assert_int_eq(gr_probe_new(rt, &probe), 0);

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * mod_bench.c - rpc module `bench`: process messaging between two nodes,
- * measured inside the daemon (bench/run's network section).
+ * mod_bench.c - rpc module `bench` of the test kit (testkit.h, served by
+ * girderd-testkit only): process messaging between two nodes, measured inside
+ * the daemon (bench/run's network section, cluster tests l_bigmsg, o_cipher).
  *
  *   bench.pingpong(Node, Count)
  *       -> {"count", "median_us", "p99_us", "mean_us", "min_us", "max_us"}:
@@ -60,9 +61,10 @@
  * Owning thread: the calls run in their worker processes; the peer in its own
  * process. One scheduler each.
  */
-#include "rpc/rpc_int.h"
+#include "testkit/testkit.h"
 
 #include "proto/err.h"
+#include "rpc/rpc_int.h"
 #include "proto/term.h"
 #include "runtime/rt.h"
 
@@ -935,5 +937,5 @@ static const gr_rpc_fn_def bench_fns[] = {
     {"peer", bench_peer, NULL, NULL},
 };
 
-const gr_rpc_module gr_rpc_mod_bench = {"bench", bench_fns,
-                                        sizeof(bench_fns) / sizeof(bench_fns[0])};
+const gr_rpc_module gr_testkit_mod_bench = {"bench", bench_fns,
+                                            sizeof(bench_fns) / sizeof(bench_fns[0])};

@@ -2,13 +2,13 @@
 /*
  * reply.c - answering a girder_call with a packed term or an error (reply.h).
  */
-#include "services/reply.h"
+#include "testkit/reply.h"
 
 #include "proto/term.h"
 
 #include <string.h>
 
-void gr_svc_reply_sb(girder_ctx *ctx, girder_pid from, girder_ref ref, msgpack_sbuffer *sb)
+void gr_testkit_reply_sb(girder_ctx *ctx, girder_pid from, girder_ref ref, msgpack_sbuffer *sb)
 {
     girder_msg *m =
         gr_term_validate(sb->data, sb->size) == 0 ? girder_msg_new(sb->data, sb->size) : NULL;
@@ -20,7 +20,7 @@ void gr_svc_reply_sb(girder_ctx *ctx, girder_pid from, girder_ref ref, msgpack_s
     msgpack_sbuffer_clear(sb);
 }
 
-void gr_svc_reply_error(girder_ctx *ctx, girder_pid from, girder_ref ref, const char *id)
+void gr_testkit_reply_error(girder_ctx *ctx, girder_pid from, girder_ref ref, const char *id)
 {
     msgpack_sbuffer sb;
     msgpack_packer pk;
@@ -30,6 +30,6 @@ void gr_svc_reply_error(girder_ctx *ctx, girder_pid from, girder_ref ref, const 
     msgpack_pack_array(&pk, 2);
     msgpack_pack_str_with_body(&pk, "error", 5);
     msgpack_pack_str_with_body(&pk, id, strlen(id));
-    gr_svc_reply_sb(ctx, from, ref, &sb);
+    gr_testkit_reply_sb(ctx, from, ref, &sb);
     msgpack_sbuffer_destroy(&sb);
 }

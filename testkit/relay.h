@@ -5,8 +5,8 @@
  * or by {Name, Node}, and answers with the outcome. The CLI's `call` reaches a
  * process through an rpc to the process's own node (a local call there); the
  * relay is how the cluster tests make a process-to-process call cross a link
- * (docs/testing.md, m_call). Registered on every node (gr_services_register),
- * never started by the root supervisor.
+ * (docs/testing.md, m_call). Part of the test kit: registered only
+ * by girderd-testkit (testkit/testkit.h), never started by a supervisor.
  *
  * Spawn argument: ignored (any term, or none).
  *

@@ -8,8 +8,9 @@
  * processes through a probe.
  */
 #include "services/echo.h"
-#include "services/relay.h"
+#include "testkit/relay.h"
 #include "services/services.h"
+#include "testkit/testkit.h"
 
 #include "proto/err.h"
 #include "proto/term.h"
@@ -143,6 +144,7 @@ static void setup(void)
 
     ck_assert_int_eq(gr_rt_new(&cfg, &rt), 0);
     ck_assert_int_eq(gr_services_register(rt), 0);
+    ck_assert_int_eq(gr_testkit_register(rt), 0);
     ck_assert_ptr_eq(girder_behaviour_find(rt, GR_RELAY_NAME), &gr_relay_behaviour);
     ck_assert_int_eq(gr_rt_start(rt), 0);
     ck_assert_int_eq(gr_probe_new(rt, &probe), 0);

@@ -4,8 +4,8 @@
  * monitors and links other processes on request and records, with the time
  * it received them, the DOWN and EXIT messages that arrive. The cluster tests
  * use it to see remote monitors and links fire (noconnection, noproc) and
- * when (docs/testing.md, k_noconn). Registered on every node
- * (gr_services_register), never started by the root supervisor.
+ * when (docs/testing.md, k_noconn). Part of the test kit: registered
+ * only by girderd-testkit (testkit/testkit.h), never started by a supervisor.
  *
  * It traps exits from init on, so a link delivers ["EXIT", Pid, Reason]
  * instead of killing it (a "kill" exit signal still kills it) - unless spawned

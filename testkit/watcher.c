@@ -13,11 +13,11 @@
  *   message waited in the mailbox (the watcher does nothing else, so that is
  *   short).
  */
-#include "services/watcher.h"
+#include "testkit/watcher.h"
 
 #include "proto/err.h"
 #include "proto/term.h"
-#include "services/reply.h"
+#include "testkit/reply.h"
 #include "util/clock.h"
 
 #include <errno.h>
@@ -75,12 +75,12 @@ static void req_watch(girder_ctx *ctx, girder_pid from, girder_ref ref, const ms
     int r;
 
     if (req->via.array.size != 2 || girder_get_pid(ctx, &req->via.array.ptr[1], &pid) < 0) {
-        gr_svc_reply_error(ctx, from, ref, "badarg");
+        gr_testkit_reply_error(ctx, from, ref, "badarg");
         return;
     }
     r = monitor ? girder_monitor(ctx, pid, &mref) : girder_link(ctx, pid);
     if (r < 0) {
-        gr_svc_reply_error(ctx, from, ref, gr_errid(r));
+        gr_testkit_reply_error(ctx, from, ref, gr_errid(r));
         return;
     }
     msgpack_sbuffer_init(&sb);
@@ -91,9 +91,9 @@ static void req_watch(girder_ctx *ctx, girder_pid from, girder_ref ref, const ms
         pack_key(&pk, "ok");
     }
     if (r == 0) {
-        gr_svc_reply_sb(ctx, from, ref, &sb);
+        gr_testkit_reply_sb(ctx, from, ref, &sb);
     } else {
-        gr_svc_reply_error(ctx, from, ref, gr_errid(r));
+        gr_testkit_reply_error(ctx, from, ref, gr_errid(r));
     }
     msgpack_sbuffer_destroy(&sb);
 }
@@ -129,13 +129,13 @@ static void req_spawn(girder_ctx *ctx, watcher_state *s, girder_pid from, girder
 
     if (req->via.array.size != 4 || get_str(&a[1], node, sizeof(node)) < 0 ||
         get_str(&a[2], behaviour, sizeof(behaviour)) < 0) {
-        gr_svc_reply_error(ctx, from, ref, "badarg");
+        gr_testkit_reply_error(ctx, from, ref, "badarg");
         return;
     }
     for (i = 0; i < sizeof(hows) / sizeof(hows[0]) && !gr_term_is_str(&a[3], hows[i].how); i++) {
     }
     if (i == sizeof(hows) / sizeof(hows[0])) {
-        gr_svc_reply_error(ctx, from, ref, "badarg");
+        gr_testkit_reply_error(ctx, from, ref, "badarg");
         return;
     }
     flags = hows[i].flags;
@@ -143,11 +143,11 @@ static void req_spawn(girder_ctx *ctx, watcher_state *s, girder_pid from, girder
         slot = s->spawns[i].used ? NULL : &s->spawns[i];
     }
     if (slot == NULL) {
-        gr_svc_reply_error(ctx, from, ref, "system_limit");
+        gr_testkit_reply_error(ctx, from, ref, "system_limit");
         return;
     }
     if ((r = girder_spawn_remote(ctx, node, behaviour, NULL, flags, &slot->req)) < 0) {
-        gr_svc_reply_error(ctx, from, ref, gr_errid(r));
+        gr_testkit_reply_error(ctx, from, ref, gr_errid(r));
         return;
     }
     slot->used = true;
@@ -182,7 +182,7 @@ static void on_spawn_reply(girder_ctx *ctx, watcher_state *s, const msgpack_obje
         char reason[64] = "badarg";
 
         (void)get_str(&a[3], reason, sizeof(reason));
-        gr_svc_reply_error(ctx, slot->from, slot->ref, reason);
+        gr_testkit_reply_error(ctx, slot->from, slot->ref, reason);
         return;
     }
     msgpack_sbuffer_init(&sb);
@@ -195,9 +195,9 @@ static void on_spawn_reply(girder_ctx *ctx, watcher_state *s, const msgpack_obje
         r = girder_pack_ref(ctx, &pk, req);
     }
     if (r == 0) {
-        gr_svc_reply_sb(ctx, slot->from, slot->ref, &sb);
+        gr_testkit_reply_sb(ctx, slot->from, slot->ref, &sb);
     } else {
-        gr_svc_reply_error(ctx, slot->from, slot->ref, gr_errid(r));
+        gr_testkit_reply_error(ctx, slot->from, slot->ref, gr_errid(r));
     }
     msgpack_sbuffer_destroy(&sb);
 }
@@ -251,9 +251,9 @@ static void req_events(girder_ctx *ctx, watcher_state *s, girder_pid from, girde
     pack_key(&pk, "dropped");
     msgpack_pack_uint64(&pk, s->dropped);
     if (r == 0) {
-        gr_svc_reply_sb(ctx, from, ref, &sb);
+        gr_testkit_reply_sb(ctx, from, ref, &sb);
     } else {
-        gr_svc_reply_error(ctx, from, ref, gr_errid(r));
+        gr_testkit_reply_error(ctx, from, ref, gr_errid(r));
     }
     msgpack_sbuffer_destroy(&sb);
 }
@@ -269,7 +269,7 @@ static void watcher_call(girder_ctx *ctx, watcher_state *s, const msgpack_object
         return; /* malformed: nobody to answer */
     }
     if (req->type != MSGPACK_OBJECT_ARRAY || req->via.array.size == 0) {
-        gr_svc_reply_error(ctx, from, ref, "badarg");
+        gr_testkit_reply_error(ctx, from, ref, "badarg");
     } else if (gr_term_is_str(&req->via.array.ptr[0], "monitor")) {
         req_watch(ctx, from, ref, req, true);
     } else if (gr_term_is_str(&req->via.array.ptr[0], "link")) {
@@ -279,7 +279,7 @@ static void watcher_call(girder_ctx *ctx, watcher_state *s, const msgpack_object
     } else if (gr_term_is_str(&req->via.array.ptr[0], "events") && req->via.array.size == 1) {
         req_events(ctx, s, from, ref);
     } else {
-        gr_svc_reply_error(ctx, from, ref, "badarg");
+        gr_testkit_reply_error(ctx, from, ref, "badarg");
     }
 }
 

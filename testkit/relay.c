@@ -13,11 +13,11 @@
  * - For {Name, Node} the ref is made with girder_make_ref and the "$call" is
  *   packed here, so the answer has the same shape as girder_call's.
  */
-#include "services/relay.h"
+#include "testkit/relay.h"
 
 #include "proto/err.h"
 #include "proto/term.h"
-#include "services/reply.h"
+#include "testkit/reply.h"
 
 #include <errno.h>
 #include <msgpack.h>
@@ -56,7 +56,7 @@ static void answer(girder_ctx *ctx, girder_pid from, girder_ref ref, const char 
     } else {
         pack_key(&pk, str);
     }
-    gr_svc_reply_sb(ctx, from, ref, &sb);
+    gr_testkit_reply_sb(ctx, from, ref, &sb);
     msgpack_sbuffer_destroy(&sb);
 }
 
