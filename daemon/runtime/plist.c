@@ -32,7 +32,6 @@
 #include "runtime/rt_int.h"
 
 #include "proto/err.h"
-#include "proto/term.h"
 #include "util/log.h"
 
 #include <errno.h>
@@ -124,16 +123,12 @@ static void pack_str(msgpack_packer *pk, const char *s)
 static girder_msg *plist_msg(gr_sched *s, girder_ref ref, heap *h)
 {
     girder_rt *rt = s->rt;
-    const char *node;
-    size_t nlen;
     gr_pack pk;
 
     gr_pack_init(&pk);
     msgpack_pack_array(&pk.pk, 4);
     pack_str(&pk.pk, "$procs");
-    node = gr_rt_node_at(rt, ref.node, &nlen);
-    if (node == NULL ||
-        gr_term_pack_id(&pk.pk, GR_TERM_EXT_REF, node, nlen, ref.creation, ref.id) < 0) {
+    if (gr_pack_ref(rt, &pk.pk, ref) < 0) {
         msgpack_pack_nil(&pk.pk);
     }
     msgpack_pack_uint64(&pk.pk, s->ptab.count);
@@ -143,7 +138,7 @@ static girder_msg *plist_msg(gr_sched *s, girder_ref ref, heap *h)
 
         msgpack_pack_map(&pk.pk, 8);
         pack_str(&pk.pk, "pid");
-        girder_pack_pid(gr_ctx_of(p), &pk.pk, p->pid);
+        gr_pack_pid(s->rt, &pk.pk, p->pid);
         pack_str(&pk.pk, "name");
         if (p->ext && p->ext->name) {
             pack_str(&pk.pk, p->ext->name);

@@ -236,6 +236,11 @@ void gr_pack_init(gr_pack *p);
 int gr_pack_raw(gr_pack *p, const girder_msg *m);
 /* Finish: returns a new message (NULL on ENOMEM) and frees the buffer. */
 girder_msg *gr_pack_finish(gr_pack *p);
+/* Pack a pid / ref as its ext term (node index -> node name of rt). 0, or
+ * -EINVAL for a node index rt does not know, or the packer's error. Any thread.
+ * girder_pack_pid / girder_pack_ref are these for a process. */
+int gr_pack_pid(girder_rt *rt, msgpack_packer *pk, girder_pid pid);
+int gr_pack_ref(girder_rt *rt, msgpack_packer *pk, girder_ref ref);
 
 /* sig: allocate / free. */
 gr_sig *gr_sig_new(gr_sig_type type, girder_pid from, girder_pid to);
@@ -292,7 +297,9 @@ size_t gr_proc_memory(const gr_proc *p);
 girder_msg *gr_proc_info_msg(girder_rt *rt, gr_proc *p, girder_ref ref);
 /* The ext part of p, allocated on first use; NULL on ENOMEM (owner thread). */
 gr_proc_ext *gr_proc_ext_get(gr_proc *p);
-/* Timers (api.c creates; proc.c cancels on exit). */
+
+/* timer.c */
+/* Cancel and free every pending timer of p, which is exiting (owner thread). */
 void gr_timer_free_all(gr_proc *p);
 
 /* remote.c */

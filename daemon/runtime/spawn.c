@@ -207,10 +207,10 @@ static girder_msg *reply_msg(gr_proc *p, girder_ref ref, girder_pid child, const
     gr_pack_init(&pk);
     msgpack_pack_array(&pk.pk, 4);
     msgpack_pack_str_with_body(&pk.pk, "$spawn_reply", 12);
-    girder_pack_ref(gr_ctx_of(p), &pk.pk, ref);
+    gr_pack_ref(p->sched->rt, &pk.pk, ref);
     if (reason == NULL) {
         msgpack_pack_str_with_body(&pk.pk, "ok", 2);
-        girder_pack_pid(gr_ctx_of(p), &pk.pk, child);
+        gr_pack_pid(p->sched->rt, &pk.pk, child);
     } else {
         msgpack_pack_str_with_body(&pk.pk, "error", 5);
         gr_pack_raw(&pk, reason);
