@@ -72,9 +72,9 @@ static int silent_handle(girder_ctx *ctx, void *state, const girder_msg *msg)
 static const girder_behaviour silent = {
     .name = "silent", .init = silent_init, .handle = silent_handle};
 
-static void setup(void)
+static void setup_with(unsigned schedulers)
 {
-    gr_rt_config rc = {.node_name = NODE, .schedulers = 3}; /* 3: proc.list merges */
+    gr_rt_config rc = {.node_name = NODE, .schedulers = schedulers};
     gr_rpc_config cfg = {.reply_fn = capture};
 
     ck_assert_int_eq(gr_rt_new(&rc, &rt), 0);
@@ -84,6 +84,11 @@ static void setup(void)
     cfg.rt = rt;
     ck_assert_int_eq(gr_rpc_new(&cfg, &rpc), 0);
     nanswers = 0;
+}
+
+static void setup(void)
+{
+    setup_with(3); /* 3: proc.list merges */
 }
 
 static void teardown(void)
@@ -374,6 +379,42 @@ START_TEST(spawn)
     msgpack_pack_nil(&a->pk);
     msgpack_pack_nil(&a->pk);
     run_err("spawn", a, GR_EBADARG);
+}
+END_TEST
+
+/* proc.spawn spreads its processes over every scheduler. Each proc.spawn
+ * also starts an rpc worker round-robin; when both placements shared one
+ * cursor, the spawned processes of a 2-scheduler node all landed on scheduler
+ * 1 and those of a 4-scheduler node only on 1 and 3. */
+START_TEST(spawn_spreads)
+{
+    static const unsigned ns[] = {2, 4};
+
+    for (size_t k = 0; k < sizeof(ns) / sizeof(ns[0]); k++) {
+        unsigned per[4] = {0};
+
+        teardown();
+        setup_with(ns[k]);
+        for (int j = 0; j < 20; j++) {
+            args *a = args_new(1);
+            msgpack_unpacked up;
+            gr_term_id tid;
+            size_t i;
+
+            args_str(a, "silent");
+            i = run("spawn", a, 5000);
+            ck_assert_int_eq(answers[i].status, 0);
+            ck_assert_int_eq(gr_term_parse_id(term_of(i, &up), GR_TERM_EXT_PID, &tid), 0);
+            ck_assert_uint_lt(tid.id & 0xff, ns[k]);
+            per[tid.id & 0xff]++;
+            msgpack_unpacked_destroy(&up);
+        }
+        for (unsigned i = 0; i < ns[k]; i++) {
+            /* round-robin gives each 20 / n; allow for half of that */
+            ck_assert_msg(per[i] >= 20 / ns[k] / 2, "%u schedulers: %u of 20 spawns on %u", ns[k],
+                          per[i], i);
+        }
+    }
 }
 END_TEST
 
@@ -865,6 +906,7 @@ static Suite *proc_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, spawn);
+    tcase_add_test(tc, spawn_spreads);
     tcase_add_test(tc, send_and_call);
     tcase_add_test(tc, call_timeout);
     tcase_add_test(tc, info);

@@ -59,7 +59,7 @@ int girder_spawn(girder_ctx *ctx, const girder_behaviour *b, const girder_msg *a
         return GR_ESTOPPED;
     }
     if ((flags & GIRDER_SPAWN_SPREAD) && rt->nsched > 1) {
-        t = &rt->scheds[atomic_fetch_add(&rt->spread, 1) % rt->nsched];
+        t = gr_rt_next_sched(rt, &rt->spread);
     }
     child = gr_proc_new(t, b, arg, gr_sched_alloc_id(t));
     if (child == NULL) {

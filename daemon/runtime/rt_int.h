@@ -190,19 +190,24 @@ typedef struct gr_behav_entry {
 typedef struct gr_registry gr_registry;
 
 struct girder_rt {
-    char *node_name;                   /* "name@host" */
-    size_t node_name_len;              /* strlen(node_name) */
-    uint32_t creation;                 /* incarnation */
-    unsigned nsched;                   /* scheduler count */
-    unsigned batch;                    /* messages per process turn */
-    gr_sched *scheds;                  /* nsched schedulers */
-    atomic_uint spread;                /* round-robin cursor for placement */
-    atomic_uint_fast64_t wakeups;      /* sleeping schedulers woken (gr_rt_wakeups) */
-    atomic_uint_fast64_t ext_ref;      /* refs made by non-scheduler threads */
-    atomic_bool running;               /* between start and stop */
-    atomic_bool stopping;              /* stop requested */
-    pthread_mutex_t lock;              /* guards behaviours and node table appends */
-    gr_behav_entry *behaviours;        /* under lock */
+    char *node_name;      /* "name@host" */
+    size_t node_name_len; /* strlen(node_name) */
+    uint32_t creation;    /* incarnation */
+    unsigned nsched;      /* scheduler count */
+    unsigned batch;       /* messages per process turn */
+    gr_sched *scheds;     /* nsched schedulers */
+    /* Two round-robin placement cursors, so that one kind of placement never
+     * sees only every other scheduler because the other kind takes the
+     * remaining ones (an rpc worker per proc.spawn used to put every spawned
+     * process of a 2-scheduler node on scheduler 1). */
+    atomic_uint spread;           /* GIRDER_SPAWN_SPREAD: spawns asked for by processes */
+    atomic_uint ext_spread;       /* work from other threads: gr_rt_spawn, remote spawn requests */
+    atomic_uint_fast64_t wakeups; /* sleeping schedulers woken (gr_rt_wakeups) */
+    atomic_uint_fast64_t ext_ref; /* refs made by non-scheduler threads */
+    atomic_bool running;          /* between start and stop */
+    atomic_bool stopping;         /* stop requested */
+    pthread_mutex_t lock;         /* guards behaviours and node table appends */
+    gr_behav_entry *behaviours;   /* under lock */
     const char *nodes[GR_NODES_MAX];   /* node-name table; [0] = local; append-only */
     atomic_uint nnodes;                /* entries published in nodes[] */
     gr_registry *names;                /* registered names (own lock) */
@@ -219,6 +224,13 @@ struct girder_rt {
     /* Common reasons, allocated once (shared, refcounted). */
     girder_msg *r_normal, *r_kill, *r_killed, *r_noproc, *r_shutdown, *r_noconnection;
 };
+
+/* The next scheduler of round-robin cursor c (rt->spread or rt->ext_spread).
+ * Any thread. */
+static inline gr_sched *gr_rt_next_sched(girder_rt *rt, atomic_uint *c)
+{
+    return &rt->scheds[atomic_fetch_add_explicit(c, 1, memory_order_relaxed) % rt->nsched];
+}
 
 /* ---- cross-file internal functions ------------------------------------------------ */
 

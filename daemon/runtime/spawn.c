@@ -112,7 +112,7 @@ int girder_spawn_remote(girder_ctx *ctx, const char *node, const char *behaviour
     }
     sig->ptr = (void *)girder_behaviour_find(rt, behaviour);
     if ((flags & GIRDER_SPAWN_SPREAD) && rt->nsched > 1) {
-        t = &rt->scheds[atomic_fetch_add(&rt->spread, 1) % rt->nsched];
+        t = gr_rt_next_sched(rt, &rt->spread);
     }
     if (t == s) {
         gr_sched_local(s, sig);
@@ -193,7 +193,7 @@ int gr_spawn_remote_in(girder_rt *rt, gr_rt_remote_sig *rs)
     s->ptr = (void *)girder_behaviour_find(rt, rs->behaviour);
     s->msg = rs->msg;
     rs->msg = NULL;
-    gr_sched_push(&rt->scheds[atomic_fetch_add(&rt->spread, 1) % rt->nsched], s);
+    gr_sched_push(gr_rt_next_sched(rt, &rt->ext_spread), s);
     return 0;
 }
 
