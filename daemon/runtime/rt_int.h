@@ -60,8 +60,10 @@ typedef enum gr_sig_type {
     /* answer to request ref: `from` the child and msg NULL, or msg the error
      * reason; flags echo the request's */
     GR_SIG_SPAWNREPLY,
-    GR_SIG_PLIST, /* scheduler: list at most to.id processes for `from` (ref), or
-                     into ptr (a gr_plist_sync) when not NULL (plist.c) */
+    /* scheduler: list at most to.creation processes with a pid id above
+     * to.id for `from` (ref), or into ptr (a gr_plist_sync) when not NULL
+     * (plist.c) */
+    GR_SIG_PLIST,
 } gr_sig_type;
 
 typedef struct gr_sig {
