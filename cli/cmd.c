@@ -711,55 +711,166 @@ static const msgpack_object *map_get(const msgpack_object *m, const char *k)
     return NULL;
 }
 
-/* proc.snapshot's {"processes", "total", "truncated"}: the table and, when
- * truncated, a note on stderr; --json: the processes array (as proc.list) and
- * nothing on stderr (scripts wanting the count call proc.snapshot). */
-static int cmd_ps(const gr_cli_ctx *ctx, int argc, char **argv)
+#define PS_PAGE 8192 /* processes per proc.snapshot page */
+
+/* What cmd_ps has gathered so far. */
+typedef struct ps_state {
+    msgpack_sbuffer rows; /* human output: the entries of every page, packed */
+    uint32_t nrows;       /* entries in rows */
+    uint64_t printed;     /* --json: entries printed */
+} ps_state;
+
+/* One page: [PS_PAGE] for the first (what every daemon understands), then
+ * [PS_PAGE, Cursor]. Returns an exit code; on success *ret_u holds the
+ * answer (caller destroys) and *ret_rep its buffer (caller clears). */
+static int ps_page(const gr_cli_ctx *ctx, const char *node, bool first, uint64_t cursor,
+                   gr_cli_reply *ret_rep, msgpack_unpacked *ret_u)
 {
     char peer[GR_NODENAME_MAX + 1];
-    const msgpack_object *procs, *total, *trunc;
-    gr_cli_reply rep = {0};
-    msgpack_unpacked u;
-    char *s = NULL;
     proc_req q;
     int ex;
 
-    if (argc == 1 && (ex = check_node_arg(ctx, "ps", argv[0])) != 0) {
-        return ex;
-    }
-    if (proc_begin(ctx, &q, argc == 1 ? argv[0] : NULL, "snapshot", 0) < 0) {
+    if (proc_begin(ctx, &q, node, "snapshot", first ? 1 : 2) < 0 ||
+        msgpack_pack_uint32(&q.pk, PS_PAGE) < 0 ||
+        (!first && msgpack_pack_uint64(&q.pk, cursor) < 0)) {
         return proc_nomem(ctx, &q);
     }
-    if ((ex = proc_run(ctx, &q, &rep, peer)) != 0) {
+    if ((ex = proc_run(ctx, &q, ret_rep, peer)) != 0) {
         return ex;
     }
-    if (unpack_result(&rep, &u) != 0 || !(procs = map_get(&u.data, "processes")) ||
-        procs->type != MSGPACK_OBJECT_ARRAY) {
-        msgpack_unpacked_destroy(&u);
-        ex = print_result_json(ctx, &rep); /* an unexpected shape: show it as it is */
-        gr_cli_reply_clear(&rep);
-        return ex;
+    if (unpack_result(ret_rep, ret_u) != 0) {
+        msgpack_unpacked_destroy(ret_u);
+        ex = print_result_json(ctx, ret_rep); /* an unexpected shape: show it as it is */
+        gr_cli_reply_clear(ret_rep);
+        return ex == GR_CLI_EXIT_OK ? GR_CLI_EXIT_REMOTE : ex;
     }
-    ex = GR_CLI_EXIT_OK;
+    return GR_CLI_EXIT_OK;
+}
+
+/* Take one page's processes: print them (--json, streamed as one array) or
+ * keep them for the table. 0 or -ENOMEM. */
+static int ps_take(const gr_cli_ctx *ctx, ps_state *st, const msgpack_object *procs)
+{
+    msgpack_packer pk;
+    char *s = NULL;
+
     if (ctx->json) {
-        if (gr_cli_term_to_json(procs, 0, &s) == 0) {
-            fprintf(ctx->out, "%s\n", s);
-        } else {
-            ex = print_result_json(ctx, &rep);
+        if (procs->via.array.size == 0) {
+            return 0;
         }
+        if (gr_cli_term_to_json(procs, 0, &s) < 0) {
+            return -ENOMEM;
+        }
+        /* "[a,b]" -> "a,b", joined to the previous pages' by a comma */
+        fprintf(ctx->out, "%s%.*s", st->printed > 0 ? "," : "", (int)strlen(s) - 2, s + 1);
+        st->printed += procs->via.array.size;
         free(s);
-    } else if (gr_cli_print_procs(ctx->out, procs) < 0) {
-        ex = print_result_json(ctx, &rep);
+        return 0;
     }
-    total = map_get(&u.data, "total");
-    trunc = map_get(&u.data, "truncated");
-    if (!ctx->json && trunc && trunc->type == MSGPACK_OBJECT_BOOLEAN && trunc->via.boolean &&
-        total && total->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
-        fprintf(ctx->err, "girder: ps: %u of %llu processes shown (truncated)\n",
-                procs->via.array.size, (unsigned long long)total->via.u64);
+    msgpack_packer_init(&pk, &st->rows, msgpack_sbuffer_write);
+    for (uint32_t i = 0; i < procs->via.array.size; i++) {
+        if (msgpack_pack_object(&pk, procs->via.array.ptr[i]) < 0) {
+            return -ENOMEM;
+        }
+        st->nrows++;
+    }
+    return 0;
+}
+
+/* The table of every row kept. 0, or GR_EBADTERM / -ENOMEM. */
+static int ps_print_table(const gr_cli_ctx *ctx, ps_state *st)
+{
+    msgpack_sbuffer all;
+    msgpack_packer pk;
+    msgpack_unpacked u;
+    size_t off = 0;
+    int r = -ENOMEM;
+
+    msgpack_sbuffer_init(&all);
+    msgpack_packer_init(&pk, &all, msgpack_sbuffer_write);
+    msgpack_unpacked_init(&u);
+    if (msgpack_pack_array(&pk, st->nrows) == 0 &&
+        (st->rows.size == 0 || msgpack_sbuffer_write(&all, st->rows.data, st->rows.size) == 0)) {
+        r = msgpack_unpack_next(&u, all.data, all.size, &off) == MSGPACK_UNPACK_SUCCESS
+                ? gr_cli_print_procs(ctx->out, &u.data)
+                : GR_EBADTERM;
     }
     msgpack_unpacked_destroy(&u);
-    gr_cli_reply_clear(&rep);
+    msgpack_sbuffer_destroy(&all);
+    return r;
+}
+
+/* Every process of the node, page by page (proc.snapshot with a cursor) until
+ * "next" is nil: a human table sorted by pid, or --json one array streamed
+ * page by page. The pages cover disjoint pid ranges, so a process alive for
+ * the whole listing is listed exactly once (docs/rpc.md). A daemon without
+ * cursors answers one page with no "next": then, if it was truncated, a note
+ * on stderr says so. */
+static int cmd_ps(const gr_cli_ctx *ctx, int argc, char **argv)
+{
+    const char *node = argc == 1 ? argv[0] : NULL;
+    ps_state st = {.nrows = 0};
+    uint64_t cursor = 0;
+    bool first = true, more = true;
+    int ex;
+
+    if (argc == 1 && (ex = check_node_arg(ctx, "ps", node)) != 0) {
+        return ex;
+    }
+    msgpack_sbuffer_init(&st.rows);
+    while (more) {
+        const msgpack_object *procs, *next, *total, *trunc;
+        gr_cli_reply rep = {0};
+        msgpack_unpacked u;
+
+        if ((ex = ps_page(ctx, node, first, cursor, &rep, &u)) != 0) {
+            break; /* reported; --json: the array printed so far stays unclosed */
+        }
+        if (!(procs = map_get(&u.data, "processes")) || procs->type != MSGPACK_OBJECT_ARRAY) {
+            msgpack_unpacked_destroy(&u);
+            ex = first ? print_result_json(ctx, &rep) : GR_CLI_EXIT_REMOTE;
+            if (!first) {
+                report(ctx, "badterm", "ps: a page without processes");
+            }
+            gr_cli_reply_clear(&rep);
+            break;
+        }
+        if (first && ctx->json) {
+            fputc('[', ctx->out);
+        }
+        if (ps_take(ctx, &st, procs) < 0) {
+            msgpack_unpacked_destroy(&u);
+            gr_cli_reply_clear(&rep);
+            report(ctx, "ENOMEM", "out of memory");
+            ex = GR_CLI_EXIT_UNREACHABLE;
+            break;
+        }
+        next = map_get(&u.data, "next");
+        more = next && next->type == MSGPACK_OBJECT_POSITIVE_INTEGER && next->via.u64 > cursor;
+        if (more) {
+            cursor = next->via.u64;
+        }
+        total = map_get(&u.data, "total");
+        trunc = map_get(&u.data, "truncated");
+        if (!more && !next && trunc && trunc->type == MSGPACK_OBJECT_BOOLEAN &&
+            trunc->via.boolean && total && total->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+            fprintf(ctx->err,
+                    "girder: ps: %u of %llu processes shown (truncated: the node cannot page)\n",
+                    procs->via.array.size, (unsigned long long)total->via.u64);
+        }
+        first = false;
+        msgpack_unpacked_destroy(&u);
+        gr_cli_reply_clear(&rep);
+    }
+    if (ex == GR_CLI_EXIT_OK) {
+        if (ctx->json) {
+            fputs("]\n", ctx->out);
+        } else if (ps_print_table(ctx, &st) < 0) {
+            report(ctx, "ENOMEM", "cannot print the table");
+            ex = GR_CLI_EXIT_UNREACHABLE;
+        }
+    }
+    msgpack_sbuffer_destroy(&st.rows);
     return ex;
 }
 
@@ -1103,12 +1214,12 @@ static const gr_cli_cmd CMDS[] = {
      "  girder -n a@10.0.0.1 spawn --on b@10.0.0.2 echo",
      cmd_spawn},
     {"ps", "[NODE]", 0, 1, "list the processes of a node",
-     "Calls proc.snapshot() on NODE (default: the contacted node) and prints PID NAME\n"
-     "BEHAVIOUR STATUS MAILBOX MEMORY for every live process of the node (services,\n"
-     "processes spawned by behaviours, rpc workers), sorted by pid: at most 1,024,\n"
-     "the oldest; when there are more, stderr says \"N of TOTAL processes shown\n"
-     "(truncated)\". --json: the array of processes (for the total:\n"
-     "girder rpc NODE proc snapshot).",
+     "Calls proc.snapshot(8192, Cursor) on NODE (default: the contacted node) page by\n"
+     "page until the last, and prints PID NAME BEHAVIOUR STATUS MAILBOX MEMORY for\n"
+     "every live process of the node (services, processes spawned by behaviours, rpc\n"
+     "workers), sorted by pid. A process alive for the whole listing is listed exactly\n"
+     "once; one spawned or gone meanwhile at most once. --timeout bounds each page.\n"
+     "--json: one array of the processes, written page by page.",
      cmd_ps},
     {"info", "DEST", 1, 1, "show everything the runtime knows about a process",
      "Calls proc.info(DEST) on the process's node (see send for DEST) and prints\n"

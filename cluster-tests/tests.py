@@ -964,6 +964,98 @@ def test_pubsub(c):
         check(time.monotonic() < deadline, f"dead process still there: {subs!r} {mem!r}")
 
 
+# ---- p. spawn placement and ps pages ------------------------------------------------------------
+PS_SUPS = 10  # supervisors, each with PS_CHILDREN echo children: 2 pages of `ps`
+PS_CHILDREN = 1000
+
+
+def pid_key(pid):
+    """<NODE.CREATION.SERIAL.SCHED> -> (SERIAL, SCHED): the order of pids."""
+    serial, sched = pid.rstrip(">").rsplit(".", 2)[1:]
+    return int(serial), int(sched)
+
+
+def test_ps(c):
+    """20 `girder spawn echo` on a node with --schedulers 2 land on both
+    schedulers. 10 supervisors with 1,000 echo children each: `girder ps
+    --json` (two pages of 8,192) lists every child exactly once, sorted by
+    pid; so does the table; proc.snapshot without a cursor answers the first
+    1,024 with truncated and a next cursor, and following the cursors by hand
+    gives every process once."""
+    a = c.node("a")
+    spawned = []
+    for i in range(20):
+        r = c.expect(a.cli("spawn", "echo"), EXIT_OK, what=f"spawn echo #{i + 1}")
+        spawned.append(r.data)
+    per = [0, 0]
+    for pid in spawned:
+        per[pid_key(pid)[1]] += 1
+    check(per[0] >= 5 and per[1] >= 5,
+          f"20 CLI spawns on 2 schedulers must land on both: {per} ({spawned})")
+
+    children = set(spawned)
+    for k in range(PS_SUPS):
+        spec = {"strategy": "one_for_one",
+                "children": [{"id": i, "behaviour": "echo", "spread": True}
+                             for i in range(PS_CHILDREN)]}
+        r = c.expect(a.cli("spawn", "supervisor", json.dumps(spec, separators=(",", ":"))),
+                     EXIT_OK, what=f"spawn supervisor #{k + 1}")
+        sup = r.data
+
+        def started():
+            w = a.cli("call", sup, '["which_children"]', timeout_ms=20000)
+            if w.rc != EXIT_OK or not isinstance(w.data, list):
+                return None
+            pids = [e[1] for e in w.data if isinstance(e, list) and len(e) == 4 and e[1]]
+            return pids if len(pids) == PS_CHILDREN else None
+
+        children |= set(wait_until(f"supervisor #{k + 1}'s children", started, 60, 0.2))
+    want = PS_SUPS * PS_CHILDREN + 20
+    check(len(children) == want, f"{want} distinct echo pids expected, got {len(children)}")
+
+    r = c.expect(a.cli("ps", timeout_ms=20000), EXIT_OK, what="ps --json")
+    check(isinstance(r.data, list), f"ps --json is one array: {r.out[:200]!r}")
+    pids = [e.get("pid") for e in r.data]
+    check(len(pids) > want, f"ps --json lists {len(pids)} processes, fewer than {want}")
+    keys = [pid_key(p) for p in pids]
+    check(all(x < y for x, y in zip(keys, keys[1:])),
+          "ps --json: pids strictly ascending (each once)")
+    missing = children - set(pids)
+    check(not missing, f"ps --json misses {len(missing)} of {want}: {sorted(missing)[:5]}")
+    echo = [e for e in r.data if e.get("behaviour") == "echo"]
+    check(len(echo) == want, f"ps --json: {len(echo)} echo processes, want {want}")
+
+    r = a.cli("ps", use_json=False, timeout_ms=20000)
+    rows = r.out.splitlines()
+    check(r.rc == EXIT_OK and rows and re.match(r"PID\s+NAME\s+BEHAVIOUR", rows[0])
+          and "truncated" not in r.err, f"plain ps: {r.rc} {r.err!r} {rows[:2]}")
+    check(sum(1 for x in rows[1:] if re.search(r"\becho\b", x)) == want,
+          f"plain ps: {len(rows) - 1} rows, want {want} echo rows")
+
+    # The rpc itself: no cursor = the first page, truncated, with a cursor.
+    r = c.expect(a.cli("rpc", a.name, "proc", "snapshot", timeout_ms=20000), EXIT_OK,
+                 what="proc.snapshot()")
+    check(isinstance(r.data, dict) and len(r.data.get("processes", [])) == 1024
+          and r.data.get("truncated") is True and isinstance(r.data.get("next"), int)
+          and r.data.get("total", 0) > want, f"proc.snapshot(): {str(r.data)[:300]}")
+    seen, cursor, pages = [], None, 0
+    while True:
+        args = ["1000"] if cursor is None else ["1000", str(cursor)]
+        r = c.expect(a.cli("rpc", a.name, "proc", "snapshot", *args, timeout_ms=20000), EXIT_OK,
+                     what=f"proc.snapshot page {pages + 1}")
+        seen += [e["pid"] for e in r.data["processes"]]
+        pages += 1
+        if r.data["next"] is None:
+            check(r.data["truncated"] is False, f"last page not truncated: {str(r.data)[:200]}")
+            break
+        check(len(r.data["processes"]) == 1000, f"a page before the last is full: {pages}")
+        cursor = r.data["next"]
+        check(pages < 100, "proc.snapshot pages never end")
+    check(pages >= 10 and len(seen) == len(set(seen)) and not children - set(seen),
+          f"{pages} pages, {len(seen)} pids ({len(set(seen))} distinct), "
+          f"{len(children - set(seen))} children missing")
+
+
 TESTS = [
     ("a_mesh", test_mesh),
     ("b_rpc", test_rpc),
@@ -981,4 +1073,5 @@ TESTS = [
     ("n_spawn", test_spawn),
     ("o_cipher", test_cipher),
     ("p_pubsub", test_pubsub),
+    ("q_ps", test_ps),
 ]

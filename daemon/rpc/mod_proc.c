@@ -7,8 +7,8 @@
  *   proc.list([Max])                    -> [{"pid", "name", "behaviour", "status",
  *                                           "mailbox", "memory", "handled",
  *                                           "scheduler"}, ...] (lowest Max pids)
- *   proc.snapshot([Max])                -> {"processes": [...], "total": N,
- *                                           "truncated": Bool}
+ *   proc.snapshot([Max[, Cursor]])      -> {"processes": [...], "total": N,
+ *                                           "truncated": Bool, "next": Cursor | nil}
  *   proc.info(Dest)                     -> the info map ("noproc")
  *   proc.kill(Dest[, Reason])           -> "ok" (exit signal, default "kill")
  *   proc.register(Name, Pid)            -> "ok" (checked with the target first)
@@ -34,6 +34,9 @@
  *   process (rt.h, gr_rt_process_list_request): each scheduler answers the
  *   worker with a "$procs" message holding at most Max entries (its lowest
  *   pids) and its count; the worker keeps the Max lowest of the union.
+ *   proc.snapshot pages: Cursor (0, or a previous answer's "next") asks for
+ *   the pids above it, and "next" is set while more lie above this page
+ *   (runtime/plist.c has what pages guarantee under concurrent spawn/exit).
  *   Everything is listed: services, processes spawned by behaviours (linked
  *   or not, named or not), rpc workers including the one serving the list.
  *   A timer bounds the wait (a scheduler out of memory sends nothing).
@@ -449,6 +452,8 @@ typedef struct list_item {
 
 typedef struct list_state {
     girder_ref ref;   /* the runtime's list request */
+    uint64_t after;   /* the cursor: only pid ids above it (0: from the start) */
+    uint64_t above;   /* live processes above it, summed over the answers */
     bool snapshot;    /* proc.snapshot (a map) rather than proc.list (the array) */
     size_t max;       /* most entries answered */
     unsigned pending; /* schedulers that have not answered */
@@ -521,10 +526,13 @@ static void list_trim(list_state *l)
 }
 
 /* The lowest `max` entries, sorted by pid: the array, or for proc.snapshot
- * {"processes": Array, "total": N, "truncated": Bool}. */
+ * {"processes": Array, "total": N, "truncated": Bool, "next": Cursor | nil}:
+ * truncated and next say that more processes lie above this page, next is the
+ * cursor of the next page (the last entry's pid id). */
 static int list_answer(gr_rpc_call *c, list_state *l)
 {
     size_t n = l->n < l->max ? l->n : l->max;
+    bool more = l->above > n && n > 0;
     msgpack_sbuffer sb;
     msgpack_packer pk;
     int r;
@@ -533,7 +541,7 @@ static int list_answer(gr_rpc_call *c, list_state *l)
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     if (l->snapshot) {
-        msgpack_pack_map(&pk, 3);
+        msgpack_pack_map(&pk, 4);
         msgpack_pack_str_with_body(&pk, "processes", 9);
     }
     msgpack_pack_array(&pk, (uint32_t)n);
@@ -544,10 +552,16 @@ static int list_answer(gr_rpc_call *c, list_state *l)
         msgpack_pack_str_with_body(&pk, "total", 5);
         msgpack_pack_uint64(&pk, l->total);
         msgpack_pack_str_with_body(&pk, "truncated", 9);
-        if (l->total > n) {
+        if (more) {
             msgpack_pack_true(&pk);
         } else {
             msgpack_pack_false(&pk);
+        }
+        msgpack_pack_str_with_body(&pk, "next", 4);
+        if (more) {
+            msgpack_pack_uint64(&pk, l->items[n - 1].id);
+        } else {
+            msgpack_pack_nil(&pk);
         }
     }
     if (gr_term_validate(sb.data, sb.size) < 0) { /* a failed write truncated it */
@@ -563,13 +577,23 @@ static int list_start(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *arg
 {
     unsigned nsched = gr_rt_schedulers(girder_runtime(ctx));
     size_t max = LIST_DEFAULT;
+    uint64_t after = 0;
     list_state *l;
     int r;
 
-    if (args->type != MSGPACK_OBJECT_ARRAY || args->via.array.size > 1) {
+    if (args->type != MSGPACK_OBJECT_ARRAY || args->via.array.size > (snapshot ? 2u : 1u)) {
         return GR_EBADARG;
     }
-    if (args->via.array.size == 1) {
+    if (args->via.array.size == 2) { /* proc.snapshot's Cursor: nil or an integer */
+        const msgpack_object *cur = &args->via.array.ptr[1];
+
+        if (cur->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+            after = cur->via.u64;
+        } else if (cur->type != MSGPACK_OBJECT_NIL) {
+            return GR_EBADARG;
+        }
+    }
+    if (args->via.array.size >= 1) {
         const msgpack_object *m = &args->via.array.ptr[0];
 
         if (m->type != MSGPACK_OBJECT_POSITIVE_INTEGER || m->via.u64 == 0 ||
@@ -585,12 +609,13 @@ static int list_start(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *arg
     c->priv_free = list_free;
     l->snapshot = snapshot;
     l->max = max;
+    l->after = after;
     l->pending = nsched;
     l->cap = 2 * max;
     if (!(l->items = calloc(l->cap, sizeof(*l->items)))) {
         return -ENOMEM;
     }
-    if ((r = gr_rt_process_list_request(ctx, max, &l->ref)) < 0 ||
+    if ((r = gr_rt_process_list_request(ctx, after, max, &l->ref)) < 0 ||
         (r = arm_timer(ctx, LIST_TIMEOUT_MS)) < 0) {
         return r;
     }
@@ -607,7 +632,7 @@ static int proc_snapshot(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *
     return list_start(c, ctx, args, true);
 }
 
-/* ["$procs", Ref, Total, [Entry...]] from one scheduler, or our timer. */
+/* ["$procs", Ref, Total, Above, [Entry...]] from one scheduler, or our timer. */
 static int proc_list_msg(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *msg)
 {
     list_state *l = c->priv;
@@ -617,19 +642,21 @@ static int proc_list_msg(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *
     if (is_timer(msg)) {
         return GR_ETIMEOUT; /* a scheduler could not answer (out of memory) */
     }
-    if (!tagged(ctx, msg, "$procs", l->ref) || msg->via.array.size != 4) {
+    if (!tagged(ctx, msg, "$procs", l->ref) || msg->via.array.size != 5) {
         return GR_RPC_WAIT;
     }
     a = msg->via.array.ptr;
-    if (a[2].type != MSGPACK_OBJECT_POSITIVE_INTEGER || a[3].type != MSGPACK_OBJECT_ARRAY) {
+    if (a[2].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+        a[3].type != MSGPACK_OBJECT_POSITIVE_INTEGER || a[4].type != MSGPACK_OBJECT_ARRAY) {
         return GR_EBADTERM;
     }
     l->total += a[2].via.u64;
-    if (l->n + a[3].via.array.size > l->cap) {
+    l->above += a[3].via.u64;
+    if (l->n + a[4].via.array.size > l->cap) {
         list_trim(l);
     }
-    for (uint32_t i = 0; i < a[3].via.array.size; i++) {
-        if ((r = list_keep(l, ctx, &a[3].via.array.ptr[i])) < 0) {
+    for (uint32_t i = 0; i < a[4].via.array.size; i++) {
+        if ((r = list_keep(l, ctx, &a[4].via.array.ptr[i])) < 0) {
             return r;
         }
     }

@@ -72,9 +72,9 @@ static int silent_handle(girder_ctx *ctx, void *state, const girder_msg *msg)
 static const girder_behaviour silent = {
     .name = "silent", .init = silent_init, .handle = silent_handle};
 
-static void setup(void)
+static void setup_with(unsigned schedulers)
 {
-    gr_rt_config rc = {.node_name = NODE, .schedulers = 3}; /* 3: proc.list merges */
+    gr_rt_config rc = {.node_name = NODE, .schedulers = schedulers};
     gr_rpc_config cfg = {.reply_fn = capture};
 
     ck_assert_int_eq(gr_rt_new(&rc, &rt), 0);
@@ -84,6 +84,11 @@ static void setup(void)
     cfg.rt = rt;
     ck_assert_int_eq(gr_rpc_new(&cfg, &rpc), 0);
     nanswers = 0;
+}
+
+static void setup(void)
+{
+    setup_with(3); /* 3: proc.list merges */
 }
 
 static void teardown(void)
@@ -374,6 +379,42 @@ START_TEST(spawn)
     msgpack_pack_nil(&a->pk);
     msgpack_pack_nil(&a->pk);
     run_err("spawn", a, GR_EBADARG);
+}
+END_TEST
+
+/* proc.spawn spreads its processes over every scheduler. Each proc.spawn
+ * also starts an rpc worker round-robin; when both placements shared one
+ * cursor, the spawned processes of a 2-scheduler node all landed on scheduler
+ * 1 and those of a 4-scheduler node only on 1 and 3. */
+START_TEST(spawn_spreads)
+{
+    static const unsigned ns[] = {2, 4};
+
+    for (size_t k = 0; k < sizeof(ns) / sizeof(ns[0]); k++) {
+        unsigned per[4] = {0};
+
+        teardown();
+        setup_with(ns[k]);
+        for (int j = 0; j < 20; j++) {
+            args *a = args_new(1);
+            msgpack_unpacked up;
+            gr_term_id tid;
+            size_t i;
+
+            args_str(a, "silent");
+            i = run("spawn", a, 5000);
+            ck_assert_int_eq(answers[i].status, 0);
+            ck_assert_int_eq(gr_term_parse_id(term_of(i, &up), GR_TERM_EXT_PID, &tid), 0);
+            ck_assert_uint_lt(tid.id & 0xff, ns[k]);
+            per[tid.id & 0xff]++;
+            msgpack_unpacked_destroy(&up);
+        }
+        for (unsigned i = 0; i < ns[k]; i++) {
+            /* round-robin gives each 20 / n; allow for half of that */
+            ck_assert_msg(per[i] >= 20 / ns[k] / 2, "%u schedulers: %u of 20 spawns on %u", ns[k],
+                          per[i], i);
+        }
+    }
 }
 END_TEST
 
@@ -684,6 +725,15 @@ START_TEST(list)
     a = args_new(2);
     msgpack_pack_int(&a->pk, 1);
     msgpack_pack_int(&a->pk, 1);
+    run_err("list", a, GR_EBADARG); /* only proc.snapshot takes a cursor */
+    a = args_new(2);
+    msgpack_pack_int(&a->pk, 1);
+    args_str(a, "cursor");
+    run_err("snapshot", a, GR_EBADARG);
+    a = args_new(3);
+    msgpack_pack_int(&a->pk, 1);
+    msgpack_pack_int(&a->pk, 1);
+    msgpack_pack_int(&a->pk, 1);
     run_err("snapshot", a, GR_EBADARG);
     unkeep(&pid);
     unkeep(&named);
@@ -828,6 +878,83 @@ START_TEST(list_everything)
 }
 END_TEST
 
+/* The value of key k in map m, or NULL. */
+static const msgpack_object *map_val(const msgpack_object *m, const char *k)
+{
+    ck_assert_int_eq(m->type, MSGPACK_OBJECT_MAP);
+    for (uint32_t i = 0; i < m->via.map.size; i++) {
+        if (gr_term_is_str(&m->via.map.ptr[i].key, k)) {
+            return &m->via.map.ptr[i].val;
+        }
+    }
+    return NULL;
+}
+
+/* proc.snapshot pages: 300 processes listed 7 at a time, each exactly once, in
+ * pid order; "next" is nil only on the last page; no cursor = the first page. */
+START_TEST(snapshot_pages)
+{
+    enum { N = 300 };
+    girder_pid pids[N];
+    unsigned seen[N] = {0};
+    uint64_t cursor = 0, last = 0;
+    bool first = true;
+    int pages = 0;
+
+    for (int k = 0; k < N; k++) {
+        ck_assert_int_eq(gr_rt_spawn(rt, &silent, NULL, &pids[k]), 0);
+    }
+    for (;;) {
+        args *a = args_new(first ? 1 : 2);
+        const msgpack_object *o, *procs, *next, *trunc;
+        msgpack_unpacked up;
+        size_t i;
+
+        msgpack_pack_int(&a->pk, 7);
+        if (!first) {
+            msgpack_pack_uint64(&a->pk, cursor);
+        }
+        i = run("snapshot", a, 5000);
+        o = term_of(i, &up);
+        procs = map_val(o, "processes");
+        next = map_val(o, "next");
+        trunc = map_val(o, "truncated");
+        ck_assert(procs && next && trunc && map_val(o, "total"));
+        ck_assert_int_eq(procs->type, MSGPACK_OBJECT_ARRAY);
+        for (uint32_t j = 0; j < procs->via.array.size; j++) {
+            gr_term_id id;
+
+            ck_assert_int_eq(
+                gr_term_parse_id(map_val(&procs->via.array.ptr[j], "pid"), GR_TERM_EXT_PID, &id),
+                0);
+            ck_assert_uint_gt(id.id, last); /* ascending across pages: never twice */
+            last = id.id;
+            for (int k = 0; k < N; k++) {
+                seen[k] += pids[k].id == id.id;
+            }
+        }
+        ck_assert(trunc->type == MSGPACK_OBJECT_BOOLEAN);
+        if (next->type == MSGPACK_OBJECT_NIL) {
+            ck_assert(!trunc->via.boolean);
+            msgpack_unpacked_destroy(&up);
+            break;
+        }
+        ck_assert(trunc->via.boolean);
+        ck_assert_int_eq(next->type, MSGPACK_OBJECT_POSITIVE_INTEGER);
+        ck_assert_uint_eq(procs->via.array.size, 7);
+        ck_assert_uint_eq(next->via.u64, last);
+        cursor = next->via.u64;
+        first = false;
+        msgpack_unpacked_destroy(&up);
+        ck_assert_int_lt(++pages, 1000);
+    }
+    ck_assert_int_ge(pages, N / 7);
+    for (int k = 0; k < N; k++) {
+        ck_assert_msg(seen[k] == 1, "process %d listed %u times", k, seen[k]);
+    }
+}
+END_TEST
+
 /* Everything answered once and no worker left behind, also under load. */
 START_TEST(many_calls)
 {
@@ -865,6 +992,7 @@ static Suite *proc_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, spawn);
+    tcase_add_test(tc, spawn_spreads);
     tcase_add_test(tc, send_and_call);
     tcase_add_test(tc, call_timeout);
     tcase_add_test(tc, info);
@@ -872,6 +1000,7 @@ static Suite *proc_suite(void)
     tcase_add_test(tc, names);
     tcase_add_test(tc, list);
     tcase_add_test(tc, list_everything);
+    tcase_add_test(tc, snapshot_pages);
     tcase_add_test(tc, many_calls);
     suite_add_tcase(s, tc);
     return s;

@@ -6,7 +6,12 @@
  * on its scheduler thread (ctx is that process). They update the caller's own
  * side at once and send signals for the other side; they never touch another
  * process's memory, even on the same scheduler, so one routing path serves
- * local, cross-scheduler and (later) remote destinations alike.
+ * local, cross-scheduler and remote destinations alike.
+ *
+ * This is the runtime's top layer: no other file of daemon/runtime/ calls into
+ * it (docs/runtime.md, "Layers"; checked by scripts/check-runtime-layers).
+ * Timers live in timer.c, pids and refs in terms in msg.c, spawn requests in
+ * spawn.c.
  */
 #include "runtime/rt_int.h"
 
@@ -35,62 +40,6 @@ girder_ref girder_make_ref(girder_ctx *ctx)
     return gr_sched_make_ref(gr_proc_of(ctx)->sched);
 }
 
-/* ---- pids and refs in terms ---------------------------------------------------------- */
-
-static int pack_id(girder_rt *rt, msgpack_packer *pk, int type, uint32_t node, uint32_t creation,
-                   uint64_t id)
-{
-    size_t nlen;
-    const char *name = gr_rt_node_at(rt, node, &nlen);
-
-    if (name == NULL) {
-        return -EINVAL;
-    }
-    return gr_term_pack_id(pk, type, name, nlen, creation, id);
-}
-
-int girder_pack_pid(girder_ctx *ctx, msgpack_packer *pk, girder_pid pid)
-{
-    return pack_id(girder_runtime(ctx), pk, GR_TERM_EXT_PID, pid.node, pid.creation, pid.id);
-}
-
-int girder_pack_ref(girder_ctx *ctx, msgpack_packer *pk, girder_ref ref)
-{
-    return pack_id(girder_runtime(ctx), pk, GR_TERM_EXT_REF, ref.node, ref.creation, ref.id);
-}
-
-static int get_id(girder_rt *rt, const msgpack_object *o, int type, girder_pid *ret)
-{
-    gr_term_id tid;
-    uint32_t node;
-    int r;
-
-    if ((r = gr_term_parse_id(o, type, &tid)) < 0) {
-        return r;
-    }
-    if ((r = gr_rt_node_intern(rt, tid.node, tid.node_len, &node)) < 0) {
-        return r;
-    }
-    *ret = (girder_pid){node, tid.creation, tid.id};
-    return 0;
-}
-
-int girder_get_pid(girder_ctx *ctx, const msgpack_object *o, girder_pid *ret_pid)
-{
-    return get_id(girder_runtime(ctx), o, GR_TERM_EXT_PID, ret_pid);
-}
-
-int girder_get_ref(girder_ctx *ctx, const msgpack_object *o, girder_ref *ret_ref)
-{
-    girder_pid p;
-    int r = get_id(girder_runtime(ctx), o, GR_TERM_EXT_REF, &p);
-
-    if (r == 0) {
-        *ret_ref = gr_pid_as_ref(p);
-    }
-    return r;
-}
-
 /* ---- spawning -------------------------------------------------------------------------- */
 
 int girder_spawn(girder_ctx *ctx, const girder_behaviour *b, const girder_msg *arg, unsigned flags,
@@ -110,7 +59,7 @@ int girder_spawn(girder_ctx *ctx, const girder_behaviour *b, const girder_msg *a
         return GR_ESTOPPED;
     }
     if ((flags & GIRDER_SPAWN_SPREAD) && rt->nsched > 1) {
-        t = &rt->scheds[atomic_fetch_add(&rt->spread, 1) % rt->nsched];
+        t = gr_rt_next_sched(rt, &rt->spread);
     }
     child = gr_proc_new(t, b, arg, gr_sched_alloc_id(t));
     if (child == NULL) {
@@ -444,110 +393,6 @@ bool girder_trap_exit(girder_ctx *ctx, bool on)
 
     p->trap_exit = on;
     return old;
-}
-
-/* ---- timers -------------------------------------------------------------------------------- */
-
-static void timer_unlink(gr_timer *t)
-{
-    gr_proc_ext *x = t->owner->ext;
-
-    if (t->prev) {
-        t->prev->next = t->next;
-    } else {
-        x->timers = t->next;
-    }
-    if (t->next) {
-        t->next->prev = t->prev;
-    }
-}
-
-static void timer_destroy(gr_timer *t)
-{
-    event_free(t->ev);
-    girder_msg_unref(t->msg);
-    free(t);
-}
-
-static void on_timer(evutil_socket_t fd, short what, void *arg)
-{
-    gr_timer *t = arg;
-    gr_proc *owner = t->owner;
-    gr_sig *s;
-
-    (void)fd;
-    (void)what;
-    timer_unlink(t);
-    s = gr_sig_new(GR_SIG_MSG, owner->pid, t->to);
-    if (s == NULL) {
-        gr_error("timer", "timer message lost: out of memory");
-    } else {
-        s->msg = t->msg;
-        t->msg = NULL;
-        gr_route(owner->sched->rt, owner->sched, s);
-    }
-    timer_destroy(t);
-}
-
-int girder_send_after(girder_ctx *ctx, girder_pid to, uint64_t ms, girder_msg *msg,
-                      girder_ref *ret_tref)
-{
-    gr_proc *p = gr_proc_of(ctx);
-    gr_proc_ext *x = gr_proc_ext_get(p);
-    gr_timer *t;
-    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
-
-    if (msg == NULL) {
-        return GR_EBADARG;
-    }
-    if (x == NULL || (t = calloc(1, sizeof(*t))) == NULL) {
-        return -ENOMEM;
-    }
-    t->ev = evtimer_new(p->sched->base, on_timer, t);
-    if (t->ev == NULL || evtimer_add(t->ev, &tv) < 0) {
-        if (t->ev) {
-            event_free(t->ev);
-        }
-        free(t);
-        return -ENOMEM;
-    }
-    t->owner = p;
-    t->to = to;
-    t->ref = gr_sched_make_ref(p->sched);
-    t->msg = msg;
-    t->next = x->timers;
-    if (x->timers) {
-        x->timers->prev = t;
-    }
-    x->timers = t;
-    if (ret_tref) {
-        *ret_tref = t->ref;
-    }
-    return 0;
-}
-
-int girder_cancel_timer(girder_ctx *ctx, girder_ref tref)
-{
-    gr_proc *p = gr_proc_of(ctx);
-
-    for (gr_timer *t = p->ext ? p->ext->timers : NULL; t; t = t->next) {
-        if (girder_ref_eq(t->ref, tref)) {
-            timer_unlink(t);
-            timer_destroy(t);
-            return 0;
-        }
-    }
-    return -ENOENT;
-}
-
-void gr_timer_free_all(gr_proc *p)
-{
-    while (p->ext && p->ext->timers) {
-        gr_timer *t = p->ext->timers;
-
-        timer_unlink(t);
-        timer_destroy(t);
-    }
 }
 
 /* ---- request / reply ------------------------------------------------------------------------ */

@@ -5,6 +5,11 @@
  * A girder_msg is one allocation: a header and the encoded bytes. A local send
  * shares it by reference; a remote send frames the same bytes. The refcount is
  * the only mutable field, so a message may be read from any thread.
+ *
+ * Also here: building messages (gr_pack_*), pids and refs inside terms
+ * (encoded with node names, so a term means the same on every node), and
+ * signals. These are the runtime's lowest layer: they use only the node-name
+ * table of rt.c, and every other file of daemon/runtime/ may call them.
  */
 #include "runtime/rt_int.h"
 
@@ -152,6 +157,72 @@ girder_msg *gr_pack_finish(gr_pack *p)
     }
     msgpack_sbuffer_destroy(&p->sb);
     return m;
+}
+
+/* ---- pids and refs in terms ---------------------------------------------------------- */
+
+static int pack_id(girder_rt *rt, msgpack_packer *pk, int type, uint32_t node, uint32_t creation,
+                   uint64_t id)
+{
+    size_t nlen;
+    const char *name = gr_rt_node_at(rt, node, &nlen);
+
+    if (name == NULL) {
+        return -EINVAL;
+    }
+    return gr_term_pack_id(pk, type, name, nlen, creation, id);
+}
+
+int gr_pack_pid(girder_rt *rt, msgpack_packer *pk, girder_pid pid)
+{
+    return pack_id(rt, pk, GR_TERM_EXT_PID, pid.node, pid.creation, pid.id);
+}
+
+int gr_pack_ref(girder_rt *rt, msgpack_packer *pk, girder_ref ref)
+{
+    return pack_id(rt, pk, GR_TERM_EXT_REF, ref.node, ref.creation, ref.id);
+}
+
+int girder_pack_pid(girder_ctx *ctx, msgpack_packer *pk, girder_pid pid)
+{
+    return gr_pack_pid(gr_proc_of(ctx)->sched->rt, pk, pid);
+}
+
+int girder_pack_ref(girder_ctx *ctx, msgpack_packer *pk, girder_ref ref)
+{
+    return gr_pack_ref(gr_proc_of(ctx)->sched->rt, pk, ref);
+}
+
+static int get_id(girder_rt *rt, const msgpack_object *o, int type, girder_pid *ret)
+{
+    gr_term_id tid;
+    uint32_t node;
+    int r;
+
+    if ((r = gr_term_parse_id(o, type, &tid)) < 0) {
+        return r;
+    }
+    if ((r = gr_rt_node_intern(rt, tid.node, tid.node_len, &node)) < 0) {
+        return r;
+    }
+    *ret = (girder_pid){node, tid.creation, tid.id};
+    return 0;
+}
+
+int girder_get_pid(girder_ctx *ctx, const msgpack_object *o, girder_pid *ret_pid)
+{
+    return get_id(gr_proc_of(ctx)->sched->rt, o, GR_TERM_EXT_PID, ret_pid);
+}
+
+int girder_get_ref(girder_ctx *ctx, const msgpack_object *o, girder_ref *ret_ref)
+{
+    girder_pid p;
+    int r = get_id(gr_proc_of(ctx)->sched->rt, o, GR_TERM_EXT_REF, &p);
+
+    if (r == 0) {
+        *ret_ref = gr_pid_as_ref(p);
+    }
+    return r;
 }
 
 /* ---- signals ------------------------------------------------------------------------ */

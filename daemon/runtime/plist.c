@@ -22,6 +22,15 @@
  *   lowest pids (the oldest: services come first), chosen with a max-heap of
  *   `max` entries in one pass over its table, plus the count of all of them.
  *   The asker keeps the `max` lowest of the union.
+ * - Paged: a request names a cursor `after` (a pid id; 0 = from the start)
+ *   and considers only pids with a greater id, and each scheduler also
+ *   counts its live processes above it. The next page starts after the
+ *   highest id of this one. Pid ids are never reused within a creation, so
+ *   the pages cover disjoint id ranges: a process alive for the whole listing
+ *   is in exactly one page (its scheduler reported it unless `max` lower ids
+ *   above the cursor were also alive there, and then the page ended below
+ *   it); one spawned or gone meanwhile is in at most one. More pages follow
+ *   while the counts above the cursor sum to more than the page holds.
  * - A request from a process gets messages (the caller is a process and must
  *   not block its scheduler); a request from another thread gets a collector
  *   (mutex + condition variable) that each scheduler fills, and waits on it.
@@ -32,7 +41,6 @@
 #include "runtime/rt_int.h"
 
 #include "proto/err.h"
-#include "proto/term.h"
 #include "util/log.h"
 
 #include <errno.h>
@@ -45,6 +53,7 @@ typedef struct gr_plist_sync {
     pthread_cond_t cond;  /* signalled when `remaining` drops to 0 */
     unsigned remaining;   /* schedulers that have not answered */
     uint64_t total;       /* sum of the schedulers' counts */
+    uint64_t above;       /* sum of their counts of live pids above `after` */
     girder_pid *pids;     /* pids received, unsorted; at most cap */
     size_t n;             /* pids filled */
     size_t max;           /* pids asked for */
@@ -54,11 +63,14 @@ typedef struct gr_plist_sync {
 
 /* ---- on the answering scheduler ------------------------------------------------------------- */
 
-/* Max-heap of processes by pid id: the `cap` lowest ids seen so far. */
+/* Max-heap of processes by pid id: the `cap` lowest ids above `after` seen so
+ * far, and how many live processes are above `after`. */
 typedef struct heap {
-    gr_proc **v; /* heap array */
-    size_t n;    /* entries */
-    size_t cap;  /* at most */
+    gr_proc **v;    /* heap array */
+    size_t n;       /* entries */
+    size_t cap;     /* at most */
+    uint64_t after; /* only pids with a greater id (0: all) */
+    uint64_t above; /* live processes with an id above `after` */
 } heap;
 
 static void sift_down(heap *h, size_t i)
@@ -88,7 +100,11 @@ static void heap_offer(void *vp, void *arg)
     heap *h = arg;
     gr_proc *p = vp;
 
-    if (p->status == GR_PROC_DEAD || h->cap == 0) {
+    if (p->status == GR_PROC_DEAD || p->pid.id <= h->after) {
+        return;
+    }
+    h->above++;
+    if (h->cap == 0) {
         return;
     }
     if (h->n < h->cap) {
@@ -120,30 +136,28 @@ static void pack_str(msgpack_packer *pk, const char *s)
     msgpack_pack_str_with_body(pk, s, strlen(s));
 }
 
-/* ["$procs", Ref, Total, [Entry...]] for the asking process. NULL on ENOMEM. */
+/* ["$procs", Ref, Total, Above, [Entry...]] for the asking process. NULL on
+ * ENOMEM. */
 static girder_msg *plist_msg(gr_sched *s, girder_ref ref, heap *h)
 {
     girder_rt *rt = s->rt;
-    const char *node;
-    size_t nlen;
     gr_pack pk;
 
     gr_pack_init(&pk);
-    msgpack_pack_array(&pk.pk, 4);
+    msgpack_pack_array(&pk.pk, 5);
     pack_str(&pk.pk, "$procs");
-    node = gr_rt_node_at(rt, ref.node, &nlen);
-    if (node == NULL ||
-        gr_term_pack_id(&pk.pk, GR_TERM_EXT_REF, node, nlen, ref.creation, ref.id) < 0) {
+    if (gr_pack_ref(rt, &pk.pk, ref) < 0) {
         msgpack_pack_nil(&pk.pk);
     }
     msgpack_pack_uint64(&pk.pk, s->ptab.count);
+    msgpack_pack_uint64(&pk.pk, h->above);
     msgpack_pack_array(&pk.pk, (uint32_t)h->n);
     for (size_t i = 0; i < h->n; i++) {
         gr_proc *p = h->v[i];
 
         msgpack_pack_map(&pk.pk, 8);
         pack_str(&pk.pk, "pid");
-        girder_pack_pid(gr_ctx_of(p), &pk.pk, p->pid);
+        gr_pack_pid(s->rt, &pk.pk, p->pid);
         pack_str(&pk.pk, "name");
         if (p->ext && p->ext->name) {
             pack_str(&pk.pk, p->ext->name);
@@ -186,6 +200,7 @@ static void plist_sync_fill(gr_sched *s, gr_plist_sync *c, heap *h, int err)
         c->n = c->n < c->max ? c->n : c->max;
     }
     c->total += s->ptab.count;
+    c->above += h->above;
     if (err < 0 && c->err == 0) {
         c->err = err;
     }
@@ -201,7 +216,7 @@ static void plist_sync_fill(gr_sched *s, gr_plist_sync *c, heap *h, int err)
 void gr_plist_answer(gr_sched *s, gr_sig *sig)
 {
     gr_plist_sync *c = sig->ptr;
-    heap h = {NULL, 0, (size_t)sig->to.id};
+    heap h = {NULL, 0, sig->to.creation, sig->to.id, 0};
     int err = 0;
 
     if (h.cap > s->ptab.count) {
@@ -238,10 +253,11 @@ void gr_plist_answer(gr_sched *s, gr_sig *sig)
 /* ---- on the asking thread ------------------------------------------------------------------- */
 
 /* One GR_SIG_PLIST per scheduler, from `from` (id 0: a thread) with ref and
- * collector c (NULL: answer by message). cur: the asking scheduler or NULL.
- * All or nothing: 0 or -ENOMEM (nothing sent). */
-static int plist_send(girder_rt *rt, gr_sched *cur, girder_pid from, girder_ref ref, size_t max,
-                      gr_plist_sync *c)
+ * collector c (NULL: answer by message), for at most max pids above after.
+ * cur: the asking scheduler or NULL. All or nothing: 0 or -ENOMEM (nothing
+ * sent). */
+static int plist_send(girder_rt *rt, gr_sched *cur, girder_pid from, girder_ref ref, uint64_t after,
+                      size_t max, gr_plist_sync *c)
 {
     gr_sig **sigs = calloc(rt->nsched, sizeof(*sigs));
 
@@ -249,7 +265,8 @@ static int plist_send(girder_rt *rt, gr_sched *cur, girder_pid from, girder_ref 
         return -ENOMEM;
     }
     for (unsigned i = 0; i < rt->nsched; i++) {
-        if ((sigs[i] = gr_sig_new(GR_SIG_PLIST, from, (girder_pid){0, 0, max})) == NULL) {
+        if ((sigs[i] = gr_sig_new(GR_SIG_PLIST, from, (girder_pid){0, (uint32_t)max, after})) ==
+            NULL) {
             for (unsigned j = 0; j < i; j++) {
                 gr_sig_free(sigs[j]);
             }
@@ -272,7 +289,7 @@ static int plist_send(girder_rt *rt, gr_sched *cur, girder_pid from, girder_ref 
     return 0;
 }
 
-int gr_rt_process_list_request(girder_ctx *ctx, size_t max, girder_ref *ret_ref)
+int gr_rt_process_list_request(girder_ctx *ctx, uint64_t after, size_t max, girder_ref *ret_ref)
 {
     gr_proc *p = gr_proc_of(ctx);
     girder_ref ref;
@@ -282,15 +299,15 @@ int gr_rt_process_list_request(girder_ctx *ctx, size_t max, girder_ref *ret_ref)
         return GR_EBADARG;
     }
     ref = gr_sched_make_ref(p->sched);
-    if ((r = plist_send(p->sched->rt, p->sched, p->pid, ref, max, NULL)) < 0) {
+    if ((r = plist_send(p->sched->rt, p->sched, p->pid, ref, after, max, NULL)) < 0) {
         return r;
     }
     *ret_ref = ref;
     return 0;
 }
 
-int gr_rt_process_list(girder_rt *rt, size_t max, girder_pid **ret_pids, size_t *ret_n,
-                       uint64_t *ret_total)
+int gr_rt_process_list(girder_rt *rt, uint64_t after, size_t max, girder_pid **ret_pids,
+                       size_t *ret_n, uint64_t *ret_total, bool *ret_more)
 {
     gr_plist_sync c = {.remaining = rt->nsched};
     int r;
@@ -308,7 +325,8 @@ int gr_rt_process_list(girder_rt *rt, size_t max, girder_pid **ret_pids, size_t 
     }
     pthread_mutex_init(&c.lock, NULL);
     pthread_cond_init(&c.cond, NULL);
-    if ((r = plist_send(rt, NULL, (girder_pid){0, 0, 0}, (girder_ref){0, 0, 0}, max, &c)) == 0) {
+    if ((r = plist_send(rt, NULL, (girder_pid){0, 0, 0}, (girder_ref){0, 0, 0}, after, max, &c)) ==
+        0) {
         pthread_mutex_lock(&c.lock);
         while (c.remaining > 0) {
             pthread_cond_wait(&c.cond, &c.lock);
@@ -328,5 +346,8 @@ int gr_rt_process_list(girder_rt *rt, size_t max, girder_pid **ret_pids, size_t 
     *ret_pids = c.pids;
     *ret_n = c.n < max ? c.n : max;
     *ret_total = c.total;
+    if (ret_more) {
+        *ret_more = c.above > *ret_n;
+    }
     return 0;
 }

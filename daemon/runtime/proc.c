@@ -25,7 +25,6 @@
 #include "runtime/rt_int.h"
 
 #include "proto/err.h"
-#include "proto/term.h"
 #include "util/log.h"
 
 #include <errno.h>
@@ -99,7 +98,7 @@ static girder_msg *exit_msg(gr_proc *p, girder_pid from, const girder_msg *reaso
     gr_pack_init(&pk);
     msgpack_pack_array(&pk.pk, 3);
     msgpack_pack_str_with_body(&pk.pk, "EXIT", 4);
-    girder_pack_pid(gr_ctx_of(p), &pk.pk, from);
+    gr_pack_pid(p->sched->rt, &pk.pk, from);
     gr_pack_raw(&pk, reason);
     return gr_pack_finish(&pk);
 }
@@ -112,9 +111,9 @@ static girder_msg *down_msg(gr_proc *p, girder_ref ref, girder_pid from, const g
     gr_pack_init(&pk);
     msgpack_pack_array(&pk.pk, 5);
     msgpack_pack_str_with_body(&pk.pk, "DOWN", 4);
-    girder_pack_ref(gr_ctx_of(p), &pk.pk, ref);
+    gr_pack_ref(p->sched->rt, &pk.pk, ref);
     msgpack_pack_str_with_body(&pk.pk, "process", 7);
-    girder_pack_pid(gr_ctx_of(p), &pk.pk, from);
+    gr_pack_pid(p->sched->rt, &pk.pk, from);
     gr_pack_raw(&pk, reason);
     return gr_pack_finish(&pk);
 }
@@ -608,16 +607,8 @@ girder_msg *gr_proc_info_msg(girder_rt *rt, gr_proc *p, girder_ref ref)
     gr_pack_init(&pk);
     msgpack_pack_array(&pk.pk, 3);
     msgpack_pack_str_with_body(&pk.pk, "$info", 5);
-    /* A ref needs a ctx only for the node name; any process of rt will do, but
-     * p may be NULL here, so pack directly. */
-    {
-        size_t nlen;
-        const char *node = gr_rt_node_at(rt, ref.node, &nlen);
-
-        if (node == NULL ||
-            gr_term_pack_id(&pk.pk, GR_TERM_EXT_REF, node, nlen, ref.creation, ref.id) < 0) {
-            msgpack_pack_nil(&pk.pk);
-        }
+    if (gr_pack_ref(rt, &pk.pk, ref) < 0) {
+        msgpack_pack_nil(&pk.pk);
     }
     if (p == NULL) {
         msgpack_pack_nil(&pk.pk);
@@ -626,7 +617,7 @@ girder_msg *gr_proc_info_msg(girder_rt *rt, gr_proc *p, girder_ref ref)
     x = p->ext;
     msgpack_pack_map(&pk.pk, 13);
     pack_key(&pk.pk, "pid");
-    girder_pack_pid(gr_ctx_of(p), &pk.pk, p->pid);
+    gr_pack_pid(p->sched->rt, &pk.pk, p->pid);
     pack_kv_str(&pk.pk, "status", status_name(p));
     pack_key(&pk.pk, "scheduler");
     msgpack_pack_unsigned_int(&pk.pk, p->sched->idx);
@@ -641,7 +632,7 @@ girder_msg *gr_proc_info_msg(girder_rt *rt, gr_proc *p, girder_ref ref)
     if (x) {
         GR_IDMAP_EACH(&x->links, sl)
         {
-            girder_pack_pid(gr_ctx_of(p), &pk.pk, sl->key);
+            gr_pack_pid(p->sched->rt, &pk.pk, sl->key);
         }
     }
     pack_key(&pk.pk, "monitors");
@@ -649,7 +640,7 @@ girder_msg *gr_proc_info_msg(girder_rt *rt, gr_proc *p, girder_ref ref)
     if (x) {
         GR_IDMAP_EACH(&x->mons, sl)
         {
-            girder_pack_pid(gr_ctx_of(p), &pk.pk, sl->val);
+            gr_pack_pid(p->sched->rt, &pk.pk, sl->val);
         }
     }
     pack_key(&pk.pk, "monitored_by");
@@ -657,7 +648,7 @@ girder_msg *gr_proc_info_msg(girder_rt *rt, gr_proc *p, girder_ref ref)
     if (x) {
         GR_IDMAP_EACH(&x->monby, sl)
         {
-            girder_pack_pid(gr_ctx_of(p), &pk.pk, sl->val);
+            gr_pack_pid(p->sched->rt, &pk.pk, sl->val);
         }
     }
     pack_key(&pk.pk, "name");

@@ -494,7 +494,7 @@ int gr_rt_spawn(girder_rt *rt, const girder_behaviour *b, const girder_msg *arg,
     if (atomic_load(&rt->stopping)) {
         return GR_ESTOPPED;
     }
-    t = &rt->scheds[atomic_fetch_add(&rt->spread, 1) % rt->nsched];
+    t = gr_rt_next_sched(rt, &rt->ext_spread);
     if ((p = gr_proc_new(t, b, arg, gr_sched_alloc_id(t))) == NULL) {
         return -ENOMEM;
     }

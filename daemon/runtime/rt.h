@@ -92,24 +92,31 @@ uint64_t gr_rt_wakeups(girder_rt *rt);
 
 #define GR_RT_PLIST_MAX 65536 /* most processes one list may report */
 
-/* From inside a process (its scheduler thread): ask every scheduler. Each of
- * the gr_rt_schedulers(rt) schedulers sends the caller one message
- *   ["$procs", Ref, Total, [Entry, ...]]
- * Total: live processes on that scheduler; Entries: at most `max` of them
- * (lowest pids, ascending), each a map {"pid", "name" (nil if none),
- * "behaviour", "status" ("running" | "runnable" | "waiting"), "mailbox",
- * "memory", "handled", "scheduler"}. A scheduler out of memory sends nothing
- * (the asker should bound its wait with a timer). 0 and *ret_ref, GR_EBADARG
- * (max 0 or above GR_RT_PLIST_MAX) or -ENOMEM (nothing asked). */
-int gr_rt_process_list_request(girder_ctx *ctx, size_t max, girder_ref *ret_ref);
+/* From inside a process (its scheduler thread): ask every scheduler for one
+ * page of its processes, those with a pid id above `after` (a cursor: 0 for
+ * the first page, then the highest pid id of the previous page; plist.c's
+ * design notes give what pages guarantee under concurrent spawn and exit).
+ * Each of the gr_rt_schedulers(rt) schedulers sends the caller one message
+ *   ["$procs", Ref, Total, Above, [Entry, ...]]
+ * Total: live processes on that scheduler; Above: those with an id above
+ * `after`; Entries: at most `max` of those (lowest pids, ascending), each a
+ * map {"pid", "name" (nil if none), "behaviour", "status" ("running" |
+ * "runnable" | "waiting"), "mailbox", "memory", "handled", "scheduler"}. The
+ * asker keeps the `max` lowest of the union; more pages follow when the
+ * Above counts sum to more than it kept. A scheduler out of memory sends
+ * nothing (the asker should bound its wait with a timer). 0 and *ret_ref,
+ * GR_EBADARG (max 0 or above GR_RT_PLIST_MAX) or -ENOMEM (nothing asked). */
+int gr_rt_process_list_request(girder_ctx *ctx, uint64_t after, size_t max, girder_ref *ret_ref);
 
 /* From a non-scheduler thread (blocks until every scheduler answered; not
- * during gr_rt_stop): the live processes, sorted by pid. *ret_pids (caller
- * frees) holds *ret_n <= max pids, the lowest; *ret_total is the number of
- * live processes (*ret_total > *ret_n: truncated). 0, GR_EBADARG, GR_ESTOPPED,
- * -ENOMEM (outputs untouched). */
-int gr_rt_process_list(girder_rt *rt, size_t max, girder_pid **ret_pids, size_t *ret_n,
-                       uint64_t *ret_total);
+ * during gr_rt_stop): one page of live processes with a pid id above `after`
+ * (0: from the start), sorted by pid. *ret_pids (caller frees) holds *ret_n <=
+ * max pids, the lowest; *ret_total is the number of live processes;
+ * *ret_more (may be NULL) whether more processes lie above the page (the next
+ * page: after = the last pid's id). 0, GR_EBADARG, GR_ESTOPPED, -ENOMEM
+ * (outputs untouched). */
+int gr_rt_process_list(girder_rt *rt, uint64_t after, size_t max, girder_pid **ret_pids,
+                       size_t *ret_n, uint64_t *ret_total, bool *ret_more);
 
 /* Send msg to `name` registered on node `node` ("name@host") from a
  * non-scheduler thread: {Name, Node} ! Msg. As girder_send_name_node. Any

@@ -60,8 +60,10 @@ typedef enum gr_sig_type {
     /* answer to request ref: `from` the child and msg NULL, or msg the error
      * reason; flags echo the request's */
     GR_SIG_SPAWNREPLY,
-    GR_SIG_PLIST, /* scheduler: list at most to.id processes for `from` (ref), or
-                     into ptr (a gr_plist_sync) when not NULL (plist.c) */
+    /* scheduler: list at most to.creation processes with a pid id above
+     * to.id for `from` (ref), or into ptr (a gr_plist_sync) when not NULL
+     * (plist.c) */
+    GR_SIG_PLIST,
 } gr_sig_type;
 
 typedef struct gr_sig {
@@ -190,19 +192,24 @@ typedef struct gr_behav_entry {
 typedef struct gr_registry gr_registry;
 
 struct girder_rt {
-    char *node_name;                   /* "name@host" */
-    size_t node_name_len;              /* strlen(node_name) */
-    uint32_t creation;                 /* incarnation */
-    unsigned nsched;                   /* scheduler count */
-    unsigned batch;                    /* messages per process turn */
-    gr_sched *scheds;                  /* nsched schedulers */
-    atomic_uint spread;                /* round-robin cursor for placement */
-    atomic_uint_fast64_t wakeups;      /* sleeping schedulers woken (gr_rt_wakeups) */
-    atomic_uint_fast64_t ext_ref;      /* refs made by non-scheduler threads */
-    atomic_bool running;               /* between start and stop */
-    atomic_bool stopping;              /* stop requested */
-    pthread_mutex_t lock;              /* guards behaviours and node table appends */
-    gr_behav_entry *behaviours;        /* under lock */
+    char *node_name;      /* "name@host" */
+    size_t node_name_len; /* strlen(node_name) */
+    uint32_t creation;    /* incarnation */
+    unsigned nsched;      /* scheduler count */
+    unsigned batch;       /* messages per process turn */
+    gr_sched *scheds;     /* nsched schedulers */
+    /* Two round-robin placement cursors, so that one kind of placement never
+     * sees only every other scheduler because the other kind takes the
+     * remaining ones (an rpc worker per proc.spawn used to put every spawned
+     * process of a 2-scheduler node on scheduler 1). */
+    atomic_uint spread;           /* GIRDER_SPAWN_SPREAD: spawns asked for by processes */
+    atomic_uint ext_spread;       /* work from other threads: gr_rt_spawn, remote spawn requests */
+    atomic_uint_fast64_t wakeups; /* sleeping schedulers woken (gr_rt_wakeups) */
+    atomic_uint_fast64_t ext_ref; /* refs made by non-scheduler threads */
+    atomic_bool running;          /* between start and stop */
+    atomic_bool stopping;         /* stop requested */
+    pthread_mutex_t lock;         /* guards behaviours and node table appends */
+    gr_behav_entry *behaviours;   /* under lock */
     const char *nodes[GR_NODES_MAX];   /* node-name table; [0] = local; append-only */
     atomic_uint nnodes;                /* entries published in nodes[] */
     gr_registry *names;                /* registered names (own lock) */
@@ -220,6 +227,13 @@ struct girder_rt {
     girder_msg *r_normal, *r_kill, *r_killed, *r_noproc, *r_shutdown, *r_noconnection;
 };
 
+/* The next scheduler of round-robin cursor c (rt->spread or rt->ext_spread).
+ * Any thread. */
+static inline gr_sched *gr_rt_next_sched(girder_rt *rt, atomic_uint *c)
+{
+    return &rt->scheds[atomic_fetch_add_explicit(c, 1, memory_order_relaxed) % rt->nsched];
+}
+
 /* ---- cross-file internal functions ------------------------------------------------ */
 
 /* msg.c */
@@ -236,6 +250,11 @@ void gr_pack_init(gr_pack *p);
 int gr_pack_raw(gr_pack *p, const girder_msg *m);
 /* Finish: returns a new message (NULL on ENOMEM) and frees the buffer. */
 girder_msg *gr_pack_finish(gr_pack *p);
+/* Pack a pid / ref as its ext term (node index -> node name of rt). 0, or
+ * -EINVAL for a node index rt does not know, or the packer's error. Any thread.
+ * girder_pack_pid / girder_pack_ref are these for a process. */
+int gr_pack_pid(girder_rt *rt, msgpack_packer *pk, girder_pid pid);
+int gr_pack_ref(girder_rt *rt, msgpack_packer *pk, girder_ref ref);
 
 /* sig: allocate / free. */
 gr_sig *gr_sig_new(gr_sig_type type, girder_pid from, girder_pid to);
@@ -292,7 +311,9 @@ size_t gr_proc_memory(const gr_proc *p);
 girder_msg *gr_proc_info_msg(girder_rt *rt, gr_proc *p, girder_ref ref);
 /* The ext part of p, allocated on first use; NULL on ENOMEM (owner thread). */
 gr_proc_ext *gr_proc_ext_get(gr_proc *p);
-/* Timers (api.c creates; proc.c cancels on exit). */
+
+/* timer.c */
+/* Cancel and free every pending timer of p, which is exiting (owner thread). */
 void gr_timer_free_all(gr_proc *p);
 
 /* remote.c */

@@ -1066,7 +1066,7 @@ static int do_list_request(girder_ctx *ctx, void *a)
 {
     op *o = a;
 
-    return gr_rt_process_list_request(ctx, (size_t)o->n, &o->ref);
+    return gr_rt_process_list_request(ctx, 0, (size_t)o->n, &o->ref);
 }
 
 START_TEST(test_process_list)
@@ -1091,7 +1091,7 @@ START_TEST(test_process_list)
     kill_pid(direct[3]);
     await_death(direct[3], "killed");
 
-    ck_assert_int_eq(gr_rt_process_list(rt, 1000, &pids, &n, &total), 0);
+    ck_assert_int_eq(gr_rt_process_list(rt, 0, 1000, &pids, &n, &total, NULL), 0);
     ck_assert_uint_eq(total, n);
     ck_assert_uint_eq(n, 20 - 1 + 2 + 1); /* fwd alive, two children, the probe */
     ck_assert_uint_eq(total, gr_rt_process_count(rt));
@@ -1115,8 +1115,8 @@ START_TEST(test_process_list)
         size_t na = 0;
         uint64_t ta = 0;
 
-        ck_assert_int_eq(gr_rt_process_list(rt, 1000, &all, &na, &ta), 0);
-        ck_assert_int_eq(gr_rt_process_list(rt, 3, &few, &nf, &tf), 0);
+        ck_assert_int_eq(gr_rt_process_list(rt, 0, 1000, &all, &na, &ta, NULL), 0);
+        ck_assert_int_eq(gr_rt_process_list(rt, 0, 3, &few, &nf, &tf, NULL), 0);
         ck_assert_uint_eq(nf, 3);
         ck_assert_uint_eq(tf, ta);
         for (size_t i = 0; i < 3; i++) {
@@ -1125,7 +1125,7 @@ START_TEST(test_process_list)
         free(few);
         free(all);
     }
-    ck_assert_int_eq(gr_rt_process_list(rt, 0, &pids, &n, &total), GR_EBADARG);
+    ck_assert_int_eq(gr_rt_process_list(rt, 0, 0, &pids, &n, &total, NULL), GR_EBADARG);
 
     /* More schedulers than the collector holds answers for (2 * max pids):
      * still the max lowest, and the true total. */
@@ -1141,10 +1141,10 @@ START_TEST(test_process_list)
         for (int i = 0; i < 40; i++) {
             ck_assert_int_eq(gr_rt_spawn(r4, &fwd_beh, NULL, &child), 0);
         }
-        ck_assert_int_eq(gr_rt_process_list(r4, 1000, &all, &na, &ta), 0);
+        ck_assert_int_eq(gr_rt_process_list(r4, 0, 1000, &all, &na, &ta, NULL), 0);
         ck_assert_uint_eq(na, 40);
         ck_assert_uint_eq(ta, 40);
-        ck_assert_int_eq(gr_rt_process_list(r4, 3, &few, &nf, &tf), 0);
+        ck_assert_int_eq(gr_rt_process_list(r4, 0, 3, &few, &nf, &tf, NULL), 0);
         ck_assert_uint_eq(nf, 3);
         ck_assert_uint_eq(tf, 40);
         for (size_t i = 0; i < 3; i++) {
@@ -1155,13 +1155,61 @@ START_TEST(test_process_list)
         gr_rt_stop(r4);
         r4 = gr_rt_free(r4);
     }
-    ck_assert_int_eq(gr_rt_process_list(rt, GR_RT_PLIST_MAX + 1, &pids, &n, &total), GR_EBADARG);
+    ck_assert_int_eq(gr_rt_process_list(rt, 0, GR_RT_PLIST_MAX + 1, &pids, &n, &total, NULL),
+                     GR_EBADARG);
+}
+END_TEST
+
+START_TEST(test_process_list_pages)
+{
+    /* Pages of 7 through 100 processes on two schedulers: together exactly
+     * the full list, in order, each pid once; the last page says no more. */
+    girder_pid *all = NULL, *page = NULL, got[200];
+    size_t na = 0, np = 0, ng = 0;
+    uint64_t ta = 0, tp = 0, after = 0;
+    bool more = true;
+    int pages = 0;
+
+    for (int i = 0; i < 100; i++) {
+        spawn_fwd();
+    }
+    ck_assert_int_eq(gr_rt_process_list(rt, 0, 1000, &all, &na, &ta, &more), 0);
+    ck_assert(!more);
+    more = true;
+    ck_assert_uint_eq(na, 101); /* and the probe */
+    while (more) {
+        ck_assert_int_eq(gr_rt_process_list(rt, after, 7, &page, &np, &tp, &more), 0);
+        ck_assert_uint_eq(tp, ta);
+        ck_assert(np == 7 || !more);
+        for (size_t i = 0; i < np; i++) {
+            ck_assert_uint_lt(ng, 200);
+            ck_assert_uint_gt(page[i].id, after);
+            got[ng++] = page[i];
+        }
+        if (np > 0) {
+            after = page[np - 1].id;
+        }
+        free(page);
+        page = NULL;
+        ck_assert_int_lt(++pages, 100);
+    }
+    ck_assert_int_eq(pages, (101 + 6) / 7);
+    ck_assert_uint_eq(ng, na);
+    for (size_t i = 0; i < na; i++) {
+        ck_assert(girder_pid_eq(got[i], all[i]));
+    }
+    free(all);
+    /* Past the end: an empty page, no more. */
+    ck_assert_int_eq(gr_rt_process_list(rt, after, 7, &page, &np, &tp, &more), 0);
+    ck_assert_uint_eq(np, 0);
+    ck_assert(!more);
+    free(page);
 }
 END_TEST
 
 START_TEST(test_process_list_request)
 {
-    /* From a process: one ["$procs", Ref, Total, [Entry...]] per scheduler; a
+    /* From a process: one ["$procs", Ref, Total, Above, [Entry...]] per scheduler; a
      * child spawned just before asking is in it, with its entry's fields. */
     op sp = {.flags = GIRDER_SPAWN_SPREAD}, q = {.n = 100};
     bool seen_child = false, seen_self = false;
@@ -1177,17 +1225,19 @@ START_TEST(test_process_list_request)
 
         recv_obj(&u, &m);
         ck_assert_int_eq(u.data.type, MSGPACK_OBJECT_ARRAY);
-        ck_assert_uint_eq(u.data.via.array.size, 4);
+        ck_assert_uint_eq(u.data.via.array.size, 5);
         a = u.data.via.array.ptr;
         ck_assert(gr_term_is_str(&a[0], "$procs"));
         ck_assert_int_eq(gr_term_parse_id(&a[1], GR_TERM_EXT_REF, &rid), 0);
         ck_assert_uint_eq(rid.id, q.ref.id);
         ck_assert_int_eq(a[2].type, MSGPACK_OBJECT_POSITIVE_INTEGER);
         total += a[2].via.u64;
-        ck_assert_int_eq(a[3].type, MSGPACK_OBJECT_ARRAY);
-        ck_assert_uint_eq(a[3].via.array.size, a[2].via.u64);
-        for (uint32_t i = 0; i < a[3].via.array.size; i++) {
-            msgpack_object *e = &a[3].via.array.ptr[i];
+        ck_assert_int_eq(a[3].type, MSGPACK_OBJECT_POSITIVE_INTEGER);
+        ck_assert_uint_eq(a[3].via.u64, a[2].via.u64); /* after 0: all are above */
+        ck_assert_int_eq(a[4].type, MSGPACK_OBJECT_ARRAY);
+        ck_assert_uint_eq(a[4].via.array.size, a[2].via.u64);
+        for (uint32_t i = 0; i < a[4].via.array.size; i++) {
+            msgpack_object *e = &a[4].via.array.ptr[i];
 
             ck_assert_int_eq(e->type, MSGPACK_OBJECT_MAP);
             ck_assert_uint_eq(e->via.map.size, 8);
@@ -1227,7 +1277,17 @@ static void *lister(void *arg)
         size_t n;
         uint64_t total;
 
-        if (gr_rt_process_list(rt, 64, &pids, &n, &total) == 0) {
+        uint64_t after = 0;
+        bool more = true;
+
+        /* Page through everything, 16 at a time: pages never repeat a pid. */
+        while (more && gr_rt_process_list(rt, after, 16, &pids, &n, &total, &more) == 0) {
+            for (size_t i = 0; i < n; i++) {
+                ck_assert_uint_gt(pids[i].id, after);
+            }
+            if (n > 0) {
+                after = pids[n - 1].id;
+            }
             free(pids);
         }
     }
@@ -1405,6 +1465,7 @@ static Suite *runtime_suite(void)
     tcase_add_test(tc, test_behaviour_registry_and_config_errors);
     tcase_add_test(tc, test_many_processes_cross_scheduler);
     tcase_add_test(tc, test_process_list);
+    tcase_add_test(tc, test_process_list_pages);
     tcase_add_test(tc, test_process_list_request);
     tcase_add_test(tc, test_process_list_concurrent);
     tcase_add_test(tc, test_monitor_nodes_without_distribution);

@@ -112,7 +112,7 @@ int girder_spawn_remote(girder_ctx *ctx, const char *node, const char *behaviour
     }
     sig->ptr = (void *)girder_behaviour_find(rt, behaviour);
     if ((flags & GIRDER_SPAWN_SPREAD) && rt->nsched > 1) {
-        t = &rt->scheds[atomic_fetch_add(&rt->spread, 1) % rt->nsched];
+        t = gr_rt_next_sched(rt, &rt->spread);
     }
     if (t == s) {
         gr_sched_local(s, sig);
@@ -193,7 +193,7 @@ int gr_spawn_remote_in(girder_rt *rt, gr_rt_remote_sig *rs)
     s->ptr = (void *)girder_behaviour_find(rt, rs->behaviour);
     s->msg = rs->msg;
     rs->msg = NULL;
-    gr_sched_push(&rt->scheds[atomic_fetch_add(&rt->spread, 1) % rt->nsched], s);
+    gr_sched_push(gr_rt_next_sched(rt, &rt->ext_spread), s);
     return 0;
 }
 
@@ -207,10 +207,10 @@ static girder_msg *reply_msg(gr_proc *p, girder_ref ref, girder_pid child, const
     gr_pack_init(&pk);
     msgpack_pack_array(&pk.pk, 4);
     msgpack_pack_str_with_body(&pk.pk, "$spawn_reply", 12);
-    girder_pack_ref(gr_ctx_of(p), &pk.pk, ref);
+    gr_pack_ref(p->sched->rt, &pk.pk, ref);
     if (reason == NULL) {
         msgpack_pack_str_with_body(&pk.pk, "ok", 2);
-        girder_pack_pid(gr_ctx_of(p), &pk.pk, child);
+        gr_pack_pid(p->sched->rt, &pk.pk, child);
     } else {
         msgpack_pack_str_with_body(&pk.pk, "error", 5);
         gr_pack_raw(&pk, reason);
