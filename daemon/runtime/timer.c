@@ -116,10 +116,15 @@ int girder_cancel_timer(girder_ctx *ctx, girder_ref tref)
 
 void gr_timer_free_all(gr_proc *p)
 {
-    while (p->ext && p->ext->timers) {
-        gr_timer *t = p->ext->timers;
+    gr_timer *t = p->ext ? p->ext->timers : NULL;
 
-        timer_unlink(t);
+    if (p->ext) {
+        p->ext->timers = NULL; /* the whole list goes: no unlinking one by one */
+    }
+    while (t) {
+        gr_timer *next = t->next;
+
         timer_destroy(t);
+        t = next;
     }
 }
