@@ -42,7 +42,7 @@ int gr_dist_listen_bind(gr_dist *d)
         goto fail;
     }
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 128) < 0 ||
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, DIST_LISTEN_BACKLOG) < 0 ||
         getsockname(fd, (struct sockaddr *)&ss, &sl) < 0) {
         r = -errno;
         goto fail;
