@@ -10,6 +10,7 @@ import random
 import re
 import time
 
+from flood import test_flood  # p_flood, in cluster-tests/flood.py
 from harness import (EXIT_AUTH, EXIT_OK, EXIT_REMOTE, EXIT_TIMEOUT, EXIT_UNREACHABLE, EXIT_USAGE,
                      TestFailure, check, free_port, now, wait_until)
 
@@ -922,4 +923,5 @@ TESTS = [
     ("m_call", test_call),
     ("n_spawn", test_spawn),
     ("o_cipher", test_cipher),
+    ("p_flood", test_flood),
 ]

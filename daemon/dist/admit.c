@@ -215,37 +215,84 @@ int gr_dist_admit_decide(gr_dist *d, const dist_src *src, bool trusted, dist_con
     return 1;
 }
 
+/* "busy 750, timeout 2" from the held-back counts into buf; then reset them. */
+static void held_take(dist_admit *a, char *buf, size_t cap)
+{
+    size_t off = 0;
+
+    buf[0] = '\0';
+    for (unsigned i = 0; i < a->nheld && off < cap; i++) {
+        int n = snprintf(buf + off, cap - off, "%s%s %llu", i ? ", " : "", a->held[i].why,
+                         (unsigned long long)a->held[i].n);
+
+        off += n > 0 ? (size_t)n : 0;
+    }
+    a->nheld = 0;
+}
+
+static void held_count(dist_admit *a, const char *why)
+{
+    unsigned i;
+
+    for (i = 0; i < a->nheld && strcmp(a->held[i].why, why) != 0; i++) {
+    }
+    if (i == a->nheld) {
+        if (a->nheld == sizeof(a->held) / sizeof(a->held[0])) {
+            a->held[i - 1].why = "other"; /* the last entry takes the rest */
+            a->held[i - 1].n++;
+            return;
+        }
+        a->held[i].why = why;
+        a->held[i].n = 0;
+        a->nheld++;
+    }
+    a->held[i].n++;
+}
+
 static void on_log_timer(evutil_socket_t fd, short what, void *arg)
 {
     gr_dist *d = arg;
     dist_admit *a = &d->admit;
     uint64_t now = gr_dist_now_ms(), missed;
     struct timeval tv = {0, 10 * 1000};
+    char why[256];
 
     (void)fd;
     (void)what;
     if ((missed = gr_ratelim_flush(&a->log, now)) > 0) {
+        held_take(a, why, sizeof(why));
         gr_warn(DIST_LOG,
-                "handshakes: and %llu more refused or failed in the last second (not logged one "
-                "by one)",
-                (unsigned long long)missed);
+                "handshakes: and %llu more refused or failed in the last second: %s (not "
+                "logged one by one)",
+                (unsigned long long)missed, why);
     } else if (a->log.missed > 0) {
         evtimer_add(a->log_ev, &tv); /* the timer fired early: look again */
     }
 }
 
-void gr_dist_admit_log(gr_dist *d, const char *fmt, ...)
+void gr_dist_admit_log(gr_dist *d, const char *why, const char *fmt, ...)
 {
     dist_admit *a = &d->admit;
-    uint64_t now = gr_dist_now_ms(), end;
+    uint64_t now = gr_dist_now_ms(), end, missed = 0;
+    char line[512], held[256];
     struct timeval tv;
     va_list ap;
-    bool logged;
 
-    va_start(ap, fmt);
-    logged = gr_ratelim_vlog(&a->log, now, GR_LOG_WARN, DIST_LOG, fmt, ap);
-    va_end(ap);
-    if (logged || d->base == NULL) {
+    if (gr_ratelim_allow(&a->log, now, &missed)) {
+        va_start(ap, fmt);
+        vsnprintf(line, sizeof(line), fmt, ap);
+        va_end(ap);
+        if (missed > 0) {
+            held_take(a, held, sizeof(held));
+            gr_warn(DIST_LOG, "%s (and %llu more in the last second: %s)", line,
+                    (unsigned long long)missed, held);
+        } else {
+            gr_warn(DIST_LOG, "%s", line);
+        }
+        return;
+    }
+    held_count(a, why);
+    if (d->base == NULL) {
         return;
     }
     /* held back: make sure the count is told once the window ends, even if
@@ -290,16 +337,19 @@ static void refuse(gr_dist *d, int fd)
  * is waiting in its output. */
 static void evict(gr_dist *d, dist_conn *victim)
 {
+    const char *claimed = victim->hs ? gr_handshake_claimed_name(victim->hs) : NULL;
     char who[INET6_ADDRSTRLEN];
 
     format_src(&victim->slot.src, who, sizeof(who));
     DIST_CTR_ADD(d, handshakes_evicted, 1);
     DIST_CTR_ADD(d, handshakes_failed, 1);
     victim->fail = GR_EBUSY;
-    gr_dist_admit_log(d,
-                      "handshake with %s evicted after %llu ms: all %u slots taken, %s holds most",
-                      victim->addr, (unsigned long long)(gr_dist_now_ms() - victim->slot.since_ms),
-                      d->admit.max, who);
+    gr_dist_admit_log(d, "evicted",
+                      "handshake with %s%s(%s) evicted after %llu ms: all %u slots taken, %s "
+                      "holds most",
+                      claimed ? claimed : "", claimed ? " (unverified) " : "", victim->addr,
+                      (unsigned long long)(gr_dist_now_ms() - victim->slot.since_ms), d->admit.max,
+                      who);
     if (victim->bev && gr_dist_conn_pending(victim) == 0 && d->admit.reject_len > 0) {
         (void)send(bufferevent_getfd(victim->bev), d->admit.reject, d->admit.reject_len,
                    MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -323,7 +373,7 @@ int gr_dist_admit_accept(gr_dist *d, int fd, const struct sockaddr *sa, dist_slo
         format_src(&s.src, who, sizeof(who));
         DIST_CTR_ADD(d, handshakes_refused, 1);
         DIST_CTR_ADD(d, handshakes_failed, 1);
-        gr_dist_admit_log(d,
+        gr_dist_admit_log(d, "busy",
                           "refusing a connection from %s: busy (%u of %u handshake slots taken, "
                           "%u by that address)",
                           who, d->n_unauth, d->admit.max, n ? *n : 0);

@@ -16,6 +16,7 @@
 #include "proto/err.h"
 #include "proto/handshake.h"
 #include "runtime/rt.h"
+#include "util/log.h"
 
 #include <arpa/inet.h>
 #include <check.h>
@@ -215,6 +216,50 @@ START_TEST(policy_counts_follow_trust)
     ck_assert_int_eq(decide(d, "10.0.0.9", false, &v), 1);
     ck_assert(!v->slot.trusted);
     ck_assert_int_eq(memcmp(v->slot.src.addr, src4("10.0.0.2").addr, 4), 0);
+    fake_free(d);
+}
+END_TEST
+
+/* stderr into buf while fn(d) runs */
+static void capture(char *buf, size_t cap, void (*fn)(gr_dist *), gr_dist *d)
+{
+    int p[2], saved = dup(2);
+    ssize_t n;
+
+    ck_assert_int_eq(pipe(p), 0);
+    dup2(p[1], 2);
+    fn(d);
+    dup2(saved, 2);
+    close(saved);
+    close(p[1]);
+    n = read(p[0], buf, cap - 1);
+    buf[n > 0 ? n : 0] = '\0';
+    close(p[0]);
+}
+
+static void log_flood(gr_dist *d)
+{
+    for (int i = 0; i < 5; i++) {
+        gr_dist_admit_log(d, "busy", "line %d", i);
+    }
+    gr_dist_admit_log(d, "busy", "held-a");
+    gr_dist_admit_log(d, "timeout", "held-b");
+    gr_dist_admit_log(d, "busy", "held-c");
+    d->admit.log.start_ms -= 2000; /* the second is over */
+    gr_dist_admit_log(d, "bad_cookie", "after");
+}
+
+START_TEST(log_is_bounded_and_counts_by_reason)
+{
+    gr_dist *d = fake_node(8, 2);
+    char out[4096];
+
+    gr_log_setup("admit_test", GR_LOG_INFO);
+    capture(out, sizeof(out), log_flood, d);
+    ck_assert_ptr_nonnull(strstr(out, "line 4\n"));
+    ck_assert_ptr_null(strstr(out, "held-"));
+    ck_assert_ptr_nonnull(
+        strstr(out, "after (and 3 more in the last second: busy 2, timeout 1)\n"));
     fake_free(d);
 }
 END_TEST
@@ -547,6 +592,7 @@ static Suite *admit_suite(void)
     tcase_add_test(tp, policy_trusted_never_evicted_for_strangers);
     tcase_add_test(tp, policy_counts_follow_trust);
     tcase_add_test(tp, claimed_name_and_reject_record);
+    tcase_add_test(tp, log_is_bounded_and_counts_by_reason);
     suite_add_tcase(s, tp);
     tcase_add_checked_fixture(tn, setup, NULL);
     tcase_set_timeout(tn, 60);

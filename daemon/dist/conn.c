@@ -11,7 +11,10 @@
  *   Until UP the only state kept for a peer is the conn struct, the fixed-size
  *   gr_handshake and an input buffer capped by a read watermark
  *   (DIST_HS_READ_MAX); the handshake timer closes it after
- *   GR_DIST_HANDSHAKE_TIMEOUT_MS whatever the peer does.
+ *   GR_DIST_HANDSHAKE_TIMEOUT_MS whatever the peer does. Accepted peers are
+ *   admitted by admit.c (a slot, someone else's, or a Reject "busy"), get its
+ *   first-message deadline, and their failures are logged through its rate
+ *   limiter: the hooks here are gr_dist_admit_*.
  * - Any error from the handshake, a record or a frame closes this connection
  *   only, after one log line naming the peer address and the gr_errid reason.
  * - Outgoing frames go into two batches: ctrl (heartbeats, membership, leave,
@@ -351,7 +354,7 @@ static void hs_failed(dist_conn *c, int err)
                 gr_errid(err));
     } else if (c->unauth) {
         /* an accepted stranger: rate-limited (admit.c) */
-        gr_dist_admit_log(c->d, "handshake with %s%s (%s) failed: %s", peer_name(c),
+        gr_dist_admit_log(c->d, gr_errid(err), "handshake with %s%s (%s) failed: %s", peer_name(c),
                           claimed(c) ? " (unverified)" : "", c->addr, gr_errid(err));
     } else {
         gr_warn(DIST_LOG, "handshake with %s (%s) failed: %s", peer_name(c), c->addr,
@@ -963,7 +966,8 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         DIST_CTR_ADD(c->d, handshakes_failed, 1);
         c->fail = GR_ETIMEOUT;
         if (c->unauth) {
-            gr_dist_admit_log(c->d, "handshake with %s%s (%s) failed: %s (%s)", peer_name(c),
+            gr_dist_admit_log(c->d, gr_errid(GR_ETIMEOUT),
+                              "handshake with %s%s (%s) failed: %s (%s)", peer_name(c),
                               claimed(c) ? " (unverified)" : "", c->addr, gr_errid(GR_ETIMEOUT),
                               c->slot.hello ? "not done in time" : "no hello in time");
         } else {
@@ -1003,7 +1007,7 @@ void gr_dist_conn_close(dist_conn *c, int err, const char *why)
     } else if (err && c->state == CONN_UP) {
         gr_warn(DIST_LOG, "closing link to %s (%s): %s", peer_name(c), c->addr, gr_errid(err));
     } else if (err && c->unauth) {
-        gr_dist_admit_log(d, "closing connection %s (%s): %s", peer_name(c), c->addr,
+        gr_dist_admit_log(d, gr_errid(err), "closing connection %s (%s): %s", peer_name(c), c->addr,
                           gr_errid(err));
     } else if (err) {
         gr_warn(DIST_LOG, "closing connection %s (%s): %s", peer_name(c), c->addr, gr_errid(err));

@@ -63,6 +63,7 @@
 #define DIST_UNAUTH_PER_SRC 16u       /* of which one source address may hold (admit.c) */
 #define DIST_HELLO_MS 1000u           /* an accepted peer's first message must arrive by then */
 #define DIST_LISTEN_BACKLOG 1024      /* accept queue (the kernel caps it at somaxconn) */
+#define DIST_ACCEPT_BURST 64u         /* accepts in a row before the loop serves the rest */
 #define DIST_KNOWN_SRC 64u            /* addresses remembered as having authenticated */
 #define DIST_RETIRE_MS 2000u          /* a tie-break loser stays open this long */
 #define DIST_ADDR_MAX (GR_DIST_HOST_MAX + 16) /* "host:port" or "[v6]:port" for logs */
@@ -115,9 +116,14 @@ typedef struct dist_admit {
     dist_src known[DIST_KNOWN_SRC]; /* sources that authenticated (a ring) */
     unsigned nknown, known_next;    /* entries, next to overwrite */
     gr_ratelim log;                 /* refused, evicted and failed handshakes */
-    struct event *log_ev;           /* reports what log held back */
-    uint8_t reject[64];             /* the Reject "busy" record */
-    size_t reject_len;              /* its length (0: none) */
+    struct {
+        const char *why; /* reason id (static storage) */
+        uint64_t n;      /* lines held back for it in the current window */
+    } held[8];
+    unsigned nheld;       /* entries in held (the last one also takes the rest) */
+    struct event *log_ev; /* reports what log held back */
+    uint8_t reject[64];   /* the Reject "busy" record */
+    size_t reject_len;    /* its length (0: none) */
 } dist_admit;
 
 /* Connection states. */
@@ -268,6 +274,8 @@ struct gr_dist {
     struct event_base *base;
     struct evdns_base *dns; /* NULL if none could be set up */
     struct evconnlistener *listener;
+    struct event *accept_ev;  /* re-enables the listener after a burst (listener.c) */
+    unsigned accepts;         /* accepts since the listener was last paused */
     int listen_fd;            /* until handed to the listener */
     struct event *cmd_ev;     /* reads wake_fd */
     uint8_t *rbuf;            /* DIST_READ_CHUNK bytes: what UP links read into */
@@ -383,9 +391,11 @@ unsigned gr_dist_admit_hello_ms(const gr_dist *d);
  * deadline (at least 1) to re-arm its timer with, or 0 if that was done. */
 unsigned gr_dist_admit_on_hello(dist_conn *c);
 /* Log a refused or failed unauthenticated connection at warn level, at most a
- * few lines a second; the rest are counted and reported once a second ("and N
- * more in the last second"). */
-void gr_dist_admit_log(gr_dist *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+ * few lines a second; the rest are counted by `why` (a reason id in static
+ * storage: "busy", "timeout", ...) and reported once a second ("and N more in
+ * the last second: busy 750, timeout 2"). */
+void gr_dist_admit_log(gr_dist *d, const char *why, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* The pure decision, for tests: 0 (a free slot), 1 (*ret_victim must be
  * evicted first) or GR_EBUSY (refuse), for a newcomer from src. */
 int gr_dist_admit_decide(gr_dist *d, const dist_src *src, bool trusted, dist_conn **ret_victim);

@@ -14,9 +14,6 @@
  */
 #include "util/ratelim.h"
 
-#include <stdarg.h>
-#include <stdio.h>
-
 static uint64_t window_of(const gr_ratelim *rl)
 {
     return rl->window_ms ? rl->window_ms : 1000u;
@@ -63,35 +60,4 @@ bool gr_ratelim_allow(gr_ratelim *rl, uint64_t now_ms, uint64_t *io_missed)
     }
     rl->missed++;
     return false;
-}
-
-bool gr_ratelim_vlog(gr_ratelim *rl, uint64_t now_ms, enum gr_log_level level, const char *module,
-                     const char *fmt, va_list ap)
-{
-    uint64_t missed = 0;
-    char line[512];
-
-    if (!gr_ratelim_allow(rl, now_ms, &missed)) {
-        return false;
-    }
-    vsnprintf(line, sizeof(line), fmt, ap);
-    if (missed > 0) {
-        gr_log(level, module, "%s (and %llu more in the last second)", line,
-               (unsigned long long)missed);
-    } else {
-        gr_log(level, module, "%s", line);
-    }
-    return true;
-}
-
-bool gr_ratelim_log(gr_ratelim *rl, uint64_t now_ms, enum gr_log_level level, const char *module,
-                    const char *fmt, ...)
-{
-    va_list ap;
-    bool r;
-
-    va_start(ap, fmt);
-    r = gr_ratelim_vlog(rl, now_ms, level, module, fmt, ap);
-    va_end(ap);
-    return r;
 }

@@ -6,15 +6,12 @@
  * still says how many there were ("and 752 more in the last second").
  *
  * Pure logic on a caller-owned struct and a caller-supplied clock: no
- * allocation, no locking (the owner serialises its calls), no I/O. The caller
- * logs; gr_ratelim_log is the convenience that does it with util/log.h.
+ * allocation, no locking (the owner serialises its calls), no I/O: the caller
+ * logs (daemon/dist/admit.c: per-reason counts in its report line).
  */
 #ifndef GR_RATELIM_H
 #define GR_RATELIM_H
 
-#include "util/log.h"
-
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -41,14 +38,5 @@ uint64_t gr_ratelim_flush(gr_ratelim *rl, uint64_t now_ms);
 
 /* When the current window ends (monotonic ms), to arm that timer. */
 uint64_t gr_ratelim_window_end(const gr_ratelim *rl);
-
-/* gr_ratelim_allow, then gr_log the line when allowed, with
- * " (and N more in the last second)" appended when an ended window held N
- * back. Returns true if the line was logged. */
-bool gr_ratelim_log(gr_ratelim *rl, uint64_t now_ms, enum gr_log_level level, const char *module,
-                    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-/* The same with a va_list. */
-bool gr_ratelim_vlog(gr_ratelim *rl, uint64_t now_ms, enum gr_log_level level, const char *module,
-                     const char *fmt, va_list ap) __attribute__((format(printf, 5, 0)));
 
 #endif

@@ -2,15 +2,12 @@
 /*
  * ratelim_test.c - the log rate limiter (util/ratelim.h): the burst per
  * window, the count of held-back lines reported once (by the next line or by
- * a flush), windows restarting, and the logged line's suffix.
+ * a flush), windows restarting.
  */
 #include "util/ratelim.h"
 
 #include <check.h>
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
 
 START_TEST(burst_then_held_back)
 {
@@ -56,46 +53,6 @@ START_TEST(flush_reports_once)
 }
 END_TEST
 
-/* The logged line: stderr goes to a pipe for the call. */
-static void capture(char *out, size_t cap, void (*fn)(void))
-{
-    int p[2], saved = dup(2);
-    ssize_t n;
-
-    ck_assert_int_eq(pipe(p), 0);
-    dup2(p[1], 2);
-    fn();
-    dup2(saved, 2);
-    close(saved);
-    close(p[1]);
-    n = read(p[0], out, cap - 1);
-    out[n > 0 ? n : 0] = '\0';
-    close(p[0]);
-}
-
-static void log_some(void)
-{
-    gr_ratelim rl = {.window_ms = 1000, .burst = 1};
-
-    ck_assert(gr_ratelim_log(&rl, 0, GR_LOG_WARN, "t", "first %d", 1));
-    ck_assert(!gr_ratelim_log(&rl, 1, GR_LOG_WARN, "t", "line-two"));
-    ck_assert(!gr_ratelim_log(&rl, 2, GR_LOG_WARN, "t", "line-three"));
-    ck_assert(gr_ratelim_log(&rl, 1500, GR_LOG_WARN, "t", "fourth"));
-}
-
-START_TEST(log_line_suffix)
-{
-    char out[1024];
-
-    gr_log_setup("ratelim_test", GR_LOG_DEBUG);
-    capture(out, sizeof(out), log_some);
-    ck_assert_ptr_nonnull(strstr(out, "first 1\n"));
-    ck_assert_ptr_null(strstr(out, "line-two"));
-    ck_assert_ptr_null(strstr(out, "line-three"));
-    ck_assert_ptr_nonnull(strstr(out, "fourth (and 2 more in the last second)\n"));
-}
-END_TEST
-
 int main(void)
 {
     Suite *s = suite_create("ratelim");
@@ -105,7 +62,6 @@ int main(void)
 
     tcase_add_test(tc, burst_then_held_back);
     tcase_add_test(tc, flush_reports_once);
-    tcase_add_test(tc, log_line_suffix);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
