@@ -11,10 +11,11 @@
  *
  * Design notes
  * - Sources. A source is the peer's IP address (the port is ignored). A
- *   source is *trusted* when a member's host is that address literal, or when a
- *   peer from that address has completed a handshake (proved the cookie)
- *   since this node started: the last DIST_KNOWN_SRC such addresses are
- *   remembered. Nobody can become trusted without the cookie.
+ *   source is *trusted* when a member's host is that address literal (a copy
+ *   of those refreshed at most once a second), or when a peer from that
+ *   address has completed a handshake (proved the cookie) since this node
+ *   started: the last DIST_KNOWN_SRC such addresses are remembered. Nobody can
+ *   become trusted without the cookie.
  * - Per-source share. An untrusted source holds at most `per_src` slots
  *   (DIST_UNAUTH_PER_SRC, 16 of 256); its next connection is refused. So one
  *   address cannot take the slots from anyone else.
@@ -116,10 +117,32 @@ static void src_of_host(const char *host, dist_src *ret_src)
     }
 }
 
+/* The members' host literals, refilled at most once a second: a lookup per
+ * accepted socket then costs a few hundred compares, not a parse of every
+ * member's host (a flood accepts thousands a second). The first
+ * DIST_UNAUTH_MAX members with an address literal are kept. */
+static void mhost_refresh(gr_dist *d)
+{
+    dist_admit *a = &d->admit;
+    uint64_t now = gr_dist_now_ms();
+    dist_src h;
+
+    if (a->mhost_ms != 0 && now - a->mhost_ms < 1000) {
+        return;
+    }
+    a->mhost_ms = now ? now : 1;
+    a->nmhost = 0;
+    for (const dist_member *m = d->members; m && a->nmhost < DIST_UNAUTH_MAX; m = m->next) {
+        src_of_host(m->host, &h);
+        if (h.family != 0) {
+            a->mhost[a->nmhost++] = h;
+        }
+    }
+}
+
 bool gr_dist_admit_trusted(gr_dist *d, const dist_src *src)
 {
     const dist_admit *a = &d->admit;
-    dist_src h;
 
     if (src->family == 0) {
         return false;
@@ -129,9 +152,9 @@ bool gr_dist_admit_trusted(gr_dist *d, const dist_src *src)
             return true;
         }
     }
-    for (const dist_member *m = d->members; m; m = m->next) {
-        src_of_host(m->host, &h);
-        if (h.family != 0 && src_eq(&h, src)) {
+    mhost_refresh(d);
+    for (unsigned i = 0; i < a->nmhost; i++) {
+        if (src_eq(&a->mhost[i], src)) {
             return true;
         }
     }

@@ -112,10 +112,13 @@ typedef struct dist_admit {
         unsigned n;   /* how many */
         unsigned nu;  /* how many of them untrusted (evictable for anyone) */
     } srcs[DIST_UNAUTH_MAX];
-    unsigned nsrcs;                 /* entries in srcs */
-    dist_src known[DIST_KNOWN_SRC]; /* sources that authenticated (a ring) */
-    unsigned nknown, known_next;    /* entries, next to overwrite */
-    gr_ratelim log;                 /* refused, evicted and failed handshakes */
+    unsigned nsrcs;                  /* entries in srcs */
+    dist_src known[DIST_KNOWN_SRC];  /* sources that authenticated (a ring) */
+    unsigned nknown, known_next;     /* entries, next to overwrite */
+    dist_src mhost[DIST_UNAUTH_MAX]; /* members' host literals, a cached copy */
+    unsigned nmhost;                 /* entries */
+    uint64_t mhost_ms;               /* when it was filled (0: never) */
+    gr_ratelim log;                  /* refused, evicted and failed handshakes */
     struct {
         const char *why; /* reason id (static storage) */
         uint64_t n;      /* lines held back for it in the current window */
