@@ -341,6 +341,8 @@ static int keep_pending(gr_cli_conn *c, const uint8_t *buf, size_t off, size_t n
     return 0;
 }
 
+static int hs_drain(gr_cli_conn *c);
+
 /* Start the handshake on c->fd and run it until M2 is absorbed and M3 queued.
  * On success c holds the handshake (c->hs), M3 unsent (c->m3), the peer as M2
  * described it and our record half (early tx); c->pending holds any bytes that
@@ -372,6 +374,12 @@ static int handshake(gr_cli_conn *c, const gr_cli_target *t, const gr_cookie *ck
         goto out;
     }
     if ((r = hs_flush(c->hs, c->fd, deadline_ms, &sent)) < 0) {
+        /* a node that refused us at once (a Reject "busy", then its close)
+         * may have reset the connection before M1 went out: its verdict is
+         * already on the socket */
+        int why = is_closed(r) ? hs_drain(c) : 0;
+
+        r = why < 0 ? why : r;
         goto out;
     }
     while (c->m3_len == 0) {
@@ -660,7 +668,8 @@ static int send_request(gr_cli_conn *c, const uint8_t *rec, size_t rlen, int64_t
 
 /* The first write (M3 and the request) failed because the node closed: it may
  * have answered our proof (a Reject) before, while the rest of a large request
- * was still going out. Feed what is already queued on the socket to the
+ * was still going out. (Or M1 failed: the node refused the connection with a
+ * Reject "busy" before our hello.) Feed what is already queued on the socket to the
  * handshake, without waiting. Returns the handshake's error (the node's
  * verdict on our proof), or 0 if there is none. */
 static int hs_drain(gr_cli_conn *c)

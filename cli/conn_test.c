@@ -36,6 +36,7 @@ typedef enum fake_mode {
     FAKE_EXTRA_FRAMES,  /* heartbeat + a reply with another ref first, same record as M4 */
     FAKE_SILENT,        /* complete the handshake, never answer */
     FAKE_CLOSE_HELLO,   /* read M1, close */
+    FAKE_BUSY,          /* refuse at once: a Reject "busy", close (as a flooded girderd) */
     FAKE_CLOSE_PROOF,   /* wrong cookie, close without a Reject */
     FAKE_REJECT_SMALL,  /* wrong cookie, tiny receive buffer: Reject, close mid-request */
     FAKE_CLOSE_REQUEST, /* handshake, read the request, close */
@@ -160,6 +161,13 @@ static void serve(fake *fk, int fd)
     if (fk->mode == FAKE_CLOSE_HELLO) {
         (void)recv_wait(fd, buf, sizeof(buf));
         return;
+    }
+    if (fk->mode == FAKE_BUSY) {
+        int len = gr_handshake_reject_record(GR_EBUSY, buf, sizeof(buf));
+
+        ck_assert_int_gt(len, 0);
+        (void)send_all(fd, buf, (size_t)len);
+        return; /* closed by the caller, M1 perhaps unread (a reset) */
     }
     if (fk->mode == FAKE_CLOSE_PROOF || fk->mode == FAKE_REJECT_SMALL) {
         cfg.cookie = &wrong;
@@ -638,6 +646,29 @@ START_TEST(close_mid_handshake)
 }
 END_TEST
 
+START_TEST(busy_node)
+{
+    const gr_cli_target t = target_of(NODE, 1);
+    gr_cli_reply rep = {0};
+    gr_cli_fail f;
+    fake fk;
+    char *msg;
+
+    fake_start(&fk, FAKE_BUSY);
+    fake_run(&fk);
+    ck_assert_int_eq(client(&fk, NODE, "s3cret", 5000, &rep, &f), GR_EBUSY);
+    fake_stop(&fk);
+    ck_assert_int_eq(f.stage, GR_CLI_STAGE_HANDSHAKE);
+    /* not the cookie: unreachable for now, exit 3 */
+    ck_assert_int_eq(gr_cli_fail_exit(&f), GR_CLI_EXIT_UNREACHABLE);
+    ck_assert_str_eq(gr_cli_fail_reason(&f), "busy");
+    msg = gr_cli_fail_message(&f, &t, 5000, NULL);
+    ck_assert_ptr_nonnull(strstr(msg, "node busy"));
+    ck_assert_ptr_null(strstr(msg, "cookie"));
+    free(msg);
+}
+END_TEST
+
 START_TEST(different_node)
 {
     gr_cli_reply rep = {0};
@@ -936,6 +967,7 @@ int main(void)
     tcase_add_test(tc, wrong_cookie_large_request);
     tcase_add_test(tc, close_after_proof);
     tcase_add_test(tc, close_mid_handshake);
+    tcase_add_test(tc, busy_node);
     tcase_add_test(tc, different_node);
     tcase_add_test(tc, refused);
     tcase_add_test(tc, resolve_fails);

@@ -21,7 +21,8 @@ static int is_closed(const gr_cli_fail *f)
     return f->peer_closed || f->code == -ECONNRESET || f->code == -EPIPE;
 }
 
-/* A handshake that failed because of the cookie (or looks like it did). */
+/* A handshake that failed because of the cookie (or looks like it did). A
+ * Reject "busy" (GR_EBUSY) is not one: the node is unreachable for now. */
 static int is_auth(const gr_cli_fail *f)
 {
     return f->code == GR_EBADCOOKIE || f->code == GR_EREJECTED || is_closed(f);
@@ -130,6 +131,11 @@ char *gr_cli_fail_message(const gr_cli_fail *f, const gr_cli_target *t, long tim
         }
         return fmt("cannot connect to %s:%u: %s", node, port, gr_strerror(f->code));
     case GR_CLI_STAGE_HANDSHAKE:
+        if (f->code == GR_EBUSY) {
+            return fmt("node busy: %s:%u refused the connection, too many connections in "
+                       "handshake (overloaded or flooded); try again",
+                       node, port);
+        }
         if (f->code == GR_EBADCOOKIE || (is_closed(f) && f->proof_sent)) {
             return fmt("authentication failed: the cookie does not match the node's");
         }

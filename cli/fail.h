@@ -8,7 +8,8 @@
  *   1  remote error: the node answered the rpc with an error
  *   2  usage error: bad arguments or bad JSON
  *   3  node unreachable: no such host, refused, closed before the reply,
- *      a different node or protocol at that address
+ *      a different node or protocol at that address, node busy (it refused
+ *      the handshake for load: a Reject "busy")
  *   4  authentication failed: wrong cookie, or no usable cookie
  *   5  timeout (--timeout covers connect, handshake and reply)
  */

@@ -14,6 +14,7 @@ import random
 import re
 import time
 
+from flood import test_flood  # r_flood, in cluster-tests/flood.py
 from harness import (EXIT_AUTH, EXIT_OK, EXIT_REMOTE, EXIT_TIMEOUT, EXIT_UNREACHABLE, EXIT_USAGE,
                      TestFailure, check, free_port, now, testkit, wait_until)
 
@@ -1074,4 +1075,5 @@ TESTS = [
     ("o_cipher", test_cipher),
     ("p_pubsub", test_pubsub),
     ("q_ps", test_ps),
+    ("r_flood", test_flood),
 ]

@@ -43,7 +43,8 @@
     X(GR_EBADNODE, -5024, "bad_node_name", "malformed node name")                                  \
     X(GR_EOVERLOAD, -5025, "overload", "peer link is overloaded")                                  \
     X(GR_ENOCOOKIE, -5026, "no_cookie", "cookie is missing or empty")                              \
-    X(GR_EREJECTED, -5027, "rejected", "peer rejected the handshake")
+    X(GR_EREJECTED, -5027, "rejected", "peer rejected the handshake")                              \
+    X(GR_EBUSY, -5028, "busy", "node busy: too many connections in handshake")
 
 enum {
 #define GR_ERR_ENUM(name, value, id, msg) name = (value),

@@ -172,6 +172,7 @@ static int is_reject_reason(int err)
     case GR_EREPLAY:
     case GR_EBADCOOKIE:
     case GR_ECRYPTO:
+    case GR_EBUSY:
         return 1;
     default:
         return 0;
@@ -679,6 +680,32 @@ size_t gr_handshake_output(gr_handshake *hs, const uint8_t **ret_buf)
 int gr_handshake_peer_rejected(const gr_handshake *hs)
 {
     return hs->peer_rejected;
+}
+
+const char *gr_handshake_claimed_name(const gr_handshake *hs)
+{
+    return hs->peer.name[0] != '\0' ? hs->peer.name : NULL;
+}
+
+int gr_handshake_reject_record(int reason, uint8_t *buf, size_t cap)
+{
+    Girder__Reject rj = GIRDER__REJECT__INIT;
+    Girder__Handshake m = GIRDER__HANDSHAKE__INIT;
+    size_t n;
+
+    if (!is_reject_reason(reason)) {
+        return -EINVAL;
+    }
+    rj.reason = (char *)gr_errid(reason);
+    m.msg_case = GIRDER__HANDSHAKE__MSG_REJECT;
+    m.reject = &rj;
+    n = girder__handshake__get_packed_size(&m);
+    if (GR_RECORD_HDR + n > cap) {
+        return -ENOBUFS;
+    }
+    gr_wire_put_be32(buf, (uint32_t)n);
+    girder__handshake__pack(&m, buf + GR_RECORD_HDR);
+    return (int)(GR_RECORD_HDR + n);
 }
 
 int gr_handshake_early_tx(gr_handshake *hs, gr_handshake_peer *ret_peer, gr_record_tx **ret_tx)

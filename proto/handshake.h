@@ -116,6 +116,9 @@ void gr_handshake_free(gr_handshake *hs);
  *                    not ours (recorded in another handshake)
  *   GR_EBADCOOKIE    the peer's proof is wrong: a different cookie
  *   GR_ECRYPTO       the peer's key is degenerate
+ *   GR_EBUSY         the peer sent a Reject "busy": it refused the connection
+ *                    for load (too many handshakes in progress), not for
+ *                    anything about us; retry later
  *   GR_EREJECTED     the peer sent a Reject with a reason this version does not
  *                    know; a known reason maps to its own code above
  *   -ENOBUFS         output was not taken between calls
@@ -131,6 +134,20 @@ size_t gr_handshake_output(gr_handshake *hs, const uint8_t **ret_buf);
 /* Did the handshake fail because the peer sent a Reject? 1 or 0 (for the log:
  * "rejected by peer: bad_cookie" versus "rejected peer: bad_cookie"). */
 int gr_handshake_peer_rejected(const gr_handshake *hs);
+
+/* The node name the peer gave in its hello (M1 for a responder, M2 for an
+ * initiator) once that hello passed its checks, else NULL. Not proven until
+ * the handshake is done: for logs ("handshake with b@host (unverified)").
+ * Valid until gr_handshake_free. */
+const char *gr_handshake_claimed_name(const gr_handshake *hs);
+
+/* Write a standalone Reject record (length prefix and Handshake{reject}) with
+ * reason `reason` into buf[0..cap), without any handshake state: what a node
+ * sends to a connection it refuses before spending a handshake on it
+ * (GR_EBUSY). reason must be one a Reject may carry (the gr_handshake_feed
+ * errors above, or GR_EBUSY). Returns the record's length, -EINVAL or
+ * -ENOBUFS. Pure. */
+int gr_handshake_reject_record(int reason, uint8_t *buf, size_t cap);
 
 /* Initiator, after the feed that absorbed M2 (M3 is queued) and before finish:
  * fill *ret_peer with what the responder said in M2 (name, creation, version,

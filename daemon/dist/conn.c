@@ -11,7 +11,10 @@
  *   Until UP the only state kept for a peer is the conn struct, the fixed-size
  *   gr_handshake and an input buffer capped by a read watermark
  *   (DIST_HS_READ_MAX); the handshake timer closes it after
- *   GR_DIST_HANDSHAKE_TIMEOUT_MS whatever the peer does.
+ *   GR_DIST_HANDSHAKE_TIMEOUT_MS whatever the peer does. Accepted peers are
+ *   admitted by admit.c (a slot, someone else's, or a Reject "busy"), get its
+ *   first-message deadline, and their failures are logged through its rate
+ *   limiter: the hooks here are gr_dist_admit_*.
  * - Any error from the handshake, a record or a frame closes this connection
  *   only, after one log line naming the peer address and the gr_errid reason.
  * - Outgoing frames go into two batches: ctrl (heartbeats, membership, leave,
@@ -82,10 +85,20 @@ static void sink_drop(void *ud, void *handle)
 
 static const gr_record_sink payload_sink = {DIST_TAIL_REF, sink_alloc, sink_drop, NULL};
 
+/* The name the peer of an accepted connection gave in its hello, not proven
+ * yet (admission logs), or NULL. */
+static const char *claimed(const dist_conn *c)
+{
+    return !c->outgoing && c->hs ? gr_handshake_claimed_name(c->hs) : NULL;
+}
+
 static const char *peer_name(const dist_conn *c)
 {
     if (c->state == CONN_UP || (c->state == CONN_DEAD && c->peer.name[0])) {
         return c->peer.name;
+    }
+    if (claimed(c)) {
+        return claimed(c);
     }
     return c->member ? c->member->name : "?";
 }
@@ -299,26 +312,21 @@ int gr_dist_conn_dial(gr_dist *d, dist_member *m)
 void gr_dist_conn_accept(gr_dist *d, int fd, const struct sockaddr *sa, int salen)
 {
     dist_conn *c;
+    dist_slot slot;
     int one = 1, r;
 
     (void)salen;
     DIST_CTR_ADD(d, conns_accepted, 1);
-    if (d->n_unauth >= DIST_UNAUTH_MAX) {
-        /* Bound what unauthenticated peers can hold; honest peers retry. */
-        char addr[DIST_ADDR_MAX];
-
-        format_addr(addr, sizeof(addr), sa);
-        DIST_CTR_ADD(d, handshakes_failed, 1);
-        gr_warn(DIST_LOG, "refusing %s: %u handshakes in progress", addr, d->n_unauth);
-        close(fd);
+    /* admission (admit.c): a slot, someone else's, or a Reject "busy" */
+    if (gr_dist_admit_accept(d, fd, sa, &slot) < 0) {
         return;
     }
     if ((c = conn_new(d, false)) == NULL) {
         close(fd);
         return;
     }
-    c->unauth = true;
-    d->n_unauth++;
+    c->slot = slot;
+    gr_dist_admit_enter(c);
     format_addr(c->addr, sizeof(c->addr), sa);
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     c->bev = bufferevent_socket_new(d->base, fd, BEV_OPT_CLOSE_ON_FREE);
@@ -327,7 +335,8 @@ void gr_dist_conn_accept(gr_dist *d, int fd, const struct sockaddr *sa, int sale
         gr_dist_conn_close(c, -ENOMEM, NULL);
         return;
     }
-    if ((r = hs_start(c, GR_HANDSHAKE_RESPONDER)) < 0) {
+    if ((r = hs_start(c, GR_HANDSHAKE_RESPONDER)) < 0 ||
+        (r = timer_arm(c, gr_dist_admit_hello_ms(d), false)) < 0) {
         gr_dist_conn_close(c, r, NULL);
         return;
     }
@@ -343,6 +352,10 @@ static void hs_failed(dist_conn *c, int err)
     if (c->hs && gr_handshake_peer_rejected(c->hs)) {
         gr_warn(DIST_LOG, "handshake with %s (%s): rejected by peer: %s", peer_name(c), c->addr,
                 gr_errid(err));
+    } else if (c->unauth) {
+        /* an accepted stranger: rate-limited (admit.c) */
+        gr_dist_admit_log(c->d, gr_errid(err), "handshake with %s%s (%s) failed: %s", peer_name(c),
+                          claimed(c) ? " (unverified)" : "", c->addr, gr_errid(err));
     } else {
         gr_warn(DIST_LOG, "handshake with %s (%s) failed: %s", peer_name(c), c->addr,
                 gr_errid(err));
@@ -392,8 +405,8 @@ static void hs_done(dist_conn *c)
     c->hidden = peer.hidden != 0;
     c->state = CONN_UP;
     if (c->unauth) {
-        c->unauth = false;
-        d->n_unauth--;
+        gr_dist_admit_authenticated(c);
+        gr_dist_admit_leave(c);
     }
     DIST_CTR_ADD(d, handshakes_ok, 1);
     bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
@@ -526,6 +539,7 @@ static void on_read(struct bufferevent *bev, void *arg)
 {
     dist_conn *c = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
+    unsigned ms;
     int r = 0;
 
     c->d->activity++;
@@ -546,6 +560,12 @@ static void on_read(struct bufferevent *bev, void *arg)
                 return;
             }
             hs_output(c);
+            if (c->unauth && !c->slot.hello && claimed(c) && (ms = gr_dist_admit_on_hello(c)) > 0 &&
+                timer_arm(c, ms, false) < 0) {
+                /* the first message is in: the full deadline from accept (admit.c) */
+                gr_dist_conn_close(c, -ENOMEM, NULL);
+                return;
+            }
             if (r == 1) {
                 hs_done(c);
                 continue;
@@ -945,8 +965,15 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     if (c->state != CONN_UP) {
         DIST_CTR_ADD(c->d, handshakes_failed, 1);
         c->fail = GR_ETIMEOUT;
-        gr_warn(DIST_LOG, "handshake with %s (%s) failed: %s", peer_name(c), c->addr,
-                gr_errid(GR_ETIMEOUT));
+        if (c->unauth) {
+            gr_dist_admit_log(c->d, gr_errid(GR_ETIMEOUT),
+                              "handshake with %s%s (%s) failed: %s (%s)", peer_name(c),
+                              claimed(c) ? " (unverified)" : "", c->addr, gr_errid(GR_ETIMEOUT),
+                              c->slot.hello ? "not done in time" : "no hello in time");
+        } else {
+            gr_warn(DIST_LOG, "handshake with %s (%s) failed: %s", peer_name(c), c->addr,
+                    gr_errid(GR_ETIMEOUT));
+        }
         gr_dist_conn_close(c, 0, NULL);
         return;
     }
@@ -979,6 +1006,9 @@ void gr_dist_conn_close(dist_conn *c, int err, const char *why)
          * unread (hence a reset): that is how clients end, not a fault. */
     } else if (err && c->state == CONN_UP) {
         gr_warn(DIST_LOG, "closing link to %s (%s): %s", peer_name(c), c->addr, gr_errid(err));
+    } else if (err && c->unauth) {
+        gr_dist_admit_log(d, gr_errid(err), "closing connection %s (%s): %s", peer_name(c), c->addr,
+                          gr_errid(err));
     } else if (err) {
         gr_warn(DIST_LOG, "closing connection %s (%s): %s", peer_name(c), c->addr, gr_errid(err));
     }
@@ -992,10 +1022,7 @@ void gr_dist_conn_close(dist_conn *c, int err, const char *why)
     DIST_CTR_SUB(d, out_queued_bytes, c->queued);
     c->queued = 0;
     c->state = CONN_DEAD;
-    if (c->unauth) {
-        c->unauth = false;
-        d->n_unauth--;
-    }
+    gr_dist_admit_leave(c);
     if (c->rd_ev) {
         event_free(c->rd_ev);
         c->rd_ev = NULL;

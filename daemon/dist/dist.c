@@ -589,6 +589,7 @@ int gr_dist_new(const gr_dist_config *cfg, gr_dist **ret_d)
     d->out_high = cfg->out_high_bytes ? cfg->out_high_bytes : GR_DIST_OUT_HIGH_DEFAULT;
     d->rpc_fn = cfg->rpc_fn;
     d->rpc_ud = cfg->rpc_ud;
+    gr_dist_admit_init(d, cfg);
     d->listen_fd = -1;
     d->wake_fd = -1;
     d->next_conn_id = 1;
@@ -742,6 +743,7 @@ gr_dist *gr_dist_free(gr_dist *d)
     if (d->pump_ev) {
         event_free(d->pump_ev);
     }
+    gr_dist_admit_free(d);
     if (d->dns) {
         evdns_base_free(d->dns, 1);
     }
@@ -947,6 +949,8 @@ void gr_dist_counters_get(gr_dist *d, gr_dist_counters *ret)
     LOAD(overloads);
     LOAD(overload_closes);
     LOAD(sigq_peak);
+    LOAD(handshakes_refused);
+    LOAD(handshakes_evicted);
     LOAD(nodedowns);
     LOAD(members_up);
 #undef LOAD

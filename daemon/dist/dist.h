@@ -54,6 +54,7 @@
 #define GR_DIST_DETECTION_DEFAULT_MS 3000 /* silent link -> node down */
 #define GR_DIST_DETECTION_MIN_MS 300
 #define GR_DIST_HANDSHAKE_TIMEOUT_MS 5000 /* unauthenticated peers get this long */
+#define GR_DIST_HELLO_TIMEOUT_MS 1000     /* ... and this long for their first message */
 #define GR_DIST_HOST_MAX 255
 
 typedef struct gr_dist gr_dist;
@@ -97,7 +98,12 @@ typedef struct gr_dist_config {
     size_t out_high_bytes; /* 0: GR_DIST_OUT_HIGH_DEFAULT (conn.c, "Overload") */
     bool chacha_only;      /* links use ChaCha20-Poly1305 only; false: AES-128-OCB
                             * where both ends have AES instructions (proto/record.h) */
-    gr_dist_rpc_fn rpc_fn; /* NULL: every request answered GR_EBADMODULE */
+    /* Admission of unauthenticated peers (docs/cluster.md, "Admission"); 0:
+     * the default. */
+    unsigned hello_timeout_ms;  /* first handshake message due; GR_DIST_HELLO_TIMEOUT_MS */
+    unsigned unauth_max;        /* accepted connections in handshake, at most 256 (default) */
+    unsigned unauth_per_source; /* of which one untrusted address may hold (16) */
+    gr_dist_rpc_fn rpc_fn;      /* NULL: every request answered GR_EBADMODULE */
     void *rpc_ud;
 } gr_dist_config;
 
@@ -140,6 +146,8 @@ typedef struct gr_dist_counters {
     uint64_t overloads;               /* times a link went above it */
     uint64_t overload_closes;         /* links closed at the hard limit (8x high) */
     uint64_t sigq_peak;               /* most bytes the dist thread took in one go */
+    uint64_t handshakes_refused;      /* accepted sockets refused for load (Reject busy) */
+    uint64_t handshakes_evicted;      /* handshakes closed to give their slot to another */
 } gr_dist_counters;
 
 /* Check the config and create (no thread, no socket yet). 0, -EINVAL, GR_EBADNODE,

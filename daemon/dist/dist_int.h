@@ -12,6 +12,8 @@
  *               per-link timer (handshake timeout, heartbeats, detector)
  *   members.c   member table, gossip, dialling with backoff, tie-break, join
  *   rpc.c       the rpc transport: incoming requests, replies, outgoing calls
+ *   admit.c     who gets a handshake slot: per-source shares, eviction,
+ *               precedence for known addresses, refusals, their logging
  *
  * Threading: everything declared here belongs to the dist thread (d->base runs
  * there) except the fields of gr_dist marked otherwise: the command queue
@@ -27,6 +29,7 @@
 #include "proto/handshake.h"
 #include "proto/record.h"
 #include "proto/sigframe.h"
+#include "util/ratelim.h"
 
 #include <event2/bufferevent.h>
 #include <event2/dns.h>
@@ -53,10 +56,15 @@
 #define DIST_BACKOFF_MAX_MS 5000u
 #define DIST_QUEUED_BUSY (1ull << 63) /* link_queued[]: the busy flag */
 #define DIST_OUT_HARD_FACTOR 8        /* queued above high * this: the link is closed */
-#define DIST_HS_READ_MAX (16u << 10)  /* input buffered for an unauthenticated peer */
+#define DIST_HS_READ_MAX (4u << 10)   /* input buffered for an unauthenticated peer */
 #define DIST_SMALL_REPLY (16u << 10)  /* larger rpc replies go on the bulk lane */
 #define DIST_MEMBERS_MAX 4096u        /* members a node keeps (gossip cannot grow it more) */
 #define DIST_UNAUTH_MAX 256u          /* accepted connections still in handshake */
+#define DIST_UNAUTH_PER_SRC 16u       /* of which one source address may hold (admit.c) */
+#define DIST_HELLO_MS 1000u           /* an accepted peer's first message must arrive by then */
+#define DIST_LISTEN_BACKLOG 1024      /* accept queue (the kernel caps it at somaxconn) */
+#define DIST_ACCEPT_BURST 64u         /* accepts in a row before the loop serves the rest */
+#define DIST_KNOWN_SRC 64u            /* addresses remembered as having authenticated */
 #define DIST_RETIRE_MS 2000u          /* a tie-break loser stays open this long */
 #define DIST_ADDR_MAX (GR_DIST_HOST_MAX + 16) /* "host:port" or "[v6]:port" for logs */
 
@@ -79,6 +87,47 @@ typedef struct dist_sigbuf {
     uint8_t *p;
     size_t len, cap;
 } dist_sigbuf;
+
+/* A peer's address without the port (admit.c). */
+typedef struct dist_src {
+    uint8_t family;   /* AF_INET, AF_INET6; 0: unknown */
+    uint8_t addr[16]; /* IPv4: the first 4 bytes; the rest 0 */
+} dist_src;
+
+/* An accepted connection's claim on a handshake slot (admit.c). */
+typedef struct dist_slot {
+    dist_src src;      /* where it comes from */
+    bool trusted;      /* from a known member's or an authenticated peer's address */
+    bool hello;        /* its first message is in: the full deadline applies */
+    uint64_t since_ms; /* accepted at (monotonic ms) */
+} dist_slot;
+
+/* Admission state of a node (admit.c). Dist thread only. */
+typedef struct dist_admit {
+    unsigned max;      /* accepted connections in handshake, at most */
+    unsigned per_src;  /* of which one untrusted source may hold */
+    unsigned hello_ms; /* first-message deadline */
+    struct {
+        dist_src src; /* a source holding slots */
+        unsigned n;   /* how many */
+        unsigned nu;  /* how many of them untrusted (evictable for anyone) */
+    } srcs[DIST_UNAUTH_MAX];
+    unsigned nsrcs;                  /* entries in srcs */
+    dist_src known[DIST_KNOWN_SRC];  /* sources that authenticated (a ring) */
+    unsigned nknown, known_next;     /* entries, next to overwrite */
+    dist_src mhost[DIST_UNAUTH_MAX]; /* members' host literals, a cached copy */
+    unsigned nmhost;                 /* entries */
+    uint64_t mhost_ms;               /* when it was filled (0: never) */
+    gr_ratelim log;                  /* refused, evicted and failed handshakes */
+    struct {
+        const char *why; /* reason id (static storage) */
+        uint64_t n;      /* lines held back for it in the current window */
+    } held[8];
+    unsigned nheld;       /* entries in held (the last one also takes the rest) */
+    struct event *log_ev; /* reports what log held back */
+    uint8_t reject[64];   /* the Reject "busy" record */
+    size_t reject_len;    /* its length (0: none) */
+} dist_admit;
 
 /* Connection states. */
 enum {
@@ -117,6 +166,7 @@ struct dist_conn {
     bool peer_left;           /* the peer sent Leave: its close is "left" */
     bool retired;             /* lost a tie-break: still served, closed soon */
     bool unauth;              /* counted in d->n_unauth (accepted, not yet UP) */
+    dist_slot slot;           /* admit.c: while unauth, the handshake slot it holds */
     bool busy;                /* overloaded: queued output above d->out_high */
     uint64_t busy_since_ms;   /* when it became busy */
     size_t queued;            /* output queued at the last accounting */
@@ -227,6 +277,8 @@ struct gr_dist {
     struct event_base *base;
     struct evdns_base *dns; /* NULL if none could be set up */
     struct evconnlistener *listener;
+    struct event *accept_ev;  /* re-enables the listener after a burst (listener.c) */
+    unsigned accepts;         /* accepts since the listener was last paused */
     int listen_fd;            /* until handed to the listener */
     struct event *cmd_ev;     /* reads wake_fd */
     uint8_t *rbuf;            /* DIST_READ_CHUNK bytes: what UP links read into */
@@ -239,6 +291,7 @@ struct gr_dist {
     dist_conn *dead;          /* closed, freed by the flush event */
     uint64_t next_conn_id;
     unsigned n_unauth;    /* accepted connections still in handshake */
+    dist_admit admit;     /* who gets a handshake slot (admit.c) */
     uint64_t next_ref;    /* outgoing RpcRequest refs */
     dist_member *members; /* self first */
     unsigned nmembers;    /* length of members */
@@ -317,6 +370,42 @@ int gr_dist_listen_bind(gr_dist *d);
 /* Attach the listener to d->base. 0 or -ENOMEM. */
 int gr_dist_listen_start(gr_dist *d);
 void gr_dist_listen_stop(gr_dist *d);
+
+/* ---- admit.c ------------------------------------------------------------------ */
+/* Limits from the config (0 fields: defaults) and the Reject record. */
+void gr_dist_admit_init(gr_dist *d, const gr_dist_config *cfg);
+/* Free the log timer (the base is about to go). */
+void gr_dist_admit_free(gr_dist *d);
+/* A socket was accepted from sa: give it a handshake slot, evicting the
+ * idlest connection of the most represented untrusted source when all are
+ * taken, and fill *ret_slot; or refuse it: a Reject "busy" is sent, fd is
+ * closed, the refusal counted and logged (rate-limited), and GR_EBUSY is
+ * returned. Takes fd only on refusal. */
+int gr_dist_admit_accept(gr_dist *d, int fd, const struct sockaddr *sa, dist_slot *ret_slot);
+/* c (accepted, c->slot filled) takes its slot / gives it back (UP or closed;
+ * no-op if it holds none). */
+void gr_dist_admit_enter(dist_conn *c);
+void gr_dist_admit_leave(dist_conn *c);
+/* c authenticated: its source gets precedence from now on. */
+void gr_dist_admit_authenticated(dist_conn *c);
+/* How long an accepted connection has for its first message, in ms. */
+unsigned gr_dist_admit_hello_ms(const gr_dist *d);
+/* c's first handshake message is in: returns the ms left of the full handshake
+ * deadline (at least 1) to re-arm its timer with, or 0 if that was done. */
+unsigned gr_dist_admit_on_hello(dist_conn *c);
+/* Log a refused or failed unauthenticated connection at warn level, at most a
+ * few lines a second; the rest are counted by `why` (a reason id in static
+ * storage: "busy", "timeout", ...) and reported once a second ("and N more in
+ * the last second: busy 750, timeout 2"). */
+void gr_dist_admit_log(gr_dist *d, const char *why, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* The pure decision, for tests: 0 (a free slot), 1 (*ret_victim must be
+ * evicted first) or GR_EBUSY (refuse), for a newcomer from src. */
+int gr_dist_admit_decide(gr_dist *d, const dist_src *src, bool trusted, dist_conn **ret_victim);
+/* Is src a known member's address or one that authenticated? */
+bool gr_dist_admit_trusted(gr_dist *d, const dist_src *src);
+/* src of a socket address (family 0 if neither IPv4 nor IPv6). */
+void gr_dist_admit_src(const struct sockaddr *sa, dist_src *ret_src);
 
 /* ---- conn.c -------------------------------------------------------------------- */
 /* Dial m at m->host:m->port; sets m->dial. 0 or -errno. */

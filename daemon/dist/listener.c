@@ -7,6 +7,12 @@
  * thread exists; it is then handed to an evconnlistener on the dist base, which
  * accepts with SOCK_CLOEXEC and passes every new socket to conn.c.
  *
+ * Accepting is bounded like every other unit of work: libevent accepts until
+ * the queue is empty, which a connection flood can keep from happening, so
+ * after DIST_ACCEPT_BURST accepts the listener pauses until the end of the
+ * loop iteration (accept_ev, lowest priority): the links' reads, timers and
+ * flushes run in between. Who gets a handshake slot is admit.c's business.
+ *
  * Threading: gr_dist_listen_bind on the starting thread; the rest on the dist
  * thread (or after it was joined).
  */
@@ -42,7 +48,7 @@ int gr_dist_listen_bind(gr_dist *d)
         goto fail;
     }
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 128) < 0 ||
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, DIST_LISTEN_BACKLOG) < 0 ||
         getsockname(fd, (struct sockaddr *)&ss, &sl) < 0) {
         r = -errno;
         goto fail;
@@ -69,12 +75,28 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 {
     gr_dist *d = arg;
 
-    (void)l;
     if (d->stopping) {
         close(fd);
         return;
     }
     gr_dist_conn_accept(d, fd, sa, salen);
+    if (++d->accepts >= DIST_ACCEPT_BURST && d->accept_ev) {
+        /* libevent returns from its accept loop once disabled */
+        evconnlistener_disable(l);
+        event_active(d->accept_ev, EV_TIMEOUT, 0);
+    }
+}
+
+static void on_accept_resume(evutil_socket_t fd, short what, void *arg)
+{
+    gr_dist *d = arg;
+
+    (void)fd;
+    (void)what;
+    d->accepts = 0;
+    if (d->listener && !d->stopping) {
+        evconnlistener_enable(d->listener);
+    }
 }
 
 static void on_accept_error(struct evconnlistener *l, void *arg)
@@ -96,11 +118,19 @@ int gr_dist_listen_start(gr_dist *d)
     }
     d->listen_fd = -1; /* the listener owns it now */
     evconnlistener_set_error_cb(d->listener, on_accept_error);
+    if ((d->accept_ev = event_new(d->base, -1, 0, on_accept_resume, d)) == NULL) {
+        return -ENOMEM;
+    }
+    event_priority_set(d->accept_ev, DIST_PRIO_FLUSH);
     return 0;
 }
 
 void gr_dist_listen_stop(gr_dist *d)
 {
+    if (d->accept_ev) {
+        event_free(d->accept_ev);
+        d->accept_ev = NULL;
+    }
     if (d->listener) {
         evconnlistener_free(d->listener);
         d->listener = NULL;

@@ -9,7 +9,8 @@
  *   sys.counters()  -> {"processes", "rpc_inflight", "uptime_ms",
  *                      "sched_wakeups" (sleeping schedulers woken), and the dist
  *                      counters: "conns_accepted", "conns_dialled",
- *                      "handshakes_ok", "handshakes_failed", "frames_in",
+ *                      "handshakes_ok", "handshakes_failed",
+ *                      "handshakes_refused", "handshakes_evicted", "frames_in",
  *                      "frames_out", "records_in", "records_out", "bytes_in",
  *                      "bytes_out", "rpc_in", "rpc_out", "rpc_timeouts",
  *                      "nodedowns", "members_up", "signals_in",
@@ -119,7 +120,7 @@ static int sys_counters(gr_rpc *rpc, const msgpack_object *args, msgpack_packer 
     if (dist) {
         gr_dist_counters_get(dist, &dc);
     }
-    msgpack_pack_map(pk, 28);
+    msgpack_pack_map(pk, 30);
     pack_kv(pk, "processes", gr_rt_process_count(gr_rpc_rt(rpc)));
     pack_kv(pk, "rpc_inflight", gr_rpc_inflight(rpc));
     pack_kv(pk, "uptime_ms", now_ms > started ? now_ms - started : 0);
@@ -128,6 +129,8 @@ static int sys_counters(gr_rpc *rpc, const msgpack_object *args, msgpack_packer 
     pack_kv(pk, "conns_dialled", dc.conns_dialled);
     pack_kv(pk, "handshakes_ok", dc.handshakes_ok);
     pack_kv(pk, "handshakes_failed", dc.handshakes_failed);
+    pack_kv(pk, "handshakes_refused", dc.handshakes_refused);
+    pack_kv(pk, "handshakes_evicted", dc.handshakes_evicted);
     pack_kv(pk, "frames_in", dc.frames_in);
     pack_kv(pk, "frames_out", dc.frames_out);
     pack_kv(pk, "records_in", dc.records_in);
