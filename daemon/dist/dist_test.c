@@ -913,11 +913,23 @@ START_TEST(test_frame_kind_table)
     raw_client rc;
     node a;
 
+    gr_rt_config rtc = {.node_name = "x@127.0.0.1", .schedulers = 1};
+    gr_dist_config dc = {.name = "x@127.0.0.1", .cookie = &COOKIE, .listen_host = "127.0.0.1"};
+    girder_rt *rt = NULL;
+    gr_dist *d = NULL;
+
+    /* registration, before the thread starts: every kind has one owner */
+    ck_assert_int_eq(gr_rt_new(&rtc, &rt), 0);
+    dc.rt = rt;
+    ck_assert_int_eq(gr_dist_new(&dc, &d), 0);
+    ck_assert_int_eq(gr_dist_proto_add(d, &bad), -EINVAL);
+    ck_assert_int_eq(gr_dist_proto_add(d, &taken), -EEXIST); /* Signal is signal.c's */
+    ck_assert_int_eq(gr_dist_proto_add(d, &test_proto), 0);
+    ck_assert_int_eq(gr_dist_proto_add(d, &test_proto), -EEXIST);
+    d = gr_dist_free(d);
+    rt = gr_rt_free(rt);
+    /* in use */
     node_start_proto(&a, "a@127.0.0.1", 0, &COOKIE, NULL, DETECT_MS, 0, &test_proto);
-    /* every kind has one owner: refused, and nothing registered */
-    ck_assert_int_eq(gr_dist_proto_add(a.d, &bad), -EINVAL);
-    ck_assert_int_eq(gr_dist_proto_add(a.d, &taken), -EEXIST);
-    ck_assert_int_eq(gr_dist_proto_add(a.d, &test_proto), -EEXIST);
     n = kind_frame(TEST_KIND, "ping", fr);
     nu = kind_frame(TEST_KIND_UNKNOWN, "newer peer", unknown);
     nm = kind_frame(TEST_KIND_MEMBERS, "members", members);
