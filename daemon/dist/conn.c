@@ -425,8 +425,8 @@ static void hs_done(dist_conn *c)
 /* ---- frames in -------------------------------------------------------------------- */
 
 /* Feed received bytes p[0..len) of an UP link through its record stream and
- * hand every frame to its kind (kinds.c). 0, or < 0 once c is closed (by an error here, or by a
- * frame handler). */
+ * hand every frame to its kind (kinds.c). 0, or < 0 once c is closed (by an
+ * error here, or by a frame handler). */
 static int feed_up(dist_conn *c, const uint8_t *p, size_t len)
 {
     size_t off = 0;

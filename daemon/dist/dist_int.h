@@ -492,12 +492,14 @@ bool gr_dist_large_holds(const dist_conn *c, girder_pid from);
 /* Queue cmd's packed Signal frame on the large lane (fragmented when big);
  * takes cmd on success. */
 int gr_dist_large_push(dist_conn *c, dist_cmd *cmd);
-/* Flush: move at most one chunk into the bulk batch. 0 or an error. */
+/* Flush (the protocol's flush hook): move at most one chunk into the bulk
+ * lane. 0 or an error. */
 int gr_dist_large_pump(dist_conn *c);
 bool gr_dist_large_pending(const dist_conn *c);
 /* Is a large message being sent or reassembled on any link? (dist_main) */
 bool gr_dist_large_any(const gr_dist *d);
-/* Would a pump now send something (socket and acknowledgement windows open)? */
+/* Would a pump now send something (socket and acknowledgement windows open)?
+ * (the ready hook) */
 bool gr_dist_large_can_pump(const dist_conn *c);
 /* Close: drop what is queued (counted as lost) and any reassembly. */
 void gr_dist_large_free(dist_conn *c);
