@@ -4,9 +4,11 @@
  * side), and the frame rules protobuf cannot express.
  *
  * Design notes
- * - The batch buffer keeps GR_RECORD_HDR bytes free in front of the frames and
- *   GR_RECORD_TAG bytes free behind them, so record.c seals it in place: one
- *   buffer, one pass, no copy per flush.
+ * - The batch buffer keeps GR_BATCH_HEADROOM bytes free in front of the frames
+ *   and GR_BATCH_TAILROOM bytes free behind them (frame_int.h), room for the
+ *   record's length and tag, so record.c seals it in place: one buffer, one
+ *   pass, no copy per flush. This file knows those two sizes only; the record
+ *   layer (record.c) builds on batches, never the other way round.
  * - Sizes are checked before the buffer grows: a frame over max_frame or a
  *   record over max_record is refused while nothing has changed yet.
  * - A batch that once grew past BATCH_KEEP gives its buffer back on reset, so a
@@ -19,7 +21,6 @@
 #include "proto/err.h"
 #include "proto/frame_int.h"
 #include "proto/nodename.h"
-#include "proto/record.h"
 #include "proto/term.h"
 #include "proto/wire_int.h"
 
@@ -50,7 +51,7 @@ int gr_frame_limits_resolve(const gr_limits *in, gr_limits *ret_lim)
         }
     }
     if (l.max_frame < GR_FRAME_MAX_MIN || l.max_record > GR_RECORD_MAX_LIMIT ||
-        l.max_record < (uint64_t)l.max_frame + GR_FRAME_HDR + GR_RECORD_TAG) {
+        l.max_record < (uint64_t)l.max_frame + GR_FRAME_HDR + GR_BATCH_TAILROOM) {
         return -EINVAL;
     }
     *ret_lim = l;
@@ -138,10 +139,10 @@ static int reserve(gr_batch *b, size_t n)
         return GR_EFRAMETOOBIG;
     }
     /* plaintext + tag must stay within max_record; cannot fail for an empty batch */
-    if (b->len + GR_FRAME_HDR + n + GR_RECORD_TAG > b->lim.max_record) {
+    if (b->len + GR_FRAME_HDR + n + GR_BATCH_TAILROOM > b->lim.max_record) {
         return -ENOBUFS;
     }
-    need = GR_RECORD_HDR + b->len + GR_FRAME_HDR + n + GR_RECORD_TAG;
+    need = GR_BATCH_HEADROOM + b->len + GR_FRAME_HDR + n + GR_BATCH_TAILROOM;
     if (need <= b->cap) {
         return 0;
     }
@@ -149,8 +150,8 @@ static int reserve(gr_batch *b, size_t n)
     while (cap < need) {
         cap *= 2;
     }
-    if (cap > (size_t)GR_RECORD_HDR + b->lim.max_record) {
-        cap = (size_t)GR_RECORD_HDR + b->lim.max_record;
+    if (cap > (size_t)GR_BATCH_HEADROOM + b->lim.max_record) {
+        cap = (size_t)GR_BATCH_HEADROOM + b->lim.max_record;
     }
     if ((p = realloc(b->buf, cap)) == NULL) {
         return -ENOMEM;
@@ -169,7 +170,7 @@ int gr_batch_add(gr_batch *b, const Girder__Frame *f)
     if ((r = reserve(b, n)) < 0) {
         return r;
     }
-    at = b->buf + GR_RECORD_HDR + b->len;
+    at = b->buf + GR_BATCH_HEADROOM + b->len;
     gr_wire_put_be32(at, (uint32_t)n);
     girder__frame__pack(f, at + GR_FRAME_HDR);
     b->len += GR_FRAME_HDR + n;
@@ -181,7 +182,7 @@ int gr_batch_add(gr_batch *b, const Girder__Frame *f)
  * prefix and head are written; returns where its tail goes. */
 static uint8_t *put_frame(gr_batch *b, const void *head, size_t head_len, size_t tail_len)
 {
-    uint8_t *at = b->buf + GR_RECORD_HDR + b->len;
+    uint8_t *at = b->buf + GR_BATCH_HEADROOM + b->len;
 
     gr_wire_put_be32(at, (uint32_t)(head_len + tail_len));
     if (head_len > 0) {
@@ -192,8 +193,8 @@ static uint8_t *put_frame(gr_batch *b, const void *head, size_t head_len, size_t
     return at + GR_FRAME_HDR + head_len;
 }
 
-int gr_batch_add_packed2(gr_batch *b, const void *head, size_t head_len, const void *tail,
-                         size_t tail_len)
+int gr_batch_add_packed_copy(gr_batch *b, const void *head, size_t head_len, const void *tail,
+                             size_t tail_len)
 {
     uint8_t *at;
     int r;
@@ -233,7 +234,7 @@ int gr_batch_add_packed_ref(gr_batch *b, const void *head, size_t head_len, cons
     }
     at = put_frame(b, head, head_len, tail_len); /* the tail's room, left unwritten */
     ref = &b->refs[b->nrefs++];
-    ref->off = (size_t)(at - (b->buf + GR_RECORD_HDR));
+    ref->off = (size_t)(at - (b->buf + GR_BATCH_HEADROOM));
     ref->len = tail_len;
     ref->p = tail;
     ref->owner = owner;
@@ -243,7 +244,7 @@ int gr_batch_add_packed_ref(gr_batch *b, const void *head, size_t head_len, cons
 
 int gr_batch_add_packed(gr_batch *b, const void *frame, size_t len)
 {
-    return gr_batch_add_packed2(b, frame, len, NULL, 0);
+    return gr_batch_add_packed_copy(b, frame, len, NULL, 0);
 }
 
 int gr_frame_next(const uint8_t *buf, size_t len, size_t *io_off, uint32_t max_frame,

@@ -67,14 +67,14 @@ int gr_batch_add(gr_batch *b, const Girder__Frame *f);
 /* Same as gr_batch_add for an already packed frame frame[0..len) (e.g. one being
  * forwarded). The bytes are copied; they are not checked. */
 int gr_batch_add_packed(gr_batch *b, const void *frame, size_t len);
-/* The same for a frame held in two pieces, head then tail. */
-int gr_batch_add_packed2(gr_batch *b, const void *head, size_t head_len, const void *tail,
-                         size_t tail_len);
+/* The same for a frame held in two pieces, head then tail: both are copied. */
+int gr_batch_add_packed_copy(gr_batch *b, const void *head, size_t head_len, const void *tail,
+                             size_t tail_len);
 
 /* Releases a reference held by a batch (gr_batch_add_packed_ref). */
 typedef void (*gr_batch_release_fn)(void *owner);
 
-/* gr_batch_add_packed2, but the tail is referenced, not copied: sealing
+/* gr_batch_add_packed_copy, but the tail is referenced, not copied: sealing
  * encrypts it from where it is, which saves a pass over it (a message payload
  * is then read once, by the cipher). tail must stay valid and unchanged until
  * the batch releases it: on success the batch takes over the caller's

@@ -21,9 +21,15 @@
 
 #include "proto/frame.h"
 
+/* Room a batch keeps around its plaintext for the record that seals it in
+ * place: the length prefix in front (= GR_RECORD_HDR) and the tag behind
+ * (= GR_RECORD_TAG; record.c asserts both). */
+#define GR_BATCH_HEADROOM 4
+#define GR_BATCH_TAILROOM 16
+
 /* A referenced tail: plaintext bytes [off, off + len) live at p. */
 typedef struct gr_batch_ref {
-    size_t off;       /* offset in the plaintext (from buf + GR_RECORD_HDR) */
+    size_t off;       /* offset in the plaintext (from buf + GR_BATCH_HEADROOM) */
     size_t len;       /* bytes */
     const uint8_t *p; /* the bytes, kept alive by owner */
     void *owner;      /* released with the batch's release function */

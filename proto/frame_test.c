@@ -834,7 +834,7 @@ START_TEST(referenced_tails_seal_like_copies)
                 ck_assert_int_eq(add_heartbeat(copy, i), 0);
                 ck_assert_int_eq(add_heartbeat(ref, i), 0);
             }
-            ck_assert_int_eq(gr_batch_add_packed2(copy, head, hl, body, tails[i]), 0);
+            ck_assert_int_eq(gr_batch_add_packed_copy(copy, head, hl, body, tails[i]), 0);
             ck_assert_int_eq(
                 gr_batch_add_packed_ref(ref, head, hl, body, tails[i], release_count, body), 0);
             expect_refs++;
@@ -890,6 +890,14 @@ static size_t pack_id_bytes(int type, const char *node, uint32_t creation, uint6
 typedef struct test_sink {
     int allocs, drops, refuse;
 } test_sink;
+
+/* The sink's payload_at: process signals (sigframe.h). */
+static int sig_payload_at(void *ud, const uint8_t *frame, size_t have, size_t total,
+                          size_t *ret_head)
+{
+    (void)ud;
+    return gr_sigframe_head_len(frame, have, total, ret_head);
+}
 
 static void *ts_alloc(void *ud, size_t len, uint8_t **ret_dst)
 {
@@ -950,7 +958,8 @@ START_TEST(sink_takes_big_payloads)
     enum { NS = sizeof(sizes) / sizeof(sizes[0]) };
     uint8_t *pay[NS];
     test_sink t = {0};
-    gr_record_sink sk = {4096, ts_alloc, ts_drop, &t};
+    gr_record_sink sk = {
+        .min = 4096, .payload_at = sig_payload_at, .alloc = ts_alloc, .drop = ts_drop, .ud = &t};
     gr_limits lim = {GR_FRAME_MAX_DEFAULT, 0};
     gr_record_tx *tx;
     gr_record_rx *rx;
@@ -968,6 +977,9 @@ START_TEST(sink_takes_big_payloads)
     sk.min = 0;
     ck_assert_int_eq(gr_record_rx_set_sink(rx, &sk), -EINVAL);
     sk.min = 4096;
+    sk.payload_at = NULL; /* the record layer knows no frame kind: it must be told */
+    ck_assert_int_eq(gr_record_rx_set_sink(rx, &sk), -EINVAL);
+    sk.payload_at = sig_payload_at;
     ck_assert_int_eq(gr_record_rx_set_sink(rx, &sk), 0);
     ck_assert_int_eq(gr_batch_new(&lim, &b), 0);
     /* record 1: all of them, heartbeats between; record 2: the same, sealed
@@ -992,12 +1004,12 @@ START_TEST(sink_takes_big_payloads)
             stream[rlen / 2] ^= 0x40; /* somewhere in the payloads */
             ck_assert_int_eq(gr_record_feed(rx, stream, rlen, &used), GR_ECRYPTO);
             ck_assert_int_eq(t.allocs, t.drops); /* all given back */
-            ck_assert_int_eq(gr_record_next2(rx, &fr, &flen, &pl), GR_ECRYPTO);
+            ck_assert_int_eq(gr_record_next_split(rx, &fr, &flen, &pl), GR_ECRYPTO);
             break;
         }
         ck_assert_int_eq(gr_record_feed(rx, stream, rlen, &used), 0);
         ck_assert_uint_eq(used, rlen);
-        while ((r = gr_record_next2(rx, &fr, &flen, &pl)) == 1) {
+        while ((r = gr_record_next_split(rx, &fr, &flen, &pl)) == 1) {
             gr_sigframe v;
             int i = (int)(k / 2);
 
@@ -1032,7 +1044,7 @@ START_TEST(sink_takes_big_payloads)
         memmove(stream, stream + rlen, len - rlen);
         len -= rlen;
     }
-    /* frames of a sink's record need gr_record_next2 */
+    /* frames of a sink's record need gr_record_next_split */
     gr_batch_reset(b);
     add_sig(b, 5000, 1, pay[3]);
     gr_record_rx_free(rx);

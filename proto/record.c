@@ -9,8 +9,9 @@
  * - Encryption runs in place over the batch buffer (frame_int.h) and decryption
  *   in place over the receive buffer, except that where the cipher streams
  *   (gr_aead_can_stream) a payload the batch only references is sealed from
- *   where it is, and a big Signal payload is opened into its consumer's buffer
- *   (gr_record_rx_set_sink). Decryption writes
+ *   where it is, and a big payload is opened into its consumer's buffer
+ *   (gr_record_rx_set_sink; the sink says where a frame's payload starts, so
+ *   this file knows no frame kind). Decryption writes
  *   plaintext before the tag is checked; on a bad tag the record is wiped and the
  *   stream fails for good, so no unauthenticated byte is ever handed out.
  * - The receiver reads the 4-byte length into a fixed array, compares it with
@@ -29,7 +30,6 @@
 #include "proto/err.h"
 #include "proto/frame_int.h"
 #include "proto/record_int.h"
-#include "proto/sigframe.h"
 #include "proto/wire_int.h"
 
 #include <errno.h>
@@ -44,13 +44,15 @@
 #define RX_KEEP (512u << 10)
 
 _Static_assert(GR_RECORD_OVERHEAD_MIN == GR_FRAME_HDR + GR_RECORD_TAG, "frame.h overhead");
+_Static_assert(GR_BATCH_HEADROOM == GR_RECORD_HDR && GR_BATCH_TAILROOM == GR_RECORD_TAG,
+               "a batch keeps room for the record's length and tag (frame_int.h)");
 
 struct gr_record_tx {
     gr_aead *ctx;     /* keyed with the direction key */
     uint64_t counter; /* nonce of the next record */
 };
 
-/* A Signal frame of the open record whose payload went to the sink: its
+/* A frame of the open record whose payload went to the sink: its
  * plaintext [p, q) is in dst, of which [m0, m1) was decrypted there directly
  * and the rest in place (copied over once the tag is checked). */
 typedef struct rx_redirect {
@@ -79,12 +81,10 @@ struct gr_record_rx {
     gr_record_sink sink;        /* payload destinations (alloc NULL: none) */
     rx_redirect *redir;         /* this record's redirected frames, in order */
     size_t nredir, redir_cap;   /* used / allocated */
-    size_t next_redir;          /* first not yet handed out by gr_record_next2 */
+    size_t next_redir;          /* first not yet handed out by gr_record_next_split */
 };
 
 /* ---- opening with payloads redirected to a sink -------------------------------- */
-
-#define SIG_HEAD_PROBE 2048u /* plaintext read to find a Signal frame's payload */
 
 /* The walk through one record: decrypted through d (a multiple of 16, or
  * mlen); in-place output written through w (w == d but for what a cipher
@@ -117,7 +117,7 @@ static int open_to(opener *o, size_t x)
     return 0;
 }
 
-/* The Signal frame at `frame`, payload at plaintext [p, q): have the sink's
+/* The frame at `frame`, payload at plaintext [p, q): have the sink's
  * buffer take it, the whole blocks decrypted straight into it. 0 (also when
  * the sink or memory says no: the payload then stays in place) or an error. */
 static int redirect(gr_record_rx *rx, opener *o, size_t frame, size_t head, size_t p, size_t q)
@@ -155,11 +155,12 @@ static int redirect(gr_record_rx *rx, opener *o, size_t frame, size_t head, size
 }
 
 /* open_record with a sink: walk the frames while decrypting, and send the
- * payload of each big canonical Signal frame to the sink's buffer instead of
- * the receive buffer, which saves the copy the consumer would make. The walk
- * trusts no length: a frame that does not fit ends it, and gr_frame_next
- * reports the fault after authentication. Nothing is handed out before the
- * tag is checked. */
+ * payload of each big frame (where the sink's payload_at says it starts) to
+ * the sink's buffer instead of the receive buffer, which saves the copy the
+ * consumer would make. The frame kinds are the sink's business: this file
+ * reads no frame beyond its length prefix. The walk trusts no length: a frame that does not fit
+ * ends it, and gr_frame_next reports the fault after authentication. Nothing is handed out before
+ * the tag is checked. */
 static int open_redirect(gr_record_rx *rx, size_t mlen)
 {
     opener o = {rx->ctx, rx->buf, mlen, 0, 0};
@@ -181,12 +182,12 @@ static int open_redirect(gr_record_rx *rx, size_t mlen)
             break;
         }
         if (flen >= rx->sink.min) {
-            probe = flen < SIG_HEAD_PROBE ? flen : SIG_HEAD_PROBE;
+            probe = flen < GR_RECORD_SINK_PROBE ? flen : GR_RECORD_SINK_PROBE;
             if ((r = open_to(&o, fstart + probe)) < 0) {
                 return r;
             }
-            if (gr_sigframe_head_len(rx->buf + fstart, probe, flen, &head) == 1 &&
-                flen - head >= rx->sink.min &&
+            if (rx->sink.payload_at(rx->sink.ud, rx->buf + fstart, probe, flen, &head) == 1 &&
+                head <= probe && flen - head >= rx->sink.min &&
                 (r = redirect(rx, &o, pos, head, fstart + head, fstart + flen)) < 0) {
                 return r;
             }
@@ -520,7 +521,8 @@ int gr_record_feed(gr_record_rx *rx, const void *data, size_t len, size_t *ret_u
 
 int gr_record_rx_set_sink(gr_record_rx *rx, const gr_record_sink *sink)
 {
-    if (sink == NULL || sink->alloc == NULL || sink->drop == NULL || sink->min == 0) {
+    if (sink == NULL || sink->payload_at == NULL || sink->alloc == NULL || sink->drop == NULL ||
+        sink->min == 0) {
         return -EINVAL;
     }
     if (!gr_aead_can_stream()) {
@@ -530,8 +532,8 @@ int gr_record_rx_set_sink(gr_record_rx *rx, const gr_record_sink *sink)
     return 0;
 }
 
-int gr_record_next2(gr_record_rx *rx, const uint8_t **ret_frame, size_t *ret_len,
-                    gr_record_payload *ret_payload)
+int gr_record_next_split(gr_record_rx *rx, const uint8_t **ret_frame, size_t *ret_len,
+                         gr_record_payload *ret_payload)
 {
     size_t at = rx->pos;
     int r;
@@ -557,7 +559,7 @@ int gr_record_next2(gr_record_rx *rx, const uint8_t **ret_frame, size_t *ret_len
         rx_redirect *rd = &rx->redir[rx->next_redir];
 
         if (ret_payload == NULL) {
-            return fail(rx, -EINVAL); /* a sink's frames need gr_record_next2 */
+            return fail(rx, -EINVAL); /* a sink's frames need gr_record_next_split */
         }
         rx->next_redir++;
         *ret_len = rd->head;
@@ -571,7 +573,7 @@ int gr_record_next2(gr_record_rx *rx, const uint8_t **ret_frame, size_t *ret_len
 
 int gr_record_next(gr_record_rx *rx, const uint8_t **ret_frame, size_t *ret_len)
 {
-    return gr_record_next2(rx, ret_frame, ret_len, NULL);
+    return gr_record_next_split(rx, ret_frame, ret_len, NULL);
 }
 
 size_t gr_record_rx_capacity(const gr_record_rx *rx)

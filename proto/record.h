@@ -22,7 +22,8 @@
  * link must be closed: a record stream cannot resynchronise.
  *
  * Sender:   gr_batch_add ... gr_record_seal -> write the record bytes.
- * Receiver: gr_record_feed(bytes as they arrive) -> gr_record_next until 0.
+ * Receiver: gr_record_feed(bytes as they arrive) -> gr_record_next (or
+ *           gr_record_next_split with a payload sink) until 0.
  *
  * Threading: a gr_record_tx / gr_record_rx belongs to the thread that owns the
  * connection. Nothing here touches a socket.
@@ -100,28 +101,39 @@ int gr_record_feed(gr_record_rx *rx, const void *data, size_t len, size_t *ret_u
  * a malformed plaintext (sticky, as above). */
 int gr_record_next(gr_record_rx *rx, const uint8_t **ret_frame, size_t *ret_len);
 
-/* Where the payloads of big Signal frames go. alloc(ud, len, &dst) returns a
- * handle owning a buffer dst of len bytes, or NULL (the payload then stays in
- * the receive buffer); drop(ud, handle) gives back one the consumer never
- * took (a record that failed authentication, a freed half). */
+/* Where the payloads of big frames go. The record layer knows no frame kind:
+ * payload_at(ud, frame, have, total, &head) - the first `have` bytes of a frame of
+ * `total` bytes (have <= GR_RECORD_SINK_PROBE) - says whether the frame ends
+ * in a payload that starts at offset head (1, head <= have) or not (0); it
+ * must only read the layout (the frame is checked when it is decoded).
+ * alloc(ud, len, &dst) returns a handle owning a buffer dst of len bytes, or
+ * NULL (the payload then stays in the receive buffer); drop(ud, handle) gives
+ * back one the consumer never took (a record that failed authentication, a
+ * freed half). */
 typedef struct gr_record_sink {
-    size_t min;                                              /* payloads this big, at least */
+    size_t min; /* payloads this big, at least */
+    int (*payload_at)(void *ud, const uint8_t *frame, size_t have, size_t total,
+                      size_t *ret_head);                     /* where it starts */
     void *(*alloc)(void *ud, size_t len, uint8_t **ret_dst); /* a destination */
     void (*drop)(void *ud, void *handle);                    /* an unused one */
-    void *ud;
+    void *ud;                                                /* for the three */
 } gr_record_sink;
 
-/* Decrypt the payload (the last field, canonical encoding: sigframe.h) of each
- * Signal frame with at least sink->min payload bytes straight into a buffer of
- * the sink's, instead of into the receive buffer from which the consumer would
- * copy it: one pass over the payload less. Only the payload's whole cipher
- * blocks go there directly; its first and last few bytes are copied. Nothing
- * is handed out before the record is authenticated. Drain frames with
- * gr_record_next2 from then on. 0, -EINVAL (no alloc, drop or min), -ENOTSUP
- * (the CLI's libsodium build: no streaming AEAD). */
+/* Frame bytes decrypted before payload_at is asked (fewer if the frame is shorter). */
+#define GR_RECORD_SINK_PROBE 2048u
+
+/* Decrypt the payload of each frame that payload_at says has at least
+ * sink->min payload bytes (a process signal: sigframe.h's
+ * gr_sigframe_head_len tells) straight into a buffer of the sink's, instead of into
+ * the receive buffer from which the consumer would copy it: one pass over the
+ * payload less. Only the payload's whole cipher blocks go there directly; its
+ * first and last few bytes are copied. Nothing is handed out before the record
+ * is authenticated. Drain frames with gr_record_next_split from then on. 0,
+ * -EINVAL (no payload_at, alloc, drop or min), -ENOTSUP (the CLI's libsodium
+ * build: no streaming AEAD). */
 int gr_record_rx_set_sink(gr_record_rx *rx, const gr_record_sink *sink);
 
-/* A redirected payload, from gr_record_next2. */
+/* A redirected payload, from gr_record_next_split. */
 typedef struct gr_record_payload {
     void *handle;        /* the sink's handle, now the caller's; NULL: not redirected */
     const uint8_t *data; /* its bytes */
@@ -132,7 +144,7 @@ typedef struct gr_record_payload {
  * covers the frame's head only (the bytes before the payload), and
  * *ret_payload hands over the payload's handle. ret_payload may be NULL only
  * while no sink is set. */
-int gr_record_next2(gr_record_rx *rx, const uint8_t **ret_frame, size_t *ret_len,
-                    gr_record_payload *ret_payload);
+int gr_record_next_split(gr_record_rx *rx, const uint8_t **ret_frame, size_t *ret_len,
+                         gr_record_payload *ret_payload);
 
 #endif

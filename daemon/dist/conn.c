@@ -1,10 +1,15 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * conn.c - one connection of the dist layer, from the socket to the frames:
- * dialling (address literal, or an evdns lookup off the loop's critical path),
- * accepting, the handshake (proto/handshake.h) under a deadline, the encrypted
- * record stream in both directions, the two outgoing lanes, the flush once per
- * loop iteration, heartbeats and the silent-link detector, and closing.
+ * conn.c - the link: one connection of the dist layer, from the socket to the
+ * frames: dialling (address literal, or an evdns lookup off the loop's
+ * critical path), accepting, the handshake (proto/handshake.h) under a
+ * deadline, the encrypted record stream in both directions, the two outgoing
+ * lanes and the one send call every frame leaves through
+ * (gr_dist_conn_send), the flush once per loop iteration, heartbeats and the
+ * silent-link detector, and closing. What the frames mean is not this file's:
+ * each received frame goes to kinds.c, which hands it to the protocol that
+ * registered its kind, and the protocols hear of a link coming up or closing
+ * through their dist_proto hooks (docs/cluster.md, "Layers").
  *
  * Design notes
  * - States: CONNECTING (outgoing, before TCP is up) -> HANDSHAKE -> UP -> DEAD.
@@ -18,9 +23,11 @@
  * - Any error from the handshake, a record or a frame closes this connection
  *   only, after one log line naming the peer address and the gr_errid reason.
  * - Outgoing frames go into two batches: ctrl (heartbeats, membership, leave,
- *   rpc replies) and bulk (rpc requests). gr_dist_conn_send only appends; the
- *   flush event (lowest priority, once per loop iteration) seals ctrl then bulk
- *   into one record each, so encryption and the write are paid per iteration.
+ *   rpc replies) and bulk (rpc requests, signals). gr_dist_conn_send only
+ *   appends - a frame to pack, or packed bytes in a head and a tail, the tail
+ *   referenced when it is a big message payload - and the flush event (lowest
+ *   priority, once per loop iteration) seals ctrl then bulk into one record
+ *   each, so encryption and the write are paid per iteration.
  * - Records are sealed at the flush, or as soon as a lane holds DIST_RECORD_SOFT
  *   bytes: a stream of 64 KiB messages then moves as 256 KiB records that stay
  *   in the cache between the copy, the cipher and the write, and the peer
@@ -70,7 +77,8 @@ static void conn_failed(dist_conn *c, short what, int err);
 static void on_timer(evutil_socket_t fd, short what, void *arg);
 
 /* The record layer's payload sink (gr_record_rx_set_sink): a message buffer,
- * which the signal then takes whole (feed_up). */
+ * which the frame's handler then takes whole (feed_up). Which frames have
+ * such a payload, and where it starts, their kinds say (gr_dist_payload_at). */
 static void *sink_alloc(void *ud, size_t len, uint8_t **ret_dst)
 {
     (void)ud;
@@ -82,8 +90,6 @@ static void sink_drop(void *ud, void *handle)
     (void)ud;
     girder_msg_unref(handle);
 }
-
-static const gr_record_sink payload_sink = {DIST_TAIL_REF, sink_alloc, sink_drop, NULL};
 
 /* The name the peer of an accepted connection gave in its hello, not proven
  * yet (admission logs), or NULL. */
@@ -398,7 +404,11 @@ static void hs_done(dist_conn *c)
         return;
     }
     /* big payloads are decrypted straight into the messages (feed_up) */
-    (void)gr_record_rx_set_sink(c->rx, &payload_sink);
+    (void)gr_record_rx_set_sink(c->rx, &(gr_record_sink){.min = DIST_TAIL_REF,
+                                                         .payload_at = gr_dist_payload_at,
+                                                         .alloc = sink_alloc,
+                                                         .drop = sink_drop,
+                                                         .ud = d});
     gr_handshake_free(c->hs);
     c->hs = NULL;
     c->peer = peer;
@@ -422,74 +432,14 @@ static void hs_done(dist_conn *c)
         gr_dist_conn_close(c, 0, NULL);
         return;
     }
-    gr_dist_mem_link_up(d, c);
+    gr_dist_protos_member_up(c); /* membership: tie-break, nodeup, gossip */
 }
 
 /* ---- frames in -------------------------------------------------------------------- */
 
-static int on_frame(dist_conn *c, const uint8_t *buf, size_t len)
-{
-    Girder__Frame *f = NULL;
-    gr_sigframe sf;
-    int r;
-
-    DIST_CTR_ADD(c->d, frames_in, 1);
-    if ((r = gr_sigframe_view(buf, len, &sf)) != 0) {
-        /* the common case: a process signal, read in place */
-        return r < 0 ? r : gr_dist_signal_on_view(c->d, c, &sf);
-    }
-    if ((r = gr_frame_unpack(buf, len, &f)) < 0) {
-        return r;
-    }
-    switch (f->msg_case) {
-    case GIRDER__FRAME__MSG_HEARTBEAT:
-        break;
-    case GIRDER__FRAME__MSG_RPC_REQUEST:
-        r = gr_dist_rpc_on_frame(c->d, c, f);
-        break;
-    case GIRDER__FRAME__MSG_RPC_REPLY:
-        r = c->hidden ? GR_EBADFRAME : gr_dist_rpc_on_frame(c->d, c, f);
-        break;
-    case GIRDER__FRAME__MSG_MEMBERS:
-    case GIRDER__FRAME__MSG_JOIN:
-    case GIRDER__FRAME__MSG_LEAVE:
-        r = c->hidden ? GR_EBADFRAME : gr_dist_mem_on_frame(c->d, c, f);
-        break;
-    case GIRDER__FRAME__MSG_SIGNAL:
-        r = gr_dist_signal_on_frame(c->d, c, f);
-        break;
-    case GIRDER__FRAME__MSG_FRAGMENT:
-        r = gr_dist_large_on_fragment(c, f->fragment);
-        break;
-    case GIRDER__FRAME__MSG_FRAGMENT_ACK:
-        r = gr_dist_large_on_ack(c, f->fragment_ack);
-        break;
-    default:
-        break; /* a kind this version does not know: skipped */
-    }
-    gr_frame_free(f);
-    return r;
-}
-
-/* A Signal frame whose payload the record layer put in message m: head is the
- * frame up to the payload. Takes m. */
-static int on_signal_payload(dist_conn *c, const uint8_t *head, size_t head_len, girder_msg *m)
-{
-    gr_sigframe sf;
-    int r;
-
-    DIST_CTR_ADD(c->d, frames_in, 1);
-    r = gr_sigframe_view_split(head, head_len, girder_msg_data(m), girder_msg_size(m), &sf);
-    if (r != 1) {
-        girder_msg_unref(m);
-        return r < 0 ? r : GR_EBADFRAME; /* its layout said canonical Signal */
-    }
-    return gr_dist_signal_deliver(c->d, c, &sf, m);
-}
-
 /* Feed received bytes p[0..len) of an UP link through its record stream and
- * handle every frame. 0, or < 0 once c is closed (by an error here, or by a
- * frame handler). */
+ * hand every frame to its kind (kinds.c). 0, or < 0 once c is closed (by an
+ * error here, or by a frame handler). */
 static int feed_up(dist_conn *c, const uint8_t *p, size_t len)
 {
     size_t off = 0;
@@ -504,9 +454,10 @@ static int feed_up(dist_conn *c, const uint8_t *p, size_t len)
         r = gr_record_feed(c->rx, p + off, len - off, &used);
         off += used;
         while (r == 0 && c->state == CONN_UP &&
-               (r = gr_record_next2(c->rx, &fr, &flen, &pl)) == 1) {
+               (r = gr_record_next_split(c->rx, &fr, &flen, &pl)) == 1) {
             any = true;
-            r = pl.handle ? on_signal_payload(c, fr, flen, pl.handle) : on_frame(c, fr, flen);
+            r = pl.handle ? gr_dist_frame_split_in(c, fr, flen, pl.handle)
+                          : gr_dist_frame_in(c, fr, flen);
         }
         if (any) {
             DIST_CTR_ADD(c->d, records_in, 1);
@@ -647,40 +598,42 @@ static void msg_release(void *m)
     girder_msg_unref(m);
 }
 
-/* One frame into b: f, or frame[0..len) then tail[0..tail_len). A tail of at
- * least DIST_TAIL_REF bytes that tail_msg holds is referenced, not copied:
- * the batch keeps a reference to the message until the record is written, and
+/* One frame, in pieces (dist_piece), into b. A tail of at least
+ * DIST_TAIL_REF bytes that a message holds is referenced, not copied: the
+ * batch keeps a reference to the message until the record is written, and
  * the seal encrypts the payload straight from it (proto/record.c). */
-static int batch_put(gr_batch *b, const Girder__Frame *f, const void *frame, size_t len,
-                     const void *tail, size_t tail_len, girder_msg *tail_msg)
+static int batch_put(gr_batch *b, const dist_piece *pc, size_t n)
 {
+    const dist_piece *tail = &pc[1];
     int r;
 
-    if (f) {
-        return gr_batch_add(b, f);
+    if (pc[0].frame) {
+        return gr_batch_add(b, pc[0].frame);
     }
-    if (tail_msg == NULL || tail_len < DIST_TAIL_REF) {
-        return gr_batch_add_packed2(b, frame, len, tail, tail_len);
+    if (n == 1) {
+        return gr_batch_add_packed(b, pc[0].p, pc[0].len);
     }
-    r = gr_batch_add_packed_ref(b, frame, len, tail, tail_len, msg_release,
-                                girder_msg_ref(tail_msg));
+    if (tail->msg == NULL || tail->len < DIST_TAIL_REF) {
+        return gr_batch_add_packed_copy(b, pc[0].p, pc[0].len, tail->p, tail->len);
+    }
+    r = gr_batch_add_packed_ref(b, pc[0].p, pc[0].len, tail->p, tail->len, msg_release,
+                                girder_msg_ref(tail->msg));
     if (r < 0) {
-        girder_msg_unref(tail_msg);
+        girder_msg_unref(tail->msg);
     }
     return r;
 }
 
-/* Add one frame (f, or the packed bytes frame[0..len)) to lane b. A lane whose
- * record is full is sealed and written first, then the frame starts the next
- * record; a lane that reaches DIST_RECORD_SOFT is sealed and written at once.
- * 0 (frames_out counted) or the batch's error. */
-static int lane_add(dist_conn *c, gr_batch *b, const Girder__Frame *f, const void *frame,
-                    size_t len, const void *tail, size_t tail_len, girder_msg *tail_msg)
+/* Add one frame to lane b. A lane whose record is full is sealed and written
+ * first, then the frame starts the next record; a lane that reaches
+ * DIST_RECORD_SOFT is sealed and written at once. 0 (frames_out counted) or
+ * the batch's error. */
+static int lane_add(dist_conn *c, gr_batch *b, const dist_piece *pc, size_t n)
 {
-    int r = batch_put(b, f, frame, len, tail, tail_len, tail_msg);
+    int r = batch_put(b, pc, n);
 
     if (r == -ENOBUFS && (r = seal_lane(c, b)) == 0) {
-        r = batch_put(b, f, frame, len, tail, tail_len, tail_msg);
+        r = batch_put(b, pc, n);
     }
     if (r < 0) {
         return r;
@@ -692,65 +645,32 @@ static int lane_add(dist_conn *c, gr_batch *b, const Girder__Frame *f, const voi
     return gr_batch_size(b) >= DIST_RECORD_SOFT ? seal_lane(c, b) : 0;
 }
 
-/* A frame was queued on c: it goes out with this loop iteration's flush. */
-static void queued(dist_conn *c)
-{
-    c->last_out_ms = gr_dist_now_ms();
-    c->dirty = true;
-    gr_dist_schedule_flush(c->d);
-}
-
-int gr_dist_conn_add_bulk(dist_conn *c, const void *frame, size_t len, const void *tail,
-                          size_t tail_len, girder_msg *tail_msg)
-{
-    return lane_add(c, c->bulk, NULL, frame, len, tail, tail_len, tail_msg);
-}
-
-int gr_dist_conn_add_bulk_frame(dist_conn *c, const Girder__Frame *f)
-{
-    return lane_add(c, c->bulk, f, NULL, 0, NULL, 0, NULL);
-}
-
-int gr_dist_conn_send_packed(dist_conn *c, const void *frame, size_t len, bool ctrl)
-{
-    return gr_dist_conn_send_packed2(c, frame, len, NULL, 0, NULL, ctrl);
-}
-
-int gr_dist_conn_send_packed2(dist_conn *c, const void *frame, size_t len, const void *tail,
-                              size_t tail_len, girder_msg *tail_msg, bool ctrl)
+int gr_dist_conn_send(dist_conn *c, int lane, const dist_piece *pieces, size_t n)
 {
     int r;
 
+    if (n == 0 || n > DIST_PIECES_MAX || (pieces[0].frame != NULL && n != 1) ||
+        (lane != DIST_LANE_CTRL && lane != DIST_LANE_BULK)) {
+        return -EINVAL;
+    }
     if (c->state != CONN_UP || c->bev == NULL) {
         return GR_ENOCONN;
     }
-    if (len + tail_len > c->peer.limits.max_frame) {
-        return GR_EFRAMETOOBIG;
-    }
-    if ((r = lane_add(c, ctrl ? c->ctrl : c->bulk, NULL, frame, len, tail, tail_len, tail_msg)) <
-        0) {
-        gr_dist_conn_close(c, r, NULL);
-        return r;
-    }
-    queued(c);
-    return 0;
-}
-
-int gr_dist_conn_send(dist_conn *c, const Girder__Frame *f, bool ctrl)
-{
-    int r;
-
-    if (c->state != CONN_UP || c->bev == NULL) {
-        return GR_ENOCONN;
-    }
-    if ((r = lane_add(c, ctrl ? c->ctrl : c->bulk, f, NULL, 0, NULL, 0, NULL)) == GR_EFRAMETOOBIG) {
-        return r;
+    if ((r = lane_add(c, lane == DIST_LANE_CTRL ? c->ctrl : c->bulk, pieces, n)) ==
+        GR_EFRAMETOOBIG) {
+        return r; /* over the peer's max_frame: refused, the link stays */
     }
     if (r < 0) {
         gr_dist_conn_close(c, r, NULL);
         return r;
     }
-    queued(c);
+    if (!c->flushing) {
+        /* it goes out with this loop iteration's flush (during the flush it
+         * joins the lane being sealed) */
+        c->last_out_ms = gr_dist_now_ms();
+        c->dirty = true;
+        gr_dist_schedule_flush(c->d);
+    }
     return 0;
 }
 
@@ -798,7 +718,7 @@ void gr_dist_conn_drain_close(dist_conn *c)
 static void account(dist_conn *c)
 {
     gr_dist *d = c->d;
-    size_t q = gr_dist_conn_pending(c) + c->lg_bytes;
+    size_t q = gr_dist_conn_pending(c) + gr_dist_protos_held(c);
     uint64_t now;
     uint32_t idx;
 
@@ -850,15 +770,20 @@ void gr_dist_conn_flush_all(gr_dist *d)
             continue;
         }
         c->dirty = false;
-        if ((r = seal_lane(c, c->ctrl)) < 0 || (r = gr_dist_large_pump(c)) < 0 ||
-            (r = seal_lane(c, c->bulk)) < 0) {
+        c->flushing = true;
+        r = seal_lane(c, c->ctrl);
+        if (r == 0) {
+            r = gr_dist_protos_flush(c); /* the large lane's chunk joins the bulk lane */
+        }
+        c->flushing = false;
+        if (r < 0 || (r = seal_lane(c, c->bulk)) < 0) {
             gr_dist_conn_close(c, r, NULL);
             continue;
         }
         /* bytes sent straight to the socket get no on_write: a drained link
          * that must half-close does it here */
         maybe_shutdown(c);
-        if (gr_dist_large_can_pump(c)) {
+        if (gr_dist_protos_ready(c)) {
             /* the next chunk in the next loop iteration, after whatever else
              * arrived meanwhile (small signals go first) */
             event_active(d->pump_ev, EV_TIMEOUT, 0);
@@ -876,7 +801,7 @@ static void on_write(struct bufferevent *bev, void *arg)
     dist_conn *c = arg;
 
     (void)bev;
-    if (c->state == CONN_UP && gr_dist_large_pending(c)) {
+    if (c->state == CONN_UP && gr_dist_protos_held(c) > 0) {
         c->dirty = true; /* the socket drained: the next chunk */
         gr_dist_schedule_flush(c->d);
     }
@@ -948,7 +873,7 @@ static void send_heartbeat(dist_conn *c)
     hb.time_ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
     f.msg_case = GIRDER__FRAME__MSG_HEARTBEAT;
     f.heartbeat = &hb;
-    (void)gr_dist_conn_send(c, &f, true);
+    (void)gr_dist_conn_send(c, DIST_LANE_CTRL, &(dist_piece){.frame = &f}, 1);
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
@@ -1044,13 +969,11 @@ void gr_dist_conn_close(dist_conn *c, int err, const char *why)
     gr_batch_free(c->ctrl);
     gr_batch_free(c->bulk);
     c->ctrl = c->bulk = NULL;
-    gr_dist_large_free(c);
     c->dirty = false;
-    gr_dist_rpc_conn_closed(c, GR_ENOCONN);
-    if (c->member) {
-        gr_dist_mem_link_down(d, c, err, why);
-        c->member = NULL;
-    }
+    /* the large lane drops its queue, rpc answers the calls, the member goes
+     * down (kinds.c, in this order) */
+    gr_dist_protos_closed(c, err, why);
+    c->member = NULL;
     if (c->prev) {
         c->prev->next = c->next;
     } else if (d->conns == c) {
@@ -1094,3 +1017,15 @@ dist_conn *gr_dist_conn_find(gr_dist *d, uint64_t id)
     }
     return NULL;
 }
+
+/* The link's own frame kind: heartbeats, which only prove the peer alive
+ * (last_in_ms is set by every read). */
+static const dist_kind link_kinds[] = {
+    {.kind = GIRDER__FRAME__MSG_HEARTBEAT},
+};
+
+const dist_proto gr_dist_link_proto = {
+    .name = "link",
+    .kinds = link_kinds,
+    .nkinds = sizeof(link_kinds) / sizeof(link_kinds[0]),
+};

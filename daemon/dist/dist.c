@@ -148,21 +148,6 @@ static void answer_join(gr_dist *d, girder_pid to, uint64_t tag, int status)
     (void)send_sbuf(d, to, &sb);
 }
 
-void gr_dist_rpc_answer_err(gr_dist *d, girder_pid to, uint64_t tag, int status)
-{
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
-
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_array(&pk, 4);
-    pack_cstr(&pk, "$rpc");
-    msgpack_pack_uint64(&pk, tag);
-    msgpack_pack_int(&pk, status);
-    pack_cstr(&pk, gr_errid(status));
-    (void)send_sbuf(d, to, &sb);
-}
-
 void gr_dist_answer_join(gr_dist *d, girder_pid to, uint64_t tag, int status)
 {
     answer_join(d, to, tag, status);
@@ -597,6 +582,10 @@ int gr_dist_new(const gr_dist_config *cfg, gr_dist **ret_d)
     pthread_mutex_init(&d->cmd_lock, NULL);
     pthread_mutex_init(&d->pub_lock, NULL);
     pthread_cond_init(&d->pub_cond, NULL);
+    if ((r = gr_dist_protos_init(d)) < 0) {
+        gr_dist_free(d);
+        return r;
+    }
     if (cfg->nseeds) {
         d->seeds = calloc(cfg->nseeds, sizeof(*d->seeds));
         if (d->seeds == NULL) {

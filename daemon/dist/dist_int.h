@@ -4,14 +4,24 @@
  * connection, member, call and join records, and the functions one file offers
  * the others (prefix gr_dist_ with a file tag: conn_, mem_, rpc_, ...).
  *
- * Files:
+ * Files, in layers (docs/cluster.md, "Layers"):
  *   dist.c      public API, the dist thread, the command queue, notifications,
  *               counters, start and graceful stop
  *   listener.c  the listening socket (evconnlistener)
- *   conn.c      one connection: dial, handshake, records, batches, flush, the
- *               per-link timer (handshake timeout, heartbeats, detector)
- *   members.c   member table, gossip, dialling with backoff, tie-break, join
- *   rpc.c       the rpc transport: incoming requests, replies, outgoing calls
+ *   conn.c      the LINK: dial, accept, handshake, records, the lanes and the
+ *               one send call (gr_dist_conn_send), flush, the per-link timer
+ *               (handshake timeout, heartbeats, detector), close. It names no
+ *               rpc, member or signal code: frames in go to kinds.c, link up
+ *               and close are told to the protocols through their table.
+ *   kinds.c     the table of protocols and frame kinds, and the dispatch of
+ *               every frame received (by kind) to the protocol that owns it
+ *   members.c   protocol: member table, gossip, dialling with backoff,
+ *               tie-break, join (kinds Members, Join, Leave)
+ *   rpc.c       protocol: incoming requests, replies, outgoing calls (kinds
+ *               RpcRequest, RpcReply)
+ *   signal.c    protocol: process signals (kind Signal); sigq.c feeds it
+ *   large.c     protocol: the large lane, big signals as fragments (kinds
+ *               Fragment, FragmentAck)
  *   admit.c     who gets a handshake slot: per-source shares, eviction,
  *               precedence for known addresses, refusals, their logging
  *
@@ -81,6 +91,70 @@ typedef struct dist_call dist_call;
 typedef struct dist_join dist_join;
 typedef struct dist_cmd dist_cmd;
 typedef struct dist_large dist_large;
+typedef struct dist_kind dist_kind;
+typedef struct dist_proto dist_proto;
+
+#define DIST_KINDS_MAX 32 /* frame kinds are protobuf field numbers below this */
+#define DIST_PROTOS_MAX 16
+
+/* ---- what travels on a link: protocols and their frame kinds (kinds.c) ------------- */
+
+/* One frame kind: how a received frame of that kind is handled. The kind is
+ * the Frame's oneof field number (= its msg_case), which the dispatcher reads
+ * from the frame's first key before anything is decoded. Handlers run on the
+ * dist thread; each returns 0 or an error that closes the link (c may be
+ * closed already, by the handler itself). Constant once registered. */
+struct dist_kind {
+    int kind;          /* Girder__Frame msg_case, 1 .. DIST_KINDS_MAX - 1 */
+    bool members_only; /* from a hidden client: GR_EBADFRAME (link closed) */
+    /* Optional fast path: the packed frame in place, before any decoding. 1:
+     * handled; 0: declined (the frame is then decoded: on_frame); < 0: error. */
+    int (*on_packed)(dist_conn *c, const uint8_t *frame, size_t len);
+    /* The frame decoded by gr_frame_unpack. NULL: accepted and ignored. */
+    int (*on_frame)(dist_conn *c, const Girder__Frame *f);
+    /* Optional, zero-copy receive of big payloads (the record sink,
+     * record.h): does this frame end in a payload, starting where? Layout
+     * only; the signature of gr_sigframe_head_len. */
+    int (*payload_at)(const uint8_t *frame, size_t have, size_t total, size_t *ret_head);
+    /* Such a frame: its bytes up to the payload, and the payload already in a
+     * message, which the handler takes whatever happens. */
+    int (*on_split)(dist_conn *c, const uint8_t *head, size_t head_len, girder_msg *payload);
+};
+
+/* One protocol on the links (the way nng's transports hand pipes to protocols
+ * through an ops table): its frame kinds, and what it wants to hear about a
+ * link's life. Constant. */
+struct dist_proto {
+    const char *name;       /* for logs */
+    const dist_kind *kinds; /* frame kinds it owns */
+    size_t nkinds;
+    void (*member_up)(dist_conn *c);                        /* a member link is UP */
+    void (*closed)(dist_conn *c, int err, const char *why); /* a link closed (see conn_close) */
+    /* Optional, a paced sender (the large lane) that holds frames back and
+     * adds them to the bulk lane a chunk at a time: */
+    int (*flush)(dist_conn *c);         /* at c's flush, between ctrl and bulk: 0 or error */
+    size_t (*held)(const dist_conn *c); /* bytes held back (> 0: flush c when its socket drains) */
+    bool (*ready)(const dist_conn *c);  /* would flush send now (then c flushes next iteration) */
+};
+
+/* ---- the one send call (conn.c) ------------------------------------------------- */
+
+/* Lanes of a link: ctrl is sealed and written before bulk at every flush. */
+enum { DIST_LANE_CTRL, DIST_LANE_BULK };
+
+/* A piece of one outgoing frame: a frame to pack (frame set; then the only
+ * piece), or packed bytes. A frame is at most DIST_PIECES_MAX pieces: its head
+ * and a tail. A tail of DIST_TAIL_REF bytes or more that lives in message msg
+ * is sealed from there (a reference to msg is kept until the record is
+ * written), anything else is copied into the lane. */
+typedef struct dist_piece {
+    const Girder__Frame *frame; /* to pack; or NULL: p[0..len) */
+    const void *p;              /* packed bytes */
+    size_t len;
+    girder_msg *msg; /* p points into it (tail only); NULL: copy */
+} dist_piece;
+
+#define DIST_PIECES_MAX 2
 
 /* A growable byte buffer of queued signals (sigq.c). */
 typedef struct dist_sigbuf {
@@ -147,6 +221,7 @@ struct dist_conn {
     bool hidden;              /* peer is a hidden client */
     bool dirty;               /* frames waiting in ctrl/bulk */
     bool drained_close;       /* stop: half-close once the Leave is written */
+    bool flushing;            /* in gr_dist_conn_flush_all: sends add to the record being sealed */
     struct bufferevent *bev;  /* socket; NULL once closed; reads until UP, writes */
     struct event *rd_ev;      /* UP: reads the socket (conn.c, "Reading") */
     struct event *timer;      /* handshake deadline, then heartbeat/detector tick */
@@ -266,6 +341,11 @@ struct gr_dist {
     size_t out_high;       /* overload high water mark, bytes (conn.c, "Overload") */
     gr_dist_rpc_fn rpc_fn; /* incoming requests */
     void *rpc_ud;
+    /* protocols and frame kinds (kinds.c): filled by gr_dist_new (and tests)
+     * before the thread starts, read-only after */
+    const dist_proto *protos[DIST_PROTOS_MAX]; /* in order: link up and close go in this order */
+    unsigned nprotos;
+    const dist_kind *kinds[DIST_KINDS_MAX]; /* by kind; NULL: unknown, skipped */
 
     /* set by gr_dist_start, read-only after */
     _Atomic uint16_t port; /* bound port */
@@ -415,9 +495,13 @@ void gr_dist_conn_accept(gr_dist *d, int fd, const struct sockaddr *sa, int sale
 /* Close: log `err` (0: quiet), detach from member (down reason `why`, NULL:
  * "noconnection"), answer its calls, queue the struct for freeing. Idempotent. */
 void gr_dist_conn_close(dist_conn *c, int err, const char *why);
-/* Queue a frame on a lane (ctrl: true). 0 or an error (the link is closed on a
- * batch error other than GR_EFRAMETOOBIG, which is returned). */
-int gr_dist_conn_send(dist_conn *c, const Girder__Frame *f, bool ctrl);
+/* THE send call: queue one frame, in n pieces (dist_piece), on `lane`
+ * (DIST_LANE_*). It goes out with this loop iteration's flush (or at once when
+ * the lane holds DIST_RECORD_SOFT bytes). 0; GR_ENOCONN (c not UP);
+ * GR_EFRAMETOOBIG (over the peer's max_frame: the link stays up); -EINVAL (bad
+ * pieces); or another error, after which the link is closed. The pieces stay
+ * the caller's (a referenced tail's message gets its own reference). */
+int gr_dist_conn_send(dist_conn *c, int lane, const dist_piece *pieces, size_t n);
 /* Half-close c once everything queued on it is written (stop). */
 void gr_dist_conn_drain_close(dist_conn *c);
 /* Seal and write every dirty link; free closed ones. */
@@ -434,6 +518,9 @@ void gr_dist_conn_free(dist_conn *c);
 /* Bytes waiting in the socket's output buffer. */
 size_t gr_dist_conn_pending(const dist_conn *c);
 
+/* The link's own protocol: heartbeats. */
+extern const dist_proto gr_dist_link_proto;
+
 /* ---- members.c ----------------------------------------------------------------- */
 int gr_dist_mem_init(gr_dist *d);
 void gr_dist_mem_free_all(gr_dist *d);
@@ -447,8 +534,8 @@ void gr_dist_mem_dial(gr_dist *d, dist_member *m);
 bool gr_dist_mem_link_up(gr_dist *d, dist_conn *c);
 /* c, which was m's link or dial, closed with reason err. */
 void gr_dist_mem_link_down(gr_dist *d, dist_conn *c, int err, const char *why);
-/* Frames about membership from member link c. 0 or an error (close c). */
-int gr_dist_mem_on_frame(gr_dist *d, dist_conn *c, const Girder__Frame *f);
+/* The membership protocol (kinds Members, Join, Leave). */
+extern const dist_proto gr_dist_mem_proto;
 /* Publish the member snapshot for gr_dist_members. */
 void gr_dist_mem_publish(gr_dist *d);
 /* gr_dist_join on the dist thread. */
@@ -463,19 +550,30 @@ void gr_dist_mem_stop_timers(gr_dist *d);
 dist_cmd *gr_dist_cmd_new(int kind, size_t len);
 void gr_dist_cmd_free(dist_cmd *c);
 int gr_dist_cmd_push(gr_dist *d, dist_cmd *c);
-/* Queue an already packed frame on a lane. 0, GR_EFRAMETOOBIG (over the peer's
- * max_frame), or an error (the link is closed). */
-int gr_dist_conn_send_packed(dist_conn *c, const void *frame, size_t len, bool ctrl);
 
-/* The same for a frame in two pieces: frame[0..len) then tail[0..tail_len). */
-int gr_dist_conn_send_packed2(dist_conn *c, const void *frame, size_t len, const void *tail,
-                              size_t tail_len, girder_msg *tail_msg, bool ctrl);
-
-/* Add a packed frame (in one or two pieces) / a frame to c's bulk batch during
- * a flush (sealing a full batch first). 0 or an error (close c). */
-int gr_dist_conn_add_bulk(dist_conn *c, const void *frame, size_t len, const void *tail,
-                          size_t tail_len, girder_msg *tail_msg);
-int gr_dist_conn_add_bulk_frame(dist_conn *c, const Girder__Frame *f);
+/* ---- kinds.c ------------------------------------------------------------------- */
+/* Register the built-in protocols (gr_dist_new). 0 or an error of proto_add. */
+int gr_dist_protos_init(gr_dist *d);
+/* Register protocol p and its kinds, after the others (before gr_dist_start:
+ * the tables are read unlocked by the dist thread). 0; -EINVAL (a kind out of
+ * range); -EEXIST (a kind already owned: nothing registered); -ENOSPC. */
+int gr_dist_proto_add(gr_dist *d, const dist_proto *p);
+/* A frame frame[0..len) arrived on UP link c: hand it to its kind. A kind
+ * nobody registered is skipped (a newer peer's). 0 or an error (close c). */
+int gr_dist_frame_in(dist_conn *c, const uint8_t *frame, size_t len);
+/* A frame whose payload the record sink put in message payload (taken). */
+int gr_dist_frame_split_in(dist_conn *c, const uint8_t *head, size_t head_len, girder_msg *payload);
+/* The record sink's payload_at for the links of d (ud): asks the frame's kind. */
+int gr_dist_payload_at(void *ud, const uint8_t *frame, size_t have, size_t total, size_t *ret_head);
+/* Tell every protocol, in order: member link c is UP (stops early if one
+ * closed it) / c closed. */
+void gr_dist_protos_member_up(dist_conn *c);
+void gr_dist_protos_closed(dist_conn *c, int err, const char *why);
+/* The paced senders of c: flush them (0 or the first error), the bytes they
+ * hold back, whether one would send now. */
+int gr_dist_protos_flush(dist_conn *c);
+size_t gr_dist_protos_held(const dist_conn *c);
+bool gr_dist_protos_ready(const dist_conn *c);
 
 /* ---- large.c ------------------------------------------------------------------- */
 /* Does `from` have a signal waiting in c's large lane? */
@@ -483,19 +581,19 @@ bool gr_dist_large_holds(const dist_conn *c, girder_pid from);
 /* Queue cmd's packed Signal frame on the large lane (fragmented when big);
  * takes cmd on success. */
 int gr_dist_large_push(dist_conn *c, dist_cmd *cmd);
-/* Flush: move at most one chunk into the bulk batch. 0 or an error. */
+/* Flush (the protocol's flush hook): move at most one chunk into the bulk
+ * lane. 0 or an error. */
 int gr_dist_large_pump(dist_conn *c);
 bool gr_dist_large_pending(const dist_conn *c);
 /* Is a large message being sent or reassembled on any link? (dist_main) */
 bool gr_dist_large_any(const gr_dist *d);
-/* Would a pump now send something (socket and acknowledgement windows open)? */
+/* Would a pump now send something (socket and acknowledgement windows open)?
+ * (the ready hook) */
 bool gr_dist_large_can_pump(const dist_conn *c);
 /* Close: drop what is queued (counted as lost) and any reassembly. */
 void gr_dist_large_free(dist_conn *c);
-/* A Fragment frame arrived. 0 or an error (close c). */
-int gr_dist_large_on_fragment(dist_conn *c, const Girder__Fragment *fr);
-/* The peer acknowledged a fragment. 0 or an error (close c). */
-int gr_dist_large_on_ack(dist_conn *c, const Girder__FragmentAck *ack);
+/* The large-message protocol (kinds Fragment, FragmentAck). */
+extern const dist_proto gr_dist_large_proto;
 
 /* ---- signal.c ------------------------------------------------------------------ */
 /* Member m is up (its link and creation are current) / went down (tell the
@@ -508,27 +606,33 @@ bool gr_dist_signal_cmd(gr_dist *d, dist_cmd *cmd);
 /* A piece of a CMD_SIGNAL's frame: the contiguous bytes from offset off, at
  * most *io_n of them (*io_n is set to how many). */
 const uint8_t *gr_dist_cmd_span(const dist_cmd *cmd, size_t off, size_t *io_n);
-/* Add CMD_SIGNAL's frame to c's bulk batch (gr_dist_conn_add_bulk). */
-int gr_dist_cmd_add_bulk(dist_conn *c, const dist_cmd *cmd);
+/* CMD_SIGNAL's whole frame as pieces for gr_dist_conn_send: its head, and its
+ * payload sent from the message. Returns how many (1 or 2). */
+size_t gr_dist_cmd_pieces(const dist_cmd *cmd, dist_piece ret_pieces[DIST_PIECES_MAX]);
 /* A small packed Signal frame from the queue for node index node_idx. */
 void gr_dist_signal_packed(gr_dist *d, uint32_t node_idx, girder_pid from, const uint8_t *frame,
                            size_t len);
-/* A Signal frame arrived on member link c: decoded by protobuf-c, or viewed in
- * place (proto/sigframe.h). 0 or an error (close c). */
-int gr_dist_signal_on_frame(gr_dist *d, dist_conn *c, const Girder__Frame *f);
+/* The process-signal protocol (kind Signal). */
+extern const dist_proto gr_dist_signal_proto;
+/* A Signal frame arrived on member link c (or was reassembled from
+ * fragments): decoded by protobuf-c, or viewed in place (proto/sigframe.h).
+ * 0 or an error (close c). */
+int gr_dist_signal_on_frame(dist_conn *c, const Girder__Frame *f);
 int gr_dist_signal_on_view(gr_dist *d, dist_conn *c, const gr_sigframe *s);
 /* The same with the payload already in a message (s->payload points into it);
  * payload is taken whatever happens. NULL: copy s->payload. */
 int gr_dist_signal_deliver(gr_dist *d, dist_conn *c, const gr_sigframe *s, girder_msg *payload);
 
 /* ---- rpc.c --------------------------------------------------------------------- */
-/* An RpcRequest or RpcReply arrived on c. 0 or an error (close c). */
-int gr_dist_rpc_on_frame(gr_dist *d, dist_conn *c, const Girder__Frame *f);
+/* The rpc protocol (kinds RpcRequest, RpcReply). */
+extern const dist_proto gr_dist_rpc_proto;
 void gr_dist_rpc_reply_cmd(gr_dist *d, dist_cmd *cmd);
 void gr_dist_rpc_call_cmd(gr_dist *d, dist_cmd *cmd);
-/* Answer ["$rpc", tag, status, reason] (not on the dist thread's state). */
+/* Answer ["$rpc", tag, status, reason] to `to`. Any thread: it touches no
+ * dist state (gr_dist_stop uses it after the thread ended). */
 void gr_dist_rpc_answer_err(gr_dist *d, girder_pid to, uint64_t tag, int status);
-/* c closed: answer its calls with err. */
+/* Answer c's outgoing calls with err (a graceful stop: GR_ESTOPPED; a close:
+ * GR_ENOCONN, through the protocol's closed hook). */
 void gr_dist_rpc_conn_closed(dist_conn *c, int err);
 
 #endif

@@ -12,6 +12,7 @@
  * two-core machine.
  */
 #include "dist/dist.h"
+#include "dist/dist_int.h"
 
 #include "proto/err.h"
 #include "proto/frame.h"
@@ -86,8 +87,10 @@ static void test_rpc(void *ud, const gr_dist_request *req)
     }
 }
 
-static void node_start_opts(node *n, const char *name, uint32_t creation, const gr_cookie *cookie,
-                            const node *seed, unsigned detection_ms, size_t out_high)
+/* extra: a protocol registered besides the built-in ones (NULL: none). */
+static void node_start_proto(node *n, const char *name, uint32_t creation, const gr_cookie *cookie,
+                             const node *seed, unsigned detection_ms, size_t out_high,
+                             const dist_proto *extra)
 {
     gr_rt_config rc = {.node_name = name, .creation = creation, .schedulers = 1};
     gr_dist_seed s;
@@ -115,6 +118,9 @@ static void node_start_opts(node *n, const char *name, uint32_t creation, const 
         dc.nseeds = 1;
     }
     ck_assert_int_eq(gr_dist_new(&dc, &n->d), 0);
+    if (extra) {
+        ck_assert_int_eq(gr_dist_proto_add(n->d, extra), 0);
+    }
     /* as girderd does: the signal hook before the schedulers start */
     gr_rt_set_remote(n->rt, gr_dist_remote_hook, n->d);
     ck_assert_int_eq(gr_rt_start(n->rt), 0);
@@ -122,6 +128,12 @@ static void node_start_opts(node *n, const char *name, uint32_t creation, const 
     ck_assert_int_eq(gr_dist_monitor_nodes(n->d, gr_probe_pid(n->probe), true), 0);
     ck_assert_int_eq(gr_dist_start(n->d), 0);
     ck_assert_uint_ne(gr_dist_port(n->d), 0);
+}
+
+static void node_start_opts(node *n, const char *name, uint32_t creation, const gr_cookie *cookie,
+                            const node *seed, unsigned detection_ms, size_t out_high)
+{
+    node_start_proto(n, name, creation, cookie, seed, detection_ms, out_high, NULL);
 }
 
 static void node_start_full(node *n, const char *name, uint32_t creation, const gr_cookie *cookie,
@@ -290,7 +302,7 @@ static bool wait_join(node *n, uint64_t tag, unsigned ms, got *g)
 /* [1, "x"] */
 static const uint8_t ARGS[] = {0x92, 0x01, 0xa1, 'x'};
 
-static void mesh2(node *a, node *b)
+static void mesh_of_two(node *a, node *b)
 {
     node_start(a, "a@127.0.0.1", NULL);
     node_start(b, "b@127.0.0.1", a);
@@ -414,7 +426,7 @@ START_TEST(test_rpc_round_trip)
     girder_pid me;
     got g;
 
-    mesh2(&a, &b);
+    mesh_of_two(&a, &b);
     me = gr_probe_pid(a.probe);
     ck_assert_int_eq(
         gr_dist_call(a.d, "b@127.0.0.1", "test", "echo", ARGS, sizeof(ARGS), 5000, me, 7), 0);
@@ -456,7 +468,7 @@ START_TEST(test_rpc_timeout_once)
     uint64_t t0;
     got g;
 
-    mesh2(&a, &b);
+    mesh_of_two(&a, &b);
     t0 = now_ms();
     ck_assert_int_eq(gr_dist_call(a.d, "b@127.0.0.1", "test", "never", ARGS, sizeof(ARGS), 300,
                                   gr_probe_pid(a.probe), 11),
@@ -504,7 +516,7 @@ START_TEST(test_call_answered_on_nodedown)
     node a, b;
     got g;
 
-    mesh2(&a, &b);
+    mesh_of_two(&a, &b);
     ck_assert_int_eq(gr_dist_call(a.d, "b@127.0.0.1", "test", "never", ARGS, sizeof(ARGS), 60000,
                                   gr_probe_pid(a.probe), 13),
                      0);
@@ -808,6 +820,132 @@ START_TEST(test_hidden_client_rpc)
 }
 END_TEST
 
+/* ---- a frame kind registered through the table ---------------------------------------- */
+
+#define TEST_KIND 20         /* no girder.proto field: seen by on_packed only */
+#define TEST_KIND_MEMBERS 21 /* the same, members only */
+#define TEST_KIND_UNKNOWN 22 /* registered by nobody */
+
+/* The test protocol: echo the frame back through the one send call. */
+static int echo_packed(dist_conn *c, const uint8_t *frame, size_t len)
+{
+    int r = gr_dist_conn_send(c, DIST_LANE_CTRL, &(dist_piece){.p = frame, .len = len}, 1);
+
+    return r < 0 ? r : 1;
+}
+
+static const dist_kind test_kinds[] = {
+    {.kind = TEST_KIND, .on_packed = echo_packed},
+    {.kind = TEST_KIND_MEMBERS, .members_only = true, .on_packed = echo_packed},
+};
+
+static const dist_proto test_proto = {.name = "test", .kinds = test_kinds, .nkinds = 2};
+
+/* Frame bytes of kind k (a length-delimited field k holding body). */
+static size_t kind_frame(int k, const char *body, uint8_t *out)
+{
+    size_t n = strlen(body);
+    uint32_t key = (uint32_t)k << 3 | 2u;
+
+    out[0] = (uint8_t)(key | 0x80);
+    out[1] = (uint8_t)(key >> 7);
+    out[2] = (uint8_t)n;
+    memcpy(out + 3, body, n);
+    return 3 + n;
+}
+
+static void raw_client_send_packed(raw_client *rc, const uint8_t *frame, size_t flen)
+{
+    gr_batch *b = NULL;
+    const uint8_t *rec;
+    size_t len;
+
+    ck_assert_int_eq(gr_batch_new(&rc->peer.limits, &b), 0);
+    ck_assert_int_eq(gr_batch_add_packed(b, frame, flen), 0);
+    ck_assert_int_eq(gr_record_seal(rc->tx, b, &rec, &len), 0);
+    raw_send(rc->fd, rec, len);
+    gr_batch_free(b);
+}
+
+/* Wait up to ms for a frame equal to want[0..len) (skipping heartbeats). */
+static bool raw_client_expect(raw_client *rc, const uint8_t *want, size_t want_len, unsigned ms)
+{
+    uint64_t end = now_ms() + ms;
+    uint8_t buf[4096];
+    const uint8_t *fr;
+    size_t flen, used;
+
+    while (now_ms() < end) {
+        struct pollfd p = {.fd = rc->fd, .events = POLLIN};
+        ssize_t n;
+        size_t off = 0;
+
+        if (poll(&p, 1, 50) <= 0) {
+            continue;
+        }
+        if ((n = recv(rc->fd, buf, sizeof(buf), 0)) <= 0) {
+            return false;
+        }
+        while (off < (size_t)n) {
+            ck_assert_int_eq(gr_record_feed(rc->rx, buf + off, (size_t)n - off, &used), 0);
+            off += used;
+            while (gr_record_next(rc->rx, &fr, &flen) == 1) {
+                if (flen == want_len && memcmp(fr, want, flen) == 0) {
+                    return true;
+                }
+            }
+        }
+    }
+    return false;
+}
+
+/* A protocol added through the table gets its kind's frames and answers
+ * through the one send call; a kind nobody registered is skipped with the
+ * link kept; a members-only kind from a hidden client closes that link. */
+START_TEST(test_frame_kind_table)
+{
+    static const dist_kind bad_kind = {.kind = 0};
+    static const dist_kind taken_kind = {.kind = GIRDER__FRAME__MSG_SIGNAL};
+    static const dist_proto bad = {.name = "bad", .kinds = &bad_kind, .nkinds = 1};
+    static const dist_proto taken = {.name = "taken", .kinds = &taken_kind, .nkinds = 1};
+    uint8_t fr[64], unknown[64], members[64];
+    size_t n, nu, nm;
+    raw_client rc;
+    node a;
+
+    gr_rt_config rtc = {.node_name = "x@127.0.0.1", .schedulers = 1};
+    gr_dist_config dc = {.name = "x@127.0.0.1", .cookie = &COOKIE, .listen_host = "127.0.0.1"};
+    girder_rt *rt = NULL;
+    gr_dist *d = NULL;
+
+    /* registration, before the thread starts: every kind has one owner */
+    ck_assert_int_eq(gr_rt_new(&rtc, &rt), 0);
+    dc.rt = rt;
+    ck_assert_int_eq(gr_dist_new(&dc, &d), 0);
+    ck_assert_int_eq(gr_dist_proto_add(d, &bad), -EINVAL);
+    ck_assert_int_eq(gr_dist_proto_add(d, &taken), -EEXIST); /* Signal is signal.c's */
+    ck_assert_int_eq(gr_dist_proto_add(d, &test_proto), 0);
+    ck_assert_int_eq(gr_dist_proto_add(d, &test_proto), -EEXIST);
+    d = gr_dist_free(d);
+    rt = gr_rt_free(rt);
+    /* in use */
+    node_start_proto(&a, "a@127.0.0.1", 0, &COOKIE, NULL, DETECT_MS, 0, &test_proto);
+    n = kind_frame(TEST_KIND, "ping", fr);
+    nu = kind_frame(TEST_KIND_UNKNOWN, "newer peer", unknown);
+    nm = kind_frame(TEST_KIND_MEMBERS, "members", members);
+    raw_client_open(&rc, &a, true);
+    raw_client_send_packed(&rc, unknown, nu); /* skipped: the link stays */
+    raw_client_send_packed(&rc, fr, n);
+    ck_assert(raw_client_expect(&rc, fr, n, WAIT_MS));
+    raw_client_send_packed(&rc, fr, n); /* and again: the link is still up */
+    ck_assert(raw_client_expect(&rc, fr, n, WAIT_MS));
+    raw_client_send_packed(&rc, members, nm);
+    ck_assert(raw_closed(rc.fd, WAIT_MS));
+    raw_client_close(&rc);
+    node_stop(&a);
+}
+END_TEST
+
 START_TEST(test_garbage_closes_only_that_connection)
 {
     node a, b;
@@ -818,7 +956,7 @@ START_TEST(test_garbage_closes_only_that_connection)
     got g;
     int fd;
 
-    mesh2(&a, &b);
+    mesh_of_two(&a, &b);
     gr_dist_counters_get(a.d, &c0);
     for (size_t i = 0; i < sizeof(junk); i++) {
         junk[i] = (uint8_t)(i * 131u + 7u);
@@ -888,7 +1026,7 @@ START_TEST(test_unauthenticated_peers_are_bounded)
     uint64_t t0;
     got g;
 
-    mesh2(&a, &b);
+    mesh_of_two(&a, &b);
     for (int i = 0; i < N; i++) {
         fds[i] = raw_connect(gr_dist_port(a.d));
     }
@@ -916,7 +1054,7 @@ START_TEST(test_hung_peer_detected)
     node a, b;
     uint64_t t0, took;
 
-    mesh2(&a, &b);
+    mesh_of_two(&a, &b);
     while (recv_msg(&a, 50, &(got){0})) {
     }
     gr_dist_test_pause(b.d, true);
@@ -941,7 +1079,7 @@ START_TEST(test_graceful_leave)
     node a, b;
     gr_dist_counters c0, c1;
 
-    mesh2(&a, &b);
+    mesh_of_two(&a, &b);
     node_stop(&b);
     ck_assert(wait_msg(&a, "nodedown", "b@127.0.0.1", "left", WAIT_MS));
     ck_assert_int_eq(member_state(&a, "b@127.0.0.1", NULL), GR_DIST_LEFT);
@@ -963,7 +1101,7 @@ START_TEST(test_stop_with_hung_peer)
     int stopped = 0;
     got g;
 
-    mesh2(&a, &b);
+    mesh_of_two(&a, &b);
     /* [bin32 of 1 MiB] */
     args[0] = 0x91;
     args[1] = 0xc6;
@@ -1056,7 +1194,7 @@ START_TEST(test_signal_send_in_order)
     uint64_t next = 0;
     got g;
 
-    mesh2(&a, &b);
+    mesh_of_two(&a, &b);
     to = remote_pid(&a, &b, gr_probe_pid(b.probe));
     for (uint64_t i = 0; i < N; i++) {
         girder_msg *m = seq_msg(i);
@@ -1174,7 +1312,7 @@ START_TEST(test_signal_monitor_link)
     char reason[64];
     girder_msg *kill = girder_msg_atom("kill");
 
-    mesh2(&a, &b);
+    mesh_of_two(&a, &b);
     ck_assert_int_eq(gr_probe_new(b.rt, &victim), 0);
     ck_assert_int_eq(gr_probe_new(b.rt, &victim2), 0);
 
@@ -1320,7 +1458,7 @@ START_TEST(test_signal_spawn_remote)
     girder_pid child = {0, 0, 0};
     int downs = 0, exits = 0;
 
-    mesh2(&a, &b);
+    mesh_of_two(&a, &b);
     ck_assert_int_eq(girder_behaviour_register(b.rt, &crashy_beh), 0);
     ck_assert_int_eq(gr_probe_run(a.probe, do_spawn_remote, &o), 0);
     ck_assert(wait_spawn_reply(&a, o.ref, status, sizeof(status), &child, reason, sizeof(reason),
@@ -1734,6 +1872,7 @@ static Suite *dist_suite(void)
     tcase_add_test(tc, test_wrong_cookie);
     tcase_add_test(tc, test_hidden_client_rpc);
     tcase_add_test(tc, test_garbage_closes_only_that_connection);
+    tcase_add_test(tc, test_frame_kind_table);
     tcase_add_test(tc, test_handshake_timeout_is_not_a_stall);
     tcase_add_test(tc, test_unauthenticated_peers_are_bounded);
     tcase_add_test(tc, test_hung_peer_detected);

@@ -114,7 +114,9 @@ int gr_dist_large_pump(dist_conn *c)
         return 0; /* on_write or the next FragmentAck calls us again */
     }
     if (l->frag_id == 0) {
-        if ((r = gr_dist_cmd_add_bulk(c, l->cmd)) < 0) {
+        dist_piece pc[DIST_PIECES_MAX];
+
+        if ((r = gr_dist_conn_send(c, DIST_LANE_BULK, pc, gr_dist_cmd_pieces(l->cmd, pc))) < 0) {
             return r;
         }
         n = l->len;
@@ -132,7 +134,7 @@ int gr_dist_large_pump(dist_conn *c)
         fr.chunk.len = n;
         f.msg_case = GIRDER__FRAME__MSG_FRAGMENT;
         f.fragment = &fr;
-        if ((r = gr_dist_conn_add_bulk_frame(c, &f)) < 0) {
+        if ((r = gr_dist_conn_send(c, DIST_LANE_BULK, &(dist_piece){.frame = &f}, 1)) < 0) {
             return r;
         }
         c->lg_inflight += n;
@@ -193,8 +195,11 @@ void gr_dist_large_free(dist_conn *c)
     rx_reset(c);
 }
 
-int gr_dist_large_on_ack(dist_conn *c, const Girder__FragmentAck *ack)
+/* The peer acknowledged a fragment. 0 or an error (close c). */
+static int on_ack(dist_conn *c, const Girder__Frame *f)
 {
+    const Girder__FragmentAck *ack = f->fragment_ack;
+
     if (c->hidden || c->member == NULL || ack->bytes > c->lg_inflight) {
         return GR_EBADFRAME; /* more acknowledged than was sent */
     }
@@ -218,7 +223,7 @@ static int ack(dist_conn *c, uint64_t id, size_t bytes)
     a.bytes = bytes;
     f.msg_case = GIRDER__FRAME__MSG_FRAGMENT_ACK;
     f.fragment_ack = &a;
-    return gr_dist_conn_send(c, &f, true);
+    return gr_dist_conn_send(c, DIST_LANE_CTRL, &(dist_piece){.frame = &f}, 1);
 }
 
 /* Drop the reassembly under way. */
@@ -297,15 +302,16 @@ static int rx_finish(dist_conn *c)
         return gr_dist_signal_on_view(c->d, c, &sf);
     }
     if (r == 0 && (r = gr_frame_unpack(c->rx_buf, c->rx_total, &f)) == 0) {
-        r = f->msg_case == GIRDER__FRAME__MSG_SIGNAL ? gr_dist_signal_on_frame(c->d, c, f)
-                                                     : GR_EBADFRAME;
+        r = f->msg_case == GIRDER__FRAME__MSG_SIGNAL ? gr_dist_signal_on_frame(c, f) : GR_EBADFRAME;
         gr_frame_free(f);
     }
     return r;
 }
 
-int gr_dist_large_on_fragment(dist_conn *c, const Girder__Fragment *fr)
+/* A Fragment frame arrived. 0 or an error (close c). */
+static int on_fragment(dist_conn *c, const Girder__Frame *f)
 {
+    const Girder__Fragment *fr = f->fragment;
     int r;
 
     if (c->hidden || c->member == NULL || fr->id == 0) {
@@ -339,3 +345,32 @@ int gr_dist_large_on_fragment(dist_conn *c, const Girder__Fragment *fr)
     rx_reset(c);
     return r;
 }
+
+static void on_closed(dist_conn *c, int err, const char *why)
+{
+    (void)err;
+    (void)why;
+    gr_dist_large_free(c);
+}
+
+static const dist_kind large_kinds[] = {
+    {.kind = GIRDER__FRAME__MSG_FRAGMENT, .members_only = true, .on_frame = on_fragment},
+    {.kind = GIRDER__FRAME__MSG_FRAGMENT_ACK, .members_only = true, .on_frame = on_ack},
+};
+
+static size_t held(const dist_conn *c)
+{
+    return c->lg_bytes;
+}
+
+/* Large messages: fragments and their acknowledgements, between members; the
+ * lane is a paced sender (flush, held, ready). */
+const dist_proto gr_dist_large_proto = {
+    .name = "large",
+    .kinds = large_kinds,
+    .nkinds = sizeof(large_kinds) / sizeof(large_kinds[0]),
+    .closed = on_closed,
+    .flush = gr_dist_large_pump,
+    .held = held,
+    .ready = gr_dist_large_can_pump,
+};

@@ -376,7 +376,7 @@ static void send_list(gr_dist *d, dist_conn *c, dist_member **list, size_t n, bo
         ml.full = full;
         f.msg_case = GIRDER__FRAME__MSG_MEMBERS;
         f.members = &ml;
-        (void)gr_dist_conn_send(c, &f, true);
+        (void)gr_dist_conn_send(c, DIST_LANE_CTRL, &(dist_piece){.frame = &f}, 1);
     }
     free(mv);
     free(mp);
@@ -427,7 +427,7 @@ static void send_join(gr_dist *d, dist_conn *c)
     jn.member = &self;
     f.msg_case = GIRDER__FRAME__MSG_JOIN;
     f.join = &jn;
-    (void)gr_dist_conn_send(c, &f, true);
+    (void)gr_dist_conn_send(c, DIST_LANE_CTRL, &(dist_piece){.frame = &f}, 1);
 }
 
 void gr_dist_mem_leave_all(gr_dist *d)
@@ -441,7 +441,7 @@ void gr_dist_mem_leave_all(gr_dist *d)
     for (dist_conn *c = d->conns; c; c = c->next) {
         if (c->state == CONN_UP && !c->hidden) {
             c->drained_close = true;
-            (void)gr_dist_conn_send(c, &f, true);
+            (void)gr_dist_conn_send(c, DIST_LANE_CTRL, &(dist_piece){.frame = &f}, 1);
         }
     }
 }
@@ -638,8 +638,11 @@ static void on_gossip(gr_dist *d, const Girder__Member *mm)
     gr_dist_mem_publish(d);
 }
 
-int gr_dist_mem_on_frame(gr_dist *d, dist_conn *c, const Girder__Frame *f)
+/* Members, Join, Leave from member link c. 0 or an error (close c). */
+static int on_frame(dist_conn *c, const Girder__Frame *f)
 {
+    gr_dist *d = c->d;
+
     switch (f->msg_case) {
     case GIRDER__FRAME__MSG_MEMBERS:
         for (size_t i = 0; i < f->members->n_members; i++) {
@@ -695,3 +698,30 @@ int gr_dist_mem_on_frame(gr_dist *d, dist_conn *c, const Girder__Frame *f)
         return 0;
     }
 }
+
+static void on_member_up(dist_conn *c)
+{
+    (void)gr_dist_mem_link_up(c->d, c);
+}
+
+static void on_closed(dist_conn *c, int err, const char *why)
+{
+    if (c->member) {
+        gr_dist_mem_link_down(c->d, c, err, why);
+    }
+}
+
+/* Membership: its kinds come from members only (a hidden client never is one). */
+static const dist_kind mem_kinds[] = {
+    {.kind = GIRDER__FRAME__MSG_MEMBERS, .members_only = true, .on_frame = on_frame},
+    {.kind = GIRDER__FRAME__MSG_JOIN, .members_only = true, .on_frame = on_frame},
+    {.kind = GIRDER__FRAME__MSG_LEAVE, .members_only = true, .on_frame = on_frame},
+};
+
+const dist_proto gr_dist_mem_proto = {
+    .name = "members",
+    .kinds = mem_kinds,
+    .nkinds = sizeof(mem_kinds) / sizeof(mem_kinds[0]),
+    .member_up = on_member_up,
+    .closed = on_closed,
+};

@@ -16,7 +16,11 @@
  * - Incoming requests are counted per link (inflight) so the silence rule can
  *   spare a hidden client waiting on a long request.
  *
- * Threading: dist thread only (gr_dist_rpc_answer_err lives in dist.c).
+ * - The answers a caller gets, ["$rpc", Tag, Status, Result-or-reason], are
+ *   built here only (answer_ok, gr_dist_rpc_answer_err).
+ *
+ * Threading: dist thread only, but gr_dist_rpc_answer_err (any thread: it
+ * touches no dist state; gr_dist_stop answers queued calls with it).
  */
 #include "dist/dist_int.h"
 
@@ -38,8 +42,11 @@ static bool is_array(const uint8_t *buf, size_t len)
     return len > 0 && ((buf[0] & 0xf0) == 0x90 || buf[0] == 0xdc || buf[0] == 0xdd);
 }
 
-/* ["$rpc", tag, 0, Result] with Result the raw term (nil if empty). */
-static void answer_ok(gr_dist *d, girder_pid to, uint64_t tag, const uint8_t *res, size_t len)
+/* ["$rpc", tag, status, X] to `to`: X is the raw term res[0..len) (nil if
+ * empty) when status is 0, else the error's id. Dropped if `to` is gone or
+ * memory is short (the caller's own deadline then answers, if it set one). */
+static void answer(gr_dist *d, girder_pid to, uint64_t tag, int status, const uint8_t *res,
+                   size_t len)
 {
     msgpack_sbuffer sb;
     msgpack_packer pk;
@@ -50,8 +57,12 @@ static void answer_ok(gr_dist *d, girder_pid to, uint64_t tag, const uint8_t *re
     msgpack_pack_array(&pk, 4);
     msgpack_pack_str_with_body(&pk, "$rpc", 4);
     msgpack_pack_uint64(&pk, tag);
-    msgpack_pack_int(&pk, 0);
-    if (len) {
+    msgpack_pack_int(&pk, status);
+    if (status != 0) {
+        const char *id = gr_errid(status);
+
+        msgpack_pack_str_with_body(&pk, id, strlen(id));
+    } else if (len) {
         msgpack_sbuffer_write(&sb, (const char *)res, len);
     } else {
         msgpack_pack_nil(&pk);
@@ -61,6 +72,17 @@ static void answer_ok(gr_dist *d, girder_pid to, uint64_t tag, const uint8_t *re
     if (m && gr_rt_send(d->rt, to, m) < 0) {
         girder_msg_unref(m);
     }
+}
+
+/* ["$rpc", tag, 0, Result] with Result the raw term (nil if empty). */
+static void answer_ok(gr_dist *d, girder_pid to, uint64_t tag, const uint8_t *res, size_t len)
+{
+    answer(d, to, tag, 0, res, len);
+}
+
+void gr_dist_rpc_answer_err(gr_dist *d, girder_pid to, uint64_t tag, int status)
+{
+    answer(d, to, tag, status, NULL, 0);
 }
 
 static void send_reply(dist_conn *c, uint64_t ref, int status, const uint8_t *res, size_t len)
@@ -83,12 +105,13 @@ static void send_reply(dist_conn *c, uint64_t ref, int status, const uint8_t *re
     f.msg_case = GIRDER__FRAME__MSG_RPC_REPLY;
     f.rpc_reply = &rp;
     /* small replies ride the control lane; large ones must not hold it up */
-    if ((r = gr_dist_conn_send(c, &f, len < DIST_SMALL_REPLY)) == GR_EFRAMETOOBIG) {
+    if ((r = gr_dist_conn_send(c, len < DIST_SMALL_REPLY ? DIST_LANE_CTRL : DIST_LANE_BULK,
+                               &(dist_piece){.frame = &f}, 1)) == GR_EFRAMETOOBIG) {
         rp.status = r;
         rp.result.data = NULL;
         rp.result.len = 0;
         rp.reason = (char *)gr_errid(r);
-        (void)gr_dist_conn_send(c, &f, true);
+        (void)gr_dist_conn_send(c, DIST_LANE_CTRL, &(dist_piece){.frame = &f}, 1);
     }
 }
 
@@ -217,7 +240,7 @@ void gr_dist_rpc_call_cmd(gr_dist *d, dist_cmd *cmd)
     q.deadline_ms = cmd->timeout_ms;
     f.msg_case = GIRDER__FRAME__MSG_RPC_REQUEST;
     f.rpc_request = &q;
-    if ((r = gr_dist_conn_send(k->conn, &f, false)) < 0) {
+    if ((r = gr_dist_conn_send(k->conn, DIST_LANE_BULK, &(dist_piece){.frame = &f}, 1)) < 0) {
         call_free(k);
         gr_dist_rpc_answer_err(d, cmd->reply_to, cmd->tag, r == GR_EFRAMETOOBIG ? r : GR_ENOCONN);
         return;
@@ -248,13 +271,15 @@ static void on_reply(gr_dist *d, dist_conn *c, const Girder__RpcReply *rp)
     call_free(k);
 }
 
-int gr_dist_rpc_on_frame(gr_dist *d, dist_conn *c, const Girder__Frame *f)
+static int on_request_frame(dist_conn *c, const Girder__Frame *f)
 {
-    if (f->msg_case == GIRDER__FRAME__MSG_RPC_REQUEST) {
-        on_request(d, c, f->rpc_request);
-    } else if (f->msg_case == GIRDER__FRAME__MSG_RPC_REPLY) {
-        on_reply(d, c, f->rpc_reply);
-    }
+    on_request(c->d, c, f->rpc_request);
+    return 0;
+}
+
+static int on_reply_frame(dist_conn *c, const Girder__Frame *f)
+{
+    on_reply(c->d, c, f->rpc_reply);
     return 0;
 }
 
@@ -268,3 +293,24 @@ void gr_dist_rpc_conn_closed(dist_conn *c, int err)
         call_free(k);
     }
 }
+
+static void on_closed(dist_conn *c, int err, const char *why)
+{
+    (void)err;
+    (void)why;
+    gr_dist_rpc_conn_closed(c, GR_ENOCONN);
+}
+
+/* rpc: requests from members and hidden clients (the CLI), replies only from
+ * members (a client is never called). */
+static const dist_kind rpc_kinds[] = {
+    {.kind = GIRDER__FRAME__MSG_RPC_REQUEST, .on_frame = on_request_frame},
+    {.kind = GIRDER__FRAME__MSG_RPC_REPLY, .members_only = true, .on_frame = on_reply_frame},
+};
+
+const dist_proto gr_dist_rpc_proto = {
+    .name = "rpc",
+    .kinds = rpc_kinds,
+    .nkinds = sizeof(rpc_kinds) / sizeof(rpc_kinds[0]),
+    .closed = on_closed,
+};

@@ -301,9 +301,9 @@ bool gr_dist_signal_cmd(gr_dist *d, dist_cmd *cmd)
             return true;
         }
     } else {
-        r = gr_dist_conn_send_packed2(c, cmd->data, cmd->head_len,
-                                      cmd->payload ? girder_msg_data(cmd->payload) : NULL,
-                                      cmd->len - cmd->head_len, cmd->payload, false);
+        dist_piece pc[DIST_PIECES_MAX];
+
+        r = gr_dist_conn_send(c, DIST_LANE_BULK, pc, gr_dist_cmd_pieces(cmd, pc));
     }
     if (r < 0) {
         DIST_CTR_ADD(d, signals_lost, 1);
@@ -327,11 +327,15 @@ const uint8_t *gr_dist_cmd_span(const dist_cmd *cmd, size_t off, size_t *io_n)
     return (const uint8_t *)girder_msg_data(cmd->payload) + (off - cmd->head_len);
 }
 
-int gr_dist_cmd_add_bulk(dist_conn *c, const dist_cmd *cmd)
+size_t gr_dist_cmd_pieces(const dist_cmd *cmd, dist_piece ret_pieces[DIST_PIECES_MAX])
 {
-    return gr_dist_conn_add_bulk(c, cmd->data, cmd->head_len,
-                                 cmd->payload ? girder_msg_data(cmd->payload) : NULL,
-                                 cmd->len - cmd->head_len, cmd->payload);
+    ret_pieces[0] = (dist_piece){.p = cmd->data, .len = cmd->head_len};
+    if (cmd->payload == NULL) {
+        return 1; /* the whole frame is in data */
+    }
+    ret_pieces[1] = (dist_piece){
+        .p = girder_msg_data(cmd->payload), .len = cmd->len - cmd->head_len, .msg = cmd->payload};
+    return 2;
 }
 
 void gr_dist_signal_packed(gr_dist *d, uint32_t node_idx, girder_pid from, const uint8_t *frame,
@@ -343,7 +347,7 @@ void gr_dist_signal_packed(gr_dist *d, uint32_t node_idx, girder_pid from, const
 
     if (c != NULL && c->state == CONN_UP && c->lg_head == NULL && len <= c->peer.limits.max_frame) {
         /* the common case: straight onto the bulk lane */
-        if (gr_dist_conn_send_packed(c, frame, len, false) < 0) {
+        if (gr_dist_conn_send(c, DIST_LANE_BULK, &(dist_piece){.p = frame, .len = len}, 1) < 0) {
             DIST_CTR_ADD(d, signals_lost, 1);
             return;
         }
@@ -474,7 +478,7 @@ static int deliver(gr_dist *d, dist_conn *c, const gr_sigframe *s, girder_msg **
     return r;
 }
 
-int gr_dist_signal_on_frame(gr_dist *d, dist_conn *c, const Girder__Frame *f)
+int gr_dist_signal_on_frame(dist_conn *c, const Girder__Frame *f)
 {
     const Girder__Signal *s = f->signal;
     gr_sigframe v = {0};
@@ -496,5 +500,50 @@ int gr_dist_signal_on_frame(gr_dist *d, dist_conn *c, const Girder__Frame *f)
     v.flags = s->flags;
     v.behaviour = s->behaviour;
     v.behaviour_len = s->behaviour ? strlen(s->behaviour) : 0;
-    return gr_dist_signal_on_view(d, c, &v);
+    return gr_dist_signal_on_view(c->d, c, &v);
 }
+
+/* The common case: a canonical Signal frame, read in place (sigframe.h). 1
+ * handled, 0 not canonical (protobuf-c decodes it: on_frame), or an error. */
+static int on_packed(dist_conn *c, const uint8_t *frame, size_t len)
+{
+    gr_sigframe sf;
+    int r;
+
+    if ((r = gr_sigframe_view(frame, len, &sf)) != 1) {
+        return r;
+    }
+    return (r = gr_dist_signal_on_view(c->d, c, &sf)) < 0 ? r : 1;
+}
+
+/* A Signal frame whose payload the record layer put in message m: head is the
+ * frame up to the payload. Takes m. */
+static int on_split(dist_conn *c, const uint8_t *head, size_t head_len, girder_msg *m)
+{
+    gr_sigframe sf;
+    int r;
+
+    r = gr_sigframe_view_split(head, head_len, girder_msg_data(m), girder_msg_size(m), &sf);
+    if (r != 1) {
+        girder_msg_unref(m);
+        return r < 0 ? r : GR_EBADFRAME; /* its layout said canonical Signal */
+    }
+    return gr_dist_signal_deliver(c->d, c, &sf, m);
+}
+
+/* Signals: only between members; big payloads are received into their
+ * messages (payload_at, on_split). */
+static const dist_kind signal_kinds[] = {
+    {.kind = GIRDER__FRAME__MSG_SIGNAL,
+     .members_only = true,
+     .on_packed = on_packed,
+     .on_frame = gr_dist_signal_on_frame,
+     .payload_at = gr_sigframe_head_len,
+     .on_split = on_split},
+};
+
+const dist_proto gr_dist_signal_proto = {
+    .name = "signal",
+    .kinds = signal_kinds,
+    .nkinds = sizeof(signal_kinds) / sizeof(signal_kinds[0]),
+};

@@ -80,6 +80,14 @@ static void sigframe_agrees(const uint8_t *fr, size_t flen)
     gr_frame_free(f);
 }
 
+/* The sink's payload_at: process signals (sigframe.h). */
+static int sig_payload_at(void *ud, const uint8_t *frame, size_t have, size_t total,
+                          size_t *ret_head)
+{
+    (void)ud;
+    return gr_sigframe_head_len(frame, have, total, ret_head);
+}
+
 /* The payload sink (gr_record_rx_set_sink): plain malloc'd buffers. */
 static void *sink_alloc(void *ud, size_t len, uint8_t **ret_dst)
 {
@@ -110,7 +118,7 @@ static void drain(gr_record_rx *rx)
     size_t flen;
     gr_record_payload pl;
 
-    while (gr_record_next2(rx, &fr, &flen, &pl) == 1) {
+    while (gr_record_next_split(rx, &fr, &flen, &pl) == 1) {
         uint8_t *whole;
         gr_sigframe v;
 
@@ -185,7 +193,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     if (size % 2) { /* half the inputs: big payloads go to a sink (min 16 bytes) */
-        static const gr_record_sink sink = {16, sink_alloc, sink_drop, NULL};
+        static const gr_record_sink sink = {
+            .min = 16, .payload_at = sig_payload_at, .alloc = sink_alloc, .drop = sink_drop};
 
         (void)gr_record_rx_set_sink(rx, &sink);
     }
