@@ -43,7 +43,17 @@
     X(GR_EBADNODE, -5024, "bad_node_name", "malformed node name")                                  \
     X(GR_EOVERLOAD, -5025, "overload", "peer link is overloaded")                                  \
     X(GR_ENOCOOKIE, -5026, "no_cookie", "cookie is missing or empty")                              \
-    X(GR_EREJECTED, -5027, "rejected", "peer rejected the handshake")
+    X(GR_EREJECTED, -5027, "rejected", "peer rejected the handshake")                              \
+    X(GR_ENOTABLE, -5028, "no_table", "no such table")                                             \
+    X(GR_ETABLEEXISTS, -5029, "table_exists", "table already exists")                              \
+    X(GR_EFULL, -5030, "table_full", "table is full (max_entries or max_bytes)")                   \
+    X(GR_EWRONGTYPE, -5031, "wrong_type", "operation does not fit the key's value type")           \
+    X(GR_ECASMISMATCH, -5032, "cas_mismatch", "key's version differs from the expected one")       \
+    X(GR_EBADTABLENAME, -5033, "bad_table_name", "bad table name")                                 \
+    X(GR_ETOOBIG, -5034, "too_large", "key or value exceeds the size limit")                       \
+    X(GR_ENOKEY, -5035, "not_found", "no such key")                                                \
+    X(GR_EKEYEXISTS, -5036, "key_exists", "key already exists")                                    \
+    X(GR_ECORRUPT, -5037, "corrupt", "stored data is corrupt")
 
 enum {
 #define GR_ERR_ENUM(name, value, id, msg) name = (value),
