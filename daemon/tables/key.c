@@ -543,10 +543,32 @@ static int cmp_term(const uint8_t **pa, const uint8_t *ea, const uint8_t **pb, c
     }
 }
 
+/* The payload of a canonical fixstr or str8 key (the common string keys). */
+static int short_str(const uint8_t *p, size_t len, const uint8_t **ret_pay, uint32_t *ret_n)
+{
+    if ((p[0] & 0xe0) == 0xa0) {
+        *ret_pay = p + 1;
+        *ret_n = p[0] & 0x1f;
+        return 1;
+    }
+    if (p[0] == 0xd9 && len >= 2) {
+        *ret_pay = p + 2;
+        *ret_n = p[1];
+        return 1;
+    }
+    return 0;
+}
+
 int gr_tkey_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
 {
     const uint8_t *pa = a, *pb = b;
+    uint32_t na, nb;
 
+    if (short_str(a, alen, &pa, &na) && short_str(b, blen, &pb, &nb)) {
+        return cmp_bytes(pa, na, pb, nb); /* fast path: same order as cmp_term */
+    }
+    pa = a;
+    pb = b;
     if (alen == blen && memcmp(a, b, alen) == 0) {
         return 0;
     }

@@ -66,6 +66,7 @@ struct gr_table {
     gr_wal *wal;             /* disk: the log */
     pthread_mutex_t snap_mu; /* one snapshot at a time */
     int load_error;          /* failed disk table: why; no shards then */
+    _Atomic bool dropped;    /* dropped: its directory is gone (or reused), never written */
 };
 
 struct gr_tables {
@@ -1052,6 +1053,7 @@ int gr_tables_drop(gr_tables *ts, const char *name)
     if (!t) {
         return GR_ENOTABLE;
     }
+    atomic_store(&t->dropped, true);
     if (t->dir) {
         /* meta first: a crash mid-way leaves a directory that is not a table */
         char *meta;
@@ -1235,8 +1237,8 @@ static int finish(gr_table *t, gr_wal_batch *tk, int r)
     if (r == 0 && w < 0) {
         r = w;
     }
-    if (r == 0 && t->wal && gr_wal_bytes(t->wal) >= t->opts.snapshot_bytes &&
-        pthread_mutex_trylock(&t->snap_mu) == 0) {
+    if (r == 0 && t->wal && !atomic_load(&t->dropped) &&
+        gr_wal_bytes(t->wal) >= t->opts.snapshot_bytes && pthread_mutex_trylock(&t->snap_mu) == 0) {
         pthread_mutex_unlock(&t->snap_mu);
         gr_table_snapshot(t); /* errors are logged; the log stays valid */
     }
@@ -1270,13 +1272,7 @@ int gr_table_put(gr_table *t, const void *key, size_t klen, const void *val, siz
     ttl = (how->flags & GR_TPUT_TTL) ? how->ttl_ms : t->opts.default_ttl_ms;
     s = shard_of(t, k.hash);
     pthread_rwlock_wrlock(&s->lock);
-    old = st_find(t, s, &k);
-    if (old && expired(old, now)) {
-        /* An expired entry counts as absent; it is replaced below. */
-        if ((how->flags & GR_TPUT_CAS) && how->version == 0) {
-            goto write;
-        }
-    }
+    old = st_find(t, s, &k); /* an expired entry counts as absent; it is replaced below */
     if ((how->flags & GR_TPUT_IF_ABSENT) && old && !expired(old, now)) {
         r = GR_EKEYEXISTS;
         goto out;
@@ -1289,7 +1285,6 @@ int gr_table_put(gr_table *t, const void *key, size_t klen, const void *val, siz
             goto out;
         }
     }
-write:
     sp = (ent_spec){.key = k.p,
                     .klen = k.len,
                     .hash = k.hash,
@@ -1719,6 +1714,9 @@ int gr_table_snapshot(gr_table *t)
 
     if (!t->wal) {
         return 0;
+    }
+    if (atomic_load(&t->dropped)) {
+        return GR_ENOTABLE; /* its directory may belong to a new table of that name */
     }
     pthread_mutex_lock(&t->snap_mu);
     /* Every record applied before the rotation is in an older segment; the
