@@ -36,7 +36,8 @@
 #define DEADLINE_ATOM "$rpc_deadline"
 
 static const gr_rpc_module *const modules[] = {
-    &gr_rpc_mod_node, &gr_rpc_mod_sys, &gr_rpc_mod_rpc, &gr_rpc_mod_proc, &gr_rpc_mod_bench,
+    &gr_rpc_mod_node, &gr_rpc_mod_sys,   &gr_rpc_mod_rpc,
+    &gr_rpc_mod_proc, &gr_rpc_mod_bench, &gr_rpc_mod_table,
 };
 
 /* Calls waiting for their worker's init: a singly linked list (short: a call
@@ -54,6 +55,8 @@ struct gr_rpc {
     void (*leave_fn)(void *ud);
     void *leave_ud;
     gr_dist *dist;        /* set before dist starts; read-only afterwards */
+    gr_tables *tables;    /* module `table`'s engine */
+    bool own_tables;      /* made here (memory only): freed here */
     pthread_mutex_t lock; /* guards parked */
     parked *parked;
     atomic_uint_fast64_t next_id;
@@ -673,6 +676,22 @@ int gr_rpc_new(const gr_rpc_config *cfg, gr_rpc **ret_rpc)
         free(rpc);
         return r;
     }
+    rpc->tables = cfg->tables;
+    if (!rpc->tables) {
+        /* Origin id of this node's writes: a hash of its name (FNV-1a). */
+        const char *name = gr_rt_node_name(cfg->rt);
+        gr_tables_config tc = {.node_id = 0xcbf29ce484222325ull};
+
+        for (const char *p = name; p && *p; p++) {
+            tc.node_id = (tc.node_id ^ (uint8_t)*p) * 0x100000001b3ull;
+        }
+        tc.node_id |= 1;
+        if (gr_tables_new(&tc, &rpc->tables) == 0) {
+            rpc->own_tables = true;
+        } else {
+            rpc->tables = NULL; /* module `table` then answers no_table */
+        }
+    }
     *ret_rpc = rpc;
     return 0;
 }
@@ -701,7 +720,15 @@ gr_rpc *gr_rpc_free(gr_rpc *rpc)
         call_free(p->call);
         free(p);
     }
+    if (rpc->own_tables) {
+        gr_tables_free(rpc->tables);
+    }
     pthread_mutex_destroy(&rpc->lock);
     free(rpc);
     return NULL;
+}
+
+gr_tables *gr_rpc_tables(const gr_rpc *rpc)
+{
+    return rpc->tables;
 }

@@ -21,6 +21,7 @@
  *   sys   version, uptime, schedulers, processes, memory, info, counters
  *   rpc   call, cast, multicall, latency
  *   proc  spawn, list, snapshot, info, kill, register, whereis, send, call
+ *   table create, drop, list, info, get, mget, put, del, incr, count, scan
  *
  * Threading: gr_rpc_dispatch runs on the dist thread; workers on schedulers;
  * the call table between them is mutex-protected. The gr_rpc outlives every
@@ -31,6 +32,7 @@
 
 #include "dist/dist.h"
 #include "girder/girder.h"
+#include "tables/tables.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -53,6 +55,10 @@ typedef struct gr_rpc_config {
      * raises SIGTERM (a graceful stop). NULL: node.leave answers an error. */
     void (*leave_fn)(void *ud);
     void *leave_ud;
+    /* The node's tables (module `table`), owned by the caller and alive until
+     * gr_rpc_free. NULL: the rpc makes a memory-only engine of its own (no
+     * disk tables), named after the node. */
+    gr_tables *tables;
 } gr_rpc_config;
 
 /* Create; registers the worker behaviour on rt. 0, -EINVAL, -ENOMEM, -EEXIST. */
