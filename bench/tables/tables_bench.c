@@ -8,7 +8,8 @@
  * For each layout (set with 16 shards, set with 1 shard = one table-wide
  * rwlock, ordered_set = one skiplist under a rwlock): preload N keys
  * ("key:%08d" strings, small int values), then time random gets and puts of
- * existing keys from 1 and from 2 threads (each thread --ops operations).
+ * existing keys from 1 and from 2 threads (each thread --ops operations):
+ * ops/s of wall time, and ops per CPU second of the threads doing them.
  * Then memory per entry, and, with --dir, durable puts with fsync `always`
  * from --writers threads: puts/s and puts per fsync (group commit).
  * Output: key=value lines on stdout.
@@ -38,6 +39,7 @@ typedef struct job {
     uint64_t seed;    /* random state */
     uint64_t misses;  /* gets that found nothing (must stay 0) */
     uint64_t off;     /* key offset (durable writers: disjoint keys) */
+    double cpu;       /* thread CPU seconds spent */
 } job;
 
 static double now_s(void)
@@ -48,9 +50,18 @@ static double now_s(void)
     return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
+static double cpu_s(void)
+{
+    struct timespec t;
+
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
 static void *worker(void *arg)
 {
     job *j = arg;
+    double c0 = cpu_s();
     gr_tbuf b = {0};
     uint8_t val[1] = {0x2a};
     uint64_t x = j->seed;
@@ -71,18 +82,24 @@ static void *worker(void *arg)
         }
     }
     gr_tbuf_free(&b);
+    j->cpu = cpu_s() - c0;
     return NULL;
 }
 
-static double run(gr_table *t, const kbuf *keys, uint32_t nkeys, uint64_t ops, int put, int threads)
+/* Runs the job; returns ops/s of wall time, *ret_cpu ops per CPU second
+ * (the rate a thread gets when it has a core to itself: on a loaded machine
+ * the wall figure mostly measures the other load). */
+static double run(gr_table *t, const kbuf *keys, uint32_t nkeys, uint64_t ops, int put, int threads,
+                  double *ret_cpu)
 {
+    double cpu = 0;
     pthread_t th[64];
     job j[64];
     double t0, dt;
     uint64_t misses = 0;
 
     for (int i = 0; i < threads; i++) {
-        j[i] = (job){t, keys, nkeys, ops, put, 0x9e3779b97f4a7c15ull * (uint64_t)(i + 1), 0, 0};
+        j[i] = (job){t, keys, nkeys, ops, put, 0x9e3779b97f4a7c15ull * (uint64_t)(i + 1), 0, 0, 0};
     }
     t0 = now_s();
     for (int i = 0; i < threads; i++) {
@@ -91,6 +108,10 @@ static double run(gr_table *t, const kbuf *keys, uint32_t nkeys, uint64_t ops, i
     for (int i = 0; i < threads; i++) {
         pthread_join(th[i], NULL);
         misses += j[i].misses;
+        cpu += j[i].cpu;
+    }
+    if (ret_cpu) {
+        *ret_cpu = (double)ops * threads / cpu;
     }
     dt = now_s() - t0;
     if (misses) {
@@ -160,8 +181,14 @@ int main(int argc, char **argv)
         printf("%s_bytes_per_entry=%.1f\n", layouts[l].name,
                (double)info.bytes / (double)info.entries);
         for (int th = 1; th <= 2; th++) {
-            printf("%s_get_%dt=%.0f\n", layouts[l].name, th, run(t, keys, nkeys, ops, 0, th));
-            printf("%s_put_%dt=%.0f\n", layouts[l].name, th, run(t, keys, nkeys, ops, 1, th));
+            double w, c;
+
+            w = run(t, keys, nkeys, ops, 0, th, &c);
+            printf("%s_get_%dt=%.0f\n%s_get_%dt_per_cpu_s=%.0f\n", layouts[l].name, th, w,
+                   layouts[l].name, th, c);
+            w = run(t, keys, nkeys, ops, 1, th, &c);
+            printf("%s_put_%dt=%.0f\n%s_put_%dt_per_cpu_s=%.0f\n", layouts[l].name, th, w,
+                   layouts[l].name, th, c);
             fflush(stdout);
         }
         gr_table_close(t);
@@ -178,7 +205,7 @@ int main(int argc, char **argv)
         if (gr_tables_create(ts, "durable", &o) < 0 || gr_tables_open(ts, "durable", &t) < 0) {
             return 1;
         }
-        rate = run(t, keys, nkeys, dops, 1, writers);
+        rate = run(t, keys, nkeys, dops, 1, writers, NULL);
         gr_table_info_get(t, &info);
         printf("durable_always_%dw_puts=%.0f\n", writers, rate);
         printf("durable_always_%dw_puts_per_fsync=%.1f\n", writers,

@@ -11,6 +11,7 @@
  *              "max_value": N, "shards": N}
  *   table.drop(Name)                  -> "ok"
  *   table.list()                      -> [Name, ...]
+ *   table.infos()                     -> [Info, ...] (every table, by name)
  *   table.info(Name)                  -> {"name", "kind", "durability", "fsync", "entries",
  *                                         "bytes", "bytes_per_entry", "max_entries",
  *                                         "max_bytes", "cache", "ttl_ms", "evictions",
@@ -277,6 +278,47 @@ static int t_list(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
     return answer_sb(c, &sb);
 }
 
+static void pack_info(msgpack_packer *pk, const gr_table_info *i)
+{
+    msgpack_pack_map(pk, 18);
+    pk_str(pk, "name");
+    pk_str(pk, i->name);
+    pk_str(pk, "kind");
+    pk_str(pk, kinds[i->opts.kind]);
+    pk_str(pk, "durability");
+    pk_str(pk, durs[i->opts.durability]);
+    pk_str(pk, "fsync");
+    if (i->opts.durability == GR_TABLE_DISK) {
+        pk_str(pk, syncs[i->opts.fsync]);
+    } else {
+        msgpack_pack_nil(pk);
+    }
+    pk_kv(pk, "entries", i->entries);
+    pk_kv(pk, "bytes", i->bytes);
+    pk_kv(pk, "bytes_per_entry", i->entries ? i->bytes / i->entries : 0);
+    pk_kv(pk, "max_entries", i->opts.max_entries);
+    pk_kv(pk, "max_bytes", i->opts.max_bytes);
+    pk_str(pk, "cache");
+    if (i->opts.cache) {
+        msgpack_pack_true(pk);
+    } else {
+        msgpack_pack_false(pk);
+    }
+    pk_kv(pk, "ttl_ms", i->opts.default_ttl_ms);
+    pk_kv(pk, "evictions", i->evictions);
+    pk_kv(pk, "expired", i->expired);
+    pk_kv(pk, "wal_bytes", i->wal_bytes);
+    pk_kv(pk, "wal_records", i->wal_records);
+    pk_kv(pk, "fsyncs", i->fsyncs);
+    pk_kv(pk, "snapshots", i->snapshots);
+    pk_str(pk, "error");
+    if (i->load_error) {
+        pk_str(pk, gr_errid(i->load_error));
+    } else {
+        msgpack_pack_nil(pk);
+    }
+}
+
 static int t_info(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
 {
     char name[GR_TABLE_NAME_MAX + 1];
@@ -297,43 +339,62 @@ static int t_info(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
     }
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 18);
-    pk_str(&pk, "name");
-    pk_str(&pk, i.name);
-    pk_str(&pk, "kind");
-    pk_str(&pk, kinds[i.opts.kind]);
-    pk_str(&pk, "durability");
-    pk_str(&pk, durs[i.opts.durability]);
-    pk_str(&pk, "fsync");
-    if (i.opts.durability == GR_TABLE_DISK) {
-        pk_str(&pk, syncs[i.opts.fsync]);
-    } else {
-        msgpack_pack_nil(&pk);
+    pack_info(&pk, &i);
+    return answer_sb(c, &sb);
+}
+
+/* Names collected from gr_tables_list. */
+typedef struct names {
+    char (*v)[GR_TABLE_NAME_MAX + 1]; /* names */
+    size_t n;                         /* used */
+    size_t cap;                       /* allocated */
+} names;
+
+static void name_one(void *ud, const char *name)
+{
+    names *ns = ud;
+
+    if (ns->n < ns->cap) {
+        snprintf(ns->v[ns->n++], sizeof(ns->v[0]), "%s", name);
     }
-    pk_kv(&pk, "entries", i.entries);
-    pk_kv(&pk, "bytes", i.bytes);
-    pk_kv(&pk, "bytes_per_entry", i.entries ? i.bytes / i.entries : 0);
-    pk_kv(&pk, "max_entries", i.opts.max_entries);
-    pk_kv(&pk, "max_bytes", i.opts.max_bytes);
-    pk_str(&pk, "cache");
-    if (i.opts.cache) {
-        msgpack_pack_true(&pk);
-    } else {
-        msgpack_pack_false(&pk);
+}
+
+static int t_infos(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
+{
+    gr_tables *ts = gr_rpc_tables(c->rpc);
+    gr_table_info *infos;
+    names ns = {0};
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    size_t n = 0;
+    int r;
+
+    if ((r = nargs(args, 0, 0)) < 0) {
+        return r;
     }
-    pk_kv(&pk, "ttl_ms", i.opts.default_ttl_ms);
-    pk_kv(&pk, "evictions", i.evictions);
-    pk_kv(&pk, "expired", i.expired);
-    pk_kv(&pk, "wal_bytes", i.wal_bytes);
-    pk_kv(&pk, "wal_records", i.wal_records);
-    pk_kv(&pk, "fsyncs", i.fsyncs);
-    pk_kv(&pk, "snapshots", i.snapshots);
-    pk_str(&pk, "error");
-    if (i.load_error) {
-        pk_str(&pk, gr_errid(i.load_error));
-    } else {
-        msgpack_pack_nil(&pk);
+    if (!ts) {
+        return gr_rpc_answer(c, "\x90", 1);
     }
+    ns.cap = gr_tables_list(ts, NULL, NULL) + 16; /* room for tables created meanwhile */
+    if (!(ns.v = calloc(ns.cap, sizeof(ns.v[0])))) {
+        return -ENOMEM;
+    }
+    if (!(infos = calloc(ns.cap, sizeof(*infos)))) {
+        free(ns.v);
+        return -ENOMEM;
+    }
+    gr_tables_list(ts, name_one, &ns);
+    for (size_t k = 0; k < ns.n; k++) { /* a table dropped meanwhile is left out */
+        n += gr_tables_info(ts, ns.v[k], &infos[n]) == 0;
+    }
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, (uint32_t)n);
+    for (size_t k = 0; k < n; k++) {
+        pack_info(&pk, &infos[k]);
+    }
+    free(infos);
+    free(ns.v);
     return answer_sb(c, &sb);
 }
 
@@ -657,7 +718,7 @@ static const gr_rpc_fn_def table_fns[] = {
     {"create", t_create, NULL, NULL}, {"drop", t_drop, NULL, NULL}, {"list", t_list, NULL, NULL},
     {"info", t_info, NULL, NULL},     {"get", t_get, NULL, NULL},   {"mget", t_mget, NULL, NULL},
     {"put", t_put, NULL, NULL},       {"del", t_del, NULL, NULL},   {"incr", t_incr, NULL, NULL},
-    {"count", t_count, NULL, NULL},   {"scan", t_scan, NULL, NULL},
+    {"count", t_count, NULL, NULL},   {"scan", t_scan, NULL, NULL}, {"infos", t_infos, NULL, NULL},
 };
 
 const gr_rpc_module gr_rpc_mod_table = {"table", table_fns,
