@@ -20,6 +20,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static char dir[256];
@@ -43,7 +44,7 @@ static void teardown(void)
 
 static gr_tables *engine(void)
 {
-    gr_tables_config cfg = {.data_dir = dir, .node_id = 7, .now_ms = test_now};
+    gr_tables_config cfg = {.data_dir = dir, .node_id = 7, .now_ms = test_now, .maint_ms = -1};
     gr_tables *ts;
 
     ck_assert_int_eq(gr_tables_new(&cfg, &ts), 0);
@@ -518,6 +519,52 @@ START_TEST(test_drop_removes_files)
 }
 END_TEST
 
+/* Wait (bounded, 20 s) until cond holds; polling is fine here: the event is
+ * another thread's timer, the bound only catches a hang. */
+#define WAIT_UNTIL(cond)                                                                           \
+    do {                                                                                           \
+        for (int w_ = 0; w_ < 20000 && !(cond); w_++) {                                            \
+            nanosleep(&(struct timespec){0, 1000000}, NULL);                                       \
+        }                                                                                          \
+        ck_assert(cond);                                                                           \
+    } while (0)
+
+/* The background threads: the interval flusher writes and fsyncs on its own,
+ * the maintenance thread snapshots a log that crossed its size and sweeps
+ * expired entries. */
+START_TEST(test_background_threads)
+{
+    gr_tables_config cfg = {.data_dir = dir, .node_id = 7, .now_ms = test_now, .maint_ms = 5};
+    gr_tables *ts;
+    gr_table *ti, *ts2;
+    gr_table_info info;
+    gr_tput ttl = {.flags = GR_TPUT_TTL, .ttl_ms = 10};
+
+    ck_assert_int_eq(gr_tables_new(&cfg, &ts), 0);
+    ti = mkdisk(ts, "iv", (gr_table_opts){.fsync = GR_FSYNC_INTERVAL, .interval_ms = 5});
+    ts2 = mkdisk(ts, "sn", (gr_table_opts){.snapshot_bytes = 2048});
+    ck_assert_int_eq(put_i(ti, 1, 1), 0);
+    WAIT_UNTIL(fsize(path_of("iv", SEG0)) > 0);
+    gr_table_info_get(ti, &info);
+    ck_assert_uint_ge(info.fsyncs, 1);
+    for (int i = 0; i < 100; i++) {
+        ck_assert_int_eq(put_i(ts2, i, i), 0);
+    }
+    WAIT_UNTIL((gr_table_info_get(ts2, &info), info.snapshots >= 1));
+    ck_assert_int_eq(gr_table_put(ts2, T_str("e").b, 2, T_int(1).b, 1, &ttl, NULL), 0);
+    atomic_fetch_add(&test_clock, 1000);
+    WAIT_UNTIL(gr_table_count(ts2) == 100);
+    gr_table_close(ti);
+    gr_table_close(ts2);
+    gr_tables_free(ts);
+    ts = engine();
+    ts2 = open_t(ts, "sn");
+    ck_assert_uint_eq(gr_table_count(ts2), 100);
+    gr_table_close(ts2);
+    gr_tables_free(ts);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("tables_disk");
@@ -537,6 +584,7 @@ int main(void)
     tcase_add_test(tc, test_group_commit_threads);
     tcase_add_test(tc, test_interval_and_never);
     tcase_add_test(tc, test_drop_removes_files);
+    tcase_add_test(tc, test_background_threads);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

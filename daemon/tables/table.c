@@ -72,9 +72,14 @@ struct gr_table {
 struct gr_tables {
     gr_tables_config cfg; /* copy */
     char *dir;            /* DATA/tables, or NULL */
-    pthread_mutex_t mu;   /* guards the list */
+    pthread_mutex_t mu;   /* guards the list and the maintenance fields */
     gr_table *list;       /* tables */
     _Atomic uint64_t hlc; /* last HLC handed out */
+    pthread_cond_t cv;    /* wakes the maintenance thread (kick, stop) */
+    pthread_t maint;      /* maintenance thread, if maint_on */
+    bool maint_on;        /* started */
+    bool maint_stop;      /* maintenance thread: quit */
+    bool maint_kick;      /* maintenance thread: a log is over its snapshot size */
 };
 
 /* ---- small helpers ------------------------------------------------------------------------ */
@@ -888,6 +893,68 @@ static void register_locked(gr_tables *ts, gr_table *t)
     ts->list = t;
 }
 
+void gr_tables_maintain(gr_tables *ts)
+{
+    gr_table **v = NULL;
+    size_t n = 0, i = 0;
+
+    pthread_mutex_lock(&ts->mu);
+    for (gr_table *t = ts->list; t; t = t->next) {
+        n += !t->load_error;
+    }
+    if (n && (v = malloc(n * sizeof(*v)))) {
+        for (gr_table *t = ts->list; t; t = t->next) {
+            if (!t->load_error) {
+                atomic_fetch_add(&t->refs, 1);
+                v[i++] = t;
+            }
+        }
+    }
+    pthread_mutex_unlock(&ts->mu);
+    for (i = 0; v && i < n; i++) {
+        gr_table *t = v[i];
+
+        while (gr_table_expire(t, 10000) == 10000) { /* bounded steps, each under one lock */
+        }
+        if (t->wal && gr_wal_bytes(t->wal) >= t->opts.snapshot_bytes) {
+            gr_table_snapshot(t); /* errors are logged; the log stays valid */
+        }
+        table_unref(t);
+    }
+    free(v);
+}
+
+static void *maint_main(void *arg)
+{
+    gr_tables *ts = arg;
+    uint32_t period = ts->cfg.maint_ms ? (uint32_t)ts->cfg.maint_ms : 1000;
+
+    pthread_mutex_lock(&ts->mu);
+    while (!ts->maint_stop) {
+        struct timespec dl;
+
+        clock_gettime(CLOCK_REALTIME, &dl);
+        dl.tv_sec += period / 1000;
+        dl.tv_nsec += (long)(period % 1000) * 1000000L;
+        if (dl.tv_nsec >= 1000000000L) {
+            dl.tv_sec++;
+            dl.tv_nsec -= 1000000000L;
+        }
+        while (!ts->maint_stop && !ts->maint_kick &&
+               pthread_cond_timedwait(&ts->cv, &ts->mu, &dl) == 0) {
+        }
+        if (ts->maint_stop) {
+            break;
+        }
+        ts->maint_kick = false;
+        pthread_mutex_unlock(&ts->mu);
+        gr_tables_maintain(ts);
+        pthread_mutex_lock(&ts->mu);
+    }
+    pthread_mutex_unlock(&ts->mu);
+    return NULL;
+}
+
 int gr_tables_new(const gr_tables_config *cfg, gr_tables **ret_tables)
 {
     gr_tables *ts;
@@ -902,6 +969,7 @@ int gr_tables_new(const gr_tables_config *cfg, gr_tables **ret_tables)
     }
     ts->cfg = *cfg;
     pthread_mutex_init(&ts->mu, NULL);
+    pthread_cond_init(&ts->cv, NULL);
     if (cfg->data_dir) {
         if (asprintf(&ts->dir, "%s/tables", cfg->data_dir) < 0) {
             ts->dir = NULL;
@@ -969,6 +1037,15 @@ int gr_tables_new(const gr_tables_config *cfg, gr_tables **ret_tables)
         }
         closedir(d);
     }
+    if (cfg->maint_ms >= 0) {
+        int r = -pthread_create(&ts->maint, NULL, maint_main, ts);
+
+        if (r < 0) {
+            gr_tables_free(ts);
+            return r;
+        }
+        ts->maint_on = true;
+    }
     *ret_tables = ts;
     return 0;
 }
@@ -978,10 +1055,18 @@ gr_tables *gr_tables_free(gr_tables *ts)
     if (!ts) {
         return NULL;
     }
+    if (ts->maint_on) {
+        pthread_mutex_lock(&ts->mu);
+        ts->maint_stop = true;
+        pthread_cond_broadcast(&ts->cv);
+        pthread_mutex_unlock(&ts->mu);
+        pthread_join(ts->maint, NULL);
+    }
     for (gr_table *t = ts->list, *n; t; t = n) {
         n = t->next;
         table_unref(t);
     }
+    pthread_cond_destroy(&ts->cv);
     pthread_mutex_destroy(&ts->mu);
     free(ts->dir);
     free(ts);
@@ -1230,17 +1315,28 @@ int gr_table_mget(gr_table *t, size_t n, const void *const *keys, const size_t *
 /* ---- writes ------------------------------------------------------------------------------- */
 
 /* After a write: wait for durability, maybe snapshot. No lock held. */
+/* After a write: wait for durability; a log over its snapshot size gets a
+ * snapshot from the maintenance thread (or, without one, from this writer).
+ * No lock held. */
 static int finish(gr_table *t, gr_wal_batch *tk, int r)
 {
+    gr_tables *ts = t->ts;
     int w = t->wal ? gr_wal_wait(t->wal, tk) : 0;
 
     if (r == 0 && w < 0) {
         r = w;
     }
     if (r == 0 && t->wal && !atomic_load(&t->dropped) &&
-        gr_wal_bytes(t->wal) >= t->opts.snapshot_bytes && pthread_mutex_trylock(&t->snap_mu) == 0) {
-        pthread_mutex_unlock(&t->snap_mu);
-        gr_table_snapshot(t); /* errors are logged; the log stays valid */
+        gr_wal_bytes(t->wal) >= t->opts.snapshot_bytes) {
+        if (ts->maint_on) {
+            pthread_mutex_lock(&ts->mu);
+            ts->maint_kick = true;
+            pthread_cond_signal(&ts->cv);
+            pthread_mutex_unlock(&ts->mu);
+        } else if (pthread_mutex_trylock(&t->snap_mu) == 0) {
+            pthread_mutex_unlock(&t->snap_mu);
+            gr_table_snapshot(t); /* errors are logged; the log stays valid */
+        }
     }
     return r;
 }

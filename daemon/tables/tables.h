@@ -48,6 +48,11 @@ typedef struct gr_tables_config {
      * Tests inject one. Called from any thread, under table locks. */
     uint64_t (*now_ms)(void *ud);
     void *clock_ud;
+    /* Period of the engine's maintenance thread, which sweeps expired entries
+     * and writes snapshots of logs over their size (gr_tables_maintain).
+     * 0: 1000 ms; negative: no thread (tests; a writer whose log crosses the
+     * snapshot size then writes the snapshot itself). */
+    int32_t maint_ms;
 } gr_tables_config;
 
 /* Options of one table; zero-initialised means: set, memory, no limits. */
@@ -102,6 +107,11 @@ void gr_tbuf_free(gr_tbuf *b);
  * registry in a failed state (gr_tables_open answers its error, info shows it,
  * drop removes it): the engine still starts. 0, GR_ECONFIG, -ENOMEM, -errno. */
 int gr_tables_new(const gr_tables_config *cfg, gr_tables **ret_tables);
+/* One maintenance pass over every table: remove expired entries (in steps of
+ * 10,000 under one shard lock each) and snapshot disk tables whose log grew
+ * past snapshot_bytes. What the maintenance thread does every period. Blocks
+ * for the snapshots' I/O: not for schedulers. */
+void gr_tables_maintain(gr_tables *ts);
 /* Flush and close every table. Any thread, after all users closed their
  * handles. NULL-safe; returns NULL. */
 gr_tables *gr_tables_free(gr_tables *ts);
