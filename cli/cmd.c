@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cmd.c - the commands of `girder` (ping, nodes, join, leave, rpc, cast,
- * multicall, stats, and the process commands send, call, spawn, ps, info,
- * kill): the table that also generates the help, argument checks, the one rpc
- * each makes (`session`), and how each prints its result.
+ * multicall, stats, the process commands send, call, spawn, ps, info, kill,
+ * and the table commands tables, table): the table that also generates the
+ * help, argument checks, the one rpc each makes (`session`), and how each
+ * prints its result.
  *
  * Design notes:
  * - Arguments are checked and packed before the cookie is read or a socket

@@ -385,6 +385,17 @@ int gr_tkey_make(gr_tkey *k, const void *buf, size_t len)
     if (!buf || len == 0) {
         return GR_EBADTERM;
     }
+    /* Fast path: a short string or a one-byte scalar is canonical as it is
+     * (when its bytes are valid UTF-8 or not: strings are bytes here). */
+    if ((p[0] <= 0x7f || p[0] >= 0xe0 || p[0] == 0xc0 || p[0] == 0xc2 || p[0] == 0xc3)
+            ? len == 1
+            : (((p[0] & 0xe0) == 0xa0 && len == 1u + (p[0] & 0x1fu)) ||
+               (p[0] == 0xd9 && len >= 2 && p[1] >= 32 && len == 2u + p[1]))) {
+        k->p = p;
+        k->len = len;
+        k->hash = gr_tkey_hash(p, len);
+        return 0;
+    }
     o = (out){.p = k->inl, .cap = sizeof(k->inl)};
     if ((r = canon(&p, end, &o, 0)) < 0) {
         return r;

@@ -18,7 +18,9 @@
 #define GR_TKEY_MAX 65535u  /* longest canonical key, bytes */
 #define GR_TKEY_INLINE 120u /* keys up to this size need no allocation */
 
-/* A canonical key: points at `inl` or at heap memory owned by the struct. */
+/* A canonical key: points at `inl`, at heap memory owned by the struct, or
+ * (input already canonical: short strings, one-byte scalars) into the buffer
+ * given to gr_tkey_make, so it is valid while that buffer is. */
 typedef struct gr_tkey {
     const uint8_t *p;            /* canonical bytes */
     size_t len;                  /* 1..GR_TKEY_MAX */

@@ -49,6 +49,25 @@ START_TEST(test_canonical_ints)
 }
 END_TEST
 
+START_TEST(test_canonical_strings)
+{
+    term fix = raw("\xa1z", 2), s8 = raw("\xd9\x01z", 3), s16 = raw("\xda\x00\x01z", 4);
+    gr_tkey a, b, c;
+
+    ck_assert_int_eq(gr_tkey_make(&a, fix.b, fix.n), 0); /* fast path: already canonical */
+    ck_assert_int_eq(gr_tkey_make(&b, s8.b, s8.n), 0);   /* str8 of 1 byte: not canonical */
+    ck_assert_int_eq(gr_tkey_make(&c, s16.b, s16.n), 0);
+    ck_assert_uint_eq(b.len, 2);
+    ck_assert_mem_eq(a.p, b.p, 2);
+    ck_assert_mem_eq(a.p, c.p, 2);
+    ck_assert_uint_eq(a.hash, c.hash);
+    ck_assert_int_eq(gr_tkey_make(&a, "\xa2z", 2), GR_EBADTERM); /* truncated */
+    gr_tkey_done(&a);
+    gr_tkey_done(&b);
+    gr_tkey_done(&c);
+}
+END_TEST
+
 START_TEST(test_order_classes)
 {
     /* nil < false < true < -5 < 1 < 1.0 < 1.5 < 2 < "" < "a" < "ab" < "b" < bin < [] < [1] < {} */
@@ -139,6 +158,7 @@ int main(void)
     int failed;
 
     tcase_add_test(tc, test_canonical_ints);
+    tcase_add_test(tc, test_canonical_strings);
     tcase_add_test(tc, test_order_classes);
     tcase_add_test(tc, test_big_numbers);
     tcase_add_test(tc, test_bad_and_too_big);

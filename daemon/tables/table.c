@@ -933,7 +933,7 @@ static void *maint_main(void *arg)
     while (!ts->maint_stop) {
         struct timespec dl;
 
-        clock_gettime(CLOCK_REALTIME, &dl);
+        clock_gettime(CLOCK_MONOTONIC, &dl);
         dl.tv_sec += period / 1000;
         dl.tv_nsec += (long)(period % 1000) * 1000000L;
         if (dl.tv_nsec >= 1000000000L) {
@@ -969,7 +969,14 @@ int gr_tables_new(const gr_tables_config *cfg, gr_tables **ret_tables)
     }
     ts->cfg = *cfg;
     pthread_mutex_init(&ts->mu, NULL);
-    pthread_cond_init(&ts->cv, NULL);
+    {
+        pthread_condattr_t ca; /* timed waits on the monotonic clock: immune to clock steps */
+
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&ts->cv, &ca);
+        pthread_condattr_destroy(&ca);
+    }
     if (cfg->data_dir) {
         if (asprintf(&ts->dir, "%s/tables", cfg->data_dir) < 0) {
             ts->dir = NULL;

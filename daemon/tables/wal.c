@@ -211,7 +211,7 @@ static void *flusher(void *arg)
         struct timespec ts;
         int r;
 
-        clock_gettime(CLOCK_REALTIME, &ts);
+        clock_gettime(CLOCK_MONOTONIC, &ts);
         ts.tv_sec += w->interval_ms / 1000;
         ts.tv_nsec += (long)(w->interval_ms % 1000) * 1000000L;
         if (ts.tv_nsec >= 1000000000L) {
@@ -246,7 +246,14 @@ int gr_wal_open(const char *dir, uint64_t seg, gr_table_fsync policy, uint32_t i
     }
     w->fd = -1;
     pthread_mutex_init(&w->mu, NULL);
-    pthread_cond_init(&w->cv, NULL);
+    {
+        pthread_condattr_t ca; /* timed waits on the monotonic clock: immune to clock steps */
+
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&w->cv, &ca);
+        pthread_condattr_destroy(&ca);
+    }
     w->seg = seg;
     w->policy = policy;
     w->interval_ms = interval_ms ? interval_ms : GR_TABLE_INTERVAL_DEFAULT_MS;
