@@ -107,6 +107,13 @@ void gr_oset_put(gr_tshard *s, gr_tent *e, gr_tent *old)
     gr_tent *upd[GR_SKIP_MAX];
 
     search(s, gr_tent_key(e), e->klen, upd);
+    if (old && old->level == e->level) { /* same tower: splice e in old's place */
+        for (int l = 0; l < e->level; l++) {
+            gr_tent_fwd(e)[l] = gr_tent_fwd(old)[l];
+            gr_tent_fwd(upd[l])[l] = e;
+        }
+        return;
+    }
     if (old) {
         unlink_e(s, old, upd);
         s->count--;

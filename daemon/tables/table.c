@@ -246,10 +246,12 @@ typedef struct ent_spec {
     uint64_t hlc, origin, expire_ms;
 } ent_spec;
 
-/* New entry; caller holds the shard's write lock (ordered: level draw). */
-static gr_tent *ent_new(gr_table *t, gr_tshard *s, const ent_spec *sp)
+/* New entry, to replace `old` (or NULL); caller holds the shard's write lock
+ * (ordered: level draw). A replacement keeps old's skiplist level, so the
+ * store splices it in with one search. */
+static gr_tent *ent_new(gr_table *t, gr_tshard *s, const ent_spec *sp, const gr_tent *old)
 {
-    uint8_t level = t->opts.kind == GR_TABLE_ORDERED_SET ? gr_oset_level(s) : 0;
+    uint8_t level = t->opts.kind != GR_TABLE_ORDERED_SET ? 0 : old ? old->level : gr_oset_level(s);
     size_t sz = sizeof(gr_tent) + level * sizeof(gr_tent *) + sp->ncnt * sizeof(gr_tcnt) +
                 sp->klen + sp->vlen;
     gr_tent *e = malloc(sz);
@@ -751,7 +753,7 @@ static int apply_rec(void *ud, const uint8_t *p, size_t n)
         goto out; /* the store already holds a later state */
     }
     if (type == GR_TREC_ENTRY && !expired(&(gr_tent){.expire_ms = sp.expire_ms}, now)) {
-        if (!(e = ent_new(t, s, &sp))) {
+        if (!(e = ent_new(t, s, &sp, old))) {
             r = -ENOMEM;
             goto out;
         }
@@ -1396,7 +1398,7 @@ int gr_table_put(gr_table *t, const void *key, size_t klen, const void *val, siz
                     .hlc = hlc_next(t->ts, now),
                     .origin = t->ts->cfg.node_id,
                     .expire_ms = ttl ? now + ttl : 0};
-    if (!(e = ent_new(t, s, &sp))) {
+    if (!(e = ent_new(t, s, &sp, old))) {
         r = -ENOMEM;
         goto out;
     }
@@ -1530,7 +1532,7 @@ int gr_table_incr(gr_table *t, const void *key, size_t klen, int64_t delta, int6
                     .expire_ms = old                      ? old->expire_ms
                                  : t->opts.default_ttl_ms ? now + t->opts.default_ttl_ms
                                                           : 0};
-    if (!(e = ent_new(t, s, &sp))) {
+    if (!(e = ent_new(t, s, &sp, old))) {
         r = -ENOMEM;
         goto out;
     }
