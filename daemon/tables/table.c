@@ -61,12 +61,13 @@ struct gr_table {
     gr_tshard *shards;                                   /* nshards */
     _Atomic uint64_t entries, bytes, evictions, expired; /* see gr_table_info */
     _Atomic uint64_t snapshots;
-    _Atomic uint32_t sweep;  /* next shard gr_table_expire looks at */
-    char *dir;               /* disk: DATA/tables/NAME */
-    gr_wal *wal;             /* disk: the log */
-    pthread_mutex_t snap_mu; /* one snapshot at a time */
-    int load_error;          /* failed disk table: why; no shards then */
-    _Atomic bool dropped;    /* dropped: its directory is gone (or reused), never written */
+    _Atomic uint32_t sweep;       /* next shard gr_table_expire looks at */
+    _Atomic uint64_t ttl_entries; /* entries with an expiry: 0 means nothing to sweep */
+    char *dir;                    /* disk: DATA/tables/NAME */
+    gr_wal *wal;                  /* disk: the log */
+    pthread_mutex_t snap_mu;      /* one snapshot at a time */
+    int load_error;               /* failed disk table: why; no shards then */
+    _Atomic bool dropped;         /* dropped: its directory is gone (or reused), never written */
 };
 
 struct gr_tables {
@@ -378,6 +379,12 @@ static void apply(gr_table *t, gr_tshard *s, gr_tent *e, gr_tent *old)
         } else if (old) {
             gr_oset_remove(s, old);
         }
+    }
+    if (e && e->expire_ms) {
+        atomic_fetch_add(&t->ttl_entries, 1);
+    }
+    if (old && old->expire_ms) {
+        atomic_fetch_sub(&t->ttl_entries, 1);
     }
     if (e) {
         atomic_fetch_add(&t->bytes, e->bytes);
@@ -1748,28 +1755,53 @@ out:
 
 /* ---- maintenance -------------------------------------------------------------------------- */
 
+/* Entries a sweep examines per hold of a shard's write lock. */
+#define SWEEP_STEP 1024
+
 uint64_t gr_table_expire(gr_table *t, uint64_t budget)
 {
     uint64_t now = now_ms(t->ts), done = 0;
+    gr_tbuf cur = {0}; /* key of the last entry examined: where the next step resumes */
 
+    if (atomic_load(&t->ttl_entries) == 0) {
+        return 0; /* no entry can expire: no walk */
+    }
     for (uint32_t n = 0; n < t->nshards && done < budget; n++) {
         gr_tshard *s = &t->shards[atomic_fetch_add(&t->sweep, 1) % t->nshards];
-        gr_tent *e, *nx;
+        uint64_t cur_hash = 0;
+        bool has_cur = false, end = false;
 
-        pthread_rwlock_wrlock(&s->lock);
-        e = t->opts.kind == GR_TABLE_SET ? gr_sset_after(s, t->shard_bits, 0, 0, NULL, 0)
-                                         : gr_oset_seek(s, NULL, 0, 0);
-        for (; e && done < budget; e = nx) {
-            nx = t->opts.kind == GR_TABLE_SET ? gr_sset_next(s, t->shard_bits, e)
-                                              : gr_tent_fwd(e)[0];
-            if (expired(e, now)) {
-                apply(t, s, NULL, e); /* no log record: its expiry is in the log already */
-                atomic_fetch_add(&t->expired, 1);
-                done++;
+        while (!end && done < budget) {
+            gr_tent *e, *nx;
+            int step = 0;
+
+            pthread_rwlock_wrlock(&s->lock);
+            if (t->opts.kind == GR_TABLE_SET) {
+                e = gr_sset_after(s, t->shard_bits, has_cur, cur_hash, cur.p, cur.len);
+            } else {
+                e = gr_oset_seek(s, has_cur ? cur.p : NULL, cur.len, 1);
             }
+            for (; e && done < budget && step < SWEEP_STEP; e = nx, step++) {
+                nx = t->opts.kind == GR_TABLE_SET ? gr_sset_next(s, t->shard_bits, e)
+                                                  : gr_tent_fwd(e)[0];
+                cur.len = 0;
+                if (tbuf_put(&cur, gr_tent_key(e), e->klen) < 0) {
+                    end = true; /* out of memory: stop this shard, nothing lost */
+                    break;
+                }
+                cur_hash = e->hash;
+                has_cur = true;
+                if (expired(e, now)) {
+                    apply(t, s, NULL, e); /* no log record: its expiry is in the log already */
+                    atomic_fetch_add(&t->expired, 1);
+                    done++;
+                }
+            }
+            end = end || !e;
+            pthread_rwlock_unlock(&s->lock);
         }
-        pthread_rwlock_unlock(&s->lock);
     }
+    gr_tbuf_free(&cur);
     return done;
 }
 
@@ -1778,35 +1810,68 @@ typedef struct snap_it {
     uint64_t now;
 } snap_it;
 
+/* Entries a snapshot copies per hold of a shard's read lock; the file is
+ * written between holds, never under a lock. */
+#define SNAP_STEP 1024
+
 static int snap_each(void *ud, gr_snap_emit_fn emit, void *ectx)
 {
     snap_it *it = ud;
     gr_table *t = it->t;
-    gr_tbuf b = {0};
+    gr_tbuf b = {0}, chunk = {0}, cur = {0};
     int r = 0;
 
     for (uint32_t i = 0; i < t->nshards && r == 0; i++) {
         gr_tshard *s = &t->shards[i];
-        gr_tent *e;
+        uint64_t cur_hash = 0;
+        bool has_cur = false, end = false;
 
-        pthread_rwlock_rdlock(&s->lock);
-        e = t->opts.kind == GR_TABLE_SET ? gr_sset_after(s, t->shard_bits, 0, 0, NULL, 0)
-                                         : gr_oset_seek(s, NULL, 0, 0);
-        for (; e && r == 0; e = t->opts.kind == GR_TABLE_SET ? gr_sset_next(s, t->shard_bits, e)
-                                                             : gr_tent_fwd(e)[0]) {
-            ent_spec sp;
+        while (!end && r == 0) {
+            gr_tent *e;
+            int step = 0;
 
-            if (expired(e, it->now)) {
-                continue;
+            chunk.len = 0;
+            pthread_rwlock_rdlock(&s->lock);
+            e = t->opts.kind == GR_TABLE_SET
+                    ? gr_sset_after(s, t->shard_bits, has_cur, cur_hash, cur.p, cur.len)
+                    : gr_oset_seek(s, has_cur ? cur.p : NULL, cur.len, 1);
+            for (; e && r == 0 && step < SNAP_STEP;
+                 step++, e = t->opts.kind == GR_TABLE_SET ? gr_sset_next(s, t->shard_bits, e)
+                                                          : gr_tent_fwd(e)[0]) {
+                ent_spec sp;
+                uint32_t n;
+
+                cur.len = 0;
+                if ((r = tbuf_put(&cur, gr_tent_key(e), e->klen)) < 0) {
+                    break;
+                }
+                cur_hash = e->hash;
+                has_cur = true;
+                if (expired(e, it->now)) {
+                    continue;
+                }
+                spec_of(e, &sp);
+                if ((r = rec_build(&b, GR_TREC_ENTRY, &sp)) == 0) {
+                    n = (uint32_t)b.len;
+                    if ((r = tbuf_put(&chunk, &n, sizeof(n))) == 0) {
+                        r = tbuf_put(&chunk, b.p, b.len);
+                    }
+                }
             }
-            spec_of(e, &sp);
-            if ((r = rec_build(&b, GR_TREC_ENTRY, &sp)) == 0) {
-                r = emit(ectx, b.p, b.len);
+            end = !e;
+            pthread_rwlock_unlock(&s->lock);
+            for (size_t off = 0; r == 0 && off < chunk.len;) { /* the I/O, lock released */
+                uint32_t n;
+
+                memcpy(&n, chunk.p + off, sizeof(n));
+                r = emit(ectx, chunk.p + off + sizeof(n), n);
+                off += sizeof(n) + n;
             }
         }
-        pthread_rwlock_unlock(&s->lock);
     }
     gr_tbuf_free(&b);
+    gr_tbuf_free(&chunk);
+    gr_tbuf_free(&cur);
     return r;
 }
 

@@ -514,6 +514,45 @@ START_TEST(test_ttl)
 }
 END_TEST
 
+/* Sweeps walk a shard in steps of bounded lock holds; a table without TTL
+ * entries is not walked at all. */
+static void sweep_on(gr_table_kind kind)
+{
+    gr_table *t = mk("w", (gr_table_opts){.kind = kind, .shards = 1});
+    gr_tput ttl = {.flags = GR_TPUT_TTL, .ttl_ms = 100};
+
+    for (int i = 0; i < 4000; i++) {
+        term k = T_fmt("k", i), v = T_int(i);
+
+        ck_assert_int_eq(gr_table_put(t, k.b, k.n, v.b, v.n, i % 4 ? &ttl : NULL, NULL), 0);
+    }
+    ck_assert_uint_eq(gr_table_expire(t, 100000), 0); /* nothing expired yet */
+    atomic_fetch_add(&test_clock, 100);
+    ck_assert_uint_eq(gr_table_expire(t, 1000), 1000); /* the budget holds */
+    ck_assert_uint_eq(gr_table_expire(t, 100000), 2000);
+    ck_assert_uint_eq(gr_table_count(t), 1000);
+    for (int i = 0; i < 4000; i++) { /* the permanent ones (every 4th) stay */
+        term k = T_fmt("k", i);
+        gr_tbuf b = {0};
+
+        ck_assert_int_eq(gr_table_get(t, k.b, k.n, &b, NULL), i % 4 ? GR_ENOKEY : 0);
+        gr_tbuf_free(&b);
+    }
+    gr_table_close(t);
+}
+
+START_TEST(test_ttl_sweep)
+{
+    sweep_on(GR_TABLE_SET);
+}
+END_TEST
+
+START_TEST(test_ttl_sweep_ordered)
+{
+    sweep_on(GR_TABLE_ORDERED_SET);
+}
+END_TEST
+
 /* ---- limits ------------------------------------------------------------------------------- */
 
 START_TEST(test_limit_refuse)
@@ -658,6 +697,8 @@ int main(void)
     tcase_add_test(tc, test_counters);
     tcase_add_test(tc, test_counters_concurrent);
     tcase_add_test(tc, test_ttl);
+    tcase_add_test(tc, test_ttl_sweep);
+    tcase_add_test(tc, test_ttl_sweep_ordered);
     tcase_add_test(tc, test_limit_refuse);
     tcase_add_test(tc, test_limit_bytes_and_cache);
     tcase_add_test(tc, test_threads_set);

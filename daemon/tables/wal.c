@@ -129,6 +129,22 @@ static gr_wal_batch *batch_free(gr_wal_batch *b)
     return NULL;
 }
 
+/* fsync a directory, so that a file just created in it survives a crash
+ * (fdatasync of the file alone does not persist its name). 0 or -errno. */
+static int sync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), r = 0;
+
+    if (fd < 0) {
+        return -errno;
+    }
+    if (fsync(fd) < 0) {
+        r = -errno;
+    }
+    close(fd);
+    return r;
+}
+
 /* Write buf at the end of the segment and (if sync) fdatasync it. On any
  * failure cut the file back to `size`. Caller is the leader (flushing set),
  * mu released. */
@@ -268,6 +284,9 @@ int gr_wal_open(const char *dir, uint64_t seg, gr_table_fsync policy, uint32_t i
         goto fail;
     }
     w->size = (uint64_t)st.st_size;
+    if ((r = sync_dir(dir)) < 0) { /* the segment's name, if we just made it */
+        goto fail;
+    }
     if (policy != GR_FSYNC_ALWAYS) {
         if ((r = -pthread_create(&w->thr, NULL, flusher, w)) < 0) {
             goto fail;
@@ -416,6 +435,10 @@ int gr_wal_rotate(gr_wal *w, uint64_t *ret_seg)
     free(path);
     if (fd < 0) {
         r = -errno;
+        goto out;
+    }
+    if ((r = sync_dir(w->dir)) < 0) {
+        close(fd);
         goto out;
     }
     close(w->fd);
