@@ -210,8 +210,11 @@ int gr_table_scan(gr_table *t, const gr_tscan *req, gr_tscan_fn fn, void *ud, gr
 
 /* ---- maintenance ----------------------------------------------------------------------- */
 
-/* Remove up to `budget` expired entries (one pass over at most one shard per
- * call is bounded by budget). Returns the number removed. Any thread. */
+/* Remove up to `budget` expired entries, walking the shards (starting where
+ * the last call stopped) while holding a shard's write lock for at most 1,024
+ * entries at a time; a table without any expiring entry returns 0 at once.
+ * Expired entries are not logged (their expiry is). Returns the number
+ * removed. Any thread; the maintenance thread calls it every period. */
 uint64_t gr_table_expire(gr_table *t, uint64_t budget);
 /* Disk tables: write a snapshot now (temporary file, fsync, rename, fsync dir)
  * and delete the log segments it covers. Blocks for the I/O; not for
