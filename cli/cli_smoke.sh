@@ -62,6 +62,14 @@ expect 2 "spawn: 'x' is not a node name" -- spawn --on x echo
 expect 2 "spawn: unexpected argument 'z'" -- spawn echo 1 z
 expect 2 "ps: 'x' is not a node name" -- ps x
 expect 2 "kill: JSON argument 1 '{' is not valid JSON" -- kill w '{'
+expect 0 "Usage: girder \[OPTIONS\] table SUBCOMMAND NAME" -- table --help
+expect 2 "table: missing argument" -- table get
+expect 2 "table: unknown subcommand 'frob'" -- table frob t
+expect 2 "table: KEY 'k' is not valid JSON" -- table get t k
+expect 2 "table: put: wrong number of arguments" -- table put t '"k"'
+expect 2 "table: create: unknown option '--nope'" -- table create t --nope
+expect 2 "table: --ttl: 'soon' is not a number" -- table put t 1 2 --ttl soon
+expect 2 "table: incr: 'x' is not an integer" -- table incr t 1 x
 
 
 # a port nobody listens on: bind-and-close is racy, so use port 1 on loopback

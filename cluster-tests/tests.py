@@ -1057,6 +1057,64 @@ def test_ps(c):
           f"{len(children - set(seen))} children missing")
 
 
+# ---- p. tables: the CLI and the rpc module on real daemons ----------------------------------------
+def test_tables(c):
+    """girder table create/put/get/incr/scan/del/info/drop and girder tables on
+    node b, with the errors scripts rely on; a reads b's table through
+    `girder rpc b table get` (rpc.call between the nodes)."""
+    a = c.node("a")
+    b = c.node("b", seeds=[a])
+    c.wait_mesh([a, b])
+
+    c.expect(b.cli("table", "create", "users", "--kind", "ordered_set", "--ttl", "3600000"),
+             EXIT_OK, what="create")
+    c.expect(b.cli("table", "create", "users"), EXIT_REMOTE, "table_exists", "create twice")
+    c.expect(b.cli("table", "create", "a/b"), EXIT_REMOTE, "bad_table_name", "name with /")
+    r = c.expect(b.cli("table", "put", "users", '"u:2"', '{"name": "bob"}'), EXIT_OK, what="put")
+    v1 = r.data["version"]
+    c.expect(b.cli("table", "put", "users", '"u:1"', '{"name": "ada"}'), EXIT_OK, what="put")
+    r = c.expect(b.cli("table", "get", "users", '"u:2"'), EXIT_OK, what="get")
+    check(r.data["value"] == {"name": "bob"} and r.data["version"] == v1, f"get: {r!r}")
+    check(r.data["expire_ms"] > 0, f"the table's default TTL applies: {r!r}")
+    c.expect(b.cli("table", "get", "users", '"u:9"'), EXIT_REMOTE, "not_found", "get absent")
+    c.expect(b.cli("table", "get", "nosuch", '"u:1"'), EXIT_REMOTE, "no_table", "no table")
+    c.expect(b.cli("table", "put", "users", '"u:1"', "1", "--if-absent"), EXIT_REMOTE,
+             "key_exists", "put-if-absent")
+    c.expect(b.cli("table", "put", "users", '"u:2"', "2", "--version", str(v1 + 1)), EXIT_REMOTE,
+             "cas_mismatch", "CAS with a wrong version")
+    c.expect(b.cli("table", "put", "users", '"u:2"', "2", "--version", str(v1)), EXIT_OK,
+             what="CAS with the right version")
+    for n, want in ((5, 5), (-2, 3)):
+        r = c.expect(b.cli("table", "incr", "users", '"hits"', str(n)), EXIT_OK, what="incr")
+        check(r.data == want, f"incr {n}: want {want}: {r!r}")
+    c.expect(b.cli("table", "incr", "users", '"u:1"'), EXIT_REMOTE, "wrong_type", "incr a map")
+    r = c.expect(b.cli("table", "scan", "users"), EXIT_OK, what="scan")
+    check(r.data == [["hits", 3], ["u:1", {"name": "ada"}], ["u:2", 2]], f"scan order: {r!r}")
+    r = c.expect(b.cli("table", "scan", "users", "--prefix", '"u:"', "--limit", "1"), EXIT_OK,
+                 what="scan --prefix --limit")
+    check(r.data == [["u:1", {"name": "ada"}]], f"scan prefix: {r!r}")
+    r = c.cli("table", "scan", "users", node=b, use_json=False)
+    check(r.rc == EXIT_OK and r.out.splitlines()[0] == '"hits"\t3', f"scan text: {r!r}")
+
+    # another node reaches the table through rpc.call
+    r = c.expect(a.cli("rpc", b.name, "table", "get", '"users"', '"u:1"'), EXIT_OK,
+                 what="rpc b table get from a")
+    check(r.data["value"] == {"name": "ada"}, f"rpc get: {r!r}")
+
+    c.expect(b.cli("table", "del", "users", '"u:1"'), EXIT_OK, what="del")
+    c.expect(b.cli("table", "del", "users", '"u:1"'), EXIT_REMOTE, "not_found", "del twice")
+    r = c.expect(b.cli("table", "info", "users"), EXIT_OK, what="info")
+    check(r.data["entries"] == 2 and r.data["kind"] == "ordered_set" and r.data["bytes"] > 0,
+          f"info: {r!r}")
+    r = c.expect(b.cli("tables"), EXIT_OK, what="tables")
+    check([t["name"] for t in r.data] == ["users"], f"tables: {r!r}")
+    c.expect(b.cli("table", "create", "d", "--durability", "disk"), EXIT_REMOTE, "bad_config",
+             "disk without a data directory")
+    c.expect(b.cli("table", "drop", "users"), EXIT_OK, what="drop")
+    r = c.expect(b.cli("tables"), EXIT_OK, what="tables after drop")
+    check(r.data == [], f"no tables left: {r!r}")
+
+
 TESTS = [
     ("a_mesh", test_mesh),
     ("b_rpc", test_rpc),
@@ -1076,4 +1134,5 @@ TESTS = [
     ("p_pubsub", test_pubsub),
     ("q_ps", test_ps),
     ("r_flood", test_flood),
+    ("t_tables", test_tables),
 ]
