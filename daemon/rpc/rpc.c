@@ -716,8 +716,15 @@ int gr_rpc_new(const gr_rpc_config *cfg, gr_rpc **ret_rpc)
             tc.node_id = (tc.node_id ^ (uint8_t)*p) * 0x100000001b3ull;
         }
         tc.node_id |= 1;
-        if (gr_tables_new(&tc, &rpc->tables) == 0) {
+        tc.data_dir = cfg->data_dir;
+        if ((r = gr_tables_new(&tc, &rpc->tables)) == 0) {
             rpc->own_tables = true;
+        } else if (cfg->data_dir) {
+            /* disk tables asked for and unusable: the node must not start
+             * pretending they are there */
+            pthread_mutex_destroy(&rpc->lock);
+            free(rpc);
+            return r;
         } else {
             rpc->tables = NULL; /* module `table` then answers no_table */
         }

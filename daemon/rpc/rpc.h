@@ -65,6 +65,10 @@ typedef struct gr_rpc_config {
     /* The node's tables (module `table`), owned by the caller and alive until
      * gr_rpc_free. NULL: the rpc makes a memory-only engine of its own (no
      * disk tables), named after the node. */
+    /* The data directory of the engine the rpc makes when `tables` is NULL
+     * (disk tables in DATA_DIR/tables/), or NULL: memory tables only. Borrowed
+     * for gr_rpc_new only. */
+    const char *data_dir;
     gr_tables *tables;
 } gr_rpc_config;
 

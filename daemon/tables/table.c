@@ -992,7 +992,9 @@ int gr_tables_new(const gr_tables_config *cfg, gr_tables **ret_tables)
             gr_tables_free(ts);
             return -ENOMEM;
         }
-        if (mkdir(ts->dir, 0700) < 0 && errno != EEXIST) {
+        /* the data directory itself first (one level: its parent must exist) */
+        if ((mkdir(cfg->data_dir, 0700) < 0 && errno != EEXIST) ||
+            (mkdir(ts->dir, 0700) < 0 && errno != EEXIST)) {
             int r = -errno;
 
             gr_error("tables", "cannot create %s: %s", ts->dir, strerror(errno));
