@@ -178,6 +178,7 @@ struct gr_sched {
     bool stopping;                    /* shutdown in progress */
     bool started;                     /* thread was created (main thread only) */
     bool quit;                        /* loop exit requested (owner thread) */
+    bool taking;                      /* delivering an inbox batch (owner thread) */
 };
 
 /* ---- the runtime -------------------------------------------------------------- */
