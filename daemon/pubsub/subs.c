@@ -331,8 +331,9 @@ void gr_ps_subs_owner_gone_locked(gr_pubsub *ps, gr_ps_owner *o)
         return;
     }
     pthread_rwlock_wrlock(&ps->tlock);
-    while (o->subs) {
-        sub_remove_locked(ps, o->subs);
+    for (gr_ps_sub *s = o->subs, *next; s; s = next) {
+        next = s->onext; /* s is freed below */
+        sub_remove_locked(ps, s);
     }
     pthread_rwlock_unlock(&ps->tlock);
 }
