@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cmd.c - the commands of `girder` (ping, nodes, join, leave, rpc, cast,
- * multicall, stats, the process commands send, call, spawn, ps, info, kill,
- * and the table commands tables, table): the table that also generates the
- * help, argument checks, the one rpc each makes (`session`), and how each
- * prints its result.
+ * multicall, stats, the process commands send (also --after), call, spawn,
+ * ps, info, kill, the table commands tables, table, and pub/sub's pub and
+ * groups): the table that also generates the help, argument checks, the one
+ * rpc each makes (`session`), and how each prints its result.
  *
  * Design notes:
  * - Arguments are checked and packed before the cookie is read or a socket
@@ -29,6 +29,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <msgpack.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -567,11 +568,99 @@ static int dest_cmd(const gr_cli_ctx *ctx, const char *cmd, const char *fn, int 
     return proc_run(ctx, &q, ret_r, peer);
 }
 
+#define SEND_AFTER_MAX_MS 2592000000ull /* 30 days, as proc.send_after */
+#define PG_NAME_MAX 255                 /* scope and group names, as pubsub */
+
+/* Print a result's pid without JSON quotes (PID=$(girder ...) just works), or
+ * the result as JSON (--json, or not a pid). */
+static int print_pid_result(const gr_cli_ctx *ctx, const gr_cli_reply *rep,
+                            const msgpack_object *pid)
+{
+    char *s = NULL;
+    int ex;
+
+    if (ctx->json || pid == NULL || pid->type != MSGPACK_OBJECT_EXT) {
+        return print_result_json(ctx, rep);
+    }
+    if (gr_cli_term_to_json(pid, 0, &s) == 0 && strlen(s) >= 2) {
+        fprintf(ctx->out, "%.*s\n", (int)strlen(s) - 2, s + 1);
+        ex = GR_CLI_EXIT_OK;
+    } else {
+        ex = print_result_json(ctx, rep);
+    }
+    free(s);
+    return ex;
+}
+
+static const msgpack_object *map_get(const msgpack_object *m, const char *k);
+
+/* send --after MS DEST JSON: proc.send_after(DEST, MS, TERM) on DEST's node;
+ * prints the timer's pid. */
+static int send_after(const gr_cli_ctx *ctx, const char *ms_text, char **argv)
+{
+    char peer[GR_NODENAME_MAX + 1], *end = NULL;
+    unsigned long long ms;
+    gr_cli_reply rep = {0};
+    msgpack_unpacked u;
+    gr_cli_dest d;
+    proc_req q;
+    int ex, r;
+
+    errno = 0;
+    ms = strtoull(ms_text, &end, 10);
+    if (ms_text[0] < '0' || ms_text[0] > '9' || *end != '\0' || errno != 0 ||
+        ms > SEND_AFTER_MAX_MS) {
+        return gr_cli_usage_error(ctx, "send", "--after '%s' is not a delay in ms (0..%llu)",
+                                  ms_text, SEND_AFTER_MAX_MS);
+    }
+    if ((ex = parse_dest(ctx, "send", argv[0], &d)) != 0) {
+        return ex;
+    }
+    if (proc_begin(ctx, &q, d.node, "send_after", 3) < 0 || gr_cli_dest_pack(&d, &q.pk) < 0 ||
+        msgpack_pack_uint64(&q.pk, ms) < 0) {
+        return proc_nomem(ctx, &q);
+    }
+    if ((r = pack_json_arg(ctx, "send", 1, argv[1], &q.pk)) != 0) {
+        if (r == -ENOMEM) {
+            return proc_nomem(ctx, &q);
+        }
+        msgpack_sbuffer_destroy(&q.sb);
+        return r;
+    }
+    if ((ex = proc_run(ctx, &q, &rep, peer)) != 0) {
+        return ex;
+    }
+    if (unpack_result(&rep, &u) == 0 && u.data.type == MSGPACK_OBJECT_MAP) {
+        ex = print_pid_result(ctx, &rep, map_get(&u.data, "timer"));
+    } else {
+        ex = print_result_json(ctx, &rep);
+    }
+    msgpack_unpacked_destroy(&u);
+    gr_cli_reply_clear(&rep);
+    return ex;
+}
+
 static int cmd_send(const gr_cli_ctx *ctx, int argc, char **argv)
 {
     gr_cli_reply rep = {0};
     int ex;
 
+    if (strcmp(argv[0], "--after") == 0 || strncmp(argv[0], "--after=", 8) == 0) {
+        int skip = argv[0][7] == '=' ? 1 : 2;
+        const char *ms = skip == 1 ? argv[0] + 8 : argc > 1 ? argv[1] : NULL;
+
+        if (ms == NULL || argc - skip < 2) {
+            return gr_cli_usage_error(ctx, "send", "missing argument: expected %s",
+                                      ms == NULL ? "MS DEST JSON" : "DEST JSON");
+        }
+        if (argc - skip > 2) {
+            return gr_cli_usage_error(ctx, "send", "unexpected argument '%s'", argv[skip + 2]);
+        }
+        return send_after(ctx, ms, argv + skip);
+    }
+    if (argc > 2) {
+        return gr_cli_usage_error(ctx, "send", "unexpected argument '%s'", argv[2]);
+    }
     if ((ex = dest_cmd(ctx, "send", "send", argc, argv, &rep)) != 0) {
         return ex;
     }
@@ -1616,6 +1705,115 @@ static int cmd_table(const gr_cli_ctx *ctx, int argc, char **argv)
     return ex;
 }
 
+/* ------------------------------------------------------------ pub/sub */
+
+/* pub TOPIC JSON: pubsub.publish(TOPIC, TERM) on the contacted node. */
+static int cmd_pub(const gr_cli_ctx *ctx, int argc, char **argv)
+{
+    char peer[GR_NODENAME_MAX + 1];
+    gr_cli_reply rep = {0};
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_unpacked u;
+    int ex, r;
+
+    (void)argc;
+    msgpack_unpacked_init(&u);
+    if (argv[0][0] == '\0') {
+        return gr_cli_usage_error(ctx, "pub", "TOPIC is empty");
+    }
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    if (msgpack_pack_array(&pk, 2) < 0 ||
+        msgpack_pack_str_with_body(&pk, argv[0], strlen(argv[0])) < 0) {
+        msgpack_sbuffer_destroy(&sb);
+        report(ctx, "ENOMEM", "out of memory");
+        return GR_CLI_EXIT_UNREACHABLE;
+    }
+    if ((r = pack_json_arg(ctx, "pub", 1, argv[1], &pk)) != 0) {
+        msgpack_sbuffer_destroy(&sb);
+        if (r == -ENOMEM) {
+            report(ctx, "ENOMEM", "out of memory");
+            return GR_CLI_EXIT_UNREACHABLE;
+        }
+        return r;
+    }
+    ex = session(ctx, NULL, "pubsub", "publish", &sb, &rep, peer);
+    msgpack_sbuffer_destroy(&sb);
+    if (ex != 0) {
+        return ex;
+    }
+    if (ctx->json || unpack_result(&rep, &u) != 0) {
+        ex = print_result_json(ctx, &rep);
+    } else {
+        static const char *const keys[] = {"matched", "delivered", "dropped", "killed", "busy"};
+        const msgpack_object *v[5];
+        bool ok = u.data.type == MSGPACK_OBJECT_MAP;
+
+        for (int i = 0; ok && i < 5; i++) {
+            v[i] = map_get(&u.data, keys[i]);
+            ok = v[i] != NULL && v[i]->type == MSGPACK_OBJECT_POSITIVE_INTEGER;
+        }
+        if (ok) {
+            /* matched and delivered always; the rest when not zero */
+            fprintf(ctx->out, "matched %" PRIu64 ", delivered %" PRIu64, v[0]->via.u64,
+                    v[1]->via.u64);
+            for (int i = 2; i < 5; i++) {
+                if (v[i]->via.u64 > 0) {
+                    fprintf(ctx->out, ", %s %" PRIu64, keys[i], v[i]->via.u64);
+                }
+            }
+            fprintf(ctx->out, "\n");
+            ex = GR_CLI_EXIT_OK;
+        } else {
+            ex = print_result_json(ctx, &rep);
+        }
+    }
+    msgpack_unpacked_destroy(&u);
+    gr_cli_reply_clear(&rep);
+    return ex;
+}
+
+static int print_scopes(FILE *f, const msgpack_object *o)
+{
+    return gr_cli_print_groups(f, o, false);
+}
+
+static int print_groups(FILE *f, const msgpack_object *o)
+{
+    return gr_cli_print_groups(f, o, true);
+}
+
+/* groups [SCOPE]: pubsub.groups([SCOPE]) on the contacted node. */
+static int cmd_groups(const gr_cli_ctx *ctx, int argc, char **argv)
+{
+    char peer[GR_NODENAME_MAX + 1];
+    gr_cli_reply rep = {0};
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    int ex;
+
+    if (argc == 1 && (argv[0][0] == '\0' || strlen(argv[0]) > PG_NAME_MAX)) {
+        return gr_cli_usage_error(ctx, "groups", "SCOPE must be 1..%d bytes", PG_NAME_MAX);
+    }
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    if (msgpack_pack_array(&pk, (uint32_t)argc) < 0 ||
+        (argc == 1 && msgpack_pack_str_with_body(&pk, argv[0], strlen(argv[0])) < 0)) {
+        msgpack_sbuffer_destroy(&sb);
+        report(ctx, "ENOMEM", "out of memory");
+        return GR_CLI_EXIT_UNREACHABLE;
+    }
+    ex = session(ctx, NULL, "pubsub", "groups", &sb, &rep, peer);
+    msgpack_sbuffer_destroy(&sb);
+    if (ex != 0) {
+        return ex;
+    }
+    ex = print_shaped(ctx, &rep, argc == 1 ? print_groups : print_scopes);
+    gr_cli_reply_clear(&rep);
+    return ex;
+}
+
 /* ------------------------------------------------------------ the table */
 
 static const gr_cli_cmd CMDS[] = {
@@ -1665,13 +1863,19 @@ static const gr_cli_cmd CMDS[] = {
      cmd_multicall},
     {"stats", "", 0, 0, "show the node's counters",
      "Calls sys.counters() and prints NAME VALUE. --json: the map.", cmd_stats},
-    {"send", "DEST JSON", 2, 2, "send a message (one JSON term) to a process",
+    {"send", "[--after MS] DEST JSON", 2, 4, "send a message (one JSON term) to a process",
      "DEST is a pid \"<NODE.CREATION.SERIAL.SCHED>\", a NAME registered on the\n"
      "contacted node, or NAME@NODE (split at the first '@'). Calls proc.send(DEST,\n"
      "TERM) on the process's node (through rpc.call when that is not the contacted\n"
      "node). Prints \"ok\"; a dead pid is \"ok\" too (as in Erlang), an unregistered\n"
-     "name is the remote error noname. Example:\n"
-     "  girder send worker@b@10.0.0.2 '{\"job\": 42}'",
+     "name is the remote error noname.\n"
+     "--after MS (0..2592000000, 30 days): calls proc.send_after(DEST, MS, TERM)\n"
+     "instead, which arms a timer on DEST's node and answers at once; prints the\n"
+     "timer's pid (a process \"$timer\" that sends TERM after MS ms and ends;\n"
+     "`girder kill` on it cancels the timer). A NAME is resolved when the timer is\n"
+     "armed. --json: {\"timer\": PID, \"ms\": MS}. Examples:\n"
+     "  girder send worker@b@10.0.0.2 '{\"job\": 42}'\n"
+     "  girder send --after 5000 worker '\"tick\"'",
      cmd_send},
     {"call", "DEST JSON", 2, 2, "call a process (request/reply) and print its answer",
      "Sends the JSON request as a girder_call ([\"$call\", From, Ref, Request]) to DEST\n"
@@ -1696,6 +1900,21 @@ static const gr_cli_cmd CMDS[] = {
      "once; one spawned or gone meanwhile at most once. --timeout bounds each page.\n"
      "--json: one array of the processes, written page by page.",
      cmd_ps},
+    {"pub", "TOPIC JSON", 2, 2, "publish a message (one JSON term) on a topic",
+     "Calls pubsub.publish(TOPIC, TERM) on the contacted node: every local\n"
+     "subscription whose pattern matches TOPIC gets [\"$pub\", TOPIC, TERM]\n"
+     "(docs/pubsub.md). TOPIC is dot-separated tokens without wildcards\n"
+     "(orders.eu.new); an invalid one is the remote error badarg. Prints\n"
+     "\"matched N, delivered N\" (and dropped, killed, busy when not 0).\n"
+     "--json: {\"matched\", \"delivered\", \"dropped\", \"killed\", \"busy\"}. Example:\n"
+     "  girder pub orders.eu '{\"id\": 7}'",
+     cmd_pub},
+    {"groups", "[SCOPE]", 0, 1, "list the process groups of a node",
+     "Calls pubsub.groups([SCOPE]) on the contacted node. Without SCOPE prints\n"
+     "SCOPE JOINS (every scope with members, and its joins); with SCOPE prints\n"
+     "GROUP MEMBERS (its groups with members; a process joined twice counts\n"
+     "twice). Sorted by name. --json: [{\"name\", \"members\"}].",
+     cmd_groups},
     {"info", "DEST", 1, 1, "show everything the runtime knows about a process",
      "Calls proc.info(DEST) on the process's node (see send for DEST) and prints\n"
      "KEY VALUE: pid, status, scheduler, mailbox, handled, memory, links, monitors,\n"

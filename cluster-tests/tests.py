@@ -1182,6 +1182,104 @@ def test_durable(c):
     c.expect(b.cli("table", "create", "d", "--durability", "disk"), EXIT_REMOTE, "bad_config",
              "disk table without a data dir")
 
+
+# ---- v. the pub/sub and timer CLI ----------------------------------------------------------------
+def test_pubcli(c):
+    """girder pub, girder groups and girder send --after on real daemons: pub
+    reports matched/delivered and the echos count what matched; a bad topic is a
+    remote badarg, bad JSON a usage error; groups lists scopes and a scope's
+    groups sorted, with counted joins, and forgets a killed member; send --after
+    from b to a pid on a (routed) arms a $timer process on a that delivers once
+    and ends; killing a timer cancels it; usage errors exit 2."""
+    a = c.node("a")
+    b = c.node("b", seeds=[a])
+    c.wait_mesh([a, b])
+
+    def count(pid):
+        return c.expect(a.cli("call", pid, '"count"'), EXIT_OK, what="echo count").data
+
+    e1 = c.expect(a.cli("spawn", "echo"), EXIT_OK, what="spawn echo 1").data
+    e2 = c.expect(a.cli("spawn", "echo"), EXIT_OK, what="spawn echo 2").data
+    for pid, pat in ((e1, "orders.*"), (e2, "orders.>")):
+        c.expect(a.cli("rpc", a.name, "pubsub", "subscribe", f'"{pid}"', f'"{pat}"'), EXIT_OK,
+                 what=f"subscribe {pat}")
+
+    # pub
+    r = c.expect(a.cli("pub", "orders.eu", '{"id": 7}'), EXIT_OK, what="pub orders.eu")
+    check(r.data == {"matched": 2, "delivered": 2, "dropped": 0, "killed": 0, "busy": 0},
+          f"pub orders.eu --json: {r!r}")
+    r = a.cli("pub", "orders.eu.new", "1", use_json=False)
+    check(r.rc == EXIT_OK and r.out == "matched 1, delivered 1\n", f"plain pub: {r!r}")
+    r = c.expect(a.cli("pub", "nothing.here", "[1, 2]"), EXIT_OK, what="pub, no subscriber")
+    check(r.data.get("matched") == 0 and r.data.get("delivered") == 0, f"no match: {r!r}")
+    check(count(e1) == 1 and count(e2) == 2, "the echos count exactly the matching publishes")
+    c.expect(a.cli("pub", "a..b", "1"), EXIT_REMOTE, "badarg", "pub to an empty token")
+    c.expect(a.cli("pub", "orders.*", "1"), EXIT_REMOTE, "badarg", "pub to a pattern")
+    c.expect(a.cli("pub", "orders.eu", "bare"), EXIT_USAGE, "usage", "pub with bad JSON")
+    c.expect(a.cli("pub", "orders.eu"), EXIT_USAGE, "usage", "pub without JSON")
+    r = c.expect(a.cli("rpc", a.name, "pubsub", "counters"), EXIT_OK)
+    check(r.data.get("published") == 3 and r.data.get("delivered") == 3, f"counters: {r!r}")
+
+    # groups
+    r = c.expect(a.cli("groups"), EXIT_OK, what="groups, none yet")
+    check(r.data == [], f"no groups yet: {r!r}")
+    for scope, group, pid in (("app", "workers", e1), ("app", "workers", e1),
+                              ("app", "workers", e2), ("app", "cache", e2), ("other", "x", e1)):
+        c.expect(a.cli("rpc", a.name, "pubsub", "join", f'"{scope}"', f'"{group}"', f'"{pid}"'),
+                 EXIT_OK, what=f"join {scope}/{group}")
+    r = c.expect(a.cli("groups"), EXIT_OK, what="groups")
+    check(r.data == [{"name": "app", "members": 4}, {"name": "other", "members": 1}],
+          f"scopes, sorted, joins counted: {r!r}")
+    r = c.expect(a.cli("groups", "app"), EXIT_OK, what="groups app")
+    check(r.data == [{"name": "cache", "members": 1}, {"name": "workers", "members": 3}],
+          f"groups of app, sorted: {r!r}")
+    r = a.cli("groups", "app", use_json=False)
+    check(r.rc == EXIT_OK and re.match(r"GROUP\s+MEMBERS\ncache\s+1\nworkers\s+3\n$", r.out),
+          f"plain groups app: {r!r}")
+    r = a.cli("groups", use_json=False)
+    check(r.rc == EXIT_OK and re.match(r"SCOPE\s+JOINS\napp\s+4\nother\s+1\n$", r.out),
+          f"plain groups: {r!r}")
+    r = c.expect(a.cli("groups", "nosuch"), EXIT_OK, what="groups of an unknown scope")
+    check(r.data == [], f"unknown scope: {r!r}")
+    c.expect(a.cli("groups", "x" * 256), EXIT_USAGE, "usage", "scope over 255 bytes")
+    c.expect(a.cli("kill", e2), EXIT_OK, what="kill a member")
+    wait_until("the killed member to leave its groups",
+               lambda: c.expect(a.cli("groups", "app"), EXIT_OK).data
+               == [{"name": "workers", "members": 2}], 10)
+
+    # send --after, from b to a pid on a (routed through b)
+    r = c.expect(b.cli("send", "--after", "300", e1, '"tick"'), EXIT_OK, what="send --after")
+    t1 = r.data.get("timer") if isinstance(r.data, dict) else None
+    check(isinstance(t1, str) and t1.startswith(f"<{a.name}.") and r.data.get("ms") == 300,
+          f"send --after answers the timer (a process on a): {r!r}")
+    wait_until("the timer's message", lambda: count(e1) == 2, 10)
+    wait_until("the timer process to end",
+               lambda: a.cli("info", t1).error_id == "noproc", 10)
+    check(count(e1) == 2, "a timer delivers once")
+
+    # cancel: kill the timer; a later timer, armed after, arrives alone
+    r = a.cli("send", "--after", "1500", e1, '"t2"', use_json=False)
+    t2 = r.out.strip()
+    check(r.rc == EXIT_OK and t2.startswith(f"<{a.name}.") and t2.endswith(">"),
+          f"plain send --after prints the bare timer pid: {r!r}")
+    r = c.expect(a.cli("info", t2), EXIT_OK, what="info of a pending timer")
+    check(r.data.get("behaviour") == "$timer", f"the timer is a $timer process: {r!r}")
+    c.expect(a.cli("kill", t2), EXIT_OK, what="kill the timer")
+    t3 = c.expect(a.cli("send", "--after", "2500", e1, '"t3"'), EXIT_OK).data["timer"]
+    wait_until("the later timer to fire", lambda: a.cli("info", t3).error_id == "noproc", 15)
+    check(count(e1) == 3, "the killed timer never delivered (only the later one did)")
+
+    c.expect(a.cli("send", "--after", "abc", e1, "1"), EXIT_USAGE, "usage", "--after abc")
+    c.expect(a.cli("send", "--after", "-5", e1, "1"), EXIT_USAGE, "usage", "--after -5")
+    c.expect(a.cli("send", "--after", "2592000001", e1, "1"), EXIT_USAGE, "usage",
+             "--after beyond 30 days")
+    c.expect(a.cli("send", "--after", "10", e1), EXIT_USAGE, "usage", "--after without JSON")
+    c.expect(a.cli("send", "--after", "10", "nosuch", "1"), EXIT_REMOTE, "noname",
+             "--after to an unregistered name")
+    r = c.expect(a.cli("send", "--after=0", e1, "1"), EXIT_OK, what="--after=0")
+    wait_until("the zero-delay timer", lambda: count(e1) == 4, 10)
+
+
 TESTS = [
     ("a_mesh", test_mesh),
     ("b_rpc", test_rpc),
@@ -1203,4 +1301,5 @@ TESTS = [
     ("r_flood", test_flood),
     ("t_tables", test_tables),
     ("u_durable", test_durable),
+    ("v_pubcli", test_pubcli),
 ]
