@@ -29,6 +29,7 @@
 #include "runtime/rt.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/slice.h"
 
 #include <errno.h>
 #include <msgpack.h>
@@ -464,6 +465,7 @@ static void *dist_main(void *arg)
 
     atomic_store_explicit(&d->self, (unsigned long)pthread_self(), memory_order_relaxed);
     d->spin.rebase = true;
+    (void)gr_thread_slice_set(GR_THREAD_SLICE_NS); /* see util/slice.h */
     for (dist_member *m = d->members; m; m = m->next) {
         gr_dist_mem_dial(d, m);
     }
