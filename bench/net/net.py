@@ -309,13 +309,13 @@ def latency_main(args):
     res = {}  # side -> key -> [per round]
     try:
         sides = []
-        for label, build in builds:
+        for i, (label, build) in enumerate(builds):
             os.makedirs(os.path.join(tmp, label))
             g = Girder(build, os.path.join(tmp, label))
             if not g.available():
                 raise RuntimeError(f"girderd-testkit or girder missing in {build}")
-            a = g.start("ga")
-            b = g.start("gb", seed=a)
+            a = g.start(f"g{i}a")  # names unique over the pairs
+            b = g.start(f"g{i}b", seed=a)
             g.wait_up(a, b)
             g.wait_up(b, a)
             sides.append((label, g, a, b))

@@ -502,9 +502,10 @@ static void *dist_main(void *arg)
      *   on a machine with more runnable threads than CPUs takes the CPU
      *   from the very threads it hands work to, and under the kernel's
      *   EEVDF scheduler its spent time also makes it wait longer when it
-     *   is woken: with two nodes beside a parallel build (load 14-17 on 2
-     *   CPUs) the remote ping-pong median was 260-500 us with the spin and
-     *   70-140 us with this gate (docs/benchmarks.md, "Latency tails"). */
+     *   is woken: with two nodes beside a parallel build (load 14-20 on 2
+     *   CPUs) the remote ping-pong median was 262-498 us per round with the
+     *   spin and 56-229 us with this gate, in the same runs (Erlang: 40-73;
+     *   docs/benchmarks.md, "latency tails"). */
     while (!d->quit) {
         uint64_t now = gr_dist_now_us(), seen = d->activity, until = now;
         uint64_t wakeups = gr_rt_wakeups(d->rt);
