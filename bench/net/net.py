@@ -4,6 +4,13 @@
 Erlang distributed nodes on this machine, in the same run.
 
 usage: bench/net/net.py --build DIR [--quick] [--no-erlang] [--results FILE]
+       bench/net/net.py --build DIR --latency [--rounds N] [--count N]
+                        [--compare DIR]...
+
+  --latency: only rows 1 and 1b's ping-pong, in rounds (default 5), each round
+  Girder then Erlang (then every --compare build, as its own pair of nodes),
+  with every round's median and p99 printed and the same-run ratios: the
+  harness for the latency tails (docs/benchmarks.md, "Latency tails").
 
   The Girder nodes run girderd-testkit (DIR/testkit/): girderd plus the test
   kit, whose rpc module `bench` (testkit/mod_bench.c) times the messaging.
@@ -288,6 +295,86 @@ def erlang_messaging(e, eb, n_pp, n_small, n_big):
     return out
 
 
+def latency_main(args):
+    """--latency: rpc round trips and remote ping-pong only, in interleaved
+    rounds: per round and side the median and p99 of each, then the medians
+    of the rounds and the ratios to Erlang's in the same run."""
+    n = args.count or (2000 if args.quick else 20000)
+    rounds = args.rounds if args.rounds else (1 if args.quick else 5)
+    tmp = tempfile.mkdtemp(prefix="girder-bench-net.")
+    builds = [("girder", os.path.abspath(args.build))]
+    builds += [(f"girder{i + 2}", os.path.abspath(b)) for i, b in enumerate(args.compare or [])]
+    e = Erlang(tmp)
+    have_e = e.available() and not args.no_erlang
+    res = {}  # side -> key -> [per round]
+    try:
+        sides = []
+        for i, (label, build) in enumerate(builds):
+            os.makedirs(os.path.join(tmp, label))
+            g = Girder(build, os.path.join(tmp, label))
+            if not g.available():
+                raise RuntimeError(f"girderd-testkit or girder missing in {build}")
+            a = g.start(f"g{i}a")  # names unique over the pairs
+            b = g.start(f"g{i}b", seed=a)
+            g.wait_up(a, b)
+            g.wait_up(b, a)
+            sides.append((label, g, a, b))
+        eb = None
+        if have_e:
+            e.prepare()
+            eb, _ = e.start_b()
+        for i in range(rounds):
+            note(f"latency round {i + 1} of {rounds}")
+            for label, g, a, b in sides:
+                d = res.setdefault(label, {})
+                for key, mod, fn in (("rpc", "rpc", "latency"), ("pp", "bench", "pingpong")):
+                    rc, data, r = g.cli(a, "rpc", a["name"], mod, fn, json.dumps(b["name"]), n,
+                                        timeout_ms=300000)
+                    if rc != 0 or not isinstance(data, dict):
+                        raise RuntimeError(f"{label} {mod}.{fn} failed (exit {rc}): "
+                                           f"{r.stdout}{r.stderr}")
+                    for k in ("median_us", "p99_us"):
+                        d.setdefault(f"{key}_{k}", []).append(float(data[k]))
+            if have_e:
+                d = res.setdefault("erlang", {})
+                for key, what in (("rpc", "latency"), ("pp", "pingpong")):
+                    out = e.run_a([what, eb, str(n)])
+                    for k in ("median_us", "p99_us"):
+                        d.setdefault(f"{key}_{k}", []).append(float(out[f"erl_{key}_{k}"]))
+    finally:
+        kill_all()
+        if have_e:
+            e.finish()
+        shutil.rmtree(tmp, ignore_errors=True)
+    print()
+    print(f"Latency rows, {n} round trips per round, {rounds} rounds "
+          f"({time.strftime('%Y-%m-%dT%H:%MZ', time.gmtime())}, "
+          f"load {os.getloadavg()[0]:.1f} at the end)")
+    if args.idle is not None:
+        print(f"machine: {os.cpu_count()} cores, {args.idle}% idle before the run")
+    fmt_row = "{:<28s} {:>10s} {:>10s}   {}"
+    for key, label in (("rpc", "node-to-node rpc"), ("pp", "remote ping-pong")):
+        for k in ("median_us", "p99_us"):
+            print(fmt_row.format(f"{label} {k[:-3]}", "median", "G/E", "per round, us"))
+            ev = res.get("erlang", {}).get(f"{key}_{k}")
+            for side in [s[0] for s in sides] + (["erlang"] if ev else []):
+                v = res[side][f"{key}_{k}"]
+                m = statistics.median(v)
+                ratio = f"{m / statistics.median(ev):.2f}" if ev and side != "erlang" else "-"
+                # ratio per round: the same round's Girder over Erlang
+                per = " ".join(f"{x:.0f}" for x in v)
+                if ev and side != "erlang":
+                    per += "   (G/E per round: " + " ".join(
+                        f"{x / y:.2f}" for x, y in zip(v, ev)) + ")"
+                print(fmt_row.format(f"  {side}", f"{m:.1f}", ratio, per))
+    if args.results:
+        with open(args.results, "a") as f:
+            for side, d in res.items():
+                for k, v in d.items():
+                    f.write(f"{side}.lat_{k}_rounds={','.join(f'{x:g}' for x in v)}\n")
+    return 0
+
+
 # Keys whose rounds are summarised by their median (the rest: the last round's).
 ROUND_KEYS = ("net_pp_median_us", "net_pp_p99_us", "net_pp_mean_us", "net_small_msgs_s",
               "net_small_mb_s", "net_big_msgs_s", "net_big_mb_s")
@@ -331,7 +418,15 @@ def main():
     ap.add_argument("--idle", type=int, default=None, help="CPU idle %% measured by bench/run")
     ap.add_argument("--rounds", type=int, default=None,
                     help="messaging rounds per side, interleaved (default 5; --quick 1)")
+    ap.add_argument("--latency", action="store_true",
+                    help="only the rpc and ping-pong latency rows, in rounds (tails)")
+    ap.add_argument("--count", type=int, default=None,
+                    help="--latency: round trips per row and round (default 20000)")
+    ap.add_argument("--compare", action="append",
+                    help="--latency: another build dir, measured in the same rounds")
     args = ap.parse_args()
+    if args.latency:
+        return latency_main(args)
     n_rpc = 2000 if args.quick else 20000
     n_small = 100000 if args.quick else 1000000
     n_big = 2000 if args.quick else 20000

@@ -29,6 +29,7 @@
 #include "runtime/rt.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/slice.h"
 
 #include <errno.h>
 #include <msgpack.h>
@@ -37,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -432,12 +434,38 @@ static void stop_begin(gr_dist *d, unsigned deadline_ms)
 
 /* ---- the thread ------------------------------------------------------------------- */
 
+bool gr_dist_spin_allowed(dist_spin *s, uint64_t now_us, uint64_t nivcsw)
+{
+    if (DIST_SPIN_US == 0 || now_us < s->off_until) {
+        return false;
+    }
+    if (s->rebase || nivcsw == s->nivcsw) {
+        s->rebase = false;
+        s->nivcsw = nivcsw;
+        return true;
+    }
+    s->off_until = now_us + DIST_SPIN_OFF_US;
+    s->rebase = true;
+    s->offs++;
+    return false;
+}
+
+/* The thread's involuntary context switches, or `dflt` if unknown. */
+static uint64_t thread_nivcsw(uint64_t dflt)
+{
+    struct rusage ru;
+
+    return getrusage(RUSAGE_THREAD, &ru) == 0 ? (uint64_t)ru.ru_nivcsw : dflt;
+}
+
 static void *dist_main(void *arg)
 {
     gr_dist *d = arg;
     dist_conn *c;
 
     atomic_store_explicit(&d->self, (unsigned long)pthread_self(), memory_order_relaxed);
+    d->spin.rebase = true;
+    (void)gr_thread_slice_set(GR_THREAD_SLICE_NS); /* see util/slice.h */
     for (dist_member *m = d->members; m; m = m->next) {
         gr_dist_mem_dial(d, m);
     }
@@ -466,22 +494,41 @@ static void *dist_main(void *arg)
      *   work, and on a loaded machine a spinner that never yields there kept
      *   the small messages' threads waiting: cluster test l_bigmsg with both
      *   CPUs also busy compiling saw small round trips of 165-183 ms on the
-     *   big message's link (bound 100 ms); yielding there: 17-29 ms. */
+     *   big message's link (bound 100 ms); yielding there: 17-29 ms.
+     * - Not at all while the CPU is contended: once the thread has been
+     *   preempted (its involuntary context switches moved since the last
+     *   check, gr_dist_spin_allowed), it blocks without spinning for
+     *   DIST_SPIN_OFF_US, then tries again (counter spin_offs). A spinner
+     *   on a machine with more runnable threads than CPUs takes the CPU
+     *   from the very threads it hands work to, and under the kernel's
+     *   EEVDF scheduler its spent time also makes it wait longer when it
+     *   is woken: with two nodes beside a parallel build (load 14-20 on 2
+     *   CPUs) the remote ping-pong median was 262-498 us per round with the
+     *   spin and 56-229 us with this gate, in the same runs (Erlang: 40-73;
+     *   docs/benchmarks.md, "latency tails"). */
     while (!d->quit) {
-        uint64_t until = gr_dist_now_us() + DIST_SPIN_US, seen = d->activity;
+        uint64_t now = gr_dist_now_us(), seen = d->activity, until = now;
         uint64_t wakeups = gr_rt_wakeups(d->rt);
 
-        while (gr_dist_now_us() < until && !d->quit) {
+        if (now >= d->spin.off_until &&
+            gr_dist_spin_allowed(&d->spin, now, thread_nivcsw(d->spin.nivcsw))) {
+            until = now + DIST_SPIN_US;
+        } else {
+            __atomic_store_n(&d->ctr.spin_offs, d->spin.offs, __ATOMIC_RELAXED);
+        }
+
+        while (now < until && !d->quit) {
             if (cmd_pending(d)) {
                 run_cmds(d);
             }
             event_base_loop(d->base, EVLOOP_NONBLOCK);
+            now = gr_dist_now_us();
             if (gr_rt_wakeups(d->rt) != wakeups) {
                 break; /* handed over: block (above) */
             }
             if (d->activity != seen) {
                 seen = d->activity;
-                until = gr_dist_now_us() + DIST_SPIN_US;
+                until = now + DIST_SPIN_US;
             } else if (gr_dist_large_any(d)) {
                 sched_yield(); /* see above: a fragment stream */
             }
@@ -940,6 +987,7 @@ void gr_dist_counters_get(gr_dist *d, gr_dist_counters *ret)
     LOAD(sigq_peak);
     LOAD(handshakes_refused);
     LOAD(handshakes_evicted);
+    LOAD(spin_offs);
     LOAD(nodedowns);
     LOAD(members_up);
 #undef LOAD

@@ -49,7 +49,12 @@
 #include <stdatomic.h>
 
 /* How long the loop keeps polling after its last work before it blocks. */
+#ifndef DIST_SPIN_US
 #define DIST_SPIN_US 100
+#endif
+#ifndef DIST_SPIN_OFF_US
+#define DIST_SPIN_OFF_US 50000 /* preempted: the loop blocks without spinning this long */
+#endif
 #define DIST_SIGQ_INLINE 4096u         /* signal frames up to this are copied into the queue */
 #define DIST_TAIL_REF 4096u            /* payloads this big are sealed from the message (conn.c) */
 #define DIST_RECORD_SOFT (256u << 10)  /* a lane this full is sealed at once (conn.c) */
@@ -322,6 +327,15 @@ struct dist_cmd {
     uint8_t data[];                  /* REPLY: result; CALL: args */
 };
 
+/* Whether the dist loop may spin before it blocks (gr_dist_spin_allowed).
+ * Dist thread only. */
+typedef struct dist_spin {
+    uint64_t off_until; /* gr_dist_now_us(): no spin before this */
+    uint64_t nivcsw;    /* the thread's involuntary context switches at the last check */
+    bool rebase;        /* nivcsw is stale (start, end of an off window): take it again */
+    uint64_t offs;      /* times the spin was turned off */
+} dist_spin;
+
 struct gr_dist {
     /* fixed after gr_dist_new */
     girder_rt *rt;                          /* the runtime messages go to */
@@ -386,6 +400,7 @@ struct gr_dist {
     atomic_int sleeping;           /* 1 while the loop may block: producers wake it */
     atomic_ulong self;             /* the dist thread's pthread_self(), once running */
     uint64_t activity;             /* bumped by every read and command (dist thread) */
+    dist_spin spin;                /* may the loop spin before it blocks (dist_main) */
     bool quit;                     /* the loop ends (dist thread) */
     dist_cmd *stop_cmd;            /* preallocated CMD_STOP; taken by gr_dist_stop */
 
@@ -634,5 +649,12 @@ void gr_dist_rpc_answer_err(gr_dist *d, girder_pid to, uint64_t tag, int status)
 /* Answer c's outgoing calls with err (a graceful stop: GR_ESTOPPED; a close:
  * GR_ENOCONN, through the protocol's closed hook). */
 void gr_dist_rpc_conn_closed(dist_conn *c, int err);
+
+/* Spin or block (dist_main): false while the thread was preempted since the
+ * last check (`nivcsw`, its involuntary context switches, moved: the CPU is
+ * contended, and a spinner then takes it from the threads it hands work to),
+ * and then for DIST_SPIN_OFF_US; at the end of that window the count is taken
+ * afresh and the spin allowed again. Pure: dist thread, or a test. */
+bool gr_dist_spin_allowed(dist_spin *s, uint64_t now_us, uint64_t nivcsw);
 
 #endif

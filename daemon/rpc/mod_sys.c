@@ -16,7 +16,7 @@
  *                      "nodedowns", "members_up", "signals_in",
  *                      "signals_out", "signals_lost", "sigq_bytes", "sigq_peak",
  *                      "out_queued_bytes", "links_busy", "overloads",
- *                      "overload_closes"}
+ *                      "overload_closes", "spin_offs"}
  */
 #include "rpc/rpc_int.h"
 
@@ -120,7 +120,7 @@ static int sys_counters(gr_rpc *rpc, const msgpack_object *args, msgpack_packer 
     if (dist) {
         gr_dist_counters_get(dist, &dc);
     }
-    msgpack_pack_map(pk, 30);
+    msgpack_pack_map(pk, 31);
     pack_kv(pk, "processes", gr_rt_process_count(gr_rpc_rt(rpc)));
     pack_kv(pk, "rpc_inflight", gr_rpc_inflight(rpc));
     pack_kv(pk, "uptime_ms", now_ms > started ? now_ms - started : 0);
@@ -151,6 +151,7 @@ static int sys_counters(gr_rpc *rpc, const msgpack_object *args, msgpack_packer 
     pack_kv(pk, "links_busy", dc.links_busy);
     pack_kv(pk, "overloads", dc.overloads);
     pack_kv(pk, "overload_closes", dc.overload_closes);
+    pack_kv(pk, "spin_offs", dc.spin_offs);
     return 0;
 }
 

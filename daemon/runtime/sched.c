@@ -37,6 +37,7 @@
 
 #include "proto/err.h"
 #include "util/log.h"
+#include "util/slice.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -313,6 +314,7 @@ static void *sched_main(void *arg)
     gr_sched *s = arg;
     unsigned turns = 0;
 
+    (void)gr_thread_slice_set(GR_THREAD_SLICE_NS); /* see util/slice.h */
     while (!s->quit) {
         drain_inbox(s);
         while (s->runq_head && turns < TURNS_PER_POLL) {
