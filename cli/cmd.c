@@ -1141,6 +1141,61 @@ static int cmd_multicall(const gr_cli_ctx *ctx, int argc, char **argv)
     return ex != GR_CLI_EXIT_OK ? ex : failed > 0 ? GR_CLI_EXIT_REMOTE : GR_CLI_EXIT_OK;
 }
 
+/* ------------------------------------------------------------ plugin */
+
+/* girder plugin load PATH [NODE] | unload NAME [NODE] | list [NODE]: the rpc
+ * module `plugin` of NODE (default: the contacted node), through cmd_rpc. */
+static int cmd_plugin(const gr_cli_ctx *ctx, int argc, char **argv)
+{
+    const char *sub = argv[0], *node;
+    char *rargv[4], *json = NULL;
+    int nargs = argc - 1, want, ex;
+    size_t j = 0;
+
+    if (strcmp(sub, "list") == 0) {
+        want = 0;
+    } else if (strcmp(sub, "load") == 0 || strcmp(sub, "unload") == 0) {
+        want = 1;
+    } else {
+        return gr_cli_usage_error(ctx, "plugin", "unknown subcommand '%s' (load, unload, list)",
+                                  sub);
+    }
+    if (nargs < want || nargs > want + 1) {
+        return gr_cli_usage_error(ctx, "plugin", "expected: plugin %s%s [NODE]", sub,
+                                  want ? (strcmp(sub, "load") == 0 ? " PATH" : " NAME") : "");
+    }
+    node = nargs > want ? argv[1 + want] : ctx->target.node;
+    if (want) {
+        const char *v = argv[1];
+
+        /* The argument as a JSON string: quote and escape. */
+        if (!(json = malloc(strlen(v) * 2 + 3))) {
+            report(ctx, "ENOMEM", "out of memory");
+            return GR_CLI_EXIT_UNREACHABLE;
+        }
+        json[j++] = '"';
+        for (; *v; v++) {
+            if ((unsigned char)*v < 0x20) {
+                free(json);
+                return gr_cli_usage_error(ctx, "plugin", "control character in '%s'", argv[1]);
+            }
+            if (*v == '"' || *v == '\\') {
+                json[j++] = '\\';
+            }
+            json[j++] = *v;
+        }
+        json[j++] = '"';
+        json[j] = '\0';
+    }
+    rargv[0] = (char *)node;
+    rargv[1] = "plugin";
+    rargv[2] = (char *)sub;
+    rargv[3] = json;
+    ex = cmd_rpc(ctx, 3 + want, rargv);
+    free(json);
+    return ex;
+}
+
 /* ------------------------------------------------------------ the table */
 
 static const gr_cli_cmd CMDS[] = {
@@ -1233,6 +1288,15 @@ static const gr_cli_cmd CMDS[] = {
      "\"killed\"). Prints \"ok\" once the process is down, or after 1 s if it\n"
      "survives (it traps exits); a dead pid is \"ok\" too. Unregistered name: noname.",
      cmd_kill},
+    {"plugin", "load PATH | unload NAME | list  [NODE]", 1, 3,
+     "load, unload or list the plugins (.so) of a node",
+     "Calls plugin.load(PATH), plugin.unload(NAME) or plugin.list() on NODE (default:\n"
+     "the contacted node) and prints the result as JSON: load prints the plugin's\n"
+     "name. PATH is a path on the node's machine; the file must not be writable by\n"
+     "group or others. Refusals are remote errors with a reason: plugin_abi,\n"
+     "plugin_no_entry, plugin_init_failed, plugin_unsafe_file, plugin_in_use (a\n"
+     "process or call of it is alive), plugin_loaded, no_plugin. docs/plugins.md.",
+     cmd_plugin},
 };
 
 const gr_cli_cmd *gr_cli_cmd_find(const char *name)
