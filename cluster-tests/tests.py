@@ -10,8 +10,10 @@ its nodes run girderd-testkit, girderd plus the test kit (testkit/testkit.h:
 the behaviours seq, relay, watcher and the rpc module bench)."""
 
 import json
+import os
 import random
 import re
+import shutil
 import time
 
 from flood import test_flood  # r_flood, in cluster-tests/flood.py
@@ -1076,4 +1078,74 @@ TESTS = [
     ("p_pubsub", test_pubsub),
     ("q_ps", test_ps),
     ("r_flood", test_flood),
+]
+
+
+# ---- s. plugins ------------------------------------------------------------------------------
+def _plugin_copy(c, name):
+    """The test plugin tplug_NAME.so of the build, copied into the test's dir
+    with mode 0755 (whatever the build's umask), and its path."""
+    src = os.path.join(c.build, "daemon", "plugin", f"tplug_{name}.so")
+    check(os.path.exists(src), f"test plugin not built: {src}")
+    dst = os.path.join(c.dir, f"tplug_{name}.so")
+    shutil.copyfile(src, dst)
+    os.chmod(dst, 0o755)
+    return dst
+
+
+def test_plugin(c):
+    """A plugin loaded with --plugin answers `girder rpc` on its node and from
+    another node (rpc.call through the link), including a reply deferred to a
+    thread of the plugin; its behaviour runs under `girder spawn` / `call`;
+    unload is refused while its process lives and works once it is gone;
+    `girder plugin load` at run time; refusals (bad ABI, group-writable file)
+    are remote errors with their reason ids and a log line."""
+    good = _plugin_copy(c, "good")
+    a = c.node("a", extra=["--plugin", good])
+    b = c.node("b", seeds=[a])
+    c.wait_mesh([a, b])
+    a.wait_log(r"loaded tplug 1\.2\.3", 5)
+
+    r = c.expect(c.cli("rpc", a.name, "tplug", "hello", node=a), EXIT_OK, what="tplug.hello")
+    check(r.data == "hello", f"tplug.hello: {r!r}")
+    r = c.expect(c.cli("rpc", a.name, "tplug", "hello", node=b), EXIT_OK, what="via b")
+    check(r.data == "hello", f"tplug.hello via b: {r!r}")
+    r = c.expect(c.cli("rpc", a.name, "tplug", "defer", '"x"', node=b), EXIT_OK, what="defer")
+    check(r.data == ["later", "x"], f"tplug.defer: {r!r}")
+    c.expect(c.cli("rpc", a.name, "tplug", "fail", node=a), EXIT_REMOTE, "badarg")
+    c.expect(c.cli("rpc", b.name, "tplug", "hello", node=b), EXIT_REMOTE, "undef_module",
+             "b has no plugin")
+
+    r = c.expect(c.cli("plugin", "list", node=a), EXIT_OK)
+    check(isinstance(r.data, list) and len(r.data) == 1 and r.data[0]["name"] == "tplug"
+          and r.data[0]["behaviours"] == ["tplug_echo"] and r.data[0]["modules"] == ["tplug"],
+          f"plugin list: {r!r}")
+
+    pid = c.expect(c.cli("spawn", "tplug_echo", node=a), EXIT_OK).data
+    r = c.expect(c.cli("call", pid, '{"k": 1}', node=a), EXIT_OK, what="call tplug_echo")
+    check(r.data == {"k": 1}, f"tplug_echo answer: {r!r}")
+    c.expect(c.cli("plugin", "unload", "tplug", node=a), EXIT_REMOTE, "plugin_in_use")
+    c.expect(c.cli("kill", pid, node=a), EXIT_OK)
+    c.expect(c.cli("plugin", "unload", "tplug", a.name, node=b), EXIT_OK, what="unload via b")
+    c.expect(c.cli("rpc", a.name, "tplug", "hello", node=a), EXIT_REMOTE, "undef_module")
+    c.expect(c.cli("spawn", "tplug_echo", node=a), EXIT_REMOTE, "bad_behaviour")
+
+    # Run-time load on b, and the refusals.
+    r = c.expect(c.cli("plugin", "load", _plugin_copy(c, "good"), node=b), EXIT_OK)
+    check(r.data == "tplug", f"plugin load: {r!r}")
+    check(c.cli("rpc", b.name, "tplug", "hello", node=b).data == "hello", "hello after load")
+    mark = b.log_mark()
+    c.expect(c.cli("plugin", "load", _plugin_copy(c, "badabi"), node=b), EXIT_REMOTE,
+             "plugin_abi")
+    b.wait_log(r"refusing .*tplug_badabi\.so: built for plugin ABI 99", 5, mark)
+    unsafe = _plugin_copy(c, "busy")
+    os.chmod(unsafe, 0o775)
+    c.expect(c.cli("plugin", "load", unsafe, node=b), EXIT_REMOTE, "plugin_unsafe_file")
+    c.expect(c.cli("plugin", "load", _plugin_copy(c, "initfail"), node=b), EXIT_REMOTE,
+             "plugin_init_failed")
+    c.expect(c.cli("plugin", "unload", "nope", node=b), EXIT_REMOTE, "no_plugin")
+
+
+TESTS += [
+    ("s_plugin", test_plugin),
 ]
