@@ -31,6 +31,7 @@
 #include "proto/cookie.h"
 #include "proto/err.h"
 #include "plugin/plugin.h"
+#include "port/port.h"
 #include "proto/term.h"
 #include "pubsub/pubsub.h"
 #include "rpc/rpc.h"
@@ -71,6 +72,7 @@ typedef struct node {
     gr_pubsub *pubsub;     /* topics and groups; its keeper serves rpc `pubsub` */
     gr_dist *dist;         /* links to the cluster (its own thread) */
     gr_plugins *plugins;   /* the plugin loader; serves rpc `plugin` */
+    gr_ports *ports;       /* behaviour "port", its spawner thread; rpc `port` */
 } node;
 
 /* What a message from the probe's queue is, for main and the watcher. */
@@ -495,6 +497,10 @@ static int run(const gr_config *cfg, const char *prog, const gr_daemon_ext *ext)
     if (prepare_cluster(&n, cfg, &cookie, started_ms, ext) < 0) {
         goto out;
     }
+    if ((r = gr_ports_new(n.rt, n.rpc, &n.ports)) < 0) {
+        gr_error("node", "cannot set up ports: %s", gr_strerror(r));
+        goto out;
+    }
     if (load_plugins(&n, cfg) < 0) {
         goto out;
     }
@@ -570,6 +576,7 @@ out:
     }
     n.probe = gr_probe_free(n.probe);
     gr_rt_stop(n.rt);
+    n.ports = gr_ports_free(n.ports);       /* kills and reaps what is left */
     n.plugins = gr_plugins_free(n.plugins); /* no process runs plugin code now */
     n.rpc = gr_rpc_free(n.rpc);             /* after the workers are gone */
     n.pubsub = gr_pubsub_free(n.pubsub);
