@@ -1149,3 +1149,136 @@ def test_plugin(c):
 TESTS += [
     ("s_plugin", test_plugin),
 ]
+
+
+# ---- t. ports --------------------------------------------------------------------------------
+_WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "ports", "python",
+                       "example_worker.py")
+
+
+def _port_python():
+    """A python3 that has msgpack (Debian's python3-msgpack), or None."""
+    import subprocess
+    import sys
+    for py in (sys.executable, "/usr/bin/python3"):
+        if py and subprocess.run([py, "-c", "import msgpack"], capture_output=True).returncode == 0:
+            return py
+    return None
+
+
+def _os_alive(pid):
+    """Is OS process pid running (a zombie counts as gone)?"""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return not any(line.startswith("State:") and "Z" in line.split()[1] for line in f)
+    except FileNotFoundError:
+        return False
+
+
+def _ports(c, n):
+    r = c.expect(n.cli("port", "list"), EXIT_OK, what="port list")
+    check(isinstance(r.data, list), f"port list: {r!r}")
+    return {p["name"]: p for p in r.data}
+
+
+def test_port(c):
+    """A Python port (ports/python/example_worker.py) registered as a name
+    answers `girder call` from another node, and sends to a name; `girder kill`
+    of the port leaves no program behind; a port that writes garbage or an
+    oversized length is stopped with a logged reason; a program that fails to
+    exec ends its port with spawn_failed."""
+    py = _port_python()
+    check(py is not None, "no python3 with msgpack (python3-msgpack): scripts/setup-deps")
+    a = c.node("a")
+    b = c.node("b", seeds=[a])
+    c.wait_mesh([a, b])
+
+    pid = c.expect(a.cli("port", "start", "--name", "worker", "--", py, _WORKER), EXIT_OK).data
+    a.wait_log(r"port/worker: example worker \d+ ready", 10)
+    r = c.expect(b.cli("call", f"worker@{a.name}", '"hi"'), EXIT_OK, what="call from b")
+    check(r.data == ["echo", "hi", 1], f"worker answer: {r!r}")
+    r = c.expect(b.cli("call", f"worker@{a.name}", '["add", 2, 3]'), EXIT_OK)
+    check(r.data == 5, f"add: {r!r}")
+    r = c.expect(a.cli("call", "worker", '"whoami"'), EXIT_OK)
+    check(r.data == [pid, a.name, "worker"], f"whoami: {r!r} (pid {pid})")
+    ports = _ports(c, a)
+    check("worker" in ports and ports["worker"]["pid"] == pid, f"port list: {ports!r}")
+    ospid = ports["worker"]["os_pid"]
+    check(_os_alive(ospid), "the worker program runs")
+
+    # girder kill: the program gets stdin EOF and is gone, no orphan.
+    c.expect(a.cli("kill", "worker"), EXIT_OK)
+    wait_until("the killed port's program to be gone", lambda: not _os_alive(ospid), 10)
+    check("worker" not in _ports(c, a), "a killed port is not listed")
+
+    # A program that ignores stdin EOF: SIGTERM, then SIGKILL, after kill_timeout.
+    c.expect(a.cli("port", "start", "--name", "sleeper", "--kill-timeout", "400", "--",
+                   "sh", "-c", "trap '' TERM; exec sleep 300 </dev/null"), EXIT_OK)
+    sleeper = wait_until("sleeper listed", lambda: _ports(c, a).get("sleeper"), 5)
+    wait_until("sleeper's os pid", lambda: _ports(c, a)["sleeper"]["os_pid"] > 0, 5)
+    sp = _ports(c, a)["sleeper"]["os_pid"]
+    c.expect(a.cli("kill", "sleeper"), EXIT_OK)
+    wait_until("sleeper's program to be gone", lambda: not _os_alive(sp), 10)
+
+    # Garbage and oversized lengths: stopped, with a logged reason.
+    mark = a.log_mark()
+    c.expect(a.cli("port", "start", "--name", "garbage", "--", py, "-c",
+                   "import sys,time; sys.stdout.buffer.write(b'\\x00\\x00\\x00\\x05hello');"
+                   "sys.stdout.flush(); time.sleep(60)"), EXIT_OK)
+    a.wait_log(r"port/garbage: stopping the port: bad_frame", 10, mark)
+    c.expect(a.cli("port", "start", "--name", "huge", "--", py, "-c",
+                   "import sys,time; sys.stdout.buffer.write(b'\\xff\\xff\\xff\\xff');"
+                   "sys.stdout.flush(); time.sleep(60)"), EXIT_OK)
+    a.wait_log(r"port/huge: stopping the port: frame_too_big \(length 4294967295", 10, mark)
+    wait_until("garbage ports gone", lambda: not ({"garbage", "huge"} & set(_ports(c, a))), 10)
+
+    # A program that cannot start.
+    mark = a.log_mark()
+    c.expect(a.cli("port", "start", "--name", "nope", "--", "/nonexistent/prog"), EXIT_OK)
+    a.wait_log(r"port/nope: cannot start /nonexistent/prog", 10, mark)
+
+
+def test_port_supervised(c):
+    """A port as a supervisor's child (behaviour "port"): its program killed
+    with kill -9 ends the port with ["signal", 9] and the supervisor restarts
+    it (a new program, the name registered again, answering calls). Then
+    girderd killed with kill -9 leaves no port program running."""
+    py = _port_python()
+    check(py is not None, "no python3 with msgpack (python3-msgpack): scripts/setup-deps")
+    a = c.node("a")
+    spec = {"strategy": "one_for_one", "intensity": 5, "period_ms": 10000,
+            "children": [{"id": "w", "behaviour": "port", "restart": "permanent",
+                          "shutdown_ms": 2000, "type": "worker",
+                          "arg": {"cmd": py, "args": [_WORKER], "name": "sw"}},
+                         {"id": "s", "behaviour": "port", "restart": "permanent",
+                          "shutdown_ms": 2000, "type": "worker",
+                          "arg": {"cmd": "sh", "args": ["-c", "exec sleep 300 </dev/null"],
+                                  "name": "sl"}}]}
+    c.expect(a.cli("spawn", "supervisor", json.dumps(spec)), EXIT_OK)
+    a.wait_log(r"port/sw: example worker \d+ ready", 10)
+    first = wait_until("sw's os pid", lambda: _ports(c, a).get("sw", {}).get("os_pid"), 5)
+    c.expect(a.cli("call", "sw", '"x"'), EXIT_OK)
+
+    mark = a.log_mark()
+    os.kill(first, 9)
+    a.wait_log(r"port/sw: program exited \(signal 9\)", 10, mark)
+    second = wait_until("sw restarted with a new program",
+                        lambda: (_ports(c, a).get("sw", {}).get("os_pid") or first) != first
+                        and _ports(c, a)["sw"]["os_pid"], 10)
+    check(_os_alive(second) and not _os_alive(first), "old program gone, new one running")
+    a.wait_log(r"port/sw: example worker \d+ ready", 10, mark)
+    r = c.expect(a.cli("call", "sw", '"y"'), EXIT_OK, what="call the restarted port")
+    check(r.data == ["echo", "y", 1], f"restarted worker: {r!r}")
+
+    # kill -9 girderd: every port program is gone within a few seconds.
+    progs = [p["os_pid"] for p in _ports(c, a).values()]
+    check(len(progs) == 2 and all(_os_alive(p) for p in progs), f"programs: {progs}")
+    a.kill9()
+    wait_until("port programs gone after kill -9 of girderd",
+               lambda: not any(_os_alive(p) for p in progs), 3)
+
+
+TESTS += [
+    ("t_port", test_port),
+    ("u_port_supervised", test_port_supervised),
+]
