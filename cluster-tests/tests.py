@@ -1262,6 +1262,8 @@ def test_port_supervised(c):
     mark = a.log_mark()
     os.kill(first, 9)
     a.wait_log(r"port/sw: program exited \(signal 9\)", 10, mark)
+    # The supervisor, linked to the port, got the reason.
+    a.wait_log(r"child .*\bw\b.* exited with .*signal\W+9", 10, mark, "the supervisor's EXIT")
     second = wait_until("sw restarted with a new program",
                         lambda: (_ports(c, a).get("sw", {}).get("os_pid") or first) != first
                         and _ports(c, a)["sw"]["os_pid"], 10)

@@ -22,6 +22,9 @@
  * kill_timeout_ms; the spawner thread reaps it. Programs are forked from the
  * spawner thread, never from a scheduler.
  *
+ * The process must ignore SIGPIPE (girderd does): a program that closed its
+ * stdin is an EPIPE, not a signal.
+ *
  * Threading: gr_ports_new / gr_ports_free on the main thread (free after
  * gr_rt_stop); the behaviour on schedulers; the spawner on its own thread.
  */
