@@ -1206,6 +1206,12 @@ def test_port(c):
     ospid = ports["worker"]["os_pid"]
     check(_os_alive(ospid), "the worker program runs")
 
+    # A call right after the start (the program may not run yet) is queued, not lost.
+    c.expect(a.cli("port", "start", "--name", "early", "--", py, _WORKER), EXIT_OK)
+    r = c.expect(a.cli("call", "early", '"first"'), EXIT_OK, what="call before the program runs")
+    check(r.data == ["echo", "first", 1], f"early call: {r!r}")
+    c.expect(a.cli("kill", "early"), EXIT_OK)
+
     # girder kill: the program gets stdin EOF and is gone, no orphan.
     c.expect(a.cli("kill", "worker"), EXIT_OK)
     wait_until("the killed port's program to be gone", lambda: not _os_alive(ospid), 10)

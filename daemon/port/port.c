@@ -153,7 +153,7 @@ typedef struct port {
     char logname[NAME_MAX_LEN + 8];
     uint32_t kill_timeout_ms;
     uint32_t max_frame;
-    bool running; /* started, not yet exited */
+    bool dead; /* the program exited, failed to start or closed its stdin: drop output */
     struct event *ev_out, *ev_err, *ev_in, *ev_exit;
     uint8_t *rbuf; /* stdout bytes not yet handled */
     size_t rlen, rcap;
@@ -464,6 +464,7 @@ static void on_stdin(evutil_socket_t fd, short what, void *arg)
             }
             event_del(p->ev_in); /* EPIPE: the program closed stdin; its exit follows */
             p->woff = p->wlen = 0;
+            p->dead = true;
             return;
         }
         p->woff += (size_t)n;
@@ -477,7 +478,7 @@ static int send_frame(port *p, const void *payload, size_t len)
 {
     size_t need;
 
-    if (!p->running || !p->ev_in) {
+    if (p->dead) {
         return 0; /* nobody reads: drop, as a message to a dead process */
     }
     if (p->woff > 0 && p->woff == p->wlen) {
@@ -511,6 +512,9 @@ static int send_frame(port *p, const void *payload, size_t len)
     gr_port_frame_header(p->wbuf + p->wlen, (uint32_t)len);
     memcpy(p->wbuf + p->wlen + GR_PORT_FRAME_HDR, payload, len);
     p->wlen += GR_PORT_FRAME_HDR + len;
+    if (!p->ev_in) {
+        return 0; /* not started yet: queued, written once it runs (on_started) */
+    }
     on_stdin(p->ch->in_fd, EV_WRITE, p); /* write now what fits */
     if (p->wlen > p->woff) {
         event_add(p->ev_in, NULL);
@@ -1171,6 +1175,26 @@ static void registry_del(gr_ports *ps, girder_pid pid)
     pthread_mutex_unlock(&ps->lock);
 }
 
+/* [2, "init", [SelfPid, NodeName, Name]]: the first frame, queued at once so
+ * that messages and calls arriving before the program runs follow it. */
+static void queue_init_frame(girder_ctx *ctx, port *p)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 3);
+    msgpack_pack_uint8(&pk, MSG_NOTIFY);
+    pack_str(&pk, "init");
+    msgpack_pack_array(&pk, 3);
+    girder_pack_pid(ctx, &pk, p->self);
+    pack_str(&pk, gr_rt_node_name(p->rt));
+    pack_str(&pk, p->name);
+    send_sb(p, &sb);
+    msgpack_sbuffer_destroy(&sb);
+}
+
 static int port_init(girder_ctx *ctx, const girder_msg *arg, void **ret_state)
 {
     gr_ports *ps = (gr_ports *)gr_rt_ctx_behaviour(ctx);
@@ -1217,6 +1241,7 @@ static int port_init(girder_ctx *ctx, const girder_msg *arg, void **ret_state)
                   .argv = argv,
                   .port = p->self};
     p->ch = ch;
+    queue_init_frame(ctx, p);
     registry_add(ps, p);
     pthread_mutex_lock(&ps->lock);
     *ps->queue_tail = ch;
@@ -1227,13 +1252,11 @@ static int port_init(girder_ctx *ctx, const girder_msg *arg, void **ret_state)
     return 0;
 }
 
-/* The program is running: watch its pipes and pidfd, greet it. */
+/* The program is running: watch its pipes and pidfd, flush what was queued. */
 static int on_started(girder_ctx *ctx, port *p)
 {
     struct event_base *base = gr_rt_sched_base(p->rt, (unsigned)(p->self.id & 0xff));
     child *ch = p->ch;
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
     child_state st;
     int err;
 
@@ -1243,10 +1266,10 @@ static int on_started(girder_ctx *ctx, port *p)
     pthread_mutex_unlock(&p->ps->lock);
     if (st != CH_RUNNING) {
         gr_warn(p->logname, "cannot start %s: %s", ch->argv[0], gr_strerror(err));
+        p->dead = true;
         stop_with(p, "spawn_failed");
         return -1;
     }
-    p->running = true;
     registry_set(p->ps, p->self, ch->ospid, NULL);
     if (!(p->ev_out = event_new(base, ch->out_fd, EV_READ | EV_PERSIST, on_stdout, p)) ||
         !(p->ev_err = event_new(base, ch->err_fd, EV_READ | EV_PERSIST, on_stderr, p)) ||
@@ -1258,18 +1281,11 @@ static int on_started(girder_ctx *ctx, port *p)
         return -1;
     }
     gr_info(p->logname, "started %s, os pid %d", ch->argv[0], (int)ch->ospid);
-    /* [2, "init", [SelfPid, NodeName, Name]] */
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_array(&pk, 3);
-    msgpack_pack_uint8(&pk, MSG_NOTIFY);
-    pack_str(&pk, "init");
-    msgpack_pack_array(&pk, 3);
-    girder_pack_pid(ctx, &pk, p->self);
-    pack_str(&pk, gr_rt_node_name(p->rt));
-    pack_str(&pk, p->name);
-    send_sb(p, &sb);
-    msgpack_sbuffer_destroy(&sb);
+    /* The frames queued since init ("init" first) go out now. */
+    on_stdin(ch->in_fd, EV_WRITE, p);
+    if (p->wlen > p->woff) {
+        event_add(p->ev_in, NULL);
+    }
     return 0;
 }
 
@@ -1337,7 +1353,7 @@ static int port_handle(girder_ctx *ctx, void *state, const girder_msg *msg)
             reason = exit_reason(p);
             gr_info(p->logname, "program exited (%s %d)", p->exit_kind == 1 ? "status" : "signal",
                     p->exit_code);
-            p->running = false;
+            p->dead = true;
             if (reason) {
                 girder_stop(ctx, reason);
                 girder_msg_unref(reason);
