@@ -1290,3 +1290,57 @@ TESTS += [
     ("t_port", test_port),
     ("u_port_supervised", test_port_supervised),
 ]
+
+
+def _rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def test_port_bounds(c):
+    """Bounded queues both ways. A program that never reads its stdin while
+    100 x 100 KB messages are sent to it: the port is stopped with reason
+    port_overflow (logged) once 8 MiB wait, and girderd's RSS grows by less
+    than 64 MiB. A program flooding its stdout with frames for 3 s: girderd's
+    RSS grows by less than 64 MiB (stdout is not read while frames wait)."""
+    py = _port_python()
+    check(py is not None, "no python3 with msgpack (python3-msgpack): scripts/setup-deps")
+    a = c.node("a")
+    base = _rss_kb(a.pid)
+    mark = a.log_mark()
+    c.expect(a.cli("port", "start", "--name", "deaf", "--", "sleep", "300"), EXIT_OK)
+    big = json.dumps("x" * 100000)
+    for i in range(100):
+        r = a.cli("send", "deaf", big)
+        if r.rc != EXIT_OK:
+            check(r.error_id == "noname", f"send {i}: {r!r}")
+            break
+    a.wait_log(r"port/deaf: stdin queue above 8388608 bytes .*: stopping", 10, mark)
+    grown = _rss_kb(a.pid) - base
+    print(f"    deaf port: girderd RSS +{grown} KiB")
+    check(grown < 64 * 1024, f"girderd grew by {grown} KiB")
+
+    flood = ("import sys,struct,msgpack\n"
+             "b=msgpack.packb([2,'send',['nobody','y'*1000]])\n"
+             "f=struct.pack('>I',len(b))+b\n"
+             "o=sys.stdout.buffer\n"
+             "while True: o.write(f*64)\n")
+    base = _rss_kb(a.pid)
+    c.expect(a.cli("port", "start", "--name", "flood", "--", py, "-c", flood), EXIT_OK)
+    t0 = now()
+    peak = 0
+    while now() - t0 < 3:
+        peak = max(peak, _rss_kb(a.pid) - base)
+        time.sleep(0.2)
+    print(f"    flooding port: girderd RSS peak +{peak} KiB over 3 s")
+    check(peak < 64 * 1024, f"girderd grew by {peak} KiB under a flooding port")
+    check("flood" in _ports(c, a), "the flooding port is still running (its frames are valid)")
+    c.expect(a.cli("kill", "flood"), EXIT_OK)
+
+
+TESTS += [
+    ("v_port_bounds", test_port_bounds),
+]
