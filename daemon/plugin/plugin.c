@@ -324,7 +324,8 @@ static int api_rpc_module_register(girder_plugin *pl, const girder_rpc_module_de
     return 0;
 }
 
-static void api_log(girder_plugin *pl, int level, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void api_log(girder_plugin *pl, int level,
+                                                          const char *fmt, ...)
 {
     char buf[1024];
     va_list ap;

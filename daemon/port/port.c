@@ -795,7 +795,7 @@ static void on_request(girder_ctx *ctx, port *p, uint64_t id, const msgpack_obje
         msgpack_sbuffer sb;
         msgpack_packer pk;
         msgpack_unpacked up;
-        girder_pid pid;
+        girder_pid pid = {0};
         size_t off = 0;
         int r = gr_rpc_get_str(&a[0], name, sizeof(name));
 
