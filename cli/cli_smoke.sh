@@ -52,7 +52,14 @@ expect 2 '^{"error":"usage","message":"-n: bad port' -- -n a@h:0 --json ping
 expect 2 "option '-n' needs a value" -- -n
 GIRDER_NODE=bad expect 2 "GIRDER_NODE: 'bad' is not a node name" -- ping
 expect 0 "Usage: girder \[OPTIONS\] spawn \[--on NODE\] BEHAVIOUR" -- spawn --help
-expect 2 "send: missing arguments: expected DEST JSON" -- send
+expect 2 "send: missing arguments: expected \[--after MS\] DEST JSON" -- send
+expect 2 "send: missing argument: expected DEST JSON" -- send --after 10 w
+expect 2 "send: missing argument: expected \[--after MS\] DEST JSON" -- send --after
+expect 2 "send: --after 'x' is not a delay in ms" -- send --after x w 1
+expect 2 "send: unexpected argument 'z'" -- send w 1 z
+expect 2 "pub: missing argument: expected TOPIC JSON" -- pub t
+expect 2 "pub: JSON argument 1 'bare' is not valid JSON" -- pub t bare
+expect 2 "groups: unexpected argument 'b'" -- groups a b
 expect 2 "call: 'a b' is not a DEST" -- call 'a b' 1
 expect 2 "call: '<x>' is not a DEST" -- call '<x>' 1
 expect 2 "info: 'w@nohost' is not a DEST" -- info w@nohost
@@ -62,6 +69,14 @@ expect 2 "spawn: 'x' is not a node name" -- spawn --on x echo
 expect 2 "spawn: unexpected argument 'z'" -- spawn echo 1 z
 expect 2 "ps: 'x' is not a node name" -- ps x
 expect 2 "kill: JSON argument 1 '{' is not valid JSON" -- kill w '{'
+expect 0 "Usage: girder \[OPTIONS\] table SUBCOMMAND NAME" -- table --help
+expect 2 "table: missing argument" -- table get
+expect 2 "table: unknown subcommand 'frob'" -- table frob t
+expect 2 "table: KEY 'k' is not valid JSON" -- table get t k
+expect 2 "table: put: wrong number of arguments" -- table put t '"k"'
+expect 2 "table: create: unknown option '--nope'" -- table create t --nope
+expect 2 "table: --ttl: 'soon' is not a number" -- table put t 1 2 --ttl soon
+expect 2 "table: incr: 'x' is not an integer" -- table incr t 1 x
 
 
 # a port nobody listens on: bind-and-close is racy, so use port 1 on loopback

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cmd.c - the commands of `girder` (ping, nodes, join, leave, rpc, cast,
- * multicall, stats, and the process commands send, call, spawn, ps, info,
- * kill): the table that also generates the help, argument checks, the one rpc
- * each makes (`session`), and how each prints its result.
+ * multicall, stats, the process commands send (also --after), call, spawn,
+ * ps, info, kill, the table commands tables, table, and pub/sub's pub and
+ * groups): the table that also generates the help, argument checks, the one
+ * rpc each makes (`session`), and how each prints its result.
  *
  * Design notes:
  * - Arguments are checked and packed before the cookie is read or a socket
@@ -28,6 +29,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <msgpack.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -566,11 +568,99 @@ static int dest_cmd(const gr_cli_ctx *ctx, const char *cmd, const char *fn, int 
     return proc_run(ctx, &q, ret_r, peer);
 }
 
+#define SEND_AFTER_MAX_MS 2592000000ull /* 30 days, as proc.send_after */
+#define PG_NAME_MAX 255                 /* scope and group names, as pubsub */
+
+/* Print a result's pid without JSON quotes (PID=$(girder ...) just works), or
+ * the result as JSON (--json, or not a pid). */
+static int print_pid_result(const gr_cli_ctx *ctx, const gr_cli_reply *rep,
+                            const msgpack_object *pid)
+{
+    char *s = NULL;
+    int ex;
+
+    if (ctx->json || pid == NULL || pid->type != MSGPACK_OBJECT_EXT) {
+        return print_result_json(ctx, rep);
+    }
+    if (gr_cli_term_to_json(pid, 0, &s) == 0 && strlen(s) >= 2) {
+        fprintf(ctx->out, "%.*s\n", (int)strlen(s) - 2, s + 1);
+        ex = GR_CLI_EXIT_OK;
+    } else {
+        ex = print_result_json(ctx, rep);
+    }
+    free(s);
+    return ex;
+}
+
+static const msgpack_object *map_get(const msgpack_object *m, const char *k);
+
+/* send --after MS DEST JSON: proc.send_after(DEST, MS, TERM) on DEST's node;
+ * prints the timer's pid. */
+static int send_after(const gr_cli_ctx *ctx, const char *ms_text, char **argv)
+{
+    char peer[GR_NODENAME_MAX + 1], *end = NULL;
+    unsigned long long ms;
+    gr_cli_reply rep = {0};
+    msgpack_unpacked u;
+    gr_cli_dest d;
+    proc_req q;
+    int ex, r;
+
+    errno = 0;
+    ms = strtoull(ms_text, &end, 10);
+    if (ms_text[0] < '0' || ms_text[0] > '9' || *end != '\0' || errno != 0 ||
+        ms > SEND_AFTER_MAX_MS) {
+        return gr_cli_usage_error(ctx, "send", "--after '%s' is not a delay in ms (0..%llu)",
+                                  ms_text, SEND_AFTER_MAX_MS);
+    }
+    if ((ex = parse_dest(ctx, "send", argv[0], &d)) != 0) {
+        return ex;
+    }
+    if (proc_begin(ctx, &q, d.node, "send_after", 3) < 0 || gr_cli_dest_pack(&d, &q.pk) < 0 ||
+        msgpack_pack_uint64(&q.pk, ms) < 0) {
+        return proc_nomem(ctx, &q);
+    }
+    if ((r = pack_json_arg(ctx, "send", 1, argv[1], &q.pk)) != 0) {
+        if (r == -ENOMEM) {
+            return proc_nomem(ctx, &q);
+        }
+        msgpack_sbuffer_destroy(&q.sb);
+        return r;
+    }
+    if ((ex = proc_run(ctx, &q, &rep, peer)) != 0) {
+        return ex;
+    }
+    if (unpack_result(&rep, &u) == 0 && u.data.type == MSGPACK_OBJECT_MAP) {
+        ex = print_pid_result(ctx, &rep, map_get(&u.data, "timer"));
+    } else {
+        ex = print_result_json(ctx, &rep);
+    }
+    msgpack_unpacked_destroy(&u);
+    gr_cli_reply_clear(&rep);
+    return ex;
+}
+
 static int cmd_send(const gr_cli_ctx *ctx, int argc, char **argv)
 {
     gr_cli_reply rep = {0};
     int ex;
 
+    if (strcmp(argv[0], "--after") == 0 || strncmp(argv[0], "--after=", 8) == 0) {
+        int skip = argv[0][7] == '=' ? 1 : 2;
+        const char *ms = skip == 1 ? argv[0] + 8 : argc > 1 ? argv[1] : NULL;
+
+        if (ms == NULL || argc - skip < 2) {
+            return gr_cli_usage_error(ctx, "send", "missing argument: expected %s",
+                                      ms == NULL ? "MS DEST JSON" : "DEST JSON");
+        }
+        if (argc - skip > 2) {
+            return gr_cli_usage_error(ctx, "send", "unexpected argument '%s'", argv[skip + 2]);
+        }
+        return send_after(ctx, ms, argv + skip);
+    }
+    if (argc > 2) {
+        return gr_cli_usage_error(ctx, "send", "unexpected argument '%s'", argv[2]);
+    }
     if ((ex = dest_cmd(ctx, "send", "send", argc, argv, &rep)) != 0) {
         return ex;
     }
@@ -1141,6 +1231,589 @@ static int cmd_multicall(const gr_cli_ctx *ctx, int argc, char **argv)
     return ex != GR_CLI_EXIT_OK ? ex : failed > 0 ? GR_CLI_EXIT_REMOTE : GR_CLI_EXIT_OK;
 }
 
+/* ------------------------------------------------------------ tables */
+
+#define GR_TABLE_CLI_CELL 160 /* widest cell of `girder tables` */
+
+/* `girder tables`: table.infos() as NAME KIND DURABILITY ENTRIES BYTES B/ENTRY
+ * ERROR, or the array with --json. */
+static int print_tables(FILE *f, const msgpack_object *o)
+{
+    static const char *const hdr[] = {"NAME",  "KIND",    "DURABILITY", "ENTRIES",
+                                      "BYTES", "B/ENTRY", "ERROR"};
+    static const char *const keys[] = {
+        "name", "kind", "durability", "entries", "bytes", "bytes_per_entry", "error"};
+    gr_cli_table *t = NULL;
+    int r;
+
+    if (o->type != MSGPACK_OBJECT_ARRAY) {
+        return GR_EBADTERM;
+    }
+    if ((r = gr_cli_table_new(7, hdr, "lllrrrl", &t)) < 0) {
+        return r;
+    }
+    for (uint32_t i = 0; i < o->via.array.size && r == 0; i++) {
+        const msgpack_object *m = &o->via.array.ptr[i];
+        char bufs[7][GR_TABLE_CLI_CELL];
+        const char *cells[7];
+
+        if (m->type != MSGPACK_OBJECT_MAP) {
+            r = GR_EBADTERM;
+            break;
+        }
+        for (int c = 0; c < 7; c++) {
+            const msgpack_object *v = NULL;
+
+            for (uint32_t k = 0; k < m->via.map.size; k++) {
+                if (gr_term_is_str(&m->via.map.ptr[k].key, keys[c])) {
+                    v = &m->via.map.ptr[k].val;
+                }
+            }
+            cells[c] = NULL;
+            if (v && v->type == MSGPACK_OBJECT_STR) {
+                snprintf(bufs[c], sizeof(bufs[c]), "%.*s", (int)v->via.str.size, v->via.str.ptr);
+                cells[c] = bufs[c];
+            } else if (v && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+                snprintf(bufs[c], sizeof(bufs[c]), "%llu", (unsigned long long)v->via.u64);
+                cells[c] = bufs[c];
+            }
+        }
+        r = gr_cli_table_row(t, cells);
+    }
+    if (r == 0) {
+        gr_cli_table_print(t, f);
+    }
+    gr_cli_table_free(t);
+    return r;
+}
+
+static int cmd_tables(const gr_cli_ctx *ctx, int argc, char **argv)
+{
+    char peer[GR_NODENAME_MAX + 1];
+    gr_cli_reply rep = {0};
+    int ex;
+
+    if ((ex = call_noargs(ctx, "table", "infos", &rep, peer)) != 0) {
+        return ex;
+    }
+    ex = print_shaped(ctx, &rep, print_tables);
+    gr_cli_reply_clear(&rep);
+    return ex;
+}
+
+/* One JSON command-line argument as a term; a usage error names it. */
+static int table_json(const gr_cli_ctx *ctx, const char *what, const char *text, msgpack_packer *pk)
+{
+    gr_cli_json_err je = {0};
+    int r = gr_cli_json_to_term(text, pk, &je);
+
+    if (r == -ENOMEM) {
+        report(ctx, "ENOMEM", "out of memory");
+        return GR_CLI_EXIT_UNREACHABLE;
+    }
+    if (r < 0) {
+        return gr_cli_usage_error(ctx, "table", "%s '%s' is not valid JSON: %s%s", what, text,
+                                  je.text,
+                                  text[0] != '"' && text[0] != '[' && text[0] != '{' &&
+                                          (text[0] < '0' || text[0] > '9') && text[0] != '-'
+                                      ? "; a string needs JSON quotes, e.g. '\"text\"'"
+                                      : "");
+    }
+    return 0;
+}
+
+/* A non-negative decimal option value. */
+static int table_num(const gr_cli_ctx *ctx, const char *opt, const char *text, uint64_t *ret)
+{
+    char *end;
+    unsigned long long v;
+
+    errno = 0;
+    v = strtoull(text, &end, 10);
+    if (!isdigit((unsigned char)text[0]) || *end || errno) {
+        return gr_cli_usage_error(ctx, "table", "%s: '%s' is not a number", opt, text);
+    }
+    *ret = v;
+    return 0;
+}
+
+/* The options a subcommand accepts, parsed from argv[from..argc). Values stay
+ * pointers into argv. */
+typedef struct table_opts {
+    const char *kind, *durability, *fsync; /* create */
+    const char *prefix, *start, *end;      /* scan: JSON */
+    uint64_t ttl, interval, max_entries, max_bytes, version, limit;
+    int has_ttl, has_interval, has_max_entries, has_max_bytes, has_version, has_limit;
+    int cache, if_absent;
+    int npos;           /* positional arguments after NAME */
+    const char *pos[3]; /* them */
+} table_opts;
+
+static int table_parse(const gr_cli_ctx *ctx, const char *sub, const char *allowed, int argc,
+                       char **argv, int from, table_opts *o)
+{
+    for (int i = from; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int ex = 0;
+
+#define OPT(name) (strcmp(a, name) == 0 && strstr(allowed, name " ") != NULL)
+#define NEED()                                                                                     \
+    do {                                                                                           \
+        if (!v) {                                                                                  \
+            return gr_cli_usage_error(ctx, "table", "%s: option '%s' needs a value", sub, a);      \
+        }                                                                                          \
+        i++;                                                                                       \
+    } while (0)
+        if (OPT("--kind")) {
+            NEED();
+            o->kind = v;
+        } else if (OPT("--durability")) {
+            NEED();
+            o->durability = v;
+        } else if (OPT("--fsync")) {
+            NEED();
+            o->fsync = v;
+        } else if (OPT("--prefix")) {
+            NEED();
+            o->prefix = v;
+        } else if (OPT("--start")) {
+            NEED();
+            o->start = v;
+        } else if (OPT("--end")) {
+            NEED();
+            o->end = v;
+        } else if (OPT("--ttl")) {
+            NEED();
+            ex = table_num(ctx, a, v, &o->ttl);
+            o->has_ttl = 1;
+        } else if (OPT("--interval")) {
+            NEED();
+            ex = table_num(ctx, a, v, &o->interval);
+            o->has_interval = 1;
+        } else if (OPT("--max-entries")) {
+            NEED();
+            ex = table_num(ctx, a, v, &o->max_entries);
+            o->has_max_entries = 1;
+        } else if (OPT("--max-bytes")) {
+            NEED();
+            ex = table_num(ctx, a, v, &o->max_bytes);
+            o->has_max_bytes = 1;
+        } else if (OPT("--version")) {
+            NEED();
+            ex = table_num(ctx, a, v, &o->version);
+            o->has_version = 1;
+        } else if (OPT("--limit")) {
+            NEED();
+            ex = table_num(ctx, a, v, &o->limit);
+            o->has_limit = 1;
+        } else if (OPT("--cache")) {
+            o->cache = 1;
+        } else if (OPT("--if-absent")) {
+            o->if_absent = 1;
+        } else if (a[0] == '-' && a[1] == '-') {
+            return gr_cli_usage_error(ctx, "table", "%s: unknown option '%s'", sub, a);
+        } else if (o->npos < 3) {
+            o->pos[o->npos++] = a;
+        } else {
+            return gr_cli_usage_error(ctx, "table", "%s: unexpected argument '%s'", sub, a);
+        }
+#undef OPT
+#undef NEED
+        if (ex) {
+            return ex;
+        }
+    }
+    return 0;
+}
+
+static void pk_cstr(msgpack_packer *pk, const char *s)
+{
+    msgpack_pack_str_with_body(pk, s, strlen(s));
+}
+
+/* Print a table.* result: --json as JSON; otherwise "ok", a number, or JSON. */
+static int table_print(const gr_cli_ctx *ctx, const char *sub, gr_cli_reply *rep)
+{
+    msgpack_unpacked u;
+    int ex = GR_CLI_EXIT_OK;
+
+    if (ctx->json || unpack_result(rep, &u) < 0) {
+        return print_result_json(ctx, rep);
+    }
+    if (!strcmp(sub, "info")) {
+        if (gr_cli_print_info(ctx->out, &u.data) < 0) {
+            ex = print_result_json(ctx, rep);
+        }
+    } else if (!strcmp(sub, "get") && u.data.type == MSGPACK_OBJECT_MAP &&
+               u.data.via.map.size > 0) {
+        char *s = NULL;
+
+        if (gr_cli_term_to_json(&u.data.via.map.ptr[0].val, 1, &s) == 0) {
+            fprintf(ctx->out, "%s\n", s);
+        }
+        free(s);
+    } else if (!strcmp(sub, "put") && u.data.type == MSGPACK_OBJECT_MAP &&
+               u.data.via.map.size == 1 &&
+               u.data.via.map.ptr[0].val.type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        fprintf(ctx->out, "ok (version %llu)\n",
+                (unsigned long long)u.data.via.map.ptr[0].val.via.u64);
+    } else if (u.data.type == MSGPACK_OBJECT_STR) {
+        fprintf(ctx->out, "%.*s\n", (int)u.data.via.str.size, u.data.via.str.ptr);
+    } else {
+        ex = print_result_json(ctx, rep);
+    }
+    msgpack_unpacked_destroy(&u);
+    return ex;
+}
+
+/* `girder table scan`: pages of at most 1,000 until the cursor ends or
+ * --limit entries were printed. One connection per page. */
+static int table_scan(const gr_cli_ctx *ctx, const char *name, const table_opts *o)
+{
+    uint8_t *cursor = NULL;
+    size_t cursor_len = 0;
+    uint64_t shown = 0, want = o->has_limit ? o->limit : UINT64_MAX;
+    int ex = GR_CLI_EXIT_OK, first = 1;
+
+    if (ctx->json) {
+        fputc('[', ctx->out);
+    }
+    while (shown < want) {
+        char peer[GR_NODENAME_MAX + 1];
+        gr_cli_reply rep = {0};
+        msgpack_sbuffer sb;
+        msgpack_packer pk;
+        msgpack_unpacked u;
+        const msgpack_object *ents = NULL, *cur = NULL;
+        uint64_t page = want - shown < 1000 ? want - shown : 1000;
+        int nopt =
+            1 + (o->prefix != NULL) + (o->start != NULL) + (o->end != NULL) + (cursor != NULL);
+
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        msgpack_pack_array(&pk, 2);
+        pk_cstr(&pk, name);
+        msgpack_pack_map(&pk, (size_t)nopt);
+        pk_cstr(&pk, "limit");
+        msgpack_pack_uint64(&pk, page);
+        if (cursor) {
+            pk_cstr(&pk, "cursor");
+            msgpack_pack_bin_with_body(&pk, cursor, cursor_len);
+        }
+        if ((o->prefix &&
+             (pk_cstr(&pk, "prefix"), (ex = table_json(ctx, "--prefix", o->prefix, &pk)) != 0)) ||
+            (o->start &&
+             (pk_cstr(&pk, "start"), (ex = table_json(ctx, "--start", o->start, &pk)) != 0)) ||
+            (o->end && (pk_cstr(&pk, "end"), (ex = table_json(ctx, "--end", o->end, &pk)) != 0))) {
+            msgpack_sbuffer_destroy(&sb);
+            break;
+        }
+        ex = session(ctx, NULL, "table", "scan", &sb, &rep, peer);
+        msgpack_sbuffer_destroy(&sb);
+        if (ex != 0) {
+            break;
+        }
+        if (unpack_result(&rep, &u) == 0 && u.data.type == MSGPACK_OBJECT_MAP) {
+            for (uint32_t k = 0; k < u.data.via.map.size; k++) {
+                if (gr_term_is_str(&u.data.via.map.ptr[k].key, "entries")) {
+                    ents = &u.data.via.map.ptr[k].val;
+                } else if (gr_term_is_str(&u.data.via.map.ptr[k].key, "cursor")) {
+                    cur = &u.data.via.map.ptr[k].val;
+                }
+            }
+        }
+        free(cursor);
+        cursor = NULL;
+        if (!ents || ents->type != MSGPACK_OBJECT_ARRAY || !cur) {
+            report(ctx, "bad_term", "unexpected answer to table.scan");
+            ex = GR_CLI_EXIT_REMOTE;
+        } else {
+            for (uint32_t k = 0; k < ents->via.array.size; k++) {
+                const msgpack_object *kv = &ents->via.array.ptr[k];
+                char *ks = NULL, *vs = NULL;
+
+                if (kv->type != MSGPACK_OBJECT_ARRAY || kv->via.array.size != 2) {
+                    continue;
+                }
+                if (ctx->json) {
+                    if (gr_cli_term_to_json(kv, 0, &ks) == 0) {
+                        fprintf(ctx->out, "%s%s", first ? "" : ",", ks);
+                    }
+                } else if (gr_cli_term_to_json(&kv->via.array.ptr[0], 0, &ks) == 0 &&
+                           gr_cli_term_to_json(&kv->via.array.ptr[1], 0, &vs) == 0) {
+                    fprintf(ctx->out, "%s\t%s\n", ks, vs);
+                }
+                first = 0;
+                free(ks);
+                free(vs);
+                shown++;
+            }
+            if (cur->type == MSGPACK_OBJECT_BIN && cur->via.bin.size > 0 &&
+                (cursor = malloc(cur->via.bin.size)) != NULL) {
+                memcpy(cursor, cur->via.bin.ptr, cur->via.bin.size);
+                cursor_len = cur->via.bin.size;
+            }
+        }
+        msgpack_unpacked_destroy(&u);
+        gr_cli_reply_clear(&rep);
+        if (ex != 0 || !cursor) {
+            break;
+        }
+    }
+    free(cursor);
+    if (ctx->json && ex == 0) {
+        fputs("]\n", ctx->out);
+    }
+    return ex;
+}
+
+static int cmd_table(const gr_cli_ctx *ctx, int argc, char **argv)
+{
+    static const struct {
+        const char *name;
+        const char *opts; /* accepted options, each followed by a space */
+        int npos;         /* positional arguments after NAME: exactly, or -n up to n */
+    } subs[] = {
+        {"create",
+         "--kind --durability --fsync --interval --ttl --max-entries --max-bytes --cache ", 0},
+        {"drop", "", 0},
+        {"info", "", 0},
+        {"count", "", 0},
+        {"get", "", 1},
+        {"put", "--ttl --if-absent --version ", 2},
+        {"del", "--version ", 1},
+        {"incr", "", -2},
+        {"scan", "--prefix --start --end --limit ", 0},
+    };
+    const char *sub = argv[0], *name = argv[1];
+    char peer[GR_NODENAME_MAX + 1];
+    gr_cli_reply rep = {0};
+    table_opts o = {0};
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    size_t s;
+    int ex;
+
+    for (s = 0; s < sizeof(subs) / sizeof(subs[0]); s++) {
+        if (!strcmp(subs[s].name, sub)) {
+            break;
+        }
+    }
+    if (s == sizeof(subs) / sizeof(subs[0])) {
+        return gr_cli_usage_error(ctx, "table",
+                                  "unknown subcommand '%s' (create, drop, info, count, get, put, "
+                                  "del, incr, scan)",
+                                  sub);
+    }
+    if ((ex = table_parse(ctx, sub, subs[s].opts, argc, argv, 2, &o)) != 0) {
+        return ex;
+    }
+    if ((subs[s].npos >= 0 && o.npos != subs[s].npos) ||
+        (subs[s].npos < 0 && (o.npos < 1 || o.npos > -subs[s].npos))) {
+        return gr_cli_usage_error(ctx, "table",
+                                  "%s: wrong number of arguments (see girder table --help)", sub);
+    }
+    if (!strcmp(sub, "scan")) {
+        return table_scan(ctx, name, &o);
+    }
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    if (!strcmp(sub, "create")) {
+        int n = !!o.kind + !!o.durability + !!o.fsync + o.has_interval + o.has_ttl +
+                o.has_max_entries + o.has_max_bytes + o.cache;
+
+        msgpack_pack_array(&pk, 2);
+        pk_cstr(&pk, name);
+        msgpack_pack_map(&pk, (size_t)n);
+#define STR_OPT(k, v)                                                                              \
+    if (v) {                                                                                       \
+        pk_cstr(&pk, k);                                                                           \
+        pk_cstr(&pk, v);                                                                           \
+    }
+#define NUM_OPT(k, has, v)                                                                         \
+    if (has) {                                                                                     \
+        pk_cstr(&pk, k);                                                                           \
+        msgpack_pack_uint64(&pk, v);                                                               \
+    }
+        STR_OPT("kind", o.kind);
+        STR_OPT("durability", o.durability);
+        STR_OPT("fsync", o.fsync);
+        NUM_OPT("interval_ms", o.has_interval, o.interval);
+        NUM_OPT("ttl_ms", o.has_ttl, o.ttl);
+        NUM_OPT("max_entries", o.has_max_entries, o.max_entries);
+        NUM_OPT("max_bytes", o.has_max_bytes, o.max_bytes);
+        if (o.cache) {
+            pk_cstr(&pk, "cache");
+            msgpack_pack_true(&pk);
+        }
+    } else if (!strcmp(sub, "put")) {
+        int n = o.has_ttl + o.has_version + o.if_absent;
+
+        msgpack_pack_array(&pk, n ? 4 : 3);
+        pk_cstr(&pk, name);
+        if ((ex = table_json(ctx, "KEY", o.pos[0], &pk)) != 0 ||
+            (ex = table_json(ctx, "VALUE", o.pos[1], &pk)) != 0) {
+            msgpack_sbuffer_destroy(&sb);
+            return ex;
+        }
+        if (n) {
+            msgpack_pack_map(&pk, (size_t)n);
+            NUM_OPT("ttl_ms", o.has_ttl, o.ttl);
+            NUM_OPT("version", o.has_version, o.version);
+            if (o.if_absent) {
+                pk_cstr(&pk, "if_absent");
+                msgpack_pack_true(&pk);
+            }
+        }
+#undef STR_OPT
+#undef NUM_OPT
+    } else if (!strcmp(sub, "get") || !strcmp(sub, "del") || !strcmp(sub, "incr")) {
+        int extra = (!strcmp(sub, "del") && o.has_version) || o.npos == 2;
+
+        msgpack_pack_array(&pk, 2 + (size_t)extra);
+        pk_cstr(&pk, name);
+        if ((ex = table_json(ctx, "KEY", o.pos[0], &pk)) != 0) {
+            msgpack_sbuffer_destroy(&sb);
+            return ex;
+        }
+        if (!strcmp(sub, "del") && o.has_version) {
+            msgpack_pack_uint64(&pk, o.version);
+        } else if (o.npos == 2) {
+            char *end;
+            long long n;
+
+            errno = 0;
+            n = strtoll(o.pos[1], &end, 10);
+            if (!o.pos[1][0] || *end || errno) {
+                msgpack_sbuffer_destroy(&sb);
+                return gr_cli_usage_error(ctx, "table", "incr: '%s' is not an integer", o.pos[1]);
+            }
+            msgpack_pack_int64(&pk, n);
+        }
+    } else { /* drop, info, count */
+        msgpack_pack_array(&pk, 1);
+        pk_cstr(&pk, name);
+    }
+    ex = session(ctx, NULL, "table", sub, &sb, &rep, peer);
+    msgpack_sbuffer_destroy(&sb);
+    if (ex != 0) {
+        return ex;
+    }
+    ex = table_print(ctx, sub, &rep);
+    gr_cli_reply_clear(&rep);
+    return ex;
+}
+
+/* ------------------------------------------------------------ pub/sub */
+
+/* pub TOPIC JSON: pubsub.publish(TOPIC, TERM) on the contacted node. */
+static int cmd_pub(const gr_cli_ctx *ctx, int argc, char **argv)
+{
+    char peer[GR_NODENAME_MAX + 1];
+    gr_cli_reply rep = {0};
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_unpacked u;
+    int ex, r;
+
+    (void)argc;
+    msgpack_unpacked_init(&u);
+    if (argv[0][0] == '\0') {
+        return gr_cli_usage_error(ctx, "pub", "TOPIC is empty");
+    }
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    if (msgpack_pack_array(&pk, 2) < 0 ||
+        msgpack_pack_str_with_body(&pk, argv[0], strlen(argv[0])) < 0) {
+        msgpack_sbuffer_destroy(&sb);
+        report(ctx, "ENOMEM", "out of memory");
+        return GR_CLI_EXIT_UNREACHABLE;
+    }
+    if ((r = pack_json_arg(ctx, "pub", 1, argv[1], &pk)) != 0) {
+        msgpack_sbuffer_destroy(&sb);
+        if (r == -ENOMEM) {
+            report(ctx, "ENOMEM", "out of memory");
+            return GR_CLI_EXIT_UNREACHABLE;
+        }
+        return r;
+    }
+    ex = session(ctx, NULL, "pubsub", "publish", &sb, &rep, peer);
+    msgpack_sbuffer_destroy(&sb);
+    if (ex != 0) {
+        return ex;
+    }
+    if (ctx->json || unpack_result(&rep, &u) != 0) {
+        ex = print_result_json(ctx, &rep);
+    } else {
+        static const char *const keys[] = {"matched", "delivered", "dropped", "killed", "busy"};
+        const msgpack_object *v[5];
+        bool ok = u.data.type == MSGPACK_OBJECT_MAP;
+
+        for (int i = 0; ok && i < 5; i++) {
+            v[i] = map_get(&u.data, keys[i]);
+            ok = v[i] != NULL && v[i]->type == MSGPACK_OBJECT_POSITIVE_INTEGER;
+        }
+        if (ok) {
+            /* matched and delivered always; the rest when not zero */
+            fprintf(ctx->out, "matched %" PRIu64 ", delivered %" PRIu64, v[0]->via.u64,
+                    v[1]->via.u64);
+            for (int i = 2; i < 5; i++) {
+                if (v[i]->via.u64 > 0) {
+                    fprintf(ctx->out, ", %s %" PRIu64, keys[i], v[i]->via.u64);
+                }
+            }
+            fprintf(ctx->out, "\n");
+            ex = GR_CLI_EXIT_OK;
+        } else {
+            ex = print_result_json(ctx, &rep);
+        }
+    }
+    msgpack_unpacked_destroy(&u);
+    gr_cli_reply_clear(&rep);
+    return ex;
+}
+
+static int print_scopes(FILE *f, const msgpack_object *o)
+{
+    return gr_cli_print_groups(f, o, false);
+}
+
+static int print_groups(FILE *f, const msgpack_object *o)
+{
+    return gr_cli_print_groups(f, o, true);
+}
+
+/* groups [SCOPE]: pubsub.groups([SCOPE]) on the contacted node. */
+static int cmd_groups(const gr_cli_ctx *ctx, int argc, char **argv)
+{
+    char peer[GR_NODENAME_MAX + 1];
+    gr_cli_reply rep = {0};
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    int ex;
+
+    if (argc == 1 && (argv[0][0] == '\0' || strlen(argv[0]) > PG_NAME_MAX)) {
+        return gr_cli_usage_error(ctx, "groups", "SCOPE must be 1..%d bytes", PG_NAME_MAX);
+    }
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    if (msgpack_pack_array(&pk, (uint32_t)argc) < 0 ||
+        (argc == 1 && msgpack_pack_str_with_body(&pk, argv[0], strlen(argv[0])) < 0)) {
+        msgpack_sbuffer_destroy(&sb);
+        report(ctx, "ENOMEM", "out of memory");
+        return GR_CLI_EXIT_UNREACHABLE;
+    }
+    ex = session(ctx, NULL, "pubsub", "groups", &sb, &rep, peer);
+    msgpack_sbuffer_destroy(&sb);
+    if (ex != 0) {
+        return ex;
+    }
+    ex = print_shaped(ctx, &rep, argc == 1 ? print_groups : print_scopes);
+    gr_cli_reply_clear(&rep);
+    return ex;
+}
+
 /* ------------------------------------------------------------ plugin, port */
 
 /* Append s as a JSON string (quoted, escaped) to *buf (len *n, malloc'ed).
@@ -1349,13 +2022,19 @@ static const gr_cli_cmd CMDS[] = {
      cmd_multicall},
     {"stats", "", 0, 0, "show the node's counters",
      "Calls sys.counters() and prints NAME VALUE. --json: the map.", cmd_stats},
-    {"send", "DEST JSON", 2, 2, "send a message (one JSON term) to a process",
+    {"send", "[--after MS] DEST JSON", 2, 4, "send a message (one JSON term) to a process",
      "DEST is a pid \"<NODE.CREATION.SERIAL.SCHED>\", a NAME registered on the\n"
      "contacted node, or NAME@NODE (split at the first '@'). Calls proc.send(DEST,\n"
      "TERM) on the process's node (through rpc.call when that is not the contacted\n"
      "node). Prints \"ok\"; a dead pid is \"ok\" too (as in Erlang), an unregistered\n"
-     "name is the remote error noname. Example:\n"
-     "  girder send worker@b@10.0.0.2 '{\"job\": 42}'",
+     "name is the remote error noname.\n"
+     "--after MS (0..2592000000, 30 days): calls proc.send_after(DEST, MS, TERM)\n"
+     "instead, which arms a timer on DEST's node and answers at once; prints the\n"
+     "timer's pid (a process \"$timer\" that sends TERM after MS ms and ends;\n"
+     "`girder kill` on it cancels the timer). A NAME is resolved when the timer is\n"
+     "armed. --json: {\"timer\": PID, \"ms\": MS}. Examples:\n"
+     "  girder send worker@b@10.0.0.2 '{\"job\": 42}'\n"
+     "  girder send --after 5000 worker '\"tick\"'",
      cmd_send},
     {"call", "DEST JSON", 2, 2, "call a process (request/reply) and print its answer",
      "Sends the JSON request as a girder_call ([\"$call\", From, Ref, Request]) to DEST\n"
@@ -1380,6 +2059,21 @@ static const gr_cli_cmd CMDS[] = {
      "once; one spawned or gone meanwhile at most once. --timeout bounds each page.\n"
      "--json: one array of the processes, written page by page.",
      cmd_ps},
+    {"pub", "TOPIC JSON", 2, 2, "publish a message (one JSON term) on a topic",
+     "Calls pubsub.publish(TOPIC, TERM) on the contacted node: every local\n"
+     "subscription whose pattern matches TOPIC gets [\"$pub\", TOPIC, TERM]\n"
+     "(docs/pubsub.md). TOPIC is dot-separated tokens without wildcards\n"
+     "(orders.eu.new); an invalid one is the remote error badarg. Prints\n"
+     "\"matched N, delivered N\" (and dropped, killed, busy when not 0).\n"
+     "--json: {\"matched\", \"delivered\", \"dropped\", \"killed\", \"busy\"}. Example:\n"
+     "  girder pub orders.eu '{\"id\": 7}'",
+     cmd_pub},
+    {"groups", "[SCOPE]", 0, 1, "list the process groups of a node",
+     "Calls pubsub.groups([SCOPE]) on the contacted node. Without SCOPE prints\n"
+     "SCOPE JOINS (every scope with members, and its joins); with SCOPE prints\n"
+     "GROUP MEMBERS (its groups with members; a process joined twice counts\n"
+     "twice). Sorted by name. --json: [{\"name\", \"members\"}].",
+     cmd_groups},
     {"info", "DEST", 1, 1, "show everything the runtime knows about a process",
      "Calls proc.info(DEST) on the process's node (see send for DEST) and prints\n"
      "KEY VALUE: pid, status, scheduler, mailbox, handled, memory, links, monitors,\n"
@@ -1392,6 +2086,29 @@ static const gr_cli_cmd CMDS[] = {
      "\"killed\"). Prints \"ok\" once the process is down, or after 1 s if it\n"
      "survives (it traps exits); a dead pid is \"ok\" too. Unregistered name: noname.",
      cmd_kill},
+    {"tables", "", 0, 0, "list the contacted node's tables",
+     "Calls table.infos() and prints NAME KIND DURABILITY ENTRIES BYTES B/ENTRY ERROR\n"
+     "for every table of the contacted node (ERROR: why a disk table did not load).\n"
+     "--json: the array of info maps (girder table info NAME has every field).",
+     cmd_tables},
+    {"table", "SUBCOMMAND NAME [ARGS...]", 2, -1, "create, read and write a table",
+     "Subcommands (KEY, VALUE and the bounds are JSON terms, e.g. '\"user:1\"', 42):\n"
+     "  create NAME [--kind set|ordered_set] [--durability memory|disk]\n"
+     "         [--fsync always|interval|never] [--interval MS] [--ttl MS]\n"
+     "         [--max-entries N] [--max-bytes N] [--cache]\n"
+     "  drop NAME | info NAME | count NAME\n"
+     "  get NAME KEY                 prints the value (--json: value, version, expire_ms)\n"
+     "  put NAME KEY VALUE [--ttl MS] [--if-absent] [--version V]   (V: compare-and-set)\n"
+     "  del NAME KEY [--version V]\n"
+     "  incr NAME KEY [N]            prints the new total\n"
+     "  scan NAME [--prefix JSON] [--start JSON] [--end JSON] [--limit N]\n"
+     "                               prints KEY<TAB>VALUE lines (--json: [[K, V], ...]),\n"
+     "                               following the cursor (one connection per 1,000)\n"
+     "Errors are remote errors (exit 1): no_table, not_found, key_exists, cas_mismatch,\n"
+     "table_full, wrong_type, too_large, bad_table_name, table_exists. Example:\n"
+     "  girder table create users --kind ordered_set\n"
+     "  girder table put users '\"u:1\"' '{\"name\": \"ada\"}'",
+     cmd_table},
     {"plugin", "load PATH | unload NAME | list  [NODE]", 1, 3,
      "load, unload or list the plugins (.so) of a node",
      "Calls plugin.load(PATH), plugin.unload(NAME) or plugin.list() on NODE (default:\n"

@@ -320,6 +320,41 @@ int gr_cli_print_procs(FILE *f, const msgpack_object *o)
     return 0;
 }
 
+int gr_cli_print_groups(FILE *f, const msgpack_object *o, bool scope_given)
+{
+    static const char *const hdr_scopes[] = {"SCOPE", "JOINS"};
+    static const char *const hdr_groups[] = {"GROUP", "MEMBERS"};
+    gr_cli_table *t = NULL;
+    int r;
+
+    if (o->type != MSGPACK_OBJECT_ARRAY) {
+        return GR_EBADTERM;
+    }
+    for (uint32_t i = 0; i < o->via.array.size; i++) {
+        if (o->via.array.ptr[i].type != MSGPACK_OBJECT_MAP) {
+            return GR_EBADTERM;
+        }
+    }
+    if ((r = gr_cli_table_new(2, scope_given ? hdr_groups : hdr_scopes, "lr", &t)) < 0) {
+        return r;
+    }
+    for (uint32_t i = 0; i < o->via.array.size; i++) {
+        const msgpack_object *m = &o->via.array.ptr[i];
+        char name[300], members[32];
+        const char *cells[2];
+
+        cells[0] = cell(map_get(m, "name"), name, sizeof(name));
+        cells[1] = cell(map_get(m, "members"), members, sizeof(members));
+        if ((r = gr_cli_table_row(t, cells)) < 0) {
+            gr_cli_table_free(t);
+            return r;
+        }
+    }
+    gr_cli_table_print(t, f);
+    gr_cli_table_free(t);
+    return 0;
+}
+
 int gr_cli_print_json_error(FILE *f, const char *reason, const char *message)
 {
     msgpack_sbuffer sb;

@@ -11,6 +11,7 @@
 
 #include <msgpack.h>
 #include <stdint.h>
+#include <stdbool.h>
 #include <stdio.h>
 
 #define GR_CLI_TABLE_COLS_MAX 8 /* widest table */
@@ -54,6 +55,11 @@ int gr_cli_print_info(FILE *f, const msgpack_object *o);
  * proc.list result. 0, or GR_EBADTERM (nothing printed) if `o` is not an array
  * of maps; missing fields (and a nil name) print as "-". */
 int gr_cli_print_procs(FILE *f, const msgpack_object *o);
+
+/* The `girder groups` table from pubsub.groups' [{"name", "members"}]: SCOPE
+ * JOINS (scope_given false: the scopes) or GROUP MEMBERS. 0, or GR_EBADTERM
+ * (nothing printed) if `o` is not an array of maps, or -ENOMEM. */
+int gr_cli_print_groups(FILE *f, const msgpack_object *o, bool scope_given);
 
 /* Error as one JSON document: {"error": reason, "message": message}\n.
  * Returns 0 or -ENOMEM. */

@@ -1059,6 +1059,228 @@ def test_ps(c):
           f"{len(children - set(seen))} children missing")
 
 
+# ---- p. tables: the CLI and the rpc module on real daemons ----------------------------------------
+def test_tables(c):
+    """girder table create/put/get/incr/scan/del/info/drop and girder tables on
+    node b, with the errors scripts rely on; a reads b's table through
+    `girder rpc b table get` (rpc.call between the nodes)."""
+    a = c.node("a")
+    b = c.node("b", seeds=[a])
+    c.wait_mesh([a, b])
+
+    c.expect(b.cli("table", "create", "users", "--kind", "ordered_set", "--ttl", "3600000"),
+             EXIT_OK, what="create")
+    c.expect(b.cli("table", "create", "users"), EXIT_REMOTE, "table_exists", "create twice")
+    c.expect(b.cli("table", "create", "a/b"), EXIT_REMOTE, "bad_table_name", "name with /")
+    r = c.expect(b.cli("table", "put", "users", '"u:2"', '{"name": "bob"}'), EXIT_OK, what="put")
+    v1 = r.data["version"]
+    c.expect(b.cli("table", "put", "users", '"u:1"', '{"name": "ada"}'), EXIT_OK, what="put")
+    r = c.expect(b.cli("table", "get", "users", '"u:2"'), EXIT_OK, what="get")
+    check(r.data["value"] == {"name": "bob"} and r.data["version"] == v1, f"get: {r!r}")
+    check(r.data["expire_ms"] > 0, f"the table's default TTL applies: {r!r}")
+    c.expect(b.cli("table", "get", "users", '"u:9"'), EXIT_REMOTE, "not_found", "get absent")
+    c.expect(b.cli("table", "get", "nosuch", '"u:1"'), EXIT_REMOTE, "no_table", "no table")
+    c.expect(b.cli("table", "put", "users", '"u:1"', "1", "--if-absent"), EXIT_REMOTE,
+             "key_exists", "put-if-absent")
+    c.expect(b.cli("table", "put", "users", '"u:2"', "2", "--version", str(v1 + 1)), EXIT_REMOTE,
+             "cas_mismatch", "CAS with a wrong version")
+    c.expect(b.cli("table", "put", "users", '"u:2"', "2", "--version", str(v1)), EXIT_OK,
+             what="CAS with the right version")
+    for n, want in ((5, 5), (-2, 3)):
+        r = c.expect(b.cli("table", "incr", "users", '"hits"', str(n)), EXIT_OK, what="incr")
+        check(r.data == want, f"incr {n}: want {want}: {r!r}")
+    c.expect(b.cli("table", "incr", "users", '"u:1"'), EXIT_REMOTE, "wrong_type", "incr a map")
+    r = c.expect(b.cli("table", "scan", "users"), EXIT_OK, what="scan")
+    check(r.data == [["hits", 3], ["u:1", {"name": "ada"}], ["u:2", 2]], f"scan order: {r!r}")
+    r = c.expect(b.cli("table", "scan", "users", "--prefix", '"u:"', "--limit", "1"), EXIT_OK,
+                 what="scan --prefix --limit")
+    check(r.data == [["u:1", {"name": "ada"}]], f"scan prefix: {r!r}")
+    r = c.cli("table", "scan", "users", node=b, use_json=False)
+    check(r.rc == EXIT_OK and r.out.splitlines()[0] == '"hits"\t3', f"scan text: {r!r}")
+
+    # another node reaches the table through rpc.call
+    r = c.expect(a.cli("rpc", b.name, "table", "get", '"users"', '"u:1"'), EXIT_OK,
+                 what="rpc b table get from a")
+    check(r.data["value"] == {"name": "ada"}, f"rpc get: {r!r}")
+
+    c.expect(b.cli("table", "del", "users", '"u:1"'), EXIT_OK, what="del")
+    c.expect(b.cli("table", "del", "users", '"u:1"'), EXIT_REMOTE, "not_found", "del twice")
+    r = c.expect(b.cli("table", "info", "users"), EXIT_OK, what="info")
+    check(r.data["entries"] == 2 and r.data["kind"] == "ordered_set" and r.data["bytes"] > 0,
+          f"info: {r!r}")
+    r = c.expect(b.cli("tables"), EXIT_OK, what="tables")
+    check([t["name"] for t in r.data] == ["users"], f"tables: {r!r}")
+    c.expect(b.cli("table", "create", "d", "--durability", "disk"), EXIT_REMOTE, "bad_config",
+             "disk without a data directory")
+    c.expect(b.cli("table", "drop", "users"), EXIT_OK, what="drop")
+    r = c.expect(b.cli("tables"), EXIT_OK, what="tables after drop")
+    check(r.data == [], f"no tables left: {r!r}")
+
+
+
+# ---- u. disk tables: --data-dir, fsync always, kill -9 ------------------------------------------
+def test_durable(c):
+    """A disk table with fsync `always` in --data-dir: three writer threads put
+    keys through the real CLI, each keeping the keys it saw acknowledged; the
+    node is killed with SIGKILL in the middle of the load and restarted on the
+    same data directory: every acknowledged key is there with its value (a
+    write that was cut off may or may not be). A second table with fsync
+    `never` and a memory table come back as their durability says; without
+    --data-dir, disk tables are refused (bad_config)."""
+    import threading
+
+    data = os.path.join(c.dir, "a-data")
+    a = c.node("a", extra=["--data-dir", data])
+    c.wait_mesh([a])
+    c.expect(a.cli("table", "create", "orders", "--durability", "disk", "--fsync", "always"),
+             EXIT_OK, what="create disk table")
+    c.expect(a.cli("table", "create", "scratch"), EXIT_OK, what="create memory table")
+    c.expect(a.cli("table", "put", "scratch", '"k"', "1"), EXIT_OK, what="put memory")
+    check(os.path.isdir(os.path.join(data, "tables", "orders")),
+          f"the disk table's files must be in {data}/tables/orders")
+
+    acked = [[] for _ in range(3)]
+    stop = threading.Event()
+
+    def writer(i):
+        n = 0
+        while not stop.is_set() and n < 2000:
+            key = f"w{i}:{n}"
+            r = a.cli("table", "put", "orders", f'"{key}"', f'{{"n": {n}, "w": {i}}}',
+                      timeout_ms=5000)
+            if r.rc != EXIT_OK:
+                return  # the node is gone: nothing after this was acknowledged
+            acked[i].append((key, n))
+            n += 1
+
+    threads = [threading.Thread(target=writer, args=(i,), daemon=True) for i in range(3)]
+    for t in threads:
+        t.start()
+    wait_until("60 acknowledged puts", lambda: sum(len(x) for x in acked) >= 60, 60)
+    a.kill9()
+    stop.set()
+    for t in threads:
+        t.join(timeout=30)
+    total = sum(len(x) for x in acked)
+    print(f"    kill -9 after {total} acknowledged puts from 3 writers")
+
+    a.start()
+    c.wait_mesh([a])
+    r = c.expect(a.cli("table", "scan", "orders"), EXIT_OK, what="scan after restart")
+    got = {k: v for k, v in r.data}
+    missing = [k for i in range(3) for k, n in acked[i]
+               if got.get(k) != {"n": n, "w": i}]
+    check(not missing, f"{len(missing)} of {total} acknowledged puts lost after kill -9: "
+                       f"{missing[:5]}")
+    check(len(got) <= total + 3, f"at most one unacknowledged put per writer may appear: "
+                                 f"{len(got)} entries for {total} acknowledged")
+    r = c.expect(a.cli("table", "info", "orders"), EXIT_OK, what="info")
+    check(r.data.get("durability") == "disk", f"info after restart: {r!r}")
+    c.expect(a.cli("table", "get", "scratch", '"k"'), EXIT_REMOTE, "no_table",
+             "a memory table does not survive a restart")
+
+    b = c.node("b")  # no --data-dir
+    c.expect(b.cli("table", "create", "d", "--durability", "disk"), EXIT_REMOTE, "bad_config",
+             "disk table without a data dir")
+
+
+# ---- v. the pub/sub and timer CLI ----------------------------------------------------------------
+def test_pubcli(c):
+    """girder pub, girder groups and girder send --after on real daemons: pub
+    reports matched/delivered and the echos count what matched; a bad topic is a
+    remote badarg, bad JSON a usage error; groups lists scopes and a scope's
+    groups sorted, with counted joins, and forgets a killed member; send --after
+    from b to a pid on a (routed) arms a $timer process on a that delivers once
+    and ends; killing a timer cancels it; usage errors exit 2."""
+    a = c.node("a")
+    b = c.node("b", seeds=[a])
+    c.wait_mesh([a, b])
+
+    def count(pid):
+        return c.expect(a.cli("call", pid, '"count"'), EXIT_OK, what="echo count").data
+
+    e1 = c.expect(a.cli("spawn", "echo"), EXIT_OK, what="spawn echo 1").data
+    e2 = c.expect(a.cli("spawn", "echo"), EXIT_OK, what="spawn echo 2").data
+    for pid, pat in ((e1, "orders.*"), (e2, "orders.>")):
+        c.expect(a.cli("rpc", a.name, "pubsub", "subscribe", f'"{pid}"', f'"{pat}"'), EXIT_OK,
+                 what=f"subscribe {pat}")
+
+    # pub
+    r = c.expect(a.cli("pub", "orders.eu", '{"id": 7}'), EXIT_OK, what="pub orders.eu")
+    check(r.data == {"matched": 2, "delivered": 2, "dropped": 0, "killed": 0, "busy": 0},
+          f"pub orders.eu --json: {r!r}")
+    r = a.cli("pub", "orders.eu.new", "1", use_json=False)
+    check(r.rc == EXIT_OK and r.out == "matched 1, delivered 1\n", f"plain pub: {r!r}")
+    r = c.expect(a.cli("pub", "nothing.here", "[1, 2]"), EXIT_OK, what="pub, no subscriber")
+    check(r.data.get("matched") == 0 and r.data.get("delivered") == 0, f"no match: {r!r}")
+    check(count(e1) == 1 and count(e2) == 2, "the echos count exactly the matching publishes")
+    c.expect(a.cli("pub", "a..b", "1"), EXIT_REMOTE, "badarg", "pub to an empty token")
+    c.expect(a.cli("pub", "orders.*", "1"), EXIT_REMOTE, "badarg", "pub to a pattern")
+    c.expect(a.cli("pub", "orders.eu", "bare"), EXIT_USAGE, "usage", "pub with bad JSON")
+    c.expect(a.cli("pub", "orders.eu"), EXIT_USAGE, "usage", "pub without JSON")
+    r = c.expect(a.cli("rpc", a.name, "pubsub", "counters"), EXIT_OK)
+    check(r.data.get("published") == 3 and r.data.get("delivered") == 3, f"counters: {r!r}")
+
+    # groups
+    r = c.expect(a.cli("groups"), EXIT_OK, what="groups, none yet")
+    check(r.data == [], f"no groups yet: {r!r}")
+    for scope, group, pid in (("app", "workers", e1), ("app", "workers", e1),
+                              ("app", "workers", e2), ("app", "cache", e2), ("other", "x", e1)):
+        c.expect(a.cli("rpc", a.name, "pubsub", "join", f'"{scope}"', f'"{group}"', f'"{pid}"'),
+                 EXIT_OK, what=f"join {scope}/{group}")
+    r = c.expect(a.cli("groups"), EXIT_OK, what="groups")
+    check(r.data == [{"name": "app", "members": 4}, {"name": "other", "members": 1}],
+          f"scopes, sorted, joins counted: {r!r}")
+    r = c.expect(a.cli("groups", "app"), EXIT_OK, what="groups app")
+    check(r.data == [{"name": "cache", "members": 1}, {"name": "workers", "members": 3}],
+          f"groups of app, sorted: {r!r}")
+    r = a.cli("groups", "app", use_json=False)
+    check(r.rc == EXIT_OK and re.match(r"GROUP\s+MEMBERS\ncache\s+1\nworkers\s+3\n$", r.out),
+          f"plain groups app: {r!r}")
+    r = a.cli("groups", use_json=False)
+    check(r.rc == EXIT_OK and re.match(r"SCOPE\s+JOINS\napp\s+4\nother\s+1\n$", r.out),
+          f"plain groups: {r!r}")
+    r = c.expect(a.cli("groups", "nosuch"), EXIT_OK, what="groups of an unknown scope")
+    check(r.data == [], f"unknown scope: {r!r}")
+    c.expect(a.cli("groups", "x" * 256), EXIT_USAGE, "usage", "scope over 255 bytes")
+    c.expect(a.cli("kill", e2), EXIT_OK, what="kill a member")
+    wait_until("the killed member to leave its groups",
+               lambda: c.expect(a.cli("groups", "app"), EXIT_OK).data
+               == [{"name": "workers", "members": 2}], 10)
+
+    # send --after, from b to a pid on a (routed through b)
+    r = c.expect(b.cli("send", "--after", "300", e1, '"tick"'), EXIT_OK, what="send --after")
+    t1 = r.data.get("timer") if isinstance(r.data, dict) else None
+    check(isinstance(t1, str) and t1.startswith(f"<{a.name}.") and r.data.get("ms") == 300,
+          f"send --after answers the timer (a process on a): {r!r}")
+    wait_until("the timer's message", lambda: count(e1) == 2, 10)
+    wait_until("the timer process to end",
+               lambda: a.cli("info", t1).error_id == "noproc", 10)
+    check(count(e1) == 2, "a timer delivers once")
+
+    # cancel: kill the timer; a later timer, armed after, arrives alone
+    r = a.cli("send", "--after", "1500", e1, '"t2"', use_json=False)
+    t2 = r.out.strip()
+    check(r.rc == EXIT_OK and t2.startswith(f"<{a.name}.") and t2.endswith(">"),
+          f"plain send --after prints the bare timer pid: {r!r}")
+    r = c.expect(a.cli("info", t2), EXIT_OK, what="info of a pending timer")
+    check(r.data.get("behaviour") == "$timer", f"the timer is a $timer process: {r!r}")
+    c.expect(a.cli("kill", t2), EXIT_OK, what="kill the timer")
+    t3 = c.expect(a.cli("send", "--after", "2500", e1, '"t3"'), EXIT_OK).data["timer"]
+    wait_until("the later timer to fire", lambda: a.cli("info", t3).error_id == "noproc", 15)
+    check(count(e1) == 3, "the killed timer never delivered (only the later one did)")
+
+    c.expect(a.cli("send", "--after", "abc", e1, "1"), EXIT_USAGE, "usage", "--after abc")
+    c.expect(a.cli("send", "--after", "-5", e1, "1"), EXIT_USAGE, "usage", "--after -5")
+    c.expect(a.cli("send", "--after", "2592000001", e1, "1"), EXIT_USAGE, "usage",
+             "--after beyond 30 days")
+    c.expect(a.cli("send", "--after", "10", e1), EXIT_USAGE, "usage", "--after without JSON")
+    c.expect(a.cli("send", "--after", "10", "nosuch", "1"), EXIT_REMOTE, "noname",
+             "--after to an unregistered name")
+    r = c.expect(a.cli("send", "--after=0", e1, "1"), EXIT_OK, what="--after=0")
+    wait_until("the zero-delay timer", lambda: count(e1) == 4, 10)
+
+
 TESTS = [
     ("a_mesh", test_mesh),
     ("b_rpc", test_rpc),
@@ -1078,6 +1300,9 @@ TESTS = [
     ("p_pubsub", test_pubsub),
     ("q_ps", test_ps),
     ("r_flood", test_flood),
+    ("t_tables", test_tables),
+    ("u_durable", test_durable),
+    ("v_pubcli", test_pubcli),
 ]
 
 
@@ -1147,7 +1372,7 @@ def test_plugin(c):
 
 
 TESTS += [
-    ("s_plugin", test_plugin),
+    ("w_plugin", test_plugin),
 ]
 
 
@@ -1287,8 +1512,8 @@ def test_port_supervised(c):
 
 
 TESTS += [
-    ("t_port", test_port),
-    ("u_port_supervised", test_port_supervised),
+    ("x_port", test_port),
+    ("y_port_supervised", test_port_supervised),
 ]
 
 
@@ -1342,5 +1567,5 @@ def test_port_bounds(c):
 
 
 TESTS += [
-    ("v_port_bounds", test_port_bounds),
+    ("z_port_bounds", test_port_bounds),
 ]

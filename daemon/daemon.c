@@ -342,12 +342,18 @@ static int prepare_cluster(node *n, const gr_config *cfg, const gr_cookie *cooki
                         .leave_fn = leave_node,
                         .leave_ud = n,
                         .modules = ext ? ext->modules : NULL,
-                        .nmodules = ext ? ext->nmodules : 0};
+                        .nmodules = ext ? ext->nmodules : 0,
+                        .data_dir = cfg->data_dir};
     gr_dist_seed *seeds = NULL;
     int r;
 
     if ((r = gr_rpc_new(&rc, &n->rpc)) < 0) {
-        gr_error("node", "cannot create the rpc service: %s", gr_strerror(r));
+        if (cfg->data_dir) {
+            gr_error("node", "cannot create the rpc service or open the tables in %s: %s",
+                     cfg->data_dir, gr_strerror(r));
+        } else {
+            gr_error("node", "cannot create the rpc service: %s", gr_strerror(r));
+        }
         return r;
     }
     if (cfg->nseeds && !(seeds = calloc(cfg->nseeds, sizeof(*seeds)))) {

@@ -45,6 +45,16 @@
     X(GR_ENOCOOKIE, -5026, "no_cookie", "cookie is missing or empty")                              \
     X(GR_EREJECTED, -5027, "rejected", "peer rejected the handshake")                              \
     X(GR_EBUSY, -5028, "busy", "node busy: too many connections in handshake")                     \
+    X(GR_ENOTABLE, -5029, "no_table", "no such table")                                             \
+    X(GR_ETABLEEXISTS, -5030, "table_exists", "table already exists")                              \
+    X(GR_EFULL, -5031, "table_full", "table is full (max_entries or max_bytes)")                   \
+    X(GR_EWRONGTYPE, -5032, "wrong_type", "operation does not fit the key's value type")           \
+    X(GR_ECASMISMATCH, -5033, "cas_mismatch", "key's version differs from the expected one")       \
+    X(GR_EBADTABLENAME, -5034, "bad_table_name", "bad table name")                                 \
+    X(GR_ETOOBIG, -5035, "too_large", "key or value exceeds the size limit")                       \
+    X(GR_ENOKEY, -5036, "not_found", "no such key")                                                \
+    X(GR_EKEYEXISTS, -5037, "key_exists", "key already exists")                                    \
+    X(GR_ECORRUPT, -5038, "corrupt", "stored data is corrupt")                                     \
     X(GR_EPLUGINABI, -5101, "plugin_abi", "plugin built for another plugin ABI")                   \
     X(GR_EPLUGINENTRY, -5102, "plugin_no_entry",                                                   \
       "not a Girder plugin: girder_plugin_info or girder_plugin_init missing")                     \

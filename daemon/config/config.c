@@ -57,6 +57,7 @@ static int set_listen(gr_config *cfg, const char *v, gr_config_reason *why);
 static int set_cookie_file(gr_config *cfg, const char *v, gr_config_reason *why);
 static int set_seeds(gr_config *cfg, const char *v, gr_config_reason *why);
 static int set_planned(gr_config *cfg, const char *v, gr_config_reason *why);
+static int set_data_dir(gr_config *cfg, const char *v, gr_config_reason *why);
 static int set_schedulers(gr_config *cfg, const char *v, gr_config_reason *why);
 static int set_log_level(gr_config *cfg, const char *v, gr_config_reason *why);
 static int set_detection_ms(gr_config *cfg, const char *v, gr_config_reason *why);
@@ -71,10 +72,11 @@ static const key_def keys[] = {
      set_cookie_file, false, false},
     {"seeds", "seed", "NAME@HOST:PORT", "node to contact at start; repeatable", "none", set_seeds,
      true, false},
+    {"data_dir", "data-dir", "DIR",
+     "directory of the disk tables (created with mode 0700 if missing)",
+     "none: disk tables refused", set_data_dir, false, false},
     /* Known so that the error can say "not available yet" rather than "unknown":
-     * the data directory comes with tables, HTTP with /metrics (docs/operations.md,
-     * "Planned settings"). */
-    {"data_dir", "data-dir", "DIR", "data directory", "none", set_planned, false, true},
+     * HTTP comes with /metrics (docs/operations.md, "Planned settings"). */
     {"http", "http", "HOST:PORT", "HTTP address for /metrics", "off", set_planned, false, true},
     {"schedulers", "schedulers", "N", "scheduler threads, 1..255 or auto", "auto: one per core",
      set_schedulers, false, false},
@@ -390,6 +392,19 @@ static int set_planned(gr_config *cfg, const char *v, gr_config_reason *why)
     return GR_ECONFIG;
 }
 
+/* A path, not checked here: the node creates it (or refuses to start) when the
+ * tables open it. Empty and overlong values are refused now. */
+static int set_data_dir(gr_config *cfg, const char *v, gr_config_reason *why)
+{
+    size_t len = strlen(v);
+
+    if (len == 0 || len > GR_CONFIG_DATA_DIR_MAX) {
+        *why = len == 0 ? GR_CONFIG_EEMPTY : GR_CONFIG_ELONG;
+        return GR_ECONFIG;
+    }
+    return replace_str(&cfg->data_dir, v);
+}
+
 static int set_schedulers(gr_config *cfg, const char *v, gr_config_reason *why)
 {
     unsigned long n = 0;
@@ -657,6 +672,7 @@ void gr_config_clear(gr_config *cfg)
     free(cfg->name);
     free(cfg->listen_host);
     free(cfg->cookie_file);
+    free(cfg->data_dir);
     seeds_clear(cfg);
     plugins_clear(cfg);
     memset(cfg, 0, sizeof(*cfg));

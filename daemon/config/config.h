@@ -21,10 +21,15 @@
  *                                error
  *   detection_ms --detection-ms  300..600000                3000
  *   cipher       --cipher        auto|chacha20-poly1305     auto
+ *   data_dir     --data-dir      DIR (1..GR_CONFIG_DATA_DIR_MAX bytes)  none
  *
- * data_dir (--data-dir) and http (--http) are planned, not available yet: they
- * are recognised only to be refused with GR_CONFIG_EPLANNED, which names them,
- * instead of being accepted and doing nothing.
+ * data_dir: where disk tables live (DIR/tables/NAME/); created with mode 0700
+ * at start if missing. Without it, disk tables are refused (bad_config) and
+ * memory tables work as usual.
+ *
+ * http (--http) is planned, not available yet: it is recognised only to be
+ * refused with GR_CONFIG_EPLANNED, which names it, instead of being accepted
+ * and doing nothing.
  *
  * cipher: the AEAD of cluster links. auto offers and accepts AES-128-OCB
  * besides ChaCha20-Poly1305 when this CPU has AES instructions (a link takes
@@ -53,6 +58,7 @@
 #define GR_CONFIG_SEEDS_MAX 64              /* seeds accepted from file + flags */
 #define GR_CONFIG_PLUGINS_MAX 64            /* plugins loaded at start (file + flags) */
 #define GR_CONFIG_FILE_MAX (1024 * 1024)    /* largest INI file read, bytes */
+#define GR_CONFIG_DATA_DIR_MAX 3072         /* bytes of a data_dir (room for tables/NAME/...) */
 #define GR_CONFIG_VALUE_MAX 4095            /* longest value (a path), bytes */
 #define GR_CONFIG_SCHED_MAX 255             /* = GR_RT_SCHED_MAX */
 #define GR_CONFIG_DETECTION_DEFAULT_MS 3000 /* failure detection time */
@@ -119,6 +125,7 @@ typedef struct gr_config {
     uint16_t listen_port;        /* 0 = pick a free port */
     char *cookie_file;           /* cookie file path, or NULL (use GIRDER_COOKIE) */
     bool cookie_file_flag;       /* cookie_file came from --cookie-file, not the file */
+    char *data_dir;              /* data directory (disk tables), or NULL: none */
     gr_config_seed *seeds;       /* nseeds static seeds */
     size_t nseeds;               /* 0..GR_CONFIG_SEEDS_MAX */
     unsigned schedulers;         /* 1..255, or 0 = one per online core */

@@ -625,19 +625,19 @@ START_TEST(cookie_precedence)
 }
 END_TEST
 
-/* --http and --data-dir, and their keys, are planned: refused, by name, with
- * "not available yet", whatever the value; the usage does not offer them. */
+/* --http and its key are planned: refused, by name, with "not available yet",
+ * whatever the value; the usage does not offer it. */
 START_TEST(err_planned_options)
 {
-    static const char *const flags[] = {"--http", "--data-dir"};
-    static const char *const keys[] = {"http", "data_dir"};
+    static const char *const flags[] = {"--http"};
+    static const char *const keys[] = {"http"};
     static const char *const values[] = {"0.0.0.0:4380", "off", "/var/lib/girder"};
     gr_config cfg;
     gr_config_error err;
     char text[128], want[64], buf[4096];
     FILE *f;
 
-    for (size_t i = 0; i < 2; i++) {
+    for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
         for (size_t v = 0; v < sizeof(values) / sizeof(values[0]); v++) {
             ck_assert_int_eq(LOAD(&err, &cfg, (char *)flags[i], (char *)values[v]), GR_ECONFIG);
             ck_assert_int_eq(err.reason, GR_CONFIG_EPLANNED);
@@ -667,7 +667,39 @@ START_TEST(err_planned_options)
     gr_config_usage(f, "girderd");
     fclose(f);
     ck_assert_ptr_null(strstr(buf, "--http"));
-    ck_assert_ptr_null(strstr(buf, "--data-dir"));
+    ck_assert_ptr_nonnull(strstr(buf, "--data-dir"));
+}
+END_TEST
+
+/* --data-dir and data_dir: a path kept as given (flag over file); empty and
+ * overlong values are refused by name. */
+START_TEST(data_dir)
+{
+    gr_config cfg;
+    gr_config_error err;
+    char text[128], long_dir[GR_CONFIG_DATA_DIR_MAX + 2];
+
+    ck_assert_int_eq(LOAD(&err, &cfg, "--log-level", "info"), 0);
+    ck_assert_ptr_null(cfg.data_dir);
+    gr_config_clear(&cfg);
+    ck_assert_int_eq(LOAD(&err, &cfg, "--data-dir", "/var/lib/girder"), 0);
+    ck_assert_str_eq(cfg.data_dir, "/var/lib/girder");
+    gr_config_clear(&cfg);
+    snprintf(text, sizeof(text), "[node]\ndata_dir = rel/dir\n");
+    ck_assert_int_eq(LOAD(&err, &cfg, "-c", (char *)write_file("dd.ini", text)), 0);
+    ck_assert_str_eq(cfg.data_dir, "rel/dir");
+    gr_config_clear(&cfg);
+    ck_assert_int_eq(
+        LOAD(&err, &cfg, "-c", (char *)write_file("dd.ini", text), "--data-dir", "/flag"), 0);
+    ck_assert_str_eq(cfg.data_dir, "/flag");
+    gr_config_clear(&cfg);
+    ck_assert_int_eq(LOAD(&err, &cfg, "--data-dir", ""), GR_ECONFIG);
+    ck_assert_int_eq(err.reason, GR_CONFIG_EEMPTY);
+    ck_assert_str_eq(err.key, "--data-dir");
+    memset(long_dir, 'd', sizeof(long_dir) - 1);
+    long_dir[sizeof(long_dir) - 1] = '\0';
+    ck_assert_int_eq(LOAD(&err, &cfg, "--data-dir", long_dir), GR_ECONFIG);
+    ck_assert_int_eq(err.reason, GR_CONFIG_ELONG);
 }
 END_TEST
 
@@ -705,6 +737,7 @@ static Suite *config_suite(void)
     tcase_add_test(bad, err_flags);
     tcase_add_test(bad, error_value_is_sanitised);
     tcase_add_test(bad, err_planned_options);
+    tcase_add_test(good, data_dir);
     suite_add_tcase(s, bad);
     return s;
 }

@@ -32,11 +32,17 @@ int gr_dist_listen_bind(gr_dist *d)
 {
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
     struct addrinfo *ai = NULL;
-    struct sockaddr_storage ss = {0};
-    socklen_t sl = sizeof(ss);
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in;
+        struct sockaddr_in6 in6;
+        struct sockaddr_storage ss;
+    } bound;
+    socklen_t sl = sizeof(bound);
     char port[8];
     int fd = -1, one = 1, r;
 
+    memset(&bound, 0, sizeof(bound));
     snprintf(port, sizeof(port), "%u", (unsigned)d->listen_port);
     if ((r = getaddrinfo(d->listen_host, port, &hints, &ai)) != 0) {
         gr_warn(DIST_LOG, "cannot resolve listen address %s: %s", d->listen_host, gai_strerror(r));
@@ -49,15 +55,12 @@ int gr_dist_listen_bind(gr_dist *d)
     }
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, DIST_LISTEN_BACKLOG) < 0 ||
-        getsockname(fd, (struct sockaddr *)&ss, &sl) < 0) {
+        getsockname(fd, &bound.sa, &sl) < 0) {
         r = -errno;
         goto fail;
     }
-    if (ss.ss_family == AF_INET) {
-        atomic_store(&d->port, ntohs(((struct sockaddr_in *)&ss)->sin_port));
-    } else {
-        atomic_store(&d->port, ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
-    }
+    atomic_store(&d->port, bound.sa.sa_family == AF_INET ? ntohs(bound.in.sin_port)
+                                                         : ntohs(bound.in6.sin6_port));
     freeaddrinfo(ai);
     d->listen_fd = fd;
     return 0;

@@ -4,8 +4,11 @@
  * counted joins, group monitors with join/leave events.
  *
  * Design notes
- *   Everything here is under ps->lock. A scope holds its groups (a list) and
- *   a catch-all watcher set (`all`: monitors of the whole scope). A group holds
+ *   Everything here is under ps->lock. A scope holds its groups in a hash
+ *   table by name (chained, doubled when it holds as many groups as buckets,
+ *   so a lookup costs O(1) whatever the number of groups) and a catch-all
+ *   watcher set (`all`: monitors of the whole scope). Scopes are a list: an
+ *   application has a handful. A group holds
  *   one member entry per distinct process, with a join count (pg lists a pid
  *   once per join), and its watchers. The owner record of a process holds one
  *   join entry per group with the slot of its member entry, kept current when
@@ -15,6 +18,12 @@
  *   the changes happened, and a monitor's initial member list plus its events
  *   is exact. A group is freed when it has neither members nor watchers, a
  *   scope when it has neither groups nor scope watchers.
+ *   Demonitor fence: gr_pg_demonitor sends the watcher a last event, "end",
+ *   under the lock and by the same route as every event (gr_rt_send: the
+ *   watcher's inbox, pushed in lock order), so every earlier event of that
+ *   monitor is ahead of it in the mailbox and none follows it.
+ *   An owner record lives while its process holds a join or a monitor (or a
+ *   subscription): leave, demonitor and failed calls release it.
  */
 #include "pubsub/pubsub_int.h"
 
@@ -36,7 +45,7 @@ typedef struct watcher {
 } watcher;
 
 struct gr_pg_group {
-    gr_pg_group *next;  /* scope's list */
+    gr_pg_group *hnext; /* chain in the scope's hash */
     gr_pg_scope *scope; /* owning scope */
     member *m;          /* members */
     size_t n, cap;      /* used / allocated */
@@ -47,11 +56,48 @@ struct gr_pg_group {
 };
 
 struct gr_pg_scope {
-    gr_pg_scope *next;   /* ps->scopes */
-    gr_pg_group *groups; /* groups with members or watchers */
-    gr_pg_group *all;    /* scope-wide watchers (name "") */
-    char name[];         /* NUL-terminated */
+    gr_pg_scope *next;     /* ps->scopes */
+    gr_pg_group **gb;      /* groups with members or watchers: hash buckets */
+    size_t gmask, ngroups; /* buckets - 1, groups */
+    gr_pg_group *all;      /* scope-wide watchers (name "") */
+    char name[];           /* NUL-terminated */
 };
+
+#define GROUP_BUCKETS_MIN 8
+
+/* FNV-1a of a NUL-terminated name. */
+static uint64_t hash_name(const char *s)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+
+    for (; *s; s++) {
+        h = (h ^ (uint8_t)*s) * 0x100000001b3ull;
+    }
+    return h;
+}
+
+/* Double sc's buckets (on failure the chains just grow longer). */
+static void groups_grow(gr_pg_scope *sc)
+{
+    size_t cap = (sc->gmask + 1) * 2;
+    gr_pg_group **nb = calloc(cap, sizeof(*nb));
+
+    if (nb == NULL) {
+        return;
+    }
+    for (size_t i = 0; i <= sc->gmask; i++) {
+        for (gr_pg_group *g = sc->gb[i], *next; g; g = next) {
+            size_t b = hash_name(g->name) & (cap - 1);
+
+            next = g->hnext;
+            g->hnext = nb[b];
+            nb[b] = g;
+        }
+    }
+    free(sc->gb);
+    sc->gb = nb;
+    sc->gmask = cap - 1;
+}
 
 static bool valid_name(const char *s)
 {
@@ -103,7 +149,10 @@ static gr_pg_scope *scope_find(gr_pubsub *ps, const char *name, bool create)
         return NULL;
     }
     memcpy(sc->name, name, n + 1);
-    if ((sc->all = group_new(sc, "")) == NULL) {
+    sc->gmask = GROUP_BUCKETS_MIN - 1;
+    if ((sc->gb = calloc(GROUP_BUCKETS_MIN, sizeof(*sc->gb))) == NULL ||
+        (sc->all = group_new(sc, "")) == NULL) {
+        free(sc->gb);
         free(sc);
         return NULL;
     }
@@ -114,9 +163,10 @@ static gr_pg_scope *scope_find(gr_pubsub *ps, const char *name, bool create)
 
 static gr_pg_group *group_find(gr_pg_scope *sc, const char *name, bool create)
 {
+    uint64_t h = hash_name(name);
     gr_pg_group *g;
 
-    for (g = sc->groups; g; g = g->next) {
+    for (g = sc->gb[h & sc->gmask]; g; g = g->hnext) {
         if (strcmp(g->name, name) == 0) {
             return g;
         }
@@ -124,8 +174,12 @@ static gr_pg_group *group_find(gr_pg_scope *sc, const char *name, bool create)
     if (!create || (g = group_new(sc, name)) == NULL) {
         return NULL;
     }
-    g->next = sc->groups;
-    sc->groups = g;
+    if (sc->ngroups >= sc->gmask + 1) {
+        groups_grow(sc);
+    }
+    g->hnext = sc->gb[h & sc->gmask];
+    sc->gb[h & sc->gmask] = g;
+    sc->ngroups++;
     return g;
 }
 
@@ -140,15 +194,16 @@ static void group_free(gr_pg_group *g)
 static void maybe_free(gr_pubsub *ps, gr_pg_scope *sc, gr_pg_group *g)
 {
     if (g != NULL && g != sc->all && g->n == 0 && g->nw == 0) {
-        gr_pg_group **pp = &sc->groups;
+        gr_pg_group **pp = &sc->gb[hash_name(g->name) & sc->gmask];
 
         while (*pp != g) {
-            pp = &(*pp)->next;
+            pp = &(*pp)->hnext;
         }
-        *pp = g->next;
+        *pp = g->hnext;
+        sc->ngroups--;
         group_free(g);
     }
-    if (sc->groups == NULL && sc->all->nw == 0) {
+    if (sc->ngroups == 0 && sc->all->nw == 0) {
         gr_pg_scope **pp = &ps->scopes;
 
         while (*pp != sc) {
@@ -156,6 +211,7 @@ static void maybe_free(gr_pubsub *ps, gr_pg_scope *sc, gr_pg_group *g)
         }
         *pp = sc->next;
         group_free(sc->all);
+        free(sc->gb);
         free(sc);
     }
 }
@@ -166,18 +222,20 @@ void gr_pg_free_all(gr_pubsub *ps)
         gr_pg_scope *sc = ps->scopes;
 
         ps->scopes = sc->next;
-        while (sc->groups) {
-            gr_pg_group *g = sc->groups;
-
-            sc->groups = g->next;
-            group_free(g);
+        for (size_t i = 0; i <= sc->gmask; i++) {
+            for (gr_pg_group *g = sc->gb[i], *next; g; g = next) {
+                next = g->hnext;
+                group_free(g);
+            }
         }
         group_free(sc->all);
+        free(sc->gb);
         free(sc);
     }
 }
 
-/* ["$pg", Ref, Kind, Scope, Group, [Pid x count]] to one watcher. */
+/* ["$pg", Ref, Kind, Scope, Group, [Pid x count]] to one watcher (Group nil
+ * for the end of a scope-wide monitor). */
 static void send_event(gr_pubsub *ps, const watcher *w, const char *kind, const gr_pg_group *g,
                        girder_pid pid, uint32_t count)
 {
@@ -193,7 +251,11 @@ static void send_event(gr_pubsub *ps, const watcher *w, const char *kind, const 
     gr_ps_pack_ref(ps, &pk, w->ref);
     msgpack_pack_str_with_body(&pk, kind, strlen(kind));
     msgpack_pack_str_with_body(&pk, scope, strlen(scope));
-    msgpack_pack_str_with_body(&pk, g->name, strlen(g->name));
+    if (g->name[0] != '\0') {
+        msgpack_pack_str_with_body(&pk, g->name, strlen(g->name));
+    } else {
+        msgpack_pack_nil(&pk); /* the scope's catch-all: only its "end" */
+    }
     msgpack_pack_array(&pk, count);
     for (uint32_t i = 0; i < count; i++) {
         gr_ps_pack_pid(ps, &pk, pid);
@@ -237,12 +299,16 @@ int gr_pg_join(gr_pubsub *ps, const char *scope, const char *group, girder_pid p
         return GR_EBADARG;
     }
     pthread_mutex_lock(&ps->lock);
-    if ((o = gr_ps_owner_get_locked(ps, pid, true)) == NULL ||
-        (sc = scope_find(ps, scope, true)) == NULL) {
+    if ((o = gr_ps_owner_get_locked(ps, pid, true)) == NULL) {
+        goto out;
+    }
+    if ((sc = scope_find(ps, scope, true)) == NULL) {
+        gr_ps_owner_release_locked(ps, o);
         goto out;
     }
     if ((g = group_find(sc, group, true)) == NULL) {
         maybe_free(ps, sc, NULL);
+        gr_ps_owner_release_locked(ps, o);
         goto out;
     }
     if ((j = find_join(o, g)) != NULL) {
@@ -251,6 +317,7 @@ int gr_pg_join(gr_pubsub *ps, const char *scope, const char *group, girder_pid p
         if (grow((void **)&g->m, &g->cap, g->n + 1, sizeof(*g->m)) < 0 ||
             grow((void **)&o->joins, &o->capjoins, o->njoins + 1, sizeof(*o->joins)) < 0) {
             maybe_free(ps, sc, g);
+            gr_ps_owner_release_locked(ps, o);
             goto out;
         }
         g->m[g->n] = (member){o, 1};
@@ -310,6 +377,7 @@ int gr_pg_leave(gr_pubsub *ps, const char *scope, const char *group, girder_pid 
     atomic_fetch_sub_explicit(&ps->joins, 1, memory_order_relaxed);
     notify(ps, g, "leave", pid, 1);
     maybe_free(ps, sc, g);
+    gr_ps_owner_release_locked(ps, o);
     r = 0;
 out:
     pthread_mutex_unlock(&ps->lock);
@@ -372,14 +440,16 @@ int gr_pg_groups(gr_pubsub *ps, const char *scope, gr_pg_group_info **ret, size_
         if (scope != NULL && strcmp(sc->name, scope) != 0) {
             continue;
         }
-        for (gr_pg_group *g = sc->groups; g && r == 0; g = g->next) {
-            total += g->joins;
-            if (scope == NULL || g->joins == 0) {
-                continue; /* a group with watchers only is not listed */
-            }
-            if ((r = grow((void **)&v, &cap, n + 1, sizeof(*v))) == 0) {
-                memcpy(v[n].name, g->name, strlen(g->name) + 1);
-                v[n++].members = g->joins;
+        for (size_t b = 0; b <= sc->gmask && r == 0; b++) {
+            for (gr_pg_group *g = sc->gb[b]; g && r == 0; g = g->hnext) {
+                total += g->joins;
+                if (scope == NULL || g->joins == 0) {
+                    continue; /* a group with watchers only is not listed */
+                }
+                if ((r = grow((void **)&v, &cap, n + 1, sizeof(*v))) == 0) {
+                    memcpy(v[n].name, g->name, strlen(g->name) + 1);
+                    v[n++].members = g->joins;
+                }
             }
         }
         if (scope == NULL && r == 0 && (r = grow((void **)&v, &cap, n + 1, sizeof(*v))) == 0) {
@@ -412,8 +482,11 @@ int gr_pg_monitor(gr_pubsub *ps, girder_ctx *ctx, const char *scope, const char 
         return GR_EBADARG;
     }
     pthread_mutex_lock(&ps->lock);
-    if ((o = gr_ps_owner_get_locked(ps, self, true)) == NULL ||
-        (sc = scope_find(ps, scope, true)) == NULL) {
+    if ((o = gr_ps_owner_get_locked(ps, self, true)) == NULL) {
+        goto out;
+    }
+    if ((sc = scope_find(ps, scope, true)) == NULL) {
+        gr_ps_owner_release_locked(ps, o);
         goto out;
     }
     g = group ? group_find(sc, group, true) : sc->all;
@@ -421,6 +494,7 @@ int gr_pg_monitor(gr_pubsub *ps, girder_ctx *ctx, const char *scope, const char 
         grow((void **)&o->watches, &o->capwatches, o->nwatches + 1, sizeof(*o->watches)) < 0 ||
         (ret_members != NULL && group != NULL && collect(g, &v, &n, &cap) < 0)) {
         maybe_free(ps, sc, g);
+        gr_ps_owner_release_locked(ps, o);
         goto out;
     }
     g->w[g->nw++] = (watcher){o, ref};
@@ -467,7 +541,10 @@ int gr_pg_demonitor(gr_pubsub *ps, girder_ctx *ctx, girder_ref ref)
     if ((o = gr_ps_owner_get_locked(ps, girder_self(ctx), false)) != NULL) {
         for (size_t i = 0; i < o->nwatches; i++) {
             if (girder_ref_eq(o->watches[i].ref, ref)) {
+                /* the fence: the last event of this monitor (design notes) */
+                send_event(ps, &(watcher){o, ref}, "end", o->watches[i].g, o->pid, 0);
                 watch_remove(ps, o, i);
+                gr_ps_owner_release_locked(ps, o);
                 r = 0;
                 break;
             }

@@ -7,8 +7,12 @@
  * Design notes
  *   Registered as GR_PUBSUB_NAME; its pid is in ps->keeper. A new owner record
  *   (subs.c) sends it ["$ps_watch", Pid]; it monitors Pid once (the owner's
- *   `watched` mark) and on ["DOWN", ...] calls gr_ps_owner_gone. A pid already
- *   dead gives DOWN "noproc", so every order of subscribe and death ends clean.
+ *   `watched` mark and `mref`, set under ps->lock) and on ["DOWN", ...] calls
+ *   gr_ps_owner_gone. A pid already dead gives DOWN "noproc", so every order
+ *   of subscribe and death ends clean. An owner released while its process
+ *   lives (it unsubscribed, left and demonitored everything) sends
+ *   ["$ps_unwatch", Ref]: the keeper demonitors, so monitors never pile up on
+ *   a process that subscribes and unsubscribes in a loop.
  *   If the keeper dies (killed by hand), terminate spawns a new one, whose init
  *   takes ps->keeper and monitors every owner left: watches sent to the dead
  *   keeper are covered by that walk. During gr_rt_stop the spawn fails
@@ -28,7 +32,8 @@
  *   ["counters"]                        {"published", ...} (gr_pubsub_counters)
  *   ["join" | "leave", Scope, Group, Pid]  "ok"
  *   ["members", Scope, Group]           [Pid, ...] (one per join)
- *   ["groups", Scope?]                  [{"name", "members"}]; no scope: the scopes
+ *   ["groups", Scope?]                  [{"name", "members"}] sorted by name; no
+ *                                       scope: the scopes
  *   ["sync"]                            "ok" (after everything sent to it before)
  */
 #include "pubsub/pubsub_int.h"
@@ -57,8 +62,7 @@ static girder_msg *ptr_arg(gr_pubsub *ps)
 static int keeper_init(girder_ctx *ctx, const girder_msg *arg, void **ret_state)
 {
     keeper *k = calloc(1, sizeof(*k));
-    girder_pid self = girder_self(ctx), *pids = NULL;
-    size_t n = 0, cap = 0;
+    girder_pid self = girder_self(ctx);
     uintptr_t v;
     gr_pubsub *ps;
 
@@ -69,30 +73,17 @@ static int keeper_init(girder_ctx *ctx, const girder_msg *arg, void **ret_state)
     memcpy(&v, girder_msg_data(arg), sizeof(v));
     ps = k->ps = (gr_pubsub *)v;
     (void)girder_register(ctx, GR_PUBSUB_NAME, self); /* taken: serve without the name */
+    /* Monitor every owner (a predecessor's monitors died with it). Under the
+     * lock, so an owner released meanwhile cannot miss its $ps_unwatch: the
+     * monitor only emits a signal. */
     pthread_mutex_lock(&ps->lock);
     ps->keeper = self;
     for (size_t i = 0; i <= ps->omask; i++) {
         for (gr_ps_owner *o = ps->owners[i]; o; o = o->hnext) {
-            if (n == cap) {
-                girder_pid *np = realloc(pids, (cap ? cap * 2 : 64) * sizeof(*np));
-
-                if (np == NULL) {
-                    continue; /* stays unwatched: cleaned if it subscribes anew */
-                }
-                pids = np;
-                cap = cap ? cap * 2 : 64;
-            }
-            o->watched = true;
-            pids[n++] = o->pid;
+            o->watched = girder_monitor(ctx, o->pid, &o->mref) == 0;
         }
     }
     pthread_mutex_unlock(&ps->lock);
-    for (size_t i = 0; i < n; i++) {
-        girder_ref ref;
-
-        (void)girder_monitor(ctx, pids[i], &ref);
-    }
-    free(pids);
     *ret_state = k;
     return 0;
 }
@@ -119,20 +110,27 @@ static void keeper_terminate(girder_ctx *ctx, void *state, const girder_msg *rea
 static void on_watch(girder_ctx *ctx, keeper *k, const msgpack_object *pido)
 {
     girder_pid pid;
-    girder_ref ref;
     gr_ps_owner *o;
-    bool mon = false;
 
     if (girder_get_pid(ctx, pido, &pid) < 0) {
         return;
     }
+    /* Under the lock, with the ref stored at once: a release of this owner
+     * then always finds the ref to send back. */
     pthread_mutex_lock(&k->ps->lock);
     if ((o = gr_ps_owner_get_locked(k->ps, pid, false)) != NULL && !o->watched) {
-        o->watched = mon = true;
+        o->watched = girder_monitor(ctx, pid, &o->mref) == 0;
     }
     pthread_mutex_unlock(&k->ps->lock);
-    if (mon) {
-        (void)girder_monitor(ctx, pid, &ref);
+}
+
+/* ["$ps_unwatch", Ref]: an owner was released while its process lives. */
+static void on_unwatch(girder_ctx *ctx, const msgpack_object *refo)
+{
+    girder_ref ref;
+
+    if (girder_get_ref(ctx, refo, &ref) == 0) {
+        (void)girder_demonitor(ctx, ref);
     }
 }
 
@@ -201,6 +199,11 @@ static int get_opts(const msgpack_object *o, gr_sub_opts *opts)
         }
     }
     return 0;
+}
+
+static int cmp_group(const void *a, const void *b)
+{
+    return strcmp(((const gr_pg_group_info *)a)->name, ((const gr_pg_group_info *)b)->name);
 }
 
 static int cmp_pattern(const void *a, const void *b)
@@ -376,6 +379,7 @@ static int serve(girder_ctx *ctx, gr_pubsub *ps, const msgpack_object *a, uint32
         if ((r = gr_pg_groups(ps, n == 2 ? scope : NULL, &v, &ng)) < 0) {
             return r;
         }
+        qsort(v, ng, sizeof(*v), cmp_group);
         msgpack_pack_array(pk, (uint32_t)ng);
         for (size_t i = 0; i < ng; i++) {
             msgpack_pack_map(pk, 2);
@@ -440,6 +444,8 @@ static int keeper_handle(girder_ctx *ctx, void *state, const girder_msg *msg)
 
         if (gr_term_is_str(&a[0], "$ps_watch") && n == 2) {
             on_watch(ctx, k, &a[1]);
+        } else if (gr_term_is_str(&a[0], "$ps_unwatch") && n == 2) {
+            on_unwatch(ctx, &a[1]);
         } else if (gr_term_is_str(&a[0], "DOWN") && n == 5 &&
                    girder_get_pid(ctx, &a[3], &pid) == 0) {
             gr_ps_owner_gone(k->ps, pid);

@@ -176,8 +176,11 @@ int gr_pg_groups(gr_pubsub *ps, const char *scope, gr_pg_group_info **ret, size_
 int gr_pg_monitor(gr_pubsub *ps, girder_ctx *ctx, const char *scope, const char *group,
                   girder_ref *ret_ref, girder_pid **ret_members, size_t *ret_n);
 
-/* Stop watching: no event is sent after it returns (events sent before may
- * still be in the mailbox). 0 or -ENOENT. Calling process's thread. */
+/* Stop watching. The watcher gets one last event, ["$pg", Ref, "end", Scope,
+ * Group | nil, []] (nil: a scope-wide monitor): every earlier event of the
+ * monitor is ahead of it in the mailbox, none follows it, so "end" is the
+ * point from which the ref may be forgotten. 0 or -ENOENT (no end event).
+ * Calling process's thread. */
 int gr_pg_demonitor(gr_pubsub *ps, girder_ctx *ctx, girder_ref ref);
 
 #endif

@@ -48,7 +48,8 @@ typedef struct gr_ps_owner {
     size_t njoins, capjoins;   /* used / allocated */
     gr_ps_watch *watches;      /* its group monitors */
     size_t nwatches, capwatches;
-    bool watched; /* the keeper monitors pid */
+    girder_ref mref; /* the keeper's monitor of pid, while watched */
+    bool watched;    /* the keeper monitors pid (with mref) */
 } gr_ps_owner;
 
 typedef struct gr_pg_scope gr_pg_scope;
@@ -73,10 +74,17 @@ struct gr_pubsub {
 gr_ps_owner *gr_ps_owner_get_locked(gr_pubsub *ps, girder_pid pid, bool create);
 
 /* subs.c: unlink and free o (its subs, joins and watches already gone).
- * Caller holds ps->lock. Owners are freed only when their process is dead
- * (gr_ps_owner_gone): an owner is also the keeper's "already monitored"
- * mark, so a process is monitored once however often it subscribes. */
+ * Caller holds ps->lock. The keeper's monitor is left alone: for a dead
+ * process (gr_ps_owner_gone). */
 void gr_ps_owner_free_locked(gr_pubsub *ps, gr_ps_owner *o);
+
+/* subs.c: o is done with if it holds nothing (no subscription, join or group
+ * monitor): free it, and tell the keeper to drop its monitor of the live
+ * process (["$ps_unwatch", Ref], sent under the lock, so it reaches the keeper
+ * before the ["$ps_watch", Pid] of a later owner of the same pid). So an owner
+ * exists exactly while its process holds something, and `owners` counts
+ * those. Caller holds ps->lock; o may be freed on return. */
+void gr_ps_owner_release_locked(gr_pubsub *ps, gr_ps_owner *o);
 
 /* keeper.c: the keeper of pid died or pid is dead: remove everything pid held
  * (subscriptions, joins with leave events, monitors). Any thread. */

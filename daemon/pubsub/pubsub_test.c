@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -249,6 +250,13 @@ START_TEST(test_order_from_process)
 }
 END_TEST
 
+static int noop(girder_ctx *ctx, void *arg)
+{
+    (void)ctx;
+    (void)arg;
+    return 0;
+}
+
 /* A subscriber that does not read: busy above high, drops at the limit while
  * another subscriber gets everything; reading it empties its backlog. */
 START_TEST(test_backlog_busy_and_drop)
@@ -278,6 +286,11 @@ START_TEST(test_backlog_busy_and_drop)
         ck_assert_uint_eq(res.delivered, 1);
         ck_assert_int_eq(recv_pub(fast, "t"), i);
     }
+    /* gr_probe_recv hands a message over inside the probe's handle(); the
+     * delivery counts as handled once handle() has returned. A closure run in
+     * the probe runs after that turn: the fence that makes "fast has handled
+     * everything" true before the listing. */
+    ck_assert_int_eq(gr_probe_run(fast, noop, NULL), 0);
     ck_assert_int_eq(gr_pubsub_subscriptions(ps, "t", 1, &v, &n), 0);
     ck_assert_uint_eq(n, 2);
     for (size_t i = 0; i < n; i++) {
@@ -611,8 +624,9 @@ START_TEST(test_groups_monitor_events)
         ck_assert_uint_eq(seen_all_g, 2);
         ck_assert_uint_eq(seen_all_h, 1);
     }
-    /* demonitor: no more events */
+    /* demonitor: the "end" event, then no more events */
     ck_assert_int_eq(gr_probe_run(probe, do_demonitor, &g), 0);
+    ck_assert_uint_eq(recv_event(&g, "end", "g", gr_probe_pid(probe)), 0);
     ck_assert_int_eq(gr_probe_run(probe, do_demonitor, &g), -ENOENT);
     ck_assert_int_eq(gr_pg_join(ps, "s", "g", gr_probe_pid(probe)), 0);
     ck_assert_uint_eq(recv_event(&all, "join", "g", gr_probe_pid(probe)), 1);
@@ -655,6 +669,242 @@ START_TEST(test_keeper_counters_request)
     ck_assert(gr_term_is_str(&resp->via.array.ptr[1], "badarg"));
     msgpack_unpacked_destroy(&u);
     girder_msg_unref(m);
+}
+END_TEST
+
+/* ---- owners, many groups, the demonitor fence ------------------------------------------ */
+
+static uint64_t nowners(void)
+{
+    gr_pubsub_counters c;
+
+    gr_pubsub_counters_get(ps, &c);
+    return c.owners;
+}
+
+typedef struct info_arg {
+    girder_pid pid;
+    girder_ref ref;
+} info_arg;
+
+static int send_info(girder_ctx *ctx, void *arg)
+{
+    info_arg *a = arg;
+
+    return girder_info_request(ctx, a->pid, &a->ref);
+}
+
+/* How many processes monitor pid (its info's "monitored_by"), asked from the
+ * main probe. */
+static uint32_t monitored_by(girder_pid pid)
+{
+    info_arg a = {pid, {0}};
+    girder_msg *m = NULL;
+    msgpack_unpacked u;
+    const msgpack_object *map;
+    uint32_t n = UINT32_MAX;
+
+    ck_assert_int_eq(gr_probe_run(probe, send_info, &a), 0);
+    ck_assert_int_eq(gr_probe_recv(probe, WAIT_MS, &m), 0);
+    msgpack_unpacked_init(&u);
+    ck_assert_int_eq(girder_msg_unpack(m, &u), 0);
+    ck_assert(gr_term_is_str(&u.data.via.array.ptr[0], "$info"));
+    map = &u.data.via.array.ptr[2];
+    ck_assert_int_eq(map->type, MSGPACK_OBJECT_MAP);
+    for (uint32_t i = 0; i < map->via.map.size; i++) {
+        if (gr_term_is_str(&map->via.map.ptr[i].key, "monitored_by")) {
+            n = map->via.map.ptr[i].val.via.array.size;
+        }
+    }
+    ck_assert_uint_ne(n, UINT32_MAX);
+    msgpack_unpacked_destroy(&u);
+    girder_msg_unref(m);
+    return n;
+}
+
+/* An owner record lives exactly while its process holds something: after
+ * unsubscribe, leave and demonitor it is gone (not counted), the keeper's
+ * monitor of the live process is dropped (none pile up over 200 cycles), and
+ * its later death is no cleanup. */
+START_TEST(test_owner_released_when_empty)
+{
+    gr_probe *b;
+    girder_pid bp;
+    mon_arg g = {.group = "g"};
+    gr_pubsub_counters c;
+
+    ck_assert_int_eq(gr_probe_new(rt, &b), 0);
+    bp = gr_probe_pid(b);
+    for (int i = 0; i < 200; i++) {
+        ck_assert_int_eq(sub(b, "t.>", NULL), 0);
+        ck_assert_uint_eq(nowners(), 1);
+        ck_assert_int_eq(gr_pubsub_unsubscribe(ps, bp, "t.>", 3), 0);
+        ck_assert_uint_eq(nowners(), 0);
+        ck_assert_int_eq(gr_pg_join(ps, "s", "g", bp), 0);
+        ck_assert_int_eq(gr_pg_join(ps, "s", "g", bp), 0);
+        ck_assert_int_eq(gr_pg_leave(ps, "s", "g", bp), 0);
+        ck_assert_uint_eq(nowners(), 1); /* one join left */
+        ck_assert_int_eq(gr_pg_leave(ps, "s", "g", bp), 0);
+        ck_assert_uint_eq(nowners(), 0);
+    }
+    girder_msg_unref(keeper_call("sync")); /* the keeper has seen every (un)watch */
+    ck_assert_uint_eq(monitored_by(bp), 0);
+    ck_assert_int_eq(sub(b, "t", NULL), 0);
+    girder_msg_unref(keeper_call("sync"));
+    ck_assert_uint_eq(monitored_by(bp), 1); /* held: monitored once */
+
+    /* a group monitor holds an owner too */
+    ck_assert_int_eq(gr_probe_run(probe, do_monitor, &g), 0);
+    free(g.members);
+    ck_assert_uint_eq(nowners(), 2);
+    ck_assert_int_eq(gr_probe_run(probe, do_demonitor, &g), 0);
+    ck_assert_uint_eq(recv_event(&g, "end", "g", gr_probe_pid(probe)), 0);
+    ck_assert_uint_eq(nowners(), 1);
+    ck_assert_int_eq(gr_pubsub_unsubscribe(ps, bp, "t", 1), 0);
+    ck_assert_uint_eq(nowners(), 0);
+
+    b = gr_probe_free(b);
+    girder_msg_unref(keeper_call("sync"));
+    gr_pubsub_counters_get(ps, &c);
+    ck_assert_uint_eq(c.cleanups, 0); /* nothing was left to clean */
+    ck_assert_uint_eq(c.owners, 0);
+}
+END_TEST
+
+/* 5,000 groups in one scope (the hash grows from 8 buckets), each with its own
+ * members; leaving every other one keeps the rest intact; the listing is
+ * complete. */
+START_TEST(test_groups_many_in_scope)
+{
+    enum { N = 5000 };
+    girder_pid a = gr_probe_pid(probe), none = {0, 0, 0};
+    gr_pg_group_info *v;
+    size_t n, total = 0;
+    char name[32];
+
+    for (int i = 0; i < N; i++) {
+        snprintf(name, sizeof(name), "g%d", i);
+        for (int k = 0; k <= i % 3; k++) {
+            ck_assert_int_eq(gr_pg_join(ps, "big", name, a), 0);
+        }
+    }
+    for (int i = 0; i < N; i += 2) {
+        snprintf(name, sizeof(name), "g%d", i);
+        for (int k = 0; k <= i % 3; k++) {
+            ck_assert_int_eq(gr_pg_leave(ps, "big", name, a), 0);
+        }
+        ck_assert_int_eq(gr_pg_leave(ps, "big", name, a), -ENOENT);
+    }
+    for (int i = 0; i < N; i++) {
+        snprintf(name, sizeof(name), "g%d", i);
+        ck_assert_uint_eq(nmembers("big", name, none), i % 2 ? (size_t)(i % 3 + 1) : 0);
+    }
+    ck_assert_int_eq(gr_pg_groups(ps, "big", &v, &n), 0);
+    ck_assert_uint_eq(n, N / 2);
+    for (size_t i = 0; i < n; i++) {
+        int k = atoi(v[i].name + 1);
+
+        ck_assert_int_eq(k % 2, 1);
+        ck_assert_uint_eq(v[i].members, (size_t)(k % 3 + 1));
+        total += v[i].members;
+    }
+    free(v);
+    ck_assert_int_eq(gr_pg_groups(ps, NULL, &v, &n), 0);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_str_eq(v[0].name, "big");
+    ck_assert_uint_eq(v[0].members, total);
+    free(v);
+}
+END_TEST
+
+typedef struct flood {
+    girder_pid pid;
+    _Atomic bool stop;
+    int rounds;
+} flood;
+
+static void *join_leave_loop(void *arg)
+{
+    flood *f = arg;
+
+    while (!f->stop) {
+        (void)gr_pg_join(ps, "s", "g", f->pid);
+        (void)gr_pg_leave(ps, "s", "g", f->pid);
+        f->rounds++;
+    }
+    return NULL;
+}
+
+/* Kind, group (nil: "") and ref id of the next $pg event of the main probe. */
+static void next_event(char kind[16], char group[32], uint64_t *ref_id)
+{
+    girder_msg *m = NULL;
+    msgpack_unpacked u;
+    const msgpack_object *e;
+    gr_term_id id;
+
+    ck_assert_int_eq(gr_probe_recv(probe, WAIT_MS, &m), 0);
+    msgpack_unpacked_init(&u);
+    ck_assert_int_eq(girder_msg_unpack(m, &u), 0);
+    e = u.data.via.array.ptr;
+    ck_assert(gr_term_is_str(&e[0], "$pg"));
+    ck_assert_int_eq(gr_term_parse_id(&e[1], GR_TERM_EXT_REF, &id), 0);
+    ck_assert_uint_lt(e[2].via.str.size, 16);
+    memcpy(kind, e[2].via.str.ptr, e[2].via.str.size);
+    kind[e[2].via.str.size] = 0;
+    group[0] = 0;
+    if (e[4].type == MSGPACK_OBJECT_STR) {
+        ck_assert_uint_lt(e[4].via.str.size, 32);
+        memcpy(group, e[4].via.str.ptr, e[4].via.str.size);
+        group[e[4].via.str.size] = 0;
+    }
+    *ref_id = id.id;
+    msgpack_unpacked_destroy(&u);
+    girder_msg_unref(m);
+}
+
+/* The demonitor fence: while another thread joins and leaves "g" as fast as
+ * it can, the watcher demonitors its monitor of "g" (it also watches the whole
+ * scope). That monitor's events end with exactly one "end" and none follows
+ * it: the scope monitor's join of "last", made after the flood stopped, comes
+ * after everything sent before, so reading up to it sees any straggler. */
+START_TEST(test_demonitor_fence)
+{
+    mon_arg g = {.group = "g"}, all = {.group = NULL};
+    gr_probe *b;
+    flood f = {0};
+    pthread_t t;
+    char kind[16], group[32];
+    uint64_t id;
+    int ends = 0, after_end = 0, g_events = 0;
+
+    ck_assert_int_eq(gr_probe_new(rt, &b), 0);
+    f.pid = gr_probe_pid(b);
+    ck_assert_int_eq(gr_probe_run(probe, do_monitor, &g), 0);
+    free(g.members);
+    ck_assert_int_eq(gr_probe_run(probe, do_monitor, &all), 0);
+    free(all.members);
+    ck_assert_int_eq(pthread_create(&t, NULL, join_leave_loop, &f), 0);
+    while (g_events < 20) { /* the flood is under way */
+        next_event(kind, group, &id);
+        g_events += id == g.ref.id;
+    }
+    ck_assert_int_eq(gr_probe_run(probe, do_demonitor, &g), 0);
+    f.stop = true;
+    ck_assert_int_eq(pthread_join(t, NULL), 0);
+    ck_assert_int_eq(gr_pg_join(ps, "s", "last", f.pid), 0);
+    for (;;) {
+        next_event(kind, group, &id);
+        if (id == g.ref.id) {
+            after_end += ends > 0;
+            ends += strcmp(kind, "end") == 0;
+        } else if (strcmp(group, "last") == 0) {
+            break;
+        }
+    }
+    ck_assert_int_eq(ends, 1);
+    ck_assert_int_eq(after_end, 0);
+    b = gr_probe_free(b);
 }
 END_TEST
 
@@ -760,6 +1010,9 @@ static Suite *pubsub_suite(void)
     tcase_add_test(tc, test_groups_many_members_die);
     tcase_add_test(tc, test_groups_monitor_events);
     tcase_add_test(tc, test_keeper_counters_request);
+    tcase_add_test(tc, test_owner_released_when_empty);
+    tcase_add_test(tc, test_groups_many_in_scope);
+    tcase_add_test(tc, test_demonitor_fence);
     tcase_add_test(tc, test_concurrent_publishers_and_churn);
     suite_add_tcase(s, tc);
     return s;

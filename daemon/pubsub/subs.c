@@ -280,6 +280,9 @@ out:
     if (r < 0) {
         pthread_mutex_destroy(&s->lock);
         free(s);
+        if (o != NULL) {
+            gr_ps_owner_release_locked(ps, o); /* new for this call: nothing to hold */
+        }
     }
     pthread_mutex_unlock(&ps->lock);
     return r;
@@ -312,6 +315,7 @@ int gr_pubsub_unsubscribe(gr_pubsub *ps, girder_pid pid, const char *pattern, si
                 pthread_rwlock_wrlock(&ps->tlock);
                 sub_remove_locked(ps, s);
                 pthread_rwlock_unlock(&ps->tlock);
+                gr_ps_owner_release_locked(ps, o);
                 r = 0;
                 break;
             }
@@ -327,8 +331,9 @@ void gr_ps_subs_owner_gone_locked(gr_pubsub *ps, gr_ps_owner *o)
         return;
     }
     pthread_rwlock_wrlock(&ps->tlock);
-    while (o->subs) {
-        sub_remove_locked(ps, o->subs);
+    for (gr_ps_sub *s = o->subs, *next; s; s = next) {
+        next = s->onext; /* s is freed below */
+        sub_remove_locked(ps, s);
     }
     pthread_rwlock_unlock(&ps->tlock);
 }
@@ -339,8 +344,7 @@ static void sweep_closed(gr_pubsub *ps)
     pthread_mutex_lock(&ps->lock);
     pthread_rwlock_wrlock(&ps->tlock);
     for (size_t i = 0; i <= ps->omask; i++) {
-        for (gr_ps_owner *o = ps->owners[i], *next; o; o = next) {
-            next = o->hnext;
+        for (gr_ps_owner *o = ps->owners[i]; o; o = o->hnext) {
             for (gr_ps_sub *s = o->subs, *sn; s; s = sn) {
                 sn = s->onext;
                 if (s->closed) { /* set under s->lock; we hold tlock exclusively */
@@ -350,6 +354,13 @@ static void sweep_closed(gr_pubsub *ps)
         }
     }
     pthread_rwlock_unlock(&ps->tlock);
+    /* Owners left empty go (no other owner is ever empty under the lock). */
+    for (size_t i = 0; i <= ps->omask; i++) {
+        for (gr_ps_owner *o = ps->owners[i], *next; o; o = next) {
+            next = o->hnext;
+            gr_ps_owner_release_locked(ps, o);
+        }
+    }
     pthread_mutex_unlock(&ps->lock);
 }
 
@@ -643,6 +654,32 @@ void gr_ps_owner_free_locked(gr_pubsub *ps, gr_ps_owner *o)
     free(o->joins);
     free(o->watches);
     free(o);
+}
+
+void gr_ps_owner_release_locked(gr_pubsub *ps, gr_ps_owner *o)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    girder_msg *m;
+
+    if (o->subs != NULL || o->njoins > 0 || o->nwatches > 0) {
+        return;
+    }
+    /* A keeper that died meanwhile took its monitors along: its successor
+     * gets an unknown ref, which girder_demonitor ignores. */
+    if (o->watched && ps->keeper.id != 0) {
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        msgpack_pack_array(&pk, 2);
+        msgpack_pack_str_with_body(&pk, "$ps_unwatch", 11);
+        if (gr_ps_pack_ref(ps, &pk, o->mref) == 0 &&
+            (m = girder_msg_new(sb.data, sb.size)) != NULL &&
+            gr_rt_send(ps->rt, ps->keeper, m) < 0) {
+            girder_msg_unref(m);
+        }
+        msgpack_sbuffer_destroy(&sb);
+    }
+    gr_ps_owner_free_locked(ps, o);
 }
 
 void gr_ps_owner_gone(gr_pubsub *ps, girder_pid pid)

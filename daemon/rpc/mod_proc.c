@@ -15,6 +15,7 @@
  *   proc.whereis(Name)                  -> Pid ("noname")
  *   proc.send(Dest, Term)               -> "ok" (unknown name: "noname")
  *   proc.call(Dest, Request[, TimeoutMs]) -> the response ("noproc", "timeout")
+ *   proc.send_after(Dest, Ms, Term)     -> {"timer": Pid, "ms": Ms} (a timer process)
  *
  * Dest is a pid (ext term) or a registered name (string). Every function acts
  * on this node only: a pid of another node is answered "noconnection" (callers
@@ -40,6 +41,13 @@
  *   Everything is listed: services, processes spawned by behaviours (linked
  *   or not, named or not), rpc workers including the one serving the list.
  *   A timer bounds the wait (a scheduler out of memory sends nothing).
+ * - proc.send_after: a girder_send_after timer dies with the process that
+ *   armed it, and a worker ends with its call, so the timer gets a process of
+ *   its own ("$timer", unlinked, on the worker's scheduler): its init arms
+ *   girder_send_after to itself, and when that fires it sends Term to Dest
+ *   and stops (reason normal). Its pid is the timer's handle: killing it
+ *   (proc.kill, girder kill) cancels the timer. A name Dest is resolved when
+ *   the timer is armed (noname then), like proc.send.
  *
  * Owning thread: every function runs in its worker process (one scheduler).
  */
@@ -56,11 +64,12 @@
 #define CALL_TIMEOUT_DEFAULT_MS 5000
 #define TIMEOUT_MAX_MS 3600000
 #define KILL_WAIT_MS 1000
-#define LIST_DEFAULT 1024             /* processes proc.list reports without Max */
-#define LIST_MAX GR_RT_PLIST_MAX      /* largest Max */
-#define LIST_TIMEOUT_MS 5000          /* every scheduler answers within this */
-#define TIMER_ATOM "$proc_timeout"    /* a call's or kill's own timer */
-#define NAME_MAX_LEN GR_TERM_NODE_MAX /* registered names: 1..255 bytes */
+#define SEND_AFTER_MAX_MS 2592000000ull /* 30 days */
+#define LIST_DEFAULT 1024               /* processes proc.list reports without Max */
+#define LIST_MAX GR_RT_PLIST_MAX        /* largest Max */
+#define LIST_TIMEOUT_MS 5000            /* every scheduler answers within this */
+#define TIMER_ATOM "$proc_timeout"      /* a call's or kill's own timer */
+#define NAME_MAX_LEN GR_TERM_NODE_MAX   /* registered names: 1..255 bytes */
 
 /* ---- helpers --------------------------------------------------------------------------------- */
 
@@ -357,6 +366,142 @@ static int proc_whereis(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *a
         return r;
     }
     return answer_pid(c, ctx, pid);
+}
+
+/* ---- send_after ------------------------------------------------------------------------------ */
+
+/* A timer process: delivers one message to one pid after a delay, then stops.
+ * Its spawn argument is [Dest, Ms, Term]. */
+typedef struct timer_state {
+    girder_pid dest; /* where Term goes */
+    girder_msg *msg; /* Term; owned */
+} timer_state;
+
+static int timer_init(girder_ctx *ctx, const girder_msg *arg, void **ret_state)
+{
+    timer_state *t = calloc(1, sizeof(*t));
+    girder_msg *fire = girder_msg_atom("$fire");
+    msgpack_unpacked u;
+    const msgpack_object *a;
+    girder_ref tref;
+    int r = GR_EBADARG;
+
+    msgpack_unpacked_init(&u);
+    if (t == NULL || fire == NULL) {
+        r = -ENOMEM;
+        goto out;
+    }
+    if (arg == NULL || girder_msg_unpack(arg, &u) < 0 || u.data.type != MSGPACK_OBJECT_ARRAY ||
+        u.data.via.array.size != 3) {
+        goto out;
+    }
+    a = u.data.via.array.ptr;
+    if (girder_get_pid(ctx, &a[0], &t->dest) < 0 || a[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        goto out;
+    }
+    if ((t->msg = girder_msg_from_object(&a[2])) == NULL) {
+        r = -ENOMEM;
+        goto out;
+    }
+    if ((r = girder_send_after(ctx, girder_self(ctx), a[1].via.u64, fire, &tref)) == 0) {
+        fire = NULL; /* taken */
+        *ret_state = t;
+        t = NULL;
+    }
+out:
+    msgpack_unpacked_destroy(&u);
+    girder_msg_unref(fire);
+    if (t != NULL) {
+        girder_msg_unref(t->msg);
+        free(t);
+    }
+    return r;
+}
+
+static int timer_handle(girder_ctx *ctx, void *state, const girder_msg *msg)
+{
+    timer_state *t = state;
+    msgpack_unpacked u;
+    bool fire;
+
+    msgpack_unpacked_init(&u);
+    fire = girder_msg_unpack(msg, &u) == 0 && gr_term_is_str(&u.data, "$fire");
+    msgpack_unpacked_destroy(&u);
+    if (!fire) {
+        return GIRDER_CONTINUE; /* nothing else is expected; ignored */
+    }
+    if (girder_send(ctx, t->dest, t->msg) == 0) {
+        t->msg = NULL; /* taken */
+    }
+    return GIRDER_STOP;
+}
+
+static void timer_terminate(girder_ctx *ctx, void *state, const girder_msg *reason)
+{
+    timer_state *t = state;
+
+    (void)ctx;
+    (void)reason;
+    girder_msg_unref(t->msg);
+    free(t);
+}
+
+static const girder_behaviour timer_behaviour = {
+    .name = "$timer",
+    .init = timer_init,
+    .handle = timer_handle,
+    .terminate = timer_terminate,
+};
+
+static int proc_send_after(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    girder_msg *arg;
+    girder_pid dest, timer;
+    const msgpack_object *a;
+    int r;
+
+    if (args->type != MSGPACK_OBJECT_ARRAY || args->via.array.size != 3) {
+        return GR_EBADARG;
+    }
+    a = args->via.array.ptr;
+    if (a[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER || a[1].via.u64 > SEND_AFTER_MAX_MS) {
+        return GR_EBADARG;
+    }
+    if ((r = resolve(ctx, &a[0], GR_ENONAME, &dest)) < 0) {
+        return r;
+    }
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 3);
+    if ((r = girder_pack_pid(ctx, &pk, dest)) < 0) {
+        msgpack_sbuffer_destroy(&sb);
+        return r;
+    }
+    msgpack_pack_uint64(&pk, a[1].via.u64);
+    msgpack_pack_object(&pk, a[2]);
+    arg = girder_msg_new(sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+    if (arg == NULL) {
+        return -ENOMEM;
+    }
+    r = girder_spawn(ctx, &timer_behaviour, arg, 0, &timer, NULL);
+    girder_msg_unref(arg);
+    if (r < 0) {
+        return r;
+    }
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 2);
+    msgpack_pack_str_with_body(&pk, "timer", 5);
+    if ((r = girder_pack_pid(ctx, &pk, timer)) == 0) {
+        msgpack_pack_str_with_body(&pk, "ms", 2);
+        msgpack_pack_uint64(&pk, a[1].via.u64);
+        r = gr_rpc_answer(c, sb.data, sb.size);
+    }
+    msgpack_sbuffer_destroy(&sb);
+    return r;
 }
 
 /* ---- send and call --------------------------------------------------------------------------- */
@@ -675,6 +820,7 @@ static const gr_rpc_fn_def proc_fns[] = {
     {"whereis", proc_whereis, NULL, NULL},
     {"send", proc_send, NULL, NULL},
     {"call", proc_call, proc_call_msg, NULL},
+    {"send_after", proc_send_after, NULL, NULL},
 };
 
 const gr_rpc_module gr_rpc_mod_proc = {"proc", proc_fns, sizeof(proc_fns) / sizeof(proc_fns[0])};

@@ -591,6 +591,84 @@ START_TEST(info)
 }
 END_TEST
 
+static const msgpack_object *map_val(const msgpack_object *m, const char *k);
+
+/* proc.send_after(pid, ms, term) -> {"timer": Pid, "ms": Ms}: answer index. */
+static size_t send_after_run(const kept *pid, uint64_t ms, int v)
+{
+    args *a = pid_args(pid, 3);
+    size_t i;
+
+    msgpack_pack_uint64(&a->pk, ms);
+    msgpack_pack_int(&a->pk, v);
+    i = run("send_after", a, 5000);
+    ck_assert_msg(answers[i].status == 0, "send_after: %s", gr_errid(answers[i].status));
+    return i;
+}
+
+/* proc.send_after: the answer names a timer process; its message arrives once
+ * (awaited by round trips to the echo); a pending timer is a "$timer" process,
+ * and killing it ends it (a timer dies with its process: it can no longer
+ * fire); bad delays, unknown names and a wrong arity are refused. */
+START_TEST(send_after)
+{
+    kept pid;
+    args *a;
+    msgpack_unpacked up, up2;
+    const msgpack_object *o, *t;
+    struct timespec t0, now;
+    size_t i;
+
+    spawn_echo(&pid);
+    o = term_of(send_after_run(&pid, 0, 5), &up);
+    t = map_val(o, "timer");
+    ck_assert(t != NULL && t->type == MSGPACK_OBJECT_EXT);
+    ck_assert(map_val(o, "ms") != NULL && map_val(o, "ms")->via.u64 == 0);
+    msgpack_unpacked_destroy(&up);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (call_count(pid.o) != 1) {
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        ck_assert_msg(now.tv_sec - t0.tv_sec < 5, "the timer's message did not arrive");
+    }
+
+    o = term_of(send_after_run(&pid, 600000, 6), &up);
+    t = map_val(o, "timer");
+    ck_assert(t != NULL);
+    a = args_new(1);
+    args_raw(a, t);
+    i = run("info", a, 5000);
+    ck_assert_int_eq(answers[i].status, 0);
+    ck_assert(gr_term_is_str(map_val(term_of(i, &up2), "behaviour"), "$timer"));
+    msgpack_unpacked_destroy(&up2);
+    a = args_new(1);
+    args_raw(a, t);
+    run_str("kill", a, "ok");
+    a = args_new(1);
+    args_raw(a, t);
+    run_err("info", a, GR_ENOPROC);
+    msgpack_unpacked_destroy(&up);
+    ck_assert_uint_eq(call_count(pid.o), 1);
+
+    a = pid_args(&pid, 3);
+    msgpack_pack_uint64(&a->pk, 2592000001ull); /* over 30 days */
+    msgpack_pack_int(&a->pk, 1);
+    run_err("send_after", a, GR_EBADARG);
+    a = pid_args(&pid, 3);
+    msgpack_pack_int(&a->pk, -1);
+    msgpack_pack_int(&a->pk, 1);
+    run_err("send_after", a, GR_EBADARG);
+    a = pid_args(&pid, 2);
+    msgpack_pack_int(&a->pk, 1);
+    run_err("send_after", a, GR_EBADARG);
+    a = args_new(3);
+    args_str(a, "nobody");
+    msgpack_pack_int(&a->pk, 1);
+    msgpack_pack_int(&a->pk, 1);
+    run_err("send_after", a, GR_ENONAME);
+    unkeep(&pid);
+}
+END_TEST
+
 START_TEST(kill)
 {
     kept pid;
@@ -997,6 +1075,7 @@ static Suite *proc_suite(void)
     tcase_add_test(tc, call_timeout);
     tcase_add_test(tc, info);
     tcase_add_test(tc, kill);
+    tcase_add_test(tc, send_after);
     tcase_add_test(tc, names);
     tcase_add_test(tc, list);
     tcase_add_test(tc, list_everything);

@@ -39,7 +39,8 @@
  * row here plus its mod_*.c. Modules that only some daemons serve (the test
  * kit's `bench`) come in through gr_rpc_config.modules instead. */
 static const gr_rpc_module *const builtin[] = {
-    &gr_rpc_mod_node, &gr_rpc_mod_sys, &gr_rpc_mod_rpc, &gr_rpc_mod_proc, &gr_rpc_mod_pubsub,
+    &gr_rpc_mod_node, &gr_rpc_mod_sys,    &gr_rpc_mod_rpc,
+    &gr_rpc_mod_proc, &gr_rpc_mod_pubsub, &gr_rpc_mod_table,
 };
 
 #define NBUILTIN (sizeof(builtin) / sizeof(builtin[0]))
@@ -67,6 +68,8 @@ struct gr_rpc {
     const gr_rpc_module *const *ext; /* gr_rpc_config.modules (borrowed) */
     size_t next;                     /* entries in ext */
     gr_dist *dist;                   /* set before dist starts; read-only afterwards */
+    gr_tables *tables;               /* module `table`'s engine */
+    bool own_tables;                 /* made here (memory only): freed here */
     pthread_mutex_t lock;            /* guards parked */
     parked *parked;
     pthread_rwlock_t modlock; /* guards dyn */
@@ -776,6 +779,29 @@ int gr_rpc_new(const gr_rpc_config *cfg, gr_rpc **ret_rpc)
         free(rpc);
         return r;
     }
+    rpc->tables = cfg->tables;
+    if (!rpc->tables) {
+        /* Origin id of this node's writes: a hash of its name (FNV-1a). */
+        const char *name = gr_rt_node_name(cfg->rt);
+        gr_tables_config tc = {.node_id = 0xcbf29ce484222325ull};
+
+        for (const char *p = name; p && *p; p++) {
+            tc.node_id = (tc.node_id ^ (uint8_t)*p) * 0x100000001b3ull;
+        }
+        tc.node_id |= 1;
+        tc.data_dir = cfg->data_dir;
+        if ((r = gr_tables_new(&tc, &rpc->tables)) == 0) {
+            rpc->own_tables = true;
+        } else if (cfg->data_dir) {
+            /* disk tables asked for and unusable: the node must not start
+             * pretending they are there */
+            pthread_mutex_destroy(&rpc->lock);
+            free(rpc);
+            return r;
+        } else {
+            rpc->tables = NULL; /* module `table` then answers no_table */
+        }
+    }
     *ret_rpc = rpc;
     return 0;
 }
@@ -811,7 +837,15 @@ gr_rpc *gr_rpc_free(gr_rpc *rpc)
         free(d);
     }
     pthread_rwlock_destroy(&rpc->modlock);
+    if (rpc->own_tables) {
+        gr_tables_free(rpc->tables);
+    }
     pthread_mutex_destroy(&rpc->lock);
     free(rpc);
     return NULL;
+}
+
+gr_tables *gr_rpc_tables(const gr_rpc *rpc)
+{
+    return rpc->tables;
 }

@@ -21,6 +21,7 @@
  *   sys   version, uptime, schedulers, processes, memory, info, counters
  *   rpc   call, cast, multicall, latency
  *   proc  spawn, list, snapshot, info, kill, register, whereis, send, call
+ *   table create, drop, list, info, get, mget, put, del, incr, count, scan
  * Further modules come from gr_rpc_config.modules (written against rpc_int.h):
  * girderd-testkit adds `bench` (testkit/mod_bench.c).
  *
@@ -33,6 +34,7 @@
 
 #include "dist/dist.h"
 #include "girder/girder.h"
+#include "tables/tables.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -60,6 +62,14 @@ typedef struct gr_rpc_config {
      * outlive the gr_rpc. NULL / 0: the built-in modules only. */
     const struct gr_rpc_module *const *modules;
     size_t nmodules;
+    /* The node's tables (module `table`), owned by the caller and alive until
+     * gr_rpc_free. NULL: the rpc makes a memory-only engine of its own (no
+     * disk tables), named after the node. */
+    /* The data directory of the engine the rpc makes when `tables` is NULL
+     * (disk tables in DATA_DIR/tables/), or NULL: memory tables only. Borrowed
+     * for gr_rpc_new only. */
+    const char *data_dir;
+    gr_tables *tables;
 } gr_rpc_config;
 
 /* Create; registers the worker behaviour on rt. 0, -EINVAL, -ENOMEM, or

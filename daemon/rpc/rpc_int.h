@@ -91,6 +91,9 @@ int gr_rpc_answer_uint(gr_rpc_call *c, uint64_t v);
 
 /* The runtime, the dist (or NULL), and girderd's start time of a gr_rpc. */
 girder_rt *gr_rpc_rt(const gr_rpc *rpc);
+/* The node's table engine (gr_rpc_config.tables, or the rpc's own memory-only
+ * one); NULL only if that could not be made. */
+gr_tables *gr_rpc_tables(const gr_rpc *rpc);
 gr_dist *gr_rpc_dist(const gr_rpc *rpc);
 uint64_t gr_rpc_started_ms(const gr_rpc *rpc);
 
@@ -132,5 +135,6 @@ extern const gr_rpc_module gr_rpc_mod_sys;
 extern const gr_rpc_module gr_rpc_mod_rpc;
 extern const gr_rpc_module gr_rpc_mod_proc;
 extern const gr_rpc_module gr_rpc_mod_pubsub;
+extern const gr_rpc_module gr_rpc_mod_table;
 
 #endif

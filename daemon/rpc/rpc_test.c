@@ -682,6 +682,123 @@ START_TEST(cast)
 }
 END_TEST
 
+/* Module `table` on the rpc's own memory engine: create, put, get, incr,
+ * scan with a cursor, info, errors by reason id, drop. */
+static void args_int(args *a, int64_t v)
+{
+    msgpack_pack_int64(&a->pk, v);
+}
+
+START_TEST(table_module)
+{
+    args *create = args_new(2), *dup = args_new(1), *bad = args_new(1), *put = args_new(3),
+         *get = args_new(2), *miss = args_new(2), *incr = args_new(3), *scan = args_new(2),
+         *info = args_new(1), *drop = args_new(1), *gone = args_new(2), *list = args_new(0), *scan2;
+    msgpack_unpacked up;
+    const msgpack_object *o;
+    size_t i;
+
+    args_str(create, "t1");
+    msgpack_pack_map(&create->pk, 1);
+    args_str(create, "kind");
+    args_str(create, "ordered_set");
+    dispatch(1, "table", "create", &create->sb, 1000);
+    expect_str(1, "ok");
+    args_str(dup, "t1");
+    dispatch(2, "table", "create", &dup->sb, 1000);
+    expect_err(2, GR_ETABLEEXISTS);
+    args_str(bad, "a/b");
+    dispatch(3, "table", "create", &bad->sb, 1000);
+    expect_err(3, GR_EBADTABLENAME);
+    args_str(put, "t1");
+    args_str(put, "b");
+    args_int(put, 2);
+    dispatch(4, "table", "put", &put->sb, 1000);
+    wait_answer(4);
+    args_str(get, "t1");
+    args_str(get, "b");
+    dispatch(5, "table", "get", &get->sb, 1000);
+    i = wait_answer(5);
+    o = term_of(i, &up);
+    ck_assert_int_eq(o->type, MSGPACK_OBJECT_MAP);
+    ck_assert(gr_term_is_str(&o->via.map.ptr[0].key, "value"));
+    ck_assert_uint_eq(o->via.map.ptr[0].val.via.u64, 2);
+    msgpack_unpacked_destroy(&up);
+    args_str(miss, "t1");
+    args_str(miss, "zz");
+    dispatch(6, "table", "get", &miss->sb, 1000);
+    expect_err(6, GR_ENOKEY);
+    args_str(incr, "t1");
+    args_str(incr, "a");
+    args_int(incr, -4);
+    dispatch(7, "table", "incr", &incr->sb, 1000);
+    i = wait_answer(7);
+    o = term_of(i, &up);
+    ck_assert_int_eq(o->via.i64, -4);
+    msgpack_unpacked_destroy(&up);
+    /* scan one at a time: "a" then "b", with the cursor */
+    args_str(scan, "t1");
+    msgpack_pack_map(&scan->pk, 1);
+    args_str(scan, "limit");
+    args_int(scan, 1);
+    dispatch(8, "table", "scan", &scan->sb, 1000);
+    i = wait_answer(8);
+    o = term_of(i, &up);
+    ck_assert_uint_eq(o->via.map.ptr[0].val.via.array.size, 1);
+    ck_assert(gr_term_is_str(&o->via.map.ptr[0].val.via.array.ptr[0].via.array.ptr[0], "a"));
+    ck_assert_int_eq(o->via.map.ptr[1].val.type, MSGPACK_OBJECT_BIN);
+    scan2 = args_new(2);
+    args_str(scan2, "t1");
+    msgpack_pack_map(&scan2->pk, 2);
+    args_str(scan2, "limit");
+    args_int(scan2, 5);
+    args_str(scan2, "cursor");
+    msgpack_pack_bin_with_body(&scan2->pk, o->via.map.ptr[1].val.via.bin.ptr,
+                               o->via.map.ptr[1].val.via.bin.size);
+    msgpack_unpacked_destroy(&up);
+    dispatch(9, "table", "scan", &scan2->sb, 1000);
+    i = wait_answer(9);
+    o = term_of(i, &up);
+    ck_assert_uint_eq(o->via.map.ptr[0].val.via.array.size, 1);
+    ck_assert(gr_term_is_str(&o->via.map.ptr[0].val.via.array.ptr[0].via.array.ptr[0], "b"));
+    ck_assert_int_eq(o->via.map.ptr[1].val.type, MSGPACK_OBJECT_NIL);
+    msgpack_unpacked_destroy(&up);
+    args_str(info, "t1");
+    dispatch(10, "table", "info", &info->sb, 1000);
+    i = wait_answer(10);
+    o = term_of(i, &up);
+    ck_assert(gr_term_is_str(&o->via.map.ptr[1].val, "ordered_set"));
+    ck_assert(gr_term_is_str(&o->via.map.ptr[4].key, "entries"));
+    ck_assert_uint_eq(o->via.map.ptr[4].val.via.u64, 2);
+    msgpack_unpacked_destroy(&up);
+    dispatch(11, "table", "list", &list->sb, 1000);
+    i = wait_answer(11);
+    o = term_of(i, &up);
+    ck_assert_uint_eq(o->via.array.size, 1);
+    msgpack_unpacked_destroy(&up);
+    args_str(drop, "t1");
+    dispatch(12, "table", "drop", &drop->sb, 1000);
+    expect_str(12, "ok");
+    args_str(gone, "t1");
+    args_str(gone, "b");
+    dispatch(13, "table", "get", &gone->sb, 1000);
+    expect_err(13, GR_ENOTABLE);
+    args_free(create);
+    args_free(dup);
+    args_free(bad);
+    args_free(put);
+    args_free(get);
+    args_free(miss);
+    args_free(incr);
+    args_free(scan);
+    args_free(scan2);
+    args_free(info);
+    args_free(drop);
+    args_free(gone);
+    args_free(list);
+}
+END_TEST
+
 static Suite *rpc_suite(void)
 {
     Suite *s = suite_create("rpc");
@@ -703,6 +820,7 @@ static Suite *rpc_suite(void)
     tcase_add_test(tc, multicall_timeout_per_node);
     tcase_add_test(tc, multicall_bad_args);
     tcase_add_test(tc, cast);
+    tcase_add_test(tc, table_module);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -178,6 +178,7 @@ struct gr_sched {
     bool stopping;                    /* shutdown in progress */
     bool started;                     /* thread was created (main thread only) */
     bool quit;                        /* loop exit requested (owner thread) */
+    bool taking;                      /* delivering an inbox batch (owner thread) */
 };
 
 /* ---- the runtime -------------------------------------------------------------- */
@@ -270,7 +271,8 @@ uint64_t gr_now_ms(void);
 void gr_rt_sched_emptied(girder_rt *rt);
 
 /* sched.c */
-/* Deliver a signal whose destination is on `s` (owner thread). */
+/* Deliver a signal whose destination is on `s` (owner thread, between
+ * process turns: a missing target may first make it deliver the inbox). */
 void gr_sched_deliver(gr_sched *s, gr_sig *sig);
 /* Append to the local queue (owner thread). */
 void gr_sched_local(gr_sched *s, gr_sig *sig);

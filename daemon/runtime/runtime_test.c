@@ -15,6 +15,7 @@
 
 #include <check.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -667,6 +668,66 @@ START_TEST(test_monitor_reasons)
     /* Monitoring a dead pid: noproc. */
     ck_assert_int_eq(probe_op(do_monitor, &ma), 0);
     expect_down(a, "noproc");
+}
+END_TEST
+
+/* A pid handed out by another thread (gr_probe_new, gr_rt_spawn) while its
+ * scheduler is busy, learned through memory (a lock, a table) by a process on
+ * that same scheduler and signalled at once: the process exists for it. The
+ * monitor holds (DOWN "killed" when it dies, not a false "noproc") and the
+ * message arrives. Deterministic: the closure runs inside the scheduler's
+ * inbox drain and waits until the new pid's spawn signal has been pushed, so
+ * its signals are delivered while that spawn is still in the inbox. */
+typedef struct fresh_arg {
+    atomic_int stage; /* 1: closure running; 2: pid published */
+    girder_pid pid;   /* the fresh pid; written before stage 2 */
+    girder_ref ref;   /* the monitor */
+    int r;            /* the closure's result */
+} fresh_arg;
+
+static int signal_fresh_pid(girder_ctx *ctx, void *arg)
+{
+    fresh_arg *a = arg;
+    girder_msg *m = mk_int(42);
+    int r;
+
+    atomic_store(&a->stage, 1);
+    while (atomic_load(&a->stage) != 2) {
+        sched_yield();
+    }
+    if ((r = girder_monitor(ctx, a->pid, &a->ref)) == 0 && (r = girder_send(ctx, a->pid, m)) == 0) {
+        m = NULL;
+    }
+    girder_msg_unref(m);
+    return r;
+}
+
+static void *run_signal_fresh(void *arg)
+{
+    ((fresh_arg *)arg)->r = gr_probe_run(probe, signal_fresh_pid, arg);
+    return NULL;
+}
+
+START_TEST(test_signal_to_pid_spawned_meanwhile)
+{
+    fresh_arg a = {0};
+    pthread_t t;
+    gr_probe *x;
+    girder_msg *m = NULL;
+
+    ck_assert_int_eq(pthread_create(&t, NULL, run_signal_fresh, &a), 0);
+    while (atomic_load(&a.stage) != 1) {
+        sched_yield();
+    }
+    ck_assert_int_eq(gr_probe_new(rt, &x), 0); /* scheduler 0, like the probe */
+    a.pid = gr_probe_pid(x);
+    atomic_store(&a.stage, 2);
+    ck_assert_int_eq(pthread_join(t, NULL), 0);
+    ck_assert_int_eq(a.r, 0);
+    ck_assert_int_eq(gr_probe_recv(x, WAIT_MS, &m), 0); /* the message arrived */
+    girder_msg_unref(m);
+    x = gr_probe_free(x);
+    expect_down(a.pid, "killed"); /* the monitor held until the real death */
 }
 END_TEST
 
@@ -1452,6 +1513,7 @@ static Suite *runtime_suite(void)
     tcase_add_test(tc, test_spawn_link_init_failure);
     tcase_add_test(tc, test_monitor_reasons);
     tcase_add_test(tc, test_monitor_exactly_once);
+    tcase_add_test(tc, test_signal_to_pid_spawned_meanwhile);
     tcase_add_test(tc, test_demonitor_suppresses_down);
     tcase_add_test(tc, test_spawn_monitor);
     tcase_add_test(tc, test_register_whereis_send);

@@ -20,6 +20,16 @@
  *   reads `sleeping` and, if it wins the exchange back to 0, writes the eventfd
  *   (watched edge-triggered and never read: on_wake).
  *   So a busy scheduler costs producers no syscall, and a push is never missed.
+ * - Spawn before use. gr_rt_spawn, gr_probe_new and a spawn from a process on
+ *   another scheduler push GR_SIG_SPAWN to this inbox before they return the
+ *   pid, so any signal sent after the pid is known finds the spawn ahead of it:
+ *   in the same inbox, or - from a process of this scheduler, whose signals go
+ *   to the local queue - still in the inbox when the local queue is delivered.
+ *   A local signal whose target is missing therefore takes the inbox first,
+ *   and only then is answered as dead (noproc, dropped message). Without it a
+ *   process here that read a fresh pid from shared memory (pubsub's keeper
+ *   walking its owners) got DOWN "noproc" for a live process. An inbox signal
+ *   never needs this: the spawn was pushed before it.
  * - Shutdown is two-phase (see rt.c): GR_SIG_STOP with ptr == NULL kills every
  *   local process with reason "shutdown"; with ptr != NULL the loop ends.
  */
@@ -177,6 +187,8 @@ static void stop_all(gr_sched *s)
     }
 }
 
+static void take_inbox(gr_sched *s);
+
 void gr_sched_deliver(gr_sched *s, gr_sig *sig)
 {
     gr_proc *p;
@@ -222,6 +234,14 @@ void gr_sched_deliver(gr_sched *s, gr_sig *sig)
         break;
     }
     p = gr_ptab_get(&s->ptab, sig->to.id);
+    if (p == NULL && !s->taking && !gr_inbox_empty(&s->inbox)) {
+        /* Not here yet, or dead? A pid spawned by another thread is handed
+         * out once its GR_SIG_SPAWN is in this inbox; a process here that
+         * learned it through memory may signal it before the inbox is taken.
+         * Deliver the inbox first (see "Spawn before use"). */
+        take_inbox(s);
+        p = gr_ptab_get(&s->ptab, sig->to.id);
+    }
     if (p == NULL || p->status == GR_PROC_DEAD) {
         gr_proc_dead_signal(s->rt, s, sig);
         return;
@@ -254,16 +274,25 @@ static void drain_local(gr_sched *s)
     }
 }
 
-static void drain_inbox(gr_sched *s)
+/* Deliver what the inbox holds now (not the local queue). Never nested: a
+ * signal taken here whose target is missing is answered as dead at once. */
+static void take_inbox(gr_sched *s)
 {
     gr_sig *sig = gr_inbox_take(&s->inbox);
 
+    s->taking = true;
     while (sig) {
         gr_sig *next = sig->next;
 
         gr_sched_deliver(s, sig);
         sig = next;
     }
+    s->taking = false;
+}
+
+static void drain_inbox(gr_sched *s)
+{
+    take_inbox(s);
     drain_local(s);
 }
 

@@ -1,0 +1,725 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * mod_table.c - rpc module `table`: the node's tables (daemon/tables/) for
+ * `girder rpc`, multicall and other nodes. Arguments and results are terms;
+ * keys and values are any term. docs/rpc.md and docs/tables.md list them:
+ *
+ *   table.create(Name [, Opts])       -> "ok"
+ *       Opts: {"kind": "set"|"ordered_set", "durability": "memory"|"disk",
+ *              "fsync": "always"|"interval"|"never", "interval_ms": N,
+ *              "max_entries": N, "max_bytes": N, "cache": Bool, "ttl_ms": N,
+ *              "max_value": N, "shards": N}
+ *   table.drop(Name)                  -> "ok"
+ *   table.list()                      -> [Name, ...]
+ *   table.infos()                     -> [Info, ...] (every table, by name)
+ *   table.info(Name)                  -> {"name", "kind", "durability", "fsync", "entries",
+ *                                         "bytes", "bytes_per_entry", "max_entries",
+ *                                         "max_bytes", "cache", "ttl_ms", "evictions",
+ *                                         "expired", "wal_bytes", "wal_records", "fsyncs",
+ *                                         "snapshots", "error"}
+ *   table.get(Name, Key)              -> {"value": V, "version": N, "expire_ms": N}
+ *   table.mget(Name, [Key, ...])      -> [V | nil, ...]
+ *   table.put(Name, Key, Value [, Opts]) -> {"version": N}
+ *       Opts: {"ttl_ms": N, "if_absent": Bool, "version": N (compare-and-set)}
+ *   table.del(Name, Key [, Version])  -> "ok"
+ *   table.incr(Name, Key [, N])       -> the new total
+ *   table.count(Name)                 -> N
+ *   table.scan(Name [, Opts])         -> {"entries": [[K, V], ...], "cursor": Bin | nil}
+ *       Opts: {"prefix": Str|Bin, "start": K, "end": K, "limit": N, "cursor": Bin}
+ *
+ * Every function answers at once from its worker. A write to a disk table
+ * with fsync `always` waits for its fsync in the worker, holding that
+ * scheduler for the fsync (docs/tables.md "Durability").
+ */
+#include "rpc/rpc_int.h"
+
+#include "proto/err.h"
+#include "proto/term.h"
+#include "tables/tables.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Encoded copy of one term. */
+typedef struct enc {
+    msgpack_sbuffer sb;
+} enc;
+
+static int enc_obj(enc *e, const msgpack_object *o)
+{
+    msgpack_packer pk;
+
+    msgpack_sbuffer_init(&e->sb);
+    msgpack_packer_init(&pk, &e->sb, msgpack_sbuffer_write);
+    return msgpack_pack_object(&pk, *o) == 0 && e->sb.size ? 0 : -ENOMEM;
+}
+
+static void enc_done(enc *e)
+{
+    msgpack_sbuffer_destroy(&e->sb);
+}
+
+static const msgpack_object *arg(const msgpack_object *args, uint32_t i)
+{
+    return args->via.array.ptr + i;
+}
+
+/* Check args is an array of min..max items. */
+static int nargs(const msgpack_object *args, uint32_t min, uint32_t max)
+{
+    return args->type == MSGPACK_OBJECT_ARRAY && args->via.array.size >= min &&
+                   args->via.array.size <= max
+               ? 0
+               : GR_EBADARG;
+}
+
+static int open_arg(gr_rpc_call *c, const msgpack_object *args, gr_table **ret_t)
+{
+    char name[GR_TABLE_NAME_MAX + 1];
+    gr_tables *ts = gr_rpc_tables(c->rpc);
+
+    if (!ts) {
+        return GR_ENOTABLE;
+    }
+    if (gr_rpc_get_str(arg(args, 0), name, sizeof(name)) < 0) {
+        return arg(args, 0)->type == MSGPACK_OBJECT_STR ? GR_EBADTABLENAME : GR_EBADARG;
+    }
+    return gr_tables_open(ts, name, ret_t);
+}
+
+/* Look up key s in map o; NULL if absent (or o not a map). */
+static const msgpack_object *opt(const msgpack_object *o, const char *s)
+{
+    if (!o || o->type != MSGPACK_OBJECT_MAP) {
+        return NULL;
+    }
+    for (uint32_t i = 0; i < o->via.map.size; i++) {
+        if (gr_term_is_str(&o->via.map.ptr[i].key, s)) {
+            return &o->via.map.ptr[i].val;
+        }
+    }
+    return NULL;
+}
+
+static int opt_u64(const msgpack_object *o, const char *s, uint64_t *v)
+{
+    const msgpack_object *x = opt(o, s);
+
+    if (!x) {
+        return 0;
+    }
+    if (x->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        return GR_EBADARG;
+    }
+    *v = x->via.u64;
+    return 1;
+}
+
+static int opt_bool(const msgpack_object *o, const char *s, bool *v)
+{
+    const msgpack_object *x = opt(o, s);
+
+    if (!x) {
+        return 0;
+    }
+    if (x->type != MSGPACK_OBJECT_BOOLEAN) {
+        return GR_EBADARG;
+    }
+    *v = x->via.boolean;
+    return 1;
+}
+
+/* Match an enum option; *v untouched if absent. */
+static int opt_enum(const msgpack_object *o, const char *s, const char *const *names, int n, int *v)
+{
+    const msgpack_object *x = opt(o, s);
+
+    if (!x) {
+        return 0;
+    }
+    for (int i = 0; i < n; i++) {
+        if (gr_term_is_str(x, names[i])) {
+            *v = i;
+            return 1;
+        }
+    }
+    return GR_EBADARG;
+}
+
+static const char *const kinds[] = {"set", "ordered_set"};
+static const char *const durs[] = {"memory", "disk"};
+static const char *const syncs[] = {"always", "interval", "never"};
+
+static void pk_str(msgpack_packer *pk, const char *s)
+{
+    msgpack_pack_str_with_body(pk, s, strlen(s));
+}
+
+static void pk_kv(msgpack_packer *pk, const char *k, uint64_t v)
+{
+    pk_str(pk, k);
+    msgpack_pack_uint64(pk, v);
+}
+
+/* Answer the packed sbuffer and free it. */
+static int answer_sb(gr_rpc_call *c, msgpack_sbuffer *sb)
+{
+    int r = gr_rpc_answer(c, sb->data, sb->size);
+
+    msgpack_sbuffer_destroy(sb);
+    return r;
+}
+
+/* ---- functions ---------------------------------------------------------------------- */
+
+static int t_create(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
+{
+    gr_table_opts o = {0};
+    const msgpack_object *m;
+    char name[GR_TABLE_NAME_MAX + 1];
+    gr_tables *ts = gr_rpc_tables(c->rpc);
+    int kind = 0, dur = 0, fs = 0, r;
+    uint64_t v;
+
+    if ((r = nargs(args, 1, 2)) < 0) {
+        return r;
+    }
+    if (!ts) {
+        return GR_ECONFIG;
+    }
+    if (gr_rpc_get_str(arg(args, 0), name, sizeof(name)) < 0) {
+        return GR_EBADTABLENAME;
+    }
+    m = args->via.array.size > 1 ? arg(args, 1) : NULL;
+    if (m && m->type != MSGPACK_OBJECT_MAP) {
+        return GR_EBADARG;
+    }
+    if (opt_enum(m, "kind", kinds, 2, &kind) < 0 || opt_enum(m, "durability", durs, 2, &dur) < 0 ||
+        opt_enum(m, "fsync", syncs, 3, &fs) < 0 || opt_bool(m, "cache", &o.cache) < 0) {
+        return GR_EBADARG;
+    }
+    o.kind = (gr_table_kind)kind;
+    o.durability = (gr_table_durability)dur;
+    o.fsync = (gr_table_fsync)fs;
+    if ((r = opt_u64(m, "interval_ms", &v)) < 0 || (r > 0 && (v == 0 || v > UINT32_MAX))) {
+        return GR_EBADARG;
+    }
+    o.interval_ms = r > 0 ? (uint32_t)v : 0;
+    if ((r = opt_u64(m, "max_value", &v)) < 0 || (r > 0 && v > UINT32_MAX)) {
+        return GR_EBADARG;
+    }
+    o.max_value = r > 0 ? (uint32_t)v : 0;
+    if ((r = opt_u64(m, "shards", &v)) < 0 || (r > 0 && v > 256)) {
+        return GR_EBADARG;
+    }
+    o.shards = r > 0 ? (uint32_t)v : 0;
+    if (opt_u64(m, "max_entries", &o.max_entries) < 0 ||
+        opt_u64(m, "max_bytes", &o.max_bytes) < 0 || opt_u64(m, "ttl_ms", &o.default_ttl_ms) < 0) {
+        return GR_EBADARG;
+    }
+    if ((r = gr_tables_create(ts, name, &o)) < 0) {
+        return r;
+    }
+    return gr_rpc_answer_str(c, "ok");
+}
+
+static int t_drop(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
+{
+    char name[GR_TABLE_NAME_MAX + 1];
+    gr_tables *ts = gr_rpc_tables(c->rpc);
+    int r;
+
+    if ((r = nargs(args, 1, 1)) < 0) {
+        return r;
+    }
+    if (!ts || gr_rpc_get_str(arg(args, 0), name, sizeof(name)) < 0) {
+        return GR_ENOTABLE;
+    }
+    if ((r = gr_tables_drop(ts, name)) < 0) {
+        return r;
+    }
+    return gr_rpc_answer_str(c, "ok");
+}
+
+static void list_one(void *ud, const char *name)
+{
+    pk_str(ud, name);
+}
+
+static int t_list(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
+{
+    gr_tables *ts = gr_rpc_tables(c->rpc);
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    size_t n;
+    int r;
+
+    if ((r = nargs(args, 0, 0)) < 0) {
+        return r;
+    }
+    if (!ts) {
+        return gr_rpc_answer(c, "\x90", 1);
+    }
+    /* Count first, then pack: the list holds the registry lock while packing. */
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    n = gr_tables_list(ts, NULL, NULL);
+    msgpack_pack_array(&pk, (uint32_t)n);
+    if (gr_tables_list(ts, list_one, &pk) != n) { /* changed in between: try once more */
+        msgpack_sbuffer_clear(&sb);
+        n = gr_tables_list(ts, NULL, NULL);
+        msgpack_pack_array(&pk, (uint32_t)n);
+        if (gr_tables_list(ts, list_one, &pk) != n) {
+            msgpack_sbuffer_destroy(&sb);
+            return GR_EOVERLOAD;
+        }
+    }
+    return answer_sb(c, &sb);
+}
+
+static void pack_info(msgpack_packer *pk, const gr_table_info *i)
+{
+    msgpack_pack_map(pk, 18);
+    pk_str(pk, "name");
+    pk_str(pk, i->name);
+    pk_str(pk, "kind");
+    pk_str(pk, kinds[i->opts.kind]);
+    pk_str(pk, "durability");
+    pk_str(pk, durs[i->opts.durability]);
+    pk_str(pk, "fsync");
+    if (i->opts.durability == GR_TABLE_DISK) {
+        pk_str(pk, syncs[i->opts.fsync]);
+    } else {
+        msgpack_pack_nil(pk);
+    }
+    pk_kv(pk, "entries", i->entries);
+    pk_kv(pk, "bytes", i->bytes);
+    pk_kv(pk, "bytes_per_entry", i->entries ? i->bytes / i->entries : 0);
+    pk_kv(pk, "max_entries", i->opts.max_entries);
+    pk_kv(pk, "max_bytes", i->opts.max_bytes);
+    pk_str(pk, "cache");
+    if (i->opts.cache) {
+        msgpack_pack_true(pk);
+    } else {
+        msgpack_pack_false(pk);
+    }
+    pk_kv(pk, "ttl_ms", i->opts.default_ttl_ms);
+    pk_kv(pk, "evictions", i->evictions);
+    pk_kv(pk, "expired", i->expired);
+    pk_kv(pk, "wal_bytes", i->wal_bytes);
+    pk_kv(pk, "wal_records", i->wal_records);
+    pk_kv(pk, "fsyncs", i->fsyncs);
+    pk_kv(pk, "snapshots", i->snapshots);
+    pk_str(pk, "error");
+    if (i->load_error) {
+        pk_str(pk, gr_errid(i->load_error));
+    } else {
+        msgpack_pack_nil(pk);
+    }
+}
+
+static int t_info(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
+{
+    char name[GR_TABLE_NAME_MAX + 1];
+    gr_tables *ts = gr_rpc_tables(c->rpc);
+    gr_table_info i;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    int r;
+
+    if ((r = nargs(args, 1, 1)) < 0) {
+        return r;
+    }
+    if (!ts || gr_rpc_get_str(arg(args, 0), name, sizeof(name)) < 0) {
+        return GR_ENOTABLE;
+    }
+    if ((r = gr_tables_info(ts, name, &i)) < 0) {
+        return r;
+    }
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    pack_info(&pk, &i);
+    return answer_sb(c, &sb);
+}
+
+/* Names collected from gr_tables_list. */
+typedef struct names {
+    char (*v)[GR_TABLE_NAME_MAX + 1]; /* names */
+    size_t n;                         /* used */
+    size_t cap;                       /* allocated */
+} names;
+
+static void name_one(void *ud, const char *name)
+{
+    names *ns = ud;
+
+    if (ns->n < ns->cap) {
+        snprintf(ns->v[ns->n++], sizeof(ns->v[0]), "%s", name);
+    }
+}
+
+static int t_infos(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
+{
+    gr_tables *ts = gr_rpc_tables(c->rpc);
+    gr_table_info *infos;
+    names ns = {0};
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    size_t n = 0;
+    int r;
+
+    if ((r = nargs(args, 0, 0)) < 0) {
+        return r;
+    }
+    if (!ts) {
+        return gr_rpc_answer(c, "\x90", 1);
+    }
+    ns.cap = gr_tables_list(ts, NULL, NULL) + 16; /* room for tables created meanwhile */
+    if (!(ns.v = calloc(ns.cap, sizeof(ns.v[0])))) {
+        return -ENOMEM;
+    }
+    if (!(infos = calloc(ns.cap, sizeof(*infos)))) {
+        free(ns.v);
+        return -ENOMEM;
+    }
+    gr_tables_list(ts, name_one, &ns);
+    for (size_t k = 0; k < ns.n; k++) { /* a table dropped meanwhile is left out */
+        n += gr_tables_info(ts, ns.v[k], &infos[n]) == 0;
+    }
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, (uint32_t)n);
+    for (size_t k = 0; k < n; k++) {
+        pack_info(&pk, &infos[k]);
+    }
+    free(infos);
+    free(ns.v);
+    return answer_sb(c, &sb);
+}
+
+static int t_get(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
+{
+    gr_table *t = NULL;
+    gr_tbuf v = {0};
+    gr_tmeta m;
+    enc k;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    int r;
+
+    if ((r = nargs(args, 2, 2)) < 0 || (r = open_arg(c, args, &t)) < 0) {
+        return r;
+    }
+    if ((r = enc_obj(&k, arg(args, 1))) == 0) {
+        r = gr_table_get(t, k.sb.data, k.sb.size, &v, &m);
+        enc_done(&k);
+    }
+    gr_table_close(t);
+    if (r < 0) {
+        gr_tbuf_free(&v);
+        return r;
+    }
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 3);
+    pk_str(&pk, "value");
+    msgpack_sbuffer_write(&sb, (const char *)v.p, v.len);
+    pk_kv(&pk, "version", m.version);
+    pk_kv(&pk, "expire_ms", m.expire_ms);
+    gr_tbuf_free(&v);
+    return answer_sb(c, &sb);
+}
+
+static int t_mget(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
+{
+    const msgpack_object *ks;
+    gr_table *t = NULL;
+    gr_tbuf out = {0};
+    enc *e = NULL;
+    const void **kp = NULL;
+    size_t *kl = NULL;
+    uint32_t n, i = 0;
+    int r;
+
+    if ((r = nargs(args, 2, 2)) < 0) {
+        return r;
+    }
+    ks = arg(args, 1);
+    if (ks->type != MSGPACK_OBJECT_ARRAY || ks->via.array.size > 10000) {
+        return GR_EBADARG;
+    }
+    if ((r = open_arg(c, args, &t)) < 0) {
+        return r;
+    }
+    n = ks->via.array.size;
+    e = calloc(n ? n : 1, sizeof(*e));
+    kp = calloc(n ? n : 1, sizeof(*kp));
+    kl = calloc(n ? n : 1, sizeof(*kl));
+    if (!e || !kp || !kl) {
+        r = -ENOMEM;
+        goto out;
+    }
+    for (; i < n; i++) {
+        if ((r = enc_obj(&e[i], &ks->via.array.ptr[i])) < 0) {
+            enc_done(&e[i]);
+            goto out;
+        }
+        kp[i] = e[i].sb.data;
+        kl[i] = e[i].sb.size;
+    }
+    if ((r = gr_table_mget(t, n, kp, kl, &out)) == 0) {
+        r = gr_rpc_answer(c, out.p, out.len);
+    }
+out:
+    while (e && i > 0) {
+        enc_done(&e[--i]);
+    }
+    free(e);
+    free(kp);
+    free(kl);
+    gr_tbuf_free(&out);
+    gr_table_close(t);
+    return r;
+}
+
+static int t_put(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
+{
+    const msgpack_object *o;
+    gr_tput how = {0};
+    gr_table *t = NULL;
+    gr_tmeta m;
+    enc k, v;
+    bool ia = false;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    int r, has;
+
+    if ((r = nargs(args, 3, 4)) < 0) {
+        return r;
+    }
+    o = args->via.array.size > 3 ? arg(args, 3) : NULL;
+    if (o && o->type != MSGPACK_OBJECT_MAP) {
+        return GR_EBADARG;
+    }
+    if ((has = opt_u64(o, "ttl_ms", &how.ttl_ms)) < 0) {
+        return has;
+    }
+    how.flags |= has ? GR_TPUT_TTL : 0;
+    if ((has = opt_u64(o, "version", &how.version)) < 0) {
+        return has;
+    }
+    how.flags |= has ? GR_TPUT_CAS : 0;
+    if (opt_bool(o, "if_absent", &ia) < 0) {
+        return GR_EBADARG;
+    }
+    how.flags |= ia ? GR_TPUT_IF_ABSENT : 0;
+    if ((r = open_arg(c, args, &t)) < 0) {
+        return r;
+    }
+    if ((r = enc_obj(&k, arg(args, 1))) == 0) {
+        if ((r = enc_obj(&v, arg(args, 2))) == 0) {
+            r = gr_table_put(t, k.sb.data, k.sb.size, v.sb.data, v.sb.size, &how, &m);
+        }
+        enc_done(&v);
+    }
+    enc_done(&k);
+    gr_table_close(t);
+    if (r < 0) {
+        return r;
+    }
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 1);
+    pk_kv(&pk, "version", m.version);
+    return answer_sb(c, &sb);
+}
+
+static int t_del(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
+{
+    gr_table *t = NULL;
+    uint64_t version = 0;
+    enc k;
+    int r;
+
+    if ((r = nargs(args, 2, 3)) < 0) {
+        return r;
+    }
+    if (args->via.array.size == 3) {
+        if (arg(args, 2)->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+            return GR_EBADARG;
+        }
+        version = arg(args, 2)->via.u64;
+    }
+    if ((r = open_arg(c, args, &t)) < 0) {
+        return r;
+    }
+    if ((r = enc_obj(&k, arg(args, 1))) == 0) {
+        r = gr_table_del(t, k.sb.data, k.sb.size, version);
+    }
+    enc_done(&k);
+    gr_table_close(t);
+    return r < 0 ? r : gr_rpc_answer_str(c, "ok");
+}
+
+static int t_incr(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
+{
+    gr_table *t = NULL;
+    int64_t delta = 1, total = 0;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    enc k;
+    int r;
+
+    if ((r = nargs(args, 2, 3)) < 0) {
+        return r;
+    }
+    if (args->via.array.size == 3) {
+        const msgpack_object *d = arg(args, 2);
+
+        if (d->type == MSGPACK_OBJECT_POSITIVE_INTEGER && d->via.u64 <= INT64_MAX) {
+            delta = (int64_t)d->via.u64;
+        } else if (d->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+            delta = d->via.i64;
+        } else {
+            return GR_EBADARG;
+        }
+    }
+    if ((r = open_arg(c, args, &t)) < 0) {
+        return r;
+    }
+    if ((r = enc_obj(&k, arg(args, 1))) == 0) {
+        r = gr_table_incr(t, k.sb.data, k.sb.size, delta, &total);
+    }
+    enc_done(&k);
+    gr_table_close(t);
+    if (r < 0) {
+        return r;
+    }
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_int64(&pk, total);
+    return answer_sb(c, &sb);
+}
+
+static int t_count(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
+{
+    gr_table *t = NULL;
+    uint64_t n;
+    int r;
+
+    if ((r = nargs(args, 1, 1)) < 0 || (r = open_arg(c, args, &t)) < 0) {
+        return r;
+    }
+    n = gr_table_count(t);
+    gr_table_close(t);
+    return gr_rpc_answer_uint(c, n);
+}
+
+typedef struct scan_out {
+    msgpack_sbuffer sb; /* the [K, V] pairs */
+    msgpack_packer pk;
+    uint32_t n; /* pairs */
+} scan_out;
+
+static int scan_one(void *ud, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
+                    const gr_tmeta *m)
+{
+    scan_out *s = ud;
+
+    msgpack_pack_array(&s->pk, 2);
+    msgpack_sbuffer_write(&s->sb, (const char *)key, klen);
+    msgpack_sbuffer_write(&s->sb, (const char *)val, vlen);
+    s->n++;
+    return 0;
+}
+
+static int t_scan(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
+{
+    const msgpack_object *o, *x;
+    gr_tscan req = {0};
+    gr_table *t = NULL;
+    gr_tbuf next = {0};
+    enc e[3];
+    int ne = 0, r;
+    uint64_t limit = 0;
+    scan_out so;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    const char *bounds[3] = {"start", "end", "prefix"};
+
+    if ((r = nargs(args, 1, 2)) < 0) {
+        return r;
+    }
+    o = args->via.array.size > 1 ? arg(args, 1) : NULL;
+    if (o && o->type != MSGPACK_OBJECT_MAP) {
+        return GR_EBADARG;
+    }
+    if (opt_u64(o, "limit", &limit) < 0 || limit > 10000) {
+        return GR_EBADARG;
+    }
+    req.limit = (uint32_t)limit;
+    if ((x = opt(o, "cursor")) && x->type != MSGPACK_OBJECT_NIL) {
+        if (x->type != MSGPACK_OBJECT_BIN) {
+            return GR_EBADARG;
+        }
+        req.cursor = x->via.bin.ptr;
+        req.cursor_len = x->via.bin.size;
+    }
+    if ((r = open_arg(c, args, &t)) < 0) {
+        return r;
+    }
+    for (int i = 0; i < 3; i++) {
+        if (!(x = opt(o, bounds[i]))) {
+            continue;
+        }
+        if ((r = enc_obj(&e[ne], x)) < 0) {
+            enc_done(&e[ne]);
+            goto out;
+        }
+        if (i == 0) {
+            req.start = e[ne].sb.data, req.start_len = e[ne].sb.size;
+        } else if (i == 1) {
+            req.end = e[ne].sb.data, req.end_len = e[ne].sb.size;
+        } else {
+            req.prefix = e[ne].sb.data, req.prefix_len = e[ne].sb.size;
+        }
+        ne++;
+    }
+    msgpack_sbuffer_init(&so.sb);
+    msgpack_packer_init(&so.pk, &so.sb, msgpack_sbuffer_write);
+    so.n = 0;
+    if ((r = gr_table_scan(t, &req, scan_one, &so, &next)) == 0) {
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        msgpack_pack_map(&pk, 2);
+        pk_str(&pk, "entries");
+        msgpack_pack_array(&pk, so.n);
+        msgpack_sbuffer_write(&sb, so.sb.data, so.sb.size);
+        pk_str(&pk, "cursor");
+        if (next.len) {
+            msgpack_pack_bin_with_body(&pk, next.p, next.len);
+        } else {
+            msgpack_pack_nil(&pk);
+        }
+        r = answer_sb(c, &sb);
+    }
+    msgpack_sbuffer_destroy(&so.sb);
+out:
+    while (ne > 0) {
+        enc_done(&e[--ne]);
+    }
+    gr_tbuf_free(&next);
+    gr_table_close(t);
+    return r;
+}
+
+static const gr_rpc_fn_def table_fns[] = {
+    {"create", t_create, NULL, NULL}, {"drop", t_drop, NULL, NULL}, {"list", t_list, NULL, NULL},
+    {"info", t_info, NULL, NULL},     {"get", t_get, NULL, NULL},   {"mget", t_mget, NULL, NULL},
+    {"put", t_put, NULL, NULL},       {"del", t_del, NULL, NULL},   {"incr", t_incr, NULL, NULL},
+    {"count", t_count, NULL, NULL},   {"scan", t_scan, NULL, NULL}, {"infos", t_infos, NULL, NULL},
+};
+
+const gr_rpc_module gr_rpc_mod_table = {"table", table_fns,
+                                        sizeof(table_fns) / sizeof(table_fns[0])};

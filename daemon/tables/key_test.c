@@ -1,0 +1,172 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * key_test.c - Check tests for canonical keys and msgpack order (key.c).
+ */
+#include "tables/key.h"
+#include "tables/test_util.h"
+
+#include "proto/err.h"
+
+#include <check.h>
+
+static int cmp_terms(const term *a, const term *b)
+{
+    gr_tkey ka, kb;
+    int c;
+
+    ck_assert_int_eq(gr_tkey_make(&ka, a->b, a->n), 0);
+    ck_assert_int_eq(gr_tkey_make(&kb, b->b, b->n), 0);
+    c = gr_tkey_cmp(ka.p, ka.len, kb.p, kb.len);
+    gr_tkey_done(&ka);
+    gr_tkey_done(&kb);
+    return c;
+}
+
+static term raw(const char *bytes, size_t n)
+{
+    term t = {.n = n};
+
+    memcpy(t.b, bytes, n);
+    return t;
+}
+
+START_TEST(test_canonical_ints)
+{
+    term a = raw("\x01", 1), b = raw("\xcd\x00\x01", 3),
+         c = raw("\xd3\x00\x00\x00\x00\x00\x00\x00\x01", 9);
+    gr_tkey ka, kb, kc;
+
+    ck_assert_int_eq(gr_tkey_make(&ka, a.b, a.n), 0);
+    ck_assert_int_eq(gr_tkey_make(&kb, b.b, b.n), 0);
+    ck_assert_int_eq(gr_tkey_make(&kc, c.b, c.n), 0);
+    ck_assert_uint_eq(kb.len, 1);
+    ck_assert_mem_eq(ka.p, kb.p, 1);
+    ck_assert_mem_eq(ka.p, kc.p, 1);
+    ck_assert_uint_eq(ka.hash, kc.hash);
+    gr_tkey_done(&ka);
+    gr_tkey_done(&kb);
+    gr_tkey_done(&kc);
+}
+END_TEST
+
+START_TEST(test_canonical_strings)
+{
+    term fix = raw("\xa1z", 2), s8 = raw("\xd9\x01z", 3), s16 = raw("\xda\x00\x01z", 4);
+    gr_tkey a, b, c;
+
+    ck_assert_int_eq(gr_tkey_make(&a, fix.b, fix.n), 0); /* fast path: already canonical */
+    ck_assert_int_eq(gr_tkey_make(&b, s8.b, s8.n), 0);   /* str8 of 1 byte: not canonical */
+    ck_assert_int_eq(gr_tkey_make(&c, s16.b, s16.n), 0);
+    ck_assert_uint_eq(b.len, 2);
+    ck_assert_mem_eq(a.p, b.p, 2);
+    ck_assert_mem_eq(a.p, c.p, 2);
+    ck_assert_uint_eq(a.hash, c.hash);
+    ck_assert_int_eq(gr_tkey_make(&a, "\xa2z", 2), GR_EBADTERM); /* truncated */
+    gr_tkey_done(&a);
+    gr_tkey_done(&b);
+    gr_tkey_done(&c);
+}
+END_TEST
+
+START_TEST(test_order_classes)
+{
+    /* nil < false < true < -5 < 1 < 1.0 < 1.5 < 2 < "" < "a" < "ab" < "b" < bin < [] < [1] < {} */
+    term v[] = {raw("\xc0", 1),
+                raw("\xc2", 1),
+                raw("\xc3", 1),
+                T_int(-5),
+                T_int(1),
+                raw("\xcb\x3f\xf0\x00\x00\x00\x00\x00\x00", 9),
+                raw("\xca\x3f\xc0\x00\x00", 5),
+                T_int(2),
+                T_str(""),
+                T_str("a"),
+                T_str("ab"),
+                T_str("b"),
+                raw("\xc4\x01\x00", 3),
+                raw("\x90", 1),
+                raw("\x91\x01", 2),
+                raw("\x80", 1)};
+    size_t n = sizeof(v) / sizeof(v[0]);
+
+    for (size_t i = 0; i < n; i++) {
+        for (size_t j = 0; j < n; j++) {
+            int c = cmp_terms(&v[i], &v[j]);
+
+            ck_assert_msg((i < j && c < 0) || (i == j && c == 0) || (i > j && c > 0),
+                          "order %zu vs %zu gave %d", i, j, c);
+        }
+    }
+}
+END_TEST
+
+START_TEST(test_big_numbers)
+{
+    term big = raw("\xcf\xff\xff\xff\xff\xff\xff\xff\xff", 9);                       /* 2^64-1 */
+    term neg = T_int(INT64_MIN), f = raw("\xcb\x43\xf0\x00\x00\x00\x00\x00\x00", 9); /* 2^64 */
+
+    ck_assert_int_lt(cmp_terms(&neg, &big), 0);
+    ck_assert_int_lt(cmp_terms(&big, &f), 0);
+}
+END_TEST
+
+START_TEST(test_bad_and_too_big)
+{
+    term two = raw("\x01\x02", 2), trunc = raw("\xa3\x61", 2), deep = {.n = 0};
+    gr_tkey k;
+    uint8_t *huge;
+
+    ck_assert_int_eq(gr_tkey_make(&k, two.b, two.n), GR_EBADTERM);
+    ck_assert_int_eq(gr_tkey_make(&k, trunc.b, trunc.n), GR_EBADTERM);
+    for (int i = 0; i < 40; i++) {
+        deep.b[deep.n++] = 0x91;
+    }
+    deep.b[deep.n++] = 0x01;
+    ck_assert_int_eq(gr_tkey_make(&k, deep.b, deep.n), GR_EBADTERM);
+    huge = calloc(1, 70000 + 5);
+    huge[0] = 0xc6; /* bin32 of 70000 bytes */
+    huge[1] = 0;
+    huge[2] = 0x01;
+    huge[3] = 0x11;
+    huge[4] = 0x70;
+    ck_assert_int_eq(gr_tkey_make(&k, huge, 70005), GR_ETOOBIG);
+    gr_tkey_done(&k);
+    free(huge);
+}
+END_TEST
+
+START_TEST(test_prefix)
+{
+    term k = T_str("user:42"), p = T_str("user:"), q = T_str("usr"), n = T_int(3);
+    gr_tkey a, b, c, d;
+
+    gr_tkey_make(&a, k.b, k.n);
+    gr_tkey_make(&b, p.b, p.n);
+    gr_tkey_make(&c, q.b, q.n);
+    gr_tkey_make(&d, n.b, n.n);
+    ck_assert(gr_tkey_has_prefix(a.p, a.len, b.p, b.len));
+    ck_assert(!gr_tkey_has_prefix(a.p, a.len, c.p, c.len));
+    ck_assert(!gr_tkey_has_prefix(d.p, d.len, b.p, b.len));
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("tables_key");
+    TCase *tc = tcase_create("key");
+    SRunner *sr;
+    int failed;
+
+    tcase_add_test(tc, test_canonical_ints);
+    tcase_add_test(tc, test_canonical_strings);
+    tcase_add_test(tc, test_order_classes);
+    tcase_add_test(tc, test_big_numbers);
+    tcase_add_test(tc, test_bad_and_too_big);
+    tcase_add_test(tc, test_prefix);
+    suite_add_tcase(s, tc);
+    sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}

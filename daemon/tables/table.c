@@ -1,0 +1,1921 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * table.c - the table engine (tables.h): the registry of named tables, the
+ * operations on one table (reads, writes, counters, TTL, limits and eviction,
+ * scans), the hybrid logical clock, and a disk table's life cycle (create its
+ * directory, log every change, load snapshot + log at start, snapshot).
+ *
+ * Design notes:
+ * - Concurrency: a table is split into shards, each a rwlock over its store
+ *   (set: 16 hash shards by default; ordered_set: one skiplist). A read locks
+ *   one shard for reading and copies out; a write locks it for writing, builds
+ *   a new entry, appends its log record (disk tables) and swaps it in, all
+ *   under that lock, so one key's log order is its apply order. docs/tables.md
+ *   "Concurrency" has the measurements behind the choice.
+ * - Entries are replaced, never changed in place (except the atime used for
+ *   LRU), so a reader holding the read lock sees a whole entry.
+ * - Log replay is idempotent: a record is applied only if its HLC is not
+ *   older than the entry's, so replaying records the snapshot already holds
+ *   changes nothing (snapshot.c, gr_table_snapshot).
+ * - Counters: one (incs, decs) pair per origin node, total = sum; the record
+ *   carries all pairs (state, not delta), so replay and later replication
+ *   merge without double counting.
+ * - Limits are checked with the table-wide atomic counters, so concurrent
+ *   writers on different shards may overshoot max_entries/max_bytes by at
+ *   most one entry each. Cache eviction samples 5 entries of the writer's own
+ *   shard and evicts an expired one, else the least recently used of them
+ *   (Redis's approximated LRU), so it never takes a second lock.
+ */
+#include "tables/key.h"
+#include "tables/tables.h"
+#include "tables/tables_int.h"
+#include "tables/wal.h"
+
+#include "proto/err.h"
+#include "proto/term.h"
+#include "util/log.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <malloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SAMPLES 5
+#define EVICT_TRIES 8
+
+struct gr_table {
+    struct gr_table *next; /* registry list (ts->mu) */
+    _Atomic int refs;      /* registry 1 + open handles */
+    gr_tables *ts;         /* engine */
+    char name[GR_TABLE_NAME_MAX + 1];
+    gr_table_opts opts;                                  /* normalized at create */
+    uint32_t shard_bits;                                 /* set: log2 shards */
+    uint32_t nshards;                                    /* 1 << shard_bits */
+    gr_tshard *shards;                                   /* nshards */
+    _Atomic uint64_t entries, bytes, evictions, expired; /* see gr_table_info */
+    _Atomic uint64_t snapshots;
+    _Atomic uint32_t sweep;       /* next shard gr_table_expire looks at */
+    _Atomic uint64_t ttl_entries; /* entries with an expiry: 0 means nothing to sweep */
+    char *dir;                    /* disk: DATA/tables/NAME */
+    gr_wal *wal;                  /* disk: the log */
+    pthread_mutex_t snap_mu;      /* one snapshot at a time */
+    int load_error;               /* failed disk table: why; no shards then */
+    _Atomic bool dropped;         /* dropped: its directory is gone (or reused), never written */
+};
+
+struct gr_tables {
+    gr_tables_config cfg; /* copy */
+    char *dir;            /* DATA/tables, or NULL */
+    pthread_mutex_t mu;   /* guards the list and the maintenance fields */
+    gr_table *list;       /* tables */
+    _Atomic uint64_t hlc; /* last HLC handed out */
+    pthread_cond_t cv;    /* wakes the maintenance thread (kick, stop) */
+    pthread_t maint;      /* maintenance thread, if maint_on */
+    bool maint_on;        /* started */
+    bool maint_stop;      /* maintenance thread: quit */
+    bool maint_kick;      /* maintenance thread: a log is over its snapshot size */
+};
+
+/* ---- small helpers ------------------------------------------------------------------------ */
+
+static uint64_t now_ms(gr_tables *ts)
+{
+    struct timespec t;
+
+    if (ts->cfg.now_ms) {
+        return ts->cfg.now_ms(ts->cfg.clock_ud);
+    }
+    clock_gettime(CLOCK_REALTIME, &t);
+    return (uint64_t)t.tv_sec * 1000u + (uint64_t)t.tv_nsec / 1000000u;
+}
+
+/* Next HLC: (wall ms << 16 | logical), strictly increasing. */
+static uint64_t hlc_next(gr_tables *ts, uint64_t ms)
+{
+    uint64_t old = atomic_load(&ts->hlc), nw;
+
+    do {
+        nw = ms << 16;
+        if (nw <= old) {
+            nw = old + 1;
+        }
+    } while (!atomic_compare_exchange_weak(&ts->hlc, &old, nw));
+    return nw;
+}
+
+static void hlc_seen(gr_tables *ts, uint64_t h)
+{
+    uint64_t old = atomic_load(&ts->hlc);
+
+    while (old < h && !atomic_compare_exchange_weak(&ts->hlc, &old, h)) {
+    }
+}
+
+void gr_tbuf_free(gr_tbuf *b)
+{
+    if (b) {
+        free(b->p);
+        b->p = NULL;
+        b->len = b->cap = 0;
+    }
+}
+
+static int tbuf_reserve(gr_tbuf *b, size_t extra)
+{
+    size_t cap = b->cap ? b->cap : 64;
+    uint8_t *p;
+
+    if (b->cap - b->len >= extra) {
+        return 0;
+    }
+    while (cap - b->len < extra) {
+        cap *= 2;
+    }
+    if (!(p = realloc(b->p, cap))) {
+        return -ENOMEM;
+    }
+    b->p = p;
+    b->cap = cap;
+    return 0;
+}
+
+static int tbuf_put(gr_tbuf *b, const void *p, size_t n)
+{
+    if (tbuf_reserve(b, n) < 0) {
+        return -ENOMEM;
+    }
+    memcpy(b->p + b->len, p, n);
+    b->len += n;
+    return 0;
+}
+
+static bool expired(const gr_tent *e, uint64_t now)
+{
+    return e->expire_ms && now >= e->expire_ms;
+}
+
+static gr_tshard *shard_of(gr_table *t, uint64_t hash)
+{
+    return &t->shards[t->shard_bits ? hash >> (64 - t->shard_bits) : 0];
+}
+
+static gr_tent *st_find(gr_table *t, gr_tshard *s, const gr_tkey *k)
+{
+    return t->opts.kind == GR_TABLE_SET ? gr_sset_find(s, t->shard_bits, k->hash, k->p, k->len)
+                                        : gr_oset_find(s, k->p, k->len);
+}
+
+static void meta_of(const gr_tent *e, gr_tmeta *m)
+{
+    if (m) {
+        m->version = e->hlc;
+        m->origin = e->origin;
+        m->expire_ms = e->expire_ms;
+    }
+}
+
+/* Pack a signed int as msgpack (shortest). Returns bytes written (<= 9). */
+static size_t pack_int(uint8_t *b, int64_t v)
+{
+    if (v >= 0 && v < 128) {
+        b[0] = (uint8_t)v;
+        return 1;
+    }
+    if (v < 0 && v >= -32) {
+        b[0] = (uint8_t)(int8_t)v;
+        return 1;
+    }
+    b[0] = v >= 0 ? 0xcf : 0xd3;
+    for (int i = 0; i < 8; i++) {
+        b[1 + i] = (uint8_t)((uint64_t)v >> (56 - 8 * i));
+    }
+    return 9;
+}
+
+/* Read a msgpack integer that is the whole of p[0..n). 0 or GR_EWRONGTYPE. */
+static int read_int(const uint8_t *p, size_t n, int64_t *ret)
+{
+    uint64_t u = 0;
+    int nb;
+
+    if (n == 1 && (p[0] <= 0x7f || p[0] >= 0xe0)) {
+        *ret = p[0] <= 0x7f ? p[0] : (int8_t)p[0];
+        return 0;
+    }
+    if (n < 2 || !((p[0] >= 0xcc && p[0] <= 0xcf) || (p[0] >= 0xd0 && p[0] <= 0xd3))) {
+        return GR_EWRONGTYPE;
+    }
+    nb = 1 << ((p[0] - (p[0] >= 0xd0 ? 0xd0 : 0xcc)) & 3);
+    if (n != (size_t)nb + 1) {
+        return GR_EWRONGTYPE;
+    }
+    for (int i = 0; i < nb; i++) {
+        u = u << 8 | p[1 + i];
+    }
+    if (p[0] >= 0xd0) {
+        if (nb < 8 && (u >> (nb * 8 - 1)) & 1) {
+            u |= ~(uint64_t)0 << (nb * 8);
+        }
+        *ret = (int64_t)u;
+    } else {
+        if (u > INT64_MAX) {
+            return GR_EWRONGTYPE;
+        }
+        *ret = (int64_t)u;
+    }
+    return 0;
+}
+
+/* ---- entries ------------------------------------------------------------------------------ */
+
+typedef struct ent_spec {
+    const uint8_t *key; /* canonical */
+    size_t klen;
+    uint64_t hash;
+    const uint8_t *val;
+    size_t vlen;
+    const gr_tcnt *cnt; /* counter components or NULL */
+    uint8_t ncnt;
+    uint8_t flags;
+    uint64_t hlc, origin, expire_ms;
+} ent_spec;
+
+/* New entry, to replace `old` (or NULL); caller holds the shard's write lock
+ * (ordered: level draw). A replacement keeps old's skiplist level, so the
+ * store splices it in with one search. */
+static gr_tent *ent_new(gr_table *t, gr_tshard *s, const ent_spec *sp, const gr_tent *old)
+{
+    uint8_t level = t->opts.kind != GR_TABLE_ORDERED_SET ? 0 : old ? old->level : gr_oset_level(s);
+    size_t sz = sizeof(gr_tent) + level * sizeof(gr_tent *) + sp->ncnt * sizeof(gr_tcnt) +
+                sp->klen + sp->vlen;
+    gr_tent *e = malloc(sz);
+
+    if (!e) {
+        return NULL;
+    }
+    e->next = NULL;
+    e->hash = sp->hash;
+    e->hlc = sp->hlc;
+    e->origin = sp->origin;
+    e->expire_ms = sp->expire_ms;
+    atomic_init(&e->atime, (uint32_t)(now_ms(t->ts) / 1000));
+    e->klen = (uint32_t)sp->klen;
+    e->vlen = (uint32_t)sp->vlen;
+    e->flags = sp->flags;
+    e->ncnt = sp->ncnt;
+    e->level = level;
+    e->pad = 0;
+    if (sp->ncnt) {
+        memcpy(gr_tent_cnt(e), sp->cnt, sp->ncnt * sizeof(gr_tcnt));
+    }
+    memcpy(gr_tent_key(e), sp->key, sp->klen);
+    memcpy(gr_tent_val(e), sp->val, sp->vlen);
+    /* Charged memory: the allocation plus the index's share (a bucket slot). */
+    e->bytes = malloc_usable_size(e) + (t->opts.kind == GR_TABLE_SET ? sizeof(void *) : 0);
+    return e;
+}
+
+/* Serialize an entry record (tables_int.h) into b. */
+static int rec_build(gr_tbuf *b, int type, const ent_spec *sp)
+{
+    uint8_t h[GR_TREC_HDR] = {0};
+    uint64_t f[3] = {sp->hlc, sp->origin, sp->expire_ms};
+
+    b->len = 0;
+    h[0] = (uint8_t)type;
+    h[1] = sp->flags;
+    h[2] = sp->ncnt;
+    for (int i = 0; i < 4; i++) {
+        h[4 + i] = (uint8_t)(sp->klen >> (8 * i));
+        h[8 + i] = (uint8_t)((type == GR_TREC_ENTRY ? sp->vlen : 0) >> (8 * i));
+    }
+    for (int j = 0; j < 3; j++) {
+        for (int i = 0; i < 8; i++) {
+            h[16 + 8 * j + i] = (uint8_t)(f[j] >> (8 * i));
+        }
+    }
+    if (tbuf_put(b, h, sizeof(h)) < 0) {
+        return -ENOMEM;
+    }
+    for (int c = 0; c < sp->ncnt; c++) {
+        uint64_t w[3] = {sp->cnt[c].node, sp->cnt[c].incs, sp->cnt[c].decs};
+        uint8_t x[24];
+
+        for (int j = 0; j < 3; j++) {
+            for (int i = 0; i < 8; i++) {
+                x[8 * j + i] = (uint8_t)(w[j] >> (8 * i));
+            }
+        }
+        if (tbuf_put(b, x, sizeof(x)) < 0) {
+            return -ENOMEM;
+        }
+    }
+    if (tbuf_put(b, sp->key, sp->klen) < 0 ||
+        (type == GR_TREC_ENTRY && tbuf_put(b, sp->val, sp->vlen) < 0)) {
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+static void spec_of(gr_tent *e, ent_spec *sp)
+{
+    *sp = (ent_spec){.key = gr_tent_key(e),
+                     .klen = e->klen,
+                     .hash = e->hash,
+                     .val = gr_tent_val(e),
+                     .vlen = e->vlen,
+                     .cnt = gr_tent_cnt(e),
+                     .ncnt = e->ncnt,
+                     .flags = e->flags,
+                     .hlc = e->hlc,
+                     .origin = e->origin,
+                     .expire_ms = e->expire_ms};
+}
+
+/* Log a record (disk tables; shard write lock held). *ret_b: ticket to wait. */
+static int log_rec(gr_table *t, int type, const ent_spec *sp, gr_wal_batch **ret_b)
+{
+    gr_tbuf b = {0};
+    gr_wal_batch *tk = NULL;
+    int r;
+
+    if (!t->wal) {
+        return 0;
+    }
+    if ((r = rec_build(&b, type, sp)) == 0) {
+        r = gr_wal_append(t->wal, b.p, b.len, &tk);
+    }
+    gr_tbuf_free(&b);
+    if (r == 0 && tk) {
+        if (*ret_b) {
+            /* One operation logs at most two records (an eviction and the write);
+             * both land in the same or consecutive batches: wait for the later. */
+            gr_wal_wait(t->wal, *ret_b);
+        }
+        *ret_b = tk;
+    }
+    return r;
+}
+
+/* Swap `e` in for `old` (either may be NULL), account and free old. Write lock held. */
+static void apply(gr_table *t, gr_tshard *s, gr_tent *e, gr_tent *old)
+{
+    if (t->opts.kind == GR_TABLE_SET) {
+        if (e) {
+            gr_sset_put(s, t->shard_bits, e, old);
+        } else if (old) {
+            gr_sset_remove(s, t->shard_bits, old);
+        }
+    } else {
+        if (e) {
+            gr_oset_put(s, e, old);
+        } else if (old) {
+            gr_oset_remove(s, old);
+        }
+    }
+    if (e && e->expire_ms) {
+        atomic_fetch_add(&t->ttl_entries, 1);
+    }
+    if (old && old->expire_ms) {
+        atomic_fetch_sub(&t->ttl_entries, 1);
+    }
+    if (e) {
+        atomic_fetch_add(&t->bytes, e->bytes);
+        if (!old) {
+            atomic_fetch_add(&t->entries, 1);
+        }
+    }
+    if (old) {
+        atomic_fetch_sub(&t->bytes, old->bytes);
+        if (!e) {
+            atomic_fetch_sub(&t->entries, 1);
+        }
+        free(old);
+    }
+}
+
+/* Make room for `need` more bytes (+1 entry if `adds`) in shard s, sparing
+ * `keep`. Write lock held. 0 or GR_EFULL. */
+static int make_room(gr_table *t, gr_tshard *s, size_t need, bool adds, gr_tent *keep, uint64_t now,
+                     gr_wal_batch **tk)
+{
+    for (int tries = 0;; tries++) {
+        uint64_t n = atomic_load(&t->entries) + (adds ? 1 : 0);
+        uint64_t b = atomic_load(&t->bytes) + need;
+        gr_tent *victim = NULL;
+
+        if ((!t->opts.max_entries || n <= t->opts.max_entries) &&
+            (!t->opts.max_bytes || b <= t->opts.max_bytes)) {
+            return 0;
+        }
+        if (!t->opts.cache || tries >= EVICT_TRIES) {
+            return GR_EFULL;
+        }
+        for (int i = 0; i < SAMPLES; i++) {
+            uint64_t rnd = s->rng = s->rng * 6364136223846793005ull + 1442695040888963407ull;
+            gr_tent *c = t->opts.kind == GR_TABLE_SET ? gr_sset_sample(s, rnd >> 11)
+                                                      : gr_oset_sample(s, rnd >> 11);
+
+            if (!c || c == keep) {
+                continue;
+            }
+            if (expired(c, now)) {
+                victim = c;
+                break;
+            }
+            if (!victim || atomic_load_explicit(&c->atime, memory_order_relaxed) <
+                               atomic_load_explicit(&victim->atime, memory_order_relaxed)) {
+                victim = c;
+            }
+        }
+        if (!victim) {
+            return GR_EFULL; /* nothing evictable in this shard */
+        }
+        if (t->wal) {
+            ent_spec sp;
+            int r;
+
+            spec_of(victim, &sp);
+            sp.hlc = hlc_next(t->ts, now);
+            if ((r = log_rec(t, GR_TREC_DELETE, &sp, tk)) < 0) {
+                return r;
+            }
+        }
+        if (expired(victim, now)) {
+            atomic_fetch_add(&t->expired, 1);
+        } else {
+            atomic_fetch_add(&t->evictions, 1);
+        }
+        apply(t, s, NULL, victim);
+    }
+}
+
+/* ---- the table object --------------------------------------------------------------------- */
+
+static bool name_ok(const char *name)
+{
+    size_t n = name ? strlen(name) : 0;
+
+    if (n == 0 || n > GR_TABLE_NAME_MAX || name[0] == '.') {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char c = name[i];
+
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-' || c == '.')) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static int opts_norm(gr_table_opts *o)
+{
+    if ((unsigned)o->kind > GR_TABLE_ORDERED_SET || (unsigned)o->durability > GR_TABLE_DISK ||
+        (unsigned)o->fsync > GR_FSYNC_NEVER) {
+        return GR_EBADARG;
+    }
+    if (o->shards == 0) {
+        o->shards = 16;
+    }
+    if (o->shards > 256 || (o->shards & (o->shards - 1))) {
+        return GR_EBADARG;
+    }
+    if (o->kind == GR_TABLE_ORDERED_SET) {
+        o->shards = 1;
+    }
+    if (o->interval_ms == 0) {
+        o->interval_ms = GR_TABLE_INTERVAL_DEFAULT_MS;
+    }
+    if (o->max_value == 0) {
+        o->max_value = GR_TABLE_VALUE_MAX_DEFAULT;
+    }
+    if (o->snapshot_bytes == 0) {
+        o->snapshot_bytes = GR_TABLE_SNAPSHOT_BYTES_DEFAULT;
+    }
+    return 0;
+}
+
+static void table_destroy(gr_table *t)
+{
+    if (!t) {
+        return;
+    }
+    gr_wal_close(t->wal);
+    for (uint32_t i = 0; t->shards && i < t->nshards; i++) {
+        if (t->opts.kind == GR_TABLE_SET) {
+            gr_sset_free(&t->shards[i]);
+        } else {
+            gr_oset_free(&t->shards[i]);
+        }
+        pthread_rwlock_destroy(&t->shards[i].lock);
+    }
+    free(t->shards);
+    pthread_mutex_destroy(&t->snap_mu);
+    free(t->dir);
+    free(t);
+}
+
+/* A new table object (not registered, no files). */
+static int table_alloc(gr_tables *ts, const char *name, const gr_table_opts *opts, gr_table **ret_t)
+{
+    gr_table *t = calloc(1, sizeof(*t));
+
+    if (!t) {
+        return -ENOMEM;
+    }
+    atomic_init(&t->refs, 1);
+    t->ts = ts;
+    snprintf(t->name, sizeof(t->name), "%s", name);
+    t->opts = *opts;
+    pthread_mutex_init(&t->snap_mu, NULL);
+    t->nshards = opts->shards;
+    while ((1u << t->shard_bits) < t->nshards) {
+        t->shard_bits++;
+    }
+    if (!(t->shards = calloc(t->nshards, sizeof(*t->shards)))) {
+        table_destroy(t);
+        return -ENOMEM;
+    }
+    for (uint32_t i = 0; i < t->nshards; i++) {
+        int r;
+
+        pthread_rwlock_init(&t->shards[i].lock, NULL);
+        t->shards[i].rng = 0x9e3779b97f4a7c15ull * (i + 1);
+        r = opts->kind == GR_TABLE_SET ? gr_sset_init(&t->shards[i], t->shard_bits)
+                                       : gr_oset_init(&t->shards[i]);
+        if (r < 0) {
+            t->nshards = i + 1;
+            table_destroy(t);
+            return r;
+        }
+    }
+    *ret_t = t;
+    return 0;
+}
+
+static void table_unref(gr_table *t)
+{
+    if (t && atomic_fetch_sub(&t->refs, 1) == 1) {
+        table_destroy(t);
+    }
+}
+
+static gr_table *find_locked(gr_tables *ts, const char *name)
+{
+    for (gr_table *t = ts->list; t; t = t->next) {
+        if (strcmp(t->name, name) == 0) {
+            return t;
+        }
+    }
+    return NULL;
+}
+
+/* ---- disk: meta file, load ---------------------------------------------------------------- */
+
+static const char *kind_s[] = {"set", "ordered_set"};
+static const char *fsync_s[] = {"always", "interval", "never"};
+
+static int fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), r = 0;
+
+    if (fd < 0) {
+        return -errno;
+    }
+    if (fsync(fd) < 0) {
+        r = -errno;
+    }
+    close(fd);
+    return r;
+}
+
+static int meta_write(const char *dir, const gr_table_opts *o)
+{
+    char *tmp = NULL, *fin = NULL;
+    FILE *f;
+    int r = 0;
+
+    if (asprintf(&tmp, "%s/meta.tmp", dir) < 0 || asprintf(&fin, "%s/meta", dir) < 0) {
+        free(tmp);
+        return -ENOMEM;
+    }
+    if (!(f = fopen(tmp, "we"))) {
+        r = -errno;
+        goto out;
+    }
+    fprintf(f,
+            "kind=%s\nfsync=%s\ninterval_ms=%" PRIu32 "\nmax_entries=%" PRIu64
+            "\nmax_bytes=%" PRIu64 "\ncache=%d\ndefault_ttl_ms=%" PRIu64 "\nmax_value=%" PRIu32
+            "\nsnapshot_bytes=%" PRIu64 "\nshards=%" PRIu32 "\n",
+            kind_s[o->kind], fsync_s[o->fsync], o->interval_ms, o->max_entries, o->max_bytes,
+            (int)o->cache, o->default_ttl_ms, o->max_value, o->snapshot_bytes, o->shards);
+    if (fflush(f) != 0 || fsync(fileno(f)) < 0) {
+        r = -errno;
+    }
+    if (fclose(f) != 0 && r == 0) {
+        r = -errno;
+    }
+    if (r == 0 && rename(tmp, fin) < 0) {
+        r = -errno;
+    }
+    if (r == 0) {
+        r = fsync_dir(dir);
+    }
+    if (r < 0) {
+        unlink(tmp);
+    }
+out:
+    free(tmp);
+    free(fin);
+    return r;
+}
+
+static int meta_read(const char *dir, gr_table_opts *o)
+{
+    char *path, line[256], val[64];
+    FILE *f;
+    int r = 0;
+
+    if (asprintf(&path, "%s/meta", dir) < 0) {
+        return -ENOMEM;
+    }
+    f = fopen(path, "re");
+    free(path);
+    if (!f) {
+        return -errno;
+    }
+    memset(o, 0, sizeof(*o));
+    o->durability = GR_TABLE_DISK;
+    while (fgets(line, sizeof(line), f)) {
+        char key[32];
+        unsigned long long v = 0;
+
+        if (sscanf(line, "%31[^=]=%63s", key, val) != 2) {
+            continue;
+        }
+        v = strtoull(val, NULL, 10);
+        if (!strcmp(key, "kind")) {
+            o->kind = !strcmp(val, "ordered_set") ? GR_TABLE_ORDERED_SET : GR_TABLE_SET;
+        } else if (!strcmp(key, "fsync")) {
+            o->fsync = !strcmp(val, "interval") ? GR_FSYNC_INTERVAL
+                       : !strcmp(val, "never")  ? GR_FSYNC_NEVER
+                                                : GR_FSYNC_ALWAYS;
+        } else if (!strcmp(key, "interval_ms")) {
+            o->interval_ms = (uint32_t)v;
+        } else if (!strcmp(key, "max_entries")) {
+            o->max_entries = v;
+        } else if (!strcmp(key, "max_bytes")) {
+            o->max_bytes = v;
+        } else if (!strcmp(key, "cache")) {
+            o->cache = v != 0;
+        } else if (!strcmp(key, "default_ttl_ms")) {
+            o->default_ttl_ms = v;
+        } else if (!strcmp(key, "max_value")) {
+            o->max_value = (uint32_t)v;
+        } else if (!strcmp(key, "snapshot_bytes")) {
+            o->snapshot_bytes = v;
+        } else if (!strcmp(key, "shards")) {
+            o->shards = (uint32_t)v;
+        }
+    }
+    fclose(f);
+    if (opts_norm(o) < 0) {
+        r = GR_ECORRUPT;
+    }
+    return r;
+}
+
+static uint64_t rd64(const uint8_t *p)
+{
+    uint64_t v = 0;
+
+    for (int i = 7; i >= 0; i--) {
+        v = v << 8 | p[i];
+    }
+    return v;
+}
+
+static uint32_t rd32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* Apply one log/snapshot record (loading: single thread, but take the locks
+ * anyway so the invariants hold). Record bytes are checksummed, not trusted:
+ * lengths are checked. */
+static int apply_rec(void *ud, const uint8_t *p, size_t n)
+{
+    gr_table *t = ud;
+    gr_tcnt cnt[255];
+    ent_spec sp = {0};
+    gr_tkey k;
+    gr_tshard *s;
+    gr_tent *old, *e = NULL;
+    uint64_t now = now_ms(t->ts);
+    size_t off;
+    int type, r = 0;
+
+    if (n < GR_TREC_HDR) {
+        return GR_ECORRUPT;
+    }
+    type = p[0];
+    sp.flags = p[1];
+    sp.ncnt = p[2];
+    sp.klen = rd32(p + 4);
+    sp.vlen = rd32(p + 8);
+    sp.hlc = rd64(p + 16);
+    sp.origin = rd64(p + 24);
+    sp.expire_ms = rd64(p + 32);
+    off = GR_TREC_HDR + (size_t)sp.ncnt * 24;
+    if ((type != GR_TREC_ENTRY && type != GR_TREC_DELETE) || off > n || sp.klen > n - off ||
+        sp.vlen != n - off - sp.klen) {
+        return GR_ECORRUPT;
+    }
+    for (int c = 0; c < sp.ncnt; c++) {
+        cnt[c] = (gr_tcnt){rd64(p + GR_TREC_HDR + 24 * c), rd64(p + GR_TREC_HDR + 24 * c + 8),
+                           rd64(p + GR_TREC_HDR + 24 * c + 16)};
+    }
+    sp.cnt = cnt;
+    if (gr_tkey_make(&k, p + off, sp.klen) < 0 || k.len != sp.klen) {
+        gr_tkey_done(&k);
+        return GR_ECORRUPT;
+    }
+    sp.key = k.p;
+    sp.hash = k.hash;
+    sp.val = p + off + sp.klen;
+    hlc_seen(t->ts, sp.hlc);
+    s = shard_of(t, k.hash);
+    pthread_rwlock_wrlock(&s->lock);
+    old = st_find(t, s, &k);
+    if (old && old->hlc > sp.hlc) {
+        goto out; /* the store already holds a later state */
+    }
+    if (type == GR_TREC_ENTRY && !expired(&(gr_tent){.expire_ms = sp.expire_ms}, now)) {
+        if (!(e = ent_new(t, s, &sp, old))) {
+            r = -ENOMEM;
+            goto out;
+        }
+        apply(t, s, e, old);
+    } else if (old) {
+        apply(t, s, NULL, old);
+    }
+out:
+    pthread_rwlock_unlock(&s->lock);
+    gr_tkey_done(&k);
+    return r;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+/* Segments in dir, sorted. *ret_segs malloc'ed. */
+static int list_segs(const char *dir, uint64_t **ret_segs, size_t *ret_n)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    uint64_t *v = NULL;
+    size_t n = 0, cap = 0;
+
+    if (!d) {
+        return -errno;
+    }
+    while ((de = readdir(d))) {
+        char *end;
+        uint64_t seg;
+
+        if (strncmp(de->d_name, "wal.", 4) != 0 || strlen(de->d_name) != 20) {
+            continue;
+        }
+        seg = strtoull(de->d_name + 4, &end, 16);
+        if (*end) {
+            continue;
+        }
+        if (n == cap) {
+            uint64_t *nv = realloc(v, (cap = cap ? cap * 2 : 8) * sizeof(*v));
+
+            if (!nv) {
+                free(v);
+                closedir(d);
+                return -ENOMEM;
+            }
+            v = nv;
+        }
+        v[n++] = seg;
+    }
+    closedir(d);
+    qsort(v, n, sizeof(*v), cmp_u64);
+    *ret_segs = v;
+    *ret_n = n;
+    return 0;
+}
+
+static char *seg_name(const char *dir, uint64_t seg)
+{
+    char *p;
+
+    return asprintf(&p, "%s/wal.%016" PRIx64, dir, seg) < 0 ? NULL : p;
+}
+
+/* Load snapshot + log of table t (t->dir set, empty store), open its log. */
+static int table_load(gr_table *t)
+{
+    uint64_t next = 0, *segs = NULL, last;
+    size_t n = 0;
+    int r;
+
+    r = gr_snap_read(t->dir, &next, apply_rec, t);
+    if (r < 0 && r != -ENOENT) {
+        return r;
+    }
+    if ((r = list_segs(t->dir, &segs, &n)) < 0) {
+        return r;
+    }
+    last = next;
+    for (size_t i = 0; i < n; i++) {
+        char *path = seg_name(t->dir, segs[i]);
+        uint64_t bad = 0;
+
+        if (!path) {
+            r = -ENOMEM;
+            break;
+        }
+        if (segs[i] < next) {
+            unlink(path); /* covered by the snapshot: a leftover of a crash */
+            free(path);
+            continue;
+        }
+        r = gr_wal_read(path, i == n - 1, apply_rec, t, &bad);
+        free(path);
+        if (r < 0) {
+            break;
+        }
+        last = segs[i];
+    }
+    free(segs);
+    if (r < 0) {
+        return r;
+    }
+    return gr_wal_open(t->dir, last, t->opts.fsync, t->opts.interval_ms, &t->wal);
+}
+
+static int rm_tree(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+
+    if (!d) {
+        return -errno;
+    }
+    while ((de = readdir(d))) {
+        char *p;
+
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) {
+            continue;
+        }
+        if (asprintf(&p, "%s/%s", dir, de->d_name) >= 0) {
+            unlink(p);
+            free(p);
+        }
+    }
+    closedir(d);
+    return rmdir(dir) < 0 ? -errno : 0;
+}
+
+/* ---- engine ------------------------------------------------------------------------------- */
+
+static void register_locked(gr_tables *ts, gr_table *t)
+{
+    t->next = ts->list;
+    ts->list = t;
+}
+
+void gr_tables_maintain(gr_tables *ts)
+{
+    gr_table **v = NULL;
+    size_t n = 0, i = 0;
+
+    pthread_mutex_lock(&ts->mu);
+    for (gr_table *t = ts->list; t; t = t->next) {
+        n += !t->load_error;
+    }
+    if (n && (v = malloc(n * sizeof(*v)))) {
+        for (gr_table *t = ts->list; t; t = t->next) {
+            if (!t->load_error) {
+                atomic_fetch_add(&t->refs, 1);
+                v[i++] = t;
+            }
+        }
+    }
+    pthread_mutex_unlock(&ts->mu);
+    for (i = 0; v && i < n; i++) {
+        gr_table *t = v[i];
+
+        while (gr_table_expire(t, 10000) == 10000) { /* bounded steps, each under one lock */
+        }
+        if (t->wal && gr_wal_bytes(t->wal) >= t->opts.snapshot_bytes) {
+            gr_table_snapshot(t); /* errors are logged; the log stays valid */
+        }
+        table_unref(t);
+    }
+    free(v);
+}
+
+static void *maint_main(void *arg)
+{
+    gr_tables *ts = arg;
+    uint32_t period = ts->cfg.maint_ms ? (uint32_t)ts->cfg.maint_ms : 1000;
+
+    pthread_mutex_lock(&ts->mu);
+    while (!ts->maint_stop) {
+        struct timespec dl;
+
+        clock_gettime(CLOCK_MONOTONIC, &dl);
+        dl.tv_sec += period / 1000;
+        dl.tv_nsec += (long)(period % 1000) * 1000000L;
+        if (dl.tv_nsec >= 1000000000L) {
+            dl.tv_sec++;
+            dl.tv_nsec -= 1000000000L;
+        }
+        while (!ts->maint_stop && !ts->maint_kick &&
+               pthread_cond_timedwait(&ts->cv, &ts->mu, &dl) == 0) {
+        }
+        if (ts->maint_stop) {
+            break;
+        }
+        ts->maint_kick = false;
+        pthread_mutex_unlock(&ts->mu);
+        gr_tables_maintain(ts);
+        pthread_mutex_lock(&ts->mu);
+    }
+    pthread_mutex_unlock(&ts->mu);
+    return NULL;
+}
+
+int gr_tables_new(const gr_tables_config *cfg, gr_tables **ret_tables)
+{
+    gr_tables *ts;
+    DIR *d;
+    struct dirent *de;
+
+    if (!cfg || cfg->node_id == 0) {
+        return GR_ECONFIG;
+    }
+    if (!(ts = calloc(1, sizeof(*ts)))) {
+        return -ENOMEM;
+    }
+    ts->cfg = *cfg;
+    pthread_mutex_init(&ts->mu, NULL);
+    {
+        pthread_condattr_t ca; /* timed waits on the monotonic clock: immune to clock steps */
+
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&ts->cv, &ca);
+        pthread_condattr_destroy(&ca);
+    }
+    if (cfg->data_dir) {
+        if (asprintf(&ts->dir, "%s/tables", cfg->data_dir) < 0) {
+            ts->dir = NULL;
+            gr_tables_free(ts);
+            return -ENOMEM;
+        }
+        /* the data directory itself first (one level: its parent must exist) */
+        if ((mkdir(cfg->data_dir, 0700) < 0 && errno != EEXIST) ||
+            (mkdir(ts->dir, 0700) < 0 && errno != EEXIST)) {
+            int r = -errno;
+
+            gr_error("tables", "cannot create %s: %s", ts->dir, strerror(errno));
+            gr_tables_free(ts);
+            return r;
+        }
+        ts->cfg.data_dir = NULL; /* not kept: the caller's string */
+        if (!(d = opendir(ts->dir))) {
+            int r = -errno;
+
+            gr_tables_free(ts);
+            return r;
+        }
+        while ((de = readdir(d))) {
+            gr_table_opts o;
+            gr_table *t;
+            char *tdir;
+            int r;
+
+            if (!name_ok(de->d_name) || asprintf(&tdir, "%s/%s", ts->dir, de->d_name) < 0) {
+                continue;
+            }
+            r = meta_read(tdir, &o);
+            if (r == -ENOENT) { /* a create that crashed before its meta: not a table */
+                free(tdir);
+                continue;
+            }
+            if (r == 0) {
+                r = table_alloc(ts, de->d_name, &o, &t);
+            }
+            if (r < 0) {
+                /* Keep a failed placeholder so the name shows up with its error. */
+                gr_table_opts z = {.durability = GR_TABLE_DISK};
+
+                opts_norm(&z);
+                z.shards = 1;
+                if (table_alloc(ts, de->d_name, &z, &t) < 0) {
+                    free(tdir);
+                    continue;
+                }
+                t->load_error = r;
+                t->dir = tdir;
+                gr_error("tables", "table %s: meta file unreadable: %s", de->d_name,
+                         gr_strerror(r));
+                register_locked(ts, t);
+                continue;
+            }
+            t->dir = tdir;
+            if ((r = table_load(t)) < 0) {
+                gr_error("tables", "table %s not loaded: %s (files kept in %s)", t->name,
+                         gr_strerror(r), tdir);
+                t->load_error = r;
+            } else {
+                gr_info("tables", "table %s loaded: %" PRIu64 " entries", t->name,
+                        atomic_load(&t->entries));
+            }
+            register_locked(ts, t);
+        }
+        closedir(d);
+    }
+    if (cfg->maint_ms >= 0) {
+        int r = -pthread_create(&ts->maint, NULL, maint_main, ts);
+
+        if (r < 0) {
+            gr_tables_free(ts);
+            return r;
+        }
+        ts->maint_on = true;
+    }
+    *ret_tables = ts;
+    return 0;
+}
+
+gr_tables *gr_tables_free(gr_tables *ts)
+{
+    if (!ts) {
+        return NULL;
+    }
+    if (ts->maint_on) {
+        pthread_mutex_lock(&ts->mu);
+        ts->maint_stop = true;
+        pthread_cond_broadcast(&ts->cv);
+        pthread_mutex_unlock(&ts->mu);
+        pthread_join(ts->maint, NULL);
+    }
+    for (gr_table *t = ts->list, *n; t; t = n) {
+        n = t->next;
+        table_unref(t);
+    }
+    pthread_cond_destroy(&ts->cv);
+    pthread_mutex_destroy(&ts->mu);
+    free(ts->dir);
+    free(ts);
+    return NULL;
+}
+
+int gr_tables_create(gr_tables *ts, const char *name, const gr_table_opts *opts)
+{
+    gr_table_opts o = opts ? *opts : (gr_table_opts){0};
+    gr_table *t = NULL;
+    int r;
+
+    if (!name_ok(name)) {
+        return GR_EBADTABLENAME;
+    }
+    if ((r = opts_norm(&o)) < 0) {
+        return r;
+    }
+    if (o.durability == GR_TABLE_DISK && !ts->dir) {
+        return GR_ECONFIG;
+    }
+    pthread_mutex_lock(&ts->mu);
+    if (find_locked(ts, name)) {
+        r = GR_ETABLEEXISTS;
+        goto out;
+    }
+    if ((r = table_alloc(ts, name, &o, &t)) < 0) {
+        goto out;
+    }
+    if (o.durability == GR_TABLE_DISK) {
+        if (asprintf(&t->dir, "%s/%s", ts->dir, name) < 0) {
+            t->dir = NULL;
+            r = -ENOMEM;
+            goto out;
+        }
+        if (mkdir(t->dir, 0700) < 0) {
+            r = errno == EEXIST ? GR_ETABLEEXISTS : -errno;
+            free(t->dir);
+            t->dir = NULL; /* not ours: never removed here */
+            goto out;
+        }
+        if ((r = gr_wal_open(t->dir, 0, o.fsync, o.interval_ms, &t->wal)) < 0 ||
+            (r = meta_write(t->dir, &o)) < 0 || (r = fsync_dir(ts->dir)) < 0) {
+            rm_tree(t->dir);
+            goto out;
+        }
+    }
+    register_locked(ts, t);
+    t = NULL;
+out:
+    pthread_mutex_unlock(&ts->mu);
+    table_destroy(t);
+    return r;
+}
+
+int gr_tables_drop(gr_tables *ts, const char *name)
+{
+    gr_table **pp, *t = NULL;
+
+    pthread_mutex_lock(&ts->mu);
+    for (pp = &ts->list; *pp; pp = &(*pp)->next) {
+        if (strcmp((*pp)->name, name) == 0) {
+            t = *pp;
+            *pp = t->next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&ts->mu);
+    if (!t) {
+        return GR_ENOTABLE;
+    }
+    atomic_store(&t->dropped, true);
+    if (t->dir) {
+        /* meta first: a crash mid-way leaves a directory that is not a table */
+        char *meta;
+
+        if (asprintf(&meta, "%s/meta", t->dir) >= 0) {
+            unlink(meta);
+            free(meta);
+        }
+        rm_tree(t->dir);
+    }
+    table_unref(t);
+    return 0;
+}
+
+int gr_tables_open(gr_tables *ts, const char *name, gr_table **ret_table)
+{
+    gr_table *t;
+    int r = 0;
+
+    pthread_mutex_lock(&ts->mu);
+    if (!(t = find_locked(ts, name ? name : ""))) {
+        r = GR_ENOTABLE;
+    } else if (t->load_error) {
+        r = t->load_error;
+    } else {
+        atomic_fetch_add(&t->refs, 1);
+        *ret_table = t;
+    }
+    pthread_mutex_unlock(&ts->mu);
+    return r;
+}
+
+gr_table *gr_table_close(gr_table *t)
+{
+    table_unref(t);
+    return NULL;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+size_t gr_tables_list(gr_tables *ts, void (*fn)(void *ud, const char *name), void *ud)
+{
+    const char **names = NULL;
+    size_t n = 0, i = 0;
+
+    pthread_mutex_lock(&ts->mu);
+    for (gr_table *t = ts->list; t; t = t->next) {
+        n++;
+    }
+    if (n && (names = malloc(n * sizeof(*names)))) {
+        for (gr_table *t = ts->list; t; t = t->next) {
+            names[i++] = t->name;
+        }
+        qsort(names, n, sizeof(*names), cmp_str);
+        for (i = 0; fn && i < n; i++) {
+            fn(ud, names[i]);
+        }
+    }
+    pthread_mutex_unlock(&ts->mu);
+    free(names);
+    return n;
+}
+
+void gr_table_info_get(gr_table *t, gr_table_info *ret_info)
+{
+    gr_table_info *i = ret_info;
+
+    memset(i, 0, sizeof(*i));
+    snprintf(i->name, sizeof(i->name), "%s", t->name);
+    i->opts = t->opts;
+    i->entries = atomic_load(&t->entries);
+    i->bytes = atomic_load(&t->bytes);
+    i->evictions = atomic_load(&t->evictions);
+    i->expired = atomic_load(&t->expired);
+    i->snapshots = atomic_load(&t->snapshots);
+    i->load_error = t->load_error;
+    if (t->wal) {
+        i->wal_bytes = gr_wal_bytes(t->wal);
+        gr_wal_counters(t->wal, &i->fsyncs, &i->wal_records);
+    }
+}
+
+int gr_tables_info(gr_tables *ts, const char *name, gr_table_info *ret_info)
+{
+    gr_table *t;
+
+    pthread_mutex_lock(&ts->mu);
+    if ((t = find_locked(ts, name ? name : ""))) {
+        gr_table_info_get(t, ret_info);
+    }
+    pthread_mutex_unlock(&ts->mu);
+    return t ? 0 : GR_ENOTABLE;
+}
+
+/* ---- reads -------------------------------------------------------------------------------- */
+
+static void touch(gr_tent *e, uint64_t now)
+{
+    uint32_t s = (uint32_t)(now / 1000);
+
+    if (atomic_load_explicit(&e->atime, memory_order_relaxed) != s) {
+        atomic_store_explicit(&e->atime, s, memory_order_relaxed);
+    }
+}
+
+int gr_table_get(gr_table *t, const void *key, size_t klen, gr_tbuf *val, gr_tmeta *ret_meta)
+{
+    gr_tkey k;
+    gr_tshard *s;
+    gr_tent *e;
+    uint64_t now;
+    int r;
+
+    if ((r = gr_tkey_make(&k, key, klen)) < 0) {
+        gr_tkey_done(&k);
+        return r;
+    }
+    now = now_ms(t->ts);
+    s = shard_of(t, k.hash);
+    pthread_rwlock_rdlock(&s->lock);
+    e = st_find(t, s, &k);
+    if (!e || expired(e, now)) {
+        r = GR_ENOKEY;
+    } else {
+        val->len = 0;
+        if ((r = tbuf_put(val, gr_tent_val(e), e->vlen)) == 0) {
+            meta_of(e, ret_meta);
+            if (t->opts.cache) {
+                touch(e, now);
+            }
+        }
+    }
+    pthread_rwlock_unlock(&s->lock);
+    gr_tkey_done(&k);
+    return r;
+}
+
+uint64_t gr_table_count(gr_table *t)
+{
+    return atomic_load(&t->entries);
+}
+
+int gr_table_mget(gr_table *t, size_t n, const void *const *keys, const size_t *klens, gr_tbuf *out)
+{
+    gr_tbuf v = {0};
+    uint8_t h[5];
+    int r = 0;
+
+    out->len = 0;
+    h[0] = 0xdd;
+    for (int i = 0; i < 4; i++) {
+        h[1 + i] = (uint8_t)((uint32_t)n >> (24 - 8 * i));
+    }
+    if (n > UINT32_MAX || tbuf_put(out, h, 5) < 0) {
+        return n > UINT32_MAX ? GR_EBADARG : -ENOMEM;
+    }
+    for (size_t i = 0; i < n && r == 0; i++) {
+        r = gr_table_get(t, keys[i], klens[i], &v, NULL);
+        if (r == GR_ENOKEY) {
+            uint8_t nil = 0xc0;
+
+            r = tbuf_put(out, &nil, 1);
+        } else if (r == 0) {
+            r = tbuf_put(out, v.p, v.len);
+        }
+    }
+    gr_tbuf_free(&v);
+    return r;
+}
+
+/* ---- writes ------------------------------------------------------------------------------- */
+
+/* After a write: wait for durability, maybe snapshot. No lock held. */
+/* After a write: wait for durability; a log over its snapshot size gets a
+ * snapshot from the maintenance thread (or, without one, from this writer).
+ * No lock held. */
+static int finish(gr_table *t, gr_wal_batch *tk, int r)
+{
+    gr_tables *ts = t->ts;
+    int w = t->wal ? gr_wal_wait(t->wal, tk) : 0;
+
+    if (r == 0 && w < 0) {
+        r = w;
+    }
+    if (r == 0 && t->wal && !atomic_load(&t->dropped) &&
+        gr_wal_bytes(t->wal) >= t->opts.snapshot_bytes) {
+        if (ts->maint_on) {
+            pthread_mutex_lock(&ts->mu);
+            ts->maint_kick = true;
+            pthread_cond_signal(&ts->cv);
+            pthread_mutex_unlock(&ts->mu);
+        } else if (pthread_mutex_trylock(&t->snap_mu) == 0) {
+            pthread_mutex_unlock(&t->snap_mu);
+            gr_table_snapshot(t); /* errors are logged; the log stays valid */
+        }
+    }
+    return r;
+}
+
+int gr_table_put(gr_table *t, const void *key, size_t klen, const void *val, size_t vlen,
+                 const gr_tput *how, gr_tmeta *ret_meta)
+{
+    gr_tput dflt = {0};
+    gr_tkey k;
+    gr_tshard *s;
+    gr_tent *old, *e;
+    gr_wal_batch *tk = NULL;
+    ent_spec sp;
+    uint64_t now, ttl;
+    int r;
+
+    how = how ? how : &dflt;
+    if (!val || vlen == 0 || vlen > t->opts.max_value) {
+        return vlen > t->opts.max_value ? GR_ETOOBIG : GR_EBADTERM;
+    }
+    if (gr_term_validate(val, vlen) < 0) {
+        return GR_EBADTERM;
+    }
+    if ((r = gr_tkey_make(&k, key, klen)) < 0) {
+        gr_tkey_done(&k);
+        return r;
+    }
+    now = now_ms(t->ts);
+    ttl = (how->flags & GR_TPUT_TTL) ? how->ttl_ms : t->opts.default_ttl_ms;
+    s = shard_of(t, k.hash);
+    pthread_rwlock_wrlock(&s->lock);
+    old = st_find(t, s, &k); /* an expired entry counts as absent; it is replaced below */
+    if ((how->flags & GR_TPUT_IF_ABSENT) && old && !expired(old, now)) {
+        r = GR_EKEYEXISTS;
+        goto out;
+    }
+    if (how->flags & GR_TPUT_CAS) {
+        uint64_t have = old && !expired(old, now) ? old->hlc : 0;
+
+        if (have != how->version) {
+            r = GR_ECASMISMATCH;
+            goto out;
+        }
+    }
+    sp = (ent_spec){.key = k.p,
+                    .klen = k.len,
+                    .hash = k.hash,
+                    .val = val,
+                    .vlen = vlen,
+                    .hlc = hlc_next(t->ts, now),
+                    .origin = t->ts->cfg.node_id,
+                    .expire_ms = ttl ? now + ttl : 0};
+    if (!(e = ent_new(t, s, &sp, old))) {
+        r = -ENOMEM;
+        goto out;
+    }
+    if ((r = make_room(t, s, e->bytes - (old ? old->bytes < e->bytes ? old->bytes : e->bytes : 0),
+                       !old, old, now, &tk)) < 0 ||
+        (r = log_rec(t, GR_TREC_ENTRY, &sp, &tk)) < 0) {
+        free(e);
+        goto out;
+    }
+    meta_of(e, ret_meta);
+    apply(t, s, e, old);
+out:
+    pthread_rwlock_unlock(&s->lock);
+    gr_tkey_done(&k);
+    return finish(t, tk, r);
+}
+
+int gr_table_del(gr_table *t, const void *key, size_t klen, uint64_t version)
+{
+    gr_tkey k;
+    gr_tshard *s;
+    gr_tent *old;
+    gr_wal_batch *tk = NULL;
+    uint64_t now;
+    int r;
+
+    if ((r = gr_tkey_make(&k, key, klen)) < 0) {
+        gr_tkey_done(&k);
+        return r;
+    }
+    now = now_ms(t->ts);
+    s = shard_of(t, k.hash);
+    pthread_rwlock_wrlock(&s->lock);
+    old = st_find(t, s, &k);
+    if (!old || expired(old, now)) {
+        r = GR_ENOKEY;
+    } else if (version && old->hlc != version) {
+        r = GR_ECASMISMATCH;
+    } else {
+        ent_spec sp;
+
+        spec_of(old, &sp);
+        sp.hlc = hlc_next(t->ts, now);
+        sp.origin = t->ts->cfg.node_id;
+        if ((r = log_rec(t, GR_TREC_DELETE, &sp, &tk)) == 0) {
+            apply(t, s, NULL, old);
+        }
+    }
+    pthread_rwlock_unlock(&s->lock);
+    gr_tkey_done(&k);
+    return finish(t, tk, r);
+}
+
+int gr_table_incr(gr_table *t, const void *key, size_t klen, int64_t delta, int64_t *ret_value)
+{
+    gr_tcnt cnt[255];
+    uint8_t vbuf[9];
+    gr_tkey k;
+    gr_tshard *s;
+    gr_tent *old, *e;
+    gr_wal_batch *tk = NULL;
+    ent_spec sp;
+    uint64_t now, me = t->ts->cfg.node_id;
+    __int128 total = 0;
+    int ncnt = 0, mine = -1, r;
+
+    if ((r = gr_tkey_make(&k, key, klen)) < 0) {
+        gr_tkey_done(&k);
+        return r;
+    }
+    now = now_ms(t->ts);
+    s = shard_of(t, k.hash);
+    pthread_rwlock_wrlock(&s->lock);
+    old = st_find(t, s, &k);
+    if (old && expired(old, now)) {
+        /* Gone: the counter restarts like an absent key. No log record needed:
+         * the log already holds the entry's expiry. */
+        atomic_fetch_add(&t->expired, 1);
+        apply(t, s, NULL, old);
+        old = NULL;
+    }
+    if (old && (old->flags & GR_TENT_COUNTER)) {
+        ncnt = old->ncnt;
+        memcpy(cnt, gr_tent_cnt(old), ncnt * sizeof(gr_tcnt));
+    } else if (old) {
+        int64_t base;
+
+        if ((r = read_int(gr_tent_val(old), old->vlen, &base)) < 0) {
+            goto out;
+        }
+        cnt[0] = (gr_tcnt){me, base >= 0 ? (uint64_t)base : 0,
+                           base < 0 ? (uint64_t)0 - (uint64_t)base : 0};
+        ncnt = 1;
+    }
+    for (int i = 0; i < ncnt; i++) {
+        if (cnt[i].node == me) {
+            mine = i;
+        }
+    }
+    if (mine < 0) {
+        if (ncnt == 255) {
+            r = GR_EFULL;
+            goto out;
+        }
+        cnt[ncnt] = (gr_tcnt){me, 0, 0};
+        mine = ncnt++;
+    }
+    if (delta >= 0 ? __builtin_add_overflow(cnt[mine].incs, (uint64_t)delta, &cnt[mine].incs)
+                   : __builtin_add_overflow(cnt[mine].decs, (uint64_t)0 - (uint64_t)delta,
+                                            &cnt[mine].decs)) {
+        r = GR_EBADARG;
+        goto out;
+    }
+    for (int i = 0; i < ncnt; i++) {
+        total += (__int128)cnt[i].incs - (__int128)cnt[i].decs;
+    }
+    if (total > INT64_MAX || total < INT64_MIN) {
+        r = GR_EBADARG;
+        goto out;
+    }
+    sp = (ent_spec){.key = k.p,
+                    .klen = k.len,
+                    .hash = k.hash,
+                    .val = vbuf,
+                    .vlen = pack_int(vbuf, (int64_t)total),
+                    .cnt = cnt,
+                    .ncnt = (uint8_t)ncnt,
+                    .flags = GR_TENT_COUNTER,
+                    .hlc = hlc_next(t->ts, now),
+                    .origin = me,
+                    .expire_ms = old                      ? old->expire_ms
+                                 : t->opts.default_ttl_ms ? now + t->opts.default_ttl_ms
+                                                          : 0};
+    if (!(e = ent_new(t, s, &sp, old))) {
+        r = -ENOMEM;
+        goto out;
+    }
+    if ((r = make_room(t, s, e->bytes - (old ? old->bytes < e->bytes ? old->bytes : e->bytes : 0),
+                       !old, old, now, &tk)) < 0 ||
+        (r = log_rec(t, GR_TREC_ENTRY, &sp, &tk)) < 0) {
+        free(e);
+        goto out;
+    }
+    apply(t, s, e, old);
+    *ret_value = (int64_t)total;
+out:
+    pthread_rwlock_unlock(&s->lock);
+    gr_tkey_done(&k);
+    return finish(t, tk, r);
+}
+
+/* ---- scans -------------------------------------------------------------------------------- */
+
+/* A page collected under the locks: records [klen u32][vlen u32][meta][key][val]. */
+typedef struct page {
+    gr_tbuf buf; /* records */
+    uint32_t n;  /* entries */
+    size_t last; /* offset of the last record */
+} page;
+
+static int page_add(page *pg, gr_tent *e)
+{
+    uint32_t l[2] = {e->klen, e->vlen};
+    gr_tmeta m;
+
+    meta_of(e, &m);
+    pg->last = pg->buf.len;
+    if (tbuf_put(&pg->buf, l, sizeof(l)) < 0 || tbuf_put(&pg->buf, &m, sizeof(m)) < 0 ||
+        tbuf_put(&pg->buf, gr_tent_key(e), e->klen) < 0 ||
+        tbuf_put(&pg->buf, gr_tent_val(e), e->vlen) < 0) {
+        return -ENOMEM;
+    }
+    pg->n++;
+    return 0;
+}
+
+/* Fill *next with the cursor for the entry at offset off of the page. */
+static int cursor_of(gr_table *t, const page *pg, size_t off, gr_tbuf *next)
+{
+    uint32_t l[2];
+    const uint8_t *key;
+
+    memcpy(l, pg->buf.p + off, sizeof(l));
+    key = pg->buf.p + off + sizeof(l) + sizeof(gr_tmeta);
+    next->len = 0;
+    if (t->opts.kind == GR_TABLE_SET) {
+        uint64_t h = gr_tkey_hash(key, l[0]);
+        uint8_t hb[8];
+
+        for (int i = 0; i < 8; i++) {
+            hb[i] = (uint8_t)(h >> (56 - 8 * i));
+        }
+        if (tbuf_put(next, hb, 8) < 0) {
+            return -ENOMEM;
+        }
+    }
+    return tbuf_put(next, key, l[0]);
+}
+
+int gr_table_scan(gr_table *t, const gr_tscan *req, gr_tscan_fn fn, void *ud, gr_tbuf *next)
+{
+    gr_tkey cur = {0}, lo = {0}, hi = {0}, pre = {0};
+    bool has_cur = false, has_lo = false, has_hi = false, has_pre = false;
+    uint64_t cur_hash = 0, now = now_ms(t->ts);
+    uint32_t limit = req->limit ? req->limit : 100;
+    page pg = {0};
+    size_t off;
+    int r = 0;
+
+    next->len = 0;
+    if (limit > 10000) {
+        return GR_EBADARG;
+    }
+    if (req->cursor && req->cursor_len) {
+        const uint8_t *c = req->cursor;
+        size_t cl = req->cursor_len;
+
+        if (t->opts.kind == GR_TABLE_SET) {
+            if (cl < 9) {
+                return GR_EBADARG;
+            }
+            for (int i = 0; i < 8; i++) {
+                cur_hash = cur_hash << 8 | c[i];
+            }
+            c += 8;
+            cl -= 8;
+        }
+        if (gr_tkey_make(&cur, c, cl) < 0 || cur.len != cl || memcmp(cur.p, c, cl) != 0 ||
+            (t->opts.kind == GR_TABLE_SET && cur.hash != cur_hash)) {
+            r = GR_EBADARG;
+            goto out;
+        }
+        has_cur = true;
+    }
+    if (req->prefix) {
+        if ((r = gr_tkey_make(&pre, req->prefix, req->prefix_len)) < 0) {
+            goto out;
+        }
+        if ((pre.p[0] & 0xe0) != 0xa0 && pre.p[0] != 0xd9 && pre.p[0] != 0xda && pre.p[0] != 0xdb &&
+            pre.p[0] != 0xc4 && pre.p[0] != 0xc5 && pre.p[0] != 0xc6) {
+            r = GR_EBADARG; /* only a str or bin prefix */
+            goto out;
+        }
+        has_pre = true;
+    }
+    if (req->start || req->end) {
+        if (t->opts.kind == GR_TABLE_SET) {
+            r = GR_EBADARG; /* a hash table has no key ranges */
+            goto out;
+        }
+        if (req->start && (r = gr_tkey_make(&lo, req->start, req->start_len)) < 0) {
+            goto out;
+        }
+        if (req->end && (r = gr_tkey_make(&hi, req->end, req->end_len)) < 0) {
+            goto out;
+        }
+        has_lo = req->start != NULL;
+        has_hi = req->end != NULL;
+    }
+    if (t->opts.kind == GR_TABLE_ORDERED_SET) {
+        gr_tshard *s = &t->shards[0];
+        gr_tent *e;
+
+        pthread_rwlock_rdlock(&s->lock);
+        if (has_cur) {
+            e = gr_oset_seek(s, cur.p, cur.len, 1);
+        } else {
+            const gr_tkey *from = has_lo ? &lo : NULL;
+
+            /* start at the larger of the start bound and the prefix */
+            if (has_pre && (!from || gr_tkey_cmp(pre.p, pre.len, lo.p, lo.len) > 0)) {
+                from = &pre;
+            }
+            e = gr_oset_seek(s, from ? from->p : NULL, from ? from->len : 0, 0);
+        }
+        for (; e && pg.n < limit; e = gr_tent_fwd(e)[0]) {
+            if (has_hi && gr_tkey_cmp(gr_tent_key(e), e->klen, hi.p, hi.len) >= 0) {
+                break;
+            }
+            if (has_pre && !gr_tkey_has_prefix(gr_tent_key(e), e->klen, pre.p, pre.len)) {
+                if (gr_tkey_cmp(gr_tent_key(e), e->klen, pre.p, pre.len) > 0) {
+                    break; /* past the contiguous run of prefixed keys */
+                }
+                continue;
+            }
+            if (expired(e, now)) {
+                continue;
+            }
+            if ((r = page_add(&pg, e)) < 0) {
+                break;
+            }
+        }
+        pthread_rwlock_unlock(&s->lock);
+    } else {
+        uint32_t first =
+            has_cur ? (uint32_t)(t->shard_bits ? cur_hash >> (64 - t->shard_bits) : 0) : 0;
+
+        for (uint32_t i = first; i < t->nshards && pg.n < limit && r == 0; i++) {
+            gr_tshard *s = &t->shards[i];
+            gr_tent *e;
+
+            pthread_rwlock_rdlock(&s->lock);
+            e = gr_sset_after(s, t->shard_bits, has_cur && i == first, cur_hash, cur.p, cur.len);
+            for (; e && pg.n < limit; e = gr_sset_next(s, t->shard_bits, e)) {
+                if (expired(e, now) ||
+                    (has_pre && !gr_tkey_has_prefix(gr_tent_key(e), e->klen, pre.p, pre.len))) {
+                    continue;
+                }
+                if ((r = page_add(&pg, e)) < 0) {
+                    break;
+                }
+            }
+            pthread_rwlock_unlock(&s->lock);
+        }
+    }
+    if (r < 0) {
+        goto out;
+    }
+    /* Deliver outside the locks. */
+    off = 0;
+    for (uint32_t i = 0; i < pg.n; i++) {
+        uint32_t l[2];
+        gr_tmeta m;
+        const uint8_t *key;
+        size_t here = off;
+
+        memcpy(l, pg.buf.p + off, sizeof(l));
+        memcpy(&m, pg.buf.p + off + sizeof(l), sizeof(m));
+        key = pg.buf.p + off + sizeof(l) + sizeof(m);
+        off += sizeof(l) + sizeof(m) + l[0] + l[1];
+        if (fn && fn(ud, key, l[0], key + l[0], l[1], &m) != 0) {
+            r = cursor_of(t, &pg, here, next);
+            goto out;
+        }
+    }
+    if (pg.n == limit) {
+        r = cursor_of(t, &pg, pg.last, next);
+    }
+out:
+    gr_tbuf_free(&pg.buf);
+    gr_tkey_done(&cur);
+    gr_tkey_done(&lo);
+    gr_tkey_done(&hi);
+    gr_tkey_done(&pre);
+    return r;
+}
+
+/* ---- maintenance -------------------------------------------------------------------------- */
+
+/* Entries a sweep examines per hold of a shard's write lock. */
+#define SWEEP_STEP 1024
+
+uint64_t gr_table_expire(gr_table *t, uint64_t budget)
+{
+    uint64_t now = now_ms(t->ts), done = 0;
+    gr_tbuf cur = {0}; /* key of the last entry examined: where the next step resumes */
+
+    if (atomic_load(&t->ttl_entries) == 0) {
+        return 0; /* no entry can expire: no walk */
+    }
+    for (uint32_t n = 0; n < t->nshards && done < budget; n++) {
+        gr_tshard *s = &t->shards[atomic_fetch_add(&t->sweep, 1) % t->nshards];
+        uint64_t cur_hash = 0;
+        bool has_cur = false, end = false;
+
+        while (!end && done < budget) {
+            gr_tent *e, *nx;
+            int step = 0;
+
+            pthread_rwlock_wrlock(&s->lock);
+            if (t->opts.kind == GR_TABLE_SET) {
+                e = gr_sset_after(s, t->shard_bits, has_cur, cur_hash, cur.p, cur.len);
+            } else {
+                e = gr_oset_seek(s, has_cur ? cur.p : NULL, cur.len, 1);
+            }
+            for (; e && done < budget && step < SWEEP_STEP; e = nx, step++) {
+                nx = t->opts.kind == GR_TABLE_SET ? gr_sset_next(s, t->shard_bits, e)
+                                                  : gr_tent_fwd(e)[0];
+                cur.len = 0;
+                if (tbuf_put(&cur, gr_tent_key(e), e->klen) < 0) {
+                    end = true; /* out of memory: stop this shard, nothing lost */
+                    break;
+                }
+                cur_hash = e->hash;
+                has_cur = true;
+                if (expired(e, now)) {
+                    apply(t, s, NULL, e); /* no log record: its expiry is in the log already */
+                    atomic_fetch_add(&t->expired, 1);
+                    done++;
+                }
+            }
+            end = end || !e;
+            pthread_rwlock_unlock(&s->lock);
+        }
+    }
+    gr_tbuf_free(&cur);
+    return done;
+}
+
+typedef struct snap_it {
+    gr_table *t;
+    uint64_t now;
+} snap_it;
+
+/* Entries a snapshot copies per hold of a shard's read lock; the file is
+ * written between holds, never under a lock. */
+#define SNAP_STEP 1024
+
+static int snap_each(void *ud, gr_snap_emit_fn emit, void *ectx)
+{
+    snap_it *it = ud;
+    gr_table *t = it->t;
+    gr_tbuf b = {0}, chunk = {0}, cur = {0};
+    int r = 0;
+
+    for (uint32_t i = 0; i < t->nshards && r == 0; i++) {
+        gr_tshard *s = &t->shards[i];
+        uint64_t cur_hash = 0;
+        bool has_cur = false, end = false;
+
+        while (!end && r == 0) {
+            gr_tent *e;
+            int step = 0;
+
+            chunk.len = 0;
+            pthread_rwlock_rdlock(&s->lock);
+            e = t->opts.kind == GR_TABLE_SET
+                    ? gr_sset_after(s, t->shard_bits, has_cur, cur_hash, cur.p, cur.len)
+                    : gr_oset_seek(s, has_cur ? cur.p : NULL, cur.len, 1);
+            for (; e && r == 0 && step < SNAP_STEP;
+                 step++, e = t->opts.kind == GR_TABLE_SET ? gr_sset_next(s, t->shard_bits, e)
+                                                          : gr_tent_fwd(e)[0]) {
+                ent_spec sp;
+                uint32_t n;
+
+                cur.len = 0;
+                if ((r = tbuf_put(&cur, gr_tent_key(e), e->klen)) < 0) {
+                    break;
+                }
+                cur_hash = e->hash;
+                has_cur = true;
+                if (expired(e, it->now)) {
+                    continue;
+                }
+                spec_of(e, &sp);
+                if ((r = rec_build(&b, GR_TREC_ENTRY, &sp)) == 0) {
+                    n = (uint32_t)b.len;
+                    if ((r = tbuf_put(&chunk, &n, sizeof(n))) == 0) {
+                        r = tbuf_put(&chunk, b.p, b.len);
+                    }
+                }
+            }
+            end = !e;
+            pthread_rwlock_unlock(&s->lock);
+            for (size_t off = 0; r == 0 && off < chunk.len;) { /* the I/O, lock released */
+                uint32_t n;
+
+                memcpy(&n, chunk.p + off, sizeof(n));
+                r = emit(ectx, chunk.p + off + sizeof(n), n);
+                off += sizeof(n) + n;
+            }
+        }
+    }
+    gr_tbuf_free(&b);
+    gr_tbuf_free(&chunk);
+    gr_tbuf_free(&cur);
+    return r;
+}
+
+int gr_table_snapshot(gr_table *t)
+{
+    snap_it it = {t, now_ms(t->ts)};
+    uint64_t seg, *segs = NULL;
+    size_t n = 0;
+    int r;
+
+    if (!t->wal) {
+        return 0;
+    }
+    if (atomic_load(&t->dropped)) {
+        return GR_ENOTABLE; /* its directory may belong to a new table of that name */
+    }
+    pthread_mutex_lock(&t->snap_mu);
+    /* Every record applied before the rotation is in an older segment; the
+     * snapshot below sees at least those (and maybe later ones, which replay
+     * idempotently from the new segment). */
+    if ((r = gr_wal_rotate(t->wal, &seg)) < 0 ||
+        (r = gr_snap_write(t->dir, seg, snap_each, &it)) < 0) {
+        goto out;
+    }
+    atomic_fetch_add(&t->snapshots, 1);
+    if (list_segs(t->dir, &segs, &n) == 0) {
+        for (size_t i = 0; i < n; i++) {
+            char *p;
+
+            if (segs[i] < seg && (p = seg_name(t->dir, segs[i]))) {
+                unlink(p);
+                free(p);
+            }
+        }
+        free(segs);
+    }
+out:
+    pthread_mutex_unlock(&t->snap_mu);
+    return r;
+}
+
+int gr_table_sync(gr_table *t)
+{
+    return t->wal ? gr_wal_sync(t->wal) : 0;
+}

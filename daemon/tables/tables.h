@@ -1,0 +1,227 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * tables.h - the table engine: named key/value tables of msgpack terms, local to
+ * this node, in memory or on disk (write-ahead log + snapshots). docs/tables.md
+ * has the model, the key order, the concurrency scheme and the file formats.
+ *
+ * Threads: every function here may be called from any thread (schedulers
+ * included) unless its comment says otherwise. Reads take a shard's read lock
+ * and copy out; writes take the shard's write lock. A write to a disk table
+ * with fsync `always` then waits for its log record to be on disk (group
+ * commit, outside every table lock): that wait blocks the calling thread for
+ * one fsync, so schedulers should hand such writes to a blocking-work thread
+ * (a later session wires this; docs/tables.md "Durability").
+ *
+ * Keys are one msgpack term each (canonicalized, key.h); values are one
+ * msgpack term each, validated. Every entry carries a version: its hybrid
+ * logical clock (48-bit ms << 16 | 16-bit logical) and the origin node id, the
+ * metadata replication orders writes by.
+ */
+#ifndef GR_TABLES_H
+#define GR_TABLES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct gr_tables gr_tables; /* the engine: registry of tables; opaque */
+typedef struct gr_table gr_table;   /* one table, refcounted handle; opaque */
+
+typedef enum gr_table_kind { GR_TABLE_SET, GR_TABLE_ORDERED_SET } gr_table_kind;
+typedef enum gr_table_durability { GR_TABLE_MEMORY, GR_TABLE_DISK } gr_table_durability;
+typedef enum gr_table_fsync {
+    GR_FSYNC_ALWAYS,   /* a write returns after its record is on disk (group commit) */
+    GR_FSYNC_INTERVAL, /* records written and fsynced every interval_ms */
+    GR_FSYNC_NEVER     /* records written every interval_ms, never fsynced */
+} gr_table_fsync;
+
+#define GR_TABLE_NAME_MAX 128                 /* bytes */
+#define GR_TABLE_VALUE_MAX_DEFAULT (1u << 20) /* 1 MiB */
+#define GR_TABLE_INTERVAL_DEFAULT_MS 1000
+#define GR_TABLE_SNAPSHOT_BYTES_DEFAULT (64ull << 20) /* log bytes that trigger a snapshot */
+
+/* Engine configuration. */
+typedef struct gr_tables_config {
+    const char *data_dir; /* disk tables live in DATA_DIR/tables/NAME/; NULL: none */
+    uint64_t node_id;     /* origin stamped on this node's writes (nonzero) */
+    /* Wall clock in ms (TTL expiry and HLC physical part). NULL: CLOCK_REALTIME.
+     * Tests inject one. Called from any thread, under table locks. */
+    uint64_t (*now_ms)(void *ud);
+    void *clock_ud;
+    /* Period of the engine's maintenance thread, which sweeps expired entries
+     * and writes snapshots of logs over their size (gr_tables_maintain).
+     * 0: 1000 ms; negative: no thread (tests; a writer whose log crosses the
+     * snapshot size then writes the snapshot itself). */
+    int32_t maint_ms;
+} gr_tables_config;
+
+/* Options of one table; zero-initialised means: set, memory, no limits. */
+typedef struct gr_table_opts {
+    gr_table_kind kind;
+    gr_table_durability durability;
+    gr_table_fsync fsync;    /* disk only; default ALWAYS */
+    uint32_t interval_ms;    /* FSYNC_INTERVAL/NEVER flush period; 0 = default 1000 */
+    uint64_t max_entries;    /* 0 = unlimited */
+    uint64_t max_bytes;      /* memory of entries (info.bytes); 0 = unlimited */
+    bool cache;              /* full: evict (expired first, then approx. LRU) */
+    uint64_t default_ttl_ms; /* applied to puts without their own ttl; 0 = none */
+    uint32_t max_value;      /* value bytes; 0 = GR_TABLE_VALUE_MAX_DEFAULT */
+    uint64_t snapshot_bytes; /* disk: log bytes before a snapshot; 0 = default */
+    uint32_t shards;         /* set only: power of two 1..256; 0 = 16 */
+} gr_table_opts;
+
+typedef struct gr_table_info {
+    char name[GR_TABLE_NAME_MAX + 1];
+    gr_table_opts opts;
+    uint64_t entries;     /* live entries (expired ones not yet swept count) */
+    uint64_t bytes;       /* memory held by entries (allocator sizes + index) */
+    uint64_t evictions;   /* cache evictions */
+    uint64_t expired;     /* entries removed because their TTL passed */
+    uint64_t wal_bytes;   /* disk: log bytes since the last snapshot */
+    uint64_t fsyncs;      /* disk: fsyncs of the log */
+    uint64_t wal_records; /* disk: records written to the log */
+    uint64_t snapshots;   /* disk: snapshots written */
+    int load_error;       /* a disk table that failed to load: its error, else 0 */
+} gr_table_info;
+
+/* An entry's metadata, returned by reads and writes. */
+typedef struct gr_tmeta {
+    uint64_t version;   /* HLC of the write that made this value; CAS compares it */
+    uint64_t origin;    /* node id of that write */
+    uint64_t expire_ms; /* absolute wall ms, 0 = never */
+} gr_tmeta;
+
+/* A growable output buffer owned by the caller; reuse it across calls to avoid
+ * allocations. Free with gr_tbuf_free. */
+typedef struct gr_tbuf {
+    uint8_t *p; /* bytes */
+    size_t len; /* used */
+    size_t cap; /* allocated */
+} gr_tbuf;
+void gr_tbuf_free(gr_tbuf *b);
+
+/* ---- engine ---------------------------------------------------------------------------- */
+
+/* Create the engine; with a data_dir, load every disk table found there. A
+ * table that fails to load is logged (file, offset, reason) and stays in the
+ * registry in a failed state (gr_tables_open answers its error, info shows it,
+ * drop removes it): the engine still starts. 0, GR_ECONFIG, -ENOMEM, -errno. */
+int gr_tables_new(const gr_tables_config *cfg, gr_tables **ret_tables);
+/* One maintenance pass over every table: remove expired entries (in steps of
+ * 10,000 under one shard lock each) and snapshot disk tables whose log grew
+ * past snapshot_bytes. What the maintenance thread does every period. Blocks
+ * for the snapshots' I/O: not for schedulers. */
+void gr_tables_maintain(gr_tables *ts);
+/* Flush and close every table. Any thread, after all users closed their
+ * handles. NULL-safe; returns NULL. */
+gr_tables *gr_tables_free(gr_tables *ts);
+
+/* Create a table. Names: 1..GR_TABLE_NAME_MAX bytes of [A-Za-z0-9_.-], not
+ * starting with '.'. 0, GR_EBADTABLENAME, GR_ETABLEEXISTS, GR_EBADARG (bad
+ * options), GR_ECONFIG (disk without data_dir), -errno (creating its files). */
+int gr_tables_create(gr_tables *ts, const char *name, const gr_table_opts *opts);
+/* Drop a table: it vanishes from the registry at once, open handles keep
+ * working on the detached table until closed; its files are removed. 0 or
+ * GR_ENOTABLE. */
+int gr_tables_drop(gr_tables *ts, const char *name);
+/* Open a handle (a reference) to a table. 0, GR_ENOTABLE, or a failed disk
+ * table's load error. Close with gr_table_close. */
+int gr_tables_open(gr_tables *ts, const char *name, gr_table **ret_table);
+/* Drop a handle's reference. NULL-safe; returns NULL. */
+gr_table *gr_table_close(gr_table *t);
+/* Call fn for each table's name (sorted), under the registry lock: fn must not
+ * call back into the engine. Returns the number of tables. */
+size_t gr_tables_list(gr_tables *ts, void (*fn)(void *ud, const char *name), void *ud);
+/* Info by name (also for a table in the failed state). 0 or GR_ENOTABLE. */
+int gr_tables_info(gr_tables *ts, const char *name, gr_table_info *ret_info);
+/* Info of an open table. */
+void gr_table_info_get(gr_table *t, gr_table_info *ret_info);
+
+/* ---- reads ----------------------------------------------------------------------------- */
+
+/* Copy key's value into *val (replacing its contents) and its metadata into
+ * *ret_meta (may be NULL). 0, GR_ENOKEY (absent or expired), GR_EBADTERM (bad
+ * key), GR_ETOOBIG, -ENOMEM. */
+int gr_table_get(gr_table *t, const void *key, size_t klen, gr_tbuf *val, gr_tmeta *ret_meta);
+/* Entries, expired ones excluded only once swept (gr_table_expire). */
+uint64_t gr_table_count(gr_table *t);
+/* Look up n keys (keys[i], klens[i]); write into *out one msgpack array of n
+ * values, nil for an absent key. 0 or the first key's error. */
+int gr_table_mget(gr_table *t, size_t n, const void *const *keys, const size_t *klens,
+                  gr_tbuf *out);
+
+/* ---- writes ---------------------------------------------------------------------------- */
+
+#define GR_TPUT_IF_ABSENT 0x1u /* fail with GR_EKEYEXISTS if the key is present */
+#define GR_TPUT_CAS 0x2u       /* fail with GR_ECASMISMATCH unless version matches */
+#define GR_TPUT_TTL 0x4u       /* ttl_ms applies (0: no expiry, overrides the default) */
+
+typedef struct gr_tput {
+    unsigned flags;   /* GR_TPUT_* */
+    uint64_t version; /* CAS: the expected version; 0 means "key absent" */
+    uint64_t ttl_ms;  /* GR_TPUT_TTL: time to live from now, 0 = forever */
+} gr_tput;
+
+/* Store value under key. `how` may be NULL (plain put). On success
+ * *ret_meta (may be NULL) gets the new entry's metadata. 0, GR_EKEYEXISTS,
+ * GR_ECASMISMATCH, GR_EFULL (limit reached, not a cache), GR_ETOOBIG,
+ * GR_EBADTERM, -ENOMEM, or the log's -errno (-ENOSPC, -EFBIG, -EIO) for a disk
+ * table: the write was not made durable (docs/tables.md "Disk errors"). */
+int gr_table_put(gr_table *t, const void *key, size_t klen, const void *val, size_t vlen,
+                 const gr_tput *how, gr_tmeta *ret_meta);
+/* Delete key; if version is nonzero, only when the entry has that version.
+ * 0, GR_ENOKEY, GR_ECASMISMATCH, or as gr_table_put. */
+int gr_table_del(gr_table *t, const void *key, size_t klen, uint64_t version);
+/* Add delta to key's counter (absent: starts at 0) and return the new total in
+ * *ret_value. The counter keeps one (increments, decrements) pair per origin
+ * node, the total is their sum: the layout a replication layer merges without
+ * losing concurrent increments. An integer value put earlier becomes the
+ * counter's start. 0, GR_EWRONGTYPE (value not an integer), GR_EBADARG
+ * (total would overflow int64), or as gr_table_put. */
+int gr_table_incr(gr_table *t, const void *key, size_t klen, int64_t delta, int64_t *ret_value);
+
+/* ---- scans ----------------------------------------------------------------------------- */
+
+/* A scan request. ordered_set scans go in key order; set scans in hash order.
+ * Bounds are canonicalized keys given as msgpack terms (NULL = open). */
+typedef struct gr_tscan {
+    const void *start; /* ordered_set: first key >= start (NULL: from the start) */
+    size_t start_len;
+    const void *end; /* ordered_set: stop before key >= end (NULL: to the end) */
+    size_t end_len;
+    const void *prefix; /* a str or bin: only keys of the same type starting with it */
+    size_t prefix_len;
+    const void *cursor; /* opaque bytes from the previous page's *next (NULL: first) */
+    size_t cursor_len;
+    uint32_t limit; /* entries per page, 1..10000; 0 = 100 */
+} gr_tscan;
+
+/* Called for each entry of a page, outside every lock; key/val borrowed for
+ * the call. Return 0 to continue, nonzero to stop the page early (the cursor
+ * then resumes after the last entry passed). */
+typedef int (*gr_tscan_fn)(void *ud, const uint8_t *key, size_t klen, const uint8_t *val,
+                           size_t vlen, const gr_tmeta *meta);
+
+/* One page. *next gets the cursor of the next page (empty, len 0, when the scan
+ * is complete). A key present and unchanged during a whole scan is returned
+ * exactly once; keys written meanwhile may appear or not, never twice.
+ * 0, GR_EBADARG (bad cursor/limit/prefix), GR_EBADTERM, -ENOMEM. */
+int gr_table_scan(gr_table *t, const gr_tscan *req, gr_tscan_fn fn, void *ud, gr_tbuf *next);
+
+/* ---- maintenance ----------------------------------------------------------------------- */
+
+/* Remove up to `budget` expired entries, walking the shards (starting where
+ * the last call stopped) while holding a shard's write lock for at most 1,024
+ * entries at a time; a table without any expiring entry returns 0 at once.
+ * Expired entries are not logged (their expiry is). Returns the number
+ * removed. Any thread; the maintenance thread calls it every period. */
+uint64_t gr_table_expire(gr_table *t, uint64_t budget);
+/* Disk tables: write a snapshot now (temporary file, fsync, rename, fsync dir)
+ * and delete the log segments it covers. Blocks for the I/O; not for
+ * schedulers. 0, -errno (the old snapshot and log stay valid), or 0 for a
+ * memory table. */
+int gr_table_snapshot(gr_table *t);
+/* Disk tables: write and fsync buffered log records now (interval/never). */
+int gr_table_sync(gr_table *t);
+
+#endif
