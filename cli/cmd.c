@@ -1814,6 +1814,165 @@ static int cmd_groups(const gr_cli_ctx *ctx, int argc, char **argv)
     return ex;
 }
 
+/* ------------------------------------------------------------ plugin, port */
+
+/* Append s as a JSON string (quoted, escaped) to *buf (len *n, malloc'ed).
+ * 0 or -ENOMEM. */
+static int json_append_str(char **buf, size_t *n, const char *s)
+{
+    size_t need = *n + strlen(s) * 6 + 3;
+    char *g = realloc(*buf, need);
+
+    if (!g) {
+        return -ENOMEM;
+    }
+    *buf = g;
+    g[(*n)++] = '"';
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+
+        if (ch < 0x20) {
+            *n += (size_t)snprintf(g + *n, 7, "\\u%04x", ch);
+            continue;
+        }
+        if (ch == '"' || ch == '\\') {
+            g[(*n)++] = '\\';
+        }
+        g[(*n)++] = (char)ch;
+    }
+    g[(*n)++] = '"';
+    g[*n] = '\0';
+    return 0;
+}
+
+/* Append the literal text t to *buf. 0 or -ENOMEM. */
+static int json_append_raw(char **buf, size_t *n, const char *t)
+{
+    size_t len = strlen(t);
+    char *g = realloc(*buf, *n + len + 1);
+
+    if (!g) {
+        return -ENOMEM;
+    }
+    *buf = g;
+    memcpy(g + *n, t, len + 1);
+    *n += len;
+    return 0;
+}
+
+/* girder plugin load PATH [NODE] | unload NAME [NODE] | list [NODE]: the rpc
+ * module `plugin` of NODE (default: the contacted node), through cmd_rpc. */
+static int cmd_plugin(const gr_cli_ctx *ctx, int argc, char **argv)
+{
+    const char *sub = argv[0], *node;
+    char *rargv[4], *json = NULL;
+    int nargs = argc - 1, want, ex;
+    size_t n = 0;
+
+    if (strcmp(sub, "list") == 0) {
+        want = 0;
+    } else if (strcmp(sub, "load") == 0 || strcmp(sub, "unload") == 0) {
+        want = 1;
+    } else {
+        return gr_cli_usage_error(ctx, "plugin", "unknown subcommand '%s' (load, unload, list)",
+                                  sub);
+    }
+    if (nargs < want || nargs > want + 1) {
+        return gr_cli_usage_error(ctx, "plugin", "expected: plugin %s%s [NODE]", sub,
+                                  want ? (strcmp(sub, "load") == 0 ? " PATH" : " NAME") : "");
+    }
+    node = nargs > want ? argv[1 + want] : ctx->target.node;
+    if (want && json_append_str(&json, &n, argv[1]) < 0) {
+        report(ctx, "ENOMEM", "out of memory");
+        return GR_CLI_EXIT_UNREACHABLE;
+    }
+    rargv[0] = (char *)node;
+    rargv[1] = "plugin";
+    rargv[2] = (char *)sub;
+    rargv[3] = json;
+    ex = cmd_rpc(ctx, 3 + want, rargv);
+    free(json);
+    return ex;
+}
+
+/* girder port start [--on NODE] [--name NAME] [--kill-timeout MS] -- CMD ARGS...:
+ * proc.spawn("port", {"cmd", "args", "name", "kill_timeout_ms"}) through
+ * cmd_spawn. girder port list [NODE]: port.list() through cmd_rpc. */
+static int cmd_port(const gr_cli_ctx *ctx, int argc, char **argv)
+{
+    const char *node = NULL, *name = NULL, *kt = NULL;
+    char *sargv[4], *json = NULL;
+    size_t n = 0;
+    int i = 1, sargc = 0, ex, r = 0;
+
+    if (strcmp(argv[0], "list") == 0) {
+        char *rargv[3];
+
+        if (argc > 2) {
+            return gr_cli_usage_error(ctx, "port", "expected: port list [NODE]");
+        }
+        rargv[0] = argc == 2 ? argv[1] : (char *)ctx->target.node;
+        rargv[1] = "port";
+        rargv[2] = "list";
+        return cmd_rpc(ctx, 3, rargv);
+    }
+    if (strcmp(argv[0], "start") != 0) {
+        return gr_cli_usage_error(ctx, "port", "unknown subcommand '%s' (start, list)", argv[0]);
+    }
+    for (; i < argc && strcmp(argv[i], "--") != 0; i += 2) {
+        if (i + 1 >= argc) {
+            return gr_cli_usage_error(ctx, "port", "option %s needs a value", argv[i]);
+        }
+        if (strcmp(argv[i], "--on") == 0) {
+            node = argv[i + 1];
+        } else if (strcmp(argv[i], "--name") == 0) {
+            name = argv[i + 1];
+        } else if (strcmp(argv[i], "--kill-timeout") == 0) {
+            kt = argv[i + 1];
+            if (strspn(kt, "0123456789") != strlen(kt) || strlen(kt) == 0 || strlen(kt) > 6) {
+                return gr_cli_usage_error(ctx, "port", "--kill-timeout takes milliseconds");
+            }
+        } else {
+            return gr_cli_usage_error(ctx, "port", "unknown option '%s' (expected -- CMD ARGS...)",
+                                      argv[i]);
+        }
+    }
+    if (i >= argc || i + 1 >= argc) {
+        return gr_cli_usage_error(ctx, "port", "expected: port start [OPTIONS] -- CMD [ARGS...]");
+    }
+    r |= json_append_raw(&json, &n, "{\"cmd\": ");
+    r |= json_append_str(&json, &n, argv[i + 1]);
+    r |= json_append_raw(&json, &n, ", \"args\": [");
+    for (int k = i + 2; k < argc; k++) {
+        r |= json_append_raw(&json, &n, k > i + 2 ? ", " : "");
+        r |= json_append_str(&json, &n, argv[k]);
+    }
+    r |= json_append_raw(&json, &n, "]");
+    if (name) {
+        r |= json_append_raw(&json, &n, ", \"name\": ");
+        r |= json_append_str(&json, &n, name);
+    }
+    if (kt) {
+        r |= json_append_raw(&json, &n, ", \"kill_timeout_ms\": ");
+        r |= json_append_raw(&json, &n, kt);
+    }
+    r |= json_append_raw(&json, &n, "}");
+    if (r < 0) {
+        free(json);
+        report(ctx, "ENOMEM", "out of memory");
+        return GR_CLI_EXIT_UNREACHABLE;
+    }
+    if (node) {
+        sargv[sargc++] = "--on";
+        sargv[sargc++] = (char *)node;
+    }
+    sargv[sargc++] = "port";
+    sargv[sargc++] = json;
+    ex = cmd_spawn(ctx, sargc, sargv);
+    free(json);
+    return ex;
+}
+
 /* ------------------------------------------------------------ the table */
 
 static const gr_cli_cmd CMDS[] = {
@@ -1950,6 +2109,23 @@ static const gr_cli_cmd CMDS[] = {
      "  girder table create users --kind ordered_set\n"
      "  girder table put users '\"u:1\"' '{\"name\": \"ada\"}'",
      cmd_table},
+    {"plugin", "load PATH | unload NAME | list  [NODE]", 1, 3,
+     "load, unload or list the plugins (.so) of a node",
+     "Calls plugin.load(PATH), plugin.unload(NAME) or plugin.list() on NODE (default:\n"
+     "the contacted node) and prints the result as JSON: load prints the plugin's\n"
+     "name. PATH is a path on the node's machine; the file must not be writable by\n"
+     "group or others. Refusals are remote errors with a reason: plugin_abi,\n"
+     "plugin_no_entry, plugin_init_failed, plugin_unsafe_file, plugin_in_use (a\n"
+     "process or call of it is alive), plugin_loaded, no_plugin. docs/plugins.md.",
+     cmd_plugin},
+    {"port", "start [--on NODE] [--name NAME] [--kill-timeout MS] -- CMD [ARGS...] | list [NODE]",
+     1, -1, "start an external program as a process (a port), or list the ports",
+     "port start: proc.spawn(\"port\", {\"cmd\": CMD, \"args\": [ARGS...], \"name\": NAME,\n"
+     "\"kill_timeout_ms\": MS}) on NODE (default: the contacted node); prints the pid.\n"
+     "The program speaks 4-byte big-endian length + msgpack frames on stdin/stdout\n"
+     "(docs/ports.md); its stderr goes to the node's log. NAME registers the port.\n"
+     "port list: port.list() on NODE: pid, name, cmd, os_pid of every port.",
+     cmd_port},
 };
 
 const gr_cli_cmd *gr_cli_cmd_find(const char *name)

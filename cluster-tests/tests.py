@@ -13,6 +13,7 @@ import json
 import os
 import random
 import re
+import shutil
 import time
 
 from flood import test_flood  # r_flood, in cluster-tests/flood.py
@@ -1302,4 +1303,269 @@ TESTS = [
     ("t_tables", test_tables),
     ("u_durable", test_durable),
     ("v_pubcli", test_pubcli),
+]
+
+
+# ---- s. plugins ------------------------------------------------------------------------------
+def _plugin_copy(c, name):
+    """The test plugin tplug_NAME.so of the build, copied into the test's dir
+    with mode 0755 (whatever the build's umask), and its path."""
+    src = os.path.join(c.build, "daemon", "plugin", f"tplug_{name}.so")
+    check(os.path.exists(src), f"test plugin not built: {src}")
+    dst = os.path.join(c.dir, f"tplug_{name}.so")
+    shutil.copyfile(src, dst)
+    os.chmod(dst, 0o755)
+    return dst
+
+
+def test_plugin(c):
+    """A plugin loaded with --plugin answers `girder rpc` on its node and from
+    another node (rpc.call through the link), including a reply deferred to a
+    thread of the plugin; its behaviour runs under `girder spawn` / `call`;
+    unload is refused while its process lives and works once it is gone;
+    `girder plugin load` at run time; refusals (bad ABI, group-writable file)
+    are remote errors with their reason ids and a log line."""
+    good = _plugin_copy(c, "good")
+    a = c.node("a", extra=["--plugin", good])
+    b = c.node("b", seeds=[a])
+    c.wait_mesh([a, b])
+    a.wait_log(r"loaded tplug 1\.2\.3", 5)
+
+    r = c.expect(c.cli("rpc", a.name, "tplug", "hello", node=a), EXIT_OK, what="tplug.hello")
+    check(r.data == "hello", f"tplug.hello: {r!r}")
+    r = c.expect(c.cli("rpc", a.name, "tplug", "hello", node=b), EXIT_OK, what="via b")
+    check(r.data == "hello", f"tplug.hello via b: {r!r}")
+    r = c.expect(c.cli("rpc", a.name, "tplug", "defer", '"x"', node=b), EXIT_OK, what="defer")
+    check(r.data == ["later", "x"], f"tplug.defer: {r!r}")
+    c.expect(c.cli("rpc", a.name, "tplug", "fail", node=a), EXIT_REMOTE, "badarg")
+    c.expect(c.cli("rpc", b.name, "tplug", "hello", node=b), EXIT_REMOTE, "undef_module",
+             "b has no plugin")
+
+    r = c.expect(c.cli("plugin", "list", node=a), EXIT_OK)
+    check(isinstance(r.data, list) and len(r.data) == 1 and r.data[0]["name"] == "tplug"
+          and r.data[0]["behaviours"] == ["tplug_echo"] and r.data[0]["modules"] == ["tplug"],
+          f"plugin list: {r!r}")
+
+    pid = c.expect(c.cli("spawn", "tplug_echo", node=a), EXIT_OK).data
+    r = c.expect(c.cli("call", pid, '{"k": 1}', node=a), EXIT_OK, what="call tplug_echo")
+    check(r.data == {"k": 1}, f"tplug_echo answer: {r!r}")
+    c.expect(c.cli("plugin", "unload", "tplug", node=a), EXIT_REMOTE, "plugin_in_use")
+    c.expect(c.cli("kill", pid, node=a), EXIT_OK)
+    c.expect(c.cli("plugin", "unload", "tplug", a.name, node=b), EXIT_OK, what="unload via b")
+    c.expect(c.cli("rpc", a.name, "tplug", "hello", node=a), EXIT_REMOTE, "undef_module")
+    c.expect(c.cli("spawn", "tplug_echo", node=a), EXIT_REMOTE, "bad_behaviour")
+
+    # Run-time load on b, and the refusals.
+    r = c.expect(c.cli("plugin", "load", _plugin_copy(c, "good"), node=b), EXIT_OK)
+    check(r.data == "tplug", f"plugin load: {r!r}")
+    check(c.cli("rpc", b.name, "tplug", "hello", node=b).data == "hello", "hello after load")
+    mark = b.log_mark()
+    c.expect(c.cli("plugin", "load", _plugin_copy(c, "badabi"), node=b), EXIT_REMOTE,
+             "plugin_abi")
+    b.wait_log(r"refusing .*tplug_badabi\.so: built for plugin ABI 99", 5, mark)
+    unsafe = _plugin_copy(c, "busy")
+    os.chmod(unsafe, 0o775)
+    c.expect(c.cli("plugin", "load", unsafe, node=b), EXIT_REMOTE, "plugin_unsafe_file")
+    c.expect(c.cli("plugin", "load", _plugin_copy(c, "initfail"), node=b), EXIT_REMOTE,
+             "plugin_init_failed")
+    c.expect(c.cli("plugin", "unload", "nope", node=b), EXIT_REMOTE, "no_plugin")
+
+
+TESTS += [
+    ("w_plugin", test_plugin),
+]
+
+
+# ---- t. ports --------------------------------------------------------------------------------
+_WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "ports", "python",
+                       "example_worker.py")
+
+
+def _port_python():
+    """A python3 that has msgpack (Debian's python3-msgpack), or None."""
+    import subprocess
+    import sys
+    for py in (sys.executable, "/usr/bin/python3"):
+        if py and subprocess.run([py, "-c", "import msgpack"], capture_output=True).returncode == 0:
+            return py
+    return None
+
+
+def _os_alive(pid):
+    """Is OS process pid running (a zombie counts as gone)?"""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return not any(line.startswith("State:") and "Z" in line.split()[1] for line in f)
+    except FileNotFoundError:
+        return False
+
+
+def _ports(c, n):
+    r = c.expect(n.cli("port", "list"), EXIT_OK, what="port list")
+    check(isinstance(r.data, list), f"port list: {r!r}")
+    return {p["name"]: p for p in r.data}
+
+
+def test_port(c):
+    """A Python port (ports/python/example_worker.py) registered as a name
+    answers `girder call` from another node, and sends to a name; `girder kill`
+    of the port leaves no program behind; a port that writes garbage or an
+    oversized length is stopped with a logged reason; a program that fails to
+    exec ends its port with spawn_failed."""
+    py = _port_python()
+    check(py is not None, "no python3 with msgpack (python3-msgpack): scripts/setup-deps")
+    a = c.node("a")
+    b = c.node("b", seeds=[a])
+    c.wait_mesh([a, b])
+
+    pid = c.expect(a.cli("port", "start", "--name", "worker", "--", py, _WORKER), EXIT_OK).data
+    a.wait_log(r"port/worker: example worker \d+ ready", 10)
+    r = c.expect(b.cli("call", f"worker@{a.name}", '"hi"'), EXIT_OK, what="call from b")
+    check(r.data == ["echo", "hi", 1], f"worker answer: {r!r}")
+    r = c.expect(b.cli("call", f"worker@{a.name}", '["add", 2, 3]'), EXIT_OK)
+    check(r.data == 5, f"add: {r!r}")
+    r = c.expect(a.cli("call", "worker", '"whoami"'), EXIT_OK)
+    check(r.data == [pid, a.name, "worker"], f"whoami: {r!r} (pid {pid})")
+    ports = _ports(c, a)
+    check("worker" in ports and ports["worker"]["pid"] == pid, f"port list: {ports!r}")
+    ospid = ports["worker"]["os_pid"]
+    check(_os_alive(ospid), "the worker program runs")
+
+    # A call right after the start (the program may not run yet) is queued, not lost.
+    c.expect(a.cli("port", "start", "--name", "early", "--", py, _WORKER), EXIT_OK)
+    r = c.expect(a.cli("call", "early", '"first"'), EXIT_OK, what="call before the program runs")
+    check(r.data == ["echo", "first", 1], f"early call: {r!r}")
+    c.expect(a.cli("kill", "early"), EXIT_OK)
+
+    # girder kill: the program gets stdin EOF and is gone, no orphan.
+    c.expect(a.cli("kill", "worker"), EXIT_OK)
+    wait_until("the killed port's program to be gone", lambda: not _os_alive(ospid), 10)
+    check("worker" not in _ports(c, a), "a killed port is not listed")
+
+    # A program that ignores stdin EOF: SIGTERM, then SIGKILL, after kill_timeout.
+    c.expect(a.cli("port", "start", "--name", "sleeper", "--kill-timeout", "400", "--",
+                   "sh", "-c", "trap '' TERM; exec sleep 300 </dev/null"), EXIT_OK)
+    sleeper = wait_until("sleeper listed", lambda: _ports(c, a).get("sleeper"), 5)
+    wait_until("sleeper's os pid", lambda: _ports(c, a)["sleeper"]["os_pid"] > 0, 5)
+    sp = _ports(c, a)["sleeper"]["os_pid"]
+    c.expect(a.cli("kill", "sleeper"), EXIT_OK)
+    wait_until("sleeper's program to be gone", lambda: not _os_alive(sp), 10)
+
+    # Garbage and oversized lengths: stopped, with a logged reason.
+    mark = a.log_mark()
+    c.expect(a.cli("port", "start", "--name", "garbage", "--", py, "-c",
+                   "import sys,time; sys.stdout.buffer.write(b'\\x00\\x00\\x00\\x05hello');"
+                   "sys.stdout.flush(); time.sleep(60)"), EXIT_OK)
+    a.wait_log(r"port/garbage: stopping the port: bad_frame", 10, mark)
+    c.expect(a.cli("port", "start", "--name", "huge", "--", py, "-c",
+                   "import sys,time; sys.stdout.buffer.write(b'\\xff\\xff\\xff\\xff');"
+                   "sys.stdout.flush(); time.sleep(60)"), EXIT_OK)
+    a.wait_log(r"port/huge: stopping the port: frame_too_big \(length 4294967295", 10, mark)
+    wait_until("garbage ports gone", lambda: not ({"garbage", "huge"} & set(_ports(c, a))), 10)
+
+    # A program that cannot start.
+    mark = a.log_mark()
+    c.expect(a.cli("port", "start", "--name", "nope", "--", "/nonexistent/prog"), EXIT_OK)
+    a.wait_log(r"port/nope: cannot start /nonexistent/prog", 10, mark)
+
+
+def test_port_supervised(c):
+    """A port as a supervisor's child (behaviour "port"): its program killed
+    with kill -9 ends the port with ["signal", 9] and the supervisor restarts
+    it (a new program, the name registered again, answering calls). Then
+    girderd killed with kill -9 leaves no port program running."""
+    py = _port_python()
+    check(py is not None, "no python3 with msgpack (python3-msgpack): scripts/setup-deps")
+    a = c.node("a")
+    spec = {"strategy": "one_for_one", "intensity": 5, "period_ms": 10000,
+            "children": [{"id": "w", "behaviour": "port", "restart": "permanent",
+                          "shutdown_ms": 2000, "type": "worker",
+                          "arg": {"cmd": py, "args": [_WORKER], "name": "sw"}},
+                         {"id": "s", "behaviour": "port", "restart": "permanent",
+                          "shutdown_ms": 2000, "type": "worker",
+                          "arg": {"cmd": "sh", "args": ["-c", "exec sleep 300 </dev/null"],
+                                  "name": "sl"}}]}
+    c.expect(a.cli("spawn", "supervisor", json.dumps(spec)), EXIT_OK)
+    a.wait_log(r"port/sw: example worker \d+ ready", 10)
+    first = wait_until("sw's os pid", lambda: _ports(c, a).get("sw", {}).get("os_pid"), 5)
+    c.expect(a.cli("call", "sw", '"x"'), EXIT_OK)
+
+    mark = a.log_mark()
+    os.kill(first, 9)
+    a.wait_log(r"port/sw: program exited \(signal 9\)", 10, mark)
+    # The supervisor, linked to the port, got the reason.
+    a.wait_log(r"child .*\bw\b.* exited with .*signal\W+9", 10, mark, "the supervisor's EXIT")
+    second = wait_until("sw restarted with a new program",
+                        lambda: (_ports(c, a).get("sw", {}).get("os_pid") or first) != first
+                        and _ports(c, a)["sw"]["os_pid"], 10)
+    check(_os_alive(second) and not _os_alive(first), "old program gone, new one running")
+    a.wait_log(r"port/sw: example worker \d+ ready", 10, mark)
+    r = c.expect(a.cli("call", "sw", '"y"'), EXIT_OK, what="call the restarted port")
+    check(r.data == ["echo", "y", 1], f"restarted worker: {r!r}")
+
+    # kill -9 girderd: every port program is gone within a few seconds.
+    progs = [p["os_pid"] for p in _ports(c, a).values()]
+    check(len(progs) == 2 and all(_os_alive(p) for p in progs), f"programs: {progs}")
+    a.kill9()
+    wait_until("port programs gone after kill -9 of girderd",
+               lambda: not any(_os_alive(p) for p in progs), 3)
+
+
+TESTS += [
+    ("x_port", test_port),
+    ("y_port_supervised", test_port_supervised),
+]
+
+
+def _rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def test_port_bounds(c):
+    """Bounded queues both ways. A program that never reads its stdin while
+    100 x 100 KB messages are sent to it: the port is stopped with reason
+    port_overflow (logged) once 8 MiB wait, and girderd's RSS grows by less
+    than 64 MiB. A program flooding its stdout with frames for 3 s: girderd's
+    RSS grows by less than 64 MiB (stdout is not read while frames wait)."""
+    py = _port_python()
+    check(py is not None, "no python3 with msgpack (python3-msgpack): scripts/setup-deps")
+    a = c.node("a")
+    base = _rss_kb(a.pid)
+    mark = a.log_mark()
+    c.expect(a.cli("port", "start", "--name", "deaf", "--", "sleep", "300"), EXIT_OK)
+    big = json.dumps("x" * 100000)
+    for i in range(100):
+        r = a.cli("send", "deaf", big)
+        if r.rc != EXIT_OK:
+            check(r.error_id == "noname", f"send {i}: {r!r}")
+            break
+    a.wait_log(r"port/deaf: stdin queue above 8388608 bytes .*: stopping", 10, mark)
+    grown = _rss_kb(a.pid) - base
+    print(f"    deaf port: girderd RSS +{grown} KiB")
+    check(grown < 64 * 1024, f"girderd grew by {grown} KiB")
+
+    flood = ("import sys,struct,msgpack\n"
+             "b=msgpack.packb([2,'send',['nobody','y'*1000]])\n"
+             "f=struct.pack('>I',len(b))+b\n"
+             "o=sys.stdout.buffer\n"
+             "while True: o.write(f*64)\n")
+    base = _rss_kb(a.pid)
+    c.expect(a.cli("port", "start", "--name", "flood", "--", py, "-c", flood), EXIT_OK)
+    t0 = now()
+    peak = 0
+    while now() - t0 < 3:
+        peak = max(peak, _rss_kb(a.pid) - base)
+        time.sleep(0.2)
+    print(f"    flooding port: girderd RSS peak +{peak} KiB over 3 s")
+    check(peak < 64 * 1024, f"girderd grew by {peak} KiB under a flooding port")
+    check("flood" in _ports(c, a), "the flooding port is still running (its frames are valid)")
+    c.expect(a.cli("kill", "flood"), EXIT_OK)
+
+
+TESTS += [
+    ("z_port_bounds", test_port_bounds),
 ]

@@ -30,6 +30,8 @@
 #include "gr_version.h"
 #include "proto/cookie.h"
 #include "proto/err.h"
+#include "plugin/plugin.h"
+#include "port/port.h"
 #include "proto/term.h"
 #include "pubsub/pubsub.h"
 #include "rpc/rpc.h"
@@ -69,6 +71,8 @@ typedef struct node {
     gr_rpc *rpc;           /* serves rpc requests (workers on the schedulers) */
     gr_pubsub *pubsub;     /* topics and groups; its keeper serves rpc `pubsub` */
     gr_dist *dist;         /* links to the cluster (its own thread) */
+    gr_plugins *plugins;   /* the plugin loader; serves rpc `plugin` */
+    gr_ports *ports;       /* behaviour "port", its spawner thread; rpc `port` */
 } node;
 
 /* What a message from the probe's queue is, for main and the watcher. */
@@ -420,6 +424,26 @@ static int register_behaviours(girder_rt *rt, const gr_daemon_ext *ext)
     return 0;
 }
 
+/* The loader and the plugins of --plugin / [plugins], in order, before the
+ * root supervisor starts (so its children may run plugin behaviours). A
+ * plugin that cannot load stops the start. 0 or a negative error (logged). */
+static int load_plugins(node *n, const gr_config *cfg)
+{
+    int r;
+
+    if ((r = gr_plugins_new(n->rt, n->rpc, &n->plugins)) < 0) {
+        gr_error("node", "cannot create the plugin loader: %s", gr_strerror(r));
+        return r;
+    }
+    for (size_t i = 0; i < cfg->nplugins; i++) {
+        if ((r = gr_plugins_load(n->plugins, cfg->plugins[i], NULL)) < 0) {
+            gr_error("node", "cannot load plugin %s: %s", cfg->plugins[i], gr_strerror(r));
+            return r;
+        }
+    }
+    return 0;
+}
+
 /* ---- the node ----------------------------------------------------------------------------- */
 
 static void log_config(const gr_config *cfg)
@@ -477,6 +501,13 @@ static int run(const gr_config *cfg, const char *prog, const gr_daemon_ext *ext)
         goto out;
     }
     if (prepare_cluster(&n, cfg, &cookie, started_ms, ext) < 0) {
+        goto out;
+    }
+    if ((r = gr_ports_new(n.rt, n.rpc, &n.ports)) < 0) {
+        gr_error("node", "cannot set up ports: %s", gr_strerror(r));
+        goto out;
+    }
+    if (load_plugins(&n, cfg) < 0) {
         goto out;
     }
     if ((r = gr_rt_start(n.rt)) < 0) {
@@ -551,7 +582,9 @@ out:
     }
     n.probe = gr_probe_free(n.probe);
     gr_rt_stop(n.rt);
-    n.rpc = gr_rpc_free(n.rpc); /* after the workers are gone */
+    n.ports = gr_ports_free(n.ports);       /* kills and reaps what is left */
+    n.plugins = gr_plugins_free(n.plugins); /* no process runs plugin code now */
+    n.rpc = gr_rpc_free(n.rpc);             /* after the workers are gone */
     n.pubsub = gr_pubsub_free(n.pubsub);
     n.dist = gr_dist_free(n.dist);
     n.rt = gr_rt_free(n.rt);

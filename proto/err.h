@@ -54,7 +54,18 @@
     X(GR_ETOOBIG, -5035, "too_large", "key or value exceeds the size limit")                       \
     X(GR_ENOKEY, -5036, "not_found", "no such key")                                                \
     X(GR_EKEYEXISTS, -5037, "key_exists", "key already exists")                                    \
-    X(GR_ECORRUPT, -5038, "corrupt", "stored data is corrupt")
+    X(GR_ECORRUPT, -5038, "corrupt", "stored data is corrupt")                                     \
+    X(GR_EPLUGINABI, -5101, "plugin_abi", "plugin built for another plugin ABI")                   \
+    X(GR_EPLUGINENTRY, -5102, "plugin_no_entry",                                                   \
+      "not a Girder plugin: girder_plugin_info or girder_plugin_init missing")                     \
+    X(GR_EPLUGININIT, -5103, "plugin_init_failed", "plugin init failed")                           \
+    X(GR_EPLUGINPERM, -5104, "plugin_unsafe_file",                                                 \
+      "plugin file is writable by group or others, or not a regular file")                         \
+    X(GR_EPLUGININUSE, -5105, "plugin_in_use",                                                     \
+      "plugin still owns processes, rpc calls or deferred replies")                                \
+    X(GR_ENOPLUGIN, -5106, "no_plugin", "no such plugin loaded")                                   \
+    X(GR_EPLUGINLOADED, -5107, "plugin_loaded", "a plugin of that name is already loaded")         \
+    X(GR_EPLUGINOPEN, -5108, "plugin_open_failed", "cannot open the plugin (dlopen failed)")
 
 enum {
 #define GR_ERR_ENUM(name, value, id, msg) name = (value),

@@ -62,6 +62,7 @@ static int set_schedulers(gr_config *cfg, const char *v, gr_config_reason *why);
 static int set_log_level(gr_config *cfg, const char *v, gr_config_reason *why);
 static int set_detection_ms(gr_config *cfg, const char *v, gr_config_reason *why);
 static int set_cipher(gr_config *cfg, const char *v, gr_config_reason *why);
+static int set_plugin(gr_config *cfg, const char *v, gr_config_reason *why);
 
 static const key_def keys[] = {
     {"name", "name", "NAME@HOST", "node name", DEFAULT_NAME, set_name, false, false},
@@ -88,6 +89,10 @@ static const key_def keys[] = {
      "link cipher: auto (AES-128-OCB where both ends have AES instructions, else "
      "ChaCha20-Poly1305) or chacha20-poly1305",
      "auto", set_cipher, false, false},
+    /* In the file: `load = PATH` lines of [plugins] (ini_handle). Flags add to
+     * the file's list. */
+    {"plugin", "plugin", "PATH", "plugin (.so) to load at start; repeatable", "none", set_plugin,
+     true, false},
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -571,6 +576,36 @@ static int set_seeds(gr_config *cfg, const char *v, gr_config_reason *why)
     return r;
 }
 
+static int set_plugin(gr_config *cfg, const char *v, gr_config_reason *why)
+{
+    char **grown, *copy;
+
+    if (cfg->nplugins >= GR_CONFIG_PLUGINS_MAX) {
+        *why = GR_CONFIG_ETOOMANYPLUGINS;
+        return GR_ECONFIG;
+    }
+    if (!(copy = strdup(v))) {
+        return -ENOMEM;
+    }
+    if (!(grown = realloc(cfg->plugins, (cfg->nplugins + 1) * sizeof(*grown)))) {
+        free(copy);
+        return -ENOMEM;
+    }
+    cfg->plugins = grown;
+    cfg->plugins[cfg->nplugins++] = copy;
+    return 0;
+}
+
+static void plugins_clear(gr_config *cfg)
+{
+    for (size_t i = 0; i < cfg->nplugins; i++) {
+        free(cfg->plugins[i]);
+    }
+    free(cfg->plugins);
+    cfg->plugins = NULL;
+    cfg->nplugins = 0;
+}
+
 static void seeds_clear(gr_config *cfg)
 {
     for (size_t i = 0; i < cfg->nseeds; i++) {
@@ -639,6 +674,7 @@ void gr_config_clear(gr_config *cfg)
     free(cfg->cookie_file);
     free(cfg->data_dir);
     seeds_clear(cfg);
+    plugins_clear(cfg);
     memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -722,7 +758,8 @@ static char *ini_read_line(char *str, int num, void *stream)
     if (n > 0 && start[0] == '[') { /* n == 0: trailing blanks at the end of input */
         const char *close = memchr(start, ']', n);
         /* without ']' libinih reports the syntax error itself */
-        if (close && !((size_t)(close - start) == 5 && memcmp(start + 1, "node", 4) == 0)) {
+        if (close && !((size_t)(close - start) == 5 && memcmp(start + 1, "node", 4) == 0) &&
+            !((size_t)(close - start) == 8 && memcmp(start + 1, "plugins", 7) == 0)) {
             char name[32];
             copy_field(name, sizeof(name), start + 1, (size_t)(close - start - 1));
             fail(st->err, GR_CONFIG_ESECTION, st->file, st->line, name, NULL, NULL);
@@ -747,11 +784,16 @@ static int ini_handle(void *user, const char *section, const char *name, const c
         fail(st->err, GR_CONFIG_ENOSECTION, st->file, st->line, NULL, name, value);
         return 0;
     }
-    if (strcmp(section, "node") != 0) {
+    if (strcmp(section, "plugins") == 0) { /* load = PATH, repeatable */
+        if (strcmp(name, "load") != 0) {
+            fail(st->err, GR_CONFIG_EKEY, st->file, st->line, section, name, value);
+            return 0;
+        }
+        kd = find_key("plugin");
+    } else if (strcmp(section, "node") != 0) {
         fail(st->err, GR_CONFIG_ESECTION, st->file, st->line, section, NULL, NULL);
         return 0;
-    }
-    if (!(kd = find_key(name))) {
+    } else if (!(kd = find_key(name)) || kd->set == set_plugin) {
         fail(st->err, GR_CONFIG_EKEY, st->file, st->line, section, name, value);
         return 0;
     }
@@ -958,7 +1000,7 @@ int gr_config_load(int argc, char *argv[], gr_config_error *err, gr_config *ret_
             char flag[32];
 
             /* flags override the file: the first --seed replaces the file's list */
-            if (flags[i].kd->repeatable && !seeds_from_flags) {
+            if (flags[i].kd->set == set_seeds && !seeds_from_flags) {
                 seeds_clear(&cfg);
                 seeds_from_flags = true;
             }

@@ -56,6 +56,7 @@
 
 #define GR_CONFIG_PORT_DEFAULT 4370         /* listen port when none is configured */
 #define GR_CONFIG_SEEDS_MAX 64              /* seeds accepted from file + flags */
+#define GR_CONFIG_PLUGINS_MAX 64            /* plugins loaded at start (file + flags) */
 #define GR_CONFIG_FILE_MAX (1024 * 1024)    /* largest INI file read, bytes */
 #define GR_CONFIG_DATA_DIR_MAX 3072         /* bytes of a data_dir (room for tables/NAME/...) */
 #define GR_CONFIG_VALUE_MAX 4095            /* longest value (a path), bytes */
@@ -71,7 +72,7 @@
     X(GR_CONFIG_ESYNTAX, "syntax error: expected [section] or key = value")                        \
     X(GR_CONFIG_ELINE, "line too long")                                                            \
     X(GR_CONFIG_ENUL, "line contains a NUL byte")                                                  \
-    X(GR_CONFIG_ESECTION, "unknown section (known: [node])")                                       \
+    X(GR_CONFIG_ESECTION, "unknown section (known: [node], [plugins])")                            \
     X(GR_CONFIG_ENOSECTION, "key outside any section (put it under [node])")                       \
     X(GR_CONFIG_EKEY, "unknown key")                                                               \
     X(GR_CONFIG_EDUP, "key set twice")                                                             \
@@ -89,6 +90,7 @@
     X(GR_CONFIG_ECIPHER, "bad cipher: expected auto or chacha20-poly1305")                         \
     X(GR_CONFIG_EPLANNED,                                                                          \
       "not available yet: planned, see docs/operations.md \"Planned settings\"")                   \
+    X(GR_CONFIG_ETOOMANYPLUGINS, "too many plugins")                                               \
     X(GR_CONFIG_EOPTION, "unknown option")                                                         \
     X(GR_CONFIG_ENOARG, "option needs a value")                                                    \
     X(GR_CONFIG_EOPERAND, "unexpected argument (girderd takes options only)")
@@ -130,6 +132,8 @@ typedef struct gr_config {
     enum gr_log_level log_level; /* minimum log level */
     unsigned detection_ms;       /* silent link -> peer down after this */
     bool cipher_fast;            /* auto: AES-128-OCB where both ends can (cipher) */
+    char **plugins;              /* nplugins plugin paths to load at start, in order */
+    size_t nplugins;             /* 0..GR_CONFIG_PLUGINS_MAX */
 } gr_config;
 
 /* Why a configuration was rejected. Filled by the functions below when they

@@ -193,6 +193,33 @@ START_TEST(flags_override_file)
 }
 END_TEST
 
+/* [plugins] load = PATH lines and --plugin flags accumulate, file first. */
+START_TEST(plugins_file_and_flags)
+{
+    gr_config cfg;
+    gr_config_error err;
+    const char *path = write_file("plug.ini", "[node]\n"
+                                              "name = a@h\n"
+                                              "[plugins]\n"
+                                              "load = /opt/a.so\n"
+                                              "load = /opt/b.so\n");
+
+    ck_assert_int_eq(LOAD(&err, &cfg, "-c", (char *)path, "--plugin", "/opt/c.so"), 0);
+    ck_assert_uint_eq(cfg.nplugins, 3);
+    ck_assert_str_eq(cfg.plugins[0], "/opt/a.so");
+    ck_assert_str_eq(cfg.plugins[1], "/opt/b.so");
+    ck_assert_str_eq(cfg.plugins[2], "/opt/c.so");
+    gr_config_clear(&cfg);
+    ck_assert_int_eq(LOAD(&err, &cfg, "--plugin=/x.so"), 0);
+    ck_assert_uint_eq(cfg.nplugins, 1);
+    gr_config_clear(&cfg);
+    /* Only `load` in [plugins]; `plugin` is not a [node] key. */
+    expect_ini_error("[plugins]\npath = /a.so\n", GR_CONFIG_EKEY, 2, "path");
+    expect_ini_error("[node]\nplugin = /a.so\n", GR_CONFIG_EKEY, 2, "plugin");
+    expect_ini_error("[plugins]\nload =\n", GR_CONFIG_EEMPTY, 2, "load");
+}
+END_TEST
+
 START_TEST(help_and_version)
 {
     gr_config cfg;
@@ -687,6 +714,7 @@ static Suite *config_suite(void)
     tcase_add_test(good, full_file);
     tcase_add_test(good, flags_override_file);
     tcase_add_test(good, help_and_version);
+    tcase_add_test(good, plugins_file_and_flags);
     tcase_add_test(good, set_one_key);
     tcase_add_test(good, validators);
     tcase_add_test(good, cookie_precedence);

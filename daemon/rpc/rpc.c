@@ -52,6 +52,12 @@ typedef struct parked {
     gr_rpc_call *call;
 } parked;
 
+/* A module added at run time (a plugin's): a list, newest first. */
+typedef struct dynmod {
+    struct dynmod *next;
+    const gr_rpc_module *m; /* borrowed: valid until the runtime stopped */
+} dynmod;
+
 struct gr_rpc {
     girder_rt *rt;
     uint64_t started_ms;
@@ -66,6 +72,8 @@ struct gr_rpc {
     bool own_tables;                 /* made here (memory only): freed here */
     pthread_mutex_t lock;            /* guards parked */
     parked *parked;
+    pthread_rwlock_t modlock; /* guards dyn */
+    dynmod *dyn;              /* modules added at run time (gr_rpc_module_add) */
     atomic_uint_fast64_t next_id;
     atomic_uint_fast64_t next_tag;
     atomic_uint_fast64_t inflight;
@@ -112,6 +120,15 @@ static const gr_rpc_fn_def *lookup(const gr_rpc *rpc, const char *module, size_t
     const gr_rpc_module *m = find_module(rpc->ext, rpc->next, module, mlen);
 
     if (!m) {
+        pthread_rwlock_rdlock((pthread_rwlock_t *)&rpc->modlock);
+        for (const dynmod *d = rpc->dyn; d && !m; d = d->next) {
+            if (strlen(d->m->name) == mlen && memcmp(d->m->name, module, mlen) == 0) {
+                m = d->m;
+            }
+        }
+        pthread_rwlock_unlock((pthread_rwlock_t *)&rpc->modlock);
+    }
+    if (!m) {
         *ret_err = GR_EBADMODULE;
         return NULL;
     }
@@ -122,6 +139,56 @@ static const gr_rpc_fn_def *lookup(const gr_rpc *rpc, const char *module, size_t
     }
     *ret_err = GR_EBADFUNC;
     return NULL;
+}
+
+int gr_rpc_module_add(gr_rpc *rpc, const gr_rpc_module *m)
+{
+    dynmod *d;
+    int r = 0;
+
+    if (!m || !m->name || !m->name[0] || (m->nfns && !m->fns)) {
+        return GR_EBADARG;
+    }
+    pthread_rwlock_wrlock(&rpc->modlock);
+    if (find_module(rpc->ext, rpc->next, m->name, strlen(m->name))) {
+        r = -EEXIST;
+        goto out;
+    }
+    for (d = rpc->dyn; d; d = d->next) {
+        if (strcmp(d->m->name, m->name) == 0) {
+            r = -EEXIST;
+            goto out;
+        }
+    }
+    if (!(d = malloc(sizeof(*d)))) {
+        r = -ENOMEM;
+        goto out;
+    }
+    d->m = m;
+    d->next = rpc->dyn;
+    rpc->dyn = d;
+out:
+    pthread_rwlock_unlock(&rpc->modlock);
+    return r;
+}
+
+int gr_rpc_module_remove(gr_rpc *rpc, const gr_rpc_module *m)
+{
+    int r = -ENOENT;
+
+    pthread_rwlock_wrlock(&rpc->modlock);
+    for (dynmod **pd = &rpc->dyn; *pd; pd = &(*pd)->next) {
+        if ((*pd)->m == m) {
+            dynmod *d = *pd;
+
+            *pd = d->next;
+            free(d);
+            r = 0;
+            break;
+        }
+    }
+    pthread_rwlock_unlock(&rpc->modlock);
+    return r;
 }
 
 /* ---- answering ---------------------------------------------------------------------- */
@@ -700,8 +767,14 @@ int gr_rpc_new(const gr_rpc_config *cfg, gr_rpc **ret_rpc)
         free(rpc);
         return -r;
     }
+    if ((r = pthread_rwlock_init(&rpc->modlock, NULL)) != 0) {
+        pthread_mutex_destroy(&rpc->lock);
+        free(rpc);
+        return -r;
+    }
     r = girder_behaviour_register(cfg->rt, &worker_behaviour);
     if (r < 0 && r != -EEXIST) {
+        pthread_rwlock_destroy(&rpc->modlock);
         pthread_mutex_destroy(&rpc->lock);
         free(rpc);
         return r;
@@ -757,6 +830,13 @@ gr_rpc *gr_rpc_free(gr_rpc *rpc)
         call_free(p->call);
         free(p);
     }
+    while (rpc->dyn) {
+        dynmod *d = rpc->dyn;
+
+        rpc->dyn = d->next;
+        free(d);
+    }
+    pthread_rwlock_destroy(&rpc->modlock);
     if (rpc->own_tables) {
         gr_tables_free(rpc->tables);
     }

@@ -69,6 +69,15 @@ struct gr_rpc_call {
     uint64_t answer_tag;           /* local: the answer's tag */
 };
 
+/* Serve module m from now on (a plugin's, daemon/plugin/): m and its
+ * functions are borrowed and must stay valid until the runtime stopped, even
+ * after gr_rpc_module_remove (a worker may still hold a function). 0,
+ * -EEXIST (the name is taken), GR_EBADARG, -ENOMEM. Any thread. */
+int gr_rpc_module_add(gr_rpc *rpc, const gr_rpc_module *m);
+/* Stop serving m (the pointer added): new requests get undef_module. 0 or
+ * -ENOENT. Any thread. */
+int gr_rpc_module_remove(gr_rpc *rpc, const gr_rpc_module *m);
+
 /* Answer with one msgpack term. GR_RPC_DONE, or a negative code when the term
  * could not be sent (the call then counts as answered anyway). */
 int gr_rpc_answer(gr_rpc_call *c, const void *term, size_t len);

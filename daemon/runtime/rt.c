@@ -435,6 +435,30 @@ out:
     return r;
 }
 
+const girder_behaviour *gr_rt_ctx_behaviour(girder_ctx *ctx)
+{
+    return gr_proc_of(ctx)->beh;
+}
+
+int gr_rt_behaviour_unregister(girder_rt *rt, const girder_behaviour *b)
+{
+    int r = -ENOENT;
+
+    pthread_mutex_lock(&rt->lock);
+    for (gr_behav_entry **pe = &rt->behaviours; *pe; pe = &(*pe)->next) {
+        if ((*pe)->b == b) {
+            gr_behav_entry *e = *pe;
+
+            *pe = e->next;
+            free(e);
+            r = 0;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&rt->lock);
+    return r;
+}
+
 const girder_behaviour *girder_behaviour_find(girder_rt *rt, const char *name)
 {
     const girder_behaviour *b = NULL;

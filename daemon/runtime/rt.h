@@ -59,6 +59,15 @@ struct event_base *gr_rt_sched_base(girder_rt *rt, unsigned i);
 int gr_rt_spawn(girder_rt *rt, const girder_behaviour *b, const girder_msg *arg,
                 girder_pid *ret_pid);
 
+/* The behaviour the calling process runs (the pointer it was spawned with).
+ * Inside a callback of that process. */
+const girder_behaviour *gr_rt_ctx_behaviour(girder_ctx *ctx);
+
+/* Withdraw a registered behaviour (the exact pointer registered): later
+ * spawns by name fail with GR_EBADBEHAVIOUR; running processes keep it (the
+ * caller keeps `b` valid until they are gone). 0 or -ENOENT. Any thread. */
+int gr_rt_behaviour_unregister(girder_rt *rt, const girder_behaviour *b);
+
 /* Send from a non-scheduler thread (no sender pid). Takes msg on success. Any
  * thread. */
 int gr_rt_send(girder_rt *rt, girder_pid to, girder_msg *msg);

@@ -1,0 +1,219 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * test_plugin.c - plugins for plugin_test, one per TPLUG_* macro, built like a
+ * third party's: the public header only, no girderd symbol.
+ *   GOOD      behaviour "tplug_echo" (answers a call with its request), module
+ *             "tplug": hello() -> "hello", defer(X) -> ["later", X] from a thread
+ *             of the plugin (joined by on_unload), fail() -> error badarg.
+ *   NOINIT    girder_plugin_info but no girder_plugin_init
+ *   BADABI    ABI major 99
+ *   NEWAPI    needs table version 999
+ *   INITFAIL  registers behaviour "tplug_fail" and module "tplugfail", then fails
+ *   BUSY      module "tplugbusy"; its on_unload vetoes
+ */
+#include "girder/girder_plugin.h"
+
+/* Each variant uses a part of this file. */
+#pragma GCC diagnostic ignored "-Wunused-function"
+#pragma GCC diagnostic ignored "-Wunused-variable"
+#pragma GCC diagnostic ignored "-Wunused-const-variable"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(TPLUG_GOOD)
+#define NAME "tplug"
+#elif defined(TPLUG_NOINIT)
+#define NAME "tplug_noinit"
+#elif defined(TPLUG_BADABI)
+#define NAME "tplug_badabi"
+#elif defined(TPLUG_NEWAPI)
+#define NAME "tplug_newapi"
+#elif defined(TPLUG_INITFAIL)
+#define NAME "tplug_initfail"
+#else
+#define NAME "tplug_busy"
+#endif
+
+static const girder_plugin_api *api;
+
+/* Threads started by defer(): joined by on_unload. */
+#define MAX_THREADS 64
+static pthread_t threads[MAX_THREADS];
+static int nthreads;
+static pthread_mutex_t tlock = PTHREAD_MUTEX_INITIALIZER;
+
+static int on_unload(void)
+{
+#ifdef TPLUG_BUSY
+    return -1;
+#else
+    pthread_mutex_lock(&tlock);
+    for (int i = 0; i < nthreads; i++) {
+        pthread_join(threads[i], NULL);
+    }
+    nthreads = 0;
+    pthread_mutex_unlock(&tlock);
+    return 0;
+#endif
+}
+
+#if defined(TPLUG_BADABI)
+const struct girder_plugin_info girder_plugin_info = {
+    sizeof(struct girder_plugin_info), 99, 1, 0, NAME, "0", NULL};
+#elif defined(TPLUG_NEWAPI)
+const struct girder_plugin_info girder_plugin_info = {
+    sizeof(struct girder_plugin_info), GIRDER_PLUGIN_ABI_MAJOR, 999, 0, NAME, "0", NULL};
+#else
+GIRDER_PLUGIN(NAME, "1.2.3", on_unload);
+#endif
+
+/* ---- behaviour: answers ["$call", From, Ref, Req] with Req ---- */
+
+static int echo_init(girder_ctx *ctx, const girder_msg *arg, void **ret_state)
+{
+    *ret_state = NULL;
+    return 0;
+}
+
+static int echo_handle(girder_ctx *ctx, void *state, const girder_msg *msg)
+{
+    msgpack_unpacked up;
+    girder_pid from;
+    girder_ref ref;
+
+    msgpack_unpacked_init(&up);
+    if (api->msg_unpack(msg, &up) == 0 && up.data.type == MSGPACK_OBJECT_ARRAY &&
+        up.data.via.array.size == 4 && api->get_pid(ctx, &up.data.via.array.ptr[1], &from) == 0 &&
+        api->get_ref(ctx, &up.data.via.array.ptr[2], &ref) == 0) {
+        girder_msg *resp = api->msg_from_object(&up.data.via.array.ptr[3]);
+
+        if (resp) {
+            api->reply(ctx, from, ref, resp);
+            api->msg_unref(resp);
+        }
+    }
+    msgpack_unpacked_destroy(&up);
+    if (api->msg_is_atom(msg, "stop")) {
+        return GIRDER_STOP;
+    }
+    return GIRDER_CONTINUE;
+}
+
+static const girder_behaviour echo = {
+    .name = "tplug_echo", .init = echo_init, .handle = echo_handle};
+static const girder_behaviour failbeh = {
+    .name = "tplug_fail", .init = echo_init, .handle = echo_handle};
+
+/* ---- rpc ---- */
+
+static int fn_hello(girder_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
+{
+    static const char hello[] = {(char)0xa5, 'h', 'e', 'l', 'l', 'o'};
+
+    return api->rpc_answer(c, hello, sizeof(hello));
+}
+
+static int fn_fail(girder_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
+{
+    return -5021; /* GR_EBADARG */
+}
+
+typedef struct job {
+    girder_deferred *d;
+    msgpack_object_str arg;
+    char buf[64];
+} job;
+
+static void *work(void *p)
+{
+    job *j = p;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 2);
+    msgpack_pack_str_with_body(&pk, "later", 5);
+    msgpack_pack_str_with_body(&pk, j->buf, j->arg.size);
+    api->deferred_answer(j->d, sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+    free(j);
+    return NULL;
+}
+
+static int fn_defer(girder_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
+{
+    job *j;
+    int r;
+
+    if (args->type != MSGPACK_OBJECT_ARRAY || args->via.array.size != 1 ||
+        args->via.array.ptr[0].type != MSGPACK_OBJECT_STR ||
+        args->via.array.ptr[0].via.str.size >= 64) {
+        return -5021;
+    }
+    if (!(j = calloc(1, sizeof(*j)))) {
+        return -12;
+    }
+    j->arg = args->via.array.ptr[0].via.str;
+    memcpy(j->buf, j->arg.ptr, j->arg.size);
+    if ((r = api->rpc_defer(c, ctx, &j->d)) < 0) {
+        free(j);
+        return r;
+    }
+    pthread_mutex_lock(&tlock);
+    if (nthreads == MAX_THREADS || pthread_create(&threads[nthreads], NULL, work, j) != 0) {
+        pthread_mutex_unlock(&tlock);
+        api->deferred_fail(j->d, -12);
+        free(j);
+        return GIRDER_RPC_WAIT;
+    }
+    nthreads++;
+    pthread_mutex_unlock(&tlock);
+    return GIRDER_RPC_WAIT;
+}
+
+static const girder_rpc_fn fns[] = {
+    {sizeof(girder_rpc_fn), "hello", fn_hello, NULL},
+    {sizeof(girder_rpc_fn), "defer", fn_defer, NULL},
+    {sizeof(girder_rpc_fn), "fail", fn_fail, NULL},
+};
+
+#if defined(TPLUG_GOOD)
+static const girder_rpc_module_def mod = {sizeof(mod), "tplug", fns, 3};
+#elif defined(TPLUG_INITFAIL)
+static const girder_rpc_module_def mod = {sizeof(mod), "tplugfail", fns, 3};
+#else
+static const girder_rpc_module_def mod = {sizeof(mod), "tplugbusy", fns, 3};
+#endif
+
+#ifndef TPLUG_NOINIT
+int girder_plugin_init(const girder_plugin_api *a, girder_plugin *self)
+{
+    int r;
+
+    api = a;
+    if (a->api_version < GIRDER_PLUGIN_API_VERSION) {
+        return -1;
+    }
+#if defined(TPLUG_GOOD)
+    if ((r = GIRDER_REGISTER_BEHAVIOUR(a, self, &echo)) < 0) {
+        return r;
+    }
+#elif defined(TPLUG_INITFAIL)
+    if ((r = GIRDER_REGISTER_BEHAVIOUR(a, self, &failbeh)) < 0) {
+        return r;
+    }
+#endif
+    if ((r = a->rpc_module_register(self, &mod)) < 0) {
+        return r;
+    }
+    a->log(self, 1, "%s initialised", NAME);
+#ifdef TPLUG_INITFAIL
+    return -22;
+#else
+    return 0;
+#endif
+}
+#endif

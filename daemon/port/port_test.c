@@ -1,0 +1,246 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * port_test.c - the behaviour "port" with real programs (sh, printf, cat): exit
+ * status, signal and normal exits as reasons; a program that cannot start;
+ * garbage and an oversized length stopping the port; a frame that sends to a
+ * registered name; a call answered through `cat` (which echoes every frame, so
+ * the node's request comes back as a request of the port, is answered
+ * undef_function, and that answer comes back as the port's answer). No
+ * Python: the cluster tests cover the Python helper.
+ */
+#include "port/port.h"
+
+#include "proto/err.h"
+#include "proto/term.h"
+#include "runtime/rt.h"
+
+#include <check.h>
+#include <errno.h>
+#include <msgpack.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define WAIT_MS 10000
+
+static girder_rt *rt;
+static gr_ports *ports;
+static gr_probe *probe;
+
+static void setup(void)
+{
+    gr_rt_config rc = {.node_name = "porttest@127.0.0.1", .schedulers = 2};
+
+    ck_assert_int_eq(gr_rt_new(&rc, &rt), 0);
+    ck_assert_int_eq(gr_ports_new(rt, NULL, &ports), 0);
+    ck_assert_int_eq(gr_rt_start(rt), 0);
+    ck_assert_int_eq(gr_probe_new(rt, &probe), 0);
+}
+
+static void teardown(void)
+{
+    probe = gr_probe_free(probe);
+    gr_rt_stop(rt);
+    ports = gr_ports_free(ports);
+    rt = gr_rt_free(rt);
+}
+
+typedef struct spawn_arg {
+    const char *const *argv; /* cmd, args..., NULL */
+    girder_pid pid;
+} spawn_arg;
+
+static int do_spawn(girder_ctx *ctx, void *arg)
+{
+    spawn_arg *s = arg;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    girder_msg *m;
+    girder_ref mref;
+    size_t n = 0;
+    int r;
+
+    while (s->argv[n]) {
+        n++;
+    }
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 3);
+    msgpack_pack_str_with_body(&pk, "cmd", 3);
+    msgpack_pack_str_with_body(&pk, s->argv[0], strlen(s->argv[0]));
+    msgpack_pack_str_with_body(&pk, "args", 4);
+    msgpack_pack_array(&pk, n - 1);
+    for (size_t i = 1; i < n; i++) {
+        msgpack_pack_str_with_body(&pk, s->argv[i], strlen(s->argv[i]));
+    }
+    msgpack_pack_str_with_body(&pk, "kill_timeout_ms", 15);
+    msgpack_pack_uint32(&pk, 500);
+    m = girder_msg_new(sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+    r = girder_spawn_named(ctx, GR_PORT_BEHAVIOUR, m, GIRDER_SPAWN_MONITOR, &s->pid, &mref);
+    girder_msg_unref(m);
+    return r;
+}
+
+static girder_pid spawn(const char *const *argv)
+{
+    spawn_arg s = {.argv = argv};
+
+    ck_assert_int_eq(gr_probe_run(probe, do_spawn, &s), 0);
+    return s.pid;
+}
+
+/* Next message of the probe whose first element is `tag`; its unpacked form. */
+static girder_msg *recv_tagged(const char *tag, msgpack_unpacked *up)
+{
+    for (;;) {
+        girder_msg *m = NULL;
+
+        ck_assert_msg(gr_probe_recv(probe, WAIT_MS, &m) == 0, "no %s", tag);
+        msgpack_unpacked_init(up);
+        if (girder_msg_unpack(m, up) == 0 && up->data.type == MSGPACK_OBJECT_ARRAY &&
+            up->data.via.array.size >= 1 && gr_term_is_str(&up->data.via.array.ptr[0], tag)) {
+            return m;
+        }
+        msgpack_unpacked_destroy(up);
+        girder_msg_unref(m);
+    }
+}
+
+/* Wait for the DOWN and return its reason printed as text (static buffer). */
+static const char *down_reason(void)
+{
+    static char buf[256];
+    msgpack_unpacked up;
+    girder_msg *m = recv_tagged("DOWN", &up);
+
+    ck_assert_uint_eq(up.data.via.array.size, 5);
+    msgpack_object_print_buffer(buf, sizeof(buf), up.data.via.array.ptr[4]);
+    msgpack_unpacked_destroy(&up);
+    girder_msg_unref(m);
+    return buf;
+}
+
+START_TEST(exits_are_reasons)
+{
+    static const char *const st3[] = {"sh", "-c", "exit 3", NULL};
+    static const char *const sig9[] = {"sh", "-c", "kill -9 $$", NULL};
+    static const char *const ok[] = {"sh", "-c", "exit 0", NULL};
+    static const char *const none[] = {"/nonexistent/program", NULL};
+
+    spawn(st3);
+    ck_assert_str_eq(down_reason(), "[\"exit_status\", 3]");
+    spawn(sig9);
+    ck_assert_str_eq(down_reason(), "[\"signal\", 9]");
+    spawn(ok);
+    ck_assert_str_eq(down_reason(), "\"normal\"");
+    spawn(none);
+    ck_assert_str_eq(down_reason(), "\"spawn_failed\"");
+}
+END_TEST
+
+START_TEST(garbage_stops_the_port)
+{
+    static const char *const huge[] = {"sh", "-c", "printf 'AAAAAAAA'; exec sleep 30", NULL};
+    static const char *const bad[] = {
+        "sh", "-c", "printf '\\000\\000\\000\\002\\300\\300'; exec sleep 30", NULL};
+    static const char *const shape[] = {"sh", "-c",
+                                        "printf '\\000\\000\\000\\001\\300'; exec sleep 30", NULL};
+
+    spawn(huge);
+    ck_assert_str_eq(down_reason(), "\"frame_too_big\"");
+    spawn(bad);
+    ck_assert_str_eq(down_reason(), "\"bad_frame\"");
+    spawn(shape); /* one msgpack value, but not msgpack-RPC */
+    ck_assert_str_eq(down_reason(), "\"bad_frame\"");
+}
+END_TEST
+
+static int reg_probe(girder_ctx *ctx, void *arg)
+{
+    return girder_register(ctx, "tprobe", girder_self(ctx));
+}
+
+typedef struct call_arg {
+    girder_pid to;
+    girder_ref ref;
+} call_arg;
+
+static int do_call(girder_ctx *ctx, void *arg)
+{
+    call_arg *a = arg;
+    girder_msg *req = girder_msg_atom("x");
+    int r = girder_call(ctx, a->to, req, true, &a->ref);
+
+    girder_msg_unref(req);
+    return r;
+}
+
+static int do_kill(girder_ctx *ctx, void *arg)
+{
+    girder_msg *kill = girder_msg_atom("kill");
+    int r = girder_exit(ctx, *(girder_pid *)arg, kill);
+
+    girder_msg_unref(kill);
+    return r;
+}
+
+START_TEST(send_and_call)
+{
+    /* [2, "send", ["tprobe", "hi"]], 18 bytes, then wait for stdin EOF. */
+    static const char *const sender[] = {
+        "sh", "-c",
+        "printf '\\000\\000\\000\\022\\223\\002\\244send\\222\\246tprobe\\242hi';"
+        " exec cat >/dev/null",
+        NULL};
+    static const char *const echo[] = {"cat", NULL};
+    msgpack_unpacked up;
+    girder_msg *m = NULL;
+    call_arg ca;
+    girder_pid pid;
+
+    ck_assert_int_eq(gr_probe_run(probe, reg_probe, NULL), 0);
+    pid = spawn(sender);
+    ck_assert_int_eq(gr_probe_recv(probe, WAIT_MS, &m), 0);
+    ck_assert(girder_msg_is_atom(m, "hi"));
+    girder_msg_unref(m);
+    /* Killing the port closes the program's stdin: cat ends, the port is gone. */
+    ck_assert_int_eq(gr_probe_run(probe, do_kill, &pid), 0);
+    ck_assert_str_eq(down_reason(), "\"killed\"");
+
+    ca.to = spawn(echo);
+    ck_assert_int_eq(gr_probe_run(probe, do_call, &ca), 0);
+    m = recv_tagged("$reply", &up);
+    ck_assert_uint_eq(up.data.via.array.size, 3);
+    {
+        char buf[128];
+
+        msgpack_object_print_buffer(buf, sizeof(buf), up.data.via.array.ptr[2]);
+        ck_assert_str_eq(buf, "[\"error\", \"undef_function\"]");
+    }
+    msgpack_unpacked_destroy(&up);
+    girder_msg_unref(m);
+    ck_assert_int_eq(gr_probe_run(probe, do_kill, &ca.to), 0);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("port");
+    TCase *tc = tcase_create("port");
+    SRunner *sr;
+    int failed;
+
+    signal(SIGPIPE, SIG_IGN); /* as girderd: a program gone is EPIPE (port.h) */
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, exits_are_reasons);
+    tcase_add_test(tc, garbage_stops_the_port);
+    tcase_add_test(tc, send_and_call);
+    suite_add_tcase(s, tc);
+    sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
