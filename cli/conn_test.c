@@ -17,6 +17,7 @@
 #include "proto/handshake.h"
 
 #include <arpa/inet.h>
+#include "testing/gr_test.h"
 #include <check.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -916,16 +917,12 @@ START_TEST(cmd_remote_error_and_usage)
 }
 END_TEST
 
-int main(void)
+static Suite *conn_suite(void)
 {
     Suite *s = suite_create("cli_conn");
-    TCase *tc = tcase_create("conn");
-    TCase *tm = tcase_create("cmd");
-    SRunner *sr;
-    int failed;
+    TCase *tc = gr_test_tcase(s, "conn", setup, NULL, 20);
+    TCase *tm = gr_test_tcase(s, "cmd", setup, NULL, 20);
 
-    tcase_add_checked_fixture(tc, setup, NULL);
-    tcase_set_timeout(tc, 20);
     tcase_add_test(tc, target_parsing);
     tcase_add_test(tc, call_success);
     tcase_add_test(tc, two_calls_one_connection);
@@ -942,17 +939,14 @@ int main(void)
     tcase_add_test(tc, silent_node_times_out);
     tcase_add_test(tc, accepting_but_mute_times_out);
     tcase_add_test(tc, close_before_reply);
-    suite_add_tcase(s, tc);
-    tcase_add_checked_fixture(tm, setup, NULL);
-    tcase_set_timeout(tm, 20);
     tcase_add_test(tm, cmd_ping_and_json);
     tcase_add_test(tm, cmd_nodes_table);
     tcase_add_test(tm, cmd_rpc_direct_and_routed);
     tcase_add_test(tm, cmd_remote_error_and_usage);
-    suite_add_tcase(s, tm);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return s;
+}
+
+int main(void)
+{
+    return gr_test_run(conn_suite);
 }

@@ -11,6 +11,7 @@
 #include "proto/handshake.h"
 #include "proto/handshake_int.h"
 
+#include "testing/gr_test.h"
 #include <check.h>
 #include <errno.h>
 #include <sodium.h>
@@ -971,9 +972,8 @@ END_TEST
 static Suite *handshake_suite(void)
 {
     Suite *s = suite_create("handshake");
-    TCase *tc = tcase_create("handshake");
+    TCase *tc = gr_test_tcase(s, "handshake", setup, NULL, 0);
 
-    tcase_add_checked_fixture(tc, setup, NULL);
     tcase_add_test(tc, success_both_ways);
     tcase_add_test(tc, success_byte_by_byte);
     tcase_add_test(tc, leftover_bytes_belong_to_records);
@@ -993,17 +993,10 @@ static Suite *handshake_suite(void)
     tcase_add_test(tc, unknown_reject_reason);
     tcase_add_test(tc, config_checks);
     tcase_add_test(tc, known_answer);
-    suite_add_tcase(s, tc);
     return s;
 }
 
 int main(void)
 {
-    SRunner *sr = srunner_create(handshake_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return gr_test_run(handshake_suite);
 }

@@ -6,6 +6,7 @@
 #include "proto/err.h"
 #include "proto/term.h"
 
+#include "testing/gr_test.h"
 #include <check.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -233,7 +234,7 @@ END_TEST
 static Suite *term_suite(void)
 {
     Suite *s = suite_create("term");
-    TCase *tc = tcase_create("codec");
+    TCase *tc = gr_test_tcase(s, "codec", NULL, NULL, 0);
 
     tcase_add_test(tc, pid_roundtrip);
     tcase_add_test(tc, decode_id_from_bytes);
@@ -245,17 +246,10 @@ static Suite *term_suite(void)
     tcase_add_test(tc, validate_huge_declared_lengths);
     tcase_add_test(tc, validate_reserved_byte_and_short_headers);
     tcase_add_test(tc, is_str);
-    suite_add_tcase(s, tc);
     return s;
 }
 
 int main(void)
 {
-    SRunner *sr = srunner_create(term_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return gr_test_run(term_suite);
 }

@@ -16,6 +16,7 @@
 #include "runtime/rt.h"
 #include "util/clock.h"
 
+#include "testing/gr_test.h"
 #include <check.h>
 #include <errno.h>
 #include <msgpack.h>
@@ -344,28 +345,18 @@ END_TEST
 static Suite *seq_suite(void)
 {
     Suite *s = suite_create("seq");
-    TCase *tc = tcase_create("checker");
+    TCase *tc = gr_test_tcase(s, "checker", NULL, NULL, 0);
 
     tcase_add_test(tc, checker_in_order_and_gaps);
-    suite_add_tcase(s, tc);
-    tc = tcase_create("behaviour");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 30);
+    tc = gr_test_tcase(s, "behaviour", setup, teardown, 30);
     tcase_add_test(tc, burst_to_pid_in_order);
     tcase_add_test(tc, burst_to_name);
     tcase_add_test(tc, burst_into_probe);
     tcase_add_test(tc, bad_requests);
-    suite_add_tcase(s, tc);
     return s;
 }
 
 int main(void)
 {
-    SRunner *sr = srunner_create(seq_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return gr_test_run(seq_suite);
 }

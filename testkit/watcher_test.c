@@ -17,6 +17,7 @@
 #include "runtime/rt.h"
 #include "util/clock.h"
 
+#include "testing/gr_test.h"
 #include <check.h>
 #include <errno.h>
 #include <msgpack.h>
@@ -359,24 +360,15 @@ END_TEST
 static Suite *watcher_suite(void)
 {
     Suite *s = suite_create("watcher");
-    TCase *tc = tcase_create("requests");
+    TCase *tc = gr_test_tcase(s, "requests", setup, teardown, 30);
 
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 30);
     tcase_add_test(tc, down_and_exit_logged_once_with_time);
     tcase_add_test(tc, dead_pid_is_noproc);
     tcase_add_test(tc, bad_requests);
-    suite_add_tcase(s, tc);
     return s;
 }
 
 int main(void)
 {
-    SRunner *sr = srunner_create(watcher_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return gr_test_run(watcher_suite);
 }

@@ -8,6 +8,7 @@
 
 #include "proto/err.h"
 
+#include "testing/gr_test.h"
 #include <check.h>
 #include <errno.h>
 #include <limits.h>
@@ -647,10 +648,9 @@ END_TEST
 static Suite *config_suite(void)
 {
     Suite *s = suite_create("config");
-    TCase *good = tcase_create("good");
-    TCase *bad = tcase_create("bad");
+    TCase *good = gr_test_tcase(s, "good", setup, teardown, 0);
+    TCase *bad = gr_test_tcase(s, "bad", setup, teardown, 0);
 
-    tcase_add_checked_fixture(good, setup, teardown);
     tcase_add_test(good, defaults);
     tcase_add_test(good, full_file);
     tcase_add_test(good, flags_override_file);
@@ -658,9 +658,7 @@ static Suite *config_suite(void)
     tcase_add_test(good, set_one_key);
     tcase_add_test(good, validators);
     tcase_add_test(good, cookie_precedence);
-    suite_add_tcase(s, good);
 
-    tcase_add_checked_fixture(bad, setup, teardown);
     tcase_add_test(bad, err_unknown_section);
     tcase_add_test(bad, err_key_outside_section);
     tcase_add_test(bad, err_unknown_key);
@@ -677,17 +675,10 @@ static Suite *config_suite(void)
     tcase_add_test(bad, err_flags);
     tcase_add_test(bad, error_value_is_sanitised);
     tcase_add_test(bad, err_planned_options);
-    suite_add_tcase(s, bad);
     return s;
 }
 
 int main(void)
 {
-    SRunner *sr = srunner_create(config_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return gr_test_run(config_suite);
 }

@@ -21,6 +21,7 @@
 #include "runtime/rt.h"
 #include "services/services.h"
 
+#include "testing/gr_test.h"
 #include <check.h>
 #include <msgpack.h>
 #include <pthread.h>
@@ -459,24 +460,15 @@ END_TEST
 static Suite *cluster_suite(void)
 {
     Suite *s = suite_create("rpc-cluster");
-    TCase *tc = tcase_create("cluster");
+    TCase *tc = gr_test_tcase(s, "cluster", setup, teardown, 120);
 
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 120);
     tcase_add_test(tc, monitor_nodes_real_dist);
     tcase_add_test(tc, multicall_three_nodes);
     tcase_add_test(tc, cast_runs_remotely);
-    suite_add_tcase(s, tc);
     return s;
 }
 
 int main(void)
 {
-    SRunner *sr = srunner_create(cluster_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return gr_test_run(cluster_suite);
 }

@@ -17,6 +17,7 @@
 #include "runtime/rt.h"
 #include "runtime/rt_int.h" /* a scheduler's sleeping flag (held wake-ups) */
 
+#include "testing/gr_test.h"
 #include <check.h>
 #include <errno.h>
 #include <pthread.h>
@@ -1585,11 +1586,9 @@ END_TEST
 static Suite *remote_suite(void)
 {
     Suite *s = suite_create("remote");
-    TCase *tc = tcase_create("two-runtimes");
+    TCase *tc = gr_test_tcase(s, "two-runtimes", setup, teardown, 120);
     TCase *ts;
 
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_send_by_pid);
     tcase_add_test(tc, test_send_by_name);
     tcase_add_test(tc, test_ordering_100k);
@@ -1607,11 +1606,8 @@ static Suite *remote_suite(void)
     tcase_add_test(tc, test_node_down_twice_and_reconnect);
     tcase_add_test(tc, test_deliver_and_node_down_reject_bad_input);
     tcase_add_test(tc, test_no_hook_means_not_connected);
-    suite_add_tcase(s, tc);
 
-    ts = tcase_create("spawn");
-    tcase_add_checked_fixture(ts, setup, teardown);
-    tcase_set_timeout(ts, 120);
+    ts = gr_test_tcase(s, "spawn", setup, teardown, 120);
     tcase_add_test(ts, test_spawn_remote_link_trapped);
     tcase_add_test(ts, test_spawn_remote_link_kills_parent);
     tcase_add_test(ts, test_spawn_remote_monitor_down_has_request_ref);
@@ -1624,17 +1620,10 @@ static Suite *remote_suite(void)
     tcase_add_test(ts, test_spawn_local_same_path);
     tcase_add_test(ts, test_deliver_rejects_bad_spawn);
     tcase_add_test(ts, test_deliver_held_wakes_at_flush);
-    suite_add_tcase(s, ts);
     return s;
 }
 
 int main(void)
 {
-    SRunner *sr = srunner_create(remote_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_ENV);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return gr_test_run(remote_suite);
 }

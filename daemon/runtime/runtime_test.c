@@ -13,6 +13,7 @@
 #include "proto/term.h"
 #include "runtime/rt.h"
 
+#include "testing/gr_test.h"
 #include <check.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -1429,12 +1430,10 @@ END_TEST
 static Suite *runtime_suite(void)
 {
     Suite *s = suite_create("runtime");
-    TCase *tc = tcase_create("two-schedulers");
-    TCase *one = tcase_create("one-scheduler");
-    TCase *nm = tcase_create("node-monitor-hook");
+    TCase *tc = gr_test_tcase(s, "two-schedulers", setup2, teardown, 60);
+    TCase *one = gr_test_tcase(s, "one-scheduler", setup1, teardown, 60);
+    TCase *nm = gr_test_tcase(s, "node-monitor-hook", setup_nm, teardown, 60);
 
-    tcase_add_checked_fixture(tc, setup2, teardown);
-    tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_spawn_send_receive);
     tcase_add_test(tc, test_ordering_per_pair);
     tcase_add_test(tc, test_ordering_cross_scheduler);
@@ -1469,28 +1468,15 @@ static Suite *runtime_suite(void)
     tcase_add_test(tc, test_process_list_request);
     tcase_add_test(tc, test_process_list_concurrent);
     tcase_add_test(tc, test_monitor_nodes_without_distribution);
-    suite_add_tcase(s, tc);
 
-    tcase_add_checked_fixture(one, setup1, teardown);
-    tcase_set_timeout(one, 60);
     tcase_add_test(one, test_fairness);
-    suite_add_tcase(s, one);
 
-    tcase_add_checked_fixture(nm, setup_nm, teardown);
-    tcase_set_timeout(nm, 60);
     tcase_add_test(nm, test_monitor_nodes_hook);
     tcase_add_test(nm, test_monitor_nodes_dropped_at_stop);
-    suite_add_tcase(s, nm);
     return s;
 }
 
 int main(void)
 {
-    SRunner *sr = srunner_create(runtime_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return gr_test_run(runtime_suite);
 }

@@ -12,6 +12,7 @@
 #include "proto/term.h"
 #include "runtime/rt.h"
 
+#include "testing/gr_test.h"
 #include <check.h>
 #include <msgpack.h>
 #include <stdlib.h>
@@ -299,10 +300,8 @@ END_TEST
 static Suite *sys_suite(void)
 {
     Suite *s = suite_create("sys");
-    TCase *tc = tcase_create("requests");
+    TCase *tc = gr_test_tcase(s, "requests", setup, teardown, 30);
 
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 30);
     tcase_add_test(tc, version);
     tcase_add_test(tc, uptime_counts_from_arg);
     tcase_add_test(tc, schedulers_and_processes);
@@ -312,17 +311,10 @@ static Suite *sys_suite(void)
     tcase_add_test(tc, ignores_non_requests);
     tcase_add_test(tc, registered_name_is_unique);
     tcase_add_test(tc, root_arg_is_a_valid_term);
-    suite_add_tcase(s, tc);
     return s;
 }
 
 int main(void)
 {
-    SRunner *sr = srunner_create(sys_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return gr_test_run(sys_suite);
 }

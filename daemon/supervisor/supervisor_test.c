@@ -23,6 +23,7 @@
 #include "runtime/rt.h"
 #include "util/log.h"
 
+#include "testing/gr_test.h"
 #include <check.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -1659,10 +1660,8 @@ END_TEST
 static Suite *supervisor_suite(void)
 {
     Suite *s = suite_create("supervisor");
-    TCase *tc = tcase_create("core");
+    TCase *tc = gr_test_tcase(s, "core", setup, teardown, 120);
 
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_one_for_one);
     tcase_add_test(tc, test_one_for_all);
     tcase_add_test(tc, test_rest_for_one);
@@ -1680,17 +1679,10 @@ static Suite *supervisor_suite(void)
     tcase_add_test(tc, test_stale_exit_after_group_restart);
     tcase_add_test(tc, test_child_init_failure_storm);
     tcase_add_test(tc, test_many_dynamic_children);
-    suite_add_tcase(s, tc);
     return s;
 }
 
 int main(void)
 {
-    SRunner *sr = srunner_create(supervisor_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return gr_test_run(supervisor_suite);
 }

@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * gr_test_rt.h - the runtime half of the tests' support library
+ * (girder_testsupport, gr_test_rt.c): a runtime with N schedulers and a probe,
+ * terms from JSON as messages, receiving with scaled deadlines, calls to a
+ * process through the probe and their "$reply". A test that includes it links
+ * the runtime (runtime_dep) as well. Test thread only.
+ */
+#ifndef GR_TEST_RT_H
+#define GR_TEST_RT_H
+
+#include "testing/gr_test.h"
+
+#include "girder/girder.h"
+#include "runtime/rt.h"
+
+/* Create a runtime from cfg, call prepare (may be NULL: registers behaviours
+ * before the start), start it and open a probe (ret_probe may be NULL: none). */
+void gr_test_rt_start(const gr_rt_config *cfg, int (*prepare)(girder_rt *rt), girder_rt **ret_rt,
+                      gr_probe **ret_probe);
+
+/* Free *probe (may be NULL), stop and free *rt; both become NULL. */
+void gr_test_rt_stop(girder_rt **rt, gr_probe **probe);
+
+/* A girder_msg of the JSON text (printf format); never NULL. */
+girder_msg *gr_test_msg_json(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Receive the next message within gr_test_ms(base_ms) into *ret_msg (owned)
+ * and unpack it into u (the caller destroys u; it borrows *ret_msg). */
+void gr_test_recv(gr_probe *p, int base_ms, msgpack_unpacked *u, girder_msg **ret_msg);
+
+/* Nothing reaches p for ms milliseconds (a quiet period, not scaled: a
+ * longer wait only makes the check stronger). */
+void gr_test_expect_none(gr_probe *p, int ms);
+
+/* Is o a pid term with pid's id and creation (any node)? */
+bool gr_test_is_pid(const msgpack_object *o, girder_pid pid);
+
+/* A reply and the unpacked view into it (which borrows the message). */
+typedef struct gr_test_reply {
+    girder_msg *m;       /* ["$reply", Ref, Response]; owned */
+    msgpack_unpacked up; /* unpacked m */
+    msgpack_object o;    /* Response, inside up */
+} gr_test_reply;
+
+/* Packs a request into pk inside the probe's process (so pids can be packed
+ * with ctx); returns 0 or a negative error. */
+typedef int (*gr_test_pack_fn)(girder_ctx *ctx, msgpack_packer *pk, void *arg);
+
+/* Call `to` from the probe with the request pack(ctx, pk, arg) builds, then
+ * gr_test_recv_reply(p, on_other, arg, rp): arg goes to both callbacks. */
+void gr_test_call(gr_probe *p, girder_pid to, gr_test_pack_fn pack, void *arg,
+                  void (*on_other)(const msgpack_object *o, void *arg), gr_test_reply *rp);
+
+/* Call `to` from the probe with req (borrowed), then gr_test_recv_reply
+ * skipping anything else. */
+void gr_test_call_msg(gr_probe *p, girder_pid to, const girder_msg *req, gr_test_reply *rp);
+
+/* Receive until a "$reply" arrives (within gr_test_ms(5000) each) and fill
+ * rp. Every other message goes to on_other with on_other_arg, or is skipped
+ * when on_other is NULL. */
+void gr_test_recv_reply(gr_probe *p, void (*on_other)(const msgpack_object *o, void *arg),
+                        void *on_other_arg, gr_test_reply *rp);
+
+/* Release rp's message and unpacked view. */
+void gr_test_reply_done(gr_test_reply *rp);
+
+/* Spawn b (no argument) on rt; fails the test if it cannot. */
+girder_pid gr_test_spawn(girder_rt *rt, const girder_behaviour *b);
+
+#endif /* GR_TEST_RT_H */
