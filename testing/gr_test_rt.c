@@ -15,14 +15,14 @@
 #include <stdio.h>
 #include <string.h>
 
-void gr_test_rt_start(const gr_rt_config *cfg, int (*prepare)(girder_rt *rt), girder_rt **ret_rt,
-                      gr_probe **ret_probe)
+void gr_test_rt_start(const gr_rt_config *cfg, const gr_test_prepare_fn *prepare,
+                      girder_rt **ret_rt, gr_probe **ret_probe)
 {
     girder_rt *rt = NULL;
 
     ck_assert_int_eq(gr_rt_new(cfg, &rt), 0);
-    if (prepare) {
-        ck_assert_int_eq(prepare(rt), 0);
+    for (size_t i = 0; prepare && prepare[i]; i++) {
+        ck_assert_int_eq(prepare[i](rt), 0);
     }
     ck_assert_int_eq(gr_rt_start(rt), 0);
     if (ret_probe) {
@@ -56,6 +56,21 @@ girder_msg *gr_test_msg_json(const char *fmt, ...)
     ck_assert_msg(n >= 0 && (size_t)n < sizeof(text), "JSON text too long");
     msgpack_sbuffer_init(&sb);
     gr_test_sbuf_json(&sb, "%s", text);
+    m = girder_msg_new(sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+    ck_assert_ptr_nonnull(m);
+    return m;
+}
+
+girder_msg *gr_test_msg_int(int64_t v)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    girder_msg *m;
+
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_int64(&pk, v);
     m = girder_msg_new(sb.data, sb.size);
     msgpack_sbuffer_destroy(&sb);
     ck_assert_ptr_nonnull(m);
@@ -125,13 +140,17 @@ static int do_call(girder_ctx *ctx, void *arg)
     return r;
 }
 
-void gr_test_call(gr_probe *p, girder_pid to, gr_test_pack_fn pack, void *arg,
-                  void (*on_other)(const msgpack_object *o, void *arg), gr_test_reply *rp)
+void gr_test_call_send(gr_probe *p, girder_pid to, gr_test_pack_fn pack, void *arg)
 {
     call_arg ca = {.to = to, .pack = pack, .pack_arg = arg};
 
     ck_assert_int_eq(gr_probe_run(p, do_call, &ca), 0);
-    gr_test_recv_reply(p, on_other, arg, rp);
+}
+
+void gr_test_call(gr_probe *p, girder_pid to, gr_test_pack_fn pack, void *arg, gr_test_reply *rp)
+{
+    gr_test_call_send(p, to, pack, arg);
+    gr_test_recv_reply(p, NULL, NULL, rp);
 }
 
 void gr_test_call_msg(gr_probe *p, girder_pid to, const girder_msg *req, gr_test_reply *rp)
@@ -171,4 +190,68 @@ girder_pid gr_test_spawn(girder_rt *rt, const girder_behaviour *b)
 
     ck_assert_int_eq(gr_rt_spawn(rt, b, NULL, &pid), 0);
     return pid;
+}
+
+/* ---- closures --------------------------------------------------------------------------- */
+
+int gr_test_op_link(girder_ctx *ctx, void *arg)
+{
+    return girder_link(ctx, ((gr_test_op *)arg)->pid);
+}
+
+int gr_test_op_unlink(girder_ctx *ctx, void *arg)
+{
+    return girder_unlink(ctx, ((gr_test_op *)arg)->pid);
+}
+
+int gr_test_op_monitor(girder_ctx *ctx, void *arg)
+{
+    gr_test_op *o = arg;
+
+    return girder_monitor(ctx, o->pid, &o->ref);
+}
+
+int gr_test_op_demonitor(girder_ctx *ctx, void *arg)
+{
+    return girder_demonitor(ctx, ((gr_test_op *)arg)->ref);
+}
+
+int gr_test_op_exit(girder_ctx *ctx, void *arg)
+{
+    gr_test_op *o = arg;
+    girder_msg *reason = girder_msg_atom(o->atom);
+    int r = girder_exit(ctx, o->pid, reason);
+
+    girder_msg_unref(reason);
+    return r;
+}
+
+int gr_test_op_register(girder_ctx *ctx, void *arg)
+{
+    gr_test_op *o = arg;
+
+    return girder_register(ctx, o->name, o->pid);
+}
+
+int gr_test_op_info(girder_ctx *ctx, void *arg)
+{
+    gr_test_op *o = arg;
+
+    return girder_info_request(ctx, o->pid, &o->ref);
+}
+
+int gr_test_op_send_seq(girder_ctx *ctx, void *arg)
+{
+    gr_test_op *o = arg;
+
+    for (int i = 0; i < o->n; i++) {
+        girder_msg *m = gr_test_msg_int(i);
+        int r = girder_send(ctx, o->pid, m);
+
+        if (r < 0) {
+            girder_msg_unref(m);
+            return r;
+        }
+    }
+    return 0;
 }

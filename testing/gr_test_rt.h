@@ -14,16 +14,26 @@
 #include "girder/girder.h"
 #include "runtime/rt.h"
 
-/* Create a runtime from cfg, call prepare (may be NULL: registers behaviours
- * before the start), start it and open a probe (ret_probe may be NULL: none). */
-void gr_test_rt_start(const gr_rt_config *cfg, int (*prepare)(girder_rt *rt), girder_rt **ret_rt,
-                      gr_probe **ret_probe);
+/* Registers behaviours on a runtime before its start (gr_services_register,
+ * gr_testkit_register, ...); returns 0 or a negative error. */
+typedef int (*gr_test_prepare_fn)(girder_rt *rt);
+
+/* Create a runtime from cfg, call each function of the NULL-terminated
+ * prepare list (prepare itself may be NULL), start it and open a probe
+ * (ret_probe may be NULL: none). For example:
+ *   gr_test_rt_start(&(gr_rt_config){.node_name = NODE, .schedulers = 2},
+ *                    (gr_test_prepare_fn[]){gr_services_register, NULL}, &rt, &probe); */
+void gr_test_rt_start(const gr_rt_config *cfg, const gr_test_prepare_fn *prepare,
+                      girder_rt **ret_rt, gr_probe **ret_probe);
 
 /* Free *probe (may be NULL), stop and free *rt; both become NULL. */
 void gr_test_rt_stop(girder_rt **rt, gr_probe **probe);
 
 /* A girder_msg of the JSON text (printf format); never NULL. */
 girder_msg *gr_test_msg_json(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* The msgpack integer v as a message; never NULL. */
+girder_msg *gr_test_msg_int(int64_t v);
 
 /* Receive the next message within gr_test_ms(base_ms) into *ret_msg (owned)
  * and unpack it into u (the caller destroys u; it borrows *ret_msg). */
@@ -47,10 +57,12 @@ typedef struct gr_test_reply {
  * with ctx); returns 0 or a negative error. */
 typedef int (*gr_test_pack_fn)(girder_ctx *ctx, msgpack_packer *pk, void *arg);
 
-/* Call `to` from the probe with the request pack(ctx, pk, arg) builds, then
- * gr_test_recv_reply(p, on_other, arg, rp): arg goes to both callbacks. */
-void gr_test_call(gr_probe *p, girder_pid to, gr_test_pack_fn pack, void *arg,
-                  void (*on_other)(const msgpack_object *o, void *arg), gr_test_reply *rp);
+/* Call `to` from the probe (a girder_call asking for a reply) with the request
+ * pack(ctx, pk, arg) builds; the reply is left for gr_test_recv_reply. */
+void gr_test_call_send(gr_probe *p, girder_pid to, gr_test_pack_fn pack, void *arg);
+
+/* gr_test_call_send, then gr_test_recv_reply skipping anything else. */
+void gr_test_call(gr_probe *p, girder_pid to, gr_test_pack_fn pack, void *arg, gr_test_reply *rp);
 
 /* Call `to` from the probe with req (borrowed), then gr_test_recv_reply
  * skipping anything else. */
@@ -67,5 +79,33 @@ void gr_test_reply_done(gr_test_reply *rp);
 
 /* Spawn b (no argument) on rt; fails the test if it cannot. */
 girder_pid gr_test_spawn(girder_rt *rt, const girder_behaviour *b);
+
+/* ---- closures run inside a process (gr_probe_run, gr_rt_run_in) ---------------------------- */
+
+/* The arguments of one closure; each reads what it names and leaves the rest. */
+typedef struct gr_test_op {
+    girder_pid pid;        /* target, in the view of the runtime the closure runs in */
+    girder_ref ref;        /* in/out ref (monitor, timer, call, info, spawn) */
+    const char *name;      /* registered name */
+    const char *node;      /* node name */
+    const char *atom;      /* message, request or exit reason (an atom) */
+    unsigned flags;        /* spawn flags */
+    const girder_msg *arg; /* spawn argument (borrowed) */
+    int n;                 /* count, or milliseconds */
+    bool flag;             /* boolean argument */
+} gr_test_op;
+
+/* girder_link(pid), girder_unlink(pid), girder_monitor(pid, &ref),
+ * girder_demonitor(ref), girder_exit(pid, atom), girder_register(name, pid),
+ * girder_info_request(pid, &ref), and n integers 0..n-1 sent to pid in order;
+ * each returns what the call returned. arg is a gr_test_op. */
+int gr_test_op_link(girder_ctx *ctx, void *arg);
+int gr_test_op_unlink(girder_ctx *ctx, void *arg);
+int gr_test_op_monitor(girder_ctx *ctx, void *arg);
+int gr_test_op_demonitor(girder_ctx *ctx, void *arg);
+int gr_test_op_exit(girder_ctx *ctx, void *arg);
+int gr_test_op_register(girder_ctx *ctx, void *arg);
+int gr_test_op_info(girder_ctx *ctx, void *arg);
+int gr_test_op_send_seq(girder_ctx *ctx, void *arg);
 
 #endif /* GR_TEST_RT_H */
