@@ -8,11 +8,13 @@
  */
 #include "testing/gr_test_rt.h"
 
+#include "proto/err.h"
 #include "proto/term.h"
 
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 void gr_test_rt_start(const gr_rt_config *cfg, const gr_test_prepare_fn *prepare,
@@ -191,6 +193,63 @@ girder_pid gr_test_spawn(girder_rt *rt, const girder_behaviour *b)
     ck_assert_int_eq(gr_rt_spawn(rt, b, NULL, &pid), 0);
     return pid;
 }
+
+/* ---- a forwarder ------------------------------------------------------------------------ */
+
+int gr_test_fwd_init(girder_ctx *ctx, const girder_msg *arg, void **ret_state)
+{
+    gr_test_fwd_state *f;
+    msgpack_unpacked u;
+
+    if (arg && girder_msg_is_atom(arg, "fail")) {
+        return GR_EBADARG;
+    }
+    if ((f = calloc(1, sizeof(*f))) == NULL) {
+        return -ENOMEM;
+    }
+    if (arg) {
+        msgpack_unpacked_init(&u);
+        f->has_report =
+            girder_msg_unpack(arg, &u) == 0 && girder_get_pid(ctx, &u.data, &f->report) == 0;
+        msgpack_unpacked_destroy(&u);
+    }
+    *ret_state = f;
+    return 0;
+}
+
+int gr_test_fwd_handle(girder_ctx *ctx, void *state, const girder_msg *msg)
+{
+    gr_test_fwd_state *f = state;
+
+    if (girder_msg_is_atom(msg, "stop")) {
+        return GIRDER_STOP;
+    }
+    if (girder_msg_is_atom(msg, "crash")) {
+        girder_msg *r = girder_msg_atom("boom");
+
+        girder_stop(ctx, r);
+        girder_msg_unref(r);
+        return GIRDER_STOP;
+    }
+    if (girder_msg_is_atom(msg, "trap")) {
+        girder_trap_exit(ctx, true);
+        return GIRDER_CONTINUE;
+    }
+    if (f->has_report) {
+        girder_send(ctx, f->report, girder_msg_ref((girder_msg *)msg));
+    }
+    return GIRDER_CONTINUE;
+}
+
+void gr_test_fwd_terminate(girder_ctx *ctx, void *state, const girder_msg *reason)
+{
+    free(state);
+}
+
+const girder_behaviour gr_test_fwd = {.name = "fwd",
+                                      .init = gr_test_fwd_init,
+                                      .handle = gr_test_fwd_handle,
+                                      .terminate = gr_test_fwd_terminate};
 
 /* ---- closures --------------------------------------------------------------------------- */
 

@@ -80,6 +80,24 @@ void gr_test_reply_done(gr_test_reply *rp);
 /* Spawn b (no argument) on rt; fails the test if it cannot. */
 girder_pid gr_test_spawn(girder_rt *rt, const girder_behaviour *b);
 
+/* ---- a forwarder -------------------------------------------------------------------------- */
+
+/* State of the behaviour gr_test_fwd. */
+typedef struct gr_test_fwd_state {
+    girder_pid report; /* where messages go */
+    bool has_report;   /* report is set */
+} gr_test_fwd_state;
+
+/* The behaviour "fwd": its argument is a pid to report to (none: it reports
+ * nowhere; the atom "fail": init fails with GR_EBADARG). It forwards every
+ * message to that pid except the atoms "stop" (exit normal), "crash" (exit
+ * "boom") and "trap" (trap exits from now on). Its parts are exported so a
+ * test can build a variant (an init that calls gr_test_fwd_init first). */
+extern const girder_behaviour gr_test_fwd;
+int gr_test_fwd_init(girder_ctx *ctx, const girder_msg *arg, void **ret_state);
+int gr_test_fwd_handle(girder_ctx *ctx, void *state, const girder_msg *msg);
+void gr_test_fwd_terminate(girder_ctx *ctx, void *state, const girder_msg *reason);
+
 /* ---- closures run inside a process (gr_probe_run, gr_rt_run_in) ---------------------------- */
 
 /* The arguments of one closure; each reads what it names and leaves the rest. */

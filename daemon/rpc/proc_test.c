@@ -73,30 +73,6 @@ static void teardown(void)
     gr_test_answers_clear(&ans);
 }
 
-/* Dispatch module.function(args packed by the caller). */
-static void dispatch(uint64_t ref, const char *module, const char *function,
-                     const msgpack_sbuffer *args, uint32_t deadline_ms)
-{
-    gr_test_rpc_dispatch(rpc, ref, module, function, args, deadline_ms);
-}
-
-/* Wait for the answer to ref; returns its index. */
-static size_t wait_answer(uint64_t ref)
-{
-    return gr_test_answers_wait(&ans, ref, WAIT_MS);
-}
-
-static size_t count_answers(uint64_t ref)
-{
-    return gr_test_answers_count(&ans, ref);
-}
-
-/* Unpack answer i into up (caller destroys). */
-static const msgpack_object *term_of(size_t i, msgpack_unpacked *up)
-{
-    return gr_test_answers_term(&ans, i, up);
-}
-
 /* A pid of another node. */
 static void args_remote_pid(gr_test_args *a)
 {
@@ -114,11 +90,11 @@ typedef struct kept {
 
 static void keep(uint64_t ref, kept *k)
 {
-    size_t i = wait_answer(ref);
+    size_t i = gr_test_answers_wait(&ans, ref, WAIT_MS);
 
     ck_assert_msg(ans.a[i].status == 0, "ref %llu: error %s", (unsigned long long)ref,
                   gr_errid(ans.a[i].status));
-    k->o = term_of(i, &k->up);
+    k->o = gr_test_answers_term(&ans, i, &k->up);
 }
 
 static void unkeep(kept *k)
@@ -133,11 +109,11 @@ static size_t run(const char *fn, gr_test_args *a, uint32_t deadline_ms)
 {
     uint64_t ref = next_ref++;
 
-    dispatch(ref, "proc", fn, a ? &a->sb : NULL, deadline_ms);
+    gr_test_rpc_dispatch(rpc, ref, "proc", fn, a ? &a->sb : NULL, deadline_ms);
     if (a) {
         gr_test_args_free(a);
     }
-    return wait_answer(ref);
+    return gr_test_answers_wait(&ans, ref, WAIT_MS);
 }
 
 static void run_err(const char *fn, gr_test_args *a, int status)
@@ -154,7 +130,8 @@ static void run_str(const char *fn, gr_test_args *a, const char *s)
     size_t i = run(fn, a, 5000);
 
     ck_assert_msg(ans.a[i].status == 0, "proc.%s: error %s", fn, gr_errid(ans.a[i].status));
-    ck_assert_msg(gr_term_is_str(term_of(i, &up), s), "proc.%s: not \"%s\"", fn, s);
+    ck_assert_msg(gr_term_is_str(gr_test_answers_term(&ans, i, &up), s), "proc.%s: not \"%s\"", fn,
+                  s);
     msgpack_unpacked_destroy(&up);
 }
 
@@ -166,7 +143,7 @@ static uint64_t run_uint(const char *fn, gr_test_args *a)
     uint64_t v;
 
     ck_assert_msg(ans.a[i].status == 0, "proc.%s: error %s", fn, gr_errid(ans.a[i].status));
-    o = term_of(i, &up);
+    o = gr_test_answers_term(&ans, i, &up);
     ck_assert_int_eq(o->type, MSGPACK_OBJECT_POSITIVE_INTEGER);
     v = o->via.u64;
     msgpack_unpacked_destroy(&up);
@@ -180,7 +157,7 @@ static void spawn_echo(kept *k)
     uint64_t ref = next_ref++;
 
     gr_test_args_str(a, "echo");
-    dispatch(ref, "proc", "spawn", &a->sb, 5000);
+    gr_test_rpc_dispatch(rpc, ref, "proc", "spawn", &a->sb, 5000);
     gr_test_args_free(a);
     keep(ref, k);
     ck_assert_int_eq(k->o->type, MSGPACK_OBJECT_EXT);
@@ -213,7 +190,7 @@ static bool listed(const kept *pid, const char *want_name)
     bool found = false;
 
     ck_assert_int_eq(ans.a[i].status, 0);
-    o = term_of(i, &up);
+    o = gr_test_answers_term(&ans, i, &up);
     ck_assert_int_eq(o->type, MSGPACK_OBJECT_ARRAY);
     for (uint32_t j = 0; j < o->via.array.size; j++) {
         const msgpack_object *m = &o->via.array.ptr[j];
@@ -295,7 +272,8 @@ START_TEST(spawn_spreads)
             gr_test_args_str(a, "silent");
             i = run("spawn", a, 5000);
             ck_assert_int_eq(ans.a[i].status, 0);
-            ck_assert_int_eq(gr_term_parse_id(term_of(i, &up), GR_TERM_EXT_PID, &tid), 0);
+            ck_assert_int_eq(
+                gr_term_parse_id(gr_test_answers_term(&ans, i, &up), GR_TERM_EXT_PID, &tid), 0);
             ck_assert_uint_lt(tid.id & 0xff, ns[k]);
             per[tid.id & 0xff]++;
             msgpack_unpacked_destroy(&up);
@@ -333,7 +311,7 @@ START_TEST(send_and_call)
     i = run("call", a, 5000);
     ck_assert_int_eq(ans.a[i].status, 0);
     {
-        const msgpack_object *o = term_of(i, &up);
+        const msgpack_object *o = gr_test_answers_term(&ans, i, &up);
 
         ck_assert_int_eq(o->type, MSGPACK_OBJECT_ARRAY);
         ck_assert_uint_eq(o->via.array.size, 2);
@@ -451,7 +429,7 @@ START_TEST(info)
     spawn_echo(&pid);
     i = run("info", pid_args(&pid, 1), 5000);
     ck_assert_int_eq(ans.a[i].status, 0);
-    o = term_of(i, &up);
+    o = gr_test_answers_term(&ans, i, &up);
     ck_assert_int_eq(o->type, MSGPACK_OBJECT_MAP);
     for (uint32_t k = 0; k < o->via.map.size; k++) {
         if (gr_term_is_str(&o->via.map.ptr[k].key, "behaviour")) {
@@ -539,7 +517,7 @@ START_TEST(names)
     a = gr_test_args_new(1);
     gr_test_args_str(a, "worker");
     ref = next_ref++;
-    dispatch(ref, "proc", "whereis", &a->sb, 5000);
+    gr_test_rpc_dispatch(rpc, ref, "proc", "whereis", &a->sb, 5000);
     gr_test_args_free(a);
     keep(ref, &got);
     ck_assert_int_eq(got.o->type, MSGPACK_OBJECT_EXT);
@@ -679,7 +657,7 @@ START_TEST(list_everything)
 
     ck_assert_int_eq(gr_rt_spawn(rt, &silent, NULL, &pid), 0);
     i = run("list", NULL, 5000);
-    o = term_of(i, &up);
+    o = gr_test_answers_term(&ans, i, &up);
     ck_assert_int_eq(o->type, MSGPACK_OBJECT_ARRAY);
     ck_assert(list_has(o, &pid, NULL));
     ck_assert(list_has(o, NULL, "rpc_worker"));
@@ -690,7 +668,7 @@ START_TEST(list_everything)
     a = gr_test_args_new(1);
     msgpack_pack_int(&a->pk, 1);
     i = run("snapshot", a, 5000);
-    o = term_of(i, &up);
+    o = gr_test_answers_term(&ans, i, &up);
     ck_assert_int_eq(o->type, MSGPACK_OBJECT_MAP);
     for (uint32_t k = 0; k < o->via.map.size; k++) {
         const msgpack_object *key = &o->via.map.ptr[k].key;
@@ -726,7 +704,7 @@ START_TEST(list_everything)
             ck_assert_int_eq(gr_rt_spawn(rt, &silent, NULL, &more), 0);
         }
         i = run("list", NULL, 5000);
-        all = term_of(i, &up);
+        all = gr_test_answers_term(&ans, i, &up);
         for (uint32_t k = 0; k < all->via.array.size && seen < 2; k++) {
             const msgpack_object *e = &all->via.array.ptr[k];
             gr_term_id id;
@@ -741,7 +719,7 @@ START_TEST(list_everything)
         a = gr_test_args_new(1);
         msgpack_pack_int(&a->pk, 2);
         j = run("list", a, 5000);
-        two = term_of(j, &up2);
+        two = gr_test_answers_term(&ans, j, &up2);
         ck_assert_uint_eq(two->via.array.size, 2);
         for (uint32_t k = 0; k < 2; k++) {
             gr_term_id id;
@@ -759,7 +737,7 @@ START_TEST(list_everything)
 
     /* Not truncated: every process. */
     i = run("snapshot", NULL, 5000);
-    o = term_of(i, &up);
+    o = gr_test_answers_term(&ans, i, &up);
     ck_assert_int_eq(o->type, MSGPACK_OBJECT_MAP);
     ck_assert(gr_term_is_str(&o->via.map.ptr[2].key, "truncated"));
     ck_assert(o->via.map.ptr[2].val.type == MSGPACK_OBJECT_BOOLEAN &&
@@ -807,7 +785,7 @@ START_TEST(snapshot_pages)
             msgpack_pack_uint64(&a->pk, cursor);
         }
         i = run("snapshot", a, 5000);
-        o = term_of(i, &up);
+        o = gr_test_answers_term(&ans, i, &up);
         procs = map_val(o, "processes");
         next = map_val(o, "next");
         trunc = map_val(o, "truncated");
@@ -860,12 +838,12 @@ START_TEST(many_calls)
         uint64_t ref = next_ref++;
 
         msgpack_pack_int(&a->pk, n);
-        dispatch(ref, "proc", n % 2 ? "send" : "call", &a->sb, 5000);
+        gr_test_rpc_dispatch(rpc, ref, "proc", n % 2 ? "send" : "call", &a->sb, 5000);
         gr_test_args_free(a);
     }
     for (uint64_t r = first + 1; r < next_ref; r++) {
-        ck_assert_int_eq(ans.a[wait_answer(r)].status, 0);
-        ck_assert_uint_eq(count_answers(r), 1);
+        ck_assert_int_eq(ans.a[gr_test_answers_wait(&ans, r, WAIT_MS)].status, 0);
+        ck_assert_uint_eq(gr_test_answers_count(&ans, r), 1);
     }
     ck_assert_uint_eq(call_count(pid.o), N / 2);
     gr_test_wait_until(gr_rpc_inflight(rpc) == 0, 5000, "workers still in flight");

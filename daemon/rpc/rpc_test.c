@@ -70,44 +70,20 @@ static void start_sys(void)
     ck_assert_int_eq(gr_rt_whereis(rt, GR_SYS_NAME, &pid), 0);
 }
 
-/* Dispatch module.function(args packed by the caller). */
-static void dispatch(uint64_t ref, const char *module, const char *function,
-                     const msgpack_sbuffer *args, uint32_t deadline_ms)
-{
-    gr_test_rpc_dispatch(rpc, ref, module, function, args, deadline_ms);
-}
-
-/* Wait for the answer to ref; returns its index. */
-static size_t wait_answer(uint64_t ref)
-{
-    return gr_test_answers_wait(&ans, ref, WAIT_MS);
-}
-
-static size_t count_answers(uint64_t ref)
-{
-    return gr_test_answers_count(&ans, ref);
-}
-
-/* Unpack answer i into up (caller destroys). */
-static const msgpack_object *term_of(size_t i, msgpack_unpacked *up)
-{
-    return gr_test_answers_term(&ans, i, up);
-}
-
 static void expect_str(uint64_t ref, const char *s)
 {
     msgpack_unpacked up;
-    size_t i = wait_answer(ref);
+    size_t i = gr_test_answers_wait(&ans, ref, WAIT_MS);
 
     ck_assert_msg(ans.a[i].status == 0, "ref %llu: error %s", (unsigned long long)ref,
                   gr_errid(ans.a[i].status));
-    ck_assert(gr_term_is_str(term_of(i, &up), s));
+    ck_assert(gr_term_is_str(gr_test_answers_term(&ans, i, &up), s));
     msgpack_unpacked_destroy(&up);
 }
 
 static void expect_err(uint64_t ref, int status)
 {
-    size_t i = wait_answer(ref);
+    size_t i = gr_test_answers_wait(&ans, ref, WAIT_MS);
 
     ck_assert_msg(ans.a[i].status == status, "ref %llu: got %s, want %s", (unsigned long long)ref,
                   gr_errid(ans.a[i].status), gr_errid(status));
@@ -117,9 +93,9 @@ static void expect_err(uint64_t ref, int status)
 
 START_TEST(unknown_names)
 {
-    dispatch(1, "nosuch", "ping", NULL, 1000);
-    dispatch(2, "node", "nosuch", NULL, 1000);
-    dispatch(3, "", "", NULL, 1000);
+    gr_test_rpc_dispatch(rpc, 1, "nosuch", "ping", NULL, 1000);
+    gr_test_rpc_dispatch(rpc, 2, "node", "nosuch", NULL, 1000);
+    gr_test_rpc_dispatch(rpc, 3, "", "", NULL, 1000);
     expect_err(1, GR_EBADMODULE);
     expect_err(2, GR_EBADFUNC);
     expect_err(3, GR_EBADMODULE);
@@ -134,15 +110,15 @@ START_TEST(node_ping_self_list)
     size_t i;
 
     gr_test_args_str(a, "extra");
-    dispatch(1, "node", "ping", NULL, 1000);
-    dispatch(2, "node", "ping", &a->sb, 1000);
-    dispatch(3, "node", "self", NULL, 1000);
-    dispatch(4, "node", "list", NULL, 1000);
+    gr_test_rpc_dispatch(rpc, 1, "node", "ping", NULL, 1000);
+    gr_test_rpc_dispatch(rpc, 2, "node", "ping", &a->sb, 1000);
+    gr_test_rpc_dispatch(rpc, 3, "node", "self", NULL, 1000);
+    gr_test_rpc_dispatch(rpc, 4, "node", "list", NULL, 1000);
     expect_str(1, "pong");
     expect_err(2, GR_EBADARG);
     expect_str(3, NODE);
-    i = wait_answer(4);
-    o = term_of(i, &up);
+    i = gr_test_answers_wait(&ans, 4, WAIT_MS);
+    o = gr_test_answers_term(&ans, i, &up);
     ck_assert_int_eq(o->type, MSGPACK_OBJECT_ARRAY);
     ck_assert_uint_eq(o->via.array.size, 1);
     ck_assert_int_eq(o->via.array.ptr[0].type, MSGPACK_OBJECT_MAP);
@@ -162,20 +138,20 @@ START_TEST(sys_forwarded)
     const msgpack_object *o;
     size_t i;
 
-    dispatch(1, "sys", "version", NULL, 1000); /* no sys service yet */
+    gr_test_rpc_dispatch(rpc, 1, "sys", "version", NULL, 1000); /* no sys service yet */
     expect_err(1, GR_ENOPROC);
     start_sys();
-    dispatch(2, "sys", "version", NULL, 2000);
-    dispatch(3, "sys", "schedulers", NULL, 2000);
-    dispatch(4, "sys", "counters", NULL, 2000);
+    gr_test_rpc_dispatch(rpc, 2, "sys", "version", NULL, 2000);
+    gr_test_rpc_dispatch(rpc, 3, "sys", "schedulers", NULL, 2000);
+    gr_test_rpc_dispatch(rpc, 4, "sys", "counters", NULL, 2000);
     expect_str(2, GIRDER_VERSION);
-    i = wait_answer(3);
-    o = term_of(i, &up);
+    i = gr_test_answers_wait(&ans, 3, WAIT_MS);
+    o = gr_test_answers_term(&ans, i, &up);
     ck_assert_int_eq(o->type, MSGPACK_OBJECT_POSITIVE_INTEGER);
     ck_assert_uint_eq(o->via.u64, 2);
     msgpack_unpacked_destroy(&up);
-    i = wait_answer(4);
-    o = term_of(i, &up);
+    i = gr_test_answers_wait(&ans, 4, WAIT_MS);
+    o = gr_test_answers_term(&ans, i, &up);
     ck_assert_int_eq(o->type, MSGPACK_OBJECT_MAP);
     ck_assert(gr_term_is_str(&o->via.map.ptr[0].key, "processes"));
     ck_assert_uint_ge(o->via.map.ptr[0].val.via.u64, 1);
@@ -196,23 +172,23 @@ START_TEST(rpc_call_self_and_remote)
     gr_test_args_str(a, "ping");
     msgpack_pack_array(&a->pk, 0);
     msgpack_pack_uint32(&a->pk, 1000);
-    dispatch(1, "rpc", "call", &a->sb, 2000);
+    gr_test_rpc_dispatch(rpc, 1, "rpc", "call", &a->sb, 2000);
     expect_str(1, "pong");
     /* another node, no network: noconnection */
     gr_test_args_str(b, "other@127.0.0.9");
     gr_test_args_str(b, "node");
     gr_test_args_str(b, "ping");
     msgpack_pack_array(&b->pk, 0);
-    dispatch(2, "rpc", "call", &b->sb, 2000);
+    gr_test_rpc_dispatch(rpc, 2, "rpc", "call", &b->sb, 2000);
     expect_err(2, GR_ENOCONN);
     /* Args not an array: badarg; unknown function through rpc.call on self */
     gr_test_args_str(bad, NODE);
     gr_test_args_str(bad, "node");
     gr_test_args_str(bad, "nosuch");
     msgpack_pack_array(&bad->pk, 0);
-    dispatch(3, "rpc", "call", &bad->sb, 2000);
+    gr_test_rpc_dispatch(rpc, 3, "rpc", "call", &bad->sb, 2000);
     expect_err(3, GR_EBADFUNC);
-    dispatch(4, "rpc", "call", NULL, 2000);
+    gr_test_rpc_dispatch(rpc, 4, "rpc", "call", NULL, 2000);
     expect_err(4, GR_EBADARG);
     gr_test_args_free(a);
     gr_test_args_free(b);
@@ -225,15 +201,15 @@ START_TEST(join_and_leave)
     gr_test_args *a = gr_test_args_new(1), *self = gr_test_args_new(1), *j = gr_test_args_new(1);
 
     gr_test_args_str(a, "not-a-target");
-    dispatch(1, "node", "join", &a->sb, 1000);
+    gr_test_rpc_dispatch(rpc, 1, "node", "join", &a->sb, 1000);
     expect_err(1, GR_EBADARG);
     gr_test_args_str(self, NODE ":4370");
-    dispatch(2, "node", "join", &self->sb, 1000);
+    gr_test_rpc_dispatch(rpc, 2, "node", "join", &self->sb, 1000);
     expect_str(2, "ok");
     gr_test_args_str(j, "b@127.0.0.9:4370");
-    dispatch(3, "node", "join", &j->sb, 1000);
+    gr_test_rpc_dispatch(rpc, 3, "node", "join", &j->sb, 1000);
     expect_err(3, GR_ENOCONN);
-    dispatch(4, "node", "leave", NULL, 1000);
+    gr_test_rpc_dispatch(rpc, 4, "node", "leave", NULL, 1000);
     expect_str(4, "ok");
     /* the hook runs right after the answer, on the worker's thread */
     gr_test_wait_until(atomic_load(&leaves) > 0, 5000, "node.leave never called");
@@ -263,12 +239,12 @@ START_TEST(deadline)
 
     ck_assert_int_eq(gr_rt_spawn(rt, &mute, NULL, &pid), 0);
     gr_test_wait_until(gr_rt_whereis(rt, GR_SYS_NAME, &pid) == 0, 5000, "sys never registered");
-    dispatch(1, "sys", "uptime", NULL, 200);
+    gr_test_rpc_dispatch(rpc, 1, "sys", "uptime", NULL, 200);
     expect_err(1, GR_ETIMEOUT);
     /* exactly once: nothing more arrives, and the worker is gone */
     gr_test_wait_until(gr_rpc_inflight(rpc) == 0, 5000, "workers still in flight");
     ck_assert_uint_eq(gr_rpc_inflight(rpc), 0);
-    ck_assert_uint_eq(count_answers(1), 1);
+    ck_assert_uint_eq(gr_test_answers_count(&ans, 1), 1);
 }
 END_TEST
 
@@ -305,7 +281,7 @@ START_TEST(extension_modules)
     ck_assert_ptr_null(other);
 
     /* The fixture's gr_rpc has no extension: hello is unknown there. */
-    dispatch(1, "hello", "hi", NULL, 1000);
+    gr_test_rpc_dispatch(rpc, 1, "hello", "hi", NULL, 1000);
     expect_err(1, GR_EBADMODULE);
 
     cfg.modules = ext;
@@ -313,9 +289,9 @@ START_TEST(extension_modules)
     ck_assert_int_eq(gr_rpc_new(&cfg, &other), 0);
     rpc = gr_rpc_free(rpc); /* nothing in flight: the teardown frees `other` */
     rpc = other;
-    dispatch(2, "hello", "hi", NULL, 1000);
-    dispatch(3, "hello", "nosuch", NULL, 1000);
-    dispatch(4, "node", "ping", NULL, 1000);
+    gr_test_rpc_dispatch(rpc, 2, "hello", "hi", NULL, 1000);
+    gr_test_rpc_dispatch(rpc, 3, "hello", "nosuch", NULL, 1000);
+    gr_test_rpc_dispatch(rpc, 4, "node", "ping", NULL, 1000);
     expect_str(2, "hi");
     expect_err(3, GR_EBADFUNC);
     expect_str(4, "pong");
@@ -326,10 +302,10 @@ END_TEST
  * on the calling thread, before dispatch returns. */
 START_TEST(inline_answers_at_once)
 {
-    dispatch(1, "node", "ping", NULL, 1000);
-    dispatch(2, "sys", "counters", NULL, 1000);
-    ck_assert_uint_eq(count_answers(1), 1);
-    ck_assert_uint_eq(count_answers(2), 1);
+    gr_test_rpc_dispatch(rpc, 1, "node", "ping", NULL, 1000);
+    gr_test_rpc_dispatch(rpc, 2, "sys", "counters", NULL, 1000);
+    ck_assert_uint_eq(gr_test_answers_count(&ans, 1), 1);
+    ck_assert_uint_eq(gr_test_answers_count(&ans, 2), 1);
     ck_assert_uint_eq(gr_rpc_inflight(rpc), 0);
     expect_str(1, "pong");
 }
@@ -342,10 +318,10 @@ START_TEST(many)
 
     start_sys();
     for (uint64_t r = 1; r <= N; r++) {
-        dispatch(r, r % 2 ? "node" : "sys", r % 2 ? "ping" : "uptime", NULL, 5000);
+        gr_test_rpc_dispatch(rpc, r, r % 2 ? "node" : "sys", r % 2 ? "ping" : "uptime", NULL, 5000);
     }
     for (uint64_t r = 1; r <= N; r++) {
-        size_t i = wait_answer(r);
+        size_t i = gr_test_answers_wait(&ans, r, WAIT_MS);
 
         ck_assert_int_eq(ans.a[i].status, 0);
     }
@@ -362,22 +338,22 @@ START_TEST(stop_answers_stopped)
 
     ck_assert_int_eq(gr_rt_spawn(rt, &mute, NULL, &pid), 0);
     gr_test_wait_until(gr_rt_whereis(rt, GR_SYS_NAME, &pid) == 0, 5000, "sys never registered");
-    dispatch(1, "sys", "uptime", NULL, 60000);
+    gr_test_rpc_dispatch(rpc, 1, "sys", "uptime", NULL, 60000);
     gr_test_wait_until(gr_rpc_inflight(rpc) > 0, 5000, "no worker in flight");
     gr_rt_stop(rt);
-    dispatch(2, "sys", "uptime", NULL, 1000); /* after stop: refused at once */
+    gr_test_rpc_dispatch(rpc, 2, "sys", "uptime", NULL, 1000); /* after stop: refused at once */
     expect_err(2, GR_ESTOPPED);
     /* A worker that never ran is answered when the gr_rpc goes away. One that
      * ran answers "stopped" when it is killed - or "noproc" if the service it
      * waits on died first in the shutdown: either way an error, once. */
     rpc = gr_rpc_free(rpc);
     {
-        size_t i = wait_answer(1);
+        size_t i = gr_test_answers_wait(&ans, 1, WAIT_MS);
 
         ck_assert_msg(ans.a[i].status == GR_ESTOPPED || ans.a[i].status == GR_ENOPROC,
                       "ref 1: got %s", gr_errid(ans.a[i].status));
     }
-    ck_assert_uint_eq(count_answers(1), 1);
+    ck_assert_uint_eq(gr_test_answers_count(&ans, 1), 1);
 }
 END_TEST
 
@@ -427,10 +403,10 @@ START_TEST(multicall_self_and_unconnected)
     gr_test_args_str(a, "other@127.0.0.9");
     gr_test_args_str(a, NODE);
     mc_args(a, "node", "self", 2000);
-    dispatch(1, "rpc", "multicall", &a->sb, 5000);
-    i = wait_answer(1);
+    gr_test_rpc_dispatch(rpc, 1, "rpc", "multicall", &a->sb, 5000);
+    i = gr_test_answers_wait(&ans, 1, WAIT_MS);
     ck_assert_int_eq(ans.a[i].status, 0);
-    o = term_of(i, &up);
+    o = gr_test_answers_term(&ans, i, &up);
     ck_assert_uint_eq(o->via.map.size, 2);
     ck_assert(gr_term_is_str(&o->via.map.ptr[0].key, NODE)); /* in the order given */
     ck_assert((v = mc_entry(o, NODE, &ok)) && ok && gr_term_is_str(v, NODE));
@@ -441,9 +417,9 @@ START_TEST(multicall_self_and_unconnected)
     /* "all" without distribution: this node alone */
     gr_test_args_str(all, "all");
     mc_args(all, "node", "ping", 0);
-    dispatch(2, "rpc", "multicall", &all->sb, 5000);
-    i = wait_answer(2);
-    o = term_of(i, &up);
+    gr_test_rpc_dispatch(rpc, 2, "rpc", "multicall", &all->sb, 5000);
+    i = gr_test_answers_wait(&ans, 2, WAIT_MS);
+    o = gr_test_answers_term(&ans, i, &up);
     ck_assert_uint_eq(o->via.map.size, 1);
     ck_assert((v = mc_entry(o, NODE, &ok)) && ok && gr_term_is_str(v, "pong"));
     msgpack_unpacked_destroy(&up);
@@ -452,12 +428,14 @@ START_TEST(multicall_self_and_unconnected)
     msgpack_pack_array(&bad->pk, 1);
     gr_test_args_str(bad, NODE);
     mc_args(bad, "nosuch", "f", 0);
-    dispatch(3, "rpc", "multicall", &bad->sb, 5000);
-    i = wait_answer(3);
-    o = term_of(i, &up);
+    gr_test_rpc_dispatch(rpc, 3, "rpc", "multicall", &bad->sb, 5000);
+    i = gr_test_answers_wait(&ans, 3, WAIT_MS);
+    o = gr_test_answers_term(&ans, i, &up);
     ck_assert((v = mc_entry(o, NODE, &ok)) && !ok && gr_term_is_str(v, "undef_module"));
     msgpack_unpacked_destroy(&up);
-    ck_assert_uint_eq(count_answers(1) + count_answers(2) + count_answers(3), 3);
+    ck_assert_uint_eq(gr_test_answers_count(&ans, 1) + gr_test_answers_count(&ans, 2) +
+                          gr_test_answers_count(&ans, 3),
+                      3);
     gr_test_args_free(a);
     gr_test_args_free(all);
     gr_test_args_free(bad);
@@ -486,19 +464,19 @@ START_TEST(multicall_timeout_per_node)
     clock_gettime(CLOCK_MONOTONIC, &t0);
     /* the per-node timeout answers: the request's deadline (10 min) is far
      * past the wait for the answer (WAIT_MS, scaled); and never early */
-    dispatch(1, "rpc", "multicall", &a->sb, 600000);
-    i = wait_answer(1);
+    gr_test_rpc_dispatch(rpc, 1, "rpc", "multicall", &a->sb, 600000);
+    i = gr_test_answers_wait(&ans, 1, WAIT_MS);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
     ck_assert_int_ge(ms, 250);
-    o = term_of(i, &up);
+    o = gr_test_answers_term(&ans, i, &up);
     ck_assert((v = mc_entry(o, NODE, &ok)) && !ok && gr_term_is_str(v, "timeout"));
     ck_assert((v = mc_entry(o, "other@127.0.0.9", &ok)) && !ok &&
               gr_term_is_str(v, "noconnection"));
     msgpack_unpacked_destroy(&up);
     gr_test_wait_until(gr_rpc_inflight(rpc) == 0, 5000, "workers still in flight");
     ck_assert_uint_eq(gr_rpc_inflight(rpc), 0);
-    ck_assert_uint_eq(count_answers(1), 1);
+    ck_assert_uint_eq(gr_test_answers_count(&ans, 1), 1);
     gr_test_args_free(a);
 }
 END_TEST
@@ -510,23 +488,23 @@ START_TEST(multicall_bad_args)
 
     msgpack_pack_int(&num->pk, 42);
     mc_args(num, "node", "ping", 0);
-    dispatch(1, "rpc", "multicall", &num->sb, 1000);
+    gr_test_rpc_dispatch(rpc, 1, "rpc", "multicall", &num->sb, 1000);
     expect_err(1, GR_EBADARG);
     msgpack_pack_array(&empty->pk, 0);
     mc_args(empty, "node", "ping", 0);
-    dispatch(2, "rpc", "multicall", &empty->sb, 1000);
+    gr_test_rpc_dispatch(rpc, 2, "rpc", "multicall", &empty->sb, 1000);
     expect_err(2, GR_EBADARG);
     msgpack_pack_array(&badnode->pk, 1);
     gr_test_args_str(badnode, "not a node");
     mc_args(badnode, "node", "ping", 0);
-    dispatch(3, "rpc", "multicall", &badnode->sb, 1000);
+    gr_test_rpc_dispatch(rpc, 3, "rpc", "multicall", &badnode->sb, 1000);
     expect_err(3, GR_EBADARG);
     gr_test_args_str(t0, "all");
     mc_args(t0, "node", "ping", 0);
     msgpack_pack_uint32(&t0->pk, 0);
-    dispatch(4, "rpc", "multicall", &t0->sb, 1000);
+    gr_test_rpc_dispatch(rpc, 4, "rpc", "multicall", &t0->sb, 1000);
     expect_err(4, GR_EBADARG);
-    dispatch(5, "rpc", "multicall", NULL, 1000);
+    gr_test_rpc_dispatch(rpc, 5, "rpc", "multicall", NULL, 1000);
     expect_err(5, GR_EBADARG);
     gr_test_args_free(num);
     gr_test_args_free(empty);
@@ -544,7 +522,7 @@ START_TEST(cast)
      * fires) and its own answer goes nowhere */
     gr_test_args_str(leave, NODE);
     mc_args(leave, "node", "leave", 0);
-    dispatch(1, "rpc", "cast", &leave->sb, 1000);
+    gr_test_rpc_dispatch(rpc, 1, "rpc", "cast", &leave->sb, 1000);
     expect_str(1, "ok");
     gr_test_wait_until(atomic_load(&leaves) > 0, 5000, "node.leave never called");
     ck_assert_int_eq(atomic_load(&leaves), 1);
@@ -554,16 +532,16 @@ START_TEST(cast)
     /* errors known at once */
     gr_test_args_str(undef, NODE);
     mc_args(undef, "nosuch", "f", 0);
-    dispatch(2, "rpc", "cast", &undef->sb, 1000);
+    gr_test_rpc_dispatch(rpc, 2, "rpc", "cast", &undef->sb, 1000);
     expect_err(2, GR_EBADMODULE);
     gr_test_args_str(other, "other@127.0.0.9");
     mc_args(other, "node", "ping", 0);
-    dispatch(3, "rpc", "cast", &other->sb, 1000);
+    gr_test_rpc_dispatch(rpc, 3, "rpc", "cast", &other->sb, 1000);
     expect_err(3, GR_ENOCONN);
     gr_test_args_str(bad, NODE);
     gr_test_args_str(bad, "node");
     gr_test_args_str(bad, "ping");
-    dispatch(4, "rpc", "cast", &bad->sb, 1000);
+    gr_test_rpc_dispatch(rpc, 4, "rpc", "cast", &bad->sb, 1000);
     expect_err(4, GR_EBADARG);
     gr_test_args_free(leave);
     gr_test_args_free(undef);

@@ -251,7 +251,7 @@ static void cut_both(void)
 
 /* ---- fixture ------------------------------------------------------------------------- */
 
-static const girder_behaviour fwd_beh, tfwd_beh;
+static const girder_behaviour tfwd_beh;
 
 static void setup(void)
 {
@@ -264,8 +264,8 @@ static void setup(void)
     wire_init(&wBA, rtB, rtA);
     ck_assert_int_eq(pthread_create(&wAB.thread, NULL, wire_main, &wAB), 0);
     ck_assert_int_eq(pthread_create(&wBA.thread, NULL, wire_main, &wBA), 0);
-    ck_assert_int_eq(girder_behaviour_register(rtA, &fwd_beh), 0);
-    ck_assert_int_eq(girder_behaviour_register(rtB, &fwd_beh), 0);
+    ck_assert_int_eq(girder_behaviour_register(rtA, &gr_test_fwd), 0);
+    ck_assert_int_eq(girder_behaviour_register(rtB, &gr_test_fwd), 0);
     ck_assert_int_eq(girder_behaviour_register(rtB, &tfwd_beh), 0);
     ck_assert_int_eq(gr_rt_start(rtA), 0);
     ck_assert_int_eq(gr_rt_start(rtB), 0);
@@ -378,64 +378,7 @@ static void expect_exit(gr_probe *p, const char *node, girder_pid pid, const cha
     girder_msg_unref(m);
 }
 
-/* ---- test behaviour: a forwarder -------------------------------------------------------
- * Arg: a pid to report to. Forwards every message to it, except the atoms
- * "crash" (exit "boom"), "stop" (exit normal) and "trap" (trap exits). */
-
-typedef struct fwd {
-    girder_pid report; /* where messages go */
-} fwd;
-
-static int fwd_init(girder_ctx *ctx, const girder_msg *arg, void **ret_state)
-{
-    fwd *f = calloc(1, sizeof(*f));
-    msgpack_unpacked u;
-    int r;
-
-    if (f == NULL) {
-        return -ENOMEM;
-    }
-    msgpack_unpacked_init(&u);
-    r = arg && girder_msg_unpack(arg, &u) == 0 ? girder_get_pid(ctx, &u.data, &f->report) : -1;
-    msgpack_unpacked_destroy(&u);
-    if (r < 0) {
-        free(f);
-        return GR_EBADARG;
-    }
-    *ret_state = f;
-    return 0;
-}
-
-static int fwd_handle(girder_ctx *ctx, void *state, const girder_msg *msg)
-{
-    fwd *f = state;
-
-    if (girder_msg_is_atom(msg, "stop")) {
-        return GIRDER_STOP;
-    }
-    if (girder_msg_is_atom(msg, "crash")) {
-        girder_msg *r = girder_msg_atom("boom");
-
-        girder_stop(ctx, r);
-        girder_msg_unref(r);
-        return GIRDER_STOP;
-    }
-    if (girder_msg_is_atom(msg, "trap")) {
-        girder_trap_exit(ctx, true);
-    }
-    girder_send(ctx, f->report, girder_msg_ref((girder_msg *)msg));
-    return GIRDER_CONTINUE;
-}
-
-static void fwd_terminate(girder_ctx *ctx, void *state, const girder_msg *reason)
-{
-    (void)ctx;
-    (void)reason;
-    free(state);
-}
-
-static const girder_behaviour fwd_beh = {
-    .name = "fwd", .init = fwd_init, .handle = fwd_handle, .terminate = fwd_terminate};
+/* ---- test behaviours: the forwarder gr_test_fwd (gr_test_rt.h) and a variant ---------- */
 
 /* A forwarder that traps exits (so exits arrive at its report pid as EXIT
  * messages) and announces itself: its first message is its own pid. */
@@ -444,10 +387,10 @@ static int tfwd_init(girder_ctx *ctx, const girder_msg *arg, void **ret_state)
     msgpack_sbuffer sb;
     msgpack_packer pk;
     girder_msg *m;
-    fwd *f;
+    gr_test_fwd_state *f;
     int r;
 
-    if ((r = fwd_init(ctx, arg, ret_state)) < 0) {
+    if ((r = gr_test_fwd_init(ctx, arg, ret_state)) < 0) {
         return r;
     }
     f = *ret_state;
@@ -465,8 +408,10 @@ static int tfwd_init(girder_ctx *ctx, const girder_msg *arg, void **ret_state)
     return 0;
 }
 
-static const girder_behaviour tfwd_beh = {
-    .name = "tfwd", .init = tfwd_init, .handle = fwd_handle, .terminate = fwd_terminate};
+static const girder_behaviour tfwd_beh = {.name = "tfwd",
+                                          .init = tfwd_init,
+                                          .handle = gr_test_fwd_handle,
+                                          .terminate = gr_test_fwd_terminate};
 
 /* A forwarder on rt reporting to probe p (of the same runtime). */
 static girder_pid spawn_fwd(girder_rt *rt, gr_probe *p)
@@ -474,7 +419,7 @@ static girder_pid spawn_fwd(girder_rt *rt, gr_probe *p)
     girder_msg *arg = mk_pid(rt, gr_probe_pid(p));
     girder_pid child;
 
-    ck_assert_int_eq(gr_rt_spawn(rt, &fwd_beh, arg, &child), 0);
+    ck_assert_int_eq(gr_rt_spawn(rt, &gr_test_fwd, arg, &child), 0);
     girder_msg_unref(arg);
     return child;
 }
@@ -1276,12 +1221,14 @@ END_TEST
 
 START_TEST(test_spawn_remote_init_fails_after_ok)
 {
-    /* fwd's init fails without an argument: the reply is "ok" (it does not
+    /* fwd's init fails on the atom "fail": the reply is "ok" (it does not
      * wait for init), then the DOWN "init_failed" under the request ref. */
-    op o = {.node = "b@h", .name = "fwd", .flags = GIRDER_SPAWN_MONITOR};
+    girder_msg *fail = girder_msg_atom("fail");
+    op o = {.node = "b@h", .name = "fwd", .arg = fail, .flags = GIRDER_SPAWN_MONITOR};
     girder_pid child;
 
     ck_assert_int_eq(gr_probe_run(pA, do_spawn_remote, &o), 0);
+    girder_msg_unref(fail);
     child = expect_spawn_reply(pA, rtA, o.ref, "ok", "b@h");
     expect_down(pA, &o.ref, "b@h", child, "init_failed");
     expect_none(pA, QUIET_MS);

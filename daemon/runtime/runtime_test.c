@@ -115,69 +115,7 @@ static void expect_atom(const char *atom)
     girder_msg_unref(m);
 }
 
-/* ---- test behaviour: a forwarder ----------------------------------------------------------
- * Arg: a pid to report to (or nil). Forwards every message to it, except the
- * atoms "stop" (exit normal), "crash" (exit "boom") and "trap" (trap exits). */
-
-typedef struct fwd {
-    girder_pid report; /* where messages go */
-    bool has_report;   /* report is set */
-} fwd;
-
-static int fwd_init(girder_ctx *ctx, const girder_msg *arg, void **ret_state)
-{
-    fwd *f = calloc(1, sizeof(*f));
-    msgpack_unpacked u;
-
-    if (f == NULL) {
-        return -ENOMEM;
-    }
-    if (arg) {
-        msgpack_unpacked_init(&u);
-        if (girder_msg_unpack(arg, &u) == 0 && girder_get_pid(ctx, &u.data, &f->report) == 0) {
-            f->has_report = true;
-        } else if (girder_msg_is_atom(arg, "fail")) {
-            msgpack_unpacked_destroy(&u);
-            free(f);
-            return GR_EBADARG;
-        }
-        msgpack_unpacked_destroy(&u);
-    }
-    *ret_state = f;
-    return 0;
-}
-
-static int fwd_handle(girder_ctx *ctx, void *state, const girder_msg *msg)
-{
-    fwd *f = state;
-
-    if (girder_msg_is_atom(msg, "stop")) {
-        return GIRDER_STOP;
-    }
-    if (girder_msg_is_atom(msg, "crash")) {
-        girder_msg *r = girder_msg_atom("boom");
-
-        girder_stop(ctx, r);
-        girder_msg_unref(r);
-        return GIRDER_STOP;
-    }
-    if (girder_msg_is_atom(msg, "trap")) {
-        girder_trap_exit(ctx, true);
-        return GIRDER_CONTINUE;
-    }
-    if (f->has_report) {
-        girder_send(ctx, f->report, girder_msg_ref((girder_msg *)msg));
-    }
-    return GIRDER_CONTINUE;
-}
-
-static void fwd_terminate(girder_ctx *ctx, void *state, const girder_msg *reason)
-{
-    free(state);
-}
-
-static const girder_behaviour fwd_beh = {
-    .name = "fwd", .init = fwd_init, .handle = fwd_handle, .terminate = fwd_terminate};
+/* ---- test behaviour: the forwarder gr_test_fwd (gr_test_rt.h) ---------------------------- */
 
 /* Spawn a forwarder reporting to the probe, from the test thread. */
 static girder_pid spawn_fwd(void)
@@ -195,7 +133,7 @@ static girder_pid spawn_fwd(void)
                      0);
     arg = girder_msg_new(sb.data, sb.size);
     msgpack_sbuffer_destroy(&sb);
-    ck_assert_int_eq(gr_rt_spawn(rt, &fwd_beh, arg, &child), 0);
+    ck_assert_int_eq(gr_rt_spawn(rt, &gr_test_fwd, arg, &child), 0);
     girder_msg_unref(arg);
     return child;
 }
@@ -244,7 +182,7 @@ static int do_spawn(girder_ctx *ctx, void *a)
 {
     op *o = a;
 
-    return girder_spawn(ctx, &fwd_beh, o->arg, o->flags, &o->pid, &o->ref);
+    return girder_spawn(ctx, &gr_test_fwd, o->arg, o->flags, &o->pid, &o->ref);
 }
 
 static int do_send_after(girder_ctx *ctx, void *a)
@@ -922,7 +860,7 @@ START_TEST(test_shutdown_terminates_everything)
     gr_rt_stop(rt);
     ck_assert_int_eq(atomic_load(&n.terms), 1000);
     ck_assert_uint_eq(gr_rt_process_count(rt), 0);
-    ck_assert_int_eq(gr_rt_spawn(rt, &fwd_beh, NULL, &p), GR_ESTOPPED);
+    ck_assert_int_eq(gr_rt_spawn(rt, &gr_test_fwd, NULL, &p), GR_ESTOPPED);
 }
 END_TEST
 
@@ -935,9 +873,9 @@ START_TEST(test_behaviour_registry_and_config_errors)
     ck_assert_int_eq(gr_rt_new(&bad, &r2), -EINVAL);
     ck_assert_int_eq(gr_rt_new(&many, &r2), -EINVAL);
     ck_assert_ptr_null(r2);
-    ck_assert_int_eq(girder_behaviour_register(rt, &fwd_beh), 0);
-    ck_assert_int_eq(girder_behaviour_register(rt, &fwd_beh), -EEXIST);
-    ck_assert_ptr_eq(girder_behaviour_find(rt, "fwd"), &fwd_beh);
+    ck_assert_int_eq(girder_behaviour_register(rt, &gr_test_fwd), 0);
+    ck_assert_int_eq(girder_behaviour_register(rt, &gr_test_fwd), -EEXIST);
+    ck_assert_ptr_eq(girder_behaviour_find(rt, "fwd"), &gr_test_fwd);
     ck_assert_ptr_nonnull(girder_behaviour_find(rt, "supervisor"));
     ck_assert_ptr_null(girder_behaviour_find(rt, "nope"));
 }
@@ -1059,7 +997,7 @@ START_TEST(test_process_list)
         ck_assert_int_eq(gr_rt_new(&cfg, &r4), 0);
         ck_assert_int_eq(gr_rt_start(r4), 0);
         for (int i = 0; i < 40; i++) {
-            ck_assert_int_eq(gr_rt_spawn(r4, &fwd_beh, NULL, &child), 0);
+            ck_assert_int_eq(gr_rt_spawn(r4, &gr_test_fwd, NULL, &child), 0);
         }
         ck_assert_int_eq(gr_rt_process_list(r4, 0, 1000, &all, &na, &ta, NULL), 0);
         ck_assert_uint_eq(na, 40);
