@@ -284,12 +284,8 @@ static Suite *json_suite(void)
     Suite *s = suite_create("cli_json");
     TCase *tc = gr_test_tcase(s, "json", NULL, NULL, 0);
 
-    tcase_add_test(tc, scalars_and_containers);
-    tcase_add_test(tc, pids_refs_bins);
-    tcase_add_test(tc, output_only_forms);
-    tcase_add_test(tc, pretty_layout);
-    tcase_add_test(tc, bad_input);
-    tcase_add_test(tc, dest_args);
+    gr_test_add(tc, scalars_and_containers, pids_refs_bins, output_only_forms, pretty_layout,
+                bad_input, dest_args);
     return s;
 }
 

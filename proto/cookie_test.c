@@ -199,13 +199,8 @@ static Suite *cookie_suite(void)
     Suite *s = suite_create("cookie");
     TCase *tc = gr_test_tcase(s, "cookie", setup, teardown, 0);
 
-    tcase_add_test(tc, load_strips_line_endings);
-    tcase_add_test(tc, refuses_open_permissions);
-    tcase_add_test(tc, refuses_empty_missing_odd);
-    tcase_add_test(tc, from_env);
-    tcase_add_test(tc, resolve_order);
-    tcase_add_test(tc, default_path);
-    tcase_add_test(tc, generate);
+    gr_test_add(tc, load_strips_line_endings, refuses_open_permissions, refuses_empty_missing_odd,
+                from_env, resolve_order, default_path, generate);
     return s;
 }
 

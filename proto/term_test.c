@@ -236,16 +236,10 @@ static Suite *term_suite(void)
     Suite *s = suite_create("term");
     TCase *tc = gr_test_tcase(s, "codec", NULL, NULL, 0);
 
-    tcase_add_test(tc, pid_roundtrip);
-    tcase_add_test(tc, decode_id_from_bytes);
-    tcase_add_test(tc, pack_id_bad_node);
-    tcase_add_test(tc, parse_id_malformed_payload);
-    tcase_add_test(tc, validate_scalars_and_containers);
-    tcase_add_test(tc, validate_truncated);
-    tcase_add_test(tc, validate_depth);
-    tcase_add_test(tc, validate_huge_declared_lengths);
-    tcase_add_test(tc, validate_reserved_byte_and_short_headers);
-    tcase_add_test(tc, is_str);
+    gr_test_add(tc, pid_roundtrip, decode_id_from_bytes, pack_id_bad_node,
+                parse_id_malformed_payload, validate_scalars_and_containers, validate_truncated,
+                validate_depth, validate_huge_declared_lengths,
+                validate_reserved_byte_and_short_headers, is_str);
     return s;
 }
 

@@ -122,6 +122,13 @@ TCase *gr_test_tcase(Suite *s, const char *name, void (*setup)(void), void (*tea
     return tc;
 }
 
+void gr_test_add_list(TCase *tc, const TTest *const *tests)
+{
+    for (size_t i = 0; tests[i]; i++) {
+        tcase_add_test(tc, tests[i]);
+    }
+}
+
 int gr_test_run(Suite *(*make)(void))
 {
     char mult[16];

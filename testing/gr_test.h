@@ -75,6 +75,12 @@ bool gr_test_deadline_wait(gr_test_deadline *dl);
 TCase *gr_test_tcase(Suite *s, const char *name, void (*setup)(void), void (*teardown)(void),
                      double timeout_s);
 
+/* Add the tests (START_TEST names) to tc in order: gr_test_add(tc, a, b, c). */
+#define gr_test_add(tc, ...) gr_test_add_list((tc), (const TTest *const[]){__VA_ARGS__, NULL})
+
+/* Add each test of the NULL-terminated list to tc, in order. */
+void gr_test_add_list(TCase *tc, const TTest *const *tests);
+
 /* main(): set CK_TIMEOUT_MULTIPLIER to gr_test_scale() unless the environment
  * sets it, build the suite with make(), run it (CK_ENV: CK_VERBOSITY chooses, normal by default)
  * and free it. Returns EXIT_SUCCESS when no test failed, EXIT_FAILURE otherwise. */

@@ -194,9 +194,7 @@ static Suite *relay_suite(void)
     Suite *s = suite_create("relay");
     TCase *tc = gr_test_tcase(s, "requests", setup, teardown, 30);
 
-    tcase_add_test(tc, call_by_pid_and_name);
-    tcase_add_test(tc, dead_pid_and_silence);
-    tcase_add_test(tc, bad_requests);
+    gr_test_add(tc, call_by_pid_and_name, dead_pid_and_silence, bad_requests);
     return s;
 }
 

@@ -284,12 +284,9 @@ static Suite *seq_suite(void)
     Suite *s = suite_create("seq");
     TCase *tc = gr_test_tcase(s, "checker", NULL, NULL, 0);
 
-    tcase_add_test(tc, checker_in_order_and_gaps);
+    gr_test_add(tc, checker_in_order_and_gaps);
     tc = gr_test_tcase(s, "behaviour", setup, teardown, 30);
-    tcase_add_test(tc, burst_to_pid_in_order);
-    tcase_add_test(tc, burst_to_name);
-    tcase_add_test(tc, burst_into_probe);
-    tcase_add_test(tc, bad_requests);
+    gr_test_add(tc, burst_to_pid_in_order, burst_to_name, burst_into_probe, bad_requests);
     return s;
 }
 

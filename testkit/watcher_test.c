@@ -290,9 +290,7 @@ static Suite *watcher_suite(void)
     Suite *s = suite_create("watcher");
     TCase *tc = gr_test_tcase(s, "requests", setup, teardown, 30);
 
-    tcase_add_test(tc, down_and_exit_logged_once_with_time);
-    tcase_add_test(tc, dead_pid_is_noproc);
-    tcase_add_test(tc, bad_requests);
+    gr_test_add(tc, down_and_exit_logged_once_with_time, dead_pid_is_noproc, bad_requests);
     return s;
 }
 

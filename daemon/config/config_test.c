@@ -651,30 +651,14 @@ static Suite *config_suite(void)
     TCase *good = gr_test_tcase(s, "good", setup, teardown, 0);
     TCase *bad = gr_test_tcase(s, "bad", setup, teardown, 0);
 
-    tcase_add_test(good, defaults);
-    tcase_add_test(good, full_file);
-    tcase_add_test(good, flags_override_file);
-    tcase_add_test(good, help_and_version);
-    tcase_add_test(good, set_one_key);
-    tcase_add_test(good, validators);
-    tcase_add_test(good, cookie_precedence);
+    gr_test_add(good, defaults, full_file, flags_override_file, help_and_version, set_one_key,
+                validators, cookie_precedence);
 
-    tcase_add_test(bad, err_unknown_section);
-    tcase_add_test(bad, err_key_outside_section);
-    tcase_add_test(bad, err_unknown_key);
-    tcase_add_test(bad, err_duplicate_key);
-    tcase_add_test(bad, err_bad_value);
-    tcase_add_test(bad, err_bad_port);
-    tcase_add_test(bad, err_bad_node_name);
-    tcase_add_test(bad, err_schedulers_range);
-    tcase_add_test(bad, err_syntax);
-    tcase_add_test(bad, err_long_line_and_nul);
-    tcase_add_test(bad, err_too_many_seeds);
-    tcase_add_test(bad, err_unreadable_file);
-    tcase_add_test(bad, err_file_via_load_names_line);
-    tcase_add_test(bad, err_flags);
-    tcase_add_test(bad, error_value_is_sanitised);
-    tcase_add_test(bad, err_planned_options);
+    gr_test_add(bad, err_unknown_section, err_key_outside_section, err_unknown_key,
+                err_duplicate_key, err_bad_value, err_bad_port, err_bad_node_name,
+                err_schedulers_range, err_syntax, err_long_line_and_nul, err_too_many_seeds,
+                err_unreadable_file, err_file_via_load_names_line, err_flags,
+                error_value_is_sanitised, err_planned_options);
     return s;
 }
 

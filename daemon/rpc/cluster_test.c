@@ -388,9 +388,7 @@ static Suite *cluster_suite(void)
     Suite *s = suite_create("rpc-cluster");
     TCase *tc = gr_test_tcase(s, "cluster", setup, teardown, 120);
 
-    tcase_add_test(tc, monitor_nodes_real_dist);
-    tcase_add_test(tc, multicall_three_nodes);
-    tcase_add_test(tc, cast_runs_remotely);
+    gr_test_add(tc, monitor_nodes_real_dist, multicall_three_nodes, cast_runs_remotely);
     return s;
 }
 

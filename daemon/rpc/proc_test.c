@@ -857,17 +857,8 @@ static Suite *proc_suite(void)
     Suite *s = suite_create("proc");
     TCase *tc = gr_test_tcase(s, "core", setup, teardown, 60);
 
-    tcase_add_test(tc, spawn);
-    tcase_add_test(tc, spawn_spreads);
-    tcase_add_test(tc, send_and_call);
-    tcase_add_test(tc, call_timeout);
-    tcase_add_test(tc, info);
-    tcase_add_test(tc, kill);
-    tcase_add_test(tc, names);
-    tcase_add_test(tc, list);
-    tcase_add_test(tc, list_everything);
-    tcase_add_test(tc, snapshot_pages);
-    tcase_add_test(tc, many_calls);
+    gr_test_add(tc, spawn, spawn_spreads, send_and_call, call_timeout, info, kill, names, list,
+                list_everything, snapshot_pages, many_calls);
     return s;
 }
 

@@ -555,20 +555,10 @@ static Suite *rpc_suite(void)
     Suite *s = suite_create("rpc");
     TCase *tc = gr_test_tcase(s, "core", setup, teardown, 60);
 
-    tcase_add_test(tc, unknown_names);
-    tcase_add_test(tc, extension_modules);
-    tcase_add_test(tc, node_ping_self_list);
-    tcase_add_test(tc, sys_forwarded);
-    tcase_add_test(tc, rpc_call_self_and_remote);
-    tcase_add_test(tc, join_and_leave);
-    tcase_add_test(tc, deadline);
-    tcase_add_test(tc, inline_answers_at_once);
-    tcase_add_test(tc, many);
-    tcase_add_test(tc, stop_answers_stopped);
-    tcase_add_test(tc, multicall_self_and_unconnected);
-    tcase_add_test(tc, multicall_timeout_per_node);
-    tcase_add_test(tc, multicall_bad_args);
-    tcase_add_test(tc, cast);
+    gr_test_add(tc, unknown_names, extension_modules, node_ping_self_list, sys_forwarded,
+                rpc_call_self_and_remote, join_and_leave, deadline, inline_answers_at_once, many,
+                stop_answers_stopped, multicall_self_and_unconnected, multicall_timeout_per_node,
+                multicall_bad_args, cast);
     return s;
 }
 

@@ -1440,37 +1440,23 @@ static Suite *remote_suite(void)
     TCase *tc = gr_test_tcase(s, "two-runtimes", setup, teardown, 120);
     TCase *ts;
 
-    tcase_add_test(tc, test_send_by_pid);
-    tcase_add_test(tc, test_send_by_name);
-    tcase_add_test(tc, test_ordering_100k);
-    tcase_add_test(tc, test_link_remote_crash_kills);
-    tcase_add_test(tc, test_link_remote_crash_trapped);
-    tcase_add_test(tc, test_link_both_directions_normal_exit);
-    tcase_add_test(tc, test_link_to_dead_remote_gives_noproc);
-    tcase_add_test(tc, test_exit2_across);
-    tcase_add_test(tc, test_unlink_across);
-    tcase_add_test(tc, test_monitor_across_fires_once);
-    tcase_add_test(tc, test_monitor_dead_and_stale_remote);
-    tcase_add_test(tc, test_demonitor_across);
-    tcase_add_test(tc, test_info_shows_remote_links_and_monitors);
-    tcase_add_test(tc, test_cut_fires_links_and_monitors_once);
-    tcase_add_test(tc, test_node_down_twice_and_reconnect);
-    tcase_add_test(tc, test_deliver_and_node_down_reject_bad_input);
-    tcase_add_test(tc, test_no_hook_means_not_connected);
+    gr_test_add(tc, test_send_by_pid, test_send_by_name, test_ordering_100k,
+                test_link_remote_crash_kills, test_link_remote_crash_trapped,
+                test_link_both_directions_normal_exit, test_link_to_dead_remote_gives_noproc,
+                test_exit2_across, test_unlink_across, test_monitor_across_fires_once,
+                test_monitor_dead_and_stale_remote, test_demonitor_across,
+                test_info_shows_remote_links_and_monitors, test_cut_fires_links_and_monitors_once,
+                test_node_down_twice_and_reconnect, test_deliver_and_node_down_reject_bad_input,
+                test_no_hook_means_not_connected);
 
     ts = gr_test_tcase(s, "spawn", setup, teardown, 120);
-    tcase_add_test(ts, test_spawn_remote_link_trapped);
-    tcase_add_test(ts, test_spawn_remote_link_kills_parent);
-    tcase_add_test(ts, test_spawn_remote_monitor_down_has_request_ref);
-    tcase_add_test(ts, test_spawn_remote_init_fails_after_ok);
-    tcase_add_test(ts, test_spawn_remote_parent_dies_before_reply);
-    tcase_add_test(ts, test_spawn_remote_demonitor_while_pending);
-    tcase_add_test(ts, test_spawn_remote_errors);
-    tcase_add_test(ts, test_spawn_remote_node_down_before_request_lands);
-    tcase_add_test(ts, test_spawn_remote_node_down_before_reply_lands);
-    tcase_add_test(ts, test_spawn_local_same_path);
-    tcase_add_test(ts, test_deliver_rejects_bad_spawn);
-    tcase_add_test(ts, test_deliver_held_wakes_at_flush);
+    gr_test_add(ts, test_spawn_remote_link_trapped, test_spawn_remote_link_kills_parent,
+                test_spawn_remote_monitor_down_has_request_ref,
+                test_spawn_remote_init_fails_after_ok, test_spawn_remote_parent_dies_before_reply,
+                test_spawn_remote_demonitor_while_pending, test_spawn_remote_errors,
+                test_spawn_remote_node_down_before_request_lands,
+                test_spawn_remote_node_down_before_reply_lands, test_spawn_local_same_path,
+                test_deliver_rejects_bad_spawn, test_deliver_held_wakes_at_flush);
     return s;
 }
 

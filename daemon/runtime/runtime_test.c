@@ -1291,45 +1291,23 @@ static Suite *runtime_suite(void)
     TCase *one = gr_test_tcase(s, "one-scheduler", setup1, teardown, 60);
     TCase *nm = gr_test_tcase(s, "node-monitor-hook", setup_nm, teardown, 60);
 
-    tcase_add_test(tc, test_spawn_send_receive);
-    tcase_add_test(tc, test_ordering_per_pair);
-    tcase_add_test(tc, test_ordering_cross_scheduler);
-    tcase_add_test(tc, test_send_dead_pid_dropped);
-    tcase_add_test(tc, test_message_shared_refcount);
-    tcase_add_test(tc, test_link_normal_exit_does_not_kill);
-    tcase_add_test(tc, test_link_abnormal_exit_kills);
-    tcase_add_test(tc, test_link_trapping_gets_exit_message);
-    tcase_add_test(tc, test_unlink_prevents_exit);
-    tcase_add_test(tc, test_link_to_dead_gives_noproc);
-    tcase_add_test(tc, test_kill_is_untrappable);
-    tcase_add_test(tc, test_exit_signal_rules);
-    tcase_add_test(tc, test_exit_self_normal_kills);
-    tcase_add_test(tc, test_long_link_chain);
-    tcase_add_test(tc, test_spawn_link_init_failure);
-    tcase_add_test(tc, test_monitor_reasons);
-    tcase_add_test(tc, test_monitor_exactly_once);
-    tcase_add_test(tc, test_demonitor_suppresses_down);
-    tcase_add_test(tc, test_spawn_monitor);
-    tcase_add_test(tc, test_register_whereis_send);
-    tcase_add_test(tc, test_register_errors);
-    tcase_add_test(tc, test_send_after_and_cancel);
-    tcase_add_test(tc, test_timer_dies_with_owner);
-    tcase_add_test(tc, test_call_reply);
-    tcase_add_test(tc, test_process_info);
-    tcase_add_test(tc, test_stale_incarnation);
-    tcase_add_test(tc, test_shutdown_terminates_everything);
-    tcase_add_test(tc, test_behaviour_registry_and_config_errors);
-    tcase_add_test(tc, test_many_processes_cross_scheduler);
-    tcase_add_test(tc, test_process_list);
-    tcase_add_test(tc, test_process_list_pages);
-    tcase_add_test(tc, test_process_list_request);
-    tcase_add_test(tc, test_process_list_concurrent);
-    tcase_add_test(tc, test_monitor_nodes_without_distribution);
+    gr_test_add(tc, test_spawn_send_receive, test_ordering_per_pair, test_ordering_cross_scheduler,
+                test_send_dead_pid_dropped, test_message_shared_refcount,
+                test_link_normal_exit_does_not_kill, test_link_abnormal_exit_kills,
+                test_link_trapping_gets_exit_message, test_unlink_prevents_exit,
+                test_link_to_dead_gives_noproc, test_kill_is_untrappable, test_exit_signal_rules,
+                test_exit_self_normal_kills, test_long_link_chain, test_spawn_link_init_failure,
+                test_monitor_reasons, test_monitor_exactly_once, test_demonitor_suppresses_down,
+                test_spawn_monitor, test_register_whereis_send, test_register_errors,
+                test_send_after_and_cancel, test_timer_dies_with_owner, test_call_reply,
+                test_process_info, test_stale_incarnation, test_shutdown_terminates_everything,
+                test_behaviour_registry_and_config_errors, test_many_processes_cross_scheduler,
+                test_process_list, test_process_list_pages, test_process_list_request,
+                test_process_list_concurrent, test_monitor_nodes_without_distribution);
 
-    tcase_add_test(one, test_fairness);
+    gr_test_add(one, test_fairness);
 
-    tcase_add_test(nm, test_monitor_nodes_hook);
-    tcase_add_test(nm, test_monitor_nodes_dropped_at_stop);
+    gr_test_add(nm, test_monitor_nodes_hook, test_monitor_nodes_dropped_at_stop);
     return s;
 }
 

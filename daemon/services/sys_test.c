@@ -212,15 +212,9 @@ static Suite *sys_suite(void)
     Suite *s = suite_create("sys");
     TCase *tc = gr_test_tcase(s, "requests", setup, teardown, 30);
 
-    tcase_add_test(tc, version);
-    tcase_add_test(tc, uptime_counts_from_arg);
-    tcase_add_test(tc, schedulers_and_processes);
-    tcase_add_test(tc, memory);
-    tcase_add_test(tc, info);
-    tcase_add_test(tc, bad_requests);
-    tcase_add_test(tc, ignores_non_requests);
-    tcase_add_test(tc, registered_name_is_unique);
-    tcase_add_test(tc, root_arg_is_a_valid_term);
+    gr_test_add(tc, version, uptime_counts_from_arg, schedulers_and_processes, memory, info,
+                bad_requests, ignores_non_requests, registered_name_is_unique,
+                root_arg_is_a_valid_term);
     return s;
 }
 

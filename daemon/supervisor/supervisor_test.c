@@ -1513,23 +1513,12 @@ static Suite *supervisor_suite(void)
     Suite *s = suite_create("supervisor");
     TCase *tc = gr_test_tcase(s, "core", setup, teardown, 120);
 
-    tcase_add_test(tc, test_one_for_one);
-    tcase_add_test(tc, test_one_for_all);
-    tcase_add_test(tc, test_rest_for_one);
-    tcase_add_test(tc, test_restart_types);
-    tcase_add_test(tc, test_intensity_exceeded);
-    tcase_add_test(tc, test_intensity_period);
-    tcase_add_test(tc, test_ordered_shutdown);
-    tcase_add_test(tc, test_shutdown_timeout_kill);
-    tcase_add_test(tc, test_dynamic_children);
-    tcase_add_test(tc, test_terminate_by_pid);
-    tcase_add_test(tc, test_bad_specs);
-    tcase_add_test(tc, test_nested);
-    tcase_add_test(tc, test_calls_during_restart);
-    tcase_add_test(tc, test_parent_exit);
-    tcase_add_test(tc, test_stale_exit_after_group_restart);
-    tcase_add_test(tc, test_child_init_failure_storm);
-    tcase_add_test(tc, test_many_dynamic_children);
+    gr_test_add(tc, test_one_for_one, test_one_for_all, test_rest_for_one, test_restart_types,
+                test_intensity_exceeded, test_intensity_period, test_ordered_shutdown,
+                test_shutdown_timeout_kill, test_dynamic_children, test_terminate_by_pid,
+                test_bad_specs, test_nested, test_calls_during_restart, test_parent_exit,
+                test_stale_exit_after_group_restart, test_child_init_failure_storm,
+                test_many_dynamic_children);
     return s;
 }
 
