@@ -142,6 +142,18 @@ static int do_call(girder_ctx *ctx, void *arg)
     return r;
 }
 
+int gr_test_pack_dest(girder_ctx *ctx, msgpack_packer *pk, const char *name, const char *node,
+                      girder_pid pid)
+{
+    if (!name) {
+        return girder_pack_pid(ctx, pk, pid);
+    }
+    msgpack_pack_array(pk, 2);
+    msgpack_pack_str_with_body(pk, name, strlen(name));
+    msgpack_pack_str_with_body(pk, node, strlen(node));
+    return 0;
+}
+
 void gr_test_call_send(gr_probe *p, girder_pid to, gr_test_pack_fn pack, void *arg)
 {
     call_arg ca = {.to = to, .pack = pack, .pack_arg = arg};

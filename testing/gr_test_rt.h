@@ -57,6 +57,11 @@ typedef struct gr_test_reply {
  * with ctx); returns 0 or a negative error. */
 typedef int (*gr_test_pack_fn)(girder_ctx *ctx, msgpack_packer *pk, void *arg);
 
+/* Pack a destination inside a process: [name, node] when name is set, else
+ * the pid. Returns 0 or a negative error. */
+int gr_test_pack_dest(girder_ctx *ctx, msgpack_packer *pk, const char *name, const char *node,
+                      girder_pid pid);
+
 /* Call `to` from the probe (a girder_call asking for a reply) with the request
  * pack(ctx, pk, arg) builds; the reply is left for gr_test_recv_reply. */
 void gr_test_call_send(gr_probe *p, girder_pid to, gr_test_pack_fn pack, void *arg);

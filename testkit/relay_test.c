@@ -56,13 +56,7 @@ static int pack_req(girder_ctx *ctx, msgpack_packer *pk, void *arg)
     } else {
         msgpack_pack_array(pk, q->timeout ? 4 : 3);
         msgpack_pack_str_with_body(pk, "call", 4);
-        if (q->name) {
-            msgpack_pack_array(pk, 2);
-            msgpack_pack_str_with_body(pk, q->name, strlen(q->name));
-            msgpack_pack_str_with_body(pk, NODE, strlen(NODE));
-        } else {
-            r = girder_pack_pid(ctx, pk, q->dest);
-        }
+        r = gr_test_pack_dest(ctx, pk, q->name, NODE, q->dest);
         msgpack_pack_str_with_body(pk, q->atom, strlen(q->atom));
         if (q->timeout) {
             msgpack_pack_uint64(pk, q->timeout);

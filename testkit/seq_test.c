@@ -50,13 +50,7 @@ static int pack_req(girder_ctx *ctx, msgpack_packer *pk, void *arg)
     if (strcmp(q->kind, "burst") == 0) {
         msgpack_pack_array(pk, 3);
         msgpack_pack_str_with_body(pk, "burst", 5);
-        if (q->name) {
-            msgpack_pack_array(pk, 2);
-            msgpack_pack_str_with_body(pk, q->name, strlen(q->name));
-            msgpack_pack_str_with_body(pk, NODE, strlen(NODE));
-        } else {
-            r = girder_pack_pid(ctx, pk, q->dest);
-        }
+        r = gr_test_pack_dest(ctx, pk, q->name, NODE, q->dest);
         msgpack_pack_uint64(pk, q->n);
     } else {
         msgpack_pack_array(pk, 1);
