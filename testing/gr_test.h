@@ -34,7 +34,7 @@
 /* How much slower than an idle plain build this run may be: GR_TEST_SCALE
  * from the environment if set (1 to 100), else 3 under ASan/UBSan, 4 under
  * TSan, 1 otherwise, times the 1-minute load average per CPU rounded up
- * (at least 1, at most 8). Read again on every call. */
+ * (at least 1, at most 4). Read again on every call. */
 unsigned gr_test_scale(void);
 
 /* base_ms times gr_test_scale(): how long to wait for an event that takes
