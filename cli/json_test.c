@@ -9,6 +9,7 @@
 #include "cli/json.h"
 #include "proto/err.h"
 
+#include "testing/gr_test.h"
 #include <check.h>
 #include <math.h>
 #include <stdlib.h>
@@ -278,23 +279,17 @@ START_TEST(dest_args)
 }
 END_TEST
 
-int main(void)
+static Suite *json_suite(void)
 {
     Suite *s = suite_create("cli_json");
-    TCase *tc = tcase_create("json");
-    SRunner *sr;
-    int failed;
+    TCase *tc = gr_test_tcase(s, "json", NULL, NULL, 0);
 
-    tcase_add_test(tc, scalars_and_containers);
-    tcase_add_test(tc, pids_refs_bins);
-    tcase_add_test(tc, output_only_forms);
-    tcase_add_test(tc, pretty_layout);
-    tcase_add_test(tc, bad_input);
-    tcase_add_test(tc, dest_args);
-    suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    gr_test_add(tc, scalars_and_containers, pids_refs_bins, output_only_forms, pretty_layout,
+                bad_input, dest_args);
+    return s;
+}
+
+int main(void)
+{
+    return gr_test_run(json_suite);
 }

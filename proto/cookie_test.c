@@ -8,6 +8,7 @@
 #include "proto/cookie.h"
 #include "proto/err.h"
 
+#include "testing/gr_test.h"
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -196,27 +197,14 @@ END_TEST
 static Suite *cookie_suite(void)
 {
     Suite *s = suite_create("cookie");
-    TCase *tc = tcase_create("cookie");
+    TCase *tc = gr_test_tcase(s, "cookie", setup, teardown, 0);
 
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_add_test(tc, load_strips_line_endings);
-    tcase_add_test(tc, refuses_open_permissions);
-    tcase_add_test(tc, refuses_empty_missing_odd);
-    tcase_add_test(tc, from_env);
-    tcase_add_test(tc, resolve_order);
-    tcase_add_test(tc, default_path);
-    tcase_add_test(tc, generate);
-    suite_add_tcase(s, tc);
+    gr_test_add(tc, load_strips_line_endings, refuses_open_permissions, refuses_empty_missing_odd,
+                from_env, resolve_order, default_path, generate);
     return s;
 }
 
 int main(void)
 {
-    SRunner *sr = srunner_create(cookie_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return gr_test_run(cookie_suite);
 }

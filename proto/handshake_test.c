@@ -11,6 +11,7 @@
 #include "proto/handshake.h"
 #include "proto/handshake_int.h"
 
+#include "testing/gr_test.h"
 #include <check.h>
 #include <errno.h>
 #include <sodium.h>
@@ -971,39 +972,18 @@ END_TEST
 static Suite *handshake_suite(void)
 {
     Suite *s = suite_create("handshake");
-    TCase *tc = tcase_create("handshake");
+    TCase *tc = gr_test_tcase(s, "handshake", setup, NULL, 0);
 
-    tcase_add_checked_fixture(tc, setup, NULL);
-    tcase_add_test(tc, success_both_ways);
-    tcase_add_test(tc, success_byte_by_byte);
-    tcase_add_test(tc, leftover_bytes_belong_to_records);
-    tcase_add_test(tc, early_records);
-    tcase_add_test(tc, early_tx_misuse);
-    tcase_add_test(tc, wrong_cookie_both_sides);
-    tcase_add_test(tc, bad_responder_proof);
-    tcase_add_test(tc, replay_into_new_handshake);
-    tcase_add_test(tc, name_clash);
-    tcase_add_test(tc, initiator_checks_reply);
-    tcase_add_test(tc, initiator_checks_cipher);
-    tcase_add_test(tc, cipher_negotiation);
-    tcase_add_test(tc, cipher_downgrade_detected);
-    tcase_add_test(tc, version_mismatch_and_negotiation);
-    tcase_add_test(tc, oversized_and_truncated);
-    tcase_add_test(tc, malformed_hello);
-    tcase_add_test(tc, unknown_reject_reason);
-    tcase_add_test(tc, config_checks);
-    tcase_add_test(tc, known_answer);
-    suite_add_tcase(s, tc);
+    gr_test_add(tc, success_both_ways, success_byte_by_byte, leftover_bytes_belong_to_records,
+                early_records, early_tx_misuse, wrong_cookie_both_sides, bad_responder_proof,
+                replay_into_new_handshake, name_clash, initiator_checks_reply,
+                initiator_checks_cipher, cipher_negotiation, cipher_downgrade_detected,
+                version_mismatch_and_negotiation, oversized_and_truncated, malformed_hello,
+                unknown_reject_reason, config_checks, known_answer);
     return s;
 }
 
 int main(void)
 {
-    SRunner *sr = srunner_create(handshake_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return gr_test_run(handshake_suite);
 }

@@ -6,6 +6,7 @@
 #include "proto/err.h"
 #include "proto/term.h"
 
+#include "testing/gr_test.h"
 #include <check.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -233,29 +234,16 @@ END_TEST
 static Suite *term_suite(void)
 {
     Suite *s = suite_create("term");
-    TCase *tc = tcase_create("codec");
+    TCase *tc = gr_test_tcase(s, "codec", NULL, NULL, 0);
 
-    tcase_add_test(tc, pid_roundtrip);
-    tcase_add_test(tc, decode_id_from_bytes);
-    tcase_add_test(tc, pack_id_bad_node);
-    tcase_add_test(tc, parse_id_malformed_payload);
-    tcase_add_test(tc, validate_scalars_and_containers);
-    tcase_add_test(tc, validate_truncated);
-    tcase_add_test(tc, validate_depth);
-    tcase_add_test(tc, validate_huge_declared_lengths);
-    tcase_add_test(tc, validate_reserved_byte_and_short_headers);
-    tcase_add_test(tc, is_str);
-    suite_add_tcase(s, tc);
+    gr_test_add(tc, pid_roundtrip, decode_id_from_bytes, pack_id_bad_node,
+                parse_id_malformed_payload, validate_scalars_and_containers, validate_truncated,
+                validate_depth, validate_huge_declared_lengths,
+                validate_reserved_byte_and_short_headers, is_str);
     return s;
 }
 
 int main(void)
 {
-    SRunner *sr = srunner_create(term_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return gr_test_run(term_suite);
 }

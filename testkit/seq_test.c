@@ -16,6 +16,7 @@
 #include "runtime/rt.h"
 #include "util/clock.h"
 
+#include "testing/gr_test_rt.h"
 #include <check.h>
 #include <errno.h>
 #include <msgpack.h>
@@ -40,107 +41,44 @@ typedef struct req {
     girder_pid server; /* whom to call */
 } req;
 
-static int do_call(girder_ctx *ctx, void *arg)
+/* Packs q inside the probe (pids need its ctx). */
+static int pack_req(girder_ctx *ctx, msgpack_packer *pk, void *arg)
 {
     req *q = arg;
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
-    girder_msg *m;
-    girder_ref ref;
     int r = 0;
 
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     if (strcmp(q->kind, "burst") == 0) {
-        msgpack_pack_array(&pk, 3);
-        msgpack_pack_str_with_body(&pk, "burst", 5);
-        if (q->name) {
-            msgpack_pack_array(&pk, 2);
-            msgpack_pack_str_with_body(&pk, q->name, strlen(q->name));
-            msgpack_pack_str_with_body(&pk, NODE, strlen(NODE));
-        } else {
-            r = girder_pack_pid(ctx, &pk, q->dest);
-        }
-        msgpack_pack_uint64(&pk, q->n);
+        msgpack_pack_array(pk, 3);
+        msgpack_pack_str_with_body(pk, "burst", 5);
+        r = gr_test_pack_dest(ctx, pk, q->name, NODE, q->dest);
+        msgpack_pack_uint64(pk, q->n);
     } else {
-        msgpack_pack_array(&pk, 1);
-        msgpack_pack_str_with_body(&pk, q->kind, strlen(q->kind));
+        msgpack_pack_array(pk, 1);
+        msgpack_pack_str_with_body(pk, q->kind, strlen(q->kind));
     }
-    m = r == 0 ? girder_msg_new(sb.data, sb.size) : NULL;
-    msgpack_sbuffer_destroy(&sb);
-    if (!m) {
-        return -ENOMEM;
-    }
-    r = girder_call(ctx, q->server, m, true, &ref);
-    girder_msg_unref(m);
     return r;
 }
 
-/* A reply and the unpacked view into it. */
-typedef struct reply {
-    girder_msg *m;       /* ["$reply", Ref, Response]; owned */
-    msgpack_unpacked up; /* unpacked m */
-    msgpack_object o;    /* Response, inside up */
-} reply;
+typedef gr_test_reply reply;
 
-static void reply_done(reply *rp)
+/* A message before the reply that the test did not expect. */
+static void unexpected(const msgpack_object *o, void *arg)
 {
-    msgpack_unpacked_destroy(&rp->up);
-    rp->m = girder_msg_unref(rp->m);
-}
-
-/* Receive the next message that is a "$reply" into rp; other messages go to
- * on_other (may be NULL: they fail the test). */
-static void recv_reply(reply *rp, void (*on_other)(const msgpack_object *o, void *arg), void *arg)
-{
-    for (;;) {
-        ck_assert_int_eq(gr_probe_recv(probe, TIMEOUT_MS, &rp->m), 0);
-        msgpack_unpacked_init(&rp->up);
-        ck_assert_int_eq(girder_msg_unpack(rp->m, &rp->up), 0);
-        ck_assert_int_eq(rp->up.data.type, MSGPACK_OBJECT_ARRAY);
-        if (rp->up.data.via.array.size == 3 &&
-            gr_term_is_str(&rp->up.data.via.array.ptr[0], "$reply")) {
-            rp->o = rp->up.data.via.array.ptr[2];
-            return;
-        }
-        ck_assert_msg(on_other != NULL, "unexpected message before the reply");
-        on_other(&rp->up.data, arg);
-        reply_done(rp);
-    }
+    ck_abort_msg("unexpected message before the reply");
 }
 
 static void call(req *q, reply *rp)
 {
-    ck_assert_int_eq(gr_probe_run(probe, do_call, q), 0);
-    recv_reply(rp, NULL, NULL);
-}
-
-static const msgpack_object *map_get(const msgpack_object *o, const char *k)
-{
-    ck_assert_int_eq(o->type, MSGPACK_OBJECT_MAP);
-    for (uint32_t i = 0; i < o->via.map.size; i++) {
-        if (gr_term_is_str(&o->via.map.ptr[i].key, k)) {
-            return &o->via.map.ptr[i].val;
-        }
-    }
-    ck_abort_msg("no key %s", k);
-    return NULL;
+    gr_test_call_send(probe, q->server, pack_req, q);
+    gr_test_recv_reply(probe, unexpected, NULL, rp);
 }
 
 static uint64_t map_u64(const msgpack_object *o, const char *k)
 {
-    const msgpack_object *v = map_get(o, k);
+    const msgpack_object *v = gr_test_map_get(o, k);
 
     ck_assert_int_eq(v->type, MSGPACK_OBJECT_POSITIVE_INTEGER);
     return v->via.u64;
-}
-
-static void expect_error(const msgpack_object *o, const char *id)
-{
-    ck_assert_int_eq(o->type, MSGPACK_OBJECT_ARRAY);
-    ck_assert_uint_eq(o->via.array.size, 2);
-    ck_assert(gr_term_is_str(&o->via.array.ptr[0], "error"));
-    ck_assert_msg(gr_term_is_str(&o->via.array.ptr[1], id), "expected error %s", id);
 }
 
 static girder_pid spawn_seq(void)
@@ -151,22 +89,22 @@ static girder_pid spawn_seq(void)
     return pid;
 }
 
-/* Ask `pid` for its check until it counted n (or TIMEOUT_MS passed); the
+/* Ask `pid` for its check until it counted n (or TIMEOUT_MS, scaled, passed); the
  * answer stays in rp. (Locally the burst's messages are in the receiver's
  * mailbox before the burst is answered, so the first check normally has them
  * all; each further try is one more round trip, no sleep.) */
 static void check_until(girder_pid pid, uint64_t n, reply *rp)
 {
     req q = {.kind = "check", .server = pid};
-    uint64_t deadline = gr_clock_ms() + TIMEOUT_MS;
+    gr_test_deadline dl = gr_test_deadline_in(TIMEOUT_MS);
 
     for (;;) {
         call(&q, rp);
         if (map_u64(&rp->o, "received") >= n) {
             return;
         }
-        reply_done(rp);
-        ck_assert_msg(gr_clock_ms() < deadline, "the receiver never counted %llu",
+        gr_test_reply_done(rp);
+        ck_assert_msg(gr_test_deadline_wait(&dl), "the receiver never counted %llu",
                       (unsigned long long)n);
     }
 }
@@ -175,28 +113,22 @@ static void expect_in_order(const msgpack_object *o, uint64_t n)
 {
     ck_assert_uint_eq(map_u64(o, "received"), n);
     ck_assert_uint_eq(map_u64(o, "last"), n);
-    ck_assert_int_eq(map_get(o, "in_order")->type, MSGPACK_OBJECT_BOOLEAN);
-    ck_assert(map_get(o, "in_order")->via.boolean);
-    ck_assert_int_eq(map_get(o, "first_gap")->type, MSGPACK_OBJECT_NIL);
+    ck_assert_int_eq(gr_test_map_get(o, "in_order")->type, MSGPACK_OBJECT_BOOLEAN);
+    ck_assert(gr_test_map_get(o, "in_order")->via.boolean);
+    ck_assert_int_eq(gr_test_map_get(o, "first_gap")->type, MSGPACK_OBJECT_NIL);
 }
 
 static void setup(void)
 {
-    gr_rt_config cfg = {.node_name = NODE, .schedulers = 2};
-
-    ck_assert_int_eq(gr_rt_new(&cfg, &rt), 0);
-    ck_assert_int_eq(gr_services_register(rt), 0);
-    ck_assert_int_eq(gr_testkit_register(rt), 0);
+    gr_test_rt_start(&(gr_rt_config){.node_name = NODE, .schedulers = 2},
+                     (gr_test_prepare_fn[]){gr_services_register, gr_testkit_register, NULL}, &rt,
+                     &probe);
     ck_assert_ptr_eq(girder_behaviour_find(rt, GR_SEQ_NAME), &gr_seq_behaviour);
-    ck_assert_int_eq(gr_rt_start(rt), 0);
-    ck_assert_int_eq(gr_probe_new(rt, &probe), 0);
 }
 
 static void teardown(void)
 {
-    probe = gr_probe_free(probe);
-    gr_rt_stop(rt);
-    rt = gr_rt_free(rt);
+    gr_test_rt_stop(&rt, &probe);
 }
 
 /* ---- the checker --------------------------------------------------------------------------------
@@ -251,20 +183,20 @@ START_TEST(burst_to_pid_in_order)
 
     call(&q, &rp);
     ck_assert_uint_eq(map_u64(&rp.o, "sent"), q.n);
-    ck_assert_int_eq(map_get(&rp.o, "ms")->type, MSGPACK_OBJECT_FLOAT64);
-    reply_done(&rp);
+    ck_assert_int_eq(gr_test_map_get(&rp.o, "ms")->type, MSGPACK_OBJECT_FLOAT64);
+    gr_test_reply_done(&rp);
     check_until(rx, q.n, &rp);
     expect_in_order(&rp.o, q.n);
-    reply_done(&rp);
+    gr_test_reply_done(&rp);
 
     q = (req){.kind = "reset", .server = rx};
     call(&q, &rp);
     ck_assert(gr_term_is_str(&rp.o, "ok"));
-    reply_done(&rp);
+    gr_test_reply_done(&rp);
     q = (req){.kind = "check", .server = rx};
     call(&q, &rp);
     ck_assert_uint_eq(map_u64(&rp.o, "received"), 0);
-    reply_done(&rp);
+    gr_test_reply_done(&rp);
 }
 END_TEST
 
@@ -282,15 +214,15 @@ START_TEST(burst_to_name)
     ck_assert_int_eq(gr_probe_run(probe, register_sink, &rx), 0);
     call(&q, &rp);
     ck_assert_uint_eq(map_u64(&rp.o, "sent"), 3000);
-    reply_done(&rp);
+    gr_test_reply_done(&rp);
     check_until(rx, 3000, &rp);
     expect_in_order(&rp.o, 3000);
-    reply_done(&rp);
+    gr_test_reply_done(&rp);
 
     q.name = "nobody"; /* a local name nobody holds */
     call(&q, &rp);
-    expect_error(&rp.o, "noname");
-    reply_done(&rp);
+    gr_test_expect_error(&rp.o, "noname");
+    gr_test_reply_done(&rp);
 }
 END_TEST
 
@@ -313,11 +245,11 @@ START_TEST(burst_into_probe)
     uint64_t next = 1;
     reply rp;
 
-    ck_assert_int_eq(gr_probe_run(probe, do_call, &q), 0);
-    recv_reply(&rp, probe_seq, &next); /* every number first, then the answer */
+    gr_test_call_send(probe, q.server, pack_req, &q);
+    gr_test_recv_reply(probe, probe_seq, &next, &rp); /* every number first, then the answer */
     ck_assert_uint_eq(next, q.n + 1);
     ck_assert_uint_eq(map_u64(&rp.o, "sent"), q.n);
-    reply_done(&rp);
+    gr_test_reply_done(&rp);
 }
 END_TEST
 
@@ -328,44 +260,31 @@ START_TEST(bad_requests)
     reply rp;
 
     call(&q, &rp);
-    expect_error(&rp.o, "badarg");
-    reply_done(&rp);
+    gr_test_expect_error(&rp.o, "badarg");
+    gr_test_reply_done(&rp);
     q.n = GR_SEQ_BURST_MAX + 1;
     call(&q, &rp);
-    expect_error(&rp.o, "badarg");
-    reply_done(&rp);
+    gr_test_expect_error(&rp.o, "badarg");
+    gr_test_reply_done(&rp);
     q = (req){.kind = "bogus", .server = tx};
     call(&q, &rp);
-    expect_error(&rp.o, "badarg");
-    reply_done(&rp);
+    gr_test_expect_error(&rp.o, "badarg");
+    gr_test_reply_done(&rp);
 }
 END_TEST
 
 static Suite *seq_suite(void)
 {
     Suite *s = suite_create("seq");
-    TCase *tc = tcase_create("checker");
+    TCase *tc = gr_test_tcase(s, "checker", NULL, NULL, 0);
 
-    tcase_add_test(tc, checker_in_order_and_gaps);
-    suite_add_tcase(s, tc);
-    tc = tcase_create("behaviour");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 30);
-    tcase_add_test(tc, burst_to_pid_in_order);
-    tcase_add_test(tc, burst_to_name);
-    tcase_add_test(tc, burst_into_probe);
-    tcase_add_test(tc, bad_requests);
-    suite_add_tcase(s, tc);
+    gr_test_add(tc, checker_in_order_and_gaps);
+    tc = gr_test_tcase(s, "behaviour", setup, teardown, 30);
+    gr_test_add(tc, burst_to_pid_in_order, burst_to_name, burst_into_probe, bad_requests);
     return s;
 }
 
 int main(void)
 {
-    SRunner *sr = srunner_create(seq_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return gr_test_run(seq_suite);
 }

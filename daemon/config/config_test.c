@@ -8,6 +8,7 @@
 
 #include "proto/err.h"
 
+#include "testing/gr_test.h"
 #include <check.h>
 #include <errno.h>
 #include <limits.h>
@@ -706,49 +707,21 @@ END_TEST
 static Suite *config_suite(void)
 {
     Suite *s = suite_create("config");
-    TCase *good = tcase_create("good");
-    TCase *bad = tcase_create("bad");
+    TCase *good = gr_test_tcase(s, "good", setup, teardown, 0);
+    TCase *bad = gr_test_tcase(s, "bad", setup, teardown, 0);
 
-    tcase_add_checked_fixture(good, setup, teardown);
-    tcase_add_test(good, defaults);
-    tcase_add_test(good, full_file);
-    tcase_add_test(good, flags_override_file);
-    tcase_add_test(good, help_and_version);
-    tcase_add_test(good, plugins_file_and_flags);
-    tcase_add_test(good, set_one_key);
-    tcase_add_test(good, validators);
-    tcase_add_test(good, cookie_precedence);
-    suite_add_tcase(s, good);
+    gr_test_add(good, defaults, full_file, flags_override_file, help_and_version, set_one_key,
+                validators, cookie_precedence, plugins_file_and_flags, data_dir);
 
-    tcase_add_checked_fixture(bad, setup, teardown);
-    tcase_add_test(bad, err_unknown_section);
-    tcase_add_test(bad, err_key_outside_section);
-    tcase_add_test(bad, err_unknown_key);
-    tcase_add_test(bad, err_duplicate_key);
-    tcase_add_test(bad, err_bad_value);
-    tcase_add_test(bad, err_bad_port);
-    tcase_add_test(bad, err_bad_node_name);
-    tcase_add_test(bad, err_schedulers_range);
-    tcase_add_test(bad, err_syntax);
-    tcase_add_test(bad, err_long_line_and_nul);
-    tcase_add_test(bad, err_too_many_seeds);
-    tcase_add_test(bad, err_unreadable_file);
-    tcase_add_test(bad, err_file_via_load_names_line);
-    tcase_add_test(bad, err_flags);
-    tcase_add_test(bad, error_value_is_sanitised);
-    tcase_add_test(bad, err_planned_options);
-    tcase_add_test(good, data_dir);
-    suite_add_tcase(s, bad);
+    gr_test_add(bad, err_unknown_section, err_key_outside_section, err_unknown_key,
+                err_duplicate_key, err_bad_value, err_bad_port, err_bad_node_name,
+                err_schedulers_range, err_syntax, err_long_line_and_nul, err_too_many_seeds,
+                err_unreadable_file, err_file_via_load_names_line, err_flags,
+                error_value_is_sanitised, err_planned_options);
     return s;
 }
 
 int main(void)
 {
-    SRunner *sr = srunner_create(config_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return gr_test_run(config_suite);
 }

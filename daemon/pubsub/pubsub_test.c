@@ -18,6 +18,7 @@
 #include "proto/term.h"
 #include "runtime/rt.h"
 
+#include "testing/gr_test_rt.h"
 #include <check.h>
 #include <errno.h>
 #include <pthread.h>
@@ -51,23 +52,9 @@ static void teardown(void)
     rt = gr_rt_free(rt);
 }
 
-static girder_msg *mk_int(int64_t v)
-{
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
-    girder_msg *m;
-
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_int64(&pk, v);
-    m = girder_msg_new(sb.data, sb.size);
-    msgpack_sbuffer_destroy(&sb);
-    return m;
-}
-
 static int pub_int(const char *topic, int64_t v, gr_pub_result *res)
 {
-    girder_msg *m = mk_int(v);
+    girder_msg *m = gr_test_msg_int(v);
     int r = gr_pubsub_publish(ps, NULL, topic, strlen(topic), m, res);
 
     girder_msg_unref(m);
@@ -81,7 +68,7 @@ static int64_t recv_pub(gr_probe *p, const char *topic)
     msgpack_unpacked u;
     int64_t v;
 
-    ck_assert_int_eq(gr_probe_recv(p, WAIT_MS, &m), 0);
+    ck_assert_int_eq(gr_probe_recv(p, gr_test_ms(WAIT_MS), &m), 0);
     msgpack_unpacked_init(&u);
     ck_assert_int_eq(girder_msg_unpack(m, &u), 0);
     ck_assert_int_eq(u.data.type, MSGPACK_OBJECT_ARRAY);
@@ -143,7 +130,7 @@ static girder_msg *keeper_call(const char *fn)
     girder_msg *m = NULL;
 
     ck_assert_int_eq(gr_probe_run(probe, send_call, &a), 0);
-    ck_assert_int_eq(gr_probe_recv(probe, WAIT_MS, &m), 0);
+    ck_assert_int_eq(gr_probe_recv(probe, gr_test_ms(WAIT_MS), &m), 0);
     return m;
 }
 
@@ -222,7 +209,7 @@ static int publish_burst(girder_ctx *ctx, void *arg)
     burst *b = arg;
 
     for (int i = 0; i < b->n; i++) {
-        girder_msg *m = mk_int(i);
+        girder_msg *m = gr_test_msg_int(i);
         int r = gr_pubsub_publish(ps, ctx, "seq", 3, m, NULL);
 
         girder_msg_unref(m);
@@ -366,7 +353,7 @@ START_TEST(test_backlog_kill)
     for (int i = 0; i < 3; i++) {
         ck_assert_int_eq(recv_pub(probe, "k"), i);
     }
-    ck_assert_int_eq(gr_probe_recv(probe, WAIT_MS, &m), 0);
+    ck_assert_int_eq(gr_probe_recv(probe, gr_test_ms(WAIT_MS), &m), 0);
     msgpack_unpacked_init(&u);
     ck_assert_int_eq(girder_msg_unpack(m, &u), 0);
     ck_assert(gr_term_is_str(&u.data.via.array.ptr[0], "EXIT"));
@@ -541,7 +528,7 @@ static uint32_t recv_event(const mon_arg *a, const char *kind, const char *group
     gr_term_id id;
     uint32_t n;
 
-    ck_assert_int_eq(gr_probe_recv(probe, WAIT_MS, &m), 0);
+    ck_assert_int_eq(gr_probe_recv(probe, gr_test_ms(WAIT_MS), &m), 0);
     msgpack_unpacked_init(&u);
     ck_assert_int_eq(girder_msg_unpack(m, &u), 0);
     ck_assert_uint_eq(u.data.via.array.size, 6);
@@ -600,7 +587,7 @@ START_TEST(test_groups_monitor_events)
             msgpack_unpacked u;
             const msgpack_object *e;
 
-            ck_assert_int_eq(gr_probe_recv(probe, WAIT_MS, &m), 0);
+            ck_assert_int_eq(gr_probe_recv(probe, gr_test_ms(WAIT_MS), &m), 0);
             msgpack_unpacked_init(&u);
             ck_assert_int_eq(girder_msg_unpack(m, &u), 0);
             e = u.data.via.array.ptr;
@@ -919,7 +906,7 @@ typedef struct churn {
 static void *publisher(void *arg)
 {
     for (int i = 0; i < 5000; i++) {
-        girder_msg *m = mk_int(i);
+        girder_msg *m = gr_test_msg_int(i);
 
         (void)gr_pubsub_publish(ps, NULL, "load.x", 6, m, NULL);
         girder_msg_unref(m);
@@ -973,7 +960,7 @@ START_TEST(test_concurrent_publishers_and_churn)
         msgpack_unpacked u;
         const msgpack_object *e;
 
-        ck_assert_int_eq(gr_probe_recv(probe, WAIT_MS, &m), 0);
+        ck_assert_int_eq(gr_probe_recv(probe, gr_test_ms(WAIT_MS), &m), 0);
         msgpack_unpacked_init(&u);
         ck_assert_int_eq(girder_msg_unpack(m, &u), 0);
         e = u.data.via.array.ptr;

@@ -21,6 +21,7 @@
 #include "runtime/rt.h"
 #include "services/services.h"
 
+#include "testing/gr_test_rpc.h"
 #include <check.h>
 #include <msgpack.h>
 #include <pthread.h>
@@ -30,7 +31,6 @@
 
 #define WAIT_MS 10000
 #define DETECT_MS 600
-#define MAX_ANSWERS 64
 
 typedef struct node {
     char name[64];   /* "x@127.0.0.1" */
@@ -44,49 +44,7 @@ typedef struct node {
 static gr_cookie COOKIE;
 
 /* Answers of node a's rpc (the capture hook), from worker threads. */
-typedef struct answer {
-    uint64_t ref;  /* request */
-    int status;    /* 0 or an error */
-    uint8_t *term; /* result (status 0) */
-    size_t len;    /* bytes in term */
-} answer;
-
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
-static answer answers[MAX_ANSWERS];
-static size_t nanswers;
-
-static int capture(void *ud, uint64_t conn, uint64_t ref, int status, const void *term, size_t len)
-{
-    (void)ud;
-    (void)conn;
-    pthread_mutex_lock(&lock);
-    ck_assert_uint_lt(nanswers, MAX_ANSWERS);
-    answers[nanswers] = (answer){.ref = ref, .status = status, .len = len};
-    if (status == 0) {
-        answers[nanswers].term = malloc(len);
-        memcpy(answers[nanswers].term, term, len);
-    }
-    nanswers++;
-    pthread_cond_broadcast(&cond);
-    pthread_mutex_unlock(&lock);
-    return 0;
-}
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static void nap(unsigned ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-
-    nanosleep(&ts, NULL);
-}
+static gr_test_answers ans = GR_TEST_ANSWERS_INIT;
 
 /* As girderd's node_monitor_hook. */
 static int node_monitor_hook(void *ud, girder_pid pid, bool on)
@@ -106,14 +64,15 @@ static void node_start(node *n, const char *name, const node *seed, bool capture
     ck_assert_int_eq(gr_rt_new(&rc, &n->rt), 0);
     ck_assert_int_eq(gr_services_register(n->rt), 0);
     pc.rt = n->rt;
-    pc.reply_fn = capture_answers ? capture : NULL;
+    pc.reply_fn = capture_answers ? gr_test_answers_capture : NULL;
+    pc.reply_ud = &ans;
     ck_assert_int_eq(gr_rpc_new(&pc, &n->rpc), 0);
     dc.rt = n->rt;
     dc.name = name;
     dc.creation = gr_rt_creation(n->rt);
     dc.cookie = &COOKIE;
     dc.listen_host = "127.0.0.1";
-    dc.detection_ms = DETECT_MS;
+    dc.detection_ms = (uint32_t)gr_test_ms(DETECT_MS); /* a busy machine is no dead link */
     dc.rpc_fn = gr_rpc_dispatch;
     dc.rpc_ud = n->rpc;
     if (seed) {
@@ -163,27 +122,18 @@ static bool member_up(node *n, const char *name)
 
 static void wait_up(node *n, const char *name)
 {
-    uint64_t end = now_ms() + WAIT_MS;
-
-    while (!member_up(n, name)) {
-        ck_assert_msg(now_ms() < end, "%s never saw %s up", n->name, name);
-        nap(10);
-    }
+    gr_test_wait_until(member_up(n, name), WAIT_MS, "%s never saw %s up", n->name, name);
 }
 
 static void setup(void)
 {
     COOKIE.len = strlen("cluster-test-cookie");
     memcpy(COOKIE.bytes, "cluster-test-cookie", COOKIE.len);
-    nanswers = 0;
 }
 
 static void teardown(void)
 {
-    for (size_t i = 0; i < nanswers; i++) {
-        free(answers[i].term);
-    }
-    nanswers = 0;
+    gr_test_answers_clear(&ans);
 }
 
 /* ---- node events ---------------------------------------------------------------------------- */
@@ -196,14 +146,14 @@ static int do_monitor_nodes(girder_ctx *ctx, void *arg)
 /* Wait for [kind, Node(, _)] on n's probe, skipping anything else. */
 static bool wait_event(node *n, const char *kind, const char *node_name)
 {
-    uint64_t end = now_ms() + WAIT_MS;
+    int64_t end = gr_test_now_ms() + gr_test_ms(WAIT_MS);
 
-    while (now_ms() < end) {
+    while (gr_test_now_ms() < end) {
         girder_msg *m = NULL;
         msgpack_unpacked up;
         bool hit;
 
-        if (gr_probe_recv(n->probe, (int)(end - now_ms()) + 1, &m) < 0) {
+        if (gr_probe_recv(n->probe, (int)(end - gr_test_now_ms()) + 1, &m) < 0) {
             return false;
         }
         msgpack_unpacked_init(&up);
@@ -251,32 +201,9 @@ static uint64_t next_ref = 1;
 static size_t run_on_a(node *a, const char *fn, const msgpack_sbuffer *args, uint32_t deadline)
 {
     uint64_t ref = next_ref++;
-    gr_dist_request req = {
-        .conn = 7,
-        .ref = ref,
-        .peer = "cli@127.0.0.1",
-        .hidden = true,
-        .module = "rpc",
-        .function = fn,
-        .args = (const uint8_t *)args->data,
-        .args_len = args->size,
-        .deadline_ms = deadline,
-    };
-    struct timespec dl;
 
-    gr_rpc_dispatch(a->rpc, &req);
-    clock_gettime(CLOCK_REALTIME, &dl);
-    dl.tv_sec += WAIT_MS / 1000;
-    pthread_mutex_lock(&lock);
-    for (;;) {
-        for (size_t i = 0; i < nanswers; i++) {
-            if (answers[i].ref == ref) {
-                pthread_mutex_unlock(&lock);
-                return i;
-            }
-        }
-        ck_assert_msg(pthread_cond_timedwait(&cond, &lock, &dl) == 0, "no answer");
-    }
+    gr_test_rpc_dispatch(a->rpc, ref, "rpc", fn, args, deadline);
+    return gr_test_answers_wait(&ans, ref, WAIT_MS);
 }
 
 /* rpc.multicall([nodes...], mod, fn, [arg?], timeout) on a; returns the
@@ -312,7 +239,7 @@ static size_t multicall(node *a, const char *const *nodes, size_t n, const char 
     msgpack_pack_uint32(&pk, timeout);
     i = run_on_a(a, "multicall", &sb, timeout + 5000);
     msgpack_sbuffer_destroy(&sb);
-    ck_assert_msg(answers[i].status == 0, "multicall: %s", gr_errid(answers[i].status));
+    ck_assert_msg(ans.a[i].status == 0, "multicall: %s", gr_errid(ans.a[i].status));
     return i;
 }
 
@@ -325,7 +252,7 @@ static bool mc_entry(size_t i, const char *name, char *buf, size_t cap)
     bool found = false, ok = false;
 
     msgpack_unpacked_init(&up);
-    ck_assert_int_eq(msgpack_unpack_next(&up, (const char *)answers[i].term, answers[i].len, &off),
+    ck_assert_int_eq(msgpack_unpack_next(&up, (const char *)ans.a[i].term, ans.a[i].len, &off),
                      MSGPACK_UNPACK_SUCCESS);
     ck_assert_int_eq(up.data.type, MSGPACK_OBJECT_MAP);
     buf[0] = '\0';
@@ -371,9 +298,8 @@ static void start_silent(node *n)
     girder_pid pid;
 
     ck_assert_int_eq(gr_rt_spawn(n->rt, &silent, NULL, &pid), 0);
-    for (int k = 0; k < 1000 && gr_rt_whereis(n->rt, "silent", &pid) < 0; k++) {
-        nap(5);
-    }
+    gr_test_wait_until(gr_rt_whereis(n->rt, "silent", &pid) == 0, WAIT_MS,
+                       "silent never registered on %s", n->name);
 }
 
 START_TEST(multicall_three_nodes)
@@ -390,24 +316,25 @@ START_TEST(multicall_three_nodes)
     wait_up(&a, abc[2]);
 
     /* everyone answers its own name, "all" and a list alike */
-    i = multicall(&a, NULL, 0, "node", "self", NULL, 3000);
+    i = multicall(&a, NULL, 0, "node", "self", NULL, (uint32_t)gr_test_ms(3000));
     for (int k = 0; k < 3; k++) {
         ck_assert(mc_entry(i, abc[k], v, sizeof(v)) && strcmp(v, abc[k]) == 0);
     }
-    i = multicall(&a, abc, 3, "node", "self", NULL, 3000);
+    i = multicall(&a, abc, 3, "node", "self", NULL, (uint32_t)gr_test_ms(3000));
     for (int k = 0; k < 3; k++) {
         ck_assert(mc_entry(i, abc[k], v, sizeof(v)) && strcmp(v, abc[k]) == 0);
     }
     /* per-node errors: b has no "silent" (noproc), a and c time out */
     start_silent(&a);
     start_silent(&c);
-    i = multicall(&a, abc, 3, "proc", "call", "silent", 400);
+    /* (the timeout is wide enough for b's noproc on a busy machine) */
+    i = multicall(&a, abc, 3, "proc", "call", "silent", (uint32_t)gr_test_ms(500));
     ck_assert(!mc_entry(i, abc[0], v, sizeof(v)) && strcmp(v, "timeout") == 0);
     ck_assert(!mc_entry(i, abc[1], v, sizeof(v)) && strcmp(v, "noproc") == 0);
     ck_assert(!mc_entry(i, abc[2], v, sizeof(v)) && strcmp(v, "timeout") == 0);
     /* c gone: noconnection for c only */
     node_stop(&c);
-    i = multicall(&a, abc, 3, "node", "ping", NULL, 3000);
+    i = multicall(&a, abc, 3, "node", "ping", NULL, (uint32_t)gr_test_ms(3000));
     ck_assert(mc_entry(i, abc[0], v, sizeof(v)) && strcmp(v, "pong") == 0);
     ck_assert(mc_entry(i, abc[1], v, sizeof(v)) && strcmp(v, "pong") == 0);
     ck_assert(!mc_entry(i, abc[2], v, sizeof(v)) && strcmp(v, "noconnection") == 0);
@@ -447,8 +374,8 @@ START_TEST(cast_runs_remotely)
     msgpack_pack_str_with_body(&pk, "hello", 5);
     i = run_on_a(&a, "cast", &sb, 5000);
     msgpack_sbuffer_destroy(&sb);
-    ck_assert_int_eq(answers[i].status, 0);
-    ck_assert_int_eq(gr_probe_recv(b.probe, WAIT_MS, &m), 0);
+    ck_assert_int_eq(ans.a[i].status, 0);
+    ck_assert_int_eq(gr_probe_recv(b.probe, gr_test_ms(WAIT_MS), &m), 0);
     ck_assert(girder_msg_is_atom(m, "hello"));
     girder_msg_unref(m);
     node_stop(&b);
@@ -459,24 +386,13 @@ END_TEST
 static Suite *cluster_suite(void)
 {
     Suite *s = suite_create("rpc-cluster");
-    TCase *tc = tcase_create("cluster");
+    TCase *tc = gr_test_tcase(s, "cluster", setup, teardown, 120);
 
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, monitor_nodes_real_dist);
-    tcase_add_test(tc, multicall_three_nodes);
-    tcase_add_test(tc, cast_runs_remotely);
-    suite_add_tcase(s, tc);
+    gr_test_add(tc, monitor_nodes_real_dist, multicall_three_nodes, cast_runs_remotely);
     return s;
 }
 
 int main(void)
 {
-    SRunner *sr = srunner_create(cluster_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return gr_test_run(cluster_suite);
 }

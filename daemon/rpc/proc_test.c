@@ -11,6 +11,7 @@
 #include "proto/err.h"
 #include "proto/term.h"
 #include "runtime/rt.h"
+#include "testing/gr_test_rpc.h"
 #include "services/echo.h"
 #include "services/services.h"
 #include "services/sys.h"
@@ -25,38 +26,12 @@
 
 #define NODE "proctest@127.0.0.1"
 #define WAIT_MS 10000
-#define MAX_ANSWERS 4096
-
-typedef struct answer {
-    uint64_t conn, ref;
-    int status;
-    uint8_t *term;
-    size_t len;
-} answer;
 
 /* Answers collected from worker threads. */
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
-static answer answers[MAX_ANSWERS];
-static size_t nanswers;
+static gr_test_answers ans = GR_TEST_ANSWERS_INIT;
 
 static girder_rt *rt;
 static gr_rpc *rpc;
-
-static int capture(void *ud, uint64_t conn, uint64_t ref, int status, const void *term, size_t len)
-{
-    pthread_mutex_lock(&lock);
-    ck_assert_uint_lt(nanswers, MAX_ANSWERS);
-    answers[nanswers] = (answer){.conn = conn, .ref = ref, .status = status, .len = len};
-    if (status == 0) {
-        answers[nanswers].term = malloc(len);
-        memcpy(answers[nanswers].term, term, len);
-    }
-    nanswers++;
-    pthread_cond_broadcast(&cond);
-    pthread_mutex_unlock(&lock);
-    return 0;
-}
 
 /* "silent": a process that never answers a call (proc.call's timeout). */
 static int silent_init(girder_ctx *ctx, const girder_msg *arg, void **ret_state)
@@ -75,7 +50,7 @@ static const girder_behaviour silent = {
 static void setup_with(unsigned schedulers)
 {
     gr_rt_config rc = {.node_name = NODE, .schedulers = schedulers};
-    gr_rpc_config cfg = {.reply_fn = capture};
+    gr_rpc_config cfg = {.reply_fn = gr_test_answers_capture, .reply_ud = &ans};
 
     ck_assert_int_eq(gr_rt_new(&rc, &rt), 0);
     ck_assert_int_eq(gr_services_register(rt), 0); /* sys, echo */
@@ -83,7 +58,6 @@ static void setup_with(unsigned schedulers)
     ck_assert_int_eq(gr_rt_start(rt), 0);
     cfg.rt = rt;
     ck_assert_int_eq(gr_rpc_new(&cfg, &rpc), 0);
-    nanswers = 0;
 }
 
 static void setup(void)
@@ -96,110 +70,11 @@ static void teardown(void)
     gr_rt_stop(rt);
     rt = gr_rt_free(rt);
     rpc = gr_rpc_free(rpc);
-    for (size_t i = 0; i < nanswers; i++) {
-        free(answers[i].term);
-    }
-    nanswers = 0;
-}
-
-/* Dispatch module.function(args_json-ish packed by the caller). */
-static void dispatch(uint64_t ref, const char *module, const char *function,
-                     const msgpack_sbuffer *args, uint32_t deadline_ms)
-{
-    static const uint8_t empty[] = {0x90};
-    gr_dist_request req = {
-        .conn = 7,
-        .ref = ref,
-        .peer = "cli@127.0.0.1",
-        .hidden = true,
-        .module = module,
-        .function = function,
-        .args = args ? (const uint8_t *)args->data : empty,
-        .args_len = args ? args->size : sizeof(empty),
-        .deadline_ms = deadline_ms,
-    };
-
-    gr_rpc_dispatch(rpc, &req);
-}
-
-/* Wait for the answer to ref; returns its index. */
-static size_t wait_answer(uint64_t ref)
-{
-    struct timespec dl;
-
-    clock_gettime(CLOCK_REALTIME, &dl);
-    dl.tv_sec += WAIT_MS / 1000;
-    pthread_mutex_lock(&lock);
-    for (;;) {
-        for (size_t i = 0; i < nanswers; i++) {
-            if (answers[i].ref == ref) {
-                pthread_mutex_unlock(&lock);
-                return i;
-            }
-        }
-        ck_assert_msg(pthread_cond_timedwait(&cond, &lock, &dl) == 0, "no answer to ref %llu",
-                      (unsigned long long)ref);
-    }
-}
-
-static size_t count_answers(uint64_t ref)
-{
-    size_t n = 0;
-
-    pthread_mutex_lock(&lock);
-    for (size_t i = 0; i < nanswers; i++) {
-        n += answers[i].ref == ref;
-    }
-    pthread_mutex_unlock(&lock);
-    return n;
-}
-
-/* Unpack answer i into up (caller destroys). */
-static const msgpack_object *term_of(size_t i, msgpack_unpacked *up)
-{
-    size_t off = 0;
-
-    ck_assert_int_eq(answers[i].status, 0);
-    msgpack_unpacked_init(up);
-    ck_assert_int_eq(msgpack_unpack_next(up, (const char *)answers[i].term, answers[i].len, &off),
-                     MSGPACK_UNPACK_SUCCESS);
-    return &up->data;
-}
-
-/* args builder */
-typedef struct args {
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
-} args;
-
-static args *args_new(uint32_t n)
-{
-    args *a = calloc(1, sizeof(*a));
-
-    msgpack_sbuffer_init(&a->sb);
-    msgpack_packer_init(&a->pk, &a->sb, msgpack_sbuffer_write);
-    msgpack_pack_array(&a->pk, n);
-    return a;
-}
-
-static void args_str(args *a, const char *s)
-{
-    msgpack_pack_str_with_body(&a->pk, s, strlen(s));
-}
-
-static void args_free(args *a)
-{
-    msgpack_sbuffer_destroy(&a->sb);
-    free(a);
-}
-
-static void args_raw(args *a, const msgpack_object *o)
-{
-    msgpack_pack_object(&a->pk, *o);
+    gr_test_answers_clear(&ans);
 }
 
 /* A pid of another node. */
-static void args_remote_pid(args *a)
+static void args_remote_pid(gr_test_args *a)
 {
     static const char other[] = "other@127.0.0.9";
 
@@ -215,11 +90,11 @@ typedef struct kept {
 
 static void keep(uint64_t ref, kept *k)
 {
-    size_t i = wait_answer(ref);
+    size_t i = gr_test_answers_wait(&ans, ref, WAIT_MS);
 
-    ck_assert_msg(answers[i].status == 0, "ref %llu: error %s", (unsigned long long)ref,
-                  gr_errid(answers[i].status));
-    k->o = term_of(i, &k->up);
+    ck_assert_msg(ans.a[i].status == 0, "ref %llu: error %s", (unsigned long long)ref,
+                  gr_errid(ans.a[i].status));
+    k->o = gr_test_answers_term(&ans, i, &k->up);
 }
 
 static void unkeep(kept *k)
@@ -229,53 +104,46 @@ static void unkeep(kept *k)
 
 static uint64_t next_ref = 1;
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 /* Run proc.fn(args) and wait: returns the answer's index. */
-static size_t run(const char *fn, args *a, uint32_t deadline_ms)
+static size_t run(const char *fn, gr_test_args *a, uint32_t deadline_ms)
 {
     uint64_t ref = next_ref++;
 
-    dispatch(ref, "proc", fn, a ? &a->sb : NULL, deadline_ms);
+    gr_test_rpc_dispatch(rpc, ref, "proc", fn, a ? &a->sb : NULL, deadline_ms);
     if (a) {
-        args_free(a);
+        gr_test_args_free(a);
     }
-    return wait_answer(ref);
+    return gr_test_answers_wait(&ans, ref, WAIT_MS);
 }
 
-static void run_err(const char *fn, args *a, int status)
+static void run_err(const char *fn, gr_test_args *a, int status)
 {
     size_t i = run(fn, a, 5000);
 
-    ck_assert_msg(answers[i].status == status, "proc.%s: got %s, want %s", fn,
-                  gr_errid(answers[i].status), gr_errid(status));
+    ck_assert_msg(ans.a[i].status == status, "proc.%s: got %s, want %s", fn,
+                  gr_errid(ans.a[i].status), gr_errid(status));
 }
 
-static void run_str(const char *fn, args *a, const char *s)
+static void run_str(const char *fn, gr_test_args *a, const char *s)
 {
     msgpack_unpacked up;
     size_t i = run(fn, a, 5000);
 
-    ck_assert_msg(answers[i].status == 0, "proc.%s: error %s", fn, gr_errid(answers[i].status));
-    ck_assert_msg(gr_term_is_str(term_of(i, &up), s), "proc.%s: not \"%s\"", fn, s);
+    ck_assert_msg(ans.a[i].status == 0, "proc.%s: error %s", fn, gr_errid(ans.a[i].status));
+    ck_assert_msg(gr_term_is_str(gr_test_answers_term(&ans, i, &up), s), "proc.%s: not \"%s\"", fn,
+                  s);
     msgpack_unpacked_destroy(&up);
 }
 
-static uint64_t run_uint(const char *fn, args *a)
+static uint64_t run_uint(const char *fn, gr_test_args *a)
 {
     msgpack_unpacked up;
     size_t i = run(fn, a, 5000);
     const msgpack_object *o;
     uint64_t v;
 
-    ck_assert_msg(answers[i].status == 0, "proc.%s: error %s", fn, gr_errid(answers[i].status));
-    o = term_of(i, &up);
+    ck_assert_msg(ans.a[i].status == 0, "proc.%s: error %s", fn, gr_errid(ans.a[i].status));
+    o = gr_test_answers_term(&ans, i, &up);
     ck_assert_int_eq(o->type, MSGPACK_OBJECT_POSITIVE_INTEGER);
     v = o->via.u64;
     msgpack_unpacked_destroy(&up);
@@ -285,31 +153,31 @@ static uint64_t run_uint(const char *fn, args *a)
 /* proc.spawn("echo") -> the pid, kept. */
 static void spawn_echo(kept *k)
 {
-    args *a = args_new(1);
+    gr_test_args *a = gr_test_args_new(1);
     uint64_t ref = next_ref++;
 
-    args_str(a, "echo");
-    dispatch(ref, "proc", "spawn", &a->sb, 5000);
-    args_free(a);
+    gr_test_args_str(a, "echo");
+    gr_test_rpc_dispatch(rpc, ref, "proc", "spawn", &a->sb, 5000);
+    gr_test_args_free(a);
     keep(ref, k);
     ck_assert_int_eq(k->o->type, MSGPACK_OBJECT_EXT);
 }
 
 /* proc.FN(pid) with one more string argument (or none). */
-static args *pid_args(const kept *pid, uint32_t n)
+static gr_test_args *pid_args(const kept *pid, uint32_t n)
 {
-    args *a = args_new(n);
+    gr_test_args *a = gr_test_args_new(n);
 
-    args_raw(a, pid->o);
+    gr_test_args_raw(a, pid->o);
     return a;
 }
 
 static uint64_t call_count(const msgpack_object *dest)
 {
-    args *a = args_new(2);
+    gr_test_args *a = gr_test_args_new(2);
 
-    args_raw(a, dest);
-    args_str(a, "count");
+    gr_test_args_raw(a, dest);
+    gr_test_args_str(a, "count");
     return run_uint("call", a);
 }
 
@@ -321,8 +189,8 @@ static bool listed(const kept *pid, const char *want_name)
     size_t i = run("list", NULL, 5000);
     bool found = false;
 
-    ck_assert_int_eq(answers[i].status, 0);
-    o = term_of(i, &up);
+    ck_assert_int_eq(ans.a[i].status, 0);
+    o = gr_test_answers_term(&ans, i, &up);
     ck_assert_int_eq(o->type, MSGPACK_OBJECT_ARRAY);
     for (uint32_t j = 0; j < o->via.array.size; j++) {
         const msgpack_object *m = &o->via.array.ptr[j];
@@ -353,29 +221,29 @@ static bool listed(const kept *pid, const char *want_name)
 START_TEST(spawn)
 {
     kept pid;
-    args *a;
+    gr_test_args *a;
 
     spawn_echo(&pid);
     unkeep(&pid);
-    a = args_new(2); /* with an argument */
-    args_str(a, "echo");
+    a = gr_test_args_new(2); /* with an argument */
+    gr_test_args_str(a, "echo");
     msgpack_pack_array(&a->pk, 0);
-    ck_assert_int_eq(answers[run("spawn", a, 5000)].status, 0);
-    a = args_new(1);
-    args_str(a, "no_such_behaviour");
+    ck_assert_int_eq(ans.a[run("spawn", a, 5000)].status, 0);
+    a = gr_test_args_new(1);
+    gr_test_args_str(a, "no_such_behaviour");
     run_err("spawn", a, GR_EBADBEHAVIOUR);
-    a = args_new(2); /* the rpc worker takes a raw pointer: never spawnable */
-    args_str(a, "rpc_worker");
+    a = gr_test_args_new(2); /* the rpc worker takes a raw pointer: never spawnable */
+    gr_test_args_str(a, "rpc_worker");
     msgpack_pack_array(&a->pk, 2);
     msgpack_pack_uint64(&a->pk, 12345);
     msgpack_pack_uint64(&a->pk, 1);
     run_err("spawn", a, GR_EBADBEHAVIOUR);
     run_err("spawn", NULL, GR_EBADARG);
-    a = args_new(1);
+    a = gr_test_args_new(1);
     msgpack_pack_int(&a->pk, 1);
     run_err("spawn", a, GR_EBADARG);
-    a = args_new(3);
-    args_str(a, "echo");
+    a = gr_test_args_new(3);
+    gr_test_args_str(a, "echo");
     msgpack_pack_nil(&a->pk);
     msgpack_pack_nil(&a->pk);
     run_err("spawn", a, GR_EBADARG);
@@ -396,15 +264,16 @@ START_TEST(spawn_spreads)
         teardown();
         setup_with(ns[k]);
         for (int j = 0; j < 20; j++) {
-            args *a = args_new(1);
+            gr_test_args *a = gr_test_args_new(1);
             msgpack_unpacked up;
             gr_term_id tid;
             size_t i;
 
-            args_str(a, "silent");
+            gr_test_args_str(a, "silent");
             i = run("spawn", a, 5000);
-            ck_assert_int_eq(answers[i].status, 0);
-            ck_assert_int_eq(gr_term_parse_id(term_of(i, &up), GR_TERM_EXT_PID, &tid), 0);
+            ck_assert_int_eq(ans.a[i].status, 0);
+            ck_assert_int_eq(
+                gr_term_parse_id(gr_test_answers_term(&ans, i, &up), GR_TERM_EXT_PID, &tid), 0);
             ck_assert_uint_lt(tid.id & 0xff, ns[k]);
             per[tid.id & 0xff]++;
             msgpack_unpacked_destroy(&up);
@@ -421,7 +290,7 @@ END_TEST
 START_TEST(send_and_call)
 {
     kept pid;
-    args *a;
+    gr_test_args *a;
     msgpack_unpacked up;
     size_t i;
 
@@ -436,13 +305,13 @@ START_TEST(send_and_call)
     /* echo: the request comes back */
     a = pid_args(&pid, 3);
     msgpack_pack_array(&a->pk, 2);
-    args_str(a, "x");
+    gr_test_args_str(a, "x");
     msgpack_pack_int(&a->pk, -7);
     msgpack_pack_uint32(&a->pk, 2000);
     i = run("call", a, 5000);
-    ck_assert_int_eq(answers[i].status, 0);
+    ck_assert_int_eq(ans.a[i].status, 0);
     {
-        const msgpack_object *o = term_of(i, &up);
+        const msgpack_object *o = gr_test_answers_term(&ans, i, &up);
 
         ck_assert_int_eq(o->type, MSGPACK_OBJECT_ARRAY);
         ck_assert_uint_eq(o->via.array.size, 2);
@@ -453,46 +322,46 @@ START_TEST(send_and_call)
     /* ["stop", "normal"]: "ok", then it is gone */
     a = pid_args(&pid, 2);
     msgpack_pack_array(&a->pk, 2);
-    args_str(a, "stop");
-    args_str(a, "normal");
+    gr_test_args_str(a, "stop");
+    gr_test_args_str(a, "normal");
     run_str("call", a, "ok");
     /* dead pid: call -> noproc, send -> ok (as Erlang) */
     a = pid_args(&pid, 2);
-    args_str(a, "count");
+    gr_test_args_str(a, "count");
     run_err("call", a, GR_ENOPROC);
     a = pid_args(&pid, 2);
     msgpack_pack_int(&a->pk, 1);
     run_str("send", a, "ok");
     /* unknown name: call -> noproc, send -> noname */
-    a = args_new(2);
-    args_str(a, "nobody");
-    args_str(a, "count");
+    a = gr_test_args_new(2);
+    gr_test_args_str(a, "nobody");
+    gr_test_args_str(a, "count");
     run_err("call", a, GR_ENOPROC);
-    a = args_new(2);
-    args_str(a, "nobody");
+    a = gr_test_args_new(2);
+    gr_test_args_str(a, "nobody");
     msgpack_pack_int(&a->pk, 1);
     run_err("send", a, GR_ENONAME);
     /* another node's pid: noconnection */
-    a = args_new(2);
+    a = gr_test_args_new(2);
     args_remote_pid(a);
     msgpack_pack_int(&a->pk, 1);
     run_err("send", a, GR_ENOCONN);
-    a = args_new(2);
+    a = gr_test_args_new(2);
     args_remote_pid(a);
     msgpack_pack_int(&a->pk, 1);
     run_err("call", a, GR_ENOCONN);
     /* bad arguments */
     run_err("send", NULL, GR_EBADARG);
-    a = args_new(2);
+    a = gr_test_args_new(2);
     msgpack_pack_int(&a->pk, 5); /* not a pid or name */
     msgpack_pack_int(&a->pk, 1);
     run_err("send", a, GR_EBADARG);
     a = pid_args(&pid, 3);
-    args_str(a, "count");
+    gr_test_args_str(a, "count");
     msgpack_pack_int(&a->pk, 0); /* timeout 0 */
     run_err("call", a, GR_EBADARG);
-    a = args_new(1);
-    args_str(a, "x");
+    a = gr_test_args_new(1);
+    gr_test_args_str(a, "x");
     run_err("call", a, GR_EBADARG);
     unkeep(&pid);
 }
@@ -501,12 +370,12 @@ END_TEST
 START_TEST(call_timeout)
 {
     girder_pid p;
-    args *a = args_new(3);
+    gr_test_args *a = gr_test_args_new(3);
 
     ck_assert_int_eq(gr_rt_spawn(rt, &silent, NULL, &p), 0);
     {
-        args *r = args_new(2);
-        args_str(r, "quiet");
+        gr_test_args *r = gr_test_args_new(2);
+        gr_test_args_str(r, "quiet");
         /* register through proc.register: needs the pid as a term */
         msgpack_sbuffer sb;
         msgpack_packer pk;
@@ -520,29 +389,30 @@ START_TEST(call_timeout)
             gr_term_pack_id(&pk, GR_TERM_EXT_PID, node, strlen(node), gr_rt_creation(rt), p.id), 0);
         msgpack_unpacked_init(&up);
         ck_assert_int_eq(msgpack_unpack_next(&up, sb.data, sb.size, &off), MSGPACK_UNPACK_SUCCESS);
-        args_raw(r, &up.data);
+        gr_test_args_raw(r, &up.data);
         msgpack_unpacked_destroy(&up);
         msgpack_sbuffer_destroy(&sb);
         run_str("register", r, "ok");
     }
-    args_str(a, "quiet");
-    args_str(a, "hello");
+    gr_test_args_str(a, "quiet");
+    gr_test_args_str(a, "hello");
     msgpack_pack_uint32(&a->pk, 100);
     {
-        uint64_t t0 = now_ms();
+        /* its own timer answers: the request's deadline (10 min) is far past
+         * the wait for the answer (WAIT_MS, scaled) */
+        size_t i = run("call", a, 600000);
 
-        run_err("call", a, GR_ETIMEOUT); /* its own timer, not the 5 s deadline */
-        ck_assert_uint_lt(now_ms() - t0, 3000);
+        ck_assert_int_eq(ans.a[i].status, GR_ETIMEOUT);
     }
     /* a call longer than the request's deadline: the worker's deadline answers */
-    a = args_new(3);
-    args_str(a, "quiet");
-    args_str(a, "hello");
+    a = gr_test_args_new(3);
+    gr_test_args_str(a, "quiet");
+    gr_test_args_str(a, "hello");
     msgpack_pack_uint32(&a->pk, 60000);
     {
         size_t i = run("call", a, 200);
 
-        ck_assert_int_eq(answers[i].status, GR_ETIMEOUT);
+        ck_assert_int_eq(ans.a[i].status, GR_ETIMEOUT);
     }
 }
 END_TEST
@@ -550,7 +420,7 @@ END_TEST
 START_TEST(info)
 {
     kept pid;
-    args *a;
+    gr_test_args *a;
     msgpack_unpacked up;
     const msgpack_object *o;
     size_t i;
@@ -558,8 +428,8 @@ START_TEST(info)
 
     spawn_echo(&pid);
     i = run("info", pid_args(&pid, 1), 5000);
-    ck_assert_int_eq(answers[i].status, 0);
-    o = term_of(i, &up);
+    ck_assert_int_eq(ans.a[i].status, 0);
+    o = gr_test_answers_term(&ans, i, &up);
     ck_assert_int_eq(o->type, MSGPACK_OBJECT_MAP);
     for (uint32_t k = 0; k < o->via.map.size; k++) {
         if (gr_term_is_str(&o->via.map.ptr[k].key, "behaviour")) {
@@ -569,23 +439,23 @@ START_TEST(info)
     ck_assert(beh);
     msgpack_unpacked_destroy(&up);
     /* by name */
-    a = args_new(2);
-    args_str(a, "e1");
-    args_raw(a, pid.o);
+    a = gr_test_args_new(2);
+    gr_test_args_str(a, "e1");
+    gr_test_args_raw(a, pid.o);
     run_str("register", a, "ok");
-    a = args_new(1);
-    args_str(a, "e1");
-    ck_assert_int_eq(answers[run("info", a, 5000)].status, 0);
+    a = gr_test_args_new(1);
+    gr_test_args_str(a, "e1");
+    ck_assert_int_eq(ans.a[run("info", a, 5000)].status, 0);
     /* unknown name, remote pid, bad argument */
-    a = args_new(1);
-    args_str(a, "nobody");
+    a = gr_test_args_new(1);
+    gr_test_args_str(a, "nobody");
     run_err("info", a, GR_ENOPROC);
-    a = args_new(1);
+    a = gr_test_args_new(1);
     args_remote_pid(a);
     run_err("info", a, GR_ENOCONN);
     run_err("info", NULL, GR_EBADARG);
-    a = args_new(1);
-    args_str(a, "");
+    a = gr_test_args_new(1);
+    gr_test_args_str(a, "");
     run_err("info", a, GR_EBADARG);
     unkeep(&pid);
 }
@@ -596,13 +466,13 @@ static const msgpack_object *map_val(const msgpack_object *m, const char *k);
 /* proc.send_after(pid, ms, term) -> {"timer": Pid, "ms": Ms}: answer index. */
 static size_t send_after_run(const kept *pid, uint64_t ms, int v)
 {
-    args *a = pid_args(pid, 3);
+    gr_test_args *a = pid_args(pid, 3);
     size_t i;
 
     msgpack_pack_uint64(&a->pk, ms);
     msgpack_pack_int(&a->pk, v);
     i = run("send_after", a, 5000);
-    ck_assert_msg(answers[i].status == 0, "send_after: %s", gr_errid(answers[i].status));
+    ck_assert_msg(ans.a[i].status == 0, "send_after: %s", gr_errid(ans.a[i].status));
     return i;
 }
 
@@ -613,14 +483,14 @@ static size_t send_after_run(const kept *pid, uint64_t ms, int v)
 START_TEST(send_after)
 {
     kept pid;
-    args *a;
+    gr_test_args *a;
     msgpack_unpacked up, up2;
     const msgpack_object *o, *t;
     struct timespec t0, now;
     size_t i;
 
     spawn_echo(&pid);
-    o = term_of(send_after_run(&pid, 0, 5), &up);
+    o = gr_test_answers_term(&ans, send_after_run(&pid, 0, 5), &up);
     t = map_val(o, "timer");
     ck_assert(t != NULL && t->type == MSGPACK_OBJECT_EXT);
     ck_assert(map_val(o, "ms") != NULL && map_val(o, "ms")->via.u64 == 0);
@@ -631,20 +501,20 @@ START_TEST(send_after)
         ck_assert_msg(now.tv_sec - t0.tv_sec < 5, "the timer's message did not arrive");
     }
 
-    o = term_of(send_after_run(&pid, 600000, 6), &up);
+    o = gr_test_answers_term(&ans, send_after_run(&pid, 600000, 6), &up);
     t = map_val(o, "timer");
     ck_assert(t != NULL);
-    a = args_new(1);
-    args_raw(a, t);
+    a = gr_test_args_new(1);
+    gr_test_args_raw(a, t);
     i = run("info", a, 5000);
-    ck_assert_int_eq(answers[i].status, 0);
-    ck_assert(gr_term_is_str(map_val(term_of(i, &up2), "behaviour"), "$timer"));
+    ck_assert_int_eq(ans.a[i].status, 0);
+    ck_assert(gr_term_is_str(map_val(gr_test_answers_term(&ans, i, &up2), "behaviour"), "$timer"));
     msgpack_unpacked_destroy(&up2);
-    a = args_new(1);
-    args_raw(a, t);
+    a = gr_test_args_new(1);
+    gr_test_args_raw(a, t);
     run_str("kill", a, "ok");
-    a = args_new(1);
-    args_raw(a, t);
+    a = gr_test_args_new(1);
+    gr_test_args_raw(a, t);
     run_err("info", a, GR_ENOPROC);
     msgpack_unpacked_destroy(&up);
     ck_assert_uint_eq(call_count(pid.o), 1);
@@ -660,8 +530,8 @@ START_TEST(send_after)
     a = pid_args(&pid, 2);
     msgpack_pack_int(&a->pk, 1);
     run_err("send_after", a, GR_EBADARG);
-    a = args_new(3);
-    args_str(a, "nobody");
+    a = gr_test_args_new(3);
+    gr_test_args_str(a, "nobody");
     msgpack_pack_int(&a->pk, 1);
     msgpack_pack_int(&a->pk, 1);
     run_err("send_after", a, GR_ENONAME);
@@ -672,7 +542,7 @@ END_TEST
 START_TEST(kill)
 {
     kept pid;
-    args *a;
+    gr_test_args *a;
 
     spawn_echo(&pid);
     run_str("kill", pid_args(&pid, 1), "ok");
@@ -680,29 +550,29 @@ START_TEST(kill)
     run_err("info", pid_args(&pid, 1), GR_ENOPROC);
     /* a dead pid is ok; an unknown name is noname; remote: noconnection */
     run_str("kill", pid_args(&pid, 1), "ok");
-    a = args_new(1);
-    args_str(a, "nobody");
+    a = gr_test_args_new(1);
+    gr_test_args_str(a, "nobody");
     run_err("kill", a, GR_ENONAME);
-    a = args_new(1);
+    a = gr_test_args_new(1);
     args_remote_pid(a);
     run_err("kill", a, GR_ENOCONN);
     unkeep(&pid);
     /* a reason, by name */
     spawn_echo(&pid);
-    a = args_new(2);
-    args_str(a, "victim");
-    args_raw(a, pid.o);
+    a = gr_test_args_new(2);
+    gr_test_args_str(a, "victim");
+    gr_test_args_raw(a, pid.o);
     run_str("register", a, "ok");
-    a = args_new(2);
-    args_str(a, "victim");
-    args_str(a, "shutdown");
+    a = gr_test_args_new(2);
+    gr_test_args_str(a, "victim");
+    gr_test_args_str(a, "shutdown");
     run_str("kill", a, "ok");
     run_err("info", pid_args(&pid, 1), GR_ENOPROC);
     /* "normal" does not kill a process that does not trap: ok after the wait */
     unkeep(&pid);
     spawn_echo(&pid);
     a = pid_args(&pid, 2);
-    args_str(a, "normal");
+    gr_test_args_str(a, "normal");
     run_str("kill", a, "ok");
     ck_assert_uint_eq(call_count(pid.o), 0);
     run_err("kill", NULL, GR_EBADARG);
@@ -713,20 +583,20 @@ END_TEST
 START_TEST(names)
 {
     kept pid, other, got;
-    args *a;
+    gr_test_args *a;
     uint64_t ref;
 
     spawn_echo(&pid);
     spawn_echo(&other);
-    a = args_new(2);
-    args_str(a, "worker");
-    args_raw(a, pid.o);
+    a = gr_test_args_new(2);
+    gr_test_args_str(a, "worker");
+    gr_test_args_raw(a, pid.o);
     run_str("register", a, "ok");
-    a = args_new(1);
-    args_str(a, "worker");
+    a = gr_test_args_new(1);
+    gr_test_args_str(a, "worker");
     ref = next_ref++;
-    dispatch(ref, "proc", "whereis", &a->sb, 5000);
-    args_free(a);
+    gr_test_rpc_dispatch(rpc, ref, "proc", "whereis", &a->sb, 5000);
+    gr_test_args_free(a);
     keep(ref, &got);
     ck_assert_int_eq(got.o->type, MSGPACK_OBJECT_EXT);
     ck_assert_uint_eq(got.o->via.ext.size, pid.o->via.ext.size);
@@ -736,41 +606,41 @@ START_TEST(names)
     {
         msgpack_object name = {.type = MSGPACK_OBJECT_STR, .via.str = {6, "worker"}};
 
-        a = args_new(2);
-        args_str(a, "worker");
-        args_str(a, "hello");
+        a = gr_test_args_new(2);
+        gr_test_args_str(a, "worker");
+        gr_test_args_str(a, "hello");
         run_str("send", a, "ok");
         ck_assert_uint_eq(call_count(&name), 1);
     }
     /* taken, already named, unknown, remote, bad */
-    a = args_new(2);
-    args_str(a, "worker");
-    args_raw(a, other.o);
+    a = gr_test_args_new(2);
+    gr_test_args_str(a, "worker");
+    gr_test_args_raw(a, other.o);
     run_err("register", a, GR_ENAMETAKEN);
-    a = args_new(2);
-    args_str(a, "second");
-    args_raw(a, pid.o);
+    a = gr_test_args_new(2);
+    gr_test_args_str(a, "second");
+    gr_test_args_raw(a, pid.o);
     run_err("register", a, GR_EALREADY);
-    a = args_new(1);
-    args_str(a, "nobody");
+    a = gr_test_args_new(1);
+    gr_test_args_str(a, "nobody");
     run_err("whereis", a, GR_ENONAME);
-    a = args_new(2);
-    args_str(a, "far");
+    a = gr_test_args_new(2);
+    gr_test_args_str(a, "far");
     args_remote_pid(a);
     run_err("register", a, GR_ENOCONN);
-    a = args_new(2);
-    args_str(a, "byname");
-    args_str(a, "worker"); /* register takes a pid, not a name */
+    a = gr_test_args_new(2);
+    gr_test_args_str(a, "byname");
+    gr_test_args_str(a, "worker"); /* register takes a pid, not a name */
     run_err("register", a, GR_EBADARG);
     run_err("whereis", NULL, GR_EBADARG);
     /* a dead process cannot be registered; its name goes with it */
     run_str("kill", pid_args(&pid, 1), "ok");
-    a = args_new(1);
-    args_str(a, "worker");
+    a = gr_test_args_new(1);
+    gr_test_args_str(a, "worker");
     run_err("whereis", a, GR_ENONAME);
-    a = args_new(2);
-    args_str(a, "late");
-    args_raw(a, pid.o);
+    a = gr_test_args_new(2);
+    gr_test_args_str(a, "late");
+    gr_test_args_raw(a, pid.o);
     run_err("register", a, GR_ENOPROC);
     unkeep(&pid);
     unkeep(&other);
@@ -780,35 +650,35 @@ END_TEST
 START_TEST(list)
 {
     kept pid, named;
-    args *a;
+    gr_test_args *a;
 
-    ck_assert_int_eq(answers[run("list", NULL, 5000)].status, 0); /* empty is fine */
+    ck_assert_int_eq(ans.a[run("list", NULL, 5000)].status, 0); /* empty is fine */
     spawn_echo(&pid);
     spawn_echo(&named);
-    a = args_new(2);
-    args_str(a, "listed");
-    args_raw(a, named.o);
+    a = gr_test_args_new(2);
+    gr_test_args_str(a, "listed");
+    gr_test_args_raw(a, named.o);
     run_str("register", a, "ok");
     ck_assert(listed(&pid, NULL));
     ck_assert(listed(&named, "listed"));
     run_str("kill", pid_args(&pid, 1), "ok");
     ck_assert(!listed(&pid, NULL));
     ck_assert(listed(&named, "listed"));
-    a = args_new(1);
-    args_str(a, "many");
+    a = gr_test_args_new(1);
+    gr_test_args_str(a, "many");
     run_err("list", a, GR_EBADARG);
-    a = args_new(1);
+    a = gr_test_args_new(1);
     msgpack_pack_int(&a->pk, 0);
     run_err("list", a, GR_EBADARG);
-    a = args_new(2);
+    a = gr_test_args_new(2);
     msgpack_pack_int(&a->pk, 1);
     msgpack_pack_int(&a->pk, 1);
     run_err("list", a, GR_EBADARG); /* only proc.snapshot takes a cursor */
-    a = args_new(2);
+    a = gr_test_args_new(2);
     msgpack_pack_int(&a->pk, 1);
-    args_str(a, "cursor");
+    gr_test_args_str(a, "cursor");
     run_err("snapshot", a, GR_EBADARG);
-    a = args_new(3);
+    a = gr_test_args_new(3);
     msgpack_pack_int(&a->pk, 1);
     msgpack_pack_int(&a->pk, 1);
     msgpack_pack_int(&a->pk, 1);
@@ -860,12 +730,12 @@ START_TEST(list_everything)
     msgpack_unpacked up;
     const msgpack_object *o, *procs = NULL, *total = NULL, *trunc = NULL;
     girder_pid pid;
-    args *a;
+    gr_test_args *a;
     size_t i;
 
     ck_assert_int_eq(gr_rt_spawn(rt, &silent, NULL, &pid), 0);
     i = run("list", NULL, 5000);
-    o = term_of(i, &up);
+    o = gr_test_answers_term(&ans, i, &up);
     ck_assert_int_eq(o->type, MSGPACK_OBJECT_ARRAY);
     ck_assert(list_has(o, &pid, NULL));
     ck_assert(list_has(o, NULL, "rpc_worker"));
@@ -873,10 +743,10 @@ START_TEST(list_everything)
     msgpack_unpacked_destroy(&up);
 
     /* proc.snapshot(1): one entry, the true total, truncated. */
-    a = args_new(1);
+    a = gr_test_args_new(1);
     msgpack_pack_int(&a->pk, 1);
     i = run("snapshot", a, 5000);
-    o = term_of(i, &up);
+    o = gr_test_answers_term(&ans, i, &up);
     ck_assert_int_eq(o->type, MSGPACK_OBJECT_MAP);
     for (uint32_t k = 0; k < o->via.map.size; k++) {
         const msgpack_object *key = &o->via.map.ptr[k].key;
@@ -912,7 +782,7 @@ START_TEST(list_everything)
             ck_assert_int_eq(gr_rt_spawn(rt, &silent, NULL, &more), 0);
         }
         i = run("list", NULL, 5000);
-        all = term_of(i, &up);
+        all = gr_test_answers_term(&ans, i, &up);
         for (uint32_t k = 0; k < all->via.array.size && seen < 2; k++) {
             const msgpack_object *e = &all->via.array.ptr[k];
             gr_term_id id;
@@ -924,10 +794,10 @@ START_TEST(list_everything)
             }
         }
         ck_assert_int_eq(seen, 2);
-        a = args_new(1);
+        a = gr_test_args_new(1);
         msgpack_pack_int(&a->pk, 2);
         j = run("list", a, 5000);
-        two = term_of(j, &up2);
+        two = gr_test_answers_term(&ans, j, &up2);
         ck_assert_uint_eq(two->via.array.size, 2);
         for (uint32_t k = 0; k < 2; k++) {
             gr_term_id id;
@@ -945,7 +815,7 @@ START_TEST(list_everything)
 
     /* Not truncated: every process. */
     i = run("snapshot", NULL, 5000);
-    o = term_of(i, &up);
+    o = gr_test_answers_term(&ans, i, &up);
     ck_assert_int_eq(o->type, MSGPACK_OBJECT_MAP);
     ck_assert(gr_term_is_str(&o->via.map.ptr[2].key, "truncated"));
     ck_assert(o->via.map.ptr[2].val.type == MSGPACK_OBJECT_BOOLEAN &&
@@ -983,7 +853,7 @@ START_TEST(snapshot_pages)
         ck_assert_int_eq(gr_rt_spawn(rt, &silent, NULL, &pids[k]), 0);
     }
     for (;;) {
-        args *a = args_new(first ? 1 : 2);
+        gr_test_args *a = gr_test_args_new(first ? 1 : 2);
         const msgpack_object *o, *procs, *next, *trunc;
         msgpack_unpacked up;
         size_t i;
@@ -993,7 +863,7 @@ START_TEST(snapshot_pages)
             msgpack_pack_uint64(&a->pk, cursor);
         }
         i = run("snapshot", a, 5000);
-        o = term_of(i, &up);
+        o = gr_test_answers_term(&ans, i, &up);
         procs = map_val(o, "processes");
         next = map_val(o, "next");
         trunc = map_val(o, "truncated");
@@ -1042,21 +912,19 @@ START_TEST(many_calls)
 
     spawn_echo(&pid);
     for (int n = 0; n < N; n++) {
-        args *a = pid_args(&pid, 2);
+        gr_test_args *a = pid_args(&pid, 2);
         uint64_t ref = next_ref++;
 
         msgpack_pack_int(&a->pk, n);
-        dispatch(ref, "proc", n % 2 ? "send" : "call", &a->sb, 5000);
-        args_free(a);
+        gr_test_rpc_dispatch(rpc, ref, "proc", n % 2 ? "send" : "call", &a->sb, 5000);
+        gr_test_args_free(a);
     }
     for (uint64_t r = first + 1; r < next_ref; r++) {
-        ck_assert_int_eq(answers[wait_answer(r)].status, 0);
-        ck_assert_uint_eq(count_answers(r), 1);
+        ck_assert_int_eq(ans.a[gr_test_answers_wait(&ans, r, WAIT_MS)].status, 0);
+        ck_assert_uint_eq(gr_test_answers_count(&ans, r), 1);
     }
     ck_assert_uint_eq(call_count(pid.o), N / 2);
-    for (int i = 0; i < 1000 && gr_rpc_inflight(rpc) > 0; i++) {
-        nanosleep(&(struct timespec){0, 5000000}, NULL);
-    }
+    gr_test_wait_until(gr_rpc_inflight(rpc) == 0, 5000, "workers still in flight");
     ck_assert_uint_eq(gr_rpc_inflight(rpc), 0);
     unkeep(&pid);
 }
@@ -1065,33 +933,14 @@ END_TEST
 static Suite *proc_suite(void)
 {
     Suite *s = suite_create("proc");
-    TCase *tc = tcase_create("core");
+    TCase *tc = gr_test_tcase(s, "core", setup, teardown, 60);
 
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 60);
-    tcase_add_test(tc, spawn);
-    tcase_add_test(tc, spawn_spreads);
-    tcase_add_test(tc, send_and_call);
-    tcase_add_test(tc, call_timeout);
-    tcase_add_test(tc, info);
-    tcase_add_test(tc, kill);
-    tcase_add_test(tc, send_after);
-    tcase_add_test(tc, names);
-    tcase_add_test(tc, list);
-    tcase_add_test(tc, list_everything);
-    tcase_add_test(tc, snapshot_pages);
-    tcase_add_test(tc, many_calls);
-    suite_add_tcase(s, tc);
+    gr_test_add(tc, spawn, spawn_spreads, send_and_call, call_timeout, info, kill, names, list,
+                list_everything, snapshot_pages, many_calls, send_after);
     return s;
 }
 
 int main(void)
 {
-    SRunner *sr = srunner_create(proc_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return gr_test_run(proc_suite);
 }

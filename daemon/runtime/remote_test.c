@@ -17,6 +17,7 @@
 #include "runtime/rt.h"
 #include "runtime/rt_int.h" /* a scheduler's sleeping flag (held wake-ups) */
 
+#include "testing/gr_test_rt.h"
 #include <check.h>
 #include <errno.h>
 #include <pthread.h>
@@ -250,7 +251,7 @@ static void cut_both(void)
 
 /* ---- fixture ------------------------------------------------------------------------- */
 
-static const girder_behaviour fwd_beh, tfwd_beh;
+static const girder_behaviour tfwd_beh;
 
 static void setup(void)
 {
@@ -263,8 +264,8 @@ static void setup(void)
     wire_init(&wBA, rtB, rtA);
     ck_assert_int_eq(pthread_create(&wAB.thread, NULL, wire_main, &wAB), 0);
     ck_assert_int_eq(pthread_create(&wBA.thread, NULL, wire_main, &wBA), 0);
-    ck_assert_int_eq(girder_behaviour_register(rtA, &fwd_beh), 0);
-    ck_assert_int_eq(girder_behaviour_register(rtB, &fwd_beh), 0);
+    ck_assert_int_eq(girder_behaviour_register(rtA, &gr_test_fwd), 0);
+    ck_assert_int_eq(girder_behaviour_register(rtB, &gr_test_fwd), 0);
     ck_assert_int_eq(girder_behaviour_register(rtB, &tfwd_beh), 0);
     ck_assert_int_eq(gr_rt_start(rtA), 0);
     ck_assert_int_eq(gr_rt_start(rtB), 0);
@@ -287,20 +288,6 @@ static void teardown(void)
 }
 
 /* ---- terms ----------------------------------------------------------------------------- */
-
-static girder_msg *mk_int(int64_t v)
-{
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
-    girder_msg *m;
-
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_int64(&pk, v);
-    m = girder_msg_new(sb.data, sb.size);
-    msgpack_sbuffer_destroy(&sb);
-    return m;
-}
 
 static girder_msg *mk_pid(girder_rt *rt, girder_pid pid)
 {
@@ -330,30 +317,19 @@ static bool is_pid(const msgpack_object *o, const char *node, girder_pid pid)
 
 static void recv_obj(gr_probe *p, msgpack_unpacked *u, girder_msg **ret)
 {
-    girder_msg *m = NULL;
-
-    ck_assert_int_eq(gr_probe_recv(p, WAIT_MS, &m), 0);
-    msgpack_unpacked_init(u);
-    ck_assert_int_eq(girder_msg_unpack(m, u), 0);
-    *ret = m;
+    gr_test_recv(p, WAIT_MS, u, ret);
 }
 
 static void expect_none(gr_probe *p, int ms)
 {
-    girder_msg *m = NULL;
-    int r = gr_probe_recv(p, ms, &m);
-
-    if (r == 0) {
-        girder_msg_unref(m);
-    }
-    ck_assert_int_eq(r, -ETIMEDOUT);
+    gr_test_expect_none(p, ms);
 }
 
 static void expect_atom(gr_probe *p, const char *atom)
 {
     girder_msg *m = NULL;
 
-    ck_assert_int_eq(gr_probe_recv(p, WAIT_MS, &m), 0);
+    ck_assert_int_eq(gr_probe_recv(p, gr_test_ms(WAIT_MS), &m), 0);
     ck_assert_msg(girder_msg_is_atom(m, atom), "expected atom %s", atom);
     girder_msg_unref(m);
 }
@@ -402,64 +378,7 @@ static void expect_exit(gr_probe *p, const char *node, girder_pid pid, const cha
     girder_msg_unref(m);
 }
 
-/* ---- test behaviour: a forwarder -------------------------------------------------------
- * Arg: a pid to report to. Forwards every message to it, except the atoms
- * "crash" (exit "boom"), "stop" (exit normal) and "trap" (trap exits). */
-
-typedef struct fwd {
-    girder_pid report; /* where messages go */
-} fwd;
-
-static int fwd_init(girder_ctx *ctx, const girder_msg *arg, void **ret_state)
-{
-    fwd *f = calloc(1, sizeof(*f));
-    msgpack_unpacked u;
-    int r;
-
-    if (f == NULL) {
-        return -ENOMEM;
-    }
-    msgpack_unpacked_init(&u);
-    r = arg && girder_msg_unpack(arg, &u) == 0 ? girder_get_pid(ctx, &u.data, &f->report) : -1;
-    msgpack_unpacked_destroy(&u);
-    if (r < 0) {
-        free(f);
-        return GR_EBADARG;
-    }
-    *ret_state = f;
-    return 0;
-}
-
-static int fwd_handle(girder_ctx *ctx, void *state, const girder_msg *msg)
-{
-    fwd *f = state;
-
-    if (girder_msg_is_atom(msg, "stop")) {
-        return GIRDER_STOP;
-    }
-    if (girder_msg_is_atom(msg, "crash")) {
-        girder_msg *r = girder_msg_atom("boom");
-
-        girder_stop(ctx, r);
-        girder_msg_unref(r);
-        return GIRDER_STOP;
-    }
-    if (girder_msg_is_atom(msg, "trap")) {
-        girder_trap_exit(ctx, true);
-    }
-    girder_send(ctx, f->report, girder_msg_ref((girder_msg *)msg));
-    return GIRDER_CONTINUE;
-}
-
-static void fwd_terminate(girder_ctx *ctx, void *state, const girder_msg *reason)
-{
-    (void)ctx;
-    (void)reason;
-    free(state);
-}
-
-static const girder_behaviour fwd_beh = {
-    .name = "fwd", .init = fwd_init, .handle = fwd_handle, .terminate = fwd_terminate};
+/* ---- test behaviours: the forwarder gr_test_fwd (gr_test_rt.h) and a variant ---------- */
 
 /* A forwarder that traps exits (so exits arrive at its report pid as EXIT
  * messages) and announces itself: its first message is its own pid. */
@@ -468,10 +387,10 @@ static int tfwd_init(girder_ctx *ctx, const girder_msg *arg, void **ret_state)
     msgpack_sbuffer sb;
     msgpack_packer pk;
     girder_msg *m;
-    fwd *f;
+    gr_test_fwd_state *f;
     int r;
 
-    if ((r = fwd_init(ctx, arg, ret_state)) < 0) {
+    if ((r = gr_test_fwd_init(ctx, arg, ret_state)) < 0) {
         return r;
     }
     f = *ret_state;
@@ -489,8 +408,10 @@ static int tfwd_init(girder_ctx *ctx, const girder_msg *arg, void **ret_state)
     return 0;
 }
 
-static const girder_behaviour tfwd_beh = {
-    .name = "tfwd", .init = tfwd_init, .handle = fwd_handle, .terminate = fwd_terminate};
+static const girder_behaviour tfwd_beh = {.name = "tfwd",
+                                          .init = tfwd_init,
+                                          .handle = gr_test_fwd_handle,
+                                          .terminate = gr_test_fwd_terminate};
 
 /* A forwarder on rt reporting to probe p (of the same runtime). */
 static girder_pid spawn_fwd(girder_rt *rt, gr_probe *p)
@@ -498,45 +419,14 @@ static girder_pid spawn_fwd(girder_rt *rt, gr_probe *p)
     girder_msg *arg = mk_pid(rt, gr_probe_pid(p));
     girder_pid child;
 
-    ck_assert_int_eq(gr_rt_spawn(rt, &fwd_beh, arg, &child), 0);
+    ck_assert_int_eq(gr_rt_spawn(rt, &gr_test_fwd, arg, &child), 0);
     girder_msg_unref(arg);
     return child;
 }
 
 /* ---- closures run inside processes ------------------------------------------------------ */
 
-typedef struct op {
-    girder_pid pid;   /* target, in the view of the runtime the closure runs in */
-    girder_ref ref;   /* in/out */
-    const char *name; /* registered name */
-    const char *node; /* node name */
-    const char *atom; /* message or reason */
-    int n;            /* count */
-    girder_msg *arg;  /* spawn argument (borrowed) */
-    unsigned flags;   /* spawn flags */
-} op;
-
-static int do_link(girder_ctx *ctx, void *a)
-{
-    return girder_link(ctx, ((op *)a)->pid);
-}
-
-static int do_unlink(girder_ctx *ctx, void *a)
-{
-    return girder_unlink(ctx, ((op *)a)->pid);
-}
-
-static int do_monitor(girder_ctx *ctx, void *a)
-{
-    op *o = a;
-
-    return girder_monitor(ctx, o->pid, &o->ref);
-}
-
-static int do_demonitor(girder_ctx *ctx, void *a)
-{
-    return girder_demonitor(ctx, ((op *)a)->ref);
-}
+typedef gr_test_op op;
 
 static int do_send_atom(girder_ctx *ctx, void *a)
 {
@@ -562,49 +452,11 @@ static int do_send_name_node(girder_ctx *ctx, void *a)
     return r;
 }
 
-static int do_send_seq(girder_ctx *ctx, void *a)
-{
-    op *o = a;
-
-    for (int i = 0; i < o->n; i++) {
-        int r = girder_send(ctx, o->pid, mk_int(i));
-
-        if (r < 0) {
-            return r;
-        }
-    }
-    return 0;
-}
-
-static int do_exit(girder_ctx *ctx, void *a)
-{
-    op *o = a;
-    girder_msg *r = girder_msg_atom(o->atom);
-    int rc = girder_exit(ctx, o->pid, r);
-
-    girder_msg_unref(r);
-    return rc;
-}
-
 static int do_trap(girder_ctx *ctx, void *a)
 {
     (void)a;
     girder_trap_exit(ctx, true);
     return 0;
-}
-
-static int do_register(girder_ctx *ctx, void *a)
-{
-    op *o = a;
-
-    return girder_register(ctx, o->name, o->pid);
-}
-
-static int do_info(girder_ctx *ctx, void *a)
-{
-    op *o = a;
-
-    return girder_info_request(ctx, o->pid, &o->ref);
 }
 
 static int do_node_name(girder_ctx *ctx, void *a)
@@ -647,7 +499,7 @@ static void crash_and_wait(girder_rt *rt, gr_probe *p, girder_pid pid)
 {
     op o = {.pid = pid};
 
-    ck_assert_int_eq(gr_probe_run(p, do_monitor, &o), 0);
+    ck_assert_int_eq(gr_probe_run(p, gr_test_op_monitor, &o), 0);
     ck_assert_int_eq(gr_rt_send(rt, pid, girder_msg_atom("crash")), 0);
     expect_down(p, &o.ref, gr_rt_node_name(rt), pid, "boom");
 }
@@ -679,7 +531,7 @@ START_TEST(test_send_by_name)
     op reg = {.pid = y, .name = "echo"};
     op o = {.name = "echo", .node = "b@h", .atom = "by-name"};
 
-    ck_assert_int_eq(gr_probe_run(pB, do_register, &reg), 0);
+    ck_assert_int_eq(gr_probe_run(pB, gr_test_op_register, &reg), 0);
     ck_assert_int_eq(gr_probe_run(pA, do_send_name_node, &o), 0);
     expect_atom(pB, "by-name");
     ck_assert_int_eq(gr_rt_send_name_node(rtA, "echo", "b@h", girder_msg_atom("from-thread")), 0);
@@ -709,7 +561,7 @@ START_TEST(test_ordering_100k)
     girder_pid y = spawn_fwd(rtB, pB);
     op o = {.pid = in_a(y), .n = 100000};
 
-    ck_assert_int_eq(gr_probe_run(pA, do_send_seq, &o), 0);
+    ck_assert_int_eq(gr_probe_run(pA, gr_test_op_send_seq, &o), 0);
     for (int i = 0; i < o.n; i++) {
         msgpack_unpacked u;
         girder_msg *m;
@@ -732,8 +584,8 @@ START_TEST(test_link_remote_crash_kills)
     girder_pid x = spawn_fwd(rtA, pA), y = spawn_fwd(rtB, pB);
     op l = {.pid = in_a(y)}, mx = {.pid = x};
 
-    ck_assert_int_eq(gr_rt_run_in(rtA, x, do_link, &l), 0);
-    ck_assert_int_eq(gr_probe_run(pA, do_monitor, &mx), 0);
+    ck_assert_int_eq(gr_rt_run_in(rtA, x, gr_test_op_link, &l), 0);
+    ck_assert_int_eq(gr_probe_run(pA, gr_test_op_monitor, &mx), 0);
     /* y has the link before it crashes: x pings y after linking (same pair). */
     {
         op p = {.pid = in_a(y), .atom = "ping2"};
@@ -752,7 +604,7 @@ START_TEST(test_link_remote_crash_trapped)
     girder_pid y = spawn_fwd(rtB, pB);
     op l = {.pid = in_a(y)};
 
-    ck_assert_int_eq(gr_probe_run(pA, do_link, &l), 0);
+    ck_assert_int_eq(gr_probe_run(pA, gr_test_op_link, &l), 0);
     sync_a_to_b(y);
     crash_and_wait(rtB, pB, y);
     expect_exit(pA, "b@h", y, "boom");
@@ -767,10 +619,10 @@ START_TEST(test_link_both_directions_normal_exit)
     girder_pid x = spawn_fwd(rtA, pA);
     op l = {.pid = in_b(x)}, mx = {.pid = x};
 
-    ck_assert_int_eq(gr_probe_run(pB, do_link, &l), 0);
+    ck_assert_int_eq(gr_probe_run(pB, gr_test_op_link, &l), 0);
     probe_send(pB, in_b(x), "ping"); /* same pair: the link is in place at x */
     expect_atom(pA, "ping");
-    ck_assert_int_eq(gr_probe_run(pA, do_monitor, &mx), 0);
+    ck_assert_int_eq(gr_probe_run(pA, gr_test_op_monitor, &mx), 0);
     ck_assert_int_eq(gr_rt_send(rtA, x, girder_msg_atom("stop")), 0);
     expect_down(pA, &mx.ref, "a@h", x, "normal");
     expect_exit(pB, "a@h", x, "normal");
@@ -784,12 +636,12 @@ START_TEST(test_link_to_dead_remote_gives_noproc)
 
     crash_and_wait(rtB, pB, y);
     l = (op){.pid = in_a(y)};
-    ck_assert_int_eq(gr_probe_run(pA, do_link, &l), 0);
+    ck_assert_int_eq(gr_probe_run(pA, gr_test_op_link, &l), 0);
     expect_exit(pA, "b@h", y, "noproc");
     /* A pid of another incarnation of b is dead too. */
     l.pid.creation++;
     l.pid.id = gr_probe_pid(pB).id; /* even the id of a live process */
-    ck_assert_int_eq(gr_probe_run(pA, do_link, &l), 0);
+    ck_assert_int_eq(gr_probe_run(pA, gr_test_op_link, &l), 0);
     expect_exit(pA, "b@h", (girder_pid){0, l.pid.creation, l.pid.id}, "noproc");
 }
 END_TEST
@@ -800,26 +652,26 @@ START_TEST(test_exit2_across)
     op m1 = {.pid = y1}, m2 = {.pid = y2}, m3 = {.pid = y3};
     op e = {.atom = "normal"};
 
-    ck_assert_int_eq(gr_probe_run(pB, do_monitor, &m1), 0);
-    ck_assert_int_eq(gr_probe_run(pB, do_monitor, &m2), 0);
-    ck_assert_int_eq(gr_probe_run(pB, do_monitor, &m3), 0);
+    ck_assert_int_eq(gr_probe_run(pB, gr_test_op_monitor, &m1), 0);
+    ck_assert_int_eq(gr_probe_run(pB, gr_test_op_monitor, &m2), 0);
+    ck_assert_int_eq(gr_probe_run(pB, gr_test_op_monitor, &m3), 0);
     ck_assert_int_eq(gr_rt_run_in(rtB, y2, do_trap, NULL), 0);
 
     /* "normal" to a non-trapping process: ignored. */
     e.pid = in_a(y1);
-    ck_assert_int_eq(gr_probe_run(pA, do_exit, &e), 0);
+    ck_assert_int_eq(gr_probe_run(pA, gr_test_op_exit, &e), 0);
     sync_a_to_b(y1);
     /* Another reason kills it. */
     e.atom = "bye";
-    ck_assert_int_eq(gr_probe_run(pA, do_exit, &e), 0);
+    ck_assert_int_eq(gr_probe_run(pA, gr_test_op_exit, &e), 0);
     expect_down(pB, &m1.ref, "b@h", y1, "bye");
     /* A trapping process gets ["EXIT", PA, "bye"], naming pA on a@h... */
     e.pid = in_a(y2);
-    ck_assert_int_eq(gr_probe_run(pA, do_exit, &e), 0);
+    ck_assert_int_eq(gr_probe_run(pA, gr_test_op_exit, &e), 0);
     expect_exit(pB, "a@h", gr_probe_pid(pA), "bye");
     /* ...but "kill" is untrappable: "killed". */
     e.atom = "kill";
-    ck_assert_int_eq(gr_probe_run(pA, do_exit, &e), 0);
+    ck_assert_int_eq(gr_probe_run(pA, gr_test_op_exit, &e), 0);
     expect_down(pB, &m2.ref, "b@h", y2, "killed");
     /* exit/2 from a non-scheduler thread of A. */
     {
@@ -838,9 +690,9 @@ START_TEST(test_unlink_across)
     girder_pid y = spawn_fwd(rtB, pB);
     op l = {.pid = in_a(y)};
 
-    ck_assert_int_eq(gr_probe_run(pA, do_link, &l), 0);
+    ck_assert_int_eq(gr_probe_run(pA, gr_test_op_link, &l), 0);
     sync_a_to_b(y);
-    ck_assert_int_eq(gr_probe_run(pA, do_unlink, &l), 0);
+    ck_assert_int_eq(gr_probe_run(pA, gr_test_op_unlink, &l), 0);
     sync_a_to_b(y); /* y has dropped its side too */
     crash_and_wait(rtB, pB, y);
     expect_none(pA, QUIET_MS);
@@ -854,7 +706,7 @@ START_TEST(test_monitor_across_fires_once)
     girder_pid y = spawn_fwd(rtB, pB);
     op m = {.pid = in_a(y)};
 
-    ck_assert_int_eq(gr_probe_run(pA, do_monitor, &m), 0);
+    ck_assert_int_eq(gr_probe_run(pA, gr_test_op_monitor, &m), 0);
     sync_a_to_b(y);
     crash_and_wait(rtB, pB, y);
     expect_down(pA, &m.ref, "b@h", y, "boom");
@@ -870,19 +722,19 @@ START_TEST(test_monitor_dead_and_stale_remote)
     crash_and_wait(rtB, pB, y);
     /* Dead remote pid: DOWN noproc, answered by b. */
     m = (op){.pid = in_a(y)};
-    ck_assert_int_eq(gr_probe_run(pA, do_monitor, &m), 0);
+    ck_assert_int_eq(gr_probe_run(pA, gr_test_op_monitor, &m), 0);
     expect_down(pA, &m.ref, "b@h", y, "noproc");
     /* A pid of another incarnation of b (as after a restart), even with the id
      * of a live process there: noproc, never delivered to that process. */
     m = (op){.pid = in_a(gr_probe_pid(pB))};
     m.pid.creation++;
-    ck_assert_int_eq(gr_probe_run(pA, do_monitor, &m), 0);
+    ck_assert_int_eq(gr_probe_run(pA, gr_test_op_monitor, &m), 0);
     expect_down(pA, &m.ref, "b@h", (girder_pid){0, m.pid.creation, m.pid.id}, "noproc");
     /* Same, when the dist layer knows b's creation and refuses it (GR_ENOPROC). */
     pthread_mutex_lock(&wAB.lock);
     wAB.check_creation = true;
     pthread_mutex_unlock(&wAB.lock);
-    ck_assert_int_eq(gr_probe_run(pA, do_monitor, &m), 0);
+    ck_assert_int_eq(gr_probe_run(pA, gr_test_op_monitor, &m), 0);
     expect_down(pA, &m.ref, "b@h", (girder_pid){0, m.pid.creation, m.pid.id}, "noproc");
     expect_none(pA, QUIET_MS);
     expect_none(pB, 0);
@@ -897,7 +749,7 @@ static msgpack_object *info_array(gr_probe *p, girder_pid pid, const char *key, 
     op o = {.pid = pid};
     msgpack_object_map *map;
 
-    ck_assert_int_eq(gr_probe_run(p, do_info, &o), 0);
+    ck_assert_int_eq(gr_probe_run(p, gr_test_op_info, &o), 0);
     recv_obj(p, u, ret_m);
     ck_assert_int_eq(u->data.type, MSGPACK_OBJECT_ARRAY);
     ck_assert_int_eq(u->data.via.array.ptr[2].type, MSGPACK_OBJECT_MAP);
@@ -941,10 +793,10 @@ START_TEST(test_demonitor_across)
     girder_pid y = spawn_fwd(rtB, pB);
     op m = {.pid = in_a(y)};
 
-    ck_assert_int_eq(gr_probe_run(pA, do_monitor, &m), 0);
+    ck_assert_int_eq(gr_probe_run(pA, gr_test_op_monitor, &m), 0);
     sync_a_to_b(y);
     expect_info_pids(pB, y, "monitored_by", "a@h", gr_probe_pid(pA));
-    ck_assert_int_eq(gr_probe_run(pA, do_demonitor, &m), 0);
+    ck_assert_int_eq(gr_probe_run(pA, gr_test_op_demonitor, &m), 0);
     sync_a_to_b(y);
     expect_info_empty(pB, y, "monitored_by"); /* y forgot it too */
     crash_and_wait(rtB, pB, y);
@@ -957,8 +809,8 @@ START_TEST(test_info_shows_remote_links_and_monitors)
     girder_pid x = spawn_fwd(rtA, pA), y = spawn_fwd(rtB, pB);
     op l = {.pid = in_a(y)}, m = {.pid = in_a(y)};
 
-    ck_assert_int_eq(gr_rt_run_in(rtA, x, do_link, &l), 0);
-    ck_assert_int_eq(gr_rt_run_in(rtA, x, do_monitor, &m), 0);
+    ck_assert_int_eq(gr_rt_run_in(rtA, x, gr_test_op_link, &l), 0);
+    ck_assert_int_eq(gr_rt_run_in(rtA, x, gr_test_op_monitor, &m), 0);
     {
         op p = {.pid = in_a(y), .atom = "ping"};
 
@@ -983,20 +835,20 @@ START_TEST(test_cut_fires_links_and_monitors_once)
     op lx = {.pid = in_a(y1)}, la = {.pid = in_a(y1)}, ma = {.pid = in_a(y2)};
     op mb = {.pid = in_b(x2)}, mx = {.pid = x}, my1 = {.pid = y1};
 
-    ck_assert_int_eq(gr_rt_run_in(rtA, x, do_link, &lx), 0);
+    ck_assert_int_eq(gr_rt_run_in(rtA, x, gr_test_op_link, &lx), 0);
     {
         op p = {.pid = in_a(y1), .atom = "ping"};
 
         ck_assert_int_eq(gr_rt_run_in(rtA, x, do_send_atom, &p), 0);
         expect_atom(pB, "ping");
     }
-    ck_assert_int_eq(gr_probe_run(pA, do_link, &la), 0);
-    ck_assert_int_eq(gr_probe_run(pA, do_monitor, &ma), 0);
-    ck_assert_int_eq(gr_probe_run(pA, do_monitor, &mx), 0);
+    ck_assert_int_eq(gr_probe_run(pA, gr_test_op_link, &la), 0);
+    ck_assert_int_eq(gr_probe_run(pA, gr_test_op_monitor, &ma), 0);
+    ck_assert_int_eq(gr_probe_run(pA, gr_test_op_monitor, &mx), 0);
     sync_a_to_b(y1);
     sync_a_to_b(y2);
-    ck_assert_int_eq(gr_probe_run(pB, do_monitor, &mb), 0);
-    ck_assert_int_eq(gr_probe_run(pB, do_monitor, &my1), 0);
+    ck_assert_int_eq(gr_probe_run(pB, gr_test_op_monitor, &mb), 0);
+    ck_assert_int_eq(gr_probe_run(pB, gr_test_op_monitor, &my1), 0);
     probe_send(pB, in_b(x2), "ping");
     expect_atom(pA, "ping");
     expect_info_pids(pA, x2, "monitored_by", "b@h", gr_probe_pid(pB));
@@ -1065,9 +917,9 @@ START_TEST(test_cut_fires_links_and_monitors_once)
 
     /* While cut: sends vanish, a new link or monitor fails at once. */
     probe_send(pA, in_a(y2), "lost");
-    ck_assert_int_eq(gr_probe_run(pA, do_link, &la), 0);
+    ck_assert_int_eq(gr_probe_run(pA, gr_test_op_link, &la), 0);
     expect_exit(pA, "b@h", y1, "noconnection");
-    ck_assert_int_eq(gr_probe_run(pA, do_monitor, &ma), 0);
+    ck_assert_int_eq(gr_probe_run(pA, gr_test_op_monitor, &ma), 0);
     expect_down(pA, &ma.ref, "b@h", y2, "noconnection");
 
     /* Mended: y2 dying later sends no second DOWN ("lost" never arrives
@@ -1098,7 +950,7 @@ START_TEST(test_node_down_twice_and_reconnect)
         bool refused;
 
         ck_assert_int_lt(tries, 100);
-        ck_assert_int_eq(gr_probe_run(pA, do_monitor, &m), 0);
+        ck_assert_int_eq(gr_probe_run(pA, gr_test_op_monitor, &m), 0);
         sync_a_to_b(y);
         if (gr_probe_recv(pA, 0, &msg) != 0) {
             break; /* no DOWN: accepted */
@@ -1130,10 +982,8 @@ START_TEST(test_deliver_held_wakes_at_flush)
     gr_rt_remote_sig sig = {.kind = GR_RSIG_MSG, .from = {nb, 22, 0x100}, .to = to, .msg = m};
     uint64_t w0;
 
-    for (int i = 0; i < 2000 && !atomic_load(&s->sleeping); i++) {
-        usleep(1000); /* the probe's scheduler has nothing to do: it goes to sleep */
-    }
-    ck_assert(atomic_load(&s->sleeping));
+    /* the probe's scheduler has nothing to do: it goes to sleep */
+    gr_test_wait_until(atomic_load(&s->sleeping), WAIT_MS, "the scheduler never slept");
     w0 = gr_rt_wakeups(rtA);
     ck_assert_int_eq(gr_rt_remote_deliver_held(rtA, &sig, &held), 0);
     ck_assert_ptr_null(sig.msg);
@@ -1210,9 +1060,9 @@ START_TEST(test_no_hook_means_not_connected)
     ck_assert_int_eq(gr_rt_node_intern(rtC, "b@h", 3, &nb), 0);
     l = (op){.pid = {nb, 22, 0x100}};
     m = l;
-    ck_assert_int_eq(gr_probe_run(pC, do_link, &l), 0);
+    ck_assert_int_eq(gr_probe_run(pC, gr_test_op_link, &l), 0);
     expect_exit(pC, "b@h", l.pid, "noconnection");
-    ck_assert_int_eq(gr_probe_run(pC, do_monitor, &m), 0);
+    ck_assert_int_eq(gr_probe_run(pC, gr_test_op_monitor, &m), 0);
     expect_down(pC, &m.ref, "b@h", m.pid, "noconnection");
     probe_send(pC, l.pid, "dropped");
     expect_none(pC, 50);
@@ -1297,7 +1147,7 @@ static void info_counts(gr_probe *p, girder_pid pid, uint32_t *ret_links, uint32
     girder_msg *m;
     msgpack_object *map;
 
-    ck_assert_int_eq(gr_probe_run(p, do_info, &o), 0);
+    ck_assert_int_eq(gr_probe_run(p, gr_test_op_info, &o), 0);
     recv_obj(p, &u, &m);
     ck_assert_uint_eq(u.data.via.array.size, 3);
     map = &u.data.via.array.ptr[2];
@@ -1344,7 +1194,7 @@ START_TEST(test_spawn_remote_link_kills_parent)
     girder_msg *arg = mk_pid(rtB, gr_probe_pid(pB));
     op o = {.node = "b@h", .name = "fwd", .arg = arg, .flags = GIRDER_SPAWN_LINK}, mx = {.pid = x};
 
-    ck_assert_int_eq(gr_probe_run(pA, do_monitor, &mx), 0);
+    ck_assert_int_eq(gr_probe_run(pA, gr_test_op_monitor, &mx), 0);
     ck_assert_int_eq(gr_rt_run_in(rtA, x, do_spawn_remote, &o), 0);
     girder_msg_unref(arg);
     child = expect_spawn_reply(pA, rtA, o.ref, "ok", "b@h");
@@ -1371,12 +1221,14 @@ END_TEST
 
 START_TEST(test_spawn_remote_init_fails_after_ok)
 {
-    /* fwd's init fails without an argument: the reply is "ok" (it does not
+    /* fwd's init fails on the atom "fail": the reply is "ok" (it does not
      * wait for init), then the DOWN "init_failed" under the request ref. */
-    op o = {.node = "b@h", .name = "fwd", .flags = GIRDER_SPAWN_MONITOR};
+    girder_msg *fail = girder_msg_atom("fail");
+    op o = {.node = "b@h", .name = "fwd", .arg = fail, .flags = GIRDER_SPAWN_MONITOR};
     girder_pid child;
 
     ck_assert_int_eq(gr_probe_run(pA, do_spawn_remote, &o), 0);
+    girder_msg_unref(fail);
     child = expect_spawn_reply(pA, rtA, o.ref, "ok", "b@h");
     expect_down(pA, &o.ref, "b@h", child, "init_failed");
     expect_none(pA, QUIET_MS);
@@ -1426,7 +1278,7 @@ START_TEST(test_spawn_remote_demonitor_while_pending)
     ck_assert_int_eq(gr_probe_run(pA, do_spawn_remote, &o), 0);
     girder_msg_unref(arg);
     wire_wait_queued(&wBA, 1);
-    ck_assert_int_eq(gr_probe_run(pA, do_demonitor, &o), 0);
+    ck_assert_int_eq(gr_probe_run(pA, gr_test_op_demonitor, &o), 0);
     wire_hold(&wBA, false);
     child = expect_spawn_reply(pA, rtA, o.ref, "ok", "b@h");
     probe_send(pA, child, "ping"); /* after the DEMONITOR on the same pair */
@@ -1585,56 +1437,30 @@ END_TEST
 static Suite *remote_suite(void)
 {
     Suite *s = suite_create("remote");
-    TCase *tc = tcase_create("two-runtimes");
+    TCase *tc = gr_test_tcase(s, "two-runtimes", setup, teardown, 120);
     TCase *ts;
 
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, test_send_by_pid);
-    tcase_add_test(tc, test_send_by_name);
-    tcase_add_test(tc, test_ordering_100k);
-    tcase_add_test(tc, test_link_remote_crash_kills);
-    tcase_add_test(tc, test_link_remote_crash_trapped);
-    tcase_add_test(tc, test_link_both_directions_normal_exit);
-    tcase_add_test(tc, test_link_to_dead_remote_gives_noproc);
-    tcase_add_test(tc, test_exit2_across);
-    tcase_add_test(tc, test_unlink_across);
-    tcase_add_test(tc, test_monitor_across_fires_once);
-    tcase_add_test(tc, test_monitor_dead_and_stale_remote);
-    tcase_add_test(tc, test_demonitor_across);
-    tcase_add_test(tc, test_info_shows_remote_links_and_monitors);
-    tcase_add_test(tc, test_cut_fires_links_and_monitors_once);
-    tcase_add_test(tc, test_node_down_twice_and_reconnect);
-    tcase_add_test(tc, test_deliver_and_node_down_reject_bad_input);
-    tcase_add_test(tc, test_no_hook_means_not_connected);
-    suite_add_tcase(s, tc);
+    gr_test_add(tc, test_send_by_pid, test_send_by_name, test_ordering_100k,
+                test_link_remote_crash_kills, test_link_remote_crash_trapped,
+                test_link_both_directions_normal_exit, test_link_to_dead_remote_gives_noproc,
+                test_exit2_across, test_unlink_across, test_monitor_across_fires_once,
+                test_monitor_dead_and_stale_remote, test_demonitor_across,
+                test_info_shows_remote_links_and_monitors, test_cut_fires_links_and_monitors_once,
+                test_node_down_twice_and_reconnect, test_deliver_and_node_down_reject_bad_input,
+                test_no_hook_means_not_connected);
 
-    ts = tcase_create("spawn");
-    tcase_add_checked_fixture(ts, setup, teardown);
-    tcase_set_timeout(ts, 120);
-    tcase_add_test(ts, test_spawn_remote_link_trapped);
-    tcase_add_test(ts, test_spawn_remote_link_kills_parent);
-    tcase_add_test(ts, test_spawn_remote_monitor_down_has_request_ref);
-    tcase_add_test(ts, test_spawn_remote_init_fails_after_ok);
-    tcase_add_test(ts, test_spawn_remote_parent_dies_before_reply);
-    tcase_add_test(ts, test_spawn_remote_demonitor_while_pending);
-    tcase_add_test(ts, test_spawn_remote_errors);
-    tcase_add_test(ts, test_spawn_remote_node_down_before_request_lands);
-    tcase_add_test(ts, test_spawn_remote_node_down_before_reply_lands);
-    tcase_add_test(ts, test_spawn_local_same_path);
-    tcase_add_test(ts, test_deliver_rejects_bad_spawn);
-    tcase_add_test(ts, test_deliver_held_wakes_at_flush);
-    suite_add_tcase(s, ts);
+    ts = gr_test_tcase(s, "spawn", setup, teardown, 120);
+    gr_test_add(ts, test_spawn_remote_link_trapped, test_spawn_remote_link_kills_parent,
+                test_spawn_remote_monitor_down_has_request_ref,
+                test_spawn_remote_init_fails_after_ok, test_spawn_remote_parent_dies_before_reply,
+                test_spawn_remote_demonitor_while_pending, test_spawn_remote_errors,
+                test_spawn_remote_node_down_before_request_lands,
+                test_spawn_remote_node_down_before_reply_lands, test_spawn_local_same_path,
+                test_deliver_rejects_bad_spawn, test_deliver_held_wakes_at_flush);
     return s;
 }
 
 int main(void)
 {
-    SRunner *sr = srunner_create(remote_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_ENV);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return gr_test_run(remote_suite);
 }

@@ -13,6 +13,7 @@
 #include "proto/term.h"
 #include "runtime/rt.h"
 
+#include "testing/gr_test_rt.h"
 #include <check.h>
 #include <pthread.h>
 #include <sched.h>
@@ -32,9 +33,7 @@ static void start_rt(unsigned scheds)
 {
     gr_rt_config cfg = {.node_name = "test@127.0.0.1", .creation = 7, .schedulers = scheds};
 
-    ck_assert_int_eq(gr_rt_new(&cfg, &rt), 0);
-    ck_assert_int_eq(gr_rt_start(rt), 0);
-    ck_assert_int_eq(gr_probe_new(rt, &probe), 0);
+    gr_test_rt_start(&cfg, NULL, &rt, &probe);
 }
 
 static void setup2(void)
@@ -49,55 +48,20 @@ static void setup1(void)
 
 static void teardown(void)
 {
-    probe = gr_probe_free(probe);
-    gr_rt_stop(rt);
-    rt = gr_rt_free(rt);
+    gr_test_rt_stop(&rt, &probe);
 }
 
 /* ---- term helpers ------------------------------------------------------------------ */
 
-static girder_msg *mk_int(int64_t v)
-{
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
-    girder_msg *m;
-
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_int64(&pk, v);
-    m = girder_msg_new(sb.data, sb.size);
-    msgpack_sbuffer_destroy(&sb);
-    return m;
-}
-
 /* Receive one message and unpack it; the caller destroys `u`. */
 static void recv_obj(msgpack_unpacked *u, girder_msg **ret)
 {
-    girder_msg *m = NULL;
-
-    ck_assert_int_eq(gr_probe_recv(probe, WAIT_MS, &m), 0);
-    msgpack_unpacked_init(u);
-    ck_assert_int_eq(girder_msg_unpack(m, u), 0);
-    *ret = m;
+    gr_test_recv(probe, WAIT_MS, u, ret);
 }
 
 static void expect_none(int ms)
 {
-    girder_msg *m = NULL;
-    int r = gr_probe_recv(probe, ms, &m);
-
-    if (r == 0) {
-        girder_msg_unref(m);
-    }
-    ck_assert_int_eq(r, -ETIMEDOUT);
-}
-
-static bool obj_is_pid(const msgpack_object *o, girder_pid pid)
-{
-    gr_term_id id;
-
-    return gr_term_parse_id(o, GR_TERM_EXT_PID, &id) == 0 && id.id == pid.id &&
-           id.creation == pid.creation;
+    gr_test_expect_none(probe, ms);
 }
 
 /* Expect ["DOWN", _, "process", pid, reason_atom]; reason2 may also match. */
@@ -113,7 +77,7 @@ static void expect_down2(girder_pid pid, const char *reason, const char *reason2
     a = u.data.via.array.ptr;
     ck_assert(gr_term_is_str(&a[0], "DOWN"));
     ck_assert(gr_term_is_str(&a[2], "process"));
-    ck_assert(obj_is_pid(&a[3], pid));
+    ck_assert(gr_test_is_pid(&a[3], pid));
     ck_assert_msg(gr_term_is_str(&a[4], reason) || (reason2 && gr_term_is_str(&a[4], reason2)),
                   "DOWN reason is not %s", reason);
     msgpack_unpacked_destroy(&u);
@@ -137,7 +101,7 @@ static void expect_exit(girder_pid pid, const char *reason)
     ck_assert_uint_eq(u.data.via.array.size, 3);
     a = u.data.via.array.ptr;
     ck_assert(gr_term_is_str(&a[0], "EXIT"));
-    ck_assert(obj_is_pid(&a[1], pid));
+    ck_assert(gr_test_is_pid(&a[1], pid));
     ck_assert_msg(gr_term_is_str(&a[2], reason), "EXIT reason is not %s", reason);
     msgpack_unpacked_destroy(&u);
     girder_msg_unref(m);
@@ -147,74 +111,12 @@ static void expect_atom(const char *atom)
 {
     girder_msg *m = NULL;
 
-    ck_assert_int_eq(gr_probe_recv(probe, WAIT_MS, &m), 0);
+    ck_assert_int_eq(gr_probe_recv(probe, gr_test_ms(WAIT_MS), &m), 0);
     ck_assert_msg(girder_msg_is_atom(m, atom), "expected atom %s", atom);
     girder_msg_unref(m);
 }
 
-/* ---- test behaviour: a forwarder ----------------------------------------------------------
- * Arg: a pid to report to (or nil). Forwards every message to it, except the
- * atoms "stop" (exit normal), "crash" (exit "boom") and "trap" (trap exits). */
-
-typedef struct fwd {
-    girder_pid report; /* where messages go */
-    bool has_report;   /* report is set */
-} fwd;
-
-static int fwd_init(girder_ctx *ctx, const girder_msg *arg, void **ret_state)
-{
-    fwd *f = calloc(1, sizeof(*f));
-    msgpack_unpacked u;
-
-    if (f == NULL) {
-        return -ENOMEM;
-    }
-    if (arg) {
-        msgpack_unpacked_init(&u);
-        if (girder_msg_unpack(arg, &u) == 0 && girder_get_pid(ctx, &u.data, &f->report) == 0) {
-            f->has_report = true;
-        } else if (girder_msg_is_atom(arg, "fail")) {
-            msgpack_unpacked_destroy(&u);
-            free(f);
-            return GR_EBADARG;
-        }
-        msgpack_unpacked_destroy(&u);
-    }
-    *ret_state = f;
-    return 0;
-}
-
-static int fwd_handle(girder_ctx *ctx, void *state, const girder_msg *msg)
-{
-    fwd *f = state;
-
-    if (girder_msg_is_atom(msg, "stop")) {
-        return GIRDER_STOP;
-    }
-    if (girder_msg_is_atom(msg, "crash")) {
-        girder_msg *r = girder_msg_atom("boom");
-
-        girder_stop(ctx, r);
-        girder_msg_unref(r);
-        return GIRDER_STOP;
-    }
-    if (girder_msg_is_atom(msg, "trap")) {
-        girder_trap_exit(ctx, true);
-        return GIRDER_CONTINUE;
-    }
-    if (f->has_report) {
-        girder_send(ctx, f->report, girder_msg_ref((girder_msg *)msg));
-    }
-    return GIRDER_CONTINUE;
-}
-
-static void fwd_terminate(girder_ctx *ctx, void *state, const girder_msg *reason)
-{
-    free(state);
-}
-
-static const girder_behaviour fwd_beh = {
-    .name = "fwd", .init = fwd_init, .handle = fwd_handle, .terminate = fwd_terminate};
+/* ---- test behaviour: the forwarder gr_test_fwd (gr_test_rt.h) ---------------------------- */
 
 /* Spawn a forwarder reporting to the probe, from the test thread. */
 static girder_pid spawn_fwd(void)
@@ -232,7 +134,7 @@ static girder_pid spawn_fwd(void)
                      0);
     arg = girder_msg_new(sb.data, sb.size);
     msgpack_sbuffer_destroy(&sb);
-    ck_assert_int_eq(gr_rt_spawn(rt, &fwd_beh, arg, &child), 0);
+    ck_assert_int_eq(gr_rt_spawn(rt, &gr_test_fwd, arg, &child), 0);
     girder_msg_unref(arg);
     return child;
 }
@@ -252,60 +154,12 @@ static void send_atom(girder_pid to, const char *atom)
 
 /* ---- closures run inside processes --------------------------------------------------------- */
 
-typedef struct op {
-    girder_pid pid;        /* target */
-    girder_ref ref;        /* in/out ref */
-    const char *name;      /* name argument */
-    const char *reason;    /* atom reason */
-    unsigned flags;        /* spawn flags */
-    const girder_msg *arg; /* spawn arg */
-    int n;                 /* count */
-    bool flag;             /* boolean argument */
-} op;
-
-static int do_link(girder_ctx *ctx, void *a)
-{
-    return girder_link(ctx, ((op *)a)->pid);
-}
-
-static int do_unlink(girder_ctx *ctx, void *a)
-{
-    return girder_unlink(ctx, ((op *)a)->pid);
-}
-
-static int do_monitor(girder_ctx *ctx, void *a)
-{
-    op *o = a;
-
-    return girder_monitor(ctx, o->pid, &o->ref);
-}
-
-static int do_demonitor(girder_ctx *ctx, void *a)
-{
-    return girder_demonitor(ctx, ((op *)a)->ref);
-}
-
-static int do_exit(girder_ctx *ctx, void *a)
-{
-    op *o = a;
-    girder_msg *r = girder_msg_atom(o->reason);
-    int rc = girder_exit(ctx, o->pid, r);
-
-    girder_msg_unref(r);
-    return rc;
-}
+typedef gr_test_op op;
 
 static int do_trap(girder_ctx *ctx, void *a)
 {
     girder_trap_exit(ctx, ((op *)a)->flag);
     return 0;
-}
-
-static int do_register(girder_ctx *ctx, void *a)
-{
-    op *o = a;
-
-    return girder_register(ctx, o->name, o->pid);
 }
 
 static int do_unregister(girder_ctx *ctx, void *a)
@@ -316,7 +170,7 @@ static int do_unregister(girder_ctx *ctx, void *a)
 static int do_send_name(girder_ctx *ctx, void *a)
 {
     op *o = a;
-    girder_msg *m = girder_msg_atom(o->reason);
+    girder_msg *m = girder_msg_atom(o->atom);
     int r = girder_send_name(ctx, o->name, m);
 
     if (r < 0) {
@@ -325,32 +179,18 @@ static int do_send_name(girder_ctx *ctx, void *a)
     return r;
 }
 
-static int do_send_seq(girder_ctx *ctx, void *a)
-{
-    op *o = a;
-
-    for (int i = 0; i < o->n; i++) {
-        int r = girder_send(ctx, o->pid, mk_int(i));
-
-        if (r < 0) {
-            return r;
-        }
-    }
-    return 0;
-}
-
 static int do_spawn(girder_ctx *ctx, void *a)
 {
     op *o = a;
 
-    return girder_spawn(ctx, &fwd_beh, o->arg, o->flags, &o->pid, &o->ref);
+    return girder_spawn(ctx, &gr_test_fwd, o->arg, o->flags, &o->pid, &o->ref);
 }
 
 static int do_send_after(girder_ctx *ctx, void *a)
 {
     op *o = a;
 
-    return girder_send_after(ctx, o->pid, (uint64_t)o->n, girder_msg_atom(o->reason), &o->ref);
+    return girder_send_after(ctx, o->pid, (uint64_t)o->n, girder_msg_atom(o->atom), &o->ref);
 }
 
 static int do_cancel(girder_ctx *ctx, void *a)
@@ -358,17 +198,10 @@ static int do_cancel(girder_ctx *ctx, void *a)
     return girder_cancel_timer(ctx, ((op *)a)->ref);
 }
 
-static int do_info(girder_ctx *ctx, void *a)
-{
-    op *o = a;
-
-    return girder_info_request(ctx, o->pid, &o->ref);
-}
-
 static int do_call(girder_ctx *ctx, void *a)
 {
     op *o = a;
-    girder_msg *req = girder_msg_atom(o->reason);
+    girder_msg *req = girder_msg_atom(o->atom);
     int r = girder_call(ctx, o->pid, req, o->flag, &o->ref);
 
     girder_msg_unref(req);
@@ -391,7 +224,7 @@ static void await_death(girder_pid pid, const char *reason)
 {
     op o = {.pid = pid};
 
-    ck_assert_int_eq(probe_op(do_monitor, &o), 0);
+    ck_assert_int_eq(probe_op(gr_test_op_monitor, &o), 0);
     expect_down2(pid, reason, "noproc");
 }
 
@@ -416,8 +249,8 @@ START_TEST(test_ordering_per_pair)
     int next_a = 0, next_b = 0;
 
     ck_assert_uint_ne(a.id & 0xff, b.id & 0xff); /* placed on both schedulers */
-    ck_assert_int_eq(probe_op(do_send_seq, &oa), 0);
-    ck_assert_int_eq(probe_op(do_send_seq, &ob), 0);
+    ck_assert_int_eq(probe_op(gr_test_op_send_seq, &oa), 0);
+    ck_assert_int_eq(probe_op(gr_test_op_send_seq, &ob), 0);
     /* Both forwarders report to the probe; each stream must be ordered. We
      * cannot tell them apart by content, so check the merged stream is an
      * interleaving of two in-order sequences. */
@@ -456,7 +289,7 @@ START_TEST(test_ordering_cross_scheduler)
         p = spawn_fwd();
     }
     ck_assert_uint_eq(p.id & 0xff, 1);
-    ck_assert_int_eq(run_op(p, do_send_seq, &o), 0);
+    ck_assert_int_eq(run_op(p, gr_test_op_send_seq, &o), 0);
     for (int i = 0; i < 50000; i++) {
         msgpack_unpacked u;
         girder_msg *m;
@@ -476,7 +309,7 @@ START_TEST(test_send_dead_pid_dropped)
 
     send_atom(p, "stop");
     await_death(p, "normal");
-    ck_assert_int_eq(probe_op(do_send_seq, &o), 0); /* silently dropped */
+    ck_assert_int_eq(probe_op(gr_test_op_send_seq, &o), 0); /* silently dropped */
     ck_assert_int_eq(gr_rt_send(rt, p, girder_msg_atom("x")), 0);
     expect_none(100);
 }
@@ -491,8 +324,8 @@ START_TEST(test_message_shared_refcount)
 
     ck_assert_int_eq(gr_rt_send(rt, a, girder_msg_ref(m)), 0);
     ck_assert_int_eq(gr_rt_send(rt, b, girder_msg_ref(m)), 0);
-    ck_assert_int_eq(gr_probe_recv(probe, WAIT_MS, &r1), 0);
-    ck_assert_int_eq(gr_probe_recv(probe, WAIT_MS, &r2), 0);
+    ck_assert_int_eq(gr_probe_recv(probe, gr_test_ms(WAIT_MS), &r1), 0);
+    ck_assert_int_eq(gr_probe_recv(probe, gr_test_ms(WAIT_MS), &r2), 0);
     ck_assert_ptr_eq(r1, m);
     ck_assert_ptr_eq(r2, m);
     girder_msg_unref(r1);
@@ -508,7 +341,7 @@ START_TEST(test_link_normal_exit_does_not_kill)
     girder_pid a = spawn_fwd(), b = spawn_fwd();
     op o = {.pid = b};
 
-    ck_assert_int_eq(run_op(a, do_link, &o), 0);
+    ck_assert_int_eq(run_op(a, gr_test_op_link, &o), 0);
     send_atom(b, "stop");
     await_death(b, "normal");
     send_atom(a, "still-alive");
@@ -521,8 +354,8 @@ START_TEST(test_link_abnormal_exit_kills)
     girder_pid a = spawn_fwd(), b = spawn_fwd();
     op o = {.pid = b}, ma = {.pid = a};
 
-    ck_assert_int_eq(run_op(a, do_link, &o), 0);
-    ck_assert_int_eq(probe_op(do_monitor, &ma), 0);
+    ck_assert_int_eq(run_op(a, gr_test_op_link, &o), 0);
+    ck_assert_int_eq(probe_op(gr_test_op_monitor, &ma), 0);
     send_atom(b, "crash");
     expect_down(a, "boom");
 }
@@ -534,13 +367,13 @@ START_TEST(test_link_trapping_gets_exit_message)
     op o = {.pid = b};
 
     /* The probe traps exits: it receives ["EXIT", B, "boom"]. */
-    ck_assert_int_eq(probe_op(do_link, &o), 0);
+    ck_assert_int_eq(probe_op(gr_test_op_link, &o), 0);
     send_atom(b, "crash");
     expect_exit(b, "boom");
     /* A normal exit is delivered to a trapping process too. */
     b = spawn_fwd();
     o.pid = b;
-    ck_assert_int_eq(probe_op(do_link, &o), 0);
+    ck_assert_int_eq(probe_op(gr_test_op_link, &o), 0);
     send_atom(b, "stop");
     expect_exit(b, "normal");
 }
@@ -551,8 +384,8 @@ START_TEST(test_unlink_prevents_exit)
     girder_pid a = spawn_fwd(), b = spawn_fwd();
     op o = {.pid = b};
 
-    ck_assert_int_eq(run_op(a, do_link, &o), 0);
-    ck_assert_int_eq(run_op(a, do_unlink, &o), 0);
+    ck_assert_int_eq(run_op(a, gr_test_op_link, &o), 0);
+    ck_assert_int_eq(run_op(a, gr_test_op_unlink, &o), 0);
     send_atom(b, "crash");
     await_death(b, "boom");
     send_atom(a, "alive");
@@ -567,7 +400,7 @@ START_TEST(test_link_to_dead_gives_noproc)
 
     send_atom(b, "stop");
     await_death(b, "normal");
-    ck_assert_int_eq(probe_op(do_link, &o), 0);
+    ck_assert_int_eq(probe_op(gr_test_op_link, &o), 0);
     expect_exit(b, "noproc");
 }
 END_TEST
@@ -575,11 +408,11 @@ END_TEST
 START_TEST(test_kill_is_untrappable)
 {
     girder_pid a = spawn_fwd();
-    op trap = {.flag = true}, k = {.pid = a, .reason = "kill"}, ma = {.pid = a};
+    op trap = {.flag = true}, k = {.pid = a, .atom = "kill"}, ma = {.pid = a};
 
     ck_assert_int_eq(run_op(a, do_trap, &trap), 0);
-    ck_assert_int_eq(probe_op(do_monitor, &ma), 0);
-    ck_assert_int_eq(probe_op(do_exit, &k), 0);
+    ck_assert_int_eq(probe_op(gr_test_op_monitor, &ma), 0);
+    ck_assert_int_eq(probe_op(gr_test_op_exit, &k), 0);
     expect_down(a, "killed");
 }
 END_TEST
@@ -588,21 +421,21 @@ START_TEST(test_exit_signal_rules)
 {
     girder_pid a = spawn_fwd();
     op trap = {.flag = true}, ma = {.pid = a};
-    op normal = {.pid = a, .reason = "normal"}, custom = {.pid = a, .reason = "custom"};
+    op normal = {.pid = a, .atom = "normal"}, custom = {.pid = a, .atom = "custom"};
 
     /* exit(a, normal) is ignored by a non-trapping process. */
-    ck_assert_int_eq(probe_op(do_exit, &normal), 0);
+    ck_assert_int_eq(probe_op(gr_test_op_exit, &normal), 0);
     send_atom(a, "ping");
     expect_atom("ping");
     /* A trapping process gets ["EXIT", From, Reason] (forwarded to us). */
     ck_assert_int_eq(run_op(a, do_trap, &trap), 0);
-    ck_assert_int_eq(probe_op(do_exit, &custom), 0);
+    ck_assert_int_eq(probe_op(gr_test_op_exit, &custom), 0);
     expect_exit(gr_probe_pid(probe), "custom");
     /* A non-trapping process dies with the reason. */
     trap.flag = false;
     ck_assert_int_eq(run_op(a, do_trap, &trap), 0);
-    ck_assert_int_eq(probe_op(do_monitor, &ma), 0);
-    ck_assert_int_eq(probe_op(do_exit, &custom), 0);
+    ck_assert_int_eq(probe_op(gr_test_op_monitor, &ma), 0);
+    ck_assert_int_eq(probe_op(gr_test_op_exit, &custom), 0);
     expect_down(a, "custom");
 }
 END_TEST
@@ -610,10 +443,10 @@ END_TEST
 START_TEST(test_exit_self_normal_kills)
 {
     girder_pid a = spawn_fwd();
-    op self = {.pid = a, .reason = "normal"}, ma = {.pid = a};
+    op self = {.pid = a, .atom = "normal"}, ma = {.pid = a};
 
-    ck_assert_int_eq(probe_op(do_monitor, &ma), 0);
-    ck_assert_int_eq(run_op(a, do_exit, &self), 0);
+    ck_assert_int_eq(probe_op(gr_test_op_monitor, &ma), 0);
+    ck_assert_int_eq(run_op(a, gr_test_op_exit, &self), 0);
     expect_down(a, "normal");
 }
 END_TEST
@@ -634,7 +467,7 @@ START_TEST(test_long_link_chain)
     }
     last = prev;
     ml.pid = last;
-    ck_assert_int_eq(probe_op(do_monitor, &ml), 0);
+    ck_assert_int_eq(probe_op(gr_test_op_monitor, &ml), 0);
     send_atom(head, "crash");
     expect_down(last, "boom");
 }
@@ -657,16 +490,16 @@ END_TEST
 START_TEST(test_monitor_reasons)
 {
     girder_pid a = spawn_fwd(), b = spawn_fwd();
-    op ma = {.pid = a}, mb = {.pid = b}, kb = {.pid = b, .reason = "kill"};
+    op ma = {.pid = a}, mb = {.pid = b}, kb = {.pid = b, .atom = "kill"};
 
-    ck_assert_int_eq(probe_op(do_monitor, &ma), 0);
+    ck_assert_int_eq(probe_op(gr_test_op_monitor, &ma), 0);
     send_atom(a, "stop");
     expect_down(a, "normal");
-    ck_assert_int_eq(probe_op(do_monitor, &mb), 0);
-    ck_assert_int_eq(probe_op(do_exit, &kb), 0);
+    ck_assert_int_eq(probe_op(gr_test_op_monitor, &mb), 0);
+    ck_assert_int_eq(probe_op(gr_test_op_exit, &kb), 0);
     expect_down(b, "killed");
     /* Monitoring a dead pid: noproc. */
-    ck_assert_int_eq(probe_op(do_monitor, &ma), 0);
+    ck_assert_int_eq(probe_op(gr_test_op_monitor, &ma), 0);
     expect_down(a, "noproc");
 }
 END_TEST
@@ -688,7 +521,7 @@ typedef struct fresh_arg {
 static int signal_fresh_pid(girder_ctx *ctx, void *arg)
 {
     fresh_arg *a = arg;
-    girder_msg *m = mk_int(42);
+    girder_msg *m = gr_test_msg_int(42);
     int r;
 
     atomic_store(&a->stage, 1);
@@ -736,8 +569,8 @@ START_TEST(test_monitor_exactly_once)
     girder_pid a = spawn_fwd();
     op m1 = {.pid = a}, m2 = {.pid = a};
 
-    ck_assert_int_eq(probe_op(do_monitor, &m1), 0);
-    ck_assert_int_eq(probe_op(do_monitor, &m2), 0);
+    ck_assert_int_eq(probe_op(gr_test_op_monitor, &m1), 0);
+    ck_assert_int_eq(probe_op(gr_test_op_monitor, &m2), 0);
     ck_assert(!girder_ref_eq(m1.ref, m2.ref));
     send_atom(a, "crash");
     expect_down(a, "boom"); /* one per monitor, */
@@ -751,8 +584,8 @@ START_TEST(test_demonitor_suppresses_down)
     girder_pid a = spawn_fwd();
     op m = {.pid = a};
 
-    ck_assert_int_eq(probe_op(do_monitor, &m), 0);
-    ck_assert_int_eq(probe_op(do_demonitor, &m), 0);
+    ck_assert_int_eq(probe_op(gr_test_op_monitor, &m), 0);
+    ck_assert_int_eq(probe_op(gr_test_op_demonitor, &m), 0);
     send_atom(a, "crash");
     await_death(a, "boom"); /* a fresh monitor sees it die... */
     expect_none(200);       /* ...the cancelled one never fires */
@@ -767,8 +600,8 @@ START_TEST(test_spawn_monitor)
     ck_assert_int_eq(probe_op(do_spawn, &o), 0);
     ck_assert_uint_ne(o.ref.id, 0);
     k.pid = o.pid;
-    k.reason = "bye";
-    ck_assert_int_eq(probe_op(do_exit, &k), 0);
+    k.atom = "bye";
+    ck_assert_int_eq(probe_op(gr_test_op_exit, &k), 0);
     expect_down(o.pid, "bye");
 }
 END_TEST
@@ -779,13 +612,13 @@ START_TEST(test_register_whereis_send)
 {
     girder_pid a = spawn_fwd(), b = spawn_fwd(), w;
     op reg = {.name = "worker", .pid = a}, reg2 = {.name = "worker", .pid = b};
-    op send = {.name = "worker", .reason = "by-name"};
-    op unknown = {.name = "nobody", .reason = "x"};
+    op send = {.name = "worker", .atom = "by-name"};
+    op unknown = {.name = "nobody", .atom = "x"};
 
-    ck_assert_int_eq(probe_op(do_register, &reg), 0);
+    ck_assert_int_eq(probe_op(gr_test_op_register, &reg), 0);
     ck_assert_int_eq(gr_rt_whereis(rt, "worker", &w), 0);
     ck_assert(girder_pid_eq(w, a));
-    ck_assert_int_eq(probe_op(do_register, &reg2), GR_ENAMETAKEN);
+    ck_assert_int_eq(probe_op(gr_test_op_register, &reg2), GR_ENAMETAKEN);
     ck_assert_int_eq(probe_op(do_send_name, &send), 0);
     expect_atom("by-name");
     ck_assert_int_eq(probe_op(do_send_name, &unknown), GR_ENONAME);
@@ -794,7 +627,7 @@ START_TEST(test_register_whereis_send)
     await_death(a, "normal");
     ck_assert_int_eq(gr_rt_whereis(rt, "worker", &w), GR_ENONAME);
     /* ...and can be taken again. */
-    ck_assert_int_eq(probe_op(do_register, &reg2), 0);
+    ck_assert_int_eq(probe_op(gr_test_op_register, &reg2), 0);
     ck_assert_int_eq(probe_op(do_unregister, &reg2), 0);
     ck_assert_int_eq(gr_rt_whereis(rt, "worker", &w), GR_ENONAME);
 }
@@ -810,20 +643,19 @@ START_TEST(test_register_errors)
     op rd = {.name = "dead", .pid = dead};
     girder_pid w;
 
-    ck_assert_int_eq(probe_op(do_register, &bad), GR_EBADARG);
-    ck_assert_int_eq(probe_op(do_register, &stale), GR_ENOPROC);
-    ck_assert_int_eq(probe_op(do_register, &r1), 0);
-    ck_assert_int_eq(probe_op(do_register, &r2), GR_EALREADY);
+    ck_assert_int_eq(probe_op(gr_test_op_register, &bad), GR_EBADARG);
+    ck_assert_int_eq(probe_op(gr_test_op_register, &stale), GR_ENOPROC);
+    ck_assert_int_eq(probe_op(gr_test_op_register, &r1), 0);
+    ck_assert_int_eq(probe_op(gr_test_op_register, &r2), GR_EALREADY);
     send_atom(dead, "stop");
     await_death(dead, "normal");
     if ((dead.id & 0xff) == 0) {
-        ck_assert_int_eq(probe_op(do_register, &rd), GR_ENOPROC);
+        ck_assert_int_eq(probe_op(gr_test_op_register, &rd), GR_ENOPROC);
     } else {
         /* Cross-scheduler: accepted, then dropped by the owner's check. */
-        probe_op(do_register, &rd);
-        for (int i = 0; i < 500 && gr_rt_whereis(rt, "dead", &w) == 0; i++) {
-            expect_none(2);
-        }
+        probe_op(gr_test_op_register, &rd);
+        gr_test_wait_until(gr_rt_whereis(rt, "dead", &w) != 0, WAIT_MS,
+                           "dead pid stays registered");
         ck_assert_int_eq(gr_rt_whereis(rt, "dead", &w), GR_ENONAME);
     }
 }
@@ -831,14 +663,22 @@ END_TEST
 
 /* ---- tests: timers ------------------------------------------------------------------------ */
 
+/* Start a timer and cancel it in the same turn: no load can make it fire
+ * first. */
+static int do_send_after_cancel(girder_ctx *ctx, void *a)
+{
+    int r = do_send_after(ctx, a);
+
+    return r < 0 ? r : do_cancel(ctx, a);
+}
+
 START_TEST(test_send_after_and_cancel)
 {
-    op t1 = {.pid = gr_probe_pid(probe), .n = 30, .reason = "tick"};
-    op t2 = {.pid = gr_probe_pid(probe), .n = 200, .reason = "never"};
+    op t1 = {.pid = gr_probe_pid(probe), .n = 30, .atom = "tick"};
+    op t2 = {.pid = gr_probe_pid(probe), .n = 200, .atom = "never"};
 
     ck_assert_int_eq(probe_op(do_send_after, &t1), 0);
-    ck_assert_int_eq(probe_op(do_send_after, &t2), 0);
-    ck_assert_int_eq(probe_op(do_cancel, &t2), 0);
+    ck_assert_int_eq(probe_op(do_send_after_cancel, &t2), 0);
     expect_atom("tick");
     ck_assert_int_eq(probe_op(do_cancel, &t1), -ENOENT); /* already fired */
     expect_none(400);
@@ -847,13 +687,16 @@ END_TEST
 
 START_TEST(test_timer_dies_with_owner)
 {
+    /* The owner must die before its timer is due: 500 ms on an idle machine,
+     * longer under sanitizers and load; then nothing arrives until well past
+     * the due time. */
     girder_pid a = spawn_fwd();
-    op t = {.pid = gr_probe_pid(probe), .n = 100, .reason = "orphan"};
+    op t = {.pid = gr_probe_pid(probe), .n = gr_test_ms(500), .atom = "orphan"};
 
     ck_assert_int_eq(run_op(a, do_send_after, &t), 0);
     send_atom(a, "stop");
     await_death(a, "normal");
-    expect_none(300);
+    expect_none(t.n + 300);
 }
 END_TEST
 
@@ -891,7 +734,7 @@ START_TEST(test_call_reply)
 
     ck_assert_int_eq(gr_rt_spawn(rt, &echo_beh, NULL, &e), 0);
     c.pid = e;
-    c.reason = "ping";
+    c.atom = "ping";
     c.flag = true;
     ck_assert_int_eq(probe_op(do_call, &c), 0);
     recv_obj(&u, &m);
@@ -925,16 +768,16 @@ START_TEST(test_process_info)
     girder_msg *m;
     const msgpack_object *map, *v;
 
-    ck_assert_int_eq(probe_op(do_register, &reg), 0);
-    ck_assert_int_eq(probe_op(do_link, &ln), 0);
+    ck_assert_int_eq(probe_op(gr_test_op_register, &reg), 0);
+    ck_assert_int_eq(probe_op(gr_test_op_link, &ln), 0);
     send_atom(a, "x");
     expect_atom("x");
-    ck_assert_int_eq(probe_op(do_info, &info), 0);
+    ck_assert_int_eq(probe_op(gr_test_op_info, &info), 0);
     recv_obj(&u, &m);
     ck_assert(gr_term_is_str(&u.data.via.array.ptr[0], "$info"));
     map = &u.data.via.array.ptr[2];
     ck_assert_int_eq(map->type, MSGPACK_OBJECT_MAP);
-    ck_assert(obj_is_pid(map_get(map, "pid"), a));
+    ck_assert(gr_test_is_pid(map_get(map, "pid"), a));
     ck_assert(gr_term_is_str(map_get(map, "status"), "waiting"));
     ck_assert(gr_term_is_str(map_get(map, "name"), "infoed"));
     ck_assert(gr_term_is_str(map_get(map, "behaviour"), "fwd"));
@@ -945,13 +788,13 @@ START_TEST(test_process_info)
     ck_assert_uint_gt(map_get(map, "started_ms")->via.u64, 1700000000000ull);
     v = map_get(map, "links");
     ck_assert_uint_eq(v->via.array.size, 1);
-    ck_assert(obj_is_pid(&v->via.array.ptr[0], gr_probe_pid(probe)));
+    ck_assert(gr_test_is_pid(&v->via.array.ptr[0], gr_probe_pid(probe)));
     msgpack_unpacked_destroy(&u);
     girder_msg_unref(m);
     /* Info on a dead pid: nil. */
     send_atom(a, "stop");
     expect_exit(a, "normal"); /* the probe is linked and traps */
-    ck_assert_int_eq(probe_op(do_info, &info), 0);
+    ck_assert_int_eq(probe_op(gr_test_op_info, &info), 0);
     recv_obj(&u, &m);
     ck_assert_int_eq(u.data.via.array.ptr[2].type, MSGPACK_OBJECT_NIL);
     msgpack_unpacked_destroy(&u);
@@ -961,11 +804,12 @@ END_TEST
 
 /* ---- tests: fairness, incarnations, shutdown ---------------------------------------------- */
 
-/* A process that sends itself a message for every message it handles: it is
- * never idle. */
+/* A process that sends itself a message for every message it handles: its
+ * mailbox never drains (it holds as many messages as the test sent it), so it
+ * is never idle, and it does not grow (a growing mailbox only slows the
+ * sanitizers down). */
 static int spin_handle(girder_ctx *ctx, void *state, const girder_msg *msg)
 {
-    girder_send(ctx, girder_self(ctx), girder_msg_ref((girder_msg *)msg));
     girder_send(ctx, girder_self(ctx), girder_msg_ref((girder_msg *)msg));
     return GIRDER_CONTINUE;
 }
@@ -974,16 +818,20 @@ static const girder_behaviour spin_beh = {.name = "spin", .handle = spin_handle}
 
 START_TEST(test_fairness)
 {
-    /* One scheduler. A spinning process floods its own mailbox forever; a
-     * forwarder on the same scheduler must still answer promptly, and timers
-     * must still fire. */
+    /* One scheduler. A spinning process always has messages waiting; a
+     * forwarder on the same scheduler must still answer, and a timer must
+     * still fire, before the spinner is killed: each is an event the test
+     * waits for (scaled deadlines), so only a scheduler that never leaves
+     * the spinner fails it. */
     girder_pid spin, f;
-    op t = {.pid = gr_probe_pid(probe), .n = 20, .reason = "timer"};
+    op t = {.pid = gr_probe_pid(probe), .n = 20, .atom = "timer"};
 
     ck_assert_int_eq(gr_rt_spawn(rt, &spin_beh, NULL, &spin), 0);
-    send_atom(spin, "go");
+    for (int i = 0; i < 64; i++) {
+        send_atom(spin, "go");
+    }
     f = spawn_fwd();
-    for (int i = 0; i < 50; i++) {
+    for (int i = 0; i < 20; i++) {
         send_atom(f, "hi");
         expect_atom("hi");
     }
@@ -1001,7 +849,7 @@ START_TEST(test_stale_incarnation)
 
     ck_assert_int_eq(gr_rt_send(rt, old, girder_msg_atom("ghost")), 0);
     expect_none(100); /* never delivered to the live process with that number */
-    ck_assert_int_eq(probe_op(do_monitor, &m), 0);
+    ck_assert_int_eq(probe_op(gr_test_op_monitor, &m), 0);
     expect_down(old, "noproc");
 }
 END_TEST
@@ -1011,28 +859,37 @@ static int term_count_handle(girder_ctx *ctx, void *state, const girder_msg *msg
     return GIRDER_CONTINUE;
 }
 
+/* What the termcount processes report, through the address in their argument. */
+typedef struct term_counts {
+    atomic_int inits; /* init ran */
+    atomic_int terms; /* terminate ran with reason shutdown */
+} term_counts;
+
 static void term_count_terminate(girder_ctx *ctx, void *state, const girder_msg *reason)
 {
-    atomic_int *n = *(atomic_int **)state;
+    term_counts *c = *(term_counts **)state;
 
-    if (girder_msg_is_atom(reason, "shutdown")) {
-        atomic_fetch_add(n, 1);
+    if (c && girder_msg_is_atom(reason, "shutdown")) {
+        atomic_fetch_add(&c->terms, 1);
     }
     free(state);
 }
 
 static int term_count_init(girder_ctx *ctx, const girder_msg *arg, void **ret_state)
 {
-    atomic_int *counter = NULL; /* the test passes the counter's address */
-    atomic_int **st = malloc(sizeof(*st));
+    term_counts *c = NULL; /* the test passes the counters' address */
+    term_counts **st = malloc(sizeof(*st));
     msgpack_unpacked u;
 
     msgpack_unpacked_init(&u);
     if (arg && girder_msg_unpack(arg, &u) == 0 && u.data.type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
-        counter = (atomic_int *)(uintptr_t)u.data.via.u64;
+        c = (term_counts *)(uintptr_t)u.data.via.u64;
     }
     msgpack_unpacked_destroy(&u);
-    *st = counter;
+    if (c) {
+        atomic_fetch_add(&c->inits, 1);
+    }
+    *st = c;
     *ret_state = st;
     return 0;
 }
@@ -1044,26 +901,27 @@ static const girder_behaviour term_beh = {.name = "termcount",
 
 START_TEST(test_shutdown_terminates_everything)
 {
-    static atomic_int n;
-    girder_msg *arg = mk_int((int64_t)(uintptr_t)&n);
+    static term_counts n;
+    girder_msg *arg = gr_test_msg_int((int64_t)(uintptr_t)&n);
     girder_pid p;
 
-    atomic_store(&n, 0);
+    atomic_store(&n.inits, 0);
+    atomic_store(&n.terms, 0);
     for (int i = 0; i < 1000; i++) {
         ck_assert_int_eq(gr_rt_spawn(rt, &term_beh, arg, &p), 0);
     }
     girder_msg_unref(arg);
-    /* Let every init run before stopping. */
+    /* Let every init run before stopping: wait for the 1,000 inits (a
+     * process whose init has not run yet has nothing to terminate). */
     send_atom(spawn_fwd(), "sync");
     expect_atom("sync");
-    for (int i = 0; i < 2000 && gr_rt_process_count(rt) < 1002; i++) {
-        expect_none(1);
-    }
+    gr_test_wait_until(atomic_load(&n.inits) == 1000 && gr_rt_process_count(rt) >= 1002, WAIT_MS,
+                       "%d of 1000 inits ran", atomic_load(&n.inits));
     probe = gr_probe_free(probe);
     gr_rt_stop(rt);
-    ck_assert_int_eq(atomic_load(&n), 1000);
+    ck_assert_int_eq(atomic_load(&n.terms), 1000);
     ck_assert_uint_eq(gr_rt_process_count(rt), 0);
-    ck_assert_int_eq(gr_rt_spawn(rt, &fwd_beh, NULL, &p), GR_ESTOPPED);
+    ck_assert_int_eq(gr_rt_spawn(rt, &gr_test_fwd, NULL, &p), GR_ESTOPPED);
 }
 END_TEST
 
@@ -1076,9 +934,9 @@ START_TEST(test_behaviour_registry_and_config_errors)
     ck_assert_int_eq(gr_rt_new(&bad, &r2), -EINVAL);
     ck_assert_int_eq(gr_rt_new(&many, &r2), -EINVAL);
     ck_assert_ptr_null(r2);
-    ck_assert_int_eq(girder_behaviour_register(rt, &fwd_beh), 0);
-    ck_assert_int_eq(girder_behaviour_register(rt, &fwd_beh), -EEXIST);
-    ck_assert_ptr_eq(girder_behaviour_find(rt, "fwd"), &fwd_beh);
+    ck_assert_int_eq(girder_behaviour_register(rt, &gr_test_fwd), 0);
+    ck_assert_int_eq(girder_behaviour_register(rt, &gr_test_fwd), -EEXIST);
+    ck_assert_ptr_eq(girder_behaviour_find(rt, "fwd"), &gr_test_fwd);
     ck_assert_ptr_nonnull(girder_behaviour_find(rt, "supervisor"));
     ck_assert_ptr_null(girder_behaviour_find(rt, "nope"));
 }
@@ -1098,12 +956,12 @@ START_TEST(test_many_processes_cross_scheduler)
         op o = {.pid = pids[i], .n = 2};
 
         send_atom(pids[i], "a");
-        ck_assert_int_eq(probe_op(do_send_seq, &o), 0);
+        ck_assert_int_eq(probe_op(gr_test_op_send_seq, &o), 0);
     }
     for (; got < 6000; got++) {
         girder_msg *m;
 
-        ck_assert_int_eq(gr_probe_recv(probe, WAIT_MS, &m), 0);
+        ck_assert_int_eq(gr_probe_recv(probe, gr_test_ms(WAIT_MS), &m), 0);
         girder_msg_unref(m);
     }
     expect_none(50);
@@ -1148,7 +1006,7 @@ START_TEST(test_process_list)
     child_spread = sp.pid;
     child_local = sl.pid;
     reg.pid = direct[2];
-    ck_assert_int_eq(probe_op(do_register, &reg), 0);
+    ck_assert_int_eq(probe_op(gr_test_op_register, &reg), 0);
     kill_pid(direct[3]);
     await_death(direct[3], "killed");
 
@@ -1200,7 +1058,7 @@ START_TEST(test_process_list)
         ck_assert_int_eq(gr_rt_new(&cfg, &r4), 0);
         ck_assert_int_eq(gr_rt_start(r4), 0);
         for (int i = 0; i < 40; i++) {
-            ck_assert_int_eq(gr_rt_spawn(r4, &fwd_beh, NULL, &child), 0);
+            ck_assert_int_eq(gr_rt_spawn(r4, &gr_test_fwd, NULL, &child), 0);
         }
         ck_assert_int_eq(gr_rt_process_list(r4, 0, 1000, &all, &na, &ta, NULL), 0);
         ck_assert_uint_eq(na, 40);
@@ -1304,11 +1162,11 @@ START_TEST(test_process_list_request)
             ck_assert_uint_eq(e->via.map.size, 8);
             ck_assert(gr_term_is_str(&e->via.map.ptr[0].key, "pid"));
             ck_assert(gr_term_is_str(&e->via.map.ptr[2].key, "behaviour"));
-            if (obj_is_pid(&e->via.map.ptr[0].val, sp.pid)) {
+            if (gr_test_is_pid(&e->via.map.ptr[0].val, sp.pid)) {
                 seen_child = true;
                 ck_assert(gr_term_is_str(&e->via.map.ptr[2].val, "fwd"));
             }
-            if (obj_is_pid(&e->via.map.ptr[0].val, gr_probe_pid(probe))) {
+            if (gr_test_is_pid(&e->via.map.ptr[0].val, gr_probe_pid(probe))) {
                 seen_self = true;
                 ck_assert(gr_term_is_str(&e->via.map.ptr[3].val, "running") ||
                           gr_term_is_str(&e->via.map.ptr[3].val, "runnable") ||
@@ -1490,69 +1348,32 @@ END_TEST
 static Suite *runtime_suite(void)
 {
     Suite *s = suite_create("runtime");
-    TCase *tc = tcase_create("two-schedulers");
-    TCase *one = tcase_create("one-scheduler");
-    TCase *nm = tcase_create("node-monitor-hook");
+    TCase *tc = gr_test_tcase(s, "two-schedulers", setup2, teardown, 60);
+    TCase *one = gr_test_tcase(s, "one-scheduler", setup1, teardown, 60);
+    TCase *nm = gr_test_tcase(s, "node-monitor-hook", setup_nm, teardown, 60);
 
-    tcase_add_checked_fixture(tc, setup2, teardown);
-    tcase_set_timeout(tc, 60);
-    tcase_add_test(tc, test_spawn_send_receive);
-    tcase_add_test(tc, test_ordering_per_pair);
-    tcase_add_test(tc, test_ordering_cross_scheduler);
-    tcase_add_test(tc, test_send_dead_pid_dropped);
-    tcase_add_test(tc, test_message_shared_refcount);
-    tcase_add_test(tc, test_link_normal_exit_does_not_kill);
-    tcase_add_test(tc, test_link_abnormal_exit_kills);
-    tcase_add_test(tc, test_link_trapping_gets_exit_message);
-    tcase_add_test(tc, test_unlink_prevents_exit);
-    tcase_add_test(tc, test_link_to_dead_gives_noproc);
-    tcase_add_test(tc, test_kill_is_untrappable);
-    tcase_add_test(tc, test_exit_signal_rules);
-    tcase_add_test(tc, test_exit_self_normal_kills);
-    tcase_add_test(tc, test_long_link_chain);
-    tcase_add_test(tc, test_spawn_link_init_failure);
-    tcase_add_test(tc, test_monitor_reasons);
-    tcase_add_test(tc, test_monitor_exactly_once);
-    tcase_add_test(tc, test_signal_to_pid_spawned_meanwhile);
-    tcase_add_test(tc, test_demonitor_suppresses_down);
-    tcase_add_test(tc, test_spawn_monitor);
-    tcase_add_test(tc, test_register_whereis_send);
-    tcase_add_test(tc, test_register_errors);
-    tcase_add_test(tc, test_send_after_and_cancel);
-    tcase_add_test(tc, test_timer_dies_with_owner);
-    tcase_add_test(tc, test_call_reply);
-    tcase_add_test(tc, test_process_info);
-    tcase_add_test(tc, test_stale_incarnation);
-    tcase_add_test(tc, test_shutdown_terminates_everything);
-    tcase_add_test(tc, test_behaviour_registry_and_config_errors);
-    tcase_add_test(tc, test_many_processes_cross_scheduler);
-    tcase_add_test(tc, test_process_list);
-    tcase_add_test(tc, test_process_list_pages);
-    tcase_add_test(tc, test_process_list_request);
-    tcase_add_test(tc, test_process_list_concurrent);
-    tcase_add_test(tc, test_monitor_nodes_without_distribution);
-    suite_add_tcase(s, tc);
+    gr_test_add(tc, test_spawn_send_receive, test_ordering_per_pair, test_ordering_cross_scheduler,
+                test_send_dead_pid_dropped, test_message_shared_refcount,
+                test_link_normal_exit_does_not_kill, test_link_abnormal_exit_kills,
+                test_link_trapping_gets_exit_message, test_unlink_prevents_exit,
+                test_link_to_dead_gives_noproc, test_kill_is_untrappable, test_exit_signal_rules,
+                test_exit_self_normal_kills, test_long_link_chain, test_spawn_link_init_failure,
+                test_monitor_reasons, test_monitor_exactly_once, test_demonitor_suppresses_down,
+                test_spawn_monitor, test_register_whereis_send, test_register_errors,
+                test_send_after_and_cancel, test_timer_dies_with_owner, test_call_reply,
+                test_process_info, test_stale_incarnation, test_shutdown_terminates_everything,
+                test_behaviour_registry_and_config_errors, test_many_processes_cross_scheduler,
+                test_process_list, test_process_list_pages, test_process_list_request,
+                test_process_list_concurrent, test_monitor_nodes_without_distribution,
+                test_signal_to_pid_spawned_meanwhile);
 
-    tcase_add_checked_fixture(one, setup1, teardown);
-    tcase_set_timeout(one, 60);
-    tcase_add_test(one, test_fairness);
-    suite_add_tcase(s, one);
+    gr_test_add(one, test_fairness);
 
-    tcase_add_checked_fixture(nm, setup_nm, teardown);
-    tcase_set_timeout(nm, 60);
-    tcase_add_test(nm, test_monitor_nodes_hook);
-    tcase_add_test(nm, test_monitor_nodes_dropped_at_stop);
-    suite_add_tcase(s, nm);
+    gr_test_add(nm, test_monitor_nodes_hook, test_monitor_nodes_dropped_at_stop);
     return s;
 }
 
 int main(void)
 {
-    SRunner *sr = srunner_create(runtime_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return gr_test_run(runtime_suite);
 }

@@ -12,6 +12,7 @@
 #include "proto/term.h"
 #include "runtime/rt.h"
 
+#include "testing/gr_test_rt.h"
 #include <check.h>
 #include <msgpack.h>
 #include <stdlib.h>
@@ -24,126 +25,36 @@ static girder_rt *rt;
 static gr_probe *probe;
 static girder_pid sys_pid;
 
-/* Pack the request [fn], or [] for NULL. */
+/* The request [fn], or [] for NULL. */
 static girder_msg *request(const char *fn)
 {
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
-    girder_msg *m;
-
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    if (fn) {
-        msgpack_pack_array(&pk, 1);
-        msgpack_pack_str_with_body(&pk, fn, strlen(fn));
-    } else {
-        msgpack_pack_array(&pk, 0);
-    }
-    m = girder_msg_new(sb.data, sb.size);
-    msgpack_sbuffer_destroy(&sb);
-    ck_assert_ptr_nonnull(m);
-    return m;
+    return fn ? gr_test_msg_json("[\"%s\"]", fn) : gr_test_msg_json("[]");
 }
 
-static girder_msg *spawn_arg(uint64_t started_ms)
-{
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
-    girder_msg *m;
-
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 1);
-    msgpack_pack_str_with_body(&pk, "started_ms", 10);
-    msgpack_pack_uint64(&pk, started_ms);
-    m = girder_msg_new(sb.data, sb.size);
-    msgpack_sbuffer_destroy(&sb);
-    ck_assert_ptr_nonnull(m);
-    return m;
-}
-
-typedef struct call_args {
-    girder_pid to;         /* server */
-    const girder_msg *req; /* request */
-} call_args;
-
-static int do_call(girder_ctx *ctx, void *arg)
-{
-    call_args *ca = arg;
-    girder_ref ref;
-
-    return girder_call(ctx, ca->to, ca->req, true, &ref);
-}
-
-/* A reply and the unpacked view into it (which borrows the message's bytes). */
-typedef struct reply {
-    girder_msg *m;       /* ["$reply", Ref, Response]; owned */
-    msgpack_unpacked up; /* unpacked m */
-    msgpack_object o;    /* Response, inside up */
-} reply;
+typedef gr_test_reply reply;
 
 /* Call the sys service with req (taken) and wait for the reply. */
 static void call(girder_msg *req, reply *rp)
 {
-    call_args ca = {sys_pid, req};
-
-    ck_assert_int_eq(gr_probe_run(probe, do_call, &ca), 0);
+    gr_test_call_msg(probe, sys_pid, req, rp);
     girder_msg_unref(req);
-    ck_assert_int_eq(gr_probe_recv(probe, TIMEOUT_MS, &rp->m), 0);
-    msgpack_unpacked_init(&rp->up);
-    ck_assert_int_eq(girder_msg_unpack(rp->m, &rp->up), 0);
-    ck_assert_int_eq(rp->up.data.type, MSGPACK_OBJECT_ARRAY);
-    ck_assert_uint_eq(rp->up.data.via.array.size, 3);
-    ck_assert(gr_term_is_str(&rp->up.data.via.array.ptr[0], "$reply"));
-    rp->o = rp->up.data.via.array.ptr[2];
-}
-
-static void reply_done(reply *rp)
-{
-    msgpack_unpacked_destroy(&rp->up);
-    rp->m = girder_msg_unref(rp->m);
-}
-
-/* The value of key k in map o, or NULL. */
-static const msgpack_object *map_get(const msgpack_object *o, const char *k)
-{
-    ck_assert_int_eq(o->type, MSGPACK_OBJECT_MAP);
-    for (uint32_t i = 0; i < o->via.map.size; i++) {
-        if (gr_term_is_str(&o->via.map.ptr[i].key, k)) {
-            return &o->via.map.ptr[i].val;
-        }
-    }
-    return NULL;
-}
-
-static void expect_error(const msgpack_object *o, const char *id)
-{
-    ck_assert_int_eq(o->type, MSGPACK_OBJECT_ARRAY);
-    ck_assert_uint_eq(o->via.array.size, 2);
-    ck_assert(gr_term_is_str(&o->via.array.ptr[0], "error"));
-    ck_assert_msg(gr_term_is_str(&o->via.array.ptr[1], id), "expected error %s", id);
 }
 
 static void setup(void)
 {
-    gr_rt_config cfg = {.node_name = NODE, .schedulers = 2};
     girder_msg *arg;
 
-    ck_assert_int_eq(gr_rt_new(&cfg, &rt), 0);
-    ck_assert_int_eq(gr_services_register(rt), 0);
+    gr_test_rt_start(&(gr_rt_config){.node_name = NODE, .schedulers = 2},
+                     (gr_test_prepare_fn[]){gr_services_register, NULL}, &rt, &probe);
     ck_assert_ptr_eq(girder_behaviour_find(rt, GR_SYS_NAME), &gr_sys_service);
-    ck_assert_int_eq(gr_rt_start(rt), 0);
-    ck_assert_int_eq(gr_probe_new(rt, &probe), 0);
-    arg = spawn_arg(gr_sys_now_ms() - 1000);
+    arg = gr_test_msg_json("{\"started_ms\": %llu}", (unsigned long long)gr_sys_now_ms() - 1000);
     ck_assert_int_eq(gr_rt_spawn(rt, &gr_sys_service, arg, &sys_pid), 0);
     girder_msg_unref(arg);
 }
 
 static void teardown(void)
 {
-    probe = gr_probe_free(probe);
-    gr_rt_stop(rt);
-    rt = gr_rt_free(rt);
+    gr_test_rt_stop(&rt, &probe);
 }
 
 START_TEST(version)
@@ -152,7 +63,7 @@ START_TEST(version)
 
     call(request("version"), &rp);
     ck_assert(gr_term_is_str(&rp.o, GIRDER_VERSION));
-    reply_done(&rp);
+    gr_test_reply_done(&rp);
 }
 END_TEST
 
@@ -164,7 +75,7 @@ START_TEST(uptime_counts_from_arg)
     ck_assert_int_eq(rp.o.type, MSGPACK_OBJECT_POSITIVE_INTEGER);
     ck_assert_uint_ge(rp.o.via.u64, 1000);
     ck_assert_uint_lt(rp.o.via.u64, 1000 + 60000);
-    reply_done(&rp);
+    gr_test_reply_done(&rp);
 }
 END_TEST
 
@@ -175,12 +86,12 @@ START_TEST(schedulers_and_processes)
     call(request("schedulers"), &rp);
     ck_assert_int_eq(rp.o.type, MSGPACK_OBJECT_POSITIVE_INTEGER);
     ck_assert_uint_eq(rp.o.via.u64, 2);
-    reply_done(&rp);
+    gr_test_reply_done(&rp);
 
     call(request("processes"), &rp);
     ck_assert_int_eq(rp.o.type, MSGPACK_OBJECT_POSITIVE_INTEGER);
     ck_assert_uint_ge(rp.o.via.u64, 2); /* sys and the probe */
-    reply_done(&rp);
+    gr_test_reply_done(&rp);
 }
 END_TEST
 
@@ -190,12 +101,12 @@ START_TEST(memory)
     const msgpack_object *rss;
 
     call(request("memory"), &rp);
-    rss = map_get(&rp.o, "rss");
+    rss = gr_test_map_get(&rp.o, "rss");
     ck_assert_ptr_nonnull(rss);
     ck_assert_int_eq(rss->type, MSGPACK_OBJECT_POSITIVE_INTEGER);
     ck_assert_uint_gt(rss->via.u64, 0);
-    ck_assert_ptr_nonnull(map_get(&rp.o, "heap"));
-    reply_done(&rp);
+    ck_assert_ptr_nonnull(gr_test_map_get(&rp.o, "heap"));
+    gr_test_reply_done(&rp);
 }
 END_TEST
 
@@ -207,11 +118,11 @@ START_TEST(info)
 
     call(request("info"), &rp);
     ck_assert_uint_eq(rp.o.via.map.size, 8);
-    ck_assert(gr_term_is_str(map_get(&rp.o, "node"), NODE));
+    ck_assert(gr_term_is_str(gr_test_map_get(&rp.o, "node"), NODE));
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
-        ck_assert_msg(map_get(&rp.o, keys[i]) != NULL, "info lacks %s", keys[i]);
+        ck_assert_msg(gr_test_map_get(&rp.o, keys[i]) != NULL, "info lacks %s", keys[i]);
     }
-    reply_done(&rp);
+    gr_test_reply_done(&rp);
 }
 END_TEST
 
@@ -220,16 +131,16 @@ START_TEST(bad_requests)
     reply rp;
 
     call(request("bogus"), &rp);
-    expect_error(&rp.o, "undef_function");
-    reply_done(&rp);
+    gr_test_expect_error(&rp.o, "undef_function");
+    gr_test_reply_done(&rp);
 
     call(request(NULL), &rp); /* [] */
-    expect_error(&rp.o, "badarg");
-    reply_done(&rp);
+    gr_test_expect_error(&rp.o, "badarg");
+    gr_test_reply_done(&rp);
 
     call(girder_msg_atom("version"), &rp); /* not an array */
-    expect_error(&rp.o, "badarg");
-    reply_done(&rp);
+    gr_test_expect_error(&rp.o, "badarg");
+    gr_test_reply_done(&rp);
 }
 END_TEST
 
@@ -241,7 +152,7 @@ START_TEST(ignores_non_requests)
     ck_assert_int_eq(gr_rt_send(rt, sys_pid, junk), 0);
     call(request("version"), &rp); /* still alive and answering */
     ck_assert(gr_term_is_str(&rp.o, GIRDER_VERSION));
-    reply_done(&rp);
+    gr_test_reply_done(&rp);
 }
 END_TEST
 
@@ -266,13 +177,13 @@ START_TEST(registered_name_is_unique)
     girder_msg *m;
 
     call(request("version"), &rp); /* init has run */
-    reply_done(&rp);
+    gr_test_reply_done(&rp);
     ck_assert_int_eq(gr_rt_whereis(rt, GR_SYS_NAME, &found), 0);
     ck_assert(girder_pid_eq(found, sys_pid));
 
     /* a second sys cannot take the name: init fails, the monitor reports it */
     ck_assert_int_eq(gr_probe_run(probe, spawn_second, &sa), 0);
-    ck_assert_int_eq(gr_probe_recv(probe, TIMEOUT_MS, &m), 0);
+    ck_assert_int_eq(gr_probe_recv(probe, gr_test_ms(TIMEOUT_MS), &m), 0);
     msgpack_unpacked_init(&up);
     ck_assert_int_eq(girder_msg_unpack(m, &up), 0);
     ck_assert_uint_eq(up.data.via.array.size, 5);
@@ -299,30 +210,15 @@ END_TEST
 static Suite *sys_suite(void)
 {
     Suite *s = suite_create("sys");
-    TCase *tc = tcase_create("requests");
+    TCase *tc = gr_test_tcase(s, "requests", setup, teardown, 30);
 
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 30);
-    tcase_add_test(tc, version);
-    tcase_add_test(tc, uptime_counts_from_arg);
-    tcase_add_test(tc, schedulers_and_processes);
-    tcase_add_test(tc, memory);
-    tcase_add_test(tc, info);
-    tcase_add_test(tc, bad_requests);
-    tcase_add_test(tc, ignores_non_requests);
-    tcase_add_test(tc, registered_name_is_unique);
-    tcase_add_test(tc, root_arg_is_a_valid_term);
-    suite_add_tcase(s, tc);
+    gr_test_add(tc, version, uptime_counts_from_arg, schedulers_and_processes, memory, info,
+                bad_requests, ignores_non_requests, registered_name_is_unique,
+                root_arg_is_a_valid_term);
     return s;
 }
 
 int main(void)
 {
-    SRunner *sr = srunner_create(sys_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return gr_test_run(sys_suite);
 }

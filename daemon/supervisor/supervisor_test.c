@@ -23,6 +23,7 @@
 #include "runtime/rt.h"
 #include "util/log.h"
 
+#include "testing/gr_test_rt.h"
 #include <check.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -50,151 +51,8 @@ static girder_rt *rt;
 static gr_probe *probe;
 static atomic_uint term_seq; /* terminate order across threads */
 
-/* ---- JSON-ish text -> msgpack ------------------------------------------------------ */
-
-static void jws(const char **p)
-{
-    while (**p == ' ' || **p == '\n' || **p == '\t') {
-        (*p)++;
-    }
-}
-
-/* Skip one value (strings may not contain quotes). */
-static void jskip(const char **p)
-{
-    int depth = 0;
-
-    jws(p);
-    do {
-        char ch = **p;
-
-        ck_assert_msg(ch != '\0', "bad json");
-        if (ch == '"') {
-            (*p)++;
-            while (**p != '"') {
-                (*p)++;
-            }
-        } else if (ch == '[' || ch == '{') {
-            depth++;
-        } else if (ch == ']' || ch == '}') {
-            depth--;
-        } else if (depth == 0 && (ch == ',' || ch == ':')) {
-            return;
-        }
-        (*p)++;
-        if (depth == 0) {
-            const char *q = *p;
-
-            jws(&q);
-            if (*q == ',' || *q == ']' || *q == '}' || *q == ':' || *q == '\0') {
-                *p = q;
-                return;
-            }
-        }
-    } while (1);
-}
-
-/* Elements of the container whose opening bracket *p points at. */
-static uint32_t jcount(const char *p)
-{
-    uint32_t n = 0;
-
-    p++;
-    jws(&p);
-    if (*p == ']' || *p == '}') {
-        return 0;
-    }
-    for (;;) {
-        jskip(&p);
-        if (*p == ':') {
-            p++;
-            jskip(&p);
-        }
-        n++;
-        jws(&p);
-        if (*p != ',') {
-            return n;
-        }
-        p++;
-    }
-}
-
-static void jvalue(const char **p, msgpack_packer *pk)
-{
-    jws(p);
-    if (**p == '"') {
-        const char *s = ++*p;
-
-        while (**p != '"') {
-            (*p)++;
-        }
-        msgpack_pack_str_with_body(pk, s, (size_t)(*p - s));
-        (*p)++;
-    } else if (**p == '[' || **p == '{') {
-        bool map = **p == '{';
-        uint32_t n = jcount(*p);
-
-        if (map) {
-            msgpack_pack_map(pk, n);
-        } else {
-            msgpack_pack_array(pk, n);
-        }
-        (*p)++;
-        for (uint32_t i = 0; i < n; i++) {
-            jvalue(p, pk);
-            jws(p);
-            if (map) {
-                ck_assert_int_eq(**p, ':');
-                (*p)++;
-                jvalue(p, pk);
-                jws(p);
-            }
-            if (**p == ',') {
-                (*p)++;
-            }
-        }
-        jws(p);
-        (*p)++;
-    } else if (strncmp(*p, "true", 4) == 0) {
-        msgpack_pack_true(pk);
-        *p += 4;
-    } else if (strncmp(*p, "false", 5) == 0) {
-        msgpack_pack_false(pk);
-        *p += 5;
-    } else if (strncmp(*p, "null", 4) == 0) {
-        msgpack_pack_nil(pk);
-        *p += 4;
-    } else {
-        char *end;
-        long long v = strtoll(*p, &end, 10);
-
-        ck_assert_msg(end != *p, "bad json at %s", *p);
-        msgpack_pack_int64(pk, v);
-        *p = end;
-    }
-}
-
-/* A message from printf-style JSON-ish text. */
-__attribute__((format(printf, 1, 2))) static girder_msg *J(const char *fmt, ...)
-{
-    char text[4096];
-    const char *p = text;
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
-    girder_msg *m;
-    va_list ap;
-
-    va_start(ap, fmt);
-    ck_assert_int_lt(vsnprintf(text, sizeof(text), fmt, ap), (int)sizeof(text));
-    va_end(ap);
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    jvalue(&p, &pk);
-    m = girder_msg_new(sb.data, sb.size);
-    msgpack_sbuffer_destroy(&sb);
-    ck_assert_ptr_nonnull(m);
-    return m;
-}
+/* A message from printf-style JSON text (the support library's reader). */
+#define J(...) gr_test_msg_json(__VA_ARGS__)
 
 /* Does the term `o` equal the JSON-ish text? */
 static bool obj_is(const msgpack_object *o, const char *json)
@@ -442,14 +300,6 @@ static void teardown(void)
     rt = gr_rt_free(rt);
 }
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* A received message, unpacked. */
 typedef struct got {
     girder_msg *m;
@@ -503,10 +353,10 @@ static void dump_stash(void)
 }
 
 /* The first message (stashed ones first, in arrival order) matching f; others
- * are stashed. Fails the test after WAIT_MS. */
+ * are stashed. Fails the test after WAIT_MS (scaled). */
 static void recv_match(match_fn f, const void *arg, got *ret)
 {
-    int64_t deadline = mono_ms() + WAIT_MS;
+    int64_t deadline = gr_test_now_ms() + gr_test_ms(WAIT_MS);
     girder_msg *m;
 
     for (size_t i = 0; i < nstash; i++) {
@@ -517,7 +367,7 @@ static void recv_match(match_fn f, const void *arg, got *ret)
         }
     }
     for (;;) {
-        int64_t left = deadline - mono_ms();
+        int64_t left = deadline - gr_test_now_ms();
 
         if (left <= 0 || gr_probe_recv(probe, (int)left, &m) < 0) {
             dump_stash();
@@ -997,19 +847,24 @@ END_TEST
 START_TEST(test_intensity_period)
 {
     girder_ref mref;
+    /* The period is wide (scaled with load) so that the third crash surely
+     * falls inside it; the pause that lets the first restart leave the window
+     * only has to be longer than it, which load cannot spoil. */
+    int period = gr_test_ms(300);
     girder_pid sup = spawn_sup(
-        J("{\"intensity\":1,\"period_ms\":100,\"children\":[" WORKER("a", "") "]}"), &mref);
+        J("{\"intensity\":1,\"period_ms\":%d,\"children\":[" WORKER("a", "") "]}", period), &mref);
     girder_pid a = wait_started("a");
-    struct timespec pause = {0, 150 * 1000000};
+    int64_t pause_ms = period + period / 2;
+    struct timespec pause = {pause_ms / 1000, (pause_ms % 1000) * 1000000};
 
     send_to(a, girder_msg_atom("crash"));
     a = wait_started("a");
-    nanosleep(&pause, NULL); /* the first restart leaves the 100 ms window */
+    nanosleep(&pause, NULL); /* the first restart leaves the window */
     send_to(a, girder_msg_atom("crash"));
     a = wait_started("a");
     call_expect(sup, J("[\"count_children\"]"),
                 "{\"specs\":1,\"active\":1,\"supervisors\":0,\"workers\":1}");
-    send_to(a, girder_msg_atom("crash")); /* second within 100 ms, unless slow */
+    send_to(a, girder_msg_atom("crash")); /* the second within the period */
     wait_terminated("a", "\"crashed\"");
     wait_terminated("a", "\"crashed\"");
     wait_down(mref, "\"shutdown\"");
@@ -1066,12 +921,12 @@ START_TEST(test_shutdown_timeout_kill)
     wait_started("slow");
     wait_started("brutal");
     wait_started("polite");
-    t0 = mono_ms();
+    t0 = gr_test_now_ms();
     send_exit(sup, girder_msg_atom("shutdown"));
     s3 = wait_terminated("polite", "\"shutdown\"");
     s2 = wait_terminated("brutal", "\"killed\""); /* shutdown_ms 0: straight "kill" */
     s1 = wait_terminated("slow", "\"killed\"");   /* ignored "shutdown", killed at 200 ms */
-    ck_assert_int_ge(mono_ms() - t0, 200);
+    ck_assert_int_ge(gr_test_now_ms() - t0, 200);
     ck_assert_uint_lt(s3, s2);
     ck_assert_uint_lt(s2, s1);
     wait_down(mref, "\"shutdown\"");
@@ -1593,14 +1448,14 @@ START_TEST(test_many_dynamic_children)
     many_op o = {.sup = sup, .n = n};
     girder_pid *pids = calloc(n, sizeof(*pids));
     uint64_t base = gr_rt_process_count(rt);
-    int64_t t0, deadline;
+    int64_t t0;
 
     ck_assert_ptr_nonnull(pids);
     o.refs = calloc(n, sizeof(*o.refs));
     ck_assert_ptr_nonnull(o.refs);
     o.req = J("[\"start_child\", {\"id\":null,\"behaviour\":\"tw\",\"spread\":true,"
               "\"restart\":\"permanent\",\"arg\":{\"quiet\":true}}]");
-    t0 = mono_ms();
+    t0 = gr_test_now_ms();
     ck_assert_int_eq(gr_probe_run(probe, do_many_calls, &o), 0);
     /* replies come back in request order: one sender, one receiver */
     for (size_t i = 0; i < n; i++) {
@@ -1614,7 +1469,8 @@ START_TEST(test_many_dynamic_children)
         pids[i] = obj_pid(&r[1]);
         got_free(&g);
     }
-    fprintf(stderr, "many: %zu start_child calls in %lld ms\n", n, (long long)(mono_ms() - t0));
+    fprintf(stderr, "many: %zu start_child calls in %lld ms\n", n,
+            (long long)(gr_test_now_ms() - t0));
     girder_msg_unref(o.req);
     ck_assert_uint_eq(active(sup), n);
 
@@ -1627,13 +1483,9 @@ START_TEST(test_many_dynamic_children)
     }
     /* The supervisor sees the EXITs asynchronously: wait (bounded) until the
      * specs are all running again. */
-    deadline = mono_ms() + WAIT_MS;
-    while (active(sup) != n) {
-        ck_assert_int_lt(mono_ms(), deadline);
-    }
-    while (gr_rt_process_count(rt) != base + n) { /* approximate while spawns fly */
-        ck_assert_int_lt(mono_ms(), deadline);
-    }
+    gr_test_wait_until(active(sup) == n, WAIT_MS, "the killed children never all restarted");
+    /* approximate while spawns fly */
+    gr_test_wait_until(gr_rt_process_count(rt) == base + n, WAIT_MS, "process count never settled");
 
     /* terminate a few by pid, then the whole tree */
     for (size_t i = 1; i < n; i += n / 10) {
@@ -1646,11 +1498,11 @@ START_TEST(test_many_dynamic_children)
         got_free(&g);
     }
     ck_assert_uint_eq(active(sup), n - 10);
-    t0 = mono_ms();
+    t0 = gr_test_now_ms();
     send_exit(sup, girder_msg_atom("shutdown"));
     wait_down(mref, "\"shutdown\"");
     fprintf(stderr, "many: ordered shutdown of %zu children in %lld ms\n", n - 10,
-            (long long)(mono_ms() - t0));
+            (long long)(gr_test_now_ms() - t0));
     free(pids);
     free(o.refs);
 }
@@ -1659,38 +1511,18 @@ END_TEST
 static Suite *supervisor_suite(void)
 {
     Suite *s = suite_create("supervisor");
-    TCase *tc = tcase_create("core");
+    TCase *tc = gr_test_tcase(s, "core", setup, teardown, 120);
 
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, test_one_for_one);
-    tcase_add_test(tc, test_one_for_all);
-    tcase_add_test(tc, test_rest_for_one);
-    tcase_add_test(tc, test_restart_types);
-    tcase_add_test(tc, test_intensity_exceeded);
-    tcase_add_test(tc, test_intensity_period);
-    tcase_add_test(tc, test_ordered_shutdown);
-    tcase_add_test(tc, test_shutdown_timeout_kill);
-    tcase_add_test(tc, test_dynamic_children);
-    tcase_add_test(tc, test_terminate_by_pid);
-    tcase_add_test(tc, test_bad_specs);
-    tcase_add_test(tc, test_nested);
-    tcase_add_test(tc, test_calls_during_restart);
-    tcase_add_test(tc, test_parent_exit);
-    tcase_add_test(tc, test_stale_exit_after_group_restart);
-    tcase_add_test(tc, test_child_init_failure_storm);
-    tcase_add_test(tc, test_many_dynamic_children);
-    suite_add_tcase(s, tc);
+    gr_test_add(tc, test_one_for_one, test_one_for_all, test_rest_for_one, test_restart_types,
+                test_intensity_exceeded, test_intensity_period, test_ordered_shutdown,
+                test_shutdown_timeout_kill, test_dynamic_children, test_terminate_by_pid,
+                test_bad_specs, test_nested, test_calls_during_restart, test_parent_exit,
+                test_stale_exit_after_group_restart, test_child_init_failure_storm,
+                test_many_dynamic_children);
     return s;
 }
 
 int main(void)
 {
-    SRunner *sr = srunner_create(supervisor_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return gr_test_run(supervisor_suite);
 }
