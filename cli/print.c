@@ -123,17 +123,6 @@ char *gr_cli_duration(uint64_t ms, char *buf, size_t cap)
     return buf;
 }
 
-/* The value of string key `k` in map m, or NULL. */
-static const msgpack_object *map_get(const msgpack_object *m, const char *k)
-{
-    for (uint32_t i = 0; i < m->via.map.size; i++) {
-        if (gr_term_is_str(&m->via.map.ptr[i].key, k)) {
-            return &m->via.map.ptr[i].val;
-        }
-    }
-    return NULL;
-}
-
 /* A cell from a str or uint value, into buf; NULL ("-") for anything else. */
 static const char *cell(const msgpack_object *v, char *buf, size_t cap)
 {
@@ -169,19 +158,20 @@ int gr_cli_print_nodes(FILE *f, const msgpack_object *o)
         return r;
     }
     for (uint32_t i = 0; i < o->via.array.size; i++) {
-        const msgpack_object *m = &o->via.array.ptr[i], *since = map_get(m, "since_ms");
-        const msgpack_object *queued = map_get(m, "queued_bytes"), *busy = map_get(m, "busy");
+        const msgpack_object *m = &o->via.array.ptr[i], *since = gr_term_map_get(m, "since_ms");
+        const msgpack_object *queued = gr_term_map_get(m, "queued_bytes"),
+                             *busy = gr_term_map_get(m, "busy");
         char name[300], host[300], port[32], hp[340], state[32], creation[32], sb[32], qb[48];
-        const char *h = cell(map_get(m, "host"), host, sizeof(host));
-        const char *p = cell(map_get(m, "port"), port, sizeof(port));
+        const char *h = cell(gr_term_map_get(m, "host"), host, sizeof(host));
+        const char *p = cell(gr_term_map_get(m, "port"), port, sizeof(port));
         const char *cells[6];
 
         snprintf(hp, sizeof(hp), "%s%s%s:%s", h != NULL && strchr(h, ':') ? "[" : "",
                  h != NULL ? h : "-", h != NULL && strchr(h, ':') ? "]" : "", p != NULL ? p : "-");
-        cells[0] = cell(map_get(m, "name"), name, sizeof(name));
+        cells[0] = cell(gr_term_map_get(m, "name"), name, sizeof(name));
         cells[1] = hp;
-        cells[2] = cell(map_get(m, "state"), state, sizeof(state));
-        cells[3] = cell(map_get(m, "creation"), creation, sizeof(creation));
+        cells[2] = cell(gr_term_map_get(m, "state"), state, sizeof(state));
+        cells[3] = cell(gr_term_map_get(m, "creation"), creation, sizeof(creation));
         cells[4] = since != NULL && since->type == MSGPACK_OBJECT_POSITIVE_INTEGER
                        ? gr_cli_duration(since->via.u64, sb, sizeof(sb))
                        : NULL;
@@ -304,12 +294,12 @@ int gr_cli_print_procs(FILE *f, const msgpack_object *o)
         char pid[GR_TERM_NODE_MAX + 64], name[300], beh[300], status[64], mbox[32], mem[32];
         const char *cells[6];
 
-        cells[0] = pid_cell(map_get(m, "pid"), pid, sizeof(pid));
-        cells[1] = cell(map_get(m, "name"), name, sizeof(name));
-        cells[2] = cell(map_get(m, "behaviour"), beh, sizeof(beh));
-        cells[3] = cell(map_get(m, "status"), status, sizeof(status));
-        cells[4] = cell(map_get(m, "mailbox"), mbox, sizeof(mbox));
-        cells[5] = cell(map_get(m, "memory"), mem, sizeof(mem));
+        cells[0] = pid_cell(gr_term_map_get(m, "pid"), pid, sizeof(pid));
+        cells[1] = cell(gr_term_map_get(m, "name"), name, sizeof(name));
+        cells[2] = cell(gr_term_map_get(m, "behaviour"), beh, sizeof(beh));
+        cells[3] = cell(gr_term_map_get(m, "status"), status, sizeof(status));
+        cells[4] = cell(gr_term_map_get(m, "mailbox"), mbox, sizeof(mbox));
+        cells[5] = cell(gr_term_map_get(m, "memory"), mem, sizeof(mem));
         if ((r = gr_cli_table_row(t, cells)) < 0) {
             gr_cli_table_free(t);
             return r;
@@ -343,8 +333,8 @@ int gr_cli_print_groups(FILE *f, const msgpack_object *o, bool scope_given)
         char name[300], members[32];
         const char *cells[2];
 
-        cells[0] = cell(map_get(m, "name"), name, sizeof(name));
-        cells[1] = cell(map_get(m, "members"), members, sizeof(members));
+        cells[0] = cell(gr_term_map_get(m, "name"), name, sizeof(name));
+        cells[1] = cell(gr_term_map_get(m, "members"), members, sizeof(members));
         if ((r = gr_cli_table_row(t, cells)) < 0) {
             gr_cli_table_free(t);
             return r;

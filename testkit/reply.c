@@ -29,7 +29,7 @@ void gr_testkit_reply_error(girder_ctx *ctx, girder_pid from, girder_ref ref, co
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     msgpack_pack_array(&pk, 2);
     msgpack_pack_str_with_body(&pk, "error", 5);
-    msgpack_pack_str_with_body(&pk, id, strlen(id));
+    gr_term_pack_cstr(&pk, id);
     gr_testkit_reply_sb(ctx, from, ref, &sb);
     msgpack_sbuffer_destroy(&sb);
 }

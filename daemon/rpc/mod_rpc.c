@@ -86,9 +86,9 @@ static int rpc_call(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
         return GR_EBADARG;
     }
     a = args->via.array.ptr;
-    if (gr_rpc_get_str(&a[0], node, sizeof(node)) < 0 ||
-        gr_nodename_check(node, strlen(node)) < 0 || gr_rpc_get_str(&a[1], mod, sizeof(mod)) < 0 ||
-        gr_rpc_get_str(&a[2], fn, sizeof(fn)) < 0 || a[3].type != MSGPACK_OBJECT_ARRAY) {
+    if (gr_term_get_str(&a[0], node, sizeof(node)) < 0 ||
+        gr_nodename_check(node, strlen(node)) < 0 || gr_term_get_str(&a[1], mod, sizeof(mod)) < 0 ||
+        gr_term_get_str(&a[2], fn, sizeof(fn)) < 0 || a[3].type != MSGPACK_OBJECT_ARRAY) {
         return GR_EBADARG;
     }
     if (args->via.array.size == 5) {
@@ -149,7 +149,7 @@ static bool node_connected(gr_dist *dist, const char *node)
 /* Node, Module, Function, Args of cast and multicall's last three. */
 static int get_mfa(const msgpack_object *a, char *mod, size_t mcap, char *fn, size_t fcap)
 {
-    if (gr_rpc_get_str(&a[0], mod, mcap) < 0 || gr_rpc_get_str(&a[1], fn, fcap) < 0 ||
+    if (gr_term_get_str(&a[0], mod, mcap) < 0 || gr_term_get_str(&a[1], fn, fcap) < 0 ||
         a[2].type != MSGPACK_OBJECT_ARRAY) {
         return GR_EBADARG;
     }
@@ -170,7 +170,7 @@ static int rpc_cast(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
         return GR_EBADARG;
     }
     a = args->via.array.ptr;
-    if (gr_rpc_get_str(&a[0], node, sizeof(node)) < 0 ||
+    if (gr_term_get_str(&a[0], node, sizeof(node)) < 0 ||
         gr_nodename_check(node, strlen(node)) < 0 ||
         get_mfa(&a[1], mod, sizeof(mod), fn, sizeof(fn)) < 0) {
         return GR_EBADARG;
@@ -320,7 +320,7 @@ static int mc_answer(gr_rpc_call *c, multicall *m)
         if (!t->done) {
             mc_done(m, t, GR_ETIMEOUT);
         }
-        msgpack_pack_str_with_body(&pk, t->name, strlen(t->name));
+        gr_term_pack_cstr(&pk, t->name);
         msgpack_pack_map(&pk, 1);
         if (t->status == 0) {
             msgpack_pack_str_with_body(&pk, "ok", 2);
@@ -329,7 +329,7 @@ static int mc_answer(gr_rpc_call *c, multicall *m)
             const char *id = gr_errid(t->status);
 
             msgpack_pack_str_with_body(&pk, "error", 5);
-            msgpack_pack_str_with_body(&pk, id, strlen(id));
+            gr_term_pack_cstr(&pk, id);
         }
     }
     if (gr_term_validate(sb.data, sb.size) < 0) { /* a failed write truncated it */
@@ -496,7 +496,7 @@ static int rpc_latency(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *ar
     }
     c->priv = l;
     l->count = (uint32_t)count;
-    if (gr_rpc_get_str(&a[0], l->node, sizeof(l->node)) < 0 ||
+    if (gr_term_get_str(&a[0], l->node, sizeof(l->node)) < 0 ||
         gr_nodename_check(l->node, strlen(l->node)) < 0 ||
         strcmp(l->node, gr_rt_node_name(girder_runtime(ctx))) == 0) {
         return GR_EBADARG; /* a remote node: this measures the network path */
@@ -516,7 +516,7 @@ static int cmp_u64(const void *a, const void *b)
 
 static void pack_us(msgpack_packer *pk, const char *k, uint64_t ns)
 {
-    msgpack_pack_str_with_body(pk, k, strlen(k));
+    gr_term_pack_cstr(pk, k);
     msgpack_pack_double(pk, (double)ns / 1000.0);
 }
 

@@ -82,7 +82,7 @@ static int open_arg(gr_rpc_call *c, const msgpack_object *args, gr_table **ret_t
     if (!ts) {
         return GR_ENOTABLE;
     }
-    if (gr_rpc_get_str(arg(args, 0), name, sizeof(name)) < 0) {
+    if (gr_term_get_str(arg(args, 0), name, sizeof(name)) < 0) {
         return arg(args, 0)->type == MSGPACK_OBJECT_STR ? GR_EBADTABLENAME : GR_EBADARG;
     }
     return gr_tables_open(ts, name, ret_t);
@@ -151,14 +151,9 @@ static const char *const kinds[] = {"set", "ordered_set"};
 static const char *const durs[] = {"memory", "disk"};
 static const char *const syncs[] = {"always", "interval", "never"};
 
-static void pk_str(msgpack_packer *pk, const char *s)
-{
-    msgpack_pack_str_with_body(pk, s, strlen(s));
-}
-
 static void pk_kv(msgpack_packer *pk, const char *k, uint64_t v)
 {
-    pk_str(pk, k);
+    gr_term_pack_cstr(pk, k);
     msgpack_pack_uint64(pk, v);
 }
 
@@ -188,7 +183,7 @@ static int t_create(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
     if (!ts) {
         return GR_ECONFIG;
     }
-    if (gr_rpc_get_str(arg(args, 0), name, sizeof(name)) < 0) {
+    if (gr_term_get_str(arg(args, 0), name, sizeof(name)) < 0) {
         return GR_EBADTABLENAME;
     }
     m = args->via.array.size > 1 ? arg(args, 1) : NULL;
@@ -233,7 +228,7 @@ static int t_drop(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
     if ((r = nargs(args, 1, 1)) < 0) {
         return r;
     }
-    if (!ts || gr_rpc_get_str(arg(args, 0), name, sizeof(name)) < 0) {
+    if (!ts || gr_term_get_str(arg(args, 0), name, sizeof(name)) < 0) {
         return GR_ENOTABLE;
     }
     if ((r = gr_tables_drop(ts, name)) < 0) {
@@ -244,7 +239,7 @@ static int t_drop(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
 
 static void list_one(void *ud, const char *name)
 {
-    pk_str(ud, name);
+    gr_term_pack_cstr(ud, name);
 }
 
 static int t_list(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
@@ -281,15 +276,15 @@ static int t_list(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
 static void pack_info(msgpack_packer *pk, const gr_table_info *i)
 {
     msgpack_pack_map(pk, 18);
-    pk_str(pk, "name");
-    pk_str(pk, i->name);
-    pk_str(pk, "kind");
-    pk_str(pk, kinds[i->opts.kind]);
-    pk_str(pk, "durability");
-    pk_str(pk, durs[i->opts.durability]);
-    pk_str(pk, "fsync");
+    gr_term_pack_cstr(pk, "name");
+    gr_term_pack_cstr(pk, i->name);
+    gr_term_pack_cstr(pk, "kind");
+    gr_term_pack_cstr(pk, kinds[i->opts.kind]);
+    gr_term_pack_cstr(pk, "durability");
+    gr_term_pack_cstr(pk, durs[i->opts.durability]);
+    gr_term_pack_cstr(pk, "fsync");
     if (i->opts.durability == GR_TABLE_DISK) {
-        pk_str(pk, syncs[i->opts.fsync]);
+        gr_term_pack_cstr(pk, syncs[i->opts.fsync]);
     } else {
         msgpack_pack_nil(pk);
     }
@@ -298,7 +293,7 @@ static void pack_info(msgpack_packer *pk, const gr_table_info *i)
     pk_kv(pk, "bytes_per_entry", i->entries ? i->bytes / i->entries : 0);
     pk_kv(pk, "max_entries", i->opts.max_entries);
     pk_kv(pk, "max_bytes", i->opts.max_bytes);
-    pk_str(pk, "cache");
+    gr_term_pack_cstr(pk, "cache");
     if (i->opts.cache) {
         msgpack_pack_true(pk);
     } else {
@@ -311,9 +306,9 @@ static void pack_info(msgpack_packer *pk, const gr_table_info *i)
     pk_kv(pk, "wal_records", i->wal_records);
     pk_kv(pk, "fsyncs", i->fsyncs);
     pk_kv(pk, "snapshots", i->snapshots);
-    pk_str(pk, "error");
+    gr_term_pack_cstr(pk, "error");
     if (i->load_error) {
-        pk_str(pk, gr_errid(i->load_error));
+        gr_term_pack_cstr(pk, gr_errid(i->load_error));
     } else {
         msgpack_pack_nil(pk);
     }
@@ -331,7 +326,7 @@ static int t_info(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
     if ((r = nargs(args, 1, 1)) < 0) {
         return r;
     }
-    if (!ts || gr_rpc_get_str(arg(args, 0), name, sizeof(name)) < 0) {
+    if (!ts || gr_term_get_str(arg(args, 0), name, sizeof(name)) < 0) {
         return GR_ENOTABLE;
     }
     if ((r = gr_tables_info(ts, name, &i)) < 0) {
@@ -423,7 +418,7 @@ static int t_get(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     msgpack_pack_map(&pk, 3);
-    pk_str(&pk, "value");
+    gr_term_pack_cstr(&pk, "value");
     msgpack_sbuffer_write(&sb, (const char *)v.p, v.len);
     pk_kv(&pk, "version", m.version);
     pk_kv(&pk, "expire_ms", m.expire_ms);
@@ -693,10 +688,10 @@ static int t_scan(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
         msgpack_sbuffer_init(&sb);
         msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
         msgpack_pack_map(&pk, 2);
-        pk_str(&pk, "entries");
+        gr_term_pack_cstr(&pk, "entries");
         msgpack_pack_array(&pk, so.n);
         msgpack_sbuffer_write(&sb, so.sb.data, so.sb.size);
-        pk_str(&pk, "cursor");
+        gr_term_pack_cstr(&pk, "cursor");
         if (next.len) {
             msgpack_pack_bin_with_body(&pk, next.p, next.len);
         } else {
