@@ -243,16 +243,14 @@ static int seq_init(girder_ctx *ctx, const girder_msg *arg, void **ret_state)
 /* ["$call", From, Ref, Request] */
 static void seq_call(girder_ctx *ctx, seq_state *s, const msgpack_object *a)
 {
-    const msgpack_object *req = &a[3];
+    const msgpack_object *req;
     girder_pid from;
     girder_ref ref;
 
-    if (girder_get_pid(ctx, &a[1], &from) < 0 || girder_get_ref(ctx, &a[2], &ref) < 0) {
-        return; /* malformed: nobody to answer */
+    if (gr_testkit_call_open(ctx, a, &from, &ref, &req) < 0) {
+        return; /* answered "badarg", or nobody to answer */
     }
-    if (req->type != MSGPACK_OBJECT_ARRAY || req->via.array.size == 0) {
-        gr_testkit_reply_error(ctx, from, ref, "badarg");
-    } else if (gr_term_is_str(&req->via.array.ptr[0], "burst")) {
+    if (gr_term_is_str(&req->via.array.ptr[0], "burst")) {
         req_burst(ctx, s, from, ref, req);
     } else if (gr_term_is_str(&req->via.array.ptr[0], "check") && req->via.array.size == 1) {
         req_check(ctx, s, from, ref);

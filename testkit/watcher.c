@@ -245,16 +245,14 @@ static void req_events(girder_ctx *ctx, watcher_state *s, girder_pid from, girde
 /* ["$call", From, Ref, Request] */
 static void watcher_call(girder_ctx *ctx, watcher_state *s, const msgpack_object *a)
 {
-    const msgpack_object *req = &a[3];
+    const msgpack_object *req;
     girder_pid from;
     girder_ref ref;
 
-    if (girder_get_pid(ctx, &a[1], &from) < 0 || girder_get_ref(ctx, &a[2], &ref) < 0) {
-        return; /* malformed: nobody to answer */
+    if (gr_testkit_call_open(ctx, a, &from, &ref, &req) < 0) {
+        return; /* answered "badarg", or nobody to answer */
     }
-    if (req->type != MSGPACK_OBJECT_ARRAY || req->via.array.size == 0) {
-        gr_testkit_reply_error(ctx, from, ref, "badarg");
-    } else if (gr_term_is_str(&req->via.array.ptr[0], "monitor")) {
+    if (gr_term_is_str(&req->via.array.ptr[0], "monitor")) {
         req_watch(ctx, from, ref, req, true);
     } else if (gr_term_is_str(&req->via.array.ptr[0], "link")) {
         req_watch(ctx, from, ref, req, false);
