@@ -88,23 +88,9 @@ static int open_arg(gr_rpc_call *c, const msgpack_object *args, gr_table **ret_t
     return gr_tables_open(ts, name, ret_t);
 }
 
-/* Look up key s in map o; NULL if absent (or o not a map). */
-static const msgpack_object *opt(const msgpack_object *o, const char *s)
-{
-    if (!o || o->type != MSGPACK_OBJECT_MAP) {
-        return NULL;
-    }
-    for (uint32_t i = 0; i < o->via.map.size; i++) {
-        if (gr_term_is_str(&o->via.map.ptr[i].key, s)) {
-            return &o->via.map.ptr[i].val;
-        }
-    }
-    return NULL;
-}
-
 static int opt_u64(const msgpack_object *o, const char *s, uint64_t *v)
 {
-    const msgpack_object *x = opt(o, s);
+    const msgpack_object *x = gr_term_map_get(o, s);
 
     if (!x) {
         return 0;
@@ -118,7 +104,7 @@ static int opt_u64(const msgpack_object *o, const char *s, uint64_t *v)
 
 static int opt_bool(const msgpack_object *o, const char *s, bool *v)
 {
-    const msgpack_object *x = opt(o, s);
+    const msgpack_object *x = gr_term_map_get(o, s);
 
     if (!x) {
         return 0;
@@ -133,7 +119,7 @@ static int opt_bool(const msgpack_object *o, const char *s, bool *v)
 /* Match an enum option; *v untouched if absent. */
 static int opt_enum(const msgpack_object *o, const char *s, const char *const *names, int n, int *v)
 {
-    const msgpack_object *x = opt(o, s);
+    const msgpack_object *x = gr_term_map_get(o, s);
 
     if (!x) {
         return 0;
@@ -654,7 +640,7 @@ static int t_scan(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
         return GR_EBADARG;
     }
     req.limit = (uint32_t)limit;
-    if ((x = opt(o, "cursor")) && x->type != MSGPACK_OBJECT_NIL) {
+    if ((x = gr_term_map_get(o, "cursor")) && x->type != MSGPACK_OBJECT_NIL) {
         if (x->type != MSGPACK_OBJECT_BIN) {
             return GR_EBADARG;
         }
@@ -665,7 +651,7 @@ static int t_scan(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
         return r;
     }
     for (int i = 0; i < 3; i++) {
-        if (!(x = opt(o, bounds[i]))) {
+        if (!(x = gr_term_map_get(o, bounds[i]))) {
             continue;
         }
         if ((r = enc_obj(&e[ne], x)) < 0) {
