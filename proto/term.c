@@ -114,6 +114,14 @@ int gr_term_pack_cstr(msgpack_packer *pk, const char *s)
     return msgpack_pack_str_with_body(pk, s, strlen(s)) < 0 ? -ENOMEM : 0;
 }
 
+int gr_term_pack_kv_uint(msgpack_packer *pk, const char *key, uint64_t v)
+{
+    if (gr_term_pack_cstr(pk, key) < 0 || msgpack_pack_uint64(pk, v) < 0) {
+        return -ENOMEM;
+    }
+    return 0;
+}
+
 const msgpack_object *gr_term_map_get(const msgpack_object *map, const char *key)
 {
     if (map == NULL || map->type != MSGPACK_OBJECT_MAP) {

@@ -71,6 +71,10 @@ int gr_term_is_str(const msgpack_object *o, const char *s);
  * the caller's). */
 int gr_term_pack_cstr(msgpack_packer *pk, const char *s);
 
+/* Pack one map entry: the str key `key` and the unsigned integer `v` (the
+ * caller packed the map header). Returns 0 or -ENOMEM. */
+int gr_term_pack_kv_uint(msgpack_packer *pk, const char *key, uint64_t v);
+
 /* The value stored under the str key `key` in the map `map`, or NULL if `map`
  * is NULL, not a map, or has no such key (the first match wins). Borrowed: it
  * points into `map`. */

@@ -241,7 +241,7 @@ static const msgpack_object *unpack_one(msgpack_unpacked *u, const msgpack_sbuff
     return &u->data;
 }
 
-START_TEST(pack_cstr)
+START_TEST(pack_cstr_and_kv_uint)
 {
     msgpack_sbuffer sb;
     msgpack_packer pk;
@@ -253,6 +253,10 @@ START_TEST(pack_cstr)
     ck_assert_int_eq(gr_term_pack_cstr(&pk, NULL), 0);
     ck_assert_uint_eq(sb.size, 5);
     ck_assert_mem_eq(sb.data, "\xa2ok\xa0\xc0", 5); /* "ok", "", nil */
+    msgpack_sbuffer_clear(&sb);
+    ck_assert_int_eq(gr_term_pack_kv_uint(&pk, "n", 300), 0);
+    ck_assert_uint_eq(sb.size, 5);
+    ck_assert_mem_eq(sb.data, "\xa1n\xcd\x01\x2c", 5); /* "n", 300 */
     msgpack_sbuffer_destroy(&sb);
 }
 END_TEST
@@ -368,7 +372,7 @@ static Suite *term_suite(void)
     tcase_add_test(tc, validate_huge_declared_lengths);
     tcase_add_test(tc, validate_reserved_byte_and_short_headers);
     tcase_add_test(tc, is_str);
-    tcase_add_test(tc, pack_cstr);
+    tcase_add_test(tc, pack_cstr_and_kv_uint);
     tcase_add_test(tc, map_get);
     tcase_add_test(tc, get_str);
     tcase_add_test(tc, pack_rpc_answer);

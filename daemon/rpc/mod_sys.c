@@ -34,12 +34,6 @@ static int sys_forward(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *ar
     return gr_rpc_forward(c, ctx, GR_SYS_NAME, args);
 }
 
-static void pack_kv(msgpack_packer *pk, const char *k, uint64_t v)
-{
-    gr_term_pack_cstr(pk, k);
-    msgpack_pack_uint64(pk, v);
-}
-
 static int sys_counters(gr_rpc *rpc, const msgpack_object *args, msgpack_packer *pk)
 {
     gr_dist *dist = gr_rpc_dist(rpc);
@@ -53,36 +47,36 @@ static int sys_counters(gr_rpc *rpc, const msgpack_object *args, msgpack_packer 
         gr_dist_counters_get(dist, &dc);
     }
     msgpack_pack_map(pk, 30);
-    pack_kv(pk, "processes", gr_rt_process_count(gr_rpc_rt(rpc)));
-    pack_kv(pk, "rpc_inflight", gr_rpc_inflight(rpc));
-    pack_kv(pk, "uptime_ms", now_ms > started ? now_ms - started : 0);
-    pack_kv(pk, "sched_wakeups", gr_rt_wakeups(gr_rpc_rt(rpc)));
-    pack_kv(pk, "conns_accepted", dc.conns_accepted);
-    pack_kv(pk, "conns_dialled", dc.conns_dialled);
-    pack_kv(pk, "handshakes_ok", dc.handshakes_ok);
-    pack_kv(pk, "handshakes_failed", dc.handshakes_failed);
-    pack_kv(pk, "handshakes_refused", dc.handshakes_refused);
-    pack_kv(pk, "handshakes_evicted", dc.handshakes_evicted);
-    pack_kv(pk, "frames_in", dc.frames_in);
-    pack_kv(pk, "frames_out", dc.frames_out);
-    pack_kv(pk, "records_in", dc.records_in);
-    pack_kv(pk, "records_out", dc.records_out);
-    pack_kv(pk, "bytes_in", dc.bytes_in);
-    pack_kv(pk, "bytes_out", dc.bytes_out);
-    pack_kv(pk, "rpc_in", dc.rpc_in);
-    pack_kv(pk, "rpc_out", dc.rpc_out);
-    pack_kv(pk, "rpc_timeouts", dc.rpc_timeouts);
-    pack_kv(pk, "nodedowns", dc.nodedowns);
-    pack_kv(pk, "members_up", dc.members_up);
-    pack_kv(pk, "signals_in", dc.signals_in);
-    pack_kv(pk, "signals_out", dc.signals_out);
-    pack_kv(pk, "signals_lost", dc.signals_lost);
-    pack_kv(pk, "sigq_bytes", dc.sigq_bytes);
-    pack_kv(pk, "sigq_peak", dc.sigq_peak);
-    pack_kv(pk, "out_queued_bytes", dc.out_queued_bytes);
-    pack_kv(pk, "links_busy", dc.links_busy);
-    pack_kv(pk, "overloads", dc.overloads);
-    pack_kv(pk, "overload_closes", dc.overload_closes);
+    gr_term_pack_kv_uint(pk, "processes", gr_rt_process_count(gr_rpc_rt(rpc)));
+    gr_term_pack_kv_uint(pk, "rpc_inflight", gr_rpc_inflight(rpc));
+    gr_term_pack_kv_uint(pk, "uptime_ms", now_ms > started ? now_ms - started : 0);
+    gr_term_pack_kv_uint(pk, "sched_wakeups", gr_rt_wakeups(gr_rpc_rt(rpc)));
+    gr_term_pack_kv_uint(pk, "conns_accepted", dc.conns_accepted);
+    gr_term_pack_kv_uint(pk, "conns_dialled", dc.conns_dialled);
+    gr_term_pack_kv_uint(pk, "handshakes_ok", dc.handshakes_ok);
+    gr_term_pack_kv_uint(pk, "handshakes_failed", dc.handshakes_failed);
+    gr_term_pack_kv_uint(pk, "handshakes_refused", dc.handshakes_refused);
+    gr_term_pack_kv_uint(pk, "handshakes_evicted", dc.handshakes_evicted);
+    gr_term_pack_kv_uint(pk, "frames_in", dc.frames_in);
+    gr_term_pack_kv_uint(pk, "frames_out", dc.frames_out);
+    gr_term_pack_kv_uint(pk, "records_in", dc.records_in);
+    gr_term_pack_kv_uint(pk, "records_out", dc.records_out);
+    gr_term_pack_kv_uint(pk, "bytes_in", dc.bytes_in);
+    gr_term_pack_kv_uint(pk, "bytes_out", dc.bytes_out);
+    gr_term_pack_kv_uint(pk, "rpc_in", dc.rpc_in);
+    gr_term_pack_kv_uint(pk, "rpc_out", dc.rpc_out);
+    gr_term_pack_kv_uint(pk, "rpc_timeouts", dc.rpc_timeouts);
+    gr_term_pack_kv_uint(pk, "nodedowns", dc.nodedowns);
+    gr_term_pack_kv_uint(pk, "members_up", dc.members_up);
+    gr_term_pack_kv_uint(pk, "signals_in", dc.signals_in);
+    gr_term_pack_kv_uint(pk, "signals_out", dc.signals_out);
+    gr_term_pack_kv_uint(pk, "signals_lost", dc.signals_lost);
+    gr_term_pack_kv_uint(pk, "sigq_bytes", dc.sigq_bytes);
+    gr_term_pack_kv_uint(pk, "sigq_peak", dc.sigq_peak);
+    gr_term_pack_kv_uint(pk, "out_queued_bytes", dc.out_queued_bytes);
+    gr_term_pack_kv_uint(pk, "links_busy", dc.links_busy);
+    gr_term_pack_kv_uint(pk, "overloads", dc.overloads);
+    gr_term_pack_kv_uint(pk, "overload_closes", dc.overload_closes);
     return 0;
 }
 

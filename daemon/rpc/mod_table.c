@@ -137,12 +137,6 @@ static const char *const kinds[] = {"set", "ordered_set"};
 static const char *const durs[] = {"memory", "disk"};
 static const char *const syncs[] = {"always", "interval", "never"};
 
-static void pk_kv(msgpack_packer *pk, const char *k, uint64_t v)
-{
-    gr_term_pack_cstr(pk, k);
-    msgpack_pack_uint64(pk, v);
-}
-
 /* Answer the packed sbuffer and free it. */
 static int answer_sb(gr_rpc_call *c, msgpack_sbuffer *sb)
 {
@@ -274,24 +268,24 @@ static void pack_info(msgpack_packer *pk, const gr_table_info *i)
     } else {
         msgpack_pack_nil(pk);
     }
-    pk_kv(pk, "entries", i->entries);
-    pk_kv(pk, "bytes", i->bytes);
-    pk_kv(pk, "bytes_per_entry", i->entries ? i->bytes / i->entries : 0);
-    pk_kv(pk, "max_entries", i->opts.max_entries);
-    pk_kv(pk, "max_bytes", i->opts.max_bytes);
+    gr_term_pack_kv_uint(pk, "entries", i->entries);
+    gr_term_pack_kv_uint(pk, "bytes", i->bytes);
+    gr_term_pack_kv_uint(pk, "bytes_per_entry", i->entries ? i->bytes / i->entries : 0);
+    gr_term_pack_kv_uint(pk, "max_entries", i->opts.max_entries);
+    gr_term_pack_kv_uint(pk, "max_bytes", i->opts.max_bytes);
     gr_term_pack_cstr(pk, "cache");
     if (i->opts.cache) {
         msgpack_pack_true(pk);
     } else {
         msgpack_pack_false(pk);
     }
-    pk_kv(pk, "ttl_ms", i->opts.default_ttl_ms);
-    pk_kv(pk, "evictions", i->evictions);
-    pk_kv(pk, "expired", i->expired);
-    pk_kv(pk, "wal_bytes", i->wal_bytes);
-    pk_kv(pk, "wal_records", i->wal_records);
-    pk_kv(pk, "fsyncs", i->fsyncs);
-    pk_kv(pk, "snapshots", i->snapshots);
+    gr_term_pack_kv_uint(pk, "ttl_ms", i->opts.default_ttl_ms);
+    gr_term_pack_kv_uint(pk, "evictions", i->evictions);
+    gr_term_pack_kv_uint(pk, "expired", i->expired);
+    gr_term_pack_kv_uint(pk, "wal_bytes", i->wal_bytes);
+    gr_term_pack_kv_uint(pk, "wal_records", i->wal_records);
+    gr_term_pack_kv_uint(pk, "fsyncs", i->fsyncs);
+    gr_term_pack_kv_uint(pk, "snapshots", i->snapshots);
     gr_term_pack_cstr(pk, "error");
     if (i->load_error) {
         gr_term_pack_cstr(pk, gr_errid(i->load_error));
@@ -406,8 +400,8 @@ static int t_get(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
     msgpack_pack_map(&pk, 3);
     gr_term_pack_cstr(&pk, "value");
     msgpack_sbuffer_write(&sb, (const char *)v.p, v.len);
-    pk_kv(&pk, "version", m.version);
-    pk_kv(&pk, "expire_ms", m.expire_ms);
+    gr_term_pack_kv_uint(&pk, "version", m.version);
+    gr_term_pack_kv_uint(&pk, "expire_ms", m.expire_ms);
     gr_tbuf_free(&v);
     return answer_sb(c, &sb);
 }
@@ -512,7 +506,7 @@ static int t_put(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     msgpack_pack_map(&pk, 1);
-    pk_kv(&pk, "version", m.version);
+    gr_term_pack_kv_uint(&pk, "version", m.version);
     return answer_sb(c, &sb);
 }
 
