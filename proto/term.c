@@ -165,6 +165,24 @@ int gr_term_pack_rpc_answer(msgpack_packer *pk, uint64_t tag, int status, const 
     return r < 0 ? -ENOMEM : 0;
 }
 
+int gr_term_parse_rpc_answer(const msgpack_object *msg, uint64_t *ret_tag, int *ret_status,
+                             const msgpack_object **ret_x)
+{
+    const msgpack_object *a;
+
+    if (msg->type != MSGPACK_OBJECT_ARRAY || msg->via.array.size != 4) {
+        return GR_EBADTERM;
+    }
+    a = msg->via.array.ptr;
+    if (!gr_term_is_str(&a[0], "$rpc") || a[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        return GR_EBADTERM;
+    }
+    *ret_tag = a[1].via.u64;
+    *ret_status = a[2].type == MSGPACK_OBJECT_NEGATIVE_INTEGER ? (int)a[2].via.i64 : 0;
+    *ret_x = &a[3];
+    return 0;
+}
+
 /* Reads a big-endian length of `w` bytes at p. Caller checked bounds. */
 static uint64_t get_len(const unsigned char *p, int w)
 {

@@ -94,4 +94,11 @@ int gr_term_get_str(const msgpack_object *o, char *buf, size_t cap);
 int gr_term_pack_rpc_answer(msgpack_packer *pk, uint64_t tag, int status, const void *res,
                             size_t len);
 
+/* Read an rpc answer: if `msg` is ["$rpc", Tag, Status, X] with an unsigned
+ * Tag, returns 0 and sets *ret_tag, *ret_status (a negative Status, else 0) and
+ * *ret_x (X, borrowed from msg: the result, or the reason id of an error).
+ * Otherwise GR_EBADTERM, outputs untouched. */
+int gr_term_parse_rpc_answer(const msgpack_object *msg, uint64_t *ret_tag, int *ret_status,
+                             const msgpack_object **ret_x);
+
 #endif

@@ -357,6 +357,63 @@ START_TEST(pack_rpc_answer)
 }
 END_TEST
 
+START_TEST(parse_rpc_answer)
+{
+    static const char res[] = "\xa2ok"; /* "ok" */
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_unpacked u;
+    const msgpack_object *x = NULL;
+    uint64_t tag = 0;
+    int status = 1;
+
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    ck_assert_int_eq(gr_term_pack_rpc_answer(&pk, 7, 0, res, 3), 0);
+    ck_assert_int_eq(gr_term_parse_rpc_answer(unpack_one(&u, &sb), &tag, &status, &x), 0);
+    ck_assert_uint_eq(tag, 7);
+    ck_assert_int_eq(status, 0);
+    ck_assert(gr_term_is_str(x, "ok"));
+    msgpack_unpacked_destroy(&u);
+    msgpack_sbuffer_clear(&sb);
+
+    ck_assert_int_eq(gr_term_pack_rpc_answer(&pk, 8, GR_ENOPROC, NULL, 0), 0);
+    ck_assert_int_eq(gr_term_parse_rpc_answer(unpack_one(&u, &sb), &tag, &status, &x), 0);
+    ck_assert_uint_eq(tag, 8);
+    ck_assert_int_eq(status, GR_ENOPROC);
+    ck_assert(gr_term_is_str(x, gr_errid(GR_ENOPROC)));
+    msgpack_unpacked_destroy(&u);
+    msgpack_sbuffer_clear(&sb);
+
+    /* not an answer: a wrong tag word, a negative tag, three elements */
+    msgpack_pack_array(&pk, 4);
+    gr_term_pack_cstr(&pk, "$rpx");
+    msgpack_pack_uint64(&pk, 1);
+    msgpack_pack_int(&pk, 0);
+    msgpack_pack_nil(&pk);
+    ck_assert_int_eq(gr_term_parse_rpc_answer(unpack_one(&u, &sb), &tag, &status, &x), GR_EBADTERM);
+    msgpack_unpacked_destroy(&u);
+    msgpack_sbuffer_clear(&sb);
+    msgpack_pack_array(&pk, 4);
+    gr_term_pack_cstr(&pk, "$rpc");
+    msgpack_pack_int(&pk, -1);
+    msgpack_pack_int(&pk, 0);
+    msgpack_pack_nil(&pk);
+    ck_assert_int_eq(gr_term_parse_rpc_answer(unpack_one(&u, &sb), &tag, &status, &x), GR_EBADTERM);
+    msgpack_unpacked_destroy(&u);
+    msgpack_sbuffer_clear(&sb);
+    msgpack_pack_array(&pk, 3);
+    gr_term_pack_cstr(&pk, "$rpc");
+    msgpack_pack_uint64(&pk, 1);
+    msgpack_pack_int(&pk, 0);
+    ck_assert_int_eq(gr_term_parse_rpc_answer(unpack_one(&u, &sb), &tag, &status, &x), GR_EBADTERM);
+    ck_assert_uint_eq(tag, 8); /* untouched */
+    ck_assert_int_eq(status, GR_ENOPROC);
+    msgpack_unpacked_destroy(&u);
+    msgpack_sbuffer_destroy(&sb);
+}
+END_TEST
+
 static Suite *term_suite(void)
 {
     Suite *s = suite_create("term");
@@ -376,6 +433,7 @@ static Suite *term_suite(void)
     tcase_add_test(tc, map_get);
     tcase_add_test(tc, get_str);
     tcase_add_test(tc, pack_rpc_answer);
+    tcase_add_test(tc, parse_rpc_answer);
     suite_add_tcase(s, tc);
     return s;
 }

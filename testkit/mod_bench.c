@@ -506,19 +506,30 @@ static int stream_result(gr_rpc_call *c, bench *b, uint64_t ns)
     return GR_RPC_DONE;
 }
 
+/* ["$rpc", Tag, Status, Pid]: a peer is up. 0 and *ret_pid, GR_RPC_WAIT (not
+ * our tag), or a negative code. */
+static int peer_pid(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *msg, girder_pid *ret_pid)
+{
+    const msgpack_object *x;
+    uint64_t tag;
+    int status;
+
+    if (gr_term_parse_rpc_answer(msg, &tag, &status, &x) < 0 || tag != c->tag) {
+        return GR_RPC_WAIT;
+    }
+    if (status < 0) {
+        return status;
+    }
+    return girder_get_pid(ctx, x, ret_pid) < 0 ? GR_EBADTERM : 0;
+}
+
 /* The peer's pid arrived (["$rpc", Tag, Status, Pid]): monitor it and start. */
-static int peer_up(gr_rpc_call *c, girder_ctx *ctx, bench *b, const msgpack_object *a)
+static int peer_up(gr_rpc_call *c, girder_ctx *ctx, bench *b, const msgpack_object *msg)
 {
     int r;
 
-    if (a[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER || a[1].via.u64 != c->tag) {
-        return GR_RPC_WAIT;
-    }
-    if (a[2].type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
-        return (int)a[2].via.i64;
-    }
-    if (girder_get_pid(ctx, &a[3], &b->peer) < 0) {
-        return GR_EBADTERM;
+    if ((r = peer_pid(c, ctx, msg, &b->peer)) != 0) {
+        return r;
     }
     if ((r = girder_monitor(ctx, b->peer, &b->mref)) < 0) {
         return r;
@@ -558,7 +569,7 @@ static int bench_msg(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *msg)
         return stream_fill(ctx, b);
     }
     if (!b->running && is_tagged(msg, "$rpc") && msg->via.array.size == 4) {
-        return peer_up(c, ctx, b, a);
+        return peer_up(c, ctx, b, msg);
     }
     if (b->running && is_tagged(msg, "DOWN") && msg->via.array.size == 5 &&
         girder_get_ref(ctx, &a[1], &ref) == 0 && girder_ref_eq(ref, b->mref)) {
@@ -855,23 +866,6 @@ static int mixed_loaded_pong(gr_rpc_call *c, girder_ctx *ctx, mixed *m, uint64_t
     return mixed_ping(ctx, m);
 }
 
-/* ["$rpc", Tag, Status, Pid]: a peer is up. 0 and *ret_pid, GR_RPC_WAIT (not
- * our tag), or a negative code. */
-static int mixed_peer_pid(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *msg,
-                          girder_pid *ret_pid)
-{
-    const msgpack_object *a = msg->via.array.ptr;
-
-    if (msg->via.array.size != 4 || a[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
-        a[1].via.u64 != c->tag) {
-        return GR_RPC_WAIT;
-    }
-    if (a[2].type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
-        return (int)a[2].via.i64;
-    }
-    return girder_get_pid(ctx, &a[3], ret_pid) < 0 ? GR_EBADTERM : 0;
-}
-
 static int mixed_msg(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *msg)
 {
     mixed *m = c->priv;
@@ -899,7 +893,7 @@ static int mixed_msg(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *msg)
         return GR_RPC_WAIT; /* the pong in flight ends the run if enough were timed */
     }
     if (is_tagged(msg, "$rpc") && m->phase == MIXED_ECHO_WAIT) {
-        if ((r = mixed_peer_pid(c, ctx, msg, &m->echo)) != 0) {
+        if ((r = peer_pid(c, ctx, msg, &m->echo)) != 0) {
             return r;
         }
         if ((r = girder_monitor(ctx, m->echo, &m->echo_mref)) < 0) {
@@ -909,7 +903,7 @@ static int mixed_msg(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *msg)
         return mixed_ping(ctx, m);
     }
     if (is_tagged(msg, "$rpc") && m->phase == MIXED_SINK_WAIT) {
-        if ((r = mixed_peer_pid(c, ctx, msg, &m->sink)) != 0) {
+        if ((r = peer_pid(c, ctx, msg, &m->sink)) != 0) {
             return r;
         }
         if ((r = girder_monitor(ctx, m->sink, &m->sink_mref)) < 0) {

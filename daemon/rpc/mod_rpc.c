@@ -54,21 +54,17 @@
 #define MULTICALL_NODES_MAX 1024                    /* most nodes in one multicall */
 #define MULTICALL_TIMER_ATOM "$multicall_timeout"   /* the multicall's own deadline */
 
-/* Is ["$rpc", Tag, Status, Result] our answer? */
+/* Is ["$rpc", Tag, Status, Result] our answer? Result (or the reason id), and
+ * *status, if so. */
 static const msgpack_object *rpc_answer(gr_rpc_call *c, const msgpack_object *msg, int *status)
 {
-    const msgpack_object *a;
+    const msgpack_object *x;
+    uint64_t tag;
 
-    if (msg->type != MSGPACK_OBJECT_ARRAY || msg->via.array.size != 4) {
+    if (gr_term_parse_rpc_answer(msg, &tag, status, &x) < 0 || tag != c->tag) {
         return NULL;
     }
-    a = msg->via.array.ptr;
-    if (!gr_term_is_str(&a[0], "$rpc") || a[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
-        a[1].via.u64 != c->tag) {
-        return NULL;
-    }
-    *status = a[2].type == MSGPACK_OBJECT_NEGATIVE_INTEGER ? (int)a[2].via.i64 : 0;
-    return &a[3];
+    return x;
 }
 
 static int rpc_call(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
@@ -415,37 +411,35 @@ static int rpc_multicall(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *
 static int rpc_multicall_msg(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *msg)
 {
     multicall *m = c->priv;
-    const msgpack_object *a;
+    const msgpack_object *x;
     mc_node *t = NULL;
+    uint64_t tag;
+    int status;
 
     (void)ctx;
     if (gr_term_is_str(msg, MULTICALL_TIMER_ATOM)) {
         return mc_answer(c, m);
     }
-    if (msg->type != MSGPACK_OBJECT_ARRAY || msg->via.array.size != 4) {
-        return GR_RPC_WAIT;
-    }
-    a = msg->via.array.ptr;
-    if (!gr_term_is_str(&a[0], "$rpc") || a[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+    if (gr_term_parse_rpc_answer(msg, &tag, &status, &x) < 0) {
         return GR_RPC_WAIT;
     }
     for (size_t i = 0; i < m->n && !t; i++) {
-        if (!m->nodes[i].done && m->nodes[i].tag == a[1].via.u64) {
+        if (!m->nodes[i].done && m->nodes[i].tag == tag) {
             t = &m->nodes[i];
         }
     }
     if (!t) {
         return GR_RPC_WAIT; /* not ours, or a node already settled */
     }
-    if (a[2].type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
-        mc_done(m, t, (int)a[2].via.i64);
+    if (status < 0) {
+        mc_done(m, t, status);
     } else {
         msgpack_sbuffer sb;
         msgpack_packer pk;
 
         msgpack_sbuffer_init(&sb);
         msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-        if (msgpack_pack_object(&pk, a[3]) < 0) {
+        if (msgpack_pack_object(&pk, *x) < 0) {
             msgpack_sbuffer_destroy(&sb);
             return -ENOMEM;
         }
