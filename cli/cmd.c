@@ -26,6 +26,7 @@
 #include "gr_version.h"
 #include "proto/err.h"
 #include "proto/handshake.h"
+#include "proto/term.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -592,8 +593,6 @@ static int print_pid_result(const gr_cli_ctx *ctx, const gr_cli_reply *rep,
     return ex;
 }
 
-static const msgpack_object *map_get(const msgpack_object *m, const char *k);
-
 /* send --after MS DEST JSON: proc.send_after(DEST, MS, TERM) on DEST's node;
  * prints the timer's pid. */
 static int send_after(const gr_cli_ctx *ctx, const char *ms_text, char **argv)
@@ -631,7 +630,7 @@ static int send_after(const gr_cli_ctx *ctx, const char *ms_text, char **argv)
         return ex;
     }
     if (unpack_result(&rep, &u) == 0 && u.data.type == MSGPACK_OBJECT_MAP) {
-        ex = print_pid_result(ctx, &rep, map_get(&u.data, "timer"));
+        ex = print_pid_result(ctx, &rep, gr_term_map_get(&u.data, "timer"));
     } else {
         ex = print_result_json(ctx, &rep);
     }
@@ -787,20 +786,6 @@ static int cmd_spawn(const gr_cli_ctx *ctx, int argc, char **argv)
     return ex;
 }
 
-/* The value of string key k in map m, or NULL. */
-static const msgpack_object *map_get(const msgpack_object *m, const char *k)
-{
-    for (uint32_t i = 0; m->type == MSGPACK_OBJECT_MAP && i < m->via.map.size; i++) {
-        const msgpack_object *key = &m->via.map.ptr[i].key;
-
-        if (key->type == MSGPACK_OBJECT_STR && key->via.str.size == strlen(k) &&
-            memcmp(key->via.str.ptr, k, key->via.str.size) == 0) {
-            return &m->via.map.ptr[i].val;
-        }
-    }
-    return NULL;
-}
-
 #define PS_PAGE 8192 /* processes per proc.snapshot page */
 
 /* What cmd_ps has gathered so far. */
@@ -916,7 +901,8 @@ static int cmd_ps(const gr_cli_ctx *ctx, int argc, char **argv)
         if ((ex = ps_page(ctx, node, first, cursor, &rep, &u)) != 0) {
             break; /* reported; --json: the array printed so far stays unclosed */
         }
-        if (!(procs = map_get(&u.data, "processes")) || procs->type != MSGPACK_OBJECT_ARRAY) {
+        if (!(procs = gr_term_map_get(&u.data, "processes")) ||
+            procs->type != MSGPACK_OBJECT_ARRAY) {
             msgpack_unpacked_destroy(&u);
             ex = first ? print_result_json(ctx, &rep) : GR_CLI_EXIT_REMOTE;
             if (!first) {
@@ -935,13 +921,13 @@ static int cmd_ps(const gr_cli_ctx *ctx, int argc, char **argv)
             ex = GR_CLI_EXIT_UNREACHABLE;
             break;
         }
-        next = map_get(&u.data, "next");
+        next = gr_term_map_get(&u.data, "next");
         more = next && next->type == MSGPACK_OBJECT_POSITIVE_INTEGER && next->via.u64 > cursor;
         if (more) {
             cursor = next->via.u64;
         }
-        total = map_get(&u.data, "total");
-        trunc = map_get(&u.data, "truncated");
+        total = gr_term_map_get(&u.data, "total");
+        trunc = gr_term_map_get(&u.data, "truncated");
         if (!more && !next && trunc && trunc->type == MSGPACK_OBJECT_BOOLEAN &&
             trunc->via.boolean && total && total->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
             fprintf(ctx->err,
@@ -1751,7 +1737,7 @@ static int cmd_pub(const gr_cli_ctx *ctx, int argc, char **argv)
         bool ok = u.data.type == MSGPACK_OBJECT_MAP;
 
         for (int i = 0; ok && i < 5; i++) {
-            v[i] = map_get(&u.data, keys[i]);
+            v[i] = gr_term_map_get(&u.data, keys[i]);
             ok = v[i] != NULL && v[i]->type == MSGPACK_OBJECT_POSITIVE_INTEGER;
         }
         if (ok) {

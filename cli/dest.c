@@ -6,6 +6,7 @@
 
 #include "cli/json.h"
 #include "proto/err.h"
+#include "proto/term.h"
 
 #include <errno.h>
 #include <string.h>
@@ -73,5 +74,5 @@ int gr_cli_dest_pack(const gr_cli_dest *d, msgpack_packer *pk)
                    ? -ENOMEM
                    : 0;
     }
-    return msgpack_pack_str_with_body(pk, d->name, strlen(d->name)) < 0 ? -ENOMEM : 0;
+    return gr_term_pack_cstr(pk, d->name) < 0 ? -ENOMEM : 0;
 }

@@ -9,6 +9,7 @@
 
 #include "proto/err.h"
 #include "proto/nodename.h"
+#include "proto/term.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -217,7 +218,7 @@ static int pack_value(msgpack_packer *pk, json_t *v, int depth, gr_cli_json_err 
         }
         json_object_foreach(v, k, x)
         {
-            if (msgpack_pack_str_with_body(pk, k, strlen(k)) < 0) {
+            if (gr_term_pack_cstr(pk, k) < 0) {
                 return -ENOMEM;
             }
             if ((r = pack_value(pk, x, depth + 1, e)) < 0) {

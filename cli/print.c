@@ -123,17 +123,6 @@ char *gr_cli_duration(uint64_t ms, char *buf, size_t cap)
     return buf;
 }
 
-/* The value of string key `k` in map m, or NULL. */
-static const msgpack_object *map_get(const msgpack_object *m, const char *k)
-{
-    for (uint32_t i = 0; i < m->via.map.size; i++) {
-        if (gr_term_is_str(&m->via.map.ptr[i].key, k)) {
-            return &m->via.map.ptr[i].val;
-        }
-    }
-    return NULL;
-}
-
 /* A cell from a str or uint value, into buf; NULL ("-") for anything else. */
 static const char *cell(const msgpack_object *v, char *buf, size_t cap)
 {
@@ -151,9 +140,12 @@ static const char *cell(const msgpack_object *v, char *buf, size_t cap)
     return NULL;
 }
 
-int gr_cli_print_nodes(FILE *f, const msgpack_object *o)
+/* A table of an array of maps, one row per map made by row(t, map). Returns 0,
+ * GR_EBADTERM if o is not an array of maps (nothing printed), or the first
+ * error of row (nothing printed). */
+static int print_maps(FILE *f, const msgpack_object *o, int ncols, const char *const *hdr,
+                      const char *align, int (*row)(gr_cli_table *t, const msgpack_object *m))
 {
-    static const char *const hdr[] = {"NAME", "HOST:PORT", "STATE", "CREATION", "SINCE", "QUEUED"};
     gr_cli_table *t = NULL;
     int r;
 
@@ -165,36 +157,11 @@ int gr_cli_print_nodes(FILE *f, const msgpack_object *o)
             return GR_EBADTERM;
         }
     }
-    if ((r = gr_cli_table_new(6, hdr, "lllrrr", &t)) < 0) {
+    if ((r = gr_cli_table_new(ncols, hdr, align, &t)) < 0) {
         return r;
     }
     for (uint32_t i = 0; i < o->via.array.size; i++) {
-        const msgpack_object *m = &o->via.array.ptr[i], *since = map_get(m, "since_ms");
-        const msgpack_object *queued = map_get(m, "queued_bytes"), *busy = map_get(m, "busy");
-        char name[300], host[300], port[32], hp[340], state[32], creation[32], sb[32], qb[48];
-        const char *h = cell(map_get(m, "host"), host, sizeof(host));
-        const char *p = cell(map_get(m, "port"), port, sizeof(port));
-        const char *cells[6];
-
-        snprintf(hp, sizeof(hp), "%s%s%s:%s", h != NULL && strchr(h, ':') ? "[" : "",
-                 h != NULL ? h : "-", h != NULL && strchr(h, ':') ? "]" : "", p != NULL ? p : "-");
-        cells[0] = cell(map_get(m, "name"), name, sizeof(name));
-        cells[1] = hp;
-        cells[2] = cell(map_get(m, "state"), state, sizeof(state));
-        cells[3] = cell(map_get(m, "creation"), creation, sizeof(creation));
-        cells[4] = since != NULL && since->type == MSGPACK_OBJECT_POSITIVE_INTEGER
-                       ? gr_cli_duration(since->via.u64, sb, sizeof(sb))
-                       : NULL;
-        cells[5] = NULL; /* unsent output on the link; "busy": overloaded */
-        if (queued != NULL && queued->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
-            bool is_busy =
-                busy != NULL && busy->type == MSGPACK_OBJECT_BOOLEAN && busy->via.boolean;
-
-            snprintf(qb, sizeof(qb), "%.1f MiB%s", (double)queued->via.u64 / (1024.0 * 1024.0),
-                     is_busy ? " busy" : "");
-            cells[5] = queued->via.u64 == 0 && !is_busy ? "0" : qb;
-        }
-        if ((r = gr_cli_table_row(t, cells)) < 0) {
+        if ((r = row(t, &o->via.array.ptr[i])) < 0) {
             gr_cli_table_free(t);
             return r;
         }
@@ -202,6 +169,44 @@ int gr_cli_print_nodes(FILE *f, const msgpack_object *o)
     gr_cli_table_print(t, f);
     gr_cli_table_free(t);
     return 0;
+}
+
+/* One row of nodes: the cells of the map m. */
+static int nodes_row(gr_cli_table *t, const msgpack_object *m)
+{
+    const msgpack_object *since = gr_term_map_get(m, "since_ms");
+    const msgpack_object *queued = gr_term_map_get(m, "queued_bytes"),
+                         *busy = gr_term_map_get(m, "busy");
+    char name[300], host[300], port[32], hp[340], state[32], creation[32], sb[32], qb[48];
+    const char *h = cell(gr_term_map_get(m, "host"), host, sizeof(host));
+    const char *p = cell(gr_term_map_get(m, "port"), port, sizeof(port));
+    const char *cells[6];
+
+    snprintf(hp, sizeof(hp), "%s%s%s:%s", h != NULL && strchr(h, ':') ? "[" : "",
+             h != NULL ? h : "-", h != NULL && strchr(h, ':') ? "]" : "", p != NULL ? p : "-");
+    cells[0] = cell(gr_term_map_get(m, "name"), name, sizeof(name));
+    cells[1] = hp;
+    cells[2] = cell(gr_term_map_get(m, "state"), state, sizeof(state));
+    cells[3] = cell(gr_term_map_get(m, "creation"), creation, sizeof(creation));
+    cells[4] = since != NULL && since->type == MSGPACK_OBJECT_POSITIVE_INTEGER
+                   ? gr_cli_duration(since->via.u64, sb, sizeof(sb))
+                   : NULL;
+    cells[5] = NULL; /* unsent output on the link; "busy": overloaded */
+    if (queued != NULL && queued->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        bool is_busy = busy != NULL && busy->type == MSGPACK_OBJECT_BOOLEAN && busy->via.boolean;
+
+        snprintf(qb, sizeof(qb), "%.1f MiB%s", (double)queued->via.u64 / (1024.0 * 1024.0),
+                 is_busy ? " busy" : "");
+        cells[5] = queued->via.u64 == 0 && !is_busy ? "0" : qb;
+    }
+    return gr_cli_table_row(t, cells);
+}
+
+int gr_cli_print_nodes(FILE *f, const msgpack_object *o)
+{
+    static const char *const hdr[] = {"NAME", "HOST:PORT", "STATE", "CREATION", "SINCE", "QUEUED"};
+
+    return print_maps(f, o, 6, hdr, "lllrrr", nodes_row);
 }
 
 /* A pid ext as its text "<NODE.CREATION.SERIAL.SCHED>" into buf; NULL if v is
@@ -282,77 +287,45 @@ int gr_cli_print_info(FILE *f, const msgpack_object *o)
     return print_kv(f, o, hdr, "ll");
 }
 
+/* One row of procs: the cells of the map m. */
+static int procs_row(gr_cli_table *t, const msgpack_object *m)
+{
+    char pid[GR_TERM_NODE_MAX + 64], name[300], beh[300], status[64], mbox[32], mem[32];
+    const char *cells[6];
+
+    cells[0] = pid_cell(gr_term_map_get(m, "pid"), pid, sizeof(pid));
+    cells[1] = cell(gr_term_map_get(m, "name"), name, sizeof(name));
+    cells[2] = cell(gr_term_map_get(m, "behaviour"), beh, sizeof(beh));
+    cells[3] = cell(gr_term_map_get(m, "status"), status, sizeof(status));
+    cells[4] = cell(gr_term_map_get(m, "mailbox"), mbox, sizeof(mbox));
+    cells[5] = cell(gr_term_map_get(m, "memory"), mem, sizeof(mem));
+    return gr_cli_table_row(t, cells);
+}
+
 int gr_cli_print_procs(FILE *f, const msgpack_object *o)
 {
     static const char *const hdr[] = {"PID", "NAME", "BEHAVIOUR", "STATUS", "MAILBOX", "MEMORY"};
-    gr_cli_table *t = NULL;
-    int r;
 
-    if (o->type != MSGPACK_OBJECT_ARRAY) {
-        return GR_EBADTERM;
-    }
-    for (uint32_t i = 0; i < o->via.array.size; i++) {
-        if (o->via.array.ptr[i].type != MSGPACK_OBJECT_MAP) {
-            return GR_EBADTERM;
-        }
-    }
-    if ((r = gr_cli_table_new(6, hdr, "llllrr", &t)) < 0) {
-        return r;
-    }
-    for (uint32_t i = 0; i < o->via.array.size; i++) {
-        const msgpack_object *m = &o->via.array.ptr[i];
-        char pid[GR_TERM_NODE_MAX + 64], name[300], beh[300], status[64], mbox[32], mem[32];
-        const char *cells[6];
+    return print_maps(f, o, 6, hdr, "llllrr", procs_row);
+}
 
-        cells[0] = pid_cell(map_get(m, "pid"), pid, sizeof(pid));
-        cells[1] = cell(map_get(m, "name"), name, sizeof(name));
-        cells[2] = cell(map_get(m, "behaviour"), beh, sizeof(beh));
-        cells[3] = cell(map_get(m, "status"), status, sizeof(status));
-        cells[4] = cell(map_get(m, "mailbox"), mbox, sizeof(mbox));
-        cells[5] = cell(map_get(m, "memory"), mem, sizeof(mem));
-        if ((r = gr_cli_table_row(t, cells)) < 0) {
-            gr_cli_table_free(t);
-            return r;
-        }
-    }
-    gr_cli_table_print(t, f);
-    gr_cli_table_free(t);
-    return 0;
+/* One row of groups: the cells of the map m. */
+static int groups_row(gr_cli_table *t, const msgpack_object *m)
+{
+    char name[300], members[32];
+    const char *cells[2];
+
+    cells[0] = cell(gr_term_map_get(m, "name"), name, sizeof(name));
+    cells[1] = cell(gr_term_map_get(m, "members"), members, sizeof(members));
+    return gr_cli_table_row(t, cells);
 }
 
 int gr_cli_print_groups(FILE *f, const msgpack_object *o, bool scope_given)
 {
     static const char *const hdr_scopes[] = {"SCOPE", "JOINS"};
     static const char *const hdr_groups[] = {"GROUP", "MEMBERS"};
-    gr_cli_table *t = NULL;
-    int r;
 
-    if (o->type != MSGPACK_OBJECT_ARRAY) {
-        return GR_EBADTERM;
-    }
-    for (uint32_t i = 0; i < o->via.array.size; i++) {
-        if (o->via.array.ptr[i].type != MSGPACK_OBJECT_MAP) {
-            return GR_EBADTERM;
-        }
-    }
-    if ((r = gr_cli_table_new(2, scope_given ? hdr_groups : hdr_scopes, "lr", &t)) < 0) {
-        return r;
-    }
-    for (uint32_t i = 0; i < o->via.array.size; i++) {
-        const msgpack_object *m = &o->via.array.ptr[i];
-        char name[300], members[32];
-        const char *cells[2];
-
-        cells[0] = cell(map_get(m, "name"), name, sizeof(name));
-        cells[1] = cell(map_get(m, "members"), members, sizeof(members));
-        if ((r = gr_cli_table_row(t, cells)) < 0) {
-            gr_cli_table_free(t);
-            return r;
-        }
-    }
-    gr_cli_table_print(t, f);
-    gr_cli_table_free(t);
-    return 0;
+    return print_maps(f, o, 2, scope_given ? hdr_groups : hdr_scopes, "lr", groups_row);
 }
 
 int gr_cli_print_json_error(FILE *f, const char *reason, const char *message)

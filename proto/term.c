@@ -4,7 +4,9 @@
  *
  * Design notes
  * - Packing and unpacking of ordinary values is msgpack-c's job; this file only
- *   adds the pid/ref ext payloads (see term.h for the layout).
+ *   adds the pid/ref ext payloads (see term.h for the layout), and the few small
+ *   helpers (C strings, map lookup, the "$rpc" answer) that every module
+ *   speaking terms would otherwise write again.
  * - gr_term_validate walks the encoded bytes with an explicit stack of "values
  *   still expected" per nesting level. It exists because every term that arrives
  *   from the network is checked before anything is allocated for it, and
@@ -102,6 +104,83 @@ int gr_term_is_str(const msgpack_object *o, const char *s)
 
     return o != NULL && o->type == MSGPACK_OBJECT_STR && o->via.str.size == n &&
            memcmp(o->via.str.ptr, s, n) == 0;
+}
+
+int gr_term_pack_cstr(msgpack_packer *pk, const char *s)
+{
+    if (s == NULL) {
+        return msgpack_pack_nil(pk) < 0 ? -ENOMEM : 0;
+    }
+    return msgpack_pack_str_with_body(pk, s, strlen(s)) < 0 ? -ENOMEM : 0;
+}
+
+int gr_term_pack_kv_uint(msgpack_packer *pk, const char *key, uint64_t v)
+{
+    if (gr_term_pack_cstr(pk, key) < 0 || msgpack_pack_uint64(pk, v) < 0) {
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+const msgpack_object *gr_term_map_get(const msgpack_object *map, const char *key)
+{
+    if (map == NULL || map->type != MSGPACK_OBJECT_MAP) {
+        return NULL;
+    }
+    for (uint32_t i = 0; i < map->via.map.size; i++) {
+        if (gr_term_is_str(&map->via.map.ptr[i].key, key)) {
+            return &map->via.map.ptr[i].val;
+        }
+    }
+    return NULL;
+}
+
+int gr_term_get_str(const msgpack_object *o, char *buf, size_t cap)
+{
+    if (o->type != MSGPACK_OBJECT_STR || o->via.str.size == 0 || o->via.str.size >= cap ||
+        memchr(o->via.str.ptr, '\0', o->via.str.size)) {
+        return GR_EBADARG;
+    }
+    memcpy(buf, o->via.str.ptr, o->via.str.size);
+    buf[o->via.str.size] = '\0';
+    return 0;
+}
+
+int gr_term_pack_rpc_answer(msgpack_packer *pk, uint64_t tag, int status, const void *res,
+                            size_t len)
+{
+    int r = 0;
+
+    r |= msgpack_pack_array(pk, 4);
+    r |= msgpack_pack_str_with_body(pk, "$rpc", 4);
+    r |= msgpack_pack_uint64(pk, tag);
+    r |= msgpack_pack_int(pk, status);
+    if (status != 0) {
+        r |= gr_term_pack_cstr(pk, gr_errid(status));
+    } else if (len > 0) {
+        r |= pk->callback(pk->data, (const char *)res, len);
+    } else {
+        r |= msgpack_pack_nil(pk);
+    }
+    return r < 0 ? -ENOMEM : 0;
+}
+
+int gr_term_parse_rpc_answer(const msgpack_object *msg, uint64_t *ret_tag, int *ret_status,
+                             const msgpack_object **ret_x)
+{
+    const msgpack_object *a;
+
+    if (msg->type != MSGPACK_OBJECT_ARRAY || msg->via.array.size != 4) {
+        return GR_EBADTERM;
+    }
+    a = msg->via.array.ptr;
+    if (!gr_term_is_str(&a[0], "$rpc") || a[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        return GR_EBADTERM;
+    }
+    *ret_tag = a[1].via.u64;
+    *ret_status = a[2].type == MSGPACK_OBJECT_NEGATIVE_INTEGER ? (int)a[2].via.i64 : 0;
+    *ret_x = &a[3];
+    return 0;
 }
 
 /* Reads a big-endian length of `w` bytes at p. Caller checked bounds. */

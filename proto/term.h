@@ -64,4 +64,41 @@ int gr_term_validate(const void *buf, size_t len);
 /* Convenience: does msgpack object `o` equal the string `s`? */
 int gr_term_is_str(const msgpack_object *o, const char *s);
 
+/* ---- small helpers every module that speaks terms needs ---- */
+
+/* Pack the C string `s` as a msgpack str (an atom, a key), or nil if s is NULL.
+ * Returns 0 or -ENOMEM if the packer's writer failed. Any thread (the packer is
+ * the caller's). */
+int gr_term_pack_cstr(msgpack_packer *pk, const char *s);
+
+/* Pack one map entry: the str key `key` and the unsigned integer `v` (the
+ * caller packed the map header). Returns 0 or -ENOMEM. */
+int gr_term_pack_kv_uint(msgpack_packer *pk, const char *key, uint64_t v);
+
+/* The value stored under the str key `key` in the map `map`, or NULL if `map`
+ * is NULL, not a map, or has no such key (the first match wins). Borrowed: it
+ * points into `map`. */
+const msgpack_object *gr_term_map_get(const msgpack_object *map, const char *key);
+
+/* Copy the str `o` into buf[0..cap) with a terminating NUL. Returns 0, or
+ * GR_EBADARG (buf untouched) if `o` is not a str, is empty, holds a NUL byte or
+ * needs more than cap - 1 bytes. For names, node names and other identifiers
+ * that arrive in requests. */
+int gr_term_get_str(const msgpack_object *o, char *buf, size_t cap);
+
+/* Pack an rpc answer, ["$rpc", Tag, Status, X], the one shape in which a caller
+ * receives the result of a call (docs/rpc.md): X is the raw term res[0..len)
+ * (nil if len is 0) when status is 0, else the stable reason id of the error
+ * `status` (gr_errid). `res` must be one well-formed term; it is copied as is.
+ * Returns 0 or -ENOMEM if the packer's writer failed. */
+int gr_term_pack_rpc_answer(msgpack_packer *pk, uint64_t tag, int status, const void *res,
+                            size_t len);
+
+/* Read an rpc answer: if `msg` is ["$rpc", Tag, Status, X] with an unsigned
+ * Tag, returns 0 and sets *ret_tag, *ret_status (a negative Status, else 0) and
+ * *ret_x (X, borrowed from msg: the result, or the reason id of an error).
+ * Otherwise GR_EBADTERM, outputs untouched. */
+int gr_term_parse_rpc_answer(const msgpack_object *msg, uint64_t *ret_tag, int *ret_status,
+                             const msgpack_object **ret_x);
+
 #endif

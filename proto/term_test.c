@@ -231,6 +231,190 @@ START_TEST(is_str)
 }
 END_TEST
 
+/* Unpack sb's one term into u (the caller destroys u). */
+static const msgpack_object *unpack_one(msgpack_unpacked *u, const msgpack_sbuffer *sb)
+{
+    size_t off = 0;
+
+    msgpack_unpacked_init(u);
+    ck_assert_int_eq(msgpack_unpack_next(u, sb->data, sb->size, &off), MSGPACK_UNPACK_SUCCESS);
+    ck_assert_uint_eq(off, sb->size);
+    return &u->data;
+}
+
+START_TEST(pack_cstr_and_kv_uint)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    ck_assert_int_eq(gr_term_pack_cstr(&pk, "ok"), 0);
+    ck_assert_int_eq(gr_term_pack_cstr(&pk, ""), 0);
+    ck_assert_int_eq(gr_term_pack_cstr(&pk, NULL), 0);
+    ck_assert_uint_eq(sb.size, 5);
+    ck_assert_mem_eq(sb.data, "\xa2ok\xa0\xc0", 5); /* "ok", "", nil */
+    msgpack_sbuffer_clear(&sb);
+    ck_assert_int_eq(gr_term_pack_kv_uint(&pk, "n", 300), 0);
+    ck_assert_uint_eq(sb.size, 5);
+    ck_assert_mem_eq(sb.data, "\xa1n\xcd\x01\x2c", 5); /* "n", 300 */
+    msgpack_sbuffer_destroy(&sb);
+}
+END_TEST
+
+START_TEST(map_get)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_unpacked u;
+    const msgpack_object *m;
+    const msgpack_object *v;
+
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 3);
+    gr_term_pack_cstr(&pk, "a");
+    msgpack_pack_uint64(&pk, 1);
+    msgpack_pack_uint64(&pk, 7); /* a non-str key is skipped */
+    msgpack_pack_uint64(&pk, 2);
+    gr_term_pack_cstr(&pk, "b");
+    gr_term_pack_cstr(&pk, "x");
+    m = unpack_one(&u, &sb);
+    v = gr_term_map_get(m, "a");
+    ck_assert_ptr_nonnull(v);
+    ck_assert_uint_eq(v->via.u64, 1);
+    ck_assert(gr_term_is_str(gr_term_map_get(m, "b"), "x"));
+    ck_assert_ptr_null(gr_term_map_get(m, "c"));
+    ck_assert_ptr_null(gr_term_map_get(m, "ab"));
+    ck_assert_ptr_null(gr_term_map_get(gr_term_map_get(m, "a"), "a")); /* not a map */
+    ck_assert_ptr_null(gr_term_map_get(NULL, "a"));
+    msgpack_unpacked_destroy(&u);
+    msgpack_sbuffer_destroy(&sb);
+}
+END_TEST
+
+START_TEST(get_str)
+{
+    char buf[4] = "zzz";
+    msgpack_object o;
+
+    o.type = MSGPACK_OBJECT_STR;
+    o.via.str.ptr = "abc";
+    o.via.str.size = 3;
+    ck_assert_int_eq(gr_term_get_str(&o, buf, sizeof(buf)), 0);
+    ck_assert_str_eq(buf, "abc");
+    memcpy(buf, "zzz", 4);
+    ck_assert_int_eq(gr_term_get_str(&o, buf, 3), GR_EBADARG); /* no room for the NUL */
+    o.via.str.size = 0;
+    ck_assert_int_eq(gr_term_get_str(&o, buf, sizeof(buf)), GR_EBADARG); /* empty */
+    o.via.str.ptr = "a\0b";
+    o.via.str.size = 3;
+    ck_assert_int_eq(gr_term_get_str(&o, buf, sizeof(buf)), GR_EBADARG); /* a NUL inside */
+    o.type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+    o.via.u64 = 5;
+    ck_assert_int_eq(gr_term_get_str(&o, buf, sizeof(buf)), GR_EBADARG);
+    ck_assert_str_eq(buf, "zzz"); /* untouched by every refusal */
+}
+END_TEST
+
+START_TEST(pack_rpc_answer)
+{
+    static const char res[] = "\x92\x01\xa1x"; /* [1, "x"] */
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_unpacked u;
+    const msgpack_object *a;
+
+    /* success with a result: the raw term, as is */
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    ck_assert_int_eq(gr_term_pack_rpc_answer(&pk, 42, 0, res, 4), 0);
+    ck_assert_int_eq(gr_term_validate(sb.data, sb.size), 0);
+    a = unpack_one(&u, &sb);
+    ck_assert_int_eq(a->type, MSGPACK_OBJECT_ARRAY);
+    ck_assert_uint_eq(a->via.array.size, 4);
+    ck_assert(gr_term_is_str(&a->via.array.ptr[0], "$rpc"));
+    ck_assert_uint_eq(a->via.array.ptr[1].via.u64, 42);
+    ck_assert_int_eq(a->via.array.ptr[2].via.i64, 0);
+    ck_assert_int_eq(a->via.array.ptr[3].type, MSGPACK_OBJECT_ARRAY);
+    ck_assert(gr_term_is_str(&a->via.array.ptr[3].via.array.ptr[1], "x"));
+    msgpack_unpacked_destroy(&u);
+    msgpack_sbuffer_clear(&sb);
+
+    /* success without a result: nil */
+    ck_assert_int_eq(gr_term_pack_rpc_answer(&pk, 1, 0, NULL, 0), 0);
+    a = unpack_one(&u, &sb);
+    ck_assert_int_eq(a->via.array.ptr[3].type, MSGPACK_OBJECT_NIL);
+    msgpack_unpacked_destroy(&u);
+    msgpack_sbuffer_clear(&sb);
+
+    /* an error: its status and stable reason id, whatever res holds */
+    ck_assert_int_eq(gr_term_pack_rpc_answer(&pk, 2, GR_EBADARG, res, 4), 0);
+    a = unpack_one(&u, &sb);
+    ck_assert_int_eq(a->via.array.ptr[2].via.i64, GR_EBADARG);
+    ck_assert(gr_term_is_str(&a->via.array.ptr[3], "badarg"));
+    msgpack_unpacked_destroy(&u);
+    msgpack_sbuffer_destroy(&sb);
+}
+END_TEST
+
+START_TEST(parse_rpc_answer)
+{
+    static const char res[] = "\xa2ok"; /* "ok" */
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_unpacked u;
+    const msgpack_object *x = NULL;
+    uint64_t tag = 0;
+    int status = 1;
+
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    ck_assert_int_eq(gr_term_pack_rpc_answer(&pk, 7, 0, res, 3), 0);
+    ck_assert_int_eq(gr_term_parse_rpc_answer(unpack_one(&u, &sb), &tag, &status, &x), 0);
+    ck_assert_uint_eq(tag, 7);
+    ck_assert_int_eq(status, 0);
+    ck_assert(gr_term_is_str(x, "ok"));
+    msgpack_unpacked_destroy(&u);
+    msgpack_sbuffer_clear(&sb);
+
+    ck_assert_int_eq(gr_term_pack_rpc_answer(&pk, 8, GR_ENOPROC, NULL, 0), 0);
+    ck_assert_int_eq(gr_term_parse_rpc_answer(unpack_one(&u, &sb), &tag, &status, &x), 0);
+    ck_assert_uint_eq(tag, 8);
+    ck_assert_int_eq(status, GR_ENOPROC);
+    ck_assert(gr_term_is_str(x, gr_errid(GR_ENOPROC)));
+    msgpack_unpacked_destroy(&u);
+    msgpack_sbuffer_clear(&sb);
+
+    /* not an answer: a wrong tag word, a negative tag, three elements */
+    msgpack_pack_array(&pk, 4);
+    gr_term_pack_cstr(&pk, "$rpx");
+    msgpack_pack_uint64(&pk, 1);
+    msgpack_pack_int(&pk, 0);
+    msgpack_pack_nil(&pk);
+    ck_assert_int_eq(gr_term_parse_rpc_answer(unpack_one(&u, &sb), &tag, &status, &x), GR_EBADTERM);
+    msgpack_unpacked_destroy(&u);
+    msgpack_sbuffer_clear(&sb);
+    msgpack_pack_array(&pk, 4);
+    gr_term_pack_cstr(&pk, "$rpc");
+    msgpack_pack_int(&pk, -1);
+    msgpack_pack_int(&pk, 0);
+    msgpack_pack_nil(&pk);
+    ck_assert_int_eq(gr_term_parse_rpc_answer(unpack_one(&u, &sb), &tag, &status, &x), GR_EBADTERM);
+    msgpack_unpacked_destroy(&u);
+    msgpack_sbuffer_clear(&sb);
+    msgpack_pack_array(&pk, 3);
+    gr_term_pack_cstr(&pk, "$rpc");
+    msgpack_pack_uint64(&pk, 1);
+    msgpack_pack_int(&pk, 0);
+    ck_assert_int_eq(gr_term_parse_rpc_answer(unpack_one(&u, &sb), &tag, &status, &x), GR_EBADTERM);
+    ck_assert_uint_eq(tag, 8); /* untouched */
+    ck_assert_int_eq(status, GR_ENOPROC);
+    msgpack_unpacked_destroy(&u);
+    msgpack_sbuffer_destroy(&sb);
+}
+END_TEST
+
 static Suite *term_suite(void)
 {
     Suite *s = suite_create("term");
@@ -239,7 +423,8 @@ static Suite *term_suite(void)
     gr_test_add(tc, pid_roundtrip, decode_id_from_bytes, pack_id_bad_node,
                 parse_id_malformed_payload, validate_scalars_and_containers, validate_truncated,
                 validate_depth, validate_huge_declared_lengths,
-                validate_reserved_byte_and_short_headers, is_str);
+                validate_reserved_byte_and_short_headers, is_str, pack_cstr_and_kv_uint, map_get,
+                get_str, pack_rpc_answer, parse_rpc_answer);
     return s;
 }
 

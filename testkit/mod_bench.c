@@ -301,7 +301,7 @@ static int ask_peer_kind(gr_rpc_call *c, girder_ctx *ctx, const char *node, cons
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     msgpack_pack_array(&pk, 4);
-    msgpack_pack_str_with_body(&pk, kind, strlen(kind));
+    gr_term_pack_cstr(&pk, kind);
     r = girder_pack_pid(ctx, &pk, girder_self(ctx));
     msgpack_pack_uint64(&pk, count);
     msgpack_pack_uint64(&pk, ack_every);
@@ -338,7 +338,7 @@ static int bench_setup(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *ar
     c->priv_free = bench_free;
     b->stream = stream;
     b->count = count;
-    if (gr_rpc_get_str(&a[0], b->node, sizeof(b->node)) < 0 ||
+    if (gr_term_get_str(&a[0], b->node, sizeof(b->node)) < 0 ||
         gr_nodename_check(b->node, strlen(b->node)) < 0 ||
         strcmp(b->node, gr_rt_node_name(girder_runtime(ctx))) == 0) {
         return GR_EBADARG; /* a remote node: this measures the network path */
@@ -449,14 +449,9 @@ static int cmp_u64(const void *x, const void *y)
     return p < q ? -1 : p > q;
 }
 
-static void pack_key(msgpack_packer *pk, const char *k)
-{
-    msgpack_pack_str_with_body(pk, k, strlen(k));
-}
-
 static void pack_us(msgpack_packer *pk, const char *k, uint64_t ns)
 {
-    pack_key(pk, k);
+    gr_term_pack_cstr(pk, k);
     msgpack_pack_double(pk, (double)ns / 1000.0);
 }
 
@@ -473,7 +468,7 @@ static int pingpong_result(gr_rpc_call *c, bench *b)
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     msgpack_pack_map(&pk, 6);
-    pack_key(&pk, "count");
+    gr_term_pack_cstr(&pk, "count");
     msgpack_pack_uint64(&pk, b->count);
     pack_us(&pk, "median_us", b->samples[b->count / 2]);
     pack_us(&pk, "p99_us", b->samples[b->count * 99 / 100]);
@@ -494,36 +489,47 @@ static int stream_result(gr_rpc_call *c, bench *b, uint64_t ns)
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     msgpack_pack_map(&pk, 6);
-    pack_key(&pk, "count");
+    gr_term_pack_cstr(&pk, "count");
     msgpack_pack_uint64(&pk, b->count);
-    pack_key(&pk, "bytes");
+    gr_term_pack_cstr(&pk, "bytes");
     msgpack_pack_uint64(&pk, b->count * b->size);
-    pack_key(&pk, "seconds");
+    gr_term_pack_cstr(&pk, "seconds");
     msgpack_pack_double(&pk, s);
-    pack_key(&pk, "msgs_per_s");
+    gr_term_pack_cstr(&pk, "msgs_per_s");
     msgpack_pack_double(&pk, (double)b->count / s);
-    pack_key(&pk, "mb_per_s");
+    gr_term_pack_cstr(&pk, "mb_per_s");
     msgpack_pack_double(&pk, bytes / 1e6 / s);
-    pack_key(&pk, "window");
+    gr_term_pack_cstr(&pk, "window");
     msgpack_pack_uint64(&pk, b->window);
     gr_rpc_answer(c, sb.data, sb.size);
     msgpack_sbuffer_destroy(&sb);
     return GR_RPC_DONE;
 }
 
+/* ["$rpc", Tag, Status, Pid]: a peer is up. 0 and *ret_pid, GR_RPC_WAIT (not
+ * our tag), or a negative code. */
+static int peer_pid(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *msg, girder_pid *ret_pid)
+{
+    const msgpack_object *x;
+    uint64_t tag;
+    int status;
+
+    if (gr_term_parse_rpc_answer(msg, &tag, &status, &x) < 0 || tag != c->tag) {
+        return GR_RPC_WAIT;
+    }
+    if (status < 0) {
+        return status;
+    }
+    return girder_get_pid(ctx, x, ret_pid) < 0 ? GR_EBADTERM : 0;
+}
+
 /* The peer's pid arrived (["$rpc", Tag, Status, Pid]): monitor it and start. */
-static int peer_up(gr_rpc_call *c, girder_ctx *ctx, bench *b, const msgpack_object *a)
+static int peer_up(gr_rpc_call *c, girder_ctx *ctx, bench *b, const msgpack_object *msg)
 {
     int r;
 
-    if (a[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER || a[1].via.u64 != c->tag) {
-        return GR_RPC_WAIT;
-    }
-    if (a[2].type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
-        return (int)a[2].via.i64;
-    }
-    if (girder_get_pid(ctx, &a[3], &b->peer) < 0) {
-        return GR_EBADTERM;
+    if ((r = peer_pid(c, ctx, msg, &b->peer)) != 0) {
+        return r;
     }
     if ((r = girder_monitor(ctx, b->peer, &b->mref)) < 0) {
         return r;
@@ -563,7 +569,7 @@ static int bench_msg(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *msg)
         return stream_fill(ctx, b);
     }
     if (!b->running && is_tagged(msg, "$rpc") && msg->via.array.size == 4) {
-        return peer_up(c, ctx, b, a);
+        return peer_up(c, ctx, b, msg);
     }
     if (b->running && is_tagged(msg, "DOWN") && msg->via.array.size == 5 &&
         girder_get_ref(ctx, &a[1], &ref) == 0 && girder_ref_eq(ref, b->mref)) {
@@ -696,7 +702,7 @@ static int bench_mixed(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *ar
     }
     c->priv = m;
     c->priv_free = mixed_free;
-    if (gr_rpc_get_str(&a[0], m->node, sizeof(m->node)) < 0 ||
+    if (gr_term_get_str(&a[0], m->node, sizeof(m->node)) < 0 ||
         gr_nodename_check(m->node, strlen(m->node)) < 0 ||
         strcmp(m->node, gr_rt_node_name(girder_runtime(ctx))) == 0 ||
         get_count(&a[1], MIXED_BIG_MAX, &m->big_bytes) < 0 ||
@@ -705,7 +711,7 @@ static int bench_mixed(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *ar
     }
     memcpy(m->big_node, m->node, sizeof(m->big_node));
     if (args->via.array.size == 4 &&
-        (gr_rpc_get_str(&a[3], m->big_node, sizeof(m->big_node)) < 0 ||
+        (gr_term_get_str(&a[3], m->big_node, sizeof(m->big_node)) < 0 ||
          gr_nodename_check(m->big_node, strlen(m->big_node)) < 0 ||
          strcmp(m->big_node, gr_rt_node_name(girder_runtime(ctx))) == 0)) {
         return GR_EBADARG;
@@ -774,22 +780,22 @@ static int mixed_result(gr_rpc_call *c, mixed *m)
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     msgpack_pack_map(&pk, 12);
-    pack_key(&pk, "big_bytes");
+    gr_term_pack_cstr(&pk, "big_bytes");
     msgpack_pack_uint64(&pk, m->big_bytes);
-    pack_key(&pk, "big_ms");
+    gr_term_pack_cstr(&pk, "big_ms");
     msgpack_pack_double(&pk, (double)m->big_ns / 1e6);
-    pack_key(&pk, "pings");
+    gr_term_pack_cstr(&pk, "pings");
     msgpack_pack_uint64(&pk, m->loaded_all);
-    pack_key(&pk, "pings_during_big");
+    gr_term_pack_cstr(&pk, "pings_during_big");
     msgpack_pack_uint64(&pk, m->during);
-    pack_key(&pk, "same_scheduler");
+    gr_term_pack_cstr(&pk, "same_scheduler");
     if (m->same_sched) {
         msgpack_pack_true(&pk);
     } else {
         msgpack_pack_false(&pk);
     }
     pack_stats(&pk, "small", m->loaded, m->nloaded, m->loaded_max);
-    pack_key(&pk, "small_max_at_ms");
+    gr_term_pack_cstr(&pk, "small_max_at_ms");
     msgpack_pack_double(&pk, (double)m->max_at_ns / 1e6);
     pack_stats(&pk, "baseline", m->base, m->pings, 0);
     gr_rpc_answer(c, sb.data, sb.size);
@@ -860,23 +866,6 @@ static int mixed_loaded_pong(gr_rpc_call *c, girder_ctx *ctx, mixed *m, uint64_t
     return mixed_ping(ctx, m);
 }
 
-/* ["$rpc", Tag, Status, Pid]: a peer is up. 0 and *ret_pid, GR_RPC_WAIT (not
- * our tag), or a negative code. */
-static int mixed_peer_pid(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *msg,
-                          girder_pid *ret_pid)
-{
-    const msgpack_object *a = msg->via.array.ptr;
-
-    if (msg->via.array.size != 4 || a[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
-        a[1].via.u64 != c->tag) {
-        return GR_RPC_WAIT;
-    }
-    if (a[2].type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
-        return (int)a[2].via.i64;
-    }
-    return girder_get_pid(ctx, &a[3], ret_pid) < 0 ? GR_EBADTERM : 0;
-}
-
 static int mixed_msg(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *msg)
 {
     mixed *m = c->priv;
@@ -904,7 +893,7 @@ static int mixed_msg(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *msg)
         return GR_RPC_WAIT; /* the pong in flight ends the run if enough were timed */
     }
     if (is_tagged(msg, "$rpc") && m->phase == MIXED_ECHO_WAIT) {
-        if ((r = mixed_peer_pid(c, ctx, msg, &m->echo)) != 0) {
+        if ((r = peer_pid(c, ctx, msg, &m->echo)) != 0) {
             return r;
         }
         if ((r = girder_monitor(ctx, m->echo, &m->echo_mref)) < 0) {
@@ -914,7 +903,7 @@ static int mixed_msg(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *msg)
         return mixed_ping(ctx, m);
     }
     if (is_tagged(msg, "$rpc") && m->phase == MIXED_SINK_WAIT) {
-        if ((r = mixed_peer_pid(c, ctx, msg, &m->sink)) != 0) {
+        if ((r = peer_pid(c, ctx, msg, &m->sink)) != 0) {
             return r;
         }
         if ((r = girder_monitor(ctx, m->sink, &m->sink_mref)) < 0) {

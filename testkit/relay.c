@@ -35,11 +35,6 @@ typedef struct relay_state {
     girder_ref tref;    /* our timer */
 } relay_state;
 
-static void pack_key(msgpack_packer *pk, const char *k)
-{
-    msgpack_pack_str_with_body(pk, k, strlen(k));
-}
-
 /* Answer {key: o} (o may be NULL: then {key: str}). */
 static void answer(girder_ctx *ctx, girder_pid from, girder_ref ref, const char *key,
                    const msgpack_object *o, const char *str)
@@ -50,11 +45,11 @@ static void answer(girder_ctx *ctx, girder_pid from, girder_ref ref, const char 
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     msgpack_pack_map(&pk, 1);
-    pack_key(&pk, key);
+    gr_term_pack_cstr(&pk, key);
     if (o) {
         msgpack_pack_object(&pk, *o);
     } else {
-        pack_key(&pk, str);
+        gr_term_pack_cstr(&pk, str);
     }
     gr_testkit_reply_sb(ctx, from, ref, &sb);
     msgpack_sbuffer_destroy(&sb);
@@ -72,18 +67,6 @@ static void finish(girder_ctx *ctx, relay_state *s, const char *key, const msgpa
     answer(ctx, s->from, s->ref, key, o, str);
 }
 
-/* Copy a non-empty string without NUL bytes into buf. 0 or GR_EBADARG. */
-static int get_str(const msgpack_object *o, char *buf, size_t cap)
-{
-    if (o->type != MSGPACK_OBJECT_STR || o->via.str.size == 0 || o->via.str.size >= cap ||
-        memchr(o->via.str.ptr, '\0', o->via.str.size)) {
-        return GR_EBADARG;
-    }
-    memcpy(buf, o->via.str.ptr, o->via.str.size);
-    buf[o->via.str.size] = '\0';
-    return 0;
-}
-
 /* Send ["$call", Self, ref, req] to {name, node}. 0 or a negative code. */
 static int call_name(girder_ctx *ctx, const char *name, const char *node, girder_ref ref,
                      const msgpack_object *req)
@@ -96,7 +79,7 @@ static int call_name(girder_ctx *ctx, const char *name, const char *node, girder
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     msgpack_pack_array(&pk, 4);
-    pack_key(&pk, "$call");
+    gr_term_pack_cstr(&pk, "$call");
     if ((r = girder_pack_pid(ctx, &pk, girder_self(ctx))) == 0 &&
         (r = girder_pack_ref(ctx, &pk, ref)) == 0) {
         msgpack_pack_object(&pk, *req);
@@ -122,7 +105,7 @@ static int arm_timer(girder_ctx *ctx, relay_state *s, uint64_t ms)
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     msgpack_pack_array(&pk, 2);
-    pack_key(&pk, TIMER_TAG);
+    gr_term_pack_cstr(&pk, TIMER_TAG);
     if ((r = girder_pack_ref(ctx, &pk, s->out_ref)) == 0 &&
         !(m = girder_msg_new(sb.data, sb.size))) {
         r = -ENOMEM;
@@ -163,8 +146,8 @@ static void req_call(girder_ctx *ctx, relay_state *s, girder_pid from, girder_re
         ms = a[3].via.u64;
     }
     if (a[1].type == MSGPACK_OBJECT_ARRAY && a[1].via.array.size == 2 &&
-        get_str(&a[1].via.array.ptr[0], name, sizeof(name)) == 0 &&
-        get_str(&a[1].via.array.ptr[1], node, sizeof(node)) == 0) {
+        gr_term_get_str(&a[1].via.array.ptr[0], name, sizeof(name)) == 0 &&
+        gr_term_get_str(&a[1].via.array.ptr[1], node, sizeof(node)) == 0) {
         by_name = true;
     } else if (girder_get_pid(ctx, &a[1], &to) < 0) {
         answer(ctx, from, ref, "error", NULL, "badarg");

@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * reply.c - answering a girder_call with a packed term or an error (reply.h).
+ * reply.c - opening a girder_call and answering it with a packed term or an
+ * error (reply.h).
  */
 #include "testkit/reply.h"
 
+#include "proto/err.h"
 #include "proto/term.h"
 
 #include <string.h>
@@ -29,7 +31,27 @@ void gr_testkit_reply_error(girder_ctx *ctx, girder_pid from, girder_ref ref, co
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     msgpack_pack_array(&pk, 2);
     msgpack_pack_str_with_body(&pk, "error", 5);
-    msgpack_pack_str_with_body(&pk, id, strlen(id));
+    gr_term_pack_cstr(&pk, id);
     gr_testkit_reply_sb(ctx, from, ref, &sb);
     msgpack_sbuffer_destroy(&sb);
+}
+
+int gr_testkit_call_open(girder_ctx *ctx, const msgpack_object *a, girder_pid *ret_from,
+                         girder_ref *ret_ref, const msgpack_object **ret_req)
+{
+    const msgpack_object *req = &a[3];
+    girder_pid from;
+    girder_ref ref;
+
+    if (girder_get_pid(ctx, &a[1], &from) < 0 || girder_get_ref(ctx, &a[2], &ref) < 0) {
+        return GR_EBADARG; /* malformed: nobody to answer */
+    }
+    if (req->type != MSGPACK_OBJECT_ARRAY || req->via.array.size == 0) {
+        gr_testkit_reply_error(ctx, from, ref, "badarg");
+        return GR_EBADARG;
+    }
+    *ret_from = from;
+    *ret_ref = ref;
+    *ret_req = req;
+    return 0;
 }

@@ -66,11 +66,6 @@ void gr_seq_check_note(gr_seq_check *c, uint64_t i)
 /* ---- helpers ----------------------------------------------------------------------------------
  */
 
-static void pack_key(msgpack_packer *pk, const char *k)
-{
-    msgpack_pack_str_with_body(pk, k, strlen(k));
-}
-
 /* ["seq", i], packed by hand. NULL on allocation failure. */
 static girder_msg *seq_msg(uint64_t i)
 {
@@ -86,19 +81,6 @@ static girder_msg *seq_msg(uint64_t i)
         buf[len++] = (uint8_t)(i >> (8 * b));
     }
     return girder_msg_new(buf, len);
-}
-
-/* Copy a non-empty string without NUL bytes into buf (cap bytes with the
- * NUL). 0 or GR_EBADARG. */
-static int get_str(const msgpack_object *o, char *buf, size_t cap)
-{
-    if (o->type != MSGPACK_OBJECT_STR || o->via.str.size == 0 || o->via.str.size >= cap ||
-        memchr(o->via.str.ptr, '\0', o->via.str.size)) {
-        return GR_EBADARG;
-    }
-    memcpy(buf, o->via.str.ptr, o->via.str.size);
-    buf[o->via.str.size] = '\0';
-    return 0;
 }
 
 /* ---- burst ------------------------------------------------------------------------------------
@@ -136,9 +118,9 @@ static void burst_end(girder_ctx *ctx, seq_state *s, int r)
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     msgpack_pack_map(&pk, 2);
-    pack_key(&pk, "sent");
+    gr_term_pack_cstr(&pk, "sent");
     msgpack_pack_uint64(&pk, s->sent);
-    pack_key(&pk, "ms");
+    gr_term_pack_cstr(&pk, "ms");
     msgpack_pack_double(&pk, (double)(gr_clock_ns() - s->t0_ns) / 1e6);
     gr_testkit_reply_sb(ctx, s->from, s->ref, &sb);
     msgpack_sbuffer_destroy(&sb);
@@ -187,8 +169,8 @@ static void req_burst(girder_ctx *ctx, seq_state *s, girder_pid from, girder_ref
         return;
     }
     if (dest->type == MSGPACK_OBJECT_ARRAY && dest->via.array.size == 2 &&
-        get_str(&dest->via.array.ptr[0], s->name, sizeof(s->name)) == 0 &&
-        get_str(&dest->via.array.ptr[1], s->node, sizeof(s->node)) == 0) {
+        gr_term_get_str(&dest->via.array.ptr[0], s->name, sizeof(s->name)) == 0 &&
+        gr_term_get_str(&dest->via.array.ptr[1], s->node, sizeof(s->node)) == 0) {
         s->by_name = true;
     } else if (girder_get_pid(ctx, dest, &s->to) == 0) {
         s->by_name = false;
@@ -217,24 +199,24 @@ static void req_check(girder_ctx *ctx, seq_state *s, girder_pid from, girder_ref
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     msgpack_pack_map(&pk, 4);
-    pack_key(&pk, "received");
+    gr_term_pack_cstr(&pk, "received");
     msgpack_pack_uint64(&pk, c->received);
-    pack_key(&pk, "last");
+    gr_term_pack_cstr(&pk, "last");
     msgpack_pack_uint64(&pk, c->last);
-    pack_key(&pk, "in_order");
+    gr_term_pack_cstr(&pk, "in_order");
     if (c->in_order) {
         msgpack_pack_true(&pk);
     } else {
         msgpack_pack_false(&pk);
     }
-    pack_key(&pk, "first_gap");
+    gr_term_pack_cstr(&pk, "first_gap");
     if (c->in_order) {
         msgpack_pack_nil(&pk);
     } else {
         msgpack_pack_map(&pk, 2);
-        pack_key(&pk, "expected");
+        gr_term_pack_cstr(&pk, "expected");
         msgpack_pack_uint64(&pk, c->gap_expected);
-        pack_key(&pk, "got");
+        gr_term_pack_cstr(&pk, "got");
         msgpack_pack_uint64(&pk, c->gap_got);
     }
     gr_testkit_reply_sb(ctx, from, ref, &sb);
@@ -261,16 +243,14 @@ static int seq_init(girder_ctx *ctx, const girder_msg *arg, void **ret_state)
 /* ["$call", From, Ref, Request] */
 static void seq_call(girder_ctx *ctx, seq_state *s, const msgpack_object *a)
 {
-    const msgpack_object *req = &a[3];
+    const msgpack_object *req;
     girder_pid from;
     girder_ref ref;
 
-    if (girder_get_pid(ctx, &a[1], &from) < 0 || girder_get_ref(ctx, &a[2], &ref) < 0) {
-        return; /* malformed: nobody to answer */
+    if (gr_testkit_call_open(ctx, a, &from, &ref, &req) < 0) {
+        return; /* answered "badarg", or nobody to answer */
     }
-    if (req->type != MSGPACK_OBJECT_ARRAY || req->via.array.size == 0) {
-        gr_testkit_reply_error(ctx, from, ref, "badarg");
-    } else if (gr_term_is_str(&req->via.array.ptr[0], "burst")) {
+    if (gr_term_is_str(&req->via.array.ptr[0], "burst")) {
         req_burst(ctx, s, from, ref, req);
     } else if (gr_term_is_str(&req->via.array.ptr[0], "check") && req->via.array.size == 1) {
         req_check(ctx, s, from, ref);

@@ -45,11 +45,6 @@ typedef struct watcher_state {
     watcher_event events[GR_WATCHER_EVENTS_MAX]; /* oldest first */
 } watcher_state;
 
-static void pack_key(msgpack_packer *pk, const char *k)
-{
-    msgpack_pack_str_with_body(pk, k, strlen(k));
-}
-
 static int watcher_init(girder_ctx *ctx, const girder_msg *arg, void **ret_state)
 {
     watcher_state *s = calloc(1, sizeof(*s));
@@ -88,7 +83,7 @@ static void req_watch(girder_ctx *ctx, girder_pid from, girder_ref ref, const ms
     if (monitor) {
         r = girder_pack_ref(ctx, &pk, mref);
     } else {
-        pack_key(&pk, "ok");
+        gr_term_pack_cstr(&pk, "ok");
     }
     if (r == 0) {
         gr_testkit_reply_sb(ctx, from, ref, &sb);
@@ -96,17 +91,6 @@ static void req_watch(girder_ctx *ctx, girder_pid from, girder_ref ref, const ms
         gr_testkit_reply_error(ctx, from, ref, gr_errid(r));
     }
     msgpack_sbuffer_destroy(&sb);
-}
-
-/* A string argument into buf (NUL-terminated). 0 or -1. */
-static int get_str(const msgpack_object *o, char *buf, size_t cap)
-{
-    if (o->type != MSGPACK_OBJECT_STR || o->via.str.size == 0 || o->via.str.size >= cap) {
-        return -1;
-    }
-    memcpy(buf, o->via.str.ptr, o->via.str.size);
-    buf[o->via.str.size] = '\0';
-    return 0;
 }
 
 /* ["spawn", Node, Behaviour, How]: the answer waits for the spawn reply. */
@@ -127,8 +111,8 @@ static void req_spawn(girder_ctx *ctx, watcher_state *s, girder_pid from, girder
     size_t i;
     int r;
 
-    if (req->via.array.size != 4 || get_str(&a[1], node, sizeof(node)) < 0 ||
-        get_str(&a[2], behaviour, sizeof(behaviour)) < 0) {
+    if (req->via.array.size != 4 || gr_term_get_str(&a[1], node, sizeof(node)) < 0 ||
+        gr_term_get_str(&a[2], behaviour, sizeof(behaviour)) < 0) {
         gr_testkit_reply_error(ctx, from, ref, "badarg");
         return;
     }
@@ -181,16 +165,16 @@ static void on_spawn_reply(girder_ctx *ctx, watcher_state *s, const msgpack_obje
     if (!gr_term_is_str(&a[2], "ok") || girder_get_pid(ctx, &a[3], &pid) < 0) {
         char reason[64] = "badarg";
 
-        (void)get_str(&a[3], reason, sizeof(reason));
+        (void)gr_term_get_str(&a[3], reason, sizeof(reason));
         gr_testkit_reply_error(ctx, slot->from, slot->ref, reason);
         return;
     }
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     msgpack_pack_map(&pk, 2);
-    pack_key(&pk, "pid");
+    gr_term_pack_cstr(&pk, "pid");
     r = girder_pack_pid(ctx, &pk, pid);
-    pack_key(&pk, "ref");
+    gr_term_pack_cstr(&pk, "ref");
     if (r == 0) {
         r = girder_pack_ref(ctx, &pk, req);
     }
@@ -215,17 +199,17 @@ static int pack_event(msgpack_packer *pk, const watcher_event *e)
         a = up.data.via.array.ptr;
         down = up.data.via.array.size == 5; /* ["DOWN", Ref, "process", Pid, Reason] */
         msgpack_pack_map(pk, down ? 5 : 4);
-        pack_key(pk, "kind");
-        pack_key(pk, down ? "DOWN" : "EXIT");
+        gr_term_pack_cstr(pk, "kind");
+        gr_term_pack_cstr(pk, down ? "DOWN" : "EXIT");
         if (down) {
-            pack_key(pk, "ref");
+            gr_term_pack_cstr(pk, "ref");
             msgpack_pack_object(pk, a[1]);
         }
-        pack_key(pk, "pid");
+        gr_term_pack_cstr(pk, "pid");
         msgpack_pack_object(pk, down ? a[3] : a[1]);
-        pack_key(pk, "reason");
+        gr_term_pack_cstr(pk, "reason");
         msgpack_pack_object(pk, down ? a[4] : a[2]);
-        pack_key(pk, "at_ms");
+        gr_term_pack_cstr(pk, "at_ms");
         msgpack_pack_double(pk, (double)e->at_ns / 1e6);
         r = 0;
     }
@@ -243,12 +227,12 @@ static void req_events(girder_ctx *ctx, watcher_state *s, girder_pid from, girde
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     msgpack_pack_map(&pk, 2);
-    pack_key(&pk, "events");
+    gr_term_pack_cstr(&pk, "events");
     msgpack_pack_array(&pk, s->n);
     for (size_t i = 0; i < s->n && r == 0; i++) {
         r = pack_event(&pk, &s->events[i]); /* checked when stored: cannot fail */
     }
-    pack_key(&pk, "dropped");
+    gr_term_pack_cstr(&pk, "dropped");
     msgpack_pack_uint64(&pk, s->dropped);
     if (r == 0) {
         gr_testkit_reply_sb(ctx, from, ref, &sb);
@@ -261,16 +245,14 @@ static void req_events(girder_ctx *ctx, watcher_state *s, girder_pid from, girde
 /* ["$call", From, Ref, Request] */
 static void watcher_call(girder_ctx *ctx, watcher_state *s, const msgpack_object *a)
 {
-    const msgpack_object *req = &a[3];
+    const msgpack_object *req;
     girder_pid from;
     girder_ref ref;
 
-    if (girder_get_pid(ctx, &a[1], &from) < 0 || girder_get_ref(ctx, &a[2], &ref) < 0) {
-        return; /* malformed: nobody to answer */
+    if (gr_testkit_call_open(ctx, a, &from, &ref, &req) < 0) {
+        return; /* answered "badarg", or nobody to answer */
     }
-    if (req->type != MSGPACK_OBJECT_ARRAY || req->via.array.size == 0) {
-        gr_testkit_reply_error(ctx, from, ref, "badarg");
-    } else if (gr_term_is_str(&req->via.array.ptr[0], "monitor")) {
+    if (gr_term_is_str(&req->via.array.ptr[0], "monitor")) {
         req_watch(ctx, from, ref, req, true);
     } else if (gr_term_is_str(&req->via.array.ptr[0], "link")) {
         req_watch(ctx, from, ref, req, false);

@@ -827,7 +827,7 @@ static int ctl_load(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
     int r;
 
     if (args->type != MSGPACK_OBJECT_ARRAY || args->via.array.size != 1 ||
-        gr_rpc_get_str(&args->via.array.ptr[0], path, sizeof(path)) < 0) {
+        gr_term_get_str(&args->via.array.ptr[0], path, sizeof(path)) < 0) {
         return GR_EBADARG;
     }
     if ((r = gr_plugins_load(ps, path, name)) < 0) {
@@ -844,7 +844,7 @@ static int ctl_unload(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *arg
     int r;
 
     if (args->type != MSGPACK_OBJECT_ARRAY || args->via.array.size != 1 ||
-        gr_rpc_get_str(&args->via.array.ptr[0], name, sizeof(name)) < 0) {
+        gr_term_get_str(&args->via.array.ptr[0], name, sizeof(name)) < 0) {
         return GR_EBADARG;
     }
     if ((r = gr_plugins_unload(ps, name)) < 0) {

@@ -712,7 +712,7 @@ static int resolve(girder_ctx *ctx, const msgpack_object *dest, girder_pid *ret)
     if (girder_get_pid(ctx, dest, ret) == 0) {
         return 0;
     }
-    if (gr_rpc_get_str(dest, buf, sizeof(buf)) < 0) {
+    if (gr_term_get_str(dest, buf, sizeof(buf)) < 0) {
         return GR_EBADARG;
     }
     return girder_whereis(ctx, buf, ret);
@@ -774,7 +774,7 @@ static void on_request(girder_ctx *ctx, port *p, uint64_t id, const msgpack_obje
     }
     if (gr_term_is_str(method, "register") && n == 1) {
         char name[NAME_MAX_LEN + 1];
-        int r = gr_rpc_get_str(&a[0], name, sizeof(name));
+        int r = gr_term_get_str(&a[0], name, sizeof(name));
 
         if (r == 0) {
             r = girder_register(ctx, name, p->self);
@@ -797,7 +797,7 @@ static void on_request(girder_ctx *ctx, port *p, uint64_t id, const msgpack_obje
         msgpack_unpacked up;
         girder_pid pid = {0};
         size_t off = 0;
-        int r = gr_rpc_get_str(&a[0], name, sizeof(name));
+        int r = gr_term_get_str(&a[0], name, sizeof(name));
 
         if (r == 0) {
             r = girder_whereis(ctx, name, &pid);
@@ -1110,7 +1110,7 @@ static int parse_arg(const girder_msg *arg, port *p, char ***ret_argv)
             goto out;
         }
     }
-    if (name && gr_rpc_get_str(name, p->name, sizeof(p->name)) < 0) {
+    if (name && gr_term_get_str(name, p->name, sizeof(p->name)) < 0) {
         goto out;
     }
     if (!name) {

@@ -50,17 +50,12 @@ static int node_ping(gr_rpc *rpc, const msgpack_object *args, msgpack_packer *pk
     return 0;
 }
 
-static void pack_cstr(msgpack_packer *pk, const char *s)
-{
-    msgpack_pack_str_with_body(pk, s, strlen(s));
-}
-
 static int node_self(gr_rpc *rpc, const msgpack_object *args, msgpack_packer *pk)
 {
     if (!no_args(args)) {
         return GR_EBADARG;
     }
-    pack_cstr(pk, gr_rt_node_name(gr_rpc_rt(rpc)));
+    gr_term_pack_cstr(pk, gr_rt_node_name(gr_rpc_rt(rpc)));
     return 0;
 }
 
@@ -107,29 +102,29 @@ static int node_list(gr_rpc *rpc, const msgpack_object *args, msgpack_packer *pk
         const char *cipher;
 
         msgpack_pack_map(pk, 9);
-        pack_cstr(pk, "name");
-        pack_cstr(pk, ms[i].name);
-        pack_cstr(pk, "host");
-        pack_cstr(pk, ms[i].host);
-        pack_cstr(pk, "port");
+        gr_term_pack_cstr(pk, "name");
+        gr_term_pack_cstr(pk, ms[i].name);
+        gr_term_pack_cstr(pk, "host");
+        gr_term_pack_cstr(pk, ms[i].host);
+        gr_term_pack_cstr(pk, "port");
         msgpack_pack_uint16(pk, ms[i].port);
-        pack_cstr(pk, "creation");
+        gr_term_pack_cstr(pk, "creation");
         msgpack_pack_uint32(pk, ms[i].creation);
-        pack_cstr(pk, "state");
-        pack_cstr(pk, state_name((int)ms[i].state));
-        pack_cstr(pk, "since_ms");
+        gr_term_pack_cstr(pk, "state");
+        gr_term_pack_cstr(pk, state_name((int)ms[i].state));
+        gr_term_pack_cstr(pk, "since_ms");
         msgpack_pack_uint64(pk, now > ms[i].since_ms ? now - ms[i].since_ms : 0);
-        pack_cstr(pk, "queued_bytes");
+        gr_term_pack_cstr(pk, "queued_bytes");
         msgpack_pack_uint64(pk, ms[i].queued_bytes);
-        pack_cstr(pk, "busy");
+        gr_term_pack_cstr(pk, "busy");
         if (ms[i].busy) {
             msgpack_pack_true(pk);
         } else {
             msgpack_pack_false(pk);
         }
-        pack_cstr(pk, "cipher");
+        gr_term_pack_cstr(pk, "cipher");
         if ((cipher = gr_record_cipher_name(ms[i].cipher)) != NULL) {
-            pack_cstr(pk, cipher);
+            gr_term_pack_cstr(pk, cipher);
         } else {
             msgpack_pack_nil(pk);
         }

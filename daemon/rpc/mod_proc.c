@@ -96,23 +96,12 @@ static int resolve(girder_ctx *ctx, const msgpack_object *o, int noname, girder_
     char name[NAME_MAX_LEN + 1];
 
     if (o->type == MSGPACK_OBJECT_STR) {
-        if (gr_rpc_get_str(o, name, sizeof(name)) < 0) {
+        if (gr_term_get_str(o, name, sizeof(name)) < 0) {
             return GR_EBADARG;
         }
         return girder_whereis(ctx, name, ret_pid) < 0 ? noname : 0;
     }
     return get_local_pid(ctx, o, ret_pid);
-}
-
-/* The value of string key k in map m, or NULL. */
-static const msgpack_object *map_get(const msgpack_object *m, const char *k)
-{
-    for (uint32_t i = 0; i < m->via.map.size; i++) {
-        if (gr_term_is_str(&m->via.map.ptr[i].key, k)) {
-            return &m->via.map.ptr[i].val;
-        }
-    }
-    return NULL;
 }
 
 static int answer_pid(gr_rpc_call *c, girder_ctx *ctx, girder_pid pid)
@@ -185,7 +174,8 @@ static int proc_spawn(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *arg
     int r;
 
     if (args->type != MSGPACK_OBJECT_ARRAY || args->via.array.size < 1 ||
-        args->via.array.size > 2 || gr_rpc_get_str(&args->via.array.ptr[0], beh, sizeof(beh)) < 0) {
+        args->via.array.size > 2 ||
+        gr_term_get_str(&args->via.array.ptr[0], beh, sizeof(beh)) < 0) {
         return GR_EBADARG;
     }
     if (strcmp(beh, GR_RPC_WORKER_NAME) == 0) {
@@ -316,7 +306,7 @@ static int proc_register(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *
         return -ENOMEM;
     }
     c->priv = rw;
-    if (gr_rpc_get_str(&args->via.array.ptr[0], rw->name, sizeof(rw->name)) < 0) {
+    if (gr_term_get_str(&args->via.array.ptr[0], rw->name, sizeof(rw->name)) < 0) {
         return GR_EBADARG;
     }
     if ((r = get_local_pid(ctx, &args->via.array.ptr[1], &pid)) < 0) {
@@ -343,7 +333,7 @@ static int proc_register_msg(gr_rpc_call *c, girder_ctx *ctx, const msgpack_obje
     if (info->type != MSGPACK_OBJECT_MAP) {
         return GR_ENOPROC;
     }
-    if ((name = map_get(info, "name")) && name->type != MSGPACK_OBJECT_NIL) {
+    if ((name = gr_term_map_get(info, "name")) && name->type != MSGPACK_OBJECT_NIL) {
         return GR_EALREADY;
     }
     if ((r = girder_register(ctx, rw->name, rw->w.pid)) < 0) {
@@ -359,7 +349,7 @@ static int proc_whereis(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *a
     int r;
 
     if (args->type != MSGPACK_OBJECT_ARRAY || args->via.array.size != 1 ||
-        gr_rpc_get_str(&args->via.array.ptr[0], name, sizeof(name)) < 0) {
+        gr_term_get_str(&args->via.array.ptr[0], name, sizeof(name)) < 0) {
         return GR_EBADARG;
     }
     if ((r = girder_whereis(ctx, name, &pid)) < 0) {
@@ -624,7 +614,7 @@ static void list_free(void *priv)
 /* Keep one entry of a "$procs" answer. 0, GR_EBADTERM (no pid) or -ENOMEM. */
 static int list_keep(list_state *l, girder_ctx *ctx, const msgpack_object *e)
 {
-    const msgpack_object *po = e->type == MSGPACK_OBJECT_MAP ? map_get(e, "pid") : NULL;
+    const msgpack_object *po = e->type == MSGPACK_OBJECT_MAP ? gr_term_map_get(e, "pid") : NULL;
     msgpack_sbuffer sb;
     msgpack_packer pk;
     girder_pid pid;

@@ -54,21 +54,17 @@
 #define MULTICALL_NODES_MAX 1024                    /* most nodes in one multicall */
 #define MULTICALL_TIMER_ATOM "$multicall_timeout"   /* the multicall's own deadline */
 
-/* Is ["$rpc", Tag, Status, Result] our answer? */
+/* Is ["$rpc", Tag, Status, Result] our answer? Result (or the reason id), and
+ * *status, if so. */
 static const msgpack_object *rpc_answer(gr_rpc_call *c, const msgpack_object *msg, int *status)
 {
-    const msgpack_object *a;
+    const msgpack_object *x;
+    uint64_t tag;
 
-    if (msg->type != MSGPACK_OBJECT_ARRAY || msg->via.array.size != 4) {
+    if (gr_term_parse_rpc_answer(msg, &tag, status, &x) < 0 || tag != c->tag) {
         return NULL;
     }
-    a = msg->via.array.ptr;
-    if (!gr_term_is_str(&a[0], "$rpc") || a[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
-        a[1].via.u64 != c->tag) {
-        return NULL;
-    }
-    *status = a[2].type == MSGPACK_OBJECT_NEGATIVE_INTEGER ? (int)a[2].via.i64 : 0;
-    return &a[3];
+    return x;
 }
 
 static int rpc_call(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
@@ -86,9 +82,9 @@ static int rpc_call(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
         return GR_EBADARG;
     }
     a = args->via.array.ptr;
-    if (gr_rpc_get_str(&a[0], node, sizeof(node)) < 0 ||
-        gr_nodename_check(node, strlen(node)) < 0 || gr_rpc_get_str(&a[1], mod, sizeof(mod)) < 0 ||
-        gr_rpc_get_str(&a[2], fn, sizeof(fn)) < 0 || a[3].type != MSGPACK_OBJECT_ARRAY) {
+    if (gr_term_get_str(&a[0], node, sizeof(node)) < 0 ||
+        gr_nodename_check(node, strlen(node)) < 0 || gr_term_get_str(&a[1], mod, sizeof(mod)) < 0 ||
+        gr_term_get_str(&a[2], fn, sizeof(fn)) < 0 || a[3].type != MSGPACK_OBJECT_ARRAY) {
         return GR_EBADARG;
     }
     if (args->via.array.size == 5) {
@@ -149,7 +145,7 @@ static bool node_connected(gr_dist *dist, const char *node)
 /* Node, Module, Function, Args of cast and multicall's last three. */
 static int get_mfa(const msgpack_object *a, char *mod, size_t mcap, char *fn, size_t fcap)
 {
-    if (gr_rpc_get_str(&a[0], mod, mcap) < 0 || gr_rpc_get_str(&a[1], fn, fcap) < 0 ||
+    if (gr_term_get_str(&a[0], mod, mcap) < 0 || gr_term_get_str(&a[1], fn, fcap) < 0 ||
         a[2].type != MSGPACK_OBJECT_ARRAY) {
         return GR_EBADARG;
     }
@@ -170,7 +166,7 @@ static int rpc_cast(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
         return GR_EBADARG;
     }
     a = args->via.array.ptr;
-    if (gr_rpc_get_str(&a[0], node, sizeof(node)) < 0 ||
+    if (gr_term_get_str(&a[0], node, sizeof(node)) < 0 ||
         gr_nodename_check(node, strlen(node)) < 0 ||
         get_mfa(&a[1], mod, sizeof(mod), fn, sizeof(fn)) < 0) {
         return GR_EBADARG;
@@ -320,7 +316,7 @@ static int mc_answer(gr_rpc_call *c, multicall *m)
         if (!t->done) {
             mc_done(m, t, GR_ETIMEOUT);
         }
-        msgpack_pack_str_with_body(&pk, t->name, strlen(t->name));
+        gr_term_pack_cstr(&pk, t->name);
         msgpack_pack_map(&pk, 1);
         if (t->status == 0) {
             msgpack_pack_str_with_body(&pk, "ok", 2);
@@ -329,7 +325,7 @@ static int mc_answer(gr_rpc_call *c, multicall *m)
             const char *id = gr_errid(t->status);
 
             msgpack_pack_str_with_body(&pk, "error", 5);
-            msgpack_pack_str_with_body(&pk, id, strlen(id));
+            gr_term_pack_cstr(&pk, id);
         }
     }
     if (gr_term_validate(sb.data, sb.size) < 0) { /* a failed write truncated it */
@@ -415,37 +411,35 @@ static int rpc_multicall(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *
 static int rpc_multicall_msg(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *msg)
 {
     multicall *m = c->priv;
-    const msgpack_object *a;
+    const msgpack_object *x;
     mc_node *t = NULL;
+    uint64_t tag;
+    int status;
 
     (void)ctx;
     if (gr_term_is_str(msg, MULTICALL_TIMER_ATOM)) {
         return mc_answer(c, m);
     }
-    if (msg->type != MSGPACK_OBJECT_ARRAY || msg->via.array.size != 4) {
-        return GR_RPC_WAIT;
-    }
-    a = msg->via.array.ptr;
-    if (!gr_term_is_str(&a[0], "$rpc") || a[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+    if (gr_term_parse_rpc_answer(msg, &tag, &status, &x) < 0) {
         return GR_RPC_WAIT;
     }
     for (size_t i = 0; i < m->n && !t; i++) {
-        if (!m->nodes[i].done && m->nodes[i].tag == a[1].via.u64) {
+        if (!m->nodes[i].done && m->nodes[i].tag == tag) {
             t = &m->nodes[i];
         }
     }
     if (!t) {
         return GR_RPC_WAIT; /* not ours, or a node already settled */
     }
-    if (a[2].type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
-        mc_done(m, t, (int)a[2].via.i64);
+    if (status < 0) {
+        mc_done(m, t, status);
     } else {
         msgpack_sbuffer sb;
         msgpack_packer pk;
 
         msgpack_sbuffer_init(&sb);
         msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-        if (msgpack_pack_object(&pk, a[3]) < 0) {
+        if (msgpack_pack_object(&pk, *x) < 0) {
             msgpack_sbuffer_destroy(&sb);
             return -ENOMEM;
         }
@@ -496,7 +490,7 @@ static int rpc_latency(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *ar
     }
     c->priv = l;
     l->count = (uint32_t)count;
-    if (gr_rpc_get_str(&a[0], l->node, sizeof(l->node)) < 0 ||
+    if (gr_term_get_str(&a[0], l->node, sizeof(l->node)) < 0 ||
         gr_nodename_check(l->node, strlen(l->node)) < 0 ||
         strcmp(l->node, gr_rt_node_name(girder_runtime(ctx))) == 0) {
         return GR_EBADARG; /* a remote node: this measures the network path */
@@ -516,7 +510,7 @@ static int cmp_u64(const void *a, const void *b)
 
 static void pack_us(msgpack_packer *pk, const char *k, uint64_t ns)
 {
-    msgpack_pack_str_with_body(pk, k, strlen(k));
+    gr_term_pack_cstr(pk, k);
     msgpack_pack_double(pk, (double)ns / 1000.0);
 }
 

@@ -82,29 +82,15 @@ static int open_arg(gr_rpc_call *c, const msgpack_object *args, gr_table **ret_t
     if (!ts) {
         return GR_ENOTABLE;
     }
-    if (gr_rpc_get_str(arg(args, 0), name, sizeof(name)) < 0) {
+    if (gr_term_get_str(arg(args, 0), name, sizeof(name)) < 0) {
         return arg(args, 0)->type == MSGPACK_OBJECT_STR ? GR_EBADTABLENAME : GR_EBADARG;
     }
     return gr_tables_open(ts, name, ret_t);
 }
 
-/* Look up key s in map o; NULL if absent (or o not a map). */
-static const msgpack_object *opt(const msgpack_object *o, const char *s)
-{
-    if (!o || o->type != MSGPACK_OBJECT_MAP) {
-        return NULL;
-    }
-    for (uint32_t i = 0; i < o->via.map.size; i++) {
-        if (gr_term_is_str(&o->via.map.ptr[i].key, s)) {
-            return &o->via.map.ptr[i].val;
-        }
-    }
-    return NULL;
-}
-
 static int opt_u64(const msgpack_object *o, const char *s, uint64_t *v)
 {
-    const msgpack_object *x = opt(o, s);
+    const msgpack_object *x = gr_term_map_get(o, s);
 
     if (!x) {
         return 0;
@@ -118,7 +104,7 @@ static int opt_u64(const msgpack_object *o, const char *s, uint64_t *v)
 
 static int opt_bool(const msgpack_object *o, const char *s, bool *v)
 {
-    const msgpack_object *x = opt(o, s);
+    const msgpack_object *x = gr_term_map_get(o, s);
 
     if (!x) {
         return 0;
@@ -133,7 +119,7 @@ static int opt_bool(const msgpack_object *o, const char *s, bool *v)
 /* Match an enum option; *v untouched if absent. */
 static int opt_enum(const msgpack_object *o, const char *s, const char *const *names, int n, int *v)
 {
-    const msgpack_object *x = opt(o, s);
+    const msgpack_object *x = gr_term_map_get(o, s);
 
     if (!x) {
         return 0;
@@ -150,17 +136,6 @@ static int opt_enum(const msgpack_object *o, const char *s, const char *const *n
 static const char *const kinds[] = {"set", "ordered_set"};
 static const char *const durs[] = {"memory", "disk"};
 static const char *const syncs[] = {"always", "interval", "never"};
-
-static void pk_str(msgpack_packer *pk, const char *s)
-{
-    msgpack_pack_str_with_body(pk, s, strlen(s));
-}
-
-static void pk_kv(msgpack_packer *pk, const char *k, uint64_t v)
-{
-    pk_str(pk, k);
-    msgpack_pack_uint64(pk, v);
-}
 
 /* Answer the packed sbuffer and free it. */
 static int answer_sb(gr_rpc_call *c, msgpack_sbuffer *sb)
@@ -188,7 +163,7 @@ static int t_create(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
     if (!ts) {
         return GR_ECONFIG;
     }
-    if (gr_rpc_get_str(arg(args, 0), name, sizeof(name)) < 0) {
+    if (gr_term_get_str(arg(args, 0), name, sizeof(name)) < 0) {
         return GR_EBADTABLENAME;
     }
     m = args->via.array.size > 1 ? arg(args, 1) : NULL;
@@ -233,7 +208,7 @@ static int t_drop(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
     if ((r = nargs(args, 1, 1)) < 0) {
         return r;
     }
-    if (!ts || gr_rpc_get_str(arg(args, 0), name, sizeof(name)) < 0) {
+    if (!ts || gr_term_get_str(arg(args, 0), name, sizeof(name)) < 0) {
         return GR_ENOTABLE;
     }
     if ((r = gr_tables_drop(ts, name)) < 0) {
@@ -244,7 +219,7 @@ static int t_drop(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
 
 static void list_one(void *ud, const char *name)
 {
-    pk_str(ud, name);
+    gr_term_pack_cstr(ud, name);
 }
 
 static int t_list(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
@@ -281,39 +256,39 @@ static int t_list(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
 static void pack_info(msgpack_packer *pk, const gr_table_info *i)
 {
     msgpack_pack_map(pk, 18);
-    pk_str(pk, "name");
-    pk_str(pk, i->name);
-    pk_str(pk, "kind");
-    pk_str(pk, kinds[i->opts.kind]);
-    pk_str(pk, "durability");
-    pk_str(pk, durs[i->opts.durability]);
-    pk_str(pk, "fsync");
+    gr_term_pack_cstr(pk, "name");
+    gr_term_pack_cstr(pk, i->name);
+    gr_term_pack_cstr(pk, "kind");
+    gr_term_pack_cstr(pk, kinds[i->opts.kind]);
+    gr_term_pack_cstr(pk, "durability");
+    gr_term_pack_cstr(pk, durs[i->opts.durability]);
+    gr_term_pack_cstr(pk, "fsync");
     if (i->opts.durability == GR_TABLE_DISK) {
-        pk_str(pk, syncs[i->opts.fsync]);
+        gr_term_pack_cstr(pk, syncs[i->opts.fsync]);
     } else {
         msgpack_pack_nil(pk);
     }
-    pk_kv(pk, "entries", i->entries);
-    pk_kv(pk, "bytes", i->bytes);
-    pk_kv(pk, "bytes_per_entry", i->entries ? i->bytes / i->entries : 0);
-    pk_kv(pk, "max_entries", i->opts.max_entries);
-    pk_kv(pk, "max_bytes", i->opts.max_bytes);
-    pk_str(pk, "cache");
+    gr_term_pack_kv_uint(pk, "entries", i->entries);
+    gr_term_pack_kv_uint(pk, "bytes", i->bytes);
+    gr_term_pack_kv_uint(pk, "bytes_per_entry", i->entries ? i->bytes / i->entries : 0);
+    gr_term_pack_kv_uint(pk, "max_entries", i->opts.max_entries);
+    gr_term_pack_kv_uint(pk, "max_bytes", i->opts.max_bytes);
+    gr_term_pack_cstr(pk, "cache");
     if (i->opts.cache) {
         msgpack_pack_true(pk);
     } else {
         msgpack_pack_false(pk);
     }
-    pk_kv(pk, "ttl_ms", i->opts.default_ttl_ms);
-    pk_kv(pk, "evictions", i->evictions);
-    pk_kv(pk, "expired", i->expired);
-    pk_kv(pk, "wal_bytes", i->wal_bytes);
-    pk_kv(pk, "wal_records", i->wal_records);
-    pk_kv(pk, "fsyncs", i->fsyncs);
-    pk_kv(pk, "snapshots", i->snapshots);
-    pk_str(pk, "error");
+    gr_term_pack_kv_uint(pk, "ttl_ms", i->opts.default_ttl_ms);
+    gr_term_pack_kv_uint(pk, "evictions", i->evictions);
+    gr_term_pack_kv_uint(pk, "expired", i->expired);
+    gr_term_pack_kv_uint(pk, "wal_bytes", i->wal_bytes);
+    gr_term_pack_kv_uint(pk, "wal_records", i->wal_records);
+    gr_term_pack_kv_uint(pk, "fsyncs", i->fsyncs);
+    gr_term_pack_kv_uint(pk, "snapshots", i->snapshots);
+    gr_term_pack_cstr(pk, "error");
     if (i->load_error) {
-        pk_str(pk, gr_errid(i->load_error));
+        gr_term_pack_cstr(pk, gr_errid(i->load_error));
     } else {
         msgpack_pack_nil(pk);
     }
@@ -331,7 +306,7 @@ static int t_info(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
     if ((r = nargs(args, 1, 1)) < 0) {
         return r;
     }
-    if (!ts || gr_rpc_get_str(arg(args, 0), name, sizeof(name)) < 0) {
+    if (!ts || gr_term_get_str(arg(args, 0), name, sizeof(name)) < 0) {
         return GR_ENOTABLE;
     }
     if ((r = gr_tables_info(ts, name, &i)) < 0) {
@@ -423,10 +398,10 @@ static int t_get(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     msgpack_pack_map(&pk, 3);
-    pk_str(&pk, "value");
+    gr_term_pack_cstr(&pk, "value");
     msgpack_sbuffer_write(&sb, (const char *)v.p, v.len);
-    pk_kv(&pk, "version", m.version);
-    pk_kv(&pk, "expire_ms", m.expire_ms);
+    gr_term_pack_kv_uint(&pk, "version", m.version);
+    gr_term_pack_kv_uint(&pk, "expire_ms", m.expire_ms);
     gr_tbuf_free(&v);
     return answer_sb(c, &sb);
 }
@@ -531,7 +506,7 @@ static int t_put(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     msgpack_pack_map(&pk, 1);
-    pk_kv(&pk, "version", m.version);
+    gr_term_pack_kv_uint(&pk, "version", m.version);
     return answer_sb(c, &sb);
 }
 
@@ -659,7 +634,7 @@ static int t_scan(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
         return GR_EBADARG;
     }
     req.limit = (uint32_t)limit;
-    if ((x = opt(o, "cursor")) && x->type != MSGPACK_OBJECT_NIL) {
+    if ((x = gr_term_map_get(o, "cursor")) && x->type != MSGPACK_OBJECT_NIL) {
         if (x->type != MSGPACK_OBJECT_BIN) {
             return GR_EBADARG;
         }
@@ -670,7 +645,7 @@ static int t_scan(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
         return r;
     }
     for (int i = 0; i < 3; i++) {
-        if (!(x = opt(o, bounds[i]))) {
+        if (!(x = gr_term_map_get(o, bounds[i]))) {
             continue;
         }
         if ((r = enc_obj(&e[ne], x)) < 0) {
@@ -693,10 +668,10 @@ static int t_scan(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
         msgpack_sbuffer_init(&sb);
         msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
         msgpack_pack_map(&pk, 2);
-        pk_str(&pk, "entries");
+        gr_term_pack_cstr(&pk, "entries");
         msgpack_pack_array(&pk, so.n);
         msgpack_sbuffer_write(&sb, so.sb.data, so.sb.size);
-        pk_str(&pk, "cursor");
+        gr_term_pack_cstr(&pk, "cursor");
         if (next.len) {
             msgpack_pack_bin_with_body(&pk, next.p, next.len);
         } else {

@@ -86,17 +86,6 @@ uint64_t gr_rpc_now_ns(void)
     return gr_clock_ns();
 }
 
-int gr_rpc_get_str(const msgpack_object *o, char *buf, size_t cap)
-{
-    if (o->type != MSGPACK_OBJECT_STR || o->via.str.size == 0 || o->via.str.size >= cap ||
-        memchr(o->via.str.ptr, '\0', o->via.str.size)) {
-        return GR_EBADARG;
-    }
-    memcpy(buf, o->via.str.ptr, o->via.str.size);
-    buf[o->via.str.size] = '\0';
-    return 0;
-}
-
 /* ---- the table -------------------------------------------------------------------- */
 
 /* The module called `name` (mlen bytes): a built-in one, else one of the
@@ -194,13 +183,14 @@ int gr_rpc_module_remove(gr_rpc *rpc, const gr_rpc_module *m)
 /* ---- answering ---------------------------------------------------------------------- */
 
 /* A local call's answer: ["$rpc", Tag, Status, Result | ReasonId] to `to`
- * (id 0: nobody). 0 or -ENOMEM. Any thread (gr_rt_send). */
+ * (id 0: nobody), the same answer dist/ builds for a remote call
+ * (gr_term_pack_rpc_answer). 0 or -ENOMEM. Any thread (gr_rt_send). */
 static int local_answer(girder_rt *rt, girder_pid to, uint64_t tag, int status, const void *term,
                         size_t len)
 {
     msgpack_sbuffer sb;
     msgpack_packer pk;
-    girder_msg *m;
+    girder_msg *m = NULL;
     int r;
 
     if (to.id == 0) {
@@ -208,18 +198,10 @@ static int local_answer(girder_rt *rt, girder_pid to, uint64_t tag, int status, 
     }
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_array(&pk, 4);
-    msgpack_pack_str_with_body(&pk, "$rpc", 4);
-    msgpack_pack_uint64(&pk, tag);
-    msgpack_pack_int(&pk, status);
-    if (status < 0) {
-        const char *id = gr_errid(status);
-
-        msgpack_pack_str_with_body(&pk, id, strlen(id));
-    } else {
-        msgpack_sbuffer_write(&sb, term, len);
+    if (gr_term_pack_rpc_answer(&pk, tag, status, term, len) == 0 &&
+        gr_term_validate(sb.data, sb.size) == 0) {
+        m = girder_msg_new(sb.data, sb.size);
     }
-    m = gr_term_validate(sb.data, sb.size) == 0 ? girder_msg_new(sb.data, sb.size) : NULL;
     msgpack_sbuffer_destroy(&sb);
     if (!m) {
         return -ENOMEM;
@@ -289,7 +271,7 @@ int gr_rpc_answer_str(gr_rpc_call *c, const char *s)
 
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_str_with_body(&pk, s, strlen(s));
+    gr_term_pack_cstr(&pk, s);
     gr_rpc_answer(c, sb.data, sb.size);
     msgpack_sbuffer_destroy(&sb);
     return GR_RPC_DONE;
@@ -378,6 +360,82 @@ int gr_rpc_call_redirect(gr_rpc_call *c, girder_ctx *ctx, const char *module, si
     }
     c->fn = fn;
     return fn->start(c, ctx, args);
+}
+
+/* ---- forwarding to a service process ------------------------------------------------ */
+
+/* A forwarded call's ref to the service, kept in priv. */
+typedef struct fwd_wait {
+    girder_ref ref;
+} fwd_wait;
+
+int gr_rpc_forward(gr_rpc_call *c, girder_ctx *ctx, const char *name, const msgpack_object *args)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    girder_msg *req;
+    girder_pid to;
+    fwd_wait *w;
+    int r;
+
+    if (args->type != MSGPACK_OBJECT_ARRAY) {
+        return GR_EBADARG;
+    }
+    if (girder_whereis(ctx, name, &to) < 0) {
+        return GR_ENOPROC;
+    }
+    if (!(w = calloc(1, sizeof(*w)))) {
+        return -ENOMEM;
+    }
+    c->priv = w;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 1 + args->via.array.size);
+    gr_term_pack_cstr(&pk, c->fn->name);
+    for (uint32_t i = 0; i < args->via.array.size; i++) {
+        msgpack_pack_object(&pk, args->via.array.ptr[i]);
+    }
+    req = girder_msg_new(sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+    if (!req) {
+        return -ENOMEM;
+    }
+    r = girder_call(ctx, to, req, true, &w->ref);
+    girder_msg_unref(req);
+    return r < 0 ? r : GR_RPC_WAIT;
+}
+
+int gr_rpc_forward_msg(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *msg)
+{
+    fwd_wait *w = c->priv;
+    const msgpack_object *a, *resp;
+    girder_ref ref;
+
+    if (msg->type != MSGPACK_OBJECT_ARRAY || msg->via.array.size < 3) {
+        return GR_RPC_WAIT;
+    }
+    a = msg->via.array.ptr;
+    if (girder_get_ref(ctx, &a[1], &ref) < 0 || !girder_ref_eq(ref, w->ref)) {
+        return GR_RPC_WAIT;
+    }
+    if (gr_term_is_str(&a[0], "DOWN")) {
+        return GR_ENOPROC;
+    }
+    if (!gr_term_is_str(&a[0], "$reply") || msg->via.array.size != 3) {
+        return GR_RPC_WAIT;
+    }
+    girder_demonitor(ctx, w->ref);
+    resp = &a[2];
+    /* Services answer errors as ["error", ReasonId]. */
+    if (resp->type == MSGPACK_OBJECT_ARRAY && resp->via.array.size == 2 &&
+        gr_term_is_str(&resp->via.array.ptr[0], "error") &&
+        resp->via.array.ptr[1].type == MSGPACK_OBJECT_STR) {
+        int code =
+            gr_err_from_id(resp->via.array.ptr[1].via.str.ptr, resp->via.array.ptr[1].via.str.size);
+
+        return code < 0 ? code : GR_EBADARG;
+    }
+    return gr_rpc_answer_object(c, resp);
 }
 
 /* ---- the worker process --------------------------------------------------------------- */

@@ -89,6 +89,21 @@ int gr_rpc_answer_object(gr_rpc_call *c, const msgpack_object *o);
 int gr_rpc_answer_str(gr_rpc_call *c, const char *s);
 int gr_rpc_answer_uint(gr_rpc_call *c, uint64_t v);
 
+/* Forwarding a call to a service process (sys, the pubsub keeper): a start
+ * function calls gr_rpc_forward, its on_msg is gr_rpc_forward_msg.
+ *
+ * gr_rpc_forward sends [FunctionName, Args...] (args: the call's argument
+ * array) with girder_call to the process registered as `name` and keeps the
+ * call's ref in c->priv. Returns GR_RPC_WAIT, GR_EBADARG (args not an array),
+ * GR_ENOPROC (nobody registered), -ENOMEM or girder_call's error. Worker only.
+ *
+ * gr_rpc_forward_msg takes the service's ["$reply", Ref, Response] and answers
+ * the call with Response, or with the error of a ["error", ReasonId] response
+ * (an unknown id: GR_EBADARG); a ["DOWN", Ref, ...] for the service fails the
+ * call with GR_ENOPROC. Anything else: GR_RPC_WAIT. Worker only. */
+int gr_rpc_forward(gr_rpc_call *c, girder_ctx *ctx, const char *name, const msgpack_object *args);
+int gr_rpc_forward_msg(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *msg);
+
 /* The runtime, the dist (or NULL), and girderd's start time of a gr_rpc. */
 girder_rt *gr_rpc_rt(const gr_rpc *rpc);
 /* The node's table engine (gr_rpc_config.tables, or the rpc's own memory-only
@@ -122,10 +137,6 @@ bool gr_rpc_call_can_leave(const gr_rpc_call *c);
 void gr_rpc_call_leave(const gr_rpc_call *c);
 /* A fresh tag for "$rpc" / "$join" correlation. */
 uint64_t gr_rpc_next_tag(gr_rpc_call *c);
-
-/* Argument helper: copy a non-empty string object without NUL bytes into
- * buf (NUL-terminated, shorter than cap). 0 or GR_EBADARG. */
-int gr_rpc_get_str(const msgpack_object *o, char *buf, size_t cap);
 
 /* CLOCK_MONOTONIC in ns. */
 uint64_t gr_rpc_now_ns(void);

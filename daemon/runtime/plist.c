@@ -41,6 +41,7 @@
 #include "runtime/rt_int.h"
 
 #include "proto/err.h"
+#include "proto/term.h"
 #include "util/log.h"
 
 #include <errno.h>
@@ -131,11 +132,6 @@ static int cmp_proc(const void *a, const void *b)
     return x->pid.id < y->pid.id ? -1 : x->pid.id > y->pid.id;
 }
 
-static void pack_str(msgpack_packer *pk, const char *s)
-{
-    msgpack_pack_str_with_body(pk, s, strlen(s));
-}
-
 /* ["$procs", Ref, Total, Above, [Entry...]] for the asking process. NULL on
  * ENOMEM. */
 static girder_msg *plist_msg(gr_sched *s, girder_ref ref, heap *h)
@@ -145,7 +141,7 @@ static girder_msg *plist_msg(gr_sched *s, girder_ref ref, heap *h)
 
     gr_pack_init(&pk);
     msgpack_pack_array(&pk.pk, 5);
-    pack_str(&pk.pk, "$procs");
+    gr_term_pack_cstr(&pk.pk, "$procs");
     if (gr_pack_ref(rt, &pk.pk, ref) < 0) {
         msgpack_pack_nil(&pk.pk);
     }
@@ -156,25 +152,25 @@ static girder_msg *plist_msg(gr_sched *s, girder_ref ref, heap *h)
         gr_proc *p = h->v[i];
 
         msgpack_pack_map(&pk.pk, 8);
-        pack_str(&pk.pk, "pid");
+        gr_term_pack_cstr(&pk.pk, "pid");
         gr_pack_pid(s->rt, &pk.pk, p->pid);
-        pack_str(&pk.pk, "name");
+        gr_term_pack_cstr(&pk.pk, "name");
         if (p->ext && p->ext->name) {
-            pack_str(&pk.pk, p->ext->name);
+            gr_term_pack_cstr(&pk.pk, p->ext->name);
         } else {
             msgpack_pack_nil(&pk.pk);
         }
-        pack_str(&pk.pk, "behaviour");
-        pack_str(&pk.pk, p->beh->name ? p->beh->name : "");
-        pack_str(&pk.pk, "status");
-        pack_str(&pk.pk, s->current == p ? "running" : p->queued ? "runnable" : "waiting");
-        pack_str(&pk.pk, "mailbox");
+        gr_term_pack_cstr(&pk.pk, "behaviour");
+        gr_term_pack_cstr(&pk.pk, p->beh->name ? p->beh->name : "");
+        gr_term_pack_cstr(&pk.pk, "status");
+        gr_term_pack_cstr(&pk.pk, s->current == p ? "running" : p->queued ? "runnable" : "waiting");
+        gr_term_pack_cstr(&pk.pk, "mailbox");
         msgpack_pack_uint32(&pk.pk, p->mbox_len);
-        pack_str(&pk.pk, "memory");
+        gr_term_pack_cstr(&pk.pk, "memory");
         msgpack_pack_uint64(&pk.pk, gr_proc_memory(p));
-        pack_str(&pk.pk, "handled");
+        gr_term_pack_cstr(&pk.pk, "handled");
         msgpack_pack_uint64(&pk.pk, p->handled);
-        pack_str(&pk.pk, "scheduler");
+        gr_term_pack_cstr(&pk.pk, "scheduler");
         msgpack_pack_unsigned_int(&pk.pk, s->idx);
     }
     return gr_pack_finish(&pk);

@@ -25,6 +25,7 @@
 #include "runtime/rt_int.h"
 
 #include "proto/err.h"
+#include "proto/term.h"
 #include "util/log.h"
 
 #include <errno.h>
@@ -590,13 +591,8 @@ static const char *status_name(const gr_proc *p)
 
 static void pack_kv_str(msgpack_packer *pk, const char *k, const char *v)
 {
-    msgpack_pack_str_with_body(pk, k, strlen(k));
-    msgpack_pack_str_with_body(pk, v, strlen(v));
-}
-
-static void pack_key(msgpack_packer *pk, const char *k)
-{
-    msgpack_pack_str_with_body(pk, k, strlen(k));
+    gr_term_pack_cstr(pk, k);
+    gr_term_pack_cstr(pk, v);
 }
 
 girder_msg *gr_proc_info_msg(girder_rt *rt, gr_proc *p, girder_ref ref)
@@ -616,18 +612,18 @@ girder_msg *gr_proc_info_msg(girder_rt *rt, gr_proc *p, girder_ref ref)
     }
     x = p->ext;
     msgpack_pack_map(&pk.pk, 13);
-    pack_key(&pk.pk, "pid");
+    gr_term_pack_cstr(&pk.pk, "pid");
     gr_pack_pid(p->sched->rt, &pk.pk, p->pid);
     pack_kv_str(&pk.pk, "status", status_name(p));
-    pack_key(&pk.pk, "scheduler");
+    gr_term_pack_cstr(&pk.pk, "scheduler");
     msgpack_pack_unsigned_int(&pk.pk, p->sched->idx);
-    pack_key(&pk.pk, "mailbox");
+    gr_term_pack_cstr(&pk.pk, "mailbox");
     msgpack_pack_uint32(&pk.pk, p->mbox_len);
-    pack_key(&pk.pk, "handled");
+    gr_term_pack_cstr(&pk.pk, "handled");
     msgpack_pack_uint64(&pk.pk, p->handled);
-    pack_key(&pk.pk, "memory");
+    gr_term_pack_cstr(&pk.pk, "memory");
     msgpack_pack_uint64(&pk.pk, gr_proc_memory(p));
-    pack_key(&pk.pk, "links");
+    gr_term_pack_cstr(&pk.pk, "links");
     msgpack_pack_array(&pk.pk, x ? x->links.count : 0);
     if (x) {
         GR_IDMAP_EACH(&x->links, sl)
@@ -635,7 +631,7 @@ girder_msg *gr_proc_info_msg(girder_rt *rt, gr_proc *p, girder_ref ref)
             gr_pack_pid(p->sched->rt, &pk.pk, sl->key);
         }
     }
-    pack_key(&pk.pk, "monitors");
+    gr_term_pack_cstr(&pk.pk, "monitors");
     msgpack_pack_array(&pk.pk, x ? x->mons.count : 0);
     if (x) {
         GR_IDMAP_EACH(&x->mons, sl)
@@ -643,7 +639,7 @@ girder_msg *gr_proc_info_msg(girder_rt *rt, gr_proc *p, girder_ref ref)
             gr_pack_pid(p->sched->rt, &pk.pk, sl->val);
         }
     }
-    pack_key(&pk.pk, "monitored_by");
+    gr_term_pack_cstr(&pk.pk, "monitored_by");
     msgpack_pack_array(&pk.pk, x ? x->monby.count : 0);
     if (x) {
         GR_IDMAP_EACH(&x->monby, sl)
@@ -651,16 +647,16 @@ girder_msg *gr_proc_info_msg(girder_rt *rt, gr_proc *p, girder_ref ref)
             gr_pack_pid(p->sched->rt, &pk.pk, sl->val);
         }
     }
-    pack_key(&pk.pk, "name");
+    gr_term_pack_cstr(&pk.pk, "name");
     if (x && x->name) {
-        msgpack_pack_str_with_body(&pk.pk, x->name, strlen(x->name));
+        gr_term_pack_cstr(&pk.pk, x->name);
     } else {
         msgpack_pack_nil(&pk.pk);
     }
     pack_kv_str(&pk.pk, "behaviour", p->beh->name ? p->beh->name : "");
-    pack_key(&pk.pk, "started_ms");
+    gr_term_pack_cstr(&pk.pk, "started_ms");
     msgpack_pack_uint64(&pk.pk, p->start_ms);
-    pack_key(&pk.pk, "trap_exit");
+    gr_term_pack_cstr(&pk.pk, "trap_exit");
     if (p->trap_exit) {
         msgpack_pack_true(&pk.pk);
     } else {

@@ -22,15 +22,10 @@ typedef struct service_def {
     void (*pack_arg)(msgpack_packer *pk, const gr_services_env *env);
 } service_def;
 
-static void pack_cstr(msgpack_packer *pk, const char *s)
-{
-    msgpack_pack_str_with_body(pk, s, strlen(s));
-}
-
 static void sys_arg(msgpack_packer *pk, const gr_services_env *env)
 {
     msgpack_pack_map(pk, 1);
-    pack_cstr(pk, "started_ms");
+    gr_term_pack_cstr(pk, "started_ms");
     msgpack_pack_uint64(pk, env->started_ms);
 }
 
@@ -75,30 +70,30 @@ int gr_services_root_arg(const gr_services_env *env, girder_msg **ret_arg)
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     msgpack_pack_map(&pk, 4);
-    pack_cstr(&pk, "strategy");
-    pack_cstr(&pk, "one_for_one");
-    pack_cstr(&pk, "intensity");
+    gr_term_pack_cstr(&pk, "strategy");
+    gr_term_pack_cstr(&pk, "one_for_one");
+    gr_term_pack_cstr(&pk, "intensity");
     msgpack_pack_unsigned_int(&pk, GR_SERVICES_INTENSITY);
-    pack_cstr(&pk, "period_ms");
+    gr_term_pack_cstr(&pk, "period_ms");
     msgpack_pack_unsigned_int(&pk, GR_SERVICES_PERIOD_MS);
-    pack_cstr(&pk, "children");
+    gr_term_pack_cstr(&pk, "children");
     msgpack_pack_array(&pk, NSERVICES);
     for (size_t i = 0; i < NSERVICES; i++) {
         const service_def *s = &services[i];
 
         msgpack_pack_map(&pk, 6);
-        pack_cstr(&pk, "id");
-        pack_cstr(&pk, s->id);
-        pack_cstr(&pk, "behaviour");
-        pack_cstr(&pk, s->beh->name);
-        pack_cstr(&pk, "arg");
+        gr_term_pack_cstr(&pk, "id");
+        gr_term_pack_cstr(&pk, s->id);
+        gr_term_pack_cstr(&pk, "behaviour");
+        gr_term_pack_cstr(&pk, s->beh->name);
+        gr_term_pack_cstr(&pk, "arg");
         s->pack_arg(&pk, env);
-        pack_cstr(&pk, "restart");
-        pack_cstr(&pk, s->restart);
-        pack_cstr(&pk, "shutdown_ms");
+        gr_term_pack_cstr(&pk, "restart");
+        gr_term_pack_cstr(&pk, s->restart);
+        gr_term_pack_cstr(&pk, "shutdown_ms");
         msgpack_pack_unsigned_int(&pk, GR_SERVICES_SHUTDOWN_MS);
-        pack_cstr(&pk, "type");
-        pack_cstr(&pk, "worker");
+        gr_term_pack_cstr(&pk, "type");
+        gr_term_pack_cstr(&pk, "worker");
     }
     /* A failed buffer write (ENOMEM) leaves a truncated term: catch it here
      * instead of checking every pack call. */

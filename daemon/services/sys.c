@@ -38,11 +38,6 @@ uint64_t gr_sys_now_ms(void)
     return gr_clock_ms();
 }
 
-static void pack_cstr(msgpack_packer *pk, const char *s)
-{
-    msgpack_pack_str_with_body(pk, s, strlen(s));
-}
-
 /* Resident set size in bytes, from /proc/self/statm; 0 if unavailable. */
 static uint64_t rss_bytes(void)
 {
@@ -71,17 +66,17 @@ static void pack_memory(msgpack_packer *pk)
     struct mallinfo2 mi = mallinfo2();
 
     msgpack_pack_map(pk, 2);
-    pack_cstr(pk, "rss");
+    gr_term_pack_cstr(pk, "rss");
     msgpack_pack_uint64(pk, rss_bytes());
-    pack_cstr(pk, "heap");
+    gr_term_pack_cstr(pk, "heap");
     msgpack_pack_uint64(pk, (uint64_t)mi.uordblks + (uint64_t)mi.hblkhd);
 }
 
 static void pack_error(msgpack_packer *pk, int err)
 {
     msgpack_pack_array(pk, 2);
-    pack_cstr(pk, "error");
-    pack_cstr(pk, gr_errid(err));
+    gr_term_pack_cstr(pk, "error");
+    gr_term_pack_cstr(pk, gr_errid(err));
 }
 
 /* Pack the answer to one request into pk. */
@@ -98,7 +93,7 @@ static void answer(girder_ctx *ctx, sys_state *st, const msgpack_object *req, ms
     }
     fn = &req->via.array.ptr[0];
     if (gr_term_is_str(fn, "version")) {
-        pack_cstr(pk, GIRDER_VERSION);
+        gr_term_pack_cstr(pk, GIRDER_VERSION);
     } else if (gr_term_is_str(fn, "uptime")) {
         msgpack_pack_uint64(pk, uptime);
     } else if (gr_term_is_str(fn, "schedulers")) {
@@ -109,21 +104,21 @@ static void answer(girder_ctx *ctx, sys_state *st, const msgpack_object *req, ms
         pack_memory(pk);
     } else if (gr_term_is_str(fn, "info")) {
         msgpack_pack_map(pk, 8);
-        pack_cstr(pk, "node");
-        pack_cstr(pk, gr_rt_node_name(rt));
-        pack_cstr(pk, "version");
-        pack_cstr(pk, GIRDER_VERSION);
-        pack_cstr(pk, "api");
+        gr_term_pack_cstr(pk, "node");
+        gr_term_pack_cstr(pk, gr_rt_node_name(rt));
+        gr_term_pack_cstr(pk, "version");
+        gr_term_pack_cstr(pk, GIRDER_VERSION);
+        gr_term_pack_cstr(pk, "api");
         msgpack_pack_unsigned_int(pk, GIRDER_API_VERSION);
-        pack_cstr(pk, "creation");
+        gr_term_pack_cstr(pk, "creation");
         msgpack_pack_uint32(pk, gr_rt_creation(rt));
-        pack_cstr(pk, "uptime_ms");
+        gr_term_pack_cstr(pk, "uptime_ms");
         msgpack_pack_uint64(pk, uptime);
-        pack_cstr(pk, "schedulers");
+        gr_term_pack_cstr(pk, "schedulers");
         msgpack_pack_unsigned_int(pk, gr_rt_schedulers(rt));
-        pack_cstr(pk, "processes");
+        gr_term_pack_cstr(pk, "processes");
         msgpack_pack_uint64(pk, gr_rt_process_count(rt));
-        pack_cstr(pk, "memory");
+        gr_term_pack_cstr(pk, "memory");
         pack_memory(pk);
     } else {
         pack_error(pk, GR_EBADFUNC);

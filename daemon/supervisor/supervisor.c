@@ -63,6 +63,7 @@
 #include "girder/girder.h"
 
 #include "proto/err.h"
+#include "proto/term.h"
 #include "util/clock.h"
 #include "util/log.h"
 
@@ -191,19 +192,11 @@ static uint64_t now_ms(void)
     return gr_clock_ms();
 }
 
-static bool obj_is_str(const msgpack_object *o, const char *s)
-{
-    size_t n = strlen(s);
-
-    return o->type == MSGPACK_OBJECT_STR && o->via.str.size == n &&
-           memcmp(o->via.str.ptr, s, n) == 0;
-}
-
 /* Index of the string `o` in names[0..n), or -1. */
 static int obj_enum(const msgpack_object *o, const char *const *names, int n)
 {
     for (int i = 0; i < n; i++) {
-        if (obj_is_str(o, names[i])) {
+        if (gr_term_is_str(o, names[i])) {
             return i;
         }
     }
@@ -214,7 +207,7 @@ static int obj_enum(const msgpack_object *o, const char *const *names, int n)
 static const msgpack_object *msg_args(const msgpack_object *o, const char *tag, uint32_t n)
 {
     if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != n || n == 0 ||
-        !obj_is_str(&o->via.array.ptr[0], tag)) {
+        !gr_term_is_str(&o->via.array.ptr[0], tag)) {
         return NULL;
     }
     return o->via.array.ptr;
@@ -223,11 +216,11 @@ static const msgpack_object *msg_args(const msgpack_object *o, const char *tag, 
 /* "normal", "shutdown" and ["shutdown", _] are normal exits (OTP). */
 static bool is_normal_exit(const msgpack_object *r)
 {
-    if (obj_is_str(r, "normal") || obj_is_str(r, "shutdown")) {
+    if (gr_term_is_str(r, "normal") || gr_term_is_str(r, "shutdown")) {
         return true;
     }
     return r->type == MSGPACK_OBJECT_ARRAY && r->via.array.size == 2 &&
-           obj_is_str(&r->via.array.ptr[0], "shutdown");
+           gr_term_is_str(&r->via.array.ptr[0], "shutdown");
 }
 
 static bool running(const struct child *c)
@@ -643,7 +636,7 @@ static const char *spec_parse(girder_rt *rt, const msgpack_object *o, struct spe
         return "not_a_map";
     }
     for (uint32_t i = 0; i < o->via.map.size; i++) {
-        if (obj_is_str(&o->via.map.ptr[i].key, "id")) {
+        if (gr_term_is_str(&o->via.map.ptr[i].key, "id")) {
             sp->id = &o->via.map.ptr[i].val;
         }
     }
@@ -651,20 +644,20 @@ static const char *spec_parse(girder_rt *rt, const msgpack_object *o, struct spe
         const msgpack_object *k = &o->via.map.ptr[i].key;
         const msgpack_object *v = &o->via.map.ptr[i].val;
 
-        if (obj_is_str(k, "id")) {
+        if (gr_term_is_str(k, "id")) {
             if (v->type == MSGPACK_OBJECT_EXT) {
                 return "bad_id"; /* a pid or ref would be ambiguous in calls */
             }
-        } else if (obj_is_str(k, "behaviour")) {
+        } else if (gr_term_is_str(k, "behaviour")) {
             beh = v;
-        } else if (obj_is_str(k, "arg")) {
+        } else if (gr_term_is_str(k, "arg")) {
             sp->arg = v;
-        } else if (obj_is_str(k, "restart")) {
+        } else if (gr_term_is_str(k, "restart")) {
             if ((sp->restart = obj_enum(v, restart_names, 3)) < 0) {
                 return "bad_restart";
             }
-        } else if (obj_is_str(k, "shutdown_ms")) {
-            if (obj_is_str(v, "infinity")) {
+        } else if (gr_term_is_str(k, "shutdown_ms")) {
+            if (gr_term_is_str(v, "infinity")) {
                 sp->shutdown_ms = SUP_SHUTDOWN_INFINITY;
             } else if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
                        v->via.u64 <= SUP_SHUTDOWN_MS_MAX) {
@@ -673,11 +666,11 @@ static const char *spec_parse(girder_rt *rt, const msgpack_object *o, struct spe
                 return "bad_shutdown";
             }
             sp->has_shutdown = true;
-        } else if (obj_is_str(k, "type")) {
+        } else if (gr_term_is_str(k, "type")) {
             if ((sp->type = obj_enum(v, type_names, 2)) < 0) {
                 return "bad_type";
             }
-        } else if (obj_is_str(k, "spread")) {
+        } else if (gr_term_is_str(k, "spread")) {
             if (v->type != MSGPACK_OBJECT_BOOLEAN) {
                 return "bad_spread";
             }
@@ -1007,7 +1000,8 @@ static void stop_done(girder_ctx *ctx, struct sup *s, struct child *c, const msg
         girder_cancel_timer(ctx, s->op.tref); /* -ENOENT: fired; its token is now stale */
         s->op.tref = (girder_ref){0};
     }
-    if (!obj_is_str(why, "shutdown") && !obj_is_str(why, "killed") && gr_log_enabled(GR_LOG_INFO)) {
+    if (!gr_term_is_str(why, "shutdown") && !gr_term_is_str(why, "killed") &&
+        gr_log_enabled(GR_LOG_INFO)) {
         gr_info(LOG_MOD, "child %s stopped with %s", child_text(c, b1, sizeof(b1)),
                 obj_text(why, b2, sizeof(b2)));
     }
@@ -1277,17 +1271,17 @@ static void handle_call(girder_ctx *ctx, struct sup *s, girder_pid from, girder_
     const msgpack_object *a = req->via.array.ptr;
     uint32_t n = req->type == MSGPACK_OBJECT_ARRAY ? req->via.array.size : 0;
 
-    if (n == 1 && obj_is_str(&a[0], "which_children")) {
+    if (n == 1 && gr_term_is_str(&a[0], "which_children")) {
         call_which_children(ctx, s, from, ref);
-    } else if (n == 1 && obj_is_str(&a[0], "count_children")) {
+    } else if (n == 1 && gr_term_is_str(&a[0], "count_children")) {
         call_count_children(ctx, s, from, ref);
-    } else if (n == 2 && obj_is_str(&a[0], "start_child")) {
+    } else if (n == 2 && gr_term_is_str(&a[0], "start_child")) {
         call_start_child(ctx, s, from, ref, &a[1]);
-    } else if (n == 2 && obj_is_str(&a[0], "terminate_child")) {
+    } else if (n == 2 && gr_term_is_str(&a[0], "terminate_child")) {
         call_terminate_child(ctx, s, from, ref, &a[1]);
-    } else if (n == 2 && obj_is_str(&a[0], "delete_child")) {
+    } else if (n == 2 && gr_term_is_str(&a[0], "delete_child")) {
         call_delete_child(ctx, s, from, ref, &a[1]);
-    } else if (n == 2 && obj_is_str(&a[0], "restart_child")) {
+    } else if (n == 2 && gr_term_is_str(&a[0], "restart_child")) {
         call_restart_child(ctx, s, from, ref, &a[1]);
     } else {
         reply_error(ctx, from, ref, "unknown_call");
@@ -1591,23 +1585,23 @@ static const char *flags_parse(struct sup *s, const msgpack_object *o,
         const msgpack_object *k = &o->via.map.ptr[i].key;
         const msgpack_object *val = &o->via.map.ptr[i].val;
 
-        if (obj_is_str(k, "strategy")) {
+        if (gr_term_is_str(k, "strategy")) {
             if ((v = obj_enum(val, strategy_names, 3)) < 0) {
                 return "bad_strategy";
             }
             s->strategy = (enum strategy)v;
-        } else if (obj_is_str(k, "intensity")) {
+        } else if (gr_term_is_str(k, "intensity")) {
             if (val->type != MSGPACK_OBJECT_POSITIVE_INTEGER || val->via.u64 > SUP_INTENSITY_MAX) {
                 return "bad_intensity";
             }
             s->intensity = (uint32_t)val->via.u64;
-        } else if (obj_is_str(k, "period_ms")) {
+        } else if (gr_term_is_str(k, "period_ms")) {
             if (val->type != MSGPACK_OBJECT_POSITIVE_INTEGER || val->via.u64 == 0 ||
                 val->via.u64 > SUP_PERIOD_MS_MAX) {
                 return "bad_period";
             }
             s->period_ms = val->via.u64;
-        } else if (obj_is_str(k, "children")) {
+        } else if (gr_term_is_str(k, "children")) {
             if (val->type != MSGPACK_OBJECT_ARRAY) {
                 return "bad_children";
             }
