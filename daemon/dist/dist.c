@@ -26,6 +26,7 @@
 #include "dist/dist_int.h"
 
 #include "proto/err.h"
+#include "proto/term.h"
 #include "runtime/rt.h"
 #include "util/clock.h"
 #include "util/log.h"
@@ -53,11 +54,6 @@ uint64_t gr_dist_now_ms(void)
 }
 
 /* ---- messages to pids ---------------------------------------------------------- */
-
-static void pack_cstr(msgpack_packer *pk, const char *s)
-{
-    msgpack_pack_str_with_body(pk, s, strlen(s));
-}
 
 /* Send the packed buffer to `to`. 0 or the send error. */
 static int send_sbuf(gr_dist *d, girder_pid to, msgpack_sbuffer *sb)
@@ -110,10 +106,10 @@ static void notify(gr_dist *d, const char *what, const char *node, const char *r
         msgpack_sbuffer_init(&sb);
         msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
         msgpack_pack_array(&pk, reason ? 3 : 2);
-        pack_cstr(&pk, what);
-        pack_cstr(&pk, node);
+        gr_term_pack_cstr(&pk, what);
+        gr_term_pack_cstr(&pk, node);
         if (reason) {
-            pack_cstr(&pk, reason);
+            gr_term_pack_cstr(&pk, reason);
         }
         if (send_sbuf(d, pids[i], &sb) < 0) {
             monitors_drop(d, pids[i]);
@@ -144,7 +140,7 @@ static void answer_join(gr_dist *d, girder_pid to, uint64_t tag, int status)
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     msgpack_pack_array(&pk, 3);
-    pack_cstr(&pk, "$join");
+    gr_term_pack_cstr(&pk, "$join");
     msgpack_pack_uint64(&pk, tag);
     msgpack_pack_int(&pk, status);
     (void)send_sbuf(d, to, &sb);

@@ -54,18 +54,9 @@ static void answer(gr_dist *d, girder_pid to, uint64_t tag, int status, const ui
 
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_array(&pk, 4);
-    msgpack_pack_str_with_body(&pk, "$rpc", 4);
-    msgpack_pack_uint64(&pk, tag);
-    msgpack_pack_int(&pk, status);
-    if (status != 0) {
-        const char *id = gr_errid(status);
-
-        msgpack_pack_str_with_body(&pk, id, strlen(id));
-    } else if (len) {
-        msgpack_sbuffer_write(&sb, (const char *)res, len);
-    } else {
-        msgpack_pack_nil(&pk);
+    if (gr_term_pack_rpc_answer(&pk, tag, status, res, len) < 0) {
+        msgpack_sbuffer_destroy(&sb);
+        return; /* out of memory: the caller's deadline answers it */
     }
     m = girder_msg_new(sb.data, sb.size);
     msgpack_sbuffer_destroy(&sb);
