@@ -1057,6 +1057,8 @@ def test_ps(c):
           f"{len(children - set(seen))} children missing")
 
 
+from overload import test_overload  # noqa: E402  s_overload, in cluster-tests/overload.py
+
 TESTS = [
     ("a_mesh", test_mesh),
     ("b_rpc", test_rpc),
@@ -1076,4 +1078,5 @@ TESTS = [
     ("p_pubsub", test_pubsub),
     ("q_ps", test_ps),
     ("r_flood", test_flood),
+    ("s_overload", test_overload),
 ]

@@ -67,6 +67,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <unistd.h>
 
 static void on_read(struct bufferevent *bev, void *arg);
@@ -219,6 +222,11 @@ static void setup_bev(dist_conn *c)
 {
     bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
     bufferevent_setwatermark(c->bev, EV_READ, 0, DIST_HS_READ_MAX);
+    /* on_write (and its accounting) runs for every write that leaves the
+     * output at or below the low mark, not only when it empties: a busy link
+     * is seen to drain, and its senders resumed, without waiting for the
+     * last byte */
+    bufferevent_setwatermark(c->bev, EV_WRITE, c->d->out_high / 4, 0);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 }
 
@@ -712,15 +720,26 @@ void gr_dist_conn_drain_close(dist_conn *c)
     maybe_shutdown(c); /* at once if nothing is queued; else once written */
 }
 
+/* A backlog drained: give its memory back to the system (the records were
+ * freed, but glibc keeps the freed heap top and arena pages; without this a
+ * node that once queued 64 MiB kept about that much resident). */
+static void give_back(gr_dist *d)
+{
+    DIST_CTR_ADD(d, trims, 1);
+#ifdef __GLIBC__
+    malloc_trim(0);
+#endif
+}
+
 /* Overload accounting after a flush or a drained socket (design notes,
  * "Overload"): busy above d->out_high, not busy again at a quarter of it,
  * closed above DIST_OUT_HARD_FACTOR times it. */
 static void account(dist_conn *c)
 {
     gr_dist *d = c->d;
-    size_t q = gr_dist_conn_pending(c) + gr_dist_protos_held(c);
+    size_t q = gr_dist_conn_pending(c) + gr_dist_protos_held(c), all = q;
     uint64_t now;
-    uint32_t idx;
+    uint32_t idx = 0;
 
     if (c->state != CONN_UP) {
         return;
@@ -731,29 +750,43 @@ static void account(dist_conn *c)
         DIST_CTR_SUB(d, out_queued_bytes, c->queued - q);
     }
     c->queued = q;
-    if (!c->busy && q > d->out_high) {
+    if (c->member && !c->hidden && c->member->idx != 0) {
+        idx = c->member->idx;
+        /* and what its senders queued that the loop has not handed over yet */
+        all += atomic_load_explicit(&d->node_pending[idx], memory_order_relaxed);
+    }
+    if (!c->busy && all > d->out_high) {
         c->busy = true;
         c->busy_since_ms = gr_dist_now_ms();
         DIST_CTR_ADD(d, overloads, 1);
         DIST_CTR_ADD(d, links_busy, 1);
         gr_warn(DIST_LOG,
-                "link to %s (%s) overloaded: %zu bytes queued (high water %zu); its signals are "
-                "kept in order, none dropped",
-                peer_name(c), c->addr, q, d->out_high);
-    } else if (c->busy && q <= d->out_high / 4) {
+                "link to %s (%s) busy: %zu bytes queued (high water %zu); its senders are "
+                "suspended until it drains, its signals kept in order, none dropped",
+                peer_name(c), c->addr, all, d->out_high);
+    } else if (c->busy && all <= d->out_high / 4) {
         now = gr_dist_now_ms();
         c->busy = false;
         DIST_CTR_SUB(d, links_busy, 1);
-        gr_info(DIST_LOG, "link to %s (%s) drained: %zu bytes queued after %llu ms overloaded",
-                peer_name(c), c->addr, q, (unsigned long long)(now - c->busy_since_ms));
+        gr_info(DIST_LOG, "link to %s (%s) drained: %zu bytes queued after %llu ms busy",
+                peer_name(c), c->addr, all, (unsigned long long)(now - c->busy_since_ms));
+        give_back(d);
     }
-    if (c->member && !c->hidden && (idx = c->member->idx) != 0) {
-        atomic_store_explicit(&d->link_queued[idx], q | (c->busy ? DIST_QUEUED_BUSY : 0),
+    if (idx != 0) {
+        atomic_store_explicit(&d->link_out[idx], q, memory_order_relaxed);
+        atomic_store_explicit(&d->link_queued[idx], all | (c->busy ? DIST_QUEUED_BUSY : 0),
                               memory_order_relaxed);
+        if (c->busy) {
+            gr_rt_node_busy(d->rt, idx, true);
+        } else if (all <= d->out_high / 4 && gr_rt_node_is_busy(d->rt, idx)) {
+            gr_rt_node_busy(d->rt, idx, false); /* its suspended senders run again */
+        }
     }
-    if (q > d->out_high * DIST_OUT_HARD_FACTOR) {
+    if (all > d->out_high * DIST_OUT_HARD_FACTOR) {
+        /* the last resort: senders that do not stop (threads, or more than a
+         * turn's worth each) could otherwise grow it without end */
         gr_warn(DIST_LOG, "link to %s (%s): %zu bytes queued, over %zu: closing it", peer_name(c),
-                c->addr, q, d->out_high * DIST_OUT_HARD_FACTOR);
+                c->addr, all, d->out_high * DIST_OUT_HARD_FACTOR);
         DIST_CTR_ADD(d, overload_closes, 1);
         gr_dist_conn_close(c, GR_EOVERLOAD, NULL);
     }

@@ -271,8 +271,9 @@ static void run_cmds(gr_dist *d)
 {
     dist_cmd *c, *next;
 
-    /* signals first: those queued before a stop go out before its Leave */
-    gr_dist_sigq_run(d);
+    /* signals first, a slice of them (sigq.c): those queued before a stop go
+     * out before its Leave (CMD_STOP takes the rest) */
+    gr_dist_sigq_run(d, false);
     d->activity++;
     for (c = cmd_take_all(d); c; c = next) {
         next = c->next;
@@ -295,6 +296,7 @@ static void run_cmds(gr_dist *d)
             }
             break;
         case CMD_STOP:
+            gr_dist_sigq_run(d, true);
             stop_begin(d, c->timeout_ms);
             break;
         case CMD_PAUSE:
@@ -940,6 +942,7 @@ void gr_dist_counters_get(gr_dist *d, gr_dist_counters *ret)
     LOAD(sigq_peak);
     LOAD(handshakes_refused);
     LOAD(handshakes_evicted);
+    LOAD(trims);
     LOAD(nodedowns);
     LOAD(members_up);
 #undef LOAD

@@ -148,6 +148,7 @@ typedef struct gr_dist_counters {
     uint64_t sigq_peak;               /* most bytes the dist thread took in one go */
     uint64_t handshakes_refused;      /* accepted sockets refused for load (Reject busy) */
     uint64_t handshakes_evicted;      /* handshakes closed to give their slot to another */
+    uint64_t trims;                   /* memory given back after a busy link drained */
 } gr_dist_counters;
 
 /* Check the config and create (no thread, no socket yet). 0, -EINVAL, GR_EBADNODE,

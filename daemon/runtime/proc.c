@@ -343,6 +343,9 @@ void gr_proc_run(gr_proc *p)
         return;
     }
     p->status = GR_PROC_WAITING;
+    if (p->busy_node != 0 && gr_remote_park(p)) {
+        return; /* sent to a busy link: its next turn waits (remote.c, "Busy links") */
+    }
     if (p->mbox_head) {
         gr_sched_ready(s, p);
     }
@@ -492,6 +495,12 @@ void gr_proc_signal(gr_proc *p, gr_sig *sig)
     case GR_SIG_SPAWN:
     case GR_SIG_STOP:
     case GR_SIG_NODEDOWN:
+    case GR_SIG_RESUME:
+        p->suspended = false;
+        if (p->mbox_head) {
+            gr_sched_ready(s, p);
+        }
+        break;
     case GR_SIG_DEAD:
     case GR_SIG_PLIST:
         gr_panic_unreachable();
