@@ -39,11 +39,7 @@
  * row here plus its mod_*.c. Modules that only some daemons serve (the test
  * kit's `bench`) come in through gr_rpc_config.modules instead. */
 static const gr_rpc_module *const builtin[] = {
-    &gr_rpc_mod_node,
-    &gr_rpc_mod_sys,
-    &gr_rpc_mod_rpc,
-    &gr_rpc_mod_proc,
-    &gr_rpc_mod_pubsub,
+    &gr_rpc_mod_node, &gr_rpc_mod_sys, &gr_rpc_mod_rpc, &gr_rpc_mod_proc, &gr_rpc_mod_pubsub,
 };
 
 #define NBUILTIN (sizeof(builtin) / sizeof(builtin[0]))
