@@ -362,6 +362,7 @@ static int prepare_cluster(node *n, const gr_config *cfg, const gr_cookie *cooki
         .seeds = seeds,
         .nseeds = cfg->nseeds,
         .detection_ms = cfg->detection_ms,
+        .out_high_bytes = (size_t)cfg->link_high_water,
         .chacha_only = !cfg->cipher_fast,
         .rpc_fn = gr_rpc_dispatch,
         .rpc_ud = n->rpc,

@@ -722,7 +722,9 @@ void gr_dist_conn_drain_close(dist_conn *c)
 
 /* A backlog drained: give its memory back to the system (the records were
  * freed, but glibc keeps the freed heap top and arena pages; without this a
- * node that once queued 64 MiB kept about that much resident). */
+ * node that once queued 64 MiB kept about that much resident). Once per busy
+ * episode, when the link is empty: at the low mark a quarter of the backlog
+ * is still queued, and what is freed after it would stay resident. */
 static void give_back(gr_dist *d)
 {
     DIST_CTR_ADD(d, trims, 1);
@@ -755,7 +757,11 @@ static void account(dist_conn *c)
         /* and what its senders queued that the loop has not handed over yet */
         all += atomic_load_explicit(&d->node_pending[idx], memory_order_relaxed);
     }
-    if (!c->busy && all > d->out_high) {
+    /* busy over the mark, or over the low mark when a sender's hook found it
+     * busy first (it counts the signal it is adding; signal.c, link_busy): the
+     * link and the runtime then agree on what is busy */
+    if (!c->busy && (all > d->out_high ||
+                     (all > d->out_high / 4 && idx != 0 && gr_rt_node_is_busy(d->rt, idx)))) {
         c->busy = true;
         c->busy_since_ms = gr_dist_now_ms();
         DIST_CTR_ADD(d, overloads, 1);
@@ -770,6 +776,10 @@ static void account(dist_conn *c)
         DIST_CTR_SUB(d, links_busy, 1);
         gr_info(DIST_LOG, "link to %s (%s) drained: %zu bytes queued after %llu ms busy",
                 peer_name(c), c->addr, all, (unsigned long long)(now - c->busy_since_ms));
+        c->trim_due = true;
+    }
+    if (c->trim_due && all <= DIST_TRIM_BELOW) {
+        c->trim_due = false;
         give_back(d);
     }
     if (idx != 0) {

@@ -251,9 +251,12 @@ static void stop_begin(gr_dist *d, unsigned deadline_ms);
 static void pause_wait(gr_dist *d)
 {
     pthread_mutex_lock(&d->pub_lock);
+    d->pause_held = true;
+    pthread_cond_broadcast(&d->pub_cond); /* gr_dist_test_pause waits for it */
     while (d->paused) {
         pthread_cond_wait(&d->pub_cond, &d->pub_lock);
     }
+    d->pause_held = false;
     pthread_mutex_unlock(&d->pub_lock);
 }
 
@@ -960,5 +963,12 @@ void gr_dist_test_pause(gr_dist *d, bool on)
     pthread_mutex_unlock(&d->pub_lock);
     if (on && (c = gr_dist_cmd_new(CMD_PAUSE, 0)) != NULL) {
         cmd_push(d, c, true);
+        /* returns once the thread holds: nothing it would have done after
+         * this call (hand out signals, account a link) happens until resumed */
+        pthread_mutex_lock(&d->pub_lock);
+        while (d->paused && !d->pause_held && atomic_load(&d->started)) {
+            pthread_cond_wait(&d->pub_cond, &d->pub_lock);
+        }
+        pthread_mutex_unlock(&d->pub_lock);
     }
 }

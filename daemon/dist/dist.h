@@ -206,8 +206,9 @@ int gr_dist_remote_hook(void *ud, gr_rt_remote_sig *sig);
 void gr_dist_counters_get(gr_dist *d, gr_dist_counters *ret);
 
 /* Test hook: on=true makes the dist thread block (a hung node: no reads, no
- * heartbeats, no timers) until called again with on=false. gr_dist_stop resumes
- * it. Any thread but the dist thread. */
+ * heartbeats, no timers) until called again with on=false; with on=true it
+ * returns once the thread is held. gr_dist_stop resumes it. Any thread but the
+ * dist thread. */
 void gr_dist_test_pause(gr_dist *d, bool on);
 
 #endif

@@ -52,6 +52,7 @@
 #define DIST_SPIN_US 100
 #define DIST_SIGQ_INLINE 4096u         /* signal frames up to this are copied into the queue */
 #define DIST_SIGQ_SLICE (1u << 20)     /* signal bytes handed to links per loop pass (sigq.c) */
+#define DIST_TRIM_BELOW (64u << 10)    /* a drained busy link gives memory back below (conn.c) */
 #define DIST_TAIL_REF 4096u            /* payloads this big are sealed from the message (conn.c) */
 #define DIST_RECORD_SOFT (256u << 10)  /* a lane this full is sealed at once (conn.c) */
 #define DIST_READ_CHUNK (256u << 10)   /* one recv on an UP link reads at most this */
@@ -245,6 +246,7 @@ struct dist_conn {
     dist_slot slot;           /* admit.c: while unauth, the handshake slot it holds */
     bool busy;                /* overloaded: queued output above d->out_high */
     uint64_t busy_since_ms;   /* when it became busy */
+    bool trim_due;            /* was busy: give memory back once it has drained (conn.c) */
     size_t queued;            /* output queued at the last accounting */
     /* large lane (large.c) */
     dist_large *lg_head, *lg_tail; /* queued big signals, and what must follow them */
@@ -395,6 +397,7 @@ struct gr_dist {
     pthread_mutex_t pub_lock;
     pthread_cond_t pub_cond;     /* pause hook */
     bool paused;                 /* pause hook, under pub_lock */
+    bool pause_held;             /* the thread is held by the pause hook, under pub_lock */
     gr_dist_member *pub_members; /* snapshot, self first */
     size_t pub_nmembers;
     girder_pid *monitors; /* nodeup/nodedown subscribers */
