@@ -494,6 +494,23 @@ static void raw_read_start(dist_conn *c)
     bufferevent_disable(c->bev, EV_READ);
 }
 
+/* Bytes arrived on c: the silence detector's clock, and for a member's link
+ * the longest gap between two reads since it came up (max_rx_gap_ms in
+ * node.list), the figure behind "no heartbeat gap over a third of the
+ * detection time" (docs/cluster.md, "Backpressure"). Dist thread. */
+static void heard(dist_conn *c)
+{
+    gr_dist *d = c->d;
+    uint64_t now = gr_dist_now_ms(), gap = now - c->last_in_ms;
+    uint32_t idx;
+
+    c->last_in_ms = now;
+    if (c->state == CONN_UP && c->member && !c->hidden && (idx = c->member->idx) != 0 &&
+        gap > atomic_load_explicit(&d->rx_gap_max[idx], memory_order_relaxed)) {
+        atomic_store_explicit(&d->rx_gap_max[idx], gap, memory_order_relaxed);
+    }
+}
+
 static void on_read(struct bufferevent *bev, void *arg)
 {
     dist_conn *c = arg;
@@ -502,7 +519,7 @@ static void on_read(struct bufferevent *bev, void *arg)
     int r = 0;
 
     c->d->activity++;
-    c->last_in_ms = gr_dist_now_ms();
+    heard(c);
     while (c->state != CONN_DEAD && evbuffer_get_length(in) > 0) {
         struct evbuffer_iovec v;
         size_t used = 0;
@@ -562,7 +579,7 @@ static void on_raw_read(evutil_socket_t fd, short what, void *arg)
 
     (void)what;
     d->activity++;
-    c->last_in_ms = gr_dist_now_ms();
+    heard(c);
     while (c->state == CONN_UP && budget > 0) {
         n = recv(fd, d->rbuf, DIST_READ_CHUNK, 0);
         if (n > 0) {
@@ -720,17 +737,45 @@ void gr_dist_conn_drain_close(dist_conn *c)
     maybe_shutdown(c); /* at once if nothing is queued; else once written */
 }
 
-/* A backlog drained: give its memory back to the system (the records were
- * freed, but glibc keeps the freed heap top and arena pages; without this a
- * node that once queued 64 MiB kept about that much resident). Once per busy
- * episode, when the link is empty: at the low mark a quarter of the backlog
- * is still queued, and what is freed after it would stay resident. */
+/* The allocator's mode (glibc; process-wide). girderd starts it "roomy"
+ * (daemon.c: GR_DIST_MALLOC_TRIM_ROOMY, GR_DIST_MALLOC_PAD_ROOMY), because
+ * messages are allocated on one thread and freed on another and glibc would
+ * otherwise keep handing the top of each arena back and faulting it in again.
+ * But with that slack an arena never gives back what a backlog made it grow
+ * (malloc_trim trims the main arena's top only; the others' tops shrink in
+ * free(), and only above the trim threshold, down to the pad): a node that
+ * once queued 64 MiB kept ~60 MiB resident. So a busy link switches to roomy,
+ * and once it has drained, to glibc's defaults ("lean"), which make every
+ * arena give its top back at its next free, then trims. */
+static void malloc_mode(bool roomy)
+{
+#ifdef __GLIBC__
+    mallopt(M_TRIM_THRESHOLD, roomy ? GR_DIST_MALLOC_TRIM_ROOMY : DIST_MALLOC_TRIM_LEAN);
+    mallopt(M_TOP_PAD, roomy ? GR_DIST_MALLOC_PAD_ROOMY : DIST_MALLOC_PAD_LEAN);
+#else
+    (void)roomy;
+#endif
+}
+
+/* A busy link has drained: give the memory of its backlog back (above). Once
+ * per busy episode, when the link is empty: at the low mark a quarter of the
+ * backlog is still queued, and what is freed after it would stay resident.
+ * Dist thread. */
 static void give_back(gr_dist *d)
 {
     DIST_CTR_ADD(d, trims, 1);
+    malloc_mode(false);
 #ifdef __GLIBC__
+    {
+        /* this thread's arena: a block from its top, freed, runs the top
+         * trim now rather than at some later free (volatile: kept) */
+        void *volatile poke = malloc(DIST_MALLOC_POKE);
+
+        free(poke);
+    }
     malloc_trim(0);
 #endif
+    gr_debug(DIST_LOG, "a busy link drained: memory given back (malloc_trim)");
 }
 
 /* Overload accounting after a flush or a drained socket (design notes,
@@ -764,6 +809,7 @@ static void account(dist_conn *c)
                      (all > d->out_high / 4 && idx != 0 && gr_rt_node_is_busy(d->rt, idx)))) {
         c->busy = true;
         c->busy_since_ms = gr_dist_now_ms();
+        malloc_mode(true);
         DIST_CTR_ADD(d, overloads, 1);
         DIST_CTR_ADD(d, links_busy, 1);
         gr_warn(DIST_LOG,
@@ -956,7 +1002,10 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         gr_dist_conn_close(c, 0, c->hidden ? NULL : "noconnection");
         return;
     }
-    if (now - c->last_out_ms >= c->d->tick_ms && !c->d->stopping) {
+    /* a quarter tick early: the timer fires once a tick, and a strict
+     * comparison missed by a hair's jitter would wait a second tick, leaving
+     * peers two ticks (a third of detection_ms) without a frame */
+    if (now - c->last_out_ms >= c->d->tick_ms - c->d->tick_ms / 4 && !c->d->stopping) {
         send_heartbeat(c);
     }
 }

@@ -874,6 +874,7 @@ int gr_dist_members(gr_dist *d, gr_dist_member **ret_members, size_t *ret_n)
         q = atomic_load_explicit(&d->link_queued[idx], memory_order_relaxed);
         m[i].queued_bytes = q & ~DIST_QUEUED_BUSY;
         m[i].busy = (q & DIST_QUEUED_BUSY) != 0;
+        m[i].max_rx_gap_ms = atomic_load_explicit(&d->rx_gap_max[idx], memory_order_relaxed);
     }
     *ret_members = m;
     *ret_n = n;

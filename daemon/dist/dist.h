@@ -110,6 +110,11 @@ typedef struct gr_dist_config {
 /* Output queued on one link above which it is reported overloaded; 8 times it
  * closes the link (docs/cluster.md, "Backpressure"). */
 #define GR_DIST_OUT_HIGH_DEFAULT ((size_t)64 << 20)
+/* glibc M_TRIM_THRESHOLD / M_TOP_PAD for a loaded node: girderd sets them at
+ * start, a busy link sets them again, and a drained one lowers them to give
+ * memory back (conn.c, malloc_mode). */
+#define GR_DIST_MALLOC_TRIM_ROOMY (256 << 20)
+#define GR_DIST_MALLOC_PAD_ROOMY (64 << 20)
 
 /* A member as seen from this node (a snapshot). */
 typedef struct gr_dist_member {
@@ -123,10 +128,11 @@ typedef struct gr_dist_member {
         GR_DIST_DOWN, /* known, not connected (being redialled) */
         GR_DIST_LEFT, /* left gracefully; kept for a while for `girder nodes` */
     } state;
-    uint64_t since_ms;     /* CLOCK_MONOTONIC ms of the last state change */
-    uint64_t queued_bytes; /* UP: output queued on the link, not yet taken by the socket */
-    bool busy;             /* UP: the link is overloaded (queued above the high water mark) */
-    int cipher;            /* UP: the link's record cipher (GR_CIPHER_x), else -1 */
+    uint64_t since_ms;      /* CLOCK_MONOTONIC ms of the last state change */
+    uint64_t queued_bytes;  /* UP: output queued on the link, not yet taken by the socket */
+    bool busy;              /* UP: the link is overloaded (queued above the high water mark) */
+    int cipher;             /* UP: the link's record cipher (GR_CIPHER_x), else -1 */
+    uint64_t max_rx_gap_ms; /* UP: longest time between two reads on the link since it came up */
 } gr_dist_member;
 
 /* Counters for sys.counters (monotonic since start unless noted). */

@@ -50,9 +50,12 @@
 
 /* How long the loop keeps polling after its last work before it blocks. */
 #define DIST_SPIN_US 100
-#define DIST_SIGQ_INLINE 4096u         /* signal frames up to this are copied into the queue */
-#define DIST_SIGQ_SLICE (1u << 20)     /* signal bytes handed to links per loop pass (sigq.c) */
-#define DIST_TRIM_BELOW (64u << 10)    /* a drained busy link gives memory back below (conn.c) */
+#define DIST_SIGQ_INLINE 4096u      /* signal frames up to this are copied into the queue */
+#define DIST_SIGQ_SLICE (1u << 20)  /* signal bytes handed to links per loop pass (sigq.c) */
+#define DIST_TRIM_BELOW (64u << 10) /* a drained busy link gives memory back below (conn.c) */
+#define DIST_MALLOC_TRIM_LEAN (128u << 10) /* glibc's M_TRIM_THRESHOLD default (conn.c) */
+#define DIST_MALLOC_PAD_LEAN (128u << 10)  /* glibc's M_TOP_PAD default (conn.c) */
+#define DIST_MALLOC_POKE (96u << 10)       /* a block from the arena top, to trim it (conn.c) */
 #define DIST_TAIL_REF 4096u            /* payloads this big are sealed from the message (conn.c) */
 #define DIST_RECORD_SOFT (256u << 10)  /* a lane this full is sealed at once (conn.c) */
 #define DIST_READ_CHUNK (256u << 10)   /* one recv on an UP link reads at most this */
@@ -421,6 +424,9 @@ struct gr_dist {
     /* per node index: the link's own queued output (link_queued without
      * node_pending), for the hook's busy check; dist thread writes */
     _Atomic uint64_t link_out[GR_DIST_NODES_MAX];
+    /* per node index: the longest gap between two reads on its link since it
+     * came up, ms (conn.c, heard); dist thread writes, gr_dist_members reads */
+    _Atomic uint64_t rx_gap_max[GR_DIST_NODES_MAX];
 };
 
 #define DIST_CTR_ADD(d, field, n) __atomic_fetch_add(&(d)->ctr.field, (n), __ATOMIC_RELAXED)

@@ -2162,6 +2162,48 @@ START_TEST(test_signal_busy_link_suspends)
 }
 END_TEST
 
+static uint64_t member_gap(node *n, const char *name)
+{
+    gr_dist_member *ms;
+    size_t k;
+    uint64_t gap = 0;
+
+    ck_assert_int_eq(gr_dist_members(n->d, &ms, &k), 0);
+    for (size_t i = 0; i < k; i++) {
+        if (strcmp(ms[i].name, name) == 0) {
+            gap = ms[i].max_rx_gap_ms;
+        }
+    }
+    free(ms);
+    return gap;
+}
+
+/* max_rx_gap_ms: a peer held for a while (no heartbeats) shows as a gap at
+ * least that long once it speaks again; the link stays up. */
+START_TEST(test_rx_gap_reported)
+{
+    node a, b;
+    uint64_t t0, held, gap = 0;
+
+    node_start_full(&a, "a@127.0.0.1", 0, &COOKIE, NULL, 10000);
+    node_start_full(&b, "b@127.0.0.1", 0, &COOKIE, &a, 10000);
+    ck_assert(wait_state(&a, "b@127.0.0.1", GR_DIST_UP, WAIT_MS));
+    ck_assert(wait_state(&b, "a@127.0.0.1", GR_DIST_UP, WAIT_MS));
+    gr_dist_test_pause(b.d, true); /* returns once b's thread is held */
+    t0 = now_ms();
+    nap(400);
+    held = now_ms() - t0;
+    gr_dist_test_pause(b.d, false);
+    for (int i = 0; i < 1000 && (gap = member_gap(&a, "b@127.0.0.1")) < held; i++) {
+        nap(10); /* until a hears b again (a heartbeat within detection/6) */
+    }
+    ck_assert_uint_ge(gap, held);
+    ck_assert_int_eq(member_state(&a, "b@127.0.0.1", NULL), GR_DIST_UP);
+    node_stop(&b);
+    node_stop(&a);
+}
+END_TEST
+
 static Suite *dist_suite(void)
 {
     Suite *s = suite_create("dist");
@@ -2199,6 +2241,7 @@ static Suite *dist_suite(void)
     tcase_add_test(tc, test_handshake_timeout_is_not_a_stall);
     tcase_add_test(tc, test_unauthenticated_peers_are_bounded);
     tcase_add_test(tc, test_hung_peer_detected);
+    tcase_add_test(tc, test_rx_gap_reported);
     tcase_add_test(tc, test_graceful_leave);
     tcase_add_test(tc, test_stop_with_hung_peer);
     tcase_add_test(tc, test_restart_new_creation);

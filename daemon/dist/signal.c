@@ -282,6 +282,7 @@ void gr_dist_signal_node_down(gr_dist *d, dist_member *m)
     atomic_store_explicit(&d->node_state[idx], 0, memory_order_release);
     atomic_store_explicit(&d->link_queued[idx], 0, memory_order_relaxed);
     atomic_store_explicit(&d->link_out[idx], 0, memory_order_relaxed);
+    atomic_store_explicit(&d->rx_gap_max[idx], 0, memory_order_relaxed);
     d->member_at[idx] = NULL;
     m->idx = 0;
     gr_rt_node_busy(d->rt, idx, false); /* its suspended senders run again */
@@ -296,6 +297,7 @@ void gr_dist_signal_forget(gr_dist *d, dist_member *m)
             atomic_store_explicit(&d->node_state[i], 0, memory_order_release);
             atomic_store_explicit(&d->link_queued[i], 0, memory_order_relaxed);
             atomic_store_explicit(&d->link_out[i], 0, memory_order_relaxed);
+            atomic_store_explicit(&d->rx_gap_max[i], 0, memory_order_relaxed);
             gr_rt_node_busy(d->rt, i, false);
         }
     }
