@@ -162,8 +162,9 @@ static bool is_spawn(gr_rsig_kind k)
  * counting what waits in sigq for it? Then the node is marked busy in the
  * runtime *before* the signal is queued: the link's accounting, which runs
  * after the dist thread took the signal, then sees the mark and clears it
- * once drained (conn.c, "Overload"), so a mark is never left behind. Any
- * thread. */
+ * once drained (conn.c, "Overload"), or, when the link is gone by then,
+ * gr_dist_signal_cmd finds no link for it and clears it: a mark is never left
+ * behind. Any thread. */
 static bool link_busy(gr_dist *d, uint32_t idx, size_t len)
 {
     uint64_t q = atomic_load_explicit(&d->link_out[idx], memory_order_relaxed);
@@ -313,8 +314,14 @@ bool gr_dist_signal_cmd(gr_dist *d, dist_cmd *cmd)
 
     if (c == NULL || c->state != CONN_UP) {
         /* The node went down after the hook took it: gr_rt_node_down has been
-         * (or is being) called, which fires the links and monitors. */
+         * (or is being) called, which fires the links and monitors. The hook
+         * may also have marked the node busy after the nodedown cleared the
+         * mark (link_busy: set before the push, so this runs after it): no
+         * link is left to clear it, and its sender would stay suspended. */
         DIST_CTR_ADD(d, signals_lost, 1);
+        if (cmd->node_idx < GR_DIST_NODES_MAX && gr_rt_node_is_busy(d->rt, cmd->node_idx)) {
+            gr_rt_node_busy(d->rt, cmd->node_idx, false);
+        }
         return false;
     }
     if (cmd->len >= DIST_LARGE_MIN || cmd->len > c->peer.limits.max_frame ||
