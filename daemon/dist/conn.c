@@ -784,13 +784,17 @@ static void give_back(gr_dist *d)
 static void account(dist_conn *c)
 {
     gr_dist *d = c->d;
-    size_t q = gr_dist_conn_pending(c) + gr_dist_protos_held(c), all = q;
+    size_t q = gr_dist_conn_pending(c) + gr_dist_protos_held(c), all = q, one, over;
     uint64_t now;
     uint32_t idx = 0;
 
     if (c->state != CONN_UP) {
         return;
     }
+    /* the limits allow one message beyond them: its biggest (a single
+     * message over the mark, e.g. 64 MiB, must not suspend every other
+     * sender to that node while it crosses) */
+    one = gr_dist_large_biggest(c);
     if (q >= c->queued) {
         DIST_CTR_ADD(d, out_queued_bytes, q - c->queued);
     } else {
@@ -802,11 +806,12 @@ static void account(dist_conn *c)
         /* and what its senders queued that the loop has not handed over yet */
         all += atomic_load_explicit(&d->node_pending[idx], memory_order_relaxed);
     }
+    over = all - (one < all ? one : all); /* what the marks are compared with */
     /* busy over the mark, or over the low mark when a sender's hook found it
      * busy first (it counts the signal it is adding; signal.c, link_busy): the
      * link and the runtime then agree on what is busy */
-    if (!c->busy && (all > d->out_high ||
-                     (all > d->out_high / 4 && idx != 0 && gr_rt_node_is_busy(d->rt, idx)))) {
+    if (!c->busy && (over > d->out_high ||
+                     (over > d->out_high / 4 && idx != 0 && gr_rt_node_is_busy(d->rt, idx)))) {
         c->busy = true;
         c->busy_since_ms = gr_dist_now_ms();
         malloc_mode(true);
@@ -816,7 +821,7 @@ static void account(dist_conn *c)
                 "link to %s (%s) busy: %zu bytes queued (high water %zu); its senders are "
                 "suspended until it drains, its signals kept in order, none dropped",
                 peer_name(c), c->addr, all, d->out_high);
-    } else if (c->busy && all <= d->out_high / 4) {
+    } else if (c->busy && over <= d->out_high / 4) {
         now = gr_dist_now_ms();
         c->busy = false;
         DIST_CTR_SUB(d, links_busy, 1);
@@ -829,16 +834,16 @@ static void account(dist_conn *c)
         give_back(d);
     }
     if (idx != 0) {
-        atomic_store_explicit(&d->link_out[idx], q, memory_order_relaxed);
+        atomic_store_explicit(&d->link_out[idx], q - (one < q ? one : q), memory_order_relaxed);
         atomic_store_explicit(&d->link_queued[idx], all | (c->busy ? DIST_QUEUED_BUSY : 0),
                               memory_order_relaxed);
         if (c->busy) {
             gr_rt_node_busy(d->rt, idx, true);
-        } else if (all <= d->out_high / 4 && gr_rt_node_is_busy(d->rt, idx)) {
+        } else if (over <= d->out_high / 4 && gr_rt_node_is_busy(d->rt, idx)) {
             gr_rt_node_busy(d->rt, idx, false); /* its suspended senders run again */
         }
     }
-    if (all > d->out_high * DIST_OUT_HARD_FACTOR) {
+    if (over > d->out_high * DIST_OUT_HARD_FACTOR) {
         /* the last resort: senders that do not stop (threads, or more than a
          * turn's worth each) could otherwise grow it without end */
         gr_warn(DIST_LOG, "link to %s (%s): %zu bytes queued, over %zu: closing it", peer_name(c),

@@ -609,6 +609,10 @@ int gr_dist_large_push(dist_conn *c, dist_cmd *cmd);
  * lane. 0 or an error. */
 int gr_dist_large_pump(dist_conn *c);
 bool gr_dist_large_pending(const dist_conn *c);
+/* The bytes left to send of the biggest signal on c's large lane (0: none):
+ * the "one message" a link may hold beyond its high-water mark (conn.c,
+ * "Overload"). Dist thread. */
+size_t gr_dist_large_biggest(const dist_conn *c);
 /* Is a large message being sent or reassembled on any link? (dist_main) */
 bool gr_dist_large_any(const gr_dist *d);
 /* Would a pump now send something (socket and acknowledgement windows open)?

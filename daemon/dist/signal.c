@@ -157,15 +157,17 @@ static bool is_spawn(gr_rsig_kind k)
 
 /* ---- outgoing: scheduler threads ------------------------------------------------------ */
 
-/* Would `len` more bytes for node idx find its link busy: marked so (until it
- * drains below the low mark), or with more than the high-water mark queued,
- * counting what waits in sigq for it? Then the node is marked busy in the
+/* Does a signal for node idx find its link busy: marked so (until it drains
+ * below the low mark), or with more than the high-water mark queued, counting
+ * what waits in sigq for it? (Not counting the signal itself: the mark allows
+ * one message beyond it, so a single message over the mark does not suspend
+ * its sender.) Then the node is marked busy in the
  * runtime *before* the signal is queued: the link's accounting, which runs
  * after the dist thread took the signal, then sees the mark and clears it
  * once drained (conn.c, "Overload"), or, when the link is gone by then,
  * gr_dist_signal_cmd finds no link for it and clears it: a mark is never left
  * behind. Any thread. */
-static bool link_busy(gr_dist *d, uint32_t idx, size_t len)
+static bool link_busy(gr_dist *d, uint32_t idx)
 {
     uint64_t q = atomic_load_explicit(&d->link_out[idx], memory_order_relaxed);
     uint64_t pend = atomic_load_explicit(&d->node_pending[idx], memory_order_relaxed);
@@ -173,7 +175,7 @@ static bool link_busy(gr_dist *d, uint32_t idx, size_t len)
     if (gr_rt_node_is_busy(d->rt, idx)) {
         return true;
     }
-    if (q + pend + len <= d->out_high) {
+    if (q + pend <= d->out_high) {
         return false;
     }
     gr_rt_node_busy(d->rt, idx, true);
@@ -239,7 +241,7 @@ int gr_dist_remote_hook(void *ud, gr_rt_remote_sig *sig)
             s.behaviour_len = strlen(sig->behaviour);
         }
     }
-    busy = link_busy(d, idx, gr_sigframe_size(&s));
+    busy = link_busy(d, idx);
     if ((r = gr_dist_sigq_push(d, idx, sig->from, &s, sig->msg)) < 0) {
         return r == -ENOMEM ? r : GR_ENOCONN; /* stopping */
     }
