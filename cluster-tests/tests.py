@@ -17,6 +17,7 @@ import shutil
 import time
 
 from flood import test_flood  # r_flood, in cluster-tests/flood.py
+from overload import test_overload  # s_overload, in cluster-tests/overload.py
 from harness import (EXIT_AUTH, EXIT_OK, EXIT_REMOTE, EXIT_TIMEOUT, EXIT_UNREACHABLE, EXIT_USAGE,
                      TestFailure, check, free_port, now, testkit, wait_until)
 
@@ -1326,6 +1327,7 @@ TESTS = [
     ("p_pubsub", test_pubsub),
     ("q_ps", test_ps),
     ("r_flood", test_flood),
+    ("s_overload", test_overload),
     ("t_tables", test_tables),
     ("u_durable", test_durable),
     ("v_pubcli", test_pubcli),

@@ -372,6 +372,7 @@ static int prepare_cluster(node *n, const gr_config *cfg, const gr_cookie *cooki
         .seeds = seeds,
         .nseeds = cfg->nseeds,
         .detection_ms = cfg->detection_ms,
+        .out_high_bytes = (size_t)cfg->link_high_water,
         .chacha_only = !cfg->cipher_fast,
         .rpc_fn = gr_rpc_dispatch,
         .rpc_ud = n->rpc,
@@ -470,9 +471,11 @@ static int run(const gr_config *cfg, const char *prog, const gr_daemon_ext *ext)
     /* Messages are allocated on one thread and freed on another (a scheduler
      * and the dist thread); glibc then keeps returning the top of the heap to
      * the kernel and faulting it back in. Keep 64 MiB of slack instead: the
-     * node-to-node stream benchmark goes from ~0.45 M to ~0.65 M msgs/s. */
-    mallopt(M_TRIM_THRESHOLD, 256 << 20);
-    mallopt(M_TOP_PAD, 64 << 20);
+     * node-to-node stream benchmark goes from ~0.45 M to ~0.65 M msgs/s.
+     * After a busy link drains, the dist layer lowers them to give memory
+     * back, and raises them again at the next busy link (conn.c). */
+    mallopt(M_TRIM_THRESHOLD, GR_DIST_MALLOC_TRIM_ROOMY);
+    mallopt(M_TOP_PAD, GR_DIST_MALLOC_PAD_ROOMY);
 
     /* Before any thread exists, so all of them inherit the mask. */
     sigemptyset(&sigs);

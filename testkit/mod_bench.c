@@ -53,10 +53,12 @@
  *   with GIRDER_SPAWN_SPREAD, so usually on another scheduler than the worker:
  *   packing the 64 MiB signal frame then does not hold the pinger's thread.
  *   The result says "same_scheduler" when it did not work out.
- * - Pacing: a remote link with more than 64 MiB unsent output is closed as
- *   overloaded (docs/cluster.md), so the stream sender keeps at most Window
- *   messages unacknowledged; the sink acks every Window/4 messages and at the
- *   last. The default window holds about WINDOW_BYTES of payload.
+ * - Pacing: the stream sender keeps at most Window messages unacknowledged;
+ *   the sink acks every Window/4 messages and at the last. The default window
+ *   holds about WINDOW_BYTES of payload. A huge Window makes it unpaced: it
+ *   then relies on the link's backpressure (a sender to a busy link is
+ *   suspended after its turn, docs/cluster.md "Backpressure"), which is why
+ *   it sends at most STREAM_BURST messages per turn.
  *
  * Owning thread: the calls run in their worker processes; the peer in its own
  * process. One scheduler each.
@@ -79,6 +81,7 @@
 #define SIZE_MAX_BYTES (4u << 20) /* a frame is at most 8 MiB */
 #define WINDOW_BYTES (8u << 20)   /* default unacknowledged payload */
 #define WINDOW_MSGS_MAX 65536u    /* default window, in messages, at most */
+#define STREAM_BURST 128u         /* stream: messages sent per turn, at most */
 #define PEER_TIMEOUT_MS 5000
 #define MIXED_BIG_MAX (256u << 20)   /* bench.mixed: largest big message */
 #define MIXED_PINGS_MAX 100000u      /* bench.mixed: Pings at most */
@@ -274,6 +277,7 @@ typedef struct bench {
     girder_msg *payload; /* "ping", or the stream's bin */
     uint64_t count, size, window, ack_every;
     uint64_t sent, acked; /* stream */
+    bool more;            /* stream: a "more" to itself is on its way */
     uint64_t done;        /* pingpong: round trips, warm-up included */
     uint64_t warmup;
     uint64_t t0_ns;
@@ -413,12 +417,32 @@ static int bench_stream(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *a
     return ask_peer(c, ctx, b);
 }
 
-/* Stream: send until Window messages are unacknowledged or all are sent. */
+/* Stream: send until Window messages are unacknowledged or all are sent, at
+ * most STREAM_BURST per callback: a turn is a bounded batch, then a "more" to
+ * itself continues in the next turn. A sender suspended on a busy link
+ * (docs/runtime.md, "Busy links") thus adds at most one burst to its backlog
+ * before it stops. */
 static int stream_fill(girder_ctx *ctx, bench *b)
 {
+    static const uint8_t more[] = {0xa4, 'm', 'o', 'r', 'e'};
+    unsigned n = 0;
+    girder_msg *m;
     int r;
 
     while (b->sent < b->count && b->sent - b->acked < b->window) {
+        if (n++ == STREAM_BURST) {
+            if (!b->more) {
+                if ((m = girder_msg_new(more, sizeof(more))) == NULL) {
+                    return -ENOMEM;
+                }
+                if ((r = girder_send(ctx, girder_self(ctx), m)) < 0) {
+                    girder_msg_unref(m);
+                    return r;
+                }
+                b->more = true;
+            }
+            break;
+        }
         girder_msg_ref(b->payload);
         if ((r = girder_send(ctx, b->peer, b->payload)) < 0) {
             girder_msg_unref(b->payload);
@@ -557,6 +581,10 @@ static int bench_msg(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *msg)
             return ping(ctx, b);
         }
         return pingpong_result(c, b);
+    }
+    if (b->running && b->stream && gr_term_is_str(msg, "more")) {
+        b->more = false;
+        return stream_fill(ctx, b);
     }
     if (b->running && b->stream && is_tagged(msg, "ack") && msg->via.array.size == 2 &&
         a[1].type == MSGPACK_OBJECT_POSITIVE_INTEGER) {

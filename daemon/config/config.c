@@ -63,6 +63,7 @@ static int set_log_level(gr_config *cfg, const char *v, gr_config_reason *why);
 static int set_detection_ms(gr_config *cfg, const char *v, gr_config_reason *why);
 static int set_cipher(gr_config *cfg, const char *v, gr_config_reason *why);
 static int set_plugin(gr_config *cfg, const char *v, gr_config_reason *why);
+static int set_link_high_water(gr_config *cfg, const char *v, gr_config_reason *why);
 
 static const key_def keys[] = {
     {"name", "name", "NAME@HOST", "node name", DEFAULT_NAME, set_name, false, false},
@@ -85,6 +86,10 @@ static const key_def keys[] = {
     {"detection_ms", "detection-ms", "MS",
      "a silent link or hung peer is declared down after MS (300..600000)", "3000", set_detection_ms,
      false, false},
+    {"link_high_water", "link-high-water", "BYTES",
+     "bytes queued for a peer before its senders are suspended (256K..1G; the link is closed at "
+     "8 times that)",
+     "64M", set_link_high_water, false, false},
     {"cipher", "cipher", "NAME",
      "link cipher: auto (AES-128-OCB where both ends have AES instructions, else "
      "ChaCha20-Poly1305) or chacha20-poly1305",
@@ -457,6 +462,45 @@ static int set_detection_ms(gr_config *cfg, const char *v, gr_config_reason *why
     return 0;
 }
 
+/* Digits with an optional binary suffix K, M or G (upper or lower case). */
+static int set_link_high_water(gr_config *cfg, const char *v, gr_config_reason *why)
+{
+    uint64_t n = 0;
+    size_t len = strlen(v), i;
+    unsigned shift = 0;
+
+    for (i = 0; i < len && i < 11 && is_digit(v[i]); i++) {
+        n = n * 10 + (uint64_t)(v[i] - '0');
+    }
+    if (i + 1 == len) {
+        switch (v[i]) {
+        case 'k':
+        case 'K':
+            shift = 10;
+            break;
+        case 'm':
+        case 'M':
+            shift = 20;
+            break;
+        case 'g':
+        case 'G':
+            shift = 30;
+            break;
+        default:
+            break;
+        }
+        i += shift != 0;
+    }
+    /* 11 digits at most: no overflow, even shifted by 30 */
+    if (i == 0 || i != len || (n << shift) < GR_CONFIG_HIGH_WATER_MIN ||
+        (n << shift) > GR_CONFIG_HIGH_WATER_MAX) {
+        *why = GR_CONFIG_EHIGHWATER;
+        return GR_ECONFIG;
+    }
+    cfg->link_high_water = n << shift;
+    return 0;
+}
+
 static int set_cipher(gr_config *cfg, const char *v, gr_config_reason *why)
 {
     if (strcmp(v, "auto") == 0) {
@@ -653,6 +697,7 @@ int gr_config_init(gr_config *ret_cfg)
         .log_level = GR_LOG_INFO,
         .cipher_fast = true,
         .detection_ms = GR_CONFIG_DETECTION_DEFAULT_MS,
+        .link_high_water = GR_CONFIG_HIGH_WATER_DEFAULT,
     };
 
     if (!(cfg.name = strdup(DEFAULT_NAME)) || !(cfg.listen_host = strdup(DEFAULT_LISTEN_HOST))) {

@@ -20,6 +20,9 @@
  *   log_level    --log-level     debug|info|notice|warn|    info
  *                                error
  *   detection_ms --detection-ms  300..600000                3000
+ *   link_high_water --link-high-water
+ *                                BYTES, 256K..1G (K, M, G:  64M
+ *                                binary suffixes)
  *   cipher       --cipher        auto|chacha20-poly1305     auto
  *   data_dir     --data-dir      DIR (1..GR_CONFIG_DATA_DIR_MAX bytes)  none
  *
@@ -64,6 +67,9 @@
 #define GR_CONFIG_DETECTION_DEFAULT_MS 3000 /* failure detection time */
 #define GR_CONFIG_DETECTION_MIN_MS 300
 #define GR_CONFIG_DETECTION_MAX_MS 600000
+#define GR_CONFIG_HIGH_WATER_DEFAULT ((uint64_t)64 << 20) /* = GR_DIST_OUT_HIGH_DEFAULT */
+#define GR_CONFIG_HIGH_WATER_MIN ((uint64_t)256 << 10)
+#define GR_CONFIG_HIGH_WATER_MAX ((uint64_t)1 << 30)
 
 /* X(NAME, "message") - why a configuration was rejected. */
 #define GR_CONFIG_REASON_MAP(X)                                                                    \
@@ -86,6 +92,8 @@
     X(GR_CONFIG_ETOOMANYSEEDS, "too many seeds")                                                   \
     X(GR_CONFIG_ERANGE, "out of range: expected 1..255 or auto")                                   \
     X(GR_CONFIG_EDETECTION, "bad detection time: expected milliseconds 300..600000")               \
+    X(GR_CONFIG_EHIGHWATER, "bad link high-water mark: expected bytes 262144..1073741824, or "     \
+                            "256K..1G with a binary K, M or G suffix")                             \
     X(GR_CONFIG_ELEVEL, "bad log level: expected debug, info, notice, warn or error")              \
     X(GR_CONFIG_ECIPHER, "bad cipher: expected auto or chacha20-poly1305")                         \
     X(GR_CONFIG_EPLANNED,                                                                          \
@@ -131,6 +139,7 @@ typedef struct gr_config {
     unsigned schedulers;         /* 1..255, or 0 = one per online core */
     enum gr_log_level log_level; /* minimum log level */
     unsigned detection_ms;       /* silent link -> peer down after this */
+    uint64_t link_high_water;    /* bytes queued for a link before its senders are suspended */
     bool cipher_fast;            /* auto: AES-128-OCB where both ends can (cipher) */
     char **plugins;              /* nplugins plugin paths to load at start, in order */
     size_t nplugins;             /* 0..GR_CONFIG_PLUGINS_MAX */

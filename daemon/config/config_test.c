@@ -166,11 +166,13 @@ START_TEST(flags_override_file)
                                               "listen = 127.0.0.1:1000\n"
                                               "seeds = x@h:1, y@h:2\n"
                                               "schedulers = 2\n"
+                                              "link_high_water = 8M\n"
                                               "cookie_file = /etc/girder/cookie\n");
 
     ck_assert_int_eq(LOAD(&err, &cfg, "--listen", "127.0.0.2:2000", "--config", (char *)path,
                           "--seed", "s1@h:10", "--seed=s2@h:11", "--schedulers", "auto",
-                          "--log-level", "warn", "--cookie-file", "/c", "--name", "b@h"),
+                          "--log-level", "warn", "--cookie-file", "/c", "--name", "b@h",
+                          "--link-high-water", "2M"),
                      0);
     ck_assert_str_eq(cfg.name, "b@h");
     ck_assert_str_eq(cfg.listen_host, "127.0.0.2");
@@ -182,6 +184,7 @@ START_TEST(flags_override_file)
     ck_assert_int_eq(cfg.log_level, GR_LOG_WARN);
     ck_assert_str_eq(cfg.cookie_file, "/c");
     ck_assert(cfg.cookie_file_flag);
+    ck_assert_uint_eq(cfg.link_high_water, 2u << 20);
     gr_config_clear(&cfg);
 
     /* without --seed the file's seeds stay; the file's cookie_file is the file's */
@@ -190,6 +193,7 @@ START_TEST(flags_override_file)
     ck_assert_uint_eq(cfg.listen_port, 0);
     ck_assert_str_eq(cfg.cookie_file, "/etc/girder/cookie");
     ck_assert(!cfg.cookie_file_flag);
+    ck_assert_uint_eq(cfg.link_high_water, 8u << 20);
     gr_config_clear(&cfg);
 }
 END_TEST
@@ -275,6 +279,23 @@ START_TEST(set_one_key)
         ck_assert_int_eq(gr_config_set(&cfg, "detection_ms", bad[i], &err), GR_ECONFIG);
         ck_assert_int_eq(err.reason, bad[i][0] ? GR_CONFIG_EDETECTION : GR_CONFIG_EEMPTY);
         ck_assert_uint_eq(cfg.detection_ms, 600000); /* unchanged on failure */
+    }
+    ck_assert_uint_eq(cfg.link_high_water, 64u << 20);
+    ck_assert_int_eq(gr_config_set(&cfg, "link_high_water", "4M", &err), 0);
+    ck_assert_uint_eq(cfg.link_high_water, 4u << 20);
+    ck_assert_int_eq(gr_config_set(&cfg, "link_high_water", "262144", &err), 0);
+    ck_assert_uint_eq(cfg.link_high_water, 256u << 10);
+    ck_assert_int_eq(gr_config_set(&cfg, "link_high_water", "1g", &err), 0);
+    ck_assert_uint_eq(cfg.link_high_water, 1u << 30);
+    ck_assert_int_eq(gr_config_set(&cfg, "link_high_water", "512k", &err), 0);
+    ck_assert_uint_eq(cfg.link_high_water, 512u << 10);
+    const char *bad_hw[] = {"262143", "255K", "2G",  "1073741825",           "4MB",
+                            "M",      "-4M",  "4 M", "99999999999999999999", "0x400000"};
+    for (size_t i = 0; i < sizeof(bad_hw) / sizeof(bad_hw[0]); i++) {
+        ck_assert_int_eq(gr_config_set(&cfg, "link_high_water", bad_hw[i], &err), GR_ECONFIG);
+        ck_assert_int_eq(err.reason, GR_CONFIG_EHIGHWATER);
+        ck_assert_str_eq(err.key, "link_high_water");
+        ck_assert_uint_eq(cfg.link_high_water, 512u << 10); /* unchanged on failure */
     }
     ck_assert(cfg.cipher_fast); /* default: auto */
     ck_assert_int_eq(gr_config_set(&cfg, "cipher", "chacha20-poly1305", &err), 0);

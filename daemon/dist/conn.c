@@ -67,6 +67,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <unistd.h>
 
 static void on_read(struct bufferevent *bev, void *arg);
@@ -219,6 +222,11 @@ static void setup_bev(dist_conn *c)
 {
     bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
     bufferevent_setwatermark(c->bev, EV_READ, 0, DIST_HS_READ_MAX);
+    /* on_write (and its accounting) runs for every write that leaves the
+     * output at or below the low mark, not only when it empties: a busy link
+     * is seen to drain, and its senders resumed, without waiting for the
+     * last byte */
+    bufferevent_setwatermark(c->bev, EV_WRITE, c->d->out_high / 4, 0);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 }
 
@@ -486,6 +494,23 @@ static void raw_read_start(dist_conn *c)
     bufferevent_disable(c->bev, EV_READ);
 }
 
+/* Bytes arrived on c: the silence detector's clock, and for a member's link
+ * the longest gap between two reads since it came up (max_rx_gap_ms in
+ * node.list), the figure behind "no heartbeat gap over a third of the
+ * detection time" (docs/cluster.md, "Backpressure"). Dist thread. */
+static void heard(dist_conn *c)
+{
+    gr_dist *d = c->d;
+    uint64_t now = gr_dist_now_ms(), gap = now - c->last_in_ms;
+    uint32_t idx;
+
+    c->last_in_ms = now;
+    if (c->state == CONN_UP && c->member && !c->hidden && (idx = c->member->idx) != 0 &&
+        gap > atomic_load_explicit(&d->rx_gap_max[idx], memory_order_relaxed)) {
+        atomic_store_explicit(&d->rx_gap_max[idx], gap, memory_order_relaxed);
+    }
+}
+
 static void on_read(struct bufferevent *bev, void *arg)
 {
     dist_conn *c = arg;
@@ -494,7 +519,7 @@ static void on_read(struct bufferevent *bev, void *arg)
     int r = 0;
 
     c->d->activity++;
-    c->last_in_ms = gr_dist_now_ms();
+    heard(c);
     while (c->state != CONN_DEAD && evbuffer_get_length(in) > 0) {
         struct evbuffer_iovec v;
         size_t used = 0;
@@ -554,7 +579,7 @@ static void on_raw_read(evutil_socket_t fd, short what, void *arg)
 
     (void)what;
     d->activity++;
-    c->last_in_ms = gr_dist_now_ms();
+    heard(c);
     while (c->state == CONN_UP && budget > 0) {
         n = recv(fd, d->rbuf, DIST_READ_CHUNK, 0);
         if (n > 0) {
@@ -712,48 +737,117 @@ void gr_dist_conn_drain_close(dist_conn *c)
     maybe_shutdown(c); /* at once if nothing is queued; else once written */
 }
 
+/* The allocator's mode (glibc; process-wide). girderd starts it "roomy"
+ * (daemon.c: GR_DIST_MALLOC_TRIM_ROOMY, GR_DIST_MALLOC_PAD_ROOMY), because
+ * messages are allocated on one thread and freed on another and glibc would
+ * otherwise keep handing the top of each arena back and faulting it in again.
+ * But with that slack an arena never gives back what a backlog made it grow
+ * (malloc_trim trims the main arena's top only; the others' tops shrink in
+ * free(), and only above the trim threshold, down to the pad): a node that
+ * once queued 64 MiB kept ~60 MiB resident. So a busy link switches to roomy,
+ * and once it has drained, to glibc's defaults ("lean"), which make every
+ * arena give its top back at its next free, then trims. */
+static void malloc_mode(bool roomy)
+{
+#ifdef __GLIBC__
+    mallopt(M_TRIM_THRESHOLD, roomy ? GR_DIST_MALLOC_TRIM_ROOMY : DIST_MALLOC_TRIM_LEAN);
+    mallopt(M_TOP_PAD, roomy ? GR_DIST_MALLOC_PAD_ROOMY : DIST_MALLOC_PAD_LEAN);
+#else
+    (void)roomy;
+#endif
+}
+
+/* A busy link has drained: give the memory of its backlog back (above). Once
+ * per busy episode, when the link is empty: at the low mark a quarter of the
+ * backlog is still queued, and what is freed after it would stay resident.
+ * Dist thread. */
+static void give_back(gr_dist *d)
+{
+    DIST_CTR_ADD(d, trims, 1);
+    malloc_mode(false);
+#ifdef __GLIBC__
+    {
+        /* this thread's arena: a block from its top, freed, runs the top
+         * trim now rather than at some later free (volatile: kept) */
+        void *volatile poke = malloc(DIST_MALLOC_POKE);
+
+        free(poke);
+    }
+    malloc_trim(0);
+#endif
+    gr_debug(DIST_LOG, "a busy link drained: memory given back (malloc_trim)");
+}
+
 /* Overload accounting after a flush or a drained socket (design notes,
  * "Overload"): busy above d->out_high, not busy again at a quarter of it,
  * closed above DIST_OUT_HARD_FACTOR times it. */
 static void account(dist_conn *c)
 {
     gr_dist *d = c->d;
-    size_t q = gr_dist_conn_pending(c) + gr_dist_protos_held(c);
+    size_t q = gr_dist_conn_pending(c) + gr_dist_protos_held(c), all = q, one, over;
     uint64_t now;
-    uint32_t idx;
+    uint32_t idx = 0;
 
     if (c->state != CONN_UP) {
         return;
     }
+    /* the limits allow one message beyond them: its biggest (a single
+     * message over the mark, e.g. 64 MiB, must not suspend every other
+     * sender to that node while it crosses) */
+    one = gr_dist_large_biggest(c);
     if (q >= c->queued) {
         DIST_CTR_ADD(d, out_queued_bytes, q - c->queued);
     } else {
         DIST_CTR_SUB(d, out_queued_bytes, c->queued - q);
     }
     c->queued = q;
-    if (!c->busy && q > d->out_high) {
+    if (c->member && !c->hidden && c->member->idx != 0) {
+        idx = c->member->idx;
+        /* and what its senders queued that the loop has not handed over yet */
+        all += atomic_load_explicit(&d->node_pending[idx], memory_order_relaxed);
+    }
+    over = all - (one < all ? one : all); /* what the marks are compared with */
+    /* busy over the mark, or over the low mark when a sender's hook found it
+     * busy first (it counts the signal it is adding; signal.c, link_busy): the
+     * link and the runtime then agree on what is busy */
+    if (!c->busy && (over > d->out_high ||
+                     (over > d->out_high / 4 && idx != 0 && gr_rt_node_is_busy(d->rt, idx)))) {
         c->busy = true;
         c->busy_since_ms = gr_dist_now_ms();
+        malloc_mode(true);
         DIST_CTR_ADD(d, overloads, 1);
         DIST_CTR_ADD(d, links_busy, 1);
         gr_warn(DIST_LOG,
-                "link to %s (%s) overloaded: %zu bytes queued (high water %zu); its signals are "
-                "kept in order, none dropped",
-                peer_name(c), c->addr, q, d->out_high);
-    } else if (c->busy && q <= d->out_high / 4) {
+                "link to %s (%s) busy: %zu bytes queued (high water %zu); its senders are "
+                "suspended until it drains, its signals kept in order, none dropped",
+                peer_name(c), c->addr, all, d->out_high);
+    } else if (c->busy && over <= d->out_high / 4) {
         now = gr_dist_now_ms();
         c->busy = false;
         DIST_CTR_SUB(d, links_busy, 1);
-        gr_info(DIST_LOG, "link to %s (%s) drained: %zu bytes queued after %llu ms overloaded",
-                peer_name(c), c->addr, q, (unsigned long long)(now - c->busy_since_ms));
+        gr_info(DIST_LOG, "link to %s (%s) drained: %zu bytes queued after %llu ms busy",
+                peer_name(c), c->addr, all, (unsigned long long)(now - c->busy_since_ms));
+        c->trim_due = true;
     }
-    if (c->member && !c->hidden && (idx = c->member->idx) != 0) {
-        atomic_store_explicit(&d->link_queued[idx], q | (c->busy ? DIST_QUEUED_BUSY : 0),
+    if (c->trim_due && all <= DIST_TRIM_BELOW) {
+        c->trim_due = false;
+        give_back(d);
+    }
+    if (idx != 0) {
+        atomic_store_explicit(&d->link_out[idx], q - (one < q ? one : q), memory_order_relaxed);
+        atomic_store_explicit(&d->link_queued[idx], all | (c->busy ? DIST_QUEUED_BUSY : 0),
                               memory_order_relaxed);
+        if (c->busy) {
+            gr_rt_node_busy(d->rt, idx, true);
+        } else if (over <= d->out_high / 4 && gr_rt_node_is_busy(d->rt, idx)) {
+            gr_rt_node_busy(d->rt, idx, false); /* its suspended senders run again */
+        }
     }
-    if (q > d->out_high * DIST_OUT_HARD_FACTOR) {
+    if (over > d->out_high * DIST_OUT_HARD_FACTOR) {
+        /* the last resort: senders that do not stop (threads, or more than a
+         * turn's worth each) could otherwise grow it without end */
         gr_warn(DIST_LOG, "link to %s (%s): %zu bytes queued, over %zu: closing it", peer_name(c),
-                c->addr, q, d->out_high * DIST_OUT_HARD_FACTOR);
+                c->addr, all, d->out_high * DIST_OUT_HARD_FACTOR);
         DIST_CTR_ADD(d, overload_closes, 1);
         gr_dist_conn_close(c, GR_EOVERLOAD, NULL);
     }
@@ -913,7 +1007,10 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         gr_dist_conn_close(c, 0, c->hidden ? NULL : "noconnection");
         return;
     }
-    if (now - c->last_out_ms >= c->d->tick_ms && !c->d->stopping) {
+    /* a quarter tick early: the timer fires once a tick, and a strict
+     * comparison missed by a hair's jitter would wait a second tick, leaving
+     * peers two ticks (a third of detection_ms) without a frame */
+    if (now - c->last_out_ms >= c->d->tick_ms - c->d->tick_ms / 4 && !c->d->stopping) {
         send_heartbeat(c);
     }
 }

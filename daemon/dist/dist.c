@@ -249,9 +249,12 @@ static void stop_begin(gr_dist *d, unsigned deadline_ms);
 static void pause_wait(gr_dist *d)
 {
     pthread_mutex_lock(&d->pub_lock);
+    d->pause_held = true;
+    pthread_cond_broadcast(&d->pub_cond); /* gr_dist_test_pause waits for it */
     while (d->paused) {
         pthread_cond_wait(&d->pub_cond, &d->pub_lock);
     }
+    d->pause_held = false;
     pthread_mutex_unlock(&d->pub_lock);
 }
 
@@ -269,8 +272,9 @@ static void run_cmds(gr_dist *d)
 {
     dist_cmd *c, *next;
 
-    /* signals first: those queued before a stop go out before its Leave */
-    gr_dist_sigq_run(d);
+    /* signals first, a slice of them (sigq.c): those queued before a stop go
+     * out before its Leave (CMD_STOP takes the rest) */
+    gr_dist_sigq_run(d, false);
     d->activity++;
     for (c = cmd_take_all(d); c; c = next) {
         next = c->next;
@@ -293,6 +297,7 @@ static void run_cmds(gr_dist *d)
             }
             break;
         case CMD_STOP:
+            gr_dist_sigq_run(d, true);
             stop_begin(d, c->timeout_ms);
             break;
         case CMD_PAUSE:
@@ -912,6 +917,7 @@ int gr_dist_members(gr_dist *d, gr_dist_member **ret_members, size_t *ret_n)
         q = atomic_load_explicit(&d->link_queued[idx], memory_order_relaxed);
         m[i].queued_bytes = q & ~DIST_QUEUED_BUSY;
         m[i].busy = (q & DIST_QUEUED_BUSY) != 0;
+        m[i].max_rx_gap_ms = atomic_load_explicit(&d->rx_gap_max[idx], memory_order_relaxed);
     }
     *ret_members = m;
     *ret_n = n;
@@ -984,6 +990,7 @@ void gr_dist_counters_get(gr_dist *d, gr_dist_counters *ret)
     LOAD(handshakes_refused);
     LOAD(handshakes_evicted);
     LOAD(spin_offs);
+    LOAD(trims);
     LOAD(nodedowns);
     LOAD(members_up);
 #undef LOAD
@@ -1001,5 +1008,12 @@ void gr_dist_test_pause(gr_dist *d, bool on)
     pthread_mutex_unlock(&d->pub_lock);
     if (on && (c = gr_dist_cmd_new(CMD_PAUSE, 0)) != NULL) {
         cmd_push(d, c, true);
+        /* returns once the thread holds: nothing it would have done after
+         * this call (hand out signals, account a link) happens until resumed */
+        pthread_mutex_lock(&d->pub_lock);
+        while (d->paused && !d->pause_held && atomic_load(&d->started)) {
+            pthread_cond_wait(&d->pub_cond, &d->pub_lock);
+        }
+        pthread_mutex_unlock(&d->pub_lock);
     }
 }

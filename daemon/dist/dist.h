@@ -110,6 +110,11 @@ typedef struct gr_dist_config {
 /* Output queued on one link above which it is reported overloaded; 8 times it
  * closes the link (docs/cluster.md, "Backpressure"). */
 #define GR_DIST_OUT_HIGH_DEFAULT ((size_t)64 << 20)
+/* glibc M_TRIM_THRESHOLD / M_TOP_PAD for a loaded node: girderd sets them at
+ * start, a busy link sets them again, and a drained one lowers them to give
+ * memory back (conn.c, malloc_mode). */
+#define GR_DIST_MALLOC_TRIM_ROOMY (256 << 20)
+#define GR_DIST_MALLOC_PAD_ROOMY (64 << 20)
 
 /* A member as seen from this node (a snapshot). */
 typedef struct gr_dist_member {
@@ -123,10 +128,11 @@ typedef struct gr_dist_member {
         GR_DIST_DOWN, /* known, not connected (being redialled) */
         GR_DIST_LEFT, /* left gracefully; kept for a while for `girder nodes` */
     } state;
-    uint64_t since_ms;     /* CLOCK_MONOTONIC ms of the last state change */
-    uint64_t queued_bytes; /* UP: output queued on the link, not yet taken by the socket */
-    bool busy;             /* UP: the link is overloaded (queued above the high water mark) */
-    int cipher;            /* UP: the link's record cipher (GR_CIPHER_x), else -1 */
+    uint64_t since_ms;      /* CLOCK_MONOTONIC ms of the last state change */
+    uint64_t queued_bytes;  /* UP: output queued on the link, not yet taken by the socket */
+    bool busy;              /* UP: the link is overloaded (queued above the high water mark) */
+    int cipher;             /* UP: the link's record cipher (GR_CIPHER_x), else -1 */
+    uint64_t max_rx_gap_ms; /* UP: longest time between two reads on the link since it came up */
 } gr_dist_member;
 
 /* Counters for sys.counters (monotonic since start unless noted). */
@@ -149,6 +155,7 @@ typedef struct gr_dist_counters {
     uint64_t handshakes_refused;      /* accepted sockets refused for load (Reject busy) */
     uint64_t handshakes_evicted;      /* handshakes closed to give their slot to another */
     uint64_t spin_offs;               /* times the dist loop stopped spinning: preempted */
+    uint64_t trims;                   /* memory given back after a busy link drained */
 } gr_dist_counters;
 
 /* Check the config and create (no thread, no socket yet). 0, -EINVAL, GR_EBADNODE,
@@ -206,8 +213,9 @@ int gr_dist_remote_hook(void *ud, gr_rt_remote_sig *sig);
 void gr_dist_counters_get(gr_dist *d, gr_dist_counters *ret);
 
 /* Test hook: on=true makes the dist thread block (a hung node: no reads, no
- * heartbeats, no timers) until called again with on=false. gr_dist_stop resumes
- * it. Any thread but the dist thread. */
+ * heartbeats, no timers) until called again with on=false; with on=true it
+ * returns once the thread is held. gr_dist_stop resumes it. Any thread but the
+ * dist thread. */
 void gr_dist_test_pause(gr_dist *d, bool on);
 
 #endif

@@ -55,7 +55,12 @@
 #ifndef DIST_SPIN_OFF_US
 #define DIST_SPIN_OFF_US 50000 /* preempted: the loop blocks without spinning this long */
 #endif
-#define DIST_SIGQ_INLINE 4096u         /* signal frames up to this are copied into the queue */
+#define DIST_SIGQ_INLINE 4096u      /* signal frames up to this are copied into the queue */
+#define DIST_SIGQ_SLICE (1u << 20)  /* signal bytes handed to links per loop pass (sigq.c) */
+#define DIST_TRIM_BELOW (64u << 10) /* a drained busy link gives memory back below (conn.c) */
+#define DIST_MALLOC_TRIM_LEAN (128u << 10) /* glibc's M_TRIM_THRESHOLD default (conn.c) */
+#define DIST_MALLOC_PAD_LEAN (128u << 10)  /* glibc's M_TOP_PAD default (conn.c) */
+#define DIST_MALLOC_POKE (96u << 10)       /* a block from the arena top, to trim it (conn.c) */
 #define DIST_TAIL_REF 4096u            /* payloads this big are sealed from the message (conn.c) */
 #define DIST_RECORD_SOFT (256u << 10)  /* a lane this full is sealed at once (conn.c) */
 #define DIST_READ_CHUNK (256u << 10)   /* one recv on an UP link reads at most this */
@@ -249,6 +254,7 @@ struct dist_conn {
     dist_slot slot;           /* admit.c: while unauth, the handshake slot it holds */
     bool busy;                /* overloaded: queued output above d->out_high */
     uint64_t busy_since_ms;   /* when it became busy */
+    bool trim_due;            /* was busy: give memory back once it has drained (conn.c) */
     size_t queued;            /* output queued at the last accounting */
     /* large lane (large.c) */
     dist_large *lg_head, *lg_tail; /* queued big signals, and what must follow them */
@@ -395,7 +401,8 @@ struct gr_dist {
     pthread_mutex_t cmd_lock;
     dist_cmd *cmd_head, *cmd_tail; /* under cmd_lock */
     dist_sigbuf sigq;              /* under cmd_lock: outgoing signals (sigq.c) */
-    dist_sigbuf sigq_spare;        /* dist thread: the drained buffer, swapped in next */
+    dist_sigbuf sigq_work;         /* dist thread: the buffer being handed out, a slice a pass */
+    size_t sigq_off;               /* dist thread: how far into sigq_work */
     int wake_fd;                   /* eventfd: a command is queued */
     atomic_int sleeping;           /* 1 while the loop may block: producers wake it */
     atomic_ulong self;             /* the dist thread's pthread_self(), once running */
@@ -408,6 +415,7 @@ struct gr_dist {
     pthread_mutex_t pub_lock;
     pthread_cond_t pub_cond;     /* pause hook */
     bool paused;                 /* pause hook, under pub_lock */
+    bool pause_held;             /* the thread is held by the pause hook, under pub_lock */
     gr_dist_member *pub_members; /* snapshot, self first */
     size_t pub_nmembers;
     girder_pid *monitors; /* nodeup/nodedown subscribers */
@@ -419,9 +427,21 @@ struct gr_dist {
      * thread, read by the outgoing hook on scheduler threads */
     _Atomic uint64_t node_state[GR_DIST_NODES_MAX];
     dist_member *member_at[GR_DIST_NODES_MAX]; /* dist thread: index -> member */
-    /* per node index: the link's queued output bytes, top bit = busy; written by
-     * the dist thread (conn.c), read by gr_dist_members */
+    /* per node index: the link's queued output bytes plus what waits for it
+     * in sigq, top bit = busy; written by the dist thread (conn.c), read by
+     * gr_dist_members */
     _Atomic uint64_t link_queued[GR_DIST_NODES_MAX];
+    /* per node index: signal bytes (bodies held by reference included) queued
+     * for it in sigq and not yet handed to its link; added by the hook, taken
+     * by the dist thread (sigq.c). With link_queued, what the busy check of
+     * the hook and of the link's accounting sees (conn.c, "Overload"). */
+    _Atomic uint64_t node_pending[GR_DIST_NODES_MAX];
+    /* per node index: the link's own queued output (link_queued without
+     * node_pending), for the hook's busy check; dist thread writes */
+    _Atomic uint64_t link_out[GR_DIST_NODES_MAX];
+    /* per node index: the longest gap between two reads on its link since it
+     * came up, ms (conn.c, heard); dist thread writes, gr_dist_members reads */
+    _Atomic uint64_t rx_gap_max[GR_DIST_NODES_MAX];
 };
 
 #define DIST_CTR_ADD(d, field, n) __atomic_fetch_add(&(d)->ctr.field, (n), __ATOMIC_RELAXED)
@@ -451,10 +471,14 @@ void gr_dist_wake(gr_dist *d);
  * GR_ESTOPPED. */
 int gr_dist_sigq_push(gr_dist *d, uint32_t node_idx, girder_pid from, const gr_sigframe *s,
                       girder_msg *payload);
-/* Is a signal queued? Caller holds cmd_lock. */
+/* Is a signal queued (or a slice of the taken ones left)? Caller holds
+ * cmd_lock, on the dist thread. */
 bool gr_dist_sigq_pending_locked(const gr_dist *d);
-/* Hand every queued signal to its link. Dist thread. */
-void gr_dist_sigq_run(gr_dist *d);
+/* Hand queued signals to their links, in order: at most about
+ * DIST_SIGQ_SLICE bytes of them per call, so that one busy link never holds
+ * the loop (the rest wait for the next pass: gr_dist_sigq_pending_locked);
+ * all of them when `all` (before a stop's Leave). Dist thread. */
+void gr_dist_sigq_run(gr_dist *d, bool all);
 /* Drop what is queued (counted lost) and the buffers. The dist thread has ended. */
 void gr_dist_sigq_free(gr_dist *d);
 
@@ -600,6 +624,10 @@ int gr_dist_large_push(dist_conn *c, dist_cmd *cmd);
  * lane. 0 or an error. */
 int gr_dist_large_pump(dist_conn *c);
 bool gr_dist_large_pending(const dist_conn *c);
+/* The bytes left to send of the biggest signal on c's large lane (0: none):
+ * the "one message" a link may hold beyond its high-water mark (conn.c,
+ * "Overload"). Dist thread. */
+size_t gr_dist_large_biggest(const dist_conn *c);
 /* Is a large message being sent or reassembled on any link? (dist_main) */
 bool gr_dist_large_any(const gr_dist *d);
 /* Would a pump now send something (socket and acknowledgement windows open)?

@@ -158,6 +158,18 @@ bool gr_dist_large_pending(const dist_conn *c)
     return c->lg_head != NULL;
 }
 
+size_t gr_dist_large_biggest(const dist_conn *c)
+{
+    size_t most = 0;
+
+    for (const dist_large *l = c->lg_head; l; l = l->next) {
+        if (l->len - l->off > most) {
+            most = l->len - l->off;
+        }
+    }
+    return most;
+}
+
 bool gr_dist_large_any(const gr_dist *d)
 {
     for (const dist_conn *c = d->conns; c; c = c->next) {

@@ -157,6 +157,31 @@ static bool is_spawn(gr_rsig_kind k)
 
 /* ---- outgoing: scheduler threads ------------------------------------------------------ */
 
+/* Does a signal for node idx find its link busy: marked so (until it drains
+ * below the low mark), or with more than the high-water mark queued, counting
+ * what waits in sigq for it? (Not counting the signal itself: the mark allows
+ * one message beyond it, so a single message over the mark does not suspend
+ * its sender.) Then the node is marked busy in the
+ * runtime *before* the signal is queued: the link's accounting, which runs
+ * after the dist thread took the signal, then sees the mark and clears it
+ * once drained (conn.c, "Overload"), or, when the link is gone by then,
+ * gr_dist_signal_cmd finds no link for it and clears it: a mark is never left
+ * behind. Any thread. */
+static bool link_busy(gr_dist *d, uint32_t idx)
+{
+    uint64_t q = atomic_load_explicit(&d->link_out[idx], memory_order_relaxed);
+    uint64_t pend = atomic_load_explicit(&d->node_pending[idx], memory_order_relaxed);
+
+    if (gr_rt_node_is_busy(d->rt, idx)) {
+        return true;
+    }
+    if (q + pend <= d->out_high) {
+        return false;
+    }
+    gr_rt_node_busy(d->rt, idx, true);
+    return true;
+}
+
 int gr_dist_remote_hook(void *ud, gr_rt_remote_sig *sig)
 {
     gr_dist *d = ud;
@@ -165,6 +190,7 @@ int gr_dist_remote_hook(void *ud, gr_rt_remote_sig *sig)
     uint8_t from[ID_BYTES_MAX], to[ID_BYTES_MAX], ref[ID_BYTES_MAX];
     size_t from_len = 0, to_len = 0, ref_len = 0;
     gr_sigframe s = {0};
+    bool busy;
     int r;
 
     if (idx == 0 || idx >= GR_DIST_NODES_MAX || !atomic_load(&d->started) ||
@@ -215,11 +241,12 @@ int gr_dist_remote_hook(void *ud, gr_rt_remote_sig *sig)
             s.behaviour_len = strlen(sig->behaviour);
         }
     }
+    busy = link_busy(d, idx);
     if ((r = gr_dist_sigq_push(d, idx, sig->from, &s, sig->msg)) < 0) {
         return r == -ENOMEM ? r : GR_ENOCONN; /* stopping */
     }
     sig->msg = girder_msg_unref(sig->msg); /* taken: the bytes are in the queue */
-    return 0;
+    return busy ? GR_RT_TAKEN_BUSY : 0;
 }
 
 /* ---- the node table: dist thread ------------------------------------------------------- */
@@ -257,8 +284,11 @@ void gr_dist_signal_node_down(gr_dist *d, dist_member *m)
     }
     atomic_store_explicit(&d->node_state[idx], 0, memory_order_release);
     atomic_store_explicit(&d->link_queued[idx], 0, memory_order_relaxed);
+    atomic_store_explicit(&d->link_out[idx], 0, memory_order_relaxed);
+    atomic_store_explicit(&d->rx_gap_max[idx], 0, memory_order_relaxed);
     d->member_at[idx] = NULL;
     m->idx = 0;
+    gr_rt_node_busy(d->rt, idx, false); /* its suspended senders run again */
     gr_rt_node_down(d->rt, idx);
 }
 
@@ -269,6 +299,9 @@ void gr_dist_signal_forget(gr_dist *d, dist_member *m)
             d->member_at[i] = NULL;
             atomic_store_explicit(&d->node_state[i], 0, memory_order_release);
             atomic_store_explicit(&d->link_queued[i], 0, memory_order_relaxed);
+            atomic_store_explicit(&d->link_out[i], 0, memory_order_relaxed);
+            atomic_store_explicit(&d->rx_gap_max[i], 0, memory_order_relaxed);
+            gr_rt_node_busy(d->rt, i, false);
         }
     }
 }
@@ -283,8 +316,14 @@ bool gr_dist_signal_cmd(gr_dist *d, dist_cmd *cmd)
 
     if (c == NULL || c->state != CONN_UP) {
         /* The node went down after the hook took it: gr_rt_node_down has been
-         * (or is being) called, which fires the links and monitors. */
+         * (or is being) called, which fires the links and monitors. The hook
+         * may also have marked the node busy after the nodedown cleared the
+         * mark (link_busy: set before the push, so this runs after it): no
+         * link is left to clear it, and its sender would stay suspended. */
         DIST_CTR_ADD(d, signals_lost, 1);
+        if (cmd->node_idx < GR_DIST_NODES_MAX && gr_rt_node_is_busy(d->rt, cmd->node_idx)) {
+            gr_rt_node_busy(d->rt, cmd->node_idx, false);
+        }
         return false;
     }
     if (cmd->len >= DIST_LARGE_MIN || cmd->len > c->peer.limits.max_frame ||

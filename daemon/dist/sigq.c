@@ -12,7 +12,7 @@
  *   where a command per signal cost a malloc on the scheduler thread and a
  *   cross-thread free on the dist thread (a quarter of both at a million
  *   signals a second, docs/benchmarks.md).
- * - The dist thread swaps the whole buffer for its drained spare under the
+ * - The dist thread swaps the whole buffer for its drained one under the
  *   lock and walks it unlocked, so producers never wait on the links.
  * - A frame larger than DIST_SIGQ_INLINE gets its own dist_cmd, of which only
  *   the pointer is queued: the frame's head packed there, plus a reference to
@@ -22,7 +22,15 @@
  *   through this one FIFO: the order of a sender's signals to a node is the
  *   order of its pushes (docs/cluster.md, "Signals").
  * - Queued bytes are counted (counter sigq_bytes, the high-water mark in
- *   sigq_peak): a stalled dist thread shows there, not as silent memory growth.
+ *   sigq_peak), and per destination node (d->node_pending), bodies held by
+ *   reference included: a stalled dist thread shows there, not as silent
+ *   memory growth, and the busy check of the sender's hook sees them
+ *   (signal.c, conn.c "Overload").
+ * - The taken buffer is handed out a slice at a time (DIST_SIGQ_SLICE bytes
+ *   per loop pass, resumed from sigq_off): sealing a backlog for one link
+ *   never keeps the loop from the heartbeats, reads and commands of the
+ *   others for more than a slice. A stop takes the rest at once, so that
+ *   signals queued before it go out before its Leave.
  *
  * Threads: gr_dist_sigq_push any thread; the rest the dist thread, or the
  * owner after the dist thread ended (gr_dist_sigq_free).
@@ -103,6 +111,10 @@ int gr_dist_sigq_push(gr_dist *d, uint32_t node_idx, girder_pid from, const gr_s
         e.len = (uint32_t)flen;
         need += pad8(flen);
     }
+    /* counted before it is queued: the dist thread may take it and subtract
+     * as soon as the lock is released */
+    DIST_CTR_ADD(d, sigq_bytes, flen);
+    atomic_fetch_add_explicit(&d->node_pending[node_idx], flen, memory_order_relaxed);
     pthread_mutex_lock(&d->cmd_lock);
     if (atomic_load(&d->stopped)) {
         r = GR_ESTOPPED;
@@ -115,77 +127,96 @@ int gr_dist_sigq_push(gr_dist *d, uint32_t node_idx, girder_pid from, const gr_s
     }
     pthread_mutex_unlock(&d->cmd_lock);
     if (r < 0) {
+        DIST_CTR_SUB(d, sigq_bytes, flen);
+        atomic_fetch_sub_explicit(&d->node_pending[node_idx], flen, memory_order_relaxed);
         gr_dist_cmd_free(e.cmd);
         return r;
     }
-    DIST_CTR_ADD(d, sigq_bytes, flen);
     gr_dist_wake(d);
     return 0;
 }
 
-/* Walk a taken buffer: every entry to its link (signal.c). */
-static void run_buf(gr_dist *d, dist_sigbuf *b)
+/* Walk the taken buffer from d->sigq_off: every entry to its link (signal.c),
+ * until at least `slice` bytes were handed out or the buffer ends. */
+static void run_buf(gr_dist *d, size_t slice)
 {
-    size_t off = 0, bytes = 0;
+    dist_sigbuf *b = &d->sigq_work;
+    size_t off = d->sigq_off, bytes = 0;
 
-    while (off < b->len) {
+    while (off < b->len && bytes < slice) {
         sigq_entry e;
+        size_t n;
 
         memcpy(&e, b->p + off, sizeof(e));
         off += sizeof(e);
         if (e.cmd) {
-            bytes += e.cmd->len;
+            n = e.cmd->len;
             if (!gr_dist_signal_cmd(d, e.cmd)) {
                 gr_dist_cmd_free(e.cmd);
             }
         } else {
-            bytes += e.len;
+            n = e.len;
             gr_dist_signal_packed(d, e.node_idx, e.from, b->p + off, e.len);
             off += pad8(e.len);
         }
+        bytes += n;
+        if (e.node_idx < GR_DIST_NODES_MAX) {
+            atomic_fetch_sub_explicit(&d->node_pending[e.node_idx], n, memory_order_relaxed);
+        }
     }
     DIST_CTR_SUB(d, sigq_bytes, bytes);
-    b->len = 0;
+    d->sigq_off = off;
 }
 
-void gr_dist_sigq_run(gr_dist *d)
+void gr_dist_sigq_run(gr_dist *d, bool all)
 {
-    dist_sigbuf work;
-    size_t peak;
+    dist_sigbuf *w = &d->sigq_work;
+    uint64_t queued;
 
-    pthread_mutex_lock(&d->cmd_lock);
-    work = d->sigq;
-    d->sigq = d->sigq_spare;
-    pthread_mutex_unlock(&d->cmd_lock);
-    if (work.len == 0) {
-        d->sigq_spare = work;
-        return;
-    }
-    d->activity++;
-    peak = work.len;
-    if (peak > d->ctr.sigq_peak) {
-        __atomic_store_n(&d->ctr.sigq_peak, peak, __ATOMIC_RELAXED);
-    }
-    run_buf(d, &work);
-    if (work.cap > SIGQ_KEEP) {
-        free(work.p);
-        work = (dist_sigbuf){0};
-    }
-    d->sigq_spare = work;
+    do {
+        if (d->sigq_off >= w->len) {
+            /* the slice before ended the buffer: take what was queued since,
+             * giving the producers the drained buffer (or a new one) */
+            w->len = 0;
+            d->sigq_off = 0;
+            if (w->cap > SIGQ_KEEP) {
+                free(w->p);
+                *w = (dist_sigbuf){0};
+            }
+            pthread_mutex_lock(&d->cmd_lock);
+            if (d->sigq.len > 0) {
+                dist_sigbuf t = d->sigq;
+
+                d->sigq = *w;
+                *w = t;
+            }
+            pthread_mutex_unlock(&d->cmd_lock);
+            if (w->len == 0) {
+                return;
+            }
+            /* what is really queued, bodies held by reference included */
+            queued = __atomic_load_n(&d->ctr.sigq_bytes, __ATOMIC_RELAXED);
+            if (queued > d->ctr.sigq_peak) {
+                __atomic_store_n(&d->ctr.sigq_peak, queued, __ATOMIC_RELAXED);
+            }
+        }
+        d->activity++;
+        run_buf(d, all ? SIZE_MAX : DIST_SIGQ_SLICE);
+    } while (all);
 }
 
 bool gr_dist_sigq_pending_locked(const gr_dist *d)
 {
-    return d->sigq.len > 0;
+    return d->sigq.len > 0 || d->sigq_off < d->sigq_work.len;
 }
 
 void gr_dist_sigq_free(gr_dist *d)
 {
-    dist_sigbuf *bufs[] = {&d->sigq, &d->sigq_spare};
+    dist_sigbuf *bufs[] = {&d->sigq_work, &d->sigq};
 
     for (size_t i = 0; i < 2; i++) {
         dist_sigbuf *b = bufs[i];
-        size_t off = 0;
+        size_t off = i == 0 ? d->sigq_off : 0;
 
         while (off < b->len) {
             sigq_entry e;

@@ -5,12 +5,16 @@
  *   node.ping()                 -> "pong"
  *   node.self()                 -> "name@host"
  *   node.list()                 -> [{"name", "host", "port", "creation", "state",
- *                                   "since_ms", "queued_bytes", "busy", "cipher"},
+ *                                   "since_ms", "queued_bytes", "busy", "max_rx_gap_ms",
+ *                                   "cipher"},
  *                                   ...], self
  *                                   first; state is "self", "up", "down" or "left";
  *                                   since_ms is how long ago the member entered that
  *                                   state; queued_bytes / busy: the link's unsent
  *                                   output and overload flag (0 / false unless up);
+ *                                   max_rx_gap_ms: the longest time between two
+ *                                   reads on the link since it came up (0 unless
+ *                                   up);
  *                                   cipher: the link's record cipher
  *                                   ("aes-128-ocb", "chacha20-poly1305"), nil
  *                                   unless up
@@ -101,7 +105,7 @@ static int node_list(gr_rpc *rpc, const msgpack_object *args, msgpack_packer *pk
     for (size_t i = 0; i < n; i++) {
         const char *cipher;
 
-        msgpack_pack_map(pk, 9);
+        msgpack_pack_map(pk, 10);
         gr_term_pack_cstr(pk, "name");
         gr_term_pack_cstr(pk, ms[i].name);
         gr_term_pack_cstr(pk, "host");
@@ -122,6 +126,8 @@ static int node_list(gr_rpc *rpc, const msgpack_object *args, msgpack_packer *pk
         } else {
             msgpack_pack_false(pk);
         }
+        gr_term_pack_cstr(pk, "max_rx_gap_ms");
+        msgpack_pack_uint64(pk, ms[i].max_rx_gap_ms);
         gr_term_pack_cstr(pk, "cipher");
         if ((cipher = gr_record_cipher_name(ms[i].cipher)) != NULL) {
             gr_term_pack_cstr(pk, cipher);

@@ -16,7 +16,8 @@
  *                      "nodedowns", "members_up", "signals_in",
  *                      "signals_out", "signals_lost", "sigq_bytes", "sigq_peak",
  *                      "out_queued_bytes", "links_busy", "overloads",
- *                      "overload_closes", "spin_offs"}
+ *                      "overload_closes", "spin_offs", "suspends", "suspended_now",
+ *                      "suspended_ms", "trims"}
  */
 #include "rpc/rpc_int.h"
 
@@ -39,6 +40,7 @@ static int sys_counters(gr_rpc *rpc, const msgpack_object *args, msgpack_packer 
     gr_dist *dist = gr_rpc_dist(rpc);
     gr_dist_counters dc = {0};
     uint64_t now_ms = gr_rpc_now_ns() / 1000000u, started = gr_rpc_started_ms(rpc);
+    uint64_t susp = 0, susp_now = 0, susp_us = 0;
 
     if (args->type != MSGPACK_OBJECT_ARRAY || args->via.array.size != 0) {
         return GR_EBADARG;
@@ -46,7 +48,8 @@ static int sys_counters(gr_rpc *rpc, const msgpack_object *args, msgpack_packer 
     if (dist) {
         gr_dist_counters_get(dist, &dc);
     }
-    msgpack_pack_map(pk, 31);
+    gr_rt_suspend_counters(gr_rpc_rt(rpc), &susp, &susp_now, &susp_us);
+    msgpack_pack_map(pk, 35);
     gr_term_pack_kv_uint(pk, "processes", gr_rt_process_count(gr_rpc_rt(rpc)));
     gr_term_pack_kv_uint(pk, "rpc_inflight", gr_rpc_inflight(rpc));
     gr_term_pack_kv_uint(pk, "uptime_ms", now_ms > started ? now_ms - started : 0);
@@ -78,6 +81,10 @@ static int sys_counters(gr_rpc *rpc, const msgpack_object *args, msgpack_packer 
     gr_term_pack_kv_uint(pk, "overloads", dc.overloads);
     gr_term_pack_kv_uint(pk, "overload_closes", dc.overload_closes);
     gr_term_pack_kv_uint(pk, "spin_offs", dc.spin_offs);
+    gr_term_pack_kv_uint(pk, "suspends", susp);
+    gr_term_pack_kv_uint(pk, "suspended_now", susp_now);
+    gr_term_pack_kv_uint(pk, "suspended_ms", susp_us / 1000u);
+    gr_term_pack_kv_uint(pk, "trims", dc.trims);
     return 0;
 }
 

@@ -149,6 +149,23 @@ int girder_send(girder_ctx *ctx, girder_pid to, girder_msg *msg)
     return emit(gr_proc_of(ctx), GR_SIG_MSG, to, (girder_ref){0, 0, 0}, msg);
 }
 
+int girder_send_nosuspend(girder_ctx *ctx, girder_pid to, girder_msg *msg)
+{
+    gr_proc *p = gr_proc_of(ctx);
+    uint32_t busy = p->busy_node;
+    int r;
+
+    if (msg == NULL) {
+        return GR_EBADARG;
+    }
+    if (to.node != 0 && gr_rt_node_is_busy(p->sched->rt, to.node)) {
+        return GR_EOVERLOAD;
+    }
+    r = emit(p, GR_SIG_MSG, to, (girder_ref){0, 0, 0}, msg);
+    p->busy_node = busy; /* this send never suspends its sender */
+    return r;
+}
+
 int girder_send_name(girder_ctx *ctx, const char *name, girder_msg *msg)
 {
     girder_pid to;
@@ -186,7 +203,9 @@ int girder_send_name_node(girder_ctx *ctx, const char *name, const char *node, g
     }
     /* Straight to the hook, on this thread, like gr_route would: keeps order
      * with this process's other signals to that node. */
-    gr_remote_send_name(rt, p->pid, idx, name, msg);
+    if (gr_remote_send_name(rt, p->pid, idx, name, msg)) {
+        p->busy_node = idx; /* its link is busy: parked after this turn */
+    }
     return 0;
 }
 

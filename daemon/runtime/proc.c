@@ -344,6 +344,9 @@ void gr_proc_run(gr_proc *p)
         return;
     }
     p->status = GR_PROC_WAITING;
+    if (p->busy_node != 0 && gr_remote_park(p)) {
+        return; /* sent to a busy link: its next turn waits (remote.c, "Busy links") */
+    }
     if (p->mbox_head) {
         gr_sched_ready(s, p);
     }
@@ -379,12 +382,16 @@ static void run_closure(gr_proc *p, gr_run *run)
 {
     gr_sched *s = p->sched;
     uint8_t st = p->status;
+    uint32_t busy = p->busy_node;
     int r;
 
     s->current = p;
     p->status = GR_PROC_RUNNING;
     r = run->fn(gr_ctx_of(p), run->arg);
     p->status = st;
+    /* not a turn: a closure sending to a busy link does not park the process
+     * (its caller is a thread blocked in gr_probe_run, not a scheduled sender) */
+    p->busy_node = busy;
     s->current = NULL;
     pthread_mutex_lock(&run->lock);
     run->result = r;
@@ -488,7 +495,13 @@ void gr_proc_signal(gr_proc *p, gr_sig *sig)
     case GR_SIG_SPAWNREPLY:
         gr_spawn_reply(p, sig);
         return;
-    case GR_SIG_MSG:
+    case GR_SIG_RESUME:
+        p->suspended = false;
+        if (p->mbox_head) {
+            gr_sched_ready(s, p);
+        }
+        break;
+    case GR_SIG_MSG: /* these are handled by gr_sched_deliver */
     case GR_SIG_SPAWNREQ:
     case GR_SIG_SPAWN:
     case GR_SIG_STOP:

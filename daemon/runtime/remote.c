@@ -40,6 +40,16 @@
  *   it is non-zero, new LINK and MONITOR signals to that node are answered
  *   "noconnection" at once: a link made over a new connection before the scan
  *   of the old one would otherwise be fired by that scan.
+ * - Busy links (Erlang's busy_dist_port). A process callback cannot be
+ *   suspended mid-turn, so a process whose turn sent to a busy link (the hook
+ *   said GR_RT_TAKEN_BUSY) is parked at the end of that turn: not scheduled
+ *   again, whatever arrives, until the distribution layer clears the node's
+ *   busy flag (gr_rt_node_busy). The link's backlog is thus bounded by its
+ *   high-water mark plus what one turn of each sender sends (a turn handles a
+ *   bounded batch of messages). Parking re-checks the flag under park_lock and
+ *   clearing stores the flag before taking park_lock, so a resume is never
+ *   lost. Resuming sends GR_SIG_RESUME to each parked pid, in parking order;
+ *   a pid that died meanwhile gets it as any dead pid does (dropped).
  */
 #include "runtime/rt_int.h"
 
@@ -51,6 +61,7 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static const girder_pid no_pid = {0, 0, 0};
 
@@ -142,7 +153,10 @@ void gr_remote_out(girder_rt *rt, gr_sched *cur, gr_sig *s)
             .flags = s->flags,
         };
 
-        if ((r = rt->remote_fn(rt->remote_ud, &rs)) == 0) {
+        if ((r = rt->remote_fn(rt->remote_ud, &rs)) >= 0) {
+            if (r == GR_RT_TAKEN_BUSY && cur != NULL && cur->current != NULL) {
+                cur->current->busy_node = s->to.node; /* parked after this turn */
+            }
             s->msg = NULL; /* the hook owns it now */
             gr_sig_free(s);
             return;
@@ -151,9 +165,11 @@ void gr_remote_out(girder_rt *rt, gr_sched *cur, gr_sig *s)
     gr_proc_dead_signal_why(rt, cur, s, r == GR_ENOPROC ? rt->r_noproc : rt->r_noconnection);
 }
 
-void gr_remote_send_name(girder_rt *rt, girder_pid from, uint32_t node, const char *name,
+bool gr_remote_send_name(girder_rt *rt, girder_pid from, uint32_t node, const char *name,
                          girder_msg *msg)
 {
+    int r;
+
     gr_rt_remote_sig rs = {
         .kind = GR_RSIG_MSG,
         .from = from,
@@ -163,10 +179,11 @@ void gr_remote_send_name(girder_rt *rt, girder_pid from, uint32_t node, const ch
         .msg = msg,
     };
 
-    if (node_usable(rt, GR_SIG_MSG, node) && rt->remote_fn(rt->remote_ud, &rs) == 0) {
-        return;
+    if (node_usable(rt, GR_SIG_MSG, node) && (r = rt->remote_fn(rt->remote_ud, &rs)) >= 0) {
+        return r == GR_RT_TAKEN_BUSY;
     }
     girder_msg_unref(msg); /* not connected: dropped, as in Erlang */
+    return false;
 }
 
 /* ---- incoming -------------------------------------------------------------------------- */
@@ -408,4 +425,100 @@ void gr_remote_node_down_local(gr_sched *s, uint32_t node)
      * any process of this scheduler runs again. */
     gr_ptab_each(&s->ptab, scan_one, &sc);
     atomic_fetch_sub_explicit(&s->rt->node_down_pending[node], 1, memory_order_acq_rel);
+}
+
+/* ---- busy links ------------------------------------------------------------------------- */
+
+static uint64_t mono_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+bool gr_rt_node_is_busy(girder_rt *rt, uint32_t node)
+{
+    return node != 0 && node < GR_NODES_MAX && atomic_load(&rt->node_busy[node]);
+}
+
+bool gr_remote_park(gr_proc *p)
+{
+    girder_rt *rt = p->sched->rt;
+    uint32_t node = p->busy_node;
+    bool parked = false;
+
+    p->busy_node = 0;
+    if (p->status == GR_PROC_DEAD) {
+        return false;
+    }
+    pthread_mutex_lock(&rt->park_lock);
+    if (gr_rt_node_is_busy(rt, node)) {
+        if (rt->nparked == rt->capparked) {
+            size_t cap = rt->capparked ? rt->capparked * 2 : 16;
+            gr_parked *n = realloc(rt->parked, cap * sizeof(*n));
+
+            if (n != NULL) {
+                rt->parked = n;
+                rt->capparked = cap;
+            }
+        }
+        if (rt->nparked < rt->capparked) { /* else ENOMEM: it just keeps running */
+            rt->parked[rt->nparked++] = (gr_parked){p->pid, node, mono_us()};
+            p->suspended = true;
+            parked = true;
+        }
+    }
+    pthread_mutex_unlock(&rt->park_lock);
+    if (parked) {
+        atomic_fetch_add_explicit(&rt->suspends, 1, memory_order_relaxed);
+    }
+    return parked;
+}
+
+void gr_rt_node_busy(girder_rt *rt, uint32_t node, bool busy)
+{
+    size_t keep = 0;
+    uint64_t now;
+
+    if (node == 0 || node >= GR_NODES_MAX) {
+        return;
+    }
+    if (busy) {
+        atomic_store(&rt->node_busy[node], true);
+        return;
+    }
+    if (!atomic_exchange(&rt->node_busy[node], false)) {
+        return; /* nobody can be parked on it: parking re-checks the flag */
+    }
+    now = mono_us();
+    /* The pushes are lock-free (an inbox push, maybe an eventfd write), so
+     * they are made under the lock: the parked keep their order. */
+    pthread_mutex_lock(&rt->park_lock);
+    for (size_t i = 0; i < rt->nparked; i++) {
+        gr_parked *e = &rt->parked[i];
+        gr_sig *sig;
+
+        if (e->node != node) {
+            rt->parked[keep++] = *e;
+            continue;
+        }
+        atomic_fetch_add_explicit(&rt->suspended_us, now - e->since_us, memory_order_relaxed);
+        /* A resume must not be lost to ENOMEM: the process would sleep forever. */
+        while ((sig = gr_sig_new(GR_SIG_RESUME, no_pid, e->pid)) == NULL) {
+            sched_yield();
+        }
+        gr_sched_push(&rt->scheds[(e->pid.id & 0xff) % rt->nsched], sig);
+    }
+    rt->nparked = keep;
+    pthread_mutex_unlock(&rt->park_lock);
+}
+
+void gr_rt_suspend_counters(girder_rt *rt, uint64_t *ret_total, uint64_t *ret_now, uint64_t *ret_us)
+{
+    pthread_mutex_lock(&rt->park_lock);
+    *ret_now = rt->nparked;
+    pthread_mutex_unlock(&rt->park_lock);
+    *ret_total = atomic_load_explicit(&rt->suspends, memory_order_relaxed);
+    *ret_us = atomic_load_explicit(&rt->suspended_us, memory_order_relaxed);
 }

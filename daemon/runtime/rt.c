@@ -100,6 +100,7 @@ int gr_rt_new(const gr_rt_config *cfg, girder_rt **ret_rt)
         return -ENOMEM;
     }
     pthread_mutex_init(&rt->lock, NULL);
+    pthread_mutex_init(&rt->park_lock, NULL);
     pthread_mutex_init(&rt->stop_lock, NULL);
     pthread_cond_init(&rt->stop_cond, NULL);
     rt->node_name = strdup(cfg->node_name);
@@ -312,6 +313,8 @@ girder_rt *gr_rt_free(girder_rt *rt)
     girder_msg_unref(rt->r_shutdown);
     girder_msg_unref(rt->r_noconnection);
     pthread_mutex_destroy(&rt->lock);
+    free(rt->parked);
+    pthread_mutex_destroy(&rt->park_lock);
     pthread_cond_destroy(&rt->stop_cond);
     pthread_mutex_destroy(&rt->stop_lock);
     free(rt->node_name);

@@ -219,6 +219,9 @@ typedef struct gr_rt_remote_sig {
  *
  * Returns 0: taken (the hook now owns sig->msg and must deliver the signal or
  * lose it only with the connection, i.e. followed by gr_rt_node_down);
+ * GR_RT_TAKEN_BUSY (1): taken as for 0, and the node's link is busy: the hook
+ * has called gr_rt_node_busy(.., true), and a sending process is suspended
+ * after its turn until the link drains (docs/runtime.md, "Busy links");
  * GR_ENOPROC: the destination is known dead (e.g. an older creation of that
  * node); GR_ENOCONN or any other error: the node is not connected. On error
  * sig->msg stays with the runtime, which answers as Erlang does: MSG, UNLINK,
@@ -227,6 +230,21 @@ typedef struct gr_rt_remote_sig {
  * (GR_ENOPROC) or "noconnection"; a SPAWN_REPLY that cannot leave undoes the
  * child's link and monitor (docs/runtime.md, "Remote spawn"). */
 typedef int (*gr_rt_remote_fn)(void *ud, gr_rt_remote_sig *sig);
+
+#define GR_RT_TAKEN_BUSY 1 /* the hook's "taken, and the link is busy" */
+
+/* The link to node index `node` is busy (above its high-water mark) or not.
+ * busy: processes that send to it are suspended after their turn
+ * (girder_send_nosuspend gets GR_EOVERLOAD instead). Not busy: every process
+ * suspended on it is resumed, in the order they were suspended. Any thread; the
+ * distribution layer calls it (also with false when the node goes down). */
+void gr_rt_node_busy(girder_rt *rt, uint32_t node, bool busy);
+/* Is node's link marked busy? Any thread. */
+bool gr_rt_node_is_busy(girder_rt *rt, uint32_t node);
+/* Suspensions: how many processes were suspended on busy links, how many are
+ * now, and the total time spent suspended (us, counted at resume). Any thread. */
+void gr_rt_suspend_counters(girder_rt *rt, uint64_t *ret_total, uint64_t *ret_now,
+                            uint64_t *ret_us);
 
 /* Install the outgoing hook (NULL: no distribution; every other node is "not
  * connected"). Before gr_rt_start, once. The hook must stay callable until

@@ -64,6 +64,9 @@ typedef enum gr_sig_type {
      * to.id for `from` (ref), or into ptr (a gr_plist_sync) when not NULL
      * (plist.c) */
     GR_SIG_PLIST,
+    /* `to` was suspended for sending to a busy link (remote.c, "Busy links"):
+     * it may run again */
+    GR_SIG_RESUME,
 } gr_sig_type;
 
 typedef struct gr_sig {
@@ -124,12 +127,14 @@ typedef struct gr_proc {
     uint64_t handled;            /* messages handled */
     uint64_t start_ms;           /* CLOCK_REALTIME ms at spawn */
     uint32_t mbox_len;           /* entries in the mailbox */
+    uint32_t busy_node;          /* this turn sent to that node's busy link (0: none) */
     uint8_t status;              /* gr_proc_status */
     bool trap_exit : 1;          /* exits arrive as messages */
     bool queued : 1;             /* in the run queue */
     bool inited : 1;             /* init has run successfully */
     bool stopping : 1;           /* exiting: reason is final */
     bool node_monitor : 1;       /* subscribed with girder_monitor_nodes */
+    bool suspended : 1;          /* parked on a busy link: not scheduled until resumed */
 } gr_proc;
 
 /* The context passed to callbacks IS the process. */
@@ -192,6 +197,13 @@ typedef struct gr_behav_entry {
 
 typedef struct gr_registry gr_registry;
 
+/* A process parked on a busy link (remote.c, "Busy links"). */
+typedef struct gr_parked {
+    girder_pid pid;    /* the process */
+    uint32_t node;     /* the node whose link is busy */
+    uint64_t since_us; /* when it was parked (CLOCK_MONOTONIC us) */
+} gr_parked;
+
 struct girder_rt {
     char *node_name;      /* "name@host" */
     size_t node_name_len; /* strlen(node_name) */
@@ -222,8 +234,16 @@ struct girder_rt {
      * gr_rt_node_down. While non-zero, new signals to that node are answered as
      * if it were not connected (remote.c). */
     atomic_uint node_down_pending[GR_NODES_MAX];
-    pthread_mutex_t stop_lock; /* guards stop_cond waits */
-    pthread_cond_t stop_cond;  /* a scheduler emptied itself during shutdown */
+    /* Per node index: its link is busy (gr_rt_node_busy); senders are
+     * suspended after their turn until it clears (remote.c, "Busy links"). */
+    atomic_bool node_busy[GR_NODES_MAX];
+    pthread_mutex_t park_lock;         /* guards parked */
+    gr_parked *parked;                 /* under park_lock: suspended processes */
+    size_t nparked, capparked;         /* under park_lock */
+    atomic_uint_fast64_t suspends;     /* processes suspended on a busy link, ever */
+    atomic_uint_fast64_t suspended_us; /* total time they spent suspended */
+    pthread_mutex_t stop_lock;         /* guards stop_cond waits */
+    pthread_cond_t stop_cond;          /* a scheduler emptied itself during shutdown */
     /* Common reasons, allocated once (shared, refcounted). */
     girder_msg *r_normal, *r_kill, *r_killed, *r_noproc, *r_shutdown, *r_noconnection;
 };
@@ -324,12 +344,17 @@ void gr_timer_free_all(gr_proc *p);
  * sig. Any thread (the thread that emits the signal). */
 void gr_remote_out(girder_rt *rt, gr_sched *cur, gr_sig *sig);
 /* Send msg to name registered on node index `node` (!= 0) from `from`. Takes
- * msg in all cases (an unconnected node drops it). Any thread. */
-void gr_remote_send_name(girder_rt *rt, girder_pid from, uint32_t node, const char *name,
+ * msg in all cases (an unconnected node drops it). true if the node's link is
+ * busy (the caller, a process, should be parked after its turn). Any thread. */
+bool gr_remote_send_name(girder_rt *rt, girder_pid from, uint32_t node, const char *name,
                          girder_msg *msg);
 /* GR_SIG_NODEDOWN on scheduler s: fire links and monitors on pids of `node`,
  * forget monitors held by them (owner thread). */
 void gr_remote_node_down_local(gr_sched *s, uint32_t node);
+/* End of p's turn, in which it sent to the busy link of node p->busy_node:
+ * park it (p->suspended, not scheduled until GR_SIG_RESUME) if that link is
+ * still busy; clears p->busy_node. true if parked (owner thread). */
+bool gr_remote_park(gr_proc *p);
 
 /* proc.c, for spawn.c */
 /* Route a new signal of `type` carrying a new reference to msg (may be NULL). */

@@ -50,8 +50,8 @@
 
 void gr_sched_ready(gr_sched *s, gr_proc *p)
 {
-    if (p->queued || p->status == GR_PROC_DEAD) {
-        return;
+    if (p->queued || p->status == GR_PROC_DEAD || p->suspended) {
+        return; /* a suspended process runs again at its GR_SIG_RESUME */
     }
     p->queued = true;
     if (p->status != GR_PROC_RUNNING) {

@@ -192,8 +192,18 @@ girder_rt *girder_runtime(girder_ctx *ctx);
 /* Send msg to pid. Takes the caller's reference to msg on success (take an extra
  * girder_msg_ref first to send the same buffer again). A dead pid drops the
  * message silently and still returns 0, as in Erlang. Order between one sender
- * and one receiver is kept. 0, or a negative error (msg stays with the caller). */
+ * and one receiver is kept. A message to a node whose link is busy is taken,
+ * and the caller is suspended after its current callback returns: its next
+ * callback waits until the link drains (docs/runtime.md, "Busy links"). 0, or
+ * a negative error (msg stays with the caller). */
 int girder_send(girder_ctx *ctx, girder_pid to, girder_msg *msg);
+
+/* girder_send, except that it never suspends the caller: a message for a node
+ * whose link is busy (more queued than its high-water mark; girder_send would
+ * take it and suspend the caller after this turn, docs/runtime.md, "Busy
+ * links") is refused with GR_EOVERLOAD, msg staying with the caller. Retry
+ * later (e.g. on a timer), as Erlang's erlang:send(.., [nosuspend]). */
+int girder_send_nosuspend(girder_ctx *ctx, girder_pid to, girder_msg *msg);
 
 /* Send to a name registered on this node. GR_ENONAME if no such name (msg stays
  * with the caller); otherwise as girder_send. */
