@@ -1816,7 +1816,9 @@ START_TEST(test_signal_overload_reported)
     ck_assert_uint_eq(next, N);
     for (int i = 0; i < 500; i++) {
         gr_dist_counters_get(a.d, &ca);
-        if (ca.links_busy == 0) {
+        /* the counter and the member's busy flag are two stores of the dist
+         * thread: wait for both */
+        if (ca.links_busy == 0 && !member_busy(&a, "b@127.0.0.1", &queued)) {
             break;
         }
         nap(10);
