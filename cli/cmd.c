@@ -1770,6 +1770,13 @@ static int cmd_pub(const gr_cli_ctx *ctx, int argc, char **argv)
                     fprintf(ctx->out, ", %s %" PRIu64, keys[i], v[i]->via.u64);
                 }
             }
+            /* other nodes with subscribers, sent one copy each */
+            const msgpack_object *nodes = map_get(&u.data, "nodes");
+
+            if (nodes != NULL && nodes->type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
+                nodes->via.u64 > 0) {
+                fprintf(ctx->out, ", nodes %" PRIu64, nodes->via.u64);
+            }
             fprintf(ctx->out, "\n");
             ex = GR_CLI_EXIT_OK;
         } else {
@@ -2163,7 +2170,8 @@ static const gr_cli_cmd CMDS[] = {
      "subscription whose pattern matches TOPIC gets [\"$pub\", TOPIC, TERM]\n"
      "(docs/pubsub.md). TOPIC is dot-separated tokens without wildcards\n"
      "(orders.eu.new); an invalid one is the remote error badarg. Prints\n"
-     "\"matched N, delivered N\" (and dropped, killed, busy when not 0).\n"
+     "\"matched N, delivered N\" (and dropped, killed, busy, nodes when not 0;\n"
+     "nodes: other nodes with subscribers, each sent one copy).\n"
      "--json: {\"matched\", \"delivered\", \"dropped\", \"killed\", \"busy\"}. Example:\n"
      "  girder pub orders.eu '{\"id\": 7}'",
      cmd_pub},

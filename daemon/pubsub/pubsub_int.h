@@ -20,6 +20,7 @@
 #define GR_PUBSUB_INT_H
 
 #include "pubsub/pubsub.h"
+#include "runtime/rt.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -69,6 +70,7 @@ struct gr_pubsub {
     girder_msg *r_slow;     /* "slow_subscriber", shared; immutable */
     gr_ps_wide *w;          /* the other nodes' interest, members, names (wide.c); immutable */
     gr_ps_tap *taps;        /* open taps (tap.c); under lock */
+    gr_rt_global_ops gops;  /* girder_global_* hook into wide.c; immutable */
     atomic_uint_fast64_t published, delivered, dropped, killed, busy, subscriptions, joins,
         cleanups; /* counters, relaxed */
 };

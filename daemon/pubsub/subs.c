@@ -142,6 +142,22 @@ int gr_ps_pack_ref(gr_pubsub *ps, msgpack_packer *pk, girder_ref ref)
     return node ? gr_term_pack_id(pk, GR_TERM_EXT_REF, node, nl, ref.creation, ref.id) : -EINVAL;
 }
 
+/* girder_global_* (the runtime's hook) */
+static int global_reg(void *ud, const char *name, girder_pid pid)
+{
+    return gr_global_register(ud, name, pid);
+}
+
+static int global_unreg(void *ud, const char *name)
+{
+    return gr_global_unregister(ud, name);
+}
+
+static int global_whereis(void *ud, const char *name, girder_pid *ret_pid)
+{
+    return gr_global_whereis(ud, name, ret_pid);
+}
+
 /* ---- life ---------------------------------------------------------------------- */
 
 int gr_pubsub_new(girder_rt *rt, gr_pubsub **ret_ps)
@@ -162,6 +178,9 @@ int gr_pubsub_new(girder_rt *rt, gr_pubsub **ret_ps)
     if ((r = gr_ps_keeper_start(ps)) < 0) {
         goto fail;
     }
+    ps->gops = (gr_rt_global_ops){
+        .reg = global_reg, .unreg = global_unreg, .whereis = global_whereis, .ud = ps};
+    gr_rt_set_global(rt, &ps->gops);
     *ret_ps = ps;
     return 0;
 fail:
@@ -186,6 +205,9 @@ gr_pubsub *gr_pubsub_free(gr_pubsub *ps)
 {
     if (ps == NULL) {
         return NULL;
+    }
+    if (ps->gops.ud == ps) {
+        gr_rt_set_global(ps->rt, NULL);
     }
     for (size_t i = 0; ps->owners && i <= ps->omask; i++) {
         gr_ps_owner *o = ps->owners[i];
