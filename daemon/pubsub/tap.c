@@ -36,7 +36,7 @@
 struct gr_ps_tap {
     gr_ps_tap *next;      /* ps->taps, under ps->lock */
     gr_pubsub *ps;        /* its node's pub/sub */
-    girder_pid pid;       /* the tap process */
+    girder_pid pid;       /* the tap process; under ps->lock */
     pthread_mutex_t lock; /* below */
     girder_msg **buf;     /* ["$pub", Topic, Payload] copies, oldest first */
     uint32_t n, max;      /* held / bound */
@@ -86,8 +86,7 @@ static int tap_init(girder_ctx *ctx, const girder_msg *arg, void **ret_state)
         return GR_EBADARG;
     }
     memcpy(&v, girder_msg_data(arg), sizeof(v));
-    t = (gr_ps_tap *)v;
-    t->pid = girder_self(ctx);
+    t = (gr_ps_tap *)v; /* t->pid is set by gr_ps_tap_open, under ps->lock */
     *ret_state = t;
     return tick(ctx);
 }
@@ -203,6 +202,9 @@ int gr_ps_tap_open(gr_pubsub *ps, girder_ctx *ctx, const msgpack_object *pattern
         tap_free(t); /* init never ran, or failed before taking it */
         return r;
     }
+    pthread_mutex_lock(&ps->lock);
+    t->pid = pid; /* only read under ps->lock (gr_ps_tap_poll) */
+    pthread_mutex_unlock(&ps->lock);
     for (uint32_t i = 0; i < patterns->via.array.size; i++) {
         const msgpack_object *p = &patterns->via.array.ptr[i];
 
