@@ -32,9 +32,11 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <msgpack.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* ------------------------------------------------------------ reporting */
 
@@ -639,6 +641,8 @@ static int send_after(const gr_cli_ctx *ctx, const char *ms_text, char **argv)
     return ex;
 }
 
+static int send_global(const gr_cli_ctx *ctx, const char *name, const char *json);
+
 static int cmd_send(const gr_cli_ctx *ctx, int argc, char **argv)
 {
     gr_cli_reply rep = {0};
@@ -659,6 +663,9 @@ static int cmd_send(const gr_cli_ctx *ctx, int argc, char **argv)
     }
     if (argc > 2) {
         return gr_cli_usage_error(ctx, "send", "unexpected argument '%s'", argv[2]);
+    }
+    if (strncmp(argv[0], "global:", 7) == 0) {
+        return send_global(ctx, argv[0] + 7, argv[1]);
     }
     if ((ex = dest_cmd(ctx, "send", "send", argc, argv, &rep)) != 0) {
         return ex;
@@ -1749,6 +1756,13 @@ static int cmd_pub(const gr_cli_ctx *ctx, int argc, char **argv)
                     fprintf(ctx->out, ", %s %" PRIu64, keys[i], v[i]->via.u64);
                 }
             }
+            /* other nodes with subscribers, sent one copy each */
+            const msgpack_object *nodes = map_get(&u.data, "nodes");
+
+            if (nodes != NULL && nodes->type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
+                nodes->via.u64 > 0) {
+                fprintf(ctx->out, ", nodes %" PRIu64, nodes->via.u64);
+            }
             fprintf(ctx->out, "\n");
             ex = GR_CLI_EXIT_OK;
         } else {
@@ -1757,6 +1771,255 @@ static int cmd_pub(const gr_cli_ctx *ctx, int argc, char **argv)
     }
     msgpack_unpacked_destroy(&u);
     gr_cli_reply_clear(&rep);
+    return ex;
+}
+
+/* whereis NAME: pubsub.whereis(NAME), the cluster-wide name's pid. */
+static int cmd_whereis(const gr_cli_ctx *ctx, int argc, char **argv)
+{
+    char peer[GR_NODENAME_MAX + 1];
+    gr_cli_reply rep = {0};
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_unpacked u;
+    int ex;
+
+    (void)argc;
+    if (argv[0][0] == '\0' || strlen(argv[0]) > PG_NAME_MAX) {
+        return gr_cli_usage_error(ctx, "whereis", "NAME must be 1..%d bytes", PG_NAME_MAX);
+    }
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 1);
+    msgpack_pack_str_with_body(&pk, argv[0], strlen(argv[0]));
+    ex = session(ctx, NULL, "pubsub", "whereis", &sb, &rep, peer);
+    msgpack_sbuffer_destroy(&sb);
+    if (ex != 0) {
+        return ex;
+    }
+    msgpack_unpacked_init(&u);
+    ex = print_pid_result(ctx, &rep, unpack_result(&rep, &u) == 0 ? &u.data : NULL);
+    msgpack_unpacked_destroy(&u);
+    gr_cli_reply_clear(&rep);
+    return ex;
+}
+
+/* send global:NAME JSON: pubsub.global_send(NAME, TERM) on the contacted node. */
+static int send_global(const gr_cli_ctx *ctx, const char *name, const char *json)
+{
+    char peer[GR_NODENAME_MAX + 1];
+    gr_cli_reply rep = {0};
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    int ex, r;
+
+    if (name[0] == '\0' || strlen(name) > PG_NAME_MAX) {
+        return gr_cli_usage_error(ctx, "send", "global NAME must be 1..%d bytes", PG_NAME_MAX);
+    }
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 2);
+    msgpack_pack_str_with_body(&pk, name, strlen(name));
+    if ((r = pack_json_arg(ctx, "send", 1, json, &pk)) != 0) {
+        msgpack_sbuffer_destroy(&sb);
+        if (r == -ENOMEM) {
+            report(ctx, "ENOMEM", "out of memory");
+            return GR_CLI_EXIT_UNREACHABLE;
+        }
+        return r;
+    }
+    ex = session(ctx, NULL, "pubsub", "global_send", &sb, &rep, peer);
+    msgpack_sbuffer_destroy(&sb);
+    if (ex != 0) {
+        return ex;
+    }
+    ex = print_ok(ctx, &rep);
+    gr_cli_reply_clear(&rep);
+    return ex;
+}
+
+#define SUB_POLL_MS 50 /* pause between empty polls */
+
+/* Set by SIGINT/SIGTERM during `sub` (a signal handler can set nothing else). */
+static volatile sig_atomic_t sub_stop;
+
+static void on_sigint(int sig)
+{
+    (void)sig;
+    sub_stop = 1;
+}
+
+/* Print one [Topic, Payload]: "TOPIC JSON", or with --json
+ * {"topic": TOPIC, "payload": PAYLOAD}. */
+static int sub_print(const gr_cli_ctx *ctx, const msgpack_object *m)
+{
+    char *topic = NULL, *payload = NULL;
+
+    if (m->type != MSGPACK_OBJECT_ARRAY || m->via.array.size != 2 ||
+        gr_cli_term_to_json(&m->via.array.ptr[0], 0, &topic) < 0 ||
+        gr_cli_term_to_json(&m->via.array.ptr[1], 0, &payload) < 0) {
+        free(topic);
+        return -1;
+    }
+    if (ctx->json) {
+        fprintf(ctx->out, "{\"topic\": %s, \"payload\": %s}\n", topic, payload);
+    } else {
+        fprintf(ctx->out, "%.*s %s\n", (int)strlen(topic) - 2, topic + 1, payload);
+    }
+    fflush(ctx->out);
+    free(topic);
+    free(payload);
+    return 0;
+}
+
+/* sub TOPIC... [--count N] [--json]: open a tap (pubsub.tap) on the contacted
+ * node and poll it (pubsub.tap_poll) over one connection until N messages
+ * (or Ctrl-C); then pubsub.tap_close. */
+static int cmd_sub(const gr_cli_ctx *ctx, int argc, char **argv)
+{
+    gr_cli_ctx c2 = *ctx;
+    char srcbuf[GR_COOKIE_PATH_MAX];
+    const char *src = cookie_source(ctx, srcbuf, sizeof(srcbuf));
+    gr_cli_fail f = {0};
+    gr_cli_conn *conn = NULL;
+    gr_cli_reply rep = {0};
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_unpacked u;
+    msgpack_object tap;
+    gr_cookie ck;
+    uint64_t count = 0, got = 0, dropped = 0;
+    int npat = 0, ex = GR_CLI_EXIT_OK, r;
+    char *pats[64];
+    struct sigaction sa, old_int, old_term;
+
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0) {
+            c2.json = 1;
+        } else if (strcmp(argv[i], "--count") == 0) {
+            char *end = NULL;
+
+            if (i + 1 >= argc || (count = strtoull(argv[i + 1], &end, 10)) == 0 || *end) {
+                return gr_cli_usage_error(ctx, "sub", "--count needs a positive number");
+            }
+            i++;
+        } else if (argv[i][0] == '\0' || strlen(argv[i]) > 255 || npat == 64) {
+            return gr_cli_usage_error(ctx, "sub", "TOPIC must be 1..255 bytes (at most 64)");
+        } else {
+            pats[npat++] = argv[i];
+        }
+    }
+    if (npat == 0) {
+        return gr_cli_usage_error(ctx, "sub", "missing TOPIC");
+    }
+    ctx = &c2;
+    memset(&ck, 0, sizeof(ck));
+    if ((r = gr_cookie_resolve(ctx->cookie_file, &ck)) < 0) {
+        gr_cookie_wipe(&ck);
+        f.stage = GR_CLI_STAGE_COOKIE;
+        f.code = r;
+        report_fail(ctx, &f, src);
+        return gr_cli_fail_exit(&f);
+    }
+    r = gr_cli_connect(&ctx->target, &ck, gr_cli_now_ms() + ctx->timeout_ms, &conn, &f);
+    gr_cookie_wipe(&ck);
+    if (r < 0) {
+        report_fail(ctx, &f, src);
+        return gr_cli_fail_exit(&f);
+    }
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 1);
+    msgpack_pack_array(&pk, (uint32_t)npat);
+    for (int i = 0; i < npat; i++) {
+        msgpack_pack_str_with_body(&pk, pats[i], strlen(pats[i]));
+    }
+    r = gr_cli_call(conn, "pubsub", "tap", sb.data, sb.size, gr_cli_now_ms() + ctx->timeout_ms,
+                    &rep, &f);
+    msgpack_sbuffer_clear(&sb);
+    msgpack_unpacked_init(&u);
+    if (r < 0) {
+        report_fail(ctx, &f, src);
+        ex = gr_cli_fail_exit(&f);
+        goto out;
+    }
+    if (rep.status < 0) {
+        report_remote(ctx, gr_cli_conn_peer(conn), &rep);
+        ex = GR_CLI_EXIT_REMOTE;
+        goto out;
+    }
+    if (unpack_result(&rep, &u) != 0 || u.data.type != MSGPACK_OBJECT_EXT) {
+        report(ctx, "bad_reply", "pubsub.tap did not answer a pid");
+        ex = GR_CLI_EXIT_REMOTE;
+        goto out;
+    }
+    /* the tap's pid, packed once for every poll */
+    tap = u.data;
+    msgpack_pack_array(&pk, 1);
+    msgpack_pack_object(&pk, tap);
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_sigint;
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    while (!sub_stop && (count == 0 || got < count)) {
+        gr_cli_reply pr = {0};
+        msgpack_unpacked pu;
+        const msgpack_object *msgs, *dr;
+
+        r = gr_cli_call(conn, "pubsub", "tap_poll", sb.data, sb.size,
+                        gr_cli_now_ms() + ctx->timeout_ms, &pr, &f);
+        if (r < 0) {
+            report_fail(ctx, &f, src);
+            ex = gr_cli_fail_exit(&f);
+            break;
+        }
+        if (pr.status < 0) {
+            report_remote(ctx, gr_cli_conn_peer(conn), &pr);
+            gr_cli_reply_clear(&pr);
+            ex = GR_CLI_EXIT_REMOTE;
+            break;
+        }
+        msgpack_unpacked_init(&pu);
+        msgs = unpack_result(&pr, &pu) == 0 && pu.data.type == MSGPACK_OBJECT_MAP
+                   ? map_get(&pu.data, "msgs")
+                   : NULL;
+        dr = msgs ? map_get(&pu.data, "dropped") : NULL;
+        if (dr != NULL && dr->type == MSGPACK_OBJECT_POSITIVE_INTEGER && dr->via.u64 > dropped) {
+            fprintf(ctx->err, "girder: sub: %" PRIu64 " messages dropped (not polled in time)\n",
+                    dr->via.u64 - dropped);
+            dropped = dr->via.u64;
+        }
+        for (uint32_t i = 0; msgs && msgs->type == MSGPACK_OBJECT_ARRAY &&
+                             i < msgs->via.array.size && (count == 0 || got < count);
+             i++) {
+            if (sub_print(ctx, &msgs->via.array.ptr[i]) == 0) {
+                got++;
+            }
+        }
+        bool idle = msgs == NULL || msgs->type != MSGPACK_OBJECT_ARRAY || msgs->via.array.size == 0;
+
+        msgpack_unpacked_destroy(&pu);
+        gr_cli_reply_clear(&pr);
+        if (idle && !sub_stop) {
+            struct timespec ts = {0, SUB_POLL_MS * 1000000L};
+
+            nanosleep(&ts, NULL);
+        }
+    }
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    {
+        gr_cli_reply cr = {0};
+
+        (void)gr_cli_call(conn, "pubsub", "tap_close", sb.data, sb.size,
+                          gr_cli_now_ms() + ctx->timeout_ms, &cr, &f);
+        gr_cli_reply_clear(&cr);
+    }
+out:
+    msgpack_unpacked_destroy(&u);
+    msgpack_sbuffer_destroy(&sb);
+    gr_cli_reply_clear(&rep);
+    gr_cli_conn_close(conn);
     return ex;
 }
 
@@ -2020,7 +2283,9 @@ static const gr_cli_cmd CMDS[] = {
      "`girder kill` on it cancels the timer). A NAME is resolved when the timer is\n"
      "armed. --json: {\"timer\": PID, \"ms\": MS}. Examples:\n"
      "  girder send worker@b@10.0.0.2 '{\"job\": 42}'\n"
-     "  girder send --after 5000 worker '\"tick\"'",
+     "  girder send --after 5000 worker '\"tick\"'\n"
+     "DEST global:NAME sends to the cluster-wide name NAME (pubsub.global_send on\n"
+     "the contacted node; unknown name: remote error noname).",
      cmd_send},
     {"call", "DEST JSON", 2, 2, "call a process (request/reply) and print its answer",
      "Sends the JSON request as a girder_call ([\"$call\", From, Ref, Request]) to DEST\n"
@@ -2050,7 +2315,8 @@ static const gr_cli_cmd CMDS[] = {
      "subscription whose pattern matches TOPIC gets [\"$pub\", TOPIC, TERM]\n"
      "(docs/pubsub.md). TOPIC is dot-separated tokens without wildcards\n"
      "(orders.eu.new); an invalid one is the remote error badarg. Prints\n"
-     "\"matched N, delivered N\" (and dropped, killed, busy when not 0).\n"
+     "\"matched N, delivered N\" (and dropped, killed, busy, nodes when not 0;\n"
+     "nodes: other nodes with subscribers, each sent one copy).\n"
      "--json: {\"matched\", \"delivered\", \"dropped\", \"killed\", \"busy\"}. Example:\n"
      "  girder pub orders.eu '{\"id\": 7}'",
      cmd_pub},
@@ -2060,6 +2326,20 @@ static const gr_cli_cmd CMDS[] = {
      "GROUP MEMBERS (its groups with members; a process joined twice counts\n"
      "twice). Sorted by name. --json: [{\"name\", \"members\"}].",
      cmd_groups},
+    {"sub", "TOPIC... [--count N] [--json]", 1, 68, "print messages published on topics",
+     "Opens a tap on the contacted node (pubsub.tap: a server-side subscriber to\n"
+     "every TOPIC pattern, wildcards allowed, that buffers up to 1000 messages) and\n"
+     "polls it (pubsub.tap_poll) over one connection, printing \"TOPIC JSON\" per\n"
+     "message as it arrives, from any node, until N messages (--count) or Ctrl-C;\n"
+     "then closes the tap. Messages beyond the buffer are dropped and reported on\n"
+     "stderr. --json: {\"topic\", \"payload\"} per line. Example:\n"
+     "  girder sub 'orders.>' --count 3",
+     cmd_sub},
+    {"whereis", "NAME", 1, 1, "show the pid of a cluster-wide name",
+     "Calls pubsub.whereis(NAME) on the contacted node and prints the pid holding\n"
+     "the cluster-wide (global) name, on any node; unknown: remote error noname.\n"
+     "--json: the pid as a JSON string.",
+     cmd_whereis},
     {"info", "DEST", 1, 1, "show everything the runtime knows about a process",
      "Calls proc.info(DEST) on the process's node (see send for DEST) and prints\n"
      "KEY VALUE: pid, status, scheduler, mailbox, handled, memory, links, monitors,\n"

@@ -1234,8 +1234,8 @@ def test_pubcli(c):
 
     # pub
     r = c.expect(a.cli("pub", "orders.eu", '{"id": 7}'), EXIT_OK, what="pub orders.eu")
-    check(r.data == {"matched": 2, "delivered": 2, "dropped": 0, "killed": 0, "busy": 0},
-          f"pub orders.eu --json: {r!r}")
+    check(r.data == {"nodes": 0, "matched": 2, "delivered": 2, "dropped": 0, "killed": 0,
+                     "busy": 0}, f"pub orders.eu --json: {r!r}")
     r = a.cli("pub", "orders.eu.new", "1", use_json=False)
     check(r.rc == EXIT_OK and r.out == "matched 1, delivered 1\n", f"plain pub: {r!r}")
     r = c.expect(a.cli("pub", "nothing.here", "[1, 2]"), EXIT_OK, what="pub, no subscriber")
@@ -1308,6 +1308,234 @@ def test_pubcli(c):
     wait_until("the zero-delay timer", lambda: count(e1) == 4, 10)
 
 
+# ---- w. pub/sub, groups and names across nodes (issue 14) -------------------------------------
+def wide_subscribe(c, node, pid, pattern):
+    c.expect(node.cli("rpc", node.name, "pubsub", "subscribe", f'"{pid}"', f'"{pattern}"'),
+             EXIT_OK, what=f"subscribe {pid} {pattern}")
+
+
+def wide_interest(c, node):
+    return c.expect(node.cli("rpc", node.name, "pubsub", "cluster"), EXIT_OK).data
+
+
+def test_pubwide(c):
+    """Echo subscribers on 3 nodes all receive a publish from a 4th, one message
+    per interested node (`nodes` 3, whatever the subscriber count); a node
+    without interest gets nothing; publishes from one node arrive in order
+    (counts); cross-node groups: members on all nodes seen everywhere, a node
+    killed with kill -9 vanishes from the groups of the others within the
+    detection time."""
+    a = c.node("a", detection_ms=DETECTION_MS)
+    b = c.node("b", seeds=[a], detection_ms=DETECTION_MS)
+    x = c.node("c", seeds=[a], detection_ms=DETECTION_MS)
+    d = c.node("d", seeds=[a], detection_ms=DETECTION_MS)
+    e = c.node("e", seeds=[a], detection_ms=DETECTION_MS)
+    nodes = [a, b, x, d, e]
+    c.wait_mesh(nodes)
+    subs = {}
+    for n in (a, b, x):
+        subs[n.short] = [c.expect(n.cli("spawn", "echo"), EXIT_OK).data for _ in range(2)]
+        wide_subscribe(c, n, subs[n.short][0], "orders.*")
+        wide_subscribe(c, n, subs[n.short][1], "orders.>")
+    wait_until("d to learn the interest of a, b and c",
+               lambda: wide_interest(c, d).get("interest") == 6, 15)
+    check(wide_interest(c, e).get("interest") == 6, "e learnt the interest too")
+    for i in range(5):
+        r = c.expect(d.cli("pub", "orders.eu", f'{{"i": {i}}}'), EXIT_OK, what="pub from d")
+        check(r.data.get("nodes") == 3 and r.data.get("matched") == 0,
+              f"one message per interested node, none local: {r!r}")
+    r = c.expect(d.cli("pub", "other.topic", "1"), EXIT_OK)
+    check(r.data.get("nodes") == 0, f"no node is interested in other.topic: {r!r}")
+    for n in (a, b, x):
+        for pid in subs[n.short]:
+            wait_until(f"{pid} to count 5",
+                       lambda: c.expect(n.cli("call", pid, '"count"'), EXIT_OK).data == 5, 10)
+    # the C API path from a process: rpc publish on a goes to b and c too
+    r = c.expect(a.cli("rpc", a.name, "pubsub", "publish", '"orders.us.x"', "7"), EXIT_OK)
+    check(r.data.get("nodes") == 2 and r.data.get("delivered") == 1, f"from a: {r!r}")
+    for n in (b, x):
+        pid = subs[n.short][1]
+        wait_until("orders.> to count 6",
+                   lambda: c.expect(n.cli("call", pid, '"count"'), EXIT_OK).data == 6, 10)
+    # unsubscribe: interest withdrawn everywhere
+    c.expect(x.cli("rpc", x.name, "pubsub", "unsubscribe", f'"{subs["c"][0]}"', '"orders.*"'),
+             EXIT_OK)
+    c.expect(x.cli("rpc", x.name, "pubsub", "unsubscribe", f'"{subs["c"][1]}"', '"orders.>"'),
+             EXIT_OK)
+    wait_until("c's interest to go", lambda: wide_interest(c, d).get("interest") == 4, 10)
+    r = c.expect(d.cli("pub", "orders.eu", "1"), EXIT_OK)
+    check(r.data.get("nodes") == 2, f"c no longer interested: {r!r}")
+
+    # groups across nodes
+    members = []
+    for n in (a, b, x, e):
+        pid = c.expect(n.cli("spawn", "echo"), EXIT_OK).data
+        members.append(pid)
+        c.expect(n.cli("rpc", n.name, "pubsub", "join", '"app"', '"workers"', f'"{pid}"'),
+                 EXIT_OK)
+
+    def all_members(n):
+        return sorted(c.expect(n.cli("rpc", n.name, "pubsub", "members_all", '"app"',
+                                     '"workers"'), EXIT_OK).data)
+
+    for n in nodes:
+        wait_until(f"{n.short} to see 4 members",
+                   lambda: all_members(n) == sorted(members), 15)
+    r = c.expect(d.cli("rpc", d.name, "pubsub", "members", '"app"', '"workers"'), EXIT_OK)
+    check(r.data == [], f"members is this node's only: {r!r}")
+    c.expect(b.cli("rpc", b.name, "pubsub", "leave", '"app"', '"workers"', f'"{members[1]}"'),
+             EXIT_OK)
+    want = sorted([members[0], members[2], members[3]])
+    for n in nodes:
+        wait_until(f"{n.short} to see the leave", lambda: all_members(n) == want, 10)
+    e.kill9()
+    t0 = now()
+    want = sorted([members[0], members[2]])
+    for n in (a, b, x, d):
+        wait_until(f"{n.short} to drop e's member",
+                   lambda: all_members(n) == want, DETECTION_MS / 1000 + 10)
+    took = now() - t0
+    print(f"    e's member gone everywhere after {took:.2f} s", flush=True)
+    check(took <= DETECTION_MS / 1000 + 2.0, f"took {took:.2f} s > detection + 2 s")
+
+
+def test_global(c):
+    """Cluster-wide names: register on a, whereis from b and c (CLI girder
+    whereis), send global:NAME from c reaches it; a second register of the name
+    on b is refused; the process killed, the name is gone everywhere; a name
+    held on a node killed with kill -9 vanishes; two nodes that register one
+    name at once keep the same winner everywhere, and the loser hears
+    $global_clash (the echo counts it)."""
+    a = c.node("a", detection_ms=DETECTION_MS)
+    b = c.node("b", seeds=[a], detection_ms=DETECTION_MS)
+    x = c.node("c", seeds=[a], detection_ms=DETECTION_MS)
+    c.wait_mesh([a, b, x])
+    pid = c.expect(a.cli("spawn", "echo"), EXIT_OK).data
+    c.expect(a.cli("rpc", a.name, "pubsub", "register", '"svc"', f'"{pid}"'), EXIT_OK,
+             what="register svc")
+    for n in (b, x):
+        wait_until(f"{n.short} to resolve svc",
+                   lambda: n.cli("whereis", "svc", use_json=False).out.strip() == pid, 10)
+    c.expect(x.cli("send", "global:svc", '"hello"'), EXIT_OK, what="send global:svc")
+    wait_until("svc to receive", lambda: c.expect(a.cli("call", pid, '"count"'),
+                                                  EXIT_OK).data == 1, 10)
+    other = c.expect(b.cli("spawn", "echo"), EXIT_OK).data
+    c.expect(b.cli("rpc", b.name, "pubsub", "register", '"svc"', f'"{other}"'), EXIT_REMOTE,
+             "name_taken", "register a name b knows")
+    c.expect(a.cli("kill", pid), EXIT_OK)
+    for n in (a, b, x):
+        wait_until(f"svc gone on {n.short}",
+                   lambda: n.cli("whereis", "svc").error_id == "noname", 10)
+    c.expect(x.cli("send", "global:svc", "1"), EXIT_REMOTE, "noname", "send to a gone name")
+
+    # a name on a node killed with kill -9
+    y = c.node("y", seeds=[a], detection_ms=DETECTION_MS)
+    c.wait_mesh([a, b, x, y])
+    yp = c.expect(y.cli("spawn", "echo"), EXIT_OK).data
+    c.expect(y.cli("rpc", y.name, "pubsub", "register", '"ysvc"', f'"{yp}"'), EXIT_OK)
+    for n in (a, b, x):
+        wait_until(f"{n.short} to know ysvc",
+                   lambda: n.cli("whereis", "ysvc", use_json=False).out.strip() == yp, 10)
+    y.kill9()
+    for n in (a, b, x):
+        wait_until(f"ysvc gone on {n.short}",
+                   lambda: n.cli("whereis", "ysvc").error_id == "noname",
+                   DETECTION_MS / 1000 + 10)
+
+    # a clash: register "dup" on a and on b without waiting (optimistic), many
+    # rounds; every node ends with one answer, the loser got $global_clash
+    clashes = 0
+    for i in range(5):
+        name = f"dup{i}"
+        pa = c.expect(a.cli("spawn", "echo"), EXIT_OK).data
+        pb = c.expect(b.cli("spawn", "echo"), EXIT_OK).data
+        ra = a.cli("rpc", a.name, "pubsub", "register", f'"{name}"', f'"{pa}"')
+        rb = b.cli("rpc", b.name, "pubsub", "register", f'"{name}"', f'"{pb}"')
+        check(EXIT_OK in (ra.rc, rb.rc), f"one register at least: {ra!r} {rb!r}")
+
+        def answers():
+            return {n.short: n.cli("whereis", name, use_json=False).out.strip()
+                    for n in (a, b, x)}
+
+        wait_until(f"{name}: one answer everywhere",
+                   lambda: len(set(answers().values())) == 1
+                   and list(answers().values())[0] in (pa, pb), 10)
+        winner = answers()["a"]
+        if ra.rc == EXIT_OK and rb.rc == EXIT_OK:
+            clashes += 1
+            loser, ln = (pb, b) if winner == pa else (pa, a)
+            wait_until("the loser's $global_clash",
+                       lambda: c.expect(ln.cli("call", loser, '"count"'), EXIT_OK).data == 1, 10)
+    print(f"    {clashes} of 5 concurrent double registrations clashed and were resolved",
+          flush=True)
+
+    # two partitions heal: q (alone, a cluster of its own) and a both register
+    # "heal" (q later); q joins a's cluster: a's registration is older, so a's
+    # holder wins on every node, q's holder gets ["$global_clash", ...]
+    q = c.node("q")
+    qp = c.expect(q.cli("spawn", "echo"), EXIT_OK).data
+    ap = c.expect(a.cli("spawn", "echo"), EXIT_OK).data
+    c.expect(a.cli("rpc", a.name, "pubsub", "register", '"heal"', f'"{ap}"'), EXIT_OK)
+    # (same ms or not, a wins: a time tie goes to the lower node name, "a@" < "q@")
+    c.expect(q.cli("rpc", q.name, "pubsub", "register", '"heal"', f'"{qp}"'), EXIT_OK,
+             what="register heal in the other partition")
+    c.expect(q.cli("join", a.spec, timeout_ms=10000), EXIT_OK, what="q joins")
+    c.wait_mesh([a, b, x, q])
+    for n in (a, b, x, q):
+        wait_until(f"{n.short}: heal is a's",
+                   lambda: n.cli("whereis", "heal", use_json=False).out.strip() == ap, 10)
+    wait_until("q's loser hears $global_clash",
+               lambda: c.expect(q.cli("call", qp, '"count"'), EXIT_OK).data == 1, 10)
+    check(c.expect(a.cli("call", ap, '"count"'), EXIT_OK).data == 0, "the winner heard nothing")
+
+
+def test_subcli(c):
+    """girder sub --count 3 on b receives 3 publishes made on a (the CLI polls a
+    tap on b); a subscriber that never reads (a tap not polled) keeps at most
+    its bound while a publisher floods it, counts its drops, and another
+    subscriber keeps receiving everything."""
+    import subprocess
+    a = c.node("a")
+    b = c.node("b", seeds=[a])
+    c.wait_mesh([a, b])
+    argv = [c.girder, "-n", b.spec, "--cookie-file", c.cookie_file, "sub", "news.>",
+            "--count", "3"]
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_until("a to learn b's interest",
+               lambda: wide_interest(c, a).get("interest") == 1, 15)
+    for i in range(3):
+        c.expect(a.cli("pub", f"news.n{i}", f'{{"i": {i}}}'), EXIT_OK)
+    out, err = p.communicate(timeout=20)
+    check(p.returncode == 0, f"sub exit {p.returncode}: {err}")
+    lines = out.splitlines()
+    check(lines == ['news.n0 {"i":0}', 'news.n1 {"i":1}', 'news.n2 {"i":2}'] or
+          [ln.split(" ", 1)[0] for ln in lines] == ["news.n0", "news.n1", "news.n2"],
+          f"3 messages in order: {out!r}")
+    wait_until("the tap closed", lambda: wide_interest(c, a).get("interest") == 0, 10)
+
+    # a tap never polled (bound 50) and an echo, both on b; a publishes 300
+    # (one CLI each, several at once)
+    tap = c.expect(b.cli("rpc", b.name, "pubsub", "tap", '["flood.x"]', "50"), EXIT_OK).data
+    echo = c.expect(b.cli("spawn", "echo"), EXIT_OK).data
+    wide_subscribe(c, b, echo, "flood.x")
+    wait_until("a to learn flood interest",
+               lambda: wide_interest(c, a).get("interest") == 1, 15)
+    total = 300
+    base = [c.girder, "-n", a.spec, "--cookie-file", c.cookie_file, "pub", "flood.x", "0"]
+    for _ in range(total // 10):
+        ps = [subprocess.Popen(base, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+              for _ in range(10)]
+        for q in ps:
+            check(q.wait(timeout=30) == 0, "pub from a")
+    wait_until("the echo to count every publish",
+               lambda: c.expect(b.cli("call", echo, '"count"'), EXIT_OK).data == total, 30)
+    r = c.expect(b.cli("rpc", b.name, "pubsub", "tap_poll", f'"{tap}"'), EXIT_OK).data
+    check(len(r["msgs"]) == 50 and r["dropped"] == total - 50,
+          f"the unread tap holds its bound and counts the rest: {len(r['msgs'])} {r['dropped']}")
+    subs = c.expect(b.cli("rpc", b.name, "pubsub", "subscriptions", '"flood.x"'), EXIT_OK).data
+    check(len(subs) == 2 and all(s["backlog"] <= s["max_msgs"] for s in subs),
+          f"backlogs bounded: {subs!r}")
+
 TESTS = [
     ("a_mesh", test_mesh),
     ("b_rpc", test_rpc),
@@ -1331,6 +1559,9 @@ TESTS = [
     ("t_tables", test_tables),
     ("u_durable", test_durable),
     ("v_pubcli", test_pubcli),
+    ("p2_pubwide", test_pubwide),
+    ("p3_global", test_global),
+    ("p4_subcli", test_subcli),
 ]
 
 

@@ -269,6 +269,7 @@ static void send_event(gr_pubsub *ps, const watcher *w, const char *kind, const 
 static void notify(gr_pubsub *ps, const gr_pg_group *g, const char *kind, girder_pid pid,
                    uint32_t count)
 {
+    gr_ps_wide_pg_changed_locked(ps, g->scope->name, g->name, pid); /* other nodes */
     for (size_t i = 0; i < g->nw; i++) {
         send_event(ps, &g->w[i], kind, g, pid, count);
     }
@@ -422,6 +423,52 @@ int gr_pg_members(gr_pubsub *ps, const char *scope, const char *group, girder_pi
     *ret_pids = v;
     *ret_n = n;
     return 0;
+}
+
+uint32_t gr_pg_joins(gr_pubsub *ps, const char *scope, const char *group, girder_pid pid)
+{
+    gr_pg_scope *sc;
+    gr_pg_group *g;
+    uint32_t n = 0;
+
+    pthread_mutex_lock(&ps->lock);
+    if ((sc = scope_find(ps, scope, false)) != NULL && (g = group_find(sc, group, false)) != NULL) {
+        for (size_t i = 0; i < g->n; i++) {
+            if (girder_pid_eq(g->m[i].o->pid, pid)) {
+                n += g->m[i].count;
+            }
+        }
+    }
+    pthread_mutex_unlock(&ps->lock);
+    return n;
+}
+
+void gr_pg_pack_local_locked(gr_pubsub *ps, msgpack_packer *pk)
+{
+    uint32_t n = 0;
+
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1) {
+            msgpack_pack_array(pk, n);
+        }
+        for (gr_pg_scope *sc = ps->scopes; sc; sc = sc->next) {
+            for (size_t b = 0; b <= sc->gmask; b++) {
+                for (gr_pg_group *g = sc->gb[b]; g; g = g->hnext) {
+                    for (size_t i = 0; i < g->n; i++) {
+                        if (pass == 0) {
+                            n++;
+                            continue;
+                        }
+                        msgpack_pack_array(pk, 4);
+                        msgpack_pack_str_with_body(pk, sc->name, strlen(sc->name));
+                        msgpack_pack_str_with_body(pk, g->name, strlen(g->name));
+                        gr_ps_pack_pid(ps, pk, g->m[i].o->pid);
+                        msgpack_pack_uint32(pk, g->m[i].count);
+                    }
+                }
+            }
+        }
+    }
 }
 
 int gr_pg_groups(gr_pubsub *ps, const char *scope, gr_pg_group_info **ret, size_t *ret_n)

@@ -84,6 +84,7 @@ static int keeper_init(girder_ctx *ctx, const girder_msg *arg, void **ret_state)
         }
     }
     pthread_mutex_unlock(&ps->lock);
+    gr_ps_wide_keeper_init(ctx, ps);
     *ret_state = k;
     return 0;
 }
@@ -279,6 +280,124 @@ static void pack_counters(gr_pubsub *ps, msgpack_packer *pk)
     kv_u(pk, "cleanups", c.cleanups);
 }
 
+/* The cluster-wide names and the cluster layer's sizes; 1 if a[0] is none
+ * of those. */
+static int serve_global(girder_ctx *ctx, gr_pubsub *ps, const msgpack_object *a, uint32_t n,
+                        msgpack_packer *pk)
+{
+    char name[GR_PG_NAME_MAX + 1];
+    girder_pid pid;
+    int r;
+
+    if (gr_term_is_str(&a[0], "register") && n == 3) {
+        if (get_name(&a[1], name) < 0 || girder_get_pid(ctx, &a[2], &pid) < 0) {
+            return GR_EBADARG;
+        }
+        if ((r = gr_global_register(ps, name, pid)) < 0) {
+            return r;
+        }
+    } else if (gr_term_is_str(&a[0], "unregister") && n == 2) {
+        if (get_name(&a[1], name) < 0) {
+            return GR_EBADARG;
+        }
+        if ((r = gr_global_unregister(ps, name)) < 0) {
+            return r == -ENOENT ? GR_ENONAME : r;
+        }
+    } else if (gr_term_is_str(&a[0], "whereis") && n == 2) {
+        if (get_name(&a[1], name) < 0) {
+            return GR_EBADARG;
+        }
+        if ((r = gr_global_whereis(ps, name, &pid)) < 0) {
+            return r == -ENOENT ? GR_ENONAME : r;
+        }
+        return gr_ps_pack_pid(ps, pk, pid) < 0 ? -ENOMEM : 0;
+    } else if (gr_term_is_str(&a[0], "global_send") && n == 3) {
+        girder_msg *m;
+
+        if (get_name(&a[1], name) < 0) {
+            return GR_EBADARG;
+        }
+        if ((m = girder_msg_from_object(&a[2])) == NULL) {
+            return -ENOMEM;
+        }
+        if ((r = gr_global_send(ps, ctx, name, m)) < 0) {
+            girder_msg_unref(m);
+            return r;
+        }
+    } else if (gr_term_is_str(&a[0], "names") && n == 1) {
+        gr_global_info *v = NULL;
+        size_t nn = 0;
+
+        if ((r = gr_global_names(ps, &v, &nn)) < 0) {
+            return r;
+        }
+        msgpack_pack_array(pk, (uint32_t)nn);
+        for (size_t i = 0; i < nn; i++) {
+            msgpack_pack_map(pk, 3);
+            kv_s(pk, "name", v[i].name);
+            msgpack_pack_str_with_body(pk, "pid", 3);
+            gr_ps_pack_pid(ps, pk, v[i].pid);
+            kv_u(pk, "time_ms", v[i].time_ms);
+        }
+        free(v);
+        return 0;
+    } else if (gr_term_is_str(&a[0], "tap") && (n == 2 || n == 3)) {
+        uint64_t max = GR_TAP_DEFAULT;
+
+        if (n == 3) {
+            if (a[2].type != MSGPACK_OBJECT_POSITIVE_INTEGER || a[2].via.u64 > GR_TAP_MAX) {
+                return GR_EBADARG;
+            }
+            max = a[2].via.u64;
+        }
+        if ((r = gr_ps_tap_open(ps, ctx, &a[1], (uint32_t)max, &pid)) < 0) {
+            return r;
+        }
+        return gr_ps_pack_pid(ps, pk, pid) < 0 ? -ENOMEM : 0;
+    } else if (gr_term_is_str(&a[0], "tap_poll") && n == 2) {
+        if (girder_get_pid(ctx, &a[1], &pid) < 0) {
+            return GR_EBADARG;
+        }
+        return gr_ps_tap_poll(ps, pid, pk);
+    } else if (gr_term_is_str(&a[0], "tap_close") && n == 2) {
+        if (girder_get_pid(ctx, &a[1], &pid) < 0 || pid.node != 0) {
+            return GR_EBADARG;
+        }
+        msgpack_sbuffer probe;
+        msgpack_packer ppk;
+
+        msgpack_sbuffer_init(&probe);
+        msgpack_packer_init(&ppk, &probe, msgpack_sbuffer_write);
+        r = gr_ps_tap_poll(ps, pid, &ppk); /* only a tap may be closed this way */
+        msgpack_sbuffer_destroy(&probe);
+        if (r < 0) {
+            return r;
+        }
+        {
+            girder_msg *why = girder_msg_atom("shutdown");
+
+            if (why != NULL) {
+                (void)girder_exit(ctx, pid, why);
+                girder_msg_unref(why);
+            }
+        }
+    } else if (gr_term_is_str(&a[0], "cluster") && n == 1) {
+        size_t nodes, interest, rmembers, names;
+
+        gr_ps_wide_counters(ps, &nodes, &interest, &rmembers, &names);
+        msgpack_pack_map(pk, 4);
+        kv_u(pk, "nodes", nodes);
+        kv_u(pk, "interest", interest);
+        kv_u(pk, "remote_members", rmembers);
+        kv_u(pk, "names", names);
+        return 0;
+    } else {
+        return 1;
+    }
+    msgpack_pack_str_with_body(pk, "ok", 2);
+    return 0;
+}
+
 /* Serve one request (array a of n >= 1, a[0] the function) into pk. */
 static int serve(girder_ctx *ctx, gr_pubsub *ps, const msgpack_object *a, uint32_t n,
                  msgpack_packer *pk)
@@ -299,7 +418,8 @@ static int serve(girder_ctx *ctx, gr_pubsub *ps, const msgpack_object *a, uint32
         if (r < 0) {
             return r;
         }
-        msgpack_pack_map(pk, 5);
+        msgpack_pack_map(pk, 6);
+        kv_u(pk, "nodes", res.nodes);
         kv_u(pk, "matched", res.matched);
         kv_u(pk, "delivered", res.delivered);
         kv_u(pk, "dropped", res.dropped);
@@ -352,14 +472,16 @@ static int serve(girder_ctx *ctx, gr_pubsub *ps, const msgpack_object *a, uint32
         msgpack_pack_str_with_body(pk, "ok", 2);
         return 0;
     }
-    if (gr_term_is_str(&a[0], "members") && n == 3) {
+    if ((gr_term_is_str(&a[0], "members") || gr_term_is_str(&a[0], "members_all")) && n == 3) {
         girder_pid *v = NULL;
         size_t nm = 0;
 
         if (get_name(&a[1], scope) < 0 || get_name(&a[2], group) < 0) {
             return GR_EBADARG;
         }
-        if ((r = gr_pg_members(ps, scope, group, &v, &nm)) < 0) {
+        if ((r = gr_term_is_str(&a[0], "members")
+                     ? gr_pg_members(ps, scope, group, &v, &nm)
+                     : gr_pg_members_all(ps, scope, group, &v, &nm)) < 0) {
             return r;
         }
         msgpack_pack_array(pk, (uint32_t)nm);
@@ -388,6 +510,9 @@ static int serve(girder_ctx *ctx, gr_pubsub *ps, const msgpack_object *a, uint32
         }
         free(v);
         return 0;
+    }
+    if ((r = serve_global(ctx, ps, a, n, pk)) != 1) {
+        return r;
     }
     if (gr_term_is_str(&a[0], "sync") && n == 1) {
         msgpack_pack_str_with_body(pk, "ok", 2);
@@ -449,8 +574,11 @@ static int keeper_handle(girder_ctx *ctx, void *state, const girder_msg *msg)
         } else if (gr_term_is_str(&a[0], "DOWN") && n == 5 &&
                    girder_get_pid(ctx, &a[3], &pid) == 0) {
             gr_ps_owner_gone(k->ps, pid);
+            gr_ps_wide_pid_down(ctx, k->ps, pid);
         } else if (gr_term_is_str(&a[0], "$call") && n == 4) {
             on_call(ctx, k, a);
+        } else {
+            (void)gr_ps_wide_handle(ctx, k->ps, a, n);
         }
     }
     msgpack_unpacked_destroy(&u);

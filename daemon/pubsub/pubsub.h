@@ -71,6 +71,7 @@ typedef struct gr_pub_result {
     uint32_t dropped;   /* subscriptions at their limit (GR_SUB_DROP) */
     uint32_t killed;    /* subscribers killed at their limit (GR_SUB_KILL) */
     uint32_t busy;      /* subscriptions above their high watermark after this one */
+    uint32_t nodes;     /* other nodes sent one copy each (their subscribers: not counted here) */
 } gr_pub_result;
 
 /* Node-wide counters since gr_pubsub_new. */
@@ -182,5 +183,48 @@ int gr_pg_monitor(gr_pubsub *ps, girder_ctx *ctx, const char *scope, const char 
  * point from which the ref may be forgotten. 0 or -ENOENT (no end event).
  * Calling process's thread. */
 int gr_pg_demonitor(gr_pubsub *ps, girder_ctx *ctx, girder_ref ref);
+
+/* Members in every node (this node's, then those the other nodes told of;
+ * one entry per join). As gr_pg_members. */
+int gr_pg_members_all(gr_pubsub *ps, const char *scope, const char *group, girder_pid **ret_pids,
+                      size_t *ret_n);
+
+/* ---- cluster-wide names (wide.c; Erlang's global) ---------------------------------- */
+
+/* One cluster-wide name, as listed. */
+typedef struct gr_global_info {
+    char name[GR_PG_NAME_MAX + 1]; /* NUL-terminated */
+    girder_pid pid;                /* its process (node index of this runtime) */
+    uint64_t time_ms;              /* registration time on its node (ms since the epoch) */
+} gr_global_info;
+
+/* Register name (1..GR_PG_NAME_MAX bytes) for local process pid across the
+ * cluster: taken at once here, announced to every node. Optimistic: two
+ * nodes may register one name at the same time (or in two partitions); every
+ * node then keeps the winner by gr_global_wins and the loser's process gets
+ * ["$global_clash", Name, WinnerPid] and loses the name. The name goes when
+ * its process dies or its node goes down. 0, GR_ENAMETAKEN (this node knows
+ * the name), GR_EBADARG (bad name, remote or null pid), -ENOMEM. Any thread. */
+int gr_global_register(gr_pubsub *ps, const char *name, girder_pid pid);
+
+/* Drop name, if a process of this node holds it. 0, -ENOENT, GR_EBADARG. */
+int gr_global_unregister(gr_pubsub *ps, const char *name);
+
+/* The process holding name, on any node. 0, -ENOENT, GR_EBADARG. */
+int gr_global_whereis(gr_pubsub *ps, const char *name, girder_pid *ret_pid);
+
+/* Send msg (taken on success) to the holder of name, from ctx's process
+ * (NULL: from this thread). 0, GR_ENONAME, or a send error. */
+int gr_global_send(gr_pubsub *ps, girder_ctx *ctx, const char *name, girder_msg *msg);
+
+/* Every name known here. *ret: caller frees (NULL when *ret_n is 0). */
+int gr_global_names(gr_pubsub *ps, gr_global_info **ret, size_t *ret_n);
+
+/* The clash rule: does registration A (time ta in ms, node name node_a, pid
+ * serial serial_a) beat registration B? The lower time wins; then the lower
+ * node name (bytewise); then the lower serial. Pure; every node decides the
+ * same. */
+bool gr_global_wins(uint64_t ta, const char *node_a, uint64_t serial_a, uint64_t tb,
+                    const char *node_b, uint64_t serial_b);
 
 #endif

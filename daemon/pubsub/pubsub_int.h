@@ -20,6 +20,7 @@
 #define GR_PUBSUB_INT_H
 
 #include "pubsub/pubsub.h"
+#include "runtime/rt.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -53,6 +54,8 @@ typedef struct gr_ps_owner {
 } gr_ps_owner;
 
 typedef struct gr_pg_scope gr_pg_scope;
+typedef struct gr_ps_wide gr_ps_wide;
+typedef struct gr_ps_tap gr_ps_tap;
 
 struct gr_pubsub {
     girder_rt *rt;          /* the runtime; immutable */
@@ -65,6 +68,9 @@ struct gr_pubsub {
     girder_pid keeper;      /* the keeper's pid (id 0 while none); under lock */
     uint64_t next_sub_id;   /* under lock */
     girder_msg *r_slow;     /* "slow_subscriber", shared; immutable */
+    gr_ps_wide *w;          /* the other nodes' interest, members, names (wide.c); immutable */
+    gr_ps_tap *taps;        /* open taps (tap.c); under lock */
+    gr_rt_global_ops gops;  /* girder_global_* hook into wide.c; immutable */
     atomic_uint_fast64_t published, delivered, dropped, killed, busy, subscriptions, joins,
         cleanups; /* counters, relaxed */
 };
@@ -105,5 +111,75 @@ int gr_ps_keeper_start(gr_pubsub *ps);
 /* Pack a local pid (node 0) or ref with this node's name. */
 int gr_ps_pack_pid(gr_pubsub *ps, msgpack_packer *pk, girder_pid pid);
 int gr_ps_pack_ref(gr_pubsub *ps, msgpack_packer *pk, girder_ref ref);
+
+/* subs.c: publish to this node's subscribers only (gr_pubsub_publish minus
+ * the other nodes; the keeper's fan-out of a publish from another node).
+ * Contract as gr_pubsub_publish. */
+int gr_ps_publish_local(gr_pubsub *ps, girder_ctx *ctx, const char *topic, size_t len,
+                        const girder_msg *payload, gr_pub_result *ret);
+
+/* groups.c: joins of pid in scope/group (0 if none). Takes ps->lock. */
+uint32_t gr_pg_joins(gr_pubsub *ps, const char *scope, const char *group, girder_pid pid);
+
+/* groups.c: pack every local join as [[Scope, Group, Pid, Count], ...].
+ * Caller holds ps->lock. */
+void gr_pg_pack_local_locked(gr_pubsub *ps, msgpack_packer *pk);
+
+/* ---- wide.c: the cluster-wide layer ---------------------------------------------- */
+
+/* Allocate / free ps->w (gr_pubsub_new before the keeper starts / free). */
+int gr_ps_wide_new(gr_pubsub *ps);
+void gr_ps_wide_free(gr_pubsub *ps);
+
+/* A local subscription to pattern came (+1) or went (-1): the keeper tells
+ * the other nodes when the pattern gains its first or loses its last one.
+ * Caller holds ps->lock. */
+void gr_ps_wide_interest_locked(gr_pubsub *ps, const char *pattern, size_t len, int delta);
+
+/* pid's joins in scope/group changed: the keeper tells the other nodes.
+ * Caller holds ps->lock. */
+void gr_ps_wide_pg_changed_locked(gr_pubsub *ps, const char *scope, const char *group,
+                                  girder_pid pid);
+
+/* The nodes (runtime node indices, at most max) with a subscriber whose
+ * pattern matches topic. Count or GR_EBADARG. Any thread. */
+int gr_ps_wide_nodes_for(gr_pubsub *ps, const char *topic, size_t len, uint32_t *ret_nodes,
+                         size_t max);
+
+/* Send ["$psx_pub", Topic, Payload] once to the keeper of every node
+ * interested in topic, from ctx's process (NULL: from this thread).
+ * *ret_nodes: how many were sent. 0 or -ENOMEM. Any thread. */
+int gr_ps_wide_publish(gr_pubsub *ps, girder_ctx *ctx, const char *topic, size_t len,
+                       const girder_msg *payload, uint32_t *ret_nodes);
+
+/* Keeper: subscribe to nodeup/nodedown (its init). */
+void gr_ps_wide_keeper_init(girder_ctx *ctx, gr_pubsub *ps);
+
+/* Keeper: a message of the cluster layer (a poke, nodeup/nodedown, another
+ * keeper's message)? Handled and true, else false. */
+bool gr_ps_wide_handle(girder_ctx *ctx, gr_pubsub *ps, const msgpack_object *a, uint32_t n);
+
+/* Keeper: local pid died: its global names go, everywhere. */
+void gr_ps_wide_pid_down(girder_ctx *ctx, gr_pubsub *ps, girder_pid pid);
+
+/* Sizes of the cluster layer: nodes up, remote patterns, remote members
+ * (pid/group pairs), names. Any thread. */
+void gr_ps_wide_counters(gr_pubsub *ps, size_t *ret_nodes, size_t *ret_interest,
+                         size_t *ret_rmembers, size_t *ret_names);
+
+/* ---- tap.c: buffers for polling clients (girder sub) --------------------------- */
+
+#define GR_TAP_DEFAULT 1000u /* messages a tap buffers by default */
+#define GR_TAP_MAX 100000u   /* most a tap may buffer */
+
+/* Spawn a tap (from ctx's process) subscribed to every pattern of the msgpack
+ * array patterns, buffering at most max messages. 0 and *ret_pid, GR_EBADARG,
+ * -ENOMEM, a spawn or subscribe error. Keeper process. */
+int gr_ps_tap_open(gr_pubsub *ps, girder_ctx *ctx, const msgpack_object *patterns, uint32_t max,
+                   girder_pid *ret_pid);
+
+/* Drain tap pid's buffer into pk as {"dropped": N, "msgs": [[Topic, Payload], ...]}.
+ * 0 or GR_ENOPROC (no such tap: closed or stopped idle). Any thread. */
+int gr_ps_tap_poll(gr_pubsub *ps, girder_pid pid, msgpack_packer *pk);
 
 #endif

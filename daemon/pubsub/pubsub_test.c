@@ -13,6 +13,7 @@
  * awaited by round trips to the keeper (a ["sync"] call), never by sleeping.
  */
 #include "pubsub/pubsub.h"
+#include "pubsub/pubsub_int.h" /* gr_ps_wide_nodes_for */
 
 #include "proto/err.h"
 #include "proto/term.h"
@@ -980,6 +981,310 @@ START_TEST(test_concurrent_publishers_and_churn)
 }
 END_TEST
 
+/* ---- the cluster layer (wide.c), driven as another node's keeper would -------------- */
+
+/* The clash rule as a table: lower time, then lower node name, then lower
+ * serial; never both ways. */
+START_TEST(test_global_wins_rule)
+{
+    static const struct {
+        uint64_t ta;
+        const char *na;
+        uint64_t sa;
+        uint64_t tb;
+        const char *nb;
+        uint64_t sb;
+        bool a_wins;
+    } cases[] = {
+        {1, "b@h", 9, 2, "a@h", 1, true},  /* older wins whatever the names */
+        {5, "a@h", 1, 4, "z@h", 9, false}, /* newer loses */
+        {7, "a@h", 9, 7, "b@h", 1, true},  /* same ms: lower node name */
+        {7, "b@h", 1, 7, "a@h", 9, false}, /* ... either way round */
+        {7, "a@h", 3, 7, "a@h", 4, true},  /* same node and ms: lower serial */
+        {7, "a@h", 4, 7, "a@h", 3, false}, /* ... */
+        {0, "a@h", 1, UINT64_MAX, "a@h", 1, true},
+        {7, "a@h", 1, 7, "a@h2", 1, true}, /* a prefix sorts first */
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        bool ab = gr_global_wins(cases[i].ta, cases[i].na, cases[i].sa, cases[i].tb, cases[i].nb,
+                                 cases[i].sb);
+        bool ba = gr_global_wins(cases[i].tb, cases[i].nb, cases[i].sb, cases[i].ta, cases[i].na,
+                                 cases[i].sa);
+
+        ck_assert_msg(ab == cases[i].a_wins, "case %zu", i);
+        ck_assert_msg(ab != ba, "case %zu: both or neither win", i);
+    }
+}
+END_TEST
+
+/* Pack [tag, node, ...] helpers: a keeper message from another node. */
+static void to_keeper(msgpack_sbuffer *sb)
+{
+    girder_pid k;
+    girder_msg *m = girder_msg_new(sb->data, sb->size);
+
+    ck_assert_int_eq(gr_rt_whereis(rt, GR_PUBSUB_NAME, &k), 0);
+    ck_assert_ptr_nonnull(m);
+    ck_assert_int_eq(gr_rt_send(rt, k, m), 0);
+    msgpack_sbuffer_clear(sb);
+}
+
+static void psx_int(const char *node, const char *pattern, bool present)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 4);
+    msgpack_pack_str_with_body(&pk, "$psx_int", 8);
+    msgpack_pack_str_with_body(&pk, node, strlen(node));
+    msgpack_pack_str_with_body(&pk, pattern, strlen(pattern));
+    present ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);
+    to_keeper(&sb);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+/* The nodes interested in topic, as a sorted string "x@h,y@h". */
+static const char *interested(const char *topic)
+{
+    static char out[256];
+    uint32_t v[8];
+    const char *names[8];
+    int n = gr_ps_wide_nodes_for(ps, topic, strlen(topic), v, 8);
+
+    ck_assert_int_ge(n, 0);
+    for (int i = 0; i < n; i++) {
+        size_t len;
+
+        names[i] = gr_rt_node_at(rt, v[i], &len);
+    }
+    for (int i = 1; i < n; i++) { /* insertion sort */
+        for (int j = i; j > 0 && strcmp(names[j - 1], names[j]) > 0; j--) {
+            const char *t = names[j];
+
+            names[j] = names[j - 1];
+            names[j - 1] = t;
+        }
+    }
+    out[0] = 0;
+    for (int i = 0; i < n; i++) {
+        strcat(out, i ? "," : "");
+        strcat(out, names[i]);
+    }
+    return out;
+}
+
+static bool interest_synced(void)
+{
+    return strcmp(interested("a.b"), "z@h") == 0;
+}
+
+static bool x_gone(void)
+{
+    return strcmp(interested("orders.eu"), "y@h") == 0;
+}
+
+static bool y_gone(void)
+{
+    return strcmp(interested("orders.eu.new"), "") == 0;
+}
+
+/* Interest sets: which nodes a publish goes to (one entry per node however
+ * many of its patterns match), replaced by a full sync, dropped at nodedown. */
+START_TEST(test_wide_interest_matching)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+
+    psx_int("x@h", "orders.*", true);
+    psx_int("x@h", "orders.eu", true); /* x twice for orders.eu: still one entry */
+    psx_int("y@h", "orders.>", true);
+    psx_int("y@h", "gone.x", true);
+    psx_int("y@h", "gone.x", false);
+    psx_int("z@h", "a.b", true);
+    until(interest_synced);
+    ck_assert_str_eq(interested("orders.eu"), "x@h,y@h");
+    ck_assert_str_eq(interested("orders.eu.new"), "y@h");
+    ck_assert_str_eq(interested("orders"), "");
+    ck_assert_str_eq(interested("a.b"), "z@h");
+    ck_assert_str_eq(interested("a.c"), "");
+    ck_assert_str_eq(interested("gone.x"), "");
+    ck_assert_int_eq(gr_ps_wide_nodes_for(ps, "a..b", 4, (uint32_t[1]){0}, 1), GR_EBADARG);
+
+    /* x's full sync with no patterns: x has none left */
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 5);
+    msgpack_pack_str_with_body(&pk, "$psx_sync", 9);
+    msgpack_pack_str_with_body(&pk, "x@h", 3);
+    msgpack_pack_array(&pk, 0);
+    msgpack_pack_array(&pk, 0);
+    msgpack_pack_array(&pk, 0);
+    to_keeper(&sb);
+    until(x_gone);
+    /* y goes down */
+    msgpack_pack_array(&pk, 3);
+    msgpack_pack_str_with_body(&pk, "nodedown", 8);
+    msgpack_pack_str_with_body(&pk, "y@h", 3);
+    msgpack_pack_str_with_body(&pk, "noconnection", 12);
+    to_keeper(&sb);
+    until(y_gone);
+    ck_assert_str_eq(interested("a.b"), "z@h");
+    msgpack_sbuffer_destroy(&sb);
+}
+END_TEST
+
+/* Another node's publish reaches the local subscribers through the keeper. */
+START_TEST(test_wide_publish_in)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    gr_pub_result res;
+
+    ck_assert_int_eq(sub(probe, "t.*", NULL), 0);
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    for (int i = 0; i < 3; i++) {
+        msgpack_pack_array(&pk, 3);
+        msgpack_pack_str_with_body(&pk, "$psx_pub", 8);
+        msgpack_pack_str_with_body(&pk, "t.x", 3);
+        msgpack_pack_int64(&pk, i);
+        to_keeper(&sb);
+    }
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(recv_pub(probe, "t.x"), i); /* in order */
+    }
+    msgpack_sbuffer_destroy(&sb);
+    /* no other node: a local publish goes nowhere else */
+    ck_assert_int_eq(pub_int("t.y", 9, &res), 0);
+    ck_assert_uint_eq(res.nodes, 0);
+    ck_assert_uint_eq(res.delivered, 1);
+    ck_assert_int_eq(recv_pub(probe, "t.y"), 9);
+}
+END_TEST
+
+static void psx_greg(const char *node, const char *name, uint64_t serial, uint64_t t)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 5);
+    msgpack_pack_str_with_body(&pk, "$psx_greg", 9);
+    msgpack_pack_str_with_body(&pk, node, strlen(node));
+    msgpack_pack_str_with_body(&pk, name, strlen(name));
+    ck_assert_int_eq(gr_term_pack_id(&pk, GR_TERM_EXT_PID, node, strlen(node), 1, serial), 0);
+    msgpack_pack_uint64(&pk, t);
+    to_keeper(&sb);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+static bool svc_remote(void)
+{
+    girder_pid p;
+
+    return gr_global_whereis(ps, "svc", &p) == 0 && p.node != 0;
+}
+
+static bool late_heard(void)
+{
+    girder_pid p;
+
+    return gr_global_whereis(ps, "other", &p) == 0;
+}
+
+static bool names_of_a_gone(void)
+{
+    girder_pid p;
+
+    return gr_global_whereis(ps, "svc", &p) == -ENOENT &&
+           gr_global_whereis(ps, "other", &p) == -ENOENT;
+}
+
+static bool mine_gone(void)
+{
+    girder_pid p;
+
+    return gr_global_whereis(ps, "mine", &p) == -ENOENT;
+}
+
+static int api_whereis(girder_ctx *ctx, void *arg)
+{
+    return girder_global_whereis(ctx, "mine", arg);
+}
+
+/* Global names: register, taken, whereis through the C API and girder.h; an
+ * older registration from another node wins (the local loser is told
+ * $global_clash), a newer one loses; names of a node that goes down and of a
+ * process that dies vanish. */
+START_TEST(test_global_names_clash)
+{
+    girder_pid me = gr_probe_pid(probe), p, q;
+    gr_probe *other;
+    girder_msg *m = NULL;
+    msgpack_unpacked u;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+
+    ck_assert_int_eq(gr_global_register(ps, "svc", me), 0);
+    ck_assert_int_eq(gr_global_register(ps, "svc", me), GR_ENAMETAKEN);
+    ck_assert_int_eq(gr_global_register(ps, "", me), GR_EBADARG);
+    ck_assert_int_eq(gr_global_whereis(ps, "svc", &p), 0);
+    ck_assert(girder_pid_eq(p, me));
+    ck_assert_int_eq(gr_global_whereis(ps, "nope", &p), -ENOENT);
+
+    /* a@h registered "svc" at time 1 (long before us): it wins here */
+    psx_greg("a@h", "svc", 77, 1);
+    /* the notice comes first (keeper_call in until() would take it from the
+     * mailbox): it is sent after the table changed */
+    ck_assert_int_eq(gr_probe_recv(probe, WAIT_MS, &m), 0);
+    msgpack_unpacked_init(&u);
+    ck_assert_int_eq(girder_msg_unpack(m, &u), 0);
+    ck_assert_uint_eq(u.data.via.array.size, 3);
+    ck_assert(gr_term_is_str(&u.data.via.array.ptr[0], "$global_clash"));
+    ck_assert(gr_term_is_str(&u.data.via.array.ptr[1], "svc"));
+    ck_assert_uint_eq(u.data.via.array.ptr[2].type, MSGPACK_OBJECT_EXT);
+    msgpack_unpacked_destroy(&u);
+    girder_msg_unref(m);
+    ck_assert(svc_remote());
+    ck_assert_int_eq(gr_global_unregister(ps, "svc"), -ENOENT); /* not ours any more */
+
+    /* a newer registration of a name we hold loses: nothing changes */
+    ck_assert_int_eq(gr_global_register(ps, "mine", me), 0);
+    psx_greg("a@h", "mine", 78, UINT64_MAX);
+    psx_greg("a@h", "other", 79, 5);
+    until(late_heard);
+    ck_assert_int_eq(gr_global_whereis(ps, "mine", &p), 0);
+    ck_assert(girder_pid_eq(p, me));
+    ck_assert_int_eq(gr_probe_run(probe, api_whereis, &q), 0); /* girder.h, same answer */
+    ck_assert(girder_pid_eq(q, me));
+    expect_nothing(probe);
+
+    /* a@h goes down: its names go, ours stay */
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 3);
+    msgpack_pack_str_with_body(&pk, "nodedown", 8);
+    msgpack_pack_str_with_body(&pk, "a@h", 3);
+    msgpack_pack_str_with_body(&pk, "noconnection", 12);
+    to_keeper(&sb);
+    msgpack_sbuffer_destroy(&sb);
+    until(names_of_a_gone);
+    ck_assert_int_eq(gr_global_whereis(ps, "mine", &p), 0);
+
+    /* unregister, then a process that dies loses its name */
+    ck_assert_int_eq(gr_global_unregister(ps, "mine"), 0);
+    ck_assert_int_eq(gr_global_whereis(ps, "mine", &p), -ENOENT);
+    ck_assert_int_eq(gr_probe_new(rt, &other), 0);
+    ck_assert_int_eq(gr_global_register(ps, "mine", gr_probe_pid(other)), 0);
+    gr_probe_free(other);
+    until(mine_gone);
+}
+END_TEST
+
 static Suite *pubsub_suite(void)
 {
     Suite *s = suite_create("pubsub");
@@ -1001,6 +1306,10 @@ static Suite *pubsub_suite(void)
     tcase_add_test(tc, test_groups_many_in_scope);
     tcase_add_test(tc, test_demonitor_fence);
     tcase_add_test(tc, test_concurrent_publishers_and_churn);
+    tcase_add_test(tc, test_global_wins_rule);
+    tcase_add_test(tc, test_wide_interest_matching);
+    tcase_add_test(tc, test_wide_publish_in);
+    tcase_add_test(tc, test_global_names_clash);
     suite_add_tcase(s, tc);
     return s;
 }

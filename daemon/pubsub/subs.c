@@ -142,6 +142,22 @@ int gr_ps_pack_ref(gr_pubsub *ps, msgpack_packer *pk, girder_ref ref)
     return node ? gr_term_pack_id(pk, GR_TERM_EXT_REF, node, nl, ref.creation, ref.id) : -EINVAL;
 }
 
+/* girder_global_* (the runtime's hook) */
+static int global_reg(void *ud, const char *name, girder_pid pid)
+{
+    return gr_global_register(ud, name, pid);
+}
+
+static int global_unreg(void *ud, const char *name)
+{
+    return gr_global_unregister(ud, name);
+}
+
+static int global_whereis(void *ud, const char *name, girder_pid *ret_pid)
+{
+    return gr_global_whereis(ud, name, ret_pid);
+}
+
 /* ---- life ---------------------------------------------------------------------- */
 
 int gr_pubsub_new(girder_rt *rt, gr_pubsub **ret_ps)
@@ -155,13 +171,16 @@ int gr_pubsub_new(girder_rt *rt, gr_pubsub **ret_ps)
     ps->rt = rt;
     pthread_mutex_init(&ps->lock, NULL);
     pthread_rwlock_init(&ps->tlock, NULL);
-    if (gr_tidx_new(&ps->idx) < 0 || owners_grow_locked(ps) < 0 ||
+    if (gr_tidx_new(&ps->idx) < 0 || owners_grow_locked(ps) < 0 || gr_ps_wide_new(ps) < 0 ||
         (ps->r_slow = girder_msg_atom("slow_subscriber")) == NULL) {
         goto fail;
     }
     if ((r = gr_ps_keeper_start(ps)) < 0) {
         goto fail;
     }
+    ps->gops = (gr_rt_global_ops){
+        .reg = global_reg, .unreg = global_unreg, .whereis = global_whereis, .ud = ps};
+    gr_rt_set_global(rt, &ps->gops);
     *ret_ps = ps;
     return 0;
 fail:
@@ -187,6 +206,9 @@ gr_pubsub *gr_pubsub_free(gr_pubsub *ps)
     if (ps == NULL) {
         return NULL;
     }
+    if (ps->gops.ud == ps) {
+        gr_rt_set_global(ps->rt, NULL);
+    }
     for (size_t i = 0; ps->owners && i <= ps->omask; i++) {
         gr_ps_owner *o = ps->owners[i];
 
@@ -207,6 +229,7 @@ gr_pubsub *gr_pubsub_free(gr_pubsub *ps)
         }
     }
     gr_pg_free_all(ps);
+    gr_ps_wide_free(ps);
     free(ps->owners);
     gr_tidx_free(ps->idx);
     girder_msg_unref(ps->r_slow);
@@ -274,6 +297,7 @@ int gr_pubsub_subscribe(gr_pubsub *ps, girder_pid pid, const char *pattern, size
         s->onext = o->subs;
         o->subs = s;
         atomic_fetch_add_explicit(&ps->subscriptions, 1, memory_order_relaxed);
+        gr_ps_wide_interest_locked(ps, pattern, len, +1);
     }
     pthread_rwlock_unlock(&ps->tlock);
 out:
@@ -300,6 +324,7 @@ static void sub_remove_locked(gr_pubsub *ps, gr_ps_sub *s)
     *pp = s->onext;
     gr_tidx_del(ps->idx, &s->it);
     atomic_fetch_sub_explicit(&ps->subscriptions, 1, memory_order_relaxed);
+    gr_ps_wide_interest_locked(ps, s->pattern, s->plen, -1);
     sub_free(s);
 }
 
@@ -499,8 +524,8 @@ out:
     return true;
 }
 
-int gr_pubsub_publish(gr_pubsub *ps, girder_ctx *ctx, const char *topic, size_t len,
-                      const girder_msg *payload, gr_pub_result *ret)
+int gr_ps_publish_local(gr_pubsub *ps, girder_ctx *ctx, const char *topic, size_t len,
+                        const girder_msg *payload, gr_pub_result *ret)
 {
     uint8_t head[8 + GR_TOPIC_MAX_LEN];
     pub_ctx pc = {.ps = ps, .ctx = ctx, .head = head, .payload = payload};
@@ -546,6 +571,28 @@ int gr_pubsub_publish(gr_pubsub *ps, girder_ctx *ctx, const char *topic, size_t 
         return pc.err;
     }
     return pc.res.busy > 0 ? GR_PUBSUB_BUSY : 0;
+}
+
+/* The local fan-out, then one message to each other node with an
+ * interested subscriber (wide.c): a publish crosses each link once. */
+int gr_pubsub_publish(gr_pubsub *ps, girder_ctx *ctx, const char *topic, size_t len,
+                      const girder_msg *payload, gr_pub_result *ret)
+{
+    gr_pub_result res = {0};
+    uint32_t nodes = 0;
+    int r, rw;
+
+    if ((r = gr_ps_publish_local(ps, ctx, topic, len, payload, &res)) < 0) {
+        return r;
+    }
+    if ((rw = gr_ps_wide_publish(ps, ctx, topic, len, payload, &nodes)) < 0 && res.delivered == 0) {
+        return rw;
+    }
+    res.nodes = nodes;
+    if (ret) {
+        *ret = res;
+    }
+    return r;
 }
 
 /* ---- listing ------------------------------------------------------------------ */

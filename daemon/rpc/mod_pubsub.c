@@ -11,6 +11,12 @@
  *   pubsub.join(Scope, Group, Pid)  pubsub.leave(Scope, Group, Pid)   "ok"
  *   pubsub.members(Scope, Group)         [Pid, ...] (one per join)
  *   pubsub.groups([Scope])               [{"name","members"}] (no scope: the scopes)
+ *   pubsub.members_all(Scope, Group)     [Pid, ...] on every node
+ *   pubsub.register(Name, Pid)  unregister(Name)  global_send(Name, Msg)   "ok"
+ *   pubsub.whereis(Name)                 Pid (cluster-wide name; enoname)
+ *   pubsub.names()                       [{"name","pid","time_ms"}]
+ *   pubsub.cluster()                     {"nodes","interest","remote_members","names"}
+ *   pubsub.tap(Patterns[, Max])  tap_poll(Tap)  tap_close(Tap)   (girder sub)
  *
  * Every function is forwarded to the pubsub keeper (daemon/pubsub/keeper.c,
  * registered as GR_PUBSUB_NAME) as [Function, Args...] with girder_call, and
@@ -40,6 +46,16 @@ static const gr_rpc_fn_def ps_fns[] = {
     {"leave", ps_forward, gr_rpc_forward_msg, NULL},
     {"members", ps_forward, gr_rpc_forward_msg, NULL},
     {"groups", ps_forward, gr_rpc_forward_msg, NULL},
+    {"members_all", ps_forward, gr_rpc_forward_msg, NULL},
+    {"register", ps_forward, gr_rpc_forward_msg, NULL},
+    {"unregister", ps_forward, gr_rpc_forward_msg, NULL},
+    {"whereis", ps_forward, gr_rpc_forward_msg, NULL},
+    {"global_send", ps_forward, gr_rpc_forward_msg, NULL},
+    {"names", ps_forward, gr_rpc_forward_msg, NULL},
+    {"cluster", ps_forward, gr_rpc_forward_msg, NULL},
+    {"tap", ps_forward, gr_rpc_forward_msg, NULL},
+    {"tap_poll", ps_forward, gr_rpc_forward_msg, NULL},
+    {"tap_close", ps_forward, gr_rpc_forward_msg, NULL},
 };
 
 const gr_rpc_module gr_rpc_mod_pubsub = {"pubsub", ps_fns, sizeof(ps_fns) / sizeof(ps_fns[0])};

@@ -476,6 +476,50 @@ void gr_rt_set_node_monitor(girder_rt *rt, gr_rt_node_monitor_fn fn, void *ud)
     rt->node_mon_ud = ud;
 }
 
+void gr_rt_set_global(girder_rt *rt, const gr_rt_global_ops *ops)
+{
+    atomic_store_explicit(&rt->global_ops, ops, memory_order_release);
+}
+
+static const gr_rt_global_ops *global_ops(girder_ctx *ctx)
+{
+    return atomic_load_explicit(&gr_proc_of(ctx)->sched->rt->global_ops, memory_order_acquire);
+}
+
+int girder_global_register(girder_ctx *ctx, const char *name, girder_pid pid)
+{
+    const gr_rt_global_ops *g = global_ops(ctx);
+
+    return g ? g->reg(g->ud, name, pid) : -ENOTSUP;
+}
+
+int girder_global_unregister(girder_ctx *ctx, const char *name)
+{
+    const gr_rt_global_ops *g = global_ops(ctx);
+    int r = g ? g->unreg(g->ud, name) : -ENOTSUP;
+
+    return r == -ENOENT ? GR_ENONAME : r;
+}
+
+int girder_global_whereis(girder_ctx *ctx, const char *name, girder_pid *ret_pid)
+{
+    const gr_rt_global_ops *g = global_ops(ctx);
+    int r = g ? g->whereis(g->ud, name, ret_pid) : -ENOTSUP;
+
+    return r == -ENOENT ? GR_ENONAME : r;
+}
+
+int girder_global_send(girder_ctx *ctx, const char *name, girder_msg *msg)
+{
+    girder_pid pid;
+    int r;
+
+    if ((r = girder_global_whereis(ctx, name, &pid)) < 0) {
+        return r;
+    }
+    return girder_send(ctx, pid, msg);
+}
+
 int girder_monitor_nodes(girder_ctx *ctx, bool on)
 {
     gr_proc *p = gr_proc_of(ctx);

@@ -267,6 +267,21 @@ void gr_rt_set_remote(girder_rt *rt, gr_rt_remote_fn fn, void *ud);
 typedef int (*gr_rt_node_monitor_fn)(void *ud, girder_pid pid, bool on);
 void gr_rt_set_node_monitor(girder_rt *rt, gr_rt_node_monitor_fn fn, void *ud);
 
+/* Cluster-wide names hook: what girder_global_register / unregister /
+ * whereis call (daemon/pubsub installs it; contracts as gr_global_* in
+ * pubsub/pubsub.h, -ENOENT mapped to GR_ENONAME). */
+typedef struct gr_rt_global_ops {
+    int (*reg)(void *ud, const char *name, girder_pid pid);
+    int (*unreg)(void *ud, const char *name);
+    int (*whereis)(void *ud, const char *name, girder_pid *ret_pid);
+    void *ud; /* their first argument */
+} gr_rt_global_ops;
+
+/* Install (or, NULL, remove) the names hook; ops must outlive its use (until
+ * it is removed after gr_rt_stop). Without one girder_global_* answer
+ * -ENOTSUP. Any thread, at any time (an atomic store). */
+void gr_rt_set_global(girder_rt *rt, const gr_rt_global_ops *ops);
+
 /* Incoming: hand over a signal that arrived from node sig->from.node (an index
  * already interned with gr_rt_node_intern, != 0) for a process of this node
  * (sig->to.node == 0), or, for MSG, for the name sig->to_name registered here

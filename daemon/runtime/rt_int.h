@@ -230,6 +230,7 @@ struct girder_rt {
     void *remote_ud;                   /* remote_fn's argument */
     gr_rt_node_monitor_fn node_mon_fn; /* girder_monitor_nodes; NULL = no distribution */
     void *node_mon_ud;                 /* node_mon_fn's argument */
+    _Atomic(const gr_rt_global_ops *) global_ops; /* girder_global_*; NULL = none */
     /* Per node index: schedulers that have not yet run the node-down scan of
      * gr_rt_node_down. While non-zero, new signals to that node are answered as
      * if it were not connected (remote.c). */

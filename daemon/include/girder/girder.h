@@ -232,6 +232,22 @@ int girder_unregister(girder_ctx *ctx, const char *name);
 /* 0 and *ret_pid, or GR_ENONAME. */
 int girder_whereis(girder_ctx *ctx, const char *name, girder_pid *ret_pid);
 
+/* Cluster-wide names (Erlang's global; docs/pubsub.md "Global names"). Register
+ * `name` (1..255 bytes) for local process pid on every node: 0,
+ * GR_ENAMETAKEN (this node knows the name), GR_EBADARG, -ENOMEM, -ENOTSUP (no
+ * pubsub on this node). Registration is optimistic: if another node registered
+ * the same name meanwhile (or in another partition), the older registration
+ * keeps it everywhere and the loser gets ["$global_clash", Name, WinnerPid].
+ * The name goes when its process dies or its node goes down. */
+int girder_global_register(girder_ctx *ctx, const char *name, girder_pid pid);
+/* Drop a name held by a process of this node: 0 or GR_ENONAME. */
+int girder_global_unregister(girder_ctx *ctx, const char *name);
+/* The holder of name on any node: 0 and *ret_pid, or GR_ENONAME. */
+int girder_global_whereis(girder_ctx *ctx, const char *name, girder_pid *ret_pid);
+/* Send msg (taken on success) to the holder of name: 0, GR_ENONAME, or a send
+ * error. */
+int girder_global_send(girder_ctx *ctx, const char *name, girder_msg *msg);
+
 /* Link caller and pid (idempotent). Linking a dead pid delivers an exit with
  * reason "noproc" to the caller (an EXIT message when trapping). 0 or error. */
 int girder_link(girder_ctx *ctx, girder_pid pid);

@@ -1,0 +1,261 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * tap.c - taps: a server-side subscriber that buffers what it receives for a
+ * client that polls (the CLI's `girder sub`), so a hidden client subscribes
+ * without being a process or a member.
+ *
+ * Design notes
+ * - A tap is a process (behaviour below) subscribed to the patterns it was
+ *   opened with, plus a bounded buffer (gr_ps_tap, shared: the tap process
+ *   fills it, the keeper drains it when serving tap_poll). Each ["$pub",
+ *   Topic, Payload] it handles is copied into the buffer (a copy, not a ref:
+ *   the subscription's backlog then sees it handled at once); at the bound
+ *   the message is dropped and counted. So a client that stops polling costs
+ *   the node at most `max` messages.
+ * - A tap that is not polled for GR_TAP_IDLE_MS stops by itself (the client
+ *   went away without tap_close: the CLI killed, its connection lost). Its
+ *   subscriptions go with it (the keeper's cleanup).
+ * - The buffer is freed by the tap's terminate, after it is unlinked from
+ *   ps->taps under ps->lock; the keeper only touches a tap found in that list
+ *   under ps->lock, so it never sees a freed one.
+ */
+#include "pubsub/pubsub_int.h"
+
+#include "proto/err.h"
+#include "proto/term.h"
+#include "runtime/rt.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define GR_TAP_IDLE_MS 30000u /* a tap nobody polled for this long stops */
+#define GR_TAP_TICK_MS 5000u  /* how often it checks */
+
+struct gr_ps_tap {
+    gr_ps_tap *next;      /* ps->taps, under ps->lock */
+    gr_pubsub *ps;        /* its node's pub/sub */
+    girder_pid pid;       /* the tap process; under ps->lock */
+    pthread_mutex_t lock; /* below */
+    girder_msg **buf;     /* ["$pub", Topic, Payload] copies, oldest first */
+    uint32_t n, max;      /* held / bound */
+    uint64_t dropped;     /* messages lost at the bound */
+    uint64_t last_poll;   /* monotonic ms of the last poll (or the open) */
+};
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void tap_free(gr_ps_tap *t)
+{
+    for (uint32_t i = 0; i < t->n; i++) {
+        girder_msg_unref(t->buf[i]);
+    }
+    free(t->buf);
+    pthread_mutex_destroy(&t->lock);
+    free(t);
+}
+
+static int tick(girder_ctx *ctx)
+{
+    girder_msg *m = girder_msg_atom("$tap_tick");
+    girder_ref tref;
+
+    if (m == NULL) {
+        return -ENOMEM;
+    }
+    if (girder_send_after(ctx, girder_self(ctx), GR_TAP_IDLE_MS / 6, m, &tref) < 0) {
+        girder_msg_unref(m);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+static int tap_init(girder_ctx *ctx, const girder_msg *arg, void **ret_state)
+{
+    gr_ps_tap *t;
+    uintptr_t v;
+
+    if (arg == NULL || girder_msg_size(arg) != sizeof(v)) {
+        return GR_EBADARG;
+    }
+    memcpy(&v, girder_msg_data(arg), sizeof(v));
+    t = (gr_ps_tap *)v; /* t->pid is set by gr_ps_tap_open, under ps->lock */
+    *ret_state = t;
+    return tick(ctx);
+}
+
+static int tap_handle(girder_ctx *ctx, void *state, const girder_msg *msg)
+{
+    gr_ps_tap *t = state;
+    const uint8_t *p = girder_msg_data(msg);
+    size_t len = girder_msg_size(msg);
+    girder_msg *copy;
+
+    if (girder_msg_is_atom(msg, "$tap_tick")) {
+        bool idle;
+
+        pthread_mutex_lock(&t->lock);
+        idle = mono_ms() - t->last_poll > GR_TAP_IDLE_MS;
+        pthread_mutex_unlock(&t->lock);
+        if (idle || tick(ctx) < 0) {
+            return GIRDER_STOP;
+        }
+        return GIRDER_CONTINUE;
+    }
+    /* ["$pub", ...]: fixarray 3, fixstr 4 "$pub" */
+    if (len < 6 || p[0] != 0x93 || p[1] != 0xa4 || memcmp(p + 2, "$pub", 4) != 0) {
+        return GIRDER_CONTINUE;
+    }
+    pthread_mutex_lock(&t->lock);
+    if (t->n < t->max && (copy = girder_msg_new(p, len)) != NULL) {
+        t->buf[t->n++] = copy;
+    } else {
+        t->dropped++;
+    }
+    pthread_mutex_unlock(&t->lock);
+    return GIRDER_CONTINUE;
+}
+
+static void tap_terminate(girder_ctx *ctx, void *state, const girder_msg *reason)
+{
+    gr_ps_tap *t = state;
+    gr_pubsub *ps = t->ps;
+
+    (void)ctx;
+    (void)reason;
+    pthread_mutex_lock(&ps->lock);
+    for (gr_ps_tap **pp = &ps->taps; *pp; pp = &(*pp)->next) {
+        if (*pp == t) {
+            *pp = t->next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&ps->lock);
+    tap_free(t);
+}
+
+static const girder_behaviour tap_beh = {
+    .name = "pubsub_tap",
+    .init = tap_init,
+    .handle = tap_handle,
+    .terminate = tap_terminate,
+};
+
+int gr_ps_tap_open(gr_pubsub *ps, girder_ctx *ctx, const msgpack_object *patterns, uint32_t max,
+                   girder_pid *ret_pid)
+{
+    gr_sub_opts opts = {.max_msgs = 0, .policy = GR_SUB_DROP};
+    gr_ps_tap *t;
+    girder_msg *arg;
+    uintptr_t v;
+    girder_pid pid;
+    int r;
+
+    if (patterns->type != MSGPACK_OBJECT_ARRAY || patterns->via.array.size == 0 ||
+        patterns->via.array.size > 64 || max == 0 || max > GR_TAP_MAX) {
+        return GR_EBADARG;
+    }
+    for (uint32_t i = 0; i < patterns->via.array.size; i++) {
+        const msgpack_object *p = &patterns->via.array.ptr[i];
+
+        if (p->type != MSGPACK_OBJECT_STR ||
+            gr_topic_check(p->via.str.ptr, p->via.str.size, true) != GR_TOPIC_OK) {
+            return GR_EBADARG;
+        }
+    }
+    if ((t = calloc(1, sizeof(*t))) == NULL || (t->buf = calloc(max, sizeof(*t->buf))) == NULL) {
+        free(t);
+        return -ENOMEM;
+    }
+    pthread_mutex_init(&t->lock, NULL);
+    t->ps = ps;
+    t->max = max;
+    t->last_poll = mono_ms();
+    v = (uintptr_t)t;
+    if ((arg = girder_msg_new(&v, sizeof(v))) == NULL) {
+        tap_free(t);
+        return -ENOMEM;
+    }
+    /* Linked before it runs: its terminate always finds itself. */
+    pthread_mutex_lock(&ps->lock);
+    t->next = ps->taps;
+    ps->taps = t;
+    pthread_mutex_unlock(&ps->lock);
+    r = girder_spawn(ctx, &tap_beh, arg, 0, &pid, NULL);
+    girder_msg_unref(arg);
+    if (r < 0) {
+        pthread_mutex_lock(&ps->lock);
+        for (gr_ps_tap **pp = &ps->taps; *pp; pp = &(*pp)->next) {
+            if (*pp == t) {
+                *pp = t->next;
+                break;
+            }
+        }
+        pthread_mutex_unlock(&ps->lock);
+        tap_free(t); /* init never ran, or failed before taking it */
+        return r;
+    }
+    pthread_mutex_lock(&ps->lock);
+    t->pid = pid; /* only read under ps->lock (gr_ps_tap_poll) */
+    pthread_mutex_unlock(&ps->lock);
+    for (uint32_t i = 0; i < patterns->via.array.size; i++) {
+        const msgpack_object *p = &patterns->via.array.ptr[i];
+
+        r = gr_pubsub_subscribe(ps, pid, p->via.str.ptr, p->via.str.size, &opts);
+        if (r < 0 && r != -EEXIST) {
+            {
+                girder_msg *why = girder_msg_atom("shutdown");
+
+                if (why != NULL) {
+                    (void)girder_exit(ctx, pid, why);
+                    girder_msg_unref(why);
+                }
+            }
+            return r;
+        }
+    }
+    *ret_pid = pid;
+    return 0;
+}
+
+int gr_ps_tap_poll(gr_pubsub *ps, girder_pid pid, msgpack_packer *pk)
+{
+    gr_ps_tap *t;
+    int r = GR_ENOPROC;
+
+    pthread_mutex_lock(&ps->lock);
+    for (t = ps->taps; t; t = t->next) {
+        if (girder_pid_eq(t->pid, pid)) {
+            break;
+        }
+    }
+    if (t != NULL) {
+        pthread_mutex_lock(&t->lock);
+        msgpack_pack_map(pk, 2);
+        msgpack_pack_str_with_body(pk, "dropped", 7);
+        msgpack_pack_uint64(pk, t->dropped);
+        msgpack_pack_str_with_body(pk, "msgs", 4);
+        msgpack_pack_array(pk, t->n);
+        for (uint32_t i = 0; i < t->n; i++) {
+            /* [Topic, Payload]: the ["$pub", Topic, Payload] minus its head */
+            const uint8_t *p = girder_msg_data(t->buf[i]);
+
+            msgpack_pack_array(pk, 2);
+            pk->callback(pk->data, (const char *)p + 6, girder_msg_size(t->buf[i]) - 6);
+            girder_msg_unref(t->buf[i]);
+        }
+        t->n = 0;
+        t->last_poll = mono_ms();
+        pthread_mutex_unlock(&t->lock);
+        r = 0;
+    }
+    pthread_mutex_unlock(&ps->lock);
+    return r;
+}
