@@ -1757,7 +1757,7 @@ static int cmd_pub(const gr_cli_ctx *ctx, int argc, char **argv)
                 }
             }
             /* other nodes with subscribers, sent one copy each */
-            const msgpack_object *nodes = map_get(&u.data, "nodes");
+            const msgpack_object *nodes = gr_term_map_get(&u.data, "nodes");
 
             if (nodes != NULL && nodes->type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
                 nodes->via.u64 > 0) {
@@ -1981,9 +1981,9 @@ static int cmd_sub(const gr_cli_ctx *ctx, int argc, char **argv)
         }
         msgpack_unpacked_init(&pu);
         msgs = unpack_result(&pr, &pu) == 0 && pu.data.type == MSGPACK_OBJECT_MAP
-                   ? map_get(&pu.data, "msgs")
+                   ? gr_term_map_get(&pu.data, "msgs")
                    : NULL;
-        dr = msgs ? map_get(&pu.data, "dropped") : NULL;
+        dr = msgs ? gr_term_map_get(&pu.data, "dropped") : NULL;
         if (dr != NULL && dr->type == MSGPACK_OBJECT_POSITIVE_INTEGER && dr->via.u64 > dropped) {
             fprintf(ctx->err, "girder: sub: %" PRIu64 " messages dropped (not polled in time)\n",
                     dr->via.u64 - dropped);
