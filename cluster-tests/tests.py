@@ -1182,6 +1182,180 @@ def test_durable(c):
     c.expect(b.cli("table", "create", "d", "--durability", "disk"), EXIT_REMOTE, "bad_config",
              "disk table without a data dir")
 
+
+# ---------------------------------------------------------------- replicated tables (issue 13)
+
+def repl_load(c, node, table, pairs, timeout=300):
+    """`girder table load TABLE` on node with KEY<TAB>VALUE lines (JSON) on
+    stdin: one connection for all the puts. Returns the parsed {"puts", "ms"}."""
+    import subprocess
+    argv = [c.girder, "-n", node.spec, "--cookie-file", c.cookie_file, "--json",
+            "--timeout", "10000", "table", "load", table]
+    text = "".join(f"{json.dumps(k)}\t{json.dumps(v)}\n" for k, v in pairs)
+    p = subprocess.run(argv, input=text, capture_output=True, text=True, timeout=timeout)
+    check(p.returncode == EXIT_OK, f"table load on {node.name}: rc {p.returncode} {p.stderr!r}")
+    return json.loads(p.stdout)
+
+
+def repl_dump(c, node, table):
+    """The whole table as a sorted list of [key, value] (JSON text of each)."""
+    r = c.expect(node.cli("table", "scan", table, timeout_ms=20000), EXIT_OK,
+                 what=f"scan {table} on {node.name}")
+    return sorted([json.dumps(k, sort_keys=True), json.dumps(v, sort_keys=True)]
+                  for k, v in r.data)
+
+
+def repl_info(node, table):
+    r = node.cli("table", "info", table)
+    return r.data if r.rc == EXIT_OK else None
+
+
+def repl_converged(c, nodes, table, want_len=None):
+    """Every node's dump equal (and of want_len entries); returns the dump."""
+    dumps = [repl_dump(c, n, table) for n in nodes]
+    if all(d == dumps[0] for d in dumps) and (want_len is None or len(dumps[0]) == want_len):
+        return dumps[0] or True
+    return None
+
+
+def test_repl_converge(c):
+    """Three nodes write the same keys of a replicated table at once (each
+    through `girder table load`, values naming the writer) and increment the
+    same counter: every node ends with the same table (full `table scan`
+    dumps and the digests in `table info` equal), the counter holds every
+    increment of every node, a delete wins over the older writes everywhere,
+    and `table info` / `girder tables` show the mode and the replication
+    state (peers, digest equal)."""
+    import threading
+
+    a = c.node("a")
+    b = c.node("b", seeds=[a])
+    d = c.node("c", seeds=[a])
+    nodes = [a, b, d]
+    c.wait_mesh(nodes)
+    c.expect(a.cli("table", "create", "kv", "--mode", "replicated"), EXIT_OK, what="create")
+    for n in nodes:
+        wait_until(f"kv replicated to {n.name}",
+                   lambda n=n: (repl_info(n, "kv") or {}).get("mode") == "replicated", 10)
+
+    keys = [f"k{i}" for i in range(300)]
+    loads = [None] * 3
+
+    def writer(i):
+        pairs = [(k, {"w": i, "n": j}) for j, k in enumerate(keys)]
+        random.Random(i).shuffle(pairs)
+        loads[i] = repl_load(c, nodes[i], "kv", pairs)
+
+    def incrs(i):
+        for _ in range(15):
+            r = nodes[i].cli("table", "incr", "kv", '"ctr"', "2")
+            check(r.rc == EXIT_OK, f"incr on {nodes[i].name}: {r!r}")
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(3)]
+    threads += [threading.Thread(target=incrs, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    dump = wait_until("identical tables on the 3 nodes",
+                      lambda: repl_converged(c, nodes, "kv", len(keys) + 1), 30, interval=0.5)
+    got = {json.loads(k): json.loads(v) for k, v in dump}
+    check(got["ctr"] == 90, f"3 nodes x 15 increments of 2 must all count: {got['ctr']}")
+    check(all(isinstance(got[k], dict) and got[k]["w"] in (0, 1, 2) for k in keys),
+          "every key holds one writer's value")
+    digests = {repl_info(n, "kv")["replication"]["digest"] for n in nodes}
+    check(len(digests) == 1, f"digests differ: {digests}")
+
+    # a delete on one node wins over the older values everywhere
+    c.expect(b.cli("table", "del", "kv", '"k7"'), EXIT_OK, what="del")
+    wait_until("the delete on every node",
+               lambda: all(n.cli("table", "get", "kv", '"k7"').rc == EXIT_REMOTE
+                           for n in nodes), 10, interval=0.2)
+    info = repl_info(a, "kv")
+    check(info["tombstones"] >= 1 and info["entries"] == len(keys),
+          f"info counts the tombstone apart: {info}")
+    wait_until("digest_equal with both peers",
+               lambda: [p.get("digest_equal") for p in
+                        repl_info(a, "kv")["replication"]["peers"]] == [True, True], 10,
+               interval=0.3)
+    r = c.cli("tables", node=a, use_json=False)
+    check(r.rc == EXIT_OK and "replicated" in r.out and "equal 2/2" in r.out,
+          f"girder tables shows mode and replication: {r.out!r}")
+    print(f"    3 concurrent loads of {len(keys)} keys: "
+          + ", ".join(f"{x['puts']} puts in {x['ms']} ms" for x in loads))
+
+
+def test_repl_restart(c):
+    """A node killed with SIGKILL while the others write (a memory table and a
+    disk table in its --data-dir), restarted: it converges with no operator
+    step (anti-entropy on member up), and a table dropped while it was down is
+    dropped on it when it returns."""
+    data = os.path.join(c.dir, "c-data")
+    a = c.node("a", extra=["--data-dir", os.path.join(c.dir, "a-data")])
+    b = c.node("b", seeds=[a], extra=["--data-dir", os.path.join(c.dir, "b-data")])
+    d = c.node("c", seeds=[a], extra=["--data-dir", data])
+    nodes = [a, b, d]
+    c.wait_mesh(nodes)
+    c.expect(a.cli("table", "create", "mem", "--mode", "replicated"), EXIT_OK, what="create")
+    c.expect(a.cli("table", "create", "dsk", "--mode", "replicated", "--durability", "disk",
+                   "--fsync", "never"), EXIT_OK, what="create disk")
+    c.expect(a.cli("table", "create", "gone", "--mode", "replicated"), EXIT_OK, what="create")
+    for n in nodes:
+        for t in ("mem", "dsk", "gone"):
+            wait_until(f"{t} on {n.name}", lambda n=n, t=t: repl_info(n, t), 10)
+    repl_load(c, a, "mem", [(f"m{i}", i) for i in range(500)])
+    repl_load(c, b, "dsk", [(f"d{i}", i) for i in range(500)])
+    repl_load(c, a, "gone", [("x", 1)])
+    wait_until("first load everywhere", lambda: repl_converged(c, nodes, "dsk", 500), 20,
+               interval=0.3)
+    d.kill9()
+    repl_load(c, a, "mem", [(f"m{i}", i * 10) for i in range(250, 1000)])
+    repl_load(c, b, "dsk", [(f"d{i}", -i) for i in range(250, 1000)])
+    c.expect(b.cli("table", "del", "dsk", '"d1"'), EXIT_OK, what="del while down")
+    c.expect(b.cli("table", "drop", "gone"), EXIT_OK, what="drop while c is down")
+    d.start()
+    c.wait_mesh(nodes)
+    t0 = time.monotonic()
+    wait_until("mem converged after restart",
+               lambda: repl_converged(c, nodes, "mem", 1000), 30, interval=0.3)
+    wait_until("dsk converged after restart",
+               lambda: repl_converged(c, nodes, "dsk", 999), 30, interval=0.3)
+    print(f"    restarted node converged in {time.monotonic() - t0:.2f} s")
+    wait_until("the drop reached the returning node",
+               lambda: d.cli("table", "info", "gone").rc == EXIT_REMOTE, 10, interval=0.3)
+    c.expect(d.cli("table", "info", "gone"), EXIT_REMOTE, "no_table", "dropped on c too")
+    for n in nodes:
+        c.expect(n.cli("table", "info", "gone"), EXIT_REMOTE, "no_table",
+                 f"dropped on {n.name}")
+
+
+def test_repl_join(c):
+    """A new node joins a cluster holding a replicated table of N keys
+    (REPL_JOIN_KEYS, default 20,000) and catches up: the time from its start
+    to an identical table is printed."""
+    n_keys = int(os.environ.get("REPL_JOIN_KEYS", "20000"))
+    a = c.node("a")
+    b = c.node("b", seeds=[a])
+    c.wait_mesh([a, b])
+    c.expect(a.cli("table", "create", "big", "--mode", "replicated"), EXIT_OK, what="create")
+    wait_until("big on b", lambda: repl_info(b, "big"), 10)
+    t0 = time.monotonic()
+    ld = repl_load(c, a, "big", [(f"key:{i}", {"i": i, "pad": "x" * 20}) for i in range(n_keys)])
+    wait_until("b holds every write", lambda: (repl_info(b, "big") or {}).get("entries") == n_keys,
+               60, interval=0.1)
+    t_rep = time.monotonic() - t0
+    print(f"    replicated puts, 2 nodes: {n_keys} in {ld['ms']} ms from one CLI connection; "
+          f"every replica holds every write after {t_rep:.2f} s "
+          f"({n_keys / t_rep:.0f} puts/s)")
+    t1 = time.monotonic()
+    n = c.node("n", seeds=[a])
+    c.wait_mesh([a, b, n])
+    wait_until("the new node holds every key",
+               lambda: (repl_info(n, "big") or {}).get("entries") == n_keys, 60, interval=0.05)
+    t_join = time.monotonic() - t1
+    check(repl_converged(c, [a, n], "big", n_keys), "the new node's table equals a's")
+    print(f"    new node caught up with {n_keys} keys {t_join:.2f} s after its start")
+
 TESTS = [
     ("a_mesh", test_mesh),
     ("b_rpc", test_rpc),
@@ -1203,4 +1377,7 @@ TESTS = [
     ("r_flood", test_flood),
     ("t_tables", test_tables),
     ("u_durable", test_durable),
+    ("v_repl_converge", test_repl_converge),
+    ("v_repl_restart", test_repl_restart),
+    ("v_repl_join", test_repl_join),
 ]

@@ -1,0 +1,954 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * repl.c - replication of `replicated` tables (repl.h; docs/tables.md
+ * "Replication"): the outgoing write queue, table creates and drops with table
+ * tombstones, anti-entropy (digest -> key list -> what differs), and the
+ * per-peer status that `table info` shows. The merge rule itself is the
+ * engine's (gr_table_merge, table.c).
+ *
+ * Design notes
+ * - Writers (any scheduler) append a compact copy of the entry to one queue
+ *   under a mutex and, when the queue was empty, write the eventfd the dist
+ *   thread polls: a write never waits for the network. The dist thread
+ *   drains the whole queue at once into ReplWrites frames of at most
+ *   FRAME_BYTES and hands each to every member up (one batch per wakeup).
+ * - While no member is up nothing is queued: anti-entropy brings a member
+ *   that comes up (or back) level.
+ * - Anti-entropy: A sends its digest (per table, 256 XORs of entry hashes);
+ *   B answers, for each bucket that differs and is not empty at A, its
+ *   (key, hash) list; A ships the entries B lacks or holds differently. Both
+ *   sides offer their digests, so both directions are covered, and a bucket
+ *   that is equal costs 8 bytes.
+ * - Tables: a create or drop is a digest sent at once; a drop leaves a table
+ *   tombstone (name, the create's HLC, the drop's HLC) here, offered in every
+ *   digest, so a member that was down drops its copy when it comes back.
+ *   Table tombstones live in memory (a node restarted from nothing forgets
+ *   them; docs/tables.md says what that means).
+ *
+ * Threads: see repl.h. mu guards the queue, the peers and the table
+ * tombstones.
+ */
+#include "tables/repl.h"
+
+#include "proto/err.h"
+#include "proto/girder.pb-c.h"
+#include "util/log.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#define FRAME_BYTES (256u << 10) /* a ReplWrites / ReplKeys frame holds about this much */
+#define PEERS_MAX 64
+#define PEER_TABLES_MAX 256
+#define DROPS_MAX 1024
+#define LOG "repl"
+
+typedef struct peer_table {
+    char name[GR_TABLE_NAME_MAX + 1];
+    uint64_t last_ms; /* its last digest of this table, wall ms */
+    bool equal;
+} peer_table;
+
+typedef struct peer {
+    char node[256];
+    bool up;
+    peer_table tabs[PEER_TABLES_MAX];
+    unsigned ntabs;
+} peer;
+
+typedef struct drop {
+    char name[GR_TABLE_NAME_MAX + 1];
+    uint64_t created, hlc; /* the dropped table's create, the drop */
+} drop;
+
+struct gr_trepl {
+    gr_tables *ts;
+    pthread_mutex_t mu;
+    gr_tbuf q;     /* queued writes (rec format below); mu */
+    uint64_t qn;   /* entries in q; mu */
+    bool sync_now; /* a create or drop: send a digest with the next drain; mu */
+    int efd;       /* eventfd */
+    _Atomic unsigned nup;
+    peer *peers; /* PEERS_MAX; mu */
+    unsigned npeers;
+    drop *drops; /* DROPS_MAX; mu */
+    unsigned ndrops;
+    _Atomic uint64_t sent, received, merged;
+};
+
+/* Queue record: the header, then name, counters, key, value. */
+typedef struct qrec {
+    uint32_t klen, vlen;
+    uint64_t hlc, origin, expire_ms;
+    uint8_t namelen, tomb, counter, ncnt;
+} qrec;
+
+static uint64_t wall_ms(void)
+{
+    struct timespec t;
+
+    clock_gettime(CLOCK_REALTIME, &t);
+    return (uint64_t)t.tv_sec * 1000u + (uint64_t)t.tv_nsec / 1000000u;
+}
+
+static int buf_put(gr_tbuf *b, const void *p, size_t n)
+{
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        uint8_t *np;
+
+        while (cap < b->len + n) {
+            cap *= 2;
+        }
+        if (!(np = realloc(b->p, cap))) {
+            return -ENOMEM;
+        }
+        b->p = np;
+        b->cap = cap;
+    }
+    if (n) {
+        memcpy(b->p + b->len, p, n);
+    }
+    b->len += n;
+    return 0;
+}
+
+/* Append entry e of table `name` to b in the queue format. */
+static int rec_put(gr_tbuf *b, const char *name, const gr_trent *e)
+{
+    size_t nl = strlen(name) + 1; /* with its NUL: read in place */
+    qrec h = {.klen = (uint32_t)e->klen,
+              .vlen = (uint32_t)(e->tomb ? 0 : e->vlen),
+              .hlc = e->hlc,
+              .origin = e->origin,
+              .expire_ms = e->expire_ms,
+              .namelen = (uint8_t)nl,
+              .tomb = e->tomb,
+              .counter = e->counter,
+              .ncnt = e->counter ? e->ncnt : 0};
+    size_t mark = b->len;
+
+    if (buf_put(b, &h, sizeof(h)) < 0 || buf_put(b, name, nl) < 0 ||
+        buf_put(b, e->cnt, h.ncnt * sizeof(gr_tcnt)) < 0 || buf_put(b, e->key, e->klen) < 0 ||
+        buf_put(b, e->val, h.vlen) < 0) {
+        b->len = mark;
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+gr_trepl *gr_trepl_new(gr_tables *ts)
+{
+    gr_trepl *r = calloc(1, sizeof(*r));
+
+    if (!r) {
+        return NULL;
+    }
+    r->ts = ts;
+    pthread_mutex_init(&r->mu, NULL);
+    r->peers = calloc(PEERS_MAX, sizeof(*r->peers));
+    r->drops = calloc(DROPS_MAX, sizeof(*r->drops));
+    r->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (!r->peers || !r->drops || r->efd < 0) {
+        gr_trepl_free(r);
+        return NULL;
+    }
+    return r;
+}
+
+void gr_trepl_free(gr_trepl *r)
+{
+    if (!r) {
+        return;
+    }
+    if (r->efd >= 0) {
+        close(r->efd);
+    }
+    gr_tbuf_free(&r->q);
+    free(r->peers);
+    free(r->drops);
+    pthread_mutex_destroy(&r->mu);
+    free(r);
+}
+
+static void poke(gr_trepl *r)
+{
+    uint64_t one = 1;
+
+    if (write(r->efd, &one, sizeof(one)) < 0) {
+        /* EAGAIN: the counter is saturated, the reader is awake anyway */
+    }
+}
+
+void gr_trepl_on_write(gr_trepl *r, const char *table, const gr_trent *e)
+{
+    bool was_empty;
+
+    if (atomic_load_explicit(&r->nup, memory_order_relaxed) == 0) {
+        return; /* nobody to tell now: anti-entropy will */
+    }
+    pthread_mutex_lock(&r->mu);
+    was_empty = r->qn == 0 && !r->sync_now;
+    if (rec_put(&r->q, table, e) == 0) {
+        r->qn++;
+    }
+    pthread_mutex_unlock(&r->mu);
+    if (was_empty) {
+        poke(r);
+    }
+}
+
+/* Remember a table tombstone (mu held). */
+static void drop_note_locked(gr_trepl *r, const char *name, uint64_t created, uint64_t hlc)
+{
+    drop *d = NULL;
+
+    for (unsigned i = 0; i < r->ndrops; i++) {
+        if (strcmp(r->drops[i].name, name) == 0) {
+            d = &r->drops[i];
+        }
+    }
+    if (!d) {
+        if (r->ndrops == DROPS_MAX) {
+            memmove(r->drops, r->drops + 1, (DROPS_MAX - 1) * sizeof(*d)); /* forget the oldest */
+            r->ndrops--;
+        }
+        d = &r->drops[r->ndrops++];
+        snprintf(d->name, sizeof(d->name), "%s", name);
+    } else if (d->hlc >= hlc) {
+        return;
+    }
+    d->created = created;
+    d->hlc = hlc;
+}
+
+/* The table tombstone of name, or NULL (mu held). */
+static const drop *drop_find_locked(gr_trepl *r, const char *name)
+{
+    for (unsigned i = 0; i < r->ndrops; i++) {
+        if (strcmp(r->drops[i].name, name) == 0) {
+            return &r->drops[i];
+        }
+    }
+    return NULL;
+}
+
+void gr_trepl_on_table(gr_trepl *r, const char *name, const gr_table_opts *o, bool dropped,
+                       uint64_t hlc)
+{
+    pthread_mutex_lock(&r->mu);
+    if (dropped) {
+        drop_note_locked(r, name, o->created, hlc);
+    } else {
+        for (unsigned i = 0; i < r->ndrops; i++) { /* created again: the tombstone is history */
+            if (strcmp(r->drops[i].name, name) == 0 && r->drops[i].hlc < hlc) {
+                r->drops[i] = r->drops[--r->ndrops];
+                break;
+            }
+        }
+    }
+    r->sync_now = true;
+    pthread_mutex_unlock(&r->mu);
+    poke(r);
+}
+
+/* ---- the dist side ----------------------------------------------------------------------- */
+
+int gr_trepl_wake_fd(gr_trepl *r)
+{
+    return r->efd;
+}
+
+static peer *peer_get_locked(gr_trepl *r, const char *node)
+{
+    for (unsigned i = 0; i < r->npeers; i++) {
+        if (strcmp(r->peers[i].node, node) == 0) {
+            return &r->peers[i];
+        }
+    }
+    if (r->npeers == PEERS_MAX) {
+        return NULL;
+    }
+    peer *p = &r->peers[r->npeers++];
+    memset(p, 0, sizeof(*p));
+    snprintf(p->node, sizeof(p->node), "%s", node);
+    return p;
+}
+
+void gr_trepl_peer_up(gr_trepl *r, const char *node)
+{
+    peer *p;
+
+    pthread_mutex_lock(&r->mu);
+    if ((p = peer_get_locked(r, node)) && !p->up) {
+        p->up = true;
+        atomic_fetch_add(&r->nup, 1);
+    }
+    pthread_mutex_unlock(&r->mu);
+}
+
+void gr_trepl_peer_down(gr_trepl *r, const char *node)
+{
+    peer *p;
+
+    pthread_mutex_lock(&r->mu);
+    if ((p = peer_get_locked(r, node)) && p->up) {
+        p->up = false;
+        atomic_fetch_sub(&r->nup, 1);
+    }
+    pthread_mutex_unlock(&r->mu);
+}
+
+/* Pack f and emit it. */
+static int emit_frame(Girder__Frame *f, gr_trepl_emit_fn emit, void *ctx)
+{
+    size_t n = girder__frame__get_packed_size(f);
+    uint8_t *b = malloc(n ? n : 1);
+    int r;
+
+    if (!b) {
+        return -ENOMEM;
+    }
+    girder__frame__pack(f, b);
+    r = emit(ctx, b, n);
+    free(b);
+    return r;
+}
+
+/* Emit the queue-format records in b[0..len) as ReplWrites frames of about
+ * FRAME_BYTES. */
+static int ship(gr_trepl *r, const uint8_t *b, size_t len, gr_trepl_emit_fn emit, void *ctx)
+{
+    size_t total = 0, ncn = 0, off, n = 0, first = 0, bytes = 0;
+    Girder__ReplEntry *es = NULL, **ps = NULL;
+    uint64_t *cn = NULL;
+    int rc = 0;
+
+    for (off = 0; off < len; total++) {
+        qrec h;
+
+        memcpy(&h, b + off, sizeof(h));
+        ncn += 3u * h.ncnt;
+        off += sizeof(h) + h.namelen + h.ncnt * sizeof(gr_tcnt) + h.klen + h.vlen;
+    }
+    es = calloc(total ? total : 1, sizeof(*es));
+    ps = calloc(total ? total : 1, sizeof(*ps));
+    cn = malloc(ncn ? ncn * sizeof(uint64_t) : 1);
+    if (!es || !ps || !cn) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    ncn = 0;
+    for (off = 0; off < len && rc == 0;) {
+        qrec h;
+        Girder__ReplEntry *e = &es[n];
+
+        memcpy(&h, b + off, sizeof(h));
+        off += sizeof(h);
+        girder__repl_entry__init(e);
+        e->table = (char *)(b + off);
+        off += h.namelen;
+        memcpy(cn + ncn, b + off, h.ncnt * sizeof(gr_tcnt));
+        e->counters = cn + ncn;
+        e->n_counters = 3u * h.ncnt;
+        ncn += 3u * h.ncnt;
+        off += h.ncnt * sizeof(gr_tcnt);
+        e->key.data = (uint8_t *)b + off;
+        e->key.len = h.klen;
+        off += h.klen;
+        e->value.data = (uint8_t *)b + off;
+        e->value.len = h.vlen;
+        off += h.vlen;
+        e->tomb = h.tomb;
+        e->counter = h.counter;
+        e->hlc = h.hlc;
+        e->origin = h.origin;
+        e->expire_ms = h.expire_ms;
+        ps[n++] = e;
+        bytes += h.klen + h.vlen + 48u + h.namelen + 24u * h.ncnt;
+        if (bytes >= FRAME_BYTES || off >= len) {
+            Girder__Frame f = GIRDER__FRAME__INIT;
+            Girder__ReplWrites w = GIRDER__REPL_WRITES__INIT;
+
+            w.entries = ps + first;
+            w.n_entries = n - first;
+            f.msg_case = GIRDER__FRAME__MSG_REPL_WRITES;
+            f.repl_writes = &w;
+            rc = emit_frame(&f, emit, ctx);
+            atomic_fetch_add(&r->sent, n - first);
+            first = n;
+            bytes = 0;
+        }
+    }
+out:
+    free(es);
+    free(ps);
+    free(cn);
+    return rc;
+}
+
+typedef struct name_list {
+    char (*v)[GR_TABLE_NAME_MAX + 1];
+    size_t n, cap;
+} name_list;
+
+static void collect_name(void *ud, const char *name)
+{
+    name_list *l = ud;
+
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 16;
+        void *np = realloc(l->v, cap * sizeof(*l->v));
+
+        if (!np) {
+            return;
+        }
+        l->v = np;
+        l->cap = cap;
+    }
+    snprintf(l->v[l->n++], sizeof(l->v[0]), "%s", name);
+}
+
+/* Our digest: every replicated table and every table tombstone. */
+static int send_digest(gr_trepl *r, gr_trepl_emit_fn emit, void *ctx)
+{
+    name_list l = {0};
+    Girder__ReplTable *ts = NULL, **tp = NULL;
+    uint8_t(*bk)[GR_TDIGEST_BUCKETS * 8] = NULL;
+    Girder__ReplDigest dg = GIRDER__REPL_DIGEST__INIT;
+    Girder__Frame f = GIRDER__FRAME__INIT;
+    size_t n = 0, max;
+    drop *drops = NULL;
+    unsigned ndrops;
+    int rc = 0;
+
+    gr_tables_list(r->ts, collect_name, &l);
+    /* the table tombstones, copied (r->mu is never held while the engine's
+     * registry lock is taken: create holds that one and then tells us) */
+    pthread_mutex_lock(&r->mu);
+    ndrops = r->ndrops;
+    if ((drops = malloc((ndrops ? ndrops : 1) * sizeof(*drops)))) {
+        memcpy(drops, r->drops, ndrops * sizeof(*drops));
+    }
+    pthread_mutex_unlock(&r->mu);
+    max = l.n + ndrops;
+    ts = calloc(max ? max : 1, sizeof(*ts));
+    tp = calloc(max ? max : 1, sizeof(*tp));
+    bk = calloc(l.n ? l.n : 1, sizeof(*bk));
+    if (!ts || !tp || !bk || !drops) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    for (unsigned i = 0; i < ndrops; i++) {
+        Girder__ReplTable *t = &ts[n];
+
+        girder__repl_table__init(t);
+        t->name = drops[i].name;
+        t->created = drops[i].created;
+        t->dropped = true;
+        t->drop_hlc = drops[i].hlc;
+        tp[n] = t;
+        n++;
+    }
+    for (size_t i = 0; i < l.n; i++) {
+        gr_table *tab;
+        gr_table_info info;
+        uint64_t dig[GR_TDIGEST_BUCKETS];
+        Girder__ReplTable *t = &ts[n];
+
+        if (gr_tables_open(r->ts, l.v[i], &tab) < 0) {
+            continue;
+        }
+        gr_table_info_get(tab, &info);
+        if (info.opts.replicated) {
+            gr_table_digest(tab, dig);
+            for (int b = 0; b < GR_TDIGEST_BUCKETS; b++) {
+                for (int j = 0; j < 8; j++) {
+                    bk[i][8 * b + j] = (uint8_t)(dig[b] >> (8 * j));
+                }
+            }
+            girder__repl_table__init(t);
+            t->name = l.v[i];
+            t->created = info.opts.created;
+            t->kind = info.opts.kind;
+            t->durability = info.opts.durability;
+            t->fsync = info.opts.fsync;
+            t->default_ttl_ms = info.opts.default_ttl_ms;
+            t->max_entries = info.opts.max_entries;
+            t->max_bytes = info.opts.max_bytes;
+            t->buckets.data = bk[i];
+            t->buckets.len = sizeof(bk[i]);
+            tp[n] = t;
+            n++;
+        }
+        gr_table_close(tab);
+    }
+    dg.tables = tp;
+    dg.n_tables = n;
+    f.msg_case = GIRDER__FRAME__MSG_REPL_DIGEST;
+    f.repl_digest = &dg;
+    rc = emit_frame(&f, emit, ctx);
+out:
+    free(drops);
+    free(ts);
+    free(tp);
+    free(bk);
+    free(l.v);
+    return rc;
+}
+
+void gr_trepl_drain(gr_trepl *r, gr_trepl_emit_fn emit, void *ctx)
+{
+    uint64_t v;
+    gr_tbuf q;
+    bool sync;
+
+    if (read(r->efd, &v, sizeof(v)) < 0) {
+        /* EAGAIN: nothing signalled; drain anyway */
+    }
+    pthread_mutex_lock(&r->mu);
+    q = r->q;
+    r->q = (gr_tbuf){0};
+    r->qn = 0;
+    sync = r->sync_now;
+    r->sync_now = false;
+    pthread_mutex_unlock(&r->mu);
+    if (sync) {
+        send_digest(r, emit, ctx); /* before the writes: the table exists on arrival */
+    }
+    if (q.len) {
+        ship(r, q.p, q.len, emit, ctx);
+    }
+    gr_tbuf_free(&q);
+}
+
+void gr_trepl_sync(gr_trepl *r, const char *node, gr_trepl_emit_fn emit, void *ctx)
+{
+    (void)node;
+    send_digest(r, emit, ctx);
+}
+
+/* ---- receiving ---------------------------------------------------------------------------- */
+
+static int on_writes(gr_trepl *r, const Girder__ReplWrites *w)
+{
+    gr_table *t = NULL;
+    gr_tcnt cnt[255];
+
+    for (size_t i = 0; i < w->n_entries; i++) {
+        const Girder__ReplEntry *e = w->entries[i];
+        gr_trent te;
+        int rc;
+
+        if (!e->table || e->n_counters % 3 || e->n_counters / 3 > 255) {
+            continue;
+        }
+        if (!t || strcmp(gr_table_name(t), e->table) != 0) {
+            t = gr_table_close(t);
+            if (gr_tables_open(r->ts, e->table, &t) < 0) {
+                t = NULL;
+                continue; /* not here (yet): anti-entropy brings it */
+            }
+        }
+        for (size_t c = 0; c < e->n_counters / 3; c++) {
+            cnt[c] = (gr_tcnt){e->counters[3 * c], e->counters[3 * c + 1], e->counters[3 * c + 2]};
+        }
+        te = (gr_trent){.key = e->key.data,
+                        .klen = e->key.len,
+                        .val = e->value.data,
+                        .vlen = e->value.len,
+                        .tomb = e->tomb,
+                        .counter = e->counter,
+                        .cnt = cnt,
+                        .ncnt = (uint8_t)(e->n_counters / 3),
+                        .hlc = e->hlc,
+                        .origin = e->origin,
+                        .expire_ms = e->expire_ms};
+        atomic_fetch_add(&r->received, 1);
+        if ((rc = gr_table_merge(t, &te)) > 0) {
+            atomic_fetch_add(&r->merged, 1);
+        } else if (rc < 0 && rc != GR_EBADARG) {
+            gr_debug(LOG, "merge into %s: %s", e->table, gr_strerror(rc));
+        }
+    }
+    gr_table_close(t);
+    return 0;
+}
+
+static void peer_note(gr_trepl *r, const char *node, const char *table, bool equal)
+{
+    peer *p;
+
+    pthread_mutex_lock(&r->mu);
+    if ((p = peer_get_locked(r, node))) {
+        peer_table *pt = NULL;
+
+        for (unsigned i = 0; i < p->ntabs; i++) {
+            if (strcmp(p->tabs[i].name, table) == 0) {
+                pt = &p->tabs[i];
+            }
+        }
+        if (!pt && p->ntabs < PEER_TABLES_MAX) {
+            pt = &p->tabs[p->ntabs++];
+            snprintf(pt->name, sizeof(pt->name), "%s", table);
+        }
+        if (pt) {
+            pt->last_ms = wall_ms();
+            pt->equal = equal;
+        }
+    }
+    pthread_mutex_unlock(&r->mu);
+}
+
+/* Keys walk: (bucket, key, hash) triples into a buffer. */
+typedef struct kw {
+    gr_tbuf b;
+    size_t n;
+} kw;
+
+static int kw_add(void *ud, const gr_trent *e)
+{
+    kw *w = ud;
+    uint8_t bucket = (uint8_t)gr_tkey_bucket(e->key, e->klen);
+    uint64_t hash = e->hash;
+
+    if (buf_put(&w->b, &bucket, 1) < 0 || buf_put(&w->b, &hash, 8) < 0 ||
+        buf_put(&w->b, &(uint32_t){(uint32_t)e->klen}, 4) < 0 ||
+        buf_put(&w->b, e->key, e->klen) < 0) {
+        return -ENOMEM;
+    }
+    w->n++;
+    return 0;
+}
+
+/* Answer table t's digest `theirs` from node: our (key, hash) lists of the
+ * buckets that differ and are not empty there, in frames of whole buckets. */
+static int answer_digest(gr_trepl *r, gr_table *t, const uint8_t *theirs, const char *node,
+                         gr_trepl_emit_fn emit, void *ctx)
+{
+    uint64_t ours[GR_TDIGEST_BUCKETS];
+    uint8_t mask[32] = {0};
+    bool equal = true, any = false;
+    kw w = {0};
+    size_t *idx[GR_TDIGEST_BUCKETS] = {0}, cnt[GR_TDIGEST_BUCKETS] = {0};
+    int rc = 0;
+
+    gr_table_digest(t, ours);
+    for (int b = 0; b < GR_TDIGEST_BUCKETS; b++) {
+        uint64_t v = 0;
+
+        for (int j = 0; j < 8; j++) {
+            v |= (uint64_t)theirs[8 * b + j] << (8 * j);
+        }
+        if (v != ours[b]) {
+            equal = false;
+            if (v != 0) {
+                mask[b >> 3] |= (uint8_t)(1u << (b & 7));
+                any = true;
+            }
+        }
+    }
+    peer_note(r, node, gr_table_name(t), equal);
+    if (!any) {
+        return 0;
+    }
+    if ((rc = gr_table_walk(t, mask, kw_add, &w)) < 0) {
+        goto out;
+    }
+    /* index records by bucket */
+    for (size_t off = 0; off < w.b.len;) {
+        uint32_t kl;
+
+        memcpy(&kl, w.b.p + off + 9, 4);
+        cnt[w.b.p[off]]++;
+        off += 13 + kl;
+    }
+    for (int b = 0; b < GR_TDIGEST_BUCKETS; b++) {
+        if (cnt[b] && !(idx[b] = malloc(cnt[b] * sizeof(size_t)))) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        cnt[b] = 0;
+    }
+    for (size_t off = 0; off < w.b.len;) {
+        uint32_t kl;
+
+        memcpy(&kl, w.b.p + off + 9, 4);
+        idx[w.b.p[off]][cnt[w.b.p[off]]++] = off;
+        off += 13 + kl;
+    }
+    {
+        Girder__ReplEntry *es = calloc(w.n ? w.n : 1, sizeof(*es));
+        Girder__ReplEntry **ps = calloc(w.n ? w.n : 1, sizeof(*ps));
+        size_t n = 0, bytes = 0;
+        uint8_t fm[32] = {0};
+        int b = 0;
+
+        if (!es || !ps) {
+            free(es);
+            free(ps);
+            rc = -ENOMEM;
+            goto out;
+        }
+        for (; b <= GR_TDIGEST_BUCKETS && rc == 0; b++) {
+            bool last = b == GR_TDIGEST_BUCKETS;
+
+            if (!last && !(mask[b >> 3] & (1u << (b & 7)))) {
+                continue;
+            }
+            if (last || (bytes >= FRAME_BYTES && n)) { /* emit the buckets so far */
+                Girder__Frame f = GIRDER__FRAME__INIT;
+                Girder__ReplKeys k = GIRDER__REPL_KEYS__INIT;
+                bool some = false;
+
+                for (int j = 0; j < 32; j++) {
+                    some = some || fm[j];
+                }
+                if (some) {
+                    k.table = (char *)gr_table_name(t);
+                    k.buckets.data = fm;
+                    k.buckets.len = sizeof(fm);
+                    k.entries = ps;
+                    k.n_entries = n;
+                    f.msg_case = GIRDER__FRAME__MSG_REPL_KEYS;
+                    f.repl_keys = &k;
+                    rc = emit_frame(&f, emit, ctx);
+                }
+                memset(fm, 0, sizeof(fm));
+                n = 0;
+                bytes = 0;
+                if (last) {
+                    break;
+                }
+            }
+            fm[b >> 3] |= (uint8_t)(1u << (b & 7));
+            for (size_t i = 0; i < cnt[b]; i++) {
+                size_t off = idx[b][i];
+                uint32_t kl;
+                Girder__ReplEntry *e = &es[n];
+
+                memcpy(&kl, w.b.p + off + 9, 4);
+                girder__repl_entry__init(e);
+                memcpy(&e->hash, w.b.p + off + 1, 8);
+                e->key.data = w.b.p + off + 13;
+                e->key.len = kl;
+                ps[n++] = e;
+                bytes += kl + 16;
+            }
+        }
+        free(es);
+        free(ps);
+    }
+out:
+    for (int b = 0; b < GR_TDIGEST_BUCKETS; b++) {
+        free(idx[b]);
+    }
+    gr_tbuf_free(&w.b);
+    return rc;
+}
+
+static void table_opts_of(const Girder__ReplTable *rt, gr_table_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->kind = rt->kind == 1 ? GR_TABLE_ORDERED_SET : GR_TABLE_SET;
+    o->durability = rt->durability == 1 ? GR_TABLE_DISK : GR_TABLE_MEMORY;
+    o->fsync = rt->fsync <= GR_FSYNC_NEVER ? (gr_table_fsync)rt->fsync : GR_FSYNC_ALWAYS;
+    o->default_ttl_ms = rt->default_ttl_ms;
+    o->max_entries = rt->max_entries;
+    o->max_bytes = rt->max_bytes;
+    o->replicated = true;
+    o->created = rt->created;
+}
+
+static int on_digest(gr_trepl *r, const char *node, const Girder__ReplDigest *dg,
+                     gr_trepl_emit_fn emit, void *ctx)
+{
+    int rc = 0;
+
+    for (size_t i = 0; i < dg->n_tables && rc == 0; i++) {
+        const Girder__ReplTable *rt = dg->tables[i];
+        gr_table *t = NULL;
+        gr_table_info info;
+        const drop *dp;
+        bool dropped_here;
+
+        if (!rt->name || !rt->name[0]) {
+            continue;
+        }
+        if (rt->dropped) {
+            pthread_mutex_lock(&r->mu);
+            drop_note_locked(r, rt->name, rt->created, rt->drop_hlc);
+            pthread_mutex_unlock(&r->mu);
+            if (gr_tables_info(r->ts, rt->name, &info) == 0 && info.opts.replicated &&
+                info.opts.created <= rt->drop_hlc) {
+                gr_info(LOG, "table %s dropped by a replica (%s)", rt->name, node);
+                gr_tables_drop_replica(r->ts, rt->name);
+            }
+            continue;
+        }
+        pthread_mutex_lock(&r->mu);
+        dp = drop_find_locked(r, rt->name);
+        dropped_here = dp && dp->hlc >= rt->created;
+        pthread_mutex_unlock(&r->mu);
+        if (dropped_here) {
+            continue; /* our digest tells them */
+        }
+        if (gr_tables_open(r->ts, rt->name, &t) == GR_ENOTABLE) {
+            gr_table_opts o;
+            int c;
+
+            table_opts_of(rt, &o);
+            c = gr_tables_create_replica(r->ts, rt->name, &o);
+            if (c == GR_ECONFIG) { /* no data directory here: a memory copy */
+                o.durability = GR_TABLE_MEMORY;
+                c = gr_tables_create_replica(r->ts, rt->name, &o);
+            }
+            if (c == 0) {
+                gr_info(LOG, "table %s created by a replica (%s)", rt->name, node);
+            }
+            if (gr_tables_open(r->ts, rt->name, &t) < 0) {
+                continue;
+            }
+        } else if (!t) {
+            continue;
+        }
+        gr_table_info_get(t, &info);
+        if (info.opts.replicated && rt->buckets.len == GR_TDIGEST_BUCKETS * 8) {
+            rc = answer_digest(r, t, rt->buckets.data, node, emit, ctx);
+        }
+        gr_table_close(t);
+    }
+    return rc;
+}
+
+/* A sorted (key, hash) list from a ReplKeys. */
+typedef struct kent {
+    const uint8_t *k;
+    size_t kl;
+    uint64_t hash;
+} kent;
+
+static int kent_cmp(const void *a, const void *b)
+{
+    const kent *x = a, *y = b;
+    size_t n = x->kl < y->kl ? x->kl : y->kl;
+    int c = memcmp(x->k, y->k, n);
+
+    return c ? c : (x->kl > y->kl) - (x->kl < y->kl);
+}
+
+typedef struct ship_ctx {
+    const kent *v;
+    size_t n;
+    gr_tbuf out;
+    const char *table;
+} ship_ctx;
+
+static int ship_diff(void *ud, const gr_trent *e)
+{
+    ship_ctx *s = ud;
+    kent key = {e->key, e->klen, 0};
+    const kent *f = bsearch(&key, s->v, s->n, sizeof(kent), kent_cmp);
+
+    if (f && f->hash == e->hash) {
+        return 0; /* they hold the same */
+    }
+    return rec_put(&s->out, s->table, e);
+}
+
+static int on_keys(gr_trepl *r, const Girder__ReplKeys *k, gr_trepl_emit_fn emit, void *ctx)
+{
+    gr_table *t;
+    ship_ctx s = {0};
+    kent *v;
+    int rc;
+
+    if (!k->table || k->buckets.len != 32 || gr_tables_open(r->ts, k->table, &t) < 0) {
+        return 0;
+    }
+    if (!(v = calloc(k->n_entries ? k->n_entries : 1, sizeof(*v)))) {
+        gr_table_close(t);
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < k->n_entries; i++) {
+        v[i] = (kent){k->entries[i]->key.data, k->entries[i]->key.len, k->entries[i]->hash};
+    }
+    qsort(v, k->n_entries, sizeof(*v), kent_cmp);
+    s.v = v;
+    s.n = k->n_entries;
+    s.table = gr_table_name(t);
+    rc = gr_table_walk(t, k->buckets.data, ship_diff, &s);
+    if (rc == 0 && s.out.len) {
+        rc = ship(r, s.out.p, s.out.len, emit, ctx);
+    }
+    gr_tbuf_free(&s.out);
+    free(v);
+    gr_table_close(t);
+    return rc == -ENOMEM ? rc : 0;
+}
+
+int gr_trepl_recv(gr_trepl *r, const char *node, const void *frame, gr_trepl_emit_fn emit,
+                  void *ctx)
+{
+    const Girder__Frame *f = frame;
+
+    switch (f->msg_case) {
+    case GIRDER__FRAME__MSG_REPL_WRITES:
+        return on_writes(r, f->repl_writes);
+    case GIRDER__FRAME__MSG_REPL_DIGEST:
+        return on_digest(r, node, f->repl_digest, emit, ctx);
+    case GIRDER__FRAME__MSG_REPL_KEYS:
+        return on_keys(r, f->repl_keys, emit, ctx);
+    default:
+        return 0;
+    }
+}
+
+/* ---- status ------------------------------------------------------------------------------- */
+
+uint64_t gr_trepl_pending(gr_trepl *r)
+{
+    uint64_t n;
+
+    pthread_mutex_lock(&r->mu);
+    n = r->qn;
+    pthread_mutex_unlock(&r->mu);
+    return n;
+}
+
+size_t gr_trepl_peers(gr_trepl *r, const char *table, gr_trepl_peer *out, size_t max)
+{
+    size_t n;
+
+    pthread_mutex_lock(&r->mu);
+    n = r->npeers;
+    for (size_t i = 0; i < n && i < max; i++) {
+        const peer *p = &r->peers[i];
+
+        memset(&out[i], 0, sizeof(out[i]));
+        snprintf(out[i].node, sizeof(out[i].node), "%s", p->node);
+        out[i].up = p->up;
+        for (unsigned j = 0; j < p->ntabs; j++) {
+            if (strcmp(p->tabs[j].name, table) == 0) {
+                out[i].last_sync_ms = p->tabs[j].last_ms;
+                out[i].equal = p->tabs[j].equal;
+            }
+        }
+    }
+    pthread_mutex_unlock(&r->mu);
+    return n;
+}
+
+void gr_trepl_counters(gr_trepl *r, uint64_t *sent, uint64_t *received, uint64_t *merged)
+{
+    *sent = atomic_load(&r->sent);
+    *received = atomic_load(&r->received);
+    *merged = atomic_load(&r->merged);
+}
