@@ -349,9 +349,9 @@ static void repl_drain(void *ud, gr_dist_repl_emit emit, void *ctx)
 {
     gr_trepl_drain(ud, emit, ctx);
 }
-static void repl_sync(void *ud, const char *peer, gr_dist_repl_emit emit, void *ctx)
+static void repl_sync(void *ud, const char *peer, bool hello, gr_dist_repl_emit emit, void *ctx)
 {
-    gr_trepl_sync(ud, peer, emit, ctx);
+    gr_trepl_sync(ud, peer, hello, emit, ctx);
 }
 static int repl_recv(void *ud, const char *peer, const void *frame, gr_dist_repl_emit emit,
                      void *ctx)

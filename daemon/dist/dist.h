@@ -221,8 +221,8 @@ typedef struct gr_dist_repl_ops {
     void (*peer_down)(void *ud, const char *node);
     /* queued writes (and create/drop digests), sent to every member up */
     void (*drain)(void *ud, gr_dist_repl_emit emit, void *ctx);
-    /* an anti-entropy round with node (member up, then every period_ms) */
-    void (*sync)(void *ud, const char *node, gr_dist_repl_emit emit, void *ctx);
+    /* an anti-entropy round with node: hello on member up, then every period_ms */
+    void (*sync)(void *ud, const char *node, bool hello, gr_dist_repl_emit emit, void *ctx);
     /* a frame (const Girder__Frame *) from node; answers go to emit */
     int (*recv)(void *ud, const char *node, const void *frame, gr_dist_repl_emit emit, void *ctx);
     unsigned period_ms; /* 0: 2000 */

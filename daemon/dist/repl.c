@@ -129,7 +129,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
         dist_conn *c = up_link(m);
 
         if (c) {
-            r->ops->sync(r->ud, m->name, emit_one, c);
+            r->ops->sync(r->ud, m->name, false, emit_one, c);
         }
     }
 }
@@ -163,7 +163,7 @@ static void on_member_up(dist_conn *c)
     }
     start_events(c->d, r);
     r->ops->peer_up(r->ud, c->member->name);
-    r->ops->sync(r->ud, c->member->name, emit_one, c);
+    r->ops->sync(r->ud, c->member->name, true, emit_one, c);
 }
 
 static void on_closed(dist_conn *c, int err, const char *why)

@@ -59,6 +59,8 @@ typedef struct peer_table {
 typedef struct peer {
     char node[256];
     bool up;
+    uint64_t writes_ms; /* wall ms of the last ReplWrites from it */
+    unsigned skipped;   /* periodic rounds skipped in a row while it was writing */
     peer_table tabs[PEER_TABLES_MAX];
     unsigned ntabs;
 } peer;
@@ -417,7 +419,7 @@ static void collect_name(void *ud, const char *name)
 }
 
 /* Our digest: every replicated table and every table tombstone. */
-static int send_digest(gr_trepl *r, gr_trepl_emit_fn emit, void *ctx)
+static int send_digest(gr_trepl *r, bool hello, gr_trepl_emit_fn emit, void *ctx)
 {
     name_list l = {0};
     Girder__ReplTable *ts = NULL, **tp = NULL;
@@ -492,6 +494,7 @@ static int send_digest(gr_trepl *r, gr_trepl_emit_fn emit, void *ctx)
     }
     dg.tables = tp;
     dg.n_tables = n;
+    dg.hello = hello;
     f.msg_case = GIRDER__FRAME__MSG_REPL_DIGEST;
     f.repl_digest = &dg;
     rc = emit_frame(&f, emit, ctx);
@@ -521,7 +524,7 @@ void gr_trepl_drain(gr_trepl *r, gr_trepl_emit_fn emit, void *ctx)
     r->sync_now = false;
     pthread_mutex_unlock(&r->mu);
     if (sync) {
-        send_digest(r, emit, ctx); /* before the writes: the table exists on arrival */
+        send_digest(r, true, emit, ctx); /* before the writes: the table exists on arrival */
     }
     if (q.len) {
         ship(r, q.p, q.len, emit, ctx);
@@ -529,18 +532,25 @@ void gr_trepl_drain(gr_trepl *r, gr_trepl_emit_fn emit, void *ctx)
     gr_tbuf_free(&q);
 }
 
-void gr_trepl_sync(gr_trepl *r, const char *node, gr_trepl_emit_fn emit, void *ctx)
+void gr_trepl_sync(gr_trepl *r, const char *node, bool hello, gr_trepl_emit_fn emit, void *ctx)
 {
     (void)node;
-    send_digest(r, emit, ctx);
+    send_digest(r, hello, emit, ctx);
 }
 
 /* ---- receiving ---------------------------------------------------------------------------- */
 
-static int on_writes(gr_trepl *r, const Girder__ReplWrites *w)
+static int on_writes(gr_trepl *r, const char *node, const Girder__ReplWrites *w)
 {
     gr_table *t = NULL;
     gr_tcnt cnt[255];
+    peer *p;
+
+    pthread_mutex_lock(&r->mu);
+    if ((p = peer_get_locked(r, node))) {
+        p->writes_ms = wall_ms();
+    }
+    pthread_mutex_unlock(&r->mu);
 
     for (size_t i = 0; i < w->n_entries; i++) {
         const Girder__ReplEntry *e = w->entries[i];
@@ -767,9 +777,28 @@ static void table_opts_of(const Girder__ReplTable *rt, gr_table_opts *o)
     o->created = rt->created;
 }
 
+/* Skip this periodic round with node? While a peer streams writes to us,
+ * every bucket differs by what is in flight: answering would ship key lists
+ * of the whole table for nothing. At most SKIP_MAX rounds in a row. */
+#define SKIP_MAX 5
+static bool skip_round(gr_trepl *r, const char *node, bool hello)
+{
+    bool skip = false;
+    peer *p;
+
+    pthread_mutex_lock(&r->mu);
+    if ((p = peer_get_locked(r, node))) {
+        skip = !hello && p->skipped < SKIP_MAX && p->writes_ms + 2000 > wall_ms();
+        p->skipped = skip ? p->skipped + 1 : 0;
+    }
+    pthread_mutex_unlock(&r->mu);
+    return skip;
+}
+
 static int on_digest(gr_trepl *r, const char *node, const Girder__ReplDigest *dg,
                      gr_trepl_emit_fn emit, void *ctx)
 {
+    bool skip = skip_round(r, node, dg->hello);
     int rc = 0;
 
     for (size_t i = 0; i < dg->n_tables && rc == 0; i++) {
@@ -820,7 +849,7 @@ static int on_digest(gr_trepl *r, const char *node, const Girder__ReplDigest *dg
             continue;
         }
         gr_table_info_get(t, &info);
-        if (info.opts.replicated && rt->buckets.len == GR_TDIGEST_BUCKETS * 8) {
+        if (!skip && info.opts.replicated && rt->buckets.len == GR_TDIGEST_BUCKETS * 8) {
             rc = answer_digest(r, t, rt->buckets.data, node, emit, ctx);
         }
         gr_table_close(t);
@@ -901,7 +930,7 @@ int gr_trepl_recv(gr_trepl *r, const char *node, const void *frame, gr_trepl_emi
 
     switch (f->msg_case) {
     case GIRDER__FRAME__MSG_REPL_WRITES:
-        return on_writes(r, f->repl_writes);
+        return on_writes(r, node, f->repl_writes);
     case GIRDER__FRAME__MSG_REPL_DIGEST:
         return on_digest(r, node, f->repl_digest, emit, ctx);
     case GIRDER__FRAME__MSG_REPL_KEYS:

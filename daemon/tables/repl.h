@@ -43,8 +43,9 @@ void gr_trepl_peer_up(gr_trepl *r, const char *peer);
 void gr_trepl_peer_down(gr_trepl *r, const char *peer);
 /* The queued writes as ReplWrites frames, for every member up. */
 void gr_trepl_drain(gr_trepl *r, gr_trepl_emit_fn emit, void *ctx);
-/* A ReplDigest for peer (member up; every period). */
-void gr_trepl_sync(gr_trepl *r, const char *peer, gr_trepl_emit_fn emit, void *ctx);
+/* A ReplDigest for peer: hello on member up (always answered), else a
+ * periodic round (which a peer busy receiving our writes may skip). */
+void gr_trepl_sync(gr_trepl *r, const char *peer, bool hello, gr_trepl_emit_fn emit, void *ctx);
 /* A replication frame (a Girder__Frame, decoded) from peer; answers go to
  * emit (to that peer). 0 or an error (the link is closed). */
 int gr_trepl_recv(gr_trepl *r, const char *peer, const void *frame, gr_trepl_emit_fn emit,

@@ -390,7 +390,7 @@ static void offer(int i, int j)
 {
     emit_from = i;
     emit_to = j;
-    gr_trepl_sync(gr_tables_repl(E[i]), NAMES[j], emit, NULL);
+    gr_trepl_sync(gr_tables_repl(E[i]), NAMES[j], true, emit, NULL);
     pump();
 }
 
