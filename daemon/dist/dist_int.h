@@ -22,6 +22,9 @@
  *   signal.c    protocol: process signals (kind Signal); sigq.c feeds it
  *   large.c     protocol: the large lane, big signals as fragments (kinds
  *               Fragment, FragmentAck)
+ *   repl.c      protocol: replicated tables' frames (kinds ReplWrites,
+ *               ReplDigest, ReplKeys) for the owner plugged in with
+ *               gr_dist_set_repl
  *   admit.c     who gets a handshake slot: per-source shares, eviction,
  *               precedence for known addresses, refusals, their logging
  *
