@@ -15,10 +15,15 @@
  * - While no member is up nothing is queued: anti-entropy brings a member
  *   that comes up (or back) level.
  * - Anti-entropy: A sends its digest (per table, 256 XORs of entry hashes);
- *   B answers, for each bucket that differs and is not empty at A, its
- *   (key, hash) list; A ships the entries B lacks or holds differently. Both
- *   sides offer their digests, so both directions are covered, and a bucket
- *   that is equal costs 8 bytes.
+ *   B answers, for each bucket that differs, its (key, hash, tombstone, HLC)
+ *   list (tombstones only where A's bucket is empty); A ships the entries B
+ *   lacks or holds differently and records whether B held the same table.
+ *   Both sides offer their digests, so both directions are covered, and a
+ *   bucket that is equal costs 8 bytes.
+ * - Tombstone purge: A's cut-off is the oldest of every member's last equal
+ *   answer, minus GC_SKEW_MS, or a larger one a member advertised; older
+ *   tombstones are on every member, so the sweep purges them, and a side
+ *   lacking one counts as having purged it (docs/tables.md, "Tombstones").
  * - Tables: a create or drop is a digest sent at once; a drop leaves a table
  *   tombstone (name, the create's HLC, the drop's HLC) here, offered in every
  *   digest, so a member that was down drops its copy when it comes back.
@@ -52,9 +57,16 @@
 
 typedef struct peer_table {
     char name[GR_TABLE_NAME_MAX + 1];
-    uint64_t last_ms; /* its last digest of this table, wall ms */
-    bool equal;
+    uint64_t last_ms;  /* its last answer to our digest of this table, wall ms */
+    bool equal;        /* it showed the same table (old tombstones aside) */
+    uint64_t equal_ms; /* the last answer that did */
+    bool acc_differ;   /* frames of the answer in progress showed a difference */
 } peer_table;
+
+typedef struct gc_cut {
+    char name[GR_TABLE_NAME_MAX + 1];
+    uint64_t ms; /* the largest gc_before a member advertised */
+} gc_cut;
 
 typedef struct peer {
     char node[256];
@@ -82,6 +94,8 @@ struct gr_trepl {
     unsigned npeers;
     drop *drops; /* DROPS_MAX; mu */
     unsigned ndrops;
+    gc_cut gcs[PEER_TABLES_MAX]; /* mu */
+    unsigned ngcs;
     _Atomic uint64_t sent, received, merged;
 };
 
@@ -91,14 +105,6 @@ typedef struct qrec {
     uint64_t hlc, origin, expire_ms;
     uint8_t namelen, tomb, counter, ncnt;
 } qrec;
-
-static uint64_t wall_ms(void)
-{
-    struct timespec t;
-
-    clock_gettime(CLOCK_REALTIME, &t);
-    return (uint64_t)t.tv_sec * 1000u + (uint64_t)t.tv_nsec / 1000000u;
-}
 
 static int buf_put(gr_tbuf *b, const void *p, size_t n)
 {
@@ -487,6 +493,7 @@ static int send_digest(gr_trepl *r, bool hello, gr_trepl_emit_fn emit, void *ctx
             t->max_bytes = info.opts.max_bytes;
             t->buckets.data = bk[i];
             t->buckets.len = sizeof(bk[i]);
+            t->gc_before = gr_trepl_gc_ms(r, l.v[i]);
             tp[n] = t;
             n++;
         }
@@ -548,7 +555,7 @@ static int on_writes(gr_trepl *r, const char *node, const Girder__ReplWrites *w)
 
     pthread_mutex_lock(&r->mu);
     if ((p = peer_get_locked(r, node))) {
-        p->writes_ms = wall_ms();
+        p->writes_ms = gr_tables_now_ms(r->ts);
     }
     pthread_mutex_unlock(&r->mu);
 
@@ -582,6 +589,9 @@ static int on_writes(gr_trepl *r, const char *node, const Girder__ReplWrites *w)
                         .origin = e->origin,
                         .expire_ms = e->expire_ms};
         atomic_fetch_add(&r->received, 1);
+        if (e->tomb && (e->hlc >> 16) < gr_trepl_gc_ms(r, e->table)) {
+            continue; /* every member had it: purged here, or about to be */
+        }
         if ((rc = gr_table_merge(t, &te)) > 0) {
             atomic_fetch_add(&r->merged, 1);
         } else if (rc < 0 && rc != GR_EBADARG) {
@@ -592,7 +602,9 @@ static int on_writes(gr_trepl *r, const char *node, const Girder__ReplWrites *w)
     return 0;
 }
 
-static void peer_note(gr_trepl *r, const char *node, const char *table, bool equal)
+/* A frame of node's answer to our digest of table: whether it showed a
+ * difference; on the last frame, the answer's verdict is recorded. */
+static void peer_note(gr_trepl *r, const char *node, const char *table, bool differ, bool last)
 {
     peer *p;
 
@@ -610,26 +622,84 @@ static void peer_note(gr_trepl *r, const char *node, const char *table, bool equ
             snprintf(pt->name, sizeof(pt->name), "%s", table);
         }
         if (pt) {
-            pt->last_ms = wall_ms();
-            pt->equal = equal;
+            pt->acc_differ = pt->acc_differ || differ;
+            if (last) {
+                pt->last_ms = gr_tables_now_ms(r->ts);
+                pt->equal = !pt->acc_differ;
+                if (pt->equal) {
+                    pt->equal_ms = pt->last_ms;
+                }
+                pt->acc_differ = false;
+            }
         }
     }
     pthread_mutex_unlock(&r->mu);
 }
 
-/* Keys walk: (bucket, key, hash) triples into a buffer. */
+/* Clock difference (and answer delay) tolerated between members, ms. */
+#define GC_SKEW_MS 5000
+
+/* Remember the gc_before a member advertised for table (the largest). */
+static void gc_adopt(gr_trepl *r, const char *table, uint64_t ms)
+{
+    gc_cut *g = NULL;
+
+    if (!ms) {
+        return;
+    }
+    pthread_mutex_lock(&r->mu);
+    for (unsigned i = 0; i < r->ngcs; i++) {
+        if (strcmp(r->gcs[i].name, table) == 0) {
+            g = &r->gcs[i];
+        }
+    }
+    if (!g && r->ngcs < PEER_TABLES_MAX) {
+        g = &r->gcs[r->ngcs++];
+        snprintf(g->name, sizeof(g->name), "%s", table);
+        g->ms = 0;
+    }
+    if (g && ms > g->ms) {
+        g->ms = ms;
+    }
+    pthread_mutex_unlock(&r->mu);
+}
+
+uint64_t gr_trepl_gc_ms(gr_trepl *r, const char *table)
+{
+    uint64_t seen = gr_trepl_seen_ms(r, table), own, adopted = 0;
+
+    own = seen > GC_SKEW_MS ? seen - GC_SKEW_MS : 0;
+    pthread_mutex_lock(&r->mu);
+    for (unsigned i = 0; i < r->ngcs; i++) {
+        if (strcmp(r->gcs[i].name, table) == 0) {
+            adopted = r->gcs[i].ms;
+        }
+    }
+    pthread_mutex_unlock(&r->mu);
+    return own > adopted ? own : adopted;
+}
+
+/* Keys walk: records [bucket u8][hash u64][tomb u8][hlc u64][klen u32][key]. */
+#define KW_HDR 22
 typedef struct kw {
     gr_tbuf b;
     size_t n;
+    const uint8_t *zmask; /* buckets empty at the peer: tombstones only */
+    bool more;            /* a live entry in such a bucket */
 } kw;
 
 static int kw_add(void *ud, const gr_trent *e)
 {
     kw *w = ud;
-    uint8_t bucket = (uint8_t)gr_tkey_bucket(e->key, e->klen);
-    uint64_t hash = e->hash;
+    uint8_t bucket = (uint8_t)gr_tkey_bucket(e->key, e->klen), tomb = e->tomb;
+    uint64_t hash = e->hash, hlc = e->hlc;
 
+    if (w->zmask[bucket >> 3] & (1u << (bucket & 7)) && !tomb) {
+        w->more = true;
+        return 0;
+    }
     if (buf_put(&w->b, &bucket, 1) < 0 || buf_put(&w->b, &hash, 8) < 0 ||
+        buf_put(&w->b, &tomb, 1) < 0 || buf_put(&w->b, &hlc, 8) < 0 ||
         buf_put(&w->b, &(uint32_t){(uint32_t)e->klen}, 4) < 0 ||
         buf_put(&w->b, e->key, e->klen) < 0) {
         return -ENOMEM;
@@ -638,16 +708,29 @@ static int kw_add(void *ud, const gr_trent *e)
     return 0;
 }
 
-/* Answer table t's digest `theirs` from node: our (key, hash) lists of the
- * buckets that differ and are not empty there, in frames of whole buckets. */
-static int answer_digest(gr_trepl *r, gr_table *t, const uint8_t *theirs, const char *node,
-                         gr_trepl_emit_fn emit, void *ctx)
+static uint32_t kw_klen(const uint8_t *rec)
+{
+    uint32_t kl;
+
+    memcpy(&kl, rec + 18, 4);
+    return kl;
+}
+
+/* Answer table t's digest `theirs`: for the buckets that differ, our (key,
+ * hash, tombstone, HLC) list - of every entry where they hold something,
+ * of tombstones only where their bucket is empty (`more` says a live entry
+ * was left out) - in frames of whole buckets, the last one marked `last`
+ * (sent even when nothing differs: it tells them we are equal). */
+static int answer_digest(gr_table *t, const uint8_t *theirs, gr_trepl_emit_fn emit, void *ctx)
 {
     uint64_t ours[GR_TDIGEST_BUCKETS];
-    uint8_t mask[32] = {0};
-    bool equal = true, any = false;
-    kw w = {0};
+    uint8_t mask[32] = {0}, zmask[32] = {0}, all[32];
+    kw w = {.zmask = zmask};
     size_t *idx[GR_TDIGEST_BUCKETS] = {0}, cnt[GR_TDIGEST_BUCKETS] = {0};
+    Girder__ReplEntry *es = NULL, **ps = NULL;
+    size_t n = 0, bytes = 0;
+    uint8_t fm[32] = {0};
+    bool any = false;
     int rc = 0;
 
     gr_table_digest(t, ours);
@@ -658,27 +741,18 @@ static int answer_digest(gr_trepl *r, gr_table *t, const uint8_t *theirs, const 
             v |= (uint64_t)theirs[8 * b + j] << (8 * j);
         }
         if (v != ours[b]) {
-            equal = false;
-            if (v != 0) {
-                mask[b >> 3] |= (uint8_t)(1u << (b & 7));
-                any = true;
-            }
+            (v != 0 ? mask : zmask)[b >> 3] |= (uint8_t)(1u << (b & 7));
+            any = true;
         }
     }
-    peer_note(r, node, gr_table_name(t), equal);
-    if (!any) {
-        return 0;
+    for (int j = 0; j < 32; j++) {
+        all[j] = mask[j] | zmask[j];
     }
-    if ((rc = gr_table_walk(t, mask, kw_add, &w)) < 0) {
+    if (any && (rc = gr_table_walk(t, all, kw_add, &w)) < 0) {
         goto out;
     }
-    /* index records by bucket */
-    for (size_t off = 0; off < w.b.len;) {
-        uint32_t kl;
-
-        memcpy(&kl, w.b.p + off + 9, 4);
+    for (size_t off = 0; off < w.b.len; off += KW_HDR + kw_klen(w.b.p + off)) {
         cnt[w.b.p[off]]++;
-        off += 13 + kl;
     }
     for (int b = 0; b < GR_TDIGEST_BUCKETS; b++) {
         if (cnt[b] && !(idx[b] = malloc(cnt[b] * sizeof(size_t)))) {
@@ -687,76 +761,60 @@ static int answer_digest(gr_trepl *r, gr_table *t, const uint8_t *theirs, const 
         }
         cnt[b] = 0;
     }
-    for (size_t off = 0; off < w.b.len;) {
-        uint32_t kl;
-
-        memcpy(&kl, w.b.p + off + 9, 4);
+    for (size_t off = 0; off < w.b.len; off += KW_HDR + kw_klen(w.b.p + off)) {
         idx[w.b.p[off]][cnt[w.b.p[off]]++] = off;
-        off += 13 + kl;
     }
-    {
-        Girder__ReplEntry *es = calloc(w.n ? w.n : 1, sizeof(*es));
-        Girder__ReplEntry **ps = calloc(w.n ? w.n : 1, sizeof(*ps));
-        size_t n = 0, bytes = 0;
-        uint8_t fm[32] = {0};
-        int b = 0;
+    es = calloc(w.n ? w.n : 1, sizeof(*es));
+    ps = calloc(w.n ? w.n : 1, sizeof(*ps));
+    if (!es || !ps) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    for (int b = 0; b <= GR_TDIGEST_BUCKETS && rc == 0; b++) {
+        bool last = b == GR_TDIGEST_BUCKETS;
 
-        if (!es || !ps) {
-            free(es);
-            free(ps);
-            rc = -ENOMEM;
-            goto out;
+        if (!last && !(all[b >> 3] & (1u << (b & 7)))) {
+            continue;
         }
-        for (; b <= GR_TDIGEST_BUCKETS && rc == 0; b++) {
-            bool last = b == GR_TDIGEST_BUCKETS;
+        if (last || (bytes >= FRAME_BYTES && n)) { /* emit the buckets so far */
+            Girder__Frame f = GIRDER__FRAME__INIT;
+            Girder__ReplKeys k = GIRDER__REPL_KEYS__INIT;
 
-            if (!last && !(mask[b >> 3] & (1u << (b & 7)))) {
-                continue;
-            }
-            if (last || (bytes >= FRAME_BYTES && n)) { /* emit the buckets so far */
-                Girder__Frame f = GIRDER__FRAME__INIT;
-                Girder__ReplKeys k = GIRDER__REPL_KEYS__INIT;
-                bool some = false;
-
-                for (int j = 0; j < 32; j++) {
-                    some = some || fm[j];
-                }
-                if (some) {
-                    k.table = (char *)gr_table_name(t);
-                    k.buckets.data = fm;
-                    k.buckets.len = sizeof(fm);
-                    k.entries = ps;
-                    k.n_entries = n;
-                    f.msg_case = GIRDER__FRAME__MSG_REPL_KEYS;
-                    f.repl_keys = &k;
-                    rc = emit_frame(&f, emit, ctx);
-                }
-                memset(fm, 0, sizeof(fm));
-                n = 0;
-                bytes = 0;
-                if (last) {
-                    break;
-                }
-            }
-            fm[b >> 3] |= (uint8_t)(1u << (b & 7));
-            for (size_t i = 0; i < cnt[b]; i++) {
-                size_t off = idx[b][i];
-                uint32_t kl;
-                Girder__ReplEntry *e = &es[n];
-
-                memcpy(&kl, w.b.p + off + 9, 4);
-                girder__repl_entry__init(e);
-                memcpy(&e->hash, w.b.p + off + 1, 8);
-                e->key.data = w.b.p + off + 13;
-                e->key.len = kl;
-                ps[n++] = e;
-                bytes += kl + 16;
+            k.table = (char *)gr_table_name(t);
+            k.buckets.data = fm;
+            k.buckets.len = sizeof(fm);
+            k.entries = ps;
+            k.n_entries = n;
+            k.more = w.more;
+            k.last = last;
+            f.msg_case = GIRDER__FRAME__MSG_REPL_KEYS;
+            f.repl_keys = &k;
+            rc = emit_frame(&f, emit, ctx);
+            memset(fm, 0, sizeof(fm));
+            n = 0;
+            bytes = 0;
+            if (last) {
+                break;
             }
         }
-        free(es);
-        free(ps);
+        fm[b >> 3] |= (uint8_t)(1u << (b & 7));
+        for (size_t i = 0; i < cnt[b]; i++) {
+            const uint8_t *rec = w.b.p + idx[b][i];
+            Girder__ReplEntry *e = &es[n];
+
+            girder__repl_entry__init(e);
+            memcpy(&e->hash, rec + 1, 8);
+            e->tomb = rec[9] != 0;
+            memcpy(&e->hlc, rec + 10, 8);
+            e->key.data = (uint8_t *)rec + KW_HDR;
+            e->key.len = kw_klen(rec);
+            ps[n++] = e;
+            bytes += e->key.len + 24;
+        }
     }
 out:
+    free(es);
+    free(ps);
     for (int b = 0; b < GR_TDIGEST_BUCKETS; b++) {
         free(idx[b]);
     }
@@ -788,7 +846,7 @@ static bool skip_round(gr_trepl *r, const char *node, bool hello)
 
     pthread_mutex_lock(&r->mu);
     if ((p = peer_get_locked(r, node))) {
-        skip = !hello && p->skipped < SKIP_MAX && p->writes_ms + 2000 > wall_ms();
+        skip = !hello && p->skipped < SKIP_MAX && p->writes_ms + 2000 > gr_tables_now_ms(r->ts);
         p->skipped = skip ? p->skipped + 1 : 0;
     }
     pthread_mutex_unlock(&r->mu);
@@ -850,7 +908,8 @@ static int on_digest(gr_trepl *r, const char *node, const Girder__ReplDigest *dg
         }
         gr_table_info_get(t, &info);
         if (!skip && info.opts.replicated && rt->buckets.len == GR_TDIGEST_BUCKETS * 8) {
-            rc = answer_digest(r, t, rt->buckets.data, node, emit, ctx);
+            gc_adopt(r, rt->name, rt->gc_before);
+            rc = answer_digest(t, rt->buckets.data, emit, ctx);
         }
         gr_table_close(t);
     }
@@ -861,7 +920,9 @@ static int on_digest(gr_trepl *r, const char *node, const Girder__ReplDigest *dg
 typedef struct kent {
     const uint8_t *k;
     size_t kl;
-    uint64_t hash;
+    uint64_t hash, hlc;
+    bool tomb;
+    bool seen; /* matched by one of our entries */
 } kent;
 
 static int kent_cmp(const void *a, const void *b)
@@ -873,52 +934,75 @@ static int kent_cmp(const void *a, const void *b)
     return c ? c : (x->kl > y->kl) - (x->kl < y->kl);
 }
 
+/* An old tombstone: every member held it (gc_before); it may be gone anywhere. */
+static bool old_tomb(bool tomb, uint64_t hlc, uint64_t gc_ms)
+{
+    return tomb && (hlc >> 16) < gc_ms;
+}
+
 typedef struct ship_ctx {
-    const kent *v;
+    kent *v;
     size_t n;
     gr_tbuf out;
     const char *table;
+    uint64_t gc_ms;
+    bool differ;
 } ship_ctx;
 
 static int ship_diff(void *ud, const gr_trent *e)
 {
     ship_ctx *s = ud;
-    kent key = {e->key, e->klen, 0};
-    const kent *f = bsearch(&key, s->v, s->n, sizeof(kent), kent_cmp);
+    kent key = {.k = e->key, .kl = e->klen};
+    kent *f = bsearch(&key, s->v, s->n, sizeof(kent), kent_cmp);
 
-    if (f && f->hash == e->hash) {
-        return 0; /* they hold the same */
+    if (f) {
+        f->seen = true;
+        if (f->hash == e->hash) {
+            return 0; /* they hold the same */
+        }
+    } else if (old_tomb(e->tomb, e->hlc, s->gc_ms)) {
+        return 0; /* they purged it, as we are about to */
     }
+    s->differ = true;
     return rec_put(&s->out, s->table, e);
 }
 
-static int on_keys(gr_trepl *r, const Girder__ReplKeys *k, gr_trepl_emit_fn emit, void *ctx)
+/* node's answer to our digest: ship what it lacks or holds differently, and
+ * record whether it showed the same table (old tombstones aside). */
+static int on_keys(gr_trepl *r, const char *node, const Girder__ReplKeys *k, gr_trepl_emit_fn emit,
+                   void *ctx)
 {
     gr_table *t;
     ship_ctx s = {0};
-    kent *v;
     int rc;
 
     if (!k->table || k->buckets.len != 32 || gr_tables_open(r->ts, k->table, &t) < 0) {
         return 0;
     }
-    if (!(v = calloc(k->n_entries ? k->n_entries : 1, sizeof(*v)))) {
+    if (!(s.v = calloc(k->n_entries ? k->n_entries : 1, sizeof(*s.v)))) {
         gr_table_close(t);
         return -ENOMEM;
     }
     for (size_t i = 0; i < k->n_entries; i++) {
-        v[i] = (kent){k->entries[i]->key.data, k->entries[i]->key.len, k->entries[i]->hash};
+        const Girder__ReplEntry *e = k->entries[i];
+
+        s.v[i] = (kent){e->key.data, e->key.len, e->hash, e->hlc, e->tomb, false};
     }
-    qsort(v, k->n_entries, sizeof(*v), kent_cmp);
-    s.v = v;
+    qsort(s.v, k->n_entries, sizeof(*s.v), kent_cmp);
     s.n = k->n_entries;
     s.table = gr_table_name(t);
+    s.gc_ms = gr_trepl_gc_ms(r, s.table);
+    s.differ = k->more;
     rc = gr_table_walk(t, k->buckets.data, ship_diff, &s);
+    for (size_t i = 0; i < s.n && !s.differ; i++) { /* what they hold and we do not */
+        s.differ = !s.v[i].seen && !old_tomb(s.v[i].tomb, s.v[i].hlc, s.gc_ms);
+    }
+    peer_note(r, node, s.table, s.differ, k->last);
     if (rc == 0 && s.out.len) {
         rc = ship(r, s.out.p, s.out.len, emit, ctx);
     }
     gr_tbuf_free(&s.out);
-    free(v);
+    free(s.v);
     gr_table_close(t);
     return rc == -ENOMEM ? rc : 0;
 }
@@ -934,7 +1018,7 @@ int gr_trepl_recv(gr_trepl *r, const char *node, const void *frame, gr_trepl_emi
     case GIRDER__FRAME__MSG_REPL_DIGEST:
         return on_digest(r, node, f->repl_digest, emit, ctx);
     case GIRDER__FRAME__MSG_REPL_KEYS:
-        return on_keys(r, f->repl_keys, emit, ctx);
+        return on_keys(r, node, f->repl_keys, emit, ctx);
     default:
         return 0;
     }
@@ -973,6 +1057,26 @@ size_t gr_trepl_peers(gr_trepl *r, const char *table, gr_trepl_peer *out, size_t
     }
     pthread_mutex_unlock(&r->mu);
     return n;
+}
+
+uint64_t gr_trepl_seen_ms(gr_trepl *r, const char *table)
+{
+    uint64_t seen = UINT64_MAX;
+
+    pthread_mutex_lock(&r->mu);
+    for (unsigned i = 0; i < r->npeers; i++) {
+        const peer *p = &r->peers[i];
+        uint64_t e = 0;
+
+        for (unsigned j = 0; j < p->ntabs; j++) {
+            if (strcmp(p->tabs[j].name, table) == 0) {
+                e = p->tabs[j].equal_ms;
+            }
+        }
+        seen = e < seen ? e : seen;
+    }
+    pthread_mutex_unlock(&r->mu);
+    return seen == UINT64_MAX ? 0 : seen; /* no member known: the horizon only */
 }
 
 void gr_trepl_counters(gr_trepl *r, uint64_t *sent, uint64_t *received, uint64_t *merged)

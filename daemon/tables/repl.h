@@ -56,14 +56,23 @@ int gr_trepl_recv(gr_trepl *r, const char *peer, const void *frame, gr_trepl_emi
 typedef struct gr_trepl_peer {
     char node[256];        /* member name */
     bool up;               /* link up now */
-    uint64_t last_sync_ms; /* wall ms of its last digest of this table (0: never) */
-    bool equal;            /* that digest equalled ours */
+    uint64_t last_sync_ms; /* wall ms of its last answer to our digest (0: never) */
+    bool equal;            /* that answer showed the same table */
 } gr_trepl_peer;
 
 /* Writes queued, not yet sent (all tables). */
 uint64_t gr_trepl_pending(gr_trepl *r);
 /* Up to max peers' state for table `table`. Returns the number of peers known. */
 size_t gr_trepl_peers(gr_trepl *r, const char *table, gr_trepl_peer *out, size_t max);
+/* Wall ms (the engine's clock) of the oldest of the last equal answers of
+ * every member known to our digest of `table` (0: none known, or one never
+ * equal). */
+uint64_t gr_trepl_seen_ms(gr_trepl *r, const char *table);
+/* The tombstone cut-off of `table`, wall ms of HLC time: every member held
+ * every tombstone older than it (the largest of our own - every member known
+ * answered a digest with an equal table after seen_ms, minus a 5 s clock
+ * allowance - and the ones members advertised). The sweep purges them. */
+uint64_t gr_trepl_gc_ms(gr_trepl *r, const char *table);
 /* Counters: entries sent, entries received, entries changed by a merge. */
 void gr_trepl_counters(gr_trepl *r, uint64_t *sent, uint64_t *received, uint64_t *merged);
 

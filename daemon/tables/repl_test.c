@@ -422,12 +422,48 @@ START_TEST(test_anti_entropy)
     ck_assert_uint_eq(frames_sent[1], 1); /* the digest */
     ck_assert_uint_eq(frames_sent[2], 1); /* one key list, of one bucket */
     ck_assert_uint_eq(frames_sent[0], 1); /* one batch of writes */
-    ck_assert_uint_eq(gr_trepl_peers(gr_tables_repl(E[0]), "r", p, 4), 1);
-    ck_assert_str_eq(p[0].node, "n2@h");
-    ck_assert(!p[0].equal); /* its digest differed from ours when it came */
-    offer(1, 0);            /* the next round finds them equal */
-    gr_trepl_peers(gr_tables_repl(E[0]), "r", p, 4);
+    /* the digest's sender records the answer: n1 held something else */
+    ck_assert_uint_eq(gr_trepl_peers(gr_tables_repl(E[1]), "r", p, 4), 1);
+    ck_assert_str_eq(p[0].node, "n1@h");
+    ck_assert(!p[0].equal);
+    memset(frames_sent, 0, sizeof(frames_sent));
+    offer(1, 0); /* the next round finds them equal: one empty answer */
+    ck_assert_uint_eq(frames_sent[2], 1);
+    ck_assert_uint_eq(frames_sent[0], 0);
+    gr_trepl_peers(gr_tables_repl(E[1]), "r", p, 4);
     ck_assert(p[0].equal);
+    /* a tombstone goes once every member known has answered with an equal
+     * table more than 5 s (the clock allowance) after its write, long
+     * before the horizon; the other member, told the cut-off, purges too */
+    {
+        term k = T_str("k00000009");
+        gr_table_info in;
+
+        ck_assert_int_eq(gr_table_del(T[0], k.b, k.n, 0), 0);
+        offer(0, 1); /* n2 gets the tombstone */
+        ck_assert_int_eq(get_i(T[1], "k00000009"), GR_ENOKEY);
+        atomic_fetch_add(&test_clock, 2000);
+        offer(0, 1); /* equal, but too soon after the delete */
+        gr_tables_maintain(E[0]);
+        gr_table_info_get(T[0], &in);
+        ck_assert_uint_eq(in.tombstones, 1);
+        atomic_fetch_add(&test_clock, 4000);
+        offer(0, 1); /* equal 6 s after the delete */
+        gr_tables_maintain(E[0]);
+        gr_table_info_get(T[0], &in);
+        ck_assert_uint_eq(in.tombstones, 0);
+        gr_table_info_get(T[1], &in);
+        ck_assert_uint_eq(in.tombstones, 1);
+        offer(0, 1); /* the cut-off travels in the digest */
+        gr_tables_maintain(E[1]);
+        gr_table_info_get(T[1], &in);
+        ck_assert_uint_eq(in.tombstones, 0);
+        memset(frames_sent, 0, sizeof(frames_sent));
+        offer(1, 0); /* and they are equal again, nothing shipped */
+        ck_assert_uint_eq(frames_sent[0], 0);
+        gr_trepl_peers(gr_tables_repl(E[1]), "r", p, 4);
+        ck_assert(p[0].equal);
+    }
     /* tables: a create reaches a replica through the digest; a drop leaves a
      * table tombstone that a replica that missed it obeys later */
     ck_assert_int_eq(gr_tables_create(E[0], "fresh", &(gr_table_opts){.replicated = true}), 0);

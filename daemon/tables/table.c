@@ -1557,6 +1557,11 @@ uint64_t gr_tables_hlc(gr_tables *ts)
     return hlc_next(ts, now_ms(ts));
 }
 
+uint64_t gr_tables_now_ms(gr_tables *ts)
+{
+    return now_ms(ts);
+}
+
 uint64_t gr_tables_node_id(gr_tables *ts)
 {
     return ts->cfg.node_id;
@@ -2197,6 +2202,8 @@ uint64_t gr_table_expire(gr_table *t, uint64_t budget)
 {
     uint64_t now = now_ms(t->ts), done = 0;
     uint64_t horizon = t->ts->cfg.tomb_ms ? t->ts->cfg.tomb_ms : 24ull * 3600 * 1000;
+    /* every member known has had a digest equal to ours since then (wall ms) */
+    uint64_t gc = t->opts.replicated && t->ts->repl ? gr_trepl_gc_ms(t->ts->repl, t->name) : 0;
     gr_tbuf cur = {0}; /* key of the last entry examined: where the next step resumes */
 
     if (atomic_load(&t->ttl_entries) == 0) {
@@ -2248,7 +2255,8 @@ uint64_t gr_table_expire(gr_table *t, uint64_t budget)
                             atomic_fetch_add(&t->expired, 1);
                             done++;
                         }
-                    } else if ((e->hlc >> 16) + horizon <= now) {
+                    } else if ((e->hlc >> 16) + horizon <= now || (e->hlc >> 16) < gc) {
+                        /* past the horizon, or every member has held it */
                         apply(t, s, NULL, e);
                         done++;
                     }

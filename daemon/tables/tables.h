@@ -261,8 +261,9 @@ int gr_table_walk(gr_table *t, const uint8_t *mask, int (*fn)(void *ud, const gr
 unsigned gr_tkey_bucket(const void *key, size_t klen);
 /* The engine's replication state (created with it). */
 gr_trepl *gr_tables_repl(gr_tables *ts);
-/* The engine's current HLC / its node id. */
+/* The engine's current HLC / its node id / its wall clock (ms). */
 uint64_t gr_tables_hlc(gr_tables *ts);
+uint64_t gr_tables_now_ms(gr_tables *ts);
 uint64_t gr_tables_node_id(gr_tables *ts);
 /* Create a replicated table as a replica did (opts->created given): 0,
  * GR_ETABLEEXISTS, ... as gr_tables_create, without telling the replicas. */
