@@ -1228,33 +1228,68 @@ static int cmd_multicall(const gr_cli_ctx *ctx, int argc, char **argv)
 
 #define GR_TABLE_CLI_CELL 160 /* widest cell of `girder tables` */
 
-/* `girder tables`: table.infos() as NAME KIND DURABILITY ENTRIES BYTES B/ENTRY
- * ERROR, or the array with --json. */
+/* A replicated table's state in one cell: "pending N, equal E/P" (P peers
+ * whose last digest was compared, E of them equal to ours); "-" for local. */
+static void repl_cell(const msgpack_object *info, char *buf, size_t len)
+{
+    const msgpack_object *r = gr_term_map_get(info, "replication"), *pend, *peers;
+    unsigned eq = 0, seen = 0;
+
+    if (!r || r->type != MSGPACK_OBJECT_MAP) {
+        snprintf(buf, len, "-");
+        return;
+    }
+    pend = gr_term_map_get(r, "pending");
+    peers = gr_term_map_get(r, "peers");
+    for (uint32_t i = 0; peers && peers->type == MSGPACK_OBJECT_ARRAY && i < peers->via.array.size;
+         i++) {
+        const msgpack_object *e = gr_term_map_get(&peers->via.array.ptr[i], "digest_equal");
+
+        if (e && e->type == MSGPACK_OBJECT_BOOLEAN) {
+            seen++;
+            eq += e->via.boolean;
+        }
+    }
+    snprintf(buf, len, "pending %llu, equal %u/%u",
+             pend && pend->type == MSGPACK_OBJECT_POSITIVE_INTEGER
+                 ? (unsigned long long)pend->via.u64
+                 : 0ull,
+             eq, seen);
+}
+
+/* `girder tables`: table.infos() as NAME KIND MODE DURABILITY ENTRIES BYTES
+ * B/ENTRY REPLICATION ERROR, or the array with --json. */
 static int print_tables(FILE *f, const msgpack_object *o)
 {
-    static const char *const hdr[] = {"NAME",  "KIND",    "DURABILITY", "ENTRIES",
-                                      "BYTES", "B/ENTRY", "ERROR"};
+    static const char *const hdr[] = {"NAME",  "KIND",    "MODE",        "DURABILITY", "ENTRIES",
+                                      "BYTES", "B/ENTRY", "REPLICATION", "ERROR"};
     static const char *const keys[] = {
-        "name", "kind", "durability", "entries", "bytes", "bytes_per_entry", "error"};
+        "name",        "kind", "mode", "durability", "entries", "bytes", "bytes_per_entry",
+        "replication", "error"};
     gr_cli_table *t = NULL;
     int r;
 
     if (o->type != MSGPACK_OBJECT_ARRAY) {
         return GR_EBADTERM;
     }
-    if ((r = gr_cli_table_new(7, hdr, "lllrrrl", &t)) < 0) {
+    if ((r = gr_cli_table_new(9, hdr, "llllrrrll", &t)) < 0) {
         return r;
     }
     for (uint32_t i = 0; i < o->via.array.size && r == 0; i++) {
         const msgpack_object *m = &o->via.array.ptr[i];
-        char bufs[7][GR_TABLE_CLI_CELL];
-        const char *cells[7];
+        char bufs[9][GR_TABLE_CLI_CELL];
+        const char *cells[9];
 
         if (m->type != MSGPACK_OBJECT_MAP) {
             r = GR_EBADTERM;
             break;
         }
-        for (int c = 0; c < 7; c++) {
+        for (int c = 0; c < 9; c++) {
+            if (c == 7) {
+                repl_cell(m, bufs[c], sizeof(bufs[c]));
+                cells[c] = bufs[c];
+                continue;
+            }
             const msgpack_object *v = NULL;
 
             for (uint32_t k = 0; k < m->via.map.size; k++) {
@@ -1334,6 +1369,7 @@ static int table_num(const gr_cli_ctx *ctx, const char *opt, const char *text, u
  * pointers into argv. */
 typedef struct table_opts {
     const char *kind, *durability, *fsync; /* create */
+    const char *mode;                      /* create: local | replicated */
     const char *prefix, *start, *end;      /* scan: JSON */
     uint64_t ttl, interval, max_entries, max_bytes, version, limit;
     int has_ttl, has_interval, has_max_entries, has_max_bytes, has_version, has_limit;
@@ -1364,6 +1400,9 @@ static int table_parse(const gr_cli_ctx *ctx, const char *sub, const char *allow
         } else if (OPT("--durability")) {
             NEED();
             o->durability = v;
+        } else if (OPT("--mode")) {
+            NEED();
+            o->mode = v;
         } else if (OPT("--fsync")) {
             NEED();
             o->fsync = v;
@@ -1462,6 +1501,87 @@ static int table_print(const gr_cli_ctx *ctx, const char *sub, gr_cli_reply *rep
 
 /* `girder table scan`: pages of at most 1,000 until the cursor ends or
  * --limit entries were printed. One connection per page. */
+/* `girder table load NAME`: put every line "KEY<TAB>VALUE" (JSON terms) of
+ * stdin, one connection for all of them (a call at a time); prints
+ * {"puts": N, "ms": elapsed}. The first failed put stops the load. */
+static int table_load(const gr_cli_ctx *ctx, const char *name)
+{
+    int64_t t0 = gr_cli_now_ms(), deadline;
+    char srcbuf[GR_COOKIE_PATH_MAX];
+    const char *src = cookie_source(ctx, srcbuf, sizeof(srcbuf));
+    gr_cli_fail f = {0};
+    gr_cli_conn *c = NULL;
+    gr_cookie ck;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    uint64_t puts = 0;
+    int ex = GR_CLI_EXIT_OK, r;
+
+    memset(&ck, 0, sizeof(ck));
+    if ((r = gr_cookie_resolve(ctx->cookie_file, &ck)) < 0) {
+        gr_cookie_wipe(&ck);
+        f.stage = GR_CLI_STAGE_COOKIE;
+        f.code = r;
+        report_fail(ctx, &f, src);
+        return gr_cli_fail_exit(&f);
+    }
+    r = gr_cli_connect(&ctx->target, &ck, gr_cli_now_ms() + ctx->timeout_ms, &c, &f);
+    gr_cookie_wipe(&ck);
+    if (r < 0) {
+        report_fail(ctx, &f, src);
+        return gr_cli_fail_exit(&f);
+    }
+    while (ex == GR_CLI_EXIT_OK && (n = getline(&line, &cap, stdin)) > 0) {
+        char *tab = strchr(line, '\t');
+        gr_cli_reply rep = {0};
+        msgpack_sbuffer sb;
+        msgpack_packer pk;
+
+        if (line[n - 1] == '\n') {
+            line[n - 1] = 0;
+        }
+        if (!line[0]) {
+            continue;
+        }
+        if (!tab) {
+            ex = gr_cli_usage_error(ctx, "table", "load: line %llu has no tab: '%s'",
+                                    (unsigned long long)puts + 1, line);
+            break;
+        }
+        *tab = 0;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        msgpack_pack_array(&pk, 3);
+        pk_cstr(&pk, name);
+        if ((ex = table_json(ctx, "KEY", line, &pk)) != 0 ||
+            (ex = table_json(ctx, "VALUE", tab + 1, &pk)) != 0) {
+            msgpack_sbuffer_destroy(&sb);
+            break;
+        }
+        deadline = gr_cli_now_ms() + ctx->timeout_ms;
+        r = gr_cli_call(c, "table", "put", sb.data, sb.size, deadline, &rep, &f);
+        msgpack_sbuffer_destroy(&sb);
+        if (r < 0) {
+            report_fail(ctx, &f, src);
+            ex = gr_cli_fail_exit(&f);
+        } else if (rep.status < 0) {
+            report_remote(ctx, gr_cli_conn_peer(c), &rep);
+            ex = GR_CLI_EXIT_REMOTE;
+        } else {
+            puts++;
+        }
+        gr_cli_reply_clear(&rep);
+    }
+    free(line);
+    gr_cli_conn_close(c);
+    if (ex == GR_CLI_EXIT_OK) {
+        fprintf(ctx->out, "{\"puts\": %llu, \"ms\": %lld}\n", (unsigned long long)puts,
+                (long long)(gr_cli_now_ms() - t0));
+    }
+    return ex;
+}
+
 static int table_scan(const gr_cli_ctx *ctx, const char *name, const table_opts *o)
 {
     uint8_t *cursor = NULL;
@@ -1569,7 +1689,8 @@ static int cmd_table(const gr_cli_ctx *ctx, int argc, char **argv)
         int npos;         /* positional arguments after NAME: exactly, or -n up to n */
     } subs[] = {
         {"create",
-         "--kind --durability --fsync --interval --ttl --max-entries --max-bytes --cache ", 0},
+         "--kind --durability --fsync --interval --ttl --max-entries --max-bytes --cache --mode ",
+         0},
         {"drop", "", 0},
         {"info", "", 0},
         {"count", "", 0},
@@ -1578,6 +1699,7 @@ static int cmd_table(const gr_cli_ctx *ctx, int argc, char **argv)
         {"del", "--version ", 1},
         {"incr", "", -2},
         {"scan", "--prefix --start --end --limit ", 0},
+        {"load", "", 0},
     };
     const char *sub = argv[0], *name = argv[1];
     char peer[GR_NODENAME_MAX + 1];
@@ -1610,11 +1732,14 @@ static int cmd_table(const gr_cli_ctx *ctx, int argc, char **argv)
     if (!strcmp(sub, "scan")) {
         return table_scan(ctx, name, &o);
     }
+    if (!strcmp(sub, "load")) {
+        return table_load(ctx, name);
+    }
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     if (!strcmp(sub, "create")) {
         int n = !!o.kind + !!o.durability + !!o.fsync + o.has_interval + o.has_ttl +
-                o.has_max_entries + o.has_max_bytes + o.cache;
+                o.has_max_entries + o.has_max_bytes + o.cache + !!o.mode;
 
         msgpack_pack_array(&pk, 2);
         pk_cstr(&pk, name);
@@ -1632,6 +1757,7 @@ static int cmd_table(const gr_cli_ctx *ctx, int argc, char **argv)
         STR_OPT("kind", o.kind);
         STR_OPT("durability", o.durability);
         STR_OPT("fsync", o.fsync);
+        STR_OPT("mode", o.mode);
         NUM_OPT("interval_ms", o.has_interval, o.interval);
         NUM_OPT("ttl_ms", o.has_ttl, o.ttl);
         NUM_OPT("max_entries", o.has_max_entries, o.max_entries);
@@ -2360,6 +2486,7 @@ static const gr_cli_cmd CMDS[] = {
     {"table", "SUBCOMMAND NAME [ARGS...]", 2, -1, "create, read and write a table",
      "Subcommands (KEY, VALUE and the bounds are JSON terms, e.g. '\"user:1\"', 42):\n"
      "  create NAME [--kind set|ordered_set] [--durability memory|disk]\n"
+     "         [--mode local|replicated]\n"
      "         [--fsync always|interval|never] [--interval MS] [--ttl MS]\n"
      "         [--max-entries N] [--max-bytes N] [--cache]\n"
      "  drop NAME | info NAME | count NAME\n"
@@ -2370,6 +2497,8 @@ static const gr_cli_cmd CMDS[] = {
      "  scan NAME [--prefix JSON] [--start JSON] [--end JSON] [--limit N]\n"
      "                               prints KEY<TAB>VALUE lines (--json: [[K, V], ...]),\n"
      "                               following the cursor (one connection per 1,000)\n"
+     "  load NAME                    puts each stdin line KEY<TAB>VALUE (JSON) over one\n"
+     "                               connection; prints {\"puts\": N, \"ms\": T}\n"
      "Errors are remote errors (exit 1): no_table, not_found, key_exists, cas_mismatch,\n"
      "table_full, wrong_type, too_large, bad_table_name, table_exists. Example:\n"
      "  girder table create users --kind ordered_set\n"

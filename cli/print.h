@@ -14,7 +14,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 
-#define GR_CLI_TABLE_COLS_MAX 8 /* widest table */
+#define GR_CLI_TABLE_COLS_MAX 9 /* widest table (girder tables) */
 
 /* A table being built: cells are copied. Opaque. */
 typedef struct gr_cli_table gr_cli_table;

@@ -38,6 +38,7 @@
 #include "runtime/rt.h"
 #include "services/services.h"
 #include "services/sys.h"
+#include "tables/repl.h"
 #include "util/log.h"
 
 #include <errno.h>
@@ -334,6 +335,42 @@ static int node_monitor_hook(void *ud, girder_pid pid, bool on)
     return gr_dist_monitor_nodes(ud, pid, on);
 }
 
+/* The replicated tables' plug into dist (dist.h gr_dist_repl_ops; ud is the
+ * engine's gr_trepl). Dist thread. */
+static int repl_wake_fd(void *ud)
+{
+    return gr_trepl_wake_fd(ud);
+}
+static void repl_peer_up(void *ud, const char *peer)
+{
+    gr_trepl_peer_up(ud, peer);
+}
+static void repl_peer_down(void *ud, const char *peer)
+{
+    gr_trepl_peer_down(ud, peer);
+}
+static void repl_drain(void *ud, gr_dist_repl_emit emit, void *ctx)
+{
+    gr_trepl_drain(ud, emit, ctx);
+}
+static void repl_sync(void *ud, const char *peer, bool hello, gr_dist_repl_emit emit, void *ctx)
+{
+    gr_trepl_sync(ud, peer, hello, emit, ctx);
+}
+static int repl_recv(void *ud, const char *peer, const void *frame, gr_dist_repl_emit emit,
+                     void *ctx)
+{
+    return gr_trepl_recv(ud, peer, frame, emit, ctx);
+}
+static const gr_dist_repl_ops REPL_OPS = {
+    .wake_fd = repl_wake_fd,
+    .peer_up = repl_peer_up,
+    .peer_down = repl_peer_down,
+    .drain = repl_drain,
+    .sync = repl_sync,
+    .recv = repl_recv,
+};
+
 static int prepare_cluster(node *n, const gr_config *cfg, const gr_cookie *cookie,
                            uint64_t started_ms, const gr_daemon_ext *ext)
 {
@@ -381,6 +418,11 @@ static int prepare_cluster(node *n, const gr_config *cfg, const gr_cookie *cooki
     free(seeds);
     if (r < 0) {
         gr_error("node", "cannot set up distribution: %s", gr_strerror(r));
+        return r;
+    }
+    if (gr_rpc_tables(n->rpc) &&
+        (r = gr_dist_set_repl(n->dist, &REPL_OPS, gr_tables_repl(gr_rpc_tables(n->rpc)))) < 0) {
+        gr_error("node", "cannot set up table replication: %s", gr_strerror(r));
         return r;
     }
     gr_rpc_set_dist(n->rpc, n->dist);

@@ -781,6 +781,7 @@ gr_dist *gr_dist_free(gr_dist *d)
         event_free(d->pump_ev);
     }
     gr_dist_admit_free(d);
+    gr_dist_repl_free(d);
     if (d->dns) {
         evdns_base_free(d->dns, 1);
     }

@@ -218,4 +218,26 @@ void gr_dist_counters_get(gr_dist *d, gr_dist_counters *ret);
  * dist thread. */
 void gr_dist_test_pause(gr_dist *d, bool on);
 
+/* Replicated tables (daemon/dist/repl.c; docs/tables.md "Replication"): the
+ * owner of the replicated state (daemon/tables/repl.h) plugs in here; dist
+ * moves its frames (kinds ReplWrites, ReplDigest, ReplKeys) and knows nothing
+ * else of them. Every call runs on the dist thread. An emit sends one packed
+ * Girder.Frame: 0 or an error (the frame is dropped; anti-entropy repairs). */
+typedef int (*gr_dist_repl_emit)(void *ctx, const uint8_t *frame, size_t len);
+typedef struct gr_dist_repl_ops {
+    int (*wake_fd)(void *ud); /* readable: call drain */
+    void (*peer_up)(void *ud, const char *node);
+    void (*peer_down)(void *ud, const char *node);
+    /* queued writes (and create/drop digests), sent to every member up */
+    void (*drain)(void *ud, gr_dist_repl_emit emit, void *ctx);
+    /* an anti-entropy round with node: hello on member up, then every period_ms */
+    void (*sync)(void *ud, const char *node, bool hello, gr_dist_repl_emit emit, void *ctx);
+    /* a frame (const Girder__Frame *) from node; answers go to emit */
+    int (*recv)(void *ud, const char *node, const void *frame, gr_dist_repl_emit emit, void *ctx);
+    unsigned period_ms; /* 0: 2000 */
+} gr_dist_repl_ops;
+/* Plug the replication owner in (before gr_dist_start; ops and ud stay valid
+ * until the dist thread has stopped). 0, -ENOMEM or -errno. */
+int gr_dist_set_repl(gr_dist *d, const gr_dist_repl_ops *ops, void *ud);
+
 #endif

@@ -22,6 +22,9 @@
  *   signal.c    protocol: process signals (kind Signal); sigq.c feeds it
  *   large.c     protocol: the large lane, big signals as fragments (kinds
  *               Fragment, FragmentAck)
+ *   repl.c      protocol: replicated tables' frames (kinds ReplWrites,
+ *               ReplDigest, ReplKeys) for the owner plugged in with
+ *               gr_dist_set_repl
  *   admit.c     who gets a handshake slot: per-source shares, eviction,
  *               precedence for known addresses, refusals, their logging
  *
@@ -427,6 +430,7 @@ struct gr_dist {
      * thread, read by the outgoing hook on scheduler threads */
     _Atomic uint64_t node_state[GR_DIST_NODES_MAX];
     dist_member *member_at[GR_DIST_NODES_MAX]; /* dist thread: index -> member */
+    struct dist_repl *repl;                    /* replicated tables' plug (repl.c); NULL: none */
     /* per node index: the link's queued output bytes plus what waits for it
      * in sigq, top bit = busy; written by the dist thread (conn.c), read by
      * gr_dist_members */
@@ -665,6 +669,12 @@ int gr_dist_signal_on_view(gr_dist *d, dist_conn *c, const gr_sigframe *s);
 /* The same with the payload already in a message (s->payload points into it);
  * payload is taken whatever happens. NULL: copy s->payload. */
 int gr_dist_signal_deliver(gr_dist *d, dist_conn *c, const gr_sigframe *s, girder_msg *payload);
+
+/* ---- repl.c -------------------------------------------------------------------- */
+/* The replicated-tables protocol (kinds ReplWrites, ReplDigest, ReplKeys). */
+extern const dist_proto gr_dist_repl_proto;
+/* Free its events (gr_dist_free, before the base). */
+void gr_dist_repl_free(gr_dist *d);
 
 /* ---- rpc.c --------------------------------------------------------------------- */
 /* The rpc protocol (kinds RpcRequest, RpcReply). */

@@ -38,7 +38,7 @@
  * member goes down. One row per protocol. */
 static const dist_proto *const BUILTIN[] = {
     &gr_dist_link_proto, &gr_dist_large_proto,  &gr_dist_rpc_proto,
-    &gr_dist_mem_proto,  &gr_dist_signal_proto,
+    &gr_dist_mem_proto,  &gr_dist_signal_proto, &gr_dist_repl_proto,
 };
 
 int gr_dist_proto_add(gr_dist *d, const dist_proto *p)

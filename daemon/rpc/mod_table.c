@@ -8,7 +8,7 @@
  *       Opts: {"kind": "set"|"ordered_set", "durability": "memory"|"disk",
  *              "fsync": "always"|"interval"|"never", "interval_ms": N,
  *              "max_entries": N, "max_bytes": N, "cache": Bool, "ttl_ms": N,
- *              "max_value": N, "shards": N}
+ *              "max_value": N, "shards": N, "mode": "local"|"replicated"}
  *   table.drop(Name)                  -> "ok"
  *   table.list()                      -> [Name, ...]
  *   table.infos()                     -> [Info, ...] (every table, by name)
@@ -16,7 +16,10 @@
  *                                         "bytes", "bytes_per_entry", "max_entries",
  *                                         "max_bytes", "cache", "ttl_ms", "evictions",
  *                                         "expired", "wal_bytes", "wal_records", "fsyncs",
- *                                         "snapshots", "error"}
+ *                                         "snapshots", "error", "mode", "tombstones",
+ *                                         "replication": nil | {"pending", "digest",
+ *                                         "peers": [{"node", "up", "last_sync_ms",
+ *                                         "digest_equal"}]}}
  *   table.get(Name, Key)              -> {"value": V, "version": N, "expire_ms": N}
  *   table.mget(Name, [Key, ...])      -> [V | nil, ...]
  *   table.put(Name, Key, Value [, Opts]) -> {"version": N}
@@ -35,6 +38,7 @@
 
 #include "proto/err.h"
 #include "proto/term.h"
+#include "tables/repl.h"
 #include "tables/tables.h"
 
 #include <errno.h>
@@ -154,8 +158,9 @@ static int t_create(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
     const msgpack_object *m;
     char name[GR_TABLE_NAME_MAX + 1];
     gr_tables *ts = gr_rpc_tables(c->rpc);
-    int kind = 0, dur = 0, fs = 0, r;
+    int kind = 0, dur = 0, fs = 0, mode = 0, r;
     uint64_t v;
+    static const char *const modes[] = {"local", "replicated"};
 
     if ((r = nargs(args, 1, 2)) < 0) {
         return r;
@@ -171,9 +176,11 @@ static int t_create(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
         return GR_EBADARG;
     }
     if (opt_enum(m, "kind", kinds, 2, &kind) < 0 || opt_enum(m, "durability", durs, 2, &dur) < 0 ||
-        opt_enum(m, "fsync", syncs, 3, &fs) < 0 || opt_bool(m, "cache", &o.cache) < 0) {
+        opt_enum(m, "fsync", syncs, 3, &fs) < 0 || opt_bool(m, "cache", &o.cache) < 0 ||
+        opt_enum(m, "mode", modes, 2, &mode) < 0) {
         return GR_EBADARG;
     }
+    o.replicated = mode == 1;
     o.kind = (gr_table_kind)kind;
     o.durability = (gr_table_durability)dur;
     o.fsync = (gr_table_fsync)fs;
@@ -253,9 +260,58 @@ static int t_list(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
     return answer_sb(c, &sb);
 }
 
-static void pack_info(msgpack_packer *pk, const gr_table_info *i)
+/* The replication part of an info: nil for a local table. */
+static void pack_repl(msgpack_packer *pk, gr_tables *ts, const gr_table_info *i)
 {
-    msgpack_pack_map(pk, 18);
+    gr_trepl *rp = gr_tables_repl(ts);
+    gr_trepl_peer peers[64];
+    uint64_t dig[GR_TDIGEST_BUCKETS], h = 0xcbf29ce484222325ull;
+    gr_table *t;
+    char hex[17];
+    size_t n;
+
+    if (!i->opts.replicated || !rp) {
+        msgpack_pack_nil(pk);
+        return;
+    }
+    if (gr_tables_open(ts, i->name, &t) == 0) {
+        gr_table_digest(t, dig);
+        gr_table_close(t);
+        for (int b = 0; b < GR_TDIGEST_BUCKETS; b++) { /* one number for the whole digest */
+            h = (h ^ dig[b]) * 0x100000001b3ull;
+            h ^= h >> 29;
+        }
+    }
+    snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)h);
+    n = gr_trepl_peers(rp, i->name, peers, 64);
+    n = n > 64 ? 64 : n;
+    msgpack_pack_map(pk, 3);
+    gr_term_pack_kv_uint(pk, "pending", gr_trepl_pending(rp));
+    gr_term_pack_cstr(pk, "digest");
+    gr_term_pack_cstr(pk, hex);
+    gr_term_pack_cstr(pk, "peers");
+    msgpack_pack_array(pk, (uint32_t)n);
+    for (size_t k = 0; k < n; k++) {
+        msgpack_pack_map(pk, 4);
+        gr_term_pack_cstr(pk, "node");
+        gr_term_pack_cstr(pk, peers[k].node);
+        gr_term_pack_cstr(pk, "up");
+        peers[k].up ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+        gr_term_pack_kv_uint(pk, "last_sync_ms", peers[k].last_sync_ms);
+        gr_term_pack_cstr(pk, "digest_equal");
+        if (!peers[k].last_sync_ms) {
+            msgpack_pack_nil(pk);
+        } else if (peers[k].equal) {
+            msgpack_pack_true(pk);
+        } else {
+            msgpack_pack_false(pk);
+        }
+    }
+}
+
+static void pack_info(msgpack_packer *pk, gr_tables *ts, const gr_table_info *i)
+{
+    msgpack_pack_map(pk, 21);
     gr_term_pack_cstr(pk, "name");
     gr_term_pack_cstr(pk, i->name);
     gr_term_pack_cstr(pk, "kind");
@@ -292,6 +348,11 @@ static void pack_info(msgpack_packer *pk, const gr_table_info *i)
     } else {
         msgpack_pack_nil(pk);
     }
+    gr_term_pack_cstr(pk, "mode");
+    gr_term_pack_cstr(pk, i->opts.replicated ? "replicated" : "local");
+    gr_term_pack_kv_uint(pk, "tombstones", i->tombstones);
+    gr_term_pack_cstr(pk, "replication");
+    pack_repl(pk, ts, i);
 }
 
 static int t_info(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
@@ -314,7 +375,7 @@ static int t_info(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
     }
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    pack_info(&pk, &i);
+    pack_info(&pk, ts, &i);
     return answer_sb(c, &sb);
 }
 
@@ -366,7 +427,7 @@ static int t_infos(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     msgpack_pack_array(&pk, (uint32_t)n);
     for (size_t k = 0; k < n; k++) {
-        pack_info(&pk, &infos[k]);
+        pack_info(&pk, ts, &infos[k]);
     }
     free(infos);
     free(ns.v);

@@ -90,4 +90,7 @@ void gr_rpc_dispatch(void *ud, const gr_dist_request *req);
 /* Requests being served right now (workers alive). Any thread. */
 uint64_t gr_rpc_inflight(gr_rpc *rpc);
 
+/* The node's table engine (module `table`), or NULL. Any thread. */
+gr_tables *gr_rpc_tables(const gr_rpc *rpc);
+
 #endif

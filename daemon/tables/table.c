@@ -27,6 +27,7 @@
  *   (Redis's approximated LRU), so it never takes a second lock.
  */
 #include "tables/key.h"
+#include "tables/repl.h"
 #include "tables/tables.h"
 #include "tables/tables_int.h"
 #include "tables/wal.h"
@@ -68,6 +69,8 @@ struct gr_table {
     pthread_mutex_t snap_mu;      /* one snapshot at a time */
     int load_error;               /* failed disk table: why; no shards then */
     _Atomic bool dropped;         /* dropped: its directory is gone (or reused), never written */
+    _Atomic uint64_t tombs;       /* replicated: tombstones among entries */
+    _Atomic uint64_t dig[GR_TDIGEST_BUCKETS]; /* replicated: XOR of entry hashes per bucket */
 };
 
 struct gr_tables {
@@ -81,6 +84,7 @@ struct gr_tables {
     bool maint_on;        /* started */
     bool maint_stop;      /* maintenance thread: quit */
     bool maint_kick;      /* maintenance thread: a log is over its snapshot size */
+    gr_trepl *repl;       /* replication state (repl.c) */
 };
 
 /* ---- small helpers ------------------------------------------------------------------------ */
@@ -156,9 +160,44 @@ static int tbuf_put(gr_tbuf *b, const void *p, size_t n)
     return 0;
 }
 
+/* Absent for every read and conditional write: a tombstone, or past its TTL. */
 static bool expired(const gr_tent *e, uint64_t now)
 {
-    return e->expire_ms && now >= e->expire_ms;
+    return (e->flags & GR_TENT_TOMB) || (e->expire_ms && now >= e->expire_ms);
+}
+
+static uint64_t mix64(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ull;
+    x ^= x >> 33;
+    return x;
+}
+
+/* An entry's digest hash: everything a replica must agree on (the value is
+ * determined by key and version, a counter's by its components). */
+static uint64_t ent_hash(const gr_tent *e)
+{
+    const gr_tcnt *c = (const gr_tcnt *)(const void *)(e->data + e->level * sizeof(gr_tent *));
+    uint64_t h = mix64(e->hash ^ 0x9e3779b97f4a7c15ull);
+
+    h = mix64(h ^ e->hlc);
+    h = mix64(h ^ e->origin);
+    h = mix64(h ^ e->expire_ms);
+    h = mix64(h ^ (e->flags & (GR_TENT_TOMB | GR_TENT_COUNTER)));
+    for (int i = 0; i < e->ncnt; i++) {
+        h = mix64(h ^ c[i].node);
+        h = mix64(h ^ c[i].incs);
+        h = mix64(h ^ c[i].decs);
+    }
+    return h | 1; /* never 0: a zero bucket means an empty one */
+}
+
+unsigned gr_tkey_bucket(const void *key, size_t klen)
+{
+    return (unsigned)(gr_tkey_hash(key, klen) >> 56);
 }
 
 static gr_tshard *shard_of(gr_table *t, uint64_t hash)
@@ -380,11 +419,25 @@ static void apply(gr_table *t, gr_tshard *s, gr_tent *e, gr_tent *old)
             gr_oset_remove(s, old);
         }
     }
-    if (e && e->expire_ms) {
+    if (e && (e->expire_ms || (e->flags & GR_TENT_TOMB))) {
         atomic_fetch_add(&t->ttl_entries, 1);
     }
-    if (old && old->expire_ms) {
+    if (old && (old->expire_ms || (old->flags & GR_TENT_TOMB))) {
         atomic_fetch_sub(&t->ttl_entries, 1);
+    }
+    if (t->opts.replicated) {
+        if (e) {
+            atomic_fetch_xor(&t->dig[e->hash >> 56], ent_hash(e));
+            if (e->flags & GR_TENT_TOMB) {
+                atomic_fetch_add(&t->tombs, 1);
+            }
+        }
+        if (old) {
+            atomic_fetch_xor(&t->dig[old->hash >> 56], ent_hash(old));
+            if (old->flags & GR_TENT_TOMB) {
+                atomic_fetch_sub(&t->tombs, 1);
+            }
+        }
     }
     if (e) {
         atomic_fetch_add(&t->bytes, e->bytes);
@@ -399,6 +452,273 @@ static void apply(gr_table *t, gr_tshard *s, gr_tent *e, gr_tent *old)
         }
         free(old);
     }
+}
+
+/* ---- replication: the merge rule ----------------------------------------------------------- */
+
+typedef struct ver {
+    uint64_t h, o; /* HLC, origin */
+} ver;
+
+static int ver_cmp(ver a, ver b)
+{
+    if (a.h != b.h) {
+        return a.h < b.h ? -1 : 1;
+    }
+    return a.o < b.o ? -1 : a.o > b.o;
+}
+
+/* The epoch of a state: a live counter's is the write it started from (its
+ * node-0 component, else (0, 0): it started from nothing); anything else's
+ * (a plain value, a tombstone, an expired entry) is its own version. */
+static ver epoch_of(uint8_t flags, const gr_tcnt *c, int n, uint64_t hlc, uint64_t origin,
+                    bool dead)
+{
+    if (!dead && (flags & GR_TENT_COUNTER)) {
+        for (int i = 0; i < n; i++) {
+            if (c[i].node == 0) {
+                return (ver){c[i].incs, c[i].decs};
+            }
+        }
+        return (ver){0, 0};
+    }
+    return (ver){hlc, origin};
+}
+
+/* The sum of a counter's components (node 0, the epoch, excluded), saturated. */
+static int64_t cnt_total(const gr_tcnt *c, int n)
+{
+    __int128 t = 0;
+
+    for (int i = 0; i < n; i++) {
+        if (c[i].node != 0) {
+            t += (__int128)c[i].incs - (__int128)c[i].decs;
+        }
+    }
+    return t > INT64_MAX ? INT64_MAX : t < INT64_MIN ? INT64_MIN : (int64_t)t;
+}
+
+/* Sort components by node (insertion sort: a handful). */
+static void cnt_sort(gr_tcnt *c, int n)
+{
+    for (int i = 1; i < n; i++) {
+        gr_tcnt x = c[i];
+        int j = i - 1;
+
+        for (; j >= 0 && c[j].node > x.node; j--) {
+            c[j + 1] = c[j];
+        }
+        c[j + 1] = x;
+    }
+}
+
+/* Apply a replica's state `in` (in->flags may hold GR_TENT_TOMB) to key k in
+ * shard s, whose write lock the caller holds. Logged if `log` (not while
+ * loading). 1: changed, 0: not, or an error. */
+static int merge_locked(gr_table *t, gr_tshard *s, const ent_spec *in, uint64_t now, bool log,
+                        gr_wal_batch **tk)
+{
+    gr_tkey k = {.p = (uint8_t *)in->key, .len = in->klen, .hash = in->hash};
+    gr_tent *old = st_find(t, s, &k), *e;
+    bool in_dead = (in->flags & GR_TENT_TOMB) || (in->expire_ms && now >= in->expire_ms);
+    bool old_dead = old && expired(old, now);
+    bool in_cnt = !in_dead && (in->flags & GR_TENT_COUNTER);
+    bool old_cnt = old && !old_dead && (old->flags & GR_TENT_COUNTER);
+    gr_tcnt cnt[255];
+    uint8_t vbuf[9];
+    ent_spec sp = *in;
+    int c, r;
+
+    if (old) {
+        c = ver_cmp(
+            epoch_of(in->flags, in->cnt, in->ncnt, in->hlc, in->origin, in_dead),
+            epoch_of(old->flags, gr_tent_cnt(old), old->ncnt, old->hlc, old->origin, old_dead));
+        if (c < 0) {
+            return 0;
+        }
+        if (c == 0) {
+            if (in_cnt && old_cnt) {
+                /* one epoch: component-wise max, the later version */
+                const gr_tcnt *oc = gr_tent_cnt(old);
+                int n = 0, i = 0, j = 0;
+                bool later = ver_cmp((ver){in->hlc, in->origin}, (ver){old->hlc, old->origin}) > 0;
+
+                while (i < old->ncnt || j < in->ncnt) {
+                    gr_tcnt x;
+
+                    if (n == 255) {
+                        return GR_EFULL;
+                    }
+                    if (j >= in->ncnt || (i < old->ncnt && oc[i].node < in->cnt[j].node)) {
+                        x = oc[i++];
+                    } else if (i >= old->ncnt || in->cnt[j].node < oc[i].node) {
+                        x = in->cnt[j++];
+                    } else {
+                        x = oc[i];
+                        x.incs = oc[i].incs > in->cnt[j].incs ? oc[i].incs : in->cnt[j].incs;
+                        x.decs = oc[i].decs > in->cnt[j].decs ? oc[i].decs : in->cnt[j].decs;
+                        i++;
+                        j++;
+                    }
+                    cnt[n++] = x;
+                }
+                if (!later && n == old->ncnt && memcmp(cnt, oc, n * sizeof(gr_tcnt)) == 0) {
+                    return 0; /* nothing new */
+                }
+                sp.cnt = cnt;
+                sp.ncnt = (uint8_t)n;
+                sp.flags = GR_TENT_COUNTER;
+                if (!later) {
+                    sp.hlc = old->hlc;
+                    sp.origin = old->origin;
+                    sp.expire_ms = old->expire_ms;
+                }
+                sp.val = vbuf;
+                sp.vlen = pack_int(vbuf, cnt_total(cnt, n));
+            } else if (in_cnt == old_cnt && !(in_dead && !old_dead)) {
+                return 0; /* the same write (or both gone) */
+            } else if (old_cnt) {
+                return 0; /* the counter grown from that write wins */
+            }
+        }
+    }
+    hlc_seen(t->ts, sp.hlc);
+    if (in_dead) { /* stored as a tombstone at its version */
+        sp.val = (const uint8_t *)"";
+        sp.vlen = 0;
+        sp.cnt = NULL;
+        sp.ncnt = 0;
+        sp.expire_ms = 0;
+        sp.flags = GR_TENT_TOMB;
+    } else if (sp.flags & GR_TENT_COUNTER) {
+        if (sp.cnt != cnt) {
+            memcpy(cnt, sp.cnt, sp.ncnt * sizeof(gr_tcnt));
+            cnt_sort(cnt, sp.ncnt);
+            sp.cnt = cnt;
+        }
+        sp.val = vbuf;
+        sp.vlen = pack_int(vbuf, cnt_total(cnt, sp.ncnt));
+    }
+    if (!(e = ent_new(t, s, &sp, old))) {
+        return -ENOMEM;
+    }
+    if (log && (r = log_rec(t, in_dead ? GR_TREC_DELETE : GR_TREC_ENTRY, &sp, tk)) < 0) {
+        free(e);
+        return r;
+    }
+    apply(t, s, e, old);
+    return 1;
+}
+
+/* Tell the replication state about a local write on a replicated table
+ * (shard lock held: the queue takes its own mutex). */
+static void trent_of(const gr_tent *e, gr_trent *re)
+{
+    gr_tent *x = (gr_tent *)e;
+
+    *re = (gr_trent){.key = gr_tent_key(x),
+                     .klen = e->klen,
+                     .val = gr_tent_val(x),
+                     .vlen = e->vlen,
+                     .tomb = (e->flags & GR_TENT_TOMB) != 0,
+                     .counter = (e->flags & GR_TENT_COUNTER) != 0,
+                     .cnt = gr_tent_cnt(x),
+                     .ncnt = e->ncnt,
+                     .hlc = e->hlc,
+                     .origin = e->origin,
+                     .expire_ms = e->expire_ms,
+                     .hash = ent_hash(e)};
+}
+
+static void repl_notify(gr_table *t, const gr_tent *e)
+{
+    gr_trent re;
+
+    if (t->opts.replicated && t->ts->repl) {
+        trent_of(e, &re);
+        gr_trepl_on_write(t->ts->repl, t->name, &re);
+    }
+}
+
+int gr_table_merge(gr_table *t, const gr_trent *in)
+{
+    gr_tkey k;
+    gr_tshard *s;
+    gr_wal_batch *tk = NULL;
+    ent_spec sp;
+    int r;
+
+    if (!t->opts.replicated) {
+        return GR_EBADARG;
+    }
+    if (!in->tomb && (!in->val || in->vlen == 0 || gr_term_validate(in->val, in->vlen) < 0)) {
+        return GR_EBADTERM;
+    }
+    if (in->ncnt && !in->cnt) {
+        return GR_EBADARG;
+    }
+    if ((r = gr_tkey_make(&k, in->key, in->klen)) < 0) {
+        gr_tkey_done(&k);
+        return r;
+    }
+    sp = (ent_spec){
+        .key = k.p,
+        .klen = k.len,
+        .hash = k.hash,
+        .val = in->tomb ? (const uint8_t *)"" : in->val,
+        .vlen = in->tomb ? 0 : in->vlen,
+        .cnt = in->counter ? in->cnt : NULL,
+        .ncnt = in->counter ? in->ncnt : 0,
+        .flags = (uint8_t)((in->tomb ? GR_TENT_TOMB : 0) | (in->counter ? GR_TENT_COUNTER : 0)),
+        .hlc = in->hlc,
+        .origin = in->origin,
+        .expire_ms = in->expire_ms};
+    s = shard_of(t, k.hash);
+    pthread_rwlock_wrlock(&s->lock);
+    r = merge_locked(t, s, &sp, now_ms(t->ts), true, &tk);
+    pthread_rwlock_unlock(&s->lock);
+    gr_tkey_done(&k);
+    if (t->wal) { /* a replica's write is as durable here as a local one */
+        int w = gr_wal_wait(t->wal, tk);
+
+        r = r < 0 ? r : w < 0 ? w : r;
+    }
+    return r;
+}
+
+void gr_table_digest(gr_table *t, uint64_t ret_dig[GR_TDIGEST_BUCKETS])
+{
+    for (int i = 0; i < GR_TDIGEST_BUCKETS; i++) {
+        ret_dig[i] = atomic_load(&t->dig[i]);
+    }
+}
+
+int gr_table_walk(gr_table *t, const uint8_t *mask, int (*fn)(void *ud, const gr_trent *e),
+                  void *ud)
+{
+    int r = 0;
+
+    for (uint32_t i = 0; i < t->nshards && r == 0; i++) {
+        gr_tshard *s = &t->shards[i];
+        gr_tent *e;
+
+        pthread_rwlock_rdlock(&s->lock);
+        e = t->opts.kind == GR_TABLE_SET ? gr_sset_after(s, t->shard_bits, 0, 0, NULL, 0)
+                                         : gr_oset_seek(s, NULL, 0, 0);
+        for (; e && r == 0; e = t->opts.kind == GR_TABLE_SET ? gr_sset_next(s, t->shard_bits, e)
+                                                             : gr_tent_fwd(e)[0]) {
+            unsigned b = (unsigned)(e->hash >> 56);
+            gr_trent re;
+
+            if (mask && !(mask[b >> 3] & (1u << (b & 7)))) {
+                continue;
+            }
+            trent_of(e, &re);
+            r = fn(ud, &re);
+        }
+        pthread_rwlock_unlock(&s->lock);
+    }
+    return r;
 }
 
 /* Make room for `need` more bytes (+1 entry if `adds`) in shard s, sparing
@@ -615,9 +935,10 @@ static int meta_write(const char *dir, const gr_table_opts *o)
     fprintf(f,
             "kind=%s\nfsync=%s\ninterval_ms=%" PRIu32 "\nmax_entries=%" PRIu64
             "\nmax_bytes=%" PRIu64 "\ncache=%d\ndefault_ttl_ms=%" PRIu64 "\nmax_value=%" PRIu32
-            "\nsnapshot_bytes=%" PRIu64 "\nshards=%" PRIu32 "\n",
+            "\nsnapshot_bytes=%" PRIu64 "\nshards=%" PRIu32 "\nmode=%s\ncreated=%" PRIu64 "\n",
             kind_s[o->kind], fsync_s[o->fsync], o->interval_ms, o->max_entries, o->max_bytes,
-            (int)o->cache, o->default_ttl_ms, o->max_value, o->snapshot_bytes, o->shards);
+            (int)o->cache, o->default_ttl_ms, o->max_value, o->snapshot_bytes, o->shards,
+            o->replicated ? "replicated" : "local", o->created);
     if (fflush(f) != 0 || fsync(fileno(f)) < 0) {
         r = -errno;
     }
@@ -685,6 +1006,10 @@ static int meta_read(const char *dir, gr_table_opts *o)
             o->snapshot_bytes = v;
         } else if (!strcmp(key, "shards")) {
             o->shards = (uint32_t)v;
+        } else if (!strcmp(key, "mode")) {
+            o->replicated = !strcmp(val, "replicated");
+        } else if (!strcmp(key, "created")) {
+            o->created = v;
         }
     }
     fclose(f);
@@ -755,6 +1080,14 @@ static int apply_rec(void *ud, const uint8_t *p, size_t n)
     hlc_seen(t->ts, sp.hlc);
     s = shard_of(t, k.hash);
     pthread_rwlock_wrlock(&s->lock);
+    if (t->opts.replicated) { /* replay is the merge rule */
+        if (type == GR_TREC_DELETE) {
+            sp.flags |= GR_TENT_TOMB;
+        }
+        r = merge_locked(t, s, &sp, now, false, NULL);
+        r = r < 0 ? r : 0;
+        goto out;
+    }
     old = st_find(t, s, &k);
     if (old && old->hlc > sp.hlc) {
         goto out; /* the store already holds a later state */
@@ -1055,6 +1388,10 @@ int gr_tables_new(const gr_tables_config *cfg, gr_tables **ret_tables)
         }
         closedir(d);
     }
+    if (!(ts->repl = gr_trepl_new(ts))) {
+        gr_tables_free(ts);
+        return -ENOMEM;
+    }
     if (cfg->maint_ms >= 0) {
         int r = -pthread_create(&ts->maint, NULL, maint_main, ts);
 
@@ -1084,6 +1421,7 @@ gr_tables *gr_tables_free(gr_tables *ts)
         n = t->next;
         table_unref(t);
     }
+    gr_trepl_free(ts->repl);
     pthread_cond_destroy(&ts->cv);
     pthread_mutex_destroy(&ts->mu);
     free(ts->dir);
@@ -1091,7 +1429,7 @@ gr_tables *gr_tables_free(gr_tables *ts)
     return NULL;
 }
 
-int gr_tables_create(gr_tables *ts, const char *name, const gr_table_opts *opts)
+static int create_impl(gr_tables *ts, const char *name, const gr_table_opts *opts, bool tell)
 {
     gr_table_opts o = opts ? *opts : (gr_table_opts){0};
     gr_table *t = NULL;
@@ -1110,6 +1448,15 @@ int gr_tables_create(gr_tables *ts, const char *name, const gr_table_opts *opts)
     if (find_locked(ts, name)) {
         r = GR_ETABLEEXISTS;
         goto out;
+    }
+    if (o.replicated) {
+        if (o.created == 0) {
+            o.created = hlc_next(ts, now_ms(ts));
+        } else {
+            hlc_seen(ts, o.created);
+        }
+    } else {
+        o.created = 0;
     }
     if ((r = table_alloc(ts, name, &o, &t)) < 0) {
         goto out;
@@ -1133,6 +1480,9 @@ int gr_tables_create(gr_tables *ts, const char *name, const gr_table_opts *opts)
         }
     }
     register_locked(ts, t);
+    if (tell && o.replicated && ts->repl) {
+        gr_trepl_on_table(ts->repl, name, &o, false, o.created);
+    }
     t = NULL;
 out:
     pthread_mutex_unlock(&ts->mu);
@@ -1140,7 +1490,20 @@ out:
     return r;
 }
 
-int gr_tables_drop(gr_tables *ts, const char *name)
+int gr_tables_create(gr_tables *ts, const char *name, const gr_table_opts *opts)
+{
+    return create_impl(ts, name, opts, true);
+}
+
+int gr_tables_create_replica(gr_tables *ts, const char *name, const gr_table_opts *opts)
+{
+    if (!opts || !opts->replicated || !opts->created) {
+        return GR_EBADARG;
+    }
+    return create_impl(ts, name, opts, false);
+}
+
+static int drop_impl(gr_tables *ts, const char *name, bool tell)
 {
     gr_table **pp, *t = NULL;
 
@@ -1156,6 +1519,9 @@ int gr_tables_drop(gr_tables *ts, const char *name)
     if (!t) {
         return GR_ENOTABLE;
     }
+    if (tell && t->opts.replicated && ts->repl) {
+        gr_trepl_on_table(ts->repl, name, &t->opts, true, hlc_next(ts, now_ms(ts)));
+    }
     atomic_store(&t->dropped, true);
     if (t->dir) {
         /* meta first: a crash mid-way leaves a directory that is not a table */
@@ -1169,6 +1535,41 @@ int gr_tables_drop(gr_tables *ts, const char *name)
     }
     table_unref(t);
     return 0;
+}
+
+int gr_tables_drop(gr_tables *ts, const char *name)
+{
+    return drop_impl(ts, name, true);
+}
+
+int gr_tables_drop_replica(gr_tables *ts, const char *name)
+{
+    return drop_impl(ts, name, false);
+}
+
+gr_trepl *gr_tables_repl(gr_tables *ts)
+{
+    return ts->repl;
+}
+
+uint64_t gr_tables_hlc(gr_tables *ts)
+{
+    return hlc_next(ts, now_ms(ts));
+}
+
+uint64_t gr_tables_now_ms(gr_tables *ts)
+{
+    return now_ms(ts);
+}
+
+uint64_t gr_tables_node_id(gr_tables *ts)
+{
+    return ts->cfg.node_id;
+}
+
+const char *gr_table_name(const gr_table *t)
+{
+    return t->name;
 }
 
 int gr_tables_open(gr_tables *ts, const char *name, gr_table **ret_table)
@@ -1230,7 +1631,8 @@ void gr_table_info_get(gr_table *t, gr_table_info *ret_info)
     memset(i, 0, sizeof(*i));
     snprintf(i->name, sizeof(i->name), "%s", t->name);
     i->opts = t->opts;
-    i->entries = atomic_load(&t->entries);
+    i->tombstones = atomic_load(&t->tombs);
+    i->entries = atomic_load(&t->entries) - i->tombstones;
     i->bytes = atomic_load(&t->bytes);
     i->evictions = atomic_load(&t->evictions);
     i->expired = atomic_load(&t->expired);
@@ -1299,7 +1701,9 @@ int gr_table_get(gr_table *t, const void *key, size_t klen, gr_tbuf *val, gr_tme
 
 uint64_t gr_table_count(gr_table *t)
 {
-    return atomic_load(&t->entries);
+    uint64_t tombs = atomic_load(&t->tombs);
+
+    return atomic_load(&t->entries) - tombs;
 }
 
 int gr_table_mget(gr_table *t, size_t n, const void *const *keys, const size_t *klens, gr_tbuf *out)
@@ -1419,6 +1823,7 @@ int gr_table_put(gr_table *t, const void *key, size_t klen, const void *val, siz
     }
     meta_of(e, ret_meta);
     apply(t, s, e, old);
+    repl_notify(t, e);
 out:
     pthread_rwlock_unlock(&s->lock);
     gr_tkey_done(&k);
@@ -1452,7 +1857,24 @@ int gr_table_del(gr_table *t, const void *key, size_t klen, uint64_t version)
         spec_of(old, &sp);
         sp.hlc = hlc_next(t->ts, now);
         sp.origin = t->ts->cfg.node_id;
-        if ((r = log_rec(t, GR_TREC_DELETE, &sp, &tk)) == 0) {
+        if (t->opts.replicated) { /* a tombstone at the delete's version */
+            gr_tent *tomb;
+
+            sp.val = (const uint8_t *)"";
+            sp.vlen = 0;
+            sp.cnt = NULL;
+            sp.ncnt = 0;
+            sp.expire_ms = 0;
+            sp.flags = GR_TENT_TOMB;
+            if (!(tomb = ent_new(t, s, &sp, old))) {
+                r = -ENOMEM;
+            } else if ((r = log_rec(t, GR_TREC_DELETE, &sp, &tk)) < 0) {
+                free(tomb);
+            } else {
+                apply(t, s, tomb, old);
+                repl_notify(t, tomb);
+            }
+        } else if ((r = log_rec(t, GR_TREC_DELETE, &sp, &tk)) == 0) {
             apply(t, s, NULL, old);
         }
     }
@@ -1484,8 +1906,15 @@ int gr_table_incr(gr_table *t, const void *key, size_t klen, int64_t delta, int6
     old = st_find(t, s, &k);
     if (old && expired(old, now)) {
         /* Gone: the counter restarts like an absent key. No log record needed:
-         * the log already holds the entry's expiry. */
-        atomic_fetch_add(&t->expired, 1);
+         * the log already holds the entry's expiry (or the delete). On a
+         * replicated table the new counter's epoch is that version, so it
+         * wins over the tombstone on every replica. */
+        if (t->opts.replicated) {
+            cnt[ncnt++] = (gr_tcnt){0, old->hlc, old->origin};
+        }
+        if (!(old->flags & GR_TENT_TOMB)) {
+            atomic_fetch_add(&t->expired, 1);
+        }
         apply(t, s, NULL, old);
         old = NULL;
     }
@@ -1498,9 +1927,14 @@ int gr_table_incr(gr_table *t, const void *key, size_t klen, int64_t delta, int6
         if ((r = read_int(gr_tent_val(old), old->vlen, &base)) < 0) {
             goto out;
         }
-        cnt[0] = (gr_tcnt){me, base >= 0 ? (uint64_t)base : 0,
+        /* the start is the component of the node that put it: replicas that
+         * increment the same put concurrently then agree on it */
+        cnt[0] = (gr_tcnt){old->origin ? old->origin : me, base >= 0 ? (uint64_t)base : 0,
                            base < 0 ? (uint64_t)0 - (uint64_t)base : 0};
         ncnt = 1;
+        if (t->opts.replicated) { /* the counter's epoch: the put it grows from */
+            cnt[ncnt++] = (gr_tcnt){0, old->hlc, old->origin};
+        }
     }
     for (int i = 0; i < ncnt; i++) {
         if (cnt[i].node == me) {
@@ -1522,12 +1956,15 @@ int gr_table_incr(gr_table *t, const void *key, size_t klen, int64_t delta, int6
         goto out;
     }
     for (int i = 0; i < ncnt; i++) {
-        total += (__int128)cnt[i].incs - (__int128)cnt[i].decs;
+        if (cnt[i].node != 0) { /* node 0: the epoch, not a count */
+            total += (__int128)cnt[i].incs - (__int128)cnt[i].decs;
+        }
     }
     if (total > INT64_MAX || total < INT64_MIN) {
         r = GR_EBADARG;
         goto out;
     }
+    cnt_sort(cnt, ncnt);
     sp = (ent_spec){.key = k.p,
                     .klen = k.len,
                     .hash = k.hash,
@@ -1552,6 +1989,7 @@ int gr_table_incr(gr_table *t, const void *key, size_t klen, int64_t delta, int6
         goto out;
     }
     apply(t, s, e, old);
+    repl_notify(t, e);
     *ret_value = (int64_t)total;
 out:
     pthread_rwlock_unlock(&s->lock);
@@ -1763,6 +2201,9 @@ out:
 uint64_t gr_table_expire(gr_table *t, uint64_t budget)
 {
     uint64_t now = now_ms(t->ts), done = 0;
+    uint64_t horizon = t->ts->cfg.tomb_ms ? t->ts->cfg.tomb_ms : 24ull * 3600 * 1000;
+    /* every member known has had a digest equal to ours since then (wall ms) */
+    uint64_t gc = t->opts.replicated && t->ts->repl ? gr_trepl_gc_ms(t->ts->repl, t->name) : 0;
     gr_tbuf cur = {0}; /* key of the last entry examined: where the next step resumes */
 
     if (atomic_load(&t->ttl_entries) == 0) {
@@ -1793,7 +2234,33 @@ uint64_t gr_table_expire(gr_table *t, uint64_t budget)
                 }
                 cur_hash = e->hash;
                 has_cur = true;
-                if (expired(e, now)) {
+                if (expired(e, now) && t->opts.replicated) {
+                    /* An expired entry becomes a tombstone at its version (so an
+                     * older write from a replica cannot bring the key back);
+                     * a tombstone goes after the horizon. No log record: the
+                     * log holds the expiry / the delete. */
+                    if (!(e->flags & GR_TENT_TOMB)) {
+                        ent_spec sp;
+                        gr_tent *tomb;
+
+                        spec_of(e, &sp);
+                        sp.val = (const uint8_t *)"";
+                        sp.vlen = 0;
+                        sp.cnt = NULL;
+                        sp.ncnt = 0;
+                        sp.expire_ms = 0;
+                        sp.flags = GR_TENT_TOMB;
+                        if ((tomb = ent_new(t, s, &sp, e))) {
+                            apply(t, s, tomb, e);
+                            atomic_fetch_add(&t->expired, 1);
+                            done++;
+                        }
+                    } else if ((e->hlc >> 16) + horizon <= now || (e->hlc >> 16) < gc) {
+                        /* past the horizon, or every member has held it */
+                        apply(t, s, NULL, e);
+                        done++;
+                    }
+                } else if (expired(e, now)) {
                     apply(t, s, NULL, e); /* no log record: its expiry is in the log already */
                     atomic_fetch_add(&t->expired, 1);
                     done++;
@@ -1849,11 +2316,12 @@ static int snap_each(void *ud, gr_snap_emit_fn emit, void *ectx)
                 }
                 cur_hash = e->hash;
                 has_cur = true;
-                if (expired(e, it->now)) {
+                if (expired(e, it->now) && !t->opts.replicated) {
                     continue;
                 }
-                spec_of(e, &sp);
-                if ((r = rec_build(&b, GR_TREC_ENTRY, &sp)) == 0) {
+                spec_of(e, &sp); /* replicated: a tombstone (or expired) is a delete record */
+                if ((r = rec_build(&b, expired(e, it->now) ? GR_TREC_DELETE : GR_TREC_ENTRY,
+                                   &sp)) == 0) {
                     n = (uint32_t)b.len;
                     if ((r = tbuf_put(&chunk, &n, sizeof(n))) == 0) {
                         r = tbuf_put(&chunk, b.p, b.len);

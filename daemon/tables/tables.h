@@ -26,6 +26,7 @@
 
 typedef struct gr_tables gr_tables; /* the engine: registry of tables; opaque */
 typedef struct gr_table gr_table;   /* one table, refcounted handle; opaque */
+typedef struct gr_trepl gr_trepl;   /* the engine's replication state (repl.h); opaque */
 
 typedef enum gr_table_kind { GR_TABLE_SET, GR_TABLE_ORDERED_SET } gr_table_kind;
 typedef enum gr_table_durability { GR_TABLE_MEMORY, GR_TABLE_DISK } gr_table_durability;
@@ -53,6 +54,10 @@ typedef struct gr_tables_config {
      * 0: 1000 ms; negative: no thread (tests; a writer whose log crosses the
      * snapshot size then writes the snapshot itself). */
     int32_t maint_ms;
+    /* Replicated tables: a tombstone (a delete, or an entry whose TTL passed)
+     * is purged this long after its write, in ms (docs/tables.md
+     * "Replication"). 0: 24 hours. */
+    uint64_t tomb_ms;
 } gr_tables_config;
 
 /* Options of one table; zero-initialised means: set, memory, no limits. */
@@ -68,6 +73,8 @@ typedef struct gr_table_opts {
     uint32_t max_value;      /* value bytes; 0 = GR_TABLE_VALUE_MAX_DEFAULT */
     uint64_t snapshot_bytes; /* disk: log bytes before a snapshot; 0 = default */
     uint32_t shards;         /* set only: power of two 1..256; 0 = 16 */
+    bool replicated;         /* mode: a copy on every member (repl.h); false: local */
+    uint64_t created;        /* replicated: HLC of the create (0 at create: now) */
 } gr_table_opts;
 
 typedef struct gr_table_info {
@@ -82,6 +89,7 @@ typedef struct gr_table_info {
     uint64_t wal_records; /* disk: records written to the log */
     uint64_t snapshots;   /* disk: snapshots written */
     int load_error;       /* a disk table that failed to load: its error, else 0 */
+    uint64_t tombstones;  /* replicated: tombstones held (not in entries) */
 } gr_table_info;
 
 /* An entry's metadata, returned by reads and writes. */
@@ -207,6 +215,63 @@ typedef int (*gr_tscan_fn)(void *ud, const uint8_t *key, size_t klen, const uint
  * exactly once; keys written meanwhile may appear or not, never twice.
  * 0, GR_EBADARG (bad cursor/limit/prefix), GR_EBADTERM, -ENOMEM. */
 int gr_table_scan(gr_table *t, const gr_tscan *req, gr_tscan_fn fn, void *ud, gr_tbuf *next);
+
+/* ---- replication (used by repl.c) ------------------------------------------------------ */
+
+/* One counter component: a node's increments and decrements. The component
+ * of node 0 is not a count: it is the counter's epoch (incs = the HLC, decs =
+ * the origin of the write the counter started from; docs/tables.md). */
+typedef struct gr_tcnt {
+    uint64_t node; /* origin node id */
+    uint64_t incs; /* sum of its increments */
+    uint64_t decs; /* sum of its decrements (absolute) */
+} gr_tcnt;
+
+/* A whole replicated entry, as shipped between replicas. Borrowed pointers. */
+typedef struct gr_trent {
+    const uint8_t *key; /* canonical key */
+    size_t klen;
+    const uint8_t *val; /* value (none for a tombstone) */
+    size_t vlen;
+    bool tomb;          /* a tombstone: the key was deleted (or expired) at hlc */
+    bool counter;       /* val is the sum of the components */
+    const gr_tcnt *cnt; /* counter components, sorted by node */
+    uint8_t ncnt;
+    uint64_t hlc, origin, expire_ms;
+    uint64_t hash; /* walk: the entry's digest hash (ignored by merge) */
+} gr_trent;
+
+#define GR_TDIGEST_BUCKETS 256 /* digest buckets: the top 8 bits of a key's hash */
+
+/* Merge a replica's entry into t (a replicated table): last writer wins by
+ * (epoch, HLC, origin), counters of one epoch merge component-wise by max,
+ * an expired entry is a tombstone at its version. Idempotent, commutative,
+ * associative. Logged on disk tables. 1: changed, 0: not, or an error
+ * (GR_EBADTERM, -ENOMEM, the log's -errno). Any thread. */
+int gr_table_merge(gr_table *t, const gr_trent *e);
+/* The table's digest: per bucket, the XOR of its entries' hashes (tombstones
+ * included), kept up to date by every write. */
+void gr_table_digest(gr_table *t, uint64_t ret_dig[GR_TDIGEST_BUCKETS]);
+/* Call fn for every stored entry (tombstones included) whose key's bucket is
+ * set in mask (32 bytes, bit b of byte b/8; NULL: all), one shard's read lock
+ * at a time; e->hash is set. fn returns nonzero to stop (returned). */
+int gr_table_walk(gr_table *t, const uint8_t *mask, int (*fn)(void *ud, const gr_trent *e),
+                  void *ud);
+/* The bucket of a canonical key. */
+unsigned gr_tkey_bucket(const void *key, size_t klen);
+/* The engine's replication state (created with it). */
+gr_trepl *gr_tables_repl(gr_tables *ts);
+/* The engine's current HLC / its node id / its wall clock (ms). */
+uint64_t gr_tables_hlc(gr_tables *ts);
+uint64_t gr_tables_now_ms(gr_tables *ts);
+uint64_t gr_tables_node_id(gr_tables *ts);
+/* Create a replicated table as a replica did (opts->created given): 0,
+ * GR_ETABLEEXISTS, ... as gr_tables_create, without telling the replicas. */
+int gr_tables_create_replica(gr_tables *ts, const char *name, const gr_table_opts *opts);
+/* Drop as a replica did: without telling the replicas. */
+int gr_tables_drop_replica(gr_tables *ts, const char *name);
+/* The name of an open table. */
+const char *gr_table_name(const gr_table *t);
 
 /* ---- maintenance ----------------------------------------------------------------------- */
 

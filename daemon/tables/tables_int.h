@@ -36,14 +36,9 @@
 #define GR_TREC_DELETE 2
 
 #define GR_TENT_COUNTER 0x1 /* value is the sum of the counter components */
+#define GR_TENT_TOMB 0x2    /* replicated: a tombstone (no value); invisible to reads */
 
 #define GR_SKIP_MAX 24 /* skiplist levels */
-
-typedef struct gr_tcnt {
-    uint64_t node; /* origin node id */
-    uint64_t incs; /* sum of its increments */
-    uint64_t decs; /* sum of its decrements (absolute) */
-} gr_tcnt;
 
 /* One entry: immutable once published (a write replaces the whole entry),
  * except atime. Layout of data[]: fwd pointers (level), counter components

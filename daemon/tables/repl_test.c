@@ -1,0 +1,533 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * repl_test.c - replicated tables: the merge rule (last writer wins by HLC
+ * with the origin as tie-break, tombstones against older writes, counters
+ * merged per node, expiry that a replica cannot undo), the digest, tombstones
+ * across a restart of a disk table, and the anti-entropy exchange of
+ * tables/repl.c between engines in one process (frames packed, unpacked and
+ * answered as the dist protocol would).
+ */
+#include "tables/repl.h"
+#include "tables/tables.h"
+#include "tables/test_util.h"
+
+#include "proto/err.h"
+#include "proto/frame.h"
+#include "proto/girder.pb-c.h"
+
+#include <check.h>
+#include <unistd.h>
+
+#define N 3
+static gr_tables *E[N]; /* three replicas: node ids 1, 2, 3 */
+static gr_table *T[N];  /* table "r" on each */
+
+static void setup(void)
+{
+    atomic_store(&test_clock, 1800000000000ull);
+    for (int i = 0; i < N; i++) {
+        gr_tables_config cfg = {
+            .node_id = (uint64_t)i + 1, .now_ms = test_now, .maint_ms = -1, .tomb_ms = 60000};
+        gr_table_opts o = {.replicated = true, .created = 1000};
+
+        ck_assert_int_eq(gr_tables_new(&cfg, &E[i]), 0);
+        ck_assert_int_eq(gr_tables_create_replica(E[i], "r", &o), 0);
+        ck_assert_int_eq(gr_tables_open(E[i], "r", &T[i]), 0);
+    }
+}
+
+static void teardown(void)
+{
+    for (int i = 0; i < N; i++) {
+        T[i] = gr_table_close(T[i]);
+        E[i] = gr_tables_free(E[i]);
+    }
+}
+
+/* Merge every entry of `from` into `to` (what anti-entropy ends with). */
+static int merge_fn(void *ud, const gr_trent *e)
+{
+    ck_assert_int_ge(gr_table_merge(ud, e), 0);
+    return 0;
+}
+static void sync_into(gr_table *to, gr_table *from)
+{
+    ck_assert_int_eq(gr_table_walk(from, NULL, merge_fn, to), 0);
+}
+static void sync_all(void)
+{
+    for (int i = 0; i < N; i++) {
+        for (int j = 0; j < N; j++) {
+            if (i != j) {
+                sync_into(T[j], T[i]);
+            }
+        }
+    }
+}
+
+static int64_t get_i(gr_table *t, const char *k)
+{
+    term tk = T_str(k);
+    gr_tbuf b = {0};
+    int r = gr_table_get(t, tk.b, tk.n, &b, NULL);
+    int64_t v = r == 0 ? T_get_int(b.p, b.len) : r;
+
+    gr_tbuf_free(&b);
+    return v;
+}
+
+static void put_i(gr_table *t, const char *k, int64_t v)
+{
+    term tk = T_str(k), tv = T_int(v);
+
+    ck_assert_int_eq(gr_table_put(t, tk.b, tk.n, tv.b, tv.n, NULL, NULL), 0);
+}
+
+static void digests_equal(void)
+{
+    uint64_t d0[GR_TDIGEST_BUCKETS], d[GR_TDIGEST_BUCKETS];
+
+    gr_table_digest(T[0], d0);
+    for (int i = 1; i < N; i++) {
+        gr_table_digest(T[i], d);
+        ck_assert_mem_eq(d0, d, sizeof(d));
+    }
+}
+
+START_TEST(test_lww)
+{
+    /* same wall ms on every node: equal HLCs, the origin decides (3 wins) */
+    for (int i = 0; i < N; i++) {
+        put_i(T[i], "k", 10 + i);
+    }
+    sync_all();
+    for (int i = 0; i < N; i++) {
+        ck_assert_int_eq(get_i(T[i], "k"), 12);
+    }
+    /* a later write wins whatever the origin, in any merge order */
+    atomic_fetch_add(&test_clock, 5);
+    put_i(T[0], "k", 100);
+    sync_into(T[2], T[0]);
+    sync_into(T[1], T[2]);
+    sync_into(T[0], T[1]); /* the older state coming back changes nothing */
+    for (int i = 0; i < N; i++) {
+        ck_assert_int_eq(get_i(T[i], "k"), 100);
+    }
+    digests_equal();
+}
+END_TEST
+
+START_TEST(test_tombstone)
+{
+    term k = T_str("k");
+
+    put_i(T[0], "k", 1);
+    sync_all();
+    atomic_fetch_add(&test_clock, 1);
+    ck_assert_int_eq(gr_table_del(T[1], k.b, k.n, 0), 0);
+    ck_assert_uint_eq(gr_table_count(T[1]), 0); /* the tombstone is not an entry */
+    {
+        gr_table_info in;
+
+        gr_table_info_get(T[1], &in);
+        ck_assert_uint_eq(in.tombstones, 1);
+        ck_assert_uint_eq(in.entries, 0);
+    }
+    sync_into(T[1], T[0]); /* the older put does not come back */
+    ck_assert_int_eq(get_i(T[1], "k"), GR_ENOKEY);
+    sync_all();
+    for (int i = 0; i < N; i++) {
+        ck_assert_int_eq(get_i(T[i], "k"), GR_ENOKEY);
+    }
+    /* a write after the delete wins over the tombstone */
+    atomic_fetch_add(&test_clock, 1);
+    put_i(T[2], "k", 7);
+    sync_all();
+    for (int i = 0; i < N; i++) {
+        ck_assert_int_eq(get_i(T[i], "k"), 7);
+    }
+    digests_equal();
+    /* tombstones are purged after the horizon (tomb_ms) by the sweep */
+    ck_assert_int_eq(gr_table_del(T[0], k.b, k.n, 0), 0);
+    atomic_fetch_add(&test_clock, 60001);
+    gr_tables_maintain(E[0]);
+    {
+        gr_table_info in;
+
+        gr_table_info_get(T[0], &in);
+        ck_assert_uint_eq(in.tombstones, 0);
+    }
+}
+END_TEST
+
+START_TEST(test_counter_merge)
+{
+    term k = T_str("c");
+    int64_t v;
+
+    /* concurrent increments on three nodes all count, whatever the order */
+    ck_assert_int_eq(gr_table_incr(T[0], k.b, k.n, 5, &v), 0);
+    ck_assert_int_eq(gr_table_incr(T[1], k.b, k.n, 3, &v), 0);
+    ck_assert_int_eq(gr_table_incr(T[2], k.b, k.n, -1, &v), 0);
+    sync_into(T[1], T[0]);
+    ck_assert_int_eq(get_i(T[1], "c"), 8);
+    ck_assert_int_eq(gr_table_incr(T[1], k.b, k.n, 10, &v), 0);
+    ck_assert_int_eq(v, 18);
+    sync_all();
+    sync_all(); /* idempotent */
+    for (int i = 0; i < N; i++) {
+        ck_assert_int_eq(get_i(T[i], "c"), 17);
+    }
+    digests_equal();
+    /* a put replaces the counter; increments after it (having seen it) add */
+    atomic_fetch_add(&test_clock, 1);
+    put_i(T[0], "c", 100);
+    sync_all();
+    ck_assert_int_eq(gr_table_incr(T[1], k.b, k.n, 1, &v), 0);
+    ck_assert_int_eq(gr_table_incr(T[2], k.b, k.n, 2, &v), 0);
+    sync_all();
+    for (int i = 0; i < N; i++) {
+        ck_assert_int_eq(get_i(T[i], "c"), 103);
+    }
+    /* after a delete, a counter started on the tombstone wins over it */
+    atomic_fetch_add(&test_clock, 1);
+    ck_assert_int_eq(gr_table_del(T[0], k.b, k.n, 0), 0);
+    sync_all();
+    ck_assert_int_eq(gr_table_incr(T[2], k.b, k.n, 4, &v), 0);
+    ck_assert_int_eq(v, 4);
+    ck_assert_int_eq(gr_table_incr(T[1], k.b, k.n, 1, &v), 0);
+    sync_all();
+    for (int i = 0; i < N; i++) {
+        ck_assert_int_eq(get_i(T[i], "c"), 5);
+    }
+    digests_equal();
+}
+END_TEST
+
+START_TEST(test_expiry)
+{
+    term k = T_str("k"), v = T_int(1);
+    gr_tput ttl = {.flags = GR_TPUT_TTL, .ttl_ms = 500};
+
+    put_i(T[0], "k", 0);
+    sync_all(); /* every replica holds the old value without a TTL */
+    atomic_fetch_add(&test_clock, 1);
+    ck_assert_int_eq(gr_table_put(T[0], k.b, k.n, v.b, v.n, &ttl, NULL), 0);
+    sync_into(T[1], T[0]); /* node 3 misses the write */
+    atomic_fetch_add(&test_clock, 500);
+    ck_assert_int_eq(get_i(T[0], "k"), GR_ENOKEY);
+    ck_assert_int_eq(get_i(T[1], "k"), GR_ENOKEY); /* the same absolute expiry */
+    ck_assert_int_eq(get_i(T[2], "k"), 0);
+    gr_tables_maintain(E[0]); /* the expired entry becomes a tombstone */
+    sync_into(T[0], T[2]);    /* the missed replica's older value cannot undo it */
+    sync_into(T[1], T[2]);
+    ck_assert_int_eq(get_i(T[0], "k"), GR_ENOKEY);
+    ck_assert_int_eq(get_i(T[1], "k"), GR_ENOKEY);
+    sync_into(T[2], T[1]); /* and the lagging one learns the expiry */
+    ck_assert_int_eq(get_i(T[2], "k"), GR_ENOKEY);
+    for (int i = 0; i < N; i++) {
+        gr_tables_maintain(E[i]);
+    }
+    sync_all();
+    digests_equal();
+}
+END_TEST
+
+static int count_fn(void *ud, const gr_trent *e)
+{
+    (void)e;
+    (*(int *)ud)++;
+    return 0;
+}
+
+START_TEST(test_digest)
+{
+    uint64_t a[GR_TDIGEST_BUCKETS], b[GR_TDIGEST_BUCKETS];
+    uint8_t mask[32] = {0};
+    term k = T_str("one-more");
+    int diff = 0, at = -1, n = 0;
+
+    for (int i = 0; i < 1000; i++) {
+        term tk = T_fmt("k", i), tv = T_int(i);
+
+        ck_assert_int_eq(gr_table_put(T[i % N], tk.b, tk.n, tv.b, tv.n, NULL, NULL), 0);
+    }
+    gr_table_digest(T[0], a);
+    gr_table_digest(T[1], b);
+    ck_assert_mem_ne(a, b, sizeof(a));
+    sync_all();
+    digests_equal();
+    put_i(T[0], "one-more", 1);
+    gr_table_digest(T[0], a);
+    gr_table_digest(T[1], b);
+    for (int i = 0; i < GR_TDIGEST_BUCKETS; i++) {
+        if (a[i] != b[i]) {
+            diff++;
+            at = i;
+        }
+    }
+    ck_assert_int_eq(diff, 1); /* one write: one bucket differs, the key's */
+    ck_assert_int_eq(at, (int)gr_tkey_bucket(k.b, k.n));
+    mask[at >> 3] = (uint8_t)(1u << (at & 7));
+    ck_assert_int_eq(gr_table_walk(T[0], mask, count_fn, &n), 0);
+    ck_assert_int_ge(n, 1);
+    ck_assert_int_lt(n, 30); /* about 1000 / 256 keys per bucket */
+    sync_all();
+    digests_equal();
+}
+END_TEST
+
+/* ---- disk: tombstones and counters survive a restart --------------------------------------- */
+
+START_TEST(test_disk_replay)
+{
+    char dir[] = "/tmp/repl_test.XXXXXX";
+    gr_tables_config cfg = {.node_id = 9, .now_ms = test_now, .maint_ms = -1};
+    gr_table_opts o = {.replicated = true, .durability = GR_TABLE_DISK, .fsync = GR_FSYNC_NEVER};
+    uint64_t before[GR_TDIGEST_BUCKETS], after[GR_TDIGEST_BUCKETS];
+    gr_tables *e;
+    gr_table *t;
+    gr_table_info in;
+    term k = T_str("gone"), c = T_str("c");
+    int64_t v;
+
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    cfg.data_dir = dir;
+    ck_assert_int_eq(gr_tables_new(&cfg, &e), 0);
+    ck_assert_int_eq(gr_tables_create(e, "d", &o), 0);
+    ck_assert_int_eq(gr_tables_open(e, "d", &t), 0);
+    put_i(t, "a", 1);
+    put_i(t, "gone", 2);
+    ck_assert_int_eq(gr_table_del(t, k.b, k.n, 0), 0);
+    ck_assert_int_eq(gr_table_incr(t, c.b, c.n, 3, &v), 0);
+    ck_assert_int_eq(gr_table_sync(t), 0);
+    gr_table_digest(t, before);
+    gr_table_close(t);
+    gr_tables_free(e);
+    ck_assert_int_eq(gr_tables_new(&cfg, &e), 0); /* replay */
+    ck_assert_int_eq(gr_tables_open(e, "d", &t), 0);
+    gr_table_info_get(t, &in);
+    ck_assert(in.opts.replicated);
+    ck_assert_uint_ne(in.opts.created, 0);
+    ck_assert_uint_eq(in.tombstones, 1);
+    ck_assert_uint_eq(in.entries, 2);
+    gr_table_digest(t, after);
+    ck_assert_mem_eq(before, after, sizeof(before));
+    ck_assert_int_eq(gr_table_snapshot(t), 0); /* and through a snapshot */
+    gr_table_close(t);
+    gr_tables_free(e);
+    ck_assert_int_eq(gr_tables_new(&cfg, &e), 0);
+    ck_assert_int_eq(gr_tables_open(e, "d", &t), 0);
+    gr_table_digest(t, after);
+    ck_assert_mem_eq(before, after, sizeof(before));
+    ck_assert_int_eq(gr_tables_drop(e, "d"), 0);
+    gr_table_close(t);
+    gr_tables_free(e);
+    rmdir(dir);
+}
+END_TEST
+
+/* ---- the anti-entropy exchange of repl.c, frames and all ------------------------------------ */
+
+typedef struct wire {
+    int to;         /* destination engine */
+    int from;       /* sender */
+    uint8_t *frame; /* packed Girder.Frame */
+    size_t len;
+    struct wire *next;
+} wire;
+
+static wire *wq, **wq_tail = &wq;
+static int emit_from, emit_to;
+static uint64_t frames_sent[4]; /* by kind: 0 writes, 1 digest, 2 keys */
+
+static int emit(void *ctx, const uint8_t *frame, size_t len)
+{
+    wire *w = calloc(1, sizeof(*w));
+
+    (void)ctx;
+    ck_assert_ptr_nonnull(w);
+    w->to = emit_to;
+    w->from = emit_from;
+    w->frame = malloc(len);
+    memcpy(w->frame, frame, len);
+    w->len = len;
+    *wq_tail = w;
+    wq_tail = &w->next;
+    return 0;
+}
+
+static const char *const NAMES[N] = {"n1@h", "n2@h", "n3@h"};
+
+/* Deliver queued frames until none is left; answers go back to the sender. */
+static unsigned pump(void)
+{
+    unsigned n = 0;
+
+    while (wq) {
+        wire *w = wq;
+        Girder__Frame *f = NULL;
+
+        wq = w->next;
+        if (!wq) {
+            wq_tail = &wq;
+        }
+        ck_assert_int_eq(gr_frame_unpack(w->frame, w->len, &f), 0);
+        frames_sent[f->msg_case - GIRDER__FRAME__MSG_REPL_WRITES]++;
+        emit_from = w->to;
+        emit_to = w->from;
+        ck_assert_int_eq(gr_trepl_recv(gr_tables_repl(E[w->to]), NAMES[w->from], f, emit, NULL), 0);
+        gr_frame_free(f);
+        free(w->frame);
+        free(w);
+        n++;
+    }
+    return n;
+}
+
+/* i offers its digest to j (what member up and the period do). */
+static void offer(int i, int j)
+{
+    emit_from = i;
+    emit_to = j;
+    gr_trepl_sync(gr_tables_repl(E[i]), NAMES[j], true, emit, NULL);
+    pump();
+}
+
+START_TEST(test_anti_entropy)
+{
+    gr_trepl_peer p[4];
+    gr_table *t;
+
+    for (int i = 0; i < 2000; i++) {
+        term tk = T_fmt("k", i), tv = T_int(i);
+
+        ck_assert_int_eq(gr_table_put(T[0], tk.b, tk.n, tv.b, tv.n, NULL, NULL), 0);
+    }
+    /* a new replica: everything differs; one round each way levels them */
+    offer(0, 1);
+    ck_assert_uint_eq(gr_table_count(T[1]), 2000);
+    {
+        uint64_t a[GR_TDIGEST_BUCKETS], b[GR_TDIGEST_BUCKETS];
+
+        gr_table_digest(T[0], a);
+        gr_table_digest(T[1], b);
+        ck_assert_mem_eq(a, b, sizeof(a));
+    }
+    /* little differs: only the differing buckets' keys travel */
+    put_i(T[1], "k00000007", -7);
+    memset(frames_sent, 0, sizeof(frames_sent));
+    offer(1, 0);
+    ck_assert_int_eq(get_i(T[0], "k00000007"), -7);
+    ck_assert_uint_eq(frames_sent[1], 1); /* the digest */
+    ck_assert_uint_eq(frames_sent[2], 1); /* one key list, of one bucket */
+    ck_assert_uint_eq(frames_sent[0], 1); /* one batch of writes */
+    /* the digest's sender records the answer: n1 held something else */
+    ck_assert_uint_eq(gr_trepl_peers(gr_tables_repl(E[1]), "r", p, 4), 1);
+    ck_assert_str_eq(p[0].node, "n1@h");
+    ck_assert(!p[0].equal);
+    memset(frames_sent, 0, sizeof(frames_sent));
+    offer(1, 0); /* the next round finds them equal: one empty answer */
+    ck_assert_uint_eq(frames_sent[2], 1);
+    ck_assert_uint_eq(frames_sent[0], 0);
+    gr_trepl_peers(gr_tables_repl(E[1]), "r", p, 4);
+    ck_assert(p[0].equal);
+    /* a tombstone goes once every member known has answered with an equal
+     * table more than 5 s (the clock allowance) after its write, long
+     * before the horizon; the other member, told the cut-off, purges too */
+    {
+        term k = T_str("k00000009");
+        gr_table_info in;
+
+        ck_assert_int_eq(gr_table_del(T[0], k.b, k.n, 0), 0);
+        offer(0, 1); /* n2 gets the tombstone */
+        ck_assert_int_eq(get_i(T[1], "k00000009"), GR_ENOKEY);
+        atomic_fetch_add(&test_clock, 2000);
+        offer(0, 1); /* equal, but too soon after the delete */
+        gr_tables_maintain(E[0]);
+        gr_table_info_get(T[0], &in);
+        ck_assert_uint_eq(in.tombstones, 1);
+        atomic_fetch_add(&test_clock, 4000);
+        offer(0, 1); /* equal 6 s after the delete */
+        gr_tables_maintain(E[0]);
+        gr_table_info_get(T[0], &in);
+        ck_assert_uint_eq(in.tombstones, 0);
+        gr_table_info_get(T[1], &in);
+        ck_assert_uint_eq(in.tombstones, 1);
+        offer(0, 1); /* the cut-off travels in the digest */
+        gr_tables_maintain(E[1]);
+        gr_table_info_get(T[1], &in);
+        ck_assert_uint_eq(in.tombstones, 0);
+        memset(frames_sent, 0, sizeof(frames_sent));
+        offer(1, 0); /* and they are equal again, nothing shipped */
+        ck_assert_uint_eq(frames_sent[0], 0);
+        gr_trepl_peers(gr_tables_repl(E[1]), "r", p, 4);
+        ck_assert(p[0].equal);
+    }
+    /* tables: a create reaches a replica through the digest; a drop leaves a
+     * table tombstone that a replica that missed it obeys later */
+    ck_assert_int_eq(gr_tables_create(E[0], "fresh", &(gr_table_opts){.replicated = true}), 0);
+    offer(0, 2);
+    ck_assert_int_eq(gr_tables_open(E[2], "fresh", &t), 0);
+    gr_table_close(t);
+    ck_assert_int_eq(gr_tables_drop(E[0], "fresh"), 0);
+    offer(0, 2);
+    ck_assert_int_eq(gr_tables_open(E[2], "fresh", &t), GR_ENOTABLE);
+    offer(2, 0); /* and it does not come back from the other side */
+    ck_assert_int_eq(gr_tables_open(E[0], "fresh", &t), GR_ENOTABLE);
+}
+END_TEST
+
+/* The write queue: nothing queued while no peer is up; queued writes drain
+ * into ReplWrites frames that a replica merges. */
+START_TEST(test_write_queue)
+{
+    gr_trepl *r = gr_tables_repl(E[0]);
+
+    put_i(T[0], "before", 1);
+    ck_assert_uint_eq(gr_trepl_pending(r), 0);
+    gr_trepl_peer_up(r, NAMES[1]);
+    for (int i = 0; i < 5000; i++) {
+        term tk = T_fmt("w", i), tv = T_int(i);
+
+        ck_assert_int_eq(gr_table_put(T[0], tk.b, tk.n, tv.b, tv.n, NULL, NULL), 0);
+    }
+    ck_assert_uint_eq(gr_trepl_pending(r), 5000);
+    emit_from = 0;
+    emit_to = 1;
+    memset(frames_sent, 0, sizeof(frames_sent));
+    gr_trepl_drain(r, emit, NULL);
+    ck_assert_uint_eq(gr_trepl_pending(r), 0);
+    pump();
+    ck_assert_uint_eq(gr_table_count(T[1]), 5000);
+    ck_assert_int_eq(get_i(T[1], "before"), GR_ENOKEY); /* anti-entropy's job */
+    gr_trepl_peer_down(r, NAMES[1]);
+    put_i(T[0], "after", 1);
+    ck_assert_uint_eq(gr_trepl_pending(r), 0);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("tables_repl");
+    TCase *tc = tcase_create("repl");
+    SRunner *sr;
+    int failed;
+
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_lww);
+    tcase_add_test(tc, test_tombstone);
+    tcase_add_test(tc, test_counter_merge);
+    tcase_add_test(tc, test_expiry);
+    tcase_add_test(tc, test_digest);
+    tcase_add_test(tc, test_disk_replay);
+    tcase_add_test(tc, test_anti_entropy);
+    tcase_add_test(tc, test_write_queue);
+    suite_add_tcase(s, tc);
+    sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
