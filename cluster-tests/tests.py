@@ -1648,7 +1648,8 @@ def test_repl_restart(c):
     """A node killed with SIGKILL while the others write (a memory table and a
     disk table in its --data-dir), restarted: it converges with no operator
     step (anti-entropy on member up), and a table dropped while it was down is
-    dropped on it when it returns."""
+    dropped on it when it returns (a disk table, which its restart loads
+    back from its data directory first)."""
     data = os.path.join(c.dir, "c-data")
     a = c.node("a", extra=["--data-dir", os.path.join(c.dir, "a-data")])
     b = c.node("b", seeds=[a], extra=["--data-dir", os.path.join(c.dir, "b-data")])
@@ -1658,7 +1659,8 @@ def test_repl_restart(c):
     c.expect(a.cli("table", "create", "mem", "--mode", "replicated"), EXIT_OK, what="create")
     c.expect(a.cli("table", "create", "dsk", "--mode", "replicated", "--durability", "disk",
                    "--fsync", "never"), EXIT_OK, what="create disk")
-    c.expect(a.cli("table", "create", "gone", "--mode", "replicated"), EXIT_OK, what="create")
+    c.expect(a.cli("table", "create", "gone", "--mode", "replicated", "--durability", "disk",
+                   "--fsync", "always"), EXIT_OK, what="create")
     for n in nodes:
         for t in ("mem", "dsk", "gone"):
             wait_until(f"{t} on {n.name}", lambda n=n, t=t: repl_info(n, t), 10)
@@ -1672,8 +1674,11 @@ def test_repl_restart(c):
     repl_load(c, b, "dsk", [(f"d{i}", -i) for i in range(250, 1000)])
     c.expect(b.cli("table", "del", "dsk", '"d1"'), EXIT_OK, what="del while down")
     c.expect(b.cli("table", "drop", "gone"), EXIT_OK, what="drop while c is down")
+    mark = d.log_mark()
     d.start()
     c.wait_mesh(nodes)
+    check(re.search(r"table gone loaded", d.log_since(mark)),
+          "c loaded the dropped table from its data directory")
     t0 = time.monotonic()
     wait_until("mem converged after restart",
                lambda: repl_converged(c, nodes, "mem", 1000), 30, interval=0.3)

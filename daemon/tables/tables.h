@@ -254,7 +254,8 @@ int gr_table_merge(gr_table *t, const gr_trent *e);
 void gr_table_digest(gr_table *t, uint64_t ret_dig[GR_TDIGEST_BUCKETS]);
 /* Call fn for every stored entry (tombstones included) whose key's bucket is
  * set in mask (32 bytes, bit b of byte b/8; NULL: all), one shard's read lock
- * at a time; e->hash is set. fn returns nonzero to stop (returned). */
+ * at a time; e->hash is set. fn returns nonzero to stop (returned). fn runs
+ * under that read lock: it copies what it needs and writes to no table. */
 int gr_table_walk(gr_table *t, const uint8_t *mask, int (*fn)(void *ud, const gr_trent *e),
                   void *ud);
 /* The bucket of a canonical key. */
