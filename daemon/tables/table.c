@@ -152,6 +152,9 @@ static int tbuf_reserve(gr_tbuf *b, size_t extra)
 
 static int tbuf_put(gr_tbuf *b, const void *p, size_t n)
 {
+    if (n == 0) {
+        return 0; /* nothing to copy (p may be NULL) */
+    }
     if (tbuf_reserve(b, n) < 0) {
         return -ENOMEM;
     }
@@ -1149,7 +1152,9 @@ static int list_segs(const char *dir, uint64_t **ret_segs, size_t *ret_n)
         v[n++] = seg;
     }
     closedir(d);
-    qsort(v, n, sizeof(*v), cmp_u64);
+    if (n > 1) {
+        qsort(v, n, sizeof(*v), cmp_u64);
+    }
     *ret_segs = v;
     *ret_n = n;
     return 0;
@@ -1253,6 +1258,7 @@ void gr_tables_maintain(gr_tables *ts)
         }
     }
     pthread_mutex_unlock(&ts->mu);
+    n = i; /* the tables taken above */
     for (i = 0; v && i < n; i++) {
         gr_table *t = v[i];
 
@@ -1358,7 +1364,7 @@ int gr_tables_new(const gr_tables_config *cfg, gr_tables **ret_tables)
             if (r == 0) {
                 r = table_alloc(ts, de->d_name, &o, &t);
             }
-            if (r < 0) {
+            if (r != 0) {
                 /* Keep a failed placeholder so the name shows up with its error. */
                 gr_table_opts z = {.durability = GR_TABLE_DISK};
 
