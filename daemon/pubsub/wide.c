@@ -190,6 +190,7 @@ static void rpg_clear(rpg *e)
 {
     free(e->scope);
     free(e->group);
+    e->scope = e->group = NULL;
 }
 
 void gr_ps_wide_free(gr_pubsub *ps)
@@ -481,6 +482,7 @@ static void rpg_set(gr_ps_wide *w, uint32_t node, const char *scope, const char 
         }
         rpg_clear(&w->pg[i]);
         w->pg[i] = w->pg[--w->npg];
+        memset(&w->pg[w->npg], 0, sizeof(w->pg[0]));
         return;
     }
     if (count == 0 || grow((void **)&w->pg, &w->cappg, w->npg + 1, sizeof(*w->pg)) < 0) {
@@ -515,6 +517,7 @@ static void drop_node(gr_ps_wide *w, uint32_t node, bool names)
         if (w->pg[i].node == node) {
             rpg_clear(&w->pg[i]);
             w->pg[i] = w->pg[--w->npg];
+            memset(&w->pg[w->npg], 0, sizeof(w->pg[0])); /* the vacated slot owns nothing */
         } else {
             i++;
         }
