@@ -3,7 +3,7 @@
  * tables_bench.c - girder-bench-tables: ops/s of the table engine, the numbers
  * behind docs/tables.md "Concurrency" and "Durability".
  *
- *   girder-bench-tables [--keys N] [--ops N] [--dir DIR] [--writers N]
+ *   girder-bench-tables [--keys N] [--ops N] [--dir DIR] [--writers N] [--only LAYOUT]
  *
  * For each layout (set with 16 shards, set with 1 shard = one table-wide
  * rwlock, ordered_set = one skiplist under a rwlock): preload N keys
@@ -12,6 +12,8 @@
  * ops/s of wall time, and ops per CPU second of the threads doing them.
  * Then memory per entry, and, with --dir, durable puts with fsync `always`
  * from --writers threads: puts/s and puts per fsync (group commit).
+ * --only set16|set1|ordered runs that layout alone (bench/tables/tables.py
+ * runs set16, the default layout, in each of its rounds).
  * Output: key=value lines on stdout.
  */
 #include "tables/tables.h"
@@ -127,6 +129,7 @@ int main(int argc, char **argv)
     uint64_t ops = 2000000;
     const char *dir = NULL;
     int writers = 50;
+    const char *only = NULL;
     gr_tables_config cfg = {.node_id = 1};
     gr_tables *ts;
     kbuf *keys;
@@ -148,8 +151,12 @@ int main(int argc, char **argv)
             dir = argv[++i];
         } else if (!strcmp(argv[i], "--writers") && i + 1 < argc) {
             writers = atoi(argv[++i]);
+        } else if (!strcmp(argv[i], "--only") && i + 1 < argc) {
+            only = argv[++i];
         } else {
-            fprintf(stderr, "usage: %s [--keys N] [--ops N] [--dir DIR] [--writers N]\n", argv[0]);
+            fprintf(stderr,
+                    "usage: %s [--keys N] [--ops N] [--dir DIR] [--writers N] [--only LAYOUT]\n",
+                    argv[0]);
             return 2;
         }
     }
@@ -170,6 +177,9 @@ int main(int argc, char **argv)
         gr_table *t;
         gr_table_info info;
 
+        if (only && strcmp(only, layouts[l].name) != 0) {
+            continue;
+        }
         if (gr_tables_create(ts, layouts[l].name, &layouts[l].o) < 0 ||
             gr_tables_open(ts, layouts[l].name, &t) < 0) {
             return 1;

@@ -494,6 +494,15 @@ static const girder_plugin_api api_table = {
     .make_ref = girder_make_ref,
     .call = girder_call,
     .reply = girder_reply,
+    .global_register = girder_global_register,
+    .global_unregister = girder_global_unregister,
+    .global_whereis = girder_global_whereis,
+    .global_send = girder_global_send,
+    .buf_free = girder_buf_free,
+    .table_get = girder_table_get,
+    .table_put = girder_table_put,
+    .table_del = girder_table_del,
+    .table_incr = girder_table_incr,
 };
 
 const girder_plugin_api *gr_plugins_api(void)

@@ -257,6 +257,17 @@ START_TEST(rpc_behaviour_unload)
     ck_assert(term_is(call_str("tplug", "defer", "hi"), later, sizeof(later)));
     ck_assert_int_eq(call("tplug", "fail", NULL, 0)->status, GR_EBADARG);
     ck_assert_int_eq(call("tplug", "nope", NULL, 0)->status, GR_EBADFUNC);
+    /* Version 2 of the table: tables through api->table_incr. */
+    {
+        static const uint8_t one[] = {0xcf, 0, 0, 0, 0, 0, 0, 0, 1};
+        static const uint8_t two[] = {0xcf, 0, 0, 0, 0, 0, 0, 0, 2};
+        gr_table_opts o = {.kind = GR_TABLE_SET};
+
+        ck_assert_int_eq(call("tplug", "count", NULL, 0)->status, GR_ENOTABLE);
+        ck_assert_int_eq(gr_tables_create(gr_rpc_tables(rpc), "tplug", &o), 0);
+        ck_assert(term_is(call("tplug", "count", NULL, 0), one, sizeof(one)));
+        ck_assert(term_is(call("tplug", "count", NULL, 0), two, sizeof(two)));
+    }
     /* plugin.list names it, with its behaviour and module. */
     a = call("plugin", "list", NULL, 0);
     ck_assert_int_eq(a->status, 0);

@@ -115,6 +115,28 @@ static int fn_hello(girder_rpc_call *c, girder_ctx *ctx, const msgpack_object *a
     return api->rpc_answer(c, hello, sizeof(hello));
 }
 
+/* tplug.count(): adds 1 to key "n" of table "tplug" through the version 2
+ * table calls and answers the new total (a positive fixint / uint64). */
+static int fn_count(girder_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
+{
+    static const char key[] = {(char)0xa1, 'n'};
+    unsigned char out[9];
+    int64_t total;
+    int r;
+
+    if (!GIRDER_API_HAS(api, table_incr)) {
+        return -95; /* -EOPNOTSUPP */
+    }
+    if ((r = api->table_incr(ctx, "tplug", key, sizeof(key), 1, &total)) < 0) {
+        return r;
+    }
+    out[0] = 0xcf;
+    for (int i = 0; i < 8; i++) {
+        out[1 + i] = (unsigned char)((uint64_t)total >> (56 - 8 * i));
+    }
+    return api->rpc_answer(c, out, sizeof(out));
+}
+
 static int fn_fail(girder_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
 {
     return -5021; /* GR_EBADARG */
@@ -178,10 +200,11 @@ static const girder_rpc_fn fns[] = {
     {sizeof(girder_rpc_fn), "hello", fn_hello, NULL},
     {sizeof(girder_rpc_fn), "defer", fn_defer, NULL},
     {sizeof(girder_rpc_fn), "fail", fn_fail, NULL},
+    {sizeof(girder_rpc_fn), "count", fn_count, NULL},
 };
 
 #if defined(TPLUG_GOOD)
-static const girder_rpc_module_def mod = {sizeof(mod), "tplug", fns, 3};
+static const girder_rpc_module_def mod = {sizeof(mod), "tplug", fns, 4};
 #elif defined(TPLUG_INITFAIL)
 static const girder_rpc_module_def mod = {sizeof(mod), "tplugfail", fns, 3};
 #else

@@ -70,6 +70,7 @@ struct gr_rpc {
     gr_dist *dist;                   /* set before dist starts; read-only afterwards */
     gr_tables *tables;               /* module `table`'s engine */
     bool own_tables;                 /* made here (memory only): freed here */
+    gr_rt_table_ops tops;            /* girder_table_* hook on tables (installed in rt) */
     pthread_mutex_t lock;            /* guards parked */
     parked *parked;
     pthread_rwlock_t modlock; /* guards dyn */
@@ -860,6 +861,10 @@ int gr_rpc_new(const gr_rpc_config *cfg, gr_rpc **ret_rpc)
             rpc->tables = NULL; /* module `table` then answers no_table */
         }
     }
+    if (rpc->tables) {
+        gr_rpc_table_ops(rpc->tables, &rpc->tops);
+        gr_rt_set_tables(rpc->rt, &rpc->tops);
+    }
     *ret_rpc = rpc;
     return 0;
 }
@@ -895,6 +900,9 @@ gr_rpc *gr_rpc_free(gr_rpc *rpc)
         free(d);
     }
     pthread_rwlock_destroy(&rpc->modlock);
+    if (rpc->tables) {
+        gr_rt_set_tables(rpc->rt, NULL);
+    }
     if (rpc->own_tables) {
         gr_tables_free(rpc->tables);
     }

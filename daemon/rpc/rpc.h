@@ -79,7 +79,8 @@ int gr_rpc_new(const gr_rpc_config *cfg, gr_rpc **ret_rpc);
  * gr_rpc_dispatch). Before gr_dist_start. NULL: node.list shows only self and
  * remote calls fail with noconnection. */
 void gr_rpc_set_dist(gr_rpc *rpc, gr_dist *dist);
-/* Free after the runtime stopped (no worker left). A request whose worker never
+/* Free after the runtime stopped (no worker left) and before it is freed (this
+ * removes the girder_table_* hook from it). A request whose worker never
  * ran is answered GR_ESTOPPED here (keep the dist alive until then, or the
  * answer is dropped). NULL-safe; returns NULL. */
 gr_rpc *gr_rpc_free(gr_rpc *rpc);

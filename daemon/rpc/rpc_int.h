@@ -17,6 +17,7 @@
 #define GR_RPC_INT_H
 
 #include "rpc/rpc.h"
+#include "runtime/rt.h"
 
 #include <msgpack.h>
 #include <stdbool.h>
@@ -109,6 +110,8 @@ girder_rt *gr_rpc_rt(const gr_rpc *rpc);
 /* The node's table engine (gr_rpc_config.tables, or the rpc's own memory-only
  * one); NULL only if that could not be made. */
 gr_tables *gr_rpc_tables(const gr_rpc *rpc);
+/* Fill *ret_ops with the girder_table_* hook on engine ts (tables_api.c). */
+void gr_rpc_table_ops(gr_tables *ts, gr_rt_table_ops *ret_ops);
 gr_dist *gr_rpc_dist(const gr_rpc *rpc);
 uint64_t gr_rpc_started_ms(const gr_rpc *rpc);
 

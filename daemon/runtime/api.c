@@ -520,6 +520,57 @@ int girder_global_send(girder_ctx *ctx, const char *name, girder_msg *msg)
     return girder_send(ctx, pid, msg);
 }
 
+void gr_rt_set_tables(girder_rt *rt, const gr_rt_table_ops *ops)
+{
+    atomic_store_explicit(&rt->table_ops, ops, memory_order_release);
+}
+
+static const gr_rt_table_ops *table_ops(girder_ctx *ctx)
+{
+    return atomic_load_explicit(&gr_proc_of(ctx)->sched->rt->table_ops, memory_order_acquire);
+}
+
+void girder_buf_free(girder_buf *b)
+{
+    if (b) {
+        free(b->p);
+        *b = (girder_buf){0};
+    }
+}
+
+int girder_table_get(girder_ctx *ctx, const char *table, const void *key, size_t klen,
+                     girder_buf *val, uint64_t *ret_version)
+{
+    const gr_rt_table_ops *t = table_ops(ctx);
+
+    return t ? t->get(t->ud, table, key, klen, val, ret_version) : -ENOTSUP;
+}
+
+int girder_table_put(girder_ctx *ctx, const char *table, const void *key, size_t klen,
+                     const void *val, size_t vlen, const girder_put_opts *how,
+                     uint64_t *ret_version)
+{
+    const gr_rt_table_ops *t = table_ops(ctx);
+
+    return t ? t->put(t->ud, table, key, klen, val, vlen, how, ret_version) : -ENOTSUP;
+}
+
+int girder_table_del(girder_ctx *ctx, const char *table, const void *key, size_t klen,
+                     uint64_t version)
+{
+    const gr_rt_table_ops *t = table_ops(ctx);
+
+    return t ? t->del(t->ud, table, key, klen, version) : -ENOTSUP;
+}
+
+int girder_table_incr(girder_ctx *ctx, const char *table, const void *key, size_t klen,
+                      int64_t delta, int64_t *ret_value)
+{
+    const gr_rt_table_ops *t = table_ops(ctx);
+
+    return t ? t->incr(t->ud, table, key, klen, delta, ret_value) : -ENOTSUP;
+}
+
 int girder_monitor_nodes(girder_ctx *ctx, bool on)
 {
     gr_proc *p = gr_proc_of(ctx);

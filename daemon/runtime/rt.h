@@ -282,6 +282,24 @@ typedef struct gr_rt_global_ops {
  * -ENOTSUP. Any thread, at any time (an atomic store). */
 void gr_rt_set_global(girder_rt *rt, const gr_rt_global_ops *ops);
 
+/* Tables hook: what girder_table_* call (the owner of the node's table
+ * engine, rpc/tables_api.c, installs it; contracts as in girder.h). The
+ * runtime stays below the engine: it only forwards. */
+typedef struct gr_rt_table_ops {
+    int (*get)(void *ud, const char *table, const void *key, size_t klen, girder_buf *val,
+               uint64_t *ret_version);
+    int (*put)(void *ud, const char *table, const void *key, size_t klen, const void *val,
+               size_t vlen, const girder_put_opts *how, uint64_t *ret_version);
+    int (*del)(void *ud, const char *table, const void *key, size_t klen, uint64_t version);
+    int (*incr)(void *ud, const char *table, const void *key, size_t klen, int64_t delta,
+                int64_t *ret_value);
+    void *ud; /* their first argument */
+} gr_rt_table_ops;
+
+/* Install (or, NULL, remove) the tables hook; the same rules as
+ * gr_rt_set_global. Without one girder_table_* answer -ENOTSUP. */
+void gr_rt_set_tables(girder_rt *rt, const gr_rt_table_ops *ops);
+
 /* Incoming: hand over a signal that arrived from node sig->from.node (an index
  * already interned with gr_rt_node_intern, != 0) for a process of this node
  * (sig->to.node == 0), or, for MSG, for the name sig->to_name registered here

@@ -231,6 +231,7 @@ struct girder_rt {
     gr_rt_node_monitor_fn node_mon_fn; /* girder_monitor_nodes; NULL = no distribution */
     void *node_mon_ud;                 /* node_mon_fn's argument */
     _Atomic(const gr_rt_global_ops *) global_ops; /* girder_global_*; NULL = none */
+    _Atomic(const gr_rt_table_ops *) table_ops;   /* girder_table_*; NULL = none */
     /* Per node index: schedulers that have not yet run the node-down scan of
      * gr_rt_node_down. While non-zero, new signals to that node are answered as
      * if it were not connected (remote.c). */

@@ -1685,10 +1685,15 @@ int gr_table_get(gr_table *t, const void *key, size_t klen, gr_tbuf *val, gr_tme
         gr_tkey_done(&k);
         return r;
     }
-    now = now_ms(t->ts);
+    /* The clock is read only when the entry can expire or the table keeps
+     * access times (cache): most gets need no clock call. */
+    now = t->opts.cache ? now_ms(t->ts) : 0;
     s = shard_of(t, k.hash);
     pthread_rwlock_rdlock(&s->lock);
     e = st_find(t, s, &k);
+    if (e && e->expire_ms && !now) {
+        now = now_ms(t->ts);
+    }
     if (!e || expired(e, now)) {
         r = GR_ENOKEY;
     } else {

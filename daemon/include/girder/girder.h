@@ -248,6 +248,55 @@ int girder_global_whereis(girder_ctx *ctx, const char *name, girder_pid *ret_pid
  * error. */
 int girder_global_send(girder_ctx *ctx, const char *name, girder_msg *msg);
 
+/* ---- tables (docs/tables.md "C API") ------------------------------------------ */
+
+/* The node's tables, from a process: the same engine, rules and errors as the
+ * rpc module `table` (a write to a replicated table is replicated; a table is
+ * created with `girder table create` or the rpc module). Keys and values are
+ * single msgpack terms (a key is canonicalized, so 1 and 1.0 are one key).
+ * The calls run on the caller's scheduler thread and return at once, except a
+ * write to a disk table with fsync `always`, which waits for its (shared)
+ * fsync: keep such tables off hot behaviour paths or use `interval`.
+ * Errors: GR_ENOTABLE, GR_ENOKEY, GR_EKEYEXISTS, GR_ECASMISMATCH, GR_EFULL,
+ * GR_ETOOBIG, GR_EBADTERM, GR_EWRONGTYPE, GR_EBADARG, -ENOMEM, a disk table's
+ * -errno; -ENOTSUP when the node runs without a table engine. */
+
+/* A growable output buffer owned by the caller: start it zeroed, reuse it
+ * across calls, free it with girder_buf_free. */
+typedef struct girder_buf {
+    uint8_t *p; /* bytes */
+    size_t len; /* used */
+    size_t cap; /* allocated */
+} girder_buf;
+void girder_buf_free(girder_buf *b);
+
+#define GIRDER_PUT_IF_ABSENT 0x1u /* fail with GR_EKEYEXISTS if the key is present */
+#define GIRDER_PUT_CAS 0x2u       /* fail with GR_ECASMISMATCH unless version matches */
+#define GIRDER_PUT_TTL 0x4u       /* ttl_ms applies (0: no expiry) */
+
+/* How a put is made; NULL is a plain put with the table's default TTL. */
+typedef struct girder_put_opts {
+    unsigned flags;   /* GIRDER_PUT_* */
+    uint64_t version; /* GIRDER_PUT_CAS: the expected version; 0 means "absent" */
+    uint64_t ttl_ms;  /* GIRDER_PUT_TTL: time to live from now, 0 = forever */
+} girder_put_opts;
+
+/* Copy key's value (one msgpack term) into *val, replacing its contents, and
+ * its version into *ret_version (may be NULL). 0 or an error above. */
+int girder_table_get(girder_ctx *ctx, const char *table, const void *key, size_t klen,
+                     girder_buf *val, uint64_t *ret_version);
+/* Store val under key; *ret_version (may be NULL) gets the new version. */
+int girder_table_put(girder_ctx *ctx, const char *table, const void *key, size_t klen,
+                     const void *val, size_t vlen, const girder_put_opts *how,
+                     uint64_t *ret_version);
+/* Delete key; a nonzero version deletes only that version (CAS). */
+int girder_table_del(girder_ctx *ctx, const char *table, const void *key, size_t klen,
+                     uint64_t version);
+/* Add delta to key's counter and return the new total in *ret_value; on a
+ * replicated table concurrent increments on other nodes are never lost. */
+int girder_table_incr(girder_ctx *ctx, const char *table, const void *key, size_t klen,
+                      int64_t delta, int64_t *ret_value);
+
 /* Link caller and pid (idempotent). Linking a dead pid delivers an exit with
  * reason "noproc" to the caller (an EXIT message when trapping). 0 or error. */
 int girder_link(girder_ctx *ctx, girder_pid pid);

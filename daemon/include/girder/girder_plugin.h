@@ -52,7 +52,7 @@ extern "C" {
 /* The table's version: incremented whenever functions are appended. A plugin
  * records the version it was built against; girderd refuses a plugin that needs
  * a newer table than it has. */
-#define GIRDER_PLUGIN_API_VERSION 1
+#define GIRDER_PLUGIN_API_VERSION 2
 
 typedef struct girder_plugin girder_plugin;     /* the loaded plugin; opaque */
 typedef struct girder_rpc_call girder_rpc_call; /* one rpc call being served; opaque */
@@ -194,6 +194,21 @@ typedef struct girder_plugin_api {
     int (*call)(girder_ctx *ctx, girder_pid to, const girder_msg *request, bool monitor,
                 girder_ref *ret_ref);
     int (*reply)(girder_ctx *ctx, girder_pid from, girder_ref ref, const girder_msg *response);
+    /* ---- version 2: girder.h cluster-wide names and tables ---- */
+    int (*global_register)(girder_ctx *ctx, const char *name, girder_pid pid);
+    int (*global_unregister)(girder_ctx *ctx, const char *name);
+    int (*global_whereis)(girder_ctx *ctx, const char *name, girder_pid *ret_pid);
+    int (*global_send)(girder_ctx *ctx, const char *name, girder_msg *msg);
+    void (*buf_free)(girder_buf *b);
+    int (*table_get)(girder_ctx *ctx, const char *table, const void *key, size_t klen,
+                     girder_buf *val, uint64_t *ret_version);
+    int (*table_put)(girder_ctx *ctx, const char *table, const void *key, size_t klen,
+                     const void *val, size_t vlen, const girder_put_opts *how,
+                     uint64_t *ret_version);
+    int (*table_del)(girder_ctx *ctx, const char *table, const void *key, size_t klen,
+                     uint64_t version);
+    int (*table_incr)(girder_ctx *ctx, const char *table, const void *key, size_t klen,
+                      int64_t delta, int64_t *ret_value);
     /* Appended fields go here, after a comment naming their table version. */
 } girder_plugin_api;
 

@@ -1,0 +1,275 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""bench/tables/tables.py - the tables section of bench/run: Girder's table
+engine beside Erlang's ETS and Mnesia on this machine, in the same run.
+
+usage: bench/tables/tables.py --build DIR [--rounds N] [--quick] [--no-erlang]
+                              [--results FILE] [--idle PCT]
+
+Rounds alternate Girder and Erlang (default 3); each row shows the median of
+the rounds, every round's figure, and the ratio of the medians.
+
+  1. Local operations (girder-bench-tables --only set16 against ETS,
+     bench/tables/girder_tables.erl): 100,000 keys "key:%08d", random gets /
+     lookups and puts / inserts of existing keys, from one thread / process
+     and from two threads / one process per scheduler; ops/s of wall time.
+     ETS's figure is the better of a default table and one with read and
+     write concurrency. Memory per entry: Girder's accounted bytes per entry,
+     ETS's ets:info(T, memory) words x wordsize / entries.
+  2. Replicated puts on 3 nodes: three girderd-testkit nodes, a replicated
+     table, `bench.tfill` on each node at once (N/3 distinct keys each,
+     24-byte values); the clock stops when every node's `table info` says it
+     holds all N. Erlang: three distributed nodes, a ram_copies table on all
+     three, N/3 mnesia:dirty_write from a process on each node at once, the
+     clock stopped when every node's table holds all N.
+  3. Catch-up: a fourth Girder node joins and the time until it holds all N
+     keys (no Erlang row: Mnesia's add_table_copy is a different operation).
+  4. Durable puts: 50 writer threads, fsync `always` (girder-bench-tables
+     --dir under /var/tmp): puts/s and puts per fsync (group commit).
+
+Prints a table; with --results, appends key=value lines (girder.tab_* and
+erlang.tab_*) to FILE. docs/benchmarks.md ("Tables") explains it.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "net"))
+import net  # noqa: E402  (Girder/Erlang node helpers of the network section)
+
+
+def note(msg):
+    print(f"bench/tables: {msg}", file=sys.stderr, flush=True)
+
+
+def kv(text):
+    return dict(line.split("=", 1) for line in text.split() if "=" in line)
+
+
+def girder_local(build, keys, ops):
+    exe = os.path.join(build, "bench", "girder-bench-tables")
+    r = subprocess.run([exe, "--keys", str(keys), "--ops", str(ops), "--only", "set16"],
+                       capture_output=True, text=True, timeout=1800)
+    if r.returncode != 0:
+        raise RuntimeError(f"girder-bench-tables failed: {r.stdout}{r.stderr}")
+    d = kv(r.stdout)
+    return {"get_1": float(d["set16_get_1t"]), "get_n": float(d["set16_get_2t"]),
+            "put_1": float(d["set16_put_1t"]), "put_n": float(d["set16_put_2t"]),
+            "bytes_per_entry": float(d["set16_bytes_per_entry"])}
+
+
+def erlang_local(tmp, keys, ops):
+    r = subprocess.run(["erl", "-noshell", "-pa", tmp, "-eval",
+                        f'girder_tables:main(["ets", "{keys}", "{ops}"])'],
+                       capture_output=True, text=True, timeout=1800)
+    if r.returncode != 0:
+        raise RuntimeError(f"erl ets bench failed: {r.stdout}{r.stderr}")
+    d = kv(r.stdout)
+    return {"get_1": float(d["ets_get_1p"]), "get_n": float(d["ets_get_Np"]),
+            "put_1": float(d["ets_put_1p"]), "put_n": float(d["ets_put_Np"]),
+            "bytes_per_entry": float(d["ets_bytes_per_entry"]), "procs": int(d["ets_procs"])}
+
+
+def table_entries(g, node, table):
+    rc, data, _ = g.cli(node, "table", "info", table, timeout_ms=5000)
+    return data.get("entries") if rc == 0 and isinstance(data, dict) else None
+
+
+def girder_repl(g, nodes, table, n_keys):
+    """bench.tfill on every node at once; seconds until each holds n_keys."""
+    a = nodes[0]
+    rc, data, r = g.cli(a, "table", "create", table, "--mode", "replicated")
+    if rc != 0:
+        raise RuntimeError(f"table create failed: {r.stdout}{r.stderr}")
+    for n in nodes:
+        net.wait_until(f"{table} on {n['name']}",
+                       lambda n=n: table_entries(g, n, table) is not None, 20)
+    per = n_keys // len(nodes)
+    argvs = [[g.girder, "-n", n["spec"], "--cookie-file", g.cookie, "--json", "--timeout",
+              "300000", "rpc", n["name"], "bench", "tfill", json.dumps(table), str(i * per),
+              str(per)] for i, n in enumerate(nodes)]
+    t0 = time.monotonic()
+    ps = [subprocess.Popen(a, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for a in argvs]
+    for p in ps:
+        out, err = p.communicate(timeout=400)
+        if p.returncode != 0:
+            raise RuntimeError(f"bench.tfill failed: {out.decode()}{err.decode()}")
+    total = per * len(nodes)
+    net.wait_until("every node holds every write",
+                   lambda: all(table_entries(g, n, table) == total for n in nodes), 300, 0.01)
+    return total, time.monotonic() - t0
+
+
+def erlang_repl(e, tmp, n_keys):
+    """Mnesia on three fresh nodes: B and C started, A runs the bench."""
+    b, _ = e.start_b()
+    c, _ = e.start_b()
+    for name in (b, c):
+        net.wait_until(f"{name} registered with epmd",
+                       lambda name=name: name.split("@")[0] in subprocess.run(
+                           ["epmd", "-names"], capture_output=True, text=True).stdout, 30, 0.1)
+    argv = ["erl", "-noshell", "-name", e.name("a"), "-setcookie", e.cookie, "-pa", tmp,
+            "-eval", f'girder_tables:main(["mnesia", "{n_keys}", "{b}", "{c}"])']
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=600,
+                       preexec_fn=net.child_setup)
+    for p in net.procs[-2:]:
+        p.kill()
+    if r.returncode != 0:
+        raise RuntimeError(f"erl mnesia bench failed: {r.stdout}{r.stderr}")
+    d = kv(r.stdout)
+    return int(d["mnesia_puts"]), float(d["mnesia_s"])
+
+
+def girder_durable(build, tmpdir, writers):
+    exe = os.path.join(build, "bench", "girder-bench-tables")
+    r = subprocess.run([exe, "--only", "none", "--keys", "100000", "--dir", tmpdir,
+                        "--writers", str(writers)], capture_output=True, text=True, timeout=600)
+    if r.returncode != 0:
+        raise RuntimeError(f"girder-bench-tables --dir failed: {r.stdout}{r.stderr}")
+    d = kv(r.stdout)
+    return (float(d[f"durable_always_{writers}w_puts"]),
+            float(d[f"durable_always_{writers}w_puts_per_fsync"]))
+
+
+def med(v):
+    return statistics.median(v) if v else None
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", required=True)
+    ap.add_argument("--rounds", type=int, default=None)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--no-erlang", action="store_true")
+    ap.add_argument("--results", default=None)
+    ap.add_argument("--idle", type=int, default=None)
+    args = ap.parse_args()
+    build = os.path.abspath(args.build)
+    rounds = args.rounds or (1 if args.quick else 3)
+    keys = 100000
+    ops = 200000 if args.quick else 2000000
+    repl_keys = 30000 if args.quick else 102000
+    tmp = tempfile.mkdtemp(prefix="girder-bench-tables.")
+    e = net.Erlang(tmp)
+    have_e = e.available() and not args.no_erlang
+    g = net.Girder(build, tmp)
+    if not g.available():
+        raise SystemExit(f"bench/tables: girderd-testkit or girder missing in {build}")
+    gl, el, gr, er = [], [], [], []
+    catch = None
+    durable = None
+    try:
+        if have_e:
+            e.prepare()
+            subprocess.run(["erlc", "-o", tmp, os.path.join(HERE, "girder_tables.erl")],
+                           check=True)
+        nodes = [g.start("ta")]
+        nodes += [g.start(s, seed=nodes[0]) for s in ("tb", "tc")]
+        for x in nodes:
+            for y in nodes:
+                if x is not y:
+                    g.wait_up(x, y)
+        for i in range(rounds):
+            note(f"round {i + 1} of {rounds}: local, Girder")
+            gl.append(girder_local(build, keys, ops))
+            if have_e:
+                note(f"round {i + 1} of {rounds}: local, ETS")
+                el.append(erlang_local(tmp, keys, ops))
+            note(f"round {i + 1} of {rounds}: replicated, Girder ({repl_keys} puts)")
+            gr.append(girder_repl(g, nodes, f"bt{i}", repl_keys))
+            if have_e:
+                note(f"round {i + 1} of {rounds}: replicated, Mnesia ({repl_keys} puts)")
+                er.append(erlang_repl(e, tmp, repl_keys))
+        note("catch-up: a fourth node joins")
+        t0 = time.monotonic()
+        d = g.start("td", seed=nodes[0])
+        want = gr[-1][0]
+        net.wait_until("the new node holds every key",
+                       lambda: table_entries(g, d, f"bt{rounds - 1}") == want, 120, 0.01)
+        catch = (want, time.monotonic() - t0)
+        note("durable puts, 50 writers, fsync always")
+        ddir = tempfile.mkdtemp(prefix="girder-bench-durable.", dir="/var/tmp")
+        try:
+            durable = girder_durable(build, ddir, 50)
+        finally:
+            shutil.rmtree(ddir, ignore_errors=True)
+    finally:
+        net.kill_all()
+        if have_e:
+            e.finish()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    res = {}
+    print()
+    print(f"Tables: {rounds} rounds, Girder then Erlang in each "
+          f"({time.strftime('%Y-%m-%dT%H:%MZ', time.gmtime())}, "
+          f"load {os.getloadavg()[0]:.1f} at the end)")
+    if args.idle is not None:
+        print(f"machine: {os.cpu_count()} cores, {args.idle}% idle before the run")
+    fmt = "{:<46s} {:>11s} {:>11s} {:>7s} {:>7s} {:>4s}"
+    print(fmt.format("benchmark", "Girder", "Erlang", "G/E", "goal", "met"))
+    procs = el[0]["procs"] if el else 2
+    rows = [("get", "get_1", "get, 1 thread / ETS lookup 1 proc", 2.0),
+            ("getn", "get_n", f"get, 2 threads / ETS {procs} procs", 2.0),
+            ("put", "put_1", "put, 1 thread / ETS insert 1 proc", 1.0),
+            ("putn", "put_n", f"put, 2 threads / ETS {procs} procs", 1.0)]
+    for key, k, label, goal in rows:
+        gv = med([x[k] for x in gl])
+        ev = med([x[k] for x in el])
+        ratio = gv / ev if ev else None
+        res[f"girder.tab_{key}_ops_s"] = gv
+        if ev:
+            res[f"erlang.tab_{key}_ops_s"] = ev
+        print(fmt.format(label + " (ops/s)", f"{gv:,.0f}", f"{ev:,.0f}" if ev else "-",
+                         f"{ratio:.2f}" if ratio else "-", f">={goal:g}",
+                         ("yes" if ratio >= goal else "NO") if ratio else "-"))
+        print("    rounds: G " + " ".join(f"{x[k]:,.0f}" for x in gl)
+              + ("   E " + " ".join(f"{x[k]:,.0f}" for x in el) if el else ""))
+    gb = med([x["bytes_per_entry"] for x in gl])
+    eb = med([x["bytes_per_entry"] for x in el])
+    res["girder.tab_bytes_per_entry"] = gb
+    print(fmt.format("memory per entry (bytes)", f"{gb:.1f}", f"{eb:.1f}" if eb else "-",
+                     f"{gb / eb:.2f}" if eb else "-", "report", "-"))
+    grate = [n / s for n, s in gr]
+    erate = [n / s for n, s in er]
+    gv, ev = med(grate), med(erate)
+    res["girder.tab_repl_puts_s"] = gv
+    if ev:
+        res["erlang.tab_repl_puts_s"] = ev
+    print(fmt.format("replicated puts, 3 nodes (puts/s)", f"{gv:,.0f}",
+                     f"{ev:,.0f}" if ev else "-", f"{gv / ev:.2f}" if ev else "-", ">=2",
+                     ("yes" if gv / ev >= 2 else "NO") if ev else "-"))
+    print(f"    rounds ({gr[0][0]} puts, until every replica holds every write): G "
+          + " ".join(f"{x:,.0f}" for x in grate)
+          + ("   Mnesia dirty_write " + " ".join(f"{x:,.0f}" for x in erate) if er else ""))
+    if catch:
+        res["girder.tab_catchup_s"] = catch[1]
+        print(fmt.format(f"new node catches up {catch[0]} keys (s)", f"{catch[1]:.2f}", "-",
+                         "-", "<2", "yes" if catch[1] < 2 else "NO"))
+    if durable:
+        res["girder.tab_durable_puts_s"], res["girder.tab_durable_per_fsync"] = durable
+        print(fmt.format("durable puts, 50 writers (puts/s)", f"{durable[0]:,.0f}", "-", "-",
+                         "report", "-"))
+        print(fmt.format("  puts per fsync (group commit)", f"{durable[1]:.1f}", "-", "-",
+                         ">=10", "yes" if durable[1] >= 10 else "NO"))
+    if args.results:
+        with open(args.results, "a") as f:
+            for k, v in res.items():
+                f.write(f"{k}={v:g}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        net.kill_all()
+        sys.exit(130)
