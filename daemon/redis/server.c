@@ -383,8 +383,6 @@ static void close_conn(rconn *c, bool notify)
     set_read(c, false);
     set_write(c, false);
     c->dead = true;
-    close(c->fd);
-    c->fd = -1;
     pthread_mutex_lock(&c->srv->mu);
     if (c->prev) {
         c->prev->next = c->next;
@@ -395,6 +393,8 @@ static void close_conn(rconn *c, bool notify)
         c->next->prev = c->prev;
     }
     c->next = c->prev = NULL;
+    close(c->fd); /* under mu: CLIENT LIST reads fd */
+    c->fd = -1;
     pthread_mutex_unlock(&c->srv->mu);
     atomic_fetch_sub(&c->srv->nclients, 1);
     if (notify && (m = girder_msg_atom(CLOSE_ATOM)) && gr_rt_send(c->srv->rt, c->self, m) < 0) {
@@ -1007,7 +1007,9 @@ void gr_redis_cmd_hello(rconn *c, const rargs *a)
     if (name) {
         set_name(c, name, namel);
     }
+    pthread_mutex_lock(&c->srv->mu); /* CLIENT LIST reads it */
     c->out.proto = (int)ver;
+    pthread_mutex_unlock(&c->srv->mu);
     gr_resp_map(&c->out, 7);
     gr_resp_bulkstr(&c->out, "server");
     gr_resp_bulkstr(&c->out, "redis");
