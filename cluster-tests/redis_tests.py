@@ -6,8 +6,9 @@ headers). Not named redis.py: that would hide redis-py itself.
 
 Tests (rows rd_* in tests.py):
   rd_commands   every supported command and its errors through redis-py
-                (RESP2), the RESP3 forms over a raw socket (HELLO 3 map, null,
-                map, set, push-less), redis-cli -3, pipelines of 100,000
+                (RESP2), transactions (MULTI/EXEC/DISCARD/WATCH), the RESP3
+                forms over a raw socket (HELLO 3 map, null, map, set),
+                redis-cli -3, pipelines of 100,000
   rd_auth       password file (refused when group-readable), protected mode,
                 NOAUTH / WRONGPASS / AUTH / HELLO AUTH
   rd_cluster    3 nodes: a write on a read on b, TTL expiry seen on every
@@ -263,6 +264,27 @@ def test_commands(c):
           f"RESP3 replies {out!r}")
     bad, _ = raw(a, port, b"HELLO 4\r\nPING\r\n", timeout=1)
     check(bad == b"-NOPROTO unsupported protocol version\r\n+PONG\r\n", f"HELLO 4: {bad!r}")
+    # transactions: MULTI/EXEC (redis-py's transaction pipeline), EXECABORT, WATCH
+    with r.pipeline() as p:
+        res = p.set("tx", "1").incr("tx").get("tx").execute()
+    check(res == [True, 2, "2"], f"MULTI/EXEC {res}")
+    out, _ = raw(a, port, b"MULTI\r\nNOPE\r\nSET x 1\r\nEXEC\r\nEXEC\r\nDISCARD\r\n",
+                 timeout=1)
+    check(out == b"+OK\r\n-ERR unknown command 'NOPE', with args beginning with: \r\n"
+          b"+QUEUED\r\n-EXECABORT Transaction discarded because of previous errors.\r\n"
+          b"-ERR EXEC without MULTI\r\n-ERR DISCARD without MULTI\r\n", f"EXECABORT {out!r}")
+    check(r.get("x") is None, "an aborted transaction wrote nothing")
+    with r.pipeline() as p:
+        p.watch("tx")
+        r.set("tx", "changed")
+        p.multi()
+        p.incr("tx")
+        try:
+            p.execute()
+            check(False, "EXEC after a WATCHed key changed must fail")
+        except redis.exceptions.WatchError:
+            pass
+    check(r.get("tx") == "changed", "the aborted transaction did not run")
     # pipelines of 100,000: replies in order
     t0 = now()
     with r.pipeline(transaction=False) as p:

@@ -1637,7 +1637,9 @@ const rcommand gr_redis_cmds[] = {
     {"decr", 2, "write denyoom fast", 1, 1, 1, cmd_decr},
     {"decrby", 3, "write denyoom fast", 1, 1, 1, cmd_decrby},
     {"del", -2, "write", 1, -1, 1, cmd_del},
+    {"discard", 1, "noscript loading stale fast allow_busy", 0, 0, 0, gr_redis_cmd_discard},
     {"echo", 2, "fast", 0, 0, 0, gr_redis_cmd_echo},
+    {"exec", 1, "noscript loading stale skip_slowlog", 0, 0, 0, gr_redis_cmd_exec},
     {"exists", -2, "readonly fast", 1, -1, 1, cmd_exists},
     {"expire", -3, "write fast", 1, 1, 1, cmd_expire},
     {"expireat", -3, "write fast", 1, 1, 1, cmd_expireat},
@@ -1665,6 +1667,7 @@ const rcommand gr_redis_cmds[] = {
     {"keys", 2, "readonly", 0, 0, 0, cmd_keys},
     {"mget", -2, "readonly fast", 1, -1, 1, cmd_mget},
     {"mset", -3, "write denyoom", 1, -1, 2, cmd_mset},
+    {"multi", 1, "noscript loading stale fast allow_busy", 0, 0, 0, gr_redis_cmd_multi},
     {"persist", 2, "write fast", 1, 1, 1, cmd_persist},
     {"pexpire", -3, "write fast", 1, 1, 1, cmd_pexpire},
     {"pexpireat", -3, "write fast", 1, 1, 1, cmd_pexpireat},
@@ -1688,5 +1691,7 @@ const rcommand gr_redis_cmds[] = {
     {"ttl", 2, "readonly fast", 1, 1, 1, cmd_ttl},
     {"type", 2, "readonly fast", 1, 1, 1, cmd_type},
     {"unlink", -2, "write fast", 1, -1, 1, cmd_del},
+    {"unwatch", 1, "noscript loading stale fast allow_busy", 0, 0, 0, gr_redis_cmd_unwatch},
+    {"watch", -2, "noscript loading stale fast allow_busy", 1, -1, 1, gr_redis_cmd_watch},
 };
 const size_t gr_redis_ncmds = sizeof(gr_redis_cmds) / sizeof(gr_redis_cmds[0]);

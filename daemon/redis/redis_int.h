@@ -84,6 +84,11 @@ struct rconn {
     int db;
     gr_table *t;      /* the selected db's table (borrowed from srv->dbs) */
     gr_tbuf v, v2, k; /* scratch: a value, a second value, an encoded key */
+    bool in_multi;    /* between MULTI and EXEC/DISCARD */
+    bool multi_err;   /* a command was refused while queueing: EXEC aborts */
+    gr_tbuf mq;       /* queued commands: u32 argc, then (u32 len, bytes) each */
+    uint32_t mq_n;    /* commands queued */
+    gr_tbuf watch;    /* WATCHed keys: (u32 db, u64 version, u32 len, key bytes) */
     /* CLIENT LIST (written under srv->mu) */
     uint64_t id;
     char name[GR_REDIS_NAME_MAX + 1];
@@ -136,6 +141,11 @@ void gr_redis_cmd_config(rconn *c, const rargs *a);
 void gr_redis_cmd_command(rconn *c, const rargs *a);
 void gr_redis_cmd_dbsize(rconn *c, const rargs *a);
 void gr_redis_cmd_flushdb(rconn *c, const rargs *a);
+void gr_redis_cmd_multi(rconn *c, const rargs *a);
+void gr_redis_cmd_exec(rconn *c, const rargs *a);
+void gr_redis_cmd_discard(rconn *c, const rargs *a);
+void gr_redis_cmd_watch(rconn *c, const rargs *a);
+void gr_redis_cmd_unwatch(rconn *c, const rargs *a);
 
 /* ---- store.c: the value encoding ---------------------------------------------------------- */
 

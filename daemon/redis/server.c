@@ -437,6 +437,79 @@ static void unknown_cmd(rconn *c, const rargs *a)
     gr_resp_error(&c->out, msg);
 }
 
+static bool multi_ctl(rcmd_fn fn)
+{
+    return fn == gr_redis_cmd_exec || fn == gr_redis_cmd_discard || fn == gr_redis_cmd_multi ||
+           fn == gr_redis_cmd_watch || fn == gr_redis_cmd_quit;
+}
+
+static int tb_put(gr_tbuf *b, const void *p, size_t n)
+{
+    if (b->cap - b->len < n) {
+        size_t nc = b->cap ? b->cap : 256;
+        uint8_t *np;
+
+        while (nc - b->len < n) {
+            nc *= 2;
+        }
+        if (!(np = realloc(b->p, nc))) {
+            return -ENOMEM;
+        }
+        b->p = np;
+        b->cap = nc;
+    }
+    memcpy(b->p + b->len, p, n);
+    b->len += n;
+    return 0;
+}
+
+/* Queue a command for EXEC. */
+static void queue_cmd(rconn *c, const rargs *a)
+{
+    uint32_t n = (uint32_t)a->argc;
+    size_t at = c->mq.len;
+    int r = tb_put(&c->mq, &n, 4);
+
+    for (int i = 0; r == 0 && i < a->argc; i++) {
+        uint32_t l = (uint32_t)a->argl[i];
+
+        if ((r = tb_put(&c->mq, &l, 4)) == 0) {
+            r = tb_put(&c->mq, a->argv[i], a->argl[i]);
+        }
+    }
+    if (r < 0 || c->mq.len > GR_REDIS_OUT_HARD) {
+        c->mq.len = at;
+        c->multi_err = true;
+        gr_resp_error(&c->out, "ERR the transaction is too large");
+        return;
+    }
+    c->mq_n++;
+    gr_resp_simple(&c->out, "QUEUED");
+}
+
+/* Look up and run (or queue) one command. */
+static void run_cmd(rconn *c, const rargs *a)
+{
+    const rcommand *cmd = find_cmd(a->argv[0], a->argl[0]);
+
+    atomic_fetch_add_explicit(&c->srv->cmds_total, 1, memory_order_relaxed);
+    if (!cmd) {
+        unknown_cmd(c, a);
+        c->multi_err |= c->in_multi;
+    } else if (c->srv->password && !c->authed && cmd->fn != gr_redis_cmd_auth &&
+               cmd->fn != gr_redis_cmd_hello && cmd->fn != gr_redis_cmd_quit) {
+        gr_resp_error(&c->out, "NOAUTH Authentication required.");
+    } else if ((cmd->arity > 0 && a->argc != cmd->arity) ||
+               (cmd->arity < 0 && a->argc < -cmd->arity)) {
+        gr_resp_errorf(&c->out, "ERR wrong number of arguments for '%s' command", cmd->name);
+        c->multi_err |= c->in_multi;
+    } else if (c->in_multi && !multi_ctl(cmd->fn)) {
+        queue_cmd(c, a);
+    } else {
+        cmd->fn(c, a);
+    }
+}
+
 static void exec_cmd(rconn *c, uint8_t *base)
 {
     const char *argv_s[64];
@@ -444,7 +517,6 @@ static void exec_cmd(rconn *c, uint8_t *base)
     const char **argv = argv_s;
     size_t *argl = argl_s;
     uint32_t n = c->parser.nargs;
-    const rcommand *cmd;
     rargs a;
 
     if (n > 64) {
@@ -462,23 +534,151 @@ static void exec_cmd(rconn *c, uint8_t *base)
         argl[i] = c->parser.args[i].len;
     }
     a = (rargs){(int)n, argv, argl};
-    atomic_fetch_add_explicit(&c->srv->cmds_total, 1, memory_order_relaxed);
-    cmd = find_cmd(argv[0], argl[0]);
-    if (!cmd) {
-        unknown_cmd(c, &a);
-    } else if (c->srv->password && !c->authed && cmd->fn != gr_redis_cmd_auth &&
-               cmd->fn != gr_redis_cmd_hello && cmd->fn != gr_redis_cmd_quit) {
-        gr_resp_error(&c->out, "NOAUTH Authentication required.");
-    } else if ((cmd->arity > 0 && a.argc != cmd->arity) ||
-               (cmd->arity < 0 && a.argc < -cmd->arity)) {
-        gr_resp_errorf(&c->out, "ERR wrong number of arguments for '%s' command", cmd->name);
-    } else {
-        cmd->fn(c, &a);
-    }
+    run_cmd(c, &a);
     if (argv != argv_s) {
         free(argv);
         free(argl);
     }
+}
+
+static void multi_reset(rconn *c)
+{
+    c->in_multi = false;
+    c->multi_err = false;
+    c->mq.len = 0;
+    c->mq_n = 0;
+    c->watch.len = 0;
+}
+
+void gr_redis_cmd_multi(rconn *c, const rargs *a)
+{
+    if (c->in_multi) {
+        gr_resp_error(&c->out, "ERR MULTI calls can not be nested");
+        return;
+    }
+    c->in_multi = true;
+    gr_resp_simple(&c->out, "OK");
+}
+
+void gr_redis_cmd_discard(rconn *c, const rargs *a)
+{
+    if (!c->in_multi) {
+        gr_resp_error(&c->out, "ERR DISCARD without MULTI");
+        return;
+    }
+    multi_reset(c);
+    gr_resp_simple(&c->out, "OK");
+}
+
+void gr_redis_cmd_watch(rconn *c, const rargs *a)
+{
+    if (c->in_multi) {
+        gr_resp_error(&c->out, "ERR WATCH inside MULTI is not allowed");
+        return;
+    }
+    for (int i = 1; i < a->argc; i++) {
+        gr_table *t = gr_redis_db(c);
+        gr_tmeta meta = {0};
+        uint32_t db = (uint32_t)c->db, l = (uint32_t)a->argl[i];
+
+        if (!t) {
+            return;
+        }
+        if (gr_redis_key(&c->k, a->argv[i], a->argl[i]) < 0 ||
+            (gr_table_get(t, c->k.p, c->k.len, &c->v, &meta) < 0 && (meta.version = 0, 0)) ||
+            tb_put(&c->watch, &db, 4) < 0 || tb_put(&c->watch, &meta.version, 8) < 0 ||
+            tb_put(&c->watch, &l, 4) < 0 || tb_put(&c->watch, a->argv[i], a->argl[i]) < 0) {
+            gr_resp_error(&c->out, "OOM command not allowed when used memory > 'maxmemory'.");
+            return;
+        }
+    }
+    gr_resp_simple(&c->out, "OK");
+}
+
+void gr_redis_cmd_unwatch(rconn *c, const rargs *a)
+{
+    c->watch.len = 0;
+    gr_resp_simple(&c->out, "OK");
+}
+
+/* Has a WATCHed key changed (its version) since WATCH? */
+static bool watch_dirty(rconn *c)
+{
+    for (size_t off = 0; off < c->watch.len;) {
+        uint32_t db, l;
+        uint64_t ver;
+        gr_tmeta meta = {0};
+        gr_table *t;
+
+        memcpy(&db, c->watch.p + off, 4);
+        memcpy(&ver, c->watch.p + off + 4, 8);
+        memcpy(&l, c->watch.p + off + 12, 4);
+        t = gr_redis_db_open(c->srv, (int)db);
+        if (!t || gr_redis_key(&c->k, c->watch.p + off + 16, l) < 0) {
+            return true;
+        }
+        if (gr_table_get(t, c->k.p, c->k.len, &c->v, &meta) < 0) {
+            meta.version = 0;
+        }
+        if (meta.version != ver) {
+            return true;
+        }
+        off += 16 + l;
+    }
+    return false;
+}
+
+void gr_redis_cmd_exec(rconn *c, const rargs *a)
+{
+    gr_tbuf q;
+    uint32_t n;
+
+    if (!c->in_multi) {
+        gr_resp_error(&c->out, "ERR EXEC without MULTI");
+        return;
+    }
+    if (c->multi_err) {
+        multi_reset(c);
+        gr_resp_error(&c->out, "EXECABORT Transaction discarded because of previous errors.");
+        return;
+    }
+    if (watch_dirty(c)) {
+        multi_reset(c);
+        gr_resp_null_array(&c->out);
+        return;
+    }
+    /* take the queue: the commands may not see it */
+    q = c->mq;
+    n = c->mq_n;
+    c->mq = (gr_tbuf){0};
+    multi_reset(c);
+    gr_resp_array(&c->out, n);
+    for (size_t off = 0; off < q.len;) {
+        uint32_t argc, l;
+        const char **argv;
+        size_t *argl;
+
+        memcpy(&argc, q.p + off, 4);
+        off += 4;
+        argv = malloc(argc * sizeof(*argv));
+        argl = malloc(argc * sizeof(*argl));
+        if (!argv || !argl) {
+            free(argv);
+            free(argl);
+            gr_resp_error(&c->out, "OOM command not allowed when used memory > 'maxmemory'.");
+            break;
+        }
+        for (uint32_t i = 0; i < argc; i++) {
+            memcpy(&l, q.p + off, 4);
+            argv[i] = (const char *)q.p + off + 4;
+            argl[i] = l;
+            off += 4 + l;
+        }
+        run_cmd(c, &(rargs){(int)argc, argv, argl});
+        free(argv);
+        free(argl);
+    }
+    gr_tbuf_free(&q);
 }
 
 /* Parse and execute what is buffered, until the input is used up, the output
@@ -740,6 +940,8 @@ static void conn_terminate(girder_ctx *ctx, void *state, const girder_msg *reaso
     gr_tbuf_free(&c->v);
     gr_tbuf_free(&c->v2);
     gr_tbuf_free(&c->k);
+    gr_tbuf_free(&c->mq);
+    gr_tbuf_free(&c->watch);
     free(c->in);
     free(c);
 }
