@@ -18,6 +18,9 @@ Tests (rows rd_* in tests.py):
                 each gets an error or a close while another client is served
                 and the node's memory stays bounded
   rd_benchmark  redis-benchmark -q -n 2000 over the commands implemented
+  rd_pubsub     SUBSCRIBE/PSUBSCRIBE on b get what a Redis client publishes
+                on a and what `girder pub` publishes on c, in order (RESP2
+                and RESP3 pushes), PUBSUB CHANNELS/NUMSUB/NUMPAT
 """
 
 import os
@@ -460,3 +463,70 @@ def test_benchmark(c):
     check(out.returncode == 0, f"redis-benchmark exit {out.returncode}: {out.stderr[-500:]}")
     check("rror" not in out.stdout + out.stderr, "redis-benchmark saw an error reply")
     check(len(lines) >= 9, f"{len(lines)} result lines")
+
+
+def test_pubsub(c):
+    """Redis subscribers on b (redis-py, RESP2; a raw RESP3 socket) receive
+    what a Redis client publishes on a and what `girder pub` publishes on c,
+    in publish order; glob patterns; PUBSUB on b; the subscribed-state
+    restriction of RESP2."""
+    a, pa = redis_node(c, "a")
+    b, pb = redis_node(c, "b", seeds=[a])
+    d, pd = redis_node(c, "c", seeds=[a])
+    c.wait_mesh([a, b, d])
+    ra, rb = client(a, pa), client(b, pb)
+    sub = rb.pubsub()
+    sub.subscribe("news.eu")
+    sub.psubscribe("news.*")
+    got = []
+    for _ in range(2):
+        m = sub.get_message(timeout=5)
+        check(m and m["type"] in ("subscribe", "psubscribe"), f"confirmation {m}")
+    # a RESP3 subscriber on b too: pushes
+    s3 = socket.create_connection((b.addr, pb), timeout=10)
+    s3.sendall(b"HELLO 3\r\nSUBSCRIBE news.eu\r\n")
+    buf = b""
+    while b">3\r\n$9\r\nsubscribe\r\n$7\r\nnews.eu\r\n:1\r\n" not in buf:
+        buf += s3.recv(65536)
+    buf = b""
+    # wait until a knows b's interest (a publish before that reaches nobody)
+    wait_until("a's publishes reach b", lambda: ra.publish("news.warmup", "w") >= 0 and
+               _drain_until(sub, "news.warmup"), 15)
+    for i in range(20):
+        ra.publish("news.eu", f"m{i}")
+    c.expect(d.cli("pub", "news.eu", '"from-girder"'), 0)
+    end = now() + 10
+    while now() < end and len(got) < 42:
+        m = sub.get_message(timeout=1)
+        if m and m["type"] in ("message", "pmessage"):
+            got.append(m)
+    msgs = [x["data"] for x in got if x["type"] == "message"]
+    pmsgs = [x["data"] for x in got if x["type"] == "pmessage"]
+    want = [f"m{i}" for i in range(20)] + ["from-girder"]
+    check(msgs == want, f"messages on b: {msgs}")
+    check(pmsgs == want, f"pattern messages on b: {pmsgs}")
+    end = now() + 10
+    while now() < end and buf.count(b">3\r\n$7\r\nmessage\r\n") < 21:
+        buf += s3.recv(65536)
+    check(buf.startswith(b">3\r\n$7\r\nmessage\r\n$7\r\nnews.eu\r\n$2\r\nm0\r\n") and
+          buf.count(b">3\r\n$7\r\nmessage\r\n") == 21, f"RESP3 pushes {buf[:120]!r}")
+    s3.close()
+    check(rb.pubsub_channels() == ["news.eu"], f"PUBSUB CHANNELS {rb.pubsub_channels()}")
+    check(rb.pubsub_numsub("news.eu") == [("news.eu", 1)], "PUBSUB NUMSUB")
+    check(rb.pubsub_numpat() == 1, "PUBSUB NUMPAT")
+    out, _ = raw(b, pb, b"SUBSCRIBE x\r\nGET k\r\nPING\r\n", timeout=1)
+    check(b"-ERR Can't execute 'get': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / "
+          b"RESET are allowed in this context\r\n*2\r\n$4\r\npong\r\n$0\r\n\r\n" in out,
+          f"RESP2 subscribed state {out!r}")
+    raises(lambda: ra.publish("bad topic", "x"), "'bad topic' is not a Girder topic*")
+    sub.close()
+
+
+def _drain_until(sub, channel):
+    """Read sub's messages for up to 0.5 s; True once one on channel came."""
+    end = now() + 0.5
+    while now() < end:
+        m = sub.get_message(timeout=0.1)
+        if m and m.get("channel") == channel and m["type"] == "pmessage":
+            return True
+    return False

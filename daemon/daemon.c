@@ -596,7 +596,7 @@ static int run(const gr_config *cfg, const char *prog, const gr_daemon_ext *ext)
     if (start_cluster(&n, cfg) < 0) {
         goto out;
     }
-    if (n.redis && gr_redis_start(n.redis, n.rt, gr_rpc_tables(n.rpc), started_ms) < 0) {
+    if (n.redis && gr_redis_start(n.redis, n.rt, gr_rpc_tables(n.rpc), n.pubsub, started_ms) < 0) {
         goto out;
     }
 

@@ -24,6 +24,7 @@
 #include <stdint.h>
 
 typedef struct gr_redis gr_redis;
+struct gr_pubsub;
 
 #define GR_REDIS_TABLE_DEFAULT "redis" /* db 0's table; db N is "redis.N" */
 
@@ -39,9 +40,11 @@ typedef struct gr_redis_config {
  * GR_ECONFIG (logged: protected mode, unsafe or unreadable password file,
  * bad table name), or -errno of bind/listen (logged). */
 int gr_redis_new(const gr_redis_config *cfg, gr_redis **ret_r);
-/* Start serving on rt with the node's tables (borrowed, alive until
- * gr_redis_free). 0 or a negative error (logged). */
-int gr_redis_start(gr_redis *r, girder_rt *rt, gr_tables *tables, uint64_t started_ms);
+/* Start serving on rt with the node's tables and topics (borrowed, alive
+ * until gr_redis_free; pubsub may be NULL: no pub/sub commands). 0 or a
+ * negative error (logged). */
+int gr_redis_start(gr_redis *r, girder_rt *rt, gr_tables *tables, struct gr_pubsub *pubsub,
+                   uint64_t started_ms);
 /* The port listened on (after gr_redis_new). */
 uint16_t gr_redis_port(const gr_redis *r);
 /* Free after gr_rt_stop. NULL-safe; returns NULL. */

@@ -13,6 +13,7 @@
 #define GR_REDIS_INT_H
 
 #include "redis/redis.h"
+#include "pubsub/pubsub.h"
 #include "redis/resp.h"
 
 #include <event2/event.h>
@@ -30,6 +31,13 @@
 #define GR_REDIS_VERSION "7.2.0"        /* the Redis version reported (HELLO, INFO) */
 
 typedef struct rconn rconn;
+
+/* One Redis subscription of a connection. */
+typedef struct rsub {
+    bool pattern;                    /* PSUBSCRIBE (a Redis glob) or SUBSCRIBE */
+    uint8_t len;                     /* bytes of name */
+    char name[GR_TOPIC_MAX_LEN + 1]; /* channel or pattern */
+} rsub;
 
 /* One remembered SCAN cursor: the table's opaque cursor behind an integer. */
 typedef struct rcursor {
@@ -50,6 +58,7 @@ struct gr_redis {
     bool disk;   /* create tables on disk */
     girder_rt *rt;
     gr_tables *tables;
+    gr_pubsub *pubsub;           /* the node's topics (PUBLISH, SUBSCRIBE), or NULL */
     uint64_t started_ms;         /* monotonic ms of the node's start */
     pthread_mutex_t mu;          /* dbs, clients list, cursors, client fields below */
     gr_table *dbs[GR_REDIS_DBS]; /* opened (created) on first use */
@@ -89,6 +98,10 @@ struct rconn {
     gr_tbuf mq;       /* queued commands: u32 argc, then (u32 len, bytes) each */
     uint32_t mq_n;    /* commands queued */
     gr_tbuf watch;    /* WATCHed keys: (u32 db, u64 version, u32 len, key bytes) */
+    /* pub/sub (written under srv->mu: PUBSUB reads them) */
+    rsub *subs;                      /* SUBSCRIBE channels and PSUBSCRIBE patterns */
+    size_t nsubs, capsubs;           /* used, allocated */
+    char gpat[GR_TOPIC_MAX_LEN + 1]; /* the one Girder pattern subscribed ("": none) */
     /* CLIENT LIST (written under srv->mu) */
     uint64_t id;
     char name[GR_REDIS_NAME_MAX + 1];
@@ -146,6 +159,14 @@ void gr_redis_cmd_exec(rconn *c, const rargs *a);
 void gr_redis_cmd_discard(rconn *c, const rargs *a);
 void gr_redis_cmd_watch(rconn *c, const rargs *a);
 void gr_redis_cmd_unwatch(rconn *c, const rargs *a);
+void gr_redis_cmd_subscribe(rconn *c, const rargs *a);
+void gr_redis_cmd_unsubscribe(rconn *c, const rargs *a);
+void gr_redis_cmd_psubscribe(rconn *c, const rargs *a);
+void gr_redis_cmd_punsubscribe(rconn *c, const rargs *a);
+void gr_redis_cmd_publish(rconn *c, const rargs *a);
+void gr_redis_cmd_pubsub(rconn *c, const rargs *a);
+/* A ["$pub", Topic, Payload] message for connection c. */
+void gr_redis_deliver(rconn *c, const girder_msg *m);
 
 /* ---- store.c: the value encoding ---------------------------------------------------------- */
 

@@ -33,6 +33,7 @@
 #include "util/log.h"
 
 #include <arpa/inet.h>
+#include <assert.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -347,6 +348,7 @@ int gr_redis_cursor_get(gr_redis *srv, uint64_t id, gr_tbuf *out)
 /* ---- connections ---------------------------------------------------------------------------- */
 
 static void pump(rconn *c);
+static void flush_out(rconn *c);
 
 static void set_read(rconn *c, bool on)
 {
@@ -503,6 +505,14 @@ static void run_cmd(rconn *c, const rargs *a)
                (cmd->arity < 0 && a->argc < -cmd->arity)) {
         gr_resp_errorf(&c->out, "ERR wrong number of arguments for '%s' command", cmd->name);
         c->multi_err |= c->in_multi;
+    } else if (c->nsubs && c->out.proto < 3 && cmd->fn != gr_redis_cmd_subscribe &&
+               cmd->fn != gr_redis_cmd_unsubscribe && cmd->fn != gr_redis_cmd_psubscribe &&
+               cmd->fn != gr_redis_cmd_punsubscribe && cmd->fn != gr_redis_cmd_ping &&
+               cmd->fn != gr_redis_cmd_quit) {
+        gr_resp_errorf(&c->out,
+                       "ERR Can't execute '%s': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / "
+                       "QUIT / RESET are allowed in this context",
+                       cmd->name);
     } else if (c->in_multi && !multi_ctl(cmd->fn)) {
         queue_cmd(c, a);
     } else {
@@ -925,6 +935,17 @@ static int conn_handle(girder_ctx *ctx, void *state, const girder_msg *msg)
     if (c->dead && girder_msg_is_atom(msg, CLOSE_ATOM)) {
         return GIRDER_STOP;
     }
+    if (!c->dead && c->nsubs) {
+        gr_redis_deliver(c, msg);
+        if (c->out.oom || gr_resp_out_pending(&c->out) > GR_REDIS_OUT_HARD) {
+            atomic_fetch_add(&c->srv->out_limit, 1);
+            gr_warn(LOG, "subscriber %llu (%s): output buffer above %u bytes; closing it",
+                    (unsigned long long)c->id, c->addr, GR_REDIS_OUT_HARD);
+            close_conn(c, false);
+            return GIRDER_STOP;
+        }
+        flush_out(c);
+    }
     return GIRDER_CONTINUE;
 }
 
@@ -942,6 +963,7 @@ static void conn_terminate(girder_ctx *ctx, void *state, const girder_msg *reaso
     gr_tbuf_free(&c->k);
     gr_tbuf_free(&c->mq);
     gr_tbuf_free(&c->watch);
+    free(c->subs);
     free(c->in);
     free(c);
 }
@@ -1039,13 +1061,15 @@ static void listener_terminate(girder_ctx *ctx, void *state, const girder_msg *r
     free(l);
 }
 
-int gr_redis_start(gr_redis *r, girder_rt *rt, gr_tables *tables, uint64_t started_ms)
+int gr_redis_start(gr_redis *r, girder_rt *rt, gr_tables *tables, struct gr_pubsub *pubsub,
+                   uint64_t started_ms)
 {
     girder_pid pid;
     int e;
 
     r->rt = rt;
     r->tables = tables;
+    r->pubsub = pubsub;
     r->started_ms = started_ms;
     r->listener_b = (girder_behaviour){.name = "redis_listener",
                                        .init = listener_init,
@@ -1056,6 +1080,9 @@ int gr_redis_start(gr_redis *r, girder_rt *rt, gr_tables *tables, uint64_t start
                                    .handle = conn_handle,
                                    .terminate = conn_terminate,
                                    .state_size = conn_size};
+    for (size_t i = 1; i < gr_redis_ncmds; i++) { /* find_cmd's bsearch needs it */
+        assert(strcmp(gr_redis_cmds[i - 1].name, gr_redis_cmds[i].name) < 0);
+    }
     if (!tables) {
         gr_error(LOG, "no table engine: the redis listener cannot start");
         return GR_ENOTABLE;
@@ -1080,6 +1107,12 @@ static bool arg_is(const rargs *a, int i, const char *s)
 
 void gr_redis_cmd_ping(rconn *c, const rargs *a)
 {
+    if (c->nsubs && c->out.proto < 3 && a->argc <= 2) { /* subscribed: ["pong", arg] */
+        gr_resp_array(&c->out, 2);
+        gr_resp_bulkstr(&c->out, "pong");
+        gr_resp_bulk(&c->out, a->argc == 2 ? a->argv[1] : "", a->argc == 2 ? a->argl[1] : 0);
+        return;
+    }
     if (a->argc > 2) {
         gr_resp_error(&c->out, "ERR wrong number of arguments for 'ping' command");
     } else if (a->argc == 2) {
