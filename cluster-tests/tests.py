@@ -18,6 +18,9 @@ import time
 
 from flood import test_flood  # r_flood, in cluster-tests/flood.py
 from overload import test_overload  # s_overload, in cluster-tests/overload.py
+from redis_tests import test_abuse as rd_abuse, test_auth as rd_auth  # rd_*: redis_tests.py
+from redis_tests import test_benchmark as rd_benchmark, test_cluster as rd_cluster
+from redis_tests import test_commands as rd_commands, test_pubsub as rd_pubsub
 from harness import (EXIT_AUTH, EXIT_OK, EXIT_REMOTE, EXIT_TIMEOUT, EXIT_UNREACHABLE, EXIT_USAGE,
                      TestFailure, check, free_port, now, testkit, wait_until)
 
@@ -2201,4 +2204,13 @@ def test_port_bounds(c):
 
 TESTS += [
     ("z_port_bounds", test_port_bounds),
+]
+
+TESTS += [
+    ("rd_commands", rd_commands),
+    ("rd_auth", rd_auth),
+    ("rd_cluster", rd_cluster),
+    ("rd_abuse", rd_abuse),
+    ("rd_benchmark", rd_benchmark),
+    ("rd_pubsub", rd_pubsub),
 ]

@@ -34,6 +34,7 @@
 #include "port/port.h"
 #include "proto/term.h"
 #include "pubsub/pubsub.h"
+#include "redis/redis.h"
 #include "rpc/rpc.h"
 #include "runtime/rt.h"
 #include "services/services.h"
@@ -74,6 +75,7 @@ typedef struct node {
     gr_dist *dist;         /* links to the cluster (its own thread) */
     gr_plugins *plugins;   /* the plugin loader; serves rpc `plugin` */
     gr_ports *ports;       /* behaviour "port", its spawner thread; rpc `port` */
+    gr_redis *redis;       /* the Redis listener (--redis), or NULL */
 } node;
 
 /* What a message from the probe's queue is, for main and the watcher. */
@@ -537,9 +539,24 @@ static int run(const gr_config *cfg, const char *prog, const gr_daemon_ext *ext)
     if (load_cookie(cfg, &cookie) < 0) {
         return EXIT_CONFIG;
     }
+    /* The Redis listener's settings are configuration too (protected mode, the
+     * password file): checked, and its port taken, before anything starts. */
+    if (cfg->redis_host) {
+        gr_redis_config rcf = {.host = cfg->redis_host,
+                               .port = cfg->redis_port,
+                               .password_file = cfg->redis_password_file,
+                               .table = cfg->redis_table,
+                               .data_dir = cfg->data_dir};
+
+        if ((r = gr_redis_new(&rcf, &n.redis)) < 0) {
+            gr_cookie_wipe(&cookie);
+            return r == GR_ECONFIG ? EXIT_CONFIG : EXIT_FAILURE;
+        }
+    }
     if ((r = gr_rt_new(&rcfg, &n.rt)) < 0) {
         gr_error("node", "cannot create the runtime for %s: %s", cfg->name, gr_strerror(r));
         gr_cookie_wipe(&cookie);
+        gr_redis_free(n.redis);
         return EXIT_FAILURE;
     }
     if (register_behaviours(n.rt, ext) < 0) {
@@ -577,6 +594,9 @@ static int run(const gr_config *cfg, const char *prog, const gr_daemon_ext *ext)
     (void)pthread_setname_np(n.watcher, "gr-watch");
     n.watcher_started = true;
     if (start_cluster(&n, cfg) < 0) {
+        goto out;
+    }
+    if (n.redis && gr_redis_start(n.redis, n.rt, gr_rpc_tables(n.rpc), n.pubsub, started_ms) < 0) {
         goto out;
     }
 
@@ -631,6 +651,7 @@ out:
     n.plugins = gr_plugins_free(n.plugins); /* no process runs plugin code now */
     n.rpc = gr_rpc_free(n.rpc);             /* after the workers are gone */
     n.pubsub = gr_pubsub_free(n.pubsub);
+    n.redis = gr_redis_free(n.redis); /* its processes are gone */
     n.dist = gr_dist_free(n.dist);
     n.rt = gr_rt_free(n.rt);
     gr_cookie_wipe(&cookie);

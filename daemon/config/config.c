@@ -64,6 +64,9 @@ static int set_detection_ms(gr_config *cfg, const char *v, gr_config_reason *why
 static int set_cipher(gr_config *cfg, const char *v, gr_config_reason *why);
 static int set_plugin(gr_config *cfg, const char *v, gr_config_reason *why);
 static int set_link_high_water(gr_config *cfg, const char *v, gr_config_reason *why);
+static int set_redis(gr_config *cfg, const char *v, gr_config_reason *why);
+static int set_redis_password_file(gr_config *cfg, const char *v, gr_config_reason *why);
+static int set_redis_table(gr_config *cfg, const char *v, gr_config_reason *why);
 
 static const key_def keys[] = {
     {"name", "name", "NAME@HOST", "node name", DEFAULT_NAME, set_name, false, false},
@@ -98,6 +101,15 @@ static const key_def keys[] = {
      * the file's list. */
     {"plugin", "plugin", "PATH", "plugin (.so) to load at start; repeatable", "none", set_plugin,
      true, false},
+    /* The Redis listener (docs/redis.md). */
+    {"redis", "redis", "HOST:PORT",
+     "serve the Redis protocol here (a non-loopback HOST needs a password)", "off", set_redis,
+     false, false},
+    {"redis_password_file", "redis-password-file", "FILE",
+     "password of Redis clients (AUTH), first line; must not be readable by group or others",
+     "none", set_redis_password_file, false, false},
+    {"redis_table", "redis-table", "NAME", "table of Redis db 0 (db N: NAME.N)", "redis",
+     set_redis_table, false, false},
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -382,6 +394,29 @@ static int set_addr(char **host_slot, uint16_t *port_slot, const char *v, gr_con
 static int set_listen(gr_config *cfg, const char *v, gr_config_reason *why)
 {
     return set_addr(&cfg->listen_host, &cfg->listen_port, v, why);
+}
+
+static int set_redis(gr_config *cfg, const char *v, gr_config_reason *why)
+{
+    return set_addr(&cfg->redis_host, &cfg->redis_port, v, why);
+}
+
+static int set_redis_password_file(gr_config *cfg, const char *v, gr_config_reason *why)
+{
+    if (v[0] == '\0') {
+        *why = GR_CONFIG_EEMPTY;
+        return GR_ECONFIG;
+    }
+    return replace_str(&cfg->redis_password_file, v);
+}
+
+static int set_redis_table(gr_config *cfg, const char *v, gr_config_reason *why)
+{
+    if (v[0] == '\0') {
+        *why = GR_CONFIG_EEMPTY;
+        return GR_ECONFIG;
+    }
+    return replace_str(&cfg->redis_table, v);
 }
 
 static int set_cookie_file(gr_config *cfg, const char *v, gr_config_reason *why)
@@ -718,6 +753,9 @@ void gr_config_clear(gr_config *cfg)
     free(cfg->listen_host);
     free(cfg->cookie_file);
     free(cfg->data_dir);
+    free(cfg->redis_host);
+    free(cfg->redis_password_file);
+    free(cfg->redis_table);
     seeds_clear(cfg);
     plugins_clear(cfg);
     memset(cfg, 0, sizeof(*cfg));

@@ -25,6 +25,9 @@
  *                                binary suffixes)
  *   cipher       --cipher        auto|chacha20-poly1305     auto
  *   data_dir     --data-dir      DIR (1..GR_CONFIG_DATA_DIR_MAX bytes)  none
+ *   redis        --redis         HOST:PORT (docs/redis.md)  off
+ *   redis_password_file --redis-password-file FILE          none
+ *   redis_table  --redis-table   NAME                       redis
  *
  * data_dir: where disk tables live (DIR/tables/NAME/); created with mode 0700
  * at start if missing. Without it, disk tables are refused (bad_config) and
@@ -143,6 +146,10 @@ typedef struct gr_config {
     bool cipher_fast;            /* auto: AES-128-OCB where both ends can (cipher) */
     char **plugins;              /* nplugins plugin paths to load at start, in order */
     size_t nplugins;             /* 0..GR_CONFIG_PLUGINS_MAX */
+    char *redis_host;            /* Redis listener host (redis), or NULL: off */
+    uint16_t redis_port;         /* its port (0: any free port) */
+    char *redis_password_file;   /* redis_password_file, or NULL */
+    char *redis_table;           /* redis_table, or NULL: "redis" */
 } gr_config;
 
 /* Why a configuration was rejected. Filled by the functions below when they

@@ -1,0 +1,532 @@
+# SPDX-License-Identifier: Apache-2.0
+"""redis_tests - the Redis listener (docs/redis.md) driven by clients nobody
+here wrote: Debian's python3-redis (redis-py), redis-cli and redis-benchmark,
+plus raw sockets for what no client sends (garbage, RESP3 bytes, huge
+headers). Not named redis.py: that would hide redis-py itself.
+
+Tests (rows rd_* in tests.py):
+  rd_commands   every supported command and its errors through redis-py
+                (RESP2), transactions (MULTI/EXEC/DISCARD/WATCH), the RESP3
+                forms over a raw socket (HELLO 3 map, null, map, set),
+                redis-cli -3, pipelines of 100,000
+  rd_auth       password file (refused when group-readable), protected mode,
+                NOAUTH / WRONGPASS / AUTH / HELLO AUTH
+  rd_cluster    3 nodes: a write on a read on b, TTL expiry seen on every
+                node, INCR on two nodes at once sums on all three
+  rd_abuse      garbage, a 512 MiB bulk header, a 1,000,000-argument header,
+                a client that never reads, a reply above the output limit:
+                each gets an error or a close while another client is served
+                and the node's memory stays bounded
+  rd_benchmark  redis-benchmark -q -n 2000 over the commands implemented
+  rd_pubsub     SUBSCRIBE/PSUBSCRIBE on b get what a Redis client publishes
+                on a and what `girder pub` publishes on c, in order (RESP2
+                and RESP3 pushes), PUBSUB CHANNELS/NUMSUB/NUMPAT
+"""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+from harness import check, free_port, now, wait_until
+
+try:
+    import redis  # python3-redis (Debian)
+except ImportError:  # a python3 that is not Debian's: use Debian's package
+    sys.path.append("/usr/lib/python3/dist-packages")
+    import redis  # noqa: E402
+
+# what redis-benchmark runs here: the commands implemented (docs/redis.md)
+BENCH_TESTS = "ping,set,get,incr,sadd,hset,spop,mset"
+
+
+def _rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def redis_node(c, short, seeds=(), extra=(), password_file=None):
+    """A node with --redis on its own address; returns (node, redis port)."""
+    addr = f"127.0.0.{c.next_host}"
+    port = free_port(addr)
+    ex = ["--redis", f"{addr}:{port}"] + list(extra)
+    if password_file:
+        ex += ["--redis-password-file", password_file]
+    n = c.node(short, seeds=seeds, extra=ex)
+    check(n.addr == addr, "address allocation changed")
+    n.wait_log(r"listening for redis clients", 10)
+    return n, port
+
+
+def client(n, port, **kw):
+    return redis.Redis(host=n.addr, port=port, socket_timeout=30, decode_responses=True, **kw)
+
+
+def raises(fn, text):
+    """fn() must raise a redis error reply whose message is exactly text
+    (or starts with it when text ends with '*'). redis-py strips the code of
+    some (NOAUTH, WRONGPASS) and raises them as AuthenticationError."""
+    try:
+        fn()
+    except (redis.exceptions.ResponseError, redis.exceptions.AuthenticationError) as e:
+        msg = str(e)
+        ok = msg.startswith(text[:-1]) if text.endswith("*") else msg == text
+        check(ok, f"error {msg!r}, expected {text!r}")
+        return
+    raise AssertionError(f"no error, expected {text!r}")
+
+
+def raw(n, port, data, timeout=10):
+    """Send data on a fresh socket, return (everything read until the node
+    closed or `timeout`, closed_by_node)."""
+    s = socket.create_connection((n.addr, port), timeout=timeout)
+    s.sendall(data)
+    out = b""
+    closed = False
+    end = now() + timeout
+    while now() < end:
+        try:
+            b = s.recv(65536)
+        except socket.timeout:
+            break
+        except ConnectionResetError:
+            closed = True
+            break
+        if not b:
+            closed = True
+            break
+        out += b
+    s.close()
+    return out, closed
+
+
+def resp3_exchange(n, port, cmds):
+    """Send cmds (byte strings, each a whole command) on one socket after
+    HELLO 3, return the raw reply bytes after the HELLO reply."""
+    s = socket.create_connection((n.addr, port), timeout=10)
+    s.sendall(b"HELLO 3\r\n")
+    buf = b""
+    while b"modules" not in buf or not buf.endswith(b"*0\r\n"):
+        buf += s.recv(65536)
+    hello = buf
+    s.sendall(b"".join(cmds))
+    out = b""
+    s.settimeout(1.0)
+    try:
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            out += b
+    except socket.timeout:
+        pass
+    s.close()
+    return hello, out
+
+
+def test_commands(c):
+    """Every supported command through redis-py (RESP2) with its errors in
+    Redis's words, RESP3 replies byte for byte over a raw socket, redis-cli,
+    and pipelines of 100,000 commands."""
+    a, port = redis_node(c, "a")
+    r = client(a, port)
+    check(r.ping() is True, "PING")
+    check(r.echo("hi") == "hi", "ECHO")
+    # strings
+    check(r.set("s", "v") is True and r.get("s") == "v", "SET/GET")
+    check(r.get("missing") is None, "GET missing")
+    check(r.set("s", "w", nx=True) is None, "SET NX on an existing key")
+    check(r.set("new", "1", xx=True) is None and r.get("new") is None, "SET XX on a missing key")
+    check(r.set("s", "x", xx=True) is True and r.get("s") == "x", "SET XX")
+    check(r.set("s", "y", get=True) == "x" and r.get("s") == "y", "SET GET")
+    check(r.set("t", "1", ex=100) and 95 <= r.ttl("t") <= 100, "SET EX / TTL")
+    check(r.set("t", "2", keepttl=True) and 95 <= r.ttl("t") <= 100, "SET KEEPTTL")
+    check(r.set("t", "3") and r.ttl("t") == -1, "SET clears the TTL")
+    check(r.set("p", "1", px=100000) and 95000 <= r.pttl("p") <= 100000, "SET PX / PTTL")
+    check(r.ttl("missing") == -2 and r.pttl("missing") == -2, "TTL of a missing key")
+    raises(lambda: r.set("s", "v", ex=0), "invalid expire time in 'set' command")
+    raises(lambda: r.execute_command("SET", "s", "v", "NX", "XX"), "syntax error")
+    check(r.setnx("nx", "a") is True and r.setnx("nx", "b") is False, "SETNX")
+    check(r.setex("se", 50, "v") and 45 <= r.ttl("se") <= 50, "SETEX")
+    check(r.getdel("se") == "v" and r.get("se") is None, "GETDEL")
+    check(r.getdel("se") is None, "GETDEL of a missing key")
+    check(r.mset({"m1": "a", "m2": "b"}) and r.mget("m1", "m2", "m3") == ["a", "b", None],
+          "MSET/MGET")
+    check(r.append("ap", "ab") == 2 and r.append("ap", "cd") == 4 and r.get("ap") == "abcd",
+          "APPEND")
+    check(r.strlen("ap") == 4 and r.strlen("missing") == 0, "STRLEN")
+    check(r.incr("n") == 1 and r.incrby("n", 10) == 11 and r.decr("n") == 10 and
+          r.decrby("n", 5) == 5 and r.get("n") == "5", "INCR family")
+    r.set("n2", "41")
+    check(r.incr("n2") == 42 and r.get("n2") == "42", "INCR of a SET integer")
+    raises(lambda: r.incr("s"), "value is not an integer or out of range")
+    raises(lambda: r.incrby("n", "x"), "value is not an integer or out of range")
+    r.set("big", str(2**63 - 1))
+    raises(lambda: r.incr("big"), "increment or decrement would overflow")
+    check(r.incrbyfloat("f", 10.5) == 10.5 and r.incrbyfloat("f", 0.1) == 10.6, "INCRBYFLOAT")
+    check(r.get("f") == "10.6", f"INCRBYFLOAT text {r.get('f')!r}")
+    raises(lambda: r.incrbyfloat("s", 1), "value is not a valid float")
+    # keys
+    check(r.exists("s", "s", "missing") == 2, "EXISTS counts repeats")
+    check(r.delete("s", "missing") == 1 and r.unlink("m1", "m2") == 2, "DEL/UNLINK")
+    r.set("e", "v")
+    check(r.expire("e", 100) is True and 95 <= r.ttl("e") <= 100, "EXPIRE")
+    check(r.pexpire("e", 50000) is True and 45000 <= r.pttl("e") <= 50000, "PEXPIRE")
+    check(r.expireat("e", int(time.time()) + 200) and 190 <= r.ttl("e") <= 200, "EXPIREAT")
+    check(r.persist("e") is True and r.ttl("e") == -1 and r.persist("e") is False, "PERSIST")
+    check(r.expire("missing", 10) is False, "EXPIRE of a missing key")
+    check(r.expire("e", -1) is True and r.exists("e") == 0, "EXPIRE in the past deletes")
+    r.set("rn", "v", ex=100)
+    check(r.rename("rn", "rn2") and r.get("rn2") == "v" and r.get("rn") is None and
+          r.ttl("rn2") > 90, "RENAME keeps value and TTL")
+    raises(lambda: r.rename("missing", "x"), "no such key")
+    check(r.type("rn2") == "string" and r.type("missing") == "none", "TYPE")
+    # hashes
+    check(r.hset("h", mapping={"a": "1", "b": "2"}) == 2 and r.hset("h", "a", "3") == 0, "HSET")
+    check(r.hget("h", "a") == "3" and r.hget("h", "z") is None, "HGET")
+    check(r.hmget("h", "a", "z", "b") == ["3", None, "2"], "HMGET")
+    check(r.hgetall("h") == {"a": "3", "b": "2"}, "HGETALL")
+    check(r.hlen("h") == 2 and sorted(r.hkeys("h")) == ["a", "b"] and
+          sorted(r.hvals("h")) == ["2", "3"], "HLEN/HKEYS/HVALS")
+    check(r.hexists("h", "a") is True and r.hexists("h", "z") is False, "HEXISTS")
+    check(r.hincrby("h", "a", 5) == 8 and r.hincrby("h", "new", -2) == -2, "HINCRBY")
+    raises(lambda: r.hincrby("h", "x", "y"), "value is not an integer or out of range")
+    check(r.hdel("h", "a", "z") == 1 and r.hlen("h") == 2, "HDEL")
+    check(r.type("h") == "hash", "TYPE hash")
+    r.hdel("h", "b", "new")
+    check(r.exists("h") == 0, "an emptied hash is deleted")
+    # sets
+    check(r.sadd("st", "a", "b", "a") == 2 and r.sadd("st", "c") == 1, "SADD")
+    check(r.smembers("st") == {"a", "b", "c"} and r.scard("st") == 3, "SMEMBERS/SCARD")
+    check(r.sismember("st", "a") is True and r.sismember("st", "z") is False, "SISMEMBER")
+    check(r.srem("st", "a", "z") == 1 and r.scard("st") == 2, "SREM")
+    popped = r.spop("st")
+    check(popped in ("b", "c") and r.scard("st") == 1, "SPOP")
+    check(r.type("st") == "set", "TYPE set")
+    # WRONGTYPE, exactly
+    wt = "WRONGTYPE Operation against a key holding the wrong kind of value"
+    for fn in (lambda: r.get("st"), lambda: r.hget("st", "a"), lambda: r.sadd("h2", "x") and
+               r.hset("h2", "a", "b"), lambda: r.append("st", "x"), lambda: r.incr("st"),
+               lambda: r.smembers("rn2")):
+        raises(fn, wt)
+    # errors of the protocol layer
+    raises(lambda: r.execute_command("NOSUCH", "a", "b"),
+           "unknown command 'NOSUCH', with args beginning with: 'a' 'b' ")
+    raises(lambda: r.execute_command("GET"), "wrong number of arguments for 'get' command")
+    # keyspace: KEYS, SCAN (each key exactly once), DBSIZE, SELECT, FLUSHDB
+    r.flushdb()
+    check(r.dbsize() == 0, "FLUSHDB empties the db")
+    with r.pipeline(transaction=False) as p:
+        for i in range(500):
+            p.set(f"key:{i}", i)
+        p.execute()
+    check(sorted(r.keys("key:1?")) == [f"key:{i}" for i in range(10, 20)], "KEYS pattern")
+    seen = list(r.scan_iter(match="key:*", count=37))
+    check(len(seen) == 500 and set(seen) == {f"key:{i}" for i in range(500)},
+          f"SCAN returned {len(seen)} keys, {len(set(seen))} distinct")
+    check(r.dbsize() == 500, "DBSIZE")
+    r1 = client(a, port, db=1)
+    check(r1.get("key:1") is None and r1.set("key:1", "db1") and r.get("key:1") == "1",
+          "SELECT: databases are separate")
+    raises(lambda: r.execute_command("SELECT", "16"), "DB index is out of range")
+    # server commands
+    check(isinstance(r.client_id(), int), "CLIENT ID")
+    check(r.client_setname("tester") and r.client_getname() == "tester", "CLIENT SETNAME")
+    names = [cl["name"] for cl in r.client_list()]
+    check("tester" in names, f"CLIENT LIST names {names}")
+    info = r.info()
+    for k in ("redis_version", "connected_clients", "used_memory", "total_commands_processed",
+              "db0"):
+        check(k in info, f"INFO lacks {k}")
+    check(info["db0"]["keys"] == 500, f"INFO keyspace {info['db0']}")
+    check(r.config_get("save") == {"save": ""} and r.config_get("appendonly") ==
+          {"appendonly": "no"}, "CONFIG GET")
+    check(r.command_count() > 50, "COMMAND COUNT")
+    docs = r.execute_command("COMMAND DOCS", "get")
+    check(docs and "get" in (docs if isinstance(docs, dict) else docs[0::2]), "COMMAND DOCS")
+    # redis-cli, RESP2 and RESP3
+    cli = ["redis-cli", "-h", a.addr, "-p", str(port)]
+    out = subprocess.run(cli + ["-3", "hgetall", "nohash"], capture_output=True, text=True)
+    check(out.returncode == 0, f"redis-cli -3: {out.stderr}")
+    out = subprocess.run(cli + ["set", "cli", "ok"], capture_output=True, text=True).stdout
+    check(out.strip() == "OK", f"redis-cli set: {out!r}")
+    # RESP3 over a raw socket
+    r.hset("h3", "f", "v")
+    r.sadd("s3", "m")
+    hello, out = resp3_exchange(a, port, [b"GET nothere\r\n", b"HGETALL h3\r\n",
+                                          b"SMEMBERS s3\r\n", b"INCRBYFLOAT fl 1.5\r\n"])
+    check(hello.startswith(b"%7\r\n") and b"$5\r\nproto\r\n:3\r\n" in hello,
+          f"HELLO 3 map {hello[:80]!r}")
+    check(out == b"_\r\n%1\r\n$1\r\nf\r\n$1\r\nv\r\n~1\r\n$1\r\nm\r\n$3\r\n1.5\r\n",
+          f"RESP3 replies {out!r}")
+    bad, _ = raw(a, port, b"HELLO 4\r\nPING\r\n", timeout=1)
+    check(bad == b"-NOPROTO unsupported protocol version\r\n+PONG\r\n", f"HELLO 4: {bad!r}")
+    # transactions: MULTI/EXEC (redis-py's transaction pipeline), EXECABORT, WATCH
+    with r.pipeline() as p:
+        res = p.set("tx", "1").incr("tx").get("tx").execute()
+    check(res == [True, 2, "2"], f"MULTI/EXEC {res}")
+    out, _ = raw(a, port, b"MULTI\r\nNOPE\r\nSET x 1\r\nEXEC\r\nEXEC\r\nDISCARD\r\n",
+                 timeout=1)
+    check(out == b"+OK\r\n-ERR unknown command 'NOPE', with args beginning with: \r\n"
+          b"+QUEUED\r\n-EXECABORT Transaction discarded because of previous errors.\r\n"
+          b"-ERR EXEC without MULTI\r\n-ERR DISCARD without MULTI\r\n", f"EXECABORT {out!r}")
+    check(r.get("x") is None, "an aborted transaction wrote nothing")
+    with r.pipeline() as p:
+        p.watch("tx")
+        r.set("tx", "changed")
+        p.multi()
+        p.incr("tx")
+        try:
+            p.execute()
+            check(False, "EXEC after a WATCHed key changed must fail")
+        except redis.exceptions.WatchError:
+            pass
+    check(r.get("tx") == "changed", "the aborted transaction did not run")
+    # pipelines of 100,000: replies in order
+    t0 = now()
+    with r.pipeline(transaction=False) as p:
+        for i in range(100000):
+            p.incr("pipe")
+        res = p.execute()
+    check(res == list(range(1, 100001)), "100,000 pipelined INCRs answered in order")
+    with r.pipeline(transaction=False) as p:
+        for i in range(100000):
+            p.set(f"p{i % 1000}", i)
+            p.get(f"p{i % 1000}")
+        res = p.execute()
+    check(all(res[2 * i] is True and res[2 * i + 1] == str(i) for i in range(100000)),
+          "100,000 pipelined SET+GET pairs in order")
+    print(f"    pipelines: 300,000 commands in {now() - t0:.1f} s")
+
+
+def test_auth(c):
+    """The password file: refused when group-readable (exit 2), protected
+    mode refuses a non-loopback address without a password (exit 2); NOAUTH
+    before AUTH, WRONGPASS, AUTH and HELLO 3 AUTH default PASS work."""
+    bad = c.make_cookie("pw-open", "s3cret", mode=0o640)
+    addr = f"127.0.0.{c.next_host}"
+    n = c.node("x", extra=["--redis", f"{addr}:{free_port(addr)}", "--redis-password-file",
+                           bad], wait=False)
+    check(n.wait_exit(15) == 2, "a group-readable password file must stop the start (exit 2)")
+    check("readable by group or others" in n.log_text(), "the log names the unsafe file")
+    n.expected_exit = 2
+    addr = f"127.0.0.{c.next_host}"
+    n = c.node("y", extra=["--redis", f"0.0.0.0:{free_port(addr)}"], wait=False)
+    check(n.wait_exit(15) == 2, "protected mode: 0.0.0.0 without a password must exit 2")
+    check("protected mode" in n.log_text(), "the log says protected mode")
+    n.expected_exit = 2
+
+    pw = c.make_cookie("pw", "s3cret")
+    a, port = redis_node(c, "a", password_file=pw)
+    r = client(a, port)
+    raises(lambda: r.get("k"), "Authentication required.")
+    raises(lambda: r.execute_command("AUTH", "nope"),
+           "WRONGPASS invalid username-password pair or user is disabled.")
+    check(r.execute_command("AUTH", "s3cret") in ("OK", True) and r.set("k", "v"), "AUTH")
+    r2 = client(a, port, password="s3cret")
+    check(r2.get("k") == "v", "redis-py with password=")
+    out, _ = raw(a, port, b"HELLO 3 AUTH default s3cret\r\nGET k\r\n", timeout=1)
+    check(out.startswith(b"%7\r\n") and out.endswith(b"$1\r\nv\r\n"), f"HELLO AUTH {out!r}")
+    out, closed = raw(a, port, b"*20\r\n", timeout=2)
+    check(out == b"-ERR Protocol error: unauthenticated multibulk length\r\n" and closed,
+          f"an unauthenticated 20-argument header: {out!r}")
+
+
+def test_cluster(c):
+    """Three nodes with --redis: a write on a is read on b and c, a TTL
+    expires on every node, INCRs on a and b at once all count everywhere."""
+    a, pa = redis_node(c, "a")
+    b, pb = redis_node(c, "b", seeds=[a])
+    d, pd = redis_node(c, "c", seeds=[a])
+    c.wait_mesh([a, b, d])
+    ra, rb, rd = client(a, pa), client(b, pb), client(d, pd)
+    ra.set("k", "from-a")
+    t0 = now()
+    wait_until("b and c read a's write", lambda: rb.get("k") == "from-a" and
+               rd.get("k") == "from-a", 15)
+    print(f"    a write on a read on b and c after {(now() - t0) * 1000:.0f} ms")
+    rb.hset("hb", "f", "v")
+    wait_until("a reads b's hash", lambda: ra.hgetall("hb") == {"f": "v"}, 15)
+
+    ra.set("ttl", "v", px=3000)
+    wait_until("every node holds the TTL key",
+               lambda: all(x.get("ttl") == "v" for x in (ra, rb, rd)), 10)
+    check(all(0 < x.pttl("ttl") <= 3000 for x in (ra, rb, rd)), "every node has the TTL")
+    wait_until("the key expired on every node",
+               lambda: all(x.get("ttl") is None for x in (ra, rb, rd)), 15)
+    check(now() - t0 >= 2.5, "expired no earlier than its TTL")
+
+    n_each = 5000
+
+    def incrs(rc):
+        for _ in range(n_each // 500):
+            with rc.pipeline(transaction=False) as p:
+                for _ in range(500):
+                    p.incr("counter")
+                p.execute()
+
+    ths = [threading.Thread(target=incrs, args=(x,)) for x in (client(a, pa), client(b, pb))]
+    for t in ths:
+        t.start()
+    for t in ths:
+        t.join()
+    want = str(2 * n_each)
+    wait_until(f"counter = {want} on every node",
+               lambda: all(x.get("counter") == want for x in (ra, rb, rd)), 20)
+
+
+def test_abuse(c):
+    """Garbage, a 512 MiB bulk header, a 1,000,000-argument header: an error
+    in Redis's words and a closed connection; a client that never reads its
+    replies holds bounded memory; a reply above the output limit closes its
+    client (counted in INFO); another client is served throughout."""
+    a, port = redis_node(c, "a")
+    r = client(a, port)
+    for data, want in (
+        (b"*1\r\n$536870912\r\n", b"-ERR Protocol error: invalid bulk length\r\n"),
+        (b"*1000000\r\n", b"-ERR Protocol error: invalid multibulk length\r\n"),
+        (b"*2\r\n$3\r\nGET\r\n:12\r\n", b"-ERR Protocol error: expected '$', got ':'\r\n"),
+        (b"SET k \"unbalanced\r\n", b"-ERR Protocol error: unbalanced quotes in request\r\n"),
+        (b"*1\r\n" + os.urandom(70000).replace(b"\r", b"x"),
+         b"-ERR Protocol error: too big bulk count string\r\n"),
+    ):
+        out, closed = raw(a, port, data)
+        check(out == want and closed, f"{data[:30]!r}: got {out[:100]!r}, closed {closed}")
+        check(r.ping(), "another client is served")
+    # random garbage: an error or a close, never a hang or a crash
+    for seed in range(20):
+        rnd = os.urandom(4096)
+        out, closed = raw(a, port, rnd, timeout=3)
+        check(closed or out.startswith(b"-ERR") or out == b"", f"garbage {seed}: {out[:80]!r}")
+    check(r.ping(), "served after the garbage")
+
+    # a client that never reads: 200,000 GETs of a 10 KB value (2 GB of replies)
+    r.set("v10k", "x" * 10000)
+    base = _rss_kb(a.pid)
+    s = socket.create_connection((a.addr, port))
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    s.setblocking(False)
+    cmd = b"*2\r\n$3\r\nGET\r\n$4\r\nv10k\r\n" * 1000
+    sent = 0
+    t0 = now()
+    while now() - t0 < 5 and sent < 200:
+        try:
+            s.send(cmd)
+            sent += 1
+        except BlockingIOError:
+            time.sleep(0.05)
+    peak = _rss_kb(a.pid) - base
+    lat = now()
+    check(r.ping(), "PING while a client does not read")
+    lat = now() - lat
+    print(f"    a client that never reads: {sent * 1000} GETs sent before its socket filled, "
+          f"node RSS +{peak} KiB, another client's PING {lat * 1000:.1f} ms")
+    check(sent < 200, "the node stopped reading the client that never reads")
+    check(peak < 48 * 1024, f"node grew by {peak} KiB")
+    s.close()
+
+    # one reply above the 64 MiB output limit: the client is closed, counted
+    r.set("big", "y" * (16 * 1024 * 1024 - 64))
+    before = r.info("stats")["client_output_buffer_limit_disconnections"]
+    s = socket.create_connection((a.addr, port), timeout=20)
+    s.sendall(b"MGET big big big big big\r\n")
+    got = 0
+    while True:
+        b = s.recv(1 << 20)
+        if not b:
+            break
+        got += len(b)
+    s.close()
+    after = r.info("stats")["client_output_buffer_limit_disconnections"]
+    check(got == 0 and after == before + 1, f"an 80 MiB reply: {got} bytes read, counter "
+          f"{before} -> {after}")
+    check(r.ping(), "served after the output limit")
+
+
+def test_benchmark(c):
+    """redis-benchmark -q -n 2000 over the commands implemented exits 0 with
+    no error reply (it stops at the first one)."""
+    a, port = redis_node(c, "a")
+    bench = shutil.which("redis-benchmark")
+    check(bench is not None, "redis-benchmark missing (scripts/setup-deps)")
+    out = subprocess.run([bench, "-h", a.addr, "-p", str(port), "-q", "-n", "2000", "-t",
+                          BENCH_TESTS], capture_output=True, text=True, timeout=300)
+    lines = [ln.split("\r")[-1].strip() for ln in out.stdout.splitlines() if ln.strip()]
+    for ln in lines:
+        print(f"    {ln}")
+    check(out.returncode == 0, f"redis-benchmark exit {out.returncode}: {out.stderr[-500:]}")
+    check("rror" not in out.stdout + out.stderr, "redis-benchmark saw an error reply")
+    check(len(lines) >= 9, f"{len(lines)} result lines")
+
+
+def test_pubsub(c):
+    """Redis subscribers on b (redis-py, RESP2; a raw RESP3 socket) receive
+    what a Redis client publishes on a and what `girder pub` publishes on c,
+    in publish order; glob patterns; PUBSUB on b; the subscribed-state
+    restriction of RESP2."""
+    a, pa = redis_node(c, "a")
+    b, pb = redis_node(c, "b", seeds=[a])
+    d, pd = redis_node(c, "c", seeds=[a])
+    c.wait_mesh([a, b, d])
+    ra, rb = client(a, pa), client(b, pb)
+    sub = rb.pubsub()
+    sub.subscribe("news.eu")
+    sub.psubscribe("news.*")
+    got = []
+    for _ in range(2):
+        m = sub.get_message(timeout=5)
+        check(m and m["type"] in ("subscribe", "psubscribe"), f"confirmation {m}")
+    # a RESP3 subscriber on b too: pushes
+    s3 = socket.create_connection((b.addr, pb), timeout=10)
+    s3.sendall(b"HELLO 3\r\nSUBSCRIBE news.eu\r\n")
+    buf = b""
+    while b">3\r\n$9\r\nsubscribe\r\n$7\r\nnews.eu\r\n:1\r\n" not in buf:
+        buf += s3.recv(65536)
+    buf = b""
+    # wait until a knows b's interest (a publish before that reaches nobody)
+    wait_until("a's publishes reach b", lambda: ra.publish("news.warmup", "w") >= 0 and
+               _drain_until(sub, "news.warmup"), 15)
+    for i in range(20):
+        ra.publish("news.eu", f"m{i}")
+    c.expect(d.cli("pub", "news.eu", '"from-girder"'), 0)
+    end = now() + 10
+    while now() < end and len(got) < 42:
+        m = sub.get_message(timeout=1)
+        if m and m["type"] in ("message", "pmessage"):
+            got.append(m)
+    msgs = [x["data"] for x in got if x["type"] == "message"]
+    pmsgs = [x["data"] for x in got if x["type"] == "pmessage"]
+    want = [f"m{i}" for i in range(20)] + ["from-girder"]
+    check(msgs == want, f"messages on b: {msgs}")
+    check(pmsgs == want, f"pattern messages on b: {pmsgs}")
+    end = now() + 10
+    while now() < end and buf.count(b">3\r\n$7\r\nmessage\r\n") < 21:
+        buf += s3.recv(65536)
+    check(buf.startswith(b">3\r\n$7\r\nmessage\r\n$7\r\nnews.eu\r\n$2\r\nm0\r\n") and
+          buf.count(b">3\r\n$7\r\nmessage\r\n") == 21, f"RESP3 pushes {buf[:120]!r}")
+    s3.close()
+    check(rb.pubsub_channels() == ["news.eu"], f"PUBSUB CHANNELS {rb.pubsub_channels()}")
+    check(rb.pubsub_numsub("news.eu") == [("news.eu", 1)], "PUBSUB NUMSUB")
+    check(rb.pubsub_numpat() == 1, "PUBSUB NUMPAT")
+    out, _ = raw(b, pb, b"SUBSCRIBE x\r\nGET k\r\nPING\r\n", timeout=1)
+    check(b"-ERR Can't execute 'get': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / "
+          b"RESET are allowed in this context\r\n*2\r\n$4\r\npong\r\n$0\r\n\r\n" in out,
+          f"RESP2 subscribed state {out!r}")
+    raises(lambda: ra.publish("bad topic", "x"), "'bad topic' is not a Girder topic*")
+    sub.close()
+
+
+def _drain_until(sub, channel):
+    """Read sub's messages for up to 0.5 s; True once one on channel came."""
+    end = now() + 0.5
+    while now() < end:
+        m = sub.get_message(timeout=0.1)
+        if m and m.get("channel") == channel and m["type"] == "pmessage":
+            return True
+    return False

@@ -1,0 +1,204 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * redis_int.h - what the files of daemon/redis/ share: the server (gr_redis),
+ * a client connection (rconn), the command table and the value encoding
+ * (store.c). Not for use outside daemon/redis/.
+ *
+ * Threads: a gr_redis is shared by every scheduler (its mutable parts are
+ * atomics or under `mu`); an rconn belongs to its connection process and is
+ * touched only on that process's scheduler thread, except the fields CLIENT
+ * LIST reads, which are written under gr_redis.mu.
+ */
+#ifndef GR_REDIS_INT_H
+#define GR_REDIS_INT_H
+
+#include "redis/redis.h"
+#include "pubsub/pubsub.h"
+#include "redis/resp.h"
+
+#include <event2/event.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#define GR_REDIS_DBS 16                 /* SELECT 0..15 */
+#define GR_REDIS_MAX_CLIENTS 10000      /* as Redis's maxclients */
+#define GR_REDIS_OUT_SOFT (1u << 20)    /* stop reading a client above this much pending output */
+#define GR_REDIS_OUT_HARD (32u << 20)   /* close a client above this much pending output */
+#define GR_REDIS_READ_CHUNK (64u << 10) /* bytes read per read() */
+#define GR_REDIS_CURSORS 4096           /* SCAN cursors remembered node-wide */
+#define GR_REDIS_NAME_MAX 128           /* CLIENT SETNAME */
+#define GR_REDIS_VERSION "7.2.0"        /* the Redis version reported (HELLO, INFO) */
+
+typedef struct rconn rconn;
+
+/* One Redis subscription of a connection. */
+typedef struct rsub {
+    bool pattern;                    /* PSUBSCRIBE (a Redis glob) or SUBSCRIBE */
+    uint8_t len;                     /* bytes of name */
+    char name[GR_TOPIC_MAX_LEN + 1]; /* channel or pattern */
+} rsub;
+
+/* One remembered SCAN cursor: the table's opaque cursor behind an integer. */
+typedef struct rcursor {
+    uint64_t id; /* the integer the client sees (0: free slot) */
+    uint8_t *p;  /* the table cursor */
+    size_t len;
+} rcursor;
+
+struct gr_redis {
+    girder_behaviour listener_b; /* "redis_listener": accepts */
+    girder_behaviour conn_b;     /* "redis_conn": one client */
+    char *host;
+    uint16_t port;
+    int lfd;        /* listening socket (the listener process owns it once started) */
+    char *password; /* NULL: none */
+    size_t password_len;
+    char *table; /* db 0's table name */
+    bool disk;   /* create tables on disk */
+    girder_rt *rt;
+    gr_tables *tables;
+    gr_pubsub *pubsub;           /* the node's topics (PUBLISH, SUBSCRIBE), or NULL */
+    uint64_t started_ms;         /* monotonic ms of the node's start */
+    pthread_mutex_t mu;          /* dbs, clients list, cursors, client fields below */
+    gr_table *dbs[GR_REDIS_DBS]; /* opened (created) on first use */
+    rconn *clients;              /* every open connection */
+    rcursor cursors[GR_REDIS_CURSORS];
+    uint64_t next_cursor;
+    atomic_uint_fast64_t next_id;      /* client ids */
+    atomic_uint_fast64_t nclients;     /* connected clients */
+    atomic_uint_fast64_t conns_total;  /* total_connections_received */
+    atomic_uint_fast64_t cmds_total;   /* total_commands_processed */
+    atomic_uint_fast64_t rejected;     /* rejected_connections (maxclients) */
+    atomic_uint_fast64_t out_limit;    /* closed at GR_REDIS_OUT_HARD */
+    atomic_uint_fast64_t proto_errors; /* closed after a protocol error */
+    atomic_uint_fast64_t hits, misses; /* keyspace_hits / keyspace_misses */
+    atomic_uint_fast64_t net_in, net_out;
+};
+
+struct rconn {
+    gr_redis *srv;
+    girder_pid self;
+    int fd;
+    struct event *ev_read, *ev_write;
+    bool read_on, write_on; /* events armed */
+    bool paused;            /* output above GR_REDIS_OUT_SOFT: not parsing */
+    bool closing;           /* flush what is pending, then close */
+    bool dead;              /* socket closed; the process is stopping */
+    uint8_t *in;            /* input: [in_off, in_len) unparsed */
+    size_t in_off, in_len, in_cap;
+    gr_resp_parser parser;
+    gr_resp_out out;
+    bool authed;
+    int db;
+    gr_table *t;      /* the selected db's table (borrowed from srv->dbs) */
+    gr_tbuf v, v2, k; /* scratch: a value, a second value, an encoded key */
+    bool in_multi;    /* between MULTI and EXEC/DISCARD */
+    bool multi_err;   /* a command was refused while queueing: EXEC aborts */
+    gr_tbuf mq;       /* queued commands: u32 argc, then (u32 len, bytes) each */
+    uint32_t mq_n;    /* commands queued */
+    gr_tbuf watch;    /* WATCHed keys: (u32 db, u64 version, u32 len, key bytes) */
+    /* pub/sub (written under srv->mu: PUBSUB reads them) */
+    rsub *subs;                      /* SUBSCRIBE channels and PSUBSCRIBE patterns */
+    size_t nsubs, capsubs;           /* used, allocated */
+    char gpat[GR_TOPIC_MAX_LEN + 1]; /* the one Girder pattern subscribed ("": none) */
+    /* CLIENT LIST (written under srv->mu) */
+    uint64_t id;
+    char name[GR_REDIS_NAME_MAX + 1];
+    char addr[64], laddr[64];
+    uint64_t created_ms;
+    rconn *next, *prev; /* srv->clients */
+};
+
+/* Command arguments: argv[i] / argl[i], argv[0] the name. */
+typedef struct rargs {
+    int argc;
+    const char **argv;
+    const size_t *argl;
+} rargs;
+
+typedef void (*rcmd_fn)(rconn *c, const rargs *a);
+
+typedef struct rcommand {
+    const char *name;  /* lower case */
+    int arity;         /* Redis: >0 exact, <0 at least -arity */
+    const char *flags; /* Redis's flags, space-separated (COMMAND) */
+    int first, last, step;
+    rcmd_fn fn;
+} rcommand;
+
+/* The command table (cmds.c), sorted by name. */
+extern const rcommand gr_redis_cmds[];
+extern const size_t gr_redis_ncmds;
+
+/* ---- server.c helpers for commands ------------------------------------------------------ */
+
+/* The selected db's table (created on first use); NULL after an error reply. */
+gr_table *gr_redis_db(rconn *c);
+/* Open (create) db n's table. NULL on error (logged). Any thread. */
+gr_table *gr_redis_db_open(gr_redis *srv, int n);
+/* Remember a table scan cursor; returns the integer for the client. */
+uint64_t gr_redis_cursor_put(gr_redis *srv, const uint8_t *p, size_t len);
+/* Look up a cursor integer: 1 and copies it into *out, 0 if unknown. */
+int gr_redis_cursor_get(gr_redis *srv, uint64_t id, gr_tbuf *out);
+/* Server commands (server.c). */
+void gr_redis_cmd_ping(rconn *c, const rargs *a);
+void gr_redis_cmd_echo(rconn *c, const rargs *a);
+void gr_redis_cmd_hello(rconn *c, const rargs *a);
+void gr_redis_cmd_auth(rconn *c, const rargs *a);
+void gr_redis_cmd_select(rconn *c, const rargs *a);
+void gr_redis_cmd_quit(rconn *c, const rargs *a);
+void gr_redis_cmd_client(rconn *c, const rargs *a);
+void gr_redis_cmd_info(rconn *c, const rargs *a);
+void gr_redis_cmd_config(rconn *c, const rargs *a);
+void gr_redis_cmd_command(rconn *c, const rargs *a);
+void gr_redis_cmd_dbsize(rconn *c, const rargs *a);
+void gr_redis_cmd_flushdb(rconn *c, const rargs *a);
+void gr_redis_cmd_multi(rconn *c, const rargs *a);
+void gr_redis_cmd_exec(rconn *c, const rargs *a);
+void gr_redis_cmd_discard(rconn *c, const rargs *a);
+void gr_redis_cmd_watch(rconn *c, const rargs *a);
+void gr_redis_cmd_unwatch(rconn *c, const rargs *a);
+void gr_redis_cmd_subscribe(rconn *c, const rargs *a);
+void gr_redis_cmd_unsubscribe(rconn *c, const rargs *a);
+void gr_redis_cmd_psubscribe(rconn *c, const rargs *a);
+void gr_redis_cmd_punsubscribe(rconn *c, const rargs *a);
+void gr_redis_cmd_publish(rconn *c, const rargs *a);
+void gr_redis_cmd_pubsub(rconn *c, const rargs *a);
+/* A ["$pub", Topic, Payload] message for connection c. */
+void gr_redis_deliver(rconn *c, const girder_msg *m);
+
+/* ---- store.c: the value encoding ---------------------------------------------------------- */
+
+typedef enum rtype { RT_NONE, RT_STRING, RT_HASH, RT_SET, RT_OTHER } rtype;
+
+#define GR_REDIS_WRONGTYPE "WRONGTYPE Operation against a key holding the wrong kind of value"
+
+/* A key's table form (a msgpack str of its bytes) into *out. 0 or -ENOMEM. */
+int gr_redis_key(gr_tbuf *out, const void *k, size_t n);
+/* The Redis key of a table key, or false (not a str/bin key). */
+bool gr_redis_key_bytes(const uint8_t *tk, size_t n, const uint8_t **ret_p, size_t *ret_n);
+/* The type of a stored value. */
+rtype gr_redis_type(const uint8_t *v, size_t n);
+/* A string value's bytes (an integer is formatted into ibuf[32]). false if not
+ * a string. */
+bool gr_redis_str(const uint8_t *v, size_t n, char ibuf[32], const uint8_t **ret_p, size_t *ret_n);
+/* Encode a string: a canonical int64 as a msgpack integer (what the table's
+ * counters add to), anything else as a bin. 0 or -ENOMEM. */
+int gr_redis_enc_str(gr_tbuf *out, const void *p, size_t n);
+/* Encode a collection: [tag, body] where body is a map (hash) of bin -> bin
+ * or an array (set) of bin; items[2*i], items[2*i+1] for a hash. */
+int gr_redis_enc_coll(gr_tbuf *out, rtype t, size_t n, const uint8_t *const *items,
+                      const size_t *lens);
+/* Decode a collection into arrays of borrowed pointers into v (caller frees
+ * *ret_items and *ret_lens). Hash: 2n items (field, value). 0, -EINVAL (not
+ * that type), -ENOMEM. */
+int gr_redis_dec_coll(const uint8_t *v, size_t n, rtype t, size_t *ret_n,
+                      const uint8_t ***ret_items, size_t **ret_lens);
+
+/* ---- cmds.c: data commands --------------------------------------------------------------- */
+
+/* Reply for a table error (WRONGTYPE, OOM, ...). */
+void gr_redis_reply_err(rconn *c, int r);
+
+#endif

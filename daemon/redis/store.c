@@ -1,0 +1,408 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * store.c - how Redis values are stored in a table entry (docs/redis.md,
+ * "Storage"): the one place that knows the encoding, so more types can follow.
+ *
+ *   key      a msgpack str of the key's bytes (so `girder table get redis KEY`
+ *            reads it)
+ *   string   a msgpack bin of its bytes; a string that is a canonical int64
+ *            (as Redis's string2ll reads it) is a msgpack integer instead,
+ *            which is what the table's counters add to (INCR never loses a
+ *            concurrent increment made on another node); a str or a float
+ *            written by another client reads as a string too
+ *   hash     [1, {field(bin): value(bin), ...}]
+ *   set      [2, [member(bin), ...]]
+ *   other    any other term (written by a non-Redis client): WRONGTYPE
+ *
+ * Pure functions; a small msgpack reader of its own so that decoded items are
+ * borrowed pointers into the value, with every length checked against the
+ * value's end.
+ */
+#include "redis/redis_int.h"
+
+#include "redis/resp.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TAG_HASH 1
+#define TAG_SET 2
+
+static int reserve(gr_tbuf *b, size_t n)
+{
+    if (b->cap - b->len < n) {
+        size_t nc = b->cap ? b->cap : 64;
+        uint8_t *np;
+
+        while (nc - b->len < n) {
+            nc *= 2;
+        }
+        if (!(np = realloc(b->p, nc))) {
+            return -ENOMEM;
+        }
+        b->p = np;
+        b->cap = nc;
+    }
+    return 0;
+}
+
+static void put_be(uint8_t *p, uint64_t v, int n)
+{
+    for (int i = 0; i < n; i++) {
+        p[i] = (uint8_t)(v >> (8 * (n - 1 - i)));
+    }
+}
+
+/* A header: small (fix) form base|n below fixmax, else the 8/16/32-bit forms. */
+static int hdr(gr_tbuf *b, size_t n, uint8_t fixbase, size_t fixmax, uint8_t c8, uint8_t c16,
+               uint8_t c32)
+{
+    if (reserve(b, 5) < 0) {
+        return -ENOMEM;
+    }
+    if (fixbase && n <= fixmax) {
+        b->p[b->len++] = (uint8_t)(fixbase | n);
+    } else if (c8 && n <= 0xff) {
+        b->p[b->len++] = c8;
+        b->p[b->len++] = (uint8_t)n;
+    } else if (n <= 0xffff) {
+        b->p[b->len++] = c16;
+        put_be(b->p + b->len, n, 2);
+        b->len += 2;
+    } else {
+        b->p[b->len++] = c32;
+        put_be(b->p + b->len, n, 4);
+        b->len += 4;
+    }
+    return 0;
+}
+
+static int put_bytes(gr_tbuf *b, const void *p, size_t n)
+{
+    if (reserve(b, n) < 0) {
+        return -ENOMEM;
+    }
+    if (n) {
+        memcpy(b->p + b->len, p, n);
+    }
+    b->len += n;
+    return 0;
+}
+
+int gr_redis_key(gr_tbuf *out, const void *k, size_t n)
+{
+    out->len = 0;
+    if (hdr(out, n, 0xa0, 31, 0xd9, 0xda, 0xdb) < 0) {
+        return -ENOMEM;
+    }
+    return put_bytes(out, k, n);
+}
+
+static int put_bin(gr_tbuf *b, const void *p, size_t n)
+{
+    if (hdr(b, n, 0, 0, 0xc4, 0xc5, 0xc6) < 0) {
+        return -ENOMEM;
+    }
+    return put_bytes(b, p, n);
+}
+
+int gr_redis_enc_str(gr_tbuf *out, const void *p, size_t n)
+{
+    int64_t v;
+
+    out->len = 0;
+    if (gr_resp_str2ll(p, n, &v)) {
+        if (reserve(out, 9) < 0) {
+            return -ENOMEM;
+        }
+        if (v >= 0 && v <= 127) {
+            out->p[out->len++] = (uint8_t)v;
+        } else if (v < 0 && v >= -32) {
+            out->p[out->len++] = (uint8_t)(int8_t)v;
+        } else {
+            out->p[out->len++] = 0xd3;
+            put_be(out->p + out->len, (uint64_t)v, 8);
+            out->len += 8;
+        }
+        return 0;
+    }
+    return put_bin(out, p, n);
+}
+
+/* ---- reading ------------------------------------------------------------------------------ */
+
+typedef enum mkind {
+    MK_BAD,
+    MK_INT,
+    MK_UINT,
+    MK_FLOAT,
+    MK_STR,
+    MK_BIN,
+    MK_ARRAY,
+    MK_MAP,
+    MK_OTHER
+} mkind;
+
+typedef struct mitem {
+    mkind kind;
+    uint64_t n;       /* length (str/bin/array/map) or the integer's bits */
+    double d;         /* float */
+    const uint8_t *p; /* str/bin body */
+    size_t next;      /* offset after the header (and the body for str/bin/scalars) */
+} mitem;
+
+static uint64_t get_be(const uint8_t *p, int n)
+{
+    uint64_t v = 0;
+
+    for (int i = 0; i < n; i++) {
+        v = v << 8 | p[i];
+    }
+    return v;
+}
+
+/* Read the item at v[off]: scalars and str/bin whole, array/map headers only. */
+static mitem rd(const uint8_t *v, size_t len, size_t off)
+{
+    mitem m = {.kind = MK_BAD};
+    uint8_t c;
+    int lb = 0;
+
+    if (off >= len) {
+        return m;
+    }
+    c = v[off++];
+    if (c <= 0x7f) {
+        return (mitem){MK_UINT, c, 0, NULL, off};
+    }
+    if (c >= 0xe0) {
+        return (mitem){MK_INT, (uint64_t)(int64_t)(int8_t)c, 0, NULL, off};
+    }
+    if ((c & 0xe0) == 0xa0 || c == 0xd9 || c == 0xda || c == 0xdb || c == 0xc4 || c == 0xc5 ||
+        c == 0xc6) {
+        uint64_t n;
+
+        m.kind = (c & 0xe0) == 0xa0 || c == 0xd9 || c == 0xda || c == 0xdb ? MK_STR : MK_BIN;
+        if ((c & 0xe0) == 0xa0) {
+            n = c & 0x1f;
+        } else {
+            lb = (c == 0xd9 || c == 0xc4) ? 1 : (c == 0xda || c == 0xc5) ? 2 : 4;
+            if (len - off < (size_t)lb) {
+                return (mitem){.kind = MK_BAD};
+            }
+            n = get_be(v + off, lb);
+            off += (size_t)lb;
+        }
+        if (len - off < n) {
+            return (mitem){.kind = MK_BAD};
+        }
+        m.n = n;
+        m.p = v + off;
+        m.next = off + n;
+        return m;
+    }
+    if ((c & 0xf0) == 0x90 || (c & 0xf0) == 0x80) {
+        return (mitem){(c & 0xf0) == 0x90 ? MK_ARRAY : MK_MAP, c & 0x0f, 0, NULL, off};
+    }
+    switch (c) {
+    case 0xdc:
+    case 0xdd:
+    case 0xde:
+    case 0xdf:
+        lb = (c == 0xdc || c == 0xde) ? 2 : 4;
+        if (len - off < (size_t)lb) {
+            return m;
+        }
+        return (mitem){c <= 0xdd ? MK_ARRAY : MK_MAP, get_be(v + off, lb), 0, NULL,
+                       off + (size_t)lb};
+    case 0xcc:
+    case 0xcd:
+    case 0xce:
+    case 0xcf:
+        lb = 1 << (c - 0xcc);
+        if (len - off < (size_t)lb) {
+            return m;
+        }
+        return (mitem){MK_UINT, get_be(v + off, lb), 0, NULL, off + (size_t)lb};
+    case 0xd0:
+    case 0xd1:
+    case 0xd2:
+    case 0xd3: {
+        uint64_t x;
+
+        lb = 1 << (c - 0xd0);
+        if (len - off < (size_t)lb) {
+            return m;
+        }
+        x = get_be(v + off, lb);
+        if (lb < 8 && (x >> (8 * lb - 1)) & 1) { /* sign-extend */
+            x |= ~(uint64_t)0 << (8 * lb);
+        }
+        return (mitem){MK_INT, x, 0, NULL, off + (size_t)lb};
+    }
+    case 0xca:
+    case 0xcb: {
+        mitem f = {MK_FLOAT, 0, 0, NULL, 0};
+
+        lb = c == 0xca ? 4 : 8;
+        if (len - off < (size_t)lb) {
+            return m;
+        }
+        if (lb == 4) {
+            uint32_t b = (uint32_t)get_be(v + off, 4);
+            float x;
+
+            memcpy(&x, &b, 4);
+            f.d = x;
+        } else {
+            uint64_t b = get_be(v + off, 8);
+
+            memcpy(&f.d, &b, 8);
+        }
+        f.next = off + (size_t)lb;
+        return f;
+    }
+    default:
+        return (mitem){MK_OTHER, 0, 0, NULL, len};
+    }
+}
+
+bool gr_redis_key_bytes(const uint8_t *tk, size_t n, const uint8_t **ret_p, size_t *ret_n)
+{
+    mitem m = rd(tk, n, 0);
+
+    if (m.kind != MK_STR && m.kind != MK_BIN) {
+        return false;
+    }
+    *ret_p = m.p;
+    *ret_n = m.n;
+    return true;
+}
+
+rtype gr_redis_type(const uint8_t *v, size_t n)
+{
+    mitem m = rd(v, n, 0);
+
+    switch (m.kind) {
+    case MK_INT:
+    case MK_UINT:
+    case MK_FLOAT:
+    case MK_STR:
+    case MK_BIN:
+        return RT_STRING;
+    case MK_ARRAY: {
+        mitem tag;
+
+        if (m.n != 2) {
+            return RT_OTHER;
+        }
+        tag = rd(v, n, m.next);
+        if (tag.kind == MK_UINT && tag.n == TAG_HASH) {
+            return RT_HASH;
+        }
+        if (tag.kind == MK_UINT && tag.n == TAG_SET) {
+            return RT_SET;
+        }
+        return RT_OTHER;
+    }
+    default:
+        return RT_OTHER;
+    }
+}
+
+bool gr_redis_str(const uint8_t *v, size_t n, char ibuf[32], const uint8_t **ret_p, size_t *ret_n)
+{
+    mitem m = rd(v, n, 0);
+    int l;
+
+    switch (m.kind) {
+    case MK_STR:
+    case MK_BIN:
+        *ret_p = m.p;
+        *ret_n = m.n;
+        return true;
+    case MK_INT:
+        l = snprintf(ibuf, 32, "%lld", (long long)(int64_t)m.n);
+        break;
+    case MK_UINT:
+        l = snprintf(ibuf, 32, "%llu", (unsigned long long)m.n);
+        break;
+    case MK_FLOAT:
+        l = (int)gr_resp_fmt_double(ibuf, 32, m.d);
+        break;
+    default:
+        return false;
+    }
+    *ret_p = (const uint8_t *)ibuf;
+    *ret_n = (size_t)l;
+    return true;
+}
+
+int gr_redis_enc_coll(gr_tbuf *out, rtype t, size_t n, const uint8_t *const *items,
+                      const size_t *lens)
+{
+    out->len = 0;
+    if (reserve(out, 2) < 0) {
+        return -ENOMEM;
+    }
+    out->p[out->len++] = 0x92;
+    out->p[out->len++] = t == RT_HASH ? TAG_HASH : TAG_SET;
+    if (t == RT_HASH ? hdr(out, n, 0x80, 15, 0, 0xde, 0xdf) < 0
+                     : hdr(out, n, 0x90, 15, 0, 0xdc, 0xdd) < 0) {
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < (t == RT_HASH ? 2 * n : n); i++) {
+        if (put_bin(out, items[i], lens[i]) < 0) {
+            return -ENOMEM;
+        }
+    }
+    return 0;
+}
+
+int gr_redis_dec_coll(const uint8_t *v, size_t n, rtype t, size_t *ret_n,
+                      const uint8_t ***ret_items, size_t **ret_lens)
+{
+    mitem m, body;
+    size_t cnt, off;
+    const uint8_t **items;
+    size_t *lens;
+
+    if (gr_redis_type(v, n) != t) {
+        return -EINVAL;
+    }
+    m = rd(v, n, 0);
+    body = rd(v, n, rd(v, n, m.next).next);
+    if (body.kind != (t == RT_HASH ? MK_MAP : MK_ARRAY)) {
+        return -EINVAL;
+    }
+    cnt = t == RT_HASH ? 2 * body.n : body.n;
+    if (cnt > n) { /* each item takes at least one byte */
+        return -EINVAL;
+    }
+    items = malloc((cnt ? cnt : 1) * sizeof(*items));
+    lens = malloc((cnt ? cnt : 1) * sizeof(*lens));
+    if (!items || !lens) {
+        free(items);
+        free(lens);
+        return -ENOMEM;
+    }
+    off = body.next;
+    for (size_t i = 0; i < cnt; i++) {
+        mitem it = rd(v, n, off);
+
+        if (it.kind != MK_BIN && it.kind != MK_STR) {
+            free(items);
+            free(lens);
+            return -EINVAL;
+        }
+        items[i] = it.p;
+        lens[i] = it.n;
+        off = it.next;
+    }
+    *ret_n = t == RT_HASH ? cnt / 2 : cnt;
+    *ret_items = items;
+    *ret_lens = lens;
+    return 0;
+}
