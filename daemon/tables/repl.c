@@ -104,6 +104,7 @@ typedef struct qrec {
     uint32_t klen, vlen;
     uint64_t hlc, origin, expire_ms;
     uint8_t namelen, tomb, counter, ncnt;
+    uint8_t crdt; /* gr_trent.crdt */
 } qrec;
 
 static int buf_put(gr_tbuf *b, const void *p, size_t n)
@@ -140,7 +141,8 @@ static int rec_put(gr_tbuf *b, const char *name, const gr_trent *e)
               .namelen = (uint8_t)nl,
               .tomb = e->tomb,
               .counter = e->counter,
-              .ncnt = e->counter ? e->ncnt : 0};
+              .ncnt = e->counter ? e->ncnt : 0,
+              .crdt = e->crdt};
     size_t mark = b->len;
 
     if (buf_put(b, &h, sizeof(h)) < 0 || buf_put(b, name, nl) < 0 ||
@@ -376,6 +378,7 @@ static int ship(gr_trepl *r, const uint8_t *b, size_t len, gr_trepl_emit_fn emit
         off += h.vlen;
         e->tomb = h.tomb;
         e->counter = h.counter;
+        e->kind = h.crdt;
         e->hlc = h.hlc;
         e->origin = h.origin;
         e->expire_ms = h.expire_ms;
@@ -583,6 +586,7 @@ static int on_writes(gr_trepl *r, const char *node, const Girder__ReplWrites *w)
                         .vlen = e->value.len,
                         .tomb = e->tomb,
                         .counter = e->counter,
+                        .crdt = (uint8_t)(e->kind <= 255 ? e->kind : 255),
                         .cnt = cnt,
                         .ncnt = (uint8_t)(e->n_counters / 3),
                         .hlc = e->hlc,
