@@ -17,9 +17,9 @@
  *                                         "max_bytes", "cache", "ttl_ms", "evictions",
  *                                         "expired", "wal_bytes", "wal_records", "fsyncs",
  *                                         "snapshots", "error", "mode", "tombstones",
- *                                         "replication": nil | {"pending", "digest",
- *                                         "peers": [{"node", "up", "last_sync_ms",
- *                                         "digest_equal"}]}}
+ *                                         "replication": nil | {"pending",
+ *                                         "queue_overflows", "digest", "peers": [{"node",
+ *                                         "up", "last_sync_ms", "digest_equal"}]}}
  *   table.get(Name, Key)              -> {"value": V, "version": N, "expire_ms": N}
  *   table.mget(Name, [Key, ...])      -> [V | nil, ...]
  *   table.put(Name, Key, Value [, Opts]) -> {"version": N}
@@ -300,8 +300,9 @@ static void pack_repl(msgpack_packer *pk, gr_tables *ts, const gr_table_info *i)
     snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)h);
     n = gr_trepl_peers(rp, i->name, peers, 64);
     n = n > 64 ? 64 : n;
-    msgpack_pack_map(pk, 3);
+    msgpack_pack_map(pk, 4);
     gr_term_pack_kv_uint(pk, "pending", gr_trepl_pending(rp));
+    gr_term_pack_kv_uint(pk, "queue_overflows", gr_trepl_overflows(rp));
     gr_term_pack_cstr(pk, "digest");
     gr_term_pack_cstr(pk, hex);
     gr_term_pack_cstr(pk, "peers");

@@ -50,6 +50,7 @@
 #include <unistd.h>
 
 #define FRAME_BYTES (256u << 10) /* a ReplWrites / ReplKeys frame holds about this much */
+#define QUEUE_BYTES (64u << 20)  /* queued writes above this are left to anti-entropy */
 #define PEERS_MAX 64
 #define PEER_TABLES_MAX 256
 #define DROPS_MAX 1024
@@ -87,6 +88,7 @@ struct gr_trepl {
     pthread_mutex_t mu;
     gr_tbuf q;     /* queued writes (rec format below); mu */
     uint64_t qn;   /* entries in q; mu */
+    size_t qmax;   /* bound of q.len, bytes; mu */
     bool sync_now; /* a create or drop: send a digest with the next drain; mu */
     int efd;       /* eventfd */
     _Atomic unsigned nup;
@@ -97,6 +99,7 @@ struct gr_trepl {
     gc_cut gcs[PEER_TABLES_MAX]; /* mu */
     unsigned ngcs;
     _Atomic uint64_t sent, received, merged;
+    _Atomic uint64_t overflows; /* writes not queued because q was full */
 };
 
 /* Queue record: the header, then name, counters, key, value. */
@@ -162,6 +165,7 @@ gr_trepl *gr_trepl_new(gr_tables *ts)
         return NULL;
     }
     r->ts = ts;
+    r->qmax = QUEUE_BYTES;
     pthread_mutex_init(&r->mu, NULL);
     r->peers = calloc(PEERS_MAX, sizeof(*r->peers));
     r->drops = calloc(DROPS_MAX, sizeof(*r->drops));
@@ -206,7 +210,15 @@ void gr_trepl_on_write(gr_trepl *r, const char *table, const gr_trent *e)
     }
     pthread_mutex_lock(&r->mu);
     was_empty = r->qn == 0 && !r->sync_now;
-    if (rec_put(&r->q, table, e) == 0) {
+    if (r->q.len + sizeof(qrec) + strlen(table) + 1 + e->klen + (e->tomb ? 0 : e->vlen) +
+            (e->counter ? e->ncnt * sizeof(gr_tcnt) : 0) >
+        r->qmax) {
+        /* The dist thread is not keeping up: the write is left to
+         * anti-entropy, which the digest sent with the next drain starts
+         * (every member answers a hello digest). */
+        atomic_fetch_add(&r->overflows, 1);
+        r->sync_now = true;
+    } else if (rec_put(&r->q, table, e) == 0) {
         r->qn++;
     }
     pthread_mutex_unlock(&r->mu);
@@ -1081,6 +1093,18 @@ uint64_t gr_trepl_seen_ms(gr_trepl *r, const char *table)
     }
     pthread_mutex_unlock(&r->mu);
     return seen == UINT64_MAX ? 0 : seen; /* no member known: the horizon only */
+}
+
+uint64_t gr_trepl_overflows(gr_trepl *r)
+{
+    return atomic_load(&r->overflows);
+}
+
+void gr_trepl_set_queue_max(gr_trepl *r, size_t bytes)
+{
+    pthread_mutex_lock(&r->mu);
+    r->qmax = bytes;
+    pthread_mutex_unlock(&r->mu);
 }
 
 void gr_trepl_counters(gr_trepl *r, uint64_t *sent, uint64_t *received, uint64_t *merged)
