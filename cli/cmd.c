@@ -1681,6 +1681,96 @@ static int table_scan(const gr_cli_ctx *ctx, const char *name, const table_opts 
     return ex;
 }
 
+/* `girder table hset|hget|hdel|hgetall|sadd|srem|smembers NAME KEY ...`: the
+ * table.map_* and table.set_* calls. KEY and VALUE are JSON terms, FIELD and
+ * MEMBER plain strings. Prints counts, the value as JSON, FIELD<TAB>VALUE
+ * lines, or one member per line (--json: the result as JSON). */
+static int table_crdt(const gr_cli_ctx *ctx, const char *sub, int argc, char **argv)
+{
+    static const struct {
+        const char *sub, *fn;
+        int min, max; /* arguments after NAME KEY */
+    } ops[] = {
+        {"hset", "map_set", 2, 1000},      {"hget", "map_get", 1, 1},
+        {"hdel", "map_del", 1, 1000},      {"hgetall", "map_getall", 0, 0},
+        {"sadd", "set_add", 1, 1000},      {"srem", "set_rem", 1, 1000},
+        {"smembers", "set_members", 0, 0},
+    };
+    char peer[GR_NODENAME_MAX + 1];
+    gr_cli_reply rep = {0};
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_unpacked u;
+    size_t s;
+    int n = argc - 3, ex = 0;
+
+    for (s = 0; strcmp(ops[s].sub, sub) != 0; s++) {
+    }
+    if (argc < 3 || n < ops[s].min || n > ops[s].max || (!strcmp(sub, "hset") && n % 2)) {
+        return gr_cli_usage_error(ctx, "table",
+                                  "%s: wrong number of arguments (see girder table --help)", sub);
+    }
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, ops[s].max ? 3 : 2);
+    pk_cstr(&pk, argv[1]);
+    if ((ex = table_json(ctx, "KEY", argv[2], &pk)) != 0) {
+        msgpack_sbuffer_destroy(&sb);
+        return ex;
+    }
+    if (!strcmp(sub, "hset")) {
+        msgpack_pack_map(&pk, (size_t)n / 2);
+        for (int i = 3; i < argc && ex == 0; i += 2) {
+            pk_cstr(&pk, argv[i]);
+            ex = table_json(ctx, "VALUE", argv[i + 1], &pk);
+        }
+    } else if (!strcmp(sub, "hget")) {
+        pk_cstr(&pk, argv[3]);
+    } else if (ops[s].max) {
+        msgpack_pack_array(&pk, (size_t)n);
+        for (int i = 3; i < argc; i++) {
+            pk_cstr(&pk, argv[i]);
+        }
+    }
+    if (ex == 0) {
+        ex = session(ctx, NULL, "table", ops[s].fn, &sb, &rep, peer);
+    }
+    msgpack_sbuffer_destroy(&sb);
+    if (ex != 0) {
+        return ex;
+    }
+    if (ctx->json || unpack_result(&rep, &u) < 0) {
+        ex = print_result_json(ctx, &rep);
+        gr_cli_reply_clear(&rep);
+        return ex;
+    }
+    if (u.data.type == MSGPACK_OBJECT_MAP && !strcmp(sub, "hgetall")) {
+        for (uint32_t i = 0; i < u.data.via.map.size; i++) {
+            const msgpack_object *k = &u.data.via.map.ptr[i].key;
+            char *js = NULL;
+
+            if (k->type == MSGPACK_OBJECT_STR &&
+                gr_cli_term_to_json(&u.data.via.map.ptr[i].val, 0, &js) == 0) {
+                fprintf(ctx->out, "%.*s\t%s\n", (int)k->via.str.size, k->via.str.ptr, js);
+            }
+            free(js);
+        }
+    } else if (u.data.type == MSGPACK_OBJECT_ARRAY) {
+        for (uint32_t i = 0; i < u.data.via.array.size; i++) {
+            const msgpack_object *m = &u.data.via.array.ptr[i];
+
+            if (m->type == MSGPACK_OBJECT_STR) {
+                fprintf(ctx->out, "%.*s\n", (int)m->via.str.size, m->via.str.ptr);
+            }
+        }
+    } else {
+        ex = print_result_json(ctx, &rep);
+    }
+    msgpack_unpacked_destroy(&u);
+    gr_cli_reply_clear(&rep);
+    return ex;
+}
+
 static int cmd_table(const gr_cli_ctx *ctx, int argc, char **argv)
 {
     static const struct {
@@ -1715,10 +1805,19 @@ static int cmd_table(const gr_cli_ctx *ctx, int argc, char **argv)
             break;
         }
     }
+    if (s == sizeof(subs) / sizeof(subs[0]) && strlen(sub) < 12) {
+        char pat[16];
+
+        snprintf(pat, sizeof(pat), " %s ", sub);
+        if (strstr(" hset hget hdel hgetall sadd srem smembers ", pat)) {
+            return table_crdt(ctx, sub, argc, argv);
+        }
+    }
     if (s == sizeof(subs) / sizeof(subs[0])) {
         return gr_cli_usage_error(ctx, "table",
                                   "unknown subcommand '%s' (create, drop, info, count, get, put, "
-                                  "del, incr, scan)",
+                                  "del, incr, scan, load, hset, hget, hdel, hgetall, sadd, srem, "
+                                  "smembers)",
                                   sub);
     }
     if ((ex = table_parse(ctx, sub, subs[s].opts, argc, argv, 2, &o)) != 0) {
@@ -2499,6 +2598,10 @@ static const gr_cli_cmd CMDS[] = {
      "                               following the cursor (one connection per 1,000)\n"
      "  load NAME                    puts each stdin line KEY<TAB>VALUE (JSON) over one\n"
      "                               connection; prints {\"puts\": N, \"ms\": T}\n"
+     "  Maps and add-wins sets (FIELD, MEMBER: plain strings; docs/tables.md):\n"
+     "  hset NAME KEY FIELD VALUE [FIELD VALUE...]   prints the fields added\n"
+     "  hget NAME KEY FIELD | hdel NAME KEY FIELD... | hgetall NAME KEY (FIELD<TAB>VALUE)\n"
+     "  sadd NAME KEY MEMBER... | srem NAME KEY MEMBER... | smembers NAME KEY\n"
      "Errors are remote errors (exit 1): no_table, not_found, key_exists, cas_mismatch,\n"
      "table_full, wrong_type, too_large, bad_table_name, table_exists. Example:\n"
      "  girder table create users --kind ordered_set\n"

@@ -17,9 +17,9 @@
  *                                         "max_bytes", "cache", "ttl_ms", "evictions",
  *                                         "expired", "wal_bytes", "wal_records", "fsyncs",
  *                                         "snapshots", "error", "mode", "tombstones",
- *                                         "replication": nil | {"pending", "digest",
- *                                         "peers": [{"node", "up", "last_sync_ms",
- *                                         "digest_equal"}]}}
+ *                                         "replication": nil | {"pending",
+ *                                         "queue_overflows", "digest", "peers": [{"node",
+ *                                         "up", "last_sync_ms", "digest_equal"}]}}
  *   table.get(Name, Key)              -> {"value": V, "version": N, "expire_ms": N}
  *   table.mget(Name, [Key, ...])      -> [V | nil, ...]
  *   table.put(Name, Key, Value [, Opts]) -> {"version": N}
@@ -29,6 +29,21 @@
  *   table.count(Name)                 -> N
  *   table.scan(Name [, Opts])         -> {"entries": [[K, V], ...], "cursor": Bin | nil}
  *       Opts: {"prefix": Str|Bin, "start": K, "end": K, "limit": N, "cursor": Bin}
+ *   table.type(Name, Key)             -> "none" | "value" | "counter" | "map" | "set"
+ *   Maps (per-field last writer wins when replicated) and add-wins sets; fields and
+ *   members are a Str or a Bin, answered as Str (docs/tables.md "Maps and sets"):
+ *   table.map_set(Name, Key, {Field: V, ...})    -> fields added
+ *   table.map_del(Name, Key, [Field, ...])       -> fields removed
+ *   table.map_get(Name, Key, Field)              -> V (not_found: no key or field)
+ *   table.map_getall(Name, Key)                  -> {Field: V, ...}
+ *   table.map_incr(Name, Key, Field [, N])       -> the field's new total
+ *   table.map_len(Name, Key)                     -> N
+ *   table.set_add(Name, Key, [Member, ...])      -> members added
+ *   table.set_rem(Name, Key, [Member, ...])      -> members removed
+ *   table.set_members(Name, Key)                 -> [Member, ...]
+ *   table.set_ismember(Name, Key, Member)        -> Bool
+ *   table.set_card(Name, Key)                    -> N
+ *   table.set_pop(Name, Key)                     -> a member, removed (not_found: empty)
  *
  * Every function answers at once from its worker. A write to a disk table
  * with fsync `always` waits for its fsync in the worker, holding that
@@ -285,8 +300,9 @@ static void pack_repl(msgpack_packer *pk, gr_tables *ts, const gr_table_info *i)
     snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)h);
     n = gr_trepl_peers(rp, i->name, peers, 64);
     n = n > 64 ? 64 : n;
-    msgpack_pack_map(pk, 3);
+    msgpack_pack_map(pk, 4);
     gr_term_pack_kv_uint(pk, "pending", gr_trepl_pending(rp));
+    gr_term_pack_kv_uint(pk, "queue_overflows", gr_trepl_overflows(rp));
     gr_term_pack_cstr(pk, "digest");
     gr_term_pack_cstr(pk, hex);
     gr_term_pack_cstr(pk, "peers");
@@ -750,11 +766,365 @@ out:
     return r;
 }
 
+/* ---- maps and sets ------------------------------------------------------------------ */
+
+/* A field name or set member: a str or a bin, as bytes. */
+static int name_arg(const msgpack_object *o, const void **ret_p, size_t *ret_n)
+{
+    if (o->type == MSGPACK_OBJECT_STR) {
+        *ret_p = o->via.str.ptr;
+        *ret_n = o->via.str.size;
+    } else if (o->type == MSGPACK_OBJECT_BIN) {
+        *ret_p = o->via.bin.ptr;
+        *ret_n = o->via.bin.size;
+    } else {
+        return GR_EBADARG;
+    }
+    return 0;
+}
+
+/* Names (and, for a map argument, encoded values) of a call, for the engine. */
+typedef struct nlist {
+    const void **p;  /* names */
+    size_t *n;       /* their lengths */
+    enc *v;          /* map: encoded values */
+    const void **vp; /* map: value bytes */
+    size_t *vn;      /* map: value lengths */
+    uint32_t count;  /* names */
+    uint32_t nv;     /* values encoded (to free) */
+} nlist;
+
+static void nlist_free(nlist *l)
+{
+    while (l->v && l->nv > 0) {
+        enc_done(&l->v[--l->nv]);
+    }
+    free(l->p);
+    free(l->n);
+    free(l->v);
+    free(l->vp);
+    free(l->vn);
+}
+
+/* o: an array of names, or (with_vals) a map name -> value; 1..10,000. */
+static int nlist_of(const msgpack_object *o, bool with_vals, nlist *l)
+{
+    uint32_t n = with_vals ? (o->type == MSGPACK_OBJECT_MAP ? o->via.map.size : 0)
+                           : (o->type == MSGPACK_OBJECT_ARRAY ? o->via.array.size : 0);
+    int r;
+
+    memset(l, 0, sizeof(*l));
+    if (n == 0 || n > 10000) {
+        return GR_EBADARG;
+    }
+    l->p = calloc(n, sizeof(*l->p));
+    l->n = calloc(n, sizeof(*l->n));
+    if (with_vals) {
+        l->v = calloc(n, sizeof(*l->v));
+        l->vp = calloc(n, sizeof(*l->vp));
+        l->vn = calloc(n, sizeof(*l->vn));
+    }
+    if (!l->p || !l->n || (with_vals && (!l->v || !l->vp || !l->vn))) {
+        return -ENOMEM;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        const msgpack_object *name = with_vals ? &o->via.map.ptr[i].key : &o->via.array.ptr[i];
+
+        if ((r = name_arg(name, &l->p[i], &l->n[i])) < 0) {
+            return r;
+        }
+        if (with_vals) {
+            r = enc_obj(&l->v[i], &o->via.map.ptr[i].val);
+            l->nv++;
+            if (r < 0) {
+                return r;
+            }
+            l->vp[i] = l->v[i].sb.data;
+            l->vn[i] = l->v[i].sb.size;
+        }
+        l->count++;
+    }
+    return 0;
+}
+
+/* table.map_set(Name, Key, {Field: V}) | map_del(Name, Key, [Field]) |
+ * set_add(Name, Key, [Member]) | set_rem(Name, Key, [Member]) -> count */
+static int crdt_multi(gr_rpc_call *c, const msgpack_object *args, int which)
+{
+    gr_table *t = NULL;
+    nlist l;
+    uint64_t n = 0;
+    enc k;
+    int r;
+
+    if ((r = nargs(args, 3, 3)) < 0) {
+        return r;
+    }
+    if ((r = nlist_of(arg(args, 2), which == 0, &l)) < 0 || (r = open_arg(c, args, &t)) < 0) {
+        nlist_free(&l);
+        return r;
+    }
+    if ((r = enc_obj(&k, arg(args, 1))) == 0) {
+        switch (which) {
+        case 0:
+            r = gr_table_map_set(t, k.sb.data, k.sb.size, l.count, l.p, l.n, l.vp, l.vn, &n);
+            break;
+        case 1:
+            r = gr_table_map_del(t, k.sb.data, k.sb.size, l.count, l.p, l.n, &n);
+            break;
+        case 2:
+            r = gr_table_set_add(t, k.sb.data, k.sb.size, l.count, l.p, l.n, &n);
+            break;
+        default:
+            r = gr_table_set_rem(t, k.sb.data, k.sb.size, l.count, l.p, l.n, &n);
+            break;
+        }
+    }
+    enc_done(&k);
+    nlist_free(&l);
+    gr_table_close(t);
+    return r < 0 ? r : gr_rpc_answer_uint(c, n);
+}
+
+static int t_map_set(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
+{
+    return crdt_multi(c, args, 0);
+}
+
+static int t_map_del(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
+{
+    return crdt_multi(c, args, 1);
+}
+
+static int t_set_add(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
+{
+    return crdt_multi(c, args, 2);
+}
+
+static int t_set_rem(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
+{
+    return crdt_multi(c, args, 3);
+}
+
+/* table.map_get(Name, Key, Field) -> V | map_incr(Name, Key, Field [, N]) -> total |
+ * set_ismember(Name, Key, Member) -> Bool */
+static int crdt_one(gr_rpc_call *c, const msgpack_object *args, int which)
+{
+    gr_table *t = NULL;
+    gr_tbuf v = {0};
+    const void *np;
+    size_t nl;
+    int64_t delta = 1, total = 0;
+    bool is = false;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    enc k;
+    int r;
+
+    if ((r = nargs(args, 3, which == 1 ? 4 : 3)) < 0 ||
+        (r = name_arg(arg(args, 2), &np, &nl)) < 0) {
+        return r;
+    }
+    if (args->via.array.size == 4) {
+        const msgpack_object *d = arg(args, 3);
+
+        if (d->type == MSGPACK_OBJECT_POSITIVE_INTEGER && d->via.u64 <= INT64_MAX) {
+            delta = (int64_t)d->via.u64;
+        } else if (d->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+            delta = d->via.i64;
+        } else {
+            return GR_EBADARG;
+        }
+    }
+    if ((r = open_arg(c, args, &t)) < 0) {
+        return r;
+    }
+    if ((r = enc_obj(&k, arg(args, 1))) == 0) {
+        r = which == 0   ? gr_table_map_get(t, k.sb.data, k.sb.size, np, nl, &v)
+            : which == 1 ? gr_table_map_incr(t, k.sb.data, k.sb.size, np, nl, delta, &total)
+                         : gr_table_set_ismember(t, k.sb.data, k.sb.size, np, nl, &is);
+    }
+    enc_done(&k);
+    gr_table_close(t);
+    if (r < 0) {
+        gr_tbuf_free(&v);
+        return r;
+    }
+    if (which == 0) {
+        r = gr_rpc_answer(c, v.p, v.len);
+        gr_tbuf_free(&v);
+        return r;
+    }
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    if (which == 1) {
+        msgpack_pack_int64(&pk, total);
+    } else if (is) {
+        msgpack_pack_true(&pk);
+    } else {
+        msgpack_pack_false(&pk);
+    }
+    return answer_sb(c, &sb);
+}
+
+static int t_map_get(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
+{
+    return crdt_one(c, args, 0);
+}
+
+static int t_map_incr(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
+{
+    return crdt_one(c, args, 1);
+}
+
+static int t_set_ismember(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
+{
+    return crdt_one(c, args, 2);
+}
+
+typedef struct each_out {
+    msgpack_sbuffer sb; /* names (and values) */
+    msgpack_packer pk;
+    uint32_t n; /* names */
+} each_out;
+
+static int each_one(void *ud, const uint8_t *name, size_t nlen, const uint8_t *val, size_t vlen)
+{
+    each_out *o = ud;
+
+    msgpack_pack_str_with_body(&o->pk, name, nlen);
+    if (val) {
+        msgpack_sbuffer_write(&o->sb, (const char *)val, vlen);
+    }
+    o->n++;
+    return 0;
+}
+
+/* table.map_getall(Name, Key) -> {Field: V} | map_len -> N | set_members -> [Member] |
+ * set_card -> N | set_pop -> Member | type -> Str */
+static int crdt_key(gr_rpc_call *c, const msgpack_object *args, int which)
+{
+    static const char *const kinds_s[] = {"none", "value", "counter", "map", "set"};
+    gr_table *t = NULL;
+    each_out o;
+    gr_tbuf v = {0};
+    gr_tval_kind kd = GR_TVAL_NONE;
+    uint64_t n = 0;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    enc k;
+    int r;
+
+    if ((r = nargs(args, 2, 2)) < 0 || (r = open_arg(c, args, &t)) < 0) {
+        return r;
+    }
+    msgpack_sbuffer_init(&o.sb);
+    msgpack_packer_init(&o.pk, &o.sb, msgpack_sbuffer_write);
+    o.n = 0;
+    if ((r = enc_obj(&k, arg(args, 1))) == 0) {
+        switch (which) {
+        case 0:
+            r = gr_table_map_getall(t, k.sb.data, k.sb.size, each_one, &o);
+            break;
+        case 1:
+            r = gr_table_map_len(t, k.sb.data, k.sb.size, &n);
+            break;
+        case 2:
+            r = gr_table_set_members(t, k.sb.data, k.sb.size, each_one, &o);
+            break;
+        case 3:
+            r = gr_table_set_card(t, k.sb.data, k.sb.size, &n);
+            break;
+        case 4:
+            r = gr_table_set_pop(t, k.sb.data, k.sb.size, &v);
+            break;
+        default:
+            r = gr_table_type(t, k.sb.data, k.sb.size, &kd);
+            break;
+        }
+    }
+    enc_done(&k);
+    gr_table_close(t);
+    if (r == 0) {
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        if (which == 0 || which == 2) {
+            if (which == 0) {
+                msgpack_pack_map(&pk, o.n);
+            } else {
+                msgpack_pack_array(&pk, o.n);
+            }
+            msgpack_sbuffer_write(&sb, o.sb.data, o.sb.size);
+        } else if (which == 1 || which == 3) {
+            msgpack_pack_uint64(&pk, n);
+        } else if (which == 4) {
+            msgpack_pack_str_with_body(&pk, v.p, v.len);
+        } else {
+            gr_term_pack_cstr(&pk, kinds_s[kd <= GR_TVAL_SET ? kd : 0]);
+        }
+        r = answer_sb(c, &sb);
+    }
+    msgpack_sbuffer_destroy(&o.sb);
+    gr_tbuf_free(&v);
+    return r;
+}
+
+static int t_map_getall(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
+{
+    return crdt_key(c, args, 0);
+}
+
+static int t_map_len(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
+{
+    return crdt_key(c, args, 1);
+}
+
+static int t_set_members(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
+{
+    return crdt_key(c, args, 2);
+}
+
+static int t_set_card(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
+{
+    return crdt_key(c, args, 3);
+}
+
+static int t_set_pop(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
+{
+    return crdt_key(c, args, 4);
+}
+
+static int t_type(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
+{
+    return crdt_key(c, args, 5);
+}
+
 static const gr_rpc_fn_def table_fns[] = {
-    {"create", t_create, NULL, NULL}, {"drop", t_drop, NULL, NULL}, {"list", t_list, NULL, NULL},
-    {"info", t_info, NULL, NULL},     {"get", t_get, NULL, NULL},   {"mget", t_mget, NULL, NULL},
-    {"put", t_put, NULL, NULL},       {"del", t_del, NULL, NULL},   {"incr", t_incr, NULL, NULL},
-    {"count", t_count, NULL, NULL},   {"scan", t_scan, NULL, NULL}, {"infos", t_infos, NULL, NULL},
+    {"create", t_create, NULL, NULL},
+    {"drop", t_drop, NULL, NULL},
+    {"list", t_list, NULL, NULL},
+    {"info", t_info, NULL, NULL},
+    {"get", t_get, NULL, NULL},
+    {"mget", t_mget, NULL, NULL},
+    {"put", t_put, NULL, NULL},
+    {"del", t_del, NULL, NULL},
+    {"incr", t_incr, NULL, NULL},
+    {"count", t_count, NULL, NULL},
+    {"scan", t_scan, NULL, NULL},
+    {"infos", t_infos, NULL, NULL},
+    {"map_set", t_map_set, NULL, NULL},
+    {"map_del", t_map_del, NULL, NULL},
+    {"map_get", t_map_get, NULL, NULL},
+    {"map_getall", t_map_getall, NULL, NULL},
+    {"map_incr", t_map_incr, NULL, NULL},
+    {"map_len", t_map_len, NULL, NULL},
+    {"set_add", t_set_add, NULL, NULL},
+    {"set_rem", t_set_rem, NULL, NULL},
+    {"set_members", t_set_members, NULL, NULL},
+    {"set_ismember", t_set_ismember, NULL, NULL},
+    {"set_card", t_set_card, NULL, NULL},
+    {"set_pop", t_set_pop, NULL, NULL},
+    {"type", t_type, NULL, NULL},
 };
 
 const gr_rpc_module gr_rpc_mod_table = {"table", table_fns,

@@ -671,6 +671,136 @@ START_TEST(table_module)
 }
 END_TEST
 
+/* Maps and sets through the module: the answer of call `ref` as an integer. */
+static int64_t expect_int(uint64_t ref)
+{
+    msgpack_unpacked up;
+    size_t i = gr_test_answers_wait(&ans, ref, WAIT_MS);
+    const msgpack_object *o;
+    int64_t v;
+
+    ck_assert_msg(ans.a[i].status == 0, "ref %llu: error %s", (unsigned long long)ref,
+                  gr_errid(ans.a[i].status));
+    o = gr_test_answers_term(&ans, i, &up);
+    ck_assert(o->type == MSGPACK_OBJECT_POSITIVE_INTEGER ||
+              o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER);
+    v = o->via.i64;
+    msgpack_unpacked_destroy(&up);
+    return v;
+}
+
+/* One call table.fn("m", Key, ...) whose remaining arguments `fill` packs. */
+static void mcall(uint64_t ref, const char *fn, const char *key, int nargs,
+                  void (*fill)(gr_test_args *a))
+{
+    gr_test_args *a = gr_test_args_new((uint32_t)nargs);
+
+    gr_test_args_str(a, "m");
+    gr_test_args_str(a, key);
+    if (fill) {
+        fill(a);
+    }
+    gr_test_rpc_dispatch(rpc, ref, "table", fn, &a->sb, 1000);
+    gr_test_args_free(a);
+}
+
+static void fill_fields(gr_test_args *a)
+{
+    msgpack_pack_map(&a->pk, 2);
+    gr_test_args_str(a, "f1");
+    args_int(a, 1);
+    gr_test_args_str(a, "f2");
+    gr_test_args_str(a, "x");
+}
+static void fill_f1(gr_test_args *a)
+{
+    gr_test_args_str(a, "f1");
+}
+static void fill_f1_5(gr_test_args *a)
+{
+    gr_test_args_str(a, "f1");
+    args_int(a, 5);
+}
+static void fill_list_f2(gr_test_args *a)
+{
+    msgpack_pack_array(&a->pk, 1);
+    gr_test_args_str(a, "f2");
+}
+static void fill_members(gr_test_args *a)
+{
+    msgpack_pack_array(&a->pk, 3);
+    gr_test_args_str(a, "x");
+    gr_test_args_str(a, "y");
+    msgpack_pack_bin_with_body(&a->pk, "x", 1);
+}
+static void fill_x(gr_test_args *a)
+{
+    gr_test_args_str(a, "x");
+}
+
+START_TEST(table_crdt_module)
+{
+    gr_test_args *create = gr_test_args_new(2);
+    msgpack_unpacked up;
+    const msgpack_object *o;
+    size_t i;
+
+    gr_test_args_str(create, "m");
+    msgpack_pack_map(&create->pk, 1);
+    gr_test_args_str(create, "mode");
+    gr_test_args_str(create, "replicated");
+    gr_test_rpc_dispatch(rpc, 1, "table", "create", &create->sb, 1000);
+    expect_str(1, "ok");
+    mcall(2, "map_set", "h", 3, fill_fields);
+    ck_assert_int_eq(expect_int(2), 2);
+    mcall(3, "map_get", "h", 3, fill_f1);
+    ck_assert_int_eq(expect_int(3), 1);
+    mcall(4, "map_incr", "h", 4, fill_f1_5);
+    ck_assert_int_eq(expect_int(4), 6);
+    mcall(5, "map_del", "h", 3, fill_list_f2);
+    ck_assert_int_eq(expect_int(5), 1);
+    mcall(6, "map_getall", "h", 2, NULL);
+    i = gr_test_answers_wait(&ans, 6, WAIT_MS);
+    o = gr_test_answers_term(&ans, i, &up);
+    ck_assert_int_eq(o->type, MSGPACK_OBJECT_MAP);
+    ck_assert_uint_eq(o->via.map.size, 1);
+    ck_assert(gr_term_is_str(&o->via.map.ptr[0].key, "f1"));
+    ck_assert_int_eq(o->via.map.ptr[0].val.via.i64, 6);
+    msgpack_unpacked_destroy(&up);
+    mcall(7, "map_len", "h", 2, NULL);
+    ck_assert_int_eq(expect_int(7), 1);
+    mcall(8, "set_add", "s", 3, fill_members); /* x as str and as bin: one member */
+    ck_assert_int_eq(expect_int(8), 2);
+    mcall(9, "set_card", "s", 2, NULL);
+    ck_assert_int_eq(expect_int(9), 2);
+    mcall(10, "set_ismember", "s", 3, fill_x);
+    i = gr_test_answers_wait(&ans, 10, WAIT_MS);
+    o = gr_test_answers_term(&ans, i, &up);
+    ck_assert(o->type == MSGPACK_OBJECT_BOOLEAN && o->via.boolean);
+    msgpack_unpacked_destroy(&up);
+    mcall(11, "set_rem", "s", 3, fill_members);
+    ck_assert_int_eq(expect_int(11), 2);
+    mcall(12, "set_members", "s", 2, NULL);
+    i = gr_test_answers_wait(&ans, 12, WAIT_MS);
+    o = gr_test_answers_term(&ans, i, &up);
+    ck_assert(o->type == MSGPACK_OBJECT_ARRAY && o->via.array.size == 0);
+    msgpack_unpacked_destroy(&up);
+    mcall(13, "type", "h", 2, NULL);
+    expect_str(13, "map");
+    mcall(14, "type", "s", 2, NULL);
+    expect_str(14, "none");
+    mcall(15, "get", "h", 2, NULL);
+    expect_err(15, GR_EWRONGTYPE);
+    mcall(16, "set_add", "h", 3, fill_members);
+    expect_err(16, GR_EWRONGTYPE);
+    mcall(17, "map_get", "h", 3, fill_list_f2); /* a list is no field name */
+    expect_err(17, GR_EBADARG);
+    mcall(18, "set_pop", "s", 2, NULL);
+    expect_err(18, GR_ENOKEY);
+    gr_test_args_free(create);
+}
+END_TEST
+
 static Suite *rpc_suite(void)
 {
     Suite *s = suite_create("rpc");
@@ -679,7 +809,7 @@ static Suite *rpc_suite(void)
     gr_test_add(tc, unknown_names, extension_modules, node_ping_self_list, sys_forwarded,
                 rpc_call_self_and_remote, join_and_leave, deadline, inline_answers_at_once, many,
                 stop_answers_stopped, multicall_self_and_unconnected, multicall_timeout_per_node,
-                multicall_bad_args, cast, table_module);
+                multicall_bad_args, cast, table_module, table_crdt_module);
     return s;
 }
 

@@ -50,6 +50,7 @@
 #include <unistd.h>
 
 #define FRAME_BYTES (256u << 10) /* a ReplWrites / ReplKeys frame holds about this much */
+#define QUEUE_BYTES (64u << 20)  /* queued writes above this are left to anti-entropy */
 #define PEERS_MAX 64
 #define PEER_TABLES_MAX 256
 #define DROPS_MAX 1024
@@ -87,6 +88,7 @@ struct gr_trepl {
     pthread_mutex_t mu;
     gr_tbuf q;     /* queued writes (rec format below); mu */
     uint64_t qn;   /* entries in q; mu */
+    size_t qmax;   /* bound of q.len, bytes; mu */
     bool sync_now; /* a create or drop: send a digest with the next drain; mu */
     int efd;       /* eventfd */
     _Atomic unsigned nup;
@@ -97,6 +99,7 @@ struct gr_trepl {
     gc_cut gcs[PEER_TABLES_MAX]; /* mu */
     unsigned ngcs;
     _Atomic uint64_t sent, received, merged;
+    _Atomic uint64_t overflows; /* writes not queued because q was full */
 };
 
 /* Queue record: the header, then name, counters, key, value. */
@@ -104,6 +107,7 @@ typedef struct qrec {
     uint32_t klen, vlen;
     uint64_t hlc, origin, expire_ms;
     uint8_t namelen, tomb, counter, ncnt;
+    uint8_t crdt; /* gr_trent.crdt */
 } qrec;
 
 static int buf_put(gr_tbuf *b, const void *p, size_t n)
@@ -140,7 +144,8 @@ static int rec_put(gr_tbuf *b, const char *name, const gr_trent *e)
               .namelen = (uint8_t)nl,
               .tomb = e->tomb,
               .counter = e->counter,
-              .ncnt = e->counter ? e->ncnt : 0};
+              .ncnt = e->counter ? e->ncnt : 0,
+              .crdt = e->crdt};
     size_t mark = b->len;
 
     if (buf_put(b, &h, sizeof(h)) < 0 || buf_put(b, name, nl) < 0 ||
@@ -160,6 +165,7 @@ gr_trepl *gr_trepl_new(gr_tables *ts)
         return NULL;
     }
     r->ts = ts;
+    r->qmax = QUEUE_BYTES;
     pthread_mutex_init(&r->mu, NULL);
     r->peers = calloc(PEERS_MAX, sizeof(*r->peers));
     r->drops = calloc(DROPS_MAX, sizeof(*r->drops));
@@ -204,7 +210,15 @@ void gr_trepl_on_write(gr_trepl *r, const char *table, const gr_trent *e)
     }
     pthread_mutex_lock(&r->mu);
     was_empty = r->qn == 0 && !r->sync_now;
-    if (rec_put(&r->q, table, e) == 0) {
+    if (r->q.len + sizeof(qrec) + strlen(table) + 1 + e->klen + (e->tomb ? 0 : e->vlen) +
+            (e->counter ? e->ncnt * sizeof(gr_tcnt) : 0) >
+        r->qmax) {
+        /* The dist thread is not keeping up: the write is left to
+         * anti-entropy, which the digest sent with the next drain starts
+         * (every member answers a hello digest). */
+        atomic_fetch_add(&r->overflows, 1);
+        r->sync_now = true;
+    } else if (rec_put(&r->q, table, e) == 0) {
         r->qn++;
     }
     pthread_mutex_unlock(&r->mu);
@@ -376,6 +390,7 @@ static int ship(gr_trepl *r, const uint8_t *b, size_t len, gr_trepl_emit_fn emit
         off += h.vlen;
         e->tomb = h.tomb;
         e->counter = h.counter;
+        e->kind = h.crdt;
         e->hlc = h.hlc;
         e->origin = h.origin;
         e->expire_ms = h.expire_ms;
@@ -583,6 +598,7 @@ static int on_writes(gr_trepl *r, const char *node, const Girder__ReplWrites *w)
                         .vlen = e->value.len,
                         .tomb = e->tomb,
                         .counter = e->counter,
+                        .crdt = (uint8_t)(e->kind <= 255 ? e->kind : 255),
                         .cnt = cnt,
                         .ncnt = (uint8_t)(e->n_counters / 3),
                         .hlc = e->hlc,
@@ -1077,6 +1093,18 @@ uint64_t gr_trepl_seen_ms(gr_trepl *r, const char *table)
     }
     pthread_mutex_unlock(&r->mu);
     return seen == UINT64_MAX ? 0 : seen; /* no member known: the horizon only */
+}
+
+uint64_t gr_trepl_overflows(gr_trepl *r)
+{
+    return atomic_load(&r->overflows);
+}
+
+void gr_trepl_set_queue_max(gr_trepl *r, size_t bytes)
+{
+    pthread_mutex_lock(&r->mu);
+    r->qmax = bytes;
+    pthread_mutex_unlock(&r->mu);
 }
 
 void gr_trepl_counters(gr_trepl *r, uint64_t *sent, uint64_t *received, uint64_t *merged)

@@ -73,6 +73,11 @@ uint64_t gr_trepl_seen_ms(gr_trepl *r, const char *table);
  * answered a digest with an equal table after seen_ms, minus a 5 s clock
  * allowance - and the ones members advertised). The sweep purges them. */
 uint64_t gr_trepl_gc_ms(gr_trepl *r, const char *table);
+/* Writes not queued because the queue held its bound (64 MiB by default):
+ * they reach the members by anti-entropy (a digest goes with the next drain). */
+uint64_t gr_trepl_overflows(gr_trepl *r);
+/* Change the queue's bound, bytes (tests). */
+void gr_trepl_set_queue_max(gr_trepl *r, size_t bytes);
 /* Counters: entries sent, entries received, entries changed by a merge. */
 void gr_trepl_counters(gr_trepl *r, uint64_t *sent, uint64_t *received, uint64_t *merged);
 

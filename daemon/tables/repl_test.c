@@ -132,6 +132,15 @@ static void digests_equal(void)
     }
 }
 
+static void digests_equal_2(void)
+{
+    uint64_t a[GR_TDIGEST_BUCKETS], b[GR_TDIGEST_BUCKETS];
+
+    gr_table_digest(T[0], a);
+    gr_table_digest(T[1], b);
+    ck_assert_mem_eq(a, b, sizeof(a));
+}
+
 START_TEST(test_lww)
 {
     /* same wall ms on every node: equal HLCs, the origin decides (3 wins) */
@@ -545,6 +554,34 @@ START_TEST(test_write_queue)
 }
 END_TEST
 
+/* The write queue is bounded: writes over the bound are not queued but
+ * counted, and the next drain sends a digest, so anti-entropy brings the
+ * peer level anyway. */
+START_TEST(test_queue_bound)
+{
+    gr_trepl *r = gr_tables_repl(E[0]);
+
+    gr_trepl_set_queue_max(r, 16 << 10);
+    gr_trepl_peer_up(r, NAMES[1]);
+    for (int i = 0; i < 2000; i++) {
+        term tk = T_fmt("q", i), tv = T_int(i);
+
+        ck_assert_int_eq(gr_table_put(T[0], tk.b, tk.n, tv.b, tv.n, NULL, NULL), 0);
+    }
+    ck_assert_uint_lt(gr_trepl_pending(r), 2000);
+    ck_assert_uint_gt(gr_trepl_pending(r), 0);
+    ck_assert_uint_eq(gr_trepl_overflows(r), 2000 - gr_trepl_pending(r));
+    emit_from = 0;
+    emit_to = 1;
+    memset(frames_sent, 0, sizeof(frames_sent));
+    gr_trepl_drain(r, emit, NULL);
+    pump();
+    ck_assert_uint_ge(frames_sent[1], 1); /* the digest went with the drain */
+    ck_assert_uint_eq(gr_table_count(T[1]), 2000);
+    digests_equal_2();
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("tables_repl");
@@ -562,6 +599,7 @@ int main(void)
     tcase_add_test(tc, test_disk_replay);
     tcase_add_test(tc, test_anti_entropy);
     tcase_add_test(tc, test_write_queue);
+    tcase_add_test(tc, test_queue_bound);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

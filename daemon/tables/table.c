@@ -70,6 +70,7 @@ struct gr_table {
     int load_error;               /* failed disk table: why; no shards then */
     _Atomic bool dropped;         /* dropped: its directory is gone (or reused), never written */
     _Atomic uint64_t tombs;       /* replicated: tombstones among entries */
+    _Atomic uint64_t empties;     /* maps/sets with no live field or member, among entries */
     _Atomic uint64_t dig[GR_TDIGEST_BUCKETS]; /* replicated: XOR of entry hashes per bucket */
 };
 
@@ -169,6 +170,20 @@ static bool expired(const gr_tent *e, uint64_t now)
     return (e->flags & GR_TENT_TOMB) || (e->expire_ms && now >= e->expire_ms);
 }
 
+/* Absent for reads: expired, or a map or set with nothing live in it. */
+static bool absent(const gr_tent *e, uint64_t now)
+{
+    return expired(e, now) || (e->crdt & GR_TC_EMPTY);
+}
+
+static gr_tval_kind kind_of(const gr_tent *e)
+{
+    return (e->flags & GR_TENT_MAP)       ? GR_TVAL_MAP
+           : (e->flags & GR_TENT_ASET)    ? GR_TVAL_SET
+           : (e->flags & GR_TENT_COUNTER) ? GR_TVAL_COUNTER
+                                          : GR_TVAL_PLAIN;
+}
+
 static uint64_t mix64(uint64_t x)
 {
     x ^= x >> 33;
@@ -189,7 +204,13 @@ static uint64_t ent_hash(const gr_tent *e)
     h = mix64(h ^ e->hlc);
     h = mix64(h ^ e->origin);
     h = mix64(h ^ e->expire_ms);
-    h = mix64(h ^ (e->flags & (GR_TENT_TOMB | GR_TENT_COUNTER)));
+    h = mix64(h ^ (e->flags & (GR_TENT_TOMB | GR_TENT_COUNTER | GR_TENT_MAP | GR_TENT_ASET)));
+    if (e->flags & (GR_TENT_MAP | GR_TENT_ASET)) {
+        /* a merged state is not determined by its version: hash its bytes */
+        h = mix64(h ^ gr_tkey_hash(e->data + e->level * sizeof(gr_tent *) +
+                                       e->ncnt * sizeof(gr_tcnt) + e->klen,
+                                   e->vlen));
+    }
     for (int i = 0; i < e->ncnt; i++) {
         h = mix64(h ^ c[i].node);
         h = mix64(h ^ c[i].incs);
@@ -220,6 +241,7 @@ static void meta_of(const gr_tent *e, gr_tmeta *m)
         m->version = e->hlc;
         m->origin = e->origin;
         m->expire_ms = e->expire_ms;
+        m->kind = kind_of(e);
     }
 }
 
@@ -313,12 +335,20 @@ static gr_tent *ent_new(gr_table *t, gr_tshard *s, const ent_spec *sp, const gr_
     e->flags = sp->flags;
     e->ncnt = sp->ncnt;
     e->level = level;
-    e->pad = 0;
+    e->crdt = 0;
     if (sp->ncnt) {
         memcpy(gr_tent_cnt(e), sp->cnt, sp->ncnt * sizeof(gr_tcnt));
     }
     memcpy(gr_tent_key(e), sp->key, sp->klen);
     memcpy(gr_tent_val(e), sp->val, sp->vlen);
+    if (sp->flags & (GR_TENT_MAP | GR_TENT_ASET)) {
+        uint32_t live;
+        bool garbage;
+
+        gr_crdt_summary(sp->val, sp->vlen, &live, &garbage);
+        /* an empty state is garbage too: the sweep removes it once it is old */
+        e->crdt = (uint8_t)((garbage || !live ? GR_TC_GARBAGE : 0) | (!live ? GR_TC_EMPTY : 0));
+    }
     /* Charged memory: the allocation plus the index's share (a bucket slot). */
     e->bytes = malloc_usable_size(e) + (t->opts.kind == GR_TABLE_SET ? sizeof(void *) : 0);
     return e;
@@ -422,11 +452,17 @@ static void apply(gr_table *t, gr_tshard *s, gr_tent *e, gr_tent *old)
             gr_oset_remove(s, old);
         }
     }
-    if (e && (e->expire_ms || (e->flags & GR_TENT_TOMB))) {
+    if (e && (e->expire_ms || (e->flags & GR_TENT_TOMB) || (e->crdt & GR_TC_GARBAGE))) {
         atomic_fetch_add(&t->ttl_entries, 1);
     }
-    if (old && (old->expire_ms || (old->flags & GR_TENT_TOMB))) {
+    if (old && (old->expire_ms || (old->flags & GR_TENT_TOMB) || (old->crdt & GR_TC_GARBAGE))) {
         atomic_fetch_sub(&t->ttl_entries, 1);
+    }
+    if (e && (e->crdt & GR_TC_EMPTY)) {
+        atomic_fetch_add(&t->empties, 1);
+    }
+    if (old && (old->crdt & GR_TC_EMPTY)) {
+        atomic_fetch_sub(&t->empties, 1);
     }
     if (t->opts.replicated) {
         if (e) {
@@ -475,8 +511,13 @@ static int ver_cmp(ver a, ver b)
  * node-0 component, else (0, 0): it started from nothing); anything else's
  * (a plain value, a tombstone, an expired entry) is its own version. */
 static ver epoch_of(uint8_t flags, const gr_tcnt *c, int n, uint64_t hlc, uint64_t origin,
-                    bool dead)
+                    bool dead, const uint8_t *val, size_t vlen)
 {
+    if (!dead && (flags & (GR_TENT_MAP | GR_TENT_ASET))) {
+        gr_crdt_rd rd;
+
+        return gr_crdt_open(&rd, val, vlen) == 0 ? (ver){rd.eh, rd.eo} : (ver){0, 0};
+    }
     if (!dead && (flags & GR_TENT_COUNTER)) {
         for (int i = 0; i < n; i++) {
             if (c[i].node == 0) {
@@ -486,6 +527,17 @@ static ver epoch_of(uint8_t flags, const gr_tcnt *c, int n, uint64_t hlc, uint64
         return (ver){0, 0};
     }
     return (ver){hlc, origin};
+}
+
+/* Of two live states grown from one write (equal epochs), the higher rank
+ * wins: the write itself 0, a counter 1, a map 2, a set 3. */
+static int rank_of(uint8_t flags, bool dead)
+{
+    return dead                        ? 0
+           : (flags & GR_TENT_ASET)    ? 3
+           : (flags & GR_TENT_MAP)     ? 2
+           : (flags & GR_TENT_COUNTER) ? 1
+                                       : 0;
 }
 
 /* The sum of a counter's components (node 0, the epoch, excluded), saturated. */
@@ -525,21 +577,50 @@ static int merge_locked(gr_table *t, gr_tshard *s, const ent_spec *in, uint64_t 
     gr_tent *old = st_find(t, s, &k), *e;
     bool in_dead = (in->flags & GR_TENT_TOMB) || (in->expire_ms && now >= in->expire_ms);
     bool old_dead = old && expired(old, now);
-    bool in_cnt = !in_dead && (in->flags & GR_TENT_COUNTER);
-    bool old_cnt = old && !old_dead && (old->flags & GR_TENT_COUNTER);
+    int in_rank = rank_of(in->flags, in_dead);
+    int old_rank = old ? rank_of(old->flags, old_dead) : 0;
+    bool in_cnt = in_rank == 1, old_cnt = old_rank == 1;
     gr_tcnt cnt[255];
     uint8_t vbuf[9];
+    gr_tbuf mbuf = {0};
     ent_spec sp = *in;
     int c, r;
 
     if (old) {
         c = ver_cmp(
-            epoch_of(in->flags, in->cnt, in->ncnt, in->hlc, in->origin, in_dead),
-            epoch_of(old->flags, gr_tent_cnt(old), old->ncnt, old->hlc, old->origin, old_dead));
+            epoch_of(in->flags, in->cnt, in->ncnt, in->hlc, in->origin, in_dead, in->val, in->vlen),
+            epoch_of(old->flags, gr_tent_cnt(old), old->ncnt, old->hlc, old->origin, old_dead,
+                     gr_tent_val(old), old->vlen));
         if (c < 0) {
             return 0;
         }
-        if (c == 0) {
+        if (c == 0 && in_rank >= 2 && in_rank == old_rank) {
+            /* one map or set grown from one write: merged field/member-wise */
+            bool later = ver_cmp((ver){in->hlc, in->origin}, (ver){old->hlc, old->origin}) > 0;
+
+            if ((r = gr_crdt_merge(&mbuf, gr_tent_val(old), old->vlen, in->val, in->vlen)) < 0) {
+                gr_tbuf_free(&mbuf);
+                return r;
+            }
+            if (!later && mbuf.len == old->vlen &&
+                memcmp(mbuf.p, gr_tent_val(old), mbuf.len) == 0) {
+                gr_tbuf_free(&mbuf);
+                return 0; /* nothing new */
+            }
+            sp.val = mbuf.p;
+            sp.vlen = mbuf.len;
+            sp.cnt = NULL;
+            sp.ncnt = 0;
+            if (!later) {
+                sp.hlc = old->hlc;
+                sp.origin = old->origin;
+                sp.expire_ms = old->expire_ms;
+            }
+        } else if (c == 0 && in_rank != old_rank) {
+            if (old_rank > in_rank) {
+                return 0; /* what grew from that write wins */
+            }
+        } else if (c == 0) {
             if (in_cnt && old_cnt) {
                 /* one epoch: component-wise max, the later version */
                 const gr_tcnt *oc = gr_tent_cnt(old);
@@ -602,7 +683,9 @@ static int merge_locked(gr_table *t, gr_tshard *s, const ent_spec *in, uint64_t 
         sp.val = vbuf;
         sp.vlen = pack_int(vbuf, cnt_total(cnt, sp.ncnt));
     }
-    if (!(e = ent_new(t, s, &sp, old))) {
+    e = ent_new(t, s, &sp, old);
+    gr_tbuf_free(&mbuf); /* copied into e */
+    if (!e) {
         return -ENOMEM;
     }
     if (log && (r = log_rec(t, in_dead ? GR_TREC_DELETE : GR_TREC_ENTRY, &sp, tk)) < 0) {
@@ -625,6 +708,9 @@ static void trent_of(const gr_tent *e, gr_trent *re)
                      .vlen = e->vlen,
                      .tomb = (e->flags & GR_TENT_TOMB) != 0,
                      .counter = (e->flags & GR_TENT_COUNTER) != 0,
+                     .crdt = (e->flags & GR_TENT_MAP)    ? GR_TVAL_MAP
+                             : (e->flags & GR_TENT_ASET) ? GR_TVAL_SET
+                                                         : 0,
                      .cnt = gr_tent_cnt(x),
                      .ncnt = e->ncnt,
                      .hlc = e->hlc,
@@ -660,22 +746,32 @@ int gr_table_merge(gr_table *t, const gr_trent *in)
     if (in->ncnt && !in->cnt) {
         return GR_EBADARG;
     }
+    if (in->crdt && (in->counter || (in->crdt != GR_TVAL_MAP && in->crdt != GR_TVAL_SET) ||
+                     (!in->tomb &&
+                      gr_crdt_validate(in->val, in->vlen,
+                                       in->crdt == GR_TVAL_MAP ? GR_CRDT_MAP : GR_CRDT_SET) < 0))) {
+        return GR_EBADTERM;
+    }
     if ((r = gr_tkey_make(&k, in->key, in->klen)) < 0) {
         gr_tkey_done(&k);
         return r;
     }
-    sp = (ent_spec){
-        .key = k.p,
-        .klen = k.len,
-        .hash = k.hash,
-        .val = in->tomb ? (const uint8_t *)"" : in->val,
-        .vlen = in->tomb ? 0 : in->vlen,
-        .cnt = in->counter ? in->cnt : NULL,
-        .ncnt = in->counter ? in->ncnt : 0,
-        .flags = (uint8_t)((in->tomb ? GR_TENT_TOMB : 0) | (in->counter ? GR_TENT_COUNTER : 0)),
-        .hlc = in->hlc,
-        .origin = in->origin,
-        .expire_ms = in->expire_ms};
+    sp = (ent_spec){.key = k.p,
+                    .klen = k.len,
+                    .hash = k.hash,
+                    .val = in->tomb ? (const uint8_t *)"" : in->val,
+                    .vlen = in->tomb ? 0 : in->vlen,
+                    .cnt = in->counter ? in->cnt : NULL,
+                    .ncnt = in->counter ? in->ncnt : 0,
+                    .flags = (uint8_t)((in->tomb ? GR_TENT_TOMB : 0) |
+                                       (in->counter ? GR_TENT_COUNTER : 0) |
+                                       (in->tomb                  ? 0
+                                        : in->crdt == GR_TVAL_MAP ? GR_TENT_MAP
+                                        : in->crdt == GR_TVAL_SET ? GR_TENT_ASET
+                                                                  : 0)),
+                    .hlc = in->hlc,
+                    .origin = in->origin,
+                    .expire_ms = in->expire_ms};
     s = shard_of(t, k.hash);
     pthread_rwlock_wrlock(&s->lock);
     r = merge_locked(t, s, &sp, now_ms(t->ts), true, &tk);
@@ -1638,7 +1734,7 @@ void gr_table_info_get(gr_table *t, gr_table_info *ret_info)
     snprintf(i->name, sizeof(i->name), "%s", t->name);
     i->opts = t->opts;
     i->tombstones = atomic_load(&t->tombs);
-    i->entries = atomic_load(&t->entries) - i->tombstones;
+    i->entries = atomic_load(&t->entries) - i->tombstones - atomic_load(&t->empties);
     i->bytes = atomic_load(&t->bytes);
     i->evictions = atomic_load(&t->evictions);
     i->expired = atomic_load(&t->expired);
@@ -1694,8 +1790,10 @@ int gr_table_get(gr_table *t, const void *key, size_t klen, gr_tbuf *val, gr_tme
     if (e && e->expire_ms && !now) {
         now = now_ms(t->ts);
     }
-    if (!e || expired(e, now)) {
+    if (!e || absent(e, now)) {
         r = GR_ENOKEY;
+    } else if (e->flags & (GR_TENT_MAP | GR_TENT_ASET)) {
+        r = GR_EWRONGTYPE; /* gr_table_map_* / gr_table_set_* read it */
     } else {
         val->len = 0;
         if ((r = tbuf_put(val, gr_tent_val(e), e->vlen)) == 0) {
@@ -1712,9 +1810,9 @@ int gr_table_get(gr_table *t, const void *key, size_t klen, gr_tbuf *val, gr_tme
 
 uint64_t gr_table_count(gr_table *t)
 {
-    uint64_t tombs = atomic_load(&t->tombs);
+    uint64_t tombs = atomic_load(&t->tombs), empties = atomic_load(&t->empties);
 
-    return atomic_load(&t->entries) - tombs;
+    return atomic_load(&t->entries) - tombs - empties;
 }
 
 int gr_table_mget(gr_table *t, size_t n, const void *const *keys, const size_t *klens, gr_tbuf *out)
@@ -1733,7 +1831,7 @@ int gr_table_mget(gr_table *t, size_t n, const void *const *keys, const size_t *
     }
     for (size_t i = 0; i < n && r == 0; i++) {
         r = gr_table_get(t, keys[i], klens[i], &v, NULL);
-        if (r == GR_ENOKEY) {
+        if (r == GR_ENOKEY || r == GR_EWRONGTYPE) { /* a map or set: nil, as Redis's MGET */
             uint8_t nil = 0xc0;
 
             r = tbuf_put(out, &nil, 1);
@@ -1802,12 +1900,12 @@ int gr_table_put(gr_table *t, const void *key, size_t klen, const void *val, siz
     s = shard_of(t, k.hash);
     pthread_rwlock_wrlock(&s->lock);
     old = st_find(t, s, &k); /* an expired entry counts as absent; it is replaced below */
-    if ((how->flags & GR_TPUT_IF_ABSENT) && old && !expired(old, now)) {
+    if ((how->flags & GR_TPUT_IF_ABSENT) && old && !absent(old, now)) {
         r = GR_EKEYEXISTS;
         goto out;
     }
     if (how->flags & GR_TPUT_CAS) {
-        uint64_t have = old && !expired(old, now) ? old->hlc : 0;
+        uint64_t have = old && !absent(old, now) ? old->hlc : 0;
 
         if (have != how->version) {
             r = GR_ECASMISMATCH;
@@ -1858,7 +1956,7 @@ int gr_table_del(gr_table *t, const void *key, size_t klen, uint64_t version)
     s = shard_of(t, k.hash);
     pthread_rwlock_wrlock(&s->lock);
     old = st_find(t, s, &k);
-    if (!old || expired(old, now)) {
+    if (!old || absent(old, now)) {
         r = GR_ENOKEY;
     } else if (version && old->hlc != version) {
         r = GR_ECASMISMATCH;
@@ -1915,7 +2013,11 @@ int gr_table_incr(gr_table *t, const void *key, size_t klen, int64_t delta, int6
     s = shard_of(t, k.hash);
     pthread_rwlock_wrlock(&s->lock);
     old = st_find(t, s, &k);
-    if (old && expired(old, now)) {
+    if (old && !absent(old, now) && (old->flags & (GR_TENT_MAP | GR_TENT_ASET))) {
+        r = GR_EWRONGTYPE;
+        goto out;
+    }
+    if (old && absent(old, now)) {
         /* Gone: the counter restarts like an absent key. No log record needed:
          * the log already holds the entry's expiry (or the delete). On a
          * replicated table the new counter's epoch is that version, so it
@@ -1923,7 +2025,7 @@ int gr_table_incr(gr_table *t, const void *key, size_t klen, int64_t delta, int6
         if (t->opts.replicated) {
             cnt[ncnt++] = (gr_tcnt){0, old->hlc, old->origin};
         }
-        if (!(old->flags & GR_TENT_TOMB)) {
+        if (expired(old, now) && !(old->flags & GR_TENT_TOMB)) {
             atomic_fetch_add(&t->expired, 1);
         }
         apply(t, s, NULL, old);
@@ -2006,6 +2108,676 @@ out:
     pthread_rwlock_unlock(&s->lock);
     gr_tkey_done(&k);
     return finish(t, tk, r);
+}
+
+/* ---- maps and sets ------------------------------------------------------------------------ */
+
+enum { OP_MSET, OP_MDEL, OP_MINCR, OP_SADD, OP_SREM, OP_SPOP };
+
+/* One map/set operation: its input and its result. */
+typedef struct cop {
+    int op;                   /* OP_* */
+    size_t n;                 /* names */
+    const void *const *names; /* fields / members */
+    const size_t *nlens;      /* their lengths */
+    const void *const *vals;  /* OP_MSET: values */
+    const size_t *vlens;      /* OP_MSET */
+    int64_t delta;            /* OP_MINCR */
+    uint64_t count;           /* result: fields/members added or removed */
+    int64_t total;            /* OP_MINCR result */
+    gr_tbuf *popped;          /* OP_SPOP result */
+} cop;
+
+/* One name of an operation, sorted by bytes then by position. */
+typedef struct cname {
+    const uint8_t *p;
+    size_t len;
+    size_t idx; /* position in the call: the last of equal names wins */
+} cname;
+
+static int cname_cmp(const void *a, const void *b)
+{
+    const cname *x = a, *y = b;
+    int c = memcmp(x->p, y->p, x->len < y->len ? x->len : y->len);
+
+    if (c == 0) {
+        c = (x->len > y->len) - (x->len < y->len);
+    }
+    return c ? c : (x->idx > y->idx) - (x->idx < y->idx);
+}
+
+/* Sorted names, one per distinct name (its last occurrence). *ret_v malloc'ed. */
+static int cnames(const cop *op, cname **ret_v, size_t *ret_n)
+{
+    cname *v;
+    size_t n = 0;
+
+    if (op->n == 0 || !op->names || !op->nlens) {
+        return GR_EBADARG;
+    }
+    if (!(v = malloc(op->n * sizeof(*v)))) {
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < op->n; i++) {
+        if (op->nlens[i] > GR_TFIELD_MAX || (!op->names[i] && op->nlens[i])) {
+            free(v);
+            return GR_EBADARG;
+        }
+        v[i] = (cname){op->names[i] ? op->names[i] : (const void *)"", op->nlens[i], i};
+    }
+    if (op->n > 1) {
+        qsort(v, op->n, sizeof(*v), cname_cmp);
+    }
+    for (size_t i = 0; i < op->n; i++) { /* keep the last of each run of equal names */
+        if (i + 1 < op->n && v[i].len == v[i + 1].len &&
+            memcmp(v[i].p, v[i + 1].p, v[i].len) == 0) {
+            continue;
+        }
+        v[n++] = v[i];
+    }
+    *ret_v = v;
+    *ret_n = n;
+    return 0;
+}
+
+/* Field `name` of map state st (a tombstone counts as found). */
+static bool find_field(const uint8_t *st, size_t len, const uint8_t *name, size_t nlen,
+                       gr_cfield *f)
+{
+    gr_crdt_rd rd;
+
+    if (gr_crdt_open(&rd, st, len) < 0) {
+        return false;
+    }
+    while (gr_crdt_next_field(&rd, f) > 0) {
+        if (f->nlen == nlen && memcmp(f->name, name, nlen) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool find_mem(const uint8_t *st, size_t len, const uint8_t *m, size_t mlen, gr_cmem *ret)
+{
+    gr_crdt_rd rd;
+
+    if (gr_crdt_open(&rd, st, len) < 0) {
+        return false;
+    }
+    while (gr_crdt_next_mem(&rd, ret) > 0) {
+        if (ret->mlen == mlen && memcmp(ret->m, m, mlen) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* A field's value as an integer: a msgpack integer, or a str/bin of decimal
+ * digits (what a Redis client writes). 0 or GR_EWRONGTYPE. */
+static int field_int(const uint8_t *p, size_t n, int64_t *ret)
+{
+    const uint8_t *d = NULL;
+    size_t dl = 0;
+    char buf[24], *end;
+    long long v;
+
+    if (read_int(p, n, ret) == 0) {
+        return 0;
+    }
+    if (n >= 1 && (p[0] & 0xe0) == 0xa0) {
+        d = p + 1, dl = p[0] & 0x1f;
+    } else if (n >= 2 && (p[0] == 0xd9 || p[0] == 0xc4)) {
+        d = p + 2, dl = p[1];
+    }
+    if (!d || dl == 0 || dl > 20 || d + dl != p + n) {
+        return GR_EWRONGTYPE;
+    }
+    memcpy(buf, d, dl);
+    buf[dl] = 0;
+    errno = 0;
+    v = strtoll(buf, &end, 10);
+    if (errno || *end || !(buf[0] == '-' || (buf[0] >= '0' && buf[0] <= '9'))) {
+        return GR_EWRONGTYPE;
+    }
+    *ret = v;
+    return 0;
+}
+
+/* The delta of op against state st (type, epoch copied): the touched fields
+ * or members at version (hlc, me). Sets op's results. */
+static int build_delta(gr_table *t, gr_tshard *s, cop *op, const cname *v, size_t nv,
+                       const uint8_t *st, size_t stlen, uint64_t hlc, uint64_t me, gr_tbuf *out)
+{
+    gr_crdt_rd rd;
+    gr_crdt_wr w;
+    int r;
+
+    if (gr_crdt_open(&rd, st, stlen) < 0) {
+        return GR_ECORRUPT;
+    }
+    out->len = 0;
+    if ((r = gr_crdt_begin(&w, out, rd.type, rd.eh, rd.eo)) < 0) {
+        return r;
+    }
+    for (size_t i = 0; i < nv && r == 0; i++) {
+        gr_cfield f, old;
+        gr_cmem m;
+        bool had = rd.type == GR_CRDT_MAP
+                       ? find_field(st, stlen, v[i].p, v[i].len, &old) && !(old.flags & GR_CF_TOMB)
+                       : find_mem(st, stlen, v[i].p, v[i].len, &m) && gr_cmem_live(&m);
+
+        switch (op->op) {
+        case OP_MSET:
+            f = (gr_cfield){.name = v[i].p,
+                            .nlen = (uint32_t)v[i].len,
+                            .val = op->vals[v[i].idx],
+                            .vlen = (uint32_t)op->vlens[v[i].idx],
+                            .hlc = hlc,
+                            .origin = me};
+            op->count += !had;
+            r = gr_crdt_put_field(&w, &f, NULL);
+            break;
+        case OP_MDEL:
+            if (had) {
+                f = (gr_cfield){.name = v[i].p,
+                                .nlen = (uint32_t)v[i].len,
+                                .hlc = hlc,
+                                .origin = me,
+                                .flags = GR_CF_TOMB};
+                op->count++;
+                r = gr_crdt_put_field(&w, &f, NULL);
+            }
+            break;
+        case OP_MINCR: {
+            gr_tcnt cnt[255];
+            uint8_t vbuf[9];
+            int n = 0, mine = -1;
+            __int128 total = 0;
+
+            if (had && (old.flags & GR_CF_COUNTER)) {
+                for (n = 0; n < old.ncnt; n++) {
+                    cnt[n] = gr_cfield_cnt(&old, n);
+                }
+            } else if (had) {
+                int64_t base;
+
+                if ((r = field_int(old.val, old.vlen, &base)) < 0) {
+                    break;
+                }
+                cnt[n++] = (gr_tcnt){old.origin, base >= 0 ? (uint64_t)base : 0,
+                                     base < 0 ? (uint64_t)0 - (uint64_t)base : 0};
+                cnt[n++] = (gr_tcnt){0, old.hlc, old.origin}; /* epoch: the write it grows from */
+            } else if (t->opts.replicated && find_field(st, stlen, v[i].p, v[i].len, &old)) {
+                cnt[n++] = (gr_tcnt){0, old.hlc, old.origin}; /* after a removal */
+            }
+            for (int j = 0; j < n; j++) {
+                mine = cnt[j].node == me ? j : mine;
+            }
+            if (mine < 0) {
+                if (n == 255) {
+                    r = GR_EFULL;
+                    break;
+                }
+                cnt[n] = (gr_tcnt){me, 0, 0};
+                mine = n++;
+            }
+            if (op->delta >= 0
+                    ? __builtin_add_overflow(cnt[mine].incs, (uint64_t)op->delta, &cnt[mine].incs)
+                    : __builtin_add_overflow(cnt[mine].decs, (uint64_t)0 - (uint64_t)op->delta,
+                                             &cnt[mine].decs)) {
+                r = GR_EBADARG;
+                break;
+            }
+            for (int j = 0; j < n; j++) {
+                if (cnt[j].node != 0) {
+                    total += (__int128)cnt[j].incs - (__int128)cnt[j].decs;
+                }
+            }
+            if (total > INT64_MAX || total < INT64_MIN) {
+                r = GR_EBADARG;
+                break;
+            }
+            cnt_sort(cnt, n);
+            op->total = (int64_t)total;
+            f = (gr_cfield){.name = v[i].p,
+                            .nlen = (uint32_t)v[i].len,
+                            .val = vbuf,
+                            .vlen = (uint32_t)pack_int(vbuf, (int64_t)total),
+                            .hlc = hlc,
+                            .origin = me,
+                            .flags = GR_CF_COUNTER,
+                            .ncnt = (uint8_t)n};
+            r = gr_crdt_put_field(&w, &f, cnt);
+            break;
+        }
+        case OP_SADD: {
+            gr_crec c = {me, hlc, 0, 0};
+
+            op->count += !had;
+            r = gr_crdt_put_mem(&w, v[i].p, (uint32_t)v[i].len, &c, 1);
+            break;
+        }
+        case OP_SREM:
+        case OP_SPOP:
+            if (had) { /* every add seen here is removed; adds not seen survive */
+                gr_crec stack[16], *c = stack;
+
+                if (m.nrec > 16 && !(c = malloc(m.nrec * sizeof(*c)))) {
+                    r = -ENOMEM;
+                    break;
+                }
+                for (uint32_t j = 0; j < m.nrec; j++) {
+                    c[j] = gr_cmem_rec(&m, j);
+                    c[j].rem = c[j].add > c[j].rem ? c[j].add : c[j].rem;
+                    c[j].rem_at = hlc;
+                }
+                op->count++;
+                r = gr_crdt_put_mem(&w, v[i].p, (uint32_t)v[i].len, c, m.nrec);
+                if (c != stack) {
+                    free(c);
+                }
+            }
+            break;
+        }
+    }
+    (void)s;
+    gr_crdt_end(&w);
+    return r;
+}
+
+/* Pick a live member of set state st for a pop (pseudo-random). */
+static int pick_member(gr_tshard *s, const uint8_t *st, size_t len, cname *ret)
+{
+    gr_crdt_rd rd;
+    gr_cmem m;
+    uint32_t live = 0, want;
+
+    gr_crdt_summary(st, len, &live, &(bool){false});
+    if (live == 0 || gr_crdt_open(&rd, st, len) < 0) {
+        return GR_ENOKEY;
+    }
+    s->rng = s->rng * 6364136223846793005ull + 1442695040888963407ull;
+    want = (uint32_t)((s->rng >> 33) % live);
+    while (gr_crdt_next_mem(&rd, &m) > 0) {
+        if (gr_cmem_live(&m) && want-- == 0) {
+            *ret = (cname){m.m, m.mlen, 0};
+            return 0;
+        }
+    }
+    return GR_ENOKEY;
+}
+
+/* Apply op to key: the current state (or a new one) merged with the op's
+ * delta, written like a put. */
+static int crdt_write(gr_table *t, const void *key, size_t klen, int type, cop *op)
+{
+    uint8_t tflag = type == GR_CRDT_MAP ? GR_TENT_MAP : GR_TENT_ASET;
+    gr_tbuf fresh = {0}, delta = {0}, nw = {0}, purged = {0};
+    const uint8_t *st;
+    size_t stlen;
+    cname *v = NULL, one;
+    size_t nv = 0;
+    gr_tkey k;
+    gr_tshard *s;
+    gr_tent *old, *e;
+    gr_wal_batch *tk = NULL;
+    uint64_t now, hlc, me = t->ts->cfg.node_id;
+    ent_spec sp;
+    int r;
+
+    if (op->op != OP_SPOP && (r = cnames(op, &v, &nv)) < 0) {
+        return r;
+    }
+    for (size_t i = 0; op->op == OP_MSET && i < op->n; i++) {
+        if (!op->vals || !op->vals[i] || op->vlens[i] == 0 || op->vlens[i] > t->opts.max_value ||
+            gr_term_validate(op->vals[i], op->vlens[i]) < 0) {
+            free(v);
+            return op->vals && op->vals[i] && op->vlens[i] > t->opts.max_value ? GR_ETOOBIG
+                                                                               : GR_EBADTERM;
+        }
+    }
+    if ((r = gr_tkey_make(&k, key, klen)) < 0) {
+        gr_tkey_done(&k);
+        free(v);
+        return r;
+    }
+    now = now_ms(t->ts);
+    s = shard_of(t, k.hash);
+    pthread_rwlock_wrlock(&s->lock);
+    old = st_find(t, s, &k);
+    if (old && !expired(old, now) && (old->flags & tflag)) {
+        st = gr_tent_val(old); /* continue it (even empty: its removals matter) */
+        stlen = old->vlen;
+    } else if (old && !absent(old, now)) {
+        r = GR_EWRONGTYPE;
+        goto out;
+    } else {
+        /* a new state; on a replicated table its epoch is the write it
+         * replaces (a tombstone, an expired entry, an empty state) */
+        gr_crdt_wr w;
+        bool ep = old && t->opts.replicated;
+
+        if ((r = gr_crdt_begin(&w, &fresh, type, ep ? old->hlc : 0, ep ? old->origin : 0)) < 0) {
+            goto out;
+        }
+        gr_crdt_end(&w);
+        st = fresh.p;
+        stlen = fresh.len;
+    }
+    if (op->op == OP_SPOP) {
+        if ((r = pick_member(s, st, stlen, &one)) < 0) {
+            goto out;
+        }
+        v = NULL;
+        nv = 1;
+        op->popped->len = 0;
+        if ((r = tbuf_put(op->popped, one.p, one.len)) < 0) {
+            goto out;
+        }
+    }
+    hlc = hlc_next(t->ts, now);
+    if ((r = build_delta(t, s, op, op->op == OP_SPOP ? &one : v, nv, st, stlen, hlc, me, &delta)) <
+            0 ||
+        (r = gr_crdt_merge(&nw, st, stlen, delta.p, delta.len)) < 0) {
+        goto out;
+    }
+    if (!t->opts.replicated && (r = gr_crdt_purge(&purged, nw.p, nw.len, true, 0)) >= 0) {
+        gr_tbuf x = nw; /* a local table keeps no removed fields */
+
+        nw = purged;
+        purged = x;
+    }
+    if (r < 0) {
+        goto out;
+    }
+    r = 0;
+    if (old && old->vlen == nw.len && memcmp(gr_tent_val(old), nw.p, nw.len) == 0) {
+        goto out; /* nothing changed (a removal of what is not there) */
+    }
+    sp = (ent_spec){.key = k.p,
+                    .klen = k.len,
+                    .hash = k.hash,
+                    .val = nw.p,
+                    .vlen = nw.len,
+                    .flags = tflag,
+                    .hlc = hlc,
+                    .origin = me};
+    if (!t->opts.replicated) {
+        gr_crdt_rd rd;
+
+        if (gr_crdt_open(&rd, nw.p, nw.len) == 0 && rd.n == 0) { /* emptied: the key goes */
+            if (old && (r = log_rec(t, GR_TREC_DELETE, &sp, &tk)) == 0) {
+                apply(t, s, NULL, old);
+            }
+            goto out;
+        }
+    }
+    if (!(e = ent_new(t, s, &sp, old))) {
+        r = -ENOMEM;
+        goto out;
+    }
+    if ((r = make_room(t, s, e->bytes - (old ? old->bytes < e->bytes ? old->bytes : e->bytes : 0),
+                       !old, old, now, &tk)) < 0 ||
+        (r = log_rec(t, GR_TREC_ENTRY, &sp, &tk)) < 0) {
+        free(e);
+        goto out;
+    }
+    apply(t, s, e, old);
+    repl_notify(t, e);
+out:
+    pthread_rwlock_unlock(&s->lock);
+    gr_tkey_done(&k);
+    free(v);
+    gr_tbuf_free(&fresh);
+    gr_tbuf_free(&delta);
+    gr_tbuf_free(&nw);
+    gr_tbuf_free(&purged);
+    return finish(t, tk, r);
+}
+
+int gr_table_map_set(gr_table *t, const void *key, size_t klen, size_t n, const void *const *names,
+                     const size_t *nlens, const void *const *vals, const size_t *vlens,
+                     uint64_t *ret_added)
+{
+    cop op = {.op = OP_MSET, .n = n, .names = names, .nlens = nlens, .vals = vals, .vlens = vlens};
+    int r;
+
+    if (!vals || !vlens) {
+        return GR_EBADARG;
+    }
+    if ((r = crdt_write(t, key, klen, GR_CRDT_MAP, &op)) == 0 && ret_added) {
+        *ret_added = op.count;
+    }
+    return r;
+}
+
+int gr_table_map_del(gr_table *t, const void *key, size_t klen, size_t n, const void *const *names,
+                     const size_t *nlens, uint64_t *ret_removed)
+{
+    cop op = {.op = OP_MDEL, .n = n, .names = names, .nlens = nlens};
+    int r = crdt_write(t, key, klen, GR_CRDT_MAP, &op);
+
+    if (r == 0 && ret_removed) {
+        *ret_removed = op.count;
+    }
+    return r;
+}
+
+int gr_table_map_incr(gr_table *t, const void *key, size_t klen, const void *name, size_t nlen,
+                      int64_t delta, int64_t *ret_value)
+{
+    cop op = {.op = OP_MINCR, .n = 1, .names = &name, .nlens = &nlen, .delta = delta};
+    int r = crdt_write(t, key, klen, GR_CRDT_MAP, &op);
+
+    if (r == 0 && ret_value) {
+        *ret_value = op.total;
+    }
+    return r;
+}
+
+int gr_table_set_add(gr_table *t, const void *key, size_t klen, size_t n, const void *const *mems,
+                     const size_t *mlens, uint64_t *ret_added)
+{
+    cop op = {.op = OP_SADD, .n = n, .names = mems, .nlens = mlens};
+    int r = crdt_write(t, key, klen, GR_CRDT_SET, &op);
+
+    if (r == 0 && ret_added) {
+        *ret_added = op.count;
+    }
+    return r;
+}
+
+int gr_table_set_rem(gr_table *t, const void *key, size_t klen, size_t n, const void *const *mems,
+                     const size_t *mlens, uint64_t *ret_removed)
+{
+    cop op = {.op = OP_SREM, .n = n, .names = mems, .nlens = mlens};
+    int r = crdt_write(t, key, klen, GR_CRDT_SET, &op);
+
+    if (r == 0 && ret_removed) {
+        *ret_removed = op.count;
+    }
+    return r;
+}
+
+int gr_table_set_pop(gr_table *t, const void *key, size_t klen, gr_tbuf *ret_member)
+{
+    cop op = {.op = OP_SPOP, .popped = ret_member};
+
+    return crdt_write(t, key, klen, GR_CRDT_SET, &op);
+}
+
+/* Copy key's state of `type` into *b. 0, GR_ENOKEY (absent: reads see no
+ * key), GR_EWRONGTYPE, GR_EBADTERM, -ENOMEM. */
+static int crdt_read(gr_table *t, const void *key, size_t klen, int type, gr_tbuf *b)
+{
+    uint8_t tflag = type == GR_CRDT_MAP ? GR_TENT_MAP : GR_TENT_ASET;
+    gr_tkey k;
+    gr_tshard *s;
+    gr_tent *e;
+    uint64_t now;
+    int r;
+
+    if ((r = gr_tkey_make(&k, key, klen)) < 0) {
+        gr_tkey_done(&k);
+        return r;
+    }
+    now = now_ms(t->ts);
+    s = shard_of(t, k.hash);
+    pthread_rwlock_rdlock(&s->lock);
+    e = st_find(t, s, &k);
+    if (!e || absent(e, now)) {
+        r = GR_ENOKEY;
+    } else if (!(e->flags & tflag)) {
+        r = GR_EWRONGTYPE;
+    } else {
+        b->len = 0;
+        r = tbuf_put(b, gr_tent_val(e), e->vlen);
+        if (r == 0 && t->opts.cache) {
+            touch(e, now);
+        }
+    }
+    pthread_rwlock_unlock(&s->lock);
+    gr_tkey_done(&k);
+    return r;
+}
+
+int gr_table_type(gr_table *t, const void *key, size_t klen, gr_tval_kind *ret_kind)
+{
+    gr_tkey k;
+    gr_tshard *s;
+    gr_tent *e;
+    uint64_t now;
+    int r;
+
+    if ((r = gr_tkey_make(&k, key, klen)) < 0) {
+        gr_tkey_done(&k);
+        return r;
+    }
+    now = now_ms(t->ts);
+    s = shard_of(t, k.hash);
+    pthread_rwlock_rdlock(&s->lock);
+    e = st_find(t, s, &k);
+    *ret_kind = !e || absent(e, now) ? GR_TVAL_NONE : kind_of(e);
+    pthread_rwlock_unlock(&s->lock);
+    gr_tkey_done(&k);
+    return 0;
+}
+
+/* Call fn for each live field (map) or member (set) of the state in b. */
+static int crdt_each(const gr_tbuf *b, gr_tfield_fn fn, void *ud, uint64_t *ret_n)
+{
+    gr_crdt_rd rd;
+    uint64_t n = 0;
+    int k, r = 0;
+
+    if (gr_crdt_open(&rd, b->p, b->len) < 0) {
+        return GR_ECORRUPT;
+    }
+    for (;;) {
+        if (rd.type == GR_CRDT_MAP) {
+            gr_cfield f;
+
+            if ((k = gr_crdt_next_field(&rd, &f)) <= 0) {
+                break;
+            }
+            if (!(f.flags & GR_CF_TOMB)) {
+                n++;
+                r = fn ? fn(ud, f.name, f.nlen, f.val, f.vlen) : 0;
+            }
+        } else {
+            gr_cmem m;
+
+            if ((k = gr_crdt_next_mem(&rd, &m)) <= 0) {
+                break;
+            }
+            if (gr_cmem_live(&m)) {
+                n++;
+                r = fn ? fn(ud, m.m, m.mlen, NULL, 0) : 0;
+            }
+        }
+        if (r != 0) {
+            return r;
+        }
+    }
+    if (ret_n) {
+        *ret_n = n;
+    }
+    return k < 0 ? GR_ECORRUPT : 0;
+}
+
+int gr_table_map_get(gr_table *t, const void *key, size_t klen, const void *name, size_t nlen,
+                     gr_tbuf *val)
+{
+    gr_tbuf b = {0};
+    gr_cfield f;
+    int r = crdt_read(t, key, klen, GR_CRDT_MAP, &b);
+
+    if (r == 0) {
+        if (find_field(b.p, b.len, name ? name : "", nlen, &f) && !(f.flags & GR_CF_TOMB)) {
+            val->len = 0;
+            r = tbuf_put(val, f.val, f.vlen);
+        } else {
+            r = GR_ENOKEY;
+        }
+    }
+    gr_tbuf_free(&b);
+    return r;
+}
+
+/* An absent key reads as an empty map / set. */
+static int crdt_each_key(gr_table *t, const void *key, size_t klen, int type, gr_tfield_fn fn,
+                         void *ud, uint64_t *ret_n)
+{
+    gr_tbuf b = {0};
+    int r = crdt_read(t, key, klen, type, &b);
+
+    if (r == GR_ENOKEY) {
+        if (ret_n) {
+            *ret_n = 0;
+        }
+        r = 0;
+    } else if (r == 0) {
+        r = crdt_each(&b, fn, ud, ret_n);
+    }
+    gr_tbuf_free(&b);
+    return r;
+}
+
+int gr_table_map_getall(gr_table *t, const void *key, size_t klen, gr_tfield_fn fn, void *ud)
+{
+    return crdt_each_key(t, key, klen, GR_CRDT_MAP, fn, ud, NULL);
+}
+
+int gr_table_map_len(gr_table *t, const void *key, size_t klen, uint64_t *ret_n)
+{
+    return crdt_each_key(t, key, klen, GR_CRDT_MAP, NULL, NULL, ret_n);
+}
+
+int gr_table_set_members(gr_table *t, const void *key, size_t klen, gr_tfield_fn fn, void *ud)
+{
+    return crdt_each_key(t, key, klen, GR_CRDT_SET, fn, ud, NULL);
+}
+
+int gr_table_set_card(gr_table *t, const void *key, size_t klen, uint64_t *ret_n)
+{
+    return crdt_each_key(t, key, klen, GR_CRDT_SET, NULL, NULL, ret_n);
+}
+
+int gr_table_set_ismember(gr_table *t, const void *key, size_t klen, const void *m, size_t mlen,
+                          bool *ret_is)
+{
+    gr_tbuf b = {0};
+    gr_cmem cm;
+    int r = crdt_read(t, key, klen, GR_CRDT_SET, &b);
+
+    if (r == GR_ENOKEY) {
+        *ret_is = false;
+        r = 0;
+    } else if (r == 0) {
+        *ret_is = find_mem(b.p, b.len, m ? m : "", mlen, &cm) && gr_cmem_live(&cm);
+    }
+    gr_tbuf_free(&b);
+    return r;
 }
 
 /* ---- scans -------------------------------------------------------------------------------- */
@@ -2142,7 +2914,7 @@ int gr_table_scan(gr_table *t, const gr_tscan *req, gr_tscan_fn fn, void *ud, gr
                 }
                 continue;
             }
-            if (expired(e, now)) {
+            if (absent(e, now)) {
                 continue;
             }
             if ((r = page_add(&pg, e)) < 0) {
@@ -2161,7 +2933,7 @@ int gr_table_scan(gr_table *t, const gr_tscan *req, gr_tscan_fn fn, void *ud, gr
             pthread_rwlock_rdlock(&s->lock);
             e = gr_sset_after(s, t->shard_bits, has_cur && i == first, cur_hash, cur.p, cur.len);
             for (; e && pg.n < limit; e = gr_sset_next(s, t->shard_bits, e)) {
-                if (expired(e, now) ||
+                if (absent(e, now) ||
                     (has_pre && !gr_tkey_has_prefix(gr_tent_key(e), e->klen, pre.p, pre.len))) {
                     continue;
                 }
@@ -2206,6 +2978,44 @@ out:
 
 /* ---- maintenance -------------------------------------------------------------------------- */
 
+/* Purge the removed fields / set records of map or set e older than the
+ * tombstone cut-off (the rule of entry tombstones: every member has held
+ * them, or the horizon passed); a state left with nothing, itself older than
+ * the cut-off, goes. Not logged (replay brings them back; the next sweep
+ * purges them again). Shard write lock held. 1: changed, else 0. */
+static uint64_t purge_locked(gr_table *t, gr_tshard *s, gr_tent *e, uint64_t gc, uint64_t horizon,
+                             uint64_t now, gr_tbuf *b)
+{
+    uint64_t cut = now >= horizon ? now - horizon + 1 : 0;
+    gr_crdt_rd rd;
+    ent_spec sp;
+    gr_tent *ne;
+    int r;
+
+    cut = gc > cut ? gc : cut;
+    if ((r = gr_crdt_purge(b, gr_tent_val(e), e->vlen, !t->opts.replicated, cut)) < 0) {
+        return 0;
+    }
+    if (gr_crdt_open(&rd, b->p, b->len) == 0 && rd.n == 0) {
+        if ((e->hlc >> 16) < cut || !t->opts.replicated) {
+            apply(t, s, NULL, e);
+            return 1;
+        }
+        return 0; /* empty but recent: a lagging replica may still merge into it */
+    }
+    if (r == 0) {
+        return 0;
+    }
+    spec_of(e, &sp);
+    sp.val = b->p;
+    sp.vlen = b->len;
+    if (!(ne = ent_new(t, s, &sp, e))) {
+        return 0;
+    }
+    apply(t, s, ne, e);
+    return 1;
+}
+
 /* Entries a sweep examines per hold of a shard's write lock. */
 #define SWEEP_STEP 1024
 
@@ -2215,7 +3025,8 @@ uint64_t gr_table_expire(gr_table *t, uint64_t budget)
     uint64_t horizon = t->ts->cfg.tomb_ms ? t->ts->cfg.tomb_ms : 24ull * 3600 * 1000;
     /* every member known has had a digest equal to ours since then (wall ms) */
     uint64_t gc = t->opts.replicated && t->ts->repl ? gr_trepl_gc_ms(t->ts->repl, t->name) : 0;
-    gr_tbuf cur = {0}; /* key of the last entry examined: where the next step resumes */
+    gr_tbuf cur = {0};  /* key of the last entry examined: where the next step resumes */
+    gr_tbuf pbuf = {0}; /* a purged map/set state */
 
     if (atomic_load(&t->ttl_entries) == 0) {
         return 0; /* no entry can expire: no walk */
@@ -2275,6 +3086,8 @@ uint64_t gr_table_expire(gr_table *t, uint64_t budget)
                     apply(t, s, NULL, e); /* no log record: its expiry is in the log already */
                     atomic_fetch_add(&t->expired, 1);
                     done++;
+                } else if (e->crdt & GR_TC_GARBAGE) {
+                    done += purge_locked(t, s, e, gc, horizon, now, &pbuf);
                 }
             }
             end = end || !e;
@@ -2282,6 +3095,7 @@ uint64_t gr_table_expire(gr_table *t, uint64_t budget)
         }
     }
     gr_tbuf_free(&cur);
+    gr_tbuf_free(&pbuf);
     return done;
 }
 

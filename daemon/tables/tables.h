@@ -92,11 +92,21 @@ typedef struct gr_table_info {
     uint64_t tombstones;  /* replicated: tombstones held (not in entries) */
 } gr_table_info;
 
+/* The kind of value a key holds (gr_table_type, gr_tmeta.kind). */
+typedef enum gr_tval_kind {
+    GR_TVAL_NONE,    /* absent (or expired, deleted, an empty map or set) */
+    GR_TVAL_PLAIN,   /* a term put with gr_table_put */
+    GR_TVAL_COUNTER, /* an integer grown by gr_table_incr */
+    GR_TVAL_MAP,     /* a map of fields (gr_table_map_*) */
+    GR_TVAL_SET      /* an add-wins set of members (gr_table_set_*) */
+} gr_tval_kind;
+
 /* An entry's metadata, returned by reads and writes. */
 typedef struct gr_tmeta {
     uint64_t version;   /* HLC of the write that made this value; CAS compares it */
     uint64_t origin;    /* node id of that write */
     uint64_t expire_ms; /* absolute wall ms, 0 = never */
+    uint32_t kind;      /* gr_tval_kind; scans of a map or set return its encoded state */
 } gr_tmeta;
 
 /* A growable output buffer owned by the caller; reuse it across calls to avoid
@@ -188,6 +198,78 @@ int gr_table_del(gr_table *t, const void *key, size_t klen, uint64_t version);
  * (total would overflow int64), or as gr_table_put. */
 int gr_table_incr(gr_table *t, const void *key, size_t klen, int64_t delta, int64_t *ret_value);
 
+/* ---- maps and sets ------------------------------------------------------------------------
+ *
+ * Two mergeable kinds of value (docs/tables.md "Maps and sets"). A map holds
+ * fields (byte strings) with a msgpack term each; on a replicated table every
+ * field is last-writer-wins by its own (HLC, origin), a removed field is a
+ * per-field tombstone (purged by the sweep under the table's tombstone rule)
+ * and gr_table_map_incr keeps a per-node counter in the field, so concurrent
+ * increments all count. A set holds members (byte strings) and is add-wins:
+ * a remove removes only the adds it saw, so an add concurrent with a remove
+ * survives. Local tables store the same kinds without tombstones.
+ *
+ * A map or set with no live field/member reads as absent (gr_table_type
+ * answers GR_TVAL_NONE, gr_table_get GR_ENOKEY). Another kind of value under
+ * the key answers GR_EWRONGTYPE (and gr_table_get of a map or set too);
+ * gr_table_put and gr_table_del replace / delete a map or set wholesale. Maps
+ * and sets do not expire (the table's default TTL does not apply). Writes
+ * return like gr_table_put (-errno of the log for disk tables, GR_EFULL,
+ * -ENOMEM) and GR_EBADTERM for a bad key or value, GR_EBADARG for an empty
+ * name list or a name over GR_TFIELD_MAX bytes. Any thread. */
+
+#define GR_TFIELD_MAX 65535u /* longest field name / set member, bytes */
+
+/* Called for each live field (val: one msgpack term) or member (val NULL),
+ * outside every lock, bytes borrowed for the call. Nonzero stops (returned). */
+typedef int (*gr_tfield_fn)(void *ud, const uint8_t *name, size_t nlen, const uint8_t *val,
+                            size_t vlen);
+
+/* The kind of key's value: GR_TVAL_NONE when absent. 0 or GR_EBADTERM. */
+int gr_table_type(gr_table *t, const void *key, size_t klen, gr_tval_kind *ret_kind);
+/* Set n fields (names[i], nlens[i]) to values (vals[i], vlens[i], one msgpack
+ * term each); a name given twice takes its last value. *ret_added (may be
+ * NULL): fields that were not there before. */
+int gr_table_map_set(gr_table *t, const void *key, size_t klen, size_t n, const void *const *names,
+                     const size_t *nlens, const void *const *vals, const size_t *vlens,
+                     uint64_t *ret_added);
+/* Remove n fields; *ret_removed (may be NULL): how many were there. Absent
+ * key: 0 removed. */
+int gr_table_map_del(gr_table *t, const void *key, size_t klen, size_t n, const void *const *names,
+                     const size_t *nlens, uint64_t *ret_removed);
+/* Copy one field's value into *val. 0, GR_ENOKEY (no key or no field),
+ * GR_EWRONGTYPE, GR_EBADTERM. */
+int gr_table_map_get(gr_table *t, const void *key, size_t klen, const void *name, size_t nlen,
+                     gr_tbuf *val);
+/* Call fn for every live field, in name order (absent key: none). 0,
+ * GR_EWRONGTYPE, GR_EBADTERM, -ENOMEM, or fn's nonzero. */
+int gr_table_map_getall(gr_table *t, const void *key, size_t klen, gr_tfield_fn fn, void *ud);
+/* Add delta to an integer field (absent: 0; a msgpack integer, or a str/bin
+ * of decimal digits, is the start) and return the new total. The field
+ * becomes a counter: per-node (increments, decrements), merged per node.
+ * GR_EWRONGTYPE (the field is not an integer), GR_EBADARG (int64 overflow). */
+int gr_table_map_incr(gr_table *t, const void *key, size_t klen, const void *name, size_t nlen,
+                      int64_t delta, int64_t *ret_value);
+/* Live fields (absent key: 0). 0, GR_EWRONGTYPE, GR_EBADTERM. */
+int gr_table_map_len(gr_table *t, const void *key, size_t klen, uint64_t *ret_n);
+
+/* Add n members; *ret_added (may be NULL): how many were not members. */
+int gr_table_set_add(gr_table *t, const void *key, size_t klen, size_t n, const void *const *mems,
+                     const size_t *mlens, uint64_t *ret_added);
+/* Remove n members (the adds seen here); *ret_removed: how many were members. */
+int gr_table_set_rem(gr_table *t, const void *key, size_t klen, size_t n, const void *const *mems,
+                     const size_t *mlens, uint64_t *ret_removed);
+/* Call fn for every member (val NULL), in byte order (absent key: none). */
+int gr_table_set_members(gr_table *t, const void *key, size_t klen, gr_tfield_fn fn, void *ud);
+/* Is m a member? 0 (answer in *ret_is), GR_EWRONGTYPE, GR_EBADTERM. */
+int gr_table_set_ismember(gr_table *t, const void *key, size_t klen, const void *m, size_t mlen,
+                          bool *ret_is);
+/* Members (absent key: 0). */
+int gr_table_set_card(gr_table *t, const void *key, size_t klen, uint64_t *ret_n);
+/* Remove a pseudo-random member and copy it into *ret_member. 0, GR_ENOKEY
+ * (empty or absent), GR_EWRONGTYPE, or as the writes above. */
+int gr_table_set_pop(gr_table *t, const void *key, size_t klen, gr_tbuf *ret_member);
+
 /* ---- scans ----------------------------------------------------------------------------- */
 
 /* A scan request. ordered_set scans go in key order; set scans in hash order.
@@ -235,6 +317,7 @@ typedef struct gr_trent {
     size_t vlen;
     bool tomb;          /* a tombstone: the key was deleted (or expired) at hlc */
     bool counter;       /* val is the sum of the components */
+    uint8_t crdt;       /* 0, or GR_TVAL_MAP / GR_TVAL_SET: val is that kind's state */
     const gr_tcnt *cnt; /* counter components, sorted by node */
     uint8_t ncnt;
     uint64_t hlc, origin, expire_ms;

@@ -20,6 +20,39 @@
  *   40      24*n     counter components: node u64, incs u64, decs u64
  *   40+24n  k        canonical key
  *   ..      v        value
+ *
+ * Map and set states (flags GR_TENT_MAP / GR_TENT_ASET; crdt.c) are the
+ * entry's value: a msgpack bin32 (0xc6, u32 big-endian length) whose payload
+ * is, little-endian:
+ *
+ *   OFFSET  SIZE     DESCRIPTION
+ *   0       1        type: 'M' map, 'S' set
+ *   1       1        layout version, 1
+ *   2       2        reserved, 0
+ *   4       8        epoch hlc   (the write the state started from; 0: nothing)
+ *   12      8        epoch origin
+ *   20      4        n: fields / members, sorted by bytes (memcmp, then length)
+ *   24      ..       n records
+ *
+ * Map field record:
+ *   0       4        name length l
+ *   4       4        value length v (0 for a tombstone)
+ *   8       8        hlc of the field's write
+ *   16      8        origin of the field's write
+ *   24      1        flags: GR_CF_TOMB (removed at hlc), GR_CF_COUNTER
+ *   25      1        counter components c (node 0: the counter's epoch)
+ *   26      2        reserved, 0
+ *   28      24*c     components: node u64, incs u64, decs u64, sorted by node
+ *   ..      l        name bytes
+ *   ..      v        value: one msgpack term (a counter: its total)
+ *
+ * Set member record:
+ *   0       4        member length l
+ *   4       4        records r (>= 1), sorted by node
+ *   8       32*r     node u64, add u64 (HLC of that node's last add), rem u64
+ *                    (the largest add of that node a remove observed), rem_at
+ *                    u64 (HLC of that remove); live when some add > rem
+ *   ..      l        member bytes
  */
 #ifndef GR_TABLES_INT_H
 #define GR_TABLES_INT_H
@@ -27,6 +60,7 @@
 #include "tables/tables.h"
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -37,6 +71,12 @@
 
 #define GR_TENT_COUNTER 0x1 /* value is the sum of the counter components */
 #define GR_TENT_TOMB 0x2    /* replicated: a tombstone (no value); invisible to reads */
+#define GR_TENT_MAP 0x4     /* value is a map state (crdt.c) */
+#define GR_TENT_ASET 0x8    /* value is an add-wins set state (crdt.c) */
+
+/* gr_tent.crdt bits, derived from a map/set state when the entry is built */
+#define GR_TC_GARBAGE 0x1 /* holds removed fields/records the sweep may purge */
+#define GR_TC_EMPTY 0x2   /* no live field/member: reads see no key */
 
 #define GR_SKIP_MAX 24 /* skiplist levels */
 
@@ -56,8 +96,8 @@ typedef struct gr_tent {
     uint8_t flags;          /* GR_TENT_* */
     uint8_t ncnt;           /* counter components */
     uint8_t level;          /* ordered_set: skiplist levels (0 for set) */
-    uint8_t pad;
-    unsigned char data[]; /* see above */
+    uint8_t crdt;           /* map/set: GR_TC_* bits */
+    unsigned char data[];   /* see above */
 } gr_tent;
 
 static inline gr_tent **gr_tent_fwd(gr_tent *e)
@@ -116,6 +156,82 @@ void gr_oset_remove(gr_tshard *s, gr_tent *old);
 /* First entry with key > k (strict) or >= k; k NULL: the first entry. */
 gr_tent *gr_oset_seek(gr_tshard *s, const uint8_t *k, size_t klen, int strict);
 gr_tent *gr_oset_sample(gr_tshard *s, uint64_t rnd);
+
+/* ---- map and set states (crdt.c): pure functions, any thread ---------------------------- */
+#define GR_CRDT_MAP 'M'
+#define GR_CRDT_SET 'S'
+#define GR_CRDT_HDR 24  /* payload header */
+#define GR_CRDT_FHDR 28 /* map field record header */
+#define GR_CF_TOMB 0x1
+#define GR_CF_COUNTER 0x2
+
+/* A reader over an encoded state (borrowed bytes). */
+typedef struct gr_crdt_rd {
+    const uint8_t *p, *end; /* next record, end of the value */
+    int type;               /* GR_CRDT_MAP or GR_CRDT_SET */
+    uint64_t eh, eo;        /* epoch (hlc, origin) */
+    uint32_t n, i;          /* records, records read */
+} gr_crdt_rd;
+
+/* One map field as read (pointers into the state) or to write. */
+typedef struct gr_cfield {
+    const uint8_t *name;
+    uint32_t nlen;
+    const uint8_t *val; /* one msgpack term; none for a tombstone */
+    uint32_t vlen;
+    uint64_t hlc, origin;
+    uint8_t flags;      /* GR_CF_* */
+    uint8_t ncnt;       /* counter components */
+    const uint8_t *cnt; /* components as stored (24 bytes each); see gr_cfield_cnt */
+} gr_cfield;
+
+/* One set member as read. */
+typedef struct gr_cmem {
+    const uint8_t *m; /* member bytes */
+    uint32_t mlen;
+    uint32_t nrec;      /* records */
+    const uint8_t *rec; /* records as stored (32 bytes each); see gr_cmem_rec */
+} gr_cmem;
+
+/* One set record: a node's last add of the member and what removes saw of it. */
+typedef struct gr_crec {
+    uint64_t node, add, rem, rem_at;
+} gr_crec;
+
+/* A writer appending a state to a buffer (gr_crdt_begin .. gr_crdt_end). */
+typedef struct gr_crdt_wr {
+    gr_tbuf *b;
+    size_t start; /* offset of the bin header */
+    uint32_t n;   /* records written */
+} gr_crdt_wr;
+
+/* Open a state: 0 or GR_ECORRUPT (not a state). */
+int gr_crdt_open(gr_crdt_rd *r, const uint8_t *val, size_t vlen);
+/* Next record: 1, 0 at the end, GR_ECORRUPT. Bounds are checked. */
+int gr_crdt_next_field(gr_crdt_rd *r, gr_cfield *f);
+int gr_crdt_next_mem(gr_crdt_rd *r, gr_cmem *m);
+gr_tcnt gr_cfield_cnt(const gr_cfield *f, int i);
+gr_crec gr_cmem_rec(const gr_cmem *m, uint32_t i);
+bool gr_cmem_live(const gr_cmem *m);
+/* A replica's state: well-formed, sorted, values valid terms. 0 or GR_EBADTERM. */
+int gr_crdt_validate(const uint8_t *val, size_t vlen, int type);
+/* Writing: begin, put records in order, end (patches lengths). -ENOMEM. */
+int gr_crdt_begin(gr_crdt_wr *w, gr_tbuf *b, int type, uint64_t eh, uint64_t eo);
+/* cnt: the components to write (NULL: f's stored ones). */
+int gr_crdt_put_field(gr_crdt_wr *w, const gr_cfield *f, const gr_tcnt *cnt);
+int gr_crdt_put_mem(gr_crdt_wr *w, const uint8_t *m, uint32_t mlen, const gr_crec *rec,
+                    uint32_t nrec);
+void gr_crdt_end(gr_crdt_wr *w);
+/* *out = the merge of two states of one type (a's epoch kept: the caller
+ * merges only states of one epoch). 0, GR_ECORRUPT, GR_EFULL, -ENOMEM. */
+int gr_crdt_merge(gr_tbuf *out, const uint8_t *a, size_t alen, const uint8_t *b, size_t blen);
+/* *out = v without removed fields / dead set records (all: every one; else
+ * those removed before cut_ms, wall ms). 1 changed, 0 not, or an error. */
+int gr_crdt_purge(gr_tbuf *out, const uint8_t *v, size_t vlen, bool all, uint64_t cut_ms);
+/* Live fields/members, and whether removed ones are held. */
+void gr_crdt_summary(const uint8_t *v, size_t vlen, uint32_t *ret_live, bool *ret_garbage);
+int64_t gr_crdt_cnt_total(const gr_tcnt *c, int n);
+size_t gr_crdt_pack_int(uint8_t *b, int64_t v);
 
 /* ---- snapshots (snapshot.c) ------------------------------------------------------------- */
 /* Write DIR/snap atomically: header with `next_seg`, then records produced by
