@@ -21,6 +21,7 @@ from overload import test_overload  # s_overload, in cluster-tests/overload.py
 from redis_tests import test_abuse as rd_abuse, test_auth as rd_auth  # rd_*: redis_tests.py
 from redis_tests import test_benchmark as rd_benchmark, test_cluster as rd_cluster
 from redis_tests import test_commands as rd_commands, test_pubsub as rd_pubsub
+from redis_tests import test_partition as rd_partition
 from crdt import test_crdt  # t3_crdt, in cluster-tests/crdt.py
 from harness import (EXIT_AUTH, EXIT_OK, EXIT_REMOTE, EXIT_TIMEOUT, EXIT_UNREACHABLE, EXIT_USAGE,
                      TestFailure, check, free_port, now, testkit, wait_until)
@@ -2214,5 +2215,6 @@ TESTS += [
     ("rd_abuse", rd_abuse),
     ("rd_benchmark", rd_benchmark),
     ("rd_pubsub", rd_pubsub),
+    ("rd_partition", rd_partition),
     ("t3_crdt", test_crdt),
 ]

@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * cmds.c - the command table and the data commands: strings and keys, hashes
- * and sets, on the selected database's table (store.c has the encoding).
+ * cmds.c - the command table and the data commands on strings and keys, on
+ * the selected database's table (store.c has the encoding; coll.c the hash
+ * and set commands).
  *
  * Design notes
  * - Read-modify-write commands (SET with XX/GET/KEEPTTL, APPEND,
- *   INCRBYFLOAT, EXPIRE, PERSIST, RENAME, every hash and set write) read the
+ *   INCRBYFLOAT, EXPIRE, PERSIST, RENAME) read the
  *   entry and its version, build the new value, and put it with the table's
  *   compare-and-swap on that version; a write that raced them on this node
  *   makes the CAS fail and the command starts again (up to RMW_TRIES). On one
@@ -93,6 +94,20 @@ static int load(rconn *c, gr_table *t, const rargs *a, int i, rmw *m)
         gr_redis_reply_err(c, r);
     }
     return r;
+}
+
+/* The kind of key argv[i] when it is a hash or a set (coll.c), else
+ * GR_TVAL_NONE (absent, a string or another term: load() handles those).
+ * Leaves the key in c->k. */
+static gr_tval_kind coll_kind(rconn *c, gr_table *t, const rargs *a, int i)
+{
+    gr_tval_kind k = GR_TVAL_NONE;
+
+    if (gr_redis_key(&c->k, a->argv[i], a->argl[i]) < 0 ||
+        gr_table_type(t, c->k.p, c->k.len, &k) < 0) {
+        return GR_TVAL_NONE;
+    }
+    return k == GR_TVAL_MAP || k == GR_TVAL_SET ? k : GR_TVAL_NONE;
 }
 
 /* Time left of the loaded entry, for a rewrite that keeps it (0: none). */
@@ -532,9 +547,9 @@ static void incr_by(rconn *c, const rargs *a, int64_t delta)
     } else if (r == GR_EWRONGTYPE) {
         /* a string that is not an integer, or another type */
         gr_tmeta meta;
+        int g = gr_table_get(t, c->k.p, c->k.len, &c->v, &meta);
 
-        if (gr_table_get(t, c->k.p, c->k.len, &c->v, &meta) == 0 &&
-            gr_redis_type(c->v.p, c->v.len) != RT_STRING) {
+        if (g == GR_EWRONGTYPE || (g == 0 && gr_redis_type(c->v.p, c->v.len) != RT_STRING)) {
             gr_resp_error(&c->out, GR_REDIS_WRONGTYPE);
         } else {
             gr_resp_error(&c->out, E_INT);
@@ -681,7 +696,8 @@ static void cmd_exists(rconn *c, const rargs *a)
         gr_tmeta meta;
 
         if (gr_redis_key(&c->k, a->argv[i], a->argl[i]) == 0 &&
-            gr_table_get(t, c->k.p, c->k.len, &c->v, &meta) == 0) {
+            (gr_table_get(t, c->k.p, c->k.len, &c->v, &meta) == 0 ||
+             coll_kind(c, t, a, i) != GR_TVAL_NONE)) {
             n++;
         }
     }
@@ -721,6 +737,13 @@ static void expire_common(rconn *c, const rargs *a, bool ms, bool at, const char
         return;
     }
     if (!expire_arg(c, a, 2, ms, at, name, &ttl)) {
+        return;
+    }
+    if (coll_kind(c, t, a, 1) != GR_TVAL_NONE) {
+        gr_resp_errorf(&c->out,
+                       "ERR '%s' on a hash or a set is not supported by Girder yet "
+                       "(docs/redis.md)",
+                       name);
         return;
     }
     for (int tries = 0; tries < RMW_TRIES; tries++) {
@@ -786,7 +809,14 @@ static void ttl_common(rconn *c, const rargs *a, bool ms)
     uint64_t now;
     rmw m;
 
-    if (!t || load(c, t, a, 1, &m) < 0) {
+    if (!t) {
+        return;
+    }
+    if (coll_kind(c, t, a, 1) != GR_TVAL_NONE) {
+        gr_resp_int(&c->out, -1); /* hashes and sets do not expire */
+        return;
+    }
+    if (load(c, t, a, 1, &m) < 0) {
         return;
     }
     now = gr_tables_now_ms(c->srv->tables);
@@ -815,6 +845,10 @@ static void cmd_persist(rconn *c, const rargs *a)
 {
     gr_table *t = gr_redis_db(c);
 
+    if (t && coll_kind(c, t, a, 1) != GR_TVAL_NONE) {
+        gr_resp_int(&c->out, 0); /* hashes and sets have no TTL to remove */
+        return;
+    }
     for (int tries = 0; t && tries < RMW_TRIES; tries++) {
         rmw m;
         int r;
@@ -862,16 +896,62 @@ static void cmd_type(rconn *c, const rargs *a)
     gr_table *t = gr_redis_db(c);
     rmw m;
 
-    if (!t || load(c, t, a, 1, &m) < 0) {
+    gr_tval_kind k;
+
+    if (!t) {
+        return;
+    }
+    if ((k = coll_kind(c, t, a, 1)) != GR_TVAL_NONE) {
+        gr_resp_simple(&c->out, k == GR_TVAL_MAP ? "hash" : "set");
+        return;
+    }
+    if (load(c, t, a, 1, &m) < 0) {
         return;
     }
     gr_resp_simple(&c->out, m.found ? type_name(gr_redis_type(c->v.p, c->v.len)) : "none");
 }
 
+/* RENAME of a hash or set: copy its live fields / members to the new key
+ * (replacing what was there), then delete the old key. Not atomic: a write to
+ * the old key between the copy and the delete is lost (docs/redis.md). */
+static void rename_coll(rconn *c, gr_table *t, const rargs *a, gr_tval_kind kind)
+{
+    gr_tbuf to = {0};
+    int r;
+
+    if (a->argl[1] == a->argl[2] && memcmp(a->argv[1], a->argv[2], a->argl[1]) == 0) {
+        gr_resp_simple(&c->out, "OK");
+        return;
+    }
+    if (gr_redis_key(&to, a->argv[2], a->argl[2]) < 0) {
+        gr_resp_error(&c->out, E_OOM);
+        return;
+    }
+    r = gr_table_del(t, to.p, to.len, 0);
+    if (r == 0 || r == GR_ENOKEY) {
+        r = gr_redis_coll_copy(c, t, kind, to.p, to.len);
+    }
+    if (r == 0) {
+        r = gr_table_del(t, c->k.p, c->k.len, 0);
+        r = r == GR_ENOKEY ? 0 : r;
+    }
+    gr_tbuf_free(&to);
+    if (r < 0) {
+        gr_redis_reply_err(c, r);
+    } else {
+        gr_resp_simple(&c->out, "OK");
+    }
+}
+
 static void cmd_rename(rconn *c, const rargs *a)
 {
     gr_table *t = gr_redis_db(c);
+    gr_tval_kind kind;
 
+    if (t && (kind = coll_kind(c, t, a, 1)) != GR_TVAL_NONE) {
+        rename_coll(c, t, a, kind);
+        return;
+    }
     for (int tries = 0; t && tries < RMW_TRIES; tries++) {
         gr_tput how = {.flags = GR_TPUT_TTL};
         rmw m;
@@ -932,7 +1012,10 @@ static int scan_fn(void *ud, const uint8_t *key, size_t klen, const uint8_t *val
 
     if (!gr_redis_key_bytes(key, klen, &p, &n) ||
         (ks->pat && !gr_resp_glob(ks->pat, ks->patl, (const char *)p, n, false)) ||
-        (ks->type >= 0 && (int)gr_redis_type(val, vlen) != ks->type)) {
+        (ks->type >= 0 &&
+         (int)(meta->kind == GR_TVAL_MAP   ? RT_HASH
+               : meta->kind == GR_TVAL_SET ? RT_SET
+                                           : gr_redis_type(val, vlen)) != ks->type)) {
         return 0;
     }
     if (ks->keys.cap - ks->keys.len < n + 4) {
@@ -1073,557 +1156,6 @@ static void cmd_scan(rconn *c, const rargs *a)
     gr_tbuf_free(&ks.keys);
 }
 
-/* ---- hashes and sets ------------------------------------------------------------------------ */
-
-/* A collection loaded for a command: items borrowed from c->v. */
-typedef struct coll {
-    rmw m;
-    size_t n;              /* fields (hash) or members (set) */
-    const uint8_t **items; /* hash: field, value, field, value... */
-    size_t *lens;
-} coll;
-
-static void coll_free(coll *k)
-{
-    free(k->items);
-    free(k->lens);
-    k->items = NULL;
-    k->lens = NULL;
-}
-
-/* Load key argv[1] as a collection of type ty: 0 (k->m.found says if it
- * exists), or an error (replied: WRONGTYPE, ...). */
-static int coll_load(rconn *c, gr_table *t, const rargs *a, rtype ty, coll *k)
-{
-    int r;
-
-    *k = (coll){0};
-    if ((r = load(c, t, a, 1, &k->m)) < 0) {
-        return r;
-    }
-    if (!k->m.found) {
-        return 0;
-    }
-    if ((r = gr_redis_dec_coll(c->v.p, c->v.len, ty, &k->n, &k->items, &k->lens)) < 0) {
-        if (r == -ENOMEM) {
-            gr_resp_error(&c->out, E_OOM);
-        } else {
-            gr_resp_error(&c->out, GR_REDIS_WRONGTYPE);
-        }
-        return r;
-    }
-    return 0;
-}
-
-/* Index of field/member (p, n) in k, or -1. step 2 for a hash. */
-static ssize_t coll_find(const coll *k, bool hash, const char *p, size_t n)
-{
-    size_t step = hash ? 2 : 1;
-
-    for (size_t i = 0; i < k->n; i++) {
-        if (k->lens[i * step] == n && memcmp(k->items[i * step], p, n) == 0) {
-            return (ssize_t)i;
-        }
-    }
-    return -1;
-}
-
-/* Write back n items (pointers may point into c->v or the arguments); an empty
- * collection deletes the key. 0, GR_ECASMISMATCH (retry) or an error. */
-static int coll_store(rconn *c, gr_table *t, const coll *k, rtype ty, size_t n,
-                      const uint8_t **items, const size_t *lens)
-{
-    int r;
-
-    if (n == 0) {
-        return k->m.found ? del_loaded(c, t, &k->m) : 0;
-    }
-    if ((r = gr_redis_enc_coll(&c->v2, ty, n, items, lens)) < 0) {
-        return r;
-    }
-    if (c->v2.len > GR_RESP_MAX_BULK_DEFAULT + 4096) {
-        return GR_ETOOBIG;
-    }
-    return store(c, t, &k->m, &c->v2, ttl_left(c, &k->m));
-}
-
-/* Grow (items, lens) arrays to hold `need` entries. */
-static int grow(const uint8_t ***items, size_t **lens, size_t need)
-{
-    const uint8_t **ni = realloc(*items, (need ? need : 1) * sizeof(**items));
-    size_t *nl;
-
-    if (!ni) {
-        return -ENOMEM;
-    }
-    *items = ni;
-    if (!(nl = realloc(*lens, (need ? need : 1) * sizeof(**lens)))) {
-        return -ENOMEM;
-    }
-    *lens = nl;
-    return 0;
-}
-
-/* HSET / HMSET / HSETNX. */
-static void hset_common(rconn *c, const rargs *a, int mode /* 0 hset, 1 hmset, 2 hsetnx */)
-{
-    gr_table *t = gr_redis_db(c);
-
-    if (!t) {
-        return;
-    }
-    if (a->argc % 2 != 0 || (mode == 2 && a->argc != 4)) {
-        gr_resp_errorf(&c->out, "ERR wrong number of arguments for '%s' command",
-                       mode == 0   ? "hset"
-                       : mode == 1 ? "hmset"
-                                   : "hsetnx");
-        return;
-    }
-    for (int tries = 0; tries < RMW_TRIES; tries++) {
-        coll k;
-        int64_t added = 0;
-        size_t n;
-        int r;
-
-        if (coll_load(c, t, a, RT_HASH, &k) < 0) {
-            return;
-        }
-        n = k.n;
-        if ((r = grow(&k.items, &k.lens, 2 * (n + (size_t)(a->argc - 2) / 2))) < 0) {
-            coll_free(&k);
-            gr_resp_error(&c->out, E_OOM);
-            return;
-        }
-        for (int i = 2; i + 1 < a->argc; i += 2) {
-            ssize_t at = coll_find(&(coll){.n = n, .items = k.items, .lens = k.lens}, true,
-                                   a->argv[i], a->argl[i]);
-
-            if (at >= 0) {
-                if (mode == 2) {
-                    coll_free(&k);
-                    gr_resp_int(&c->out, 0);
-                    return;
-                }
-                k.items[2 * at + 1] = (const uint8_t *)a->argv[i + 1];
-                k.lens[2 * at + 1] = a->argl[i + 1];
-            } else {
-                k.items[2 * n] = (const uint8_t *)a->argv[i];
-                k.lens[2 * n] = a->argl[i];
-                k.items[2 * n + 1] = (const uint8_t *)a->argv[i + 1];
-                k.lens[2 * n + 1] = a->argl[i + 1];
-                n++;
-                added++;
-            }
-        }
-        r = coll_store(c, t, &k, RT_HASH, n, k.items, k.lens);
-        coll_free(&k);
-        if (r == GR_ECASMISMATCH) {
-            continue;
-        }
-        if (r < 0) {
-            gr_redis_reply_err(c, r);
-        } else if (mode == 1) {
-            gr_resp_simple(&c->out, "OK");
-        } else {
-            gr_resp_int(&c->out, mode == 2 ? 1 : added);
-        }
-        return;
-    }
-    gr_redis_reply_err(c, GR_ECASMISMATCH);
-}
-
-static void cmd_hset(rconn *c, const rargs *a)
-{
-    hset_common(c, a, 0);
-}
-
-static void cmd_hmset(rconn *c, const rargs *a)
-{
-    hset_common(c, a, 1);
-}
-
-static void cmd_hsetnx(rconn *c, const rargs *a)
-{
-    hset_common(c, a, 2);
-}
-
-static void cmd_hget(rconn *c, const rargs *a)
-{
-    gr_table *t = gr_redis_db(c);
-    ssize_t at;
-    coll k;
-
-    if (!t || coll_load(c, t, a, RT_HASH, &k) < 0) {
-        return;
-    }
-    if ((at = coll_find(&k, true, a->argv[2], a->argl[2])) >= 0) {
-        gr_resp_bulk(&c->out, k.items[2 * at + 1], k.lens[2 * at + 1]);
-    } else {
-        gr_resp_null(&c->out);
-    }
-    coll_free(&k);
-}
-
-static void cmd_hmget(rconn *c, const rargs *a)
-{
-    gr_table *t = gr_redis_db(c);
-    coll k;
-
-    if (!t || coll_load(c, t, a, RT_HASH, &k) < 0) {
-        return;
-    }
-    gr_resp_array(&c->out, (size_t)a->argc - 2);
-    for (int i = 2; i < a->argc; i++) {
-        ssize_t at = coll_find(&k, true, a->argv[i], a->argl[i]);
-
-        if (at >= 0) {
-            gr_resp_bulk(&c->out, k.items[2 * at + 1], k.lens[2 * at + 1]);
-        } else {
-            gr_resp_null(&c->out);
-        }
-    }
-    coll_free(&k);
-}
-
-/* HGETALL (what 3), HKEYS (1), HVALS (2). */
-static void hlist(rconn *c, const rargs *a, int what)
-{
-    gr_table *t = gr_redis_db(c);
-    coll k;
-
-    if (!t || coll_load(c, t, a, RT_HASH, &k) < 0) {
-        return;
-    }
-    if (what == 3) {
-        gr_resp_map(&c->out, k.n);
-    } else {
-        gr_resp_array(&c->out, k.n);
-    }
-    for (size_t i = 0; i < k.n; i++) {
-        if (what & 1) {
-            gr_resp_bulk(&c->out, k.items[2 * i], k.lens[2 * i]);
-        }
-        if (what & 2) {
-            gr_resp_bulk(&c->out, k.items[2 * i + 1], k.lens[2 * i + 1]);
-        }
-    }
-    coll_free(&k);
-}
-
-static void cmd_hgetall(rconn *c, const rargs *a)
-{
-    hlist(c, a, 3);
-}
-
-static void cmd_hkeys(rconn *c, const rargs *a)
-{
-    hlist(c, a, 1);
-}
-
-static void cmd_hvals(rconn *c, const rargs *a)
-{
-    hlist(c, a, 2);
-}
-
-static void cmd_hlen(rconn *c, const rargs *a)
-{
-    gr_table *t = gr_redis_db(c);
-    coll k;
-
-    if (!t || coll_load(c, t, a, RT_HASH, &k) < 0) {
-        return;
-    }
-    gr_resp_int(&c->out, (int64_t)k.n);
-    coll_free(&k);
-}
-
-static void cmd_hexists(rconn *c, const rargs *a)
-{
-    gr_table *t = gr_redis_db(c);
-    coll k;
-
-    if (!t || coll_load(c, t, a, RT_HASH, &k) < 0) {
-        return;
-    }
-    gr_resp_int(&c->out, coll_find(&k, true, a->argv[2], a->argl[2]) >= 0);
-    coll_free(&k);
-}
-
-/* HDEL (hash) and SREM (set): remove the named fields/members. */
-static void remove_items(rconn *c, const rargs *a, rtype ty)
-{
-    gr_table *t = gr_redis_db(c);
-    bool hash = ty == RT_HASH;
-
-    for (int tries = 0; t && tries < RMW_TRIES; tries++) {
-        int64_t removed = 0;
-        size_t n;
-        coll k;
-        int r;
-
-        if (coll_load(c, t, a, ty, &k) < 0) {
-            return;
-        }
-        n = k.n;
-        for (int i = 2; i < a->argc; i++) {
-            ssize_t at = coll_find(&(coll){.n = n, .items = k.items, .lens = k.lens}, hash,
-                                   a->argv[i], a->argl[i]);
-
-            if (at < 0) {
-                continue;
-            }
-            /* move the last one into its place */
-            if (hash) {
-                k.items[2 * at] = k.items[2 * (n - 1)];
-                k.lens[2 * at] = k.lens[2 * (n - 1)];
-                k.items[2 * at + 1] = k.items[2 * (n - 1) + 1];
-                k.lens[2 * at + 1] = k.lens[2 * (n - 1) + 1];
-            } else {
-                k.items[at] = k.items[n - 1];
-                k.lens[at] = k.lens[n - 1];
-            }
-            n--;
-            removed++;
-        }
-        if (removed == 0) {
-            coll_free(&k);
-            gr_resp_int(&c->out, 0);
-            return;
-        }
-        r = coll_store(c, t, &k, ty, n, k.items, k.lens);
-        coll_free(&k);
-        if (r == GR_ECASMISMATCH) {
-            continue;
-        }
-        if (r < 0) {
-            gr_redis_reply_err(c, r);
-        } else {
-            gr_resp_int(&c->out, removed);
-        }
-        return;
-    }
-    if (t) {
-        gr_redis_reply_err(c, GR_ECASMISMATCH);
-    }
-}
-
-static void cmd_hdel(rconn *c, const rargs *a)
-{
-    remove_items(c, a, RT_HASH);
-}
-
-static void cmd_hincrby(rconn *c, const rargs *a)
-{
-    gr_table *t = gr_redis_db(c);
-    int64_t d;
-
-    if (!arg_int(a, 3, &d)) {
-        gr_resp_error(&c->out, E_INT);
-        return;
-    }
-    for (int tries = 0; t && tries < RMW_TRIES; tries++) {
-        int64_t v = 0;
-        char num[32];
-        size_t n;
-        ssize_t at;
-        coll k;
-        int r;
-
-        if (coll_load(c, t, a, RT_HASH, &k) < 0) {
-            return;
-        }
-        n = k.n;
-        if ((at = coll_find(&k, true, a->argv[2], a->argl[2])) >= 0 &&
-            !gr_resp_str2ll((const char *)k.items[2 * at + 1], k.lens[2 * at + 1], &v)) {
-            coll_free(&k);
-            gr_resp_error(&c->out, "ERR hash value is not an integer");
-            return;
-        }
-        if (__builtin_add_overflow(v, d, &v)) {
-            coll_free(&k);
-            gr_resp_error(&c->out, "ERR increment or decrement would overflow");
-            return;
-        }
-        snprintf(num, sizeof(num), "%lld", (long long)v);
-        if (grow(&k.items, &k.lens, 2 * (n + 1)) < 0) {
-            coll_free(&k);
-            gr_resp_error(&c->out, E_OOM);
-            return;
-        }
-        if (at < 0) {
-            at = (ssize_t)n++;
-            k.items[2 * at] = (const uint8_t *)a->argv[2];
-            k.lens[2 * at] = a->argl[2];
-        }
-        k.items[2 * at + 1] = (const uint8_t *)num;
-        k.lens[2 * at + 1] = strlen(num);
-        r = coll_store(c, t, &k, RT_HASH, n, k.items, k.lens);
-        coll_free(&k);
-        if (r == GR_ECASMISMATCH) {
-            continue;
-        }
-        if (r < 0) {
-            gr_redis_reply_err(c, r);
-        } else {
-            gr_resp_int(&c->out, v);
-        }
-        return;
-    }
-    if (t) {
-        gr_redis_reply_err(c, GR_ECASMISMATCH);
-    }
-}
-
-static void cmd_sadd(rconn *c, const rargs *a)
-{
-    gr_table *t = gr_redis_db(c);
-
-    for (int tries = 0; t && tries < RMW_TRIES; tries++) {
-        int64_t added = 0;
-        size_t n;
-        coll k;
-        int r;
-
-        if (coll_load(c, t, a, RT_SET, &k) < 0) {
-            return;
-        }
-        n = k.n;
-        if (grow(&k.items, &k.lens, n + (size_t)a->argc - 2) < 0) {
-            coll_free(&k);
-            gr_resp_error(&c->out, E_OOM);
-            return;
-        }
-        for (int i = 2; i < a->argc; i++) {
-            if (coll_find(&(coll){.n = n, .items = k.items, .lens = k.lens}, false, a->argv[i],
-                          a->argl[i]) < 0) {
-                k.items[n] = (const uint8_t *)a->argv[i];
-                k.lens[n] = a->argl[i];
-                n++;
-                added++;
-            }
-        }
-        if (added == 0) {
-            coll_free(&k);
-            gr_resp_int(&c->out, 0);
-            return;
-        }
-        r = coll_store(c, t, &k, RT_SET, n, k.items, k.lens);
-        coll_free(&k);
-        if (r == GR_ECASMISMATCH) {
-            continue;
-        }
-        if (r < 0) {
-            gr_redis_reply_err(c, r);
-        } else {
-            gr_resp_int(&c->out, added);
-        }
-        return;
-    }
-    if (t) {
-        gr_redis_reply_err(c, GR_ECASMISMATCH);
-    }
-}
-
-static void cmd_srem(rconn *c, const rargs *a)
-{
-    remove_items(c, a, RT_SET);
-}
-
-static void cmd_smembers(rconn *c, const rargs *a)
-{
-    gr_table *t = gr_redis_db(c);
-    coll k;
-
-    if (!t || coll_load(c, t, a, RT_SET, &k) < 0) {
-        return;
-    }
-    gr_resp_set(&c->out, k.n);
-    for (size_t i = 0; i < k.n; i++) {
-        gr_resp_bulk(&c->out, k.items[i], k.lens[i]);
-    }
-    coll_free(&k);
-}
-
-static void cmd_sismember(rconn *c, const rargs *a)
-{
-    gr_table *t = gr_redis_db(c);
-    coll k;
-
-    if (!t || coll_load(c, t, a, RT_SET, &k) < 0) {
-        return;
-    }
-    gr_resp_int(&c->out, coll_find(&k, false, a->argv[2], a->argl[2]) >= 0);
-    coll_free(&k);
-}
-
-static void cmd_scard(rconn *c, const rargs *a)
-{
-    gr_table *t = gr_redis_db(c);
-    coll k;
-
-    if (!t || coll_load(c, t, a, RT_SET, &k) < 0) {
-        return;
-    }
-    gr_resp_int(&c->out, (int64_t)k.n);
-    coll_free(&k);
-}
-
-/* SPOP key [count]: removes the last members (the order a set keeps is its
- * insertion order, disturbed by removals: not random, see docs/redis.md). */
-static void cmd_spop(rconn *c, const rargs *a)
-{
-    gr_table *t = gr_redis_db(c);
-    int64_t count = 1;
-
-    if (a->argc > 3) {
-        gr_resp_error(&c->out, E_SYNTAX);
-        return;
-    }
-    if (a->argc == 3 && (!arg_int(a, 2, &count) || count < 0)) {
-        gr_resp_error(&c->out, "ERR value is out of range, must be positive");
-        return;
-    }
-    for (int tries = 0; t && tries < RMW_TRIES; tries++) {
-        size_t take;
-        coll k;
-        int r;
-
-        if (coll_load(c, t, a, RT_SET, &k) < 0) {
-            return;
-        }
-        if (!k.m.found || count == 0) {
-            if (a->argc == 3) {
-                gr_resp_set(&c->out, 0);
-            } else {
-                gr_resp_null(&c->out);
-            }
-            coll_free(&k);
-            return;
-        }
-        take = (size_t)count < k.n ? (size_t)count : k.n;
-        r = coll_store(c, t, &k, RT_SET, k.n - take, k.items, k.lens);
-        if (r == GR_ECASMISMATCH) {
-            coll_free(&k);
-            continue;
-        }
-        if (r < 0) {
-            gr_redis_reply_err(c, r);
-        } else {
-            if (a->argc == 3) {
-                gr_resp_set(&c->out, take);
-            }
-            for (size_t i = k.n - take; i < k.n; i++) {
-                gr_resp_bulk(&c->out, k.items[i], k.lens[i]);
-            }
-        }
-        coll_free(&k);
-        return;
-    }
-    if (t) {
-        gr_redis_reply_err(c, GR_ECASMISMATCH);
-    }
-}
-
 /* ---- the table ------------------------------------------------------------------------------ */
 
 /* Sorted by name (bsearch in server.c). */
@@ -1647,19 +1179,19 @@ const rcommand gr_redis_cmds[] = {
     {"get", 2, "readonly fast", 1, 1, 1, cmd_get},
     {"getdel", 2, "write fast", 1, 1, 1, cmd_getdel},
     {"getset", 3, "write denyoom fast", 1, 1, 1, cmd_getset},
-    {"hdel", -3, "write fast", 1, 1, 1, cmd_hdel},
+    {"hdel", -3, "write fast", 1, 1, 1, gr_redis_cmd_hdel},
     {"hello", -1, "noscript loading stale fast no_auth allow_busy", 0, 0, 0, gr_redis_cmd_hello},
-    {"hexists", 3, "readonly fast", 1, 1, 1, cmd_hexists},
-    {"hget", 3, "readonly fast", 1, 1, 1, cmd_hget},
-    {"hgetall", 2, "readonly", 1, 1, 1, cmd_hgetall},
-    {"hincrby", 4, "write denyoom fast", 1, 1, 1, cmd_hincrby},
-    {"hkeys", 2, "readonly", 1, 1, 1, cmd_hkeys},
-    {"hlen", 2, "readonly fast", 1, 1, 1, cmd_hlen},
-    {"hmget", -3, "readonly fast", 1, 1, 1, cmd_hmget},
-    {"hmset", -4, "write denyoom fast", 1, 1, 1, cmd_hmset},
-    {"hset", -4, "write denyoom fast", 1, 1, 1, cmd_hset},
-    {"hsetnx", 4, "write denyoom fast", 1, 1, 1, cmd_hsetnx},
-    {"hvals", 2, "readonly", 1, 1, 1, cmd_hvals},
+    {"hexists", 3, "readonly fast", 1, 1, 1, gr_redis_cmd_hexists},
+    {"hget", 3, "readonly fast", 1, 1, 1, gr_redis_cmd_hget},
+    {"hgetall", 2, "readonly", 1, 1, 1, gr_redis_cmd_hgetall},
+    {"hincrby", 4, "write denyoom fast", 1, 1, 1, gr_redis_cmd_hincrby},
+    {"hkeys", 2, "readonly", 1, 1, 1, gr_redis_cmd_hkeys},
+    {"hlen", 2, "readonly fast", 1, 1, 1, gr_redis_cmd_hlen},
+    {"hmget", -3, "readonly fast", 1, 1, 1, gr_redis_cmd_hmget},
+    {"hmset", -4, "write denyoom fast", 1, 1, 1, gr_redis_cmd_hmset},
+    {"hset", -4, "write denyoom fast", 1, 1, 1, gr_redis_cmd_hset},
+    {"hsetnx", 4, "write denyoom fast", 1, 1, 1, gr_redis_cmd_hsetnx},
+    {"hvals", 2, "readonly", 1, 1, 1, gr_redis_cmd_hvals},
     {"incr", 2, "write denyoom fast", 1, 1, 1, cmd_incr},
     {"incrby", 3, "write denyoom fast", 1, 1, 1, cmd_incrby},
     {"incrbyfloat", 3, "write denyoom fast", 1, 1, 1, cmd_incrbyfloat},
@@ -1680,17 +1212,17 @@ const rcommand gr_redis_cmds[] = {
     {"punsubscribe", -1, "pubsub noscript loading stale", 0, 0, 0, gr_redis_cmd_punsubscribe},
     {"quit", -1, "noscript loading stale fast no_auth allow_busy", 0, 0, 0, gr_redis_cmd_quit},
     {"rename", 3, "write", 1, 2, 1, cmd_rename},
-    {"sadd", -3, "write denyoom fast", 1, 1, 1, cmd_sadd},
+    {"sadd", -3, "write denyoom fast", 1, 1, 1, gr_redis_cmd_sadd},
     {"scan", -2, "readonly", 0, 0, 0, cmd_scan},
-    {"scard", 2, "readonly fast", 1, 1, 1, cmd_scard},
+    {"scard", 2, "readonly fast", 1, 1, 1, gr_redis_cmd_scard},
     {"select", 2, "loading stale fast", 0, 0, 0, gr_redis_cmd_select},
     {"set", -3, "write denyoom", 1, 1, 1, cmd_set},
     {"setex", 4, "write denyoom", 1, 1, 1, cmd_setex},
     {"setnx", 3, "write denyoom fast", 1, 1, 1, cmd_setnx},
-    {"sismember", 3, "readonly fast", 1, 1, 1, cmd_sismember},
-    {"smembers", 2, "readonly", 1, 1, 1, cmd_smembers},
-    {"spop", -2, "write fast", 1, 1, 1, cmd_spop},
-    {"srem", -3, "write fast", 1, 1, 1, cmd_srem},
+    {"sismember", 3, "readonly fast", 1, 1, 1, gr_redis_cmd_sismember},
+    {"smembers", 2, "readonly", 1, 1, 1, gr_redis_cmd_smembers},
+    {"spop", -2, "write fast", 1, 1, 1, gr_redis_cmd_spop},
+    {"srem", -3, "write fast", 1, 1, 1, gr_redis_cmd_srem},
     {"strlen", 2, "readonly fast", 1, 1, 1, cmd_strlen},
     {"subscribe", -2, "pubsub noscript loading stale", 0, 0, 0, gr_redis_cmd_subscribe},
     {"ttl", 2, "readonly fast", 1, 1, 1, cmd_ttl},

@@ -201,4 +201,29 @@ int gr_redis_dec_coll(const uint8_t *v, size_t n, rtype t, size_t *ret_n,
 /* Reply for a table error (WRONGTYPE, OOM, ...). */
 void gr_redis_reply_err(rconn *c, int r);
 
+/* ---- coll.c: hashes and sets on the engine's maps and add-wins sets ---------------------- */
+
+void gr_redis_cmd_hset(rconn *c, const rargs *a);
+void gr_redis_cmd_hmset(rconn *c, const rargs *a);
+void gr_redis_cmd_hsetnx(rconn *c, const rargs *a);
+void gr_redis_cmd_hget(rconn *c, const rargs *a);
+void gr_redis_cmd_hmget(rconn *c, const rargs *a);
+void gr_redis_cmd_hgetall(rconn *c, const rargs *a);
+void gr_redis_cmd_hkeys(rconn *c, const rargs *a);
+void gr_redis_cmd_hvals(rconn *c, const rargs *a);
+void gr_redis_cmd_hdel(rconn *c, const rargs *a);
+void gr_redis_cmd_hexists(rconn *c, const rargs *a);
+void gr_redis_cmd_hincrby(rconn *c, const rargs *a);
+void gr_redis_cmd_hlen(rconn *c, const rargs *a);
+void gr_redis_cmd_sadd(rconn *c, const rargs *a);
+void gr_redis_cmd_srem(rconn *c, const rargs *a);
+void gr_redis_cmd_smembers(rconn *c, const rargs *a);
+void gr_redis_cmd_sismember(rconn *c, const rargs *a);
+void gr_redis_cmd_scard(rconn *c, const rargs *a);
+void gr_redis_cmd_spop(rconn *c, const rargs *a);
+/* Copy the live fields (kind GR_TVAL_MAP) or members (GR_TVAL_SET) of key
+ * c->k to table key `to` (added to what is there). 0 or an engine error.
+ * Uses c->v2. */
+int gr_redis_coll_copy(rconn *c, gr_table *t, gr_tval_kind kind, const void *to, size_t tlen);
+
 #endif

@@ -590,13 +590,19 @@ void gr_redis_cmd_watch(rconn *c, const rargs *a)
         gr_table *t = gr_redis_db(c);
         gr_tmeta meta = {0};
         uint32_t db = (uint32_t)c->db, l = (uint32_t)a->argl[i];
+        int r;
 
         if (!t) {
             return;
         }
-        if (gr_redis_key(&c->k, a->argv[i], a->argl[i]) < 0 ||
-            (gr_table_get(t, c->k.p, c->k.len, &c->v, &meta) < 0 && (meta.version = 0, 0)) ||
-            tb_put(&c->watch, &db, 4) < 0 || tb_put(&c->watch, &meta.version, 8) < 0 ||
+        if (gr_redis_key(&c->k, a->argv[i], a->argl[i]) < 0) {
+            gr_resp_error(&c->out, "OOM command not allowed when used memory > 'maxmemory'.");
+            return;
+        }
+        if ((r = gr_table_get(t, c->k.p, c->k.len, &c->v, &meta)) < 0 && r != GR_EWRONGTYPE) {
+            meta.version = 0; /* absent (a hash or set answers WRONGTYPE with its version) */
+        }
+        if (tb_put(&c->watch, &db, 4) < 0 || tb_put(&c->watch, &meta.version, 8) < 0 ||
             tb_put(&c->watch, &l, 4) < 0 || tb_put(&c->watch, a->argv[i], a->argl[i]) < 0) {
             gr_resp_error(&c->out, "OOM command not allowed when used memory > 'maxmemory'.");
             return;
@@ -619,6 +625,7 @@ static bool watch_dirty(rconn *c)
         uint64_t ver;
         gr_tmeta meta = {0};
         gr_table *t;
+        int r;
 
         memcpy(&db, c->watch.p + off, 4);
         memcpy(&ver, c->watch.p + off + 4, 8);
@@ -627,7 +634,7 @@ static bool watch_dirty(rconn *c)
         if (!t || gr_redis_key(&c->k, c->watch.p + off + 16, l) < 0) {
             return true;
         }
-        if (gr_table_get(t, c->k.p, c->k.len, &c->v, &meta) < 0) {
+        if ((r = gr_table_get(t, c->k.p, c->k.len, &c->v, &meta)) < 0 && r != GR_EWRONGTYPE) {
             meta.version = 0;
         }
         if (meta.version != ver) {

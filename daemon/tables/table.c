@@ -1793,7 +1793,8 @@ int gr_table_get(gr_table *t, const void *key, size_t klen, gr_tbuf *val, gr_tme
     if (!e || absent(e, now)) {
         r = GR_ENOKEY;
     } else if (e->flags & (GR_TENT_MAP | GR_TENT_ASET)) {
-        r = GR_EWRONGTYPE; /* gr_table_map_* / gr_table_set_* read it */
+        r = GR_EWRONGTYPE;    /* gr_table_map_* / gr_table_set_* read it */
+        meta_of(e, ret_meta); /* its version still tells a watcher it changed */
     } else {
         val->len = 0;
         if ((r = tbuf_put(val, gr_tent_val(e), e->vlen)) == 0) {

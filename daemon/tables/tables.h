@@ -159,7 +159,8 @@ void gr_table_info_get(gr_table *t, gr_table_info *ret_info);
 
 /* Copy key's value into *val (replacing its contents) and its metadata into
  * *ret_meta (may be NULL). 0, GR_ENOKEY (absent or expired), GR_EBADTERM (bad
- * key), GR_ETOOBIG, -ENOMEM. */
+ * key), GR_ETOOBIG, -ENOMEM, GR_EWRONGTYPE for a map or set (*ret_meta is
+ * still filled: its version and kind). */
 int gr_table_get(gr_table *t, const void *key, size_t klen, gr_tbuf *val, gr_tmeta *ret_meta);
 /* Entries, expired ones excluded only once swept (gr_table_expire). */
 uint64_t gr_table_count(gr_table *t);
