@@ -14,6 +14,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import time
 
 from flood import test_flood  # r_flood, in cluster-tests/flood.py
@@ -1814,6 +1815,37 @@ def repl_cgroup_node(c, short, cg, **kw):
     return n
 
 
+@testkit
+def test_repl_slow(c):
+    """A replica that stops reading (SIGSTOP) while a writes 100,000 keys of
+    a replicated table: a's link to it goes busy at its high water mark
+    (256 KiB here), replication frames for it are skipped and counted
+    (sys.counters repl_skipped_busy) instead of queueing until the link's
+    hard limit (8x) closes it; after SIGCONT anti-entropy brings it every
+    key."""
+    n_keys = 100000
+    a = c.node("a", detection_ms=60000, extra=["--link-high-water", "256K"])
+    b = c.node("b", seeds=[a], detection_ms=60000)
+    c.wait_mesh([a, b])
+    c.expect(a.cli("table", "create", "slow", "--mode", "replicated"), EXIT_OK, what="create")
+    wait_until("slow on b", lambda: repl_info(b, "slow"), 10)
+    b.proc.send_signal(signal.SIGSTOP)
+    try:
+        r = a.cli("rpc", a.name, "bench", "tfill", '"slow"', "0", str(n_keys),
+                  timeout_ms=120000, proc_timeout=150)
+        check(r.rc == EXIT_OK, f"bench.tfill: {r!r}")
+        k = c.expect(a.cli("rpc", a.name, "sys", "counters"), EXIT_OK).data
+    finally:
+        b.proc.send_signal(signal.SIGCONT)
+    check(k["repl_skipped_busy"] > 0, f"frames for the stopped replica were skipped: {k}")
+    check(k["overload_closes"] == 0, f"the link was never closed at its hard limit: {k}")
+    t0 = time.monotonic()
+    wait_until("b holds every key after it resumed",
+               lambda: (repl_info(b, "slow") or {}).get("entries") == n_keys, 90, interval=0.2)
+    print(f"    {k['repl_skipped_busy']} replication frames skipped while b was stopped; "
+          f"b caught up {time.monotonic() - t0:.2f} s after SIGCONT, the link never closed")
+
+
 def test_repl_partition(c):
     """A real partition: nftables drops, in the output hook, every packet a
     daemon of one side sends to a listening port of the other side (the
@@ -1941,6 +1973,7 @@ TESTS = [
     ("r2_repl_join", test_repl_join),
     ("r2_repl_bench", test_repl_bench),
     ("r2_repl_partition", test_repl_partition),
+    ("r2_repl_slow", test_repl_slow),
 ]
 
 

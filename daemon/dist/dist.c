@@ -992,6 +992,7 @@ void gr_dist_counters_get(gr_dist *d, gr_dist_counters *ret)
     LOAD(handshakes_evicted);
     LOAD(spin_offs);
     LOAD(trims);
+    LOAD(repl_skipped_busy);
     LOAD(nodedowns);
     LOAD(members_up);
 #undef LOAD

@@ -156,6 +156,7 @@ typedef struct gr_dist_counters {
     uint64_t handshakes_evicted;      /* handshakes closed to give their slot to another */
     uint64_t spin_offs;               /* times the dist loop stopped spinning: preempted */
     uint64_t trims;                   /* memory given back after a busy link drained */
+    uint64_t repl_skipped_busy;       /* replication frames not queued to a busy link */
 } gr_dist_counters;
 
 /* Check the config and create (no thread, no socket yet). 0, -EINVAL, GR_EBADNODE,

@@ -93,7 +93,11 @@ static int emit_one(void *ctx, const uint8_t *frame, size_t len)
     return r;
 }
 
-/* emit to every member up. */
+/* emit to every member up. A member whose link is busy (its queued output
+ * above the high water mark: it does not keep up) is skipped and the skip
+ * counted: what it misses comes back through anti-entropy once it drains,
+ * so a slow replica costs this node a bounded queue, not one that grows
+ * until the link's hard limit closes it. */
 static int emit_all(void *ctx, const uint8_t *frame, size_t len)
 {
     gr_dist *d = ctx;
@@ -101,7 +105,9 @@ static int emit_all(void *ctx, const uint8_t *frame, size_t len)
     for (dist_member *m = d->members ? d->members->next : NULL; m; m = m->next) {
         dist_conn *c = up_link(m);
 
-        if (c) {
+        if (c && c->busy) {
+            DIST_CTR_ADD(d, repl_skipped_busy, 1);
+        } else if (c) {
             (void)emit_one(c, frame, len);
         }
     }
@@ -128,7 +134,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     for (dist_member *m = d->members ? d->members->next : NULL; m; m = m->next) {
         dist_conn *c = up_link(m);
 
-        if (c) {
+        if (c && !c->busy) { /* a busy link is repaired once it drained */
             r->ops->sync(r->ud, m->name, false, emit_one, c);
         }
     }

@@ -17,7 +17,7 @@
  *                      "signals_out", "signals_lost", "sigq_bytes", "sigq_peak",
  *                      "out_queued_bytes", "links_busy", "overloads",
  *                      "overload_closes", "spin_offs", "suspends", "suspended_now",
- *                      "suspended_ms", "trims"}
+ *                      "suspended_ms", "trims", "repl_skipped_busy"}
  */
 #include "rpc/rpc_int.h"
 
@@ -49,7 +49,7 @@ static int sys_counters(gr_rpc *rpc, const msgpack_object *args, msgpack_packer 
         gr_dist_counters_get(dist, &dc);
     }
     gr_rt_suspend_counters(gr_rpc_rt(rpc), &susp, &susp_now, &susp_us);
-    msgpack_pack_map(pk, 35);
+    msgpack_pack_map(pk, 36);
     gr_term_pack_kv_uint(pk, "processes", gr_rt_process_count(gr_rpc_rt(rpc)));
     gr_term_pack_kv_uint(pk, "rpc_inflight", gr_rpc_inflight(rpc));
     gr_term_pack_kv_uint(pk, "uptime_ms", now_ms > started ? now_ms - started : 0);
@@ -85,6 +85,7 @@ static int sys_counters(gr_rpc *rpc, const msgpack_object *args, msgpack_packer 
     gr_term_pack_kv_uint(pk, "suspended_now", susp_now);
     gr_term_pack_kv_uint(pk, "suspended_ms", susp_us / 1000u);
     gr_term_pack_kv_uint(pk, "trims", dc.trims);
+    gr_term_pack_kv_uint(pk, "repl_skipped_busy", dc.repl_skipped_busy);
     return 0;
 }
 
