@@ -30,57 +30,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static uint64_t rd64(const uint8_t *p)
-{
-    uint64_t v = 0;
-
-    for (int i = 7; i >= 0; i--) {
-        v = v << 8 | p[i];
-    }
-    return v;
-}
-
-static uint32_t rd32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static void wr64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++) {
-        p[i] = (uint8_t)(v >> (8 * i));
-    }
-}
-
-static void wr32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++) {
-        p[i] = (uint8_t)(v >> (8 * i));
-    }
-}
-
-static int put(gr_tbuf *b, const void *p, size_t n)
-{
-    if (b->cap - b->len < n) {
-        size_t cap = b->cap ? b->cap : 256;
-        uint8_t *np;
-
-        while (cap - b->len < n) {
-            cap *= 2;
-        }
-        if (!(np = realloc(b->p, cap))) {
-            return -ENOMEM;
-        }
-        b->p = np;
-        b->cap = cap;
-    }
-    if (n) {
-        memcpy(b->p + b->len, p, n);
-    }
-    b->len += n;
-    return 0;
-}
-
 size_t gr_crdt_pack_int(uint8_t *b, int64_t v)
 {
     if (v >= 0 && v < 128) {
@@ -117,9 +66,9 @@ int gr_crdt_open(gr_crdt_rd *r, const uint8_t *val, size_t vlen)
     if ((r->type != GR_CRDT_MAP && r->type != GR_CRDT_SET) || r->p[1] != 1) {
         return GR_ECORRUPT;
     }
-    r->eh = rd64(r->p + 4);
-    r->eo = rd64(r->p + 12);
-    r->n = rd32(r->p + 20);
+    r->eh = gr_le_rd64(r->p + 4);
+    r->eo = gr_le_rd64(r->p + 12);
+    r->n = gr_le_rd32(r->p + 20);
     r->i = 0;
     r->p += GR_CRDT_HDR;
     return 0;
@@ -135,10 +84,10 @@ int gr_crdt_next_field(gr_crdt_rd *r, gr_cfield *f)
     if (r->type != GR_CRDT_MAP || left < GR_CRDT_FHDR) {
         return GR_ECORRUPT;
     }
-    f->nlen = rd32(r->p);
-    f->vlen = rd32(r->p + 4);
-    f->hlc = rd64(r->p + 8);
-    f->origin = rd64(r->p + 16);
+    f->nlen = gr_le_rd32(r->p);
+    f->vlen = gr_le_rd32(r->p + 4);
+    f->hlc = gr_le_rd64(r->p + 8);
+    f->origin = gr_le_rd64(r->p + 16);
     f->flags = r->p[24];
     f->ncnt = r->p[25];
     need = GR_CRDT_FHDR + (size_t)f->ncnt * 24 + f->nlen + f->vlen;
@@ -163,8 +112,8 @@ int gr_crdt_next_mem(gr_crdt_rd *r, gr_cmem *m)
     if (r->type != GR_CRDT_SET || left < 8) {
         return GR_ECORRUPT;
     }
-    m->mlen = rd32(r->p);
-    m->nrec = rd32(r->p + 4);
+    m->mlen = gr_le_rd32(r->p);
+    m->nrec = gr_le_rd32(r->p + 4);
     if (m->nrec > left / 32) {
         return GR_ECORRUPT;
     }
@@ -183,14 +132,14 @@ gr_tcnt gr_cfield_cnt(const gr_cfield *f, int i)
 {
     const uint8_t *c = f->cnt + 24 * i;
 
-    return (gr_tcnt){rd64(c), rd64(c + 8), rd64(c + 16)};
+    return (gr_tcnt){gr_le_rd64(c), gr_le_rd64(c + 8), gr_le_rd64(c + 16)};
 }
 
 gr_crec gr_cmem_rec(const gr_cmem *m, uint32_t i)
 {
     const uint8_t *c = m->rec + 32 * (size_t)i;
 
-    return (gr_crec){rd64(c), rd64(c + 8), rd64(c + 16), rd64(c + 24)};
+    return (gr_crec){gr_le_rd64(c), gr_le_rd64(c + 8), gr_le_rd64(c + 16), gr_le_rd64(c + 24)};
 }
 
 bool gr_cmem_live(const gr_cmem *m)
@@ -279,37 +228,37 @@ int gr_crdt_begin(gr_crdt_wr *w, gr_tbuf *b, int type, uint64_t eh, uint64_t eo)
     w->n = 0;
     h[5] = (uint8_t)type;
     h[6] = 1;
-    wr64(h + 5 + 4, eh);
-    wr64(h + 5 + 12, eo);
-    return put(b, h, sizeof(h));
+    gr_le_wr64(h + 5 + 4, eh);
+    gr_le_wr64(h + 5 + 12, eo);
+    return gr_tbuf_put(b, h, sizeof(h));
 }
 
 int gr_crdt_put_field(gr_crdt_wr *w, const gr_cfield *f, const gr_tcnt *cnt)
 {
     uint8_t h[GR_CRDT_FHDR] = {0};
 
-    wr32(h, f->nlen);
-    wr32(h + 4, (f->flags & GR_CF_TOMB) ? 0 : f->vlen);
-    wr64(h + 8, f->hlc);
-    wr64(h + 16, f->origin);
+    gr_le_wr32(h, f->nlen);
+    gr_le_wr32(h + 4, (f->flags & GR_CF_TOMB) ? 0 : f->vlen);
+    gr_le_wr64(h + 8, f->hlc);
+    gr_le_wr64(h + 16, f->origin);
     h[24] = f->flags;
     h[25] = f->ncnt;
-    if (put(w->b, h, sizeof(h)) < 0) {
+    if (gr_tbuf_put(w->b, h, sizeof(h)) < 0) {
         return -ENOMEM;
     }
     for (int i = 0; i < f->ncnt; i++) {
         uint8_t c[24];
         gr_tcnt x = cnt ? cnt[i] : gr_cfield_cnt(f, i);
 
-        wr64(c, x.node);
-        wr64(c + 8, x.incs);
-        wr64(c + 16, x.decs);
-        if (put(w->b, c, sizeof(c)) < 0) {
+        gr_le_wr64(c, x.node);
+        gr_le_wr64(c + 8, x.incs);
+        gr_le_wr64(c + 16, x.decs);
+        if (gr_tbuf_put(w->b, c, sizeof(c)) < 0) {
             return -ENOMEM;
         }
     }
-    if (put(w->b, f->name, f->nlen) < 0 ||
-        (!(f->flags & GR_CF_TOMB) && put(w->b, f->val, f->vlen) < 0)) {
+    if (gr_tbuf_put(w->b, f->name, f->nlen) < 0 ||
+        (!(f->flags & GR_CF_TOMB) && gr_tbuf_put(w->b, f->val, f->vlen) < 0)) {
         return -ENOMEM;
     }
     w->n++;
@@ -321,23 +270,23 @@ int gr_crdt_put_mem(gr_crdt_wr *w, const uint8_t *m, uint32_t mlen, const gr_cre
 {
     uint8_t h[8];
 
-    wr32(h, mlen);
-    wr32(h + 4, nrec);
-    if (put(w->b, h, sizeof(h)) < 0) {
+    gr_le_wr32(h, mlen);
+    gr_le_wr32(h + 4, nrec);
+    if (gr_tbuf_put(w->b, h, sizeof(h)) < 0) {
         return -ENOMEM;
     }
     for (uint32_t i = 0; i < nrec; i++) {
         uint8_t c[32];
 
-        wr64(c, rec[i].node);
-        wr64(c + 8, rec[i].add);
-        wr64(c + 16, rec[i].rem);
-        wr64(c + 24, rec[i].rem_at);
-        if (put(w->b, c, sizeof(c)) < 0) {
+        gr_le_wr64(c, rec[i].node);
+        gr_le_wr64(c + 8, rec[i].add);
+        gr_le_wr64(c + 16, rec[i].rem);
+        gr_le_wr64(c + 24, rec[i].rem_at);
+        if (gr_tbuf_put(w->b, c, sizeof(c)) < 0) {
             return -ENOMEM;
         }
     }
-    if (put(w->b, m, mlen) < 0) {
+    if (gr_tbuf_put(w->b, m, mlen) < 0) {
         return -ENOMEM;
     }
     w->n++;
@@ -353,7 +302,7 @@ void gr_crdt_end(gr_crdt_wr *w)
     p[2] = (uint8_t)(plen >> 16);
     p[3] = (uint8_t)(plen >> 8);
     p[4] = (uint8_t)plen;
-    wr32(p + 5 + 20, w->n);
+    gr_le_wr32(p + 5 + 20, w->n);
 }
 
 /* ---- merging ------------------------------------------------------------------------------ */

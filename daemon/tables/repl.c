@@ -110,28 +110,6 @@ typedef struct qrec {
     uint8_t crdt; /* gr_trent.crdt */
 } qrec;
 
-static int buf_put(gr_tbuf *b, const void *p, size_t n)
-{
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        uint8_t *np;
-
-        while (cap < b->len + n) {
-            cap *= 2;
-        }
-        if (!(np = realloc(b->p, cap))) {
-            return -ENOMEM;
-        }
-        b->p = np;
-        b->cap = cap;
-    }
-    if (n) {
-        memcpy(b->p + b->len, p, n);
-    }
-    b->len += n;
-    return 0;
-}
-
 /* Append entry e of table `name` to b in the queue format. */
 static int rec_put(gr_tbuf *b, const char *name, const gr_trent *e)
 {
@@ -148,9 +126,9 @@ static int rec_put(gr_tbuf *b, const char *name, const gr_trent *e)
               .crdt = e->crdt};
     size_t mark = b->len;
 
-    if (buf_put(b, &h, sizeof(h)) < 0 || buf_put(b, name, nl) < 0 ||
-        buf_put(b, e->cnt, h.ncnt * sizeof(gr_tcnt)) < 0 || buf_put(b, e->key, e->klen) < 0 ||
-        buf_put(b, e->val, h.vlen) < 0) {
+    if (gr_tbuf_put(b, &h, sizeof(h)) < 0 || gr_tbuf_put(b, name, nl) < 0 ||
+        gr_tbuf_put(b, e->cnt, h.ncnt * sizeof(gr_tcnt)) < 0 ||
+        gr_tbuf_put(b, e->key, e->klen) < 0 || gr_tbuf_put(b, e->val, h.vlen) < 0) {
         b->len = mark;
         return -ENOMEM;
     }
@@ -714,10 +692,10 @@ static int kw_add(void *ud, const gr_trent *e)
         w->more = true;
         return 0;
     }
-    if (buf_put(&w->b, &bucket, 1) < 0 || buf_put(&w->b, &hash, 8) < 0 ||
-        buf_put(&w->b, &tomb, 1) < 0 || buf_put(&w->b, &hlc, 8) < 0 ||
-        buf_put(&w->b, &(uint32_t){(uint32_t)e->klen}, 4) < 0 ||
-        buf_put(&w->b, e->key, e->klen) < 0) {
+    if (gr_tbuf_put(&w->b, &bucket, 1) < 0 || gr_tbuf_put(&w->b, &hash, 8) < 0 ||
+        gr_tbuf_put(&w->b, &tomb, 1) < 0 || gr_tbuf_put(&w->b, &hlc, 8) < 0 ||
+        gr_tbuf_put(&w->b, &(uint32_t){(uint32_t)e->klen}, 4) < 0 ||
+        gr_tbuf_put(&w->b, e->key, e->klen) < 0) {
         return -ENOMEM;
     }
     w->n++;

@@ -132,7 +132,7 @@ void gr_tbuf_free(gr_tbuf *b)
     }
 }
 
-static int tbuf_reserve(gr_tbuf *b, size_t extra)
+int gr_tbuf_reserve(gr_tbuf *b, size_t extra)
 {
     size_t cap = b->cap ? b->cap : 64;
     uint8_t *p;
@@ -151,12 +151,12 @@ static int tbuf_reserve(gr_tbuf *b, size_t extra)
     return 0;
 }
 
-static int tbuf_put(gr_tbuf *b, const void *p, size_t n)
+int gr_tbuf_put(gr_tbuf *b, const void *p, size_t n)
 {
     if (n == 0) {
         return 0; /* nothing to copy (p may be NULL) */
     }
-    if (tbuf_reserve(b, n) < 0) {
+    if (gr_tbuf_reserve(b, n) < 0) {
         return -ENOMEM;
     }
     memcpy(b->p + b->len, p, n);
@@ -373,7 +373,7 @@ static int rec_build(gr_tbuf *b, int type, const ent_spec *sp)
             h[16 + 8 * j + i] = (uint8_t)(f[j] >> (8 * i));
         }
     }
-    if (tbuf_put(b, h, sizeof(h)) < 0) {
+    if (gr_tbuf_put(b, h, sizeof(h)) < 0) {
         return -ENOMEM;
     }
     for (int c = 0; c < sp->ncnt; c++) {
@@ -385,12 +385,12 @@ static int rec_build(gr_tbuf *b, int type, const ent_spec *sp)
                 x[8 * j + i] = (uint8_t)(w[j] >> (8 * i));
             }
         }
-        if (tbuf_put(b, x, sizeof(x)) < 0) {
+        if (gr_tbuf_put(b, x, sizeof(x)) < 0) {
             return -ENOMEM;
         }
     }
-    if (tbuf_put(b, sp->key, sp->klen) < 0 ||
-        (type == GR_TREC_ENTRY && tbuf_put(b, sp->val, sp->vlen) < 0)) {
+    if (gr_tbuf_put(b, sp->key, sp->klen) < 0 ||
+        (type == GR_TREC_ENTRY && gr_tbuf_put(b, sp->val, sp->vlen) < 0)) {
         return -ENOMEM;
     }
     return 0;
@@ -1118,21 +1118,6 @@ static int meta_read(const char *dir, gr_table_opts *o)
     return r;
 }
 
-static uint64_t rd64(const uint8_t *p)
-{
-    uint64_t v = 0;
-
-    for (int i = 7; i >= 0; i--) {
-        v = v << 8 | p[i];
-    }
-    return v;
-}
-
-static uint32_t rd32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 /* Apply one log/snapshot record (loading: single thread, but take the locks
  * anyway so the invariants hold). Record bytes are checksummed, not trusted:
  * lengths are checked. */
@@ -1154,19 +1139,20 @@ static int apply_rec(void *ud, const uint8_t *p, size_t n)
     type = p[0];
     sp.flags = p[1];
     sp.ncnt = p[2];
-    sp.klen = rd32(p + 4);
-    sp.vlen = rd32(p + 8);
-    sp.hlc = rd64(p + 16);
-    sp.origin = rd64(p + 24);
-    sp.expire_ms = rd64(p + 32);
+    sp.klen = gr_le_rd32(p + 4);
+    sp.vlen = gr_le_rd32(p + 8);
+    sp.hlc = gr_le_rd64(p + 16);
+    sp.origin = gr_le_rd64(p + 24);
+    sp.expire_ms = gr_le_rd64(p + 32);
     off = GR_TREC_HDR + (size_t)sp.ncnt * 24;
     if ((type != GR_TREC_ENTRY && type != GR_TREC_DELETE) || off > n || sp.klen > n - off ||
         sp.vlen != n - off - sp.klen) {
         return GR_ECORRUPT;
     }
     for (int c = 0; c < sp.ncnt; c++) {
-        cnt[c] = (gr_tcnt){rd64(p + GR_TREC_HDR + 24 * c), rd64(p + GR_TREC_HDR + 24 * c + 8),
-                           rd64(p + GR_TREC_HDR + 24 * c + 16)};
+        cnt[c] = (gr_tcnt){gr_le_rd64(p + GR_TREC_HDR + 24 * c),
+                           gr_le_rd64(p + GR_TREC_HDR + 24 * c + 8),
+                           gr_le_rd64(p + GR_TREC_HDR + 24 * c + 16)};
     }
     sp.cnt = cnt;
     if (gr_tkey_make(&k, p + off, sp.klen) < 0 || k.len != sp.klen) {
@@ -1797,7 +1783,7 @@ int gr_table_get(gr_table *t, const void *key, size_t klen, gr_tbuf *val, gr_tme
         meta_of(e, ret_meta); /* its version still tells a watcher it changed */
     } else {
         val->len = 0;
-        if ((r = tbuf_put(val, gr_tent_val(e), e->vlen)) == 0) {
+        if ((r = gr_tbuf_put(val, gr_tent_val(e), e->vlen)) == 0) {
             meta_of(e, ret_meta);
             if (t->opts.cache) {
                 touch(e, now);
@@ -1827,7 +1813,7 @@ int gr_table_mget(gr_table *t, size_t n, const void *const *keys, const size_t *
     for (int i = 0; i < 4; i++) {
         h[1 + i] = (uint8_t)((uint32_t)n >> (24 - 8 * i));
     }
-    if (n > UINT32_MAX || tbuf_put(out, h, 5) < 0) {
+    if (n > UINT32_MAX || gr_tbuf_put(out, h, 5) < 0) {
         return n > UINT32_MAX ? GR_EBADARG : -ENOMEM;
     }
     for (size_t i = 0; i < n && r == 0; i++) {
@@ -1835,9 +1821,9 @@ int gr_table_mget(gr_table *t, size_t n, const void *const *keys, const size_t *
         if (r == GR_ENOKEY || r == GR_EWRONGTYPE) { /* a map or set: nil, as Redis's MGET */
             uint8_t nil = 0xc0;
 
-            r = tbuf_put(out, &nil, 1);
+            r = gr_tbuf_put(out, &nil, 1);
         } else if (r == 0) {
-            r = tbuf_put(out, v.p, v.len);
+            r = gr_tbuf_put(out, v.p, v.len);
         }
     }
     gr_tbuf_free(&v);
@@ -2472,7 +2458,7 @@ static int crdt_write(gr_table *t, const void *key, size_t klen, int type, cop *
         v = NULL;
         nv = 1;
         op->popped->len = 0;
-        if ((r = tbuf_put(op->popped, one.p, one.len)) < 0) {
+        if ((r = gr_tbuf_put(op->popped, one.p, one.len)) < 0) {
             goto out;
         }
     }
@@ -2632,7 +2618,7 @@ static int crdt_read(gr_table *t, const void *key, size_t klen, int type, gr_tbu
         r = GR_EWRONGTYPE;
     } else {
         b->len = 0;
-        r = tbuf_put(b, gr_tent_val(e), e->vlen);
+        r = gr_tbuf_put(b, gr_tent_val(e), e->vlen);
         if (r == 0 && t->opts.cache) {
             touch(e, now);
         }
@@ -2716,7 +2702,7 @@ int gr_table_map_get(gr_table *t, const void *key, size_t klen, const void *name
     if (r == 0) {
         if (find_field(b.p, b.len, name ? name : "", nlen, &f) && !(f.flags & GR_CF_TOMB)) {
             val->len = 0;
-            r = tbuf_put(val, f.val, f.vlen);
+            r = gr_tbuf_put(val, f.val, f.vlen);
         } else {
             r = GR_ENOKEY;
         }
@@ -2797,9 +2783,9 @@ static int page_add(page *pg, gr_tent *e)
 
     meta_of(e, &m);
     pg->last = pg->buf.len;
-    if (tbuf_put(&pg->buf, l, sizeof(l)) < 0 || tbuf_put(&pg->buf, &m, sizeof(m)) < 0 ||
-        tbuf_put(&pg->buf, gr_tent_key(e), e->klen) < 0 ||
-        tbuf_put(&pg->buf, gr_tent_val(e), e->vlen) < 0) {
+    if (gr_tbuf_put(&pg->buf, l, sizeof(l)) < 0 || gr_tbuf_put(&pg->buf, &m, sizeof(m)) < 0 ||
+        gr_tbuf_put(&pg->buf, gr_tent_key(e), e->klen) < 0 ||
+        gr_tbuf_put(&pg->buf, gr_tent_val(e), e->vlen) < 0) {
         return -ENOMEM;
     }
     pg->n++;
@@ -2822,11 +2808,11 @@ static int cursor_of(gr_table *t, const page *pg, size_t off, gr_tbuf *next)
         for (int i = 0; i < 8; i++) {
             hb[i] = (uint8_t)(h >> (56 - 8 * i));
         }
-        if (tbuf_put(next, hb, 8) < 0) {
+        if (gr_tbuf_put(next, hb, 8) < 0) {
             return -ENOMEM;
         }
     }
-    return tbuf_put(next, key, l[0]);
+    return gr_tbuf_put(next, key, l[0]);
 }
 
 int gr_table_scan(gr_table *t, const gr_tscan *req, gr_tscan_fn fn, void *ud, gr_tbuf *next)
@@ -3051,7 +3037,7 @@ uint64_t gr_table_expire(gr_table *t, uint64_t budget)
                 nx = t->opts.kind == GR_TABLE_SET ? gr_sset_next(s, t->shard_bits, e)
                                                   : gr_tent_fwd(e)[0];
                 cur.len = 0;
-                if (tbuf_put(&cur, gr_tent_key(e), e->klen) < 0) {
+                if (gr_tbuf_put(&cur, gr_tent_key(e), e->klen) < 0) {
                     end = true; /* out of memory: stop this shard, nothing lost */
                     break;
                 }
@@ -3137,7 +3123,7 @@ static int snap_each(void *ud, gr_snap_emit_fn emit, void *ectx)
                 uint32_t n;
 
                 cur.len = 0;
-                if ((r = tbuf_put(&cur, gr_tent_key(e), e->klen)) < 0) {
+                if ((r = gr_tbuf_put(&cur, gr_tent_key(e), e->klen)) < 0) {
                     break;
                 }
                 cur_hash = e->hash;
@@ -3149,8 +3135,8 @@ static int snap_each(void *ud, gr_snap_emit_fn emit, void *ectx)
                 if ((r = rec_build(&b, expired(e, it->now) ? GR_TREC_DELETE : GR_TREC_ENTRY,
                                    &sp)) == 0) {
                     n = (uint32_t)b.len;
-                    if ((r = tbuf_put(&chunk, &n, sizeof(n))) == 0) {
-                        r = tbuf_put(&chunk, b.p, b.len);
+                    if ((r = gr_tbuf_put(&chunk, &n, sizeof(n))) == 0) {
+                        r = gr_tbuf_put(&chunk, b.p, b.len);
                     }
                 }
             }

@@ -117,6 +117,10 @@ typedef struct gr_tbuf {
     size_t cap; /* allocated */
 } gr_tbuf;
 void gr_tbuf_free(gr_tbuf *b);
+/* Make room for `extra` more bytes (the capacity doubles). 0 or -ENOMEM. */
+int gr_tbuf_reserve(gr_tbuf *b, size_t extra);
+/* Append n bytes (p may be NULL when n is 0). 0 or -ENOMEM. */
+int gr_tbuf_put(gr_tbuf *b, const void *p, size_t n);
 
 /* ---- engine ---------------------------------------------------------------------------- */
 

@@ -69,6 +69,37 @@
 #define GR_TREC_ENTRY 1
 #define GR_TREC_DELETE 2
 
+/* Little-endian fixed-width fields of the log, snapshot, queue and CRDT state
+ * formats. */
+static inline uint64_t gr_le_rd64(const uint8_t *p)
+{
+    uint64_t v = 0;
+
+    for (int i = 7; i >= 0; i--) {
+        v = v << 8 | p[i];
+    }
+    return v;
+}
+
+static inline uint32_t gr_le_rd32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static inline void gr_le_wr64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++) {
+        p[i] = (uint8_t)(v >> (8 * i));
+    }
+}
+
+static inline void gr_le_wr32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++) {
+        p[i] = (uint8_t)(v >> (8 * i));
+    }
+}
+
 #define GR_TENT_COUNTER 0x1 /* value is the sum of the counter components */
 #define GR_TENT_TOMB 0x2    /* replicated: a tombstone (no value); invisible to reads */
 #define GR_TENT_MAP 0x4     /* value is a map state (crdt.c) */

@@ -23,6 +23,8 @@
  */
 #include "tables/wal.h"
 
+#include "tables/tables_int.h"
+
 #include "proto/err.h"
 #include "util/log.h"
 
@@ -471,11 +473,6 @@ void gr_wal_counters(gr_wal *w, uint64_t *ret_fsyncs, uint64_t *ret_records)
 
 /* ---- reading ---------------------------------------------------------------------------- */
 
-static uint32_t le32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 static bool all_zero(const uint8_t *p, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -517,11 +514,11 @@ int gr_wal_read(const char *path, bool truncate, int (*fn)(void *ud, const uint8
     }
     while (off < size) {
         size_t rest = size - off;
-        uint32_t n = rest >= GR_WAL_HDR ? le32(buf + off) : 0;
+        uint32_t n = rest >= GR_WAL_HDR ? gr_le_rd32(buf + off) : 0;
         bool torn;
 
         if (rest >= GR_WAL_HDR && n > 0 && n <= GR_WAL_REC_MAX && n <= rest - GR_WAL_HDR &&
-            gr_crc32c(0, buf + off + GR_WAL_HDR, n) == le32(buf + off + 4)) {
+            gr_crc32c(0, buf + off + GR_WAL_HDR, n) == gr_le_rd32(buf + off + 4)) {
             if ((r = fn(ud, buf + off + GR_WAL_HDR, n)) < 0) {
                 goto out;
             }
