@@ -165,6 +165,19 @@ static int answer_sb(gr_rpc_call *c, msgpack_sbuffer *sb)
     return r;
 }
 
+/* An increment argument: an int64 (positive or negative). 0 or GR_EBADARG. */
+static int delta_arg(const msgpack_object *d, int64_t *ret)
+{
+    if (d->type == MSGPACK_OBJECT_POSITIVE_INTEGER && d->via.u64 <= INT64_MAX) {
+        *ret = (int64_t)d->via.u64;
+    } else if (d->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+        *ret = d->via.i64;
+    } else {
+        return GR_EBADARG;
+    }
+    return 0;
+}
+
 /* ---- functions ---------------------------------------------------------------------- */
 
 static int t_create(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
@@ -626,16 +639,8 @@ static int t_incr(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
     if ((r = nargs(args, 2, 3)) < 0) {
         return r;
     }
-    if (args->via.array.size == 3) {
-        const msgpack_object *d = arg(args, 2);
-
-        if (d->type == MSGPACK_OBJECT_POSITIVE_INTEGER && d->via.u64 <= INT64_MAX) {
-            delta = (int64_t)d->via.u64;
-        } else if (d->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
-            delta = d->via.i64;
-        } else {
-            return GR_EBADARG;
-        }
+    if (args->via.array.size == 3 && (r = delta_arg(arg(args, 2), &delta)) < 0) {
+        return r;
     }
     if ((r = open_arg(c, args, &t)) < 0) {
         return r;
@@ -925,16 +930,8 @@ static int crdt_one(gr_rpc_call *c, const msgpack_object *args, int which)
         (r = name_arg(arg(args, 2), &np, &nl)) < 0) {
         return r;
     }
-    if (args->via.array.size == 4) {
-        const msgpack_object *d = arg(args, 3);
-
-        if (d->type == MSGPACK_OBJECT_POSITIVE_INTEGER && d->via.u64 <= INT64_MAX) {
-            delta = (int64_t)d->via.u64;
-        } else if (d->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
-            delta = d->via.i64;
-        } else {
-            return GR_EBADARG;
-        }
+    if (args->via.array.size == 4 && (r = delta_arg(arg(args, 3), &delta)) < 0) {
+        return r;
     }
     if ((r = open_arg(c, args, &t)) < 0) {
         return r;
