@@ -64,6 +64,9 @@ static int set_detection_ms(gr_config *cfg, const char *v, gr_config_reason *why
 static int set_cipher(gr_config *cfg, const char *v, gr_config_reason *why);
 static int set_plugin(gr_config *cfg, const char *v, gr_config_reason *why);
 static int set_link_high_water(gr_config *cfg, const char *v, gr_config_reason *why);
+static int set_observer_key_file(gr_config *cfg, const char *v, gr_config_reason *why);
+static int set_log_format(gr_config *cfg, const char *v, gr_config_reason *why);
+static int set_ready_wait_seeds_ms(gr_config *cfg, const char *v, gr_config_reason *why);
 
 static const key_def keys[] = {
     {"name", "name", "NAME@HOST", "node name", DEFAULT_NAME, set_name, false, false},
@@ -98,6 +101,14 @@ static const key_def keys[] = {
      * the file's list. */
     {"plugin", "plugin", "PATH", "plugin (.so) to load at start; repeatable", "none", set_plugin,
      true, false},
+    {"observer_key_file", "observer-key-file", "FILE",
+     "file holding the observer key: a CLI proving it may only read", "none: observers refused",
+     set_observer_key_file, false, false},
+    {"log_format", "log-format", "FORMAT", "text or json (one JSON object a line)", "text",
+     set_log_format, false, false},
+    {"ready_wait_seeds_ms", "ready-wait-seeds-ms", "MS",
+     "with seeds, systemd readiness waits this long for one to connect (0..600000)", "5000",
+     set_ready_wait_seeds_ms, false, false},
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -387,6 +398,49 @@ static int set_listen(gr_config *cfg, const char *v, gr_config_reason *why)
 static int set_cookie_file(gr_config *cfg, const char *v, gr_config_reason *why)
 {
     return replace_str(&cfg->cookie_file, v);
+}
+
+/* Read at start (daemon.c), where its mode is checked like the cookie's. */
+static int set_observer_key_file(gr_config *cfg, const char *v, gr_config_reason *why)
+{
+    if (v[0] == '\0') {
+        *why = GR_CONFIG_EEMPTY;
+        return GR_ECONFIG;
+    }
+    return replace_str(&cfg->observer_key_file, v);
+}
+
+static int set_log_format(gr_config *cfg, const char *v, gr_config_reason *why)
+{
+    if (strcmp(v, "text") == 0) {
+        cfg->log_json = false;
+    } else if (strcmp(v, "json") == 0) {
+        cfg->log_json = true;
+    } else {
+        *why = GR_CONFIG_EFORMAT;
+        return GR_ECONFIG;
+    }
+    return 0;
+}
+
+static int set_ready_wait_seeds_ms(gr_config *cfg, const char *v, gr_config_reason *why)
+{
+    unsigned long n = 0;
+    size_t len = strlen(v);
+
+    for (size_t i = 0; i < len && len <= 6; i++) {
+        if (!is_digit(v[i])) {
+            len = 0;
+            break;
+        }
+        n = n * 10 + (unsigned long)(v[i] - '0');
+    }
+    if (len == 0 || len > 6 || n > GR_CONFIG_READY_WAIT_MAX_MS) {
+        *why = GR_CONFIG_EREADYWAIT;
+        return GR_ECONFIG;
+    }
+    cfg->ready_wait_seeds_ms = (unsigned)n;
+    return 0;
 }
 
 /* A setting whose feature has not landed: accepting it would promise what the
@@ -698,6 +752,7 @@ int gr_config_init(gr_config *ret_cfg)
         .cipher_fast = true,
         .detection_ms = GR_CONFIG_DETECTION_DEFAULT_MS,
         .link_high_water = GR_CONFIG_HIGH_WATER_DEFAULT,
+        .ready_wait_seeds_ms = GR_CONFIG_READY_WAIT_DEFAULT_MS,
     };
 
     if (!(cfg.name = strdup(DEFAULT_NAME)) || !(cfg.listen_host = strdup(DEFAULT_LISTEN_HOST))) {
@@ -717,6 +772,7 @@ void gr_config_clear(gr_config *cfg)
     free(cfg->name);
     free(cfg->listen_host);
     free(cfg->cookie_file);
+    free(cfg->observer_key_file);
     free(cfg->data_dir);
     seeds_clear(cfg);
     plugins_clear(cfg);
