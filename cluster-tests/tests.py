@@ -18,6 +18,8 @@ import time
 
 from flood import test_flood  # r_flood, in cluster-tests/flood.py
 from overload import test_overload  # s_overload, in cluster-tests/overload.py
+from roles import (test_json_log, test_observer, test_sdnotify,  # ro_*, cluster-tests/roles.py
+                   test_tampered_role)
 from harness import (EXIT_AUTH, EXIT_OK, EXIT_REMOTE, EXIT_TIMEOUT, EXIT_UNREACHABLE, EXIT_USAGE,
                      TestFailure, check, free_port, now, testkit, wait_until)
 
@@ -2201,4 +2203,12 @@ def test_port_bounds(c):
 
 TESTS += [
     ("z_port_bounds", test_port_bounds),
+]
+
+
+TESTS += [
+    ("ro_observer", test_observer),
+    ("ro_tampered_role", test_tampered_role),
+    ("ro_json_log", test_json_log),
+    ("ro_sdnotify", test_sdnotify),
 ]
