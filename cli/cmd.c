@@ -9,8 +9,9 @@
  * Design notes:
  * - Arguments are checked and packed before the cookie is read or a socket
  *   opened, so a usage error is exit 2 whatever the environment.
- * - The cookie lives on session()'s stack only between gr_cookie_resolve and
- *   the end of the handshake, and is wiped on every path.
+ * - The cookie (or, with --observer-key-file, the observer key: load_key)
+ *   lives on session()'s stack only between reading it and the end of the
+ *   handshake, and is wiped on every path.
  * - Process commands act where the process lives: a DEST's node (cli/dest.h),
  *   or spawn's --on / ps's NODE. When that is the contacted node they call
  *   proc.FN directly; otherwise rpc.call(NODE, "proc", FN, [ARGS], T) on the
@@ -175,7 +176,7 @@ static int session(const gr_cli_ctx *ctx, const char *err_node, const char *modu
     gr_cookie ck;
     int r;
 
-    if ((r = load_key(ctx, &ck, &f)) < 0) {
+    if (load_key(ctx, &ck, &f) < 0) {
         goto fail;
     }
     r = connect_key(ctx, &ck, deadline, &c, &f);
@@ -1556,7 +1557,7 @@ static int table_load(const gr_cli_ctx *ctx, const char *name)
     uint64_t puts = 0;
     int ex = GR_CLI_EXIT_OK, r;
 
-    if ((r = load_key(ctx, &ck, &f)) < 0) {
+    if (load_key(ctx, &ck, &f) < 0) {
         report_fail(ctx, &f, src);
         return gr_cli_fail_exit(&f);
     }
@@ -2072,7 +2073,7 @@ static int cmd_sub(const gr_cli_ctx *ctx, int argc, char **argv)
         return gr_cli_usage_error(ctx, "sub", "missing TOPIC");
     }
     ctx = &c2;
-    if ((r = load_key(ctx, &ck, &f)) < 0) {
+    if (load_key(ctx, &ck, &f) < 0) {
         report_fail(ctx, &f, src);
         return gr_cli_fail_exit(&f);
     }

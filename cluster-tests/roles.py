@@ -17,7 +17,9 @@ Tests (rows ro_* at the end of TESTS in tests.py):
   with ts, level, node and msg, among them a conn_up line for its peer and a
   nodeup line.
 - ro_sdnotify: a datagram socket bound in the test dir as NOTIFY_SOCKET gets
-  READY=1, WATCHDOG=1 (WATCHDOG_USEC set) and, on SIGTERM, STOPPING=1.
+  READY=1, WATCHDOG=1 (WATCHDOG_USEC set) and, on SIGTERM, STOPPING=1; a
+  node with a live seed is ready once linked to it, one whose seed never
+  answers is ready after ready_wait_seeds_ms, alone.
 """
 
 import json
@@ -27,7 +29,7 @@ import signal
 import socket
 import threading
 
-from harness import EXIT_AUTH, EXIT_OK, check, free_port, now, wait_until
+from harness import EXIT_AUTH, EXIT_OK, check, free_port, wait_until
 
 EXIT_NOTALLOWED = 6
 EXIT_CONFIG = 2
@@ -258,59 +260,83 @@ def test_json_log(c):
                         and j.get("reason")], 15)
 
 
-def test_sdnotify(c):
-    """READY=1 once up, WATCHDOG=1 with WATCHDOG_USEC, STOPPING=1 on SIGTERM,
-    through a fake NOTIFY_SOCKET (needs girderd built with libsystemd)."""
-    path = os.path.join(c.dir, "notify.sock")
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(path)
-    sock.settimeout(1.0)
-    got = []
+class Notify:
+    """A fake NOTIFY_SOCKET: a Unix datagram socket bound in the test dir,
+    collecting what one girderd sends."""
 
-    def until(state, timeout):
-        deadline = now() + timeout
-        while now() < deadline:
-            if any(state in m.split("\n") for m in got):
-                return True
-            try:
-                got.append(sock.recv(4096).decode(errors="replace"))
-            except socket.timeout:
-                pass
-        return False
+    def __init__(self, c, name):
+        self.path = os.path.join(c.dir, f"{name}.notify")
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        self.sock.settimeout(0.5)
+        self.got = []
 
-    def pump():
+    def pump(self):
         try:
-            got.append(sock.recv(4096).decode(errors="replace"))
+            self.got.append(self.sock.recv(4096).decode(errors="replace"))
         except socket.timeout:
             pass
         return True
 
-    def count(state):
-        return sum(m.split("\n").count(state) for m in got)
+    def count(self, state):
+        return sum(m.split("\n").count(state) for m in self.got)
 
-    saved = {k: os.environ.get(k) for k in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")}
-    os.environ["NOTIFY_SOCKET"] = path
-    os.environ["WATCHDOG_USEC"] = "400000"  # WatchdogSec=0.4: a ping every 0.2 s
+    def wait(self, state, timeout, n=1):
+        wait_until(f"{n} x {state}", lambda: self.pump() and self.count(state) >= n, timeout)
+
+    def close(self):
+        self.sock.close()
+
+
+def _start_notified(c, short, notify, watchdog_usec=None, **kw):
+    """c.node(...) with NOTIFY_SOCKET (and WATCHDOG_USEC) in its environment."""
+    keys = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
+    saved = {k: os.environ.get(k) for k in keys}
+    os.environ["NOTIFY_SOCKET"] = notify.path
     os.environ.pop("WATCHDOG_PID", None)
+    if watchdog_usec:
+        os.environ["WATCHDOG_USEC"] = str(watchdog_usec)
+    else:
+        os.environ.pop("WATCHDOG_USEC", None)
     try:
-        a = c.node("a")
+        return c.node(short, **kw)
     finally:
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def test_sdnotify(c):
+    """READY=1 once up, WATCHDOG=1 with WATCHDOG_USEC, STOPPING=1 on SIGTERM,
+    through a fake NOTIFY_SOCKET (needs girderd built with libsystemd); with
+    seeds, READY=1 waits for a seed, or gives up after ready_wait_seeds_ms."""
+    na, nb, nz = Notify(c, "a"), Notify(c, "b"), Notify(c, "z")
     try:
-        check(until("READY=1", 20), f"no READY=1: {got}")
-        a.wait_log(r"ready", 5)
-        check(until("WATCHDOG=1", 10), f"no WATCHDOG=1: {got}")
-        # more than one: it keeps pinging while the node lives
-        wait_until("three WATCHDOG=1", lambda: pump() and count("WATCHDOG=1") >= 3, 10)
+        a = _start_notified(c, "a", na, watchdog_usec=400000)  # a ping every 0.2 s
+        na.wait("READY=1", 20)
+        a.wait_log(r"ready\b", 5)
+        na.wait("WATCHDOG=1", 10, n=3)  # it keeps pinging while the node lives
+
+        # a seed that answers: ready once the link is up
+        b = _start_notified(c, "b", nb, seeds=[a])
+        nb.wait("READY=1", 20)
+        b.wait_log(r"ready: a seed is connected", 5)
+        check(nb.count("WATCHDOG=1") == 0, "WATCHDOG=1 without WATCHDOG_USEC")
+        # a seed that never answers: ready after ready_wait_seeds_ms, alone
+        dead = f"nobody@127.0.0.1:{free_port('127.0.0.1')}"
+        z = _start_notified(c, "z", nz, seeds=[dead], extra=["--ready-wait-seeds-ms", "300"])
+        nz.wait("READY=1", 20)
+        z.wait_log(r"ready: no seed connected, serving alone", 5)
+
         a.signal(signal.SIGTERM)
-        check(until("STOPPING=1", 20), f"no STOPPING=1: {got}")
+        na.wait("STOPPING=1", 20)
         check(a.wait_exit(20) == 0, "a did not stop cleanly")
         a.expected_exit = 0
-        order = [m for m in got if m in ("READY=1", "STOPPING=1")]
-        check(order == ["READY=1", "STOPPING=1"], f"READY=1 then STOPPING=1, once each: {got}")
+        order = [m for m in na.got if m in ("READY=1", "STOPPING=1")]
+        check(order == ["READY=1", "STOPPING=1"],
+              f"READY=1 then STOPPING=1, once each: {na.got}")
     finally:
-        sock.close()
+        for n in (na, nb, nz):
+            n.close()

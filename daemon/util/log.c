@@ -230,6 +230,9 @@ size_t gr_log_json_line(char *buf, size_t cap, uint64_t wall_ms, enum gr_log_lev
 /* ---- writing -------------------------------------------------------------------------- */
 
 static void emit(enum gr_log_level level, const char *module, const gr_log_field *f, size_t nf,
+                 const char *fmt, va_list ap) __attribute__((format(printf, 5, 0)));
+
+static void emit(enum gr_log_level level, const char *module, const gr_log_field *f, size_t nf,
                  const char *fmt, va_list ap)
 {
     char msg[GR_LOG_LINE_MAX], line[GR_LOG_LINE_MAX];
