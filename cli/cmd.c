@@ -9,8 +9,9 @@
  * Design notes:
  * - Arguments are checked and packed before the cookie is read or a socket
  *   opened, so a usage error is exit 2 whatever the environment.
- * - The cookie lives on session()'s stack only between gr_cookie_resolve and
- *   the end of the handshake, and is wiped on every path.
+ * - The cookie (or, with --observer-key-file, the observer key: load_key)
+ *   lives on session()'s stack only between reading it and the end of the
+ *   handshake, and is wiped on every path.
  * - Process commands act where the process lives: a DEST's node (cli/dest.h),
  *   or spawn's --on / ps's NODE. When that is the contacted node they call
  *   proc.FN directly; otherwise rpc.call(NODE, "proc", FN, [ARGS], T) on the
@@ -82,16 +83,55 @@ static void report_fail(const gr_cli_ctx *ctx, const gr_cli_fail *f, const char 
     free(msg);
 }
 
-static void report_remote(const gr_cli_ctx *ctx, const char *node, const gr_cli_reply *rep)
+/* Report a remote error; returns its exit code (gr_cli_remote_exit). */
+static int report_remote(const gr_cli_ctx *ctx, const char *node, const gr_cli_reply *rep)
 {
+    int ex = gr_cli_remote_exit(rep->status, rep->reason);
     char *msg = NULL;
 
-    if (asprintf(&msg, "%s: %s (%s)", node, gr_cli_remote_message(rep->status, rep->reason),
-                 rep->reason) < 0) {
+    if (ex == GR_CLI_EXIT_NOTALLOWED
+            ? asprintf(&msg,
+                       "%s: not allowed: this CLI connected with the observer key, which "
+                       "may only read (%s)",
+                       node, rep->reason) < 0
+            : asprintf(&msg, "%s: %s (%s)", node, gr_cli_remote_message(rep->status, rep->reason),
+                       rep->reason) < 0) {
         msg = NULL;
     }
     report(ctx, rep->reason, msg != NULL ? msg : rep->reason);
     free(msg);
+    return ex;
+}
+
+/* The secret to prove: the observer key when ctx->observer_key_file is set
+ * (role observer), else the cookie (gr_cookie_resolve's order). 0, or the
+ * error with f filled (stage COOKIE). */
+static int load_key(const gr_cli_ctx *ctx, gr_cookie *ret_key, gr_cli_fail *f)
+{
+    int r;
+
+    memset(ret_key, 0, sizeof(*ret_key));
+    f->observer = ctx->observer_key_file != NULL;
+    r = f->observer ? gr_cookie_load_file(ctx->observer_key_file, ret_key)
+                    : gr_cookie_resolve(ctx->cookie_file, ret_key);
+    if (r < 0) {
+        gr_cookie_wipe(ret_key);
+        f->stage = GR_CLI_STAGE_COOKIE;
+        f->code = r;
+    }
+    return r;
+}
+
+/* gr_cli_connect with load_key's secret, as its role. */
+static int connect_key(const gr_cli_ctx *ctx, const gr_cookie *key, int64_t deadline_ms,
+                       gr_cli_conn **ret_c, gr_cli_fail *f)
+{
+    int r = gr_cli_connect_as(&ctx->target, key,
+                              ctx->observer_key_file ? GR_ROLE_OBSERVER : GR_ROLE_MEMBER,
+                              deadline_ms, ret_c, f);
+
+    f->observer = ctx->observer_key_file != NULL;
+    return r;
 }
 
 /* What the cookie will be read from, in gr_cookie_resolve's order (for messages). */
@@ -99,6 +139,9 @@ static const char *cookie_source(const gr_cli_ctx *ctx, char *buf, size_t cap)
 {
     const char *e;
 
+    if (ctx->observer_key_file != NULL) {
+        return ctx->observer_key_file;
+    }
     if (ctx->cookie_file != NULL) {
         return ctx->cookie_file;
     }
@@ -133,14 +176,10 @@ static int session(const gr_cli_ctx *ctx, const char *err_node, const char *modu
     gr_cookie ck;
     int r;
 
-    memset(&ck, 0, sizeof(ck));
-    if ((r = gr_cookie_resolve(ctx->cookie_file, &ck)) < 0) {
-        gr_cookie_wipe(&ck);
-        f.stage = GR_CLI_STAGE_COOKIE;
-        f.code = r;
+    if (load_key(ctx, &ck, &f) < 0) {
         goto fail;
     }
-    r = gr_cli_connect(&ctx->target, &ck, deadline, &c, &f);
+    r = connect_key(ctx, &ck, deadline, &c, &f);
     gr_cookie_wipe(&ck);
     if (r < 0) {
         goto fail;
@@ -152,9 +191,9 @@ static int session(const gr_cli_ctx *ctx, const char *err_node, const char *modu
         goto fail;
     }
     if (rep.status < 0) {
-        report_remote(ctx, err_node != NULL ? err_node : peer, &rep);
+        r = report_remote(ctx, err_node != NULL ? err_node : peer, &rep);
         gr_cli_reply_clear(&rep);
-        return GR_CLI_EXIT_REMOTE;
+        return r;
     }
     *ret_r = rep;
     return GR_CLI_EXIT_OK;
@@ -1518,15 +1557,11 @@ static int table_load(const gr_cli_ctx *ctx, const char *name)
     uint64_t puts = 0;
     int ex = GR_CLI_EXIT_OK, r;
 
-    memset(&ck, 0, sizeof(ck));
-    if ((r = gr_cookie_resolve(ctx->cookie_file, &ck)) < 0) {
-        gr_cookie_wipe(&ck);
-        f.stage = GR_CLI_STAGE_COOKIE;
-        f.code = r;
+    if (load_key(ctx, &ck, &f) < 0) {
         report_fail(ctx, &f, src);
         return gr_cli_fail_exit(&f);
     }
-    r = gr_cli_connect(&ctx->target, &ck, gr_cli_now_ms() + ctx->timeout_ms, &c, &f);
+    r = connect_key(ctx, &ck, gr_cli_now_ms() + ctx->timeout_ms, &c, &f);
     gr_cookie_wipe(&ck);
     if (r < 0) {
         report_fail(ctx, &f, src);
@@ -1566,8 +1601,7 @@ static int table_load(const gr_cli_ctx *ctx, const char *name)
             report_fail(ctx, &f, src);
             ex = gr_cli_fail_exit(&f);
         } else if (rep.status < 0) {
-            report_remote(ctx, gr_cli_conn_peer(c), &rep);
-            ex = GR_CLI_EXIT_REMOTE;
+            ex = report_remote(ctx, gr_cli_conn_peer(c), &rep);
         } else {
             puts++;
         }
@@ -2138,15 +2172,11 @@ static int cmd_sub(const gr_cli_ctx *ctx, int argc, char **argv)
         return gr_cli_usage_error(ctx, "sub", "missing TOPIC");
     }
     ctx = &c2;
-    memset(&ck, 0, sizeof(ck));
-    if ((r = gr_cookie_resolve(ctx->cookie_file, &ck)) < 0) {
-        gr_cookie_wipe(&ck);
-        f.stage = GR_CLI_STAGE_COOKIE;
-        f.code = r;
+    if (load_key(ctx, &ck, &f) < 0) {
         report_fail(ctx, &f, src);
         return gr_cli_fail_exit(&f);
     }
-    r = gr_cli_connect(&ctx->target, &ck, gr_cli_now_ms() + ctx->timeout_ms, &conn, &f);
+    r = connect_key(ctx, &ck, gr_cli_now_ms() + ctx->timeout_ms, &conn, &f);
     gr_cookie_wipe(&ck);
     if (r < 0) {
         report_fail(ctx, &f, src);
@@ -2169,8 +2199,7 @@ static int cmd_sub(const gr_cli_ctx *ctx, int argc, char **argv)
         goto out;
     }
     if (rep.status < 0) {
-        report_remote(ctx, gr_cli_conn_peer(conn), &rep);
-        ex = GR_CLI_EXIT_REMOTE;
+        ex = report_remote(ctx, gr_cli_conn_peer(conn), &rep);
         goto out;
     }
     if (unpack_result(&rep, &u) != 0 || u.data.type != MSGPACK_OBJECT_EXT) {
@@ -2199,9 +2228,8 @@ static int cmd_sub(const gr_cli_ctx *ctx, int argc, char **argv)
             break;
         }
         if (pr.status < 0) {
-            report_remote(ctx, gr_cli_conn_peer(conn), &pr);
+            ex = report_remote(ctx, gr_cli_conn_peer(conn), &pr);
             gr_cli_reply_clear(&pr);
-            ex = GR_CLI_EXIT_REMOTE;
             break;
         }
         msgpack_unpacked_init(&pu);
@@ -2657,7 +2685,8 @@ static const char EXIT_CODES[] =
     "  2  usage error: bad arguments or bad JSON\n"
     "  3  node unreachable: unknown host, connection refused or closed, wrong node\n"
     "  4  authentication failed: the cookie does not match, or no usable cookie\n"
-    "  5  timeout: no answer within --timeout\n";
+    "  5  timeout: no answer within --timeout\n"
+    "  6  not allowed: the observer key may only read (nodes, ps, info, stats ...)\n";
 
 void gr_cli_usage(FILE *f)
 {
@@ -2672,6 +2701,8 @@ void gr_cli_usage(FILE *f)
             "      --cookie-file FILE       cookie file (default: $%s holds the\n"
             "                               cookie, else $%s, else\n"
             "                               ~/%s)\n"
+            "      --observer-key-file FILE connect as an observer, read only (default:\n"
+            "                               $%s; else the cookie, full rights)\n"
             "      --json                   print one JSON document (errors too)\n"
             "      --timeout MS             total time for connect + reply (default %d)\n"
             "  -h, --help                   this help; COMMAND --help for a command\n"
@@ -2679,7 +2710,8 @@ void gr_cli_usage(FILE *f)
             "\n"
             "Commands:\n",
             GR_CLI_PORT_DEFAULT, GR_CLI_NODE_ENV, GR_CLI_NODE_DEFAULT, GR_COOKIE_ENV,
-            GR_COOKIE_FILE_ENV, GR_COOKIE_DEFAULT_NAME, GR_CLI_TIMEOUT_DEFAULT);
+            GR_COOKIE_FILE_ENV, GR_COOKIE_DEFAULT_NAME, GR_CLI_OBSERVER_KEY_ENV,
+            GR_CLI_TIMEOUT_DEFAULT);
     for (size_t i = 0; i < sizeof(CMDS) / sizeof(CMDS[0]); i++) {
         char syn[96];
 

@@ -14,18 +14,21 @@
 
 #include <stdio.h>
 
-#define GR_CLI_TIMEOUT_DEFAULT 5000     /* --timeout default, ms */
-#define GR_CLI_TIMEOUT_MAX 3600000      /* --timeout ceiling, ms (one hour) */
-#define GR_CLI_MULTICALL_NODES_MAX 1024 /* most names in multicall --nodes */
+#define GR_CLI_TIMEOUT_DEFAULT 5000                        /* --timeout default, ms */
+#define GR_CLI_TIMEOUT_MAX 3600000                         /* --timeout ceiling, ms (one hour) */
+#define GR_CLI_MULTICALL_NODES_MAX 1024                    /* most names in multicall --nodes */
+#define GR_CLI_OBSERVER_KEY_ENV "GIRDER_OBSERVER_KEY_FILE" /* observer key file */
 
 /* Everything global options decided; read-only for commands. */
 typedef struct gr_cli_ctx {
-    gr_cli_target target;    /* the node to contact (-n) */
-    const char *cookie_file; /* --cookie-file, or NULL: gr_cookie_resolve's order */
-    int json;                /* --json: one JSON document on stdout */
-    long timeout_ms;         /* --timeout */
-    FILE *out;               /* results (stdout) */
-    FILE *err;               /* human errors (stderr) */
+    gr_cli_target target;          /* the node to contact (-n) */
+    const char *cookie_file;       /* --cookie-file, or NULL: gr_cookie_resolve's order */
+    const char *observer_key_file; /* --observer-key-file or $GIRDER_OBSERVER_KEY_FILE:
+                                    * connect as an observer (read only); NULL: cookie */
+    int json;                      /* --json: one JSON document on stdout */
+    long timeout_ms;               /* --timeout */
+    FILE *out;                     /* results (stdout) */
+    FILE *err;                     /* human errors (stderr) */
 } gr_cli_ctx;
 
 /* One command. */

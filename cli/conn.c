@@ -347,13 +347,15 @@ static int hs_drain(gr_cli_conn *c);
  * On success c holds the handshake (c->hs), M3 unsent (c->m3), the peer as M2
  * described it and our record half (early tx); c->pending holds any bytes that
  * came after M2. Sending M3 and verifying M4 is left to the first call. */
-static int handshake(gr_cli_conn *c, const gr_cli_target *t, const gr_cookie *ck,
+static int handshake(gr_cli_conn *c, const gr_cli_target *t, const gr_cookie *ck, int role,
                      int64_t deadline_ms, gr_cli_fail *f)
 {
     char name[GR_NODENAME_MAX + 1];
     gr_handshake_config cfg = {
         .name = name,
-        .cookie = ck,
+        .cookie = role == GR_ROLE_OBSERVER ? NULL : ck,
+        .observer_key = role == GR_ROLE_OBSERVER ? ck : NULL,
+        .role = role,
         .creation = 1 + randombytes_uniform(UINT32_MAX - 1),
         .hidden = 1,
         .expect_peer = t->node,
@@ -434,6 +436,13 @@ out:
 int gr_cli_connect(const gr_cli_target *t, const gr_cookie *ck, int64_t deadline_ms,
                    gr_cli_conn **ret_c, gr_cli_fail *ret_fail)
 {
+    return gr_cli_connect_as(t, ck, GR_ROLE_MEMBER, deadline_ms, ret_c, ret_fail);
+}
+
+int gr_cli_connect_as(const gr_cli_target *t, const gr_cookie *key, int role, int64_t deadline_ms,
+                      gr_cli_conn **ret_c, gr_cli_fail *ret_fail)
+{
+    const gr_cookie *ck = key;
     gr_cli_fail f = {0};
     gr_cli_conn *c;
     int r;
@@ -448,7 +457,7 @@ int gr_cli_connect(const gr_cli_target *t, const gr_cookie *ck, int64_t deadline
         goto fail;
     }
     c->fd = r;
-    if ((r = handshake(c, t, ck, deadline_ms, &f)) < 0) {
+    if ((r = handshake(c, t, ck, role, deadline_ms, &f)) < 0) {
         goto fail;
     }
     if ((r = gr_batch_new(&c->peer.limits, &c->batch)) < 0) {

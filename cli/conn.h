@@ -61,6 +61,7 @@ typedef struct gr_cli_fail {
     int gai;            /* getaddrinfo's EAI_* code when stage is RESOLVE */
     int proof_sent;     /* handshake: our cookie proof was sent before it failed */
     int peer_closed;    /* the node closed the connection (EOF or reset) */
+    int observer;       /* the key was the observer key, not the cookie (messages) */
 } gr_cli_fail;
 
 /* The answer to one rpc. Free with gr_cli_reply_clear. */
@@ -93,6 +94,13 @@ int64_t gr_cli_now_ms(void);
  * different node, GR_EVERSION ...) or -ECONNRESET when the node closed. */
 int gr_cli_connect(const gr_cli_target *t, const gr_cookie *c, int64_t deadline_ms,
                    gr_cli_conn **ret_c, gr_cli_fail *ret_fail);
+
+/* gr_cli_connect proving `role` (GR_ROLE_x, proto/handshake.h) with `key`:
+ * the cookie for GR_ROLE_MEMBER, the observer key for GR_ROLE_OBSERVER (the
+ * node then answers what an observer may not do with GR_ENOTALLOWED). Same
+ * returns, plus HANDSHAKE GR_EROLE when the node takes no observers. */
+int gr_cli_connect_as(const gr_cli_target *t, const gr_cookie *key, int role, int64_t deadline_ms,
+                      gr_cli_conn **ret_c, gr_cli_fail *ret_fail);
 
 /* The peer's node name: the one dialled (expect_peer), as the node stated it
  * in its HelloReply; proven once the first gr_cli_call has succeeded. */

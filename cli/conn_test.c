@@ -534,7 +534,38 @@ START_TEST(call_remote_error)
     ck_assert_ptr_null(rep.result);
     ck_assert_str_eq(gr_cli_remote_message(rep.status, rep.reason), "unknown module");
     ck_assert_str_eq(gr_cli_remote_message(-5999, "brand_new"), "remote error");
+    ck_assert_int_eq(gr_cli_remote_exit(rep.status, rep.reason), GR_CLI_EXIT_REMOTE);
+    /* an observer refused: its own exit code, by code or by reason id */
+    ck_assert_int_eq(gr_cli_remote_exit(GR_ENOTALLOWED, "not_allowed"), GR_CLI_EXIT_NOTALLOWED);
+    ck_assert_int_eq(gr_cli_remote_exit(-5999, "not_allowed"), GR_CLI_EXIT_NOTALLOWED);
+    ck_assert_int_eq(GR_CLI_EXIT_NOTALLOWED, 6);
     gr_cli_reply_clear(&rep);
+}
+END_TEST
+
+/* Failures with the observer key: exit 4, messages naming the observer key. */
+START_TEST(observer_failures)
+{
+    const gr_cli_target t = target_of(NODE, 1);
+    gr_cli_fail f = {.stage = GR_CLI_STAGE_HANDSHAKE, .code = GR_EBADCOOKIE, .observer = 1};
+    char *msg;
+
+    ck_assert_int_eq(gr_cli_fail_exit(&f), GR_CLI_EXIT_AUTH);
+    msg = gr_cli_fail_message(&f, &t, 5000, NULL);
+    ck_assert_str_eq(msg, "authentication failed: the observer key does not match the node's");
+    free(msg);
+    f.code = GR_EROLE;
+    ck_assert_int_eq(gr_cli_fail_exit(&f), GR_CLI_EXIT_AUTH);
+    ck_assert_str_eq(gr_cli_fail_reason(&f), "bad_role");
+    msg = gr_cli_fail_message(&f, &t, 5000, NULL);
+    ck_assert_ptr_nonnull(strstr(msg, "takes no observers"));
+    free(msg);
+    f = (gr_cli_fail){.stage = GR_CLI_STAGE_COOKIE, .code = GR_ECOOKIEPERM, .observer = 1};
+    ck_assert_int_eq(gr_cli_fail_exit(&f), GR_CLI_EXIT_AUTH);
+    msg = gr_cli_fail_message(&f, &t, 5000, "/k");
+    ck_assert_str_eq(msg, "cannot use the observer key file /k: it is readable or writable by "
+                          "group or others (chmod 600 /k)");
+    free(msg);
 }
 END_TEST
 
@@ -965,7 +996,7 @@ static Suite *conn_suite(void)
     TCase *tm = gr_test_tcase(s, "cmd", setup, NULL, 20);
 
     gr_test_add(tc, target_parsing, call_success, two_calls_one_connection, close_before_first_call,
-                call_skips_other_frames, call_remote_error, wrong_cookie,
+                call_skips_other_frames, call_remote_error, observer_failures, wrong_cookie,
                 wrong_cookie_large_request, close_after_proof, close_mid_handshake, different_node,
                 refused, resolve_fails, silent_node_times_out, accepting_but_mute_times_out,
                 close_before_reply, busy_node);

@@ -25,7 +25,17 @@ static int is_closed(const gr_cli_fail *f)
  * Reject "busy" (GR_EBUSY) is not one: the node is unreachable for now. */
 static int is_auth(const gr_cli_fail *f)
 {
-    return f->code == GR_EBADCOOKIE || f->code == GR_EREJECTED || is_closed(f);
+    return f->code == GR_EBADCOOKIE || f->code == GR_EREJECTED || f->code == GR_EROLE ||
+           is_closed(f);
+}
+
+int gr_cli_remote_exit(int status, const char *reason)
+{
+    if (status == GR_ENOTALLOWED ||
+        (reason != NULL && gr_err_from_id(reason, strlen(reason)) == GR_ENOTALLOWED)) {
+        return GR_CLI_EXIT_NOTALLOWED;
+    }
+    return GR_CLI_EXIT_REMOTE;
 }
 
 int gr_cli_fail_exit(const gr_cli_fail *f)
@@ -104,6 +114,15 @@ char *gr_cli_fail_message(const gr_cli_fail *f, const gr_cli_target *t, long tim
     }
     switch (f->stage) {
     case GR_CLI_STAGE_COOKIE:
+        if (f->observer) {
+            if (f->code == GR_ECOOKIEPERM) {
+                return fmt("cannot use the observer key file %s: it is readable or writable by "
+                           "group or others (chmod 600 %s)",
+                           src, src);
+            }
+            return fmt("cannot read the observer key from %s: %s", src,
+                       f->code == -ENOENT ? "no such file" : gr_strerror(f->code));
+        }
         if (f->code == GR_ECOOKIEPERM) {
             return fmt("cannot use the cookie file %s: it is readable or writable by group or "
                        "others (chmod 600 %s)",
@@ -136,8 +155,14 @@ char *gr_cli_fail_message(const gr_cli_fail *f, const gr_cli_target *t, long tim
                        "handshake (overloaded or flooded); try again",
                        node, port);
         }
+        if (f->code == GR_EROLE) {
+            return fmt("authentication failed: %s takes no observers (it has no "
+                       "observer_key_file)",
+                       node);
+        }
         if (f->code == GR_EBADCOOKIE || (is_closed(f) && f->proof_sent)) {
-            return fmt("authentication failed: the cookie does not match the node's");
+            return fmt("authentication failed: the %s does not match the node's",
+                       f->observer ? "observer key" : "cookie");
         }
         if (f->code == GR_EREJECTED) {
             return fmt("authentication failed: %s rejected the handshake", node);

@@ -10,8 +10,11 @@
  *   3  node unreachable: no such host, refused, closed before the reply,
  *      a different node or protocol at that address, node busy (it refused
  *      the handshake for load: a Reject "busy")
- *   4  authentication failed: wrong cookie, or no usable cookie
+ *   4  authentication failed: wrong cookie (or observer key), no usable
+ *      cookie, or a node that takes no observers
  *   5  timeout (--timeout covers connect, handshake and reply)
+ *   6  not allowed: connected with the observer key, which may only read,
+ *      and the command would change something (the node's not_allowed)
  */
 #ifndef GR_CLI_FAIL_H
 #define GR_CLI_FAIL_H
@@ -25,7 +28,12 @@ enum {
     GR_CLI_EXIT_UNREACHABLE = 3,
     GR_CLI_EXIT_AUTH = 4,
     GR_CLI_EXIT_TIMEOUT = 5,
+    GR_CLI_EXIT_NOTALLOWED = 6,
 };
+
+/* The exit code for a remote error (the node answered status / reason):
+ * GR_CLI_EXIT_NOTALLOWED for not_allowed, else GR_CLI_EXIT_REMOTE. Pure. */
+int gr_cli_remote_exit(int status, const char *reason);
 
 /* The exit code for a local failure. Pure. */
 int gr_cli_fail_exit(const gr_cli_fail *f);

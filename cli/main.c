@@ -20,11 +20,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { OPT_COOKIE_FILE = 256, OPT_JSON, OPT_TIMEOUT, OPT_VERSION };
+enum { OPT_COOKIE_FILE = 256, OPT_JSON, OPT_TIMEOUT, OPT_VERSION, OPT_OBSERVER_KEY_FILE };
 
 static const struct option LONG_OPTS[] = {
     {"node", required_argument, NULL, 'n'},
     {"cookie-file", required_argument, NULL, OPT_COOKIE_FILE},
+    {"observer-key-file", required_argument, NULL, OPT_OBSERVER_KEY_FILE},
     {"json", no_argument, NULL, OPT_JSON},
     {"timeout", required_argument, NULL, OPT_TIMEOUT},
     {"help", no_argument, NULL, 'h'},
@@ -44,7 +45,8 @@ static int wants_json(int argc, char **argv)
             break;
         }
         if (strcmp(argv[i], "-n") == 0 || strcmp(argv[i], "--node") == 0 ||
-            strcmp(argv[i], "--cookie-file") == 0 || strcmp(argv[i], "--timeout") == 0) {
+            strcmp(argv[i], "--cookie-file") == 0 || strcmp(argv[i], "--timeout") == 0 ||
+            strcmp(argv[i], "--observer-key-file") == 0) {
             i++; /* skip the option's value */
         }
     }
@@ -87,6 +89,9 @@ int main(int argc, char **argv)
         case OPT_COOKIE_FILE:
             ctx.cookie_file = optarg;
             break;
+        case OPT_OBSERVER_KEY_FILE:
+            ctx.observer_key_file = optarg;
+            break;
         case OPT_JSON:
             ctx.json = 1;
             break;
@@ -113,6 +118,13 @@ int main(int argc, char **argv)
             }
             return gr_cli_usage_error(&ctx, NULL, "unknown option '%s'", argv[optind - 1]);
         }
+    }
+    /* the observer key: --observer-key-file, else $GIRDER_OBSERVER_KEY_FILE
+     * unless --cookie-file asked for the cookie */
+    if (ctx.observer_key_file == NULL && ctx.cookie_file == NULL) {
+        const char *e = getenv(GR_CLI_OBSERVER_KEY_ENV);
+
+        ctx.observer_key_file = e != NULL && e[0] != '\0' ? e : NULL;
     }
     if (optind >= argc) {
         return gr_cli_usage_error(&ctx, NULL,

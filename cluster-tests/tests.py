@@ -24,6 +24,8 @@ from redis_tests import test_benchmark as rd_benchmark, test_cluster as rd_clust
 from redis_tests import test_commands as rd_commands, test_pubsub as rd_pubsub
 from redis_tests import test_partition as rd_partition
 from crdt import test_crdt  # t3_crdt, in cluster-tests/crdt.py
+from roles import (test_json_log, test_observer, test_sdnotify,  # ro_*, cluster-tests/roles.py
+                   test_tampered_role)
 from harness import (EXIT_AUTH, EXIT_OK, EXIT_REMOTE, EXIT_TIMEOUT, EXIT_UNREACHABLE, EXIT_USAGE,
                      TestFailure, check, free_port, now, testkit, wait_until)
 
@@ -2250,4 +2252,11 @@ TESTS += [
     ("rd_pubsub", rd_pubsub),
     ("rd_partition", rd_partition),
     ("t3_crdt", test_crdt),
+]
+
+TESTS += [
+    ("ro_observer", test_observer),
+    ("ro_tampered_role", test_tampered_role),
+    ("ro_json_log", test_json_log),
+    ("ro_sdnotify", test_sdnotify),
 ]

@@ -41,6 +41,7 @@
 #include "services/sys.h"
 #include "tables/repl.h"
 #include "util/log.h"
+#include "util/sd.h"
 
 #include <errno.h>
 #include <malloc.h>
@@ -53,6 +54,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#define READY_POLL_MS 50 /* readiness: how often main looks for a connected seed */
 
 #define EXIT_CONFIG 2         /* bad configuration */
 #define START_TIMEOUT_MS 5000 /* root supervisor must answer within this */
@@ -321,6 +324,27 @@ static int load_cookie(const gr_config *cfg, gr_cookie *ret)
     return r;
 }
 
+/* observer_key_file, if set: read like the cookie file (a regular file with no
+ * permission bits for group or others). *ret_key len 0 when unset. 0 or a
+ * negative error (logged). */
+static int load_observer_key(const gr_config *cfg, gr_cookie *ret_key)
+{
+    int r;
+
+    memset(ret_key, 0, sizeof(*ret_key));
+    if (cfg->observer_key_file == NULL) {
+        return 0;
+    }
+    if ((r = gr_cookie_load_file(cfg->observer_key_file, ret_key)) < 0) {
+        gr_error("node", "cannot use the observer key from %s: %s%s", cfg->observer_key_file,
+                 gr_strerror(r), r == GR_ECOOKIEPERM ? " (chmod 600 it)" : "");
+        gr_cookie_wipe(ret_key);
+        return r;
+    }
+    gr_info("node", "observer key from %s: observer CLIs may read", cfg->observer_key_file);
+    return 0;
+}
+
 /* node.leave: answered "ok"; now stop as on SIGTERM (Leave to every peer). */
 static void leave_node(void *ud)
 {
@@ -374,7 +398,7 @@ static const gr_dist_repl_ops REPL_OPS = {
 };
 
 static int prepare_cluster(node *n, const gr_config *cfg, const gr_cookie *cookie,
-                           uint64_t started_ms, const gr_daemon_ext *ext)
+                           const gr_cookie *observer, uint64_t started_ms, const gr_daemon_ext *ext)
 {
     gr_rpc_config rc = {.rt = n->rt,
                         .started_ms = started_ms,
@@ -406,6 +430,7 @@ static int prepare_cluster(node *n, const gr_config *cfg, const gr_cookie *cooki
         .name = gr_rt_node_name(n->rt),
         .creation = gr_rt_creation(n->rt),
         .cookie = cookie,
+        .observer_key = observer->len ? observer : NULL,
         .listen_host = cfg->listen_host,
         .listen_port = cfg->listen_port,
         .seeds = seeds,
@@ -489,6 +514,85 @@ static int load_plugins(node *n, const gr_config *cfg)
     return 0;
 }
 
+/* ---- systemd: readiness and the watchdog ------------------------------------------------- */
+
+/* Is a link to one of the seeds up? Main thread (a snapshot from dist). */
+static bool seed_connected(const node *n, const gr_config *cfg)
+{
+    gr_dist_member *ms = NULL;
+    size_t nm = 0;
+    bool up = false;
+
+    if (gr_dist_members(n->dist, &ms, &nm) < 0) {
+        return false;
+    }
+    for (size_t i = 0; i < nm && !up; i++) {
+        for (size_t s = 0; s < cfg->nseeds && !up; s++) {
+            up = ms[i].state == GR_DIST_UP && strcmp(ms[i].name, cfg->seeds[s].node) == 0;
+        }
+    }
+    free(ms);
+    return up;
+}
+
+/* READY=1 once listening and, with seeds, once one is connected or
+ * ready_wait_seeds_ms passed (docs/operations.md, "systemd"). Returns true
+ * once sent (or not needed). Main thread. */
+static bool check_ready(const node *n, const gr_config *cfg, uint64_t listening_ms)
+{
+    bool seed = cfg->nseeds > 0 && seed_connected(n, cfg);
+    uint64_t waited = mono_ms() - listening_ms;
+
+    if (cfg->nseeds > 0 && !seed && waited < cfg->ready_wait_seeds_ms) {
+        return false;
+    }
+    gr_log_fields(GR_LOG_INFO, "node",
+                  (gr_log_field[]){{"event", "ready"},
+                                   {"seeds", cfg->nseeds == 0 ? "none"
+                                             : seed           ? "connected"
+                                                              : "gave_up"}},
+                  2, "ready%s",
+                  cfg->nseeds == 0 ? ""
+                  : seed           ? ": a seed is connected"
+                                   : ": no seed connected, serving alone");
+    (void)gr_sd_notify("READY=1");
+    return true;
+}
+
+/* The watchdog's proof of life: one page of the process list, which every
+ * scheduler must answer (gr_rt_process_list), so a hung scheduler - or a
+ * main thread stuck anywhere - means no WATCHDOG=1 and systemd restarts the
+ * node. Main thread. */
+static void watchdog_ping(const node *n)
+{
+    girder_pid *pids = NULL;
+    uint64_t total = 0;
+    size_t got = 0;
+
+    if (gr_rt_process_list(n->rt, 0, 1, &pids, &got, &total, NULL) == 0) {
+        (void)gr_sd_notify("WATCHDOG=1");
+    }
+    free(pids);
+}
+
+/* Wait for one of `sigs` for at most timeout_ms (-1: forever). The signal, 0
+ * on timeout, or -errno. Main thread. */
+static int wait_signal(const sigset_t *sigs, int64_t timeout_ms)
+{
+    struct timespec ts;
+    int sig, r;
+
+    if (timeout_ms < 0) {
+        return (r = sigwait(sigs, &sig)) != 0 ? -r : sig;
+    }
+    ts.tv_sec = (time_t)(timeout_ms / 1000);
+    ts.tv_nsec = (long)(timeout_ms % 1000) * 1000000L;
+    if ((sig = sigtimedwait(sigs, NULL, &ts)) < 0) {
+        return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+    }
+    return sig;
+}
+
 /* ---- the node ----------------------------------------------------------------------------- */
 
 static void log_config(const gr_config *cfg)
@@ -507,11 +611,16 @@ static int run(const gr_config *cfg, const char *prog, const gr_daemon_ext *ext)
     uint64_t started_ms = mono_ms();
     gr_rt_config rcfg = {.node_name = cfg->name, .creation = 0, .schedulers = cfg->schedulers};
     node n = {0};
-    gr_cookie cookie;
+    gr_cookie cookie, observer;
     sigset_t sigs;
+    uint64_t wd_half_ms, next_wd_ms, listening_ms;
+    bool ready, journal;
     int rc = EXIT_FAILURE, sig, r;
 
     gr_log_setup(prog, cfg->log_level);
+    gr_log_set_format(cfg->log_json, cfg->name);
+    journal =
+        gr_sd_open() && gr_sd_journal_setup(cfg->name); /* under systemd: lines go to journald */
     /* Messages are allocated on one thread and freed on another (a scheduler
      * and the dist thread); glibc then keeps returning the top of the heap to
      * the kernel and faulting it back in. Keep 64 MiB of slack instead: the
@@ -534,9 +643,16 @@ static int run(const gr_config *cfg, const char *prog, const gr_daemon_ext *ext)
     signal(SIGPIPE, SIG_IGN); /* peers that vanish are handled via EPIPE */
 
     log_config(cfg);
+    if (journal) {
+        gr_debug("node", "logging to the journal");
+    }
     /* The cookie is configuration: a missing or unsafe one is exit 2, before
-     * anything starts. */
+     * anything starts. So is the observer key. */
     if (load_cookie(cfg, &cookie) < 0) {
+        return EXIT_CONFIG;
+    }
+    if (load_observer_key(cfg, &observer) < 0) {
+        gr_cookie_wipe(&cookie);
         return EXIT_CONFIG;
     }
     /* The Redis listener's settings are configuration too (protected mode, the
@@ -550,19 +666,21 @@ static int run(const gr_config *cfg, const char *prog, const gr_daemon_ext *ext)
 
         if ((r = gr_redis_new(&rcf, &n.redis)) < 0) {
             gr_cookie_wipe(&cookie);
+            gr_cookie_wipe(&observer);
             return r == GR_ECONFIG ? EXIT_CONFIG : EXIT_FAILURE;
         }
     }
     if ((r = gr_rt_new(&rcfg, &n.rt)) < 0) {
         gr_error("node", "cannot create the runtime for %s: %s", cfg->name, gr_strerror(r));
         gr_cookie_wipe(&cookie);
+        gr_cookie_wipe(&observer);
         gr_redis_free(n.redis);
         return EXIT_FAILURE;
     }
     if (register_behaviours(n.rt, ext) < 0) {
         goto out;
     }
-    if (prepare_cluster(&n, cfg, &cookie, started_ms, ext) < 0) {
+    if (prepare_cluster(&n, cfg, &cookie, &observer, started_ms, ext) < 0) {
         goto out;
     }
     if ((r = gr_ports_new(n.rt, n.rpc, &n.ports)) < 0) {
@@ -608,10 +726,35 @@ static int run(const gr_config *cfg, const char *prog, const gr_daemon_ext *ext)
             gr_rt_node_name(n.rt), gr_rt_schedulers(n.rt), cfg->listen_host, gr_dist_port(n.dist),
             cfg->detection_ms, (int)getpid());
 
+    /* systemd (util/sd.h): READY=1 when ready, WATCHDOG=1 every half
+     * WatchdogSec from a proof that the schedulers turn; both are no-ops
+     * outside a service manager. Readiness is looked at every READY_POLL_MS
+     * only while a seed is awaited. */
+    listening_ms = mono_ms();
+    wd_half_ms = gr_sd_watchdog_usec() / 2000;
+    next_wd_ms = listening_ms;
+    ready = check_ready(&n, cfg, listening_ms);
     for (;;) {
-        if ((r = sigwait(&sigs, &sig)) != 0) {
-            gr_error("node", "sigwait: %s", strerror(r));
+        int64_t wait_ms = ready ? -1 : READY_POLL_MS;
+        uint64_t now = mono_ms();
+
+        if (wd_half_ms > 0) {
+            if (now >= next_wd_ms) {
+                watchdog_ping(&n);
+                next_wd_ms = mono_ms() + wd_half_ms;
+                now = mono_ms();
+            }
+            if (wait_ms < 0 || (uint64_t)wait_ms > next_wd_ms - now) {
+                wait_ms = (int64_t)(next_wd_ms - now);
+            }
+        }
+        if ((sig = wait_signal(&sigs, wait_ms)) < 0) {
+            gr_error("node", "sigwait: %s", strerror(-sig));
             break;
+        }
+        if (sig == 0) {
+            ready = ready || check_ready(&n, cfg, listening_ms);
+            continue;
         }
         if (sig == SIGHUP) {
             gr_notice("node", "SIGHUP ignored: configuration reload is not supported");
@@ -624,6 +767,7 @@ static int run(const gr_config *cfg, const char *prog, const gr_daemon_ext *ext)
             break;
         }
         gr_notice("node", "received SIG%s, shutting down", sigabbrev_np(sig));
+        (void)gr_sd_notify("STOPPING=1");
         /* Stop taking work and tell the peers first; a dead peer costs at most
          * LEAVE_TIMEOUT_MS. Then the services, then the runtime. */
         gr_dist_stop(n.dist, LEAVE_TIMEOUT_MS);
@@ -655,6 +799,7 @@ out:
     n.dist = gr_dist_free(n.dist);
     n.rt = gr_rt_free(n.rt);
     gr_cookie_wipe(&cookie);
+    gr_cookie_wipe(&observer);
     gr_log(rc == EXIT_SUCCESS ? GR_LOG_INFO : GR_LOG_ERROR, "node", "girderd %s stopped (exit %d)",
            cfg->name, rc);
     return rc;

@@ -65,7 +65,11 @@
       "plugin still owns processes, rpc calls or deferred replies")                                \
     X(GR_ENOPLUGIN, -5106, "no_plugin", "no such plugin loaded")                                   \
     X(GR_EPLUGINLOADED, -5107, "plugin_loaded", "a plugin of that name is already loaded")         \
-    X(GR_EPLUGINOPEN, -5108, "plugin_open_failed", "cannot open the plugin (dlopen failed)")
+    X(GR_EPLUGINOPEN, -5108, "plugin_open_failed", "cannot open the plugin (dlopen failed)")       \
+    X(GR_ENOTALLOWED, -5250, "not_allowed", "not allowed: the observer role may only read")        \
+    X(GR_EROLE, -5251, "bad_role",                                                                 \
+      "role refused: an unknown role, an observer that is not a hidden client, or no observer "    \
+      "key")
 
 enum {
 #define GR_ERR_ENUM(name, value, id, msg) name = (value),

@@ -5,7 +5,9 @@
  *
  * Design notes
  * - Cryptography, every step (docs/protocol.md repeats it for implementers):
- *     ck     = BLAKE2b-256(key = "girder-cookie-key-v1", msg = cookie)
+ *     ck     = BLAKE2b-256(key = "girder-cookie-key-v1", msg = cookie), or
+ *              for Hello.role = OBSERVER
+ *              BLAKE2b-256(key = "girder-observer-key-v1", msg = observer key)
  *     T      = BLAKE2b-512 over "girder-handshake-v1" || M1 || M2 || M3 || M4,
  *              each Mi being the whole record: 4 length bytes and the body
  *     dh     = X25519(own ephemeral secret, peer ephemeral public)
@@ -37,6 +39,16 @@
  *   own that was offered, else ChaCha20-Poly1305. Both messages are in T, so a
  *   changed offer or answer fails the proofs (GR_EBADCOOKIE): no downgrade
  *   past the MACs. A choice that was not offered is GR_EBADFRAME.
+ * - Roles: the initiator claims one in M1 (absent: MEMBER) and every key of
+ *   the connection derives from that role's ck, so the role is proven by the
+ *   proofs themselves and, M1 being in T, cannot be changed on the way: a
+ *   flipped role makes the responder derive from the other secret and M3
+ *   fails (GR_EBADCOOKIE). The responder keeps both derived keys until M1
+ *   says which one counts, then wipes the other. An observer must be hidden
+ *   (a node never accepts one as a member) and needs an observer key on the
+ *   responder; otherwise GR_EROLE. A responder that predates roles ignores the
+ *   field, checks an observer's proof against the cookie and refuses it: the
+ *   field fails closed, which is why it needed no new protocol version.
  * - k_3 exists from M2 on, so the initiator's sending half can be handed out
  *   before M4 (gr_handshake_early_tx, for records sent with M3); finish then
  *   makes no second tx on that key, which would reuse its nonces.
@@ -56,6 +68,7 @@
 
 #define TRANSCRIPT_LABEL "girder-handshake-v1"
 #define COOKIE_KEY_LABEL "girder-cookie-key-v1"
+#define OBSERVER_KEY_LABEL "girder-observer-key-v1"
 #define KDF_CONTEXT "girderv1"
 #define REC_MAX (GR_RECORD_HDR + GR_HANDSHAKE_MSG_MAX)
 #define ARENA_SIZE 4096
@@ -67,6 +80,7 @@
 enum { KDF_PROOF_I = 1, KDF_PROOF_R = 2, KDF_I2R = 3, KDF_R2I = 4 };
 
 _Static_assert(sizeof(COOKIE_KEY_LABEL) - 1 >= crypto_generichash_KEYBYTES_MIN, "label as key");
+_Static_assert(sizeof(OBSERVER_KEY_LABEL) - 1 >= crypto_generichash_KEYBYTES_MIN, "label as key");
 _Static_assert(sizeof(KDF_CONTEXT) - 1 == crypto_kdf_CONTEXTBYTES, "kdf context");
 _Static_assert(crypto_scalarmult_BYTES == KEY && crypto_scalarmult_SCALARBYTES == KEY, "x25519");
 _Static_assert(crypto_kdf_KEYBYTES == KEY, "kdf master");
@@ -99,6 +113,9 @@ struct gr_handshake {
     int fixed_clock;                     /* tests: use fixed_now instead of the wall clock */
     uint64_t fixed_now;                  /* tests: the clock */
     uint8_t cookie_key[KEY];             /* ck; wiped once master is derived */
+    uint8_t observer_key[KEY];           /* responder: the observer ck until M1 is in */
+    int has_observer;                    /* responder: observer_key is set */
+    int claim;                           /* initiator: the role claimed, GR_ROLE_x */
     uint8_t eph_sk[KEY];                 /* our ephemeral secret; wiped once dh is computed */
     uint8_t eph_pk[KEY];                 /* our ephemeral public key */
     uint8_t peer_eph[KEY];               /* the peer's ephemeral public key */
@@ -153,6 +170,7 @@ static void arena_free(void *data, void *ptr)
 static void wipe_secrets(gr_handshake *hs)
 {
     sodium_memzero(hs->cookie_key, sizeof(hs->cookie_key));
+    sodium_memzero(hs->observer_key, sizeof(hs->observer_key));
     sodium_memzero(hs->eph_sk, sizeof(hs->eph_sk));
     sodium_memzero(hs->k_proof_i, sizeof(hs->k_proof_i));
     sodium_memzero(hs->k_proof_r, sizeof(hs->k_proof_r));
@@ -173,6 +191,7 @@ static int is_reject_reason(int err)
     case GR_EBADCOOKIE:
     case GR_ECRYPTO:
     case GR_EBUSY:
+    case GR_EROLE:
         return 1;
     default:
         return 0;
@@ -335,6 +354,7 @@ static int send_hello(gr_handshake *hs)
         offer[h.n_ciphers++] = GIRDER__CIPHER__AES128_OCB;
     }
     h.ciphers = offer;
+    h.role = (Girder__Role)hs->claim;
     m.msg_case = GIRDER__HANDSHAKE__MSG_HELLO;
     m.hello = &h;
     return queue_msg(hs, &m, 1);
@@ -382,6 +402,27 @@ static int send_proof(gr_handshake *hs, const uint8_t key[KEY])
     return r;
 }
 
+/* Responder: the role M1 claims decides which derived key is ck. */
+static int take_role(gr_handshake *hs, const Girder__Hello *h)
+{
+    switch ((int)h->role) {
+    case GR_ROLE_MEMBER:
+        break;
+    case GR_ROLE_OBSERVER:
+        if (!h->hidden || !hs->has_observer) {
+            return GR_EROLE; /* never a member; or no observer key here */
+        }
+        memcpy(hs->cookie_key, hs->observer_key, KEY);
+        break;
+    default:
+        return GR_EROLE;
+    }
+    hs->peer.role = (int)h->role;
+    sodium_memzero(hs->observer_key, sizeof(hs->observer_key));
+    hs->has_observer = 0;
+    return 0;
+}
+
 /* Responder, M1 in: check, answer with M2, derive. */
 static int on_hello(gr_handshake *hs, const Girder__Hello *h, const uint8_t *rec, size_t rlen)
 {
@@ -399,6 +440,9 @@ static int on_hello(gr_handshake *hs, const Girder__Hello *h, const uint8_t *rec
     }
     if ((r = check_peer_name(hs, &h->name)) < 0 ||
         (r = peer_limits(h->max_frame, h->max_record, &lim)) < 0) {
+        return r;
+    }
+    if ((r = take_role(hs, h)) < 0) {
         return r;
     }
     set_peer(hs, &h->name, h->creation, v, &lim, h->time_ms);
@@ -517,13 +561,30 @@ static int process(gr_handshake *hs, const uint8_t *rec, size_t rlen)
 
 /* ---------------------------------------------------------------- public */
 
+static int bad_secret(const gr_cookie *c)
+{
+    return c == NULL || c->len == 0 || c->len > GR_COOKIE_MAX;
+}
+
 static int check_config(const gr_handshake_config *cfg, int role)
 {
-    if (cfg == NULL || cfg->name == NULL || cfg->cookie == NULL || cfg->cookie->len == 0 ||
-        cfg->cookie->len > GR_COOKIE_MAX) {
+    int observer;
+
+    if (cfg == NULL || cfg->name == NULL) {
         return -EINVAL;
     }
     if (role != GR_HANDSHAKE_INITIATOR && role != GR_HANDSHAKE_RESPONDER) {
+        return -EINVAL;
+    }
+    observer = role == GR_HANDSHAKE_INITIATOR && cfg->role == GR_ROLE_OBSERVER;
+    if (role == GR_HANDSHAKE_INITIATOR && cfg->role != GR_ROLE_MEMBER && !observer) {
+        return -EINVAL;
+    }
+    if (observer ? (bad_secret(cfg->observer_key) || !cfg->hidden) : bad_secret(cfg->cookie)) {
+        return -EINVAL;
+    }
+    if (role == GR_HANDSHAKE_RESPONDER && cfg->observer_key != NULL &&
+        bad_secret(cfg->observer_key)) {
         return -EINVAL;
     }
     if (gr_nodename_check(cfg->name, strlen(cfg->name)) < 0) {
@@ -581,8 +642,20 @@ static int create(const gr_handshake_config *cfg, int role, const uint8_t *eph_s
     }
     hs->fixed_clock = fixed_clock;
     hs->fixed_now = now;
-    crypto_generichash(hs->cookie_key, KEY, cfg->cookie->bytes, cfg->cookie->len,
-                       (const uint8_t *)COOKIE_KEY_LABEL, sizeof(COOKIE_KEY_LABEL) - 1);
+    if (role == GR_HANDSHAKE_INITIATOR && cfg->role == GR_ROLE_OBSERVER) {
+        hs->claim = GR_ROLE_OBSERVER;
+        hs->peer.role = GR_ROLE_OBSERVER;
+        crypto_generichash(hs->cookie_key, KEY, cfg->observer_key->bytes, cfg->observer_key->len,
+                           (const uint8_t *)OBSERVER_KEY_LABEL, sizeof(OBSERVER_KEY_LABEL) - 1);
+    } else {
+        crypto_generichash(hs->cookie_key, KEY, cfg->cookie->bytes, cfg->cookie->len,
+                           (const uint8_t *)COOKIE_KEY_LABEL, sizeof(COOKIE_KEY_LABEL) - 1);
+    }
+    if (role == GR_HANDSHAKE_RESPONDER && cfg->observer_key != NULL) {
+        hs->has_observer = 1;
+        crypto_generichash(hs->observer_key, KEY, cfg->observer_key->bytes, cfg->observer_key->len,
+                           (const uint8_t *)OBSERVER_KEY_LABEL, sizeof(OBSERVER_KEY_LABEL) - 1);
+    }
     if (eph_sk != NULL) {
         memcpy(hs->eph_sk, eph_sk, KEY);
     } else {

@@ -58,6 +58,13 @@
 #define GR_PROTO_VERSION 1        /* the protocol version this code speaks */
 #define GR_HANDSHAKE_MSG_MAX 1024 /* largest handshake message body */
 
+/* What a connection may do (docs/protocol.md, "Roles"): the initiator claims
+ * it in M1 and proves it with the role's key; M1 is in the transcript. */
+enum {
+    GR_ROLE_MEMBER = 0,   /* the cluster cookie: full rights, nodes and CLI */
+    GR_ROLE_OBSERVER = 1, /* the observer key: a hidden client that may only read */
+};
+
 enum {
     GR_HANDSHAKE_INITIATOR = 1, /* dialled out: sends M1 and M3 */
     GR_HANDSHAKE_RESPONDER = 2, /* accepted: sends M2 and M4 */
@@ -65,18 +72,25 @@ enum {
 
 /* What a side says about itself. Everything is copied by gr_handshake_new. */
 typedef struct gr_handshake_config {
-    const char *name;        /* our node name, "name@host", NUL-terminated */
-    const gr_cookie *cookie; /* the cluster secret; only a derived key is kept */
-    uint32_t creation;       /* our incarnation, told to the peer */
-    int hidden;              /* initiator: connect as a client, never a member */
-    const char *expect_peer; /* initiator: the node name dialled, or NULL for any */
-    gr_limits limits;        /* what we accept (zero fields: defaults); advertised */
-    uint32_t version_min;    /* lowest version we speak; 0: GR_PROTO_VERSION */
-    uint32_t version_max;    /* highest version we speak; 0: GR_PROTO_VERSION */
-    uint32_t ciphers;        /* record ciphers we accept besides ChaCha20-Poly1305, a
-                              * bit (1u << GR_CIPHER_x) each; those this build or
-                              * CPU does not run fast (gr_record_cipher_fast) are
-                              * left out. 0: ChaCha20-Poly1305 only */
+    const char *name;              /* our node name, "name@host", NUL-terminated */
+    const gr_cookie *cookie;       /* the cluster secret; only a derived key is kept.
+                                    * May be NULL for an initiator with role observer */
+    const gr_cookie *observer_key; /* responder: the observer key accepted (NULL:
+                                    * observers refused, GR_EROLE); initiator with
+                                    * role observer: the key proven. Only a
+                                    * derived key is kept */
+    int role;                      /* initiator: GR_ROLE_x claimed; observer needs
+                                    * hidden and observer_key. Responder: unused */
+    uint32_t creation;             /* our incarnation, told to the peer */
+    int hidden;                    /* initiator: connect as a client, never a member */
+    const char *expect_peer;       /* initiator: the node name dialled, or NULL for any */
+    gr_limits limits;              /* what we accept (zero fields: defaults); advertised */
+    uint32_t version_min;          /* lowest version we speak; 0: GR_PROTO_VERSION */
+    uint32_t version_max;          /* highest version we speak; 0: GR_PROTO_VERSION */
+    uint32_t ciphers;              /* record ciphers we accept besides ChaCha20-Poly1305, a
+                                    * bit (1u << GR_CIPHER_x) each; those this build or
+                                    * CPU does not run fast (gr_record_cipher_fast) are
+                                    * left out. 0: ChaCha20-Poly1305 only */
 } gr_handshake_config;
 
 /* What the peer proved and said, from gr_handshake_finish. No secrets. */
@@ -84,6 +98,8 @@ typedef struct gr_handshake_peer {
     char name[GR_NODENAME_MAX + 1]; /* peer node name, NUL-terminated, checked */
     uint32_t creation;              /* peer incarnation */
     int hidden;                     /* peer is a hidden client (responder side only) */
+    int role;                       /* the role the peer proved, GR_ROLE_x (responder
+                                     * side; an initiator sees its own claim) */
     uint32_t version;               /* negotiated protocol version */
     uint32_t cipher;                /* the records' cipher, GR_CIPHER_x (record.h) */
     gr_limits limits;               /* peer's receive limits: size batches with these */
@@ -95,7 +111,7 @@ typedef struct gr_handshake_peer {
 typedef struct gr_handshake gr_handshake;
 
 /* Start a handshake as `role`. Checks the config (-EINVAL: bad role, versions,
- * limits or cipher bits, no cookie; GR_EBADNODE: bad name or expect_peer)
+ * limits or cipher bits or role, no cookie (or observer key); GR_EBADNODE: bad name or expect_peer)
  * before allocating one fixed-size state. The initiator's M1 is queued for gr_handshake_output.
  * Returns 0, an error above, -ENOMEM, or -ENOSYS if libsodium cannot start. */
 int gr_handshake_new(const gr_handshake_config *cfg, int role, gr_handshake **ret_hs);
@@ -114,7 +130,10 @@ void gr_handshake_free(gr_handshake *hs);
  *   GR_ENAMECLASH    the peer claims our own name
  *   GR_EREPLAY       a message out of order, or one that echoes a key that is
  *                    not ours (recorded in another handshake)
- *   GR_EBADCOOKIE    the peer's proof is wrong: a different cookie
+ *   GR_EBADCOOKIE    the peer's proof is wrong: a different cookie (or
+ *                    observer key, or a role changed on the way)
+ *   GR_EROLE         responder: an unknown role, an observer that is not
+ *                    hidden, or an observer while no observer key is set
  *   GR_ECRYPTO       the peer's key is degenerate
  *   GR_EBUSY         the peer sent a Reject "busy": it refused the connection
  *                    for load (too many handshakes in progress), not for

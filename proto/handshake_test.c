@@ -3,7 +3,9 @@
  * handshake_test.c - unit tests of the handshake (handshake.h): success both
  * ways with agreeing keys, early records sent with M3 (gr_handshake_early_tx),
  * each failure with its own code on both sides (wrong cookie, replays, name clash, version
- * mismatch, oversized, truncated, out-of-order and degenerate messages), and known-answer vectors
+ * mismatch, oversized, truncated, out-of-order and degenerate messages), roles (the observer
+ * key proves the observer role; a flipped role, a wrong key, crossed secrets and an observer
+ * claiming to be a member are refused), and known-answer vectors
  * that pin the message encoding, the transcript and the key derivation.
  */
 #include "proto/err.h"
@@ -37,12 +39,15 @@ static gr_cookie cookie_of(const char *s)
 }
 
 static gr_cookie COOKIE_A, COOKIE_B;
+static gr_cookie OBS_K, OBS_K2; /* observer keys (roles tests) */
 
 static void setup(void)
 {
     ck_assert_int_ge(sodium_init(), 0);
     COOKIE_A = cookie_of("cookie-a");
     COOKIE_B = cookie_of("cookie-b");
+    OBS_K = cookie_of("observer-key");
+    OBS_K2 = cookie_of("observer-key-2");
 }
 
 static gr_handshake_config config(const char *name, const gr_cookie *c)
@@ -969,6 +974,223 @@ START_TEST(known_answer)
 }
 END_TEST
 
+/* ---------------------------------------------------------------- roles */
+
+/* An observer CLI: hidden, the observer key, no cookie. */
+static gr_handshake_config observer_config(const char *name, const gr_cookie *key)
+{
+    gr_handshake_config cfg = {.name = name, .observer_key = key, .creation = 3, .hidden = 1};
+
+    cfg.role = GR_ROLE_OBSERVER;
+    return cfg;
+}
+
+/* A node holding the cookie and, unless NULL, an observer key. */
+static gr_handshake_config node_config(const char *name, const gr_cookie *obs)
+{
+    gr_handshake_config cfg = config(name, &COOKIE_A);
+
+    cfg.observer_key = obs;
+    return cfg;
+}
+
+/* M1 of `cfg` rewritten by a man in the middle: role and hidden replaced,
+ * re-encoded with a new length prefix, into out. Returns its length. */
+static size_t forge_m1(const gr_handshake_config *cfg, int role, int hidden, uint8_t *out,
+                       size_t cap)
+{
+    gr_handshake *i = start(cfg, GR_HANDSHAKE_INITIATOR);
+    const uint8_t *m1;
+    size_t n = gr_handshake_output(i, &m1), len;
+    Girder__Handshake *m = girder__handshake__unpack(NULL, n - 4, m1 + 4);
+
+    ck_assert_ptr_nonnull(m);
+    ck_assert_int_eq(m->msg_case, GIRDER__HANDSHAKE__MSG_HELLO);
+    m->hello->role = (Girder__Role)role;
+    m->hello->hidden = hidden;
+    len = girder__handshake__get_packed_size(m);
+    ck_assert_uint_le(len + 4, cap);
+    girder__handshake__pack(m, out + 4);
+    out[0] = out[1] = 0;
+    out[2] = (uint8_t)(len >> 8);
+    out[3] = (uint8_t)len;
+    girder__handshake__free_unpacked(m, NULL);
+    gr_handshake_free(i);
+    return len + 4;
+}
+
+/* The observer key proves the observer role: both sides finish, the node sees
+ * a hidden observer, and the record keys agree. */
+START_TEST(observer_accepted)
+{
+    gr_handshake_config ci = observer_config("cli@h", &OBS_K);
+    gr_handshake_config cr = node_config("a@h", &OBS_K);
+    gr_handshake *i = start(&ci, GR_HANDSHAKE_INITIATOR);
+    gr_handshake *r = start(&cr, GR_HANDSHAKE_RESPONDER);
+    gr_handshake_peer pi, pr;
+    gr_record_tx *ti, *tr;
+    gr_record_rx *xi, *xr;
+    int si, sr;
+
+    run(i, r, &si, &sr, NULL, NULL, 4096);
+    ck_assert_int_eq(sr, 1);
+    ck_assert_int_eq(si, 1);
+    ck_assert_int_eq(gr_handshake_finish(i, &pi, &ti, &xi), 0);
+    ck_assert_int_eq(gr_handshake_finish(r, &pr, &tr, &xr), 0);
+    ck_assert_int_eq(pr.role, GR_ROLE_OBSERVER);
+    ck_assert_int_eq(pr.hidden, 1);
+    ck_assert_int_eq(pi.role, GR_ROLE_OBSERVER);
+    check_link(ti, xr, 1);
+    check_link(tr, xi, 2);
+    free_both(ti, tr, xi, xr, i, r);
+
+    /* the same node still takes a member (the cookie) and says so */
+    ci = config("cli@h", &COOKIE_A);
+    ci.hidden = 1;
+    i = start(&ci, GR_HANDSHAKE_INITIATOR);
+    r = start(&cr, GR_HANDSHAKE_RESPONDER);
+    run(i, r, &si, &sr, NULL, NULL, 4096);
+    ck_assert_int_eq(sr, 1);
+    ck_assert_int_eq(si, 1);
+    ck_assert_int_eq(gr_handshake_finish(r, &pr, &tr, &xr), 0);
+    ck_assert_int_eq(pr.role, GR_ROLE_MEMBER);
+    gr_record_tx_free(tr);
+    gr_record_rx_free(xr);
+    gr_handshake_free(i);
+    gr_handshake_free(r);
+}
+END_TEST
+
+/* A wrong observer key, and each role's claim made with the other role's
+ * secret: the proofs fail (bad_cookie), both ways. */
+START_TEST(observer_wrong_key_and_crossed_secrets)
+{
+    gr_handshake_config cr = node_config("a@h", &OBS_K);
+    gr_handshake_config ci;
+    gr_handshake *i, *r;
+    int si, sr;
+
+    ci = observer_config("cli@h", &OBS_K2); /* not the node's observer key */
+    i = start(&ci, GR_HANDSHAKE_INITIATOR);
+    r = start(&cr, GR_HANDSHAKE_RESPONDER);
+    run(i, r, &si, &sr, NULL, NULL, 4096);
+    ck_assert_int_eq(sr, GR_EBADCOOKIE);
+    ck_assert_int_eq(si, GR_EBADCOOKIE);
+    gr_handshake_free(i);
+    gr_handshake_free(r);
+
+    ci = observer_config("cli@h", &COOKIE_A); /* claims observer, proves the cookie */
+    i = start(&ci, GR_HANDSHAKE_INITIATOR);
+    r = start(&cr, GR_HANDSHAKE_RESPONDER);
+    run(i, r, &si, &sr, NULL, NULL, 4096);
+    ck_assert_int_eq(sr, GR_EBADCOOKIE);
+    gr_handshake_free(i);
+    gr_handshake_free(r);
+
+    ci = config("cli@h", &OBS_K); /* claims member, proves the observer key */
+    ci.hidden = 1;
+    i = start(&ci, GR_HANDSHAKE_INITIATOR);
+    r = start(&cr, GR_HANDSHAKE_RESPONDER);
+    run(i, r, &si, &sr, NULL, NULL, 4096);
+    ck_assert_int_eq(sr, GR_EBADCOOKIE);
+    gr_handshake_free(i);
+    gr_handshake_free(r);
+}
+END_TEST
+
+/* A man in the middle flips the role in M1, either way: the responder derives
+ * from the other secret and M3 fails; the role cannot be altered. */
+START_TEST(role_flipped_on_the_way)
+{
+    gr_handshake_config cr = node_config("a@h", &OBS_K);
+    gr_handshake_config co = observer_config("cli@h", &OBS_K);
+    gr_handshake_config cm = config("cli@h", &COOKIE_A);
+    uint8_t m1[GR_HANDSHAKE_MSG_MAX + 4];
+    gr_handshake *i, *r;
+    const uint8_t *m2;
+    size_t n;
+    int si;
+
+    cm.hidden = 1;
+    /* k 0: an observer's M1 made to claim member; k 1: a member's M1 made to
+     * claim observer. The rest of the exchange is relayed untouched. */
+    for (int k = 0; k < 2; k++) {
+        const gr_handshake_config *c = k == 0 ? &co : &cm;
+        int to = k == 0 ? GR_ROLE_MEMBER : GR_ROLE_OBSERVER;
+        const uint8_t *m1o;
+        size_t m1n;
+        Girder__Handshake *m;
+
+        i = start(c, GR_HANDSHAKE_INITIATOR);
+        r = start(&cr, GR_HANDSHAKE_RESPONDER);
+        m1n = gr_handshake_output(i, &m1o);
+        m = girder__handshake__unpack(NULL, m1n - 4, m1o + 4);
+        ck_assert_ptr_nonnull(m);
+        m->hello->role = (Girder__Role)to;
+        n = girder__handshake__get_packed_size(m);
+        girder__handshake__pack(m, m1 + 4);
+        girder__handshake__free_unpacked(m, NULL);
+        m1[0] = m1[1] = 0;
+        m1[2] = (uint8_t)(n >> 8);
+        m1[3] = (uint8_t)n;
+        ck_assert_int_eq(feed_all(r, m1, n + 4, 4096), 0); /* M2 queued */
+        n = gr_handshake_output(r, &m2);
+        ck_assert_int_eq(feed_all(i, m2, n, 4096), 0); /* M3 queued */
+        ck_assert_int_eq(xfer(i, r, NULL, 4096), GR_EBADCOOKIE);
+        si = xfer(r, i, NULL, 4096);
+        ck_assert_int_eq(si, GR_EBADCOOKIE); /* the Reject */
+        gr_handshake_free(i);
+        gr_handshake_free(r);
+    }
+}
+END_TEST
+
+/* An observer is never a member: a Hello claiming observer without hidden, an
+ * observer at a node without an observer key, an unknown role: bad_role. */
+START_TEST(observer_cannot_pass_as_node)
+{
+    gr_handshake_config co = observer_config("cli@h", &OBS_K);
+    gr_handshake_config with = node_config("a@h", &OBS_K);
+    gr_handshake_config without = node_config("a@h", NULL);
+    uint8_t m1[GR_HANDSHAKE_MSG_MAX + 4];
+    const uint8_t *out;
+    gr_handshake *r, *i;
+    size_t n;
+    int si, sr;
+
+    n = forge_m1(&co, GR_ROLE_OBSERVER, 0, m1, sizeof(m1)); /* observer, not hidden */
+    r = start(&with, GR_HANDSHAKE_RESPONDER);
+    ck_assert_int_eq(feed_all(r, m1, n, 4096), GR_EROLE);
+    n = gr_handshake_output(r, &out); /* a Reject naming the reason, no M2 */
+    ck_assert(memmem(out, n, "bad_role", 8) != NULL);
+    gr_handshake_free(r);
+
+    n = forge_m1(&co, 7, 1, m1, sizeof(m1)); /* a role nobody knows */
+    r = start(&with, GR_HANDSHAKE_RESPONDER);
+    ck_assert_int_eq(feed_all(r, m1, n, 4096), GR_EROLE);
+    gr_handshake_free(r);
+
+    i = start(&co, GR_HANDSHAKE_INITIATOR); /* a node that takes no observers */
+    r = start(&without, GR_HANDSHAKE_RESPONDER);
+    run(i, r, &si, &sr, NULL, NULL, 4096);
+    ck_assert_int_eq(sr, GR_EROLE);
+    ck_assert_int_eq(si, GR_EROLE);
+    ck_assert_int_eq(gr_handshake_peer_rejected(i), 1);
+    gr_handshake_free(i);
+    gr_handshake_free(r);
+
+    /* and the library refuses to start one: observer needs hidden and a key */
+    co.hidden = 0;
+    ck_assert_int_eq(gr_handshake_new(&co, GR_HANDSHAKE_INITIATOR, &i), -EINVAL);
+    co.hidden = 1;
+    co.observer_key = NULL;
+    ck_assert_int_eq(gr_handshake_new(&co, GR_HANDSHAKE_INITIATOR, &i), -EINVAL);
+    co = observer_config("cli@h", &OBS_K);
+    co.role = 7;
+    ck_assert_int_eq(gr_handshake_new(&co, GR_HANDSHAKE_INITIATOR, &i), -EINVAL);
+}
+END_TEST
+
 static Suite *handshake_suite(void)
 {
     Suite *s = suite_create("handshake");
@@ -979,7 +1201,9 @@ static Suite *handshake_suite(void)
                 replay_into_new_handshake, name_clash, initiator_checks_reply,
                 initiator_checks_cipher, cipher_negotiation, cipher_downgrade_detected,
                 version_mismatch_and_negotiation, oversized_and_truncated, malformed_hello,
-                unknown_reject_reason, config_checks, known_answer);
+                unknown_reject_reason, config_checks, known_answer, observer_accepted,
+                observer_wrong_key_and_crossed_secrets, role_flipped_on_the_way,
+                observer_cannot_pass_as_node);
     return s;
 }
 

@@ -9,12 +9,20 @@
 void gr_test_rpc_dispatch(gr_rpc *rpc, uint64_t ref, const char *module, const char *function,
                           const msgpack_sbuffer *args, uint32_t deadline_ms)
 {
+    gr_test_rpc_dispatch_as(rpc, ref, 0, module, function, args, deadline_ms);
+}
+
+void gr_test_rpc_dispatch_as(gr_rpc *rpc, uint64_t ref, int role, const char *module,
+                             const char *function, const msgpack_sbuffer *args,
+                             uint32_t deadline_ms)
+{
     static const uint8_t empty[] = {0x90};
     gr_dist_request req = {
         .conn = 7,
         .ref = ref,
         .peer = "cli@127.0.0.1",
         .hidden = true,
+        .role = role,
         .module = module,
         .function = function,
         .args = args ? (const uint8_t *)args->data : empty,

@@ -18,4 +18,9 @@
 void gr_test_rpc_dispatch(gr_rpc *rpc, uint64_t ref, const char *module, const char *function,
                           const msgpack_sbuffer *args, uint32_t deadline_ms);
 
+/* gr_test_rpc_dispatch from a peer that proved `role` (GR_ROLE_x). */
+void gr_test_rpc_dispatch_as(gr_rpc *rpc, uint64_t ref, int role, const char *module,
+                             const char *function, const msgpack_sbuffer *args,
+                             uint32_t deadline_ms);
+
 #endif /* GR_TEST_RPC_H */

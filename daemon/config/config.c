@@ -67,6 +67,9 @@ static int set_link_high_water(gr_config *cfg, const char *v, gr_config_reason *
 static int set_redis(gr_config *cfg, const char *v, gr_config_reason *why);
 static int set_redis_password_file(gr_config *cfg, const char *v, gr_config_reason *why);
 static int set_redis_table(gr_config *cfg, const char *v, gr_config_reason *why);
+static int set_observer_key_file(gr_config *cfg, const char *v, gr_config_reason *why);
+static int set_log_format(gr_config *cfg, const char *v, gr_config_reason *why);
+static int set_ready_wait_seeds_ms(gr_config *cfg, const char *v, gr_config_reason *why);
 
 static const key_def keys[] = {
     {"name", "name", "NAME@HOST", "node name", DEFAULT_NAME, set_name, false, false},
@@ -110,6 +113,14 @@ static const key_def keys[] = {
      "none", set_redis_password_file, false, false},
     {"redis_table", "redis-table", "NAME", "table of Redis db 0 (db N: NAME.N)", "redis",
      set_redis_table, false, false},
+    {"observer_key_file", "observer-key-file", "FILE",
+     "file holding the observer key: a CLI proving it may only read", "none: observers refused",
+     set_observer_key_file, false, false},
+    {"log_format", "log-format", "FORMAT", "text or json (one JSON object a line)", "text",
+     set_log_format, false, false},
+    {"ready_wait_seeds_ms", "ready-wait-seeds-ms", "MS",
+     "with seeds, systemd readiness waits this long for one to connect (0..600000)", "5000",
+     set_ready_wait_seeds_ms, false, false},
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -424,6 +435,49 @@ static int set_cookie_file(gr_config *cfg, const char *v, gr_config_reason *why)
     return replace_str(&cfg->cookie_file, v);
 }
 
+/* Read at start (daemon.c), where its mode is checked like the cookie's. */
+static int set_observer_key_file(gr_config *cfg, const char *v, gr_config_reason *why)
+{
+    if (v[0] == '\0') {
+        *why = GR_CONFIG_EEMPTY;
+        return GR_ECONFIG;
+    }
+    return replace_str(&cfg->observer_key_file, v);
+}
+
+static int set_log_format(gr_config *cfg, const char *v, gr_config_reason *why)
+{
+    if (strcmp(v, "text") == 0) {
+        cfg->log_json = false;
+    } else if (strcmp(v, "json") == 0) {
+        cfg->log_json = true;
+    } else {
+        *why = GR_CONFIG_EFORMAT;
+        return GR_ECONFIG;
+    }
+    return 0;
+}
+
+static int set_ready_wait_seeds_ms(gr_config *cfg, const char *v, gr_config_reason *why)
+{
+    unsigned long n = 0;
+    size_t len = strlen(v);
+
+    for (size_t i = 0; i < len && len <= 6; i++) {
+        if (!is_digit(v[i])) {
+            len = 0;
+            break;
+        }
+        n = n * 10 + (unsigned long)(v[i] - '0');
+    }
+    if (len == 0 || len > 6 || n > GR_CONFIG_READY_WAIT_MAX_MS) {
+        *why = GR_CONFIG_EREADYWAIT;
+        return GR_ECONFIG;
+    }
+    cfg->ready_wait_seeds_ms = (unsigned)n;
+    return 0;
+}
+
 /* A setting whose feature has not landed: accepting it would promise what the
  * node does not do, so every value is refused. */
 static int set_planned(gr_config *cfg, const char *v, gr_config_reason *why)
@@ -733,6 +787,7 @@ int gr_config_init(gr_config *ret_cfg)
         .cipher_fast = true,
         .detection_ms = GR_CONFIG_DETECTION_DEFAULT_MS,
         .link_high_water = GR_CONFIG_HIGH_WATER_DEFAULT,
+        .ready_wait_seeds_ms = GR_CONFIG_READY_WAIT_DEFAULT_MS,
     };
 
     if (!(cfg.name = strdup(DEFAULT_NAME)) || !(cfg.listen_host = strdup(DEFAULT_LISTEN_HOST))) {
@@ -752,6 +807,7 @@ void gr_config_clear(gr_config *cfg)
     free(cfg->name);
     free(cfg->listen_host);
     free(cfg->cookie_file);
+    free(cfg->observer_key_file);
     free(cfg->data_dir);
     free(cfg->redis_host);
     free(cfg->redis_password_file);

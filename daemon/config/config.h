@@ -28,6 +28,11 @@
  *   redis        --redis         HOST:PORT (docs/redis.md)  off
  *   redis_password_file --redis-password-file FILE          none
  *   redis_table  --redis-table   NAME                       redis
+ *   observer_key_file --observer-key-file
+ *                                path (mode 0400/0600)      none: observers refused
+ *   log_format   --log-format    text|json                  text
+ *   ready_wait_seeds_ms --ready-wait-seeds-ms
+ *                                0..600000                  5000
  *
  * data_dir: where disk tables live (DIR/tables/NAME/); created with mode 0700
  * at start if missing. Without it, disk tables are refused (bad_config) and
@@ -73,6 +78,8 @@
 #define GR_CONFIG_HIGH_WATER_DEFAULT ((uint64_t)64 << 20) /* = GR_DIST_OUT_HIGH_DEFAULT */
 #define GR_CONFIG_HIGH_WATER_MIN ((uint64_t)256 << 10)
 #define GR_CONFIG_HIGH_WATER_MAX ((uint64_t)1 << 30)
+#define GR_CONFIG_READY_WAIT_DEFAULT_MS 5000 /* ready_wait_seeds_ms */
+#define GR_CONFIG_READY_WAIT_MAX_MS 600000
 
 /* X(NAME, "message") - why a configuration was rejected. */
 #define GR_CONFIG_REASON_MAP(X)                                                                    \
@@ -104,7 +111,9 @@
     X(GR_CONFIG_ETOOMANYPLUGINS, "too many plugins")                                               \
     X(GR_CONFIG_EOPTION, "unknown option")                                                         \
     X(GR_CONFIG_ENOARG, "option needs a value")                                                    \
-    X(GR_CONFIG_EOPERAND, "unexpected argument (girderd takes options only)")
+    X(GR_CONFIG_EOPERAND, "unexpected argument (girderd takes options only)")                      \
+    X(GR_CONFIG_EFORMAT, "bad log format: expected text or json")                                  \
+    X(GR_CONFIG_EREADYWAIT, "bad readiness wait: expected milliseconds 0..600000")
 
 typedef enum gr_config_reason {
 #define GR_CONFIG_REASON_ENUM(name, msg) name,
@@ -129,27 +138,30 @@ typedef struct gr_config_seed {
 /* Parsed configuration. Every string is owned by the struct (gr_config_clear
  * frees them). */
 typedef struct gr_config {
-    gr_config_action action;     /* set by gr_config_load */
-    char *file;                  /* INI file read (-c), or NULL */
-    char *name;                  /* node name "NAME@HOST" */
-    char *listen_host;           /* listen address host part (no brackets) */
-    uint16_t listen_port;        /* 0 = pick a free port */
-    char *cookie_file;           /* cookie file path, or NULL (use GIRDER_COOKIE) */
-    bool cookie_file_flag;       /* cookie_file came from --cookie-file, not the file */
-    char *data_dir;              /* data directory (disk tables), or NULL: none */
-    gr_config_seed *seeds;       /* nseeds static seeds */
-    size_t nseeds;               /* 0..GR_CONFIG_SEEDS_MAX */
-    unsigned schedulers;         /* 1..255, or 0 = one per online core */
-    enum gr_log_level log_level; /* minimum log level */
-    unsigned detection_ms;       /* silent link -> peer down after this */
-    uint64_t link_high_water;    /* bytes queued for a link before its senders are suspended */
-    bool cipher_fast;            /* auto: AES-128-OCB where both ends can (cipher) */
-    char **plugins;              /* nplugins plugin paths to load at start, in order */
-    size_t nplugins;             /* 0..GR_CONFIG_PLUGINS_MAX */
-    char *redis_host;            /* Redis listener host (redis), or NULL: off */
-    uint16_t redis_port;         /* its port (0: any free port) */
-    char *redis_password_file;   /* redis_password_file, or NULL */
-    char *redis_table;           /* redis_table, or NULL: "redis" */
+    gr_config_action action;      /* set by gr_config_load */
+    char *file;                   /* INI file read (-c), or NULL */
+    char *name;                   /* node name "NAME@HOST" */
+    char *listen_host;            /* listen address host part (no brackets) */
+    uint16_t listen_port;         /* 0 = pick a free port */
+    char *cookie_file;            /* cookie file path, or NULL (use GIRDER_COOKIE) */
+    bool cookie_file_flag;        /* cookie_file came from --cookie-file, not the file */
+    char *data_dir;               /* data directory (disk tables), or NULL: none */
+    gr_config_seed *seeds;        /* nseeds static seeds */
+    size_t nseeds;                /* 0..GR_CONFIG_SEEDS_MAX */
+    unsigned schedulers;          /* 1..255, or 0 = one per online core */
+    enum gr_log_level log_level;  /* minimum log level */
+    unsigned detection_ms;        /* silent link -> peer down after this */
+    uint64_t link_high_water;     /* bytes queued for a link before its senders are suspended */
+    bool cipher_fast;             /* auto: AES-128-OCB where both ends can (cipher) */
+    char **plugins;               /* nplugins plugin paths to load at start, in order */
+    size_t nplugins;              /* 0..GR_CONFIG_PLUGINS_MAX */
+    char *observer_key_file;      /* observer key file, or NULL: observer CLIs refused */
+    bool log_json;                /* log_format = json: one JSON object a line */
+    unsigned ready_wait_seeds_ms; /* sd_notify READY=1 waits this long for a seed */
+    char *redis_host;             /* Redis listener host (redis), or NULL: off */
+    uint16_t redis_port;          /* its port (0: any free port) */
+    char *redis_password_file;    /* redis_password_file, or NULL */
+    char *redis_table;            /* redis_table, or NULL: "redis" */
 } gr_config;
 
 /* Why a configuration was rejected. Filled by the functions below when they

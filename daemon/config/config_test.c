@@ -725,6 +725,51 @@ START_TEST(data_dir)
 }
 END_TEST
 
+/* observer_key_file, log_format, ready_wait_seeds_ms: defaults, file, flags,
+ * bad values. */
+START_TEST(roles_logs_readiness)
+{
+    gr_config cfg;
+    gr_config_error err;
+    const char *path = write_file("roles.ini", "[node]\n"
+                                               "observer_key_file = /etc/girder/observer\n"
+                                               "log_format = json\n"
+                                               "ready_wait_seeds_ms = 0\n");
+
+    ck_assert_int_eq(gr_config_init(&cfg), 0);
+    ck_assert_ptr_null(cfg.observer_key_file);
+    ck_assert(!cfg.log_json);
+    ck_assert_uint_eq(cfg.ready_wait_seeds_ms, GR_CONFIG_READY_WAIT_DEFAULT_MS);
+    gr_config_clear(&cfg);
+
+    ck_assert_int_eq(LOAD(&err, &cfg, "--config", (char *)path), 0);
+    ck_assert_str_eq(cfg.observer_key_file, "/etc/girder/observer");
+    ck_assert(cfg.log_json);
+    ck_assert_uint_eq(cfg.ready_wait_seeds_ms, 0);
+    gr_config_clear(&cfg);
+
+    ck_assert_int_eq(LOAD(&err, &cfg, "--config", (char *)path, "--log-format", "text",
+                          "--observer-key-file", "/o", "--ready-wait-seeds-ms", "600000"),
+                     0);
+    ck_assert_str_eq(cfg.observer_key_file, "/o");
+    ck_assert(!cfg.log_json);
+    ck_assert_uint_eq(cfg.ready_wait_seeds_ms, 600000);
+
+    const char *bad_fmt[] = {"JSON", "xml", "text "};
+    for (size_t i = 0; i < sizeof(bad_fmt) / sizeof(bad_fmt[0]); i++) {
+        ck_assert_int_eq(gr_config_set(&cfg, "log_format", bad_fmt[i], &err), GR_ECONFIG);
+        ck_assert_int_eq(err.reason, GR_CONFIG_EFORMAT);
+    }
+    const char *bad_wait[] = {"600001", "-1", "5s", "1234567"};
+    for (size_t i = 0; i < sizeof(bad_wait) / sizeof(bad_wait[0]); i++) {
+        ck_assert_int_eq(gr_config_set(&cfg, "ready_wait_seeds_ms", bad_wait[i], &err), GR_ECONFIG);
+        ck_assert_int_eq(err.reason, GR_CONFIG_EREADYWAIT);
+        ck_assert_uint_eq(cfg.ready_wait_seeds_ms, 600000); /* unchanged on failure */
+    }
+    gr_config_clear(&cfg);
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
     Suite *s = suite_create("config");
@@ -732,7 +777,8 @@ static Suite *config_suite(void)
     TCase *bad = gr_test_tcase(s, "bad", setup, teardown, 0);
 
     gr_test_add(good, defaults, full_file, flags_override_file, help_and_version, set_one_key,
-                validators, cookie_precedence, plugins_file_and_flags, data_dir);
+                validators, cookie_precedence, plugins_file_and_flags, data_dir,
+                roles_logs_readiness);
 
     gr_test_add(bad, err_unknown_section, err_key_outside_section, err_unknown_key,
                 err_duplicate_key, err_bad_value, err_bad_port, err_bad_node_name,

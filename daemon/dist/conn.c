@@ -174,6 +174,7 @@ static int hs_start(dist_conn *c, int role)
     gr_handshake_config hc = {
         .name = c->d->name,
         .cookie = &c->d->cookie,
+        .observer_key = c->d->observer_key.len ? &c->d->observer_key : NULL,
         .creation = c->d->creation,
         .expect_peer = c->outgoing && c->member ? c->member->name : NULL,
         .ciphers = c->d->ciphers,
@@ -433,9 +434,23 @@ static void hs_done(dist_conn *c)
         return;
     }
     if (c->hidden) {
-        gr_debug(DIST_LOG, "client %s connected from %s", c->peer.name, c->addr);
+        gr_log_fields(
+            GR_LOG_DEBUG, DIST_LOG,
+            (gr_log_field[]){{"event", "client_up"},
+                             {"peer", c->peer.name},
+                             {"addr", c->addr},
+                             {"role", c->peer.role == GR_ROLE_OBSERVER ? "observer" : "member"}},
+            4, "client %s connected from %s as %s", c->peer.name, c->addr,
+            c->peer.role == GR_ROLE_OBSERVER ? "observer" : "member");
         return;
     }
+    gr_log_fields(GR_LOG_INFO, DIST_LOG,
+                  (gr_log_field[]){{"event", "conn_up"},
+                                   {"peer", c->peer.name},
+                                   {"addr", c->addr},
+                                   {"dir", c->outgoing ? "out" : "in"}},
+                  4, "link to %s (%s, %s) up", c->peer.name, c->addr,
+                  c->outgoing ? "dialled" : "accepted");
     if (d->stopping) {
         gr_dist_conn_close(c, 0, NULL);
         return;
@@ -1026,8 +1041,18 @@ void gr_dist_conn_close(dist_conn *c, int err, const char *why)
         (err == -ECONNRESET || err == -EPIPE)) {
         /* A CLI that has its answer closes at once, often with a heartbeat
          * unread (hence a reset): that is how clients end, not a fault. */
+    } else if (c->state == CONN_UP && !c->hidden) {
+        /* every member link's end, once, with its reason */
+        const char *reason = err ? gr_errid(err) : why ? why : d->stopping ? "stopping" : "closed";
+
+        gr_log_fields(err ? GR_LOG_WARN : GR_LOG_INFO, DIST_LOG,
+                      (gr_log_field[]){{"event", "conn_down"},
+                                       {"peer", peer_name(c)},
+                                       {"addr", c->addr},
+                                       {"reason", reason}},
+                      4, "link to %s (%s) down: %s", peer_name(c), c->addr, reason);
     } else if (err && c->state == CONN_UP) {
-        gr_warn(DIST_LOG, "closing link to %s (%s): %s", peer_name(c), c->addr, gr_errid(err));
+        gr_warn(DIST_LOG, "closing connection %s (%s): %s", peer_name(c), c->addr, gr_errid(err));
     } else if (err && c->unauth) {
         gr_dist_admit_log(d, gr_errid(err), "closing connection %s (%s): %s", peer_name(c), c->addr,
                           gr_errid(err));
@@ -1035,7 +1060,12 @@ void gr_dist_conn_close(dist_conn *c, int err, const char *why)
         gr_warn(DIST_LOG, "closing connection %s (%s): %s", peer_name(c), c->addr, gr_errid(err));
     }
     if (c->state == CONN_UP && c->hidden) {
-        gr_debug(DIST_LOG, "client %s (%s) disconnected", c->peer.name, c->addr);
+        gr_log_fields(GR_LOG_DEBUG, DIST_LOG,
+                      (gr_log_field[]){{"event", "client_down"},
+                                       {"peer", c->peer.name},
+                                       {"addr", c->addr},
+                                       {"reason", err ? gr_errid(err) : "closed"}},
+                      4, "client %s (%s) disconnected", c->peer.name, c->addr);
     }
     if (c->busy) {
         DIST_CTR_SUB(d, links_busy, 1);

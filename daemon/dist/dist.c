@@ -120,13 +120,16 @@ static void notify(gr_dist *d, const char *what, const char *node, const char *r
 
 void gr_dist_notify_up(gr_dist *d, const char *node)
 {
-    gr_info(DIST_LOG, "nodeup %s", node);
+    gr_log_fields(GR_LOG_INFO, DIST_LOG, (gr_log_field[]){{"event", "nodeup"}, {"peer", node}}, 2,
+                  "nodeup %s", node);
     notify(d, "nodeup", node, NULL);
 }
 
 void gr_dist_notify_down(gr_dist *d, const char *node, const char *reason)
 {
-    gr_info(DIST_LOG, "nodedown %s (%s)", node, reason);
+    gr_log_fields(GR_LOG_INFO, DIST_LOG,
+                  (gr_log_field[]){{"event", "nodedown"}, {"peer", node}, {"reason", reason}}, 3,
+                  "nodedown %s (%s)", node, reason);
     DIST_CTR_ADD(d, nodedowns, 1);
     notify(d, "nodedown", node, reason);
 }
@@ -577,6 +580,7 @@ int gr_dist_new(const gr_dist_config *cfg, gr_dist **ret_d)
 
     if (cfg == NULL || cfg->rt == NULL || cfg->name == NULL || cfg->cookie == NULL ||
         cfg->cookie->len == 0 || cfg->cookie->len > GR_COOKIE_MAX ||
+        (cfg->observer_key != NULL && cfg->observer_key->len > GR_COOKIE_MAX) ||
         (cfg->nseeds && cfg->seeds == NULL)) {
         return -EINVAL;
     }
@@ -607,6 +611,9 @@ int gr_dist_new(const gr_dist_config *cfg, gr_dist **ret_d)
     strcpy(d->name, cfg->name);
     d->creation = cfg->creation;
     d->cookie = *cfg->cookie;
+    if (cfg->observer_key != NULL) {
+        d->observer_key = *cfg->observer_key;
+    }
     at = strchr(d->name, '@');
     snprintf(d->listen_host, sizeof(d->listen_host), "%s",
              cfg->listen_host && cfg->listen_host[0] ? cfg->listen_host : at + 1);
@@ -800,6 +807,7 @@ gr_dist *gr_dist_free(gr_dist *d)
     free(d->monitors);
     free(d->rbuf);
     gr_cookie_wipe(&d->cookie);
+    gr_cookie_wipe(&d->observer_key);
     pthread_cond_destroy(&d->pub_cond);
     pthread_mutex_destroy(&d->pub_lock);
     pthread_mutex_destroy(&d->cmd_lock);

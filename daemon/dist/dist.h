@@ -73,6 +73,8 @@ typedef struct gr_dist_request {
     uint64_t ref;         /* RpcRequest.ref */
     const char *peer;     /* peer node name (a client's name for hidden peers) */
     bool hidden;          /* peer is a hidden client (the CLI), not a member */
+    int role;             /* what the peer proved, GR_ROLE_x (proto/handshake.h):
+                           * an observer may only read (rpc/policy.c) */
     const char *module;   /* NUL-terminated */
     const char *function; /* NUL-terminated */
     const uint8_t *args;  /* one msgpack term (checked: an array), args_len bytes */
@@ -86,12 +88,14 @@ typedef struct gr_dist_request {
 typedef void (*gr_dist_rpc_fn)(void *ud, const gr_dist_request *req);
 
 typedef struct gr_dist_config {
-    girder_rt *rt;           /* the node's runtime (started before gr_dist_start) */
-    const char *name;        /* our node name, "name@host" */
-    uint32_t creation;       /* our incarnation (gr_rt_creation) */
-    const gr_cookie *cookie; /* copied */
-    const char *listen_host; /* address to bind, e.g. "127.0.0.1" */
-    uint16_t listen_port;    /* 0: any free port (see gr_dist_port) */
+    girder_rt *rt;                 /* the node's runtime (started before gr_dist_start) */
+    const char *name;              /* our node name, "name@host" */
+    uint32_t creation;             /* our incarnation (gr_rt_creation) */
+    const gr_cookie *cookie;       /* copied */
+    const gr_cookie *observer_key; /* copied; NULL or empty: observer CLIs refused
+                                    * (docs/protocol.md, "Roles") */
+    const char *listen_host;       /* address to bind, e.g. "127.0.0.1" */
+    uint16_t listen_port;          /* 0: any free port (see gr_dist_port) */
     const gr_dist_seed *seeds;
     size_t nseeds;
     unsigned detection_ms; /* 0: GR_DIST_DETECTION_DEFAULT_MS */

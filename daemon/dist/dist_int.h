@@ -351,6 +351,7 @@ struct gr_dist {
     char name[GR_NODENAME_MAX + 1];         /* our node name */
     uint32_t creation;                      /* our incarnation */
     gr_cookie cookie;                       /* wiped in gr_dist_free */
+    gr_cookie observer_key;                 /* len 0: observers refused; wiped too */
     char listen_host[GR_DIST_HOST_MAX + 1]; /* bind address */
     char adv_host[GR_DIST_HOST_MAX + 1];    /* host others dial us at */
     uint16_t listen_port;                   /* configured port */

@@ -499,8 +499,10 @@ bool gr_dist_mem_link_up(gr_dist *d, dist_conn *c)
         dist_conn *old = m->conn;
 
         if (old->peer.creation != c->peer.creation) {
-            gr_info(DIST_LOG, "%s restarted (creation %u -> %u)", name, old->peer.creation,
-                    c->peer.creation);
+            gr_log_fields(GR_LOG_INFO, DIST_LOG,
+                          (gr_log_field[]){{"event", "member_restarted"}, {"peer", name}}, 2,
+                          "%s restarted (creation %u -> %u)", name, old->peer.creation,
+                          c->peer.creation);
             gr_dist_conn_close(old, 0, "restarted");
         } else if (old->outgoing != c->outgoing && strcmp(dialler(d, c), dialler(d, old)) > 0) {
             retire(m, c); /* the link dialled by the smaller name stays */
@@ -612,7 +614,9 @@ static void on_gossip(gr_dist *d, const Girder__Member *mm)
         if ((m = member_new(d, mm->name, mm->host, (uint16_t)mm->port)) == NULL) {
             return;
         }
-        gr_info(DIST_LOG, "learnt %s at %s:%u", m->name, m->host, (unsigned)m->port);
+        gr_log_fields(GR_LOG_INFO, DIST_LOG,
+                      (gr_log_field[]){{"event", "member_learnt"}, {"peer", m->name}}, 2,
+                      "learnt %s at %s:%u", m->name, m->host, (unsigned)m->port);
         gr_dist_mem_publish(d);
         gr_dist_mem_dial(d, m);
         return;
@@ -675,7 +679,9 @@ static int on_frame(dist_conn *c, const Girder__Frame *f)
         if (mm == NULL || mm->name == NULL || mm->host == NULL) {
             return GR_EBADFRAME;
         }
-        gr_info(DIST_LOG, "%s joins via this node", mm->name);
+        gr_log_fields(GR_LOG_INFO, DIST_LOG,
+                      (gr_log_field[]){{"event", "member_join"}, {"peer", mm->name}}, 2,
+                      "%s joins via this node", mm->name);
         if (c->member && strcmp(mm->name, c->member->name) == 0 && mm->port > 0 &&
             mm->port <= 65535) {
             snprintf(c->member->host, sizeof(c->member->host), "%s", mm->host);
@@ -689,7 +695,9 @@ static int on_frame(dist_conn *c, const Girder__Frame *f)
     }
     case GIRDER__FRAME__MSG_LEAVE:
         if (c->member && f->leave->name && strcmp(f->leave->name, c->member->name) == 0) {
-            gr_info(DIST_LOG, "%s leaves", c->member->name);
+            gr_log_fields(GR_LOG_INFO, DIST_LOG,
+                          (gr_log_field[]){{"event", "member_leave"}, {"peer", c->member->name}}, 2,
+                          "%s leaves", c->member->name);
             c->peer_left = true;
             gr_dist_conn_close(c, 0, "left");
         }

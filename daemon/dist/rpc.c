@@ -131,6 +131,7 @@ static void on_request(gr_dist *d, dist_conn *c, const Girder__RpcRequest *q)
     req.ref = q->ref;
     req.peer = c->peer.name;
     req.hidden = c->hidden;
+    req.role = c->peer.role;
     req.module = q->module;
     req.function = q->function;
     req.args = args;

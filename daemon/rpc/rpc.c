@@ -673,6 +673,13 @@ void gr_rpc_dispatch(void *ud, const gr_dist_request *req)
     girder_pid pid;
     int err = 0, r;
 
+    if ((r = gr_rpc_policy_check(req->role, req->module, req->function, req->args, req->args_len)) <
+        0) {
+        gr_info("rpc", "%s.%s from observer %s refused: %s", req->module, req->function, req->peer,
+                gr_errid(r));
+        reply_now(rpc, req, r, NULL, 0);
+        return;
+    }
     fn = lookup(rpc, req->module, strlen(req->module), req->function, strlen(req->function), &err);
     if (!fn) {
         reply_now(rpc, req, err, NULL, 0);

@@ -85,8 +85,19 @@ void gr_rpc_set_dist(gr_rpc *rpc, gr_dist *dist);
  * answer is dropped). NULL-safe; returns NULL. */
 gr_rpc *gr_rpc_free(gr_rpc *rpc);
 
-/* The gr_dist_rpc_fn: ud is the gr_rpc. Never blocks. */
+/* The gr_dist_rpc_fn: ud is the gr_rpc. Never blocks. A request from an
+ * observer (req->role) that gr_rpc_policy_check refuses is answered
+ * GR_ENOTALLOWED at once, before anything runs. */
 void gr_rpc_dispatch(void *ud, const gr_dist_request *req);
+
+/* May a connection of `role` (GR_ROLE_x, proto/handshake.h) call
+ * module.function with args[0..args_len) (one msgpack array; read for
+ * rpc.call / rpc.multicall, whose inner call must itself be allowed)? 0, or
+ * GR_ENOTALLOWED. A member may call everything; an observer only what
+ * policy.c's table lists (reads). The one place this is decided. Pure, any
+ * thread. */
+int gr_rpc_policy_check(int role, const char *module, const char *function, const uint8_t *args,
+                        size_t args_len);
 
 /* Requests being served right now (workers alive). Any thread. */
 uint64_t gr_rpc_inflight(gr_rpc *rpc);

@@ -1089,9 +1089,13 @@ static enum step stop_phase_done(girder_ctx *ctx, struct sup *s)
 static enum step start_step(girder_ctx *ctx, struct sup *s, struct child *c)
 {
     char b[128];
-    int r;
+    int r = 0;
 
-    if (!running(c) && (r = child_spawn(ctx, s, c)) < 0) {
+    if (!running(c) && (r = child_spawn(ctx, s, c)) == 0 && gr_log_enabled(GR_LOG_INFO)) {
+        child_text(c, b, sizeof(b));
+        gr_log_fields(GR_LOG_INFO, LOG_MOD, (gr_log_field[]){{"event", "restart"}, {"child", b}}, 2,
+                      "child %s restarted", b);
+    } else if (r < 0) {
         gr_warn(LOG_MOD, "restarting child %s failed: %s", child_text(c, b, sizeof(b)),
                 gr_strerror(r));
         if (r == GR_ESTOPPED || add_restart(s)) {
@@ -1325,8 +1329,11 @@ static void child_exited(girder_ctx *ctx, struct sup *s, struct child *c, const 
 
     mark_dead(ctx, s, c);
     if (!normal && gr_log_enabled(GR_LOG_NOTICE)) {
-        gr_notice(LOG_MOD, "child %s (%s) exited with %s", child_text(c, b1, sizeof(b1)),
-                  restart_names[c->restart], obj_text(why, b2, sizeof(b2)));
+        child_text(c, b1, sizeof(b1));
+        obj_text(why, b2, sizeof(b2));
+        gr_log_fields(GR_LOG_NOTICE, LOG_MOD,
+                      (gr_log_field[]){{"event", "crash"}, {"child", b1}, {"reason", b2}}, 3,
+                      "child %s (%s) exited with %s", b1, restart_names[c->restart], b2);
     }
     if (c->restart == TEMPORARY || (c->restart == TRANSIENT && normal)) {
         if (c->restart == TEMPORARY || c->id_len == 0) {

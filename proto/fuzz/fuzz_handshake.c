@@ -3,7 +3,8 @@
  * fuzz_handshake.c - libFuzzer harness for the handshake fed arbitrary bytes.
  *
  * Input: one mode byte, then the bytes "received from the peer". Path 0 runs
- * a responder (what an unauthenticated stranger reaches); path 1 an initiator
+ * a responder (what an unauthenticated stranger reaches; it also holds an
+ * observer key, so both roles of a Hello are reachable); path 1 an initiator
  * that has sent its M1. Both use fixed ephemerals and clock (fuzz_common.h),
  * so seeds recorded by seedgen from a real exchange replay deterministically
  * and reach the proof checks. The bytes are fed in chunks; whatever the
@@ -34,7 +35,7 @@ static void finish(gr_handshake *hs)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    gr_cookie cookie = fuzz_cookie();
+    gr_cookie cookie = fuzz_cookie(), observer = fuzz_cookie(); /* the labels tell them apart */
     gr_handshake_config cfg = {.cookie = &cookie, .limits = FUZZ_LIMITS};
     gr_handshake *hs;
     const uint8_t *out;
@@ -47,6 +48,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     role = FUZZ_MODE_PATH(data[0]) ? GR_HANDSHAKE_INITIATOR : GR_HANDSHAKE_RESPONDER;
     chunk = FUZZ_MODE_CHUNK(data[0]);
     cfg.name = role == GR_HANDSHAKE_INITIATOR ? FUZZ_NAME_I : FUZZ_NAME_R;
+    cfg.observer_key = role == GR_HANDSHAKE_RESPONDER ? &observer : NULL; /* Hello.role paths */
     if (gr_handshake_new_fixed(&cfg, role, role == GR_HANDSHAKE_INITIATOR ? FUZZ_SK_I : FUZZ_SK_R,
                                FUZZ_TIME, &hs) < 0) {
         return 0;
