@@ -65,7 +65,11 @@
       "plugin still owns processes, rpc calls or deferred replies")                                \
     X(GR_ENOPLUGIN, -5106, "no_plugin", "no such plugin loaded")                                   \
     X(GR_EPLUGINLOADED, -5107, "plugin_loaded", "a plugin of that name is already loaded")         \
-    X(GR_EPLUGINOPEN, -5108, "plugin_open_failed", "cannot open the plugin (dlopen failed)")
+    X(GR_EPLUGINOPEN, -5108, "plugin_open_failed", "cannot open the plugin (dlopen failed)")       \
+    X(GR_EMEMBERUP, -5240, "member_up",                                                            \
+      "the member is connected: only a member that is down or left can be forgotten")              \
+    X(GR_ENOMEMBER, -5241, "no_member", "no such member")                                          \
+    X(GR_EFORGETSELF, -5242, "is_self", "a node cannot forget itself")
 
 enum {
 #define GR_ERR_ENUM(name, value, id, msg) name = (value),

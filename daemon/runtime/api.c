@@ -137,6 +137,7 @@ static int emit(gr_proc *p, gr_sig_type type, girder_pid to, girder_ref ref, gir
     }
     s->ref = ref;
     s->msg = msg;
+    p->work++; /* owner thread: emit runs in p's own callbacks */
     gr_route(p->sched->rt, p->sched, s);
     return 0;
 }

@@ -334,6 +334,7 @@ void gr_proc_run(gr_proc *p)
         p->handled++;
         n++;
     }
+    p->work += (uint64_t)n + 1; /* this turn and its messages */
     s->current = NULL;
     if (stop) {
         girder_msg *reason = stop_reason(p, s->rt->r_normal);
@@ -624,7 +625,7 @@ girder_msg *gr_proc_info_msg(girder_rt *rt, gr_proc *p, girder_ref ref)
         return gr_pack_finish(&pk);
     }
     x = p->ext;
-    msgpack_pack_map(&pk.pk, 13);
+    msgpack_pack_map(&pk.pk, 14);
     gr_term_pack_cstr(&pk.pk, "pid");
     gr_pack_pid(p->sched->rt, &pk.pk, p->pid);
     pack_kv_str(&pk.pk, "status", status_name(p));
@@ -634,6 +635,8 @@ girder_msg *gr_proc_info_msg(girder_rt *rt, gr_proc *p, girder_ref ref)
     msgpack_pack_uint32(&pk.pk, p->mbox_len);
     gr_term_pack_cstr(&pk.pk, "handled");
     msgpack_pack_uint64(&pk.pk, p->handled);
+    gr_term_pack_cstr(&pk.pk, "work");
+    msgpack_pack_uint64(&pk.pk, p->work);
     gr_term_pack_cstr(&pk.pk, "memory");
     msgpack_pack_uint64(&pk.pk, gr_proc_memory(p));
     gr_term_pack_cstr(&pk.pk, "links");

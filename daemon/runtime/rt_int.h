@@ -125,6 +125,7 @@ typedef struct gr_proc {
     girder_msg *arg_or_reason;   /* spawn arg until init, exit reason after */
     gr_proc_ext *ext;            /* links, monitors, name, timers; may be NULL */
     uint64_t handled;            /* messages handled */
+    uint64_t work;               /* reductions-like: turns + messages handled + signals sent */
     uint64_t start_ms;           /* CLOCK_REALTIME ms at spawn */
     uint32_t mbox_len;           /* entries in the mailbox */
     uint32_t busy_node;          /* this turn sent to that node's busy link (0: none) */
