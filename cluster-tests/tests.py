@@ -18,6 +18,7 @@ import time
 
 from flood import test_flood  # r_flood, in cluster-tests/flood.py
 from overload import test_overload  # s_overload, in cluster-tests/overload.py
+from fleet import test_fleet_cursor, test_fleet_forget, test_fleet_views  # fl_*
 from harness import (EXIT_AUTH, EXIT_OK, EXIT_REMOTE, EXIT_TIMEOUT, EXIT_UNREACHABLE, EXIT_USAGE,
                      TestFailure, check, free_port, now, testkit, wait_until)
 
@@ -453,7 +454,7 @@ def test_proc(c):
           and rows[pid].get("behaviour") == "echo", f"ps b lists the echo: {r!r}")
     check(any(e.get("name") == "sys" for e in rows.values()), f"ps b lists sys: {r!r}")
     check(all(p.startswith(f"<{b.name}.") for p in rows), f"ps b lists only b's pids: {r!r}")
-    r = c.expect(a.cli("ps"), EXIT_OK, what="ps a")
+    r = c.expect(a.cli("ps", "--only"), EXIT_OK, what="ps a")
     check(pid not in {e.get("pid") for e in r.data}, f"ps a must not list b's echo: {r!r}")
     r = a.cli("ps", b.name, use_json=False)
     check(r.rc == EXIT_OK and re.search(r"^PID\s+NAME\s+BEHAVIOUR", r.out, re.M)
@@ -2201,4 +2202,10 @@ def test_port_bounds(c):
 
 TESTS += [
     ("z_port_bounds", test_port_bounds),
+]
+
+TESTS += [
+    ("fl_views", test_fleet_views),
+    ("fl_cursor", test_fleet_cursor),
+    ("fl_forget", test_fleet_forget),
 ]

@@ -1,0 +1,210 @@
+# SPDX-License-Identifier: Apache-2.0
+"""fleet.py - the fleet-wide views (`girder nodes`, `ps`, `stats`, which the
+contacted node fans out to every member) and `girder forget`. Cluster tests
+fl_views, fl_cursor and fl_forget (tests.py); docs/cli.md has the commands.
+"""
+
+import json
+import re
+import time
+
+from harness import EXIT_OK, EXIT_REMOTE, check, now, wait_until
+
+VIEW_TIMEOUT_MS = 4000  # --timeout of the fleet commands: each member gets 2 s
+
+
+def _names(rows):
+    return {e.get("node") for e in rows if isinstance(e, dict)}
+
+
+def _wide(text):
+    return [ln for ln in text.splitlines() if len(ln) > 80]
+
+
+def test_fleet_views(c):
+    """Three nodes: `girder nodes` shows every member with its version,
+    uptime and link figures (bytes and messages each way, a measured round
+    trip); `girder ps` lists the processes of all three, filtered by name and
+    behaviour, sorted, cut to the top N, restricted to a node; `girder stats`
+    has one column per node. Then one member is SIGSTOPped: the three
+    commands still return within their --timeout and mark it `timeout`."""
+    a = c.node("a", detection_ms=20000)  # the stopped node stays "up" on the link
+    b = c.node("b", seeds=[a], detection_ms=20000)
+    x = c.node("c", seeds=[a], detection_ms=20000)
+    c.wait_mesh([a, b, x])
+
+    def fleet_nodes():
+        r = a.cli("nodes", timeout_ms=VIEW_TIMEOUT_MS)
+        return {e["name"]: e for e in r.data} if r.rc == EXIT_OK else None
+
+    def measured():
+        v = fleet_nodes()
+        ok = v and all(v[n.name].get("rtt_us", 0) > 0 for n in (b, x))
+        return v if ok else None
+
+    # rtt: heartbeats are acknowledged; a tick is detection/6 (3.3 s here)
+    view = wait_until("a round trip measured on a's links", measured, 30, 0.5)
+    check(set(view) == {a.name, b.name, x.name}, f"nodes lists the three: {view}")
+    for n in (a, b, x):
+        e = view[n.name]
+        check(e.get("status") == "ok" and isinstance(e.get("version"), str)
+              and isinstance(e.get("uptime_ms"), int) and e.get("processes", 0) > 0,
+              f"{n.short}: status, version, uptime, processes: {e}")
+    for n in (b, x):
+        e = view[n.name]
+        check(e["state"] == "up" and e["bytes_in"] > 0 and e["bytes_out"] > 0
+              and e["msgs_in"] > 0 and e["msgs_out"] > 0 and e.get("cipher"),
+              f"a's link to {n.short} has traffic both ways: {e}")
+    check(view[a.name]["state"] == "self", f"self entry: {view[a.name]}")
+    r = a.cli("nodes", use_json=False, timeout_ms=VIEW_TIMEOUT_MS)
+    check(r.rc == EXIT_OK and re.search(r"^NAME\s+ADDRESS\s+STATE\s+UPTIME\s+VERSION", r.out, re.M)
+          and re.search(r"^LINK\s+BYTES-IN\s+BYTES-OUT", r.out, re.M) and not _wide(r.out),
+          f"nodes tables within 80 columns: {r!r}")
+
+    # processes: two named echoes on b, one on c
+    for n, name in ((b, "worker1"), (b, "worker2"), (x, "other")):
+        pid = c.expect(a.cli("spawn", "--on", n.name, "echo"), EXIT_OK).data
+        c.expect(a.cli("rpc", n.name, "proc", "register", json.dumps(name), json.dumps(pid)),
+                 EXIT_OK, what=f"register {name}")
+    for i in range(5):
+        c.expect(b.cli("send", "worker1", str(i)), EXIT_OK)
+    r = c.expect(a.cli("ps", timeout_ms=VIEW_TIMEOUT_MS), EXIT_OK, what="ps (fleet)")
+    check(_names(r.data) == {a.name, b.name, x.name}, f"ps lists the 3 nodes: {_names(r.data)}")
+    check(all(isinstance(e.get("work"), int) and isinstance(e.get("handled"), int)
+              for e in r.data), f"ps rows have work and handled: {r.data[:2]}")
+    w1 = [e for e in r.data if e.get("name") == "worker1"]
+    check(len(w1) == 1 and w1[0]["node"] == b.name and w1[0]["handled"] >= 5
+          and w1[0]["work"] >= w1[0]["handled"], f"worker1 on b handled 5: {w1}")
+    r = c.expect(a.cli("ps", "--name", "worker*", timeout_ms=VIEW_TIMEOUT_MS), EXIT_OK)
+    check(sorted(e["name"] for e in r.data) == ["worker1", "worker2"], f"--name: {r.data}")
+    r = c.expect(a.cli("ps", "--behaviour", "echo", "--sort", "handled", "--top", "1",
+                       timeout_ms=VIEW_TIMEOUT_MS), EXIT_OK)
+    check(len(r.data) == 1 and r.data[0]["name"] == "worker1", f"--sort handled --top 1: {r.data}")
+    r = c.expect(a.cli("ps", "--sort", "work", "--top", "3", timeout_ms=VIEW_TIMEOUT_MS), EXIT_OK)
+    works = [e["work"] for e in r.data]
+    check(len(works) == 3 and works == sorted(works, reverse=True), f"--top 3 by work: {works}")
+    r = c.expect(a.cli("ps", "--node", x.name, timeout_ms=VIEW_TIMEOUT_MS), EXIT_OK)
+    check(_names(r.data) == {x.name} and "other" in {e.get("name") for e in r.data},
+          f"--node c: {r.data}")
+    r = a.cli("ps", use_json=False, timeout_ms=VIEW_TIMEOUT_MS)
+    check(r.rc == EXIT_OK and re.match(r"PID\s+NAME\s+BEHAVIOUR", r.out) and not _wide(r.out)
+          and "worker1" in r.out, f"ps table within 80 columns: {r!r}")
+    c.expect(a.cli("ps", "--sort", "colour"), 2, what="ps --sort with an unknown field")
+    r = c.expect(a.cli("stats", timeout_ms=VIEW_TIMEOUT_MS), EXIT_OK, what="stats (fleet)")
+    check(set(r.data) == {a.name, b.name, x.name}
+          and all(v["status"] == "ok" and v["counters"]["processes"] > 0
+                  and v["about"]["limits"]["members"][0] == 3 for v in r.data.values()),
+          f"stats per node: {r.data}")
+    r = a.cli("stats", use_json=False, timeout_ms=VIEW_TIMEOUT_MS)
+    check(r.rc == EXIT_OK and "limit: members" and "3/4.1K" in r.out and not _wide(r.out),
+          f"stats table within 80 columns with used/limit: {r!r}")
+
+    # one member hangs
+    x.sigstop()
+    try:
+        for what, args in (("nodes", ()), ("ps", ()), ("stats", ())):
+            t0 = now()
+            r = a.cli(what, *args, timeout_ms=VIEW_TIMEOUT_MS)
+            took = now() - t0
+            print(f"    {what} with c stopped: exit {r.rc} in {took:.2f} s", flush=True)
+            check(took < VIEW_TIMEOUT_MS / 1000 + 2, f"{what} took {took:.2f} s")
+            if what == "nodes":
+                check(r.rc == EXIT_OK and {e["name"]: e.get("status") for e in r.data}
+                      == {a.name: "ok", b.name: "ok", x.name: "timeout"}, f"nodes: {r!r}")
+            elif what == "ps":
+                check(r.rc == EXIT_REMOTE and _names(r.data) == {a.name, b.name}
+                      and re.search(re.escape(x.name) + r": timeout", r.err),
+                      f"ps lists a and b, names c as timeout: {r!r}")
+            else:
+                check(r.rc == EXIT_REMOTE and r.data[x.name]["status"] == "timeout"
+                      and r.data[b.name]["status"] == "ok", f"stats marks c: {r!r}")
+        r = a.cli("nodes", use_json=False, timeout_ms=VIEW_TIMEOUT_MS)
+        check(re.search(re.escape(x.name) + r"\s+\S+\s+timeout", r.out), f"nodes table: {r!r}")
+        # restricted to one node: no fan-out, no wait
+        r = c.expect(a.cli("ps", "--only", timeout_ms=VIEW_TIMEOUT_MS), EXIT_OK)
+        check(_names(r.data) == {a.name}, f"ps --only: {_names(r.data)}")
+    finally:
+        x.sigcont()
+
+
+FL_CHILDREN = 5000
+FL_SUPS = 5
+
+
+def test_fleet_cursor(c):
+    """A member with 5,000 processes: `girder ps` from another node lists
+    every one of them exactly once (the fan-out's first page of 1,024, then
+    the cursor through rpc.call), pids ascending per node."""
+    a = c.node("a")
+    b = c.node("b", seeds=[a])
+    c.wait_mesh([a, b])
+    children = set()
+    for k in range(FL_SUPS):  # 1,000 children a supervisor: its spec is one CLI argument
+        spec = {"strategy": "one_for_one",
+                "children": [{"id": i, "behaviour": "echo", "spread": True}
+                             for i in range(FL_CHILDREN // FL_SUPS)]}
+        sup = c.expect(b.cli("spawn", "supervisor", json.dumps(spec, separators=(",", ":"))),
+                       EXIT_OK).data
+
+        def started(sup=sup):
+            w = b.cli("call", sup, '["which_children"]', timeout_ms=20000)
+            if w.rc != EXIT_OK or not isinstance(w.data, list):
+                return None
+            pids = [e[1] for e in w.data if isinstance(e, list) and len(e) == 4 and e[1]]
+            return pids if len(pids) == FL_CHILDREN // FL_SUPS else None
+
+        children |= set(wait_until(f"supervisor #{k + 1}'s children", started, 60, 0.2))
+    check(len(children) == FL_CHILDREN, f"{len(children)} children")
+    t0 = now()
+    r = c.expect(a.cli("ps", "--node", b.name, timeout_ms=20000), EXIT_OK, what="ps b")
+    print(f"    ps of {len(r.data)} processes on b from a: {now() - t0:.2f} s", flush=True)
+    pids = [e["pid"] for e in r.data]
+    check(len(pids) == len(set(pids)), "every process listed once")
+    missing = children - set(pids)
+    check(not missing, f"ps misses {len(missing)} of {FL_CHILDREN}: {sorted(missing)[:5]}")
+    keys = [tuple(int(x) for x in p.strip("<>").rsplit(".", 2)[1:]) for p in pids]
+    check(all(k1 < k2 for k1, k2 in zip(keys, keys[1:])), "pids ascending (one pass per page)")
+    # the whole fleet too, and the table counts the same
+    r = c.expect(a.cli("ps", "--behaviour", "echo", use_json=False, timeout_ms=20000), EXIT_OK)
+    rows = [ln for ln in r.out.splitlines()[1:] if ln.strip()]
+    check(len(rows) == FL_CHILDREN, f"ps --behaviour echo: {len(rows)} rows")
+
+
+def _conns_dialled(n):
+    r = n.cli("stats", "--only")
+    return int(r.data.get("conns_dialled", 0)) if r.rc == EXIT_OK else None
+
+
+def test_fleet_forget(c):
+    """forget: refused for a member that is up (member_up), unknown names
+    are no_member; a member killed -9 and forgotten on a disappears from
+    a's and b's lists (b was told), and neither dials it again."""
+    a = c.node("a", detection_ms=1000)
+    b = c.node("b", seeds=[a], detection_ms=1000)
+    x = c.node("c", seeds=[a], detection_ms=1000)
+    c.wait_mesh([a, b, x])
+    c.expect(a.cli("forget", b.name), EXIT_REMOTE, "member_up", "forget of an up member")
+    c.expect(a.cli("forget", "nobody@127.0.0.1"), EXIT_REMOTE, "no_member", "forget unknown")
+    c.expect(a.cli("forget", a.name), EXIT_REMOTE, "is_self", "forget itself")
+    r = a.cli("forget", b.name, use_json=False)
+    check(r.rc == EXIT_REMOTE and "connected" in r.err, f"a clear refusal: {r!r}")
+
+    x.kill9()
+    for o in (a, b):
+        wait_until(f"{o.short} to see c down",
+                   lambda o=o: o.state_of(x) in ("down", "absent"), 20, 0.1)
+    mark_a, mark_b = a.log_mark(), b.log_mark()
+    r = c.expect(a.cli("forget", x.name), EXIT_OK, what="forget c")
+    check(r.data == "ok", f"forget answers ok: {r!r}")
+    for o in (a, b):
+        wait_until(f"c gone from {o.short}'s list", lambda o=o: o.state_of(x) == "absent", 10)
+    a.wait_log(r"forgot " + re.escape(x.name), 5, mark_a)
+    b.wait_log(r"forgot " + re.escape(x.name) + r" \(forgotten by a member\)", 5, mark_b)
+    # not redialled: the backoff is at most 5 s +-20%, so 7 s without a dial
+    # by either node means the member is no longer dialled
+    before = (_conns_dialled(a), _conns_dialled(b))
+    time.sleep(7)
+    after = (_conns_dialled(a), _conns_dialled(b))
+    check(None not in before and before == after, f"conns_dialled {before} -> {after}")
+    check(c.mesh_ok([a, b]), "a and b still meshed")
+    c.expect(a.cli("forget", x.name), EXIT_REMOTE, "no_member", "forget twice")
