@@ -1243,10 +1243,9 @@ int gr_cli_cmd_ps(const gr_cli_ctx *ctx, int argc, char **argv)
 
         mc_entry(&u.data, i, name, sizeof(name), &ok, &err);
         if (!ok) {
-            if (strcmp(err, "down") != 0) { /* a member known down is not a failure */
-                fprintf(ctx->err, "girder: ps: %s: %s (not listed)\n", name, err);
-                failed++;
-            }
+            /* a member known down is named, not counted as a failure */
+            fprintf(ctx->err, "girder: ps: %s: %s (not listed)\n", name, err);
+            failed += strcmp(err, "down") != 0;
             continue;
         }
         if (!(procs = gr_term_map_get(ok, "processes")) || procs->type != MSGPACK_OBJECT_ARRAY) {
