@@ -574,13 +574,14 @@ int gr_cli_stats_print(FILE *f, const msgpack_object *counters, const msgpack_ob
 
 /* ------------------------------------------------------------ common */
 
-/* What each node gets to answer a fan-out: half of --timeout, at most
- * FANOUT_MAX_MS (the rest is for the connection and the other calls). */
-static long fanout_ms(const gr_cli_ctx *ctx)
+/* What each node gets to answer a fan-out: half of the time left before the
+ * command's deadline, at most FANOUT_MAX_MS (the rest is for the contacted
+ * node's answer and the calls after it). */
+static long fanout_ms(int64_t deadline)
 {
-    long t = ctx->timeout_ms / 2;
+    int64_t t = (deadline - gr_cli_now_ms()) / 2;
 
-    return t > FANOUT_MAX_MS ? FANOUT_MAX_MS : t > 0 ? t : 1;
+    return t > FANOUT_MAX_MS ? FANOUT_MAX_MS : t > 0 ? (long)t : 1;
 }
 
 /* The deadline to hand one level in: ours minus 10%, at most 1 s less. */
@@ -608,11 +609,10 @@ typedef struct fleet_sel {
  * msgpack array. Exit code; on success *ret_u holds the result map. quiet:
  * a remote error or an answer of another shape is not reported and returns
  * -1 (the caller does without: an older node). */
-static int fan_out(const gr_cli_ctx *ctx, gr_cli_conn *c, const fleet_sel *sel, bool quiet,
-                   const char *module, const char *fn, const char *args, size_t alen,
+static int fan_out(const gr_cli_ctx *ctx, gr_cli_conn *c, int64_t deadline, const fleet_sel *sel,
+                   bool quiet, const char *module, const char *fn, const char *args, size_t alen,
                    gr_cli_reply *ret_rep, msgpack_unpacked *ret_u)
 {
-    int64_t deadline = gr_cli_now_ms() + ctx->timeout_ms;
     const char *peer = gr_cli_conn_peer(c);
     msgpack_sbuffer sb;
     msgpack_packer pk;
@@ -634,7 +634,7 @@ static int fan_out(const gr_cli_ctx *ctx, gr_cli_conn *c, const fleet_sel *sel, 
     }
     ok = ok && gr_term_pack_cstr(&pk, module) == 0 && gr_term_pack_cstr(&pk, fn) == 0 &&
          msgpack_sbuffer_write(&sb, args, alen) == 0 &&
-         msgpack_pack_int64(&pk, fanout_ms(ctx)) == 0;
+         msgpack_pack_int64(&pk, fanout_ms(deadline)) == 0;
     if (!ok) {
         msgpack_sbuffer_destroy(&sb);
         return nomem(ctx);
@@ -905,6 +905,7 @@ static int nodes_print(FILE *f, const msgpack_object *o)
 int gr_cli_cmd_nodes(const gr_cli_ctx *ctx, int argc, char **argv)
 {
     static const char noargs[] = {(char)0x90};
+    int64_t deadline = gr_cli_now_ms() + ctx->timeout_ms; /* the whole command */
     fleet_sel sel = {.only = false};
     gr_cli_reply lrep = {0}, arep = {0};
     msgpack_unpacked lu, au;
@@ -919,12 +920,12 @@ int gr_cli_cmd_nodes(const gr_cli_ctx *ctx, int argc, char **argv)
         }
         sel.only = true;
     }
-    if ((ex = gr_cli_open(ctx, gr_cli_now_ms() + ctx->timeout_ms, &c)) != GR_CLI_EXIT_OK) {
+    if ((ex = gr_cli_open(ctx, deadline, &c)) != GR_CLI_EXIT_OK) {
         return ex;
     }
     msgpack_sbuffer_init(&sb);
     msgpack_sbuffer_write(&sb, noargs, 1);
-    ex = gr_cli_rpc(ctx, c, NULL, "node", "list", &sb, gr_cli_now_ms() + ctx->timeout_ms, &lrep);
+    ex = gr_cli_rpc(ctx, c, NULL, "node", "list", &sb, deadline, &lrep);
     msgpack_sbuffer_destroy(&sb);
     if (ex != GR_CLI_EXIT_OK) {
         gr_cli_conn_close(c);
@@ -938,7 +939,7 @@ int gr_cli_cmd_nodes(const gr_cli_ctx *ctx, int argc, char **argv)
         ex = GR_CLI_EXIT_REMOTE;
         goto out;
     }
-    if ((ex = fan_out(ctx, c, &sel, true, "node", "about", noargs, 1, &arep, &au)) < 0) {
+    if ((ex = fan_out(ctx, c, deadline, &sel, true, "node", "about", noargs, 1, &arep, &au)) < 0) {
         msgpack_unpacked_init(&au); /* no fan-out (an older node): node.list alone */
         au.data.type = MSGPACK_OBJECT_NIL;
         ex = GR_CLI_EXIT_OK;
@@ -1211,8 +1212,8 @@ int gr_cli_cmd_ps(const gr_cli_ctx *ctx, int argc, char **argv)
     if ((ex = gr_cli_open(ctx, gr_cli_now_ms() + ctx->timeout_ms, &p.c)) != GR_CLI_EXIT_OK) {
         return ex;
     }
-    if ((ex = fan_out(ctx, p.c, &sel, false, "proc", "snapshot", args, 4, &rep, &u)) !=
-        GR_CLI_EXIT_OK) {
+    if ((ex = fan_out(ctx, p.c, gr_cli_now_ms() + ctx->timeout_ms, &sel, false, "proc", "snapshot",
+                      args, 4, &rep, &u)) != GR_CLI_EXIT_OK) {
         gr_cli_conn_close(p.c);
         return ex;
     }
@@ -1362,8 +1363,9 @@ static int stats_json(const gr_cli_ctx *ctx, const msgpack_object *ctr, const ms
 int gr_cli_cmd_stats(const gr_cli_ctx *ctx, int argc, char **argv)
 {
     static const char noargs[] = {(char)0x90};
-    static fleet_sel asel;            /* large; one command per process */
-    static char *names[PS_NODES_MAX]; /* asel's names */
+    static fleet_sel asel;                                /* large; one command per process */
+    static char *names[PS_NODES_MAX];                     /* asel's names */
+    int64_t deadline = gr_cli_now_ms() + ctx->timeout_ms; /* the whole command */
     fleet_sel sel = {.only = false};
     gr_cli_reply crep = {0}, arep = {0};
     msgpack_unpacked cu, au;
@@ -1377,7 +1379,7 @@ int gr_cli_cmd_stats(const gr_cli_ctx *ctx, int argc, char **argv)
         }
         sel.only = true;
     }
-    if ((ex = gr_cli_open(ctx, gr_cli_now_ms() + ctx->timeout_ms, &c)) != GR_CLI_EXIT_OK) {
+    if ((ex = gr_cli_open(ctx, deadline, &c)) != GR_CLI_EXIT_OK) {
         return ex;
     }
     if (sel.only && ctx->json) {
@@ -1404,7 +1406,7 @@ int gr_cli_cmd_stats(const gr_cli_ctx *ctx, int argc, char **argv)
         gr_cli_conn_close(c);
         return ex;
     }
-    if ((ex = fan_out(ctx, c, &sel, false, "sys", "counters", noargs, 1, &crep, &cu)) !=
+    if ((ex = fan_out(ctx, c, deadline, &sel, false, "sys", "counters", noargs, 1, &crep, &cu)) !=
         GR_CLI_EXIT_OK) {
         gr_cli_conn_close(c);
         return ex;
@@ -1432,7 +1434,7 @@ int gr_cli_cmd_stats(const gr_cli_ctx *ctx, int argc, char **argv)
         (void)nomem(ctx);
         msgpack_unpacked_init(&au);
     } else if (asel.nlist > 0) {
-        ex = fan_out(ctx, c, &asel, true, "node", "about", noargs, 1, &arep, &au);
+        ex = fan_out(ctx, c, deadline, &asel, true, "node", "about", noargs, 1, &arep, &au);
         if (ex < 0) { /* no node.about (older nodes): the counters alone */
             ex = GR_CLI_EXIT_OK;
             msgpack_unpacked_init(&au);

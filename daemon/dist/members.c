@@ -594,6 +594,13 @@ static void forget_member(gr_dist *d, dist_member *m)
     if (m->dial) {
         drop_quietly(m, m->dial);
     }
+    for (dist_conn *c = d->conns, *next; c; c = next) {
+        next = c->next;       /* a close moves c to d->dead */
+        if (c->member == m) { /* a retired link: it must not outlive its member */
+            c->member = NULL;
+            gr_dist_conn_close(c, 0, NULL);
+        }
+    }
     member_remove(d, m);
     gr_dist_mem_publish(d);
 }
