@@ -684,19 +684,6 @@ static int cmd_call(const gr_cli_ctx *ctx, int argc, char **argv)
     return ex;
 }
 
-static int cmd_info(const gr_cli_ctx *ctx, int argc, char **argv)
-{
-    gr_cli_reply rep = {0};
-    int ex;
-
-    if ((ex = dest_cmd(ctx, "info", "info", argc, argv, &rep)) != 0) {
-        return ex;
-    }
-    ex = print_shaped(ctx, &rep, gr_cli_print_info);
-    gr_cli_reply_clear(&rep);
-    return ex;
-}
-
 static int cmd_kill(const gr_cli_ctx *ctx, int argc, char **argv)
 {
     gr_cli_reply rep = {0};
@@ -2329,10 +2316,13 @@ static const gr_cli_cmd CMDS[] = {
      cmd_whereis},
     {"info", "DEST", 1, 1, "show everything the runtime knows about a process",
      "Calls proc.info(DEST) on the process's node (see send for DEST) and prints\n"
-     "KEY VALUE: pid, status, scheduler, mailbox, handled, memory, links, monitors,\n"
-     "monitored_by, name, behaviour, started_ms, trap_exit. A dead process: remote\n"
-     "error noproc. --json: the map.",
-     cmd_info},
+     "KEY VALUE: pid, status, scheduler, mailbox, handled, work, memory, links,\n"
+     "monitors, monitored_by, name, behaviour, started_ms, trap_exit; then\n"
+     "supervisor (the linked process running the supervisor behaviour that started\n"
+     "it, among its first 8 links; nil if none), groups ([[SCOPE, GROUP]...]) and\n"
+     "topics (its subscription patterns), from pubsub.owned on that node. A dead\n"
+     "process: remote error noproc. --json: the map.",
+     gr_cli_cmd_info},
     {"kill", "DEST [JSON-REASON]", 1, 2, "send an exit signal to a process",
      "Calls proc.kill(DEST[, REASON]) on the process's node (see send for DEST).\n"
      "REASON defaults to \"kill\" (untrappable: the process dies with reason\n"

@@ -24,6 +24,7 @@
  */
 #include "cli/fleet.h"
 
+#include "cli/dest.h"
 #include "cli/fail.h"
 #include "cli/json.h"
 #include "cli/print.h"
@@ -1502,6 +1503,260 @@ int gr_cli_cmd_forget(const gr_cli_ctx *ctx, int argc, char **argv)
                     gr_cli_conn_peer(c), node);
         }
     }
+    gr_cli_reply_clear(&rep);
+    gr_cli_conn_close(c);
+    return ex;
+}
+
+/* ------------------------------------------------------------ info */
+
+#define INFO_LINKS_MAX 8 /* linked processes asked whether they supervise */
+
+/* module.fn(Args) for a process on `node` ("" or the contacted node:
+ * directly; else through rpc.call there). args: one packed msgpack array.
+ * gr_cli_call's result: 0 (*ret_rep may hold a remote error) or < 0 with
+ * *ret_f filled. */
+static int routed_call(const gr_cli_ctx *ctx, gr_cli_conn *c, const char *node, const char *module,
+                       const char *fn, const char *args, size_t alen, int64_t deadline,
+                       gr_cli_reply *ret_rep, gr_cli_fail *ret_f)
+{
+    bool direct = node[0] == '\0' || strcmp(node, gr_cli_conn_peer(c)) == 0;
+    long left = (long)(deadline - gr_cli_now_ms());
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    int r;
+
+    if (direct) {
+        return gr_cli_call(c, module, fn, args, alen, deadline, ret_rep, ret_f);
+    }
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    if (msgpack_pack_array(&pk, 5) < 0 || gr_term_pack_cstr(&pk, node) < 0 ||
+        gr_term_pack_cstr(&pk, module) < 0 || gr_term_pack_cstr(&pk, fn) < 0 ||
+        msgpack_sbuffer_write(&sb, args, alen) < 0 ||
+        msgpack_pack_int64(&pk, inner_ms(left > 0 ? left : 1)) < 0) {
+        msgpack_sbuffer_destroy(&sb);
+        ret_f->stage = GR_CLI_STAGE_REQUEST;
+        ret_f->code = -ENOMEM;
+        return -ENOMEM;
+    }
+    r = gr_cli_call(c, "rpc", "call", sb.data, sb.size, deadline, ret_rep, ret_f);
+    msgpack_sbuffer_destroy(&sb);
+    return r;
+}
+
+/* [Term] packed into sb (reset first). 0 or -ENOMEM. */
+static int pack_one(msgpack_sbuffer *sb, const msgpack_object *o)
+{
+    msgpack_packer pk;
+
+    msgpack_sbuffer_clear(sb);
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    return msgpack_pack_array(&pk, 1) == 0 && msgpack_pack_object(&pk, *o) == 0 ? 0 : -ENOMEM;
+}
+
+/* The node of a pid term ("" if it is not a pid). */
+static void pid_node(const msgpack_object *pid, char *node, size_t cap)
+{
+    gr_term_id id;
+
+    node[0] = '\0';
+    if (gr_term_parse_id(pid, GR_TERM_EXT_PID, &id) == 0 && id.node_len < cap) {
+        memcpy(node, id.node, id.node_len);
+        node[id.node_len] = '\0';
+    }
+}
+
+/* The supervisor of the process whose info is `info`: among its first
+ * INFO_LINKS_MAX links, the process running the supervisor behaviour that
+ * started last but not after it (its children, linked too, start after it).
+ * Copies that pid into *ret (packed, in sb_out); false if none. Failures of
+ * these calls are ignored (a link on a node that is gone, say). */
+static bool find_supervisor(const gr_cli_ctx *ctx, gr_cli_conn *c, const msgpack_object *info,
+                            int64_t deadline, msgpack_sbuffer *sb_out)
+{
+    const msgpack_object *links = gr_term_map_get(info, "links");
+    uint64_t own = map_u64(info, "started_ms"), best = 0;
+    msgpack_sbuffer sb;
+    bool found = false;
+
+    if (!links || links->type != MSGPACK_OBJECT_ARRAY) {
+        return false;
+    }
+    msgpack_sbuffer_init(&sb);
+    for (uint32_t i = 0; i < links->via.array.size && i < INFO_LINKS_MAX; i++) {
+        const msgpack_object *l = &links->via.array.ptr[i];
+        char node[GR_NODENAME_MAX + 1];
+        gr_cli_reply rep = {0};
+        gr_cli_fail f = {0};
+        msgpack_unpacked u;
+        size_t off = 0;
+
+        pid_node(l, node, sizeof(node));
+        if (node[0] == '\0' || pack_one(&sb, l) < 0 ||
+            routed_call(ctx, c, node, "proc", "info", sb.data, sb.size, deadline, &rep, &f) < 0) {
+            if (f.stage != GR_CLI_STAGE_NONE && f.stage != GR_CLI_STAGE_REQUEST) {
+                break; /* the connection is gone: no more calls */
+            }
+            continue;
+        }
+        msgpack_unpacked_init(&u);
+        if (rep.status == 0 &&
+            msgpack_unpack_next(&u, (const char *)rep.result, rep.len, &off) ==
+                MSGPACK_UNPACK_SUCCESS &&
+            u.data.type == MSGPACK_OBJECT_MAP &&
+            gr_term_is_str(gr_term_map_get(&u.data, "behaviour"), "supervisor")) {
+            uint64_t st = map_u64(&u.data, "started_ms");
+
+            if (st <= own && (!found || st >= best)) {
+                msgpack_packer pk;
+
+                msgpack_sbuffer_clear(sb_out);
+                msgpack_packer_init(&pk, sb_out, msgpack_sbuffer_write);
+                found = msgpack_pack_object(&pk, *l) == 0;
+                best = st;
+            }
+        }
+        msgpack_unpacked_destroy(&u);
+        gr_cli_reply_clear(&rep);
+    }
+    msgpack_sbuffer_destroy(&sb);
+    return found;
+}
+
+/* The info map plus "supervisor" (pid or nil) and, when the node has
+ * pubsub.owned, "groups" and "topics", packed into out. */
+static int info_merge(const msgpack_object *info, const msgpack_sbuffer *sup,
+                      const msgpack_object *owned, msgpack_sbuffer *out)
+{
+    const msgpack_object *topics = owned ? gr_term_map_get(owned, "topics") : NULL,
+                         *groups = owned ? gr_term_map_get(owned, "groups") : NULL;
+    msgpack_packer pk;
+    uint32_t extra = 1 + (topics != NULL) + (groups != NULL);
+
+    msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
+    if (msgpack_pack_map(&pk, info->via.map.size + extra) < 0) {
+        return -ENOMEM;
+    }
+    for (uint32_t i = 0; i < info->via.map.size; i++) {
+        if (msgpack_pack_object(&pk, info->via.map.ptr[i].key) < 0 ||
+            msgpack_pack_object(&pk, info->via.map.ptr[i].val) < 0) {
+            return -ENOMEM;
+        }
+    }
+    gr_term_pack_cstr(&pk, "supervisor");
+    if (sup->size > 0) {
+        msgpack_sbuffer_write(out, sup->data, sup->size);
+    } else {
+        msgpack_pack_nil(&pk);
+    }
+    if (groups) {
+        gr_term_pack_cstr(&pk, "groups");
+        msgpack_pack_object(&pk, *groups);
+    }
+    if (topics) {
+        gr_term_pack_cstr(&pk, "topics");
+        msgpack_pack_object(&pk, *topics);
+    }
+    return gr_term_validate(out->data, out->size) < 0 ? -ENOMEM : 0;
+}
+
+int gr_cli_cmd_info(const gr_cli_ctx *ctx, int argc, char **argv)
+{
+    int64_t deadline = gr_cli_now_ms() + ctx->timeout_ms;
+    gr_cli_reply rep = {0}, orep = {0};
+    msgpack_sbuffer sb, sup, out;
+    msgpack_unpacked u, ou;
+    const msgpack_object *pid, *owned = NULL;
+    gr_cli_fail f = {0};
+    gr_cli_conn *c = NULL;
+    msgpack_packer pk;
+    gr_cli_dest d;
+    size_t off = 0;
+    int ex, r;
+
+    (void)argc;
+    if (gr_cli_dest_parse(argv[0], &d) < 0) {
+        return gr_cli_usage_error(ctx, "info",
+                                  "'%s' is not a DEST: a pid <NODE.CREATION.SERIAL.SCHED>, a "
+                                  "registered NAME, or NAME@NODE",
+                                  argv[0]);
+    }
+    if ((ex = gr_cli_open(ctx, deadline, &c)) != GR_CLI_EXIT_OK) {
+        return ex;
+    }
+    msgpack_sbuffer_init(&sb);
+    msgpack_sbuffer_init(&sup);
+    msgpack_sbuffer_init(&out);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_unpacked_init(&u);
+    msgpack_unpacked_init(&ou);
+    if (msgpack_pack_array(&pk, 1) < 0 || gr_cli_dest_pack(&d, &pk) < 0) {
+        ex = nomem(ctx);
+        goto out;
+    }
+    if (routed_call(ctx, c, d.node, "proc", "info", sb.data, sb.size, deadline, &rep, &f) < 0) {
+        char *msg = gr_cli_fail_message(&f, &ctx->target, ctx->timeout_ms, NULL);
+
+        gr_cli_report(ctx, gr_cli_fail_reason(&f), msg ? msg : gr_strerror(f.code));
+        free(msg);
+        ex = gr_cli_fail_exit(&f);
+        goto out;
+    }
+    if (rep.status < 0) {
+        char *msg = NULL;
+
+        if (asprintf(&msg, "%s: %s (%s)", d.node[0] ? d.node : gr_cli_conn_peer(c),
+                     gr_cli_remote_message(rep.status, rep.reason), rep.reason) < 0) {
+            msg = NULL;
+        }
+        gr_cli_report(ctx, rep.reason, msg ? msg : rep.reason);
+        free(msg);
+        ex = GR_CLI_EXIT_REMOTE;
+        goto out;
+    }
+    if (msgpack_unpack_next(&u, (const char *)rep.result, rep.len, &off) !=
+            MSGPACK_UNPACK_SUCCESS ||
+        u.data.type != MSGPACK_OBJECT_MAP || !(pid = gr_term_map_get(&u.data, "pid"))) {
+        gr_cli_report(ctx, "badterm", "proc.info answered something else than a map");
+        ex = GR_CLI_EXIT_REMOTE;
+        goto out;
+    }
+    /* what it holds in pubsub (a node without pubsub.owned: left out) */
+    if (pack_one(&sb, pid) == 0 &&
+        routed_call(ctx, c, d.node, "pubsub", "owned", sb.data, sb.size, deadline, &orep, &f) ==
+            0 &&
+        orep.status == 0) {
+        off = 0;
+        if (msgpack_unpack_next(&ou, (const char *)orep.result, orep.len, &off) ==
+                MSGPACK_UNPACK_SUCCESS &&
+            ou.data.type == MSGPACK_OBJECT_MAP) {
+            owned = &ou.data;
+        }
+    }
+    (void)find_supervisor(ctx, c, &u.data, deadline, &sup);
+    if ((r = info_merge(&u.data, &sup, owned, &out)) < 0) {
+        ex = nomem(ctx);
+    } else if (ctx->json) {
+        ex = print_json_obj(ctx, &out);
+    } else {
+        msgpack_unpacked m;
+        size_t o = 0;
+
+        msgpack_unpacked_init(&m);
+        if (msgpack_unpack_next(&m, out.data, out.size, &o) != MSGPACK_UNPACK_SUCCESS ||
+            gr_cli_print_info(ctx->out, &m.data) < 0) {
+            ex = nomem(ctx);
+        }
+        msgpack_unpacked_destroy(&m);
+    }
+out:
+    msgpack_unpacked_destroy(&ou);
+    msgpack_unpacked_destroy(&u);
+    msgpack_sbuffer_destroy(&out);
+    msgpack_sbuffer_destroy(&sup);
+    msgpack_sbuffer_destroy(&sb);
+    gr_cli_reply_clear(&orep);
     gr_cli_reply_clear(&rep);
     gr_cli_conn_close(c);
     return ex;

@@ -208,3 +208,40 @@ def test_fleet_forget(c):
     check(None not in before and before == after, f"conns_dialled {before} -> {after}")
     check(c.mesh_ok([a, b]), "a and b still meshed")
     c.expect(a.cli("forget", x.name), EXIT_REMOTE, "no_member", "forget twice")
+
+
+def test_fleet_info(c):
+    """`girder info` of a supervised process on another node: its links and
+    monitors, its supervisor, the groups it joined and the topics it
+    subscribed to."""
+    a = c.node("a")
+    b = c.node("b", seeds=[a])
+    c.wait_mesh([a, b])
+    spec = {"strategy": "one_for_one", "children": [{"id": "w", "behaviour": "echo"}]}
+    sup = c.expect(a.cli("spawn", "--on", b.name, "supervisor",
+                         json.dumps(spec, separators=(",", ":"))), EXIT_OK).data
+
+    def child():
+        w = a.cli("call", sup, '["which_children"]')
+        pids = [e[1] for e in (w.data or []) if isinstance(e, list) and len(e) == 4 and e[1]]
+        return pids[0] if w.rc == EXIT_OK and pids else None
+
+    pid = wait_until("the supervisor's child", child, 20, 0.1)
+    c.expect(a.cli("rpc", b.name, "pubsub", "join", '"app"', '"workers"', json.dumps(pid)),
+             EXIT_OK, what="join")
+    c.expect(a.cli("rpc", b.name, "pubsub", "subscribe", json.dumps(pid), '"orders.*"'),
+             EXIT_OK, what="subscribe")
+    r = c.expect(a.cli("info", pid), EXIT_OK, what="info of the child from a")
+    d = r.data
+    check(d.get("supervisor") == sup and sup in d.get("links", []), f"supervisor: {d}")
+    check(d.get("groups") == [["app", "workers"]] and d.get("topics") == ["orders.*"],
+          f"groups and topics: {d}")
+    check(isinstance(d.get("work"), int) and d.get("behaviour") == "echo", f"info: {d}")
+    r = c.expect(a.cli("info", sup), EXIT_OK, what="info of the supervisor")
+    check(r.data.get("supervisor") is None and pid in r.data.get("links", [])
+          and r.data.get("groups") == [] and r.data.get("topics") == [],
+          f"the supervisor's own info: {r.data}")
+    r = a.cli("info", pid, use_json=False)
+    check(r.rc == EXIT_OK and re.search(r"^supervisor\s+<", r.out, re.M)
+          and re.search(r"^topics\s+\[\"orders\.\*\"\]", r.out, re.M), f"info table: {r!r}")
+    c.expect(a.cli("info", f"nobody@{b.name}"), EXIT_REMOTE, "noproc", "info of an unknown name")
