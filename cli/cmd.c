@@ -2276,6 +2276,20 @@ static const gr_cli_cmd CMDS[] = {
      "(default order: work). A node that did not answer is named on stderr and the\n"
      "exit status is 1; a member known down is skipped. --json: one array.",
      gr_cli_cmd_ps},
+    {"trace", "[--count N] [--time MS] [--rate R] DEST", 1, 7,
+     "print the messages a process receives and sends, live",
+     "Calls proc.trace(DEST, {max, ms, rate}) on the process's node (see send for\n"
+     "DEST), which starts a tracer process there, then polls it every 100 ms\n"
+     "(proc.call(Tracer, \"poll\")) and prints TIME KIND PEER TERM per event: in\n"
+     "(PEER sent it), out (sent to PEER), call (a girder_call it received). The trace\n"
+     "ends by itself after N events (--count, default 100), MS ms (--time, default\n"
+     "10000) or when the process exits; events beyond R a second (--rate, default\n"
+     "100) are dropped and counted, so a busy process cannot flood anything. Ctrl-C\n"
+     "stops it. Last line: events, dropped, lost (the tracer's buffer was full) and\n"
+     "why it ended. --json: one object per event, then {\"done\", \"events\",\n"
+     "\"dropped\", \"lost\"}. Example:\n"
+     "  girder trace --count 20 worker@b@10.0.0.2",
+     gr_cli_cmd_trace},
     {"forget", "NODE", 1, 1, "remove a member that is gone for good",
      "Calls node.forget(NODE) on the contacted node: NODE (down or left) is removed\n"
      "from its member list and no longer dialled, and every member up is told to do\n"

@@ -34,8 +34,10 @@
 #include <errno.h>
 #include <fnmatch.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define FANOUT_MAX_MS 2000 /* most a node may take to answer a fan-out */
 #define PS_NODES_MAX 1024  /* --node names */
@@ -1757,6 +1759,276 @@ out:
     msgpack_sbuffer_destroy(&sup);
     msgpack_sbuffer_destroy(&sb);
     gr_cli_reply_clear(&orep);
+    gr_cli_reply_clear(&rep);
+    gr_cli_conn_close(c);
+    return ex;
+}
+
+/* ------------------------------------------------------------ trace */
+
+#define TRACE_POLL_MS 100 /* between two polls of the tracer */
+
+static volatile sig_atomic_t trace_stop;
+
+static void on_trace_sigint(int sig)
+{
+    (void)sig;
+    trace_stop = 1;
+}
+
+/* A positive number option of trace: 0 or a usage error's exit code. */
+static int trace_num(const gr_cli_ctx *ctx, const char *opt, const char *v, uint64_t max,
+                     uint64_t *ret)
+{
+    char *end = NULL;
+    unsigned long long x;
+
+    errno = 0;
+    x = strtoull(v, &end, 10);
+    if (v[0] < '0' || v[0] > '9' || *end != '\0' || errno != 0 || x < 1 || x > max) {
+        return gr_cli_usage_error(ctx, "trace", "%s: '%s' is not a number in 1..%llu", opt, v,
+                                  (unsigned long long)max);
+    }
+    *ret = x;
+    return 0;
+}
+
+/* One event [Kind, Peer, Term, TimeMs]: "HH:MM:SS.mmm KIND PEER TERM" cut to
+ * GR_CLI_WIDTH, or a JSON line. */
+static void trace_print(const gr_cli_ctx *ctx, const msgpack_object *e)
+{
+    char *peer = NULL, *term = NULL, kind[8] = "?", clock[16] = "--:--:--.---";
+    const msgpack_object *a;
+    uint64_t ms;
+
+    if (e->type != MSGPACK_OBJECT_ARRAY || e->via.array.size != 4) {
+        return;
+    }
+    a = e->via.array.ptr;
+    if (a[0].type == MSGPACK_OBJECT_STR) {
+        snprintf(kind, sizeof(kind), "%.*s", (int)a[0].via.str.size, a[0].via.str.ptr);
+    }
+    ms = a[3].type == MSGPACK_OBJECT_POSITIVE_INTEGER ? a[3].via.u64 : 0;
+    if (gr_cli_term_to_json(&a[1], 0, &peer) < 0 || gr_cli_term_to_json(&a[2], 0, &term) < 0) {
+        free(peer);
+        return;
+    }
+    if (ctx->json) {
+        fprintf(ctx->out, "{\"time_ms\":%" PRIu64 ",\"kind\":\"%s\",\"peer\":%s,\"term\":%s}\n", ms,
+                kind, peer, term);
+    } else {
+        time_t sec = (time_t)(ms / 1000);
+        struct tm tm;
+        char line[GR_CLI_WIDTH + 1];
+        size_t pl = strlen(peer);
+
+        if (localtime_r(&sec, &tm) != NULL) {
+            snprintf(clock, sizeof(clock), "%02d:%02d:%02d.%03u", tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     (unsigned)(ms % 1000));
+        }
+        /* the peer without its JSON quotes */
+        if (pl >= 2 && peer[0] == '"') {
+            memmove(peer, peer + 1, pl - 2);
+            peer[pl - 2] = '\0';
+        }
+        if (snprintf(line, sizeof(line), "%s %-4s %s %s", clock, kind, peer, term) >=
+            (int)sizeof(line)) {
+            line[GR_CLI_WIDTH - 1] = '~';
+        }
+        fprintf(ctx->out, "%s\n", line);
+    }
+    fflush(ctx->out);
+    free(peer);
+    free(term);
+}
+
+int gr_cli_cmd_trace(const gr_cli_ctx *ctx, int argc, char **argv)
+{
+    uint64_t max = 100, ms = 10000, rate = 100, events = 0, dropped = 0, lost = 0;
+    const char *dest = NULL, *reason = "tracer gone";
+    char reason_buf[32] = "";
+    gr_cli_reply rep = {0};
+    msgpack_unpacked u;
+    msgpack_sbuffer sb, tracer;
+    msgpack_packer pk;
+    gr_cli_conn *c = NULL;
+    gr_cli_fail f = {0};
+    struct sigaction sa = {0}, old;
+    bool stop_sent = false;
+    gr_cli_dest d;
+    size_t off = 0;
+    int ex = GR_CLI_EXIT_OK;
+
+    for (int i = 0; i < argc;) {
+        const char *v = NULL;
+        int r;
+
+        if ((r = opt_val(ctx, "trace", argc, argv, &i, "--count", &v)) != 0) {
+            if (r < 0 || (r = trace_num(ctx, "--count", v, 100000, &max)) != 0) {
+                return r < 0 ? -r : r;
+            }
+        } else if ((r = opt_val(ctx, "trace", argc, argv, &i, "--time", &v)) != 0) {
+            if (r < 0 || (r = trace_num(ctx, "--time", v, 3600000, &ms)) != 0) {
+                return r < 0 ? -r : r;
+            }
+        } else if ((r = opt_val(ctx, "trace", argc, argv, &i, "--rate", &v)) != 0) {
+            if (r < 0 || (r = trace_num(ctx, "--rate", v, 100000, &rate)) != 0) {
+                return r < 0 ? -r : r;
+            }
+        } else if (argv[i][0] == '-' || dest != NULL) {
+            return gr_cli_usage_error(ctx, "trace", "unexpected argument '%s'", argv[i]);
+        } else {
+            dest = argv[i++];
+        }
+    }
+    if (dest == NULL) {
+        return gr_cli_usage_error(ctx, "trace", "missing argument: expected DEST");
+    }
+    if (gr_cli_dest_parse(dest, &d) < 0) {
+        return gr_cli_usage_error(ctx, "trace",
+                                  "'%s' is not a DEST: a pid <NODE.CREATION.SERIAL.SCHED>, a "
+                                  "registered NAME, or NAME@NODE",
+                                  dest);
+    }
+    if ((ex = gr_cli_open(ctx, gr_cli_now_ms() + ctx->timeout_ms, &c)) != GR_CLI_EXIT_OK) {
+        return ex;
+    }
+    msgpack_sbuffer_init(&sb);
+    msgpack_sbuffer_init(&tracer);
+    msgpack_unpacked_init(&u);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 2);
+    gr_cli_dest_pack(&d, &pk);
+    msgpack_pack_map(&pk, 3);
+    gr_term_pack_kv_uint(&pk, "max", max);
+    gr_term_pack_kv_uint(&pk, "ms", ms);
+    gr_term_pack_kv_uint(&pk, "rate", rate);
+    if (routed_call(ctx, c, d.node, "proc", "trace", sb.data, sb.size,
+                    gr_cli_now_ms() + ctx->timeout_ms, &rep, &f) < 0) {
+        goto transport;
+    }
+    if (rep.status < 0) {
+        char *msg = NULL;
+
+        if (asprintf(&msg, "%s: %s (%s)", d.node[0] ? d.node : gr_cli_conn_peer(c),
+                     gr_cli_remote_message(rep.status, rep.reason), rep.reason) < 0) {
+            msg = NULL;
+        }
+        gr_cli_report(ctx, rep.reason, msg ? msg : rep.reason);
+        free(msg);
+        ex = GR_CLI_EXIT_REMOTE;
+        goto out;
+    }
+    {
+        const msgpack_object *tp, *gp;
+        msgpack_packer tk;
+
+        if (msgpack_unpack_next(&u, (const char *)rep.result, rep.len, &off) !=
+                MSGPACK_UNPACK_SUCCESS ||
+            !(tp = gr_term_map_get(&u.data, "tracer")) || tp->type != MSGPACK_OBJECT_EXT) {
+            gr_cli_report(ctx, "badterm", "proc.trace answered something else");
+            ex = GR_CLI_EXIT_REMOTE;
+            goto out;
+        }
+        msgpack_packer_init(&tk, &tracer, msgpack_sbuffer_write);
+        msgpack_pack_object(&tk, *tp);
+        if (!ctx->json && (gp = gr_term_map_get(&u.data, "target")) != NULL) {
+            char *t = NULL;
+
+            if (gr_cli_term_to_json(gp, 0, &t) == 0) {
+                fprintf(ctx->out,
+                        "tracing %s: %" PRIu64 " events, %" PRIu64 " ms, %" PRIu64 "/s at most\n",
+                        t, max, ms, rate);
+                fflush(ctx->out);
+            }
+            free(t);
+        }
+    }
+    msgpack_unpacked_destroy(&u);
+    msgpack_unpacked_init(&u);
+    gr_cli_reply_clear(&rep);
+    trace_stop = 0;
+    sa.sa_handler = on_trace_sigint;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old);
+    for (;;) {
+        struct timespec ts = {0, TRACE_POLL_MS * 1000000L};
+        const msgpack_object *evs, *dn, *v;
+        bool stop_now = trace_stop && !stop_sent;
+
+        if (!trace_stop) {
+            nanosleep(&ts, NULL);
+        }
+        stop_now = trace_stop && !stop_sent;
+        msgpack_sbuffer_clear(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        msgpack_pack_array(&pk, 3);
+        msgpack_sbuffer_write(&sb, tracer.data, tracer.size);
+        gr_term_pack_cstr(&pk, stop_now ? "stop" : "poll");
+        msgpack_pack_int64(&pk, inner_ms(inner_ms(ctx->timeout_ms)));
+        if (routed_call(ctx, c, d.node, "proc", "call", sb.data, sb.size,
+                        gr_cli_now_ms() + ctx->timeout_ms, &rep, &f) < 0) {
+            sigaction(SIGINT, &old, NULL);
+            goto transport;
+        }
+        stop_sent = stop_sent || stop_now;
+        if (rep.status < 0) {
+            gr_cli_reply_clear(&rep);
+            break; /* the tracer is gone (noproc): nothing more to read */
+        }
+        off = 0;
+        msgpack_unpacked_destroy(&u);
+        msgpack_unpacked_init(&u);
+        if (msgpack_unpack_next(&u, (const char *)rep.result, rep.len, &off) !=
+                MSGPACK_UNPACK_SUCCESS ||
+            u.data.type != MSGPACK_OBJECT_MAP) {
+            gr_cli_reply_clear(&rep);
+            break;
+        }
+        if ((evs = gr_term_map_get(&u.data, "events")) && evs->type == MSGPACK_OBJECT_ARRAY) {
+            for (uint32_t i = 0; i < evs->via.array.size; i++) {
+                trace_print(ctx, &evs->via.array.ptr[i]);
+            }
+            events += evs->via.array.size;
+        }
+        dropped = map_u64(&u.data, "dropped");
+        lost = map_u64(&u.data, "lost");
+        dn = gr_term_map_get(&u.data, "done");
+        if (dn && dn->type == MSGPACK_OBJECT_BOOLEAN && dn->via.boolean) {
+            if ((v = gr_term_map_get(&u.data, "reason")) && v->type == MSGPACK_OBJECT_STR) {
+                snprintf(reason_buf, sizeof(reason_buf), "%.*s", (int)v->via.str.size,
+                         v->via.str.ptr);
+                reason = reason_buf;
+            }
+            gr_cli_reply_clear(&rep);
+            break;
+        }
+        gr_cli_reply_clear(&rep);
+    }
+    sigaction(SIGINT, &old, NULL);
+    if (ctx->json) {
+        fprintf(ctx->out,
+                "{\"done\":\"%s\",\"events\":%" PRIu64 ",\"dropped\":%" PRIu64 ",\"lost\":%" PRIu64
+                "}\n",
+                reason, events, dropped, lost);
+    } else {
+        fprintf(ctx->out,
+                "-- %" PRIu64 " events, %" PRIu64 " dropped over the rate, %" PRIu64
+                " lost; ended: %s\n",
+                events, dropped, lost, reason);
+    }
+    goto out;
+transport : {
+    char *msg = gr_cli_fail_message(&f, &ctx->target, ctx->timeout_ms, NULL);
+
+    gr_cli_report(ctx, gr_cli_fail_reason(&f), msg ? msg : gr_strerror(f.code));
+    free(msg);
+    ex = gr_cli_fail_exit(&f);
+}
+out:
+    msgpack_unpacked_destroy(&u);
+    msgpack_sbuffer_destroy(&tracer);
+    msgpack_sbuffer_destroy(&sb);
     gr_cli_reply_clear(&rep);
     gr_cli_conn_close(c);
     return ex;

@@ -102,5 +102,6 @@ int gr_cli_cmd_ps(const gr_cli_ctx *ctx, int argc, char **argv);
 int gr_cli_cmd_stats(const gr_cli_ctx *ctx, int argc, char **argv);
 int gr_cli_cmd_forget(const gr_cli_ctx *ctx, int argc, char **argv);
 int gr_cli_cmd_info(const gr_cli_ctx *ctx, int argc, char **argv);
+int gr_cli_cmd_trace(const gr_cli_ctx *ctx, int argc, char **argv);
 
 #endif

@@ -245,3 +245,92 @@ def test_fleet_info(c):
     check(r.rc == EXIT_OK and re.search(r"^supervisor\s+<", r.out, re.M)
           and re.search(r"^topics\s+\[\"orders\.\*\"\]", r.out, re.M), f"info table: {r!r}")
     c.expect(a.cli("info", f"nobody@{b.name}"), EXIT_REMOTE, "noproc", "info of an unknown name")
+
+
+def _trace_cli(c, node, *args):
+    import subprocess
+    argv = [c.girder, "-n", node.spec, "--cookie-file", c.cookie_file, "trace"] + list(args)
+    return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _first_line(p, timeout):
+    import select
+    r, _, _ = select.select([p.stdout], [], [], timeout)
+    check(r, "girder trace printed nothing")
+    return p.stdout.readline()
+
+
+def test_fleet_trace(c):
+    """`girder trace` of a process on another node: the messages it receives
+    (and the call it serves) and the reply it sends, live; it ends by itself
+    after --count events. With --rate 2, a burst of 20 messages is mostly
+    dropped and counted: events + dropped = everything it received and sent;
+    Ctrl-C stops it cleanly."""
+    import signal
+    a = c.node("a")
+    b = c.node("b", seeds=[a])
+    c.wait_mesh([a, b])
+    pid = c.expect(a.cli("spawn", "--on", b.name, "echo"), EXIT_OK).data
+    c.expect(a.cli("rpc", b.name, "proc", "register", '"tw"', json.dumps(pid)), EXIT_OK)
+    dest = f"tw@{b.name}"
+
+    p = _trace_cli(c, a, "--count", "4", "--time", "60000", dest)
+    try:
+        head = _first_line(p, 20)
+        check(head.startswith("tracing ") and pid in head, f"trace header: {head!r}")
+        c.expect(a.cli("send", dest, '"one"'), EXIT_OK)
+        c.expect(a.cli("send", dest, '"two"'), EXIT_OK)
+        r = c.expect(a.cli("call", dest, '"count"'), EXIT_OK, what="call the traced process")
+        out, err = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    lines = out.splitlines()
+    print("    " + "\n    ".join(lines), flush=True)
+    check(p.returncode == 0, f"trace exit {p.returncode}: {err!r}")
+    ev = [ln.split(None, 3) for ln in lines if re.match(r"\d\d:\d\d:\d\d\.\d{3} ", ln)]
+    kinds = [e[1] for e in ev]
+    check(kinds == ["in", "in", "call", "out"], f"events in order: {kinds}")
+    check(ev[0][3] == '"one"' and ev[1][3] == '"two"' and ev[2][3].startswith('["$call"')
+          and ev[3][3].startswith('["$reply"') and r.rc == EXIT_OK, f"terms: {ev}")
+    check(all(len(ln) <= 80 for ln in lines), "trace lines within 80 columns")
+    check(lines[-1].startswith("-- 4 events, 0 dropped") and lines[-1].endswith("ended: count"),
+          f"summary: {lines[-1]!r}")
+
+    # the rate limit: 2 a second, a burst of 20 sends and a call
+    p = _trace_cli(c, a, "--count", "1000", "--time", "60000", "--rate", "2", dest)
+    try:
+        head = _first_line(p, 20)
+        check(head.startswith("tracing "), f"trace header: {head!r}")
+        t0 = now()
+        for i in range(20):
+            c.expect(a.cli("send", dest, str(i)), EXIT_OK)
+        c.expect(a.cli("call", dest, '"count"'), EXIT_OK)  # all 20 handled before it
+        took = now() - t0
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    lines = out.splitlines()
+    m = re.match(r"-- (\d+) events, (\d+) dropped over the rate, (\d+) lost; ended: (\w+)",
+                 lines[-1] if lines else "")
+    check(p.returncode == 0 and m, f"summary after Ctrl-C: {out!r} {err!r}")
+    events, dropped, ended = int(m.group(1)), int(m.group(2)), m.group(4)
+    print(f"    rate 2/s over {took:.1f} s: {events} events, {dropped} dropped", flush=True)
+    check(ended == "stopped", f"ended by Ctrl-C: {lines[-1]!r}")
+    check(events + dropped == 22, f"20 sends + a call and its reply: {events} + {dropped}")
+    check(2 <= events <= 2 * (int(took) + 2), f"at most 2 a second: {events} in {took:.1f} s")
+    check(dropped > 0, "some were dropped")
+    # a process that exits ends its trace
+    p = _trace_cli(c, a, "--time", "60000", dest)
+    try:
+        _first_line(p, 20)
+        c.expect(a.cli("kill", dest), EXIT_OK)
+        out, err = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    check(p.returncode == 0 and out.rstrip().endswith("ended: exited"), f"after kill: {out!r}")
+    c.expect(a.cli("trace", f"nobody@{b.name}"), EXIT_REMOTE, "noname", "trace of an unknown name")

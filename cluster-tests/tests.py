@@ -18,7 +18,8 @@ import time
 
 from flood import test_flood  # r_flood, in cluster-tests/flood.py
 from overload import test_overload  # s_overload, in cluster-tests/overload.py
-from fleet import test_fleet_cursor, test_fleet_forget, test_fleet_info, test_fleet_views  # fl_*
+from fleet import (test_fleet_cursor, test_fleet_forget, test_fleet_info,  # fl_*
+                   test_fleet_trace, test_fleet_views)
 from harness import (EXIT_AUTH, EXIT_OK, EXIT_REMOTE, EXIT_TIMEOUT, EXIT_UNREACHABLE, EXIT_USAGE,
                      TestFailure, check, free_port, now, testkit, wait_until)
 
@@ -2209,4 +2210,5 @@ TESTS += [
     ("fl_cursor", test_fleet_cursor),
     ("fl_forget", test_fleet_forget),
     ("fl_info", test_fleet_info),
+    ("fl_trace", test_fleet_trace),
 ]

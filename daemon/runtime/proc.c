@@ -242,6 +242,7 @@ void gr_proc_free(gr_proc *p)
         gr_idmap_clear(&p->ext->monby);
         gr_idmap_clear(&p->ext->spawns);
         free(p->ext->name);
+        gr_trace_free(p->ext);
         free(p->ext);
     }
     girder_msg_unref(p->arg_or_reason);
@@ -305,6 +306,7 @@ void gr_proc_run(gr_proc *p)
     }
     while (p->mbox_head && n < budget && !stop) {
         gr_sig *sig = p->mbox_head;
+        girder_pid from = sig->from;
         girder_msg *m;
 
         p->mbox_head = sig->next;
@@ -328,6 +330,9 @@ void gr_proc_run(gr_proc *p)
             m = sig->msg;
             sig->msg = NULL;
             gr_sig_free(sig);
+        }
+        if (p->traced) {
+            gr_trace_event(p, GR_TRACE_IN, from, m);
         }
         stop = p->beh->handle(gr_ctx_of(p), p->state, m) == GIRDER_STOP;
         girder_msg_unref(m);
@@ -501,6 +506,9 @@ void gr_proc_signal(gr_proc *p, gr_sig *sig)
         if (p->mbox_head) {
             gr_sched_ready(s, p);
         }
+        break;
+    case GR_SIG_TRACE:
+        gr_trace_set(p, sig);
         break;
     case GR_SIG_MSG: /* these are handled by gr_sched_deliver */
     case GR_SIG_SPAWNREQ:
