@@ -22,6 +22,7 @@
 
 #include "cli/dest.h"
 #include "cli/fail.h"
+#include "cli/fleet.h"
 #include "cli/json.h"
 #include "cli/print.h"
 #include "gr_version.h"
@@ -159,6 +160,51 @@ static const char *cookie_source(const gr_cli_ctx *ctx, char *buf, size_t cap)
 
 /* ------------------------------------------------------------ the one rpc */
 
+void gr_cli_report(const gr_cli_ctx *ctx, const char *reason, const char *msg)
+{
+    report(ctx, reason, msg);
+}
+
+int gr_cli_open(const gr_cli_ctx *ctx, int64_t deadline_ms, gr_cli_conn **ret_c)
+{
+    char srcbuf[GR_COOKIE_PATH_MAX];
+    gr_cli_fail f = {0};
+    gr_cookie ck;
+    int r;
+
+    if ((r = load_key(ctx, &ck, &f)) == 0) {
+        r = connect_key(ctx, &ck, deadline_ms, ret_c, &f);
+        gr_cookie_wipe(&ck);
+    }
+    if (r < 0) {
+        report_fail(ctx, &f, cookie_source(ctx, srcbuf, sizeof(srcbuf)));
+        return gr_cli_fail_exit(&f);
+    }
+    return GR_CLI_EXIT_OK;
+}
+
+int gr_cli_rpc(const gr_cli_ctx *ctx, gr_cli_conn *c, const char *err_node, const char *module,
+               const char *function, const msgpack_sbuffer *args, int64_t deadline_ms,
+               gr_cli_reply *ret_r)
+{
+    char srcbuf[GR_COOKIE_PATH_MAX];
+    gr_cli_fail f = {0};
+    gr_cli_reply rep = {0};
+
+    if (gr_cli_call(c, module, function, args->data, args->size, deadline_ms, &rep, &f) < 0) {
+        report_fail(ctx, &f, cookie_source(ctx, srcbuf, sizeof(srcbuf)));
+        return gr_cli_fail_exit(&f);
+    }
+    if (rep.status < 0) {
+        int ex = report_remote(ctx, err_node != NULL ? err_node : gr_cli_conn_peer(c), &rep);
+
+        gr_cli_reply_clear(&rep);
+        return ex;
+    }
+    *ret_r = rep;
+    return GR_CLI_EXIT_OK;
+}
+
 /* Connect, call module.function(args), hang up. On success returns 0 with the
  * reply (status 0) in *ret_r and the node's proven name in peer. Otherwise
  * reports the failure (remote errors as coming from err_node, or the peer if
@@ -168,38 +214,16 @@ static int session(const gr_cli_ctx *ctx, const char *err_node, const char *modu
                    char peer[GR_NODENAME_MAX + 1])
 {
     int64_t deadline = gr_cli_now_ms() + ctx->timeout_ms;
-    char srcbuf[GR_COOKIE_PATH_MAX];
-    const char *src = cookie_source(ctx, srcbuf, sizeof(srcbuf));
-    gr_cli_fail f = {0};
     gr_cli_conn *c = NULL;
-    gr_cli_reply rep = {0};
-    gr_cookie ck;
-    int r;
+    int ex;
 
-    if (load_key(ctx, &ck, &f) < 0) {
-        goto fail;
-    }
-    r = connect_key(ctx, &ck, deadline, &c, &f);
-    gr_cookie_wipe(&ck);
-    if (r < 0) {
-        goto fail;
+    if ((ex = gr_cli_open(ctx, deadline, &c)) != GR_CLI_EXIT_OK) {
+        return ex;
     }
     snprintf(peer, GR_NODENAME_MAX + 1, "%s", gr_cli_conn_peer(c));
-    r = gr_cli_call(c, module, function, args->data, args->size, deadline, &rep, &f);
+    ex = gr_cli_rpc(ctx, c, err_node, module, function, args, deadline, ret_r);
     gr_cli_conn_close(c);
-    if (r < 0) {
-        goto fail;
-    }
-    if (rep.status < 0) {
-        r = report_remote(ctx, err_node != NULL ? err_node : peer, &rep);
-        gr_cli_reply_clear(&rep);
-        return r;
-    }
-    *ret_r = rep;
-    return GR_CLI_EXIT_OK;
-fail:
-    report_fail(ctx, &f, src);
-    return gr_cli_fail_exit(&f);
+    return ex;
 }
 
 /* Print a reply's result as JSON: compact with --json, pretty otherwise. */
@@ -291,34 +315,6 @@ static int print_shaped(const gr_cli_ctx *ctx, const gr_cli_reply *rep,
     }
     msgpack_unpacked_destroy(&u);
     return r == 0 ? GR_CLI_EXIT_OK : print_result_json(ctx, rep);
-}
-
-static int cmd_nodes(const gr_cli_ctx *ctx, int argc, char **argv)
-{
-    char peer[GR_NODENAME_MAX + 1];
-    gr_cli_reply rep = {0};
-    int ex;
-
-    if ((ex = call_noargs(ctx, "node", "list", &rep, peer)) != 0) {
-        return ex;
-    }
-    ex = print_shaped(ctx, &rep, gr_cli_print_nodes);
-    gr_cli_reply_clear(&rep);
-    return ex;
-}
-
-static int cmd_stats(const gr_cli_ctx *ctx, int argc, char **argv)
-{
-    char peer[GR_NODENAME_MAX + 1];
-    gr_cli_reply rep = {0};
-    int ex;
-
-    if ((ex = call_noargs(ctx, "sys", "counters", &rep, peer)) != 0) {
-        return ex;
-    }
-    ex = print_shaped(ctx, &rep, gr_cli_print_stats);
-    gr_cli_reply_clear(&rep);
-    return ex;
 }
 
 static int cmd_leave(const gr_cli_ctx *ctx, int argc, char **argv)
@@ -727,19 +723,6 @@ static int cmd_call(const gr_cli_ctx *ctx, int argc, char **argv)
     return ex;
 }
 
-static int cmd_info(const gr_cli_ctx *ctx, int argc, char **argv)
-{
-    gr_cli_reply rep = {0};
-    int ex;
-
-    if ((ex = dest_cmd(ctx, "info", "info", argc, argv, &rep)) != 0) {
-        return ex;
-    }
-    ex = print_shaped(ctx, &rep, gr_cli_print_info);
-    gr_cli_reply_clear(&rep);
-    return ex;
-}
-
 static int cmd_kill(const gr_cli_ctx *ctx, int argc, char **argv)
 {
     gr_cli_reply rep = {0};
@@ -829,170 +812,6 @@ static int cmd_spawn(const gr_cli_ctx *ctx, int argc, char **argv)
         msgpack_unpacked_destroy(&u);
     }
     gr_cli_reply_clear(&rep);
-    return ex;
-}
-
-#define PS_PAGE 8192 /* processes per proc.snapshot page */
-
-/* What cmd_ps has gathered so far. */
-typedef struct ps_state {
-    msgpack_sbuffer rows; /* human output: the entries of every page, packed */
-    uint32_t nrows;       /* entries in rows */
-    uint64_t printed;     /* --json: entries printed */
-} ps_state;
-
-/* One page: [PS_PAGE] for the first (what every daemon understands), then
- * [PS_PAGE, Cursor]. Returns an exit code; on success *ret_u holds the
- * answer (caller destroys) and *ret_rep its buffer (caller clears). */
-static int ps_page(const gr_cli_ctx *ctx, const char *node, bool first, uint64_t cursor,
-                   gr_cli_reply *ret_rep, msgpack_unpacked *ret_u)
-{
-    char peer[GR_NODENAME_MAX + 1];
-    proc_req q;
-    int ex;
-
-    if (proc_begin(ctx, &q, node, "snapshot", first ? 1 : 2) < 0 ||
-        msgpack_pack_uint32(&q.pk, PS_PAGE) < 0 ||
-        (!first && msgpack_pack_uint64(&q.pk, cursor) < 0)) {
-        return proc_nomem(ctx, &q);
-    }
-    if ((ex = proc_run(ctx, &q, ret_rep, peer)) != 0) {
-        return ex;
-    }
-    if (unpack_result(ret_rep, ret_u) != 0) {
-        msgpack_unpacked_destroy(ret_u);
-        ex = print_result_json(ctx, ret_rep); /* an unexpected shape: show it as it is */
-        gr_cli_reply_clear(ret_rep);
-        return ex == GR_CLI_EXIT_OK ? GR_CLI_EXIT_REMOTE : ex;
-    }
-    return GR_CLI_EXIT_OK;
-}
-
-/* Take one page's processes: print them (--json, streamed as one array) or
- * keep them for the table. 0 or -ENOMEM. */
-static int ps_take(const gr_cli_ctx *ctx, ps_state *st, const msgpack_object *procs)
-{
-    msgpack_packer pk;
-    char *s = NULL;
-
-    if (ctx->json) {
-        if (procs->via.array.size == 0) {
-            return 0;
-        }
-        if (gr_cli_term_to_json(procs, 0, &s) < 0) {
-            return -ENOMEM;
-        }
-        /* "[a,b]" -> "a,b", joined to the previous pages' by a comma */
-        fprintf(ctx->out, "%s%.*s", st->printed > 0 ? "," : "", (int)strlen(s) - 2, s + 1);
-        st->printed += procs->via.array.size;
-        free(s);
-        return 0;
-    }
-    msgpack_packer_init(&pk, &st->rows, msgpack_sbuffer_write);
-    for (uint32_t i = 0; i < procs->via.array.size; i++) {
-        if (msgpack_pack_object(&pk, procs->via.array.ptr[i]) < 0) {
-            return -ENOMEM;
-        }
-        st->nrows++;
-    }
-    return 0;
-}
-
-/* The table of every row kept. 0, or GR_EBADTERM / -ENOMEM. */
-static int ps_print_table(const gr_cli_ctx *ctx, ps_state *st)
-{
-    msgpack_sbuffer all;
-    msgpack_packer pk;
-    msgpack_unpacked u;
-    size_t off = 0;
-    int r = -ENOMEM;
-
-    msgpack_sbuffer_init(&all);
-    msgpack_packer_init(&pk, &all, msgpack_sbuffer_write);
-    msgpack_unpacked_init(&u);
-    if (msgpack_pack_array(&pk, st->nrows) == 0 &&
-        (st->rows.size == 0 || msgpack_sbuffer_write(&all, st->rows.data, st->rows.size) == 0)) {
-        r = msgpack_unpack_next(&u, all.data, all.size, &off) == MSGPACK_UNPACK_SUCCESS
-                ? gr_cli_print_procs(ctx->out, &u.data)
-                : GR_EBADTERM;
-    }
-    msgpack_unpacked_destroy(&u);
-    msgpack_sbuffer_destroy(&all);
-    return r;
-}
-
-/* Every process of the node, page by page (proc.snapshot with a cursor) until
- * "next" is nil: a human table sorted by pid, or --json one array streamed
- * page by page. The pages cover disjoint pid ranges, so a process alive for
- * the whole listing is listed exactly once (docs/rpc.md). A daemon without
- * cursors answers one page with no "next": then, if it was truncated, a note
- * on stderr says so. */
-static int cmd_ps(const gr_cli_ctx *ctx, int argc, char **argv)
-{
-    const char *node = argc == 1 ? argv[0] : NULL;
-    ps_state st = {.nrows = 0};
-    uint64_t cursor = 0;
-    bool first = true, more = true;
-    int ex;
-
-    if (argc == 1 && (ex = check_node_arg(ctx, "ps", node)) != 0) {
-        return ex;
-    }
-    msgpack_sbuffer_init(&st.rows);
-    while (more) {
-        const msgpack_object *procs, *next, *total, *trunc;
-        gr_cli_reply rep = {0};
-        msgpack_unpacked u;
-
-        if ((ex = ps_page(ctx, node, first, cursor, &rep, &u)) != 0) {
-            break; /* reported; --json: the array printed so far stays unclosed */
-        }
-        if (!(procs = gr_term_map_get(&u.data, "processes")) ||
-            procs->type != MSGPACK_OBJECT_ARRAY) {
-            msgpack_unpacked_destroy(&u);
-            ex = first ? print_result_json(ctx, &rep) : GR_CLI_EXIT_REMOTE;
-            if (!first) {
-                report(ctx, "badterm", "ps: a page without processes");
-            }
-            gr_cli_reply_clear(&rep);
-            break;
-        }
-        if (first && ctx->json) {
-            fputc('[', ctx->out);
-        }
-        if (ps_take(ctx, &st, procs) < 0) {
-            msgpack_unpacked_destroy(&u);
-            gr_cli_reply_clear(&rep);
-            report(ctx, "ENOMEM", "out of memory");
-            ex = GR_CLI_EXIT_UNREACHABLE;
-            break;
-        }
-        next = gr_term_map_get(&u.data, "next");
-        more = next && next->type == MSGPACK_OBJECT_POSITIVE_INTEGER && next->via.u64 > cursor;
-        if (more) {
-            cursor = next->via.u64;
-        }
-        total = gr_term_map_get(&u.data, "total");
-        trunc = gr_term_map_get(&u.data, "truncated");
-        if (!more && !next && trunc && trunc->type == MSGPACK_OBJECT_BOOLEAN &&
-            trunc->via.boolean && total && total->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
-            fprintf(ctx->err,
-                    "girder: ps: %u of %llu processes shown (truncated: the node cannot page)\n",
-                    procs->via.array.size, (unsigned long long)total->via.u64);
-        }
-        first = false;
-        msgpack_unpacked_destroy(&u);
-        gr_cli_reply_clear(&rep);
-    }
-    if (ex == GR_CLI_EXIT_OK) {
-        if (ctx->json) {
-            fputs("]\n", ctx->out);
-        } else if (ps_print_table(ctx, &st) < 0) {
-            report(ctx, "ENOMEM", "cannot print the table");
-            ex = GR_CLI_EXIT_UNREACHABLE;
-        }
-    }
-    msgpack_sbuffer_destroy(&st.rows);
     return ex;
 }
 
@@ -2482,10 +2301,17 @@ static const gr_cli_cmd CMDS[] = {
      "Authenticates to the node and calls node.ping(); prints \"pong from NODE (N.N ms)\",\n"
      "the round trip of the call itself. --json: {\"node\": NODE, \"ms\": MS}.",
      cmd_ping},
-    {"nodes", "", 0, 0, "list the cluster members as the node sees them",
-     "Calls node.list() and prints NAME, HOST:PORT, STATE (self, up, down, left),\n"
-     "CREATION and SINCE (time in that state). --json: the array of members.",
-     cmd_nodes},
+    {"nodes", "[--only]", 0, 1, "list the cluster members, their links and versions",
+     "Calls node.list() on the contacted node and node.about() on every member at\n"
+     "once (rpc.multicall; each member has half of --timeout, at most 2 s). Prints\n"
+     "NAME ADDRESS STATE UPTIME VERSION PROCS CIPHER for every member (STATE: self,\n"
+     "up, down, left, or timeout for a member up that did not answer), then for\n"
+     "each link up: BYTES-IN BYTES-OUT MSGS-IN MSGS-OUT (since it came up), RTT\n"
+     "(last heartbeat round trip) and HEARD (time since the last bytes arrived).\n"
+     "--only: no fan-out (only the contacted node's own facts). --json: node.list's\n"
+     "entries plus \"status\" (ok, timeout, down, left...), \"uptime_ms\",\n"
+     "\"version\" and \"processes\".",
+     gr_cli_cmd_nodes},
     {"join", "NAME@HOST:PORT", 1, 1, "make the node join the cluster of another node",
      "Calls node.join(\"NAME@HOST:PORT\"): the contacted node joins the cluster the given\n"
      "node belongs to. PORT defaults to 4370. Both nodes must share the cookie.",
@@ -2522,8 +2348,15 @@ static const gr_cli_cmd CMDS[] = {
      "Exit 0 if every node answered ok, 1 if any node failed. Example:\n"
      "  girder multicall --nodes a@10.0.0.1,b@10.0.0.2 sys uptime",
      cmd_multicall},
-    {"stats", "", 0, 0, "show the node's counters",
-     "Calls sys.counters() and prints NAME VALUE. --json: the map.", cmd_stats},
+    {"stats", "[--only]", 0, 1, "show every node's counters and limits",
+     "Calls sys.counters() and node.about() on every member at once (rpc.multicall)\n"
+     "and prints one column per node (as many per block as fit in 80 columns):\n"
+     "status (ok, timeout, down), uptime, version, every counter, and the limits as\n"
+     "USED/LIMIT (members, link_queue_bytes: the fullest link's output against the\n"
+     "overload mark). Exit 1 if a member up did not answer. --only: the contacted\n"
+     "node alone. --json: {NODE: {\"status\", \"counters\", \"about\"}}; with --only,\n"
+     "the contacted node's counters map.",
+     gr_cli_cmd_stats},
     {"send", "[--after MS] DEST JSON", 2, 4, "send a message (one JSON term) to a process",
      "DEST is a pid \"<NODE.CREATION.SERIAL.SCHED>\", a NAME registered on the\n"
      "contacted node, or NAME@NODE (split at the first '@'). Calls proc.send(DEST,\n"
@@ -2555,14 +2388,43 @@ static const gr_cli_cmd CMDS[] = {
      "Unknown behaviour: remote error bad_behaviour. Example:\n"
      "  girder -n a@10.0.0.1 spawn --on b@10.0.0.2 echo",
      cmd_spawn},
-    {"ps", "[NODE]", 0, 1, "list the processes of a node",
-     "Calls proc.snapshot(8192, Cursor) on NODE (default: the contacted node) page by\n"
-     "page until the last, and prints PID NAME BEHAVIOUR STATUS MAILBOX MEMORY for\n"
-     "every live process of the node (services, processes spawned by behaviours, rpc\n"
-     "workers), sorted by pid. A process alive for the whole listing is listed exactly\n"
-     "once; one spawned or gone meanwhile at most once. --timeout bounds each page.\n"
-     "--json: one array of the processes, written page by page.",
-     cmd_ps},
+    {"ps", "[--only|--node NODE] [--name G] [--behaviour G] [--sort F] [--top N]", 0, -1,
+     "list the processes of every node",
+     "Asks every member at once for its processes (rpc.multicall of proc.snapshot:\n"
+     "1024 per node), then follows each node's cursor page by page (8192 a page,\n"
+     "each within --timeout) until its last, so any number of processes is listed.\n"
+     "Prints PID (SERIAL.SCHED) NAME BEHAVIOUR STATUS MBOX (mailbox) MSGS (messages\n"
+     "handled) MEM (bytes) WORK (reductions-like: turns + messages handled + signals\n"
+     "sent) NODE; --json has whole pids. Rows come node by node in pid order, as\n"
+     "they arrive. --node NODE (repeatable; a bare NODE works too): those nodes only;\n"
+     "--only: the contacted node only. --name / --behaviour: fnmatch patterns\n"
+     "('work*'). --sort FIELD: pid, node, name, behaviour, status, mailbox, handled,\n"
+     "memory, work (numbers largest first). --top N: the first N in that order\n"
+     "(default order: work). A node that did not answer is named on stderr and the\n"
+     "exit status is 1; a member known down is skipped. --json: one array.",
+     gr_cli_cmd_ps},
+    {"trace", "[--count N] [--time MS] [--rate R] DEST", 1, 7,
+     "print the messages a process receives and sends, live",
+     "Calls proc.trace(DEST, {max, ms, rate}) on the process's node (see send for\n"
+     "DEST), which starts a tracer process there, then polls it every 100 ms\n"
+     "(proc.call(Tracer, \"poll\")) and prints TIME KIND PEER TERM per event: in\n"
+     "(PEER sent it), out (sent to PEER), call (a girder_call it received). The trace\n"
+     "ends by itself after N events (--count, default 100), MS ms (--time, default\n"
+     "10000) or when the process exits; events beyond R a second (--rate, default\n"
+     "100) are dropped and counted, so a busy process cannot flood anything. Ctrl-C\n"
+     "stops it. Last line: events, dropped, lost (the tracer's buffer was full) and\n"
+     "why it ended. --json: one object per event, then {\"done\", \"events\",\n"
+     "\"dropped\", \"lost\"}. Example:\n"
+     "  girder trace --count 20 worker@b@10.0.0.2",
+     gr_cli_cmd_trace},
+    {"forget", "NODE", 1, 1, "remove a member that is gone for good",
+     "Calls node.forget(NODE) on the contacted node: NODE (down or left) is removed\n"
+     "from its member list and no longer dialled, and every member up is told to do\n"
+     "the same. Refused while NODE is connected (remote error member_up); unknown\n"
+     "NODE: no_member. A forgotten node that comes back and dials in is a member\n"
+     "again. Example:\n"
+     "  girder forget b@10.0.0.2",
+     gr_cli_cmd_forget},
     {"pub", "TOPIC JSON", 2, 2, "publish a message (one JSON term) on a topic",
      "Calls pubsub.publish(TOPIC, TERM) on the contacted node: every local\n"
      "subscription whose pattern matches TOPIC gets [\"$pub\", TOPIC, TERM]\n"
@@ -2595,10 +2457,13 @@ static const gr_cli_cmd CMDS[] = {
      cmd_whereis},
     {"info", "DEST", 1, 1, "show everything the runtime knows about a process",
      "Calls proc.info(DEST) on the process's node (see send for DEST) and prints\n"
-     "KEY VALUE: pid, status, scheduler, mailbox, handled, memory, links, monitors,\n"
-     "monitored_by, name, behaviour, started_ms, trap_exit. A dead process: remote\n"
-     "error noproc. --json: the map.",
-     cmd_info},
+     "KEY VALUE: pid, status, scheduler, mailbox, handled, work, memory, links,\n"
+     "monitors, monitored_by, name, behaviour, started_ms, trap_exit; then\n"
+     "supervisor (the linked process running the supervisor behaviour that started\n"
+     "it, among its first 8 links; nil if none), groups ([[SCOPE, GROUP]...]) and\n"
+     "topics (its subscription patterns), from pubsub.owned on that node. A dead\n"
+     "process: remote error noproc. --json: the map.",
+     gr_cli_cmd_info},
     {"kill", "DEST [JSON-REASON]", 1, 2, "send an exit signal to a process",
      "Calls proc.kill(DEST[, REASON]) on the process's node (see send for DEST).\n"
      "REASON defaults to \"kill\" (untrappable: the process dies with reason\n"

@@ -12,6 +12,8 @@
 
 #include "cli/conn.h"
 
+#include <msgpack.h>
+
 #include <stdio.h>
 
 #define GR_CLI_TIMEOUT_DEFAULT 5000                        /* --timeout default, ms */
@@ -53,6 +55,23 @@ int gr_cli_cmd_run(const gr_cli_cmd *cmd, const gr_cli_ctx *ctx, int argc, char 
  * error document on ctx->out with --json. Returns GR_CLI_EXIT_USAGE. */
 int gr_cli_usage_error(const gr_cli_ctx *ctx, const char *cmd, const char *format, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* Report an error whose message is ready: "girder: MSG" on ctx->err, or the
+ * JSON error document {"error": reason, "message": msg} with --json. */
+void gr_cli_report(const gr_cli_ctx *ctx, const char *reason, const char *msg);
+
+/* Read the cookie and connect to ctx->target before deadline_ms. Returns
+ * GR_CLI_EXIT_OK and *ret_c (close with gr_cli_conn_close), or reports the
+ * failure and returns its exit code. */
+int gr_cli_open(const gr_cli_ctx *ctx, int64_t deadline_ms, gr_cli_conn **ret_c);
+
+/* One rpc on c (several may follow on the same connection). Returns
+ * GR_CLI_EXIT_OK and the reply (status 0) in *ret_r (caller clears), or
+ * reports the failure (remote errors as coming from err_node, or the peer if
+ * NULL) and returns its exit code. */
+int gr_cli_rpc(const gr_cli_ctx *ctx, gr_cli_conn *c, const char *err_node, const char *module,
+               const char *function, const msgpack_sbuffer *args, int64_t deadline_ms,
+               gr_cli_reply *ret_r);
 
 /* `girder --help`: synopsis, options, commands, exit codes. */
 void gr_cli_usage(FILE *f);

@@ -278,7 +278,7 @@ class Node:
     def nodes(self, timeout_ms=3000):
         """{name: entry} from `girder nodes --json` on this node, or None when
         the command failed."""
-        r = self.cli("nodes", timeout_ms=timeout_ms)
+        r = self.cli("nodes", "--only", timeout_ms=timeout_ms)  # this node's view, no fan-out
         if r.rc != 0 or not isinstance(r.data, list):
             return None
         out = {}

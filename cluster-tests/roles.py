@@ -59,7 +59,8 @@ def test_observer(c):
     r = c.expect(_observer_cli(c, a, key, "ps"), EXIT_OK, what="observer ps")
     check(any(p.get("name") == "sys" for p in r.data), f"ps lists no sys: {r.data}")
     r = c.expect(_observer_cli(c, a, key, "stats"), EXIT_OK, what="observer stats")
-    check("processes" in r.data, f"stats: {r.data}")
+    check(all(v.get("status") == "ok" and "processes" in v["counters"] for v in r.data.values()),
+          f"stats (fleet-wide, one entry per node): {r.data}")
     before = _pid_of(c, a, key, "sys")
     c.expect(_observer_cli(c, a, key, "rpc", b.name, "node", "ping"), EXIT_OK,
              what="observer rpc node.ping on b (a read through rpc.call)")

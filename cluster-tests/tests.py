@@ -26,6 +26,8 @@ from redis_tests import test_partition as rd_partition
 from crdt import test_crdt  # t3_crdt, in cluster-tests/crdt.py
 from roles import (test_json_log, test_observer, test_sdnotify,  # ro_*, cluster-tests/roles.py
                    test_tampered_role)
+from fleet import (test_fleet_cursor, test_fleet_forget, test_fleet_info,  # fl_*
+                   test_fleet_trace, test_fleet_views)
 from harness import (EXIT_AUTH, EXIT_OK, EXIT_REMOTE, EXIT_TIMEOUT, EXIT_UNREACHABLE, EXIT_USAGE,
                      TestFailure, check, free_port, now, testkit, wait_until)
 
@@ -461,7 +463,7 @@ def test_proc(c):
           and rows[pid].get("behaviour") == "echo", f"ps b lists the echo: {r!r}")
     check(any(e.get("name") == "sys" for e in rows.values()), f"ps b lists sys: {r!r}")
     check(all(p.startswith(f"<{b.name}.") for p in rows), f"ps b lists only b's pids: {r!r}")
-    r = c.expect(a.cli("ps"), EXIT_OK, what="ps a")
+    r = c.expect(a.cli("ps", "--only"), EXIT_OK, what="ps a")
     check(pid not in {e.get("pid") for e in r.data}, f"ps a must not list b's echo: {r!r}")
     r = a.cli("ps", b.name, use_json=False)
     check(r.rc == EXIT_OK and re.search(r"^PID\s+NAME\s+BEHAVIOUR", r.out, re.M)
@@ -2259,4 +2261,9 @@ TESTS += [
     ("ro_tampered_role", test_tampered_role),
     ("ro_json_log", test_json_log),
     ("ro_sdnotify", test_sdnotify),
+    ("fl_views", test_fleet_views),
+    ("fl_cursor", test_fleet_cursor),
+    ("fl_forget", test_fleet_forget),
+    ("fl_info", test_fleet_info),
+    ("fl_trace", test_fleet_trace),
 ]

@@ -69,7 +69,11 @@
     X(GR_ENOTALLOWED, -5250, "not_allowed", "not allowed: the observer role may only read")        \
     X(GR_EROLE, -5251, "bad_role",                                                                 \
       "role refused: an unknown role, an observer that is not a hidden client, or no observer "    \
-      "key")
+      "key")                                                                                       \
+    X(GR_EMEMBERUP, -5240, "member_up",                                                            \
+      "the member is connected: only a member that is down or left can be forgotten")              \
+    X(GR_ENOMEMBER, -5241, "no_member", "no such member")                                          \
+    X(GR_EFORGETSELF, -5242, "is_self", "a node cannot forget itself")
 
 enum {
 #define GR_ERR_ENUM(name, value, id, msg) name = (value),

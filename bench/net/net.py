@@ -158,7 +158,7 @@ class Girder:
         return r.returncode, data, r
 
     def state(self, observer, other):
-        rc, data, _ = self.cli(observer, "nodes", timeout_ms=2000)
+        rc, data, _ = self.cli(observer, "nodes", "--only", timeout_ms=2000)
         if rc != 0 or not isinstance(data, list):
             return None
         for e in data:

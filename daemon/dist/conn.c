@@ -189,6 +189,7 @@ static int hs_start(dist_conn *c, int role)
  * not take now is queued in the bufferevent, which writes it when it can. */
 static void out_raw(dist_conn *c, const void *buf, size_t len)
 {
+    dist_link_stats *ls;
     struct evbuffer *out;
     ssize_t n = 0;
 
@@ -207,6 +208,9 @@ static void out_raw(dist_conn *c, const void *buf, size_t len)
         return;
     }
     DIST_CTR_ADD(c->d, bytes_out, len);
+    if ((ls = DIST_LINK(c)) != NULL) {
+        dist_link_add(&ls->bytes_out, len);
+    }
 }
 
 static void hs_output(dist_conn *c)
@@ -465,6 +469,7 @@ static void hs_done(dist_conn *c)
  * error here, or by a frame handler). */
 static int feed_up(dist_conn *c, const uint8_t *p, size_t len)
 {
+    dist_link_stats *ls;
     size_t off = 0;
     int r = 0;
 
@@ -493,6 +498,9 @@ static int feed_up(dist_conn *c, const uint8_t *p, size_t len)
         }
     }
     DIST_CTR_ADD(c->d, bytes_in, off);
+    if ((ls = DIST_LINK(c)) != NULL) {
+        dist_link_add(&ls->bytes_in, off);
+    }
     return c->state == CONN_UP ? 0 : -1;
 }
 
@@ -517,9 +525,13 @@ static void heard(dist_conn *c)
 {
     gr_dist *d = c->d;
     uint64_t now = gr_dist_now_ms(), gap = now - c->last_in_ms;
+    dist_link_stats *ls;
     uint32_t idx;
 
     c->last_in_ms = now;
+    if ((ls = DIST_LINK(c)) != NULL) {
+        atomic_store_explicit(&ls->last_in_ms, now, memory_order_relaxed);
+    }
     if (c->state == CONN_UP && c->member && !c->hidden && (idx = c->member->idx) != 0 &&
         gap > atomic_load_explicit(&d->rx_gap_max[idx], memory_order_relaxed)) {
         atomic_store_explicit(&d->rx_gap_max[idx], gap, memory_order_relaxed);
@@ -670,6 +682,7 @@ static int batch_put(gr_batch *b, const dist_piece *pc, size_t n)
  * the batch's error. */
 static int lane_add(dist_conn *c, gr_batch *b, const dist_piece *pc, size_t n)
 {
+    dist_link_stats *ls;
     int r = batch_put(b, pc, n);
 
     if (r == -ENOBUFS && (r = seal_lane(c, b)) == 0) {
@@ -679,6 +692,9 @@ static int lane_add(dist_conn *c, gr_batch *b, const dist_piece *pc, size_t n)
         return r;
     }
     DIST_CTR_ADD(c->d, frames_out, 1);
+    if ((ls = DIST_LINK(c)) != NULL) {
+        dist_link_add(&ls->frames_out, 1);
+    }
     /* A lane this full goes out now rather than at the flush: the record stays
      * in cache for the cipher and the copy into the socket, and the peer starts
      * opening it while we seal the next one (design notes). */
@@ -971,18 +987,46 @@ static void conn_failed(dist_conn *c, short what, int err)
     gr_dist_conn_close(c, -err, NULL);
 }
 
-static void send_heartbeat(dist_conn *c)
+/* A heartbeat, or (ack) the answer to the peer's heartbeat `seq`. */
+static void send_heartbeat(dist_conn *c, bool ack, uint64_t seq)
 {
     Girder__Frame f = GIRDER__FRAME__INIT;
     Girder__Heartbeat hb = GIRDER__HEARTBEAT__INIT;
     struct timespec ts;
 
     clock_gettime(CLOCK_REALTIME, &ts);
-    hb.seq = ++c->hb_seq;
+    if (!ack) {
+        seq = ++c->hb_seq;
+        c->hb_sent_us = gr_dist_now_us();
+    }
+    hb.seq = seq;
+    hb.ack = ack;
     hb.time_ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
     f.msg_case = GIRDER__FRAME__MSG_HEARTBEAT;
     f.heartbeat = &hb;
     (void)gr_dist_conn_send(c, DIST_LANE_CTRL, &(dist_piece){.frame = &f}, 1);
+}
+
+/* A heartbeat from a member: acknowledge it (the peer's round trip); an
+ * acknowledgement of our latest one: the link's round trip (node.list
+ * rtt_us). Hidden clients get no acks. Older peers ignore acks, and send
+ * none: their links show no round trip. */
+static int on_heartbeat(dist_conn *c, const Girder__Frame *f)
+{
+    const Girder__Heartbeat *hb = f->heartbeat;
+    dist_link_stats *ls = DIST_LINK(c);
+
+    if (ls == NULL || hb == NULL) {
+        return 0;
+    }
+    if (!hb->ack) {
+        send_heartbeat(c, true, hb->seq);
+    } else if (hb->seq == c->hb_seq && c->hb_seq != 0) {
+        uint64_t rtt = gr_dist_now_us() - c->hb_sent_us;
+
+        atomic_store_explicit(&ls->rtt_us, rtt ? rtt : 1, memory_order_relaxed);
+    }
+    return 0;
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
@@ -1026,7 +1070,11 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
      * comparison missed by a hair's jitter would wait a second tick, leaving
      * peers two ticks (a third of detection_ms) without a frame */
     if (now - c->last_out_ms >= c->d->tick_ms - c->d->tick_ms / 4 && !c->d->stopping) {
-        send_heartbeat(c);
+        send_heartbeat(c, false, 0);
+    } else if (!c->hidden && !c->d->stopping &&
+               gr_dist_now_us() - c->hb_sent_us >= (uint64_t)c->d->detection_ms * 1000u) {
+        /* a busy link still measures its round trip, once per detection_ms */
+        send_heartbeat(c, false, 0);
     }
 }
 
@@ -1148,7 +1196,7 @@ dist_conn *gr_dist_conn_find(gr_dist *d, uint64_t id)
 /* The link's own frame kind: heartbeats, which only prove the peer alive
  * (last_in_ms is set by every read). */
 static const dist_kind link_kinds[] = {
-    {.kind = GIRDER__FRAME__MSG_HEARTBEAT},
+    {.kind = GIRDER__FRAME__MSG_HEARTBEAT, .on_frame = on_heartbeat},
 };
 
 const dist_proto gr_dist_link_proto = {

@@ -154,6 +154,21 @@ void gr_dist_answer_join(gr_dist *d, girder_pid to, uint64_t tag, int status)
     answer_join(d, to, tag, status);
 }
 
+/* ["$forget", tag, status] */
+void gr_dist_answer_forget(gr_dist *d, girder_pid to, uint64_t tag, int status)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 3);
+    gr_term_pack_cstr(&pk, "$forget");
+    msgpack_pack_uint64(&pk, tag);
+    msgpack_pack_int(&pk, status);
+    (void)send_sbuf(d, to, &sb);
+}
+
 /* ---- command queue -------------------------------------------------------------- */
 
 void gr_dist_cmd_free(dist_cmd *c)
@@ -243,6 +258,8 @@ static void cmd_abandon(gr_dist *d, dist_cmd *c)
         gr_dist_rpc_answer_err(d, c->reply_to, c->tag, GR_ESTOPPED);
     } else if (c->kind == CMD_JOIN) {
         answer_join(d, c->reply_to, c->tag, GR_ESTOPPED);
+    } else if (c->kind == CMD_FORGET) {
+        gr_dist_answer_forget(d, c->reply_to, c->tag, GR_ESTOPPED);
     }
     gr_dist_cmd_free(c);
 }
@@ -298,6 +315,10 @@ static void run_cmds(gr_dist *d)
             } else {
                 gr_dist_mem_join(d, c);
             }
+            break;
+        case CMD_FORGET:
+            gr_dist_answer_forget(d, c->reply_to, c->tag,
+                                  d->stopping ? GR_ESTOPPED : gr_dist_mem_forget(d, c->node));
             break;
         case CMD_STOP:
             gr_dist_sigq_run(d, true);
@@ -899,6 +920,51 @@ int gr_dist_join(gr_dist *d, const char *node, const char *host, uint16_t port, 
     return cmd_push(d, c, false);
 }
 
+int gr_dist_forget(gr_dist *d, const char *node, girder_pid reply_to, uint64_t tag)
+{
+    dist_cmd *c;
+
+    if (node == NULL || gr_nodename_check(node, strlen(node)) < 0) {
+        return GR_EBADNODE;
+    }
+    if (atomic_load(&d->stopped) || !atomic_load(&d->started)) {
+        return GR_ESTOPPED;
+    }
+    if ((c = gr_dist_cmd_new(CMD_FORGET, 0)) == NULL) {
+        return -ENOMEM;
+    }
+    strcpy(c->node, node);
+    c->reply_to = reply_to;
+    c->tag = tag;
+    return cmd_push(d, c, false);
+}
+
+void gr_dist_limits_get(gr_dist *d, gr_dist_limits *ret)
+{
+    uint64_t qmax = 0;
+
+    memset(ret, 0, sizeof(*ret));
+    pthread_mutex_lock(&d->pub_lock);
+    ret->members = d->pub_nmembers;
+    for (size_t i = 0; i < d->pub_nmembers; i++) {
+        uint32_t idx = 0;
+        uint64_t q;
+
+        if (d->pub_members[i].state != GR_DIST_UP ||
+            gr_rt_node_intern(d->rt, d->pub_members[i].name, strlen(d->pub_members[i].name), &idx) <
+                0 ||
+            idx >= GR_DIST_NODES_MAX) {
+            continue;
+        }
+        q = atomic_load_explicit(&d->link_queued[idx], memory_order_relaxed) & ~DIST_QUEUED_BUSY;
+        qmax = q > qmax ? q : qmax;
+    }
+    pthread_mutex_unlock(&d->pub_lock);
+    ret->members_max = DIST_MEMBERS_MAX;
+    ret->link_queued_max = qmax;
+    ret->link_high = d->out_high;
+}
+
 int gr_dist_members(gr_dist *d, gr_dist_member **ret_members, size_t *ret_n)
 {
     gr_dist_member *m;
@@ -927,6 +993,18 @@ int gr_dist_members(gr_dist *d, gr_dist_member **ret_members, size_t *ret_n)
         m[i].queued_bytes = q & ~DIST_QUEUED_BUSY;
         m[i].busy = (q & DIST_QUEUED_BUSY) != 0;
         m[i].max_rx_gap_ms = atomic_load_explicit(&d->rx_gap_max[idx], memory_order_relaxed);
+        {
+            dist_link_stats *ls = &d->link_stats[idx];
+            uint64_t now = gr_dist_now_ms(),
+                     heard = atomic_load_explicit(&ls->last_in_ms, memory_order_relaxed);
+
+            m[i].bytes_in = atomic_load_explicit(&ls->bytes_in, memory_order_relaxed);
+            m[i].bytes_out = atomic_load_explicit(&ls->bytes_out, memory_order_relaxed);
+            m[i].frames_in = atomic_load_explicit(&ls->frames_in, memory_order_relaxed);
+            m[i].frames_out = atomic_load_explicit(&ls->frames_out, memory_order_relaxed);
+            m[i].rtt_us = atomic_load_explicit(&ls->rtt_us, memory_order_relaxed);
+            m[i].heard_ms_ago = heard != 0 && now > heard ? now - heard : 0;
+        }
     }
     *ret_members = m;
     *ret_n = n;

@@ -137,7 +137,17 @@ typedef struct gr_dist_member {
     bool busy;              /* UP: the link is overloaded (queued above the high water mark) */
     int cipher;             /* UP: the link's record cipher (GR_CIPHER_x), else -1 */
     uint64_t max_rx_gap_ms; /* UP: longest time between two reads on the link since it came up */
+    uint64_t bytes_in, bytes_out;   /* UP: socket bytes on the link since it came up */
+    uint64_t frames_in, frames_out; /* UP: frames (messages) on the link since then */
+    uint64_t rtt_us;                /* UP: last heartbeat round trip, us (0: not measured yet) */
+    uint64_t heard_ms_ago;          /* UP: ms since the last bytes arrived on the link */
 } gr_dist_member;
+
+/* Figures with a limit, for `girder stats` (used/limit). */
+typedef struct gr_dist_limits {
+    uint64_t members, members_max;       /* member table (self included) */
+    uint64_t link_queued_max, link_high; /* most output queued on one link / overload mark */
+} gr_dist_limits;
 
 /* Counters for sys.counters (monotonic since start unless noted). */
 typedef struct gr_dist_counters {
@@ -198,6 +208,16 @@ int gr_dist_call(gr_dist *d, const char *node, const char *module, const char *f
  * cookie, unreachable, timeout). Any thread. */
 int gr_dist_join(gr_dist *d, const char *node, const char *host, uint16_t port, unsigned timeout_ms,
                  girder_pid reply_to, uint64_t tag);
+
+/* Forget member `node`, gone for good: it is removed from the member table
+ * and no longer dialled, and every member up is told to do the same (a DEAD
+ * gossip entry). Refused while its link is up. Answers ["$forget", tag,
+ * Status] to reply_to: 0, GR_EMEMBERUP, GR_ENOMEMBER, GR_EFORGETSELF. Any
+ * thread. 0 (queued), GR_EBADNODE, -ENOMEM, GR_ESTOPPED. */
+int gr_dist_forget(gr_dist *d, const char *node, girder_pid reply_to, uint64_t tag);
+
+/* The figures of gr_dist_limits. Any thread. */
+void gr_dist_limits_get(gr_dist *d, gr_dist_limits *ret);
 
 /* Snapshot of every member, self first. *ret_members is malloc'd (free()).
  * Any thread. 0 or -ENOMEM. */

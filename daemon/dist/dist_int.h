@@ -248,6 +248,7 @@ struct dist_conn {
     uint64_t last_in_ms;      /* monotonic ms of the last inbound byte */
     uint64_t last_out_ms;     /* monotonic ms of the last frame queued */
     uint64_t hb_seq;          /* heartbeats sent */
+    uint64_t hb_sent_us;      /* gr_dist_now_us() when heartbeat hb_seq went out */
     unsigned inflight;        /* incoming rpc requests not yet answered */
     dist_call *calls;         /* outgoing rpc calls waiting on this link */
     int fail;                 /* why the dial or handshake failed (for join answers) */
@@ -311,8 +312,32 @@ struct dist_join {
     struct event *timer;            /* deadline */
 };
 
+/* One member link's figures for node.list, per node index. The dist thread
+ * is the only writer (plain load + store, no locked add); any thread reads. */
+typedef struct dist_link_stats {
+    _Atomic uint64_t bytes_in, bytes_out;   /* socket bytes since the link came up */
+    _Atomic uint64_t frames_in, frames_out; /* frames (messages) since then */
+    _Atomic uint64_t last_in_ms;            /* gr_dist_now_ms() of the last read */
+    _Atomic uint64_t rtt_us;                /* last heartbeat round trip (0: none yet) */
+} dist_link_stats;
+
+/* Add n to a link figure. Dist thread only (the single writer). */
+static inline void dist_link_add(_Atomic uint64_t *f, uint64_t n)
+{
+    atomic_store_explicit(f, atomic_load_explicit(f, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+}
+
+/* The figures of c's link if c is a member's link that is up, else NULL.
+ * Dist thread. */
+#define DIST_LINK(c)                                                                               \
+    ((c)->state == CONN_UP && !(c)->hidden && (c)->member && (c)->member->idx != 0 &&              \
+             (c)->member->conn == (c)                                                              \
+         ? &(c)->d->link_stats[(c)->member->idx]                                                   \
+         : NULL)
+
 /* Commands from other threads. */
-enum { CMD_REPLY, CMD_CALL, CMD_JOIN, CMD_STOP, CMD_PAUSE, CMD_SIGNAL };
+enum { CMD_REPLY, CMD_CALL, CMD_JOIN, CMD_STOP, CMD_PAUSE, CMD_SIGNAL, CMD_FORGET };
 
 /* One queued command; owned by the queue, then by the dist thread. */
 struct dist_cmd {
@@ -320,13 +345,13 @@ struct dist_cmd {
     int kind;                        /* CMD_* */
     uint64_t conn, ref;              /* REPLY */
     int status;                      /* REPLY */
-    char node[GR_NODENAME_MAX + 1];  /* CALL, JOIN */
+    char node[GR_NODENAME_MAX + 1];  /* CALL, JOIN, FORGET */
     char host[GR_DIST_HOST_MAX + 1]; /* JOIN */
     uint16_t port;                   /* JOIN */
     char *module, *function;         /* CALL, owned */
     unsigned timeout_ms;             /* CALL, JOIN; STOP: deadline */
-    girder_pid reply_to;             /* CALL, JOIN */
-    uint64_t tag;                    /* CALL, JOIN */
+    girder_pid reply_to;             /* CALL, JOIN, FORGET */
+    uint64_t tag;                    /* CALL, JOIN, FORGET */
     uint32_t node_idx;               /* SIGNAL: destination node (runtime index) */
     girder_pid from;                 /* SIGNAL: sender (ordering on the large lane) */
     girder_msg *payload;             /* SIGNAL: the frame's tail, sent from where it
@@ -447,6 +472,9 @@ struct gr_dist {
     /* per node index: the longest gap between two reads on its link since it
      * came up, ms (conn.c, heard); dist thread writes, gr_dist_members reads */
     _Atomic uint64_t rx_gap_max[GR_DIST_NODES_MAX];
+    /* per node index: its link's traffic since it came up (girder nodes);
+     * dist thread writes (dist_link_add), gr_dist_members reads */
+    dist_link_stats link_stats[GR_DIST_NODES_MAX];
 };
 
 #define DIST_CTR_ADD(d, field, n) __atomic_fetch_add(&(d)->ctr.field, (n), __ATOMIC_RELAXED)
@@ -584,6 +612,11 @@ extern const dist_proto gr_dist_mem_proto;
 void gr_dist_mem_publish(gr_dist *d);
 /* gr_dist_join on the dist thread. */
 void gr_dist_mem_join(gr_dist *d, dist_cmd *cmd);
+/* CMD_FORGET: remove member `node` and tell every member up (members.c). 0,
+ * GR_EMEMBERUP, GR_ENOMEMBER, GR_EFORGETSELF. */
+int gr_dist_mem_forget(gr_dist *d, const char *node);
+/* Answer ["$forget", tag, status] to `to`. */
+void gr_dist_answer_forget(gr_dist *d, girder_pid to, uint64_t tag, int status);
 /* Answer every join waiter with err. */
 void gr_dist_mem_fail_joins(gr_dist *d, int err);
 /* Queue a Leave on every member link. */

@@ -108,10 +108,14 @@ static const dist_kind *row(const dist_conn *c, int k)
 int gr_dist_frame_in(dist_conn *c, const uint8_t *frame, size_t len)
 {
     const dist_kind *k = row(c, peek_kind(frame, len));
+    dist_link_stats *ls;
     Girder__Frame *f = NULL;
     int r;
 
     DIST_CTR_ADD(c->d, frames_in, 1);
+    if ((ls = DIST_LINK(c)) != NULL) {
+        dist_link_add(&ls->frames_in, 1);
+    }
     if (k != NULL && k->on_packed != NULL) {
         if (k->members_only && c->hidden) {
             return GR_EBADFRAME;
@@ -138,8 +142,12 @@ int gr_dist_frame_in(dist_conn *c, const uint8_t *frame, size_t len)
 int gr_dist_frame_split_in(dist_conn *c, const uint8_t *head, size_t head_len, girder_msg *payload)
 {
     const dist_kind *k = row(c, peek_kind(head, head_len));
+    dist_link_stats *ls;
 
     DIST_CTR_ADD(c->d, frames_in, 1);
+    if ((ls = DIST_LINK(c)) != NULL) {
+        dist_link_add(&ls->frames_in, 1);
+    }
     if (k == NULL || k->on_split == NULL || (k->members_only && c->hidden)) {
         girder_msg_unref(payload);
         return GR_EBADFRAME; /* its kind's payload_at claimed it: cannot happen */

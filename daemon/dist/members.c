@@ -22,6 +22,12 @@
  * - Backoff: 100 ms doubling to 5 s, each delay +-20% (uniform), reset when the
  *   member comes up. A LEFT member is not redialled; it comes back when it dials
  *   us, is joined again, or is gossiped with a new creation.
+ * - Forget (`girder forget`, gr_dist_forget): a member that is not up is
+ *   removed from the table, and a one-entry list with its DEAD entry goes to
+ *   every member up, which removes it too unless its own link to it is up.
+ *   DEAD is sent for nothing else (older nodes ignore it). A member down at
+ *   the time keeps the entry and may gossip it back: forget then again. A
+ *   forgotten node that dials in later is a member again.
  *
  * Threading: dist thread only; gr_dist_mem_publish copies under pub_lock.
  */
@@ -581,6 +587,63 @@ void gr_dist_mem_link_down(gr_dist *d, dist_conn *c, int err, const char *why)
     }
 }
 
+/* ---- forget ------------------------------------------------------------------------ */
+
+/* Remove m (not up, not self): no redial, no dial in flight, gone from the
+ * snapshot. */
+static void forget_member(gr_dist *d, dist_member *m)
+{
+    if (m->dial) {
+        drop_quietly(m, m->dial);
+    }
+    for (dist_conn *c = d->conns, *next; c; c = next) {
+        next = c->next;       /* a close moves c to d->dead */
+        if (c->member == m) { /* a retired link: it must not outlive its member */
+            c->member = NULL;
+            gr_dist_conn_close(c, 0, NULL);
+        }
+    }
+    member_remove(d, m);
+    gr_dist_mem_publish(d);
+}
+
+int gr_dist_mem_forget(gr_dist *d, const char *node)
+{
+    dist_member *m = gr_dist_mem_find(d, node);
+    Girder__Member dead;
+
+    if (m == NULL) {
+        return GR_ENOMEMBER;
+    }
+    if (m->state == GR_DIST_SELF) {
+        return GR_EFORGETSELF;
+    }
+    if (m->state == GR_DIST_UP || m->conn != NULL) {
+        return GR_EMEMBERUP;
+    }
+    /* Tell every member up first (one DEAD entry each): they remove it too,
+     * so none of them dials it or gossips it back. */
+    fill_member(d, m, &dead);
+    dead.state = GIRDER__MEMBER_STATE__DEAD;
+    for (dist_conn *c = d->conns; c; c = c->next) {
+        if (c->state == CONN_UP && !c->hidden && c->member && c->member->conn == c) {
+            Girder__Frame f = GIRDER__FRAME__INIT;
+            Girder__MemberList ml = GIRDER__MEMBER_LIST__INIT;
+            Girder__Member *mp = &dead;
+
+            ml.n_members = 1;
+            ml.members = &mp;
+            f.msg_case = GIRDER__FRAME__MSG_MEMBERS;
+            f.members = &ml;
+            (void)gr_dist_conn_send(c, DIST_LANE_CTRL, &(dist_piece){.frame = &f}, 1);
+        }
+    }
+    gr_info(DIST_LOG, "forgot %s (was %s): no longer dialled", node,
+            m->state == GR_DIST_LEFT ? "left" : "down");
+    forget_member(d, m);
+    return 0;
+}
+
 /* ---- frames in --------------------------------------------------------------------- */
 
 static void on_gossip(gr_dist *d, const Girder__Member *mm)
@@ -604,11 +667,21 @@ static void on_gossip(gr_dist *d, const Girder__Member *mm)
             gr_dist_mem_publish(d);
         }
         return;
+    case GIRDER__MEMBER_STATE__DEAD:
+        /* Only `girder forget` sends DEAD: the sender removed the member for
+         * good. Remove it too unless our own link to it is up (liveness is
+         * judged from our own link only) or it came back with a new creation. */
+        if (m && m->state != GR_DIST_UP && m->conn == NULL &&
+            (mm->creation == 0 || mm->creation >= m->creation)) {
+            gr_info(DIST_LOG, "forgot %s (forgotten by a member): no longer dialled", m->name);
+            forget_member(d, m);
+        }
+        return;
     case GIRDER__MEMBER_STATE__ALIVE:
     case GIRDER__MEMBER_STATE__SUSPECT:
         break;
     default:
-        return; /* DEAD or unknown: liveness is judged from our own link only */
+        return; /* unknown: liveness is judged from our own link only */
     }
     if (m == NULL) {
         if ((m = member_new(d, mm->name, mm->host, (uint16_t)mm->port)) == NULL) {

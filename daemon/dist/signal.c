@@ -262,6 +262,17 @@ static uint32_t node_index(gr_dist *d, const char *node)
     return idx;
 }
 
+/* A new link: its figures start from nothing (girder nodes). */
+static void link_stats_reset(dist_link_stats *ls)
+{
+    atomic_store_explicit(&ls->bytes_in, 0, memory_order_relaxed);
+    atomic_store_explicit(&ls->bytes_out, 0, memory_order_relaxed);
+    atomic_store_explicit(&ls->frames_in, 0, memory_order_relaxed);
+    atomic_store_explicit(&ls->frames_out, 0, memory_order_relaxed);
+    atomic_store_explicit(&ls->rtt_us, 0, memory_order_relaxed);
+    atomic_store_explicit(&ls->last_in_ms, gr_dist_now_ms(), memory_order_relaxed);
+}
+
 void gr_dist_signal_node_up(gr_dist *d, dist_member *m)
 {
     uint32_t idx = node_index(d, m->name);
@@ -272,6 +283,7 @@ void gr_dist_signal_node_up(gr_dist *d, dist_member *m)
     }
     d->member_at[idx] = m;
     m->idx = idx;
+    link_stats_reset(&d->link_stats[idx]);
     atomic_store_explicit(&d->node_state[idx], STATE_UP | m->creation, memory_order_release);
 }
 

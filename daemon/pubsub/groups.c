@@ -471,6 +471,18 @@ void gr_pg_pack_local_locked(gr_pubsub *ps, msgpack_packer *pk)
     }
 }
 
+void gr_pg_pack_owner_locked(const gr_ps_owner *o, msgpack_packer *pk)
+{
+    msgpack_pack_array(pk, o ? (uint32_t)o->njoins : 0);
+    for (size_t i = 0; o && i < o->njoins; i++) {
+        const gr_pg_group *g = o->joins[i].g;
+
+        msgpack_pack_array(pk, 2);
+        msgpack_pack_str_with_body(pk, g->scope->name, strlen(g->scope->name));
+        msgpack_pack_str_with_body(pk, g->name, strlen(g->name));
+    }
+}
+
 int gr_pg_groups(gr_pubsub *ps, const char *scope, gr_pg_group_info **ret, size_t *ret_n)
 {
     gr_pg_group_info *v = NULL;

@@ -29,6 +29,8 @@
  *                                         "peak","delivered","dropped","busy",
  *                                         "max_msgs","max_bytes","high_pct","policy"}]
  *   ["topics"]                          [{"pattern", "subscribers"}] (sorted)
+ *   ["owned", Pid]                      {"topics": [Pattern...], "groups": [[Scope,
+ *                                        Group]...]}: what a local pid holds
  *   ["counters"]                        {"published", ...} (gr_pubsub_counters)
  *   ["join" | "leave", Scope, Group, Pid]  "ok"
  *   ["members", Scope, Group]           [Pid, ...] (one per join)
@@ -451,6 +453,13 @@ static int serve(girder_ctx *ctx, gr_pubsub *ps, const msgpack_object *a, uint32
     }
     if (gr_term_is_str(&a[0], "subscriptions") && n <= 2) {
         return req_subscriptions(ps, pk, n == 2 ? &a[1] : NULL, false);
+    }
+    if (gr_term_is_str(&a[0], "owned") && n == 2) {
+        if (girder_get_pid(ctx, &a[1], &pid) < 0 || pid.node != 0) {
+            return GR_EBADARG; /* a pid of this node */
+        }
+        gr_ps_pack_owned(ps, pid, pk);
+        return 0;
     }
     if (gr_term_is_str(&a[0], "topics") && n == 1) {
         return req_subscriptions(ps, pk, NULL, true);

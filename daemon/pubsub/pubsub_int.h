@@ -99,6 +99,14 @@ void gr_ps_owner_gone(gr_pubsub *ps, girder_pid pid);
 /* groups.c: drop o's joins (leave events) and watches. Caller holds ps->lock. */
 void gr_pg_owner_gone_locked(gr_pubsub *ps, gr_ps_owner *o);
 
+/* groups.c: pack o's joins as [[Scope, Group], ...] (one per distinct
+ * group; o NULL: []). Caller holds ps->lock. */
+void gr_pg_pack_owner_locked(const gr_ps_owner *o, msgpack_packer *pk);
+
+/* subs.c: pack what pid holds on this node, for `girder info`:
+ * {"topics": [Pattern, ...], "groups": [[Scope, Group], ...]}. Takes ps->lock. */
+void gr_ps_pack_owned(gr_pubsub *ps, girder_pid pid, msgpack_packer *pk);
+
 /* groups.c: free every scope (gr_pubsub_free). */
 void gr_pg_free_all(gr_pubsub *ps);
 

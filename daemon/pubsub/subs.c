@@ -328,6 +328,27 @@ static void sub_remove_locked(gr_pubsub *ps, gr_ps_sub *s)
     sub_free(s);
 }
 
+void gr_ps_pack_owned(gr_pubsub *ps, girder_pid pid, msgpack_packer *pk)
+{
+    gr_ps_owner *o;
+    uint32_t n = 0;
+
+    pthread_mutex_lock(&ps->lock);
+    o = gr_ps_owner_get_locked(ps, pid, false);
+    for (const gr_ps_sub *s = o ? o->subs : NULL; s; s = s->onext) {
+        n++;
+    }
+    msgpack_pack_map(pk, 2);
+    msgpack_pack_str_with_body(pk, "topics", 6);
+    msgpack_pack_array(pk, n);
+    for (const gr_ps_sub *s = o ? o->subs : NULL; s; s = s->onext) {
+        msgpack_pack_str_with_body(pk, s->pattern, s->plen);
+    }
+    msgpack_pack_str_with_body(pk, "groups", 6);
+    gr_pg_pack_owner_locked(o, pk);
+    pthread_mutex_unlock(&ps->lock);
+}
+
 int gr_pubsub_unsubscribe(gr_pubsub *ps, girder_pid pid, const char *pattern, size_t len)
 {
     gr_ps_owner *o;

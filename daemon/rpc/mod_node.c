@@ -17,13 +17,33 @@
  *                                   up);
  *                                   cipher: the link's record cipher
  *                                   ("aes-128-ocb", "chacha20-poly1305"), nil
- *                                   unless up
+ *                                   unless up;
+ *                                   bytes_in, bytes_out, msgs_in, msgs_out: the
+ *                                   link's socket bytes and frames each way
+ *                                   since it came up; rtt_us: its last
+ *                                   heartbeat round trip (0: not measured);
+ *                                   heard_ms: ms since bytes last arrived on
+ *                                   it (all 0 unless up)
+ *   node.about()                -> {"name", "version", "uptime_ms", "processes",
+ *                                   "schedulers", "limits": {"members":
+ *                                   [Used, Max], "link_queue_bytes": [Used,
+ *                                   Max]}}: this node's own facts, for the
+ *                                   fleet views (girder nodes/stats fan it out
+ *                                   with rpc.multicall); link_queue_bytes: the
+ *                                   most output queued on one link / the
+ *                                   overload mark
+ *   node.forget("name@host")    -> "ok" once the member is removed from this
+ *                                   node's table and every member up was told
+ *                                   to remove it (it is no longer dialled);
+ *                                   "member_up" while its link is up,
+ *                                   "no_member", "is_self"
  *   node.join("name@host:port") -> "ok" once that node is an authenticated member
  *   node.leave()                -> "ok"; then the node leaves the cluster (peers are
  *                                   told, not left to detect it) and shuts down
  */
 #include "rpc/rpc_int.h"
 
+#include "gr_version.h"
 #include "proto/err.h"
 #include "proto/nodename.h"
 #include "proto/record.h"
@@ -105,7 +125,7 @@ static int node_list(gr_rpc *rpc, const msgpack_object *args, msgpack_packer *pk
     for (size_t i = 0; i < n; i++) {
         const char *cipher;
 
-        msgpack_pack_map(pk, 10);
+        msgpack_pack_map(pk, 16);
         gr_term_pack_cstr(pk, "name");
         gr_term_pack_cstr(pk, ms[i].name);
         gr_term_pack_cstr(pk, "host");
@@ -134,11 +154,94 @@ static int node_list(gr_rpc *rpc, const msgpack_object *args, msgpack_packer *pk
         } else {
             msgpack_pack_nil(pk);
         }
+        gr_term_pack_kv_uint(pk, "bytes_in", ms[i].bytes_in);
+        gr_term_pack_kv_uint(pk, "bytes_out", ms[i].bytes_out);
+        gr_term_pack_kv_uint(pk, "msgs_in", ms[i].frames_in);
+        gr_term_pack_kv_uint(pk, "msgs_out", ms[i].frames_out);
+        gr_term_pack_kv_uint(pk, "rtt_us", ms[i].rtt_us);
+        gr_term_pack_kv_uint(pk, "heard_ms", ms[i].heard_ms_ago);
     }
     if (ms != &self) {
         free(ms);
     }
     return 0;
+}
+
+static void pack_used_max(msgpack_packer *pk, const char *k, uint64_t used, uint64_t max)
+{
+    gr_term_pack_cstr(pk, k);
+    msgpack_pack_array(pk, 2);
+    msgpack_pack_uint64(pk, used);
+    msgpack_pack_uint64(pk, max);
+}
+
+static int node_about(gr_rpc *rpc, const msgpack_object *args, msgpack_packer *pk)
+{
+    girder_rt *rt = gr_rpc_rt(rpc);
+    gr_dist *dist = gr_rpc_dist(rpc);
+    gr_dist_limits lim = {.members = 1};
+    uint64_t now = mono_ms(), started = gr_rpc_started_ms(rpc);
+
+    if (!no_args(args)) {
+        return GR_EBADARG;
+    }
+    if (dist) {
+        gr_dist_limits_get(dist, &lim);
+    }
+    msgpack_pack_map(pk, 6);
+    gr_term_pack_cstr(pk, "name");
+    gr_term_pack_cstr(pk, gr_rt_node_name(rt));
+    gr_term_pack_cstr(pk, "version");
+    gr_term_pack_cstr(pk, GIRDER_VERSION);
+    gr_term_pack_kv_uint(pk, "uptime_ms", now > started ? now - started : 0);
+    gr_term_pack_kv_uint(pk, "processes", gr_rt_process_count(rt));
+    gr_term_pack_kv_uint(pk, "schedulers", gr_rt_schedulers(rt));
+    gr_term_pack_cstr(pk, "limits");
+    msgpack_pack_map(pk, 2);
+    pack_used_max(pk, "members", lim.members, lim.members_max);
+    pack_used_max(pk, "link_queue_bytes", lim.link_queued_max, lim.link_high);
+    return 0;
+}
+
+static int node_forget(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
+{
+    char node[GR_NODENAME_MAX + 1];
+    gr_dist *dist = gr_rpc_call_dist(c);
+    int r;
+
+    if (args->type != MSGPACK_OBJECT_ARRAY || args->via.array.size != 1 ||
+        gr_term_get_str(&args->via.array.ptr[0], node, sizeof(node)) < 0 ||
+        gr_nodename_check(node, strlen(node)) < 0) {
+        return GR_EBADARG;
+    }
+    if (strcmp(node, gr_rt_node_name(girder_runtime(ctx))) == 0) {
+        return GR_EFORGETSELF;
+    }
+    if (!dist) {
+        return GR_ENOMEMBER; /* no cluster: no member but itself */
+    }
+    r = gr_dist_forget(dist, node, girder_self(ctx), gr_rpc_next_tag(c));
+    return r < 0 ? r : GR_RPC_WAIT;
+}
+
+/* ["$forget", Tag, Status] */
+static int node_forget_msg(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *msg)
+{
+    const msgpack_object *a;
+
+    (void)ctx;
+    if (msg->type != MSGPACK_OBJECT_ARRAY || msg->via.array.size != 3) {
+        return GR_RPC_WAIT;
+    }
+    a = msg->via.array.ptr;
+    if (!gr_term_is_str(&a[0], "$forget") || a[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+        a[1].via.u64 != c->tag) {
+        return GR_RPC_WAIT;
+    }
+    if (a[2].type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+        return gr_rpc_fail(c, (int)a[2].via.i64);
+    }
+    return gr_rpc_answer_str(c, "ok");
 }
 
 /* Split "name@host:port" into node "name@host", host and port. 0 or GR_EBADARG. */
@@ -236,9 +339,13 @@ static int node_leave(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *arg
 }
 
 static const gr_rpc_fn_def node_fns[] = {
-    {"ping", NULL, NULL, node_ping},   {"self", NULL, NULL, node_self},
-    {"list", NULL, NULL, node_list},   {"join", node_join, node_join_msg, NULL},
+    {"ping", NULL, NULL, node_ping},
+    {"self", NULL, NULL, node_self},
+    {"list", NULL, NULL, node_list},
+    {"join", node_join, node_join_msg, NULL},
     {"leave", node_leave, NULL, NULL},
+    {"about", NULL, NULL, node_about},
+    {"forget", node_forget, node_forget_msg, NULL},
 };
 
 const gr_rpc_module gr_rpc_mod_node = {"node", node_fns, sizeof(node_fns) / sizeof(node_fns[0])};

@@ -7,6 +7,7 @@
  *   pubsub.unsubscribe(Pid, Pattern)     "ok"
  *   pubsub.subscriptions([Topic])        [{"pid","pattern","backlog",...}]
  *   pubsub.topics()                      [{"pattern","subscribers"}]
+ *   pubsub.owned(Pid)                    {"topics": [Pattern], "groups": [[Scope, Group]]}
  *   pubsub.counters()                    {"published","delivered","dropped",...}
  *   pubsub.join(Scope, Group, Pid)  pubsub.leave(Scope, Group, Pid)   "ok"
  *   pubsub.members(Scope, Group)         [Pid, ...] (one per join)
@@ -41,6 +42,7 @@ static const gr_rpc_fn_def ps_fns[] = {
     {"unsubscribe", ps_forward, gr_rpc_forward_msg, NULL},
     {"subscriptions", ps_forward, gr_rpc_forward_msg, NULL},
     {"topics", ps_forward, gr_rpc_forward_msg, NULL},
+    {"owned", ps_forward, gr_rpc_forward_msg, NULL},
     {"counters", ps_forward, gr_rpc_forward_msg, NULL},
     {"join", ps_forward, gr_rpc_forward_msg, NULL},
     {"leave", ps_forward, gr_rpc_forward_msg, NULL},

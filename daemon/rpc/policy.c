@@ -32,12 +32,15 @@ static const struct {
     const char *module;
     const char *const *fns;
 } OBSERVER_MAY[] = {
-    {"node", (const char *const[]){"ping", "self", "list", NULL}},
+    {"node", (const char *const[]){"ping", "self", "list", "about", NULL}},
     {"sys", (const char *const[]){"*", NULL}},
+    /* not trace: the CLI reads its tracer with proc.call, a write (planned) */
     {"proc", (const char *const[]){"list", "snapshot", "info", "whereis", NULL}},
     {"pubsub", (const char *const[]){"subscriptions", "topics", "counters", "members", "groups",
-                                     "members_all", "whereis", "names", "cluster", NULL}},
-    {"table", (const char *const[]){"list", "info", "infos", "get", "mget", "count", "scan", NULL}},
+                                     "members_all", "whereis", "names", "cluster", "owned", NULL}},
+    {"table", (const char *const[]){"list", "info", "infos", "get", "mget", "count", "scan", "type",
+                                    "map_get", "map_getall", "map_len", "set_members",
+                                    "set_ismember", "set_card", NULL}},
     {"plugin", (const char *const[]){"list", NULL}},
     {"port", (const char *const[]){"list", NULL}},
     {"rpc", (const char *const[]){"latency", NULL}},

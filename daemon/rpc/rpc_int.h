@@ -149,6 +149,10 @@ extern const gr_rpc_module gr_rpc_mod_sys;
 extern const gr_rpc_module gr_rpc_mod_rpc;
 extern const gr_rpc_module gr_rpc_mod_proc;
 extern const gr_rpc_module gr_rpc_mod_pubsub;
+
+/* proc.trace (rpc/trace.c): start, and the tracer's "ready" message. */
+int gr_rpc_proc_trace(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args);
+int gr_rpc_proc_trace_msg(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *msg);
 extern const gr_rpc_module gr_rpc_mod_table;
 
 #endif

@@ -122,14 +122,48 @@ START_TEST(node_ping_self_list)
     ck_assert_int_eq(o->type, MSGPACK_OBJECT_ARRAY);
     ck_assert_uint_eq(o->via.array.size, 1);
     ck_assert_int_eq(o->via.array.ptr[0].type, MSGPACK_OBJECT_MAP);
-    ck_assert_uint_eq(o->via.array.ptr[0].via.map.size, 10); /* ... busy, max_rx_gap_ms, cipher */
+    ck_assert_uint_eq(o->via.array.ptr[0].via.map.size, 16); /* ... cipher, link figures */
     ck_assert(gr_term_is_str(&o->via.array.ptr[0].via.map.ptr[0].val, NODE));
     ck_assert(gr_term_is_str(&o->via.array.ptr[0].via.map.ptr[4].val, "self"));
     ck_assert(gr_term_is_str(&o->via.array.ptr[0].via.map.ptr[8].key, "max_rx_gap_ms"));
     ck_assert(gr_term_is_str(&o->via.array.ptr[0].via.map.ptr[9].key, "cipher"));
     ck_assert_int_eq(o->via.array.ptr[0].via.map.ptr[9].val.type, MSGPACK_OBJECT_NIL);
+    ck_assert(gr_term_is_str(&o->via.array.ptr[0].via.map.ptr[14].key, "rtt_us"));
     msgpack_unpacked_destroy(&up);
     gr_test_args_free(a);
+}
+END_TEST
+
+/* node.about: this node's facts; node.forget without a cluster: itself is
+ * refused, anything else is no member. */
+START_TEST(node_about_forget)
+{
+    gr_test_args *self = gr_test_args_new(1), *other = gr_test_args_new(1);
+    msgpack_unpacked up;
+    const msgpack_object *o, *lim;
+    size_t i;
+
+    gr_test_args_str(self, NODE);
+    gr_test_args_str(other, "ghost@127.0.0.9");
+    gr_test_rpc_dispatch(rpc, 1, "node", "about", NULL, 1000);
+    gr_test_rpc_dispatch(rpc, 2, "node", "forget", &self->sb, 1000);
+    gr_test_rpc_dispatch(rpc, 3, "node", "forget", &other->sb, 1000);
+    gr_test_rpc_dispatch(rpc, 4, "node", "forget", NULL, 1000);
+    i = gr_test_answers_wait(&ans, 1, WAIT_MS);
+    o = gr_test_answers_term(&ans, i, &up);
+    ck_assert_int_eq(o->type, MSGPACK_OBJECT_MAP);
+    ck_assert(gr_term_is_str(gr_term_map_get(o, "name"), NODE));
+    ck_assert(gr_term_is_str(gr_term_map_get(o, "version"), GIRDER_VERSION));
+    ck_assert_int_eq(gr_term_map_get(o, "processes")->type, MSGPACK_OBJECT_POSITIVE_INTEGER);
+    lim = gr_term_map_get(o, "limits");
+    ck_assert_int_eq(lim->type, MSGPACK_OBJECT_MAP);
+    ck_assert_uint_eq(gr_term_map_get(lim, "members")->via.array.size, 2);
+    msgpack_unpacked_destroy(&up);
+    expect_err(2, GR_EFORGETSELF);
+    expect_err(3, GR_ENOMEMBER);
+    expect_err(4, GR_EBADARG);
+    gr_test_args_free(self);
+    gr_test_args_free(other);
 }
 END_TEST
 
@@ -806,10 +840,11 @@ static Suite *rpc_suite(void)
     Suite *s = suite_create("rpc");
     TCase *tc = gr_test_tcase(s, "core", setup, teardown, 60);
 
-    gr_test_add(tc, unknown_names, extension_modules, node_ping_self_list, sys_forwarded,
-                rpc_call_self_and_remote, join_and_leave, deadline, inline_answers_at_once, many,
-                stop_answers_stopped, multicall_self_and_unconnected, multicall_timeout_per_node,
-                multicall_bad_args, cast, table_module, table_crdt_module);
+    gr_test_add(tc, unknown_names, extension_modules, node_ping_self_list, node_about_forget,
+                sys_forwarded, rpc_call_self_and_remote, join_and_leave, deadline,
+                inline_answers_at_once, many, stop_answers_stopped, multicall_self_and_unconnected,
+                multicall_timeout_per_node, multicall_bad_args, cast, table_module,
+                table_crdt_module);
     return s;
 }
 

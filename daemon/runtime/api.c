@@ -137,6 +137,10 @@ static int emit(gr_proc *p, gr_sig_type type, girder_pid to, girder_ref ref, gir
     }
     s->ref = ref;
     s->msg = msg;
+    p->work++; /* owner thread: emit runs in p's own callbacks */
+    if (p->traced && type == GR_SIG_MSG) {
+        gr_trace_event(p, GR_TRACE_OUT, to, msg);
+    }
     gr_route(p->sched->rt, p->sched, s);
     return 0;
 }

@@ -151,7 +151,7 @@ static girder_msg *plist_msg(gr_sched *s, girder_ref ref, heap *h)
     for (size_t i = 0; i < h->n; i++) {
         gr_proc *p = h->v[i];
 
-        msgpack_pack_map(&pk.pk, 8);
+        msgpack_pack_map(&pk.pk, 9);
         gr_term_pack_cstr(&pk.pk, "pid");
         gr_pack_pid(s->rt, &pk.pk, p->pid);
         gr_term_pack_cstr(&pk.pk, "name");
@@ -170,6 +170,8 @@ static girder_msg *plist_msg(gr_sched *s, girder_ref ref, heap *h)
         msgpack_pack_uint64(&pk.pk, gr_proc_memory(p));
         gr_term_pack_cstr(&pk.pk, "handled");
         msgpack_pack_uint64(&pk.pk, p->handled);
+        gr_term_pack_cstr(&pk.pk, "work");
+        msgpack_pack_uint64(&pk.pk, p->work);
         gr_term_pack_cstr(&pk.pk, "scheduler");
         msgpack_pack_unsigned_int(&pk.pk, s->idx);
     }

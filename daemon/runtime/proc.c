@@ -242,6 +242,7 @@ void gr_proc_free(gr_proc *p)
         gr_idmap_clear(&p->ext->monby);
         gr_idmap_clear(&p->ext->spawns);
         free(p->ext->name);
+        gr_trace_free(p->ext);
         free(p->ext);
     }
     girder_msg_unref(p->arg_or_reason);
@@ -305,6 +306,7 @@ void gr_proc_run(gr_proc *p)
     }
     while (p->mbox_head && n < budget && !stop) {
         gr_sig *sig = p->mbox_head;
+        girder_pid from = sig->from;
         girder_msg *m;
 
         p->mbox_head = sig->next;
@@ -329,11 +331,15 @@ void gr_proc_run(gr_proc *p)
             sig->msg = NULL;
             gr_sig_free(sig);
         }
+        if (p->traced) {
+            gr_trace_event(p, GR_TRACE_IN, from, m);
+        }
         stop = p->beh->handle(gr_ctx_of(p), p->state, m) == GIRDER_STOP;
         girder_msg_unref(m);
         p->handled++;
         n++;
     }
+    p->work += (uint64_t)n + 1; /* this turn and its messages */
     s->current = NULL;
     if (stop) {
         girder_msg *reason = stop_reason(p, s->rt->r_normal);
@@ -501,6 +507,9 @@ void gr_proc_signal(gr_proc *p, gr_sig *sig)
             gr_sched_ready(s, p);
         }
         break;
+    case GR_SIG_TRACE:
+        gr_trace_set(p, sig);
+        break;
     case GR_SIG_MSG: /* these are handled by gr_sched_deliver */
     case GR_SIG_SPAWNREQ:
     case GR_SIG_SPAWN:
@@ -624,7 +633,7 @@ girder_msg *gr_proc_info_msg(girder_rt *rt, gr_proc *p, girder_ref ref)
         return gr_pack_finish(&pk);
     }
     x = p->ext;
-    msgpack_pack_map(&pk.pk, 13);
+    msgpack_pack_map(&pk.pk, 14);
     gr_term_pack_cstr(&pk.pk, "pid");
     gr_pack_pid(p->sched->rt, &pk.pk, p->pid);
     pack_kv_str(&pk.pk, "status", status_name(p));
@@ -634,6 +643,8 @@ girder_msg *gr_proc_info_msg(girder_rt *rt, gr_proc *p, girder_ref ref)
     msgpack_pack_uint32(&pk.pk, p->mbox_len);
     gr_term_pack_cstr(&pk.pk, "handled");
     msgpack_pack_uint64(&pk.pk, p->handled);
+    gr_term_pack_cstr(&pk.pk, "work");
+    msgpack_pack_uint64(&pk.pk, p->work);
     gr_term_pack_cstr(&pk.pk, "memory");
     msgpack_pack_uint64(&pk.pk, gr_proc_memory(p));
     gr_term_pack_cstr(&pk.pk, "links");

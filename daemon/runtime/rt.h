@@ -117,6 +117,17 @@ uint64_t gr_rt_wakeups(girder_rt *rt);
  * GR_EBADARG (max 0 or above GR_RT_PLIST_MAX) or -ENOMEM (nothing asked). */
 int gr_rt_process_list_request(girder_ctx *ctx, uint64_t after, size_t max, girder_ref *ret_ref);
 
+/* Trace process `target` of this node for ctx's process (the tracer): the
+ * messages it receives and sends arrive as ["$trace", Kind, Peer, Term,
+ * TimeMs] (Kind "in", "out" or "call"), at most `max` of them, for at most
+ * `ms` ms, at most `rate` a second (the rest dropped and counted); then
+ * ["$trace_end", Reason, Dropped] (Reason "count", "time", "stopped",
+ * "replaced"). max 0 stops the caller's trace of target. A trace replaces
+ * any other of target. Nothing comes back for a dead target (monitor it).
+ * Process context. 0, GR_ENOCONN (a pid of another node), GR_EBADARG
+ * (itself), -ENOMEM. runtime/trace.c. */
+int gr_rt_trace(girder_ctx *ctx, girder_pid target, uint64_t max, uint64_t ms, uint32_t rate);
+
 /* From a non-scheduler thread (blocks until every scheduler answered; not
  * during gr_rt_stop): one page of live processes with a pid id above `after`
  * (0: from the start), sorted by pid. *ret_pids (caller frees) holds *ret_n <=

@@ -67,6 +67,8 @@ typedef enum gr_sig_type {
     /* `to` was suspended for sending to a busy link (remote.c, "Busy links"):
      * it may run again */
     GR_SIG_RESUME,
+    /* `from` (a tracer) traces `to`: msg [Max, Ms, Rate]; Max 0 stops (trace.c) */
+    GR_SIG_TRACE,
 } gr_sig_type;
 
 typedef struct gr_sig {
@@ -103,6 +105,8 @@ typedef enum gr_proc_status {
 typedef struct gr_timer gr_timer;
 
 /* Rarely-used process parts, allocated on first use so an idle process is small. */
+typedef struct gr_trace gr_trace;
+
 typedef struct gr_proc_ext {
     gr_idmap links;   /* linked pid -> same pid */
     gr_idmap mons;    /* monitors held: ref -> target */
@@ -110,6 +114,7 @@ typedef struct gr_proc_ext {
     gr_idmap spawns;  /* pending spawn requests: ref -> {node, flags, 0} */
     char *name;       /* registered name or NULL */
     gr_timer *timers; /* pending timers (doubly linked) */
+    gr_trace *trace;  /* while traced (trace.c); owner only */
 } gr_proc_ext;
 
 typedef struct gr_sched gr_sched;
@@ -125,6 +130,7 @@ typedef struct gr_proc {
     girder_msg *arg_or_reason;   /* spawn arg until init, exit reason after */
     gr_proc_ext *ext;            /* links, monitors, name, timers; may be NULL */
     uint64_t handled;            /* messages handled */
+    uint64_t work;               /* reductions-like: turns + messages handled + signals sent */
     uint64_t start_ms;           /* CLOCK_REALTIME ms at spawn */
     uint32_t mbox_len;           /* entries in the mailbox */
     uint32_t busy_node;          /* this turn sent to that node's busy link (0: none) */
@@ -135,6 +141,7 @@ typedef struct gr_proc {
     bool stopping : 1;           /* exiting: reason is final */
     bool node_monitor : 1;       /* subscribed with girder_monitor_nodes */
     bool suspended : 1;          /* parked on a busy link: not scheduled until resumed */
+    bool traced : 1;             /* ext->trace is set: events go to a tracer (trace.c) */
 } gr_proc;
 
 /* The context passed to callbacks IS the process. */
@@ -335,6 +342,22 @@ size_t gr_proc_memory(const gr_proc *p);
 girder_msg *gr_proc_info_msg(girder_rt *rt, gr_proc *p, girder_ref ref);
 /* The ext part of p, allocated on first use; NULL on ENOMEM (owner thread). */
 gr_proc_ext *gr_proc_ext_get(gr_proc *p);
+
+/* ---- trace.c ------------------------------------------------------------------ */
+
+typedef enum gr_trace_kind { GR_TRACE_IN, GR_TRACE_OUT, GR_TRACE_CALL } gr_trace_kind;
+
+/* GR_SIG_TRACE for live p: start, replace or stop its trace. Owner thread;
+ * sig stays the caller's. */
+void gr_trace_set(gr_proc *p, gr_sig *sig);
+
+/* p (traced) received (GR_TRACE_IN, peer the sender) or sent (GR_TRACE_OUT,
+ * peer the destination) m: an event for its tracer, within the trace's
+ * limits. Owner thread; m borrowed. */
+void gr_trace_event(gr_proc *p, gr_trace_kind kind, girder_pid peer, const girder_msg *m);
+
+/* Free the trace of ext x (the process is gone). Owner thread. */
+void gr_trace_free(gr_proc_ext *x);
 
 /* timer.c */
 /* Cancel and free every pending timer of p, which is exiting (owner thread). */

@@ -782,6 +782,8 @@ START_TEST(test_process_info)
     ck_assert(gr_term_is_str(map_get(map, "name"), "infoed"));
     ck_assert(gr_term_is_str(map_get(map, "behaviour"), "fwd"));
     ck_assert_uint_eq(map_get(map, "handled")->via.u64, 1);
+    /* work: at least the turn that handled it and the message itself */
+    ck_assert_uint_ge(map_get(map, "work")->via.u64, 2);
     ck_assert_uint_eq(map_get(map, "mailbox")->via.u64, 0);
     ck_assert_uint_eq(map_get(map, "scheduler")->via.u64, a.id & 0xff);
     ck_assert_uint_gt(map_get(map, "memory")->via.u64, 64);
@@ -1159,7 +1161,7 @@ START_TEST(test_process_list_request)
             msgpack_object *e = &a[4].via.array.ptr[i];
 
             ck_assert_int_eq(e->type, MSGPACK_OBJECT_MAP);
-            ck_assert_uint_eq(e->via.map.size, 8);
+            ck_assert_uint_eq(e->via.map.size, 9);
             ck_assert(gr_term_is_str(&e->via.map.ptr[0].key, "pid"));
             ck_assert(gr_term_is_str(&e->via.map.ptr[2].key, "behaviour"));
             if (gr_test_is_pid(&e->via.map.ptr[0].val, sp.pid)) {
