@@ -18,6 +18,8 @@ import time
 
 from flood import test_flood  # r_flood, in cluster-tests/flood.py
 from overload import test_overload  # s_overload, in cluster-tests/overload.py
+from http_api import (test_http_dashboard, test_http_probes,  # ht_*, cluster-tests/http_api.py
+                      test_http_token)
 from harness import (EXIT_AUTH, EXIT_OK, EXIT_REMOTE, EXIT_TIMEOUT, EXIT_UNREACHABLE, EXIT_USAGE,
                      TestFailure, check, free_port, now, testkit, wait_until)
 
@@ -2201,4 +2203,10 @@ def test_port_bounds(c):
 
 TESTS += [
     ("z_port_bounds", test_port_bounds),
+]
+
+TESTS += [
+    ("ht_probes", test_http_probes),
+    ("ht_token", test_http_token),
+    ("ht_dashboard", test_http_dashboard),
 ]

@@ -65,7 +65,10 @@
       "plugin still owns processes, rpc calls or deferred replies")                                \
     X(GR_ENOPLUGIN, -5106, "no_plugin", "no such plugin loaded")                                   \
     X(GR_EPLUGINLOADED, -5107, "plugin_loaded", "a plugin of that name is already loaded")         \
-    X(GR_EPLUGINOPEN, -5108, "plugin_open_failed", "cannot open the plugin (dlopen failed)")
+    X(GR_EPLUGINOPEN, -5108, "plugin_open_failed", "cannot open the plugin (dlopen failed)")       \
+    X(GR_EHTTPTOKEN, -5230, "http_token_unusable",                                                 \
+      "HTTP token file missing, empty, too long, or readable by group or others")                  \
+    X(GR_EHTTPBUSY, -5231, "http_busy", "HTTP listener: too many requests waiting for answers")
 
 enum {
 #define GR_ERR_ENUM(name, value, id, msg) name = (value),

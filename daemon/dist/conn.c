@@ -182,6 +182,22 @@ static int hs_start(dist_conn *c, int role)
     return gr_handshake_new(&hc, role, &c->hs);
 }
 
+/* Count n bytes read (in) or written (!in) on a member's link in its node's
+ * per-peer totals (node.list, girder_link_bytes_total). Dist thread: the only
+ * writer, so a plain add. */
+static void peer_bytes(dist_conn *c, bool in, size_t n)
+{
+    _Atomic uint64_t *slot;
+    uint32_t idx;
+
+    if (c->member == NULL || c->hidden || (idx = c->member->idx) == 0) {
+        return;
+    }
+    slot = in ? &c->d->link_bytes_in[idx] : &c->d->link_bytes_out[idx];
+    atomic_store_explicit(slot, atomic_load_explicit(slot, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+}
+
 /* Send bytes: straight to the socket when nothing is queued before them (the
  * common case: one syscall, and libevent never has to switch write interest on
  * and off in epoll, two more syscalls per record); whatever the socket does
@@ -206,6 +222,7 @@ static void out_raw(dist_conn *c, const void *buf, size_t len)
         return;
     }
     DIST_CTR_ADD(c->d, bytes_out, len);
+    peer_bytes(c, false, len);
 }
 
 static void hs_output(dist_conn *c)
@@ -478,6 +495,7 @@ static int feed_up(dist_conn *c, const uint8_t *p, size_t len)
         }
     }
     DIST_CTR_ADD(c->d, bytes_in, off);
+    peer_bytes(c, true, off);
     return c->state == CONN_UP ? 0 : -1;
 }
 

@@ -919,6 +919,8 @@ int gr_dist_members(gr_dist *d, gr_dist_member **ret_members, size_t *ret_n)
         m[i].queued_bytes = q & ~DIST_QUEUED_BUSY;
         m[i].busy = (q & DIST_QUEUED_BUSY) != 0;
         m[i].max_rx_gap_ms = atomic_load_explicit(&d->rx_gap_max[idx], memory_order_relaxed);
+        m[i].bytes_in = atomic_load_explicit(&d->link_bytes_in[idx], memory_order_relaxed);
+        m[i].bytes_out = atomic_load_explicit(&d->link_bytes_out[idx], memory_order_relaxed);
     }
     *ret_members = m;
     *ret_n = n;

@@ -133,6 +133,8 @@ typedef struct gr_dist_member {
     bool busy;              /* UP: the link is overloaded (queued above the high water mark) */
     int cipher;             /* UP: the link's record cipher (GR_CIPHER_x), else -1 */
     uint64_t max_rx_gap_ms; /* UP: longest time between two reads on the link since it came up */
+    uint64_t bytes_in;      /* UP: bytes read from this node's links since our start */
+    uint64_t bytes_out;     /* UP: bytes written to this node's links since our start */
 } gr_dist_member;
 
 /* Counters for sys.counters (monotonic since start unless noted). */

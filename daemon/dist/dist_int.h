@@ -446,6 +446,11 @@ struct gr_dist {
     /* per node index: the longest gap between two reads on its link since it
      * came up, ms (conn.c, heard); dist thread writes, gr_dist_members reads */
     _Atomic uint64_t rx_gap_max[GR_DIST_NODES_MAX];
+    /* per node index: bytes read from / written to its links since the start
+     * (never reset: a node name keeps its index); dist thread writes (conn.c,
+     * peer_bytes), gr_dist_members reads */
+    _Atomic uint64_t link_bytes_in[GR_DIST_NODES_MAX];
+    _Atomic uint64_t link_bytes_out[GR_DIST_NODES_MAX];
 };
 
 #define DIST_CTR_ADD(d, field, n) __atomic_fetch_add(&(d)->ctr.field, (n), __ATOMIC_RELAXED)
