@@ -8,7 +8,8 @@ which urllib imports.)
                   meshed; /metrics accepted by `promtool check metrics` with the
                   documented families; the JSON API fleet-wide; malformed
                   requests, a disallowed method and a huge header get 4xx and
-                  the node keeps serving
+                  the node keeps serving; with b SIGSTOPped /api/stats still
+                  answers within its timeout and marks b
     ht_token      a token file: refused at start off loopback without one or
                   with one readable by others (exit 2); /api and / need it,
                   /metrics does not unless http_protect_metrics; the
@@ -85,6 +86,16 @@ def _sample(text, series):
     return None
 
 
+def _all_stopped(pid):
+    """Are all threads of pid stopped (SIGSTOP reaches them asynchronously)?"""
+    tasks = os.listdir(f"/proc/{pid}/task")
+    for t in tasks:
+        with open(f"/proc/{pid}/task/{t}/stat") as f:
+            if f.read().rsplit(") ", 1)[1][0] not in "Tt":
+                return False
+    return bool(tasks)
+
+
 def test_http_probes(c):
     """/healthz, /readyz before and after the mesh, /metrics through promtool,
     the JSON API fleet-wide, and bad requests."""
@@ -155,6 +166,28 @@ def test_http_probes(c):
         check(line == "" or line.split()[1].startswith("4"), f"{what}: answered {line!r}")
     st, _, _ = _get(a.http + "/healthz")
     check(st == 200 and a.running(), "the node stopped serving after bad requests")
+
+    # a member that does not answer: the fleet-wide answer comes within the
+    # multicall's 3 s and marks it ("timeout", or "noconnection" when the
+    # failure detector, also 3 s, declares it down first); a client that leaves while its answer is
+    # being gathered costs nothing (and leaks nothing, under ASan)
+    b.sigstop()
+    wait_until("every thread of b to be stopped", lambda: _all_stopped(b.pid), 10)
+    try:
+        s = socket.create_connection((a.addr, a.http_port), timeout=5)
+        s.sendall(b"GET /api/ps HTTP/1.1\r\nHost: x\r\n\r\n")
+        s.close()
+        t0 = time.monotonic()
+        st, _, body = _get(a.http + "/api/stats", timeout=15)
+        secs = time.monotonic() - t0
+        stats = json.loads(body)
+        check(st == 200 and stats.get(b.name, {}).get("error") in ("timeout", "noconnection") and
+              "ok" in stats.get(a.name, {}),
+              f"/api/stats with b stopped: {st} b: {stats.get(b.name)} a: {list(stats.get(a.name, {}))} after {secs:.1f} s")
+        check(secs < 10, f"/api/stats with b stopped took {secs:.1f} s")
+    finally:
+        b.sigcont()
+    check(_get(a.http + "/healthz")[0] == 200, "the node stopped serving")
 
 
 def test_http_token(c):

@@ -29,6 +29,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#define SCRAPES_MAX 100000 /* scrapes per row at most */
+
 static int idle_init(girder_ctx *ctx, const girder_msg *arg, void **ret_state)
 {
     *ret_state = NULL;
@@ -92,14 +94,15 @@ int main(int argc, char **argv)
     gr_rpc *rpc = NULL;
     gr_http *h = NULL;
     uint64_t have = 0;
-    double *t;
-    char *list, *tok, *save = NULL;
+    static double t[SCRAPES_MAX];
+    char list[1024], *tok, *save = NULL;
     int r;
 
-    if (scrapes < 1 || !(t = calloc((size_t)scrapes, sizeof(*t))) || !(list = strdup(counts))) {
-        fprintf(stderr, "usage: girder-bench-http [COUNTS [SCRAPES]]\n");
+    if (scrapes < 1 || scrapes > SCRAPES_MAX || strlen(counts) >= sizeof(list)) {
+        fprintf(stderr, "usage: girder-bench-http [COUNTS [SCRAPES (1..%d)]]\n", SCRAPES_MAX);
         return 2;
     }
+    snprintf(list, sizeof(list), "%s", counts);
     if ((r = gr_rt_new(&rc, &rt)) < 0 || (r = girder_behaviour_register(rt, &idle)) < 0) {
         fprintf(stderr, "runtime: %s\n", gr_strerror(r));
         return 1;
@@ -160,7 +163,5 @@ int main(int argc, char **argv)
     rpc = gr_rpc_free(rpc);
     h = gr_http_free(h);
     rt = gr_rt_free(rt);
-    free(list);
-    free(t);
     return 0;
 }

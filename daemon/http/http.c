@@ -82,7 +82,7 @@ struct job {
     uint64_t id;                /* conn id = GR_HTTP_CONN_FLAG | id */
     job_kind kind;              /* what to answer */
     hconn *hc;                  /* the waiting connection; NULL: gone (or the tick) */
-    struct evhttp_request *req; /* its request; NULL with hc */
+    struct evhttp_request *req; /* its request; kept (detached) if its connection closes */
     unsigned nparts, ndone;     /* calls made / answered */
     int status[JOB_PARTS];      /* per part: 0 or a negative code */
     uint8_t *data[JOB_PARTS];   /* per part: the result term (malloc'd) */
@@ -248,35 +248,60 @@ static void sse_drop(gr_http *h, sse *s)
     free(s);
 }
 
-/* Forget hc (its connection is closing or about to be freed): its job is
- * left to finish unanswered, its event stream ends. */
-static void hconn_detach(hconn *hc)
+/* Release hc, already out of h->conns. closing: its connection is closing
+ * under us (the client left, or timed out): evhttp has then detached a
+ * request we have not finished (evhttp_connection_incoming_fail) and leaves
+ * it to us, so a waiting job keeps it (job_done's reply frees it) and an
+ * event stream's is ended here (which frees it). Otherwise (teardown, a slow
+ * client dropped) the connection still owns its requests and frees them. */
+static void hconn_release(gr_http *h, hconn *hc, bool closing)
 {
-    gr_http *h = hc->h;
-
     if (hc->job) {
         hc->job->hc = NULL;
-        hc->job->req = NULL;
+        if (!closing) {
+            hc->job->req = NULL;
+        }
     }
     if (hc->sse) {
+        if (closing) {
+            evhttp_send_reply_end(hc->sse->req);
+        }
         sse_drop(h, hc->sse);
     }
-    if (hc->prev) {
-        hc->prev->next = hc->next;
-    } else {
-        h->conns = hc->next;
-    }
-    if (hc->next) {
-        hc->next->prev = hc->prev;
-    }
-    h->nconns--;
     evhttp_connection_set_closecb(hc->evcon, NULL, NULL);
     free(hc);
 }
 
+/* Forget hc (see hconn_release for closing). */
+static void hconn_detach(hconn *hc, bool closing)
+{
+    gr_http *h = hc->h;
+
+    for (hconn **pp = &h->conns; *pp; pp = &(*pp)->next) {
+        if (*pp == hc) {
+            *pp = hc->next;
+            h->nconns--;
+            break;
+        }
+    }
+    hconn_release(h, hc, closing);
+}
+
+/* Forget every connection (teardown). */
+static void hconn_drop_all(gr_http *h)
+{
+    hconn *hc;
+
+    while ((hc = h->conns) != NULL) {
+        h->conns = hc->next;
+        h->nconns--;
+        hconn_release(h, hc, false);
+    }
+}
+
 static void on_close(struct evhttp_connection *evcon, void *arg)
 {
-    hconn_detach(arg);
+    hconn_detach(arg, true);
 }
 
 /* The hconn of req's connection, registering it on its first request. NULL:
@@ -297,9 +322,6 @@ static hconn *hconn_of(gr_http *h, struct evhttp_request *req)
     hc->h = h;
     hc->evcon = evcon;
     hc->next = h->conns;
-    if (h->conns) {
-        h->conns->prev = hc;
-    }
     h->conns = hc;
     h->nconns++;
     evhttp_connection_set_closecb(evcon, on_close, hc);
@@ -407,8 +429,13 @@ static void reply_unauthorized(struct evhttp_request *req)
 
 /* ---- jobs --------------------------------------------------------------------------------- */
 
+/* Free j; a request it still holds was detached from its closed connection
+ * (hconn_release) and is ours to free. */
 static void job_free(job *j)
 {
+    if (j->req) {
+        evhttp_request_free(j->req);
+    }
     for (unsigned i = 0; i < JOB_PARTS; i++) {
         free(j->data[i]);
     }
@@ -529,7 +556,7 @@ static void sse_broadcast(gr_http *h, struct evbuffer *ev)
         if (bev && evbuffer_get_length(bufferevent_get_output(bev)) > GR_HTTP_SSE_BACKLOG) {
             gr_info(LOG, "event stream client too slow: dropped");
             evbuffer_free(copy);
-            hconn_detach(s->hc); /* frees s */
+            hconn_detach(s->hc, false); /* frees s */
             evhttp_connection_free(evcon);
             continue;
         }
@@ -559,7 +586,8 @@ static void job_done(gr_http *h, job *j)
     }
     if (!b) {
         if (j->req) {
-            evhttp_send_error(j->req, 500, NULL);
+            evhttp_send_error(j->req, 500, NULL); /* sends, or frees a detached one */
+            j->req = NULL;
         }
         job_free(j);
         return;
@@ -579,7 +607,9 @@ static void job_done(gr_http *h, job *j)
 
         part_json(j, 0, b);
         evbuffer_add(b, "\n", 1);
+        /* sent, or (the client left: detached) freed */
         reply(j->req, code, code == 200 ? "OK" : "Bad Gateway", "application/json", b);
+        j->req = NULL;
     }
     evbuffer_free(b);
     job_free(j);
@@ -1019,9 +1049,7 @@ static void on_request(struct evhttp_request *req, void *arg)
 /* Close everything (HTTP thread, at stop). */
 static void shutdown_all(gr_http *h)
 {
-    while (h->conns) {
-        hconn_detach(h->conns);
-    }
+    hconn_drop_all(h);
     evhttp_free(h->http); /* closes every connection, frees its requests */
     h->http = NULL;
     while (h->jobs) {
@@ -1080,7 +1108,7 @@ static void *http_main(void *arg)
 int gr_http_new(const gr_http_config *cfg, gr_http **ret_h)
 {
     struct evhttp_bound_socket *bound;
-    struct sockaddr_storage ss;
+    struct sockaddr_storage ss = {0};
     socklen_t sl = sizeof(ss);
     struct timeval tick = {GR_HTTP_SSE_PERIOD_MS / 1000, (GR_HTTP_SSE_PERIOD_MS % 1000) * 1000};
     char token[GR_HTTP_TOKEN_MAX];
@@ -1152,8 +1180,14 @@ int gr_http_new(const gr_http_config *cfg, gr_http **ret_h)
         goto fail;
     }
     if (getsockname(evhttp_bound_socket_get_fd(bound), (struct sockaddr *)&ss, &sl) == 0) {
-        h->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                                 : ((struct sockaddr_in *)&ss)->sin_port);
+        in_port_t nport = 0;
+
+        if (ss.ss_family == AF_INET6) {
+            memcpy(&nport, &((struct sockaddr_in6 *)&ss)->sin6_port, sizeof(nport));
+        } else {
+            memcpy(&nport, &((struct sockaddr_in *)&ss)->sin_port, sizeof(nport));
+        }
+        h->port = ntohs(nport);
     }
     *ret_h = h;
     return 0;
@@ -1209,9 +1243,7 @@ gr_http *gr_http_free(gr_http *h)
         return NULL;
     }
     gr_http_stop(h);
-    while (h->conns) {
-        hconn_detach(h->conns);
-    }
+    hconn_drop_all(h);
     if (h->http) {
         evhttp_free(h->http);
     }
