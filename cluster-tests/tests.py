@@ -28,6 +28,8 @@ from roles import (test_json_log, test_observer, test_sdnotify,  # ro_*, cluster
                    test_tampered_role)
 from fleet import (test_fleet_cursor, test_fleet_forget, test_fleet_info,  # fl_*
                    test_fleet_trace, test_fleet_views)
+from http_api import (test_http_dashboard, test_http_probes,  # ht_*, cluster-tests/http_api.py
+                      test_http_token)
 from harness import (EXIT_AUTH, EXIT_OK, EXIT_REMOTE, EXIT_TIMEOUT, EXIT_UNREACHABLE, EXIT_USAGE,
                      TestFailure, check, free_port, now, testkit, wait_until)
 
@@ -2266,4 +2268,7 @@ TESTS += [
     ("fl_forget", test_fleet_forget),
     ("fl_info", test_fleet_info),
     ("fl_trace", test_fleet_trace),
+    ("ht_probes", test_http_probes),
+    ("ht_token", test_http_token),
+    ("ht_dashboard", test_http_dashboard),
 ]

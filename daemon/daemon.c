@@ -28,6 +28,7 @@
 #include "config/config.h"
 #include "dist/dist.h"
 #include "gr_version.h"
+#include "http/http.h"
 #include "proto/cookie.h"
 #include "proto/err.h"
 #include "plugin/plugin.h"
@@ -79,6 +80,7 @@ typedef struct node {
     gr_plugins *plugins;   /* the plugin loader; serves rpc `plugin` */
     gr_ports *ports;       /* behaviour "port", its spawner thread; rpc `port` */
     gr_redis *redis;       /* the Redis listener (--redis), or NULL */
+    gr_http *http;         /* the --http listener (its own thread), or NULL */
 } node;
 
 /* What a message from the probe's queue is, for main and the watcher. */
@@ -397,11 +399,28 @@ static const gr_dist_repl_ops REPL_OPS = {
     .recv = repl_recv,
 };
 
+/* Where the rpc's answers go: those to the HTTP API's own requests
+ * (GR_HTTP_CONN_FLAG) to the listener, the rest to dist. n->dist and n->http
+ * are set before the first request that could need them. Worker threads, and
+ * the dist or HTTP thread for inline answers. */
+static int route_reply(void *ud, uint64_t conn, uint64_t ref, int status, const void *result,
+                       size_t len)
+{
+    node *n = ud;
+
+    if (conn & GR_HTTP_CONN_FLAG) {
+        return n->http ? gr_http_rpc_reply(n->http, conn, ref, status, result, len) : GR_ENOCONN;
+    }
+    return n->dist ? gr_dist_reply(n->dist, conn, ref, status, result, len) : GR_ENOCONN;
+}
+
 static int prepare_cluster(node *n, const gr_config *cfg, const gr_cookie *cookie,
                            const gr_cookie *observer, uint64_t started_ms, const gr_daemon_ext *ext)
 {
     gr_rpc_config rc = {.rt = n->rt,
                         .started_ms = started_ms,
+                        .reply_fn = route_reply,
+                        .reply_ud = n,
                         .leave_fn = leave_node,
                         .leave_ud = n,
                         .modules = ext ? ext->modules : NULL,
@@ -468,6 +487,58 @@ static int start_cluster(node *n, const gr_config *cfg)
                  gr_strerror(r));
     }
     return r;
+}
+
+/* The --http listener: check its token and bind now (so a bad token file or
+ * a taken port stops the start), serve once the node is up (serve_http). 0 or
+ * a negative error (logged). */
+static int prepare_http(node *n, const gr_config *cfg)
+{
+    const char **seeds = NULL;
+    int r;
+
+    if (cfg->nseeds && !(seeds = calloc(cfg->nseeds, sizeof(*seeds)))) {
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < cfg->nseeds; i++) {
+        seeds[i] = cfg->seeds[i].node;
+    }
+    gr_http_config hc = {
+        .host = cfg->http_host,
+        .port = cfg->http_port,
+        .token_file = cfg->http_token_file,
+        .require_token = cfg->http_require_token,
+        .protect_metrics = cfg->http_protect_metrics,
+        .rpc = n->rpc,
+        .seeds = seeds,
+        .nseeds = cfg->nseeds,
+    };
+    r = gr_http_new(&hc, &n->http);
+    free(seeds);
+    if (r == GR_EHTTPTOKEN) {
+        gr_error("node", "cannot serve HTTP on %s:%u: %s (%s)", cfg->http_host, cfg->http_port,
+                 gr_strerror(r),
+                 cfg->http_token_file ? cfg->http_token_file
+                                      : "a non-loopback address needs http_token_file");
+    } else if (r < 0) {
+        gr_error("node", "cannot serve HTTP on %s:%u: %s", cfg->http_host, cfg->http_port,
+                 gr_strerror(r));
+    }
+    return r;
+}
+
+/* Start the listener's thread (after the services and dist are up). */
+static int serve_http(node *n, const gr_config *cfg)
+{
+    int r;
+
+    gr_http_set_pubsub(n->http, n->pubsub);
+    if ((r = gr_http_start(n->http)) < 0) {
+        gr_error("node", "cannot start the HTTP thread: %s", gr_strerror(r));
+        return r;
+    }
+    gr_info("node", "http listening on %s:%u", cfg->http_host, gr_http_port(n->http));
+    return 0;
 }
 
 /* ---- what the node runs ------------------------------------------------------------------ */
@@ -683,6 +754,10 @@ static int run(const gr_config *cfg, const char *prog, const gr_daemon_ext *ext)
     if (prepare_cluster(&n, cfg, &cookie, &observer, started_ms, ext) < 0) {
         goto out;
     }
+    if (cfg->http_host && (r = prepare_http(&n, cfg)) < 0) {
+        rc = r == GR_EHTTPTOKEN ? EXIT_CONFIG : EXIT_FAILURE;
+        goto out;
+    }
     if ((r = gr_ports_new(n.rt, n.rpc, &n.ports)) < 0) {
         gr_error("node", "cannot set up ports: %s", gr_strerror(r));
         goto out;
@@ -715,6 +790,9 @@ static int run(const gr_config *cfg, const char *prog, const gr_daemon_ext *ext)
         goto out;
     }
     if (n.redis && gr_redis_start(n.redis, n.rt, gr_rpc_tables(n.rpc), n.pubsub, started_ms) < 0) {
+        goto out;
+    }
+    if (n.http && serve_http(&n, cfg) < 0) {
         goto out;
     }
 
@@ -770,6 +848,7 @@ static int run(const gr_config *cfg, const char *prog, const gr_daemon_ext *ext)
         (void)gr_sd_notify("STOPPING=1");
         /* Stop taking work and tell the peers first; a dead peer costs at most
          * LEAVE_TIMEOUT_MS. Then the services, then the runtime. */
+        gr_http_stop(n.http);
         gr_dist_stop(n.dist, LEAVE_TIMEOUT_MS);
         stop_services(&n);
         rc = EXIT_SUCCESS;
@@ -786,6 +865,7 @@ out:
         }
         pthread_join(n.watcher, NULL);
     }
+    gr_http_stop(n.http); /* idempotent; answers still due are dropped */
     if (n.dist) {
         gr_dist_stop(n.dist, LEAVE_TIMEOUT_MS); /* idempotent */
     }
@@ -794,6 +874,7 @@ out:
     n.ports = gr_ports_free(n.ports);       /* kills and reaps what is left */
     n.plugins = gr_plugins_free(n.plugins); /* no process runs plugin code now */
     n.rpc = gr_rpc_free(n.rpc);             /* after the workers are gone */
+    n.http = gr_http_free(n.http);          /* after the rpc's last answer */
     n.pubsub = gr_pubsub_free(n.pubsub);
     n.redis = gr_redis_free(n.redis); /* its processes are gone */
     n.dist = gr_dist_free(n.dist);

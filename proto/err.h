@@ -73,7 +73,10 @@
     X(GR_EMEMBERUP, -5240, "member_up",                                                            \
       "the member is connected: only a member that is down or left can be forgotten")              \
     X(GR_ENOMEMBER, -5241, "no_member", "no such member")                                          \
-    X(GR_EFORGETSELF, -5242, "is_self", "a node cannot forget itself")
+    X(GR_EFORGETSELF, -5242, "is_self", "a node cannot forget itself")                             \
+    X(GR_EHTTPTOKEN, -5230, "http_token_unusable",                                                 \
+      "HTTP token file missing, empty, too long, or readable by group or others")                  \
+    X(GR_EHTTPBUSY, -5231, "http_busy", "HTTP listener: too many requests waiting for answers")
 
 enum {
 #define GR_ERR_ENUM(name, value, id, msg) name = (value),

@@ -29,6 +29,7 @@
 #include <ini.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -56,7 +57,12 @@ static int set_name(gr_config *cfg, const char *v, gr_config_reason *why);
 static int set_listen(gr_config *cfg, const char *v, gr_config_reason *why);
 static int set_cookie_file(gr_config *cfg, const char *v, gr_config_reason *why);
 static int set_seeds(gr_config *cfg, const char *v, gr_config_reason *why);
-static int set_planned(gr_config *cfg, const char *v, gr_config_reason *why);
+static int set_planned(gr_config *cfg, const char *v, gr_config_reason *why)
+    __attribute__((unused));
+static int set_http(gr_config *cfg, const char *v, gr_config_reason *why);
+static int set_http_token_file(gr_config *cfg, const char *v, gr_config_reason *why);
+static int set_http_require_token(gr_config *cfg, const char *v, gr_config_reason *why);
+static int set_http_protect_metrics(gr_config *cfg, const char *v, gr_config_reason *why);
 static int set_data_dir(gr_config *cfg, const char *v, gr_config_reason *why);
 static int set_schedulers(gr_config *cfg, const char *v, gr_config_reason *why);
 static int set_log_level(gr_config *cfg, const char *v, gr_config_reason *why);
@@ -82,9 +88,18 @@ static const key_def keys[] = {
     {"data_dir", "data-dir", "DIR",
      "directory of the disk tables (created with mode 0700 if missing)",
      "none: disk tables refused", set_data_dir, false, false},
-    /* Known so that the error can say "not available yet" rather than "unknown":
-     * HTTP comes with /metrics (docs/operations.md, "Planned settings"). */
-    {"http", "http", "HOST:PORT", "HTTP address for /metrics", "off", set_planned, false, true},
+    {"http", "http", "HOST:PORT",
+     "HTTP listener: /metrics, /healthz, /readyz, /api, the dashboard (docs/http.md)", "off",
+     set_http, false, false},
+    {"http_token_file", "http-token-file", "FILE",
+     "bearer token for the HTTP API and dashboard (owner-only file); needed off loopback", "none",
+     set_http_token_file, false, false},
+    {"http_require_token", "http-require-token", "BOOL",
+     "ask for the HTTP token on a loopback address too", "false", set_http_require_token, false,
+     false},
+    {"http_protect_metrics", "http-protect-metrics", "BOOL",
+     "/metrics, /healthz and /readyz need the HTTP token too", "false", set_http_protect_metrics,
+     false, false},
     {"schedulers", "schedulers", "N", "scheduler threads, 1..255 or auto", "auto: one per core",
      set_schedulers, false, false},
     {"log_level", "log-level", "LEVEL", "debug, info, notice, warn or error", "info", set_log_level,
@@ -478,6 +493,43 @@ static int set_ready_wait_seeds_ms(gr_config *cfg, const char *v, gr_config_reas
     return 0;
 }
 
+/* --http HOST:PORT (port 0: any free port). */
+static int set_http(gr_config *cfg, const char *v, gr_config_reason *why)
+{
+    return set_addr(&cfg->http_host, &cfg->http_port, v, why);
+}
+
+static int set_http_token_file(gr_config *cfg, const char *v, gr_config_reason *why)
+{
+    return replace_str(&cfg->http_token_file, v);
+}
+
+/* true/yes/on/1 or false/no/off/0, any case. */
+static int set_bool(bool *slot, const char *v, gr_config_reason *why)
+{
+    static const char *const yes[] = {"true", "yes", "on", "1"}, *const no[] = {"false", "no",
+                                                                                "off", "0"};
+
+    for (size_t i = 0; i < 4; i++) {
+        if (strcasecmp(v, yes[i]) == 0 || strcasecmp(v, no[i]) == 0) {
+            *slot = strcasecmp(v, yes[i]) == 0;
+            return 0;
+        }
+    }
+    *why = GR_CONFIG_EBOOL;
+    return GR_ECONFIG;
+}
+
+static int set_http_require_token(gr_config *cfg, const char *v, gr_config_reason *why)
+{
+    return set_bool(&cfg->http_require_token, v, why);
+}
+
+static int set_http_protect_metrics(gr_config *cfg, const char *v, gr_config_reason *why)
+{
+    return set_bool(&cfg->http_protect_metrics, v, why);
+}
+
 /* A setting whose feature has not landed: accepting it would promise what the
  * node does not do, so every value is refused. */
 static int set_planned(gr_config *cfg, const char *v, gr_config_reason *why)
@@ -812,6 +864,8 @@ void gr_config_clear(gr_config *cfg)
     free(cfg->redis_host);
     free(cfg->redis_password_file);
     free(cfg->redis_table);
+    free(cfg->http_host);
+    free(cfg->http_token_file);
     seeds_clear(cfg);
     plugins_clear(cfg);
     memset(cfg, 0, sizeof(*cfg));

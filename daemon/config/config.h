@@ -38,9 +38,15 @@
  * at start if missing. Without it, disk tables are refused (bad_config) and
  * memory tables work as usual.
  *
- * http (--http) is planned, not available yet: it is recognised only to be
- * refused with GR_CONFIG_EPLANNED, which names it, instead of being accepted
- * and doing nothing.
+ *   http         --http          HOST:PORT (port 0 = any)   off
+ *   http_token_file --http-token-file  path                 none
+ *   http_require_token --http-require-token  bool           false
+ *   http_protect_metrics --http-protect-metrics  bool       false
+ *
+ * http: the HTTP listener (daemon/http/http.h, docs/http.md). A bool is
+ * true/yes/on/1 or false/no/off/0. Whether a token is needed (a non-loopback
+ * http address, http_require_token, http_protect_metrics) and whether its
+ * file is usable is checked when the listener starts, not here.
  *
  * cipher: the AEAD of cluster links. auto offers and accepts AES-128-OCB
  * besides ChaCha20-Poly1305 when this CPU has AES instructions (a link takes
@@ -109,6 +115,7 @@
     X(GR_CONFIG_EPLANNED,                                                                          \
       "not available yet: planned, see docs/operations.md \"Planned settings\"")                   \
     X(GR_CONFIG_ETOOMANYPLUGINS, "too many plugins")                                               \
+    X(GR_CONFIG_EBOOL, "bad boolean: expected true, false, yes, no, on, off, 1 or 0")              \
     X(GR_CONFIG_EOPTION, "unknown option")                                                         \
     X(GR_CONFIG_ENOARG, "option needs a value")                                                    \
     X(GR_CONFIG_EOPERAND, "unexpected argument (girderd takes options only)")                      \
@@ -162,6 +169,11 @@ typedef struct gr_config {
     uint16_t redis_port;          /* its port (0: any free port) */
     char *redis_password_file;    /* redis_password_file, or NULL */
     char *redis_table;            /* redis_table, or NULL: "redis" */
+    char *http_host;              /* HTTP listener host, or NULL: no listener */
+    uint16_t http_port;           /* 0 = pick a free port */
+    char *http_token_file;        /* bearer token file, or NULL */
+    bool http_require_token;      /* token even on loopback */
+    bool http_protect_metrics;    /* /metrics and the probes need the token too */
 } gr_config;
 
 /* Why a configuration was rejected. Filled by the functions below when they

@@ -647,49 +647,65 @@ START_TEST(cookie_precedence)
 }
 END_TEST
 
-/* --http and its key are planned: refused, by name, with "not available yet",
- * whatever the value; the usage does not offer it. */
-START_TEST(err_planned_options)
+/* --http and its companions: HOST:PORT (port 0 allowed), flag over file; off
+ * by default; booleans in their spellings; bad values refused by name; the
+ * usage offers them. */
+START_TEST(http_options)
 {
-    static const char *const flags[] = {"--http"};
-    static const char *const keys[] = {"http"};
-    static const char *const values[] = {"0.0.0.0:4380", "off", "/var/lib/girder"};
     gr_config cfg;
     gr_config_error err;
-    char text[128], want[64], buf[4096];
+    char buf[8192];
     FILE *f;
 
-    for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
-        for (size_t v = 0; v < sizeof(values) / sizeof(values[0]); v++) {
-            ck_assert_int_eq(LOAD(&err, &cfg, (char *)flags[i], (char *)values[v]), GR_ECONFIG);
-            ck_assert_int_eq(err.reason, GR_CONFIG_EPLANNED);
-            ck_assert_str_eq(err.key, flags[i]);
-            snprintf(want, sizeof(want), "girderd: %s '%s': not available yet", flags[i],
-                     values[v]);
-            ck_assert_msg(strncmp(printed(&err), want, strlen(want)) == 0, "printed <%s>",
-                          printed(&err));
+    ck_assert_int_eq(gr_config_init(&cfg), 0);
+    ck_assert_ptr_null(cfg.http_host);
+    ck_assert(!cfg.http_require_token && !cfg.http_protect_metrics);
+    gr_config_clear(&cfg);
 
-            snprintf(text, sizeof(text), "[node]\nname = a@b\n%s = %s\n", keys[i], values[v]);
-            expect_ini_error(text, GR_CONFIG_EPLANNED, 3, keys[i]);
-            ck_assert_int_eq(parse_text(text, &err, &cfg), GR_ECONFIG);
-            snprintf(want, sizeof(want), "test.ini:3: [node] %s = '%s': not available yet", keys[i],
-                     values[v]);
-            ck_assert_msg(strstr(printed(&err), want), "printed <%s>", printed(&err));
-            gr_config_clear(&cfg);
-        }
-        /* also through a file given to gr_config_load */
-        snprintf(text, sizeof(text), "[node]\n%s = x\n", keys[i]);
-        ck_assert_int_eq(LOAD(&err, &cfg, "-c", (char *)write_file("planned.ini", text)),
-                         GR_ECONFIG);
-        ck_assert_int_eq(err.reason, GR_CONFIG_EPLANNED);
-        ck_assert_uint_eq(err.line, 2);
-    }
+    ck_assert_int_eq(LOAD(&err, &cfg, "--http", "0.0.0.0:4380", "--http-token-file", "/t",
+                          "--http-require-token", "yes", "--http-protect-metrics", "ON"),
+                     0);
+    ck_assert_str_eq(cfg.http_host, "0.0.0.0");
+    ck_assert_uint_eq(cfg.http_port, 4380);
+    ck_assert_str_eq(cfg.http_token_file, "/t");
+    ck_assert(cfg.http_require_token && cfg.http_protect_metrics);
+    gr_config_clear(&cfg);
+
+    ck_assert_int_eq(parse_text("[node]\nhttp = [::1]:0\nhttp_require_token = false\n"
+                                "http_protect_metrics = 0\nhttp_token_file = /x\n",
+                                &err, &cfg),
+                     0);
+    ck_assert_str_eq(cfg.http_host, "::1");
+    ck_assert_uint_eq(cfg.http_port, 0);
+    ck_assert(!cfg.http_require_token && !cfg.http_protect_metrics);
+    ck_assert_str_eq(cfg.http_token_file, "/x");
+    gr_config_clear(&cfg);
+
+    /* flag over file */
+    ck_assert_int_eq(LOAD(&err, &cfg, "-c",
+                          (char *)write_file("http.ini", "[node]\nhttp = 127.0.0.1:1\n"), "--http",
+                          "127.0.0.2:2"),
+                     0);
+    ck_assert_str_eq(cfg.http_host, "127.0.0.2");
+    ck_assert_uint_eq(cfg.http_port, 2);
+    gr_config_clear(&cfg);
+
+    ck_assert_int_eq(LOAD(&err, &cfg, "--http", "nohostport"), GR_ECONFIG);
+    ck_assert_int_eq(err.reason, GR_CONFIG_EADDR);
+    ck_assert_str_eq(err.key, "--http");
+    ck_assert_int_eq(LOAD(&err, &cfg, "--http", "127.0.0.1:70000"), GR_ECONFIG);
+    ck_assert_int_eq(err.reason, GR_CONFIG_EPORT);
+    expect_ini_error("[node]\nhttp_require_token = maybe\n", GR_CONFIG_EBOOL, 2,
+                     "http_require_token");
+    ck_assert_int_eq(LOAD(&err, &cfg, "--http-protect-metrics", "2"), GR_ECONFIG);
+    ck_assert_int_eq(err.reason, GR_CONFIG_EBOOL);
+
     f = fmemopen(buf, sizeof(buf), "w");
     ck_assert_ptr_nonnull(f);
     gr_config_usage(f, "girderd");
     fclose(f);
-    ck_assert_ptr_null(strstr(buf, "--http"));
-    ck_assert_ptr_nonnull(strstr(buf, "--data-dir"));
+    ck_assert_ptr_nonnull(strstr(buf, "--http HOST:PORT"));
+    ck_assert_ptr_nonnull(strstr(buf, "--http-token-file"));
 }
 END_TEST
 
@@ -784,7 +800,7 @@ static Suite *config_suite(void)
                 err_duplicate_key, err_bad_value, err_bad_port, err_bad_node_name,
                 err_schedulers_range, err_syntax, err_long_line_and_nul, err_too_many_seeds,
                 err_unreadable_file, err_file_via_load_names_line, err_flags,
-                error_value_is_sanitised, err_planned_options);
+                error_value_is_sanitised, http_options);
     return s;
 }
 

@@ -17,10 +17,14 @@
  *                      "signals_out", "signals_lost", "sigq_bytes", "sigq_peak",
  *                      "out_queued_bytes", "links_busy", "overloads",
  *                      "overload_closes", "spin_offs", "suspends", "suspended_now",
- *                      "suspended_ms", "trims", "repl_skipped_busy"}
+ *                      "suspended_ms", "trims", "repl_skipped_busy", "messages_handled" (by
+ *                      processes), "rpc_calls", "rpc_errors" (requests served,
+ *                      those answered with an error)}: observe/observe.c
+ *                      gathers them, shared with /metrics
  */
 #include "rpc/rpc_int.h"
 
+#include "observe/observe.h"
 #include "proto/err.h"
 #include "proto/term.h"
 #include "runtime/rt.h"
@@ -37,55 +41,13 @@ static int sys_forward(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *ar
 
 static int sys_counters(gr_rpc *rpc, const msgpack_object *args, msgpack_packer *pk)
 {
-    gr_dist *dist = gr_rpc_dist(rpc);
-    gr_dist_counters dc = {0};
-    uint64_t now_ms = gr_rpc_now_ns() / 1000000u, started = gr_rpc_started_ms(rpc);
-    uint64_t susp = 0, susp_now = 0, susp_us = 0;
+    gr_observe_counters c;
 
     if (args->type != MSGPACK_OBJECT_ARRAY || args->via.array.size != 0) {
         return GR_EBADARG;
     }
-    if (dist) {
-        gr_dist_counters_get(dist, &dc);
-    }
-    gr_rt_suspend_counters(gr_rpc_rt(rpc), &susp, &susp_now, &susp_us);
-    msgpack_pack_map(pk, 36);
-    gr_term_pack_kv_uint(pk, "processes", gr_rt_process_count(gr_rpc_rt(rpc)));
-    gr_term_pack_kv_uint(pk, "rpc_inflight", gr_rpc_inflight(rpc));
-    gr_term_pack_kv_uint(pk, "uptime_ms", now_ms > started ? now_ms - started : 0);
-    gr_term_pack_kv_uint(pk, "sched_wakeups", gr_rt_wakeups(gr_rpc_rt(rpc)));
-    gr_term_pack_kv_uint(pk, "conns_accepted", dc.conns_accepted);
-    gr_term_pack_kv_uint(pk, "conns_dialled", dc.conns_dialled);
-    gr_term_pack_kv_uint(pk, "handshakes_ok", dc.handshakes_ok);
-    gr_term_pack_kv_uint(pk, "handshakes_failed", dc.handshakes_failed);
-    gr_term_pack_kv_uint(pk, "handshakes_refused", dc.handshakes_refused);
-    gr_term_pack_kv_uint(pk, "handshakes_evicted", dc.handshakes_evicted);
-    gr_term_pack_kv_uint(pk, "frames_in", dc.frames_in);
-    gr_term_pack_kv_uint(pk, "frames_out", dc.frames_out);
-    gr_term_pack_kv_uint(pk, "records_in", dc.records_in);
-    gr_term_pack_kv_uint(pk, "records_out", dc.records_out);
-    gr_term_pack_kv_uint(pk, "bytes_in", dc.bytes_in);
-    gr_term_pack_kv_uint(pk, "bytes_out", dc.bytes_out);
-    gr_term_pack_kv_uint(pk, "rpc_in", dc.rpc_in);
-    gr_term_pack_kv_uint(pk, "rpc_out", dc.rpc_out);
-    gr_term_pack_kv_uint(pk, "rpc_timeouts", dc.rpc_timeouts);
-    gr_term_pack_kv_uint(pk, "nodedowns", dc.nodedowns);
-    gr_term_pack_kv_uint(pk, "members_up", dc.members_up);
-    gr_term_pack_kv_uint(pk, "signals_in", dc.signals_in);
-    gr_term_pack_kv_uint(pk, "signals_out", dc.signals_out);
-    gr_term_pack_kv_uint(pk, "signals_lost", dc.signals_lost);
-    gr_term_pack_kv_uint(pk, "sigq_bytes", dc.sigq_bytes);
-    gr_term_pack_kv_uint(pk, "sigq_peak", dc.sigq_peak);
-    gr_term_pack_kv_uint(pk, "out_queued_bytes", dc.out_queued_bytes);
-    gr_term_pack_kv_uint(pk, "links_busy", dc.links_busy);
-    gr_term_pack_kv_uint(pk, "overloads", dc.overloads);
-    gr_term_pack_kv_uint(pk, "overload_closes", dc.overload_closes);
-    gr_term_pack_kv_uint(pk, "spin_offs", dc.spin_offs);
-    gr_term_pack_kv_uint(pk, "suspends", susp);
-    gr_term_pack_kv_uint(pk, "suspended_now", susp_now);
-    gr_term_pack_kv_uint(pk, "suspended_ms", susp_us / 1000u);
-    gr_term_pack_kv_uint(pk, "trims", dc.trims);
-    gr_term_pack_kv_uint(pk, "repl_skipped_busy", dc.repl_skipped_busy);
+    gr_observe_counters_get(rpc, &c);
+    gr_observe_counters_pack(&c, pk);
     return 0;
 }
 

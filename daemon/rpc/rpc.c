@@ -78,6 +78,9 @@ struct gr_rpc {
     atomic_uint_fast64_t next_id;
     atomic_uint_fast64_t next_tag;
     atomic_uint_fast64_t inflight;
+    /* served-request statistics (gr_rpc_stats): relaxed, any thread adds */
+    atomic_uint_fast64_t st_calls, st_errors, st_sum_us;
+    atomic_uint_fast64_t st_buckets[GR_RPC_LAT_BUCKETS + 1];
 };
 
 static const girder_behaviour worker_behaviour;
@@ -213,6 +216,35 @@ static int local_answer(girder_rt *rt, girder_pid to, uint64_t tag, int status, 
     return r;
 }
 
+/* Count one answered request dispatched at t0_ns (gr_rpc_stats). Any thread. */
+static void observe(gr_rpc *rpc, uint64_t t0_ns, int status)
+{
+    static const uint64_t bounds[GR_RPC_LAT_BUCKETS] = GR_RPC_LAT_BOUNDS_US;
+    uint64_t now = gr_rpc_now_ns(), us = now > t0_ns ? (now - t0_ns) / 1000u : 0;
+    size_t b = 0;
+
+    while (b < GR_RPC_LAT_BUCKETS && us > bounds[b]) {
+        b++;
+    }
+    atomic_fetch_add_explicit(&rpc->st_buckets[b], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&rpc->st_sum_us, us, memory_order_relaxed);
+    if (status < 0) {
+        atomic_fetch_add_explicit(&rpc->st_errors, 1, memory_order_relaxed);
+    }
+    atomic_fetch_add_explicit(&rpc->st_calls, 1, memory_order_relaxed);
+}
+
+void gr_rpc_stats_get(gr_rpc *rpc, gr_rpc_stats *ret)
+{
+    memset(ret, 0, sizeof(*ret));
+    ret->calls = atomic_load_explicit(&rpc->st_calls, memory_order_relaxed);
+    ret->errors = atomic_load_explicit(&rpc->st_errors, memory_order_relaxed);
+    ret->sum_us = atomic_load_explicit(&rpc->st_sum_us, memory_order_relaxed);
+    for (size_t i = 0; i <= GR_RPC_LAT_BUCKETS; i++) {
+        ret->buckets[i] = atomic_load_explicit(&rpc->st_buckets[i], memory_order_relaxed);
+    }
+}
+
 static int send_answer(gr_rpc_call *c, int status, const void *term, size_t len)
 {
     gr_rpc *rpc = c->rpc;
@@ -224,6 +256,7 @@ static int send_answer(gr_rpc_call *c, int status, const void *term, size_t len)
     if (c->local) {
         return local_answer(rpc->rt, c->answer_to, c->answer_tag, status, term, len);
     }
+    observe(rpc, c->t0_ns, status);
     if (rpc->reply_fn) {
         return rpc->reply_fn(rpc->reply_ud, c->conn, c->ref, status, term, len);
     }
@@ -618,11 +651,13 @@ static const girder_behaviour worker_behaviour = {
 
 /* ---- dispatch ------------------------------------------------------------------------------ */
 
-static void reply_now(gr_rpc *rpc, const gr_dist_request *req, int status, const void *term,
-                      size_t len)
+/* Answer a request dispatched at t0_ns without a worker. */
+static void reply_now(gr_rpc *rpc, const gr_dist_request *req, uint64_t t0_ns, int status,
+                      const void *term, size_t len)
 {
     int r;
 
+    observe(rpc, t0_ns, status);
     if (rpc->reply_fn) {
         r = rpc->reply_fn(rpc->reply_ud, req->conn, req->ref, status, term, len);
     } else {
@@ -636,7 +671,8 @@ static void reply_now(gr_rpc *rpc, const gr_dist_request *req, int status, const
 }
 
 /* An inline function, on the dist thread: no worker, no thread hop. */
-static void run_inline(gr_rpc *rpc, const gr_rpc_fn_def *fn, const gr_dist_request *req)
+static void run_inline(gr_rpc *rpc, const gr_rpc_fn_def *fn, const gr_dist_request *req,
+                       uint64_t t0_ns)
 {
     msgpack_unpacked up;
     msgpack_sbuffer sb;
@@ -655,9 +691,9 @@ static void run_inline(gr_rpc *rpc, const gr_rpc_fn_def *fn, const gr_dist_reque
         r = fn->inline_fn(rpc, &up.data, &pk);
     }
     if (r < 0) {
-        reply_now(rpc, req, r, NULL, 0);
+        reply_now(rpc, req, t0_ns, r, NULL, 0);
     } else {
-        reply_now(rpc, req, 0, sb.data, sb.size);
+        reply_now(rpc, req, t0_ns, 0, sb.data, sb.size);
     }
     msgpack_sbuffer_destroy(&sb);
     msgpack_unpacked_destroy(&up);
@@ -671,22 +707,23 @@ void gr_rpc_dispatch(void *ud, const gr_dist_request *req)
     parked *p = NULL;
     girder_msg *arg = NULL;
     girder_pid pid;
+    uint64_t t0_ns = gr_rpc_now_ns();
     int err = 0, r;
 
     if ((r = gr_rpc_policy_check(req->role, req->module, req->function, req->args, req->args_len)) <
         0) {
         gr_info("rpc", "%s.%s from observer %s refused: %s", req->module, req->function, req->peer,
                 gr_errid(r));
-        reply_now(rpc, req, r, NULL, 0);
+        reply_now(rpc, req, t0_ns, r, NULL, 0);
         return;
     }
     fn = lookup(rpc, req->module, strlen(req->module), req->function, strlen(req->function), &err);
     if (!fn) {
-        reply_now(rpc, req, err, NULL, 0);
+        reply_now(rpc, req, t0_ns, err, NULL, 0);
         return;
     }
     if (fn->inline_fn) {
-        run_inline(rpc, fn, req);
+        run_inline(rpc, fn, req, t0_ns);
         return;
     }
     if (!(c = calloc(1, sizeof(*c))) || !(p = calloc(1, sizeof(*p))) ||
@@ -698,6 +735,7 @@ void gr_rpc_dispatch(void *ud, const gr_dist_request *req)
     c->id = atomic_fetch_add(&rpc->next_id, 1) + 1;
     c->conn = req->conn;
     c->ref = req->ref;
+    c->t0_ns = t0_ns;
     snprintf(c->peer, sizeof(c->peer), "%s", req->peer);
     c->hidden = req->hidden;
     c->fn = fn;
@@ -725,7 +763,7 @@ fail:
         call_free(c);
     }
     free(p);
-    reply_now(rpc, req, r, NULL, 0);
+    reply_now(rpc, req, t0_ns, r, NULL, 0);
 }
 
 /* ---- local calls (rpc.multicall, rpc.cast to this node) ----------------------------------- */

@@ -102,6 +102,30 @@ int gr_rpc_policy_check(int role, const char *module, const char *function, cons
 /* Requests being served right now (workers alive). Any thread. */
 uint64_t gr_rpc_inflight(gr_rpc *rpc);
 
+/* Served-request statistics: every request that came in through
+ * gr_rpc_dispatch (from the CLI, a member, the HTTP API), counted when it is
+ * answered, with the time from dispatch to answer in a fixed-bucket histogram
+ * (relaxed atomics: two adds per request). Calls a node makes to itself inside
+ * rpc.multicall are not requests and are not counted. */
+#define GR_RPC_LAT_BUCKETS 16 /* finite upper bounds; one more bucket above them */
+/* The finite bucket upper bounds, microseconds, ascending. */
+#define GR_RPC_LAT_BOUNDS_US                                                                       \
+    {                                                                                              \
+        100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000,     \
+            2500000, 5000000, 10000000                                                             \
+    }
+
+typedef struct gr_rpc_stats {
+    uint64_t calls;                           /* requests answered */
+    uint64_t errors;                          /* of which answered with an error */
+    uint64_t sum_us;                          /* total dispatch-to-answer time, us */
+    uint64_t buckets[GR_RPC_LAT_BUCKETS + 1]; /* per bucket (not cumulative); last: above */
+} gr_rpc_stats;
+
+/* Snapshot of the statistics (each field read on its own: a request being
+ * counted may show in one and not yet in another). Any thread. */
+void gr_rpc_stats_get(gr_rpc *rpc, gr_rpc_stats *ret);
+
 /* The node's table engine (module `table`), or NULL. Any thread. */
 gr_tables *gr_rpc_tables(const gr_rpc *rpc);
 

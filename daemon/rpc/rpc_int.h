@@ -66,6 +66,7 @@ struct gr_rpc_call {
     void *priv;                    /* handler state; freed at the end */
     void (*priv_free)(void *priv); /* how priv is freed; NULL: free() */
     bool local;                    /* started by gr_rpc_call_local: no conn */
+    uint64_t t0_ns;                /* gr_rpc_dispatch time (statistics); 0 for local calls */
     girder_pid answer_to;          /* local: where the "$rpc" answer goes (id 0: dropped) */
     uint64_t answer_tag;           /* local: the answer's tag */
 };

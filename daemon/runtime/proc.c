@@ -341,6 +341,9 @@ void gr_proc_run(gr_proc *p)
     }
     p->work += (uint64_t)n + 1; /* this turn and its messages */
     s->current = NULL;
+    /* one writer (this scheduler): a plain add, readable from any thread */
+    atomic_store_explicit(&s->handled, atomic_load_explicit(&s->handled, memory_order_relaxed) + n,
+                          memory_order_relaxed);
     if (stop) {
         girder_msg *reason = stop_reason(p, s->rt->r_normal);
 

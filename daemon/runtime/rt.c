@@ -352,6 +352,16 @@ uint64_t gr_rt_wakeups(girder_rt *rt)
     return atomic_load_explicit(&rt->wakeups, memory_order_relaxed);
 }
 
+uint64_t gr_rt_messages_handled(girder_rt *rt)
+{
+    uint64_t n = 0;
+
+    for (unsigned i = 0; i < rt->nsched; i++) {
+        n += atomic_load_explicit(&rt->scheds[i].handled, memory_order_relaxed);
+    }
+    return n;
+}
+
 /* ---- node-name table -------------------------------------------------------------------- */
 
 const char *gr_rt_node_at(girder_rt *rt, uint32_t i, size_t *ret_len)

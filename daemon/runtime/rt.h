@@ -87,6 +87,11 @@ uint64_t gr_rt_process_count(girder_rt *rt);
  * sys.counters reports it as "sched_wakeups". Any thread. */
 uint64_t gr_rt_wakeups(girder_rt *rt);
 
+/* Messages handled by processes since the start, summed over the schedulers
+ * (each adds its own after every process turn; relaxed, so a figure a turn
+ * old). /metrics reports it as girder_messages_handled_total. Any thread. */
+uint64_t gr_rt_messages_handled(girder_rt *rt);
+
 /* ---- enumerating processes (plist.c) ---------------------------------------------
  *
  * Every scheduler owns its pid table, so a list is a question to each of them:

@@ -178,6 +178,7 @@ struct gr_sched {
     gr_inbox inbox;                   /* lock-free MPSC of signals from other threads */
     atomic_int sleeping;              /* 1 while the thread may block in the event loop */
     atomic_uint_fast64_t next_serial; /* pid serials; any thread (cross-sched spawn) */
+    atomic_uint_fast64_t handled;     /* messages handled here; written by owner only */
     uint64_t next_ref;                /* ref counter, owner only */
     gr_ptab ptab;                     /* pid -> process, owner only */
     gr_sig *localq_head;              /* signals from this thread to this thread */
