@@ -17,7 +17,8 @@
  *                      "signals_out", "signals_lost", "sigq_bytes", "sigq_peak",
  *                      "out_queued_bytes", "links_busy", "overloads",
  *                      "overload_closes", "spin_offs", "suspends", "suspended_now",
- *                      "suspended_ms", "trims"}
+ *                      "suspended_ms", "trims", "suspects", "suspects_cleared",
+ *                      "probe_reqs", "vouches", "dials_paced"}
  */
 #include "rpc/rpc_int.h"
 
@@ -49,7 +50,7 @@ static int sys_counters(gr_rpc *rpc, const msgpack_object *args, msgpack_packer 
         gr_dist_counters_get(dist, &dc);
     }
     gr_rt_suspend_counters(gr_rpc_rt(rpc), &susp, &susp_now, &susp_us);
-    msgpack_pack_map(pk, 35);
+    msgpack_pack_map(pk, 40);
     gr_term_pack_kv_uint(pk, "processes", gr_rt_process_count(gr_rpc_rt(rpc)));
     gr_term_pack_kv_uint(pk, "rpc_inflight", gr_rpc_inflight(rpc));
     gr_term_pack_kv_uint(pk, "uptime_ms", now_ms > started ? now_ms - started : 0);
@@ -81,6 +82,11 @@ static int sys_counters(gr_rpc *rpc, const msgpack_object *args, msgpack_packer 
     gr_term_pack_kv_uint(pk, "overloads", dc.overloads);
     gr_term_pack_kv_uint(pk, "overload_closes", dc.overload_closes);
     gr_term_pack_kv_uint(pk, "spin_offs", dc.spin_offs);
+    gr_term_pack_kv_uint(pk, "suspects", dc.suspects);
+    gr_term_pack_kv_uint(pk, "suspects_cleared", dc.suspects_cleared);
+    gr_term_pack_kv_uint(pk, "probe_reqs", dc.probe_reqs);
+    gr_term_pack_kv_uint(pk, "vouches", dc.vouches);
+    gr_term_pack_kv_uint(pk, "dials_paced", dc.dials_paced);
     gr_term_pack_kv_uint(pk, "suspends", susp);
     gr_term_pack_kv_uint(pk, "suspended_now", susp_now);
     gr_term_pack_kv_uint(pk, "suspended_ms", susp_us / 1000u);
