@@ -277,6 +277,15 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
             check_link(d, c, now, late);
         }
     }
+    /* The heartbeats go out now, not at the flush event: that runs at the
+     * lowest priority, and libevent runs a lower priority only once no
+     * higher one is active. A node reading 99 links that keep talking (a
+     * mesh forming) found I/O events ready at every pass, and its flush
+     * waited seconds: every peer heard silence from it (docs/cluster.md,
+     * "Failure detection"). */
+    if (d->flush_pending) {
+        gr_dist_conn_flush_all(d);
+    }
     if (tick_arm(d) < 0) {
         gr_warn(DIST_LOG, "cannot re-arm the detector's tick");
     }
