@@ -503,8 +503,7 @@ static void heard(dist_conn *c)
     uint64_t now = gr_dist_now_ms(), gap = now - c->last_in_ms;
     uint32_t idx;
 
-    if (atomic_load_explicit(&d->test_deaf_on, memory_order_relaxed) && c->member &&
-        strcmp(c->member->name, d->test_deaf) == 0) {
+    if (gr_dist_conn_deaf(c)) {
         return; /* gr_dist_test_deaf */
     }
     c->last_in_ms = now;

@@ -200,7 +200,7 @@ static void check_link(gr_dist *d, dist_conn *c, uint64_t now, bool late)
     uint64_t silence = now - c->last_in_ms;
     int r;
 
-    if (silence >= p->suspect_ms && input_waiting(c)) {
+    if (silence >= p->suspect_ms && !gr_dist_conn_deaf(c) && input_waiting(c)) {
         c->last_in_ms = now; /* arrived, not read yet */
     }
     if (c->hidden) {
@@ -303,6 +303,9 @@ int gr_dist_fd_link_up(dist_conn *c)
         if ((d->fd_ev = event_new(d->base, -1, 0, on_tick, d)) == NULL) {
             return -ENOMEM;
         }
+        /* ahead of reads: a link busy with a stream never holds another's
+         * heartbeats back for more than the callback it is in */
+        (void)event_priority_set(d->fd_ev, DIST_PRIO_CMD);
         if (tick_arm(d) < 0) {
             event_free(d->fd_ev);
             d->fd_ev = NULL;

@@ -50,6 +50,7 @@
 #include <event2/listener.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <string.h>
 
 /* How long the loop keeps polling after its last work before it blocks. */
 #ifndef DIST_SPIN_US
@@ -504,6 +505,13 @@ struct gr_dist {
      * came up, ms (conn.c, heard); dist thread writes, gr_dist_members reads */
     _Atomic uint64_t rx_gap_max[GR_DIST_NODES_MAX];
 };
+
+/* gr_dist_test_deaf: does c's member's link ignore what it reads? Dist thread. */
+static inline bool gr_dist_conn_deaf(const dist_conn *c)
+{
+    return atomic_load_explicit(&c->d->test_deaf_on, memory_order_relaxed) && c->member &&
+           strcmp(c->member->name, c->d->test_deaf) == 0;
+}
 
 #define DIST_CTR_ADD(d, field, n) __atomic_fetch_add(&(d)->ctr.field, (n), __ATOMIC_RELAXED)
 #define DIST_CTR_SUB(d, field, n) __atomic_fetch_sub(&(d)->ctr.field, (n), __ATOMIC_RELAXED)
