@@ -30,6 +30,7 @@ from fleet import (test_fleet_cursor, test_fleet_forget, test_fleet_info,  # fl_
                    test_fleet_trace, test_fleet_views)
 from http_api import (test_http_dashboard, test_http_probes,  # ht_*, cluster-tests/http_api.py
                       test_http_token)
+from detector import test_fd_cut_vouched  # fd_*, in cluster-tests/detector.py
 from harness import (EXIT_AUTH, EXIT_OK, EXIT_REMOTE, EXIT_TIMEOUT, EXIT_UNREACHABLE, EXIT_USAGE,
                      TestFailure, check, free_port, now, testkit, wait_until)
 
@@ -2271,4 +2272,5 @@ TESTS += [
     ("ht_probes", test_http_probes),
     ("ht_token", test_http_token),
     ("ht_dashboard", test_http_dashboard),
+    ("fd_cut_vouched", test_fd_cut_vouched),
 ]

@@ -5,8 +5,8 @@
  * critical path), accepting, the handshake (proto/handshake.h) under a
  * deadline, the encrypted record stream in both directions, the two outgoing
  * lanes and the one send call every frame leaves through
- * (gr_dist_conn_send), the flush once per loop iteration, heartbeats and the
- * silent-link detector, and closing. What the frames mean is not this file's:
+ * (gr_dist_conn_send), the flush once per loop iteration, and closing
+ * (heartbeats and the failure detector are detect.c's). What the frames mean is not this file's:
  * each received frame goes to kinds.c, which hands it to the protocol that
  * registered its kind, and the protocols hear of a link coming up or closing
  * through their dist_proto hooks (docs/cluster.md, "Layers").
@@ -34,12 +34,11 @@
  *   decrypts one while the next is sealed. One record per flush of up to
  *   max_record (16 MiB) was half as fast: every pass went to memory and the two
  *   ends took turns.
- * - One timer per connection: the handshake deadline, then a periodic tick every
- *   detection_ms / 6 that sends a heartbeat if nothing was queued for a tick and
- *   closes the link if nothing arrived for detection_ms - tick (checked once a
- *   tick, so a hung peer is declared down within detection_ms). Hidden clients are
- *   exempt from the silence rule while one of their requests is unanswered (a
- *   CLI blocked on a long rpc need not heartbeat).
+ * - One timer per connection, until it is UP: the handshake deadline (and the
+ *   close of a retired link). Heartbeats and the silence checks of UP links
+ *   are the node's one detector tick (detect.c). Hidden clients are exempt
+ *   from the silence rule while one of their requests is unanswered (a CLI
+ *   blocked on a long rpc need not heartbeat).
  * - Reading: until UP the bufferevent reads (capped by the watermark). Once UP,
  *   its reading is switched off and the link's own read event (rd_ev) reads
  *   straight into d->rbuf, up to DIST_READ_CHUNK per call and DIST_READ_BUDGET
@@ -433,7 +432,7 @@ static void hs_done(dist_conn *c)
     }
     DIST_CTR_ADD(d, handshakes_ok, 1);
     bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
-    if (timer_arm(c, d->tick_ms, true) < 0) {
+    if (gr_dist_fd_link_up(c) < 0) { /* heartbeats and the detector (detect.c) */
         gr_dist_conn_close(c, -ENOMEM, NULL);
         return;
     }
@@ -528,6 +527,9 @@ static void heard(dist_conn *c)
     dist_link_stats *ls;
     uint32_t idx;
 
+    if (gr_dist_conn_deaf(c)) {
+        return; /* gr_dist_test_deaf */
+    }
     c->last_in_ms = now;
     if ((ls = DIST_LINK(c)) != NULL) {
         atomic_store_explicit(&ls->last_in_ms, now, memory_order_relaxed);
@@ -987,52 +989,9 @@ static void conn_failed(dist_conn *c, short what, int err)
     gr_dist_conn_close(c, -err, NULL);
 }
 
-/* A heartbeat, or (ack) the answer to the peer's heartbeat `seq`. */
-static void send_heartbeat(dist_conn *c, bool ack, uint64_t seq)
-{
-    Girder__Frame f = GIRDER__FRAME__INIT;
-    Girder__Heartbeat hb = GIRDER__HEARTBEAT__INIT;
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    if (!ack) {
-        seq = ++c->hb_seq;
-        c->hb_sent_us = gr_dist_now_us();
-    }
-    hb.seq = seq;
-    hb.ack = ack;
-    hb.time_ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-    f.msg_case = GIRDER__FRAME__MSG_HEARTBEAT;
-    f.heartbeat = &hb;
-    (void)gr_dist_conn_send(c, DIST_LANE_CTRL, &(dist_piece){.frame = &f}, 1);
-}
-
-/* A heartbeat from a member: acknowledge it (the peer's round trip); an
- * acknowledgement of our latest one: the link's round trip (node.list
- * rtt_us). Hidden clients get no acks. Older peers ignore acks, and send
- * none: their links show no round trip. */
-static int on_heartbeat(dist_conn *c, const Girder__Frame *f)
-{
-    const Girder__Heartbeat *hb = f->heartbeat;
-    dist_link_stats *ls = DIST_LINK(c);
-
-    if (ls == NULL || hb == NULL) {
-        return 0;
-    }
-    if (!hb->ack) {
-        send_heartbeat(c, true, hb->seq);
-    } else if (hb->seq == c->hb_seq && c->hb_seq != 0) {
-        uint64_t rtt = gr_dist_now_us() - c->hb_sent_us;
-
-        atomic_store_explicit(&ls->rtt_us, rtt ? rtt : 1, memory_order_relaxed);
-    }
-    return 0;
-}
-
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
     dist_conn *c = arg;
-    uint64_t now = gr_dist_now_ms();
 
     (void)fd;
     (void)what;
@@ -1055,27 +1014,8 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         gr_dist_conn_close(c, 0, NULL);
         return;
     }
-    /* This check runs once a tick: declaring the link dead one tick early
-     * keeps the worst case (silence began right after a check) within
-     * detection_ms. A healthy peer is never silent for more than about a tick
-     * (its heartbeats), far below detection_ms - tick_ms = 5/6 detection_ms. */
-    if (now - c->last_in_ms >= c->d->detection_ms - c->d->tick_ms &&
-        !(c->hidden && c->inflight > 0)) {
-        gr_warn(DIST_LOG, "link to %s (%s) silent for %llu ms: closing", peer_name(c), c->addr,
-                (unsigned long long)(now - c->last_in_ms));
-        gr_dist_conn_close(c, 0, c->hidden ? NULL : "noconnection");
-        return;
-    }
-    /* a quarter tick early: the timer fires once a tick, and a strict
-     * comparison missed by a hair's jitter would wait a second tick, leaving
-     * peers two ticks (a third of detection_ms) without a frame */
-    if (now - c->last_out_ms >= c->d->tick_ms - c->d->tick_ms / 4 && !c->d->stopping) {
-        send_heartbeat(c, false, 0);
-    } else if (!c->hidden && !c->d->stopping &&
-               gr_dist_now_us() - c->hb_sent_us >= (uint64_t)c->d->detection_ms * 1000u) {
-        /* a busy link still measures its round trip, once per detection_ms */
-        send_heartbeat(c, false, 0);
-    }
+    /* UP: heartbeats and the silence checks are the node's one tick
+     * (detect.c); this timer was the handshake deadline */
 }
 
 void gr_dist_conn_close(dist_conn *c, int err, const char *why)
@@ -1193,10 +1133,20 @@ dist_conn *gr_dist_conn_find(gr_dist *d, uint64_t id)
     return NULL;
 }
 
-/* The link's own frame kind: heartbeats, which only prove the peer alive
- * (last_in_ms is set by every read). */
+/* A Heartbeat only proves the peer alive, which every read already noted
+ * (last_in_ms): handled in place, without decoding it. */
+static int heartbeat_in(dist_conn *c, const uint8_t *frame, size_t len)
+{
+    (void)c;
+    (void)frame;
+    (void)len;
+    return 1;
+}
+
+/* The link's own frame kind: heartbeats (sent by the detector's tick,
+ * detect.c). */
 static const dist_kind link_kinds[] = {
-    {.kind = GIRDER__FRAME__MSG_HEARTBEAT, .on_frame = on_heartbeat},
+    {.kind = GIRDER__FRAME__MSG_HEARTBEAT, .on_packed = heartbeat_in},
 };
 
 const dist_proto gr_dist_link_proto = {

@@ -296,6 +296,7 @@ static void run_cmds(gr_dist *d)
      * out before its Leave (CMD_STOP takes the rest) */
     gr_dist_sigq_run(d, false);
     d->activity++;
+    d->work++;
     for (c = cmd_take_all(d); c; c = next) {
         next = c->next;
         switch (c->kind) {
@@ -530,13 +531,22 @@ static void *dist_main(void *arg)
      *   is woken: with two nodes beside a parallel build (load 14-20 on 2
      *   CPUs) the remote ping-pong median was 262-498 us per round with the
      *   spin and 56-229 us with this gate, in the same runs (Erlang: 40-73;
-     *   docs/benchmarks.md, "latency tails"). */
+     *   docs/benchmarks.md, "latency tails").
+     * - Only after work: a wakeup that only read heartbeats or ran the
+     *   detector's tick (d->work did not move) blocks at once. An idle node
+     *   with 99 links hears about 400 heartbeats a second; a spin after each
+     *   cost 40 ms of CPU a second (detect.c, docs/scaling.md). */
+    uint64_t work_seen = d->work;
+
     while (!d->quit) {
         uint64_t now = gr_dist_now_us(), seen = d->activity, until = now;
         uint64_t wakeups = gr_rt_wakeups(d->rt);
+        bool worked = d->work != work_seen;
 
-        if (now >= d->spin.off_until &&
-            gr_dist_spin_allowed(&d->spin, now, thread_nivcsw(d->spin.nivcsw))) {
+        if (!worked) {
+            /* liveness only: block (above) */
+        } else if (now >= d->spin.off_until &&
+                   gr_dist_spin_allowed(&d->spin, now, thread_nivcsw(d->spin.nivcsw))) {
             until = now + DIST_SPIN_US;
         } else {
             __atomic_store_n(&d->ctr.spin_offs, d->spin.offs, __ATOMIC_RELAXED);
@@ -568,6 +578,7 @@ static void *dist_main(void *arg)
             run_cmds(d);
             continue;
         }
+        work_seen = d->work;
         event_base_loop(d->base, EVLOOP_ONCE);
         atomic_store(&d->sleeping, 0);
     }
@@ -645,7 +656,7 @@ int gr_dist_new(const gr_dist_config *cfg, gr_dist **ret_d)
     }
     d->listen_port = cfg->listen_port;
     d->detection_ms = cfg->detection_ms ? cfg->detection_ms : GR_DIST_DETECTION_DEFAULT_MS;
-    d->tick_ms = d->detection_ms / 6;
+    gr_fd_params_init(&d->fd, d->detection_ms);
     d->ciphers = cfg->chacha_only ? 0 : 1u << GR_CIPHER_AES128_OCB;
     d->out_high = cfg->out_high_bytes ? cfg->out_high_bytes : GR_DIST_OUT_HIGH_DEFAULT;
     d->rpc_fn = cfg->rpc_fn;
@@ -810,6 +821,7 @@ gr_dist *gr_dist_free(gr_dist *d)
     }
     gr_dist_admit_free(d);
     gr_dist_repl_free(d);
+    gr_dist_fd_free(d);
     if (d->dns) {
         evdns_base_free(d->dns, 1);
     }
@@ -1077,11 +1089,24 @@ void gr_dist_counters_get(gr_dist *d, gr_dist_counters *ret)
     LOAD(handshakes_refused);
     LOAD(handshakes_evicted);
     LOAD(spin_offs);
+    LOAD(suspects);
+    LOAD(suspects_cleared);
+    LOAD(probe_reqs);
+    LOAD(vouches);
+    LOAD(dials_paced);
     LOAD(trims);
     LOAD(repl_skipped_busy);
     LOAD(nodedowns);
     LOAD(members_up);
 #undef LOAD
+}
+
+void gr_dist_test_deaf(gr_dist *d, const char *node)
+{
+    gr_dist_test_pause(d, true); /* the thread holds: the name is not being read */
+    snprintf(d->test_deaf, sizeof(d->test_deaf), "%s", node ? node : "");
+    atomic_store(&d->test_deaf_on, node != NULL);
+    gr_dist_test_pause(d, false);
 }
 
 void gr_dist_test_pause(gr_dist *d, bool on)

@@ -171,6 +171,11 @@ typedef struct gr_dist_counters {
     uint64_t spin_offs;               /* times the dist loop stopped spinning: preempted */
     uint64_t trims;                   /* memory given back after a busy link drained */
     uint64_t repl_skipped_busy;       /* replication frames not queued to a busy link */
+    uint64_t suspects;                /* member links silent past D/2: probed (detect.c) */
+    uint64_t suspects_cleared;        /* of which heard again without a down */
+    uint64_t probe_reqs;              /* indirect probes asked of other members */
+    uint64_t vouches;                 /* probes answered for our silent members */
+    uint64_t dials_paced;             /* dials put off by the dial pacing */
 } gr_dist_counters;
 
 /* Check the config and create (no thread, no socket yet). 0, -EINVAL, GR_EBADNODE,
@@ -242,6 +247,12 @@ void gr_dist_counters_get(gr_dist *d, gr_dist_counters *ret);
  * returns once the thread is held. gr_dist_stop resumes it. Any thread but the
  * dist thread. */
 void gr_dist_test_pause(gr_dist *d, bool on);
+
+/* Test hook: the link to member `node` no longer counts what it reads as a
+ * sign of life (its frames are still handled): as if that link alone had gone
+ * silent while the member is alive (detect.c, indirect probes). NULL: back to
+ * normal. Any thread but the dist thread. */
+void gr_dist_test_deaf(gr_dist *d, const char *node);
 
 /* Replicated tables (daemon/dist/repl.c; docs/tables.md "Replication"): the
  * owner of the replicated state (daemon/tables/repl.h) plugs in here; dist

@@ -50,6 +50,7 @@
 #include <event2/listener.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <string.h>
 
 /* How long the loop keeps polling after its last work before it blocks. */
 #ifndef DIST_SPIN_US
@@ -89,6 +90,12 @@
 #define DIST_ACCEPT_BURST 64u         /* accepts in a row before the loop serves the rest */
 #define DIST_KNOWN_SRC 64u            /* addresses remembered as having authenticated */
 #define DIST_RETIRE_MS 2000u          /* a tie-break loser stays open this long */
+#define DIST_FD_K 3u                  /* members asked to probe a silent one (detect.c) */
+#define DIST_FD_VOUCH_MAX_X 10u       /* vouches hold a silent link this many detection times */
+#define DIST_DIAL_RATE 25u            /* dials a second, sustained (detect.c, pacing) */
+#define DIST_DIAL_BURST 8u            /* dials at once after a quiet spell */
+#define DIST_DIAL_INFLIGHT 8u         /* our dials in connect or handshake, at most */
+#define DIST_DIAL_DEFER_MS 1000u      /* a gossiped member with a smaller name dials us first */
 #define DIST_ADDR_MAX (GR_DIST_HOST_MAX + 16) /* "host:port" or "[v6]:port" for logs */
 
 /* Event priorities: 0 commands, 1 I/O and timers (default), 2 flush and reap, so
@@ -216,6 +223,47 @@ typedef struct dist_admit {
     size_t reject_len;    /* its length (0: none) */
 } dist_admit;
 
+/* The failure detector's state for one member link (detect.c): a link
+ * silent past the suspicion threshold is probed through other members, and
+ * is declared down only when neither it nor any vouch was heard for the
+ * detection time (docs/cluster.md, "Failure detection"). Dist thread only,
+ * or a test (the functions on it are pure). */
+typedef struct gr_fd {
+    bool suspect;        /* silent past suspect_ms: probing */
+    uint64_t since_ms;   /* when this suspicion began */
+    uint64_t seq;        /* the last probe round sent (rounds are never reused) */
+    uint64_t seq_lo;     /* the first round of this suspicion: older vouches are stale */
+    uint64_t sent_ms[4]; /* when rounds seq - 3 .. seq were sent, by seq % 4 */
+    uint64_t alive_ms;   /* the latest round a vouch proved answered: sent at (0: none) */
+    unsigned vouches;    /* vouches counted in this suspicion */
+    bool late_skipped;   /* the last check was late (own stall) and held back a down */
+} gr_fd;
+
+/* The detector's parameters, derived from detection_ms (gr_fd_params_init). */
+typedef struct gr_fd_params {
+    unsigned detection_ms; /* D: silence, with no vouch, that is a down (within D) */
+    unsigned tick_ms;      /* the check period: D / 12 */
+    unsigned hb_ms;        /* an idle link's heartbeat period: D / 4 */
+    unsigned suspect_ms;   /* silence that starts probing: D / 2 */
+    unsigned probe_ms;     /* between two probe rounds: D / 6 */
+    unsigned vouch_max_ms; /* direct silence after which vouches no longer hold the link */
+} gr_fd_params;
+
+/* What one check decides. */
+enum {
+    GR_FD_OK,      /* nothing to do */
+    GR_FD_PROBE,   /* send probe round s->seq through DIST_FD_K members */
+    GR_FD_DOWN,    /* declare the link dead */
+    GR_FD_CLEARED, /* a suspicion ended: the link was heard again */
+};
+
+/* Dial pacing state (detect.c). Dist thread only. */
+typedef struct dist_pace {
+    uint64_t at_ms;   /* when tokens was last refilled */
+    unsigned tokens;  /* dials that may start now, at most DIST_DIAL_BURST */
+    uint64_t delayed; /* dials put off (counter dials_paced) */
+} dist_pace;
+
 /* Connection states. */
 enum {
     CONN_CONNECTING, /* outgoing: resolving or connecting */
@@ -272,6 +320,7 @@ struct dist_conn {
     uint8_t *rx_msg_data;          /* its bytes */
     uint8_t *rx_head;              /* and the frame's bytes before the payload */
     size_t rx_head_len;
+    gr_fd fd; /* UP member link: the failure detector (detect.c) */
 };
 
 /* One known node. Dist thread only (snapshot in d->pub_members). */
@@ -290,6 +339,8 @@ struct dist_member {
     struct event *redial;            /* redial timer */
     bool only_join;                  /* known only from a join that has not succeeded */
     uint32_t idx;                    /* its runtime node index while up (signal.c), else 0 */
+    bool gossiped;                   /* learnt by gossip, not a seed or a join (detect.c) */
+    bool deferred;                   /* its first dial was put off once (detect.c) */
 };
 
 /* One outgoing rpc call waiting for its answer. Dist thread only. */
@@ -386,7 +437,7 @@ struct gr_dist {
     uint32_t ciphers;      /* record ciphers offered and accepted besides ChaCha20 */
     bool holding;          /* deliveries note wake-ups in `wakes` (on_raw_read) */
     gr_rt_wakes wakes;     /* schedulers to wake when the received chunk is done */
-    unsigned tick_ms;      /* detection_ms / 6 */
+    gr_fd_params fd;       /* the failure detector's parameters (detect.c) */
     size_t out_high;       /* overload high water mark, bytes (conn.c, "Overload") */
     gr_dist_rpc_fn rpc_fn; /* incoming requests */
     void *rpc_ud;
@@ -436,9 +487,16 @@ struct gr_dist {
     atomic_int sleeping;           /* 1 while the loop may block: producers wake it */
     atomic_ulong self;             /* the dist thread's pthread_self(), once running */
     uint64_t activity;             /* bumped by every read and command (dist thread) */
-    dist_spin spin;                /* may the loop spin before it blocks (dist_main) */
-    bool quit;                     /* the loop ends (dist thread) */
-    dist_cmd *stop_cmd;            /* preallocated CMD_STOP; taken by gr_dist_stop */
+    uint64_t work;                 /* bumped by commands and frames other than liveness:
+                                      the loop spins only after those (dist_main) */
+    struct event *fd_ev;           /* the node's one detector tick (detect.c) */
+    uint64_t fd_tick_ms;           /* when it last ran (0: never) */
+    dist_pace pace;                /* dial pacing (detect.c) */
+    atomic_bool test_deaf_on;      /* gr_dist_test_deaf: test_deaf is set */
+    char test_deaf[GR_NODENAME_MAX + 1]; /* its member (written while the thread is held) */
+    dist_spin spin;                      /* may the loop spin before it blocks (dist_main) */
+    bool quit;                           /* the loop ends (dist thread) */
+    dist_cmd *stop_cmd;                  /* preallocated CMD_STOP; taken by gr_dist_stop */
 
     /* published to other threads under pub_lock */
     pthread_mutex_t pub_lock;
@@ -476,6 +534,13 @@ struct gr_dist {
      * dist thread writes (dist_link_add), gr_dist_members reads */
     dist_link_stats link_stats[GR_DIST_NODES_MAX];
 };
+
+/* gr_dist_test_deaf: does c's member's link ignore what it reads? Dist thread. */
+static inline bool gr_dist_conn_deaf(const dist_conn *c)
+{
+    return atomic_load_explicit(&c->d->test_deaf_on, memory_order_relaxed) && c->member &&
+           strcmp(c->member->name, c->d->test_deaf) == 0;
+}
 
 #define DIST_CTR_ADD(d, field, n) __atomic_fetch_add(&(d)->ctr.field, (n), __ATOMIC_RELAXED)
 #define DIST_CTR_SUB(d, field, n) __atomic_fetch_sub(&(d)->ctr.field, (n), __ATOMIC_RELAXED)
@@ -703,6 +768,34 @@ int gr_dist_signal_on_view(gr_dist *d, dist_conn *c, const gr_sigframe *s);
 /* The same with the payload already in a message (s->payload points into it);
  * payload is taken whatever happens. NULL: copy s->payload. */
 int gr_dist_signal_deliver(gr_dist *d, dist_conn *c, const gr_sigframe *s, girder_msg *payload);
+
+/* ---- detect.c ------------------------------------------------------------------ */
+/* The detector's parameters for detection time detection_ms. Pure. */
+void gr_fd_params_init(gr_fd_params *p, unsigned detection_ms);
+/* One check at now of a link last heard at last_in (monotonic ms). late: the
+ * checking node itself was stalled (its tick ran more than a tick late): a
+ * down is held back once, to read what arrived meanwhile first. Returns
+ * GR_FD_*. Pure. */
+int gr_fd_check(gr_fd *s, const gr_fd_params *p, uint64_t now, uint64_t last_in, bool late);
+/* A vouch for round seq arrived: true if it counts (a round of the current
+ * suspicion), and then the member is known alive as of that round's send
+ * time. Pure. */
+bool gr_fd_vouch(gr_fd *s, uint64_t seq);
+/* Reset (link up). Pure. */
+void gr_fd_reset(gr_fd *s);
+/* An UP link joins the node's detector tick (started on the first one); its
+ * own timer is dropped. 0 or -ENOMEM. */
+int gr_dist_fd_link_up(dist_conn *c);
+/* Free the tick (gr_dist_free, before the base). */
+void gr_dist_fd_free(gr_dist *d);
+/* How long to put off a dial of m now (0: dial, a token is taken). Pure but
+ * for the clock and the jitter: dist thread. */
+unsigned gr_dist_dial_delay(gr_dist *d, dist_member *m);
+/* The token bucket alone: ms until a dial may start at now with `inflight`
+ * dials under way (0: one may: a token is taken). Pure. */
+unsigned gr_dist_pace_take(dist_pace *p, uint64_t now, unsigned inflight);
+/* The indirect-probe protocol (kind Probe). */
+extern const dist_proto gr_dist_probe_proto;
 
 /* ---- repl.c -------------------------------------------------------------------- */
 /* The replicated-tables protocol (kinds ReplWrites, ReplDigest, ReplKeys). */

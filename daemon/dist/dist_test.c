@@ -1074,6 +1074,86 @@ START_TEST(test_hung_peer_detected)
 }
 END_TEST
 
+/* Three nodes; a's link to c goes deaf (gr_dist_test_deaf: a no longer
+ * counts what it reads from c) while c is alive: a suspects c, b probes c for
+ * it and vouches, and c stays up at a for several detection times; with the
+ * link heard again the suspicion clears. Then c hangs for real: a's probes
+ * get no vouch and a declares c down within the detection bound. */
+START_TEST(test_silent_link_vouched_hung_peer_not)
+{
+    node a, b, c;
+    gr_dist_counters ctr;
+    uint64_t t0, took;
+
+    node_start(&a, "a@127.0.0.1", NULL);
+    node_start(&b, "b@127.0.0.1", &a);
+    node_start(&c, "c@127.0.0.1", &a);
+    ck_assert(wait_state(&a, "c@127.0.0.1", GR_DIST_UP, WAIT_MS));
+    ck_assert(wait_state(&b, "c@127.0.0.1", GR_DIST_UP, WAIT_MS));
+    ck_assert(wait_state(&c, "b@127.0.0.1", GR_DIST_UP, WAIT_MS));
+    while (recv_msg(&a, 50, &(got){0})) {
+    }
+
+    gr_dist_test_deaf(a.d, "c@127.0.0.1");
+    /* four detection times: without the vouches a would close the link after
+     * one; every nodedown is reported to a's probe */
+    ck_assert(!wait_msg(&a, "nodedown", "c@127.0.0.1", NULL, 4 * DETECT_MS));
+    ck_assert_int_eq(member_state(&a, "c@127.0.0.1", NULL), GR_DIST_UP);
+    gr_dist_counters_get(a.d, &ctr);
+    ck_assert_uint_ge(ctr.suspects, 1);
+    ck_assert_uint_ge(ctr.probe_reqs, 1);
+    ck_assert_uint_ge(ctr.vouches, 1);
+    ck_assert_uint_eq(ctr.suspects_cleared, 0);
+    gr_dist_test_deaf(a.d, NULL);
+    for (t0 = now_ms(); ctr.suspects_cleared == 0 && now_ms() - t0 < WAIT_MS; nap(20)) {
+        gr_dist_counters_get(a.d, &ctr);
+    }
+    ck_assert_uint_eq(ctr.suspects_cleared, 1);
+
+    gr_dist_test_pause(c.d, true);
+    t0 = now_ms();
+    ck_assert(wait_msg(&a, "nodedown", "c@127.0.0.1", "noconnection", WAIT_MS));
+    took = now_ms() - t0;
+    ck_assert_uint_le(took, DETECT_MS + DETECT_MS / 6 + 1500);
+    ck_assert_uint_ge(took, DETECT_MS / 2);
+    gr_dist_counters_get(a.d, &ctr);
+    ck_assert_uint_ge(ctr.suspects, 2);
+    ck_assert(wait_state(&b, "c@127.0.0.1", GR_DIST_DOWN, WAIT_MS));
+    ck_assert_int_eq(member_state(&a, "b@127.0.0.1", NULL), GR_DIST_UP);
+    gr_dist_test_pause(c.d, false);
+    node_stop(&c);
+    node_stop(&b);
+    node_stop(&a);
+}
+END_TEST
+
+/* A vouched-for silence does not hold a link forever: after
+ * DIST_FD_VOUCH_MAX_X detection times of direct silence it is closed. */
+START_TEST(test_vouches_have_a_limit)
+{
+    node a, b, c;
+    uint64_t t0, took;
+
+    node_start(&a, "a@127.0.0.1", NULL);
+    node_start(&b, "b@127.0.0.1", &a);
+    node_start(&c, "c@127.0.0.1", &a);
+    ck_assert(wait_state(&a, "c@127.0.0.1", GR_DIST_UP, WAIT_MS));
+    ck_assert(wait_state(&b, "c@127.0.0.1", GR_DIST_UP, WAIT_MS));
+    while (recv_msg(&a, 50, &(got){0})) {
+    }
+    gr_dist_test_deaf(a.d, "c@127.0.0.1");
+    t0 = now_ms();
+    ck_assert(wait_msg(&a, "nodedown", "c@127.0.0.1", "noconnection",
+                       DIST_FD_VOUCH_MAX_X * DETECT_MS + WAIT_MS));
+    took = now_ms() - t0;
+    ck_assert_uint_ge(took, DIST_FD_VOUCH_MAX_X * DETECT_MS - DETECT_MS / 6);
+    gr_dist_test_deaf(a.d, NULL);
+    node_stop(&c);
+    node_stop(&b);
+    node_stop(&a);
+}
+END_TEST
+
 START_TEST(test_graceful_leave)
 {
     node a, b;
@@ -2255,6 +2335,8 @@ static Suite *dist_suite(void)
     tcase_add_test(tc, test_handshake_timeout_is_not_a_stall);
     tcase_add_test(tc, test_unauthenticated_peers_are_bounded);
     tcase_add_test(tc, test_hung_peer_detected);
+    tcase_add_test(tc, test_silent_link_vouched_hung_peer_not);
+    tcase_add_test(tc, test_vouches_have_a_limit);
     tcase_add_test(tc, test_rx_gap_reported);
     tcase_add_test(tc, test_graceful_leave);
     tcase_add_test(tc, test_stop_with_hung_peer);

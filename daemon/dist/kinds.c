@@ -37,8 +37,8 @@
  * large lane drops its queue first, rpc answers the link's calls, then the
  * member goes down. One row per protocol. */
 static const dist_proto *const BUILTIN[] = {
-    &gr_dist_link_proto, &gr_dist_large_proto,  &gr_dist_rpc_proto,
-    &gr_dist_mem_proto,  &gr_dist_signal_proto, &gr_dist_repl_proto,
+    &gr_dist_link_proto,   &gr_dist_large_proto, &gr_dist_rpc_proto,   &gr_dist_mem_proto,
+    &gr_dist_signal_proto, &gr_dist_repl_proto,  &gr_dist_probe_proto,
 };
 
 int gr_dist_proto_add(gr_dist *d, const dist_proto *p)
@@ -115,6 +115,9 @@ int gr_dist_frame_in(dist_conn *c, const uint8_t *frame, size_t len)
     DIST_CTR_ADD(c->d, frames_in, 1);
     if ((ls = DIST_LINK(c)) != NULL) {
         dist_link_add(&ls->frames_in, 1);
+    }
+    if (k == NULL || k->kind != GIRDER__FRAME__MSG_HEARTBEAT) {
+        c->d->work++; /* not mere liveness: the loop may spin after it (dist_main) */
     }
     if (k != NULL && k->on_packed != NULL) {
         if (k->members_only && c->hidden) {

@@ -182,14 +182,31 @@ void gr_dist_mem_publish(gr_dist *d)
 
 /* ---- dialling ---------------------------------------------------------------------- */
 
+/* Arm m's redial timer for ms (jitter is the caller's). */
+static void redial_in(gr_dist *d, dist_member *m, unsigned ms)
+{
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+
+    if (m->redial == NULL && (m->redial = evtimer_new(d->base, on_redial, m)) == NULL) {
+        return;
+    }
+    evtimer_add(m->redial, &tv);
+}
+
 void gr_dist_mem_dial(gr_dist *d, dist_member *m)
 {
+    unsigned ms;
+
     if (d->stopping || m->state == GR_DIST_SELF || m->state == GR_DIST_UP ||
         m->state == GR_DIST_LEFT || m->dial || m->conn || m->port == 0) {
         return;
     }
     if (m->redial) {
         event_del(m->redial);
+    }
+    if ((ms = gr_dist_dial_delay(d, m)) > 0) { /* paced (detect.c) */
+        redial_in(d, m, ms);
+        return;
     }
     (void)gr_dist_conn_dial(d, m);
 }
@@ -687,6 +704,7 @@ static void on_gossip(gr_dist *d, const Girder__Member *mm)
         if ((m = member_new(d, mm->name, mm->host, (uint16_t)mm->port)) == NULL) {
             return;
         }
+        m->gossiped = true; /* its first dial may be left to it (detect.c) */
         gr_log_fields(GR_LOG_INFO, DIST_LOG,
                       (gr_log_field[]){{"event", "member_learnt"}, {"peer", m->name}}, 2,
                       "learnt %s at %s:%u", m->name, m->host, (unsigned)m->port);
