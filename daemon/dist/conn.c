@@ -321,6 +321,19 @@ int gr_dist_conn_dial(gr_dist *d, dist_member *m)
     return 0;
 }
 
+int gr_dist_conn_probe(gr_dist *d, const struct sockaddr *sa, socklen_t salen, uint64_t *ret_id)
+{
+    dist_conn *c;
+
+    if ((c = conn_new(d, true)) == NULL) {
+        return -ENOMEM;
+    }
+    DIST_CTR_ADD(d, conns_dialled, 1);
+    *ret_id = c->id;
+    dial_addr(c, sa, salen); /* may close c at once */
+    return 0;
+}
+
 /* ---- accepting -------------------------------------------------------------------- */
 
 void gr_dist_conn_accept(gr_dist *d, int fd, const struct sockaddr *sa, int salen)
