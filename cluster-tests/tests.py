@@ -18,6 +18,8 @@ import time
 
 from flood import test_flood  # r_flood, in cluster-tests/flood.py
 from overload import test_overload  # s_overload, in cluster-tests/overload.py
+from multihost import (test_mh_discovery, test_mh_messaging, test_mh_partition,  # mh_*
+                       test_mh_restart, test_mh_scale)
 from harness import (EXIT_AUTH, EXIT_OK, EXIT_REMOTE, EXIT_TIMEOUT, EXIT_UNREACHABLE, EXIT_USAGE,
                      TestFailure, check, free_port, now, testkit, wait_until)
 
@@ -2201,4 +2203,13 @@ def test_port_bounds(c):
 
 TESTS += [
     ("z_port_bounds", test_port_bounds),
+]
+
+# mh_*: deploy/docker-compose.yml as separate hosts (cluster-tests/multihost.py, netns.py)
+TESTS += [
+    ("mh_discovery", test_mh_discovery),
+    ("mh_messaging", test_mh_messaging),
+    ("mh_partition", test_mh_partition),
+    ("mh_restart", test_mh_restart),
+    ("mh_scale", test_mh_scale),
 ]
