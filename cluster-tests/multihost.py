@@ -205,3 +205,33 @@ def test_mh_scale(c):
               f"{p.stderr}")
     run_on(c, body)
 
+
+
+def test_mh_seed_moved(c):
+    """Seeds named by host name are looked up again at every reconnect: a and
+    b run with one seed, girder@c:4370, and no discovery; c runs with neither.
+    c is killed, its host moves to another address (its DNS record too) and
+    c starts again: a and b find it at the new address, with no restart."""
+    def body(nc):
+        hs = [nc.add(s, start=False) for s in ("a", "b", "c")]
+        a, b, x = hs
+        for h in (a, b):
+            h.command = ["--name", f"girder@{h.hostname}", "--listen", "0.0.0.0:4370",
+                         "--seed", "girder@c:4370"]
+        x.command = ["--name", "girder@c", "--listen", "0.0.0.0:4370"]
+        for h in hs:
+            h.start()
+        nc.wait_mesh(hs, timeout=60)
+        old = x.ip
+        x.kill9()  # its host is gone (a stop would make c "left": never redialled)
+        x.move(len(nc.hosts) + 5)
+        x.start()
+        t0 = time.monotonic()
+        nc.wait_mesh(hs, timeout=60)
+        print(f"    c moved {old} -> {x.ip}: the mesh again after {time.monotonic() - t0:.2f} s",
+              flush=True)
+        for h in (a, b):
+            e = (h.nodes() or {}).get(x.name, {})
+            check(e.get("state") == "up" and e.get("host") == "c",
+                  f"{h.hostname} reaches c by its name: {e}")
+    run_on(c, body)

@@ -223,6 +223,7 @@ class Host:
         self.expected_exit = None
         self.argv = None
         self.name = None  # the node name, once started
+        self.command = None  # a test's replacement of the service's command (None: the file's)
 
     # -- the process ---------------------------------------------------------------------------
     def image_argv(self):
@@ -232,6 +233,8 @@ class Host:
         s, img = self.spec, self.nc.image
         ep = s["entrypoint"] if s["entrypoint"] is not None else img["entrypoint"]
         cmd = s["command"] or (img["cmd"] if s["entrypoint"] is None else [])
+        if self.command is not None:
+            cmd = self.command
         remap = dict(self.nc.copies)
         for src, dst in s["volumes"]:
             remap[dst] = os.path.join(self.nc.dir, "volumes", src)  # a named volume
@@ -338,6 +341,19 @@ class Host:
         if r.rc != 0 or not isinstance(r.data, list):
             return None
         return {e["name"]: e for e in r.data if isinstance(e, dict) and "name" in e}
+
+    def move(self, idx):
+        """Give this host another address (10.R.S.idx+1), in its own hosts file
+        and in the DNS: a host that moved."""
+        old = self.ip
+        self.ip = f"{self.nc.prefix}.{idx + 1}"
+        _sh("ip", "-n", self.ns, "addr", "del", f"{old}/24", "dev", "eth0")
+        _sh("ip", "-n", self.ns, "addr", "add", f"{self.ip}/24", "dev", "eth0")
+        with open(os.path.join("/etc/netns", self.ns, "hosts"), "w") as f:
+            f.write(f"127.0.0.1 localhost\n::1 localhost\n{self.ip} {self.hostname}\n")
+        self.nc._write_dns()
+        wait_until(f"{self.hostname} -> {self.ip} in the DNS",
+                   lambda: self.nc.resolve(self, self.hostname) == [self.ip], 10, interval=0.1)
 
     def link(self, up):
         """Take this host's cable out of the bridge, or put it back."""

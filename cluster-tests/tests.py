@@ -19,7 +19,7 @@ import time
 from flood import test_flood  # r_flood, in cluster-tests/flood.py
 from overload import test_overload  # s_overload, in cluster-tests/overload.py
 from multihost import (test_mh_discovery, test_mh_messaging, test_mh_partition,  # mh_*
-                       test_mh_restart, test_mh_scale)
+                       test_mh_restart, test_mh_scale, test_mh_seed_moved)
 from harness import (EXIT_AUTH, EXIT_OK, EXIT_REMOTE, EXIT_TIMEOUT, EXIT_UNREACHABLE, EXIT_USAGE,
                      TestFailure, check, free_port, now, testkit, wait_until)
 
@@ -2212,4 +2212,5 @@ TESTS += [
     ("mh_partition", test_mh_partition),
     ("mh_restart", test_mh_restart),
     ("mh_scale", test_mh_scale),
+    ("mh_seed_moved", test_mh_seed_moved),
 ]
