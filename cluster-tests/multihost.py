@@ -6,6 +6,7 @@ for its directory; without root, iproute2 or dnsmasq it prints a SKIPPED line
 (docs/testing.md, "Multi-host tests")."""
 
 import json
+import re
 import time
 
 from harness import EXIT_OK, EXIT_REMOTE, check, wait_until
@@ -191,7 +192,9 @@ def test_mh_restart(c):
 def test_mh_scale(c):
     """compose's --scale: one more host runs the `node` service (profile
     scale, same settings, named after its address); once in the DNS it finds
-    the others, every node lists it up, and its HEALTHCHECK passes."""
+    the others, every node lists it up, and its HEALTHCHECK passes. Taken out
+    of the DNS answer (still running), it stays a member everywhere after
+    every node's next lookup."""
     def body(nc):
         hs, _ = _up_mesh(nc)
         n = nc.add("node", hostname="node-1")
@@ -203,6 +206,15 @@ def test_mh_scale(c):
         p, _ = n.run(nc.image["healthcheck"], uts=True, timeout=40)
         check(p.returncode == 0, f"HEALTHCHECK on the replica: {p.returncode} {p.stdout}"
               f"{p.stderr}")
+        # gone from the DNS but running: every node saw the answer without it
+        # (its next lookup), and the member stays up everywhere
+        marks = {h.hostname: len(h.log_text()) for h in hs}
+        n.drop_aliases()
+        for h in hs:
+            wait_until(f"{h.hostname}'s lookup without the replica", lambda h=h: re.search(
+                r"discover girder: 3 address\(es\), 0 new, 1 gone",
+                h.log_text()[marks[h.hostname]:]), 30, interval=0.2)
+        check(nc.mesh_ok(hs + [n]), "a member that left the DNS answer is not dropped")
     run_on(c, body)
 
 

@@ -224,6 +224,7 @@ class Host:
         self.argv = None
         self.name = None  # the node name, once started
         self.command = None  # a test's replacement of the service's command (None: the file's)
+        self.in_aliases = True  # its address is in the DNS under the network aliases
 
     # -- the process ---------------------------------------------------------------------------
     def image_argv(self):
@@ -355,6 +356,15 @@ class Host:
         wait_until(f"{self.hostname} -> {self.ip} in the DNS",
                    lambda: self.nc.resolve(self, self.hostname) == [self.ip], 10, interval=0.1)
 
+    def drop_aliases(self):
+        """Take this host's address out of the aliases' records (the name
+        `girder` no longer lists it), as a scaled-down or unhealthy replica."""
+        self.in_aliases = False
+        self.nc._write_dns()
+        for a in self.spec["aliases"]:
+            wait_until(f"{a} without {self.ip}", lambda a=a: self.ip not in self.nc.resolve(
+                self.nc.hosts[0], a), 10, interval=0.1)
+
     def link(self, up):
         """Take this host's cable out of the bridge, or put it back."""
         _sh("ip", "-n", self.nc.netns, "link", "set", self.veth, "up" if up else "down")
@@ -438,7 +448,7 @@ class NetCluster:
         lines = []
         for h in self.hosts:
             lines.append(f"{h.ip} {h.hostname}")
-            for a in h.spec["aliases"]:
+            for a in h.spec["aliases"] if h.in_aliases else []:
                 lines.append(f"{h.ip} {a}")
         tmp = self.dns_file + ".tmp"
         with open(tmp, "w") as f:
