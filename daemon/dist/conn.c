@@ -952,7 +952,8 @@ static void conn_failed(dist_conn *c, short what, int err)
         if (c->outgoing) {
             /* a member that stays away is logged until the backoff is at its
              * ceiling, then only at debug level */
-            bool quiet = c->member && c->member->backoff_ms >= DIST_BACKOFF_MAX_MS;
+            bool quiet = c->member ? c->member->backoff_ms >= DIST_BACKOFF_MAX_MS
+                                   : true; /* a discovery probe: discover.c logs */
 
             gr_log(quiet ? GR_LOG_DEBUG : GR_LOG_INFO, DIST_LOG, "cannot connect to %s (%s): %s",
                    peer_name(c), c->addr, gr_errid(-err));

@@ -387,6 +387,7 @@ static void on_member_up(dist_conn *c)
         snprintf(k->node, sizeof(k->node), "%s", c->peer.name);
     }
     k->probe = 0; /* done: the link is the member table's now */
+    k->fails = 0;
 }
 
 static void on_closed(dist_conn *c, int err, const char *why)
@@ -395,7 +396,6 @@ static void on_closed(dist_conn *c, int err, const char *why)
     disc_name *n;
     gr_dist_disc_cand *k;
 
-    (void)err;
     (void)why;
     if (d->disc == NULL || !c->outgoing || (k = find_probe(d->disc, c->id, &n)) == NULL) {
         return;
@@ -403,6 +403,15 @@ static void on_closed(dist_conn *c, int err, const char *why)
     k->probe = 0;
     if (c->fail == GR_ENAMECLASH) {
         k->self = true; /* our own name answered there */
+        return;
+    }
+    if (k->fails++ == 0) { /* the first of a run: then quiet until one succeeds */
+        char buf[DIST_ADDR_MAX];
+        int e = c->fail ? c->fail : err;
+
+        gr_dist_disc_addr_format(&k->addr, buf, sizeof(buf));
+        gr_info(DIST_LOG, "discover %s: no node at %s (%s); tried again every %u ms", n->name, buf,
+                gr_errid(e ? e : GR_ENOCONN), n->disc->interval_ms);
     }
 }
 

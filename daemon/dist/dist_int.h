@@ -713,6 +713,7 @@ typedef struct gr_dist_disc_cand {
     uint8_t seen;                   /* 1 once in an answer (0: a new entry, gr_dist_disc_merge) */
     bool self;                      /* this node: never dialled */
     uint64_t probe;                 /* id of our anonymous dial in flight; 0: none */
+    unsigned fails;                 /* probes in a row that reached no node */
     char node[GR_NODENAME_MAX + 1]; /* the node that answered there; "": not known yet */
 } gr_dist_disc_cand;
 
