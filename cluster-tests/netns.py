@@ -26,8 +26,10 @@ Layout of one run (TAG = grmh<pid>x<random>, unique per run):
   one veth end per host (h<N>); namespace TAG-<host>: eth0 at 10.R.S.<N+1>.
 close() kills every process it started, deletes the namespaces (which removes
 the bridge and the veths) and /etc/netns/TAG-*; an atexit hook does the same,
-and every child dies with the harness (PR_SET_PDEATHSIG). Namespaces left by
-a run that was SIGKILLed are removed by the next run (their pid is gone).
+and every child dies with the harness (PR_SET_PDEATHSIG, set again by setpriv
+after the change of user, which clears it). Namespaces left by a run that was
+SIGKILLed are removed by the next run (their pid is gone), after killing what
+still runs in them.
 
 Needs root, iproute2, dnsmasq (scripts/setup-deps) and python3-yaml;
 unavailable() says what is missing.
@@ -94,6 +96,14 @@ def clean_stale():
         m = re.match(rf"{PREFIX}(\d+)x", ns)
         if not m or os.path.exists(f"/proc/{m.group(1)}"):
             continue
+        # what still runs there (a daemon whose parent-death signal a change
+        # of user cleared, the dnsmasq) goes first
+        pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True)
+        for pid in pids.stdout.split():
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except (OSError, ValueError):
+                pass
         subprocess.run(["ip", "netns", "del", ns], capture_output=True)
         shutil.rmtree(os.path.join("/etc/netns", ns), ignore_errors=True)
 
@@ -258,7 +268,8 @@ class Host:
         env = dict(self.nc.base_env, HOME=workdir, HOSTNAME=self.hostname,
                    **self.spec["environment"])
         wrap = ["ip", "netns", "exec", self.ns, "unshare", "--uts", "sh", "-c",
-                'hostname "$0" && exec setpriv --reuid=65534 --regid=65534 --clear-groups "$@"',
+                'hostname "$0" && exec setpriv --reuid=65534 --regid=65534 --clear-groups '
+                '--pdeathsig KILL "$@"',
                 self.hostname]
         self.argv = argv
         self.starts += 1
@@ -315,7 +326,8 @@ class Host:
         pre = ["ip", "netns", "exec", self.ns]
         if uts:
             pre += ["unshare", "--uts", "sh", "-c", 'hostname "$0" && exec "$@"', self.hostname]
-        pre += ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        pre += ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--pdeathsig",
+                "KILL"]
         e = dict(self.nc.base_env, HOME=self.dir, **self.spec["environment"])
         e.update(env or {})
         t0 = time.monotonic()
@@ -427,7 +439,8 @@ class NetCluster:
         self._write_dns()
         log = open(os.path.join(self.dir, "dnsmasq.log"), "a")
         self.dnsmasq = subprocess.Popen(
-            ["ip", "netns", "exec", n, "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null",
+            ["ip", "netns", "exec", n, "setpriv", "--pdeathsig", "KILL", "dnsmasq",
+             "--keep-in-foreground", "--conf-file=/dev/null",
              "--no-resolv", "--no-hosts", f"--addn-hosts={self.dns_file}", "--local=/#/",
              "--bind-interfaces",
              f"--listen-address={self.gw}", "--user=root", "--no-negcache", "--log-queries",
