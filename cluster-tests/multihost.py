@@ -206,8 +206,11 @@ def test_mh_scale(c):
         p, _ = n.run(nc.image["healthcheck"], uts=True, timeout=40)
         check(p.returncode == 0, f"HEALTHCHECK on the replica: {p.returncode} {p.stdout}"
               f"{p.stderr}")
-        # gone from the DNS but running: every node saw the answer without it
-        # (its next lookup), and the member stays up everywhere
+        # gone from the DNS but running: once every node's lookup has seen it
+        # (4 addresses), and then the answer without it, it is still up everywhere
+        for h in hs:
+            wait_until(f"{h.hostname}'s lookup with the replica", lambda h=h: re.search(
+                r"discover girder: 4 address\(es\), 1 new", h.log_text()), 30, interval=0.2)
         marks = {h.hostname: len(h.log_text()) for h in hs}
         n.drop_aliases()
         for h in hs:
