@@ -31,6 +31,8 @@ from fleet import (test_fleet_cursor, test_fleet_forget, test_fleet_info,  # fl_
 from http_api import (test_http_dashboard, test_http_probes,  # ht_*, cluster-tests/http_api.py
                       test_http_token)
 from detector import test_fd_cut_vouched  # fd_*, in cluster-tests/detector.py
+from multihost import (test_mh_discovery, test_mh_messaging, test_mh_partition,  # mh_*
+                       test_mh_restart, test_mh_scale, test_mh_seed_moved)
 from harness import (EXIT_AUTH, EXIT_OK, EXIT_REMOTE, EXIT_TIMEOUT, EXIT_UNREACHABLE, EXIT_USAGE,
                      TestFailure, check, free_port, now, testkit, wait_until)
 
@@ -2273,4 +2275,14 @@ TESTS += [
     ("ht_token", test_http_token),
     ("ht_dashboard", test_http_dashboard),
     ("fd_cut_vouched", test_fd_cut_vouched),
+]
+
+# mh_*: deploy/docker-compose.yml as separate hosts (cluster-tests/multihost.py, netns.py)
+TESTS += [
+    ("mh_discovery", test_mh_discovery),
+    ("mh_messaging", test_mh_messaging),
+    ("mh_partition", test_mh_partition),
+    ("mh_restart", test_mh_restart),
+    ("mh_scale", test_mh_scale),
+    ("mh_seed_moved", test_mh_seed_moved),
 ]

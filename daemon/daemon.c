@@ -427,6 +427,7 @@ static int prepare_cluster(node *n, const gr_config *cfg, const gr_cookie *cooki
                         .nmodules = ext ? ext->nmodules : 0,
                         .data_dir = cfg->data_dir};
     gr_dist_seed *seeds = NULL;
+    gr_dist_dns *disc = NULL;
     int r;
 
     if ((r = gr_rpc_new(&rc, &n->rpc)) < 0) {
@@ -444,6 +445,13 @@ static int prepare_cluster(node *n, const gr_config *cfg, const gr_cookie *cooki
     for (size_t i = 0; i < cfg->nseeds; i++) {
         seeds[i] = (gr_dist_seed){cfg->seeds[i].node, cfg->seeds[i].host, cfg->seeds[i].port};
     }
+    if (cfg->ndiscover && !(disc = calloc(cfg->ndiscover, sizeof(*disc)))) {
+        free(seeds);
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < cfg->ndiscover; i++) {
+        disc[i] = (gr_dist_dns){cfg->discover[i].name, cfg->discover[i].port};
+    }
     gr_dist_config dc = {
         .rt = n->rt,
         .name = gr_rt_node_name(n->rt),
@@ -454,6 +462,9 @@ static int prepare_cluster(node *n, const gr_config *cfg, const gr_cookie *cooki
         .listen_port = cfg->listen_port,
         .seeds = seeds,
         .nseeds = cfg->nseeds,
+        .discover = disc,
+        .ndiscover = cfg->ndiscover,
+        .discover_ms = cfg->discover_ms,
         .detection_ms = cfg->detection_ms,
         .out_high_bytes = (size_t)cfg->link_high_water,
         .chacha_only = !cfg->cipher_fast,
@@ -462,6 +473,7 @@ static int prepare_cluster(node *n, const gr_config *cfg, const gr_cookie *cooki
     };
     r = gr_dist_new(&dc, &n->dist);
     free(seeds);
+    free(disc);
     if (r < 0) {
         gr_error("node", "cannot set up distribution: %s", gr_strerror(r));
         return r;

@@ -76,6 +76,8 @@ static int set_redis_table(gr_config *cfg, const char *v, gr_config_reason *why)
 static int set_observer_key_file(gr_config *cfg, const char *v, gr_config_reason *why);
 static int set_log_format(gr_config *cfg, const char *v, gr_config_reason *why);
 static int set_ready_wait_seeds_ms(gr_config *cfg, const char *v, gr_config_reason *why);
+static int set_discover_dns(gr_config *cfg, const char *v, gr_config_reason *why);
+static int set_discover_interval(gr_config *cfg, const char *v, gr_config_reason *why);
 
 static const key_def keys[] = {
     {"name", "name", "NAME@HOST", "node name", DEFAULT_NAME, set_name, false, false},
@@ -85,6 +87,13 @@ static const key_def keys[] = {
      set_cookie_file, false, false},
     {"seeds", "seed", "NAME@HOST:PORT", "node to contact at start; repeatable", "none", set_seeds,
      true, false},
+    {"discover_dns", "discover-dns", "NAME[:PORT]",
+     "DNS name whose addresses are all candidate members, looked up periodically (port: "
+     "this node's listen port); repeatable",
+     "none", set_discover_dns, true, false},
+    {"discover_interval_ms", "discover-interval-ms", "MS",
+     "how often discover_dns names are looked up (100..3600000)", "5000", set_discover_interval,
+     false, false},
     {"data_dir", "data-dir", "DIR",
      "directory of the disk tables (created with mode 0700 if missing)",
      "none: disk tables refused", set_data_dir, false, false},
@@ -761,6 +770,114 @@ static int set_seeds(gr_config *cfg, const char *v, gr_config_reason *why)
     return r;
 }
 
+static void discover_clear(gr_config *cfg)
+{
+    for (size_t i = 0; i < cfg->ndiscover; i++) {
+        free(cfg->discover[i].name);
+    }
+    free(cfg->discover);
+    cfg->discover = NULL;
+    cfg->ndiscover = 0;
+}
+
+/* Parse one "NAME" or "NAME:PORT" (len bytes at s) into *ret. */
+static int parse_dns(const char *s, size_t len, gr_config_reason *why, gr_config_dns *ret)
+{
+    const char *colon = memchr(s, ':', len);
+    size_t hlen = colon ? (size_t)(colon - s) : len;
+    uint16_t port = 0;
+    char portbuf[8];
+
+    if (!host_ok(s, hlen)) {
+        *why = GR_CONFIG_EDISCOVER;
+        return GR_ECONFIG;
+    }
+    if (colon) {
+        size_t plen = len - hlen - 1;
+
+        if (plen == 0 || plen >= sizeof(portbuf)) {
+            *why = GR_CONFIG_EPORT;
+            return GR_ECONFIG;
+        }
+        memcpy(portbuf, colon + 1, plen);
+        portbuf[plen] = '\0';
+        if (parse_port(portbuf, false, &port) < 0) {
+            *why = GR_CONFIG_EPORT;
+            return GR_ECONFIG;
+        }
+    }
+    if (!(ret->name = strndup(s, hlen))) {
+        return -ENOMEM;
+    }
+    ret->port = port;
+    return 0;
+}
+
+/* Append every comma-separated NAME[:PORT] in v. All or nothing. */
+static int set_discover_dns(gr_config *cfg, const char *v, gr_config_reason *why)
+{
+    size_t old = cfg->ndiscover;
+    const char *p = v;
+    int r = 0;
+
+    for (;;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        gr_config_dns *grown;
+
+        while (len && (*p == ' ' || *p == '\t')) {
+            p++, len--;
+        }
+        while (len && (p[len - 1] == ' ' || p[len - 1] == '\t')) {
+            len--;
+        }
+        if (cfg->ndiscover >= GR_CONFIG_DISCOVER_MAX) {
+            *why = GR_CONFIG_ETOOMANYDISCOVER;
+            r = GR_ECONFIG;
+            break;
+        }
+        if (!(grown = realloc(cfg->discover, (cfg->ndiscover + 1) * sizeof(*grown)))) {
+            r = -ENOMEM;
+            break;
+        }
+        cfg->discover = grown;
+        if ((r = parse_dns(p, len, why, &cfg->discover[cfg->ndiscover])) < 0) {
+            break;
+        }
+        cfg->ndiscover++;
+        if (!end) {
+            break;
+        }
+        p = end + 1;
+    }
+    if (r < 0) {
+        while (cfg->ndiscover > old) {
+            free(cfg->discover[--cfg->ndiscover].name);
+        }
+    }
+    return r;
+}
+
+static int set_discover_interval(gr_config *cfg, const char *v, gr_config_reason *why)
+{
+    unsigned long n = 0;
+    size_t len = strlen(v);
+
+    for (size_t i = 0; i < len; i++) {
+        if (!is_digit(v[i]) || len > 7) {
+            *why = GR_CONFIG_EDISCOVERMS;
+            return GR_ECONFIG;
+        }
+        n = n * 10 + (unsigned long)(v[i] - '0');
+    }
+    if (n < GR_CONFIG_DISCOVER_MIN_MS || n > GR_CONFIG_DISCOVER_MAX_MS) {
+        *why = GR_CONFIG_EDISCOVERMS;
+        return GR_ECONFIG;
+    }
+    cfg->discover_ms = (unsigned)n;
+    return 0;
+}
+
 static int set_plugin(gr_config *cfg, const char *v, gr_config_reason *why)
 {
     char **grown, *copy;
@@ -840,6 +957,7 @@ int gr_config_init(gr_config *ret_cfg)
         .detection_ms = GR_CONFIG_DETECTION_DEFAULT_MS,
         .link_high_water = GR_CONFIG_HIGH_WATER_DEFAULT,
         .ready_wait_seeds_ms = GR_CONFIG_READY_WAIT_DEFAULT_MS,
+        .discover_ms = GR_CONFIG_DISCOVER_DEFAULT_MS,
     };
 
     if (!(cfg.name = strdup(DEFAULT_NAME)) || !(cfg.listen_host = strdup(DEFAULT_LISTEN_HOST))) {
@@ -867,6 +985,7 @@ void gr_config_clear(gr_config *cfg)
     free(cfg->http_host);
     free(cfg->http_token_file);
     seeds_clear(cfg);
+    discover_clear(cfg);
     plugins_clear(cfg);
     memset(cfg, 0, sizeof(*cfg));
 }
@@ -1128,7 +1247,7 @@ int gr_config_load(int argc, char *argv[], gr_config_error *err, gr_config *ret_
     const char *file = NULL;
     gr_config_action action = GR_CONFIG_RUN;
     gr_config cfg = {0};
-    bool seeds_from_flags = false;
+    bool seeds_from_flags = false, discover_from_flags = false;
     int c, r;
 
     err_reset(err);
@@ -1196,6 +1315,10 @@ int gr_config_load(int argc, char *argv[], gr_config_error *err, gr_config *ret_
             if (flags[i].kd->set == set_seeds && !seeds_from_flags) {
                 seeds_clear(&cfg);
                 seeds_from_flags = true;
+            }
+            if (flags[i].kd->set == set_discover_dns && !discover_from_flags) {
+                discover_clear(&cfg); /* likewise --discover-dns */
+                discover_from_flags = true;
             }
             if ((r = apply(&cfg, flags[i].kd, flags[i].arg, &why)) == GR_ECONFIG) {
                 snprintf(flag, sizeof(flag), "--%s", flags[i].kd->flag);

@@ -16,6 +16,10 @@
  *   cookie_file  --cookie-file   path                       none (GIRDER_COOKIE)
  *   seeds        --seed          NAME@HOST:PORT, comma-     none
  *                                separated or repeated
+ *   discover_dns --discover-dns  NAME[:PORT], comma-        none
+ *                                separated or repeated
+ *   discover_interval_ms --discover-interval-ms
+ *                                100..3600000               5000
  *   schedulers   --schedulers    1..255 or "auto"           auto (one per core)
  *   log_level    --log-level     debug|info|notice|warn|    info
  *                                error
@@ -73,6 +77,10 @@
 
 #define GR_CONFIG_PORT_DEFAULT 4370         /* listen port when none is configured */
 #define GR_CONFIG_SEEDS_MAX 64              /* seeds accepted from file + flags */
+#define GR_CONFIG_DISCOVER_MAX 16           /* discover_dns names (= GR_DIST_DISC_NAMES_MAX) */
+#define GR_CONFIG_DISCOVER_DEFAULT_MS 5000  /* discover_interval_ms */
+#define GR_CONFIG_DISCOVER_MIN_MS 100       /* discover_interval_ms, at least */
+#define GR_CONFIG_DISCOVER_MAX_MS 3600000   /* and at most */
 #define GR_CONFIG_PLUGINS_MAX 64            /* plugins loaded at start (file + flags) */
 #define GR_CONFIG_FILE_MAX (1024 * 1024)    /* largest INI file read, bytes */
 #define GR_CONFIG_DATA_DIR_MAX 3072         /* bytes of a data_dir (room for tables/NAME/...) */
@@ -106,6 +114,9 @@
     X(GR_CONFIG_EPORT, "bad port: expected a number 1..65535")                                     \
     X(GR_CONFIG_ESEED, "bad seed: expected NAME@HOST:PORT")                                        \
     X(GR_CONFIG_ETOOMANYSEEDS, "too many seeds")                                                   \
+    X(GR_CONFIG_EDISCOVER, "bad discovery name: expected NAME or NAME:PORT (NAME: a DNS name)")    \
+    X(GR_CONFIG_ETOOMANYDISCOVER, "too many discovery names")                                      \
+    X(GR_CONFIG_EDISCOVERMS, "bad discovery interval: expected milliseconds 100..3600000")         \
     X(GR_CONFIG_ERANGE, "out of range: expected 1..255 or auto")                                   \
     X(GR_CONFIG_EDETECTION, "bad detection time: expected milliseconds 300..600000")               \
     X(GR_CONFIG_EHIGHWATER, "bad link high-water mark: expected bytes 262144..1073741824, or "     \
@@ -142,6 +153,12 @@ typedef struct gr_config_seed {
     uint16_t port; /* 1..65535 */
 } gr_config_seed;
 
+/* One DNS discovery name: its addresses are candidate members. */
+typedef struct gr_config_dns {
+    char *name;    /* DNS name */
+    uint16_t port; /* 1..65535; 0: this node's listen port */
+} gr_config_dns;
+
 /* Parsed configuration. Every string is owned by the struct (gr_config_clear
  * frees them). */
 typedef struct gr_config {
@@ -174,6 +191,9 @@ typedef struct gr_config {
     char *http_token_file;        /* bearer token file, or NULL */
     bool http_require_token;      /* token even on loopback */
     bool http_protect_metrics;    /* /metrics and the probes need the token too */
+    gr_config_dns *discover;      /* ndiscover DNS discovery names */
+    size_t ndiscover;             /* 0..GR_CONFIG_DISCOVER_MAX */
+    unsigned discover_ms;         /* discover_interval_ms: lookup period */
 } gr_config;
 
 /* Why a configuration was rejected. Filled by the functions below when they

@@ -786,6 +786,77 @@ START_TEST(roles_logs_readiness)
 }
 END_TEST
 
+START_TEST(discover_dns)
+{
+    gr_config cfg;
+    gr_config_error err;
+    const char *path = write_file("disc.ini", "[node]\n"
+                                              "discover_dns = girder, girder.svc.local:4371\n"
+                                              "discover_dns = k8s-headless\n"
+                                              "discover_interval_ms = 1500\n");
+    char text[64 * 20] = "[node]\n";
+
+    /* defaults: none, every 5 s */
+    ck_assert_int_eq(LOAD(&err, &cfg, "--log-level", "info"), 0);
+    ck_assert_uint_eq(cfg.ndiscover, 0);
+    ck_assert_uint_eq(cfg.discover_ms, GR_CONFIG_DISCOVER_DEFAULT_MS);
+    gr_config_clear(&cfg);
+
+    /* the file: comma lists and repeated lines accumulate; no port = 0 (ours) */
+    ck_assert_int_eq(LOAD(&err, &cfg, "-c", (char *)path), 0);
+    ck_assert_uint_eq(cfg.ndiscover, 3);
+    ck_assert_str_eq(cfg.discover[0].name, "girder");
+    ck_assert_uint_eq(cfg.discover[0].port, 0);
+    ck_assert_str_eq(cfg.discover[1].name, "girder.svc.local");
+    ck_assert_uint_eq(cfg.discover[1].port, 4371);
+    ck_assert_str_eq(cfg.discover[2].name, "k8s-headless");
+    ck_assert_uint_eq(cfg.discover_ms, 1500);
+    gr_config_clear(&cfg);
+
+    /* flags replace the file's list (the first --discover-dns), and repeat */
+    ck_assert_int_eq(LOAD(&err, &cfg, "-c", (char *)path, "--discover-dns", "a:1",
+                          "--discover-dns=b", "--discover-interval-ms", "100"),
+                     0);
+    ck_assert_uint_eq(cfg.ndiscover, 2);
+    ck_assert_str_eq(cfg.discover[0].name, "a");
+    ck_assert_uint_eq(cfg.discover[0].port, 1);
+    ck_assert_str_eq(cfg.discover[1].name, "b");
+    ck_assert_uint_eq(cfg.discover_ms, 100);
+    gr_config_clear(&cfg);
+
+    /* bad values: the name, the port, the interval, an empty list entry */
+    ck_assert_int_eq(LOAD(&err, &cfg, "--discover-dns", "-bad"), GR_ECONFIG);
+    ck_assert_int_eq(err.reason, GR_CONFIG_EDISCOVER);
+    ck_assert_str_eq(err.key, "--discover-dns");
+    ck_assert_int_eq(LOAD(&err, &cfg, "--discover-dns", "name@host"), GR_ECONFIG);
+    ck_assert_int_eq(err.reason, GR_CONFIG_EDISCOVER);
+    ck_assert_int_eq(LOAD(&err, &cfg, "--discover-dns", "h:0"), GR_ECONFIG);
+    ck_assert_int_eq(err.reason, GR_CONFIG_EPORT);
+    ck_assert_int_eq(LOAD(&err, &cfg, "--discover-dns", "h:"), GR_ECONFIG);
+    ck_assert_int_eq(err.reason, GR_CONFIG_EPORT);
+    ck_assert_int_eq(LOAD(&err, &cfg, "--discover-dns", "h:65536"), GR_ECONFIG);
+    ck_assert_int_eq(err.reason, GR_CONFIG_EPORT);
+    ck_assert_int_eq(LOAD(&err, &cfg, "--discover-interval-ms", "99"), GR_ECONFIG);
+    ck_assert_int_eq(err.reason, GR_CONFIG_EDISCOVERMS);
+    ck_assert_int_eq(LOAD(&err, &cfg, "--discover-interval-ms", "3600001"), GR_ECONFIG);
+    ck_assert_int_eq(err.reason, GR_CONFIG_EDISCOVERMS);
+    ck_assert_int_eq(LOAD(&err, &cfg, "--discover-interval-ms", "5s"), GR_ECONFIG);
+    ck_assert_int_eq(err.reason, GR_CONFIG_EDISCOVERMS);
+    expect_ini_error("[node]\ndiscover_dns = a,,b\n", GR_CONFIG_EDISCOVER, 2, "discover_dns");
+    expect_ini_error("[node]\ndiscover_interval_ms = 1000\ndiscover_interval_ms = 2000\n",
+                     GR_CONFIG_EDUP, 3, "discover_interval_ms");
+
+    /* at most GR_CONFIG_DISCOVER_MAX names, then an error naming the key */
+    for (int i = 0; i <= GR_CONFIG_DISCOVER_MAX; i++) {
+        char line[64];
+
+        snprintf(line, sizeof(line), "discover_dns = n%d\n", i);
+        strcat(text, line);
+    }
+    expect_ini_error(text, GR_CONFIG_ETOOMANYDISCOVER, GR_CONFIG_DISCOVER_MAX + 2, "discover_dns");
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
     Suite *s = suite_create("config");
@@ -794,7 +865,7 @@ static Suite *config_suite(void)
 
     gr_test_add(good, defaults, full_file, flags_override_file, help_and_version, set_one_key,
                 validators, cookie_precedence, plugins_file_and_flags, data_dir,
-                roles_logs_readiness);
+                roles_logs_readiness, discover_dns);
 
     gr_test_add(bad, err_unknown_section, err_key_outside_section, err_unknown_key,
                 err_duplicate_key, err_bad_value, err_bad_port, err_bad_node_name,

@@ -325,6 +325,19 @@ int gr_dist_conn_dial(gr_dist *d, dist_member *m)
     return 0;
 }
 
+int gr_dist_conn_probe(gr_dist *d, const struct sockaddr *sa, socklen_t salen, uint64_t *ret_id)
+{
+    dist_conn *c;
+
+    if ((c = conn_new(d, true)) == NULL) {
+        return -ENOMEM;
+    }
+    DIST_CTR_ADD(d, conns_dialled, 1);
+    *ret_id = c->id;
+    dial_addr(c, sa, salen); /* may close c at once */
+    return 0;
+}
+
 /* ---- accepting -------------------------------------------------------------------- */
 
 void gr_dist_conn_accept(gr_dist *d, int fd, const struct sockaddr *sa, int salen)
@@ -972,7 +985,8 @@ static void conn_failed(dist_conn *c, short what, int err)
         if (c->outgoing) {
             /* a member that stays away is logged until the backoff is at its
              * ceiling, then only at debug level */
-            bool quiet = c->member && c->member->backoff_ms >= DIST_BACKOFF_MAX_MS;
+            bool quiet = c->member ? c->member->backoff_ms >= DIST_BACKOFF_MAX_MS
+                                   : true; /* a discovery probe: discover.c logs */
 
             gr_log(quiet ? GR_LOG_DEBUG : GR_LOG_INFO, DIST_LOG, "cannot connect to %s (%s): %s",
                    peer_name(c), c->addr, gr_errid(-err));

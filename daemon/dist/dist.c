@@ -436,6 +436,7 @@ static void stop_begin(gr_dist *d, unsigned deadline_ms)
     gr_dist_listen_stop(d);
     gr_dist_mem_fail_joins(d, GR_ESTOPPED);
     gr_dist_mem_stop_timers(d);
+    gr_dist_disc_stop(d);
     for (c = d->conns; c; c = next) {
         next = c->next;
         gr_dist_rpc_conn_closed(c, GR_ESTOPPED);
@@ -593,6 +594,7 @@ static void *dist_main(void *arg)
     gr_dist_conn_flush_all(d); /* frees d->dead */
     gr_dist_mem_fail_joins(d, GR_ESTOPPED);
     gr_dist_mem_stop_timers(d);
+    gr_dist_disc_stop(d);
     gr_dist_mem_publish(d);
     return NULL;
 }
@@ -690,6 +692,10 @@ int gr_dist_new(const gr_dist_config *cfg, gr_dist **ret_d)
             }
         }
     }
+    if ((r = gr_dist_disc_new(d, cfg->discover, cfg->ndiscover, cfg->discover_ms)) < 0) {
+        gr_dist_free(d);
+        return r;
+    }
     if ((d->stop_cmd = gr_dist_cmd_new(CMD_STOP, 0)) == NULL ||
         (d->rbuf = malloc(DIST_READ_CHUNK)) == NULL) {
         gr_dist_free(d);
@@ -739,7 +745,7 @@ int gr_dist_start(gr_dist *d)
     if (d->dns == NULL) {
         d->dns = evdns_base_new(d->base, 0);
     }
-    if ((r = gr_dist_listen_start(d)) < 0) {
+    if ((r = gr_dist_listen_start(d)) < 0 || (r = gr_dist_disc_start(d)) < 0) {
         goto fail;
     }
     gr_dist_mem_publish(d);
@@ -822,6 +828,7 @@ gr_dist *gr_dist_free(gr_dist *d)
     gr_dist_admit_free(d);
     gr_dist_repl_free(d);
     gr_dist_fd_free(d);
+    gr_dist_disc_free(d);
     if (d->dns) {
         evdns_base_free(d->dns, 1);
     }

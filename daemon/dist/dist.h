@@ -56,6 +56,9 @@
 #define GR_DIST_HANDSHAKE_TIMEOUT_MS 5000 /* unauthenticated peers get this long */
 #define GR_DIST_HELLO_TIMEOUT_MS 1000     /* ... and this long for their first message */
 #define GR_DIST_HOST_MAX 255
+#define GR_DIST_DISCOVER_DEFAULT_MS 5000 /* DNS discovery: a lookup per name this often */
+#define GR_DIST_DISC_NAMES_MAX 16        /* names looked up */
+#define GR_DIST_DISC_CANDS_MAX 256       /* addresses kept per name (more: ignored) */
 
 typedef struct gr_dist gr_dist;
 
@@ -65,6 +68,15 @@ typedef struct gr_dist_seed {
     const char *host; /* host or IPv4/IPv6 address to dial */
     uint16_t port;
 } gr_dist_seed;
+
+/* A DNS name whose addresses are candidate members (DNS discovery,
+ * docs/operations.md "Discovery"): looked up every discover_interval_ms, and
+ * every address in the answer is dialled at port without knowing which node
+ * answers there (the handshake says). */
+typedef struct gr_dist_dns {
+    const char *name; /* DNS name (A and AAAA records; the hosts file first) */
+    uint16_t port;    /* port to dial at each address; 0: our own listening port */
+} gr_dist_dns;
 
 /* One incoming rpc request, borrowed for the duration of the gr_dist_rpc_fn call
  * (copy what you keep). `conn` and `ref` identify it for gr_dist_reply. */
@@ -98,6 +110,11 @@ typedef struct gr_dist_config {
     uint16_t listen_port;          /* 0: any free port (see gr_dist_port) */
     const gr_dist_seed *seeds;
     size_t nseeds;
+    /* DNS discovery (discover.c); ndiscover 0: none */
+    const gr_dist_dns *discover; /* names (copied) */
+    size_t ndiscover;            /* 0..GR_DIST_DISC_NAMES_MAX */
+    unsigned discover_ms;        /* lookup period; 0: GR_DIST_DISCOVER_DEFAULT_MS */
+
     unsigned detection_ms; /* 0: GR_DIST_DETECTION_DEFAULT_MS */
     size_t out_high_bytes; /* 0: GR_DIST_OUT_HIGH_DEFAULT (conn.c, "Overload") */
     bool chacha_only;      /* links use ChaCha20-Poly1305 only; false: AES-128-OCB

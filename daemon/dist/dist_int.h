@@ -113,6 +113,7 @@ typedef struct dist_cmd dist_cmd;
 typedef struct dist_large dist_large;
 typedef struct dist_kind dist_kind;
 typedef struct dist_proto dist_proto;
+typedef struct dist_disc dist_disc;
 
 #define DIST_KINDS_MAX 32 /* frame kinds are protobuf field numbers below this */
 #define DIST_PROTOS_MAX 16
@@ -515,6 +516,7 @@ struct gr_dist {
     _Atomic uint64_t node_state[GR_DIST_NODES_MAX];
     dist_member *member_at[GR_DIST_NODES_MAX]; /* dist thread: index -> member */
     struct dist_repl *repl;                    /* replicated tables' plug (repl.c); NULL: none */
+    dist_disc *disc;                           /* DNS discovery (discover.c); NULL: none */
     /* per node index: the link's queued output bytes plus what waits for it
      * in sigq, top bit = busy; written by the dist thread (conn.c), read by
      * gr_dist_members */
@@ -821,5 +823,56 @@ void gr_dist_rpc_conn_closed(dist_conn *c, int err);
  * and then for DIST_SPIN_OFF_US; at the end of that window the count is taken
  * afresh and the spin allowed again. Pure: dist thread, or a test. */
 bool gr_dist_spin_allowed(dist_spin *s, uint64_t now_us, uint64_t nivcsw);
+
+/* ---- discover.c: DNS discovery --------------------------------------------------- */
+
+/* An address from a DNS answer, with the port it is dialled at. */
+typedef struct gr_dist_disc_addr {
+    uint8_t family;   /* AF_INET or AF_INET6 */
+    uint8_t addr[16]; /* IPv4: the first 4 bytes, the rest 0 */
+    uint16_t port;    /* host order */
+} gr_dist_disc_addr;
+
+/* A candidate member: one address of a name's latest answer, and what was
+ * learnt there. */
+typedef struct gr_dist_disc_cand {
+    gr_dist_disc_addr addr;         /* where */
+    uint8_t seen;                   /* 1 once in an answer (0: a new entry, gr_dist_disc_merge) */
+    bool self;                      /* this node: never dialled */
+    uint64_t probe;                 /* id of our anonymous dial in flight; 0: none */
+    unsigned fails;                 /* probes in a row that reached no node */
+    char node[GR_NODENAME_MAX + 1]; /* the node that answered there; "": not known yet */
+} gr_dist_disc_cand;
+
+/* Replace the candidates *cands (*ncands of them, malloc'd) by the addresses
+ * of an answer, addrs[0..n): an address already a candidate keeps its entry
+ * (what was learnt there), a new one gets a fresh entry, a candidate not in
+ * the answer is dropped; duplicates and other families are skipped, and at
+ * most GR_DIST_DISC_CANDS_MAX are kept, in answer order. *ret_added and
+ * *ret_removed (each may be NULL) count the new and the dropped. 0, or -ENOMEM
+ * with *cands untouched. Pure: any thread, on the caller's arrays. */
+int gr_dist_disc_merge(gr_dist_disc_cand **cands, size_t *ncands, const gr_dist_disc_addr *addrs,
+                       size_t n, size_t *ret_added, size_t *ret_removed);
+/* "1.2.3.4:P" or "[v6]:P", as conn.c formats a dialled address. Pure. */
+void gr_dist_disc_addr_format(const gr_dist_disc_addr *a, char *buf, size_t cap);
+/* Set up discovery of names[0..n) (copied) on d; n 0: none. gr_dist_new.
+ * 0, -EINVAL (too many, an empty or overlong name) or -ENOMEM. */
+int gr_dist_disc_new(gr_dist *d, const gr_dist_dns *names, size_t n, unsigned interval_ms);
+/* The period timer; the first lookups run at the loop's first turn.
+ * gr_dist_start, after d->base and d->dns. 0 or -ENOMEM. */
+int gr_dist_disc_start(gr_dist *d);
+/* No more lookups or dials (stop). Dist thread; idempotent. */
+void gr_dist_disc_stop(gr_dist *d);
+/* Free it all (the loop has ended or never ran). NULL-safe on d->disc. */
+void gr_dist_disc_free(gr_dist *d);
+/* Discovery as a protocol without frame kinds, added by gr_dist_disc_new: its
+ * hooks learn who answered a probe. */
+extern const dist_proto gr_dist_disc_proto;
+
+/* conn.c: dial sa without expecting a particular node (the handshake's peer is
+ * whoever proves the cookie). The link has no member until it is UP; its id
+ * is stored in *ret_id. 0 or -ENOMEM (a connect that fails later closes the
+ * link as usual: the protocols' closed hooks run). Dist thread. */
+int gr_dist_conn_probe(gr_dist *d, const struct sockaddr *sa, socklen_t salen, uint64_t *ret_id);
 
 #endif
