@@ -18,6 +18,7 @@ import time
 
 from flood import test_flood  # r_flood, in cluster-tests/flood.py
 from overload import test_overload  # s_overload, in cluster-tests/overload.py
+from benchsmoke import test_bench_smoke  # bp_bench_smoke, in cluster-tests/benchsmoke.py
 from harness import (EXIT_AUTH, EXIT_OK, EXIT_REMOTE, EXIT_TIMEOUT, EXIT_UNREACHABLE, EXIT_USAGE,
                      TestFailure, check, free_port, now, testkit, wait_until)
 
@@ -2201,4 +2202,8 @@ def test_port_bounds(c):
 
 TESTS += [
     ("z_port_bounds", test_port_bounds),
+]
+
+TESTS += [
+    ("bp_bench_smoke", test_bench_smoke),
 ]

@@ -282,6 +282,9 @@ typedef struct gr_rt_global_ops {
  * -ENOTSUP. Any thread, at any time (an atomic store). */
 void gr_rt_set_global(girder_rt *rt, const gr_rt_global_ops *ops);
 
+/* The names hook installed now, or NULL. Any thread (an atomic load). */
+const gr_rt_global_ops *gr_rt_global(girder_rt *rt);
+
 /* Incoming: hand over a signal that arrived from node sig->from.node (an index
  * already interned with gr_rt_node_intern, != 0) for a process of this node
  * (sig->to.node == 0), or, for MSG, for the name sig->to_name registered here
