@@ -18,7 +18,8 @@ usage: bench/ports/ports.py --build DIR [--quick] [--rounds N] [--no-erlang]
   3. plugin behaviour: `bench_ps pp BEHAVIOUR N`, local ping-pong (round
      trips / s) against the compiled-in "bench_ponger" and the plugin's
      "plug_ponger" (bench/ports/bench_plugin.c, the same code through the
-     plugin API table).
+     plugin API table), run in the order A B B A in each round; a round's
+     figure is the mean of its two runs of each.
 
 Goals (issue 16, same run): round trip <= Erlang's; throughput >= 2x
 Erlang's; the plugin behaviour within 5% of the compiled-in one. Rounds
@@ -26,6 +27,7 @@ alternate Girder and Erlang (default 3); medians with every round's figure.
 """
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -105,7 +107,7 @@ def main():
                            check=True)
         for i in range(rounds):
             note(f"round {i + 1} of {rounds}: port round trip x {n_rt}")
-            d = girder_call(g, a, "port", echo, n_rt, 1, 16)
+            d = girder_call(g, a, "port", json.dumps(echo), n_rt, 1, 16)
             G.setdefault("rt_median", []).append(d["median_us"])
             G.setdefault("rt_p99", []).append(d["p99_us"])
             if have_e:
@@ -113,17 +115,21 @@ def main():
                 E.setdefault("rt_median", []).append(d["erl_port_median_us"])
                 E.setdefault("rt_p99", []).append(d["erl_port_p99_us"])
             note(f"round {i + 1}: port throughput x {n_tput}, window {WINDOW}")
-            d = girder_call(g, a, "port", echo, n_tput, WINDOW, 16)
+            d = girder_call(g, a, "port", json.dumps(echo), n_tput, WINDOW, 16)
             G.setdefault("tput", []).append(d["msgs_per_s"])
             if have_e:
                 d = erl_port(tmp, echo, n_tput, WINDOW)
                 E.setdefault("tput", []).append(d["erl_port_msgs_s"])
             note(f"round {i + 1}: ping-pong x {n_pp}, compiled-in and plugin")
-            order = ("bench_ponger", "plug_ponger") if i % 2 == 0 else ("plug_ponger",
-                                                                        "bench_ponger")
+            # ABBA within the round, so that a slow spell hits both alike; the
+            # round's figure of each is the mean of its two runs
+            order = ("bench_ponger", "plug_ponger", "plug_ponger", "bench_ponger")
+            runs = {}
             for beh in order:
-                d = girder_call(g, a, "pp", beh, n_pp)
-                G.setdefault(f"pp_{beh}", []).append(d["rt_per_s"])
+                d = girder_call(g, a, "pp", json.dumps(beh), n_pp)
+                runs.setdefault(beh, []).append(d["rt_per_s"])
+            for beh, v in runs.items():
+                G.setdefault(f"pp_{beh}", []).append(sum(v) / len(v))
     finally:
         net.kill_all()
         shutil.rmtree(tmp, ignore_errors=True)
