@@ -21,6 +21,9 @@ usage: bench/pubsub/pubsub.py --build DIR [--quick] [--rounds N] [--no-erlang]
      until every subscriber has told the publisher it counted all MSGS.
   2. publish-to-receive latency: one subscriber on B answers each publish
      from A with a message straight back; median and p99 of the round trip.
+     Reference row (information): plain remote ping-pong between A and B
+     (bench.pingpong / girder_net pingpong, as in the network section), the
+     same round trip without pub/sub in the path.
   3. global names: register N distinct names for one process on A (3-node
      cluster), then look each one up; names / s. Girder's "visible" is the
      time until B and C know the last name (Erlang's register_name returns
@@ -74,6 +77,7 @@ ROWS = (
     ("bc", "broadcast deliveries", "M/s", 1e-6, False, 3.0, ">= 3"),
     ("lat_median", "publish-to-receive round trip, median", "us", 1.0, True, 1.0, "<= 1"),
     ("lat_p99", "  p99", "us", 1.0, True, 1.0, "<= 1"),
+    ("pp_median", "  reference: remote ping-pong, median", "us", 1.0, True, None, "(info)"),
     ("gl_reg", "global name registrations", "k/s", 1e-3, False, 10.0, ">= 10"),
     ("gl_where", "global name lookups", "M/s", 1e-6, False, None, "(info)"),
     ("gl_visible", "  registrations known on every node", "ms", 1.0, True, None, "(info)"),
@@ -136,6 +140,16 @@ def main():
                 d = erl_run(e, ["lat", eb, str(n_lat)])
                 put("erlang", "lat_median", d["erl_lat_median_us"])
                 put("erlang", "lat_p99", d["erl_lat_p99_us"])
+            # reference: plain remote ping-pong between the same nodes (no
+            # pub/sub in the path), to tell the pub/sub hop from the link's cost
+            rc, d, r = g.cli(a, "rpc", a["name"], "bench", "pingpong", json.dumps(b["name"]),
+                             n_lat, timeout_ms=600000)
+            if rc != 0 or not isinstance(d, dict):
+                raise RuntimeError(f"girder bench.pingpong failed: {r.stdout}{r.stderr}")
+            put("girder", "pp_median", d["median_us"])
+            if have_e:
+                d = e.run_a(["pingpong", eb, str(n_lat)])
+                put("erlang", "pp_median", d["erl_pp_median_us"])
             note(f"round {i + 1}: global names x {n_gl}")
             d = girder_call(g, a, "global", n_gl, json.dumps([b["name"], c["name"]]))
             put("girder", "gl_reg", d["reg_per_s"])
