@@ -57,7 +57,7 @@ start_scope(Scope) ->
                   Self ! {scope_up, Scope},
                   receive stop -> ok end
           end),
-    receive {scope_up, Scope} -> ok end.
+    receive {scope_up, Scope} -> ok after 30000 -> {error, scope_not_started} end.
 
 forwarder(Scope, G) ->
     ok = pg:join(Scope, {fwd, G}, self()),
@@ -92,7 +92,10 @@ echo_loop(Owner) ->
 %% Scope, group, forwarders and subscribers on every node; returns the
 %% remote forwarders once A's pg sees them all and every subscriber.
 setup(Nodes, Counts, Mode, Msgs) ->
-    Scope = list_to_atom("gbps" ++ integer_to_list(erlang:unique_integer([positive]))),
+    %% unique across the fresh A nodes of a run too (unique_integer restarts
+    %% with each VM, and B and C keep the scopes of earlier rounds)
+    Scope = list_to_atom("gbps" ++ integer_to_list(erlang:system_time(nanosecond)) ++ "_"
+                         ++ integer_to_list(erlang:unique_integer([positive]))),
     G = topic,
     ok = start_scope(Scope),
     [ok = rpc:call(N, ?MODULE, start_scope, [Scope]) || N <- Nodes],
@@ -157,7 +160,7 @@ round_trip(Scope, G, Fwds, Msg) ->
 
 global(Nodes, N) ->
     global:sync(),
-    Nonce = erlang:unique_integer([positive]),
+    Nonce = erlang:system_time(nanosecond),
     %% global refuses a second name for one pid: one idle process per name,
     %% spawned before the clock starts
     Ps = list_to_tuple([spawn(fun() -> receive stop -> ok end end) || _ <- lists:seq(1, N)]),

@@ -98,7 +98,7 @@ def main():
     subs = args.subs
     msgs = 1000 if args.quick else 10000
     n_lat = 2000 if args.quick else 20000
-    n_gl = 1000 if args.quick else 5000
+    n_gl = 1000 if args.quick else 2000
 
     tmp = tempfile.mkdtemp(prefix="girder-bench-pubsub.")
     g = net.Girder(os.path.abspath(args.build), tmp)
