@@ -176,7 +176,8 @@ def table(G, E, rounds, n_rt, n_tput, n_pp, idle, have_e):
         ratio = med(p) / med(b)
         print(fmt.format("local ping-pong, plugin behaviour", f"{med(p) * 1e-6:.2f} M/s", "",
                          f"{ratio:.2f}", ">= 0.95", "yes" if ratio >= 0.95 else "NO"))
-        print("  (its G/E column: plugin / compiled-in, same node, same run)")
+        print("  (its G/E column: plugin / compiled-in, same node, same run; per round: "
+              + " ".join(f"{x / y:.2f}" for x, y in zip(p, b)) + ")")
     print()
     print(f"round trip: {n_rt:,} x 16 B, one in flight; throughput: {n_tput:,} x 16 B; "
           f"ping-pong: {n_pp:,} round trips. Girder's frames carry the msgpack-RPC")
