@@ -97,49 +97,58 @@ static int write_all(const uint8_t *p, size_t n)
     return 0;
 }
 
-int main(int argc, char *argv[])
+/* Answer frames until stdin ends: 0 at EOF, 1 on a broken frame or an I/O
+ * or allocation error. */
+static int run(bool girder, buf *in, buf *out)
 {
-    bool girder = argc > 1 && strcmp(argv[1], "girder") == 0;
-    buf in = {0}, out = {0};
-
     for (;;) {
         size_t off = 0;
         ssize_t r;
 
-        if (reserve(&in, CHUNK) < 0) {
+        if (reserve(in, CHUNK) < 0) {
             return 1;
         }
-        r = read(0, in.p + in.len, in.cap - in.len);
+        r = read(0, in->p + in->len, in->cap - in->len);
         if (r < 0 && errno == EINTR) {
             continue;
         }
         if (r <= 0) {
             return r == 0 ? 0 : 1;
         }
-        in.len += (size_t)r;
-        while (in.len - off >= 4) {
-            const uint8_t *h = in.p + off;
+        in->len += (size_t)r;
+        while (in->len - off >= 4) {
+            const uint8_t *h = in->p + off;
             uint32_t n = (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | h[3];
 
             if (n == 0 || n > FRAME_MAX) {
                 return 1;
             }
-            if (in.len - off - 4 < n) {
-                if (reserve(&in, n + 4) < 0) {
+            if (in->len - off - 4 < n) {
+                if (reserve(in, n + 4) < 0) {
                     return 1;
                 }
                 break;
             }
-            if (answer(girder, in.p + off + 4, n, &out) < 0) {
+            if (answer(girder, in->p + off + 4, n, out) < 0) {
                 return 1;
             }
             off += 4 + (size_t)n;
         }
-        memmove(in.p, in.p + off, in.len - off);
-        in.len -= off;
-        if (out.len && write_all(out.p, out.len) < 0) {
+        memmove(in->p, in->p + off, in->len - off);
+        in->len -= off;
+        if (out->len && write_all(out->p, out->len) < 0) {
             return 1;
         }
-        out.len = 0;
+        out->len = 0;
     }
+}
+
+int main(int argc, char *argv[])
+{
+    buf in = {0}, out = {0};
+    int status = run(argc > 1 && strcmp(argv[1], "girder") == 0, &in, &out);
+
+    free(in.p);
+    free(out.p);
+    return status;
 }
