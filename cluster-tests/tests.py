@@ -33,6 +33,7 @@ from http_api import (test_http_dashboard, test_http_probes,  # ht_*, cluster-te
 from detector import test_fd_cut_vouched  # fd_*, in cluster-tests/detector.py
 from multihost import (test_mh_discovery, test_mh_messaging, test_mh_partition,  # mh_*
                        test_mh_restart, test_mh_scale, test_mh_seed_moved)
+from benchsmoke import test_bench_smoke  # bp_bench_smoke, in cluster-tests/benchsmoke.py
 from harness import (EXIT_AUTH, EXIT_OK, EXIT_REMOTE, EXIT_TIMEOUT, EXIT_UNREACHABLE, EXIT_USAGE,
                      TestFailure, check, free_port, now, testkit, wait_until)
 
@@ -2285,4 +2286,5 @@ TESTS += [
     ("mh_restart", test_mh_restart),
     ("mh_scale", test_mh_scale),
     ("mh_seed_moved", test_mh_seed_moved),
+    ("bp_bench_smoke", test_bench_smoke),
 ]

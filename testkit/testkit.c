@@ -15,10 +15,12 @@ static const girder_behaviour *const behaviours[] = {
     &gr_seq_behaviour,
     &gr_relay_behaviour,
     &gr_watcher_behaviour,
+    &gr_testkit_ponger_behaviour,
 };
 
 static const gr_rpc_module *const modules[] = {
     &gr_testkit_mod_bench,
+    &gr_testkit_mod_bench_ps,
 };
 
 #define NBEHAVIOURS (sizeof(behaviours) / sizeof(behaviours[0]))
@@ -26,7 +28,8 @@ static const gr_rpc_module *const modules[] = {
 
 const gr_daemon_ext gr_testkit_ext = {
     .prog = "girderd-testkit",
-    .what = "test kit loaded (behaviours seq, relay, watcher; rpc module bench): not for "
+    .what = "test kit loaded (behaviours seq, relay, watcher, bench_ponger; rpc modules bench, "
+            "bench_ps): not for "
             "production",
     .behaviours = behaviours,
     .nbehaviours = NBEHAVIOURS,

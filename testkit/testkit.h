@@ -14,6 +14,10 @@
  *                           n_spawn)
  *   bench    rpc module     messaging measured inside the daemon (bench/run's
  *                           network section, l_bigmsg, o_cipher)
+ *   bench_ps rpc module     pub/sub, global names, ports and plugin ping-pong
+ *                           measured inside the daemon (bench/pubsub,
+ *                           bench/ports, bp_*), with the behaviour
+ *                           bench_ponger
  *
  * The example behaviour `echo` is not part of the kit: every girderd has it
  * (services/echo.h), and the kit's tests use it as a target.
@@ -29,6 +33,10 @@ extern const gr_daemon_ext gr_testkit_ext;
 
 /* The rpc module `bench` (mod_bench.c). */
 extern const struct gr_rpc_module gr_testkit_mod_bench;
+
+/* The rpc module `bench_ps` (mod_bench_ps.c) and its ponger. */
+extern const struct gr_rpc_module gr_testkit_mod_bench_ps;
+extern const girder_behaviour gr_testkit_ponger_behaviour;
 
 /* Register the kit's behaviours (seq, relay, watcher) on rt, for unit tests
  * that run a runtime without a daemon. 0, -EEXIST or -ENOMEM. Any thread. */

@@ -63,6 +63,7 @@
 
 #define IO_ATOM "$port_io"
 #define STARTED_ATOM "$port_started"
+#define FLUSH_ATOM "$port_flush" /* write what send_frame queued (one write per batch) */
 #define EXIT_TAG "$port_exit"
 #define CALL_TIMEOUT_TAG "$port_call_timeout"
 #define READ_CHUNK 65536
@@ -163,6 +164,7 @@ typedef struct port {
     size_t elen;
     uint8_t *wbuf; /* bytes for stdin */
     size_t wlen, woff, wcap;
+    bool flush_pending; /* "$port_flush" on its way: stdin written when it arrives */
     incall in[GR_PORT_CALLS_MAX];
     size_t nin;
     uint32_t next_in;
@@ -515,11 +517,36 @@ static int send_frame(port *p, const void *payload, size_t len)
     if (!p->ev_in) {
         return 0; /* not started yet: queued, written once it runs (on_started) */
     }
-    on_stdin(p->ch->in_fd, EV_WRITE, p); /* write now what fits */
+    /* Written at "$port_flush", which this sends itself behind the messages
+     * already in the mailbox: a burst of messages becomes one write(2) (and
+     * one wake-up of the program) instead of one each. */
+    if (!p->flush_pending) {
+        girder_msg *m = girder_msg_atom(FLUSH_ATOM);
+
+        if (m && gr_rt_send(p->rt, p->self, m) == 0) {
+            p->flush_pending = true;
+        } else {
+            girder_msg_unref(m);
+            on_stdin(p->ch->in_fd, EV_WRITE, p); /* no message: write now what fits */
+            if (p->wlen > p->woff) {
+                event_add(p->ev_in, NULL);
+            }
+        }
+    }
+    return 0;
+}
+
+/* "$port_flush": write now what fits, the rest when stdin is writable. */
+static void flush_stdin(port *p)
+{
+    p->flush_pending = false;
+    if (!p->ev_in || p->wlen == p->woff) {
+        return;
+    }
+    on_stdin(p->ch->in_fd, EV_WRITE, p);
     if (p->wlen > p->woff) {
         event_add(p->ev_in, NULL);
     }
-    return 0;
 }
 
 /* Queue a packed frame from sb; on overflow stop the port. */
@@ -1322,6 +1349,10 @@ static int port_handle(girder_ctx *ctx, void *state, const girder_msg *msg)
 {
     port *p = state;
 
+    if (girder_msg_is_atom(msg, FLUSH_ATOM)) {
+        flush_stdin(p);
+        return finish(ctx, p);
+    }
     if (girder_msg_is_atom(msg, IO_ATOM)) {
         drain_frames(ctx, p);
         return finish(ctx, p);
@@ -1371,6 +1402,9 @@ static void port_terminate(girder_ctx *ctx, void *state, const girder_msg *reaso
     gr_ports *ps = p->ps;
     child *ch = p->ch;
 
+    if (p->ev_in && p->wlen > p->woff && !p->dead) {
+        on_stdin(ch->in_fd, EV_WRITE, p); /* what a "$port_flush" still queued would write */
+    }
     if (p->ev_out) {
         event_free(p->ev_out);
     }

@@ -108,6 +108,11 @@ int gr_pubsub_new(girder_rt *rt, gr_pubsub **ret_ps);
 /* Free after gr_rt_stop returned (no process left). NULL-safe; returns NULL. */
 gr_pubsub *gr_pubsub_free(gr_pubsub *ps);
 
+/* The gr_pubsub serving rt (the one whose keeper runs there), or NULL. For
+ * code that gets a process context but not the node's parts (the test kit's
+ * rpc module bench). Any thread. */
+gr_pubsub *gr_pubsub_of(girder_rt *rt);
+
 /* ---- topics (subs.c) ------------------------------------------------------------ */
 
 /* Subscribe local process pid to pattern[0..len) (topic.h syntax). opts may

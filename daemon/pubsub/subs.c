@@ -158,6 +158,13 @@ static int global_whereis(void *ud, const char *name, girder_pid *ret_pid)
     return gr_global_whereis(ud, name, ret_pid);
 }
 
+gr_pubsub *gr_pubsub_of(girder_rt *rt)
+{
+    const gr_rt_global_ops *g = gr_rt_global(rt);
+
+    return g && g->reg == global_reg ? g->ud : NULL;
+}
+
 /* ---- life ---------------------------------------------------------------------- */
 
 int gr_pubsub_new(girder_rt *rt, gr_pubsub **ret_ps)

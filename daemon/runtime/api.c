@@ -485,6 +485,11 @@ void gr_rt_set_global(girder_rt *rt, const gr_rt_global_ops *ops)
     atomic_store_explicit(&rt->global_ops, ops, memory_order_release);
 }
 
+const gr_rt_global_ops *gr_rt_global(girder_rt *rt)
+{
+    return atomic_load_explicit(&rt->global_ops, memory_order_acquire);
+}
+
 static const gr_rt_global_ops *global_ops(girder_ctx *ctx)
 {
     return atomic_load_explicit(&gr_proc_of(ctx)->sched->rt->global_ops, memory_order_acquire);

@@ -298,6 +298,9 @@ typedef struct gr_rt_global_ops {
  * -ENOTSUP. Any thread, at any time (an atomic store). */
 void gr_rt_set_global(girder_rt *rt, const gr_rt_global_ops *ops);
 
+/* The names hook installed now, or NULL. Any thread (an atomic load). */
+const gr_rt_global_ops *gr_rt_global(girder_rt *rt);
+
 /* Tables hook: what girder_table_* call (the owner of the node's table
  * engine, rpc/tables_api.c, installs it; contracts as in girder.h). The
  * runtime stays below the engine: it only forwards. */
