@@ -21,6 +21,8 @@ from overload import test_overload  # s_overload, in cluster-tests/overload.py
 from redis_tests import test_abuse as rd_abuse, test_auth as rd_auth  # rd_*: redis_tests.py
 from redis_tests import test_benchmark as rd_benchmark, test_cluster as rd_cluster
 from redis_tests import test_commands as rd_commands, test_pubsub as rd_pubsub
+from redis_tests import test_blocking as rd_blocking, test_lists as rd_lists
+from redis_tests import test_scans as rd_scans, test_zsets as rd_zsets
 from harness import (EXIT_AUTH, EXIT_OK, EXIT_REMOTE, EXIT_TIMEOUT, EXIT_UNREACHABLE, EXIT_USAGE,
                      TestFailure, check, free_port, now, testkit, wait_until)
 
@@ -2213,4 +2215,8 @@ TESTS += [
     ("rd_abuse", rd_abuse),
     ("rd_benchmark", rd_benchmark),
     ("rd_pubsub", rd_pubsub),
+    ("rd_lists", rd_lists),
+    ("rd_zsets", rd_zsets),
+    ("rd_scans", rd_scans),
+    ("rd_blocking", rd_blocking),
 ]

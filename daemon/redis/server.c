@@ -349,6 +349,88 @@ int gr_redis_cursor_get(gr_redis *srv, uint64_t id, gr_tbuf *out)
 
 static void pump(rconn *c);
 static void flush_out(rconn *c);
+static int tb_put(gr_tbuf *b, const void *p, size_t n);
+
+/* ---- blocking pops ---------------------------------------------------------------------- */
+
+static void arm_block_timer(rconn *c)
+{
+    uint64_t ms = GR_REDIS_BLOCK_POLL_MS, now = gr_clock_ms();
+    struct timeval tv;
+
+    if (c->blk_deadline_ms && c->blk_deadline_ms > now && c->blk_deadline_ms - now < ms) {
+        ms = c->blk_deadline_ms - now;
+    }
+    tv.tv_sec = (time_t)(ms / 1000);
+    tv.tv_usec = (suseconds_t)(ms % 1000 * 1000);
+    event_add(c->blk_ev, &tv);
+}
+
+int gr_redis_block(rconn *c, bool left, uint64_t deadline_ms, int n, const char *const *keys,
+                   const size_t *lens)
+{
+    c->blk_keys.len = 0;
+    for (int i = 0; i < n; i++) {
+        uint32_t l = (uint32_t)lens[i];
+
+        if (tb_put(&c->blk_keys, &l, 4) < 0 || tb_put(&c->blk_keys, keys[i], lens[i]) < 0) {
+            return -ENOMEM;
+        }
+    }
+    c->blocked = true;
+    c->blk_left = left;
+    c->blk_deadline_ms = deadline_ms;
+    arm_block_timer(c);
+    return 0;
+}
+
+/* The re-check timer: pop if a key has an element now (pushed on this node
+ * or replicated from another), or answer null at the deadline; then go on
+ * with the input that waited. */
+static void on_block_timer(evutil_socket_t fd, short what, void *arg)
+{
+    rconn *c = arg;
+    size_t cap = c->blk_keys.len / 4 + 1;
+    const char **keys;
+    size_t *lens;
+    int n = 0, r;
+
+    (void)fd;
+    (void)what;
+    if (c->dead || !c->blocked) {
+        return;
+    }
+    keys = malloc(cap * sizeof(*keys));
+    lens = malloc(cap * sizeof(*lens));
+    if (!keys || !lens) {
+        free(keys);
+        free(lens);
+        arm_block_timer(c); /* try again later */
+        return;
+    }
+    for (size_t off = 0; off < c->blk_keys.len; n++) {
+        uint32_t l;
+
+        memcpy(&l, c->blk_keys.p + off, 4);
+        keys[n] = (const char *)c->blk_keys.p + off + 4;
+        lens[n] = l;
+        off += 4 + l;
+    }
+    r = gr_redis_bpop(c, c->blk_left, n, keys, lens);
+    free(keys);
+    free(lens);
+    if (r == 0 && c->blk_deadline_ms && gr_clock_ms() >= c->blk_deadline_ms) {
+        gr_resp_null_array(&c->out);
+        r = 1;
+    }
+    if (r == 0) {
+        arm_block_timer(c);
+        return;
+    }
+    c->blocked = false;
+    c->blk_keys.len = 0;
+    pump(c);
+}
 
 static void set_read(rconn *c, bool on)
 {
@@ -663,6 +745,7 @@ void gr_redis_cmd_exec(rconn *c, const rargs *a)
     c->mq = (gr_tbuf){0};
     multi_reset(c);
     gr_resp_array(&c->out, n);
+    c->in_exec = true;
     for (size_t off = 0; off < q.len;) {
         uint32_t argc, l;
         const char **argv;
@@ -688,6 +771,7 @@ void gr_redis_cmd_exec(rconn *c, const rargs *a)
         free(argv);
         free(argl);
     }
+    c->in_exec = false;
     gr_tbuf_free(&q);
 }
 
@@ -695,7 +779,7 @@ void gr_redis_cmd_exec(rconn *c, const rargs *a)
  * is above the soft bound, or the client is closing. */
 static void process(rconn *c)
 {
-    while (!c->paused && !c->closing && !c->dead && c->in_off < c->in_len) {
+    while (!c->paused && !c->closing && !c->dead && !c->blocked && c->in_off < c->in_len) {
         uint8_t *base = c->in + c->in_off;
         const char *err = NULL;
         size_t used = 0;
@@ -785,7 +869,9 @@ static void pump(rconn *c)
         close_conn(c, true);
         return;
     }
-    set_read(c, !c->paused && !c->closing);
+    /* a blocked client is still read (to see it close), up to a bound */
+    set_read(c, !c->paused && !c->closing &&
+                    !(c->blocked && c->in_len - c->in_off > GR_REDIS_BLOCK_IN_MAX));
 }
 
 static void on_read(evutil_socket_t fd, short what, void *arg)
@@ -907,9 +993,13 @@ static int conn_init(girder_ctx *ctx, const girder_msg *arg, void **ret_state)
     fmt_addr(fd, false, c->addr, sizeof(c->addr));
     fmt_addr(fd, true, c->laddr, sizeof(c->laddr));
     if (!(c->ev_read = event_new(base, fd, EV_READ | EV_PERSIST, on_read, c)) ||
-        !(c->ev_write = event_new(base, fd, EV_WRITE | EV_PERSIST, on_write, c))) {
+        !(c->ev_write = event_new(base, fd, EV_WRITE | EV_PERSIST, on_write, c)) ||
+        !(c->blk_ev = event_new(base, -1, 0, on_block_timer, c))) {
         if (c->ev_read) {
             event_free(c->ev_read);
+        }
+        if (c->ev_write) {
+            event_free(c->ev_write);
         }
         close(fd);
         free(c);
@@ -956,6 +1046,8 @@ static void conn_terminate(girder_ctx *ctx, void *state, const girder_msg *reaso
     close_conn(c, false);
     event_free(c->ev_read);
     event_free(c->ev_write);
+    event_free(c->blk_ev);
+    gr_tbuf_free(&c->blk_keys);
     gr_resp_parser_free(&c->parser);
     gr_resp_out_free(&c->out);
     gr_tbuf_free(&c->v);
