@@ -2717,9 +2717,9 @@ static void cmd_zpopmax(rconn *c, const rargs *a)
 /* ---- HSCAN SSCAN ZSCAN ------------------------------------------------------------------- */
 
 /* HSCAN / SSCAN / ZSCAN key cursor [MATCH pattern] [COUNT n] (HSCAN also
- * NOVALUES). A collection is one value, so cursor 0 returns every matching
- * item in one page with cursor 0 (Redis does the same for small collections);
- * any other cursor returns an empty page (docs/redis.md). */
+ * NOVALUES). A collection is one value, so any cursor returns every
+ * matching item in one page with cursor 0, as Redis does for a small
+ * (listpack-encoded) collection (docs/redis.md). */
 static void scan_coll(rconn *c, const rargs *a, rtype ty)
 {
     gr_table *t = gr_redis_db(c);
@@ -2774,7 +2774,8 @@ static void scan_coll(rconn *c, const rargs *a, rtype ty)
     if (ty == RT_ZSET ? zs_load(c, t, a, 1, &z) < 0 : coll_load(c, t, a, ty, &k) < 0) {
         return;
     }
-    nitems = cur != 0 ? 0 : ty == RT_ZSET ? z.n : k.n;
+    (void)cur;
+    nitems = ty == RT_ZSET ? z.n : k.n;
     for (size_t i = 0; i < nitems; i++) {
         const uint8_t *p = ty == RT_ZSET ? z.els[i].p : k.items[i * per];
         size_t l = ty == RT_ZSET ? z.els[i].len : k.lens[i * per];
