@@ -786,6 +786,20 @@ def test_blocking(c):
         got += chunk
     check(got == want, f"woken by the push: {got!r}")
     s.close()
+    # several clients blocked on one key: each push goes to exactly one
+    got3 = []
+    ths = [threading.Thread(target=lambda: got3.append(client(a, pa).blpop(["many"], 0)))
+           for _ in range(3)]
+    for th in ths:
+        th.start()
+    wait_until("three clients connected", lambda: len(ra.client_list()) >= 4, 10)
+    ra.rpush("many", "e1", "e2")
+    ra.rpush("many", "e3")
+    for th in ths:
+        th.join(30)
+    check(sorted(got3) == [("many", "e1"), ("many", "e2"), ("many", "e3")],
+          f"three blocked clients, three pushes: {got3}")
+    check(ra.exists("many") == 0, "every element handed out once")
     # a push on another node
     res = {}
     t = threading.Thread(target=lambda: res.update(v=rb.brpop(["rep"], 0)))

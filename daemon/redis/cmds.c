@@ -1694,6 +1694,7 @@ static void push_common(rconn *c, const rargs *a, bool left)
             gr_redis_reply_err(c, r);
         } else {
             gr_resp_int(&c->out, (int64_t)n);
+            gr_redis_wake_blocked(c->srv);
         }
         return;
     }
@@ -1857,8 +1858,9 @@ int gr_redis_bpop(rconn *c, bool left, int n, const char *const *keys, const siz
 }
 
 /* BLPOP / BRPOP key [key ...] timeout: pop now, or block the connection (its
- * process keeps serving nothing else, its scheduler serves everyone else)
- * until a push here or a replicated one is seen, or the timeout. */
+ * process serves nothing else, its scheduler serves everyone else) until a
+ * push on this node wakes it (gr_redis_wake_blocked), its timer sees a
+ * replicated one, or the timeout. */
 static void bpop_common(rconn *c, const rargs *a, bool left)
 {
     gr_table *t = gr_redis_db(c);

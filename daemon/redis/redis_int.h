@@ -29,7 +29,7 @@
 #define GR_REDIS_CURSORS 4096            /* SCAN cursors remembered node-wide */
 #define GR_REDIS_NAME_MAX 128            /* CLIENT SETNAME */
 #define GR_REDIS_VERSION "7.2.0"         /* the Redis version reported (HELLO, INFO) */
-#define GR_REDIS_BLOCK_POLL_MS 10        /* BLPOP/BRPOP re-check their keys this often */
+#define GR_REDIS_BLOCK_POLL_MS 50        /* BLPOP/BRPOP re-check their keys this often */
 #define GR_REDIS_BLOCK_IN_MAX (1u << 20) /* input buffered behind a BLPOP before reading stops */
 
 typedef struct rconn rconn;
@@ -60,11 +60,13 @@ struct gr_redis {
     bool disk;   /* create tables on disk */
     girder_rt *rt;
     gr_tables *tables;
-    gr_pubsub *pubsub;           /* the node's topics (PUBLISH, SUBSCRIBE), or NULL */
-    uint64_t started_ms;         /* monotonic ms of the node's start */
-    pthread_mutex_t mu;          /* dbs, clients list, cursors, client fields below */
-    gr_table *dbs[GR_REDIS_DBS]; /* opened (created) on first use */
-    rconn *clients;              /* every open connection */
+    gr_pubsub *pubsub;             /* the node's topics (PUBLISH, SUBSCRIBE), or NULL */
+    uint64_t started_ms;           /* monotonic ms of the node's start */
+    pthread_mutex_t mu;            /* dbs, clients list, cursors, client fields below */
+    gr_table *dbs[GR_REDIS_DBS];   /* opened (created) on first use */
+    rconn *clients;                /* every open connection */
+    rconn *blockedq;               /* connections blocked in BLPOP/BRPOP (bnext) */
+    atomic_uint_fast64_t nblocked; /* how many: a push looks only when > 0 */
     rcursor cursors[GR_REDIS_CURSORS];
     uint64_t next_cursor;
     atomic_uint_fast64_t next_id;      /* client ids */
@@ -108,6 +110,8 @@ struct rconn {
     uint64_t blk_deadline_ms; /* gr_clock_ms() deadline; 0: none (timeout 0) */
     gr_tbuf blk_keys;         /* the keys: (u32 len, bytes) each */
     struct event *blk_ev;     /* the re-check timer */
+    rconn *bnext, *bprev;     /* srv->blockedq (under srv->mu) */
+    bool in_blockedq;
     /* pub/sub (written under srv->mu: PUBSUB reads them) */
     rsub *subs;                      /* SUBSCRIBE channels and PSUBSCRIBE patterns */
     size_t nsubs, capsubs;           /* used, allocated */
@@ -180,6 +184,10 @@ void gr_redis_cmd_pubsub(rconn *c, const rargs *a);
  * until it replies. 0 or -ENOMEM. Owning thread of c. */
 int gr_redis_block(rconn *c, bool left, uint64_t deadline_ms, int n, const char *const *keys,
                    const size_t *lens);
+/* A push happened on this node: wake every blocked connection (a message
+ * to its process, which re-checks its keys on its own scheduler). Any
+ * thread; costs one atomic load when nobody is blocked. */
+void gr_redis_wake_blocked(gr_redis *srv);
 /* A ["$pub", Topic, Payload] message for connection c. */
 void gr_redis_deliver(rconn *c, const girder_msg *m);
 

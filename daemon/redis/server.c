@@ -54,6 +54,7 @@
 
 #define LOG "redis"
 #define CLOSE_ATOM "$redis_close"
+#define WAKE_ATOM "$redis_wake" /* a push on this node: blocked pops re-check */
 #define ACCEPT_BATCH 64
 
 /* ---- configuration and the socket ------------------------------------------------------ */
@@ -366,6 +367,65 @@ static void arm_block_timer(rconn *c)
     event_add(c->blk_ev, &tv);
 }
 
+static void blockedq_remove(rconn *c)
+{
+    if (!c->in_blockedq) {
+        return;
+    }
+    pthread_mutex_lock(&c->srv->mu);
+    if (c->bprev) {
+        c->bprev->bnext = c->bnext;
+    } else {
+        c->srv->blockedq = c->bnext;
+    }
+    if (c->bnext) {
+        c->bnext->bprev = c->bprev;
+    }
+    c->bnext = c->bprev = NULL;
+    c->in_blockedq = false;
+    atomic_fetch_sub(&c->srv->nblocked, 1);
+    pthread_mutex_unlock(&c->srv->mu);
+}
+
+void gr_redis_wake_blocked(gr_redis *srv)
+{
+    girder_pid pids_s[64];
+    girder_pid *pids = pids_s;
+    size_t n = 0, cap = 64;
+
+    if (atomic_load(&srv->nblocked) == 0) {
+        return;
+    }
+    pthread_mutex_lock(&srv->mu);
+    for (rconn *b = srv->blockedq; b; b = b->bnext) {
+        if (n == cap) {
+            girder_pid *np = malloc(2 * cap * sizeof(*np));
+
+            if (!np) {
+                break; /* the others see it at their next re-check */
+            }
+            memcpy(np, pids, n * sizeof(*np));
+            if (pids != pids_s) {
+                free(pids);
+            }
+            pids = np;
+            cap *= 2;
+        }
+        pids[n++] = b->self;
+    }
+    pthread_mutex_unlock(&srv->mu);
+    for (size_t i = 0; i < n; i++) {
+        girder_msg *m = girder_msg_atom(WAKE_ATOM);
+
+        if (m && gr_rt_send(srv->rt, pids[i], m) < 0) {
+            girder_msg_unref(m);
+        }
+    }
+    if (pids != pids_s) {
+        free(pids);
+    }
+}
+
 int gr_redis_block(rconn *c, bool left, uint64_t deadline_ms, int n, const char *const *keys,
                    const size_t *lens)
 {
@@ -380,6 +440,16 @@ int gr_redis_block(rconn *c, bool left, uint64_t deadline_ms, int n, const char 
     c->blocked = true;
     c->blk_left = left;
     c->blk_deadline_ms = deadline_ms;
+    pthread_mutex_lock(&c->srv->mu);
+    c->bnext = c->srv->blockedq;
+    if (c->bnext) {
+        c->bnext->bprev = c;
+    }
+    c->bprev = NULL;
+    c->srv->blockedq = c;
+    c->in_blockedq = true;
+    atomic_fetch_add(&c->srv->nblocked, 1);
+    pthread_mutex_unlock(&c->srv->mu);
     arm_block_timer(c);
     return 0;
 }
@@ -429,6 +499,8 @@ static void on_block_timer(evutil_socket_t fd, short what, void *arg)
     }
     c->blocked = false;
     c->blk_keys.len = 0;
+    blockedq_remove(c);
+    event_del(c->blk_ev);
     pump(c);
 }
 
@@ -1025,6 +1097,12 @@ static int conn_handle(girder_ctx *ctx, void *state, const girder_msg *msg)
     if (c->dead && girder_msg_is_atom(msg, CLOSE_ATOM)) {
         return GIRDER_STOP;
     }
+    if (girder_msg_is_atom(msg, WAKE_ATOM)) {
+        if (!c->dead && c->blocked) {
+            on_block_timer(-1, 0, c);
+        }
+        return GIRDER_CONTINUE;
+    }
     if (!c->dead && c->nsubs) {
         gr_redis_deliver(c, msg);
         if (c->out.oom || gr_resp_out_pending(&c->out) > GR_REDIS_OUT_HARD) {
@@ -1044,6 +1122,7 @@ static void conn_terminate(girder_ctx *ctx, void *state, const girder_msg *reaso
     rconn *c = state;
 
     close_conn(c, false);
+    blockedq_remove(c);
     event_free(c->ev_read);
     event_free(c->ev_write);
     event_free(c->blk_ev);
