@@ -1198,7 +1198,7 @@ static void hset_common(rconn *c, const rargs *a, int mode /* 0 hset, 1 hmset, 2
             return;
         }
         n = k.n;
-        if ((r = grow(&k.items, &k.lens, 2 * (n + (size_t)(a->argc - 2) / 2))) < 0) {
+        if (grow(&k.items, &k.lens, 2 * (n + (size_t)(a->argc - 2) / 2)) < 0) {
             coll_free(&k);
             gr_resp_error(&c->out, E_OOM);
             return;

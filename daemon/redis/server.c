@@ -157,6 +157,7 @@ static int listen_on(gr_redis *r)
         struct sockaddr_storage ss;
         socklen_t sl = sizeof(ss);
 
+        memset(&ss, 0, sizeof(ss));
         if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
             r->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
                                                      : ((struct sockaddr_in *)&ss)->sin_port);
@@ -1908,11 +1909,10 @@ void gr_redis_cmd_flushdb(rconn *c, const rargs *a)
     /* delete every key (replicated as deletes): pages of 1,000 */
     for (;;) {
         gr_tscan req = {.cursor = cur.len ? cur.p : NULL, .cursor_len = cur.len, .limit = 1000};
-        int r;
 
         kl.keys.len = 0;
         kl.n = 0;
-        if ((r = gr_table_scan(t, &req, collect_key, &kl, &next)) < 0) {
+        if (gr_table_scan(t, &req, collect_key, &kl, &next) < 0) {
             break;
         }
         for (size_t off = 0; off < kl.keys.len;) {
