@@ -34,6 +34,8 @@ from detector import test_fd_cut_vouched  # fd_*, in cluster-tests/detector.py
 from multihost import (test_mh_discovery, test_mh_messaging, test_mh_partition,  # mh_*
                        test_mh_restart, test_mh_scale, test_mh_seed_moved)
 from benchsmoke import test_bench_smoke  # bp_bench_smoke, in cluster-tests/benchsmoke.py
+from redis_tests import test_blocking as rd_blocking, test_lists as rd_lists
+from redis_tests import test_scans as rd_scans, test_zsets as rd_zsets
 from harness import (EXIT_AUTH, EXIT_OK, EXIT_REMOTE, EXIT_TIMEOUT, EXIT_UNREACHABLE, EXIT_USAGE,
                      TestFailure, check, free_port, now, testkit, wait_until)
 
@@ -2287,4 +2289,8 @@ TESTS += [
     ("mh_scale", test_mh_scale),
     ("mh_seed_moved", test_mh_seed_moved),
     ("bp_bench_smoke", test_bench_smoke),
+    ("rd_lists", rd_lists),
+    ("rd_zsets", rd_zsets),
+    ("rd_scans", rd_scans),
+    ("rd_blocking", rd_blocking),
 ]

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * cmds.c - the command table and the data commands on strings and keys, on
- * the selected database's table (store.c has the encoding; coll.c the hash
- * and set commands).
+ * cmds.c - the command table and the data commands: strings and keys, lists
+ * and sorted sets, on the selected database's table (store.c has the
+ * encoding; coll.c the hash and set commands on the engine's maps and
+ * add-wins sets; HSCAN, SSCAN and SRANDMEMBER read those here).
  *
  * Design notes
  * - Read-modify-write commands (SET with XX/GET/KEEPTTL, APPEND,
@@ -21,7 +22,9 @@
 #include "redis/redis_int.h"
 
 #include "proto/err.h"
+#include "util/clock.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -29,7 +32,7 @@
 #include <string.h>
 #include <strings.h>
 
-#define RMW_TRIES 100
+#define RMW_TRIES 10000 /* 50 clients on one list: each round one of them wins */
 
 static const char E_INT[] = "ERR value is not an integer or out of range";
 static const char E_SYNTAX[] = "ERR syntax error";
@@ -884,6 +887,10 @@ static const char *type_name(rtype ty)
         return "hash";
     case RT_SET:
         return "set";
+    case RT_LIST:
+        return "list";
+    case RT_ZSET:
+        return "zset";
     case RT_NONE:
         return "none";
     default:
@@ -1125,6 +1132,8 @@ static void cmd_scan(rconn *c, const rargs *a)
             ks.type = arg_is(a, i + 1, "string") ? RT_STRING
                       : arg_is(a, i + 1, "hash") ? RT_HASH
                       : arg_is(a, i + 1, "set")  ? RT_SET
+                      : arg_is(a, i + 1, "list") ? RT_LIST
+                      : arg_is(a, i + 1, "zset") ? RT_ZSET
                                                  : RT_NONE;
         } else {
             gr_resp_error(&c->out, E_SYNTAX);
@@ -1156,12 +1165,1401 @@ static void cmd_scan(rconn *c, const rargs *a)
     gr_tbuf_free(&ks.keys);
 }
 
+/* ---- collections (lists; hashes and sets as read for HSCAN, SSCAN, SRANDMEMBER)
+ * ------------------------------------------------------------------------ */
+
+/* A collection loaded for a command: items borrowed from c->v. */
+typedef struct coll {
+    rmw m;
+    size_t n;              /* fields (hash) or members (set) */
+    const uint8_t **items; /* hash: field, value, field, value... */
+    size_t *lens;
+    gr_tbuf buf; /* a hash or set read from the engine: the bytes items point into */
+} coll;
+
+static void coll_free(coll *k)
+{
+    free(k->items);
+    free(k->lens);
+    k->items = NULL;
+    k->lens = NULL;
+    gr_tbuf_free(&k->buf);
+}
+
+/* Load key argv[1] as a collection of type ty: 0 (k->m.found says if it
+ * exists), or an error (replied: WRONGTYPE, ...). */
+/* gr_table_map_getall / gr_table_set_members callback: each field (name,
+ * then its value as the string bytes a Redis client wrote) or member into
+ * k->buf as (u32 length, bytes). */
+static int coll_piece(void *ud, const uint8_t *name, size_t nlen, const uint8_t *val, size_t vlen)
+{
+    coll *k = ud;
+    const uint8_t *p = NULL;
+    size_t n = 0;
+    char ib[32];
+    uint32_t l = (uint32_t)nlen;
+
+    if (gr_tbuf_put(&k->buf, &l, 4) < 0 || gr_tbuf_put(&k->buf, name, nlen) < 0) {
+        return -ENOMEM;
+    }
+    if (val) {
+        if (!gr_redis_str(val, vlen, ib, &p, &n)) {
+            p = (const uint8_t *)"";
+            n = 0;
+        }
+        l = (uint32_t)n;
+        if (gr_tbuf_put(&k->buf, &l, 4) < 0 || gr_tbuf_put(&k->buf, p, n) < 0) {
+            return -ENOMEM;
+        }
+    }
+    k->n++;
+    return 0;
+}
+
+/* A hash (the engine's map) or set (its add-wins set) into k, in the same
+ * shape coll_load gives: items point into k->buf. 0 or an error (replied). */
+static int coll_load_engine(rconn *c, gr_table *t, const rargs *a, rtype ty, coll *k)
+{
+    size_t per = ty == RT_HASH ? 2 : 1, i = 0;
+    int r;
+
+    if (gr_redis_key(&c->k, a->argv[1], a->argl[1]) < 0) {
+        gr_resp_error(&c->out, E_OOM);
+        return -ENOMEM;
+    }
+    r = ty == RT_HASH ? gr_table_map_getall(t, c->k.p, c->k.len, coll_piece, k)
+                      : gr_table_set_members(t, c->k.p, c->k.len, coll_piece, k);
+    if (r == 0 && k->n > 0 &&
+        (!(k->items = calloc(k->n * per, sizeof(*k->items))) ||
+         !(k->lens = calloc(k->n * per, sizeof(*k->lens))))) {
+        r = -ENOMEM;
+    }
+    if (r < 0) {
+        gr_redis_reply_err(c, r);
+        return r;
+    }
+    for (size_t off = 0; off < k->buf.len; i++) {
+        uint32_t l;
+
+        memcpy(&l, k->buf.p + off, 4);
+        k->items[i] = k->buf.p + off + 4;
+        k->lens[i] = l;
+        off += 4 + l;
+    }
+    k->m.found = k->n > 0;
+    return 0;
+}
+
+static int coll_load(rconn *c, gr_table *t, const rargs *a, rtype ty, coll *k)
+{
+    int r;
+
+    *k = (coll){0};
+    if (ty == RT_HASH || ty == RT_SET) {
+        return coll_load_engine(c, t, a, ty, k);
+    }
+    if ((r = load(c, t, a, 1, &k->m)) < 0) {
+        return r;
+    }
+    if (!k->m.found) {
+        return 0;
+    }
+    if ((r = gr_redis_dec_coll(c->v.p, c->v.len, ty, &k->n, &k->items, &k->lens)) < 0) {
+        if (r == -ENOMEM) {
+            gr_resp_error(&c->out, E_OOM);
+        } else {
+            gr_resp_error(&c->out, GR_REDIS_WRONGTYPE);
+        }
+        return r;
+    }
+    return 0;
+}
+
+/* Write back n items (pointers may point into c->v or the arguments); an empty
+ * collection deletes the key. 0, GR_ECASMISMATCH (retry) or an error. */
+static int coll_store(rconn *c, gr_table *t, const coll *k, rtype ty, size_t n,
+                      const uint8_t **items, const size_t *lens)
+{
+    int r;
+
+    if (n == 0) {
+        return k->m.found ? del_loaded(c, t, &k->m) : 0;
+    }
+    if ((r = gr_redis_enc_coll(&c->v2, ty, n, items, lens)) < 0) {
+        return r;
+    }
+    if (c->v2.len > GR_RESP_MAX_BULK_DEFAULT + 4096) {
+        return GR_ETOOBIG;
+    }
+    return store(c, t, &k->m, &c->v2, ttl_left(c, &k->m));
+}
+
+/* Grow (items, lens) arrays to hold `need` entries. */
+static int grow(const uint8_t ***items, size_t **lens, size_t need)
+{
+    const uint8_t **ni = realloc(*items, (need ? need : 1) * sizeof(**items));
+    size_t *nl;
+
+    if (!ni) {
+        return -ENOMEM;
+    }
+    *items = ni;
+    if (!(nl = realloc(*lens, (need ? need : 1) * sizeof(**lens)))) {
+        return -ENOMEM;
+    }
+    *lens = nl;
+    return 0;
+}
+
+static void shuffle_head(coll *k, size_t take)
+{
+    for (size_t i = 0; i < take && i + 1 < k->n; i++) {
+        size_t j = i + arc4random_uniform((uint32_t)(k->n - i));
+        const uint8_t *p = k->items[i];
+        size_t l = k->lens[i];
+
+        k->items[i] = k->items[j];
+        k->lens[i] = k->lens[j];
+        k->items[j] = p;
+        k->lens[j] = l;
+    }
+}
+
+/* ---- lists ---------------------------------------------------------------------------------- */
+
+static void push_common(rconn *c, const rargs *a, bool left)
+{
+    gr_table *t = gr_redis_db(c);
+    size_t add = (size_t)a->argc - 2;
+
+    for (int tries = 0; t && tries < RMW_TRIES; tries++) {
+        const uint8_t **items = NULL;
+        size_t *lens = NULL, n;
+        coll k;
+        int r;
+
+        if (coll_load(c, t, a, RT_LIST, &k) < 0) {
+            return;
+        }
+        n = k.n + add;
+        if (grow(&items, &lens, n) < 0) {
+            free(items);
+            free(lens);
+            coll_free(&k);
+            gr_resp_error(&c->out, E_OOM);
+            return;
+        }
+        if (k.n) {
+            memcpy(items + (left ? add : 0), k.items, k.n * sizeof(*items));
+            memcpy(lens + (left ? add : 0), k.lens, k.n * sizeof(*lens));
+        }
+        for (size_t i = 0; i < add; i++) {
+            size_t at = left ? add - 1 - i : k.n + i; /* LPUSH a b: b is the head */
+
+            items[at] = (const uint8_t *)a->argv[2 + i];
+            lens[at] = a->argl[2 + i];
+        }
+        r = coll_store(c, t, &k, RT_LIST, n, items, lens);
+        free(items);
+        free(lens);
+        coll_free(&k);
+        if (r == GR_ECASMISMATCH) {
+            continue;
+        }
+        if (r < 0) {
+            gr_redis_reply_err(c, r);
+        } else {
+            gr_resp_int(&c->out, (int64_t)n);
+            gr_redis_wake_blocked(c->srv);
+        }
+        return;
+    }
+    if (t) {
+        gr_redis_reply_err(c, GR_ECASMISMATCH);
+    }
+}
+
+static void cmd_lpush(rconn *c, const rargs *a)
+{
+    push_common(c, a, true);
+}
+
+static void cmd_rpush(rconn *c, const rargs *a)
+{
+    push_common(c, a, false);
+}
+
+/* Pop up to count elements of key argv[kidx]'s list from one end. 1: popped
+ * (*ret_k holds the loaded list, the popped ones are its first (left) or last
+ * `*ret_take` items; the caller replies, then coll_free), 0: no list there,
+ * negative: an error (replied). */
+static int pop_list(rconn *c, gr_table *t, const rargs *a, int kidx, bool left, int64_t count,
+                    coll *ret_k, size_t *ret_take)
+{
+    for (int tries = 0; tries < RMW_TRIES; tries++) {
+        rargs ka = {.argc = 2,
+                    .argv = (const char *[]){a->argv[0], a->argv[kidx]},
+                    .argl = (const size_t[]){a->argl[0], a->argl[kidx]}};
+        size_t take;
+        coll k;
+        int r;
+
+        if ((r = coll_load(c, t, &ka, RT_LIST, &k)) < 0) {
+            return r;
+        }
+        if (!k.m.found || k.n == 0) {
+            coll_free(&k);
+            return 0;
+        }
+        take = (uint64_t)count < k.n ? (size_t)count : k.n;
+        r = coll_store(c, t, &k, RT_LIST, k.n - take, left ? k.items + take : k.items,
+                       left ? k.lens + take : k.lens);
+        if (r == GR_ECASMISMATCH) {
+            coll_free(&k);
+            continue;
+        }
+        if (r < 0) {
+            coll_free(&k);
+            gr_redis_reply_err(c, r);
+            return r;
+        }
+        *ret_k = k;
+        *ret_take = take;
+        return 1;
+    }
+    gr_redis_reply_err(c, GR_ECASMISMATCH);
+    return GR_ECASMISMATCH;
+}
+
+/* The i-th popped element (in pop order) of a list popped by pop_list. */
+static void reply_popped(rconn *c, const coll *k, bool left, size_t i)
+{
+    size_t at = left ? i : k->n - 1 - i;
+
+    gr_resp_bulk(&c->out, k->items[at], k->lens[at]);
+}
+
+static void pop_common(rconn *c, const rargs *a, bool left)
+{
+    gr_table *t = gr_redis_db(c);
+    bool hascount = a->argc == 3;
+    int64_t count = 1;
+    size_t take;
+    coll k;
+    int r;
+
+    if (!t) {
+        return;
+    }
+    if (a->argc > 3) {
+        gr_resp_errorf(&c->out, "ERR wrong number of arguments for '%s' command",
+                       left ? "lpop" : "rpop");
+        return;
+    }
+    if (hascount && (!arg_int(a, 2, &count) || count < 0)) {
+        gr_resp_error(&c->out, "ERR value is out of range, must be positive");
+        return;
+    }
+    if (hascount && count == 0) { /* Redis: a missing key is still null, a list []: */
+        coll z;
+
+        if (coll_load(c, t, a, RT_LIST, &z) < 0) {
+            return;
+        }
+        if (z.m.found) {
+            gr_resp_array(&c->out, 0);
+        } else {
+            gr_resp_null_array(&c->out);
+        }
+        coll_free(&z);
+        return;
+    }
+    if ((r = pop_list(c, t, a, 1, left, count, &k, &take)) < 0) {
+        return;
+    }
+    if (r == 0) {
+        if (hascount) {
+            gr_resp_null_array(&c->out);
+        } else {
+            gr_resp_null(&c->out);
+        }
+        return;
+    }
+    if (hascount) {
+        gr_resp_array(&c->out, take);
+    }
+    for (size_t i = 0; i < take; i++) {
+        reply_popped(c, &k, left, i);
+    }
+    coll_free(&k);
+}
+
+static void cmd_lpop(rconn *c, const rargs *a)
+{
+    pop_common(c, a, true);
+}
+
+static void cmd_rpop(rconn *c, const rargs *a)
+{
+    pop_common(c, a, false);
+}
+
+int gr_redis_bpop(rconn *c, bool left, int n, const char *const *keys, const size_t *lens)
+{
+    gr_table *t = gr_redis_db(c);
+
+    if (!t) {
+        return 1;
+    }
+    for (int i = 0; i < n; i++) {
+        rargs ka = {.argc = 2,
+                    .argv = (const char *[]){"blpop", keys[i]},
+                    .argl = (const size_t[]){5, lens[i]}};
+        size_t take;
+        coll k;
+        int r = pop_list(c, t, &ka, 1, left, 1, &k, &take);
+
+        if (r < 0) {
+            return 1;
+        }
+        if (r == 1) {
+            gr_resp_array(&c->out, 2);
+            gr_resp_bulk(&c->out, keys[i], lens[i]);
+            reply_popped(c, &k, left, 0);
+            coll_free(&k);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* BLPOP / BRPOP key [key ...] timeout: pop now, or block the connection (its
+ * process serves nothing else, its scheduler serves everyone else) until a
+ * push on this node wakes it (gr_redis_wake_blocked), its timer sees a
+ * replicated one, or the timeout. */
+static void bpop_common(rconn *c, const rargs *a, bool left)
+{
+    gr_table *t = gr_redis_db(c);
+    const char *ts = a->argv[a->argc - 1];
+    size_t tl = a->argl[a->argc - 1];
+    uint64_t deadline = 0;
+    long double to;
+    char buf[64], *end;
+
+    if (!t) {
+        return;
+    }
+    if (tl == 0 || tl >= sizeof(buf) || isspace((unsigned char)ts[0])) {
+        gr_resp_error(&c->out, "ERR timeout is not a float or out of range");
+        return;
+    }
+    memcpy(buf, ts, tl);
+    buf[tl] = '\0';
+    to = strtold(buf, &end);
+    if (*end || isnan(to) || isinf(to)) {
+        gr_resp_error(&c->out, "ERR timeout is not a float or out of range");
+        return;
+    }
+    if (to < 0) {
+        gr_resp_error(&c->out, "ERR timeout is negative");
+        return;
+    }
+    if (to * 1000 > 1e15L) {
+        gr_resp_error(&c->out, "ERR timeout is out of range");
+        return;
+    }
+    if (gr_redis_bpop(c, left, a->argc - 2, a->argv + 1, a->argl + 1)) {
+        return;
+    }
+    if (c->in_exec) { /* as Redis: inside a transaction it does not block */
+        gr_resp_null_array(&c->out);
+        return;
+    }
+    if (to > 0) {
+        uint64_t ms = (uint64_t)ceill(to * 1000);
+
+        deadline = gr_clock_ms() + (ms ? ms : 1);
+    }
+    if (gr_redis_block(c, left, deadline, a->argc - 2, a->argv + 1, a->argl + 1) < 0) {
+        gr_resp_error(&c->out, E_OOM);
+    }
+}
+
+static void cmd_blpop(rconn *c, const rargs *a)
+{
+    bpop_common(c, a, true);
+}
+
+static void cmd_brpop(rconn *c, const rargs *a)
+{
+    bpop_common(c, a, false);
+}
+
+static void cmd_llen(rconn *c, const rargs *a)
+{
+    gr_table *t = gr_redis_db(c);
+    coll k;
+
+    if (!t || coll_load(c, t, a, RT_LIST, &k) < 0) {
+        return;
+    }
+    gr_resp_int(&c->out, (int64_t)k.n);
+    coll_free(&k);
+}
+
+static void cmd_lindex(rconn *c, const rargs *a)
+{
+    gr_table *t = gr_redis_db(c);
+    int64_t i;
+    coll k;
+
+    if (!t) {
+        return;
+    }
+    if (!arg_int(a, 2, &i)) {
+        gr_resp_error(&c->out, E_INT);
+        return;
+    }
+    if (coll_load(c, t, a, RT_LIST, &k) < 0) {
+        return;
+    }
+    if (i < 0) {
+        i += (int64_t)k.n;
+    }
+    if (i < 0 || (uint64_t)i >= k.n) {
+        gr_resp_null(&c->out);
+    } else {
+        gr_resp_bulk(&c->out, k.items[i], k.lens[i]);
+    }
+    coll_free(&k);
+}
+
+/* Redis's range of a sequence of n: [*from, *to], false if empty. */
+static bool norm_range(int64_t start, int64_t end, size_t n, size_t *from, size_t *to)
+{
+    int64_t len = (int64_t)n;
+
+    if (start < 0) {
+        start += len;
+    }
+    if (end < 0) {
+        end += len;
+    }
+    if (start < 0) {
+        start = 0;
+    }
+    if (start > end || start >= len) {
+        return false;
+    }
+    if (end >= len) {
+        end = len - 1;
+    }
+    *from = (size_t)start;
+    *to = (size_t)end;
+    return true;
+}
+
+static void cmd_lrange(rconn *c, const rargs *a)
+{
+    gr_table *t = gr_redis_db(c);
+    int64_t s, e;
+    size_t from, to;
+    coll k;
+
+    if (!t) {
+        return;
+    }
+    if (!arg_int(a, 2, &s) || !arg_int(a, 3, &e)) {
+        gr_resp_error(&c->out, E_INT);
+        return;
+    }
+    if (coll_load(c, t, a, RT_LIST, &k) < 0) {
+        return;
+    }
+    if (!norm_range(s, e, k.n, &from, &to)) {
+        gr_resp_array(&c->out, 0);
+    } else {
+        gr_resp_array(&c->out, to - from + 1);
+        for (size_t i = from; i <= to; i++) {
+            gr_resp_bulk(&c->out, k.items[i], k.lens[i]);
+        }
+    }
+    coll_free(&k);
+}
+
+/* LREM key count element: count > 0 from the head, < 0 from the tail, 0 all. */
+static void cmd_lrem(rconn *c, const rargs *a)
+{
+    gr_table *t = gr_redis_db(c);
+    int64_t count;
+
+    if (t && !arg_int(a, 2, &count)) {
+        gr_resp_error(&c->out, E_INT);
+        return;
+    }
+    for (int tries = 0; t && tries < RMW_TRIES; tries++) {
+        uint64_t max = count == 0 ? UINT64_MAX : count < 0 ? -(uint64_t)count : (uint64_t)count;
+        int64_t removed = 0;
+        size_t n = 0;
+        coll k;
+        int r;
+
+        if (coll_load(c, t, a, RT_LIST, &k) < 0) {
+            return;
+        }
+        if (count >= 0) {
+            for (size_t i = 0; i < k.n; i++) {
+                if ((uint64_t)removed < max && k.lens[i] == a->argl[3] &&
+                    memcmp(k.items[i], a->argv[3], a->argl[3]) == 0) {
+                    removed++;
+                    continue;
+                }
+                k.items[n] = k.items[i];
+                k.lens[n++] = k.lens[i];
+            }
+        } else { /* from the tail: compact towards the end, then use the suffix */
+            n = k.n;
+            for (size_t i = k.n; i-- > 0;) {
+                if ((uint64_t)removed < max && k.lens[i] == a->argl[3] &&
+                    memcmp(k.items[i], a->argv[3], a->argl[3]) == 0) {
+                    removed++;
+                    continue;
+                }
+                n--;
+                k.items[n] = k.items[i];
+                k.lens[n] = k.lens[i];
+            }
+            /* kept elements are items[n..k.n) */
+            memmove(k.items, k.items + n, (k.n - n) * sizeof(*k.items));
+            memmove(k.lens, k.lens + n, (k.n - n) * sizeof(*k.lens));
+            n = k.n - n;
+        }
+        if (removed == 0) {
+            coll_free(&k);
+            gr_resp_int(&c->out, 0);
+            return;
+        }
+        r = coll_store(c, t, &k, RT_LIST, n, k.items, k.lens);
+        coll_free(&k);
+        if (r == GR_ECASMISMATCH) {
+            continue;
+        }
+        if (r < 0) {
+            gr_redis_reply_err(c, r);
+        } else {
+            gr_resp_int(&c->out, removed);
+        }
+        return;
+    }
+    if (t) {
+        gr_redis_reply_err(c, GR_ECASMISMATCH);
+    }
+}
+
+/* ---- sorted sets ---------------------------------------------------------------------------- */
+
+static const char E_FLOAT[] = "ERR value is not a valid float";
+
+/* A sorted set loaded for a command: members borrowed from c->v. */
+typedef struct zset {
+    rmw m;
+    size_t n;
+    rzel *els; /* by score, then member bytes */
+} zset;
+
+/* Load key argv[kidx] as a sorted set: 0 (z->m.found says if it exists) or an
+ * error (replied). */
+static int zs_load(rconn *c, gr_table *t, const rargs *a, int kidx, zset *z)
+{
+    int r;
+
+    *z = (zset){0};
+    if ((r = load(c, t, a, kidx, &z->m)) < 0) {
+        return r;
+    }
+    if (!z->m.found) {
+        return 0;
+    }
+    if ((r = gr_redis_dec_zset(c->v.p, c->v.len, &z->n, &z->els)) < 0) {
+        gr_resp_error(&c->out, r == -ENOMEM ? E_OOM : GR_REDIS_WRONGTYPE);
+        return r;
+    }
+    return 0;
+}
+
+/* Write back n members (sorted); none deletes the key. */
+static int zs_store(rconn *c, gr_table *t, const zset *z, size_t n, const rzel *els)
+{
+    int r;
+
+    if (n == 0) {
+        return z->m.found ? del_loaded(c, t, &z->m) : 0;
+    }
+    if ((r = gr_redis_enc_zset(&c->v2, n, els)) < 0) {
+        return r;
+    }
+    if (c->v2.len > GR_RESP_MAX_BULK_DEFAULT + 4096) {
+        return GR_ETOOBIG;
+    }
+    return store(c, t, &z->m, &c->v2, ttl_left(c, &z->m));
+}
+
+static int zel_cmp(const void *x, const void *y)
+{
+    const rzel *a = x, *b = y;
+    int r;
+
+    if (a->score != b->score) {
+        return a->score < b->score ? -1 : 1;
+    }
+    r = memcmp(a->p, b->p, a->len < b->len ? a->len : b->len);
+    return r ? r : a->len < b->len ? -1 : a->len > b->len;
+}
+
+static ssize_t zs_find(const zset *z, const char *p, size_t n)
+{
+    for (size_t i = 0; i < z->n; i++) {
+        if (z->els[i].len == n && memcmp(z->els[i].p, p, n) == 0) {
+            return (ssize_t)i;
+        }
+    }
+    return -1;
+}
+
+/* Redis's string2d: strtod over the whole argument, no leading space, no NaN. */
+static bool arg_double(const rargs *a, int i, double *ret)
+{
+    char buf[128];
+    char *end;
+
+    if (a->argl[i] == 0 || a->argl[i] >= sizeof(buf) || isspace((unsigned char)a->argv[i][0])) {
+        return false;
+    }
+    memcpy(buf, a->argv[i], a->argl[i]);
+    buf[a->argl[i]] = '\0';
+    errno = 0;
+    *ret = strtod(buf, &end);
+    return *end == '\0' && !isnan(*ret) && !(errno == ERANGE && !isinf(*ret) && *ret != 0);
+}
+
+static void reply_score_bulk(rconn *c, double d)
+{
+    char b[64];
+
+    gr_resp_bulk(&c->out, b, gr_resp_fmt_score(b, sizeof(b), d));
+}
+
+enum { ZA_NX = 1, ZA_XX = 2, ZA_GT = 4, ZA_LT = 8, ZA_CH = 16, ZA_INCR = 32 };
+
+/* ZADD key [NX|XX] [GT|LT] [CH] [INCR] score member ... (and ZINCRBY: flags
+ * ZA_INCR, first pair at argv[2]). */
+static void zadd_common(rconn *c, const rargs *a, int flags, int first)
+{
+    gr_table *t = gr_redis_db(c);
+    size_t pairs;
+    double *scores;
+
+    if (!t) {
+        return;
+    }
+    for (; first < a->argc; first++) {
+        int f = arg_is(a, first, "NX")     ? ZA_NX
+                : arg_is(a, first, "XX")   ? ZA_XX
+                : arg_is(a, first, "GT")   ? ZA_GT
+                : arg_is(a, first, "LT")   ? ZA_LT
+                : arg_is(a, first, "CH")   ? ZA_CH
+                : arg_is(a, first, "INCR") ? ZA_INCR
+                                           : 0;
+        if (!f) {
+            break;
+        }
+        flags |= f;
+    }
+    if (first >= a->argc || (a->argc - first) % 2) {
+        gr_resp_error(&c->out, E_SYNTAX);
+        return;
+    }
+    pairs = (size_t)(a->argc - first) / 2;
+    if ((flags & ZA_NX) && (flags & ZA_XX)) {
+        gr_resp_error(&c->out, "ERR XX and NX options at the same time are not compatible");
+        return;
+    }
+    if (((flags & ZA_NX) && (flags & (ZA_GT | ZA_LT))) || ((flags & ZA_GT) && (flags & ZA_LT))) {
+        gr_resp_error(&c->out, "ERR GT, LT, and/or NX options at the same time are not compatible");
+        return;
+    }
+    if ((flags & ZA_INCR) && pairs > 1) {
+        gr_resp_error(&c->out, "ERR INCR option supports a single increment-element pair");
+        return;
+    }
+    if (!(scores = malloc(pairs * sizeof(*scores)))) {
+        gr_resp_error(&c->out, E_OOM);
+        return;
+    }
+    for (size_t i = 0; i < pairs; i++) {
+        if (!arg_double(a, first + 2 * (int)i, &scores[i])) {
+            free(scores);
+            gr_resp_error(&c->out, E_FLOAT);
+            return;
+        }
+    }
+    for (int tries = 0; tries < RMW_TRIES; tries++) {
+        int64_t added = 0, changed = 0;
+        double last = 0;
+        bool done = false; /* INCR: the member was written */
+        size_t n;
+        rzel *els;
+        zset z;
+        int r;
+
+        if (zs_load(c, t, a, 1, &z) < 0) {
+            free(scores);
+            return;
+        }
+        n = z.n;
+        if (!(els = realloc(z.els, (n + pairs) * sizeof(*els)))) {
+            free(z.els);
+            free(scores);
+            gr_resp_error(&c->out, E_OOM);
+            return;
+        }
+        z.els = els;
+        for (size_t i = 0; i < pairs; i++) {
+            const char *mp = a->argv[first + 2 * (int)i + 1];
+            size_t ml = a->argl[first + 2 * (int)i + 1];
+            ssize_t at = zs_find(&(zset){.n = n, .els = els}, mp, ml);
+            double s = scores[i];
+
+            if (at >= 0) {
+                double cur = els[at].score;
+
+                if (flags & ZA_NX) {
+                    continue;
+                }
+                if (flags & ZA_INCR) {
+                    s = cur + s;
+                    if (isnan(s)) {
+                        free(z.els);
+                        free(scores);
+                        gr_resp_error(&c->out, "ERR resulting score is not a number (NaN)");
+                        return;
+                    }
+                }
+                if (((flags & ZA_GT) && s <= cur) || ((flags & ZA_LT) && s >= cur)) {
+                    continue;
+                }
+                done = true;
+                last = s;
+                if (s != cur) {
+                    els[at].score = s;
+                    changed++;
+                }
+            } else {
+                if (flags & ZA_XX) {
+                    continue;
+                }
+                els[n++] = (rzel){(const uint8_t *)mp, ml, s};
+                added++;
+                done = true;
+                last = s;
+            }
+        }
+        r = 0;
+        if (added || changed) {
+            qsort(els, n, sizeof(*els), zel_cmp);
+            r = zs_store(c, t, &z, n, els);
+        }
+        free(z.els);
+        if (r == GR_ECASMISMATCH) {
+            continue;
+        }
+        free(scores);
+        if (r < 0) {
+            gr_redis_reply_err(c, r);
+        } else if (flags & ZA_INCR) {
+            if (done) {
+                gr_resp_double(&c->out, last);
+            } else {
+                gr_resp_null(&c->out);
+            }
+        } else {
+            gr_resp_int(&c->out, (flags & ZA_CH) ? added + changed : added);
+        }
+        return;
+    }
+    free(scores);
+    gr_redis_reply_err(c, GR_ECASMISMATCH);
+}
+
+static void cmd_zadd(rconn *c, const rargs *a)
+{
+    zadd_common(c, a, 0, 2);
+}
+
+static void cmd_zincrby(rconn *c, const rargs *a)
+{
+    double d;
+
+    if (!arg_double(a, 2, &d)) {
+        gr_resp_error(&c->out, E_FLOAT);
+        return;
+    }
+    zadd_common(c, a, ZA_INCR, 2);
+}
+
+static void cmd_zrem(rconn *c, const rargs *a)
+{
+    gr_table *t = gr_redis_db(c);
+
+    for (int tries = 0; t && tries < RMW_TRIES; tries++) {
+        int64_t removed = 0;
+        size_t n = 0;
+        zset z;
+        int r;
+
+        if (zs_load(c, t, a, 1, &z) < 0) {
+            return;
+        }
+        for (size_t i = 0; i < z.n; i++) {
+            bool gone = false;
+
+            for (int j = 2; j < a->argc && !gone; j++) {
+                gone =
+                    z.els[i].len == a->argl[j] && memcmp(z.els[i].p, a->argv[j], a->argl[j]) == 0;
+            }
+            if (gone) {
+                removed++;
+            } else {
+                z.els[n++] = z.els[i];
+            }
+        }
+        r = removed ? zs_store(c, t, &z, n, z.els) : 0;
+        free(z.els);
+        if (r == GR_ECASMISMATCH) {
+            continue;
+        }
+        if (r < 0) {
+            gr_redis_reply_err(c, r);
+        } else {
+            gr_resp_int(&c->out, removed);
+        }
+        return;
+    }
+    if (t) {
+        gr_redis_reply_err(c, GR_ECASMISMATCH);
+    }
+}
+
+static void cmd_zscore(rconn *c, const rargs *a)
+{
+    gr_table *t = gr_redis_db(c);
+    ssize_t at;
+    zset z;
+
+    if (!t || zs_load(c, t, a, 1, &z) < 0) {
+        return;
+    }
+    if ((at = zs_find(&z, a->argv[2], a->argl[2])) < 0) {
+        gr_resp_null(&c->out);
+    } else {
+        gr_resp_double(&c->out, z.els[at].score);
+    }
+    free(z.els);
+}
+
+static void cmd_zcard(rconn *c, const rargs *a)
+{
+    gr_table *t = gr_redis_db(c);
+    zset z;
+
+    if (!t || zs_load(c, t, a, 1, &z) < 0) {
+        return;
+    }
+    gr_resp_int(&c->out, (int64_t)z.n);
+    free(z.els);
+}
+
+/* A score bound: "1.5", "(1.5" (exclusive), "-inf", "+inf". */
+typedef struct zbound {
+    double v;
+    bool excl;
+} zbound;
+
+static bool arg_bound(const rargs *a, int i, zbound *b)
+{
+    rargs one = *a;
+
+    b->excl = a->argl[i] > 0 && a->argv[i][0] == '(';
+    if (!b->excl) {
+        return arg_double(a, i, &b->v);
+    }
+    /* parse past the '(' */
+    one.argv = (const char *[]){a->argv[i] + 1};
+    one.argl = (const size_t[]){a->argl[i] - 1};
+    return arg_double(&one, 0, &b->v);
+}
+
+static bool above_min(double s, const zbound *min)
+{
+    return min->excl ? s > min->v : s >= min->v;
+}
+
+static bool below_max(double s, const zbound *max)
+{
+    return max->excl ? s < max->v : s <= max->v;
+}
+
+/* Reply members [list of indices into z] with or without scores. */
+static void reply_zels(rconn *c, const zset *z, const size_t *idx, size_t n, bool withscores)
+{
+    bool pairs = withscores && c->out.proto >= 3;
+
+    gr_resp_array(&c->out, withscores && !pairs ? 2 * n : n);
+    for (size_t i = 0; i < n; i++) {
+        const rzel *e = &z->els[idx[i]];
+
+        if (pairs) {
+            gr_resp_array(&c->out, 2);
+        }
+        gr_resp_bulk(&c->out, e->p, e->len);
+        if (withscores) {
+            if (pairs) {
+                gr_resp_double(&c->out, e->score);
+            } else {
+                reply_score_bulk(c, e->score);
+            }
+        }
+    }
+}
+
+enum { ZR_RANK, ZR_SCORE };
+
+/* ZRANGE and its older forms. argv[2], argv[3]: start stop (ZR_RANK) or
+ * min max (ZR_SCORE; max min when rev). */
+static void zrange_generic(rconn *c, const rargs *a, int by, bool rev, bool withscores, bool limit,
+                           int64_t off, int64_t cnt)
+{
+    gr_table *t = gr_redis_db(c);
+    size_t *idx = NULL, n = 0;
+    zbound min, max;
+    int64_t s = 0, e = 0;
+    zset z;
+
+    if (!t) {
+        return;
+    }
+    if (by == ZR_RANK && (!arg_int(a, 2, &s) || !arg_int(a, 3, &e))) {
+        gr_resp_error(&c->out, E_INT);
+        return;
+    }
+    if (by == ZR_SCORE && (!arg_bound(a, rev ? 3 : 2, &min) || !arg_bound(a, rev ? 2 : 3, &max))) {
+        gr_resp_error(&c->out, "ERR min or max is not a float");
+        return;
+    }
+    if (zs_load(c, t, a, 1, &z) < 0) {
+        return;
+    }
+    if (z.n && !(idx = malloc(z.n * sizeof(*idx)))) {
+        free(z.els);
+        gr_resp_error(&c->out, E_OOM);
+        return;
+    }
+    if (by == ZR_RANK) {
+        size_t from, to;
+
+        if (norm_range(s, e, z.n, &from, &to)) {
+            for (size_t i = from; i <= to; i++) {
+                idx[n++] = rev ? z.n - 1 - i : i;
+            }
+        }
+    } else if (!limit || off >= 0) {
+        int64_t skip = limit ? off : 0;
+
+        for (size_t j = 0; j < z.n; j++) {
+            size_t i = rev ? z.n - 1 - j : j;
+
+            if (!above_min(z.els[i].score, &min) || !below_max(z.els[i].score, &max)) {
+                continue;
+            }
+            if (skip > 0) {
+                skip--;
+                continue;
+            }
+            if (limit && cnt >= 0 && (int64_t)n >= cnt) {
+                break;
+            }
+            idx[n++] = i;
+        }
+    }
+    reply_zels(c, &z, idx, n, withscores);
+    free(idx);
+    free(z.els);
+}
+
+/* ZRANGE key start stop [BYSCORE] [REV] [LIMIT offset count] [WITHSCORES] */
+static void cmd_zrange(rconn *c, const rargs *a)
+{
+    bool rev = false, withscores = false, limit = false;
+    int64_t off = 0, cnt = -1;
+    int by = ZR_RANK;
+
+    for (int i = 4; i < a->argc; i++) {
+        if (arg_is(a, i, "WITHSCORES")) {
+            withscores = true;
+        } else if (arg_is(a, i, "REV")) {
+            rev = true;
+        } else if (arg_is(a, i, "BYSCORE")) {
+            by = ZR_SCORE;
+        } else if (arg_is(a, i, "LIMIT") && i + 2 < a->argc) {
+            if (!arg_int(a, i + 1, &off) || !arg_int(a, i + 2, &cnt)) {
+                gr_resp_error(&c->out, E_INT);
+                return;
+            }
+            limit = true;
+            i += 2;
+        } else {
+            gr_resp_error(&c->out, E_SYNTAX);
+            return;
+        }
+    }
+    if (limit && by == ZR_RANK) {
+        gr_resp_error(&c->out, "ERR syntax error, LIMIT is only supported in combination with "
+                               "either BYSCORE or BYLEX");
+        return;
+    }
+    zrange_generic(c, a, by, rev, withscores, limit, off, cnt);
+}
+
+/* ZREVRANGE key start stop [WITHSCORES] */
+static void cmd_zrevrange(rconn *c, const rargs *a)
+{
+    if (a->argc > 5 || (a->argc == 5 && !arg_is(a, 4, "WITHSCORES"))) {
+        gr_resp_error(&c->out, E_SYNTAX);
+        return;
+    }
+    zrange_generic(c, a, ZR_RANK, true, a->argc == 5, false, 0, -1);
+}
+
+/* Z(REV)RANGEBYSCORE key min max [WITHSCORES] [LIMIT offset count] */
+static void byscore_common(rconn *c, const rargs *a, bool rev)
+{
+    bool withscores = false, limit = false;
+    int64_t off = 0, cnt = -1;
+
+    for (int i = 4; i < a->argc; i++) {
+        if (arg_is(a, i, "WITHSCORES")) {
+            withscores = true;
+        } else if (arg_is(a, i, "LIMIT") && i + 2 < a->argc) {
+            if (!arg_int(a, i + 1, &off) || !arg_int(a, i + 2, &cnt)) {
+                gr_resp_error(&c->out, E_INT);
+                return;
+            }
+            limit = true;
+            i += 2;
+        } else {
+            gr_resp_error(&c->out, E_SYNTAX);
+            return;
+        }
+    }
+    zrange_generic(c, a, ZR_SCORE, rev, withscores, limit, off, cnt);
+}
+
+static void cmd_zrangebyscore(rconn *c, const rargs *a)
+{
+    byscore_common(c, a, false);
+}
+
+static void cmd_zrevrangebyscore(rconn *c, const rargs *a)
+{
+    byscore_common(c, a, true);
+}
+
+/* Z(REV)RANK key member [WITHSCORE] */
+static void rank_common(rconn *c, const rargs *a, bool rev)
+{
+    gr_table *t = gr_redis_db(c);
+    bool withscore = a->argc == 4;
+    ssize_t at;
+    zset z;
+
+    if (!t) {
+        return;
+    }
+    if (a->argc > 4 || (withscore && !arg_is(a, 3, "WITHSCORE"))) {
+        gr_resp_error(&c->out, E_SYNTAX);
+        return;
+    }
+    if (zs_load(c, t, a, 1, &z) < 0) {
+        return;
+    }
+    if ((at = zs_find(&z, a->argv[2], a->argl[2])) < 0) {
+        if (withscore) {
+            gr_resp_null_array(&c->out);
+        } else {
+            gr_resp_null(&c->out);
+        }
+    } else {
+        int64_t rank = rev ? (int64_t)z.n - 1 - at : at;
+
+        if (withscore) {
+            gr_resp_array(&c->out, 2);
+            gr_resp_int(&c->out, rank);
+            gr_resp_double(&c->out, z.els[at].score);
+        } else {
+            gr_resp_int(&c->out, rank);
+        }
+    }
+    free(z.els);
+}
+
+static void cmd_zrank(rconn *c, const rargs *a)
+{
+    rank_common(c, a, false);
+}
+
+static void cmd_zrevrank(rconn *c, const rargs *a)
+{
+    rank_common(c, a, true);
+}
+
+/* ZPOPMIN / ZPOPMAX key [count] */
+static void zpop_common(rconn *c, const rargs *a, bool max)
+{
+    gr_table *t = gr_redis_db(c);
+    bool hascount = a->argc == 3;
+    int64_t count = 1;
+
+    if (!t) {
+        return;
+    }
+    if (a->argc > 3) {
+        gr_resp_error(&c->out, E_SYNTAX);
+        return;
+    }
+    if (hascount && (!arg_int(a, 2, &count) || count < 0)) {
+        gr_resp_error(&c->out, "ERR value is out of range, must be positive");
+        return;
+    }
+    for (int tries = 0; tries < RMW_TRIES; tries++) {
+        bool pairs = hascount && c->out.proto >= 3;
+        size_t take;
+        zset z;
+        int r;
+
+        if (zs_load(c, t, a, 1, &z) < 0) {
+            return;
+        }
+        take = (uint64_t)count < z.n ? (size_t)count : z.n;
+        r = take ? zs_store(c, t, &z, z.n - take, max ? z.els : z.els + take) : 0;
+        if (r == GR_ECASMISMATCH) {
+            free(z.els);
+            continue;
+        }
+        if (r < 0) {
+            gr_redis_reply_err(c, r);
+        } else {
+            gr_resp_array(&c->out, pairs ? take : 2 * take);
+            for (size_t i = 0; i < take; i++) {
+                const rzel *e = &z.els[max ? z.n - 1 - i : i];
+
+                if (pairs) {
+                    gr_resp_array(&c->out, 2);
+                    gr_resp_bulk(&c->out, e->p, e->len);
+                    gr_resp_double(&c->out, e->score);
+                } else {
+                    gr_resp_bulk(&c->out, e->p, e->len);
+                    if (c->out.proto >= 3) {
+                        gr_resp_double(&c->out, e->score);
+                    } else {
+                        reply_score_bulk(c, e->score);
+                    }
+                }
+            }
+        }
+        free(z.els);
+        return;
+    }
+    gr_redis_reply_err(c, GR_ECASMISMATCH);
+}
+
+static void cmd_zpopmin(rconn *c, const rargs *a)
+{
+    zpop_common(c, a, false);
+}
+
+static void cmd_zpopmax(rconn *c, const rargs *a)
+{
+    zpop_common(c, a, true);
+}
+
+/* ---- HSCAN SSCAN ZSCAN ------------------------------------------------------------------- */
+
+/* HSCAN / SSCAN / ZSCAN key cursor [MATCH pattern] [COUNT n] (HSCAN also
+ * NOVALUES). A collection is one value, so any cursor returns every
+ * matching item in one page with cursor 0, as Redis does for a small
+ * (listpack-encoded) collection (docs/redis.md). */
+static void scan_coll(rconn *c, const rargs *a, rtype ty)
+{
+    gr_table *t = gr_redis_db(c);
+    const char *pat = NULL;
+    size_t patl = 0, n = 0;
+    bool novalues = false;
+    unsigned long long cur;
+    char buf[24], *end;
+    coll k = {0};
+    zset z = {0};
+    size_t nitems, per = ty == RT_SET ? 1 : 2;
+
+    if (!t) {
+        return;
+    }
+    if (a->argl[2] == 0 || a->argl[2] >= sizeof(buf) || a->argv[2][0] == '-') {
+        gr_resp_error(&c->out, "ERR invalid cursor");
+        return;
+    }
+    memcpy(buf, a->argv[2], a->argl[2]);
+    buf[a->argl[2]] = '\0';
+    errno = 0;
+    cur = strtoull(buf, &end, 10);
+    if (*end || errno) {
+        gr_resp_error(&c->out, "ERR invalid cursor");
+        return;
+    }
+    for (int i = 3; i < a->argc; i++) {
+        int64_t cnt;
+
+        if (arg_is(a, i, "MATCH") && i + 1 < a->argc) {
+            pat = a->argv[i + 1];
+            patl = a->argl[i + 1];
+            i++;
+        } else if (arg_is(a, i, "COUNT") && i + 1 < a->argc) {
+            if (!arg_int(a, i + 1, &cnt)) {
+                gr_resp_error(&c->out, E_INT);
+                return;
+            }
+            if (cnt < 1) {
+                gr_resp_error(&c->out, E_SYNTAX);
+                return;
+            }
+            i++;
+        } else if (ty == RT_HASH && arg_is(a, i, "NOVALUES")) {
+            novalues = true;
+        } else {
+            gr_resp_error(&c->out, E_SYNTAX);
+            return;
+        }
+    }
+    if (ty == RT_ZSET ? zs_load(c, t, a, 1, &z) < 0 : coll_load(c, t, a, ty, &k) < 0) {
+        return;
+    }
+    (void)cur;
+    nitems = ty == RT_ZSET ? z.n : k.n;
+    for (size_t i = 0; i < nitems; i++) {
+        const uint8_t *p = ty == RT_ZSET ? z.els[i].p : k.items[i * per];
+        size_t l = ty == RT_ZSET ? z.els[i].len : k.lens[i * per];
+
+        n += !pat || gr_resp_glob(pat, patl, (const char *)p, l, false);
+    }
+    gr_resp_array(&c->out, 2);
+    gr_resp_bulkstr(&c->out, "0");
+    gr_resp_array(&c->out, novalues ? n : n * per);
+    for (size_t i = 0; i < nitems; i++) {
+        const uint8_t *p = ty == RT_ZSET ? z.els[i].p : k.items[i * per];
+        size_t l = ty == RT_ZSET ? z.els[i].len : k.lens[i * per];
+
+        if (pat && !gr_resp_glob(pat, patl, (const char *)p, l, false)) {
+            continue;
+        }
+        gr_resp_bulk(&c->out, p, l);
+        if (ty == RT_ZSET) {
+            reply_score_bulk(c, z.els[i].score);
+        } else if (ty == RT_HASH && !novalues) {
+            gr_resp_bulk(&c->out, k.items[2 * i + 1], k.lens[2 * i + 1]);
+        }
+    }
+    free(z.els);
+    coll_free(&k);
+}
+
+static void cmd_hscan(rconn *c, const rargs *a)
+{
+    scan_coll(c, a, RT_HASH);
+}
+
+static void cmd_sscan(rconn *c, const rargs *a)
+{
+    scan_coll(c, a, RT_SET);
+}
+
+static void cmd_zscan(rconn *c, const rargs *a)
+{
+    scan_coll(c, a, RT_ZSET);
+}
+
+/* SRANDMEMBER key [count]: count > 0 distinct members, < 0 that many with
+ * repeats. */
+static void cmd_srandmember(rconn *c, const rargs *a)
+{
+    gr_table *t = gr_redis_db(c);
+    bool hascount = a->argc == 3;
+    int64_t count = 1;
+    coll k;
+
+    if (!t) {
+        return;
+    }
+    if (a->argc > 3) {
+        gr_resp_error(&c->out, E_SYNTAX);
+        return;
+    }
+    if (hascount && !arg_int(a, 2, &count)) {
+        gr_resp_error(&c->out, E_INT);
+        return;
+    }
+    if (hascount && (count < -(INT64_MAX / 2) || count > INT64_MAX / 2)) {
+        gr_resp_error(&c->out, "ERR value is out of range");
+        return;
+    }
+    if (coll_load(c, t, a, RT_SET, &k) < 0) {
+        return;
+    }
+    if (!hascount) {
+        if (k.n == 0) {
+            gr_resp_null(&c->out);
+        } else {
+            uint32_t i = arc4random_uniform((uint32_t)k.n);
+
+            gr_resp_bulk(&c->out, k.items[i], k.lens[i]);
+        }
+    } else if (count < 0) {
+        uint64_t want = k.n ? (uint64_t)-count : 0;
+
+        gr_resp_array(&c->out, want);
+        for (uint64_t j = 0; j < want; j++) {
+            uint32_t i = arc4random_uniform((uint32_t)k.n);
+
+            gr_resp_bulk(&c->out, k.items[i], k.lens[i]);
+        }
+    } else {
+        size_t take = (uint64_t)count < k.n ? (size_t)count : k.n;
+
+        shuffle_head(&k, take);
+        gr_resp_array(&c->out, take);
+        for (size_t i = 0; i < take; i++) {
+            gr_resp_bulk(&c->out, k.items[i], k.lens[i]);
+        }
+    }
+    coll_free(&k);
+}
+
 /* ---- the table ------------------------------------------------------------------------------ */
 
 /* Sorted by name (bsearch in server.c). */
 const rcommand gr_redis_cmds[] = {
     {"append", 3, "write denyoom fast", 1, 1, 1, cmd_append},
     {"auth", -2, "noscript loading stale fast no_auth allow_busy", 0, 0, 0, gr_redis_cmd_auth},
+    {"blpop", -3, "write noscript blocking", 1, -2, 1, cmd_blpop},
+    {"brpop", -3, "write noscript blocking", 1, -2, 1, cmd_brpop},
     {"client", -2, "", 0, 0, 0, gr_redis_cmd_client},
     {"command", -1, "loading stale", 0, 0, 0, gr_redis_cmd_command},
     {"config", -2, "", 0, 0, 0, gr_redis_cmd_config},
@@ -1189,6 +2587,7 @@ const rcommand gr_redis_cmds[] = {
     {"hlen", 2, "readonly fast", 1, 1, 1, gr_redis_cmd_hlen},
     {"hmget", -3, "readonly fast", 1, 1, 1, gr_redis_cmd_hmget},
     {"hmset", -4, "write denyoom fast", 1, 1, 1, gr_redis_cmd_hmset},
+    {"hscan", -3, "readonly", 1, 1, 1, cmd_hscan},
     {"hset", -4, "write denyoom fast", 1, 1, 1, gr_redis_cmd_hset},
     {"hsetnx", 4, "write denyoom fast", 1, 1, 1, gr_redis_cmd_hsetnx},
     {"hvals", 2, "readonly", 1, 1, 1, gr_redis_cmd_hvals},
@@ -1197,6 +2596,12 @@ const rcommand gr_redis_cmds[] = {
     {"incrbyfloat", 3, "write denyoom fast", 1, 1, 1, cmd_incrbyfloat},
     {"info", -1, "loading stale", 0, 0, 0, gr_redis_cmd_info},
     {"keys", 2, "readonly", 0, 0, 0, cmd_keys},
+    {"lindex", 3, "readonly", 1, 1, 1, cmd_lindex},
+    {"llen", 2, "readonly fast", 1, 1, 1, cmd_llen},
+    {"lpop", -2, "write fast", 1, 1, 1, cmd_lpop},
+    {"lpush", -3, "write denyoom fast", 1, 1, 1, cmd_lpush},
+    {"lrange", 4, "readonly", 1, 1, 1, cmd_lrange},
+    {"lrem", 4, "write", 1, 1, 1, cmd_lrem},
     {"mget", -2, "readonly fast", 1, -1, 1, cmd_mget},
     {"mset", -3, "write denyoom", 1, -1, 2, cmd_mset},
     {"multi", 1, "noscript loading stale fast allow_busy", 0, 0, 0, gr_redis_cmd_multi},
@@ -1212,6 +2617,8 @@ const rcommand gr_redis_cmds[] = {
     {"punsubscribe", -1, "pubsub noscript loading stale", 0, 0, 0, gr_redis_cmd_punsubscribe},
     {"quit", -1, "noscript loading stale fast no_auth allow_busy", 0, 0, 0, gr_redis_cmd_quit},
     {"rename", 3, "write", 1, 2, 1, cmd_rename},
+    {"rpop", -2, "write fast", 1, 1, 1, cmd_rpop},
+    {"rpush", -3, "write denyoom fast", 1, 1, 1, cmd_rpush},
     {"sadd", -3, "write denyoom fast", 1, 1, 1, gr_redis_cmd_sadd},
     {"scan", -2, "readonly", 0, 0, 0, cmd_scan},
     {"scard", 2, "readonly fast", 1, 1, 1, gr_redis_cmd_scard},
@@ -1222,7 +2629,9 @@ const rcommand gr_redis_cmds[] = {
     {"sismember", 3, "readonly fast", 1, 1, 1, gr_redis_cmd_sismember},
     {"smembers", 2, "readonly", 1, 1, 1, gr_redis_cmd_smembers},
     {"spop", -2, "write fast", 1, 1, 1, gr_redis_cmd_spop},
+    {"srandmember", -2, "readonly", 1, 1, 1, cmd_srandmember},
     {"srem", -3, "write fast", 1, 1, 1, gr_redis_cmd_srem},
+    {"sscan", -3, "readonly", 1, 1, 1, cmd_sscan},
     {"strlen", 2, "readonly fast", 1, 1, 1, cmd_strlen},
     {"subscribe", -2, "pubsub noscript loading stale", 0, 0, 0, gr_redis_cmd_subscribe},
     {"ttl", 2, "readonly fast", 1, 1, 1, cmd_ttl},
@@ -1231,5 +2640,19 @@ const rcommand gr_redis_cmds[] = {
     {"unsubscribe", -1, "pubsub noscript loading stale", 0, 0, 0, gr_redis_cmd_unsubscribe},
     {"unwatch", 1, "noscript loading stale fast allow_busy", 0, 0, 0, gr_redis_cmd_unwatch},
     {"watch", -2, "noscript loading stale fast allow_busy", 1, -1, 1, gr_redis_cmd_watch},
+    {"zadd", -4, "write denyoom fast", 1, 1, 1, cmd_zadd},
+    {"zcard", 2, "readonly fast", 1, 1, 1, cmd_zcard},
+    {"zincrby", 4, "write denyoom fast", 1, 1, 1, cmd_zincrby},
+    {"zpopmax", -2, "write fast", 1, 1, 1, cmd_zpopmax},
+    {"zpopmin", -2, "write fast", 1, 1, 1, cmd_zpopmin},
+    {"zrange", -4, "readonly", 1, 1, 1, cmd_zrange},
+    {"zrangebyscore", -4, "readonly", 1, 1, 1, cmd_zrangebyscore},
+    {"zrank", -3, "readonly fast", 1, 1, 1, cmd_zrank},
+    {"zrem", -3, "write fast", 1, 1, 1, cmd_zrem},
+    {"zrevrange", -4, "readonly", 1, 1, 1, cmd_zrevrange},
+    {"zrevrangebyscore", -4, "readonly", 1, 1, 1, cmd_zrevrangebyscore},
+    {"zrevrank", -3, "readonly fast", 1, 1, 1, cmd_zrevrank},
+    {"zscan", -3, "readonly", 1, 1, 1, cmd_zscan},
+    {"zscore", 3, "readonly fast", 1, 1, 1, cmd_zscore},
 };
 const size_t gr_redis_ncmds = sizeof(gr_redis_cmds) / sizeof(gr_redis_cmds[0]);

@@ -21,14 +21,16 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
-#define GR_REDIS_DBS 16                 /* SELECT 0..15 */
-#define GR_REDIS_MAX_CLIENTS 10000      /* as Redis's maxclients */
-#define GR_REDIS_OUT_SOFT (1u << 20)    /* stop reading a client above this much pending output */
-#define GR_REDIS_OUT_HARD (32u << 20)   /* close a client above this much pending output */
-#define GR_REDIS_READ_CHUNK (64u << 10) /* bytes read per read() */
-#define GR_REDIS_CURSORS 4096           /* SCAN cursors remembered node-wide */
-#define GR_REDIS_NAME_MAX 128           /* CLIENT SETNAME */
-#define GR_REDIS_VERSION "7.2.0"        /* the Redis version reported (HELLO, INFO) */
+#define GR_REDIS_DBS 16                  /* SELECT 0..15 */
+#define GR_REDIS_MAX_CLIENTS 10000       /* as Redis's maxclients */
+#define GR_REDIS_OUT_SOFT (1u << 20)     /* stop reading a client above this much pending output */
+#define GR_REDIS_OUT_HARD (32u << 20)    /* close a client above this much pending output */
+#define GR_REDIS_READ_CHUNK (64u << 10)  /* bytes read per read() */
+#define GR_REDIS_CURSORS 4096            /* SCAN cursors remembered node-wide */
+#define GR_REDIS_NAME_MAX 128            /* CLIENT SETNAME */
+#define GR_REDIS_VERSION "7.2.0"         /* the Redis version reported (HELLO, INFO) */
+#define GR_REDIS_BLOCK_POLL_MS 50        /* BLPOP/BRPOP re-check their keys this often */
+#define GR_REDIS_BLOCK_IN_MAX (1u << 20) /* input buffered behind a BLPOP before reading stops */
 
 typedef struct rconn rconn;
 
@@ -58,11 +60,13 @@ struct gr_redis {
     bool disk;   /* create tables on disk */
     girder_rt *rt;
     gr_tables *tables;
-    gr_pubsub *pubsub;           /* the node's topics (PUBLISH, SUBSCRIBE), or NULL */
-    uint64_t started_ms;         /* monotonic ms of the node's start */
-    pthread_mutex_t mu;          /* dbs, clients list, cursors, client fields below */
-    gr_table *dbs[GR_REDIS_DBS]; /* opened (created) on first use */
-    rconn *clients;              /* every open connection */
+    gr_pubsub *pubsub;             /* the node's topics (PUBLISH, SUBSCRIBE), or NULL */
+    uint64_t started_ms;           /* monotonic ms of the node's start */
+    pthread_mutex_t mu;            /* dbs, clients list, cursors, client fields below */
+    gr_table *dbs[GR_REDIS_DBS];   /* opened (created) on first use */
+    rconn *clients;                /* every open connection */
+    rconn *blockedq;               /* connections blocked in BLPOP/BRPOP (bnext) */
+    atomic_uint_fast64_t nblocked; /* how many: a push looks only when > 0 */
     rcursor cursors[GR_REDIS_CURSORS];
     uint64_t next_cursor;
     atomic_uint_fast64_t next_id;      /* client ids */
@@ -98,6 +102,16 @@ struct rconn {
     gr_tbuf mq;       /* queued commands: u32 argc, then (u32 len, bytes) each */
     uint32_t mq_n;    /* commands queued */
     gr_tbuf watch;    /* WATCHed keys: (u32 db, u64 version, u32 len, key bytes) */
+    bool in_exec;     /* running EXEC's queue: BLPOP/BRPOP do not block */
+    /* BLPOP / BRPOP waiting (docs/redis.md "Blocking pops"): input is not
+     * parsed until it ends; blk_ev re-checks the keys every GR_REDIS_BLOCK_POLL_MS */
+    bool blocked;
+    bool blk_left;            /* BLPOP (head) or BRPOP (tail) */
+    uint64_t blk_deadline_ms; /* gr_clock_ms() deadline; 0: none (timeout 0) */
+    gr_tbuf blk_keys;         /* the keys: (u32 len, bytes) each */
+    struct event *blk_ev;     /* the re-check timer */
+    rconn *bnext, *bprev;     /* srv->blockedq (under srv->mu) */
+    bool in_blockedq;
     /* pub/sub (written under srv->mu: PUBSUB reads them) */
     rsub *subs;                      /* SUBSCRIBE channels and PSUBSCRIBE patterns */
     size_t nsubs, capsubs;           /* used, allocated */
@@ -165,12 +179,21 @@ void gr_redis_cmd_psubscribe(rconn *c, const rargs *a);
 void gr_redis_cmd_punsubscribe(rconn *c, const rargs *a);
 void gr_redis_cmd_publish(rconn *c, const rargs *a);
 void gr_redis_cmd_pubsub(rconn *c, const rargs *a);
+/* Block connection c in BLPOP/BRPOP on keys[0..n) until deadline_ms
+ * (gr_clock_ms; 0: forever): its input waits, a timer calls gr_redis_bpop
+ * until it replies. 0 or -ENOMEM. Owning thread of c. */
+int gr_redis_block(rconn *c, bool left, uint64_t deadline_ms, int n, const char *const *keys,
+                   const size_t *lens);
+/* A push happened on this node: wake every blocked connection (a message
+ * to its process, which re-checks its keys on its own scheduler). Any
+ * thread; costs one atomic load when nobody is blocked. */
+void gr_redis_wake_blocked(gr_redis *srv);
 /* A ["$pub", Topic, Payload] message for connection c. */
 void gr_redis_deliver(rconn *c, const girder_msg *m);
 
 /* ---- store.c: the value encoding ---------------------------------------------------------- */
 
-typedef enum rtype { RT_NONE, RT_STRING, RT_HASH, RT_SET, RT_OTHER } rtype;
+typedef enum rtype { RT_NONE, RT_STRING, RT_HASH, RT_SET, RT_LIST, RT_ZSET, RT_OTHER } rtype;
 
 #define GR_REDIS_WRONGTYPE "WRONGTYPE Operation against a key holding the wrong kind of value"
 
@@ -187,7 +210,7 @@ bool gr_redis_str(const uint8_t *v, size_t n, char ibuf[32], const uint8_t **ret
  * counters add to), anything else as a bin. 0 or -ENOMEM. */
 int gr_redis_enc_str(gr_tbuf *out, const void *p, size_t n);
 /* Encode a collection: [tag, body] where body is a map (hash) of bin -> bin
- * or an array (set) of bin; items[2*i], items[2*i+1] for a hash. */
+ * or an array (set, list) of bin; items[2*i], items[2*i+1] for a hash. */
 int gr_redis_enc_coll(gr_tbuf *out, rtype t, size_t n, const uint8_t *const *items,
                       const size_t *lens);
 /* Decode a collection into arrays of borrowed pointers into v (caller frees
@@ -196,8 +219,26 @@ int gr_redis_enc_coll(gr_tbuf *out, rtype t, size_t n, const uint8_t *const *ite
 int gr_redis_dec_coll(const uint8_t *v, size_t n, rtype t, size_t *ret_n,
                       const uint8_t ***ret_items, size_t **ret_lens);
 
+/* One member of a sorted set: its bytes (borrowed) and score. */
+typedef struct rzel {
+    const uint8_t *p;
+    size_t len;
+    double score;
+} rzel;
+
+/* Encode a sorted set: [4, [member, score, ...]] (bin, float64), members in
+ * the order given (the caller keeps them sorted by score, then bytes). */
+int gr_redis_enc_zset(gr_tbuf *out, size_t n, const rzel *els);
+/* Decode a sorted set into an array of members borrowed from v (the caller
+ * frees *ret). 0, -EINVAL (not a sorted set), -ENOMEM. */
+int gr_redis_dec_zset(const uint8_t *v, size_t n, size_t *ret_n, rzel **ret);
+
 /* ---- cmds.c: data commands --------------------------------------------------------------- */
 
+/* Pop one element from the first non-empty list of keys[0..n) (the head if
+ * left) and reply [key, element]: 1 replied (that or an error), 0 all empty
+ * (nothing replied). Owning thread of c. */
+int gr_redis_bpop(rconn *c, bool left, int n, const char *const *keys, const size_t *lens);
 /* Reply for a table error (WRONGTYPE, OOM, ...). */
 void gr_redis_reply_err(rconn *c, int r);
 

@@ -543,22 +543,38 @@ size_t gr_resp_fmt_double(char *buf, size_t cap, long double d)
     return l < 0 ? 0 : (size_t)l < cap ? (size_t)l : cap - 1;
 }
 
+size_t gr_resp_fmt_score(char *buf, size_t cap, double d)
+{
+    int l = 0;
+
+    if (isinf(d)) {
+        l = snprintf(buf, cap, "%s", d > 0 ? "inf" : "-inf");
+    } else if (isnan(d)) {
+        l = snprintf(buf, cap, "nan");
+    } else {
+        /* the shortest of %.15g..%.17g that reads back as d (Redis 7.2's
+         * fpconv_dtoa gives the shortest round trip too) */
+        for (int prec = 15; prec <= 17; prec++) {
+            l = snprintf(buf, cap, "%.*g", prec, d);
+            if (l < 0 || (size_t)l >= cap || strtod(buf, NULL) == d) {
+                break;
+            }
+        }
+    }
+    return l < 0 ? 0 : (size_t)l < cap ? (size_t)l : cap - 1;
+}
+
 void gr_resp_double(gr_resp_out *o, double d)
 {
     char b[64];
-    int l;
+    size_t l = gr_resp_fmt_score(b, sizeof(b), d);
 
-    if (isinf(d)) {
-        l = snprintf(b, sizeof(b), "%s", d > 0 ? "inf" : "-inf");
-    } else {
-        l = snprintf(b, sizeof(b), "%.17g", d);
-    }
     if (o->proto >= 3) {
         gr_resp_raw(o, ",", 1);
-        gr_resp_raw(o, b, (size_t)l);
+        gr_resp_raw(o, b, l);
         gr_resp_raw(o, "\r\n", 2);
     } else {
-        gr_resp_bulk(o, b, (size_t)l);
+        gr_resp_bulk(o, b, l);
     }
 }
 

@@ -105,7 +105,7 @@ void gr_resp_array(gr_resp_out *o, size_t n);
 void gr_resp_map(gr_resp_out *o, size_t pairs); /* RESP2: an array of 2n */
 void gr_resp_set(gr_resp_out *o, size_t n);     /* RESP2: an array */
 void gr_resp_push(gr_resp_out *o, size_t n);    /* RESP2: an array */
-void gr_resp_double(gr_resp_out *o, double d);  /* RESP2: a bulk string */
+void gr_resp_double(gr_resp_out *o, double d);  /* RESP2: a bulk string (gr_resp_fmt_score) */
 void gr_resp_bool(gr_resp_out *o, bool b);      /* RESP2: :1 / :0 */
 /* RESP3 =len\r\nfmt:text; RESP2 a bulk string. fmt: 3 chars ("txt"). */
 void gr_resp_verbatim(gr_resp_out *o, const char *fmt, const void *b, size_t n);
@@ -118,5 +118,8 @@ bool gr_resp_str2ll(const char *s, size_t n, int64_t *ret);
 /* Format a double as Redis does for INCRBYFLOAT (%.17Lg, trailing zeros
  * trimmed). Returns the length written into buf[cap]. */
 size_t gr_resp_fmt_double(char *buf, size_t cap, long double d);
+/* Format a score as Redis 7.2 replies a double: the shortest form that reads
+ * back as d ("1.5", "0.1", "1e+20"), "inf", "-inf". Length written. */
+size_t gr_resp_fmt_score(char *buf, size_t cap, double d);
 
 #endif

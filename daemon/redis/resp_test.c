@@ -9,6 +9,7 @@
 #include "redis/resp.h"
 
 #include <check.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -228,6 +229,17 @@ START_TEST(glob_and_ints)
     ck_assert_str_eq(b, "3");
     gr_resp_fmt_double(b, sizeof(b), 5.0e3L);
     ck_assert_str_eq(b, "5000");
+    /* scores: the shortest round trip, as Redis 7.2 */
+    gr_resp_fmt_score(b, sizeof(b), 0.1);
+    ck_assert_str_eq(b, "0.1");
+    gr_resp_fmt_score(b, sizeof(b), 1.0 / 3);
+    ck_assert_str_eq(b, "0.3333333333333333");
+    gr_resp_fmt_score(b, sizeof(b), -2.0);
+    ck_assert_str_eq(b, "-2");
+    gr_resp_fmt_score(b, sizeof(b), 1e20);
+    ck_assert_str_eq(b, "1e+20");
+    gr_resp_fmt_score(b, sizeof(b), -INFINITY);
+    ck_assert_str_eq(b, "-inf");
 }
 END_TEST
 

@@ -54,6 +54,7 @@
 
 #define LOG "redis"
 #define CLOSE_ATOM "$redis_close"
+#define WAKE_ATOM "$redis_wake" /* a push on this node: blocked pops re-check */
 #define ACCEPT_BATCH 64
 
 /* ---- configuration and the socket ------------------------------------------------------ */
@@ -156,6 +157,7 @@ static int listen_on(gr_redis *r)
         struct sockaddr_storage ss;
         socklen_t sl = sizeof(ss);
 
+        memset(&ss, 0, sizeof(ss));
         if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
             r->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
                                                      : ((struct sockaddr_in *)&ss)->sin_port);
@@ -349,6 +351,159 @@ int gr_redis_cursor_get(gr_redis *srv, uint64_t id, gr_tbuf *out)
 
 static void pump(rconn *c);
 static void flush_out(rconn *c);
+static int tb_put(gr_tbuf *b, const void *p, size_t n);
+
+/* ---- blocking pops ---------------------------------------------------------------------- */
+
+static void arm_block_timer(rconn *c)
+{
+    uint64_t ms = GR_REDIS_BLOCK_POLL_MS, now = gr_clock_ms();
+    struct timeval tv;
+
+    if (c->blk_deadline_ms && c->blk_deadline_ms > now && c->blk_deadline_ms - now < ms) {
+        ms = c->blk_deadline_ms - now;
+    }
+    tv.tv_sec = (time_t)(ms / 1000);
+    tv.tv_usec = (suseconds_t)(ms % 1000 * 1000);
+    event_add(c->blk_ev, &tv);
+}
+
+static void blockedq_remove(rconn *c)
+{
+    if (!c->in_blockedq) {
+        return;
+    }
+    pthread_mutex_lock(&c->srv->mu);
+    if (c->bprev) {
+        c->bprev->bnext = c->bnext;
+    } else {
+        c->srv->blockedq = c->bnext;
+    }
+    if (c->bnext) {
+        c->bnext->bprev = c->bprev;
+    }
+    c->bnext = c->bprev = NULL;
+    c->in_blockedq = false;
+    atomic_fetch_sub(&c->srv->nblocked, 1);
+    pthread_mutex_unlock(&c->srv->mu);
+}
+
+void gr_redis_wake_blocked(gr_redis *srv)
+{
+    girder_pid pids_s[64];
+    girder_pid *pids = pids_s;
+    size_t n = 0, cap = 64;
+
+    if (atomic_load(&srv->nblocked) == 0) {
+        return;
+    }
+    pthread_mutex_lock(&srv->mu);
+    for (rconn *b = srv->blockedq; b; b = b->bnext) {
+        if (n == cap) {
+            girder_pid *np = malloc(2 * cap * sizeof(*np));
+
+            if (!np) {
+                break; /* the others see it at their next re-check */
+            }
+            memcpy(np, pids, n * sizeof(*np));
+            if (pids != pids_s) {
+                free(pids);
+            }
+            pids = np;
+            cap *= 2;
+        }
+        pids[n++] = b->self;
+    }
+    pthread_mutex_unlock(&srv->mu);
+    for (size_t i = 0; i < n; i++) {
+        girder_msg *m = girder_msg_atom(WAKE_ATOM);
+
+        if (m && gr_rt_send(srv->rt, pids[i], m) < 0) {
+            girder_msg_unref(m);
+        }
+    }
+    if (pids != pids_s) {
+        free(pids);
+    }
+}
+
+int gr_redis_block(rconn *c, bool left, uint64_t deadline_ms, int n, const char *const *keys,
+                   const size_t *lens)
+{
+    c->blk_keys.len = 0;
+    for (int i = 0; i < n; i++) {
+        uint32_t l = (uint32_t)lens[i];
+
+        if (tb_put(&c->blk_keys, &l, 4) < 0 || tb_put(&c->blk_keys, keys[i], lens[i]) < 0) {
+            return -ENOMEM;
+        }
+    }
+    c->blocked = true;
+    c->blk_left = left;
+    c->blk_deadline_ms = deadline_ms;
+    pthread_mutex_lock(&c->srv->mu);
+    c->bnext = c->srv->blockedq;
+    if (c->bnext) {
+        c->bnext->bprev = c;
+    }
+    c->bprev = NULL;
+    c->srv->blockedq = c;
+    c->in_blockedq = true;
+    atomic_fetch_add(&c->srv->nblocked, 1);
+    pthread_mutex_unlock(&c->srv->mu);
+    arm_block_timer(c);
+    return 0;
+}
+
+/* The re-check timer: pop if a key has an element now (pushed on this node
+ * or replicated from another), or answer null at the deadline; then go on
+ * with the input that waited. */
+static void on_block_timer(evutil_socket_t fd, short what, void *arg)
+{
+    rconn *c = arg;
+    size_t cap = c->blk_keys.len / 4 + 1;
+    const char **keys;
+    size_t *lens;
+    int n = 0, r;
+
+    (void)fd;
+    (void)what;
+    if (c->dead || !c->blocked) {
+        return;
+    }
+    keys = malloc(cap * sizeof(*keys));
+    lens = malloc(cap * sizeof(*lens));
+    if (!keys || !lens) {
+        free(keys);
+        free(lens);
+        arm_block_timer(c); /* try again later */
+        return;
+    }
+    for (size_t off = 0; off < c->blk_keys.len; n++) {
+        uint32_t l;
+
+        memcpy(&l, c->blk_keys.p + off, 4);
+        keys[n] = (const char *)c->blk_keys.p + off + 4;
+        lens[n] = l;
+        off += 4 + l;
+    }
+    r = gr_redis_bpop(c, c->blk_left, n, keys, lens);
+    free(keys);
+    free(lens);
+    if (r == 0 && c->blk_deadline_ms && gr_clock_ms() >= c->blk_deadline_ms) {
+        gr_resp_null_array(&c->out);
+        r = 1;
+    }
+    if (r == 0) {
+        arm_block_timer(c);
+        return;
+    }
+    c->blocked = false;
+    c->blk_keys.len = 0;
+    blockedq_remove(c);
+    event_del(c->blk_ev);
+    pump(c);
+}
 
 static void set_read(rconn *c, bool on)
 {
@@ -670,6 +825,7 @@ void gr_redis_cmd_exec(rconn *c, const rargs *a)
     c->mq = (gr_tbuf){0};
     multi_reset(c);
     gr_resp_array(&c->out, n);
+    c->in_exec = true;
     for (size_t off = 0; off < q.len;) {
         uint32_t argc, l;
         const char **argv;
@@ -695,6 +851,7 @@ void gr_redis_cmd_exec(rconn *c, const rargs *a)
         free(argv);
         free(argl);
     }
+    c->in_exec = false;
     gr_tbuf_free(&q);
 }
 
@@ -702,7 +859,7 @@ void gr_redis_cmd_exec(rconn *c, const rargs *a)
  * is above the soft bound, or the client is closing. */
 static void process(rconn *c)
 {
-    while (!c->paused && !c->closing && !c->dead && c->in_off < c->in_len) {
+    while (!c->paused && !c->closing && !c->dead && !c->blocked && c->in_off < c->in_len) {
         uint8_t *base = c->in + c->in_off;
         const char *err = NULL;
         size_t used = 0;
@@ -792,7 +949,9 @@ static void pump(rconn *c)
         close_conn(c, true);
         return;
     }
-    set_read(c, !c->paused && !c->closing);
+    /* a blocked client is still read (to see it close), up to a bound */
+    set_read(c, !c->paused && !c->closing &&
+                    !(c->blocked && c->in_len - c->in_off > GR_REDIS_BLOCK_IN_MAX));
 }
 
 static void on_read(evutil_socket_t fd, short what, void *arg)
@@ -914,9 +1073,13 @@ static int conn_init(girder_ctx *ctx, const girder_msg *arg, void **ret_state)
     fmt_addr(fd, false, c->addr, sizeof(c->addr));
     fmt_addr(fd, true, c->laddr, sizeof(c->laddr));
     if (!(c->ev_read = event_new(base, fd, EV_READ | EV_PERSIST, on_read, c)) ||
-        !(c->ev_write = event_new(base, fd, EV_WRITE | EV_PERSIST, on_write, c))) {
+        !(c->ev_write = event_new(base, fd, EV_WRITE | EV_PERSIST, on_write, c)) ||
+        !(c->blk_ev = event_new(base, -1, 0, on_block_timer, c))) {
         if (c->ev_read) {
             event_free(c->ev_read);
+        }
+        if (c->ev_write) {
+            event_free(c->ev_write);
         }
         close(fd);
         free(c);
@@ -942,6 +1105,12 @@ static int conn_handle(girder_ctx *ctx, void *state, const girder_msg *msg)
     if (c->dead && girder_msg_is_atom(msg, CLOSE_ATOM)) {
         return GIRDER_STOP;
     }
+    if (girder_msg_is_atom(msg, WAKE_ATOM)) {
+        if (!c->dead && c->blocked) {
+            on_block_timer(-1, 0, c);
+        }
+        return GIRDER_CONTINUE;
+    }
     if (!c->dead && c->nsubs) {
         gr_redis_deliver(c, msg);
         if (c->out.oom || gr_resp_out_pending(&c->out) > GR_REDIS_OUT_HARD) {
@@ -961,8 +1130,11 @@ static void conn_terminate(girder_ctx *ctx, void *state, const girder_msg *reaso
     rconn *c = state;
 
     close_conn(c, false);
+    blockedq_remove(c);
     event_free(c->ev_read);
     event_free(c->ev_write);
+    event_free(c->blk_ev);
+    gr_tbuf_free(&c->blk_keys);
     gr_resp_parser_free(&c->parser);
     gr_resp_out_free(&c->out);
     gr_tbuf_free(&c->v);
@@ -1744,11 +1916,10 @@ void gr_redis_cmd_flushdb(rconn *c, const rargs *a)
     /* delete every key (replicated as deletes): pages of 1,000 */
     for (;;) {
         gr_tscan req = {.cursor = cur.len ? cur.p : NULL, .cursor_len = cur.len, .limit = 1000};
-        int r;
 
         kl.keys.len = 0;
         kl.n = 0;
-        if ((r = gr_table_scan(t, &req, collect_key, &kl, &next)) < 0) {
+        if (gr_table_scan(t, &req, collect_key, &kl, &next) < 0) {
             break;
         }
         for (size_t off = 0; off < kl.keys.len;) {

@@ -12,6 +12,8 @@
  *            written by another client reads as a string too
  *   hash     [1, {field(bin): value(bin), ...}]
  *   set      [2, [member(bin), ...]]
+ *   list     [3, [element(bin), ...]] head first
+ *   zset     [4, [member(bin), score(float64), ...]] by score, then member bytes
  *   other    any other term (written by a non-Redis client): WRONGTYPE
  *
  * Pure functions; a small msgpack reader of its own so that decoded items are
@@ -29,6 +31,8 @@
 
 #define TAG_HASH 1
 #define TAG_SET 2
+#define TAG_LIST 3
+#define TAG_ZSET 4
 
 static int reserve(gr_tbuf *b, size_t n)
 {
@@ -305,6 +309,12 @@ rtype gr_redis_type(const uint8_t *v, size_t n)
         if (tag.kind == MK_UINT && tag.n == TAG_SET) {
             return RT_SET;
         }
+        if (tag.kind == MK_UINT && tag.n == TAG_LIST) {
+            return RT_LIST;
+        }
+        if (tag.kind == MK_UINT && tag.n == TAG_ZSET) {
+            return RT_ZSET;
+        }
         return RT_OTHER;
     }
     default:
@@ -348,7 +358,7 @@ int gr_redis_enc_coll(gr_tbuf *out, rtype t, size_t n, const uint8_t *const *ite
         return -ENOMEM;
     }
     out->p[out->len++] = 0x92;
-    out->p[out->len++] = t == RT_HASH ? TAG_HASH : TAG_SET;
+    out->p[out->len++] = t == RT_HASH ? TAG_HASH : t == RT_LIST ? TAG_LIST : TAG_SET;
     if (t == RT_HASH ? hdr(out, n, 0x80, 15, 0, 0xde, 0xdf) < 0
                      : hdr(out, n, 0x90, 15, 0, 0xdc, 0xdd) < 0) {
         return -ENOMEM;
@@ -404,5 +414,76 @@ int gr_redis_dec_coll(const uint8_t *v, size_t n, rtype t, size_t *ret_n,
     *ret_n = t == RT_HASH ? cnt / 2 : cnt;
     *ret_items = items;
     *ret_lens = lens;
+    return 0;
+}
+
+int gr_redis_enc_zset(gr_tbuf *out, size_t n, const rzel *els)
+{
+    out->len = 0;
+    if (reserve(out, 2) < 0) {
+        return -ENOMEM;
+    }
+    out->p[out->len++] = 0x92;
+    out->p[out->len++] = TAG_ZSET;
+    if (hdr(out, 2 * n, 0x90, 15, 0, 0xdc, 0xdd) < 0) {
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint64_t b;
+
+        if (put_bin(out, els[i].p, els[i].len) < 0 || reserve(out, 9) < 0) {
+            return -ENOMEM;
+        }
+        memcpy(&b, &els[i].score, 8);
+        out->p[out->len++] = 0xcb;
+        put_be(out->p + out->len, b, 8);
+        out->len += 8;
+    }
+    return 0;
+}
+
+int gr_redis_dec_zset(const uint8_t *v, size_t n, size_t *ret_n, rzel **ret)
+{
+    mitem m, body;
+    size_t cnt, off;
+    rzel *els;
+
+    if (gr_redis_type(v, n) != RT_ZSET) {
+        return -EINVAL;
+    }
+    m = rd(v, n, 0);
+    body = rd(v, n, rd(v, n, m.next).next);
+    if (body.kind != MK_ARRAY || body.n % 2 != 0 || body.n > n) {
+        return -EINVAL;
+    }
+    cnt = body.n / 2;
+    if (!(els = malloc((cnt ? cnt : 1) * sizeof(*els)))) {
+        return -ENOMEM;
+    }
+    off = body.next;
+    for (size_t i = 0; i < cnt; i++) {
+        mitem it = rd(v, n, off), sc;
+
+        if (it.kind != MK_BIN && it.kind != MK_STR) {
+            free(els);
+            return -EINVAL;
+        }
+        sc = rd(v, n, it.next);
+        if (sc.kind == MK_FLOAT) {
+            els[i].score = sc.d;
+        } else if (sc.kind == MK_INT) {
+            els[i].score = (double)(int64_t)sc.n;
+        } else if (sc.kind == MK_UINT) {
+            els[i].score = (double)sc.n;
+        } else {
+            free(els);
+            return -EINVAL;
+        }
+        els[i].p = it.p;
+        els[i].len = it.n;
+        off = sc.next;
+    }
+    *ret_n = cnt;
+    *ret = els;
     return 0;
 }
