@@ -120,8 +120,8 @@ static void setup(void)
 static void teardown(void)
 {
     gr_rt_stop(rt);
+    rpc = gr_rpc_free(rpc); /* before the runtime: it unhooks girder_table_* */
     rt = gr_rt_free(rt);
-    rpc = gr_rpc_free(rpc);
     gr_test_answers_clear(&ans);
 }
 

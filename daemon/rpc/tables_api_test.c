@@ -51,7 +51,9 @@ static int user_init(girder_ctx *ctx, const girder_msg *arg, void **ret_state)
     res[i++] = girder_table_get(ctx, "nosuch", key_k, sizeof(key_k), &b, NULL);
     res[i++] = girder_table_put(ctx, "t", key_k, sizeof(key_k), "\x2a", 1, NULL, &ver[0]);
     res[i++] = girder_table_get(ctx, "t", key_k1, sizeof(key_k1), &b, &ver[1]);
-    memcpy(got, b.p, b.len < sizeof(got) ? b.len : sizeof(got));
+    if (b.len) {
+        memcpy(got, b.p, b.len < sizeof(got) ? b.len : sizeof(got));
+    }
     got_len = b.len;
     res[i++] = girder_table_put(ctx, "t", key_k, sizeof(key_k), "\x01", 1, &absent, NULL);
     cas.version = ver[0] + 1;
