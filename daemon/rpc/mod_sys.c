@@ -17,10 +17,9 @@
  *                      "signals_out", "signals_lost", "sigq_bytes", "sigq_peak",
  *                      "out_queued_bytes", "links_busy", "overloads",
  *                      "overload_closes", "spin_offs", "suspends", "suspended_now",
- *                      "suspended_ms", "trims", "repl_skipped_busy", "suspects", "suspects_cleared",
- *                      "probe_reqs", "vouches", "dials_paced", "messages_handled" (by
- *                      processes), "rpc_calls", "rpc_errors" (requests served,
- *                      those answered with an error)}: observe/observe.c
+ *                      "suspended_ms", "trims", "repl_skipped_busy", "suspects",
+ * "suspects_cleared", "probe_reqs", "vouches", "dials_paced", "messages_handled" (by processes),
+ * "rpc_calls", "rpc_errors" (requests served, those answered with an error)}: observe/observe.c
  *                      gathers them, shared with /metrics
  */
 #include "rpc/rpc_int.h"
