@@ -113,11 +113,11 @@ int gr_dist_frame_in(dist_conn *c, const uint8_t *frame, size_t len)
     int r;
 
     DIST_CTR_ADD(c->d, frames_in, 1);
-    if ((ls = DIST_LINK(c)) != NULL) {
-        dist_link_add(&ls->frames_in, 1);
-    }
     if (k == NULL || k->kind != GIRDER__FRAME__MSG_HEARTBEAT) {
         c->d->work++; /* not mere liveness: the loop may spin after it (dist_main) */
+    }
+    if ((ls = DIST_LINK(c)) != NULL) {
+        dist_link_add(&ls->frames_in, 1);
     }
     if (k != NULL && k->on_packed != NULL) {
         if (k->members_only && c->hidden) {

@@ -676,7 +676,9 @@ static int merge_locked(gr_table *t, gr_tshard *s, const ent_spec *in, uint64_t 
         sp.flags = GR_TENT_TOMB;
     } else if (sp.flags & GR_TENT_COUNTER) {
         if (sp.cnt != cnt) {
-            memcpy(cnt, sp.cnt, sp.ncnt * sizeof(gr_tcnt));
+            if (sp.ncnt > 0) {
+                memcpy(cnt, sp.cnt, sp.ncnt * sizeof(gr_tcnt));
+            }
             cnt_sort(cnt, sp.ncnt);
             sp.cnt = cnt;
         }
@@ -2248,7 +2250,7 @@ static int build_delta(gr_table *t, gr_tshard *s, cop *op, const cname *v, size_
     }
     for (size_t i = 0; i < nv && r == 0; i++) {
         gr_cfield f, old;
-        gr_cmem m;
+        gr_cmem m = {0}; /* read only for a set (rd.type matches op's kind) */
         bool had = rd.type == GR_CRDT_MAP
                        ? find_field(st, stlen, v[i].p, v[i].len, &old) && !(old.flags & GR_CF_TOMB)
                        : find_mem(st, stlen, v[i].p, v[i].len, &m) && gr_cmem_live(&m);
