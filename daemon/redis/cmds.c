@@ -1235,6 +1235,7 @@ static int coll_load_engine(rconn *c, gr_table *t, const rargs *a, rtype ty, col
         r = -ENOMEM;
     }
     if (r < 0) {
+        coll_free(k);
         gr_redis_reply_err(c, r);
         return r;
     }

@@ -86,20 +86,7 @@ static int put_piece(gr_tbuf *b, const void *p, size_t n)
 {
     uint32_t l = (uint32_t)n;
 
-    if (b->cap - b->len < n + 4) {
-        size_t nc = (b->cap + n + 4) * 2;
-        uint8_t *np = realloc(b->p, nc);
-
-        if (!np) {
-            return -ENOMEM;
-        }
-        b->p = np;
-        b->cap = nc;
-    }
-    memcpy(b->p + b->len, &l, 4);
-    memcpy(b->p + b->len + 4, p, n);
-    b->len += n + 4;
-    return 0;
+    return gr_tbuf_put(b, &l, 4) < 0 || gr_tbuf_put(b, p, n) < 0 ? -ENOMEM : 0;
 }
 
 static int collect_fn(void *ud, const uint8_t *name, size_t nlen, const uint8_t *val, size_t vlen)
