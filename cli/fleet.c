@@ -65,6 +65,9 @@ int gr_cli_ps_field_parse(const char *s, gr_cli_ps_field *ret_f)
         {"work", GR_CLI_PS_WORK},
     };
 
+    if (s == NULL) {
+        return -EINVAL;
+    }
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         if (strcmp(s, names[i].name) == 0) {
             *ret_f = names[i].f;
@@ -687,6 +690,7 @@ static int opt_val(const gr_cli_ctx *ctx, const char *cmd, int argc, char **argv
 {
     size_t n = strlen(name);
 
+    *ret_val = NULL;
     if (strncmp(argv[*i], name, n) != 0) {
         return 0;
     }
@@ -698,7 +702,7 @@ static int opt_val(const gr_cli_ctx *ctx, const char *cmd, int argc, char **argv
     if (argv[*i][n] != '\0') {
         return 0;
     }
-    if (*i + 1 >= argc) {
+    if (*i + 1 >= argc || argv[*i + 1] == NULL) {
         return -gr_cli_usage_error(ctx, cmd, "%s needs a value", name);
     }
     *ret_val = argv[*i + 1];
@@ -1104,7 +1108,7 @@ static int ps_next_page(ps_run *p, uint32_t ni, uint64_t cursor, uint64_t *ret_n
         !(procs = gr_term_map_get(&u.data, "processes")) || procs->type != MSGPACK_OBJECT_ARRAY) {
         snprintf(why, wcap, "badterm");
         r = 1;
-    } else if ((r = ps_take_page(p, ni, procs)) < 0) {
+    } else if (ps_take_page(p, ni, procs) < 0) {
         msgpack_unpacked_destroy(&u);
         gr_cli_reply_clear(&rep);
         return -nomem(ctx);
@@ -1136,6 +1140,9 @@ static int ps_opts(const gr_cli_ctx *ctx, int argc, char **argv, ps_run *p, flee
             if (r < 0) {
                 return -r;
             }
+            if (v == NULL) {
+                return gr_cli_usage_error(ctx, "ps", "an option needs a value");
+            }
             if (gr_cli_ps_field_parse(v, &p->field) < 0) {
                 return gr_cli_usage_error(ctx, "ps",
                                           "--sort: '%s' is not one of pid, node, name, "
@@ -1150,6 +1157,9 @@ static int ps_opts(const gr_cli_ctx *ctx, int argc, char **argv, ps_run *p, flee
             if (r < 0) {
                 return -r;
             }
+            if (v == NULL) {
+                return gr_cli_usage_error(ctx, "ps", "an option needs a value");
+            }
             errno = 0;
             top = strtoull(v, &end, 10);
             if (v[0] < '0' || v[0] > '9' || *end != '\0' || errno != 0 || top < 1 ||
@@ -1161,10 +1171,16 @@ static int ps_opts(const gr_cli_ctx *ctx, int argc, char **argv, ps_run *p, flee
             if (r < 0) {
                 return -r;
             }
+            if (v == NULL) {
+                return gr_cli_usage_error(ctx, "ps", "an option needs a value");
+            }
             p->name_glob = v;
         } else if ((r = opt_val(ctx, "ps", argc, argv, &i, "--behaviour", &v)) != 0) {
             if (r < 0) {
                 return -r;
+            }
+            if (v == NULL) {
+                return gr_cli_usage_error(ctx, "ps", "an option needs a value");
             }
             p->beh_glob = v;
         } else if ((r = opt_val(ctx, "ps", argc, argv, &i, "--node", &v)) != 0 ||
@@ -1174,6 +1190,9 @@ static int ps_opts(const gr_cli_ctx *ctx, int argc, char **argv, ps_run *p, flee
             }
             if (r == 0) {
                 v = argv[i++]; /* ps NODE: as --node NODE */
+            }
+            if (v == NULL) {
+                return gr_cli_usage_error(ctx, "ps", "an option needs a value");
             }
             if (gr_nodename_check(v, strlen(v)) < 0) {
                 return gr_cli_usage_error(ctx, "ps", "'%s' is not a node name (NAME@HOST)", v);
@@ -1675,7 +1694,7 @@ int gr_cli_cmd_info(const gr_cli_ctx *ctx, int argc, char **argv)
     msgpack_packer pk;
     gr_cli_dest d;
     size_t off = 0;
-    int ex, r;
+    int ex;
 
     (void)argc;
     if (gr_cli_dest_parse(argv[0], &d) < 0) {
@@ -1737,7 +1756,7 @@ int gr_cli_cmd_info(const gr_cli_ctx *ctx, int argc, char **argv)
         }
     }
     (void)find_supervisor(ctx, c, &u.data, deadline, &sup);
-    if ((r = info_merge(&u.data, &sup, owned, &out)) < 0) {
+    if (info_merge(&u.data, &sup, owned, &out) < 0) {
         ex = nomem(ctx);
     } else if (ctx->json) {
         ex = print_json_obj(ctx, &out);
@@ -1783,6 +1802,9 @@ static int trace_num(const gr_cli_ctx *ctx, const char *opt, const char *v, uint
     char *end = NULL;
     unsigned long long x;
 
+    if (v == NULL) {
+        return gr_cli_usage_error(ctx, "trace", "%s needs a value", opt);
+    }
     errno = 0;
     x = strtoull(v, &end, 10);
     if (v[0] < '0' || v[0] > '9' || *end != '\0' || errno != 0 || x < 1 || x > max) {
