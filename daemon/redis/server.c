@@ -351,8 +351,6 @@ int gr_redis_cursor_get(gr_redis *srv, uint64_t id, gr_tbuf *out)
 
 static void pump(rconn *c);
 static void flush_out(rconn *c);
-static int tb_put(gr_tbuf *b, const void *p, size_t n);
-
 /* ---- blocking pops ---------------------------------------------------------------------- */
 
 static void arm_block_timer(rconn *c)
@@ -434,7 +432,8 @@ int gr_redis_block(rconn *c, bool left, uint64_t deadline_ms, int n, const char 
     for (int i = 0; i < n; i++) {
         uint32_t l = (uint32_t)lens[i];
 
-        if (tb_put(&c->blk_keys, &l, 4) < 0 || tb_put(&c->blk_keys, keys[i], lens[i]) < 0) {
+        if (gr_tbuf_put(&c->blk_keys, &l, 4) < 0 ||
+            gr_tbuf_put(&c->blk_keys, keys[i], lens[i]) < 0) {
             return -ENOMEM;
         }
     }
@@ -600,38 +599,18 @@ static bool multi_ctl(rcmd_fn fn)
            fn == gr_redis_cmd_watch || fn == gr_redis_cmd_quit;
 }
 
-static int tb_put(gr_tbuf *b, const void *p, size_t n)
-{
-    if (b->cap - b->len < n) {
-        size_t nc = b->cap ? b->cap : 256;
-        uint8_t *np;
-
-        while (nc - b->len < n) {
-            nc *= 2;
-        }
-        if (!(np = realloc(b->p, nc))) {
-            return -ENOMEM;
-        }
-        b->p = np;
-        b->cap = nc;
-    }
-    memcpy(b->p + b->len, p, n);
-    b->len += n;
-    return 0;
-}
-
 /* Queue a command for EXEC. */
 static void queue_cmd(rconn *c, const rargs *a)
 {
     uint32_t n = (uint32_t)a->argc;
     size_t at = c->mq.len;
-    int r = tb_put(&c->mq, &n, 4);
+    int r = gr_tbuf_put(&c->mq, &n, 4);
 
     for (int i = 0; r == 0 && i < a->argc; i++) {
         uint32_t l = (uint32_t)a->argl[i];
 
-        if ((r = tb_put(&c->mq, &l, 4)) == 0) {
-            r = tb_put(&c->mq, a->argv[i], a->argl[i]);
+        if ((r = gr_tbuf_put(&c->mq, &l, 4)) == 0) {
+            r = gr_tbuf_put(&c->mq, a->argv[i], a->argl[i]);
         }
     }
     if (r < 0 || c->mq.len > GR_REDIS_OUT_HARD) {
@@ -757,8 +736,9 @@ void gr_redis_cmd_watch(rconn *c, const rargs *a)
         if ((r = gr_table_get(t, c->k.p, c->k.len, &c->v, &meta)) < 0 && r != GR_EWRONGTYPE) {
             meta.version = 0; /* absent (a hash or set answers WRONGTYPE with its version) */
         }
-        if (tb_put(&c->watch, &db, 4) < 0 || tb_put(&c->watch, &meta.version, 8) < 0 ||
-            tb_put(&c->watch, &l, 4) < 0 || tb_put(&c->watch, a->argv[i], a->argl[i]) < 0) {
+        if (gr_tbuf_put(&c->watch, &db, 4) < 0 || gr_tbuf_put(&c->watch, &meta.version, 8) < 0 ||
+            gr_tbuf_put(&c->watch, &l, 4) < 0 ||
+            gr_tbuf_put(&c->watch, a->argv[i], a->argl[i]) < 0) {
             gr_resp_error(&c->out, "OOM command not allowed when used memory > 'maxmemory'.");
             return;
         }

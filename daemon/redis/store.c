@@ -34,24 +34,6 @@
 #define TAG_LIST 3
 #define TAG_ZSET 4
 
-static int reserve(gr_tbuf *b, size_t n)
-{
-    if (b->cap - b->len < n) {
-        size_t nc = b->cap ? b->cap : 64;
-        uint8_t *np;
-
-        while (nc - b->len < n) {
-            nc *= 2;
-        }
-        if (!(np = realloc(b->p, nc))) {
-            return -ENOMEM;
-        }
-        b->p = np;
-        b->cap = nc;
-    }
-    return 0;
-}
-
 static void put_be(uint8_t *p, uint64_t v, int n)
 {
     for (int i = 0; i < n; i++) {
@@ -63,7 +45,7 @@ static void put_be(uint8_t *p, uint64_t v, int n)
 static int hdr(gr_tbuf *b, size_t n, uint8_t fixbase, size_t fixmax, uint8_t c8, uint8_t c16,
                uint8_t c32)
 {
-    if (reserve(b, 5) < 0) {
+    if (gr_tbuf_reserve(b, 5) < 0) {
         return -ENOMEM;
     }
     if (fixbase && n <= fixmax) {
@@ -85,7 +67,7 @@ static int hdr(gr_tbuf *b, size_t n, uint8_t fixbase, size_t fixmax, uint8_t c8,
 
 static int put_bytes(gr_tbuf *b, const void *p, size_t n)
 {
-    if (reserve(b, n) < 0) {
+    if (gr_tbuf_reserve(b, n) < 0) {
         return -ENOMEM;
     }
     if (n) {
@@ -118,7 +100,7 @@ int gr_redis_enc_str(gr_tbuf *out, const void *p, size_t n)
 
     out->len = 0;
     if (gr_resp_str2ll(p, n, &v)) {
-        if (reserve(out, 9) < 0) {
+        if (gr_tbuf_reserve(out, 9) < 0) {
             return -ENOMEM;
         }
         if (v >= 0 && v <= 127) {
@@ -354,7 +336,7 @@ int gr_redis_enc_coll(gr_tbuf *out, rtype t, size_t n, const uint8_t *const *ite
                       const size_t *lens)
 {
     out->len = 0;
-    if (reserve(out, 2) < 0) {
+    if (gr_tbuf_reserve(out, 2) < 0) {
         return -ENOMEM;
     }
     out->p[out->len++] = 0x92;
@@ -420,7 +402,7 @@ int gr_redis_dec_coll(const uint8_t *v, size_t n, rtype t, size_t *ret_n,
 int gr_redis_enc_zset(gr_tbuf *out, size_t n, const rzel *els)
 {
     out->len = 0;
-    if (reserve(out, 2) < 0) {
+    if (gr_tbuf_reserve(out, 2) < 0) {
         return -ENOMEM;
     }
     out->p[out->len++] = 0x92;
@@ -431,7 +413,7 @@ int gr_redis_enc_zset(gr_tbuf *out, size_t n, const rzel *els)
     for (size_t i = 0; i < n; i++) {
         uint64_t b;
 
-        if (put_bin(out, els[i].p, els[i].len) < 0 || reserve(out, 9) < 0) {
+        if (put_bin(out, els[i].p, els[i].len) < 0 || gr_tbuf_reserve(out, 9) < 0) {
             return -ENOMEM;
         }
         memcpy(&b, &els[i].score, 8);
