@@ -566,6 +566,22 @@ static int pack_json_arg(const gr_cli_ctx *ctx, const char *cmd, int n, const ch
     return gr_cli_usage_error(ctx, cmd, "JSON argument %d '%s': %s", n, text, je.text);
 }
 
+/* pack_json_arg into q's request; on failure q is freed and the exit code
+ * returned (0 on success). */
+static int proc_json_arg(const gr_cli_ctx *ctx, proc_req *q, const char *cmd, int n,
+                         const char *text)
+{
+    int r = pack_json_arg(ctx, cmd, n, text, &q->pk);
+
+    if (r == -ENOMEM) {
+        return proc_nomem(ctx, q);
+    }
+    if (r != 0) {
+        msgpack_sbuffer_destroy(&q->sb);
+    }
+    return r;
+}
+
 /* Print an "ok" result: "ok" (human), "ok" as JSON (--json). */
 static int print_ok(const gr_cli_ctx *ctx, const gr_cli_reply *rep)
 {
@@ -583,7 +599,7 @@ static int dest_cmd(const gr_cli_ctx *ctx, const char *cmd, const char *fn, int 
     char peer[GR_NODENAME_MAX + 1];
     gr_cli_dest d;
     proc_req q;
-    int ex, r;
+    int ex;
     uint32_t nargs = (uint32_t)argc + (strcmp(fn, "call") == 0);
 
     if ((ex = parse_dest(ctx, cmd, argv[0], &d)) != 0) {
@@ -593,18 +609,29 @@ static int dest_cmd(const gr_cli_ctx *ctx, const char *cmd, const char *fn, int 
         return proc_nomem(ctx, &q);
     }
     for (int i = 1; i < argc; i++) {
-        if ((r = pack_json_arg(ctx, cmd, i, argv[i], &q.pk)) == -ENOMEM) {
-            return proc_nomem(ctx, &q);
-        }
-        if (r != 0) {
-            msgpack_sbuffer_destroy(&q.sb);
-            return r;
+        if ((ex = proc_json_arg(ctx, &q, cmd, i, argv[i])) != 0) {
+            return ex;
         }
     }
     if (strcmp(fn, "call") == 0 && msgpack_pack_int64(&q.pk, proc_call_timeout(ctx, &q)) < 0) {
         return proc_nomem(ctx, &q);
     }
     return proc_run(ctx, &q, ret_r, peer);
+}
+
+/* dest_cmd for proc.CMD, then print the result with print. Exit code. */
+static int dest_print(const gr_cli_ctx *ctx, const char *cmd, int argc, char **argv,
+                      int (*print)(const gr_cli_ctx *ctx, const gr_cli_reply *rep))
+{
+    gr_cli_reply rep = {0};
+    int ex;
+
+    if ((ex = dest_cmd(ctx, cmd, cmd, argc, argv, &rep)) != 0) {
+        return ex;
+    }
+    ex = print(ctx, &rep);
+    gr_cli_reply_clear(&rep);
+    return ex;
 }
 
 #define SEND_AFTER_MAX_MS 2592000000ull /* 30 days, as proc.send_after */
@@ -641,7 +668,7 @@ static int send_after(const gr_cli_ctx *ctx, const char *ms_text, char **argv)
     msgpack_unpacked u;
     gr_cli_dest d;
     proc_req q;
-    int ex, r;
+    int ex;
 
     errno = 0;
     ms = strtoull(ms_text, &end, 10);
@@ -657,12 +684,8 @@ static int send_after(const gr_cli_ctx *ctx, const char *ms_text, char **argv)
         msgpack_pack_uint64(&q.pk, ms) < 0) {
         return proc_nomem(ctx, &q);
     }
-    if ((r = pack_json_arg(ctx, "send", 1, argv[1], &q.pk)) != 0) {
-        if (r == -ENOMEM) {
-            return proc_nomem(ctx, &q);
-        }
-        msgpack_sbuffer_destroy(&q.sb);
-        return r;
+    if ((ex = proc_json_arg(ctx, &q, "send", 1, argv[1])) != 0) {
+        return ex;
     }
     if ((ex = proc_run(ctx, &q, &rep, peer)) != 0) {
         return ex;
@@ -681,9 +704,6 @@ static int send_global(const gr_cli_ctx *ctx, const char *name, const char *json
 
 static int cmd_send(const gr_cli_ctx *ctx, int argc, char **argv)
 {
-    gr_cli_reply rep = {0};
-    int ex;
-
     if (strcmp(argv[0], "--after") == 0 || strncmp(argv[0], "--after=", 8) == 0) {
         int skip = argv[0][7] == '=' ? 1 : 2;
         const char *ms = skip == 1 ? argv[0] + 8 : argc > 1 ? argv[1] : NULL;
@@ -703,38 +723,17 @@ static int cmd_send(const gr_cli_ctx *ctx, int argc, char **argv)
     if (strncmp(argv[0], "global:", 7) == 0) {
         return send_global(ctx, argv[0] + 7, argv[1]);
     }
-    if ((ex = dest_cmd(ctx, "send", "send", argc, argv, &rep)) != 0) {
-        return ex;
-    }
-    ex = print_ok(ctx, &rep);
-    gr_cli_reply_clear(&rep);
-    return ex;
+    return dest_print(ctx, "send", argc, argv, print_ok);
 }
 
 static int cmd_call(const gr_cli_ctx *ctx, int argc, char **argv)
 {
-    gr_cli_reply rep = {0};
-    int ex;
-
-    if ((ex = dest_cmd(ctx, "call", "call", argc, argv, &rep)) != 0) {
-        return ex;
-    }
-    ex = print_result_json(ctx, &rep);
-    gr_cli_reply_clear(&rep);
-    return ex;
+    return dest_print(ctx, "call", argc, argv, print_result_json);
 }
 
 static int cmd_kill(const gr_cli_ctx *ctx, int argc, char **argv)
 {
-    gr_cli_reply rep = {0};
-    int ex;
-
-    if ((ex = dest_cmd(ctx, "kill", "kill", argc, argv, &rep)) != 0) {
-        return ex;
-    }
-    ex = print_ok(ctx, &rep);
-    gr_cli_reply_clear(&rep);
-    return ex;
+    return dest_print(ctx, "kill", argc, argv, print_ok);
 }
 
 /* A node argument of spawn --on / ps: NAME@HOST, or report the usage error. */
@@ -753,7 +752,7 @@ static int cmd_spawn(const gr_cli_ctx *ctx, int argc, char **argv)
     gr_cli_reply rep = {0};
     msgpack_unpacked u;
     proc_req q;
-    int ex, r, i = 0;
+    int ex, i = 0;
 
     if (strcmp(argv[0], "--on") == 0) {
         if (argc < 3) {
@@ -784,12 +783,8 @@ static int cmd_spawn(const gr_cli_ctx *ctx, int argc, char **argv)
         msgpack_pack_str_with_body(&q.pk, beh, strlen(beh)) < 0) {
         return proc_nomem(ctx, &q);
     }
-    if (arg != NULL && (r = pack_json_arg(ctx, "spawn", 1, arg, &q.pk)) != 0) {
-        if (r == -ENOMEM) {
-            return proc_nomem(ctx, &q);
-        }
-        msgpack_sbuffer_destroy(&q.sb);
-        return r;
+    if (arg != NULL && (ex = proc_json_arg(ctx, &q, "spawn", 1, arg)) != 0) {
+        return ex;
     }
     if ((ex = proc_run(ctx, &q, &rep, peer)) != 0) {
         return ex;
