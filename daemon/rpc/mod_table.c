@@ -107,32 +107,38 @@ static int open_arg(gr_rpc_call *c, const msgpack_object *args, gr_table **ret_t
     return gr_tables_open(ts, name, ret_t);
 }
 
-static int opt_u64(const msgpack_object *o, const char *s, uint64_t *v)
+/* Option s of the map o when it has type t: 1 and *ret; 0 when absent;
+ * GR_EBADARG when of another type. */
+static int opt_get(const msgpack_object *o, const char *s, msgpack_object_type t,
+                   const msgpack_object **ret)
 {
-    const msgpack_object *x = gr_term_map_get(o, s);
-
-    if (!x) {
+    *ret = gr_term_map_get(o, s);
+    if (!*ret) {
         return 0;
     }
-    if (x->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
-        return GR_EBADARG;
+    return (*ret)->type == t ? 1 : GR_EBADARG;
+}
+
+static int opt_u64(const msgpack_object *o, const char *s, uint64_t *v)
+{
+    const msgpack_object *x;
+    int r = opt_get(o, s, MSGPACK_OBJECT_POSITIVE_INTEGER, &x);
+
+    if (r == 1) {
+        *v = x->via.u64;
     }
-    *v = x->via.u64;
-    return 1;
+    return r;
 }
 
 static int opt_bool(const msgpack_object *o, const char *s, bool *v)
 {
-    const msgpack_object *x = gr_term_map_get(o, s);
+    const msgpack_object *x;
+    int r = opt_get(o, s, MSGPACK_OBJECT_BOOLEAN, &x);
 
-    if (!x) {
-        return 0;
+    if (r == 1) {
+        *v = x->via.boolean;
     }
-    if (x->type != MSGPACK_OBJECT_BOOLEAN) {
-        return GR_EBADARG;
-    }
-    *v = x->via.boolean;
-    return 1;
+    return r;
 }
 
 /* Match an enum option; *v untouched if absent. */
