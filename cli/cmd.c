@@ -36,6 +36,7 @@
 #include <msgpack.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -85,7 +86,7 @@ static void report_fail(const gr_cli_ctx *ctx, const gr_cli_fail *f, const char 
 }
 
 /* Report a remote error; returns its exit code (gr_cli_remote_exit). */
-static int report_remote(const gr_cli_ctx *ctx, const char *node, const gr_cli_reply *rep)
+int gr_cli_report_remote(const gr_cli_ctx *ctx, const char *node, const gr_cli_reply *rep)
 {
     int ex = gr_cli_remote_exit(rep->status, rep->reason);
     char *msg = NULL;
@@ -196,7 +197,7 @@ int gr_cli_rpc(const gr_cli_ctx *ctx, gr_cli_conn *c, const char *err_node, cons
         return gr_cli_fail_exit(&f);
     }
     if (rep.status < 0) {
-        int ex = report_remote(ctx, err_node != NULL ? err_node : gr_cli_conn_peer(c), &rep);
+        int ex = gr_cli_report_remote(ctx, err_node != NULL ? err_node : gr_cli_conn_peer(c), &rep);
 
         gr_cli_reply_clear(&rep);
         return ex;
@@ -565,6 +566,22 @@ static int pack_json_arg(const gr_cli_ctx *ctx, const char *cmd, int n, const ch
     return gr_cli_usage_error(ctx, cmd, "JSON argument %d '%s': %s", n, text, je.text);
 }
 
+/* pack_json_arg into q's request; on failure q is freed and the exit code
+ * returned (0 on success). */
+static int proc_json_arg(const gr_cli_ctx *ctx, proc_req *q, const char *cmd, int n,
+                         const char *text)
+{
+    int r = pack_json_arg(ctx, cmd, n, text, &q->pk);
+
+    if (r == -ENOMEM) {
+        return proc_nomem(ctx, q);
+    }
+    if (r != 0) {
+        msgpack_sbuffer_destroy(&q->sb);
+    }
+    return r;
+}
+
 /* Print an "ok" result: "ok" (human), "ok" as JSON (--json). */
 static int print_ok(const gr_cli_ctx *ctx, const gr_cli_reply *rep)
 {
@@ -582,7 +599,7 @@ static int dest_cmd(const gr_cli_ctx *ctx, const char *cmd, const char *fn, int 
     char peer[GR_NODENAME_MAX + 1];
     gr_cli_dest d;
     proc_req q;
-    int ex, r;
+    int ex;
     uint32_t nargs = (uint32_t)argc + (strcmp(fn, "call") == 0);
 
     if ((ex = parse_dest(ctx, cmd, argv[0], &d)) != 0) {
@@ -592,18 +609,29 @@ static int dest_cmd(const gr_cli_ctx *ctx, const char *cmd, const char *fn, int 
         return proc_nomem(ctx, &q);
     }
     for (int i = 1; i < argc; i++) {
-        if ((r = pack_json_arg(ctx, cmd, i, argv[i], &q.pk)) == -ENOMEM) {
-            return proc_nomem(ctx, &q);
-        }
-        if (r != 0) {
-            msgpack_sbuffer_destroy(&q.sb);
-            return r;
+        if ((ex = proc_json_arg(ctx, &q, cmd, i, argv[i])) != 0) {
+            return ex;
         }
     }
     if (strcmp(fn, "call") == 0 && msgpack_pack_int64(&q.pk, proc_call_timeout(ctx, &q)) < 0) {
         return proc_nomem(ctx, &q);
     }
     return proc_run(ctx, &q, ret_r, peer);
+}
+
+/* dest_cmd for proc.CMD, then print the result with print. Exit code. */
+static int dest_print(const gr_cli_ctx *ctx, const char *cmd, int argc, char **argv,
+                      int (*print)(const gr_cli_ctx *ctx, const gr_cli_reply *rep))
+{
+    gr_cli_reply rep = {0};
+    int ex;
+
+    if ((ex = dest_cmd(ctx, cmd, cmd, argc, argv, &rep)) != 0) {
+        return ex;
+    }
+    ex = print(ctx, &rep);
+    gr_cli_reply_clear(&rep);
+    return ex;
 }
 
 #define SEND_AFTER_MAX_MS 2592000000ull /* 30 days, as proc.send_after */
@@ -640,7 +668,7 @@ static int send_after(const gr_cli_ctx *ctx, const char *ms_text, char **argv)
     msgpack_unpacked u;
     gr_cli_dest d;
     proc_req q;
-    int ex, r;
+    int ex;
 
     errno = 0;
     ms = strtoull(ms_text, &end, 10);
@@ -656,12 +684,8 @@ static int send_after(const gr_cli_ctx *ctx, const char *ms_text, char **argv)
         msgpack_pack_uint64(&q.pk, ms) < 0) {
         return proc_nomem(ctx, &q);
     }
-    if ((r = pack_json_arg(ctx, "send", 1, argv[1], &q.pk)) != 0) {
-        if (r == -ENOMEM) {
-            return proc_nomem(ctx, &q);
-        }
-        msgpack_sbuffer_destroy(&q.sb);
-        return r;
+    if ((ex = proc_json_arg(ctx, &q, "send", 1, argv[1])) != 0) {
+        return ex;
     }
     if ((ex = proc_run(ctx, &q, &rep, peer)) != 0) {
         return ex;
@@ -680,9 +704,6 @@ static int send_global(const gr_cli_ctx *ctx, const char *name, const char *json
 
 static int cmd_send(const gr_cli_ctx *ctx, int argc, char **argv)
 {
-    gr_cli_reply rep = {0};
-    int ex;
-
     if (strcmp(argv[0], "--after") == 0 || strncmp(argv[0], "--after=", 8) == 0) {
         int skip = argv[0][7] == '=' ? 1 : 2;
         const char *ms = skip == 1 ? argv[0] + 8 : argc > 1 ? argv[1] : NULL;
@@ -702,38 +723,17 @@ static int cmd_send(const gr_cli_ctx *ctx, int argc, char **argv)
     if (strncmp(argv[0], "global:", 7) == 0) {
         return send_global(ctx, argv[0] + 7, argv[1]);
     }
-    if ((ex = dest_cmd(ctx, "send", "send", argc, argv, &rep)) != 0) {
-        return ex;
-    }
-    ex = print_ok(ctx, &rep);
-    gr_cli_reply_clear(&rep);
-    return ex;
+    return dest_print(ctx, "send", argc, argv, print_ok);
 }
 
 static int cmd_call(const gr_cli_ctx *ctx, int argc, char **argv)
 {
-    gr_cli_reply rep = {0};
-    int ex;
-
-    if ((ex = dest_cmd(ctx, "call", "call", argc, argv, &rep)) != 0) {
-        return ex;
-    }
-    ex = print_result_json(ctx, &rep);
-    gr_cli_reply_clear(&rep);
-    return ex;
+    return dest_print(ctx, "call", argc, argv, print_result_json);
 }
 
 static int cmd_kill(const gr_cli_ctx *ctx, int argc, char **argv)
 {
-    gr_cli_reply rep = {0};
-    int ex;
-
-    if ((ex = dest_cmd(ctx, "kill", "kill", argc, argv, &rep)) != 0) {
-        return ex;
-    }
-    ex = print_ok(ctx, &rep);
-    gr_cli_reply_clear(&rep);
-    return ex;
+    return dest_print(ctx, "kill", argc, argv, print_ok);
 }
 
 /* A node argument of spawn --on / ps: NAME@HOST, or report the usage error. */
@@ -752,7 +752,7 @@ static int cmd_spawn(const gr_cli_ctx *ctx, int argc, char **argv)
     gr_cli_reply rep = {0};
     msgpack_unpacked u;
     proc_req q;
-    int ex, r, i = 0;
+    int ex, i = 0;
 
     if (strcmp(argv[0], "--on") == 0) {
         if (argc < 3) {
@@ -783,12 +783,8 @@ static int cmd_spawn(const gr_cli_ctx *ctx, int argc, char **argv)
         msgpack_pack_str_with_body(&q.pk, beh, strlen(beh)) < 0) {
         return proc_nomem(ctx, &q);
     }
-    if (arg != NULL && (r = pack_json_arg(ctx, "spawn", 1, arg, &q.pk)) != 0) {
-        if (r == -ENOMEM) {
-            return proc_nomem(ctx, &q);
-        }
-        msgpack_sbuffer_destroy(&q.sb);
-        return r;
+    if (arg != NULL && (ex = proc_json_arg(ctx, &q, "spawn", 1, arg)) != 0) {
+        return ex;
     }
     if ((ex = proc_run(ctx, &q, &rep, peer)) != 0) {
         return ex;
@@ -1236,82 +1232,88 @@ typedef struct table_opts {
     const char *pos[3]; /* them */
 } table_opts;
 
+/* The table subcommands' options: what each one fills in table_opts. A
+ * subcommand accepts those its `allowed` string names ("--kind --ttl ..."). */
+typedef enum { TOPT_STR, TOPT_NUM, TOPT_FLAG } table_opt_type;
+
+static const struct table_opt {
+    const char *name;
+    table_opt_type type;
+    size_t val; /* offset of the const char * (STR), uint64_t (NUM) or int (FLAG) */
+    size_t has; /* NUM: offset of the int that says it was given */
+} TABLE_OPTS[] = {
+    {"--kind", TOPT_STR, offsetof(table_opts, kind), 0},
+    {"--durability", TOPT_STR, offsetof(table_opts, durability), 0},
+    {"--mode", TOPT_STR, offsetof(table_opts, mode), 0},
+    {"--fsync", TOPT_STR, offsetof(table_opts, fsync), 0},
+    {"--prefix", TOPT_STR, offsetof(table_opts, prefix), 0},
+    {"--start", TOPT_STR, offsetof(table_opts, start), 0},
+    {"--end", TOPT_STR, offsetof(table_opts, end), 0},
+    {"--ttl", TOPT_NUM, offsetof(table_opts, ttl), offsetof(table_opts, has_ttl)},
+    {"--interval", TOPT_NUM, offsetof(table_opts, interval), offsetof(table_opts, has_interval)},
+    {"--max-entries", TOPT_NUM, offsetof(table_opts, max_entries),
+     offsetof(table_opts, has_max_entries)},
+    {"--max-bytes", TOPT_NUM, offsetof(table_opts, max_bytes), offsetof(table_opts, has_max_bytes)},
+    {"--version", TOPT_NUM, offsetof(table_opts, version), offsetof(table_opts, has_version)},
+    {"--limit", TOPT_NUM, offsetof(table_opts, limit), offsetof(table_opts, has_limit)},
+    {"--cache", TOPT_FLAG, offsetof(table_opts, cache), 0},
+    {"--if-absent", TOPT_FLAG, offsetof(table_opts, if_absent), 0},
+};
+
+/* The option named a, if the subcommand allows it; NULL otherwise. */
+static const struct table_opt *table_opt_find(const char *a, const char *allowed)
+{
+    size_t n = strlen(a);
+
+    for (size_t k = 0; k < sizeof(TABLE_OPTS) / sizeof(TABLE_OPTS[0]); k++) {
+        const char *at = strstr(allowed, a);
+
+        if (strcmp(a, TABLE_OPTS[k].name) != 0) {
+            continue;
+        }
+        /* the whole word: "--end" must not match inside "--end-x " */
+        while (at && at[n] != ' ') {
+            at = strstr(at + 1, a);
+        }
+        return at ? &TABLE_OPTS[k] : NULL;
+    }
+    return NULL;
+}
+
 static int table_parse(const gr_cli_ctx *ctx, const char *sub, const char *allowed, int argc,
                        char **argv, int from, table_opts *o)
 {
+    char *base = (char *)o;
+
     for (int i = from; i < argc; i++) {
         const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int ex = 0;
+        const struct table_opt *t = table_opt_find(a, allowed);
+        int ex;
 
-#define OPT(name) (strcmp(a, name) == 0 && strstr(allowed, name " ") != NULL)
-#define NEED()                                                                                     \
-    do {                                                                                           \
-        if (!v) {                                                                                  \
-            return gr_cli_usage_error(ctx, "table", "%s: option '%s' needs a value", sub, a);      \
-        }                                                                                          \
-        i++;                                                                                       \
-    } while (0)
-        if (OPT("--kind")) {
-            NEED();
-            o->kind = v;
-        } else if (OPT("--durability")) {
-            NEED();
-            o->durability = v;
-        } else if (OPT("--mode")) {
-            NEED();
-            o->mode = v;
-        } else if (OPT("--fsync")) {
-            NEED();
-            o->fsync = v;
-        } else if (OPT("--prefix")) {
-            NEED();
-            o->prefix = v;
-        } else if (OPT("--start")) {
-            NEED();
-            o->start = v;
-        } else if (OPT("--end")) {
-            NEED();
-            o->end = v;
-        } else if (OPT("--ttl")) {
-            NEED();
-            ex = table_num(ctx, a, v, &o->ttl);
-            o->has_ttl = 1;
-        } else if (OPT("--interval")) {
-            NEED();
-            ex = table_num(ctx, a, v, &o->interval);
-            o->has_interval = 1;
-        } else if (OPT("--max-entries")) {
-            NEED();
-            ex = table_num(ctx, a, v, &o->max_entries);
-            o->has_max_entries = 1;
-        } else if (OPT("--max-bytes")) {
-            NEED();
-            ex = table_num(ctx, a, v, &o->max_bytes);
-            o->has_max_bytes = 1;
-        } else if (OPT("--version")) {
-            NEED();
-            ex = table_num(ctx, a, v, &o->version);
-            o->has_version = 1;
-        } else if (OPT("--limit")) {
-            NEED();
-            ex = table_num(ctx, a, v, &o->limit);
-            o->has_limit = 1;
-        } else if (OPT("--cache")) {
-            o->cache = 1;
-        } else if (OPT("--if-absent")) {
-            o->if_absent = 1;
-        } else if (a[0] == '-' && a[1] == '-') {
-            return gr_cli_usage_error(ctx, "table", "%s: unknown option '%s'", sub, a);
-        } else if (o->npos < 3) {
+        if (t == NULL) {
+            if (a[0] == '-' && a[1] == '-') {
+                return gr_cli_usage_error(ctx, "table", "%s: unknown option '%s'", sub, a);
+            }
+            if (o->npos >= 3) {
+                return gr_cli_usage_error(ctx, "table", "%s: unexpected argument '%s'", sub, a);
+            }
             o->pos[o->npos++] = a;
-        } else {
-            return gr_cli_usage_error(ctx, "table", "%s: unexpected argument '%s'", sub, a);
+            continue;
         }
-#undef OPT
-#undef NEED
-        if (ex) {
+        if (t->type == TOPT_FLAG) {
+            *(int *)(base + t->val) = 1;
+            continue;
+        }
+        if (i + 1 >= argc) {
+            return gr_cli_usage_error(ctx, "table", "%s: option '%s' needs a value", sub, a);
+        }
+        i++;
+        if (t->type == TOPT_STR) {
+            *(const char **)(base + t->val) = argv[i];
+        } else if ((ex = table_num(ctx, a, argv[i], (uint64_t *)(base + t->val))) != 0) {
             return ex;
+        } else {
+            *(int *)(base + t->has) = 1;
         }
     }
     return 0;
@@ -1420,7 +1422,7 @@ static int table_load(const gr_cli_ctx *ctx, const char *name)
             report_fail(ctx, &f, src);
             ex = gr_cli_fail_exit(&f);
         } else if (rep.status < 0) {
-            ex = report_remote(ctx, gr_cli_conn_peer(c), &rep);
+            ex = gr_cli_report_remote(ctx, gr_cli_conn_peer(c), &rep);
         } else {
             puts++;
         }
@@ -2018,7 +2020,7 @@ static int cmd_sub(const gr_cli_ctx *ctx, int argc, char **argv)
         goto out;
     }
     if (rep.status < 0) {
-        ex = report_remote(ctx, gr_cli_conn_peer(conn), &rep);
+        ex = gr_cli_report_remote(ctx, gr_cli_conn_peer(conn), &rep);
         goto out;
     }
     if (unpack_result(&rep, &u) != 0 || u.data.type != MSGPACK_OBJECT_EXT) {
@@ -2047,7 +2049,7 @@ static int cmd_sub(const gr_cli_ctx *ctx, int argc, char **argv)
             break;
         }
         if (pr.status < 0) {
-            ex = report_remote(ctx, gr_cli_conn_peer(conn), &pr);
+            ex = gr_cli_report_remote(ctx, gr_cli_conn_peer(conn), &pr);
             gr_cli_reply_clear(&pr);
             break;
         }

@@ -60,6 +60,11 @@ int gr_cli_usage_error(const gr_cli_ctx *ctx, const char *cmd, const char *forma
  * JSON error document {"error": reason, "message": msg} with --json. */
 void gr_cli_report(const gr_cli_ctx *ctx, const char *reason, const char *msg);
 
+/* Report the remote error in rep (status < 0) as coming from node: "NODE:
+ * MESSAGE (REASON)", or the observer key's "not allowed". Returns its exit code
+ * (gr_cli_remote_exit). */
+int gr_cli_report_remote(const gr_cli_ctx *ctx, const char *node, const gr_cli_reply *rep);
+
 /* Read the cookie and connect to ctx->target before deadline_ms. Returns
  * GR_CLI_EXIT_OK and *ret_c (close with gr_cli_conn_close), or reports the
  * failure and returns its exit code. */

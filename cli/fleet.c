@@ -728,6 +728,55 @@ static int print_json_obj(const gr_cli_ctx *ctx, const msgpack_sbuffer *sb)
     return r == 0 ? GR_CLI_EXIT_OK : nomem(ctx);
 }
 
+/* Print the document packed in sb: JSON with --json, else with pretty (a
+ * table). Exit code. */
+static int print_doc(const gr_cli_ctx *ctx, const msgpack_sbuffer *sb,
+                     int (*pretty)(FILE *f, const msgpack_object *o))
+{
+    msgpack_unpacked m;
+    size_t o = 0;
+    int ex = GR_CLI_EXIT_OK;
+
+    if (ctx->json) {
+        return print_json_obj(ctx, sb);
+    }
+    msgpack_unpacked_init(&m);
+    if (msgpack_unpack_next(&m, sb->data, sb->size, &o) != MSGPACK_UNPACK_SUCCESS ||
+        pretty(ctx->out, &m.data) < 0) {
+        ex = nomem(ctx);
+    }
+    msgpack_unpacked_destroy(&m);
+    return ex;
+}
+
+/* The map m's entries under a map header of m's size + extra (the caller
+ * packs the extra pairs). 0 or -ENOMEM. */
+static int pack_map_plus(msgpack_packer *pk, const msgpack_object *m, uint32_t extra)
+{
+    if (msgpack_pack_map(pk, m->via.map.size + extra) < 0) {
+        return -ENOMEM;
+    }
+    for (uint32_t i = 0; i < m->via.map.size; i++) {
+        if (msgpack_pack_object(pk, m->via.map.ptr[i].key) < 0 ||
+            msgpack_pack_object(pk, m->via.map.ptr[i].val) < 0) {
+            return -ENOMEM;
+        }
+    }
+    return 0;
+}
+
+/* nodes/stats [--only]: sel->only, or a usage error's exit code. */
+static int only_opt(const gr_cli_ctx *ctx, const char *cmd, int argc, char **argv, fleet_sel *sel)
+{
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--only") != 0) {
+            return gr_cli_usage_error(ctx, cmd, "unknown argument '%s'", argv[i]);
+        }
+        sel->only = true;
+    }
+    return 0;
+}
+
 /* ------------------------------------------------------------ nodes */
 
 static const char *str_of(const msgpack_object *m, const char *k, char *buf, size_t cap)
@@ -785,14 +834,8 @@ static int nodes_merge(const msgpack_object *list, const msgpack_object *about, 
             (strcmp(st, "down") == 0 || strcmp(st, "left") == 0)) {
             status = strcmp(st, "down") == 0 ? "down" : "left";
         }
-        if (msgpack_pack_map(&pk, e->via.map.size + 4) < 0) {
+        if (pack_map_plus(&pk, e, 4) < 0) {
             return -ENOMEM;
-        }
-        for (uint32_t k = 0; k < e->via.map.size; k++) {
-            if (msgpack_pack_object(&pk, e->via.map.ptr[k].key) < 0 ||
-                msgpack_pack_object(&pk, e->via.map.ptr[k].val) < 0) {
-                return -ENOMEM;
-            }
         }
         gr_term_pack_cstr(&pk, "status");
         if (status) {
@@ -921,11 +964,8 @@ int gr_cli_cmd_nodes(const gr_cli_ctx *ctx, int argc, char **argv)
     size_t off = 0;
     int ex, r;
 
-    for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--only") != 0) {
-            return gr_cli_usage_error(ctx, "nodes", "unknown argument '%s'", argv[i]);
-        }
-        sel.only = true;
+    if ((ex = only_opt(ctx, "nodes", argc, argv, &sel)) != 0) {
+        return ex;
     }
     if ((ex = gr_cli_open(ctx, deadline, &c)) != GR_CLI_EXIT_OK) {
         return ex;
@@ -949,7 +989,6 @@ int gr_cli_cmd_nodes(const gr_cli_ctx *ctx, int argc, char **argv)
     if ((ex = fan_out(ctx, c, deadline, &sel, true, "node", "about", noargs, 1, &arep, &au)) < 0) {
         msgpack_unpacked_init(&au); /* no fan-out (an older node): node.list alone */
         au.data.type = MSGPACK_OBJECT_NIL;
-        ex = GR_CLI_EXIT_OK;
     } else if (ex != GR_CLI_EXIT_OK) {
         goto out;
     }
@@ -959,18 +998,8 @@ int gr_cli_cmd_nodes(const gr_cli_ctx *ctx, int argc, char **argv)
         if (r != -ENOMEM) {
             gr_cli_report(ctx, "badterm", "node.list: a member is not a map");
         }
-    } else if (ctx->json) {
-        ex = print_json_obj(ctx, &sb);
     } else {
-        msgpack_unpacked m;
-        size_t o = 0;
-
-        msgpack_unpacked_init(&m);
-        if (msgpack_unpack_next(&m, sb.data, sb.size, &o) != MSGPACK_UNPACK_SUCCESS ||
-            nodes_print(ctx->out, &m.data) < 0) {
-            ex = nomem(ctx);
-        }
-        msgpack_unpacked_destroy(&m);
+        ex = print_doc(ctx, &sb, nodes_print);
     }
     msgpack_sbuffer_destroy(&sb);
     msgpack_unpacked_destroy(&au);
@@ -1127,22 +1156,37 @@ static int ps_next_page(ps_run *p, uint32_t ni, uint64_t cursor, uint64_t *ret_n
 /* Parse ps's options into p and sel. 0, or a usage error's exit code. */
 static int ps_opts(const gr_cli_ctx *ctx, int argc, char **argv, ps_run *p, fleet_sel *sel)
 {
+    static const char *const names[] = {"--sort", "--top", "--name", "--behaviour", "--node"};
+
     for (int i = 0; i < argc;) {
         const char *v = NULL;
-        int r;
+        int r = 0, k;
 
         if (strcmp(argv[i], "--only") == 0) {
             sel->only = true;
             i++;
             continue;
         }
-        if ((r = opt_val(ctx, "ps", argc, argv, &i, "--sort", &v)) != 0) {
-            if (r < 0) {
-                return -r;
+        for (k = 0; k < 5; k++) {
+            if ((r = opt_val(ctx, "ps", argc, argv, &i, names[k], &v)) != 0) {
+                break;
             }
-            if (v == NULL) {
-                return gr_cli_usage_error(ctx, "ps", "an option needs a value");
+        }
+        if (r < 0) {
+            return -r;
+        }
+        if (k == 5) {
+            if (argv[i][0] == '-') {
+                return gr_cli_usage_error(ctx, "ps", "unknown option '%s'", argv[i]);
             }
+            k = 4; /* ps NODE: as --node NODE */
+            v = argv[i++];
+        }
+        if (v == NULL) {
+            return gr_cli_usage_error(ctx, "ps", "an option needs a value");
+        }
+        switch (k) {
+        case 0:
             if (gr_cli_ps_field_parse(v, &p->field) < 0) {
                 return gr_cli_usage_error(ctx, "ps",
                                           "--sort: '%s' is not one of pid, node, name, "
@@ -1150,16 +1194,11 @@ static int ps_opts(const gr_cli_ctx *ctx, int argc, char **argv, ps_run *p, flee
                                           v);
             }
             p->sorted = true;
-        } else if ((r = opt_val(ctx, "ps", argc, argv, &i, "--top", &v)) != 0) {
+            break;
+        case 1: {
             char *end = NULL;
             unsigned long long top;
 
-            if (r < 0) {
-                return -r;
-            }
-            if (v == NULL) {
-                return gr_cli_usage_error(ctx, "ps", "an option needs a value");
-            }
             errno = 0;
             top = strtoull(v, &end, 10);
             if (v[0] < '0' || v[0] > '9' || *end != '\0' || errno != 0 || top < 1 ||
@@ -1167,33 +1206,15 @@ static int ps_opts(const gr_cli_ctx *ctx, int argc, char **argv, ps_run *p, flee
                 return gr_cli_usage_error(ctx, "ps", "--top: '%s' is not a count (1..1000000)", v);
             }
             p->top = (size_t)top;
-        } else if ((r = opt_val(ctx, "ps", argc, argv, &i, "--name", &v)) != 0) {
-            if (r < 0) {
-                return -r;
-            }
-            if (v == NULL) {
-                return gr_cli_usage_error(ctx, "ps", "an option needs a value");
-            }
+            break;
+        }
+        case 2:
             p->name_glob = v;
-        } else if ((r = opt_val(ctx, "ps", argc, argv, &i, "--behaviour", &v)) != 0) {
-            if (r < 0) {
-                return -r;
-            }
-            if (v == NULL) {
-                return gr_cli_usage_error(ctx, "ps", "an option needs a value");
-            }
+            break;
+        case 3:
             p->beh_glob = v;
-        } else if ((r = opt_val(ctx, "ps", argc, argv, &i, "--node", &v)) != 0 ||
-                   argv[i][0] != '-') {
-            if (r < 0) {
-                return -r;
-            }
-            if (r == 0) {
-                v = argv[i++]; /* ps NODE: as --node NODE */
-            }
-            if (v == NULL) {
-                return gr_cli_usage_error(ctx, "ps", "an option needs a value");
-            }
+            break;
+        default:
             if (gr_nodename_check(v, strlen(v)) < 0) {
                 return gr_cli_usage_error(ctx, "ps", "'%s' is not a node name (NAME@HOST)", v);
             }
@@ -1201,8 +1222,7 @@ static int ps_opts(const gr_cli_ctx *ctx, int argc, char **argv, ps_run *p, flee
                 return gr_cli_usage_error(ctx, "ps", "at most %d nodes", PS_NODES_MAX);
             }
             sel->list[sel->nlist++] = v;
-        } else {
-            return gr_cli_usage_error(ctx, "ps", "unknown option '%s'", argv[i]);
+            break;
         }
     }
     if (p->top > 0 && !p->sorted) {
@@ -1395,11 +1415,8 @@ int gr_cli_cmd_stats(const gr_cli_ctx *ctx, int argc, char **argv)
     size_t failed = 0;
     int ex;
 
-    for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--only") != 0) {
-            return gr_cli_usage_error(ctx, "stats", "unknown argument '%s'", argv[i]);
-        }
-        sel.only = true;
+    if ((ex = only_opt(ctx, "stats", argc, argv, &sel)) != 0) {
+        return ex;
     }
     if ((ex = gr_cli_open(ctx, deadline, &c)) != GR_CLI_EXIT_OK) {
         return ex;
@@ -1656,14 +1673,8 @@ static int info_merge(const msgpack_object *info, const msgpack_sbuffer *sup,
     uint32_t extra = 1 + (topics != NULL) + (groups != NULL);
 
     msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
-    if (msgpack_pack_map(&pk, info->via.map.size + extra) < 0) {
+    if (pack_map_plus(&pk, info, extra) < 0) {
         return -ENOMEM;
-    }
-    for (uint32_t i = 0; i < info->via.map.size; i++) {
-        if (msgpack_pack_object(&pk, info->via.map.ptr[i].key) < 0 ||
-            msgpack_pack_object(&pk, info->via.map.ptr[i].val) < 0) {
-            return -ENOMEM;
-        }
     }
     gr_term_pack_cstr(&pk, "supervisor");
     if (sup->size > 0) {
@@ -1725,15 +1736,7 @@ int gr_cli_cmd_info(const gr_cli_ctx *ctx, int argc, char **argv)
         goto out;
     }
     if (rep.status < 0) {
-        char *msg = NULL;
-
-        if (asprintf(&msg, "%s: %s (%s)", d.node[0] ? d.node : gr_cli_conn_peer(c),
-                     gr_cli_remote_message(rep.status, rep.reason), rep.reason) < 0) {
-            msg = NULL;
-        }
-        gr_cli_report(ctx, rep.reason, msg ? msg : rep.reason);
-        free(msg);
-        ex = GR_CLI_EXIT_REMOTE;
+        ex = gr_cli_report_remote(ctx, d.node[0] ? d.node : gr_cli_conn_peer(c), &rep);
         goto out;
     }
     if (msgpack_unpack_next(&u, (const char *)rep.result, rep.len, &off) !=
@@ -1758,18 +1761,8 @@ int gr_cli_cmd_info(const gr_cli_ctx *ctx, int argc, char **argv)
     (void)find_supervisor(ctx, c, &u.data, deadline, &sup);
     if (info_merge(&u.data, &sup, owned, &out) < 0) {
         ex = nomem(ctx);
-    } else if (ctx->json) {
-        ex = print_json_obj(ctx, &out);
     } else {
-        msgpack_unpacked m;
-        size_t o = 0;
-
-        msgpack_unpacked_init(&m);
-        if (msgpack_unpack_next(&m, out.data, out.size, &o) != MSGPACK_UNPACK_SUCCESS ||
-            gr_cli_print_info(ctx->out, &m.data) < 0) {
-            ex = nomem(ctx);
-        }
-        msgpack_unpacked_destroy(&m);
+        ex = print_doc(ctx, &out, gr_cli_print_info);
     }
 out:
     msgpack_unpacked_destroy(&ou);
@@ -1930,15 +1923,7 @@ int gr_cli_cmd_trace(const gr_cli_ctx *ctx, int argc, char **argv)
         goto transport;
     }
     if (rep.status < 0) {
-        char *msg = NULL;
-
-        if (asprintf(&msg, "%s: %s (%s)", d.node[0] ? d.node : gr_cli_conn_peer(c),
-                     gr_cli_remote_message(rep.status, rep.reason), rep.reason) < 0) {
-            msg = NULL;
-        }
-        gr_cli_report(ctx, rep.reason, msg ? msg : rep.reason);
-        free(msg);
-        ex = GR_CLI_EXIT_REMOTE;
+        ex = gr_cli_report_remote(ctx, d.node[0] ? d.node : gr_cli_conn_peer(c), &rep);
         goto out;
     }
     {

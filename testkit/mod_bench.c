@@ -70,6 +70,8 @@
  */
 #include "testkit/testkit.h"
 
+#include "testkit/benchkit.h"
+
 #include "proto/err.h"
 #include "rpc/rpc_int.h"
 #include "proto/term.h"
@@ -95,30 +97,12 @@
 
 /* ---- helpers -------------------------------------------------------------------------------- */
 
-/* A positive integer in 1..max, or GR_EBADARG. */
-static int get_count(const msgpack_object *o, uint64_t max, uint64_t *ret)
-{
-    if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER || o->via.u64 == 0 || o->via.u64 > max) {
-        return GR_EBADARG;
-    }
-    *ret = o->via.u64;
-    return 0;
-}
-
-/* Is msg the array [s, ...]? */
-static bool is_tagged(const msgpack_object *msg, const char *s)
-{
-    return msg->type == MSGPACK_OBJECT_ARRAY && msg->via.array.size >= 1 &&
-           gr_term_is_str(&msg->via.array.ptr[0], s);
-}
-
 /* ---- the peer: echo or sink on the other node ------------------------------------------------ */
 
 typedef struct peer {
-    girder_pid owner;
+    gr_testkit_owned o; /* echo: reply is the shared "pong" */
     bool sink;
     uint64_t count, ack_every, n;
-    girder_msg *pong; /* echo: the shared reply */
 } peer;
 
 static int peer_init(girder_ctx *ctx, const girder_msg *arg, void **ret_state)
@@ -137,7 +121,7 @@ static int peer_init(girder_ctx *ctx, const girder_msg *arg, void **ret_state)
         a = up.data.via.array.ptr;
         p->sink = gr_term_is_str(&a[0], "sink");
         if ((p->sink || gr_term_is_str(&a[0], "echo")) &&
-            girder_get_pid(ctx, &a[1], &p->owner) == 0 &&
+            girder_get_pid(ctx, &a[1], &p->o.owner) == 0 &&
             a[2].type == MSGPACK_OBJECT_POSITIVE_INTEGER && (!p->sink || a[2].via.u64 > 0) &&
             a[3].type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
             p->count = a[2].via.u64;
@@ -146,21 +130,10 @@ static int peer_init(girder_ctx *ctx, const girder_msg *arg, void **ret_state)
         }
     }
     msgpack_unpacked_destroy(&up);
-    if (r == 0 && !p->sink && !(p->pong = girder_msg_atom("pong"))) {
+    if (r == 0 && !p->sink && !(p->o.reply = girder_msg_atom("pong"))) {
         r = -ENOMEM;
     }
-    if (r == 0) {
-        girder_ref mref;
-
-        r = girder_monitor(ctx, p->owner, &mref);
-    }
-    if (r < 0) {
-        girder_msg_unref(p->pong);
-        free(p);
-        return r;
-    }
-    *ret_state = p;
-    return 0;
+    return gr_testkit_owned_start(ctx, r, true, p, ret_state);
 }
 
 /* Send ["ack", n] to the owner. */
@@ -182,7 +155,7 @@ static int peer_ack(girder_ctx *ctx, peer *p)
     if (!(m = girder_msg_new(buf, len))) {
         return -ENOMEM;
     }
-    if ((r = girder_send(ctx, p->owner, m)) < 0) {
+    if ((r = girder_send(ctx, p->o.owner, m)) < 0) {
         girder_msg_unref(m);
     }
     return r;
@@ -192,8 +165,6 @@ static int peer_handle(girder_ctx *ctx, void *state, const girder_msg *msg)
 {
     peer *p = state;
     const uint8_t *b = girder_msg_data(msg);
-    msgpack_unpacked up;
-    bool stop = false;
 
     if (p->sink && girder_msg_size(msg) > 0 && (b[0] == 0xc4 || b[0] == 0xc5 || b[0] == 0xc6)) {
         p->n++;
@@ -205,34 +176,16 @@ static int peer_handle(girder_ctx *ctx, void *state, const girder_msg *msg)
         return p->n >= p->count ? GIRDER_STOP : GIRDER_CONTINUE;
     }
     if (!p->sink && girder_msg_is_atom(msg, "ping")) {
-        girder_msg_ref(p->pong);
-        if (girder_send(ctx, p->owner, p->pong) < 0) {
-            girder_msg_unref(p->pong);
-            return GIRDER_STOP;
-        }
-        return GIRDER_CONTINUE;
+        return gr_testkit_owned_reply(ctx, &p->o) < 0 ? GIRDER_STOP : GIRDER_CONTINUE;
     }
-    msgpack_unpacked_init(&up);
-    stop = girder_msg_unpack(msg, &up) == 0 && is_tagged(&up.data, "DOWN"); /* the owner ended */
-    msgpack_unpacked_destroy(&up);
-    return stop ? GIRDER_STOP : GIRDER_CONTINUE;
-}
-
-static void peer_terminate(girder_ctx *ctx, void *state, const girder_msg *reason)
-{
-    peer *p = state;
-
-    (void)ctx;
-    (void)reason;
-    girder_msg_unref(p->pong);
-    free(p);
+    return gr_testkit_is_down(msg) ? GIRDER_STOP : GIRDER_CONTINUE; /* the owner ended */
 }
 
 static const girder_behaviour peer_behaviour = {
     .name = "bench_peer",
     .init = peer_init,
     .handle = peer_handle,
-    .terminate = peer_terminate,
+    .terminate = gr_testkit_owned_terminate,
 };
 
 /* bench.peer(Kind, Owner, Count, AckEvery) -> Pid */
@@ -337,7 +290,7 @@ static int bench_setup(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *ar
     uint64_t count;
     bench *b;
 
-    if (get_count(&a[1], stream ? COUNT_MAX : PINGPONG_COUNT_MAX, &count) < 0) {
+    if (gr_testkit_count_arg(&a[1], stream ? COUNT_MAX : PINGPONG_COUNT_MAX, &count) < 0) {
         return GR_EBADARG;
     }
     if (!(b = calloc(1, sizeof(*b) + (stream ? 0 : count * sizeof(uint64_t))))) {
@@ -395,8 +348,8 @@ static int bench_stream(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *a
     if ((r = bench_setup(c, ctx, args, true, &b)) < 0) {
         return r;
     }
-    if (get_count(&a[2], SIZE_MAX_BYTES, &size) < 0 ||
-        (args->via.array.size == 4 && get_count(&a[3], COUNT_MAX, &window) < 0)) {
+    if (gr_testkit_count_arg(&a[2], SIZE_MAX_BYTES, &size) < 0 ||
+        (args->via.array.size == 4 && gr_testkit_count_arg(&a[3], COUNT_MAX, &window) < 0)) {
         return GR_EBADARG;
     }
     if (!window) {
@@ -429,24 +382,12 @@ static int bench_stream(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *a
  * before it stops. */
 static int stream_fill(girder_ctx *ctx, bench *b)
 {
-    static const uint8_t more[] = {0xa4, 'm', 'o', 'r', 'e'};
     unsigned n = 0;
-    girder_msg *m;
     int r;
 
     while (b->sent < b->count && b->sent - b->acked < b->window) {
         if (n++ == STREAM_BURST) {
-            if (!b->more) {
-                if ((m = girder_msg_new(more, sizeof(more))) == NULL) {
-                    return -ENOMEM;
-                }
-                if ((r = girder_send(ctx, girder_self(ctx), m)) < 0) {
-                    girder_msg_unref(m);
-                    return r;
-                }
-                b->more = true;
-            }
-            break;
+            return (r = gr_testkit_more(ctx, &b->more)) < 0 ? r : GR_RPC_WAIT;
         }
         girder_msg_ref(b->payload);
         if ((r = girder_send(ctx, b->peer, b->payload)) < 0) {
@@ -471,42 +412,9 @@ static int ping(girder_ctx *ctx, bench *b)
     return GR_RPC_WAIT;
 }
 
-static int cmp_u64(const void *x, const void *y)
-{
-    uint64_t p = *(const uint64_t *)x, q = *(const uint64_t *)y;
-
-    return p < q ? -1 : p > q;
-}
-
-static void pack_us(msgpack_packer *pk, const char *k, uint64_t ns)
-{
-    gr_term_pack_cstr(pk, k);
-    msgpack_pack_double(pk, (double)ns / 1000.0);
-}
-
 static int pingpong_result(gr_rpc_call *c, bench *b)
 {
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
-    uint64_t sum = 0;
-
-    qsort(b->samples, b->count, sizeof(uint64_t), cmp_u64);
-    for (uint64_t i = 0; i < b->count; i++) {
-        sum += b->samples[i];
-    }
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 6);
-    gr_term_pack_cstr(&pk, "count");
-    msgpack_pack_uint64(&pk, b->count);
-    pack_us(&pk, "median_us", b->samples[b->count / 2]);
-    pack_us(&pk, "p99_us", b->samples[b->count * 99 / 100]);
-    pack_us(&pk, "mean_us", sum / b->count);
-    pack_us(&pk, "min_us", b->samples[0]);
-    pack_us(&pk, "max_us", b->samples[b->count - 1]);
-    gr_rpc_answer(c, sb.data, sb.size);
-    msgpack_sbuffer_destroy(&sb);
-    return GR_RPC_DONE;
+    return gr_testkit_answer_stats(c, b->samples, b->count);
 }
 
 static int stream_result(gr_rpc_call *c, bench *b, uint64_t ns)
@@ -591,7 +499,7 @@ static int bench_msg(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *msg)
         b->more = false;
         return stream_fill(ctx, b);
     }
-    if (b->running && b->stream && is_tagged(msg, "ack") && msg->via.array.size == 2 &&
+    if (b->running && b->stream && gr_testkit_is_tagged(msg, "ack") && msg->via.array.size == 2 &&
         a[1].type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
         if (a[1].via.u64 > b->acked && a[1].via.u64 <= b->sent) {
             b->acked = a[1].via.u64;
@@ -601,10 +509,10 @@ static int bench_msg(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *msg)
         }
         return stream_fill(ctx, b);
     }
-    if (!b->running && is_tagged(msg, "$rpc") && msg->via.array.size == 4) {
+    if (!b->running && gr_testkit_is_tagged(msg, "$rpc") && msg->via.array.size == 4) {
         return peer_up(c, ctx, b, msg);
     }
-    if (b->running && is_tagged(msg, "DOWN") && msg->via.array.size == 5 &&
+    if (b->running && gr_testkit_is_tagged(msg, "DOWN") && msg->via.array.size == 5 &&
         girder_get_ref(ctx, &a[1], &ref) == 0 && girder_ref_eq(ref, b->mref)) {
         return gr_term_is_str(&a[4], "noconnection") ? GR_ENOCONN : GR_ENOPROC;
     }
@@ -738,8 +646,8 @@ static int bench_mixed(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *ar
     if (gr_term_get_str(&a[0], m->node, sizeof(m->node)) < 0 ||
         gr_nodename_check(m->node, strlen(m->node)) < 0 ||
         strcmp(m->node, gr_rt_node_name(girder_runtime(ctx))) == 0 ||
-        get_count(&a[1], MIXED_BIG_MAX, &m->big_bytes) < 0 ||
-        get_count(&a[2], MIXED_PINGS_MAX, &m->pings) < 0) {
+        gr_testkit_count_arg(&a[1], MIXED_BIG_MAX, &m->big_bytes) < 0 ||
+        gr_testkit_count_arg(&a[2], MIXED_PINGS_MAX, &m->pings) < 0) {
         return GR_EBADARG;
     }
     memcpy(m->big_node, m->node, sizeof(m->big_node));
@@ -793,16 +701,16 @@ static void pack_stats(msgpack_packer *pk, const char *prefix, uint64_t *v, size
 {
     char k[64];
 
-    qsort(v, n, sizeof(uint64_t), cmp_u64);
+    qsort(v, n, sizeof(uint64_t), gr_testkit_cmp_u64);
     if (n && v[n - 1] > max) {
         max = v[n - 1];
     }
     snprintf(k, sizeof(k), "%s_median_us", prefix);
-    pack_us(pk, k, n ? v[n / 2] : 0);
+    gr_testkit_pack_us(pk, k, n ? v[n / 2] : 0);
     snprintf(k, sizeof(k), "%s_p99_us", prefix);
-    pack_us(pk, k, n ? v[n * 99 / 100] : 0);
+    gr_testkit_pack_us(pk, k, n ? v[n * 99 / 100] : 0);
     snprintf(k, sizeof(k), "%s_max_us", prefix);
-    pack_us(pk, k, max);
+    gr_testkit_pack_us(pk, k, max);
 }
 
 static int mixed_result(gr_rpc_call *c, mixed *m)
@@ -920,12 +828,12 @@ static int mixed_msg(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *msg)
     if (gr_term_is_str(msg, "pong") && m->phase == MIXED_LOADED) {
         return mixed_loaded_pong(c, ctx, m, now - m->t0_ns);
     }
-    if (is_tagged(msg, "ack") && m->phase == MIXED_LOADED && !m->big_done) {
+    if (gr_testkit_is_tagged(msg, "ack") && m->phase == MIXED_LOADED && !m->big_done) {
         m->big_done = true;
         m->big_ns = now - m->big_t0_ns;
         return GR_RPC_WAIT; /* the pong in flight ends the run if enough were timed */
     }
-    if (is_tagged(msg, "$rpc") && m->phase == MIXED_ECHO_WAIT) {
+    if (gr_testkit_is_tagged(msg, "$rpc") && m->phase == MIXED_ECHO_WAIT) {
         if ((r = peer_pid(c, ctx, msg, &m->echo)) != 0) {
             return r;
         }
@@ -935,7 +843,7 @@ static int mixed_msg(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *msg)
         m->phase = MIXED_BASELINE;
         return mixed_ping(ctx, m);
     }
-    if (is_tagged(msg, "$rpc") && m->phase == MIXED_SINK_WAIT) {
+    if (gr_testkit_is_tagged(msg, "$rpc") && m->phase == MIXED_SINK_WAIT) {
         if ((r = peer_pid(c, ctx, msg, &m->sink)) != 0) {
             return r;
         }
@@ -944,7 +852,7 @@ static int mixed_msg(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *msg)
         }
         return mixed_load(ctx, m);
     }
-    if (is_tagged(msg, "DOWN") && msg->via.array.size == 5 &&
+    if (gr_testkit_is_tagged(msg, "DOWN") && msg->via.array.size == 5 &&
         girder_get_ref(ctx, &a[1], &ref) == 0 &&
         (girder_ref_eq(ref, m->echo_mref) || (girder_ref_eq(ref, m->sink_mref) && !m->big_done))) {
         return gr_term_is_str(&a[4], "noconnection") ? GR_ENOCONN : GR_ENOPROC;

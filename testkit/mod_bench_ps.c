@@ -61,6 +61,8 @@
  */
 #include "testkit/testkit.h"
 
+#include "testkit/benchkit.h"
+
 #include "proto/err.h"
 #include "proto/term.h"
 #include "pubsub/pubsub.h"
@@ -89,21 +91,6 @@
 static const uint8_t warm_tail[] = {0xa4, 'w', 'a', 'r', 'm'};
 
 /* ---- helpers -------------------------------------------------------------------------------- */
-
-static int get_count(const msgpack_object *o, uint64_t max, uint64_t *ret)
-{
-    if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER || o->via.u64 == 0 || o->via.u64 > max) {
-        return GR_EBADARG;
-    }
-    *ret = o->via.u64;
-    return 0;
-}
-
-static bool is_tagged(const msgpack_object *msg, const char *s)
-{
-    return msg->type == MSGPACK_OBJECT_ARRAY && msg->via.array.size >= 1 &&
-           gr_term_is_str(&msg->via.array.ptr[0], s);
-}
 
 static int send_atom(girder_ctx *ctx, girder_pid to, const char *s)
 {
@@ -137,55 +124,14 @@ static girder_msg *bin_msg(uint64_t size)
     return m;
 }
 
-static int cmp_u64(const void *x, const void *y)
-{
-    uint64_t p = *(const uint64_t *)x, q = *(const uint64_t *)y;
-
-    return p < q ? -1 : p > q;
-}
-
-static void pack_us(msgpack_packer *pk, const char *k, uint64_t ns)
-{
-    gr_term_pack_cstr(pk, k);
-    msgpack_pack_double(pk, (double)ns / 1000.0);
-}
-
-/* Answer {"count","median_us","p99_us","mean_us","min_us","max_us"} for n
- * samples (sorted here), plus extra pairs packed by the caller's fn. */
-static int answer_stats(gr_rpc_call *c, uint64_t *v, uint64_t n)
-{
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
-    uint64_t sum = 0;
-
-    qsort(v, n, sizeof(uint64_t), cmp_u64);
-    for (uint64_t i = 0; i < n; i++) {
-        sum += v[i];
-    }
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 6);
-    gr_term_pack_cstr(&pk, "count");
-    msgpack_pack_uint64(&pk, n);
-    pack_us(&pk, "median_us", v[n / 2]);
-    pack_us(&pk, "p99_us", v[n * 99 / 100]);
-    pack_us(&pk, "mean_us", sum / n);
-    pack_us(&pk, "min_us", v[0]);
-    pack_us(&pk, "max_us", v[n - 1]);
-    gr_rpc_answer(c, sb.data, sb.size);
-    msgpack_sbuffer_destroy(&sb);
-    return GR_RPC_DONE;
-}
-
 /* ---- subscribers ------------------------------------------------------------------------------
  */
 
 typedef struct psub {
-    girder_pid owner;
-    bool echo;         /* echo mode: a pong per message; else count */
-    bool ready;        /* "ready" sent */
-    uint64_t msgs, n;  /* count mode: expected, counted */
-    girder_msg *reply; /* "pong" (echo) or "done" (count), shared */
+    gr_testkit_owned o; /* reply: "pong" (echo) or "done" (count) */
+    bool echo;          /* echo mode: a pong per message; else count */
+    bool ready;         /* "ready" sent */
+    uint64_t msgs, n;   /* count mode: expected, counted */
 } psub;
 
 /* arg: [Mode, Owner, Topic, Msgs] */
@@ -195,7 +141,6 @@ static int psub_init(girder_ctx *ctx, const girder_msg *arg, void **ret_state)
     gr_sub_opts opts = {.max_msgs = SUB_MAX_MSGS, .max_bytes = SUB_MAX_BYTES};
     msgpack_unpacked up;
     const msgpack_object *a;
-    girder_ref mref;
     psub *p;
     int r = GR_EBADARG;
 
@@ -208,7 +153,7 @@ static int psub_init(girder_ctx *ctx, const girder_msg *arg, void **ret_state)
         a = up.data.via.array.ptr;
         p->echo = gr_term_is_str(&a[0], "echo");
         if ((p->echo || gr_term_is_str(&a[0], "count")) &&
-            girder_get_pid(ctx, &a[1], &p->owner) == 0 && a[2].type == MSGPACK_OBJECT_STR &&
+            girder_get_pid(ctx, &a[1], &p->o.owner) == 0 && a[2].type == MSGPACK_OBJECT_STR &&
             a[3].type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
             p->msgs = a[3].via.u64;
             r = gr_pubsub_subscribe(ps, girder_self(ctx), a[2].via.str.ptr, a[2].via.str.size,
@@ -216,29 +161,15 @@ static int psub_init(girder_ctx *ctx, const girder_msg *arg, void **ret_state)
         }
     }
     msgpack_unpacked_destroy(&up);
-    if (r == 0 && !(p->reply = girder_msg_atom(p->echo ? "pong" : "done"))) {
+    if (r == 0 && !(p->o.reply = girder_msg_atom(p->echo ? "pong" : "done"))) {
         r = -ENOMEM;
     }
-    if (r == 0) {
-        r = girder_monitor(ctx, p->owner, &mref);
-    }
-    if (r < 0) {
-        girder_msg_unref(p->reply);
-        free(p);
-        return r;
-    }
-    *ret_state = p;
-    return 0;
+    return gr_testkit_owned_start(ctx, r, true, p, ret_state);
 }
 
 static int psub_reply(girder_ctx *ctx, psub *p)
 {
-    girder_msg_ref(p->reply);
-    if (girder_send(ctx, p->owner, p->reply) < 0) {
-        girder_msg_unref(p->reply);
-        return GIRDER_STOP;
-    }
-    return GIRDER_CONTINUE;
+    return gr_testkit_owned_reply(ctx, &p->o) < 0 ? GIRDER_STOP : GIRDER_CONTINUE;
 }
 
 static int psub_handle(girder_ctx *ctx, void *state, const girder_msg *msg)
@@ -247,14 +178,12 @@ static int psub_handle(girder_ctx *ctx, void *state, const girder_msg *msg)
     psub *p = state;
     const uint8_t *b = girder_msg_data(msg);
     size_t n = girder_msg_size(msg);
-    msgpack_unpacked up;
-    bool stop;
 
     if (n > sizeof(pub_head) + sizeof(warm_tail) && memcmp(b, pub_head, sizeof(pub_head)) == 0) {
         if (memcmp(b + n - sizeof(warm_tail), warm_tail, sizeof(warm_tail)) == 0) {
             if (!p->ready) {
                 p->ready = true;
-                return send_atom(ctx, p->owner, "ready") < 0 ? GIRDER_STOP : GIRDER_CONTINUE;
+                return send_atom(ctx, p->o.owner, "ready") < 0 ? GIRDER_STOP : GIRDER_CONTINUE;
             }
             return GIRDER_CONTINUE;
         }
@@ -267,27 +196,14 @@ static int psub_handle(girder_ctx *ctx, void *state, const girder_msg *msg)
         }
         return GIRDER_CONTINUE;
     }
-    msgpack_unpacked_init(&up);
-    stop = girder_msg_unpack(msg, &up) == 0 && is_tagged(&up.data, "DOWN"); /* the owner ended */
-    msgpack_unpacked_destroy(&up);
-    return stop ? GIRDER_STOP : GIRDER_CONTINUE;
-}
-
-static void psub_terminate(girder_ctx *ctx, void *state, const girder_msg *reason)
-{
-    psub *p = state;
-
-    (void)ctx;
-    (void)reason;
-    girder_msg_unref(p->reply);
-    free(p);
+    return gr_testkit_is_down(msg) ? GIRDER_STOP : GIRDER_CONTINUE; /* the owner ended */
 }
 
 static const girder_behaviour psub_behaviour = {
     .name = "bench_ps_sub",
     .init = psub_init,
     .handle = psub_handle,
-    .terminate = psub_terminate,
+    .terminate = gr_testkit_owned_terminate,
 };
 
 /* Spawn count subscribers with arg [mode, owner, topic, msgs]. */
@@ -331,7 +247,8 @@ static int ps_subs(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
     if (args->type != MSGPACK_OBJECT_ARRAY || args->via.array.size != 5 ||
         gr_term_get_str(&a[0], mode, sizeof(mode)) < 0 || girder_get_pid(ctx, &a[1], &owner) < 0 ||
         gr_term_get_str(&a[2], topic, sizeof(topic)) < 0 ||
-        get_count(&a[3], SUBS_MAX, &count) < 0 || get_count(&a[4], MSGS_MAX, &msgs) < 0) {
+        gr_testkit_count_arg(&a[3], SUBS_MAX, &count) < 0 ||
+        gr_testkit_count_arg(&a[4], MSGS_MAX, &msgs) < 0) {
         return GR_EBADARG;
     }
     if ((r = spawn_subs(ctx, mode, owner, topic, count, msgs)) < 0) {
@@ -416,23 +333,12 @@ static int warm_tick(girder_ctx *ctx, psb *b)
 /* bcast: publish until all are sent, at most STREAM_BURST this turn. */
 static int bcast_fill(girder_ctx *ctx, psb *b)
 {
-    girder_msg *m;
     unsigned n = 0;
     int r;
 
     while (b->sent < b->msgs) {
         if (n++ == STREAM_BURST) {
-            if (!b->more) {
-                if (!(m = girder_msg_atom("more"))) {
-                    return -ENOMEM;
-                }
-                if ((r = girder_send(ctx, girder_self(ctx), m)) < 0) {
-                    girder_msg_unref(m);
-                    return r;
-                }
-                b->more = true;
-            }
-            break;
+            return (r = gr_testkit_more(ctx, &b->more)) < 0 ? r : GR_RPC_WAIT;
         }
         if ((r = publish(ctx, b, b->payload)) < 0) {
             return r;
@@ -582,8 +488,9 @@ static int ps_bcast(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
             return GR_EBADARG;
         }
     }
-    if (get_count(&a[1], SUBS_MAX, &b->subs) < 0 || get_count(&a[2], MSGS_MAX, &b->msgs) < 0 ||
-        get_count(&a[3], SIZE_MAX_BYTES, &b->size) < 0 || b->subs < b->nnodes + 1) {
+    if (gr_testkit_count_arg(&a[1], SUBS_MAX, &b->subs) < 0 ||
+        gr_testkit_count_arg(&a[2], MSGS_MAX, &b->msgs) < 0 ||
+        gr_testkit_count_arg(&a[3], SIZE_MAX_BYTES, &b->size) < 0 || b->subs < b->nnodes + 1) {
         return GR_EBADARG;
     }
     if (!(b->payload = bin_msg(b->size))) {
@@ -616,7 +523,8 @@ static int ps_lat(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
         return r;
     }
     b->nnodes = 1;
-    if (get_node(ctx, &a[0], b->nodes[0]) < 0 || get_count(&a[1], LAT_COUNT_MAX, &b->msgs) < 0) {
+    if (get_node(ctx, &a[0], b->nodes[0]) < 0 ||
+        gr_testkit_count_arg(&a[1], LAT_COUNT_MAX, &b->msgs) < 0) {
         return GR_EBADARG;
     }
     b->subs = 1;
@@ -641,7 +549,7 @@ static int psb_msg(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *msg)
         if (++b->rts < LAT_WARMUP + b->msgs) {
             return lat_ping(ctx, b);
         }
-        return answer_stats(c, b->samples, b->msgs);
+        return gr_testkit_answer_stats(c, b->samples, b->msgs);
     }
     if (b->phase == PS_RUN && gr_term_is_str(msg, "done")) {
         return ++b->done == b->subs ? bcast_result(c, b) : GR_RPC_WAIT;
@@ -750,7 +658,7 @@ static int ps_global(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args
         return -ENOMEM;
     }
     c->priv = g;
-    if (get_count(&a[0], GLOBAL_MAX, &g->count) < 0) {
+    if (gr_testkit_count_arg(&a[0], GLOBAL_MAX, &g->count) < 0) {
         return GR_EBADARG;
     }
     g->nnodes = a[1].via.array.size;
@@ -813,8 +721,7 @@ static int glob_msg(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *msg)
 /* The ponger: arg is the owner's pid; "ping" -> "pong" to the owner. The
  * plugin bench/ports/bench_plugin.c has the same one behind the API table. */
 typedef struct ponger {
-    girder_pid owner;
-    girder_msg *pong;
+    gr_testkit_owned o; /* reply: the shared "pong" */
 } ponger;
 
 static int ponger_init(girder_ctx *ctx, const girder_msg *arg, void **ret_state)
@@ -827,16 +734,11 @@ static int ponger_init(girder_ctx *ctx, const girder_msg *arg, void **ret_state)
         return arg ? -ENOMEM : GR_EBADARG;
     }
     msgpack_unpacked_init(&up);
-    if (girder_msg_unpack(arg, &up) == 0 && girder_get_pid(ctx, &up.data, &p->owner) == 0) {
-        r = (p->pong = girder_msg_atom("pong")) ? 0 : -ENOMEM;
+    if (girder_msg_unpack(arg, &up) == 0 && girder_get_pid(ctx, &up.data, &p->o.owner) == 0) {
+        r = (p->o.reply = girder_msg_atom("pong")) ? 0 : -ENOMEM;
     }
     msgpack_unpacked_destroy(&up);
-    if (r < 0) {
-        free(p);
-        return r;
-    }
-    *ret_state = p;
-    return 0;
+    return gr_testkit_owned_start(ctx, r, false, p, ret_state);
 }
 
 static int ponger_handle(girder_ctx *ctx, void *state, const girder_msg *msg)
@@ -844,31 +746,16 @@ static int ponger_handle(girder_ctx *ctx, void *state, const girder_msg *msg)
     ponger *p = state;
 
     if (girder_msg_is_atom(msg, "ping")) {
-        girder_msg_ref(p->pong);
-        if (girder_send(ctx, p->owner, p->pong) < 0) {
-            girder_msg_unref(p->pong);
-            return GIRDER_STOP;
-        }
-        return GIRDER_CONTINUE;
+        return gr_testkit_owned_reply(ctx, &p->o) < 0 ? GIRDER_STOP : GIRDER_CONTINUE;
     }
     return girder_msg_is_atom(msg, "stop") ? GIRDER_STOP : GIRDER_CONTINUE;
-}
-
-static void ponger_terminate(girder_ctx *ctx, void *state, const girder_msg *reason)
-{
-    ponger *p = state;
-
-    (void)ctx;
-    (void)reason;
-    girder_msg_unref(p->pong);
-    free(p);
 }
 
 const girder_behaviour gr_testkit_ponger_behaviour = {
     .name = "bench_ponger",
     .init = ponger_init,
     .handle = ponger_handle,
-    .terminate = ponger_terminate,
+    .terminate = gr_testkit_owned_terminate,
 };
 
 typedef struct ppb {
@@ -924,7 +811,7 @@ static int ps_pp(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
     }
     c->priv = b;
     c->priv_free = ppb_free;
-    if (get_count(&a[1], MSGS_MAX, &b->count) < 0) {
+    if (gr_testkit_count_arg(&a[1], MSGS_MAX, &b->count) < 0) {
         return GR_EBADARG;
     }
     if (!(b->ping = girder_msg_atom("ping"))) {
@@ -1004,9 +891,9 @@ static int ps_port(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
     c->priv = b;
     c->priv_free = ppb_free;
     b->port = true;
-    if (get_count(&a[1], MSGS_MAX, &b->count) < 0 ||
-        get_count(&a[2], PORT_WINDOW_MAX, &b->window) < 0 ||
-        get_count(&a[3], SIZE_MAX_BYTES, &size) < 0) {
+    if (gr_testkit_count_arg(&a[1], MSGS_MAX, &b->count) < 0 ||
+        gr_testkit_count_arg(&a[2], PORT_WINDOW_MAX, &b->window) < 0 ||
+        gr_testkit_count_arg(&a[3], SIZE_MAX_BYTES, &size) < 0) {
         return GR_EBADARG;
     }
     if (b->window == 1 && !(b->samples = calloc(b->count, sizeof(uint64_t)))) {
@@ -1065,7 +952,7 @@ static int port_result(gr_rpc_call *c, girder_ctx *ctx, ppb *b)
     }
 
     if (b->samples) {
-        qsort(b->samples, b->count, sizeof(uint64_t), cmp_u64);
+        qsort(b->samples, b->count, sizeof(uint64_t), gr_testkit_cmp_u64);
     }
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
@@ -1079,8 +966,8 @@ static int port_result(gr_rpc_call *c, girder_ctx *ctx, ppb *b)
     gr_term_pack_cstr(&pk, "msgs_per_s");
     msgpack_pack_double(&pk, (double)b->count / s);
     if (b->samples) {
-        pack_us(&pk, "median_us", b->samples[b->count / 2]);
-        pack_us(&pk, "p99_us", b->samples[b->count * 99 / 100]);
+        gr_testkit_pack_us(&pk, "median_us", b->samples[b->count / 2]);
+        gr_testkit_pack_us(&pk, "p99_us", b->samples[b->count * 99 / 100]);
     }
     gr_rpc_answer(c, sb.data, sb.size);
     msgpack_sbuffer_destroy(&sb);
@@ -1122,7 +1009,7 @@ static int port_msg(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *msg)
         }
         return GR_RPC_WAIT;
     }
-    if (is_tagged(msg, "DOWN") && msg->via.array.size == 5 &&
+    if (gr_testkit_is_tagged(msg, "DOWN") && msg->via.array.size == 5 &&
         girder_get_ref(ctx, &a[1], &ref) == 0 && girder_ref_eq(ref, b->mref)) {
         return GR_ENOPROC;
     }

@@ -38,7 +38,6 @@ Prints a table; with --results, appends key=value lines (girder.net_* and
 erlang.net_*) to FILE. docs/benchmarks.md explains how to read it.
 """
 
-import argparse
 import ctypes
 import glob
 import json
@@ -52,6 +51,9 @@ import subprocess
 import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import benchlib  # noqa: E402  (notes, headings, the main guard)
 
 HOST = "127.0.0.1"
 procs = []  # everything started, killed at exit
@@ -102,8 +104,7 @@ def free_port():
     return port
 
 
-def note(msg):
-    print(f"bench/net: {msg}", file=sys.stderr, flush=True)
+note = benchlib.noter("net")
 
 
 class Girder:
@@ -346,12 +347,8 @@ def latency_main(args):
         if have_e:
             e.finish()
         shutil.rmtree(tmp, ignore_errors=True)
-    print()
-    print(f"Latency rows, {n} round trips per round, {rounds} rounds "
-          f"({time.strftime('%Y-%m-%dT%H:%MZ', time.gmtime())}, "
-          f"load {os.getloadavg()[0]:.1f} at the end)")
-    if args.idle is not None:
-        print(f"machine: {os.cpu_count()} cores, {args.idle}% idle before the run")
+    benchlib.heading(f"Latency rows, {n} round trips per round, {rounds} rounds", args.idle,
+                     warn=False)
     fmt_row = "{:<28s} {:>10s} {:>10s}   {}"
     for key, label in (("rpc", "node-to-node rpc"), ("pp", "remote ping-pong")):
         for k in ("median_us", "p99_us"):
@@ -410,14 +407,7 @@ def wall_ms(argvs, runs):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--build", required=True)
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--no-erlang", action="store_true")
-    ap.add_argument("--results", default=None)
-    ap.add_argument("--idle", type=int, default=None, help="CPU idle %% measured by bench/run")
-    ap.add_argument("--rounds", type=int, default=None,
-                    help="messaging rounds per side, interleaved (default 5; --quick 1)")
+    ap = benchlib.arg_parser()  # --rounds: messaging rounds (default 5; --quick 1)
     ap.add_argument("--latency", action="store_true",
                     help="only the rpc and ping-pong latency rows, in rounds (tails)")
     ap.add_argument("--count", type=int, default=None,
@@ -549,11 +539,7 @@ def num(v):
 
 def table(G, E, have_e, n_rpc, n_cli, have_erl_call, idle, n_small, rounds):
     fmt_row = "{:<50s} {:>14s} {:>16s} {:>8s}"
-    print()
-    print(f"Network benchmarks (two nodes on 127.0.0.1, {time.strftime('%Y-%m-%dT%H:%MZ', time.gmtime())})")
-    if idle is not None:
-        print(f"machine: {os.cpu_count()} cores, {idle}% idle before the run"
-              + ("; WARNING: busy, these figures are unreliable" if idle < 90 else ""))
+    benchlib.heading("Network benchmarks", idle, "two nodes on 127.0.0.1")
     print(fmt_row.format("benchmark", "Girder", "Erlang", "G/E"))
     print(fmt_row.format("---------", "------", "------", "---"))
 
@@ -613,12 +599,4 @@ def table(G, E, have_e, n_rpc, n_cli, have_erl_call, idle, n_small, rounds):
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except RuntimeError as x:
-        kill_all()
-        print(f"bench/net: error: {x}", file=sys.stderr)
-        sys.exit(1)
-    except KeyboardInterrupt:
-        kill_all()
-        sys.exit(130)
+    benchlib.run_main(main, "net", kill_all)

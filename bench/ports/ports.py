@@ -26,7 +26,6 @@ Erlang's; the plugin behaviour within 5% of the compiled-in one. Rounds
 alternate Girder and Erlang (default 3); medians with every round's figure.
 """
 
-import argparse
 import json
 import os
 import shutil
@@ -34,35 +33,22 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "net"))
-import net  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, ".."))
+sys.path.insert(0, os.path.join(HERE, "..", "net"))
+import benchlib  # noqa: E402  (rounds, ratio table, notes)
+import net  # noqa: E402  (Girder, kill_all)
+
 WINDOW = 1000
-
-
-def note(msg):
-    print(f"bench/ports: {msg}", file=sys.stderr, flush=True)
-
-
-def girder_call(g, a, *args, timeout_ms=600000):
-    rc, data, r = g.cli(a, "rpc", a["name"], "bench_ps", *args, timeout_ms=timeout_ms)
-    if rc != 0 or not isinstance(data, dict):
-        raise RuntimeError(f"girder bench_ps {args[0]} failed (exit {rc}): {r.stdout}{r.stderr}")
-    return data
+note = benchlib.noter("ports")
+girder_call = benchlib.bench_ps
 
 
 def erl_port(tmp, echo, n, window, size=16):
     argv = [shutil.which("erl"), "-noshell", "-pa", tmp, "-eval",
             f'girder_ports:main(["port", "{echo}", "{n}", "{window}", "{size}"])']
-    r = subprocess.run(argv, capture_output=True, text=True, timeout=900,
-                       preexec_fn=net.child_setup)
-    if r.returncode != 0:
-        raise RuntimeError(f"erl girder_ports failed: {r.stdout}{r.stderr}")
-    return {k: float(v) for k, v in
-            (line.split("=", 1) for line in r.stdout.split() if "=" in line)}
+    return benchlib.run_kv(argv, "erl girder_ports", 900, net.child_setup)
 
 
 # key, label, unit, scale, lower is better, goal, goal text, ratio against
@@ -74,13 +60,7 @@ ROWS = (
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--build", required=True)
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--no-erlang", action="store_true")
-    ap.add_argument("--results", default=None)
-    ap.add_argument("--idle", type=int, default=None)
-    ap.add_argument("--rounds", type=int, default=None)
+    ap = benchlib.arg_parser()
     args = ap.parse_args()
     rounds = args.rounds or (1 if args.quick else 3)
     n_rt = 2000 if args.quick else 20000
@@ -99,7 +79,8 @@ def main():
     have_e = bool(shutil.which("erl") and shutil.which("erlc")) and not args.no_erlang
     if not g.available():
         raise RuntimeError(f"testkit/girderd-testkit or cli/girder missing in {build}")
-    G, E = {}, {}
+    res = benchlib.Rounds()
+    G, put = res.G, res.put
     try:
         a = g.start("pt", extra=["--plugin", plugin])
         if have_e:
@@ -108,18 +89,18 @@ def main():
         for i in range(rounds):
             note(f"round {i + 1} of {rounds}: port round trip x {n_rt}")
             d = girder_call(g, a, "port", json.dumps(echo), n_rt, 1, 16)
-            G.setdefault("rt_median", []).append(d["median_us"])
-            G.setdefault("rt_p99", []).append(d["p99_us"])
+            put("girder", "rt_median", d["median_us"])
+            put("girder", "rt_p99", d["p99_us"])
             if have_e:
                 d = erl_port(tmp, echo, n_rt, 1)
-                E.setdefault("rt_median", []).append(d["erl_port_median_us"])
-                E.setdefault("rt_p99", []).append(d["erl_port_p99_us"])
+                put("erlang", "rt_median", d["erl_port_median_us"])
+                put("erlang", "rt_p99", d["erl_port_p99_us"])
             note(f"round {i + 1}: port throughput x {n_tput}, window {WINDOW}")
             d = girder_call(g, a, "port", json.dumps(echo), n_tput, WINDOW, 16)
-            G.setdefault("tput", []).append(d["msgs_per_s"])
+            put("girder", "tput", d["msgs_per_s"])
             if have_e:
                 d = erl_port(tmp, echo, n_tput, WINDOW)
-                E.setdefault("tput", []).append(d["erl_port_msgs_s"])
+                put("erlang", "tput", d["erl_port_msgs_s"])
             note(f"round {i + 1}: ping-pong x {n_pp}, compiled-in and plugin")
             # A B B A B A A B within the round, so that slow spells hit both
             # alike (one run swings 1.0-2.1 M/s on a loaded machine whichever
@@ -132,43 +113,20 @@ def main():
                 d = girder_call(g, a, "pp", json.dumps(beh), n_pp)
                 runs.setdefault(beh, []).append(d["rt_per_s"])
             for beh, v in runs.items():
-                G.setdefault(f"pp_{beh}", []).append(statistics.median(v))
+                put("girder", f"pp_{beh}", statistics.median(v))
     finally:
         net.kill_all()
         shutil.rmtree(tmp, ignore_errors=True)
 
-    if args.results:
-        with open(args.results, "a") as f:
-            for side, d in (("girder", G), ("erlang", E)):
-                for k, v in d.items():
-                    f.write(f"{side}.port_{k}={statistics.median(v):g}\n")
-                    f.write(f"{side}.port_{k}_rounds={','.join(f'{x:g}' for x in v)}\n")
-    table(G, E, rounds, n_rt, n_tput, n_pp, args.idle, have_e)
+    res.write(args.results, "port_")
+    table(res.G, res.E, rounds, n_rt, n_tput, n_pp, args.idle, have_e)
     return 0
 
 
 def table(G, E, rounds, n_rt, n_tput, n_pp, idle, have_e):
     med = statistics.median
-    print()
-    print(f"Ports and plugins (one node on 127.0.0.1, "
-          f"{time.strftime('%Y-%m-%dT%H:%MZ', time.gmtime())}, "
-          f"load {os.getloadavg()[0]:.1f} at the end)")
-    if idle is not None:
-        print(f"machine: {os.cpu_count()} cores, {idle}% idle before the run"
-              + ("; WARNING: busy, these figures are unreliable" if idle < 90 else ""))
-    fmt = "{:<42s} {:>12s} {:>12s} {:>7s}  {:<9s} {}"
-    print(fmt.format("benchmark (median of rounds)", "Girder", "Erlang", "G/E", "goal", "met"))
-    print(fmt.format("----------------------------", "------", "------", "---", "----", "---"))
-    for key, label, unit, scale, lower, goal, goaltxt, _ in ROWS:
-        gv = med(G[key]) if G.get(key) else None
-        ev = med(E[key]) if E.get(key) else None
-        gs = f"{gv * scale:.2f} {unit}" if gv is not None else "-"
-        es = f"{ev * scale:.2f} {unit}" if ev is not None else ("-" if have_e else "n/a")
-        r = f"{gv / ev:.2f}" if gv and ev else "-"
-        met = "-"
-        if goal is not None and gv and ev:
-            met = "yes" if (gv / ev <= goal if lower else gv / ev >= goal) else "NO"
-        print(fmt.format(label, gs, es, r, goaltxt, met))
+    benchlib.heading("Ports and plugins", idle, "one node on 127.0.0.1")
+    fmt = benchlib.ratio_table(G, E, ROWS, have_e, goal_w=9)
     b, p = G.get("pp_bench_ponger"), G.get("pp_plug_ponger")
     if b and p:
         print(fmt.format("local ping-pong, compiled-in behaviour", f"{med(b) * 1e-6:.2f} M/s",
@@ -182,12 +140,7 @@ def table(G, E, rounds, n_rt, n_tput, n_pp, idle, have_e):
     print(f"round trip: {n_rt:,} x 16 B, one in flight; throughput: {n_tput:,} x 16 B; "
           f"ping-pong: {n_pp:,} round trips. Girder's frames carry the msgpack-RPC")
     print("envelope and the reply pid (about 40 B more each way); Erlang's are the raw 16 B.")
-    print(f"every round ({rounds}), Girder and Erlang alternating:")
-    for key, label, unit, scale, *_ in ROWS:
-        for side, d in (("Girder", G), ("Erlang", E)):
-            if d.get(key):
-                print(f"    {label.strip():<40s} {side}: "
-                      + " ".join(f"{x * scale:.2f}" for x in d[key]) + f" {unit}")
+    benchlib.every_round(G, E, ROWS, rounds)
     for beh in ("bench_ponger", "plug_ponger"):
         if G.get(f"pp_{beh}"):
             print(f"    ping-pong {beh:<30s} Girder: "
@@ -197,12 +150,4 @@ def table(G, E, rounds, n_rt, n_tput, n_pp, idle, have_e):
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except RuntimeError as x:
-        net.kill_all()
-        print(f"bench/ports: error: {x}", file=sys.stderr)
-        sys.exit(1)
-    except KeyboardInterrupt:
-        net.kill_all()
-        sys.exit(130)
+    benchlib.run_main(main, "ports", net.kill_all)

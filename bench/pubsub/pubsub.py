@@ -34,42 +34,28 @@ Erlang's; global registration >= 10x Erlang's. Prints a table with every
 round's figures; with --results appends girder.ps_* / erlang.ps_* lines.
 """
 
-import argparse
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "net"))
-import net  # noqa: E402  (Girder, Erlang, kill_all, note)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, ".."))
+sys.path.insert(0, os.path.join(HERE, "..", "net"))
+import benchlib  # noqa: E402  (rounds, ratio table, notes)
+import net  # noqa: E402  (Girder, Erlang, kill_all)
 
-
-def note(msg):
-    print(f"bench/pubsub: {msg}", file=sys.stderr, flush=True)
-
-
-def girder_call(g, a, *args, timeout_ms=600000):
-    rc, data, r = g.cli(a, "rpc", a["name"], "bench_ps", *args, timeout_ms=timeout_ms)
-    if rc != 0 or not isinstance(data, dict):
-        raise RuntimeError(f"girder bench_ps {args[0]} failed (exit {rc}): {r.stdout}{r.stderr}")
-    return data
+note = benchlib.noter("pubsub")
+girder_call = benchlib.bench_ps
 
 
 def erl_run(e, args, timeout=900):
     argv = [e.erl, "-noshell", "-name", e.name("a"), "-setcookie", e.cookie, "-pa", e.tmp,
             "-eval", "girder_pubsub:main([" + ",".join(f'"{x}"' for x in args) + "])"]
-    r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
-                       preexec_fn=net.child_setup)
-    if r.returncode != 0:
-        raise RuntimeError(f"erl girder_pubsub {' '.join(args)} failed: {r.stdout}{r.stderr}")
-    return {k: float(v) for k, v in
-            (line.split("=", 1) for line in r.stdout.split() if "=" in line)}
+    return benchlib.run_kv(argv, f"erl girder_pubsub {' '.join(args)}", timeout,
+                           net.child_setup)
 
 
 # key, label, unit, scale, lower is better, goal ratio (G/E), goal text
@@ -85,13 +71,7 @@ ROWS = (
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--build", required=True)
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--no-erlang", action="store_true")
-    ap.add_argument("--results", default=None)
-    ap.add_argument("--idle", type=int, default=None)
-    ap.add_argument("--rounds", type=int, default=None)
+    ap = benchlib.arg_parser()
     ap.add_argument("--subs", type=int, default=1000)
     args = ap.parse_args()
     rounds = args.rounds or (1 if args.quick else 3)
@@ -106,10 +86,8 @@ def main():
     have_e = e.available() and not args.no_erlang
     if not g.available():
         raise RuntimeError(f"testkit/girderd-testkit or cli/girder missing in {args.build}")
-    res = {"girder": {}, "erlang": {}}
-
-    def put(side, key, v):
-        res[side].setdefault(key, []).append(float(v))
+    res = benchlib.Rounds()
+    put = res.put
 
     try:
         a = g.start("pa")
@@ -166,61 +144,25 @@ def main():
             e.finish()
         shutil.rmtree(tmp, ignore_errors=True)
 
-    if args.results:
-        with open(args.results, "a") as f:
-            for side, d in res.items():
-                for k, v in d.items():
-                    f.write(f"{side}.ps_{k}={statistics.median(v):g}\n")
-                    f.write(f"{side}.ps_{k}_rounds={','.join(f'{x:g}' for x in v)}\n")
+    res.write(args.results, "ps_")
     table(res, rounds, subs, msgs, n_lat, n_gl, args.idle, have_e)
     return 0
 
 
 def table(res, rounds, subs, msgs, n_lat, n_gl, idle, have_e):
-    G, E = res["girder"], res["erlang"]
-    print()
-    print(f"Pub/sub and global names (three nodes on 127.0.0.1 each side, "
-          f"{time.strftime('%Y-%m-%dT%H:%MZ', time.gmtime())}, "
-          f"load {os.getloadavg()[0]:.1f} at the end)")
-    if idle is not None:
-        print(f"machine: {os.cpu_count()} cores, {idle}% idle before the run"
-              + ("; WARNING: busy, these figures are unreliable" if idle < 90 else ""))
-    fmt = "{:<42s} {:>12s} {:>12s} {:>7s}  {:<8s} {}"
-    print(fmt.format("benchmark (median of rounds)", "Girder", "Erlang", "G/E", "goal", "met"))
-    print(fmt.format("----------------------------", "------", "------", "---", "----", "---"))
-    for key, label, unit, scale, lower, goal, goaltxt in ROWS:
-        gv = statistics.median(G[key]) if G.get(key) else None
-        ev = statistics.median(E[key]) if E.get(key) else None
-        gs = f"{gv * scale:.2f} {unit}" if gv is not None else "-"
-        es = f"{ev * scale:.2f} {unit}" if ev is not None else ("-" if have_e else "n/a")
-        r = f"{gv / ev:.2f}" if gv and ev else "-"
-        met = "-"
-        if goal is not None and gv and ev:
-            met = "yes" if (gv / ev <= goal if lower else gv / ev >= goal) else "NO"
-        print(fmt.format(label, gs, es, r, goaltxt, met))
+    G, E = res.G, res.E
+    benchlib.heading("Pub/sub and global names", idle, "three nodes on 127.0.0.1 each side")
+    benchlib.ratio_table(G, E, ROWS, have_e)
     print()
     print(f"broadcast: {subs} subscribers over 3 nodes, {msgs:,} messages of 16 B "
           f"({subs * msgs:,} deliveries); latency: {n_lat:,} round trips; "
           f"global: {n_gl:,} names.")
     print(f"Girder publishes that found a subscriber above its high watermark: "
           f"{', '.join(f'{x:.0f}' for x in G.get('bc_busy', []))} (per round).")
-    print(f"every round ({rounds}), Girder and Erlang alternating:")
-    for key, label, unit, scale, *_ in ROWS:
-        for side, d in (("Girder", G), ("Erlang", E)):
-            if d.get(key):
-                print(f"    {label.strip():<40s} {side}: "
-                      + " ".join(f"{x * scale:.2f}" for x in d[key]) + f" {unit}")
+    benchlib.every_round(G, E, ROWS, rounds)
     if not have_e:
         print("Erlang not measured: install erlang-base.")
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except RuntimeError as x:
-        net.kill_all()
-        print(f"bench/pubsub: error: {x}", file=sys.stderr)
-        sys.exit(1)
-    except KeyboardInterrupt:
-        net.kill_all()
-        sys.exit(130)
+    benchlib.run_main(main, "pubsub", net.kill_all)

@@ -31,51 +31,40 @@ Prints a table; with --results, appends key=value lines (girder.tab_* and
 erlang.tab_*) to FILE. docs/benchmarks.md ("Tables") explains it.
 """
 
-import argparse
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, ".."))
 sys.path.insert(0, os.path.join(HERE, "..", "net"))
+import benchlib  # noqa: E402  (notes, key=value, medians, headings)
 import net  # noqa: E402  (Girder/Erlang node helpers of the network section)
 
-
-def note(msg):
-    print(f"bench/tables: {msg}", file=sys.stderr, flush=True)
-
-
-def kv(text):
-    return dict(line.split("=", 1) for line in text.split() if "=" in line)
+note = benchlib.noter("tables")
+kv = benchlib.kv
+med = benchlib.med
 
 
 def girder_local(build, keys, ops):
     exe = os.path.join(build, "bench", "girder-bench-tables")
-    r = subprocess.run([exe, "--keys", str(keys), "--ops", str(ops), "--only", "set16"],
-                       capture_output=True, text=True, timeout=1800)
-    if r.returncode != 0:
-        raise RuntimeError(f"girder-bench-tables failed: {r.stdout}{r.stderr}")
-    d = kv(r.stdout)
-    return {"get_1": float(d["set16_get_1t"]), "get_n": float(d["set16_get_2t"]),
-            "put_1": float(d["set16_put_1t"]), "put_n": float(d["set16_put_2t"]),
-            "bytes_per_entry": float(d["set16_bytes_per_entry"])}
+    d = benchlib.run_kv([exe, "--keys", str(keys), "--ops", str(ops), "--only", "set16"],
+                        "girder-bench-tables", 1800)
+    return {"get_1": d["set16_get_1t"], "get_n": d["set16_get_2t"],
+            "put_1": d["set16_put_1t"], "put_n": d["set16_put_2t"],
+            "bytes_per_entry": d["set16_bytes_per_entry"]}
 
 
 def erlang_local(tmp, keys, ops):
-    r = subprocess.run(["erl", "-noshell", "-pa", tmp, "-eval",
-                        f'girder_tables:main(["ets", "{keys}", "{ops}"])'],
-                       capture_output=True, text=True, timeout=1800)
-    if r.returncode != 0:
-        raise RuntimeError(f"erl ets bench failed: {r.stdout}{r.stderr}")
-    d = kv(r.stdout)
-    return {"get_1": float(d["ets_get_1p"]), "get_n": float(d["ets_get_Np"]),
-            "put_1": float(d["ets_put_1p"]), "put_n": float(d["ets_put_Np"]),
-            "bytes_per_entry": float(d["ets_bytes_per_entry"]), "procs": int(d["ets_procs"])}
+    d = benchlib.run_kv(["erl", "-noshell", "-pa", tmp, "-eval",
+                         f'girder_tables:main(["ets", "{keys}", "{ops}"])'], "erl ets bench", 1800)
+    return {"get_1": d["ets_get_1p"], "get_n": d["ets_get_Np"], "put_1": d["ets_put_1p"],
+            "put_n": d["ets_put_Np"], "bytes_per_entry": d["ets_bytes_per_entry"],
+            "procs": int(d["ets_procs"])}
 
 
 def table_entries(g, node, table):
@@ -130,27 +119,13 @@ def erlang_repl(e, tmp, n_keys):
 
 def girder_durable(build, tmpdir, writers):
     exe = os.path.join(build, "bench", "girder-bench-tables")
-    r = subprocess.run([exe, "--only", "none", "--keys", "100000", "--dir", tmpdir,
-                        "--writers", str(writers)], capture_output=True, text=True, timeout=600)
-    if r.returncode != 0:
-        raise RuntimeError(f"girder-bench-tables --dir failed: {r.stdout}{r.stderr}")
-    d = kv(r.stdout)
-    return (float(d[f"durable_always_{writers}w_puts"]),
-            float(d[f"durable_always_{writers}w_puts_per_fsync"]))
-
-
-def med(v):
-    return statistics.median(v) if v else None
+    d = benchlib.run_kv([exe, "--only", "none", "--keys", "100000", "--dir", tmpdir,
+                         "--writers", str(writers)], "girder-bench-tables --dir", 600)
+    return d[f"durable_always_{writers}w_puts"], d[f"durable_always_{writers}w_puts_per_fsync"]
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--build", required=True)
-    ap.add_argument("--rounds", type=int, default=None)
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--no-erlang", action="store_true")
-    ap.add_argument("--results", default=None)
-    ap.add_argument("--idle", type=int, default=None)
+    ap = benchlib.arg_parser()
     args = ap.parse_args()
     build = os.path.abspath(args.build)
     rounds = args.rounds or (1 if args.quick else 3)
@@ -208,12 +183,8 @@ def main():
         shutil.rmtree(tmp, ignore_errors=True)
 
     res = {}
-    print()
-    print(f"Tables: {rounds} rounds, Girder then Erlang in each "
-          f"({time.strftime('%Y-%m-%dT%H:%MZ', time.gmtime())}, "
-          f"load {os.getloadavg()[0]:.1f} at the end)")
-    if args.idle is not None:
-        print(f"machine: {os.cpu_count()} cores, {args.idle}% idle before the run")
+    benchlib.heading(f"Tables: {rounds} rounds, Girder then Erlang in each", args.idle,
+                     warn=False)
     fmt = "{:<46s} {:>11s} {:>11s} {:>7s} {:>7s} {:>4s}"
     print(fmt.format("benchmark", "Girder", "Erlang", "G/E", "goal", "met"))
     procs = el[0]["procs"] if el else 2
@@ -268,8 +239,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        net.kill_all()
-        sys.exit(130)
+    benchlib.run_main(main, "tables", net.kill_all)

@@ -984,6 +984,20 @@ void gr_dist_limits_get(gr_dist *d, gr_dist_limits *ret)
     ret->link_high = d->out_high;
 }
 
+const char *gr_dist_state_name(int state)
+{
+    switch (state) {
+    case GR_DIST_SELF:
+        return "self";
+    case GR_DIST_UP:
+        return "up";
+    case GR_DIST_DOWN:
+        return "down";
+    default:
+        return "left";
+    }
+}
+
 int gr_dist_members(gr_dist *d, gr_dist_member **ret_members, size_t *ret_n)
 {
     gr_dist_member *m;

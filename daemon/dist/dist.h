@@ -245,6 +245,9 @@ void gr_dist_limits_get(gr_dist *d, gr_dist_limits *ret);
  * Any thread. 0 or -ENOMEM. */
 int gr_dist_members(gr_dist *d, gr_dist_member **ret_members, size_t *ret_n);
 
+/* A member state's name: "self", "up", "down" or "left" (node.list, /metrics). */
+const char *gr_dist_state_name(int state);
+
 /* Subscribe (on=true) or unsubscribe pid to nodeup/nodedown messages. A
  * subscriber that exits is unsubscribed by the runtime (girder_monitor_nodes
  * marks the process; its exit calls the hook with on=false); one whose send

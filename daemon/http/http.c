@@ -642,20 +642,6 @@ static void take_answer(gr_http *h, answer *a)
 
 /* ---- /metrics ---------------------------------------------------------------------------- */
 
-static const char *state_name(int state)
-{
-    switch (state) {
-    case GR_DIST_SELF:
-        return "self";
-    case GR_DIST_UP:
-        return "up";
-    case GR_DIST_DOWN:
-        return "down";
-    default:
-        return "left";
-    }
-}
-
 #define HEAD(name, type, help)                                                                     \
     do {                                                                                           \
         if (gr_http_metric_head(b, name, type, help) < 0) {                                        \
@@ -741,7 +727,7 @@ int gr_http_metrics_write(gr_rpc *rpc, gr_pubsub *pubsub, struct evbuffer *b)
     }
     HEAD("girder_members", "gauge", "Cluster members known to this node, by state.");
     for (int s = 0; s < 4; s++) {
-        LABELLED("girder_members", "state", state_name(s), states[s]);
+        LABELLED("girder_members", "state", gr_dist_state_name(s), states[s]);
     }
     HEAD("girder_link_bytes_total", "counter",
          "Bytes read from (in) and written to (out) the links to each connected member.");

@@ -3,8 +3,9 @@
  * test_plugin.c - plugins for plugin_test, one per TPLUG_* macro, built like a
  * third party's: the public header only, no girderd symbol.
  *   GOOD      behaviour "tplug_echo" (answers a call with its request), module
- *             "tplug": hello() -> "hello", defer(X) -> ["later", X] from a thread
- *             of the plugin (joined by on_unload), fail() -> error badarg.
+ *             "tplug": hello() -> "hello", defer(X) -> ["later", X] from the
+ *             plugin's worker thread (stopped and joined by on_unload), fail()
+ *             -> error badarg, count() -> a table counter.
  *   NOINIT    girder_plugin_info but no girder_plugin_init
  *   BADABI    ABI major 99
  *   NEWAPI    needs table version 999
@@ -19,6 +20,7 @@
 #pragma GCC diagnostic ignored "-Wunused-const-variable"
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,23 +40,36 @@
 
 static const girder_plugin_api *api;
 
-/* Threads started by defer(): joined by on_unload. */
-#define MAX_THREADS 64
-static pthread_t threads[MAX_THREADS];
-static int nthreads;
-static pthread_mutex_t tlock = PTHREAD_MUTEX_INITIALIZER;
+/* defer()'s calls wait in a queue for the plugin's one worker thread, started
+ * by the first defer() and stopped and joined by on_unload: a long-lived
+ * plugin thread answering deferred calls in order (examples/hello_plugin.c
+ * shows the other way, a thread per call). */
+typedef struct job {
+    girder_deferred *d;
+    size_t len;
+    char buf[64];
+    struct job *next;
+} job;
+
+static pthread_mutex_t wlock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wcond = PTHREAD_COND_INITIALIZER;
+static pthread_t worker;
+static bool worker_up, worker_stop;
+static job *jobs, **jobs_tail = &jobs;
 
 static int on_unload(void)
 {
 #ifdef TPLUG_BUSY
     return -1;
 #else
-    pthread_mutex_lock(&tlock);
-    for (int i = 0; i < nthreads; i++) {
-        pthread_join(threads[i], NULL);
+    pthread_mutex_lock(&wlock);
+    worker_stop = true;
+    pthread_cond_signal(&wcond);
+    pthread_mutex_unlock(&wlock);
+    if (worker_up) {
+        pthread_join(worker, NULL); /* it answers every queued call first */
     }
-    nthreads = 0;
-    pthread_mutex_unlock(&tlock);
+    worker_up = worker_stop = false;
     return 0;
 #endif
 }
@@ -142,15 +157,9 @@ static int fn_fail(girder_rpc_call *c, girder_ctx *ctx, const msgpack_object *ar
     return -5021; /* GR_EBADARG */
 }
 
-typedef struct job {
-    girder_deferred *d;
-    msgpack_object_str arg;
-    char buf[64];
-} job;
-
-static void *work(void *p)
+/* Answer j with ["later", X] and free it. */
+static void answer_later(job *j)
 {
-    job *j = p;
     msgpack_sbuffer sb;
     msgpack_packer pk;
 
@@ -158,41 +167,69 @@ static void *work(void *p)
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     msgpack_pack_array(&pk, 2);
     msgpack_pack_str_with_body(&pk, "later", 5);
-    msgpack_pack_str_with_body(&pk, j->buf, j->arg.size);
+    msgpack_pack_str_with_body(&pk, j->buf, j->len);
     api->deferred_answer(j->d, sb.data, sb.size);
     msgpack_sbuffer_destroy(&sb);
     free(j);
+}
+
+static void *work(void *unused)
+{
+    pthread_mutex_lock(&wlock);
+    for (;;) {
+        job *j = jobs;
+
+        if (j == NULL) {
+            if (worker_stop) {
+                break;
+            }
+            pthread_cond_wait(&wcond, &wlock);
+            continue;
+        }
+        if (!(jobs = j->next)) {
+            jobs_tail = &jobs;
+        }
+        pthread_mutex_unlock(&wlock);
+        answer_later(j);
+        pthread_mutex_lock(&wlock);
+    }
+    pthread_mutex_unlock(&wlock);
     return NULL;
 }
 
+/* tplug.defer(X) -> ["later", X], answered by the worker thread. */
 static int fn_defer(girder_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
 {
+    const msgpack_object *x = args->type == MSGPACK_OBJECT_ARRAY && args->via.array.size == 1
+                                  ? args->via.array.ptr
+                                  : NULL;
     job *j;
     int r;
 
-    if (args->type != MSGPACK_OBJECT_ARRAY || args->via.array.size != 1 ||
-        args->via.array.ptr[0].type != MSGPACK_OBJECT_STR ||
-        args->via.array.ptr[0].via.str.size >= 64) {
-        return -5021;
+    if (x == NULL || x->type != MSGPACK_OBJECT_STR || x->via.str.size >= sizeof(j->buf)) {
+        return -5021; /* GR_EBADARG */
     }
     if (!(j = calloc(1, sizeof(*j)))) {
         return -12;
     }
-    j->arg = args->via.array.ptr[0].via.str;
-    memcpy(j->buf, j->arg.ptr, j->arg.size);
+    j->len = x->via.str.size;
+    memcpy(j->buf, x->via.str.ptr, j->len);
     if ((r = api->rpc_defer(c, ctx, &j->d)) < 0) {
         free(j);
         return r;
     }
-    pthread_mutex_lock(&tlock);
-    if (nthreads == MAX_THREADS || pthread_create(&threads[nthreads], NULL, work, j) != 0) {
-        pthread_mutex_unlock(&tlock);
+    pthread_mutex_lock(&wlock);
+    if (!worker_up && pthread_create(&worker, NULL, work, NULL) != 0) {
+        pthread_mutex_unlock(&wlock);
         api->deferred_fail(j->d, -12);
         free(j);
         return GIRDER_RPC_WAIT;
     }
-    nthreads++;
-    pthread_mutex_unlock(&tlock);
+    worker_up = true;
+    *jobs_tail = j;
+    jobs_tail = &j->next;
+    pthread_cond_signal(&wcond);
+    pthread_mutex_unlock(&wlock);
     return GIRDER_RPC_WAIT;
 }
 

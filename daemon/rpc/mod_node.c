@@ -83,20 +83,6 @@ static int node_self(gr_rpc *rpc, const msgpack_object *args, msgpack_packer *pk
     return 0;
 }
 
-static const char *state_name(int state)
-{
-    switch (state) {
-    case GR_DIST_SELF:
-        return "self";
-    case GR_DIST_UP:
-        return "up";
-    case GR_DIST_DOWN:
-        return "down";
-    default:
-        return "left";
-    }
-}
-
 static int node_list(gr_rpc *rpc, const msgpack_object *args, msgpack_packer *pk)
 {
     gr_dist *dist = gr_rpc_dist(rpc);
@@ -135,7 +121,7 @@ static int node_list(gr_rpc *rpc, const msgpack_object *args, msgpack_packer *pk
         gr_term_pack_cstr(pk, "creation");
         msgpack_pack_uint32(pk, ms[i].creation);
         gr_term_pack_cstr(pk, "state");
-        gr_term_pack_cstr(pk, state_name((int)ms[i].state));
+        gr_term_pack_cstr(pk, gr_dist_state_name((int)ms[i].state));
         gr_term_pack_cstr(pk, "since_ms");
         msgpack_pack_uint64(pk, now > ms[i].since_ms ? now - ms[i].since_ms : 0);
         gr_term_pack_cstr(pk, "queued_bytes");

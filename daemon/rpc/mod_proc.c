@@ -671,7 +671,6 @@ static int list_answer(gr_rpc_call *c, list_state *l)
     bool more = l->above > n && n > 0;
     msgpack_sbuffer sb;
     msgpack_packer pk;
-    int r;
 
     list_trim(l);
     msgpack_sbuffer_init(&sb);
@@ -700,13 +699,7 @@ static int list_answer(gr_rpc_call *c, list_state *l)
             msgpack_pack_nil(&pk);
         }
     }
-    if (gr_term_validate(sb.data, sb.size) < 0) { /* a failed write truncated it */
-        msgpack_sbuffer_destroy(&sb);
-        return -ENOMEM;
-    }
-    r = gr_rpc_answer(c, sb.data, sb.size);
-    msgpack_sbuffer_destroy(&sb);
-    return r < 0 ? r : GR_RPC_DONE;
+    return gr_rpc_answer_sb(c, &sb);
 }
 
 static int list_start(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args, bool snapshot)

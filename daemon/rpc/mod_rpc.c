@@ -305,7 +305,6 @@ static int mc_answer(gr_rpc_call *c, multicall *m)
 {
     msgpack_sbuffer sb;
     msgpack_packer pk;
-    int r;
 
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
@@ -328,13 +327,7 @@ static int mc_answer(gr_rpc_call *c, multicall *m)
             gr_term_pack_cstr(&pk, id);
         }
     }
-    if (gr_term_validate(sb.data, sb.size) < 0) { /* a failed write truncated it */
-        msgpack_sbuffer_destroy(&sb);
-        return -ENOMEM;
-    }
-    r = gr_rpc_answer(c, sb.data, sb.size);
-    msgpack_sbuffer_destroy(&sb);
-    return r < 0 ? r : GR_RPC_DONE;
+    return gr_rpc_answer_sb(c, &sb);
 }
 
 static int rpc_multicall(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)

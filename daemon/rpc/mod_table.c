@@ -107,32 +107,38 @@ static int open_arg(gr_rpc_call *c, const msgpack_object *args, gr_table **ret_t
     return gr_tables_open(ts, name, ret_t);
 }
 
-static int opt_u64(const msgpack_object *o, const char *s, uint64_t *v)
+/* Option s of the map o when it has type t: 1 and *ret; 0 when absent;
+ * GR_EBADARG when of another type. */
+static int opt_get(const msgpack_object *o, const char *s, msgpack_object_type t,
+                   const msgpack_object **ret)
 {
-    const msgpack_object *x = gr_term_map_get(o, s);
-
-    if (!x) {
+    *ret = gr_term_map_get(o, s);
+    if (!*ret) {
         return 0;
     }
-    if (x->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
-        return GR_EBADARG;
+    return (*ret)->type == t ? 1 : GR_EBADARG;
+}
+
+static int opt_u64(const msgpack_object *o, const char *s, uint64_t *v)
+{
+    const msgpack_object *x;
+    int r = opt_get(o, s, MSGPACK_OBJECT_POSITIVE_INTEGER, &x);
+
+    if (r == 1) {
+        *v = x->via.u64;
     }
-    *v = x->via.u64;
-    return 1;
+    return r;
 }
 
 static int opt_bool(const msgpack_object *o, const char *s, bool *v)
 {
-    const msgpack_object *x = gr_term_map_get(o, s);
+    const msgpack_object *x;
+    int r = opt_get(o, s, MSGPACK_OBJECT_BOOLEAN, &x);
 
-    if (!x) {
-        return 0;
+    if (r == 1) {
+        *v = x->via.boolean;
     }
-    if (x->type != MSGPACK_OBJECT_BOOLEAN) {
-        return GR_EBADARG;
-    }
-    *v = x->via.boolean;
-    return 1;
+    return r;
 }
 
 /* Match an enum option; *v untouched if absent. */
@@ -852,10 +858,24 @@ static int nlist_of(const msgpack_object *o, bool with_vals, nlist *l)
     return 0;
 }
 
+/* The index of the called function's name in the NULL-terminated family: one
+ * start function serves a family of table.* functions (the rows below). */
+static int fn_index(const gr_rpc_call *c, const char *const *family)
+{
+    int i = 0;
+
+    while (family[i] != NULL && strcmp(family[i], c->fn->name) != 0) {
+        i++;
+    }
+    return i;
+}
+
 /* table.map_set(Name, Key, {Field: V}) | map_del(Name, Key, [Field]) |
  * set_add(Name, Key, [Member]) | set_rem(Name, Key, [Member]) -> count */
-static int crdt_multi(gr_rpc_call *c, const msgpack_object *args, int which)
+static int crdt_multi(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
 {
+    static const char *const fns[] = {"map_set", "map_del", "set_add", "set_rem", NULL};
+    int which = fn_index(c, fns);
     gr_table *t = NULL;
     nlist l;
     uint64_t n = 0;
@@ -891,30 +911,12 @@ static int crdt_multi(gr_rpc_call *c, const msgpack_object *args, int which)
     return r < 0 ? r : gr_rpc_answer_uint(c, n);
 }
 
-static int t_map_set(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
-{
-    return crdt_multi(c, args, 0);
-}
-
-static int t_map_del(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
-{
-    return crdt_multi(c, args, 1);
-}
-
-static int t_set_add(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
-{
-    return crdt_multi(c, args, 2);
-}
-
-static int t_set_rem(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
-{
-    return crdt_multi(c, args, 3);
-}
-
 /* table.map_get(Name, Key, Field) -> V | map_incr(Name, Key, Field [, N]) -> total |
  * set_ismember(Name, Key, Member) -> Bool */
-static int crdt_one(gr_rpc_call *c, const msgpack_object *args, int which)
+static int crdt_one(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
 {
+    static const char *const fns[] = {"map_get", "map_incr", "set_ismember", NULL};
+    int which = fn_index(c, fns);
     gr_table *t = NULL;
     gr_tbuf v = {0};
     const void *np;
@@ -964,21 +966,6 @@ static int crdt_one(gr_rpc_call *c, const msgpack_object *args, int which)
     return answer_sb(c, &sb);
 }
 
-static int t_map_get(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
-{
-    return crdt_one(c, args, 0);
-}
-
-static int t_map_incr(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
-{
-    return crdt_one(c, args, 1);
-}
-
-static int t_set_ismember(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
-{
-    return crdt_one(c, args, 2);
-}
-
 typedef struct each_out {
     msgpack_sbuffer sb; /* names (and values) */
     msgpack_packer pk;
@@ -999,8 +986,11 @@ static int each_one(void *ud, const uint8_t *name, size_t nlen, const uint8_t *v
 
 /* table.map_getall(Name, Key) -> {Field: V} | map_len -> N | set_members -> [Member] |
  * set_card -> N | set_pop -> Member | type -> Str */
-static int crdt_key(gr_rpc_call *c, const msgpack_object *args, int which)
+static int crdt_key(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
 {
+    static const char *const fns[] = {"map_getall", "map_len", "set_members", "set_card",
+                                      "set_pop",    "type",    NULL};
+    int which = fn_index(c, fns);
     static const char *const kinds_s[] = {"none", "value", "counter", "map", "set"};
     gr_table *t = NULL;
     each_out o;
@@ -1066,36 +1056,6 @@ static int crdt_key(gr_rpc_call *c, const msgpack_object *args, int which)
     return r;
 }
 
-static int t_map_getall(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
-{
-    return crdt_key(c, args, 0);
-}
-
-static int t_map_len(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
-{
-    return crdt_key(c, args, 1);
-}
-
-static int t_set_members(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
-{
-    return crdt_key(c, args, 2);
-}
-
-static int t_set_card(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
-{
-    return crdt_key(c, args, 3);
-}
-
-static int t_set_pop(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
-{
-    return crdt_key(c, args, 4);
-}
-
-static int t_type(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
-{
-    return crdt_key(c, args, 5);
-}
-
 static const gr_rpc_fn_def table_fns[] = {
     {"create", t_create, NULL, NULL},
     {"drop", t_drop, NULL, NULL},
@@ -1109,19 +1069,19 @@ static const gr_rpc_fn_def table_fns[] = {
     {"count", t_count, NULL, NULL},
     {"scan", t_scan, NULL, NULL},
     {"infos", t_infos, NULL, NULL},
-    {"map_set", t_map_set, NULL, NULL},
-    {"map_del", t_map_del, NULL, NULL},
-    {"map_get", t_map_get, NULL, NULL},
-    {"map_getall", t_map_getall, NULL, NULL},
-    {"map_incr", t_map_incr, NULL, NULL},
-    {"map_len", t_map_len, NULL, NULL},
-    {"set_add", t_set_add, NULL, NULL},
-    {"set_rem", t_set_rem, NULL, NULL},
-    {"set_members", t_set_members, NULL, NULL},
-    {"set_ismember", t_set_ismember, NULL, NULL},
-    {"set_card", t_set_card, NULL, NULL},
-    {"set_pop", t_set_pop, NULL, NULL},
-    {"type", t_type, NULL, NULL},
+    {"map_set", crdt_multi, NULL, NULL},
+    {"map_del", crdt_multi, NULL, NULL},
+    {"map_get", crdt_one, NULL, NULL},
+    {"map_getall", crdt_key, NULL, NULL},
+    {"map_incr", crdt_one, NULL, NULL},
+    {"map_len", crdt_key, NULL, NULL},
+    {"set_add", crdt_multi, NULL, NULL},
+    {"set_rem", crdt_multi, NULL, NULL},
+    {"set_members", crdt_key, NULL, NULL},
+    {"set_ismember", crdt_one, NULL, NULL},
+    {"set_card", crdt_key, NULL, NULL},
+    {"set_pop", crdt_key, NULL, NULL},
+    {"type", crdt_key, NULL, NULL},
 };
 
 const gr_rpc_module gr_rpc_mod_table = {"table", table_fns,

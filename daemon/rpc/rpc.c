@@ -276,6 +276,15 @@ int gr_rpc_answer(gr_rpc_call *c, const void *term, size_t len)
     return GR_RPC_DONE;
 }
 
+int gr_rpc_answer_sb(gr_rpc_call *c, msgpack_sbuffer *sb)
+{
+    int r =
+        gr_term_validate(sb->data, sb->size) < 0 ? -ENOMEM : gr_rpc_answer(c, sb->data, sb->size);
+
+    msgpack_sbuffer_destroy(sb);
+    return r;
+}
+
 int gr_rpc_fail(gr_rpc_call *c, int status)
 {
     (void)send_answer(c, status < 0 ? status : GR_EBADARG, NULL, 0);

@@ -83,6 +83,10 @@ int gr_rpc_module_remove(gr_rpc *rpc, const gr_rpc_module *m);
 /* Answer with one msgpack term. GR_RPC_DONE, or a negative code when the term
  * could not be sent (the call then counts as answered anyway). */
 int gr_rpc_answer(gr_rpc_call *c, const void *term, size_t len);
+/* Answer with the one term packed in sb, then destroy sb. GR_RPC_DONE, or
+ * -ENOMEM (unanswered) when sb does not hold one whole term (a failed write
+ * truncated it). */
+int gr_rpc_answer_sb(gr_rpc_call *c, msgpack_sbuffer *sb);
 /* Answer with an error code. GR_RPC_DONE. */
 int gr_rpc_fail(gr_rpc_call *c, int status);
 /* Answer with the term o (re-encoded). GR_RPC_DONE, or -ENOMEM (unanswered). */

@@ -119,20 +119,6 @@ static girder_msg *down_msg(gr_proc *p, girder_ref ref, girder_pid from, const g
     return gr_pack_finish(&pk);
 }
 
-/* Append a message signal to p's mailbox and make p runnable. Takes msg. */
-static void mbox_append(gr_proc *p, gr_sig *sig)
-{
-    sig->next = NULL;
-    if (p->mbox_tail) {
-        p->mbox_tail->next = sig;
-    } else {
-        p->mbox_head = sig;
-    }
-    p->mbox_tail = sig;
-    p->mbox_len++;
-    gr_sched_ready(p->sched, p);
-}
-
 void gr_proc_post(gr_proc *p, girder_pid from, girder_msg *msg)
 {
     gr_sig *s;
@@ -148,7 +134,7 @@ void gr_proc_post(gr_proc *p, girder_pid from, girder_msg *msg)
         return;
     }
     s->msg = msg;
-    mbox_append(p, s);
+    gr_proc_mbox_append(p->sched, p, s);
 }
 
 static bool is_reason(const girder_msg *m, const girder_msg *common, const char *atom)
@@ -484,7 +470,7 @@ void gr_proc_signal(gr_proc *p, gr_sig *sig)
         }
         break;
     case GR_SIG_DOWN:
-        mbox_append(p, sig); /* lazy: converted when handled */
+        gr_proc_mbox_append(p->sched, p, sig); /* lazy: converted when handled */
         return;
     case GR_SIG_INFO: {
         girder_msg *m = gr_proc_info_msg(rt, p, sig->ref);

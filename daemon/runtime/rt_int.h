@@ -314,6 +314,21 @@ void gr_sched_push_held(gr_sched *s, gr_sig *sig, gr_rt_wakes *held);
 void gr_sched_wake(gr_sched *s);
 /* Put p on the run queue if it is not there (owner thread). */
 void gr_sched_ready(gr_sched *s, gr_proc *p);
+
+/* Append a message signal to p's mailbox and make p runnable on s, p's
+ * scheduler (owner thread). Takes sig. Inline: the delivery hot path. */
+static inline void gr_proc_mbox_append(gr_sched *s, gr_proc *p, gr_sig *sig)
+{
+    sig->next = NULL;
+    if (p->mbox_tail) {
+        p->mbox_tail->next = sig;
+    } else {
+        p->mbox_head = sig;
+    }
+    p->mbox_tail = sig;
+    p->mbox_len++;
+    gr_sched_ready(s, p);
+}
 girder_ref gr_sched_make_ref(gr_sched *s);
 uint64_t gr_sched_alloc_id(gr_sched *s); /* any thread */
 int gr_sched_start(gr_sched *s);

@@ -248,15 +248,7 @@ void gr_sched_deliver(gr_sched *s, gr_sig *sig)
         return;
     }
     if (sig->type == GR_SIG_MSG) {
-        sig->next = NULL;
-        if (p->mbox_tail) {
-            p->mbox_tail->next = sig;
-        } else {
-            p->mbox_head = sig;
-        }
-        p->mbox_tail = sig;
-        p->mbox_len++;
-        gr_sched_ready(s, p);
+        gr_proc_mbox_append(s, p, sig);
         return;
     }
     gr_proc_signal(p, sig);

@@ -12,6 +12,7 @@
 #include "tables/repl.h"
 #include "tables/tables.h"
 #include "tables/test_util.h"
+#include "testing/gr_test_tables.h"
 
 #include "proto/err.h"
 #include "proto/frame.h"
@@ -25,114 +26,31 @@ static gr_tables *E[N]; /* replicas: node ids 1, 2, 3 */
 static gr_table *T[N];  /* replicated table "r" on each */
 static gr_table *L;     /* local table "l" on E[0] */
 
+static const char *const NAMES[N] = {"n1@h", "n2@h", "n3@h"};
+static gr_test_wire W; /* carries repl.c's frames between E[] */
+
 static void setup(void)
 {
     atomic_store(&test_clock, 1800000000000ull);
-    for (int i = 0; i < N; i++) {
-        gr_tables_config cfg = {
-            .node_id = (uint64_t)i + 1, .now_ms = test_now, .maint_ms = -1, .tomb_ms = 60000};
-        gr_table_opts o = {.replicated = true, .created = 1000};
-
-        ck_assert_int_eq(gr_tables_new(&cfg, &E[i]), 0);
-        ck_assert_int_eq(gr_tables_create_replica(E[i], "r", &o), 0);
-        ck_assert_int_eq(gr_tables_open(E[i], "r", &T[i]), 0);
-    }
+    gr_test_replicas_open(E, T, N, test_now);
     ck_assert_int_eq(gr_tables_create(E[0], "l", NULL), 0);
     ck_assert_int_eq(gr_tables_open(E[0], "l", &L), 0);
+    gr_test_wire_init(&W, E, NAMES);
 }
 
 static void teardown(void)
 {
     L = gr_table_close(L);
-    for (int i = 0; i < N; i++) {
-        T[i] = gr_table_close(T[i]);
-        E[i] = gr_tables_free(E[i]);
-    }
+    gr_test_replicas_close(E, T, N);
 }
 
 /* ---- helpers ----------------------------------------------------------------------------- */
-
-/* A deep copy of a replicated entry. */
-typedef struct copy {
-    gr_trent e;
-    gr_tcnt cnt[255];
-    uint8_t *kv;
-} copy;
-typedef struct copies {
-    copy *v;
-    size_t n, cap;
-} copies;
-
-static void copies_add(copies *cs, const gr_trent *e)
-{
-    copy *c;
-
-    if (cs->n == cs->cap) {
-        cs->cap = cs->cap ? 2 * cs->cap : 64;
-        cs->v = realloc(cs->v, cs->cap * sizeof(*cs->v));
-        ck_assert_ptr_nonnull(cs->v);
-    }
-    c = &cs->v[cs->n++];
-    c->e = *e;
-    c->kv = malloc(e->klen + e->vlen + 1);
-    memcpy(c->kv, e->key, e->klen);
-    memcpy(c->kv + e->klen, e->val, e->vlen);
-    memcpy(c->cnt, e->cnt, e->ncnt * sizeof(gr_tcnt));
-    c->e.key = c->kv;
-    c->e.val = c->kv + e->klen;
-    c->e.cnt = c->cnt;
-}
-
-static int copy_fn(void *ud, const gr_trent *e)
-{
-    copies_add(ud, e);
-    return 0;
-}
-
-static void copies_free(copies *cs)
-{
-    for (size_t i = 0; i < cs->n; i++) {
-        free(cs->v[i].kv);
-    }
-    free(cs->v);
-    *cs = (copies){0};
-}
-
-/* Every entry of `from`, copied. */
-static copies walk(gr_table *from)
-{
-    copies cs = {0};
-
-    ck_assert_int_eq(gr_table_walk(from, NULL, copy_fn, &cs), 0);
-    return cs;
-}
-
-static void sync_into(gr_table *to, gr_table *from)
-{
-    copies cs = walk(from);
-
-    for (size_t i = 0; i < cs.n; i++) {
-        ck_assert_int_ge(gr_table_merge(to, &cs.v[i].e), 0);
-    }
-    copies_free(&cs);
-}
-
-static void sync_all(void)
-{
-    for (int i = 0; i < N; i++) {
-        for (int j = 0; j < N; j++) {
-            if (i != j) {
-                sync_into(T[j], T[i]);
-            }
-        }
-    }
-}
 
 /* Same digest and, entry by entry, the same bytes. */
 static void same_tables(gr_table *a, gr_table *b)
 {
     uint64_t da[GR_TDIGEST_BUCKETS], db[GR_TDIGEST_BUCKETS];
-    copies ca = walk(a), cb = walk(b);
+    gr_test_tcopies ca = gr_test_tcopies_walk(a), cb = gr_test_tcopies_walk(b);
 
     gr_table_digest(a, da);
     gr_table_digest(b, db);
@@ -151,8 +69,8 @@ static void same_tables(gr_table *a, gr_table *b)
         ck_assert_uint_eq(x->hash, y->hash);
     }
     ck_assert_mem_eq(da, db, sizeof(da));
-    copies_free(&ca);
-    copies_free(&cb);
+    gr_test_tcopies_free(&ca);
+    gr_test_tcopies_free(&cb);
 }
 
 static void hset(gr_table *t, const char *k, const char *f, const char *v, uint64_t *added)
@@ -455,7 +373,7 @@ START_TEST(test_ops_replicated)
     gr_table_info_get(T[0], &in);
     ck_assert_uint_eq(in.entries, 3);
     /* the same reads on a replica that merged it */
-    sync_into(T[1], T[0]);
+    gr_test_replicas_sync_into(T[1], T[0]);
     same_tables(T[0], T[1]);
 }
 END_TEST
@@ -468,7 +386,7 @@ START_TEST(test_map_fields)
     cat c;
 
     hset(T[0], "k", "base", "0", NULL);
-    sync_all();
+    gr_test_replicas_sync_all(T, N);
     /* the same field: the later (HLC, origin) wins (equal HLCs: node 3 > 1) */
     hset(T[0], "k", "same", "n1", NULL);
     hset(T[2], "k", "same", "n3", NULL);
@@ -482,8 +400,8 @@ START_TEST(test_map_fields)
     hincr(T[0], "k", "n", 5);
     hincr(T[1], "k", "n", 7);
     hincr(T[2], "k", "n", -2);
-    sync_all();
-    sync_all();
+    gr_test_replicas_sync_all(T, N);
+    gr_test_replicas_sync_all(T, N);
     for (int i = 0; i < N; i++) {
         ck_assert_str_eq(hall(T[i], "k", &c), "a=from1,b=from2,c=from2,n=10,same=n3");
         ck_assert_int_eq(hget(T[i], "k", "base", out), GR_ENOKEY);
@@ -497,7 +415,7 @@ START_TEST(test_map_fields)
         ck_assert_int_eq(gr_table_put(T[0], tk.b, tk.n, tv.b, tv.n, NULL, NULL), 0);
     }
     hset(T[1], "k", "late", "x", NULL);
-    sync_all();
+    gr_test_replicas_sync_all(T, N);
     ck_assert_int_eq(type_of(T[1], "k"), GR_TVAL_PLAIN);
     /* after a delete, a new map on one side beats the tombstone everywhere */
     {
@@ -505,9 +423,9 @@ START_TEST(test_map_fields)
 
         ck_assert_int_eq(gr_table_del(T[2], tk.b, tk.n, 0), 0);
     }
-    sync_all();
+    gr_test_replicas_sync_all(T, N);
     hset(T[0], "k", "again", "y", NULL);
-    sync_all();
+    gr_test_replicas_sync_all(T, N);
     for (int i = 0; i < N; i++) {
         ck_assert_str_eq(hall(T[i], "k", &c), "again=y");
     }
@@ -520,7 +438,7 @@ START_TEST(test_set_add_wins)
 
     sadd(T[0], "s", "x");
     sadd(T[0], "s", "y");
-    sync_all();
+    gr_test_replicas_sync_all(T, N);
     /* x re-added on 1 while 2 removes it: the add 2 did not see survives */
     sadd(T[0], "s", "x");
     ck_assert_int_eq(srem(T[1], "s", "x"), 1);
@@ -530,10 +448,10 @@ START_TEST(test_set_add_wins)
     /* z added concurrently on two nodes, removed on a third that saw one add */
     sadd(T[0], "s", "z");
     sadd(T[2], "s", "z");
-    sync_into(T[1], T[0]);
+    gr_test_replicas_sync_into(T[1], T[0]);
     ck_assert_int_eq(srem(T[1], "s", "z"), 1);
-    sync_all();
-    sync_all();
+    gr_test_replicas_sync_all(T, N);
+    gr_test_replicas_sync_all(T, N);
     for (int i = 0; i < N; i++) {
         ck_assert_str_eq(smem(T[i], "s", &c), "x,z");
     }
@@ -541,7 +459,7 @@ START_TEST(test_set_add_wins)
     same_tables(T[0], T[2]);
     /* a remove that saw every add removes it everywhere */
     ck_assert_int_eq(srem(T[2], "s", "z"), 1);
-    sync_all();
+    gr_test_replicas_sync_all(T, N);
     for (int i = 0; i < N; i++) {
         ck_assert_str_eq(smem(T[i], "s", &c), "x");
     }
@@ -634,7 +552,7 @@ static void random_op(gr_table *t)
 START_TEST(test_merge_laws)
 {
     for (int round = 0; round < 12; round++) {
-        copies hist = {0}; /* every state any replica had, in the order made */
+        gr_test_tcopies hist = {0}; /* every state any replica had, in the order made */
         gr_tables *x[3];
         gr_table *tx[3];
 
@@ -655,7 +573,7 @@ START_TEST(test_merge_laws)
                 int j = (int)(rnd() % N);
 
                 if (j != i) {
-                    sync_into(T[i], T[j]);
+                    gr_test_replicas_sync_into(T[i], T[j]);
                 }
             } else {
                 random_op(T[i]);
@@ -664,12 +582,12 @@ START_TEST(test_merge_laws)
                 atomic_fetch_add(&test_clock, rnd() % 3); /* equal ms too: origin ties */
             }
             {
-                copies now = walk(T[i]);
+                gr_test_tcopies now = gr_test_tcopies_walk(T[i]);
 
                 for (size_t c = 0; c < now.n; c++) {
-                    copies_add(&hist, &now.v[c].e);
+                    gr_test_tcopies_add(&hist, &now.v[c].e);
                 }
-                copies_free(&now);
+                gr_test_tcopies_free(&now);
             }
         }
         /* x0: every state in order; x1: shuffled, each 1-3 times */
@@ -678,7 +596,7 @@ START_TEST(test_merge_laws)
         }
         for (size_t c = hist.n; c > 1; c--) {
             size_t j = rnd() % c;
-            copy t = hist.v[c - 1];
+            gr_test_tcopy t = hist.v[c - 1];
 
             hist.v[c - 1] = hist.v[j];
             hist.v[j] = t;
@@ -707,8 +625,8 @@ START_TEST(test_merge_laws)
             for (size_t c = 0; c < hist.n; c++) {
                 ck_assert_int_ge(gr_table_merge(th[c % 2], &hist.v[c].e), 0);
             }
-            sync_into(tx[2], th[1]);
-            sync_into(tx[2], th[0]);
+            gr_test_replicas_sync_into(tx[2], th[1]);
+            gr_test_replicas_sync_into(tx[2], th[0]);
             same_tables(tx[0], tx[2]);
             for (int i = 0; i < 2; i++) {
                 gr_table_close(th[i]);
@@ -716,11 +634,11 @@ START_TEST(test_merge_laws)
             }
         }
         /* and the replicas themselves, fully exchanged, hold the same */
-        sync_all();
+        gr_test_replicas_sync_all(T, N);
         same_tables(T[0], T[1]);
         same_tables(T[0], T[2]);
         same_tables(T[0], tx[0]);
-        copies_free(&hist);
+        gr_test_tcopies_free(&hist);
         for (int i = 0; i < 3; i++) {
             gr_table_close(tx[i]);
             gr_tables_free(x[i]);
@@ -803,12 +721,12 @@ START_TEST(test_sweep)
     hset(T[0], "h", "b", "2", NULL);
     sadd(T[0], "s", "x");
     sadd(T[0], "s", "y");
-    sync_all();
+    gr_test_replicas_sync_all(T, N);
     hdel(T[0], "h", "a");
     srem(T[0], "s", "x");
     sadd(T[0], "e", "z");
     srem(T[0], "e", "z"); /* an emptied set */
-    sync_all();
+    gr_test_replicas_sync_all(T, N);
     same_tables(T[0], T[1]);
     for (int i = 0; i < N; i++) {
         gr_tables_maintain(E[i]); /* too early: nothing goes */
@@ -823,13 +741,13 @@ START_TEST(test_sweep)
     same_tables(T[0], T[1]);
     same_tables(T[0], T[2]);
     {
-        copies cs = walk(T[0]);
+        gr_test_tcopies cs = gr_test_tcopies_walk(T[0]);
 
         ck_assert_uint_eq(cs.n, 2); /* the emptied set went entirely */
         for (size_t i = 0; i < cs.n; i++) {
             ck_assert_uint_lt(cs.v[i].e.vlen, 80); /* no removed field/record left */
         }
-        copies_free(&cs);
+        gr_test_tcopies_free(&cs);
     }
     ck_assert_str_eq(hall(T[2], "h", &c), "b=2");
     ck_assert_str_eq(smem(T[2], "s", &c), "y");
@@ -837,59 +755,6 @@ START_TEST(test_sweep)
 END_TEST
 
 /* Anti-entropy with real frames: map and set states travel with their kind. */
-typedef struct wire {
-    int to, from;
-    uint8_t *frame;
-    size_t len;
-    struct wire *next;
-} wire;
-static wire *wq, **wq_tail = &wq;
-static int emit_from, emit_to;
-static const char *const NAMES[N] = {"n1@h", "n2@h", "n3@h"};
-
-static int emit(void *ctx, const uint8_t *frame, size_t len)
-{
-    wire *w = calloc(1, sizeof(*w));
-
-    (void)ctx;
-    w->to = emit_to;
-    w->from = emit_from;
-    w->frame = malloc(len);
-    memcpy(w->frame, frame, len);
-    w->len = len;
-    *wq_tail = w;
-    wq_tail = &w->next;
-    return 0;
-}
-
-static void pump(void)
-{
-    while (wq) {
-        wire *w = wq;
-        Girder__Frame *f = NULL;
-
-        wq = w->next;
-        if (!wq) {
-            wq_tail = &wq;
-        }
-        ck_assert_int_eq(gr_frame_unpack(w->frame, w->len, &f), 0);
-        emit_from = w->to;
-        emit_to = w->from;
-        ck_assert_int_eq(gr_trepl_recv(gr_tables_repl(E[w->to]), NAMES[w->from], f, emit, NULL), 0);
-        gr_frame_free(f);
-        free(w->frame);
-        free(w);
-    }
-}
-
-static void offer(int i, int j)
-{
-    emit_from = i;
-    emit_to = j;
-    gr_trepl_sync(gr_tables_repl(E[i]), NAMES[j], true, emit, NULL);
-    pump();
-}
-
 START_TEST(test_anti_entropy)
 {
     gr_trepl *r = gr_tables_repl(E[0]);
@@ -897,13 +762,13 @@ START_TEST(test_anti_entropy)
 
     hset(T[0], "h", "a", "1", NULL);
     sadd(T[0], "s", "x");
-    offer(0, 1);
+    gr_test_wire_offer(&W, 0, 1);
     ck_assert_str_eq(hall(T[1], "h", &c), "a=1");
     hset(T[1], "h", "b", "2", NULL);
     srem(T[1], "s", "x");
     sadd(T[0], "s", "x"); /* concurrent with the remove */
-    offer(1, 0);
-    offer(0, 1);
+    gr_test_wire_offer(&W, 1, 0);
+    gr_test_wire_offer(&W, 0, 1);
     for (int i = 0; i < 2; i++) {
         ck_assert_str_eq(hall(T[i], "h", &c), "a=1,b=2");
         ck_assert_str_eq(smem(T[i], "s", &c), "x");
@@ -913,10 +778,10 @@ START_TEST(test_anti_entropy)
     gr_trepl_peer_up(r, NAMES[2]);
     hset(T[0], "q", "f", "v", NULL);
     sadd(T[0], "qs", "m");
-    emit_from = 0;
-    emit_to = 2;
-    gr_trepl_drain(r, emit, NULL);
-    pump();
+    W.from = 0;
+    W.to = 2;
+    gr_trepl_drain(r, gr_test_wire_emit, &W);
+    gr_test_wire_pump(&W);
     ck_assert_str_eq(hall(T[2], "q", &c), "f=v");
     ck_assert_str_eq(smem(T[2], "qs", &c), "m");
 }
@@ -925,11 +790,11 @@ END_TEST
 /* A replica's state is validated: a forged one changes nothing. */
 START_TEST(test_bad_state)
 {
-    copies cs;
+    gr_test_tcopies cs;
     uint8_t bad[64];
 
     hset(T[0], "h", "a", "1", NULL);
-    cs = walk(T[0]);
+    cs = gr_test_tcopies_walk(T[0]);
     ck_assert_uint_eq(cs.n, 1);
     memcpy(bad, cs.v[0].e.val, cs.v[0].e.vlen);
     for (size_t cut = 0; cut < cs.v[0].e.vlen; cut++) {
@@ -950,32 +815,21 @@ START_TEST(test_bad_state)
         ck_assert_int_eq(gr_table_merge(T[1], &e), GR_EBADTERM);
     }
     ck_assert_uint_eq(gr_table_count(T[1]), 0);
-    copies_free(&cs);
+    gr_test_tcopies_free(&cs);
 }
 END_TEST
 
-int main(void)
+static Suite *crdt_suite(void)
 {
     Suite *s = suite_create("tables_crdt");
-    TCase *tc = tcase_create("crdt");
-    SRunner *sr;
-    int failed;
+    TCase *tc = gr_test_tcase(s, "crdt", setup, teardown, 240);
 
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 240);
-    tcase_add_test(tc, test_ops_local);
-    tcase_add_test(tc, test_ops_replicated);
-    tcase_add_test(tc, test_map_fields);
-    tcase_add_test(tc, test_set_add_wins);
-    tcase_add_test(tc, test_merge_laws);
-    tcase_add_test(tc, test_disk);
-    tcase_add_test(tc, test_sweep);
-    tcase_add_test(tc, test_anti_entropy);
-    tcase_add_test(tc, test_bad_state);
-    suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    gr_test_add(tc, test_ops_local, test_ops_replicated, test_map_fields, test_set_add_wins,
+                test_merge_laws, test_disk, test_sweep, test_anti_entropy, test_bad_state);
+    return s;
+}
+
+int main(void)
+{
+    return gr_test_run(crdt_suite);
 }

@@ -10,6 +10,7 @@
 #include "tables/repl.h"
 #include "tables/tables.h"
 #include "tables/test_util.h"
+#include "testing/gr_test_tables.h"
 
 #include "proto/err.h"
 #include "proto/frame.h"
@@ -22,85 +23,19 @@
 static gr_tables *E[N]; /* three replicas: node ids 1, 2, 3 */
 static gr_table *T[N];  /* table "r" on each */
 
+static const char *const NAMES[N] = {"n1@h", "n2@h", "n3@h"};
+static gr_test_wire W; /* carries repl.c's frames between E[] */
+
 static void setup(void)
 {
     atomic_store(&test_clock, 1800000000000ull);
-    for (int i = 0; i < N; i++) {
-        gr_tables_config cfg = {
-            .node_id = (uint64_t)i + 1, .now_ms = test_now, .maint_ms = -1, .tomb_ms = 60000};
-        gr_table_opts o = {.replicated = true, .created = 1000};
-
-        ck_assert_int_eq(gr_tables_new(&cfg, &E[i]), 0);
-        ck_assert_int_eq(gr_tables_create_replica(E[i], "r", &o), 0);
-        ck_assert_int_eq(gr_tables_open(E[i], "r", &T[i]), 0);
-    }
+    gr_test_replicas_open(E, T, N, test_now);
+    gr_test_wire_init(&W, E, NAMES);
 }
 
 static void teardown(void)
 {
-    for (int i = 0; i < N; i++) {
-        T[i] = gr_table_close(T[i]);
-        E[i] = gr_tables_free(E[i]);
-    }
-}
-
-/* Merge every entry of `from` into `to` (what anti-entropy ends with). The
- * walk copies (its callback holds a shard lock of `from`: merging there
- * would take `to`'s locks under it, an order repl.c never uses either). */
-typedef struct copy {
-    gr_trent e;
-    gr_tcnt cnt[255];
-    uint8_t *kv;
-} copy;
-typedef struct copies {
-    copy *v;
-    size_t n, cap;
-} copies;
-
-static int copy_fn(void *ud, const gr_trent *e)
-{
-    copies *cs = ud;
-    copy *c;
-
-    if (cs->n == cs->cap) {
-        cs->cap = cs->cap ? 2 * cs->cap : 64;
-        cs->v = realloc(cs->v, cs->cap * sizeof(*cs->v));
-        ck_assert_ptr_nonnull(cs->v);
-    }
-    c = &cs->v[cs->n++];
-    c->e = *e;
-    c->kv = malloc(e->klen + e->vlen + 1);
-    memcpy(c->kv, e->key, e->klen);
-    memcpy(c->kv + e->klen, e->val, e->vlen);
-    memcpy(c->cnt, e->cnt, e->ncnt * sizeof(gr_tcnt));
-    return 0;
-}
-
-static void sync_into(gr_table *to, gr_table *from)
-{
-    copies cs = {0};
-
-    ck_assert_int_eq(gr_table_walk(from, NULL, copy_fn, &cs), 0);
-    for (size_t i = 0; i < cs.n; i++) {
-        copy *c = &cs.v[i];
-
-        c->e.key = c->kv;
-        c->e.val = c->kv + c->e.klen;
-        c->e.cnt = c->cnt;
-        ck_assert_int_ge(gr_table_merge(to, &c->e), 0);
-        free(c->kv);
-    }
-    free(cs.v);
-}
-static void sync_all(void)
-{
-    for (int i = 0; i < N; i++) {
-        for (int j = 0; j < N; j++) {
-            if (i != j) {
-                sync_into(T[j], T[i]);
-            }
-        }
-    }
+    gr_test_replicas_close(E, T, N);
 }
 
 static int64_t get_i(gr_table *t, const char *k)
@@ -147,16 +82,16 @@ START_TEST(test_lww)
     for (int i = 0; i < N; i++) {
         put_i(T[i], "k", 10 + i);
     }
-    sync_all();
+    gr_test_replicas_sync_all(T, N);
     for (int i = 0; i < N; i++) {
         ck_assert_int_eq(get_i(T[i], "k"), 12);
     }
     /* a later write wins whatever the origin, in any merge order */
     atomic_fetch_add(&test_clock, 5);
     put_i(T[0], "k", 100);
-    sync_into(T[2], T[0]);
-    sync_into(T[1], T[2]);
-    sync_into(T[0], T[1]); /* the older state coming back changes nothing */
+    gr_test_replicas_sync_into(T[2], T[0]);
+    gr_test_replicas_sync_into(T[1], T[2]);
+    gr_test_replicas_sync_into(T[0], T[1]); /* the older state coming back changes nothing */
     for (int i = 0; i < N; i++) {
         ck_assert_int_eq(get_i(T[i], "k"), 100);
     }
@@ -169,7 +104,7 @@ START_TEST(test_tombstone)
     term k = T_str("k");
 
     put_i(T[0], "k", 1);
-    sync_all();
+    gr_test_replicas_sync_all(T, N);
     atomic_fetch_add(&test_clock, 1);
     ck_assert_int_eq(gr_table_del(T[1], k.b, k.n, 0), 0);
     ck_assert_uint_eq(gr_table_count(T[1]), 0); /* the tombstone is not an entry */
@@ -180,16 +115,16 @@ START_TEST(test_tombstone)
         ck_assert_uint_eq(in.tombstones, 1);
         ck_assert_uint_eq(in.entries, 0);
     }
-    sync_into(T[1], T[0]); /* the older put does not come back */
+    gr_test_replicas_sync_into(T[1], T[0]); /* the older put does not come back */
     ck_assert_int_eq(get_i(T[1], "k"), GR_ENOKEY);
-    sync_all();
+    gr_test_replicas_sync_all(T, N);
     for (int i = 0; i < N; i++) {
         ck_assert_int_eq(get_i(T[i], "k"), GR_ENOKEY);
     }
     /* a write after the delete wins over the tombstone */
     atomic_fetch_add(&test_clock, 1);
     put_i(T[2], "k", 7);
-    sync_all();
+    gr_test_replicas_sync_all(T, N);
     for (int i = 0; i < N; i++) {
         ck_assert_int_eq(get_i(T[i], "k"), 7);
     }
@@ -216,12 +151,12 @@ START_TEST(test_counter_merge)
     ck_assert_int_eq(gr_table_incr(T[0], k.b, k.n, 5, &v), 0);
     ck_assert_int_eq(gr_table_incr(T[1], k.b, k.n, 3, &v), 0);
     ck_assert_int_eq(gr_table_incr(T[2], k.b, k.n, -1, &v), 0);
-    sync_into(T[1], T[0]);
+    gr_test_replicas_sync_into(T[1], T[0]);
     ck_assert_int_eq(get_i(T[1], "c"), 8);
     ck_assert_int_eq(gr_table_incr(T[1], k.b, k.n, 10, &v), 0);
     ck_assert_int_eq(v, 18);
-    sync_all();
-    sync_all(); /* idempotent */
+    gr_test_replicas_sync_all(T, N);
+    gr_test_replicas_sync_all(T, N); /* idempotent */
     for (int i = 0; i < N; i++) {
         ck_assert_int_eq(get_i(T[i], "c"), 17);
     }
@@ -229,21 +164,21 @@ START_TEST(test_counter_merge)
     /* a put replaces the counter; increments after it (having seen it) add */
     atomic_fetch_add(&test_clock, 1);
     put_i(T[0], "c", 100);
-    sync_all();
+    gr_test_replicas_sync_all(T, N);
     ck_assert_int_eq(gr_table_incr(T[1], k.b, k.n, 1, &v), 0);
     ck_assert_int_eq(gr_table_incr(T[2], k.b, k.n, 2, &v), 0);
-    sync_all();
+    gr_test_replicas_sync_all(T, N);
     for (int i = 0; i < N; i++) {
         ck_assert_int_eq(get_i(T[i], "c"), 103);
     }
     /* after a delete, a counter started on the tombstone wins over it */
     atomic_fetch_add(&test_clock, 1);
     ck_assert_int_eq(gr_table_del(T[0], k.b, k.n, 0), 0);
-    sync_all();
+    gr_test_replicas_sync_all(T, N);
     ck_assert_int_eq(gr_table_incr(T[2], k.b, k.n, 4, &v), 0);
     ck_assert_int_eq(v, 4);
     ck_assert_int_eq(gr_table_incr(T[1], k.b, k.n, 1, &v), 0);
-    sync_all();
+    gr_test_replicas_sync_all(T, N);
     for (int i = 0; i < N; i++) {
         ck_assert_int_eq(get_i(T[i], "c"), 5);
     }
@@ -257,25 +192,25 @@ START_TEST(test_expiry)
     gr_tput ttl = {.flags = GR_TPUT_TTL, .ttl_ms = 500};
 
     put_i(T[0], "k", 0);
-    sync_all(); /* every replica holds the old value without a TTL */
+    gr_test_replicas_sync_all(T, N); /* every replica holds the old value without a TTL */
     atomic_fetch_add(&test_clock, 1);
     ck_assert_int_eq(gr_table_put(T[0], k.b, k.n, v.b, v.n, &ttl, NULL), 0);
-    sync_into(T[1], T[0]); /* node 3 misses the write */
+    gr_test_replicas_sync_into(T[1], T[0]); /* node 3 misses the write */
     atomic_fetch_add(&test_clock, 500);
     ck_assert_int_eq(get_i(T[0], "k"), GR_ENOKEY);
     ck_assert_int_eq(get_i(T[1], "k"), GR_ENOKEY); /* the same absolute expiry */
     ck_assert_int_eq(get_i(T[2], "k"), 0);
-    gr_tables_maintain(E[0]); /* the expired entry becomes a tombstone */
-    sync_into(T[0], T[2]);    /* the missed replica's older value cannot undo it */
-    sync_into(T[1], T[2]);
+    gr_tables_maintain(E[0]);               /* the expired entry becomes a tombstone */
+    gr_test_replicas_sync_into(T[0], T[2]); /* the missed replica's older value cannot undo it */
+    gr_test_replicas_sync_into(T[1], T[2]);
     ck_assert_int_eq(get_i(T[0], "k"), GR_ENOKEY);
     ck_assert_int_eq(get_i(T[1], "k"), GR_ENOKEY);
-    sync_into(T[2], T[1]); /* and the lagging one learns the expiry */
+    gr_test_replicas_sync_into(T[2], T[1]); /* and the lagging one learns the expiry */
     ck_assert_int_eq(get_i(T[2], "k"), GR_ENOKEY);
     for (int i = 0; i < N; i++) {
         gr_tables_maintain(E[i]);
     }
-    sync_all();
+    gr_test_replicas_sync_all(T, N);
     digests_equal();
 }
 END_TEST
@@ -302,7 +237,7 @@ START_TEST(test_digest)
     gr_table_digest(T[0], a);
     gr_table_digest(T[1], b);
     ck_assert_mem_ne(a, b, sizeof(a));
-    sync_all();
+    gr_test_replicas_sync_all(T, N);
     digests_equal();
     put_i(T[0], "one-more", 1);
     gr_table_digest(T[0], a);
@@ -319,7 +254,7 @@ START_TEST(test_digest)
     ck_assert_int_eq(gr_table_walk(T[0], mask, count_fn, &n), 0);
     ck_assert_int_ge(n, 1);
     ck_assert_int_lt(n, 30); /* about 1000 / 256 keys per bucket */
-    sync_all();
+    gr_test_replicas_sync_all(T, N);
     digests_equal();
 }
 END_TEST
@@ -376,71 +311,6 @@ END_TEST
 
 /* ---- the anti-entropy exchange of repl.c, frames and all ------------------------------------ */
 
-typedef struct wire {
-    int to;         /* destination engine */
-    int from;       /* sender */
-    uint8_t *frame; /* packed Girder.Frame */
-    size_t len;
-    struct wire *next;
-} wire;
-
-static wire *wq, **wq_tail = &wq;
-static int emit_from, emit_to;
-static uint64_t frames_sent[4]; /* by kind: 0 writes, 1 digest, 2 keys */
-
-static int emit(void *ctx, const uint8_t *frame, size_t len)
-{
-    wire *w = calloc(1, sizeof(*w));
-
-    (void)ctx;
-    ck_assert_ptr_nonnull(w);
-    w->to = emit_to;
-    w->from = emit_from;
-    w->frame = malloc(len);
-    memcpy(w->frame, frame, len);
-    w->len = len;
-    *wq_tail = w;
-    wq_tail = &w->next;
-    return 0;
-}
-
-static const char *const NAMES[N] = {"n1@h", "n2@h", "n3@h"};
-
-/* Deliver queued frames until none is left; answers go back to the sender. */
-static unsigned pump(void)
-{
-    unsigned n = 0;
-
-    while (wq) {
-        wire *w = wq;
-        Girder__Frame *f = NULL;
-
-        wq = w->next;
-        if (!wq) {
-            wq_tail = &wq;
-        }
-        ck_assert_int_eq(gr_frame_unpack(w->frame, w->len, &f), 0);
-        frames_sent[f->msg_case - GIRDER__FRAME__MSG_REPL_WRITES]++;
-        emit_from = w->to;
-        emit_to = w->from;
-        ck_assert_int_eq(gr_trepl_recv(gr_tables_repl(E[w->to]), NAMES[w->from], f, emit, NULL), 0);
-        gr_frame_free(f);
-        free(w->frame);
-        free(w);
-        n++;
-    }
-    return n;
-}
-
-/* i offers its digest to j (what member up and the period do). */
-static void offer(int i, int j)
-{
-    emit_from = i;
-    emit_to = j;
-    gr_trepl_sync(gr_tables_repl(E[i]), NAMES[j], true, emit, NULL);
-    pump();
-}
-
 START_TEST(test_anti_entropy)
 {
     gr_trepl_peer p[4];
@@ -452,7 +322,7 @@ START_TEST(test_anti_entropy)
         ck_assert_int_eq(gr_table_put(T[0], tk.b, tk.n, tv.b, tv.n, NULL, NULL), 0);
     }
     /* a new replica: everything differs; one round each way levels them */
-    offer(0, 1);
+    gr_test_wire_offer(&W, 0, 1);
     ck_assert_uint_eq(gr_table_count(T[1]), 2000);
     {
         uint64_t a[GR_TDIGEST_BUCKETS], b[GR_TDIGEST_BUCKETS];
@@ -463,20 +333,20 @@ START_TEST(test_anti_entropy)
     }
     /* little differs: only the differing buckets' keys travel */
     put_i(T[1], "k00000007", -7);
-    memset(frames_sent, 0, sizeof(frames_sent));
-    offer(1, 0);
+    memset(W.sent, 0, sizeof(W.sent));
+    gr_test_wire_offer(&W, 1, 0);
     ck_assert_int_eq(get_i(T[0], "k00000007"), -7);
-    ck_assert_uint_eq(frames_sent[1], 1); /* the digest */
-    ck_assert_uint_eq(frames_sent[2], 1); /* one key list, of one bucket */
-    ck_assert_uint_eq(frames_sent[0], 1); /* one batch of writes */
+    ck_assert_uint_eq(W.sent[1], 1); /* the digest */
+    ck_assert_uint_eq(W.sent[2], 1); /* one key list, of one bucket */
+    ck_assert_uint_eq(W.sent[0], 1); /* one batch of writes */
     /* the digest's sender records the answer: n1 held something else */
     ck_assert_uint_eq(gr_trepl_peers(gr_tables_repl(E[1]), "r", p, 4), 1);
     ck_assert_str_eq(p[0].node, "n1@h");
     ck_assert(!p[0].equal);
-    memset(frames_sent, 0, sizeof(frames_sent));
-    offer(1, 0); /* the next round finds them equal: one empty answer */
-    ck_assert_uint_eq(frames_sent[2], 1);
-    ck_assert_uint_eq(frames_sent[0], 0);
+    memset(W.sent, 0, sizeof(W.sent));
+    gr_test_wire_offer(&W, 1, 0); /* the next round finds them equal: one empty answer */
+    ck_assert_uint_eq(W.sent[2], 1);
+    ck_assert_uint_eq(W.sent[0], 0);
     gr_trepl_peers(gr_tables_repl(E[1]), "r", p, 4);
     ck_assert(p[0].equal);
     /* a tombstone goes once every member known has answered with an equal
@@ -487,40 +357,40 @@ START_TEST(test_anti_entropy)
         gr_table_info in;
 
         ck_assert_int_eq(gr_table_del(T[0], k.b, k.n, 0), 0);
-        offer(0, 1); /* n2 gets the tombstone */
+        gr_test_wire_offer(&W, 0, 1); /* n2 gets the tombstone */
         ck_assert_int_eq(get_i(T[1], "k00000009"), GR_ENOKEY);
         atomic_fetch_add(&test_clock, 2000);
-        offer(0, 1); /* equal, but too soon after the delete */
+        gr_test_wire_offer(&W, 0, 1); /* equal, but too soon after the delete */
         gr_tables_maintain(E[0]);
         gr_table_info_get(T[0], &in);
         ck_assert_uint_eq(in.tombstones, 1);
         atomic_fetch_add(&test_clock, 4000);
-        offer(0, 1); /* equal 6 s after the delete */
+        gr_test_wire_offer(&W, 0, 1); /* equal 6 s after the delete */
         gr_tables_maintain(E[0]);
         gr_table_info_get(T[0], &in);
         ck_assert_uint_eq(in.tombstones, 0);
         gr_table_info_get(T[1], &in);
         ck_assert_uint_eq(in.tombstones, 1);
-        offer(0, 1); /* the cut-off travels in the digest */
+        gr_test_wire_offer(&W, 0, 1); /* the cut-off travels in the digest */
         gr_tables_maintain(E[1]);
         gr_table_info_get(T[1], &in);
         ck_assert_uint_eq(in.tombstones, 0);
-        memset(frames_sent, 0, sizeof(frames_sent));
-        offer(1, 0); /* and they are equal again, nothing shipped */
-        ck_assert_uint_eq(frames_sent[0], 0);
+        memset(W.sent, 0, sizeof(W.sent));
+        gr_test_wire_offer(&W, 1, 0); /* and they are equal again, nothing shipped */
+        ck_assert_uint_eq(W.sent[0], 0);
         gr_trepl_peers(gr_tables_repl(E[1]), "r", p, 4);
         ck_assert(p[0].equal);
     }
     /* tables: a create reaches a replica through the digest; a drop leaves a
      * table tombstone that a replica that missed it obeys later */
     ck_assert_int_eq(gr_tables_create(E[0], "fresh", &(gr_table_opts){.replicated = true}), 0);
-    offer(0, 2);
+    gr_test_wire_offer(&W, 0, 2);
     ck_assert_int_eq(gr_tables_open(E[2], "fresh", &t), 0);
     gr_table_close(t);
     ck_assert_int_eq(gr_tables_drop(E[0], "fresh"), 0);
-    offer(0, 2);
+    gr_test_wire_offer(&W, 0, 2);
     ck_assert_int_eq(gr_tables_open(E[2], "fresh", &t), GR_ENOTABLE);
-    offer(2, 0); /* and it does not come back from the other side */
+    gr_test_wire_offer(&W, 2, 0); /* and it does not come back from the other side */
     ck_assert_int_eq(gr_tables_open(E[0], "fresh", &t), GR_ENOTABLE);
 }
 END_TEST
@@ -540,12 +410,12 @@ START_TEST(test_write_queue)
         ck_assert_int_eq(gr_table_put(T[0], tk.b, tk.n, tv.b, tv.n, NULL, NULL), 0);
     }
     ck_assert_uint_eq(gr_trepl_pending(r), 5000);
-    emit_from = 0;
-    emit_to = 1;
-    memset(frames_sent, 0, sizeof(frames_sent));
-    gr_trepl_drain(r, emit, NULL);
+    W.from = 0;
+    W.to = 1;
+    memset(W.sent, 0, sizeof(W.sent));
+    gr_trepl_drain(r, gr_test_wire_emit, &W);
     ck_assert_uint_eq(gr_trepl_pending(r), 0);
-    pump();
+    gr_test_wire_pump(&W);
     ck_assert_uint_eq(gr_table_count(T[1]), 5000);
     ck_assert_int_eq(get_i(T[1], "before"), GR_ENOKEY); /* anti-entropy's job */
     gr_trepl_peer_down(r, NAMES[1]);
@@ -571,39 +441,28 @@ START_TEST(test_queue_bound)
     ck_assert_uint_lt(gr_trepl_pending(r), 2000);
     ck_assert_uint_gt(gr_trepl_pending(r), 0);
     ck_assert_uint_eq(gr_trepl_overflows(r), 2000 - gr_trepl_pending(r));
-    emit_from = 0;
-    emit_to = 1;
-    memset(frames_sent, 0, sizeof(frames_sent));
-    gr_trepl_drain(r, emit, NULL);
-    pump();
-    ck_assert_uint_ge(frames_sent[1], 1); /* the digest went with the drain */
+    W.from = 0;
+    W.to = 1;
+    memset(W.sent, 0, sizeof(W.sent));
+    gr_trepl_drain(r, gr_test_wire_emit, &W);
+    gr_test_wire_pump(&W);
+    ck_assert_uint_ge(W.sent[1], 1); /* the digest went with the drain */
     ck_assert_uint_eq(gr_table_count(T[1]), 2000);
     digests_equal_2();
 }
 END_TEST
 
-int main(void)
+static Suite *repl_suite(void)
 {
     Suite *s = suite_create("tables_repl");
-    TCase *tc = tcase_create("repl");
-    SRunner *sr;
-    int failed;
+    TCase *tc = gr_test_tcase(s, "repl", setup, teardown, 60);
 
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 60);
-    tcase_add_test(tc, test_lww);
-    tcase_add_test(tc, test_tombstone);
-    tcase_add_test(tc, test_counter_merge);
-    tcase_add_test(tc, test_expiry);
-    tcase_add_test(tc, test_digest);
-    tcase_add_test(tc, test_disk_replay);
-    tcase_add_test(tc, test_anti_entropy);
-    tcase_add_test(tc, test_write_queue);
-    tcase_add_test(tc, test_queue_bound);
-    suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    gr_test_add(tc, test_lww, test_tombstone, test_counter_merge, test_expiry, test_digest,
+                test_disk_replay, test_anti_entropy, test_write_queue, test_queue_bound);
+    return s;
+}
+
+int main(void)
+{
+    return gr_test_run(repl_suite);
 }
