@@ -54,6 +54,7 @@ def _downs(node, mark, who):
 
 
 def test_fd_cut_vouched(c):
+    """One link cut while both ends still reach everyone else: no false down."""
     if os.geteuid() != 0 or not shutil.which("nft") or not shutil.which("ss"):
         print("    SKIPPED: needs root, nft and ss (scripts/setup-deps)")
         return
