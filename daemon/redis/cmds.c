@@ -1035,10 +1035,9 @@ static void cmd_rename(rconn *c, const rargs *a)
 typedef struct kscan {
     const char *pat;
     size_t patl;
-    int type; /* -1: any */
-    gr_tbuf keys;
-    size_t n;
-    bool oom;
+    int type;     /* -1: any */
+    gr_tbuf keys; /* the pieces' bytes */
+    rpieces ps;   /* .b = &keys */
 } kscan;
 
 static int scan_fn(void *ud, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
@@ -1047,7 +1046,6 @@ static int scan_fn(void *ud, const uint8_t *key, size_t klen, const uint8_t *val
     kscan *ks = ud;
     const uint8_t *p;
     size_t n;
-    uint32_t l;
 
     if (!gr_redis_key_bytes(key, klen, &p, &n) ||
         (ks->pat && !gr_resp_glob(ks->pat, ks->patl, (const char *)p, n, false)) ||
@@ -1057,35 +1055,17 @@ static int scan_fn(void *ud, const uint8_t *key, size_t klen, const uint8_t *val
                                            : gr_redis_type(val, vlen)) != ks->type)) {
         return 0;
     }
-    if (ks->keys.cap - ks->keys.len < n + 4) {
-        size_t nc = (ks->keys.cap + n + 4) * 2;
-        uint8_t *np = realloc(ks->keys.p, nc);
-
-        if (!np) {
-            ks->oom = true;
-            return 1;
-        }
-        ks->keys.p = np;
-        ks->keys.cap = nc;
+    if (gr_redis_piece_put(&ks->ps, p, n) < 0) {
+        return 1;
     }
-    l = (uint32_t)n;
-    memcpy(ks->keys.p + ks->keys.len, &l, 4);
-    memcpy(ks->keys.p + ks->keys.len + 4, p, n);
-    ks->keys.len += n + 4;
-    ks->n++;
+    ks->ps.n++;
     return 0;
 }
 
 static void reply_keys(rconn *c, const kscan *ks)
 {
-    gr_resp_array(&c->out, ks->n);
-    for (size_t off = 0; off < ks->keys.len;) {
-        uint32_t l;
-
-        memcpy(&l, ks->keys.p + off, 4);
-        gr_resp_bulk(&c->out, ks->keys.p + off + 4, l);
-        off += 4 + l;
-    }
+    gr_resp_array(&c->out, ks->ps.n);
+    gr_redis_reply_pieces(c, &ks->ps);
 }
 
 static void cmd_keys(rconn *c, const rargs *a)
@@ -1099,6 +1079,7 @@ static void cmd_keys(rconn *c, const rargs *a)
     if (!t) {
         return;
     }
+    ks.ps.b = &ks.keys;
     if (all) {
         ks.pat = NULL;
     }
@@ -1106,14 +1087,14 @@ static void cmd_keys(rconn *c, const rargs *a)
         gr_tscan req = {.cursor = cur.len ? cur.p : NULL, .cursor_len = cur.len, .limit = 10000};
         gr_tbuf tmp;
 
-        if ((r = gr_table_scan(t, &req, scan_fn, &ks, &next)) < 0 || ks.oom || next.len == 0) {
+        if ((r = gr_table_scan(t, &req, scan_fn, &ks, &next)) < 0 || ks.ps.oom || next.len == 0) {
             break;
         }
         tmp = cur;
         cur = next;
         next = tmp;
     }
-    if (r < 0 || ks.oom) {
+    if (r < 0 || ks.ps.oom) {
         gr_redis_reply_err(c, r < 0 ? r : -ENOMEM);
     } else {
         reply_keys(c, &ks);
@@ -1136,6 +1117,7 @@ static void cmd_scan(rconn *c, const rargs *a)
     if (!t) {
         return;
     }
+    ks.ps.b = &ks.keys;
     for (size_t i = 0; i < a->argl[1]; i++) {
         if (a->argv[1][i] < '0' || a->argv[1][i] > '9' || a->argl[1] > 20) {
             gr_resp_error(&c->out, "ERR invalid cursor");
@@ -1183,7 +1165,7 @@ static void cmd_scan(rconn *c, const rargs *a)
 
         r = gr_table_scan(t, &req, scan_fn, &ks, &next);
     }
-    if (r < 0 || ks.oom) {
+    if (r < 0 || ks.ps.oom) {
         gr_redis_reply_err(c, r < 0 ? r : -ENOMEM);
     } else {
         id = next.len ? gr_redis_cursor_put(c->srv, next.p, next.len) : 0;
@@ -1636,13 +1618,7 @@ static void reply_pieces(rconn *c, const rpieces *ps, bool array)
     if (array) {
         gr_resp_array(&c->out, ps->n);
     }
-    for (size_t off = 0; off < ps->b->len;) {
-        const uint8_t *p;
-        size_t n;
-
-        off = gr_redis_piece_at(ps, off, &p, &n);
-        gr_resp_bulk(&c->out, p, n);
-    }
+    gr_redis_reply_pieces(c, ps);
 }
 
 static void pop_common(rconn *c, const rargs *a, bool left)
@@ -2625,21 +2601,52 @@ static void cmd_zpopmax(rconn *c, const rargs *a)
 
 /* ---- HSCAN SSCAN ZSCAN ------------------------------------------------------------------- */
 
+/* One item of a collection being scanned: its name (field, member) and where
+ * it sits in the loaded collection. */
+typedef struct sitem {
+    const uint8_t *p;
+    size_t len;
+    size_t at;
+} sitem;
+
+#define SCAN_ONE_PAGE 128 /* HSCAN... of a collection this small: one page, as Redis */
+
+static int bytes_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
+{
+    int r = memcmp(a, b, al < bl ? al : bl);
+
+    return r ? r : (al > bl) - (al < bl);
+}
+
+static int sitem_cmp(const void *x, const void *y)
+{
+    const sitem *a = x, *b = y;
+
+    return bytes_cmp(a->p, a->len, b->p, b->len);
+}
+
 /* HSCAN / SSCAN / ZSCAN key cursor [MATCH pattern] [COUNT n] (HSCAN also
- * NOVALUES). A collection is one value, so any cursor returns every
- * matching item in one page with cursor 0, as Redis does for a small
- * (listpack-encoded) collection (docs/redis.md). */
+ * NOVALUES). The collection is read whole and walked in byte order of its
+ * names; a page examines about COUNT items (default 10) after the cursor's
+ * name, and the cursor stands for the last name examined (remembered
+ * node-wide like SCAN's, docs/redis.md): an item present for the whole
+ * iteration is returned exactly once, whatever is added or removed. A
+ * collection of at most SCAN_ONE_PAGE items is one page whatever the cursor,
+ * as Redis answers for its small encodings. */
 static void scan_coll(rconn *c, const rargs *a, rtype ty)
 {
     gr_table *t = gr_redis_db(c);
     const char *pat = NULL;
-    size_t patl = 0, n = 0;
+    size_t patl = 0, nitems, first = 0, end, n = 0;
     bool novalues = false;
     unsigned long long cur;
-    char buf[24], *end;
+    int64_t count = 10;
+    char buf[24], *e;
+    gr_tbuf last = {0};
+    sitem *its = NULL;
     coll k = {0};
     zset z = {0};
-    size_t nitems, per = ty == RT_SET ? 1 : 2;
+    size_t per = ty == RT_SET ? 1 : 2;
 
     if (!t) {
         return;
@@ -2651,24 +2658,22 @@ static void scan_coll(rconn *c, const rargs *a, rtype ty)
     memcpy(buf, a->argv[2], a->argl[2]);
     buf[a->argl[2]] = '\0';
     errno = 0;
-    cur = strtoull(buf, &end, 10);
-    if (*end || errno) {
+    cur = strtoull(buf, &e, 10);
+    if (*e || errno) {
         gr_resp_error(&c->out, "ERR invalid cursor");
         return;
     }
     for (int i = 3; i < a->argc; i++) {
-        int64_t cnt;
-
         if (arg_is(a, i, "MATCH") && i + 1 < a->argc) {
             pat = a->argv[i + 1];
             patl = a->argl[i + 1];
             i++;
         } else if (arg_is(a, i, "COUNT") && i + 1 < a->argc) {
-            if (!arg_int(a, i + 1, &cnt)) {
+            if (!arg_int(a, i + 1, &count)) {
                 gr_resp_error(&c->out, E_INT);
                 return;
             }
-            if (cnt < 1) {
+            if (count < 1) {
                 gr_resp_error(&c->out, E_SYNTAX);
                 return;
             }
@@ -2683,33 +2688,71 @@ static void scan_coll(rconn *c, const rargs *a, rtype ty)
     if (ty == RT_ZSET ? zs_load(c, t, a, 1, &z) < 0 : coll_load(c, t, a, ty, &k) < 0) {
         return;
     }
-    (void)cur;
     nitems = ty == RT_ZSET ? z.n : k.n;
+    if (nitems <= SCAN_ONE_PAGE) {
+        cur = 0; /* as Redis for a small (listpack) collection: all of it, any cursor */
+        count = SCAN_ONE_PAGE;
+    } else if (cur != 0 && !gr_redis_cursor_get(c->srv, cur, &last)) {
+        gr_resp_error(&c->out, "ERR invalid cursor");
+        goto out;
+    }
+    if (nitems && !(its = calloc(nitems, sizeof(*its)))) {
+        gr_resp_error(&c->out, E_OOM);
+        goto out;
+    }
     for (size_t i = 0; i < nitems; i++) {
-        const uint8_t *p = ty == RT_ZSET ? z.els[i].p : k.items[i * per];
-        size_t l = ty == RT_ZSET ? z.els[i].len : k.lens[i * per];
+        its[i] = ty == RT_ZSET ? (sitem){z.els[i].p, z.els[i].len, i}
+                               : (sitem){k.items[i * per], k.lens[i * per], i};
+    }
+    if (nitems) {
+        qsort(its, nitems, sizeof(*its), sitem_cmp);
+    }
+    if (cur != 0) { /* the first name after the cursor's */
+        size_t lo = 0, hi = nitems;
 
-        n += !pat || gr_resp_glob(pat, patl, (const char *)p, l, false);
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+
+            if (bytes_cmp(its[mid].p, its[mid].len, last.p, last.len) <= 0) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        first = lo;
+    }
+    end = nitems - first > (uint64_t)count ? first + (size_t)count : nitems;
+    for (size_t i = first; i < end; i++) {
+        n += !pat || gr_resp_glob(pat, patl, (const char *)its[i].p, its[i].len, false);
     }
     gr_resp_array(&c->out, 2);
-    gr_resp_bulkstr(&c->out, "0");
-    gr_resp_array(&c->out, novalues ? n : n * per);
-    for (size_t i = 0; i < nitems; i++) {
-        const uint8_t *p = ty == RT_ZSET ? z.els[i].p : k.items[i * per];
-        size_t l = ty == RT_ZSET ? z.els[i].len : k.lens[i * per];
+    if (end < nitems) {
+        uint64_t id = gr_redis_cursor_put(c->srv, its[end - 1].p, its[end - 1].len);
 
-        if (pat && !gr_resp_glob(pat, patl, (const char *)p, l, false)) {
+        snprintf(buf, sizeof(buf), "%llu", (unsigned long long)id);
+        gr_resp_bulkstr(&c->out, buf);
+    } else {
+        gr_resp_bulkstr(&c->out, "0");
+    }
+    gr_resp_array(&c->out, novalues ? n : n * per);
+    for (size_t i = first; i < end; i++) {
+        size_t at = its[i].at;
+
+        if (pat && !gr_resp_glob(pat, patl, (const char *)its[i].p, its[i].len, false)) {
             continue;
         }
-        gr_resp_bulk(&c->out, p, l);
+        gr_resp_bulk(&c->out, its[i].p, its[i].len);
         if (ty == RT_ZSET) {
-            reply_score_bulk(c, z.els[i].score);
+            reply_score_bulk(c, z.els[at].score);
         } else if (ty == RT_HASH && !novalues) {
-            gr_resp_bulk(&c->out, k.items[2 * i + 1], k.lens[2 * i + 1]);
+            gr_resp_bulk(&c->out, k.items[2 * at + 1], k.lens[2 * at + 1]);
         }
     }
+out:
+    free(its);
     free(z.els);
     coll_free(&k);
+    gr_tbuf_free(&last);
 }
 
 static void cmd_hscan(rconn *c, const rargs *a)

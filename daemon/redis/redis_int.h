@@ -242,6 +242,7 @@ int gr_redis_enc_bin(gr_tbuf *out, const void *p, size_t n);
  * each in *b, the caller's buffer (often c->v2, reused). */
 #define RP_NAMES 1  /* gr_redis_collect_fn: collect field names / members */
 #define RP_VALUES 2 /* ... and / or field values, as string bytes */
+#define RP_RAW 4    /* ... values as stored (one msgpack term each), not as strings */
 typedef struct rpieces {
     gr_tbuf *b;
     size_t n; /* entries (gr_redis_collect_fn: fields or members) */
@@ -304,6 +305,8 @@ void gr_redis_cmd_smembers(rconn *c, const rargs *a);
 void gr_redis_cmd_sismember(rconn *c, const rargs *a);
 void gr_redis_cmd_scard(rconn *c, const rargs *a);
 void gr_redis_cmd_spop(rconn *c, const rargs *a);
+/* Write every piece of ps as a bulk string (no array header). */
+void gr_redis_reply_pieces(rconn *c, const rpieces *ps);
 /* Copy the live fields (kind GR_TVAL_MAP) or members (GR_TVAL_SET) of key
  * c->k to table key `to` (added to what is there). 0 or an engine error.
  * Uses c->v2. */

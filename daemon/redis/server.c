@@ -1923,54 +1923,39 @@ void gr_redis_cmd_dbsize(rconn *c, const rargs *a)
     }
 }
 
-typedef struct keylist {
-    gr_tbuf keys; /* concatenated: u32 len, bytes */
-    size_t n;
-} keylist;
-
+/* gr_table_scan callback: each table key into an rpieces. */
 static int collect_key(void *ud, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
                        const gr_tmeta *meta)
 {
-    keylist *kl = ud;
-    uint32_t l = (uint32_t)klen;
+    rpieces *ps = ud;
 
-    if (kl->keys.cap - kl->keys.len < klen + 4) {
-        size_t nc = (kl->keys.cap + klen + 4) * 2;
-        uint8_t *np = realloc(kl->keys.p, nc);
-
-        if (!np) {
-            return 1;
-        }
-        kl->keys.p = np;
-        kl->keys.cap = nc;
+    if (gr_redis_piece_put(ps, key, klen) < 0) {
+        return 1;
     }
-    memcpy(kl->keys.p + kl->keys.len, &l, 4);
-    memcpy(kl->keys.p + kl->keys.len + 4, key, klen);
-    kl->keys.len += klen + 4;
-    kl->n++;
+    ps->n++;
     return 0;
 }
 
 /* Delete every key of t (replicated as deletes): pages of 1,000. */
 static void flush_table(gr_table *t)
 {
-    gr_tbuf cur = {0}, next = {0};
-    keylist kl = {0};
+    gr_tbuf cur = {0}, next = {0}, keys = {0};
+    rpieces kl = {.b = &keys};
 
     for (;;) {
         gr_tscan req = {.cursor = cur.len ? cur.p : NULL, .cursor_len = cur.len, .limit = 1000};
 
-        kl.keys.len = 0;
+        keys.len = 0;
         kl.n = 0;
-        if (gr_table_scan(t, &req, collect_key, &kl, &next) < 0) {
+        if (gr_table_scan(t, &req, collect_key, &kl, &next) < 0 || kl.oom) {
             break;
         }
-        for (size_t off = 0; off < kl.keys.len;) {
-            uint32_t l;
+        for (size_t off = 0; off < keys.len;) {
+            const uint8_t *p;
+            size_t l;
 
-            memcpy(&l, kl.keys.p + off, 4);
-            gr_table_del(t, kl.keys.p + off + 4, l, 0);
-            off += 4 + l;
+            off = gr_redis_piece_at(&kl, off, &p, &l);
+            gr_table_del(t, p, l, 0);
         }
         if (next.len == 0) {
             break;
@@ -1981,7 +1966,7 @@ static void flush_table(gr_table *t)
     }
     gr_tbuf_free(&cur);
     gr_tbuf_free(&next);
-    gr_tbuf_free(&kl.keys);
+    gr_tbuf_free(&keys);
 }
 
 void gr_redis_cmd_flushdb(rconn *c, const rargs *a)

@@ -523,7 +523,10 @@ int gr_redis_collect_fn(void *ud, const uint8_t *name, size_t nlen, const uint8_
         size_t n = 0;
         char ib[32];
 
-        if (val && !gr_redis_str(val, vlen, ib, &p, &n)) {
+        if (val && (ps->what & RP_RAW)) {
+            p = val;
+            n = vlen;
+        } else if (val && !gr_redis_str(val, vlen, ib, &p, &n)) {
             p = (const uint8_t *)""; /* not a string (not written by a Redis client) */
             n = 0;
         }
