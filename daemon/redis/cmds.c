@@ -1836,18 +1836,39 @@ static bool norm_range(int64_t start, int64_t end, size_t n, size_t *from, size_
     return true;
 }
 
-/* Elements [from, to] (offsets from the head) of list key at l into ps. */
+#define LIST_MGET 256 /* elements looked up per gr_table_mget */
+
+/* Elements [from, to] (offsets from the head) of list key at l into ps (an
+ * element not replicated here yet is skipped), LIST_MGET per lookup. Uses
+ * c->v. */
 static int list_read(rconn *c, gr_table *lt, const char *key, size_t klen, const rlist *l,
                      size_t from, size_t to, rpieces *ps)
 {
-    for (size_t i = from; i <= to; i++) {
-        int r = elem_get(c, lt, key, klen, l->h + (int64_t)i, ps, NULL);
+    const void *keys[LIST_MGET];
+    size_t klens[LIST_MGET], offs[LIST_MGET];
+    gr_tbuf kb = {0};
+    int r = 0;
 
-        if (r < 0) {
-            return r;
+    for (size_t at = from; at <= to && r == 0; at += LIST_MGET) {
+        size_t n = to - at + 1 < LIST_MGET ? to - at + 1 : LIST_MGET;
+
+        kb.len = 0;
+        for (size_t i = 0; i < n && r == 0; i++) {
+            offs[i] = kb.len;
+            if ((r = gr_redis_list_key(&c->k2, key, klen, l->h + (int64_t)(at + i))) == 0) {
+                r = gr_tbuf_put(&kb, c->k2.p, c->k2.len);
+                klens[i] = c->k2.len;
+            }
+        }
+        for (size_t i = 0; i < n && r == 0; i++) {
+            keys[i] = kb.p + offs[i]; /* kb no longer moves */
+        }
+        if (r == 0 && (r = gr_table_mget(lt, n, keys, klens, &c->v)) == 0) {
+            r = gr_redis_pieces_of_array(ps, c->v.p, c->v.len);
         }
     }
-    return 0;
+    gr_tbuf_free(&kb);
+    return r;
 }
 
 static void cmd_lrange(rconn *c, const rargs *a)

@@ -253,6 +253,9 @@ typedef struct rpieces {
 int gr_redis_piece_put(rpieces *ps, const void *p, size_t n);
 /* The piece at offset off of ps->b; returns the next piece's offset. */
 size_t gr_redis_piece_at(const rpieces *ps, size_t off, const uint8_t **ret_p, size_t *ret_n);
+/* The strings of a msgpack array (a gr_table_mget answer: bin, str or
+ * number each, nil for an absent key, skipped) into ps. 0, -EINVAL, -ENOMEM. */
+int gr_redis_pieces_of_array(rpieces *ps, const uint8_t *v, size_t n);
 /* A gr_tfield_fn (ud: an rpieces): the name and / or the value as a string
  * (a value that is not one: empty) of each field or member; stops (1) when
  * out of memory. */

@@ -537,3 +537,35 @@ int gr_redis_collect_fn(void *ud, const uint8_t *name, size_t nlen, const uint8_
     ps->n++;
     return 0;
 }
+
+int gr_redis_pieces_of_array(rpieces *ps, const uint8_t *v, size_t n)
+{
+    mitem arr = rd(v, n, 0);
+    size_t off = arr.next;
+
+    if (arr.kind != MK_ARRAY || arr.n > n) {
+        return -EINVAL;
+    }
+    for (uint64_t i = 0; i < arr.n; i++) {
+        mitem m;
+        const uint8_t *p;
+        size_t len;
+        char ib[32];
+
+        if (off < n && v[off] == 0xc0) { /* nil: absent */
+            off++;
+            continue;
+        }
+        m = rd(v, n, off);
+        if (m.kind == MK_BAD || m.kind == MK_OTHER || m.kind == MK_ARRAY || m.kind == MK_MAP ||
+            !gr_redis_str(v + off, m.next - off, ib, &p, &len)) {
+            return -EINVAL;
+        }
+        if (gr_redis_piece_put(ps, p, len) < 0) {
+            return -ENOMEM;
+        }
+        ps->n++;
+        off = m.next;
+    }
+    return 0;
+}
