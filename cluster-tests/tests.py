@@ -36,6 +36,7 @@ from multihost import (test_mh_discovery, test_mh_messaging, test_mh_partition, 
 from benchsmoke import test_bench_smoke  # bp_bench_smoke, in cluster-tests/benchsmoke.py
 from redis_tests import test_blocking as rd_blocking, test_lists as rd_lists
 from redis_tests import test_scans as rd_scans, test_zsets as rd_zsets
+from redis2 import test_lists as rd2_lists, test_lists_cluster as rd2_lists_cluster, test_multi as rd2_multi, test_scan as rd2_scan  # noqa: E501
 from harness import (EXIT_AUTH, EXIT_OK, EXIT_REMOTE, EXIT_TIMEOUT, EXIT_UNREACHABLE, EXIT_USAGE,
                      TestFailure, check, free_port, now, testkit, wait_until)
 
@@ -2293,4 +2294,8 @@ TESTS += [
     ("rd_zsets", rd_zsets),
     ("rd_scans", rd_scans),
     ("rd_blocking", rd_blocking),
+    ("rd2_lists", rd2_lists),
+    ("rd2_lists_cluster", rd2_lists_cluster),
+    ("rd2_scan", rd2_scan),
+    ("rd2_multi", rd2_multi),
 ]

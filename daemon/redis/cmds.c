@@ -679,8 +679,7 @@ static void cmd_del(rconn *c, const rargs *a)
         return;
     }
     for (int i = 1; i < a->argc; i++) {
-        if (gr_redis_key(&c->k, a->argv[i], a->argl[i]) == 0 &&
-            gr_table_del(t, c->k.p, c->k.len, 0) == 0) {
+        if (gr_redis_del_key(c, t, a->argv[i], a->argl[i]) == 1) {
             n++;
         }
     }
@@ -706,6 +705,8 @@ static void cmd_exists(rconn *c, const rargs *a)
     }
     gr_resp_int(&c->out, n);
 }
+
+static int list_set_ttl(rconn *c, gr_table *t, const char *key, size_t klen, uint64_t ttl_ms);
 
 static void expire_common(rconn *c, const rargs *a, bool ms, bool at, const char *name)
 {
@@ -768,7 +769,11 @@ static void expire_common(rconn *c, const rargs *a, bool ms, bool at, const char
             gr_resp_int(&c->out, 0);
             return;
         }
-        if (ttl <= 0) {
+        if (gr_redis_type(c->v.p, c->v.len) == RT_LIST) { /* its elements too */
+            r = ttl <= 0 ? gr_redis_del_key(c, t, a->argv[1], a->argl[1])
+                         : list_set_ttl(c, t, a->argv[1], a->argl[1], (uint64_t)ttl);
+            r = r < 0 ? r : 0;
+        } else if (ttl <= 0) {
             r = del_loaded(c, t, &m);
         } else {
             r = store(c, t, &m, &c->v, (uint64_t)ttl);
@@ -863,7 +868,10 @@ static void cmd_persist(rconn *c, const rargs *a)
             gr_resp_int(&c->out, 0);
             return;
         }
-        if ((r = store(c, t, &m, &c->v, 0)) == GR_ECASMISMATCH) {
+        if (gr_redis_type(c->v.p, c->v.len) == RT_LIST) {
+            r = list_set_ttl(c, t, a->argv[1], a->argl[1], 0);
+            r = r < 0 ? r : 0;
+        } else if ((r = store(c, t, &m, &c->v, 0)) == GR_ECASMISMATCH) {
             continue;
         }
         if (r < 0) {
@@ -934,8 +942,8 @@ static void rename_coll(rconn *c, gr_table *t, const rargs *a, gr_tval_kind kind
         gr_resp_error(&c->out, E_OOM);
         return;
     }
-    r = gr_table_del(t, to.p, to.len, 0);
-    if (r == 0 || r == GR_ENOKEY) {
+    r = gr_redis_del_key(c, t, a->argv[2], a->argl[2]);
+    if (r >= 0 && (r = gr_redis_key(&c->k, a->argv[1], a->argl[1])) == 0) {
         r = gr_redis_coll_copy(c, t, kind, to.p, to.len);
     }
     if (r == 0) {
@@ -950,14 +958,38 @@ static void rename_coll(rconn *c, gr_table *t, const rargs *a, gr_tval_kind kind
     }
 }
 
+static void rename_list(rconn *c, gr_table *t, const rargs *a);
+
 static void cmd_rename(rconn *c, const rargs *a)
 {
     gr_table *t = gr_redis_db(c);
     gr_tval_kind kind;
+    gr_tmeta meta;
 
     if (t && (kind = coll_kind(c, t, a, 1)) != GR_TVAL_NONE) {
         rename_coll(c, t, a, kind);
         return;
+    }
+    if (t && gr_redis_key(&c->k, a->argv[1], a->argl[1]) == 0 &&
+        gr_table_get(t, c->k.p, c->k.len, &c->v, &meta) == 0 &&
+        gr_redis_type(c->v.p, c->v.len) == RT_LIST) {
+        rename_list(c, t, a);
+        return;
+    }
+    if (t && !(a->argl[1] == a->argl[2] && memcmp(a->argv[1], a->argv[2], a->argl[1]) == 0)) {
+        gr_tbuf k = {0};
+        int r;
+
+        /* a list there goes whole (its elements too) */
+        if (gr_redis_key(&k, a->argv[2], a->argl[2]) == 0 &&
+            gr_table_get(t, k.p, k.len, &c->v, &meta) == 0 &&
+            gr_redis_type(c->v.p, c->v.len) == RT_LIST &&
+            (r = gr_redis_del_key(c, t, a->argv[2], a->argl[2])) < 0) {
+            gr_tbuf_free(&k);
+            gr_redis_reply_err(c, r);
+            return;
+        }
+        gr_tbuf_free(&k);
     }
     for (int tries = 0; t && tries < RMW_TRIES; tries++) {
         gr_tput how = {.flags = GR_TPUT_TTL};
@@ -1003,10 +1035,9 @@ static void cmd_rename(rconn *c, const rargs *a)
 typedef struct kscan {
     const char *pat;
     size_t patl;
-    int type; /* -1: any */
-    gr_tbuf keys;
-    size_t n;
-    bool oom;
+    int type;     /* -1: any */
+    gr_tbuf keys; /* the pieces' bytes */
+    rpieces ps;   /* .b = &keys */
 } kscan;
 
 static int scan_fn(void *ud, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
@@ -1015,7 +1046,6 @@ static int scan_fn(void *ud, const uint8_t *key, size_t klen, const uint8_t *val
     kscan *ks = ud;
     const uint8_t *p;
     size_t n;
-    uint32_t l;
 
     if (!gr_redis_key_bytes(key, klen, &p, &n) ||
         (ks->pat && !gr_resp_glob(ks->pat, ks->patl, (const char *)p, n, false)) ||
@@ -1025,35 +1055,17 @@ static int scan_fn(void *ud, const uint8_t *key, size_t klen, const uint8_t *val
                                            : gr_redis_type(val, vlen)) != ks->type)) {
         return 0;
     }
-    if (ks->keys.cap - ks->keys.len < n + 4) {
-        size_t nc = (ks->keys.cap + n + 4) * 2;
-        uint8_t *np = realloc(ks->keys.p, nc);
-
-        if (!np) {
-            ks->oom = true;
-            return 1;
-        }
-        ks->keys.p = np;
-        ks->keys.cap = nc;
+    if (gr_redis_piece_put(&ks->ps, p, n) < 0) {
+        return 1;
     }
-    l = (uint32_t)n;
-    memcpy(ks->keys.p + ks->keys.len, &l, 4);
-    memcpy(ks->keys.p + ks->keys.len + 4, p, n);
-    ks->keys.len += n + 4;
-    ks->n++;
+    ks->ps.n++;
     return 0;
 }
 
 static void reply_keys(rconn *c, const kscan *ks)
 {
-    gr_resp_array(&c->out, ks->n);
-    for (size_t off = 0; off < ks->keys.len;) {
-        uint32_t l;
-
-        memcpy(&l, ks->keys.p + off, 4);
-        gr_resp_bulk(&c->out, ks->keys.p + off + 4, l);
-        off += 4 + l;
-    }
+    gr_resp_array(&c->out, ks->ps.n);
+    gr_redis_reply_pieces(c, &ks->ps);
 }
 
 static void cmd_keys(rconn *c, const rargs *a)
@@ -1067,6 +1079,7 @@ static void cmd_keys(rconn *c, const rargs *a)
     if (!t) {
         return;
     }
+    ks.ps.b = &ks.keys;
     if (all) {
         ks.pat = NULL;
     }
@@ -1074,14 +1087,14 @@ static void cmd_keys(rconn *c, const rargs *a)
         gr_tscan req = {.cursor = cur.len ? cur.p : NULL, .cursor_len = cur.len, .limit = 10000};
         gr_tbuf tmp;
 
-        if ((r = gr_table_scan(t, &req, scan_fn, &ks, &next)) < 0 || ks.oom || next.len == 0) {
+        if ((r = gr_table_scan(t, &req, scan_fn, &ks, &next)) < 0 || ks.ps.oom || next.len == 0) {
             break;
         }
         tmp = cur;
         cur = next;
         next = tmp;
     }
-    if (r < 0 || ks.oom) {
+    if (r < 0 || ks.ps.oom) {
         gr_redis_reply_err(c, r < 0 ? r : -ENOMEM);
     } else {
         reply_keys(c, &ks);
@@ -1104,6 +1117,7 @@ static void cmd_scan(rconn *c, const rargs *a)
     if (!t) {
         return;
     }
+    ks.ps.b = &ks.keys;
     for (size_t i = 0; i < a->argl[1]; i++) {
         if (a->argv[1][i] < '0' || a->argv[1][i] > '9' || a->argl[1] > 20) {
             gr_resp_error(&c->out, "ERR invalid cursor");
@@ -1151,7 +1165,7 @@ static void cmd_scan(rconn *c, const rargs *a)
 
         r = gr_table_scan(t, &req, scan_fn, &ks, &next);
     }
-    if (r < 0 || ks.oom) {
+    if (r < 0 || ks.ps.oom) {
         gr_redis_reply_err(c, r < 0 ? r : -ENOMEM);
     } else {
         id = next.len ? gr_redis_cursor_put(c->srv, next.p, next.len) : 0;
@@ -1165,16 +1179,14 @@ static void cmd_scan(rconn *c, const rargs *a)
     gr_tbuf_free(&ks.keys);
 }
 
-/* ---- collections (lists; hashes and sets as read for HSCAN, SSCAN, SRANDMEMBER)
- * ------------------------------------------------------------------------ */
+/* ---- collections (hashes and sets as read for HSCAN, SSCAN, SRANDMEMBER) ------------------- */
 
-/* A collection loaded for a command: items borrowed from c->v. */
+/* A hash or set read whole from the engine: items point into buf. */
 typedef struct coll {
-    rmw m;
     size_t n;              /* fields (hash) or members (set) */
     const uint8_t **items; /* hash: field, value, field, value... */
     size_t *lens;
-    gr_tbuf buf; /* a hash or set read from the engine: the bytes items point into */
+    gr_tbuf buf; /* the bytes items point into (gr_redis_collect_fn's pieces) */
 } coll;
 
 static void coll_free(coll *k)
@@ -1186,49 +1198,26 @@ static void coll_free(coll *k)
     gr_tbuf_free(&k->buf);
 }
 
-/* Load key argv[1] as a collection of type ty: 0 (k->m.found says if it
- * exists), or an error (replied: WRONGTYPE, ...). */
-/* gr_table_map_getall / gr_table_set_members callback: each field (name,
- * then its value as the string bytes a Redis client wrote) or member into
- * k->buf as (u32 length, bytes). */
-static int coll_piece(void *ud, const uint8_t *name, size_t nlen, const uint8_t *val, size_t vlen)
-{
-    coll *k = ud;
-    const uint8_t *p = NULL;
-    size_t n = 0;
-    char ib[32];
-    uint32_t l = (uint32_t)nlen;
-
-    if (gr_tbuf_put(&k->buf, &l, 4) < 0 || gr_tbuf_put(&k->buf, name, nlen) < 0) {
-        return -ENOMEM;
-    }
-    if (val) {
-        if (!gr_redis_str(val, vlen, ib, &p, &n)) {
-            p = (const uint8_t *)"";
-            n = 0;
-        }
-        l = (uint32_t)n;
-        if (gr_tbuf_put(&k->buf, &l, 4) < 0 || gr_tbuf_put(&k->buf, p, n) < 0) {
-            return -ENOMEM;
-        }
-    }
-    k->n++;
-    return 0;
-}
-
-/* A hash (the engine's map) or set (its add-wins set) into k, in the same
- * shape coll_load gives: items point into k->buf. 0 or an error (replied). */
-static int coll_load_engine(rconn *c, gr_table *t, const rargs *a, rtype ty, coll *k)
+/* Load key argv[1], a hash (the engine's map) or a set (its add-wins set),
+ * into k (absent: k->n 0). 0 or an error (replied: WRONGTYPE, ...). */
+static int coll_load(rconn *c, gr_table *t, const rargs *a, rtype ty, coll *k)
 {
     size_t per = ty == RT_HASH ? 2 : 1, i = 0;
+    rpieces ps;
     int r;
 
+    *k = (coll){0};
+    ps = (rpieces){.b = &k->buf, .what = ty == RT_HASH ? RP_NAMES | RP_VALUES : RP_NAMES};
     if (gr_redis_key(&c->k, a->argv[1], a->argl[1]) < 0) {
         gr_resp_error(&c->out, E_OOM);
         return -ENOMEM;
     }
-    r = ty == RT_HASH ? gr_table_map_getall(t, c->k.p, c->k.len, coll_piece, k)
-                      : gr_table_set_members(t, c->k.p, c->k.len, coll_piece, k);
+    r = ty == RT_HASH ? gr_table_map_getall(t, c->k.p, c->k.len, gr_redis_collect_fn, &ps)
+                      : gr_table_set_members(t, c->k.p, c->k.len, gr_redis_collect_fn, &ps);
+    if (ps.oom) {
+        r = -ENOMEM;
+    }
+    k->n = ps.n;
     if (r == 0 && k->n > 0 &&
         (!(k->items = calloc(k->n * per, sizeof(*k->items))) ||
          !(k->lens = calloc(k->n * per, sizeof(*k->lens))))) {
@@ -1240,75 +1229,8 @@ static int coll_load_engine(rconn *c, gr_table *t, const rargs *a, rtype ty, col
         return r;
     }
     for (size_t off = 0; off < k->buf.len; i++) {
-        uint32_t l;
-
-        memcpy(&l, k->buf.p + off, 4);
-        k->items[i] = k->buf.p + off + 4;
-        k->lens[i] = l;
-        off += 4 + l;
+        off = gr_redis_piece_at(&ps, off, &k->items[i], &k->lens[i]);
     }
-    k->m.found = k->n > 0;
-    return 0;
-}
-
-static int coll_load(rconn *c, gr_table *t, const rargs *a, rtype ty, coll *k)
-{
-    int r;
-
-    *k = (coll){0};
-    if (ty == RT_HASH || ty == RT_SET) {
-        return coll_load_engine(c, t, a, ty, k);
-    }
-    if ((r = load(c, t, a, 1, &k->m)) < 0) {
-        return r;
-    }
-    if (!k->m.found) {
-        return 0;
-    }
-    if ((r = gr_redis_dec_coll(c->v.p, c->v.len, ty, &k->n, &k->items, &k->lens)) < 0) {
-        if (r == -ENOMEM) {
-            gr_resp_error(&c->out, E_OOM);
-        } else {
-            gr_resp_error(&c->out, GR_REDIS_WRONGTYPE);
-        }
-        return r;
-    }
-    return 0;
-}
-
-/* Write back n items (pointers may point into c->v or the arguments); an empty
- * collection deletes the key. 0, GR_ECASMISMATCH (retry) or an error. */
-static int coll_store(rconn *c, gr_table *t, const coll *k, rtype ty, size_t n,
-                      const uint8_t **items, const size_t *lens)
-{
-    int r;
-
-    if (n == 0) {
-        return k->m.found ? del_loaded(c, t, &k->m) : 0;
-    }
-    if ((r = gr_redis_enc_coll(&c->v2, ty, n, items, lens)) < 0) {
-        return r;
-    }
-    if (c->v2.len > GR_RESP_MAX_BULK_DEFAULT + 4096) {
-        return GR_ETOOBIG;
-    }
-    return store(c, t, &k->m, &c->v2, ttl_left(c, &k->m));
-}
-
-/* Grow (items, lens) arrays to hold `need` entries. */
-static int grow(const uint8_t ***items, size_t **lens, size_t need)
-{
-    const uint8_t **ni = realloc(*items, (need ? need : 1) * sizeof(**items));
-    size_t *nl;
-
-    if (!ni) {
-        return -ENOMEM;
-    }
-    *items = ni;
-    if (!(nl = realloc(*lens, (need ? need : 1) * sizeof(**lens)))) {
-        return -ENOMEM;
-    }
-    *lens = nl;
     return 0;
 }
 
@@ -1328,55 +1250,307 @@ static void shuffle_head(coll *k, size_t take)
 
 /* ---- lists ---------------------------------------------------------------------------------- */
 
-static void push_common(rconn *c, const rargs *a, bool left)
-{
-    gr_table *t = gr_redis_db(c);
-    size_t add = (size_t)a->argc - 2;
+/* A list's record: its elements are at positions [h, t) of the list table. */
+typedef struct rlist {
+    bool found; /* a non-empty list */
+    int64_t h, t;
+    uint64_t expire_ms; /* the list's expiry (its record's and each element's); 0: none */
+} rlist;
 
-    for (int tries = 0; t && tries < RMW_TRIES; tries++) {
-        const uint8_t **items = NULL;
-        size_t *lens = NULL, n;
-        coll k;
+/* Time left until expire_ms (0: none), for a put that keeps it. */
+static uint64_t ttl_until(rconn *c, uint64_t expire_ms)
+{
+    uint64_t now = gr_tables_now_ms(c->srv->tables);
+
+    if (expire_ms == 0) {
+        return 0;
+    }
+    return expire_ms > now ? expire_ms - now : 1;
+}
+
+/* Read list key (bytes) into *l (absent: found false, h = t = 0); c->k holds
+ * its table key after. 0, GR_EWRONGTYPE or another error (not replied). */
+static int list_rec(rconn *c, gr_table *t, const char *key, size_t klen, rlist *l)
+{
+    gr_tmeta meta;
+    int r;
+
+    *l = (rlist){0};
+    if (gr_redis_key(&c->k, key, klen) < 0) {
+        return -ENOMEM;
+    }
+    r = gr_table_get(t, c->k.p, c->k.len, &c->v, &meta);
+    if (r == GR_ENOKEY) {
+        return 0;
+    }
+    if (r == 0 && gr_redis_dec_list(c->v.p, c->v.len, &l->h, &l->t) == 0) {
+        l->found = l->t > l->h;
+        l->expire_ms = meta.expire_ms;
+        return 0;
+    }
+    return r == 0 ? GR_EWRONGTYPE : r;
+}
+
+/* list_rec, replying its error. */
+static int list_load(rconn *c, gr_table *t, const char *key, size_t klen, rlist *l)
+{
+    int r = list_rec(c, t, key, klen, l);
+
+    if (r < 0) {
+        gr_redis_reply_err(c, r);
+    }
+    return r;
+}
+
+/* Write list record *l under c->k (an empty list deletes it). Uses c->v. */
+static int list_save(rconn *c, gr_table *t, const rlist *l)
+{
+    gr_tput how = {.flags = GR_TPUT_TTL, .ttl_ms = ttl_until(c, l->expire_ms)};
+    int r;
+
+    if (l->h == l->t) {
+        r = gr_table_del(t, c->k.p, c->k.len, 0);
+        return r == GR_ENOKEY ? 0 : r;
+    }
+    if (gr_redis_enc_list(&c->v, l->h, l->t) < 0) {
+        return -ENOMEM;
+    }
+    return gr_table_put(t, c->k.p, c->k.len, c->v.p, c->v.len, &how, NULL);
+}
+
+/* Element pos of list key into ps (as string bytes); its table key stays in
+ * c->k2, its version in *ret_version. 1 added, 0 absent (not replicated here
+ * yet: skipped, docs/redis.md), or an error. Uses c->v. */
+static int elem_get(rconn *c, gr_table *lt, const char *key, size_t klen, int64_t pos, rpieces *ps,
+                    uint64_t *ret_version)
+{
+    const uint8_t *p;
+    size_t n;
+    gr_tmeta em;
+    char ib[32];
+    int r;
+
+    if (gr_redis_list_key(&c->k2, key, klen, pos) < 0) {
+        return -ENOMEM;
+    }
+    if ((r = gr_table_get(lt, c->k2.p, c->k2.len, &c->v, &em)) == GR_ENOKEY) {
+        return 0;
+    }
+    if (r < 0) {
+        return r;
+    }
+    if (!gr_redis_str(c->v.p, c->v.len, ib, &p, &n)) {
+        p = (const uint8_t *)"";
+        n = 0;
+    }
+    if (gr_redis_piece_put(ps, p, n) < 0) {
+        return -ENOMEM;
+    }
+    ps->n++;
+    if (ret_version) {
+        *ret_version = em.version;
+    }
+    return 1;
+}
+
+/* Put element bytes at pos of list l (its expiry). Uses c->k2, c->v2. */
+static int elem_put(rconn *c, gr_table *lt, const char *key, size_t klen, const rlist *l,
+                    int64_t pos, const void *p, size_t n)
+{
+    gr_tput how = {.flags = GR_TPUT_TTL, .ttl_ms = ttl_until(c, l->expire_ms)};
+
+    if (gr_redis_list_key(&c->k2, key, klen, pos) < 0 || gr_redis_enc_bin(&c->v2, p, n) < 0) {
+        return -ENOMEM;
+    }
+    return gr_table_put(lt, c->k2.p, c->k2.len, c->v2.p, c->v2.len, &how, NULL);
+}
+
+/* EXPIRE / PERSIST of list key: ttl_ms (0: none) on its record and each
+ * element, under its stripe. O(length). 1 done, 0 no list, or an error. */
+static int list_set_ttl(rconn *c, gr_table *t, const char *key, size_t klen, uint64_t ttl_ms)
+{
+    gr_table *lt = gr_redis_ldb_open(c->srv, c->db);
+    pthread_mutex_t *mu = gr_redis_klock(c->srv, c->db, key, klen);
+    gr_tbuf one = {0};
+    rlist l;
+    int r = 0;
+
+    if (!lt) {
+        return GR_ENOTABLE;
+    }
+    pthread_mutex_lock(mu);
+    if ((r = list_rec(c, t, key, klen, &l)) < 0) {
+        pthread_mutex_unlock(mu);
+        return r;
+    }
+    l.expire_ms = ttl_ms ? gr_tables_now_ms(c->srv->tables) + ttl_ms : 0;
+    for (int64_t pos = l.h; l.found && pos < l.t && r >= 0; pos++) {
+        rpieces ps = {.b = &one};
+        const uint8_t *p;
+        size_t n;
+
+        one.len = 0;
+        if ((r = elem_get(c, lt, key, klen, pos, &ps, NULL)) == 1) {
+            gr_redis_piece_at(&ps, 0, &p, &n);
+            r = elem_put(c, lt, key, klen, &l, pos, p, n);
+        }
+    }
+    if (r >= 0 && l.found && (r = gr_redis_key(&c->k, key, klen)) == 0) {
+        r = list_save(c, t, &l);
+    }
+    pthread_mutex_unlock(mu);
+    gr_tbuf_free(&one);
+    return r < 0 ? r : l.found;
+}
+
+/* Delete the elements at [from, to) of list key. Uses c->k2. */
+static int elems_del(rconn *c, gr_table *lt, const char *key, size_t klen, int64_t from, int64_t to)
+{
+    for (int64_t pos = from; pos < to; pos++) {
         int r;
 
-        if (coll_load(c, t, a, RT_LIST, &k) < 0) {
-            return;
+        if (gr_redis_list_key(&c->k2, key, klen, pos) < 0) {
+            return -ENOMEM;
         }
-        n = k.n + add;
-        if (grow(&items, &lens, n) < 0) {
-            free(items);
-            free(lens);
-            coll_free(&k);
-            gr_resp_error(&c->out, E_OOM);
-            return;
+        if ((r = gr_table_del(lt, c->k2.p, c->k2.len, 0)) < 0 && r != GR_ENOKEY) {
+            return r;
         }
-        if (k.n) {
-            memcpy(items + (left ? add : 0), k.items, k.n * sizeof(*items));
-            memcpy(lens + (left ? add : 0), k.lens, k.n * sizeof(*lens));
-        }
-        for (size_t i = 0; i < add; i++) {
-            size_t at = left ? add - 1 - i : k.n + i; /* LPUSH a b: b is the head */
+    }
+    return 0;
+}
 
-            items[at] = (const uint8_t *)a->argv[2 + i];
-            lens[at] = a->argl[2 + i];
+int gr_redis_del_key(rconn *c, gr_table *t, const char *key, size_t klen)
+{
+    pthread_mutex_t *mu = gr_redis_klock(c->srv, c->db, key, klen);
+    gr_table *lt;
+    int64_t h, tl;
+    int r;
+
+    if (gr_redis_key(&c->k, key, klen) < 0) {
+        return -ENOMEM;
+    }
+    r = gr_table_get(t, c->k.p, c->k.len, &c->v, NULL);
+    if (r != 0 || gr_redis_dec_list(c->v.p, c->v.len, &h, &tl) < 0) {
+        r = gr_table_del(t, c->k.p, c->k.len, 0); /* not a list */
+        return r == GR_ENOKEY ? 0 : r == 0 ? 1 : r;
+    }
+    if (!(lt = gr_redis_ldb_open(c->srv, c->db))) {
+        return GR_ENOTABLE;
+    }
+    pthread_mutex_lock(mu);
+    r = gr_redis_key(&c->k, key, klen) < 0 ? -ENOMEM
+                                           : gr_table_get(t, c->k.p, c->k.len, &c->v, NULL);
+    if (r == 0 && gr_redis_dec_list(c->v.p, c->v.len, &h, &tl) == 0) {
+        if ((r = gr_table_del(t, c->k.p, c->k.len, 0)) == 0) {
+            r = elems_del(c, lt, key, klen, h, tl);
+            r = r < 0 ? r : 1;
         }
-        r = coll_store(c, t, &k, RT_LIST, n, items, lens);
-        free(items);
-        free(lens);
-        coll_free(&k);
-        if (r == GR_ECASMISMATCH) {
-            continue;
-        }
-        if (r < 0) {
-            gr_redis_reply_err(c, r);
-        } else {
-            gr_resp_int(&c->out, (int64_t)n);
-            gr_redis_wake_blocked(c->srv);
-        }
+    } else if (r == 0 || r == GR_EWRONGTYPE) {
+        r = gr_table_del(t, c->k.p, c->k.len, 0);
+        r = r == 0 ? 1 : r;
+    }
+    pthread_mutex_unlock(mu);
+    return r == GR_ENOKEY ? 0 : r;
+}
+
+static void push_common(rconn *c, const rargs *a, bool left)
+{
+    gr_table *t = gr_redis_db(c), *lt;
+    pthread_mutex_t *mu;
+    rlist l;
+    int r = 0, s;
+
+    if (!t || !(lt = gr_redis_ldb(c))) {
         return;
     }
-    if (t) {
-        gr_redis_reply_err(c, GR_ECASMISMATCH);
+    mu = gr_redis_klock(c->srv, c->db, a->argv[1], a->argl[1]);
+    pthread_mutex_lock(mu);
+    if (list_load(c, t, a->argv[1], a->argl[1], &l) < 0) {
+        pthread_mutex_unlock(mu);
+        return;
+    }
+    for (int i = 2; i < a->argc && r == 0; i++) {
+        int64_t pos = left ? l.h - 1 : l.t; /* LPUSH a b: b is the head */
+
+        if ((r = elem_put(c, lt, a->argv[1], a->argl[1], &l, pos, a->argv[i], a->argl[i])) == 0) {
+            *(left ? &l.h : &l.t) = left ? l.h - 1 : l.t + 1;
+        }
+    }
+    s = list_save(c, t, &l); /* what was pushed before an error stays */
+    pthread_mutex_unlock(mu);
+    r = r < 0 ? r : s;
+    if (r < 0) {
+        gr_redis_reply_err(c, r);
+    } else {
+        gr_resp_int(&c->out, l.t - l.h);
+        gr_redis_wake_blocked(c->srv);
+    }
+}
+
+/* RENAME of a list: each element moves to the new key's positions, then
+ * the record; under the old key's stripe. O(length); a push to the new key
+ * meanwhile is overwritten (docs/redis.md). */
+static void rename_list(rconn *c, gr_table *t, const rargs *a)
+{
+    gr_table *lt = gr_redis_ldb(c);
+    const char *from = a->argv[1], *to = a->argv[2];
+    size_t fl = a->argl[1], tl = a->argl[2];
+    gr_tbuf one = {0};
+    pthread_mutex_t *mu;
+    rlist l;
+    int r;
+
+    if (!lt) {
+        return;
+    }
+    if (fl == tl && memcmp(from, to, fl) == 0) {
+        gr_resp_simple(&c->out, "OK");
+        return;
+    }
+    if ((r = gr_redis_del_key(c, t, to, tl)) < 0) {
+        gr_redis_reply_err(c, r);
+        return;
+    }
+    mu = gr_redis_klock(c->srv, c->db, from, fl);
+    pthread_mutex_lock(mu);
+    if (list_load(c, t, from, fl, &l) < 0) {
+        pthread_mutex_unlock(mu);
+        return;
+    }
+    if (!l.found) {
+        pthread_mutex_unlock(mu);
+        gr_resp_error(&c->out, "ERR no such key");
+        return;
+    }
+    r = 0;
+    for (int64_t pos = l.h; pos < l.t && r >= 0; pos++) {
+        rpieces ps = {.b = &one};
+        uint64_t ver = 0;
+        const uint8_t *p;
+        size_t n;
+
+        one.len = 0;
+        if ((r = elem_get(c, lt, from, fl, pos, &ps, &ver)) == 1) {
+            gr_redis_piece_at(&ps, 0, &p, &n);
+            if ((r = gr_table_del(lt, c->k2.p, c->k2.len, ver)) == 0 || r == GR_ENOKEY ||
+                r == GR_ECASMISMATCH) {
+                r = elem_put(c, lt, to, tl, &l, pos, p, n);
+            }
+        }
+    }
+    if (r >= 0 && (r = gr_redis_key(&c->k, from, fl)) == 0) {
+        r = gr_table_del(t, c->k.p, c->k.len, 0);
+        r = r == GR_ENOKEY ? 0 : r;
+    }
+    if (r >= 0 && (r = gr_redis_key(&c->k, to, tl)) == 0) {
+        r = list_save(c, t, &l);
+    }
+    pthread_mutex_unlock(mu);
+    gr_tbuf_free(&one);
+    if (r < 0) {
+        gr_redis_reply_err(c, r);
+    } else {
+        gr_resp_simple(&c->out, "OK");
     }
 }
 
@@ -1390,54 +1564,61 @@ static void cmd_rpush(rconn *c, const rargs *a)
     push_common(c, a, false);
 }
 
-/* Pop up to count elements of key argv[kidx]'s list from one end. 1: popped
- * (*ret_k holds the loaded list, the popped ones are its first (left) or last
- * `*ret_take` items; the caller replies, then coll_free), 0: no list there,
- * negative: an error (replied). */
-static int pop_list(rconn *c, gr_table *t, const rargs *a, int kidx, bool left, int64_t count,
-                    coll *ret_k, size_t *ret_take)
+/* Pop up to count elements of list key from one end into ps (in pop order),
+ * under the key's stripe. 1: popped ps->n > 0, 0: nothing there, negative: an
+ * error (replied). Uses c->k, c->k2, c->v; ps->b must be another buffer. */
+static int pop_list(rconn *c, gr_table *t, const char *key, size_t klen, bool left, uint64_t count,
+                    rpieces *ps)
 {
-    for (int tries = 0; tries < RMW_TRIES; tries++) {
-        rargs ka = {.argc = 2,
-                    .argv = (const char *[]){a->argv[0], a->argv[kidx]},
-                    .argl = (const size_t[]){a->argl[0], a->argl[kidx]}};
-        size_t take;
-        coll k;
-        int r;
+    gr_table *lt = gr_redis_ldb(c);
+    pthread_mutex_t *mu = gr_redis_klock(c->srv, c->db, key, klen);
+    rlist l;
+    int r = 0, s;
 
-        if ((r = coll_load(c, t, &ka, RT_LIST, &k)) < 0) {
-            return r;
-        }
-        if (!k.m.found || k.n == 0) {
-            coll_free(&k);
-            return 0;
-        }
-        take = (uint64_t)count < k.n ? (size_t)count : k.n;
-        r = coll_store(c, t, &k, RT_LIST, k.n - take, left ? k.items + take : k.items,
-                       left ? k.lens + take : k.lens);
-        if (r == GR_ECASMISMATCH) {
-            coll_free(&k);
-            continue;
-        }
-        if (r < 0) {
-            coll_free(&k);
-            gr_redis_reply_err(c, r);
-            return r;
-        }
-        *ret_k = k;
-        *ret_take = take;
-        return 1;
+    if (!lt) {
+        return GR_ENOTABLE;
     }
-    gr_redis_reply_err(c, GR_ECASMISMATCH);
-    return GR_ECASMISMATCH;
+    pthread_mutex_lock(mu);
+    if (list_load(c, t, key, klen, &l) < 0) {
+        pthread_mutex_unlock(mu);
+        return GR_EWRONGTYPE;
+    }
+    if (!l.found) {
+        pthread_mutex_unlock(mu);
+        return 0;
+    }
+    while (ps->n < count && l.h < l.t) {
+        int64_t pos = left ? l.h : l.t - 1;
+        uint64_t ver = 0;
+
+        if ((r = elem_get(c, lt, key, klen, pos, ps, &ver)) < 0) {
+            break;
+        }
+        *(left ? &l.h : &l.t) = left ? l.h + 1 : l.t - 1;
+        /* only that version: a replica's newer write of the position stays */
+        if (r == 1 && (r = gr_table_del(lt, c->k2.p, c->k2.len, ver)) < 0 && r != GR_ENOKEY &&
+            r != GR_ECASMISMATCH) {
+            break;
+        }
+        r = 0;
+    }
+    s = list_save(c, t, &l);
+    pthread_mutex_unlock(mu);
+    r = r < 0 ? r : s;
+    if (r < 0) {
+        gr_redis_reply_err(c, r);
+        return r;
+    }
+    return ps->n > 0;
 }
 
-/* The i-th popped element (in pop order) of a list popped by pop_list. */
-static void reply_popped(rconn *c, const coll *k, bool left, size_t i)
+/* Reply the popped pieces of ps (count given: an array). */
+static void reply_pieces(rconn *c, const rpieces *ps, bool array)
 {
-    size_t at = left ? i : k->n - 1 - i;
-
-    gr_resp_bulk(&c->out, k->items[at], k->lens[at]);
+    if (array) {
+        gr_resp_array(&c->out, ps->n);
+    }
+    gr_redis_reply_pieces(c, ps);
 }
 
 static void pop_common(rconn *c, const rargs *a, bool left)
@@ -1445,8 +1626,8 @@ static void pop_common(rconn *c, const rargs *a, bool left)
     gr_table *t = gr_redis_db(c);
     bool hascount = a->argc == 3;
     int64_t count = 1;
-    size_t take;
-    coll k;
+    rpieces ps = {.b = &c->v2};
+    rlist l;
     int r;
 
     if (!t) {
@@ -1462,20 +1643,18 @@ static void pop_common(rconn *c, const rargs *a, bool left)
         return;
     }
     if (hascount && count == 0) { /* Redis: a missing key is still null, a list []: */
-        coll z;
-
-        if (coll_load(c, t, a, RT_LIST, &z) < 0) {
+        if (list_load(c, t, a->argv[1], a->argl[1], &l) < 0) {
             return;
         }
-        if (z.m.found) {
+        if (l.found) {
             gr_resp_array(&c->out, 0);
         } else {
             gr_resp_null_array(&c->out);
         }
-        coll_free(&z);
         return;
     }
-    if ((r = pop_list(c, t, a, 1, left, count, &k, &take)) < 0) {
+    c->v2.len = 0;
+    if ((r = pop_list(c, t, a->argv[1], a->argl[1], left, (uint64_t)count, &ps)) < 0) {
         return;
     }
     if (r == 0) {
@@ -1486,13 +1665,7 @@ static void pop_common(rconn *c, const rargs *a, bool left)
         }
         return;
     }
-    if (hascount) {
-        gr_resp_array(&c->out, take);
-    }
-    for (size_t i = 0; i < take; i++) {
-        reply_popped(c, &k, left, i);
-    }
-    coll_free(&k);
+    reply_pieces(c, &ps, hascount);
 }
 
 static void cmd_lpop(rconn *c, const rargs *a)
@@ -1513,21 +1686,17 @@ int gr_redis_bpop(rconn *c, bool left, int n, const char *const *keys, const siz
         return 1;
     }
     for (int i = 0; i < n; i++) {
-        rargs ka = {.argc = 2,
-                    .argv = (const char *[]){"blpop", keys[i]},
-                    .argl = (const size_t[]){5, lens[i]}};
-        size_t take;
-        coll k;
-        int r = pop_list(c, t, &ka, 1, left, 1, &k, &take);
+        rpieces ps = {.b = &c->v2};
+        int r;
 
-        if (r < 0) {
+        c->v2.len = 0;
+        if ((r = pop_list(c, t, keys[i], lens[i], left, 1, &ps)) < 0) {
             return 1;
         }
         if (r == 1) {
             gr_resp_array(&c->out, 2);
             gr_resp_bulk(&c->out, keys[i], lens[i]);
-            reply_popped(c, &k, left, 0);
-            coll_free(&k);
+            reply_pieces(c, &ps, false);
             return 1;
         }
     }
@@ -1599,40 +1768,47 @@ static void cmd_brpop(rconn *c, const rargs *a)
 static void cmd_llen(rconn *c, const rargs *a)
 {
     gr_table *t = gr_redis_db(c);
-    coll k;
+    rlist l;
 
-    if (!t || coll_load(c, t, a, RT_LIST, &k) < 0) {
+    if (!t || list_load(c, t, a->argv[1], a->argl[1], &l) < 0) {
         return;
     }
-    gr_resp_int(&c->out, (int64_t)k.n);
-    coll_free(&k);
+    gr_resp_int(&c->out, l.t - l.h);
 }
 
 static void cmd_lindex(rconn *c, const rargs *a)
 {
-    gr_table *t = gr_redis_db(c);
+    gr_table *t = gr_redis_db(c), *lt;
+    rpieces ps = {.b = &c->v2};
     int64_t i;
-    coll k;
+    rlist l;
+    int r;
 
-    if (!t) {
+    if (!t || !(lt = gr_redis_ldb(c))) {
         return;
     }
     if (!arg_int(a, 2, &i)) {
         gr_resp_error(&c->out, E_INT);
         return;
     }
-    if (coll_load(c, t, a, RT_LIST, &k) < 0) {
+    if (list_load(c, t, a->argv[1], a->argl[1], &l) < 0) {
         return;
     }
     if (i < 0) {
-        i += (int64_t)k.n;
+        i += l.t - l.h;
     }
-    if (i < 0 || (uint64_t)i >= k.n) {
+    if (i < 0 || i >= l.t - l.h) {
+        gr_resp_null(&c->out);
+        return;
+    }
+    c->v2.len = 0;
+    if ((r = elem_get(c, lt, a->argv[1], a->argl[1], l.h + i, &ps, NULL)) < 0) {
+        gr_redis_reply_err(c, r);
+    } else if (r == 0) {
         gr_resp_null(&c->out);
     } else {
-        gr_resp_bulk(&c->out, k.items[i], k.lens[i]);
+        reply_pieces(c, &ps, false);
     }
-    coll_free(&k);
 }
 
 /* Redis's range of a sequence of n: [*from, *to], false if empty. */
@@ -1660,100 +1836,151 @@ static bool norm_range(int64_t start, int64_t end, size_t n, size_t *from, size_
     return true;
 }
 
+#define LIST_MGET 256 /* elements looked up per gr_table_mget */
+
+/* Elements [from, to] (offsets from the head) of list key at l into ps (an
+ * element not replicated here yet is skipped), LIST_MGET per lookup. Uses
+ * c->v. */
+static int list_read(rconn *c, gr_table *lt, const char *key, size_t klen, const rlist *l,
+                     size_t from, size_t to, rpieces *ps)
+{
+    const void *keys[LIST_MGET];
+    size_t klens[LIST_MGET], offs[LIST_MGET];
+    gr_tbuf kb = {0};
+    int r = 0;
+
+    for (size_t at = from; at <= to && r == 0; at += LIST_MGET) {
+        size_t n = to - at + 1 < LIST_MGET ? to - at + 1 : LIST_MGET;
+
+        kb.len = 0;
+        for (size_t i = 0; i < n && r == 0; i++) {
+            offs[i] = kb.len;
+            if ((r = gr_redis_list_key(&c->k2, key, klen, l->h + (int64_t)(at + i))) == 0) {
+                r = gr_tbuf_put(&kb, c->k2.p, c->k2.len);
+                klens[i] = c->k2.len;
+            }
+        }
+        for (size_t i = 0; i < n && r == 0; i++) {
+            keys[i] = kb.p + offs[i]; /* kb no longer moves */
+        }
+        if (r == 0 && (r = gr_table_mget(lt, n, keys, klens, &c->v)) == 0) {
+            r = gr_redis_pieces_of_array(ps, c->v.p, c->v.len);
+        }
+    }
+    gr_tbuf_free(&kb);
+    return r;
+}
+
 static void cmd_lrange(rconn *c, const rargs *a)
 {
-    gr_table *t = gr_redis_db(c);
+    gr_table *t = gr_redis_db(c), *lt;
+    rpieces ps = {.b = &c->v2};
     int64_t s, e;
     size_t from, to;
-    coll k;
+    rlist l;
+    int r;
 
-    if (!t) {
+    if (!t || !(lt = gr_redis_ldb(c))) {
         return;
     }
     if (!arg_int(a, 2, &s) || !arg_int(a, 3, &e)) {
         gr_resp_error(&c->out, E_INT);
         return;
     }
-    if (coll_load(c, t, a, RT_LIST, &k) < 0) {
+    if (list_load(c, t, a->argv[1], a->argl[1], &l) < 0) {
         return;
     }
-    if (!norm_range(s, e, k.n, &from, &to)) {
+    if (!norm_range(s, e, (size_t)(l.t - l.h), &from, &to)) {
         gr_resp_array(&c->out, 0);
-    } else {
-        gr_resp_array(&c->out, to - from + 1);
-        for (size_t i = from; i <= to; i++) {
-            gr_resp_bulk(&c->out, k.items[i], k.lens[i]);
-        }
+        return;
     }
-    coll_free(&k);
+    c->v2.len = 0;
+    if ((r = list_read(c, lt, a->argv[1], a->argl[1], &l, from, to, &ps)) < 0) {
+        gr_redis_reply_err(c, r);
+    } else {
+        reply_pieces(c, &ps, true);
+    }
 }
 
-/* LREM key count element: count > 0 from the head, < 0 from the tail, 0 all. */
+/* LREM key count element: count > 0 from the head, < 0 from the tail, 0 all.
+ * Reads the list, rewrites the kept elements from the head on and shortens
+ * the tail: O(length), under the key's stripe. */
 static void cmd_lrem(rconn *c, const rargs *a)
 {
-    gr_table *t = gr_redis_db(c);
-    int64_t count;
+    gr_table *t = gr_redis_db(c), *lt;
+    rpieces ps = {.b = &c->v2};
+    pthread_mutex_t *mu;
+    const char *key = a->argv[1];
+    size_t klen = a->argl[1], n = 0, j = 0;
+    uint8_t *drop = NULL;
+    const uint8_t **items = NULL;
+    size_t *lens = NULL;
+    int64_t count, removed = 0;
+    uint64_t max;
+    rlist l;
+    int r;
 
-    if (t && !arg_int(a, 2, &count)) {
+    if (!t || !(lt = gr_redis_ldb(c))) {
+        return;
+    }
+    if (!arg_int(a, 2, &count)) {
         gr_resp_error(&c->out, E_INT);
         return;
     }
-    for (int tries = 0; t && tries < RMW_TRIES; tries++) {
-        uint64_t max = count == 0 ? UINT64_MAX : count < 0 ? -(uint64_t)count : (uint64_t)count;
-        int64_t removed = 0;
-        size_t n = 0;
-        coll k;
-        int r;
-
-        if (coll_load(c, t, a, RT_LIST, &k) < 0) {
-            return;
-        }
-        if (count >= 0) {
-            for (size_t i = 0; i < k.n; i++) {
-                if ((uint64_t)removed < max && k.lens[i] == a->argl[3] &&
-                    memcmp(k.items[i], a->argv[3], a->argl[3]) == 0) {
-                    removed++;
-                    continue;
-                }
-                k.items[n] = k.items[i];
-                k.lens[n++] = k.lens[i];
-            }
-        } else { /* from the tail: compact towards the end, then use the suffix */
-            n = k.n;
-            for (size_t i = k.n; i-- > 0;) {
-                if ((uint64_t)removed < max && k.lens[i] == a->argl[3] &&
-                    memcmp(k.items[i], a->argv[3], a->argl[3]) == 0) {
-                    removed++;
-                    continue;
-                }
-                n--;
-                k.items[n] = k.items[i];
-                k.lens[n] = k.lens[i];
-            }
-            /* kept elements are items[n..k.n) */
-            memmove(k.items, k.items + n, (k.n - n) * sizeof(*k.items));
-            memmove(k.lens, k.lens + n, (k.n - n) * sizeof(*k.lens));
-            n = k.n - n;
-        }
-        if (removed == 0) {
-            coll_free(&k);
-            gr_resp_int(&c->out, 0);
-            return;
-        }
-        r = coll_store(c, t, &k, RT_LIST, n, k.items, k.lens);
-        coll_free(&k);
-        if (r == GR_ECASMISMATCH) {
-            continue;
-        }
-        if (r < 0) {
-            gr_redis_reply_err(c, r);
-        } else {
-            gr_resp_int(&c->out, removed);
-        }
+    max = count == 0 ? UINT64_MAX : count < 0 ? -(uint64_t)count : (uint64_t)count;
+    mu = gr_redis_klock(c->srv, c->db, key, klen);
+    pthread_mutex_lock(mu);
+    if (list_load(c, t, key, klen, &l) < 0) {
+        pthread_mutex_unlock(mu);
         return;
     }
-    if (t) {
-        gr_redis_reply_err(c, GR_ECASMISMATCH);
+    c->v2.len = 0;
+    if (l.found) {
+        r = list_read(c, lt, key, klen, &l, 0, (size_t)(l.t - l.h - 1), &ps);
+    } else {
+        r = 0;
+    }
+    n = ps.n;
+    if (r == 0 && n &&
+        (!(items = calloc(n, sizeof(*items))) || !(lens = calloc(n, sizeof(*lens))) ||
+         !(drop = calloc(n, 1)))) {
+        r = -ENOMEM;
+    }
+    for (size_t i = 0, off = 0; r == 0 && i < n; i++) {
+        off = gr_redis_piece_at(&ps, off, &items[i], &lens[i]);
+    }
+    /* mark the removed ones: from the head, or from the tail */
+    for (size_t i = 0; r == 0 && i < n && (uint64_t)removed < max; i++) {
+        size_t at = count >= 0 ? i : n - 1 - i;
+
+        if (lens[at] == a->argl[3] && memcmp(items[at], a->argv[3], lens[at]) == 0) {
+            drop[at] = 1;
+            removed++;
+        }
+    }
+    if (r == 0 && removed > 0) {
+        /* rewrite the kept elements at h, h+1, ... (holes close too) */
+        for (size_t i = 0; r == 0 && i < n; i++) {
+            if (!drop[i]) {
+                r = elem_put(c, lt, key, klen, &l, l.h + (int64_t)j++, items[i], lens[i]);
+            }
+        }
+        if (r == 0) {
+            r = elems_del(c, lt, key, klen, l.h + (int64_t)j, l.t);
+        }
+        if (r == 0) {
+            l.t = l.h + (int64_t)j;
+            r = list_save(c, t, &l);
+        }
+    }
+    pthread_mutex_unlock(mu);
+    free(items);
+    free(lens);
+    free(drop);
+    if (r < 0) {
+        gr_redis_reply_err(c, r);
+    } else {
+        gr_resp_int(&c->out, removed);
     }
 }
 
@@ -2395,21 +2622,52 @@ static void cmd_zpopmax(rconn *c, const rargs *a)
 
 /* ---- HSCAN SSCAN ZSCAN ------------------------------------------------------------------- */
 
+/* One item of a collection being scanned: its name (field, member) and where
+ * it sits in the loaded collection. */
+typedef struct sitem {
+    const uint8_t *p;
+    size_t len;
+    size_t at;
+} sitem;
+
+#define SCAN_ONE_PAGE 128 /* HSCAN... of a collection this small: one page, as Redis */
+
+static int bytes_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
+{
+    int r = memcmp(a, b, al < bl ? al : bl);
+
+    return r ? r : (al > bl) - (al < bl);
+}
+
+static int sitem_cmp(const void *x, const void *y)
+{
+    const sitem *a = x, *b = y;
+
+    return bytes_cmp(a->p, a->len, b->p, b->len);
+}
+
 /* HSCAN / SSCAN / ZSCAN key cursor [MATCH pattern] [COUNT n] (HSCAN also
- * NOVALUES). A collection is one value, so any cursor returns every
- * matching item in one page with cursor 0, as Redis does for a small
- * (listpack-encoded) collection (docs/redis.md). */
+ * NOVALUES). The collection is read whole and walked in byte order of its
+ * names; a page examines about COUNT items (default 10) after the cursor's
+ * name, and the cursor stands for the last name examined (remembered
+ * node-wide like SCAN's, docs/redis.md): an item present for the whole
+ * iteration is returned exactly once, whatever is added or removed. A
+ * collection of at most SCAN_ONE_PAGE items is one page whatever the cursor,
+ * as Redis answers for its small encodings. */
 static void scan_coll(rconn *c, const rargs *a, rtype ty)
 {
     gr_table *t = gr_redis_db(c);
     const char *pat = NULL;
-    size_t patl = 0, n = 0;
+    size_t patl = 0, nitems, first = 0, end, n = 0;
     bool novalues = false;
     unsigned long long cur;
-    char buf[24], *end;
+    int64_t count = 10;
+    char buf[24], *e;
+    gr_tbuf last = {0};
+    sitem *its = NULL;
     coll k = {0};
     zset z = {0};
-    size_t nitems, per = ty == RT_SET ? 1 : 2;
+    size_t per = ty == RT_SET ? 1 : 2;
 
     if (!t) {
         return;
@@ -2421,24 +2679,22 @@ static void scan_coll(rconn *c, const rargs *a, rtype ty)
     memcpy(buf, a->argv[2], a->argl[2]);
     buf[a->argl[2]] = '\0';
     errno = 0;
-    cur = strtoull(buf, &end, 10);
-    if (*end || errno) {
+    cur = strtoull(buf, &e, 10);
+    if (*e || errno) {
         gr_resp_error(&c->out, "ERR invalid cursor");
         return;
     }
     for (int i = 3; i < a->argc; i++) {
-        int64_t cnt;
-
         if (arg_is(a, i, "MATCH") && i + 1 < a->argc) {
             pat = a->argv[i + 1];
             patl = a->argl[i + 1];
             i++;
         } else if (arg_is(a, i, "COUNT") && i + 1 < a->argc) {
-            if (!arg_int(a, i + 1, &cnt)) {
+            if (!arg_int(a, i + 1, &count)) {
                 gr_resp_error(&c->out, E_INT);
                 return;
             }
-            if (cnt < 1) {
+            if (count < 1) {
                 gr_resp_error(&c->out, E_SYNTAX);
                 return;
             }
@@ -2453,33 +2709,71 @@ static void scan_coll(rconn *c, const rargs *a, rtype ty)
     if (ty == RT_ZSET ? zs_load(c, t, a, 1, &z) < 0 : coll_load(c, t, a, ty, &k) < 0) {
         return;
     }
-    (void)cur;
     nitems = ty == RT_ZSET ? z.n : k.n;
+    if (nitems <= SCAN_ONE_PAGE) {
+        cur = 0; /* as Redis for a small (listpack) collection: all of it, any cursor */
+        count = SCAN_ONE_PAGE;
+    } else if (cur != 0 && !gr_redis_cursor_get(c->srv, cur, &last)) {
+        gr_resp_error(&c->out, "ERR invalid cursor");
+        goto out;
+    }
+    if (nitems && !(its = calloc(nitems, sizeof(*its)))) {
+        gr_resp_error(&c->out, E_OOM);
+        goto out;
+    }
     for (size_t i = 0; i < nitems; i++) {
-        const uint8_t *p = ty == RT_ZSET ? z.els[i].p : k.items[i * per];
-        size_t l = ty == RT_ZSET ? z.els[i].len : k.lens[i * per];
+        its[i] = ty == RT_ZSET ? (sitem){z.els[i].p, z.els[i].len, i}
+                               : (sitem){k.items[i * per], k.lens[i * per], i};
+    }
+    if (nitems) {
+        qsort(its, nitems, sizeof(*its), sitem_cmp);
+    }
+    if (cur != 0) { /* the first name after the cursor's */
+        size_t lo = 0, hi = nitems;
 
-        n += !pat || gr_resp_glob(pat, patl, (const char *)p, l, false);
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+
+            if (bytes_cmp(its[mid].p, its[mid].len, last.p, last.len) <= 0) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        first = lo;
+    }
+    end = nitems - first > (uint64_t)count ? first + (size_t)count : nitems;
+    for (size_t i = first; i < end; i++) {
+        n += !pat || gr_resp_glob(pat, patl, (const char *)its[i].p, its[i].len, false);
     }
     gr_resp_array(&c->out, 2);
-    gr_resp_bulkstr(&c->out, "0");
-    gr_resp_array(&c->out, novalues ? n : n * per);
-    for (size_t i = 0; i < nitems; i++) {
-        const uint8_t *p = ty == RT_ZSET ? z.els[i].p : k.items[i * per];
-        size_t l = ty == RT_ZSET ? z.els[i].len : k.lens[i * per];
+    if (end < nitems) {
+        uint64_t id = gr_redis_cursor_put(c->srv, its[end - 1].p, its[end - 1].len);
 
-        if (pat && !gr_resp_glob(pat, patl, (const char *)p, l, false)) {
+        snprintf(buf, sizeof(buf), "%llu", (unsigned long long)id);
+        gr_resp_bulkstr(&c->out, buf);
+    } else {
+        gr_resp_bulkstr(&c->out, "0");
+    }
+    gr_resp_array(&c->out, novalues ? n : n * per);
+    for (size_t i = first; i < end; i++) {
+        size_t at = its[i].at;
+
+        if (pat && !gr_resp_glob(pat, patl, (const char *)its[i].p, its[i].len, false)) {
             continue;
         }
-        gr_resp_bulk(&c->out, p, l);
+        gr_resp_bulk(&c->out, its[i].p, its[i].len);
         if (ty == RT_ZSET) {
-            reply_score_bulk(c, z.els[i].score);
+            reply_score_bulk(c, z.els[at].score);
         } else if (ty == RT_HASH && !novalues) {
-            gr_resp_bulk(&c->out, k.items[2 * i + 1], k.lens[2 * i + 1]);
+            gr_resp_bulk(&c->out, k.items[2 * at + 1], k.lens[2 * at + 1]);
         }
     }
+out:
+    free(its);
     free(z.els);
     coll_free(&k);
+    gr_tbuf_free(&last);
 }
 
 static void cmd_hscan(rconn *c, const rargs *a)

@@ -72,54 +72,16 @@ static void reply_value(rconn *c, const uint8_t *v, size_t n)
     }
 }
 
-/* ---- collecting fields / members ------------------------------------------------------------ */
+/* ---- replying collected pieces ---------------------------------------------------- */
 
-/* (name, value) pairs as u32 length + bytes each, in c->v2. */
-typedef struct collect {
-    rconn *c;
-    size_t n; /* entries */
-    int what; /* bit 1: names, bit 2: values */
-    bool oom;
-} collect;
-
-static int put_piece(gr_tbuf *b, const void *p, size_t n)
+void gr_redis_reply_pieces(rconn *c, const rpieces *ps)
 {
-    uint32_t l = (uint32_t)n;
+    for (size_t off = 0; off < ps->b->len;) {
+        const uint8_t *p;
+        size_t n;
 
-    return gr_tbuf_put(b, &l, 4) < 0 || gr_tbuf_put(b, p, n) < 0 ? -ENOMEM : 0;
-}
-
-static int collect_fn(void *ud, const uint8_t *name, size_t nlen, const uint8_t *val, size_t vlen)
-{
-    collect *k = ud;
-
-    if (((k->what & 1) && put_piece(&k->c->v2, name, nlen) < 0) ||
-        ((k->what & 2) &&
-         put_piece(&k->c->v2, val ? val : (const uint8_t *)"", val ? vlen : 0) < 0)) {
-        k->oom = true;
-        return 1;
-    }
-    k->n++;
-    return 0;
-}
-
-/* Write the collected pieces: names as bulks, values through reply_value. */
-static void reply_collected(rconn *c, const collect *k)
-{
-    int piece = 0;
-
-    for (size_t off = 0; off < c->v2.len; piece++) {
-        uint32_t l;
-        bool is_val;
-
-        memcpy(&l, c->v2.p + off, 4);
-        is_val = k->what == 2 || (k->what == 3 && (piece & 1));
-        if (is_val) {
-            reply_value(c, c->v2.p + off + 4, l);
-        } else {
-            gr_resp_bulk(&c->out, c->v2.p + off + 4, l);
-        }
-        off += 4 + l;
+        off = gr_redis_piece_at(ps, off, &p, &n);
+        gr_resp_bulk(&c->out, p, n);
     }
 }
 
@@ -133,6 +95,7 @@ static void hset_common(rconn *c, const rargs *a, bool hmset)
     const void **names = NULL, **vals = NULL;
     size_t *nlens = NULL, *vlens = NULL;
     gr_tbuf enc = {0};
+    rpieces ps = {.b = &enc};
     size_t *offs = NULL;
     uint64_t added = 0;
     int r = -ENOMEM;
@@ -158,18 +121,17 @@ static void hset_common(rconn *c, const rargs *a, bool hmset)
 
             offs[i] = enc.len;
             if ((r = gr_redis_enc_str(&one, a->argv[3 + 2 * i], a->argl[3 + 2 * i])) == 0) {
-                r = put_piece(&enc, one.p, one.len);
+                r = gr_redis_piece_put(&ps, one.p, one.len);
             }
             gr_tbuf_free(&one);
         }
         for (size_t i = 0; i < n && r == 0; i++) {
-            uint32_t l;
+            const uint8_t *p;
 
-            memcpy(&l, enc.p + offs[i], 4);
+            gr_redis_piece_at(&ps, offs[i], &p, &vlens[i]);
             names[i] = a->argv[2 + 2 * i];
             nlens[i] = a->argl[2 + 2 * i];
-            vals[i] = enc.p + offs[i] + 4;
-            vlens[i] = l;
+            vals[i] = p;
         }
         if (r == 0) {
             r = gr_table_map_set(t, c->k.p, c->k.len, n, names, nlens, vals, vlens, &added);
@@ -270,18 +232,18 @@ void gr_redis_cmd_hmget(rconn *c, const rargs *a)
     }
 }
 
-/* HGETALL (what 3), HKEYS (1), HVALS (2). */
+/* HGETALL (what RP_NAMES | RP_VALUES), HKEYS (RP_NAMES), HVALS (RP_VALUES). */
 static void hlist(rconn *c, const rargs *a, int what)
 {
     gr_table *t = gr_redis_db(c);
-    collect k = {.c = c, .what = what};
+    rpieces k = {.b = &c->v2, .what = what};
     int r;
 
     if (!t || !key_arg(c, a, 1)) {
         return;
     }
     c->v2.len = 0;
-    r = gr_table_map_getall(t, c->k.p, c->k.len, collect_fn, &k);
+    r = gr_table_map_getall(t, c->k.p, c->k.len, gr_redis_collect_fn, &k);
     if (k.oom) {
         gr_resp_error(&c->out, E_OOM);
         return;
@@ -290,27 +252,27 @@ static void hlist(rconn *c, const rargs *a, int what)
         gr_redis_reply_err(c, r);
         return;
     }
-    if (what == 3) {
+    if (what == (RP_NAMES | RP_VALUES)) {
         gr_resp_map(&c->out, k.n);
     } else {
         gr_resp_array(&c->out, k.n);
     }
-    reply_collected(c, &k);
+    gr_redis_reply_pieces(c, &k);
 }
 
 void gr_redis_cmd_hgetall(rconn *c, const rargs *a)
 {
-    hlist(c, a, 3);
+    hlist(c, a, RP_NAMES | RP_VALUES);
 }
 
 void gr_redis_cmd_hkeys(rconn *c, const rargs *a)
 {
-    hlist(c, a, 1);
+    hlist(c, a, RP_NAMES);
 }
 
 void gr_redis_cmd_hvals(rconn *c, const rargs *a)
 {
-    hlist(c, a, 2);
+    hlist(c, a, RP_VALUES);
 }
 
 /* HDEL key field... and SREM key member...: argv[2..] as a name list. */
@@ -428,21 +390,21 @@ void gr_redis_cmd_srem(rconn *c, const rargs *a)
 void gr_redis_cmd_smembers(rconn *c, const rargs *a)
 {
     gr_table *t = gr_redis_db(c);
-    collect k = {.c = c, .what = 1};
+    rpieces k = {.b = &c->v2, .what = RP_NAMES};
     int r;
 
     if (!t || !key_arg(c, a, 1)) {
         return;
     }
     c->v2.len = 0;
-    r = gr_table_set_members(t, c->k.p, c->k.len, collect_fn, &k);
+    r = gr_table_set_members(t, c->k.p, c->k.len, gr_redis_collect_fn, &k);
     if (k.oom) {
         gr_resp_error(&c->out, E_OOM);
     } else if (r < 0) {
         gr_redis_reply_err(c, r);
     } else {
         gr_resp_set(&c->out, k.n);
-        reply_collected(c, &k);
+        gr_redis_reply_pieces(c, &k);
     }
 }
 
@@ -479,13 +441,17 @@ void gr_redis_cmd_scard(rconn *c, const rargs *a)
     }
 }
 
-/* SPOP key [count]: the engine pops one member at a time (which one is the
- * engine's choice, not random: docs/redis.md). */
+/* SPOP key [count]: members chosen at random (arc4random) among the set
+ * read whole (O(size)), each removed with SREM's add-wins remove; under the
+ * key's stripe, so two SPOPs on this node never hand out the same member. */
 void gr_redis_cmd_spop(rconn *c, const rargs *a)
 {
     gr_table *t = gr_redis_db(c);
     int64_t count = 1;
-    collect k = {.c = c, .what = 1};
+    rpieces all = {.b = &c->v2, .what = RP_NAMES}, out = {.b = &c->v};
+    const uint8_t **items = NULL;
+    size_t *lens = NULL;
+    pthread_mutex_t *mu;
     int r = 0;
 
     if (!t) {
@@ -502,27 +468,53 @@ void gr_redis_cmd_spop(rconn *c, const rargs *a)
     if (!key_arg(c, a, 1) || !kind_ok(c, t, GR_TVAL_SET)) {
         return;
     }
+    mu = gr_redis_klock(c->srv, c->db, a->argv[1], a->argl[1]);
+    pthread_mutex_lock(mu);
     c->v2.len = 0;
-    for (int64_t i = 0; i < count; i++) {
-        if ((r = gr_table_set_pop(t, c->k.p, c->k.len, &c->v)) < 0) {
-            break;
-        }
-        if (collect_fn(&k, c->v.p, c->v.len, NULL, 0) != 0) {
-            r = -ENOMEM;
-            break;
-        }
+    c->v.len = 0;
+    r = count > 0 ? gr_table_set_members(t, c->k.p, c->k.len, gr_redis_collect_fn, &all) : 0;
+    if (all.oom) {
+        r = -ENOMEM;
     }
-    if (r < 0 && r != GR_ENOKEY) {
+    if (r == 0 && all.n > 0 &&
+        (!(items = calloc(all.n, sizeof(*items))) || !(lens = calloc(all.n, sizeof(*lens))))) {
+        r = -ENOMEM;
+    }
+    for (size_t i = 0, off = 0; r == 0 && i < all.n; i++) {
+        off = gr_redis_piece_at(&all, off, &items[i], &lens[i]);
+    }
+    /* a partial Fisher-Yates shuffle picks the first `count` */
+    for (size_t i = 0; r == 0 && i < all.n && (uint64_t)i < (uint64_t)count; i++) {
+        size_t j = i + arc4random_uniform((uint32_t)(all.n - i));
+        const uint8_t *p = items[j];
+        size_t l = lens[j];
+        uint64_t removed = 0;
+
+        items[j] = items[i];
+        lens[j] = lens[i];
+        items[i] = p;
+        lens[i] = l;
+        if ((r = gr_table_set_rem(t, c->k.p, c->k.len, 1, (const void *const *)&p, &l, &removed)) ==
+                0 &&
+            removed == 1 && gr_redis_piece_put(&out, p, l) == 0) {
+            out.n++;
+        }
+        r = out.oom ? -ENOMEM : r;
+    }
+    pthread_mutex_unlock(mu);
+    free(items);
+    free(lens);
+    if (r < 0) {
         gr_redis_reply_err(c, r); /* members popped before the error are gone */
         return;
     }
     if (a->argc == 3) {
-        gr_resp_set(&c->out, k.n);
-        reply_collected(c, &k);
-    } else if (k.n == 0) {
+        gr_resp_set(&c->out, out.n);
+        gr_redis_reply_pieces(c, &out);
+    } else if (out.n == 0) {
         gr_resp_null(&c->out);
     } else {
-        reply_collected(c, &k);
+        gr_redis_reply_pieces(c, &out);
     }
 }
 
@@ -530,14 +522,15 @@ void gr_redis_cmd_spop(rconn *c, const rargs *a)
 
 int gr_redis_coll_copy(rconn *c, gr_table *t, gr_tval_kind kind, const void *to, size_t tlen)
 {
-    collect k = {.c = c, .what = kind == GR_TVAL_MAP ? 3 : 1};
+    rpieces k = {.b = &c->v2,
+                 .what = kind == GR_TVAL_MAP ? RP_NAMES | RP_VALUES | RP_RAW : RP_NAMES};
     const void **names = NULL, **vals = NULL;
     size_t *nlens = NULL, *vlens = NULL, i = 0;
     int r;
 
     c->v2.len = 0;
-    r = kind == GR_TVAL_MAP ? gr_table_map_getall(t, c->k.p, c->k.len, collect_fn, &k)
-                            : gr_table_set_members(t, c->k.p, c->k.len, collect_fn, &k);
+    r = kind == GR_TVAL_MAP ? gr_table_map_getall(t, c->k.p, c->k.len, gr_redis_collect_fn, &k)
+                            : gr_table_set_members(t, c->k.p, c->k.len, gr_redis_collect_fn, &k);
     if (k.oom) {
         return -ENOMEM;
     }
@@ -550,17 +543,13 @@ int gr_redis_coll_copy(rconn *c, gr_table *t, gr_tval_kind kind, const void *to,
         goto out;
     }
     for (size_t off = 0; off < c->v2.len; i++) {
-        uint32_t l;
+        const uint8_t *p;
 
-        memcpy(&l, c->v2.p + off, 4);
-        names[i] = c->v2.p + off + 4;
-        nlens[i] = l;
-        off += 4 + l;
+        off = gr_redis_piece_at(&k, off, &p, &nlens[i]);
+        names[i] = p;
         if (kind == GR_TVAL_MAP) {
-            memcpy(&l, c->v2.p + off, 4);
-            vals[i] = c->v2.p + off + 4;
-            vlens[i] = l;
-            off += 4 + l;
+            off = gr_redis_piece_at(&k, off, &p, &vlens[i]);
+            vals[i] = p;
         }
     }
     r = kind == GR_TVAL_MAP ? gr_table_map_set(t, to, tlen, k.n, names, nlens, vals, vlens, NULL)

@@ -31,6 +31,7 @@
 #define GR_REDIS_VERSION "7.2.0"         /* the Redis version reported (HELLO, INFO) */
 #define GR_REDIS_BLOCK_POLL_MS 50        /* BLPOP/BRPOP re-check their keys this often */
 #define GR_REDIS_BLOCK_IN_MAX (1u << 20) /* input buffered behind a BLPOP before reading stops */
+#define GR_REDIS_KLOCKS 256              /* key lock stripes (list writes, SPOP) */
 
 typedef struct rconn rconn;
 
@@ -60,10 +61,17 @@ struct gr_redis {
     bool disk;   /* create tables on disk */
     girder_rt *rt;
     gr_tables *tables;
-    gr_pubsub *pubsub;             /* the node's topics (PUBLISH, SUBSCRIBE), or NULL */
-    uint64_t started_ms;           /* monotonic ms of the node's start */
-    pthread_mutex_t mu;            /* dbs, clients list, cursors, client fields below */
-    gr_table *dbs[GR_REDIS_DBS];   /* opened (created) on first use */
+    gr_pubsub *pubsub;            /* the node's topics (PUBLISH, SUBSCRIBE), or NULL */
+    uint64_t started_ms;          /* monotonic ms of the node's start */
+    pthread_mutex_t mu;           /* dbs, clients list, cursors, client fields below */
+    gr_table *dbs[GR_REDIS_DBS];  /* opened (created) on first use */
+    gr_table *ldbs[GR_REDIS_DBS]; /* each db's list elements table (TABLE[.N].list) */
+    /* a command that rewrites several entries of one key (a list push or pop,
+     * SPOP) holds its key's stripe: one such command per key at a time here */
+    pthread_mutex_t klocks[GR_REDIS_KLOCKS];
+    /* every command runs holding it shared, EXEC holds it exclusive: no other
+     * client's command runs on this node between two of EXEC's commands */
+    pthread_rwlock_t xlock;
     rconn *clients;                /* every open connection */
     rconn *blockedq;               /* connections blocked in BLPOP/BRPOP (bnext) */
     atomic_uint_fast64_t nblocked; /* how many: a push looks only when > 0 */
@@ -97,6 +105,7 @@ struct rconn {
     int db;
     gr_table *t;      /* the selected db's table (borrowed from srv->dbs) */
     gr_tbuf v, v2, k; /* scratch: a value, a second value, an encoded key */
+    gr_tbuf k2;       /* scratch: a list element's key */
     bool in_multi;    /* between MULTI and EXEC/DISCARD */
     bool multi_err;   /* a command was refused while queueing: EXEC aborts */
     gr_tbuf mq;       /* queued commands: u32 argc, then (u32 len, bytes) each */
@@ -151,6 +160,14 @@ extern const size_t gr_redis_ncmds;
 gr_table *gr_redis_db(rconn *c);
 /* Open (create) db n's table. NULL on error (logged). Any thread. */
 gr_table *gr_redis_db_open(gr_redis *srv, int n);
+/* The selected db's list table (created on first use); NULL after an error
+ * reply. */
+gr_table *gr_redis_ldb(rconn *c);
+/* Open (create) db n's list table. NULL on error (logged). Any thread. */
+gr_table *gr_redis_ldb_open(gr_redis *srv, int n);
+/* The stripe lock of key (bytes) of db. Taken after srv->xlock, never with
+ * another stripe or srv->mu held. */
+pthread_mutex_t *gr_redis_klock(gr_redis *srv, int db, const void *key, size_t n);
 /* Remember a table scan cursor; returns the integer for the client. */
 uint64_t gr_redis_cursor_put(gr_redis *srv, const uint8_t *p, size_t len);
 /* Look up a cursor integer: 1 and copies it into *out, 0 if unknown. */
@@ -209,15 +226,41 @@ bool gr_redis_str(const uint8_t *v, size_t n, char ibuf[32], const uint8_t **ret
 /* Encode a string: a canonical int64 as a msgpack integer (what the table's
  * counters add to), anything else as a bin. 0 or -ENOMEM. */
 int gr_redis_enc_str(gr_tbuf *out, const void *p, size_t n);
-/* Encode a collection: [tag, body] where body is a map (hash) of bin -> bin
- * or an array (set, list) of bin; items[2*i], items[2*i+1] for a hash. */
-int gr_redis_enc_coll(gr_tbuf *out, rtype t, size_t n, const uint8_t *const *items,
-                      const size_t *lens);
-/* Decode a collection into arrays of borrowed pointers into v (caller frees
- * *ret_items and *ret_lens). Hash: 2n items (field, value). 0, -EINVAL (not
- * that type), -ENOMEM. */
-int gr_redis_dec_coll(const uint8_t *v, size_t n, rtype t, size_t *ret_n,
-                      const uint8_t ***ret_items, size_t **ret_lens);
+/* A list's head/tail record, the value under the list's key: [3, head, tail];
+ * its elements are the positions [head, tail) (docs/redis.md "Storage").
+ * 0 or -ENOMEM. */
+int gr_redis_enc_list(gr_tbuf *out, int64_t head, int64_t tail);
+/* Decode a list record. 0 or -EINVAL (not one). */
+int gr_redis_dec_list(const uint8_t *v, size_t n, int64_t *ret_head, int64_t *ret_tail);
+/* The key of a list element in the db's list table: [bin key, int pos]. */
+int gr_redis_list_key(gr_tbuf *out, const void *k, size_t n, int64_t pos);
+/* A msgpack bin of p (a list element's value). 0 or -ENOMEM. */
+int gr_redis_enc_bin(gr_tbuf *out, const void *p, size_t n);
+
+/* Byte strings collected for a reply (the engine's callbacks run outside its
+ * locks; a reply is written once its count is known): (u32 length, bytes)
+ * each in *b, the caller's buffer (often c->v2, reused). */
+#define RP_NAMES 1  /* gr_redis_collect_fn: collect field names / members */
+#define RP_VALUES 2 /* ... and / or field values, as string bytes */
+#define RP_RAW 4    /* ... values as stored (one msgpack term each), not as strings */
+typedef struct rpieces {
+    gr_tbuf *b;
+    size_t n; /* entries (gr_redis_collect_fn: fields or members) */
+    int what; /* RP_NAMES | RP_VALUES for gr_redis_collect_fn */
+    bool oom; /* a put failed */
+} rpieces;
+/* Append one piece. 0 or -ENOMEM (ps->oom set). */
+int gr_redis_piece_put(rpieces *ps, const void *p, size_t n);
+/* The piece at offset off of ps->b; returns the next piece's offset. */
+size_t gr_redis_piece_at(const rpieces *ps, size_t off, const uint8_t **ret_p, size_t *ret_n);
+/* The strings of a msgpack array (a gr_table_mget answer: bin, str or
+ * number each, nil for an absent key, skipped) into ps. 0, -EINVAL, -ENOMEM. */
+int gr_redis_pieces_of_array(rpieces *ps, const uint8_t *v, size_t n);
+/* A gr_tfield_fn (ud: an rpieces): the name and / or the value as a string
+ * (a value that is not one: empty) of each field or member; stops (1) when
+ * out of memory. */
+int gr_redis_collect_fn(void *ud, const uint8_t *name, size_t nlen, const uint8_t *val,
+                        size_t vlen);
 
 /* One member of a sorted set: its bytes (borrowed) and score. */
 typedef struct rzel {
@@ -239,6 +282,9 @@ int gr_redis_dec_zset(const uint8_t *v, size_t n, size_t *ret_n, rzel **ret);
  * left) and reply [key, element]: 1 replied (that or an error), 0 all empty
  * (nothing replied). Owning thread of c. */
 int gr_redis_bpop(rconn *c, bool left, int n, const char *const *keys, const size_t *lens);
+/* Delete key (bytes) of c's db, a list's elements too. 1 deleted, 0 absent,
+ * or an error. Uses c->k, c->k2, c->v. */
+int gr_redis_del_key(rconn *c, gr_table *t, const char *key, size_t klen);
 /* Reply for a table error (WRONGTYPE, OOM, ...). */
 void gr_redis_reply_err(rconn *c, int r);
 
@@ -262,6 +308,8 @@ void gr_redis_cmd_smembers(rconn *c, const rargs *a);
 void gr_redis_cmd_sismember(rconn *c, const rargs *a);
 void gr_redis_cmd_scard(rconn *c, const rargs *a);
 void gr_redis_cmd_spop(rconn *c, const rargs *a);
+/* Write every piece of ps as a bulk string (no array header). */
+void gr_redis_reply_pieces(rconn *c, const rpieces *ps);
 /* Copy the live fields (kind GR_TVAL_MAP) or members (GR_TVAL_SET) of key
  * c->k to table key `to` (added to what is there). 0 or an engine error.
  * Uses c->v2. */

@@ -178,6 +178,18 @@ int gr_redis_new(const gr_redis_config *cfg, gr_redis **ret_r)
     }
     r->lfd = -1;
     pthread_mutex_init(&r->mu, NULL);
+    for (int i = 0; i < GR_REDIS_KLOCKS; i++) {
+        pthread_mutex_init(&r->klocks[i], NULL);
+    }
+    {
+        pthread_rwlockattr_t ra;
+
+        pthread_rwlockattr_init(&ra);
+        /* EXEC must not starve behind a steady stream of commands */
+        pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+        pthread_rwlock_init(&r->xlock, &ra);
+        pthread_rwlockattr_destroy(&ra);
+    }
     r->port = cfg->port;
     r->disk = cfg->data_dir != NULL;
     r->next_cursor = 1;
@@ -186,7 +198,7 @@ int gr_redis_new(const gr_redis_config *cfg, gr_redis **ret_r)
         gr_redis_free(r);
         return -ENOMEM;
     }
-    if (strlen(table) > GR_TABLE_NAME_MAX - 3 ||
+    if (strlen(table) > GR_TABLE_NAME_MAX - 8 ||
         strspn(table, "abcdefghijklmnopqrstuvwxyz"
                       "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
                       "0123456789_.-") != strlen(table) ||
@@ -194,7 +206,7 @@ int gr_redis_new(const gr_redis_config *cfg, gr_redis **ret_r)
         gr_error(LOG,
                  "bad redis table name '%s': 1..%d bytes of [A-Za-z0-9_.-], not starting "
                  "with '.'",
-                 table, GR_TABLE_NAME_MAX - 3);
+                 table, GR_TABLE_NAME_MAX - 8);
         gr_redis_free(r);
         return GR_ECONFIG;
     }
@@ -234,6 +246,7 @@ gr_redis *gr_redis_free(gr_redis *r)
     }
     for (int i = 0; i < GR_REDIS_DBS; i++) {
         gr_table_close(r->dbs[i]);
+        gr_table_close(r->ldbs[i]);
     }
     for (int i = 0; i < GR_REDIS_CURSORS; i++) {
         free(r->cursors[i].p);
@@ -245,27 +258,31 @@ gr_redis *gr_redis_free(gr_redis *r)
     free(r->host);
     free(r->table);
     pthread_mutex_destroy(&r->mu);
+    for (int i = 0; i < GR_REDIS_KLOCKS; i++) {
+        pthread_mutex_destroy(&r->klocks[i]);
+    }
+    pthread_rwlock_destroy(&r->xlock);
     free(r);
     return NULL;
 }
 
 /* ---- tables and cursors ------------------------------------------------------------------ */
 
-gr_table *gr_redis_db_open(gr_redis *srv, int n)
+/* Open (create) db n's table (list: its list table) into *slot. Caller holds
+ * srv->mu. */
+static gr_table *db_open_locked(gr_redis *srv, int n, bool list, gr_table **slot)
 {
     char name[GR_TABLE_NAME_MAX + 1];
     gr_table *t;
     int r;
 
-    pthread_mutex_lock(&srv->mu);
-    if ((t = srv->dbs[n])) {
-        pthread_mutex_unlock(&srv->mu);
+    if ((t = *slot)) {
         return t;
     }
     if (n == 0) {
-        snprintf(name, sizeof(name), "%s", srv->table);
+        snprintf(name, sizeof(name), "%s%s", srv->table, list ? ".list" : "");
     } else {
-        snprintf(name, sizeof(name), "%s.%d", srv->table, n);
+        snprintf(name, sizeof(name), "%s.%d%s", srv->table, n, list ? ".list" : "");
     }
     r = gr_tables_open(srv->tables, name, &t);
     if (r == GR_ENOTABLE) {
@@ -278,8 +295,9 @@ gr_table *gr_redis_db_open(gr_redis *srv, int n)
         }
         r = gr_tables_create(srv->tables, name, &o);
         if (r == 0) {
-            gr_info(LOG, "created table %s (replicated%s) for redis db %d", name,
-                    srv->disk ? ", disk, fsync interval" : ", memory", n);
+            gr_info(LOG, "created table %s (replicated%s) for redis db %d%s", name,
+                    srv->disk ? ", disk, fsync interval" : ", memory", n,
+                    list ? "'s list elements" : "");
         }
         if (r == 0 || r == GR_ETABLEEXISTS) {
             r = gr_tables_open(srv->tables, name, &t);
@@ -289,9 +307,50 @@ gr_table *gr_redis_db_open(gr_redis *srv, int n)
         gr_warn(LOG, "cannot open table %s for redis db %d: %s", name, n, gr_strerror(r));
         t = NULL;
     }
-    srv->dbs[n] = t;
+    *slot = t;
+    return t;
+}
+
+gr_table *gr_redis_db_open(gr_redis *srv, int n)
+{
+    gr_table *t;
+
+    pthread_mutex_lock(&srv->mu);
+    t = db_open_locked(srv, n, false, &srv->dbs[n]);
     pthread_mutex_unlock(&srv->mu);
     return t;
+}
+
+gr_table *gr_redis_ldb_open(gr_redis *srv, int n)
+{
+    gr_table *t;
+
+    pthread_mutex_lock(&srv->mu);
+    t = db_open_locked(srv, n, true, &srv->ldbs[n]);
+    pthread_mutex_unlock(&srv->mu);
+    return t;
+}
+
+gr_table *gr_redis_ldb(rconn *c)
+{
+    gr_table *t = gr_redis_ldb_open(c->srv, c->db);
+
+    if (!t) {
+        gr_resp_error(&c->out, "ERR cannot open the list table of this database (see the "
+                               "node's log)");
+    }
+    return t;
+}
+
+pthread_mutex_t *gr_redis_klock(gr_redis *srv, int db, const void *key, size_t n)
+{
+    const uint8_t *p = key;
+    uint64_t h = 1469598103934665603ull ^ (uint64_t)db;
+
+    for (size_t i = 0; i < n; i++) {
+        h = (h ^ p[i]) * 1099511628211ull;
+    }
+    return &srv->klocks[h % GR_REDIS_KLOCKS];
 }
 
 gr_table *gr_redis_db(rconn *c)
@@ -486,7 +545,9 @@ static void on_block_timer(evutil_socket_t fd, short what, void *arg)
         lens[n] = l;
         off += 4 + l;
     }
+    pthread_rwlock_rdlock(&c->srv->xlock);
     r = gr_redis_bpop(c, c->blk_left, n, keys, lens);
+    pthread_rwlock_unlock(&c->srv->xlock);
     free(keys);
     free(lens);
     if (r == 0 && c->blk_deadline_ms && gr_clock_ms() >= c->blk_deadline_ms) {
@@ -649,8 +710,12 @@ static void run_cmd(rconn *c, const rargs *a)
                        cmd->name);
     } else if (c->in_multi && !multi_ctl(cmd->fn)) {
         queue_cmd(c, a);
+    } else if (c->in_exec || cmd->fn == gr_redis_cmd_exec) {
+        cmd->fn(c, a); /* EXEC holds xlock exclusive itself */
     } else {
+        pthread_rwlock_rdlock(&c->srv->xlock);
         cmd->fn(c, a);
+        pthread_rwlock_unlock(&c->srv->xlock);
     }
 }
 
@@ -794,7 +859,11 @@ void gr_redis_cmd_exec(rconn *c, const rargs *a)
         gr_resp_error(&c->out, "EXECABORT Transaction discarded because of previous errors.");
         return;
     }
+    /* from the WATCH check to the last command, no other client's command
+     * runs on this node (docs/redis.md "Transactions") */
+    pthread_rwlock_wrlock(&c->srv->xlock);
     if (watch_dirty(c)) {
+        pthread_rwlock_unlock(&c->srv->xlock);
         multi_reset(c);
         gr_resp_null_array(&c->out);
         return;
@@ -832,6 +901,7 @@ void gr_redis_cmd_exec(rconn *c, const rargs *a)
         free(argl);
     }
     c->in_exec = false;
+    pthread_rwlock_unlock(&c->srv->xlock);
     gr_tbuf_free(&q);
 }
 
@@ -1119,6 +1189,7 @@ static void conn_terminate(girder_ctx *ctx, void *state, const girder_msg *reaso
     gr_resp_out_free(&c->out);
     gr_tbuf_free(&c->v);
     gr_tbuf_free(&c->v2);
+    gr_tbuf_free(&c->k2);
     gr_tbuf_free(&c->k);
     gr_tbuf_free(&c->mq);
     gr_tbuf_free(&c->watch);
@@ -1852,62 +1923,39 @@ void gr_redis_cmd_dbsize(rconn *c, const rargs *a)
     }
 }
 
-typedef struct keylist {
-    gr_tbuf keys; /* concatenated: u32 len, bytes */
-    size_t n;
-} keylist;
-
+/* gr_table_scan callback: each table key into an rpieces. */
 static int collect_key(void *ud, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
                        const gr_tmeta *meta)
 {
-    keylist *kl = ud;
-    uint32_t l = (uint32_t)klen;
+    rpieces *ps = ud;
 
-    if (kl->keys.cap - kl->keys.len < klen + 4) {
-        size_t nc = (kl->keys.cap + klen + 4) * 2;
-        uint8_t *np = realloc(kl->keys.p, nc);
-
-        if (!np) {
-            return 1;
-        }
-        kl->keys.p = np;
-        kl->keys.cap = nc;
+    if (gr_redis_piece_put(ps, key, klen) < 0) {
+        return 1;
     }
-    memcpy(kl->keys.p + kl->keys.len, &l, 4);
-    memcpy(kl->keys.p + kl->keys.len + 4, key, klen);
-    kl->keys.len += klen + 4;
-    kl->n++;
+    ps->n++;
     return 0;
 }
 
-void gr_redis_cmd_flushdb(rconn *c, const rargs *a)
+/* Delete every key of t (replicated as deletes): pages of 1,000. */
+static void flush_table(gr_table *t)
 {
-    gr_table *t = gr_redis_db(c);
-    gr_tbuf cur = {0}, next = {0};
-    keylist kl = {0};
+    gr_tbuf cur = {0}, next = {0}, keys = {0};
+    rpieces kl = {.b = &keys};
 
-    if (!t) {
-        return;
-    }
-    if (a->argc > 2 || (a->argc == 2 && !arg_is(a, 1, "ASYNC") && !arg_is(a, 1, "SYNC"))) {
-        gr_resp_error(&c->out, "ERR syntax error");
-        return;
-    }
-    /* delete every key (replicated as deletes): pages of 1,000 */
     for (;;) {
         gr_tscan req = {.cursor = cur.len ? cur.p : NULL, .cursor_len = cur.len, .limit = 1000};
 
-        kl.keys.len = 0;
+        keys.len = 0;
         kl.n = 0;
-        if (gr_table_scan(t, &req, collect_key, &kl, &next) < 0) {
+        if (gr_table_scan(t, &req, collect_key, &kl, &next) < 0 || kl.oom) {
             break;
         }
-        for (size_t off = 0; off < kl.keys.len;) {
-            uint32_t l;
+        for (size_t off = 0; off < keys.len;) {
+            const uint8_t *p;
+            size_t l;
 
-            memcpy(&l, kl.keys.p + off, 4);
-            gr_table_del(t, kl.keys.p + off + 4, l, 0);
-            off += 4 + l;
+            off = gr_redis_piece_at(&kl, off, &p, &l);
+            gr_table_del(t, p, l, 0);
         }
         if (next.len == 0) {
             break;
@@ -1918,6 +1966,24 @@ void gr_redis_cmd_flushdb(rconn *c, const rargs *a)
     }
     gr_tbuf_free(&cur);
     gr_tbuf_free(&next);
-    gr_tbuf_free(&kl.keys);
+    gr_tbuf_free(&keys);
+}
+
+void gr_redis_cmd_flushdb(rconn *c, const rargs *a)
+{
+    gr_table *t = gr_redis_db(c), *lt;
+
+    if (!t) {
+        return;
+    }
+    if (a->argc > 2 || (a->argc == 2 && !arg_is(a, 1, "ASYNC") && !arg_is(a, 1, "SYNC"))) {
+        gr_resp_error(&c->out, "ERR syntax error");
+        return;
+    }
+    flush_table(t);
+    if (!(lt = gr_redis_ldb(c))) {
+        return;
+    }
+    flush_table(lt);
     gr_resp_simple(&c->out, "OK");
 }

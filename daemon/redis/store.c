@@ -10,11 +10,14 @@
  *            which is what the table's counters add to (INCR never loses a
  *            concurrent increment made on another node); a str or a float
  *            written by another client reads as a string too
- *   hash     [1, {field(bin): value(bin), ...}]
- *   set      [2, [member(bin), ...]]
- *   list     [3, [element(bin), ...]] head first
+ *   hash     the engine's map (coll.c); [1, ...] read as a hash by TYPE
+ *   set      the engine's add-wins set (coll.c); [2, ...] read as a set by TYPE
+ *   list     [3, head, tail]: the list's record; element i (head <= i <
+ *            tail) is a bin under key [key(bin), i] of the db's list table
  *   zset     [4, [member(bin), score(float64), ...]] by score, then member bytes
  *   other    any other term (written by a non-Redis client): WRONGTYPE
+ *
+ * Also the pieces collector replies are gathered in (rpieces).
  *
  * Pure functions; a small msgpack reader of its own so that decoded items are
  * borrowed pointers into the value, with every length checked against the
@@ -281,6 +284,10 @@ rtype gr_redis_type(const uint8_t *v, size_t n)
     case MK_ARRAY: {
         mitem tag;
 
+        if (m.n == 3) { /* a list's head/tail record */
+            tag = rd(v, n, m.next);
+            return tag.kind == MK_UINT && tag.n == TAG_LIST ? RT_LIST : RT_OTHER;
+        }
         if (m.n != 2) {
             return RT_OTHER;
         }
@@ -290,9 +297,6 @@ rtype gr_redis_type(const uint8_t *v, size_t n)
         }
         if (tag.kind == MK_UINT && tag.n == TAG_SET) {
             return RT_SET;
-        }
-        if (tag.kind == MK_UINT && tag.n == TAG_LIST) {
-            return RT_LIST;
         }
         if (tag.kind == MK_UINT && tag.n == TAG_ZSET) {
             return RT_ZSET;
@@ -330,73 +334,6 @@ bool gr_redis_str(const uint8_t *v, size_t n, char ibuf[32], const uint8_t **ret
     *ret_p = (const uint8_t *)ibuf;
     *ret_n = (size_t)l;
     return true;
-}
-
-int gr_redis_enc_coll(gr_tbuf *out, rtype t, size_t n, const uint8_t *const *items,
-                      const size_t *lens)
-{
-    out->len = 0;
-    if (gr_tbuf_reserve(out, 2) < 0) {
-        return -ENOMEM;
-    }
-    out->p[out->len++] = 0x92;
-    out->p[out->len++] = t == RT_HASH ? TAG_HASH : t == RT_LIST ? TAG_LIST : TAG_SET;
-    if (t == RT_HASH ? hdr(out, n, 0x80, 15, 0, 0xde, 0xdf) < 0
-                     : hdr(out, n, 0x90, 15, 0, 0xdc, 0xdd) < 0) {
-        return -ENOMEM;
-    }
-    for (size_t i = 0; i < (t == RT_HASH ? 2 * n : n); i++) {
-        if (put_bin(out, items[i], lens[i]) < 0) {
-            return -ENOMEM;
-        }
-    }
-    return 0;
-}
-
-int gr_redis_dec_coll(const uint8_t *v, size_t n, rtype t, size_t *ret_n,
-                      const uint8_t ***ret_items, size_t **ret_lens)
-{
-    mitem m, body;
-    size_t cnt, off;
-    const uint8_t **items;
-    size_t *lens;
-
-    if (gr_redis_type(v, n) != t) {
-        return -EINVAL;
-    }
-    m = rd(v, n, 0);
-    body = rd(v, n, rd(v, n, m.next).next);
-    if (body.kind != (t == RT_HASH ? MK_MAP : MK_ARRAY)) {
-        return -EINVAL;
-    }
-    cnt = t == RT_HASH ? 2 * body.n : body.n;
-    if (cnt > n) { /* each item takes at least one byte */
-        return -EINVAL;
-    }
-    items = malloc((cnt ? cnt : 1) * sizeof(*items));
-    lens = malloc((cnt ? cnt : 1) * sizeof(*lens));
-    if (!items || !lens) {
-        free(items);
-        free(lens);
-        return -ENOMEM;
-    }
-    off = body.next;
-    for (size_t i = 0; i < cnt; i++) {
-        mitem it = rd(v, n, off);
-
-        if (it.kind != MK_BIN && it.kind != MK_STR) {
-            free(items);
-            free(lens);
-            return -EINVAL;
-        }
-        items[i] = it.p;
-        lens[i] = it.n;
-        off = it.next;
-    }
-    *ret_n = t == RT_HASH ? cnt / 2 : cnt;
-    *ret_items = items;
-    *ret_lens = lens;
-    return 0;
 }
 
 int gr_redis_enc_zset(gr_tbuf *out, size_t n, const rzel *els)
@@ -467,5 +404,168 @@ int gr_redis_dec_zset(const uint8_t *v, size_t n, size_t *ret_n, rzel **ret)
     }
     *ret_n = cnt;
     *ret = els;
+    return 0;
+}
+
+/* ---- lists ------------------------------------------------------------------------------ */
+
+static size_t put_int(uint8_t *b, int64_t v)
+{
+    if (v >= 0 && v <= 127) {
+        b[0] = (uint8_t)v;
+        return 1;
+    }
+    if (v < 0 && v >= -32) {
+        b[0] = (uint8_t)(int8_t)v;
+        return 1;
+    }
+    b[0] = 0xd3;
+    put_be(b + 1, (uint64_t)v, 8);
+    return 9;
+}
+
+static bool get_int(const uint8_t *v, size_t n, size_t off, int64_t *ret, size_t *ret_next)
+{
+    mitem m = rd(v, n, off);
+
+    if (m.kind != MK_INT && (m.kind != MK_UINT || m.n > INT64_MAX)) {
+        return false;
+    }
+    *ret = (int64_t)m.n;
+    *ret_next = m.next;
+    return true;
+}
+
+int gr_redis_enc_list(gr_tbuf *out, int64_t head, int64_t tail)
+{
+    out->len = 0;
+    if (gr_tbuf_reserve(out, 20) < 0) {
+        return -ENOMEM;
+    }
+    out->p[out->len++] = 0x93;
+    out->p[out->len++] = TAG_LIST;
+    out->len += put_int(out->p + out->len, head);
+    out->len += put_int(out->p + out->len, tail);
+    return 0;
+}
+
+int gr_redis_dec_list(const uint8_t *v, size_t n, int64_t *ret_head, int64_t *ret_tail)
+{
+    mitem m = rd(v, n, 0), tag;
+    int64_t h, t;
+    size_t off;
+
+    if (m.kind != MK_ARRAY || m.n != 3) {
+        return -EINVAL;
+    }
+    tag = rd(v, n, m.next);
+    if (tag.kind != MK_UINT || tag.n != TAG_LIST || !get_int(v, n, tag.next, &h, &off) ||
+        !get_int(v, n, off, &t, &off) || off != n || h > t) {
+        return -EINVAL;
+    }
+    *ret_head = h;
+    *ret_tail = t;
+    return 0;
+}
+
+int gr_redis_list_key(gr_tbuf *out, const void *k, size_t n, int64_t pos)
+{
+    out->len = 0;
+    if (gr_tbuf_reserve(out, 1) < 0) {
+        return -ENOMEM;
+    }
+    out->p[out->len++] = 0x92;
+    if (put_bin(out, k, n) < 0 || gr_tbuf_reserve(out, 9) < 0) {
+        return -ENOMEM;
+    }
+    out->len += put_int(out->p + out->len, pos);
+    return 0;
+}
+
+int gr_redis_enc_bin(gr_tbuf *out, const void *p, size_t n)
+{
+    out->len = 0;
+    return put_bin(out, p, n);
+}
+
+/* ---- pieces ------------------------------------------------------------------------------- */
+
+int gr_redis_piece_put(rpieces *ps, const void *p, size_t n)
+{
+    uint32_t l = (uint32_t)n;
+
+    if (gr_tbuf_put(ps->b, &l, 4) < 0 || gr_tbuf_put(ps->b, p, n) < 0) {
+        ps->oom = true;
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+size_t gr_redis_piece_at(const rpieces *ps, size_t off, const uint8_t **ret_p, size_t *ret_n)
+{
+    uint32_t l;
+
+    memcpy(&l, ps->b->p + off, 4);
+    *ret_p = ps->b->p + off + 4;
+    *ret_n = l;
+    return off + 4 + l;
+}
+
+int gr_redis_collect_fn(void *ud, const uint8_t *name, size_t nlen, const uint8_t *val, size_t vlen)
+{
+    rpieces *ps = ud;
+
+    if ((ps->what & RP_NAMES) && gr_redis_piece_put(ps, name, nlen) < 0) {
+        return 1;
+    }
+    if (ps->what & RP_VALUES) {
+        const uint8_t *p = (const uint8_t *)"";
+        size_t n = 0;
+        char ib[32];
+
+        if (val && (ps->what & RP_RAW)) {
+            p = val;
+            n = vlen;
+        } else if (val && !gr_redis_str(val, vlen, ib, &p, &n)) {
+            p = (const uint8_t *)""; /* not a string (not written by a Redis client) */
+            n = 0;
+        }
+        if (gr_redis_piece_put(ps, p, n) < 0) {
+            return 1;
+        }
+    }
+    ps->n++;
+    return 0;
+}
+
+int gr_redis_pieces_of_array(rpieces *ps, const uint8_t *v, size_t n)
+{
+    mitem arr = rd(v, n, 0);
+    size_t off = arr.next;
+
+    if (arr.kind != MK_ARRAY || arr.n > n) {
+        return -EINVAL;
+    }
+    for (uint64_t i = 0; i < arr.n; i++) {
+        mitem m;
+        const uint8_t *p;
+        size_t len;
+        char ib[32];
+
+        if (off < n && v[off] == 0xc0) { /* nil: absent */
+            off++;
+            continue;
+        }
+        m = rd(v, n, off);
+        if (m.kind == MK_BAD || m.kind == MK_OTHER || m.kind == MK_ARRAY || m.kind == MK_MAP ||
+            !gr_redis_str(v + off, m.next - off, ib, &p, &len)) {
+            return -EINVAL;
+        }
+        if (gr_redis_piece_put(ps, p, len) < 0) {
+            return -ENOMEM;
+        }
+        ps->n++;
+        off = m.next;
+    }
     return 0;
 }
