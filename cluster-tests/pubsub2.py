@@ -7,13 +7,17 @@ ps2_stream    `girder sub` on node a (wildcards) prints what `girder pub` on
 ps2_stop      --timeout S exits by itself with nothing to print; SIGTERM ends a
               streaming sub, which unsubscribes (interest gone on the other
               node); bad patterns are usage errors with the reason.
+ps2_slow_sub  a subscriber ~1000x slower than its publisher for 30 s: the
+              node's RSS stays within baseline + 2x the backlog limit, the
+              publisher meets busy before the first drop, drops are counted.
 """
 
 import json
 import signal
 import subprocess
+import time
 
-from harness import EXIT_OK, EXIT_USAGE, check, wait_until
+from harness import EXIT_OK, EXIT_USAGE, check, testkit, wait_until
 
 
 def _interest(c, node):
@@ -82,3 +86,57 @@ def test_ps2_stop(c):
         r = c.cli("sub", bad, node=a, use_json=False)
         check(r.rc == EXIT_USAGE and why in r.err and "bad TOPIC pattern" in r.err,
               f"sub {bad!r}: {r!r}")
+
+
+def _rss(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+@testkit
+def test_ps2_slow_sub(c):
+    """bench_ps.flood: one local subscriber of slow.x (backlog limits 65,536
+    messages / 8 MiB, policy drop) sleeps 5 ms on every message while the
+    worker publishes 1 KiB messages for 30 s, waiting 1 ms after any burst
+    that met busy. The node's RSS, read from /proc every 100 ms, stays under
+    its baseline + 2 x 8 MiB; the publisher met busy before the first drop;
+    drops are counted (result and the node's counters) and the
+    subscription's backlog never passed its limit. Memory, not timing, is
+    asserted: a loaded machine only changes how many messages flow."""
+    a = c.node("a")
+    a.wait_up()
+    limit = 8 << 20
+    pid = a.pid
+    base = _rss(pid)
+    argv = [c.girder, "-n", a.spec, "--cookie-file", c.cookie_file, "--json", "--timeout",
+            "180000", "rpc", a.name, "bench_ps", "flood", '"slow.x"', "30", "1024", "5",
+            "65536", str(limit)]
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    peak, samples, subs = base, 0, None
+    t0 = time.monotonic()
+    while p.poll() is None:
+        peak = max(peak, _rss(pid))
+        samples += 1
+        if subs is None and time.monotonic() - t0 > 10:
+            subs = c.expect(a.cli("rpc", a.name, "pubsub", "subscriptions", '"slow.x"',
+                                  timeout_ms=30000), EXIT_OK).data
+        time.sleep(0.1)
+    out, err = p.communicate(timeout=60)
+    check(p.returncode == EXIT_OK, f"flood: exit {p.returncode} {err!r}")
+    r = json.loads(out)
+    print(f"    flood {r}; rss base {base >> 20} MiB, peak {peak >> 20} MiB"
+          f" ({samples} samples)")
+    check(peak - base < 2 * limit,
+          f"RSS grew {(peak - base) >> 20} MiB, over 2 x the 8 MiB backlog limit")
+    check(r["first_busy"] > 0 and r["first_drop"] > r["first_busy"],
+          f"busy (publisher slowed) came before the first drop: {r!r}")
+    check(r["dropped"] > 0 and r["deferred"] > 0, f"drops counted, publisher deferred: {r!r}")
+    check(subs is not None and len(subs) == 1, f"the slow subscription listed: {subs!r}")
+    s = subs[0]
+    check(s["backlog_bytes"] <= s["max_bytes"] == limit and s["peak"] <= s["max_msgs"] and
+          s["dropped"] > 0 and s["busy"] > 0, f"the backlog held its limit mid-flood: {s!r}")
+    k = c.expect(a.cli("rpc", a.name, "pubsub", "counters"), EXIT_OK).data
+    check(k["dropped"] >= r["dropped"] and k["busy"] > 0, f"node counters: {k!r}")
