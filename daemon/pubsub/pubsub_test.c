@@ -1540,35 +1540,6 @@ START_TEST(test_global_names_scale)
 }
 END_TEST
 
-/* Spare envelopes (subs.c): a handled delivery is rewritten for the next one
- * of the same size, but never one its subscriber still holds. The probe keeps
- * the first message (a reference of the test's) while 300 more of the same
- * size flow through (several lazy reclaims); it must still read 1. */
-START_TEST(test_spare_never_rewrites_kept)
-{
-    girder_msg *kept = NULL, *m = NULL;
-    msgpack_unpacked u;
-
-    ck_assert_int_eq(sub(probe, "k", NULL), 0);
-    ck_assert_int_eq(pub_int("k", 1, NULL), 0);
-    ck_assert_int_eq(gr_probe_recv(probe, gr_test_ms(WAIT_MS), &kept), 0);
-    for (int i = 0; i < 300; i++) {
-        ck_assert_int_eq(pub_int("k", 2 + i % 100, NULL), 0); /* fixints: one size */
-        ck_assert_int_eq(recv_pub(probe, "k"), 2 + i % 100);
-    }
-    msgpack_unpacked_init(&u);
-    ck_assert_int_eq(girder_msg_unpack(kept, &u), 0);
-    ck_assert(gr_term_is_str(&u.data.via.array.ptr[1], "k"));
-    ck_assert_int_eq(u.data.via.array.ptr[2].via.i64, 1);
-    msgpack_unpacked_destroy(&u);
-    girder_msg_unref(kept);
-    /* a different size after a stream of one size: delivered intact */
-    ck_assert_int_eq(pub_int("k", 100000, NULL), 0);
-    ck_assert_int_eq(recv_pub(probe, "k"), 100000);
-    ck_assert_int_eq(gr_probe_recv(probe, 100, &m), -ETIMEDOUT);
-}
-END_TEST
-
 static Suite *pubsub_suite(void)
 {
     Suite *s = suite_create("pubsub");
@@ -1596,7 +1567,6 @@ static Suite *pubsub_suite(void)
     tcase_add_test(tc, test_global_names_clash);
     tcase_add_test(tc, test_tap_wait_streams);
     tcase_add_test(tc, test_global_names_scale);
-    tcase_add_test(tc, test_spare_never_rewrites_kept);
     suite_add_tcase(s, tc);
     return s;
 }

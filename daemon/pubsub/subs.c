@@ -18,23 +18,6 @@
  *   before the furthest handled entry, because a mailbox is handled in order.
  *   Bound: a subscription never holds more than max_msgs messages or
  *   max_bytes bytes, whatever its process does.
- *   Lazy reclaim. Reading a delivery's refcount costs a cache miss (the
- *   subscriber's scheduler just wrote it), and a lagging subscriber's
- *   reclaim probes several entries, so a publish does not reclaim every
- *   ring it delivers to: only every RECLAIM_MSGS deliveries or RECLAIM_BYTES
- *   bytes, and always before a watermark or limit could be crossed (so busy,
- *   drop and kill decisions see the exact backlog), and before a listing.
- *   Handled deliveries thus stay referenced a little longer: at most
- *   RECLAIM_MSGS messages / RECLAIM_BYTES bytes per subscription, beyond its
- *   limits.
- *   Spare envelopes. A reclaimed delivery whose refcount is 1 is referenced
- *   by the ring alone: nobody else can read it any more, so instead of
- *   freeing it the subscription keeps it (at most SPARE_MAX, each at most
- *   SPARE_LEN bytes) and the next delivery of the same length rewrites and
- *   sends it again: a steady stream of small messages costs no envelope
- *   malloc/free per delivery (it did: a third of a local broadcast's time
- *   went to malloc). A spare of another length is freed, so the spares
- *   follow the stream's size.
  *   Publish holds tlock shared for the match and each subscription's mutex
  *   for its own delivery, so publishers on different schedulers run in
  *   parallel and only contend on a subscription they both reach.
@@ -51,11 +34,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define RECLAIM_MSGS 64u          /* deliveries between two reclaims, at most */
-#define RECLAIM_BYTES (64u << 10) /* bytes delivered between two reclaims, at most */
-#define SPARE_MAX 64u             /* spare envelopes per subscription, at most */
-#define SPARE_LEN 256u            /* largest envelope kept as a spare (bytes) */
-
 struct gr_ps_sub {
     gr_tidx_item it;                   /* in ps->idx; first member (cast from the item) */
     gr_ps_sub *onext;                  /* owner's list */
@@ -68,10 +46,6 @@ struct gr_ps_sub {
     girder_msg **ring;                 /* deliveries not known handled, oldest at head */
     uint32_t cap, head, n;             /* ring size (power of 2), oldest slot, entries */
     uint64_t bytes;                    /* bytes of the n entries */
-    girder_msg *spare[SPARE_MAX];      /* handled envelopes to reuse (refcount 1, ours) */
-    uint32_t nspare;                   /* entries of spare */
-    uint32_t since;                    /* deliveries since the last reclaim */
-    uint64_t since_bytes;              /* their bytes */
     uint32_t peak;                     /* highest n seen */
     uint64_t delivered, dropped, busy; /* counters */
     bool closed;                       /* killed at its limit: skip, remove soon */
@@ -229,9 +203,6 @@ static gr_ps_sub *sub_free(gr_ps_sub *s)
         s->n--;
     }
     free(s->ring);
-    while (s->nspare > 0) {
-        girder_msg_unref(s->spare[--s->nspare]);
-    }
     pthread_mutex_destroy(&s->lock);
     free(s);
     return NULL;
@@ -456,24 +427,18 @@ static bool handled(const girder_msg *m)
 static void ring_pop(gr_ps_sub *s)
 {
     girder_msg *m = s->ring[s->head];
-    size_t len = girder_msg_size(m);
 
-    s->bytes -= len;
-    if (len <= SPARE_LEN && s->nspare < SPARE_MAX && handled(m)) {
-        s->spare[s->nspare++] = m; /* only the ring held it: see "Spare envelopes" */
-    } else {
-        girder_msg_unref(m);
-    }
+    s->bytes -= girder_msg_size(m);
+    girder_msg_unref(m);
     s->head = (s->head + 1) & (s->cap - 1);
     s->n--;
 }
+
 /* Drop the handled prefix of s's ring. Caller holds s->lock. */
 static void reclaim(gr_ps_sub *s)
 {
     uint32_t last = 0;
 
-    s->since = 0;
-    s->since_bytes = 0;
     while (s->n > 0 && handled(s->ring[s->head])) {
         ring_pop(s);
     }
@@ -545,10 +510,7 @@ static bool deliver(gr_tidx_item *it, void *ud)
     if (s->closed) {
         goto out;
     }
-    if (s->since >= RECLAIM_MSGS || s->since_bytes >= RECLAIM_BYTES || s->n + 1 > s->high_msgs ||
-        s->bytes + len > s->high_bytes) {
-        reclaim(s); /* lazily: see "Lazy reclaim" */
-    }
+    reclaim(s);
     if (s->n + 1 > s->opts.max_msgs || s->bytes + len > s->opts.max_bytes) {
         if (s->opts.policy == GR_SUB_KILL) {
             s->closed = true;
@@ -565,18 +527,9 @@ static bool deliver(gr_tidx_item *it, void *ud)
         }
         goto out;
     }
-    if (s->nspare > 0 && girder_msg_size(s->spare[s->nspare - 1]) == len) {
-        /* ours alone (refcount 1, nobody else holds it): rewritable */
-        env = s->spare[--s->nspare];
-        data = (uint8_t *)girder_msg_data(env);
-    } else {
-        if (s->nspare > 0) { /* the stream changed size: follow it */
-            girder_msg_unref(s->spare[--s->nspare]);
-        }
-        if ((env = gr_rt_msg_alloc(len, &data)) == NULL) {
-            pc->err = -ENOMEM;
-            goto out;
-        }
+    if ((env = gr_rt_msg_alloc(len, &data)) == NULL) {
+        pc->err = -ENOMEM;
+        goto out;
     }
     memcpy(data, pc->head, pc->head_len);
     memcpy(data + pc->head_len, girder_msg_data(pc->payload), plen);
@@ -593,8 +546,6 @@ static bool deliver(gr_tidx_item *it, void *ud)
         goto out;
     }
     s->delivered++;
-    s->since++;
-    s->since_bytes += len;
     pc->res.delivered++;
     if (s->n > s->high_msgs || s->bytes > s->high_bytes) {
         s->busy++;
