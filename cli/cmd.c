@@ -29,6 +29,7 @@
 #include "proto/err.h"
 #include "proto/handshake.h"
 #include "proto/term.h"
+#include "proto/topic.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -1918,7 +1919,7 @@ static int send_global(const gr_cli_ctx *ctx, const char *name, const char *json
     return ex;
 }
 
-#define SUB_POLL_MS 50 /* pause between empty polls */
+#define SUB_WAIT_MS 500 /* longest tap_wait: bounds how late Ctrl-C is seen */
 
 /* Set by SIGINT/SIGTERM during `sub` (a signal handler can set nothing else). */
 static volatile sig_atomic_t sub_stop;
@@ -1952,9 +1953,116 @@ static int sub_print(const gr_cli_ctx *ctx, const msgpack_object *m)
     return 0;
 }
 
-/* sub TOPIC... [--count N] [--json]: open a tap (pubsub.tap) on the contacted
- * node and poll it (pubsub.tap_poll) over one connection until N messages
- * (or Ctrl-C); then pubsub.tap_close. */
+/* sub's options: patterns, --count N, --timeout S, --json. 0 or an exit code
+ * (usage, reported). */
+static int sub_parse(gr_cli_ctx *c2, int argc, char **argv, char **pats, int *ret_npat,
+                     uint64_t *ret_count, int64_t *ret_timeout_ms)
+{
+    int npat = 0;
+
+    for (int i = 0; i < argc; i++) {
+        char *end = NULL;
+
+        if (strcmp(argv[i], "--json") == 0) {
+            c2->json = 1;
+        } else if (strcmp(argv[i], "--count") == 0) {
+            if (i + 1 >= argc || (*ret_count = strtoull(argv[i + 1], &end, 10)) == 0 || *end ||
+                argv[i + 1][0] == '-') {
+                return gr_cli_usage_error(c2, "sub", "--count needs a positive number");
+            }
+            i++;
+        } else if (strcmp(argv[i], "--timeout") == 0) {
+            double sec = i + 1 < argc ? strtod(argv[i + 1], &end) : 0;
+
+            if (i + 1 >= argc || end == argv[i + 1] || *end || !(sec > 0) || sec > 86400.0 * 365) {
+                return gr_cli_usage_error(c2, "sub",
+                                          "--timeout needs a positive number of seconds");
+            }
+            *ret_timeout_ms = (int64_t)(sec * 1000.0 + 0.5) > 0 ? (int64_t)(sec * 1000.0 + 0.5) : 1;
+            i++;
+        } else if (argv[i][0] == '-' && argv[i][1] == '-') {
+            return gr_cli_usage_error(c2, "sub", "unknown option '%s'", argv[i]);
+        } else if (npat == 64) {
+            return gr_cli_usage_error(c2, "sub", "at most 64 TOPIC patterns");
+        } else {
+            gr_topic_err e = gr_topic_check(argv[i], strlen(argv[i]), true);
+
+            if (e != GR_TOPIC_OK) {
+                return gr_cli_usage_error(c2, "sub",
+                                          "bad TOPIC pattern '%s': %s (tokens joined by '.', "
+                                          "wildcards '*' and a last '>' as whole tokens)",
+                                          argv[i], gr_topic_strerror(e));
+            }
+            pats[npat++] = argv[i];
+        }
+    }
+    if (npat == 0) {
+        return gr_cli_usage_error(c2, "sub", "missing TOPIC");
+    }
+    *ret_npat = npat;
+    return 0;
+}
+
+/* One tap_wait on conn: print what it brings (at most count - *got), report
+ * new drops. 0 (go on) or an exit code. */
+static int sub_wait(const gr_cli_ctx *ctx, gr_cli_conn *conn, const char *src,
+                    const msgpack_object *tap, uint64_t wait_ms, uint64_t count, uint64_t *got,
+                    uint64_t *dropped)
+{
+    gr_cli_fail f = {0};
+    gr_cli_reply pr = {0};
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_unpacked pu;
+    const msgpack_object *msgs, *dr;
+    int r, ex = 0;
+
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 2);
+    msgpack_pack_object(&pk, *tap);
+    msgpack_pack_uint64(&pk, wait_ms);
+    r = gr_cli_call(conn, "pubsub", "tap_wait", sb.data, sb.size,
+                    gr_cli_now_ms() + (int64_t)wait_ms + ctx->timeout_ms, &pr, &f);
+    msgpack_sbuffer_destroy(&sb);
+    if (r < 0) {
+        report_fail(ctx, &f, src);
+        return gr_cli_fail_exit(&f);
+    }
+    if (pr.status < 0) {
+        ex = gr_cli_report_remote(ctx, gr_cli_conn_peer(conn), &pr);
+        gr_cli_reply_clear(&pr);
+        return ex;
+    }
+    msgpack_unpacked_init(&pu);
+    msgs = unpack_result(&pr, &pu) == 0 && pu.data.type == MSGPACK_OBJECT_MAP
+               ? gr_term_map_get(&pu.data, "msgs")
+               : NULL;
+    dr = msgs ? gr_term_map_get(&pu.data, "dropped") : NULL;
+    if (msgs == NULL || msgs->type != MSGPACK_OBJECT_ARRAY) {
+        report(ctx, "bad_reply", "pubsub.tap_wait did not answer {dropped, msgs}");
+        ex = GR_CLI_EXIT_REMOTE;
+    } else {
+        if (dr != NULL && dr->type == MSGPACK_OBJECT_POSITIVE_INTEGER && dr->via.u64 > *dropped) {
+            fprintf(ctx->err, "girder: sub: %" PRIu64 " messages dropped (read too slowly)\n",
+                    dr->via.u64 - *dropped);
+            *dropped = dr->via.u64;
+        }
+        for (uint32_t i = 0; i < msgs->via.array.size && (count == 0 || *got < count); i++) {
+            if (sub_print(ctx, &msgs->via.array.ptr[i]) == 0) {
+                (*got)++;
+            }
+        }
+    }
+    msgpack_unpacked_destroy(&pu);
+    gr_cli_reply_clear(&pr);
+    return ex;
+}
+
+/* sub TOPIC... [--count N] [--timeout S] [--json]: open a tap (pubsub.tap) on
+ * the contacted node and stream it over one connection: one pubsub.tap_wait
+ * outstanding at a time, answered by the tap as soon as it holds a message.
+ * Until N messages, S seconds or SIGINT/SIGTERM; then pubsub.tap_close. */
 static int cmd_sub(const gr_cli_ctx *ctx, int argc, char **argv)
 {
     gr_cli_ctx c2 = *ctx;
@@ -1966,31 +2074,15 @@ static int cmd_sub(const gr_cli_ctx *ctx, int argc, char **argv)
     msgpack_sbuffer sb;
     msgpack_packer pk;
     msgpack_unpacked u;
-    msgpack_object tap;
     gr_cookie ck;
     uint64_t count = 0, got = 0, dropped = 0;
+    int64_t timeout_ms = 0, end_ms = 0;
     int npat = 0, ex = GR_CLI_EXIT_OK, r;
     char *pats[64];
     struct sigaction sa, old_int, old_term;
 
-    for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--json") == 0) {
-            c2.json = 1;
-        } else if (strcmp(argv[i], "--count") == 0) {
-            char *end = NULL;
-
-            if (i + 1 >= argc || (count = strtoull(argv[i + 1], &end, 10)) == 0 || *end) {
-                return gr_cli_usage_error(ctx, "sub", "--count needs a positive number");
-            }
-            i++;
-        } else if (argv[i][0] == '\0' || strlen(argv[i]) > 255 || npat == 64) {
-            return gr_cli_usage_error(ctx, "sub", "TOPIC must be 1..255 bytes (at most 64)");
-        } else {
-            pats[npat++] = argv[i];
-        }
-    }
-    if (npat == 0) {
-        return gr_cli_usage_error(ctx, "sub", "missing TOPIC");
+    if ((ex = sub_parse(&c2, argc, argv, pats, &npat, &count, &timeout_ms)) != 0) {
+        return ex;
     }
     ctx = &c2;
     if (load_key(ctx, &ck, &f) < 0) {
@@ -2028,56 +2120,22 @@ static int cmd_sub(const gr_cli_ctx *ctx, int argc, char **argv)
         ex = GR_CLI_EXIT_REMOTE;
         goto out;
     }
-    /* the tap's pid, packed once for every poll */
-    tap = u.data;
-    msgpack_pack_array(&pk, 1);
-    msgpack_pack_object(&pk, tap);
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_sigint;
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
+    end_ms = timeout_ms > 0 ? gr_cli_now_ms() + timeout_ms : 0;
     while (!sub_stop && (count == 0 || got < count)) {
-        gr_cli_reply pr = {0};
-        msgpack_unpacked pu;
-        const msgpack_object *msgs, *dr;
+        int64_t wait = SUB_WAIT_MS;
 
-        r = gr_cli_call(conn, "pubsub", "tap_poll", sb.data, sb.size,
-                        gr_cli_now_ms() + ctx->timeout_ms, &pr, &f);
-        if (r < 0) {
-            report_fail(ctx, &f, src);
-            ex = gr_cli_fail_exit(&f);
+        if (end_ms != 0 && (wait = end_ms - gr_cli_now_ms()) <= 0) {
             break;
         }
-        if (pr.status < 0) {
-            ex = gr_cli_report_remote(ctx, gr_cli_conn_peer(conn), &pr);
-            gr_cli_reply_clear(&pr);
+        if (wait > SUB_WAIT_MS) {
+            wait = SUB_WAIT_MS;
+        }
+        if ((ex = sub_wait(ctx, conn, src, &u.data, (uint64_t)wait, count, &got, &dropped)) != 0) {
             break;
-        }
-        msgpack_unpacked_init(&pu);
-        msgs = unpack_result(&pr, &pu) == 0 && pu.data.type == MSGPACK_OBJECT_MAP
-                   ? gr_term_map_get(&pu.data, "msgs")
-                   : NULL;
-        dr = msgs ? gr_term_map_get(&pu.data, "dropped") : NULL;
-        if (dr != NULL && dr->type == MSGPACK_OBJECT_POSITIVE_INTEGER && dr->via.u64 > dropped) {
-            fprintf(ctx->err, "girder: sub: %" PRIu64 " messages dropped (not polled in time)\n",
-                    dr->via.u64 - dropped);
-            dropped = dr->via.u64;
-        }
-        for (uint32_t i = 0; msgs && msgs->type == MSGPACK_OBJECT_ARRAY &&
-                             i < msgs->via.array.size && (count == 0 || got < count);
-             i++) {
-            if (sub_print(ctx, &msgs->via.array.ptr[i]) == 0) {
-                got++;
-            }
-        }
-        bool idle = msgs == NULL || msgs->type != MSGPACK_OBJECT_ARRAY || msgs->via.array.size == 0;
-
-        msgpack_unpacked_destroy(&pu);
-        gr_cli_reply_clear(&pr);
-        if (idle && !sub_stop) {
-            struct timespec ts = {0, SUB_POLL_MS * 1000000L};
-
-            nanosleep(&ts, NULL);
         }
     }
     sigaction(SIGINT, &old_int, NULL);
@@ -2085,6 +2143,9 @@ static int cmd_sub(const gr_cli_ctx *ctx, int argc, char **argv)
     {
         gr_cli_reply cr = {0};
 
+        /* unsubscribes: the tap stops and its subscriptions go with it */
+        msgpack_pack_array(&pk, 1);
+        msgpack_pack_object(&pk, u.data);
         (void)gr_cli_call(conn, "pubsub", "tap_close", sb.data, sb.size,
                           gr_cli_now_ms() + ctx->timeout_ms, &cr, &f);
         gr_cli_reply_clear(&cr);
@@ -2443,13 +2504,16 @@ static const gr_cli_cmd CMDS[] = {
      "GROUP MEMBERS (its groups with members; a process joined twice counts\n"
      "twice). Sorted by name. --json: [{\"name\", \"members\"}].",
      cmd_groups},
-    {"sub", "TOPIC... [--count N] [--json]", 1, 68, "print messages published on topics",
+    {"sub", "TOPIC... [--count N] [--timeout S] [--json]", 1, 70,
+     "print messages published on topics, as they arrive",
      "Opens a tap on the contacted node (pubsub.tap: a server-side subscriber to\n"
-     "every TOPIC pattern, wildcards allowed, that buffers up to 1000 messages) and\n"
-     "polls it (pubsub.tap_poll) over one connection, printing \"TOPIC JSON\" per\n"
-     "message as it arrives, from any node, until N messages (--count) or Ctrl-C;\n"
-     "then closes the tap. Messages beyond the buffer are dropped and reported on\n"
-     "stderr. --json: {\"topic\", \"payload\"} per line. Example:\n"
+     "every TOPIC pattern, wildcards '*' and a last '>' allowed, that buffers up to\n"
+     "1000 messages) and streams it over one connection (pubsub.tap_wait, answered\n"
+     "as soon as a message arrives), printing \"TOPIC JSON\" per message, from any\n"
+     "node, until N messages (--count), S seconds (--timeout) or Ctrl-C/SIGTERM;\n"
+     "then closes the tap (unsubscribing). Messages beyond the buffer (a reader\n"
+     "too slow) are dropped and reported on stderr. --json: {\"topic\", \"payload\"}\n"
+     "per line. A bad pattern is a usage error (exit 2). Example:\n"
      "  girder sub 'orders.>' --count 3",
      cmd_sub},
     {"whereis", "NAME", 1, 1, "show the pid of a cluster-wide name",

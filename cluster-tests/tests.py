@@ -33,6 +33,7 @@ from http_api import (test_http_dashboard, test_http_probes,  # ht_*, cluster-te
 from detector import test_fd_cut_vouched  # fd_*, in cluster-tests/detector.py
 from multihost import (test_mh_discovery, test_mh_messaging, test_mh_partition,  # mh_*
                        test_mh_restart, test_mh_scale, test_mh_seed_moved)
+from pubsub2 import test_ps2_slow_sub, test_ps2_stop, test_ps2_stream  # ps2_*, in cluster-tests/pubsub2.py
 from benchsmoke import test_bench_smoke  # bp_bench_smoke, in cluster-tests/benchsmoke.py
 from redis_tests import test_blocking as rd_blocking, test_lists as rd_lists
 from redis_tests import test_scans as rd_scans, test_zsets as rd_zsets
@@ -2298,4 +2299,7 @@ TESTS += [
     ("rd2_lists_cluster", rd2_lists_cluster),
     ("rd2_scan", rd2_scan),
     ("rd2_multi", rd2_multi),
+    ("ps2_stream", test_ps2_stream),
+    ("ps2_stop", test_ps2_stop),
+    ("ps2_slow_sub", test_ps2_slow_sub),
 ]

@@ -46,6 +46,20 @@
  *          flight, messages per second from the first send to the last echo.
  *          LAT_WARMUP untimed round trips first (the program starts then).
  *
+ *   bench_ps.flood(Topic, Seconds, Size, SlowMs, MaxMsgs, MaxBytes)
+ *       -> {"published", "busy", "dropped", "first_busy", "first_drop",
+ *           "deferred", "seconds"}: the slow-subscriber check (cluster test
+ *          ps2_slow_sub). One local subscriber of Topic with the limits
+ *          MaxMsgs / MaxBytes (policy drop) that spends SlowMs asleep on each
+ *          message while the flood lasts (a consumer far slower than the
+ *          publisher; it drains at once afterwards); a thread of the worker
+ *          (not a process: the sleeper blocks its scheduler) publishes a bin
+ *          of Size bytes for Seconds, STREAM_BURST at a time, and after a
+ *          burst that met GR_PUBSUB_BUSY sleeps 1 ms before the next (it is
+ *          slowed, as docs/pubsub.md advises; "deferred" counts those waits).
+ *          first_busy / first_drop: the 1-based publish that first met busy /
+ *          a drop (0: never).
+ *
  * Design notes
  * - Subscribers monitor the worker and stop at its DOWN (so a failed or
  *   finished run leaves nothing behind; the keeper drops their
@@ -70,9 +84,12 @@
 #include "runtime/rt.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define SUBS_MAX 1000000u
 #define MSGS_MAX 100000000u
@@ -1016,10 +1033,278 @@ static int port_msg(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *msg)
     return GR_RPC_WAIT;
 }
 
+/* ---- flood: one slow subscriber ------------------------------------------------------------- */
+
+typedef struct pslow {
+    girder_pid owner; /* the flood's worker: its DOWN stops us */
+    uint64_t slow_ns; /* asleep per message ... */
+    uint64_t end_ns;  /* ... until then (gr_rpc_now_ns) */
+} pslow;
+
+/* arg: [Owner, Topic, SlowMs, MaxMsgs, MaxBytes, EndNs] */
+static int pslow_init(girder_ctx *ctx, const girder_msg *arg, void **ret_state)
+{
+    gr_pubsub *ps = gr_pubsub_of(girder_runtime(ctx));
+    gr_sub_opts opts = {.policy = GR_SUB_DROP};
+    msgpack_unpacked up;
+    const msgpack_object *a;
+    girder_ref mref;
+    pslow *p;
+    int r = GR_EBADARG;
+
+    if (!arg || !ps || !(p = calloc(1, sizeof(*p)))) {
+        return arg && ps ? -ENOMEM : GR_EBADARG;
+    }
+    msgpack_unpacked_init(&up);
+    if (girder_msg_unpack(arg, &up) == 0 && up.data.type == MSGPACK_OBJECT_ARRAY &&
+        up.data.via.array.size == 6) {
+        a = up.data.via.array.ptr;
+        if (girder_get_pid(ctx, &a[0], &p->owner) == 0 && a[1].type == MSGPACK_OBJECT_STR &&
+            a[2].type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
+            a[3].type == MSGPACK_OBJECT_POSITIVE_INTEGER && a[3].via.u64 <= UINT32_MAX &&
+            a[4].type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
+            a[5].type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+            p->slow_ns = a[2].via.u64 * 1000000u;
+            opts.max_msgs = (uint32_t)a[3].via.u64;
+            opts.max_bytes = a[4].via.u64;
+            p->end_ns = a[5].via.u64;
+            r = gr_pubsub_subscribe(ps, girder_self(ctx), a[1].via.str.ptr, a[1].via.str.size,
+                                    &opts);
+        }
+    }
+    msgpack_unpacked_destroy(&up);
+    if (r == 0) {
+        r = girder_monitor(ctx, p->owner, &mref);
+    }
+    if (r < 0) {
+        free(p);
+        return r;
+    }
+    *ret_state = p;
+    return 0;
+}
+
+static int pslow_handle(girder_ctx *ctx, void *state, const girder_msg *msg)
+{
+    static const uint8_t pub_head[] = {0x93, 0xa4, '$', 'p', 'u', 'b'};
+    pslow *p = state;
+    msgpack_unpacked up;
+    bool stop;
+
+    if (girder_msg_size(msg) > sizeof(pub_head) &&
+        memcmp(girder_msg_data(msg), pub_head, sizeof(pub_head)) == 0) {
+        if (gr_rpc_now_ns() < p->end_ns) {
+            /* a consumer that cannot keep up (blocks its scheduler meanwhile:
+             * a test kit behaviour, never a model to follow) */
+            struct timespec ts = {(time_t)(p->slow_ns / 1000000000u),
+                                  (long)(p->slow_ns % 1000000000u)};
+
+            nanosleep(&ts, NULL);
+        }
+        return GIRDER_CONTINUE;
+    }
+    msgpack_unpacked_init(&up);
+    stop = girder_msg_unpack(msg, &up) == 0 && gr_testkit_is_tagged(&up.data, "DOWN"); /* the owner ended */
+    msgpack_unpacked_destroy(&up);
+    return stop ? GIRDER_STOP : GIRDER_CONTINUE;
+}
+
+static void pslow_terminate(girder_ctx *ctx, void *state, const girder_msg *reason)
+{
+    (void)ctx;
+    (void)reason;
+    free(state);
+}
+
+static const girder_behaviour pslow_behaviour = {
+    .name = "bench_ps_slow",
+    .init = pslow_init,
+    .handle = pslow_handle,
+    .terminate = pslow_terminate,
+};
+
+/* ---- flood: the publisher thread and the worker --------------------------------------------- */
+
+/* The publisher is a thread of its own (gr_pubsub_publish from any thread),
+ * so the sleeping subscriber, which blocks its scheduler, never shares one
+ * with it. The worker only starts it, waits for ["$flood_done"] and answers. */
+typedef struct pfl {
+    girder_rt *rt;
+    gr_pubsub *ps;
+    girder_pid worker; /* gets ["$flood_done"] */
+    char topic[GR_TOPIC_MAX_LEN + 1];
+    girder_msg *payload; /* the bin */
+    pthread_t thread;
+    bool started;
+    atomic_bool stop; /* pfl_free asks the thread to end */
+    int err;          /* the thread's first publish error */
+    uint64_t t0_ns, end_ns, done_ns;
+    uint64_t published, busy, dropped, first_busy, first_drop, deferred;
+} pfl;
+
+static void *flood_thread(void *arg)
+{
+    pfl *f = arg;
+    girder_msg *done;
+
+    while (!atomic_load(&f->stop) && gr_rpc_now_ns() < f->end_ns) {
+        bool busy = false;
+
+        for (unsigned i = 0; i < STREAM_BURST; i++) {
+            gr_pub_result res = {0};
+            int r = gr_pubsub_publish(f->ps, NULL, f->topic, strlen(f->topic), f->payload, &res);
+
+            if (r < 0) {
+                f->err = r;
+                goto out;
+            }
+            f->published++;
+            if (res.dropped > 0) {
+                f->dropped += res.dropped;
+                f->first_drop = f->first_drop ? f->first_drop : f->published;
+            }
+            if (r == GR_PUBSUB_BUSY) {
+                f->busy++;
+                f->first_busy = f->first_busy ? f->first_busy : f->published;
+                busy = true;
+            }
+        }
+        if (busy) { /* slowed by the backpressure signal */
+            struct timespec ts = {0, 1000000};
+
+            f->deferred++;
+            nanosleep(&ts, NULL);
+        }
+    }
+out:
+    f->done_ns = gr_rpc_now_ns();
+    if ((done = girder_msg_atom("$flood_done")) != NULL && gr_rt_send(f->rt, f->worker, done) < 0) {
+        girder_msg_unref(done);
+    }
+    return NULL;
+}
+
+static void pfl_free(void *priv)
+{
+    pfl *f = priv;
+
+    if (f->started) {
+        atomic_store(&f->stop, true);
+        pthread_join(f->thread, NULL);
+    }
+    girder_msg_unref(f->payload);
+    free(f);
+}
+
+static int flood_result(gr_rpc_call *c, pfl *f)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+
+    pthread_join(f->thread, NULL);
+    f->started = false;
+    if (f->err < 0) {
+        return f->err;
+    }
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 7);
+    gr_term_pack_cstr(&pk, "published");
+    msgpack_pack_uint64(&pk, f->published);
+    gr_term_pack_cstr(&pk, "busy");
+    msgpack_pack_uint64(&pk, f->busy);
+    gr_term_pack_cstr(&pk, "dropped");
+    msgpack_pack_uint64(&pk, f->dropped);
+    gr_term_pack_cstr(&pk, "first_busy");
+    msgpack_pack_uint64(&pk, f->first_busy);
+    gr_term_pack_cstr(&pk, "first_drop");
+    msgpack_pack_uint64(&pk, f->first_drop);
+    gr_term_pack_cstr(&pk, "deferred");
+    msgpack_pack_uint64(&pk, f->deferred);
+    gr_term_pack_cstr(&pk, "seconds");
+    msgpack_pack_double(&pk, (double)(f->done_ns - f->t0_ns) / 1e9);
+    gr_rpc_answer(c, sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+    return GR_RPC_DONE;
+}
+
+/* bench_ps.flood(Topic, Seconds, Size, SlowMs, MaxMsgs, MaxBytes) */
+static int ps_flood(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
+{
+    const msgpack_object *a = args->via.array.ptr;
+    uint64_t secs, size, slow_ms, max_msgs, max_bytes;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    girder_msg *arg;
+    girder_pid pid;
+    pfl *f;
+    int r;
+
+    if (args->type != MSGPACK_OBJECT_ARRAY || args->via.array.size != 6 ||
+        gr_testkit_count_arg(&a[1], 3600, &secs) < 0 || gr_testkit_count_arg(&a[2], SIZE_MAX_BYTES, &size) < 0 ||
+        gr_testkit_count_arg(&a[3], 10000, &slow_ms) < 0 || gr_testkit_count_arg(&a[4], UINT32_MAX, &max_msgs) < 0 ||
+        gr_testkit_count_arg(&a[5], 1ull << 32, &max_bytes) < 0) {
+        return GR_EBADARG;
+    }
+    if (!(f = calloc(1, sizeof(*f)))) {
+        return -ENOMEM;
+    }
+    c->priv = f;
+    c->priv_free = pfl_free;
+    atomic_init(&f->stop, false);
+    f->rt = girder_runtime(ctx);
+    f->worker = girder_self(ctx);
+    if (gr_term_get_str(&a[0], f->topic, sizeof(f->topic)) < 0 ||
+        gr_topic_check(f->topic, strlen(f->topic), false) != GR_TOPIC_OK ||
+        !(f->ps = gr_pubsub_of(f->rt))) {
+        return GR_EBADARG;
+    }
+    if (!(f->payload = bin_msg(size))) {
+        return -ENOMEM;
+    }
+    f->t0_ns = gr_rpc_now_ns();
+    f->end_ns = f->t0_ns + secs * 1000000000u;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 6);
+    r = girder_pack_pid(ctx, &pk, girder_self(ctx));
+    msgpack_pack_object(&pk, a[0]);
+    msgpack_pack_uint64(&pk, slow_ms);
+    msgpack_pack_uint64(&pk, max_msgs);
+    msgpack_pack_uint64(&pk, max_bytes);
+    msgpack_pack_uint64(&pk, f->end_ns);
+    arg = r == 0 ? girder_msg_new(sb.data, sb.size) : NULL;
+    msgpack_sbuffer_destroy(&sb);
+    if (r < 0 || !arg) {
+        return r < 0 ? r : -ENOMEM;
+    }
+    /* subscribed by its init, before spawn returns */
+    r = girder_spawn(ctx, &pslow_behaviour, arg, 0, &pid, NULL);
+    girder_msg_unref(arg);
+    if (r < 0) {
+        return r;
+    }
+    if ((r = pthread_create(&f->thread, NULL, flood_thread, f)) != 0) {
+        return -r;
+    }
+    f->started = true;
+    return GR_RPC_WAIT;
+}
+
+static int flood_msg(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *msg)
+{
+    (void)ctx;
+    if (gr_term_is_str(msg, "$flood_done")) {
+        return flood_result(c, c->priv);
+    }
+    return GR_RPC_WAIT;
+}
+
 static const gr_rpc_fn_def bench_ps_fns[] = {
     {"bcast", ps_bcast, psb_msg, NULL},    {"lat", ps_lat, psb_msg, NULL},
     {"global", ps_global, glob_msg, NULL}, {"subs", ps_subs, NULL, NULL},
     {"pp", ps_pp, pp_msg, NULL},           {"port", ps_port, port_msg, NULL},
+    {"flood", ps_flood, flood_msg, NULL},
 };
 
 const gr_rpc_module gr_testkit_mod_bench_ps = {"bench_ps", bench_ps_fns,

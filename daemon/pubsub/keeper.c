@@ -530,8 +530,8 @@ static int serve(girder_ctx *ctx, gr_pubsub *ps, const msgpack_object *a, uint32
     return GR_EBADARG;
 }
 
-/* ["$call", From, Ref, [Fn, Args...]] */
-static void on_call(girder_ctx *ctx, keeper *k, const msgpack_object *a)
+/* ["$call", From, Ref, [Fn, Args...]] (the message msg) */
+static void on_call(girder_ctx *ctx, keeper *k, const msgpack_object *a, const girder_msg *msg)
 {
     msgpack_sbuffer sb;
     msgpack_packer pk;
@@ -545,7 +545,20 @@ static void on_call(girder_ctx *ctx, keeper *k, const msgpack_object *a)
     }
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    if (a[3].type == MSGPACK_OBJECT_ARRAY && a[3].via.array.size >= 1) {
+    if (a[3].type == MSGPACK_OBJECT_ARRAY && a[3].via.array.size == 3 &&
+        gr_term_is_str(&a[3].via.array.ptr[0], "tap_wait")) {
+        /* the tap answers it (when it has a message): tap.c */
+        girder_pid tap;
+
+        r = girder_get_pid(ctx, &a[3].via.array.ptr[1], &tap) < 0 ||
+                    a[3].via.array.ptr[2].type != MSGPACK_OBJECT_POSITIVE_INTEGER
+                ? GR_EBADARG
+                : gr_ps_tap_forward(k->ps, ctx, tap, msg);
+        if (r == 0) {
+            msgpack_sbuffer_destroy(&sb);
+            return;
+        }
+    } else if (a[3].type == MSGPACK_OBJECT_ARRAY && a[3].via.array.size >= 1) {
         r = serve(ctx, k->ps, a[3].via.array.ptr, a[3].via.array.size, &pk);
     }
     if (r < 0) {
@@ -585,7 +598,7 @@ static int keeper_handle(girder_ctx *ctx, void *state, const girder_msg *msg)
             gr_ps_owner_gone(k->ps, pid);
             gr_ps_wide_pid_down(ctx, k->ps, pid);
         } else if (gr_term_is_str(&a[0], "$call") && n == 4) {
-            on_call(ctx, k, a);
+            on_call(ctx, k, a, msg);
         } else {
             (void)gr_ps_wide_handle(ctx, k->ps, a, n);
         }

@@ -190,4 +190,10 @@ int gr_ps_tap_open(gr_pubsub *ps, girder_ctx *ctx, const msgpack_object *pattern
  * 0 or GR_ENOPROC (no such tap: closed or stopped idle). Any thread. */
 int gr_ps_tap_poll(gr_pubsub *ps, girder_pid pid, msgpack_packer *pk);
 
+/* Hand the "$call" message call (["$call", From, Ref, ["tap_wait", Tap, Ms]])
+ * to tap pid, which answers it itself (at once if it holds messages, else at
+ * the first message or after Ms). 0, GR_ENOPROC (no such tap) or -ENOMEM; on
+ * an error the caller answers. Keeper process; call is borrowed. */
+int gr_ps_tap_forward(gr_pubsub *ps, girder_ctx *ctx, girder_pid pid, const girder_msg *call);
+
 #endif

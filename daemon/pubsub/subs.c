@@ -518,8 +518,12 @@ static bool deliver(gr_tidx_item *it, void *ud)
             (void)(pc->ctx ? girder_exit(pc->ctx, s->pid, pc->ps->r_slow)
                            : gr_rt_exit(pc->ps->rt, s->pid, pc->ps->r_slow));
         } else {
+            /* at the limit is above the high watermark too: the publisher
+             * keeps hearing busy while this subscriber's messages drop */
             s->dropped++;
+            s->busy++;
             pc->res.dropped++;
+            pc->res.busy++;
         }
         goto out;
     }

@@ -1,12 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * topic.h - topic names, NATS-style patterns and the subscription index.
+ * topic.h - the subscription index over topic patterns.
  *
- * A topic is 1..GR_TOPIC_MAX_LEN bytes of dot-separated tokens ("orders.eu.new").
- * Tokens are non-empty and hold no '.', whitespace, control bytes, '*' or '>'.
- * A pattern (what a subscription names) may use two wildcards, each a whole
- * token: `*` matches exactly one token, `>` matches one or more trailing tokens
- * and must be the last token. A publish names a topic, never a pattern.
+ * The topic and pattern grammar (gr_topic_check, gr_topic_match, the limits)
+ * is the wire's, in proto/topic.h, shared with the CLI.
  *
  * The index (gr_tidx) is a token trie: one node per distinct pattern prefix,
  * children by literal token (a hash per node), one `*` child, and two item
@@ -21,35 +18,10 @@
 #ifndef GR_PUBSUB_TOPIC_H
 #define GR_PUBSUB_TOPIC_H
 
+#include "proto/topic.h"
+
 #include <stdbool.h>
 #include <stddef.h>
-
-#define GR_TOPIC_MAX_LEN 255   /* bytes in a topic or pattern (fits a msgpack str8) */
-#define GR_TOPIC_MAX_TOKENS 32 /* tokens in a topic or pattern (bounds the trie depth) */
-
-/* Why a topic or pattern was refused; 0 is valid. */
-typedef enum gr_topic_err {
-    GR_TOPIC_OK = 0,
-    GR_TOPIC_EEMPTY,      /* zero bytes */
-    GR_TOPIC_ETOOLONG,    /* more than GR_TOPIC_MAX_LEN bytes */
-    GR_TOPIC_ETOOMANY,    /* more than GR_TOPIC_MAX_TOKENS tokens */
-    GR_TOPIC_EEMPTYTOKEN, /* leading/trailing '.' or ".." */
-    GR_TOPIC_EBADCHAR,    /* whitespace, control byte or NUL in a token */
-    GR_TOPIC_EPARTIAL,    /* '*' or '>' inside a longer token ("a*", ">b") */
-    GR_TOPIC_EWILDCARD,   /* a wildcard in a publish topic */
-    GR_TOPIC_EGTNOTLAST,  /* '>' before the last token */
-} gr_topic_err;
-
-/* Check s[0..len) as a publish topic (pattern = false) or a subscription
- * pattern (pattern = true). Pure; any thread. */
-gr_topic_err gr_topic_check(const char *s, size_t len, bool pattern);
-
-/* Human text for a gr_topic_err ("empty token", ...). Static storage. */
-const char *gr_topic_strerror(gr_topic_err e);
-
-/* Does the (valid) pattern match the (valid) topic? The reference matcher,
- * linear in the lengths; the index gives the same answers. Any thread. */
-bool gr_topic_match(const char *pattern, size_t plen, const char *topic, size_t tlen);
 
 /* ---- the index ------------------------------------------------------------------- */
 

@@ -51,6 +51,7 @@
 #include "runtime/rt.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -79,6 +80,8 @@ typedef struct rpg {
 typedef struct gname {
     girder_pid pid;                /* owner; pid.node is its home node */
     uint64_t time_ms;              /* registration time (wall clock, home node) */
+    uint32_t hash;                 /* fnv of name (its slot in w->nidx) */
+    bool mark;                     /* apply_sync: named in the sync */
     char name[GR_PG_NAME_MAX + 1]; /* NUL-terminated */
 } gname;
 
@@ -97,9 +100,11 @@ struct gr_ps_wide {
     size_t nints;          /* entries of ints */
     rpg *pg;               /* remote members */
     size_t npg, cappg;     /* used / allocated */
-    gname *names;          /* cluster-wide names */
+    gname *names;          /* cluster-wide names, dense (listing, syncs) */
     size_t nnames, capnames;
-    uint32_t *up; /* nodes up, as the keeper heard */
+    uint32_t *nidx; /* name -> names[slot - 1]; 0 empty (open addressing) */
+    size_t nslots;  /* power of two, > 2 * nnames; 0 before the first name */
+    uint32_t *up;   /* nodes up, as the keeper heard */
     size_t nup, capup;
     icount *exp[256]; /* exported interest, under ps->lock */
 };
@@ -211,6 +216,7 @@ void gr_ps_wide_free(gr_pubsub *ps)
     }
     free(w->pg);
     free(w->names);
+    free(w->nidx);
     free(w->up);
     for (size_t b = 0; b < 256; b++) {
         for (icount *c = w->exp[b], *next; c; c = next) {
@@ -498,6 +504,134 @@ static void rpg_set(gr_ps_wide *w, uint32_t node, const char *scope, const char 
     w->pg[w->npg++] = e;
 }
 
+/* ---- the name table: a dense array indexed by an open-addressing hash ---------------- */
+
+/* The slot of name in w->nidx: the one holding it, or the empty one where it
+ * would go (linear probing). w->nslots > 0. Caller holds w->lock. */
+static size_t name_slot(const gr_ps_wide *w, const char *name, uint32_t h)
+{
+    size_t mask = w->nslots - 1, i = h & mask;
+
+    while (w->nidx[i] != 0) {
+        const gname *e = &w->names[w->nidx[i] - 1];
+
+        if (e->hash == h && strcmp(e->name, name) == 0) {
+            break;
+        }
+        i = (i + 1) & mask;
+    }
+    return i;
+}
+
+/* The slot holding names[k]. Caller holds w->lock; k < nnames. */
+static size_t name_slot_of(const gr_ps_wide *w, size_t k)
+{
+    size_t mask = w->nslots - 1, i = w->names[k].hash & mask;
+
+    while (w->nidx[i] != k + 1) {
+        i = (i + 1) & mask;
+    }
+    return i;
+}
+
+/* Make room for one more name: the array and, at half load, a table twice
+ * the size, rebuilt. 0 or -ENOMEM (nothing changed). Caller holds w->lock
+ * for writing. */
+static int name_reserve(gr_ps_wide *w)
+{
+    size_t ns = w->nslots ? w->nslots : 16;
+    uint32_t *t;
+    int r;
+
+    if ((r = grow((void **)&w->names, &w->capnames, w->nnames + 1, sizeof(*w->names))) < 0) {
+        return r;
+    }
+    while (ns < 2 * (w->nnames + 1)) {
+        ns *= 2;
+    }
+    if (ns == w->nslots) {
+        return 0;
+    }
+    if (w->nnames + 1 > UINT32_MAX - 1 || (t = calloc(ns, sizeof(*t))) == NULL) {
+        return -ENOMEM;
+    }
+    free(w->nidx);
+    w->nidx = t;
+    w->nslots = ns;
+    for (size_t k = 0; k < w->nnames; k++) {
+        size_t i = w->names[k].hash & (ns - 1);
+
+        while (t[i] != 0) {
+            i = (i + 1) & (ns - 1);
+        }
+        t[i] = (uint32_t)(k + 1);
+    }
+    return 0;
+}
+
+static gname *name_find(const gr_ps_wide *w, const char *name)
+{
+    size_t i;
+
+    if (w->nslots == 0) {
+        return NULL;
+    }
+    i = name_slot(w, name, fnv(name, strlen(name)));
+    return w->nidx[i] ? &w->names[w->nidx[i] - 1] : NULL;
+}
+
+/* Add name (not in the table). 0 or -ENOMEM. Caller holds w->lock for writing. */
+static int name_add(gr_ps_wide *w, const char *name, girder_pid pid, uint64_t t)
+{
+    uint32_t h = fnv(name, strlen(name));
+    gname *e;
+    int r;
+
+    if ((r = name_reserve(w)) < 0) {
+        return r;
+    }
+    e = &w->names[w->nnames];
+    memset(e, 0, offsetof(gname, name));
+    memcpy(e->name, name, strlen(name) + 1);
+    e->pid = pid;
+    e->time_ms = t;
+    e->hash = h;
+    w->nidx[name_slot(w, name, h)] = (uint32_t)++w->nnames;
+    return 0;
+}
+
+/* Remove names[k]: its slot is emptied with a backward shift (no
+ * tombstones), and the last entry moves into k. Caller holds w->lock for
+ * writing. */
+static void name_remove_at(gr_ps_wide *w, size_t k)
+{
+    size_t mask = w->nslots - 1, i = name_slot_of(w, k), j = i;
+    size_t last = w->nnames - 1;
+
+    for (;;) {
+        size_t home;
+
+        j = (j + 1) & mask;
+        if (w->nidx[j] == 0) {
+            break;
+        }
+        home = w->names[w->nidx[j] - 1].hash & mask;
+        /* entry j may fill hole i unless its home lies cyclically in (i, j] */
+        if ((j > i && (home <= i || home > j)) || (j < i && (home <= i && home > j))) {
+            w->nidx[i] = w->nidx[j];
+            i = j;
+        }
+    }
+    w->nidx[i] = 0;
+    if (k != last) {
+        w->nidx[name_slot_of(w, last)] = (uint32_t)(k + 1);
+        w->names[k] = w->names[last];
+    }
+    w->nnames--;
+}
+
+/* ---- node state ----------------------------------------------------------------- */
+
 /* Drop everything node held (nodedown, or before its full sync). */
 static void drop_node(gr_ps_wide *w, uint32_t node, bool names)
 {
@@ -524,21 +658,11 @@ static void drop_node(gr_ps_wide *w, uint32_t node, bool names)
     }
     for (size_t i = 0; names && i < w->nnames;) {
         if (w->names[i].pid.node == node) {
-            w->names[i] = w->names[--w->nnames];
+            name_remove_at(w, i);
         } else {
             i++;
         }
     }
-}
-
-static gname *name_find(gr_ps_wide *w, const char *name)
-{
-    for (size_t i = 0; i < w->nnames; i++) {
-        if (strcmp(w->names[i].name, name) == 0) {
-            return &w->names[i];
-        }
-    }
-    return NULL;
 }
 
 bool gr_global_wins(uint64_t ta, const char *node_a, uint64_t serial_a, uint64_t tb,
@@ -565,12 +689,7 @@ static void name_heard(girder_ctx *ctx, gr_pubsub *ps, const char *name, girder_
 
     pthread_rwlock_wrlock(&w->lock);
     if ((e = name_find(w, name)) == NULL) {
-        if (grow((void **)&w->names, &w->capnames, w->nnames + 1, sizeof(*w->names)) == 0) {
-            e = &w->names[w->nnames++];
-            memcpy(e->name, name, strlen(name) + 1);
-            e->pid = pid;
-            e->time_ms = t;
-        }
+        (void)name_add(w, name, pid, t); /* out of memory: the next sync brings it */
     } else if (girder_pid_eq(e->pid, pid)) {
         e->time_ms = t;
     } else if (gr_global_wins(t, node_name(ps, pid.node), pid.id, e->time_ms,
@@ -609,7 +728,7 @@ static void name_drop(gr_ps_wide *w, const char *name, girder_pid pid)
 
     pthread_rwlock_wrlock(&w->lock);
     if ((e = name_find(w, name)) != NULL && girder_pid_eq(e->pid, pid)) {
-        *e = w->names[--w->nnames];
+        name_remove_at(w, (size_t)(e - w->names));
     }
     pthread_rwlock_unlock(&w->lock);
 }
@@ -629,13 +748,8 @@ int gr_global_register(gr_pubsub *ps, const char *name, girder_pid pid)
     pthread_rwlock_wrlock(&w->lock);
     if (name_find(w, name) != NULL) {
         r = GR_ENAMETAKEN;
-    } else if ((r = grow((void **)&w->names, &w->capnames, w->nnames + 1, sizeof(*w->names))) ==
-               0) {
-        gname *e = &w->names[w->nnames++];
-
-        memcpy(e->name, name, n + 1);
-        e->pid = pid;
-        e->time_ms = now_ms();
+    } else {
+        r = name_add(w, name, pid, now_ms());
     }
     pthread_rwlock_unlock(&w->lock);
     if (r == 0) {
@@ -658,7 +772,7 @@ int gr_global_unregister(gr_pubsub *ps, const char *name)
     pthread_rwlock_wrlock(&w->lock);
     if ((e = name_find(w, name)) != NULL && e->pid.node == 0) {
         pid = e->pid;
-        *e = w->names[--w->nnames];
+        name_remove_at(w, (size_t)(e - w->names));
     }
     pthread_rwlock_unlock(&w->lock);
     if (pid.id != 0) {
@@ -874,7 +988,7 @@ void gr_ps_wide_pid_down(girder_ctx *ctx, gr_pubsub *ps, girder_pid pid)
                 gone = g;
                 memcpy(gone[ngone++], w->names[i].name, sizeof(*gone));
             }
-            w->names[i] = w->names[--w->nnames];
+            name_remove_at(w, i);
         } else {
             i++;
         }
@@ -935,23 +1049,23 @@ static void apply_sync(girder_ctx *ctx, gr_pubsub *ps, uint32_t node, const msgp
             rpg_set(w, node, scope, group, pid, (uint32_t)e->via.array.ptr[3].via.u64);
         }
     }
-    /* names of node that it no longer holds go; the rest are heard again */
-    for (size_t i = 0; i < w->nnames;) {
-        bool held = false;
+    /* names of node that it no longer holds go; the rest are heard again
+     * (marked through the index: linear in the names, however many) */
+    for (uint32_t j = 0; j < a[4].via.array.size; j++) {
+        const msgpack_object *e = &a[4].via.array.ptr[j];
+        gname *x;
 
-        for (uint32_t j = 0; w->names[i].pid.node == node && j < a[4].via.array.size; j++) {
-            const msgpack_object *e = &a[4].via.array.ptr[j];
-
-            held |= e->type == MSGPACK_OBJECT_ARRAY && e->via.array.size == 3 &&
-                    e->via.array.ptr[0].type == MSGPACK_OBJECT_STR &&
-                    e->via.array.ptr[0].via.str.size == strlen(w->names[i].name) &&
-                    memcmp(e->via.array.ptr[0].via.str.ptr, w->names[i].name,
-                           e->via.array.ptr[0].via.str.size) == 0;
+        if (e->type == MSGPACK_OBJECT_ARRAY && e->via.array.size == 3 &&
+            get_name(&e->via.array.ptr[0], scope) == 0 && (x = name_find(w, scope)) != NULL &&
+            x->pid.node == node) {
+            x->mark = true;
         }
-        if (w->names[i].pid.node == node && !held) {
-            w->names[i] = w->names[--w->nnames];
+    }
+    for (size_t i = 0; i < w->nnames;) {
+        if (w->names[i].pid.node == node && !w->names[i].mark) {
+            name_remove_at(w, i);
         } else {
-            i++;
+            w->names[i++].mark = false;
         }
     }
     pthread_rwlock_unlock(&w->lock);

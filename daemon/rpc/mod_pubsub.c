@@ -17,7 +17,8 @@
  *   pubsub.whereis(Name)                 Pid (cluster-wide name; enoname)
  *   pubsub.names()                       [{"name","pid","time_ms"}]
  *   pubsub.cluster()                     {"nodes","interest","remote_members","names"}
- *   pubsub.tap(Patterns[, Max])  tap_poll(Tap)  tap_close(Tap)   (girder sub)
+ *   pubsub.tap(Patterns[, Max])  tap_poll(Tap)  tap_wait(Tap, Ms)  tap_close(Tap)
+ *                                        (girder sub; tap_wait is answered by the tap)
  *
  * Every function is forwarded to the pubsub keeper (daemon/pubsub/keeper.c,
  * registered as GR_PUBSUB_NAME) as [Function, Args...] with girder_call, and
@@ -57,6 +58,7 @@ static const gr_rpc_fn_def ps_fns[] = {
     {"cluster", ps_forward, gr_rpc_forward_msg, NULL},
     {"tap", ps_forward, gr_rpc_forward_msg, NULL},
     {"tap_poll", ps_forward, gr_rpc_forward_msg, NULL},
+    {"tap_wait", ps_forward, gr_rpc_forward_msg, NULL},
     {"tap_close", ps_forward, gr_rpc_forward_msg, NULL},
 };
 
