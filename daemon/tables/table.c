@@ -49,6 +49,7 @@
 #include <unistd.h>
 
 #define SAMPLES 5
+#define SLOT_SHARE (sizeof(gr_tslot) * 3 / 2) /* set: index bytes charged per entry */
 #define EVICT_TRIES 8
 
 struct gr_table {
@@ -319,12 +320,12 @@ static gr_tent *ent_new(gr_table *t, gr_tshard *s, const ent_spec *sp, const gr_
     uint8_t level = t->opts.kind != GR_TABLE_ORDERED_SET ? 0 : old ? old->level : gr_oset_level(s);
     size_t sz = sizeof(gr_tent) + level * sizeof(gr_tent *) + sp->ncnt * sizeof(gr_tcnt) +
                 sp->klen + sp->vlen;
-    gr_tent *e = malloc(sz);
+    gr_tent *e;
 
-    if (!e) {
+    if ((!old && t->opts.kind == GR_TABLE_SET && gr_sset_reserve(s, t->shard_bits) < 0) ||
+        !(e = malloc(sz))) {
         return NULL;
     }
-    e->next = NULL;
     e->hash = sp->hash;
     e->hlc = sp->hlc;
     e->origin = sp->origin;
@@ -349,8 +350,9 @@ static gr_tent *ent_new(gr_table *t, gr_tshard *s, const ent_spec *sp, const gr_
         /* an empty state is garbage too: the sweep removes it once it is old */
         e->crdt = (uint8_t)((garbage || !live ? GR_TC_GARBAGE : 0) | (!live ? GR_TC_EMPTY : 0));
     }
-    /* Charged memory: the allocation plus the index's share (a bucket slot). */
-    e->bytes = malloc_usable_size(e) + (t->opts.kind == GR_TABLE_SET ? sizeof(void *) : 0);
+    /* Charged memory: the allocation plus the index's share (set: a 16-byte
+     * slot at 2/3 load, on average). */
+    e->bytes = malloc_usable_size(e) + (t->opts.kind == GR_TABLE_SET ? SLOT_SHARE : 0);
     return e;
 }
 
