@@ -525,6 +525,70 @@ START_TEST(test_anti_entropy)
 }
 END_TEST
 
+/* A new member that lacks a whole table gets it from one member, not from
+ * every member at once: the first bulk answer makes that member the repair's
+ * source; bulk answers to the others wait while it ships (and the new
+ * member's periodic digests leave the table out), then resume, so what only
+ * the others hold still arrives. */
+START_TEST(test_bulk_repair_once)
+{
+    gr_trepl *r2 = gr_tables_repl(E[2]);
+
+    for (int i = 0; i < 2000; i++) {
+        term tk = T_fmt("k", i), tv = T_int(i);
+
+        ck_assert_int_eq(gr_table_put(T[0], tk.b, tk.n, tv.b, tv.n, NULL, NULL), 0);
+    }
+    sync_into(T[1], T[0]);
+    for (int i = 0; i < 300; i++) { /* only n2 holds these */
+        term tk = T_fmt("x", i), tv = T_int(i);
+
+        ck_assert_int_eq(gr_table_put(T[1], tk.b, tk.n, tv.b, tv.n, NULL, NULL), 0);
+    }
+    gr_trepl_peer_up(r2, NAMES[0]);
+    gr_trepl_peer_up(r2, NAMES[1]);
+    /* both offer their digest to n3 at once (member up) */
+    memset(frames_sent, 0, sizeof(frames_sent));
+    emit_from = 0;
+    emit_to = 2;
+    gr_trepl_sync(gr_tables_repl(E[0]), NAMES[2], true, emit, NULL);
+    emit_from = 1;
+    gr_trepl_sync(gr_tables_repl(E[1]), NAMES[2], true, emit, NULL);
+    pump();
+    ck_assert_uint_eq(frames_sent[2], 1); /* one key list: to n1 only */
+    ck_assert_uint_eq(gr_table_count(T[2]), 2000);
+    /* during the repair, n3's periodic digest leaves the table out */
+    memset(frames_sent, 0, sizeof(frames_sent));
+    emit_from = 2;
+    emit_to = 1;
+    gr_trepl_sync(r2, NAMES[1], false, emit, NULL);
+    pump();
+    ck_assert_uint_eq(frames_sent[2], 0);
+    /* and n2's periodic round waits too */
+    memset(frames_sent, 0, sizeof(frames_sent));
+    emit_from = 1;
+    emit_to = 2;
+    gr_trepl_sync(gr_tables_repl(E[1]), NAMES[2], false, emit, NULL);
+    pump();
+    ck_assert_uint_eq(frames_sent[2], 0);
+    ck_assert_uint_eq(gr_table_count(T[2]), 2000);
+    /* once n1 stopped shipping, n2's next round brings the rest */
+    atomic_fetch_add(&test_clock, 3500);
+    emit_from = 1;
+    emit_to = 2;
+    gr_trepl_sync(gr_tables_repl(E[1]), NAMES[2], false, emit, NULL);
+    pump();
+    ck_assert_uint_eq(gr_table_count(T[2]), 2300);
+    {
+        uint64_t a[GR_TDIGEST_BUCKETS], b[GR_TDIGEST_BUCKETS];
+
+        gr_table_digest(T[1], a);
+        gr_table_digest(T[2], b);
+        ck_assert_mem_eq(a, b, sizeof(a));
+    }
+}
+END_TEST
+
 /* The write queue: nothing queued while no peer is up; queued writes drain
  * into ReplWrites frames that a replica merges. */
 START_TEST(test_write_queue)
@@ -598,6 +662,7 @@ int main(void)
     tcase_add_test(tc, test_digest);
     tcase_add_test(tc, test_disk_replay);
     tcase_add_test(tc, test_anti_entropy);
+    tcase_add_test(tc, test_bulk_repair_once);
     tcase_add_test(tc, test_write_queue);
     tcase_add_test(tc, test_queue_bound);
     suite_add_tcase(s, tc);
