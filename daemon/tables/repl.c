@@ -336,8 +336,9 @@ static int emit_frame(Girder__Frame *f, gr_trepl_emit_fn emit, void *ctx)
 /* Emit the queue-format records in b[0..len) as ReplWrites frames of about
  * FRAME_BYTES, in their order or, with `shuffle`, in a pseudo-random one.
  * A repair's records come from a table walk, i.e. in hash order, and a set
- * table fed keys in hash order builds long probe runs (every key lands
- * after all the others of the small hash range filled so far: quadratic).
+ * table fed keys in hash order fills a small hash range densely: one
+ * ordered stream is cheap (store_set.c's insert hint), but two interleaved
+ * ones (two members repairing one table) would probe across whole runs.
  * Shuffled, they arrive as independent writes do. Only a repair is
  * shuffled (distinct keys; the merge rule makes the order of writes moot
  * anyway); the write queue keeps its order. */

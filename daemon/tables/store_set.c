@@ -76,10 +76,29 @@ void gr_sset_free(gr_tshard *s)
     s->slots = NULL;
 }
 
+/* Where a probe for `hash` may start: its home, or just after the last
+ * insert's slot when that slot is at or after the home and holds a smaller
+ * hash. Keys inserted in hash order (a repair's or a snapshot's walk) fill a
+ * small hash range densely, and probing from the home would cross the
+ * whole run each time (quadratic); every slot from the home to that slot is
+ * occupied by smaller keys (an empty one in between would have stopped that
+ * entry's own probe, which started at or after our home), so none is ours.
+ * Random keys rarely fall in the window: two compares on the shard. */
+static size_t probe_start(const gr_tshard *s, uint32_t shard_bits, uint64_t hash)
+{
+    size_t p = home(hash, shard_bits, s->bits);
+
+    if (s->hint >= p && s->hint < s->cap && hash > s->hint_hash && s->slots[s->hint].e &&
+        s->slots[s->hint].hash == s->hint_hash) {
+        p = s->hint + 1;
+    }
+    return p;
+}
+
 gr_tent *gr_sset_find(gr_tshard *s, uint32_t shard_bits, uint64_t hash, const uint8_t *k,
                       size_t klen)
 {
-    const gr_tslot *sl = &s->slots[home(hash, shard_bits, s->bits)], *end = s->slots + s->cap;
+    const gr_tslot *sl = &s->slots[probe_start(s, shard_bits, hash)], *end = s->slots + s->cap;
 
     for (; sl < end && sl->e && sl->hash <= hash; sl++) {
         if (sl->hash == hash && sl->e->klen == klen && memcmp(gr_tent_key(sl->e), k, klen) == 0) {
@@ -170,7 +189,7 @@ void gr_sset_put(gr_tshard *s, uint32_t shard_bits, gr_tent *e, gr_tent *old)
         s->slots[index_of(s, shard_bits, old)].e = e;
         return;
     }
-    p = home(e->hash, shard_bits, s->bits);
+    p = probe_start(s, shard_bits, e->hash);
     while (s->slots[p].e && cmp_slot(e->hash, gr_tent_key(e), e->klen, &s->slots[p]) > 0) {
         p++;
     }
@@ -178,6 +197,8 @@ void gr_sset_put(gr_tshard *s, uint32_t shard_bits, gr_tent *e, gr_tent *old)
     }
     memmove(&s->slots[p + 1], &s->slots[p], (q - p) * sizeof(*s->slots));
     s->slots[p] = (gr_tslot){e->hash, e};
+    s->hint = p;
+    s->hint_hash = e->hash;
     s->count++;
 }
 

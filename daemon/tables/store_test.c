@@ -98,6 +98,7 @@ static void check(gr_tshard *s, uint32_t sb, model *m)
 static void run(uint32_t sb, uint64_t (*hash_of)(int i, uint64_t *x), uint64_t seed)
 {
     static model m;
+    static gr_tent *order[NK / 2];
     gr_tshard s = {0};
     uint64_t x = seed;
 
@@ -106,6 +107,24 @@ static void run(uint32_t sb, uint64_t (*hash_of)(int i, uint64_t *x), uint64_t s
     for (int i = 0; i < NK; i++) {
         m.h[i] = hash_of(i, &x);
     }
+    /* first half of the keys inserted in (hash, key) order, as a walk
+     * delivers them (the insert hint's case), then random operations */
+    for (int i = 0; i < NK / 2; i++) {
+        order[i] = mk(i, m.h[i]);
+    }
+    qsort(order, NK / 2, sizeof(order[0]), qcmp);
+    for (int i = 0; i < NK / 2; i++) {
+        int k = 0;
+        uint8_t kb[8];
+
+        while (key_of(k, kb) != order[i]->klen || memcmp(kb, gr_tent_key(order[i]), 7) != 0) {
+            k++; /* the key's index */
+        }
+        ck_assert_int_eq(gr_sset_reserve(&s, sb), 0);
+        gr_sset_put(&s, sb, order[i], NULL);
+        m.e[k] = order[i];
+    }
+    check(&s, sb, &m);
     for (int round = 0; round < 6; round++) {
         for (int op = 0; op < 4 * NK; op++) {
             int i = (int)(rng(&x) % NK), kind = (int)(rng(&x) % (round & 1 ? 2 : 4));

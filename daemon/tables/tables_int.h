@@ -159,6 +159,8 @@ typedef struct gr_tshard {
     gr_tslot *slots;       /* set: cap slots in (hash, key) order (store_set.c) */
     size_t cap;            /* set: 2^bits homes + a tail of spare slots */
     uint32_t bits;         /* set: log2 of the home count */
+    size_t hint;           /* set: slot of the last insert (store_set.c) */
+    uint64_t hint_hash;    /* set: its hash */
     uint64_t count;        /* entries in this shard */
     gr_tent *head;         /* ordered_set: skiplist head (level GR_SKIP_MAX, no key) */
     uint32_t level;        /* ordered_set: levels in use */
