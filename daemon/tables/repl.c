@@ -757,18 +757,19 @@ static uint32_t kw_klen(const uint8_t *rec)
 /* A digest differing in at least this many of the 256 buckets asks for a
  * bulk repair (a new or long-gone member): one member at a time does it. */
 #define PULL_BUCKETS 64
-#define PULL_MS 3000      /* answers to others wait this long after ours ... */
-#define PULL_LIVE_MS 1000 /* ... or while its writes keep coming this recently, */
-#define PULL_MAX_MS 15000 /* ... but never longer than this */
+#define PULL_MS 3000      /* answers to others wait this long after our last bulk one, */
+#define PULL_MAX_MS 15000 /* but never longer than this from the repair's start */
 
-/* Should our answer to node's digest of `table`, differing in `ndiff`
- * buckets, be left out? Every member offers its digest when a member comes
- * up, so a member that lacks a whole table would get it shipped by every
- * other member at once (three times the bytes, merges and time with three
- * members). So while one member ships us a bulk repair of a table, bulk
- * answers to the others wait; their next periodic round (every 2 s) finds
- * what is still missing, nothing once the repair is done. Otherwise the
- * answer is given and, when it is a bulk one, node becomes the puller. */
+/* Should our answer to node's `hello` digest of `table`, differing in
+ * `ndiff` buckets, be left out? Every member offers its digest when a
+ * member comes up, so a member that lacks a whole table would get it
+ * shipped by every other member at once (three times the bytes, merges and
+ * time with three members). So the first bulk answer to a hello makes that
+ * member the repair's source, and bulk answers to the others' hellos wait;
+ * their periodic rounds (every 2 s) are answered as always, so they find
+ * what is still missing (nothing once the repair is done). Only hellos:
+ * holding periodic rounds off too starved a replica whose source could not
+ * ship fast enough (a busy link: r2_repl_slow took 34 s instead of 4). */
 static bool pull_skip(gr_trepl *r, const char *table, const char *node, unsigned ndiff)
 {
     uint64_t now = gr_tables_now_ms(r->ts);
@@ -787,8 +788,10 @@ static bool pull_skip(gr_trepl *r, const char *table, const char *node, unsigned
     if (pl && strcmp(pl->node, node) != 0 && now < pl->since + PULL_MAX_MS) {
         peer *p = peer_get_locked(r, pl->node);
 
-        skip = p && p->up &&
-               (now < pl->ms + PULL_MS || (p->writes_ms && now < p->writes_ms + PULL_LIVE_MS));
+        /* not "while its writes keep coming": live writes are no repair, and
+         * while they come we skip its periodic rounds (skip_round), so
+         * nobody would repair us (r2_repl_slow) */
+        skip = p && p->up && now < pl->ms + PULL_MS;
     }
     if (!skip) {
         if (!pl && r->npulls < PEER_TABLES_MAX) {
@@ -824,7 +827,7 @@ static bool pulling(gr_trepl *r, const char *table)
 
         if (strcmp(pl->name, table) == 0 && now < pl->since + PULL_MAX_MS &&
             (p = peer_get_locked(r, pl->node)) && p->up) {
-            on = now < pl->ms + PULL_MS || (p->writes_ms && now < p->writes_ms + PULL_LIVE_MS);
+            on = now < pl->ms + PULL_MS;
         }
     }
     pthread_mutex_unlock(&r->mu);
@@ -836,8 +839,8 @@ static bool pulling(gr_trepl *r, const char *table)
  * of tombstones only where their bucket is empty (`more` says a live entry
  * was left out) - in frames of whole buckets, the last one marked `last`
  * (sent even when nothing differs: it tells them we are equal). */
-static int answer_digest(gr_trepl *r, const char *node, gr_table *t, const uint8_t *theirs,
-                         gr_trepl_emit_fn emit, void *ctx)
+static int answer_digest(gr_trepl *r, const char *node, bool hello, gr_table *t,
+                         const uint8_t *theirs, gr_trepl_emit_fn emit, void *ctx)
 {
     uint64_t ours[GR_TDIGEST_BUCKETS];
     uint8_t mask[32] = {0}, zmask[32] = {0}, all[32];
@@ -863,7 +866,7 @@ static int answer_digest(gr_trepl *r, const char *node, gr_table *t, const uint8
             ndiff++;
         }
     }
-    if (pull_skip(r, gr_table_name(t), node, ndiff)) {
+    if (hello && pull_skip(r, gr_table_name(t), node, ndiff)) {
         gr_debug(LOG, "%s: bulk answer to %s waits for another member's repair", gr_table_name(t),
                  node);
         return 0;
@@ -1032,7 +1035,7 @@ static int on_digest(gr_trepl *r, const char *node, const Girder__ReplDigest *dg
         gr_table_info_get(t, &info);
         if (!skip && info.opts.replicated && rt->buckets.len == GR_TDIGEST_BUCKETS * 8) {
             gc_adopt(r, rt->name, rt->gc_before);
-            rc = answer_digest(r, node, t, rt->buckets.data, emit, ctx);
+            rc = answer_digest(r, node, dg->hello, t, rt->buckets.data, emit, ctx);
         }
         gr_table_close(t);
     }
