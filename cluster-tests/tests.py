@@ -24,6 +24,7 @@ from redis_tests import test_benchmark as rd_benchmark, test_cluster as rd_clust
 from redis_tests import test_commands as rd_commands, test_pubsub as rd_pubsub
 from redis_tests import test_partition as rd_partition
 from crdt import test_crdt  # t3_crdt, in cluster-tests/crdt.py
+from tables2 import test_join_tables as tb2_join_tables  # tb2_*: cluster-tests/tables2.py
 from roles import (test_json_log, test_observer, test_sdnotify,  # ro_*, cluster-tests/roles.py
                    test_tampered_role)
 from fleet import (test_fleet_cursor, test_fleet_forget, test_fleet_info,  # fl_*
@@ -2302,4 +2303,5 @@ TESTS += [
     ("ps2_stream", test_ps2_stream),
     ("ps2_stop", test_ps2_stop),
     ("ps2_slow_sub", test_ps2_slow_sub),
+    ("tb2_join_tables", tb2_join_tables),
 ]

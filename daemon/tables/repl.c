@@ -78,6 +78,15 @@ typedef struct peer {
     unsigned ntabs;
 } peer;
 
+/* A bulk repair of one table in progress here: `node` answered our key list
+ * for most buckets and ships what we lack (see pull_skip). */
+typedef struct pull {
+    char name[GR_TABLE_NAME_MAX + 1];
+    char node[256];
+    uint64_t ms;    /* wall ms of our last bulk answer to it */
+    uint64_t since; /* wall ms it began: no repair holds the others off longer than PULL_MAX_MS */
+} pull;
+
 typedef struct drop {
     char name[GR_TABLE_NAME_MAX + 1];
     uint64_t created, hlc; /* the dropped table's create, the drop */
@@ -98,6 +107,8 @@ struct gr_trepl {
     unsigned ndrops;
     gc_cut gcs[PEER_TABLES_MAX]; /* mu */
     unsigned ngcs;
+    pull pulls[PEER_TABLES_MAX]; /* mu */
+    unsigned npulls;
     _Atomic uint64_t sent, received, merged;
     _Atomic uint64_t overflows; /* writes not queued because q was full */
 };
@@ -323,12 +334,21 @@ static int emit_frame(Girder__Frame *f, gr_trepl_emit_fn emit, void *ctx)
 }
 
 /* Emit the queue-format records in b[0..len) as ReplWrites frames of about
- * FRAME_BYTES. */
-static int ship(gr_trepl *r, const uint8_t *b, size_t len, gr_trepl_emit_fn emit, void *ctx)
+ * FRAME_BYTES, in their order or, with `shuffle`, in a pseudo-random one.
+ * A repair's records come from a table walk, i.e. in hash order, and a set
+ * table fed keys in hash order fills a small hash range densely: one
+ * ordered stream is cheap (store_set.c's insert hint), but two interleaved
+ * ones (two members repairing one table) would probe across whole runs.
+ * Shuffled, they arrive as independent writes do. Only a repair is
+ * shuffled (distinct keys; the merge rule makes the order of writes moot
+ * anyway); the write queue keeps its order. */
+static int ship(gr_trepl *r, const uint8_t *b, size_t len, bool shuffle, gr_trepl_emit_fn emit,
+                void *ctx)
 {
     size_t total = 0, ncn = 0, off, n = 0, first = 0, bytes = 0;
     Girder__ReplEntry *es = NULL, **ps = NULL;
     uint64_t *cn = NULL;
+    uint32_t *sz = NULL; /* each entry's share of a frame, by es index */
     int rc = 0;
 
     for (off = 0; off < len; total++) {
@@ -341,7 +361,8 @@ static int ship(gr_trepl *r, const uint8_t *b, size_t len, gr_trepl_emit_fn emit
     es = calloc(total ? total : 1, sizeof(*es));
     ps = calloc(total ? total : 1, sizeof(*ps));
     cn = malloc(ncn ? ncn * sizeof(uint64_t) : 1);
-    if (!es || !ps || !cn) {
+    sz = malloc((total ? total : 1) * sizeof(*sz));
+    if (!es || !ps || !cn || !sz) {
         rc = -ENOMEM;
         goto out;
     }
@@ -372,19 +393,38 @@ static int ship(gr_trepl *r, const uint8_t *b, size_t len, gr_trepl_emit_fn emit
         e->hlc = h.hlc;
         e->origin = h.origin;
         e->expire_ms = h.expire_ms;
+        sz[n] = h.klen + h.vlen + 48u + h.namelen + 24u * h.ncnt;
         ps[n++] = e;
-        bytes += h.klen + h.vlen + 48u + h.namelen + 24u * h.ncnt;
-        if (bytes >= FRAME_BYTES || off >= len) {
+    }
+    if (shuffle) {
+        uint64_t x = 0x9e3779b97f4a7c15ull ^ n;
+
+        for (size_t i = n; i > 1; i--) { /* Fisher-Yates, xorshift */
+            size_t j;
+            Girder__ReplEntry *tmp;
+
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            j = (size_t)(x % i);
+            tmp = ps[i - 1];
+            ps[i - 1] = ps[j];
+            ps[j] = tmp;
+        }
+    }
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        bytes += sz[ps[i] - es];
+        if (bytes >= FRAME_BYTES || i + 1 == n) {
             Girder__Frame f = GIRDER__FRAME__INIT;
             Girder__ReplWrites w = GIRDER__REPL_WRITES__INIT;
 
             w.entries = ps + first;
-            w.n_entries = n - first;
+            w.n_entries = i + 1 - first;
             f.msg_case = GIRDER__FRAME__MSG_REPL_WRITES;
             f.repl_writes = &w;
             rc = emit_frame(&f, emit, ctx);
-            atomic_fetch_add(&r->sent, n - first);
-            first = n;
+            atomic_fetch_add(&r->sent, i + 1 - first);
+            first = i + 1;
             bytes = 0;
         }
     }
@@ -392,6 +432,7 @@ out:
     free(es);
     free(ps);
     free(cn);
+    free(sz);
     return rc;
 }
 
@@ -417,7 +458,10 @@ static void collect_name(void *ud, const char *name)
     snprintf(l->v[l->n++], sizeof(l->v[0]), "%s", name);
 }
 
-/* Our digest: every replicated table and every table tombstone. */
+static bool pulling(gr_trepl *r, const char *table);
+
+/* Our digest: every replicated table (but those under a bulk repair to us,
+ * in periodic rounds: pulling) and every table tombstone. */
 static int send_digest(gr_trepl *r, bool hello, gr_trepl_emit_fn emit, void *ctx)
 {
     name_list l = {0};
@@ -468,7 +512,7 @@ static int send_digest(gr_trepl *r, bool hello, gr_trepl_emit_fn emit, void *ctx
             continue;
         }
         gr_table_info_get(tab, &info);
-        if (info.opts.replicated) {
+        if (info.opts.replicated && (hello || !pulling(r, l.v[i]))) {
             gr_table_digest(tab, dig);
             for (int b = 0; b < GR_TDIGEST_BUCKETS; b++) {
                 for (int j = 0; j < 8; j++) {
@@ -527,7 +571,7 @@ void gr_trepl_drain(gr_trepl *r, gr_trepl_emit_fn emit, void *ctx)
         send_digest(r, true, emit, ctx); /* before the writes: the table exists on arrival */
     }
     if (q.len) {
-        ship(r, q.p, q.len, emit, ctx);
+        ship(r, q.p, q.len, false, emit, ctx);
     }
     gr_tbuf_free(&q);
 }
@@ -710,12 +754,93 @@ static uint32_t kw_klen(const uint8_t *rec)
     return kl;
 }
 
+/* A digest differing in at least this many of the 256 buckets asks for a
+ * bulk repair (a new or long-gone member): one member at a time does it. */
+#define PULL_BUCKETS 64
+#define PULL_MS 3000      /* answers to others wait this long after our last bulk one, */
+#define PULL_MAX_MS 15000 /* but never longer than this from the repair's start */
+
+/* Should our answer to node's `hello` digest of `table`, differing in
+ * `ndiff` buckets, be left out? Every member offers its digest when a
+ * member comes up, so a member that lacks a whole table would get it
+ * shipped by every other member at once (three times the bytes, merges and
+ * time with three members). So the first bulk answer to a hello makes that
+ * member the repair's source, and bulk answers to the others' hellos wait;
+ * their periodic rounds (every 2 s) are answered as always, so they find
+ * what is still missing (nothing once the repair is done). Only hellos:
+ * holding periodic rounds off too starved a replica whose source could not
+ * ship fast enough (a busy link: r2_repl_slow took 34 s instead of 4). */
+static bool pull_skip(gr_trepl *r, const char *table, const char *node, unsigned ndiff)
+{
+    uint64_t now = gr_tables_now_ms(r->ts);
+    pull *pl = NULL;
+    bool skip = false;
+
+    if (ndiff < PULL_BUCKETS) {
+        return false;
+    }
+    pthread_mutex_lock(&r->mu);
+    for (unsigned i = 0; i < r->npulls; i++) {
+        if (strcmp(r->pulls[i].name, table) == 0) {
+            pl = &r->pulls[i];
+        }
+    }
+    if (pl && strcmp(pl->node, node) != 0 && now < pl->since + PULL_MAX_MS) {
+        peer *p = peer_get_locked(r, pl->node);
+
+        /* not "while its writes keep coming": live writes are no repair, and
+         * while they come we skip its periodic rounds (skip_round), so
+         * nobody would repair us (r2_repl_slow) */
+        skip = p && p->up && now < pl->ms + PULL_MS;
+    }
+    if (!skip) {
+        if (!pl && r->npulls < PEER_TABLES_MAX) {
+            pl = &r->pulls[r->npulls++];
+            snprintf(pl->name, sizeof(pl->name), "%s", table);
+            pl->node[0] = 0;
+        }
+        if (pl) {
+            if (strcmp(pl->node, node) != 0 || now >= pl->since + PULL_MAX_MS) {
+                pl->since = now; /* a new repair */
+            }
+            snprintf(pl->node, sizeof(pl->node), "%s", node);
+            pl->ms = now;
+        }
+    }
+    pthread_mutex_unlock(&r->mu);
+    return skip;
+}
+
+/* Is a bulk repair of `table` to us in progress (see pull_skip)? While it
+ * is, our periodic digests leave the table out: every member would answer
+ * a half-filled table with its whole key list, and we would ship back what
+ * arrived meanwhile. The repair's end lets the next round compare. */
+static bool pulling(gr_trepl *r, const char *table)
+{
+    uint64_t now = gr_tables_now_ms(r->ts);
+    bool on = false;
+
+    pthread_mutex_lock(&r->mu);
+    for (unsigned i = 0; i < r->npulls; i++) {
+        const pull *pl = &r->pulls[i];
+        peer *p;
+
+        if (strcmp(pl->name, table) == 0 && now < pl->since + PULL_MAX_MS &&
+            (p = peer_get_locked(r, pl->node)) && p->up) {
+            on = now < pl->ms + PULL_MS;
+        }
+    }
+    pthread_mutex_unlock(&r->mu);
+    return on;
+}
+
 /* Answer table t's digest `theirs`: for the buckets that differ, our (key,
  * hash, tombstone, HLC) list - of every entry where they hold something,
  * of tombstones only where their bucket is empty (`more` says a live entry
  * was left out) - in frames of whole buckets, the last one marked `last`
  * (sent even when nothing differs: it tells them we are equal). */
-static int answer_digest(gr_table *t, const uint8_t *theirs, gr_trepl_emit_fn emit, void *ctx)
+static int answer_digest(gr_trepl *r, const char *node, bool hello, gr_table *t,
+                         const uint8_t *theirs, gr_trepl_emit_fn emit, void *ctx)
 {
     uint64_t ours[GR_TDIGEST_BUCKETS];
     uint8_t mask[32] = {0}, zmask[32] = {0}, all[32];
@@ -725,6 +850,7 @@ static int answer_digest(gr_table *t, const uint8_t *theirs, gr_trepl_emit_fn em
     size_t n = 0, bytes = 0;
     uint8_t fm[32] = {0};
     bool any = false;
+    unsigned ndiff = 0;
     int rc = 0;
 
     gr_table_digest(t, ours);
@@ -737,7 +863,13 @@ static int answer_digest(gr_table *t, const uint8_t *theirs, gr_trepl_emit_fn em
         if (v != ours[b]) {
             (v != 0 ? mask : zmask)[b >> 3] |= (uint8_t)(1u << (b & 7));
             any = true;
+            ndiff++;
         }
+    }
+    if (hello && pull_skip(r, gr_table_name(t), node, ndiff)) {
+        gr_debug(LOG, "%s: bulk answer to %s waits for another member's repair", gr_table_name(t),
+                 node);
+        return 0;
     }
     for (int j = 0; j < 32; j++) {
         all[j] = mask[j] | zmask[j];
@@ -903,7 +1035,7 @@ static int on_digest(gr_trepl *r, const char *node, const Girder__ReplDigest *dg
         gr_table_info_get(t, &info);
         if (!skip && info.opts.replicated && rt->buckets.len == GR_TDIGEST_BUCKETS * 8) {
             gc_adopt(r, rt->name, rt->gc_before);
-            rc = answer_digest(t, rt->buckets.data, emit, ctx);
+            rc = answer_digest(r, node, dg->hello, t, rt->buckets.data, emit, ctx);
         }
         gr_table_close(t);
     }
@@ -993,7 +1125,7 @@ static int on_keys(gr_trepl *r, const char *node, const Girder__ReplKeys *k, gr_
     }
     peer_note(r, node, s.table, s.differ, k->last);
     if (rc == 0 && s.out.len) {
-        rc = ship(r, s.out.p, s.out.len, emit, ctx);
+        rc = ship(r, s.out.p, s.out.len, true, emit, ctx);
     }
     gr_tbuf_free(&s.out);
     free(s.v);

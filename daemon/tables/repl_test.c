@@ -395,6 +395,61 @@ START_TEST(test_anti_entropy)
 }
 END_TEST
 
+/* A new member that lacks a whole table gets it from one member, not from
+ * every member at once: the first bulk answer to a hello makes that member
+ * the repair's source; bulk answers to the others' hellos are left out (and
+ * the new member's periodic digests leave the table out for a while); the
+ * others' periodic rounds are answered, so what only they hold arrives. */
+START_TEST(test_bulk_repair_once)
+{
+    gr_trepl *r2 = gr_tables_repl(E[2]);
+
+    for (int i = 0; i < 2000; i++) {
+        term tk = T_fmt("k", i), tv = T_int(i);
+
+        ck_assert_int_eq(gr_table_put(T[0], tk.b, tk.n, tv.b, tv.n, NULL, NULL), 0);
+    }
+    gr_test_replicas_sync_into(T[1], T[0]);
+    for (int i = 0; i < 300; i++) { /* only n2 holds these */
+        term tk = T_fmt("x", i), tv = T_int(i);
+
+        ck_assert_int_eq(gr_table_put(T[1], tk.b, tk.n, tv.b, tv.n, NULL, NULL), 0);
+    }
+    gr_trepl_peer_up(r2, NAMES[0]);
+    gr_trepl_peer_up(r2, NAMES[1]);
+    /* both offer their digest to n3 at once (member up) */
+    memset(W.sent, 0, sizeof(W.sent));
+    W.from = 0;
+    W.to = 2;
+    gr_trepl_sync(gr_tables_repl(E[0]), NAMES[2], true, gr_test_wire_emit, &W);
+    W.from = 1;
+    gr_trepl_sync(gr_tables_repl(E[1]), NAMES[2], true, gr_test_wire_emit, &W);
+    gr_test_wire_pump(&W);
+    ck_assert_uint_eq(W.sent[2], 1); /* one key list: to n1 only */
+    ck_assert_uint_eq(gr_table_count(T[2]), 2000);
+    /* during the repair, n3's periodic digest leaves the table out */
+    memset(W.sent, 0, sizeof(W.sent));
+    W.from = 2;
+    W.to = 1;
+    gr_trepl_sync(r2, NAMES[1], false, gr_test_wire_emit, &W);
+    gr_test_wire_pump(&W);
+    ck_assert_uint_eq(W.sent[2], 0);
+    /* n2's periodic round is answered as always: its extra keys arrive */
+    W.from = 1;
+    W.to = 2;
+    gr_trepl_sync(gr_tables_repl(E[1]), NAMES[2], false, gr_test_wire_emit, &W);
+    gr_test_wire_pump(&W);
+    ck_assert_uint_eq(gr_table_count(T[2]), 2300);
+    {
+        uint64_t a[GR_TDIGEST_BUCKETS], b[GR_TDIGEST_BUCKETS];
+
+        gr_table_digest(T[1], a);
+        gr_table_digest(T[2], b);
+        ck_assert_mem_eq(a, b, sizeof(a));
+    }
+}
+END_TEST
+
 /* The write queue: nothing queued while no peer is up; queued writes drain
  * into ReplWrites frames that a replica merges. */
 START_TEST(test_write_queue)
@@ -458,7 +513,8 @@ static Suite *repl_suite(void)
     TCase *tc = gr_test_tcase(s, "repl", setup, teardown, 60);
 
     gr_test_add(tc, test_lww, test_tombstone, test_counter_merge, test_expiry, test_digest,
-                test_disk_replay, test_anti_entropy, test_write_queue, test_queue_bound);
+                test_disk_replay, test_anti_entropy, test_bulk_repair_once, test_write_queue,
+                test_queue_bound);
     return s;
 }
 

@@ -49,6 +49,7 @@
 #include <unistd.h>
 
 #define SAMPLES 5
+#define SLOT_SHARE (sizeof(gr_tslot) * 3 / 2) /* set: index bytes charged per entry */
 #define EVICT_TRIES 8
 
 struct gr_table {
@@ -319,17 +320,18 @@ static gr_tent *ent_new(gr_table *t, gr_tshard *s, const ent_spec *sp, const gr_
     uint8_t level = t->opts.kind != GR_TABLE_ORDERED_SET ? 0 : old ? old->level : gr_oset_level(s);
     size_t sz = sizeof(gr_tent) + level * sizeof(gr_tent *) + sp->ncnt * sizeof(gr_tcnt) +
                 sp->klen + sp->vlen;
-    gr_tent *e = malloc(sz);
+    gr_tent *e;
 
-    if (!e) {
+    if ((!old && t->opts.kind == GR_TABLE_SET && gr_sset_reserve(s, t->shard_bits) < 0) ||
+        !(e = malloc(sz))) {
         return NULL;
     }
-    e->next = NULL;
     e->hash = sp->hash;
     e->hlc = sp->hlc;
     e->origin = sp->origin;
     e->expire_ms = sp->expire_ms;
-    atomic_init(&e->atime, (uint32_t)(now_ms(t->ts) / 1000));
+    /* access times are kept for the LRU of cache tables only: no clock call else */
+    atomic_init(&e->atime, t->opts.cache ? (uint32_t)(now_ms(t->ts) / 1000) : 0);
     e->klen = (uint32_t)sp->klen;
     e->vlen = (uint32_t)sp->vlen;
     e->flags = sp->flags;
@@ -349,8 +351,9 @@ static gr_tent *ent_new(gr_table *t, gr_tshard *s, const ent_spec *sp, const gr_
         /* an empty state is garbage too: the sweep removes it once it is old */
         e->crdt = (uint8_t)((garbage || !live ? GR_TC_GARBAGE : 0) | (!live ? GR_TC_EMPTY : 0));
     }
-    /* Charged memory: the allocation plus the index's share (a bucket slot). */
-    e->bytes = malloc_usable_size(e) + (t->opts.kind == GR_TABLE_SET ? sizeof(void *) : 0);
+    /* Charged memory: the allocation plus the index's share (set: a 16-byte
+     * slot at 2/3 load, on average). */
+    e->bytes = malloc_usable_size(e) + (t->opts.kind == GR_TABLE_SET ? SLOT_SHARE : 0);
     return e;
 }
 
@@ -478,19 +481,20 @@ static void apply(gr_table *t, gr_tshard *s, gr_tent *e, gr_tent *old)
             }
         }
     }
-    if (e) {
+    /* one atomic update of the table's totals at most (none when a value is
+     * replaced by one of the same size: the common put) */
+    if (e && old) {
+        if (e->bytes != old->bytes) {
+            atomic_fetch_add(&t->bytes, e->bytes - old->bytes); /* modulo 2^64 */
+        }
+    } else if (e) {
         atomic_fetch_add(&t->bytes, e->bytes);
-        if (!old) {
-            atomic_fetch_add(&t->entries, 1);
-        }
-    }
-    if (old) {
+        atomic_fetch_add(&t->entries, 1);
+    } else if (old) {
         atomic_fetch_sub(&t->bytes, old->bytes);
-        if (!e) {
-            atomic_fetch_sub(&t->entries, 1);
-        }
-        free(old);
+        atomic_fetch_sub(&t->entries, 1);
     }
+    free(old);
 }
 
 /* ---- replication: the merge rule ----------------------------------------------------------- */
@@ -804,10 +808,24 @@ int gr_table_walk(gr_table *t, const uint8_t *mask, int (*fn)(void *ud, const gr
         gr_tent *e;
 
         pthread_rwlock_rdlock(&s->lock);
-        e = t->opts.kind == GR_TABLE_SET ? gr_sset_after(s, t->shard_bits, 0, 0, NULL, 0)
-                                         : gr_oset_seek(s, NULL, 0, 0);
-        for (; e && r == 0; e = t->opts.kind == GR_TABLE_SET ? gr_sset_next(s, t->shard_bits, e)
-                                                             : gr_tent_fwd(e)[0]) {
+        if (t->opts.kind == GR_TABLE_SET) {
+            /* slot by slot: the digest bucket is the slot's hash's top byte, so
+             * entries of buckets outside the mask are never read */
+            for (size_t j = 0; j < s->cap && r == 0; j++) {
+                unsigned b = (unsigned)(s->slots[j].hash >> 56);
+                gr_trent re;
+
+                if (!s->slots[j].e || (mask && !(mask[b >> 3] & (1u << (b & 7))))) {
+                    continue;
+                }
+                trent_of(s->slots[j].e, &re);
+                r = fn(ud, &re);
+            }
+            pthread_rwlock_unlock(&s->lock);
+            continue;
+        }
+        e = gr_oset_seek(s, NULL, 0, 0);
+        for (; e && r == 0; e = gr_tent_fwd(e)[0]) {
             unsigned b = (unsigned)(e->hash >> 56);
             gr_trent re;
 
@@ -827,6 +845,9 @@ int gr_table_walk(gr_table *t, const uint8_t *mask, int (*fn)(void *ud, const gr
 static int make_room(gr_table *t, gr_tshard *s, size_t need, bool adds, gr_tent *keep, uint64_t now,
                      gr_wal_batch **tk)
 {
+    if (!t->opts.max_entries && !t->opts.max_bytes) {
+        return 0;
+    }
     for (int tries = 0;; tries++) {
         uint64_t n = atomic_load(&t->entries) + (adds ? 1 : 0);
         uint64_t b = atomic_load(&t->bytes) + need;

@@ -115,7 +115,6 @@ static inline void gr_le_wr32(uint8_t *p, uint32_t v)
  * except atime. Layout of data[]: fwd pointers (level), counter components
  * (ncnt), key (klen), value (vlen). */
 typedef struct gr_tent {
-    struct gr_tent *next;   /* set: bucket chain, sorted by (hash, key) */
     uint64_t hash;          /* gr_tkey_hash of the key */
     uint64_t hlc;           /* version: hybrid logical clock of the write */
     uint64_t origin;        /* node id of the write */
@@ -148,11 +147,20 @@ static inline uint8_t *gr_tent_val(gr_tent *e)
     return gr_tent_key(e) + e->klen;
 }
 
+/* A set store slot: the entry's key hash beside it, so probing reads no entry. */
+typedef struct gr_tslot {
+    uint64_t hash; /* e->hash */
+    gr_tent *e;    /* NULL: empty */
+} gr_tslot;
+
 /* A shard: a lock and a store. set tables have many, ordered_set one. */
 typedef struct gr_tshard {
     pthread_rwlock_t lock; /* readers: lookups and scans; writer: changes */
-    gr_tent **buckets;     /* set: 2^bits chains, by hash bits after the shard bits */
-    uint32_t bits;         /* set: log2 of the bucket count */
+    gr_tslot *slots;       /* set: cap slots in (hash, key) order (store_set.c) */
+    size_t cap;            /* set: 2^bits homes + a tail of spare slots */
+    uint32_t bits;         /* set: log2 of the home count */
+    size_t hint;           /* set: slot of the last insert (store_set.c) */
+    uint64_t hint_hash;    /* set: its hash */
     uint64_t count;        /* entries in this shard */
     gr_tent *head;         /* ordered_set: skiplist head (level GR_SKIP_MAX, no key) */
     uint32_t level;        /* ordered_set: levels in use */
@@ -165,7 +173,11 @@ int gr_sset_init(gr_tshard *s, uint32_t shard_bits);
 void gr_sset_free(gr_tshard *s);
 gr_tent *gr_sset_find(gr_tshard *s, uint32_t shard_bits, uint64_t hash, const uint8_t *k,
                       size_t klen);
-/* Insert e (key absent) or replace old by e (old unlinked, not freed). */
+/* Make sure the next gr_sset_put of a new key cannot fail (may resize).
+ * 0 or -ENOMEM. */
+int gr_sset_reserve(gr_tshard *s, uint32_t shard_bits);
+/* Insert e (key absent; gr_sset_reserve succeeded since the last insert) or
+ * replace old by e (old unlinked, not freed). */
 void gr_sset_put(gr_tshard *s, uint32_t shard_bits, gr_tent *e, gr_tent *old);
 void gr_sset_remove(gr_tshard *s, uint32_t shard_bits, gr_tent *old);
 /* First entry with (hash, key) > (hash, key) of the cursor (has_cur) or >= hash
