@@ -9,9 +9,11 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 
 from harness import EXIT_OK, EXIT_USAGE, check, testkit, wait_until
+from http_api import _http_node, _metrics, _sample
 
 WIDE = 60  # seconds: every wait below is for an event, bounded this wide
 
@@ -61,9 +63,16 @@ def _top_cmd(c, node, *args):
 
 
 def _quit_and_check(t, key, what):
-    """Send key to the running top; it must exit 0 and leave the terminal as
-    it was (the same stty settings, the shell's prompt on the main screen)."""
-    t.keys(key)
+    """Send key to the running top (or SIGTERM when key is None); it must exit
+    0 and leave the terminal as it was (the same stty settings, the shell's
+    prompt on the main screen)."""
+    if key is None:
+        shell = int(t.run("display-message", "-p", "-t", "top", "#{pane_pid}").strip())
+        kids = subprocess.run(["pgrep", "-P", str(shell)], capture_output=True, text=True).stdout
+        check(len(kids.split()) == 1, f"one child of the pane's shell (top): {kids!r}")
+        os.kill(int(kids.split()[0]), signal.SIGTERM)
+    else:
+        t.keys(key)
     wait_until(f"top to exit after {what}", lambda: "RC=" in t.capture(), WIDE, 0.1)
     screen = t.capture()
     check("RC=0 SANE=yes" in screen, f"{what}: exit 0 and the terminal restored:\n{screen}")
@@ -74,7 +83,7 @@ def test_top_screen(c):
     """Three nodes; `girder top` in an 80x24 tmux pane draws the three nodes
     and process rows (a registered process spawned for it among them), the
     sort key changes with `m`, `q` quits with exit 0 and the terminal as it
-    was, and so does Ctrl-C."""
+    was, and so do Ctrl-C and SIGTERM."""
     a = c.node("a")
     b = c.node("b", seeds=[a])
     x = c.node("c", seeds=[a])
@@ -86,7 +95,7 @@ def test_top_screen(c):
         check(t.size().strip() == "80x24", f"the pane is 80x24: {t.size()}")
         # the shell's settings before; after top: the same, and the exit status
         t.line("S0=$(stty -g)")
-        for key, what in (("q", "q"), ("C-c", "Ctrl-C")):
+        for key, what in (("q", "q"), ("C-c", "Ctrl-C"), (None, "SIGTERM")):
             t.line("clear; " + _top_cmd(c, a, "-i", "0.3") + "; R=$?; "
                    "[ \"$(stty -g)\" = \"$S0\" ] && S=yes || S=no; echo RC=$R SANE=$S")
 
@@ -145,27 +154,35 @@ def test_top_once(c):
 @testkit
 def test_top_util(c):
     """Scheduler utilisation: while a streams messages to b as fast as it can
-    (bench.stream), `girder top --once --json` shows a's and b's utilisation
-    above idle c's; `girder stats` and /metrics carry the counters."""
+    (bench.stream), `girder top --once --json` (through c) shows a's or b's
+    utilisation above idle c's; `girder stats` and /metrics carry the
+    counters."""
     a = c.node("a")
     b = c.node("b", seeds=[a])
-    x = c.node("c", seeds=[a])
+    x = _http_node(c, "c", seeds=[a])
     c.wait_mesh([a, b, x])
     args = ["-n", a.spec, "--cookie-file", c.cookie_file, "--timeout", "120000", "rpc", a.name,
-            "bench", "stream", json.dumps([b.name, 3000000, 64])]
+            "bench", "stream", json.dumps(b.name), "20000000", "64"]
     load = subprocess.Popen([c.girder] + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     try:
         def busier():
-            r = a.cli("top", "-i", "0.5", "--rows", "1", timeout_ms=10000)
+            # asked through idle c: a's stream holds one of a's schedulers, so
+            # what needs every scheduler of a (proc.snapshot) may time out
+            r = x.cli("top", "-i", "0.5", "--rows", "1", timeout_ms=10000)
             if r.rc != EXIT_OK:
                 return None
             u = {n["name"]: n["util"] for n in r.data["nodes"]}
             ok = all(u.get(n.name) is not None for n in (a, b, x))
             return u if ok and max(u[a.name], u[b.name]) > u[x.name] + 0.05 else None
 
-        u = wait_until("the loaded nodes to show more utilisation than the idle one", busier,
-                       WIDE, 0.2)
+        def busier_or_done():
+            if load.poll() is not None:
+                check(False, f"bench.stream ended early: {load.communicate()}")
+            return busier()
+
+        u = wait_until("the loaded nodes to show more utilisation than the idle one",
+                       busier_or_done, WIDE, 0.2)
         print(f"    utilisation while streaming: {u}")
     finally:
         load.kill()
@@ -176,3 +193,11 @@ def test_top_util(c):
           f"stats has the scheduler counters: {ctr}")
     r = c.expect(x.cli("stats", use_json=False), EXIT_OK)
     check("sched_util_pct" in r.out, f"human stats shows sched_util_pct: {r.out}")
+    text = _metrics(x)
+    nsched = int(_sample(text, "girder_schedulers") or 0)
+    check(nsched > 0, "/metrics: girder_schedulers")
+    for i in range(nsched):
+        busy = _sample(text, f'girder_scheduler_busy_seconds_total{{scheduler="{i}"}}')
+        wall = _sample(text, f'girder_scheduler_wall_seconds_total{{scheduler="{i}"}}')
+        check(busy is not None and wall is not None and 0 <= busy <= wall and wall > 0,
+              f"/metrics: scheduler {i} busy {busy} wall {wall}")
