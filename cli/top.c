@@ -610,7 +610,7 @@ static int run_once(top_run *t)
 /* Draw the frame of s and the status line. */
 static void draw(const top_run *t, const gr_cli_top_sample *s, const char *status)
 {
-    size_t h = LINES > 4 ? (size_t)LINES : 4, hdr[2] = {SIZE_MAX, SIZE_MAX}, n, y = 0;
+    size_t h = LINES > 7 ? (size_t)LINES : 7, hdr[2] = {SIZE_MAX, SIZE_MAX}, n, y = 0;
     gr_cli_top_view v = {.contacted = t->contacted, .interval_ms = t->interval_ms, .key = t->key};
     char *buf = NULL, *line;
     size_t len = 0;
@@ -618,7 +618,7 @@ static void draw(const top_run *t, const gr_cli_top_sample *s, const char *statu
 
     /* title, node header, blank, process header, status: 5 lines; the
      * nodes get at most half of the rest */
-    v.max_nodes = (h - 5) / 2 > 0 ? (h - 5) / 2 : 1;
+    v.max_nodes = (h - 5) / 2; /* h >= 7: at least 1 */
     n = s->nnodes < v.max_nodes ? s->nnodes : v.max_nodes;
     v.max_procs = h > n + 5 + (n < s->nnodes) ? h - n - 5 - (n < s->nnodes) : 0;
     erase();
@@ -698,7 +698,7 @@ static int run_screen(top_run *t)
     for (int64_t next = gr_cli_now_ms() + t->interval_ms; !top_stop;) {
         int64_t now = gr_cli_now_ms();
         struct pollfd pfd = {.fd = STDIN_FILENO, .events = POLLIN};
-        bool redraw = false;
+        bool redraw = false, clear_all = false;
         int ch;
 
         if (now >= next) {
@@ -743,6 +743,7 @@ static int run_screen(top_run *t)
                 top_stop = 1;
             } else if (ch == KEY_RESIZE || ch == 12 /* ^L */) {
                 redraw = true;
+                clear_all = ch == 12;
             } else if (ch < 128 && gr_cli_top_key_parse(press, &k) == 0) {
                 t->key = k;
                 gr_cli_top_sort(&cur, t->key);
@@ -750,7 +751,7 @@ static int run_screen(top_run *t)
             }
         }
         if (redraw && !top_stop) {
-            if (ch == 12) {
+            if (clear_all) {
                 clearok(curscr, TRUE);
             }
             draw(t, &cur, status);
