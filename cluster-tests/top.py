@@ -126,9 +126,10 @@ def test_top_screen(c):
 def test_top_once(c):
     """`girder top --once` prints one frame as text (two samples -i apart):
     the nodes with rates, at most --rows processes, 80 columns; --json the
-    same as one object; without a terminal and without --once it refuses
-    with a usage error (exit 2)."""
-    a = c.node("a")
+    same as one object, also for a CLI holding only the observer key; without
+    a terminal and without --once it refuses with a usage error (exit 2)."""
+    key = c.make_cookie("observer.key")
+    a = c.node("a", extra=["--observer-key-file", key])
     b = c.node("b", seeds=[a])
     c.wait_mesh([a, b])
     r = c.expect(a.cli("top", "--once", "-i", "0.2", "--rows", "3", use_json=False), EXIT_OK)
@@ -145,6 +146,10 @@ def test_top_once(c):
     check(all(n["status"] == "ok" and n["util"] is not None and n["processes"] > 0
               for n in doc["nodes"]), f"--json node figures: {doc}")
     check(len(doc["processes"]) == 2, f"--json rows: {doc}")
+    # top only reads: the observer key is enough
+    r = c.expect(c.cli("--observer-key-file", key, "top", "-i", "0.2", node=a, cookie_file=""),
+                 EXIT_OK, what="observer top")
+    check({n["name"] for n in r.data["nodes"]} == {a.name, b.name}, f"observer top: {r.data}")
     r = c.expect(a.cli("top", use_json=False), EXIT_USAGE)
     check("terminal" in r.err, f"refusal names the terminal: {r!r}")
     c.expect(a.cli("top", "-i", "0.01", use_json=False), EXIT_USAGE)
