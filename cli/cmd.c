@@ -25,6 +25,7 @@
 #include "cli/fleet.h"
 #include "cli/json.h"
 #include "cli/print.h"
+#include "cli/top.h"
 #include "gr_version.h"
 #include "proto/err.h"
 #include "proto/handshake.h"
@@ -2480,6 +2481,20 @@ static const gr_cli_cmd CMDS[] = {
      "\"dropped\", \"lost\"}. Example:\n"
      "  girder trace --count 20 worker@b@10.0.0.2",
      gr_cli_cmd_trace},
+    {"top", "[-i SECONDS] [--sort KEY] [--only] [--once [--rows N]]", 0, 8,
+     "a live view of the fleet: nodes, rates, busiest processes",
+     "Redraws every -i SECONDS (default 2, at least 0.1) the nodes (STATE, UTIL: the\n"
+     "schedulers' busy share, IN/s OUT/s: dist frames, MSG/s: messages handled,\n"
+     "PROCS, MEM: resident memory) and the busiest processes of the fleet (MBOX,\n"
+     "MSG/s, WORK/s: reductions-like work, MEM), rates taken between two samples.\n"
+     "Processes ranked: each node's first 1024 (proc.snapshot's first page). Keys:\n"
+     "w work/s (default), r msgs/s, m mailbox, M memory, q or Ctrl-C quits and gives\n"
+     "the terminal back. Needs a terminal (any TERM ncurses knows; 80x24 is enough).\n"
+     "--once: two samples -i apart, then one frame as text on stdout (--rows N\n"
+     "processes, default 20), for scripts and pipes; --json implies --once and\n"
+     "prints {\"nodes\", \"processes\"}. --only: the contacted node only. Example:\n"
+     "  girder top -i 1",
+     gr_cli_cmd_top},
     {"forget", "NODE", 1, 1, "remove a member that is gone for good",
      "Calls node.forget(NODE) on the contacted node: NODE (down or left) is removed\n"
      "from its member list and no longer dialled, and every member up is told to do\n"

@@ -682,6 +682,21 @@ static int fan_out(const gr_cli_ctx *ctx, gr_cli_conn *c, int64_t deadline, cons
     return GR_CLI_EXIT_OK;
 }
 
+int gr_cli_fleet_fan_out(const gr_cli_ctx *ctx, gr_cli_conn *c, int64_t deadline, bool only,
+                         bool quiet, const char *module, const char *fn, const char *args,
+                         size_t alen, gr_cli_reply *ret_rep, msgpack_unpacked *ret_u)
+{
+    fleet_sel sel = {.only = only};
+
+    return fan_out(ctx, c, deadline, &sel, quiet, module, fn, args, alen, ret_rep, ret_u);
+}
+
+bool gr_cli_fleet_entry(const msgpack_object *m, uint32_t i, char *node, size_t cap,
+                        const msgpack_object **ret_ok, const char **ret_err)
+{
+    return mc_entry(m, i, node, cap, ret_ok, ret_err);
+}
+
 /* A flag option: "--only". An option with a value: "--sort F" / "--sort=F".
  * Returns 1 and *ret_val (and advances *i) if argv[*i] is `name`, 0 if not,
  * or a usage error's exit code (negated) when the value is missing. */

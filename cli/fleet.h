@@ -96,6 +96,23 @@ int gr_cli_ps_print_json(FILE *f, const gr_cli_ps_row *r, const char *node);
 int gr_cli_stats_print(FILE *f, const msgpack_object *counters, const msgpack_object *about,
                        int width);
 
+/* The fan-out for other commands (top.c): rpc.multicall of module.fn(args)
+ * (one packed msgpack array of alen bytes) on every member, or on the
+ * contacted node only; each node gets half of what is left before deadline
+ * (at most 2 s). Returns an exit code; on success *ret_rep and *ret_u hold
+ * the {Node: {"ok": R} | {"error": Id}} map (caller destroys both). quiet: a
+ * remote error or an answer of another shape is not reported and returns -1.
+ * Failures to reach c are reported on ctx->err. Caller's thread. */
+int gr_cli_fleet_fan_out(const gr_cli_ctx *ctx, gr_cli_conn *c, int64_t deadline, bool only,
+                         bool quiet, const char *module, const char *fn, const char *args,
+                         size_t alen, gr_cli_reply *ret_rep, msgpack_unpacked *ret_u);
+
+/* Entry i of a fan-out's map: the node's name into node[cap], and *ret_ok its
+ * answer, or NULL and *ret_err its reason ("down", "timeout", ...; static or
+ * thread-local storage). false if m is not such a map or i is past its end. */
+bool gr_cli_fleet_entry(const msgpack_object *m, uint32_t i, char *node, size_t cap,
+                        const msgpack_object **ret_ok, const char **ret_err);
+
 /* The commands (cmd.c's table). */
 int gr_cli_cmd_nodes(const gr_cli_ctx *ctx, int argc, char **argv);
 int gr_cli_cmd_ps(const gr_cli_ctx *ctx, int argc, char **argv);

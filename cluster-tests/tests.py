@@ -19,6 +19,7 @@ import time
 
 from flood import test_flood  # r_flood, in cluster-tests/flood.py
 from overload import test_overload  # s_overload, in cluster-tests/overload.py
+from top import test_top_once, test_top_screen, test_top_util  # top_*, cluster-tests/top.py
 from redis_tests import test_abuse as rd_abuse, test_auth as rd_auth  # rd_*: redis_tests.py
 from redis_tests import test_benchmark as rd_benchmark, test_cluster as rd_cluster
 from redis_tests import test_commands as rd_commands, test_pubsub as rd_pubsub
@@ -2304,4 +2305,11 @@ TESTS += [
     ("ps2_stop", test_ps2_stop),
     ("ps2_slow_sub", test_ps2_slow_sub),
     ("tb2_join_tables", tb2_join_tables),
+]
+
+# top_*: `girder top` in tmux, scheduler utilisation (cluster-tests/top.py)
+TESTS += [
+    ("top_screen", test_top_screen),
+    ("top_once", test_top_once),
+    ("top_util", test_top_util),
 ]

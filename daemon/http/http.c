@@ -694,6 +694,37 @@ int gr_http_metrics_write(gr_rpc *rpc, gr_pubsub *pubsub, struct evbuffer *b)
            c.messages_handled);
     SIMPLE("girder_scheduler_wakeups_total", "counter", "Sleeping schedulers woken.",
            c.sched_wakeups);
+    HEAD("girder_scheduler_busy_seconds_total", "counter",
+         "Time each scheduler spent not waiting for work (running processes, delivering "
+         "signals); utilisation = rate of this / rate of girder_scheduler_wall_seconds_total.");
+    for (unsigned i = 0; i < gr_rt_schedulers(gr_rpc_rt(rpc)); i++) {
+        gr_http_label l[1] = {{"scheduler", NULL}};
+        uint64_t busy, wall;
+        char idx[16];
+
+        snprintf(idx, sizeof(idx), "%u", i);
+        l[0].value = idx;
+        gr_rt_sched_time(gr_rpc_rt(rpc), i, &busy, &wall);
+        if (gr_http_metric_f64(b, "girder_scheduler_busy_seconds_total", l, 1, (double)busy / 1e9) <
+            0) {
+            goto oom;
+        }
+    }
+    HEAD("girder_scheduler_wall_seconds_total", "counter",
+         "Time since each scheduler's loop began.");
+    for (unsigned i = 0; i < gr_rt_schedulers(gr_rpc_rt(rpc)); i++) {
+        gr_http_label l[1] = {{"scheduler", NULL}};
+        uint64_t busy, wall;
+        char idx[16];
+
+        snprintf(idx, sizeof(idx), "%u", i);
+        l[0].value = idx;
+        gr_rt_sched_time(gr_rpc_rt(rpc), i, &busy, &wall);
+        if (gr_http_metric_f64(b, "girder_scheduler_wall_seconds_total", l, 1, (double)wall / 1e9) <
+            0) {
+            goto oom;
+        }
+    }
     SIMPLE("girder_rpc_calls_total", "counter",
            "Rpc requests served by this node (from the CLI, members and the HTTP API).",
            c.rpc.calls);

@@ -29,13 +29,20 @@ void gr_observe_counters_get(gr_rpc *rpc, gr_observe_counters *ret)
     ret->uptime_ms = now_ms > started ? now_ms - started : 0;
     ret->sched_wakeups = gr_rt_wakeups(rt);
     ret->messages_handled = gr_rt_messages_handled(rt);
+    for (unsigned i = 0; i < gr_rt_schedulers(rt); i++) {
+        uint64_t busy, wall;
+
+        gr_rt_sched_time(rt, i, &busy, &wall);
+        ret->sched_busy_us += busy / 1000u;
+        ret->sched_wall_us += wall / 1000u;
+    }
 }
 
 void gr_observe_counters_pack(const gr_observe_counters *c, msgpack_packer *pk)
 {
     const gr_dist_counters *dc = &c->dist;
 
-    msgpack_pack_map(pk, 44);
+    msgpack_pack_map(pk, 47);
     gr_term_pack_kv_uint(pk, "processes", c->processes);
     gr_term_pack_kv_uint(pk, "rpc_inflight", c->rpc_inflight);
     gr_term_pack_kv_uint(pk, "uptime_ms", c->uptime_ms);
@@ -80,4 +87,10 @@ void gr_observe_counters_pack(const gr_observe_counters *c, msgpack_packer *pk)
     gr_term_pack_kv_uint(pk, "messages_handled", c->messages_handled);
     gr_term_pack_kv_uint(pk, "rpc_calls", c->rpc.calls);
     gr_term_pack_kv_uint(pk, "rpc_errors", c->rpc.errors);
+    gr_term_pack_kv_uint(pk, "sched_busy_us", c->sched_busy_us);
+    gr_term_pack_kv_uint(pk, "sched_wall_us", c->sched_wall_us);
+    /* since the start, in percent; girder top shows it over its interval */
+    gr_term_pack_kv_uint(
+        pk, "sched_util_pct",
+        c->sched_wall_us ? (c->sched_busy_us * 100u + c->sched_wall_us / 2) / c->sched_wall_us : 0);
 }

@@ -27,6 +27,8 @@ typedef struct gr_observe_counters {
     uint64_t suspends;         /* processes suspended on a busy link, ever */
     uint64_t suspended_now;    /* suspended right now */
     uint64_t suspended_us;     /* total time spent suspended */
+    uint64_t sched_busy_us;    /* schedulers' busy time, summed (gr_rt_sched_time) */
+    uint64_t sched_wall_us;    /* schedulers' wall time, summed */
     gr_rpc_stats rpc;          /* served requests and their latency */
     gr_dist_counters dist;     /* links (all zero without dist) */
 } gr_observe_counters;

@@ -19,7 +19,10 @@
  *                      "overload_closes", "spin_offs", "suspends", "suspended_now",
  *                      "suspended_ms", "trims", "repl_skipped_busy", "suspects",
  * "suspects_cleared", "probe_reqs", "vouches", "dials_paced", "messages_handled" (by processes),
- * "rpc_calls", "rpc_errors" (requests served, those answered with an error)}: observe/observe.c
+ * "rpc_calls", "rpc_errors" (requests served, those answered with an error),
+ * "sched_busy_us", "sched_wall_us" (schedulers' busy and wall time summed over
+ * the schedulers: utilisation is the ratio of two readings' differences),
+ * "sched_util_pct" (the same since the start)}: observe/observe.c
  *                      gathers them, shared with /metrics
  */
 #include "rpc/rpc_int.h"

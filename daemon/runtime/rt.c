@@ -22,6 +22,7 @@
 #include "proto/err.h"
 #include "proto/nodename.h"
 #include "proto/term.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 #include <errno.h>
@@ -360,6 +361,40 @@ uint64_t gr_rt_messages_handled(girder_rt *rt)
         n += atomic_load_explicit(&rt->scheds[i].handled, memory_order_relaxed);
     }
     return n;
+}
+
+void gr_rt_sched_time_of(uint64_t start_ns, uint64_t idle_ns, uint64_t sleep_ns, uint64_t now_ns,
+                         uint64_t *ret_busy_ns, uint64_t *ret_wall_ns)
+{
+    uint64_t wall = start_ns != 0 && now_ns > start_ns ? now_ns - start_ns : 0, idle = idle_ns;
+
+    if (sleep_ns != 0 && now_ns > sleep_ns) {
+        idle += now_ns - sleep_ns; /* the sleep in progress */
+    }
+    *ret_wall_ns = wall;
+    *ret_busy_ns = wall > idle ? wall - idle : 0;
+}
+
+void gr_rt_sched_time(girder_rt *rt, unsigned i, uint64_t *ret_busy_ns, uint64_t *ret_wall_ns)
+{
+    uint64_t start, idle = 0, s1 = 0, s2;
+
+    *ret_busy_ns = *ret_wall_ns = 0;
+    if (i >= rt->nsched ||
+        (start = atomic_load_explicit(&rt->scheds[i].start_ns, memory_order_acquire)) == 0) {
+        return;
+    }
+    /* a sleep that begins or ends between the two reads of sleep_ns would be
+     * missed or counted twice: read again (bounded; a miss is one sleep) */
+    for (int tries = 0; tries < 4; tries++) {
+        s1 = atomic_load_explicit(&rt->scheds[i].sleep_ns, memory_order_acquire);
+        idle = atomic_load_explicit(&rt->scheds[i].idle_ns, memory_order_acquire);
+        s2 = atomic_load_explicit(&rt->scheds[i].sleep_ns, memory_order_acquire);
+        if (s1 == s2) {
+            break;
+        }
+    }
+    gr_rt_sched_time_of(start, idle, s1, gr_clock_ns(), ret_busy_ns, ret_wall_ns);
 }
 
 /* ---- node-name table -------------------------------------------------------------------- */

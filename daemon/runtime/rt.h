@@ -92,6 +92,22 @@ uint64_t gr_rt_wakeups(girder_rt *rt);
  * old). /metrics reports it as girder_messages_handled_total. Any thread. */
 uint64_t gr_rt_messages_handled(girder_rt *rt);
 
+/* Scheduler utilisation. Scheduler i's wall time is the time since its loop
+ * began and its busy time the part of it not spent blocked in the event loop
+ * waiting for work (delivering signals, running processes, timers and
+ * sockets that were ready without a wait), both in ns. The scheduler reads
+ * the clock twice per sleep and never while it has work, so a loaded one
+ * pays nothing. The busy fraction over an interval is the difference of two
+ * readings of busy over that of wall (girder top, rate() on /metrics).
+ * 0, 0 for i out of range or a loop not yet begun. Any thread. */
+void gr_rt_sched_time(girder_rt *rt, unsigned i, uint64_t *ret_busy_ns, uint64_t *ret_wall_ns);
+
+/* The computation behind gr_rt_sched_time, on one consistent reading: loop
+ * start, finished sleeps' total, start of the sleep in progress (0: awake),
+ * and now; a clock that went back counts as no time. Pure. */
+void gr_rt_sched_time_of(uint64_t start_ns, uint64_t idle_ns, uint64_t sleep_ns, uint64_t now_ns,
+                         uint64_t *ret_busy_ns, uint64_t *ret_wall_ns);
+
 /* ---- enumerating processes (plist.c) ---------------------------------------------
  *
  * Every scheduler owns its pid table, so a list is a question to each of them:

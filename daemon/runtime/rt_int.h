@@ -188,6 +188,10 @@ struct gr_sched {
     gr_proc *reap;                    /* dead processes to free at end of turn */
     gr_proc *current;                 /* process whose callback is running */
     atomic_uint_fast64_t nprocs;      /* live processes (read by any thread) */
+    atomic_uint_fast64_t start_ns;    /* clock when the loop began; 0 before (owner writes) */
+    atomic_uint_fast64_t idle_ns;     /* time blocked in the event loop, finished sleeps
+                                       * (owner writes, any thread reads: gr_rt_sched_time) */
+    atomic_uint_fast64_t sleep_ns;    /* start of the sleep in progress, 0 while awake */
     bool stopping;                    /* shutdown in progress */
     bool started;                     /* thread was created (main thread only) */
     bool quit;                        /* loop exit requested (owner thread) */

@@ -843,6 +843,50 @@ START_TEST(test_fairness)
 }
 END_TEST
 
+START_TEST(test_sched_time)
+{
+    /* The computation: awake since the start, asleep now, a clock gone back. */
+    uint64_t busy, wall, b0, w0, b1, w1;
+    girder_pid spin;
+
+    gr_rt_sched_time_of(1000, 0, 0, 5000, &busy, &wall);
+    ck_assert_uint_eq(wall, 4000);
+    ck_assert_uint_eq(busy, 4000);
+    gr_rt_sched_time_of(1000, 1000, 4000, 5000, &busy, &wall); /* asleep since 4000 */
+    ck_assert_uint_eq(wall, 4000);
+    ck_assert_uint_eq(busy, 2000);
+    gr_rt_sched_time_of(1000, 500, 0, 900, &busy, &wall);
+    ck_assert_uint_eq(wall, 0);
+    ck_assert_uint_eq(busy, 0);
+    gr_rt_sched_time_of(0, 0, 0, 5000, &busy, &wall); /* not begun */
+    ck_assert_uint_eq(wall, 0);
+    gr_rt_sched_time(rt, 1, &busy, &wall); /* one scheduler only */
+    ck_assert_uint_eq(wall, 0);
+
+    /* The live figures: a spinning process keeps the only scheduler busy
+     * (a preempted thread counts as busy too, so a loaded machine does not
+     * matter); once it is killed the scheduler waits, idle. */
+    ck_assert_int_eq(gr_rt_spawn(rt, &spin_beh, NULL, &spin), 0);
+    for (int i = 0; i < 16; i++) {
+        send_atom(spin, "go");
+    }
+    gr_rt_sched_time(rt, 0, &b0, &w0);
+    expect_none(100);
+    gr_rt_sched_time(rt, 0, &b1, &w1);
+    ck_assert_uint_gt(w1, w0);
+    ck_assert_uint_ge(w1 - w0, 100000000u);
+    ck_assert_uint_ge(b1 - b0, (w1 - w0) * 8 / 10);
+    kill_pid(spin);
+    await_death(spin, "killed");
+    gr_rt_sched_time(rt, 0, &b0, &w0);
+    expect_none(200);
+    gr_rt_sched_time(rt, 0, &b1, &w1);
+    ck_assert_uint_ge(w1 - w0, 200000000u);
+    ck_assert_uint_le(b1 - b0, (w1 - w0) / 2);
+    ck_assert_uint_le(b1, w1);
+}
+END_TEST
+
 START_TEST(test_stale_incarnation)
 {
     girder_pid a = spawn_fwd();
@@ -1369,7 +1413,7 @@ static Suite *runtime_suite(void)
                 test_process_list_concurrent, test_monitor_nodes_without_distribution,
                 test_signal_to_pid_spawned_meanwhile);
 
-    gr_test_add(one, test_fairness);
+    gr_test_add(one, test_fairness, test_sched_time);
 
     gr_test_add(nm, test_monitor_nodes_hook, test_monitor_nodes_dropped_at_stop);
     return s;

@@ -15,6 +15,9 @@
  * - Fairness: a process handles at most rt->batch messages per turn, then goes to
  *   the tail of the run queue. After a bounded number of turns the loop polls the
  *   event base without blocking so timers and sockets are never starved.
+ * - Utilisation (gr_rt_sched_time): the clock is read just before and after
+ *   a blocking event loop call, never per message or per turn; the time in
+ *   between is idle, everything else is busy.
  * - Sleep/wake: before blocking in the event loop the thread publishes
  *   sleeping = 1 and re-checks the inbox (both seq_cst); a producer pushes, then
  *   reads `sleeping` and, if it wins the exchange back to 0, writes the eventfd
@@ -36,6 +39,7 @@
 #include "runtime/rt_int.h"
 
 #include "proto/err.h"
+#include "util/clock.h"
 #include "util/log.h"
 #include "util/slice.h"
 
@@ -305,8 +309,10 @@ static void *sched_main(void *arg)
 {
     gr_sched *s = arg;
     unsigned turns = 0;
+    uint64_t idle = 0, sleep_start; /* utilisation: gr_rt_sched_time */
 
     (void)gr_thread_slice_set(GR_THREAD_SLICE_NS); /* see util/slice.h */
+    atomic_store_explicit(&s->start_ns, gr_clock_ns(), memory_order_release);
     while (!s->quit) {
         drain_inbox(s);
         while (s->runq_head && turns < TURNS_PER_POLL) {
@@ -330,8 +336,13 @@ static void *sched_main(void *arg)
                 atomic_store(&s->sleeping, 0);
                 continue;
             }
+            sleep_start = gr_clock_ns();
+            atomic_store_explicit(&s->sleep_ns, sleep_start, memory_order_release);
             event_base_loop(s->base, EVLOOP_ONCE);
             atomic_store(&s->sleeping, 0);
+            idle += gr_clock_ns() - sleep_start;
+            atomic_store_explicit(&s->idle_ns, idle, memory_order_relaxed);
+            atomic_store_explicit(&s->sleep_ns, 0, memory_order_release);
             turns = 0;
         } else if (turns >= TURNS_PER_POLL) {
             event_base_loop(s->base, EVLOOP_NONBLOCK);
