@@ -37,6 +37,7 @@
 #include "port/frame.h"
 #include "proto/err.h"
 #include "proto/term.h"
+#include "pubsub/pubsub.h"
 #include "rpc/rpc_int.h"
 #include "runtime/rt.h"
 #include "util/log.h"
@@ -745,6 +746,133 @@ static int resolve(girder_ctx *ctx, const msgpack_object *dest, girder_pid *ret)
     return girder_whereis(ctx, buf, ret);
 }
 
+/* ---- groups and topics (pubsub.h) ---------------------------------------------------------- */
+
+/* A string param: 0, or GR_EBADARG. */
+static int param_str(const msgpack_object *o, char *buf, size_t cap)
+{
+    return gr_term_get_str(o, buf, cap) < 0 || buf[0] == '\0' ? GR_EBADARG : 0;
+}
+
+/* Answer id with pids[0..n) as an array. */
+static void respond_pids(girder_ctx *ctx, port *p, uint64_t id, const girder_pid *pids, size_t n)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_unpacked up;
+    size_t off = 0;
+
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, n);
+    for (size_t i = 0; i < n; i++) {
+        girder_pack_pid(ctx, &pk, pids[i]);
+    }
+    msgpack_unpacked_init(&up);
+    if (msgpack_unpack_next(&up, sb.data, sb.size, &off) == MSGPACK_UNPACK_SUCCESS) {
+        respond(p, id, NULL, &up.data);
+    } else {
+        respond(p, id, "system_limit", NULL);
+    }
+    msgpack_unpacked_destroy(&up);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+/* Publish Term on Topic for the port (request or notification). 0 or a
+ * negative error; *ret set on success. */
+static int port_publish(girder_ctx *ctx, port *p, const msgpack_object *topic,
+                        const msgpack_object *term, gr_pub_result *ret)
+{
+    gr_pubsub *ps = gr_pubsub_of(p->rt);
+    girder_msg *m;
+    int r;
+
+    if (!ps) {
+        return GR_ENOPROC;
+    }
+    if (topic->type != MSGPACK_OBJECT_STR || topic->via.str.size == 0) {
+        return GR_EBADARG;
+    }
+    if (!(m = girder_msg_from_object(term))) {
+        return -ENOMEM;
+    }
+    r = gr_pubsub_publish(ps, ctx, topic->via.str.ptr, topic->via.str.size, m, ret);
+    girder_msg_unref(m);
+    return r < 0 ? r : 0;
+}
+
+/* subscribe / unsubscribe [Pattern], publish [Topic, Term], join / leave /
+ * members [Scope, Group]. true if method is one of them (answered). */
+static bool on_pubsub_request(girder_ctx *ctx, port *p, uint64_t id, const msgpack_object *method,
+                              const msgpack_object *params)
+{
+    static const msgpack_object ok = {.type = MSGPACK_OBJECT_STR, .via.str = {2, "ok"}};
+    const msgpack_object *a = params->via.array.ptr;
+    uint32_t n = params->via.array.size;
+    gr_pubsub *ps = gr_pubsub_of(p->rt);
+    char scope[GR_PG_NAME_MAX + 1], group[GR_PG_NAME_MAX + 1];
+    int r;
+
+    if ((gr_term_is_str(method, "subscribe") || gr_term_is_str(method, "unsubscribe")) && n == 1) {
+        if (!ps) {
+            r = GR_ENOPROC;
+        } else if (a[0].type != MSGPACK_OBJECT_STR || a[0].via.str.size == 0) {
+            r = GR_EBADARG;
+        } else if (gr_term_is_str(method, "subscribe")) {
+            r = gr_pubsub_subscribe(ps, p->self, a[0].via.str.ptr, a[0].via.str.size, NULL);
+        } else {
+            r = gr_pubsub_unsubscribe(ps, p->self, a[0].via.str.ptr, a[0].via.str.size);
+        }
+        respond(p, id, r < 0 ? gr_errid(r) : NULL, r < 0 ? NULL : &ok);
+        return true;
+    }
+    if (gr_term_is_str(method, "publish") && n == 2) {
+        gr_pub_result res = {0};
+
+        if ((r = port_publish(ctx, p, &a[0], &a[1], &res)) < 0) {
+            respond(p, id, gr_errid(r), NULL);
+        } else {
+            msgpack_object_kv kv[3] = {
+                {{.type = MSGPACK_OBJECT_STR, .via.str = {7, "matched"}},
+                 {.type = MSGPACK_OBJECT_POSITIVE_INTEGER, .via.u64 = res.matched}},
+                {{.type = MSGPACK_OBJECT_STR, .via.str = {9, "delivered"}},
+                 {.type = MSGPACK_OBJECT_POSITIVE_INTEGER, .via.u64 = res.delivered}},
+                {{.type = MSGPACK_OBJECT_STR, .via.str = {5, "nodes"}},
+                 {.type = MSGPACK_OBJECT_POSITIVE_INTEGER, .via.u64 = res.nodes}},
+            };
+            msgpack_object m = {.type = MSGPACK_OBJECT_MAP, .via.map = {3, kv}};
+
+            respond(p, id, NULL, &m);
+        }
+        return true;
+    }
+    if ((gr_term_is_str(method, "join") || gr_term_is_str(method, "leave") ||
+         gr_term_is_str(method, "members")) &&
+        n == 2) {
+        if (!ps) {
+            r = GR_ENOPROC;
+        } else if ((r = param_str(&a[0], scope, sizeof(scope))) < 0 ||
+                   (r = param_str(&a[1], group, sizeof(group))) < 0) {
+        } else if (gr_term_is_str(method, "join")) {
+            r = gr_pg_join(ps, scope, group, p->self);
+        } else if (gr_term_is_str(method, "leave")) {
+            r = gr_pg_leave(ps, scope, group, p->self);
+        } else {
+            girder_pid *pids = NULL;
+            size_t np = 0;
+
+            if ((r = gr_pg_members_all(ps, scope, group, &pids, &np)) == 0) {
+                respond_pids(ctx, p, id, pids, np);
+                free(pids);
+                return true;
+            }
+        }
+        respond(p, id, r < 0 ? gr_errid(r) : NULL, r < 0 ? NULL : &ok);
+        return true;
+    }
+    return false;
+}
+
 /* A request from the program: [0, Id, Method, Params]. */
 static void on_request(girder_ctx *ctx, port *p, uint64_t id, const msgpack_object *method,
                        const msgpack_object *params)
@@ -844,6 +972,9 @@ static void on_request(girder_ctx *ctx, port *p, uint64_t id, const msgpack_obje
         msgpack_sbuffer_destroy(&sb);
         return;
     }
+    if (on_pubsub_request(ctx, p, id, method, params)) {
+        return;
+    }
     respond(p, id, "undef_function", NULL);
 }
 
@@ -871,6 +1002,12 @@ static int on_frame(girder_ctx *ctx, port *p, const uint8_t *payload, size_t len
 
             if (m && send_to(ctx, &a[2].via.array.ptr[0], m) < 0) {
                 girder_msg_unref(m); /* no such name: dropped, as in Erlang */
+            }
+        } else if (gr_term_is_str(&a[1], "publish") && a[2].via.array.size == 2) {
+            gr_pub_result res;
+
+            if (port_publish(ctx, p, &a[2].via.array.ptr[0], &a[2].via.array.ptr[1], &res) < 0) {
+                gr_debug(p->logname, "publish dropped (bad topic)");
             }
         } else {
             gr_debug(p->logname, "unknown notification ignored");
@@ -1060,6 +1197,18 @@ static void forward_msg(girder_ctx *ctx, port *p, const girder_msg *msg)
                 break;
             }
         }
+        goto out;
+    }
+    /* ["$pub", Topic, Payload] from a subscription: [2, "publish", [Topic, Payload]] */
+    if (a && up.data.via.array.size == 3 && gr_term_is_str(&a[0], "$pub") &&
+        a[1].type == MSGPACK_OBJECT_STR) {
+        msgpack_pack_array(&pk, 3);
+        msgpack_pack_uint8(&pk, MSG_NOTIFY);
+        pack_str(&pk, "publish");
+        msgpack_pack_array(&pk, 2);
+        msgpack_pack_object(&pk, a[1]);
+        msgpack_pack_object(&pk, a[2]);
+        send_sb(p, &sb);
         goto out;
     }
     /* [2, "message", [Msg]] */
