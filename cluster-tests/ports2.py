@@ -144,3 +144,91 @@ def test_pubsub(c):
     c.expect(b.cli("kill", "pw"), EXIT_OK)
     wait_until("no member left after the Python port died",
                lambda: _call(c, a, cw, ["members", "app", "workers"]) == [], 10)
+
+
+_FLOOD = """
+import struct, sys
+import msgpack
+def frame(v):
+    b = msgpack.packb(v, use_bin_type=True)
+    return struct.pack('>I', len(b)) + b
+out = sys.stdout.buffer
+big = frame([2, 'send', ['slow', b'y' * 65536]])
+for i in range(%d):
+    out.write(big)
+out.write(frame([2, 'send', ['cw', 'done']]))
+out.flush()
+print('flood done', file=sys.stderr, flush=True)
+sys.stdin.buffer.read()
+"""
+
+
+def _rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def _counters(c, n):
+    return c.expect(n.cli("rpc", n.name, "sys", "counters"), EXIT_OK, what="sys counters").data
+
+
+def test_backpressure(c):
+    """A port whose program does not read (it waits on a FIFO first) while
+    another port streams 400 x 64 KiB (25 MiB, three times the 8 MiB cap) to
+    it: the receiver is marked busy and the sending port is suspended
+    (sys.counters suspended_now 1), so the stream stalls: the flood program
+    cannot finish, the receiver is never stopped with port_overflow,
+    girderd's RSS grows by less than 32 MiB and `girder ping` answers
+    throughout. Once the receiver reads, the sender resumes and the whole
+    stream passes (its final message reaches the C worker "cw"), the
+    suspension ends."""
+    exe = _c_worker(c)
+    py = _python()
+    check(py is not None, "no python3 with msgpack (python3-msgpack): scripts/setup-deps")
+    a = c.node("a")
+    fifo = os.path.join(c.dir, "pt2_gate")
+    if os.path.exists(fifo):
+        os.unlink(fifo)
+    os.mkfifo(fifo)
+    c.expect(a.cli("port", "start", "--name", "cw", "--", exe), EXIT_OK)
+    a.wait_log(r"port/cw: example C worker \d+ ready", 10)
+    c.expect(a.cli("port", "start", "--name", "slow", "--", "sh", "-c",
+                   f"cat {fifo} >/dev/null; exec cat >/dev/null"), EXIT_OK)
+    wait_until("slow runs", lambda: _ports(c, a).get("slow", {}).get("os_pid"), 10)
+    before = _counters(c, a)
+    base = _rss_kb(a.pid)
+    mark = a.log_mark()
+    c.expect(a.cli("port", "start", "--name", "flood", "--", py, "-c", _FLOOD % 400), EXIT_OK)
+    wait_until("the flooding port to be suspended",
+               lambda: _counters(c, a).get("suspended_now", 0) >= 1, 20)
+    peak, t0 = 0, now()
+    while now() - t0 < 3:
+        c.expect(c.cli("ping", node=a, timeout_ms=5000), EXIT_OK, what="ping while suspended")
+        peak = max(peak, _rss_kb(a.pid) - base)
+        time.sleep(0.2)
+    cnt = _counters(c, a)
+    log = a.log_since(mark)
+    print(f"    suspended sender: girderd RSS peak +{peak} KiB; suspends "
+          f"{cnt.get('suspends', 0) - before.get('suspends', 0)}, now {cnt.get('suspended_now')}")
+    check(cnt.get("suspended_now", 0) >= 1, f"still suspended: {cnt}")
+    check("flood done" not in log, "the flood finished although its receiver reads nothing")
+    check("port_overflow" not in log and "stdin queue above" not in log,
+          "the receiver was stopped at the cap instead of slowing its sender")
+    check("slow" in _ports(c, a) and "flood" in _ports(c, a), "both ports still run")
+    check(peak < 32 * 1024, f"girderd grew by {peak} KiB")
+
+    # The receiver reads: the sender resumes, all 25 MiB pass, in order.
+    with open(fifo, "w"):
+        pass
+    wait_until("the stream's last message at cw",
+               lambda: _call(c, a, "cw", "last_msg") == "done", 60)
+    a.wait_log(r"port/flood: flood done", 10, mark)
+    wait_until("no one suspended", lambda: _counters(c, a).get("suspended_now") == 0, 10)
+    after = _counters(c, a)
+    check(after.get("suspends", 0) > before.get("suspends", 0), f"suspends counted: {after}")
+    log = a.log_since(mark)
+    check("port_overflow" not in log, "the receiver was never stopped")
+    check("slow" in _ports(c, a), "the receiver still runs")

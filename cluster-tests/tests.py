@@ -34,7 +34,8 @@ from detector import test_fd_cut_vouched  # fd_*, in cluster-tests/detector.py
 from multihost import (test_mh_discovery, test_mh_messaging, test_mh_partition,  # mh_*
                        test_mh_restart, test_mh_scale, test_mh_seed_moved)
 from benchsmoke import test_bench_smoke  # bp_bench_smoke, in cluster-tests/benchsmoke.py
-from ports2 import test_c_worker as pt2_c_worker, test_pubsub as pt2_pubsub  # pt2_*: ports2.py
+from ports2 import (test_backpressure as pt2_backpressure,  # pt2_*: cluster-tests/ports2.py
+                    test_c_worker as pt2_c_worker, test_pubsub as pt2_pubsub)
 from redis_tests import test_blocking as rd_blocking, test_lists as rd_lists
 from redis_tests import test_scans as rd_scans, test_zsets as rd_zsets
 from harness import (EXIT_AUTH, EXIT_OK, EXIT_REMOTE, EXIT_TIMEOUT, EXIT_UNREACHABLE, EXIT_USAGE,
@@ -2300,4 +2301,5 @@ TESTS += [
 TESTS += [
     ("pt2_c_worker", pt2_c_worker),
     ("pt2_pubsub", pt2_pubsub),
+    ("pt2_backpressure", pt2_backpressure),
 ]

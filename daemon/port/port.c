@@ -69,10 +69,13 @@
 #define CALL_TIMEOUT_TAG "$port_call_timeout"
 #define READ_CHUNK 65536
 #define FRAMES_PER_TURN 256 /* frames handled per message turn, then yield */
-#define ERR_LINE_MAX 4096   /* a longer stderr line is logged in pieces */
-#define ARGS_MAX 1024       /* program arguments */
-#define DYING_MAX 4096      /* programs being killed at once */
-#define NAME_MAX_LEN 255    /* registered name */
+#define BYTES_PER_TURN                                                                             \
+    (256u << 10)          /* payload bytes handled per turn, then yield (a turn that               \
+                             sends to a busy port sends at most this much) */
+#define ERR_LINE_MAX 4096 /* a longer stderr line is logged in pieces */
+#define ARGS_MAX 1024     /* program arguments */
+#define DYING_MAX 4096    /* programs being killed at once */
+#define NAME_MAX_LEN 255  /* registered name */
 
 /* Message kinds of the port protocol (msgpack-RPC). */
 #define MSG_REQUEST 0
@@ -166,6 +169,7 @@ typedef struct port {
     uint8_t *wbuf; /* bytes for stdin */
     size_t wlen, woff, wcap;
     bool flush_pending; /* "$port_flush" on its way: stdin written when it arrives */
+    bool busy;          /* above GR_PORT_BUSY_HIGH: marked busy (gr_rt_proc_busy) */
     incall in[GR_PORT_CALLS_MAX];
     size_t nin;
     uint32_t next_in;
@@ -454,6 +458,21 @@ static void hand_over(gr_ports *ps, int pidfd, pid_t pgid, uint32_t kill_timeout
 static void stop_with(port *p, const char *reason);
 static void registry_set(gr_ports *ps, girder_pid pid, pid_t ospid, const char *name);
 
+/* Mark the port busy (its senders are suspended after their turn) or not
+ * (they resume). Scheduler thread of the port. */
+static void set_busy(port *p, bool busy)
+{
+    if (p->busy == busy) {
+        return;
+    }
+    if (gr_rt_proc_busy(p->rt, p->self, busy) < 0 && busy) {
+        return; /* no room to record it: senders run on, the cap still holds */
+    }
+    p->busy = busy;
+    gr_debug(p->logname, "%s (%zu bytes queued for stdin)", busy ? "busy" : "no longer busy",
+             p->wlen - p->woff);
+}
+
 static void on_stdin(evutil_socket_t fd, short what, void *arg)
 {
     port *p = arg;
@@ -463,16 +482,21 @@ static void on_stdin(evutil_socket_t fd, short what, void *arg)
 
         if (n < 0) {
             if (errno == EAGAIN || errno == EINTR) {
+                if (p->busy && p->wlen - p->woff < GR_PORT_BUSY_LOW) {
+                    set_busy(p, false);
+                }
                 return; /* still armed */
             }
             event_del(p->ev_in); /* EPIPE: the program closed stdin; its exit follows */
             p->woff = p->wlen = 0;
             p->dead = true;
+            set_busy(p, false);
             return;
         }
         p->woff += (size_t)n;
     }
     p->woff = p->wlen = 0;
+    set_busy(p, false);
     event_del(p->ev_in);
 }
 
@@ -515,8 +539,18 @@ static int send_frame(port *p, const void *payload, size_t len)
     gr_port_frame_header(p->wbuf + p->wlen, (uint32_t)len);
     memcpy(p->wbuf + p->wlen + GR_PORT_FRAME_HDR, payload, len);
     p->wlen += GR_PORT_FRAME_HDR + len;
+    if (!p->busy && p->wlen - p->woff > GR_PORT_BUSY_HIGH) {
+        set_busy(p, true);
+    }
     if (!p->ev_in) {
         return 0; /* not started yet: queued, written once it runs (on_started) */
+    }
+    if (p->busy) {
+        /* Busy: stdin is written as it drains, by the event alone (this
+         * process may itself be suspended, its "$port_flush" waiting), and
+         * the mark is cleared there (on_stdin) below GR_PORT_BUSY_LOW. */
+        event_add(p->ev_in, NULL);
+        return 0;
     }
     /* Written at "$port_flush", which this sends itself behind the messages
      * already in the mailbox: a burst of messages becomes one write(2) (and
@@ -1067,7 +1101,7 @@ out:
 /* Handle the frames in rbuf (at most FRAMES_PER_TURN). */
 static void drain_frames(girder_ctx *ctx, port *p)
 {
-    size_t off = 0;
+    size_t off = 0, bytes = 0;
     int k = 0, r = 0;
 
     p->io_pending = false;
@@ -1075,6 +1109,10 @@ static void drain_frames(girder_ctx *ctx, port *p)
         const uint8_t *payload;
         size_t plen, used;
 
+        if (gr_rt_ctx_suspending(ctx) || bytes >= BYTES_PER_TURN) {
+            k = FRAMES_PER_TURN; /* enough for one turn, or sent to a busy port or link */
+            break;
+        }
         r = gr_port_frame_decode(p->rbuf + off, p->rlen - off, p->max_frame, &payload, &plen,
                                  &used);
         if (r <= 0) {
@@ -1084,6 +1122,7 @@ static void drain_frames(girder_ctx *ctx, port *p)
             break;
         }
         off += used;
+        bytes += used;
         k++;
     }
     if (r < 0 && !p->fail) {
@@ -1554,6 +1593,7 @@ static void port_terminate(girder_ctx *ctx, void *state, const girder_msg *reaso
     if (p->ev_in && p->wlen > p->woff && !p->dead) {
         on_stdin(ch->in_fd, EV_WRITE, p); /* what a "$port_flush" still queued would write */
     }
+    set_busy(p, false); /* its suspended senders resume */
     if (p->ev_out) {
         event_free(p->ev_out);
     }
