@@ -32,6 +32,9 @@
 #define RESPONSE 1
 #define NOTIFY 2
 #define TEXT_MAX 256
+#define GIRDER_PORT_DEPTH_MAX                                                                      \
+    32 /* nesting accepted in a frame (as the node's gr_term_validate)                             \
+        */
 
 /* A frame kept while a request waited. */
 typedef struct qframe {
@@ -98,10 +101,13 @@ static int read_frame(girder_port *gp, const uint8_t **ret_payload, size_t *ret_
     gp->consumed = 0;
     for (;;) {
         size_t used = 0;
-        int r =
-            girder_port_frame_check(gp->rbuf + gp->roff, gp->rlen - gp->roff, gp->max_frame, &used);
+        int r = 0;
         ssize_t n;
 
+        if (gp->rlen > gp->roff) { /* rbuf is NULL until the first read */
+            r = girder_port_frame_check(gp->rbuf + gp->roff, gp->rlen - gp->roff, gp->max_frame,
+                                        &used);
+        }
         if (r < 0) {
             return r;
         }
@@ -181,23 +187,6 @@ static int write_frame(girder_port *gp, const void *a, size_t alen, const void *
     return 0;
 }
 
-/* Is t[0..len) exactly one msgpack value (of type `type`, or any if -1)? */
-static bool one_value(const void *t, size_t len, int type)
-{
-    msgpack_unpacked u;
-    size_t off = 0;
-    bool ok;
-
-    if (!t || len == 0) {
-        return false;
-    }
-    msgpack_unpacked_init(&u);
-    ok = msgpack_unpack_next(&u, t, len, &off) == MSGPACK_UNPACK_SUCCESS && off == len &&
-         (type < 0 || (int)u.data.type == type);
-    msgpack_unpacked_destroy(&u);
-    return ok;
-}
-
 static void pack_str(msgpack_packer *pk, const char *s)
 {
     msgpack_pack_str_with_body(pk, s, strlen(s));
@@ -262,6 +251,119 @@ static void copy_str(const msgpack_object *o, char *dst, size_t cap)
     dst[n] = '\0';
 }
 
+/* Skip one msgpack value at p[*off..len), containers at most `depth` deep.
+ * Checks every declared length and element count against the bytes left
+ * before anything is allocated for it (msgpack-c's unpacker allocates a
+ * container's declared size first: a 10-byte frame could ask for GiBs).
+ * 0, or GIRDER_PORT_EBADFRAME. */
+static int skip_value(const uint8_t *p, size_t len, size_t *off, int depth)
+{
+    static const uint8_t fixed[] = {
+        /* extra bytes after the type byte for 0xc0..0xdf; 0xff: special */
+        0, 0xff, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 4,    8,    1,    2,    4,    8,
+        1, 2,    4, 8, 2,    3,    5,    9,    17,   0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    };
+    size_t i = *off, n = 0, elems = 0, hdr = 0;
+    uint8_t b;
+
+    if (i >= len) {
+        return GIRDER_PORT_EBADFRAME;
+    }
+    b = p[i];
+    if (b <= 0x7f || b >= 0xe0) {
+        *off = i + 1;
+        return 0;
+    }
+    if (b <= 0x8f) {
+        elems = 2 * (size_t)(b & 0x0f);
+    } else if (b <= 0x9f) {
+        elems = b & 0x0f;
+    } else if (b <= 0xbf) {
+        n = b & 0x1f;
+    } else if (fixed[b - 0xc0] != 0xff) {
+        n = fixed[b - 0xc0];
+    } else {
+        switch (b) {
+        case 0xc4:
+        case 0xd9:
+            hdr = 1;
+            break; /* bin8, str8 */
+        case 0xc5:
+        case 0xda:
+            hdr = 2;
+            break; /* bin16, str16 */
+        case 0xc6:
+        case 0xdb:
+            hdr = 4;
+            break; /* bin32, str32 */
+        case 0xc7:
+            hdr = 1;
+            n = 1;
+            break; /* ext8 (+ type) */
+        case 0xc8:
+            hdr = 2;
+            n = 1;
+            break; /* ext16 */
+        case 0xc9:
+            hdr = 4;
+            n = 1;
+            break; /* ext32 */
+        case 0xdc:
+        case 0xde:
+            hdr = 2;
+            break; /* array16, map16 */
+        case 0xdd:
+        case 0xdf:
+            hdr = 4;
+            break; /* array32, map32 */
+        default:
+            return GIRDER_PORT_EBADFRAME; /* 0xc1: never used */
+        }
+        if (len - i - 1 < hdr) {
+            return GIRDER_PORT_EBADFRAME;
+        }
+        {
+            size_t v = 0;
+
+            for (size_t k = 0; k < hdr; k++) {
+                v = v << 8 | p[i + 1 + k];
+            }
+            if (b >= 0xdc) {
+                elems = b >= 0xde ? 2 * v : v;
+            } else {
+                n += v;
+            }
+        }
+    }
+    i += 1 + hdr;
+    if (n > len - i || elems > len - i) { /* each element takes a byte at least */
+        return GIRDER_PORT_EBADFRAME;
+    }
+    i += n;
+    if (elems && depth <= 0) {
+        return GIRDER_PORT_EBADFRAME;
+    }
+    for (size_t k = 0; k < elems; k++) {
+        if (skip_value(p, len, &i, depth - 1) < 0) {
+            return GIRDER_PORT_EBADFRAME;
+        }
+    }
+    *off = i;
+    return 0;
+}
+
+/* Is t[0..len) exactly one well-formed msgpack value (an array if `array`)? */
+static bool one_value(const void *t, size_t len, bool array)
+{
+    const uint8_t *p = t;
+    size_t off = 0;
+
+    if (!t || len == 0 || skip_value(p, len, &off, GIRDER_PORT_DEPTH_MAX) < 0 || off != len) {
+        return false;
+    }
+    return !array || (p[0] >= 0x90 && p[0] <= 0x9f) || p[0] == 0xdc || p[0] == 0xdd;
+}
+
 /* Unpack payload into gp->up and check the msgpack-RPC envelope. */
 static int unpack(girder_port *gp, const uint8_t *payload, size_t len, const msgpack_object **ret_a,
                   uint32_t *ret_n)
@@ -270,6 +372,10 @@ static int unpack(girder_port *gp, const uint8_t *payload, size_t len, const msg
     const msgpack_object *a;
     uint32_t n;
 
+    if (skip_value(payload, len, &off, GIRDER_PORT_DEPTH_MAX) < 0 || off != len) {
+        return GIRDER_PORT_EBADFRAME;
+    }
+    off = 0;
     if (msgpack_unpack_next(&gp->up, (const char *)payload, len, &off) != MSGPACK_UNPACK_SUCCESS ||
         off != len || gp->up.data.type != MSGPACK_OBJECT_ARRAY) {
         return GIRDER_PORT_EBADFRAME;
@@ -370,7 +476,7 @@ int girder_port_reply(girder_port *gp, uint64_t id, const void *term, size_t len
     msgpack_packer pk;
     int r;
 
-    if (!one_value(term, len, -1)) {
+    if (!one_value(term, len, false)) {
         return GIRDER_PORT_EBADARG;
     }
     msgpack_sbuffer_init(&sb);
@@ -412,7 +518,7 @@ static int send_packed(girder_port *gp, const void *dest, size_t dlen, const voi
     msgpack_packer pk;
     int r;
 
-    if (!one_value(term, len, -1)) {
+    if (!one_value(term, len, false)) {
         return GIRDER_PORT_EBADARG;
     }
     msgpack_sbuffer_init(&sb);
@@ -458,7 +564,7 @@ int girder_port_publish(girder_port *gp, const char *topic, const void *term, si
     msgpack_packer pk;
     int r;
 
-    if (!topic || !*topic || !one_value(term, len, -1)) {
+    if (!topic || !*topic || !one_value(term, len, false)) {
         return GIRDER_PORT_EBADARG;
     }
     msgpack_sbuffer_init(&sb);
@@ -506,7 +612,7 @@ int girder_port_request(girder_port *gp, const char *method, const void *params,
     uint64_t id = gp->next_id++;
     int r;
 
-    if (!method || !*method || !one_value(params, plen, MSGPACK_OBJECT_ARRAY)) {
+    if (!method || !*method || !one_value(params, plen, true)) {
         return GIRDER_PORT_EBADARG;
     }
     gp->err[0] = '\0';
@@ -637,7 +743,7 @@ int girder_port_call_name(girder_port *gp, const char *name, const void *req, si
     msgpack_packer pk;
     int r;
 
-    if (!name || !*name || !one_value(req, len, -1)) {
+    if (!name || !*name || !one_value(req, len, false)) {
         return GIRDER_PORT_EBADARG;
     }
     msgpack_sbuffer_init(&sb);

@@ -334,6 +334,30 @@ START_TEST(oversized_and_garbage)
     put_raw(&f, notrpc, sizeof(notrpc));
     ck_assert_int_eq(girder_port_next(f.gp, &ev), GIRDER_PORT_EBADFRAME);
     fake_close(&f);
+    /* A map32 announcing 3.7e9 entries in a 10-byte frame (found by the
+     * fuzzer): refused before msgpack-c allocates for it. */
+    {
+        static const uint8_t bomb[] = {0,   0,    0,    10,   0x93, 0x02, 0xa1,
+                                       'x', 0x91, 0xdf, 0xdf, 0xdf, 0xdf, 0xdf};
+        uint8_t deep[4 + 41];
+
+        fake_open(&f, 0);
+        put_raw(&f, bomb, sizeof(bomb));
+        ck_assert_int_eq(girder_port_next(f.gp, &ev), GIRDER_PORT_EBADFRAME);
+        fake_close(&f);
+        /* 40 nested arrays: deeper than 32 */
+        deep[0] = deep[1] = deep[2] = 0;
+        deep[3] = 41;
+        memset(deep + 4, 0x91, 40);
+        deep[44] = 0xc0;
+        fake_open(&f, 0);
+        put_raw(&f, deep, sizeof(deep));
+        ck_assert_int_eq(girder_port_next(f.gp, &ev), GIRDER_PORT_EBADFRAME);
+        ck_assert_int_eq(girder_port_reply(f.gp, 1, bomb + 9, 5), GIRDER_PORT_EBADARG);
+        ck_assert_int_eq(girder_port_reply(f.gp, 1, deep + 4, 41), GIRDER_PORT_EBADARG);
+        ck_assert_int_eq(girder_port_reply(f.gp, 1, "\xc1", 1), GIRDER_PORT_EBADARG);
+        fake_close(&f);
+    }
     ck_assert_str_eq(girder_port_strerror(GIRDER_PORT_ETOOBIG),
                      "frame length 0 or above max_frame");
 }
