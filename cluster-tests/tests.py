@@ -37,6 +37,8 @@ from multihost import (test_mh_discovery, test_mh_messaging, test_mh_partition, 
                        test_mh_restart, test_mh_scale, test_mh_seed_moved)
 from pubsub2 import test_ps2_slow_sub, test_ps2_stop, test_ps2_stream  # ps2_*, in cluster-tests/pubsub2.py
 from benchsmoke import test_bench_smoke  # bp_bench_smoke, in cluster-tests/benchsmoke.py
+from ports2 import (test_backpressure as pt2_backpressure,  # pt2_*: cluster-tests/ports2.py
+                    test_c_worker as pt2_c_worker, test_pubsub as pt2_pubsub)
 from redis_tests import test_blocking as rd_blocking, test_lists as rd_lists
 from redis_tests import test_scans as rd_scans, test_zsets as rd_zsets
 from redis2 import test_lists as rd2_lists, test_lists_cluster as rd2_lists_cluster, test_multi as rd2_multi, test_scan as rd2_scan  # noqa: E501
@@ -2312,4 +2314,11 @@ TESTS += [
     ("top_screen", test_top_screen),
     ("top_once", test_top_once),
     ("top_util", test_top_util),
+]
+
+# pt2_*: ports, second part (cluster-tests/ports2.py)
+TESTS += [
+    ("pt2_c_worker", pt2_c_worker),
+    ("pt2_pubsub", pt2_pubsub),
+    ("pt2_backpressure", pt2_backpressure),
 ]

@@ -76,7 +76,9 @@
     X(GR_EFORGETSELF, -5242, "is_self", "a node cannot forget itself")                             \
     X(GR_EHTTPTOKEN, -5230, "http_token_unusable",                                                 \
       "HTTP token file missing, empty, too long, or readable by group or others")                  \
-    X(GR_EHTTPBUSY, -5231, "http_busy", "HTTP listener: too many requests waiting for answers")
+    X(GR_EHTTPBUSY, -5231, "http_busy", "HTTP listener: too many requests waiting for answers")    \
+    X(GR_EPROCBUSY, -5280, "busy_process",                                                         \
+      "the process is busy (a port above its high-water mark): retry later")
 
 enum {
 #define GR_ERR_ENUM(name, value, id, msg) name = (value),

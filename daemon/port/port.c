@@ -37,6 +37,7 @@
 #include "port/frame.h"
 #include "proto/err.h"
 #include "proto/term.h"
+#include "pubsub/pubsub.h"
 #include "rpc/rpc_int.h"
 #include "runtime/rt.h"
 #include "util/log.h"
@@ -68,10 +69,13 @@
 #define CALL_TIMEOUT_TAG "$port_call_timeout"
 #define READ_CHUNK 65536
 #define FRAMES_PER_TURN 256 /* frames handled per message turn, then yield */
-#define ERR_LINE_MAX 4096   /* a longer stderr line is logged in pieces */
-#define ARGS_MAX 1024       /* program arguments */
-#define DYING_MAX 4096      /* programs being killed at once */
-#define NAME_MAX_LEN 255    /* registered name */
+#define BYTES_PER_TURN                                                                             \
+    (256u << 10)          /* payload bytes handled per turn, then yield (a turn that               \
+                             sends to a busy port sends at most this much) */
+#define ERR_LINE_MAX 4096 /* a longer stderr line is logged in pieces */
+#define ARGS_MAX 1024     /* program arguments */
+#define DYING_MAX 4096    /* programs being killed at once */
+#define NAME_MAX_LEN 255  /* registered name */
 
 /* Message kinds of the port protocol (msgpack-RPC). */
 #define MSG_REQUEST 0
@@ -165,6 +169,7 @@ typedef struct port {
     uint8_t *wbuf; /* bytes for stdin */
     size_t wlen, woff, wcap;
     bool flush_pending; /* "$port_flush" on its way: stdin written when it arrives */
+    bool busy;          /* above GR_PORT_BUSY_HIGH: marked busy (gr_rt_proc_busy) */
     incall in[GR_PORT_CALLS_MAX];
     size_t nin;
     uint32_t next_in;
@@ -453,6 +458,21 @@ static void hand_over(gr_ports *ps, int pidfd, pid_t pgid, uint32_t kill_timeout
 static void stop_with(port *p, const char *reason);
 static void registry_set(gr_ports *ps, girder_pid pid, pid_t ospid, const char *name);
 
+/* Mark the port busy (its senders are suspended after their turn) or not
+ * (they resume). Scheduler thread of the port. */
+static void set_busy(port *p, bool busy)
+{
+    if (p->busy == busy) {
+        return;
+    }
+    if (gr_rt_proc_busy(p->rt, p->self, busy) < 0 && busy) {
+        return; /* no room to record it: senders run on, the cap still holds */
+    }
+    p->busy = busy;
+    gr_debug(p->logname, "%s (%zu bytes queued for stdin)", busy ? "busy" : "no longer busy",
+             p->wlen - p->woff);
+}
+
 static void on_stdin(evutil_socket_t fd, short what, void *arg)
 {
     port *p = arg;
@@ -462,16 +482,21 @@ static void on_stdin(evutil_socket_t fd, short what, void *arg)
 
         if (n < 0) {
             if (errno == EAGAIN || errno == EINTR) {
+                if (p->busy && p->wlen - p->woff < GR_PORT_BUSY_LOW) {
+                    set_busy(p, false);
+                }
                 return; /* still armed */
             }
             event_del(p->ev_in); /* EPIPE: the program closed stdin; its exit follows */
             p->woff = p->wlen = 0;
             p->dead = true;
+            set_busy(p, false);
             return;
         }
         p->woff += (size_t)n;
     }
     p->woff = p->wlen = 0;
+    set_busy(p, false);
     event_del(p->ev_in);
 }
 
@@ -514,8 +539,18 @@ static int send_frame(port *p, const void *payload, size_t len)
     gr_port_frame_header(p->wbuf + p->wlen, (uint32_t)len);
     memcpy(p->wbuf + p->wlen + GR_PORT_FRAME_HDR, payload, len);
     p->wlen += GR_PORT_FRAME_HDR + len;
+    if (!p->busy && p->wlen - p->woff > GR_PORT_BUSY_HIGH) {
+        set_busy(p, true);
+    }
     if (!p->ev_in) {
         return 0; /* not started yet: queued, written once it runs (on_started) */
+    }
+    if (p->busy) {
+        /* Busy: stdin is written as it drains, by the event alone (this
+         * process may itself be suspended, its "$port_flush" waiting), and
+         * the mark is cleared there (on_stdin) below GR_PORT_BUSY_LOW. */
+        event_add(p->ev_in, NULL);
+        return 0;
     }
     /* Written at "$port_flush", which this sends itself behind the messages
      * already in the mailbox: a burst of messages becomes one write(2) (and
@@ -745,6 +780,133 @@ static int resolve(girder_ctx *ctx, const msgpack_object *dest, girder_pid *ret)
     return girder_whereis(ctx, buf, ret);
 }
 
+/* ---- groups and topics (pubsub.h) ---------------------------------------------------------- */
+
+/* A string param: 0, or GR_EBADARG. */
+static int param_str(const msgpack_object *o, char *buf, size_t cap)
+{
+    return gr_term_get_str(o, buf, cap) < 0 || buf[0] == '\0' ? GR_EBADARG : 0;
+}
+
+/* Answer id with pids[0..n) as an array. */
+static void respond_pids(girder_ctx *ctx, port *p, uint64_t id, const girder_pid *pids, size_t n)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_unpacked up;
+    size_t off = 0;
+
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, n);
+    for (size_t i = 0; i < n; i++) {
+        girder_pack_pid(ctx, &pk, pids[i]);
+    }
+    msgpack_unpacked_init(&up);
+    if (msgpack_unpack_next(&up, sb.data, sb.size, &off) == MSGPACK_UNPACK_SUCCESS) {
+        respond(p, id, NULL, &up.data);
+    } else {
+        respond(p, id, "system_limit", NULL);
+    }
+    msgpack_unpacked_destroy(&up);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+/* Publish Term on Topic for the port (request or notification). 0 or a
+ * negative error; *ret set on success. */
+static int port_publish(girder_ctx *ctx, port *p, const msgpack_object *topic,
+                        const msgpack_object *term, gr_pub_result *ret)
+{
+    gr_pubsub *ps = gr_pubsub_of(p->rt);
+    girder_msg *m;
+    int r;
+
+    if (!ps) {
+        return GR_ENOPROC;
+    }
+    if (topic->type != MSGPACK_OBJECT_STR || topic->via.str.size == 0) {
+        return GR_EBADARG;
+    }
+    if (!(m = girder_msg_from_object(term))) {
+        return -ENOMEM;
+    }
+    r = gr_pubsub_publish(ps, ctx, topic->via.str.ptr, topic->via.str.size, m, ret);
+    girder_msg_unref(m);
+    return r < 0 ? r : 0;
+}
+
+/* subscribe / unsubscribe [Pattern], publish [Topic, Term], join / leave /
+ * members [Scope, Group]. true if method is one of them (answered). */
+static bool on_pubsub_request(girder_ctx *ctx, port *p, uint64_t id, const msgpack_object *method,
+                              const msgpack_object *params)
+{
+    static const msgpack_object ok = {.type = MSGPACK_OBJECT_STR, .via.str = {2, "ok"}};
+    const msgpack_object *a = params->via.array.ptr;
+    uint32_t n = params->via.array.size;
+    gr_pubsub *ps = gr_pubsub_of(p->rt);
+    char scope[GR_PG_NAME_MAX + 1], group[GR_PG_NAME_MAX + 1];
+    int r;
+
+    if ((gr_term_is_str(method, "subscribe") || gr_term_is_str(method, "unsubscribe")) && n == 1) {
+        if (!ps) {
+            r = GR_ENOPROC;
+        } else if (a[0].type != MSGPACK_OBJECT_STR || a[0].via.str.size == 0) {
+            r = GR_EBADARG;
+        } else if (gr_term_is_str(method, "subscribe")) {
+            r = gr_pubsub_subscribe(ps, p->self, a[0].via.str.ptr, a[0].via.str.size, NULL);
+        } else {
+            r = gr_pubsub_unsubscribe(ps, p->self, a[0].via.str.ptr, a[0].via.str.size);
+        }
+        respond(p, id, r < 0 ? gr_errid(r) : NULL, r < 0 ? NULL : &ok);
+        return true;
+    }
+    if (gr_term_is_str(method, "publish") && n == 2) {
+        gr_pub_result res = {0};
+
+        if ((r = port_publish(ctx, p, &a[0], &a[1], &res)) < 0) {
+            respond(p, id, gr_errid(r), NULL);
+        } else {
+            msgpack_object_kv kv[3] = {
+                {{.type = MSGPACK_OBJECT_STR, .via.str = {7, "matched"}},
+                 {.type = MSGPACK_OBJECT_POSITIVE_INTEGER, .via.u64 = res.matched}},
+                {{.type = MSGPACK_OBJECT_STR, .via.str = {9, "delivered"}},
+                 {.type = MSGPACK_OBJECT_POSITIVE_INTEGER, .via.u64 = res.delivered}},
+                {{.type = MSGPACK_OBJECT_STR, .via.str = {5, "nodes"}},
+                 {.type = MSGPACK_OBJECT_POSITIVE_INTEGER, .via.u64 = res.nodes}},
+            };
+            msgpack_object m = {.type = MSGPACK_OBJECT_MAP, .via.map = {3, kv}};
+
+            respond(p, id, NULL, &m);
+        }
+        return true;
+    }
+    if ((gr_term_is_str(method, "join") || gr_term_is_str(method, "leave") ||
+         gr_term_is_str(method, "members")) &&
+        n == 2) {
+        if (!ps) {
+            r = GR_ENOPROC;
+        } else if ((r = param_str(&a[0], scope, sizeof(scope))) < 0 ||
+                   (r = param_str(&a[1], group, sizeof(group))) < 0) {
+        } else if (gr_term_is_str(method, "join")) {
+            r = gr_pg_join(ps, scope, group, p->self);
+        } else if (gr_term_is_str(method, "leave")) {
+            r = gr_pg_leave(ps, scope, group, p->self);
+        } else {
+            girder_pid *pids = NULL;
+            size_t np = 0;
+
+            if ((r = gr_pg_members_all(ps, scope, group, &pids, &np)) == 0) {
+                respond_pids(ctx, p, id, pids, np);
+                free(pids);
+                return true;
+            }
+        }
+        respond(p, id, r < 0 ? gr_errid(r) : NULL, r < 0 ? NULL : &ok);
+        return true;
+    }
+    return false;
+}
+
 /* A request from the program: [0, Id, Method, Params]. */
 static void on_request(girder_ctx *ctx, port *p, uint64_t id, const msgpack_object *method,
                        const msgpack_object *params)
@@ -844,6 +1006,9 @@ static void on_request(girder_ctx *ctx, port *p, uint64_t id, const msgpack_obje
         msgpack_sbuffer_destroy(&sb);
         return;
     }
+    if (on_pubsub_request(ctx, p, id, method, params)) {
+        return;
+    }
     respond(p, id, "undef_function", NULL);
 }
 
@@ -871,6 +1036,12 @@ static int on_frame(girder_ctx *ctx, port *p, const uint8_t *payload, size_t len
 
             if (m && send_to(ctx, &a[2].via.array.ptr[0], m) < 0) {
                 girder_msg_unref(m); /* no such name: dropped, as in Erlang */
+            }
+        } else if (gr_term_is_str(&a[1], "publish") && a[2].via.array.size == 2) {
+            gr_pub_result res;
+
+            if (port_publish(ctx, p, &a[2].via.array.ptr[0], &a[2].via.array.ptr[1], &res) < 0) {
+                gr_debug(p->logname, "publish dropped (bad topic)");
             }
         } else {
             gr_debug(p->logname, "unknown notification ignored");
@@ -930,7 +1101,7 @@ out:
 /* Handle the frames in rbuf (at most FRAMES_PER_TURN). */
 static void drain_frames(girder_ctx *ctx, port *p)
 {
-    size_t off = 0;
+    size_t off = 0, bytes = 0;
     int k = 0, r = 0;
 
     p->io_pending = false;
@@ -938,6 +1109,10 @@ static void drain_frames(girder_ctx *ctx, port *p)
         const uint8_t *payload;
         size_t plen, used;
 
+        if (gr_rt_ctx_suspending(ctx) || bytes >= BYTES_PER_TURN) {
+            k = FRAMES_PER_TURN; /* enough for one turn, or sent to a busy port or link */
+            break;
+        }
         r = gr_port_frame_decode(p->rbuf + off, p->rlen - off, p->max_frame, &payload, &plen,
                                  &used);
         if (r <= 0) {
@@ -947,6 +1122,7 @@ static void drain_frames(girder_ctx *ctx, port *p)
             break;
         }
         off += used;
+        bytes += used;
         k++;
     }
     if (r < 0 && !p->fail) {
@@ -1060,6 +1236,18 @@ static void forward_msg(girder_ctx *ctx, port *p, const girder_msg *msg)
                 break;
             }
         }
+        goto out;
+    }
+    /* ["$pub", Topic, Payload] from a subscription: [2, "publish", [Topic, Payload]] */
+    if (a && up.data.via.array.size == 3 && gr_term_is_str(&a[0], "$pub") &&
+        a[1].type == MSGPACK_OBJECT_STR) {
+        msgpack_pack_array(&pk, 3);
+        msgpack_pack_uint8(&pk, MSG_NOTIFY);
+        pack_str(&pk, "publish");
+        msgpack_pack_array(&pk, 2);
+        msgpack_pack_object(&pk, a[1]);
+        msgpack_pack_object(&pk, a[2]);
+        send_sb(p, &sb);
         goto out;
     }
     /* [2, "message", [Msg]] */
@@ -1405,6 +1593,7 @@ static void port_terminate(girder_ctx *ctx, void *state, const girder_msg *reaso
     if (p->ev_in && p->wlen > p->woff && !p->dead) {
         on_stdin(ch->in_fd, EV_WRITE, p); /* what a "$port_flush" still queued would write */
     }
+    set_busy(p, false); /* its suspended senders resume */
     if (p->ev_out) {
         event_free(p->ev_out);
     }

@@ -35,9 +35,11 @@
 #include "rpc/rpc.h"
 
 #define GR_PORT_BEHAVIOUR "port"
-#define GR_PORT_KILL_TIMEOUT_MS 2000 /* default kill_timeout_ms */
-#define GR_PORT_QUEUE_MAX (8u << 20) /* bytes queued for a port's stdin before it is stopped */
-#define GR_PORT_CALLS_MAX 1024       /* outstanding calls each way per port */
+#define GR_PORT_KILL_TIMEOUT_MS 2000  /* default kill_timeout_ms */
+#define GR_PORT_QUEUE_MAX (8u << 20)  /* bytes queued for a port's stdin before it is stopped */
+#define GR_PORT_BUSY_HIGH (1u << 20)  /* above: the port is busy, its senders are suspended */
+#define GR_PORT_BUSY_LOW (256u << 10) /* below: busy no more, its senders resume */
+#define GR_PORT_CALLS_MAX 1024        /* outstanding calls each way per port */
 
 typedef struct gr_ports gr_ports;
 

@@ -5,8 +5,11 @@
  * garbage and an oversized length stopping the port; a frame that sends to a
  * registered name; a call answered through `cat` (which echoes every frame, so
  * the node's request comes back as a request of the port, is answered
- * undef_function, and that answer comes back as the port's answer). No
- * Python: the cluster tests cover the Python helper.
+ * undef_function, and that answer comes back as the port's answer); a port
+ * whose program does not read is marked busy above GR_PORT_BUSY_HIGH: a
+ * process sending to it is suspended after its turn, a non-blocking send is
+ * told GR_EPROCBUSY, and the port's end resumes the sender. No Python: the
+ * cluster tests cover the Python helper.
  */
 #include "port/port.h"
 
@@ -20,6 +23,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define WAIT_MS 10000
 
@@ -224,6 +228,118 @@ START_TEST(send_and_call)
 }
 END_TEST
 
+/* ---- busy ports ---------------------------------------------------------------------------- */
+
+static girder_pid busy_target; /* the deaf port the sender sends to */
+
+/* "go": send 64 KiB to busy_target with girder_send, then "sent" to the probe. */
+static int sender_handle(girder_ctx *ctx, void *state, const girder_msg *msg)
+{
+    static uint8_t body[65536];
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    girder_msg *m, *sent;
+
+    if (!girder_msg_is_atom(msg, "go")) {
+        return GIRDER_CONTINUE;
+    }
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_bin_with_body(&pk, body, sizeof(body));
+    m = girder_msg_new(sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+    ck_assert_ptr_nonnull(m);
+    ck_assert_int_eq(girder_send(ctx, busy_target, m), 0);
+    sent = girder_msg_atom("sent");
+    ck_assert_int_eq(girder_send(ctx, gr_probe_pid(probe), sent), 0);
+    return GIRDER_CONTINUE;
+}
+
+static const girder_behaviour sender_beh = {.name = "tsender", .handle = sender_handle};
+
+static int spawn_sender(girder_ctx *ctx, void *arg)
+{
+    return girder_spawn(ctx, &sender_beh, NULL, 0, (girder_pid *)arg, NULL);
+}
+
+static int nosuspend_small(girder_ctx *ctx, void *arg)
+{
+    girder_msg *m = girder_msg_atom("x");
+    int r = girder_send_nosuspend(ctx, busy_target, m);
+
+    if (r < 0) {
+        girder_msg_unref(m);
+    }
+    return r;
+}
+
+static uint64_t suspended_now(void)
+{
+    uint64_t total, now, us;
+
+    gr_rt_suspend_counters(rt, &total, &now, &us);
+    return now;
+}
+
+/* Wait (bounded) until suspended_now() == want. */
+static void wait_suspended(uint64_t want)
+{
+    for (int i = 0; i < WAIT_MS && suspended_now() != want; i++) {
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
+    }
+    ck_assert_uint_eq(suspended_now(), want);
+}
+
+static void go_and_sent(girder_pid sender)
+{
+    girder_msg *m = girder_msg_atom("go");
+
+    ck_assert_int_eq(gr_rt_send(rt, sender, m), 0);
+    ck_assert_int_eq(gr_probe_recv(probe, WAIT_MS, &m), 0);
+    ck_assert(girder_msg_is_atom(m, "sent"));
+    girder_msg_unref(m);
+}
+
+START_TEST(busy_port_suspends_senders)
+{
+    static const char *const deaf[] = {"sleep", "30", NULL};
+    girder_pid sender;
+    girder_msg *m = NULL;
+    int i;
+
+    busy_target = spawn(deaf);
+    ck_assert_int_eq(gr_probe_run(probe, spawn_sender, &sender), 0);
+    ck_assert(!gr_rt_proc_is_busy(rt, busy_target));
+    /* 64 KiB per turn: busy once more than GR_PORT_BUSY_HIGH waits (plus
+     * what the pipe took), far below the cap. */
+    for (i = 0; i < 64 && !gr_rt_proc_is_busy(rt, busy_target); i++) {
+        go_and_sent(sender);
+        wait_suspended(0); /* not busy when it sent: never suspended */
+    }
+    ck_assert_msg(gr_rt_proc_is_busy(rt, busy_target), "busy after %d x 64 KiB", i);
+    ck_assert_int_ge(i, (int)(GR_PORT_BUSY_HIGH / 65536));
+    /* This turn sends to a busy port: the sender is suspended after it. */
+    go_and_sent(sender);
+    wait_suspended(1);
+    /* The non-blocking send is told, with its own error. */
+    ck_assert_int_eq(gr_probe_run(probe, nosuspend_small, NULL), GR_EPROCBUSY);
+    /* A suspended sender's mailbox waits: "go" is not handled ... */
+    m = girder_msg_atom("go");
+    ck_assert_int_eq(gr_rt_send(rt, sender, m), 0);
+    /* ... until the port ends (its mark is cleared): then it runs again. */
+    ck_assert_int_eq(gr_probe_run(probe, do_kill, &busy_target), 0);
+    ck_assert_int_eq(gr_probe_recv(probe, WAIT_MS, &m), 0);
+    while (!girder_msg_is_atom(m, "sent")) { /* the port's DOWN first, maybe */
+        girder_msg_unref(m);
+        ck_assert_int_eq(gr_probe_recv(probe, WAIT_MS, &m), 0);
+    }
+    girder_msg_unref(m);
+    wait_suspended(0);
+    ck_assert(!gr_rt_proc_is_busy(rt, busy_target));
+    ck_assert_int_eq(gr_probe_run(probe, do_kill, &sender), 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("port");
@@ -237,6 +353,7 @@ int main(void)
     tcase_add_test(tc, exits_are_reasons);
     tcase_add_test(tc, garbage_stops_the_port);
     tcase_add_test(tc, send_and_call);
+    tcase_add_test(tc, busy_port_suspends_senders);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

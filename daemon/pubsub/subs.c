@@ -539,7 +539,8 @@ static bool deliver(gr_tidx_item *it, void *ud)
         goto out;
     }
     girder_msg_ref(env); /* the ring's; the send takes the first */
-    r = pc->ctx ? girder_send(pc->ctx, s->pid, env) : gr_rt_send(pc->ps->rt, s->pid, env);
+    /* A busy subscriber (a port) does not suspend the publisher: its backlog bounds it. */
+    r = pc->ctx ? gr_rt_send_nobusy(pc->ctx, s->pid, env) : gr_rt_send(pc->ps->rt, s->pid, env);
     if (r < 0) {
         girder_msg_unref(env); /* now only the ring's: handled at once */
         pc->err = r;

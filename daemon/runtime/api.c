@@ -145,12 +145,41 @@ static int emit(gr_proc *p, gr_sig_type type, girder_pid to, girder_ref ref, gir
     return 0;
 }
 
-int girder_send(girder_ctx *ctx, girder_pid to, girder_msg *msg)
+int gr_rt_send_nobusy(girder_ctx *ctx, girder_pid to, girder_msg *msg)
 {
     if (msg == NULL) {
         return GR_EBADARG;
     }
     return emit(gr_proc_of(ctx), GR_SIG_MSG, to, (girder_ref){0, 0, 0}, msg);
+}
+
+/* Is `to` a busy local process other than the sender (remote.c, "Busy
+ * links")? Cheap while no process is busy. */
+static bool to_busy_proc(gr_proc *p, girder_pid to)
+{
+    girder_rt *rt = p->sched->rt;
+
+    return to.node == 0 && to.id != p->pid.id &&
+           atomic_load_explicit(&rt->nbusy_ids, memory_order_relaxed) != 0 &&
+           gr_rt_proc_is_busy(rt, to);
+}
+
+int girder_send(girder_ctx *ctx, girder_pid to, girder_msg *msg)
+{
+    gr_proc *p = gr_proc_of(ctx);
+    int r = gr_rt_send_nobusy(ctx, to, msg);
+
+    if (r == 0 && to_busy_proc(p, to)) {
+        p->busy_pid = to; /* parked after this turn */
+    }
+    return r;
+}
+
+bool gr_rt_ctx_suspending(girder_ctx *ctx)
+{
+    gr_proc *p = gr_proc_of(ctx);
+
+    return p->busy_node != 0 || p->busy_pid.id != 0;
 }
 
 int girder_send_nosuspend(girder_ctx *ctx, girder_pid to, girder_msg *msg)
@@ -164,6 +193,9 @@ int girder_send_nosuspend(girder_ctx *ctx, girder_pid to, girder_msg *msg)
     }
     if (to.node != 0 && gr_rt_node_is_busy(p->sched->rt, to.node)) {
         return GR_EOVERLOAD;
+    }
+    if (to_busy_proc(p, to)) {
+        return GR_EPROCBUSY;
     }
     r = emit(p, GR_SIG_MSG, to, (girder_ref){0, 0, 0}, msg);
     p->busy_node = busy; /* this send never suspends its sender */
@@ -442,7 +474,7 @@ int girder_call(girder_ctx *ctx, girder_pid to, const girder_msg *request, bool 
         girder_msg_unref(m);
         return r;
     }
-    if ((r = girder_send(ctx, to, m)) < 0) {
+    if ((r = gr_rt_send_nobusy(ctx, to, m)) < 0) { /* a call never suspends on a busy process */
         girder_msg_unref(m);
         if (monitor) {
             girder_demonitor(ctx, ref);
@@ -467,7 +499,7 @@ int girder_reply(girder_ctx *ctx, girder_pid from, girder_ref ref, const girder_
     if ((m = gr_pack_finish(&pk)) == NULL) {
         return -ENOMEM;
     }
-    if ((r = girder_send(ctx, from, m)) < 0) {
+    if ((r = gr_rt_send_nobusy(ctx, from, m)) < 0) { /* nor does a reply */
         girder_msg_unref(m);
     }
     return r;

@@ -169,6 +169,10 @@ void gr_proc_exit(gr_proc *p, girder_msg *reason)
     }
     p->state = NULL;
     p->status = GR_PROC_DEAD;
+    if (atomic_load_explicit(&rt->nbusy_ids, memory_order_relaxed) != 0 &&
+        gr_rt_proc_is_busy(rt, p->pid)) {
+        (void)gr_rt_proc_busy(rt, p->pid, false); /* its senders must not sleep forever */
+    }
     if (p->node_monitor && rt->node_mon_fn) {
         (void)rt->node_mon_fn(rt->node_mon_ud, p->pid, false); /* cannot fail */
         p->node_monitor = false;
@@ -339,7 +343,7 @@ void gr_proc_run(gr_proc *p)
         return;
     }
     p->status = GR_PROC_WAITING;
-    if (p->busy_node != 0 && gr_remote_park(p)) {
+    if ((p->busy_node != 0 || p->busy_pid.id != 0) && gr_remote_park(p)) {
         return; /* sent to a busy link: its next turn waits (remote.c, "Busy links") */
     }
     if (p->mbox_head) {
@@ -378,6 +382,7 @@ static void run_closure(gr_proc *p, gr_run *run)
     gr_sched *s = p->sched;
     uint8_t st = p->status;
     uint32_t busy = p->busy_node;
+    girder_pid busy_pid = p->busy_pid;
     int r;
 
     s->current = p;
@@ -387,6 +392,7 @@ static void run_closure(gr_proc *p, gr_run *run)
     /* not a turn: a closure sending to a busy link does not park the process
      * (its caller is a thread blocked in gr_probe_run, not a scheduled sender) */
     p->busy_node = busy;
+    p->busy_pid = busy_pid;
     s->current = NULL;
     pthread_mutex_lock(&run->lock);
     run->result = r;

@@ -40,6 +40,11 @@
  *   it is non-zero, new LINK and MONITOR signals to that node are answered
  *   "noconnection" at once: a link made over a new connection before the scan
  *   of the old one would otherwise be fired by that scan.
+ * - Busy processes (Erlang's busy_port) use the same parking: a port above
+ *   its high-water mark is put in rt->busy_ids (gr_rt_proc_busy); a process
+ *   whose turn sent it a message (girder_send) is parked with `on` = its pid
+ *   id, and resumed when the mark is cleared. Readers scan busy_ids without
+ *   the lock; parking re-checks under park_lock, as for links.
  * - Busy links (Erlang's busy_dist_port). A process callback cannot be
  *   suspended mid-turn, so a process whose turn sent to a busy link (the hook
  *   said GR_RT_TAKEN_BUSY) is parked at the end of that turn: not scheduled
@@ -442,18 +447,55 @@ bool gr_rt_node_is_busy(girder_rt *rt, uint32_t node)
     return node != 0 && node < GR_NODES_MAX && atomic_load(&rt->node_busy[node]);
 }
 
+/* Index of id in rt->busy_ids, or -1. Caller holds park_lock. */
+static int busy_find_locked(girder_rt *rt, uint64_t id)
+{
+    unsigned n = atomic_load(&rt->nbusy_ids);
+
+    for (unsigned i = 0; i < n; i++) {
+        if (atomic_load(&rt->busy_ids[i]) == id) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+bool gr_rt_proc_is_busy(girder_rt *rt, girder_pid pid)
+{
+    unsigned n = atomic_load_explicit(&rt->nbusy_ids, memory_order_acquire);
+
+    if (pid.node != 0 || pid.id == 0) {
+        return false;
+    }
+    for (unsigned i = 0; i < n && i < GR_RT_BUSY_PIDS_MAX; i++) {
+        if (atomic_load_explicit(&rt->busy_ids[i], memory_order_relaxed) == pid.id) {
+            return true;
+        }
+    }
+    return false;
+}
+
 bool gr_remote_park(gr_proc *p)
 {
     girder_rt *rt = p->sched->rt;
     uint32_t node = p->busy_node;
-    bool parked = false;
+    uint64_t on = p->busy_pid.id;
+    bool parked = false, busy;
 
     p->busy_node = 0;
+    p->busy_pid = (girder_pid){0, 0, 0};
     if (p->status == GR_PROC_DEAD) {
         return false;
     }
     pthread_mutex_lock(&rt->park_lock);
-    if (gr_rt_node_is_busy(rt, node)) {
+    if (node != 0 && gr_rt_node_is_busy(rt, node)) {
+        busy = true;
+        on = 0;
+    } else {
+        node = 0;
+        busy = on != 0 && busy_find_locked(rt, on) >= 0;
+    }
+    if (busy) {
         if (rt->nparked == rt->capparked) {
             size_t cap = rt->capparked ? rt->capparked * 2 : 16;
             gr_parked *n = realloc(rt->parked, cap * sizeof(*n));
@@ -464,7 +506,7 @@ bool gr_remote_park(gr_proc *p)
             }
         }
         if (rt->nparked < rt->capparked) { /* else ENOMEM: it just keeps running */
-            rt->parked[rt->nparked++] = (gr_parked){p->pid, node, mono_us()};
+            rt->parked[rt->nparked++] = (gr_parked){p->pid, node, on, mono_us()};
             p->suspended = true;
             parked = true;
         }
@@ -512,6 +554,58 @@ void gr_rt_node_busy(girder_rt *rt, uint32_t node, bool busy)
     }
     rt->nparked = keep;
     pthread_mutex_unlock(&rt->park_lock);
+}
+
+int gr_rt_proc_busy(girder_rt *rt, girder_pid pid, bool busy)
+{
+    size_t keep = 0;
+    uint64_t now;
+    unsigned n;
+    int i, r = 0;
+
+    if (pid.node != 0 || pid.id == 0) {
+        return GR_EBADARG;
+    }
+    pthread_mutex_lock(&rt->park_lock);
+    i = busy_find_locked(rt, pid.id);
+    n = atomic_load(&rt->nbusy_ids);
+    if (busy) {
+        if (i < 0 && n == GR_RT_BUSY_PIDS_MAX) {
+            r = -ENOSPC;
+        } else if (i < 0) {
+            atomic_store(&rt->busy_ids[n], pid.id);
+            atomic_store_explicit(&rt->nbusy_ids, n + 1, memory_order_release);
+        }
+        pthread_mutex_unlock(&rt->park_lock);
+        return r;
+    }
+    if (i < 0) {
+        pthread_mutex_unlock(&rt->park_lock);
+        return 0; /* not busy: nobody can be parked on it (parking re-checks) */
+    }
+    /* Cleared before the resumes, under the lock parking holds: a resume is
+     * never lost. A reader scanning meanwhile may miss the moved entry (it
+     * then does not suspend this once). */
+    atomic_store(&rt->busy_ids[i], atomic_load(&rt->busy_ids[n - 1]));
+    atomic_store_explicit(&rt->nbusy_ids, n - 1, memory_order_release);
+    now = mono_us();
+    for (size_t k = 0; k < rt->nparked; k++) {
+        gr_parked *e = &rt->parked[k];
+        gr_sig *sig;
+
+        if (e->node != 0 || e->on != pid.id) {
+            rt->parked[keep++] = *e;
+            continue;
+        }
+        atomic_fetch_add_explicit(&rt->suspended_us, now - e->since_us, memory_order_relaxed);
+        while ((sig = gr_sig_new(GR_SIG_RESUME, no_pid, e->pid)) == NULL) {
+            sched_yield();
+        }
+        gr_sched_push(&rt->scheds[(e->pid.id & 0xff) % rt->nsched], sig);
+    }
+    rt->nparked = keep;
+    pthread_mutex_unlock(&rt->park_lock);
+    return 0;
 }
 
 void gr_rt_suspend_counters(girder_rt *rt, uint64_t *ret_total, uint64_t *ret_now, uint64_t *ret_us)

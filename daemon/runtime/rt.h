@@ -273,6 +273,28 @@ typedef int (*gr_rt_remote_fn)(void *ud, gr_rt_remote_sig *sig);
 void gr_rt_node_busy(girder_rt *rt, uint32_t node, bool busy);
 /* Is node's link marked busy? Any thread. */
 bool gr_rt_node_is_busy(girder_rt *rt, uint32_t node);
+/* Local process pid is busy (a port whose queue toward its program is above
+ * its high-water mark) or not. Busy: a process that sends it a message with
+ * girder_send / girder_send_name is suspended after its turn, as for a busy
+ * link (girder_send_nosuspend gets GR_EPROCBUSY instead); calls, replies,
+ * pubsub deliveries (gr_rt_send_nobusy) and sends from other nodes or from
+ * threads are never suspended. Not busy: every process suspended on pid is
+ * resumed, in the order they were suspended; the owner must clear the mark
+ * before pid exits. 0, GR_EBADARG (not a local pid), -ENOSPC (already
+ * GR_RT_BUSY_PIDS_MAX busy: not recorded, senders are not slowed). Any
+ * thread. */
+int gr_rt_proc_busy(girder_rt *rt, girder_pid pid, bool busy);
+/* Is local process pid marked busy? Any thread (lock-free; may miss a change
+ * in progress). */
+bool gr_rt_proc_is_busy(girder_rt *rt, girder_pid pid);
+/* Will the calling process be suspended at the end of this turn (it sent to a
+ * busy link or a busy process)? A process that sends in a loop may stop early
+ * and continue after it resumes. Owner thread. */
+bool gr_rt_ctx_suspending(girder_ctx *ctx);
+/* girder_send, except that a busy local process (gr_rt_proc_busy) never
+ * suspends the caller: for deliveries bounded by other means (pubsub's
+ * per-subscription backlogs). Busy links still suspend. */
+int gr_rt_send_nobusy(girder_ctx *ctx, girder_pid to, girder_msg *msg);
 /* Suspensions: how many processes were suspended on busy links, how many are
  * now, and the total time spent suspended (us, counted at resume). Any thread. */
 void gr_rt_suspend_counters(girder_rt *rt, uint64_t *ret_total, uint64_t *ret_now,

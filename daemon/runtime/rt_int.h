@@ -64,8 +64,8 @@ typedef enum gr_sig_type {
      * to.id for `from` (ref), or into ptr (a gr_plist_sync) when not NULL
      * (plist.c) */
     GR_SIG_PLIST,
-    /* `to` was suspended for sending to a busy link (remote.c, "Busy links"):
-     * it may run again */
+    /* `to` was suspended for sending to a busy link or a busy process
+     * (remote.c, "Busy links"): it may run again */
     GR_SIG_RESUME,
     /* `from` (a tracer) traces `to`: msg [Max, Ms, Rate]; Max 0 stops (trace.c) */
     GR_SIG_TRACE,
@@ -134,6 +134,7 @@ typedef struct gr_proc {
     uint64_t start_ms;           /* CLOCK_REALTIME ms at spawn */
     uint32_t mbox_len;           /* entries in the mailbox */
     uint32_t busy_node;          /* this turn sent to that node's busy link (0: none) */
+    girder_pid busy_pid;         /* this turn sent to that busy local process (id 0: none) */
     uint8_t status;              /* gr_proc_status */
     bool trap_exit : 1;          /* exits arrive as messages */
     bool queued : 1;             /* in the run queue */
@@ -201,6 +202,7 @@ struct gr_sched {
 /* ---- the runtime -------------------------------------------------------------- */
 
 #define GR_NODES_MAX 4096
+#define GR_RT_BUSY_PIDS_MAX 1024 /* busy local processes recorded at once (gr_rt_proc_busy) */
 
 typedef struct gr_behav_entry {
     const girder_behaviour *b;   /* registered behaviour */
@@ -209,10 +211,11 @@ typedef struct gr_behav_entry {
 
 typedef struct gr_registry gr_registry;
 
-/* A process parked on a busy link (remote.c, "Busy links"). */
+/* A process parked on a busy link or a busy process (remote.c, "Busy links"). */
 typedef struct gr_parked {
     girder_pid pid;    /* the process */
-    uint32_t node;     /* the node whose link is busy */
+    uint32_t node;     /* the node whose link is busy; 0: parked on `on` */
+    uint64_t on;       /* node 0: the pid id of the busy local process */
     uint64_t since_us; /* when it was parked (CLOCK_MONOTONIC us) */
 } gr_parked;
 
@@ -251,9 +254,14 @@ struct girder_rt {
     /* Per node index: its link is busy (gr_rt_node_busy); senders are
      * suspended after their turn until it clears (remote.c, "Busy links"). */
     atomic_bool node_busy[GR_NODES_MAX];
-    pthread_mutex_t park_lock;         /* guards parked */
-    gr_parked *parked;                 /* under park_lock: suspended processes */
-    size_t nparked, capparked;         /* under park_lock */
+    pthread_mutex_t park_lock; /* guards parked */
+    gr_parked *parked;         /* under park_lock: suspended processes */
+    size_t nparked, capparked; /* under park_lock */
+    /* Busy local processes (gr_rt_proc_busy; ports above their high-water
+     * mark): pid ids, written under park_lock, read without it (a reader may
+     * miss a change in progress: parking re-checks under the lock). */
+    _Atomic uint64_t busy_ids[GR_RT_BUSY_PIDS_MAX];
+    atomic_uint nbusy_ids;             /* entries used in busy_ids */
     atomic_uint_fast64_t suspends;     /* processes suspended on a busy link, ever */
     atomic_uint_fast64_t suspended_us; /* total time they spent suspended */
     pthread_mutex_t stop_lock;         /* guards stop_cond waits */
@@ -396,9 +404,10 @@ bool gr_remote_send_name(girder_rt *rt, girder_pid from, uint32_t node, const ch
 /* GR_SIG_NODEDOWN on scheduler s: fire links and monitors on pids of `node`,
  * forget monitors held by them (owner thread). */
 void gr_remote_node_down_local(gr_sched *s, uint32_t node);
-/* End of p's turn, in which it sent to the busy link of node p->busy_node:
- * park it (p->suspended, not scheduled until GR_SIG_RESUME) if that link is
- * still busy; clears p->busy_node. true if parked (owner thread). */
+/* End of p's turn, in which it sent to the busy link of node p->busy_node or
+ * to the busy local process p->busy_pid: park it (p->suspended, not scheduled
+ * until GR_SIG_RESUME) if that link or process is still busy; clears both.
+ * true if parked (owner thread). */
 bool gr_remote_park(gr_proc *p);
 
 /* proc.c, for spawn.c */

@@ -59,6 +59,7 @@ class Port:
         self.queue = []       # frames that arrived while call() waited for its answer
         self.call_handler = None
         self.message_handler = None
+        self.publish_handler = None
 
     # -- decorators -------------------------------------------------------------------------
     def on_call(self, fn):
@@ -70,6 +71,12 @@ class Port:
     def on_message(self, fn):
         """fn(message) for every plain message sent to the port."""
         self.message_handler = fn
+        return fn
+
+    def on_publish(self, fn):
+        """fn(topic, payload) for every publish on a topic the port subscribed
+        to (Port.subscribe)."""
+        self.publish_handler = fn
         return fn
 
     # -- framing ----------------------------------------------------------------------------
@@ -124,6 +131,35 @@ class Port:
     def whereis(self, name):
         return self.request("whereis", [name])
 
+    # -- groups and topics (docs/pubsub.md) -------------------------------------------------
+    def join(self, scope, group):
+        """Join process group Group of Scope (pg); left when the port ends."""
+        return self.request("join", [scope, group])
+
+    def leave(self, scope, group):
+        return self.request("leave", [scope, group])
+
+    def members(self, scope, group):
+        """The group's members on every node: a list of pids."""
+        return self.request("members", [scope, group])
+
+    def subscribe(self, pattern):
+        """Subscribe to a topic pattern ("orders.*", "orders.>"): publishes
+        arrive at the on_publish handler."""
+        return self.request("subscribe", [pattern])
+
+    def unsubscribe(self, pattern):
+        return self.request("unsubscribe", [pattern])
+
+    def publish(self, topic, payload, wait=False):
+        """Publish payload on topic to every subscriber in the cluster. wait:
+        a request, answered {"matched", "delivered", "nodes"} (a bad topic is
+        RemoteError("badarg")); else a notification (no answer)."""
+        if wait:
+            return self.request("publish", [topic, payload])
+        self.write_frame([NOTIFY, "publish", [topic, payload]])
+        return None
+
     # -- the loop ---------------------------------------------------------------------------
     def handle(self, f):
         if not isinstance(f, list) or not f:
@@ -134,6 +170,8 @@ class Port:
                 self.pid, self.node, self.name = params[0], params[1], params[2]
             elif method == "message" and self.message_handler:
                 self.message_handler(params[0])
+            elif method == "publish" and self.publish_handler:
+                self.publish_handler(params[0], params[1])
         elif f[0] == REQUEST and len(f) == 4 and f[2] == "call":
             rid, req = f[1], f[3][0]
             try:
