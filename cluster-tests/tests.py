@@ -31,6 +31,7 @@ from fleet import (test_fleet_cursor, test_fleet_forget, test_fleet_info,  # fl_
 from http_api import (test_http_dashboard, test_http_probes,  # ht_*, cluster-tests/http_api.py
                       test_http_token)
 from detector import test_fd_cut_vouched  # fd_*, in cluster-tests/detector.py
+from calm2 import test_mh2_cookie_rotation  # mh2_*, in cluster-tests/calm2.py
 from multihost import (test_mh_discovery, test_mh_messaging, test_mh_partition,  # mh_*
                        test_mh_restart, test_mh_scale, test_mh_seed_moved)
 from benchsmoke import test_bench_smoke  # bp_bench_smoke, in cluster-tests/benchsmoke.py
@@ -2293,4 +2294,9 @@ TESTS += [
     ("rd_zsets", rd_zsets),
     ("rd_scans", rd_scans),
     ("rd_blocking", rd_blocking),
+]
+
+# mh2_*: cookie rotation (cluster-tests/calm2.py)
+TESTS += [
+    ("mh2_cookie_rotation", test_mh2_cookie_rotation),
 ]
