@@ -1180,7 +1180,7 @@ static int heartbeat_in(dist_conn *c, const uint8_t *frame, size_t len)
 /* The link's own frame kind: heartbeats (sent by the detector's tick,
  * detect.c). */
 static const dist_kind link_kinds[] = {
-    {.kind = GIRDER__FRAME__MSG_HEARTBEAT, .on_packed = heartbeat_in},
+    {.kind = GIRDER__FRAME__MSG_HEARTBEAT, .quiet = true, .on_packed = heartbeat_in},
 };
 
 const dist_proto gr_dist_link_proto = {

@@ -129,6 +129,9 @@ typedef struct dist_disc dist_disc;
 struct dist_kind {
     int kind;          /* Girder__Frame msg_case, 1 .. DIST_KINDS_MAX - 1 */
     bool members_only; /* from a hidden client: GR_EBADFRAME (link closed) */
+    bool quiet;        /* liveness or background (heartbeats, probes, the
+                        * periodic replication digest): not work after which
+                        * the loop spins (dist_main) */
     /* Optional fast path: the packed frame in place, before any decoding. 1:
      * handled; 0: declined (the frame is then decoded: on_frame); < 0: error. */
     int (*on_packed)(dist_conn *c, const uint8_t *frame, size_t len);

@@ -525,6 +525,34 @@ START_TEST(test_anti_entropy)
 }
 END_TEST
 
+/* An engine with no replicated table: its member-up digest (hello) still
+ * goes, its periodic ones do not (the peer would do nothing with them, and
+ * an idle node with 99 members would send 50 a second); a replicated table
+ * makes the periodic round go again. */
+START_TEST(test_idle_sync_sends_nothing)
+{
+    gr_tables_config cfg = {.node_id = 9, .now_ms = test_now, .maint_ms = -1, .tomb_ms = 60000};
+    gr_tables *e = NULL;
+
+    ck_assert_int_eq(gr_tables_new(&cfg, &e), 0);
+    emit_from = 0;
+    emit_to = 1;
+    gr_trepl_sync(gr_tables_repl(e), NAMES[1], false, emit, NULL);
+    ck_assert_ptr_null(wq);
+    gr_trepl_sync(gr_tables_repl(e), NAMES[1], true, emit, NULL);
+    ck_assert_ptr_nonnull(wq);
+    memset(frames_sent, 0, sizeof(frames_sent));
+    pump();
+    ck_assert_uint_eq(frames_sent[1], 1);
+    ck_assert_int_eq(gr_tables_create(e, "t", &(gr_table_opts){.replicated = true}), 0);
+    gr_trepl_sync(gr_tables_repl(e), NAMES[1], false, emit, NULL);
+    ck_assert_ptr_nonnull(wq);
+    pump();
+    ck_assert_uint_eq(frames_sent[1], 2);
+    gr_tables_free(e);
+}
+END_TEST
+
 /* The write queue: nothing queued while no peer is up; queued writes drain
  * into ReplWrites frames that a replica merges. */
 START_TEST(test_write_queue)
@@ -598,6 +626,7 @@ int main(void)
     tcase_add_test(tc, test_digest);
     tcase_add_test(tc, test_disk_replay);
     tcase_add_test(tc, test_anti_entropy);
+    tcase_add_test(tc, test_idle_sync_sends_nothing);
     tcase_add_test(tc, test_write_queue);
     tcase_add_test(tc, test_queue_bound);
     suite_add_tcase(s, tc);
