@@ -818,6 +818,9 @@ static int run(const gr_config *cfg, const char *prog, const gr_daemon_ext *ext)
         gr_cookie_wipe(&observer);
         return EXIT_CONFIG;
     }
+    if (acc.n > 0) {
+        gr_info("node", "accepting %zu cookie(s) besides the cookie (accept_cookie_file)", acc.n);
+    }
     /* The Redis listener's settings are configuration too (protected mode, the
      * password file): checked, and its port taken, before anything starts. */
     if (cfg->redis_host) {
