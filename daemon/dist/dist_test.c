@@ -2258,6 +2258,11 @@ START_TEST(test_signal_busy_link_suspends)
     gr_dist_test_pause(a.d, false);
     ck_assert_uint_eq(recv_seqs(&b, 0, N, PAD), N);
     ck_assert(wait_suspended(&a, 0, WAIT_MS));
+    /* the flooder stores `done` after its last burst is sent: b may have
+     * read that burst before the store (seen under ASan on a loaded host) */
+    for (int i = 0; i < 1000 && atomic_load(&f->done) < N; i++) {
+        nap(10);
+    }
     ck_assert_uint_eq(atomic_load(&f->done), N);
     ck_assert_uint_gt(atomic_load(&f->turns), turns);
     for (int i = 0; i < 1000 && atomic_load(&f->pokes) == 0; i++) {
