@@ -33,6 +33,7 @@ from fleet import (test_fleet_cursor, test_fleet_forget, test_fleet_info,  # fl_
 from http_api import (test_http_dashboard, test_http_probes,  # ht_*, cluster-tests/http_api.py
                       test_http_token)
 from detector import test_fd_cut_vouched  # fd_*, in cluster-tests/detector.py
+from calm2 import test_mh2_cookie_rotation  # mh2_*, in cluster-tests/calm2.py
 from multihost import (test_mh_discovery, test_mh_messaging, test_mh_partition,  # mh_*
                        test_mh_restart, test_mh_scale, test_mh_seed_moved)
 from pubsub2 import test_ps2_slow_sub, test_ps2_stop, test_ps2_stream  # ps2_*, in cluster-tests/pubsub2.py
@@ -2321,4 +2322,9 @@ TESTS += [
     ("pt2_c_worker", pt2_c_worker),
     ("pt2_pubsub", pt2_pubsub),
     ("pt2_backpressure", pt2_backpressure),
+]
+
+# mh2_*: cookie rotation (cluster-tests/calm2.py)
+TESTS += [
+    ("mh2_cookie_rotation", test_mh2_cookie_rotation),
 ]

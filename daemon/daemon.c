@@ -30,6 +30,7 @@
 #include "gr_version.h"
 #include "http/http.h"
 #include "proto/cookie.h"
+#include "proto/handshake.h"
 #include "proto/err.h"
 #include "plugin/plugin.h"
 #include "port/port.h"
@@ -347,6 +348,76 @@ static int load_observer_key(const gr_config *cfg, gr_cookie *ret_key)
     return 0;
 }
 
+_Static_assert(GR_CONFIG_ACCEPT_MAX == GR_HANDSHAKE_ACCEPT_MAX, "accepted cookies");
+
+/* The cookies a node accepts besides its own (cookie rotation). */
+typedef struct accepted {
+    gr_cookie c[GR_CONFIG_ACCEPT_MAX]; /* n of them; wiped by accepted_wipe */
+    size_t n;                          /* 0..GR_CONFIG_ACCEPT_MAX */
+} accepted;
+
+static void accepted_wipe(accepted *a)
+{
+    for (size_t i = 0; i < GR_CONFIG_ACCEPT_MAX; i++) {
+        gr_cookie_wipe(&a->c[i]);
+    }
+    a->n = 0;
+}
+
+/* Every accept_cookie_file, read like the cookie file (a regular file with no
+ * permission bits for group or others). A file that does not exist accepts
+ * nothing (the rotation procedure creates and removes it); any other failure
+ * is an error (logged), *ret wiped. Main thread. */
+static int load_accepted(const gr_config *cfg, accepted *ret)
+{
+    int r;
+
+    memset(ret, 0, sizeof(*ret));
+    for (size_t i = 0; i < cfg->naccept; i++) {
+        const char *f = cfg->accept_cookie_files[i];
+
+        if ((r = gr_cookie_load_file(f, &ret->c[ret->n])) == -ENOENT) {
+            gr_info("node", "accept_cookie_file %s does not exist: nothing accepted from it", f);
+            continue;
+        }
+        if (r < 0) {
+            gr_error("node", "cannot use the accepted cookie from %s: %s%s", f, gr_strerror(r),
+                     r == GR_ECOOKIEPERM ? " (chmod 600 it)" : "");
+            accepted_wipe(ret);
+            return r;
+        }
+        ret->n++;
+    }
+    return 0;
+}
+
+/* SIGHUP: read the cookie and the accepted cookies again and hand them to the
+ * dist layer for every later handshake; links up stay up. On any failure the
+ * node keeps the ones it had (logged). Main thread. */
+static void reload_cookies(node *n, const gr_config *cfg)
+{
+    gr_cookie cookie;
+    accepted acc;
+    int r;
+
+    if (load_cookie(cfg, &cookie) < 0) {
+        gr_error("node", "SIGHUP: cookies not reloaded; the previous ones stay in use");
+        return;
+    }
+    if (load_accepted(cfg, &acc) < 0) {
+        gr_cookie_wipe(&cookie);
+        gr_error("node", "SIGHUP: cookies not reloaded; the previous ones stay in use");
+        return;
+    }
+    if ((r = gr_dist_set_cookies(n->dist, &cookie, acc.c, acc.n)) < 0) {
+        gr_error("node", "SIGHUP: cookies not reloaded: %s", gr_strerror(r));
+    } else {
+        gr_notice("node", "SIGHUP: cookies reloaded (%zu accepted besides the cookie)", acc.n);
+    }
+    gr_cookie_wipe(&cookie);
+    accepted_wipe(&acc);
+}
+
 /* node.leave: answered "ok"; now stop as on SIGTERM (Leave to every peer). */
 static void leave_node(void *ud)
 {
@@ -415,7 +486,8 @@ static int route_reply(void *ud, uint64_t conn, uint64_t ref, int status, const 
 }
 
 static int prepare_cluster(node *n, const gr_config *cfg, const gr_cookie *cookie,
-                           const gr_cookie *observer, uint64_t started_ms, const gr_daemon_ext *ext)
+                           const accepted *acc, const gr_cookie *observer, uint64_t started_ms,
+                           const gr_daemon_ext *ext)
 {
     gr_rpc_config rc = {.rt = n->rt,
                         .started_ms = started_ms,
@@ -457,6 +529,8 @@ static int prepare_cluster(node *n, const gr_config *cfg, const gr_cookie *cooki
         .name = gr_rt_node_name(n->rt),
         .creation = gr_rt_creation(n->rt),
         .cookie = cookie,
+        .accept = acc->c,
+        .n_accept = acc->n,
         .observer_key = observer->len ? observer : NULL,
         .listen_host = cfg->listen_host,
         .listen_port = cfg->listen_port,
@@ -695,6 +769,7 @@ static int run(const gr_config *cfg, const char *prog, const gr_daemon_ext *ext)
     gr_rt_config rcfg = {.node_name = cfg->name, .creation = 0, .schedulers = cfg->schedulers};
     node n = {0};
     gr_cookie cookie, observer;
+    accepted acc;
     sigset_t sigs;
     uint64_t wd_half_ms, next_wd_ms, listening_ms;
     bool ready, journal;
@@ -738,6 +813,14 @@ static int run(const gr_config *cfg, const char *prog, const gr_daemon_ext *ext)
         gr_cookie_wipe(&cookie);
         return EXIT_CONFIG;
     }
+    if (load_accepted(cfg, &acc) < 0) {
+        gr_cookie_wipe(&cookie);
+        gr_cookie_wipe(&observer);
+        return EXIT_CONFIG;
+    }
+    if (acc.n > 0) {
+        gr_info("node", "accepting %zu cookie(s) besides the cookie (accept_cookie_file)", acc.n);
+    }
     /* The Redis listener's settings are configuration too (protected mode, the
      * password file): checked, and its port taken, before anything starts. */
     if (cfg->redis_host) {
@@ -750,6 +833,7 @@ static int run(const gr_config *cfg, const char *prog, const gr_daemon_ext *ext)
         if ((r = gr_redis_new(&rcf, &n.redis)) < 0) {
             gr_cookie_wipe(&cookie);
             gr_cookie_wipe(&observer);
+            accepted_wipe(&acc);
             return r == GR_ECONFIG ? EXIT_CONFIG : EXIT_FAILURE;
         }
     }
@@ -757,13 +841,14 @@ static int run(const gr_config *cfg, const char *prog, const gr_daemon_ext *ext)
         gr_error("node", "cannot create the runtime for %s: %s", cfg->name, gr_strerror(r));
         gr_cookie_wipe(&cookie);
         gr_cookie_wipe(&observer);
+        accepted_wipe(&acc);
         gr_redis_free(n.redis);
         return EXIT_FAILURE;
     }
     if (register_behaviours(n.rt, ext) < 0) {
         goto out;
     }
-    if (prepare_cluster(&n, cfg, &cookie, &observer, started_ms, ext) < 0) {
+    if (prepare_cluster(&n, cfg, &cookie, &acc, &observer, started_ms, ext) < 0) {
         goto out;
     }
     if (cfg->http_host && (r = prepare_http(&n, cfg)) < 0) {
@@ -847,7 +932,7 @@ static int run(const gr_config *cfg, const char *prog, const gr_daemon_ext *ext)
             continue;
         }
         if (sig == SIGHUP) {
-            gr_notice("node", "SIGHUP ignored: configuration reload is not supported");
+            reload_cookies(&n, cfg); /* the rest of the configuration is not re-read */
             continue;
         }
         if (sig == SIGUSR1) { /* from the watcher: the root died on its own */
@@ -893,6 +978,7 @@ out:
     n.rt = gr_rt_free(n.rt);
     gr_cookie_wipe(&cookie);
     gr_cookie_wipe(&observer);
+    accepted_wipe(&acc);
     gr_log(rc == EXIT_SUCCESS ? GR_LOG_INFO : GR_LOG_ERROR, "node", "girderd %s stopped (exit %d)",
            cfg->name, rc);
     return rc;

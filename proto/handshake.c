@@ -49,6 +49,14 @@
  *   responder; otherwise GR_EROLE. A responder that predates roles ignores the
  *   field, checks an observer's proof against the cookie and refuses it: the
  *   field fails closed, which is why it needed no new protocol version.
+ * - Cookie rotation (handshake.h `accept`): a responder may hold further
+ *   cookies. M1 does not say which cookie the initiator holds, and nothing
+ *   before M3 depends on it, so the responder derives one master per
+ *   candidate from the same dh and h2, checks M3 against every candidate's
+ *   k_1 (crypto_verify_32, all of them whatever matched: the time taken does
+ *   not tell which or whether one did), and keys M4 and the records from the
+ *   one that matched. The wire and the initiator are unchanged. An observer
+ *   claim drops the candidates: it proves the observer key alone.
  * - k_3 exists from M2 on, so the initiator's sending half can be handed out
  *   before M4 (gr_handshake_early_tx, for records sent with M3); finish then
  *   makes no second tx on that key, which would reuse its nonces.
@@ -95,42 +103,45 @@ enum state {
 };
 
 struct gr_handshake {
-    crypto_generichash_state transcript; /* T so far; first: wants 64-byte alignment */
-    int role;                            /* GR_HANDSHAKE_INITIATOR or _RESPONDER */
-    enum state state;                    /* where the exchange is */
-    int err;                             /* sticky error once ST_FAILED */
-    int peer_rejected;                   /* the failure was a Reject from the peer */
-    uint32_t version_min;                /* lowest version we speak */
-    uint32_t version_max;                /* highest version we speak */
-    uint32_t creation;                   /* our incarnation */
-    int hidden;                          /* we are a hidden client (initiator) */
-    uint32_t ciphers;                    /* CIPHER_BIT()s we accept besides ChaCha20 */
-    gr_limits limits;                    /* our receive limits, resolved */
-    char name[GR_NODENAME_MAX + 1];      /* our node name */
-    size_t name_len;                     /* its length */
-    char expect[GR_NODENAME_MAX + 1];    /* the peer name we dialled, if any */
-    size_t expect_len;                   /* its length; 0: any peer */
-    int fixed_clock;                     /* tests: use fixed_now instead of the wall clock */
-    uint64_t fixed_now;                  /* tests: the clock */
-    uint8_t cookie_key[KEY];             /* ck; wiped once master is derived */
-    uint8_t observer_key[KEY];           /* responder: the observer ck until M1 is in */
-    int has_observer;                    /* responder: observer_key is set */
-    int claim;                           /* initiator: the role claimed, GR_ROLE_x */
-    uint8_t eph_sk[KEY];                 /* our ephemeral secret; wiped once dh is computed */
-    uint8_t eph_pk[KEY];                 /* our ephemeral public key */
-    uint8_t peer_eph[KEY];               /* the peer's ephemeral public key */
-    uint8_t k_proof_i[KEY];              /* k_1 */
-    uint8_t k_proof_r[KEY];              /* k_2 */
-    uint8_t k_i2r[KEY];                  /* k_3 */
-    uint8_t k_r2i[KEY];                  /* k_4 */
-    gr_handshake_peer peer;              /* what the peer said, once its hello is in */
-    uint8_t in[REC_MAX];                 /* the message being received, prefix included */
-    size_t in_have;                      /* bytes of it so far */
-    uint8_t out[2 * REC_MAX];            /* messages queued for sending */
-    size_t out_len;                      /* bytes queued */
-    int out_taken;                       /* out was handed to the caller; next queue restarts */
-    int early_tx;                        /* initiator: our tx was handed out by early_tx */
-    size_t arena_used;                   /* bytes of arena used by the current message */
+    crypto_generichash_state transcript;       /* T so far; first: wants 64-byte alignment */
+    int role;                                  /* GR_HANDSHAKE_INITIATOR or _RESPONDER */
+    enum state state;                          /* where the exchange is */
+    int err;                                   /* sticky error once ST_FAILED */
+    int peer_rejected;                         /* the failure was a Reject from the peer */
+    uint32_t version_min;                      /* lowest version we speak */
+    uint32_t version_max;                      /* highest version we speak */
+    uint32_t creation;                         /* our incarnation */
+    int hidden;                                /* we are a hidden client (initiator) */
+    uint32_t ciphers;                          /* CIPHER_BIT()s we accept besides ChaCha20 */
+    gr_limits limits;                          /* our receive limits, resolved */
+    char name[GR_NODENAME_MAX + 1];            /* our node name */
+    size_t name_len;                           /* its length */
+    char expect[GR_NODENAME_MAX + 1];          /* the peer name we dialled, if any */
+    size_t expect_len;                         /* its length; 0: any peer */
+    int fixed_clock;                           /* tests: use fixed_now instead of the wall clock */
+    uint64_t fixed_now;                        /* tests: the clock */
+    uint8_t cookie_key[KEY];                   /* ck; wiped once master is derived */
+    uint8_t observer_key[KEY];                 /* responder: the observer ck until M1 is in */
+    uint8_t alt[GR_HANDSHAKE_ACCEPT_MAX][KEY]; /* responder: accepted cookies' ck, then
+                                                * (derive) each one's master until M3 */
+    size_t n_alt;                              /* alt entries in use */
+    int has_observer;                          /* responder: observer_key is set */
+    int claim;                                 /* initiator: the role claimed, GR_ROLE_x */
+    uint8_t eph_sk[KEY];                       /* our ephemeral secret; wiped once dh is computed */
+    uint8_t eph_pk[KEY];                       /* our ephemeral public key */
+    uint8_t peer_eph[KEY];                     /* the peer's ephemeral public key */
+    uint8_t k_proof_i[KEY];                    /* k_1 */
+    uint8_t k_proof_r[KEY];                    /* k_2 */
+    uint8_t k_i2r[KEY];                        /* k_3 */
+    uint8_t k_r2i[KEY];                        /* k_4 */
+    gr_handshake_peer peer;                    /* what the peer said, once its hello is in */
+    uint8_t in[REC_MAX];                       /* the message being received, prefix included */
+    size_t in_have;                            /* bytes of it so far */
+    uint8_t out[2 * REC_MAX];                  /* messages queued for sending */
+    size_t out_len;                            /* bytes queued */
+    int out_taken;     /* out was handed to the caller; next queue restarts */
+    int early_tx;      /* initiator: our tx was handed out by early_tx */
+    size_t arena_used; /* bytes of arena used by the current message */
     alignas(max_align_t) uint8_t arena[ARENA_SIZE]; /* protobuf-c allocations */
 };
 
@@ -171,6 +182,7 @@ static void wipe_secrets(gr_handshake *hs)
 {
     sodium_memzero(hs->cookie_key, sizeof(hs->cookie_key));
     sodium_memzero(hs->observer_key, sizeof(hs->observer_key));
+    sodium_memzero(hs->alt, sizeof(hs->alt));
     sodium_memzero(hs->eph_sk, sizeof(hs->eph_sk));
     sodium_memzero(hs->k_proof_i, sizeof(hs->k_proof_i));
     sodium_memzero(hs->k_proof_r, sizeof(hs->k_proof_r));
@@ -260,11 +272,33 @@ static int fail(gr_handshake *hs, int err)
     return err;
 }
 
-/* dh, master and the four keys, from T after M2. Wipes what it no longer needs. */
+/* The four keys from one master. */
+static void derive_keys(gr_handshake *hs, const uint8_t master[KEY])
+{
+    crypto_kdf_derive_from_key(hs->k_proof_i, KEY, KDF_PROOF_I, KDF_CONTEXT, master);
+    crypto_kdf_derive_from_key(hs->k_proof_r, KEY, KDF_PROOF_R, KDF_CONTEXT, master);
+    crypto_kdf_derive_from_key(hs->k_i2r, KEY, KDF_I2R, KDF_CONTEXT, master);
+    crypto_kdf_derive_from_key(hs->k_r2i, KEY, KDF_R2I, KDF_CONTEXT, master);
+}
+
+/* master = BLAKE2b-256(key = ck, msg = dh || h2) */
+static void master_of(const uint8_t ck[KEY], const uint8_t dh[KEY], const uint8_t h2[HASH],
+                      uint8_t out[KEY])
+{
+    crypto_generichash_state st;
+
+    crypto_generichash_init(&st, ck, KEY, KEY);
+    crypto_generichash_update(&st, dh, KEY);
+    crypto_generichash_update(&st, h2, HASH);
+    crypto_generichash_final(&st, out, KEY);
+    sodium_memzero(&st, sizeof(st));
+}
+
+/* dh, master and the four keys, from T after M2; with accepted cookies, each
+ * one's master too (in place of its ck). Wipes what it no longer needs. */
 static int derive(gr_handshake *hs)
 {
     uint8_t dh[KEY], h2[HASH], master[KEY];
-    crypto_generichash_state st;
     int r = 0;
 
     if (crypto_scalarmult(dh, hs->eph_sk, hs->peer_eph) != 0) {
@@ -272,19 +306,16 @@ static int derive(gr_handshake *hs)
         goto out;
     }
     transcript_peek(hs, h2);
-    crypto_generichash_init(&st, hs->cookie_key, KEY, KEY);
-    crypto_generichash_update(&st, dh, sizeof(dh));
-    crypto_generichash_update(&st, h2, sizeof(h2));
-    crypto_generichash_final(&st, master, sizeof(master));
-    crypto_kdf_derive_from_key(hs->k_proof_i, KEY, KDF_PROOF_I, KDF_CONTEXT, master);
-    crypto_kdf_derive_from_key(hs->k_proof_r, KEY, KDF_PROOF_R, KDF_CONTEXT, master);
-    crypto_kdf_derive_from_key(hs->k_i2r, KEY, KDF_I2R, KDF_CONTEXT, master);
-    crypto_kdf_derive_from_key(hs->k_r2i, KEY, KDF_R2I, KDF_CONTEXT, master);
+    master_of(hs->cookie_key, dh, h2, master);
+    derive_keys(hs, master);
+    for (size_t i = 0; i < hs->n_alt; i++) {
+        master_of(hs->alt[i], dh, h2, master);
+        memcpy(hs->alt[i], master, KEY);
+    }
 out:
     sodium_memzero(dh, sizeof(dh));
     sodium_memzero(h2, sizeof(h2));
     sodium_memzero(master, sizeof(master));
-    sodium_memzero(&st, sizeof(st));
     sodium_memzero(hs->eph_sk, sizeof(hs->eph_sk));
     sodium_memzero(hs->cookie_key, sizeof(hs->cookie_key));
     return r;
@@ -417,6 +448,10 @@ static int take_role(gr_handshake *hs, const Girder__Hello *h)
     default:
         return GR_EROLE;
     }
+    if (h->role == GIRDER__ROLE__OBSERVER) {
+        sodium_memzero(hs->alt, sizeof(hs->alt)); /* the observer key alone */
+        hs->n_alt = 0;
+    }
     hs->peer.role = (int)h->role;
     sodium_memzero(hs->observer_key, sizeof(hs->observer_key));
     hs->has_observer = 0;
@@ -498,6 +533,33 @@ static int on_reply(gr_handshake *hs, const Girder__HelloReply *h, const uint8_t
     return 0;
 }
 
+/* Responder with accepted cookies, M3's MAC failed under the cookie's keys:
+ * check it under every accepted cookie's (all of them, constant time each)
+ * and, unless `have` (the cookie matched), take the keys of the one that
+ * matched. 1 (a candidate matched) or 0. */
+static int match_alt(gr_handshake *hs, const uint8_t *theirs, int have)
+{
+    uint8_t k[KEY], mac[KEY];
+    int hit = -1;
+
+    for (size_t i = 0; i < hs->n_alt; i++) {
+        crypto_kdf_derive_from_key(k, KEY, KDF_PROOF_I, KDF_CONTEXT, hs->alt[i]);
+        proof_mac(hs, k, mac);
+        if (crypto_verify_32(mac, theirs) == 0 && hit < 0) {
+            hit = (int)i;
+        }
+    }
+    sodium_memzero(k, sizeof(k));
+    sodium_memzero(mac, sizeof(mac));
+    if (hit < 0) {
+        return 0;
+    }
+    if (!have) {
+        derive_keys(hs, hs->alt[hit]);
+    }
+    return 1;
+}
+
 /* M3 (responder) or M4 (initiator) in: check echo then MAC; responder answers M4. */
 static int on_proof(gr_handshake *hs, const Girder__Proof *p, const uint8_t *rec, size_t rlen)
 {
@@ -514,6 +576,12 @@ static int on_proof(gr_handshake *hs, const Girder__Proof *p, const uint8_t *rec
     proof_mac(hs, key, mac);
     ok = crypto_verify_32(mac, p->mac.data) == 0;
     sodium_memzero(mac, sizeof(mac));
+    if (hs->n_alt > 0 && hs->role == GR_HANDSHAKE_RESPONDER) {
+        /* every candidate is checked whether the cookie matched or not */
+        ok = match_alt(hs, p->mac.data, ok) || ok;
+        sodium_memzero(hs->alt, sizeof(hs->alt));
+        hs->n_alt = 0;
+    }
     if (!ok) {
         return GR_EBADCOOKIE;
     }
@@ -587,6 +655,14 @@ static int check_config(const gr_handshake_config *cfg, int role)
         bad_secret(cfg->observer_key)) {
         return -EINVAL;
     }
+    if (cfg->n_accept > GR_HANDSHAKE_ACCEPT_MAX || (cfg->n_accept > 0 && cfg->accept == NULL)) {
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < cfg->n_accept; i++) {
+        if (bad_secret(&cfg->accept[i])) {
+            return -EINVAL;
+        }
+    }
     if (gr_nodename_check(cfg->name, strlen(cfg->name)) < 0) {
         return GR_EBADNODE;
     }
@@ -655,6 +731,11 @@ static int create(const gr_handshake_config *cfg, int role, const uint8_t *eph_s
         hs->has_observer = 1;
         crypto_generichash(hs->observer_key, KEY, cfg->observer_key->bytes, cfg->observer_key->len,
                            (const uint8_t *)OBSERVER_KEY_LABEL, sizeof(OBSERVER_KEY_LABEL) - 1);
+    }
+    for (size_t i = 0; role == GR_HANDSHAKE_RESPONDER && i < cfg->n_accept; i++) {
+        crypto_generichash(hs->alt[i], KEY, cfg->accept[i].bytes, cfg->accept[i].len,
+                           (const uint8_t *)COOKIE_KEY_LABEL, sizeof(COOKIE_KEY_LABEL) - 1);
+        hs->n_alt++;
     }
     if (eph_sk != NULL) {
         memcpy(hs->eph_sk, eph_sk, KEY);

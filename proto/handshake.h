@@ -57,6 +57,7 @@
 
 #define GR_PROTO_VERSION 1        /* the protocol version this code speaks */
 #define GR_HANDSHAKE_MSG_MAX 1024 /* largest handshake message body */
+#define GR_HANDSHAKE_ACCEPT_MAX 4 /* further cookies a responder may accept (rotation) */
 
 /* What a connection may do (docs/protocol.md, "Roles"): the initiator claims
  * it in M1 and proves it with the role's key; M1 is in the transcript. */
@@ -75,6 +76,12 @@ typedef struct gr_handshake_config {
     const char *name;              /* our node name, "name@host", NUL-terminated */
     const gr_cookie *cookie;       /* the cluster secret; only a derived key is kept.
                                     * May be NULL for an initiator with role observer */
+    const gr_cookie *accept;       /* responder: n_accept further cookies a member
+                                    * may prove instead of `cookie` (cookie
+                                    * rotation, docs/operations.md); initiators
+                                    * ignore them and prove `cookie`. Only derived
+                                    * keys are kept */
+    size_t n_accept;               /* 0..GR_HANDSHAKE_ACCEPT_MAX */
     const gr_cookie *observer_key; /* responder: the observer key accepted (NULL:
                                     * observers refused, GR_EROLE); initiator with
                                     * role observer: the key proven. Only a
@@ -111,7 +118,8 @@ typedef struct gr_handshake_peer {
 typedef struct gr_handshake gr_handshake;
 
 /* Start a handshake as `role`. Checks the config (-EINVAL: bad role, versions,
- * limits or cipher bits or role, no cookie (or observer key); GR_EBADNODE: bad name or expect_peer)
+ * limits or cipher bits or role, no cookie (or observer key), more than
+ * GR_HANDSHAKE_ACCEPT_MAX accepted cookies or an empty one; GR_EBADNODE: bad name or expect_peer)
  * before allocating one fixed-size state. The initiator's M1 is queued for gr_handshake_output.
  * Returns 0, an error above, -ENOMEM, or -ENOSYS if libsodium cannot start. */
 int gr_handshake_new(const gr_handshake_config *cfg, int role, gr_handshake **ret_hs);
@@ -131,7 +139,10 @@ void gr_handshake_free(gr_handshake *hs);
  *   GR_EREPLAY       a message out of order, or one that echoes a key that is
  *                    not ours (recorded in another handshake)
  *   GR_EBADCOOKIE    the peer's proof is wrong: a different cookie (or
- *                    observer key, or a role changed on the way)
+ *                    observer key, or a role changed on the way); a
+ *                    responder with accepted cookies refuses a proof that
+ *                    matches none of them (each is compared in constant
+ *                    time, all of them every time)
  *   GR_EROLE         responder: an unknown role, an observer that is not
  *                    hidden, or an observer while no observer key is set
  *   GR_ECRYPTO       the peer's key is degenerate

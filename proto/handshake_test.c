@@ -404,6 +404,110 @@ START_TEST(wrong_cookie_both_sides)
 }
 END_TEST
 
+/* Cookie rotation: a responder holding cookie B and accepting A admits an
+ * initiator proving either, keyed from the one proven (records both ways);
+ * one proving neither is refused bad_cookie; the initiator proves its cookie
+ * only, whatever it accepts. */
+START_TEST(rotation_two_cookies)
+{
+    static const char *const who[] = {"cookie-a", "cookie-b", "cookie-c"};
+    gr_cookie accept[2] = {COOKIE_A, cookie_of("cookie-z")};
+
+    for (int k = 0; k < 3; k++) {
+        gr_cookie mine = cookie_of(who[k]);
+        gr_handshake_config ci = config("b@h", &mine);
+        gr_handshake_config cr = config("a@h", &COOKIE_B);
+        gr_handshake *i, *r;
+        gr_handshake_peer pi, pr;
+        gr_record_tx *ti, *tr;
+        gr_record_rx *xi, *xr;
+        int si, sr;
+
+        cr.accept = accept;
+        cr.n_accept = 2;
+        ci.accept = &COOKIE_B; /* ignored: an initiator proves its cookie */
+        ci.n_accept = 1;
+        i = start(&ci, GR_HANDSHAKE_INITIATOR);
+        r = start(&cr, GR_HANDSHAKE_RESPONDER);
+        run(i, r, &si, &sr, NULL, NULL, 1 << 20);
+        if (k == 2) {
+            ck_assert_int_eq(sr, GR_EBADCOOKIE);
+            ck_assert_int_eq(si, GR_EBADCOOKIE);
+            ck_assert_int_eq(gr_handshake_peer_rejected(i), 1);
+            gr_handshake_free(i);
+            gr_handshake_free(r);
+            continue;
+        }
+        ck_assert_int_eq(si, 1);
+        ck_assert_int_eq(sr, 1);
+        ck_assert_int_eq(gr_handshake_finish(i, &pi, &ti, &xi), 0);
+        ck_assert_int_eq(gr_handshake_finish(r, &pr, &tr, &xr), 0);
+        for (uint64_t n = 0; n < 3; n++) {
+            check_link(ti, xr, n);
+            check_link(tr, xi, 50 + n);
+        }
+        free_both(ti, tr, xi, xr, i, r);
+    }
+}
+END_TEST
+
+/* An initiator holding only the new cookie against a responder that accepts
+ * only the old one (rotation steps out of order) is refused; an observer claim
+ * cannot be proven with an accepted cookie; the config is checked. */
+START_TEST(rotation_limits)
+{
+    gr_cookie accept[GR_HANDSHAKE_ACCEPT_MAX + 1];
+    gr_cookie empty = {.len = 0};
+    gr_handshake_config ci = config("b@h", &COOKIE_A);
+    gr_handshake_config cr = config("a@h", &COOKIE_B);
+    gr_handshake *i, *r, *hs = NULL;
+    int si, sr;
+
+    for (size_t k = 0; k <= GR_HANDSHAKE_ACCEPT_MAX; k++) {
+        accept[k] = COOKIE_B;
+    }
+    /* the initiator's accepted cookies never make it prove them */
+    ci.accept = accept;
+    ci.n_accept = 1;
+    i = start(&ci, GR_HANDSHAKE_INITIATOR);
+    r = start(&cr, GR_HANDSHAKE_RESPONDER);
+    run(i, r, &si, &sr, NULL, NULL, 1 << 20);
+    ck_assert_int_eq(sr, GR_EBADCOOKIE);
+    gr_handshake_free(i);
+    gr_handshake_free(r);
+    /* observer with the cluster's accepted cookie as its key: refused */
+    ci = config("cli@h", NULL);
+    ci.role = GR_ROLE_OBSERVER;
+    ci.hidden = 1;
+    ci.observer_key = &COOKIE_A;
+    cr = config("a@h", &COOKIE_B);
+    cr.observer_key = &OBS_K;
+    cr.accept = &COOKIE_A;
+    cr.n_accept = 1;
+    i = start(&ci, GR_HANDSHAKE_INITIATOR);
+    r = start(&cr, GR_HANDSHAKE_RESPONDER);
+    run(i, r, &si, &sr, NULL, NULL, 1 << 20);
+    ck_assert_int_eq(sr, GR_EBADCOOKIE);
+    gr_handshake_free(i);
+    gr_handshake_free(r);
+    /* config checks */
+    cr = config("a@h", &COOKIE_B);
+    cr.n_accept = 1; /* accept NULL */
+    ck_assert_int_eq(gr_handshake_new(&cr, GR_HANDSHAKE_RESPONDER, &hs), -EINVAL);
+    cr.accept = accept;
+    cr.n_accept = GR_HANDSHAKE_ACCEPT_MAX + 1;
+    ck_assert_int_eq(gr_handshake_new(&cr, GR_HANDSHAKE_RESPONDER, &hs), -EINVAL);
+    cr.accept = &empty;
+    cr.n_accept = 1;
+    ck_assert_int_eq(gr_handshake_new(&cr, GR_HANDSHAKE_RESPONDER, &hs), -EINVAL);
+    ck_assert_ptr_null(hs);
+    cr.accept = accept;
+    cr.n_accept = GR_HANDSHAKE_ACCEPT_MAX;
+    ck_assert_int_eq(gr_handshake_new(&cr, GR_HANDSHAKE_RESPONDER, &hs), 0);
+    gr_handshake_free(hs);
+}
+END_TEST
+
 /* The initiator checks the responder's proof itself: a forged M4 MAC. */
 START_TEST(bad_responder_proof)
 {
@@ -1203,7 +1307,7 @@ static Suite *handshake_suite(void)
                 version_mismatch_and_negotiation, oversized_and_truncated, malformed_hello,
                 unknown_reject_reason, config_checks, known_answer, observer_accepted,
                 observer_wrong_key_and_crossed_secrets, role_flipped_on_the_way,
-                observer_cannot_pass_as_node);
+                observer_cannot_pass_as_node, rotation_two_cookies, rotation_limits);
     return s;
 }
 

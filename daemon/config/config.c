@@ -78,6 +78,7 @@ static int set_log_format(gr_config *cfg, const char *v, gr_config_reason *why);
 static int set_ready_wait_seeds_ms(gr_config *cfg, const char *v, gr_config_reason *why);
 static int set_discover_dns(gr_config *cfg, const char *v, gr_config_reason *why);
 static int set_discover_interval(gr_config *cfg, const char *v, gr_config_reason *why);
+static int set_accept_cookie_file(gr_config *cfg, const char *v, gr_config_reason *why);
 
 static const key_def keys[] = {
     {"name", "name", "NAME@HOST", "node name", DEFAULT_NAME, set_name, false, false},
@@ -85,6 +86,10 @@ static const key_def keys[] = {
      "127.0.0.1:4370", set_listen, false, false},
     {"cookie_file", "cookie-file", "FILE", "file holding the cluster cookie", "$GIRDER_COOKIE",
      set_cookie_file, false, false},
+    {"accept_cookie_file", "accept-cookie-file", "FILE",
+     "file holding a further cookie peers may prove (cookie rotation; a missing file accepts "
+     "nothing; re-read on SIGHUP); repeatable, up to 4",
+     "none", set_accept_cookie_file, true, false},
     {"seeds", "seed", "NAME@HOST:PORT", "node to contact at start; repeatable", "none", set_seeds,
      true, false},
     {"discover_dns", "discover-dns", "NAME[:PORT]",
@@ -898,6 +903,32 @@ static int set_plugin(gr_config *cfg, const char *v, gr_config_reason *why)
     return 0;
 }
 
+/* Flags add to the file's list, as for plugins. Read at start and on SIGHUP
+ * (daemon.c), where the mode is checked like the cookie's. */
+static int set_accept_cookie_file(gr_config *cfg, const char *v, gr_config_reason *why)
+{
+    char **grown, *copy;
+
+    if (v[0] == '\0') {
+        *why = GR_CONFIG_EEMPTY;
+        return GR_ECONFIG;
+    }
+    if (cfg->naccept >= GR_CONFIG_ACCEPT_MAX) {
+        *why = GR_CONFIG_ETOOMANYACCEPT;
+        return GR_ECONFIG;
+    }
+    if (!(copy = strdup(v))) {
+        return -ENOMEM;
+    }
+    if (!(grown = realloc(cfg->accept_cookie_files, (cfg->naccept + 1) * sizeof(*grown)))) {
+        free(copy);
+        return -ENOMEM;
+    }
+    cfg->accept_cookie_files = grown;
+    cfg->accept_cookie_files[cfg->naccept++] = copy;
+    return 0;
+}
+
 static void plugins_clear(gr_config *cfg)
 {
     for (size_t i = 0; i < cfg->nplugins; i++) {
@@ -987,6 +1018,10 @@ void gr_config_clear(gr_config *cfg)
     seeds_clear(cfg);
     discover_clear(cfg);
     plugins_clear(cfg);
+    for (size_t i = 0; i < cfg->naccept; i++) {
+        free(cfg->accept_cookie_files[i]);
+    }
+    free(cfg->accept_cookie_files);
     memset(cfg, 0, sizeof(*cfg));
 }
 

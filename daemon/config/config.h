@@ -14,6 +14,9 @@
  *   name         --name          NAME@HOST                  girder@127.0.0.1
  *   listen       --listen        HOST:PORT (port 0 = any)   127.0.0.1:4370
  *   cookie_file  --cookie-file   path                       none (GIRDER_COOKIE)
+ *   accept_cookie_file --accept-cookie-file
+ *                                path, repeatable (up to    none
+ *                                GR_CONFIG_ACCEPT_MAX)
  *   seeds        --seed          NAME@HOST:PORT, comma-     none
  *                                separated or repeated
  *   discover_dns --discover-dns  NAME[:PORT], comma-        none
@@ -75,9 +78,10 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#define GR_CONFIG_PORT_DEFAULT 4370         /* listen port when none is configured */
-#define GR_CONFIG_SEEDS_MAX 64              /* seeds accepted from file + flags */
-#define GR_CONFIG_DISCOVER_MAX 16           /* discover_dns names (= GR_DIST_DISC_NAMES_MAX) */
+#define GR_CONFIG_PORT_DEFAULT 4370 /* listen port when none is configured */
+#define GR_CONFIG_SEEDS_MAX 64      /* seeds accepted from file + flags */
+#define GR_CONFIG_ACCEPT_MAX 4      /* accept_cookie_file entries (= GR_HANDSHAKE_ACCEPT_MAX) */
+#define GR_CONFIG_DISCOVER_MAX 16   /* discover_dns names (= GR_DIST_DISC_NAMES_MAX) */
 #define GR_CONFIG_DISCOVER_DEFAULT_MS 5000  /* discover_interval_ms */
 #define GR_CONFIG_DISCOVER_MIN_MS 100       /* discover_interval_ms, at least */
 #define GR_CONFIG_DISCOVER_MAX_MS 3600000   /* and at most */
@@ -131,7 +135,8 @@
     X(GR_CONFIG_ENOARG, "option needs a value")                                                    \
     X(GR_CONFIG_EOPERAND, "unexpected argument (girderd takes options only)")                      \
     X(GR_CONFIG_EFORMAT, "bad log format: expected text or json")                                  \
-    X(GR_CONFIG_EREADYWAIT, "bad readiness wait: expected milliseconds 0..600000")
+    X(GR_CONFIG_EREADYWAIT, "bad readiness wait: expected milliseconds 0..600000")                 \
+    X(GR_CONFIG_ETOOMANYACCEPT, "too many accepted cookie files (at most 4)")
 
 typedef enum gr_config_reason {
 #define GR_CONFIG_REASON_ENUM(name, msg) name,
@@ -180,6 +185,9 @@ typedef struct gr_config {
     char **plugins;               /* nplugins plugin paths to load at start, in order */
     size_t nplugins;              /* 0..GR_CONFIG_PLUGINS_MAX */
     char *observer_key_file;      /* observer key file, or NULL: observer CLIs refused */
+    char **accept_cookie_files;   /* naccept further cookies accepted (rotation); read
+                                   * at start and on SIGHUP (daemon.c) */
+    size_t naccept;               /* 0..GR_CONFIG_ACCEPT_MAX */
     bool log_json;                /* log_format = json: one JSON object a line */
     unsigned ready_wait_seeds_ms; /* sd_notify READY=1 waits this long for a seed */
     char *redis_host;             /* Redis listener host (redis), or NULL: off */

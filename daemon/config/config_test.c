@@ -225,6 +225,39 @@ START_TEST(plugins_file_and_flags)
 }
 END_TEST
 
+/* accept_cookie_file: repeated in the file, flags add to the file's list, at
+ * most GR_CONFIG_ACCEPT_MAX, never empty. */
+START_TEST(accept_cookie_files)
+{
+    gr_config cfg;
+    gr_config_error err;
+    const char *path = write_file("acc.ini", "[node]\n"
+                                             "accept_cookie_file = /etc/girder/next\n"
+                                             "accept_cookie_file = /etc/girder/prev\n");
+
+    ck_assert_int_eq(LOAD(&err, &cfg, "--name", "a@h"), 0);
+    ck_assert_uint_eq(cfg.naccept, 0);
+    gr_config_clear(&cfg);
+    ck_assert_int_eq(LOAD(&err, &cfg, "-c", (char *)path, "--accept-cookie-file", "/x"), 0);
+    ck_assert_uint_eq(cfg.naccept, 3);
+    ck_assert_str_eq(cfg.accept_cookie_files[0], "/etc/girder/next");
+    ck_assert_str_eq(cfg.accept_cookie_files[1], "/etc/girder/prev");
+    ck_assert_str_eq(cfg.accept_cookie_files[2], "/x");
+    gr_config_clear(&cfg);
+    ck_assert_int_eq(LOAD(&err, &cfg, "--accept-cookie-file=/a", "--accept-cookie-file=/b",
+                          "--accept-cookie-file=/c", "--accept-cookie-file=/d"),
+                     0);
+    ck_assert_uint_eq(cfg.naccept, GR_CONFIG_ACCEPT_MAX);
+    gr_config_clear(&cfg);
+    ck_assert_int_eq(LOAD(&err, &cfg, "--accept-cookie-file=/a", "--accept-cookie-file=/b",
+                          "--accept-cookie-file=/c", "--accept-cookie-file=/d",
+                          "--accept-cookie-file=/e"),
+                     GR_ECONFIG);
+    ck_assert_int_eq(err.reason, GR_CONFIG_ETOOMANYACCEPT);
+    expect_ini_error("[node]\naccept_cookie_file =\n", GR_CONFIG_EEMPTY, 2, "accept_cookie_file");
+}
+END_TEST
+
 START_TEST(help_and_version)
 {
     gr_config cfg;
@@ -865,7 +898,7 @@ static Suite *config_suite(void)
 
     gr_test_add(good, defaults, full_file, flags_override_file, help_and_version, set_one_key,
                 validators, cookie_precedence, plugins_file_and_flags, data_dir,
-                roles_logs_readiness, discover_dns);
+                roles_logs_readiness, discover_dns, accept_cookie_files);
 
     gr_test_add(bad, err_unknown_section, err_key_outside_section, err_unknown_key,
                 err_duplicate_key, err_bad_value, err_bad_port, err_bad_node_name,

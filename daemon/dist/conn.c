@@ -173,13 +173,20 @@ static int hs_start(dist_conn *c, int role)
     gr_handshake_config hc = {
         .name = c->d->name,
         .cookie = &c->d->cookie,
+        .accept = c->d->accept,
         .observer_key = c->d->observer_key.len ? &c->d->observer_key : NULL,
         .creation = c->d->creation,
         .expect_peer = c->outgoing && c->member ? c->member->name : NULL,
         .ciphers = c->d->ciphers,
     };
+    int r;
 
-    return gr_handshake_new(&hc, role, &c->hs);
+    /* the handshake keeps derived keys only: the lock covers the copy */
+    pthread_mutex_lock(&c->d->cookie_lock);
+    hc.n_accept = c->d->n_accept;
+    r = gr_handshake_new(&hc, role, &c->hs);
+    pthread_mutex_unlock(&c->d->cookie_lock);
+    return r;
 }
 
 /* Send bytes: straight to the socket when nothing is queued before them (the
@@ -996,7 +1003,11 @@ static void conn_failed(dist_conn *c, short what, int err)
         }
         return;
     }
-    if (c->d->stopping || c->retired || (c->hidden && (what & BEV_EVENT_EOF))) {
+    if (c->retired) {
+        gr_dist_conn_close(c, 0, DIST_WHY_RETIRED); /* the peer closed its loser first */
+        return;
+    }
+    if (c->d->stopping || (c->hidden && (what & BEV_EVENT_EOF))) {
         gr_dist_conn_close(c, 0, NULL); /* expected: no warning */
         return;
     }
@@ -1010,7 +1021,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     if (c->retired) {
-        gr_dist_conn_close(c, 0, NULL);
+        gr_dist_conn_close(c, 0, DIST_WHY_RETIRED);
         return;
     }
     if (c->state != CONN_UP) {
@@ -1043,6 +1054,15 @@ void gr_dist_conn_close(dist_conn *c, int err, const char *why)
         (err == -ECONNRESET || err == -EPIPE)) {
         /* A CLI that has its answer closes at once, often with a heartbeat
          * unread (hence a reset): that is how clients end, not a fault. */
+    } else if (c->state == CONN_UP && c->retired && !err) {
+        /* a tie-break loser: no member's link any more, its end is routine */
+        DIST_CTR_ADD(d, links_retired, 1);
+        gr_log_fields(GR_LOG_DEBUG, DIST_LOG,
+                      (gr_log_field[]){{"event", "conn_retired"},
+                                       {"peer", peer_name(c)},
+                                       {"addr", c->addr},
+                                       {"reason", why ? why : DIST_WHY_RETIRED}},
+                      4, "retired link to %s (%s) closed", peer_name(c), c->addr);
     } else if (c->state == CONN_UP && !c->hidden) {
         /* every member link's end, once, with its reason */
         const char *reason = err ? gr_errid(err) : why ? why : d->stopping ? "stopping" : "closed";
@@ -1160,7 +1180,7 @@ static int heartbeat_in(dist_conn *c, const uint8_t *frame, size_t len)
 /* The link's own frame kind: heartbeats (sent by the detector's tick,
  * detect.c). */
 static const dist_kind link_kinds[] = {
-    {.kind = GIRDER__FRAME__MSG_HEARTBEAT, .on_packed = heartbeat_in},
+    {.kind = GIRDER__FRAME__MSG_HEARTBEAT, .quiet = true, .on_packed = heartbeat_in},
 };
 
 const dist_proto gr_dist_link_proto = {

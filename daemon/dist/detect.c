@@ -369,7 +369,7 @@ static int on_probe(dist_conn *c, const Girder__Frame *f)
 }
 
 static const dist_kind probe_kinds[] = {
-    {.kind = GIRDER__FRAME__MSG_PROBE, .members_only = true, .on_frame = on_probe},
+    {.kind = GIRDER__FRAME__MSG_PROBE, .members_only = true, .quiet = true, .on_frame = on_probe},
 };
 
 const dist_proto gr_dist_probe_proto = {

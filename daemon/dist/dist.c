@@ -615,6 +615,7 @@ int gr_dist_new(const gr_dist_config *cfg, gr_dist **ret_d)
     if (cfg == NULL || cfg->rt == NULL || cfg->name == NULL || cfg->cookie == NULL ||
         cfg->cookie->len == 0 || cfg->cookie->len > GR_COOKIE_MAX ||
         (cfg->observer_key != NULL && cfg->observer_key->len > GR_COOKIE_MAX) ||
+        cfg->n_accept > GR_HANDSHAKE_ACCEPT_MAX || (cfg->n_accept && cfg->accept == NULL) ||
         (cfg->nseeds && cfg->seeds == NULL)) {
         return -EINVAL;
     }
@@ -670,7 +671,12 @@ int gr_dist_new(const gr_dist_config *cfg, gr_dist **ret_d)
     d->next_ref = 1;
     pthread_mutex_init(&d->cmd_lock, NULL);
     pthread_mutex_init(&d->pub_lock, NULL);
+    pthread_mutex_init(&d->cookie_lock, NULL);
     pthread_cond_init(&d->pub_cond, NULL);
+    if ((r = gr_dist_set_cookies(d, cfg->cookie, cfg->accept, cfg->n_accept)) < 0) {
+        gr_dist_free(d);
+        return r;
+    }
     if ((r = gr_dist_protos_init(d)) < 0) {
         gr_dist_free(d);
         return r;
@@ -848,6 +854,10 @@ gr_dist *gr_dist_free(gr_dist *d)
     free(d->rbuf);
     gr_cookie_wipe(&d->cookie);
     gr_cookie_wipe(&d->observer_key);
+    for (size_t i = 0; i < GR_HANDSHAKE_ACCEPT_MAX; i++) {
+        gr_cookie_wipe(&d->accept[i]);
+    }
+    pthread_mutex_destroy(&d->cookie_lock);
     pthread_cond_destroy(&d->pub_cond);
     pthread_mutex_destroy(&d->pub_lock);
     pthread_mutex_destroy(&d->cmd_lock);
@@ -956,6 +966,37 @@ int gr_dist_forget(gr_dist *d, const char *node, girder_pid reply_to, uint64_t t
     c->reply_to = reply_to;
     c->tag = tag;
     return cmd_push(d, c, false);
+}
+
+static int bad_cookie(const gr_cookie *c)
+{
+    return c == NULL || c->len == 0 || c->len > GR_COOKIE_MAX;
+}
+
+int gr_dist_set_cookies(gr_dist *d, const gr_cookie *cookie, const gr_cookie *accept,
+                        size_t n_accept)
+{
+    if (bad_cookie(cookie) || n_accept > GR_HANDSHAKE_ACCEPT_MAX ||
+        (n_accept > 0 && accept == NULL)) {
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < n_accept; i++) {
+        if (bad_cookie(&accept[i])) {
+            return -EINVAL;
+        }
+    }
+    pthread_mutex_lock(&d->cookie_lock);
+    d->cookie = *cookie;
+    for (size_t i = 0; i < GR_HANDSHAKE_ACCEPT_MAX; i++) {
+        if (i < n_accept) {
+            d->accept[i] = accept[i];
+        } else {
+            gr_cookie_wipe(&d->accept[i]);
+        }
+    }
+    d->n_accept = n_accept;
+    pthread_mutex_unlock(&d->cookie_lock);
+    return 0;
 }
 
 void gr_dist_limits_get(gr_dist *d, gr_dist_limits *ret)
@@ -1115,6 +1156,7 @@ void gr_dist_counters_get(gr_dist *d, gr_dist_counters *ret)
     LOAD(probe_reqs);
     LOAD(vouches);
     LOAD(dials_paced);
+    LOAD(links_retired);
     LOAD(trims);
     LOAD(repl_skipped_busy);
     LOAD(nodedowns);

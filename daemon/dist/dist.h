@@ -104,6 +104,9 @@ typedef struct gr_dist_config {
     const char *name;              /* our node name, "name@host" */
     uint32_t creation;             /* our incarnation (gr_rt_creation) */
     const gr_cookie *cookie;       /* copied */
+    const gr_cookie *accept;       /* n_accept further cookies a peer may prove
+                                    * (cookie rotation); copied */
+    size_t n_accept;               /* 0..GR_HANDSHAKE_ACCEPT_MAX */
     const gr_cookie *observer_key; /* copied; NULL or empty: observer CLIs refused
                                     * (docs/protocol.md, "Roles") */
     const char *listen_host;       /* address to bind, e.g. "127.0.0.1" */
@@ -193,6 +196,7 @@ typedef struct gr_dist_counters {
     uint64_t probe_reqs;              /* indirect probes asked of other members */
     uint64_t vouches;                 /* probes answered for our silent members */
     uint64_t dials_paced;             /* dials put off by the dial pacing */
+    uint64_t links_retired;           /* duplicate links (tie-break losers) closed */
 } gr_dist_counters;
 
 /* Check the config and create (no thread, no socket yet). 0, -EINVAL, GR_EBADNODE,
@@ -237,6 +241,14 @@ int gr_dist_join(gr_dist *d, const char *node, const char *host, uint16_t port, 
  * Status] to reply_to: 0, GR_EMEMBERUP, GR_ENOMEMBER, GR_EFORGETSELF. Any
  * thread. 0 (queued), GR_EBADNODE, -ENOMEM, GR_ESTOPPED. */
 int gr_dist_forget(gr_dist *d, const char *node, girder_pid reply_to, uint64_t tag);
+
+/* Replace the cookie this node proves and the further cookies it accepts
+ * (cookie rotation, docs/operations.md "Cookie rotation"): every handshake
+ * started from now on uses them; links and handshakes under way are left
+ * alone. Copies. Any thread. 0, or -EINVAL (an empty or over-long cookie,
+ * n_accept > GR_HANDSHAKE_ACCEPT_MAX) with nothing changed. */
+int gr_dist_set_cookies(gr_dist *d, const gr_cookie *cookie, const gr_cookie *accept,
+                        size_t n_accept);
 
 /* The figures of gr_dist_limits. Any thread. */
 void gr_dist_limits_get(gr_dist *d, gr_dist_limits *ret);

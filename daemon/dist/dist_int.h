@@ -90,6 +90,7 @@
 #define DIST_ACCEPT_BURST 64u         /* accepts in a row before the loop serves the rest */
 #define DIST_KNOWN_SRC 64u            /* addresses remembered as having authenticated */
 #define DIST_RETIRE_MS 2000u          /* a tie-break loser stays open this long */
+#define DIST_WHY_RETIRED "retired"    /* the close reason of a tie-break loser */
 #define DIST_FD_K 3u                  /* members asked to probe a silent one (detect.c) */
 #define DIST_FD_VOUCH_MAX_X 10u       /* vouches hold a silent link this many detection times */
 #define DIST_DIAL_RATE 25u            /* dials a second, sustained (detect.c, pacing) */
@@ -128,6 +129,9 @@ typedef struct dist_disc dist_disc;
 struct dist_kind {
     int kind;          /* Girder__Frame msg_case, 1 .. DIST_KINDS_MAX - 1 */
     bool members_only; /* from a hidden client: GR_EBADFRAME (link closed) */
+    bool quiet;        /* liveness or background (heartbeats, probes, the
+                        * periodic replication digest): not work after which
+                        * the loop spins (dist_main) */
     /* Optional fast path: the packed frame in place, before any decoding. 1:
      * handled; 0: declined (the frame is then decoded: on_frame); < 0: error. */
     int (*on_packed)(dist_conn *c, const uint8_t *frame, size_t len);
@@ -427,7 +431,7 @@ struct gr_dist {
     girder_rt *rt;                          /* the runtime messages go to */
     char name[GR_NODENAME_MAX + 1];         /* our node name */
     uint32_t creation;                      /* our incarnation */
-    gr_cookie cookie;                       /* wiped in gr_dist_free */
+    gr_cookie cookie;                       /* under cookie_lock; wiped in gr_dist_free */
     gr_cookie observer_key;                 /* len 0: observers refused; wiped too */
     char listen_host[GR_DIST_HOST_MAX + 1]; /* bind address */
     char adv_host[GR_DIST_HOST_MAX + 1];    /* host others dial us at */
@@ -477,6 +481,12 @@ struct gr_dist {
     dist_member *members; /* self first */
     unsigned nmembers;    /* length of members */
     dist_join *joins;
+
+    /* the cookies (gr_dist_set_cookies: any thread; read by hs_start) */
+    pthread_mutex_t cookie_lock;
+    gr_cookie accept[GR_HANDSHAKE_ACCEPT_MAX]; /* under cookie_lock: accepted besides
+                                                * cookie; wiped in gr_dist_free */
+    size_t n_accept;                           /* under cookie_lock */
 
     /* command queue: any thread */
     pthread_mutex_t cmd_lock;

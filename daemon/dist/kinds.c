@@ -113,7 +113,7 @@ int gr_dist_frame_in(dist_conn *c, const uint8_t *frame, size_t len)
     int r;
 
     DIST_CTR_ADD(c->d, frames_in, 1);
-    if (k == NULL || k->kind != GIRDER__FRAME__MSG_HEARTBEAT) {
+    if (k == NULL || !k->quiet) {
         c->d->work++; /* not mere liveness: the loop may spin after it (dist_main) */
     }
     if ((ls = DIST_LINK(c)) != NULL) {

@@ -212,7 +212,7 @@ static int on_ack(dist_conn *c, const Girder__Frame *f)
 {
     const Girder__FragmentAck *ack = f->fragment_ack;
 
-    if (c->hidden || c->member == NULL || ack->bytes > c->lg_inflight) {
+    if (c->hidden || (c->member == NULL && !c->retired) || ack->bytes > c->lg_inflight) {
         return GR_EBADFRAME; /* more acknowledged than was sent */
     }
     c->lg_inflight -= (size_t)ack->bytes;
@@ -326,7 +326,7 @@ static int on_fragment(dist_conn *c, const Girder__Frame *f)
     const Girder__Fragment *fr = f->fragment;
     int r;
 
-    if (c->hidden || c->member == NULL || fr->id == 0) {
+    if (c->hidden || (c->member == NULL && !c->retired) || fr->id == 0) {
         return GR_EBADFRAME;
     }
     if (c->rx_id == 0) {

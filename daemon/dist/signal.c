@@ -461,7 +461,10 @@ static int deliver(gr_dist *d, dist_conn *c, const gr_sigframe *s, girder_msg **
     uint32_t node;
     int r;
 
-    if (c->hidden || c->member == NULL) {
+    /* a retired link (a tie-break loser, conn.c) has no member any more but
+     * is still the peer's, authenticated as a member: the peer may have sent
+     * on it before it saw the tie-break too, and those signals count */
+    if (c->hidden || (c->member == NULL && !c->retired)) {
         return GR_EBADFRAME;
     }
     if ((r = local_kind((Girder__SignalKind)s->kind, &sig.kind)) < 0) {

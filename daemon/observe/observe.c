@@ -42,7 +42,7 @@ void gr_observe_counters_pack(const gr_observe_counters *c, msgpack_packer *pk)
 {
     const gr_dist_counters *dc = &c->dist;
 
-    msgpack_pack_map(pk, 47);
+    msgpack_pack_map(pk, 48);
     gr_term_pack_kv_uint(pk, "processes", c->processes);
     gr_term_pack_kv_uint(pk, "rpc_inflight", c->rpc_inflight);
     gr_term_pack_kv_uint(pk, "uptime_ms", c->uptime_ms);
@@ -84,6 +84,7 @@ void gr_observe_counters_pack(const gr_observe_counters *c, msgpack_packer *pk)
     gr_term_pack_kv_uint(pk, "probe_reqs", dc->probe_reqs);
     gr_term_pack_kv_uint(pk, "vouches", dc->vouches);
     gr_term_pack_kv_uint(pk, "dials_paced", dc->dials_paced);
+    gr_term_pack_kv_uint(pk, "links_retired", dc->links_retired);
     gr_term_pack_kv_uint(pk, "messages_handled", c->messages_handled);
     gr_term_pack_kv_uint(pk, "rpc_calls", c->rpc.calls);
     gr_term_pack_kv_uint(pk, "rpc_errors", c->rpc.errors);

@@ -536,6 +536,10 @@ static int send_digest(gr_trepl *r, bool hello, gr_trepl_emit_fn emit, void *ctx
         }
         gr_table_close(tab);
     }
+    if (n == 0 && !hello) {
+        goto out; /* a periodic round with nothing to compare: the peer would
+                   * do nothing with it (on_digest), so nothing is sent */
+    }
     dg.tables = tp;
     dg.n_tables = n;
     dg.hello = hello;

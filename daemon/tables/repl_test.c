@@ -450,6 +450,34 @@ START_TEST(test_bulk_repair_once)
 }
 END_TEST
 
+/* An engine with no replicated table: its member-up digest (hello) still
+ * goes, its periodic ones do not (the peer would do nothing with them, and
+ * an idle node with 99 members would send 50 a second); a replicated table
+ * makes the periodic round go again. */
+START_TEST(test_idle_sync_sends_nothing)
+{
+    gr_tables_config cfg = {.node_id = 9, .now_ms = test_now, .maint_ms = -1, .tomb_ms = 60000};
+    gr_tables *e = NULL;
+
+    ck_assert_int_eq(gr_tables_new(&cfg, &e), 0);
+    W.from = 0;
+    W.to = 1;
+    gr_trepl_sync(gr_tables_repl(e), NAMES[1], false, gr_test_wire_emit, &W);
+    ck_assert_ptr_null(W.q);
+    gr_trepl_sync(gr_tables_repl(e), NAMES[1], true, gr_test_wire_emit, &W);
+    ck_assert_ptr_nonnull(W.q);
+    memset(W.sent, 0, sizeof(W.sent));
+    gr_test_wire_pump(&W);
+    ck_assert_uint_eq(W.sent[1], 1);
+    ck_assert_int_eq(gr_tables_create(e, "t", &(gr_table_opts){.replicated = true}), 0);
+    gr_trepl_sync(gr_tables_repl(e), NAMES[1], false, gr_test_wire_emit, &W);
+    ck_assert_ptr_nonnull(W.q);
+    gr_test_wire_pump(&W);
+    ck_assert_uint_eq(W.sent[1], 2);
+    gr_tables_free(e);
+}
+END_TEST
+
 /* The write queue: nothing queued while no peer is up; queued writes drain
  * into ReplWrites frames that a replica merges. */
 START_TEST(test_write_queue)
@@ -513,8 +541,8 @@ static Suite *repl_suite(void)
     TCase *tc = gr_test_tcase(s, "repl", setup, teardown, 60);
 
     gr_test_add(tc, test_lww, test_tombstone, test_counter_merge, test_expiry, test_digest,
-                test_disk_replay, test_anti_entropy, test_bulk_repair_once, test_write_queue,
-                test_queue_bound);
+                test_disk_replay, test_anti_entropy, test_bulk_repair_once,
+                test_idle_sync_sends_nothing, test_write_queue, test_queue_bound);
     return s;
 }
 
