@@ -1104,7 +1104,8 @@ static int pslow_handle(girder_ctx *ctx, void *state, const girder_msg *msg)
         return GIRDER_CONTINUE;
     }
     msgpack_unpacked_init(&up);
-    stop = girder_msg_unpack(msg, &up) == 0 && gr_testkit_is_tagged(&up.data, "DOWN"); /* the owner ended */
+    stop = girder_msg_unpack(msg, &up) == 0 &&
+           gr_testkit_is_tagged(&up.data, "DOWN"); /* the owner ended */
     msgpack_unpacked_destroy(&up);
     return stop ? GIRDER_STOP : GIRDER_CONTINUE;
 }
@@ -1241,8 +1242,10 @@ static int ps_flood(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
     int r;
 
     if (args->type != MSGPACK_OBJECT_ARRAY || args->via.array.size != 6 ||
-        gr_testkit_count_arg(&a[1], 3600, &secs) < 0 || gr_testkit_count_arg(&a[2], SIZE_MAX_BYTES, &size) < 0 ||
-        gr_testkit_count_arg(&a[3], 10000, &slow_ms) < 0 || gr_testkit_count_arg(&a[4], UINT32_MAX, &max_msgs) < 0 ||
+        gr_testkit_count_arg(&a[1], 3600, &secs) < 0 ||
+        gr_testkit_count_arg(&a[2], SIZE_MAX_BYTES, &size) < 0 ||
+        gr_testkit_count_arg(&a[3], 10000, &slow_ms) < 0 ||
+        gr_testkit_count_arg(&a[4], UINT32_MAX, &max_msgs) < 0 ||
         gr_testkit_count_arg(&a[5], 1ull << 32, &max_bytes) < 0) {
         return GR_EBADARG;
     }
