@@ -642,6 +642,25 @@ static void take_answer(gr_http *h, answer *a)
 
 /* ---- /metrics ---------------------------------------------------------------------------- */
 
+/* One sample per scheduler of its busy (wall = false) or wall seconds under
+ * name, labelled by scheduler index. 0 or -ENOMEM. Any thread. */
+static int sched_seconds(struct evbuffer *b, girder_rt *rt, const char *name, bool wall)
+{
+    for (unsigned i = 0; i < gr_rt_schedulers(rt); i++) {
+        gr_http_label l[1] = {{"scheduler", NULL}};
+        uint64_t busy_ns, wall_ns;
+        char idx[16];
+
+        snprintf(idx, sizeof(idx), "%u", i);
+        l[0].value = idx;
+        gr_rt_sched_time(rt, i, &busy_ns, &wall_ns);
+        if (gr_http_metric_f64(b, name, l, 1, (double)(wall ? wall_ns : busy_ns) / 1e9) < 0) {
+            return -ENOMEM;
+        }
+    }
+    return 0;
+}
+
 #define HEAD(name, type, help)                                                                     \
     do {                                                                                           \
         if (gr_http_metric_head(b, name, type, help) < 0) {                                        \
@@ -697,33 +716,13 @@ int gr_http_metrics_write(gr_rpc *rpc, gr_pubsub *pubsub, struct evbuffer *b)
     HEAD("girder_scheduler_busy_seconds_total", "counter",
          "Time each scheduler spent not waiting for work (running processes, delivering "
          "signals); utilisation = rate of this / rate of girder_scheduler_wall_seconds_total.");
-    for (unsigned i = 0; i < gr_rt_schedulers(gr_rpc_rt(rpc)); i++) {
-        gr_http_label l[1] = {{"scheduler", NULL}};
-        uint64_t busy, wall;
-        char idx[16];
-
-        snprintf(idx, sizeof(idx), "%u", i);
-        l[0].value = idx;
-        gr_rt_sched_time(gr_rpc_rt(rpc), i, &busy, &wall);
-        if (gr_http_metric_f64(b, "girder_scheduler_busy_seconds_total", l, 1, (double)busy / 1e9) <
-            0) {
-            goto oom;
-        }
+    if (sched_seconds(b, gr_rpc_rt(rpc), "girder_scheduler_busy_seconds_total", false) < 0) {
+        goto oom;
     }
     HEAD("girder_scheduler_wall_seconds_total", "counter",
          "Time since each scheduler's loop began.");
-    for (unsigned i = 0; i < gr_rt_schedulers(gr_rpc_rt(rpc)); i++) {
-        gr_http_label l[1] = {{"scheduler", NULL}};
-        uint64_t busy, wall;
-        char idx[16];
-
-        snprintf(idx, sizeof(idx), "%u", i);
-        l[0].value = idx;
-        gr_rt_sched_time(gr_rpc_rt(rpc), i, &busy, &wall);
-        if (gr_http_metric_f64(b, "girder_scheduler_wall_seconds_total", l, 1, (double)wall / 1e9) <
-            0) {
-            goto oom;
-        }
+    if (sched_seconds(b, gr_rpc_rt(rpc), "girder_scheduler_wall_seconds_total", true) < 0) {
+        goto oom;
     }
     SIMPLE("girder_rpc_calls_total", "counter",
            "Rpc requests served by this node (from the CLI, members and the HTTP API).",
