@@ -107,6 +107,34 @@ static int open_arg(gr_rpc_call *c, const msgpack_object *args, gr_table **ret_t
     return gr_tables_open(ts, name, ret_t);
 }
 
+/* A call's table (argument 0) and its key (argument 1) encoded: the pair the
+ * key functions below work on. key_open fills both or neither; key_close
+ * releases both. */
+typedef struct tkey {
+    gr_table *t;
+    enc k;
+} tkey;
+
+static int key_open(gr_rpc_call *c, const msgpack_object *args, tkey *tk)
+{
+    int r;
+
+    if ((r = open_arg(c, args, &tk->t)) < 0) {
+        return r;
+    }
+    if ((r = enc_obj(&tk->k, arg(args, 1))) < 0) {
+        enc_done(&tk->k);
+        gr_table_close(tk->t);
+    }
+    return r;
+}
+
+static void key_close(tkey *tk)
+{
+    enc_done(&tk->k);
+    gr_table_close(tk->t);
+}
+
 /* Option s of the map o when it has type t: 1 and *ret; 0 when absent;
  * GR_EBADARG when of another type. */
 static int opt_get(const msgpack_object *o, const char *s, msgpack_object_type t,
@@ -471,22 +499,18 @@ static int t_infos(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
 
 static int t_get(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
 {
-    gr_table *t = NULL;
     gr_tbuf v = {0};
     gr_tmeta m;
-    enc k;
+    tkey tk;
     msgpack_sbuffer sb;
     msgpack_packer pk;
     int r;
 
-    if ((r = nargs(args, 2, 2)) < 0 || (r = open_arg(c, args, &t)) < 0) {
+    if ((r = nargs(args, 2, 2)) < 0 || (r = key_open(c, args, &tk)) < 0) {
         return r;
     }
-    if ((r = enc_obj(&k, arg(args, 1))) == 0) {
-        r = gr_table_get(t, k.sb.data, k.sb.size, &v, &m);
-        enc_done(&k);
-    }
-    gr_table_close(t);
+    r = gr_table_get(tk.t, tk.k.sb.data, tk.k.sb.size, &v, &m);
+    key_close(&tk);
     if (r < 0) {
         gr_tbuf_free(&v);
         return r;
@@ -558,9 +582,9 @@ static int t_put(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
 {
     const msgpack_object *o;
     gr_tput how = {0};
-    gr_table *t = NULL;
     gr_tmeta m;
-    enc k, v;
+    tkey tk;
+    enc v;
     bool ia = false;
     msgpack_sbuffer sb;
     msgpack_packer pk;
@@ -585,17 +609,14 @@ static int t_put(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
         return GR_EBADARG;
     }
     how.flags |= ia ? GR_TPUT_IF_ABSENT : 0;
-    if ((r = open_arg(c, args, &t)) < 0) {
+    if ((r = key_open(c, args, &tk)) < 0) {
         return r;
     }
-    if ((r = enc_obj(&k, arg(args, 1))) == 0) {
-        if ((r = enc_obj(&v, arg(args, 2))) == 0) {
-            r = gr_table_put(t, k.sb.data, k.sb.size, v.sb.data, v.sb.size, &how, &m);
-        }
-        enc_done(&v);
+    if ((r = enc_obj(&v, arg(args, 2))) == 0) {
+        r = gr_table_put(tk.t, tk.k.sb.data, tk.k.sb.size, v.sb.data, v.sb.size, &how, &m);
     }
-    enc_done(&k);
-    gr_table_close(t);
+    enc_done(&v);
+    key_close(&tk);
     if (r < 0) {
         return r;
     }
@@ -608,9 +629,8 @@ static int t_put(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
 
 static int t_del(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
 {
-    gr_table *t = NULL;
     uint64_t version = 0;
-    enc k;
+    tkey tk;
     int r;
 
     if ((r = nargs(args, 2, 3)) < 0) {
@@ -622,24 +642,20 @@ static int t_del(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
         }
         version = arg(args, 2)->via.u64;
     }
-    if ((r = open_arg(c, args, &t)) < 0) {
+    if ((r = key_open(c, args, &tk)) < 0) {
         return r;
     }
-    if ((r = enc_obj(&k, arg(args, 1))) == 0) {
-        r = gr_table_del(t, k.sb.data, k.sb.size, version);
-    }
-    enc_done(&k);
-    gr_table_close(t);
+    r = gr_table_del(tk.t, tk.k.sb.data, tk.k.sb.size, version);
+    key_close(&tk);
     return r < 0 ? r : gr_rpc_answer_str(c, "ok");
 }
 
 static int t_incr(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
 {
-    gr_table *t = NULL;
     int64_t delta = 1, total = 0;
     msgpack_sbuffer sb;
     msgpack_packer pk;
-    enc k;
+    tkey tk;
     int r;
 
     if ((r = nargs(args, 2, 3)) < 0) {
@@ -648,14 +664,11 @@ static int t_incr(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
     if (args->via.array.size == 3 && (r = delta_arg(arg(args, 2), &delta)) < 0) {
         return r;
     }
-    if ((r = open_arg(c, args, &t)) < 0) {
+    if ((r = key_open(c, args, &tk)) < 0) {
         return r;
     }
-    if ((r = enc_obj(&k, arg(args, 1))) == 0) {
-        r = gr_table_incr(t, k.sb.data, k.sb.size, delta, &total);
-    }
-    enc_done(&k);
-    gr_table_close(t);
+    r = gr_table_incr(tk.t, tk.k.sb.data, tk.k.sb.size, delta, &total);
+    key_close(&tk);
     if (r < 0) {
         return r;
     }
@@ -876,38 +889,34 @@ static int crdt_multi(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *arg
 {
     static const char *const fns[] = {"map_set", "map_del", "set_add", "set_rem", NULL};
     int which = fn_index(c, fns);
-    gr_table *t = NULL;
     nlist l;
     uint64_t n = 0;
-    enc k;
+    tkey tk;
     int r;
 
     if ((r = nargs(args, 3, 3)) < 0) {
         return r;
     }
-    if ((r = nlist_of(arg(args, 2), which == 0, &l)) < 0 || (r = open_arg(c, args, &t)) < 0) {
+    if ((r = nlist_of(arg(args, 2), which == 0, &l)) < 0 || (r = key_open(c, args, &tk)) < 0) {
         nlist_free(&l);
         return r;
     }
-    if ((r = enc_obj(&k, arg(args, 1))) == 0) {
-        switch (which) {
-        case 0:
-            r = gr_table_map_set(t, k.sb.data, k.sb.size, l.count, l.p, l.n, l.vp, l.vn, &n);
-            break;
-        case 1:
-            r = gr_table_map_del(t, k.sb.data, k.sb.size, l.count, l.p, l.n, &n);
-            break;
-        case 2:
-            r = gr_table_set_add(t, k.sb.data, k.sb.size, l.count, l.p, l.n, &n);
-            break;
-        default:
-            r = gr_table_set_rem(t, k.sb.data, k.sb.size, l.count, l.p, l.n, &n);
-            break;
-        }
+    switch (which) {
+    case 0:
+        r = gr_table_map_set(tk.t, tk.k.sb.data, tk.k.sb.size, l.count, l.p, l.n, l.vp, l.vn, &n);
+        break;
+    case 1:
+        r = gr_table_map_del(tk.t, tk.k.sb.data, tk.k.sb.size, l.count, l.p, l.n, &n);
+        break;
+    case 2:
+        r = gr_table_set_add(tk.t, tk.k.sb.data, tk.k.sb.size, l.count, l.p, l.n, &n);
+        break;
+    default:
+        r = gr_table_set_rem(tk.t, tk.k.sb.data, tk.k.sb.size, l.count, l.p, l.n, &n);
+        break;
     }
-    enc_done(&k);
+    key_close(&tk);
     nlist_free(&l);
-    gr_table_close(t);
     return r < 0 ? r : gr_rpc_answer_uint(c, n);
 }
 
@@ -917,7 +926,6 @@ static int crdt_one(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
 {
     static const char *const fns[] = {"map_get", "map_incr", "set_ismember", NULL};
     int which = fn_index(c, fns);
-    gr_table *t = NULL;
     gr_tbuf v = {0};
     const void *np;
     size_t nl;
@@ -925,7 +933,7 @@ static int crdt_one(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
     bool is = false;
     msgpack_sbuffer sb;
     msgpack_packer pk;
-    enc k;
+    tkey tk;
     int r;
 
     if ((r = nargs(args, 3, which == 1 ? 4 : 3)) < 0 ||
@@ -935,16 +943,13 @@ static int crdt_one(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
     if (args->via.array.size == 4 && (r = delta_arg(arg(args, 3), &delta)) < 0) {
         return r;
     }
-    if ((r = open_arg(c, args, &t)) < 0) {
+    if ((r = key_open(c, args, &tk)) < 0) {
         return r;
     }
-    if ((r = enc_obj(&k, arg(args, 1))) == 0) {
-        r = which == 0   ? gr_table_map_get(t, k.sb.data, k.sb.size, np, nl, &v)
-            : which == 1 ? gr_table_map_incr(t, k.sb.data, k.sb.size, np, nl, delta, &total)
-                         : gr_table_set_ismember(t, k.sb.data, k.sb.size, np, nl, &is);
-    }
-    enc_done(&k);
-    gr_table_close(t);
+    r = which == 0   ? gr_table_map_get(tk.t, tk.k.sb.data, tk.k.sb.size, np, nl, &v)
+        : which == 1 ? gr_table_map_incr(tk.t, tk.k.sb.data, tk.k.sb.size, np, nl, delta, &total)
+                     : gr_table_set_ismember(tk.t, tk.k.sb.data, tk.k.sb.size, np, nl, &is);
+    key_close(&tk);
     if (r < 0) {
         gr_tbuf_free(&v);
         return r;
@@ -992,46 +997,42 @@ static int crdt_key(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
                                       "set_pop",    "type",    NULL};
     int which = fn_index(c, fns);
     static const char *const kinds_s[] = {"none", "value", "counter", "map", "set"};
-    gr_table *t = NULL;
     each_out o;
     gr_tbuf v = {0};
     gr_tval_kind kd = GR_TVAL_NONE;
     uint64_t n = 0;
     msgpack_sbuffer sb;
     msgpack_packer pk;
-    enc k;
+    tkey tk;
     int r;
 
-    if ((r = nargs(args, 2, 2)) < 0 || (r = open_arg(c, args, &t)) < 0) {
+    if ((r = nargs(args, 2, 2)) < 0 || (r = key_open(c, args, &tk)) < 0) {
         return r;
     }
     msgpack_sbuffer_init(&o.sb);
     msgpack_packer_init(&o.pk, &o.sb, msgpack_sbuffer_write);
     o.n = 0;
-    if ((r = enc_obj(&k, arg(args, 1))) == 0) {
-        switch (which) {
-        case 0:
-            r = gr_table_map_getall(t, k.sb.data, k.sb.size, each_one, &o);
-            break;
-        case 1:
-            r = gr_table_map_len(t, k.sb.data, k.sb.size, &n);
-            break;
-        case 2:
-            r = gr_table_set_members(t, k.sb.data, k.sb.size, each_one, &o);
-            break;
-        case 3:
-            r = gr_table_set_card(t, k.sb.data, k.sb.size, &n);
-            break;
-        case 4:
-            r = gr_table_set_pop(t, k.sb.data, k.sb.size, &v);
-            break;
-        default:
-            r = gr_table_type(t, k.sb.data, k.sb.size, &kd);
-            break;
-        }
+    switch (which) {
+    case 0:
+        r = gr_table_map_getall(tk.t, tk.k.sb.data, tk.k.sb.size, each_one, &o);
+        break;
+    case 1:
+        r = gr_table_map_len(tk.t, tk.k.sb.data, tk.k.sb.size, &n);
+        break;
+    case 2:
+        r = gr_table_set_members(tk.t, tk.k.sb.data, tk.k.sb.size, each_one, &o);
+        break;
+    case 3:
+        r = gr_table_set_card(tk.t, tk.k.sb.data, tk.k.sb.size, &n);
+        break;
+    case 4:
+        r = gr_table_set_pop(tk.t, tk.k.sb.data, tk.k.sb.size, &v);
+        break;
+    default:
+        r = gr_table_type(tk.t, tk.k.sb.data, tk.k.sb.size, &kd);
+        break;
     }
-    enc_done(&k);
-    gr_table_close(t);
+    key_close(&tk);
     if (r == 0) {
         msgpack_sbuffer_init(&sb);
         msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
