@@ -19,6 +19,7 @@ import time
 
 from flood import test_flood  # r_flood, in cluster-tests/flood.py
 from overload import test_overload  # s_overload, in cluster-tests/overload.py
+from logs import test_libevent_log  # lg_libevent, in cluster-tests/logs.py
 from top import test_top_once, test_top_screen, test_top_util  # top_*, cluster-tests/top.py
 from redis_tests import test_abuse as rd_abuse, test_auth as rd_auth  # rd_*: redis_tests.py
 from redis_tests import test_benchmark as rd_benchmark, test_cluster as rd_cluster
@@ -2327,4 +2328,9 @@ TESTS += [
 # mh2_*: cookie rotation (cluster-tests/calm2.py)
 TESTS += [
     ("mh2_cookie_rotation", test_mh2_cookie_rotation),
+]
+
+# lg_*: what girderd logs from its libraries (cluster-tests/logs.py)
+TESTS += [
+    ("lg_libevent", test_libevent_log),
 ]

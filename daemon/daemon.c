@@ -46,6 +46,7 @@
 #include "util/sd.h"
 
 #include <errno.h>
+#include <event2/event.h>
 #include <malloc.h>
 #include <msgpack.h>
 #include <pthread.h>
@@ -763,6 +764,20 @@ static void log_config(const gr_config *cfg)
     }
 }
 
+/* libevent's own messages (evdns's "Nameserver ... has failed", a failed
+ * epoll_ctl) as the node's log lines, module "libevent", instead of libevent's
+ * bare "[msg] ..." on stderr. Installed once before any thread starts; called
+ * on whichever thread libevent logs from (gr_log is thread-safe). */
+static void on_libevent_log(int severity, const char *msg)
+{
+    enum gr_log_level level = severity == EVENT_LOG_DEBUG  ? GR_LOG_DEBUG
+                              : severity == EVENT_LOG_MSG  ? GR_LOG_INFO
+                              : severity == EVENT_LOG_WARN ? GR_LOG_WARN
+                                                           : GR_LOG_ERROR;
+
+    gr_log(level, "libevent", "%s", msg);
+}
+
 static int run(const gr_config *cfg, const char *prog, const gr_daemon_ext *ext)
 {
     uint64_t started_ms = mono_ms();
@@ -779,6 +794,7 @@ static int run(const gr_config *cfg, const char *prog, const gr_daemon_ext *ext)
     gr_log_set_format(cfg->log_json, cfg->name);
     journal =
         gr_sd_open() && gr_sd_journal_setup(cfg->name); /* under systemd: lines go to journald */
+    event_set_log_callback(on_libevent_log);
     /* Messages are allocated on one thread and freed on another (a scheduler
      * and the dist thread); glibc then keeps returning the top of the heap to
      * the kernel and faulting it back in. Keep 64 MiB of slack instead: the
