@@ -527,7 +527,10 @@ static bool deliver(gr_tidx_item *it, void *ud)
         }
         goto out;
     }
-    if ((env = gr_rt_msg_alloc(len, &data)) == NULL) {
+    /* From a process the envelope carries its own signal: one malloc per
+     * delivery, not two (gr_rt_send_once). */
+    env = pc->ctx ? gr_rt_msg_alloc_once(len, &data) : gr_rt_msg_alloc(len, &data);
+    if (env == NULL) {
         pc->err = -ENOMEM;
         goto out;
     }
@@ -540,7 +543,7 @@ static bool deliver(gr_tidx_item *it, void *ud)
     }
     girder_msg_ref(env); /* the ring's; the send takes the first */
     /* A busy subscriber (a port) does not suspend the publisher: its backlog bounds it. */
-    r = pc->ctx ? gr_rt_send_nobusy(pc->ctx, s->pid, env) : gr_rt_send(pc->ps->rt, s->pid, env);
+    r = pc->ctx ? gr_rt_send_once(pc->ctx, s->pid, env) : gr_rt_send(pc->ps->rt, s->pid, env);
     if (r < 0) {
         girder_msg_unref(env); /* now only the ring's: handled at once */
         pc->err = r;
