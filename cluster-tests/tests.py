@@ -38,6 +38,7 @@ from calm2 import test_mh2_cookie_rotation  # mh2_*, in cluster-tests/calm2.py
 from multihost import (test_mh_discovery, test_mh_messaging, test_mh_partition,  # mh_*
                        test_mh_restart, test_mh_scale, test_mh_seed_moved)
 from pubsub2 import test_ps2_slow_sub, test_ps2_stop, test_ps2_stream  # ps2_*, in cluster-tests/pubsub2.py
+from pubsub3 import test_ps3_partition, test_ps3_slow_rate  # ps3_*, in cluster-tests/pubsub3.py
 from benchsmoke import test_bench_smoke  # bp_bench_smoke, in cluster-tests/benchsmoke.py
 from ports2 import (test_backpressure as pt2_backpressure,  # pt2_*: cluster-tests/ports2.py
                     test_c_worker as pt2_c_worker, test_pubsub as pt2_pubsub)
@@ -2333,4 +2334,10 @@ TESTS += [
 # lg_*: what girderd logs from its libraries (cluster-tests/logs.py)
 TESTS += [
     ("lg_libevent", test_libevent_log),
+]
+
+# ps3_*: groups and names through a partition, rates beside a stalled reader (cluster-tests/pubsub3.py)
+TESTS += [
+    ("ps3_partition", test_ps3_partition),
+    ("ps3_slow_rate", test_ps3_slow_rate),
 ]

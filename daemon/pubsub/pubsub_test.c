@@ -1485,6 +1485,37 @@ END_TEST
 #define SCALE_NAMES 100000
 #endif
 
+/* A process that registers and unregisters names in a loop, and holds a few,
+ * is monitored by the keeper once (its DOWN comes once, and clears every
+ * name it held). */
+START_TEST(test_global_names_one_monitor)
+{
+    gr_probe *b;
+    girder_pid bp, got;
+    char name[32];
+
+    ck_assert_int_eq(gr_probe_new(rt, &b), 0);
+    bp = gr_probe_pid(b);
+    for (int i = 0; i < 300; i++) {
+        snprintf(name, sizeof(name), "loop.%d", i % 7);
+        ck_assert_int_eq(gr_global_register(ps, name, bp), 0);
+        ck_assert_int_eq(gr_global_unregister(ps, name), 0);
+    }
+    for (int i = 0; i < 10; i++) {
+        snprintf(name, sizeof(name), "held.%d", i);
+        ck_assert_int_eq(gr_global_register(ps, name, bp), 0);
+    }
+    girder_msg_unref(keeper_call("sync")); /* the keeper has seen every poke */
+    ck_assert_uint_eq(monitored_by(bp), 1);
+    b = gr_probe_free(b);
+    for (int i = 0; i < 10; i++) {
+        snprintf(name, sizeof(name), "held.%d", i);
+        gr_test_wait_until(gr_global_whereis(ps, name, &got) == -ENOENT, WAIT_MS,
+                           "%s gone with its holder", name);
+    }
+}
+END_TEST
+
 START_TEST(test_global_names_scale)
 {
     enum { N = SCALE_NAMES };
@@ -1569,6 +1600,7 @@ static Suite *pubsub_suite(void)
     tcase_add_test(tc, test_global_names_clash);
     tcase_add_test(tc, test_tap_wait_streams);
     tcase_add_test(tc, test_global_names_scale);
+    tcase_add_test(tc, test_global_names_one_monitor);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -47,6 +47,7 @@ struct gr_ps_sub {
     uint32_t cap, head, n;             /* ring size (power of 2), oldest slot, entries */
     uint64_t bytes;                    /* bytes of the n entries */
     uint32_t peak;                     /* highest n seen */
+    girder_msg *spare;                 /* a handled envelope only we hold, for reuse */
     uint64_t delivered, dropped, busy; /* counters */
     bool closed;                       /* killed at its limit: skip, remove soon */
     size_t plen;                       /* pattern length */
@@ -203,6 +204,7 @@ static gr_ps_sub *sub_free(gr_ps_sub *s)
         s->n--;
     }
     free(s->ring);
+    girder_msg_unref(s->spare);
     pthread_mutex_destroy(&s->lock);
     free(s);
     return NULL;
@@ -424,12 +426,19 @@ static bool handled(const girder_msg *m)
     return gr_rt_msg_refs(m) == 1;
 }
 
+/* The oldest entry goes. Handled and held by the ring alone, it becomes the
+ * spare (when there is none): the next delivery of the same size reuses it
+ * instead of a malloc and a free. */
 static void ring_pop(gr_ps_sub *s)
 {
     girder_msg *m = s->ring[s->head];
 
     s->bytes -= girder_msg_size(m);
-    girder_msg_unref(m);
+    if (s->spare == NULL && handled(m)) {
+        s->spare = m;
+    } else {
+        girder_msg_unref(m);
+    }
     s->head = (s->head + 1) & (s->cap - 1);
     s->n--;
 }
@@ -527,7 +536,20 @@ static bool deliver(gr_tidx_item *it, void *ud)
         }
         goto out;
     }
-    if ((env = gr_rt_msg_alloc(len, &data)) == NULL) {
+    /* From a process the envelope carries its own signal: one malloc per
+     * delivery, not two (gr_rt_send_once), and none when the spare fits: it
+     * was handled (its signal freed with its mailbox entry) and only the
+     * ring held it, so nobody else can see it rewritten. Envelopes are all
+     * made with room for a signal, so any spare may be sent once again. */
+    if (s->spare != NULL && girder_msg_size(s->spare) == len) {
+        env = s->spare;
+        s->spare = NULL;
+        data = (uint8_t *)girder_msg_data(env);
+    } else {
+        s->spare = girder_msg_unref(s->spare);
+        env = gr_rt_msg_alloc_once(len, &data);
+    }
+    if (env == NULL) {
         pc->err = -ENOMEM;
         goto out;
     }
@@ -540,7 +562,7 @@ static bool deliver(gr_tidx_item *it, void *ud)
     }
     girder_msg_ref(env); /* the ring's; the send takes the first */
     /* A busy subscriber (a port) does not suspend the publisher: its backlog bounds it. */
-    r = pc->ctx ? gr_rt_send_nobusy(pc->ctx, s->pid, env) : gr_rt_send(pc->ps->rt, s->pid, env);
+    r = pc->ctx ? gr_rt_send_once(pc->ctx, s->pid, env) : gr_rt_send(pc->ps->rt, s->pid, env);
     if (r < 0) {
         girder_msg_unref(env); /* now only the ring's: handled at once */
         pc->err = r;

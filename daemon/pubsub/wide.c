@@ -42,12 +42,14 @@
  *
  * Locks: w->lock (rwlock) guards the remote index, remote members, the name
  * table and the up-node list; the exported-interest counts are under
- * ps->lock. Never take ps->lock while holding w->lock.
+ * ps->lock; `named` is the keeper process's alone (no lock). Never take
+ * ps->lock while holding w->lock.
  */
 #include "pubsub/pubsub_int.h"
 
 #include "proto/err.h"
 #include "proto/term.h"
+#include "runtime/idmap.h"
 #include "runtime/rt.h"
 
 #include <errno.h>
@@ -107,6 +109,8 @@ struct gr_ps_wide {
     uint32_t *up;   /* nodes up, as the keeper heard */
     size_t nup, capup;
     icount *exp[256]; /* exported interest, under ps->lock */
+    gr_idmap named;   /* keeper only: local pids it monitors for their names (value:
+                         the monitor's ref), one monitor per pid however many names */
 };
 
 /* ---- helpers ------------------------------------------------------------------- */
@@ -218,6 +222,7 @@ void gr_ps_wide_free(gr_pubsub *ps)
     free(w->names);
     free(w->nidx);
     free(w->up);
+    gr_idmap_clear(&w->named);
     for (size_t b = 0; b < 256; b++) {
         for (icount *c = w->exp[b], *next; c; c = next) {
             next = c->next;
@@ -888,7 +893,7 @@ void gr_ps_wide_counters(gr_pubsub *ps, size_t *ret_nodes, size_t *ret_interest,
 
 void gr_ps_wide_keeper_init(girder_ctx *ctx, gr_pubsub *ps)
 {
-    (void)ps;
+    gr_idmap_clear(&ps->w->named);         /* a predecessor's monitors died with it */
     (void)girder_monitor_nodes(ctx, true); /* no distribution: nothing to hear */
 }
 
@@ -979,6 +984,7 @@ void gr_ps_wide_pid_down(girder_ctx *ctx, gr_pubsub *ps, girder_pid pid)
     if (pid.node != 0) {
         return;
     }
+    gr_idmap_del(&w->named, pid, NULL); /* its monitor fired */
     pthread_rwlock_wrlock(&w->lock);
     for (size_t i = 0; i < w->nnames;) {
         if (girder_pid_eq(w->names[i].pid, pid)) {
@@ -1131,8 +1137,12 @@ static void on_poke(girder_ctx *ctx, gr_pubsub *ps, const msgpack_object *a, uin
             held = true;
         }
         pthread_rwlock_unlock(&w->lock);
+        /* its DOWN drops the name; one monitor per pid, kept until it dies
+         * (a pid that registers and unregisters in a loop is monitored once) */
+        if (held && !gr_idmap_get(&w->named, pid, NULL) && girder_monitor(ctx, pid, &mref) == 0) {
+            (void)gr_idmap_put(&w->named, pid, gr_ref_as_pid(mref)); /* ENOMEM: again next time */
+        }
         if (held) {
-            (void)girder_monitor(ctx, pid, &mref); /* its DOWN drops the name */
             pack_head(&pk, ps, "$psx_greg", 5);
             msgpack_pack_object(&pk, a[1]);
             msgpack_pack_object(&pk, a[2]);

@@ -128,6 +128,15 @@ int girder_spawn_named(girder_ctx *ctx, const char *behaviour, const girder_msg 
 
 /* Send a signal from the calling process; takes msg (a new reference) only on
  * success. */
+static void emit_sig(gr_proc *p, gr_sig *s)
+{
+    p->work++; /* owner thread: emit runs in p's own callbacks */
+    if (p->traced && s->type == GR_SIG_MSG) {
+        gr_trace_event(p, GR_TRACE_OUT, s->to, s->msg);
+    }
+    gr_route(p->sched->rt, p->sched, s);
+}
+
 static int emit(gr_proc *p, gr_sig_type type, girder_pid to, girder_ref ref, girder_msg *msg)
 {
     gr_sig *s = gr_sig_new(type, p->pid, to);
@@ -137,11 +146,18 @@ static int emit(gr_proc *p, gr_sig_type type, girder_pid to, girder_ref ref, gir
     }
     s->ref = ref;
     s->msg = msg;
-    p->work++; /* owner thread: emit runs in p's own callbacks */
-    if (p->traced && type == GR_SIG_MSG) {
-        gr_trace_event(p, GR_TRACE_OUT, to, msg);
+    emit_sig(p, s);
+    return 0;
+}
+
+int gr_rt_send_once(girder_ctx *ctx, girder_pid to, girder_msg *msg)
+{
+    gr_proc *p = gr_proc_of(ctx);
+
+    if (msg == NULL) {
+        return GR_EBADARG;
     }
-    gr_route(p->sched->rt, p->sched, s);
+    emit_sig(p, gr_sig_in_msg(msg, p->pid, to));
     return 0;
 }
 

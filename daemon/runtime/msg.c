@@ -17,6 +17,7 @@
 #include "proto/term.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,6 +35,38 @@ girder_msg *gr_msg_alloc(size_t len)
     atomic_init(&m->refs, 1);
     m->len = (uint32_t)len;
     return m;
+}
+
+/* Where the signal of a gr_rt_msg_alloc_once message of len bytes starts. */
+static size_t once_sig_off(size_t len)
+{
+    size_t a = _Alignof(gr_sig);
+
+    return (offsetof(girder_msg, data) + len + a - 1) / a * a;
+}
+
+girder_msg *gr_rt_msg_alloc_once(size_t len, uint8_t **ret_data)
+{
+    girder_msg *m;
+
+    if (len == 0 || len > UINT32_MAX) {
+        return NULL;
+    }
+    if ((m = malloc(once_sig_off(len) + sizeof(gr_sig))) == NULL) {
+        return NULL;
+    }
+    atomic_init(&m->refs, 1);
+    m->len = (uint32_t)len;
+    *ret_data = m->data;
+    return m;
+}
+
+gr_sig *gr_sig_in_msg(girder_msg *m, girder_pid from, girder_pid to)
+{
+    gr_sig *s = (gr_sig *)((char *)m + once_sig_off(m->len));
+
+    *s = (gr_sig){.type = GR_SIG_MSG, .inmsg = 1, .from = from, .to = to, .msg = m};
+    return s;
 }
 
 girder_msg *gr_rt_msg_alloc(size_t len, uint8_t **ret_data)
@@ -237,6 +270,7 @@ gr_sig *gr_sig_new(gr_sig_type type, girder_pid from, girder_pid to)
     s->next = NULL;
     s->type = (uint8_t)type;
     s->flags = 0;
+    s->inmsg = 0;
     s->from = from;
     s->to = to;
     s->ref = (girder_ref){0, 0, 0};
@@ -248,7 +282,11 @@ gr_sig *gr_sig_new(gr_sig_type type, girder_pid from, girder_pid to)
 void gr_sig_free(gr_sig *s)
 {
     if (s != NULL) {
-        girder_msg_unref(s->msg);
-        free(s);
+        bool in = s->inmsg;
+
+        girder_msg_unref(s->msg); /* may free s itself when in */
+        if (!in) {
+            free(s);
+        }
     }
 }

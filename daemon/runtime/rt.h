@@ -170,6 +170,12 @@ int gr_rt_send_name_node(girder_rt *rt, const char *name, const char *node, gird
  * the dist layer reassembles a big payload straight into one. NULL on -ENOMEM
  * or a bad length. Any thread. */
 girder_msg *gr_rt_msg_alloc(size_t len, uint8_t **ret_data);
+/* gr_rt_msg_alloc with room, in the same allocation, for the signal of its
+ * one send (gr_rt_send_once): one malloc and one free per delivery instead of
+ * two, for a producer that makes a message per receiver (pubsub's
+ * envelopes). Otherwise an ordinary message (girder_send works too). Any
+ * thread. */
+girder_msg *gr_rt_msg_alloc_once(size_t len, uint8_t **ret_data);
 
 /* References m has right now (acquire). A holder that sees 1 knows it holds
  * the last one: every other holder has dropped its reference, and what it did
@@ -295,6 +301,11 @@ bool gr_rt_ctx_suspending(girder_ctx *ctx);
  * suspends the caller: for deliveries bounded by other means (pubsub's
  * per-subscription backlogs). Busy links still suspend. */
 int gr_rt_send_nobusy(girder_ctx *ctx, girder_pid to, girder_msg *msg);
+/* gr_rt_send_nobusy for msg from gr_rt_msg_alloc_once, whose signal is the
+ * room in msg's allocation: callable once per such message (a second send,
+ * by anyone, must be an ordinary one). Takes msg (the caller's reference) on
+ * success; no allocation, so it fails only on GR_EBADARG. Owner thread. */
+int gr_rt_send_once(girder_ctx *ctx, girder_pid to, girder_msg *msg);
 /* Suspensions: how many processes were suspended on busy links, how many are
  * now, and the total time spent suspended (us, counted at resume). Any thread. */
 void gr_rt_suspend_counters(girder_rt *rt, uint64_t *ret_total, uint64_t *ret_now,

@@ -75,6 +75,7 @@ typedef struct gr_sig {
     struct gr_sig *next; /* inbox / local queue / mailbox link */
     uint8_t type;        /* gr_sig_type */
     uint8_t flags;       /* SPAWNREQ / SPAWNREPLY: GIRDER_SPAWN_LINK | _MONITOR */
+    uint8_t inmsg;       /* 1: its storage is in msg's allocation (gr_rt_send_once) */
     girder_pid from;     /* sender (id 0 = none) */
     girder_pid to;       /* destination process */
     girder_ref ref;      /* monitor / info / timer ref when relevant */
@@ -299,9 +300,14 @@ girder_msg *gr_pack_finish(gr_pack *p);
 int gr_pack_pid(girder_rt *rt, msgpack_packer *pk, girder_pid pid);
 int gr_pack_ref(girder_rt *rt, msgpack_packer *pk, girder_ref ref);
 
-/* sig: allocate / free. */
+/* sig: allocate / free. A signal with inmsg set is not freed: its storage
+ * goes with its message's last reference (gr_sig_free drops the signal's). */
 gr_sig *gr_sig_new(gr_sig_type type, girder_pid from, girder_pid to);
 void gr_sig_free(gr_sig *s);
+/* The signal storage inside m, a message from gr_rt_msg_alloc_once,
+ * initialised as a GR_SIG_MSG from `from` to `to` holding m (the caller's
+ * reference). Owner of m; once per message. */
+gr_sig *gr_sig_in_msg(girder_msg *m, girder_pid from, girder_pid to);
 
 /* rt.c */
 /* Route a signal to its destination. `cur` is the calling scheduler (NULL for a

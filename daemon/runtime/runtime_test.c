@@ -302,6 +302,75 @@ START_TEST(test_ordering_cross_scheduler)
 }
 END_TEST
 
+/* o->n messages from gr_rt_msg_alloc_once, each a str of i % 31 + 1 bytes
+ * 'a' + i % 26, sent to o->pid with gr_rt_send_once (their signal in their
+ * own allocation). */
+static int do_send_once(girder_ctx *ctx, void *a)
+{
+    op *o = a;
+
+    for (int i = 0; i < o->n; i++) {
+        size_t k = (size_t)(i % 31) + 1;
+        uint8_t *d;
+        girder_msg *m = gr_rt_msg_alloc_once(k + 1, &d);
+
+        if (m == NULL) {
+            return -ENOMEM;
+        }
+        d[0] = (uint8_t)(0xa0 | k); /* fixstr */
+        memset(d + 1, 'a' + i % 26, k);
+        if (gr_rt_send_once(ctx, o->pid, m) < 0) {
+            girder_msg_unref(m);
+            return -EIO;
+        }
+    }
+    return 0;
+}
+
+static void expect_once_msgs(int n)
+{
+    for (int i = 0; i < n; i++) {
+        size_t k = (size_t)(i % 31) + 1;
+        girder_msg *m = NULL;
+        const uint8_t *d;
+
+        ck_assert_int_eq(gr_probe_recv(probe, gr_test_ms(WAIT_MS), &m), 0);
+        ck_assert_uint_eq(girder_msg_size(m), k + 1);
+        d = girder_msg_data(m);
+        ck_assert_uint_eq(d[0], 0xa0 | k);
+        for (size_t j = 1; j <= k; j++) {
+            ck_assert_uint_eq(d[j], 'a' + i % 26);
+        }
+        girder_msg_unref(m);
+    }
+}
+
+/* gr_rt_send_once: the signal inside the message's allocation is delivered
+ * like any other (to itself on one scheduler, to a forwarder that sends the
+ * same message on with an ordinary send, in order), and one sent to a dead
+ * pid is dropped with its message (ASan: nothing leaks, nothing is used after
+ * its free). */
+START_TEST(test_send_once)
+{
+    op self = {.pid = gr_probe_pid(probe), .n = 200};
+    girder_pid f = spawn_fwd();
+    op fwd = {.pid = f, .n = 200};
+    girder_pid dead = spawn_fwd();
+    op gone = {.pid = dead, .n = 50};
+
+    ck_assert_int_eq(probe_op(do_send_once, &self), 0);
+    expect_once_msgs(self.n);
+    ck_assert_int_eq(probe_op(do_send_once, &fwd), 0);
+    expect_once_msgs(fwd.n);
+    send_atom(dead, "stop");
+    await_death(dead, "normal");
+    ck_assert_int_eq(probe_op(do_send_once, &gone), 0);
+    expect_none(100);
+    send_atom(f, "stop");
+    await_death(f, "normal");
+}
+END_TEST
+
 START_TEST(test_send_dead_pid_dropped)
 {
     girder_pid p = spawn_fwd();
@@ -1399,7 +1468,7 @@ static Suite *runtime_suite(void)
     TCase *nm = gr_test_tcase(s, "node-monitor-hook", setup_nm, teardown, 60);
 
     gr_test_add(tc, test_spawn_send_receive, test_ordering_per_pair, test_ordering_cross_scheduler,
-                test_send_dead_pid_dropped, test_message_shared_refcount,
+                test_send_dead_pid_dropped, test_send_once, test_message_shared_refcount,
                 test_link_normal_exit_does_not_kill, test_link_abnormal_exit_kills,
                 test_link_trapping_gets_exit_message, test_unlink_prevents_exit,
                 test_link_to_dead_gives_noproc, test_kill_is_untrappable, test_exit_signal_rules,
