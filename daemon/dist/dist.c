@@ -544,13 +544,13 @@ static void *dist_main(void *arg)
      *   the last check) while more than CPUs + DIST_SPIN_OWN threads are
      *   runnable on the machine, now or on the one-minute average
      *   (util/runnable.h, read only then; gr_dist_spin_allowed), it blocks
-     *   without spinning for
-     *   DIST_SPIN_OFF_US, then tries again (counter spin_offs). A
-     *   preemption with fewer runnable is the round trip's own: with two
-     *   nodes on two CPUs the scheduler a spinner wakes preempts it, or the
-     *   peer node's spinner does, and a gate on any preemption turned the
-     *   spin off for good on a quiet machine (remote ping-pong 171 us
-     *   against 50 with the spin, docs/benchmarks.md). A spinner
+     *   without spinning for DIST_SPIN_OFF_US, then tries again (counter
+     *   spin_offs). A preemption with fewer runnable is the round trip's
+     *   own: with two nodes on two CPUs the scheduler a spinner wakes
+     *   preempts it at every round trip, and a gate on any preemption keeps
+     *   the spin off on an idle machine too (there remote ping-pong ran at
+     *   171 us, against 50 for a build from before that gate;
+     *   docs/benchmarks.md, "Latency tails"). A spinner
      *   on a machine with more runnable threads than CPUs takes the CPU
      *   from the very threads it hands work to, and under the kernel's
      *   EEVDF scheduler its spent time also makes it wait longer when it

@@ -59,10 +59,14 @@
 #ifndef DIST_SPIN_OFF_US
 #define DIST_SPIN_OFF_US 50000 /* preempted: the loop blocks without spinning this long */
 #endif
-/* Runnable threads beyond the CPUs that are still a round trip's own: the
- * spinner, the thread it woke, the peer node's spinner (gr_dist_spin_allowed) */
+/* Runnable threads beyond the CPUs that are still a round trip's own
+ * (gr_dist_spin_allowed): at its busiest moment a remote round trip between
+ * two nodes has three, the two dist threads spinning and the scheduler one
+ * of them woke. A stream keeps four busy (sender, both dist threads, sink):
+ * on two CPUs that counts as contended and the spin is off, as it was
+ * before this allowance (docs/benchmarks.md, "Latency tails"). */
 #ifndef DIST_SPIN_OWN
-#define DIST_SPIN_OWN 2u
+#define DIST_SPIN_OWN 1u
 #endif
 #define DIST_SIGQ_INLINE 4096u      /* signal frames up to this are copied into the queue */
 #define DIST_SIGQ_SLICE (1u << 20)  /* signal bytes handed to links per loop pass (sigq.c) */

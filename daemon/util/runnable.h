@@ -4,16 +4,16 @@
  * larger of the runnable threads right now (the fourth field of
  * /proc/loadavg, "R/T": running or waiting for a CPU) and the one-minute load
  * average rounded up (the first field). The dist loop reads it when it has
- * been preempted, to tell foreign load from its own hand-offs: with two
- * nodes on two CPUs the threads of a round trip preempt each other (a
- * spinner, the thread it woke, the other node's spinner: three or four
- * runnable, a load average of two or three), beside a parallel build twenty
- * are. The instant count alone swings from one read to the next under load
- * (a read between two compiler jobs sees few), the average alone lags a
- * minute behind; the larger of the two is low only when both are. A count
- * of involuntary context switches alone cannot tell the two apart
- * (docs/benchmarks.md, "Latency tails": it turned the spin off on a quiet
- * machine too). Each reader keeps its own descriptor; any thread.
+ * been preempted, to tell foreign load from its own hand-offs: with two nodes
+ * on two CPUs the threads of a round trip preempt each other (a spinner, the
+ * thread it woke, the other node's spinner: three runnable, a load average
+ * below three), beside a parallel build twenty are. The instant count alone
+ * swings from one read to the next under load (a read between two compiler
+ * jobs sees few), the average alone lags a minute behind; the larger of the
+ * two is low only when both are. A count of involuntary context switches
+ * alone cannot tell the two apart (docs/benchmarks.md, "Latency tails": it
+ * keeps the spin off on a quiet machine too). Each reader keeps its own
+ * descriptor; any thread.
  */
 #ifndef GR_RUNNABLE_H
 #define GR_RUNNABLE_H
