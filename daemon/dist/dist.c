@@ -30,6 +30,7 @@
 #include "runtime/rt.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/runnable.h"
 #include "util/slice.h"
 
 #include <errno.h>
@@ -461,12 +462,12 @@ static void stop_begin(gr_dist *d, unsigned deadline_ms)
 
 /* ---- the thread ------------------------------------------------------------------- */
 
-bool gr_dist_spin_allowed(dist_spin *s, uint64_t now_us, uint64_t nivcsw)
+bool gr_dist_spin_allowed(dist_spin *s, uint64_t now_us, uint64_t nivcsw, unsigned runnable)
 {
     if (DIST_SPIN_US == 0 || now_us < s->off_until) {
         return false;
     }
-    if (s->rebase || nivcsw == s->nivcsw) {
+    if (s->rebase || nivcsw == s->nivcsw || (runnable != 0 && runnable <= s->runnable_max)) {
         s->rebase = false;
         s->nivcsw = nivcsw;
         return true;
@@ -485,13 +486,29 @@ static uint64_t thread_nivcsw(uint64_t dflt)
     return getrusage(RUSAGE_THREAD, &ru) == 0 ? (uint64_t)ru.ru_nivcsw : dflt;
 }
 
+/* gr_dist_spin_allowed with the thread's figures: /proc/loadavg is read
+ * (load_fd, util/runnable.h) only when the thread was preempted. */
+static bool spin_allowed(gr_dist *d, int load_fd, uint64_t now)
+{
+    uint64_t nivcsw = thread_nivcsw(d->spin.nivcsw);
+    unsigned runnable = 0;
+
+    if (nivcsw != d->spin.nivcsw && load_fd >= 0) {
+        (void)gr_runnable_read(load_fd, &runnable); /* left 0 on failure: unknown */
+    }
+    return gr_dist_spin_allowed(&d->spin, now, nivcsw, runnable);
+}
+
 static void *dist_main(void *arg)
 {
     gr_dist *d = arg;
     dist_conn *c;
+    int load_fd = gr_runnable_open(); /* < 0: any preemption turns the spin off */
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 
     atomic_store_explicit(&d->self, (unsigned long)pthread_self(), memory_order_relaxed);
     d->spin.rebase = true;
+    d->spin.runnable_max = (unsigned)(cpus > 0 ? cpus : 1) + DIST_SPIN_OWN;
     (void)gr_thread_slice_set(GR_THREAD_SLICE_NS); /* see util/slice.h */
     for (dist_member *m = d->members; m; m = m->next) {
         gr_dist_mem_dial(d, m);
@@ -522,10 +539,18 @@ static void *dist_main(void *arg)
      *   the small messages' threads waiting: cluster test l_bigmsg with both
      *   CPUs also busy compiling saw small round trips of 165-183 ms on the
      *   big message's link (bound 100 ms); yielding there: 17-29 ms.
-     * - Not at all while the CPU is contended: once the thread has been
-     *   preempted (its involuntary context switches moved since the last
-     *   check, gr_dist_spin_allowed), it blocks without spinning for
-     *   DIST_SPIN_OFF_US, then tries again (counter spin_offs). A spinner
+     * - Not at all while the CPU is contended by others: once the thread
+     *   has been preempted (its involuntary context switches moved since
+     *   the last check) while more than CPUs + DIST_SPIN_OWN threads are
+     *   runnable on the machine, now or on the one-minute average
+     *   (util/runnable.h, read only then; gr_dist_spin_allowed), it blocks
+     *   without spinning for DIST_SPIN_OFF_US, then tries again (counter
+     *   spin_offs). A preemption with fewer runnable is the round trip's
+     *   own: with two nodes on two CPUs the scheduler a spinner wakes
+     *   preempts it at every round trip, and a gate on any preemption keeps
+     *   the spin off on an idle machine too (there remote ping-pong ran at
+     *   171 us, against 50 for a build from before that gate;
+     *   docs/benchmarks.md, "Latency tails"). A spinner
      *   on a machine with more runnable threads than CPUs takes the CPU
      *   from the very threads it hands work to, and under the kernel's
      *   EEVDF scheduler its spent time also makes it wait longer when it
@@ -546,8 +571,7 @@ static void *dist_main(void *arg)
 
         if (!worked) {
             /* liveness only: block (above) */
-        } else if (now >= d->spin.off_until &&
-                   gr_dist_spin_allowed(&d->spin, now, thread_nivcsw(d->spin.nivcsw))) {
+        } else if (now >= d->spin.off_until && spin_allowed(d, load_fd, now)) {
             until = now + DIST_SPIN_US;
         } else {
             __atomic_store_n(&d->ctr.spin_offs, d->spin.offs, __ATOMIC_RELAXED);
@@ -596,6 +620,9 @@ static void *dist_main(void *arg)
     gr_dist_mem_stop_timers(d);
     gr_dist_disc_stop(d);
     gr_dist_mem_publish(d);
+    if (load_fd >= 0) {
+        close(load_fd);
+    }
     return NULL;
 }
 

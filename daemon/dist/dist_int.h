@@ -59,6 +59,15 @@
 #ifndef DIST_SPIN_OFF_US
 #define DIST_SPIN_OFF_US 50000 /* preempted: the loop blocks without spinning this long */
 #endif
+/* Runnable threads beyond the CPUs that are still a round trip's own
+ * (gr_dist_spin_allowed): at its busiest moment a remote round trip between
+ * two nodes has three, the two dist threads spinning and the scheduler one
+ * of them woke. A stream keeps four busy (sender, both dist threads, sink):
+ * on two CPUs that counts as contended and the spin is off, as it was
+ * before this allowance (docs/benchmarks.md, "Latency tails"). */
+#ifndef DIST_SPIN_OWN
+#define DIST_SPIN_OWN 1u
+#endif
 #define DIST_SIGQ_INLINE 4096u      /* signal frames up to this are copied into the queue */
 #define DIST_SIGQ_SLICE (1u << 20)  /* signal bytes handed to links per loop pass (sigq.c) */
 #define DIST_TRIM_BELOW (64u << 10) /* a drained busy link gives memory back below (conn.c) */
@@ -420,10 +429,12 @@ struct dist_cmd {
 /* Whether the dist loop may spin before it blocks (gr_dist_spin_allowed).
  * Dist thread only. */
 typedef struct dist_spin {
-    uint64_t off_until; /* gr_dist_now_us(): no spin before this */
-    uint64_t nivcsw;    /* the thread's involuntary context switches at the last check */
-    bool rebase;        /* nivcsw is stale (start, end of an off window): take it again */
-    uint64_t offs;      /* times the spin was turned off */
+    uint64_t off_until;    /* gr_dist_now_us(): no spin before this */
+    uint64_t nivcsw;       /* the thread's involuntary context switches at the last check */
+    bool rebase;           /* nivcsw is stale (start, end of an off window): take it again */
+    uint64_t offs;         /* times the spin was turned off */
+    unsigned runnable_max; /* runnable threads on the machine that are still not
+                              foreign load (0: any preemption turns it off) */
 } dist_spin;
 
 struct gr_dist {
@@ -828,11 +839,15 @@ void gr_dist_rpc_answer_err(gr_dist *d, girder_pid to, uint64_t tag, int status)
 void gr_dist_rpc_conn_closed(dist_conn *c, int err);
 
 /* Spin or block (dist_main): false while the thread was preempted since the
- * last check (`nivcsw`, its involuntary context switches, moved: the CPU is
- * contended, and a spinner then takes it from the threads it hands work to),
- * and then for DIST_SPIN_OFF_US; at the end of that window the count is taken
- * afresh and the spin allowed again. Pure: dist thread, or a test. */
-bool gr_dist_spin_allowed(dist_spin *s, uint64_t now_us, uint64_t nivcsw);
+ * last check (`nivcsw`, its involuntary context switches, moved) with more
+ * than s->runnable_max threads runnable on the machine (`runnable`, read by
+ * the caller only when nivcsw moved; 0: unknown, which counts as more): the
+ * CPU is contended by others, and a spinner then takes it from the threads
+ * it hands work to. Then false for DIST_SPIN_OFF_US; at the end of that
+ * window the count is taken afresh and the spin allowed again. A preemption
+ * with few threads runnable is a hand-off of this node or its peer's on the
+ * same machine and keeps the spin. Pure: dist thread, or a test. */
+bool gr_dist_spin_allowed(dist_spin *s, uint64_t now_us, uint64_t nivcsw, unsigned runnable);
 
 /* ---- discover.c: DNS discovery --------------------------------------------------- */
 
