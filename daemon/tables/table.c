@@ -497,6 +497,46 @@ static void apply(gr_table *t, gr_tshard *s, gr_tent *e, gr_tent *old)
     free(old);
 }
 
+/* Whether a write of sp can rewrite `old` in place (overwrite): both are
+ * plain values (no counter, map, set or tombstone) of the same size, so the
+ * allocation, the store's slot or skiplist links and the charged bytes all
+ * stay as they are. */
+static bool can_overwrite(const gr_tent *old, const ent_spec *sp)
+{
+    return old->vlen == sp->vlen && old->klen == sp->klen && !old->flags && !old->ncnt &&
+           !old->crdt && !sp->flags && !sp->ncnt;
+}
+
+/* Rewrite `old` in place with sp (can_overwrite holds; the key is the same):
+ * version, origin, expiry, access time and value, with the accounting
+ * apply() would do for a swap. Caller holds the shard's write lock; every
+ * reader of an entry holds at least the read lock and copies what it
+ * returns, so none sees the entry half-written. This saves the new entry's
+ * malloc, the old one's free and the store's second probe of a swap. */
+static void overwrite(gr_table *t, gr_tent *old, const ent_spec *sp)
+{
+    if (t->opts.replicated) {
+        atomic_fetch_xor(&t->dig[old->hash >> 56], ent_hash(old));
+    }
+    if (!old->expire_ms != !sp->expire_ms) {
+        if (sp->expire_ms) {
+            atomic_fetch_add(&t->ttl_entries, 1);
+        } else {
+            atomic_fetch_sub(&t->ttl_entries, 1);
+        }
+    }
+    old->hlc = sp->hlc;
+    old->origin = sp->origin;
+    old->expire_ms = sp->expire_ms;
+    if (t->opts.cache) {
+        atomic_store_explicit(&old->atime, (uint32_t)(now_ms(t->ts) / 1000), memory_order_relaxed);
+    }
+    memcpy(gr_tent_val(old), sp->val, sp->vlen);
+    if (t->opts.replicated) {
+        atomic_fetch_xor(&t->dig[old->hash >> 56], ent_hash(old));
+    }
+}
+
 /* ---- replication: the merge rule ----------------------------------------------------------- */
 
 typedef struct ver {
@@ -1930,6 +1970,17 @@ int gr_table_put(gr_table *t, const void *key, size_t klen, const void *val, siz
                     .hlc = hlc_next(t->ts, now),
                     .origin = t->ts->cfg.node_id,
                     .expire_ms = ttl ? now + ttl : 0};
+    if (old && can_overwrite(old, &sp)) {
+        /* the common put: a plain value replaced by one of the same size */
+        if ((r = make_room(t, s, 0, false, old, now, &tk)) < 0 ||
+            (r = log_rec(t, GR_TREC_ENTRY, &sp, &tk)) < 0) {
+            goto out;
+        }
+        overwrite(t, old, &sp);
+        meta_of(old, ret_meta);
+        repl_notify(t, old);
+        goto out;
+    }
     if (!(e = ent_new(t, s, &sp, old))) {
         r = -ENOMEM;
         goto out;

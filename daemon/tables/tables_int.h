@@ -111,9 +111,11 @@ static inline void gr_le_wr32(uint8_t *p, uint32_t v)
 
 #define GR_SKIP_MAX 24 /* skiplist levels */
 
-/* One entry: immutable once published (a write replaces the whole entry),
- * except atime. Layout of data[]: fwd pointers (level), counter components
- * (ncnt), key (klen), value (vlen). */
+/* One entry: changed only under its shard's write lock (a write replaces
+ * the whole entry, except that a plain value replaced by one of the same size
+ * is rewritten in place: table.c overwrite) and atime (atomic, under the read
+ * lock); readers hold the read lock and copy what they keep. Layout of data[]: fwd pointers
+ * (level), counter components (ncnt), key (klen), value (vlen). */
 typedef struct gr_tent {
     uint64_t hash;          /* gr_tkey_hash of the key */
     uint64_t hlc;           /* version: hybrid logical clock of the write */
