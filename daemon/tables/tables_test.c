@@ -677,6 +677,111 @@ START_TEST(test_threads_ordered)
 }
 END_TEST
 
+/* ---- gets against writers ------------------------------------------------------------------ */
+
+typedef struct tear_arg {
+    gr_table *t;
+    int id;
+    _Atomic int *stop;
+    uint64_t seen; /* reader: values read */
+} tear_arg;
+
+/* A bin 16 of n bytes, every byte c (large: a torn copy has a wide window). */
+static size_t tear_val(uint8_t *b, size_t n, uint8_t c)
+{
+    b[0] = 0xc5;
+    b[1] = (uint8_t)(n >> 8);
+    b[2] = (uint8_t)n;
+    memset(b + 3, c, n);
+    return n + 3;
+}
+
+static void *tear_writer(void *arg)
+{
+    tear_arg *a = arg;
+    uint8_t v[8200];
+
+    for (int i = 0; i < 30000; i++) {
+        /* 64 hot keys rewritten in place (same size) or swapped (another size),
+         * some deleted, and a growing key range that makes the store resize */
+        int key = i % 3 == 0 ? 64 + (i / 3) % 4096 : (i * 7 + a->id) % 64;
+        term k = T_fmt("t", key);
+        size_t n = tear_val(v, i % 17 == 0 ? 4000 : 8192, (uint8_t)(i + a->id));
+
+        if (i % 29 == 0) {
+            (void)gr_table_del(a->t, k.b, k.n, 0);
+        } else {
+            ck_assert_int_eq(gr_table_put(a->t, k.b, k.n, v, n, NULL, NULL), 0);
+        }
+    }
+    return NULL;
+}
+
+static void *tear_reader(void *arg)
+{
+    tear_arg *a = arg;
+    gr_tbuf b = {0};
+
+    for (int i = 0; !atomic_load(a->stop); i++) {
+        term k = T_fmt("t", i % 5 == 0 ? 64 + i % 4096 : i % 64);
+
+        if (gr_table_get(a->t, k.b, k.n, &b, NULL) == 0) {
+            size_t n = b.len;
+
+            ck_assert_uint_ge(n, 4);
+            ck_assert_uint_eq(b.p[0], 0xc5);
+            ck_assert_uint_eq(((size_t)b.p[1] << 8 | b.p[2]) + 3u, n);
+            for (size_t j = 4; j < n; j++) {
+                ck_assert_uint_eq(b.p[j], b.p[3]); /* never a torn value */
+            }
+            a->seen++;
+        }
+    }
+    gr_tbuf_free(&b);
+    return NULL;
+}
+
+/* Gets enter a shard without its rwlock (reader counters and a writer flag,
+ * table.c): 2 writers overwrite values in place, swap them for values of
+ * another size, delete and insert keys (resizing the store), while 2 readers
+ * check that every value they get is whole. Under TSan this also checks the
+ * ordering of the flag and counters (suite threaded). */
+static void tear_on(gr_table_kind kind)
+{
+    gr_table *t = mk("tear", (gr_table_opts){.kind = kind, .shards = 2});
+    _Atomic int stop = 0;
+    tear_arg w[2], r[2];
+    pthread_t tw[2], tr[2];
+
+    for (int i = 0; i < 2; i++) {
+        w[i] = (tear_arg){t, i, &stop, 0};
+        r[i] = (tear_arg){t, i, &stop, 0};
+        pthread_create(&tr[i], NULL, tear_reader, &r[i]);
+        pthread_create(&tw[i], NULL, tear_writer, &w[i]);
+    }
+    for (int i = 0; i < 2; i++) {
+        pthread_join(tw[i], NULL);
+    }
+    atomic_store(&stop, 1);
+    for (int i = 0; i < 2; i++) {
+        pthread_join(tr[i], NULL);
+    }
+    ck_assert_uint_gt(r[0].seen + r[1].seen, 0);
+    gr_table_close(t);
+}
+
+START_TEST(test_gets_vs_writers_set)
+{
+    tear_on(GR_TABLE_SET);
+}
+END_TEST
+
+START_TEST(test_gets_vs_writers_ordered)
+{
+    tear_on(GR_TABLE_ORDERED_SET);
+}
+END_TEST
+
 /* ---- in-place overwrite ------------------------------------------------------------------- */
 
 static int merge_into(void *ud, const gr_trent *e)
@@ -866,6 +971,8 @@ int main(void)
     tcase_add_test(tc, test_overwrite_set);
     tcase_add_test(tc, test_overwrite_ordered);
     tcase_add_test(tc, test_overwrite_replicated);
+    tcase_add_test(tc, test_gets_vs_writers_set);
+    tcase_add_test(tc, test_gets_vs_writers_ordered);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
