@@ -12,8 +12,14 @@
 %%       options, and {read_concurrency,true},{write_concurrency,true}; the
 %%       better of the two is ETS's figure for each row (the demanding
 %%       comparison). Prints key=value lines: ets_get_1p, ets_get_Np,
-%%       ets_put_1p, ets_put_Np (ops/s of wall time), ets_procs (N),
-%%       ets_bytes_per_entry (ets:info(T, memory) words x wordsize / size).
+%%       ets_put_1p, ets_put_Np (ops/s of wall time), the same with
+%%       _per_proc_cpu_s (ops per CPU second of the whole BEAM process: utime
+%%       + stime of /proc/self/stat over the run, the figure
+%%       girder-bench-tables reads with CLOCK_PROCESS_CPUTIME_ID; best variant
+%%       too), ets_procs (N), ets_bytes_per_entry (ets:info(T, memory) words x
+%%       wordsize / size). bench/tables/tables.py starts the VM with +sbwt
+%%       none (and for the dirty schedulers): a scheduler that spins while
+%%       it waits for work would burn CPU seconds that are not ETS's.
 %%
 %%   girder_tables:main(["mnesia", Keys, NodeB, NodeC])
 %%       On this node (A) and the connected nodes B and C: a ram_copies
@@ -28,7 +34,9 @@
 -export([main/1, writer/3]).
 
 main(["ets", K, O]) ->
-    ets_bench(list_to_integer(K), list_to_integer(O)),
+    ets_bench(list_to_integer(K), list_to_integer(O), 100);
+main(["ets", K, O, Hz]) ->
+    ets_bench(list_to_integer(K), list_to_integer(O), list_to_integer(Hz)),
     halt(0);
 main(["mnesia", K, B, C]) ->
     mnesia_bench(list_to_integer(K), [list_to_atom(B), list_to_atom(C)]),
@@ -40,7 +48,7 @@ main(Args) ->
 key(I) -> list_to_binary(io_lib:format("key:~8..0B", [I])).
 
 %% ---- ETS ----------------------------------------------------------------------
-ets_bench(NKeys, Ops) ->
+ets_bench(NKeys, Ops, Hz) ->
     Keys = list_to_tuple([key(I) || I <- lists:seq(0, NKeys - 1)]),
     Procs = erlang:system_info(schedulers_online),
     Variants = [[set, public], [set, public, {read_concurrency, true}, {write_concurrency, true}]],
@@ -59,21 +67,33 @@ ets_bench(NKeys, Ops) ->
     io:format("ets_bytes_per_entry=~.1f~n", [lists:min([M || {M, _} <- Rows])]),
     lists:foreach(
       fun({Op, P}) ->
-              Best = lists:max([V || {_, R} <- Rows, {O, Q, V} <- R, O =:= Op, Q =:= P]),
+              Best = lists:max([W || {_, R} <- Rows, {O, Q, {W, _}} <- R, O =:= Op, Q =:= P]),
+              BestC = lists:max([C || {_, R} <- Rows, {O, Q, {_, C}} <- R, O =:= Op, Q =:= P]),
               Tag = if P =:= 1 -> "1p"; true -> "Np" end,
-              io:format("ets_~s_~s=~b~n", [Op, Tag, round(Best)])
+              io:format("ets_~s_~s=~b~n", [Op, Tag, round(Best)]),
+              io:format("ets_~s_~s_per_proc_cpu_s=~b~n", [Op, Tag, round(BestC * Hz)])
       end, [{get, 1}, {get, Procs}, {put, 1}, {put, Procs}]).
 
-%% Ops operations from each of P processes at once; ops/s of wall time.
+%% CPU time of this OS process (every thread, user + system) in clock ticks.
+cpu_ticks() ->
+    {ok, B} = file:read_file("/proc/self/stat"),
+    [_, Rest] = string:split(B, ")", trailing), % the command may hold spaces
+    F = string:lexemes(Rest, " "),              % F[1] is field 3 (state)
+    binary_to_integer(lists:nth(12, F)) + binary_to_integer(lists:nth(13, F)).
+
+%% Ops operations from each of P processes at once; {ops/s of wall time,
+%% ops per clock tick of the process's CPU time}.
 run(T, Keys, Ops, Op, P) ->
     Self = self(),
+    C0 = cpu_ticks(),
     T0 = erlang:monotonic_time(),
     Pids = [spawn_opt(fun() -> loop(T, Keys, tuple_size(Keys), Ops, Op, 1 + I * 7919),
                                Self ! {done, self()} end, [link])
             || I <- lists:seq(1, P)],
     [receive {done, Pid} -> ok end || Pid <- Pids],
     Dt = erlang:convert_time_unit(erlang:monotonic_time() - T0, native, microsecond),
-    Ops * P / (Dt / 1.0e6).
+    C = max(cpu_ticks() - C0, 1),
+    {Ops * P / (Dt / 1.0e6), Ops * P / C}.
 
 loop(_T, _Keys, _N, 0, _Op, _X) ->
     ok;

@@ -3,16 +3,25 @@
 """bench/tables/tables.py - the tables section of bench/run: Girder's table
 engine beside Erlang's ETS and Mnesia on this machine, in the same run.
 
-usage: bench/tables/tables.py --build DIR [--rounds N] [--quick] [--no-erlang]
-                              [--results FILE] [--idle PCT]
+usage: bench/tables/tables.py --build DIR [--rounds N] [--local-rounds N] [--quick]
+                              [--no-erlang] [--results FILE] [--idle PCT]
 
 Rounds alternate Girder and Erlang (default 3); each row shows the median of
-the rounds, every round's figure, and the ratio of the medians.
+the rounds, every round's figure, and the ratio.
 
   1. Local operations (girder-bench-tables --only set16 against ETS,
      bench/tables/girder_tables.erl): 100,000 keys "key:%08d", random gets /
      lookups and puts / inserts of existing keys, from one thread / process
-     and from two threads / one process per scheduler; ops/s of wall time.
+     and from two threads / one process per scheduler, 500,000 each.
+     --local-rounds rounds (default twice --rounds), in the order G E, E G,
+     G E...: each round's ratio is Girder's figure over the ETS figure
+     measured next to it, and the row's ratio is the median of those ratios.
+     Two figures per side: ops per CPU second of the whole OS process
+     (Girder: CLOCK_PROCESS_CPUTIME_ID; the BEAM: utime + stime of
+     /proc/self/stat, started with +sbwt none so that idle schedulers do
+     not spin), which the verdict uses, and ops/s of wall time, shown for
+     information: on a machine shared with other load the wall figure
+     measures mostly the other load (ratios swung 2x between sittings).
      ETS's figure is the better of a default table and one with read and
      write concurrency. Memory per entry: Girder's accounted bytes per entry,
      ETS's ets:info(T, memory) words x wordsize / entries.
@@ -22,10 +31,17 @@ the rounds, every round's figure, and the ratio of the medians.
      holds all N. Erlang: three distributed nodes, a ram_copies table on all
      three, N/3 mnesia:dirty_write from a process on each node at once, the
      clock stopped when every node's table holds all N.
-  3. Catch-up: a fourth Girder node joins and the time until it holds all N
-     keys (no Erlang row: Mnesia's add_table_copy is a different operation).
+  3. Catch-up: the earlier rounds' tables are dropped, then a fourth Girder
+     node joins and the time until it holds the N keys of the last round's
+     table (no Erlang row: Mnesia's add_table_copy is a different
+     operation); 3 times (1 with --quick), each a new node, median shown.
   4. Durable puts: 50 writer threads, fsync `always` (girder-bench-tables
      --dir under /var/tmp): puts/s and puts per fsync (group commit).
+  5. Convergence after a partition (bench/tables/partition.py, needs root,
+     nft and cgroup2, else skipped): 10,000 keys changed on each side of a
+     real partition; seconds from the end of the partition until the mesh
+     is back, and until every node holds the same table; twice (once with
+     --quick), median shown.
 
 Prints a table; with --results, appends key=value lines (girder.tab_* and
 erlang.tab_*) to FILE. docs/benchmarks.md ("Tables") explains it.
@@ -44,27 +60,39 @@ sys.path.insert(0, os.path.join(HERE, ".."))
 sys.path.insert(0, os.path.join(HERE, "..", "net"))
 import benchlib  # noqa: E402  (notes, key=value, medians, headings)
 import net  # noqa: E402  (Girder/Erlang node helpers of the network section)
+import partition  # noqa: E402  (the convergence row)
 
 note = benchlib.noter("tables")
 kv = benchlib.kv
 med = benchlib.med
 
 
+LOCAL = (("get_1", "get_1t", "get_1p"), ("get_n", "get_2t", "get_Np"),
+         ("put_1", "put_1t", "put_1p"), ("put_n", "put_2t", "put_Np"))
+
+
 def girder_local(build, keys, ops):
     exe = os.path.join(build, "bench", "girder-bench-tables")
     d = benchlib.run_kv([exe, "--keys", str(keys), "--ops", str(ops), "--only", "set16"],
-                        "girder-bench-tables", 1800)
-    return {"get_1": d["set16_get_1t"], "get_n": d["set16_get_2t"],
-            "put_1": d["set16_put_1t"], "put_n": d["set16_put_2t"],
-            "bytes_per_entry": d["set16_bytes_per_entry"]}
+                        "girder-bench-tables", 3600)
+    r = {"bytes_per_entry": d["set16_bytes_per_entry"]}
+    for k, g, _ in LOCAL:
+        r[k] = d[f"set16_{g}"]
+        r[k + "_cpu"] = d[f"set16_{g}_per_proc_cpu_s"]
+    return r
 
 
 def erlang_local(tmp, keys, ops):
-    d = benchlib.run_kv(["erl", "-noshell", "-pa", tmp, "-eval",
-                         f'girder_tables:main(["ets", "{keys}", "{ops}"])'], "erl ets bench", 1800)
-    return {"get_1": d["ets_get_1p"], "get_n": d["ets_get_Np"], "put_1": d["ets_put_1p"],
-            "put_n": d["ets_put_Np"], "bytes_per_entry": d["ets_bytes_per_entry"],
-            "procs": int(d["ets_procs"])}
+    hz = os.sysconf("SC_CLK_TCK")
+    d = benchlib.run_kv(["erl", "-noshell", "+sbwt", "none", "+sbwtdcpu", "none", "+sbwtdio",
+                         "none", "-pa", tmp, "-eval",
+                         f'girder_tables:main(["ets", "{keys}", "{ops}", "{hz}"])'],
+                        "erl ets bench", 3600)
+    r = {"bytes_per_entry": d["ets_bytes_per_entry"], "procs": int(d["ets_procs"])}
+    for k, _, e in LOCAL:
+        r[k] = d[f"ets_{e}"]
+        r[k + "_cpu"] = d[f"ets_{e}_per_proc_cpu_s"]
+    return r
 
 
 def table_entries(g, node, table):
@@ -126,11 +154,14 @@ def girder_durable(build, tmpdir, writers):
 
 def main():
     ap = benchlib.arg_parser()
+    ap.add_argument("--local-rounds", type=int, default=None,
+                    help="rounds of the local rows (default: twice --rounds)")
     args = ap.parse_args()
     build = os.path.abspath(args.build)
     rounds = args.rounds or (1 if args.quick else 3)
+    lrounds = args.local_rounds or 2 * rounds
     keys = 100000
-    ops = 200000 if args.quick else 2000000
+    ops = 200000 if args.quick else 500000
     repl_keys = 30000 if args.quick else 102000
     tmp = tempfile.mkdtemp(prefix="girder-bench-tables.")
     e = net.Erlang(tmp)
@@ -139,8 +170,9 @@ def main():
     if not g.available():
         raise SystemExit(f"bench/tables: girderd-testkit or girder missing in {build}")
     gl, el, gr, er = [], [], [], []
-    catch = None
+    catch = []
     durable = None
+    part = None
     try:
         if have_e:
             e.prepare()
@@ -152,30 +184,49 @@ def main():
             for y in nodes:
                 if x is not y:
                     g.wait_up(x, y)
+        for i in range(lrounds):
+            # G E, E G, ...: a trend in the machine's load hits both sides alike
+            for side in (("g", "e") if i % 2 == 0 else ("e", "g")):
+                if side == "g":
+                    note(f"local round {i + 1} of {lrounds}: Girder")
+                    gl.append(girder_local(build, keys, ops))
+                elif have_e:
+                    note(f"local round {i + 1} of {lrounds}: ETS")
+                    el.append(erlang_local(tmp, keys, ops))
         for i in range(rounds):
-            note(f"round {i + 1} of {rounds}: local, Girder")
-            gl.append(girder_local(build, keys, ops))
-            if have_e:
-                note(f"round {i + 1} of {rounds}: local, ETS")
-                el.append(erlang_local(tmp, keys, ops))
             note(f"round {i + 1} of {rounds}: replicated, Girder ({repl_keys} puts)")
             gr.append(girder_repl(g, nodes, f"bt{i}", repl_keys))
             if have_e:
                 note(f"round {i + 1} of {rounds}: replicated, Mnesia ({repl_keys} puts)")
                 er.append(erlang_repl(e, tmp, repl_keys))
-        note("catch-up: a fourth node joins")
-        t0 = time.monotonic()
-        d = g.start("td", seed=nodes[0])
+        # the catch-up times one table of repl_keys keys: the earlier rounds'
+        # tables go first (a new node gets only their table tombstones)
+        for i in range(rounds - 1):
+            g.cli(nodes[0], "table", "drop", f"bt{i}")
+        for n in nodes:
+            net.wait_until(f"the drops on {n['name']}", lambda n=n: all(
+                table_entries(g, n, f"bt{i}") is None for i in range(rounds - 1)), 30)
         want = gr[-1][0]
-        net.wait_until("the new node holds every key",
-                       lambda: table_entries(g, d, f"bt{rounds - 1}") == want, 120, 0.01)
-        catch = (want, time.monotonic() - t0)
+        for r in range(1 if args.quick else 3):
+            note(f"catch-up {r + 1}: a new node joins")
+            t0 = time.monotonic()
+            d = g.start(f"td{r}", seed=nodes[0])
+            net.wait_until("the new node holds every key",
+                           lambda: table_entries(g, d, f"bt{rounds - 1}") == want, 120, 0.01)
+            catch.append(time.monotonic() - t0)
+            net.Girder.stop(d)
         note("durable puts, 50 writers, fsync always")
         ddir = tempfile.mkdtemp(prefix="girder-bench-durable.", dir="/var/tmp")
         try:
             durable = girder_durable(build, ddir, 50)
         finally:
             shutil.rmtree(ddir, ignore_errors=True)
+        why = partition.unavailable()
+        if why:
+            note(f"partition row skipped: {why}")
+        else:
+            note("convergence after a partition, 10,000 keys changed on each side")
+            part = partition.run(build, 10000, 1 if args.quick else 2, note)
     finally:
         net.kill_all()
         if have_e:
@@ -183,27 +234,35 @@ def main():
         shutil.rmtree(tmp, ignore_errors=True)
 
     res = {}
-    benchlib.heading(f"Tables: {rounds} rounds, Girder then Erlang in each", args.idle,
-                     warn=False)
+    benchlib.heading(f"Tables: {lrounds} local rounds (G E, E G, ...), {rounds} rounds of the "
+                     "rest (Girder then Erlang)", args.idle, warn=False)
     fmt = "{:<46s} {:>11s} {:>11s} {:>7s} {:>7s} {:>4s}"
     print(fmt.format("benchmark", "Girder", "Erlang", "G/E", "goal", "met"))
     procs = el[0]["procs"] if el else 2
+    print(f"local rows: {lrounds} rounds (G E, E G, ...); verdict on ops per CPU second of "
+          "each OS process, the median of the per-round ratios; wall ops/s for information")
     rows = [("get", "get_1", "get, 1 thread / ETS lookup 1 proc", 2.0),
             ("getn", "get_n", f"get, 2 threads / ETS {procs} procs", 2.0),
             ("put", "put_1", "put, 1 thread / ETS insert 1 proc", 1.0),
             ("putn", "put_n", f"put, 2 threads / ETS {procs} procs", 1.0)]
     for key, k, label, goal in rows:
-        gv = med([x[k] for x in gl])
-        ev = med([x[k] for x in el])
-        ratio = gv / ev if ev else None
-        res[f"girder.tab_{key}_ops_s"] = gv
-        if ev:
-            res[f"erlang.tab_{key}_ops_s"] = ev
-        print(fmt.format(label + " (ops/s)", f"{gv:,.0f}", f"{ev:,.0f}" if ev else "-",
-                         f"{ratio:.2f}" if ratio else "-", f">={goal:g}",
-                         ("yes" if ratio >= goal else "NO") if ratio else "-"))
-        print("    rounds: G " + " ".join(f"{x[k]:,.0f}" for x in gl)
-              + ("   E " + " ".join(f"{x[k]:,.0f}" for x in el) if el else ""))
+        for unit, kk in (("per CPU-s", k + "_cpu"), ("wall /s", k)):
+            gv = med([x[kk] for x in gl])
+            ev = med([x[kk] for x in el])
+            ratios = [a[kk] / b[kk] for a, b in zip(gl, el) if b[kk]]
+            ratio = med(ratios) if ratios else None
+            sfx = "_cpu" if kk.endswith("_cpu") else ""
+            res[f"girder.tab_{key}{sfx}_ops_s"] = gv
+            if ev:
+                res[f"erlang.tab_{key}{sfx}_ops_s"] = ev
+                res[f"girder.tab_{key}{sfx}_ratio"] = ratio
+            verdict = ("yes" if ratio >= goal else "NO") if ratio and sfx else "-"
+            print(fmt.format(f"{label} ({unit})", f"{gv:,.0f}", f"{ev:,.0f}" if ev else "-",
+                             f"{ratio:.2f}" if ratio else "-",
+                             f">={goal:g}" if sfx else "info", verdict))
+            print("    rounds: G " + " ".join(f"{x[kk] / 1e3:,.0f}k" for x in gl)
+                  + ("   E " + " ".join(f"{x[kk] / 1e3:,.0f}k" for x in el) if el else "")
+                  + ("   G/E " + " ".join(f"{r:.2f}" for r in ratios) if ratios else ""))
     gb = med([x["bytes_per_entry"] for x in gl])
     eb = med([x["bytes_per_entry"] for x in el])
     res["girder.tab_bytes_per_entry"] = gb
@@ -222,15 +281,27 @@ def main():
           + " ".join(f"{x:,.0f}" for x in grate)
           + ("   Mnesia dirty_write " + " ".join(f"{x:,.0f}" for x in erate) if er else ""))
     if catch:
-        res["girder.tab_catchup_s"] = catch[1]
-        print(fmt.format(f"new node catches up {catch[0]} keys (s)", f"{catch[1]:.2f}", "-",
-                         "-", "<2", "yes" if catch[1] < 2 else "NO"))
+        cv = med(catch)
+        res["girder.tab_catchup_s"] = cv
+        print(fmt.format(f"new node catches up {gr[-1][0]} keys (s)", f"{cv:.2f}", "-",
+                         "-", "<2", "yes" if cv < 2 else "NO"))
+        print("    runs: " + " ".join(f"{x:.2f}" for x in catch))
     if durable:
         res["girder.tab_durable_puts_s"], res["girder.tab_durable_per_fsync"] = durable
         print(fmt.format("durable puts, 50 writers (puts/s)", f"{durable[0]:,.0f}", "-", "-",
                          "report", "-"))
         print(fmt.format("  puts per fsync (group commit)", f"{durable[1]:.1f}", "-", "-",
                          ">=10", "yes" if durable[1] >= 10 else "NO"))
+    if part:
+        mesh, conv = med([m for m, _ in part]), med([c - m for m, c in part])
+        res["girder.tab_part_mesh_s"], res["girder.tab_part_conv_s"] = mesh, conv
+        print(fmt.format("partition healed: mesh again (s)", f"{mesh:.2f}", "-", "-", "<1",
+                         "yes" if mesh < 1 else "NO"))
+        print(fmt.format("  then 2x10,000 changed keys converged (s)", f"{conv:.2f}", "-",
+                         "-", "<1", "yes" if conv < 1 else "NO"))
+        print("    runs (mesh, converged, from the partition's end): "
+              + "  ".join(f"{m:.2f} {c:.2f}" for m, c in part))
+    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
     if args.results:
         with open(args.results, "a") as f:
             for k, v in res.items():

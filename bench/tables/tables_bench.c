@@ -9,7 +9,9 @@
  * rwlock, ordered_set = one skiplist under a rwlock): preload N keys
  * ("key:%08d" strings, small int values), then time random gets and puts of
  * existing keys from 1 and from 2 threads (each thread --ops operations):
- * ops/s of wall time, and ops per CPU second of the threads doing them.
+ * ops/s of wall time, ops per CPU second of the threads doing them
+ * (`_per_cpu_s`) and of the whole process (`_per_proc_cpu_s`: the figure
+ * bench/tables/tables.py sets beside the BEAM's CPU seconds).
  * Then memory per entry, and, with --dir, durable puts with fsync `always`
  * from --writers threads: puts/s and puts per fsync (group commit), and
  * the load of a disk table of --keys keys from its snapshot (an engine
@@ -54,12 +56,17 @@ static double now_s(void)
     return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
-static double cpu_s(void)
+static double clock_s(clockid_t id)
 {
     struct timespec t;
 
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    clock_gettime(id, &t);
     return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static double cpu_s(void)
+{
+    return clock_s(CLOCK_THREAD_CPUTIME_ID);
 }
 
 static void *worker(void *arg)
@@ -90,13 +97,16 @@ static void *worker(void *arg)
     return NULL;
 }
 
-/* Runs the job; returns ops/s of wall time, *ret_cpu ops per CPU second
- * (the rate a thread gets when it has a core to itself: on a loaded machine
- * the wall figure mostly measures the other load). */
+/* Runs the job; returns ops/s of wall time, *ret_cpu ops per CPU second of
+ * the worker threads (the rate a thread gets when it has a core to itself:
+ * on a loaded machine the wall figure mostly measures the other load) and
+ * *ret_pcpu ops per CPU second of the whole process (user + system of every
+ * thread, CLOCK_PROCESS_CPUTIME_ID: what bench/tables/girder_tables.erl
+ * reads for the BEAM from /proc/self/stat, so the two compare). */
 static double run(gr_table *t, const kbuf *keys, uint32_t nkeys, uint64_t ops, int put, int threads,
-                  double *ret_cpu)
+                  double *ret_cpu, double *ret_pcpu)
 {
-    double cpu = 0;
+    double cpu = 0, p0 = clock_s(CLOCK_PROCESS_CPUTIME_ID);
     pthread_t th[64];
     job j[64];
     double t0, dt;
@@ -114,10 +124,13 @@ static double run(gr_table *t, const kbuf *keys, uint32_t nkeys, uint64_t ops, i
         misses += j[i].misses;
         cpu += j[i].cpu;
     }
+    dt = now_s() - t0;
     if (ret_cpu) {
         *ret_cpu = (double)ops * threads / cpu;
     }
-    dt = now_s() - t0;
+    if (ret_pcpu) {
+        *ret_pcpu = (double)ops * threads / (clock_s(CLOCK_PROCESS_CPUTIME_ID) - p0);
+    }
     if (misses) {
         fprintf(stderr, "tables_bench: %llu failed operations\n", (unsigned long long)misses);
         exit(1);
@@ -193,14 +206,15 @@ int main(int argc, char **argv)
         printf("%s_bytes_per_entry=%.1f\n", layouts[l].name,
                (double)info.bytes / (double)info.entries);
         for (int th = 1; th <= 2; th++) {
-            double w, c;
+            for (int put = 0; put <= 1; put++) {
+                const char *op = put ? "put" : "get";
+                double w, c, pc;
 
-            w = run(t, keys, nkeys, ops, 0, th, &c);
-            printf("%s_get_%dt=%.0f\n%s_get_%dt_per_cpu_s=%.0f\n", layouts[l].name, th, w,
-                   layouts[l].name, th, c);
-            w = run(t, keys, nkeys, ops, 1, th, &c);
-            printf("%s_put_%dt=%.0f\n%s_put_%dt_per_cpu_s=%.0f\n", layouts[l].name, th, w,
-                   layouts[l].name, th, c);
+                w = run(t, keys, nkeys, ops, put, th, &c, &pc);
+                printf("%s_%s_%dt=%.0f\n%s_%s_%dt_per_cpu_s=%.0f\n%s_%s_%dt_per_proc_cpu_s=%.0f\n",
+                       layouts[l].name, op, th, w, layouts[l].name, op, th, c, layouts[l].name, op,
+                       th, pc);
+            }
             fflush(stdout);
         }
         gr_table_close(t);
@@ -217,7 +231,7 @@ int main(int argc, char **argv)
         if (gr_tables_create(ts, "durable", &o) < 0 || gr_tables_open(ts, "durable", &t) < 0) {
             return 1;
         }
-        rate = run(t, keys, nkeys, dops, 1, writers, NULL);
+        rate = run(t, keys, nkeys, dops, 1, writers, NULL, NULL);
         gr_table_info_get(t, &info);
         printf("durable_always_%dw_puts=%.0f\n", writers, rate);
         printf("durable_always_%dw_puts_per_fsync=%.1f\n", writers,

@@ -41,6 +41,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <malloc.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -298,6 +299,70 @@ static int read_int(const uint8_t *p, size_t n, int64_t *ret)
     return 0;
 }
 
+/* ---- shard locking: the rwlock plus lock-free-entry readers -----------------------------------
+ *
+ * A get is the hottest read, and a pthread rwlock makes every reader write
+ * the lock word: two threads reading one shard bounce its cache line between
+ * their cores. So gets enter a shard by incrementing one of GR_TRD_SLOTS
+ * counters (chosen by a hash of the thread, each on its own cache line) and
+ * checking the shard's writer flag; writers take the rwlock, raise the flag
+ * and wait until every counter is zero (readers stay inside for one lookup
+ * and one copy). A get that finds the flag raised leaves its counter and
+ * takes the rwlock for reading instead, so it waits for the writer. Other
+ * readers (scans, walks, snapshots) take the rwlock as before: they exclude
+ * writers and share the shard with gets. The flag and the counters are
+ * sequentially consistent (a Dekker pair: a reader increments then reads the
+ * flag, a writer raises the flag then reads the counters, so one of them sees
+ * the other); the flag's release at unlock and the counters' release at a
+ * reader's exit order the store's changes before and after (ETS's
+ * read_concurrency does the same with per-scheduler reader counters). */
+
+/* This thread's reader counter: a multiplicative hash of its pthread id
+ * (thread control blocks sit at page-aligned distances, so low bits alone
+ * would all be equal). Collisions only share a counter. */
+static unsigned rd_slot(void)
+{
+    return (unsigned)(((uint64_t)(uintptr_t)pthread_self() * 0x9e3779b97f4a7c15ull) >>
+                      (64 - GR_TRD_BITS));
+}
+
+/* Enter s as a get: true, or false when a writer holds or takes the shard
+ * (the caller then takes the rwlock for reading). */
+static bool rd_enter(gr_tshard *s, unsigned slot)
+{
+    atomic_fetch_add_explicit(&s->rd[slot].n, 1, memory_order_seq_cst);
+    if (!atomic_load_explicit(&s->wflag, memory_order_seq_cst)) {
+        return true;
+    }
+    atomic_fetch_sub_explicit(&s->rd[slot].n, 1, memory_order_release);
+    return false;
+}
+
+static void rd_exit(gr_tshard *s, unsigned slot)
+{
+    atomic_fetch_sub_explicit(&s->rd[slot].n, 1, memory_order_release);
+}
+
+/* Lock s for writing: the rwlock, then no get inside. */
+static void wr_lock(gr_tshard *s)
+{
+    pthread_rwlock_wrlock(&s->lock);
+    atomic_store_explicit(&s->wflag, 1, memory_order_seq_cst);
+    for (unsigned i = 0; i < GR_TRD_SLOTS; i++) {
+        for (unsigned spin = 0; atomic_load_explicit(&s->rd[i].n, memory_order_seq_cst); spin++) {
+            if (spin >= 64) {
+                sched_yield(); /* a reader descheduled inside its lookup */
+            }
+        }
+    }
+}
+
+static void wr_unlock(gr_tshard *s)
+{
+    atomic_store_explicit(&s->wflag, 0, memory_order_release);
+    pthread_rwlock_unlock(&s->lock);
+}
+
 /* ---- entries ------------------------------------------------------------------------------ */
 
 typedef struct ent_spec {
@@ -495,6 +560,46 @@ static void apply(gr_table *t, gr_tshard *s, gr_tent *e, gr_tent *old)
         atomic_fetch_sub(&t->entries, 1);
     }
     free(old);
+}
+
+/* Whether a write of sp can rewrite `old` in place (overwrite): both are
+ * plain values (no counter, map, set or tombstone) of the same size, so the
+ * allocation, the store's slot or skiplist links and the charged bytes all
+ * stay as they are. */
+static bool can_overwrite(const gr_tent *old, const ent_spec *sp)
+{
+    return old->vlen == sp->vlen && old->klen == sp->klen && !old->flags && !old->ncnt &&
+           !old->crdt && !sp->flags && !sp->ncnt;
+}
+
+/* Rewrite `old` in place with sp (can_overwrite holds; the key is the same):
+ * version, origin, expiry, access time and value, with the accounting
+ * apply() would do for a swap. Caller holds the shard's write lock; every
+ * reader of an entry holds at least the read lock and copies what it
+ * returns, so none sees the entry half-written. This saves the new entry's
+ * malloc, the old one's free and the store's second probe of a swap. */
+static void overwrite(gr_table *t, gr_tent *old, const ent_spec *sp)
+{
+    if (t->opts.replicated) {
+        atomic_fetch_xor(&t->dig[old->hash >> 56], ent_hash(old));
+    }
+    if (!old->expire_ms != !sp->expire_ms) {
+        if (sp->expire_ms) {
+            atomic_fetch_add(&t->ttl_entries, 1);
+        } else {
+            atomic_fetch_sub(&t->ttl_entries, 1);
+        }
+    }
+    old->hlc = sp->hlc;
+    old->origin = sp->origin;
+    old->expire_ms = sp->expire_ms;
+    if (t->opts.cache) {
+        atomic_store_explicit(&old->atime, (uint32_t)(now_ms(t->ts) / 1000), memory_order_relaxed);
+    }
+    memcpy(gr_tent_val(old), sp->val, sp->vlen);
+    if (t->opts.replicated) {
+        atomic_fetch_xor(&t->dig[old->hash >> 56], ent_hash(old));
+    }
 }
 
 /* ---- replication: the merge rule ----------------------------------------------------------- */
@@ -779,9 +884,9 @@ int gr_table_merge(gr_table *t, const gr_trent *in)
                     .origin = in->origin,
                     .expire_ms = in->expire_ms};
     s = shard_of(t, k.hash);
-    pthread_rwlock_wrlock(&s->lock);
+    wr_lock(s);
     r = merge_locked(t, s, &sp, now_ms(t->ts), true, &tk);
-    pthread_rwlock_unlock(&s->lock);
+    wr_unlock(s);
     gr_tkey_done(&k);
     if (t->wal) { /* a replica's write is as durable here as a local one */
         int w = gr_wal_wait(t->wal, tk);
@@ -1187,7 +1292,7 @@ static int apply_rec(void *ud, const uint8_t *p, size_t n)
     sp.val = p + off + sp.klen;
     hlc_seen(t->ts, sp.hlc);
     s = shard_of(t, k.hash);
-    pthread_rwlock_wrlock(&s->lock);
+    wr_lock(s);
     if (t->opts.replicated) { /* replay is the merge rule */
         if (type == GR_TREC_DELETE) {
             sp.flags |= GR_TENT_TOMB;
@@ -1210,7 +1315,7 @@ static int apply_rec(void *ud, const uint8_t *p, size_t n)
         apply(t, s, NULL, old);
     }
 out:
-    pthread_rwlock_unlock(&s->lock);
+    wr_unlock(s);
     gr_tkey_done(&k);
     return r;
 }
@@ -1784,6 +1889,8 @@ int gr_table_get(gr_table *t, const void *key, size_t klen, gr_tbuf *val, gr_tme
     gr_tshard *s;
     gr_tent *e;
     uint64_t now;
+    unsigned slot;
+    bool fast;
     int r;
 
     if ((r = gr_tkey_make(&k, key, klen)) < 0) {
@@ -1794,7 +1901,10 @@ int gr_table_get(gr_table *t, const void *key, size_t klen, gr_tbuf *val, gr_tme
      * access times (cache): most gets need no clock call. */
     now = t->opts.cache ? now_ms(t->ts) : 0;
     s = shard_of(t, k.hash);
-    pthread_rwlock_rdlock(&s->lock);
+    slot = rd_slot();
+    if (!(fast = rd_enter(s, slot))) {
+        pthread_rwlock_rdlock(&s->lock); /* a writer is in: wait for it */
+    }
     e = st_find(t, s, &k);
     if (e && e->expire_ms && !now) {
         now = now_ms(t->ts);
@@ -1813,7 +1923,11 @@ int gr_table_get(gr_table *t, const void *key, size_t klen, gr_tbuf *val, gr_tme
             }
         }
     }
-    pthread_rwlock_unlock(&s->lock);
+    if (fast) {
+        rd_exit(s, slot);
+    } else {
+        pthread_rwlock_unlock(&s->lock);
+    }
     gr_tkey_done(&k);
     return r;
 }
@@ -1908,7 +2022,7 @@ int gr_table_put(gr_table *t, const void *key, size_t klen, const void *val, siz
     now = now_ms(t->ts);
     ttl = (how->flags & GR_TPUT_TTL) ? how->ttl_ms : t->opts.default_ttl_ms;
     s = shard_of(t, k.hash);
-    pthread_rwlock_wrlock(&s->lock);
+    wr_lock(s);
     old = st_find(t, s, &k); /* an expired entry counts as absent; it is replaced below */
     if ((how->flags & GR_TPUT_IF_ABSENT) && old && !absent(old, now)) {
         r = GR_EKEYEXISTS;
@@ -1930,6 +2044,17 @@ int gr_table_put(gr_table *t, const void *key, size_t klen, const void *val, siz
                     .hlc = hlc_next(t->ts, now),
                     .origin = t->ts->cfg.node_id,
                     .expire_ms = ttl ? now + ttl : 0};
+    if (old && can_overwrite(old, &sp)) {
+        /* the common put: a plain value replaced by one of the same size */
+        if ((r = make_room(t, s, 0, false, old, now, &tk)) < 0 ||
+            (r = log_rec(t, GR_TREC_ENTRY, &sp, &tk)) < 0) {
+            goto out;
+        }
+        overwrite(t, old, &sp);
+        meta_of(old, ret_meta);
+        repl_notify(t, old);
+        goto out;
+    }
     if (!(e = ent_new(t, s, &sp, old))) {
         r = -ENOMEM;
         goto out;
@@ -1944,7 +2069,7 @@ int gr_table_put(gr_table *t, const void *key, size_t klen, const void *val, siz
     apply(t, s, e, old);
     repl_notify(t, e);
 out:
-    pthread_rwlock_unlock(&s->lock);
+    wr_unlock(s);
     gr_tkey_done(&k);
     return finish(t, tk, r);
 }
@@ -1964,7 +2089,7 @@ int gr_table_del(gr_table *t, const void *key, size_t klen, uint64_t version)
     }
     now = now_ms(t->ts);
     s = shard_of(t, k.hash);
-    pthread_rwlock_wrlock(&s->lock);
+    wr_lock(s);
     old = st_find(t, s, &k);
     if (!old || absent(old, now)) {
         r = GR_ENOKEY;
@@ -1997,7 +2122,7 @@ int gr_table_del(gr_table *t, const void *key, size_t klen, uint64_t version)
             apply(t, s, NULL, old);
         }
     }
-    pthread_rwlock_unlock(&s->lock);
+    wr_unlock(s);
     gr_tkey_done(&k);
     return finish(t, tk, r);
 }
@@ -2021,7 +2146,7 @@ int gr_table_incr(gr_table *t, const void *key, size_t klen, int64_t delta, int6
     }
     now = now_ms(t->ts);
     s = shard_of(t, k.hash);
-    pthread_rwlock_wrlock(&s->lock);
+    wr_lock(s);
     old = st_find(t, s, &k);
     if (old && !absent(old, now) && (old->flags & (GR_TENT_MAP | GR_TENT_ASET))) {
         r = GR_EWRONGTYPE;
@@ -2115,7 +2240,7 @@ int gr_table_incr(gr_table *t, const void *key, size_t klen, int64_t delta, int6
     repl_notify(t, e);
     *ret_value = (int64_t)total;
 out:
-    pthread_rwlock_unlock(&s->lock);
+    wr_unlock(s);
     gr_tkey_done(&k);
     return finish(t, tk, r);
 }
@@ -2453,7 +2578,7 @@ static int crdt_write(gr_table *t, const void *key, size_t klen, int type, cop *
     }
     now = now_ms(t->ts);
     s = shard_of(t, k.hash);
-    pthread_rwlock_wrlock(&s->lock);
+    wr_lock(s);
     old = st_find(t, s, &k);
     if (old && !expired(old, now) && (old->flags & tflag)) {
         st = gr_tent_val(old); /* continue it (even empty: its removals matter) */
@@ -2535,7 +2660,7 @@ static int crdt_write(gr_table *t, const void *key, size_t klen, int type, cop *
     apply(t, s, e, old);
     repl_notify(t, e);
 out:
-    pthread_rwlock_unlock(&s->lock);
+    wr_unlock(s);
     gr_tkey_done(&k);
     free(v);
     gr_tbuf_free(&fresh);
@@ -3050,7 +3175,7 @@ uint64_t gr_table_expire(gr_table *t, uint64_t budget)
             gr_tent *e, *nx;
             int step = 0;
 
-            pthread_rwlock_wrlock(&s->lock);
+            wr_lock(s);
             if (t->opts.kind == GR_TABLE_SET) {
                 e = gr_sset_after(s, t->shard_bits, has_cur, cur_hash, cur.p, cur.len);
             } else {
@@ -3101,7 +3226,7 @@ uint64_t gr_table_expire(gr_table *t, uint64_t budget)
                 }
             }
             end = end || !e;
-            pthread_rwlock_unlock(&s->lock);
+            wr_unlock(s);
         }
     }
     gr_tbuf_free(&cur);

@@ -111,9 +111,11 @@ static inline void gr_le_wr32(uint8_t *p, uint32_t v)
 
 #define GR_SKIP_MAX 24 /* skiplist levels */
 
-/* One entry: immutable once published (a write replaces the whole entry),
- * except atime. Layout of data[]: fwd pointers (level), counter components
- * (ncnt), key (klen), value (vlen). */
+/* One entry: changed only under its shard's write lock (a write replaces
+ * the whole entry, except that a plain value replaced by one of the same size
+ * is rewritten in place: table.c overwrite) and atime (atomic, under the read
+ * lock); readers hold the read lock and copy what they keep. Layout of data[]: fwd pointers
+ * (level), counter components (ncnt), key (klen), value (vlen). */
 typedef struct gr_tent {
     uint64_t hash;          /* gr_tkey_hash of the key */
     uint64_t hlc;           /* version: hybrid logical clock of the write */
@@ -153,6 +155,9 @@ typedef struct gr_tslot {
     gr_tent *e;    /* NULL: empty */
 } gr_tslot;
 
+#define GR_TRD_BITS 3                    /* log2 of the reader counters per shard */
+#define GR_TRD_SLOTS (1u << GR_TRD_BITS) /* gets' reader counters per shard */
+
 /* A shard: a lock and a store. set tables have many, ordered_set one. */
 typedef struct gr_tshard {
     pthread_rwlock_t lock; /* readers: lookups and scans; writer: changes */
@@ -165,7 +170,12 @@ typedef struct gr_tshard {
     gr_tent *head;         /* ordered_set: skiplist head (level GR_SKIP_MAX, no key) */
     uint32_t level;        /* ordered_set: levels in use */
     uint64_t rng;          /* ordered_set: level / sampling random state (write lock) */
-    char pad[64];          /* keep shards' locks on separate cache lines */
+    atomic_uint wflag;     /* a writer holds or takes the lock: gets back off (table.c) */
+    struct {
+        atomic_uint n;  /* gets inside the shard on this counter */
+        char pad[60];   /* one counter per cache line */
+    } rd[GR_TRD_SLOTS]; /* lock-free gets, by thread hash (table.c, wr_lock) */
+    char pad[64];       /* keep shards' locks on separate cache lines */
 } gr_tshard;
 
 /* ---- set store (store_set.c); caller holds the shard's lock ----------------------------- */

@@ -677,6 +677,271 @@ START_TEST(test_threads_ordered)
 }
 END_TEST
 
+/* ---- gets against writers ------------------------------------------------------------------ */
+
+typedef struct tear_arg {
+    gr_table *t;
+    int id;
+    _Atomic int *stop;
+    uint64_t seen; /* reader: values read */
+} tear_arg;
+
+/* A bin 16 of n bytes, every byte c (large: a torn copy has a wide window). */
+static size_t tear_val(uint8_t *b, size_t n, uint8_t c)
+{
+    b[0] = 0xc5;
+    b[1] = (uint8_t)(n >> 8);
+    b[2] = (uint8_t)n;
+    memset(b + 3, c, n);
+    return n + 3;
+}
+
+static void *tear_writer(void *arg)
+{
+    tear_arg *a = arg;
+    uint8_t v[8200];
+
+    for (int i = 0; i < 30000; i++) {
+        /* 64 hot keys rewritten in place (same size) or swapped (another size),
+         * some deleted, and a growing key range that makes the store resize */
+        int key = i % 3 == 0 ? 64 + (i / 3) % 4096 : (i * 7 + a->id) % 64;
+        term k = T_fmt("t", key);
+        size_t n = tear_val(v, i % 17 == 0 ? 4000 : 8192, (uint8_t)(i + a->id));
+
+        if (i % 29 == 0) {
+            (void)gr_table_del(a->t, k.b, k.n, 0);
+        } else {
+            ck_assert_int_eq(gr_table_put(a->t, k.b, k.n, v, n, NULL, NULL), 0);
+        }
+    }
+    return NULL;
+}
+
+static void *tear_reader(void *arg)
+{
+    tear_arg *a = arg;
+    gr_tbuf b = {0};
+
+    for (int i = 0; !atomic_load(a->stop); i++) {
+        term k = T_fmt("t", i % 5 == 0 ? 64 + i % 4096 : i % 64);
+
+        if (gr_table_get(a->t, k.b, k.n, &b, NULL) == 0) {
+            size_t n = b.len;
+
+            ck_assert_uint_ge(n, 4);
+            ck_assert_uint_eq(b.p[0], 0xc5);
+            ck_assert_uint_eq(((size_t)b.p[1] << 8 | b.p[2]) + 3u, n);
+            for (size_t j = 4; j < n; j++) {
+                ck_assert_uint_eq(b.p[j], b.p[3]); /* never a torn value */
+            }
+            a->seen++;
+        }
+    }
+    gr_tbuf_free(&b);
+    return NULL;
+}
+
+/* Gets enter a shard without its rwlock (reader counters and a writer flag,
+ * table.c): 2 writers overwrite values in place, swap them for values of
+ * another size, delete and insert keys (resizing the store), while 2 readers
+ * check that every value they get is whole. Under TSan this also checks the
+ * ordering of the flag and counters (suite threaded). */
+static void tear_on(gr_table_kind kind)
+{
+    gr_table *t = mk("tear", (gr_table_opts){.kind = kind, .shards = 2});
+    _Atomic int stop = 0;
+    tear_arg w[2], r[2];
+    pthread_t tw[2], tr[2];
+
+    for (int i = 0; i < 2; i++) {
+        w[i] = (tear_arg){t, i, &stop, 0};
+        r[i] = (tear_arg){t, i, &stop, 0};
+        pthread_create(&tr[i], NULL, tear_reader, &r[i]);
+        pthread_create(&tw[i], NULL, tear_writer, &w[i]);
+    }
+    for (int i = 0; i < 2; i++) {
+        pthread_join(tw[i], NULL);
+    }
+    atomic_store(&stop, 1);
+    for (int i = 0; i < 2; i++) {
+        pthread_join(tr[i], NULL);
+    }
+    ck_assert_uint_gt(r[0].seen + r[1].seen, 0);
+    gr_table_close(t);
+}
+
+START_TEST(test_gets_vs_writers_set)
+{
+    tear_on(GR_TABLE_SET);
+}
+END_TEST
+
+START_TEST(test_gets_vs_writers_ordered)
+{
+    tear_on(GR_TABLE_ORDERED_SET);
+}
+END_TEST
+
+/* ---- in-place overwrite ------------------------------------------------------------------- */
+
+static int merge_into(void *ud, const gr_trent *e)
+{
+    int r = gr_table_merge(ud, e);
+
+    return r < 0 ? r : 0; /* > 0: applied */
+}
+
+/* A plain put over a plain value of the same size rewrites the entry in place
+ * (table.c overwrite); other puts swap a new entry in. Random puts of 1- and
+ * 9-byte values (some with a TTL), deletes, increments and gets on both kinds,
+ * local and replicated, against a model: every get, version and count agrees,
+ * the charged bytes are those of a table written once with the final values,
+ * the sweep finds exactly the expired entries, and a replicated table's digest
+ * equals that of a fresh replica the entries are merged into (the in-place
+ * digest update is the swap's). */
+static void overwrite_on(gr_table_kind kind, bool repl)
+{
+    enum { NK = 64, OPS = 20000 };
+    gr_table *t = mk("o", (gr_table_opts){.kind = kind, .replicated = repl});
+    gr_table *f, *c;
+    int64_t model[NK];    /* value, or INT64_MIN: absent */
+    uint64_t expire[NK];  /* 0: never */
+    uint64_t version[NK]; /* of the last write */
+    bool counter[NK];     /* last written by incr */
+    uint64_t rnd = 42;
+    uint64_t dt[GR_TDIGEST_BUCKETS], dc[GR_TDIGEST_BUCKETS];
+    gr_table_info it, ifr;
+    size_t live = 0;
+
+    {
+        /* a TTL given by an overwrite is seen by the sweep (which skips tables
+         * without TTL entries) */
+        term k = T_str("x"), v1 = T_int(1), v2 = T_int(2);
+        gr_tput how = {.flags = GR_TPUT_TTL, .ttl_ms = 5};
+
+        ck_assert_int_eq(gr_table_put(t, k.b, k.n, v1.b, v1.n, NULL, NULL), 0);
+        ck_assert_int_eq(gr_table_put(t, k.b, k.n, v2.b, v2.n, &how, NULL), 0);
+        atomic_fetch_add(&test_clock, 5);
+        ck_assert_uint_eq(gr_table_expire(t, 100), 1);
+        ck_assert_uint_eq(gr_table_count(t), 0);
+    }
+    for (int i = 0; i < NK; i++) {
+        model[i] = INT64_MIN;
+        expire[i] = version[i] = 0;
+        counter[i] = false;
+    }
+    for (int op = 0; op < OPS; op++) {
+        int i, what;
+        term k;
+        gr_tmeta m;
+
+        rnd = rnd * 6364136223846793005ull + 1442695040888963407ull;
+        i = (int)((rnd >> 33) % NK);
+        what = (int)((rnd >> 20) % 16);
+        k = T_fmt("k", i);
+        if (what < 10) { /* put: 1 byte (0..127) or 9 bytes (int64) */
+            int64_t v = (what & 1) ? (int64_t)(rnd >> 40) + INT32_MAX : (int64_t)(rnd >> 57);
+            term tv = T_int(v);
+            gr_tput how = {.flags = GR_TPUT_TTL, .ttl_ms = what == 8 ? 50 : 0};
+
+            ck_assert_int_eq(gr_table_put(t, k.b, k.n, tv.b, tv.n, &how, &m), 0);
+            ck_assert_uint_gt(m.version, version[i]);
+            model[i] = v;
+            version[i] = m.version;
+            counter[i] = false;
+            expire[i] = how.ttl_ms ? atomic_load(&test_clock) + how.ttl_ms : 0;
+        } else if (what < 12) {
+            int r = gr_table_del(t, k.b, k.n, 0);
+            bool there =
+                model[i] != INT64_MIN && (!expire[i] || atomic_load(&test_clock) < expire[i]);
+
+            ck_assert_int_eq(r, there ? 0 : GR_ENOKEY);
+            model[i] = INT64_MIN;
+        } else if (what == 12) {
+            int64_t tot;
+            bool there =
+                model[i] != INT64_MIN && (!expire[i] || atomic_load(&test_clock) < expire[i]);
+
+            ck_assert_int_eq(gr_table_incr(t, k.b, k.n, 1, &tot), 0);
+            ck_assert_int_eq(tot, there ? model[i] + 1 : 1);
+            model[i] = tot;
+            expire[i] = there ? expire[i] : 0; /* a counter keeps the value's expiry */
+            counter[i] = true;
+            version[i] = 0; /* not returned: checked by the next put's (larger) */
+        } else if (what == 13) {
+            atomic_fetch_add(&test_clock, 7);
+        } else {
+            bool there =
+                model[i] != INT64_MIN && (!expire[i] || atomic_load(&test_clock) < expire[i]);
+
+            gr_tbuf b = {0};
+            int r = gr_table_get(t, k.b, k.n, &b, &m);
+
+            ck_assert_int_eq(r, there ? 0 : GR_ENOKEY);
+            if (there) {
+                ck_assert_int_eq(T_get_int(b.p, b.len), model[i]);
+                ck_assert(!version[i] || m.version == version[i]);
+            }
+            gr_tbuf_free(&b);
+        }
+    }
+    /* bytes: those of a table written once with the final values (a counter
+     * by one increment: one component, as this node's put-then-incr has) */
+    f = mk("o_fresh", (gr_table_opts){.kind = kind});
+    for (int i = 0; i < NK; i++) {
+        term k = T_fmt("k", i), tv = T_int(model[i]);
+
+        if (model[i] != INT64_MIN && (!expire[i] || atomic_load(&test_clock) < expire[i])) {
+            int64_t tot;
+
+            ck_assert_int_eq(counter[i] ? gr_table_incr(f, k.b, k.n, model[i], &tot)
+                                        : gr_table_put(f, k.b, k.n, tv.b, tv.n, NULL, NULL),
+                             0);
+            live++;
+        }
+    }
+    /* the sweep removes exactly the expired ones (ttl accounting kept) */
+    gr_table_expire(t, 1u << 20);
+    if (!repl) {
+        gr_table_info_get(t, &it);
+        gr_table_info_get(f, &ifr);
+        ck_assert_uint_eq(it.entries, live);
+        if (kind == GR_TABLE_SET) { /* ordered: skiplist levels are drawn per entry */
+            ck_assert_uint_eq(it.bytes, ifr.bytes);
+        }
+    }
+    ck_assert_uint_eq(gr_table_count(t), live);
+    if (repl) {
+        c = mk("o_copy", (gr_table_opts){.kind = kind, .replicated = true});
+        ck_assert_int_eq(gr_table_walk(t, NULL, merge_into, c), 0);
+        gr_table_digest(t, dt);
+        gr_table_digest(c, dc);
+        ck_assert_mem_eq(dt, dc, sizeof(dt));
+        ck_assert_uint_eq(gr_table_count(c), live);
+        gr_table_close(c);
+    }
+    gr_table_close(f);
+    gr_table_close(t);
+}
+
+START_TEST(test_overwrite_set)
+{
+    overwrite_on(GR_TABLE_SET, false);
+}
+END_TEST
+
+START_TEST(test_overwrite_ordered)
+{
+    overwrite_on(GR_TABLE_ORDERED_SET, false);
+}
+END_TEST
+
+START_TEST(test_overwrite_replicated)
+{
+    overwrite_on(GR_TABLE_SET, true);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("tables");
@@ -703,6 +968,11 @@ int main(void)
     tcase_add_test(tc, test_limit_bytes_and_cache);
     tcase_add_test(tc, test_threads_set);
     tcase_add_test(tc, test_threads_ordered);
+    tcase_add_test(tc, test_overwrite_set);
+    tcase_add_test(tc, test_overwrite_ordered);
+    tcase_add_test(tc, test_overwrite_replicated);
+    tcase_add_test(tc, test_gets_vs_writers_set);
+    tcase_add_test(tc, test_gets_vs_writers_ordered);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
