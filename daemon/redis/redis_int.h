@@ -104,6 +104,7 @@ struct rconn {
     bool authed;
     int db;
     gr_table *t;      /* the selected db's table (borrowed from srv->dbs) */
+    gr_table *lt;     /* its list table once used (borrowed from srv->ldbs) */
     gr_tbuf v, v2, k; /* scratch: a value, a second value, an encoded key */
     gr_tbuf k2;       /* scratch: a list element's key */
     bool in_multi;    /* between MULTI and EXEC/DISCARD */

@@ -333,7 +333,7 @@ gr_table *gr_redis_ldb_open(gr_redis *srv, int n)
 
 gr_table *gr_redis_ldb(rconn *c)
 {
-    gr_table *t = gr_redis_ldb_open(c->srv, c->db);
+    gr_table *t = c->lt ? c->lt : (c->lt = gr_redis_ldb_open(c->srv, c->db));
 
     if (!t) {
         gr_resp_error(&c->out, "ERR cannot open the list table of this database (see the "
@@ -1508,6 +1508,7 @@ void gr_redis_cmd_select(rconn *c, const rargs *a)
     c->db = (int)n;
     pthread_mutex_unlock(&c->srv->mu);
     c->t = NULL;
+    c->lt = NULL;
     gr_resp_simple(&c->out, "OK");
 }
 
