@@ -1888,47 +1888,80 @@ static bool norm_range(int64_t start, int64_t end, size_t n, size_t *from, size_
 
 #define LIST_MGET 256 /* elements looked up per gr_table_mget */
 
-/* Elements [from, to] (offsets from the head) of list key at l into ps (an
- * element not replicated here yet is skipped), LIST_MGET per lookup. Uses
- * c->v. */
-static int list_read(rconn *c, gr_table *lt, const char *key, size_t klen, const rlist *l,
-                     size_t from, size_t to, rpieces *ps)
+/* Look up the elements at offsets [at, at + n) (n <= LIST_MGET) of list key
+ * at l: one gr_table_mget, its answer (an array, nil for an element not
+ * replicated here yet) in c->v. Uses c->k2, c->kb. */
+static int list_mget(rconn *c, gr_table *lt, const char *key, size_t klen, const rlist *l,
+                     size_t at, size_t n)
 {
     const void *keys[LIST_MGET];
     size_t klens[LIST_MGET], offs[LIST_MGET];
-    gr_tbuf kb = {0};
+    int r = 0;
+
+    c->kb.len = 0;
+    for (size_t i = 0; i < n && r == 0; i++) {
+        offs[i] = c->kb.len;
+        if ((r = gr_redis_list_key(&c->k2, key, klen, l->h + (int64_t)(at + i))) == 0) {
+            r = gr_tbuf_put(&c->kb, c->k2.p, c->k2.len);
+            klens[i] = c->k2.len;
+        }
+    }
+    for (size_t i = 0; i < n && r == 0; i++) {
+        keys[i] = c->kb.p + offs[i]; /* kb no longer moves */
+    }
+    return r < 0 ? r : gr_table_mget(lt, n, keys, klens, &c->v);
+}
+
+/* Elements [from, to] (offsets from the head) of list key at l into ps (an
+ * element not replicated here yet is skipped), LIST_MGET per lookup. Uses
+ * c->v, c->k2, c->kb. */
+static int list_read(rconn *c, gr_table *lt, const char *key, size_t klen, const rlist *l,
+                     size_t from, size_t to, rpieces *ps)
+{
     int r = 0;
 
     for (size_t at = from; at <= to && r == 0; at += LIST_MGET) {
         size_t n = to - at + 1 < LIST_MGET ? to - at + 1 : LIST_MGET;
 
-        kb.len = 0;
-        for (size_t i = 0; i < n && r == 0; i++) {
-            offs[i] = kb.len;
-            if ((r = gr_redis_list_key(&c->k2, key, klen, l->h + (int64_t)(at + i))) == 0) {
-                r = gr_tbuf_put(&kb, c->k2.p, c->k2.len);
-                klens[i] = c->k2.len;
-            }
-        }
-        for (size_t i = 0; i < n && r == 0; i++) {
-            keys[i] = kb.p + offs[i]; /* kb no longer moves */
-        }
-        if (r == 0 && (r = gr_table_mget(lt, n, keys, klens, &c->v)) == 0) {
+        if ((r = list_mget(c, lt, key, klen, l, at, n)) == 0) {
             r = gr_redis_pieces_of_array(ps, c->v.p, c->v.len);
         }
     }
-    gr_tbuf_free(&kb);
     return r;
+}
+
+/* Reply elements [from, to] of list key at l as an array, written straight
+ * from the lookups' answers (no copy in between); an element not replicated
+ * here yet is skipped and the array's count corrected after. */
+static void list_reply(rconn *c, gr_table *lt, const char *key, size_t klen, const rlist *l,
+                       size_t from, size_t to)
+{
+    size_t at0 = c->out.len, body, got = 0;
+    int r = 0;
+
+    gr_resp_array(&c->out, to - from + 1);
+    body = c->out.len;
+    for (size_t at = from; at <= to && r == 0; at += LIST_MGET) {
+        size_t n = to - at + 1 < LIST_MGET ? to - at + 1 : LIST_MGET;
+
+        if ((r = list_mget(c, lt, key, klen, l, at, n)) == 0) {
+            r = gr_redis_reply_strs(&c->out, c->v.p, c->v.len, &got);
+        }
+    }
+    if (r < 0 && !c->out.oom) {
+        c->out.len = at0; /* nothing of it was sent: the reply is only the error */
+        gr_redis_reply_err(c, r);
+    } else if (got != to - from + 1) {
+        gr_resp_array_fix(&c->out, at0, body, got);
+    }
 }
 
 static void cmd_lrange(rconn *c, const rargs *a)
 {
     gr_table *t = gr_redis_db(c), *lt;
-    rpieces ps = {.b = &c->v2};
     int64_t s, e;
     size_t from, to;
     rlist l;
-    int r;
 
     if (!t || !(lt = gr_redis_ldb(c))) {
         return;
@@ -1944,12 +1977,7 @@ static void cmd_lrange(rconn *c, const rargs *a)
         gr_resp_array(&c->out, 0);
         return;
     }
-    c->v2.len = 0;
-    if ((r = list_read(c, lt, a->argv[1], a->argl[1], &l, from, to, &ps)) < 0) {
-        gr_redis_reply_err(c, r);
-    } else {
-        reply_pieces(c, &ps, true);
-    }
+    list_reply(c, lt, a->argv[1], a->argl[1], &l, from, to);
 }
 
 /* LREM key count element: count > 0 from the head, < 0 from the tail, 0 all.
