@@ -1445,10 +1445,7 @@ static int drop_list_locked(rconn *c, gr_table *t, const char *key, size_t klen)
     int64_t h, tl;
     int r;
 
-    if (!lt) {
-        return GR_ENOTABLE;
-    }
-    if (gr_table_count(lt) == 0) {
+    if (lt && gr_table_count(lt) == 0) {
         return 0;
     }
     r = gr_table_get(t, c->k.p, c->k.len, &c->v, NULL);
@@ -1461,7 +1458,8 @@ static int drop_list_locked(rconn *c, gr_table *t, const char *key, size_t klen)
     if (gr_redis_dec_list(c->v.p, c->v.len, &h, &tl) < 0) {
         return 0;
     }
-    return elems_del(c, lt, key, klen, h, tl);
+    /* a list table that cannot be opened fails only writes over a list */
+    return lt ? elems_del(c, lt, key, klen, h, tl) : GR_ENOTABLE;
 }
 
 int gr_redis_del_key(rconn *c, gr_table *t, const char *key, size_t klen)
