@@ -11,7 +11,8 @@ Tests (rows rd3_* in tests.py):
                       every other type's command on a list answers
                       WRONGTYPE and changes nothing; DEL, UNLINK, EXPIRE in
                       the past, EXPIRE's expiry, RENAME onto a list (from a
-                      string, a hash, a list) and GETDEL leave no element
+                      string, a hash, a list) and GETDEL leave no element;
+                      (also: HSET of 3, 16, 17 and 40 fields reads back)
   rd3_list_overwrite_cluster  a SET on node b over a list pushed on node a
                       deletes the elements on both nodes
 """
@@ -175,6 +176,11 @@ def test_list_overwrite(c):
     check(r.lrange("keep", 0, -1) == ["k0", "k1", "k2"], "the other list is whole")
     r.flushdb()
     elements(0, "FLUSHDB")
+    # HSET encodes up to 16 fields on the stack, more on the heap: both
+    for nf in (3, 16, 17, 40):
+        fields = {f"f{i}": (str(i) if i % 2 else f"v{i}") for i in range(nf)}
+        check(r.hset(f"h{nf}", mapping=fields) == nf and r.hgetall(f"h{nf}") == fields,
+              f"HSET of {nf} fields")
 
 
 def test_list_overwrite_cluster(c):
