@@ -45,6 +45,7 @@ from ports2 import (test_backpressure as pt2_backpressure,  # pt2_*: cluster-tes
 from redis_tests import test_blocking as rd_blocking, test_lists as rd_lists
 from redis_tests import test_scans as rd_scans, test_zsets as rd_zsets
 from redis2 import test_lists as rd2_lists, test_lists_cluster as rd2_lists_cluster, test_multi as rd2_multi, test_scan as rd2_scan  # noqa: E501
+from redis3 import test_list_overwrite as rd3_list_overwrite, test_list_overwrite_cluster as rd3_list_overwrite_cluster  # noqa: E501
 from harness import (EXIT_AUTH, EXIT_OK, EXIT_REMOTE, EXIT_TIMEOUT, EXIT_UNREACHABLE, EXIT_USAGE,
                      TestFailure, check, free_port, now, testkit, wait_until)
 
@@ -2340,4 +2341,10 @@ TESTS += [
 TESTS += [
     ("ps3_partition", test_ps3_partition),
     ("ps3_slow_rate", test_ps3_slow_rate),
+]
+
+# rd3_*: the Redis front end's type rules over lists (cluster-tests/redis3.py)
+TESTS += [
+    ("rd3_list_overwrite", rd3_list_overwrite),
+    ("rd3_list_overwrite_cluster", rd3_list_overwrite_cluster),
 ]

@@ -202,6 +202,8 @@ static bool expire_arg(rconn *c, const rargs *a, int i, bool ms, bool at, const 
     return true;
 }
 
+static int put_over(rconn *c, gr_table *t, const char *key, size_t klen, const gr_tput *how);
+
 static void do_set(rconn *c, const rargs *a, int kidx, const char *val, size_t vlen,
                    const setopts *o)
 {
@@ -222,7 +224,7 @@ static void do_set(rconn *c, const rargs *a, int kidx, const char *val, size_t v
             gr_resp_error(&c->out, E_OOM);
             return;
         }
-        r = gr_table_put(t, c->k.p, c->k.len, c->v2.p, c->v2.len, &how, NULL);
+        r = put_over(c, t, a->argv[kidx], a->argl[kidx], &how);
         if (r == GR_EKEYEXISTS) {
             gr_resp_null(&c->out);
         } else if (r < 0) {
@@ -252,7 +254,14 @@ static void do_set(rconn *c, const rargs *a, int kidx, const char *val, size_t v
             }
             return;
         }
-        r = store(c, t, &m, &c->v2, o->keepttl ? ttl_left(c, &m) : o->ttl_ms);
+        if (m.found && gr_redis_type(c->v.p, c->v.len) == RT_LIST) { /* and its elements */
+            gr_tput how = {.flags = GR_TPUT_TTL,
+                           .ttl_ms = o->keepttl ? ttl_left(c, &m) : o->ttl_ms};
+
+            r = put_over(c, t, a->argv[kidx], a->argl[kidx], &how);
+        } else {
+            r = store(c, t, &m, &c->v2, o->keepttl ? ttl_left(c, &m) : o->ttl_ms);
+        }
         if (r == GR_ECASMISMATCH) {
             continue;
         }
@@ -455,7 +464,7 @@ static void cmd_mset(rconn *c, const rargs *a)
             gr_resp_error(&c->out, E_OOM);
             return;
         }
-        if ((r = gr_table_put(t, c->k.p, c->k.len, c->v2.p, c->v2.len, &how, NULL)) < 0) {
+        if ((r = put_over(c, t, a->argv[i], a->argl[i], &how)) < 0) {
             gr_redis_reply_err(c, r);
             return;
         }
@@ -1268,6 +1277,13 @@ static uint64_t ttl_until(rconn *c, uint64_t expire_ms)
     return expire_ms > now ? expire_ms - now : 1;
 }
 
+/* The selected db's list table, opened (created) on first use and kept by
+ * the connection; NULL if it cannot be opened (logged). */
+static gr_table *ltab(rconn *c)
+{
+    return c->lt ? c->lt : (c->lt = gr_redis_ldb_open(c->srv, c->db));
+}
+
 /* Read list key (bytes) into *l (absent: found false, h = t = 0); c->k holds
  * its table key after. 0, GR_EWRONGTYPE or another error (not replied). */
 static int list_rec(rconn *c, gr_table *t, const char *key, size_t klen, rlist *l)
@@ -1369,7 +1385,7 @@ static int elem_put(rconn *c, gr_table *lt, const char *key, size_t klen, const 
  * element, under its stripe. O(length). 1 done, 0 no list, or an error. */
 static int list_set_ttl(rconn *c, gr_table *t, const char *key, size_t klen, uint64_t ttl_ms)
 {
-    gr_table *lt = gr_redis_ldb_open(c->srv, c->db);
+    gr_table *lt = ltab(c);
     pthread_mutex_t *mu = gr_redis_klock(c->srv, c->db, key, klen);
     gr_tbuf one = {0};
     rlist l;
@@ -1419,38 +1435,70 @@ static int elems_del(rconn *c, gr_table *lt, const char *key, size_t klen, int64
     return 0;
 }
 
+/* If key (bytes; c->k its table key) holds a list, delete its elements
+ * (the record stays: the caller deletes or replaces it). Caller holds the
+ * key's stripe. 0 or an error. A db whose list table is empty has nothing
+ * to delete: one atomic read instead of a lookup. Uses c->v, c->k2. */
+static int drop_list_locked(rconn *c, gr_table *t, const char *key, size_t klen)
+{
+    gr_table *lt = ltab(c);
+    int64_t h, tl;
+    int r;
+
+    if (lt && gr_table_count(lt) == 0) {
+        return 0;
+    }
+    r = gr_table_get(t, c->k.p, c->k.len, &c->v, NULL);
+    if (r == GR_ENOKEY || r == GR_EWRONGTYPE) { /* absent, a hash or a set */
+        return 0;
+    }
+    if (r < 0) {
+        return r;
+    }
+    if (gr_redis_dec_list(c->v.p, c->v.len, &h, &tl) < 0) {
+        return 0;
+    }
+    /* a list table that cannot be opened fails only writes over a list */
+    return lt ? elems_del(c, lt, key, klen, h, tl) : GR_ENOTABLE;
+}
+
 int gr_redis_del_key(rconn *c, gr_table *t, const char *key, size_t klen)
 {
     pthread_mutex_t *mu = gr_redis_klock(c->srv, c->db, key, klen);
-    gr_table *lt;
-    int64_t h, tl;
     int r;
 
     if (gr_redis_key(&c->k, key, klen) < 0) {
         return -ENOMEM;
     }
-    r = gr_table_get(t, c->k.p, c->k.len, &c->v, NULL);
-    if (r != 0 || gr_redis_dec_list(c->v.p, c->v.len, &h, &tl) < 0) {
-        r = gr_table_del(t, c->k.p, c->k.len, 0); /* not a list */
-        return r == GR_ENOKEY ? 0 : r == 0 ? 1 : r;
-    }
-    if (!(lt = gr_redis_ldb_open(c->srv, c->db))) {
-        return GR_ENOTABLE;
-    }
+    /* under the stripe: no push of this node turns the key into a list
+     * between the read and the delete */
     pthread_mutex_lock(mu);
-    r = gr_redis_key(&c->k, key, klen) < 0 ? -ENOMEM
-                                           : gr_table_get(t, c->k.p, c->k.len, &c->v, NULL);
-    if (r == 0 && gr_redis_dec_list(c->v.p, c->v.len, &h, &tl) == 0) {
-        if ((r = gr_table_del(t, c->k.p, c->k.len, 0)) == 0) {
-            r = elems_del(c, lt, key, klen, h, tl);
-            r = r < 0 ? r : 1;
-        }
-    } else if (r == 0 || r == GR_EWRONGTYPE) {
+    if ((r = drop_list_locked(c, t, key, klen)) >= 0) {
         r = gr_table_del(t, c->k.p, c->k.len, 0);
-        r = r == 0 ? 1 : r;
     }
     pthread_mutex_unlock(mu);
-    return r == GR_ENOKEY ? 0 : r;
+    return r == GR_ENOKEY ? 0 : r == 0 ? 1 : r;
+}
+
+/* Put value c->v2 under key (bytes; c->k its table key) as `how` says,
+ * replacing whatever the key holds (SET, MSET): a list there loses its
+ * elements first, so none is left behind in the list table. Under the key's
+ * stripe, so no push of this node interleaves. Uses c->v, c->k2. */
+static int put_over(rconn *c, gr_table *t, const char *key, size_t klen, const gr_tput *how)
+{
+    pthread_mutex_t *mu;
+    int r;
+
+    if (how->flags & GR_TPUT_IF_ABSENT) { /* a list there: present, nothing replaced */
+        return gr_table_put(t, c->k.p, c->k.len, c->v2.p, c->v2.len, how, NULL);
+    }
+    mu = gr_redis_klock(c->srv, c->db, key, klen);
+    pthread_mutex_lock(mu);
+    if ((r = drop_list_locked(c, t, key, klen)) >= 0) {
+        r = gr_table_put(t, c->k.p, c->k.len, c->v2.p, c->v2.len, how, NULL);
+    }
+    pthread_mutex_unlock(mu);
+    return r;
 }
 
 static void push_common(rconn *c, const rargs *a, bool left)
@@ -1838,47 +1886,80 @@ static bool norm_range(int64_t start, int64_t end, size_t n, size_t *from, size_
 
 #define LIST_MGET 256 /* elements looked up per gr_table_mget */
 
-/* Elements [from, to] (offsets from the head) of list key at l into ps (an
- * element not replicated here yet is skipped), LIST_MGET per lookup. Uses
- * c->v. */
-static int list_read(rconn *c, gr_table *lt, const char *key, size_t klen, const rlist *l,
-                     size_t from, size_t to, rpieces *ps)
+/* Look up the elements at offsets [at, at + n) (n <= LIST_MGET) of list key
+ * at l: one gr_table_mget, its answer (an array, nil for an element not
+ * replicated here yet) in c->v. Uses c->k2, c->kb. */
+static int list_mget(rconn *c, gr_table *lt, const char *key, size_t klen, const rlist *l,
+                     size_t at, size_t n)
 {
     const void *keys[LIST_MGET];
     size_t klens[LIST_MGET], offs[LIST_MGET];
-    gr_tbuf kb = {0};
+    int r = 0;
+
+    c->kb.len = 0;
+    for (size_t i = 0; i < n && r == 0; i++) {
+        offs[i] = c->kb.len;
+        if ((r = gr_redis_list_key(&c->k2, key, klen, l->h + (int64_t)(at + i))) == 0) {
+            r = gr_tbuf_put(&c->kb, c->k2.p, c->k2.len);
+            klens[i] = c->k2.len;
+        }
+    }
+    for (size_t i = 0; i < n && r == 0; i++) {
+        keys[i] = c->kb.p + offs[i]; /* kb no longer moves */
+    }
+    return r < 0 ? r : gr_table_mget(lt, n, keys, klens, &c->v);
+}
+
+/* Elements [from, to] (offsets from the head) of list key at l into ps (an
+ * element not replicated here yet is skipped), LIST_MGET per lookup. Uses
+ * c->v, c->k2, c->kb. */
+static int list_read(rconn *c, gr_table *lt, const char *key, size_t klen, const rlist *l,
+                     size_t from, size_t to, rpieces *ps)
+{
     int r = 0;
 
     for (size_t at = from; at <= to && r == 0; at += LIST_MGET) {
         size_t n = to - at + 1 < LIST_MGET ? to - at + 1 : LIST_MGET;
 
-        kb.len = 0;
-        for (size_t i = 0; i < n && r == 0; i++) {
-            offs[i] = kb.len;
-            if ((r = gr_redis_list_key(&c->k2, key, klen, l->h + (int64_t)(at + i))) == 0) {
-                r = gr_tbuf_put(&kb, c->k2.p, c->k2.len);
-                klens[i] = c->k2.len;
-            }
-        }
-        for (size_t i = 0; i < n && r == 0; i++) {
-            keys[i] = kb.p + offs[i]; /* kb no longer moves */
-        }
-        if (r == 0 && (r = gr_table_mget(lt, n, keys, klens, &c->v)) == 0) {
+        if ((r = list_mget(c, lt, key, klen, l, at, n)) == 0) {
             r = gr_redis_pieces_of_array(ps, c->v.p, c->v.len);
         }
     }
-    gr_tbuf_free(&kb);
     return r;
+}
+
+/* Reply elements [from, to] of list key at l as an array, written straight
+ * from the lookups' answers (no copy in between); an element not replicated
+ * here yet is skipped and the array's count corrected after. */
+static void list_reply(rconn *c, gr_table *lt, const char *key, size_t klen, const rlist *l,
+                       size_t from, size_t to)
+{
+    size_t at0 = c->out.len, body, got = 0;
+    int r = 0;
+
+    gr_resp_array(&c->out, to - from + 1);
+    body = c->out.len;
+    for (size_t at = from; at <= to && r == 0; at += LIST_MGET) {
+        size_t n = to - at + 1 < LIST_MGET ? to - at + 1 : LIST_MGET;
+
+        if ((r = list_mget(c, lt, key, klen, l, at, n)) == 0) {
+            r = gr_redis_reply_strs(&c->out, c->v.p, c->v.len, &got);
+        }
+    }
+    if (r < 0 && !c->out.oom) {
+        c->out.len = at0; /* nothing of it was sent: the reply is only the error */
+        gr_redis_reply_err(c, r);
+    } else if (got != to - from + 1) {
+        gr_resp_array_fix(&c->out, at0, body, got);
+    }
 }
 
 static void cmd_lrange(rconn *c, const rargs *a)
 {
     gr_table *t = gr_redis_db(c), *lt;
-    rpieces ps = {.b = &c->v2};
     int64_t s, e;
     size_t from, to;
     rlist l;
-    int r;
 
     if (!t || !(lt = gr_redis_ldb(c))) {
         return;
@@ -1894,12 +1975,7 @@ static void cmd_lrange(rconn *c, const rargs *a)
         gr_resp_array(&c->out, 0);
         return;
     }
-    c->v2.len = 0;
-    if ((r = list_read(c, lt, a->argv[1], a->argl[1], &l, from, to, &ps)) < 0) {
-        gr_redis_reply_err(c, r);
-    } else {
-        reply_pieces(c, &ps, true);
-    }
+    list_reply(c, lt, a->argv[1], a->argl[1], &l, from, to);
 }
 
 /* LREM key count element: count > 0 from the head, < 0 from the tail, 0 all.

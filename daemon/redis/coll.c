@@ -87,16 +87,19 @@ void gr_redis_reply_pieces(rconn *c, const rpieces *ps)
 
 /* ---- hashes --------------------------------------------------------------------------------- */
 
-/* HSET / HMSET (hmset true): fields and values from argv[2..]. */
+#define HSET_STACK 16 /* fields of an HSET served from the stack (no allocation) */
+
+/* HSET / HMSET (hmset true): fields and values from argv[2..]. Values are
+ * encoded one after another into c->v (c->v2 for each one first); up to
+ * HSET_STACK fields need no allocation. */
 static void hset_common(rconn *c, const rargs *a, bool hmset)
 {
     gr_table *t = gr_redis_db(c);
     size_t n = (size_t)(a->argc - 2) / 2;
-    const void **names = NULL, **vals = NULL;
-    size_t *nlens = NULL, *vlens = NULL;
-    gr_tbuf enc = {0};
-    rpieces ps = {.b = &enc};
-    size_t *offs = NULL;
+    const void *names_s[HSET_STACK], *vals_s[HSET_STACK];
+    size_t nlens_s[HSET_STACK], vlens_s[HSET_STACK], offs_s[HSET_STACK];
+    const void **names = names_s, **vals = vals_s;
+    size_t *nlens = nlens_s, *vlens = vlens_s, *offs = offs_s;
     uint64_t added = 0;
     int r = -ENOMEM;
 
@@ -111,27 +114,28 @@ static void hset_common(rconn *c, const rargs *a, bool hmset)
     if (!key_arg(c, a, 1)) {
         return;
     }
-    if ((names = calloc(n, sizeof(*names))) && (vals = calloc(n, sizeof(*vals))) &&
-        (nlens = calloc(n, sizeof(*nlens))) && (vlens = calloc(n, sizeof(*vlens))) &&
-        (offs = calloc(n, sizeof(*offs)))) {
+    if (n > HSET_STACK) {
+        names = calloc(n, sizeof(*names));
+        vals = calloc(n, sizeof(*vals));
+        nlens = calloc(n, sizeof(*nlens));
+        vlens = calloc(n, sizeof(*vlens));
+        offs = calloc(n, sizeof(*offs));
+    }
+    if (names && vals && nlens && vlens && offs) {
         r = 0;
+        c->v.len = 0;
         /* encode every value into one buffer first (it may move while growing) */
         for (size_t i = 0; i < n && r == 0; i++) {
-            gr_tbuf one = {0};
-
-            offs[i] = enc.len;
-            if ((r = gr_redis_enc_str(&one, a->argv[3 + 2 * i], a->argl[3 + 2 * i])) == 0) {
-                r = gr_redis_piece_put(&ps, one.p, one.len);
+            offs[i] = c->v.len;
+            if ((r = gr_redis_enc_str(&c->v2, a->argv[3 + 2 * i], a->argl[3 + 2 * i])) == 0) {
+                r = gr_tbuf_put(&c->v, c->v2.p, c->v2.len);
+                vlens[i] = c->v2.len;
             }
-            gr_tbuf_free(&one);
         }
         for (size_t i = 0; i < n && r == 0; i++) {
-            const uint8_t *p;
-
-            gr_redis_piece_at(&ps, offs[i], &p, &vlens[i]);
             names[i] = a->argv[2 + 2 * i];
             nlens[i] = a->argl[2 + 2 * i];
-            vals[i] = p;
+            vals[i] = c->v.p + offs[i];
         }
         if (r == 0) {
             r = gr_table_map_set(t, c->k.p, c->k.len, n, names, nlens, vals, vlens, &added);
@@ -144,12 +148,13 @@ static void hset_common(rconn *c, const rargs *a, bool hmset)
     } else {
         gr_resp_int(&c->out, (int64_t)added);
     }
-    free(names);
-    free(vals);
-    free(nlens);
-    free(vlens);
-    free(offs);
-    gr_tbuf_free(&enc);
+    if (names != names_s) {
+        free(names);
+        free(vals);
+        free(nlens);
+        free(vlens);
+        free(offs);
+    }
 }
 
 void gr_redis_cmd_hset(rconn *c, const rargs *a)

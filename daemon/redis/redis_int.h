@@ -103,15 +103,18 @@ struct rconn {
     gr_resp_out out;
     bool authed;
     int db;
-    gr_table *t;      /* the selected db's table (borrowed from srv->dbs) */
-    gr_tbuf v, v2, k; /* scratch: a value, a second value, an encoded key */
-    gr_tbuf k2;       /* scratch: a list element's key */
-    bool in_multi;    /* between MULTI and EXEC/DISCARD */
-    bool multi_err;   /* a command was refused while queueing: EXEC aborts */
-    gr_tbuf mq;       /* queued commands: u32 argc, then (u32 len, bytes) each */
-    uint32_t mq_n;    /* commands queued */
-    gr_tbuf watch;    /* WATCHed keys: (u32 db, u64 version, u32 len, key bytes) */
-    bool in_exec;     /* running EXEC's queue: BLPOP/BRPOP do not block */
+    gr_table *t;                     /* the selected db's table (borrowed from srv->dbs) */
+    gr_table *lt;                    /* its list table once used (borrowed from srv->ldbs) */
+    gr_tbuf v, v2, k;                /* scratch: a value, a second value, an encoded key */
+    gr_tbuf k2;                      /* scratch: a list element's key */
+    gr_tbuf kb;                      /* scratch: many list element keys (LRANGE) */
+    const struct rcommand *last_cmd; /* the last command looked up (its name's cache) */
+    bool in_multi;                   /* between MULTI and EXEC/DISCARD */
+    bool multi_err;                  /* a command was refused while queueing: EXEC aborts */
+    gr_tbuf mq;                      /* queued commands: u32 argc, then (u32 len, bytes) each */
+    uint32_t mq_n;                   /* commands queued */
+    gr_tbuf watch;                   /* WATCHed keys: (u32 db, u64 version, u32 len, key bytes) */
+    bool in_exec;                    /* running EXEC's queue: BLPOP/BRPOP do not block */
     /* BLPOP / BRPOP waiting (docs/redis.md "Blocking pops"): input is not
      * parsed until it ends; blk_ev re-checks the keys every GR_REDIS_BLOCK_POLL_MS */
     bool blocked;
@@ -256,6 +259,10 @@ size_t gr_redis_piece_at(const rpieces *ps, size_t off, const uint8_t **ret_p, s
 /* The strings of a msgpack array (a gr_table_mget answer: bin, str or
  * number each, nil for an absent key, skipped) into ps. 0, -EINVAL, -ENOMEM. */
 int gr_redis_pieces_of_array(rpieces *ps, const uint8_t *v, size_t n);
+/* Write each string of a msgpack array (a gr_table_mget answer, as for
+ * gr_redis_pieces_of_array) to o as a bulk string, nil items skipped, and
+ * add their number to *ret_n. 0 or -EINVAL (what was written stays). */
+int gr_redis_reply_strs(gr_resp_out *o, const uint8_t *v, size_t n, size_t *ret_n);
 /* A gr_tfield_fn (ud: an rpieces): the name and / or the value as a string
  * (a value that is not one: empty) of each field or member; stops (1) when
  * out of memory. */

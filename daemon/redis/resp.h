@@ -91,6 +91,10 @@ static inline size_t gr_resp_out_pending(const gr_resp_out *o)
 }
 
 void gr_resp_raw(gr_resp_out *o, const void *b, size_t n);
+/* Rewrite the array header written at o->p[at..body) (gr_resp_array of a
+ * larger count) to count n, moving what follows: for a reply whose count is
+ * known only once its items are written. n must not be above the old count. */
+void gr_resp_array_fix(gr_resp_out *o, size_t at, size_t body, size_t n);
 void gr_resp_simple(gr_resp_out *o, const char *s); /* +s */
 /* -msg: msg is the whole text ("ERR ...", "WRONGTYPE ..."); CR/LF become
  * spaces. */

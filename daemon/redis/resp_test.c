@@ -200,6 +200,38 @@ START_TEST(writer_resp2_resp3)
 }
 END_TEST
 
+/* Headers written by hand: zero, extremes, an empty bulk; an array's count
+ * corrected after its items (LRANGE skipping an element not replicated yet). */
+START_TEST(writer_numbers_and_array_fix)
+{
+    gr_resp_out o = {.proto = 2};
+    size_t at, body;
+
+    gr_resp_int(&o, 0);
+    gr_resp_int(&o, INT64_MIN);
+    gr_resp_int(&o, INT64_MAX);
+    gr_resp_bulk(&o, "", 0);
+    ck_assert_str_eq(out_str(&o), ":0\r\n:-9223372036854775808\r\n:9223372036854775807\r\n"
+                                  "$0\r\n\r\n");
+    o.len = 0;
+    gr_resp_simple(&o, "OK");
+    at = o.len;
+    gr_resp_array(&o, 12);
+    body = o.len;
+    gr_resp_bulk(&o, "a", 1);
+    gr_resp_bulk(&o, "b", 1);
+    gr_resp_array_fix(&o, at, body, 2); /* "*12" becomes "*2": what follows moves */
+    ck_assert_str_eq(out_str(&o), "+OK\r\n*2\r\n$1\r\na\r\n$1\r\nb\r\n");
+    at = o.len;
+    gr_resp_array(&o, 3);
+    body = o.len;
+    gr_resp_bulk(&o, "c", 1);
+    gr_resp_array_fix(&o, at, body, 1); /* same width */
+    ck_assert_str_eq(out_str(&o), "+OK\r\n*2\r\n$1\r\na\r\n$1\r\nb\r\n*1\r\n$1\r\nc\r\n");
+    gr_resp_out_free(&o);
+}
+END_TEST
+
 START_TEST(glob_and_ints)
 {
     int64_t v;
@@ -291,6 +323,7 @@ int main(void)
     tcase_add_test(tc, inline_commands);
     tcase_add_test(tc, limits);
     tcase_add_test(tc, writer_resp2_resp3);
+    tcase_add_test(tc, writer_numbers_and_array_fix);
     tcase_add_test(tc, glob_and_ints);
     tcase_add_test(tc, random_bytes);
     suite_add_tcase(s, tc);

@@ -308,6 +308,27 @@ rtype gr_redis_type(const uint8_t *v, size_t n)
     }
 }
 
+/* The decimal text of an integer (neg: bits is a negative int64) into b
+ * (32 bytes); its length. By hand: snprintf costs more than a GET's lookup. */
+static int fmt_int(char *b, uint64_t bits, bool neg)
+{
+    uint64_t u = neg ? -bits : bits;
+    char d[20];
+    int nd = 0, l = 0;
+
+    do {
+        d[nd++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (neg) {
+        b[l++] = '-';
+    }
+    while (nd) {
+        b[l++] = d[--nd];
+    }
+    return l;
+}
+
 bool gr_redis_str(const uint8_t *v, size_t n, char ibuf[32], const uint8_t **ret_p, size_t *ret_n)
 {
     mitem m = rd(v, n, 0);
@@ -320,10 +341,8 @@ bool gr_redis_str(const uint8_t *v, size_t n, char ibuf[32], const uint8_t **ret
         *ret_n = m.n;
         return true;
     case MK_INT:
-        l = snprintf(ibuf, 32, "%lld", (long long)(int64_t)m.n);
-        break;
     case MK_UINT:
-        l = snprintf(ibuf, 32, "%llu", (unsigned long long)m.n);
+        l = fmt_int(ibuf, m.n, m.kind == MK_INT && (int64_t)m.n < 0);
         break;
     case MK_FLOAT:
         l = (int)gr_resp_fmt_double(ibuf, 32, m.d);
@@ -535,6 +554,36 @@ int gr_redis_collect_fn(void *ud, const uint8_t *name, size_t nlen, const uint8_
         }
     }
     ps->n++;
+    return 0;
+}
+
+int gr_redis_reply_strs(gr_resp_out *o, const uint8_t *v, size_t n, size_t *ret_n)
+{
+    mitem arr = rd(v, n, 0);
+    size_t off = arr.next;
+
+    if (arr.kind != MK_ARRAY || arr.n > n) {
+        return -EINVAL;
+    }
+    for (uint64_t i = 0; i < arr.n; i++) {
+        mitem m;
+        const uint8_t *p;
+        size_t len;
+        char ib[32];
+
+        if (off < n && v[off] == 0xc0) { /* nil: absent */
+            off++;
+            continue;
+        }
+        m = rd(v, n, off);
+        if (m.kind == MK_BAD || m.kind == MK_OTHER || m.kind == MK_ARRAY || m.kind == MK_MAP ||
+            !gr_redis_str(v + off, m.next - off, ib, &p, &len)) {
+            return -EINVAL;
+        }
+        gr_resp_bulk(o, p, len);
+        (*ret_n)++;
+        off = m.next;
+    }
     return 0;
 }
 
