@@ -129,7 +129,7 @@ def test_busy_marks(c):
 
 
 _REMOTE_FLOOD = """
-import struct, sys
+import struct, sys, time
 import msgpack
 def frame(v):
     b = msgpack.packb(v, use_bin_type=True)
@@ -138,6 +138,8 @@ out = sys.stdout.buffer
 big = frame([2, 'send', ['slow@%s', b'y' * 65536]])
 for i in range(%d):
     out.write(big)
+    out.flush()
+    time.sleep(0.005)  # a stream (12 MiB/s at most), not one burst: see the docstring
 out.write(frame([2, 'send', ['cw@%s', 'done']]))
 out.flush()
 print('flood done', file=sys.stderr, flush=True)
@@ -154,7 +156,9 @@ def test_remote_busy(c):
     stopped with port_overflow, a's girderd grows by less than 32 MiB, and
     the a-b link keeps carrying other traffic: `girder ping`, calls from b to
     a C port on a and messages from b to it. Once slow reads, the sender
-    resumes (a's "free" notice) and the whole stream passes."""
+    resumes (a's "free" notice) and the whole stream passes. The stream is
+    paced at 64 KiB per 5 ms: a burst that reaches a faster than a notice can
+    get back to b is held by a's 8 MiB cap instead (docs/ports.md, "Bounds")."""
     exe = _c_worker(c)
     py = _python()
     check(py is not None, "no python3 with msgpack (python3-msgpack): scripts/setup-deps")
