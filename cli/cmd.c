@@ -2280,12 +2280,34 @@ static int cmd_plugin(const gr_cli_ctx *ctx, int argc, char **argv)
     return ex;
 }
 
-/* girder port start [--on NODE] [--name NAME] [--kill-timeout MS] -- CMD ARGS...:
- * proc.spawn("port", {"cmd", "args", "name", "kill_timeout_ms"}) through
- * cmd_spawn. girder port list [NODE]: port.list() through cmd_rpc. */
+/* A port's busy marks, checked here so that a bad pair is a usage error
+ * rather than a port that dies with "bad_busy_marks" (daemon/port/port.h:
+ * GR_PORT_BUSY_HIGH_MIN..GR_PORT_BUSY_HIGH_MAX, default low 256 KiB). */
+#define PORT_BUSY_HIGH_MIN 4096ull
+#define PORT_BUSY_HIGH_MAX (4ull << 20)
+#define PORT_BUSY_LOW_DEFAULT (256ull << 10)
+
+/* BYTES: decimal digits only, at most 10. 0 or -1. */
+static int parse_bytes(const char *s, unsigned long long *ret)
+{
+    size_t n = strlen(s);
+
+    if (n == 0 || n > 10 || strspn(s, "0123456789") != n) {
+        return -1;
+    }
+    *ret = strtoull(s, NULL, 10);
+    return 0;
+}
+
+/* girder port start [--on NODE] [--name NAME] [--kill-timeout MS]
+ * [--busy-high BYTES] [--busy-low BYTES] -- CMD ARGS...:
+ * proc.spawn("port", {"cmd", "args", "name", "kill_timeout_ms", "busy_high",
+ * "busy_low"}) through cmd_spawn. girder port list [NODE]: port.list()
+ * through cmd_rpc. */
 static int cmd_port(const gr_cli_ctx *ctx, int argc, char **argv)
 {
-    const char *node = NULL, *name = NULL, *kt = NULL;
+    const char *node = NULL, *name = NULL, *kt = NULL, *bh = NULL, *bl = NULL;
+    unsigned long long high = 0, low = 0;
     char *sargv[4], *json = NULL;
     size_t n = 0;
     int i = 1, sargc = 0, ex, r = 0;
@@ -2317,10 +2339,26 @@ static int cmd_port(const gr_cli_ctx *ctx, int argc, char **argv)
             if (strspn(kt, "0123456789") != strlen(kt) || strlen(kt) == 0 || strlen(kt) > 6) {
                 return gr_cli_usage_error(ctx, "port", "--kill-timeout takes milliseconds");
             }
+        } else if (strcmp(argv[i], "--busy-high") == 0) {
+            bh = argv[i + 1];
+            if (parse_bytes(bh, &high) < 0 || high < PORT_BUSY_HIGH_MIN ||
+                high > PORT_BUSY_HIGH_MAX) {
+                return gr_cli_usage_error(ctx, "port", "--busy-high takes bytes, %llu..%llu",
+                                          PORT_BUSY_HIGH_MIN, PORT_BUSY_HIGH_MAX);
+            }
+        } else if (strcmp(argv[i], "--busy-low") == 0) {
+            bl = argv[i + 1];
+            if (parse_bytes(bl, &low) < 0) {
+                return gr_cli_usage_error(ctx, "port", "--busy-low takes bytes");
+            }
         } else {
             return gr_cli_usage_error(ctx, "port", "unknown option '%s' (expected -- CMD ARGS...)",
                                       argv[i]);
         }
+    }
+    if (bl && low >= (bh ? high : 1048576ull)) {
+        return gr_cli_usage_error(ctx, "port", "--busy-low (%llu) must be below --busy-high (%llu)",
+                                  low, bh ? high : 1048576ull);
     }
     if (i >= argc || i + 1 >= argc) {
         return gr_cli_usage_error(ctx, "port", "expected: port start [OPTIONS] -- CMD [ARGS...]");
@@ -2340,6 +2378,14 @@ static int cmd_port(const gr_cli_ctx *ctx, int argc, char **argv)
     if (kt) {
         r |= json_append_raw(&json, &n, ", \"kill_timeout_ms\": ");
         r |= json_append_raw(&json, &n, kt);
+    }
+    if (bh) {
+        r |= json_append_raw(&json, &n, ", \"busy_high\": ");
+        r |= json_append_raw(&json, &n, bh);
+    }
+    if (bl) {
+        r |= json_append_raw(&json, &n, ", \"busy_low\": ");
+        r |= json_append_raw(&json, &n, bl);
     }
     r |= json_append_raw(&json, &n, "}");
     if (r < 0) {
@@ -2590,10 +2636,15 @@ static const gr_cli_cmd CMDS[] = {
      "plugin_no_entry, plugin_init_failed, plugin_unsafe_file, plugin_in_use (a\n"
      "process or call of it is alive), plugin_loaded, no_plugin. docs/plugins.md.",
      cmd_plugin},
-    {"port", "start [--on NODE] [--name NAME] [--kill-timeout MS] -- CMD [ARGS...] | list [NODE]",
+    {"port",
+     "start [--on NODE] [--name NAME] [--kill-timeout MS] [--busy-high BYTES] [--busy-low BYTES] "
+     "-- CMD [ARGS...] | list [NODE]",
      1, -1, "start an external program as a process (a port), or list the ports",
      "port start: proc.spawn(\"port\", {\"cmd\": CMD, \"args\": [ARGS...], \"name\": NAME,\n"
-     "\"kill_timeout_ms\": MS}) on NODE (default: the contacted node); prints the pid.\n"
+     "\"kill_timeout_ms\": MS, \"busy_high\": BYTES, \"busy_low\": BYTES}) on NODE (default:\n"
+     "the contacted node); prints the pid. Busy marks: senders are suspended while more\n"
+     "than busy_high (4096..4194304, default 1048576) bytes wait for the program's\n"
+     "stdin, until less than busy_low (default 262144, or busy_high / 4) wait.\n"
      "The program speaks 4-byte big-endian length + msgpack frames on stdin/stdout\n"
      "(docs/ports.md); its stderr goes to the node's log. NAME registers the port.\n"
      "port list: port.list() on NODE: pid, name, cmd, os_pid of every port.",

@@ -42,6 +42,8 @@ from pubsub3 import test_ps3_partition, test_ps3_slow_rate  # ps3_*, in cluster-
 from benchsmoke import test_bench_smoke  # bp_bench_smoke, in cluster-tests/benchsmoke.py
 from ports2 import (test_backpressure as pt2_backpressure,  # pt2_*: cluster-tests/ports2.py
                     test_c_worker as pt2_c_worker, test_pubsub as pt2_pubsub)
+from ports3 import (test_busy_marks as pt3_busy_marks,  # pt3_*: cluster-tests/ports3.py
+                    test_remote_busy as pt3_remote_busy, test_rpc as pt3_rpc)
 from redis_tests import test_blocking as rd_blocking, test_lists as rd_lists
 from redis_tests import test_scans as rd_scans, test_zsets as rd_zsets
 from redis2 import test_lists as rd2_lists, test_lists_cluster as rd2_lists_cluster, test_multi as rd2_multi, test_scan as rd2_scan  # noqa: E501
@@ -2347,4 +2349,11 @@ TESTS += [
 TESTS += [
     ("rd3_list_overwrite", rd3_list_overwrite),
     ("rd3_list_overwrite_cluster", rd3_list_overwrite_cluster),
+]
+
+# pt3_*: ports, third part (cluster-tests/ports3.py)
+TESTS += [
+    ("pt3_rpc", pt3_rpc),
+    ("pt3_busy_marks", pt3_busy_marks),
+    ("pt3_remote_busy", pt3_remote_busy),
 ]

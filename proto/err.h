@@ -77,6 +77,8 @@
     X(GR_EHTTPTOKEN, -5230, "http_token_unusable",                                                 \
       "HTTP token file missing, empty, too long, or readable by group or others")                  \
     X(GR_EHTTPBUSY, -5231, "http_busy", "HTTP listener: too many requests waiting for answers")    \
+    X(GR_EPORTBUSYMARKS, -5260, "bad_busy_marks",                                                  \
+      "bad port busy marks: busy_high must be 4096..4194304 bytes and busy_low below it")          \
     X(GR_EPROCBUSY, -5280, "busy_process",                                                         \
       "the process is busy (a port above its high-water mark): retry later")
 

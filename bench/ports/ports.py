@@ -6,7 +6,7 @@ program (bench/ports/echo.c, built as DIR/bench/girder-port-echo), and a
 behaviour loaded from a plugin beside the same behaviour compiled in.
 
 usage: bench/ports/ports.py --build DIR [--quick] [--rounds N] [--no-erlang]
-                            [--results FILE] [--idle PCT]
+                            [--results FILE] [--idle PCT] [--plugin-only]
 
   One girderd-testkit node, started with --plugin DIR/bench/bench_plugin.so.
   1. port round trip: `bench_ps port ECHO N 1 16`: the call's worker spawns a
@@ -19,7 +19,10 @@ usage: bench/ports/ports.py --build DIR [--quick] [--rounds N] [--no-erlang]
      trips / s) against the compiled-in "bench_ponger" and the plugin's
      "plug_ponger" (bench/ports/bench_plugin.c, the same code through the
      plugin API table), run in the order A B B A B A A B in each round; a
-     round's figure is the median of its four runs of each.
+     round's figure is the median of its four runs of each. girderd's CPU
+     time (utime + stime, /proc/PID/stat) is read around each run: CPU per
+     round trip, less sensitive to a loaded host than the wall clock.
+     --plugin-only: this row alone (rounds are then quick to repeat).
 
 Goals (issue 16, same run): round trip <= Erlang's; throughput >= 2x
 Erlang's; the plugin behaviour within 5% of the compiled-in one. Rounds
@@ -61,6 +64,8 @@ ROWS = (
 
 def main():
     ap = benchlib.arg_parser()
+    ap.add_argument("--plugin-only", action="store_true",
+                    help="only the plugin behaviour's ping-pong rows")
     args = ap.parse_args()
     rounds = args.rounds or (1 if args.quick else 3)
     n_rt = 2000 if args.quick else 20000
@@ -87,6 +92,9 @@ def main():
             subprocess.run(["erlc", "-o", tmp, os.path.join(HERE, "girder_ports.erl")],
                            check=True)
         for i in range(rounds):
+            if args.plugin_only:
+                pp_round(g, a, i, n_pp, put)
+                continue
             note(f"round {i + 1} of {rounds}: port round trip x {n_rt}")
             d = girder_call(g, a, "port", json.dumps(echo), n_rt, 1, 16)
             put("girder", "rt_median", d["median_us"])
@@ -101,19 +109,7 @@ def main():
             if have_e:
                 d = erl_port(tmp, echo, n_tput, WINDOW)
                 put("erlang", "tput", d["erl_port_msgs_s"])
-            note(f"round {i + 1}: ping-pong x {n_pp}, compiled-in and plugin")
-            # A B B A B A A B within the round, so that slow spells hit both
-            # alike (one run swings 1.0-2.1 M/s on a loaded machine whichever
-            # behaviour it is); the round's figure of each is the median of its
-            # four runs
-            order = ("bench_ponger", "plug_ponger") * 2
-            order = order[:2] + order[:2][::-1] + order[:2][::-1] + order[:2]
-            runs = {}
-            for beh in order:
-                d = girder_call(g, a, "pp", json.dumps(beh), n_pp)
-                runs.setdefault(beh, []).append(d["rt_per_s"])
-            for beh, v in runs.items():
-                put("girder", f"pp_{beh}", statistics.median(v))
+            pp_round(g, a, i, n_pp, put)
     finally:
         net.kill_all()
         shutil.rmtree(tmp, ignore_errors=True)
@@ -121,6 +117,31 @@ def main():
     res.write(args.results, "port_")
     table(res.G, res.E, rounds, n_rt, n_tput, n_pp, args.idle, have_e)
     return 0
+
+
+def cpu_s(pid):
+    """utime + stime of process pid, seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def pp_round(g, a, i, n_pp, put):
+    note(f"round {i + 1}: ping-pong x {n_pp}, compiled-in and plugin")
+    # A B B A B A A B within the round, so that slow spells hit both alike
+    # (one run swings 0.5-3.0 M/s on a loaded machine whichever behaviour it
+    # is); the round's figure of each is the median of its four runs
+    order = ("bench_ponger", "plug_ponger") * 2
+    order = order[:2] + order[:2][::-1] + order[:2][::-1] + order[:2]
+    runs, cpus = {}, {}
+    for beh in order:
+        c0 = cpu_s(a["proc"].pid)
+        d = girder_call(g, a, "pp", json.dumps(beh), n_pp)
+        cpus.setdefault(beh, []).append((cpu_s(a["proc"].pid) - c0) / n_pp * 1e9)
+        runs.setdefault(beh, []).append(d["rt_per_s"])
+    for beh, v in runs.items():
+        put("girder", f"pp_{beh}", statistics.median(v))
+        put("girder", f"ppcpu_{beh}", statistics.median(cpus[beh]))
 
 
 def table(G, E, rounds, n_rt, n_tput, n_pp, idle, have_e):
@@ -136,6 +157,11 @@ def table(G, E, rounds, n_rt, n_tput, n_pp, idle, have_e):
                          f"{ratio:.2f}", ">= 0.95", "yes" if ratio >= 0.95 else "NO"))
         print("  (its G/E column: plugin / compiled-in, same node, same run; per round: "
               + " ".join(f"{x / y:.2f}" for x, y in zip(p, b)) + ")")
+    cb, cp = G.get("ppcpu_bench_ponger"), G.get("ppcpu_plug_ponger")
+    if cb and cp:
+        print(f"  girderd CPU per round trip: compiled-in {med(cb):.0f} ns, plugin {med(cp):.0f} ns;"
+              " compiled-in / plugin per round: "
+              + " ".join(f"{x / y:.2f}" for x, y in zip(cb, cp)) + " (clock ticks: use N >= 1e6)")
     print()
     print(f"round trip: {n_rt:,} x 16 B, one in flight; throughput: {n_tput:,} x 16 B; "
           f"ping-pong: {n_pp:,} round trips. Girder's frames carry the msgpack-RPC")

@@ -142,6 +142,12 @@ typedef struct incall {
     girder_ref ref;
 } incall;
 
+/* One outstanding rpc from the program (request "rpc"). */
+typedef struct rpccall {
+    uint64_t tag;   /* the "$rpc" answer's tag; 0 = free */
+    uint64_t msgid; /* the program's msgid */
+} rpccall;
+
 /* One outstanding call from the program (request "call"). */
 typedef struct outcall {
     uint64_t msgid; /* the program's msgid */
@@ -158,6 +164,7 @@ typedef struct port {
     char logname[NAME_MAX_LEN + 8];
     uint32_t kill_timeout_ms;
     uint32_t max_frame;
+    uint32_t busy_high, busy_low; /* the busy marks (bytes queued for stdin) */
     bool dead; /* the program exited, failed to start or closed its stdin: drop output */
     struct event *ev_out, *ev_err, *ev_in, *ev_exit;
     uint8_t *rbuf; /* stdout bytes not yet handled */
@@ -169,13 +176,16 @@ typedef struct port {
     uint8_t *wbuf; /* bytes for stdin */
     size_t wlen, woff, wcap;
     bool flush_pending; /* "$port_flush" on its way: stdin written when it arrives */
-    bool busy;          /* above GR_PORT_BUSY_HIGH: marked busy (gr_rt_proc_busy) */
+    bool busy;          /* above busy_high: marked busy (gr_rt_proc_busy) */
     incall in[GR_PORT_CALLS_MAX];
     size_t nin;
     uint32_t next_in;
     outcall out[GR_PORT_CALLS_MAX];
     size_t nout;
-    int exit_kind; /* 0 none, 1 exited (code), 2 signal */
+    rpccall rpcs[GR_PORT_CALLS_MAX];
+    size_t nrpc;
+    uint64_t next_tag; /* of "$rpc" answers */
+    int exit_kind;     /* 0 none, 1 exited (code), 2 signal */
     int exit_code;
     girder_msg *fail; /* reason to stop with after a protocol error */
 } port;
@@ -482,7 +492,7 @@ static void on_stdin(evutil_socket_t fd, short what, void *arg)
 
         if (n < 0) {
             if (errno == EAGAIN || errno == EINTR) {
-                if (p->busy && p->wlen - p->woff < GR_PORT_BUSY_LOW) {
+                if (p->busy && p->wlen - p->woff < p->busy_low) {
                     set_busy(p, false);
                 }
                 return; /* still armed */
@@ -539,7 +549,7 @@ static int send_frame(port *p, const void *payload, size_t len)
     gr_port_frame_header(p->wbuf + p->wlen, (uint32_t)len);
     memcpy(p->wbuf + p->wlen + GR_PORT_FRAME_HDR, payload, len);
     p->wlen += GR_PORT_FRAME_HDR + len;
-    if (!p->busy && p->wlen - p->woff > GR_PORT_BUSY_HIGH) {
+    if (!p->busy && p->wlen - p->woff > p->busy_high) {
         set_busy(p, true);
     }
     if (!p->ev_in) {
@@ -548,7 +558,7 @@ static int send_frame(port *p, const void *payload, size_t len)
     if (p->busy) {
         /* Busy: stdin is written as it drains, by the event alone (this
          * process may itself be suspended, its "$port_flush" waiting), and
-         * the mark is cleared there (on_stdin) below GR_PORT_BUSY_LOW. */
+         * the mark is cleared there (on_stdin) below busy_low. */
         event_add(p->ev_in, NULL);
         return 0;
     }
@@ -907,6 +917,91 @@ static bool on_pubsub_request(girder_ctx *ctx, port *p, uint64_t id, const msgpa
     return false;
 }
 
+/* rpc [Node, Module, Function, Args, TimeoutMs?]: run module.function(Args)
+ * on Node (this node too) as `girder rpc` does; the answer comes back as
+ * ["$rpc", Tag, Status, Result] (forward_msg) and is answered then. Every
+ * error is answered at once or then, exactly once (rpc.h, dist.h). */
+static void on_rpc_request(girder_ctx *ctx, port *p, uint64_t id, const msgpack_object *a,
+                           uint32_t n)
+{
+    char node[256], mod[256], fn[256];
+    uint64_t tmo = GR_PORT_RPC_TIMEOUT_MS;
+    gr_dist *dist = p->ps->rpc ? gr_rpc_dist(p->ps->rpc) : NULL;
+    size_t i;
+    int r;
+
+    if (p->nrpc >= GR_PORT_CALLS_MAX) {
+        respond(p, id, "system_limit", NULL);
+        return;
+    }
+    if ((n != 4 && n != 5) || param_str(&a[0], node, sizeof(node)) < 0 ||
+        param_str(&a[1], mod, sizeof(mod)) < 0 || param_str(&a[2], fn, sizeof(fn)) < 0 ||
+        a[3].type != MSGPACK_OBJECT_ARRAY ||
+        (n == 5 && (a[4].type != MSGPACK_OBJECT_POSITIVE_INTEGER || a[4].via.u64 == 0 ||
+                    a[4].via.u64 > 3600000))) {
+        respond(p, id, "badarg", NULL);
+        return;
+    }
+    if (n == 5) {
+        tmo = a[4].via.u64;
+    }
+    for (i = 0; p->rpcs[i].tag; i++) {
+    }
+    if (++p->next_tag == 0) {
+        p->next_tag = 1;
+    }
+    if (!p->ps->rpc) {
+        r = GR_ENOCONN;
+    } else if (strcmp(node, gr_rt_node_name(p->rt)) == 0) {
+        r = gr_rpc_local(p->ps->rpc, ctx, mod, fn, &a[3], (uint32_t)tmo, p->self, p->next_tag);
+    } else if (!dist) {
+        r = GR_ENOCONN;
+    } else {
+        msgpack_sbuffer sb;
+        msgpack_packer pk;
+
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        msgpack_pack_object(&pk, a[3]);
+        r = gr_dist_call(dist, node, mod, fn, sb.data, sb.size, (unsigned)tmo, p->self,
+                         p->next_tag);
+        msgpack_sbuffer_destroy(&sb);
+    }
+    if (r < 0) {
+        respond(p, id, gr_errid(r), NULL);
+        return;
+    }
+    p->rpcs[i] = (rpccall){p->next_tag, id};
+    p->nrpc++;
+}
+
+/* ["$rpc", Tag, Status, Result] for one of the port's rpc requests: answer
+ * it. true if msg was one. */
+static bool on_rpc_answer(port *p, const msgpack_object *msg)
+{
+    const msgpack_object *x;
+    uint64_t tag;
+    int status;
+
+    if (p->nrpc == 0 || gr_term_parse_rpc_answer(msg, &tag, &status, &x) < 0 || tag == 0) {
+        return false;
+    }
+    for (size_t i = 0; i < GR_PORT_CALLS_MAX; i++) {
+        if (p->rpcs[i].tag == tag) {
+            char why[64];
+
+            if (status < 0 && gr_term_get_str(x, why, sizeof(why)) < 0) {
+                snprintf(why, sizeof(why), "%s", gr_errid(status));
+            }
+            respond(p, p->rpcs[i].msgid, status < 0 ? why : NULL, status < 0 ? NULL : x);
+            p->rpcs[i].tag = 0;
+            p->nrpc--;
+            return true;
+        }
+    }
+    return false;
+}
+
 /* A request from the program: [0, Id, Method, Params]. */
 static void on_request(girder_ctx *ctx, port *p, uint64_t id, const msgpack_object *method,
                        const msgpack_object *params)
@@ -1004,6 +1099,10 @@ static void on_request(girder_ctx *ctx, port *p, uint64_t id, const msgpack_obje
         }
         msgpack_unpacked_destroy(&up);
         msgpack_sbuffer_destroy(&sb);
+        return;
+    }
+    if (gr_term_is_str(method, "rpc")) {
+        on_rpc_request(ctx, p, id, a, n);
         return;
     }
     if (on_pubsub_request(ctx, p, id, method, params)) {
@@ -1170,6 +1269,9 @@ static void forward_msg(girder_ctx *ctx, port *p, const girder_msg *msg)
     }
     a = up.data.type == MSGPACK_OBJECT_ARRAY ? up.data.via.array.ptr : NULL;
     msgpack_sbuffer_init(&sb);
+    if (a && on_rpc_answer(p, &up.data)) {
+        goto out;
+    }
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     if (a && up.data.via.array.size == 4 && gr_term_is_str(&a[0], "$call")) {
         girder_pid from;
@@ -1274,11 +1376,36 @@ static int get_u32(const msgpack_object *o, uint32_t lo, uint32_t hi, uint32_t *
     return 0;
 }
 
-/* Parse the spawn argument into p and a fresh argv. 0 or GR_EBADARG. */
+/* busy_high / busy_low given (either may be NULL): check them and set
+ * p->busy_high / busy_low. 0 or GR_EPORTBUSYMARKS. */
+static int parse_busy_marks(const msgpack_object *high, const msgpack_object *low, port *p)
+{
+    uint32_t h = GR_PORT_BUSY_HIGH, l = GR_PORT_BUSY_LOW;
+
+    if (high && get_u32(high, GR_PORT_BUSY_HIGH_MIN, GR_PORT_BUSY_HIGH_MAX, &h) < 0) {
+        return GR_EPORTBUSYMARKS;
+    }
+    if (low) {
+        if (get_u32(low, 0, UINT32_MAX, &l) < 0) {
+            return GR_EPORTBUSYMARKS;
+        }
+    } else if (l >= h) {
+        l = h / 4;
+    }
+    if (l >= h) {
+        return GR_EPORTBUSYMARKS;
+    }
+    p->busy_high = h;
+    p->busy_low = l;
+    return 0;
+}
+
+/* Parse the spawn argument into p and a fresh argv. 0 (1 if it names the
+ * port), GR_EBADARG, or GR_EPORTBUSYMARKS. */
 static int parse_arg(const girder_msg *arg, port *p, char ***ret_argv)
 {
     msgpack_unpacked up;
-    const msgpack_object *cmd = NULL, *args = NULL, *name = NULL;
+    const msgpack_object *cmd = NULL, *args = NULL, *name = NULL, *high = NULL, *low = NULL;
     char **argv = NULL;
     size_t n = 0;
     int r = GR_EBADARG;
@@ -1304,10 +1431,18 @@ static int parse_arg(const girder_msg *arg, port *p, char ***ret_argv)
             if (get_u32(&kv->val, 16, 1u << 30, &p->max_frame) < 0) {
                 goto out;
             }
+        } else if (gr_term_is_str(&kv->key, "busy_high")) {
+            high = &kv->val;
+        } else if (gr_term_is_str(&kv->key, "busy_low")) {
+            low = &kv->val;
         } else {
             goto out;
         }
     }
+    if ((r = parse_busy_marks(high, low, p)) < 0) {
+        goto out;
+    }
+    r = GR_EBADARG;
     if (!cmd || (args && (args->type != MSGPACK_OBJECT_ARRAY || args->via.array.size > ARGS_MAX))) {
         goto out;
     }
@@ -1427,6 +1562,15 @@ static int port_init(girder_ctx *ctx, const girder_msg *arg, void **ret_state)
     p->kill_timeout_ms = GR_PORT_KILL_TIMEOUT_MS;
     p->max_frame = GR_PORT_FRAME_MAX_DEFAULT;
     if ((named = parse_arg(arg, p, &argv)) < 0) {
+        if (named == GR_EPORTBUSYMARKS) {
+            girder_msg *why = girder_msg_atom(gr_errid(named));
+
+            gr_warn("port", "not started: %s", gr_strerror(named));
+            if (why) {
+                girder_stop(ctx, why); /* the exit reason says which */
+                girder_msg_unref(why);
+            }
+        }
         free(p);
         return named;
     }

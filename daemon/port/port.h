@@ -5,7 +5,13 @@
  * spawn argument names the program:
  *
  *   {"cmd": "/usr/bin/python3", "args": ["worker.py"],      required: cmd
- *    "name": "worker", "kill_timeout_ms": 2000, "max_frame": 16777216}
+ *    "name": "worker", "kill_timeout_ms": 2000, "max_frame": 16777216,
+ *    "busy_high": 1048576, "busy_low": 262144}
+ *
+ * busy_high (GR_PORT_BUSY_HIGH_MIN..GR_PORT_BUSY_HIGH_MAX) and busy_low
+ * (0..busy_high-1) are the port's busy marks; a spawn argument that breaks
+ * them fails with GR_EPORTBUSYMARKS. Only busy_high given: busy_low is the
+ * default if below it, else busy_high / 4.
  *
  * so a port starts like any process: girder_spawn_named(ctx, "port", arg, ...)
  * from C, a supervisor child spec {"behaviour": "port", "arg": {...}}, `girder
@@ -39,7 +45,10 @@
 #define GR_PORT_QUEUE_MAX (8u << 20)  /* bytes queued for a port's stdin before it is stopped */
 #define GR_PORT_BUSY_HIGH (1u << 20)  /* above: the port is busy, its senders are suspended */
 #define GR_PORT_BUSY_LOW (256u << 10) /* below: busy no more, its senders resume */
-#define GR_PORT_CALLS_MAX 1024        /* outstanding calls each way per port */
+#define GR_PORT_BUSY_HIGH_MIN 4096u   /* busy_high's bounds (spawn argument) */
+#define GR_PORT_BUSY_HIGH_MAX (GR_PORT_QUEUE_MAX / 2)
+#define GR_PORT_CALLS_MAX 1024      /* outstanding calls each way per port (and rpcs) */
+#define GR_PORT_RPC_TIMEOUT_MS 5000 /* a port's "rpc" request without TimeoutMs */
 
 typedef struct gr_ports gr_ports;
 

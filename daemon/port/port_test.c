@@ -51,6 +51,8 @@ static void teardown(void)
 
 typedef struct spawn_arg {
     const char *const *argv; /* cmd, args..., NULL */
+    int64_t busy_high;       /* > 0: the spawn argument's busy_high */
+    int64_t busy_low;        /* >= 0 and busy_high > 0: its busy_low */
     girder_pid pid;
 } spawn_arg;
 
@@ -69,7 +71,15 @@ static int do_spawn(girder_ctx *ctx, void *arg)
     }
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 3);
+    msgpack_pack_map(&pk, 3 + (s->busy_high > 0) + (s->busy_high > 0 && s->busy_low >= 0));
+    if (s->busy_high > 0) {
+        msgpack_pack_str_with_body(&pk, "busy_high", 9);
+        msgpack_pack_int64(&pk, s->busy_high);
+        if (s->busy_low >= 0) {
+            msgpack_pack_str_with_body(&pk, "busy_low", 8);
+            msgpack_pack_int64(&pk, s->busy_low);
+        }
+    }
     msgpack_pack_str_with_body(&pk, "cmd", 3);
     msgpack_pack_str_with_body(&pk, s->argv[0], strlen(s->argv[0]));
     msgpack_pack_str_with_body(&pk, "args", 4);
@@ -300,6 +310,56 @@ static void go_and_sent(girder_pid sender)
     girder_msg_unref(m);
 }
 
+/* Sends of 64 KiB by a fresh sender to busy_target until it is busy; how
+ * many it took. The sender is left behind (killed). */
+static int sends_until_busy(void)
+{
+    girder_pid sender;
+    int i;
+
+    ck_assert_int_eq(gr_probe_run(probe, spawn_sender, &sender), 0);
+    for (i = 0; i < 64 && !gr_rt_proc_is_busy(rt, busy_target); i++) {
+        go_and_sent(sender);
+        wait_suspended(0);
+    }
+    ck_assert_int_eq(gr_probe_run(probe, do_kill, &sender), 0);
+    return i;
+}
+
+START_TEST(busy_marks_per_port)
+{
+    static const char *const deaf[] = {"sleep", "30", NULL};
+    static const int64_t bad[][2] = {
+        {4095, -1},                               /* busy_high below its minimum */
+        {(int64_t)GR_PORT_BUSY_HIGH_MAX + 1, -1}, /* above its maximum */
+        {65536, 65536},                           /* low not below high */
+        {65536, 100000},                          /* low above high */
+    };
+    spawn_arg s = {.argv = deaf, .busy_high = 128 << 10, .busy_low = 16 << 10};
+    int n;
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        spawn_arg b = {.argv = deaf, .busy_high = bad[i][0], .busy_low = bad[i][1]};
+
+        ck_assert_int_eq(gr_probe_run(probe, do_spawn, &b), 0);
+        ck_assert_str_eq(down_reason(), "\"bad_busy_marks\"");
+    }
+    /* 128 KiB high mark: busy after a few 64 KiB sends (the pipe takes
+     * up to 64 KiB first), where the default 1 MiB takes 16 or more. */
+    ck_assert_int_eq(gr_probe_run(probe, do_spawn, &s), 0);
+    busy_target = s.pid;
+    n = sends_until_busy();
+    ck_assert_msg(n >= 2 && n <= 6, "busy after %d x 64 KiB with a 128 KiB mark", n);
+    ck_assert_int_eq(gr_probe_run(probe, do_kill, &busy_target), 0);
+    (void)down_reason();
+    /* busy_high alone, below the default low mark: low is high / 4; fine. */
+    s = (spawn_arg){.argv = deaf, .busy_high = 8192, .busy_low = -1};
+    ck_assert_int_eq(gr_probe_run(probe, do_spawn, &s), 0);
+    ck_assert_int_eq(gr_probe_run(probe, do_kill, &s.pid), 0);
+    ck_assert_str_ne(down_reason(), "\"bad_busy_marks\"");
+}
+END_TEST
+
 START_TEST(busy_port_suspends_senders)
 {
     static const char *const deaf[] = {"sleep", "30", NULL};
@@ -354,6 +414,7 @@ int main(void)
     tcase_add_test(tc, garbage_stops_the_port);
     tcase_add_test(tc, send_and_call);
     tcase_add_test(tc, busy_port_suspends_senders);
+    tcase_add_test(tc, busy_marks_per_port);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -781,7 +781,13 @@ int gr_rpc_call_local(gr_rpc_call *c, girder_ctx *ctx, const char *module, const
                       const msgpack_object *args, uint32_t deadline_ms, girder_pid reply_to,
                       uint64_t tag)
 {
-    gr_rpc *rpc = c->rpc;
+    return gr_rpc_local(c->rpc, ctx, module, function, args, deadline_ms, reply_to, tag);
+}
+
+int gr_rpc_local(gr_rpc *rpc, girder_ctx *ctx, const char *module, const char *function,
+                 const msgpack_object *args, uint32_t deadline_ms, girder_pid reply_to,
+                 uint64_t tag)
+{
     const gr_rpc_fn_def *fn;
     gr_rpc_call *k = NULL;
     parked *p = NULL;

@@ -140,6 +140,12 @@ int gr_rpc_call_redirect(gr_rpc_call *c, girder_ctx *ctx, const char *module, si
 int gr_rpc_call_local(gr_rpc_call *c, girder_ctx *ctx, const char *module, const char *function,
                       const msgpack_object *args, uint32_t deadline_ms, girder_pid reply_to,
                       uint64_t tag);
+/* gr_rpc_call_local for a process that is not an rpc worker (a port's "rpc"
+ * request, port.c): the same contract, on rpc's modules. Calling process's
+ * scheduler thread. */
+int gr_rpc_local(gr_rpc *rpc, girder_ctx *ctx, const char *module, const char *function,
+                 const msgpack_object *args, uint32_t deadline_ms, girder_pid reply_to,
+                 uint64_t tag);
 /* node.leave: is a leave hook configured; run it (gr_rpc_config.leave_fn). */
 bool gr_rpc_call_can_leave(const gr_rpc_call *c);
 void gr_rpc_call_leave(const gr_rpc_call *c);

@@ -169,14 +169,17 @@ int gr_rt_send_nobusy(girder_ctx *ctx, girder_pid to, girder_msg *msg)
     return emit(gr_proc_of(ctx), GR_SIG_MSG, to, (girder_ref){0, 0, 0}, msg);
 }
 
-/* Is `to` a busy local process other than the sender (remote.c, "Busy
- * links")? Cheap while no process is busy. */
+/* Is `to` a busy local process other than the sender, or a process of
+ * another node that said it is busy (remote.c, "Busy links", "Busy processes
+ * across nodes")? Cheap while no process is busy. */
 static bool to_busy_proc(gr_proc *p, girder_pid to)
 {
     girder_rt *rt = p->sched->rt;
 
-    return to.node == 0 && to.id != p->pid.id &&
-           atomic_load_explicit(&rt->nbusy_ids, memory_order_relaxed) != 0 &&
+    if (to.node != 0) {
+        return gr_remote_is_busy(rt, to); /* it said so (remote.c) */
+    }
+    return to.id != p->pid.id && atomic_load_explicit(&rt->nbusy_ids, memory_order_relaxed) != 0 &&
            gr_rt_proc_is_busy(rt, to);
 }
 

@@ -505,6 +505,9 @@ void gr_proc_signal(gr_proc *p, gr_sig *sig)
     case GR_SIG_TRACE:
         gr_trace_set(p, sig);
         break;
+    case GR_SIG_RPARK:
+        gr_remote_rpark(p, sig);
+        break;
     case GR_SIG_MSG: /* these are handled by gr_sched_deliver */
     case GR_SIG_SPAWNREQ:
     case GR_SIG_SPAWN:

@@ -55,6 +55,25 @@
  *   clearing stores the flag before taking park_lock, so a resume is never
  *   lost. Resuming sends GR_SIG_RESUME to each parked pid, in parking order;
  *   a pid that died meanwhile gets it as any dead pid does (dropped).
+ * - Busy processes across nodes. A busy local process (a port) cannot park a
+ *   sender on another node directly, and stalling the link would stall every
+ *   process that uses it. Instead, when a message from a remote sender is
+ *   delivered to a busy local process (gr_sched_deliver), this node sends the
+ *   sender, from the busy pid, the message GR_RT_BUSY_NOTICE (once per
+ *   sender per GR_RT_RBUSY_TIMEOUT_MS / 2: rt->rtold). The sender's node
+ *   intercepts it on arrival (gr_rt_remote_deliver_held; it never reaches a
+ *   mailbox), records the busy pid in rt->rbusy with a deadline, and parks
+ *   the sender (GR_SIG_RPARK: now if it is between turns, else after its
+ *   turn). Any of its processes that sends to that pid afterwards is parked
+ *   after its turn as for a local busy process (girder_send_nosuspend gets
+ *   GR_EPROCBUSY). When the mark is cleared (gr_rt_proc_busy false, also at
+ *   the process's exit), GR_RT_FREE_NOTICE goes to one told sender per node;
+ *   that node drops the entry and resumes, in order, every process parked on
+ *   it. Fallbacks, so nobody sleeps forever: the notice's deadline
+ *   (GR_RT_RBUSY_TIMEOUT_MS; a per-scheduler timer, rbusy_ev, resumes the
+ *   parked past it; a sender that then sends to a still busy process is told
+ *   again) and node down (entries of that node dropped, parked resumed). The
+ *   notices are ordinary messages on the link: nothing else on it waits.
  */
 #include "runtime/rt_int.h"
 
@@ -221,6 +240,12 @@ static int check_spawn(const gr_rt_remote_sig *rs, int type)
     return 0;
 }
 
+static int rbusy_noticed(girder_rt *rt, girder_pid from, girder_pid to, gr_rt_wakes *held);
+static int rbusy_find_locked(girder_rt *rt, uint32_t node, uint64_t id);
+static void arm_sweep(gr_sched *s);
+static void rbusy_freed(girder_rt *rt, uint32_t node, uint64_t id);
+static void rbusy_node_down(girder_rt *rt, uint32_t node);
+
 int gr_rt_remote_deliver(girder_rt *rt, gr_rt_remote_sig *rs)
 {
     return gr_rt_remote_deliver_held(rt, rs, NULL);
@@ -259,6 +284,21 @@ int gr_rt_remote_deliver_held(girder_rt *rt, gr_rt_remote_sig *rs, gr_rt_wakes *
     }
     if ((r = check_spawn(rs, type)) <= 0) {
         return r < 0 ? r : gr_spawn_remote_in(rt, rs);
+    }
+    if (type == GR_SIG_MSG && rs->to_name == NULL && rs->from.id != 0 && to.node == 0 &&
+        girder_msg_size(rs->msg) == sizeof(GR_RT_BUSY_NOTICE)) {
+        /* the notices of "Busy processes across nodes": never a mailbox's */
+        bool busy = girder_msg_is_atom(rs->msg, GR_RT_BUSY_NOTICE);
+
+        if (busy || girder_msg_is_atom(rs->msg, GR_RT_FREE_NOTICE)) {
+            girder_msg_unref(rs->msg);
+            rs->msg = NULL;
+            if (!busy) {
+                rbusy_freed(rt, rs->from.node, rs->from.id);
+                return 0;
+            }
+            return rbusy_noticed(rt, rs->from, to, held);
+        }
     }
     if (rs->to_name != NULL) {
         size_t len = strlen(rs->to_name);
@@ -307,6 +347,7 @@ int gr_rt_node_down(girder_rt *rt, uint32_t node)
     if (node == 0 || node >= atomic_load_explicit(&rt->nnodes, memory_order_acquire)) {
         return GR_EBADARG;
     }
+    rbusy_node_down(rt, node);
     atomic_fetch_add_explicit(&rt->node_down_pending[node], rt->nsched, memory_order_acq_rel);
     for (unsigned i = 0; i < rt->nsched; i++) {
         gr_sig *sig;
@@ -478,9 +519,10 @@ bool gr_rt_proc_is_busy(girder_rt *rt, girder_pid pid)
 bool gr_remote_park(gr_proc *p)
 {
     girder_rt *rt = p->sched->rt;
-    uint32_t node = p->busy_node;
+    uint32_t node = p->busy_node, rnode = p->busy_pid.node;
     uint64_t on = p->busy_pid.id;
     bool parked = false, busy;
+    int i;
 
     p->busy_node = 0;
     p->busy_pid = (girder_pid){0, 0, 0};
@@ -491,6 +533,11 @@ bool gr_remote_park(gr_proc *p)
     if (node != 0 && gr_rt_node_is_busy(rt, node)) {
         busy = true;
         on = 0;
+        rnode = 0;
+    } else if (rnode != 0) {
+        node = 0;
+        busy = on != 0 && (i = rbusy_find_locked(rt, rnode, on)) >= 0 &&
+               rt->rbusy[i].until_us > mono_us();
     } else {
         node = 0;
         busy = on != 0 && busy_find_locked(rt, on) >= 0;
@@ -506,7 +553,7 @@ bool gr_remote_park(gr_proc *p)
             }
         }
         if (rt->nparked < rt->capparked) { /* else ENOMEM: it just keeps running */
-            rt->parked[rt->nparked++] = (gr_parked){p->pid, node, on, mono_us()};
+            rt->parked[rt->nparked++] = (gr_parked){p->pid, node, rnode, on, mono_us()};
             p->suspended = true;
             parked = true;
         }
@@ -514,8 +561,291 @@ bool gr_remote_park(gr_proc *p)
     pthread_mutex_unlock(&rt->park_lock);
     if (parked) {
         atomic_fetch_add_explicit(&rt->suspends, 1, memory_order_relaxed);
+        if (rnode != 0) {
+            arm_sweep(p->sched);
+        }
     }
     return parked;
+}
+
+/* Index of remote busy process (node, id) in rt->rbusy, or -1. Caller holds
+ * park_lock. */
+static int rbusy_find_locked(girder_rt *rt, uint32_t node, uint64_t id)
+{
+    unsigned n = atomic_load_explicit(&rt->nrbusy, memory_order_relaxed);
+
+    for (unsigned i = 0; i < n; i++) {
+        if (rt->rbusy[i].node == node && rt->rbusy[i].id == id) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+static void rbusy_del_locked(girder_rt *rt, unsigned i)
+{
+    unsigned n = atomic_load_explicit(&rt->nrbusy, memory_order_relaxed);
+
+    rt->rbusy[i] = rt->rbusy[n - 1];
+    atomic_store_explicit(&rt->nrbusy, n - 1, memory_order_release);
+}
+
+/* Resume (GR_SIG_RESUME, in parking order) every process parked on a remote
+ * busy process for which gone(rt, entry, arg) says the notice no longer
+ * holds. Caller holds park_lock. Any thread. */
+static void resume_remote_locked(girder_rt *rt,
+                                 bool (*gone)(girder_rt *, const gr_parked *, void *), void *arg)
+{
+    uint64_t now = mono_us();
+    size_t keep = 0;
+
+    for (size_t i = 0; i < rt->nparked; i++) {
+        gr_parked *e = &rt->parked[i];
+        gr_sig *sig;
+
+        if (e->node != 0 || e->rnode == 0 || !gone(rt, e, arg)) {
+            rt->parked[keep++] = *e;
+            continue;
+        }
+        atomic_fetch_add_explicit(&rt->suspended_us, now - e->since_us, memory_order_relaxed);
+        while ((sig = gr_sig_new(GR_SIG_RESUME, no_pid, e->pid)) == NULL) {
+            sched_yield();
+        }
+        gr_sched_push(&rt->scheds[(e->pid.id & 0xff) % rt->nsched], sig);
+    }
+    rt->nparked = keep;
+}
+
+/* gone(): the parked entry's remote busy process has no entry any more. */
+static bool rbusy_missing(girder_rt *rt, const gr_parked *e, void *arg)
+{
+    (void)arg;
+    return rbusy_find_locked(rt, e->rnode, e->on) < 0;
+}
+
+bool gr_remote_is_busy(girder_rt *rt, girder_pid to)
+{
+    bool busy = false;
+    int i;
+
+    if (to.node == 0 || atomic_load_explicit(&rt->nrbusy, memory_order_acquire) == 0) {
+        return false;
+    }
+    pthread_mutex_lock(&rt->park_lock);
+    if ((i = rbusy_find_locked(rt, to.node, to.id)) >= 0) {
+        busy = rt->rbusy[i].until_us > mono_us();
+    }
+    pthread_mutex_unlock(&rt->park_lock);
+    return busy;
+}
+
+/* Send notice (an atom) from local pid to remote pid `to`. Not on the dist
+ * thread inside gr_rt_remote_deliver (the hook is not re-entered). */
+static void send_notice(girder_rt *rt, girder_pid from, girder_pid to, const char *notice)
+{
+    gr_sig *sig = gr_sig_new(GR_SIG_MSG, from, to);
+
+    if (sig == NULL) {
+        return; /* the deadline on the other side covers a lost notice */
+    }
+    if ((sig->msg = girder_msg_atom(notice)) == NULL) {
+        gr_sig_free(sig);
+        return;
+    }
+    gr_remote_out(rt, NULL, sig);
+}
+
+void gr_remote_tell_busy(girder_rt *rt, girder_pid pid, girder_pid sender)
+{
+    uint64_t now = mono_us();
+    size_t i;
+
+    pthread_mutex_lock(&rt->park_lock);
+    if (busy_find_locked(rt, pid.id) < 0) {
+        pthread_mutex_unlock(&rt->park_lock);
+        return; /* cleared meanwhile: its free notice went out already */
+    }
+    for (i = 0; i < rt->nrtold; i++) {
+        gr_rtold *t = &rt->rtold[i];
+
+        if (t->id == pid.id && girder_pid_eq(t->sender, sender)) {
+            break;
+        }
+    }
+    if (i < rt->nrtold) {
+        if (now - rt->rtold[i].told_us < GR_RT_RBUSY_TIMEOUT_MS * 1000u / 2) {
+            pthread_mutex_unlock(&rt->park_lock);
+            return; /* told lately */
+        }
+        rt->rtold[i].told_us = now;
+    } else {
+        if (rt->nrtold == rt->caprtold) {
+            size_t cap = rt->caprtold ? rt->caprtold * 2 : 16;
+            gr_rtold *g = cap <= GR_RT_RTOLD_MAX ? realloc(rt->rtold, cap * sizeof(*g)) : NULL;
+
+            if (g == NULL) {
+                pthread_mutex_unlock(&rt->park_lock);
+                return; /* not told: that sender is bounded by the receiver's cap only */
+            }
+            rt->rtold = g;
+            rt->caprtold = cap;
+        }
+        rt->rtold[rt->nrtold++] = (gr_rtold){pid.id, sender, now};
+    }
+    pthread_mutex_unlock(&rt->park_lock);
+    send_notice(rt, pid, sender, GR_RT_BUSY_NOTICE);
+}
+
+/* pid (local) is busy no more: forget the senders told, and return one per
+ * node in *ret (malloc'd, *ret_n entries) to send the free notice to.
+ * Caller holds park_lock. */
+static void rtold_take_locked(girder_rt *rt, uint64_t id, girder_pid **ret, size_t *ret_n)
+{
+    size_t keep = 0, n = 0;
+    girder_pid *to = NULL;
+
+    for (size_t i = 0; i < rt->nrtold; i++) {
+        gr_rtold *t = &rt->rtold[i];
+        bool seen = false;
+
+        if (t->id != id) {
+            rt->rtold[keep++] = *t;
+            continue;
+        }
+        for (size_t k = 0; k < n && !seen; k++) {
+            seen = to[k].node == t->sender.node;
+        }
+        if (!seen) {
+            girder_pid *g = realloc(to, (n + 1) * sizeof(*g));
+
+            if (g != NULL) { /* else ENOMEM: that node's deadline resumes its senders */
+                to = g;
+                to[n++] = t->sender;
+            }
+        }
+    }
+    rt->nrtold = keep;
+    *ret = to;
+    *ret_n = n;
+}
+
+/* A busy notice from remote process `from` for local sender `to` arrived. */
+static int rbusy_noticed(girder_rt *rt, girder_pid from, girder_pid to, gr_rt_wakes *held)
+{
+    uint64_t until = mono_us() + GR_RT_RBUSY_TIMEOUT_MS * 1000u;
+    unsigned idx = (unsigned)(to.id & 0xff), n;
+    gr_sig *sig;
+    int i;
+
+    pthread_mutex_lock(&rt->park_lock);
+    if ((i = rbusy_find_locked(rt, from.node, from.id)) >= 0) {
+        rt->rbusy[i].until_us = until;
+    } else if ((n = atomic_load_explicit(&rt->nrbusy, memory_order_relaxed)) < GR_RT_RBUSY_MAX) {
+        rt->rbusy[n] = (gr_rbusy){from.node, from.id, until};
+        atomic_store_explicit(&rt->nrbusy, n + 1, memory_order_release);
+    } else {
+        pthread_mutex_unlock(&rt->park_lock);
+        return 0; /* no room: its senders are not slowed (the receiver's cap holds) */
+    }
+    pthread_mutex_unlock(&rt->park_lock);
+    if (to.node != 0 || to.creation != rt->creation || idx >= rt->nsched || to.id == 0) {
+        return 0; /* no such sender here: the entry still parks later senders */
+    }
+    if ((sig = gr_sig_new(GR_SIG_RPARK, from, to)) == NULL) {
+        return -ENOMEM;
+    }
+    gr_sched_push_held(&rt->scheds[idx], sig, held);
+    return 0;
+}
+
+/* The free notice from remote process (node, id). */
+static void rbusy_freed(girder_rt *rt, uint32_t node, uint64_t id)
+{
+    int i;
+
+    pthread_mutex_lock(&rt->park_lock);
+    if ((i = rbusy_find_locked(rt, node, id)) >= 0) {
+        rbusy_del_locked(rt, (unsigned)i);
+        resume_remote_locked(rt, rbusy_missing, NULL);
+    }
+    pthread_mutex_unlock(&rt->park_lock);
+}
+
+/* Node `node` is down: its busy notices no longer hold; nobody there waits
+ * for a free notice from here. */
+static void rbusy_node_down(girder_rt *rt, uint32_t node)
+{
+    size_t keep = 0;
+
+    pthread_mutex_lock(&rt->park_lock);
+    for (unsigned i = atomic_load_explicit(&rt->nrbusy, memory_order_relaxed); i-- > 0;) {
+        if (rt->rbusy[i].node == node) {
+            rbusy_del_locked(rt, i);
+        }
+    }
+    resume_remote_locked(rt, rbusy_missing, NULL);
+    for (size_t i = 0; i < rt->nrtold; i++) {
+        if (rt->rtold[i].sender.node != node) {
+            rt->rtold[keep++] = rt->rtold[i];
+        }
+    }
+    rt->nrtold = keep;
+    pthread_mutex_unlock(&rt->park_lock);
+}
+
+void gr_remote_rpark(gr_proc *p, const gr_sig *sig)
+{
+    if (p->suspended || p->status == GR_PROC_DEAD) {
+        return;
+    }
+    p->busy_pid = sig->from; /* parked after its turn, or now: */
+    if (!p->queued && p->status == GR_PROC_WAITING) {
+        (void)gr_remote_park(p);
+    }
+}
+
+void gr_remote_rbusy_sweep(evutil_socket_t fd, short what, void *arg)
+{
+    gr_sched *s = arg;
+    girder_rt *rt = s->rt;
+    uint64_t now = mono_us();
+    bool again = false;
+
+    (void)fd;
+    (void)what;
+    pthread_mutex_lock(&rt->park_lock);
+    for (unsigned i = atomic_load_explicit(&rt->nrbusy, memory_order_relaxed); i-- > 0;) {
+        if (rt->rbusy[i].until_us <= now) {
+            rbusy_del_locked(rt, i); /* its free notice was lost: give up waiting */
+        }
+    }
+    resume_remote_locked(rt, rbusy_missing, NULL);
+    for (size_t i = 0; i < rt->nparked && !again; i++) {
+        again = rt->parked[i].rnode != 0 && (rt->parked[i].pid.id & 0xff) == s->idx;
+    }
+    pthread_mutex_unlock(&rt->park_lock);
+    if (again) {
+        struct timeval tv = {0, GR_RT_RBUSY_TIMEOUT_MS * 1000 / 4};
+
+        tv.tv_sec = tv.tv_usec / 1000000;
+        tv.tv_usec %= 1000000;
+        (void)evtimer_add(s->rbusy_ev, &tv);
+    }
+}
+
+/* A process of s parked on a remote busy process: make sure the sweep runs
+ * (owner thread). */
+static void arm_sweep(gr_sched *s)
+{
+    struct timeval tv = {GR_RT_RBUSY_TIMEOUT_MS / 4000, (GR_RT_RBUSY_TIMEOUT_MS % 4000) * 250};
+
+    if (s->rbusy_ev == NULL &&
+        (s->rbusy_ev = evtimer_new(s->base, gr_remote_rbusy_sweep, s)) == NULL) {
+        return; /* ENOMEM: the free notice or node down still resumes it */
+    }
+    if (!evtimer_pending(s->rbusy_ev, NULL)) {
+        (void)evtimer_add(s->rbusy_ev, &tv);
+    }
 }
 
 void gr_rt_node_busy(girder_rt *rt, uint32_t node, bool busy)
@@ -558,7 +888,8 @@ void gr_rt_node_busy(girder_rt *rt, uint32_t node, bool busy)
 
 int gr_rt_proc_busy(girder_rt *rt, girder_pid pid, bool busy)
 {
-    size_t keep = 0;
+    girder_pid *told = NULL;
+    size_t keep = 0, ntold = 0;
     uint64_t now;
     unsigned n;
     int i, r = 0;
@@ -593,7 +924,7 @@ int gr_rt_proc_busy(girder_rt *rt, girder_pid pid, bool busy)
         gr_parked *e = &rt->parked[k];
         gr_sig *sig;
 
-        if (e->node != 0 || e->on != pid.id) {
+        if (e->node != 0 || e->rnode != 0 || e->on != pid.id) {
             rt->parked[keep++] = *e;
             continue;
         }
@@ -604,7 +935,12 @@ int gr_rt_proc_busy(girder_rt *rt, girder_pid pid, bool busy)
         gr_sched_push(&rt->scheds[(e->pid.id & 0xff) % rt->nsched], sig);
     }
     rt->nparked = keep;
+    rtold_take_locked(rt, pid.id, &told, &ntold);
     pthread_mutex_unlock(&rt->park_lock);
+    for (size_t k = 0; k < ntold; k++) {
+        send_notice(rt, pid, told[k], GR_RT_FREE_NOTICE);
+    }
+    free(told);
     return 0;
 }
 

@@ -1434,6 +1434,76 @@ START_TEST(test_deliver_rejects_bad_spawn)
 }
 END_TEST
 
+/* ---- busy processes across nodes ---------------------------------------------------------- */
+
+static uint64_t suspended_now(girder_rt *rt)
+{
+    uint64_t total, now, us;
+
+    gr_rt_suspend_counters(rt, &total, &now, &us);
+    return now;
+}
+
+/* Wait (bounded) until rt's suspended_now == want. */
+static void wait_suspended(girder_rt *rt, uint64_t want)
+{
+    for (int i = 0; i < WAIT_MS && suspended_now(rt) != want; i++) {
+        usleep(1000);
+    }
+    ck_assert_uint_eq(suspended_now(rt), want);
+}
+
+static int do_send_nosuspend(girder_ctx *ctx, void *a)
+{
+    op *o = a;
+    girder_msg *m = girder_msg_atom(o->atom);
+    int r = girder_send_nosuspend(ctx, o->pid, m);
+
+    if (r < 0) {
+        girder_msg_unref(m);
+    }
+    return r;
+}
+
+/* A process on B (a forwarder to busy X on A) is told X is busy when its
+ * message arrives, and suspended; B's non-blocking sends to X are refused
+ * with GR_EPROCBUSY; X's mark cleared, A's free notice resumes it and its
+ * waiting message goes on. Again busy: the link's loss resumes it too. The
+ * notices never reach a mailbox. */
+START_TEST(test_busy_process_slows_remote_sender)
+{
+    girder_pid x = spawn_fwd(rtA, pA), s;
+    girder_msg *arg = mk_pid(rtB, in_b(x));
+    op o = {.pid = in_b(x), .atom = "n"};
+
+    ck_assert_int_eq(gr_rt_spawn(rtB, &gr_test_fwd, arg, &s), 0);
+    girder_msg_unref(arg);
+    ck_assert_int_eq(gr_probe_run(pB, do_send_nosuspend, &o), 0); /* not busy: sent */
+    expect_atom(pA, "n");
+    ck_assert_int_eq(gr_rt_proc_busy(rtA, x, true), 0);
+    ck_assert_int_eq(gr_rt_send(rtB, s, girder_msg_atom("go")), 0);
+    expect_atom(pA, "go"); /* delivered: busy slows, it does not drop */
+    wait_suspended(rtB, 1);
+    ck_assert_int_eq(gr_probe_run(pB, do_send_nosuspend, &o), GR_EPROCBUSY);
+    ck_assert_int_eq(gr_rt_send(rtB, s, girder_msg_atom("go2")), 0);
+    expect_none(pA, QUIET_MS); /* s is suspended: its mailbox waits */
+    ck_assert_int_eq(gr_rt_proc_busy(rtA, x, false), 0);
+    expect_atom(pA, "go2");
+    wait_suspended(rtB, 0);
+    ck_assert_int_eq(gr_probe_run(pB, do_send_nosuspend, &o), 0);
+    expect_atom(pA, "n");
+
+    /* Busy again, and the link dies: node down resumes the sender. */
+    ck_assert_int_eq(gr_rt_proc_busy(rtA, x, true), 0);
+    ck_assert_int_eq(gr_rt_send(rtB, s, girder_msg_atom("go3")), 0);
+    expect_atom(pA, "go3");
+    wait_suspended(rtB, 1);
+    cut_both();
+    wait_suspended(rtB, 0);
+    ck_assert_int_eq(gr_rt_proc_busy(rtA, x, false), 0);
+}
+END_TEST
+
 static Suite *remote_suite(void)
 {
     Suite *s = suite_create("remote");
@@ -1447,7 +1517,7 @@ static Suite *remote_suite(void)
                 test_monitor_dead_and_stale_remote, test_demonitor_across,
                 test_info_shows_remote_links_and_monitors, test_cut_fires_links_and_monitors_once,
                 test_node_down_twice_and_reconnect, test_deliver_and_node_down_reject_bad_input,
-                test_no_hook_means_not_connected);
+                test_no_hook_means_not_connected, test_busy_process_slows_remote_sender);
 
     ts = gr_test_tcase(s, "spawn", setup, teardown, 120);
     gr_test_add(ts, test_spawn_remote_link_trapped, test_spawn_remote_link_kills_parent,

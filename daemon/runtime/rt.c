@@ -289,6 +289,9 @@ girder_rt *gr_rt_free(girder_rt *rt)
         if (s->wake_ev) {
             event_free(s->wake_ev);
         }
+        if (s->rbusy_ev) {
+            event_free(s->rbusy_ev);
+        }
         if (s->wake_fd >= 0) {
             close(s->wake_fd);
         }
@@ -315,6 +318,7 @@ girder_rt *gr_rt_free(girder_rt *rt)
     girder_msg_unref(rt->r_noconnection);
     pthread_mutex_destroy(&rt->lock);
     free(rt->parked);
+    free(rt->rtold);
     pthread_mutex_destroy(&rt->park_lock);
     pthread_cond_destroy(&rt->stop_cond);
     pthread_mutex_destroy(&rt->stop_lock);

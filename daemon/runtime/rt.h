@@ -282,11 +282,13 @@ bool gr_rt_node_is_busy(girder_rt *rt, uint32_t node);
 /* Local process pid is busy (a port whose queue toward its program is above
  * its high-water mark) or not. Busy: a process that sends it a message with
  * girder_send / girder_send_name is suspended after its turn, as for a busy
- * link (girder_send_nosuspend gets GR_EPROCBUSY instead); calls, replies,
- * pubsub deliveries (gr_rt_send_nobusy) and sends from other nodes or from
- * threads are never suspended. Not busy: every process suspended on pid is
- * resumed, in the order they were suspended; the owner must clear the mark
- * before pid exits. 0, GR_EBADARG (not a local pid), -ENOSPC (already
+ * link (girder_send_nosuspend gets GR_EPROCBUSY instead); a sender on
+ * another node is told and suspended by its own node (remote.c, "Busy
+ * processes across nodes"); calls, replies, pubsub deliveries
+ * (gr_rt_send_nobusy) and sends from threads are never suspended. Not busy:
+ * every process suspended on pid is resumed, in the order they were
+ * suspended, and the nodes told are sent a free notice; the owner must
+ * clear the mark before pid exits. 0, GR_EBADARG (not a local pid), -ENOSPC (already
  * GR_RT_BUSY_PIDS_MAX busy: not recorded, senders are not slowed). Any
  * thread. */
 int gr_rt_proc_busy(girder_rt *rt, girder_pid pid, bool busy);

@@ -69,6 +69,9 @@ typedef enum gr_sig_type {
     GR_SIG_RESUME,
     /* `from` (a tracer) traces `to`: msg [Max, Ms, Rate]; Max 0 stops (trace.c) */
     GR_SIG_TRACE,
+    /* `to` sent to `from`, a process on another node that said it is busy
+     * (remote.c, "Busy processes across nodes"): park `to` */
+    GR_SIG_RPARK,
 } gr_sig_type;
 
 typedef struct gr_sig {
@@ -176,6 +179,8 @@ struct gr_sched {
     pthread_t thread;                 /* the scheduler thread */
     struct event_base *base;          /* libevent base, this thread only */
     struct event *wake_ev;            /* eventfd readable -> drain inbox */
+    struct event *rbusy_ev;           /* timer: resume processes parked on a remote busy
+                                         process past its notice's deadline (remote.c) */
     int wake_fd;                      /* eventfd; written by any thread */
     gr_inbox inbox;                   /* lock-free MPSC of signals from other threads */
     atomic_int sleeping;              /* 1 while the thread may block in the event loop */
@@ -204,6 +209,14 @@ struct gr_sched {
 
 #define GR_NODES_MAX 4096
 #define GR_RT_BUSY_PIDS_MAX 1024 /* busy local processes recorded at once (gr_rt_proc_busy) */
+#define GR_RT_RBUSY_MAX 1024     /* busy processes of other nodes known at once */
+#define GR_RT_RTOLD_MAX 4096     /* (busy local process, remote sender) pairs told at once */
+/* A busy notice holds the senders it parks this long at most (the fallback
+ * when its "free" notice is lost); a sender still sending after that is told
+ * again. */
+#define GR_RT_RBUSY_TIMEOUT_MS 5000
+#define GR_RT_BUSY_NOTICE "$proc_busy" /* from a busy process to a remote sender */
+#define GR_RT_FREE_NOTICE "$proc_free" /* from it once no longer busy */
 
 typedef struct gr_behav_entry {
     const girder_behaviour *b;   /* registered behaviour */
@@ -216,9 +229,24 @@ typedef struct gr_registry gr_registry;
 typedef struct gr_parked {
     girder_pid pid;    /* the process */
     uint32_t node;     /* the node whose link is busy; 0: parked on `on` */
-    uint64_t on;       /* node 0: the pid id of the busy local process */
+    uint32_t rnode;    /* node 0 and rnode != 0: `on` is a busy process of node rnode */
+    uint64_t on;       /* node 0: the pid id of the busy (local or rnode's) process */
     uint64_t since_us; /* when it was parked (CLOCK_MONOTONIC us) */
 } gr_parked;
+
+/* A process of another node that said it is busy (remote.c). */
+typedef struct gr_rbusy {
+    uint32_t node;     /* its node index */
+    uint64_t id;       /* its pid id */
+    uint64_t until_us; /* the notice holds until then (CLOCK_MONOTONIC us) */
+} gr_rbusy;
+
+/* A remote sender told that a local process is busy (remote.c). */
+typedef struct gr_rtold {
+    uint64_t id;       /* the busy local process's pid id */
+    girder_pid sender; /* told (node != 0) */
+    uint64_t told_us;  /* when (CLOCK_MONOTONIC us) */
+} gr_rtold;
 
 struct girder_rt {
     char *node_name;      /* "name@host" */
@@ -263,6 +291,10 @@ struct girder_rt {
      * miss a change in progress: parking re-checks under the lock). */
     _Atomic uint64_t busy_ids[GR_RT_BUSY_PIDS_MAX];
     atomic_uint nbusy_ids;             /* entries used in busy_ids */
+    gr_rbusy rbusy[GR_RT_RBUSY_MAX];   /* under park_lock: remote busy processes */
+    atomic_uint nrbusy;                /* entries used (written under park_lock) */
+    gr_rtold *rtold;                   /* under park_lock: remote senders told busy */
+    size_t nrtold, caprtold;           /* under park_lock */
     atomic_uint_fast64_t suspends;     /* processes suspended on a busy link, ever */
     atomic_uint_fast64_t suspended_us; /* total time they spent suspended */
     pthread_mutex_t stop_lock;         /* guards stop_cond waits */
@@ -415,6 +447,18 @@ void gr_remote_node_down_local(gr_sched *s, uint32_t node);
  * until GR_SIG_RESUME) if that link or process is still busy; clears both.
  * true if parked (owner thread). */
 bool gr_remote_park(gr_proc *p);
+/* Is `to` (node != 0) a process of another node that said it is busy? Cheap
+ * while none did. Any thread. */
+bool gr_remote_is_busy(girder_rt *rt, girder_pid to);
+/* A message from `sender` (another node's process) was delivered to local
+ * process pid, which is busy: tell sender's node (GR_RT_BUSY_NOTICE), once
+ * per GR_RT_RBUSY_TIMEOUT_MS / 2 per sender. Scheduler thread. */
+void gr_remote_tell_busy(girder_rt *rt, girder_pid pid, girder_pid sender);
+/* GR_SIG_RPARK for live p: park it on the remote busy process sig->from now
+ * if it is between turns, else after its turn (owner thread). */
+void gr_remote_rpark(gr_proc *p, const gr_sig *sig);
+/* The rbusy_ev timer of scheduler s (owner thread). */
+void gr_remote_rbusy_sweep(evutil_socket_t fd, short what, void *arg);
 
 /* proc.c, for spawn.c */
 /* Route a new signal of `type` carrying a new reference to msg (may be NULL). */

@@ -252,6 +252,11 @@ void gr_sched_deliver(gr_sched *s, gr_sig *sig)
         return;
     }
     if (sig->type == GR_SIG_MSG) {
+        if (sig->from.node != 0 &&
+            atomic_load_explicit(&s->rt->nbusy_ids, memory_order_relaxed) != 0 &&
+            gr_rt_proc_is_busy(s->rt, p->pid)) {
+            gr_remote_tell_busy(s->rt, p->pid, sig->from); /* remote.c, "Busy processes..." */
+        }
         gr_proc_mbox_append(s, p, sig);
         return;
     }

@@ -16,6 +16,7 @@
  *   girder call cw '"last_msg"'                  -> the last plain message, or nil
  *   girder call cw '["send", Name, Term]'        -> "ok" (Term sent to Name)
  *   girder send cw '["ping", Pid]'               -> Pid gets "pong"
+ *   girder call cw '["rpc", Node, M, F, Args]'   -> M.F(Args) on Node (girder_port_rpc)
  *   girder call cw '"crash"'                     -> exits with status 3
  * Anything else is answered with the error "unknown_request"; a request the
  * node refuses is answered with the node's reason.
@@ -137,6 +138,18 @@ static int on_call(worker *w, uint64_t id, const msgpack_object *req)
                     : girder_port_send_name(w->gp, a, sb.data, sb.size);
         msgpack_sbuffer_destroy(&sb);
         return reply_result(w, id, r, NULL);
+    }
+    if (v && req->via.array.size == 5 && is_str(&v[0], "rpc") && get_str(&v[1], a, sizeof(a)) &&
+        v[4].type == MSGPACK_OBJECT_ARRAY) {
+        char fn[TEXT_MAX];
+
+        if (!get_str(&v[2], b, sizeof(b)) || !get_str(&v[3], fn, sizeof(fn))) {
+            return girder_port_reply_error(w->gp, id, "unknown_request");
+        }
+        pack_term(&v[4], &sb);
+        r = girder_port_rpc(w->gp, a, b, fn, sb.data, sb.size, 0, &res);
+        msgpack_sbuffer_destroy(&sb);
+        return reply_result(w, id, r, res);
     }
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);

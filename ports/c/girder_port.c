@@ -758,6 +758,35 @@ int girder_port_call_name(girder_port *gp, const char *name, const void *req, si
     return r;
 }
 
+int girder_port_rpc(girder_port *gp, const char *node, const char *module, const char *function,
+                    const void *args, size_t len, uint32_t timeout_ms,
+                    const msgpack_object **ret_result)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    int r;
+
+    if (!node || !*node || !module || !*module || !function || !*function ||
+        (args && !one_value(args, len, true))) {
+        return GIRDER_PORT_EBADARG;
+    }
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 5);
+    pack_str(&pk, node);
+    pack_str(&pk, module);
+    pack_str(&pk, function);
+    if (args) {
+        msgpack_sbuffer_write(&sb, args, len);
+    } else {
+        msgpack_pack_array(&pk, 0);
+    }
+    msgpack_pack_uint32(&pk, timeout_ms ? timeout_ms : 5000);
+    r = sb.data ? girder_port_request(gp, "rpc", sb.data, sb.size, ret_result) : GIRDER_PORT_ENOMEM;
+    msgpack_sbuffer_destroy(&sb);
+    return r;
+}
+
 /* ---- pids and names ----------------------------------------------------------------------- */
 
 int girder_port_pid_get(const msgpack_object *o, girder_port_pid *ret_pid)

@@ -138,6 +138,16 @@ int girder_port_members(girder_port *gp, const char *scope, const char *group,
 int girder_port_call_name(girder_port *gp, const char *name, const void *req, size_t len,
                           uint32_t timeout_ms, const msgpack_object **ret_result);
 
+/* Call module.function(args) on node ("name@host"; the port's own node
+ * works too), as `girder rpc` does: args[0..len) is one packed msgpack array
+ * (NULL / 0: no arguments); timeout_ms 0: 5000. 0 and *ret_result (borrowed
+ * until the next read), or GIRDER_PORT_EREMOTE with girder_port_errmsg
+ * "undef_module", "undef_function", "badarg", "noconnection", "timeout" or
+ * the function's own error. */
+int girder_port_rpc(girder_port *gp, const char *node, const char *module, const char *function,
+                    const void *args, size_t len, uint32_t timeout_ms,
+                    const msgpack_object **ret_result);
+
 /* Publish the packed term[0..len) on topic (no wildcards) to every
  * subscriber in the cluster: a notification, no answer (a bad topic is
  * dropped by the node). */

@@ -11,6 +11,8 @@
     girder call worker '["subscribe", P]'  -> "ok"   (publishes then kept: "last_pub")
     girder call worker '["publish", T, X]' -> {"matched", "delivered", "nodes"}
     girder call worker '"last_pub"'        -> [Topic, Payload] last received, or nil
+    girder call worker '["rpc", N, M, F, A]' -> M.F(A) on node N (Port.rpc); its error
+                                             (e.g. "undef_module") as the call's error
 """
 
 import os
@@ -40,6 +42,8 @@ def on_call(req):
         return port.subscribe(req[1])
     if isinstance(req, list) and len(req) == 3 and req[0] == "publish":
         return port.publish(req[1], req[2], wait=True)
+    if isinstance(req, list) and len(req) == 5 and req[0] == "rpc":
+        return port.rpc(req[1], req[2], req[3], req[4])
     if req == "last_pub":
         return last_pub
     return ["echo", req, calls]

@@ -131,6 +131,13 @@ class Port:
     def whereis(self, name):
         return self.request("whereis", [name])
 
+    def rpc(self, node, module, function, args=(), timeout_ms=5000):
+        """Call module.function(args) on node (this node's name works too),
+        as `girder rpc NODE MODULE FUNCTION ARGS` does; returns its result.
+        A failure is RemoteError(reason): "undef_module", "undef_function",
+        "badarg", "noconnection", "timeout", or the function's own error."""
+        return self.request("rpc", [node, module, function, list(args), timeout_ms])
+
     # -- groups and topics (docs/pubsub.md) -------------------------------------------------
     def join(self, scope, group):
         """Join process group Group of Scope (pg); left when the port ends."""
