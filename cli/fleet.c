@@ -949,7 +949,9 @@ static int nodes_print(FILE *f, const msgpack_object *o)
             c2[2] = u64_cell(e, "bytes_out", 'b', d[1], sizeof(d[1]));
             c2[3] = u64_cell(e, "msgs_in", 'n', d[2], sizeof(d[2]));
             c2[4] = u64_cell(e, "msgs_out", 'n', d[3], sizeof(d[3]));
-            c2[5] = u64_cell(e, "rtt_us", 'u', d[4], sizeof(d[4]));
+            /* the smoothed round trip; a node without it: the last sample */
+            c2[5] = u64_cell(e, gr_term_map_get(e, "srtt_us") ? "srtt_us" : "rtt_us", 'u', d[4],
+                             sizeof(d[4]));
             c2[6] = u64_cell(e, "heard_ms", 'd', d[5], sizeof(d[5]));
             r = gr_cli_table_row(t2, c2);
             links++;
