@@ -7,8 +7,11 @@
  *   proc.list([Max])                    -> [{"pid", "name", "behaviour", "status",
  *                                           "mailbox", "memory", "handled",
  *                                           "scheduler"}, ...] (lowest Max pids)
- *   proc.snapshot([Max[, Cursor]])      -> {"processes": [...], "total": N,
+ *   proc.snapshot([Max[, Cursor[, Key]]]) -> {"processes": [...], "total": N,
  *                                           "truncated": Bool, "next": Cursor | nil}
+ *                                           (Key "work", "handled", "mailbox",
+ *                                           "memory": the Max largest, ranked
+ *                                           over all processes; "pid": pages)
  *   proc.info(Dest)                     -> the info map ("noproc")
  *   proc.kill(Dest[, Reason])           -> "ok" (exit signal, default "kill")
  *   proc.register(Name, Pid)            -> "ok" (checked with the target first)
@@ -581,6 +584,7 @@ static int proc_call_msg(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *
 
 /* One process of the answer: its pid id (the sort key) and its entry. */
 typedef struct list_item {
+    uint64_t key;   /* rank key (largest first; 0 for every item when by pid) */
     uint64_t id;    /* pid id: serial << 8 | scheduler */
     uint8_t *entry; /* the entry map, packed */
     size_t len;     /* bytes in entry */
@@ -591,6 +595,7 @@ typedef struct list_state {
     uint64_t after;   /* the cursor: only pid ids above it (0: from the start) */
     uint64_t above;   /* live processes above it, summed over the answers */
     bool snapshot;    /* proc.snapshot (a map) rather than proc.list (the array) */
+    int key;          /* GR_RT_PLIST_BY_x: the rank (by pid: pages) */
     size_t max;       /* most entries answered */
     unsigned pending; /* schedulers that have not answered */
     uint64_t total;   /* live processes, summed over the answers */
@@ -632,6 +637,15 @@ static int list_keep(list_state *l, girder_ctx *ctx, const msgpack_object *e)
         msgpack_sbuffer_destroy(&sb);
         return -ENOMEM;
     }
+    l->items[l->n].key = 0;
+    if (l->key != GR_RT_PLIST_BY_PID) {
+        static const char *const field[] = {NULL, "work", "handled", "mailbox", "memory"};
+        const msgpack_object *k = gr_term_map_get(e, field[l->key]);
+
+        if (k && k->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+            l->items[l->n].key = k->via.u64;
+        }
+    }
     l->items[l->n].id = pid.id;
     l->items[l->n].len = sb.size;
     l->items[l->n].entry = (uint8_t *)msgpack_sbuffer_release(&sb);
@@ -643,12 +657,15 @@ static int cmp_item(const void *a, const void *b)
 {
     const list_item *x = a, *y = b;
 
+    if (x->key != y->key) {
+        return x->key > y->key ? -1 : 1;
+    }
     return x->id < y->id ? -1 : x->id > y->id;
 }
 
-/* Keep the `max` lowest pids, sorted. Called whenever another scheduler's
- * answer (at most max entries) might not fit, so items never exceed 2 * max
- * whatever the number of schedulers. */
+/* Keep the `max` best ranked (lowest pids, or largest keys), sorted. Called whenever another
+ * scheduler's answer (at most max entries) might not fit, so items never exceed 2 * max whatever
+ * the number of schedulers. */
 static void list_trim(list_state *l)
 {
     if (l->n > 1) {
@@ -693,7 +710,7 @@ static int list_answer(gr_rpc_call *c, list_state *l)
             msgpack_pack_false(&pk);
         }
         msgpack_pack_str_with_body(&pk, "next", 4);
-        if (more) {
+        if (more && l->key == GR_RT_PLIST_BY_PID) { /* a ranked list does not page */
             msgpack_pack_uint64(&pk, l->items[n - 1].id);
         } else {
             msgpack_pack_nil(&pk);
@@ -710,10 +727,26 @@ static int list_start(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *arg
     list_state *l;
     int r;
 
-    if (args->type != MSGPACK_OBJECT_ARRAY || args->via.array.size > (snapshot ? 2u : 1u)) {
+    int key = GR_RT_PLIST_BY_PID;
+
+    if (args->type != MSGPACK_OBJECT_ARRAY || args->via.array.size > (snapshot ? 3u : 1u)) {
         return GR_EBADARG;
     }
-    if (args->via.array.size == 2) { /* proc.snapshot's Cursor: nil or an integer */
+    if (args->via.array.size == 3) { /* proc.snapshot's Key */
+        static const char *const keys[] = {"pid", "work", "handled", "mailbox", "memory"};
+        const msgpack_object *k = &args->via.array.ptr[2];
+
+        key = -1;
+        for (int i = 0; i < 5; i++) {
+            if (gr_term_is_str(k, keys[i])) {
+                key = i; /* the GR_RT_PLIST_BY_x order */
+            }
+        }
+        if (key < 0) {
+            return GR_EBADARG;
+        }
+    }
+    if (args->via.array.size >= 2) { /* proc.snapshot's Cursor: nil or an integer */
         const msgpack_object *cur = &args->via.array.ptr[1];
 
         if (cur->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
@@ -737,6 +770,7 @@ static int list_start(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *arg
     c->priv = l;
     c->priv_free = list_free;
     l->snapshot = snapshot;
+    l->key = key;
     l->max = max;
     l->after = after;
     l->pending = nsched;
@@ -744,7 +778,7 @@ static int list_start(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *arg
     if (!(l->items = calloc(l->cap, sizeof(*l->items)))) {
         return -ENOMEM;
     }
-    if ((r = gr_rt_process_list_request(ctx, after, max, &l->ref)) < 0 ||
+    if ((r = gr_rt_process_top_request(ctx, key, after, max, &l->ref)) < 0 ||
         (r = arm_timer(ctx, LIST_TIMEOUT_MS)) < 0) {
         return r;
     }

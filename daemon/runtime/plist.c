@@ -19,9 +19,14 @@
  *   before asking is in the list unless it died, because its GR_SIG_SPAWN was
  *   queued on the same FIFO path ahead of the question.
  * - Bounded: a scheduler reports at most `max` processes, the ones with the
- *   lowest pids (the oldest: services come first), chosen with a max-heap of
+ *   lowest pids (the oldest: services come first), chosen with a heap of
  *   `max` entries in one pass over its table, plus the count of all of them.
  *   The asker keeps the `max` lowest of the union.
+ * - Ranked (gr_rt_process_top_request, `girder top`): the same pass keeps the
+ *   `max` processes with the largest key (work, handled, mailbox length or
+ *   memory; ties by the lower pid) over ALL the scheduler's processes, so the
+ *   busiest process of a node with 100,000 is reported whatever its pid. The
+ *   key travels in the signal's flags; each key is read once per process.
  * - Paged: a request names a cursor `after` (a pid id; 0 = from the start)
  *   and considers only pids with a greater id, and each scheduler also
  *   counts its live processes above it. The next page starts after the
@@ -64,31 +69,66 @@ typedef struct gr_plist_sync {
 
 /* ---- on the answering scheduler ------------------------------------------------------------- */
 
-/* Max-heap of processes by pid id: the `cap` lowest ids above `after` seen so
- * far, and how many live processes are above `after`. */
+/* One process kept by a scheduler's answer, with its rank key (0 when
+ * ranking by pid). */
+typedef struct heap_ent {
+    gr_proc *p; /* the process (live until this answer is sent: same thread) */
+    uint64_t k; /* its key at the time it was offered */
+} heap_ent;
+
+/* The `cap` best-ranked live processes above `after` seen so far, in a heap
+ * whose root is the worst of them, and how many live processes are above
+ * `after`. Best: the lowest pid id (GR_RT_PLIST_BY_PID), else the largest key,
+ * ties by the lowest pid id. */
 typedef struct heap {
-    gr_proc **v;    /* heap array */
+    heap_ent *v;    /* heap array */
     size_t n;       /* entries */
     size_t cap;     /* at most */
     uint64_t after; /* only pids with a greater id (0: all) */
     uint64_t above; /* live processes with an id above `after` */
+    int key;        /* GR_RT_PLIST_BY_x */
 } heap;
 
-static void sift_down(heap *h, size_t i)
+static uint64_t key_of(int key, const gr_proc *p)
+{
+    switch (key) {
+    case GR_RT_PLIST_BY_WORK:
+        return p->work;
+    case GR_RT_PLIST_BY_HANDLED:
+        return p->handled;
+    case GR_RT_PLIST_BY_MAILBOX:
+        return p->mbox_len;
+    case GR_RT_PLIST_BY_MEMORY:
+        return gr_proc_memory(p);
+    default:
+        return 0;
+    }
+}
+
+/* a ranks after b. */
+static bool worse(const heap_ent *a, const heap_ent *b)
+{
+    if (a->k != b->k) {
+        return a->k < b->k;
+    }
+    return a->p->pid.id > b->p->pid.id;
+}
+
+static void sift_down(heap *h, size_t i, size_t n)
 {
     for (;;) {
         size_t l = 2 * i + 1, r = l + 1, m = i;
 
-        if (l < h->n && h->v[l]->pid.id > h->v[m]->pid.id) {
+        if (l < n && worse(&h->v[l], &h->v[m])) {
             m = l;
         }
-        if (r < h->n && h->v[r]->pid.id > h->v[m]->pid.id) {
+        if (r < n && worse(&h->v[r], &h->v[m])) {
             m = r;
         }
         if (m == i) {
             return;
         }
-        gr_proc *t = h->v[i];
+        heap_ent t = h->v[i];
 
         h->v[i] = h->v[m];
         h->v[m] = t;
@@ -100,6 +140,7 @@ static void heap_offer(void *vp, void *arg)
 {
     heap *h = arg;
     gr_proc *p = vp;
+    heap_ent e;
 
     if (p->status == GR_PROC_DEAD || p->pid.id <= h->after) {
         return;
@@ -108,28 +149,34 @@ static void heap_offer(void *vp, void *arg)
     if (h->cap == 0) {
         return;
     }
+    e = (heap_ent){p, key_of(h->key, p)};
     if (h->n < h->cap) {
         size_t i = h->n++;
 
-        h->v[i] = p;
-        while (i > 0 && h->v[(i - 1) / 2]->pid.id < h->v[i]->pid.id) {
-            gr_proc *t = h->v[i];
+        h->v[i] = e;
+        while (i > 0 && worse(&h->v[i], &h->v[(i - 1) / 2])) {
+            heap_ent t = h->v[i];
 
             h->v[i] = h->v[(i - 1) / 2];
             h->v[(i - 1) / 2] = t;
             i = (i - 1) / 2;
         }
-    } else if (p->pid.id < h->v[0]->pid.id) {
-        h->v[0] = p;
-        sift_down(h, 0);
+    } else if (worse(&h->v[0], &e)) {
+        h->v[0] = e;
+        sift_down(h, 0, h->n);
     }
 }
 
-static int cmp_proc(const void *a, const void *b)
+/* Sort the heap in place, best first (heapsort: the worst root goes last). */
+static void heap_sort(heap *h)
 {
-    const gr_proc *x = *(gr_proc *const *)a, *y = *(gr_proc *const *)b;
+    for (size_t n = h->n; n > 1; n--) {
+        heap_ent t = h->v[0];
 
-    return x->pid.id < y->pid.id ? -1 : x->pid.id > y->pid.id;
+        h->v[0] = h->v[n - 1];
+        h->v[n - 1] = t;
+        sift_down(h, 0, n - 1);
+    }
 }
 
 /* ["$procs", Ref, Total, Above, [Entry...]] for the asking process. NULL on
@@ -149,7 +196,7 @@ static girder_msg *plist_msg(gr_sched *s, girder_ref ref, heap *h)
     msgpack_pack_uint64(&pk.pk, h->above);
     msgpack_pack_array(&pk.pk, (uint32_t)h->n);
     for (size_t i = 0; i < h->n; i++) {
-        gr_proc *p = h->v[i];
+        gr_proc *p = h->v[i].p;
 
         msgpack_pack_map(&pk.pk, 9);
         gr_term_pack_cstr(&pk.pk, "pid");
@@ -203,7 +250,7 @@ static void plist_sync_fill(gr_sched *s, gr_plist_sync *c, heap *h, int err)
         c->err = err;
     }
     for (size_t i = 0; i < h->n && c->n < c->cap; i++) {
-        c->pids[c->n++] = h->v[i]->pid;
+        c->pids[c->n++] = h->v[i].p->pid;
     }
     if (--c->remaining == 0) {
         pthread_cond_signal(&c->cond);
@@ -214,7 +261,7 @@ static void plist_sync_fill(gr_sched *s, gr_plist_sync *c, heap *h, int err)
 void gr_plist_answer(gr_sched *s, gr_sig *sig)
 {
     gr_plist_sync *c = sig->ptr;
-    heap h = {NULL, 0, sig->to.creation, sig->to.id, 0};
+    heap h = {NULL, 0, sig->to.creation, sig->to.id, 0, sig->flags};
     int err = 0;
 
     if (h.cap > s->ptab.count) {
@@ -225,9 +272,7 @@ void gr_plist_answer(gr_sched *s, gr_sig *sig)
         err = -ENOMEM;
     }
     gr_ptab_each(&s->ptab, heap_offer, &h);
-    if (h.n > 1) {
-        qsort(h.v, h.n, sizeof(*h.v), cmp_proc);
-    }
+    heap_sort(&h);
     if (c != NULL) {
         plist_sync_fill(s, c, &h, err);
     } else {
@@ -255,7 +300,7 @@ void gr_plist_answer(gr_sched *s, gr_sig *sig)
  * cur: the asking scheduler or NULL. All or nothing: 0 or -ENOMEM (nothing
  * sent). */
 static int plist_send(girder_rt *rt, gr_sched *cur, girder_pid from, girder_ref ref, uint64_t after,
-                      size_t max, gr_plist_sync *c)
+                      size_t max, int key, gr_plist_sync *c)
 {
     gr_sig **sigs = calloc(rt->nsched, sizeof(*sigs));
 
@@ -273,6 +318,7 @@ static int plist_send(girder_rt *rt, gr_sched *cur, girder_pid from, girder_ref 
         }
         sigs[i]->ref = ref;
         sigs[i]->ptr = c;
+        sigs[i]->flags = (uint8_t)key;
     }
     for (unsigned i = 0; i < rt->nsched; i++) {
         gr_sched *t = &rt->scheds[i];
@@ -289,15 +335,22 @@ static int plist_send(girder_rt *rt, gr_sched *cur, girder_pid from, girder_ref 
 
 int gr_rt_process_list_request(girder_ctx *ctx, uint64_t after, size_t max, girder_ref *ret_ref)
 {
+    return gr_rt_process_top_request(ctx, GR_RT_PLIST_BY_PID, after, max, ret_ref);
+}
+
+int gr_rt_process_top_request(girder_ctx *ctx, int key, uint64_t after, size_t max,
+                              girder_ref *ret_ref)
+{
     gr_proc *p = gr_proc_of(ctx);
     girder_ref ref;
     int r;
 
-    if (max == 0 || max > GR_RT_PLIST_MAX) {
+    if (max == 0 || max > GR_RT_PLIST_MAX || key < GR_RT_PLIST_BY_PID ||
+        key > GR_RT_PLIST_BY_MEMORY) {
         return GR_EBADARG;
     }
     ref = gr_sched_make_ref(p->sched);
-    if ((r = plist_send(p->sched->rt, p->sched, p->pid, ref, after, max, NULL)) < 0) {
+    if ((r = plist_send(p->sched->rt, p->sched, p->pid, ref, after, max, key, NULL)) < 0) {
         return r;
     }
     *ret_ref = ref;
@@ -323,8 +376,8 @@ int gr_rt_process_list(girder_rt *rt, uint64_t after, size_t max, girder_pid **r
     }
     pthread_mutex_init(&c.lock, NULL);
     pthread_cond_init(&c.cond, NULL);
-    if ((r = plist_send(rt, NULL, (girder_pid){0, 0, 0}, (girder_ref){0, 0, 0}, after, max, &c)) ==
-        0) {
+    if ((r = plist_send(rt, NULL, (girder_pid){0, 0, 0}, (girder_ref){0, 0, 0}, after, max,
+                        GR_RT_PLIST_BY_PID, &c)) == 0) {
         pthread_mutex_lock(&c.lock);
         while (c.remaining > 0) {
             pthread_cond_wait(&c.cond, &c.lock);
