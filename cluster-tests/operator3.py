@@ -197,3 +197,120 @@ def test_ob3_top_all(c):
     check(me["work_per_s"] > 0 and me["msgs_per_s"] > 0, f"rates while fed: {me}")
     print(f"    busy echo {busy}: work {me['work']}, {me['work_per_s']:.1f} work/s among "
           f"{len(mine)} echoes of b", flush=True)
+
+
+def _trace(c, node, key, *args):
+    """girder trace ARGS... in the background, as an observer (key) or with
+    the cookie (key None)."""
+    argv = [c.girder, "-n", node.spec]
+    argv += ["--observer-key-file", key] if key else ["--cookie-file", c.cookie_file]
+    argv += ["trace"] + list(args)
+    return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _head(p):
+    import select
+    r, _, _ = select.select([p.stdout], [], [], 30)
+    check(r, "girder trace printed nothing")
+    return p.stdout.readline()
+
+
+def _events(out):
+    import re
+    return [ln.split(None, 3) for ln in out.splitlines() if re.match(r"\d\d:\d\d:\d\d\.\d{3} ", ln)]
+
+
+def _observer(c, node, key, *args, **kw):
+    return c.cli("--observer-key-file", key, *args, node=node, cookie_file="", **kw)
+
+
+EXIT_NOTALLOWED = 6
+
+
+def test_ob3_observer_trace(c):
+    """Tracing with the observer key alone: `girder trace` of a process on
+    another node shows its messages and ends by count. Nothing an observer
+    does through tracing changes anything: its trace of a process that the
+    cookie holder traces ends at once ("busy") and the other trace goes on
+    undisturbed; proc.trace without "keep" is not_allowed; proc.trace_read
+    with another trace's token is not_allowed and reads nothing (the owner
+    still gets the event); on a process that is not a tracer it is badarg and
+    the process receives nothing; proc.call to the tracer is not_allowed."""
+    key = c.make_cookie("observer.key")
+    a = c.node("a", extra=["--observer-key-file", key])
+    b = c.node("b", seeds=[a])
+    c.wait_mesh([a, b])
+    pid = c.expect(a.cli("spawn", "--on", b.name, "echo"), EXIT_OK).data
+    c.expect(a.cli("rpc", b.name, "proc", "register", '"tw"', json.dumps(pid)), EXIT_OK)
+    dest = f"tw@{b.name}"
+
+    # an observer traces
+    p = _trace(c, a, key, "--count", "2", "--time", "60000", dest)
+    try:
+        head = _head(p)
+        check(head.startswith("tracing ") and pid in head, f"observer trace header: {head!r}")
+        c.expect(a.cli("send", dest, '"one"'), EXIT_OK)
+        c.expect(a.cli("send", dest, '"two"'), EXIT_OK)
+        out, err = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    ev = _events(out)
+    check(p.returncode == 0 and [e[1] for e in ev] == ["in", "in"] and ev[0][3] == '"one"',
+          f"observer trace events: {out!r} {err!r}")
+    check(out.splitlines()[-1].endswith("ended: count"), f"observer summary: {out!r}")
+
+    # the cookie holder traces; an observer's trace of the same process is busy
+    owner = _trace(c, a, None, "--count", "1000", "--time", "60000", dest)
+    try:
+        _head(owner)
+        p = _trace(c, a, key, "--count", "5", "--time", "60000", dest)
+        _head(p)
+        out, err = p.communicate(timeout=30)
+        check(p.returncode == 0 and out.splitlines()[-1].startswith("-- 0 events")
+              and out.splitlines()[-1].endswith("ended: busy"),
+              f"the observer's trace of a traced process: {out!r} {err!r}")
+        c.expect(_observer(c, a, key, "rpc", b.name, "proc", "trace", '"tw"'), EXIT_NOTALLOWED,
+                 error="not_allowed", what="proc.trace without keep")
+        c.expect(_observer(c, a, key, "rpc", b.name, "proc", "trace", '"tw"',
+                           '{"keep": false}'), EXIT_NOTALLOWED, error="not_allowed",
+                 what="proc.trace with keep false")
+        c.expect(a.cli("send", dest, '"three"'), EXIT_OK)
+        wait_until("the echo to count three sends",
+                   lambda: a.cli("call", dest, '"count"').data == 3, WIDE, 0.1)
+        owner.send_signal(2)  # SIGINT: stop, drain, summary
+        out, err = owner.communicate(timeout=30)
+    finally:
+        if owner.poll() is None:
+            owner.kill()
+    ev = _events(out)
+    check(owner.returncode == 0 and any(e[1] == "in" and e[3] == '"three"' for e in ev),
+          f"the owner's trace went on undisturbed: {out!r} {err!r}")
+    check(out.splitlines()[-1].endswith("ended: stopped"), f"owner summary: {out!r}")
+
+    # tokens: another trace's tracer cannot be read or stopped by an observer
+    t = c.expect(a.cli("rpc", b.name, "proc", "trace", '"tw"', '{"max": 100, "ms": 60000}'),
+                 EXIT_OK).data
+    check(isinstance(t.get("token"), int) and t["token"] > 0, f"a token: {t}")
+    tracer = t["tracer"]
+    for op in ('"poll"', '"stop"'):
+        c.expect(_observer(c, a, key, "rpc", b.name, "proc", "trace_read", json.dumps(tracer),
+                           op, str(t["token"] ^ 1)), EXIT_NOTALLOWED, error="not_allowed",
+                 what=f"trace_read {op} with a wrong token")
+    c.expect(_observer(c, a, key, "rpc", b.name, "proc", "call", json.dumps(tracer), '"poll"'),
+             EXIT_NOTALLOWED, error="not_allowed", what="proc.call to a tracer")
+    c.expect(a.cli("send", dest, '"four"'), EXIT_OK)
+    r = wait_until("the owner to read its event", lambda: (lambda r: r if r.rc == EXIT_OK and
+                   r.data.get("events") else None)(a.cli(
+                       "rpc", b.name, "proc", "trace_read", json.dumps(tracer), '"poll"',
+                       str(t["token"]))), WIDE, 0.1)
+    check(not r.data["done"] and r.data["events"][0][2] == "four",
+          f"still tracing, the event not taken by the observer: {r.data}")
+    # a process that is not a tracer receives nothing
+    before = a.cli("call", dest, '"count"').data
+    r = _observer(c, a, key, "rpc", b.name, "proc", "trace_read", json.dumps(pid), '"poll"', "1")
+    check(r.rc != EXIT_OK and r.data.get("error") == "badarg", f"not a tracer: {r!r}")
+    check(a.cli("call", dest, '"count"').data == before, "the echo received something")
+    c.expect(a.cli("rpc", b.name, "proc", "trace_read", json.dumps(tracer), '"stop"',
+                   str(t["token"])), EXIT_OK)

@@ -19,7 +19,9 @@
  *   proc.send(Dest, Term)               -> "ok" (unknown name: "noname")
  *   proc.call(Dest, Request[, TimeoutMs]) -> the response ("noproc", "timeout")
  *   proc.send_after(Dest, Ms, Term)     -> {"timer": Pid, "ms": Ms} (a timer process)
- *   proc.trace(Dest[, Opts])            -> {"tracer": Pid, "target": Pid} (rpc/trace.c)
+ *   proc.trace(Dest[, Opts])            -> {"tracer": Pid, "target": Pid, "token": N}
+ *                                           (rpc/trace.c)
+ *   proc.trace_read(Tracer, Op, Token)  -> a tracer's poll answer (rpc/trace.c)
  *
  * Dest is a pid (ext term) or a registered name (string). Every function acts
  * on this node only: a pid of another node is answered "noconnection" (callers
@@ -840,6 +842,7 @@ static const gr_rpc_fn_def proc_fns[] = {
     {"call", proc_call, proc_call_msg, NULL},
     {"send_after", proc_send_after, NULL, NULL},
     {"trace", gr_rpc_proc_trace, gr_rpc_proc_trace_msg, NULL},
+    {"trace_read", gr_rpc_proc_trace_read, gr_rpc_proc_trace_read_msg, NULL},
 };
 
 const gr_rpc_module gr_rpc_mod_proc = {"proc", proc_fns, sizeof(proc_fns) / sizeof(proc_fns[0])};

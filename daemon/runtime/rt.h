@@ -166,6 +166,11 @@ int gr_rt_process_top_request(girder_ctx *ctx, int key, uint64_t after, size_t m
  * (itself), -ENOMEM. runtime/trace.c. */
 int gr_rt_trace(girder_ctx *ctx, girder_pid target, uint64_t max, uint64_t ms, uint32_t rate);
 
+/* As gr_rt_trace (max > 0), but a trace of target by another tracer is kept:
+ * the caller then gets ["$trace_end", "busy", 0] and nothing else (what an
+ * observer may do: it never ends someone else's trace). Same returns. */
+int gr_rt_trace_keep(girder_ctx *ctx, girder_pid target, uint64_t max, uint64_t ms, uint32_t rate);
+
 /* From a non-scheduler thread (blocks until every scheduler answered; not
  * during gr_rt_stop): one page of live processes with a pid id above `after`
  * (0: from the start), sorted by pid. *ret_pids (caller frees) holds *ret_n <=
