@@ -586,23 +586,27 @@ static int proc_call_msg(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *
 
 /* One process of the answer: its pid id (the sort key) and its entry. */
 typedef struct list_item {
-    uint64_t key;   /* rank key (largest first; 0 for every item when by pid) */
-    uint64_t id;    /* pid id: serial << 8 | scheduler */
-    uint8_t *entry; /* the entry map, packed */
-    size_t len;     /* bytes in entry */
+    uint64_t key; /* rank key (largest first; 0 for every item when by pid) */
+    uint64_t id;  /* pid id: serial << 8 | scheduler */
+    size_t off;   /* the entry map, packed, at list_state.buf + off */
+    size_t len;   /* bytes in entry */
 } list_item;
 
 typedef struct list_state {
-    girder_ref ref;   /* the runtime's list request */
-    uint64_t after;   /* the cursor: only pid ids above it (0: from the start) */
-    uint64_t above;   /* live processes above it, summed over the answers */
-    bool snapshot;    /* proc.snapshot (a map) rather than proc.list (the array) */
-    int key;          /* GR_RT_PLIST_BY_x: the rank (by pid: pages) */
-    size_t max;       /* most entries answered */
-    unsigned pending; /* schedulers that have not answered */
-    uint64_t total;   /* live processes, summed over the answers */
-    size_t n, cap;    /* items held / allocated: 2 * max (see list_trim) */
-    list_item *items; /* the entries received */
+    girder_ref ref;      /* the runtime's list request */
+    uint64_t after;      /* the cursor: only pid ids above it (0: from the start) */
+    uint64_t above;      /* live processes above it, summed over the answers */
+    bool snapshot;       /* proc.snapshot (a map) rather than proc.list (the array) */
+    int key;             /* GR_RT_PLIST_BY_x: the rank (by pid: pages) */
+    size_t max;          /* most entries answered */
+    unsigned pending;    /* schedulers that have not answered */
+    uint64_t total;      /* live processes, summed over the answers */
+    size_t n, cap;       /* items held / allocated: 2 * max (see list_trim) */
+    list_item *items;    /* the entries received */
+    msgpack_sbuffer buf; /* every entry received, packed one after the other:
+                          * one buffer, not one allocation per entry (a
+                          * million-process listing makes 122 pages of 8192);
+                          * at most schedulers * max entries */
 } list_state;
 
 static void list_free(void *priv)
@@ -612,20 +616,19 @@ static void list_free(void *priv)
     if (!l) {
         return;
     }
-    for (size_t i = 0; i < l->n; i++) {
-        free(l->items[i].entry);
-    }
+    msgpack_sbuffer_destroy(&l->buf);
     free(l->items);
     free(l);
 }
 
-/* Keep one entry of a "$procs" answer. 0, GR_EBADTERM (no pid) or -ENOMEM. */
+/* Keep one entry of a "$procs" answer (the runtime's own, well-formed: packed
+ * as it is). 0, GR_EBADTERM (no pid) or -ENOMEM. */
 static int list_keep(list_state *l, girder_ctx *ctx, const msgpack_object *e)
 {
     const msgpack_object *po = e->type == MSGPACK_OBJECT_MAP ? gr_term_map_get(e, "pid") : NULL;
-    msgpack_sbuffer sb;
     msgpack_packer pk;
     girder_pid pid;
+    size_t off = l->buf.size;
 
     if (!po || girder_get_pid(ctx, po, &pid) < 0) {
         return GR_EBADTERM;
@@ -633,10 +636,8 @@ static int list_keep(list_state *l, girder_ctx *ctx, const msgpack_object *e)
     if (l->n == l->cap) {
         return 0; /* more than the scheduler was asked for: cannot happen */
     }
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    if (msgpack_pack_object(&pk, *e) < 0 || gr_term_validate(sb.data, sb.size) < 0) {
-        msgpack_sbuffer_destroy(&sb);
+    msgpack_packer_init(&pk, &l->buf, msgpack_sbuffer_write);
+    if (msgpack_pack_object(&pk, *e) < 0) {
         return -ENOMEM;
     }
     l->items[l->n].key = 0;
@@ -649,8 +650,8 @@ static int list_keep(list_state *l, girder_ctx *ctx, const msgpack_object *e)
         }
     }
     l->items[l->n].id = pid.id;
-    l->items[l->n].len = sb.size;
-    l->items[l->n].entry = (uint8_t *)msgpack_sbuffer_release(&sb);
+    l->items[l->n].off = off;
+    l->items[l->n].len = l->buf.size - off;
     l->n++;
     return 0;
 }
@@ -673,10 +674,8 @@ static void list_trim(list_state *l)
     if (l->n > 1) {
         qsort(l->items, l->n, sizeof(l->items[0]), cmp_item);
     }
-    while (l->n > l->max) {
-        l->n--;
-        free(l->items[l->n].entry);
-        l->items[l->n].entry = NULL;
+    if (l->n > l->max) {
+        l->n = l->max; /* their bytes stay in buf until the end */
     }
 }
 
@@ -700,7 +699,7 @@ static int list_answer(gr_rpc_call *c, list_state *l)
     }
     msgpack_pack_array(&pk, (uint32_t)n);
     for (size_t i = 0; i < n; i++) {
-        msgpack_sbuffer_write(&sb, (const char *)l->items[i].entry, l->items[i].len);
+        msgpack_sbuffer_write(&sb, l->buf.data + l->items[i].off, l->items[i].len);
     }
     if (l->snapshot) {
         msgpack_pack_str_with_body(&pk, "total", 5);
@@ -769,6 +768,7 @@ static int list_start(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *arg
     if (!(l = calloc(1, sizeof(*l)))) {
         return -ENOMEM;
     }
+    msgpack_sbuffer_init(&l->buf);
     c->priv = l;
     c->priv_free = list_free;
     l->snapshot = snapshot;

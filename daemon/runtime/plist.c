@@ -72,8 +72,9 @@ typedef struct gr_plist_sync {
 /* One process kept by a scheduler's answer, with its rank key (0 when
  * ranking by pid). */
 typedef struct heap_ent {
-    gr_proc *p; /* the process (live until this answer is sent: same thread) */
-    uint64_t k; /* its key at the time it was offered */
+    gr_proc *p;  /* the process (live until this answer is sent: same thread) */
+    uint64_t k;  /* its key at the time it was offered */
+    uint64_t id; /* its pid id (the table's key: compared without reading p) */
 } heap_ent;
 
 /* The `cap` best-ranked live processes above `after` seen so far, in a heap
@@ -87,6 +88,7 @@ typedef struct heap {
     uint64_t after; /* only pids with a greater id (0: all) */
     uint64_t above; /* live processes with an id above `after` */
     int key;        /* GR_RT_PLIST_BY_x */
+    uint64_t bound; /* by pid: ids above this cannot be among the cap lowest */
 } heap;
 
 static uint64_t key_of(int key, const gr_proc *p)
@@ -111,7 +113,7 @@ static bool worse(const heap_ent *a, const heap_ent *b)
     if (a->k != b->k) {
         return a->k < b->k;
     }
-    return a->p->pid.id > b->p->pid.id;
+    return a->id > b->id;
 }
 
 static void sift_down(heap *h, size_t i, size_t n)
@@ -136,20 +138,99 @@ static void sift_down(heap *h, size_t i, size_t n)
     }
 }
 
-static void heap_offer(void *vp, void *arg)
+/* Quickselect: v[0..k) become the k lowest ids of v[0..n) (k < n). */
+static void select_lowest(heap_ent *v, size_t n, size_t k)
+{
+    size_t lo = 0, hi = n - 1;
+
+    while (lo < hi) {
+        uint64_t pivot = v[lo + (hi - lo) / 2].id;
+        size_t i = lo, j = hi;
+
+        while (i <= j) {
+            while (v[i].id < pivot) {
+                i++;
+            }
+            while (v[j].id > pivot) {
+                j--;
+            }
+            if (i <= j) {
+                heap_ent t = v[i];
+
+                v[i] = v[j];
+                v[j] = t;
+                i++;
+                if (j == 0) {
+                    break;
+                }
+                j--;
+            }
+        }
+        if (k <= j) {
+            hi = j;
+        } else if (k >= i) {
+            lo = i;
+        } else {
+            return;
+        }
+    }
+}
+
+/* By pid, the buffer (2 * cap) is full: keep its cap lowest ids, and from
+ * now on only ids below the highest of them (ids are unique). Amortized
+ * O(1) an entry, where a heap costs log(cap) at every replacement. */
+static void keep_lowest(heap *h)
+{
+    uint64_t max = 0;
+
+    select_lowest(h->v, h->n, h->cap);
+    h->n = h->cap;
+    for (size_t i = 0; i < h->n; i++) {
+        max = h->v[i].id > max ? h->v[i].id : max;
+    }
+    h->bound = max;
+}
+
+static int cmp_ent_id(const void *a, const void *b)
+{
+    const heap_ent *x = a, *y = b;
+
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* By pid, an entry at or below the cursor, or one that cannot beat the worst
+ * kept, is decided from the table's id alone: a page of a million-process
+ * listing reads the table sequentially and touches only the processes it
+ * keeps (a dead one, still in the table for a moment, is left out when the
+ * page is packed). By key, every live process is read. */
+static void heap_offer(uint64_t id, void *vp, void *arg)
 {
     heap *h = arg;
     gr_proc *p = vp;
     heap_ent e;
 
-    if (p->status == GR_PROC_DEAD || p->pid.id <= h->after) {
+    if (id <= h->after) {
+        return;
+    }
+    if (h->key != GR_RT_PLIST_BY_PID && p->status == GR_PROC_DEAD) {
         return;
     }
     h->above++;
     if (h->cap == 0) {
         return;
     }
-    e = (heap_ent){p, key_of(h->key, p)};
+    if (h->key == GR_RT_PLIST_BY_PID) {
+        if (id < h->bound) {
+            if (h->n == 2 * h->cap) {
+                keep_lowest(h);
+            }
+            if (id < h->bound) {
+                h->v[h->n++] = (heap_ent){p, 0, id};
+            }
+        }
+        return;
+    }
+    e = (heap_ent){p, key_of(h->key, p), id};
     if (h->n < h->cap) {
         size_t i = h->n++;
 
@@ -261,18 +342,39 @@ static void plist_sync_fill(gr_sched *s, gr_plist_sync *c, heap *h, int err)
 void gr_plist_answer(gr_sched *s, gr_sig *sig)
 {
     gr_plist_sync *c = sig->ptr;
-    heap h = {NULL, 0, sig->to.creation, sig->to.id, 0, sig->flags};
+    heap h = {NULL, 0, sig->to.creation, sig->to.id, 0, sig->flags, UINT64_MAX};
     int err = 0;
 
     if (h.cap > s->ptab.count) {
         h.cap = s->ptab.count;
     }
-    if (h.cap > 0 && (h.v = malloc(h.cap * sizeof(*h.v))) == NULL) {
+    /* by pid: a buffer of twice the page (keep_lowest) */
+    if (h.cap > 0 &&
+        (h.v = malloc((h.key == GR_RT_PLIST_BY_PID ? 2 : 1) * h.cap * sizeof(*h.v))) == NULL) {
         h.cap = 0;
         err = -ENOMEM;
     }
-    gr_ptab_each(&s->ptab, heap_offer, &h);
-    heap_sort(&h);
+    gr_ptab_each_id(&s->ptab, heap_offer, &h);
+    if (h.key == GR_RT_PLIST_BY_PID) {
+        if (h.n > h.cap) {
+            keep_lowest(&h);
+        }
+        if (h.n > 1) {
+            qsort(h.v, h.n, sizeof(*h.v), cmp_ent_id);
+        }
+    } else {
+        heap_sort(&h);
+    }
+    {
+        size_t j = 0;
+
+        for (size_t i = 0; i < h.n; i++) { /* by pid, dead ones were kept unread */
+            if (h.v[i].p->status != GR_PROC_DEAD) {
+                h.v[j++] = h.v[i];
+            }
+        }
+        h.n = j;
+    }
     if (c != NULL) {
         plist_sync_fill(s, c, &h, err);
     } else {
