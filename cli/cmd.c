@@ -2501,7 +2501,7 @@ static const gr_cli_cmd CMDS[] = {
     {"ps", "[--only|--node NODE] [--name G] [--behaviour G] [--sort F] [--top N]", 0, -1,
      "list the processes of every node",
      "Asks every member at once for its processes (rpc.multicall of proc.snapshot:\n"
-     "1024 per node), then follows each node's cursor page by page (8192 a page,\n"
+     "1024 per node), then follows each node's cursor page by page (32768 a page,\n"
      "each within --timeout) until its last, so any number of processes is listed.\n"
      "Prints PID (SERIAL.SCHED) NAME BEHAVIOUR STATUS MBOX (mailbox) MSGS (messages\n"
      "handled) MEM (bytes) WORK (reductions-like: turns + messages handled + signals\n"

@@ -949,7 +949,9 @@ static int nodes_print(FILE *f, const msgpack_object *o)
             c2[2] = u64_cell(e, "bytes_out", 'b', d[1], sizeof(d[1]));
             c2[3] = u64_cell(e, "msgs_in", 'n', d[2], sizeof(d[2]));
             c2[4] = u64_cell(e, "msgs_out", 'n', d[3], sizeof(d[3]));
-            c2[5] = u64_cell(e, "rtt_us", 'u', d[4], sizeof(d[4]));
+            /* the smoothed round trip; a node without it: the last sample */
+            c2[5] = u64_cell(e, gr_term_map_get(e, "srtt_us") ? "srtt_us" : "rtt_us", 'u', d[4],
+                             sizeof(d[4]));
             c2[6] = u64_cell(e, "heard_ms", 'd', d[5], sizeof(d[5]));
             r = gr_cli_table_row(t2, c2);
             links++;
@@ -1874,7 +1876,7 @@ static void trace_print(const gr_cli_ctx *ctx, const msgpack_object *e)
 
 int gr_cli_cmd_trace(const gr_cli_ctx *ctx, int argc, char **argv)
 {
-    uint64_t max = 100, ms = 10000, rate = 100, events = 0, dropped = 0, lost = 0;
+    uint64_t max = 100, ms = 10000, rate = 100, events = 0, dropped = 0, lost = 0, token = 0;
     const char *dest = NULL, *reason = "tracer gone";
     char reason_buf[32] = "";
     gr_cli_reply rep = {0};
@@ -1929,10 +1931,15 @@ int gr_cli_cmd_trace(const gr_cli_ctx *ctx, int argc, char **argv)
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     msgpack_pack_array(&pk, 2);
     gr_cli_dest_pack(&d, &pk);
-    msgpack_pack_map(&pk, 3);
+    msgpack_pack_map(&pk, ctx->observer_key_file ? 4 : 3);
     gr_term_pack_kv_uint(&pk, "max", max);
     gr_term_pack_kv_uint(&pk, "ms", ms);
     gr_term_pack_kv_uint(&pk, "rate", rate);
+    if (ctx->observer_key_file) {
+        /* an observer may only trace without ending anybody else's trace */
+        gr_term_pack_cstr(&pk, "keep");
+        msgpack_pack_true(&pk);
+    }
     if (routed_call(ctx, c, d.node, "proc", "trace", sb.data, sb.size,
                     gr_cli_now_ms() + ctx->timeout_ms, &rep, &f) < 0) {
         goto transport;
@@ -1954,6 +1961,10 @@ int gr_cli_cmd_trace(const gr_cli_ctx *ctx, int argc, char **argv)
         }
         msgpack_packer_init(&tk, &tracer, msgpack_sbuffer_write);
         msgpack_pack_object(&tk, *tp);
+        if ((gp = gr_term_map_get(&u.data, "token")) != NULL &&
+            gp->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+            token = gp->via.u64; /* read with proc.trace_read (also as an observer) */
+        }
         if (!ctx->json && (gp = gr_term_map_get(&u.data, "target")) != NULL) {
             char *t = NULL;
 
@@ -1987,9 +1998,13 @@ int gr_cli_cmd_trace(const gr_cli_ctx *ctx, int argc, char **argv)
         msgpack_pack_array(&pk, 3);
         msgpack_sbuffer_write(&sb, tracer.data, tracer.size);
         gr_term_pack_cstr(&pk, stop_now ? "stop" : "poll");
-        msgpack_pack_int64(&pk, inner_ms(inner_ms(ctx->timeout_ms)));
-        if (routed_call(ctx, c, d.node, "proc", "call", sb.data, sb.size,
-                        gr_cli_now_ms() + ctx->timeout_ms, &rep, &f) < 0) {
+        if (token != 0) {
+            msgpack_pack_uint64(&pk, token); /* proc.trace_read(Tracer, Op, Token) */
+        } else {
+            msgpack_pack_int64(&pk, inner_ms(inner_ms(ctx->timeout_ms))); /* an older node */
+        }
+        if (routed_call(ctx, c, d.node, "proc", token != 0 ? "trace_read" : "call", sb.data,
+                        sb.size, gr_cli_now_ms() + ctx->timeout_ms, &rep, &f) < 0) {
             sigaction(SIGINT, &old, NULL);
             goto transport;
         }

@@ -21,8 +21,10 @@
 #include <stdio.h>
 
 #define GR_CLI_PS_FIRST_PAGE 1024 /* processes per node in the fan-out's first page */
-#define GR_CLI_PS_PAGE 8192       /* processes per later page (proc.snapshot cursor) */
-#define GR_CLI_WIDTH 80           /* human output fits this many columns */
+#define GR_CLI_PS_PAGE                                                                             \
+    32768 /* processes per later page (proc.snapshot cursor): a page of about 3.5 MB, 31 pages     \
+             (table passes) for a million */
+#define GR_CLI_WIDTH 80 /* human output fits this many columns */
 
 /* A sort key of `girder ps --sort`. */
 typedef enum gr_cli_ps_field {

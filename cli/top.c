@@ -7,12 +7,15 @@
  *
  * Design notes
  * - One refresh is three fan-outs on one connection: sys.counters,
- *   sys.memory (optional: an older node lacks it) and proc.snapshot's first
- *   page (GR_CLI_PS_FIRST_PAGE processes per node, the lowest pids). The
- *   busiest processes are therefore those of that page: a node with more
- *   processes is only partly ranked (docs/cli.md says so). Rates are the
- *   differences of cumulative counters between two samples over the time
- *   between them, computed here, never on the nodes.
+ *   sys.memory (optional: an older node lacks it) and a ranked
+ *   proc.snapshot: each node's GR_CLI_PS_FIRST_PAGE processes with the
+ *   largest cumulative counter behind the sort key (work, handled, mailbox,
+ *   memory), chosen on the node over ALL its processes, so the busiest
+ *   process of a node with 100,000 is among them. Rates are the differences
+ *   of cumulative counters between two samples over the time between them,
+ *   computed here, never on the nodes; the node ranks by the cumulative
+ *   count, so a process that was busy long ago and is idle now may hold a
+ *   place (1,024 places per node).
  * - The terminal: newterm (never initscr, which exits on an unknown TERM),
  *   cbreak, no echo, no cursor. Between refreshes the loop sleeps in poll(2)
  *   on stdin, so a key is served at once and an idle `top` costs nothing.
@@ -363,6 +366,23 @@ static const char *cut(const char *s, int w, char *buf, size_t cap)
     return buf;
 }
 
+size_t gr_cli_top_ps_args(gr_cli_top_key k, char buf[16])
+{
+    static const char *const field[] = {"work", "handled", "mailbox", "memory"};
+    const char *f = (unsigned)k < 4 ? field[k] : "work";
+    size_t n = strlen(f);
+
+    /* [GR_CLI_PS_FIRST_PAGE, nil, Field]: fixarray(3), uint16, nil, fixstr */
+    buf[0] = (char)0x93;
+    buf[1] = (char)0xcd;
+    buf[2] = (char)(GR_CLI_PS_FIRST_PAGE >> 8);
+    buf[3] = (char)(GR_CLI_PS_FIRST_PAGE & 0xff);
+    buf[4] = (char)0xc0;
+    buf[5] = (char)(0xa0 | n);
+    memcpy(buf + 6, f, n);
+    return 6 + n;
+}
+
 /* NODE 24, STATE 8, UTIL 5, IN/s OUT/s MSG/s PROCS MEM 6 each: 74 columns. */
 #define NODE_FMT "%-24s %-8s %5s %6s %6s %6s %6s %6s\n"
 /* PID 10, NAME 14, BEHAVIOUR 10, MBOX MSG/s WORK/s MEM 6 each, NODE 15: 80. */
@@ -462,9 +482,8 @@ static int fan(top_run *t, int64_t deadline, bool quiet, const char *module, con
 static int take_sample(top_run *t, gr_cli_top_sample *ret)
 {
     static const char noargs[] = {(char)0x90};
-    /* [GR_CLI_PS_FIRST_PAGE]: fixarray(1), uint16 */
-    const char ps_args[4] = {(char)0x91, (char)0xcd, (char)(GR_CLI_PS_FIRST_PAGE >> 8),
-                             (char)(GR_CLI_PS_FIRST_PAGE & 0xff)};
+    char ps_args[16];
+    size_t ps_len = gr_cli_top_ps_args(t->key, ps_args);
     int64_t deadline = gr_cli_now_ms() + t->ctx.timeout_ms;
     gr_cli_reply crep = {0}, mrep = {0}, prep = {0};
     msgpack_unpacked cu, mu, pu;
@@ -493,7 +512,7 @@ static int take_sample(top_run *t, gr_cli_top_sample *ret)
         mu.data.type = MSGPACK_OBJECT_NIL;
     }
     if (ex == GR_CLI_EXIT_OK) {
-        ex = fan(t, deadline, false, "proc", "snapshot", ps_args, 4, &prep, &pu);
+        ex = fan(t, deadline, false, "proc", "snapshot", ps_args, ps_len, &prep, &pu);
         if (ex == GR_CLI_EXIT_OK) {
             if ((r = gr_cli_top_take_nodes(ret, &cu.data, &mu.data)) < 0 ||
                 (r = gr_cli_top_take_procs(ret, &pu.data)) < 0) {
@@ -641,7 +660,7 @@ static void draw(const top_run *t, const gr_cli_top_sample *s, const char *statu
     mvaddnstr((int)h - 1, 0,
               status && status[0] ? status
                                   : "q quit  w work/s  r msgs/s  m mailbox  M memory  "
-                                    "(each node's first 1024)",
+                                    "(each node's top 1024)",
               COLS);
     refresh();
 }

@@ -31,6 +31,11 @@ typedef enum gr_cli_top_key {
     GR_CLI_TOP_MEMORY,  /* bytes */
 } gr_cli_top_key;
 
+/* The proc.snapshot arguments of one refresh into buf: each node's
+ * GR_CLI_PS_FIRST_PAGE processes ranked on the node by the cumulative counter
+ * behind k ("work", "handled", "mailbox", "memory"). Its length. Pure. */
+size_t gr_cli_top_ps_args(gr_cli_top_key k, char buf[16]);
+
 /* One node of a sample. */
 typedef struct gr_cli_top_node {
     char name[GR_NODENAME_MAX + 1]; /* as the fan-out named it */

@@ -179,6 +179,38 @@ START_TEST(key_names)
 }
 END_TEST
 
+/* The ranked snapshot's arguments: [1024, nil, Field], one field per key,
+ * valid msgpack. */
+START_TEST(ranked_snapshot_args)
+{
+    static const struct {
+        gr_cli_top_key k;
+        const char *field;
+    } want[] = {{GR_CLI_TOP_WORK, "work"},
+                {GR_CLI_TOP_RATE, "handled"},
+                {GR_CLI_TOP_MAILBOX, "mailbox"},
+                {GR_CLI_TOP_MEMORY, "memory"}};
+
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        char buf[16];
+        size_t n = gr_cli_top_ps_args(want[i].k, buf), off = 0;
+        msgpack_unpacked u;
+        const msgpack_object *a;
+
+        msgpack_unpacked_init(&u);
+        ck_assert_int_eq(msgpack_unpack_next(&u, buf, n, &off), MSGPACK_UNPACK_SUCCESS);
+        ck_assert_uint_eq(off, n);
+        ck_assert_int_eq(u.data.type, MSGPACK_OBJECT_ARRAY);
+        ck_assert_uint_eq(u.data.via.array.size, 3);
+        a = u.data.via.array.ptr;
+        ck_assert_uint_eq(a[0].via.u64, GR_CLI_PS_FIRST_PAGE);
+        ck_assert_int_eq(a[1].type, MSGPACK_OBJECT_NIL);
+        ck_assert(gr_term_is_str(&a[2], want[i].field));
+        msgpack_unpacked_destroy(&u);
+    }
+}
+END_TEST
+
 START_TEST(frame_fits_80)
 {
     gr_cli_top_sample a, b;
@@ -228,7 +260,8 @@ static Suite *top_suite(void)
     Suite *s = suite_create("cli_top");
     TCase *tc = gr_test_tcase(s, "top", NULL, NULL, 0);
 
-    gr_test_add(tc, util_computation, sample_and_rates, key_names, frame_fits_80);
+    gr_test_add(tc, util_computation, sample_and_rates, key_names, ranked_snapshot_args,
+                frame_fits_80);
     return s;
 }
 

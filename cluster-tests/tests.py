@@ -21,6 +21,8 @@ from flood import test_flood  # r_flood, in cluster-tests/flood.py
 from overload import test_overload  # s_overload, in cluster-tests/overload.py
 from logs import test_libevent_log  # lg_libevent, in cluster-tests/logs.py
 from top import test_top_once, test_top_screen, test_top_util  # top_*, cluster-tests/top.py
+from operator3 import (test_ob3_observer_trace, test_ob3_rtt,  # ob3_*, cluster-tests/operator3.py
+                       test_ob3_rtt_netem, test_ob3_top_all)
 from redis_tests import test_abuse as rd_abuse, test_auth as rd_auth  # rd_*: redis_tests.py
 from redis_tests import test_benchmark as rd_benchmark, test_cluster as rd_cluster
 from redis_tests import test_commands as rd_commands, test_pubsub as rd_pubsub
@@ -2356,4 +2358,12 @@ TESTS += [
     ("pt3_rpc", pt3_rpc),
     ("pt3_busy_marks", pt3_busy_marks),
     ("pt3_remote_busy", pt3_remote_busy),
+]
+
+# ob3_*: the operator's view, third part (cluster-tests/operator3.py)
+TESTS += [
+    ("ob3_rtt", test_ob3_rtt),
+    ("ob3_rtt_netem", test_ob3_rtt_netem),
+    ("ob3_top_all", test_ob3_top_all),
+    ("ob3_observer_trace", test_ob3_observer_trace),
 ]

@@ -1167,20 +1167,47 @@ dist_conn *gr_dist_conn_find(gr_dist *d, uint64_t id)
     return NULL;
 }
 
-/* A Heartbeat only proves the peer alive, which every read already noted
- * (last_in_ms): handled in place, without decoding it. */
-static int heartbeat_in(dist_conn *c, const uint8_t *frame, size_t len)
+/* A Heartbeat proves the peer alive, which every read already noted
+ * (last_in_ms). One of the peer's (ack false) is answered at once with an ack
+ * echoing its seq; an ack of our latest heartbeat is a round-trip sample for
+ * the link's figures (the last one and the smoothed one, gr_dist_rtt_smooth).
+ * An ack of an older heartbeat, a repeated ack and an ack on a link without
+ * figures (a hidden client's) are ignored. A peer that predates acks never
+ * sends one: its link's round trip stays 0 (not measured). Dist thread. */
+static int heartbeat_in(dist_conn *c, const Girder__Frame *f)
 {
-    (void)c;
-    (void)frame;
-    (void)len;
-    return 1;
+    const Girder__Heartbeat *hb = f->heartbeat;
+    dist_link_stats *ls;
+
+    if (!hb->ack) {
+        Girder__Frame af = GIRDER__FRAME__INIT;
+        Girder__Heartbeat ack = GIRDER__HEARTBEAT__INIT;
+
+        ack.seq = hb->seq;
+        ack.ack = true;
+        af.msg_case = GIRDER__FRAME__MSG_HEARTBEAT;
+        af.heartbeat = &ack;
+        (void)gr_dist_conn_send(c, DIST_LANE_CTRL, &(dist_piece){.frame = &af}, 1);
+        return 0; /* an error closed c, or the ack is lost: the next heartbeat samples */
+    }
+    if (hb->seq == c->hb_seq && hb->seq != c->hb_acked && hb->seq != 0 &&
+        (ls = DIST_LINK(c)) != NULL) {
+        uint64_t rtt = gr_dist_now_us() - c->hb_sent_us;
+
+        c->hb_acked = hb->seq;
+        atomic_store_explicit(&ls->rtt_us, rtt == 0 ? 1 : rtt, memory_order_relaxed);
+        atomic_store_explicit(
+            &ls->srtt_us,
+            gr_dist_rtt_smooth(atomic_load_explicit(&ls->srtt_us, memory_order_relaxed), rtt),
+            memory_order_relaxed);
+    }
+    return 0;
 }
 
 /* The link's own frame kind: heartbeats (sent by the detector's tick,
  * detect.c). */
 static const dist_kind link_kinds[] = {
-    {.kind = GIRDER__FRAME__MSG_HEARTBEAT, .quiet = true, .on_packed = heartbeat_in},
+    {.kind = GIRDER__FRAME__MSG_HEARTBEAT, .quiet = true, .on_frame = heartbeat_in},
 };
 
 const dist_proto gr_dist_link_proto = {

@@ -131,6 +131,7 @@ static void send_heartbeat(dist_conn *c)
 
     clock_gettime(CLOCK_REALTIME, &ts);
     hb.seq = ++c->hb_seq;
+    c->hb_sent_us = gr_dist_now_us(); /* the peer's ack of this seq is a round trip (conn.c) */
     hb.time_ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
     f.msg_case = GIRDER__FRAME__MSG_HEARTBEAT;
     f.heartbeat = &hb;
@@ -266,8 +267,13 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
         }
         /* heartbeats first: a close below must not delay the others. Half a
          * tick early: a link that queued nothing sends one every hb_ms (D/4)
-         * exactly, and a live peer hears from us at least that often */
-        if (now - c->last_out_ms >= d->fd.hb_ms - d->fd.tick_ms / 2 && !d->stopping) {
+         * exactly, and a live peer hears from us at least that often. A
+         * link that is never idle (or whose acks of the peer's heartbeats
+         * keep it from being idle) still sends one every D, for its round
+         * trip (conn.c, heartbeat_in) */
+        if ((now - c->last_out_ms >= d->fd.hb_ms - d->fd.tick_ms / 2 ||
+             gr_dist_now_us() - c->hb_sent_us >= (uint64_t)d->fd.detection_ms * 1000u) &&
+            !d->stopping) {
             send_heartbeat(c);
         }
     }

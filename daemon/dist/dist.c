@@ -1104,6 +1104,7 @@ int gr_dist_members(gr_dist *d, gr_dist_member **ret_members, size_t *ret_n)
             m[i].frames_in = atomic_load_explicit(&ls->frames_in, memory_order_relaxed);
             m[i].frames_out = atomic_load_explicit(&ls->frames_out, memory_order_relaxed);
             m[i].rtt_us = atomic_load_explicit(&ls->rtt_us, memory_order_relaxed);
+            m[i].srtt_us = atomic_load_explicit(&ls->srtt_us, memory_order_relaxed);
             m[i].heard_ms_ago = heard != 0 && now > heard ? now - heard : 0;
         }
     }

@@ -160,7 +160,8 @@ typedef struct gr_dist_member {
     uint64_t bytes_in, bytes_out;   /* UP: socket bytes on the link since it came up */
     uint64_t frames_in, frames_out; /* UP: frames (messages) on the link since then */
     uint64_t rtt_us;                /* UP: last heartbeat round trip, us (0: not measured yet) */
-    uint64_t heard_ms_ago;          /* UP: ms since the last bytes arrived on the link */
+    uint64_t srtt_us;      /* UP: smoothed heartbeat round trip, us (0: not measured yet) */
+    uint64_t heard_ms_ago; /* UP: ms since the last bytes arrived on the link */
 } gr_dist_member;
 
 /* Figures with a limit, for `girder stats` (used/limit). */

@@ -311,6 +311,7 @@ struct dist_conn {
     uint64_t last_out_ms;     /* monotonic ms of the last frame queued */
     uint64_t hb_seq;          /* heartbeats sent */
     uint64_t hb_sent_us;      /* gr_dist_now_us() when heartbeat hb_seq went out */
+    uint64_t hb_acked;        /* last of our heartbeats the peer acknowledged (one sample each) */
     unsigned inflight;        /* incoming rpc requests not yet answered */
     dist_call *calls;         /* outgoing rpc calls waiting on this link */
     int fail;                 /* why the dial or handshake failed (for join answers) */
@@ -384,7 +385,22 @@ typedef struct dist_link_stats {
     _Atomic uint64_t frames_in, frames_out; /* frames (messages) since then */
     _Atomic uint64_t last_in_ms;            /* gr_dist_now_ms() of the last read */
     _Atomic uint64_t rtt_us;                /* last heartbeat round trip (0: none yet) */
+    _Atomic uint64_t srtt_us;               /* smoothed round trip (gr_dist_rtt_smooth; 0: none) */
 } dist_link_stats;
+
+/* The smoothed round trip after one more sample, us: RFC 6298's SRTT (the
+ * first sample as is, then 7/8 of the old value plus 1/8 of the sample). A
+ * sample under 1 us counts as 1 us: 0 means "not measured". Pure. */
+static inline uint64_t gr_dist_rtt_smooth(uint64_t srtt_us, uint64_t sample_us)
+{
+    if (sample_us == 0) {
+        sample_us = 1;
+    }
+    if (srtt_us == 0) {
+        return sample_us;
+    }
+    return srtt_us - srtt_us / 8 + sample_us / 8;
+}
 
 /* Add n to a link figure. Dist thread only (the single writer). */
 static inline void dist_link_add(_Atomic uint64_t *f, uint64_t n)

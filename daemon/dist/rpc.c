@@ -14,7 +14,8 @@
  * - Arguments and results are checked (gr_term_validate) before they are sent:
  *   a malformed term from a local caller must not make the peer close the link.
  * - Incoming requests are counted per link (inflight) so the silence rule can
- *   spare a hidden client waiting on a long request.
+ *   spare a hidden client waiting on a long request; its silence counts again
+ *   from the answer to its last one.
  *
  * - The answers a caller gets, ["$rpc", Tag, Status, Result-or-reason], are
  *   built here only (answer_ok, gr_dist_rpc_answer_err).
@@ -150,8 +151,11 @@ void gr_dist_rpc_reply_cmd(gr_dist *d, dist_cmd *cmd)
                  (unsigned long long)cmd->conn);
         return;
     }
-    if (c->inflight > 0) {
-        c->inflight--;
+    if (c->inflight > 0 && --c->inflight == 0 && c->hidden) {
+        /* a client's silence counts from its last request's answer: one that
+         * took longer than the detection time (a page of a million-process
+         * `girder ps` on a loaded node) must not close the client at once */
+        c->last_in_ms = gr_dist_now_ms();
     }
     send_reply(c, cmd->ref, cmd->status, cmd->data, cmd->len);
 }

@@ -270,6 +270,7 @@ static void link_stats_reset(dist_link_stats *ls)
     atomic_store_explicit(&ls->frames_in, 0, memory_order_relaxed);
     atomic_store_explicit(&ls->frames_out, 0, memory_order_relaxed);
     atomic_store_explicit(&ls->rtt_us, 0, memory_order_relaxed);
+    atomic_store_explicit(&ls->srtt_us, 0, memory_order_relaxed);
     atomic_store_explicit(&ls->last_in_ms, gr_dist_now_ms(), memory_order_relaxed);
 }
 

@@ -786,6 +786,22 @@ int gr_http_metrics_write(gr_rpc *rpc, gr_pubsub *pubsub, struct evbuffer *b)
             LABELLED("girder_link_busy", "peer", ms[i].name, ms[i].busy ? 1 : 0);
         }
     }
+    HEAD("girder_link_rtt_seconds", "gauge",
+         "Heartbeat round trip to each connected member: the last sample (kind=\"last\") and "
+         "the smoothed one (kind=\"smoothed\", RFC 6298's SRTT); absent until measured.");
+    for (size_t i = 0; i < n; i++) {
+        if (ms[i].state == GR_DIST_UP && ms[i].rtt_us != 0) {
+            gr_http_label last[2] = {{"peer", ms[i].name}, {"kind", "last"}};
+            gr_http_label smooth[2] = {{"peer", ms[i].name}, {"kind", "smoothed"}};
+
+            if (gr_http_metric_f64(b, "girder_link_rtt_seconds", last, 2,
+                                   (double)ms[i].rtt_us / 1e6) < 0 ||
+                gr_http_metric_f64(b, "girder_link_rtt_seconds", smooth, 2,
+                                   (double)ms[i].srtt_us / 1e6) < 0) {
+                goto oom;
+            }
+        }
+    }
     free(ms);
     ms = NULL;
 

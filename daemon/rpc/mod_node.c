@@ -23,7 +23,9 @@
  *                                   since it came up; rtt_us: its last
  *                                   heartbeat round trip (0: not measured);
  *                                   heard_ms: ms since bytes last arrived on
- *                                   it (all 0 unless up)
+ *                                   it; srtt_us: the smoothed round trip
+ *                                   (RFC 6298's SRTT; 0: not measured) (all
+ *                                   0 unless up)
  *   node.about()                -> {"name", "version", "uptime_ms", "processes",
  *                                   "schedulers", "limits": {"members":
  *                                   [Used, Max], "link_queue_bytes": [Used,
@@ -111,7 +113,7 @@ static int node_list(gr_rpc *rpc, const msgpack_object *args, msgpack_packer *pk
     for (size_t i = 0; i < n; i++) {
         const char *cipher;
 
-        msgpack_pack_map(pk, 16);
+        msgpack_pack_map(pk, 17);
         gr_term_pack_cstr(pk, "name");
         gr_term_pack_cstr(pk, ms[i].name);
         gr_term_pack_cstr(pk, "host");
@@ -146,6 +148,7 @@ static int node_list(gr_rpc *rpc, const msgpack_object *args, msgpack_packer *pk
         gr_term_pack_kv_uint(pk, "msgs_out", ms[i].frames_out);
         gr_term_pack_kv_uint(pk, "rtt_us", ms[i].rtt_us);
         gr_term_pack_kv_uint(pk, "heard_ms", ms[i].heard_ms_ago);
+        gr_term_pack_kv_uint(pk, "srtt_us", ms[i].srtt_us);
     }
     if (ms != &self) {
         free(ms);

@@ -7,8 +7,11 @@
  *   proc.list([Max])                    -> [{"pid", "name", "behaviour", "status",
  *                                           "mailbox", "memory", "handled",
  *                                           "scheduler"}, ...] (lowest Max pids)
- *   proc.snapshot([Max[, Cursor]])      -> {"processes": [...], "total": N,
+ *   proc.snapshot([Max[, Cursor[, Key]]]) -> {"processes": [...], "total": N,
  *                                           "truncated": Bool, "next": Cursor | nil}
+ *                                           (Key "work", "handled", "mailbox",
+ *                                           "memory": the Max largest, ranked
+ *                                           over all processes; "pid": pages)
  *   proc.info(Dest)                     -> the info map ("noproc")
  *   proc.kill(Dest[, Reason])           -> "ok" (exit signal, default "kill")
  *   proc.register(Name, Pid)            -> "ok" (checked with the target first)
@@ -16,7 +19,9 @@
  *   proc.send(Dest, Term)               -> "ok" (unknown name: "noname")
  *   proc.call(Dest, Request[, TimeoutMs]) -> the response ("noproc", "timeout")
  *   proc.send_after(Dest, Ms, Term)     -> {"timer": Pid, "ms": Ms} (a timer process)
- *   proc.trace(Dest[, Opts])            -> {"tracer": Pid, "target": Pid} (rpc/trace.c)
+ *   proc.trace(Dest[, Opts])            -> {"tracer": Pid, "target": Pid, "token": N}
+ *                                           (rpc/trace.c)
+ *   proc.trace_read(Tracer, Op, Token)  -> a tracer's poll answer (rpc/trace.c)
  *
  * Dest is a pid (ext term) or a registered name (string). Every function acts
  * on this node only: a pid of another node is answered "noconnection" (callers
@@ -581,21 +586,27 @@ static int proc_call_msg(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *
 
 /* One process of the answer: its pid id (the sort key) and its entry. */
 typedef struct list_item {
-    uint64_t id;    /* pid id: serial << 8 | scheduler */
-    uint8_t *entry; /* the entry map, packed */
-    size_t len;     /* bytes in entry */
+    uint64_t key; /* rank key (largest first; 0 for every item when by pid) */
+    uint64_t id;  /* pid id: serial << 8 | scheduler */
+    size_t off;   /* the entry map, packed, at list_state.buf + off */
+    size_t len;   /* bytes in entry */
 } list_item;
 
 typedef struct list_state {
-    girder_ref ref;   /* the runtime's list request */
-    uint64_t after;   /* the cursor: only pid ids above it (0: from the start) */
-    uint64_t above;   /* live processes above it, summed over the answers */
-    bool snapshot;    /* proc.snapshot (a map) rather than proc.list (the array) */
-    size_t max;       /* most entries answered */
-    unsigned pending; /* schedulers that have not answered */
-    uint64_t total;   /* live processes, summed over the answers */
-    size_t n, cap;    /* items held / allocated: 2 * max (see list_trim) */
-    list_item *items; /* the entries received */
+    girder_ref ref;      /* the runtime's list request */
+    uint64_t after;      /* the cursor: only pid ids above it (0: from the start) */
+    uint64_t above;      /* live processes above it, summed over the answers */
+    bool snapshot;       /* proc.snapshot (a map) rather than proc.list (the array) */
+    int key;             /* GR_RT_PLIST_BY_x: the rank (by pid: pages) */
+    size_t max;          /* most entries answered */
+    unsigned pending;    /* schedulers that have not answered */
+    uint64_t total;      /* live processes, summed over the answers */
+    size_t n, cap;       /* items held / allocated: 2 * max (see list_trim) */
+    list_item *items;    /* the entries received */
+    msgpack_sbuffer buf; /* every entry received, packed one after the other:
+                          * one buffer, not one allocation per entry (a
+                          * million-process listing makes 122 pages of 8192);
+                          * at most schedulers * max entries */
 } list_state;
 
 static void list_free(void *priv)
@@ -605,20 +616,19 @@ static void list_free(void *priv)
     if (!l) {
         return;
     }
-    for (size_t i = 0; i < l->n; i++) {
-        free(l->items[i].entry);
-    }
+    msgpack_sbuffer_destroy(&l->buf);
     free(l->items);
     free(l);
 }
 
-/* Keep one entry of a "$procs" answer. 0, GR_EBADTERM (no pid) or -ENOMEM. */
+/* Keep one entry of a "$procs" answer (the runtime's own, well-formed: packed
+ * as it is). 0, GR_EBADTERM (no pid) or -ENOMEM. */
 static int list_keep(list_state *l, girder_ctx *ctx, const msgpack_object *e)
 {
     const msgpack_object *po = e->type == MSGPACK_OBJECT_MAP ? gr_term_map_get(e, "pid") : NULL;
-    msgpack_sbuffer sb;
     msgpack_packer pk;
     girder_pid pid;
+    size_t off = l->buf.size;
 
     if (!po || girder_get_pid(ctx, po, &pid) < 0) {
         return GR_EBADTERM;
@@ -626,15 +636,22 @@ static int list_keep(list_state *l, girder_ctx *ctx, const msgpack_object *e)
     if (l->n == l->cap) {
         return 0; /* more than the scheduler was asked for: cannot happen */
     }
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    if (msgpack_pack_object(&pk, *e) < 0 || gr_term_validate(sb.data, sb.size) < 0) {
-        msgpack_sbuffer_destroy(&sb);
+    msgpack_packer_init(&pk, &l->buf, msgpack_sbuffer_write);
+    if (msgpack_pack_object(&pk, *e) < 0) {
         return -ENOMEM;
     }
+    l->items[l->n].key = 0;
+    if (l->key != GR_RT_PLIST_BY_PID) {
+        static const char *const field[] = {NULL, "work", "handled", "mailbox", "memory"};
+        const msgpack_object *k = gr_term_map_get(e, field[l->key]);
+
+        if (k && k->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+            l->items[l->n].key = k->via.u64;
+        }
+    }
     l->items[l->n].id = pid.id;
-    l->items[l->n].len = sb.size;
-    l->items[l->n].entry = (uint8_t *)msgpack_sbuffer_release(&sb);
+    l->items[l->n].off = off;
+    l->items[l->n].len = l->buf.size - off;
     l->n++;
     return 0;
 }
@@ -643,21 +660,22 @@ static int cmp_item(const void *a, const void *b)
 {
     const list_item *x = a, *y = b;
 
+    if (x->key != y->key) {
+        return x->key > y->key ? -1 : 1;
+    }
     return x->id < y->id ? -1 : x->id > y->id;
 }
 
-/* Keep the `max` lowest pids, sorted. Called whenever another scheduler's
- * answer (at most max entries) might not fit, so items never exceed 2 * max
- * whatever the number of schedulers. */
+/* Keep the `max` best ranked (lowest pids, or largest keys), sorted. Called whenever another
+ * scheduler's answer (at most max entries) might not fit, so items never exceed 2 * max whatever
+ * the number of schedulers. */
 static void list_trim(list_state *l)
 {
     if (l->n > 1) {
         qsort(l->items, l->n, sizeof(l->items[0]), cmp_item);
     }
-    while (l->n > l->max) {
-        l->n--;
-        free(l->items[l->n].entry);
-        l->items[l->n].entry = NULL;
+    if (l->n > l->max) {
+        l->n = l->max; /* their bytes stay in buf until the end */
     }
 }
 
@@ -681,7 +699,7 @@ static int list_answer(gr_rpc_call *c, list_state *l)
     }
     msgpack_pack_array(&pk, (uint32_t)n);
     for (size_t i = 0; i < n; i++) {
-        msgpack_sbuffer_write(&sb, (const char *)l->items[i].entry, l->items[i].len);
+        msgpack_sbuffer_write(&sb, l->buf.data + l->items[i].off, l->items[i].len);
     }
     if (l->snapshot) {
         msgpack_pack_str_with_body(&pk, "total", 5);
@@ -693,7 +711,7 @@ static int list_answer(gr_rpc_call *c, list_state *l)
             msgpack_pack_false(&pk);
         }
         msgpack_pack_str_with_body(&pk, "next", 4);
-        if (more) {
+        if (more && l->key == GR_RT_PLIST_BY_PID) { /* a ranked list does not page */
             msgpack_pack_uint64(&pk, l->items[n - 1].id);
         } else {
             msgpack_pack_nil(&pk);
@@ -710,10 +728,26 @@ static int list_start(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *arg
     list_state *l;
     int r;
 
-    if (args->type != MSGPACK_OBJECT_ARRAY || args->via.array.size > (snapshot ? 2u : 1u)) {
+    int key = GR_RT_PLIST_BY_PID;
+
+    if (args->type != MSGPACK_OBJECT_ARRAY || args->via.array.size > (snapshot ? 3u : 1u)) {
         return GR_EBADARG;
     }
-    if (args->via.array.size == 2) { /* proc.snapshot's Cursor: nil or an integer */
+    if (args->via.array.size == 3) { /* proc.snapshot's Key */
+        static const char *const keys[] = {"pid", "work", "handled", "mailbox", "memory"};
+        const msgpack_object *k = &args->via.array.ptr[2];
+
+        key = -1;
+        for (int i = 0; i < 5; i++) {
+            if (gr_term_is_str(k, keys[i])) {
+                key = i; /* the GR_RT_PLIST_BY_x order */
+            }
+        }
+        if (key < 0) {
+            return GR_EBADARG;
+        }
+    }
+    if (args->via.array.size >= 2) { /* proc.snapshot's Cursor: nil or an integer */
         const msgpack_object *cur = &args->via.array.ptr[1];
 
         if (cur->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
@@ -734,9 +768,11 @@ static int list_start(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *arg
     if (!(l = calloc(1, sizeof(*l)))) {
         return -ENOMEM;
     }
+    msgpack_sbuffer_init(&l->buf);
     c->priv = l;
     c->priv_free = list_free;
     l->snapshot = snapshot;
+    l->key = key;
     l->max = max;
     l->after = after;
     l->pending = nsched;
@@ -744,7 +780,7 @@ static int list_start(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *arg
     if (!(l->items = calloc(l->cap, sizeof(*l->items)))) {
         return -ENOMEM;
     }
-    if ((r = gr_rt_process_list_request(ctx, after, max, &l->ref)) < 0 ||
+    if ((r = gr_rt_process_top_request(ctx, key, after, max, &l->ref)) < 0 ||
         (r = arm_timer(ctx, LIST_TIMEOUT_MS)) < 0) {
         return r;
     }
@@ -806,6 +842,7 @@ static const gr_rpc_fn_def proc_fns[] = {
     {"call", proc_call, proc_call_msg, NULL},
     {"send_after", proc_send_after, NULL, NULL},
     {"trace", gr_rpc_proc_trace, gr_rpc_proc_trace_msg, NULL},
+    {"trace_read", gr_rpc_proc_trace_read, gr_rpc_proc_trace_read_msg, NULL},
 };
 
 const gr_rpc_module gr_rpc_mod_proc = {"proc", proc_fns, sizeof(proc_fns) / sizeof(proc_fns[0])};

@@ -23,6 +23,7 @@
 
 #include "proto/err.h"
 #include "proto/handshake.h"
+#include "proto/term.h"
 
 #include <msgpack.h>
 #include <string.h>
@@ -34,8 +35,9 @@ static const struct {
 } OBSERVER_MAY[] = {
     {"node", (const char *const[]){"ping", "self", "list", "about", NULL}},
     {"sys", (const char *const[]){"*", NULL}},
-    /* not trace: the CLI reads its tracer with proc.call, a write (planned) */
-    {"proc", (const char *const[]){"list", "snapshot", "info", "whereis", NULL}},
+    /* trace only with "keep" (args_ok): it never ends another's trace */
+    {"proc",
+     (const char *const[]){"list", "snapshot", "info", "whereis", "trace", "trace_read", NULL}},
     {"pubsub", (const char *const[]){"subscriptions", "topics", "counters", "members", "groups",
                                      "members_all", "whereis", "names", "cluster", "owned", NULL}},
     {"table", (const char *const[]){"list", "info", "infos", "get", "mget", "count", "scan", "type",
@@ -63,6 +65,38 @@ static bool in_table(const char *m, size_t mlen, const char *f, size_t flen)
     return false;
 }
 
+/* The arguments of a call the table allows: proc.trace only as
+ * [Dest, {"keep": true, ...}] (a trace that replaces no other, rpc/trace.c);
+ * everything else as it is. */
+static bool args_ok(const char *m, size_t mlen, const char *f, size_t flen,
+                    const msgpack_object *args)
+{
+    const msgpack_object *keep;
+
+    if (!(mlen == 4 && memcmp(m, "proc", 4) == 0 && flen == 5 && memcmp(f, "trace", 5) == 0)) {
+        return true;
+    }
+    return args != NULL && args->type == MSGPACK_OBJECT_ARRAY && args->via.array.size == 2 &&
+           args->via.array.ptr[1].type == MSGPACK_OBJECT_MAP &&
+           (keep = gr_term_map_get(&args->via.array.ptr[1], "keep")) != NULL &&
+           keep->type == MSGPACK_OBJECT_BOOLEAN && keep->via.boolean;
+}
+
+/* args_ok on packed arguments. */
+static bool packed_args_ok(const char *m, const char *f, const uint8_t *args, size_t len)
+{
+    msgpack_unpacked up;
+    size_t off = 0;
+    bool ok;
+
+    msgpack_unpacked_init(&up);
+    ok = args != NULL &&
+         msgpack_unpack_next(&up, (const char *)args, len, &off) == MSGPACK_UNPACK_SUCCESS &&
+         args_ok(m, strlen(m), f, strlen(f), &up.data);
+    msgpack_unpacked_destroy(&up);
+    return ok;
+}
+
 /* rpc.call / rpc.multicall args [Node(s), Module, Function, Args, ...]: is the
  * inner call one an observer may make (and not rpc.* again)? */
 static bool inner_allowed(const uint8_t *args, size_t len)
@@ -79,7 +113,10 @@ static bool inner_allowed(const uint8_t *args, size_t len)
 
         if (a[1].type == MSGPACK_OBJECT_STR && a[2].type == MSGPACK_OBJECT_STR &&
             !(a[1].via.str.size == 3 && memcmp(a[1].via.str.ptr, "rpc", 3) == 0)) {
-            ok = in_table(a[1].via.str.ptr, a[1].via.str.size, a[2].via.str.ptr, a[2].via.str.size);
+            ok = in_table(a[1].via.str.ptr, a[1].via.str.size, a[2].via.str.ptr,
+                          a[2].via.str.size) &&
+                 args_ok(a[1].via.str.ptr, a[1].via.str.size, a[2].via.str.ptr, a[2].via.str.size,
+                         up.data.via.array.size >= 4 ? &a[3] : NULL);
         }
     }
     msgpack_unpacked_destroy(&up);
@@ -99,5 +136,8 @@ int gr_rpc_policy_check(int role, const char *module, const char *function, cons
         (strcmp(function, "call") == 0 || strcmp(function, "multicall") == 0)) {
         return inner_allowed(args, args_len) ? 0 : GR_ENOTALLOWED;
     }
-    return in_table(module, strlen(module), function, strlen(function)) ? 0 : GR_ENOTALLOWED;
+    return in_table(module, strlen(module), function, strlen(function)) &&
+                   packed_args_ok(module, function, args, args_len)
+               ? 0
+               : GR_ENOTALLOWED;
 }

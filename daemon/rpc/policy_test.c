@@ -52,11 +52,13 @@ static int observer_rpc(const char *fn, const char *module, const char *function
 START_TEST(table)
 {
     static const char *const reads[][2] = {
-        {"node", "ping"},   {"node", "list"},        {"node", "self"},         {"sys", "counters"},
-        {"sys", "info"},    {"proc", "list"},        {"proc", "snapshot"},     {"proc", "info"},
-        {"table", "scan"},  {"table", "get"},        {"table", "list"},        {"pubsub", "topics"},
-        {"plugin", "list"}, {"port", "list"},        {"rpc", "latency"},       {"proc", "whereis"},
-        {"node", "about"},  {"table", "map_getall"}, {"table", "set_members"},
+        {"node", "ping"},         {"node", "list"},       {"node", "self"},
+        {"sys", "counters"},      {"sys", "info"},        {"proc", "list"},
+        {"proc", "snapshot"},     {"proc", "info"},       {"table", "scan"},
+        {"table", "get"},         {"table", "list"},      {"pubsub", "topics"},
+        {"plugin", "list"},       {"port", "list"},       {"rpc", "latency"},
+        {"proc", "whereis"},      {"node", "about"},      {"table", "map_getall"},
+        {"table", "set_members"}, {"proc", "trace_read"},
     };
     static const char *const writes[][2] = {
         {"proc", "kill"},        {"proc", "send"},      {"proc", "call"},
@@ -101,6 +103,55 @@ START_TEST(rpc_judged_by_inner_call)
     ck_assert_int_eq(gr_rpc_policy_check(GR_ROLE_OBSERVER, "rpc", "call", NULL, 0), GR_ENOTALLOWED);
     ck_assert_int_eq(gr_rpc_policy_check(GR_ROLE_OBSERVER, "rpc", "call",
                                          (const uint8_t *)"\x93\xa1x\x01\x02", 5),
+                     GR_ENOTALLOWED);
+}
+END_TEST
+
+/* proc.trace as an observer: only with {"keep": true} (a trace that never
+ * replaces another's), directly and through rpc.call / rpc.multicall. */
+START_TEST(observer_trace_keeps)
+{
+    static const struct {
+        int keep; /* -1: no opts map; 0: keep false; 1: keep true; 2: no "keep" key */
+        int want;
+    } cases[] = {{-1, GR_ENOTALLOWED}, {0, GR_ENOTALLOWED}, {2, GR_ENOTALLOWED}, {1, 0}};
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        for (int via = 0; via < 3; via++) { /* direct, rpc.call, rpc.multicall */
+            gr_test_args *a = gr_test_args_new(via ? 4 : (cases[i].keep < 0 ? 1 : 2));
+            int r;
+
+            if (via) {
+                gr_test_args_str(a, "other@127.0.0.2");
+                gr_test_args_str(a, "proc");
+                gr_test_args_str(a, "trace");
+                msgpack_pack_array(&a->pk, cases[i].keep < 0 ? 1 : 2);
+            }
+            gr_test_args_str(a, "worker");
+            if (cases[i].keep >= 0) {
+                msgpack_pack_map(&a->pk, cases[i].keep == 2 ? 1 : 2);
+                gr_test_args_str(a, "max");
+                msgpack_pack_int(&a->pk, 5);
+                if (cases[i].keep != 2) {
+                    gr_test_args_str(a, "keep");
+                    if (cases[i].keep) {
+                        msgpack_pack_true(&a->pk);
+                    } else {
+                        msgpack_pack_false(&a->pk);
+                    }
+                }
+            }
+            r = gr_rpc_policy_check(GR_ROLE_OBSERVER, via ? "rpc" : "proc",
+                                    via == 0   ? "trace"
+                                    : via == 1 ? "call"
+                                               : "multicall",
+                                    (const uint8_t *)a->sb.data, a->sb.size);
+            ck_assert_msg(r == cases[i].want, "keep %d via %d: %d", cases[i].keep, via, r);
+            gr_test_args_free(a);
+        }
+    }
+    ck_assert_int_eq(observer("proc", "trace"), GR_ENOTALLOWED); /* [] */
+    ck_assert_int_eq(gr_rpc_policy_check(GR_ROLE_OBSERVER, "proc", "trace", NULL, 0),
                      GR_ENOTALLOWED);
 }
 END_TEST
@@ -163,7 +214,7 @@ static Suite *policy_suite(void)
     TCase *pure = gr_test_tcase(s, "table", NULL, NULL, 0);
     TCase *tc = gr_test_tcase(s, "dispatch", setup, teardown, 0);
 
-    gr_test_add(pure, table, rpc_judged_by_inner_call);
+    gr_test_add(pure, table, rpc_judged_by_inner_call, observer_trace_keeps);
     gr_test_add(tc, dispatch_refuses_observer_kill);
     return s;
 }

@@ -903,6 +903,92 @@ START_TEST(snapshot_pages)
 }
 END_TEST
 
+/* proc.snapshot ranked: 3,000 idle processes, then an echo spawned last that
+ * handles 300 messages. Ranked by work or handled over ALL processes, the
+ * echo comes first though its pid is above the first page; the entries are in
+ * rank order, "truncated" is set and "next" is nil (a ranked list does not
+ * page). The first page by pid does not hold it. An unknown key: bad_arg. */
+START_TEST(snapshot_ranked)
+{
+    enum { IDLE = 3000, MSGS = 300, TOP = 5 };
+    static const char *const keys[] = {"work", "handled"};
+    girder_pid idle;
+    gr_term_id echo_id;
+    kept echo;
+
+    for (int k = 0; k < IDLE; k++) {
+        ck_assert_int_eq(gr_rt_spawn(rt, &silent, NULL, &idle), 0);
+    }
+    spawn_echo(&echo);
+    ck_assert_int_eq(gr_term_parse_id(echo.o, GR_TERM_EXT_PID, &echo_id), 0);
+    for (int n = 0; n < MSGS; n++) {
+        gr_test_args *a = pid_args(&echo, 2);
+
+        msgpack_pack_int(&a->pk, n);
+        run_str("send", a, "ok");
+    }
+    ck_assert_uint_eq(call_count(echo.o), MSGS); /* every send handled before the count */
+    for (size_t k = 0; k < 2; k++) {
+        gr_test_args *a = gr_test_args_new(3);
+        const msgpack_object *o, *procs;
+        msgpack_unpacked up;
+        uint64_t prev = UINT64_MAX;
+        gr_term_id id;
+        size_t i;
+
+        msgpack_pack_int(&a->pk, TOP);
+        msgpack_pack_nil(&a->pk);
+        gr_test_args_str(a, keys[k]);
+        i = run("snapshot", a, 5000);
+        o = gr_test_answers_term(&ans, i, &up);
+        procs = map_val(o, "processes");
+        ck_assert_uint_eq(procs->via.array.size, TOP);
+        ck_assert(map_val(o, "truncated")->via.boolean);
+        ck_assert_int_eq(map_val(o, "next")->type, MSGPACK_OBJECT_NIL);
+        ck_assert_uint_gt(map_val(o, "total")->via.u64, IDLE);
+        ck_assert_int_eq(
+            gr_term_parse_id(map_val(&procs->via.array.ptr[0], "pid"), GR_TERM_EXT_PID, &id), 0);
+        ck_assert_msg(id.id == echo_id.id, "ranked by %s: the busy echo first", keys[k]);
+        for (uint32_t j = 0; j < procs->via.array.size; j++) {
+            uint64_t v = map_val(&procs->via.array.ptr[j], keys[k])->via.u64;
+
+            ck_assert_uint_le(v, prev); /* largest first */
+            prev = v;
+        }
+        msgpack_unpacked_destroy(&up);
+    }
+    {
+        gr_test_args *a = gr_test_args_new(1);
+        const msgpack_object *o, *procs;
+        msgpack_unpacked up;
+        size_t i;
+
+        msgpack_pack_int(&a->pk, 1024);
+        i = run("snapshot", a, 5000);
+        o = gr_test_answers_term(&ans, i, &up);
+        procs = map_val(o, "processes");
+        for (uint32_t j = 0; j < procs->via.array.size; j++) {
+            gr_term_id id;
+
+            ck_assert_int_eq(
+                gr_term_parse_id(map_val(&procs->via.array.ptr[j], "pid"), GR_TERM_EXT_PID, &id),
+                0);
+            ck_assert(id.id != echo_id.id); /* by pid, the first page stops below it */
+        }
+        msgpack_unpacked_destroy(&up);
+    }
+    {
+        gr_test_args *a = gr_test_args_new(3);
+
+        msgpack_pack_int(&a->pk, 1);
+        msgpack_pack_nil(&a->pk);
+        gr_test_args_str(a, "colour");
+        run_err("snapshot", a, GR_EBADARG);
+    }
+    unkeep(&echo);
+}
+END_TEST
+
 /* Everything answered once and no worker left behind, also under load. */
 START_TEST(many_calls)
 {
@@ -936,7 +1022,7 @@ static Suite *proc_suite(void)
     TCase *tc = gr_test_tcase(s, "core", setup, teardown, 60);
 
     gr_test_add(tc, spawn, spawn_spreads, send_and_call, call_timeout, info, kill, names, list,
-                list_everything, snapshot_pages, many_calls, send_after);
+                list_everything, snapshot_pages, snapshot_ranked, many_calls, send_after);
     return s;
 }
 

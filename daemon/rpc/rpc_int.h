@@ -164,6 +164,9 @@ extern const gr_rpc_module gr_rpc_mod_pubsub;
 /* proc.trace (rpc/trace.c): start, and the tracer's "ready" message. */
 int gr_rpc_proc_trace(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args);
 int gr_rpc_proc_trace_msg(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *msg);
+/* proc.trace_read (rpc/trace.c): poll or stop a tracer, with its token. */
+int gr_rpc_proc_trace_read(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args);
+int gr_rpc_proc_trace_read_msg(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *msg);
 extern const gr_rpc_module gr_rpc_mod_table;
 
 #endif

@@ -122,13 +122,14 @@ START_TEST(node_ping_self_list)
     ck_assert_int_eq(o->type, MSGPACK_OBJECT_ARRAY);
     ck_assert_uint_eq(o->via.array.size, 1);
     ck_assert_int_eq(o->via.array.ptr[0].type, MSGPACK_OBJECT_MAP);
-    ck_assert_uint_eq(o->via.array.ptr[0].via.map.size, 16); /* ... cipher, link figures */
+    ck_assert_uint_eq(o->via.array.ptr[0].via.map.size, 17); /* ... cipher, link figures */
     ck_assert(gr_term_is_str(&o->via.array.ptr[0].via.map.ptr[0].val, NODE));
     ck_assert(gr_term_is_str(&o->via.array.ptr[0].via.map.ptr[4].val, "self"));
     ck_assert(gr_term_is_str(&o->via.array.ptr[0].via.map.ptr[8].key, "max_rx_gap_ms"));
     ck_assert(gr_term_is_str(&o->via.array.ptr[0].via.map.ptr[9].key, "cipher"));
     ck_assert_int_eq(o->via.array.ptr[0].via.map.ptr[9].val.type, MSGPACK_OBJECT_NIL);
     ck_assert(gr_term_is_str(&o->via.array.ptr[0].via.map.ptr[14].key, "rtt_us"));
+    ck_assert(gr_term_is_str(&o->via.array.ptr[0].via.map.ptr[16].key, "srtt_us"));
     msgpack_unpacked_destroy(&up);
     gr_test_args_free(a);
 }

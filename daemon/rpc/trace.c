@@ -17,6 +17,17 @@
  *          Once done and drained the tracer ends.
  *   proc.call(Tracer, "stop")  -> the same; the trace is stopped (done
  *          follows at a later poll, with the final dropped count).
+ *   proc.trace_read(Tracer, "poll" | "stop", Token) -> the same, for whoever
+ *          started the trace (Token: proc.trace's answer) and only for a
+ *          tracer: what an observer uses instead of proc.call, which could
+ *          reach any process. "not_allowed" for another token, "badarg"
+ *          for a process that is not a tracer, "noproc" for one gone.
+ *
+ * Opts "keep": true asks not to replace a trace of Dest by another tracer:
+ * the tracer is then done at once with reason "busy" (gr_rt_trace_keep).
+ * Observers may call proc.trace only with it (policy.c), so nothing an
+ * observer does through tracing ends or reads anybody else's trace; the
+ * tracer it starts ends by itself like any other.
  *
  * Design notes
  * - The tracer is not linked to anything: it monitors the target, keeps its
@@ -37,6 +48,7 @@
 #include "util/clock.h"
 
 #include <errno.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -63,6 +75,7 @@ typedef struct tracer {
     size_t n;           /* events held */
     uint64_t lost;      /* events beyond the buffer */
     uint64_t dropped;   /* over the rate (the target's count) */
+    uint64_t token;     /* proc.trace_read's proof of who started it */
     const char *reason; /* why it is done; NULL: running */
     bool stopping;      /* "stop" asked: waiting for the target's end */
 } tracer;
@@ -82,7 +95,7 @@ static int arm_tick(girder_ctx *ctx)
     return r;
 }
 
-/* arg: [Target, Max, Ms, Rate, Worker, Tag] */
+/* arg: [Target, Max, Ms, Rate, Worker, Tag, Keep, Token] */
 static int tracer_init(girder_ctx *ctx, const girder_msg *arg, void **ret_state)
 {
     tracer *t = calloc(1, sizeof(*t));
@@ -97,7 +110,7 @@ static int tracer_init(girder_ctx *ctx, const girder_msg *arg, void **ret_state)
         goto fail;
     }
     if (arg == NULL || girder_msg_unpack(arg, &u) < 0 || u.data.type != MSGPACK_OBJECT_ARRAY ||
-        u.data.via.array.size != 6) {
+        u.data.via.array.size != 8) {
         goto fail;
     }
     a = u.data.via.array.ptr;
@@ -105,14 +118,17 @@ static int tracer_init(girder_ctx *ctx, const girder_msg *arg, void **ret_state)
         a[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
         a[2].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
         a[3].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
-        a[5].type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        a[5].type != MSGPACK_OBJECT_POSITIVE_INTEGER || a[6].type != MSGPACK_OBJECT_BOOLEAN ||
+        a[7].type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
         goto fail;
     }
     t->tag = a[5].via.u64;
+    t->token = a[7].via.u64;
     t->until_ms = gr_clock_ms() + a[2].via.u64 + TRACER_SLACK_MS;
     t->polled_ms = gr_clock_ms();
     if ((r = girder_monitor(ctx, t->target, &mref)) < 0 ||
-        (r = gr_rt_trace(ctx, t->target, a[1].via.u64, a[2].via.u64, (uint32_t)a[3].via.u64)) < 0 ||
+        (r = (a[6].via.boolean ? gr_rt_trace_keep : gr_rt_trace)(
+             ctx, t->target, a[1].via.u64, a[2].via.u64, (uint32_t)a[3].via.u64)) < 0 ||
         (r = arm_tick(ctx)) < 0) {
         goto fail;
     }
@@ -252,6 +268,7 @@ static int tracer_handle(girder_ctx *ctx, void *state, const girder_msg *msg)
         if (t->reason == NULL || t->stopping) {
             t->reason = gr_term_is_str(&a[1], "count")  ? "count"
                         : gr_term_is_str(&a[1], "time") ? "time"
+                        : gr_term_is_str(&a[1], "busy") ? "busy"
                                                         : "stopped";
         }
     } else if (gr_term_is_str(&a[0], "DOWN") && n == 5) {
@@ -262,11 +279,25 @@ static int tracer_handle(girder_ctx *ctx, void *state, const girder_msg *msg)
         girder_pid from;
         girder_ref ref;
         girder_msg *ans;
-        bool stop = gr_term_is_str(&a[3], "stop");
+        const msgpack_object *op = &a[3];
+        bool stop;
 
         if (girder_get_pid(ctx, &a[1], &from) < 0 || girder_get_ref(ctx, &a[2], &ref) < 0) {
             goto out;
         }
+        if (op->type == MSGPACK_OBJECT_ARRAY) { /* [Op, Token]: proc.trace_read */
+            if (op->via.array.size != 2 ||
+                op->via.array.ptr[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+                op->via.array.ptr[1].via.u64 != t->token) {
+                if ((ans = girder_msg_atom("not_allowed")) != NULL) {
+                    (void)girder_reply(ctx, from, ref, ans);
+                    girder_msg_unref(ans);
+                }
+                goto out; /* nothing read, nothing stopped */
+            }
+            op = &op->via.array.ptr[0];
+        }
+        stop = gr_term_is_str(op, "stop");
         t->polled_ms = gr_clock_ms();
         if (stop && t->reason == NULL && !t->stopping) {
             t->stopping = true;
@@ -311,12 +342,14 @@ static int opt(const msgpack_object *opts, const char *k, uint64_t dflt, uint64_
 
 typedef struct trace_call {
     girder_pid tracer, target;
+    uint64_t token; /* the tracer's, for proc.trace_read */
 } trace_call;
 
 int gr_rpc_proc_trace(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
 {
     const msgpack_object *a, *opts = NULL;
     uint64_t max, ms, rate;
+    const msgpack_object *keep;
     char name[GR_TERM_NODE_MAX + 1];
     trace_call *tc;
     msgpack_sbuffer sb;
@@ -341,6 +374,10 @@ int gr_rpc_proc_trace(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *arg
         opt(opts, "rate", TRACE_RATE_DEFAULT, TRACE_RATE_MAX, &rate) < 0) {
         return GR_EBADARG;
     }
+    keep = opts ? gr_term_map_get(opts, "keep") : NULL;
+    if (keep && keep->type != MSGPACK_OBJECT_BOOLEAN && keep->type != MSGPACK_OBJECT_NIL) {
+        return GR_EBADARG;
+    }
     if (a[0].type == MSGPACK_OBJECT_STR) {
         if (gr_term_get_str(&a[0], name, sizeof(name)) < 0) {
             return GR_EBADARG;
@@ -361,15 +398,25 @@ int gr_rpc_proc_trace(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *arg
     }
     c->priv = tc;
     tc->target = pid;
+    do { /* 63 bits: a JSON integer for every client (jansson's are signed) */
+        randombytes_buf(&tc->token, sizeof(tc->token));
+        tc->token &= INT64_MAX;
+    } while (tc->token == 0);
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_array(&pk, 6);
+    msgpack_pack_array(&pk, 8);
     girder_pack_pid(ctx, &pk, pid);
     msgpack_pack_uint64(&pk, max);
     msgpack_pack_uint64(&pk, ms);
     msgpack_pack_uint64(&pk, rate);
     girder_pack_pid(ctx, &pk, girder_self(ctx));
     msgpack_pack_uint64(&pk, gr_rpc_next_tag(c));
+    if (keep && keep->type == MSGPACK_OBJECT_BOOLEAN && keep->via.boolean) {
+        msgpack_pack_true(&pk);
+    } else {
+        msgpack_pack_false(&pk);
+    }
+    msgpack_pack_uint64(&pk, tc->token);
     arg = girder_msg_new(sb.data, sb.size);
     msgpack_sbuffer_destroy(&sb);
     if (arg == NULL) {
@@ -398,12 +445,115 @@ int gr_rpc_proc_trace_msg(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object 
     }
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 2);
+    msgpack_pack_map(&pk, 3);
     gr_term_pack_cstr(&pk, "tracer");
     girder_pack_pid(ctx, &pk, tc->tracer);
     gr_term_pack_cstr(&pk, "target");
     girder_pack_pid(ctx, &pk, tc->target);
+    gr_term_pack_kv_uint(&pk, "token", tc->token);
     r = gr_rpc_answer(c, sb.data, sb.size);
     msgpack_sbuffer_destroy(&sb);
     return r < 0 ? r : GR_RPC_DONE;
+}
+
+/* ---- proc.trace_read --------------------------------------------------------------------- */
+
+typedef struct trace_read {
+    girder_pid tracer; /* the process asked about */
+    girder_ref ref;    /* the info request, then the call */
+    bool calling;      /* the info said "a tracer": the call is out */
+    bool stop;         /* "stop" rather than "poll" */
+    uint64_t token;    /* proc.trace's token */
+} trace_read;
+
+/* Is msg [Tag, Ref, ...] with our ref? */
+static bool tagged(girder_ctx *ctx, const msgpack_object *msg, const char *tag, girder_ref ref)
+{
+    girder_ref got;
+
+    return msg->type == MSGPACK_OBJECT_ARRAY && msg->via.array.size >= 3 &&
+           gr_term_is_str(&msg->via.array.ptr[0], tag) &&
+           girder_get_ref(ctx, &msg->via.array.ptr[1], &got) == 0 && girder_ref_eq(got, ref);
+}
+
+int gr_rpc_proc_trace_read(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
+{
+    const msgpack_object *a;
+    trace_read *tr;
+    int r;
+
+    if (args->type != MSGPACK_OBJECT_ARRAY || args->via.array.size != 3) {
+        return GR_EBADARG;
+    }
+    a = args->via.array.ptr;
+    if ((!gr_term_is_str(&a[1], "poll") && !gr_term_is_str(&a[1], "stop")) ||
+        a[2].type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        return GR_EBADARG;
+    }
+    if (!(tr = calloc(1, sizeof(*tr)))) {
+        return -ENOMEM;
+    }
+    c->priv = tr;
+    if (a[0].type != MSGPACK_OBJECT_EXT || girder_get_pid(ctx, &a[0], &tr->tracer) < 0) {
+        return GR_EBADARG;
+    }
+    if (tr->tracer.node != 0) {
+        return GR_ENOCONN; /* a tracer of this node only: route to its node */
+    }
+    tr->stop = gr_term_is_str(&a[1], "stop");
+    tr->token = a[2].via.u64;
+    /* first make sure it is a tracer: a request reaches nothing else */
+    if ((r = girder_info_request(ctx, tr->tracer, &tr->ref)) < 0) {
+        return r;
+    }
+    return GR_RPC_WAIT;
+}
+
+/* ["$info", Ref, Map | nil], then ["$reply", Ref, Answer] or its "DOWN". */
+int gr_rpc_proc_trace_read_msg(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *msg)
+{
+    trace_read *tr = c->priv;
+
+    if (!tr->calling && tagged(ctx, msg, "$info", tr->ref) && msg->via.array.size == 3) {
+        const msgpack_object *info = &msg->via.array.ptr[2], *beh;
+        msgpack_sbuffer sb;
+        msgpack_packer pk;
+        girder_msg *req;
+        int r;
+
+        if (info->type != MSGPACK_OBJECT_MAP) {
+            return GR_ENOPROC;
+        }
+        if (!(beh = gr_term_map_get(info, "behaviour")) || !gr_term_is_str(beh, "$tracer")) {
+            return GR_EBADARG; /* not a tracer: nothing is sent to it */
+        }
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        msgpack_pack_array(&pk, 2);
+        gr_term_pack_cstr(&pk, tr->stop ? "stop" : "poll");
+        msgpack_pack_uint64(&pk, tr->token);
+        req = girder_msg_new(sb.data, sb.size);
+        msgpack_sbuffer_destroy(&sb);
+        if (req == NULL) {
+            return -ENOMEM;
+        }
+        r = girder_call(ctx, tr->tracer, req, true, &tr->ref);
+        girder_msg_unref(req);
+        if (r < 0) {
+            return r;
+        }
+        tr->calling = true;
+        return GR_RPC_WAIT;
+    }
+    if (tr->calling && tagged(ctx, msg, "$reply", tr->ref) && msg->via.array.size == 3) {
+        girder_demonitor(ctx, tr->ref);
+        if (gr_term_is_str(&msg->via.array.ptr[2], "not_allowed")) {
+            return GR_ENOTALLOWED;
+        }
+        return gr_rpc_answer_object(c, &msg->via.array.ptr[2]);
+    }
+    if (tr->calling && tagged(ctx, msg, "DOWN", tr->ref)) {
+        return GR_ENOPROC;
+    }
+    return GR_RPC_WAIT;
 }

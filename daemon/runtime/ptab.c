@@ -142,3 +142,12 @@ void gr_ptab_each(const gr_ptab *t, void (*fn)(void *p, void *arg), void *arg)
         }
     }
 }
+
+void gr_ptab_each_id(const gr_ptab *t, void (*fn)(uint64_t id, void *p, void *arg), void *arg)
+{
+    for (size_t i = 0; t->slots && i <= t->mask; i++) {
+        if (t->slots[i].id != 0) {
+            fn(t->slots[i].id, t->slots[i].p, arg);
+        }
+    }
+}

@@ -138,6 +138,23 @@ void gr_rt_sched_time_of(uint64_t start_ns, uint64_t idle_ns, uint64_t sleep_ns,
  * GR_EBADARG (max 0 or above GR_RT_PLIST_MAX) or -ENOMEM (nothing asked). */
 int gr_rt_process_list_request(girder_ctx *ctx, uint64_t after, size_t max, girder_ref *ret_ref);
 
+/* Rank keys of gr_rt_process_top_request. */
+enum {
+    GR_RT_PLIST_BY_PID = 0, /* the lowest pid ids (gr_rt_process_list_request) */
+    GR_RT_PLIST_BY_WORK,    /* the largest reductions-like work count */
+    GR_RT_PLIST_BY_HANDLED, /* the most messages handled */
+    GR_RT_PLIST_BY_MAILBOX, /* the longest mailbox */
+    GR_RT_PLIST_BY_MEMORY,  /* the most memory (gr_proc_memory) */
+};
+
+/* As gr_rt_process_list_request, but each scheduler reports the `max`
+ * processes above `after` that rank best by `key` (GR_RT_PLIST_BY_x: the
+ * largest value, ties by the lowest pid id), chosen over all its processes,
+ * best first; BY_PID is gr_rt_process_list_request. The asker merges by the
+ * same rank. 0 and *ret_ref, GR_EBADARG (max or key out of range), -ENOMEM. */
+int gr_rt_process_top_request(girder_ctx *ctx, int key, uint64_t after, size_t max,
+                              girder_ref *ret_ref);
+
 /* Trace process `target` of this node for ctx's process (the tracer): the
  * messages it receives and sends arrive as ["$trace", Kind, Peer, Term,
  * TimeMs] (Kind "in", "out" or "call"), at most `max` of them, for at most
@@ -148,6 +165,11 @@ int gr_rt_process_list_request(girder_ctx *ctx, uint64_t after, size_t max, gird
  * Process context. 0, GR_ENOCONN (a pid of another node), GR_EBADARG
  * (itself), -ENOMEM. runtime/trace.c. */
 int gr_rt_trace(girder_ctx *ctx, girder_pid target, uint64_t max, uint64_t ms, uint32_t rate);
+
+/* As gr_rt_trace (max > 0), but a trace of target by another tracer is kept:
+ * the caller then gets ["$trace_end", "busy", 0] and nothing else (what an
+ * observer may do: it never ends someone else's trace). Same returns. */
+int gr_rt_trace_keep(girder_ctx *ctx, girder_pid target, uint64_t max, uint64_t ms, uint32_t rate);
 
 /* From a non-scheduler thread (blocks until every scheduler answered; not
  * during gr_rt_stop): one page of live processes with a pid id above `after`

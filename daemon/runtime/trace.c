@@ -20,7 +20,9 @@
  *                                            "out" (Peer: the destination),
  *                                            "call" (a received girder_call)
  *     ["$trace_end", Reason, Dropped]         "count", "time", "stopped",
- *                                            "replaced"
+ *                                            "replaced", or "busy" to a
+ *                                            gr_rt_trace_keep asker while
+ *                                            another tracer's trace runs
  *   The time limit is checked at each event: a process that stays idle past
  *   it ends its trace at its next event (the tracer has its own timer).
  *
@@ -148,11 +150,12 @@ void gr_trace_set(gr_proc *p, gr_sig *sig)
 
     msgpack_unpacked_init(&u);
     if (sig->msg == NULL || girder_msg_unpack(sig->msg, &u) < 0 ||
-        u.data.type != MSGPACK_OBJECT_ARRAY || u.data.via.array.size != 3) {
+        u.data.type != MSGPACK_OBJECT_ARRAY ||
+        (u.data.via.array.size != 3 && u.data.via.array.size != 4)) {
         goto out;
     }
     a = u.data.via.array.ptr;
-    for (int i = 0; i < 3; i++) {
+    for (uint32_t i = 0; i < u.data.via.array.size; i++) {
         if (a[i].type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
             goto out;
         }
@@ -160,6 +163,19 @@ void gr_trace_set(gr_proc *p, gr_sig *sig)
     if (p->ext != NULL && p->ext->trace != NULL) {
         if (a[0].via.u64 == 0 && !girder_pid_eq(p->ext->trace->tracer, sig->from)) {
             goto out; /* only its own tracer stops a trace */
+        }
+        if (u.data.via.array.size == 4 && a[3].via.u64 != 0 && a[0].via.u64 != 0 &&
+            !girder_pid_eq(p->ext->trace->tracer, sig->from)) {
+            /* Keep: another tracer's trace stays; the asker hears "busy" */
+            gr_pack bp;
+
+            gr_pack_init(&bp);
+            msgpack_pack_array(&bp.pk, 3);
+            gr_term_pack_cstr(&bp.pk, "$trace_end");
+            gr_term_pack_cstr(&bp.pk, "busy");
+            msgpack_pack_uint64(&bp.pk, 0);
+            send_to(p, sig->from, gr_pack_finish(&bp));
+            goto out;
         }
         trace_end(p, a[0].via.u64 == 0 ? "stopped" : "replaced");
     }
@@ -181,7 +197,8 @@ out:
     msgpack_unpacked_destroy(&u);
 }
 
-int gr_rt_trace(girder_ctx *ctx, girder_pid target, uint64_t max, uint64_t ms, uint32_t rate)
+static int trace_req(girder_ctx *ctx, girder_pid target, uint64_t max, uint64_t ms, uint32_t rate,
+                     bool keep)
 {
     gr_proc *p = gr_proc_of(ctx);
     gr_sig *s;
@@ -194,10 +211,13 @@ int gr_rt_trace(girder_ctx *ctx, girder_pid target, uint64_t max, uint64_t ms, u
         return GR_EBADARG; /* its own events would trace themselves */
     }
     gr_pack_init(&pk);
-    msgpack_pack_array(&pk.pk, 3);
+    msgpack_pack_array(&pk.pk, keep ? 4 : 3);
     msgpack_pack_uint64(&pk.pk, max);
     msgpack_pack_uint64(&pk.pk, ms);
     msgpack_pack_uint32(&pk.pk, rate);
+    if (keep) {
+        msgpack_pack_uint32(&pk.pk, 1);
+    }
     if ((s = gr_sig_new(GR_SIG_TRACE, p->pid, target)) == NULL) {
         msgpack_sbuffer_destroy(&pk.sb);
         return -ENOMEM;
@@ -208,4 +228,14 @@ int gr_rt_trace(girder_ctx *ctx, girder_pid target, uint64_t max, uint64_t ms, u
     }
     gr_route(p->sched->rt, p->sched, s);
     return 0;
+}
+
+int gr_rt_trace(girder_ctx *ctx, girder_pid target, uint64_t max, uint64_t ms, uint32_t rate)
+{
+    return trace_req(ctx, target, max, ms, rate, false);
+}
+
+int gr_rt_trace_keep(girder_ctx *ctx, girder_pid target, uint64_t max, uint64_t ms, uint32_t rate)
+{
+    return trace_req(ctx, target, max, ms, rate, true);
 }
