@@ -34,6 +34,7 @@ from http_api import (test_http_dashboard, test_http_probes,  # ht_*, cluster-te
                       test_http_token)
 from detector import test_fd_cut_vouched  # fd_*, in cluster-tests/detector.py
 from calm2 import test_mh2_cookie_rotation  # mh2_*, in cluster-tests/calm2.py
+from multihost3 import test_mh3_forming  # mh3_*, in cluster-tests/multihost3.py
 from multihost import (test_mh_discovery, test_mh_messaging, test_mh_partition,  # mh_*
                        test_mh_restart, test_mh_scale, test_mh_seed_moved)
 from pubsub2 import test_ps2_slow_sub, test_ps2_stop, test_ps2_stream  # ps2_*, in cluster-tests/pubsub2.py
@@ -2327,4 +2328,9 @@ TESTS += [
 # mh2_*: cookie rotation (cluster-tests/calm2.py)
 TESTS += [
     ("mh2_cookie_rotation", test_mh2_cookie_rotation),
+]
+
+# mh3_*: a mesh forming on one host as on many (cluster-tests/multihost3.py)
+TESTS += [
+    ("mh3_forming", test_mh3_forming),
 ]
