@@ -20,8 +20,9 @@
  *   connections (never inside their own callbacks).
  * - libevent runs every active callback of a priority before it looks at the
  *   timers again, and a timer (the detector's tick) becomes active only then:
- *   a node that accepted 99 handshakes at once would run all of them - the
- *   crypto of each, a few ms on a loaded machine - before its heartbeats. The
+ *   a node with 99 new links ready at once would run all of their handshake
+ *   steps and member lists - each little, all of them long on a loaded
+ *   machine - before its heartbeats. The
  *   base is therefore made to look again after DIST_DISPATCH_MAX_CB I/O
  *   callbacks or DIST_DISPATCH_MAX_US (event_config_set_max_dispatch_interval):
  *   the tick, at the commands' priority, then runs next.
