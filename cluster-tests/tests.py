@@ -37,6 +37,7 @@ from http_api import (test_http_dashboard, test_http_probes,  # ht_*, cluster-te
                       test_http_token)
 from detector import test_fd_cut_vouched  # fd_*, in cluster-tests/detector.py
 from calm2 import test_mh2_cookie_rotation  # mh2_*, in cluster-tests/calm2.py
+from multihost3 import test_mh3_forming  # mh3_*, in cluster-tests/multihost3.py
 from multihost import (test_mh_discovery, test_mh_messaging, test_mh_partition,  # mh_*
                        test_mh_restart, test_mh_scale, test_mh_seed_moved)
 from pubsub2 import test_ps2_slow_sub, test_ps2_stop, test_ps2_stream  # ps2_*, in cluster-tests/pubsub2.py
@@ -2366,4 +2367,9 @@ TESTS += [
     ("ob3_rtt_netem", test_ob3_rtt_netem),
     ("ob3_top_all", test_ob3_top_all),
     ("ob3_observer_trace", test_ob3_observer_trace),
+]
+
+# mh3_*: a mesh forming on one host as on many (cluster-tests/multihost3.py)
+TESTS += [
+    ("mh3_forming", test_mh3_forming),
 ]

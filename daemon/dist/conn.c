@@ -16,7 +16,9 @@
  *   Until UP the only state kept for a peer is the conn struct, the fixed-size
  *   gr_handshake and an input buffer capped by a read watermark
  *   (DIST_HS_READ_MAX); the handshake timer closes it after
- *   GR_DIST_HANDSHAKE_TIMEOUT_MS whatever the peer does. Accepted peers are
+ *   GR_DIST_HANDSHAKE_TIMEOUT_MS whatever the peer does (a dial gets
+ *   DIST_HS_DIAL_GRACE_MS more: the peer's deadline starts later, and the
+ *   peer is UP before we are). Accepted peers are
  *   admitted by admit.c (a slot, someone else's, or a Reject "busy"), get its
  *   first-message deadline, and their failures are logged through its rate
  *   limiter: the hooks here are gr_dist_admit_*.
@@ -152,7 +154,13 @@ static dist_conn *conn_new(gr_dist *d, bool outgoing)
         return NULL;
     }
     c->d = d;
-    if (timer_arm(c, GR_DIST_HANDSHAKE_TIMEOUT_MS, false) < 0) {
+    /* A dialler waits longer than the peer does: the peer's deadline runs
+     * from its accept, after our connect, and it is UP once it has read our
+     * proof - its answer, sent within its deadline, must find us still
+     * waiting, or the peer has a link that we closed (a nodeup, then at once a
+     * nodedown, when a node busy with many handshakes answers late) */
+    if (timer_arm(c, GR_DIST_HANDSHAKE_TIMEOUT_MS + (outgoing ? DIST_HS_DIAL_GRACE_MS : 0), false) <
+        0) {
         free(c);
         return NULL;
     }
@@ -250,6 +258,31 @@ typedef struct dial_req {
     uint64_t conn;
 } dial_req;
 
+/* Bind fd to our listen address before connect, when it fits sa (listener.c,
+ * gr_dist_dial_src). A failure leaves the choice to the kernel, as before:
+ * logged, not fatal. */
+static void bind_src(dist_conn *c, int fd, const struct sockaddr *sa)
+{
+    struct sockaddr_storage src;
+    socklen_t len;
+    int one = 1;
+
+    if (gr_dist_dial_src(c->d, sa, &src, &len) == 0) {
+        return;
+    }
+#ifdef IP_BIND_ADDRESS_NO_PORT
+    /* the port is picked at connect, per destination: no port is held per
+     * source address for a socket not yet connected */
+    (void)setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+#else
+    (void)one;
+#endif
+    if (bind(fd, (struct sockaddr *)&src, len) < 0) {
+        gr_debug(DIST_LOG, "dial to %s: cannot bind the source to the listen address: %s", c->addr,
+                 gr_errid(-errno));
+    }
+}
+
 static void dial_addr(dist_conn *c, const struct sockaddr *sa, socklen_t salen)
 {
     int fd, one = 1;
@@ -261,6 +294,7 @@ static void dial_addr(dist_conn *c, const struct sockaddr *sa, socklen_t salen)
         return;
     }
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    bind_src(c, fd, sa);
     c->bev = bufferevent_socket_new(c->d->base, fd, BEV_OPT_CLOSE_ON_FREE);
     if (c->bev == NULL) {
         close(fd);

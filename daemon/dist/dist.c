@@ -18,6 +18,14 @@
  * - The loop has three priorities: commands, then I/O and timers, then one flush
  *   event that seals each link's batches once per iteration and frees closed
  *   connections (never inside their own callbacks).
+ * - libevent runs every active callback of a priority before it looks at the
+ *   timers again, and a timer (the detector's tick) becomes active only then:
+ *   a node with 99 new links ready at once would run all of their handshake
+ *   steps and member lists - each little, all of them long on a loaded
+ *   machine - before its heartbeats. The
+ *   base is therefore made to look again after DIST_DISPATCH_MAX_CB I/O
+ *   callbacks or DIST_DISPATCH_MAX_US (event_config_set_max_dispatch_interval):
+ *   the tick, at the commands' priority, then runs next.
  * - Graceful stop: close the listener, answer outgoing calls GR_ESTOPPED, queue a
  *   Leave on every member link, flush, half-close each link once its output is
  *   written and wait for the peer's close - or for the deadline, whichever comes
@@ -742,6 +750,27 @@ int gr_dist_new(const gr_dist_config *cfg, gr_dist **ret_d)
     return 0;
 }
 
+struct event_base *gr_dist_base_new(void)
+{
+    struct timeval most = {0, DIST_DISPATCH_MAX_US};
+    struct event_config *cfg = event_config_new();
+    struct event_base *b = NULL;
+
+    if (cfg == NULL) {
+        return NULL;
+    }
+    if (event_config_set_max_dispatch_interval(cfg, &most, DIST_DISPATCH_MAX_CB, DIST_PRIO_IO) ==
+        0) {
+        b = event_base_new_with_config(cfg);
+    }
+    event_config_free(cfg);
+    if (b != NULL && event_base_priority_init(b, DIST_NPRIO) < 0) {
+        event_base_free(b);
+        b = NULL;
+    }
+    return b;
+}
+
 int gr_dist_start(gr_dist *d)
 {
     sigset_t all, old;
@@ -753,7 +782,7 @@ int gr_dist_start(gr_dist *d)
     if ((r = gr_dist_listen_bind(d)) < 0) {
         return r;
     }
-    if ((d->base = event_base_new()) == NULL || event_base_priority_init(d->base, DIST_NPRIO) < 0) {
+    if ((d->base = gr_dist_base_new()) == NULL) {
         r = -ENOMEM;
         goto fail;
     }

@@ -51,6 +51,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/socket.h>
 
 /* How long the loop keeps polling after its last work before it blocks. */
 #ifndef DIST_SPIN_US
@@ -98,6 +99,7 @@
 #define DIST_LISTEN_BACKLOG 1024      /* accept queue (the kernel caps it at somaxconn) */
 #define DIST_ACCEPT_BURST 64u         /* accepts in a row before the loop serves the rest */
 #define DIST_KNOWN_SRC 64u            /* addresses remembered as having authenticated */
+#define DIST_HS_DIAL_GRACE_MS 2500u   /* a dialler waits the handshake timeout + this (conn.c) */
 #define DIST_RETIRE_MS 2000u          /* a tie-break loser stays open this long */
 #define DIST_WHY_RETIRED "retired"    /* the close reason of a tie-break loser */
 #define DIST_FD_K 3u                  /* members asked to probe a silent one (detect.c) */
@@ -114,6 +116,11 @@
 #define DIST_PRIO_IO 1
 #define DIST_PRIO_FLUSH 2
 #define DIST_NPRIO 3
+/* After this many I/O callbacks, or this long in them, the loop looks for due
+ * timers and higher priorities again (gr_dist_base_new): the detector's tick
+ * is not held back by a pass of 99 handshakes. */
+#define DIST_DISPATCH_MAX_CB 16
+#define DIST_DISPATCH_MAX_US 4000
 
 typedef struct dist_conn dist_conn;
 typedef struct dist_member dist_member;
@@ -489,9 +496,14 @@ struct gr_dist {
     struct event_base *base;
     struct evdns_base *dns; /* NULL if none could be set up */
     struct evconnlistener *listener;
-    struct event *accept_ev;  /* re-enables the listener after a burst (listener.c) */
-    unsigned accepts;         /* accepts since the listener was last paused */
-    int listen_fd;            /* until handed to the listener */
+    struct event *accept_ev; /* re-enables the listener after a burst (listener.c) */
+    unsigned accepts;        /* accepts since the listener was last paused */
+    int listen_fd;           /* until handed to the listener */
+    /* the source address of our dials: the listen address when it is a
+     * specific one (port 0), else dial_src_len 0 (listener.c; read-only once
+     * the thread runs) */
+    struct sockaddr_storage dial_src;
+    socklen_t dial_src_len;
     struct event *cmd_ev;     /* reads wake_fd */
     uint8_t *rbuf;            /* DIST_READ_CHUNK bytes: what UP links read into */
     struct event *flush_ev;   /* lowest priority: flush dirty links, reap */
@@ -619,6 +631,12 @@ void gr_dist_sigq_run(gr_dist *d, bool all);
 /* Drop what is queued (counted lost) and the buffers. The dist thread has ended. */
 void gr_dist_sigq_free(gr_dist *d);
 
+/* The dist thread's event base: DIST_NPRIO priorities, and at most
+ * DIST_DISPATCH_MAX_CB callbacks (or DIST_DISPATCH_MAX_US) of priority
+ * DIST_PRIO_IO and below before due timers and higher priorities are looked
+ * at again. NULL: out of memory. Any thread (the base is then the caller's). */
+struct event_base *gr_dist_base_new(void);
+
 /* ---- listener.c ---------------------------------------------------------------- */
 /* Bind and listen on the configured address (caller thread, before the thread
  * starts). 0 or -errno / GR_ECONFIG. Sets d->listen_fd and d->port. */
@@ -626,6 +644,11 @@ int gr_dist_listen_bind(gr_dist *d);
 /* Attach the listener to d->base. 0 or -ENOMEM. */
 int gr_dist_listen_start(gr_dist *d);
 void gr_dist_listen_stop(gr_dist *d);
+/* The source address a dial to dst binds to: d's listen address (port 0) when
+ * it is a specific address of dst's family and both are loopback or neither
+ * is. Its length into *ret_len and 1, or 0: let the kernel choose. Pure. */
+int gr_dist_dial_src(const gr_dist *d, const struct sockaddr *dst, struct sockaddr_storage *ret_src,
+                     socklen_t *ret_len);
 
 /* ---- admit.c ------------------------------------------------------------------ */
 /* Limits from the config (0 fields: defaults) and the Reject record. */

@@ -1000,6 +1000,176 @@ START_TEST(test_garbage_closes_only_that_connection)
 }
 END_TEST
 
+/* A listening socket on addr (port chosen by the kernel); its port in *ret_port. */
+static int raw_listen(const char *addr, uint16_t *ret_port)
+{
+    struct sockaddr_in sin = {.sin_family = AF_INET};
+    socklen_t sl = sizeof(sin);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(inet_pton(AF_INET, addr, &sin.sin_addr), 1);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    ck_assert_int_eq(listen(fd, 8), 0);
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sin, &sl), 0);
+    *ret_port = ntohs(sin.sin_port);
+    return fd;
+}
+
+/* Accept one connection on lfd within ms; its peer's address into ip. */
+static int raw_accept(int lfd, unsigned ms, char *ip, size_t cap)
+{
+    struct pollfd p = {.fd = lfd, .events = POLLIN};
+    struct sockaddr_in sin;
+    socklen_t sl = sizeof(sin);
+    int fd;
+
+    ck_assert_int_eq(poll(&p, 1, (int)ms), 1);
+    fd = accept(lfd, (struct sockaddr *)&sin, &sl);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_ptr_nonnull(inet_ntop(AF_INET, &sin.sin_addr, ip, (socklen_t)cap));
+    return fd;
+}
+
+/* A node listening on listen_host whose only seed is x@127.0.0.5 at port. */
+static gr_dist *dialler_start(girder_rt **ret_rt, const char *listen_host, uint16_t port)
+{
+    gr_rt_config rtc = {.node_name = "d@127.0.0.9", .schedulers = 1};
+    gr_dist_seed s = {.node = "x@127.0.0.5", .host = "127.0.0.5", .port = port};
+    gr_dist_config dc = {.name = "d@127.0.0.9",
+                         .cookie = &COOKIE,
+                         .listen_host = listen_host,
+                         .seeds = &s,
+                         .nseeds = 1};
+    gr_dist *d = NULL;
+
+    ck_assert_int_eq(gr_rt_new(&rtc, ret_rt), 0);
+    dc.rt = *ret_rt;
+    dc.creation = gr_rt_creation(*ret_rt);
+    ck_assert_int_eq(gr_dist_new(&dc, &d), 0);
+    ck_assert_int_eq(gr_rt_start(*ret_rt), 0);
+    ck_assert_int_eq(gr_dist_start(d), 0);
+    return d;
+}
+
+static void dialler_stop(gr_dist *d, girder_rt *rt)
+{
+    gr_dist_stop(d, 3000);
+    gr_rt_stop(rt);
+    gr_dist_free(d);
+    gr_rt_free(rt);
+}
+
+/* Dials leave from the listen address when it is a specific one (on loopback
+ * each node then has its own source address, as on real hosts: admission
+ * counts them apart), from the kernel's choice for a wildcard; and a dialler
+ * waits the handshake timeout plus DIST_HS_DIAL_GRACE_MS for a peer that is
+ * slow to answer, longer than the peer would wait for it. */
+START_TEST(test_dials_leave_from_listen_address)
+{
+    struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons(7)};
+    struct sockaddr_storage src;
+    socklen_t sl = 0;
+    char ip[INET_ADDRSTRLEN];
+    girder_rt *rt;
+    gr_dist *d;
+    uint16_t port;
+    uint64_t t0, waited;
+    int lfd = raw_listen("127.0.0.5", &port), fd;
+
+    d = dialler_start(&rt, "127.0.0.9", port);
+    fd = raw_accept(lfd, WAIT_MS, ip, sizeof(ip));
+    t0 = now_ms();
+    ck_assert_str_eq(ip, "127.0.0.9");
+    /* the choice itself: loopback to loopback only, same family */
+    inet_pton(AF_INET, "127.0.0.5", &dst.sin_addr);
+    ck_assert_int_eq(gr_dist_dial_src(d, (struct sockaddr *)&dst, &src, &sl), 1);
+    ck_assert_uint_eq(sl, sizeof(struct sockaddr_in));
+    ck_assert_ptr_nonnull(
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&src)->sin_addr, ip, sizeof(ip)));
+    ck_assert_str_eq(ip, "127.0.0.9");
+    ck_assert_uint_eq(((struct sockaddr_in *)&src)->sin_port, 0);
+    inet_pton(AF_INET, "192.0.2.7", &dst.sin_addr);
+    ck_assert_int_eq(gr_dist_dial_src(d, (struct sockaddr *)&dst, &src, &sl), 0);
+    /* we never answer its hello: it gives up after its longer deadline */
+    ck_assert(raw_closed(fd, GR_DIST_HANDSHAKE_TIMEOUT_MS + DIST_HS_DIAL_GRACE_MS + WAIT_MS));
+    waited = now_ms() - t0;
+    ck_assert_uint_ge(waited, GR_DIST_HANDSHAKE_TIMEOUT_MS + DIST_HS_DIAL_GRACE_MS / 2);
+    close(fd);
+    dialler_stop(d, rt);
+    close(lfd); /* a redial may wait in its queue */
+
+    /* a wildcard listen address: the kernel picks the source (127.0.0.1) */
+    lfd = raw_listen("127.0.0.5", &port);
+    d = dialler_start(&rt, "0.0.0.0", port);
+    inet_pton(AF_INET, "127.0.0.5", &dst.sin_addr);
+    ck_assert_int_eq(gr_dist_dial_src(d, (struct sockaddr *)&dst, &src, &sl), 0);
+    fd = raw_accept(lfd, WAIT_MS, ip, sizeof(ip));
+    ck_assert_str_eq(ip, "127.0.0.1");
+    close(fd);
+    dialler_stop(d, rt);
+    close(lfd);
+}
+END_TEST
+
+static int dispatch_order[64], dispatch_n, dispatch_timer_at = -1;
+
+static void on_dispatch_io(evutil_socket_t fd, short what, void *arg)
+{
+    uint64_t t0 = now_ms();
+
+    (void)fd;
+    (void)what;
+    dispatch_order[dispatch_n++] = (int)(intptr_t)arg;
+    while (now_ms() - t0 < 2) {
+        /* a busy callback: the crypto of a handshake, say */
+    }
+}
+
+static void on_dispatch_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    dispatch_timer_at = dispatch_n;
+}
+
+/* The dist base looks at due timers again after DIST_DISPATCH_MAX_CB I/O
+ * callbacks (or DIST_DISPATCH_MAX_US): a pass of 40 busy reads does not hold
+ * the detector's tick (a timer at the commands' priority) back until all 40
+ * have run. */
+START_TEST(test_dispatch_limit_lets_the_tick_run)
+{
+    struct event_base *b = gr_dist_base_new();
+    struct event *io[40], *tick;
+    struct timeval ms1 = {0, 1000};
+
+    ck_assert_ptr_nonnull(b);
+    ck_assert_int_eq(event_base_get_npriorities(b), DIST_NPRIO);
+    tick = evtimer_new(b, on_dispatch_timer, NULL);
+    ck_assert_int_eq(event_priority_set(tick, DIST_PRIO_CMD), 0);
+    for (int i = 0; i < 40; i++) {
+        io[i] = event_new(b, -1, 0, on_dispatch_io, (void *)(intptr_t)i);
+        ck_assert_int_eq(event_priority_set(io[i], DIST_PRIO_IO), 0);
+    }
+    /* due after the first busy callback (2 ms) at the latest */
+    ck_assert_int_eq(event_add(tick, &ms1), 0);
+    for (int i = 0; i < 40; i++) {
+        event_active(io[i], EV_READ, 0);
+    }
+    while (dispatch_n < 40 || dispatch_timer_at < 0) {
+        ck_assert_int_ge(event_base_loop(b, EVLOOP_ONCE), 0);
+    }
+    ck_assert_int_ge(dispatch_timer_at, 0);
+    ck_assert_int_le(dispatch_timer_at, DIST_DISPATCH_MAX_CB);
+    for (int i = 0; i < 40; i++) {
+        event_free(io[i]);
+    }
+    event_free(tick);
+    event_base_free(b);
+}
+END_TEST
+
 START_TEST(test_handshake_timeout_is_not_a_stall)
 {
     node a;
@@ -2400,6 +2570,8 @@ static Suite *dist_suite(void)
     tcase_add_test(tc, test_garbage_closes_only_that_connection);
     tcase_add_test(tc, test_frame_kind_table);
     tcase_add_test(tc, test_handshake_timeout_is_not_a_stall);
+    tcase_add_test(tc, test_dials_leave_from_listen_address);
+    tcase_add_test(tc, test_dispatch_limit_lets_the_tick_run);
     tcase_add_test(tc, test_unauthenticated_peers_are_bounded);
     tcase_add_test(tc, test_hung_peer_detected);
     tcase_add_test(tc, test_silent_link_vouched_hung_peer_not);

@@ -7,6 +7,17 @@
  * thread exists; it is then handed to an evconnlistener on the dist base, which
  * accepts with SOCK_CLOEXEC and passes every new socket to conn.c.
  *
+ * Dials leave from the listen address. When the node listens on a specific
+ * address (not the wildcard), its outgoing sockets are bound to that address
+ * before connect (IP_BIND_ADDRESS_NO_PORT: the port is still chosen at
+ * connect, per destination), as a multi-homed host's would be: a peer sees
+ * each node's dials come from that node's own address. On loopback, where
+ * every node of a test or benchmark has its own 127.0.0.N, the kernel would
+ * otherwise give every dial the source 127.0.0.1, and admission (admit.c)
+ * would count a hundred nodes as one untrusted address with one share of
+ * the handshake slots. A loopback listen address is not used as the source
+ * of a dial to another host, nor the other way round (gr_dist_dial_src).
+ *
  * Accepting is bounded like every other unit of work: libevent accepts until
  * the queue is empty, which a connection flood can keep from happening, so
  * after DIST_ACCEPT_BURST accepts the listener pauses until the end of the
@@ -61,6 +72,15 @@ int gr_dist_listen_bind(gr_dist *d)
     }
     atomic_store(&d->port, bound.sa.sa_family == AF_INET ? ntohs(bound.in.sin_port)
                                                          : ntohs(bound.in6.sin6_port));
+    d->dial_src_len = 0;
+    if (bound.sa.sa_family == AF_INET && bound.in.sin_addr.s_addr != htonl(INADDR_ANY)) {
+        bound.in.sin_port = 0;
+        d->dial_src_len = sizeof(bound.in);
+    } else if (bound.sa.sa_family == AF_INET6 && !IN6_IS_ADDR_UNSPECIFIED(&bound.in6.sin6_addr)) {
+        bound.in6.sin6_port = 0;
+        d->dial_src_len = sizeof(bound.in6);
+    }
+    memcpy(&d->dial_src, &bound.ss, sizeof(d->dial_src));
     freeaddrinfo(ai);
     d->listen_fd = fd;
     return 0;
@@ -71,6 +91,33 @@ fail:
     }
     freeaddrinfo(ai);
     return r;
+}
+
+static bool is_loopback(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET) {
+        return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (sa->sa_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+
+        return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+    }
+    return false;
+}
+
+int gr_dist_dial_src(const gr_dist *d, const struct sockaddr *dst, struct sockaddr_storage *ret_src,
+                     socklen_t *ret_len)
+{
+    const struct sockaddr *src = (const struct sockaddr *)&d->dial_src;
+
+    if (d->dial_src_len == 0 || src->sa_family != dst->sa_family ||
+        is_loopback(src) != is_loopback(dst)) {
+        return 0;
+    }
+    memcpy(ret_src, &d->dial_src, sizeof(*ret_src));
+    *ret_len = d->dial_src_len;
+    return 1;
 }
 
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
