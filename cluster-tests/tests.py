@@ -19,7 +19,7 @@ import time
 
 from flood import test_flood  # r_flood, in cluster-tests/flood.py
 from overload import test_overload  # s_overload, in cluster-tests/overload.py
-from logs import test_libevent_log  # lg_libevent, in cluster-tests/logs.py
+from logs import test_libevent_log, test_redial_log  # lg_*, in cluster-tests/logs.py
 from top import test_top_once, test_top_screen, test_top_util  # top_*, cluster-tests/top.py
 from operator3 import (test_ob3_observer_trace, test_ob3_rtt,  # ob3_*, cluster-tests/operator3.py
                        test_ob3_rtt_netem, test_ob3_top_all)
@@ -2340,6 +2340,7 @@ TESTS += [
 # lg_*: what girderd logs from its libraries (cluster-tests/logs.py)
 TESTS += [
     ("lg_libevent", test_libevent_log),
+    ("lg_redial", test_redial_log),
 ]
 
 # ps3_*: groups and names through a partition, rates beside a stalled reader (cluster-tests/pubsub3.py)

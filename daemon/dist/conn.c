@@ -78,6 +78,15 @@ static void on_write(struct bufferevent *bev, void *arg);
 static void on_event(struct bufferevent *bev, short what, void *arg);
 static void on_raw_read(evutil_socket_t fd, short what, void *arg);
 static void conn_failed(dist_conn *c, short what, int err);
+
+/* Whether a failed dial of c is logged at debug level only: a member that
+ * stays away is logged until its backoff is at the ceiling (one line per
+ * failure until then, DIST_BACKOFF_MAX_MS apart at most), a discovery probe
+ * never here (discover.c logs it). */
+static bool dial_quiet(const dist_conn *c)
+{
+    return c->member ? c->member->backoff_ms >= DIST_BACKOFF_MAX_MS : true;
+}
 static void on_timer(evutil_socket_t fd, short what, void *arg);
 
 /* The record layer's payload sink (gr_record_rx_set_sink): a message buffer,
@@ -305,7 +314,7 @@ static void dial_addr(dist_conn *c, const struct sockaddr *sa, socklen_t salen)
     if (bufferevent_socket_connect(c->bev, sa, (int)salen) < 0) {
         int err = EVUTIL_SOCKET_ERROR();
 
-        gr_dist_conn_close(c, err ? -err : -ECONNREFUSED, NULL);
+        conn_failed(c, BEV_EVENT_ERROR, err ? err : ECONNREFUSED); /* logged as a refused dial */
     }
 }
 
@@ -316,9 +325,13 @@ static void on_resolved(int err, struct evutil_addrinfo *ai, void *arg)
 
     if (c && c->state == CONN_CONNECTING) {
         if (err != 0 || ai == NULL) {
-            gr_warn(DIST_LOG, "cannot resolve %s: %s", c->member ? c->member->host : "?",
-                    evutil_gai_strerror(err));
-            gr_dist_conn_close(c, -EHOSTUNREACH, NULL);
+            /* like a refused dial (conn_failed): a member that stays
+             * unresolvable is logged until its backoff is at the ceiling */
+            gr_log(dial_quiet(c) ? GR_LOG_DEBUG : GR_LOG_WARN, DIST_LOG, "cannot resolve %s: %s",
+                   c->member ? c->member->host : "?", evutil_gai_strerror(err));
+            DIST_CTR_ADD(c->d, handshakes_failed, 1);
+            c->fail = -EHOSTUNREACH;
+            gr_dist_conn_close(c, 0, NULL);
         } else {
             dial_addr(c, ai->ai_addr, ai->ai_addrlen);
         }
@@ -1024,13 +1037,8 @@ static void conn_failed(dist_conn *c, short what, int err)
         DIST_CTR_ADD(c->d, handshakes_failed, 1);
         c->fail = -err;
         if (c->outgoing) {
-            /* a member that stays away is logged until the backoff is at its
-             * ceiling, then only at debug level */
-            bool quiet = c->member ? c->member->backoff_ms >= DIST_BACKOFF_MAX_MS
-                                   : true; /* a discovery probe: discover.c logs */
-
-            gr_log(quiet ? GR_LOG_DEBUG : GR_LOG_INFO, DIST_LOG, "cannot connect to %s (%s): %s",
-                   peer_name(c), c->addr, gr_errid(-err));
+            gr_log(dial_quiet(c) ? GR_LOG_DEBUG : GR_LOG_INFO, DIST_LOG,
+                   "cannot connect to %s (%s): %s", peer_name(c), c->addr, gr_errid(-err));
             gr_dist_conn_close(c, 0, NULL);
         } else {
             gr_dist_conn_close(c, -err, NULL);
