@@ -168,6 +168,7 @@ struct gr_timer {
     girder_pid to;         /* destination */
     girder_ref ref;        /* identifies the timer for cancel */
     girder_msg *msg;       /* message to deliver; owned */
+    uint64_t due_ns;       /* gr_clock_ns() from which it may fire (timer.c) */
     gr_timer *prev, *next; /* owner's timer list */
 };
 

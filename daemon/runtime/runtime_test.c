@@ -12,6 +12,7 @@
 #include "proto/err.h"
 #include "proto/term.h"
 #include "runtime/rt.h"
+#include "util/clock.h"
 
 #include "testing/gr_test_rt.h"
 #include <check.h>
@@ -754,6 +755,54 @@ START_TEST(test_send_after_and_cancel)
 }
 END_TEST
 
+/* Arms "noise" timers of 1 and 2 ms and the timer late_op.o (3 ms), noting
+ * when, on the daemon's clock. */
+typedef struct late_op {
+    op o;
+    uint64_t armed_ns; /* gr_clock_ns() just before the timers were armed */
+} late_op;
+
+static int do_timed_send_after(girder_ctx *ctx, void *a)
+{
+    late_op *l = a; /* a points to l->o, its first member */
+    int r;
+
+    l->armed_ns = gr_clock_ns();
+    for (uint64_t ms = 1; ms <= 2; ms++) {
+        if ((r = girder_send_after(ctx, l->o.pid, ms, girder_msg_atom("noise"), NULL)) < 0) {
+            return r;
+        }
+    }
+    return do_send_after(ctx, &l->o);
+}
+
+START_TEST(test_send_after_never_early)
+{
+    /* libevent counts timeouts on CLOCK_MONOTONIC_COARSE, which lags the
+     * real time by up to a tick (1-10 ms): a loop woken by the earlier timers
+     * just after a tick sees the 3 ms one due up to a tick early. */
+    for (int i = 0; i < 40; i++) {
+        late_op t = {.o = {.pid = gr_probe_pid(probe), .n = 3, .atom = "tick"}};
+        bool ticked = false;
+
+        ck_assert_int_eq(probe_op(do_timed_send_after, &t.o), 0);
+        for (int k = 0; k < 3; k++) {
+            girder_msg *m = NULL;
+
+            ck_assert_int_eq(gr_probe_recv(probe, gr_test_ms(WAIT_MS), &m), 0);
+            if (girder_msg_is_atom(m, "tick")) {
+                ck_assert_msg(gr_clock_ns() - t.armed_ns >= 3000000u,
+                              "a 3 ms timer fired after %.3f ms",
+                              (double)(gr_clock_ns() - t.armed_ns) / 1e6);
+                ticked = true;
+            }
+            girder_msg_unref(m);
+        }
+        ck_assert(ticked);
+    }
+}
+END_TEST
+
 START_TEST(test_timer_dies_with_owner)
 {
     /* The owner must die before its timer is due: 500 ms on an idle machine,
@@ -1475,12 +1524,12 @@ static Suite *runtime_suite(void)
                 test_exit_self_normal_kills, test_long_link_chain, test_spawn_link_init_failure,
                 test_monitor_reasons, test_monitor_exactly_once, test_demonitor_suppresses_down,
                 test_spawn_monitor, test_register_whereis_send, test_register_errors,
-                test_send_after_and_cancel, test_timer_dies_with_owner, test_call_reply,
-                test_process_info, test_stale_incarnation, test_shutdown_terminates_everything,
-                test_behaviour_registry_and_config_errors, test_many_processes_cross_scheduler,
-                test_process_list, test_process_list_pages, test_process_list_request,
-                test_process_list_concurrent, test_monitor_nodes_without_distribution,
-                test_signal_to_pid_spawned_meanwhile);
+                test_send_after_and_cancel, test_send_after_never_early, test_timer_dies_with_owner,
+                test_call_reply, test_process_info, test_stale_incarnation,
+                test_shutdown_terminates_everything, test_behaviour_registry_and_config_errors,
+                test_many_processes_cross_scheduler, test_process_list, test_process_list_pages,
+                test_process_list_request, test_process_list_concurrent,
+                test_monitor_nodes_without_distribution, test_signal_to_pid_spawned_meanwhile);
 
     gr_test_add(one, test_fairness, test_sched_time);
 

@@ -10,6 +10,14 @@
  * from the owner (gr_route), so ordering and remote destinations need nothing
  * special here.
  *
+ * A timer never fires early (as Erlang's): libevent may read a coarse
+ * monotonic clock (CLOCK_MONOTONIC_COARSE, one tick of 1-10 ms, when the
+ * base is not "precise"), which lags the real time by up to a tick, so a
+ * timeout counted from it can end that much before `ms` have passed. Each
+ * timer keeps its due time on the daemon's clock (util/clock.h) and, woken
+ * before it, waits the rest instead of sending. (A precise base would cost a
+ * timerfd_settime per scheduler sleep.)
+ *
  * Owning thread: every function runs on the owner's scheduler thread (the
  * public ones inside one of its callbacks; on_timer from that scheduler's event
  * loop; gr_timer_free_all while the owner exits).
@@ -17,6 +25,7 @@
 #include "runtime/rt_int.h"
 
 #include "proto/err.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 #include <errno.h>
@@ -47,10 +56,20 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
     gr_timer *t = arg;
     gr_proc *owner = t->owner;
+    uint64_t now = gr_clock_ns();
     gr_sig *s;
 
     (void)fd;
     (void)what;
+    if (now < t->due_ns) { /* woken early by libevent's coarse clock: wait the rest */
+        uint64_t us = (t->due_ns - now + 999u) / 1000u;
+        struct timeval tv = {(time_t)(us / 1000000u), (suseconds_t)(us % 1000000u)};
+
+        if (evtimer_add(t->ev, &tv) == 0) {
+            return;
+        }
+        /* cannot re-arm: send now, a few ms early, rather than never */
+    }
     timer_unlink(t);
     s = gr_sig_new(GR_SIG_MSG, owner->pid, t->to);
     if (s == NULL) {
@@ -77,6 +96,7 @@ int girder_send_after(girder_ctx *ctx, girder_pid to, uint64_t ms, girder_msg *m
     if (x == NULL || (t = calloc(1, sizeof(*t))) == NULL) {
         return -ENOMEM;
     }
+    t->due_ns = gr_clock_ns() + ms * 1000000u;
     t->ev = evtimer_new(p->sched->base, on_timer, t);
     if (t->ev == NULL || evtimer_add(t->ev, &tv) < 0) {
         if (t->ev) {
