@@ -953,6 +953,12 @@ static void account(dist_conn *c)
     }
 }
 
+bool gr_dist_conn_account(dist_conn *c)
+{
+    account(c);
+    return c->busy || c->state != CONN_UP;
+}
+
 void gr_dist_conn_flush_all(gr_dist *d)
 {
     dist_conn *c, *next;

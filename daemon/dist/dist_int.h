@@ -716,6 +716,11 @@ void gr_dist_conn_retire(dist_conn *c);
 void gr_dist_conn_free(dist_conn *c);
 /* Bytes waiting in the socket's output buffer. */
 size_t gr_dist_conn_pending(const dist_conn *c);
+/* Overload accounting now rather than at the next flush (conn.c, account):
+ * marks c busy above the high water mark (or closes it above the hard limit)
+ * and returns whether it is busy. For a caller that queues many frames to c
+ * in one callback (replication's drain), so that it stops at the mark. */
+bool gr_dist_conn_account(dist_conn *c);
 
 /* The link's own protocol: heartbeats. */
 extern const dist_proto gr_dist_link_proto;

@@ -97,7 +97,10 @@ static int emit_one(void *ctx, const uint8_t *frame, size_t len)
  * above the high water mark: it does not keep up) is skipped and the skip
  * counted: what it misses comes back through anti-entropy once it drains,
  * so a slow replica costs this node a bounded queue, not one that grows
- * until the link's hard limit closes it. */
+ * until the link's hard limit closes it. One drain can carry megabytes (a
+ * writer faster than this thread), so the link's accounting runs after each
+ * frame, not only at the next flush: the queue stops one frame past the
+ * mark. */
 static int emit_all(void *ctx, const uint8_t *frame, size_t len)
 {
     gr_dist *d = ctx;
@@ -109,6 +112,7 @@ static int emit_all(void *ctx, const uint8_t *frame, size_t len)
             DIST_CTR_ADD(d, repl_skipped_busy, 1);
         } else if (c) {
             (void)emit_one(c, frame, len);
+            (void)gr_dist_conn_account(c);
         }
     }
     return 0;
