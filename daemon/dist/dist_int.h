@@ -62,12 +62,17 @@
 #endif
 /* Runnable threads beyond the CPUs that are still a round trip's own
  * (gr_dist_spin_allowed): at its busiest moment a remote round trip between
- * two nodes has three, the two dist threads spinning and the scheduler one
- * of them woke. A stream keeps four busy (sender, both dist threads, sink):
- * on two CPUs that counts as contended and the spin is off, as it was
- * before this allowance (docs/benchmarks.md, "Latency tails"). */
+ * two nodes on one host has three or four (the two dist threads spinning,
+ * the scheduler one of them woke, the reader of /proc/loadavg counting
+ * itself), a stream four or five (sender, both dist threads, sink). With 1
+ * (the first version) the spin was off at every preemption of a benchmark
+ * on an idle 2-CPU machine: remote ping-pong 125-141 us median, p99 404-412,
+ * against 44-46 and 146-328 with 4 in the same runs (Erlang 145-152, p99
+ * 231-252; docs/benchmarks.md, "Latency tails"). A parallel build or any
+ * real overload has more (load 10-60 on this machine), and the spin is off
+ * there as before. */
 #ifndef DIST_SPIN_OWN
-#define DIST_SPIN_OWN 1u
+#define DIST_SPIN_OWN 4u
 #endif
 #define DIST_SIGQ_INLINE 4096u      /* signal frames up to this are copied into the queue */
 #define DIST_SIGQ_SLICE (1u << 20)  /* signal bytes handed to links per loop pass (sigq.c) */
