@@ -189,7 +189,11 @@ int girder_send(girder_ctx *ctx, girder_pid to, girder_msg *msg)
     int r = gr_rt_send_nobusy(ctx, to, msg);
 
     if (r == 0 && to_busy_proc(p, to)) {
-        p->busy_pid = to; /* parked after this turn */
+        gr_proc_ext *x = gr_proc_ext_get(p);
+
+        if (x != NULL) {
+            x->busy_pid = to; /* parked after this turn */
+        }                     /* else out of memory: not parked; the process's bound still holds */
     }
     return r;
 }
@@ -198,13 +202,13 @@ bool gr_rt_ctx_suspending(girder_ctx *ctx)
 {
     gr_proc *p = gr_proc_of(ctx);
 
-    return p->busy_node != 0 || p->busy_pid.id != 0;
+    return gr_proc_parks(p);
 }
 
 int girder_send_nosuspend(girder_ctx *ctx, girder_pid to, girder_msg *msg)
 {
     gr_proc *p = gr_proc_of(ctx);
-    uint32_t busy = p->busy_node;
+    uint16_t busy = p->busy_node;
     int r;
 
     if (msg == NULL) {
@@ -259,7 +263,7 @@ int girder_send_name_node(girder_ctx *ctx, const char *name, const char *node, g
     /* Straight to the hook, on this thread, like gr_route would: keeps order
      * with this process's other signals to that node. */
     if (gr_remote_send_name(rt, p->pid, idx, name, msg)) {
-        p->busy_node = idx; /* its link is busy: parked after this turn */
+        p->busy_node = (uint16_t)idx; /* its link is busy: parked after this turn */
     }
     return 0;
 }

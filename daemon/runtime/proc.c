@@ -343,7 +343,7 @@ void gr_proc_run(gr_proc *p)
         return;
     }
     p->status = GR_PROC_WAITING;
-    if ((p->busy_node != 0 || p->busy_pid.id != 0) && gr_remote_park(p)) {
+    if (gr_proc_parks(p) && gr_remote_park(p)) {
         return; /* sent to a busy link: its next turn waits (remote.c, "Busy links") */
     }
     if (p->mbox_head) {
@@ -381,8 +381,8 @@ static void run_closure(gr_proc *p, gr_run *run)
 {
     gr_sched *s = p->sched;
     uint8_t st = p->status;
-    uint32_t busy = p->busy_node;
-    girder_pid busy_pid = p->busy_pid;
+    uint16_t busy = p->busy_node;
+    girder_pid busy_pid = p->ext ? p->ext->busy_pid : (girder_pid){0, 0, 0};
     int r;
 
     s->current = p;
@@ -392,7 +392,9 @@ static void run_closure(gr_proc *p, gr_run *run)
     /* not a turn: a closure sending to a busy link does not park the process
      * (its caller is a thread blocked in gr_probe_run, not a scheduled sender) */
     p->busy_node = busy;
-    p->busy_pid = busy_pid;
+    if (p->ext) { /* the closure may have made it */
+        p->ext->busy_pid = busy_pid;
+    }
     s->current = NULL;
     pthread_mutex_lock(&run->lock);
     run->result = r;

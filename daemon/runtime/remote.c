@@ -179,7 +179,7 @@ void gr_remote_out(girder_rt *rt, gr_sched *cur, gr_sig *s)
 
         if ((r = rt->remote_fn(rt->remote_ud, &rs)) >= 0) {
             if (r == GR_RT_TAKEN_BUSY && cur != NULL && cur->current != NULL) {
-                cur->current->busy_node = s->to.node; /* parked after this turn */
+                cur->current->busy_node = (uint16_t)s->to.node; /* parked after this turn */
             }
             s->msg = NULL; /* the hook owns it now */
             gr_sig_free(s);
@@ -519,13 +519,16 @@ bool gr_rt_proc_is_busy(girder_rt *rt, girder_pid pid)
 bool gr_remote_park(gr_proc *p)
 {
     girder_rt *rt = p->sched->rt;
-    uint32_t node = p->busy_node, rnode = p->busy_pid.node;
-    uint64_t on = p->busy_pid.id;
+    girder_pid bp = p->ext ? p->ext->busy_pid : (girder_pid){0, 0, 0};
+    uint32_t node = p->busy_node, rnode = bp.node;
+    uint64_t on = bp.id;
     bool parked = false, busy;
     int i;
 
     p->busy_node = 0;
-    p->busy_pid = (girder_pid){0, 0, 0};
+    if (p->ext) {
+        p->ext->busy_pid = (girder_pid){0, 0, 0};
+    }
     if (p->status == GR_PROC_DEAD) {
         return false;
     }
@@ -795,10 +798,15 @@ static void rbusy_node_down(girder_rt *rt, uint32_t node)
 
 void gr_remote_rpark(gr_proc *p, const gr_sig *sig)
 {
+    gr_proc_ext *x;
+
     if (p->suspended || p->status == GR_PROC_DEAD) {
         return;
     }
-    p->busy_pid = sig->from; /* parked after its turn, or now: */
+    if ((x = gr_proc_ext_get(p)) == NULL) {
+        return; /* out of memory: not parked; the notice's deadline is moot */
+    }
+    x->busy_pid = sig->from; /* parked after its turn, or now: */
     if (!p->queued && p->status == GR_PROC_WAITING) {
         (void)gr_remote_park(p);
     }

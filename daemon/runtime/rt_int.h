@@ -112,13 +112,16 @@ typedef struct gr_timer gr_timer;
 typedef struct gr_trace gr_trace;
 
 typedef struct gr_proc_ext {
-    gr_idmap links;   /* linked pid -> same pid */
-    gr_idmap mons;    /* monitors held: ref -> target */
-    gr_idmap monby;   /* monitors on this process: ref -> watcher */
-    gr_idmap spawns;  /* pending spawn requests: ref -> {node, flags, 0} */
-    char *name;       /* registered name or NULL */
-    gr_timer *timers; /* pending timers (doubly linked) */
-    gr_trace *trace;  /* while traced (trace.c); owner only */
+    gr_idmap links;      /* linked pid -> same pid */
+    gr_idmap mons;       /* monitors held: ref -> target */
+    gr_idmap monby;      /* monitors on this process: ref -> watcher */
+    gr_idmap spawns;     /* pending spawn requests: ref -> {node, flags, 0} */
+    char *name;          /* registered name or NULL */
+    gr_timer *timers;    /* pending timers (doubly linked) */
+    gr_trace *trace;     /* while traced (trace.c); owner only */
+    girder_pid busy_pid; /* this turn sent to that busy process, local or remote (id 0: none);
+                            owner only (api.c, remote.c): here, not in gr_proc, because it
+                            is rare and an idle process is 16 bytes smaller for it */
 } gr_proc_ext;
 
 typedef struct gr_sched gr_sched;
@@ -137,8 +140,8 @@ typedef struct gr_proc {
     uint64_t work;               /* reductions-like: turns + messages handled + signals sent */
     uint64_t start_ms;           /* CLOCK_REALTIME ms at spawn */
     uint32_t mbox_len;           /* entries in the mailbox */
-    uint32_t busy_node;          /* this turn sent to that node's busy link (0: none) */
-    girder_pid busy_pid;         /* this turn sent to that busy local process (id 0: none) */
+    uint16_t busy_node;          /* this turn sent to that node's busy link (0: none; the
+                                    busy process it sent to: ext->busy_pid) */
     uint8_t status;              /* gr_proc_status */
     bool trap_exit : 1;          /* exits arrive as messages */
     bool queued : 1;             /* in the run queue */
@@ -148,6 +151,13 @@ typedef struct gr_proc {
     bool suspended : 1;          /* parked on a busy link: not scheduled until resumed */
     bool traced : 1;             /* ext->trace is set: events go to a tracer (trace.c) */
 } gr_proc;
+
+/* Whether p sent to a busy link or a busy process this turn (or was told so
+ * by a busy notice): it is parked at the end of the turn (gr_remote_park). */
+static inline bool gr_proc_parks(const gr_proc *p)
+{
+    return p->busy_node != 0 || (p->ext != NULL && p->ext->busy_pid.id != 0);
+}
 
 /* The context passed to callbacks IS the process. */
 static inline gr_proc *gr_proc_of(girder_ctx *ctx)
@@ -209,6 +219,7 @@ struct gr_sched {
 /* ---- the runtime -------------------------------------------------------------- */
 
 #define GR_NODES_MAX 4096
+_Static_assert(GR_NODES_MAX <= UINT16_MAX, "gr_proc.busy_node holds a node index");
 #define GR_RT_BUSY_PIDS_MAX 1024 /* busy local processes recorded at once (gr_rt_proc_busy) */
 #define GR_RT_RBUSY_MAX 1024     /* busy processes of other nodes known at once */
 #define GR_RT_RTOLD_MAX 4096     /* (busy local process, remote sender) pairs told at once */
