@@ -60,6 +60,8 @@ struct gr_cli_conn {
     gr_record_rx *rx;       /* the node's direction, once M4 is verified */
     gr_batch *batch;        /* reused for the request */
     uint64_t next_ref;      /* RpcRequest.ref of the next call */
+    uint64_t out_ref;       /* the request sent and not answered yet (0: none) */
+    double out_sent_at;     /* when it was sent (now_precise_ms) */
     uint8_t *pending;       /* bytes received but not yet fed (handshake or records) */
     size_t pending_len;     /* bytes in pending */
     uint8_t m3[GR_RECORD_HDR + GR_HANDSHAKE_MSG_MAX]; /* our proof, for the first call */
@@ -705,18 +707,20 @@ static int hs_drain(gr_cli_conn *c)
     return 0;
 }
 
-int gr_cli_call(gr_cli_conn *c, const char *module, const char *function, const void *args,
-                size_t len, int64_t deadline_ms, gr_cli_reply *ret_r, gr_cli_fail *ret_fail)
+int gr_cli_call_send(gr_cli_conn *c, const char *module, const char *function, const void *args,
+                     size_t len, int64_t deadline_ms, gr_cli_fail *ret_fail)
 {
     Girder__RpcRequest req = GIRDER__RPC_REQUEST__INIT;
     Girder__Frame f = GIRDER__FRAME__INIT;
     const uint8_t *rec;
     size_t rlen;
-    uint8_t *buf = NULL;
     int64_t left = deadline_ms - gr_cli_now_ms();
-    double sent_at;
-    int r, with_m3 = c->m3_len > 0, hs_failed = 0;
+    int r, with_m3 = c->m3_len > 0;
 
+    if (c->out_ref != 0) {
+        fail_set(ret_fail, GR_CLI_STAGE_REQUEST, -EBUSY); /* one at a time */
+        return ret_fail->code;
+    }
     req.ref = c->next_ref++;
     req.module = (char *)module;
     req.function = (char *)function;
@@ -731,7 +735,7 @@ int gr_cli_call(gr_cli_conn *c, const char *module, const char *function, const 
         fail_set(ret_fail, GR_CLI_STAGE_REQUEST, r == -ENOBUFS ? GR_EFRAMETOOBIG : r);
         return ret_fail->code;
     }
-    sent_at = now_precise_ms();
+    c->out_sent_at = now_precise_ms();
     if ((r = send_request(c, rec, rlen, deadline_ms)) < 0) {
         int h = with_m3 && is_closed(r) ? hs_drain(c) : 0;
 
@@ -747,13 +751,29 @@ int gr_cli_call(gr_cli_conn *c, const char *module, const char *function, const 
         fail_set(ret_fail, with_m3 ? GR_CLI_STAGE_HANDSHAKE : GR_CLI_STAGE_REQUEST, r);
         return r;
     }
+    c->out_ref = req.ref;
+    return 0;
+}
+
+int gr_cli_call_wait(gr_cli_conn *c, int64_t deadline_ms, gr_cli_reply *ret_r,
+                     gr_cli_fail *ret_fail)
+{
+    uint64_t ref = c->out_ref;
+    uint8_t *buf = NULL;
+    int r = 0, hs_failed = 0;
+
+    if (ref == 0) {
+        fail_set(ret_fail, GR_CLI_STAGE_REQUEST, -EINVAL); /* nothing sent */
+        return ret_fail->code;
+    }
+    c->out_ref = 0;
     if (c->pending_len > 0) {
         uint8_t *p = c->pending; /* detached: on_input may keep new leftovers */
         size_t plen = c->pending_len;
 
         c->pending = NULL;
         c->pending_len = 0;
-        r = on_input(c, p, plen, req.ref, sent_at, deadline_ms, ret_r, &hs_failed);
+        r = on_input(c, p, plen, ref, c->out_sent_at, deadline_ms, ret_r, &hs_failed);
         free(p);
         if (r != 0) {
             goto done;
@@ -770,7 +790,7 @@ int gr_cli_call(gr_cli_conn *c, const char *module, const char *function, const 
             r = (int)n;
             break;
         }
-        r = on_input(c, buf, (size_t)n, req.ref, sent_at, deadline_ms, ret_r, &hs_failed);
+        r = on_input(c, buf, (size_t)n, ref, c->out_sent_at, deadline_ms, ret_r, &hs_failed);
     } while (r == 0);
 done:
     free(buf);
@@ -786,6 +806,14 @@ done:
         return r;
     }
     return 0;
+}
+
+int gr_cli_call(gr_cli_conn *c, const char *module, const char *function, const void *args,
+                size_t len, int64_t deadline_ms, gr_cli_reply *ret_r, gr_cli_fail *ret_fail)
+{
+    int r = gr_cli_call_send(c, module, function, args, len, deadline_ms, ret_fail);
+
+    return r < 0 ? r : gr_cli_call_wait(c, deadline_ms, ret_r, ret_fail);
 }
 
 void gr_cli_conn_close(gr_cli_conn *c)

@@ -121,6 +121,17 @@ const char *gr_cli_conn_peer(const gr_cli_conn *c);
 int gr_cli_call(gr_cli_conn *c, const char *module, const char *function, const void *args,
                 size_t len, int64_t deadline_ms, gr_cli_reply *ret_r, gr_cli_fail *ret_fail);
 
+/* gr_cli_call in two halves, so that a caller can work while the node
+ * answers (ps asks for a node's next page before it decodes this one):
+ * gr_cli_call_send sends the request (REQUEST and HANDSHAKE failures as
+ * gr_cli_call; REQUEST -EBUSY while an earlier request is not waited for),
+ * gr_cli_call_wait waits for its reply (REPLY and HANDSHAKE failures;
+ * REQUEST -EINVAL with nothing sent). One request at a time. */
+int gr_cli_call_send(gr_cli_conn *c, const char *module, const char *function, const void *args,
+                     size_t len, int64_t deadline_ms, gr_cli_fail *ret_fail);
+int gr_cli_call_wait(gr_cli_conn *c, int64_t deadline_ms, gr_cli_reply *ret_r,
+                     gr_cli_fail *ret_fail);
+
 /* Close the socket, wipe the keys (and a handshake still held), free. NULL-safe. */
 void gr_cli_conn_close(gr_cli_conn *c);
 

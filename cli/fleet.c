@@ -1042,6 +1042,7 @@ typedef struct ps_run {
     char **nodes; /* node names, by index */
     size_t nnodes;
     uint64_t printed; /* rows printed (streaming) */
+    int64_t deadline; /* of the page asked for (ps_page_ask) */
 } ps_run;
 
 /* Print (streaming) or hold one row; takes r. 0 or -ENOMEM. */
@@ -1102,26 +1103,21 @@ static int ps_take_page(ps_run *p, uint32_t ni, const msgpack_object *procs)
     return 0;
 }
 
-/* The next page of node ni after cursor: proc.snapshot(PAGE, Cursor) there.
- * Returns 0 with *ret_next (0: last page), 1 for a remote error (the node's
- * reason in why: that node's listing stops), or a failure's exit code
- * negated (reported: the command stops). */
-static int ps_next_page(ps_run *p, uint32_t ni, uint64_t cursor, uint64_t *ret_next, char *why,
-                        size_t wcap)
+/* Ask node ni for its page after cursor: proc.snapshot(PAGE, Cursor) there
+ * (through rpc.call for another node than the one connected to); the answer
+ * is waited for by ps_page_take. 0, or a failure's exit code negated
+ * (reported: the command stops). */
+static int ps_page_ask(ps_run *p, uint32_t ni, uint64_t cursor)
 {
     const gr_cli_ctx *ctx = p->ctx;
     const char *node = p->nodes[ni];
     bool direct = strcmp(node, gr_cli_conn_peer(p->c)) == 0;
-    int64_t deadline = gr_cli_now_ms() + ctx->timeout_ms;
-    const msgpack_object *procs, *next;
     gr_cli_fail f = {0};
-    gr_cli_reply rep = {0};
     msgpack_sbuffer sb;
     msgpack_packer pk;
-    msgpack_unpacked u;
-    size_t off = 0;
     int r, ok;
 
+    p->deadline = gr_cli_now_ms() + ctx->timeout_ms;
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     ok = direct || (msgpack_pack_array(&pk, 5) == 0 && gr_term_pack_cstr(&pk, node) == 0 &&
@@ -1133,10 +1129,38 @@ static int ps_next_page(ps_run *p, uint32_t ni, uint64_t cursor, uint64_t *ret_n
         msgpack_sbuffer_destroy(&sb);
         return -nomem(ctx);
     }
-    r = gr_cli_call(p->c, direct ? "proc" : "rpc", direct ? "snapshot" : "call", sb.data, sb.size,
-                    deadline, &rep, &f);
+    r = gr_cli_call_send(p->c, direct ? "proc" : "rpc", direct ? "snapshot" : "call", sb.data,
+                         sb.size, p->deadline, &f);
     msgpack_sbuffer_destroy(&sb);
     if (r < 0) {
+        char *msg = gr_cli_fail_message(&f, &ctx->target, ctx->timeout_ms, NULL);
+
+        gr_cli_report(ctx, gr_cli_fail_reason(&f), msg ? msg : gr_strerror(f.code));
+        free(msg);
+        return -gr_cli_fail_exit(&f);
+    }
+    return 0;
+}
+
+/* Wait for node ni's page after cursor (asked by ps_page_ask), ask for the
+ * next one at once (the node builds it while this one is decoded and
+ * printed), then take this page's rows. Returns 0 with *ret_next (0: the last
+ * page; else its request is out), 1 for a remote error (the node's reason in
+ * why; nothing is out: that node's listing stops), or a failure's exit code
+ * negated (reported: the command stops). */
+static int ps_page_take(ps_run *p, uint32_t ni, uint64_t cursor, uint64_t *ret_next, char *why,
+                        size_t wcap)
+{
+    const gr_cli_ctx *ctx = p->ctx;
+    const msgpack_object *procs, *next;
+    gr_cli_fail f = {0};
+    gr_cli_reply rep = {0};
+    msgpack_unpacked u;
+    uint64_t nx;
+    size_t off = 0;
+    int r;
+
+    if ((r = gr_cli_call_wait(p->c, p->deadline, &rep, &f)) < 0) {
         char *msg = gr_cli_fail_message(&f, &ctx->target, ctx->timeout_ms, NULL);
 
         gr_cli_report(ctx, gr_cli_fail_reason(&f), msg ? msg : gr_strerror(f.code));
@@ -1154,16 +1178,19 @@ static int ps_next_page(ps_run *p, uint32_t ni, uint64_t cursor, uint64_t *ret_n
         !(procs = gr_term_map_get(&u.data, "processes")) || procs->type != MSGPACK_OBJECT_ARRAY) {
         snprintf(why, wcap, "badterm");
         r = 1;
-    } else if (ps_take_page(p, ni, procs) < 0) {
-        msgpack_unpacked_destroy(&u);
-        gr_cli_reply_clear(&rep);
-        return -nomem(ctx);
     } else {
         next = gr_term_map_get(&u.data, "next");
-        *ret_next = next && next->type == MSGPACK_OBJECT_POSITIVE_INTEGER && next->via.u64 > cursor
-                        ? next->via.u64
-                        : 0;
-        r = 0;
+        nx = next && next->type == MSGPACK_OBJECT_POSITIVE_INTEGER && next->via.u64 > cursor
+                 ? next->via.u64
+                 : 0;
+        if (nx != 0 && (r = ps_page_ask(p, ni, nx)) < 0) {
+            /* reported; r is the exit code negated */
+        } else if (ps_take_page(p, ni, procs) < 0) {
+            r = -nomem(ctx);
+        } else {
+            *ret_next = nx;
+            r = 0;
+        }
     }
     msgpack_unpacked_destroy(&u);
     gr_cli_reply_clear(&rep);
@@ -1319,9 +1346,12 @@ int gr_cli_cmd_ps(const gr_cli_ctx *ctx, int argc, char **argv)
         }
         next = gr_term_map_get(ok, "next");
         cursor = next && next->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? next->via.u64 : 0;
+        if (cursor != 0 && (fatal = -ps_page_ask(&p, i, cursor)) != 0) {
+            break;
+        }
         while (cursor != 0) {
             uint64_t nx = 0;
-            int r = ps_next_page(&p, i, cursor, &nx, why, sizeof(why));
+            int r = ps_page_take(&p, i, cursor, &nx, why, sizeof(why));
 
             if (r < 0) {
                 fatal = -r;

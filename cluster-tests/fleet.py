@@ -131,6 +131,39 @@ FL_CHILDREN = 5000
 FL_SUPS = 5
 
 
+def _spawn_children(c, node, sups, per_sup):
+    """sups supervisors on node, per_sup echo children each (spread over the
+    schedulers): the children's pids, once all have started."""
+    children = set()
+    for k in range(sups):  # a supervisor's spec is one CLI argument
+        spec = {"strategy": "one_for_one",
+                "children": [{"id": i, "behaviour": "echo", "spread": True}
+                             for i in range(per_sup)]}
+        sup = c.expect(node.cli("spawn", "supervisor", json.dumps(spec, separators=(",", ":"))),
+                       EXIT_OK).data
+
+        def started(sup=sup):
+            w = node.cli("call", sup, '["which_children"]', timeout_ms=20000)
+            if w.rc != EXIT_OK or not isinstance(w.data, list):
+                return None
+            pids = [e[1] for e in w.data if isinstance(e, list) and len(e) == 4 and e[1]]
+            return pids if len(pids) == per_sup else None
+
+        children |= set(wait_until(f"supervisor #{k + 1}'s children", started, 60, 0.2))
+    check(len(children) == sups * per_sup, f"{len(children)} children")
+    return children
+
+
+def _check_listing(rows, children, what):
+    """ps --json rows of one node: every child once, pids ascending."""
+    pids = [e["pid"] for e in rows]
+    check(len(pids) == len(set(pids)), f"{what}: every process listed once")
+    missing = children - set(pids)
+    check(not missing, f"{what}: misses {len(missing)} of {len(children)}: {sorted(missing)[:5]}")
+    keys = [tuple(int(x) for x in p.strip("<>").rsplit(".", 2)[1:]) for p in pids]
+    check(all(k1 < k2 for k1, k2 in zip(keys, keys[1:])), f"{what}: pids ascending")
+
+
 def test_fleet_cursor(c):
     """A member with 5,000 processes: `girder ps` from another node lists
     every one of them exactly once (the fan-out's first page of 1,024, then
@@ -138,36 +171,32 @@ def test_fleet_cursor(c):
     a = c.node("a")
     b = c.node("b", seeds=[a])
     c.wait_mesh([a, b])
-    children = set()
-    for k in range(FL_SUPS):  # 1,000 children a supervisor: its spec is one CLI argument
-        spec = {"strategy": "one_for_one",
-                "children": [{"id": i, "behaviour": "echo", "spread": True}
-                             for i in range(FL_CHILDREN // FL_SUPS)]}
-        sup = c.expect(b.cli("spawn", "supervisor", json.dumps(spec, separators=(",", ":"))),
-                       EXIT_OK).data
-
-        def started(sup=sup):
-            w = b.cli("call", sup, '["which_children"]', timeout_ms=20000)
-            if w.rc != EXIT_OK or not isinstance(w.data, list):
-                return None
-            pids = [e[1] for e in w.data if isinstance(e, list) and len(e) == 4 and e[1]]
-            return pids if len(pids) == FL_CHILDREN // FL_SUPS else None
-
-        children |= set(wait_until(f"supervisor #{k + 1}'s children", started, 60, 0.2))
-    check(len(children) == FL_CHILDREN, f"{len(children)} children")
+    children = _spawn_children(c, b, FL_SUPS, FL_CHILDREN // FL_SUPS)
     t0 = now()
     r = c.expect(a.cli("ps", "--node", b.name, timeout_ms=20000), EXIT_OK, what="ps b")
     print(f"    ps of {len(r.data)} processes on b from a: {now() - t0:.2f} s", flush=True)
-    pids = [e["pid"] for e in r.data]
-    check(len(pids) == len(set(pids)), "every process listed once")
-    missing = children - set(pids)
-    check(not missing, f"ps misses {len(missing)} of {FL_CHILDREN}: {sorted(missing)[:5]}")
-    keys = [tuple(int(x) for x in p.strip("<>").rsplit(".", 2)[1:]) for p in pids]
-    check(all(k1 < k2 for k1, k2 in zip(keys, keys[1:])), "pids ascending (one pass per page)")
+    _check_listing(r.data, children, "ps --node b")
     # the whole fleet too, and the table counts the same
     r = c.expect(a.cli("ps", "--behaviour", "echo", use_json=False, timeout_ms=20000), EXIT_OK)
     rows = [ln for ln in r.out.splitlines()[1:] if ln.strip()]
     check(len(rows) == FL_CHILDREN, f"ps --behaviour echo: {len(rows)} rows")
+
+
+def test_fleet_pages(c):
+    """A member with 70,000 processes: more than two pages of 32,768 after the
+    first 1,024, so the CLI asks for each next page before it takes the one
+    it has (the node builds it meanwhile). Listed from the node itself and
+    from another node (through rpc.call): every process once, in order."""
+    a = c.node("a")
+    b = c.node("b", seeds=[a])
+    c.wait_mesh([a, b])
+    children = _spawn_children(c, b, 70, 1000)
+    for via, args in ((b, ["ps", "--only"]), (a, ["ps", "--node", b.name])):
+        t0 = now()
+        r = c.expect(via.cli(*args, timeout_ms=60000), EXIT_OK, what=" ".join(args))
+        print(f"    {' '.join(args)} from {via.name}: {len(r.data)} processes in "
+              f"{now() - t0:.2f} s", flush=True)
+        _check_listing(r.data, children, " ".join(args))
 
 
 def _conns_dialled(n):

@@ -32,7 +32,7 @@ from tables2 import test_join_tables as tb2_join_tables  # tb2_*: cluster-tests/
 from roles import (test_json_log, test_observer, test_sdnotify,  # ro_*, cluster-tests/roles.py
                    test_tampered_role)
 from fleet import (test_fleet_cursor, test_fleet_forget, test_fleet_info,  # fl_*
-                   test_fleet_trace, test_fleet_views)
+                   test_fleet_pages, test_fleet_trace, test_fleet_views)
 from http_api import (test_http_dashboard, test_http_probes,  # ht_*, cluster-tests/http_api.py
                       test_http_token)
 from detector import test_fd_cut_vouched  # fd_*, in cluster-tests/detector.py
@@ -2286,6 +2286,7 @@ TESTS += [
     ("ro_sdnotify", test_sdnotify),
     ("fl_views", test_fleet_views),
     ("fl_cursor", test_fleet_cursor),
+    ("fl_pages", test_fleet_pages),
     ("fl_forget", test_fleet_forget),
     ("fl_info", test_fleet_info),
     ("fl_trace", test_fleet_trace),
