@@ -1160,7 +1160,7 @@ static int ps_page_take(ps_run *p, uint32_t ni, uint64_t cursor, uint64_t *ret_n
     size_t off = 0;
     int r;
 
-    if ((r = gr_cli_call_wait(p->c, p->deadline, &rep, &f)) < 0) {
+    if (gr_cli_call_wait(p->c, p->deadline, &rep, &f) < 0) {
         char *msg = gr_cli_fail_message(&f, &ctx->target, ctx->timeout_ms, NULL);
 
         gr_cli_report(ctx, gr_cli_fail_reason(&f), msg ? msg : gr_strerror(f.code));
