@@ -38,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define FANOUT_MAX_MS 2000 /* most a node may take to answer a fan-out */
 #define PS_NODES_MAX 1024  /* --node names */
@@ -1041,9 +1042,44 @@ typedef struct ps_run {
     size_t n, cap;
     char **nodes; /* node names, by index */
     size_t nnodes;
-    uint64_t printed; /* rows printed (streaming) */
-    int64_t deadline; /* of the page asked for (ps_page_ask) */
+    uint64_t printed;           /* rows printed (streaming) */
+    int64_t deadline;           /* of the page asked for (ps_page_ask) */
+    bool progress;              /* stderr is a terminal: show how far a long listing is */
+    int64_t start_ms, shown_ms; /* when the listing began; when progress was last shown */
+    uint64_t seen;              /* entries received so far (all nodes) */
 } ps_run;
+
+#define PS_PROGRESS_AFTER_MS 500 /* a listing shorter than this shows no progress */
+#define PS_PROGRESS_EVERY_MS 100 /* and a longer one redraws at most this often */
+
+/* On a terminal (stderr), a listing that takes longer than
+ * PS_PROGRESS_AFTER_MS shows one line, redrawn in place, of how many
+ * processes have arrived and from which node; `done` erases it. Nothing when
+ * stderr is piped or redirected, so scripts see only the listing, nor while
+ * the rows themselves stream to the terminal (unsorted, stdout a tty). */
+static void ps_progress(ps_run *p, uint32_t ni, bool done)
+{
+    int64_t now;
+
+    if (!p->progress) {
+        return;
+    }
+    if (done) {
+        if (p->shown_ms != 0) {
+            fputs("\r\033[K", p->ctx->err);
+            fflush(p->ctx->err);
+        }
+        return;
+    }
+    now = gr_cli_now_ms();
+    if (now - p->start_ms < PS_PROGRESS_AFTER_MS || now - p->shown_ms < PS_PROGRESS_EVERY_MS) {
+        return;
+    }
+    p->shown_ms = now;
+    fprintf(p->ctx->err, "\r\033[Kgirder ps: %" PRIu64 " processes so far (%s)...", p->seen,
+            p->nodes[ni]);
+    fflush(p->ctx->err);
+}
 
 /* Print (streaming) or hold one row; takes r. 0 or -ENOMEM. */
 static int ps_take_row(ps_run *p, gr_cli_ps_row *r)
@@ -1089,6 +1125,8 @@ static int ps_take_row(ps_run *p, gr_cli_ps_row *r)
 /* The processes of one page (an array of entries) of node index ni. */
 static int ps_take_page(ps_run *p, uint32_t ni, const msgpack_object *procs)
 {
+    p->seen += procs->via.array.size;
+    ps_progress(p, ni, false);
     for (uint32_t i = 0; i < procs->via.array.size; i++) {
         gr_cli_ps_row r;
         int rc = gr_cli_ps_row_from(&procs->via.array.ptr[i], ni, &r);
@@ -1292,9 +1330,13 @@ int gr_cli_cmd_ps(const gr_cli_ctx *ctx, int argc, char **argv)
     int ex, fatal = 0;
 
     memset(&sel, 0, sizeof(sel));
+    p.start_ms = gr_cli_now_ms();
     if ((ex = ps_opts(ctx, argc, argv, &p, &sel)) != 0) {
         return ex;
     }
+    /* progress on a terminal, unless the rows themselves stream to it */
+    p.progress = fileno(ctx->err) >= 0 && isatty(fileno(ctx->err)) &&
+                 (p.sorted || fileno(ctx->out) < 0 || !isatty(fileno(ctx->out)));
     if ((ex = gr_cli_open(ctx, gr_cli_now_ms() + ctx->timeout_ms, &p.c)) != GR_CLI_EXIT_OK) {
         return ex;
     }
@@ -1365,6 +1407,7 @@ int gr_cli_cmd_ps(const gr_cli_ctx *ctx, int argc, char **argv)
             cursor = nx;
         }
     }
+    ps_progress(&p, 0, true);
     if (fatal == 0 && p.sorted) {
         size_t n = p.top > 0 ? gr_cli_ps_trim(p.rows, p.n, p.field, p.top) : p.n;
 

@@ -5,6 +5,7 @@ fl_views, fl_cursor and fl_forget (tests.py); docs/cli.md has the commands.
 """
 
 import json
+import os
 import re
 import time
 
@@ -197,6 +198,57 @@ def test_fleet_pages(c):
         print(f"    {' '.join(args)} from {via.name}: {len(r.data)} processes in "
               f"{now() - t0:.2f} s", flush=True)
         _check_listing(r.data, children, " ".join(args))
+        check(r.err == "", f"{' '.join(args)}: stderr piped, yet: {r.err[:200]!r}")
+    _progress_on_a_terminal(c, b, len(children))
+
+
+def _progress_on_a_terminal(c, node, n_children):
+    """`girder ps --sort pid` with stderr on a pseudo-terminal and stdout to a
+    file, the node SIGSTOPped for 1.2 s just after the listing began (so it
+    takes over 1 s on any machine): its progress line shows on the terminal,
+    is erased at the end, and stdout holds only the table. (Piped stderr
+    shows none: the callers above.)"""
+    import signal
+    import pty
+    import subprocess
+    import time
+
+    argv = [c.girder, "-n", node.spec, "--cookie-file", c.cookie_file, "--timeout", "60000",
+            "ps", "--only", "--sort", "pid"]
+    master, slave = pty.openpty()
+    out_f = open(os.path.join(c.dir, "ps-tty.out"), "w+")  # a file: the rows never block it
+    t0 = time.monotonic()
+    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out_f, stderr=slave)
+    os.close(slave)
+    time.sleep(0.05)
+    node.proc.send_signal(signal.SIGSTOP)
+    time.sleep(1.2)
+    node.proc.send_signal(signal.SIGCONT)
+    tty = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the CLI closed the terminal's last descriptor
+            break
+        if not chunk:
+            break
+        tty += chunk
+    p.wait(60)
+    out_f.seek(0)
+    out = out_f.read()
+    out_f.close()
+    took = time.monotonic() - t0
+    os.close(master)
+    text = tty.decode(errors="replace")
+    check(p.returncode == EXIT_OK, f"ps with a terminal: exit {p.returncode}: {text[-300:]!r}")
+    rows = [ln for ln in out.splitlines()[1:] if ln.strip()]
+    check(len(rows) >= n_children, f"ps --sort pid: {len(rows)} rows on stdout")
+    check("processes so far" not in out, "progress went to stdout")
+    shown = "processes so far" in text
+    check(took > 1.0, f"the listing took {took:.2f} s with the node stopped for 1.2 s")
+    check(shown, f"a {took:.1f} s listing showed no progress: {text[:200]!r}")
+    check(text.endswith("\r\x1b[K"), f"progress line not erased: {text[-80:]!r}")
+    print(f"    ps --sort pid with stderr on a terminal: {took:.2f} s, progress shown: {shown}")
 
 
 def _conns_dialled(n):
