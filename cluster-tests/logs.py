@@ -20,6 +20,17 @@ import time
 from harness import TestFailure, check, free_port, wait_until
 
 
+def _stop(p):
+    """SIGTERM the girderd p; it must stop within 10 s."""
+    p.terminate()
+    try:
+        p.wait(10)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+        raise TestFailure("girderd did not stop on SIGTERM") from None
+
+
 def test_libevent_log(c):
     """evdns's "Nameserver ... has failed" as a girderd log line, module libevent."""
     resolv = os.path.join(c.dir, "resolv.conf")
@@ -45,13 +56,7 @@ def test_libevent_log(c):
         bare = [ln for ln in text().splitlines() if ln.startswith("[")]
         check(not bare, f"libevent lines not formatted: {bare[:3]}")
     finally:
-        p.terminate()
-        try:
-            p.wait(10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-            raise TestFailure("girderd did not stop on SIGTERM") from None
+        _stop(p)
 
 
 def test_redial_log(c):
@@ -83,10 +88,4 @@ def test_redial_log(c):
         check(settled <= 30, f"{settled} lines for two dead seeds in 24 s: {end[:6]}")
         print(f"    {settled} log lines above debug for two dead seeds, none in the last 12 s")
     finally:
-        p.terminate()
-        try:
-            p.wait(10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-            raise TestFailure("girderd did not stop on SIGTERM") from None
+        _stop(p)

@@ -557,64 +557,68 @@ int gr_redis_collect_fn(void *ud, const uint8_t *name, size_t nlen, const uint8_
     return 0;
 }
 
+/* The next string item of a msgpack array of strings and nils (both callers
+ * below): *off is at an item; nil items are skipped. 1 with *ret_p and *ret_len
+ * (a string, or an integer written into ib) and *off past it, 0 at the end
+ * (*left items were left), -EINVAL for another kind of item. */
+static int next_str(const uint8_t *v, size_t n, size_t *off, uint64_t *left, char ib[32],
+                    const uint8_t **ret_p, size_t *ret_len)
+{
+    for (; *left > 0; (*left)--) {
+        mitem m;
+
+        if (*off < n && v[*off] == 0xc0) { /* nil: absent */
+            (*off)++;
+            continue;
+        }
+        m = rd(v, n, *off);
+        if (m.kind == MK_BAD || m.kind == MK_OTHER || m.kind == MK_ARRAY || m.kind == MK_MAP ||
+            !gr_redis_str(v + *off, m.next - *off, ib, ret_p, ret_len)) {
+            return -EINVAL;
+        }
+        *off = m.next;
+        (*left)--;
+        return 1;
+    }
+    return 0;
+}
+
 int gr_redis_reply_strs(gr_resp_out *o, const uint8_t *v, size_t n, size_t *ret_n)
 {
     mitem arr = rd(v, n, 0);
-    size_t off = arr.next;
+    size_t off = arr.next, len;
+    uint64_t left = arr.n;
+    const uint8_t *p;
+    char ib[32];
+    int r;
 
     if (arr.kind != MK_ARRAY || arr.n > n) {
         return -EINVAL;
     }
-    for (uint64_t i = 0; i < arr.n; i++) {
-        mitem m;
-        const uint8_t *p;
-        size_t len;
-        char ib[32];
-
-        if (off < n && v[off] == 0xc0) { /* nil: absent */
-            off++;
-            continue;
-        }
-        m = rd(v, n, off);
-        if (m.kind == MK_BAD || m.kind == MK_OTHER || m.kind == MK_ARRAY || m.kind == MK_MAP ||
-            !gr_redis_str(v + off, m.next - off, ib, &p, &len)) {
-            return -EINVAL;
-        }
+    while ((r = next_str(v, n, &off, &left, ib, &p, &len)) > 0) {
         gr_resp_bulk(o, p, len);
         (*ret_n)++;
-        off = m.next;
     }
-    return 0;
+    return r;
 }
 
 int gr_redis_pieces_of_array(rpieces *ps, const uint8_t *v, size_t n)
 {
     mitem arr = rd(v, n, 0);
-    size_t off = arr.next;
+    size_t off = arr.next, len;
+    uint64_t left = arr.n;
+    const uint8_t *p;
+    char ib[32];
+    int r;
 
     if (arr.kind != MK_ARRAY || arr.n > n) {
         return -EINVAL;
     }
-    for (uint64_t i = 0; i < arr.n; i++) {
-        mitem m;
-        const uint8_t *p;
-        size_t len;
-        char ib[32];
-
-        if (off < n && v[off] == 0xc0) { /* nil: absent */
-            off++;
-            continue;
-        }
-        m = rd(v, n, off);
-        if (m.kind == MK_BAD || m.kind == MK_OTHER || m.kind == MK_ARRAY || m.kind == MK_MAP ||
-            !gr_redis_str(v + off, m.next - off, ib, &p, &len)) {
-            return -EINVAL;
-        }
+    while ((r = next_str(v, n, &off, &left, ib, &p, &len)) > 0) {
         if (gr_redis_piece_put(ps, p, len) < 0) {
             return -ENOMEM;
         }
         ps->n++;
-        off = m.next;
     }
-    return 0;
+    return r;
 }

@@ -585,6 +585,22 @@ static int rbusy_find_locked(girder_rt *rt, uint32_t node, uint64_t id)
     return -1;
 }
 
+/* Resume the process of parked entry e (the caller drops the entry): its
+ * suspended time is counted and a GR_SIG_RESUME goes to its scheduler. A
+ * resume must not be lost to ENOMEM (the process would sleep forever), so
+ * the signal's allocation is retried. Caller holds rt->park_lock, so that
+ * the parked are resumed in the order they were parked. */
+static void resume_parked_locked(girder_rt *rt, const gr_parked *e, uint64_t now)
+{
+    gr_sig *sig;
+
+    atomic_fetch_add_explicit(&rt->suspended_us, now - e->since_us, memory_order_relaxed);
+    while ((sig = gr_sig_new(GR_SIG_RESUME, no_pid, e->pid)) == NULL) {
+        sched_yield();
+    }
+    gr_sched_push(&rt->scheds[(e->pid.id & 0xff) % rt->nsched], sig);
+}
+
 static void rbusy_del_locked(girder_rt *rt, unsigned i)
 {
     unsigned n = atomic_load_explicit(&rt->nrbusy, memory_order_relaxed);
@@ -604,17 +620,12 @@ static void resume_remote_locked(girder_rt *rt,
 
     for (size_t i = 0; i < rt->nparked; i++) {
         gr_parked *e = &rt->parked[i];
-        gr_sig *sig;
 
         if (e->node != 0 || e->rnode == 0 || !gone(rt, e, arg)) {
             rt->parked[keep++] = *e;
             continue;
         }
-        atomic_fetch_add_explicit(&rt->suspended_us, now - e->since_us, memory_order_relaxed);
-        while ((sig = gr_sig_new(GR_SIG_RESUME, no_pid, e->pid)) == NULL) {
-            sched_yield();
-        }
-        gr_sched_push(&rt->scheds[(e->pid.id & 0xff) % rt->nsched], sig);
+        resume_parked_locked(rt, e, now);
     }
     rt->nparked = keep;
 }
@@ -877,18 +888,12 @@ void gr_rt_node_busy(girder_rt *rt, uint32_t node, bool busy)
     pthread_mutex_lock(&rt->park_lock);
     for (size_t i = 0; i < rt->nparked; i++) {
         gr_parked *e = &rt->parked[i];
-        gr_sig *sig;
 
         if (e->node != node) {
             rt->parked[keep++] = *e;
             continue;
         }
-        atomic_fetch_add_explicit(&rt->suspended_us, now - e->since_us, memory_order_relaxed);
-        /* A resume must not be lost to ENOMEM: the process would sleep forever. */
-        while ((sig = gr_sig_new(GR_SIG_RESUME, no_pid, e->pid)) == NULL) {
-            sched_yield();
-        }
-        gr_sched_push(&rt->scheds[(e->pid.id & 0xff) % rt->nsched], sig);
+        resume_parked_locked(rt, e, now);
     }
     rt->nparked = keep;
     pthread_mutex_unlock(&rt->park_lock);
@@ -930,17 +935,12 @@ int gr_rt_proc_busy(girder_rt *rt, girder_pid pid, bool busy)
     now = mono_us();
     for (size_t k = 0; k < rt->nparked; k++) {
         gr_parked *e = &rt->parked[k];
-        gr_sig *sig;
 
         if (e->node != 0 || e->rnode != 0 || e->on != pid.id) {
             rt->parked[keep++] = *e;
             continue;
         }
-        atomic_fetch_add_explicit(&rt->suspended_us, now - e->since_us, memory_order_relaxed);
-        while ((sig = gr_sig_new(GR_SIG_RESUME, no_pid, e->pid)) == NULL) {
-            sched_yield();
-        }
-        gr_sched_push(&rt->scheds[(e->pid.id & 0xff) % rt->nsched], sig);
+        resume_parked_locked(rt, e, now);
     }
     rt->nparked = keep;
     rtold_take_locked(rt, pid.id, &told, &ntold);
