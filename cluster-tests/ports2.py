@@ -163,6 +163,20 @@ sys.stdin.buffer.read()
 """
 
 
+def _gated_port(c, node, gate, *opts):
+    """Start port "slow" on node (port start options opts): a `cat` that
+    reads nothing until the FIFO c.dir/gate is opened for writing, then reads
+    all. Returns the FIFO's path (open it, `open(fifo, "w")`, to let it read)."""
+    fifo = os.path.join(c.dir, gate)
+    if os.path.exists(fifo):
+        os.unlink(fifo)
+    os.mkfifo(fifo)
+    c.expect(node.cli("port", "start", "--name", "slow", *opts, "--", "sh", "-c",
+                      f"cat {fifo} >/dev/null; exec cat >/dev/null"), EXIT_OK)
+    wait_until("slow runs", lambda: _ports(c, node).get("slow", {}).get("os_pid"), 10)
+    return fifo
+
+
 def _rss_kb(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -189,15 +203,9 @@ def test_backpressure(c):
     py = _python()
     check(py is not None, "no python3 with msgpack (python3-msgpack): scripts/setup-deps")
     a = c.node("a")
-    fifo = os.path.join(c.dir, "pt2_gate")
-    if os.path.exists(fifo):
-        os.unlink(fifo)
-    os.mkfifo(fifo)
     c.expect(a.cli("port", "start", "--name", "cw", "--", exe), EXIT_OK)
     a.wait_log(r"port/cw: example C worker \d+ ready", 10)
-    c.expect(a.cli("port", "start", "--name", "slow", "--", "sh", "-c",
-                   f"cat {fifo} >/dev/null; exec cat >/dev/null"), EXIT_OK)
-    wait_until("slow runs", lambda: _ports(c, a).get("slow", {}).get("os_pid"), 10)
+    fifo = _gated_port(c, a, "pt2_gate")
     before = _counters(c, a)
     base = _rss_kb(a.pid)
     mark = a.log_mark()

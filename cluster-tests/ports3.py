@@ -8,7 +8,8 @@ import os
 import time
 
 from harness import EXIT_OK, EXIT_USAGE, check, now, wait_until
-from ports2 import PY_WORKER, _c_worker, _call, _counters, _ports, _python, _rss_kb
+from ports2 import (PY_WORKER, _c_worker, _call, _counters, _gated_port, _ports, _python,
+                    _rss_kb)
 
 
 def _err(r):
@@ -101,14 +102,7 @@ def test_busy_marks(c):
     a.wait_log(r"not started: bad port busy marks", 10, mark)
     check("bad" not in _ports(c, a), "the bad port is gone")
 
-    fifo = os.path.join(c.dir, "pt3_gate")
-    if os.path.exists(fifo):
-        os.unlink(fifo)
-    os.mkfifo(fifo)
-    c.expect(a.cli("port", "start", "--name", "slow", "--busy-high", "65536", "--busy-low",
-                   "8192", "--", "sh", "-c", f"cat {fifo} >/dev/null; exec cat >/dev/null"),
-             EXIT_OK)
-    wait_until("slow runs", lambda: _ports(c, a).get("slow", {}).get("os_pid"), 10)
+    fifo = _gated_port(c, a, "pt3_gate", "--busy-high", "65536", "--busy-low", "8192")
     before = _counters(c, a)
     mark = a.log_mark()
     c.expect(a.cli("port", "start", "--name", "flood", "--", py, "-c", _FLOOD % 12), EXIT_OK)
@@ -165,15 +159,9 @@ def test_remote_busy(c):
     a = c.node("a")
     b = c.node("b", seeds=[a])
     c.wait_mesh([a, b])
-    fifo = os.path.join(c.dir, "pt3_rgate")
-    if os.path.exists(fifo):
-        os.unlink(fifo)
-    os.mkfifo(fifo)
     c.expect(a.cli("port", "start", "--name", "cw", "--", exe), EXIT_OK)
     a.wait_log(r"port/cw: example C worker \d+ ready", 10)
-    c.expect(a.cli("port", "start", "--name", "slow", "--", "sh", "-c",
-                   f"cat {fifo} >/dev/null; exec cat >/dev/null"), EXIT_OK)
-    wait_until("slow runs", lambda: _ports(c, a).get("slow", {}).get("os_pid"), 10)
+    fifo = _gated_port(c, a, "pt3_rgate")
     before = _counters(c, b)
     base = _rss_kb(a.pid)
     amark, bmark = a.log_mark(), b.log_mark()
