@@ -4,7 +4,6 @@ both helpers (pt3_rpc) and busy marks set per port (pt3_busy_marks).
 docs/ports.md describes what each checks."""
 
 import json
-import os
 import time
 
 from harness import EXIT_OK, EXIT_USAGE, check, now, wait_until
