@@ -146,14 +146,18 @@ def test_pubsub(c):
                lambda: _call(c, a, cw, ["members", "app", "workers"]) == [], 10)
 
 
-_FLOOD = """
-import struct, sys
+# The start of a Python port program that writes frames: the {packet, 4}
+# framing of docs/ports.md (frame(v)) and its stdout (out).
+PY_FRAMING = """
+import struct, sys, time
 import msgpack
 def frame(v):
     b = msgpack.packb(v, use_bin_type=True)
     return struct.pack('>I', len(b)) + b
 out = sys.stdout.buffer
-big = frame([2, 'send', ['slow', b'y' * 65536]])
+"""
+
+_FLOOD = PY_FRAMING + """big = frame([2, 'send', ['slow', b'y' * 65536]])
 for i in range(%d):
     out.write(big)
 out.write(frame([2, 'send', ['cw', 'done']]))

@@ -7,8 +7,8 @@ import json
 import time
 
 from harness import EXIT_OK, EXIT_USAGE, check, now, wait_until
-from ports2 import (PY_WORKER, _c_worker, _call, _counters, _gated_port, _ports, _python,
-                    _rss_kb)
+from ports2 import (PY_FRAMING, PY_WORKER, _c_worker, _call, _counters, _gated_port, _ports,
+                    _python, _rss_kb)
 
 
 def _err(r):
@@ -59,14 +59,7 @@ def test_rpc(c):
     check("pw" in _ports(c, a) and "cw" in _ports(c, b), "both ports still run")
 
 
-_FLOOD = """
-import struct, sys
-import msgpack
-def frame(v):
-    b = msgpack.packb(v, use_bin_type=True)
-    return struct.pack('>I', len(b)) + b
-out = sys.stdout.buffer
-big = frame([2, 'send', ['slow', b'y' * 65536]])
+_FLOOD = PY_FRAMING + """big = frame([2, 'send', ['slow', b'y' * 65536]])
 for i in range(%d):
     out.write(big)
 out.flush()
@@ -121,14 +114,7 @@ def test_busy_marks(c):
     check("port_overflow" not in a.log_since(mark), "the receiver was never stopped")
 
 
-_REMOTE_FLOOD = """
-import struct, sys, time
-import msgpack
-def frame(v):
-    b = msgpack.packb(v, use_bin_type=True)
-    return struct.pack('>I', len(b)) + b
-out = sys.stdout.buffer
-big = frame([2, 'send', ['slow@%s', b'y' * 65536]])
+_REMOTE_FLOOD = PY_FRAMING + """big = frame([2, 'send', ['slow@%s', b'y' * 65536]])
 for i in range(%d):
     out.write(big)
     out.flush()

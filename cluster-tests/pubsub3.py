@@ -27,19 +27,10 @@ import subprocess
 import threading
 import time
 
+from crdt import _cgroup_node  # a node in a cgroup v2 group, for nftables
 from harness import EXIT_OK, check, now, wait_until
 
 DETECTION_MS = 1500
-
-
-def _cgroup_node(c, short, cg, **kw):
-    """A node whose daemon runs in cgroup v2 `cg` from its first instruction
-    (nftables tells its sockets apart with `socket cgroupv2`)."""
-    n = c.node(short, start=False, **kw)
-    orig = n.argv
-    n.argv = lambda: ["sh", "-c", f'echo $$ > {cg}/cgroup.procs && exec "$@"', "sh"] + orig()
-    n.start()
-    return n
 
 
 def _rpc(c, n, fn, *args, **kw):
