@@ -168,6 +168,12 @@ void gr_cli_report(const gr_cli_ctx *ctx, const char *reason, const char *msg)
     report(ctx, reason, msg);
 }
 
+int gr_cli_report_fail(const gr_cli_ctx *ctx, const gr_cli_fail *f)
+{
+    report_fail(ctx, f, NULL);
+    return gr_cli_fail_exit(f);
+}
+
 int gr_cli_open(const gr_cli_ctx *ctx, int64_t deadline_ms, gr_cli_conn **ret_c)
 {
     char srcbuf[GR_COOKIE_PATH_MAX];

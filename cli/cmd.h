@@ -60,6 +60,10 @@ int gr_cli_usage_error(const gr_cli_ctx *ctx, const char *cmd, const char *forma
  * JSON error document {"error": reason, "message": msg} with --json. */
 void gr_cli_report(const gr_cli_ctx *ctx, const char *reason, const char *msg);
 
+/* Report the failed call or connection f (gr_cli_fail_message, as for the
+ * one rpc of `girder rpc`); returns its exit code (gr_cli_fail_exit). */
+int gr_cli_report_fail(const gr_cli_ctx *ctx, const gr_cli_fail *f);
+
 /* Report the remote error in rep (status < 0) as coming from node: "NODE:
  * MESSAGE (REASON)", or the observer key's "not allowed". Returns its exit code
  * (gr_cli_remote_exit). */

@@ -650,11 +650,7 @@ static int fan_out(const gr_cli_ctx *ctx, gr_cli_conn *c, int64_t deadline, cons
         gr_cli_fail f = {0};
 
         if (gr_cli_call(c, "rpc", "multicall", sb.data, sb.size, deadline, ret_rep, &f) < 0) {
-            char *msg = gr_cli_fail_message(&f, &ctx->target, ctx->timeout_ms, NULL);
-
-            gr_cli_report(ctx, gr_cli_fail_reason(&f), msg ? msg : gr_strerror(f.code));
-            free(msg);
-            ex = gr_cli_fail_exit(&f);
+            ex = gr_cli_report_fail(ctx, &f);
         } else if (ret_rep->status < 0) {
             gr_cli_reply_clear(ret_rep);
             ex = -1;
@@ -1171,11 +1167,7 @@ static int ps_page_ask(ps_run *p, uint32_t ni, uint64_t cursor)
                          sb.size, p->deadline, &f);
     msgpack_sbuffer_destroy(&sb);
     if (r < 0) {
-        char *msg = gr_cli_fail_message(&f, &ctx->target, ctx->timeout_ms, NULL);
-
-        gr_cli_report(ctx, gr_cli_fail_reason(&f), msg ? msg : gr_strerror(f.code));
-        free(msg);
-        return -gr_cli_fail_exit(&f);
+        return -gr_cli_report_fail(ctx, &f);
     }
     return 0;
 }
@@ -1199,11 +1191,7 @@ static int ps_page_take(ps_run *p, uint32_t ni, uint64_t cursor, uint64_t *ret_n
     int r;
 
     if (gr_cli_call_wait(p->c, p->deadline, &rep, &f) < 0) {
-        char *msg = gr_cli_fail_message(&f, &ctx->target, ctx->timeout_ms, NULL);
-
-        gr_cli_report(ctx, gr_cli_fail_reason(&f), msg ? msg : gr_strerror(f.code));
-        free(msg);
-        return -gr_cli_fail_exit(&f);
+        return -gr_cli_report_fail(ctx, &f);
     }
     if (rep.status < 0) {
         snprintf(why, wcap, "%s", rep.reason);
@@ -1818,11 +1806,7 @@ int gr_cli_cmd_info(const gr_cli_ctx *ctx, int argc, char **argv)
         goto out;
     }
     if (routed_call(ctx, c, d.node, "proc", "info", sb.data, sb.size, deadline, &rep, &f) < 0) {
-        char *msg = gr_cli_fail_message(&f, &ctx->target, ctx->timeout_ms, NULL);
-
-        gr_cli_report(ctx, gr_cli_fail_reason(&f), msg ? msg : gr_strerror(f.code));
-        free(msg);
-        ex = gr_cli_fail_exit(&f);
+        ex = gr_cli_report_fail(ctx, &f);
         goto out;
     }
     if (rep.status < 0) {
@@ -2128,13 +2112,8 @@ int gr_cli_cmd_trace(const gr_cli_ctx *ctx, int argc, char **argv)
                 events, dropped, lost, reason);
     }
     goto out;
-transport : {
-    char *msg = gr_cli_fail_message(&f, &ctx->target, ctx->timeout_ms, NULL);
-
-    gr_cli_report(ctx, gr_cli_fail_reason(&f), msg ? msg : gr_strerror(f.code));
-    free(msg);
-    ex = gr_cli_fail_exit(&f);
-}
+transport:
+    ex = gr_cli_report_fail(ctx, &f);
 out:
     msgpack_unpacked_destroy(&u);
     msgpack_sbuffer_destroy(&tracer);
