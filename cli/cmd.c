@@ -2517,20 +2517,22 @@ static const gr_cli_cmd CMDS[] = {
      "('work*'). --sort FIELD: pid, node, name, behaviour, status, mailbox, handled,\n"
      "memory, work (numbers largest first). --top N: the first N in that order\n"
      "(default order: work). A node that did not answer is named on stderr and the\n"
-     "exit status is 1; a member known down is skipped. --json: one array.",
+     "exit status is 1; a member known down is skipped. --json: one array. A listing\n"
+     "over 0.5 s shows its progress on stderr when that is a terminal (not while\n"
+     "unsorted rows stream to the same terminal).",
      gr_cli_cmd_ps},
     {"trace", "[--count N] [--time MS] [--rate R] DEST", 1, 7,
      "print the messages a process receives and sends, live",
      "Calls proc.trace(DEST, {max, ms, rate}) on the process's node (see send for\n"
      "DEST), which starts a tracer process there, then polls it every 100 ms\n"
-     "(proc.call(Tracer, \"poll\")) and prints TIME KIND PEER TERM per event: in\n"
-     "(PEER sent it), out (sent to PEER), call (a girder_call it received). The trace\n"
-     "ends by itself after N events (--count, default 100), MS ms (--time, default\n"
-     "10000) or when the process exits; events beyond R a second (--rate, default\n"
-     "100) are dropped and counted, so a busy process cannot flood anything. Ctrl-C\n"
-     "stops it. Last line: events, dropped, lost (the tracer's buffer was full) and\n"
-     "why it ended. --json: one object per event, then {\"done\", \"events\",\n"
-     "\"dropped\", \"lost\"}. Example:\n"
+     "(proc.trace_read(Tracer, \"poll\", Token)) and prints TIME KIND PEER TERM per\n"
+     "event: in (PEER sent it), out (sent to PEER), call (a girder_call it\n"
+     "received). The trace ends by itself after N events (--count, default 100),\n"
+     "MS ms (--time, default 10000) or when the process exits; events beyond R a\n"
+     "second (--rate, default 100) are dropped and counted, so a busy process\n"
+     "cannot flood anything. Ctrl-C stops it. Last line: events, dropped, lost\n"
+     "(the tracer's buffer was full) and why it ended. --json: one object per\n"
+     "event, then {\"done\", \"events\", \"dropped\", \"lost\"}. Example:\n"
      "  girder trace --count 20 worker@b@10.0.0.2",
      gr_cli_cmd_trace},
     {"top", "[-i SECONDS] [--sort KEY] [--only] [--once [--rows N]]", 0, 8,
@@ -2539,7 +2541,8 @@ static const gr_cli_cmd CMDS[] = {
      "schedulers' busy share, IN/s OUT/s: dist frames, MSG/s: messages handled,\n"
      "PROCS, MEM: resident memory) and the busiest processes of the fleet (MBOX,\n"
      "MSG/s, WORK/s: reductions-like work, MEM), rates taken between two samples.\n"
-     "Processes ranked: each node's first 1024 (proc.snapshot's first page). Keys:\n"
+     "Processes ranked: each node's 1024 with the most work, messages handled,\n"
+     "mailbox or memory (the sort key), out of all its processes. Keys:\n"
      "w work/s (default), r msgs/s, m mailbox, M memory, q or Ctrl-C quits and gives\n"
      "the terminal back. Needs a terminal (any TERM ncurses knows; 80x24 is enough).\n"
      "--once: two samples -i apart, then one frame as text on stdout (--rows N\n"
