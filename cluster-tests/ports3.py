@@ -62,7 +62,8 @@ def test_rpc(c):
 _FLOOD = PY_FRAMING + """big = frame([2, 'send', ['slow', b'y' * 65536]])
 for i in range(%d):
     out.write(big)
-out.flush()
+    out.flush()
+    time.sleep(0.02)  # a stream, not one burst: see the docstring
 print('flood done', file=sys.stderr, flush=True)
 sys.stdin.buffer.read()
 """
@@ -76,7 +77,10 @@ def test_busy_marks(c):
     does not read, started with --busy-high 65536 --busy-low 8192, suspends a
     port streaming 12 x 64 KiB (768 KiB, below the default 1 MiB mark, so a
     default port would take it all): the stream stalls until the receiver
-    reads, then passes."""
+    reads, then passes. The stream is paced at 64 KiB per 20 ms: messages
+    that reach slow's mailbox before slow's turn are not yet queued for its
+    stdin, so an unpaced burst can land whole before the mark is set, and
+    then nobody sends to a busy port (docs/ports.md, "Bounds")."""
     py = _python()
     check(py is not None, "no python3 with msgpack (python3-msgpack): scripts/setup-deps")
     a = c.node("a")
