@@ -50,15 +50,12 @@ typedef struct key_def {
     const char *dflt;    /* default, as shown in usage */
     setter_fn set;       /* validate and store */
     bool repeatable;     /* accumulates (seeds) instead of "set twice" */
-    bool planned;        /* not available yet: always rejected, left out of the usage */
 } key_def;
 
 static int set_name(gr_config *cfg, const char *v, gr_config_reason *why);
 static int set_listen(gr_config *cfg, const char *v, gr_config_reason *why);
 static int set_cookie_file(gr_config *cfg, const char *v, gr_config_reason *why);
 static int set_seeds(gr_config *cfg, const char *v, gr_config_reason *why);
-static int set_planned(gr_config *cfg, const char *v, gr_config_reason *why)
-    __attribute__((unused));
 static int set_http(gr_config *cfg, const char *v, gr_config_reason *why);
 static int set_http_token_file(gr_config *cfg, const char *v, gr_config_reason *why);
 static int set_http_require_token(gr_config *cfg, const char *v, gr_config_reason *why);
@@ -81,75 +78,74 @@ static int set_discover_interval(gr_config *cfg, const char *v, gr_config_reason
 static int set_accept_cookie_file(gr_config *cfg, const char *v, gr_config_reason *why);
 
 static const key_def keys[] = {
-    {"name", "name", "NAME@HOST", "node name", DEFAULT_NAME, set_name, false, false},
+    {"name", "name", "NAME@HOST", "node name", DEFAULT_NAME, set_name, false},
     {"listen", "listen", "HOST:PORT", "cluster address to listen on (port 0: any free port)",
-     "127.0.0.1:4370", set_listen, false, false},
+     "127.0.0.1:4370", set_listen, false},
     {"cookie_file", "cookie-file", "FILE", "file holding the cluster cookie", "$GIRDER_COOKIE",
-     set_cookie_file, false, false},
+     set_cookie_file, false},
     {"accept_cookie_file", "accept-cookie-file", "FILE",
      "file holding a further cookie peers may prove (cookie rotation; a missing file accepts "
      "nothing; re-read on SIGHUP); repeatable, up to 4",
-     "none", set_accept_cookie_file, true, false},
+     "none", set_accept_cookie_file, true},
     {"seeds", "seed", "NAME@HOST:PORT", "node to contact at start; repeatable", "none", set_seeds,
-     true, false},
+     true},
     {"discover_dns", "discover-dns", "NAME[:PORT]",
      "DNS name whose addresses are all candidate members, looked up periodically (port: "
      "this node's listen port); repeatable",
-     "none", set_discover_dns, true, false},
+     "none", set_discover_dns, true},
     {"discover_interval_ms", "discover-interval-ms", "MS",
      "how often discover_dns names are looked up (100..3600000)", "5000", set_discover_interval,
-     false, false},
+     false},
     {"data_dir", "data-dir", "DIR",
      "directory of the disk tables (created with mode 0700 if missing)",
-     "none: disk tables refused", set_data_dir, false, false},
+     "none: disk tables refused", set_data_dir, false},
     {"http", "http", "HOST:PORT",
      "HTTP listener: /metrics, /healthz, /readyz, /api, the dashboard (docs/http.md)", "off",
-     set_http, false, false},
+     set_http, false},
     {"http_token_file", "http-token-file", "FILE",
      "bearer token for the HTTP API and dashboard (owner-only file); needed off loopback", "none",
-     set_http_token_file, false, false},
+     set_http_token_file, false},
     {"http_require_token", "http-require-token", "BOOL",
-     "ask for the HTTP token on a loopback address too", "false", set_http_require_token, false,
-     false},
+     "ask for the HTTP token on a loopback address too", "false", set_http_require_token, false},
     {"http_protect_metrics", "http-protect-metrics", "BOOL",
      "/metrics, /healthz and /readyz need the HTTP token too", "false", set_http_protect_metrics,
-     false, false},
+     false},
     {"schedulers", "schedulers", "N", "scheduler threads, 1..255 or auto", "auto: one per core",
-     set_schedulers, false, false},
+     set_schedulers, false},
     {"log_level", "log-level", "LEVEL", "debug, info, notice, warn or error", "info", set_log_level,
-     false, false},
+     false},
     {"detection_ms", "detection-ms", "MS",
      "a silent link or hung peer is declared down after MS (300..600000)", "3000", set_detection_ms,
-     false, false},
+     false},
     {"link_high_water", "link-high-water", "BYTES",
      "bytes queued for a peer before its senders are suspended (256K..1G; the link is closed at "
      "8 times that)",
-     "64M", set_link_high_water, false, false},
+     "64M", set_link_high_water, false},
     {"cipher", "cipher", "NAME",
      "link cipher: auto (AES-128-OCB where both ends have AES instructions, else "
      "ChaCha20-Poly1305) or chacha20-poly1305",
-     "auto", set_cipher, false, false},
+     "auto", set_cipher, false},
     /* In the file: `load = PATH` lines of [plugins] (ini_handle). Flags add to
      * the file's list. */
     {"plugin", "plugin", "PATH", "plugin (.so) to load at start; repeatable", "none", set_plugin,
-     true, false},
+     true},
     /* The Redis listener (docs/redis.md). */
     {"redis", "redis", "HOST:PORT",
      "serve the Redis protocol here (a non-loopback HOST needs a password)", "off", set_redis,
-     false, false},
+     false},
     {"redis_password_file", "redis-password-file", "FILE",
      "password of Redis clients (AUTH), first line; must not be readable by group or others",
-     "none", set_redis_password_file, false, false},
+     "none", set_redis_password_file, false},
     {"redis_table", "redis-table", "NAME", "table of Redis db 0 (db N: NAME.N)", "redis",
-     set_redis_table, false, false},
+     set_redis_table, false},
     {"observer_key_file", "observer-key-file", "FILE",
      "file holding the observer key: a CLI proving it may only read", "none: observers refused",
-     set_observer_key_file, false, false},
+     set_observer_key_file, false},
     {"log_format", "log-format", "FORMAT", "text or json (one JSON object a line)", "text",
-     set_log_format, false, false},
+     set_log_format, false},
     {"ready_wait_seeds_ms", "ready-wait-seeds-ms", "MS",
      "with seeds, systemd readiness waits this long for one to connect (0..600000)", "5000",
-     set_ready_wait_seeds_ms, false, false},
+     set_ready_wait_seeds_ms, false},
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -542,14 +538,6 @@ static int set_http_require_token(gr_config *cfg, const char *v, gr_config_reaso
 static int set_http_protect_metrics(gr_config *cfg, const char *v, gr_config_reason *why)
 {
     return set_bool(&cfg->http_protect_metrics, v, why);
-}
-
-/* A setting whose feature has not landed: accepting it would promise what the
- * node does not do, so every value is refused. */
-static int set_planned(gr_config *cfg, const char *v, gr_config_reason *why)
-{
-    *why = GR_CONFIG_EPLANNED;
-    return GR_ECONFIG;
 }
 
 /* A path, not checked here: the node creates it (or refuses to start) when the
@@ -1400,9 +1388,6 @@ void gr_config_usage(FILE *f, const char *prog)
     fprintf(f, "usage: %s", prog);
     usage_item(f, &col, indent + 1, "[-c FILE]");
     for (size_t i = 0; i < NKEYS; i++) {
-        if (keys[i].planned) {
-            continue;
-        }
         snprintf(item, sizeof(item), "[--%s %s]%s", keys[i].flag, keys[i].metavar,
                  keys[i].repeatable ? "..." : "");
         usage_item(f, &col, indent + 1, item);
@@ -1418,9 +1403,6 @@ void gr_config_usage(FILE *f, const char *prog)
     for (size_t i = 0; i < NKEYS; i++) {
         char lhs[64];
 
-        if (keys[i].planned) {
-            continue;
-        }
         snprintf(lhs, sizeof(lhs), "    --%s %s", keys[i].flag, keys[i].metavar);
         fprintf(f, "  %-32s %s\n  %-32s (key: %s; default: %s)\n", lhs, keys[i].help, "",
                 keys[i].key, keys[i].dflt);

@@ -127,8 +127,6 @@
                             "256K..1G with a binary K, M or G suffix")                             \
     X(GR_CONFIG_ELEVEL, "bad log level: expected debug, info, notice, warn or error")              \
     X(GR_CONFIG_ECIPHER, "bad cipher: expected auto or chacha20-poly1305")                         \
-    X(GR_CONFIG_EPLANNED,                                                                          \
-      "not available yet: planned, see docs/operations.md \"Planned settings\"")                   \
     X(GR_CONFIG_ETOOMANYPLUGINS, "too many plugins")                                               \
     X(GR_CONFIG_EBOOL, "bad boolean: expected true, false, yes, no, on, off, 1 or 0")              \
     X(GR_CONFIG_EOPTION, "unknown option")                                                         \
