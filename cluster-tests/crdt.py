@@ -4,8 +4,8 @@
 
 Three nodes and a replicated table, driven with `girder table hset|hget|hdel|
 hgetall|sadd|srem|smembers`: the commands on one node are read on the others;
-then a real partition (the daemons in two cgroup v2 groups, nftables dropping
-what one side's sockets send to the other side's listening ports, as
+then a real partition (cut.py: the daemons in two cgroup v2 groups, nftables
+dropping what one side's sockets send to the other side's listening ports, as
 r2_repl_partition does) cuts node a off from b and c, and both sides write:
 different fields of one map, an add of a member the other side removes, adds
 of different members, increments of one field. After the rules go every node
@@ -16,11 +16,9 @@ docs/tables.md "Maps and sets" has the rules.
 """
 
 import json
-import os
-import shutil
-import subprocess
 import time
 
+import cut
 from harness import EXIT_OK, EXIT_REMOTE, check, wait_until
 
 
@@ -38,49 +36,20 @@ def _all_equal(nodes, fn, want):
     return all(fn(n) == want for n in nodes)
 
 
-def _cgroup_node(c, short, cg, **kw):
-    """A node whose daemon runs in cgroup v2 `cg` from its first instruction."""
-    n = c.node(short, start=False, **kw)
-    orig = n.argv
-    n.argv = lambda: ["sh", "-c", f'echo $$ > {cg}/cgroup.procs && exec "$@"', "sh"] + orig()
-    n.start()
-    return n
-
-
-def _down(obs, who):
-    st = (obs.nodes() or {}).get(who.name, {}).get("state")
-    return st not in (None, "up")
-
-
 def test_crdt(c):
     """Maps (per-field last writer wins, field counters) and add-wins sets of
     a replicated table on 3 nodes, through the CLI; concurrent writes on the
     two sides of a real partition merge as docs/tables.md says."""
-    mount = next((ln.split()[1] for ln in open("/proc/mounts") if ln.split()[2] == "cgroup2"),
-                 None)
-    part = os.geteuid() == 0 and shutil.which("nft") and mount
-    tag = f"grcrdt{os.getpid()}"
-    cgs = []
+    part = None if cut.available() else cut.Partition("grcrdt", ("a", "bc"))
     nodes = []
-    nft_on = False
 
-    def nft(*args):
-        subprocess.run(["nft"] + list(args), check=True, capture_output=True, text=True)
+    def node(short, side, **kw):
+        return part.node(c, short, side, **kw) if part else c.node(short, **kw)
 
     try:
-        if part:
-            rel = os.path.relpath(mount, "/sys/fs/cgroup")
-            rel = "" if rel == "." else rel + "/"
-            cgs = [os.path.join(mount, tag + "a"), os.path.join(mount, tag + "bc")]
-            for cg in cgs:
-                os.makedirs(cg, exist_ok=True)
-            a = _cgroup_node(c, "a", cgs[0], detection_ms=1500)
-            b = _cgroup_node(c, "b", cgs[1], seeds=[a], detection_ms=1500)
-            d = _cgroup_node(c, "c", cgs[1], seeds=[a], detection_ms=1500)
-        else:
-            a = c.node("a", detection_ms=1500)
-            b = c.node("b", seeds=[a], detection_ms=1500)
-            d = c.node("c", seeds=[a], detection_ms=1500)
+        a = node("a", "a", detection_ms=1500)
+        b = node("b", "bc", seeds=[a], detection_ms=1500)
+        d = node("c", "bc", seeds=[a], detection_ms=1500)
         nodes = [a, b, d]
         c.wait_mesh(nodes)
         c.expect(a.cli("table", "create", "h", "--mode", "replicated"), EXIT_OK, what="create")
@@ -124,19 +93,13 @@ def test_crdt(c):
                                       {"name": "ada", "fa": "A", "fb": "B"}), 10, interval=0.1)
 
         if not part:
-            print("    SKIPPED the partition part: needs root, nft and a cgroup2 mount")
+            print(f"    SKIPPED the partition part: needs {cut.NEEDS}")
             return
-        nft("add", "table", "inet", tag)
-        nft_on = True
-        nft("add", "chain", "inet", tag, "out", "{ type filter hook output priority 0; }")
-        nft("add", "rule", "inet", tag, "out", "socket", "cgroupv2", "level", "1",
-            f'"{rel}{tag}a"', "tcp", "dport", f"{{ {b.port}, {d.port} }}", "drop")
-        nft("add", "rule", "inet", tag, "out", "socket", "cgroupv2", "level", "1",
-            f'"{rel}{tag}bc"', "tcp", "dport", str(a.port), "drop")
+        part.cut()
         t_cut = time.monotonic()
         wait_until("a cut off from b and c",
-                   lambda: _down(a, b) and _down(a, d) and _down(b, a) and _down(d, a), 20,
-                   interval=0.2)
+                   lambda: cut.down(a, b) and cut.down(a, d) and cut.down(b, a)
+                   and cut.down(d, a), 20, interval=0.2)
         print(f"    partition seen by both sides after {time.monotonic() - t_cut:.2f} s")
         # both sides write, truly concurrently
         c.expect(a.cli("table", "hset", "h", '"u"', "side", '"a"', "pa", "1"), EXIT_OK)
@@ -153,8 +116,7 @@ def test_crdt(c):
         check(_smembers(b, "h", "s") == ["only-c", "y"], "b and c do not see a's adds yet")
         check(_smembers(a, "h", "s") == ["only-a", "x", "y"], "a does not see the remove yet")
 
-        nft("delete", "table", "inet", tag)
-        nft_on = False
+        part.heal()
         t_heal = time.monotonic()
         c.wait_mesh(nodes, timeout=30)
         want_u = {"name": "ada", "fb": "B", "side": "a", "pa": 1, "pb": 2, "n": 12}
@@ -170,15 +132,8 @@ def test_crdt(c):
                    lambda: len({n.cli("table", "info", "h").data["replication"]["digest"]
                                 for n in nodes}) == 1, 20, interval=0.2)
     finally:
-        if nft_on:
-            subprocess.run(["nft", "delete", "table", "inet", tag], capture_output=True)
-        for n in nodes:
+        if part:
+            part.close()
+        for n in nodes:  # those of c.node(), without a partition
             if n.running():
                 n.kill9()
-        for cg in cgs:
-            for _ in range(50):
-                try:
-                    os.rmdir(cg)
-                    break
-                except OSError:
-                    time.sleep(0.1)

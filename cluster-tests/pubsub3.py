@@ -20,14 +20,12 @@ ps3_slow_rate  `girder sub` readers on two nodes of a steady stream of
 """
 
 import json
-import os
-import shutil
 import signal
 import subprocess
 import threading
 import time
 
-from crdt import _cgroup_node  # a node in a cgroup v2 group, for nftables
+import cut  # real partitions: cgroup v2 groups and nftables
 from harness import EXIT_OK, check, now, wait_until
 
 DETECTION_MS = 1500
@@ -72,26 +70,14 @@ def _winner(regs):
 def test_ps3_partition(c):
     """See the module docstring. Skipped (passes with a note) without root, nft
     or a cgroup2 mount."""
-    mount = next((ln.split()[1] for ln in open("/proc/mounts") if ln.split()[2] == "cgroup2"),
-                 None)
-    if os.geteuid() != 0 or not shutil.which("nft") or not mount:
-        print("    SKIPPED: needs root, nft (scripts/setup-deps) and a cgroup2 mount")
+    if cut.available():
+        print(f"    SKIPPED: needs {cut.NEEDS}")
         return
-    tag = f"grps3{os.getpid()}"
-    cg_ab, cg_c = os.path.join(mount, tag + "ab"), os.path.join(mount, tag + "c")
-    rel = os.path.relpath(mount, "/sys/fs/cgroup")  # nft resolves paths below /sys/fs/cgroup
-    rel = "" if rel == "." else rel + "/"
-    os.makedirs(cg_ab, exist_ok=True)
-    os.makedirs(cg_c, exist_ok=True)
-    nodes = []
-
-    def nft(*args):
-        subprocess.run(["nft"] + list(args), check=True, capture_output=True, text=True)
-
+    part = cut.Partition("grps3", ("ab", "c"))
     try:
-        a = _cgroup_node(c, "a", cg_ab, detection_ms=DETECTION_MS)
-        b = _cgroup_node(c, "b", cg_ab, seeds=[a], detection_ms=DETECTION_MS)
-        x = _cgroup_node(c, "c", cg_c, seeds=[a], detection_ms=DETECTION_MS)
+        a = part.node(c, "a", "ab", detection_ms=DETECTION_MS)
+        b = part.node(c, "b", "ab", seeds=[a], detection_ms=DETECTION_MS)
+        x = part.node(c, "c", "c", seeds=[a], detection_ms=DETECTION_MS)
         nodes = [a, b, x]
         c.wait_mesh(nodes)
 
@@ -108,12 +94,7 @@ def test_ps3_partition(c):
             wait_until(f"{n.short} to see 6 members", lambda n=n: _members_all(c, n) == every, 15)
             wait_until(f"{n.short} to know 3 names", lambda n=n: len(_names(c, n)) == 3, 15)
 
-        nft("add", "table", "inet", tag)
-        nft("add", "chain", "inet", tag, "out", "{ type filter hook output priority 0; }")
-        nft("add", "rule", "inet", tag, "out", "socket", "cgroupv2", "level", "1",
-            f'"{rel}{tag}ab"', "tcp", "dport", str(x.port), "drop")
-        nft("add", "rule", "inet", tag, "out", "socket", "cgroupv2", "level", "1",
-            f'"{rel}{tag}c"', "tcp", "dport", f"{{ {a.port}, {b.port} }}", "drop")
+        part.cut()
         t_cut = now()
 
         # each side drops the other's members and names (the order: the cut,
@@ -175,7 +156,7 @@ def test_ps3_partition(c):
             check(len(regs.get(name, [])) == 2, f"{name} taken on both sides: {regs!r}")
         check(a.cli("whereis", "c.new").error_id == "noname", "a cannot see c's new name")
 
-        nft("delete", "table", "inet", tag)
+        part.heal()
         t_heal = now()
         c.wait_mesh(nodes, timeout=30)
         t_mesh = now() - t_heal
@@ -214,17 +195,7 @@ def test_ps3_partition(c):
         print(f"    after the heal: mesh in {t_mesh:.2f} s, groups and names converged in "
               f"{t_conv:.2f} s")
     finally:
-        subprocess.run(["nft", "delete", "table", "inet", tag], capture_output=True)
-        for n in nodes:
-            if n.running():
-                n.kill9()
-        for cg in (cg_ab, cg_c):
-            for _ in range(50):
-                try:
-                    os.rmdir(cg)
-                    break
-                except OSError:
-                    time.sleep(0.1)
+        part.close()
 
 
 class _Reader:

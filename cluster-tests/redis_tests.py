@@ -36,6 +36,7 @@ import sys
 import threading
 import time
 
+import cut
 from harness import check, free_port, now, wait_until
 
 try:
@@ -552,37 +553,24 @@ def test_partition(c):
     the rules go and every node answers the sum, the union (a member re-added
     on one side survives its removal on the other) and both fields. Needs
     root, nft and a cgroup2 mount; otherwise it says it skipped."""
-    from crdt import _cgroup_node, _down
-
-    mount = next((ln.split()[1] for ln in open("/proc/mounts") if ln.split()[2] == "cgroup2"),
-                 None)
-    if not (os.geteuid() == 0 and shutil.which("nft") and mount):
-        print("    SKIPPED: needs root, nft and a cgroup2 mount")
+    if cut.available():
+        print(f"    SKIPPED: needs {cut.NEEDS}")
         return
-    tag = f"grrdp{os.getpid()}"
-    rel = os.path.relpath(mount, "/sys/fs/cgroup")
-    rel = "" if rel == "." else rel + "/"
-    cgs = [os.path.join(mount, tag + "a"), os.path.join(mount, tag + "bc")]
-    nodes, nft_on = [], False
+    part = cut.Partition("grrdp", ("a", "bc"))
 
-    def nft(*args):
-        subprocess.run(["nft"] + list(args), check=True, capture_output=True, text=True)
-
-    def rnode(short, cg, seeds=()):
+    def rnode(short, side, seeds=()):
         addr = f"127.0.0.{c.next_host}"
         port = free_port(addr)
-        n = _cgroup_node(c, short, cg, seeds=list(seeds), detection_ms=1500,
-                         extra=["--redis", f"{addr}:{port}"])
+        n = part.node(c, short, side, seeds=list(seeds), detection_ms=1500,
+                   extra=["--redis", f"{addr}:{port}"])
         check(n.addr == addr, "address allocation changed")
         n.wait_log(r"listening for redis clients", 10)
         return n, port
 
     try:
-        for cg in cgs:
-            os.makedirs(cg, exist_ok=True)
-        a, pa = rnode("a", cgs[0])
-        b, pb = rnode("b", cgs[1], seeds=[a])
-        d, pd = rnode("c", cgs[1], seeds=[a])
+        a, pa = rnode("a", "a")
+        b, pb = rnode("b", "bc", seeds=[a])
+        d, pd = rnode("c", "bc", seeds=[a])
         nodes = [a, b, d]
         c.wait_mesh(nodes)
         ra, rb, rd = client(a, pa), client(b, pb), client(d, pd)
@@ -593,16 +581,10 @@ def test_partition(c):
                    lambda: all(r.smembers("s") == {"x", "y"} and r.get("cnt") == "10" and
                                r.hgetall("h") == {"base": "0"} for r in (ra, rb, rd)), 15)
 
-        nft("add", "table", "inet", tag)
-        nft_on = True
-        nft("add", "chain", "inet", tag, "out", "{ type filter hook output priority 0; }")
-        nft("add", "rule", "inet", tag, "out", "socket", "cgroupv2", "level", "1",
-            f'"{rel}{tag}a"', "tcp", "dport", f"{{ {b.port}, {d.port} }}", "drop")
-        nft("add", "rule", "inet", tag, "out", "socket", "cgroupv2", "level", "1",
-            f'"{rel}{tag}bc"', "tcp", "dport", str(a.port), "drop")
+        part.cut()
         wait_until("a cut off from b and c",
-                   lambda: _down(a, b) and _down(a, d) and _down(b, a) and _down(d, a), 20,
-                   interval=0.2)
+                   lambda: cut.down(a, b) and cut.down(a, d) and cut.down(b, a)
+                   and cut.down(d, a), 20, interval=0.2)
         ra.incrby("cnt", 3)
         rb.incrby("cnt", 4)
         rd.incrby("cnt", 5)
@@ -616,8 +598,7 @@ def test_partition(c):
         check(ra.get("cnt") == "13" and rb.smembers("s") == {"y", "only-c"},
               "each side sees only its own writes during the cut")
 
-        nft("delete", "table", "inet", tag)
-        nft_on = False
+        part.heal()
         t_heal = now()
         c.wait_mesh(nodes, timeout=30)
         want_h = {"base": "0", "fa": "A", "fb": "B", "n": "9"}
@@ -628,18 +609,7 @@ def test_partition(c):
         print(f"    converged {now() - t_heal:.2f} s after the rules went: INCRBY summed, "
               f"x re-added on a survived b's SREM, both HSET fields and HINCRBYs kept")
     finally:
-        if nft_on:
-            subprocess.run(["nft", "delete", "table", "inet", tag], capture_output=True)
-        for n in nodes:
-            if n.running():
-                n.kill9()
-        for cg in cgs:
-            for _ in range(50):
-                try:
-                    os.rmdir(cg)
-                    break
-                except OSError:
-                    time.sleep(0.1)
+        part.close()
 
 
 WT = "WRONGTYPE Operation against a key holding the wrong kind of value"

@@ -28,6 +28,7 @@ from redis_tests import test_benchmark as rd_benchmark, test_cluster as rd_clust
 from redis_tests import test_commands as rd_commands, test_pubsub as rd_pubsub
 from redis_tests import test_partition as rd_partition
 from crdt import test_crdt  # t3_crdt, in cluster-tests/crdt.py
+import cut  # real partitions: cgroup v2 groups and nftables, cluster-tests/cut.py
 from tables2 import test_join_tables as tb2_join_tables  # tb2_*: cluster-tests/tables2.py
 from roles import (test_json_log, test_observer, test_sdnotify,  # ro_*, cluster-tests/roles.py
                    test_tampered_role)
@@ -1831,17 +1832,6 @@ def test_repl_bench(c):
     print(f"    new node caught up with {n_keys} keys {t_join:.2f} s after its start")
 
 
-def repl_cgroup_node(c, short, cg, **kw):
-    """A node whose daemon runs in cgroup v2 `cg` (a path under the cgroup2
-    mount) from its first instruction, so nftables can tell its sockets
-    apart (`socket cgroupv2`)."""
-    n = c.node(short, start=False, **kw)
-    orig = n.argv
-    n.argv = lambda: ["sh", "-c", f'echo $$ > {cg}/cgroup.procs && exec "$@"', "sh"] + orig()
-    n.start()
-    return n
-
-
 @testkit
 def test_repl_slow(c):
     """A replica that stops reading (SIGSTOP) while a writes 100,000 keys of
@@ -1881,29 +1871,14 @@ def test_repl_partition(c):
     sides change keys (puts, a delete, increments); when the rules go, the
     nodes reconnect and converge with no operator step. Skipped (passes with
     a note) without root, nft or a cgroup2 mount."""
-    import shutil
-    import subprocess
-
-    mount = next((ln.split()[1] for ln in open("/proc/mounts") if ln.split()[2] == "cgroup2"),
-                 None)
-    if os.geteuid() != 0 or not shutil.which("nft") or not mount:
-        print("    SKIPPED: needs root, nft (scripts/setup-deps) and a cgroup2 mount")
+    if cut.available():
+        print(f"    SKIPPED: needs {cut.NEEDS}")
         return
-    tag = f"grrepl{os.getpid()}"
-    cg_ab, cg_c = os.path.join(mount, tag + "ab"), os.path.join(mount, tag + "c")
-    rel = os.path.relpath(mount, "/sys/fs/cgroup")  # nft resolves paths below /sys/fs/cgroup
-    rel = "" if rel == "." else rel + "/"
-    os.makedirs(cg_ab, exist_ok=True)
-    os.makedirs(cg_c, exist_ok=True)
-    nodes = []
-
-    def nft(*args):
-        subprocess.run(["nft"] + list(args), check=True, capture_output=True, text=True)
-
+    part = cut.Partition("grrepl", ("ab", "c"))
     try:
-        a = repl_cgroup_node(c, "a", cg_ab, detection_ms=1500)
-        b = repl_cgroup_node(c, "b", cg_ab, seeds=[a], detection_ms=1500)
-        d = repl_cgroup_node(c, "c", cg_c, seeds=[a], detection_ms=1500)
+        a = part.node(c, "a", "ab", detection_ms=1500)
+        b = part.node(c, "b", "ab", seeds=[a], detection_ms=1500)
+        d = part.node(c, "c", "c", seeds=[a], detection_ms=1500)
         nodes = [a, b, d]
         c.wait_mesh(nodes)
         c.expect(a.cli("table", "create", "p", "--mode", "replicated"), EXIT_OK, what="create")
@@ -1913,19 +1888,10 @@ def test_repl_partition(c):
         wait_until("converged before", lambda: repl_converged(c, nodes, "p", 100), 20,
                    interval=0.3)
 
-        nft("add", "table", "inet", tag)
-        nft("add", "chain", "inet", tag, "out", "{ type filter hook output priority 0; }")
-        nft("add", "rule", "inet", tag, "out", "socket", "cgroupv2", "level", "1",
-            f'"{rel}{tag}ab"', "tcp", "dport", str(d.port), "drop")
-        nft("add", "rule", "inet", tag, "out", "socket", "cgroupv2", "level", "1",
-            f'"{rel}{tag}c"', "tcp", "dport", f"{{ {a.port}, {b.port} }}", "drop")
+        part.cut()
         t_cut = time.monotonic()
-
-        def down(obs, who):
-            st = (obs.nodes() or {}).get(who.name, {}).get("state")
-            return st not in (None, "up")
-        wait_until("c cut off from a and b", lambda: down(d, a) and down(d, b) and down(a, d)
-                   and down(b, d), 20, interval=0.2)
+        wait_until("c cut off from a and b", lambda: cut.down(d, a) and cut.down(d, b)
+                   and cut.down(a, d) and cut.down(b, d), 20, interval=0.2)
         print(f"    partition seen by both sides after {time.monotonic() - t_cut:.2f} s")
         # both sides keep serving and writing
         repl_load(c, d, "p", [(f"c:{i}", i) for i in range(2000)] +
@@ -1941,7 +1907,7 @@ def test_repl_partition(c):
                  "a cannot see c's write during the partition")
         check(repl_dump(c, a, "p") != repl_dump(c, d, "p"), "the sides differ")
 
-        nft("delete", "table", "inet", tag)
+        part.heal()
         t_heal = time.monotonic()
         c.wait_mesh(nodes, timeout=30)
         t_mesh = time.monotonic() - t_heal
@@ -1956,17 +1922,7 @@ def test_repl_partition(c):
         print(f"    after the rules went: mesh again in {t_mesh:.2f} s, 4,000 changed keys "
               f"converged in {t_conv:.2f} s")
     finally:
-        subprocess.run(["nft", "delete", "table", "inet", tag], capture_output=True)
-        for n in nodes:
-            if n.running():
-                n.kill9()
-        for cg in (cg_ab, cg_c):
-            for _ in range(50):
-                try:
-                    os.rmdir(cg)
-                    break
-                except OSError:
-                    time.sleep(0.1)
+        part.close()
 
 
 TESTS = [

@@ -11,7 +11,8 @@ test r2_repl_partition), a and b in one cgroup v2 group, c in another. A
 replicated table gets KEYS (default 10,000) keys "key:<i>", i < KEYS, through
 `bench.tfill` on a. Then nftables drops, in the output hook, what each side's
 sockets send to the other side's listening ports (a real partition: packets
-are lost, not a simulated flag). Once both sides see the other down, a
+are lost, not a simulated flag; cluster-tests/cut.py makes the groups and the
+rules, as for the cluster tests). Once both sides see the other down, a
 rewrites the KEYS keys (new versions) and c writes KEYS new keys (i from KEYS
 to 2 x KEYS): KEYS changed keys on each side. The rules go, and the clock runs
 from that moment:
@@ -34,56 +35,33 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "net"))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "net"))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "cluster-tests"))
+import cut  # noqa: E402  (cgroup v2 groups and nftables, as the cluster tests)
 import net  # noqa: E402
 
-
-def unavailable():
-    """None when the partition can be made here, else the reason."""
-    if os.geteuid() != 0:
-        return "needs root"
-    if not shutil.which("nft"):
-        return "needs nft"
-    if not cgroup_mount():
-        return "needs a cgroup2 mount"
-    return None
-
-
-def cgroup_mount():
-    for ln in open("/proc/mounts"):
-        f = ln.split()
-        if len(f) > 2 and f[2] == "cgroup2":
-            return f[1]
-    return None
+unavailable = cut.available  # None when the partition can be made here, else the reason
 
 
 def run(build, keys=10000, reps=1, note=print):
     """Returns a list of (mesh_s, conv_s) per rep. Raises on failure."""
     tmp = tempfile.mkdtemp(prefix="girder-partition.")
-    mount = cgroup_mount()
-    tag = f"grpart{os.getpid()}"
-    cgs = {s: os.path.join(mount, tag + s) for s in ("ab", "c")}
-    rel = os.path.relpath(mount, "/sys/fs/cgroup")  # nft resolves paths below /sys/fs/cgroup
-    rel = "" if rel == "." else rel + "/"
+    part = cut.Partition("grpart", ("ab", "c"))
     g = net.Girder(build, tmp)
     real = g.girderd
     out = []
     nodes = []
 
-    def nft(*args):
-        subprocess.run(["nft"] + list(args), check=True, capture_output=True, text=True)
-
     def start(short, side, seed=None):
         # the daemon joins its cgroup before its first instruction (exec)
-        w = os.path.join(tmp, f"in-{side}.sh")
-        with open(w, "w") as f:
-            f.write(f'#!/bin/sh\necho $$ > {cgs[side]}/cgroup.procs && exec {real} "$@"\n')
-        os.chmod(w, 0o755)
-        g.girderd = w
+        g.girderd = part.wrapper(side, real, os.path.join(tmp, f"in-{side}.sh"))
         try:
-            return g.start(short, seed=seed, extra=["--detection-ms", "1500"])
+            n = g.start(short, seed=seed, extra=["--detection-ms", "1500"])
         finally:
             g.girderd = real
+        part.member(side, n["spec"].rsplit(":", 1)[1])
+        return n
 
     def info(n, t):
         rc, data, _ = g.cli(n, "table", "info", t, timeout_ms=5000)
@@ -121,8 +99,6 @@ def run(build, keys=10000, reps=1, note=print):
         return True
 
     try:
-        for cg in cgs.values():
-            os.makedirs(cg, exist_ok=True)
         a = start("pa", "ab")
         nodes.append(a)
         b = start("pb", "ab", seed=a)
@@ -140,20 +116,14 @@ def run(build, keys=10000, reps=1, note=print):
                 net.wait_until(f"{t} on {n['name']}", lambda n=n: info(n, t) is not None, 20)
             tfill(a, t, 0, keys)
             net.wait_until("the keys everywhere", lambda: converged(nodes, t, keys), 120, 0.05)
-            nft("add", "table", "inet", tag)
-            nft("add", "chain", "inet", tag, "out", "{ type filter hook output priority 0; }")
-            nft("add", "rule", "inet", tag, "out", "socket", "cgroupv2", "level", "1",
-                f'"{rel}{tag}ab"', "tcp", "dport", str(c["spec"].rsplit(":", 1)[1]), "drop")
-            nft("add", "rule", "inet", tag, "out", "socket", "cgroupv2", "level", "1",
-                f'"{rel}{tag}c"', "tcp", "dport",
-                "{ " + ", ".join(n["spec"].rsplit(":", 1)[1] for n in (a, b)) + " }", "drop")
+            part.cut()
             net.wait_until("the partition seen by both sides",
                            lambda: all(seen(x, y, False) for x, y in
                                        ((a, c), (b, c), (c, a), (c, b))), 60, 0.1)
             note(f"partitioned; {keys} keys changed on each side")
             tfill(a, t, 0, keys)      # rewrites: new versions of every key
             tfill(c, t, keys, keys)   # new keys on the other side
-            nft("delete", "table", "inet", tag)
+            part.heal()
             t0 = time.monotonic()
             mesh = None
             while time.monotonic() - t0 < 120:
@@ -169,20 +139,11 @@ def run(build, keys=10000, reps=1, note=print):
             print(f"partition keys={keys} mesh_s={mesh:.2f} conv_s={conv:.2f} "
                   f"after_mesh_s={conv - mesh:.2f} load={os.getloadavg()[0]:.1f}", flush=True)
     finally:
-        subprocess.run(["nft", "delete", "table", "inet", tag], capture_output=True)
         for n in nodes:  # only ours: the caller's nodes stay
             if n["proc"].poll() is None:
                 n["proc"].kill()
                 n["proc"].wait()
-        for cg in cgs.values():
-            for _ in range(50):
-                try:
-                    os.rmdir(cg)
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError:
-                    time.sleep(0.1)
+        part.close()
         shutil.rmtree(tmp, ignore_errors=True)
     return out
 
