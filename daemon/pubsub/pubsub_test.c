@@ -314,6 +314,51 @@ START_TEST(test_backlog_busy_and_drop)
 }
 END_TEST
 
+/* The backlog of one subscription (pattern "t"). */
+static void backlog_of(uint32_t *ret_msgs, uint64_t *ret_bytes)
+{
+    gr_sub_info *v;
+    size_t n;
+
+    ck_assert_int_eq(gr_pubsub_subscriptions(ps, "t", 1, &v, &n), 0);
+    ck_assert_uint_eq(n, 1);
+    *ret_msgs = v[0].backlog_msgs;
+    *ret_bytes = v[0].backlog_bytes;
+    free(v);
+}
+
+/* A delivery counts from its publish until its last reference goes: kept by
+ * the subscriber (the probe holds it for the test) it counts, in any order
+ * of release, with no later publish needed to see it go. */
+START_TEST(test_backlog_counts_until_released)
+{
+    girder_msg *m[3];
+    gr_pub_result res;
+    uint32_t msgs;
+    uint64_t bytes;
+
+    ck_assert_int_eq(sub(probe, "t", NULL), 0);
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(pub_int("t", i, &res), 0);
+    }
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(gr_probe_recv(probe, gr_test_ms(WAIT_MS), &m[i]), 0);
+    }
+    backlog_of(&msgs, &bytes);
+    ck_assert_uint_eq(msgs, 3);
+    ck_assert_uint_eq(bytes, 3 * girder_msg_size(m[0]));
+    girder_msg_unref(m[1]); /* the middle one first: no head to wait for */
+    backlog_of(&msgs, &bytes);
+    ck_assert_uint_eq(msgs, 2);
+    ck_assert_uint_eq(bytes, 2 * girder_msg_size(m[0]));
+    girder_msg_unref(m[2]);
+    girder_msg_unref(m[0]);
+    backlog_of(&msgs, &bytes);
+    ck_assert_uint_eq(msgs, 0);
+    ck_assert_uint_eq(bytes, 0);
+}
+END_TEST
+
 /* Byte limit: 4 KiB payloads against a 10 KiB limit: two fit, the third drops. */
 START_TEST(test_backlog_bytes)
 {
@@ -1584,6 +1629,7 @@ static Suite *pubsub_suite(void)
     tcase_add_test(tc, test_order_from_process);
     tcase_add_test(tc, test_backlog_busy_and_drop);
     tcase_add_test(tc, test_backlog_bytes);
+    tcase_add_test(tc, test_backlog_counts_until_released);
     tcase_add_test(tc, test_backlog_kill);
     tcase_add_test(tc, test_dead_subscriber_cleaned);
     tcase_add_test(tc, test_groups_counted_joins);

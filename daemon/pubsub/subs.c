@@ -7,17 +7,26 @@
  * Design notes
  *   Backlog. Every delivery is a message of its own, ["$pub", Topic, Payload],
  *   made for that subscription (one allocation and copy, as Erlang copies a
- *   message into each receiver's heap). The subscription keeps one reference
- *   to each delivery in a ring, oldest first. The runtime drops its reference
- *   once the subscriber's handle() returns (or the subscriber dies), so a ring
- *   entry whose refcount is back to 1 (gr_rt_msg_refs) has been handled: the
- *   backlog is the ring minus its handled prefix, reclaimed lazily by the
- *   next publish or listing. A subscriber that keeps a message (takes a ref)
- *   keeps it in its backlog until a later one is seen handled: the reclaim
- *   probes positions 1, 2, 4, ... past a stuck head and drops everything
- *   before the furthest handled entry, because a mailbox is handled in order.
- *   Bound: a subscription never holds more than max_msgs messages or
- *   max_bytes bytes, whatever its process does.
+ *   message into each receiver's heap), tallied (gr_rt_msg_alloc_tallied):
+ *   when its last reference goes - the subscriber's handle() has returned
+ *   and it kept no reference, or the subscriber died - it reports to the
+ *   subscription's tally, on the subscriber's thread. The backlog is what
+ *   was sent minus what was released, and the publisher holds no reference
+ *   to the deliveries: no ring, no per-delivery reference count read.
+ *   The publisher does not even read the tally on most deliveries: est_msgs /
+ *   est_bytes are upper bounds of the backlog (exact at the last look, plus
+ *   everything sent since), and the tally is read only when the bound would
+ *   cross the high watermark (then it is exact again) or for a listing. A
+ *   subscriber that keeps up costs the publisher one look per high_msgs
+ *   deliveries; one that does not is looked at on each delivery above its
+ *   high watermark, which is where busy, drop and kill are decided - on the
+ *   exact figure, as before.
+ *   Bound: a subscription never has more than max_msgs messages or max_bytes
+ *   bytes alive, whatever its process does.
+ *   Wake-ups: deliveries from a process hold the wake-up of a sleeping
+ *   scheduler until the whole fan-out is queued (gr_rt_send_once_held), so a
+ *   publish wakes each scheduler once, not each time its subscribers have
+ *   caught up and it went back to sleep.
  *   Publish holds tlock shared for the match and each subscription's mutex
  *   for its own delivery, so publishers on different schedulers run in
  *   parallel and only contend on a subscription they both reach.
@@ -42,12 +51,12 @@ struct gr_ps_sub {
     gr_sub_opts opts;                  /* limits, defaults filled in */
     uint32_t high_msgs;                /* high watermark, messages */
     uint64_t high_bytes;               /* high watermark, bytes */
+    gr_rt_tally *tally;                /* our deliveries report their release here */
     pthread_mutex_t lock;              /* guards everything below */
-    girder_msg **ring;                 /* deliveries not known handled, oldest at head */
-    uint32_t cap, head, n;             /* ring size (power of 2), oldest slot, entries */
-    uint64_t bytes;                    /* bytes of the n entries */
-    uint32_t peak;                     /* highest n seen */
-    girder_msg *spare;                 /* a handled envelope only we hold, for reuse */
+    uint64_t credits;                  /* references of tally held for the next deliveries */
+    uint64_t sent_bytes;               /* envelope bytes of every delivery so far */
+    uint64_t est_msgs, est_bytes;      /* backlog upper bounds (exact at the last look) */
+    uint64_t peak;                     /* highest backlog (messages) seen at a look */
     uint64_t delivered, dropped, busy; /* counters */
     bool closed;                       /* killed at its limit: skip, remove soon */
     size_t plen;                       /* pattern length */
@@ -196,15 +205,10 @@ fail:
     return r;
 }
 
+/* The tally goes with its last delivery still alive (maybe after s). */
 static gr_ps_sub *sub_free(gr_ps_sub *s)
 {
-    while (s->n > 0) {
-        girder_msg_unref(s->ring[s->head]);
-        s->head = (s->head + 1) & (s->cap - 1);
-        s->n--;
-    }
-    free(s->ring);
-    girder_msg_unref(s->spare);
+    gr_rt_tally_release(s->tally, s->credits + 1);
     pthread_mutex_destroy(&s->lock);
     free(s);
     return NULL;
@@ -281,6 +285,10 @@ int gr_pubsub_subscribe(gr_pubsub *ps, girder_pid pid, const char *pattern, size
         free(s);
         return r;
     }
+    if ((s->tally = gr_rt_tally_new()) == NULL) {
+        free(s);
+        return -ENOMEM;
+    }
     s->high_msgs = (uint32_t)((uint64_t)s->opts.max_msgs * s->opts.high_pct / 100);
     s->high_bytes = s->opts.max_bytes / 100 * s->opts.high_pct;
     s->pid = pid;
@@ -311,8 +319,7 @@ int gr_pubsub_subscribe(gr_pubsub *ps, girder_pid pid, const char *pattern, size
     pthread_rwlock_unlock(&ps->tlock);
 out:
     if (r < 0) {
-        pthread_mutex_destroy(&s->lock);
-        free(s);
+        sub_free(s);
         if (o != NULL) {
             gr_ps_owner_release_locked(ps, o); /* new for this call: nothing to hold */
         }
@@ -421,76 +428,19 @@ static void sweep_closed(gr_pubsub *ps)
 
 /* ---- backlog ------------------------------------------------------------------ */
 
-static bool handled(const girder_msg *m)
+#define CREDITS 256 /* tally references taken at once (one atomic per CREDITS deliveries) */
+
+/* Look at the tally: the exact backlog now. Caller holds s->lock. */
+static void look(gr_ps_sub *s)
 {
-    return gr_rt_msg_refs(m) == 1;
-}
+    uint64_t refs = gr_rt_tally_refs(s->tally); /* first: the bytes of what it counts are in */
+    uint64_t done = gr_rt_tally_done_bytes(s->tally);
 
-/* The oldest entry goes. Handled and held by the ring alone, it becomes the
- * spare (when there is none): the next delivery of the same size reuses it
- * instead of a malloc and a free. */
-static void ring_pop(gr_ps_sub *s)
-{
-    girder_msg *m = s->ring[s->head];
-
-    s->bytes -= girder_msg_size(m);
-    if (s->spare == NULL && handled(m)) {
-        s->spare = m;
-    } else {
-        girder_msg_unref(m);
+    s->est_msgs = refs - 1 - s->credits;
+    s->est_bytes = s->sent_bytes - done;
+    if (s->est_msgs > s->peak) {
+        s->peak = s->est_msgs;
     }
-    s->head = (s->head + 1) & (s->cap - 1);
-    s->n--;
-}
-
-/* Drop the handled prefix of s's ring. Caller holds s->lock. */
-static void reclaim(gr_ps_sub *s)
-{
-    uint32_t last = 0;
-
-    while (s->n > 0 && handled(s->ring[s->head])) {
-        ring_pop(s);
-    }
-    /* A stuck head (kept by the subscriber, or a delivery overtaken by a later
-     * one from another thread): entries up to any later handled one are
-     * handled too, since a mailbox is handled in order. */
-    for (uint32_t k = 1; k < s->n; k *= 2) {
-        if (handled(s->ring[(s->head + k) & (s->cap - 1)])) {
-            last = k;
-        }
-    }
-    for (uint32_t k = 0; k <= last && last > 0; k++) {
-        ring_pop(s);
-    }
-    while (s->n > 0 && handled(s->ring[s->head])) {
-        ring_pop(s);
-    }
-}
-
-static int ring_push(gr_ps_sub *s, girder_msg *m)
-{
-    if (s->n == s->cap) {
-        uint32_t cap = s->cap ? s->cap * 2 : 16;
-        girder_msg **nr = malloc(cap * sizeof(*nr));
-
-        if (nr == NULL) {
-            return -ENOMEM;
-        }
-        for (uint32_t i = 0; i < s->n; i++) {
-            nr[i] = s->ring[(s->head + i) & (s->cap - 1)];
-        }
-        free(s->ring);
-        s->ring = nr;
-        s->cap = cap;
-        s->head = 0;
-    }
-    s->ring[(s->head + s->n) & (s->cap - 1)] = m;
-    s->n++;
-    s->bytes += girder_msg_size(m);
-    if (s->n > s->peak) {
-        s->peak = s->n;
-    }
-    return 0;
 }
 
 /* ---- publish ------------------------------------------------------------------- */
@@ -502,7 +452,8 @@ typedef struct pub_ctx {
     size_t head_len;
     const girder_msg *payload;
     gr_pub_result res;
-    int err; /* first delivery error */
+    int err;          /* first delivery error */
+    gr_rt_wakes held; /* schedulers to wake once the fan-out is done */
 } pub_ctx;
 
 static bool deliver(gr_tidx_item *it, void *ud)
@@ -512,6 +463,7 @@ static bool deliver(gr_tidx_item *it, void *ud)
     size_t plen = girder_msg_size(pc->payload), len = pc->head_len + plen;
     girder_msg *env;
     uint8_t *data;
+    bool looked = false;
     int r;
 
     pc->res.matched++;
@@ -519,8 +471,11 @@ static bool deliver(gr_tidx_item *it, void *ud)
     if (s->closed) {
         goto out;
     }
-    reclaim(s);
-    if (s->n + 1 > s->opts.max_msgs || s->bytes + len > s->opts.max_bytes) {
+    if (s->est_msgs + 1 > s->high_msgs || s->est_bytes + len > s->high_bytes) {
+        look(s); /* near the watermark: decide on the exact figure */
+        looked = true;
+    }
+    if (s->est_msgs + 1 > s->opts.max_msgs || s->est_bytes + len > s->opts.max_bytes) {
         if (s->opts.policy == GR_SUB_KILL) {
             s->closed = true;
             pc->res.killed++;
@@ -536,41 +491,37 @@ static bool deliver(gr_tidx_item *it, void *ud)
         }
         goto out;
     }
-    /* From a process the envelope carries its own signal: one malloc per
-     * delivery, not two (gr_rt_send_once), and none when the spare fits: it
-     * was handled (its signal freed with its mailbox entry) and only the
-     * ring held it, so nobody else can see it rewritten. Envelopes are all
-     * made with room for a signal, so any spare may be sent once again. */
-    if (s->spare != NULL && girder_msg_size(s->spare) == len) {
-        env = s->spare;
-        s->spare = NULL;
-        data = (uint8_t *)girder_msg_data(env);
-    } else {
-        s->spare = girder_msg_unref(s->spare);
-        env = gr_rt_msg_alloc_once(len, &data);
+    if (s->credits == 0) {
+        gr_rt_tally_hold(s->tally, CREDITS);
+        s->credits = CREDITS;
     }
-    if (env == NULL) {
+    /* From a process the envelope carries its own signal: one malloc per
+     * delivery, not two (gr_rt_send_once). It takes one of our credits and
+     * gives it back to the tally when it goes. */
+    if ((env = gr_rt_msg_alloc_tallied(len, s->tally, &data)) == NULL) {
         pc->err = -ENOMEM;
         goto out;
     }
+    s->credits--;
+    s->est_msgs++;
+    s->est_bytes += len;
+    s->sent_bytes += len;
     memcpy(data, pc->head, pc->head_len);
     memcpy(data + pc->head_len, girder_msg_data(pc->payload), plen);
-    if ((r = ring_push(s, env)) < 0) {
-        girder_msg_unref(env);
-        pc->err = r;
-        goto out;
-    }
-    girder_msg_ref(env); /* the ring's; the send takes the first */
     /* A busy subscriber (a port) does not suspend the publisher: its backlog bounds it. */
-    r = pc->ctx ? gr_rt_send_once(pc->ctx, s->pid, env) : gr_rt_send(pc->ps->rt, s->pid, env);
+    r = pc->ctx ? gr_rt_send_once_held(pc->ctx, s->pid, env, &pc->held)
+                : gr_rt_send(pc->ps->rt, s->pid, env);
     if (r < 0) {
-        girder_msg_unref(env); /* now only the ring's: handled at once */
+        girder_msg_unref(env); /* released at once: the tally counts it handled */
         pc->err = r;
         goto out;
     }
     s->delivered++;
     pc->res.delivered++;
-    if (s->n > s->high_msgs || s->bytes > s->high_bytes) {
+    if (looked && s->est_msgs > s->peak) {
+        s->peak = s->est_msgs;
+    }
+    if (s->est_msgs > s->high_msgs || s->est_bytes > s->high_bytes) {
         s->busy++;
         pc->res.busy++;
     }
@@ -606,6 +557,9 @@ int gr_ps_publish_local(gr_pubsub *ps, girder_ctx *ctx, const char *topic, size_
     pthread_rwlock_rdlock(&ps->tlock);
     r = gr_tidx_match(ps->idx, topic, len, deliver, &pc);
     pthread_rwlock_unlock(&ps->tlock);
+    /* One wake-up per sleeping scheduler for the whole fan-out: its
+     * subscribers find every delivery of this publish queued when it runs. */
+    gr_rt_wakes_flush(ps->rt, &pc.held);
     if (r < 0) {
         return r;
     }
@@ -681,10 +635,10 @@ static bool list_one(gr_tidx_item *it, void *ud)
     memcpy(i->pattern, s->pattern, s->plen + 1);
     i->opts = s->opts;
     pthread_mutex_lock(&s->lock);
-    reclaim(s);
-    i->backlog_msgs = s->n;
-    i->backlog_bytes = s->bytes;
-    i->peak_msgs = s->peak;
+    look(s);
+    i->backlog_msgs = (uint32_t)s->est_msgs;
+    i->backlog_bytes = s->est_bytes;
+    i->peak_msgs = (uint32_t)s->peak;
     i->delivered = s->delivered;
     i->dropped = s->dropped;
     i->busy = s->busy;

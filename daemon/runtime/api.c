@@ -152,12 +152,23 @@ static int emit(gr_proc *p, gr_sig_type type, girder_pid to, girder_ref ref, gir
 
 int gr_rt_send_once(girder_ctx *ctx, girder_pid to, girder_msg *msg)
 {
+    return gr_rt_send_once_held(ctx, to, msg, NULL);
+}
+
+int gr_rt_send_once_held(girder_ctx *ctx, girder_pid to, girder_msg *msg, gr_rt_wakes *held)
+{
     gr_proc *p = gr_proc_of(ctx);
+    gr_sig *s;
 
     if (msg == NULL) {
         return GR_EBADARG;
     }
-    emit_sig(p, gr_sig_in_msg(msg, p->pid, to));
+    s = gr_sig_in_msg(msg, p->pid, to);
+    p->work++; /* as emit_sig, with the wake-up held */
+    if (p->traced) {
+        gr_trace_event(p, GR_TRACE_OUT, s->to, s->msg);
+    }
+    gr_route_held(p->sched->rt, p->sched, s, held);
     return 0;
 }
 

@@ -61,6 +61,82 @@ girder_msg *gr_rt_msg_alloc_once(size_t len, uint8_t **ret_data)
     return m;
 }
 
+/* ---- tallies ------------------------------------------------------------------------ */
+
+struct gr_rt_tally {
+    atomic_uint_fast64_t refs;       /* the owner's + its credits + tallied messages alive */
+    atomic_uint_fast64_t done_bytes; /* bytes of the tallied messages released so far */
+};
+
+/* Where a tallied message keeps its tally: after its signal's room. */
+static gr_rt_tally **tally_slot(girder_msg *m)
+{
+    return (gr_rt_tally **)((char *)m + once_sig_off(m->len) + sizeof(gr_sig));
+}
+
+gr_rt_tally *gr_rt_tally_new(void)
+{
+    gr_rt_tally *t = malloc(sizeof(*t));
+
+    if (t != NULL) {
+        atomic_init(&t->refs, 1);
+        atomic_init(&t->done_bytes, 0);
+    }
+    return t;
+}
+
+void gr_rt_tally_hold(gr_rt_tally *t, uint64_t n)
+{
+    atomic_fetch_add_explicit(&t->refs, n, memory_order_relaxed);
+}
+
+void gr_rt_tally_release(gr_rt_tally *t, uint64_t n)
+{
+    if (t != NULL && n > 0 && atomic_fetch_sub_explicit(&t->refs, n, memory_order_acq_rel) == n) {
+        free(t);
+    }
+}
+
+uint64_t gr_rt_tally_refs(const gr_rt_tally *t)
+{
+    return atomic_load_explicit(&((gr_rt_tally *)t)->refs, memory_order_acquire);
+}
+
+uint64_t gr_rt_tally_done_bytes(const gr_rt_tally *t)
+{
+    return atomic_load_explicit(&((gr_rt_tally *)t)->done_bytes, memory_order_relaxed);
+}
+
+girder_msg *gr_rt_msg_alloc_tallied(size_t len, gr_rt_tally *t, uint8_t **ret_data)
+{
+    girder_msg *m;
+
+    if (len == 0 || len > UINT32_MAX || t == NULL) {
+        return NULL;
+    }
+    if ((m = malloc(once_sig_off(len) + sizeof(gr_sig) + sizeof(t))) == NULL) {
+        return NULL;
+    }
+    atomic_init(&m->refs, GR_MSG_TALLIED | 1u);
+    m->len = (uint32_t)len;
+    *tally_slot(m) = t;
+    *ret_data = m->data;
+    return m;
+}
+
+/* The last reference of a tallied message went: free it, then report it to
+ * its tally (its bytes first: an owner that sees the reference gone sees
+ * them too). */
+static void tallied_free(girder_msg *m)
+{
+    gr_rt_tally *t = *tally_slot(m);
+    uint32_t len = m->len;
+
+    free(m);
+    atomic_fetch_add_explicit(&t->done_bytes, len, memory_order_relaxed);
+    gr_rt_tally_release(t, 1);
+}
+
 gr_sig *gr_sig_in_msg(girder_msg *m, girder_pid from, girder_pid to)
 {
     gr_sig *s = (gr_sig *)((char *)m + once_sig_off(m->len));
@@ -81,7 +157,7 @@ girder_msg *gr_rt_msg_alloc(size_t len, uint8_t **ret_data)
 
 unsigned gr_rt_msg_refs(const girder_msg *m)
 {
-    return atomic_load_explicit(&((girder_msg *)m)->refs, memory_order_acquire);
+    return atomic_load_explicit(&((girder_msg *)m)->refs, memory_order_acquire) & ~GR_MSG_TALLIED;
 }
 
 girder_msg *girder_msg_new(const void *bytes, size_t len)
@@ -125,8 +201,16 @@ girder_msg *girder_msg_ref(girder_msg *m)
 
 girder_msg *girder_msg_unref(girder_msg *m)
 {
-    if (m != NULL && atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1) {
+    unsigned old;
+
+    if (m == NULL) {
+        return NULL;
+    }
+    old = atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel);
+    if (old == 1) {
         free(m);
+    } else if (old == (GR_MSG_TALLIED | 1u)) {
+        tallied_free(m);
     }
     return NULL;
 }

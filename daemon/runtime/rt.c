@@ -533,6 +533,11 @@ const girder_behaviour *girder_behaviour_find(girder_rt *rt, const char *name)
 
 void gr_route(girder_rt *rt, gr_sched *cur, gr_sig *s)
 {
+    gr_route_held(rt, cur, s, NULL);
+}
+
+void gr_route_held(girder_rt *rt, gr_sched *cur, gr_sig *s, gr_rt_wakes *held)
+{
     unsigned idx = (unsigned)(s->to.id & 0xff);
     gr_sched *t;
 
@@ -551,7 +556,7 @@ void gr_route(girder_rt *rt, gr_sched *cur, gr_sig *s)
     if (t == cur) {
         gr_sched_local(cur, s);
     } else {
-        gr_sched_push(t, s);
+        gr_sched_push_held(t, s, held);
     }
 }
 

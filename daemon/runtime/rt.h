@@ -199,10 +199,41 @@ girder_msg *gr_rt_msg_alloc(size_t len, uint8_t **ret_data);
  * thread. */
 girder_msg *gr_rt_msg_alloc_once(size_t len, uint8_t **ret_data);
 
+/* A tally counts the release of messages (gr_rt_msg_alloc_tallied): when a
+ * tallied message's last reference goes - its receiver's handle() has
+ * returned and nobody kept it, or it was dropped (dead receiver, failed
+ * send) - the message is freed and reports to its tally, on whatever thread
+ * that happens. The owner counts what it sent; sent minus released is what
+ * is still alive, read without touching the messages (pubsub's backlogs,
+ * daemon/pubsub/subs.c).
+ *
+ * The tally is reference-counted: one reference for the owner, one for each
+ * tallied message alive, and any number the owner holds in advance
+ * (gr_rt_tally_hold) to hand to messages without an atomic each; the last
+ * release frees it, so it outlives its owner while messages are in flight.
+ * gr_rt_tally_refs - 1 - (references held in advance) = messages alive.
+ * Any thread for all of these. */
+typedef struct gr_rt_tally gr_rt_tally;
+
+/* A tally with one reference (the caller's), or NULL on -ENOMEM. */
+gr_rt_tally *gr_rt_tally_new(void);
+/* n more references for the caller (it holds one already). */
+void gr_rt_tally_hold(gr_rt_tally *t, uint64_t n);
+/* Drop n of the caller's references; frees t at the last. NULL-safe. */
+void gr_rt_tally_release(gr_rt_tally *t, uint64_t n);
+/* References right now (acquire: the releases it counts happened before). */
+uint64_t gr_rt_tally_refs(const gr_rt_tally *t);
+/* Bytes (girder_msg_size) of the tallied messages released so far. */
+uint64_t gr_rt_tally_done_bytes(const gr_rt_tally *t);
+/* gr_rt_msg_alloc_once (room for the signal of one gr_rt_send_once) for a
+ * message that reports its release to t. Takes one of the caller's
+ * references of t on success (the message gives it back when it goes);
+ * NULL on -ENOMEM or a bad length, and then takes nothing. */
+girder_msg *gr_rt_msg_alloc_tallied(size_t len, gr_rt_tally *t, uint8_t **ret_data);
+
 /* References m has right now (acquire). A holder that sees 1 knows it holds
  * the last one: every other holder has dropped its reference, and what it did
- * before is visible. pubsub uses it to tell when a subscriber has handled a
- * message (daemon/pubsub/subs.c). Any thread. */
+ * before is visible. Any thread. */
 unsigned gr_rt_msg_refs(const girder_msg *m);
 
 /* Name of node index i (0 = this node). NULL if i was never interned; else the
@@ -325,11 +356,25 @@ bool gr_rt_ctx_suspending(girder_ctx *ctx);
  * suspends the caller: for deliveries bounded by other means (pubsub's
  * per-subscription backlogs). Busy links still suspend. */
 int gr_rt_send_nobusy(girder_ctx *ctx, girder_pid to, girder_msg *msg);
+/* Wake-ups held back by one thread: a bit per scheduler that a delivery found
+ * asleep and that is still to be woken. Zero-initialise; owned by the thread
+ * that fills it. */
+typedef struct gr_rt_wakes {
+    uint64_t bits[(GR_RT_SCHED_MAX + 64) / 64];
+} gr_rt_wakes;
+
 /* gr_rt_send_nobusy for msg from gr_rt_msg_alloc_once, whose signal is the
  * room in msg's allocation: callable once per such message (a second send,
  * by anyone, must be an ordinary one). Takes msg (the caller's reference) on
  * success; no allocation, so it fails only on GR_EBADARG. Owner thread. */
 int gr_rt_send_once(girder_ctx *ctx, girder_pid to, girder_msg *msg);
+/* gr_rt_send_once, except that a scheduler of this node the send finds
+ * asleep is not woken here but noted in *held (NULL: woken now), for a
+ * producer that sends many messages in a row (pubsub's fan-out: one wake-up
+ * per scheduler per publish, not one each time the receiver has caught up
+ * and gone back to sleep). The caller must gr_rt_wakes_flush(rt, held)
+ * before its turn ends. Owner thread; held owned by the caller. */
+int gr_rt_send_once_held(girder_ctx *ctx, girder_pid to, girder_msg *msg, gr_rt_wakes *held);
 /* Suspensions: how many processes were suspended on busy links, how many are
  * now, and the total time spent suspended (us, counted at resume). Any thread. */
 void gr_rt_suspend_counters(girder_rt *rt, uint64_t *ret_total, uint64_t *ret_now,
@@ -404,13 +449,6 @@ void gr_rt_set_tables(girder_rt *rt, const gr_rt_table_ops *ops);
  * -ENOMEM (msg stays with the caller; the signal is lost, so treat it as a
  * broken connection). Any thread; never blocks, never calls the hook. */
 int gr_rt_remote_deliver(girder_rt *rt, gr_rt_remote_sig *sig);
-
-/* Wake-ups held back by one thread: a bit per scheduler that a delivery found
- * asleep and that is still to be woken. Zero-initialise; owned by the thread
- * that fills it. */
-typedef struct gr_rt_wakes {
-    uint64_t bits[(GR_RT_SCHED_MAX + 64) / 64];
-} gr_rt_wakes;
 
 /* gr_rt_remote_deliver, but a sleeping destination scheduler is not woken
  * here: it is noted in *held, and stays asleep - with anything else pushed to

@@ -29,8 +29,12 @@
 
 /* ---- messages ----------------------------------------------------------------- */
 
+/* Flag in girder_msg.refs of a message from gr_rt_msg_alloc_tallied: its
+ * last reference reports to its tally (msg.c). The count is the other bits. */
+#define GR_MSG_TALLIED 0x80000000u
+
 struct girder_msg {
-    atomic_uint refs;     /* references; freed at zero */
+    atomic_uint refs;     /* references (| GR_MSG_TALLIED); freed at zero */
     uint32_t len;         /* bytes in data */
     unsigned char data[]; /* one encoded msgpack term */
 };
@@ -358,6 +362,10 @@ gr_sig *gr_sig_in_msg(girder_msg *m, girder_pid from, girder_pid to);
  * non-scheduler thread). Takes the signal in all cases (dead destinations get
  * the Erlang treatment: messages dropped, link/monitor answered noproc). */
 void gr_route(girder_rt *rt, gr_sched *cur, gr_sig *s);
+/* gr_route; a sleeping scheduler of this node that s is pushed to is noted
+ * in *held instead of woken (NULL: woken now; gr_sched_push_held). The caller
+ * must gr_rt_wakes_flush(rt, held) soon. */
+void gr_route_held(girder_rt *rt, gr_sched *cur, gr_sig *s, gr_rt_wakes *held);
 uint64_t gr_now_ms(void);
 /* Called by a stopping scheduler whose last process just exited. */
 void gr_rt_sched_emptied(girder_rt *rt);

@@ -12,6 +12,7 @@
 #include "proto/err.h"
 #include "proto/term.h"
 #include "runtime/rt.h"
+#include "runtime/rt_int.h" /* a scheduler's sleeping flag (held wake-ups) */
 #include "util/clock.h"
 
 #include "testing/gr_test_rt.h"
@@ -372,6 +373,74 @@ START_TEST(test_send_once)
 }
 END_TEST
 
+/* do_send_held: n messages (positive fixints 0..n-1) from gr_rt_msg_alloc_once
+ * sent to `to` with gr_rt_send_once_held, then the flush; the wake-up count
+ * read around each step. */
+typedef struct held_op {
+    girder_pid to;                        /* receiver, on another scheduler */
+    int n;                                /* messages, at most 128 */
+    uint64_t w_before, w_sent, w_flushed; /* gr_rt_wakeups at each step */
+} held_op;
+
+static int do_send_held(girder_ctx *ctx, void *a)
+{
+    held_op *h = a;
+    girder_rt *r = girder_runtime(ctx);
+    gr_rt_wakes held = {0};
+
+    h->w_before = gr_rt_wakeups(r);
+    for (int i = 0; i < h->n; i++) {
+        uint8_t *d;
+        girder_msg *m = gr_rt_msg_alloc_once(1, &d);
+
+        if (m == NULL) {
+            return -ENOMEM;
+        }
+        d[0] = (uint8_t)i; /* positive fixint */
+        if (gr_rt_send_once_held(ctx, h->to, m, &held) < 0) {
+            girder_msg_unref(m);
+            return -EIO;
+        }
+    }
+    h->w_sent = gr_rt_wakeups(r);
+    gr_rt_wakes_flush(r, &held);
+    h->w_flushed = gr_rt_wakeups(r);
+    return 0;
+}
+
+/* gr_rt_send_once_held: sends to a sleeping scheduler write no wake-up; the
+ * flush wakes it once, and the messages arrive in order. */
+START_TEST(test_send_once_held)
+{
+    girder_pid f = spawn_fwd();
+    held_op h = {.to = gr_probe_pid(probe), .n = 100};
+    gr_sched *ps;
+
+    if ((f.id & 0xff) == (h.to.id & 0xff)) {
+        send_atom(f, "stop");
+        await_death(f, "normal");
+        f = spawn_fwd();
+    }
+    ck_assert_uint_ne(f.id & 0xff, h.to.id & 0xff);
+    ps = &rt->scheds[h.to.id & 0xff];
+    gr_test_wait_until(atomic_load(&ps->sleeping), WAIT_MS, "the probe's scheduler never slept");
+    ck_assert_int_eq(gr_rt_run_in(rt, f, do_send_held, &h), 0);
+    ck_assert_uint_eq(h.w_sent, h.w_before); /* nothing written while held */
+    ck_assert_uint_eq(h.w_flushed, h.w_sent + 1);
+    for (int i = 0; i < h.n; i++) {
+        msgpack_unpacked u;
+        girder_msg *m;
+
+        recv_obj(&u, &m);
+        ck_assert_uint_eq(u.data.via.u64, (uint64_t)i);
+        msgpack_unpacked_destroy(&u);
+        girder_msg_unref(m);
+    }
+    send_atom(f, "stop");
+    await_death(f, "normal");
+}
+END_TEST
+
 START_TEST(test_send_dead_pid_dropped)
 {
     girder_pid p = spawn_fwd();
@@ -382,6 +451,56 @@ START_TEST(test_send_dead_pid_dropped)
     ck_assert_int_eq(probe_op(gr_test_op_send_seq, &o), 0); /* silently dropped */
     ck_assert_int_eq(gr_rt_send(rt, p, girder_msg_atom("x")), 0);
     expect_none(100);
+}
+END_TEST
+
+/* A tallied message reports its release: through a forwarder (sent on, kept
+ * by the probe: alive until the test drops it), and one sent to a dead pid
+ * (released at once). The tally outlives its owner's release while a
+ * message is alive (ASan: nothing leaks, nothing is used after its free). */
+START_TEST(test_msg_tallied)
+{
+    gr_rt_tally *t = gr_rt_tally_new();
+    girder_pid f = spawn_fwd(), dead = spawn_fwd();
+    girder_msg *m, *r;
+    uint8_t *d;
+
+    ck_assert_ptr_nonnull(t);
+    gr_rt_tally_hold(t, 2); /* the owner's credits for two messages */
+    ck_assert_uint_eq(gr_rt_tally_refs(t), 3);
+    /* one to a forwarder: it reaches the probe, which keeps it */
+    ck_assert_ptr_nonnull(m = gr_rt_msg_alloc_tallied(2, t, &d));
+    d[0] = 0xa1; /* fixstr "x" */
+    d[1] = 'x';
+    ck_assert_uint_eq(gr_rt_msg_refs(m), 1);
+    ck_assert_int_eq(gr_rt_send(rt, f, m), 0);
+    ck_assert_int_eq(gr_probe_recv(probe, gr_test_ms(WAIT_MS), &r), 0);
+    ck_assert_ptr_eq(r, m);
+    ck_assert_uint_eq(gr_rt_tally_refs(t), 3); /* alive: the test holds it */
+    ck_assert_uint_eq(gr_rt_tally_done_bytes(t), 0);
+    girder_msg_unref(r);
+    ck_assert_uint_eq(gr_rt_tally_refs(t), 2);
+    ck_assert_uint_eq(gr_rt_tally_done_bytes(t), 2);
+    /* one to a dead pid: dropped, released at once */
+    send_atom(dead, "stop");
+    await_death(dead, "normal");
+    ck_assert_ptr_nonnull(m = gr_rt_msg_alloc_tallied(3, t, &d));
+    d[0] = 0xa2;
+    d[1] = d[2] = 'y';
+    ck_assert_int_eq(gr_rt_send(rt, dead, m), 0);
+    gr_test_wait_until(gr_rt_tally_refs(t) == 1, WAIT_MS, "the dropped message was not released");
+    ck_assert_uint_eq(gr_rt_tally_done_bytes(t), 5);
+    /* the owner lets go while a message is alive: the message frees the tally */
+    gr_rt_tally_hold(t, 1);
+    ck_assert_ptr_nonnull(m = gr_rt_msg_alloc_tallied(2, t, &d));
+    d[0] = 0xa1;
+    d[1] = 'z';
+    ck_assert_int_eq(gr_rt_send(rt, f, m), 0);
+    ck_assert_int_eq(gr_probe_recv(probe, gr_test_ms(WAIT_MS), &r), 0);
+    gr_rt_tally_release(t, 1);
+    girder_msg_unref(r);
+    send_atom(f, "stop");
+    await_death(f, "normal");
 }
 END_TEST
 
@@ -1517,19 +1636,20 @@ static Suite *runtime_suite(void)
     TCase *nm = gr_test_tcase(s, "node-monitor-hook", setup_nm, teardown, 60);
 
     gr_test_add(tc, test_spawn_send_receive, test_ordering_per_pair, test_ordering_cross_scheduler,
-                test_send_dead_pid_dropped, test_send_once, test_message_shared_refcount,
-                test_link_normal_exit_does_not_kill, test_link_abnormal_exit_kills,
-                test_link_trapping_gets_exit_message, test_unlink_prevents_exit,
-                test_link_to_dead_gives_noproc, test_kill_is_untrappable, test_exit_signal_rules,
-                test_exit_self_normal_kills, test_long_link_chain, test_spawn_link_init_failure,
-                test_monitor_reasons, test_monitor_exactly_once, test_demonitor_suppresses_down,
-                test_spawn_monitor, test_register_whereis_send, test_register_errors,
-                test_send_after_and_cancel, test_send_after_never_early, test_timer_dies_with_owner,
-                test_call_reply, test_process_info, test_stale_incarnation,
-                test_shutdown_terminates_everything, test_behaviour_registry_and_config_errors,
-                test_many_processes_cross_scheduler, test_process_list, test_process_list_pages,
-                test_process_list_request, test_process_list_concurrent,
-                test_monitor_nodes_without_distribution, test_signal_to_pid_spawned_meanwhile);
+                test_send_dead_pid_dropped, test_send_once, test_send_once_held,
+                test_message_shared_refcount, test_msg_tallied, test_link_normal_exit_does_not_kill,
+                test_link_abnormal_exit_kills, test_link_trapping_gets_exit_message,
+                test_unlink_prevents_exit, test_link_to_dead_gives_noproc, test_kill_is_untrappable,
+                test_exit_signal_rules, test_exit_self_normal_kills, test_long_link_chain,
+                test_spawn_link_init_failure, test_monitor_reasons, test_monitor_exactly_once,
+                test_demonitor_suppresses_down, test_spawn_monitor, test_register_whereis_send,
+                test_register_errors, test_send_after_and_cancel, test_send_after_never_early,
+                test_timer_dies_with_owner, test_call_reply, test_process_info,
+                test_stale_incarnation, test_shutdown_terminates_everything,
+                test_behaviour_registry_and_config_errors, test_many_processes_cross_scheduler,
+                test_process_list, test_process_list_pages, test_process_list_request,
+                test_process_list_concurrent, test_monitor_nodes_without_distribution,
+                test_signal_to_pid_spawned_meanwhile);
 
     gr_test_add(one, test_fairness, test_sched_time);
 
