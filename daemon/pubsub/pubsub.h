@@ -92,9 +92,9 @@ typedef struct gr_sub_info {
     girder_pid pid;                     /* subscriber */
     char pattern[GR_TOPIC_MAX_LEN + 1]; /* NUL-terminated */
     gr_sub_opts opts;                   /* limits in force (defaults filled in) */
-    uint32_t backlog_msgs;              /* sent, not handled yet */
+    uint32_t backlog_msgs;              /* sent, not released yet (docs/pubsub.md) */
     uint64_t backlog_bytes;             /* their envelope bytes */
-    uint32_t peak_msgs;                 /* highest backlog_msgs seen */
+    uint32_t peak_msgs;                 /* highest backlog_msgs seen at a look */
     uint64_t delivered;                 /* messages sent */
     uint64_t dropped;                   /* messages dropped at the limit */
     uint64_t busy;                      /* publishes that found it above high */
