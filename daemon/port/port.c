@@ -27,6 +27,13 @@
  * - A child record is shared by the port process and the spawner (refcount,
  *   ps->lock): if the port process dies before its program is started, the
  *   spawner finds `orphaned` and kills what it started.
+ * - Per message, bytes are copied, not unpacked and packed again: a message
+ *   for the program is validated and queued behind the 12-byte head of
+ *   [2, "message", [...]] (maybe_tagged sends what might be the port's own
+ *   "$call", "$reply", "DOWN"... the general way), and a [2, "send", [Pid,
+ *   Term]] frame becomes one message of Term's bytes (send_pid_frame). A
+ *   msgpack zone and an 8 KiB sbuffer each way per message were a third of
+ *   girderd's time in bench/run --ports (docs/benchmarks.md).
  * - Ending: the port process closes the program's stdin and hands its pidfd
  *   to the spawner's dying list: SIGTERM to the group at kill_timeout / 2,
  *   SIGKILL at kill_timeout, reaped as soon as the pidfd is readable; then
