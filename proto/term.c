@@ -7,13 +7,14 @@
  *   adds the pid/ref ext payloads (see term.h for the layout), and the few small
  *   helpers (C strings, map lookup, the "$rpc" answer) that every module
  *   speaking terms would otherwise write again.
- * - gr_term_validate walks the encoded bytes with an explicit stack of "values
- *   still expected" per nesting level. It exists because every term that arrives
- *   from the network is checked before anything is allocated for it, and
- *   msgpack-c's unpacker allocates a zone per object. Bounds: depth
- *   GR_TERM_DEPTH_MAX, each container's element count is checked against the
- *   bytes left (every element needs at least one byte), so a hostile header
- *   cannot make the walk loop longer than the buffer.
+ * - gr_term_next (and gr_term_validate: it, plus "nothing follows") walks the
+ *   encoded bytes with an explicit stack of "values still expected" per
+ *   nesting level. It exists because every term that arrives from the network
+ *   is checked before anything is allocated for it, and msgpack-c's unpacker
+ *   allocates a zone per object. Bounds: depth GR_TERM_DEPTH_MAX, each
+ *   container's element count is checked against the bytes left (every
+ *   element needs at least one byte), so a hostile header cannot make the
+ *   walk loop longer than the buffer.
  * - The validator must never accept what msgpack_unpack_next() refuses (the
  *   fuzz harness proto/fuzz/fuzz_term.c cross-checks it). msgpack-c refuses a
  *   container header, even an empty one, once MSGPACK_EMBED_STACK_SIZE (32)
@@ -321,7 +322,7 @@ static int read_hdr(const unsigned char *p, size_t left, hdr *h)
     return 0;
 }
 
-int gr_term_validate(const void *buf, size_t len)
+int gr_term_next(const void *buf, size_t len, size_t *ret_len)
 {
     const unsigned char *p = buf;
     size_t off = 0;
@@ -364,7 +365,15 @@ int gr_term_validate(const void *buf, size_t len)
             pending[++depth] = h.nchild;
         }
     }
-    return off == len ? 0 : GR_EBADTERM;
+    *ret_len = off;
+    return 0;
+}
+
+int gr_term_validate(const void *buf, size_t len)
+{
+    size_t n;
+
+    return gr_term_next(buf, len, &n) == 0 && n == len ? 0 : GR_EBADTERM;
 }
 
 int gr_term_decode_id(const void *buf, size_t len, int ext_type, gr_term_id *ret_id)

@@ -61,6 +61,13 @@ int gr_term_decode_id(const void *buf, size_t len, int ext_type, gr_term_id *ret
  * GR_EBADTERM. */
 int gr_term_validate(const void *buf, size_t len);
 
+/* The same checks on the first term of buf[0..len) only: 0 and *ret_len the
+ * bytes it takes (1..len; whatever follows it is not looked at), or
+ * GR_EBADTERM (*ret_len untouched). For a caller that finds the parts of a
+ * term it validated as a whole (daemon/port/port.c: the Term of a "send"
+ * frame, copied as is). Allocates nothing. */
+int gr_term_next(const void *buf, size_t len, size_t *ret_len);
+
 /* Convenience: does msgpack object `o` equal the string `s`? */
 int gr_term_is_str(const msgpack_object *o, const char *s);
 

@@ -157,6 +157,41 @@ START_TEST(validate_truncated)
 }
 END_TEST
 
+START_TEST(next_finds_the_first_term)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    size_t first, n = 7;
+
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 2);
+    ck_assert_int_eq(gr_term_pack_id(&pk, GR_TERM_EXT_PID, "n@h", 3, 1, 2), 0);
+    msgpack_pack_bin_with_body(&pk, "\0\1\2", 3);
+    first = sb.size;
+    ck_assert_int_eq(gr_term_next(sb.data, sb.size, &n), 0);
+    ck_assert_uint_eq(n, first);
+    /* what follows is not looked at: another term, or garbage */
+    msgpack_pack_str_with_body(&pk, "x", 1);
+    ck_assert_int_eq(gr_term_next(sb.data, sb.size, &n), 0);
+    ck_assert_uint_eq(n, first);
+    ck_assert_int_eq(gr_term_validate(sb.data, sb.size), GR_EBADTERM);
+    msgpack_sbuffer_write(&sb, "\xc1", 1);
+    ck_assert_int_eq(gr_term_next(sb.data, sb.size, &n), 0);
+    ck_assert_uint_eq(n, first);
+    /* the pid alone, 1 byte in (after the array header), the bin after it */
+    ck_assert_int_eq(gr_term_next(sb.data + 1, sb.size - 1, &n), 0);
+    ck_assert_uint_eq(n, first - 1 - 5);
+    /* a truncated first term is refused, *ret_len untouched */
+    n = 7;
+    for (size_t k = 0; k < first; k++) {
+        ck_assert_int_eq(gr_term_next(sb.data, k, &n), GR_EBADTERM);
+    }
+    ck_assert_uint_eq(n, 7);
+    msgpack_sbuffer_destroy(&sb);
+}
+END_TEST
+
 /* depth nested arrays, the innermost holding `inner` (an empty array if 1). */
 static size_t nest(unsigned char *buf, int depth, int empty_inner)
 {
@@ -422,7 +457,7 @@ static Suite *term_suite(void)
 
     gr_test_add(tc, pid_roundtrip, decode_id_from_bytes, pack_id_bad_node,
                 parse_id_malformed_payload, validate_scalars_and_containers, validate_truncated,
-                validate_depth, validate_huge_declared_lengths,
+                next_finds_the_first_term, validate_depth, validate_huge_declared_lengths,
                 validate_reserved_byte_and_short_headers, is_str, pack_cstr_and_kv_uint, map_get,
                 get_str, pack_rpc_answer, parse_rpc_answer);
     return s;

@@ -27,6 +27,13 @@
  * - A child record is shared by the port process and the spawner (refcount,
  *   ps->lock): if the port process dies before its program is started, the
  *   spawner finds `orphaned` and kills what it started.
+ * - Per message, bytes are copied, not unpacked and packed again: a message
+ *   for the program is validated and queued behind the 12-byte head of
+ *   [2, "message", [...]] (maybe_tagged sends what might be the port's own
+ *   "$call", "$reply", "DOWN"... the general way), and a [2, "send", [Pid,
+ *   Term]] frame becomes one message of Term's bytes (send_pid_frame). A
+ *   msgpack zone and an 8 KiB sbuffer each way per message were a third of
+ *   girderd's time in bench/run --ports (docs/benchmarks.md).
  * - Ending: the port process closes the program's stdin and hands its pidfd
  *   to the spawner's dying list: SIGTERM to the group at kill_timeout / 2,
  *   SIGKILL at kill_timeout, reaped as soon as the pidfd is readable; then
@@ -175,8 +182,10 @@ typedef struct port {
     size_t elen;
     uint8_t *wbuf; /* bytes for stdin */
     size_t wlen, woff, wcap;
-    bool flush_pending; /* "$port_flush" on its way: stdin written when it arrives */
-    bool busy;          /* above busy_high: marked busy (gr_rt_proc_busy) */
+    bool flush_pending;    /* "$port_flush" on its way: stdin written when it arrives */
+    girder_msg *io_msg;    /* "$port_io", sent to itself by reference */
+    girder_msg *flush_msg; /* "$port_flush", likewise */
+    bool busy;             /* above busy_high: marked busy (gr_rt_proc_busy) */
     incall in[GR_PORT_CALLS_MAX];
     size_t nin;
     uint32_t next_in;
@@ -510,10 +519,12 @@ static void on_stdin(evutil_socket_t fd, short what, void *arg)
     event_del(p->ev_in);
 }
 
-/* Queue one frame (payload bytes) for stdin. 0, or GR_EOVERLOAD (queue cap). */
-static int send_frame(port *p, const void *payload, size_t len)
+/* Queue one frame for stdin whose payload is head[0..hlen) followed by
+ * body[0..blen) (body may be NULL when blen is 0). 0, GR_EOVERLOAD (queue
+ * cap) or -ENOMEM. */
+static int send_frame(port *p, const void *head, size_t hlen, const void *body, size_t blen)
 {
-    size_t need;
+    size_t len = hlen + blen, need;
 
     if (p->dead) {
         return 0; /* nobody reads: drop, as a message to a dead process */
@@ -547,7 +558,10 @@ static int send_frame(port *p, const void *payload, size_t len)
         }
     }
     gr_port_frame_header(p->wbuf + p->wlen, (uint32_t)len);
-    memcpy(p->wbuf + p->wlen + GR_PORT_FRAME_HDR, payload, len);
+    memcpy(p->wbuf + p->wlen + GR_PORT_FRAME_HDR, head, hlen);
+    if (blen) {
+        memcpy(p->wbuf + p->wlen + GR_PORT_FRAME_HDR + hlen, body, blen);
+    }
     p->wlen += GR_PORT_FRAME_HDR + len;
     if (!p->busy && p->wlen - p->woff > p->busy_high) {
         set_busy(p, true);
@@ -566,12 +580,10 @@ static int send_frame(port *p, const void *payload, size_t len)
      * already in the mailbox: a burst of messages becomes one write(2) (and
      * one wake-up of the program) instead of one each. */
     if (!p->flush_pending) {
-        girder_msg *m = girder_msg_atom(FLUSH_ATOM);
-
-        if (m && gr_rt_send(p->rt, p->self, m) == 0) {
+        if (gr_rt_send(p->rt, p->self, girder_msg_ref(p->flush_msg)) == 0) {
             p->flush_pending = true;
         } else {
-            girder_msg_unref(m);
+            girder_msg_unref(p->flush_msg);
             on_stdin(p->ch->in_fd, EV_WRITE, p); /* no message: write now what fits */
             if (p->wlen > p->woff) {
                 event_add(p->ev_in, NULL);
@@ -594,11 +606,9 @@ static void flush_stdin(port *p)
     }
 }
 
-/* Queue a packed frame from sb; on overflow stop the port. */
-static void send_sb(port *p, msgpack_sbuffer *sb)
+/* What send_frame returned: on overflow (or no memory) stop the port. */
+static void queued(port *p, int r)
 {
-    int r = send_frame(p, sb->data, sb->size);
-
     if (r == GR_EOVERLOAD) {
         gr_warn(p->logname, "stdin queue above %u bytes (the program does not read): stopping",
                 GR_PORT_QUEUE_MAX);
@@ -608,14 +618,20 @@ static void send_sb(port *p, msgpack_sbuffer *sb)
     }
 }
 
+/* Queue a packed frame from sb; on overflow stop the port. */
+static void send_sb(port *p, msgpack_sbuffer *sb)
+{
+    queued(p, send_frame(p, sb->data, sb->size, NULL, 0));
+}
+
 /* ---- reading from the program -------------------------------------------------------------- */
 
-static void self_atom(port *p, const char *atom)
+/* Send the port process "$port_io" (p->io_msg, shared: one allocation per
+ * port, not one per read). */
+static void self_io(port *p)
 {
-    girder_msg *m = girder_msg_atom(atom);
-
-    if (m && gr_rt_send(p->rt, p->self, m) < 0) {
-        girder_msg_unref(m);
+    if (gr_rt_send(p->rt, p->self, girder_msg_ref(p->io_msg)) < 0) {
+        girder_msg_unref(p->io_msg);
     }
 }
 
@@ -638,7 +654,7 @@ static void on_stdout(evutil_socket_t fd, short what, void *arg)
         if (p->rcap == p->rlen) { /* cannot grow: let the handler drain */
             event_del(p->ev_out);
             p->io_pending = true;
-            self_atom(p, IO_ATOM);
+            self_io(p);
             return;
         }
     }
@@ -653,7 +669,7 @@ static void on_stdout(evutil_socket_t fd, short what, void *arg)
     }
     event_del(p->ev_out);
     p->io_pending = true;
-    self_atom(p, IO_ATOM);
+    self_io(p);
 }
 
 static void log_err_line(port *p, const char *s, size_t n)
@@ -1111,6 +1127,40 @@ static void on_request(girder_ctx *ctx, port *p, uint64_t id, const msgpack_obje
     respond(p, id, "undef_function", NULL);
 }
 
+/* [2, "send", [Dest, Term]] up to Dest, as every msgpack packer writes it. */
+static const uint8_t send_head[] = {0x93, MSG_NOTIFY, 0xa4, 's', 'e', 'n', 'd', 0x92};
+
+/* The common frame, [2, "send", [Pid, Term]] with Dest a pid: send the
+ * Term's bytes as they are, one allocation (the message) and one copy,
+ * where the general path unpacks the frame into a zone and packs Term again.
+ * payload is one validated term (gr_port_frame_decode), so Term runs from
+ * the end of Pid to the end of the payload. true if the frame was that
+ * (handled); false for any other frame (the general path decides). */
+static bool send_pid_frame(girder_ctx *ctx, port *p, const uint8_t *payload, size_t len)
+{
+    const uint8_t *dest;
+    size_t left, dlen;
+    gr_term_id id;
+    uint32_t node;
+    girder_msg *m;
+
+    if (len <= sizeof(send_head) || memcmp(payload, send_head, sizeof(send_head)) != 0) {
+        return false;
+    }
+    dest = payload + sizeof(send_head);
+    left = len - sizeof(send_head);
+    if (gr_term_next(dest, left, &dlen) < 0 || dlen >= left ||
+        gr_term_decode_id(dest, dlen, GR_TERM_EXT_PID, &id) < 0 ||
+        gr_rt_node_intern(p->rt, id.node, id.node_len, &node) < 0) {
+        return false;
+    }
+    if ((m = girder_msg_new(dest + dlen, left - dlen)) &&
+        girder_send(ctx, (girder_pid){node, id.creation, id.id}, m) < 0) {
+        girder_msg_unref(m);
+    }
+    return true;
+}
+
 /* One frame from the program. 0, or a negative code: a protocol error. */
 static int on_frame(girder_ctx *ctx, port *p, const uint8_t *payload, size_t len)
 {
@@ -1119,6 +1169,9 @@ static int on_frame(girder_ctx *ctx, port *p, const uint8_t *payload, size_t len
     uint32_t n;
     int r = 0;
 
+    if (send_pid_frame(ctx, p, payload, len)) {
+        return 0;
+    }
     msgpack_unpacked_init(&up);
     if (msgpack_unpack_next(&up, (const char *)payload, len, NULL) != MSGPACK_UNPACK_SUCCESS ||
         up.data.type != MSGPACK_OBJECT_ARRAY || (n = up.data.via.array.size) < 3 ||
@@ -1247,21 +1300,68 @@ static void drain_frames(girder_ctx *ctx, port *p)
     }
     if (k == FRAMES_PER_TURN) { /* more may be waiting: yield, come back */
         p->io_pending = true;
-        self_atom(p, IO_ATOM);
+        self_io(p);
     } else if (!p->out_eof) {
         event_add(p->ev_out, NULL);
     }
 }
 
+/* [2, "message", [Msg]] up to Msg. */
+static const uint8_t message_head[] = {0x93, MSG_NOTIFY, 0xa7, 'm', 'e', 's',
+                                       's',  'a',        'g',  'e', 0x91};
+
+/* Might d[0..len) be a message the port answers itself rather than hand to
+ * the program ("$call", "$reply", "DOWN", "$port_call_timeout", "$pub",
+ * "$rpc": each an array whose first element is a str starting with '$' or
+ * "DOWN")? From the first bytes only; true when they do not rule it out. */
+static bool maybe_tagged(const uint8_t *d, size_t len)
+{
+    size_t off, n;
+
+    if (len >= 1 && (d[0] & 0xf0) == 0x90) {
+        off = 1;
+    } else if (len >= 3 && d[0] == 0xdc) {
+        off = 3;
+    } else if (len >= 5 && d[0] == 0xdd) {
+        off = 5;
+    } else {
+        return false; /* not an array */
+    }
+    if (off >= len) {
+        return true;
+    }
+    if ((d[off] & 0xe0) == 0xa0) {
+        n = d[off] & 0x1f;
+        off += 1;
+    } else if (d[off] == 0xd9 || d[off] == 0xda || d[off] == 0xdb) {
+        return true; /* a longer str header: let the general path look */
+    } else {
+        return false; /* the first element is no str (or there is none) */
+    }
+    return n > 0 && (off >= len || d[off] == '$' ||
+                     (n == 4 && len - off >= 4 && memcmp(d + off, "DOWN", 4) == 0));
+}
+
 /* A message for the port process: Erlang-style, it goes to the program. */
 static void forward_msg(girder_ctx *ctx, port *p, const girder_msg *msg)
 {
+    const uint8_t *d = girder_msg_data(msg);
+    size_t len = girder_msg_size(msg);
     msgpack_unpacked up;
     msgpack_sbuffer sb;
     msgpack_packer pk;
     const msgpack_object *a;
     girder_ref ref;
 
+    /* The common case, a message for the program: its bytes go out as they
+     * are behind the notification's head (checked, not unpacked and packed
+     * again); one that is not exactly one term is dropped. */
+    if (!maybe_tagged(d, len)) {
+        if (gr_term_validate(d, len) == 0) {
+            queued(p, send_frame(p, message_head, sizeof(message_head), d, len));
+        }
+        return;
+    }
     msgpack_unpacked_init(&up);
     if (girder_msg_unpack(msg, &up) < 0) {
         msgpack_unpacked_destroy(&up);
@@ -1561,6 +1661,10 @@ static int port_init(girder_ctx *ctx, const girder_msg *arg, void **ret_state)
     p->self = girder_self(ctx);
     p->kill_timeout_ms = GR_PORT_KILL_TIMEOUT_MS;
     p->max_frame = GR_PORT_FRAME_MAX_DEFAULT;
+    if (!(p->io_msg = girder_msg_atom(IO_ATOM)) || !(p->flush_msg = girder_msg_atom(FLUSH_ATOM))) {
+        r = -ENOMEM;
+        goto fail;
+    }
     if ((named = parse_arg(arg, p, &argv)) < 0) {
         if (named == GR_EPORTBUSYMARKS) {
             girder_msg *why = girder_msg_atom(gr_errid(named));
@@ -1571,25 +1675,16 @@ static int port_init(girder_ctx *ctx, const girder_msg *arg, void **ret_state)
                 girder_msg_unref(why);
             }
         }
-        free(p);
-        return named;
+        r = named;
+        goto fail;
     }
     if (named && (r = girder_register(ctx, p->name, p->self)) < 0) {
-        for (char **a = argv; *a; a++) {
-            free(*a);
-        }
-        free(argv);
-        free(p);
-        return r;
+        goto fail;
     }
     snprintf(p->logname, sizeof(p->logname), "port/%s", p->name);
     if (!(ch = calloc(1, sizeof(*ch)))) {
-        for (char **a = argv; *a; a++) {
-            free(*a);
-        }
-        free(argv);
-        free(p);
-        return -ENOMEM;
+        r = -ENOMEM;
+        goto fail;
     }
     *ch = (child){.refs = 2,
                   .state = CH_QUEUED,
@@ -1609,6 +1704,15 @@ static int port_init(girder_ctx *ctx, const girder_msg *arg, void **ret_state)
     wake_spawner(ps);
     *ret_state = p;
     return 0;
+fail:
+    for (char **a = argv; a && *a; a++) {
+        free(*a);
+    }
+    free(argv);
+    girder_msg_unref(p->io_msg);
+    girder_msg_unref(p->flush_msg);
+    free(p);
+    return r;
 }
 
 /* The program is running: watch its pipes and pidfd, flush what was queued. */
@@ -1770,6 +1874,8 @@ static void port_terminate(girder_ctx *ctx, void *state, const girder_msg *reaso
     child_unref_locked(ch);
     pthread_mutex_unlock(&ps->lock);
     girder_msg_unref(p->fail);
+    girder_msg_unref(p->io_msg);
+    girder_msg_unref(p->flush_msg);
     free(p->rbuf);
     free(p->wbuf);
     free(p);

@@ -8,7 +8,9 @@
  * undef_function, and that answer comes back as the port's answer); a port
  * whose program does not read is marked busy above GR_PORT_BUSY_HIGH: a
  * process sending to it is suspended after its turn, a non-blocking send is
- * told GR_EPROCBUSY, and the port's end resumes the sender. No Python: the
+ * told GR_EPROCBUSY, and the port's end resumes the sender; messages to the
+ * program (through `cat` into a file) and the Term of a program's "send" go
+ * byte for byte, and what is not one term is dropped. No Python: the
  * cluster tests cover the Python helper.
  */
 #include "port/port.h"
@@ -21,9 +23,11 @@
 #include <errno.h>
 #include <msgpack.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define WAIT_MS 10000
 
@@ -238,6 +242,162 @@ START_TEST(send_and_call)
 }
 END_TEST
 
+/* ---- messages and "send" frames pass byte for byte ------------------------------------------ */
+
+typedef struct raw_msgs {
+    girder_pid to;
+    const uint8_t *const *bytes; /* NULL-terminated */
+    const size_t *lens;
+} raw_msgs;
+
+static int send_raw(girder_ctx *ctx, void *arg)
+{
+    raw_msgs *r = arg;
+
+    for (size_t i = 0; r->bytes[i]; i++) {
+        girder_msg *m = girder_msg_new(r->bytes[i], r->lens[i]);
+
+        ck_assert_ptr_nonnull(m);
+        ck_assert_int_eq(girder_send(ctx, r->to, m), 0);
+    }
+    return 0;
+}
+
+/* The file's bytes once it holds at least want (bounded wait); *ret_len. */
+static uint8_t *read_file_once(const char *path, size_t want, size_t *ret_len)
+{
+    uint8_t *buf = malloc(65536);
+    size_t n = 0;
+
+    ck_assert_ptr_nonnull(buf);
+    for (int i = 0; i < WAIT_MS; i++) {
+        FILE *f = fopen(path, "rb");
+
+        n = f ? fread(buf, 1, 65536, f) : 0;
+        if (f) {
+            fclose(f);
+        }
+        if (n >= want) {
+            break;
+        }
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
+    }
+    *ret_len = n;
+    return buf;
+}
+
+START_TEST(messages_go_out_as_they_are)
+{
+    /* [1, 5] with 5 as a uint8 (not canonical): out as it is; ["$foo", 1]
+     * and ["DOWN", 1, 2] look tagged but are not the port's: out as
+     * messages; 0xc1 and two terms are not one term: dropped; "x". */
+    static const uint8_t m1[] = {0x92, 0x01, 0xcc, 0x05};
+    static const uint8_t m2[] = {0x92, 0xa4, '$', 'f', 'o', 'o', 0x01};
+    static const uint8_t m3[] = {0x93, 0xa4, 'D', 'O', 'W', 'N', 0x01, 0x02};
+    static const uint8_t m4[] = {0xc1};
+    static const uint8_t m5[] = {0x01, 0x02};
+    static const uint8_t m6[] = {0xa1, 'x'};
+    static const uint8_t *const bytes[] = {m1, m2, m3, m4, m5, m6, NULL};
+    static const size_t lens[] = {sizeof(m1), sizeof(m2), sizeof(m3),
+                                  sizeof(m4), sizeof(m5), sizeof(m6)};
+    static const uint8_t *const out[] = {m1, m2, m3, m6};
+    static const size_t out_lens[] = {sizeof(m1), sizeof(m2), sizeof(m3), sizeof(m6)};
+    static const uint8_t head[] = {0x93, 0x02, 0xa7, 'm', 'e', 's', 's', 'a', 'g', 'e', 0x91};
+    char path[] = "/tmp/girder-port-test.XXXXXX", cmd[64];
+    const char *argv[] = {"sh", "-c", cmd, NULL};
+    raw_msgs r = {.bytes = bytes, .lens = lens};
+    size_t want, n, off;
+    uint8_t *got;
+    int fd = mkstemp(path);
+
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    snprintf(cmd, sizeof(cmd), "exec cat > %s", path);
+    r.to = spawn(argv);
+    ck_assert_int_eq(gr_probe_run(probe, send_raw, &r), 0);
+    /* the init frame first (its length from its header), then the four */
+    got = read_file_once(path, 4, &n);
+    ck_assert_uint_ge(n, 4);
+    off = 4 + ((size_t)got[0] << 24 | (size_t)got[1] << 16 | (size_t)got[2] << 8 | got[3]);
+    want = off;
+    for (size_t i = 0; i < 4; i++) {
+        want += 4 + sizeof(head) + out_lens[i];
+    }
+    free(got);
+    got = read_file_once(path, want, &n);
+    ck_assert_uint_eq(n, want);
+    for (size_t i = 0; i < 4; i++) {
+        size_t plen = sizeof(head) + out_lens[i];
+
+        ck_assert_uint_eq(got[off + 3], plen);
+        ck_assert_mem_eq(got + off + 4, head, sizeof(head));
+        ck_assert_mem_eq(got + off + 4 + sizeof(head), out[i], out_lens[i]);
+        off += 4 + plen;
+    }
+    free(got);
+    unlink(path);
+    ck_assert_int_eq(gr_probe_run(probe, do_kill, &r.to), 0);
+    (void)down_reason();
+}
+END_TEST
+
+/* The probe's pid, packed. */
+static int pack_probe_pid(girder_ctx *ctx, void *arg)
+{
+    msgpack_packer pk;
+
+    msgpack_packer_init(&pk, arg, msgpack_sbuffer_write);
+    return girder_pack_pid(ctx, &pk, gr_probe_pid(probe));
+}
+
+START_TEST(send_frames_pass_the_term_as_is)
+{
+    /* [2, "send", [ProbePid, [5, "y"]]] with 5 a uint8 and "y" a str 8 (not
+     * canonical: a repacked term would differ), then [2, "send", [ProbePid,
+     * {"k": [nil]}]]; the probe gets each Term byte for byte. */
+    static const uint8_t t1[] = {0x92, 0xcc, 0x05, 0xd9, 0x01, 'y'};
+    static const uint8_t t2[] = {0x81, 0xa1, 'k', 0x91, 0xc0};
+    static const uint8_t *const terms[] = {t1, t2};
+    static const size_t tlens[] = {sizeof(t1), sizeof(t2)};
+    static const uint8_t head[] = {0x93, 0x02, 0xa4, 's', 'e', 'n', 'd', 0x92};
+    msgpack_sbuffer pid;
+    char cmd[2048], *w = cmd;
+    const char *argv[] = {"sh", "-c", cmd, NULL};
+    girder_pid port;
+
+    msgpack_sbuffer_init(&pid);
+    ck_assert_int_eq(gr_probe_run(probe, pack_probe_pid, &pid), 0);
+    w += sprintf(w, "printf '");
+    for (size_t i = 0; i < 2; i++) {
+        size_t plen = sizeof(head) + pid.size + tlens[i];
+        uint8_t frame[512];
+
+        ck_assert_uint_lt(4 + plen, sizeof(frame));
+        frame[0] = frame[1] = frame[2] = 0;
+        frame[3] = (uint8_t)plen;
+        memcpy(frame + 4, head, sizeof(head));
+        memcpy(frame + 4 + sizeof(head), pid.data, pid.size);
+        memcpy(frame + 4 + sizeof(head) + pid.size, terms[i], tlens[i]);
+        for (size_t k = 0; k < 4 + plen; k++) {
+            w += sprintf(w, "\\%03o", frame[k]);
+        }
+    }
+    snprintf(w, sizeof(cmd) - (size_t)(w - cmd), "'; exec cat >/dev/null");
+    msgpack_sbuffer_destroy(&pid);
+    port = spawn(argv);
+    for (size_t i = 0; i < 2; i++) {
+        girder_msg *m = NULL;
+
+        ck_assert_int_eq(gr_probe_recv(probe, WAIT_MS, &m), 0);
+        ck_assert_uint_eq(girder_msg_size(m), tlens[i]);
+        ck_assert_mem_eq(girder_msg_data(m), terms[i], tlens[i]);
+        girder_msg_unref(m);
+    }
+    ck_assert_int_eq(gr_probe_run(probe, do_kill, &port), 0);
+    (void)down_reason();
+}
+END_TEST
+
 /* ---- busy ports ---------------------------------------------------------------------------- */
 
 static girder_pid busy_target; /* the deaf port the sender sends to */
@@ -413,6 +573,8 @@ int main(void)
     tcase_add_test(tc, exits_are_reasons);
     tcase_add_test(tc, garbage_stops_the_port);
     tcase_add_test(tc, send_and_call);
+    tcase_add_test(tc, messages_go_out_as_they_are);
+    tcase_add_test(tc, send_frames_pass_the_term_as_is);
     tcase_add_test(tc, busy_port_suspends_senders);
     tcase_add_test(tc, busy_marks_per_port);
     suite_add_tcase(s, tc);

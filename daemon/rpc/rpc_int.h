@@ -69,6 +69,7 @@ struct gr_rpc_call {
     uint64_t t0_ns;                /* gr_rpc_dispatch time (statistics); 0 for local calls */
     girder_pid answer_to;          /* local: where the "$rpc" answer goes (id 0: dropped) */
     uint64_t answer_tag;           /* local: the answer's tag */
+    msgpack_zone *zone;            /* the worker's messages are unpacked here (on_msg); lazy */
 };
 
 /* Serve module m from now on (a plugin's, daemon/plugin/): m and its

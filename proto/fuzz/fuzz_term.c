@@ -4,7 +4,9 @@
  *
  * Cross-checks gr_term_validate against msgpack-c: whatever the validator
  * accepts, msgpack_unpack_next must unpack completely (the daemon validates
- * network terms first and unpacks them later, trusting that order). Also
+ * network terms first and unpacks them later, trusting that order); and
+ * gr_term_next against gr_term_validate (the first term it finds is valid,
+ * and is all of the input exactly when the input is valid). Also
  * decodes the input as a pid and a ref; a decoded id must pack and decode back
  * to the same values.
  */
@@ -52,6 +54,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         }
         msgpack_unpacked_destroy(&u);
+    }
+    /* gr_term_next: the first term alone is valid, and the whole is valid
+     * exactly when that term is all of it */
+    if (gr_term_next(data, size, &off) == 0) {
+        if (off == 0 || off > size || gr_term_validate(data, off) != 0 ||
+            (gr_term_validate(data, size) == 0) != (off == size)) {
+            abort();
+        }
+    } else if (gr_term_validate(data, size) == 0) {
+        abort();
     }
     check_id(data, size, GR_TERM_EXT_PID);
     check_id(data, size, GR_TERM_EXT_REF);
