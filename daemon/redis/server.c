@@ -1713,13 +1713,14 @@ void gr_redis_cmd_info(rconn *c, const rargs *a)
     }
     if (want_section(a, "memory", true)) {
         struct mallinfo2 mi = mallinfo2();
+        /* malloc's bytes and the table engine's slot arrays (own pages) */
+        size_t used = mi.uordblks + mi.hblkhd + (size_t)gr_tables_mapped(srv->tables);
 
         sb_printf(&s,
                   "# Memory\r\nused_memory:%zu\r\nused_memory_human:%.2fM\r\n"
                   "used_memory_rss:%llu\r\nmaxmemory:0\r\nmaxmemory_policy:noeviction\r\n"
                   "mem_allocator:libc\r\n\r\n",
-                  mi.uordblks + mi.hblkhd, (double)(mi.uordblks + mi.hblkhd) / (1024.0 * 1024.0),
-                  (unsigned long long)rss_bytes());
+                  used, (double)used / (1024.0 * 1024.0), (unsigned long long)rss_bytes());
     }
     if (want_section(a, "persistence", true)) {
         sb_printf(&s, "# Persistence\r\nloading:0\r\nrdb_changes_since_last_save:0\r\n"
