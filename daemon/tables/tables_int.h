@@ -196,7 +196,12 @@ static inline gr_tcnt *gr_tent_cnt(gr_tent *e)
 }
 static inline uint8_t *gr_tent_key(gr_tent *e)
 {
-    return (uint8_t *)gr_tent_cnt(e) + e->ncnt * sizeof(gr_tcnt);
+    size_t off = e->ncnt * sizeof(gr_tcnt);
+
+    if (e->opt) { /* none in a set table's entries without an expiry: the lookup's case */
+        off += gr_tent_optlen(e->opt) + gr_tent_level(e) * sizeof(gr_tent *);
+    }
+    return e->data + off;
 }
 static inline uint8_t *gr_tent_val(gr_tent *e)
 {
