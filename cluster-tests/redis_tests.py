@@ -458,6 +458,32 @@ def test_abuse(c):
     check(r.ping(), "served after the output limit")
 
 
+def test_pipe_memory(c):
+    """200,000 SETs of 16-byte keys with 10-byte values pipelined through
+    `redis-cli --pipe` (10 MB of commands) into a fresh node: every key is
+    there, and the node's RSS grew by what the keys take (about 87 bytes
+    each, docs/tables.md "Limits and memory"), not by a copy of the input:
+    the connection's input buffer stays one read (docs/redis.md
+    "Pipelining"; it used to grow by doubling to 16 MiB here)."""
+    a, port = redis_node(c, "a")
+    r = client(a, port)
+    cli = shutil.which("redis-cli")
+    check(cli is not None, "redis-cli missing (scripts/setup-deps)")
+    n = 200000
+    proto = b"".join(b"*3\r\n$3\r\nSET\r\n$16\r\nkey:%012d\r\n$10\r\nvvvvvvvvvv\r\n" % i
+                     for i in range(n))
+    r.set("warm", "x")
+    base, um0 = _rss_kb(a.pid), r.info("memory")["used_memory"]
+    out = subprocess.run([cli, "-h", a.addr, "-p", str(port), "--pipe"], input=proto,
+                         capture_output=True, timeout=300)
+    check(out.returncode == 0, f"redis-cli --pipe: {out.stdout[-200:]!r} {out.stderr[-200:]!r}")
+    check(r.dbsize() == n + 1, f"dbsize {r.dbsize()}, want {n + 1}")
+    grew, um = _rss_kb(a.pid) - base, r.info("memory")["used_memory"] - um0
+    print(f"    {n} pipelined SETs: node RSS +{grew} KiB ({grew * 1024 / n:.0f} B/key), "
+          f"used_memory +{um // 1024} KiB ({um / n:.0f} B/key)")
+    check(grew < 24 * 1024, f"node RSS grew by {grew} KiB for {n} keys (about 17 MiB expected)")
+
+
 def test_benchmark(c):
     """redis-benchmark -q -n 2000 with its default test list (PING, SET,
     GET, INCR, the list commands, SADD, HSET, SPOP, ZADD, ZPOPMIN, LRANGE_100

@@ -26,7 +26,7 @@ from operator3 import (test_ob3_observer_trace, test_ob3_rtt,  # ob3_*, cluster-
 from redis_tests import test_abuse as rd_abuse, test_auth as rd_auth  # rd_*: redis_tests.py
 from redis_tests import test_benchmark as rd_benchmark, test_cluster as rd_cluster
 from redis_tests import test_commands as rd_commands, test_pubsub as rd_pubsub
-from redis_tests import test_partition as rd_partition
+from redis_tests import test_partition as rd_partition, test_pipe_memory as rd_pipe_memory
 from crdt import test_crdt  # t3_crdt, in cluster-tests/crdt.py
 import cut  # real partitions: cgroup v2 groups and nftables, cluster-tests/cut.py
 from tables2 import test_join_tables as tb2_join_tables  # tb2_*: cluster-tests/tables2.py
@@ -2229,6 +2229,7 @@ TESTS += [
     ("rd_auth", rd_auth),
     ("rd_cluster", rd_cluster),
     ("rd_abuse", rd_abuse),
+    ("rd_pipe_memory", rd_pipe_memory),
     ("rd_benchmark", rd_benchmark),
     ("rd_pubsub", rd_pubsub),
     ("rd_partition", rd_partition),

@@ -26,10 +26,12 @@ static uint64_t xorshift(uint64_t *s)
 
 int gr_oset_init(gr_tshard *s)
 {
-    if (!(s->head = calloc(1, sizeof(gr_tent) + GR_SKIP_MAX * sizeof(gr_tent *)))) {
+    if (!(s->head =
+              calloc(1, sizeof(gr_tent) + sizeof(gr_text) + GR_SKIP_MAX * sizeof(gr_tent *)))) {
         return -ENOMEM;
     }
-    s->head->level = GR_SKIP_MAX;
+    s->head->opt = GR_TE_EXT;
+    gr_tent_ext(s->head)->level = GR_SKIP_MAX;
     s->level = 1;
     s->rng = 0x853c49e6748fea9bull ^ (uint64_t)(uintptr_t)s;
     return 0;
@@ -92,7 +94,7 @@ gr_tent *gr_oset_find(gr_tshard *s, const uint8_t *k, size_t klen)
 
 static void unlink_e(gr_tshard *s, gr_tent *old, gr_tent **upd)
 {
-    for (int l = 0; l < old->level; l++) {
+    for (int l = 0; l < gr_tent_level(old); l++) {
         if (gr_tent_fwd(upd[l])[l] == old) {
             gr_tent_fwd(upd[l])[l] = gr_tent_fwd(old)[l];
         }
@@ -107,8 +109,8 @@ void gr_oset_put(gr_tshard *s, gr_tent *e, gr_tent *old)
     gr_tent *upd[GR_SKIP_MAX];
 
     search(s, gr_tent_key(e), e->klen, upd);
-    if (old && old->level == e->level) { /* same tower: splice e in old's place */
-        for (int l = 0; l < e->level; l++) {
+    if (old && gr_tent_level(old) == gr_tent_level(e)) { /* same tower: splice e in old's place */
+        for (int l = 0; l < gr_tent_level(e); l++) {
             gr_tent_fwd(e)[l] = gr_tent_fwd(old)[l];
             gr_tent_fwd(upd[l])[l] = e;
         }
@@ -119,13 +121,13 @@ void gr_oset_put(gr_tshard *s, gr_tent *e, gr_tent *old)
         s->count--;
         search(s, gr_tent_key(e), e->klen, upd);
     }
-    if (e->level > s->level) {
-        for (uint32_t l = s->level; l < e->level; l++) {
+    if (gr_tent_level(e) > s->level) {
+        for (uint32_t l = s->level; l < gr_tent_level(e); l++) {
             upd[l] = s->head;
         }
-        s->level = e->level;
+        s->level = gr_tent_level(e);
     }
-    for (int l = 0; l < e->level; l++) {
+    for (int l = 0; l < gr_tent_level(e); l++) {
         gr_tent_fwd(e)[l] = gr_tent_fwd(upd[l])[l];
         gr_tent_fwd(upd[l])[l] = e;
     }

@@ -40,7 +40,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <malloc.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,7 +49,6 @@
 #include <unistd.h>
 
 #define SAMPLES 5
-#define SLOT_SHARE (sizeof(gr_tslot) * 3 / 2) /* set: index bytes charged per entry */
 #define EVICT_TRIES 8
 
 struct gr_table {
@@ -77,17 +75,18 @@ struct gr_table {
 };
 
 struct gr_tables {
-    gr_tables_config cfg; /* copy */
-    char *dir;            /* DATA/tables, or NULL */
-    pthread_mutex_t mu;   /* guards the list and the maintenance fields */
-    gr_table *list;       /* tables */
-    _Atomic uint64_t hlc; /* last HLC handed out */
-    pthread_cond_t cv;    /* wakes the maintenance thread (kick, stop) */
-    pthread_t maint;      /* maintenance thread, if maint_on */
-    bool maint_on;        /* started */
-    bool maint_stop;      /* maintenance thread: quit */
-    bool maint_kick;      /* maintenance thread: a log is over its snapshot size */
-    gr_trepl *repl;       /* replication state (repl.c) */
+    gr_tables_config cfg;    /* copy */
+    char *dir;               /* DATA/tables, or NULL */
+    pthread_mutex_t mu;      /* guards the list and the maintenance fields */
+    gr_table *list;          /* tables */
+    _Atomic uint64_t hlc;    /* last HLC handed out */
+    pthread_cond_t cv;       /* wakes the maintenance thread (kick, stop) */
+    pthread_t maint;         /* maintenance thread, if maint_on */
+    bool maint_on;           /* started */
+    bool maint_stop;         /* maintenance thread: quit */
+    bool maint_kick;         /* maintenance thread: a log is over its snapshot size */
+    gr_trepl *repl;          /* replication state (repl.c) */
+    _Atomic uint64_t mapped; /* bytes of set stores' slot arrays in own pages (store_set.c) */
 };
 
 /* ---- small helpers ------------------------------------------------------------------------ */
@@ -169,7 +168,17 @@ int gr_tbuf_put(gr_tbuf *b, const void *p, size_t n)
 /* Absent for every read and conditional write: a tombstone, or past its TTL. */
 static bool expired(const gr_tent *e, uint64_t now)
 {
-    return (e->flags & GR_TENT_TOMB) || (e->expire_ms && now >= e->expire_ms);
+    uint64_t x = gr_tent_exp(e);
+
+    return (e->flags & GR_TENT_TOMB) || (x && now >= x);
+}
+
+/* Last access (wall s) of a cache table's entry; 0 without the ext word. */
+static uint32_t atime_of(gr_tent *e)
+{
+    gr_text *x = gr_tent_ext(e);
+
+    return x ? atomic_load_explicit(&x->atime, memory_order_relaxed) : 0;
 }
 
 /* Absent for reads: expired, or a map or set with nothing live in it. */
@@ -197,21 +206,20 @@ static uint64_t mix64(uint64_t x)
 }
 
 /* An entry's digest hash: everything a replica must agree on (the value is
- * determined by key and version, a counter's by its components). */
-static uint64_t ent_hash(const gr_tent *e)
+ * determined by key and version, a counter's by its components). hash: the
+ * key's (gr_tkey_hash). */
+static uint64_t ent_hash(gr_tent *e, uint64_t hash)
 {
-    const gr_tcnt *c = (const gr_tcnt *)(const void *)(e->data + e->level * sizeof(gr_tent *));
-    uint64_t h = mix64(e->hash ^ 0x9e3779b97f4a7c15ull);
+    const gr_tcnt *c = gr_tent_cnt(e);
+    uint64_t h = mix64(hash ^ 0x9e3779b97f4a7c15ull);
 
     h = mix64(h ^ e->hlc);
     h = mix64(h ^ e->origin);
-    h = mix64(h ^ e->expire_ms);
+    h = mix64(h ^ gr_tent_exp(e));
     h = mix64(h ^ (e->flags & (GR_TENT_TOMB | GR_TENT_COUNTER | GR_TENT_MAP | GR_TENT_ASET)));
     if (e->flags & (GR_TENT_MAP | GR_TENT_ASET)) {
         /* a merged state is not determined by its version: hash its bytes */
-        h = mix64(h ^ gr_tkey_hash(e->data + e->level * sizeof(gr_tent *) +
-                                       e->ncnt * sizeof(gr_tcnt) + e->klen,
-                                   e->vlen));
+        h = mix64(h ^ gr_tkey_hash(gr_tent_val(e), e->vlen));
     }
     for (int i = 0; i < e->ncnt; i++) {
         h = mix64(h ^ c[i].node);
@@ -242,7 +250,7 @@ static void meta_of(const gr_tent *e, gr_tmeta *m)
     if (m) {
         m->version = e->hlc;
         m->origin = e->origin;
-        m->expire_ms = e->expire_ms;
+        m->expire_ms = gr_tent_exp(e);
         m->kind = kind_of(e);
     }
 }
@@ -382,27 +390,35 @@ typedef struct ent_spec {
  * store splices it in with one search. */
 static gr_tent *ent_new(gr_table *t, gr_tshard *s, const ent_spec *sp, const gr_tent *old)
 {
-    uint8_t level = t->opts.kind != GR_TABLE_ORDERED_SET ? 0 : old ? old->level : gr_oset_level(s);
-    size_t sz = sizeof(gr_tent) + level * sizeof(gr_tent *) + sp->ncnt * sizeof(gr_tcnt) +
-                sp->klen + sp->vlen;
+    bool ordered = t->opts.kind == GR_TABLE_ORDERED_SET;
+    uint8_t level = !ordered ? 0 : old ? gr_tent_level(old) : gr_oset_level(s);
+    unsigned opt = (sp->expire_ms ? GR_TE_EXP : 0u) | (ordered || t->opts.cache ? GR_TE_EXT : 0u);
+    size_t sz = GR_TENT_SIZE(opt, level, sp->ncnt, sp->klen, sp->vlen);
     gr_tent *e;
 
     if ((!old && t->opts.kind == GR_TABLE_SET && gr_sset_reserve(s, t->shard_bits) < 0) ||
         !(e = malloc(sz))) {
         return NULL;
     }
-    e->hash = sp->hash;
     e->hlc = sp->hlc;
     e->origin = sp->origin;
-    e->expire_ms = sp->expire_ms;
-    /* access times are kept for the LRU of cache tables only: no clock call else */
-    atomic_init(&e->atime, t->opts.cache ? (uint32_t)(now_ms(t->ts) / 1000) : 0);
-    e->klen = (uint32_t)sp->klen;
+    e->klen = (uint16_t)sp->klen; /* <= GR_TKEY_MAX */
     e->vlen = (uint32_t)sp->vlen;
-    e->flags = sp->flags;
-    e->ncnt = sp->ncnt;
-    e->level = level;
+    e->flags = sp->flags & 0xfu;
     e->crdt = 0;
+    e->opt = opt & 0x3u;
+    e->ncnt = sp->ncnt;
+    if (opt & GR_TE_EXP) {
+        gr_tent_set_exp(e, sp->expire_ms);
+    }
+    if (opt & GR_TE_EXT) {
+        gr_text *x = gr_tent_ext(e);
+
+        /* access times are kept for the LRU of cache tables only: no clock call else */
+        atomic_init(&x->atime, t->opts.cache ? (uint32_t)(now_ms(t->ts) / 1000) : 0);
+        x->level = level;
+        memset(x->pad, 0, sizeof(x->pad));
+    }
     if (sp->ncnt) {
         memcpy(gr_tent_cnt(e), sp->cnt, sp->ncnt * sizeof(gr_tcnt));
     }
@@ -414,12 +430,21 @@ static gr_tent *ent_new(gr_table *t, gr_tshard *s, const ent_spec *sp, const gr_
 
         gr_crdt_summary(sp->val, sp->vlen, &live, &garbage);
         /* an empty state is garbage too: the sweep removes it once it is old */
-        e->crdt = (uint8_t)((garbage || !live ? GR_TC_GARBAGE : 0) | (!live ? GR_TC_EMPTY : 0));
+        e->crdt = ((garbage || !live ? GR_TC_GARBAGE : 0u) | (!live ? GR_TC_EMPTY : 0u)) & 0x3u;
     }
-    /* Charged memory: the allocation plus the index's share (set: a 16-byte
-     * slot at 2/3 load, on average). */
-    e->bytes = malloc_usable_size(e) + (t->opts.kind == GR_TABLE_SET ? SLOT_SHARE : 0);
     return e;
+}
+
+/* Memory charged to the table for an entry: the heap chunk its allocation
+ * takes (GR_TENT_CHUNK: header, optional words, links, counters, key and
+ * value, plus the allocator's header and rounding) and, for `set`, the
+ * index's share (a 16-byte slot at the store's average load,
+ * GR_SSET_SLOT_SHARE). Derived from the entry's fields, not stored, and the
+ * same for equal entries (malloc_usable_size is not: glibc may hand out a
+ * larger chunk when the remainder would be too small to split). */
+static uint64_t ent_bytes(const gr_table *t, const gr_tent *e)
+{
+    return GR_TENT_CHUNK(gr_tent_size(e)) + (t->opts.kind == GR_TABLE_SET ? GR_SSET_SLOT_SHARE : 0);
 }
 
 /* Serialize an entry record (tables_int.h) into b. */
@@ -468,7 +493,7 @@ static void spec_of(gr_tent *e, ent_spec *sp)
 {
     *sp = (ent_spec){.key = gr_tent_key(e),
                      .klen = e->klen,
-                     .hash = e->hash,
+                     .hash = gr_tent_hash(e),
                      .val = gr_tent_val(e),
                      .vlen = e->vlen,
                      .cnt = gr_tent_cnt(e),
@@ -476,7 +501,7 @@ static void spec_of(gr_tent *e, ent_spec *sp)
                      .flags = e->flags,
                      .hlc = e->hlc,
                      .origin = e->origin,
-                     .expire_ms = e->expire_ms};
+                     .expire_ms = gr_tent_exp(e)};
 }
 
 /* Log a record (disk tables; shard write lock held). *ret_b: ticket to wait. */
@@ -504,14 +529,25 @@ static int log_rec(gr_table *t, int type, const ent_spec *sp, gr_wal_batch **ret
     return r;
 }
 
-/* Swap `e` in for `old` (either may be NULL), account and free old. Write lock held. */
-static void apply(gr_table *t, gr_tshard *s, gr_tent *e, gr_tent *old)
+/* Bytes a write of e over old (or NULL) adds to the table (0 if it shrinks). */
+static uint64_t grow_of(const gr_table *t, const gr_tent *e, const gr_tent *old)
 {
+    uint64_t eb = ent_bytes(t, e), ob = old ? ent_bytes(t, old) : 0;
+
+    return eb > ob ? eb - ob : 0;
+}
+
+/* Swap `e` in for `old` (either may be NULL; both of one key, whose hash is
+ * `hash`), account and free old. Write lock held. */
+static void apply(gr_table *t, gr_tshard *s, uint64_t hash, gr_tent *e, gr_tent *old)
+{
+    uint64_t eb = e ? ent_bytes(t, e) : 0, ob = old ? ent_bytes(t, old) : 0;
+
     if (t->opts.kind == GR_TABLE_SET) {
         if (e) {
-            gr_sset_put(s, t->shard_bits, e, old);
+            gr_sset_put(s, t->shard_bits, hash, e, old);
         } else if (old) {
-            gr_sset_remove(s, t->shard_bits, old);
+            gr_sset_remove(s, t->shard_bits, hash, old);
         }
     } else {
         if (e) {
@@ -520,10 +556,11 @@ static void apply(gr_table *t, gr_tshard *s, gr_tent *e, gr_tent *old)
             gr_oset_remove(s, old);
         }
     }
-    if (e && (e->expire_ms || (e->flags & GR_TENT_TOMB) || (e->crdt & GR_TC_GARBAGE))) {
+    if (e && ((e->opt & GR_TE_EXP) || (e->flags & GR_TENT_TOMB) || (e->crdt & GR_TC_GARBAGE))) {
         atomic_fetch_add(&t->ttl_entries, 1);
     }
-    if (old && (old->expire_ms || (old->flags & GR_TENT_TOMB) || (old->crdt & GR_TC_GARBAGE))) {
+    if (old &&
+        ((old->opt & GR_TE_EXP) || (old->flags & GR_TENT_TOMB) || (old->crdt & GR_TC_GARBAGE))) {
         atomic_fetch_sub(&t->ttl_entries, 1);
     }
     if (e && (e->crdt & GR_TC_EMPTY)) {
@@ -534,13 +571,13 @@ static void apply(gr_table *t, gr_tshard *s, gr_tent *e, gr_tent *old)
     }
     if (t->opts.replicated) {
         if (e) {
-            atomic_fetch_xor(&t->dig[e->hash >> 56], ent_hash(e));
+            atomic_fetch_xor(&t->dig[hash >> 56], ent_hash(e, hash));
             if (e->flags & GR_TENT_TOMB) {
                 atomic_fetch_add(&t->tombs, 1);
             }
         }
         if (old) {
-            atomic_fetch_xor(&t->dig[old->hash >> 56], ent_hash(old));
+            atomic_fetch_xor(&t->dig[hash >> 56], ent_hash(old, hash));
             if (old->flags & GR_TENT_TOMB) {
                 atomic_fetch_sub(&t->tombs, 1);
             }
@@ -549,27 +586,28 @@ static void apply(gr_table *t, gr_tshard *s, gr_tent *e, gr_tent *old)
     /* one atomic update of the table's totals at most (none when a value is
      * replaced by one of the same size: the common put) */
     if (e && old) {
-        if (e->bytes != old->bytes) {
-            atomic_fetch_add(&t->bytes, e->bytes - old->bytes); /* modulo 2^64 */
+        if (eb != ob) {
+            atomic_fetch_add(&t->bytes, eb - ob); /* modulo 2^64 */
         }
     } else if (e) {
-        atomic_fetch_add(&t->bytes, e->bytes);
+        atomic_fetch_add(&t->bytes, eb);
         atomic_fetch_add(&t->entries, 1);
     } else if (old) {
-        atomic_fetch_sub(&t->bytes, old->bytes);
+        atomic_fetch_sub(&t->bytes, ob);
         atomic_fetch_sub(&t->entries, 1);
     }
     free(old);
 }
 
 /* Whether a write of sp can rewrite `old` in place (overwrite): both are
- * plain values (no counter, map, set or tombstone) of the same size, so the
+ * plain values (no counter, map, set or tombstone) of the same size, both
+ * with an expiry or both without (the expiry word is there or not), so the
  * allocation, the store's slot or skiplist links and the charged bytes all
  * stay as they are. */
 static bool can_overwrite(const gr_tent *old, const ent_spec *sp)
 {
     return old->vlen == sp->vlen && old->klen == sp->klen && !old->flags && !old->ncnt &&
-           !old->crdt && !sp->flags && !sp->ncnt;
+           !old->crdt && !sp->flags && !sp->ncnt && !(old->opt & GR_TE_EXP) == !sp->expire_ms;
 }
 
 /* Rewrite `old` in place with sp (can_overwrite holds; the key is the same):
@@ -581,24 +619,20 @@ static bool can_overwrite(const gr_tent *old, const ent_spec *sp)
 static void overwrite(gr_table *t, gr_tent *old, const ent_spec *sp)
 {
     if (t->opts.replicated) {
-        atomic_fetch_xor(&t->dig[old->hash >> 56], ent_hash(old));
-    }
-    if (!old->expire_ms != !sp->expire_ms) {
-        if (sp->expire_ms) {
-            atomic_fetch_add(&t->ttl_entries, 1);
-        } else {
-            atomic_fetch_sub(&t->ttl_entries, 1);
-        }
+        atomic_fetch_xor(&t->dig[sp->hash >> 56], ent_hash(old, sp->hash));
     }
     old->hlc = sp->hlc;
     old->origin = sp->origin;
-    old->expire_ms = sp->expire_ms;
+    if (old->opt & GR_TE_EXP) {
+        gr_tent_set_exp(old, sp->expire_ms);
+    }
     if (t->opts.cache) {
-        atomic_store_explicit(&old->atime, (uint32_t)(now_ms(t->ts) / 1000), memory_order_relaxed);
+        atomic_store_explicit(&gr_tent_ext(old)->atime, (uint32_t)(now_ms(t->ts) / 1000),
+                              memory_order_relaxed);
     }
     memcpy(gr_tent_val(old), sp->val, sp->vlen);
     if (t->opts.replicated) {
-        atomic_fetch_xor(&t->dig[old->hash >> 56], ent_hash(old));
+        atomic_fetch_xor(&t->dig[sp->hash >> 56], ent_hash(old, sp->hash));
     }
 }
 
@@ -723,7 +757,7 @@ static int merge_locked(gr_table *t, gr_tshard *s, const ent_spec *in, uint64_t 
             if (!later) {
                 sp.hlc = old->hlc;
                 sp.origin = old->origin;
-                sp.expire_ms = old->expire_ms;
+                sp.expire_ms = gr_tent_exp(old);
             }
         } else if (c == 0 && in_rank != old_rank) {
             if (old_rank > in_rank) {
@@ -764,7 +798,7 @@ static int merge_locked(gr_table *t, gr_tshard *s, const ent_spec *in, uint64_t 
                 if (!later) {
                     sp.hlc = old->hlc;
                     sp.origin = old->origin;
-                    sp.expire_ms = old->expire_ms;
+                    sp.expire_ms = gr_tent_exp(old);
                 }
                 sp.val = vbuf;
                 sp.vlen = pack_int(vbuf, cnt_total(cnt, n));
@@ -803,13 +837,13 @@ static int merge_locked(gr_table *t, gr_tshard *s, const ent_spec *in, uint64_t 
         free(e);
         return r;
     }
-    apply(t, s, e, old);
+    apply(t, s, in->hash, e, old);
     return 1;
 }
 
 /* Tell the replication state about a local write on a replicated table
- * (shard lock held: the queue takes its own mutex). */
-static void trent_of(const gr_tent *e, gr_trent *re)
+ * (shard lock held: the queue takes its own mutex). hash: the key's. */
+static void trent_of(const gr_tent *e, uint64_t hash, gr_trent *re)
 {
     gr_tent *x = (gr_tent *)e;
 
@@ -826,16 +860,16 @@ static void trent_of(const gr_tent *e, gr_trent *re)
                      .ncnt = e->ncnt,
                      .hlc = e->hlc,
                      .origin = e->origin,
-                     .expire_ms = e->expire_ms,
-                     .hash = ent_hash(e)};
+                     .expire_ms = gr_tent_exp(e),
+                     .hash = ent_hash(x, hash)};
 }
 
-static void repl_notify(gr_table *t, const gr_tent *e)
+static void repl_notify(gr_table *t, const gr_tent *e, uint64_t hash)
 {
     gr_trent re;
 
     if (t->opts.replicated && t->ts->repl) {
-        trent_of(e, &re);
+        trent_of(e, hash, &re);
         gr_trepl_on_write(t->ts->repl, t->name, &re);
     }
 }
@@ -923,7 +957,7 @@ int gr_table_walk(gr_table *t, const uint8_t *mask, int (*fn)(void *ud, const gr
                 if (!s->slots[j].e || (mask && !(mask[b >> 3] & (1u << (b & 7))))) {
                     continue;
                 }
-                trent_of(s->slots[j].e, &re);
+                trent_of(s->slots[j].e, s->slots[j].hash, &re);
                 r = fn(ud, &re);
             }
             pthread_rwlock_unlock(&s->lock);
@@ -931,13 +965,14 @@ int gr_table_walk(gr_table *t, const uint8_t *mask, int (*fn)(void *ud, const gr
         }
         e = gr_oset_seek(s, NULL, 0, 0);
         for (; e && r == 0; e = gr_tent_fwd(e)[0]) {
-            unsigned b = (unsigned)(e->hash >> 56);
+            uint64_t h = gr_tent_hash(e);
+            unsigned b = (unsigned)(h >> 56);
             gr_trent re;
 
             if (mask && !(mask[b >> 3] & (1u << (b & 7)))) {
                 continue;
             }
-            trent_of(e, &re);
+            trent_of(e, h, &re);
             r = fn(ud, &re);
         }
         pthread_rwlock_unlock(&s->lock);
@@ -977,8 +1012,7 @@ static int make_room(gr_table *t, gr_tshard *s, size_t need, bool adds, gr_tent 
                 victim = c;
                 break;
             }
-            if (!victim || atomic_load_explicit(&c->atime, memory_order_relaxed) <
-                               atomic_load_explicit(&victim->atime, memory_order_relaxed)) {
+            if (!victim || atime_of(c) < atime_of(victim)) {
                 victim = c;
             }
         }
@@ -1000,7 +1034,7 @@ static int make_room(gr_table *t, gr_tshard *s, size_t need, bool adds, gr_tent 
         } else {
             atomic_fetch_add(&t->evictions, 1);
         }
-        apply(t, s, NULL, victim);
+        apply(t, s, gr_tent_hash(victim), NULL, victim);
     }
 }
 
@@ -1097,6 +1131,7 @@ static int table_alloc(gr_tables *ts, const char *name, const gr_table_opts *opt
 
         pthread_rwlock_init(&t->shards[i].lock, NULL);
         t->shards[i].rng = 0x9e3779b97f4a7c15ull * (i + 1);
+        t->shards[i].mapped = ts ? &ts->mapped : NULL;
         r = opts->kind == GR_TABLE_SET ? gr_sset_init(&t->shards[i], t->shard_bits)
                                        : gr_oset_init(&t->shards[i]);
         if (r < 0) {
@@ -1305,14 +1340,14 @@ static int apply_rec(void *ud, const uint8_t *p, size_t n)
     if (old && old->hlc > sp.hlc) {
         goto out; /* the store already holds a later state */
     }
-    if (type == GR_TREC_ENTRY && !expired(&(gr_tent){.expire_ms = sp.expire_ms}, now)) {
+    if (type == GR_TREC_ENTRY && !(sp.expire_ms && now >= sp.expire_ms)) {
         if (!(e = ent_new(t, s, &sp, old))) {
             r = -ENOMEM;
             goto out;
         }
-        apply(t, s, e, old);
+        apply(t, s, k.hash, e, old);
     } else if (old) {
-        apply(t, s, NULL, old);
+        apply(t, s, k.hash, NULL, old);
     }
 out:
     wr_unlock(s);
@@ -1621,6 +1656,11 @@ int gr_tables_new(const gr_tables_config *cfg, gr_tables **ret_tables)
     return 0;
 }
 
+uint64_t gr_tables_mapped(gr_tables *ts)
+{
+    return ts ? atomic_load_explicit(&ts->mapped, memory_order_relaxed) : 0;
+}
+
 gr_tables *gr_tables_free(gr_tables *ts)
 {
     if (!ts) {
@@ -1874,12 +1914,14 @@ int gr_tables_info(gr_tables *ts, const char *name, gr_table_info *ret_info)
 
 /* ---- reads -------------------------------------------------------------------------------- */
 
+/* Record a read of a cache table's entry (it has the ext word). */
 static void touch(gr_tent *e, uint64_t now)
 {
     uint32_t s = (uint32_t)(now / 1000);
+    gr_text *x = gr_tent_ext(e);
 
-    if (atomic_load_explicit(&e->atime, memory_order_relaxed) != s) {
-        atomic_store_explicit(&e->atime, s, memory_order_relaxed);
+    if (x && atomic_load_explicit(&x->atime, memory_order_relaxed) != s) {
+        atomic_store_explicit(&x->atime, s, memory_order_relaxed);
     }
 }
 
@@ -1906,7 +1948,7 @@ int gr_table_get(gr_table *t, const void *key, size_t klen, gr_tbuf *val, gr_tme
         pthread_rwlock_rdlock(&s->lock); /* a writer is in: wait for it */
     }
     e = st_find(t, s, &k);
-    if (e && e->expire_ms && !now) {
+    if (e && (e->opt & GR_TE_EXP) && !now) {
         now = now_ms(t->ts);
     }
     if (!e || absent(e, now)) {
@@ -2052,22 +2094,21 @@ int gr_table_put(gr_table *t, const void *key, size_t klen, const void *val, siz
         }
         overwrite(t, old, &sp);
         meta_of(old, ret_meta);
-        repl_notify(t, old);
+        repl_notify(t, old, k.hash);
         goto out;
     }
     if (!(e = ent_new(t, s, &sp, old))) {
         r = -ENOMEM;
         goto out;
     }
-    if ((r = make_room(t, s, e->bytes - (old ? old->bytes < e->bytes ? old->bytes : e->bytes : 0),
-                       !old, old, now, &tk)) < 0 ||
+    if ((r = make_room(t, s, grow_of(t, e, old), !old, old, now, &tk)) < 0 ||
         (r = log_rec(t, GR_TREC_ENTRY, &sp, &tk)) < 0) {
         free(e);
         goto out;
     }
     meta_of(e, ret_meta);
-    apply(t, s, e, old);
-    repl_notify(t, e);
+    apply(t, s, k.hash, e, old);
+    repl_notify(t, e, k.hash);
 out:
     wr_unlock(s);
     gr_tkey_done(&k);
@@ -2115,11 +2156,11 @@ int gr_table_del(gr_table *t, const void *key, size_t klen, uint64_t version)
             } else if ((r = log_rec(t, GR_TREC_DELETE, &sp, &tk)) < 0) {
                 free(tomb);
             } else {
-                apply(t, s, tomb, old);
-                repl_notify(t, tomb);
+                apply(t, s, k.hash, tomb, old);
+                repl_notify(t, tomb, k.hash);
             }
         } else if ((r = log_rec(t, GR_TREC_DELETE, &sp, &tk)) == 0) {
-            apply(t, s, NULL, old);
+            apply(t, s, k.hash, NULL, old);
         }
     }
     wr_unlock(s);
@@ -2163,7 +2204,7 @@ int gr_table_incr(gr_table *t, const void *key, size_t klen, int64_t delta, int6
         if (expired(old, now) && !(old->flags & GR_TENT_TOMB)) {
             atomic_fetch_add(&t->expired, 1);
         }
-        apply(t, s, NULL, old);
+        apply(t, s, k.hash, NULL, old);
         old = NULL;
     }
     if (old && (old->flags & GR_TENT_COUNTER)) {
@@ -2223,21 +2264,20 @@ int gr_table_incr(gr_table *t, const void *key, size_t klen, int64_t delta, int6
                     .flags = GR_TENT_COUNTER,
                     .hlc = hlc_next(t->ts, now),
                     .origin = me,
-                    .expire_ms = old                      ? old->expire_ms
+                    .expire_ms = old                      ? gr_tent_exp(old)
                                  : t->opts.default_ttl_ms ? now + t->opts.default_ttl_ms
                                                           : 0};
     if (!(e = ent_new(t, s, &sp, old))) {
         r = -ENOMEM;
         goto out;
     }
-    if ((r = make_room(t, s, e->bytes - (old ? old->bytes < e->bytes ? old->bytes : e->bytes : 0),
-                       !old, old, now, &tk)) < 0 ||
+    if ((r = make_room(t, s, grow_of(t, e, old), !old, old, now, &tk)) < 0 ||
         (r = log_rec(t, GR_TREC_ENTRY, &sp, &tk)) < 0) {
         free(e);
         goto out;
     }
-    apply(t, s, e, old);
-    repl_notify(t, e);
+    apply(t, s, k.hash, e, old);
+    repl_notify(t, e, k.hash);
     *ret_value = (int64_t)total;
 out:
     wr_unlock(s);
@@ -2642,7 +2682,7 @@ static int crdt_write(gr_table *t, const void *key, size_t klen, int type, cop *
 
         if (gr_crdt_open(&rd, nw.p, nw.len) == 0 && rd.n == 0) { /* emptied: the key goes */
             if (old && (r = log_rec(t, GR_TREC_DELETE, &sp, &tk)) == 0) {
-                apply(t, s, NULL, old);
+                apply(t, s, k.hash, NULL, old);
             }
             goto out;
         }
@@ -2651,14 +2691,13 @@ static int crdt_write(gr_table *t, const void *key, size_t klen, int type, cop *
         r = -ENOMEM;
         goto out;
     }
-    if ((r = make_room(t, s, e->bytes - (old ? old->bytes < e->bytes ? old->bytes : e->bytes : 0),
-                       !old, old, now, &tk)) < 0 ||
+    if ((r = make_room(t, s, grow_of(t, e, old), !old, old, now, &tk)) < 0 ||
         (r = log_rec(t, GR_TREC_ENTRY, &sp, &tk)) < 0) {
         free(e);
         goto out;
     }
-    apply(t, s, e, old);
-    repl_notify(t, e);
+    apply(t, s, k.hash, e, old);
+    repl_notify(t, e, k.hash);
 out:
     wr_unlock(s);
     gr_tkey_done(&k);
@@ -3067,7 +3106,7 @@ int gr_table_scan(gr_table *t, const gr_tscan *req, gr_tscan_fn fn, void *ud, gr
 
             pthread_rwlock_rdlock(&s->lock);
             e = gr_sset_after(s, t->shard_bits, has_cur && i == first, cur_hash, cur.p, cur.len);
-            for (; e && pg.n < limit; e = gr_sset_next(s, t->shard_bits, e)) {
+            for (; e && pg.n < limit; e = gr_sset_next(s, t->shard_bits, gr_tent_hash(e), e)) {
                 if (absent(e, now) ||
                     (has_pre && !gr_tkey_has_prefix(gr_tent_key(e), e->klen, pre.p, pre.len))) {
                     continue;
@@ -3118,8 +3157,8 @@ out:
  * them, or the horizon passed); a state left with nothing, itself older than
  * the cut-off, goes. Not logged (replay brings them back; the next sweep
  * purges them again). Shard write lock held. 1: changed, else 0. */
-static uint64_t purge_locked(gr_table *t, gr_tshard *s, gr_tent *e, uint64_t gc, uint64_t horizon,
-                             uint64_t now, gr_tbuf *b)
+static uint64_t purge_locked(gr_table *t, gr_tshard *s, gr_tent *e, uint64_t hash, uint64_t gc,
+                             uint64_t horizon, uint64_t now, gr_tbuf *b)
 {
     uint64_t cut = now >= horizon ? now - horizon + 1 : 0;
     gr_crdt_rd rd;
@@ -3133,7 +3172,7 @@ static uint64_t purge_locked(gr_table *t, gr_tshard *s, gr_tent *e, uint64_t gc,
     }
     if (gr_crdt_open(&rd, b->p, b->len) == 0 && rd.n == 0) {
         if ((e->hlc >> 16) < cut || !t->opts.replicated) {
-            apply(t, s, NULL, e);
+            apply(t, s, hash, NULL, e);
             return 1;
         }
         return 0; /* empty but recent: a lagging replica may still merge into it */
@@ -3147,7 +3186,7 @@ static uint64_t purge_locked(gr_table *t, gr_tshard *s, gr_tent *e, uint64_t gc,
     if (!(ne = ent_new(t, s, &sp, e))) {
         return 0;
     }
-    apply(t, s, ne, e);
+    apply(t, s, hash, ne, e);
     return 1;
 }
 
@@ -3182,14 +3221,16 @@ uint64_t gr_table_expire(gr_table *t, uint64_t budget)
                 e = gr_oset_seek(s, has_cur ? cur.p : NULL, cur.len, 1);
             }
             for (; e && done < budget && step < SWEEP_STEP; e = nx, step++) {
-                nx = t->opts.kind == GR_TABLE_SET ? gr_sset_next(s, t->shard_bits, e)
+                uint64_t h = gr_tent_hash(e);
+
+                nx = t->opts.kind == GR_TABLE_SET ? gr_sset_next(s, t->shard_bits, h, e)
                                                   : gr_tent_fwd(e)[0];
                 cur.len = 0;
                 if (gr_tbuf_put(&cur, gr_tent_key(e), e->klen) < 0) {
                     end = true; /* out of memory: stop this shard, nothing lost */
                     break;
                 }
-                cur_hash = e->hash;
+                cur_hash = h;
                 has_cur = true;
                 if (expired(e, now) && t->opts.replicated) {
                     /* An expired entry becomes a tombstone at its version (so an
@@ -3208,21 +3249,22 @@ uint64_t gr_table_expire(gr_table *t, uint64_t budget)
                         sp.expire_ms = 0;
                         sp.flags = GR_TENT_TOMB;
                         if ((tomb = ent_new(t, s, &sp, e))) {
-                            apply(t, s, tomb, e);
+                            apply(t, s, cur_hash, tomb, e);
                             atomic_fetch_add(&t->expired, 1);
                             done++;
                         }
                     } else if ((e->hlc >> 16) + horizon <= now || (e->hlc >> 16) < gc) {
                         /* past the horizon, or every member has held it */
-                        apply(t, s, NULL, e);
+                        apply(t, s, cur_hash, NULL, e);
                         done++;
                     }
                 } else if (expired(e, now)) {
-                    apply(t, s, NULL, e); /* no log record: its expiry is in the log already */
+                    apply(t, s, cur_hash, NULL,
+                          e); /* no log record: its expiry is in the log already */
                     atomic_fetch_add(&t->expired, 1);
                     done++;
                 } else if (e->crdt & GR_TC_GARBAGE) {
-                    done += purge_locked(t, s, e, gc, horizon, now, &pbuf);
+                    done += purge_locked(t, s, e, cur_hash, gc, horizon, now, &pbuf);
                 }
             }
             end = end || !e;
@@ -3265,8 +3307,9 @@ static int snap_each(void *ud, gr_snap_emit_fn emit, void *ectx)
                     ? gr_sset_after(s, t->shard_bits, has_cur, cur_hash, cur.p, cur.len)
                     : gr_oset_seek(s, has_cur ? cur.p : NULL, cur.len, 1);
             for (; e && r == 0 && step < SNAP_STEP;
-                 step++, e = t->opts.kind == GR_TABLE_SET ? gr_sset_next(s, t->shard_bits, e)
-                                                          : gr_tent_fwd(e)[0]) {
+                 step++, e = t->opts.kind == GR_TABLE_SET
+                                 ? gr_sset_next(s, t->shard_bits, cur_hash, e)
+                                 : gr_tent_fwd(e)[0]) {
                 ent_spec sp;
                 uint32_t n;
 
@@ -3274,7 +3317,7 @@ static int snap_each(void *ud, gr_snap_emit_fn emit, void *ectx)
                 if ((r = gr_tbuf_put(&cur, gr_tent_key(e), e->klen)) < 0) {
                     break;
                 }
-                cur_hash = e->hash;
+                cur_hash = gr_tent_hash(e);
                 has_cur = true;
                 if (expired(e, it->now) && !t->opts.replicated) {
                     continue;

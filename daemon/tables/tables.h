@@ -134,6 +134,10 @@ int gr_tables_new(const gr_tables_config *cfg, gr_tables **ret_tables);
  * past snapshot_bytes. What the maintenance thread does every period. Blocks
  * for the snapshots' I/O: not for schedulers. */
 void gr_tables_maintain(gr_tables *ts);
+/* Bytes the engine holds outside malloc: the set stores' slot arrays of 64
+ * KiB and more, which are pages of their own (mmap). Any thread; NULL-safe.
+ * A process's malloc statistics plus this are the engine's heap use. */
+uint64_t gr_tables_mapped(gr_tables *ts);
 /* Flush and close every table. Any thread, after all users closed their
  * handles. NULL-safe; returns NULL. */
 gr_tables *gr_tables_free(gr_tables *ts);

@@ -57,13 +57,17 @@
 #ifndef GR_TABLES_INT_H
 #define GR_TABLES_INT_H
 
+#include "tables/key.h"
 #include "tables/tables.h"
+
+#include <assert.h>
 
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define GR_TREC_HDR 40
 #define GR_TREC_ENTRY 1
@@ -113,45 +117,117 @@ static inline void gr_le_wr32(uint8_t *p, uint32_t v)
 
 /* One entry: changed only under its shard's write lock (a write replaces
  * the whole entry, except that a plain value replaced by one of the same size
- * is rewritten in place: table.c overwrite) and atime (atomic, under the read
- * lock); readers hold the read lock and copy what they keep. Layout of data[]: fwd pointers
- * (level), counter components (ncnt), key (klen), value (vlen). */
+ * and the same expiry presence is rewritten in place: table.c overwrite) and
+ * the access time (atomic, under the read lock); readers hold the read lock
+ * and copy what they keep. One allocation: the 24-byte header, then data[]:
+ *
+ *   expire_ms   u64, if opt & GR_TE_EXP (absolute wall ms; absent: never)
+ *   ext         gr_text, if opt & GR_TE_EXT (cache and ordered_set tables):
+ *               access time and skiplist level
+ *   fwd         level pointers (ordered_set)
+ *   counters    ncnt gr_tcnt
+ *   key         klen bytes (canonical; GR_TKEY_MAX fits 16 bits)
+ *   value       vlen bytes
+ *
+ * The key's hash is not stored: the set store's slot holds it beside the
+ * pointer, and other paths recompute it from the key (gr_tent_hash). The
+ * memory charged to the table is derived, not stored (table.c ent_bytes). */
 typedef struct gr_tent {
-    uint64_t hash;          /* gr_tkey_hash of the key */
-    uint64_t hlc;           /* version: hybrid logical clock of the write */
-    uint64_t origin;        /* node id of the write */
-    uint64_t expire_ms;     /* absolute wall ms; 0 = never */
-    uint64_t bytes;         /* memory charged to the table for this entry */
-    _Atomic uint32_t atime; /* last access, coarse (wall s): approximate LRU */
-    uint32_t klen;          /* key bytes */
-    uint32_t vlen;          /* value bytes */
-    uint8_t flags;          /* GR_TENT_* */
-    uint8_t ncnt;           /* counter components */
-    uint8_t level;          /* ordered_set: skiplist levels (0 for set) */
-    uint8_t crdt;           /* map/set: GR_TC_* bits */
-    unsigned char data[];   /* see above */
+    uint64_t hlc;         /* version: hybrid logical clock of the write */
+    uint64_t origin;      /* node id of the write */
+    uint32_t vlen;        /* value bytes */
+    uint16_t klen;        /* key bytes */
+    unsigned flags : 4;   /* GR_TENT_* */
+    unsigned crdt : 2;    /* map/set: GR_TC_* bits */
+    unsigned opt : 2;     /* GR_TE_*: which optional words data[] starts with */
+    uint8_t ncnt;         /* counter components */
+    unsigned char data[]; /* see above */
 } gr_tent;
 
+static_assert(sizeof(gr_tent) == 24 && offsetof(gr_tent, data) == 24, "gr_tent header is 24 bytes");
+
+#define GR_TE_EXP 0x1 /* data[] starts with the expiry */
+#define GR_TE_EXT 0x2 /* then the ext word (gr_text) */
+
+/* The ext word of cache and ordered_set tables' entries. */
+typedef struct gr_text {
+    _Atomic uint32_t atime; /* last access, coarse (wall s): approximate LRU of cache tables */
+    uint8_t level;          /* ordered_set: skiplist levels (0 for set) */
+    uint8_t pad[3];         /* 0 */
+} gr_text;
+
+static inline size_t gr_tent_optlen(unsigned opt)
+{
+    return ((opt & GR_TE_EXP) ? sizeof(uint64_t) : 0) + ((opt & GR_TE_EXT) ? sizeof(gr_text) : 0);
+}
+static inline uint64_t gr_tent_exp(const gr_tent *e)
+{
+    uint64_t v = 0;
+
+    if (e->opt & GR_TE_EXP) {
+        memcpy(&v, e->data, sizeof(v));
+    }
+    return v;
+}
+/* Only on an entry built with GR_TE_EXP (the in-place overwrite keeps it). */
+static inline void gr_tent_set_exp(gr_tent *e, uint64_t v)
+{
+    memcpy(e->data, &v, sizeof(v));
+}
+/* The ext word, or NULL (a set table that is no cache). */
+static inline gr_text *gr_tent_ext(gr_tent *e)
+{
+    return (e->opt & GR_TE_EXT)
+               ? (gr_text *)(void *)(e->data + ((e->opt & GR_TE_EXP) ? sizeof(uint64_t) : 0))
+               : NULL;
+}
+static inline uint8_t gr_tent_level(const gr_tent *e)
+{
+    return (e->opt & GR_TE_EXT) ? gr_tent_ext((gr_tent *)(uintptr_t)e)->level : 0;
+}
 static inline gr_tent **gr_tent_fwd(gr_tent *e)
 {
-    return (gr_tent **)(void *)e->data;
+    return (gr_tent **)(void *)(e->data + gr_tent_optlen(e->opt));
 }
 static inline gr_tcnt *gr_tent_cnt(gr_tent *e)
 {
-    return (gr_tcnt *)(void *)(e->data + e->level * sizeof(gr_tent *));
+    return (gr_tcnt *)(void *)(e->data + gr_tent_optlen(e->opt) +
+                               gr_tent_level(e) * sizeof(gr_tent *));
 }
 static inline uint8_t *gr_tent_key(gr_tent *e)
 {
-    return e->data + e->level * sizeof(gr_tent *) + e->ncnt * sizeof(gr_tcnt);
+    size_t off = e->ncnt * sizeof(gr_tcnt);
+
+    if (e->opt) { /* none in a set table's entries without an expiry: the lookup's case */
+        off += gr_tent_optlen(e->opt) + gr_tent_level(e) * sizeof(gr_tent *);
+    }
+    return e->data + off;
 }
 static inline uint8_t *gr_tent_val(gr_tent *e)
 {
     return gr_tent_key(e) + e->klen;
 }
+/* Bytes of an entry's allocation. */
+#define GR_TENT_SIZE(opt, level, ncnt, klen, vlen)                                                 \
+    (sizeof(gr_tent) + gr_tent_optlen(opt) + (size_t)(level) * sizeof(gr_tent *) +                 \
+     (size_t)(ncnt) * sizeof(gr_tcnt) + (size_t)(klen) + (size_t)(vlen))
+static inline size_t gr_tent_size(const gr_tent *e)
+{
+    return GR_TENT_SIZE(e->opt, gr_tent_level(e), e->ncnt, e->klen, e->vlen);
+}
+/* The heap chunk glibc's malloc takes for n bytes: n and its 8-byte chunk
+ * header rounded up to 16, at least 32. What info.bytes charges. */
+#define GR_TENT_CHUNK(n) ((n) + 8 <= 32 ? (size_t)32 : ((size_t)(n) + 8 + 15) & ~(size_t)15)
+
+/* The key's hash, recomputed (paths that have no slot or key at hand). */
+static inline uint64_t gr_tent_hash(gr_tent *e)
+{
+    return gr_tkey_hash(gr_tent_key(e), e->klen);
+}
 
 /* A set store slot: the entry's key hash beside it, so probing reads no entry. */
 typedef struct gr_tslot {
-    uint64_t hash; /* e->hash */
+    uint64_t hash; /* gr_tkey_hash of e's key */
     gr_tent *e;    /* NULL: empty */
 } gr_tslot;
 
@@ -160,17 +236,18 @@ typedef struct gr_tslot {
 
 /* A shard: a lock and a store. set tables have many, ordered_set one. */
 typedef struct gr_tshard {
-    pthread_rwlock_t lock; /* readers: lookups and scans; writer: changes */
-    gr_tslot *slots;       /* set: cap slots in (hash, key) order (store_set.c) */
-    size_t cap;            /* set: 2^bits homes + a tail of spare slots */
-    uint32_t bits;         /* set: log2 of the home count */
-    size_t hint;           /* set: slot of the last insert (store_set.c) */
-    uint64_t hint_hash;    /* set: its hash */
-    uint64_t count;        /* entries in this shard */
-    gr_tent *head;         /* ordered_set: skiplist head (level GR_SKIP_MAX, no key) */
-    uint32_t level;        /* ordered_set: levels in use */
-    uint64_t rng;          /* ordered_set: level / sampling random state (write lock) */
-    atomic_uint wflag;     /* a writer holds or takes the lock: gets back off (table.c) */
+    pthread_rwlock_t lock;    /* readers: lookups and scans; writer: changes */
+    gr_tslot *slots;          /* set: cap slots in (hash, key) order (store_set.c) */
+    size_t cap;               /* set: homes + a tail of spare slots */
+    size_t homes;             /* set: home slots (any count: store_set.c home()) */
+    _Atomic uint64_t *mapped; /* set: the engine's mmapped slot bytes (may be NULL) */
+    size_t hint;              /* set: slot of the last insert (store_set.c) */
+    uint64_t hint_hash;       /* set: its hash */
+    uint64_t count;           /* entries in this shard */
+    gr_tent *head;            /* ordered_set: skiplist head (level GR_SKIP_MAX, no key) */
+    uint32_t level;           /* ordered_set: levels in use */
+    uint64_t rng;             /* ordered_set: level / sampling random state (write lock) */
+    atomic_uint wflag;        /* a writer holds or takes the lock: gets back off (table.c) */
     struct {
         atomic_uint n;  /* gets inside the shard on this counter */
         char pad[60];   /* one counter per cache line */
@@ -188,15 +265,19 @@ gr_tent *gr_sset_find(gr_tshard *s, uint32_t shard_bits, uint64_t hash, const ui
 int gr_sset_reserve(gr_tshard *s, uint32_t shard_bits);
 /* Insert e (key absent; gr_sset_reserve succeeded since the last insert) or
  * replace old by e (old unlinked, not freed). */
-void gr_sset_put(gr_tshard *s, uint32_t shard_bits, gr_tent *e, gr_tent *old);
-void gr_sset_remove(gr_tshard *s, uint32_t shard_bits, gr_tent *old);
+void gr_sset_put(gr_tshard *s, uint32_t shard_bits, uint64_t hash, gr_tent *e, gr_tent *old);
+void gr_sset_remove(gr_tshard *s, uint32_t shard_bits, uint64_t hash, gr_tent *old);
 /* First entry with (hash, key) > (hash, key) of the cursor (has_cur) or >= hash
  * 0 (!has_cur), within this shard. Then gr_sset_next. */
 gr_tent *gr_sset_after(gr_tshard *s, uint32_t shard_bits, int has_cur, uint64_t hash,
                        const uint8_t *k, size_t klen);
-gr_tent *gr_sset_next(gr_tshard *s, uint32_t shard_bits, gr_tent *e);
+/* hash: e's key's. */
+gr_tent *gr_sset_next(gr_tshard *s, uint32_t shard_bits, uint64_t hash, gr_tent *e);
 /* A pseudo-random entry (eviction sampling), or NULL if empty. */
 gr_tent *gr_sset_sample(gr_tshard *s, uint64_t rnd);
+/* Bytes of index charged per entry of a set table (info.bytes): a slot at the
+ * store's average load, tail included (store_set.c). */
+#define GR_SSET_SLOT_SHARE 23
 
 /* ---- ordered store (store_ordered.c); caller holds the shard's lock --------------------- */
 int gr_oset_init(gr_tshard *s);

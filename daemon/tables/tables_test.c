@@ -886,16 +886,22 @@ static void overwrite_on(gr_table_kind kind, bool repl)
         }
     }
     /* bytes: those of a table written once with the final values (a counter
-     * by one increment: one component, as this node's put-then-incr has) */
+     * by one increment: one component, as this node's put-then-incr has),
+     * with the same expiries (an entry with one holds its expiry word) */
     f = mk("o_fresh", (gr_table_opts){.kind = kind});
     for (int i = 0; i < NK; i++) {
-        term k = T_fmt("k", i), tv = T_int(model[i]);
+        term k = T_fmt("k", i), tv = T_int(model[i]), zero = T_int(0);
+        uint64_t now = atomic_load(&test_clock);
+        gr_tput how = {.flags = GR_TPUT_TTL, .ttl_ms = expire[i] > now ? expire[i] - now : 0};
 
-        if (model[i] != INT64_MIN && (!expire[i] || atomic_load(&test_clock) < expire[i])) {
+        if (model[i] != INT64_MIN && (!expire[i] || now < expire[i])) {
             int64_t tot;
 
+            if (counter[i] && expire[i]) { /* the counter keeps the put's expiry */
+                ck_assert_int_eq(gr_table_put(f, k.b, k.n, zero.b, zero.n, &how, NULL), 0);
+            }
             ck_assert_int_eq(counter[i] ? gr_table_incr(f, k.b, k.n, model[i], &tot)
-                                        : gr_table_put(f, k.b, k.n, tv.b, tv.n, NULL, NULL),
+                                        : gr_table_put(f, k.b, k.n, tv.b, tv.n, &how, NULL),
                              0);
             live++;
         }
