@@ -50,6 +50,7 @@ from ports3 import (test_busy_marks as pt3_busy_marks,  # pt3_*: cluster-tests/p
                     test_remote_busy as pt3_remote_busy, test_rpc as pt3_rpc)
 from redis_tests import test_blocking as rd_blocking, test_lists as rd_lists
 from redis_tests import test_scans as rd_scans, test_zsets as rd_zsets
+from redis_tests import test_durable as rd_durable
 from redis2 import test_lists as rd2_lists, test_lists_cluster as rd2_lists_cluster, test_multi as rd2_multi, test_scan as rd2_scan  # noqa: E501
 from redis3 import test_list_overwrite as rd3_list_overwrite, test_list_overwrite_cluster as rd3_list_overwrite_cluster  # noqa: E501
 from harness import (EXIT_AUTH, EXIT_OK, EXIT_REMOTE, EXIT_TIMEOUT, EXIT_UNREACHABLE, EXIT_USAGE,
@@ -2266,6 +2267,7 @@ TESTS += [
     ("rd_zsets", rd_zsets),
     ("rd_scans", rd_scans),
     ("rd_blocking", rd_blocking),
+    ("rd_durable", rd_durable),
     ("rd2_lists", rd2_lists),
     ("rd2_lists_cluster", rd2_lists_cluster),
     ("rd2_scan", rd2_scan),

@@ -131,12 +131,12 @@ static int store(rconn *c, gr_table *t, const rmw *m, const gr_tbuf *val, uint64
                    .version = m->found ? m->meta.version : 0,
                    .ttl_ms = ttl_ms};
 
-    return gr_table_put(t, c->k.p, c->k.len, val->p, val->len, &how, NULL);
+    return gr_table_put_d(&c->dur, t, c->k.p, c->k.len, val->p, val->len, &how, NULL);
 }
 
 static int del_loaded(rconn *c, gr_table *t, const rmw *m)
 {
-    int r = gr_table_del(t, c->k.p, c->k.len, m->meta.version);
+    int r = gr_table_del_d(&c->dur, t, c->k.p, c->k.len, m->meta.version);
 
     return r == GR_ENOKEY ? 0 : r;
 }
@@ -337,7 +337,7 @@ static void cmd_setnx(rconn *c, const rargs *a)
         gr_resp_error(&c->out, E_OOM);
         return;
     }
-    r = gr_table_put(t, c->k.p, c->k.len, c->v2.p, c->v2.len, &how, NULL);
+    r = gr_table_put_d(&c->dur, t, c->k.p, c->k.len, c->v2.p, c->v2.len, &how, NULL);
     if (r == GR_EKEYEXISTS) {
         gr_resp_int(&c->out, 0);
     } else if (r < 0) {
@@ -405,7 +405,7 @@ static void cmd_getdel(rconn *c, const rargs *a)
         if (!loaded_str(c, ib, &p, &n)) {
             return;
         }
-        if ((r = gr_table_del(t, c->k.p, c->k.len, m.meta.version)) == GR_ECASMISMATCH) {
+        if ((r = gr_table_del_d(&c->dur, t, c->k.p, c->k.len, m.meta.version)) == GR_ECASMISMATCH) {
             continue;
         }
         if (r < 0 && r != GR_ENOKEY) {
@@ -551,7 +551,7 @@ static void incr_by(rconn *c, const rargs *a, int64_t delta)
         gr_resp_error(&c->out, E_OOM);
         return;
     }
-    r = gr_table_incr(t, c->k.p, c->k.len, delta, &total);
+    r = gr_table_incr_d(&c->dur, t, c->k.p, c->k.len, delta, &total);
     if (r == 0) {
         gr_resp_int(&c->out, total);
     } else if (r == GR_EBADARG) {
@@ -956,7 +956,7 @@ static void rename_coll(rconn *c, gr_table *t, const rargs *a, gr_tval_kind kind
         r = gr_redis_coll_copy(c, t, kind, to.p, to.len);
     }
     if (r == 0) {
-        r = gr_table_del(t, c->k.p, c->k.len, 0);
+        r = gr_table_del_d(&c->dur, t, c->k.p, c->k.len, 0);
         r = r == GR_ENOKEY ? 0 : r;
     }
     gr_tbuf_free(&to);
@@ -1017,7 +1017,7 @@ static void cmd_rename(rconn *c, const rargs *a)
             return;
         }
         how.ttl_ms = ttl_left(c, &m);
-        if ((r = gr_table_del(t, c->k.p, c->k.len, m.meta.version)) == GR_ECASMISMATCH) {
+        if ((r = gr_table_del_d(&c->dur, t, c->k.p, c->k.len, m.meta.version)) == GR_ECASMISMATCH) {
             continue;
         }
         if (r < 0 && r != GR_ENOKEY) {
@@ -1028,7 +1028,7 @@ static void cmd_rename(rconn *c, const rargs *a)
             gr_resp_error(&c->out, E_OOM);
             return;
         }
-        if ((r = gr_table_put(t, c->k.p, c->k.len, c->v.p, c->v.len, &how, NULL)) < 0) {
+        if ((r = gr_table_put_d(&c->dur, t, c->k.p, c->k.len, c->v.p, c->v.len, &how, NULL)) < 0) {
             gr_redis_reply_err(c, r);
         } else {
             gr_resp_simple(&c->out, "OK");
@@ -1325,13 +1325,13 @@ static int list_save(rconn *c, gr_table *t, const rlist *l)
     int r;
 
     if (l->h == l->t) {
-        r = gr_table_del(t, c->k.p, c->k.len, 0);
+        r = gr_table_del_d(&c->dur, t, c->k.p, c->k.len, 0);
         return r == GR_ENOKEY ? 0 : r;
     }
     if (gr_redis_enc_list(&c->v, l->h, l->t) < 0) {
         return -ENOMEM;
     }
-    return gr_table_put(t, c->k.p, c->k.len, c->v.p, c->v.len, &how, NULL);
+    return gr_table_put_d(&c->dur, t, c->k.p, c->k.len, c->v.p, c->v.len, &how, NULL);
 }
 
 /* Element pos of list key into ps (as string bytes); its table key stays in
@@ -1378,7 +1378,7 @@ static int elem_put(rconn *c, gr_table *lt, const char *key, size_t klen, const 
     if (gr_redis_list_key(&c->k2, key, klen, pos) < 0 || gr_redis_enc_bin(&c->v2, p, n) < 0) {
         return -ENOMEM;
     }
-    return gr_table_put(lt, c->k2.p, c->k2.len, c->v2.p, c->v2.len, &how, NULL);
+    return gr_table_put_d(&c->dur, lt, c->k2.p, c->k2.len, c->v2.p, c->v2.len, &how, NULL);
 }
 
 /* EXPIRE / PERSIST of list key: ttl_ms (0: none) on its record and each
@@ -1428,7 +1428,7 @@ static int elems_del(rconn *c, gr_table *lt, const char *key, size_t klen, int64
         if (gr_redis_list_key(&c->k2, key, klen, pos) < 0) {
             return -ENOMEM;
         }
-        if ((r = gr_table_del(lt, c->k2.p, c->k2.len, 0)) < 0 && r != GR_ENOKEY) {
+        if ((r = gr_table_del_d(&c->dur, lt, c->k2.p, c->k2.len, 0)) < 0 && r != GR_ENOKEY) {
             return r;
         }
     }
@@ -1474,7 +1474,7 @@ int gr_redis_del_key(rconn *c, gr_table *t, const char *key, size_t klen)
      * between the read and the delete */
     pthread_mutex_lock(mu);
     if ((r = drop_list_locked(c, t, key, klen)) >= 0) {
-        r = gr_table_del(t, c->k.p, c->k.len, 0);
+        r = gr_table_del_d(&c->dur, t, c->k.p, c->k.len, 0);
     }
     pthread_mutex_unlock(mu);
     return r == GR_ENOKEY ? 0 : r == 0 ? 1 : r;
@@ -1490,12 +1490,12 @@ static int put_over(rconn *c, gr_table *t, const char *key, size_t klen, const g
     int r;
 
     if (how->flags & GR_TPUT_IF_ABSENT) { /* a list there: present, nothing replaced */
-        return gr_table_put(t, c->k.p, c->k.len, c->v2.p, c->v2.len, how, NULL);
+        return gr_table_put_d(&c->dur, t, c->k.p, c->k.len, c->v2.p, c->v2.len, how, NULL);
     }
     mu = gr_redis_klock(c->srv, c->db, key, klen);
     pthread_mutex_lock(mu);
     if ((r = drop_list_locked(c, t, key, klen)) >= 0) {
-        r = gr_table_put(t, c->k.p, c->k.len, c->v2.p, c->v2.len, how, NULL);
+        r = gr_table_put_d(&c->dur, t, c->k.p, c->k.len, c->v2.p, c->v2.len, how, NULL);
     }
     pthread_mutex_unlock(mu);
     return r;
@@ -1580,14 +1580,14 @@ static void rename_list(rconn *c, gr_table *t, const rargs *a)
         one.len = 0;
         if ((r = elem_get(c, lt, from, fl, pos, &ps, &ver)) == 1) {
             gr_redis_piece_at(&ps, 0, &p, &n);
-            if ((r = gr_table_del(lt, c->k2.p, c->k2.len, ver)) == 0 || r == GR_ENOKEY ||
+            if ((r = gr_table_del_d(&c->dur, lt, c->k2.p, c->k2.len, ver)) == 0 || r == GR_ENOKEY ||
                 r == GR_ECASMISMATCH) {
                 r = elem_put(c, lt, to, tl, &l, pos, p, n);
             }
         }
     }
     if (r >= 0 && (r = gr_redis_key(&c->k, from, fl)) == 0) {
-        r = gr_table_del(t, c->k.p, c->k.len, 0);
+        r = gr_table_del_d(&c->dur, t, c->k.p, c->k.len, 0);
         r = r == GR_ENOKEY ? 0 : r;
     }
     if (r >= 0 && (r = gr_redis_key(&c->k, to, tl)) == 0) {
@@ -1644,8 +1644,8 @@ static int pop_list(rconn *c, gr_table *t, const char *key, size_t klen, bool le
         }
         *(left ? &l.h : &l.t) = left ? l.h + 1 : l.t - 1;
         /* only that version: a replica's newer write of the position stays */
-        if (r == 1 && (r = gr_table_del(lt, c->k2.p, c->k2.len, ver)) < 0 && r != GR_ENOKEY &&
-            r != GR_ECASMISMATCH) {
+        if (r == 1 && (r = gr_table_del_d(&c->dur, lt, c->k2.p, c->k2.len, ver)) < 0 &&
+            r != GR_ENOKEY && r != GR_ECASMISMATCH) {
             break;
         }
         r = 0;

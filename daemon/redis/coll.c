@@ -138,7 +138,8 @@ static void hset_common(rconn *c, const rargs *a, bool hmset)
             vals[i] = c->v.p + offs[i];
         }
         if (r == 0) {
-            r = gr_table_map_set(t, c->k.p, c->k.len, n, names, nlens, vals, vlens, &added);
+            r = gr_table_map_set_d(&c->dur, t, c->k.p, c->k.len, n, names, nlens, vals, vlens,
+                                   &added);
         }
     }
     if (r < 0) {
@@ -195,7 +196,8 @@ void gr_redis_cmd_hsetnx(rconn *c, const rargs *a)
     nlen = a->argl[2];
     val = c->v2.p;
     vlen = c->v2.len;
-    if ((r = gr_table_map_set(t, c->k.p, c->k.len, 1, &name, &nlen, &val, &vlen, &added)) < 0) {
+    if ((r = gr_table_map_set_d(&c->dur, t, c->k.p, c->k.len, 1, &name, &nlen, &val, &vlen,
+                                &added)) < 0) {
         gr_redis_reply_err(c, r);
     } else {
         gr_resp_int(&c->out, 1);
@@ -291,10 +293,10 @@ static void remove_names(rconn *c, const rargs *a, bool set)
     if (!t || !key_arg(c, a, 1)) {
         return;
     }
-    r = set ? gr_table_set_rem(t, c->k.p, c->k.len, n, (const void *const *)(a->argv + 2),
-                               a->argl + 2, &removed)
-            : gr_table_map_del(t, c->k.p, c->k.len, n, (const void *const *)(a->argv + 2),
-                               a->argl + 2, &removed);
+    r = set ? gr_table_set_rem_d(&c->dur, t, c->k.p, c->k.len, n,
+                                 (const void *const *)(a->argv + 2), a->argl + 2, &removed)
+            : gr_table_map_del_d(&c->dur, t, c->k.p, c->k.len, n,
+                                 (const void *const *)(a->argv + 2), a->argl + 2, &removed);
     if (r < 0) {
         gr_redis_reply_err(c, r);
     } else {
@@ -339,7 +341,7 @@ void gr_redis_cmd_hincrby(rconn *c, const rargs *a)
     if (!key_arg(c, a, 1) || !kind_ok(c, t, GR_TVAL_MAP)) {
         return;
     }
-    r = gr_table_map_incr(t, c->k.p, c->k.len, a->argv[2], a->argl[2], delta, &total);
+    r = gr_table_map_incr_d(&c->dur, t, c->k.p, c->k.len, a->argv[2], a->argl[2], delta, &total);
     if (r == GR_EWRONGTYPE) {
         gr_resp_error(&c->out, "ERR hash value is not an integer");
     } else if (r == GR_EBADARG) {
@@ -378,8 +380,8 @@ void gr_redis_cmd_sadd(rconn *c, const rargs *a)
     if (!t || !key_arg(c, a, 1)) {
         return;
     }
-    r = gr_table_set_add(t, c->k.p, c->k.len, (size_t)a->argc - 2,
-                         (const void *const *)(a->argv + 2), a->argl + 2, &added);
+    r = gr_table_set_add_d(&c->dur, t, c->k.p, c->k.len, (size_t)a->argc - 2,
+                           (const void *const *)(a->argv + 2), a->argl + 2, &added);
     if (r < 0) {
         gr_redis_reply_err(c, r);
     } else {
@@ -499,8 +501,8 @@ void gr_redis_cmd_spop(rconn *c, const rargs *a)
         lens[j] = lens[i];
         items[i] = p;
         lens[i] = l;
-        if ((r = gr_table_set_rem(t, c->k.p, c->k.len, 1, (const void *const *)&p, &l, &removed)) ==
-                0 &&
+        if ((r = gr_table_set_rem_d(&c->dur, t, c->k.p, c->k.len, 1, (const void *const *)&p, &l,
+                                    &removed)) == 0 &&
             removed == 1 && gr_redis_piece_put(&out, p, l) == 0) {
             out.n++;
         }
@@ -557,8 +559,9 @@ int gr_redis_coll_copy(rconn *c, gr_table *t, gr_tval_kind kind, const void *to,
             vals[i] = p;
         }
     }
-    r = kind == GR_TVAL_MAP ? gr_table_map_set(t, to, tlen, k.n, names, nlens, vals, vlens, NULL)
-                            : gr_table_set_add(t, to, tlen, k.n, names, nlens, NULL);
+    r = kind == GR_TVAL_MAP
+            ? gr_table_map_set_d(&c->dur, t, to, tlen, k.n, names, nlens, vals, vlens, NULL)
+            : gr_table_set_add_d(&c->dur, t, to, tlen, k.n, names, nlens, NULL);
 out:
     free(names);
     free(nlens);

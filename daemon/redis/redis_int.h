@@ -75,6 +75,13 @@ struct gr_redis {
     rconn *clients;                /* every open connection */
     rconn *blockedq;               /* connections blocked in BLPOP/BRPOP (bnext) */
     atomic_uint_fast64_t nblocked; /* how many: a push looks only when > 0 */
+    /* durable writes' completions not yet run (under durmu, its own mutex:
+     * a completion may run inside a table call): gr_redis_free waits for
+     * them, since they send through rt with this struct */
+    pthread_mutex_t durmu;
+    pthread_cond_t durcv; /* durwaits reached 0 */
+    uint64_t durwaits;
+    atomic_uint_fast64_t durfails; /* connections closed after a failed durable write */
     rcursor cursors[GR_REDIS_CURSORS];
     uint64_t next_cursor;
     atomic_uint_fast64_t next_id;      /* client ids */
@@ -115,6 +122,10 @@ struct rconn {
     uint32_t mq_n;                   /* commands queued */
     gr_tbuf watch;                   /* WATCHed keys: (u32 db, u64 version, u32 len, key bytes) */
     bool in_exec;                    /* running EXEC's queue: BLPOP/BRPOP do not block */
+    /* durable writes (docs/redis.md "Durable writes"): the tickets of this
+     * turn's writes; while durwait, the replies are held and input not read */
+    gr_tdefer dur;
+    bool durwait;
     /* BLPOP / BRPOP waiting (docs/redis.md "Blocking pops"): input is not
      * parsed until it ends; blk_ev re-checks the keys every GR_REDIS_BLOCK_POLL_MS */
     bool blocked;

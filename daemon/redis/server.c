@@ -20,6 +20,15 @@
  *   holds at most one read of input and about OUT_SOFT of output. A single
  *   reply that takes the pending output above GR_REDIS_OUT_HARD closes the
  *   client (counted: INFO client_output_buffer_limit_disconnections).
+ * - Durable writes (docs/redis.md "Durable writes"): a write to a table with
+ *   fsync `always` does not wait for its fsync; its log ticket goes into
+ *   c->dur (gr_table_*_d). When the pump is about to write replies and c->dur
+ *   holds tickets, the replies are held instead: the connection stops parsing
+ *   and reading, and gr_tdefer_notify's completion (on a log's flusher thread)
+ *   sends the process DUR_ATOM, which writes the held replies and resumes on
+ *   the connection's own thread. The completion only knows the pid, so a
+ *   connection closed meanwhile is simply not found. The fsync is shared by
+ *   every connection's writes appended meanwhile (group commit).
  * - Closing from an event callback: the socket and events are released at
  *   once and the process is told to stop with a message, so its state is freed
  *   by terminate, never inside a callback of its own.
@@ -55,7 +64,9 @@
 
 #define LOG "redis"
 #define CLOSE_ATOM "$redis_close"
-#define WAKE_ATOM "$redis_wake" /* a push on this node: blocked pops re-check */
+#define WAKE_ATOM "$redis_wake"       /* a push on this node: blocked pops re-check */
+#define DUR_ATOM "$redis_dur"         /* the connection's held writes are on disk */
+#define DURFAIL_ATOM "$redis_durfail" /* ... or one of them failed */
 #define ACCEPT_BATCH 64
 
 /* ---- configuration and the socket ------------------------------------------------------ */
@@ -179,6 +190,8 @@ int gr_redis_new(const gr_redis_config *cfg, gr_redis **ret_r)
     }
     r->lfd = -1;
     pthread_mutex_init(&r->mu, NULL);
+    pthread_mutex_init(&r->durmu, NULL);
+    pthread_cond_init(&r->durcv, NULL);
     for (int i = 0; i < GR_REDIS_KLOCKS; i++) {
         pthread_mutex_init(&r->klocks[i], NULL);
     }
@@ -249,6 +262,11 @@ gr_redis *gr_redis_free(gr_redis *r)
         gr_table_close(r->dbs[i]);
         gr_table_close(r->ldbs[i]);
     }
+    pthread_mutex_lock(&r->durmu); /* completions of durable writes still running */
+    while (r->durwaits > 0) {
+        pthread_cond_wait(&r->durcv, &r->durmu);
+    }
+    pthread_mutex_unlock(&r->durmu);
     for (int i = 0; i < GR_REDIS_CURSORS; i++) {
         free(r->cursors[i].p);
     }
@@ -258,6 +276,8 @@ gr_redis *gr_redis_free(gr_redis *r)
     }
     free(r->host);
     free(r->table);
+    pthread_cond_destroy(&r->durcv);
+    pthread_mutex_destroy(&r->durmu);
     pthread_mutex_destroy(&r->mu);
     for (int i = 0; i < GR_REDIS_KLOCKS; i++) {
         pthread_mutex_destroy(&r->klocks[i]);
@@ -935,7 +955,8 @@ void gr_redis_cmd_exec(rconn *c, const rargs *a)
  * is above the soft bound, or the client is closing. */
 static void process(rconn *c)
 {
-    while (!c->paused && !c->closing && !c->dead && !c->blocked && c->in_off < c->in_len) {
+    while (!c->paused && !c->closing && !c->dead && !c->blocked && !c->durwait &&
+           c->in_off < c->in_len) {
         uint8_t *base = c->in + c->in_off;
         const char *err = NULL;
         size_t used = 0;
@@ -975,11 +996,101 @@ static void process(rconn *c)
     }
 }
 
-/* Write what is pending. */
+/* A connection's wait for its durable writes: what the completion needs,
+ * allocated up front so that it cannot fail on the flusher's thread. Owned by
+ * the completion, which frees it. */
+typedef struct rdur {
+    gr_redis *srv;
+    girder_pid pid;
+    uint64_t id;         /* the client, for the log */
+    girder_msg *ok, *no; /* DUR_ATOM, DURFAIL_ATOM: one is sent */
+} rdur;
+
+/* gr_tdefer_fn: any thread (a log's flusher, or the connection's own). */
+static void on_durable(void *arg, int err)
+{
+    rdur *d = arg;
+    gr_redis *srv = d->srv;
+    girder_msg *m = err < 0 ? d->no : d->ok;
+
+    if (err < 0) {
+        gr_error(LOG, "client %llu: a durable write failed: %s; closing the client",
+                 (unsigned long long)d->id, gr_strerror(err));
+    }
+    girder_msg_unref(err < 0 ? d->ok : d->no);
+    if (gr_rt_send(srv->rt, d->pid, m) < 0) {
+        girder_msg_unref(m); /* the connection is gone */
+    }
+    free(d);
+    pthread_mutex_lock(&srv->durmu);
+    if (--srv->durwaits == 0) {
+        pthread_cond_broadcast(&srv->durcv);
+    }
+    pthread_mutex_unlock(&srv->durmu);
+}
+
+/* Hold the replies until c->dur's records are on disk: stop parsing and
+ * reading, register the completion. Out of memory: close (the held replies
+ * are never sent, so nothing unwritten is acknowledged). */
+static void dur_wait(rconn *c)
+{
+    rdur *d = calloc(1, sizeof(*d));
+
+    if (!d || !(d->ok = girder_msg_atom(DUR_ATOM)) || !(d->no = girder_msg_atom(DURFAIL_ATOM))) {
+        if (d) {
+            girder_msg_unref(d->ok);
+            free(d);
+        }
+        gr_error(LOG, "client %llu (%s): out of memory waiting for a durable write; closing it",
+                 (unsigned long long)c->id, c->addr);
+        gr_tdefer_free(&c->dur);
+        close_conn(c, true);
+        return;
+    }
+    d->srv = c->srv;
+    d->pid = c->self;
+    d->id = c->id;
+    c->durwait = true;
+    set_read(c, false);
+    set_write(c, false);
+    pthread_mutex_lock(&c->srv->durmu);
+    c->srv->durwaits++;
+    pthread_mutex_unlock(&c->srv->durmu);
+    gr_tdefer_notify(&c->dur, on_durable, d); /* may run on_durable now: a message */
+}
+
+/* The held writes are on disk (ok) or not: send the replies and resume, or
+ * replace them with an error and close (docs/redis.md "Durable writes"). */
+static void dur_done(rconn *c, bool ok)
+{
+    c->durwait = false;
+    if (!ok) {
+        atomic_fetch_add(&c->srv->durfails, 1);
+        if (c->out.off > 0) { /* a reply is half sent: nothing can follow it */
+            close_conn(c, true);
+            return;
+        }
+        c->out.len = 0;
+        gr_resp_error(&c->out, "ERR durable write failed (the node's disk); closing the "
+                               "connection");
+        c->closing = true;
+    }
+    pump(c);
+}
+
+/* Write what is pending, unless it waits for durable writes: replies are held
+ * while any of this pass's writes is not yet on disk. */
 static void flush_out(rconn *c)
 {
     gr_resp_out *o = &c->out;
 
+    if (c->dead || c->durwait) {
+        return;
+    }
+    if (gr_tdefer_pending(&c->dur)) {
+        dur_wait(c);
+        return;
+    }
     while (!c->dead && gr_resp_out_pending(o)) {
         ssize_t n = write(c->fd, o->p + o->off, gr_resp_out_pending(o));
 
@@ -1021,12 +1132,13 @@ static void pump(rconn *c)
         }
         break;
     }
-    if (c->closing && !gr_resp_out_pending(&c->out)) {
+    if (c->closing && !c->durwait && !gr_resp_out_pending(&c->out)) {
         close_conn(c, true);
         return;
     }
-    /* a blocked client is still read (to see it close), up to a bound */
-    set_read(c, !c->paused && !c->closing &&
+    /* a blocked client is still read (to see it close), up to a bound; one
+     * waiting for its durable writes is not (its replies are held) */
+    set_read(c, !c->paused && !c->closing && !c->durwait &&
                     !(c->blocked && c->in_len - c->in_off > GR_REDIS_BLOCK_IN_MAX));
 }
 
@@ -1185,6 +1297,12 @@ static int conn_handle(girder_ctx *ctx, void *state, const girder_msg *msg)
     if (c->dead && girder_msg_is_atom(msg, CLOSE_ATOM)) {
         return GIRDER_STOP;
     }
+    if (girder_msg_is_atom(msg, DUR_ATOM) || girder_msg_is_atom(msg, DURFAIL_ATOM)) {
+        if (!c->dead && c->durwait) {
+            dur_done(c, girder_msg_is_atom(msg, DUR_ATOM));
+        }
+        return GIRDER_CONTINUE;
+    }
     if (girder_msg_is_atom(msg, WAKE_ATOM)) {
         if (!c->dead && c->blocked) {
             on_block_timer(-1, 0, c);
@@ -1211,6 +1329,8 @@ static void conn_terminate(girder_ctx *ctx, void *state, const girder_msg *reaso
 
     close_conn(c, false);
     blockedq_remove(c);
+    gr_tdefer_free(&c->dur); /* tickets of a pass cut short; a wait already
+                              * registered owns none and finds the pid gone */
     event_free(c->ev_read);
     event_free(c->ev_write);
     event_free(c->blk_ev);
@@ -1750,7 +1870,8 @@ void gr_redis_cmd_info(rconn *c, const rargs *a)
                   "rejected_connections:%llu\r\nexpired_keys:%llu\r\nevicted_keys:%llu\r\n"
                   "keyspace_hits:%llu\r\nkeyspace_misses:%llu\r\n"
                   "client_output_buffer_limit_disconnections:%llu\r\n"
-                  "protocol_error_disconnections:%llu\r\n\r\n",
+                  "protocol_error_disconnections:%llu\r\n"
+                  "durable_write_error_disconnections:%llu\r\n\r\n",
                   (unsigned long long)atomic_load(&srv->conns_total),
                   (unsigned long long)atomic_load(&srv->cmds_total),
                   (unsigned long long)atomic_load(&srv->net_in),
@@ -1759,7 +1880,8 @@ void gr_redis_cmd_info(rconn *c, const rargs *a)
                   (unsigned long long)evicted, (unsigned long long)atomic_load(&srv->hits),
                   (unsigned long long)atomic_load(&srv->misses),
                   (unsigned long long)atomic_load(&srv->out_limit),
-                  (unsigned long long)atomic_load(&srv->proto_errors));
+                  (unsigned long long)atomic_load(&srv->proto_errors),
+                  (unsigned long long)atomic_load(&srv->durfails));
     }
     if (want_section(a, "replication", true)) {
         sb_printf(&s, "# Replication\r\nrole:master\r\nconnected_slaves:0\r\n\r\n");
@@ -1970,7 +2092,7 @@ static int collect_key(void *ud, const uint8_t *key, size_t klen, const uint8_t 
 }
 
 /* Delete every key of t (replicated as deletes): pages of 1,000. */
-static void flush_table(gr_table *t)
+static void flush_table(rconn *c, gr_table *t)
 {
     gr_tbuf cur = {0}, next = {0}, keys = {0};
     rpieces kl = {.b = &keys};
@@ -1988,7 +2110,7 @@ static void flush_table(gr_table *t)
             size_t l;
 
             off = gr_redis_piece_at(&kl, off, &p, &l);
-            gr_table_del(t, p, l, 0);
+            gr_table_del_d(&c->dur, t, p, l, 0);
         }
         if (next.len == 0) {
             break;
@@ -2013,10 +2135,10 @@ void gr_redis_cmd_flushdb(rconn *c, const rargs *a)
         gr_resp_error(&c->out, "ERR syntax error");
         return;
     }
-    flush_table(t);
+    flush_table(c, t);
     if (!(lt = gr_redis_ldb(c))) {
         return;
     }
-    flush_table(lt);
+    flush_table(c, lt);
     gr_resp_simple(&c->out, "OK");
 }

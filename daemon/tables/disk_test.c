@@ -3,7 +3,8 @@
  * disk_test.c - Check tests for disk tables (wal.c, snapshot.c, table.c's
  * load path): log replay, kill -9 with fsync always, torn tail, corruption in
  * the middle, snapshot + log replay, disk full (RLIMIT_FSIZE), group commit,
- * interval and never policies. Each test works in its own scratch directory.
+ * interval and never policies, asynchronous completion (gr_wal_notify,
+ * gr_tdefer). Each test works in its own scratch directory.
  */
 #include "tables/tables.h"
 #include "tables/test_util.h"
@@ -597,6 +598,238 @@ START_TEST(test_background_threads)
 }
 END_TEST
 
+/* ---- asynchronous completion (gr_wal_notify, gr_tdefer) ----------------------------------- */
+
+#define NREC 64
+#define RLEN 100
+
+/* What the callbacks saw: a count per ticket and the durable size at the time. */
+typedef struct acount {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int calls[4 * NREC]; /* per index */
+    int err[4 * NREC];
+    int total;
+    const char *seg; /* the segment file, to check what is on disk */
+    off_t size_at[4 * NREC];
+} acount;
+
+typedef struct aslot {
+    acount *ac;
+    int i;
+} aslot;
+
+static void acount_init(acount *ac, const char *seg)
+{
+    memset(ac, 0, sizeof(*ac));
+    pthread_mutex_init(&ac->mu, NULL);
+    pthread_cond_init(&ac->cv, NULL);
+    ac->seg = seg;
+}
+
+static void acount_done(acount *ac)
+{
+    pthread_mutex_destroy(&ac->mu);
+    pthread_cond_destroy(&ac->cv);
+}
+
+static void on_ticket(void *arg, int err)
+{
+    aslot *s = arg;
+    acount *ac = s->ac;
+    off_t sz = ac->seg ? fsize(ac->seg) : 0;
+
+    pthread_mutex_lock(&ac->mu);
+    ac->calls[s->i]++;
+    ac->err[s->i] = err;
+    ac->size_at[s->i] = sz;
+    ac->total++;
+    pthread_cond_broadcast(&ac->cv);
+    pthread_mutex_unlock(&ac->mu);
+}
+
+static void acount_wait(acount *ac, int n)
+{
+    pthread_mutex_lock(&ac->mu);
+    while (ac->total < n) {
+        pthread_cond_wait(&ac->cv, &ac->mu);
+    }
+    pthread_mutex_unlock(&ac->mu);
+}
+
+static int count_rec(void *ud, const uint8_t *p, size_t n)
+{
+    (void)p;
+    (void)n;
+    (*(long *)ud)++;
+    return 0;
+}
+
+/* Every ticket's callback runs exactly once, from the flusher (nobody blocks
+ * in gr_wal_wait), after its record is on disk, and records become durable in
+ * append order (a callback for record i finds records 0..i in the file).
+ * A ticket of a batch already done calls back at once. */
+START_TEST(test_wal_notify)
+{
+    static char seg[512];
+    static aslot sl[NREC + 1];
+    acount ac;
+    uint8_t rec[RLEN];
+    gr_wal *w;
+    uint64_t fsyncs, records;
+    gr_wal_batch *b;
+    long n = 0;
+
+    snprintf(seg, sizeof(seg), "%s/%s", dir, SEG0);
+    acount_init(&ac, seg);
+    ck_assert_int_eq(gr_wal_open(dir, 0, GR_FSYNC_ALWAYS, 0, &w), 0);
+    memset(rec, 'x', sizeof(rec));
+    for (int i = 0; i < NREC; i++) {
+        sl[i] = (aslot){&ac, i};
+        ck_assert_int_eq(gr_wal_append(w, rec, sizeof(rec), &b), 0);
+        ck_assert_ptr_nonnull(b);
+        ck_assert_int_eq(gr_wal_notify(w, b, on_ticket, &sl[i]), 0);
+        if (i % 7 == 0) {
+            struct timespec ts = {0, 200000}; /* let some batches go in between */
+
+            nanosleep(&ts, NULL);
+        }
+    }
+    acount_wait(&ac, NREC);
+    for (int i = 0; i < NREC; i++) {
+        ck_assert_int_eq(ac.err[i], 0);
+        ck_assert_int_ge(ac.size_at[i], (off_t)(i + 1) * (GR_WAL_HDR + RLEN));
+    }
+    /* already durable: at once, on this thread */
+    ck_assert_int_eq(gr_wal_append(w, rec, sizeof(rec), &b), 0);
+    ck_assert_int_eq(gr_wal_sync(w), 0);
+    sl[NREC] = (aslot){&ac, NREC};
+    ck_assert_int_eq(gr_wal_notify(w, b, on_ticket, &sl[NREC]), 0);
+    ck_assert_int_eq(ac.calls[NREC], 1);
+    /* a dropped ticket: its record is still written */
+    ck_assert_int_eq(gr_wal_append(w, rec, sizeof(rec), &b), 0);
+    gr_wal_drop(w, b);
+    gr_wal_counters(w, &fsyncs, &records);
+    ck_assert_uint_eq(records, NREC + 2);
+    ck_assert_uint_le(fsyncs, NREC + 1);
+    w = gr_wal_close(w);
+    for (int i = 0; i <= NREC; i++) {
+        ck_assert_int_eq(ac.calls[i], 1); /* exactly once, also after close */
+    }
+    ck_assert_int_eq(gr_wal_read(seg, false, count_rec, &n, NULL), 0);
+    ck_assert_int_eq(n, NREC + 2);
+    acount_done(&ac);
+}
+END_TEST
+
+/* A failed write (RLIMIT_FSIZE: EFBIG) reaches every callback of its batch
+ * with the -errno, each exactly once; the records acknowledged with 0 are
+ * exactly those in the file (failed batches are cut back). */
+START_TEST(test_wal_notify_error)
+{
+    static char seg[512];
+    static aslot sl[4 * NREC];
+    static uint8_t rec[1024];
+    struct rlimit rl, old;
+    acount ac;
+    gr_wal *w;
+    gr_wal_batch *b;
+    long n = 0, ok = 0, failed = 0;
+
+    snprintf(seg, sizeof(seg), "%s/%s", dir, SEG0);
+    acount_init(&ac, NULL);
+    signal(SIGXFSZ, SIG_IGN);
+    ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
+    rl = old;
+    rl.rlim_cur = 32 * 1024;
+    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &rl), 0);
+    ck_assert_int_eq(gr_wal_open(dir, 0, GR_FSYNC_ALWAYS, 0, &w), 0);
+    memset(rec, 'y', sizeof(rec));
+    for (int i = 0; i < 4 * NREC; i++) {
+        sl[i] = (aslot){&ac, i};
+        ck_assert_int_eq(gr_wal_append(w, rec, sizeof(rec), &b), 0);
+        ck_assert_int_eq(gr_wal_notify(w, b, on_ticket, &sl[i]), 0);
+        if (i % 8 == 7) {
+            acount_wait(&ac, i + 1); /* batches of at most 8 KiB: some fit */
+        }
+    }
+    acount_wait(&ac, 4 * NREC);
+    w = gr_wal_close(w);
+    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &old), 0);
+    for (int i = 0; i < 4 * NREC; i++) {
+        ck_assert_int_eq(ac.calls[i], 1);
+        if (ac.err[i] == 0) {
+            ok++;
+        } else {
+            ck_assert_int_eq(ac.err[i], -EFBIG);
+            failed++;
+        }
+    }
+    ck_assert_int_gt(ok, 0);
+    ck_assert_int_gt(failed, 0);
+    ck_assert_int_eq(gr_wal_read(seg, false, count_rec, &n, NULL), 0);
+    ck_assert_int_eq(n, ok);
+    acount_done(&ac);
+}
+END_TEST
+
+/* Table writes with a gr_tdefer do not wait: one notify answers for all of
+ * them, after they are on disk, sharing fsyncs; the records replay. */
+START_TEST(test_tdefer)
+{
+    gr_tables *ts = engine();
+    gr_table *t = mkdisk(ts, "d", (gr_table_opts){.fsync = GR_FSYNC_ALWAYS});
+    gr_tdefer d = {0};
+    gr_table_info info;
+    acount ac;
+    aslot sl = {&ac, 0};
+    term m = T_str("m");
+
+    acount_init(&ac, NULL);
+    for (long i = 0; i < 200; i++) {
+        term k = T_fmt("k", i), v = T_int(i);
+
+        ck_assert_int_eq(gr_table_put_d(&d, t, k.b, k.n, v.b, v.n, NULL, NULL), 0);
+    }
+    ck_assert(gr_tdefer_pending(&d));
+    {
+        const void *mp = m.b;
+        size_t ml = m.n;
+        term sk = T_str("set");
+
+        ck_assert_int_eq(gr_table_set_add_d(&d, t, sk.b, sk.n, 1, &mp, &ml, NULL), 0);
+    }
+    gr_tdefer_notify(&d, on_ticket, &sl);
+    ck_assert(!gr_tdefer_pending(&d));
+    acount_wait(&ac, 1);
+    ck_assert_int_eq(ac.calls[0], 1);
+    ck_assert_int_eq(ac.err[0], 0);
+    gr_table_info_get(t, &info);
+    ck_assert_uint_eq(info.wal_records, 201);
+    ck_assert_uint_lt(info.fsyncs, 201);
+    /* nothing pending: at once */
+    gr_tdefer_notify(&d, on_ticket, &sl);
+    ck_assert_int_eq(ac.calls[0], 2);
+    /* tickets given back unwaited */
+    ck_assert_int_eq(put_i(t, 9999, 1), 0);
+    {
+        term k = T_fmt("k", 10000), v = T_int(2);
+
+        ck_assert_int_eq(gr_table_put_d(&d, t, k.b, k.n, v.b, v.n, NULL, NULL), 0);
+    }
+    gr_tdefer_free(&d);
+    gr_table_close(t);
+    gr_tables_free(ts);
+    ts = engine();
+    t = open_t(ts, "d");
+    ck_assert_uint_eq(gr_table_count(t), 203);
+    ck_assert_int_eq(get_i(t, 199), 199);
+    gr_table_close(t);
+    gr_tables_free(ts);
+    acount_done(&ac);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("tables_disk");
@@ -618,6 +851,9 @@ int main(void)
     tcase_add_test(tc, test_interval_and_never);
     tcase_add_test(tc, test_drop_removes_files);
     tcase_add_test(tc, test_background_threads);
+    tcase_add_test(tc, test_wal_notify);
+    tcase_add_test(tc, test_wal_notify_error);
+    tcase_add_test(tc, test_tdefer);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

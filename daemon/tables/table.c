@@ -2015,10 +2015,120 @@ int gr_table_mget(gr_table *t, size_t n, const void *const *keys, const size_t *
 /* After a write: wait for durability; a log over its snapshot size gets a
  * snapshot from the maintenance thread (or, without one, from this writer).
  * No lock held. */
-static int finish(gr_table *t, gr_wal_batch *tk, int r)
+/* One pending ticket of a gr_tdefer. */
+struct gr_tdefer_tk {
+    gr_wal *wal;
+    gr_wal_batch *b;
+};
+
+/* Keep ticket b of wal in d (consumed). false (not kept) out of memory. */
+static bool defer_put(gr_tdefer *d, gr_wal *wal, gr_wal_batch *b)
+{
+    /* the same batch again (a pipeline's writes mostly share one; a list
+     * write alternates between two tables): one ticket answers for both */
+    for (size_t i = d->n, k = 0; i > 0 && k < 8; i--, k++) {
+        if (d->tk[i - 1].wal == wal && d->tk[i - 1].b == b) {
+            gr_wal_drop(wal, b);
+            return true;
+        }
+    }
+    if (d->n == d->cap) {
+        size_t cap = d->cap ? 2 * d->cap : 8;
+        struct gr_tdefer_tk *nt = realloc(d->tk, cap * sizeof(*nt));
+
+        if (!nt) {
+            return false;
+        }
+        d->tk = nt;
+        d->cap = cap;
+    }
+    d->tk[d->n++] = (struct gr_tdefer_tk){.wal = wal, .b = b};
+    return true;
+}
+
+bool gr_tdefer_pending(const gr_tdefer *d)
+{
+    return d->n > 0;
+}
+
+/* gr_tdefer_notify's join of several tickets: the last to finish calls fn. */
+typedef struct tjoin {
+    atomic_int left; /* tickets not done, plus one while registering */
+    atomic_int err;  /* first failure */
+    gr_tdefer_fn fn;
+    void *arg;
+} tjoin;
+
+/* Record err and let go of k of j's holds; the last calls fn and frees j. */
+static void tjoin_put(tjoin *j, int err, int k)
+{
+    if (err < 0) {
+        int zero = 0;
+
+        atomic_compare_exchange_strong(&j->err, &zero, err);
+    }
+    if (atomic_fetch_sub(&j->left, k) == k) {
+        j->fn(j->arg, atomic_load(&j->err));
+        free(j);
+    }
+}
+
+static void tjoin_done(void *arg, int err)
+{
+    tjoin_put(arg, err, 1);
+}
+
+void gr_tdefer_notify(gr_tdefer *d, gr_tdefer_fn fn, void *arg)
+{
+    tjoin *j = malloc(sizeof(*j));
+    int err = 0, k = 1; /* k: holds to give back here (the registration's own) */
+
+    if (!j) { /* out of memory: wait here (blocks, but stays correct) */
+        for (size_t i = 0; i < d->n; i++) {
+            int r = gr_wal_wait(d->tk[i].wal, d->tk[i].b);
+
+            err = err ? err : r;
+        }
+        d->n = 0;
+        fn(arg, err);
+        return;
+    }
+    atomic_init(&j->left, (int)d->n + 1);
+    atomic_init(&j->err, 0);
+    j->fn = fn;
+    j->arg = arg;
+    for (size_t i = 0; i < d->n; i++) {
+        if (gr_wal_notify(d->tk[i].wal, d->tk[i].b, tjoin_done, j) < 0) {
+            int r = gr_wal_wait(d->tk[i].wal, d->tk[i].b); /* out of memory: here */
+
+            err = err ? err : r;
+            k++;
+        }
+    }
+    d->n = 0;
+    tjoin_put(j, err, k); /* j may be gone from here on */
+}
+
+void gr_tdefer_free(gr_tdefer *d)
+{
+    if (!d) {
+        return;
+    }
+    for (size_t i = 0; i < d->n; i++) {
+        gr_wal_drop(d->tk[i].wal, d->tk[i].b);
+    }
+    free(d->tk);
+    *d = (gr_tdefer){0};
+}
+
+static int finish_d(gr_table *t, gr_wal_batch *tk, int r, gr_tdefer *d)
 {
     gr_tables *ts = t->ts;
-    int w = t->wal ? gr_wal_wait(t->wal, tk) : 0;
+    int w = 0;
+
+    if (t->wal && tk && !(d && defer_put(d, t->wal, tk))) {
+        w = gr_wal_wait(t->wal, tk);
+    }
 
     if (r == 0 && w < 0) {
         r = w;
@@ -2040,6 +2150,12 @@ static int finish(gr_table *t, gr_wal_batch *tk, int r)
 
 int gr_table_put(gr_table *t, const void *key, size_t klen, const void *val, size_t vlen,
                  const gr_tput *how, gr_tmeta *ret_meta)
+{
+    return gr_table_put_d(NULL, t, key, klen, val, vlen, how, ret_meta);
+}
+
+int gr_table_put_d(gr_tdefer *d, gr_table *t, const void *key, size_t klen, const void *val,
+                   size_t vlen, const gr_tput *how, gr_tmeta *ret_meta)
 {
     gr_tput dflt = {0};
     gr_tkey k;
@@ -2112,10 +2228,15 @@ int gr_table_put(gr_table *t, const void *key, size_t klen, const void *val, siz
 out:
     wr_unlock(s);
     gr_tkey_done(&k);
-    return finish(t, tk, r);
+    return finish_d(t, tk, r, d);
 }
 
 int gr_table_del(gr_table *t, const void *key, size_t klen, uint64_t version)
+{
+    return gr_table_del_d(NULL, t, key, klen, version);
+}
+
+int gr_table_del_d(gr_tdefer *d, gr_table *t, const void *key, size_t klen, uint64_t version)
 {
     gr_tkey k;
     gr_tshard *s;
@@ -2165,10 +2286,16 @@ int gr_table_del(gr_table *t, const void *key, size_t klen, uint64_t version)
     }
     wr_unlock(s);
     gr_tkey_done(&k);
-    return finish(t, tk, r);
+    return finish_d(t, tk, r, d);
 }
 
 int gr_table_incr(gr_table *t, const void *key, size_t klen, int64_t delta, int64_t *ret_value)
+{
+    return gr_table_incr_d(NULL, t, key, klen, delta, ret_value);
+}
+
+int gr_table_incr_d(gr_tdefer *d, gr_table *t, const void *key, size_t klen, int64_t delta,
+                    int64_t *ret_value)
 {
     gr_tcnt cnt[255];
     uint8_t vbuf[9];
@@ -2282,7 +2409,7 @@ int gr_table_incr(gr_table *t, const void *key, size_t klen, int64_t delta, int6
 out:
     wr_unlock(s);
     gr_tkey_done(&k);
-    return finish(t, tk, r);
+    return finish_d(t, tk, r, d);
 }
 
 /* ---- maps and sets ------------------------------------------------------------------------ */
@@ -2301,6 +2428,7 @@ typedef struct cop {
     uint64_t count;           /* result: fields/members added or removed */
     int64_t total;            /* OP_MINCR result */
     gr_tbuf *popped;          /* OP_SPOP result */
+    gr_tdefer *defer;         /* deferred durability, or NULL */
 } cop;
 
 /* One name of an operation, sorted by bytes then by position. */
@@ -2706,14 +2834,27 @@ out:
     gr_tbuf_free(&delta);
     gr_tbuf_free(&nw);
     gr_tbuf_free(&purged);
-    return finish(t, tk, r);
+    return finish_d(t, tk, r, op->defer);
 }
 
 int gr_table_map_set(gr_table *t, const void *key, size_t klen, size_t n, const void *const *names,
                      const size_t *nlens, const void *const *vals, const size_t *vlens,
                      uint64_t *ret_added)
 {
-    cop op = {.op = OP_MSET, .n = n, .names = names, .nlens = nlens, .vals = vals, .vlens = vlens};
+    return gr_table_map_set_d(NULL, t, key, klen, n, names, nlens, vals, vlens, ret_added);
+}
+
+int gr_table_map_set_d(gr_tdefer *d, gr_table *t, const void *key, size_t klen, size_t n,
+                       const void *const *names, const size_t *nlens, const void *const *vals,
+                       const size_t *vlens, uint64_t *ret_added)
+{
+    cop op = {.op = OP_MSET,
+              .n = n,
+              .names = names,
+              .nlens = nlens,
+              .vals = vals,
+              .vlens = vlens,
+              .defer = d};
     int r;
 
     if (!vals || !vlens) {
@@ -2728,7 +2869,13 @@ int gr_table_map_set(gr_table *t, const void *key, size_t klen, size_t n, const 
 int gr_table_map_del(gr_table *t, const void *key, size_t klen, size_t n, const void *const *names,
                      const size_t *nlens, uint64_t *ret_removed)
 {
-    cop op = {.op = OP_MDEL, .n = n, .names = names, .nlens = nlens};
+    return gr_table_map_del_d(NULL, t, key, klen, n, names, nlens, ret_removed);
+}
+
+int gr_table_map_del_d(gr_tdefer *d, gr_table *t, const void *key, size_t klen, size_t n,
+                       const void *const *names, const size_t *nlens, uint64_t *ret_removed)
+{
+    cop op = {.op = OP_MDEL, .n = n, .names = names, .nlens = nlens, .defer = d};
     int r = crdt_write(t, key, klen, GR_CRDT_MAP, &op);
 
     if (r == 0 && ret_removed) {
@@ -2740,7 +2887,13 @@ int gr_table_map_del(gr_table *t, const void *key, size_t klen, size_t n, const 
 int gr_table_map_incr(gr_table *t, const void *key, size_t klen, const void *name, size_t nlen,
                       int64_t delta, int64_t *ret_value)
 {
-    cop op = {.op = OP_MINCR, .n = 1, .names = &name, .nlens = &nlen, .delta = delta};
+    return gr_table_map_incr_d(NULL, t, key, klen, name, nlen, delta, ret_value);
+}
+
+int gr_table_map_incr_d(gr_tdefer *d, gr_table *t, const void *key, size_t klen, const void *name,
+                        size_t nlen, int64_t delta, int64_t *ret_value)
+{
+    cop op = {.op = OP_MINCR, .n = 1, .names = &name, .nlens = &nlen, .delta = delta, .defer = d};
     int r = crdt_write(t, key, klen, GR_CRDT_MAP, &op);
 
     if (r == 0 && ret_value) {
@@ -2752,7 +2905,13 @@ int gr_table_map_incr(gr_table *t, const void *key, size_t klen, const void *nam
 int gr_table_set_add(gr_table *t, const void *key, size_t klen, size_t n, const void *const *mems,
                      const size_t *mlens, uint64_t *ret_added)
 {
-    cop op = {.op = OP_SADD, .n = n, .names = mems, .nlens = mlens};
+    return gr_table_set_add_d(NULL, t, key, klen, n, mems, mlens, ret_added);
+}
+
+int gr_table_set_add_d(gr_tdefer *d, gr_table *t, const void *key, size_t klen, size_t n,
+                       const void *const *mems, const size_t *mlens, uint64_t *ret_added)
+{
+    cop op = {.op = OP_SADD, .n = n, .names = mems, .nlens = mlens, .defer = d};
     int r = crdt_write(t, key, klen, GR_CRDT_SET, &op);
 
     if (r == 0 && ret_added) {
@@ -2764,7 +2923,13 @@ int gr_table_set_add(gr_table *t, const void *key, size_t klen, size_t n, const 
 int gr_table_set_rem(gr_table *t, const void *key, size_t klen, size_t n, const void *const *mems,
                      const size_t *mlens, uint64_t *ret_removed)
 {
-    cop op = {.op = OP_SREM, .n = n, .names = mems, .nlens = mlens};
+    return gr_table_set_rem_d(NULL, t, key, klen, n, mems, mlens, ret_removed);
+}
+
+int gr_table_set_rem_d(gr_tdefer *d, gr_table *t, const void *key, size_t klen, size_t n,
+                       const void *const *mems, const size_t *mlens, uint64_t *ret_removed)
+{
+    cop op = {.op = OP_SREM, .n = n, .names = mems, .nlens = mlens, .defer = d};
     int r = crdt_write(t, key, klen, GR_CRDT_SET, &op);
 
     if (r == 0 && ret_removed) {
@@ -2775,7 +2940,12 @@ int gr_table_set_rem(gr_table *t, const void *key, size_t klen, size_t n, const 
 
 int gr_table_set_pop(gr_table *t, const void *key, size_t klen, gr_tbuf *ret_member)
 {
-    cop op = {.op = OP_SPOP, .popped = ret_member};
+    return gr_table_set_pop_d(NULL, t, key, klen, ret_member);
+}
+
+int gr_table_set_pop_d(gr_tdefer *d, gr_table *t, const void *key, size_t klen, gr_tbuf *ret_member)
+{
+    cop op = {.op = OP_SPOP, .popped = ret_member, .defer = d};
 
     return crdt_write(t, key, klen, GR_CRDT_SET, &op);
 }

@@ -9,8 +9,9 @@
  * and copy out; writes take the shard's write lock. A write to a disk table
  * with fsync `always` then waits for its log record to be on disk (group
  * commit, outside every table lock): that wait blocks the calling thread for
- * one fsync, so schedulers should hand such writes to a blocking-work thread
- * (a later session wires this; docs/tables.md "Durability").
+ * one fsync. A scheduler thread uses the _d variants instead, which leave the
+ * wait to a completion callback (gr_tdefer below; docs/tables.md "Deferred
+ * durability").
  *
  * Keys are one msgpack term each (canonicalized, key.h); values are one
  * msgpack term each, validated. Every entry carries a version: its hybrid
@@ -278,6 +279,60 @@ int gr_table_set_card(gr_table *t, const void *key, size_t klen, uint64_t *ret_n
 /* Remove a pseudo-random member and copy it into *ret_member. 0, GR_ENOKEY
  * (empty or absent), GR_EWRONGTYPE, or as the writes above. */
 int gr_table_set_pop(gr_table *t, const void *key, size_t klen, gr_tbuf *ret_member);
+
+/* ---- deferred durability -----------------------------------------------------------------
+ *
+ * A write to a disk table with fsync `always` waits for its record's fsync on
+ * the calling thread. A caller that must not block (a scheduler thread: the
+ * Redis front end) passes a gr_tdefer to the _d variants below instead: the
+ * write returns once applied and its record buffered in the log, and leaves
+ * its ticket in the gr_tdefer; gr_tdefer_notify later says once whether every
+ * such record reached the disk (docs/tables.md "Deferred durability"). The
+ * return value then carries no log error: that comes through the notify. A
+ * NULL gr_tdefer, or a table without an `always` log: as the plain function.
+ *
+ * Ownership: a gr_tdefer belongs to its caller and is used by one thread at a
+ * time; its tickets pin their log batches (and so need their tables open)
+ * until gr_tdefer_notify or gr_tdefer_free. Start it zeroed. */
+typedef struct gr_tdefer {
+    struct gr_tdefer_tk *tk; /* distinct pending tickets */
+    size_t n, cap;           /* used, allocated */
+} gr_tdefer;
+
+/* Called exactly once: 0 if every deferred record is on disk, or the first
+ * -errno of a failed write/fsync (docs/tables.md "Disk errors"). Any thread;
+ * no table lock held. */
+typedef void (*gr_tdefer_fn)(void *arg, int err);
+
+int gr_table_put_d(gr_tdefer *d, gr_table *t, const void *key, size_t klen, const void *val,
+                   size_t vlen, const gr_tput *how, gr_tmeta *ret_meta);
+int gr_table_del_d(gr_tdefer *d, gr_table *t, const void *key, size_t klen, uint64_t version);
+int gr_table_incr_d(gr_tdefer *d, gr_table *t, const void *key, size_t klen, int64_t delta,
+                    int64_t *ret_value);
+int gr_table_map_set_d(gr_tdefer *d, gr_table *t, const void *key, size_t klen, size_t n,
+                       const void *const *names, const size_t *nlens, const void *const *vals,
+                       const size_t *vlens, uint64_t *ret_added);
+int gr_table_map_del_d(gr_tdefer *d, gr_table *t, const void *key, size_t klen, size_t n,
+                       const void *const *names, const size_t *nlens, uint64_t *ret_removed);
+int gr_table_map_incr_d(gr_tdefer *d, gr_table *t, const void *key, size_t klen, const void *name,
+                        size_t nlen, int64_t delta, int64_t *ret_value);
+int gr_table_set_add_d(gr_tdefer *d, gr_table *t, const void *key, size_t klen, size_t n,
+                       const void *const *mems, const size_t *mlens, uint64_t *ret_added);
+int gr_table_set_rem_d(gr_tdefer *d, gr_table *t, const void *key, size_t klen, size_t n,
+                       const void *const *mems, const size_t *mlens, uint64_t *ret_removed);
+int gr_table_set_pop_d(gr_tdefer *d, gr_table *t, const void *key, size_t klen,
+                       gr_tbuf *ret_member);
+
+/* Does d hold a ticket (a write whose fsync is pending)? */
+bool gr_tdefer_pending(const gr_tdefer *d);
+/* Hand d's tickets over: fn(arg, result) is called exactly once, when all
+ * their batches are done (at once on this thread if they already are or d is
+ * empty; else from the thread that completes the last: a log's flusher or a
+ * blocking writer). d is empty afterwards and can be reused. Never fails (out
+ * of memory, it waits on this thread instead). */
+void gr_tdefer_notify(gr_tdefer *d, gr_tdefer_fn fn, void *arg);
+/* Give back d's tickets without waiting and free its memory. NULL-safe. */
+void gr_tdefer_free(gr_tdefer *d);
 
 /* ---- scans ----------------------------------------------------------------------------- */
 

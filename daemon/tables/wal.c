@@ -16,6 +16,12 @@
  *   back with ftruncate to the last complete batch, so a full disk never leaves
  *   a half record behind (a crash during the write still can; reading repairs
  *   that as a torn tail).
+ * - Async waiters (gr_wal_notify, ALWAYS): a callback registered on the open
+ *   batch wakes the log's flusher thread, which leads the flush like a blocking
+ *   waiter would; whichever thread completes a batch runs its callbacks after
+ *   releasing mu (their refs are dropped first, so a blocking waiter may free
+ *   the batch meanwhile). One flush at a time takes the whole open batch, so
+ *   batches complete in append order; a failure only fails its own batch.
  * - interval/never: a thread per log flushes every interval (and fsyncs for
  *   interval). A failed background flush makes appends fail with its error
  *   until the next interval's flush (the writer hears about a full disk; the
@@ -84,13 +90,21 @@ uint32_t gr_crc32c(uint32_t crc, const void *buf, size_t len)
 
 /* ---- the log ---------------------------------------------------------------------------- */
 
+/* An asynchronous waiter of a batch (gr_wal_notify). */
+typedef struct waiter {
+    gr_wal_notify_fn fn; /* called once, mu not held */
+    void *arg;
+    struct waiter *next; /* the batch's waiters */
+} waiter;
+
 struct gr_wal_batch {
-    uint8_t *buf; /* framed records */
-    size_t len;   /* bytes used */
-    size_t cap;   /* bytes allocated */
-    int refs;     /* waiters holding a ticket (ALWAYS) */
-    bool done;    /* written (or failed) */
-    int err;      /* result once done */
+    uint8_t *buf;    /* framed records */
+    size_t len;      /* bytes used */
+    size_t cap;      /* bytes allocated */
+    int refs;        /* tickets not yet consumed (ALWAYS) */
+    bool done;       /* written (or failed) */
+    int err;         /* result once done */
+    waiter *waiters; /* gr_wal_notify callbacks to run when done (each holds a ref) */
 };
 
 struct gr_wal {
@@ -105,9 +119,10 @@ struct gr_wal {
     bool flushing;         /* a leader is writing a batch (mu released) */
     uint64_t size;         /* bytes of complete batches in the segment */
     int sticky;            /* interval/never: last background flush error */
-    pthread_t thr;         /* flusher (interval/never) */
+    pthread_t thr;         /* flusher (all policies; ALWAYS: flushes for async waiters) */
     bool thr_on;           /* thr was started */
     bool stop;             /* flusher: quit */
+    int nasync;            /* ALWAYS: async waiters on the open batch (flusher: go) */
     uint64_t fsyncs;       /* counters */
     uint64_t records;
 };
@@ -200,6 +215,7 @@ static int flush_locked(gr_wal *w, bool sync)
         return 0;
     }
     w->cur = NULL;
+    w->nasync = 0; /* they wait on b now, which this flush completes */
     w->flushing = true;
     pthread_mutex_unlock(&w->mu);
     r = write_batch(w, w->size, b->buf, b->len, sync);
@@ -214,10 +230,46 @@ static int flush_locked(gr_wal *w, bool sync)
     b->err = r;
     w->flushing = false;
     pthread_cond_broadcast(&w->cv);
+    if (b->waiters) {
+        waiter *wl = b->waiters;
+
+        b->waiters = NULL;
+        /* every waiter's ref goes now: b may be freed by a blocking waiter
+         * once mu is released, so run the callbacks from the list alone */
+        for (waiter *x = wl; x; x = x->next) {
+            b->refs--;
+        }
+        if (b->refs == 0) {
+            batch_free(b);
+        }
+        pthread_mutex_unlock(&w->mu);
+        while (wl) {
+            waiter *x = wl;
+
+            wl = x->next;
+            x->fn(x->arg, r);
+            free(x);
+        }
+        pthread_mutex_lock(&w->mu);
+        return r;
+    }
     if (b->refs == 0) {
         batch_free(b);
     }
     return r;
+}
+
+/* ALWAYS: flush whenever the open batch has an async waiter, one batch after
+ * the other (appends meanwhile fill the next: group commit). */
+static void flusher_always(gr_wal *w)
+{
+    while (!w->stop) {
+        if (w->nasync > 0 && !w->flushing) {
+            flush_locked(w, true);
+        } else {
+            pthread_cond_wait(&w->cv, &w->mu);
+        }
+    }
 }
 
 static void *flusher(void *arg)
@@ -225,6 +277,9 @@ static void *flusher(void *arg)
     gr_wal *w = arg;
 
     pthread_mutex_lock(&w->mu);
+    if (w->policy == GR_FSYNC_ALWAYS) {
+        flusher_always(w);
+    }
     while (!w->stop) {
         struct timespec ts;
         int r;
@@ -289,12 +344,10 @@ int gr_wal_open(const char *dir, uint64_t seg, gr_table_fsync policy, uint32_t i
     if ((r = sync_dir(dir)) < 0) { /* the segment's name, if we just made it */
         goto fail;
     }
-    if (policy != GR_FSYNC_ALWAYS) {
-        if ((r = -pthread_create(&w->thr, NULL, flusher, w)) < 0) {
-            goto fail;
-        }
-        w->thr_on = true;
+    if ((r = -pthread_create(&w->thr, NULL, flusher, w)) < 0) {
+        goto fail;
     }
+    w->thr_on = true;
     *ret_wal = w;
     return 0;
 fail:
@@ -405,6 +458,52 @@ int gr_wal_wait(gr_wal *w, gr_wal_batch *b)
     }
     pthread_mutex_unlock(&w->mu);
     return r;
+}
+
+int gr_wal_notify(gr_wal *w, gr_wal_batch *b, gr_wal_notify_fn fn, void *arg)
+{
+    waiter *x;
+    int r;
+
+    if (!b) {
+        fn(arg, 0);
+        return 0;
+    }
+    pthread_mutex_lock(&w->mu);
+    if (b->done) {
+        r = b->err;
+        if (--b->refs == 0) {
+            batch_free(b);
+        }
+        pthread_mutex_unlock(&w->mu);
+        fn(arg, r);
+        return 0;
+    }
+    if (!(x = malloc(sizeof(*x)))) {
+        pthread_mutex_unlock(&w->mu);
+        return -ENOMEM;
+    }
+    x->fn = fn;
+    x->arg = arg;
+    x->next = b->waiters;
+    b->waiters = x;
+    if (b == w->cur && w->nasync++ == 0) {
+        pthread_cond_broadcast(&w->cv); /* the flusher (and blocked waiters: harmless) */
+    }
+    pthread_mutex_unlock(&w->mu);
+    return 0;
+}
+
+void gr_wal_drop(gr_wal *w, gr_wal_batch *b)
+{
+    if (!b) {
+        return;
+    }
+    pthread_mutex_lock(&w->mu);
+    if (--b->refs == 0 && b->done) {
+        batch_free(b);
+    }
+    pthread_mutex_unlock(&w->mu);
 }
 
 int gr_wal_sync(gr_wal *w)

@@ -34,7 +34,8 @@ typedef struct gr_wal_batch gr_wal_batch; /* a group commit ticket; opaque */
 uint32_t gr_crc32c(uint32_t crc, const void *buf, size_t len);
 
 /* Open segment `seg` in dir for appending (created if absent; kept from its
- * current size otherwise). interval/never start a flusher thread.
+ * current size otherwise). Starts the log's flusher thread (interval/never:
+ * the periodic flush; always: flushes for gr_wal_notify waiters).
  * 0 or -errno. */
 int gr_wal_open(const char *dir, uint64_t seg, gr_table_fsync policy, uint32_t interval_ms,
                 gr_wal **ret_wal);
@@ -51,6 +52,22 @@ int gr_wal_append(gr_wal *w, const void *payload, size_t len, gr_wal_batch **ret
  * -errno: then none of that batch's records is in the file (it is truncated
  * back to the last complete batch). NULL ticket: 0. */
 int gr_wal_wait(gr_wal *w, gr_wal_batch *b);
+/* Called once with a ticket's result: 0, or the write/fsync -errno (the
+ * batch's records are not in the file, as for gr_wal_wait). */
+typedef void (*gr_wal_notify_fn)(void *arg, int err);
+/* Asynchronous gr_wal_wait: fn(arg, result) is called exactly once, at once
+ * on this thread if the batch is already done, else from whichever thread
+ * completes the batch's fsync (the log's flusher thread, woken by this call,
+ * or a blocking waiter that leads the flush), without the log's mutex held.
+ * Batches complete in append order (one flush at a time takes the open
+ * batch), but a failed batch does not fail the next: a caller with records in
+ * several batches needs the result of each. Consumes the ticket, except on
+ * -ENOMEM (fn not called; the caller still owns the ticket). NULL ticket:
+ * fn(arg, 0) at once. 0 or -ENOMEM. */
+int gr_wal_notify(gr_wal *w, gr_wal_batch *b, gr_wal_notify_fn fn, void *arg);
+/* Give a ticket back without waiting for it (its records are still written).
+ * NULL-safe. */
+void gr_wal_drop(gr_wal *w, gr_wal_batch *b);
 /* Write and fsync everything buffered now. 0 or -errno. */
 int gr_wal_sync(gr_wal *w);
 /* Sync, then continue in a new segment seg+1; *ret_seg gets its number.
