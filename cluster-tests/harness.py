@@ -131,12 +131,22 @@ class CliResult:
                 f", stderr {self.err.strip()[:300]!r}")
 
 
+_GIVEN_PORTS = set()  # (addr, port) handed out by free_port in this run
+
+
 def free_port(addr):
     """A TCP port nobody listens on at addr, from 20000..29999 (below the
-    ephemeral range, so that no outgoing connection holds it by chance)."""
+    ephemeral range, so that no outgoing connection holds it by chance), and
+    not handed out before in this run: a node's --redis port and its --listen
+    port are picked before either is bound, and once came out equal."""
     rnd = random.Random()
+    if len(_GIVEN_PORTS) > 5000:
+        _GIVEN_PORTS.clear()
     for _ in range(200):
         port = rnd.randrange(20000, 30000)
+        if (addr, port) in _GIVEN_PORTS:
+            continue
+        _GIVEN_PORTS.add((addr, port))
         s = socket.socket()
         try:
             s.bind((addr, port))
