@@ -318,16 +318,15 @@ int gr_resp_parse(gr_resp_parser *p, uint8_t *buf, size_t len, size_t *ret_used,
                 return 0;
             }
             if ((r = header(buf, len, p->pos, &v, &next)) == 0) {
+                /* As Redis: the '$' is checked once the line is complete,
+                 * so a line without '\r' is refused by its length, whatever
+                 * part of it the first read brought. */
                 if (len - p->pos > GR_RESP_MAX_INLINE) {
                     return fail(p, ret_err, "Protocol error: too big bulk count string");
-                }
-                if (buf[p->pos] != '$') {
-                    goto not_dollar;
                 }
                 return 0;
             }
             if (buf[p->pos] != '$') {
-            not_dollar:
                 snprintf(p->err, sizeof(p->err), "Protocol error: expected '$', got '%c'",
                          isprint(buf[p->pos]) ? buf[p->pos] : '?');
                 return fail(p, ret_err, p->err);

@@ -139,6 +139,21 @@ START_TEST(limits)
     ck_assert_int_lt(parse1(&p, big, &used, &err), 0);
     ck_assert_str_eq(err, "Protocol error: too big inline request");
     free(big);
+    /* a bulk header with no '\r': refused by its length, as Redis does,
+     * whatever its first byte and however much of it came first */
+    {
+        gr_resp_parser q = {0};
+        size_t n = 4 + GR_RESP_MAX_INLINE + 10;
+        uint8_t *hb = malloc(n);
+
+        memcpy(hb, "*1\r\nV", 5);
+        memset(hb + 5, '\n', n - 5);
+        ck_assert_int_eq(gr_resp_parse(&q, hb, 1000, &used, &err), 0);
+        ck_assert_int_lt(gr_resp_parse(&q, hb, n, &used, &err), 0);
+        ck_assert_str_eq(err, "Protocol error: too big bulk count string");
+        gr_resp_parser_free(&q);
+        free(hb);
+    }
     /* unauthenticated limits */
     p.unauth = true;
     char g[] = "*11\r\n";
