@@ -557,27 +557,45 @@ int gr_redis_collect_fn(void *ud, const uint8_t *name, size_t nlen, const uint8_
     return 0;
 }
 
-/* The next string item of a msgpack array of strings and nils (both callers
- * below): *off is at an item; nil items are skipped. 1 with *ret_p and *ret_len
- * (a string, or an integer written into ib) and *off past it, 0 at the end
- * (*left items were left), -EINVAL for another kind of item. */
-static int next_str(const uint8_t *v, size_t n, size_t *off, uint64_t *left, char ib[32],
-                    const uint8_t **ret_p, size_t *ret_len)
+/* A walk over a msgpack array of strings and nils (both callers below). */
+typedef struct str_walk {
+    const uint8_t *v;
+    size_t n, off;
+    uint64_t left; /* items not yet walked */
+    char ib[32];   /* an integer item, written as a string */
+} str_walk;
+
+/* Start at the array v[0, n). 0, or -EINVAL if it is not one. */
+static int str_walk_init(str_walk *w, const uint8_t *v, size_t n)
 {
-    for (; *left > 0; (*left)--) {
+    mitem arr = rd(v, n, 0);
+
+    if (arr.kind != MK_ARRAY || arr.n > n) {
+        return -EINVAL;
+    }
+    *w = (str_walk){.v = v, .n = n, .off = arr.next, .left = arr.n};
+    return 0;
+}
+
+/* The next string item; nil items are skipped. 1 with *ret_p and *ret_len
+ * (a string, or an integer written into w->ib), 0 at the end, -EINVAL for
+ * another kind of item. */
+static int str_walk_next(str_walk *w, const uint8_t **ret_p, size_t *ret_len)
+{
+    for (; w->left > 0; w->left--) {
         mitem m;
 
-        if (*off < n && v[*off] == 0xc0) { /* nil: absent */
-            (*off)++;
+        if (w->off < w->n && w->v[w->off] == 0xc0) { /* nil: absent */
+            w->off++;
             continue;
         }
-        m = rd(v, n, *off);
+        m = rd(w->v, w->n, w->off);
         if (m.kind == MK_BAD || m.kind == MK_OTHER || m.kind == MK_ARRAY || m.kind == MK_MAP ||
-            !gr_redis_str(v + *off, m.next - *off, ib, ret_p, ret_len)) {
+            !gr_redis_str(w->v + w->off, m.next - w->off, w->ib, ret_p, ret_len)) {
             return -EINVAL;
         }
-        *off = m.next;
-        (*left)--;
+        w->off = m.next;
+        w->left--;
         return 1;
     }
     return 0;
@@ -585,17 +603,15 @@ static int next_str(const uint8_t *v, size_t n, size_t *off, uint64_t *left, cha
 
 int gr_redis_reply_strs(gr_resp_out *o, const uint8_t *v, size_t n, size_t *ret_n)
 {
-    mitem arr = rd(v, n, 0);
-    size_t off = arr.next, len;
-    uint64_t left = arr.n;
+    str_walk w;
     const uint8_t *p;
-    char ib[32];
+    size_t len;
     int r;
 
-    if (arr.kind != MK_ARRAY || arr.n > n) {
-        return -EINVAL;
+    if ((r = str_walk_init(&w, v, n)) < 0) {
+        return r;
     }
-    while ((r = next_str(v, n, &off, &left, ib, &p, &len)) > 0) {
+    while ((r = str_walk_next(&w, &p, &len)) > 0) {
         gr_resp_bulk(o, p, len);
         (*ret_n)++;
     }
@@ -604,17 +620,15 @@ int gr_redis_reply_strs(gr_resp_out *o, const uint8_t *v, size_t n, size_t *ret_
 
 int gr_redis_pieces_of_array(rpieces *ps, const uint8_t *v, size_t n)
 {
-    mitem arr = rd(v, n, 0);
-    size_t off = arr.next, len;
-    uint64_t left = arr.n;
+    str_walk w;
     const uint8_t *p;
-    char ib[32];
+    size_t len;
     int r;
 
-    if (arr.kind != MK_ARRAY || arr.n > n) {
-        return -EINVAL;
+    if ((r = str_walk_init(&w, v, n)) < 0) {
+        return r;
     }
-    while ((r = next_str(v, n, &off, &left, ib, &p, &len)) > 0) {
+    while ((r = str_walk_next(&w, &p, &len)) > 0) {
         if (gr_redis_piece_put(ps, p, len) < 0) {
             return -ENOMEM;
         }
