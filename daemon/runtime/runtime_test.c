@@ -61,6 +61,20 @@ static void recv_obj(msgpack_unpacked *u, girder_msg **ret)
     gr_test_recv(probe, WAIT_MS, u, ret);
 }
 
+/* The probe receives the integers 0..n-1, in that order. */
+static void recv_numbered(int n)
+{
+    for (int i = 0; i < n; i++) {
+        msgpack_unpacked u;
+        girder_msg *m;
+
+        recv_obj(&u, &m);
+        ck_assert_uint_eq(u.data.via.u64, (uint64_t)i);
+        msgpack_unpacked_destroy(&u);
+        girder_msg_unref(m);
+    }
+}
+
 static void expect_none(int ms)
 {
     gr_test_expect_none(probe, ms);
@@ -292,15 +306,7 @@ START_TEST(test_ordering_cross_scheduler)
     }
     ck_assert_uint_eq(p.id & 0xff, 1);
     ck_assert_int_eq(run_op(p, gr_test_op_send_seq, &o), 0);
-    for (int i = 0; i < 50000; i++) {
-        msgpack_unpacked u;
-        girder_msg *m;
-
-        recv_obj(&u, &m);
-        ck_assert_uint_eq(u.data.via.u64, (uint64_t)i);
-        msgpack_unpacked_destroy(&u);
-        girder_msg_unref(m);
-    }
+    recv_numbered(50000);
 }
 END_TEST
 
@@ -427,15 +433,7 @@ START_TEST(test_send_once_held)
     ck_assert_int_eq(gr_rt_run_in(rt, f, do_send_held, &h), 0);
     ck_assert_uint_eq(h.w_sent, h.w_before); /* nothing written while held */
     ck_assert_uint_eq(h.w_flushed, h.w_sent + 1);
-    for (int i = 0; i < h.n; i++) {
-        msgpack_unpacked u;
-        girder_msg *m;
-
-        recv_obj(&u, &m);
-        ck_assert_uint_eq(u.data.via.u64, (uint64_t)i);
-        msgpack_unpacked_destroy(&u);
-        girder_msg_unref(m);
-    }
+    recv_numbered(h.n);
     send_atom(f, "stop");
     await_death(f, "normal");
 }
