@@ -146,6 +146,15 @@ static gr_wal_batch *batch_free(gr_wal_batch *b)
     return NULL;
 }
 
+/* A ticket of b is consumed (wait, notify, drop; mu held): the last one of a
+ * batch that is done frees it (one not done yet is freed by its flush). */
+static void batch_unref_locked(gr_wal_batch *b)
+{
+    if (--b->refs == 0 && b->done) {
+        batch_free(b);
+    }
+}
+
 /* fsync a directory, so that a file just created in it survives a crash
  * (fdatasync of the file alone does not persist its name). 0 or -errno. */
 static int sync_dir(const char *dir)
@@ -453,9 +462,7 @@ int gr_wal_wait(gr_wal *w, gr_wal_batch *b)
         }
     }
     r = b->err;
-    if (--b->refs == 0) {
-        batch_free(b);
-    }
+    batch_unref_locked(b);
     pthread_mutex_unlock(&w->mu);
     return r;
 }
@@ -472,9 +479,7 @@ int gr_wal_notify(gr_wal *w, gr_wal_batch *b, gr_wal_notify_fn fn, void *arg)
     pthread_mutex_lock(&w->mu);
     if (b->done) {
         r = b->err;
-        if (--b->refs == 0) {
-            batch_free(b);
-        }
+        batch_unref_locked(b);
         pthread_mutex_unlock(&w->mu);
         fn(arg, r);
         return 0;
@@ -500,9 +505,7 @@ void gr_wal_drop(gr_wal *w, gr_wal_batch *b)
         return;
     }
     pthread_mutex_lock(&w->mu);
-    if (--b->refs == 0 && b->done) {
-        batch_free(b);
-    }
+    batch_unref_locked(b);
     pthread_mutex_unlock(&w->mu);
 }
 
