@@ -16,9 +16,11 @@ which urllib imports.)
                   dashboard's cookie
     ht_dashboard  the dashboard in headless Chromium shows the nodes, and a
                   process spawned with the CLI after the page loaded appears
-                  without a reload (also read from /api/events in Python); a
-                  screenshot is kept (the test's dir and ht_dashboard.png next
-                  to it)
+                  without a reload (also read from /api/events in Python);
+                  with 300 more processes on b, a busy process spawned last
+                  is listed with its work/s (the busiest are ranked over all
+                  processes, not the lowest pids); a screenshot is kept (the
+                  test's dir and ht_dashboard.png next to it)
 """
 
 import base64
@@ -31,7 +33,7 @@ import time
 import urllib.error
 import urllib.request
 
-from harness import EXIT_OK, TestFailure, check, free_port, wait_until
+from harness import EXIT_OK, TestFailure, check, free_port, testkit, wait_until
 
 
 def _get(url, headers=None, timeout=10):
@@ -347,6 +349,10 @@ def _sse_events(url, until, timeout):
     raise TestFailure("no matching snapshot on /api/events")
 
 
+DASH_IDLE = 300  # idle processes on b: more than the 200 each ranking sends
+
+
+@testkit
 def test_http_dashboard(c):
     """The dashboard in headless Chromium: both nodes listed; a process spawned
     after the page loaded shows without a reload; the same through /api/events;
@@ -370,6 +376,38 @@ def test_http_dashboard(c):
         wait_until(f"the dashboard to show {pid}", lambda: pid in (br.eval(pids_js) or ""), 20)
         check(br.eval("performance.getEntriesByType('navigation').length") == loads and
               br.eval("location.href") == a.http + "/", "the page was reloaded")
+
+        # More processes on b than a node sends per ranking (200), the last of
+        # them busy: its pid id is above the first 200, and it is shown.
+        spec = {"strategy": "one_for_one",
+                "children": [{"id": i, "behaviour": "echo"} for i in range(DASH_IDLE)] +
+                            [{"id": DASH_IDLE, "behaviour": "seq"}]}
+        sup = c.expect(a.cli("spawn", "--on", b.name, "supervisor",
+                             json.dumps(spec, separators=(",", ":"))), EXIT_OK,
+                       what="spawn a supervisor on b").data
+
+        def started():
+            w = a.cli("call", sup, '["which_children"]', timeout_ms=20000)
+            ok = w.rc == EXIT_OK and isinstance(w.data, list)
+            pids = {e[0]: e[1] for e in w.data if isinstance(e, list) and e[1]} if ok else {}
+            return pids if len(pids) == DASH_IDLE + 1 else None
+        busy = wait_until(f"{DASH_IDLE + 1} children on b", started, 60, 0.2)[DASH_IDLE]
+        send = c.expect(a.cli("spawn", "seq"), EXIT_OK, what="spawn seq on a").data
+        c.expect(a.cli("call", send, json.dumps(["burst", busy, 20000]), timeout_ms=30000),
+                 EXIT_OK, what="burst to the busy seq")
+        row_js = ("(r => r ? Array.from(r.cells).map(c => c.textContent) : null)"
+                  f"(document.querySelector('#procs tr[data-pid=\"{busy}\"]'))")
+        row = wait_until(f"the dashboard to show the busy {busy}", lambda: br.eval(row_js), 20)
+        check(int(row[8]) >= 20000, f"the busy process's work: {row}")
+        total_js = "document.getElementById('pscount').textContent"
+        shown = br.eval(total_js) or ""
+        check(any(int(w) > DASH_IDLE for w in shown.strip("()").split() if w.isdigit()),
+              f"the count names every process: {shown!r}")
+        # the work/s column moves while the sender keeps it busy
+        c.expect(a.cli("call", send, json.dumps(["burst", busy, 200000]), timeout_ms=60000),
+                 EXIT_OK, what="a longer burst")
+        wait_until("a work/s rate on the busy row",
+                   lambda: (lambda r: r and int(r[5]) > 0)(br.eval(row_js)), 20)
         shot = os.path.join(c.dir, "dashboard.png")
         br.screenshot(shot)
         with open(os.path.join(c.dir, "dashboard-dom.html"), "w") as f:
@@ -379,11 +417,17 @@ def test_http_dashboard(c):
     check(os.path.getsize(shot) > 1000, "empty screenshot")
     shutil.copy(shot, os.path.join(os.path.dirname(c.dir), "ht_dashboard.png"))
 
-    # the same from Python, on the event stream itself
+    # the same from Python, on the event stream itself: the busy process
+    pid = busy
+
     def has_pid(snap):
-        procs = (snap.get("ps") or {}).get(b.name, {}).get("ok") or []
-        return any(p.get("pid") == pid for p in procs)
+        procs = ((snap.get("by_work") or {}).get(b.name, {}).get("ok") or {}).get("processes")
+        return any(p.get("pid") == pid for p in procs or [])
 
     snap = _sse_events(a.http + "/api/events", has_pid, 20)
+    for rank in ("by_work", "by_mailbox"):
+        r = ((snap.get(rank) or {}).get(b.name) or {}).get("ok") or {}
+        check(len(r.get("processes") or []) == 200 and r.get("total", 0) > DASH_IDLE,
+              f"{rank} of b: 200 of all {r.get('total')} processes")
     check({e["name"] for e in snap["nodes"]} == {a.name, b.name}, f"snapshot nodes: {snap}")
     check(_get(a.http + "/healthz")[0] == 200, "the node stopped serving")

@@ -55,8 +55,8 @@
 #include <unistd.h>
 
 #define LOG "http"
-#define JOB_PARTS 3                /* most rpc calls behind one job (the dashboard tick) */
-#define TICK_PS 200                /* processes per node in a dashboard update */
+#define JOB_PARTS 4                /* most rpc calls behind one job (the dashboard tick) */
+#define TICK_PS 200                /* processes per node and ranking in a dashboard update */
 #define COOKIE_NAME "girder_token" /* the dashboard's copy of the bearer token */
 
 extern const char gr_http_dashboard_html[]; /* dashboard.html, compiled in (meson) */
@@ -462,10 +462,10 @@ static void job_call(gr_http *h, job *j, const char *module, const char *functio
     gr_rpc_dispatch(h->rpc, &rq);
 }
 
-/* args of rpc.multicall("all", module, function, [inner...], timeout): inner
- * is 0 or 1 unsigned argument (has_arg). */
+/* args of rpc.multicall("all", module, function, Inner, timeout). Inner is
+ * [] (max 0), [Max], or with a ranking key proc.snapshot's [Max, nil, Key]. */
 static void multicall_args(msgpack_sbuffer *sb, const char *module, const char *function,
-                           bool has_arg, uint64_t arg)
+                           uint64_t max, const char *rank)
 {
     msgpack_packer pk;
 
@@ -474,9 +474,13 @@ static void multicall_args(msgpack_sbuffer *sb, const char *module, const char *
     gr_term_pack_cstr(&pk, "all");
     gr_term_pack_cstr(&pk, module);
     gr_term_pack_cstr(&pk, function);
-    msgpack_pack_array(&pk, has_arg ? 1 : 0);
-    if (has_arg) {
-        msgpack_pack_uint64(&pk, arg);
+    msgpack_pack_array(&pk, max == 0 ? 0 : rank ? 3 : 1);
+    if (max) {
+        msgpack_pack_uint64(&pk, max);
+    }
+    if (max && rank) {
+        msgpack_pack_nil(&pk);
+        gr_term_pack_cstr(&pk, rank);
     }
     msgpack_pack_uint32(&pk, GR_HTTP_RPC_TIMEOUT_MS);
 }
@@ -513,12 +517,19 @@ static job *job_start(gr_http *h, job_kind kind, hconn *hc, struct evhttp_reques
         msgpack_sbuffer_clear(&sb);
     }
     if (kind == JOB_STATS || kind == JOB_TICK) {
-        multicall_args(&sb, "sys", "counters", false, 0);
+        multicall_args(&sb, "sys", "counters", 0, NULL);
         job_call(h, j, "rpc", "multicall", &sb);
         msgpack_sbuffer_clear(&sb);
     }
-    if (kind == JOB_PS || kind == JOB_TICK) {
-        multicall_args(&sb, "proc", "list", true, kind == JOB_TICK ? TICK_PS : ps_limit);
+    if (kind == JOB_PS) {
+        multicall_args(&sb, "proc", "list", ps_limit, NULL);
+        job_call(h, j, "rpc", "multicall", &sb);
+    }
+    if (kind == JOB_TICK) { /* the busiest: ranked over all processes of each node */
+        multicall_args(&sb, "proc", "snapshot", TICK_PS, "work");
+        job_call(h, j, "rpc", "multicall", &sb);
+        msgpack_sbuffer_clear(&sb);
+        multicall_args(&sb, "proc", "snapshot", TICK_PS, "mailbox");
         job_call(h, j, "rpc", "multicall", &sb);
     }
     msgpack_sbuffer_destroy(&sb);
@@ -598,8 +609,10 @@ static void job_done(gr_http *h, job *j)
         part_json(j, 0, b);
         evbuffer_add_printf(b, ",\"stats\":");
         part_json(j, 1, b);
-        evbuffer_add_printf(b, ",\"ps\":");
+        evbuffer_add_printf(b, ",\"by_work\":");
         part_json(j, 2, b);
+        evbuffer_add_printf(b, ",\"by_mailbox\":");
+        part_json(j, 3, b);
         evbuffer_add_printf(b, "}\n\n");
         sse_broadcast(h, b);
     } else if (j->req) {
