@@ -10,14 +10,17 @@
  *   only collects behaviours and modules into the plugin's record, and the
  *   loader publishes them afterwards (all or nothing). A failed init thus
  *   never exposes code that is about to be dlclosed.
- * - The runtime and the rpc service never call plugin code directly. They call
- *   trampolines that the loader owns: a shim behaviour per plugin behaviour
- *   (its `beh` is what is registered; the process's behaviour pointer leads
- *   back to the shim) and a wrapper per rpc function. The trampolines count
- *   live processes and running calls per plugin. A count is raised before the
+ * - The runtime and the rpc service enter plugin code through trampolines
+ *   that the loader owns: a shim behaviour per plugin behaviour (its `beh` is
+ *   what is registered; the process's behaviour pointer leads back to the
+ *   shim) and a wrapper per rpc function. The trampolines count live
+ *   processes and running calls per plugin. A count is raised before the
  *   plugin's `gone` flag is read, and unload sets `gone` before reading the
  *   counts (both seq_cst), so either the trampoline sees `gone` and refuses,
- *   or unload sees the count and refuses.
+ *   or unload sees the count and refuses. The one exception is a behaviour's
+ *   handle, registered as the plugin's own function: it runs only between a
+ *   successful init and the terminate, while the process is counted, so the
+ *   plugin cannot be gone (and a message costs no extra call).
  * - Shims, wrappers and records of unloaded plugins stay allocated until
  *   gr_plugins_free (after the runtime stopped): a process spawned just before
  *   an unload may still reach its shim, which then refuses to start.
@@ -149,13 +152,6 @@ static int shim_init(girder_ctx *ctx, const girder_msg *arg, void **ret_state)
     return r;
 }
 
-static int shim_handle(girder_ctx *ctx, void *state, const girder_msg *msg)
-{
-    const shim *sh = (const shim *)gr_rt_ctx_behaviour(ctx);
-
-    return sh->inner.handle ? sh->inner.handle(ctx, state, msg) : GIRDER_CONTINUE;
-}
-
 static void shim_terminate(girder_ctx *ctx, void *state, const girder_msg *reason)
 {
     const shim *sh = (const shim *)gr_rt_ctx_behaviour(ctx);
@@ -249,9 +245,12 @@ static int api_behaviour_register(girder_plugin *pl, const girder_behaviour *b, 
         return -ENOMEM;
     }
     memcpy(&sh->inner, b, bsize < sizeof(sh->inner) ? bsize : sizeof(sh->inner));
+    /* handle is the plugin's own: it only runs for a process whose init
+     * succeeded, which holds the plugin loaded (pl->procs) until its
+     * terminate, so it needs no trampoline and costs no extra call */
     sh->beh = (girder_behaviour){.name = sh->inner.name,
                                  .init = shim_init,
-                                 .handle = shim_handle,
+                                 .handle = sh->inner.handle,
                                  .terminate = shim_terminate,
                                  .state_size = shim_state_size};
     sh->orig = b;
