@@ -4,16 +4,21 @@
 Erlang distributed nodes on this machine, in the same run.
 
 usage: bench/net/net.py --build DIR [--quick] [--no-erlang] [--results FILE]
-       bench/net/net.py --build DIR --latency [--rounds N] [--count N]
+       bench/net/net.py --build DIR --latency [--rounds N] [--count N] [--streams]
                         [--compare DIR]...
 
   --latency: only rows 1 and 1b's ping-pong, in rounds (default 5), each round
   Girder then Erlang (then every --compare build, as its own pair of nodes),
   with every round's median and p99 printed and the same-run ratios: the
   harness for the latency tails (docs/benchmarks.md, "Latency tails").
+  --streams adds row 1b's two one-way streams to every round (1,000,000 x
+  16 B and 20,000 x 64 KiB; --quick a tenth): with --compare, a build
+  before and after a change measured in one sitting, rounds alternating.
 
   The Girder nodes run girderd-testkit (DIR/testkit/): girderd plus the test
-  kit, whose rpc module `bench` (testkit/mod_bench.c) times the messaging.
+  kit, whose rpc module `bench` (testkit/mod_bench.c) times the messaging. A
+  --compare build from before the test kit left girderd (no DIR/testkit/)
+  runs its DIR/daemon/girderd, which then held the `bench` module.
 
   1. node-to-node rpc latency: two girderd on 127.0.0.1, `girder rpc A rpc
      latency '"B"' N` (A times N node.ping round trips to B inside the daemon);
@@ -111,6 +116,8 @@ class Girder:
     def __init__(self, build, tmp):
         # girderd plus the test kit: the rpc module `bench` (row 1b) is in it only
         self.girderd = os.path.join(build, "testkit", "girderd-testkit")
+        if not os.path.exists(self.girderd):  # a build from before the test kit left girderd
+            self.girderd = os.path.join(build, "daemon", "girderd")
         self.girder = os.path.join(build, "cli", "girder")
         self.tmp = tmp
         self.cookie = os.path.join(tmp, "girder.cookie")
@@ -160,6 +167,8 @@ class Girder:
 
     def state(self, observer, other):
         rc, data, _ = self.cli(observer, "nodes", "--only", timeout_ms=2000)
+        if rc == 2:  # a CLI from before `nodes` was fleet-wide: no --only
+            rc, data, _ = self.cli(observer, "nodes", timeout_ms=2000)
         if rc != 0 or not isinstance(data, list):
             return None
         for e in data:
@@ -302,6 +311,9 @@ def latency_main(args):
     of the rounds and the ratios to Erlang's in the same run."""
     n = args.count or (2000 if args.quick else 20000)
     rounds = args.rounds if args.rounds else (1 if args.quick else 5)
+    tenth = 10 if args.quick else 1
+    streams = [(key, size, (1000000 if key == "small" else 20000) // tenth)
+               for key, size in STREAMS] if args.streams else []
     tmp = tempfile.mkdtemp(prefix="girder-bench-net.")
     builds = [("girder", os.path.abspath(args.build))]
     builds += [(f"girder{i + 2}", os.path.abspath(b)) for i, b in enumerate(args.compare or [])]
@@ -336,12 +348,24 @@ def latency_main(args):
                                            f"{r.stdout}{r.stderr}")
                     for k in ("median_us", "p99_us"):
                         d.setdefault(f"{key}_{k}", []).append(float(data[k]))
+                for key, size, cnt in streams:
+                    rc, data, r = g.cli(a, "rpc", a["name"], "bench", "stream",
+                                        json.dumps(b["name"]), cnt, size, timeout_ms=600000)
+                    if rc != 0 or not isinstance(data, dict):
+                        raise RuntimeError(f"{label} bench.stream {size} failed (exit {rc}): "
+                                           f"{r.stdout}{r.stderr}")
+                    d.setdefault(f"{key}_msgs_s", []).append(float(data["msgs_per_s"]))
+                    d.setdefault(f"{key}_mb_s", []).append(float(data["mb_per_s"]))
             if have_e:
                 d = res.setdefault("erlang", {})
                 for key, what in (("rpc", "latency"), ("pp", "pingpong")):
                     out = e.run_a([what, eb, str(n)])
                     for k in ("median_us", "p99_us"):
                         d.setdefault(f"{key}_{k}", []).append(float(out[f"erl_{key}_{k}"]))
+                for key, size, cnt in streams:
+                    out = e.run_a(["stream", eb, str(cnt), str(size)], timeout=900)
+                    d.setdefault(f"{key}_msgs_s", []).append(float(out["erl_stream_msgs_s"]))
+                    d.setdefault(f"{key}_mb_s", []).append(float(out["erl_stream_mb_s"]))
     finally:
         kill_all()
         if have_e:
@@ -364,6 +388,17 @@ def latency_main(args):
                     per += "   (G/E per round: " + " ".join(
                         f"{x / y:.2f}" for x, y in zip(v, ev)) + ")"
                 print(fmt_row.format(f"  {side}", f"{m:.1f}", ratio, per))
+    for key, size, cnt in streams:
+        for unit, k in (("msgs/s", f"{key}_msgs_s"), ("MB/s", f"{key}_mb_s")):
+            print(fmt_row.format(f"one-way {size} B, {unit}", "median", "G/E", "per round"))
+            ev = res.get("erlang", {}).get(k)
+            for side in [s[0] for s in sides] + (["erlang"] if ev else []):
+                v = res[side][k]
+                m = statistics.median(v)
+                ratio = f"{m / statistics.median(ev):.2f}" if ev and side != "erlang" else "-"
+                print(fmt_row.format(f"  {side}", f"{m:,.0f}" if unit == "msgs/s" else f"{m:.1f}",
+                                     ratio, " ".join(f"{x:.4g}" for x in v)))
+        print(f"  ({cnt:,} messages of {size} B a round, one sink on B)")
     if args.results:
         with open(args.results, "a") as f:
             for side, d in res.items():
@@ -414,6 +449,8 @@ def main():
                     help="--latency: round trips per row and round (default 20000)")
     ap.add_argument("--compare", action="append",
                     help="--latency: another build dir, measured in the same rounds")
+    ap.add_argument("--streams", action="store_true",
+                    help="--latency: also the one-way 16 B and 64 KiB streams, each round")
     args = ap.parse_args()
     if args.latency:
         return latency_main(args)
