@@ -125,7 +125,11 @@ typedef struct gr_test_answer {
     size_t len;         /* bytes of term */
 } gr_test_answer;
 
-/* The answers of one rpc instance, written by its worker threads under lock. */
+/* The answers of one rpc instance, written by its worker threads under lock.
+ * An entry never changes once counted in n, so a[i] may be read without the
+ * lock for an i that was learnt under it (gr_test_answers_wait,
+ * gr_test_answers_n); n itself only through those (a late answer may be
+ * appended meanwhile). */
 typedef struct gr_test_answers {
     pthread_mutex_t lock;                  /* guards a[] and n */
     pthread_cond_t cond;                   /* broadcast on every answer */
@@ -148,6 +152,9 @@ void gr_test_answers_clear(gr_test_answers *as);
 
 /* Wait (gr_test_ms(base_ms)) for the answer to ref; returns its index. */
 size_t gr_test_answers_wait(gr_test_answers *as, uint64_t ref, int base_ms);
+
+/* How many answers there are so far, all refs. */
+size_t gr_test_answers_n(gr_test_answers *as);
 
 /* How many answers ref got so far. */
 size_t gr_test_answers_count(gr_test_answers *as, uint64_t ref);

@@ -363,7 +363,7 @@ START_TEST(many)
     }
     gr_test_wait_until(gr_rpc_inflight(rpc) == 0, 5000, "workers still in flight");
     ck_assert_uint_eq(gr_rpc_inflight(rpc), 0);
-    ck_assert_uint_eq(ans.n, N);
+    ck_assert_uint_eq(gr_test_answers_n(&ans), N);
 }
 END_TEST
 
@@ -564,7 +564,7 @@ START_TEST(cast)
     ck_assert_int_eq(atomic_load(&leaves), 1);
     gr_test_wait_until(gr_rpc_inflight(rpc) == 0, 5000, "workers still in flight");
     ck_assert_uint_eq(gr_rpc_inflight(rpc), 0);
-    ck_assert_uint_eq(ans.n, 1);
+    ck_assert_uint_eq(gr_test_answers_n(&ans), 1);
     /* errors known at once */
     gr_test_args_str(undef, NODE);
     mc_args(undef, "nosuch", "f", 0);
