@@ -180,6 +180,21 @@ class Girder:
         wait_until(f"{a['name']} to see {b['name']} up", lambda: self.state(a, b) == "up", 30,
                    0.1)
 
+    def wait_mesh(self, nodes):
+        """Wait until every node of `nodes` sees every other one up."""
+        for x in nodes:
+            for y in nodes:
+                if x is not y:
+                    self.wait_up(x, y)
+
+    def start_mesh(self, shorts):
+        """One node per short name, the first the others' seed; returns them
+        once every one sees every other up."""
+        nodes = [self.start(shorts[0])]
+        nodes += [self.start(s, seed=nodes[0]) for s in shorts[1:]]
+        self.wait_mesh(nodes)
+        return nodes
+
     @staticmethod
     def stop(node):
         p = node["proc"]

@@ -51,8 +51,7 @@ def main():
             a = g.start(tag.lower() + "a")
             b = g.start(tag.lower() + "b", seed=a)
             c = g.start(tag.lower() + "c", seed=a)
-            for x, y in ((a, b), (a, c), (b, c), (b, a), (c, a), (c, b)):
-                g.wait_up(x, y)
+            g.wait_mesh([a, b, c])
             cl[tag] = (g, a, b, c)
         if args.erlang:
             e = net.Erlang(tmp)

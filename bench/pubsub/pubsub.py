@@ -93,8 +93,7 @@ def main():
         a = g.start("pa")
         b = g.start("pb", seed=a)
         c = g.start("pc", seed=a)
-        for x, y in ((a, b), (a, c), (b, c), (b, a), (c, a), (c, b)):
-            g.wait_up(x, y)
+        g.wait_mesh([a, b, c])
         if have_e:
             subprocess.run([e.erlc, "-o", tmp, os.path.join(HERE, "girder_pubsub.erl")],
                            check=True)

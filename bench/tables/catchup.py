@@ -44,12 +44,7 @@ def main():
     per = nkeys // 3
     want = per * 3
     try:
-        nodes = [g.start("ca")]
-        nodes += [g.start(s, seed=nodes[0]) for s in ("cb", "cc")]
-        for x in nodes:
-            for y in nodes:
-                if x is not y:
-                    g.wait_up(x, y)
+        nodes = g.start_mesh(("ca", "cb", "cc"))
         for i in range(ntab):
             t = f"ct{i}"
             g.cli(nodes[0], "table", "create", t, "--mode", "replicated")

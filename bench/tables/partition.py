@@ -105,10 +105,7 @@ def run(build, keys=10000, reps=1, note=print):
         nodes.append(b)
         c = start("pc", "c", seed=a)
         nodes.append(c)
-        for x in nodes:
-            for y in nodes:
-                if x is not y:
-                    g.wait_up(x, y)
+        g.wait_mesh(nodes)
         for r in range(reps):
             t = f"pt{r}"
             g.cli(a, "table", "create", t, "--mode", "replicated")

@@ -190,12 +190,7 @@ def main():
         # the nodes of the replicated rows start after the local rows: three
         # idle daemons (heartbeats, their dist threads' spins) beside a
         # memory-bound get loop were noise the ETS side did not share alike
-        nodes = [g.start("ta")]
-        nodes += [g.start(s, seed=nodes[0]) for s in ("tb", "tc")]
-        for x in nodes:
-            for y in nodes:
-                if x is not y:
-                    g.wait_up(x, y)
+        nodes = g.start_mesh(("ta", "tb", "tc"))
         for i in range(rounds):
             note(f"round {i + 1} of {rounds}: replicated, Girder ({repl_keys} puts)")
             gr.append(girder_repl(g, nodes, f"bt{i}", repl_keys))
