@@ -66,11 +66,23 @@ static int copy_fn(void *ud, const gr_trent *e)
     return 0;
 }
 
+/* Key bytes, then length: one order for every replica. */
+static int by_key(const void *a, const void *b)
+{
+    const gr_trent *x = &((const gr_test_tcopy *)a)->e, *y = &((const gr_test_tcopy *)b)->e;
+    int c = memcmp(x->key, y->key, x->klen < y->klen ? x->klen : y->klen);
+
+    return c ? c : (x->klen > y->klen) - (x->klen < y->klen);
+}
+
 gr_test_tcopies gr_test_tcopies_walk(gr_table *from)
 {
     gr_test_tcopies cs = {0};
 
     ck_assert_int_eq(gr_table_walk(from, NULL, copy_fn, &cs), 0);
+    if (cs.n > 1) {
+        qsort(cs.v, cs.n, sizeof(*cs.v), by_key);
+    }
     return cs;
 }
 

@@ -42,7 +42,9 @@ typedef struct gr_test_tcopies {
 /* Append a deep copy of e to cs. */
 void gr_test_tcopies_add(gr_test_tcopies *cs, const gr_trent *e);
 
-/* Every entry of from, copied, in walk order (free with gr_test_tcopies_free). */
+/* Every entry of from, copied, sorted by key bytes (free with
+ * gr_test_tcopies_free). Not in walk order: each `set` table's store hash has
+ * its own secret key, so two replicas walk their entries in different orders. */
 gr_test_tcopies gr_test_tcopies_walk(gr_table *from);
 
 void gr_test_tcopies_free(gr_test_tcopies *cs);

@@ -19,7 +19,9 @@
 
 #include "proto/err.h"
 
+#include <assert.h>
 #include <errno.h>
+#include <sodium.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,22 +44,26 @@ typedef struct node {
 } node;
 
 struct gr_tidx {
-    node *root;   /* the empty prefix */
-    size_t nodes; /* alive, root included */
+    node *root;                                    /* the empty prefix */
+    size_t nodes;                                  /* alive, root included */
+    unsigned char skey[crypto_shorthash_KEYBYTES]; /* hash_tok's key (random) */
 };
 
-static uint64_t hash_tok(const char *s, size_t n)
+/* SipHash-2-4 under the index's secret random key: tokens come from
+ * clients (a Redis SUBSCRIBE), and with an unkeyed hash (FNV-1a before)
+ * anyone could pick tokens that all share one chain. */
+static uint64_t hash_tok(const gr_tidx *idx, const char *s, size_t n)
 {
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    unsigned char hb[crypto_shorthash_BYTES];
+    uint64_t h;
 
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 1099511628211ull;
-    }
+    static_assert(sizeof(hb) == sizeof(h), "SipHash-2-4: 8-byte hash");
+    (void)crypto_shorthash(hb, (const unsigned char *)s, n, idx->skey); /* cannot fail */
+    memcpy(&h, hb, sizeof(h));
     return h;
 }
 
-static node *node_new(node *parent, const char *tok, size_t tl, bool star)
+static node *node_new(node *parent, const char *tok, size_t tl, bool star, uint64_t hash)
 {
     node *n = calloc(1, sizeof(*n) + tl + 1);
 
@@ -68,7 +74,7 @@ static node *node_new(node *parent, const char *tok, size_t tl, bool star)
     n->is_star = star;
     n->toklen = tl;
     memcpy(n->tok, tok, tl);
-    n->hash = hash_tok(tok, tl);
+    n->hash = hash;
     return n;
 }
 
@@ -76,10 +82,16 @@ int gr_tidx_new(gr_tidx **ret_idx)
 {
     gr_tidx *idx = calloc(1, sizeof(*idx));
 
-    if (idx == NULL || (idx->root = node_new(NULL, "", 0, false)) == NULL) {
+    if (idx == NULL || (idx->root = node_new(NULL, "", 0, false, 0)) == NULL) {
         free(idx);
         return -ENOMEM;
     }
+    if (sodium_init() < 0) { /* for randombytes_buf; once per process, then a no-op */
+        free(idx->root);
+        free(idx);
+        return -ENOMEM;
+    }
+    randombytes_buf(idx->skey, sizeof(idx->skey));
     idx->nodes = 1;
     *ret_idx = idx;
     return 0;
@@ -229,17 +241,17 @@ int gr_tidx_add(gr_tidx *idx, const char *pattern, size_t len, gr_tidx_item *ite
         }
         if (tl == 1 && tok[0] == '*') {
             if ((k = n->star) == NULL) {
-                if ((k = node_new(n, "", 0, true)) == NULL) {
+                if ((k = node_new(n, "", 0, true, 0)) == NULL) {
                     goto nomem;
                 }
                 n->star = k;
                 idx->nodes++;
             }
         } else {
-            uint64_t h = hash_tok(tok, tl);
+            uint64_t h = hash_tok(idx, tok, tl);
 
             if ((k = kid_find(n, tok, tl, h)) == NULL) {
-                if ((k = node_new(n, tok, tl, false)) == NULL) {
+                if ((k = node_new(n, tok, tl, false, h)) == NULL) {
                     goto nomem;
                 }
                 if (kid_insert(n, k) < 0) {
@@ -335,7 +347,7 @@ int gr_tidx_match(const gr_tidx *idx, const char *topic, size_t len,
         return GR_EBADARG;
     }
     while (gr_topic_next_token(topic, len, &pos, &m.toks[m.n], &m.lens[m.n])) {
-        m.hashes[m.n] = hash_tok(m.toks[m.n], m.lens[m.n]);
+        m.hashes[m.n] = hash_tok(idx, m.toks[m.n], m.lens[m.n]);
         m.n++;
     }
     walk(&m, idx->root, 0);

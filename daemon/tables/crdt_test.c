@@ -55,7 +55,7 @@ static void same_tables(gr_table *a, gr_table *b)
     gr_table_digest(a, da);
     gr_table_digest(b, db);
     ck_assert_uint_eq(ca.n, cb.n);
-    for (size_t i = 0; i < ca.n; i++) { /* one engine layout: the same walk order */
+    for (size_t i = 0; i < ca.n; i++) { /* both sorted by key */
         const gr_trent *x = &ca.v[i].e, *y = &cb.v[i].e;
 
         ck_assert_mem_eq(x->key, y->key, x->klen < y->klen ? x->klen : y->klen);

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * key.c - canonical keys, msgpack order and the key hash (key.h).
+ * key.c - canonical keys, msgpack order and the key hashes (key.h).
  *
  * Design notes: one small msgpack reader (head()) serves both the canonicalizer
  * and the comparator, so both agree on what a term is. The canonicalizer writes
@@ -13,8 +13,10 @@
 #include "proto/err.h"
 #include "proto/term.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <math.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -393,7 +395,7 @@ int gr_tkey_make(gr_tkey *k, const void *buf, size_t len)
                (p[0] == 0xd9 && len >= 2 && p[1] >= 32 && len == 2u + p[1]))) {
         k->p = p;
         k->len = len;
-        k->hash = gr_tkey_hash(p, len);
+        k->hash = 0;
         return 0;
     }
     o = (out){.p = k->inl, .cap = sizeof(k->inl)};
@@ -421,7 +423,7 @@ int gr_tkey_make(gr_tkey *k, const void *buf, size_t len)
     }
     k->p = o.p;
     k->len = o.len;
-    k->hash = gr_tkey_hash(k->p, k->len);
+    k->hash = 0;
     return 0;
 }
 
@@ -625,4 +627,16 @@ uint64_t gr_tkey_hash(const uint8_t *p, size_t len)
         h = (h ^ mix(w ^ (uint64_t)(len - i) << 56)) * 0x9fb21c651e98df25ull;
     }
     return mix(h);
+}
+
+uint64_t gr_tkey_shash(const uint8_t skey[GR_TKEY_SKEY], const uint8_t *p, size_t len)
+{
+    unsigned char hb[crypto_shorthash_BYTES];
+    uint64_t h;
+
+    static_assert(crypto_shorthash_KEYBYTES == GR_TKEY_SKEY && sizeof(hb) == sizeof(h),
+                  "SipHash-2-4: 16-byte key, 8-byte hash");
+    (void)crypto_shorthash(hb, p, len, skey); /* cannot fail */
+    memcpy(&h, hb, sizeof(h));
+    return h;
 }

@@ -42,7 +42,7 @@ START_TEST(test_canonical_ints)
     ck_assert_uint_eq(kb.len, 1);
     ck_assert_mem_eq(ka.p, kb.p, 1);
     ck_assert_mem_eq(ka.p, kc.p, 1);
-    ck_assert_uint_eq(ka.hash, kc.hash);
+    ck_assert_uint_eq(gr_tkey_hash(ka.p, ka.len), gr_tkey_hash(kc.p, kc.len));
     gr_tkey_done(&ka);
     gr_tkey_done(&kb);
     gr_tkey_done(&kc);
@@ -60,7 +60,7 @@ START_TEST(test_canonical_strings)
     ck_assert_uint_eq(b.len, 2);
     ck_assert_mem_eq(a.p, b.p, 2);
     ck_assert_mem_eq(a.p, c.p, 2);
-    ck_assert_uint_eq(a.hash, c.hash);
+    ck_assert_uint_eq(gr_tkey_hash(a.p, a.len), gr_tkey_hash(c.p, c.len));
     ck_assert_int_eq(gr_tkey_make(&a, "\xa2z", 2), GR_EBADTERM); /* truncated */
     gr_tkey_done(&a);
     gr_tkey_done(&b);
@@ -150,6 +150,105 @@ START_TEST(test_prefix)
 }
 END_TEST
 
+/* ---- hash flooding: keys chosen to collide under the public hash ---------------------------
+ *
+ * gr_tkey_hash is unkeyed and its steps invert: for a 15-byte str key (16
+ * canonical bytes: two 64-bit words), any first word and a target give the
+ * second word that makes the hash that target. The store must not index by
+ * it. */
+
+#define M1 0xbf58476d1ce4e5b9ull
+#define M2 0x94d049bb133111ebull
+#define MW 0x9fb21c651e98df25ull
+
+static uint64_t inv(uint64_t a) /* a odd: a^-1 mod 2^64 (Newton) */
+{
+    uint64_t x = a;
+
+    for (int i = 0; i < 6; i++) {
+        x *= 2 - a * x;
+    }
+    return x;
+}
+
+static uint64_t mix(uint64_t x) /* key.c's */
+{
+    x ^= x >> 30;
+    x *= M1;
+    x ^= x >> 27;
+    x *= M2;
+    x ^= x >> 31;
+    return x;
+}
+
+static uint64_t unshift(uint64_t y, int s) /* inverse of x ^ (x >> s) */
+{
+    uint64_t x = y;
+
+    for (int i = 0; i < 64 / s + 1; i++) {
+        x = y ^ (x >> s);
+    }
+    return x;
+}
+
+static uint64_t unmix(uint64_t x)
+{
+    x = unshift(x, 31);
+    x *= inv(M2);
+    x = unshift(x, 27);
+    x *= inv(M1);
+    return unshift(x, 30);
+}
+
+/* Key i: a str of 15 bytes (7 bytes of i, 8 chosen), 16 canonical bytes,
+ * whose public hash is the same for every i. */
+static void flood_key(uint8_t k[16], uint64_t i)
+{
+    uint64_t h = 0x9e3779b97f4a7c15ull ^ (16 * 0xff51afd7ed558ccdull), w1, w2;
+
+    k[0] = 0xa0 | 15;
+    for (int b = 0; b < 7; b++) {
+        k[1 + b] = (uint8_t)(i >> (8 * b));
+    }
+    memcpy(&w1, k, 8);
+    h = (h ^ mix(w1)) * MW;
+    w2 = unmix(h ^ 0x0123456789abcdefull);
+    memcpy(k + 8, &w2, 8);
+}
+
+START_TEST(test_store_hash_resists_chosen_keys)
+{
+    enum { N = 256 };
+    uint8_t k[N][16], skey[GR_TKEY_SKEY], skey2[GR_TKEY_SKEY];
+    uint64_t h[N], top = 0;
+    int dup = 0;
+
+    ck_assert_uint_eq(unmix(mix(0x1234567)), 0x1234567);
+    for (int i = 0; i < N; i++) {
+        flood_key(k[i], (uint64_t)i + 1);
+        /* the attack works on the public hash: every key collides */
+        ck_assert_uint_eq(gr_tkey_hash(k[i], 16), gr_tkey_hash(k[0], 16));
+    }
+    for (unsigned i = 0; i < GR_TKEY_SKEY; i++) {
+        skey[i] = (uint8_t)(i * 37 + 11);
+        skey2[i] = (uint8_t)(i * 53 + 7);
+    }
+    for (int i = 0; i < N; i++) {
+        h[i] = gr_tkey_shash(skey, k[i], 16);
+        top |= (uint64_t)1 << (h[i] >> 60); /* which of 16 ranges of the hash space */
+        for (int j = 0; j < i; j++) {
+            dup += h[j] == h[i];
+        }
+    }
+    /* under the store hash they spread: no two equal, and over all 16 ranges
+     * (256 random values leave one empty with probability 1e-6) */
+    ck_assert_int_eq(dup, 0);
+    ck_assert_uint_eq(top, 0xffff);
+    /* and the store hash depends on its key */
+    ck_assert_uint_ne(gr_tkey_shash(skey, k[0], 16), gr_tkey_shash(skey2, k[0], 16));
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("tables_key");
@@ -163,6 +262,7 @@ int main(void)
     tcase_add_test(tc, test_big_numbers);
     tcase_add_test(tc, test_bad_and_too_big);
     tcase_add_test(tc, test_prefix);
+    tcase_add_test(tc, test_store_hash_resists_chosen_keys);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -41,6 +41,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <sched.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,6 +73,7 @@ struct gr_table {
     _Atomic uint64_t tombs;       /* replicated: tombstones among entries */
     _Atomic uint64_t empties;     /* maps/sets with no live field or member, among entries */
     _Atomic uint64_t dig[GR_TDIGEST_BUCKETS]; /* replicated: XOR of entry hashes per bucket */
+    uint8_t skey[GR_TKEY_SKEY]; /* set: the store hash's secret key (random, this run) */
 };
 
 struct gr_tables {
@@ -207,7 +209,7 @@ static uint64_t mix64(uint64_t x)
 
 /* An entry's digest hash: everything a replica must agree on (the value is
  * determined by key and version, a counter's by its components). hash: the
- * key's (gr_tkey_hash). */
+ * key's public hash (gr_tkey_hash), which every replica computes alike. */
 static uint64_t ent_hash(gr_tent *e, uint64_t hash)
 {
     const gr_tcnt *c = gr_tent_cnt(e);
@@ -232,6 +234,44 @@ static uint64_t ent_hash(gr_tent *e, uint64_t hash)
 unsigned gr_tkey_bucket(const void *key, size_t klen)
 {
     return (unsigned)(gr_tkey_hash(key, klen) >> 56);
+}
+
+/* ---- the key's two hashes ------------------------------------------------------------------
+ *
+ * A `set` table's store (shards, slots, scan order and cursors) is indexed by
+ * the store hash, keyed with the table's secret random skey (gr_tkey_shash),
+ * so a client cannot choose keys that collide in it; replication (digest
+ * buckets, entry digests) uses the public hash, which every replica computes
+ * alike. An ordered_set is ordered by its keys, not a hash: its store hash is
+ * the public one. ent_spec.hash, gr_tkey.hash, slots and every `hash`
+ * parameter below are store hashes. */
+
+static uint64_t key_hash(const gr_table *t, const uint8_t *p, size_t n)
+{
+    return t->opts.kind == GR_TABLE_SET ? gr_tkey_shash(t->skey, p, n) : gr_tkey_hash(p, n);
+}
+
+/* The public hash of key p[0..n), whose store hash is `hash`. */
+static uint64_t pub_hash(const gr_table *t, uint64_t hash, const uint8_t *p, size_t n)
+{
+    return t->opts.kind == GR_TABLE_SET ? gr_tkey_hash(p, n) : hash;
+}
+
+/* The store hash of e's key, recomputed (paths with no slot or key at hand). */
+static uint64_t tent_hash(const gr_table *t, gr_tent *e)
+{
+    return key_hash(t, gr_tent_key(e), e->klen);
+}
+
+/* gr_tkey_make, and the key's store hash in k->hash. */
+static int tkey_make(const gr_table *t, gr_tkey *k, const void *buf, size_t len)
+{
+    int r = gr_tkey_make(k, buf, len);
+
+    if (r == 0) {
+        k->hash = key_hash(t, k->p, k->len);
+    }
+    return r;
 }
 
 static gr_tshard *shard_of(gr_table *t, uint64_t hash)
@@ -489,11 +529,11 @@ static int rec_build(gr_tbuf *b, int type, const ent_spec *sp)
     return 0;
 }
 
-static void spec_of(gr_tent *e, ent_spec *sp)
+static void spec_of(const gr_table *t, gr_tent *e, ent_spec *sp)
 {
     *sp = (ent_spec){.key = gr_tent_key(e),
                      .klen = e->klen,
-                     .hash = gr_tent_hash(e),
+                     .hash = tent_hash(t, e),
                      .val = gr_tent_val(e),
                      .vlen = e->vlen,
                      .cnt = gr_tent_cnt(e),
@@ -570,14 +610,17 @@ static void apply(gr_table *t, gr_tshard *s, uint64_t hash, gr_tent *e, gr_tent 
         atomic_fetch_sub(&t->empties, 1);
     }
     if (t->opts.replicated) {
+        const gr_tent *k = e ? e : old;
+        uint64_t ph = k ? pub_hash(t, hash, gr_tent_key((gr_tent *)k), k->klen) : 0;
+
         if (e) {
-            atomic_fetch_xor(&t->dig[hash >> 56], ent_hash(e, hash));
+            atomic_fetch_xor(&t->dig[ph >> 56], ent_hash(e, ph));
             if (e->flags & GR_TENT_TOMB) {
                 atomic_fetch_add(&t->tombs, 1);
             }
         }
         if (old) {
-            atomic_fetch_xor(&t->dig[hash >> 56], ent_hash(old, hash));
+            atomic_fetch_xor(&t->dig[ph >> 56], ent_hash(old, ph));
             if (old->flags & GR_TENT_TOMB) {
                 atomic_fetch_sub(&t->tombs, 1);
             }
@@ -618,8 +661,10 @@ static bool can_overwrite(const gr_tent *old, const ent_spec *sp)
  * malloc, the old one's free and the store's second probe of a swap. */
 static void overwrite(gr_table *t, gr_tent *old, const ent_spec *sp)
 {
+    uint64_t ph = t->opts.replicated ? pub_hash(t, sp->hash, sp->key, sp->klen) : 0;
+
     if (t->opts.replicated) {
-        atomic_fetch_xor(&t->dig[sp->hash >> 56], ent_hash(old, sp->hash));
+        atomic_fetch_xor(&t->dig[ph >> 56], ent_hash(old, ph));
     }
     old->hlc = sp->hlc;
     old->origin = sp->origin;
@@ -632,7 +677,7 @@ static void overwrite(gr_table *t, gr_tent *old, const ent_spec *sp)
     }
     memcpy(gr_tent_val(old), sp->val, sp->vlen);
     if (t->opts.replicated) {
-        atomic_fetch_xor(&t->dig[sp->hash >> 56], ent_hash(old, sp->hash));
+        atomic_fetch_xor(&t->dig[ph >> 56], ent_hash(old, ph));
     }
 }
 
@@ -841,9 +886,8 @@ static int merge_locked(gr_table *t, gr_tshard *s, const ent_spec *in, uint64_t 
     return 1;
 }
 
-/* Tell the replication state about a local write on a replicated table
- * (shard lock held: the queue takes its own mutex). hash: the key's. */
-static void trent_of(const gr_tent *e, uint64_t hash, gr_trent *re)
+/* e as replication sees it. ph: its key's public hash. */
+static void trent_of(const gr_tent *e, uint64_t ph, gr_trent *re)
 {
     gr_tent *x = (gr_tent *)e;
 
@@ -861,15 +905,18 @@ static void trent_of(const gr_tent *e, uint64_t hash, gr_trent *re)
                      .hlc = e->hlc,
                      .origin = e->origin,
                      .expire_ms = gr_tent_exp(e),
-                     .hash = ent_hash(x, hash)};
+                     .hash = ent_hash(x, ph)};
 }
 
+/* Tell the replication state about a local write on a replicated table
+ * (shard lock held: the queue takes its own mutex). hash: the key's store
+ * hash. */
 static void repl_notify(gr_table *t, const gr_tent *e, uint64_t hash)
 {
     gr_trent re;
 
     if (t->opts.replicated && t->ts->repl) {
-        trent_of(e, hash, &re);
+        trent_of(e, pub_hash(t, hash, gr_tent_key((gr_tent *)e), e->klen), &re);
         gr_trepl_on_write(t->ts->repl, t->name, &re);
     }
 }
@@ -897,7 +944,7 @@ int gr_table_merge(gr_table *t, const gr_trent *in)
                                        in->crdt == GR_TVAL_MAP ? GR_CRDT_MAP : GR_CRDT_SET) < 0))) {
         return GR_EBADTERM;
     }
-    if ((r = gr_tkey_make(&k, in->key, in->klen)) < 0) {
+    if ((r = tkey_make(t, &k, in->key, in->klen)) < 0) {
         gr_tkey_done(&k);
         return r;
     }
@@ -948,16 +995,18 @@ int gr_table_walk(gr_table *t, const uint8_t *mask, int (*fn)(void *ud, const gr
 
         pthread_rwlock_rdlock(&s->lock);
         if (t->opts.kind == GR_TABLE_SET) {
-            /* slot by slot: the digest bucket is the slot's hash's top byte, so
-             * entries of buckets outside the mask are never read */
+            /* slot by slot; the digest bucket is the top byte of the
+             * public hash, not of the slot's (store) hash */
             for (size_t j = 0; j < s->cap && r == 0; j++) {
-                unsigned b = (unsigned)(s->slots[j].hash >> 56);
+                gr_tent *x = s->slots[j].e;
+                uint64_t ph = x ? gr_tkey_hash(gr_tent_key(x), x->klen) : 0;
+                unsigned b = (unsigned)(ph >> 56);
                 gr_trent re;
 
-                if (!s->slots[j].e || (mask && !(mask[b >> 3] & (1u << (b & 7))))) {
+                if (!x || (mask && !(mask[b >> 3] & (1u << (b & 7))))) {
                     continue;
                 }
-                trent_of(s->slots[j].e, s->slots[j].hash, &re);
+                trent_of(x, ph, &re);
                 r = fn(ud, &re);
             }
             pthread_rwlock_unlock(&s->lock);
@@ -965,7 +1014,7 @@ int gr_table_walk(gr_table *t, const uint8_t *mask, int (*fn)(void *ud, const gr
         }
         e = gr_oset_seek(s, NULL, 0, 0);
         for (; e && r == 0; e = gr_tent_fwd(e)[0]) {
-            uint64_t h = gr_tent_hash(e);
+            uint64_t h = gr_tkey_hash(gr_tent_key(e), e->klen); /* ordered_set: public */
             unsigned b = (unsigned)(h >> 56);
             gr_trent re;
 
@@ -1023,7 +1072,7 @@ static int make_room(gr_table *t, gr_tshard *s, size_t need, bool adds, gr_tent 
             ent_spec sp;
             int r;
 
-            spec_of(victim, &sp);
+            spec_of(t, victim, &sp);
             sp.hlc = hlc_next(t->ts, now);
             if ((r = log_rec(t, GR_TREC_DELETE, &sp, tk)) < 0) {
                 return r;
@@ -1034,7 +1083,7 @@ static int make_room(gr_table *t, gr_tshard *s, size_t need, bool adds, gr_tent 
         } else {
             atomic_fetch_add(&t->evictions, 1);
         }
-        apply(t, s, gr_tent_hash(victim), NULL, victim);
+        apply(t, s, tent_hash(t, victim), NULL, victim);
     }
 }
 
@@ -1114,6 +1163,11 @@ static int table_alloc(gr_tables *ts, const char *name, const gr_table_opts *opt
         return -ENOMEM;
     }
     atomic_init(&t->refs, 1);
+    if (sodium_init() < 0) { /* for randombytes_buf; once per process, then a no-op */
+        free(t);
+        return -ENOMEM;
+    }
+    randombytes_buf(t->skey, sizeof(t->skey));
     t->ts = ts;
     snprintf(t->name, sizeof(t->name), "%s", name);
     t->opts = *opts;
@@ -1318,7 +1372,7 @@ static int apply_rec(void *ud, const uint8_t *p, size_t n)
                            gr_le_rd64(p + GR_TREC_HDR + 24 * c + 16)};
     }
     sp.cnt = cnt;
-    if (gr_tkey_make(&k, p + off, sp.klen) < 0 || k.len != sp.klen) {
+    if (tkey_make(t, &k, p + off, sp.klen) < 0 || k.len != sp.klen) {
         gr_tkey_done(&k);
         return GR_ECORRUPT;
     }
@@ -1935,7 +1989,7 @@ int gr_table_get(gr_table *t, const void *key, size_t klen, gr_tbuf *val, gr_tme
     bool fast;
     int r;
 
-    if ((r = gr_tkey_make(&k, key, klen)) < 0) {
+    if ((r = tkey_make(t, &k, key, klen)) < 0) {
         gr_tkey_done(&k);
         return r;
     }
@@ -2173,7 +2227,7 @@ int gr_table_put_d(gr_tdefer *d, gr_table *t, const void *key, size_t klen, cons
     if (gr_term_validate(val, vlen) < 0) {
         return GR_EBADTERM;
     }
-    if ((r = gr_tkey_make(&k, key, klen)) < 0) {
+    if ((r = tkey_make(t, &k, key, klen)) < 0) {
         gr_tkey_done(&k);
         return r;
     }
@@ -2245,7 +2299,7 @@ int gr_table_del_d(gr_tdefer *d, gr_table *t, const void *key, size_t klen, uint
     uint64_t now;
     int r;
 
-    if ((r = gr_tkey_make(&k, key, klen)) < 0) {
+    if ((r = tkey_make(t, &k, key, klen)) < 0) {
         gr_tkey_done(&k);
         return r;
     }
@@ -2260,7 +2314,7 @@ int gr_table_del_d(gr_tdefer *d, gr_table *t, const void *key, size_t klen, uint
     } else {
         ent_spec sp;
 
-        spec_of(old, &sp);
+        spec_of(t, old, &sp);
         sp.hlc = hlc_next(t->ts, now);
         sp.origin = t->ts->cfg.node_id;
         if (t->opts.replicated) { /* a tombstone at the delete's version */
@@ -2308,7 +2362,7 @@ int gr_table_incr_d(gr_tdefer *d, gr_table *t, const void *key, size_t klen, int
     __int128 total = 0;
     int ncnt = 0, mine = -1, r;
 
-    if ((r = gr_tkey_make(&k, key, klen)) < 0) {
+    if ((r = tkey_make(t, &k, key, klen)) < 0) {
         gr_tkey_done(&k);
         return r;
     }
@@ -2739,7 +2793,7 @@ static int crdt_write(gr_table *t, const void *key, size_t klen, int type, cop *
                                                                                : GR_EBADTERM;
         }
     }
-    if ((r = gr_tkey_make(&k, key, klen)) < 0) {
+    if ((r = tkey_make(t, &k, key, klen)) < 0) {
         gr_tkey_done(&k);
         free(v);
         return r;
@@ -2961,7 +3015,7 @@ static int crdt_read(gr_table *t, const void *key, size_t klen, int type, gr_tbu
     uint64_t now;
     int r;
 
-    if ((r = gr_tkey_make(&k, key, klen)) < 0) {
+    if ((r = tkey_make(t, &k, key, klen)) < 0) {
         gr_tkey_done(&k);
         return r;
     }
@@ -2993,7 +3047,7 @@ int gr_table_type(gr_table *t, const void *key, size_t klen, gr_tval_kind *ret_k
     uint64_t now;
     int r;
 
-    if ((r = gr_tkey_make(&k, key, klen)) < 0) {
+    if ((r = tkey_make(t, &k, key, klen)) < 0) {
         gr_tkey_done(&k);
         return r;
     }
@@ -3159,7 +3213,7 @@ static int cursor_of(gr_table *t, const page *pg, size_t off, gr_tbuf *next)
     key = pg->buf.p + off + sizeof(l) + sizeof(gr_tmeta);
     next->len = 0;
     if (t->opts.kind == GR_TABLE_SET) {
-        uint64_t h = gr_tkey_hash(key, l[0]);
+        uint64_t h = key_hash(t, key, l[0]);
         uint8_t hb[8];
 
         for (int i = 0; i < 8; i++) {
@@ -3200,7 +3254,7 @@ int gr_table_scan(gr_table *t, const gr_tscan *req, gr_tscan_fn fn, void *ud, gr
             c += 8;
             cl -= 8;
         }
-        if (gr_tkey_make(&cur, c, cl) < 0 || cur.len != cl || memcmp(cur.p, c, cl) != 0 ||
+        if (tkey_make(t, &cur, c, cl) < 0 || cur.len != cl || memcmp(cur.p, c, cl) != 0 ||
             (t->opts.kind == GR_TABLE_SET && cur.hash != cur_hash)) {
             r = GR_EBADARG;
             goto out;
@@ -3208,7 +3262,7 @@ int gr_table_scan(gr_table *t, const gr_tscan *req, gr_tscan_fn fn, void *ud, gr
         has_cur = true;
     }
     if (req->prefix) {
-        if ((r = gr_tkey_make(&pre, req->prefix, req->prefix_len)) < 0) {
+        if ((r = tkey_make(t, &pre, req->prefix, req->prefix_len)) < 0) {
             goto out;
         }
         if ((pre.p[0] & 0xe0) != 0xa0 && pre.p[0] != 0xd9 && pre.p[0] != 0xda && pre.p[0] != 0xdb &&
@@ -3223,10 +3277,10 @@ int gr_table_scan(gr_table *t, const gr_tscan *req, gr_tscan_fn fn, void *ud, gr
             r = GR_EBADARG; /* a hash table has no key ranges */
             goto out;
         }
-        if (req->start && (r = gr_tkey_make(&lo, req->start, req->start_len)) < 0) {
+        if (req->start && (r = tkey_make(t, &lo, req->start, req->start_len)) < 0) {
             goto out;
         }
-        if (req->end && (r = gr_tkey_make(&hi, req->end, req->end_len)) < 0) {
+        if (req->end && (r = tkey_make(t, &hi, req->end, req->end_len)) < 0) {
             goto out;
         }
         has_lo = req->start != NULL;
@@ -3276,7 +3330,7 @@ int gr_table_scan(gr_table *t, const gr_tscan *req, gr_tscan_fn fn, void *ud, gr
 
             pthread_rwlock_rdlock(&s->lock);
             e = gr_sset_after(s, t->shard_bits, has_cur && i == first, cur_hash, cur.p, cur.len);
-            for (; e && pg.n < limit; e = gr_sset_next(s, t->shard_bits, gr_tent_hash(e), e)) {
+            for (; e && pg.n < limit; e = gr_sset_next(s, t->shard_bits, tent_hash(t, e), e)) {
                 if (absent(e, now) ||
                     (has_pre && !gr_tkey_has_prefix(gr_tent_key(e), e->klen, pre.p, pre.len))) {
                     continue;
@@ -3350,7 +3404,7 @@ static uint64_t purge_locked(gr_table *t, gr_tshard *s, gr_tent *e, uint64_t has
     if (r == 0) {
         return 0;
     }
-    spec_of(e, &sp);
+    spec_of(t, e, &sp);
     sp.val = b->p;
     sp.vlen = b->len;
     if (!(ne = ent_new(t, s, &sp, e))) {
@@ -3391,7 +3445,7 @@ uint64_t gr_table_expire(gr_table *t, uint64_t budget)
                 e = gr_oset_seek(s, has_cur ? cur.p : NULL, cur.len, 1);
             }
             for (; e && done < budget && step < SWEEP_STEP; e = nx, step++) {
-                uint64_t h = gr_tent_hash(e);
+                uint64_t h = tent_hash(t, e);
 
                 nx = t->opts.kind == GR_TABLE_SET ? gr_sset_next(s, t->shard_bits, h, e)
                                                   : gr_tent_fwd(e)[0];
@@ -3411,7 +3465,7 @@ uint64_t gr_table_expire(gr_table *t, uint64_t budget)
                         ent_spec sp;
                         gr_tent *tomb;
 
-                        spec_of(e, &sp);
+                        spec_of(t, e, &sp);
                         sp.val = (const uint8_t *)"";
                         sp.vlen = 0;
                         sp.cnt = NULL;
@@ -3487,12 +3541,12 @@ static int snap_each(void *ud, gr_snap_emit_fn emit, void *ectx)
                 if ((r = gr_tbuf_put(&cur, gr_tent_key(e), e->klen)) < 0) {
                     break;
                 }
-                cur_hash = gr_tent_hash(e);
+                cur_hash = tent_hash(t, e);
                 has_cur = true;
                 if (expired(e, it->now) && !t->opts.replicated) {
                     continue;
                 }
-                spec_of(e, &sp); /* replicated: a tombstone (or expired) is a delete record */
+                spec_of(t, e, &sp); /* replicated: a tombstone (or expired) is a delete record */
                 if ((r = rec_build(&b, expired(e, it->now) ? GR_TREC_DELETE : GR_TREC_ENTRY,
                                    &sp)) == 0) {
                     n = (uint32_t)b.len;

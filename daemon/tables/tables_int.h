@@ -130,7 +130,7 @@ static inline void gr_le_wr32(uint8_t *p, uint32_t v)
  *   value       vlen bytes
  *
  * The key's hash is not stored: the set store's slot holds it beside the
- * pointer, and other paths recompute it from the key (gr_tent_hash). The
+ * pointer, and other paths recompute it from the key (table.c, tent_hash). The
  * memory charged to the table is derived, not stored (table.c ent_bytes). */
 typedef struct gr_tent {
     uint64_t hlc;         /* version: hybrid logical clock of the write */
@@ -219,15 +219,9 @@ static inline size_t gr_tent_size(const gr_tent *e)
  * header rounded up to 16, at least 32. What info.bytes charges. */
 #define GR_TENT_CHUNK(n) ((n) + 8 <= 32 ? (size_t)32 : ((size_t)(n) + 8 + 15) & ~(size_t)15)
 
-/* The key's hash, recomputed (paths that have no slot or key at hand). */
-static inline uint64_t gr_tent_hash(gr_tent *e)
-{
-    return gr_tkey_hash(gr_tent_key(e), e->klen);
-}
-
 /* A set store slot: the entry's key hash beside it, so probing reads no entry. */
 typedef struct gr_tslot {
-    uint64_t hash; /* gr_tkey_hash of e's key */
+    uint64_t hash; /* e's key's store hash (gr_tkey_shash, table.c) */
     gr_tent *e;    /* NULL: empty */
 } gr_tslot;
 
