@@ -150,71 +150,7 @@ START_TEST(test_prefix)
 }
 END_TEST
 
-/* ---- hash flooding: keys chosen to collide under the public hash ---------------------------
- *
- * gr_tkey_hash is unkeyed and its steps invert: for a 15-byte str key (16
- * canonical bytes: two 64-bit words), any first word and a target give the
- * second word that makes the hash that target. The store must not index by
- * it. */
-
-#define M1 0xbf58476d1ce4e5b9ull
-#define M2 0x94d049bb133111ebull
-#define MW 0x9fb21c651e98df25ull
-
-static uint64_t inv(uint64_t a) /* a odd: a^-1 mod 2^64 (Newton) */
-{
-    uint64_t x = a;
-
-    for (int i = 0; i < 6; i++) {
-        x *= 2 - a * x;
-    }
-    return x;
-}
-
-static uint64_t mix(uint64_t x) /* key.c's */
-{
-    x ^= x >> 30;
-    x *= M1;
-    x ^= x >> 27;
-    x *= M2;
-    x ^= x >> 31;
-    return x;
-}
-
-static uint64_t unshift(uint64_t y, int s) /* inverse of x ^ (x >> s) */
-{
-    uint64_t x = y;
-
-    for (int i = 0; i < 64 / s + 1; i++) {
-        x = y ^ (x >> s);
-    }
-    return x;
-}
-
-static uint64_t unmix(uint64_t x)
-{
-    x = unshift(x, 31);
-    x *= inv(M2);
-    x = unshift(x, 27);
-    x *= inv(M1);
-    return unshift(x, 30);
-}
-
-/* Key i: a str of 15 bytes (7 bytes of i, 8 chosen), 16 canonical bytes,
- * whose public hash is the same for every i. */
-static void flood_key(uint8_t k[16], uint64_t i)
-{
-    uint64_t h = 0x9e3779b97f4a7c15ull ^ (16 * 0xff51afd7ed558ccdull), w1, w2;
-
-    k[0] = 0xa0 | 15;
-    for (int b = 0; b < 7; b++) {
-        k[1 + b] = (uint8_t)(i >> (8 * b));
-    }
-    memcpy(&w1, k, 8);
-    h = (h ^ mix(w1)) * MW;
-    w2 = unmix(h ^ 0x0123456789abcdefull);
-    memcpy(k + 8, &w2, 8);
-}
+/* ---- hash flooding: keys that collide under the public hash (T_flood_key) -------- */
 
 START_TEST(test_store_hash_resists_chosen_keys)
 {
@@ -223,9 +159,9 @@ START_TEST(test_store_hash_resists_chosen_keys)
     uint64_t h[N], top = 0;
     int dup = 0;
 
-    ck_assert_uint_eq(unmix(mix(0x1234567)), 0x1234567);
+    ck_assert_uint_eq(T_unmix(T_mix(0x1234567)), 0x1234567);
     for (int i = 0; i < N; i++) {
-        flood_key(k[i], (uint64_t)i + 1);
+        T_flood_key(k[i], (uint64_t)i + 1);
         /* the attack works on the public hash: every key collides */
         ck_assert_uint_eq(gr_tkey_hash(k[i], 16), gr_tkey_hash(k[0], 16));
     }

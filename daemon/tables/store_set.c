@@ -312,3 +312,17 @@ gr_tent *gr_sset_sample(gr_tshard *s, uint64_t rnd)
     }
     return NULL;
 }
+
+size_t gr_sset_longest_shift(const gr_tshard *s, uint32_t shard_bits)
+{
+    size_t most = 0;
+
+    for (size_t i = 0; i < s->cap; i++) {
+        if (s->slots[i].e) {
+            size_t h = home(s->slots[i].hash, shard_bits, s->homes);
+
+            most = i - h > most ? i - h : most; /* i >= h: runs never wrap */
+        }
+    }
+    return most;
+}

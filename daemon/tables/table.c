@@ -1954,6 +1954,21 @@ void gr_table_info_get(gr_table *t, gr_table_info *ret_info)
     }
 }
 
+size_t gr_table_longest_shift(gr_table *t)
+{
+    size_t most = 0;
+
+    for (uint32_t i = 0; t->opts.kind == GR_TABLE_SET && i < t->nshards; i++) {
+        size_t n;
+
+        pthread_rwlock_rdlock(&t->shards[i].lock);
+        n = gr_sset_longest_shift(&t->shards[i], t->shard_bits);
+        pthread_rwlock_unlock(&t->shards[i].lock);
+        most = n > most ? n : most;
+    }
+    return most;
+}
+
 int gr_tables_info(gr_tables *ts, const char *name, gr_table_info *ret_info)
 {
     gr_table *t;

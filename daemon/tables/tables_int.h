@@ -269,6 +269,12 @@ gr_tent *gr_sset_after(gr_tshard *s, uint32_t shard_bits, int has_cur, uint64_t 
 gr_tent *gr_sset_next(gr_tshard *s, uint32_t shard_bits, uint64_t hash, gr_tent *e);
 /* A pseudo-random entry (eviction sampling), or NULL if empty. */
 gr_tent *gr_sset_sample(gr_tshard *s, uint64_t rnd);
+/* The longest distance from an entry's home slot to its slot: the cost of
+ * the longest probe (a scan of the whole array; diagnostics and tests). */
+size_t gr_sset_longest_shift(const gr_tshard *s, uint32_t shard_bits);
+/* The longest of a set table's shards' (0 for an ordered_set): read-locks
+ * each shard in turn (table.c). */
+size_t gr_table_longest_shift(gr_table *t);
 /* Bytes of index charged per entry of a set table (info.bytes): a slot at the
  * store's average load, tail included (store_set.c). */
 #define GR_SSET_SLOT_SHARE 23

@@ -6,6 +6,7 @@
  * limits and cache eviction.
  */
 #include "tables/tables.h"
+#include "tables/tables_int.h"
 #include "tables/test_util.h"
 
 #include "proto/err.h"
@@ -948,6 +949,36 @@ START_TEST(test_overwrite_replicated)
 }
 END_TEST
 
+/* ---- hash flooding --------------------------------------------------------------------- */
+
+/* 2,000 keys that share one public hash (T_flood_key) spread in a set
+ * table's store: its shards and slots are indexed by the keyed store hash.
+ * Indexed by the public hash they would make one run of 2,000 slots, and
+ * every insert and lookup of them would walk it. */
+START_TEST(test_store_resists_chosen_keys)
+{
+    enum { N = 2000 };
+    gr_table *t = mk("flood", (gr_table_opts){.kind = GR_TABLE_SET});
+    term v = T_int(1);
+    gr_tbuf b = {0};
+    uint8_t k[16];
+
+    for (int i = 0; i < N; i++) {
+        T_flood_key(k, (uint64_t)i + 1);
+        ck_assert_int_eq(gr_table_put(t, k, sizeof(k), v.b, v.n, NULL, NULL), 0);
+    }
+    ck_assert_uint_eq(gr_table_count(t), N);
+    for (int i = 0; i < N; i++) {
+        T_flood_key(k, (uint64_t)i + 1);
+        ck_assert_int_eq(gr_table_get(t, k, sizeof(k), &b, NULL), 0);
+    }
+    /* random keys at this load: a few slots; 64 leaves a wide margin */
+    ck_assert_uint_lt(gr_table_longest_shift(t), 64);
+    gr_tbuf_free(&b);
+    gr_table_close(t);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("tables");
@@ -979,6 +1010,7 @@ int main(void)
     tcase_add_test(tc, test_overwrite_replicated);
     tcase_add_test(tc, test_gets_vs_writers_set);
     tcase_add_test(tc, test_gets_vs_writers_ordered);
+    tcase_add_test(tc, test_store_resists_chosen_keys);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
