@@ -477,7 +477,9 @@ START_TEST(test_msg_tallied)
     ck_assert_uint_eq(gr_rt_tally_refs(t), 3); /* alive: the test holds it */
     ck_assert_uint_eq(gr_rt_tally_done_bytes(t), 0);
     girder_msg_unref(r);
-    ck_assert_uint_eq(gr_rt_tally_refs(t), 2);
+    /* the forwarder's own reference may outlive the probe's receipt: its
+     * scheduler drops it after the handler returns */
+    gr_test_wait_until(gr_rt_tally_refs(t) == 2, WAIT_MS, "the forwarded message was not released");
     ck_assert_uint_eq(gr_rt_tally_done_bytes(t), 2);
     /* one to a dead pid: dropped, released at once */
     send_atom(dead, "stop");
