@@ -179,6 +179,23 @@ def test_commands(c):
     check(r.incrbyfloat("f", 10.5) == 10.5 and r.incrbyfloat("f", 0.1) == 10.6, "INCRBYFLOAT")
     check(r.get("f") == "10.6", f"INCRBYFLOAT text {r.get('f')!r}")
     raises(lambda: r.incrbyfloat("s", 1), "value is not a valid float")
+    # an absolute expiry far before the epoch deletes the key (v - now overflowed)
+    r.set("q", "v")
+    check(r.execute_command("EXPIREAT", "q", "-9223372036854775") == 1 and r.exists("q") == 0,
+          "EXPIREAT far in the past")
+    r.set("q", "v")
+    check(r.execute_command("PEXPIREAT", "q", "-9223372036854775807") == 1 and
+          r.exists("q") == 0 and r.ttl("q") == -2, "PEXPIREAT INT64_MIN + 1")
+    # past 127 digits (a reply buffer once cut them), a leading tab, 1e308 + 1e308
+    r.incrbyfloat("fb", "1e200")  # Redis 7.0.15 answers these 201 digits (long double)
+    check(r.get("fb") == "100000000000000000002458586534161025661508068040050002887327500487325"
+          "785432383926208372890736129198739813658147359652238566592960617854587787845326097835"
+          "852628442219969983473365844529789269081145212928", f"INCRBYFLOAT 1e200 {r.get('fb')}")
+    raises(lambda: r.execute_command("INCRBYFLOAT", "fb", "\t1"), "value is not a valid float")
+    r.set("fg", "1e308")
+    big = r.incrbyfloat("fg", "1e308")
+    check(r.get("fg").startswith("199999999999999999993371759311691291321120199694831134415594")
+          and len(r.get("fg")) == 309, f"INCRBYFLOAT 1e308 + 1e308 {big}")
     # keys
     check(r.exists("s", "s", "missing") == 2, "EXISTS counts repeats")
     check(r.delete("s", "missing") == 1 and r.unlink("m1", "m2") == 2, "DEL/UNLINK")
@@ -444,23 +461,36 @@ def test_abuse(c):
     check(peak < 48 * 1024, f"node grew by {peak} KiB")
     s.close()
 
-    # one reply above the 64 MiB output limit: the client is closed, counted
+    def read_to_close(cmd):
+        """Bytes read on a new connection that sends cmd, until the node closes it."""
+        s = socket.create_connection((a.addr, port), timeout=20)
+        s.sendall(cmd)
+        got = 0
+        while True:
+            b = s.recv(1 << 20)
+            if not b:
+                break
+            got += len(b)
+        s.close()
+        return got
+
+    # one reply above the 32 MiB output limit: the client is closed, counted
     r.set("big", "y" * (16 * 1024 * 1024 - 64))
     before = r.info("stats")["client_output_buffer_limit_disconnections"]
-    s = socket.create_connection((a.addr, port), timeout=20)
-    s.sendall(b"MGET big big big big big\r\n")
-    got = 0
-    while True:
-        b = s.recv(1 << 20)
-        if not b:
-            break
-        got += len(b)
-    s.close()
+    got = read_to_close(b"MGET big big big big big\r\n")
     after = r.info("stats")["client_output_buffer_limit_disconnections"]
     check(got == 0 and after == before + 1, f"an 80 MiB reply: {got} bytes read, counter "
           f"{before} -> {after}")
     check(r.ping(), "served after the output limit")
-
+    # one reply that would be 280 MB (SRANDMEMBER of 40,000,000 with repeats):
+    # it stops at the limit instead of being built whole, and the client is closed
+    r.sadd("rs", "a")
+    base = _rss_kb(a.pid)
+    got = read_to_close(b"SRANDMEMBER rs -40000000\r\n")
+    grew = _rss_kb(a.pid) - base
+    check(got == 0 and grew < 96 * 1024, f"SRANDMEMBER -40000000: {got} bytes read, "
+          f"node RSS +{grew} KiB")
+    check(r.ping(), "served after the huge SRANDMEMBER")
 
 def test_pipe_memory(c):
     """200,000 SETs of 16-byte keys with 10-byte values pipelined through
@@ -674,6 +704,11 @@ def test_lists(c):
           "LREM -1 from the tail")
     check(r.lrem("r", 0, "a") == 2 and r.lrange("r", 0, -1) == ["b", "c"], "LREM 0: all")
     check(r.lrem("r", 0, "zz") == 0 and r.lrem("none", 0, "a") == 0, "LREM nothing")
+    # a long key: the element keys ([Key, Seq]) pass the 120-byte inline buffer
+    lk = "k" * 300
+    check(r.rpush(lk, "a", "b") == 2 and r.lpush(lk, "z") == 3, "push to a 300-byte key")
+    check(r.lrange(lk, 0, -1) == ["z", "a", "b"] and r.lpop(lk) == "z", "a 300-byte key's list")
+    r.delete(lk)
     # TTL survives a push
     r.rpush("t", "1")
     r.expire("t", 100)
@@ -854,6 +889,9 @@ def test_scans(c):
     got = r.spop("sp", 10)
     check(len(set(got)) == 10 and r.scard("sp") == 29 and
           not set(got) & set(r.smembers("sp")), "SPOP count")
+    # a cursor past 64 bits is refused (it used to wrap to 0 and restart)
+    raises(lambda: r.execute_command("SCAN", "18446744073709551616"), "invalid cursor")
+    raises(lambda: r.execute_command("SCAN", "99999999999999999999"), "invalid cursor")
 
 
 def test_blocking(c):

@@ -198,7 +198,9 @@ static bool expire_arg(rconn *c, const rargs *a, int i, bool ms, bool at, const 
         return false;
     }
     v = ms ? v : v * 1000;
-    *ret_ttl = at ? v - now : v;
+    /* an instant before now is a TTL of -1 (already expired): v - now would
+     * overflow for v near INT64_MIN */
+    *ret_ttl = !at ? v : v < now ? -1 : v - now;
     return true;
 }
 
@@ -607,20 +609,23 @@ static void cmd_decrby(rconn *c, const rargs *a)
     incr_by(c, a, -d);
 }
 
-/* A Redis float argument: strtold over the whole string, not NaN. */
+/* A Redis float argument, as Redis's string2ld reads one: strtold over the
+ * whole string, shorter than GR_RESP_LD_CHARS, no leading space of any
+ * kind, not NaN, neither overflowing nor underflowing to zero. */
 static bool parse_ld(const char *s, size_t n, long double *ret)
 {
-    char buf[128];
+    char buf[GR_RESP_LD_CHARS];
     char *end;
 
-    if (n == 0 || n >= sizeof(buf) || (n && (s[0] == ' ' || s[n - 1] == ' '))) {
+    if (n == 0 || n >= sizeof(buf) || isspace((unsigned char)s[0])) {
         return false;
     }
     memcpy(buf, s, n);
     buf[n] = '\0';
     errno = 0;
     *ret = strtold(buf, &end);
-    return *end == '\0' && errno != ERANGE && !isnan(*ret);
+    return *end == '\0' && !isnan(*ret) && errno != EINVAL &&
+           !(errno == ERANGE && (isinf(*ret) || *ret == 0));
 }
 
 static void cmd_incrbyfloat(rconn *c, const rargs *a)
@@ -636,7 +641,7 @@ static void cmd_incrbyfloat(rconn *c, const rargs *a)
         long double v = 0;
         const uint8_t *p;
         size_t n;
-        char ib[32], out[128];
+        char ib[32], out[GR_RESP_LD_CHARS]; /* %.17Lf of LDBL_MAX fits */
         rmw m;
         int r;
 
@@ -1128,11 +1133,14 @@ static void cmd_scan(rconn *c, const rargs *a)
     }
     ks.ps.b = &ks.keys;
     for (size_t i = 0; i < a->argl[1]; i++) {
-        if (a->argv[1][i] < '0' || a->argv[1][i] > '9' || a->argl[1] > 20) {
+        uint64_t d = (uint64_t)(a->argv[1][i] - '0');
+
+        /* digits only, within 64 bits (2^64 must not wrap to cursor 0) */
+        if (a->argv[1][i] < '0' || a->argv[1][i] > '9' || id > (UINT64_MAX - d) / 10) {
             gr_resp_error(&c->out, "ERR invalid cursor");
             return;
         }
-        id = id * 10 + (uint64_t)(a->argv[1][i] - '0');
+        id = id * 10 + d;
     }
     for (int i = 2; i < a->argc; i += 2) {
         if (i + 1 >= a->argc) {
@@ -2906,7 +2914,7 @@ static void cmd_srandmember(rconn *c, const rargs *a)
         uint64_t want = k.n ? (uint64_t)-count : 0;
 
         gr_resp_array(&c->out, want);
-        for (uint64_t j = 0; j < want; j++) {
+        for (uint64_t j = 0; j < want && !c->out.oom; j++) { /* oom: over the limit */
             uint32_t i = arc4random_uniform((uint32_t)k.n);
 
             gr_resp_bulk(&c->out, k.items[i], k.lens[i]);

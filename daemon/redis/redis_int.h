@@ -234,8 +234,9 @@ int gr_redis_key(gr_tbuf *out, const void *k, size_t n);
 bool gr_redis_key_bytes(const uint8_t *tk, size_t n, const uint8_t **ret_p, size_t *ret_n);
 /* The type of a stored value. */
 rtype gr_redis_type(const uint8_t *v, size_t n);
-/* A string value's bytes (an integer is formatted into ibuf[32]). false if not
- * a string. */
+/* A string value's bytes (an integer or a float, as a Girder process may
+ * write, is formatted into ibuf[32]: a float as its shortest round trip,
+ * gr_resp_fmt_score). false if not a string. */
 bool gr_redis_str(const uint8_t *v, size_t n, char ibuf[32], const uint8_t **ret_p, size_t *ret_n);
 /* Encode a string: a canonical int64 as a msgpack integer (what the table's
  * counters add to), anything else as a bin. 0 or -ENOMEM. */

@@ -393,6 +393,10 @@ static bool reserve(gr_resp_out *o, size_t n)
     if (o->oom) {
         return false;
     }
+    if (o->limit && n > o->limit - (o->len - o->off < o->limit ? o->len - o->off : o->limit)) {
+        o->oom = true; /* over the limit: the connection is closed after this command */
+        return false;
+    }
     if (o->cap - o->len < n) {
         size_t nc = o->cap ? o->cap : 4096;
         uint8_t *np;
@@ -650,8 +654,15 @@ static int fold(int c, bool nocase)
     return nocase ? tolower(c) : c;
 }
 
-/* Redis's stringmatchlen, with a nesting bound against pathological patterns. */
-static bool glob(const char *pat, size_t plen, const char *s, size_t slen, bool nocase, int depth)
+/* Redis's stringmatchlen, with a nesting bound against pathological patterns
+ * and its cut against exponential time (Redis 7.0.10, CVE-2022-36021): when
+ * the rest of the pattern after a `*` matches no suffix of the string, *give_up
+ * is set, and every `*` before it stops trying longer prefixes (those would
+ * only leave it shorter suffixes, all of them just tried). Without the cut,
+ * `KEYS *a*a*a*a*a*a*a*a*a*a*a*b` over a key of 32 `a`s took 3.9 s and held
+ * its scheduler meanwhile. */
+static bool glob(const char *pat, size_t plen, const char *s, size_t slen, bool nocase, int depth,
+                 bool *give_up)
 {
     if (depth > 1000) {
         return false;
@@ -667,12 +678,16 @@ static bool glob(const char *pat, size_t plen, const char *s, size_t slen, bool 
                 return true;
             }
             while (slen) {
-                if (glob(pat + 1, plen - 1, s, slen, nocase, depth + 1)) {
+                if (glob(pat + 1, plen - 1, s, slen, nocase, depth + 1, give_up)) {
                     return true;
+                }
+                if (*give_up) {
+                    return false;
                 }
                 s++;
                 slen--;
             }
+            *give_up = true;
             return false;
         case '?':
             s++;
@@ -763,5 +778,7 @@ static bool glob(const char *pat, size_t plen, const char *s, size_t slen, bool 
 
 bool gr_resp_glob(const char *pat, size_t plen, const char *s, size_t slen, bool nocase)
 {
-    return glob(pat, plen, s, slen, nocase, 0);
+    bool give_up = false;
+
+    return glob(pat, plen, s, slen, nocase, 0, &give_up);
 }

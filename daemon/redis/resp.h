@@ -77,6 +77,8 @@ void gr_resp_parser_free(gr_resp_parser *p);
 typedef struct gr_resp_out {
     uint8_t *p;
     size_t off, len, cap;
+    size_t limit; /* 0: none; an append that would take the pending bytes above it
+                     is dropped and sets oom, as a failed allocation does */
     int proto;
     bool oom;
 } gr_resp_out;
@@ -119,8 +121,13 @@ bool gr_resp_glob(const char *pat, size_t plen, const char *s, size_t slen, bool
 /* Strict int64 parse as Redis's string2ll: optional '-', no leading zeros or
  * '+' or spaces, within int64. */
 bool gr_resp_str2ll(const char *s, size_t n, int64_t *ret);
-/* Format a double as Redis does for INCRBYFLOAT (%.17Lg, trailing zeros
- * trimmed). Returns the length written into buf[cap]. */
+/* Bytes that hold any long double as %.17Lf, and the longest float
+ * argument + 1 (Redis's MAX_LONG_DOUBLE_CHARS). */
+#define GR_RESP_LD_CHARS (5 * 1024)
+/* Format a double as Redis does for INCRBYFLOAT (%.17Lf, trailing zeros
+ * trimmed). Returns the length written into buf[cap]; with cap >=
+ * GR_RESP_LD_CHARS it is never cut (a smaller cap may cut the digits:
+ * callers that store the result use GR_RESP_LD_CHARS). */
 size_t gr_resp_fmt_double(char *buf, size_t cap, long double d);
 /* Format a score as Redis 7.2 replies a double: the shortest form that reads
  * back as d ("1.5", "0.1", "1e+20"), "inf", "-inf". Length written. */

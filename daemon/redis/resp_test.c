@@ -261,6 +261,26 @@ START_TEST(glob_and_ints)
     ck_assert(!gr_resp_glob("key:*:x", 7, "key:123:y", 9, false));
     ck_assert(gr_resp_glob("a\\*", 3, "a*", 2, false));
     ck_assert(gr_resp_glob("HELLO", 5, "hello", 5, true));
+    {
+        /* 20 stars over 60 `a`s and no `b`: without the cut of glob() this
+         * tries some 10^15 splits (the test would hang until its timeout);
+         * with it, a few thousand. Then the same shape that does match. */
+        char pat[64], str[64];
+        size_t n = 0;
+
+        for (int i = 0; i < 20; i++) {
+            pat[n++] = '*';
+            pat[n++] = 'a';
+        }
+        pat[n++] = '*';
+        pat[n++] = 'b';
+        memset(str, 'a', 60);
+        ck_assert(!gr_resp_glob(pat, n, str, 60, false));
+        str[59] = 'b';
+        ck_assert(gr_resp_glob(pat, n, str, 60, false));
+        ck_assert(!gr_resp_glob("*a*b*c", 6, "aaaaaaaaaaaaaaaaaaaaaaaacb", 26, false));
+        ck_assert(gr_resp_glob("*a*b*c", 6, "aaaaaaaaaaaaaaaaaaaaaaaabc", 26, false));
+    }
     ck_assert(gr_resp_str2ll("0", 1, &v) && v == 0);
     ck_assert(gr_resp_str2ll("-9223372036854775808", 20, &v) && v == INT64_MIN);
     ck_assert(gr_resp_str2ll("9223372036854775807", 19, &v) && v == INT64_MAX);

@@ -1258,6 +1258,7 @@ static int conn_init(girder_ctx *ctx, const girder_msg *arg, void **ret_state)
     c->self = girder_self(ctx);
     c->fd = fd;
     c->out.proto = 2;
+    c->out.limit = GR_REDIS_OUT_HARD; /* one reply cannot grow past it (a huge SRANDMEMBER) */
     c->id = atomic_fetch_add(&srv->next_id, 1);
     c->created_ms = gr_clock_ms();
     c->parser.unauth = srv->password != NULL;

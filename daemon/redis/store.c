@@ -345,7 +345,7 @@ bool gr_redis_str(const uint8_t *v, size_t n, char ibuf[32], const uint8_t **ret
         l = fmt_int(ibuf, m.n, m.kind == MK_INT && (int64_t)m.n < 0);
         break;
     case MK_FLOAT:
-        l = (int)gr_resp_fmt_double(ibuf, 32, m.d);
+        l = (int)gr_resp_fmt_score(ibuf, 32, m.d); /* shortest round trip: at most 24 bytes */
         break;
     default:
         return false;

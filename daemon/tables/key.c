@@ -402,9 +402,8 @@ int gr_tkey_make(gr_tkey *k, const void *buf, size_t len)
     if ((r = canon(&p, end, &o, 0)) < 0) {
         return r;
     }
-    if (p != end) {
-        return GR_EBADTERM;
-    }
+    /* An array or map stops reading at the first overflow, so the rest of
+     * the input is checked by the second pass, not here. */
     if (o.overflow) { /* second pass into a heap buffer */
         if (len > 2 * (size_t)GR_TKEY_MAX + 64) {
             return GR_ETOOBIG; /* canonical can shrink an input at most 9:1, but be cheap */
@@ -420,6 +419,9 @@ int gr_tkey_make(gr_tkey *k, const void *buf, size_t len)
         if (o.overflow) {
             return GR_ETOOBIG;
         }
+    }
+    if (p != end) {
+        return GR_EBADTERM;
     }
     k->p = o.p;
     k->len = o.len;

@@ -135,6 +135,38 @@ START_TEST(test_bad_and_too_big)
 }
 END_TEST
 
+/* An array or map key longer than the inline buffer (a Redis list element's
+ * key with a long name): canonical in the second pass; a trailing byte after
+ * it is still refused, and so is a bad element after the overflow. */
+START_TEST(test_long_array_key)
+{
+    uint8_t in[200], want[200];
+    size_t n = 0, w = 0;
+    gr_tkey k;
+
+    in[n++] = 0x92; /* [Str, 7] with Str of 130 bytes; 7 sent as int64 */
+    in[n++] = 0xd9;
+    in[n++] = 130;
+    memset(in + n, 'k', 130);
+    n += 130;
+    memcpy(want, in, n);
+    w = n;
+    want[w++] = 0x07; /* canonical: a positive fixint */
+    memcpy(in + n, "\xd3\0\0\0\0\0\0\0\x07", 9);
+    n += 9;
+    ck_assert_int_eq(gr_tkey_make(&k, in, n), 0);
+    ck_assert_uint_eq(k.len, w);
+    ck_assert_mem_eq(k.p, want, w);
+    gr_tkey_done(&k);
+    in[n] = 0x01; /* a second term after the array */
+    ck_assert_int_eq(gr_tkey_make(&k, in, n + 1), GR_EBADTERM);
+    gr_tkey_done(&k);
+    in[n - 9] = 0xc1; /* a reserved byte where the second element is */
+    ck_assert_int_eq(gr_tkey_make(&k, in, n), GR_EBADTERM);
+    gr_tkey_done(&k);
+}
+END_TEST
+
 START_TEST(test_prefix)
 {
     term k = T_str("user:42"), p = T_str("user:"), q = T_str("usr"), n = T_int(3);
@@ -197,6 +229,7 @@ int main(void)
     tcase_add_test(tc, test_order_classes);
     tcase_add_test(tc, test_big_numbers);
     tcase_add_test(tc, test_bad_and_too_big);
+    tcase_add_test(tc, test_long_array_key);
     tcase_add_test(tc, test_prefix);
     tcase_add_test(tc, test_store_hash_resists_chosen_keys);
     suite_add_tcase(s, tc);
