@@ -301,17 +301,28 @@ def test_commands(c):
           b"+QUEUED\r\n-EXECABORT Transaction discarded because of previous errors.\r\n"
           b"-ERR EXEC without MULTI\r\n-ERR DISCARD without MULTI\r\n", f"EXECABORT {out!r}")
     check(r.get("x") is None, "an aborted transaction wrote nothing")
-    with r.pipeline() as p:
-        p.watch("tx")
-        r.set("tx", "changed")
-        p.multi()
-        p.incr("tx")
-        try:
-            p.execute()
-            check(False, "EXEC after a WATCHed key changed must fail")
-        except redis.exceptions.WatchError:
-            pass
+    def watched_change_aborts(keys, value, incr, what):
+        """WATCH keys, change tx meanwhile, then MULTI INCR incr EXEC: must abort."""
+        with r.pipeline() as p:
+            p.watch(*keys)
+            r.set("tx", value)
+            p.multi()
+            p.incr(incr)
+            try:
+                p.execute()
+                check(False, f"EXEC after {what} must fail")
+            except redis.exceptions.WatchError:
+                pass
+
+    watched_change_aborts(["tx"], "changed", "tx", "a WATCHed key changed")
     check(r.get("tx") == "changed", "the aborted transaction did not run")
+    # a key WATCHed three times is kept once; a change still aborts
+    with r.pipeline() as p:
+        p.watch("tx", "tx", "tx")
+        p.multi()
+        p.incr("tx2")
+        check(p.execute() == [1], "EXEC after WATCH of one key three times")
+    watched_change_aborts(["tx", "tx"], "again", "tx2", "a key WATCHed twice changed")
     # pipelines of 100,000: replies in order
     t0 = now()
     with r.pipeline(transaction=False) as p:
@@ -585,6 +596,15 @@ def test_pubsub(c):
           buf.count(b">3\r\n$7\r\nmessage\r\n") == 21, f"RESP3 pushes {buf[:120]!r}")
     s3.close()
     check(rb.pubsub_channels() == ["news.eu"], f"PUBSUB CHANNELS {rb.pubsub_channels()}")
+    sub2 = rb.pubsub()  # a second client: its news.eu is listed once
+    sub2.subscribe("z.y", "news.eu", "a.b")
+    for _ in range(3):
+        check(sub2.get_message(timeout=5), "sub2 confirmation")
+    chans = rb.pubsub_channels()
+    check(sorted(chans) == ["a.b", "news.eu", "z.y"] and len(chans) == 3,
+          f"PUBSUB CHANNELS of two clients {chans}")
+    check(rb.pubsub_channels("news.*") == ["news.eu"], "PUBSUB CHANNELS pattern")
+    sub2.close()
     check(rb.pubsub_numsub("news.eu") == [("news.eu", 1)], "PUBSUB NUMSUB")
     check(rb.pubsub_numpat() == 1, "PUBSUB NUMPAT")
     out, _ = raw(b, pb, b"SUBSCRIBE x\r\nGET k\r\nPING\r\n", timeout=1)

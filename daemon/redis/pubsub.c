@@ -69,6 +69,15 @@ static void resubscribe(rconn *c)
     memcpy(c->gpat, want, sizeof(c->gpat));
 }
 
+/* Channel names in byte order, shorter first on a common prefix (qsort). */
+static int rsub_cmp(const void *a, const void *b)
+{
+    const rsub *x = a, *y = b;
+    int r = memcmp(x->name, y->name, x->len < y->len ? x->len : y->len);
+
+    return r ? r : (int)x->len - (int)y->len;
+}
+
 static ssize_t find_sub(const rconn *c, bool pattern, const char *p, size_t n)
 {
     for (size_t i = 0; i < c->nsubs; i++) {
@@ -243,24 +252,19 @@ void gr_redis_cmd_pubsub(rconn *c, const rargs *a)
     bool numpat = a->argc == 2 && a->argl[1] == 6 && strncasecmp(a->argv[1], "NUMPAT", 6) == 0;
 
     if (channels) {
-        /* distinct channels: collect into a list of (len, name) */
+        /* every client's channels copied under the lock, then sorted and
+         * made distinct outside it (a pairwise check under the lock was
+         * O(channels^2) with every new connection waiting) */
         rsub *seen = NULL;
-        size_t n = 0, cap = 0;
+        size_t n = 0, cap = 0, u = 0;
 
         pthread_mutex_lock(&srv->mu);
         for (rconn *x = srv->clients; x; x = x->next) {
             for (size_t i = 0; i < x->nsubs; i++) {
                 const rsub *s = &x->subs[i];
-                bool dup = false;
 
                 if (s->pattern || (a->argc == 3 &&
                                    !gr_resp_glob(a->argv[2], a->argl[2], s->name, s->len, false))) {
-                    continue;
-                }
-                for (size_t j = 0; j < n && !dup; j++) {
-                    dup = seen[j].len == s->len && memcmp(seen[j].name, s->name, s->len) == 0;
-                }
-                if (dup) {
                     continue;
                 }
                 if (n == cap) {
@@ -277,8 +281,16 @@ void gr_redis_cmd_pubsub(rconn *c, const rargs *a)
             }
         }
         pthread_mutex_unlock(&srv->mu);
-        gr_resp_array(&c->out, n);
+        if (n > 1) {
+            qsort(seen, n, sizeof(*seen), rsub_cmp);
+        }
         for (size_t j = 0; j < n; j++) {
+            if (u == 0 || rsub_cmp(&seen[u - 1], &seen[j]) != 0) {
+                seen[u++] = seen[j];
+            }
+        }
+        gr_resp_array(&c->out, u);
+        for (size_t j = 0; j < u; j++) {
             gr_resp_bulk(&c->out, seen[j].name, seen[j].len);
         }
         free(seen);

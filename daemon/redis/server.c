@@ -796,13 +796,38 @@ static void exec_cmd(rconn *c, uint8_t *base)
     }
 }
 
+/* Forget the WATCHed keys, giving a big list's memory back. */
+static void watch_reset(rconn *c)
+{
+    c->watch.len = 0;
+    if (c->watch.cap > (64u << 10)) {
+        gr_tbuf_free(&c->watch);
+    }
+}
+
+/* Whether (db, key) is WATCHed already (a linear search, as Redis's). */
+static bool watched(const rconn *c, uint32_t db, const char *key, uint32_t l)
+{
+    for (size_t off = 0; off < c->watch.len;) {
+        uint32_t wdb, wl;
+
+        memcpy(&wdb, c->watch.p + off, 4);
+        memcpy(&wl, c->watch.p + off + 12, 4);
+        if (wdb == db && wl == l && memcmp(c->watch.p + off + 16, key, l) == 0) {
+            return true;
+        }
+        off += 16 + wl;
+    }
+    return false;
+}
+
 static void multi_reset(rconn *c)
 {
     c->in_multi = false;
     c->multi_err = false;
     c->mq.len = 0;
     c->mq_n = 0;
-    c->watch.len = 0;
+    watch_reset(c);
 }
 
 void gr_redis_cmd_multi(rconn *c, const rargs *a)
@@ -840,6 +865,9 @@ void gr_redis_cmd_watch(rconn *c, const rargs *a)
         if (!t) {
             return;
         }
+        if (watched(c, db, a->argv[i], l)) {
+            continue; /* the first WATCH's version stands, as Redis keeps its first */
+        }
         if (gr_redis_key(&c->k, a->argv[i], a->argl[i]) < 0) {
             gr_resp_error(&c->out, "OOM command not allowed when used memory > 'maxmemory'.");
             return;
@@ -859,7 +887,7 @@ void gr_redis_cmd_watch(rconn *c, const rargs *a)
 
 void gr_redis_cmd_unwatch(rconn *c, const rargs *a)
 {
-    c->watch.len = 0;
+    watch_reset(c);
     gr_resp_simple(&c->out, "OK");
 }
 
