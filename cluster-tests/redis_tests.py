@@ -607,6 +607,37 @@ def test_pubsub(c):
     sub2.close()
     check(rb.pubsub_numsub("news.eu") == [("news.eu", 1)], "PUBSUB NUMSUB")
     check(rb.pubsub_numpat() == 1, "PUBSUB NUMPAT")
+    # one connection with 20,000 channels and a pattern (its index: every
+    # add, remove and delivery finds a channel by hash), half of them removed
+    many = socket.create_connection((b.addr, pb), timeout=20)
+
+    def mbulk(*args):
+        return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(x), x) for x in args)
+
+    def read_until(tail):
+        buf = b""
+        while not buf.endswith(tail):
+            buf += many.recv(1 << 20)
+        return buf
+
+    chans = [b"c.%d" % i for i in range(20000)]
+    many.sendall(mbulk(b"SUBSCRIBE", *chans))
+    read_until(b"$7\r\nc.19999\r\n:20000\r\n")
+    many.sendall(mbulk(b"UNSUBSCRIBE", *chans[0::2]))
+    read_until(b"$7\r\nc.19998\r\n:10000\r\n")
+    many.sendall(mbulk(b"PSUBSCRIBE", b"c.1999?"))
+    read_until(b"$7\r\nc.1999?\r\n:10001\r\n")
+    check(rb.pubsub_numsub("c.1", "c.2", "c.19999") == [("c.1", 1), ("c.2", 0), ("c.19999", 1)],
+          "NUMSUB after removing half")
+    for ch in (b"c.2", b"c.1", b"c.19998", b"c.19999"):
+        rb.publish(ch.decode(), "x")
+    got = read_until(b"$7\r\nc.19999\r\n$1\r\nx\r\n")
+    want = (b"*3\r\n$7\r\nmessage\r\n$3\r\nc.1\r\n$1\r\nx\r\n"
+            b"*4\r\n$8\r\npmessage\r\n$7\r\nc.1999?\r\n$7\r\nc.19998\r\n$1\r\nx\r\n"
+            b"*3\r\n$7\r\nmessage\r\n$7\r\nc.19999\r\n$1\r\nx\r\n"
+            b"*4\r\n$8\r\npmessage\r\n$7\r\nc.1999?\r\n$7\r\nc.19999\r\n$1\r\nx\r\n")
+    check(got == want, f"deliveries to the connection of 10,000 channels: {got[:300]!r}")
+    many.close()
     out, _ = raw(b, pb, b"SUBSCRIBE x\r\nGET k\r\nPING\r\n", timeout=1)
     check(b"-ERR Can't execute 'get': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / "
           b"RESET are allowed in this context\r\n*2\r\n$4\r\npong\r\n$0\r\n\r\n" in out,

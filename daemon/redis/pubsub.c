@@ -17,6 +17,11 @@
  *   publish arrives once and is matched here against the connection's
  *   channels and globs. The cost: a connection with several subscriptions
  *   receives, and filters, every publish of the cluster.
+ * - A connection's subscriptions are an array (PUBSUB reads it under
+ *   srv->mu) indexed by a hash table of its own (open addressing, SipHash
+ *   under the server's random key: names are the client's), so SUBSCRIBE of
+ *   N channels costs O(N), not O(N^2) (40,000 channels: 4.2 s before), and a
+ *   delivery finds its channel in O(1) and then tries the patterns only.
  * - Runs on the connection's scheduler (commands and deliveries alike).
  */
 #include "redis/redis_int.h"
@@ -26,11 +31,13 @@
 
 #include <errno.h>
 #include <msgpack.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define E_NOPUBSUB "ERR pub/sub is not available on this node"
+#define SIDX_TOMB UINT32_MAX /* a deleted slot of c->sidx */
 
 /* The Girder pattern the connection needs. */
 static void wanted(const rconn *c, char *out)
@@ -78,15 +85,140 @@ static int rsub_cmp(const void *a, const void *b)
     return r ? r : (int)x->len - (int)y->len;
 }
 
-static ssize_t find_sub(const rconn *c, bool pattern, const char *p, size_t n)
+/* ---- the subscription index ----------------------------------------------------------- */
+
+static uint64_t sub_hash(const rconn *c, bool pattern, const char *p, size_t n)
 {
-    for (size_t i = 0; i < c->nsubs; i++) {
-        if (c->subs[i].pattern == pattern && c->subs[i].len == n &&
-            memcmp(c->subs[i].name, p, n) == 0) {
-            return (ssize_t)i;
+    unsigned char hb[crypto_shorthash_BYTES];
+    uint64_t h;
+
+    (void)crypto_shorthash(hb, (const unsigned char *)p, n, c->srv->skey); /* cannot fail */
+    memcpy(&h, hb, sizeof(h));
+    return pattern ? h ^ 0x9e3779b97f4a7c15ull : h;
+}
+
+/* The slot of c->sidx holding (pattern, p), or the first free one (empty or
+ * deleted) of its probe when absent (*found false). c->sidx_cap > 0. */
+static size_t sidx_slot(const rconn *c, bool pattern, const char *p, size_t n, bool *found)
+{
+    size_t mask = c->sidx_cap - 1, i = (size_t)sub_hash(c, pattern, p, n) & mask, fre = SIZE_MAX;
+
+    for (;; i = (i + 1) & mask) {
+        uint32_t v = c->sidx[i];
+
+        if (v == 0) {
+            *found = false;
+            return fre != SIZE_MAX ? fre : i;
+        }
+        if (v == SIDX_TOMB) {
+            fre = fre != SIZE_MAX ? fre : i;
+        } else {
+            const rsub *s = &c->subs[v - 1];
+
+            if (s->pattern == pattern && s->len == n && memcmp(s->name, p, n) == 0) {
+                *found = true;
+                return i;
+            }
         }
     }
-    return -1;
+}
+
+/* Rebuild the index for `want` subscriptions (at most half full, no
+ * tombstones). 0 or -ENOMEM (the index is unchanged). */
+static int sidx_rebuild(rconn *c, size_t want)
+{
+    size_t cap = 16;
+    uint32_t *old = c->sidx, *nx;
+
+    while (cap < 2 * want) {
+        cap *= 2;
+    }
+    if (!(nx = calloc(cap, sizeof(*nx)))) {
+        return -ENOMEM;
+    }
+    c->sidx = nx;
+    c->sidx_cap = cap;
+    c->sidx_tombs = 0;
+    for (size_t k = 0; k < c->nsubs; k++) {
+        bool found;
+        size_t i = sidx_slot(c, c->subs[k].pattern, c->subs[k].name, c->subs[k].len, &found);
+
+        c->sidx[i] = (uint32_t)k + 1;
+    }
+    free(old);
+    return 0;
+}
+
+static ssize_t find_sub(const rconn *c, bool pattern, const char *p, size_t n)
+{
+    bool found;
+    size_t i;
+
+    if (c->sidx_cap == 0) {
+        return -1;
+    }
+    i = sidx_slot(c, pattern, p, n, &found);
+    return found ? (ssize_t)c->sidx[i] - 1 : -1;
+}
+
+/* Append (pattern, p) to c->subs (absent: find_sub said so) and index it.
+ * 0 or -ENOMEM. */
+static int sub_add(rconn *c, bool pattern, const char *p, size_t n)
+{
+    bool found;
+    size_t i;
+
+    if (c->nsubs >= UINT32_MAX - 1) {
+        return -ENOMEM;
+    }
+    if (2 * (c->nsubs + 1 + c->sidx_tombs) > c->sidx_cap && sidx_rebuild(c, c->nsubs + 1) < 0) {
+        return -ENOMEM;
+    }
+    if (c->nsubs == c->capsubs) {
+        size_t nc = c->capsubs ? c->capsubs * 2 : 4;
+        rsub *ns = realloc(c->subs, nc * sizeof(*ns));
+
+        if (!ns) {
+            return -ENOMEM;
+        }
+        pthread_mutex_lock(&c->srv->mu);
+        c->subs = ns;
+        c->capsubs = nc;
+        pthread_mutex_unlock(&c->srv->mu);
+    }
+    i = sidx_slot(c, pattern, p, n, &found);
+    if (c->sidx[i] == SIDX_TOMB) {
+        c->sidx_tombs--;
+    }
+    pthread_mutex_lock(&c->srv->mu);
+    c->subs[c->nsubs].pattern = pattern;
+    c->subs[c->nsubs].len = (uint8_t)n;
+    memcpy(c->subs[c->nsubs].name, p, n);
+    c->nsubs++;
+    c->npats += pattern;
+    pthread_mutex_unlock(&c->srv->mu);
+    c->sidx[i] = (uint32_t)c->nsubs;
+    return 0;
+}
+
+/* Remove subs[at]: the last one takes its place (and its index entry). */
+static void sub_remove(rconn *c, size_t at)
+{
+    bool found;
+    size_t i = sidx_slot(c, c->subs[at].pattern, c->subs[at].name, c->subs[at].len, &found);
+    size_t last = c->nsubs - 1;
+
+    c->sidx[i] = SIDX_TOMB;
+    c->sidx_tombs++;
+    if (at != last) {
+        i = sidx_slot(c, c->subs[last].pattern, c->subs[last].name, c->subs[last].len, &found);
+        c->sidx[i] = (uint32_t)at + 1;
+    }
+    pthread_mutex_lock(&c->srv->mu);
+    c->npats -= c->subs[at].pattern;
+    c->subs[at] = c->subs[last];
+    c->nsubs--;
+    pthread_mutex_unlock(&c->srv->mu);
 }
 
 /* The confirmation ["subscribe", name, count] (a push in RESP3). */
@@ -121,26 +253,10 @@ static void subscribe(rconn *c, const rargs *a, bool pattern)
             continue;
         }
         if (find_sub(c, pattern, p, n) < 0) {
-            if (c->nsubs == c->capsubs) {
-                size_t nc = c->capsubs ? c->capsubs * 2 : 4;
-                rsub *ns = realloc(c->subs, nc * sizeof(*ns));
-
-                if (!ns) {
-                    gr_resp_error(&c->out,
-                                  "OOM command not allowed when used memory > 'maxmemory'.");
-                    return;
-                }
-                pthread_mutex_lock(&c->srv->mu);
-                c->subs = ns;
-                c->capsubs = nc;
-                pthread_mutex_unlock(&c->srv->mu);
+            if (sub_add(c, pattern, p, n) < 0) {
+                gr_resp_error(&c->out, "OOM command not allowed when used memory > 'maxmemory'.");
+                return;
             }
-            pthread_mutex_lock(&c->srv->mu);
-            c->subs[c->nsubs].pattern = pattern;
-            c->subs[c->nsubs].len = (uint8_t)n;
-            memcpy(c->subs[c->nsubs].name, p, n);
-            c->nsubs++;
-            pthread_mutex_unlock(&c->srv->mu);
             resubscribe(c);
         }
         confirm(c, pattern ? "psubscribe" : "subscribe", p, n, false);
@@ -157,9 +273,7 @@ static void unsubscribe(rconn *c, const rargs *a, bool pattern)
             if (c->subs[i].pattern == pattern) {
                 rsub s = c->subs[i];
 
-                pthread_mutex_lock(&c->srv->mu);
-                c->subs[i] = c->subs[--c->nsubs];
-                pthread_mutex_unlock(&c->srv->mu);
+                sub_remove(c, i);
                 confirm(c, what, s.name, s.len, false);
                 any = true;
             } else {
@@ -174,9 +288,7 @@ static void unsubscribe(rconn *c, const rargs *a, bool pattern)
         ssize_t at = find_sub(c, pattern, a->argv[i], a->argl[i]);
 
         if (at >= 0) {
-            pthread_mutex_lock(&c->srv->mu);
-            c->subs[at] = c->subs[--c->nsubs];
-            pthread_mutex_unlock(&c->srv->mu);
+            sub_remove(c, (size_t)at);
         }
         confirm(c, what, a->argv[i], a->argl[i], false);
     }
@@ -358,15 +470,16 @@ void gr_redis_deliver(rconn *c, const girder_msg *m)
         payload = text;
         plen = l > 0 ? (size_t)l : 0;
     }
-    for (size_t i = 0; i < c->nsubs; i++) {
+    if (find_sub(c, false, topic, tlen) >= 0) { /* the channel, then the patterns (Redis's order) */
+        gr_resp_push(&c->out, 3);
+        gr_resp_bulkstr(&c->out, "message");
+        gr_resp_bulk(&c->out, topic, tlen);
+        gr_resp_bulk(&c->out, payload, plen);
+    }
+    for (size_t i = 0; c->npats && i < c->nsubs; i++) {
         const rsub *s = &c->subs[i];
 
-        if (!s->pattern && s->len == tlen && memcmp(s->name, topic, tlen) == 0) {
-            gr_resp_push(&c->out, 3);
-            gr_resp_bulkstr(&c->out, "message");
-            gr_resp_bulk(&c->out, topic, tlen);
-            gr_resp_bulk(&c->out, payload, plen);
-        } else if (s->pattern && gr_resp_glob(s->name, s->len, topic, tlen, false)) {
+        if (s->pattern && gr_resp_glob(s->name, s->len, topic, tlen, false)) {
             gr_resp_push(&c->out, 4);
             gr_resp_bulkstr(&c->out, "pmessage");
             gr_resp_bulk(&c->out, s->name, s->len);

@@ -62,6 +62,7 @@ struct gr_redis {
     girder_rt *rt;
     gr_tables *tables;
     gr_pubsub *pubsub;            /* the node's topics (PUBLISH, SUBSCRIBE), or NULL */
+    unsigned char skey[16];       /* the connections' subscription index hash key (random) */
     uint64_t started_ms;          /* monotonic ms of the node's start */
     pthread_mutex_t mu;           /* dbs, clients list, cursors, client fields below */
     gr_table *dbs[GR_REDIS_DBS];  /* opened (created) on first use */
@@ -136,8 +137,13 @@ struct rconn {
     rconn *bnext, *bprev;     /* srv->blockedq (under srv->mu) */
     bool in_blockedq;
     /* pub/sub (written under srv->mu: PUBSUB reads them) */
-    rsub *subs;                      /* SUBSCRIBE channels and PSUBSCRIBE patterns */
-    size_t nsubs, capsubs;           /* used, allocated */
+    rsub *subs;            /* SUBSCRIBE channels and PSUBSCRIBE patterns */
+    size_t nsubs, capsubs; /* used, allocated */
+    size_t npats;          /* patterns among subs */
+    /* the index of subs (pubsub.c; the connection's thread only): open
+     * addressing, 0 empty, SIDX_TOMB deleted, else a subs index + 1 */
+    uint32_t *sidx;
+    size_t sidx_cap, sidx_tombs;
     char gpat[GR_TOPIC_MAX_LEN + 1]; /* the one Girder pattern subscribed ("": none) */
     /* CLIENT LIST (written under srv->mu) */
     uint64_t id;

@@ -51,6 +51,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sodium.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -189,6 +190,11 @@ int gr_redis_new(const gr_redis_config *cfg, gr_redis **ret_r)
         return -ENOMEM;
     }
     r->lfd = -1;
+    if (sodium_init() < 0) { /* for randombytes_buf; once per process, then a no-op */
+        free(r);
+        return -ENOMEM;
+    }
+    randombytes_buf(r->skey, sizeof(r->skey));
     pthread_mutex_init(&r->mu, NULL);
     pthread_mutex_init(&r->durmu, NULL);
     pthread_cond_init(&r->durcv, NULL);
@@ -1374,6 +1380,7 @@ static void conn_terminate(girder_ctx *ctx, void *state, const girder_msg *reaso
     gr_tbuf_free(&c->mq);
     gr_tbuf_free(&c->watch);
     free(c->subs);
+    free(c->sidx);
     free(c->in);
     free(c);
 }
