@@ -1067,8 +1067,8 @@ void gr_dist_limits_get(gr_dist *d, gr_dist_limits *ret)
         uint64_t q;
 
         if (d->pub_members[i].state != GR_DIST_UP ||
-            gr_rt_node_intern(d->rt, d->pub_members[i].name, strlen(d->pub_members[i].name), &idx) <
-                0 ||
+            gr_rt_node_intern_member(d->rt, d->pub_members[i].name, strlen(d->pub_members[i].name),
+                                     &idx) < 0 ||
             idx >= GR_DIST_NODES_MAX) {
             continue;
         }
@@ -1115,7 +1115,7 @@ int gr_dist_members(gr_dist *d, gr_dist_member **ret_members, size_t *ret_n)
         uint64_t q;
 
         if (m[i].state != GR_DIST_UP ||
-            gr_rt_node_intern(d->rt, m[i].name, strlen(m[i].name), &idx) < 0 ||
+            gr_rt_node_intern_member(d->rt, m[i].name, strlen(m[i].name), &idx) < 0 ||
             idx >= GR_DIST_NODES_MAX) {
             continue;
         }

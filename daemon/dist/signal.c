@@ -256,7 +256,7 @@ static uint32_t node_index(gr_dist *d, const char *node)
 {
     uint32_t idx = 0;
 
-    if (gr_rt_node_intern(d->rt, node, strlen(node), &idx) < 0 || idx >= GR_DIST_NODES_MAX) {
+    if (gr_rt_node_intern_member(d->rt, node, strlen(node), &idx) < 0 || idx >= GR_DIST_NODES_MAX) {
         return 0;
     }
     return idx;

@@ -415,34 +415,47 @@ const char *gr_rt_node_at(girder_rt *rt, uint32_t i, size_t *ret_len)
     return n;
 }
 
-int gr_rt_node_intern(girder_rt *rt, const char *name, size_t len, uint32_t *ret_idx)
+/* The index of an interned name, or -1 (lock-free: entries are published
+ * with nnodes). */
+static int node_find(girder_rt *rt, unsigned n, const char *name, size_t len)
+{
+    for (unsigned i = 1; i < n; i++) {
+        if (strncmp(rt->nodes[i], name, len) == 0 && rt->nodes[i][len] == '\0') {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+static int node_intern(girder_rt *rt, const char *name, size_t len, bool member, uint32_t *ret_idx)
 {
     unsigned n = atomic_load_explicit(&rt->nnodes, memory_order_acquire);
     char *copy;
-    int r = 0;
+    int r = 0, i;
 
     if (len == rt->node_name_len && memcmp(name, rt->node_name, len) == 0) {
         *ret_idx = 0;
         return 0;
     }
-    for (unsigned i = 1; i < n; i++) {
-        if (strncmp(rt->nodes[i], name, len) == 0 && rt->nodes[i][len] == '\0') {
-            *ret_idx = i;
-            return 0;
-        }
+    if ((i = node_find(rt, n, name, len)) >= 0 &&
+        (!member || atomic_load_explicit(&rt->node_member[i], memory_order_acquire))) {
+        *ret_idx = (uint32_t)i;
+        return 0;
     }
     if (len == 0 || len > GR_TERM_NODE_MAX || memchr(name, '\0', len) != NULL) {
         return GR_EBADNODE;
     }
     pthread_mutex_lock(&rt->lock);
     n = atomic_load_explicit(&rt->nnodes, memory_order_relaxed);
-    for (unsigned i = 1; i < n; i++) { /* appended meanwhile? */
-        if (strncmp(rt->nodes[i], name, len) == 0 && rt->nodes[i][len] == '\0') {
-            *ret_idx = i;
-            goto out;
+    if ((i = node_find(rt, n, name, len)) >= 0) { /* appended meanwhile, or a stranger */
+        if (member && !atomic_load_explicit(&rt->node_member[i], memory_order_relaxed)) {
+            atomic_store_explicit(&rt->node_member[i], true, memory_order_release);
+            rt->nstrangers--; /* a member's now: its stranger slot is free again */
         }
+        *ret_idx = (uint32_t)i;
+        goto out;
     }
-    if (n == GR_NODES_MAX) {
+    if (n == GR_NODES_MAX || (!member && rt->nstrangers >= GR_NODES_STRANGERS)) {
         r = -ENOSPC;
         goto out;
     }
@@ -451,11 +464,23 @@ int gr_rt_node_intern(girder_rt *rt, const char *name, size_t len, uint32_t *ret
         goto out;
     }
     rt->nodes[n] = copy;
+    atomic_store_explicit(&rt->node_member[n], member, memory_order_relaxed);
+    rt->nstrangers += !member;
     atomic_store_explicit(&rt->nnodes, n + 1, memory_order_release);
     *ret_idx = n;
 out:
     pthread_mutex_unlock(&rt->lock);
     return r;
+}
+
+int gr_rt_node_intern(girder_rt *rt, const char *name, size_t len, uint32_t *ret_idx)
+{
+    return node_intern(rt, name, len, false, ret_idx);
+}
+
+int gr_rt_node_intern_member(girder_rt *rt, const char *name, size_t len, uint32_t *ret_idx)
+{
+    return node_intern(rt, name, len, true, ret_idx);
 }
 
 /* ---- behaviours ------------------------------------------------------------------------- */

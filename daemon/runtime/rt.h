@@ -244,8 +244,15 @@ const char *gr_rt_node_at(girder_rt *rt, uint32_t i, size_t *ret_len);
 /* Intern a node name (len bytes, not NUL-terminated), returning its index in
  * this runtime's node table: 0 for this node's own name, the same index for the
  * same name forever (the table is append-only). 0 and *ret_idx, or
- * GR_EBADNODE, -ENOMEM, -ENOSPC (4,096 names per runtime lifetime). Any thread. */
+ * GR_EBADNODE, -ENOMEM, -ENOSPC (4,096 names per runtime lifetime, of which
+ * at most 1,024 not claimed by gr_rt_node_intern_member: names met in terms,
+ * such as a pid of a made-up node, cannot use up the members' slots). Any
+ * thread. */
 int gr_rt_node_intern(girder_rt *rt, const char *name, size_t len, uint32_t *ret_idx);
+/* gr_rt_node_intern for a cluster member (its link is up): outside the
+ * quota of names met in terms, and a name interned before from a term
+ * becomes a member's (its quota slot is freed). The distribution layer's. */
+int gr_rt_node_intern_member(girder_rt *rt, const char *name, size_t len, uint32_t *ret_idx);
 
 /* Text form of a pid: "<node.creation.serial.sched>"... see docs/processes.md.
  * Writes at most len bytes including NUL; returns chars that would be written. */

@@ -223,6 +223,11 @@ struct gr_sched {
 /* ---- the runtime -------------------------------------------------------------- */
 
 #define GR_NODES_MAX 4096
+/* Names interned from terms (a pid of any node) that no member link has
+ * claimed: at most this many, so that pids of made-up nodes (an observer
+ * can send 4,096 of them in a second) never use up the slots the cluster's
+ * members need (rt.c, gr_rt_node_intern). */
+#define GR_NODES_STRANGERS (GR_NODES_MAX / 4)
 _Static_assert(GR_NODES_MAX <= UINT16_MAX, "gr_proc.busy_node holds a node index");
 #define GR_RT_BUSY_PIDS_MAX 1024 /* busy local processes recorded at once (gr_rt_proc_busy) */
 #define GR_RT_RBUSY_MAX 1024     /* busy processes of other nodes known at once */
@@ -283,13 +288,15 @@ struct girder_rt {
     atomic_bool stopping;         /* stop requested */
     pthread_mutex_t lock;         /* guards behaviours and node table appends */
     gr_behav_entry *behaviours;   /* under lock */
-    const char *nodes[GR_NODES_MAX];   /* node-name table; [0] = local; append-only */
-    atomic_uint nnodes;                /* entries published in nodes[] */
-    gr_registry *names;                /* registered names (own lock) */
-    gr_rt_remote_fn remote_fn;         /* outgoing remote signals; NULL = no distribution */
-    void *remote_ud;                   /* remote_fn's argument */
-    gr_rt_node_monitor_fn node_mon_fn; /* girder_monitor_nodes; NULL = no distribution */
-    void *node_mon_ud;                 /* node_mon_fn's argument */
+    const char *nodes[GR_NODES_MAX];       /* node-name table; [0] = local; append-only */
+    atomic_uint nnodes;                    /* entries published in nodes[] */
+    atomic_bool node_member[GR_NODES_MAX]; /* interned for a member (else a stranger) */
+    unsigned nstrangers;                   /* entries not (yet) a member's: under lock */
+    gr_registry *names;                    /* registered names (own lock) */
+    gr_rt_remote_fn remote_fn;             /* outgoing remote signals; NULL = no distribution */
+    void *remote_ud;                       /* remote_fn's argument */
+    gr_rt_node_monitor_fn node_mon_fn;     /* girder_monitor_nodes; NULL = no distribution */
+    void *node_mon_ud;                     /* node_mon_fn's argument */
     _Atomic(const gr_rt_global_ops *) global_ops; /* girder_global_*; NULL = none */
     _Atomic(const gr_rt_table_ops *) table_ops;   /* girder_table_*; NULL = none */
     /* Per node index: schedulers that have not yet run the node-down scan of

@@ -1124,6 +1124,31 @@ START_TEST(test_sched_time)
 }
 END_TEST
 
+/* Names met in terms (a pid of a made-up node) have a quota of their own:
+ * they cannot use up the slots the members need; a member's interning
+ * claims a stranger's entry and frees its quota slot. */
+START_TEST(test_node_table_strangers)
+{
+    char name[32];
+    uint32_t idx, first = 0, m;
+
+    for (int i = 0; i < GR_NODES_STRANGERS; i++) {
+        snprintf(name, sizeof(name), "s%d@h", i);
+        ck_assert_int_eq(gr_rt_node_intern(rt, name, strlen(name), &idx), 0);
+        first = i == 0 ? idx : first;
+    }
+    ck_assert_int_eq(gr_rt_node_intern(rt, "one-more@h", 10, &idx), -ENOSPC);
+    ck_assert_int_eq(gr_rt_node_intern(rt, "s7@h", 4, &idx), 0); /* known: still found */
+    ck_assert_int_eq(gr_rt_node_intern_member(rt, "member@h", 8, &m), 0);
+    ck_assert_int_eq(gr_rt_node_intern(rt, "member@h", 8, &idx), 0);
+    ck_assert_uint_eq(idx, m);
+    ck_assert_int_eq(gr_rt_node_intern_member(rt, "s0@h", 4, &idx), 0); /* claimed */
+    ck_assert_uint_eq(idx, first);
+    ck_assert_int_eq(gr_rt_node_intern(rt, "one-more@h", 10, &idx), 0); /* its slot */
+    ck_assert_int_eq(gr_rt_node_intern(rt, "two-more@h", 10, &idx), -ENOSPC);
+}
+END_TEST
+
 START_TEST(test_stale_incarnation)
 {
     girder_pid a = spawn_fwd();
@@ -1645,11 +1670,11 @@ static Suite *runtime_suite(void)
                 test_demonitor_suppresses_down, test_spawn_monitor, test_register_whereis_send,
                 test_register_errors, test_send_after_and_cancel, test_send_after_never_early,
                 test_timer_dies_with_owner, test_call_reply, test_process_info,
-                test_stale_incarnation, test_shutdown_terminates_everything,
-                test_behaviour_registry_and_config_errors, test_many_processes_cross_scheduler,
-                test_process_list, test_process_list_pages, test_process_list_request,
-                test_process_list_concurrent, test_monitor_nodes_without_distribution,
-                test_signal_to_pid_spawned_meanwhile);
+                test_stale_incarnation, test_node_table_strangers,
+                test_shutdown_terminates_everything, test_behaviour_registry_and_config_errors,
+                test_many_processes_cross_scheduler, test_process_list, test_process_list_pages,
+                test_process_list_request, test_process_list_concurrent,
+                test_monitor_nodes_without_distribution, test_signal_to_pid_spawned_meanwhile);
 
     gr_test_add(one, test_fairness, test_sched_time);
 
