@@ -34,8 +34,8 @@ from roles import (test_json_log, test_observer, test_sdnotify,  # ro_*, cluster
                    test_tampered_role)
 from fleet import (test_fleet_cursor, test_fleet_forget, test_fleet_info,  # fl_*
                    test_fleet_pages, test_fleet_trace, test_fleet_views)
-from http_api import (test_http_dashboard, test_http_probes,  # ht_*, cluster-tests/http_api.py
-                      test_http_token)
+from http_api import (test_http_dashboard, test_http_emfile,  # ht_*, cluster-tests/http_api.py
+                      test_http_probes, test_http_token)
 from detector import test_fd_cut_vouched  # fd_*, in cluster-tests/detector.py
 from calm2 import test_mh2_cookie_rotation  # mh2_*, in cluster-tests/calm2.py
 from multihost3 import test_mh3_forming  # mh3_*, in cluster-tests/multihost3.py
@@ -2249,6 +2249,7 @@ TESTS += [
     ("fl_info", test_fleet_info),
     ("fl_trace", test_fleet_trace),
     ("ht_probes", test_http_probes),
+    ("ht_emfile", test_http_emfile),
     ("ht_token", test_http_token),
     ("ht_dashboard", test_http_dashboard),
     ("fd_cut_vouched", test_fd_cut_vouched),

@@ -103,6 +103,7 @@
 #define DIST_HELLO_MS 1000u           /* an accepted peer's first message must arrive by then */
 #define DIST_LISTEN_BACKLOG 1024      /* accept queue (the kernel caps it at somaxconn) */
 #define DIST_ACCEPT_BURST 64u         /* accepts in a row before the loop serves the rest */
+#define DIST_ACCEPT_PAUSE_MS 100u     /* no accepts for this long after one failed (EMFILE) */
 #define DIST_KNOWN_SRC 64u            /* addresses remembered as having authenticated */
 #define DIST_HS_DIAL_GRACE_MS 2500u   /* a dialler waits the handshake timeout + this (conn.c) */
 #define DIST_RETIRE_MS 2000u          /* a tie-break loser stays open this long */
@@ -501,9 +502,11 @@ struct gr_dist {
     struct event_base *base;
     struct evdns_base *dns; /* NULL if none could be set up */
     struct evconnlistener *listener;
-    struct event *accept_ev; /* re-enables the listener after a burst (listener.c) */
-    unsigned accepts;        /* accepts since the listener was last paused */
-    int listen_fd;           /* until handed to the listener */
+    struct event *accept_ev;       /* re-enables the listener after a burst (listener.c) */
+    unsigned accepts;              /* accepts since the listener was last paused */
+    struct event *accept_retry_ev; /* re-enables it DIST_ACCEPT_PAUSE_MS after an error */
+    gr_ratelim accept_log;         /* failed accepts' log lines */
+    int listen_fd;                 /* until handed to the listener */
     /* the source address of our dials: the listen address when it is a
      * specific one (port 0), else dial_src_len 0 (listener.c; read-only once
      * the thread runs) */

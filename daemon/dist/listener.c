@@ -23,6 +23,11 @@
  * after DIST_ACCEPT_BURST accepts the listener pauses until the end of the
  * loop iteration (accept_ev, lowest priority): the links' reads, timers and
  * flushes run in between. Who gets a handshake slot is admit.c's business.
+ * A failed accept (EMFILE: out of descriptors) pauses the listener for
+ * DIST_ACCEPT_PAUSE_MS: the pending connection stays readable, and listening
+ * on ran the loop hot on the same error (1.28 million log lines in 10 s when
+ * an HTTP flood had used up the descriptors); its log lines are rate
+ * limited with a count of the ones held back.
  *
  * Threading: gr_dist_listen_bind on the starting thread; the rest on the dist
  * thread (or after it was joined).
@@ -30,6 +35,7 @@
 #include "dist/dist_int.h"
 
 #include "proto/err.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 #include <errno.h>
@@ -151,12 +157,26 @@ static void on_accept_resume(evutil_socket_t fd, short what, void *arg)
 
 static void on_accept_error(struct evconnlistener *l, void *arg)
 {
+    gr_dist *d = arg;
     int err = EVUTIL_SOCKET_ERROR();
+    uint64_t missed = 0;
+    struct timeval tv = {0, DIST_ACCEPT_PAUSE_MS * 1000};
 
-    (void)l;
-    (void)arg;
-    /* EMFILE and friends: log and keep listening; the peer will retry. */
-    gr_warn(DIST_LOG, "accept failed: %s", gr_errid(-err));
+    /* EMFILE and friends: pause, then try again; the peer waits meanwhile */
+    evconnlistener_disable(l);
+    if (d->accept_retry_ev) {
+        evtimer_add(d->accept_retry_ev, &tv);
+    }
+    if (!gr_ratelim_allow(&d->accept_log, gr_clock_ms(), &missed)) {
+        return;
+    }
+    if (missed) {
+        gr_warn(DIST_LOG, "accept failed: %s; pausing accepts for %u ms (and %llu more failures)",
+                gr_errid(-err), DIST_ACCEPT_PAUSE_MS, (unsigned long long)missed);
+    } else {
+        gr_warn(DIST_LOG, "accept failed: %s; pausing accepts for %u ms", gr_errid(-err),
+                DIST_ACCEPT_PAUSE_MS);
+    }
 }
 
 int gr_dist_listen_start(gr_dist *d)
@@ -168,7 +188,8 @@ int gr_dist_listen_start(gr_dist *d)
     }
     d->listen_fd = -1; /* the listener owns it now */
     evconnlistener_set_error_cb(d->listener, on_accept_error);
-    if ((d->accept_ev = event_new(d->base, -1, 0, on_accept_resume, d)) == NULL) {
+    if ((d->accept_ev = event_new(d->base, -1, 0, on_accept_resume, d)) == NULL ||
+        (d->accept_retry_ev = evtimer_new(d->base, on_accept_resume, d)) == NULL) {
         return -ENOMEM;
     }
     event_priority_set(d->accept_ev, DIST_PRIO_FLUSH);
@@ -180,6 +201,10 @@ void gr_dist_listen_stop(gr_dist *d)
     if (d->accept_ev) {
         event_free(d->accept_ev);
         d->accept_ev = NULL;
+    }
+    if (d->accept_retry_ev) {
+        event_free(d->accept_retry_ev);
+        d->accept_retry_ev = NULL;
     }
     if (d->listener) {
         evconnlistener_free(d->listener);

@@ -41,6 +41,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
 #include <fcntl.h>
 #include <msgpack.h>
 #include <pthread.h>
@@ -1131,6 +1132,35 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+static void on_accept_retry(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    evconnlistener_enable(arg);
+}
+
+/* A failed accept (EMFILE: out of descriptors): pause the listener for
+ * GR_HTTP_ACCEPT_PAUSE_MS instead of failing the same accept in a loop
+ * (libevent's default: with a flood holding every descriptor, that ran this
+ * thread hot and wrote 1.55 million log lines in 10 s). One line per pause:
+ * at most 1000 / GR_HTTP_ACCEPT_PAUSE_MS a second. The listener's argument
+ * is evhttp's, so the timer is a one-shot event of the base (event_base_once:
+ * freed when it fires, or with the base; one at a time, as the listener is
+ * disabled until it fires). */
+static void on_accept_error(struct evconnlistener *l, void *arg)
+{
+    int err = EVUTIL_SOCKET_ERROR();
+    struct timeval tv = {0, GR_HTTP_ACCEPT_PAUSE_MS * 1000};
+
+    (void)arg;
+    evconnlistener_disable(l);
+    if (event_base_once(evconnlistener_get_base(l), -1, EV_TIMEOUT, on_accept_retry, l, &tv) < 0) {
+        evconnlistener_enable(l); /* no timer: back to libevent's retrying */
+    }
+    gr_warn(LOG, "accept failed: %s; pausing accepts for %d ms", gr_errid(-err),
+            GR_HTTP_ACCEPT_PAUSE_MS);
+}
+
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
     gr_http *h = arg;
@@ -1224,6 +1254,7 @@ int gr_http_new(const gr_http_config *cfg, gr_http **ret_h)
         r = errno ? -errno : -EADDRNOTAVAIL;
         goto fail;
     }
+    evconnlistener_set_error_cb(evhttp_bound_socket_get_listener(bound), on_accept_error);
     if (getsockname(evhttp_bound_socket_get_fd(bound), (struct sockaddr *)&ss, &sl) == 0) {
         in_port_t nport = 0;
 

@@ -44,6 +44,7 @@
 #define GR_HTTP_MAX_HEADERS 8192      /* bytes of a request's headers; more: 4xx */
 #define GR_HTTP_MAX_BODY 1024         /* bytes of a request body (GET has none) */
 #define GR_HTTP_TIMEOUT_S 10          /* idle or slow connection closed after this */
+#define GR_HTTP_ACCEPT_PAUSE_MS 100   /* no accepts for this long after one failed (EMFILE) */
 #define GR_HTTP_SSE_PERIOD_MS 1000    /* dashboard update period */
 #define GR_HTTP_SSE_BACKLOG (1 << 20) /* unsent bytes before a slow SSE client is dropped */
 #define GR_HTTP_RPC_TIMEOUT_MS 3000   /* fleet-wide calls: a member slower than this is "timeout" */
