@@ -1128,6 +1128,9 @@ static int opts_norm(gr_table_opts *o)
     if (o->max_value == 0) {
         o->max_value = GR_TABLE_VALUE_MAX_DEFAULT;
     }
+    if (o->default_ttl_ms > (uint64_t)INT64_MAX / 2) {
+        return GR_EBADARG; /* now + ttl must not wrap (every put would vanish) */
+    }
     if (o->snapshot_bytes == 0) {
         o->snapshot_bytes = GR_TABLE_SNAPSHOT_BYTES_DEFAULT;
     }
@@ -2248,6 +2251,10 @@ int gr_table_put_d(gr_tdefer *d, gr_table *t, const void *key, size_t klen, cons
     }
     now = now_ms(t->ts);
     ttl = (how->flags & GR_TPUT_TTL) ? how->ttl_ms : t->opts.default_ttl_ms;
+    if (ttl > (uint64_t)INT64_MAX - now) {
+        gr_tkey_done(&k);
+        return GR_EBADARG; /* the expiry would wrap: the entry would vanish at once */
+    }
     s = shard_of(t, k.hash);
     wr_lock(s);
     old = st_find(t, s, &k); /* an expired entry counts as absent; it is replaced below */

@@ -505,6 +505,11 @@ START_TEST(test_ttl)
     ck_assert_int_eq(get_s(t, "d"), GR_ENOKEY);
     ck_assert_int_eq(get_s(t, "k"), GR_ENOKEY);
     ck_assert_int_eq(get_s(t, "f"), 1);
+    /* a TTL whose expiry would wrap is refused (it used to vanish at once) */
+    how = (gr_tput){.flags = GR_TPUT_TTL, .ttl_ms = UINT64_MAX};
+    ck_assert_int_eq(gr_table_put(t, k.b, k.n, v.b, v.n, &how, NULL), GR_EBADARG);
+    ck_assert_int_eq(gr_tables_create(ts, "wrap", &(gr_table_opts){.default_ttl_ms = UINT64_MAX}),
+                     GR_EBADARG);
     ck_assert_uint_eq(gr_table_count(t), 3);
     ck_assert_uint_eq(gr_table_expire(t, 1), 1); /* bounded by the budget */
     ck_assert_uint_eq(gr_table_count(t), 2);
