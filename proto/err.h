@@ -55,6 +55,7 @@
     X(GR_ENOKEY, -5036, "not_found", "no such key")                                                \
     X(GR_EKEYEXISTS, -5037, "key_exists", "key already exists")                                    \
     X(GR_ECORRUPT, -5038, "corrupt", "stored data is corrupt")                                     \
+    X(GR_ETOOMANYTABLES, -5039, "too_many_tables", "too many tables on this node")                 \
     X(GR_EPLUGINABI, -5101, "plugin_abi", "plugin built for another plugin ABI")                   \
     X(GR_EPLUGINENTRY, -5102, "plugin_no_entry",                                                   \
       "not a Girder plugin: girder_plugin_info or girder_plugin_init missing")                     \

@@ -1762,6 +1762,17 @@ static int create_impl(gr_tables *ts, const char *name, const gr_table_opts *opt
         r = GR_ETABLEEXISTS;
         goto out;
     }
+    {
+        size_t n = 0;
+
+        for (gr_table *x = ts->list; x; x = x->next) {
+            n++;
+        }
+        if (n >= GR_TABLES_MAX) {
+            r = GR_ETOOMANYTABLES; /* 20,000 empty tables held 440 MB, and every lookup walks them */
+            goto out;
+        }
+    }
     if (o.replicated) {
         if (o.created == 0) {
             o.created = hlc_next(ts, now_ms(ts));

@@ -38,6 +38,7 @@ typedef enum gr_table_fsync {
 } gr_table_fsync;
 
 #define GR_TABLE_NAME_MAX 128                 /* bytes */
+#define GR_TABLES_MAX 4096                    /* tables per node (an empty one holds ~22 KB) */
 #define GR_TABLE_VALUE_MAX_DEFAULT (1u << 20) /* 1 MiB */
 #define GR_TABLE_INTERVAL_DEFAULT_MS 1000
 #define GR_TABLE_SNAPSHOT_BYTES_DEFAULT (64ull << 20) /* log bytes that trigger a snapshot */

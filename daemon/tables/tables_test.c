@@ -954,6 +954,23 @@ START_TEST(test_overwrite_replicated)
 }
 END_TEST
 
+/* A node holds at most GR_TABLES_MAX tables: one more is too_many_tables;
+ * a drop makes room again. */
+START_TEST(test_table_count_limit)
+{
+    char name[32];
+
+    for (int i = 0; i < GR_TABLES_MAX; i++) {
+        snprintf(name, sizeof(name), "t%d", i);
+        ck_assert_int_eq(gr_tables_create(ts, name, &(gr_table_opts){.kind = GR_TABLE_ORDERED_SET}),
+                         0);
+    }
+    ck_assert_int_eq(gr_tables_create(ts, "one-more", NULL), GR_ETOOMANYTABLES);
+    ck_assert_int_eq(gr_tables_drop(ts, "t7"), 0);
+    ck_assert_int_eq(gr_tables_create(ts, "one-more", NULL), 0);
+}
+END_TEST
+
 /* ---- hash flooding --------------------------------------------------------------------- */
 
 /* 2,000 keys that share one public hash (T_flood_key) spread in a set
@@ -1016,6 +1033,7 @@ int main(void)
     tcase_add_test(tc, test_gets_vs_writers_set);
     tcase_add_test(tc, test_gets_vs_writers_ordered);
     tcase_add_test(tc, test_store_resists_chosen_keys);
+    tcase_add_test(tc, test_table_count_limit);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
