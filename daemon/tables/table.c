@@ -1769,7 +1769,7 @@ static int create_impl(gr_tables *ts, const char *name, const gr_table_opts *opt
             n++;
         }
         if (n >= GR_TABLES_MAX) {
-            r = GR_ETOOMANYTABLES; /* 20,000 empty tables held 440 MB, and every lookup walks them */
+            r = GR_ETOOMANYTABLES; /* 20,000 empty tables held 440 MB */
             goto out;
         }
     }
