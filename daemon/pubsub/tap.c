@@ -11,7 +11,11 @@
  *   Topic, Payload] it handles is copied into the buffer (a copy, not a ref:
  *   the subscription's backlog then sees it handled at once); at the bound
  *   the message is dropped and counted. So a client that stops polling costs
- *   the node at most `max` messages.
+ *   the node at most `max` messages and GR_TAP_MAX_BYTES (150 messages of
+ *   1 MB held 154 MB before the byte bound). A message whose payload nests
+ *   too deep for the answer (which wraps it 3 levels deeper: the client
+ *   could not unpack the whole answer, and lost the batch) is dropped and
+ *   counted too.
  * - Streaming (tap_wait): the client keeps one long request outstanding,
  *   ["tap_wait", Tap, Ms]. The keeper hands that "$call" to the tap process
  *   as it is (gr_ps_tap_forward); the tap answers it at once if it holds
@@ -45,6 +49,7 @@
 #define GR_TAP_TICK_MS 5000u          /* how often it checks */
 #define GR_TAP_BATCH 1000u            /* most messages in one poll/wait answer */
 #define GR_TAP_BATCH_BYTES (1u << 20) /* most envelope bytes in one answer */
+#define GR_TAP_MAX_BYTES (8u << 20)   /* most bytes a tap holds (a subscription's default) */
 #define GR_TAP_WAIT_MAX 60000u        /* longest wait a client may ask (ms) */
 
 struct gr_ps_tap {
@@ -54,7 +59,8 @@ struct gr_ps_tap {
     pthread_mutex_t lock; /* below */
     girder_msg **buf;     /* ["$pub", Topic, Payload] copies, oldest first */
     uint32_t n, max;      /* held / bound */
-    uint64_t dropped;     /* messages lost at the bound */
+    size_t bytes;         /* held: their sizes, at most GR_TAP_MAX_BYTES */
+    uint64_t dropped;     /* messages lost at a bound, or too deep to answer */
     uint64_t last_poll;   /* monotonic ms of the last poll (or the open) */
     /* the parked tap_wait: tap process only, no lock */
     bool waiting;      /* a "$call" tap_wait is parked */
@@ -157,6 +163,7 @@ static void drain_locked(gr_ps_tap *t, msgpack_packer *pk)
     }
     memmove(t->buf, t->buf + k, (t->n - k) * sizeof(*t->buf));
     t->n -= k;
+    t->bytes -= bytes;
     t->last_poll = mono_ms();
 }
 
@@ -258,12 +265,34 @@ static int tap_init(girder_ctx *ctx, const girder_msg *arg, void **ret_state)
     return tick(ctx);
 }
 
+/* Whether the answer can carry the ["$pub", Topic, Payload] in p[0..len):
+ * it holds [Topic, Payload] inside ["$rpc", Tag, Status, {"msgs": [...]}],
+ * 3 levels deeper than the message, and no term may nest deeper than
+ * GR_TERM_DEPTH_MAX (the client's unpack refuses the whole answer). */
+static bool fits_answer(const uint8_t *p, size_t len)
+{
+    uint8_t small[4096], *b = len + 3 <= sizeof(small) ? small : malloc(len + 3);
+    bool ok;
+
+    if (b == NULL) {
+        return false;
+    }
+    b[0] = b[1] = b[2] = 0x91; /* three arrays of one */
+    memcpy(b + 3, p, len);
+    ok = gr_term_validate(b, len + 3) == 0;
+    if (b != small) {
+        free(b);
+    }
+    return ok;
+}
+
 static int tap_handle(girder_ctx *ctx, void *state, const girder_msg *msg)
 {
     gr_ps_tap *t = state;
     const uint8_t *p = girder_msg_data(msg);
     size_t len = girder_msg_size(msg);
     girder_msg *copy;
+    bool fits;
 
     if (girder_msg_is_atom(msg, "$tap_tick")) {
         bool idle;
@@ -286,9 +315,12 @@ static int tap_handle(girder_ctx *ctx, void *state, const girder_msg *msg)
         }
         return GIRDER_CONTINUE;
     }
+    fits = fits_answer(p, len);
     pthread_mutex_lock(&t->lock);
-    if (t->n < t->max && (copy = girder_msg_new(p, len)) != NULL) {
+    if (fits && t->n < t->max && len <= GR_TAP_MAX_BYTES - t->bytes &&
+        (copy = girder_msg_new(p, len)) != NULL) {
         t->buf[t->n++] = copy;
+        t->bytes += len;
     } else {
         t->dropped++;
     }
