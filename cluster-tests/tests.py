@@ -1018,6 +1018,13 @@ def test_pubsub(c):
     r = c.expect(a.cli("rpc", a.name, "pubsub", "groups", '"app"'), EXIT_OK)
     check(r.data == [{"name": "workers", "members": 2}], f"groups app: {r!r}")
 
+    # a forged DOWN for the live subscriber (not one of the keeper's monitors)
+    # changes nothing; it used to drop every subscription and join of pid
+    c.expect(a.cli("send", "pubsub", f'["DOWN", 1, "process", "{pid}", "x"]'), EXIT_OK)
+    c.expect(a.cli("rpc", a.name, "pubsub", "counters"), EXIT_OK)  # the keeper handled it
+    subs = c.expect(a.cli("rpc", a.name, "pubsub", "subscriptions"), EXIT_OK).data
+    mem = c.expect(a.cli("rpc", a.name, "pubsub", "members", '"app"', '"workers"'), EXIT_OK).data
+    check(len(subs) == 1 and mem == [pid, pid], f"a forged DOWN removed: {subs!r} {mem!r}")
     c.expect(a.cli("kill", pid), EXIT_OK, what="kill the subscriber")
     deadline = time.monotonic() + 10
     while True:

@@ -588,15 +588,18 @@ static int keeper_handle(girder_ctx *ctx, void *state, const girder_msg *msg)
         const msgpack_object *a = u.data.via.array.ptr;
         uint32_t n = u.data.via.array.size;
         girder_pid pid;
+        girder_ref mref;
 
         if (gr_term_is_str(&a[0], "$ps_watch") && n == 2) {
             on_watch(ctx, k, &a[1]);
         } else if (gr_term_is_str(&a[0], "$ps_unwatch") && n == 2) {
             on_unwatch(ctx, &a[1]);
         } else if (gr_term_is_str(&a[0], "DOWN") && n == 5 &&
+                   girder_get_ref(ctx, &a[1], &mref) == 0 &&
                    girder_get_pid(ctx, &a[3], &pid) == 0) {
-            gr_ps_owner_gone(k->ps, pid);
-            gr_ps_wide_pid_down(ctx, k->ps, pid);
+            /* acted on only when Ref is one of the keeper's monitors */
+            gr_ps_owner_down(k->ps, pid, mref);
+            gr_ps_wide_pid_monitor_down(ctx, k->ps, pid, mref);
         } else if (gr_term_is_str(&a[0], "$call") && n == 4) {
             on_call(ctx, k, a, msg);
         } else {

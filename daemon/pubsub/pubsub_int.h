@@ -95,6 +95,10 @@ void gr_ps_owner_release_locked(gr_pubsub *ps, gr_ps_owner *o);
 /* keeper.c: the keeper of pid died or pid is dead: remove everything pid held
  * (subscriptions, joins with leave events, monitors). Any thread. */
 void gr_ps_owner_gone(gr_pubsub *ps, girder_pid pid);
+/* gr_ps_owner_gone for a DOWN of monitor mref: only if that is the keeper's
+ * monitor of pid (a DOWN is a plain message: anyone may send one, and a
+ * forged one for a live pid dropped its 20,001 subscriptions). Keeper. */
+void gr_ps_owner_down(gr_pubsub *ps, girder_pid pid, girder_ref mref);
 
 /* groups.c: drop o's joins (leave events) and watches. Caller holds ps->lock. */
 void gr_pg_owner_gone_locked(gr_pubsub *ps, gr_ps_owner *o);
@@ -169,6 +173,9 @@ bool gr_ps_wide_handle(girder_ctx *ctx, gr_pubsub *ps, const msgpack_object *a, 
 
 /* Keeper: local pid died: its global names go, everywhere. */
 void gr_ps_wide_pid_down(girder_ctx *ctx, gr_pubsub *ps, girder_pid pid);
+/* gr_ps_wide_pid_down for a DOWN of monitor mref: only if that is wide.c's
+ * monitor of pid (a named pid's). Keeper. */
+void gr_ps_wide_pid_monitor_down(girder_ctx *ctx, gr_pubsub *ps, girder_pid pid, girder_ref mref);
 
 /* Sizes of the cluster layer: nodes up, remote patterns, remote members
  * (pid/group pairs), names. Any thread. */

@@ -738,6 +738,20 @@ void gr_ps_owner_release_locked(gr_pubsub *ps, gr_ps_owner *o)
     gr_ps_owner_free_locked(ps, o);
 }
 
+void gr_ps_owner_down(gr_pubsub *ps, girder_pid pid, girder_ref mref)
+{
+    gr_ps_owner *o;
+    bool ours;
+
+    pthread_mutex_lock(&ps->lock);
+    o = gr_ps_owner_get_locked(ps, pid, false);
+    ours = o != NULL && o->watched && girder_ref_eq(o->mref, mref);
+    pthread_mutex_unlock(&ps->lock);
+    if (ours) { /* only the keeper frees owners: o is still pid's */
+        gr_ps_owner_gone(ps, pid);
+    }
+}
+
 void gr_ps_owner_gone(gr_pubsub *ps, girder_pid pid)
 {
     gr_ps_owner *o;

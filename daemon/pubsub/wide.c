@@ -975,6 +975,15 @@ static void on_nodedown(gr_pubsub *ps, uint32_t node)
     pthread_rwlock_unlock(&w->lock);
 }
 
+void gr_ps_wide_pid_monitor_down(girder_ctx *ctx, gr_pubsub *ps, girder_pid pid, girder_ref mref)
+{
+    girder_pid held;
+
+    if (gr_idmap_get(&ps->w->named, pid, &held) && girder_ref_eq(gr_pid_as_ref(held), mref)) {
+        gr_ps_wide_pid_down(ctx, ps, pid);
+    }
+}
+
 void gr_ps_wide_pid_down(girder_ctx *ctx, gr_pubsub *ps, girder_pid pid)
 {
     gr_ps_wide *w = ps->w;
