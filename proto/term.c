@@ -322,7 +322,8 @@ static int read_hdr(const unsigned char *p, size_t left, hdr *h)
     return 0;
 }
 
-int gr_term_next(const void *buf, size_t len, size_t *ret_len)
+/* gr_term_next with containers allowed at depths below max_depth only. */
+static int term_next(const void *buf, size_t len, int max_depth, size_t *ret_len)
 {
     const unsigned char *p = buf;
     size_t off = 0;
@@ -355,7 +356,7 @@ int gr_term_next(const void *buf, size_t len, size_t *ret_len)
             }
         }
         off += h.hlen + (size_t)h.plen;
-        if (h.is_container && depth == GR_TERM_DEPTH_MAX) {
+        if (h.is_container && depth >= max_depth) {
             return GR_EBADTERM; /* msgpack-c refuses even an empty one here */
         }
         if (h.nchild > 0) {
@@ -369,11 +370,27 @@ int gr_term_next(const void *buf, size_t len, size_t *ret_len)
     return 0;
 }
 
+int gr_term_next(const void *buf, size_t len, size_t *ret_len)
+{
+    return term_next(buf, len, GR_TERM_DEPTH_MAX, ret_len);
+}
+
 int gr_term_validate(const void *buf, size_t len)
 {
     size_t n;
 
     return gr_term_next(buf, len, &n) == 0 && n == len ? 0 : GR_EBADTERM;
+}
+
+int gr_term_validate_nested(const void *buf, size_t len, unsigned levels)
+{
+    size_t n;
+
+    if (levels > GR_TERM_DEPTH_MAX) {
+        return GR_EBADTERM;
+    }
+    return term_next(buf, len, GR_TERM_DEPTH_MAX - (int)levels, &n) == 0 && n == len ? 0
+                                                                                     : GR_EBADTERM;
 }
 
 int gr_term_decode_id(const void *buf, size_t len, int ext_type, gr_term_id *ret_id)

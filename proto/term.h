@@ -61,6 +61,12 @@ int gr_term_decode_id(const void *buf, size_t len, int ext_type, gr_term_id *ret
  * GR_EBADTERM. */
 int gr_term_validate(const void *buf, size_t len);
 
+/* gr_term_validate for a term that will sit `levels` containers deep in
+ * another (a payload wrapped in an envelope): 0 if the whole would still be
+ * within GR_TERM_DEPTH_MAX, else GR_EBADTERM. A receiver that cannot unpack
+ * the envelope drops all of it, so a wrapper checks this first. */
+int gr_term_validate_nested(const void *buf, size_t len, unsigned levels);
+
 /* The same checks on the first term of buf[0..len) only: 0 and *ret_len the
  * bytes it takes (1..len; whatever follows it is not looked at), or
  * GR_EBADTERM (*ret_len untouched). For a caller that finds the parts of a

@@ -221,6 +221,15 @@ START_TEST(validate_depth)
     n = nest(buf, GR_TERM_DEPTH_MAX - 1, 1);
     ck_assert(msgpack_accepts(buf, n));
     ck_assert_int_eq(gr_term_validate(buf, n), 0);
+    /* nested 3 levels deeper by a wrapper: 3 fewer of its own */
+    n = nest(buf, GR_TERM_DEPTH_MAX - 3, 0);
+    ck_assert_int_eq(gr_term_validate_nested(buf, n, 3), 0);
+    ck_assert_int_eq(gr_term_validate_nested(buf, n, 4), GR_EBADTERM);
+    n = nest(buf, GR_TERM_DEPTH_MAX - 3, 1); /* the empty innermost counts */
+    ck_assert_int_eq(gr_term_validate_nested(buf, n, 3), GR_EBADTERM);
+    ck_assert_int_eq(gr_term_validate_nested(buf, n, 2), 0);
+    ck_assert_int_eq(gr_term_validate_nested(buf, n, GR_TERM_DEPTH_MAX + 1), GR_EBADTERM);
+    ck_assert_int_eq(gr_term_validate_nested(buf, n, 0), gr_term_validate(buf, n));
 }
 END_TEST
 

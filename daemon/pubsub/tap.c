@@ -265,27 +265,6 @@ static int tap_init(girder_ctx *ctx, const girder_msg *arg, void **ret_state)
     return tick(ctx);
 }
 
-/* Whether the answer can carry the ["$pub", Topic, Payload] in p[0..len):
- * it holds [Topic, Payload] inside ["$rpc", Tag, Status, {"msgs": [...]}],
- * 3 levels deeper than the message, and no term may nest deeper than
- * GR_TERM_DEPTH_MAX (the client's unpack refuses the whole answer). */
-static bool fits_answer(const uint8_t *p, size_t len)
-{
-    uint8_t small[4096], *b = len + 3 <= sizeof(small) ? small : malloc(len + 3);
-    bool ok;
-
-    if (b == NULL) {
-        return false;
-    }
-    b[0] = b[1] = b[2] = 0x91; /* three arrays of one */
-    memcpy(b + 3, p, len);
-    ok = gr_term_validate(b, len + 3) == 0;
-    if (b != small) {
-        free(b);
-    }
-    return ok;
-}
-
 static int tap_handle(girder_ctx *ctx, void *state, const girder_msg *msg)
 {
     gr_ps_tap *t = state;
@@ -315,7 +294,10 @@ static int tap_handle(girder_ctx *ctx, void *state, const girder_msg *msg)
         }
         return GIRDER_CONTINUE;
     }
-    fits = fits_answer(p, len);
+    /* the answer holds [Topic, Payload] inside ["$rpc", Tag, Status, {"msgs":
+     * [...]}]: 3 levels deeper than this message; the client's unpack would
+     * refuse the whole answer */
+    fits = gr_term_validate_nested(p, len, 3) == 0;
     pthread_mutex_lock(&t->lock);
     if (fits && t->n < t->max && len <= GR_TAP_MAX_BYTES - t->bytes &&
         (copy = girder_msg_new(p, len)) != NULL) {

@@ -439,6 +439,14 @@ int gr_rpc_forward(gr_rpc_call *c, girder_ctx *ctx, const char *name, const msgp
     for (uint32_t i = 0; i < args->via.array.size; i++) {
         msgpack_pack_object(&pk, args->via.array.ptr[i]);
     }
+    /* girder_call nests the request one level deeper (["$call", From, Ref,
+     * Req]): arguments that fit GR_TERM_DEPTH_MAX only without that level
+     * would be an unreadable call the receiver drops, and this call would
+     * never be answered (a publish nested 31 deep waited out its deadline) */
+    if (gr_term_validate_nested(sb.data, sb.size, 1) < 0) {
+        msgpack_sbuffer_destroy(&sb);
+        return GR_EBADTERM;
+    }
     req = girder_msg_new(sb.data, sb.size);
     msgpack_sbuffer_destroy(&sb);
     if (!req) {
