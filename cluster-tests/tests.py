@@ -1149,6 +1149,8 @@ def test_tables(c):
     check(r.data["expire_ms"] > 0, f"the table's default TTL applies: {r!r}")
     c.expect(b.cli("table", "get", "users", '"u:9"'), EXIT_REMOTE, "not_found", "get absent")
     c.expect(b.cli("table", "get", "nosuch", '"u:1"'), EXIT_REMOTE, "no_table", "no table")
+    for fn in ("info", "drop"):  # a name that is no string: badarg, not no_table
+        c.expect(b.cli("rpc", b.name, "table", fn, "5"), EXIT_REMOTE, "badarg", f"table.{fn} 5")
     c.expect(b.cli("table", "put", "users", '"u:1"', "1", "--if-absent"), EXIT_REMOTE,
              "key_exists", "put-if-absent")
     c.expect(b.cli("table", "put", "users", '"u:2"', "2", "--version", str(v1 + 1)), EXIT_REMOTE,

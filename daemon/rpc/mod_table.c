@@ -93,16 +93,27 @@ static int nargs(const msgpack_object *args, uint32_t min, uint32_t max)
                : GR_EBADARG;
 }
 
+/* The table name of argument 0 into name[GR_TABLE_NAME_MAX + 1]: 0,
+ * GR_EBADTABLENAME (a string too long) or GR_EBADARG (not a string). */
+static int table_name_arg(const msgpack_object *args, char *name)
+{
+    if (gr_term_get_str(arg(args, 0), name, GR_TABLE_NAME_MAX + 1) < 0) {
+        return arg(args, 0)->type == MSGPACK_OBJECT_STR ? GR_EBADTABLENAME : GR_EBADARG;
+    }
+    return 0;
+}
+
 static int open_arg(gr_rpc_call *c, const msgpack_object *args, gr_table **ret_t)
 {
     char name[GR_TABLE_NAME_MAX + 1];
     gr_tables *ts = gr_rpc_tables(c->rpc);
+    int r;
 
     if (!ts) {
         return GR_ENOTABLE;
     }
-    if (gr_term_get_str(arg(args, 0), name, sizeof(name)) < 0) {
-        return arg(args, 0)->type == MSGPACK_OBJECT_STR ? GR_EBADTABLENAME : GR_EBADARG;
+    if ((r = table_name_arg(args, name)) < 0) {
+        return r;
     }
     return gr_tables_open(ts, name, ret_t);
 }
@@ -277,8 +288,11 @@ static int t_drop(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
     if ((r = nargs(args, 1, 1)) < 0) {
         return r;
     }
-    if (!ts || gr_term_get_str(arg(args, 0), name, sizeof(name)) < 0) {
+    if (!ts) {
         return GR_ENOTABLE;
+    }
+    if ((r = table_name_arg(args, name)) < 0) {
+        return r; /* `table info 5` answered no_table */
     }
     if ((r = gr_tables_drop(ts, name)) < 0) {
         return r;
@@ -430,8 +444,11 @@ static int t_info(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
     if ((r = nargs(args, 1, 1)) < 0) {
         return r;
     }
-    if (!ts || gr_term_get_str(arg(args, 0), name, sizeof(name)) < 0) {
+    if (!ts) {
         return GR_ENOTABLE;
+    }
+    if ((r = table_name_arg(args, name)) < 0) {
+        return r; /* `table info 5` answered no_table */
     }
     if ((r = gr_tables_info(ts, name, &i)) < 0) {
         return r;
