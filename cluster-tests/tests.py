@@ -1151,6 +1151,9 @@ def test_tables(c):
     c.expect(b.cli("table", "get", "nosuch", '"u:1"'), EXIT_REMOTE, "no_table", "no table")
     for fn in ("info", "drop"):  # a name that is no string: badarg, not no_table
         c.expect(b.cli("rpc", b.name, "table", fn, "5"), EXIT_REMOTE, "badarg", f"table.{fn} 5")
+    for lim in (0, 10001):  # the page limit is 1..10000
+        c.expect(b.cli("rpc", b.name, "table", "scan", '"users"', f'{{"limit": {lim}}}'),
+                 EXIT_REMOTE, "badarg", f"scan limit {lim}")
     c.expect(b.cli("table", "put", "users", '"u:1"', "1", "--if-absent"), EXIT_REMOTE,
              "key_exists", "put-if-absent")
     c.expect(b.cli("table", "put", "users", '"u:2"', "2", "--version", str(v1 + 1)), EXIT_REMOTE,

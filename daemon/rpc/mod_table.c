@@ -748,8 +748,8 @@ static int t_scan(gr_rpc_call *c, girder_ctx *ctx, const msgpack_object *args)
     if (o && o->type != MSGPACK_OBJECT_MAP) {
         return GR_EBADARG;
     }
-    if (opt_u64(o, "limit", &limit) < 0 || limit > 10000) {
-        return GR_EBADARG;
+    if ((r = opt_u64(o, "limit", &limit)) < 0 || (r == 1 && (limit == 0 || limit > 10000))) {
+        return GR_EBADARG; /* 1..10000 (a limit of 0 gave the default page) */
     }
     req.limit = (uint32_t)limit;
     if ((x = gr_term_map_get(o, "cursor")) && x->type != MSGPACK_OBJECT_NIL) {
