@@ -18,10 +18,9 @@
 #include "pubsub/topic.h"
 
 #include "proto/err.h"
+#include "util/shash.h"
 
-#include <assert.h>
 #include <errno.h>
-#include <sodium.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,9 +43,9 @@ typedef struct node {
 } node;
 
 struct gr_tidx {
-    node *root;                                    /* the empty prefix */
-    size_t nodes;                                  /* alive, root included */
-    unsigned char skey[crypto_shorthash_KEYBYTES]; /* hash_tok's key (random) */
+    node *root;                      /* the empty prefix */
+    size_t nodes;                    /* alive, root included */
+    uint8_t skey[GR_SHASH_KEYBYTES]; /* hash_tok's key (random) */
 };
 
 /* SipHash-2-4 under the index's secret random key: tokens come from
@@ -54,13 +53,7 @@ struct gr_tidx {
  * anyone could pick tokens that all share one chain. */
 static uint64_t hash_tok(const gr_tidx *idx, const char *s, size_t n)
 {
-    unsigned char hb[crypto_shorthash_BYTES];
-    uint64_t h;
-
-    static_assert(sizeof(hb) == sizeof(h), "SipHash-2-4: 8-byte hash");
-    (void)crypto_shorthash(hb, (const unsigned char *)s, n, idx->skey); /* cannot fail */
-    memcpy(&h, hb, sizeof(h));
-    return h;
+    return gr_shash(idx->skey, s, n);
 }
 
 static node *node_new(node *parent, const char *tok, size_t tl, bool star, uint64_t hash)
@@ -86,12 +79,11 @@ int gr_tidx_new(gr_tidx **ret_idx)
         free(idx);
         return -ENOMEM;
     }
-    if (sodium_init() < 0) { /* for randombytes_buf; once per process, then a no-op */
+    if (gr_shash_key_init(idx->skey) < 0) {
         free(idx->root);
         free(idx);
         return -ENOMEM;
     }
-    randombytes_buf(idx->skey, sizeof(idx->skey));
     idx->nodes = 1;
     *ret_idx = idx;
     return 0;

@@ -31,7 +31,6 @@
 
 #include <errno.h>
 #include <msgpack.h>
-#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,11 +88,8 @@ static int rsub_cmp(const void *a, const void *b)
 
 static uint64_t sub_hash(const rconn *c, bool pattern, const char *p, size_t n)
 {
-    unsigned char hb[crypto_shorthash_BYTES];
-    uint64_t h;
+    uint64_t h = gr_shash(c->srv->skey, p, n);
 
-    (void)crypto_shorthash(hb, (const unsigned char *)p, n, c->srv->skey); /* cannot fail */
-    memcpy(&h, hb, sizeof(h));
     return pattern ? h ^ 0x9e3779b97f4a7c15ull : h;
 }
 

@@ -15,6 +15,7 @@
 #include "redis/redis.h"
 #include "pubsub/pubsub.h"
 #include "redis/resp.h"
+#include "util/shash.h"
 
 #include <event2/event.h>
 #include <pthread.h>
@@ -61,12 +62,12 @@ struct gr_redis {
     bool disk;   /* create tables on disk */
     girder_rt *rt;
     gr_tables *tables;
-    gr_pubsub *pubsub;            /* the node's topics (PUBLISH, SUBSCRIBE), or NULL */
-    unsigned char skey[16];       /* the connections' subscription index hash key (random) */
-    uint64_t started_ms;          /* monotonic ms of the node's start */
-    pthread_mutex_t mu;           /* dbs, clients list, cursors, client fields below */
-    gr_table *dbs[GR_REDIS_DBS];  /* opened (created) on first use */
-    gr_table *ldbs[GR_REDIS_DBS]; /* each db's list elements table (TABLE[.N].list) */
+    gr_pubsub *pubsub;               /* the node's topics (PUBLISH, SUBSCRIBE), or NULL */
+    uint8_t skey[GR_SHASH_KEYBYTES]; /* the connections' subscription index hash key (random) */
+    uint64_t started_ms;             /* monotonic ms of the node's start */
+    pthread_mutex_t mu;              /* dbs, clients list, cursors, client fields below */
+    gr_table *dbs[GR_REDIS_DBS];     /* opened (created) on first use */
+    gr_table *ldbs[GR_REDIS_DBS];    /* each db's list elements table (TABLE[.N].list) */
     /* a command that rewrites several entries of one key (a list push or pop,
      * SPOP) holds its key's stripe: one such command per key at a time here */
     pthread_mutex_t klocks[GR_REDIS_KLOCKS];

@@ -51,7 +51,6 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <sodium.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -190,11 +189,10 @@ int gr_redis_new(const gr_redis_config *cfg, gr_redis **ret_r)
         return -ENOMEM;
     }
     r->lfd = -1;
-    if (sodium_init() < 0) { /* for randombytes_buf; once per process, then a no-op */
+    if (gr_shash_key_init(r->skey) < 0) {
         free(r);
         return -ENOMEM;
     }
-    randombytes_buf(r->skey, sizeof(r->skey));
     pthread_mutex_init(&r->mu, NULL);
     pthread_mutex_init(&r->durmu, NULL);
     pthread_cond_init(&r->durcv, NULL);

@@ -13,10 +13,8 @@
 #include "proto/err.h"
 #include "proto/term.h"
 
-#include <assert.h>
 #include <errno.h>
 #include <math.h>
-#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -629,16 +627,4 @@ uint64_t gr_tkey_hash(const uint8_t *p, size_t len)
         h = (h ^ mix(w ^ (uint64_t)(len - i) << 56)) * 0x9fb21c651e98df25ull;
     }
     return mix(h);
-}
-
-uint64_t gr_tkey_shash(const uint8_t skey[GR_TKEY_SKEY], const uint8_t *p, size_t len)
-{
-    unsigned char hb[crypto_shorthash_BYTES];
-    uint64_t h;
-
-    static_assert(crypto_shorthash_KEYBYTES == GR_TKEY_SKEY && sizeof(hb) == sizeof(h),
-                  "SipHash-2-4: 16-byte key, 8-byte hash");
-    (void)crypto_shorthash(hb, p, len, skey); /* cannot fail */
-    memcpy(&h, hb, sizeof(h));
-    return h;
 }

@@ -30,7 +30,7 @@ typedef struct gr_tkey {
 } gr_tkey;
 
 /* Canonicalize the one term in buf[0..len) into *k (fills p and len; hash is
- * the caller's: gr_tkey_hash or gr_tkey_shash, whichever its store uses).
+ * the caller's: gr_tkey_hash, or the table's keyed gr_shash (table.c)).
  * 0, GR_EBADTERM (not exactly one well-formed term, or nested deeper than
  * GR_TERM_DEPTH_MAX), GR_ETOOBIG (canonical form over GR_TKEY_MAX), -ENOMEM.
  * Release with gr_tkey_done (also after an error: NULL-safe on a zeroed k). */
@@ -45,17 +45,6 @@ int gr_tkey_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen);
  * (repl.c). Unkeyed: anyone can compute keys that collide, so no store
  * indexes by it. */
 uint64_t gr_tkey_hash(const uint8_t *p, size_t len);
-
-#define GR_TKEY_SKEY 16u /* bytes of a store hash key */
-
-/* The store hash of canonical key bytes: SipHash-2-4 (libsodium's
- * crypto_shorthash) under skey, a secret random key of one `set` table
- * (table.c), so that nobody can choose keys that pile up in one probe run of
- * its store (hash flooding: with the public hash, 20,000 SETs of such keys
- * took 13x as long as random ones, growing with the square of their count).
- * The table's shard and slot come from its top bits, so its order is also
- * the scan order of a `set` table, on this node and for this run. */
-uint64_t gr_tkey_shash(const uint8_t skey[GR_TKEY_SKEY], const uint8_t *p, size_t len);
 
 /* Does the canonical key k start with the string or binary prefix? True when k
  * is a str (prefix given as str) or bin (as bin) whose bytes begin with the

@@ -35,13 +35,13 @@
 #include "proto/err.h"
 #include "proto/term.h"
 #include "util/log.h"
+#include "util/shash.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <sched.h>
-#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,7 +73,7 @@ struct gr_table {
     _Atomic uint64_t tombs;       /* replicated: tombstones among entries */
     _Atomic uint64_t empties;     /* maps/sets with no live field or member, among entries */
     _Atomic uint64_t dig[GR_TDIGEST_BUCKETS]; /* replicated: XOR of entry hashes per bucket */
-    uint8_t skey[GR_TKEY_SKEY]; /* set: the store hash's secret key (random, this run) */
+    uint8_t skey[GR_SHASH_KEYBYTES]; /* set: the store hash's secret key (random, this run) */
 };
 
 struct gr_tables {
@@ -239,7 +239,7 @@ unsigned gr_tkey_bucket(const void *key, size_t klen)
 /* ---- the key's two hashes ------------------------------------------------------------------
  *
  * A `set` table's store (shards, slots, scan order and cursors) is indexed by
- * the store hash, keyed with the table's secret random skey (gr_tkey_shash),
+ * the store hash, keyed with the table's secret random skey (util/shash.h),
  * so a client cannot choose keys that collide in it; replication (digest
  * buckets, entry digests) uses the public hash, which every replica computes
  * alike. An ordered_set is ordered by its keys, not a hash: its store hash is
@@ -248,7 +248,7 @@ unsigned gr_tkey_bucket(const void *key, size_t klen)
 
 static uint64_t key_hash(const gr_table *t, const uint8_t *p, size_t n)
 {
-    return t->opts.kind == GR_TABLE_SET ? gr_tkey_shash(t->skey, p, n) : gr_tkey_hash(p, n);
+    return t->opts.kind == GR_TABLE_SET ? gr_shash(t->skey, p, n) : gr_tkey_hash(p, n);
 }
 
 /* The public hash of key p[0..n), whose store hash is `hash`. */
@@ -1166,11 +1166,10 @@ static int table_alloc(gr_tables *ts, const char *name, const gr_table_opts *opt
         return -ENOMEM;
     }
     atomic_init(&t->refs, 1);
-    if (sodium_init() < 0) { /* for randombytes_buf; once per process, then a no-op */
+    if (gr_shash_key_init(t->skey) < 0) {
         free(t);
         return -ENOMEM;
     }
-    randombytes_buf(t->skey, sizeof(t->skey));
     t->ts = ts;
     snprintf(t->name, sizeof(t->name), "%s", name);
     t->opts = *opts;

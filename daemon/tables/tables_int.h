@@ -221,7 +221,7 @@ static inline size_t gr_tent_size(const gr_tent *e)
 
 /* A set store slot: the entry's key hash beside it, so probing reads no entry. */
 typedef struct gr_tslot {
-    uint64_t hash; /* e's key's store hash (gr_tkey_shash, table.c) */
+    uint64_t hash; /* e's key's store hash (table.c, key_hash) */
     gr_tent *e;    /* NULL: empty */
 } gr_tslot;
 
