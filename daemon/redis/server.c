@@ -810,17 +810,29 @@ static void watch_reset(rconn *c)
 }
 
 /* Whether (db, key) is WATCHed already (a linear search, as Redis's). */
+/* The WATCH record at off of c->watch, (u32 db, u64 version, u32 len, key
+ * bytes): its fields, and the offset of the next record. */
+static size_t watch_rec(const rconn *c, size_t off, uint32_t *ret_db, uint64_t *ret_ver,
+                        uint32_t *ret_len, const uint8_t **ret_key)
+{
+    memcpy(ret_db, c->watch.p + off, 4);
+    memcpy(ret_ver, c->watch.p + off + 4, 8);
+    memcpy(ret_len, c->watch.p + off + 12, 4);
+    *ret_key = c->watch.p + off + 16;
+    return off + 16 + *ret_len;
+}
+
 static bool watched(const rconn *c, uint32_t db, const char *key, uint32_t l)
 {
     for (size_t off = 0; off < c->watch.len;) {
         uint32_t wdb, wl;
+        uint64_t ver;
+        const uint8_t *wkey;
 
-        memcpy(&wdb, c->watch.p + off, 4);
-        memcpy(&wl, c->watch.p + off + 12, 4);
-        if (wdb == db && wl == l && memcmp(c->watch.p + off + 16, key, l) == 0) {
+        off = watch_rec(c, off, &wdb, &ver, &wl, &wkey);
+        if (wdb == db && wl == l && memcmp(wkey, key, l) == 0) {
             return true;
         }
-        off += 16 + wl;
     }
     return false;
 }
@@ -901,15 +913,14 @@ static bool watch_dirty(rconn *c)
     for (size_t off = 0; off < c->watch.len;) {
         uint32_t db, l;
         uint64_t ver;
+        const uint8_t *key;
         gr_tmeta meta = {0};
         gr_table *t;
         int r;
 
-        memcpy(&db, c->watch.p + off, 4);
-        memcpy(&ver, c->watch.p + off + 4, 8);
-        memcpy(&l, c->watch.p + off + 12, 4);
+        off = watch_rec(c, off, &db, &ver, &l, &key);
         t = gr_redis_db_open(c->srv, (int)db);
-        if (!t || gr_redis_key(&c->k, c->watch.p + off + 16, l) < 0) {
+        if (!t || gr_redis_key(&c->k, key, l) < 0) {
             return true;
         }
         if ((r = gr_table_get(t, c->k.p, c->k.len, &c->v, &meta)) < 0 && r != GR_EWRONGTYPE) {
@@ -918,7 +929,6 @@ static bool watch_dirty(rconn *c)
         if (meta.version != ver) {
             return true;
         }
-        off += 16 + l;
     }
     return false;
 }
